@@ -1,0 +1,1 @@
+"""Pure machine learning for cupcheck: no Qt, no SQL."""

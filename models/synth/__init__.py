@@ -1,0 +1,1 @@
+"""The synthetic coin world: a procedural mint and a top-down cup-scene renderer."""

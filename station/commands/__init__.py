@@ -1,0 +1,7 @@
+"""One module per ``cupcheck`` subcommand; each exposes ``register(subparsers)``.
+
+To add a command, write ``station/commands/<name>.py`` with a ``register`` function and add the module's name
+to ``COMMANDS`` below.
+"""
+
+COMMANDS: tuple[str, ...] = ("synth",)

@@ -1,0 +1,26 @@
+"""The station's data directory (gallery, database, models, captures)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+ENV_VAR = "CUPCHECK_HOME"
+
+
+def resolve_home(explicit: str | Path | None = None) -> Path:
+    """Return the station home: ``explicit``, else ``$CUPCHECK_HOME``, else the user's data directory.
+
+    The directory is created if it does not exist.
+    """
+    if explicit is not None:
+        home = Path(explicit)
+    elif os.environ.get(ENV_VAR):
+        home = Path(os.environ[ENV_VAR])
+    else:
+        home = Path(platformdirs.user_data_dir("cupcheck", appauthor=False))
+    home = home.expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
