@@ -4,4 +4,4 @@ To add a command, write ``station/commands/<name>.py`` with a ``register`` funct
 to ``COMMANDS`` below.
 """
 
-COMMANDS: tuple[str, ...] = ("synth",)
+COMMANDS: tuple[str, ...] = ()
