@@ -13,17 +13,21 @@ import sys
 from collections.abc import Sequence
 
 from station.commands import COMMANDS
+from station.commands.groups import register_groups
 from station.errors import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(prog="cupcheck", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="cupcheck", description="Coin-cup verification station: detect, identify and verify coins in a cup."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
         module = importlib.import_module(f"station.commands.{name}")
         module.register(sub)
+    register_groups(sub)
     return parser
 
 
