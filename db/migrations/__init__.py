@@ -1,0 +1,1 @@
+"""Alembic migration environment for the verdict log (run through :func:`db.session.upgrade`)."""

@@ -1,0 +1,422 @@
+"""Frozen dataclasses that cross the database boundary: what a station logs, and what review and retraining read.
+
+:class:`VerdictRecord` is the input of :meth:`db.repository.VerdictRepository.log_verdict`; it round-trips through
+JSON (images base64-encoded) so the spool can journal it. :class:`ReviewItem`, :class:`TrainingCup` and
+:class:`TrainingCoin` are what the repository returns; no ORM object leaves ``db``.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from db.schema import LabelKind
+from models.types import Decision, Side, Verdict
+
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """Return ``(width, height)`` read from a JPEG's frame header without decoding the image.
+
+    Raises:
+        ValueError: when ``data`` is not a JPEG or has no frame header.
+    """
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG (no SOI marker)")
+    pos = 2
+    n = len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            raise ValueError(f"corrupt JPEG: expected a marker at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _JPEG_SOF:
+            if pos + 9 > n:
+                break
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            return width, height
+        if marker == 0xDA:  # start of scan before any frame header
+            break
+        pos += 2 + length
+    raise ValueError("JPEG without a frame header")
+
+
+@dataclass(frozen=True)
+class CoinRecord:
+    """One coin as logged.
+
+    Attributes:
+        index: position in the detector's order (unique within the cup, ``>= 0``).
+        bbox: ``x1, y1, x2, y2`` in frame pixels.
+        confidence: detector score in ``[0, 1]``.
+        partial: cut by the image edge or the cup rim.
+        diameter_mm: measured diameter, ``None`` when the camera is uncalibrated.
+        top_type: best gallery match's coin type, ``None`` without a match.
+        top_side: best match's side.
+        top_score: best match's similarity.
+        crop_jpeg: the background-removed crop as JPEG bytes, stored content-addressed.
+        mask_png: the crop's mask as PNG bytes, stored content-addressed.
+        embedding: ``(D,)`` float32 embedding as little-endian bytes.
+    """
+
+    index: int
+    bbox: tuple[float, float, float, float]
+    confidence: float
+    partial: bool = False
+    diameter_mm: float | None = None
+    top_type: str | None = None
+    top_side: Side | None = None
+    top_score: float | None = None
+    crop_jpeg: bytes | None = None
+    mask_png: bytes | None = None
+    embedding: bytes | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict (bytes base64-encoded)."""
+        return {
+            "index": self.index,
+            "bbox": list(self.bbox),
+            "confidence": self.confidence,
+            "partial": self.partial,
+            "diameter_mm": self.diameter_mm,
+            "top_type": self.top_type,
+            "top_side": None if self.top_side is None else self.top_side.value,
+            "top_score": self.top_score,
+            "crop_jpeg": _b64(self.crop_jpeg),
+            "mask_png": _b64(self.mask_png),
+            "embedding": _b64(self.embedding),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CoinRecord:
+        """Inverse of :meth:`to_json`."""
+        x1, y1, x2, y2 = (float(v) for v in data["bbox"])
+        side = data.get("top_side")
+        return cls(
+            index=int(data["index"]),
+            bbox=(x1, y1, x2, y2),
+            confidence=float(data["confidence"]),
+            partial=bool(data["partial"]),
+            diameter_mm=data.get("diameter_mm"),
+            top_type=data.get("top_type"),
+            top_side=None if side is None else Side(side),
+            top_score=data.get("top_score"),
+            crop_jpeg=_unb64(data.get("crop_jpeg")),
+            mask_png=_unb64(data.get("mask_png")),
+            embedding=_unb64(data.get("embedding")),
+        )
+
+
+@dataclass(frozen=True)
+class VerdictRecord:
+    """Everything :meth:`~db.repository.VerdictRepository.log_verdict` stores for one cup.
+
+    Attributes:
+        station: the station's name (created on first use).
+        operator: a registered operator's name.
+        order: order number, ``None`` for a cup checked without an order.
+        expected_type: the coin type the cup should hold.
+        image_jpeg: the cup photograph, JPEG bytes.
+        coins: per-coin records.
+        decision: PASS or FLAG.
+        p_correct: calibrated probability that every coin is the expected type, in ``[0, 1]``.
+        threshold: the acceptance threshold in force.
+        reasons: plain-language reasons.
+        model_version: the bundle version that decided.
+        timings_ms: stage name to milliseconds.
+        idempotency_key: a client-generated UUID; logging the same key twice stores one verdict.
+        created_at: when the verdict was made, timezone-aware.
+    """
+
+    station: str
+    operator: str
+    order: str | None
+    expected_type: str
+    image_jpeg: bytes
+    coins: tuple[CoinRecord, ...]
+    decision: Decision
+    p_correct: float
+    threshold: float
+    reasons: tuple[str, ...]
+    model_version: str
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    idempotency_key: str = field(default_factory=lambda: str(uuid.uuid4()))
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        if not self.station or not self.operator or not self.expected_type:
+            raise ValueError("station, operator and expected_type must be non-empty")
+        if not (0.0 <= self.p_correct <= 1.0) or math.isnan(self.p_correct):
+            raise ValueError(f"p_correct must be in [0, 1], got {self.p_correct}")
+        if self.created_at.tzinfo is None:
+            raise ValueError("created_at must be timezone-aware")
+        uuid.UUID(self.idempotency_key)  # raises ValueError when malformed
+        jpeg_size(self.image_jpeg)  # raises ValueError when not a JPEG
+
+    @classmethod
+    def from_verdict(
+        cls,
+        verdict: Verdict,
+        image_jpeg: bytes,
+        *,
+        station: str,
+        operator: str,
+        order: str | None = None,
+        crops_jpeg: Mapping[int, bytes] | None = None,
+        masks_png: Mapping[int, bytes] | None = None,
+        embeddings: Mapping[int, npt.NDArray[np.float32]] | None = None,
+        idempotency_key: str | None = None,
+        created_at: datetime | None = None,
+    ) -> VerdictRecord:
+        """Build a record from the pipeline's :class:`~models.types.Verdict`.
+
+        Args:
+            verdict: the pipeline's answer.
+            image_jpeg: the photographed frame, JPEG-encoded.
+            station: station name.
+            operator: operator name.
+            order: order number, if any.
+            crops_jpeg: coin index → crop JPEG bytes.
+            masks_png: coin index → mask PNG bytes.
+            embeddings: coin index → ``(D,)`` float32 embedding.
+            idempotency_key: reuse to make a retry idempotent; a fresh UUID4 by default.
+            created_at: verdict time; now (UTC) by default.
+        """
+        crops, masks, embs = crops_jpeg or {}, masks_png or {}, embeddings or {}
+        coins = []
+        for ev in verdict.coins:
+            top = ev.matches[0] if ev.matches else None
+            emb = embs.get(ev.index)
+            coins.append(
+                CoinRecord(
+                    index=ev.index,
+                    bbox=ev.bbox,
+                    confidence=ev.confidence,
+                    partial=ev.partial,
+                    diameter_mm=ev.diameter_mm,
+                    top_type=None if top is None else top.type_id,
+                    top_side=None if top is None else top.side,
+                    top_score=None if top is None else top.score,
+                    crop_jpeg=crops.get(ev.index),
+                    mask_png=masks.get(ev.index),
+                    embedding=None if emb is None else np.asarray(emb, dtype="<f4").tobytes(),
+                )
+            )
+        return cls(
+            station=station,
+            operator=operator,
+            order=order,
+            expected_type=verdict.expected_type,
+            image_jpeg=image_jpeg,
+            coins=tuple(coins),
+            decision=verdict.decision,
+            p_correct=verdict.p_correct,
+            threshold=verdict.threshold,
+            reasons=tuple(verdict.reasons),
+            model_version=verdict.model_version,
+            timings_ms=dict(verdict.timings_ms),
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+            created_at=created_at or datetime.now(UTC),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict (images base64-encoded, time in ISO 8601)."""
+        return {
+            "station": self.station,
+            "operator": self.operator,
+            "order": self.order,
+            "expected_type": self.expected_type,
+            "image_jpeg": _b64(self.image_jpeg),
+            "coins": [c.to_json() for c in self.coins],
+            "decision": self.decision.value,
+            "p_correct": self.p_correct,
+            "threshold": self.threshold,
+            "reasons": list(self.reasons),
+            "model_version": self.model_version,
+            "timings_ms": dict(self.timings_ms),
+            "idempotency_key": self.idempotency_key,
+            "created_at": self.created_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VerdictRecord:
+        """Inverse of :meth:`to_json`."""
+        image = _unb64(data["image_jpeg"])
+        if image is None:
+            raise ValueError("record without an image")
+        return cls(
+            station=data["station"],
+            operator=data["operator"],
+            order=data.get("order"),
+            expected_type=data["expected_type"],
+            image_jpeg=image,
+            coins=tuple(CoinRecord.from_json(c) for c in data["coins"]),
+            decision=Decision(data["decision"]),
+            p_correct=float(data["p_correct"]),
+            threshold=float(data["threshold"]),
+            reasons=tuple(data["reasons"]),
+            model_version=data["model_version"],
+            timings_ms={str(k): float(v) for k, v in data["timings_ms"].items()},
+            idempotency_key=data["idempotency_key"],
+            created_at=datetime.fromisoformat(data["created_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class OperatorInfo:
+    """A registered operator (never the PIN hash)."""
+
+    id: int
+    name: str
+    role: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the append-only relabel history."""
+
+    id: int
+    operator: str
+    created_at: datetime
+    cup_id: int
+    coin_id: int | None
+    target: str
+    old_value: str | None
+    new_value: str
+    note: str
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One cup in the supervisor's review queue, with the parts of its informativeness score.
+
+    Attributes:
+        cup_id: the cup.
+        verdict_id: its verdict.
+        station: station name.
+        expected_type: the type the order asked for.
+        decision: the station's decision.
+        p_correct: the voter's probability.
+        threshold: the threshold in force.
+        n_coins: coins found.
+        mismatch_share: share of coins whose best match is not the expected type (no match counts as not).
+        uncertainty: in ``[0, 1]``, 1 when ``p_correct`` sits on the threshold or at 0.5.
+        disagreement: in ``[0, 1]``, ``|mismatch_share - (1 - p_correct)|``, pooled vs per-coin evidence.
+        rarity: in ``(0, 1]``, ``1 / (1 + labels of this type so far)``.
+        score: weighted sum of the three; higher is more worth a person's time.
+        labelled: whether the cup or any of its coins already carries a current label.
+        capture_ref: store reference of the photograph.
+        created_at: verdict time.
+    """
+
+    cup_id: int
+    verdict_id: int
+    station: str
+    expected_type: str
+    decision: Decision
+    p_correct: float
+    threshold: float
+    n_coins: int
+    mismatch_share: float
+    uncertainty: float
+    disagreement: float
+    rarity: float
+    score: float
+    labelled: bool
+    capture_ref: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TrainingCup:
+    """A labelled cup for retraining.
+
+    Attributes:
+        cup_id: the cup.
+        station: station name (the capture lives in that station's store).
+        capture_ref: store reference of the photograph.
+        expected_type: the order's type.
+        label: the cup-level ruling.
+        true_type: the type the cup really holds (``expected_type`` when confirmed).
+        model_version: the model that judged it.
+        decision: what the station said.
+        labelled_at: when the ruling was made.
+    """
+
+    cup_id: int
+    station: str
+    capture_ref: str | None
+    expected_type: str
+    label: LabelKind
+    true_type: str
+    model_version: str
+    decision: Decision
+    labelled_at: datetime
+
+
+@dataclass(frozen=True)
+class TrainingCoin:
+    """A labelled coin crop for retraining.
+
+    Attributes:
+        cup_id: its cup.
+        coin_id: the coin row.
+        index: detector order within the cup.
+        station: station name (the crop lives in that station's store).
+        crop_ref: store reference of the crop JPEG, ``None`` if none was logged.
+        mask_ref: store reference of the mask PNG.
+        label: the ruling in force for this coin (its own, else inherited from the cup).
+        true_type: the coin's type, ``None`` for ``not_a_coin``.
+        side: the coin's side when known (``wrong_side`` flips the matched side).
+        inherited: the label came from the cup, not from the coin itself.
+        embedding: ``(D,)`` float32 as logged, or ``None``.
+        model_version: the model that judged the cup.
+        labelled_at: when the ruling in force was made.
+    """
+
+    cup_id: int
+    coin_id: int
+    index: int
+    station: str
+    crop_ref: str | None
+    mask_ref: str | None
+    label: LabelKind
+    true_type: str | None
+    side: Side | None
+    inherited: bool
+    embedding: npt.NDArray[np.float32] | None
+    model_version: str
+    labelled_at: datetime
+
+
+@dataclass(frozen=True)
+class TrainingExport:
+    """Everything labelled since a point in time."""
+
+    cups: tuple[TrainingCup, ...]
+    coins: tuple[TrainingCoin, ...]
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)

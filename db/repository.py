@@ -1,0 +1,657 @@
+"""The verdict log's verbs: log a verdict, rank cups for review, relabel, export labelled data for retraining.
+
+Images (the cup photograph, coin crops and masks) live in a content-addressed store under the station home
+(:mod:`db.store`); rows refer to them by ``captures/ab/cdef....ext``. :meth:`VerdictRepository.log_verdict` writes
+the files first, atomically, then every row in one transaction. If the transaction fails, the files it wrote stay
+behind as *orphans*: they are harmless because their names are their contents' hashes (a later identical capture
+reuses them, nothing half-written is ever visible) and :meth:`VerdictRepository.gc_orphan_images` removes those
+that no row references once they are older than a grace period (so a write still in flight is never collected).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, and_, case, exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.pins import hash_pin, verify_pin
+from db.records import (
+    AuditEntry,
+    OperatorInfo,
+    ReviewItem,
+    TrainingCoin,
+    TrainingCup,
+    TrainingExport,
+    VerdictRecord,
+    jpeg_size,
+)
+from db.schema import (
+    CUP_LABEL_KINDS,
+    Capture,
+    Coin,
+    Cup,
+    Label,
+    LabelKind,
+    Operator,
+    Order,
+    RelabelAudit,
+    Role,
+    Station,
+    Verdict,
+    utcnow,
+)
+from db.session import init_db, make_engine, make_session_factory
+from db.store import ContentStore, StoredBlob
+from models.types import Decision, Side
+
+_GC_BATCH = 500
+
+
+class NotSupervisorError(PermissionError):
+    """The acting operator may not relabel (not a supervisor, or deactivated)."""
+
+
+class UnknownOperatorError(LookupError):
+    """No operator of that name is registered."""
+
+
+class OrderMismatchError(ValueError):
+    """An order number was logged with a different expected type than the one on record."""
+
+
+@dataclass(frozen=True)
+class ReviewWeights:
+    """How the review score mixes its parts (each part lies in ``[0, 1]``)."""
+
+    uncertainty: float = 0.5
+    disagreement: float = 0.3
+    rarity: float = 0.2
+
+
+class VerdictRepository:
+    """Reads and writes the verdict log; the only class the station, review and retrain code talk to.
+
+    Args:
+        engine: a migrated database (see :func:`db.session.init_db`).
+        home: the station home; images go under ``home/captures``.
+    """
+
+    def __init__(self, engine: Engine, home: Path) -> None:
+        self.engine = engine
+        self.store = ContentStore(home)
+        self._sessions: sessionmaker[Session] = make_session_factory(engine)
+        self._writes: sessionmaker[Session] = make_session_factory(engine, writes=True)
+
+    @classmethod
+    def open(cls, home: Path, url: str | None = None, *, migrate: bool = True) -> VerdictRepository:
+        """Open the station's database (SQLite under ``home`` unless ``url`` is given), migrating it to head.
+
+        Args:
+            home: the station home (database file when ``url`` is ``None``, and the image store).
+            url: a SQLAlchemy URL, e.g. ``postgresql+psycopg://cupcheck@dbhost/cupcheck``.
+            migrate: run the Alembic upgrade first.
+        """
+        engine = init_db(url, home=home) if migrate else make_engine(url, home=home)
+        return cls(engine, home)
+
+    # -- operators --------------------------------------------------------------------------------------------
+
+    def add_operator(self, name: str, role: Role | str, pin: str) -> OperatorInfo:
+        """Register an operator with a PIN (stored as a salted scrypt hash).
+
+        Raises:
+            ValueError: for a too-short PIN or an unknown role.
+            sqlalchemy.exc.IntegrityError: when the name is taken.
+        """
+        op = Operator(name=name, role=Role(role), pin_hash=hash_pin(pin), active=True)
+        with self._writes.begin() as session:
+            session.add(op)
+            session.flush()
+            return _operator_info(op)
+
+    def verify_operator(self, name: str, pin: str) -> OperatorInfo | None:
+        """Return the operator when ``pin`` is right and the operator is active, else ``None``."""
+        with self._sessions() as session:
+            op = session.scalar(select(Operator).where(Operator.name == name))
+        if op is None or not op.active or not verify_pin(pin, op.pin_hash):
+            return None
+        return _operator_info(op)
+
+    # -- logging ----------------------------------------------------------------------------------------------
+
+    def log_verdict(self, record: VerdictRecord) -> int:
+        """Store one verdict with its cup, photograph and coins; return the verdict's id.
+
+        The images are written first (atomically, content-addressed), then all rows in one transaction, so a
+        failure leaves no row behind. Idempotent: if a verdict with ``record.idempotency_key`` exists (a retry, a
+        spool replay, or a concurrent duplicate), its id is returned and nothing is inserted.
+
+        Raises:
+            UnknownOperatorError: the operator is not registered.
+            OrderMismatchError: the order exists with another expected type.
+            sqlalchemy.exc.OperationalError: the database cannot be reached (the spool catches this).
+            sqlalchemy.exc.IntegrityError: a row breaks a constraint (e.g. two coins with one index).
+        """
+        width, height = jpeg_size(record.image_jpeg)
+        image = self.store.put(record.image_jpeg, "jpg")
+        crops = {c.index: self.store.put(c.crop_jpeg, "jpg") for c in record.coins if c.crop_jpeg is not None}
+        masks = {c.index: self.store.put(c.mask_png, "png") for c in record.coins if c.mask_png is not None}
+        try:
+            with self._writes.begin() as session:
+                existing = _verdict_id_for_key(session, record.idempotency_key)
+                if existing is not None:
+                    return existing
+                return self._insert_rows(session, record, image, (width, height), crops, masks)
+        except IntegrityError:
+            with self._sessions() as session:
+                existing = _verdict_id_for_key(session, record.idempotency_key)
+            if existing is not None:
+                return existing
+            raise
+
+    def _insert_rows(
+        self,
+        session: Session,
+        record: VerdictRecord,
+        image: StoredBlob,
+        size: tuple[int, int],
+        crops: dict[int, StoredBlob],
+        masks: dict[int, StoredBlob],
+    ) -> int:
+        station_id = _get_or_create_station(session, record.station)
+        operator = session.scalar(select(Operator).where(Operator.name == record.operator))
+        if operator is None:
+            raise UnknownOperatorError(f"operator {record.operator!r} is not registered")
+        order_id = None
+        if record.order is not None:
+            order_id = _get_or_create_order(session, record.order, record.expected_type)
+        cup = Cup(
+            station_id=station_id,
+            operator_id=operator.id,
+            order_id=order_id,
+            expected_type=record.expected_type,
+            created_at=record.created_at,
+        )
+        cup.capture = Capture(
+            sha256=image.sha256, ref=image.ref, width=size[0], height=size[1], size_bytes=image.size_bytes
+        )
+        cup.coins = [
+            Coin(
+                index=c.index,
+                x1=c.bbox[0],
+                y1=c.bbox[1],
+                x2=c.bbox[2],
+                y2=c.bbox[3],
+                diameter_mm=c.diameter_mm,
+                confidence=c.confidence,
+                partial=c.partial,
+                top_type=c.top_type,
+                top_side=c.top_side,
+                top_score=c.top_score,
+                crop_ref=crops[c.index].ref if c.index in crops else None,
+                mask_ref=masks[c.index].ref if c.index in masks else None,
+                embedding=c.embedding,
+            )
+            for c in record.coins
+        ]
+        verdict = Verdict(
+            idempotency_key=record.idempotency_key,
+            decision=record.decision,
+            p_correct=record.p_correct,
+            threshold=record.threshold,
+            reasons=list(record.reasons),
+            model_version=record.model_version,
+            timings=dict(record.timings_ms),
+            created_at=record.created_at,
+        )
+        cup.verdict = verdict
+        session.add(cup)
+        session.flush()
+        return verdict.id
+
+    def verdict_id_for_key(self, idempotency_key: str) -> int | None:
+        """Return the id of the verdict logged under ``idempotency_key``, or ``None``."""
+        with self._sessions() as session:
+            return _verdict_id_for_key(session, idempotency_key)
+
+    # -- review -----------------------------------------------------------------------------------------------
+
+    def review_queue(
+        self,
+        limit: int = 20,
+        station: str | None = None,
+        *,
+        margin: float = 0.15,
+        weights: ReviewWeights | None = None,
+        window: int = 5000,
+    ) -> list[ReviewItem]:
+        """Rank flagged and low-margin cups by how much a person's label would teach the model.
+
+        Candidates are cups whose verdict is FLAG or whose ``p_correct`` lies within ``margin`` of the threshold
+        (the newest ``window`` of them). Each gets ``score = w_u·uncertainty + w_d·disagreement + w_r·rarity``:
+
+        - uncertainty: ``max(1 - |p - threshold| / 0.5, 1 - 2·|p - 0.5|)`` clipped to ``[0, 1]``;
+        - disagreement: ``|mismatch_share - (1 - p)|``, where ``mismatch_share`` is the share of coins whose best
+          match is not the expected type, so the pooled voter and the per-coin evidence disagreeing scores high;
+        - rarity: ``1 / (1 + n)``, with ``n`` the cups of this expected type labelled so far.
+
+        Unlabelled cups come first, then higher score, then newer.
+
+        Args:
+            limit: how many items to return.
+            station: only this station's cups.
+            margin: how close to the threshold a PASS must be to need review.
+            weights: score weights.
+            window: how many of the newest candidates to score.
+        """
+        w = weights or ReviewWeights()
+        coin_stats = (
+            select(
+                Coin.cup_id.label("cup_id"),
+                func.count(Coin.id).label("n_coins"),
+                func.sum(case((Coin.top_type == Cup.expected_type, 0), else_=1)).label("n_mismatch"),
+            )
+            .join(Cup, Cup.id == Coin.cup_id)
+            .group_by(Coin.cup_id)
+            .subquery()
+        )
+        labelled = exists().where(and_(Label.cup_id == Cup.id, Label.is_current))
+        stmt = (
+            select(
+                Verdict.id,
+                Cup.id,
+                Station.name,
+                Cup.expected_type,
+                Verdict.decision,
+                Verdict.p_correct,
+                Verdict.threshold,
+                Verdict.created_at,
+                Capture.ref,
+                func.coalesce(coin_stats.c.n_coins, 0),
+                func.coalesce(coin_stats.c.n_mismatch, 0),
+                labelled,
+            )
+            .join(Cup, Cup.id == Verdict.cup_id)
+            .join(Station, Station.id == Cup.station_id)
+            .outerjoin(Capture, Capture.cup_id == Cup.id)
+            .outerjoin(coin_stats, coin_stats.c.cup_id == Cup.id)
+            .where(
+                or_(
+                    Verdict.decision == Decision.FLAG,
+                    func.abs(Verdict.p_correct - Verdict.threshold) < margin,
+                )
+            )
+            .order_by(Verdict.created_at.desc(), Verdict.id.desc())
+            .limit(window)
+        )
+        if station is not None:
+            stmt = stmt.where(Station.name == station)
+        type_counts = (
+            select(Cup.expected_type, func.count(func.distinct(Label.cup_id)))
+            .join(Cup, Cup.id == Label.cup_id)
+            .where(Label.is_current)
+            .group_by(Cup.expected_type)
+        )
+        with self._sessions() as session:
+            rows = session.execute(stmt).all()
+            labels_per_type = {t: int(n) for t, n in session.execute(type_counts).all()}
+        items = []
+        for vid, cup_id, st, exp, decision, p, thr, created, ref, n, n_mis, is_lab in rows:
+            n, n_mis = int(n), int(n_mis)
+            share = n_mis / n if n else 0.0
+            unc = max(1.0 - abs(p - thr) / 0.5, 1.0 - 2.0 * abs(p - 0.5))
+            unc = min(1.0, max(0.0, unc))
+            dis = abs(share - (1.0 - p))
+            rar = 1.0 / (1.0 + labels_per_type.get(exp, 0))
+            score = w.uncertainty * unc + w.disagreement * dis + w.rarity * rar
+            items.append(
+                ReviewItem(
+                    cup_id=cup_id,
+                    verdict_id=vid,
+                    station=st,
+                    expected_type=exp,
+                    decision=Decision(decision),
+                    p_correct=p,
+                    threshold=thr,
+                    n_coins=n,
+                    mismatch_share=share,
+                    uncertainty=unc,
+                    disagreement=dis,
+                    rarity=rar,
+                    score=score,
+                    labelled=bool(is_lab),
+                    capture_ref=ref,
+                    created_at=created,
+                )
+            )
+        items.sort(key=lambda it: (it.labelled, -it.score, -it.created_at.timestamp(), it.cup_id))
+        return items[:limit]
+
+    # -- relabel ----------------------------------------------------------------------------------------------
+
+    def relabel(
+        self,
+        actor: str,
+        cup_id: int,
+        kind: LabelKind | str,
+        *,
+        coin_index: int | None = None,
+        corrected_type: str | None = None,
+        note: str = "",
+    ) -> int:
+        """Record a supervisor's ruling on a cup or one of its coins; return the new label's id.
+
+        The previous label of the same target stops being current; the new label and an audit row (old value →
+        new value) are written in one transaction.
+
+        Args:
+            actor: the supervisor's operator name.
+            cup_id: the cup.
+            kind: the ruling; a cup takes ``confirmed`` or ``corrected``, a coin any :class:`LabelKind`.
+            coin_index: the coin's index within the cup; ``None`` labels the whole cup.
+            corrected_type: the true type, required with ``corrected`` and refused otherwise.
+            note: free text kept in the audit log.
+
+        Raises:
+            NotSupervisorError: ``actor`` is not an active supervisor.
+            UnknownOperatorError: ``actor`` is not registered.
+            LookupError: no such cup or coin.
+            ValueError: the kind does not fit the target or ``corrected_type``.
+        """
+        kind = LabelKind(kind)
+        if (kind is LabelKind.CORRECTED) != (corrected_type is not None):
+            raise ValueError("corrected_type is required with 'corrected' and only with it")
+        if coin_index is None and kind not in CUP_LABEL_KINDS:
+            raise ValueError(f"a cup can only be {sorted(k.value for k in CUP_LABEL_KINDS)}, not {kind.value!r}")
+        with self._writes.begin() as session:
+            op = session.scalar(select(Operator).where(Operator.name == actor))
+            if op is None:
+                raise UnknownOperatorError(f"operator {actor!r} is not registered")
+            if op.role is not Role.SUPERVISOR or not op.active:
+                raise NotSupervisorError(f"{actor!r} is not an active supervisor and may not relabel")
+            cup = session.get(Cup, cup_id)
+            if cup is None:
+                raise LookupError(f"no cup {cup_id}")
+            coin_id = None
+            if coin_index is not None:
+                coin_id = session.scalar(select(Coin.id).where(Coin.cup_id == cup_id, Coin.index == coin_index))
+                if coin_id is None:
+                    raise LookupError(f"cup {cup_id} has no coin {coin_index}")
+            target = f"cup:{cup_id}" if coin_id is None else f"coin:{coin_id}"
+            prev = session.scalar(select(Label).where(Label.target == target, Label.is_current).with_for_update())
+            old_value = None if prev is None else _label_value(prev.kind, prev.corrected_type)
+            if prev is not None:
+                prev.is_current = False
+                session.flush()
+            now = utcnow()
+            label = Label(
+                cup_id=cup_id,
+                coin_id=coin_id,
+                target=target,
+                kind=kind,
+                corrected_type=corrected_type,
+                operator_id=op.id,
+                created_at=now,
+                is_current=True,
+            )
+            session.add(label)
+            session.add(
+                RelabelAudit(
+                    operator_id=op.id,
+                    created_at=now,
+                    cup_id=cup_id,
+                    coin_id=coin_id,
+                    target=target,
+                    old_value=old_value,
+                    new_value=_label_value(kind, corrected_type),
+                    note=note,
+                )
+            )
+            session.flush()
+            return label.id
+
+    def audit_trail(self, cup_id: int | None = None) -> list[AuditEntry]:
+        """Return the relabel history, oldest first, optionally for one cup (its coins included)."""
+        stmt = (
+            select(RelabelAudit, Operator.name)
+            .join(Operator, Operator.id == RelabelAudit.operator_id)
+            .order_by(RelabelAudit.id)
+        )
+        if cup_id is not None:
+            stmt = stmt.where(RelabelAudit.cup_id == cup_id)
+        with self._sessions() as session:
+            rows = session.execute(stmt).all()
+        return [
+            AuditEntry(
+                id=a.id,
+                operator=name,
+                created_at=a.created_at,
+                cup_id=a.cup_id,
+                coin_id=a.coin_id,
+                target=a.target,
+                old_value=a.old_value,
+                new_value=a.new_value,
+                note=a.note,
+            )
+            for a, name in rows
+        ]
+
+    # -- retraining -------------------------------------------------------------------------------------------
+
+    def training_export(self, since_version: str | None = None, since: datetime | None = None) -> TrainingExport:
+        """Return the labelled cups and coins whose ruling in force was made after a point in time.
+
+        A coin's ruling in force is its own current label, else its cup's current label (``inherited``).
+
+        Args:
+            since_version: only rulings made after the first verdict of this model version was logged, i.e.
+                what that model has not been trained on.
+            since: only rulings made after this (timezone-aware) time. Give at most one of the two; neither
+                exports everything labelled.
+
+        Raises:
+            ValueError: both bounds given.
+            LookupError: no verdict carries ``since_version``.
+        """
+        if since_version is not None and since is not None:
+            raise ValueError("give since_version or since, not both")
+        with self._sessions() as session:
+            if since_version is not None:
+                since = session.scalar(
+                    select(func.min(Verdict.created_at)).where(Verdict.model_version == since_version)
+                )
+                if since is None:
+                    raise LookupError(f"no verdict was made by model version {since_version!r}")
+            fresh = select(Label.cup_id).where(Label.is_current)
+            if since is not None:
+                fresh = fresh.where(Label.created_at > since)
+            cup_ids = sorted(set(session.scalars(fresh.distinct()).all()))
+            if not cup_ids:
+                return TrainingExport(cups=(), coins=())
+            return _export_cups(session, cup_ids, since)
+
+    # -- housekeeping -----------------------------------------------------------------------------------------
+
+    def gc_orphan_images(self, min_age_s: float = 3600.0, now: float | None = None) -> list[str]:
+        """Delete store files that no row references and that are older than ``min_age_s``; return their refs.
+
+        Temporary files left by interrupted writes older than the grace period go too. The grace period keeps
+        the files of a :meth:`log_verdict` still in flight (written, not yet committed).
+
+        Args:
+            min_age_s: grace period in seconds.
+            now: the current time as a POSIX timestamp (for tests); ``time.time()`` by default.
+        """
+        cutoff = (time.time() if now is None else now) - min_age_s
+        old = [ref for ref, mtime in self.store.iter_refs() if mtime <= cutoff]
+        removed: list[str] = []
+        with self._sessions() as session:
+            for start in range(0, len(old), _GC_BATCH):
+                batch = old[start : start + _GC_BATCH]
+                used = _referenced(session, batch)
+                for ref in batch:
+                    if ref not in used:
+                        self.store.remove(ref)
+                        removed.append(ref)
+        for path, mtime in list(self.store.iter_temp_files()):
+            if mtime <= cutoff:
+                path.unlink(missing_ok=True)
+        return removed
+
+
+def _operator_info(op: Operator) -> OperatorInfo:
+    return OperatorInfo(id=op.id, name=op.name, role=Role(op.role).value, active=op.active)
+
+
+def _verdict_id_for_key(session: Session, key: str) -> int | None:
+    return session.scalar(select(Verdict.id).where(Verdict.idempotency_key == key))
+
+
+def _insert_ignoring_conflict(session: Session, table: Any, values: dict[str, Any], unique: str) -> None:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=[unique]))
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=[unique]))
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise NotImplementedError(dialect)
+
+
+def _get_or_create_station(session: Session, name: str) -> int:
+    station_id = session.scalar(select(Station.id).where(Station.name == name))
+    if station_id is None:
+        _insert_ignoring_conflict(session, Station.__table__, {"name": name, "created_at": utcnow()}, "name")
+        station_id = session.scalar(select(Station.id).where(Station.name == name))
+    assert station_id is not None
+    return station_id
+
+
+def _get_or_create_order(session: Session, number: str, expected_type: str) -> int:
+    row = session.execute(select(Order.id, Order.expected_type).where(Order.number == number)).first()
+    if row is None:
+        _insert_ignoring_conflict(
+            session,
+            Order.__table__,
+            {"number": number, "expected_type": expected_type, "created_at": utcnow()},
+            "number",
+        )
+        row = session.execute(select(Order.id, Order.expected_type).where(Order.number == number)).first()
+    assert row is not None
+    if row.expected_type != expected_type:
+        raise OrderMismatchError(f"order {number!r} expects {row.expected_type!r}, not {expected_type!r}")
+    return int(row.id)
+
+
+def _label_value(kind: LabelKind, corrected_type: str | None) -> str:
+    return f"{kind.value}:{corrected_type}" if kind is LabelKind.CORRECTED else kind.value
+
+
+def _referenced(session: Session, refs: Sequence[str]) -> set[str]:
+    used: set[str] = set()
+    used.update(session.scalars(select(Capture.ref).where(Capture.ref.in_(refs))).all())
+    used.update(r for r in session.scalars(select(Coin.crop_ref).where(Coin.crop_ref.in_(refs))).all() if r)
+    used.update(r for r in session.scalars(select(Coin.mask_ref).where(Coin.mask_ref.in_(refs))).all() if r)
+    return used
+
+
+def _flip(side: Side | None) -> Side | None:
+    if side is None:
+        return None
+    return Side.REVERSE if side is Side.OBVERSE else Side.OBVERSE
+
+
+def _coin_truth(label: Label, coin: Coin, expected: str, inherited: bool) -> tuple[str | None, Side | None]:
+    """The coin's true type and side under ``label`` (see :class:`~db.records.TrainingCoin`)."""
+    kind = LabelKind(label.kind)
+    if kind is LabelKind.CORRECTED:
+        return label.corrected_type, None
+    if kind is LabelKind.CONFIRMED:
+        side = coin.top_side if (not inherited or coin.top_type == expected) else None
+        return expected, side
+    if kind is LabelKind.WRONG_SIDE:
+        return coin.top_type or expected, _flip(coin.top_side)
+    return None, None  # not_a_coin, damaged: type unknown or meaningless
+
+
+def _export_cups(session: Session, cup_ids: Iterable[int], since: datetime | None) -> TrainingExport:
+    ids = list(cup_ids)
+    cup_rows = session.execute(
+        select(Cup, Station.name, Capture.ref, Verdict.model_version, Verdict.decision)
+        .join(Station, Station.id == Cup.station_id)
+        .join(Verdict, Verdict.cup_id == Cup.id)
+        .outerjoin(Capture, Capture.cup_id == Cup.id)
+        .where(Cup.id.in_(ids))
+        .order_by(Cup.id)
+    ).all()
+    labels = session.scalars(select(Label).where(Label.cup_id.in_(ids), Label.is_current)).all()
+    cup_label: dict[int, Label] = {}
+    coin_label: dict[int, Label] = {}
+    for lab in labels:
+        if lab.coin_id is None:
+            cup_label[lab.cup_id] = lab
+        else:
+            coin_label[lab.coin_id] = lab
+    coins_by_cup: dict[int, list[Coin]] = defaultdict(list)
+    for coin in session.scalars(select(Coin).where(Coin.cup_id.in_(ids)).order_by(Coin.cup_id, Coin.index)):
+        coins_by_cup[coin.cup_id].append(coin)
+
+    def fresh(label: Label) -> bool:
+        return since is None or label.created_at > since
+
+    cups: list[TrainingCup] = []
+    coins: list[TrainingCoin] = []
+    for cup, station, ref, version, decision in cup_rows:
+        cl = cup_label.get(cup.id)
+        if cl is not None and fresh(cl):
+            truth = cl.corrected_type if cl.kind is LabelKind.CORRECTED else cup.expected_type
+            assert truth is not None
+            cups.append(
+                TrainingCup(
+                    cup_id=cup.id,
+                    station=station,
+                    capture_ref=ref,
+                    expected_type=cup.expected_type,
+                    label=LabelKind(cl.kind),
+                    true_type=truth,
+                    model_version=version,
+                    decision=Decision(decision),
+                    labelled_at=cl.created_at,
+                )
+            )
+        for coin in coins_by_cup.get(cup.id, []):
+            own = coin_label.get(coin.id)
+            ruling = own if own is not None else cl
+            if ruling is None or not fresh(ruling):
+                continue
+            true_type, side = _coin_truth(ruling, coin, cup.expected_type, inherited=own is None)
+            coins.append(
+                TrainingCoin(
+                    cup_id=cup.id,
+                    coin_id=coin.id,
+                    index=coin.index,
+                    station=station,
+                    crop_ref=coin.crop_ref,
+                    mask_ref=coin.mask_ref,
+                    label=LabelKind(ruling.kind),
+                    true_type=true_type,
+                    side=side,
+                    inherited=own is None,
+                    embedding=None if coin.embedding is None else np.frombuffer(coin.embedding, dtype="<f4").copy(),
+                    model_version=version,
+                    labelled_at=ruling.created_at,
+                )
+            )
+    return TrainingExport(cups=tuple(cups), coins=tuple(coins))

@@ -1,0 +1,149 @@
+"""Engines, sessions and schema upgrades.
+
+SQLite is the default: a file ``cupcheck.db`` under the station home, in WAL mode with foreign keys enforced on
+every connection, and with SQLAlchemy (not the ``sqlite3`` module) emitting ``BEGIN`` so that DDL and SAVEPOINTs
+are transactional. PostgreSQL is chosen by URL (``postgresql+psycopg://user@host/db``) so that several stations
+share one database. The schema is always created by Alembic (:func:`init_db` upgrades to ``head``); the migration
+scripts ship inside this package. A new revision is written with
+``alembic.command.revision(alembic_config(engine), message, autogenerate=True)`` against a database at head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from db.schema import AUDIT_TABLE, AuditLogImmutableError, RelabelAudit
+
+DB_FILENAME = "cupcheck.db"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 5000
+IMMEDIATE_OPTION = "cupcheck_sqlite_immediate"
+PG_CONNECT_TIMEOUT_S = 5
+
+
+def default_sqlite_url(home: Path) -> str:
+    """Return the URL of the station's SQLite file ``home/cupcheck.db``."""
+    return f"sqlite:///{Path(home).resolve() / DB_FILENAME}"
+
+
+def make_engine(url: str | None = None, *, home: Path | None = None, echo: bool = False) -> Engine:
+    """Create an engine for ``url`` (default: SQLite under ``home``) with the project's connection settings.
+
+    SQLite connections get ``journal_mode=WAL``, ``foreign_keys=ON`` and a busy timeout on connect, and
+    transactions begin with an explicit ``BEGIN``. PostgreSQL connections are pinged before use so a restarted
+    server does not surface as an error on the first statement, and give up connecting after
+    ``PG_CONNECT_TIMEOUT_S`` seconds (unless the URL sets ``connect_timeout``) so an unreachable server sends
+    verdicts to the spool quickly.
+
+    Args:
+        url: a SQLAlchemy URL; ``None`` means ``sqlite:///<home>/cupcheck.db``.
+        home: the station home, required when ``url`` is ``None``.
+        echo: log every statement.
+
+    Raises:
+        ValueError: when neither ``url`` nor ``home`` is given.
+    """
+    if url is None:
+        if home is None:
+            raise ValueError("make_engine needs a URL or a station home")
+        url = default_sqlite_url(home)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, echo=echo)
+        _configure_sqlite(engine)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN (transactional DDL, savepoints)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            if engine.url.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode=WAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        immediate = connection.get_execution_options().get(IMMEDIATE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_session_factory(engine: Engine, *, writes: bool = False) -> sessionmaker[Session]:
+    """Return a session factory bound to ``engine`` that also refuses ORM bulk UPDATE/DELETE of the audit log.
+
+    Sessions keep loaded attributes after commit (``expire_on_commit=False``) so returned rows stay readable.
+
+    Args:
+        engine: the database.
+        writes: on SQLite, open transactions with ``BEGIN IMMEDIATE`` (take the write lock up front, so two
+            writers queue on the busy timeout instead of failing when one's read snapshot goes stale). No effect
+            on PostgreSQL.
+    """
+    bind = engine.execution_options(**{IMMEDIATE_OPTION: True}) if writes else engine
+    factory = sessionmaker(bind=bind, expire_on_commit=False)
+
+    @event.listens_for(factory, "do_orm_execute")
+    def _refuse_bulk_audit_change(state: ORMExecuteState) -> None:
+        mapper = state.bind_mapper
+        if (state.is_update or state.is_delete) and mapper is not None and mapper.class_ is RelabelAudit:
+            raise AuditLogImmutableError(f"{AUDIT_TABLE} is append-only")
+
+    return factory
+
+
+def alembic_config(engine: Engine) -> Config:
+    """Return an Alembic config whose scripts are this package's migrations and whose target is ``engine``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the database behind ``engine`` to ``revision``."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Downgrade the database behind ``engine`` to ``revision`` (``base`` drops every table)."""
+    command.downgrade(alembic_config(engine), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the Alembic revision the database is at (``None`` when it has never been migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def init_db(url: str | Engine | None = None, *, home: Path | None = None) -> Engine:
+    """Bring the database to the newest schema with Alembic and return its engine.
+
+    Safe to call on every start-up and from several stations at once (on PostgreSQL the migration takes an
+    advisory lock).
+
+    Args:
+        url: a URL, an existing engine, or ``None`` for the SQLite file under ``home``.
+        home: the station home, used when ``url`` is ``None``.
+    """
+    engine = url if isinstance(url, Engine) else make_engine(url, home=home)
+    upgrade(engine, "head")
+    return engine

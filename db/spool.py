@@ -1,0 +1,203 @@
+"""Never lose a verdict: journal records locally while the database is unreachable, replay them when it is back.
+
+The journal is an append-only JSON-lines file (one :meth:`VerdictRecord.to_json` per line, images base64-encoded,
+so it does not depend on the image store). Every append is flushed and fsync'd before ``log_verdict`` returns.
+Replay sends the records in their original order; because each carries its idempotency key, a replay interrupted
+after a commit but before the journal was trimmed simply finds the verdict already stored. A torn last line (the
+process died mid-append, before the call returned) is discarded; any other unreadable line stops replay with
+:class:`SpoolCorruptError` so nothing is silently dropped. A record the database refuses outright (not a
+connection problem) is moved to a second journal, ``*.rejected.jsonl``, so it cannot block the records after it.
+One process writes a journal at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from pathlib import Path
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from db.records import VerdictRecord
+from db.repository import VerdictRepository
+
+SPOOL_FILENAME = "verdict-spool.jsonl"
+UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+_log = logging.getLogger(__name__)
+
+
+class SpoolCorruptError(RuntimeError):
+    """A journal line in the middle of the file cannot be read."""
+
+
+class VerdictSpool:
+    """The append-only journal file.
+
+    Args:
+        path: the ``.jsonl`` file (created on first append).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def append(self, record: VerdictRecord) -> None:
+        """Append ``record`` as one line and fsync it (a torn tail from an earlier crash is cut off first)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record.to_json(), separators=(",", ":")).encode() + b"\n"
+        with open(self.path, "ab+") as fh:
+            _drop_torn_tail(fh)
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    @property
+    def rejected_path(self) -> Path:
+        """The journal of records the database refused, ``<name>.rejected.jsonl`` beside the spool."""
+        return self.path.with_name(self.path.stem + ".rejected.jsonl")
+
+    def reject(self, record: VerdictRecord, error: BaseException) -> None:
+        """Append ``record`` with the error it met to the rejected journal (fsync'd)."""
+        entry = {"error": f"{error.__class__.__name__}: {error}", "record": record.to_json()}
+        with open(self.rejected_path, "ab") as fh:
+            fh.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def rejected(self) -> list[tuple[str, VerdictRecord]]:
+        """Return ``(error, record)`` for every record set aside by replay."""
+        if not self.rejected_path.exists():
+            return []
+        out = []
+        for raw in self.rejected_path.read_bytes().splitlines():
+            entry = json.loads(raw)
+            out.append((str(entry["error"]), VerdictRecord.from_json(entry["record"])))
+        return out
+
+    def records(self) -> list[VerdictRecord]:
+        """Return the journalled records in order.
+
+        Raises:
+            SpoolCorruptError: a complete line cannot be parsed.
+        """
+        if not self.path.exists():
+            return []
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
+        tail = lines.pop()  # b"" when the file ends with a newline, else a torn write
+        if tail:
+            _log.warning("discarding a torn last line (%d bytes) in %s", len(tail), self.path)
+        out = []
+        for number, raw in enumerate(lines, start=1):
+            try:
+                out.append(VerdictRecord.from_json(json.loads(raw)))
+            except (ValueError, KeyError, TypeError) as err:
+                raise SpoolCorruptError(f"{self.path}:{number}: {err}") from err
+        return out
+
+    def __len__(self) -> int:
+        if not self.path.exists():
+            return 0
+        return self.path.read_bytes().count(b"\n")
+
+    def keep_last(self, records: list[VerdictRecord]) -> None:
+        """Atomically replace the journal with ``records`` (removing the file when empty)."""
+        if not records:
+            self.path.unlink(missing_ok=True)
+            return
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with open(tmp, "wb") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec.to_json(), separators=(",", ":")).encode() + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+
+class SpoolingRepository:
+    """A :class:`VerdictRepository` front that journals verdicts while the database is down.
+
+    Args:
+        repository: the database-backed repository.
+        spool_path: the journal file; ``<store home>/verdict-spool.jsonl`` by default.
+    """
+
+    def __init__(self, repository: VerdictRepository, spool_path: Path | None = None) -> None:
+        self.repository = repository
+        self.spool = VerdictSpool(spool_path or repository.store.home / SPOOL_FILENAME)
+        self._pending = len(self.spool)
+
+    def log_verdict(self, record: VerdictRecord) -> int | None:
+        """Store ``record``; return its verdict id, or ``None`` when it was journalled instead.
+
+        Earlier journalled records are replayed first so the log keeps its order; if the database is still
+        unreachable the new record joins the journal.
+
+        Raises:
+            Whatever :meth:`VerdictRepository.log_verdict` raises other than an unreachable database.
+        """
+        if self._pending:
+            try:
+                self.replay()
+            except UNREACHABLE_ERRORS:
+                self._journal(record)
+                return None
+        try:
+            return self.repository.log_verdict(record)
+        except UNREACHABLE_ERRORS as err:
+            _log.warning(
+                "database unreachable (%s); journalling verdict %s", err.__class__.__name__, record.idempotency_key
+            )
+            self._journal(record)
+            return None
+
+    def _journal(self, record: VerdictRecord) -> None:
+        self.spool.append(record)
+        self._pending += 1
+
+    def replay(self) -> list[int]:
+        """Send every journalled record to the database in order; return the stored verdicts' ids.
+
+        If the database becomes unreachable again, replay stops there, keeps that record and the ones after it
+        in the journal, and re-raises. A record the database refuses for any other reason (say its operator was
+        removed meanwhile) would block every later verdict, so it is moved to the rejected journal
+        (:attr:`VerdictSpool.rejected_path`) with the error, for a person to look at, and replay goes on.
+        """
+        records = self.spool.records()
+        ids: list[int] = []
+        handled = 0
+        try:
+            for rec in records:
+                try:
+                    ids.append(self.repository.log_verdict(rec))
+                except UNREACHABLE_ERRORS:
+                    raise
+                except Exception as err:
+                    _log.error("verdict %s refused by the database, set aside: %s", rec.idempotency_key, err)
+                    self.spool.reject(rec, err)
+                handled += 1
+        finally:
+            self.spool.keep_last(records[handled:])
+            self._pending = len(records) - handled
+        return ids
+
+    def pending_count(self) -> int:
+        """How many verdicts wait in the journal."""
+        return self._pending
+
+
+def _drop_torn_tail(fh: io.BufferedRandom) -> None:
+    """Truncate an open ``ab+`` file back to its last newline when it does not end with one."""
+    size = fh.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    fh.seek(size - 1)
+    if fh.read(1) == b"\n":
+        return
+    fh.seek(0)
+    data = fh.read()
+    cut = data.rfind(b"\n") + 1
+    fh.truncate(cut)
+    fh.seek(0, os.SEEK_END)

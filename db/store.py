@@ -1,0 +1,147 @@
+"""Content-addressed files under the station home: ``captures/ab/cdef....jpg``, named by their SHA-256.
+
+A file's name is the hash of its bytes, so a file is either absent or complete and correct: writes go to a temporary
+file in the target folder, are flushed to disk, then renamed into place with :func:`os.replace` (atomic on POSIX
+and Windows). Writing the same bytes twice is a no-op. Files whose database transaction failed are *orphans*:
+harmless (nothing references them and their content matches their name) until :meth:`ContentStore.remove` is
+called on them by the repository's garbage collection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+STORE_DIR = "captures"
+_TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """Where a blob lives in the store.
+
+    Attributes:
+        sha256: hex digest of the bytes (64 characters).
+        ref: path relative to the store's home, ``captures/ab/cdef....ext`` (always ``/``-separated).
+        size_bytes: length of the content.
+    """
+
+    sha256: str
+    ref: str
+    size_bytes: int
+
+
+def sha256_hex(data: bytes) -> str:
+    """Return the lowercase hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def ref_for(sha256: str, ext: str) -> str:
+    """Return the relative reference ``captures/<2 hex>/<62 hex>.<ext>`` for a digest and extension."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"not a lowercase hex SHA-256: {sha256!r}")
+    if not ext.isalnum():
+        raise ValueError(f"bad extension {ext!r}")
+    return f"{STORE_DIR}/{sha256[:2]}/{sha256[2:]}.{ext}"
+
+
+class ContentStore:
+    """Content-addressed blob files under ``home/captures``.
+
+    Args:
+        home: the station home; files go under ``home/captures``.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.root = self.home / STORE_DIR
+
+    def path(self, ref: str) -> Path:
+        """Return the absolute path of a reference produced by :meth:`put`."""
+        if not ref.startswith(f"{STORE_DIR}/") or ".." in ref.split("/"):
+            raise ValueError(f"not a store reference: {ref!r}")
+        return self.home / ref
+
+    def put(self, data: bytes, ext: str) -> StoredBlob:
+        """Write ``data`` atomically at its content address and return where it is.
+
+        The bytes go to a temporary file beside the target, are fsync'd, and are renamed into place; the folder is
+        fsync'd after the rename. If the target already exists it is left alone (same name, same bytes).
+
+        Args:
+            data: the file's bytes.
+            ext: file extension without the dot (``"jpg"``, ``"png"``, ``"npy"``).
+
+        Returns:
+            The blob's digest, relative reference and size.
+        """
+        digest = sha256_hex(data)
+        ref = ref_for(digest, ext)
+        target = self.home / ref
+        if target.is_file() and target.stat().st_size == len(data):
+            return StoredBlob(digest, ref, len(data))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        _fsync_dir(target.parent)
+        return StoredBlob(digest, ref, len(data))
+
+    def read(self, ref: str) -> bytes:
+        """Return the bytes of a stored blob."""
+        return self.path(ref).read_bytes()
+
+    def exists(self, ref: str) -> bool:
+        """Whether the blob is present."""
+        return self.path(ref).is_file()
+
+    def iter_refs(self) -> Iterator[tuple[str, float]]:
+        """Yield ``(ref, mtime)`` for every complete blob in the store (temporary files excluded)."""
+        if not self.root.is_dir():
+            return
+        for sub in sorted(self.root.iterdir()):
+            if not sub.is_dir():
+                continue
+            for file in sorted(sub.iterdir()):
+                if file.name.startswith(_TMP_PREFIX) or not file.is_file():
+                    continue
+                yield f"{STORE_DIR}/{sub.name}/{file.name}", file.stat().st_mtime
+
+    def iter_temp_files(self) -> Iterator[tuple[Path, float]]:
+        """Yield ``(path, mtime)`` of temporary files left by interrupted writes."""
+        if not self.root.is_dir():
+            return
+        for file in self.root.glob(f"*/{_TMP_PREFIX}*"):
+            yield file, file.stat().st_mtime
+
+    def remove(self, ref: str) -> None:
+        """Delete a blob if present."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path(ref).unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a folder's entry table so a rename survives power loss (no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,314 @@
+"""VerdictRepository on real SQLite and real PostgreSQL: logging, idempotency, atomicity, review, relabel, export."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from db.repository import (
+    NotSupervisorError,
+    OrderMismatchError,
+    UnknownOperatorError,
+    VerdictRepository,
+)
+from db.schema import AuditLogImmutableError, LabelKind, RelabelAudit
+from db.session import make_session_factory
+from db.store import ref_for, sha256_hex
+from models.types import Decision, Side
+from tests.db.factories import OPERATOR, OPERATOR_PIN, STATION, SUPERVISOR, make_record
+
+TABLES = ("stations", "orders", "cups", "captures", "coins", "verdicts", "labels", "relabel_audit")
+
+
+def counts(repo: VerdictRepository) -> dict[str, int]:
+    with repo.engine.connect() as conn:
+        return {t: int(conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()) for t in TABLES}
+
+
+def store_files(repo: VerdictRepository) -> set[str]:
+    return {ref for ref, _ in repo.store.iter_refs()}
+
+
+def test_log_verdict_stores_rows_and_content_addressed_images(repo: VerdictRepository) -> None:
+    record = make_record(1)
+    verdict_id = repo.log_verdict(record)
+
+    assert counts(repo) == {
+        "stations": 1, "orders": 1, "cups": 1, "captures": 1, "coins": 3, "verdicts": 1, "labels": 0,
+        "relabel_audit": 0,
+    }  # fmt: skip
+    with repo.engine.connect() as conn:
+        cap = conn.execute(text("SELECT sha256, ref, width, height, size_bytes FROM captures")).one()
+        v = conn.execute(text("SELECT id, decision, p_correct, idempotency_key, model_version FROM verdicts")).one()
+        coin_refs = conn.execute(text('SELECT crop_ref, mask_ref FROM coins ORDER BY "index"')).all()
+    assert v.id == verdict_id
+    assert (v.decision, v.p_correct, v.idempotency_key, v.model_version) == (
+        "pass",
+        record.p_correct,
+        record.idempotency_key,
+        "m1",
+    )
+    digest = sha256_hex(record.image_jpeg)
+    assert cap.sha256 == digest
+    assert cap.ref == ref_for(digest, "jpg") == f"captures/{digest[:2]}/{digest[2:]}.jpg"
+    assert (cap.width, cap.height, cap.size_bytes) == (64, 48, len(record.image_jpeg))
+    assert repo.store.read(cap.ref) == record.image_jpeg
+    for coin, (crop_ref, mask_ref) in zip(record.coins, coin_refs, strict=True):
+        assert coin.crop_jpeg is not None and coin.mask_png is not None
+        assert repo.store.read(crop_ref) == coin.crop_jpeg
+        assert repo.store.read(mask_ref) == coin.mask_png
+        assert mask_ref.endswith(".png")
+    assert not list(repo.store.iter_temp_files())
+
+
+def test_retry_with_same_idempotency_key_returns_existing_id(repo: VerdictRepository) -> None:
+    record = make_record(2)
+    first = repo.log_verdict(record)
+    before = counts(repo)
+    assert repo.log_verdict(record) == first
+    assert counts(repo) == before
+    assert repo.verdict_id_for_key(record.idempotency_key) == first
+    assert repo.log_verdict(make_record(3)) != first
+
+
+def test_concurrent_duplicates_store_one_verdict(repo: VerdictRepository) -> None:
+    record = make_record(4)
+    barrier = threading.Barrier(3)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            results.append(repo.log_verdict(record))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(results)) == 1 and len(results) == 3
+    assert counts(repo)["verdicts"] == 1
+
+
+def test_failed_transaction_leaves_no_row_and_gc_removes_its_images(repo: VerdictRepository) -> None:
+    bad = make_record(5, coin_indices=(0, 1, 1))  # duplicate coin index breaks uq_coins_cup_id_index
+    with pytest.raises(IntegrityError):
+        repo.log_verdict(bad)
+    assert counts(repo) == dict.fromkeys(TABLES, 0)
+    orphans = store_files(repo)
+    assert ref_for(sha256_hex(bad.image_jpeg), "jpg") in orphans  # written first, harmless by its name
+    assert len(orphans) == 1 + 3 + 3  # photo, crops, masks
+
+    good = make_record(6)
+    repo.log_verdict(good)
+    assert repo.gc_orphan_images(min_age_s=3600.0) == []  # still inside the grace period
+    removed = repo.gc_orphan_images(min_age_s=0.0)
+    assert set(removed) == orphans
+    kept = store_files(repo)
+    assert ref_for(sha256_hex(good.image_jpeg), "jpg") in kept and len(kept) == 7
+    assert repo.gc_orphan_images(min_age_s=0.0) == []
+
+
+def test_failure_after_station_insert_rolls_it_back(repo: VerdictRepository) -> None:
+    with pytest.raises(UnknownOperatorError):
+        repo.log_verdict(make_record(7, operator="nobody", station="new-station"))
+    assert counts(repo)["stations"] == 0
+
+
+def test_order_keeps_its_expected_type(repo: VerdictRepository) -> None:
+    repo.log_verdict(make_record(8, order="B-7", expected="eur_1"))
+    with pytest.raises(OrderMismatchError):
+        repo.log_verdict(make_record(9, order="B-7", expected="eur_2"))
+    assert counts(repo)["cups"] == 1
+
+
+def test_operator_pin_is_hashed_and_verified(repo: VerdictRepository) -> None:
+    info = repo.verify_operator(OPERATOR, OPERATOR_PIN)
+    assert info is not None and info.name == OPERATOR and info.role == "operator"
+    assert repo.verify_operator(OPERATOR, "0000") is None
+    assert repo.verify_operator("nobody", OPERATOR_PIN) is None
+    with repo.engine.connect() as conn:
+        hashes = conn.execute(text("SELECT pin_hash FROM operators")).scalars().all()
+    assert len(set(hashes)) == 2 and all(OPERATOR_PIN not in h and h.startswith("scrypt$") for h in hashes)
+
+
+def test_operator_cannot_relabel(repo: VerdictRepository) -> None:
+    cup_id = _cup_of(repo, repo.log_verdict(make_record(10)))
+    with pytest.raises(NotSupervisorError) as info:
+        repo.relabel(OPERATOR, cup_id, LabelKind.CONFIRMED)
+    assert isinstance(info.value, PermissionError)
+    with pytest.raises(UnknownOperatorError):
+        repo.relabel("nobody", cup_id, LabelKind.CONFIRMED)
+    assert counts(repo)["labels"] == counts(repo)["relabel_audit"] == 0
+
+
+def test_relabel_writes_label_and_audit_row(repo: VerdictRepository) -> None:
+    cup_id = _cup_of(repo, repo.log_verdict(make_record(11)))
+    repo.relabel(SUPERVISOR, cup_id, LabelKind.CONFIRMED, note="looks fine")
+    repo.relabel(SUPERVISOR, cup_id, "corrected", coin_index=1, corrected_type="eur_2")
+    last = repo.relabel(SUPERVISOR, cup_id, LabelKind.NOT_A_COIN, coin_index=1, note="a button")
+
+    trail = repo.audit_trail(cup_id)
+    assert [(e.old_value, e.new_value) for e in trail] == [
+        (None, "confirmed"),
+        (None, "corrected:eur_2"),
+        ("corrected:eur_2", "not_a_coin"),
+    ]
+    assert trail[0].target == f"cup:{cup_id}" and trail[0].coin_id is None and trail[0].note == "looks fine"
+    assert trail[2].operator == SUPERVISOR and trail[2].coin_id is not None
+    with repo.engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, target, is_current FROM labels ORDER BY id")).all()
+    assert len(rows) == 3
+    assert [bool(r.is_current) for r in rows] == [True, False, True] and rows[2].id == last
+
+
+@pytest.mark.parametrize(
+    ("kind", "coin_index", "corrected_type", "error"),
+    [
+        (LabelKind.NOT_A_COIN, None, None, ValueError),  # a cup is not "not a coin"
+        (LabelKind.CORRECTED, 0, None, ValueError),  # corrected needs the type
+        (LabelKind.CONFIRMED, 0, "eur_2", ValueError),  # only corrected takes a type
+        (LabelKind.DAMAGED, 9, None, LookupError),  # no such coin
+    ],
+)
+def test_relabel_refuses_bad_input(
+    repo: VerdictRepository,
+    kind: LabelKind,
+    coin_index: int | None,
+    corrected_type: str | None,
+    error: type[Exception],
+) -> None:
+    cup_id = _cup_of(repo, repo.log_verdict(make_record(12)))
+    with pytest.raises(error):
+        repo.relabel(SUPERVISOR, cup_id, kind, coin_index=coin_index, corrected_type=corrected_type)
+    with pytest.raises(LookupError):
+        repo.relabel(SUPERVISOR, cup_id + 1000, LabelKind.CONFIRMED)
+    assert counts(repo)["labels"] == 0
+
+
+def test_audit_log_refuses_update_and_delete_in_the_database(repo: VerdictRepository, backend: str) -> None:
+    cup_id = _cup_of(repo, repo.log_verdict(make_record(13)))
+    repo.relabel(SUPERVISOR, cup_id, LabelKind.CONFIRMED, note="original")
+    statements = ["UPDATE relabel_audit SET note = 'forged'", "DELETE FROM relabel_audit"]
+    if backend == "postgresql":
+        statements.append("TRUNCATE relabel_audit")
+    for sql in statements:
+        with pytest.raises(DBAPIError, match="append-only"), repo.engine.begin() as conn:
+            conn.execute(text(sql))
+    with repo.engine.connect() as conn:
+        assert conn.execute(text("SELECT note FROM relabel_audit")).scalars().all() == ["original"]
+
+
+def test_audit_log_refuses_update_and_delete_in_the_orm(repo: VerdictRepository) -> None:
+    cup_id = _cup_of(repo, repo.log_verdict(make_record(14)))
+    repo.relabel(SUPERVISOR, cup_id, LabelKind.CONFIRMED)
+    factory = make_session_factory(repo.engine)
+    with factory() as session:
+        row = session.scalars(select(RelabelAudit)).one()
+        row.note = "forged"
+        with pytest.raises(AuditLogImmutableError):
+            session.flush()
+    with factory() as session:
+        session.delete(session.scalars(select(RelabelAudit)).one())
+        with pytest.raises(AuditLogImmutableError):
+            session.flush()
+    with factory() as session, pytest.raises(AuditLogImmutableError):
+        session.execute(update(RelabelAudit).values(note="forged"))
+    assert [e.note for e in repo.audit_trail()] == [""]
+
+
+def test_review_queue_ranks_unlabelled_informative_cups_first(repo: VerdictRepository) -> None:
+    def log(seed: int, **kw: object) -> int:
+        return _cup_of(repo, repo.log_verdict(make_record(seed, threshold=0.9, **kw)))  # type: ignore[arg-type]
+
+    log(20, p_correct=0.99)  # confident PASS, every coin matches: not a candidate
+    b = log(21, decision=Decision.FLAG, p_correct=0.5, top_types=("eur_1", "eur_2"))
+    c = log(22, decision=Decision.FLAG, p_correct=0.05, top_types=("eur_2", "eur_2", None))
+    d = log(23, p_correct=0.92, top_types=("eur_1", "eur_2", "eur_2"))  # near threshold, coins disagree
+    e = log(24, decision=Decision.FLAG, p_correct=0.5, top_types=("eur_1", "eur_2"))
+    g = log(25, decision=Decision.FLAG, p_correct=0.05, expected="chf_5", order="C-1", top_types=("eur_2",))
+    other = log(26, decision=Decision.FLAG, p_correct=0.5, station="station-2", top_types=("eur_1", "eur_2"))
+    repo.relabel(SUPERVISOR, e, LabelKind.CONFIRMED)
+
+    queue = repo.review_queue(limit=10, station=STATION, margin=0.05)
+    assert [it.cup_id for it in queue] == [d, b, g, c, e]
+    by_cup = {it.cup_id: it for it in queue}
+    assert by_cup[b].uncertainty == pytest.approx(1.0) and by_cup[b].disagreement == pytest.approx(0.0)
+    assert by_cup[d].mismatch_share == pytest.approx(2 / 3)
+    assert by_cup[c].mismatch_share == pytest.approx(1.0)  # no match counts as a mismatch
+    assert by_cup[g].rarity == pytest.approx(1.0) and by_cup[c].rarity == pytest.approx(0.5)
+    assert by_cup[e].labelled and not by_cup[d].labelled
+    assert all(it.station == STATION for it in queue)
+    assert [it.cup_id for it in repo.review_queue(limit=2, station=STATION, margin=0.05)] == [d, b]
+    assert other in {it.cup_id for it in repo.review_queue(limit=10, margin=0.05)}
+
+
+def test_training_export_resolves_labels(repo: VerdictRepository) -> None:
+    cup1 = _cup_of(repo, repo.log_verdict(make_record(30)))
+    cup2 = _cup_of(repo, repo.log_verdict(make_record(31)))
+    cup3 = _cup_of(repo, repo.log_verdict(make_record(32, decision=Decision.FLAG, p_correct=0.2)))
+    _cup_of(repo, repo.log_verdict(make_record(33)))  # never labelled
+    repo.relabel(SUPERVISOR, cup1, LabelKind.CONFIRMED)
+    repo.relabel(SUPERVISOR, cup2, LabelKind.CORRECTED, coin_index=0, corrected_type="eur_2")
+    repo.relabel(SUPERVISOR, cup2, LabelKind.WRONG_SIDE, coin_index=2)
+    repo.relabel(SUPERVISOR, cup3, LabelKind.CORRECTED, corrected_type="eur_2")
+    repo.relabel(SUPERVISOR, cup3, LabelKind.DAMAGED, coin_index=0)
+
+    export = repo.training_export()
+    assert [(c.cup_id, c.label, c.true_type) for c in export.cups] == [
+        (cup1, LabelKind.CONFIRMED, "eur_1"),
+        (cup3, LabelKind.CORRECTED, "eur_2"),
+    ]
+    coins = {(c.cup_id, c.index): c for c in export.coins}
+    assert sorted(coins) == [(cup1, 0), (cup1, 1), (cup1, 2), (cup2, 0), (cup2, 2), (cup3, 0), (cup3, 1), (cup3, 2)]
+    assert (coins[cup1, 1].true_type, coins[cup1, 1].side, coins[cup1, 1].inherited) == ("eur_1", Side.OBVERSE, True)
+    assert (coins[cup2, 0].true_type, coins[cup2, 0].inherited) == ("eur_2", False)
+    assert (coins[cup2, 2].label, coins[cup2, 2].side) == (LabelKind.WRONG_SIDE, Side.REVERSE)
+    assert (coins[cup3, 0].label, coins[cup3, 0].true_type) == (LabelKind.DAMAGED, None)
+    assert (coins[cup3, 2].true_type, coins[cup3, 2].inherited) == ("eur_2", True)
+    emb = coins[cup1, 2].embedding
+    assert emb is not None and np.array_equal(emb, np.full(4, 2, dtype=np.float32))
+    crop = coins[cup1, 0].crop_ref
+    assert crop is not None and repo.store.exists(crop)
+
+    newer = make_record(34, model_version="m2", created_at=datetime.now(UTC))
+    cup4 = _cup_of(repo, repo.log_verdict(newer))
+    repo.relabel(SUPERVISOR, cup4, LabelKind.CONFIRMED)
+    since_m2 = repo.training_export(since_version="m2")
+    assert [c.cup_id for c in since_m2.cups] == [cup4] and {c.cup_id for c in since_m2.coins} == {cup4}
+    assert repo.training_export(since=datetime.now(UTC)).cups == ()
+    with pytest.raises(LookupError):
+        repo.training_export(since_version="m9")
+    with pytest.raises(ValueError):
+        repo.training_export(since_version="m2", since=datetime.now(UTC))
+
+
+def test_two_stations_share_one_database(repo: VerdictRepository, db_url: str, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from db.session import make_engine
+
+    engine = make_engine(db_url)
+    other = VerdictRepository(engine, Path(str(tmp_path)) / "home2")
+    try:
+        a = repo.log_verdict(make_record(40, decision=Decision.FLAG, p_correct=0.5))
+        b = other.log_verdict(make_record(41, decision=Decision.FLAG, p_correct=0.5, station="station-2"))
+        assert a != b
+        assert [it.verdict_id for it in other.review_queue(station="station-2")] == [b]
+        assert {it.verdict_id for it in repo.review_queue()} == {a, b}
+    finally:
+        engine.dispose()
+
+
+def _cup_of(repo: VerdictRepository, verdict_id: int) -> int:
+    with repo.engine.connect() as conn:
+        return int(conn.execute(text("SELECT cup_id FROM verdicts WHERE id = :v"), {"v": verdict_id}).scalar_one())

@@ -1,0 +1,118 @@
+"""The spool keeps verdicts while the database is really unreachable and replays them, in order, once it is back."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from db.repository import UnknownOperatorError, VerdictRepository
+from db.spool import SpoolCorruptError, SpoolingRepository, VerdictSpool
+from tests.db.conftest import EmbeddedPostgres
+from tests.db.factories import make_record
+
+
+@pytest.fixture
+def outage(backend: str, db_url: str, request: pytest.FixtureRequest) -> contextlib.AbstractContextManager[None]:
+    """A context manager during which the database cannot be reached.
+
+    PostgreSQL: the server is stopped. SQLite: the folder holding the database file is moved away, as when a
+    network share drops.
+    """
+    if backend == "postgresql":
+        server: EmbeddedPostgres = request.getfixturevalue("pg_server")
+        return server.stopped()
+    db_file = Path(db_url.removeprefix("sqlite:///"))
+    repo: VerdictRepository = request.getfixturevalue("repo")
+
+    @contextlib.contextmanager
+    def moved() -> Iterator[None]:
+        aside = db_file.parent.with_name("moved-away")
+        repo.engine.dispose()  # pooled connections hold the file open
+        os.rename(db_file.parent, aside)
+        try:
+            yield
+        finally:
+            os.rename(aside, db_file.parent)
+
+    return moved()
+
+
+def verdict_keys(repo: VerdictRepository) -> list[str]:
+    with repo.engine.connect() as conn:
+        return list(conn.execute(text("SELECT idempotency_key FROM verdicts ORDER BY id")).scalars())
+
+
+def test_spools_while_unreachable_and_replays_in_order(
+    repo: VerdictRepository, outage: contextlib.AbstractContextManager[None], tmp_path: Path
+) -> None:
+    spooling = SpoolingRepository(repo, tmp_path / "spool" / "journal.jsonl")
+    records = [make_record(i) for i in range(4)]
+    assert spooling.log_verdict(records[0]) is not None
+
+    with outage:
+        assert spooling.log_verdict(records[1]) is None
+        assert spooling.log_verdict(records[2]) is None
+        assert spooling.pending_count() == 2
+        with pytest.raises(OperationalError):
+            spooling.replay()
+        assert spooling.pending_count() == 2
+        assert [r.idempotency_key for r in spooling.spool.records()] == [r.idempotency_key for r in records[1:3]]
+
+    assert SpoolingRepository(repo, spooling.spool.path).pending_count() == 2  # survives a restart
+    last_id = spooling.log_verdict(records[3])  # replays the journal first, then logs
+    assert last_id is not None
+    assert spooling.pending_count() == 0 and not spooling.spool.path.exists()
+    assert verdict_keys(repo) == [r.idempotency_key for r in records]
+    assert repo.verdict_id_for_key(records[3].idempotency_key) == last_id
+
+
+def test_replay_after_crash_between_commit_and_trim_is_idempotent(repo: VerdictRepository, tmp_path: Path) -> None:
+    spooling = SpoolingRepository(repo, tmp_path / "journal.jsonl")
+    record = make_record(10)
+    first = repo.log_verdict(record)
+    spooling.spool.append(record)  # journalled and committed, trim never happened
+    assert SpoolingRepository(repo, spooling.spool.path).replay() == [first]
+    assert verdict_keys(repo) == [record.idempotency_key]
+
+
+def test_errors_other_than_unreachable_are_raised_not_spooled(repo: VerdictRepository, tmp_path: Path) -> None:
+    spooling = SpoolingRepository(repo, tmp_path / "journal.jsonl")
+    with pytest.raises(UnknownOperatorError):
+        spooling.log_verdict(make_record(11, operator="nobody"))
+    assert spooling.pending_count() == 0
+
+
+def test_replay_sets_aside_a_record_the_database_refuses(repo: VerdictRepository, tmp_path: Path) -> None:
+    spooling = SpoolingRepository(repo, tmp_path / "journal.jsonl")
+    good, orphan, later = make_record(12), make_record(13, operator="deleted-meanwhile"), make_record(14)
+    for rec in (good, orphan, later):
+        spooling.spool.append(rec)
+    spooling = SpoolingRepository(repo, spooling.spool.path)
+    assert len(spooling.replay()) == 2
+    assert spooling.pending_count() == 0
+    assert verdict_keys(repo) == [good.idempotency_key, later.idempotency_key]
+    [(error, kept)] = spooling.spool.rejected()
+    assert kept == orphan and error.startswith("UnknownOperatorError")
+
+
+def test_journal_discards_torn_tail_and_refuses_corrupt_middle(tmp_path: Path) -> None:
+    spool = VerdictSpool(tmp_path / "journal.jsonl")
+    a, b = make_record(20), make_record(21)
+    spool.append(a)
+    with open(spool.path, "ab") as fh:
+        fh.write(b'{"station": "half a li')  # the process died mid-append
+    assert spool.records() == [a]
+    spool.append(b)
+    assert spool.records() == [a, b]
+    assert len(spool) == 2
+
+    lines = spool.path.read_bytes().split(b"\n")
+    spool.path.write_bytes(lines[0] + b"\n{not json}\n" + lines[1] + b"\n")
+    with pytest.raises(SpoolCorruptError, match=":2:"):
+        spool.records()

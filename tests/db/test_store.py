@@ -1,0 +1,50 @@
+"""The content-addressed image store: names are hashes, writes are atomic, interrupted writes leave nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from db import store as store_module
+from db.store import ContentStore, ref_for, sha256_hex
+from tests.db.factories import make_jpeg
+
+
+def test_put_writes_at_the_content_address(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path)
+    data = make_jpeg(1)
+    blob = store.put(data, "jpg")
+    digest = sha256_hex(data)
+    assert blob.sha256 == digest and blob.size_bytes == len(data)
+    assert blob.ref == f"captures/{digest[:2]}/{digest[2:]}.jpg"
+    assert (tmp_path / blob.ref).read_bytes() == data
+    assert store.put(data, "jpg") == blob  # same bytes, same file
+    assert [ref for ref, _ in store.iter_refs()] == [blob.ref]
+
+
+def test_interrupted_write_leaves_neither_file_nor_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ContentStore(tmp_path)
+    data = make_jpeg(2)
+
+    def power_cut(src: object, dst: object) -> None:
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(store_module.os, "replace", power_cut)
+    with pytest.raises(OSError, match="disk went away"):
+        store.put(data, "jpg")
+    monkeypatch.setattr(store_module.os, "replace", os.replace)
+    assert not (tmp_path / ref_for(sha256_hex(data), "jpg")).exists()
+    assert list(store.iter_temp_files()) == [] and list(store.iter_refs()) == []
+
+
+def test_refs_are_checked(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path)
+    for bad in ("../etc/passwd", "captures/../../x", "other/ab/cd.jpg"):
+        with pytest.raises(ValueError):
+            store.path(bad)
+    with pytest.raises(ValueError):
+        ref_for("ABC", "jpg")
+    with pytest.raises(ValueError):
+        ref_for("0" * 64, "j/g")
