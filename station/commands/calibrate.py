@@ -1,0 +1,114 @@
+"""``cupcheck calibrate IMAGE``: measure the camera's pixels per millimetre and store the station's calibration.
+
+Examples::
+
+    cupcheck calibrate coin.png --reference-mm 23.25
+    cupcheck calibrate board.png --checkerboard 7x5 --square-mm 10 --roi 320,240,200 --json
+    cupcheck calibrate coin.png --reference-mm 23.25 --overlay found.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import cv2
+
+from calibration.camera import (
+    CalibrationError,
+    CupRoi,
+    calibrate_image,
+    draw_overlay,
+    read_image,
+    save_calibration,
+)
+from station.errors import CliError
+from station.home import resolve_home
+
+
+def _pattern(text: str) -> tuple[int, int]:
+    try:
+        cols, rows = (int(v) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected COLSxROWS inner corners, e.g. 7x5, got {text!r}") from err
+    if cols < 2 or rows < 2:
+        raise argparse.ArgumentTypeError(f"need at least 2x2 inner corners, got {text!r}")
+    return cols, rows
+
+
+def _roi(text: str) -> CupRoi:
+    try:
+        return CupRoi.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from err
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``calibrate`` subcommand."""
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="measure pixels per millimetre from a reference image",
+        description="Measure the camera's pixels per millimetre from an image of a reference (a coin of known "
+        "diameter, a printed checkerboard or ArUco marker) and store calibration.json in the station home.",
+        epilog="example: cupcheck calibrate coin.png --reference-mm 23.25 --overlay found.png",
+    )
+    parser.add_argument("image", help="calibration image: the reference lying where the coins will lie")
+    ref = parser.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--reference-mm", type=_positive, metavar="MM", help="diameter of one reference coin")
+    ref.add_argument(
+        "--checkerboard", type=_pattern, metavar="COLSxROWS", help="printed checkerboard, INNER corners (7x5)"
+    )
+    ref.add_argument("--aruco-mm", type=_positive, metavar="MM", help="side of printed ArUco 4x4 markers")
+    parser.add_argument("--square-mm", type=_positive, metavar="MM", help="checkerboard square size")
+    roi = parser.add_mutually_exclusive_group()
+    roi.add_argument("--roi", type=_roi, metavar="X,Y,R", help="cup region in pixels (default: find the rim)")
+    roi.add_argument("--no-roi", action="store_true", help="do not look for the cup rim; use the whole image")
+    parser.add_argument("--home", help="station home (default: $CUPCHECK_HOME or the user data folder)")
+    parser.add_argument("--overlay", metavar="PNG", help="write the image with what was found drawn on it")
+    parser.add_argument("--json", action="store_true", help="print the stored calibration as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure, store ``calibration.json`` in the station home, print the result."""
+    if args.checkerboard is not None and args.square_mm is None:
+        raise CliError("--checkerboard needs --square-mm")
+    if args.checkerboard is None and args.square_mm is not None:
+        raise CliError("--square-mm only applies to --checkerboard")
+    try:
+        image = read_image(args.image)
+        calibration, estimate = calibrate_image(
+            image,
+            reference_mm=args.reference_mm,
+            checkerboard=args.checkerboard,
+            square_mm=args.square_mm,
+            aruco_mm=args.aruco_mm,
+            roi=args.roi,
+            detect_roi=not args.no_roi,
+        )
+    except (CalibrationError, ValueError) as err:
+        raise CliError(str(err)) from err
+    if args.overlay and not cv2.imwrite(args.overlay, draw_overlay(image, estimate, calibration.roi)):
+        raise CliError(f"cannot write overlay {args.overlay}")
+    path = save_calibration(calibration, resolve_home(args.home))
+    if args.json:
+        print(json.dumps({**calibration.to_dict(), "path": str(path), "residual_px": estimate.residual_px}))
+    else:
+        roi = calibration.roi
+        roi_text = "whole image" if roi is None else f"x={roi.x:.1f} y={roi.y:.1f} r={roi.radius:.1f} px"
+        print(f"{calibration.px_per_mm:.4f} px/mm ({calibration.method}, residual {estimate.residual_px:.2f} px)")
+        print(f"cup region: {roi_text}")
+        print(f"saved {path}", file=sys.stderr)
+    return 0

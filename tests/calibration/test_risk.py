@@ -1,0 +1,241 @@
+"""Threshold choice with a precision guarantee: exact binomial tails, LTT walk, simulation of the guarantee."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from calibration.risk import (
+    ThresholdChoice,
+    binom_cdf,
+    choose_threshold,
+    clopper_pearson_lower,
+    ltt_p_value,
+    min_accepted_for_rejection,
+    precision_coverage_curve,
+)
+
+
+def _brute_cdf_exact(k: int, n: int, p: float) -> float:
+    """Exact rational sum of the binomial terms."""
+    pf = Fraction(p)
+    return float(sum(math.comb(n, i) * pf**i * (1 - pf) ** (n - i) for i in range(k + 1)))
+
+
+def _brute_cdf_log(k: int, n: int, p: float) -> float:
+    """Big-integer binomial coefficients, terms summed in floating point (for large n)."""
+    return sum(math.exp(math.log(math.comb(n, i)) + i * math.log(p) + (n - i) * math.log1p(-p)) for i in range(k + 1))
+
+
+def _cases(seed: int, count: int, n_max: int) -> list[tuple[int, int, float]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        n = int(rng.integers(1, n_max))
+        k = int(rng.integers(0, n + 1))
+        p = float(rng.choice([0.001, 0.005, 0.05, 0.3, 0.5, 0.9, rng.uniform(0.0001, 0.9999)]))
+        out.append((k, n, p))
+    return out
+
+
+@pytest.mark.parametrize(("k", "n", "p"), _cases(0, 60, 120))
+def test_binom_cdf_matches_exact_rational_sum(k: int, n: int, p: float) -> None:
+    assert binom_cdf(k, n, p) == pytest.approx(_brute_cdf_exact(k, n, p), rel=1e-10, abs=1e-300)
+
+
+@pytest.mark.parametrize(("k", "n", "p"), [*_cases(1, 25, 4000), (0, 600, 0.005), (70, 5000, 0.01)])
+def test_binom_cdf_matches_big_int_sum_for_large_n(k: int, n: int, p: float) -> None:
+    expected = _brute_cdf_log(k, n, p)
+    assert binom_cdf(k, n, p) == pytest.approx(expected, rel=1e-9, abs=1e-280)
+
+
+def test_binom_cdf_edges() -> None:
+    assert binom_cdf(-1, 10, 0.3) == 0.0
+    assert binom_cdf(10, 10, 0.3) == 1.0
+    assert binom_cdf(0, 10, 0.0) == 1.0
+    assert binom_cdf(9, 10, 1.0) == 0.0
+    assert binom_cdf(0, 0, 0.5) == 1.0
+    with pytest.raises(ValueError):
+        binom_cdf(1, 10, 1.5)
+    with pytest.raises(ValueError):
+        binom_cdf(1, -1, 0.5)
+
+
+def test_binom_cdf_agrees_with_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    for k, n, p in _cases(2, 40, 20000):
+        assert binom_cdf(k, n, p) == pytest.approx(float(stats.binom.cdf(k, n, p)), rel=1e-8, abs=1e-250)
+
+
+def test_p_value_direction_few_errors_is_evidence_of_precision() -> None:
+    # 1000 accepted, target 0.995: expected errors under the boundary null are 5.
+    p_values = [ltt_p_value(1000, k, 0.995) for k in range(12)]
+    assert np.all(np.diff(p_values) > 0)  # more errors, less evidence
+    assert p_values[0] == pytest.approx(0.995**1000)
+    assert p_values[0] < 0.01
+    assert p_values[10] > 0.9
+    assert ltt_p_value(0, 0, 0.995) == 1.0
+
+
+def test_clopper_pearson_inverts_the_binomial_tail() -> None:
+    for n_success, n, delta in [(600, 600, 0.05), (990, 1000, 0.05), (3, 10, 0.1), (1, 1, 0.5)]:
+        lb = clopper_pearson_lower(n_success, n, delta)
+        assert 0.0 < lb < n_success / n + 1e-12
+        assert binom_cdf(n - n_success, n, 1.0 - lb) == pytest.approx(delta, rel=1e-6)
+    assert clopper_pearson_lower(600, 600, 0.05) == pytest.approx(0.05 ** (1 / 600), rel=1e-10)
+    assert clopper_pearson_lower(0, 5, 0.05) == 0.0
+    assert clopper_pearson_lower(0, 0, 0.05) == 0.0
+
+
+def test_clopper_pearson_agrees_with_scipy_beta() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    for x, n in [(990, 1000), (45, 50), (7, 9), (2999, 3000)]:
+        expected = float(stats.beta.ppf(0.05, x, n - x + 1))
+        assert clopper_pearson_lower(x, n, 0.05) == pytest.approx(expected, rel=1e-9)
+
+
+def test_min_accepted_for_rejection() -> None:
+    n = min_accepted_for_rejection(0.995, 0.05)
+    assert n == 598
+    assert ltt_p_value(n, 0, 0.995) <= 0.05 < ltt_p_value(n - 1, 0, 0.995)
+
+
+@pytest.mark.parametrize(("n", "passes"), [(100, False), (597, False), (598, True), (600, True), (2000, True)])
+def test_all_correct_calibration_needs_enough_cups(n: int, passes: bool) -> None:
+    scores = np.linspace(0.1, 0.9, n)
+    choice = choose_threshold(scores, np.ones(n, dtype=bool))
+    assert choice.can_pass is passes
+    if passes:
+        # everything correct: the walk never stops, the loosest candidate (all cups) is chosen
+        assert choice.threshold == pytest.approx(0.1)
+        assert (choice.n_accepted, choice.n_errors, choice.coverage) == (n, 0, 1.0)
+        assert choice.precision_lower_bound >= 0.995
+    else:
+        assert choice.threshold == math.inf
+        assert not choice.accepts(1e9)
+        assert choice.n_accepted == 0 and choice.precision is None
+
+
+def test_walk_stops_at_first_non_rejection() -> None:
+    # 1000 perfect high scores, then a block of errors, then more perfect cups: the walk must stop at the
+    # block and not reach the looser perfect cups beyond it.
+    scores = np.concatenate([np.linspace(0.99, 0.6, 1000), np.linspace(0.59, 0.5, 50), np.linspace(0.49, 0.0, 3000)])
+    correct = np.concatenate([np.ones(1000, bool), np.zeros(50, bool), np.ones(3000, bool)])
+    choice = choose_threshold(scores, correct)
+    assert choice.can_pass
+    assert choice.threshold >= 0.5
+    assert choice.n_errors <= 3
+    assert choice.p_value <= 0.05
+    assert choice.precision_lower_bound >= 0.995  # rejection at delta <=> CP lower bound >= target
+    # the next looser candidate was not rejected
+    curve = precision_coverage_curve(scores, correct)
+    i = int(np.flatnonzero(curve.thresholds == choice.threshold)[0])
+    assert ltt_p_value(int(curve.n_accepted[i + 1]), int(curve.n_errors[i + 1]), 0.995) > 0.05
+
+
+def test_precision_coverage_curve_matches_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.uniform(size=300), 2)  # ties on purpose
+    correct = rng.uniform(size=300) < 0.3 + 0.7 * scores
+    curve = precision_coverage_curve(scores, correct)
+    assert np.all(np.diff(curve.thresholds) < 0)
+    for t, n_acc, n_err, prec, cov in zip(
+        curve.thresholds, curve.n_accepted, curve.n_errors, curve.precision, curve.coverage, strict=True
+    ):
+        accepted = scores >= t
+        assert n_acc == accepted.sum()
+        assert n_err == (accepted & ~correct).sum()
+        assert prec == pytest.approx(correct[accepted].mean())
+        assert cov == pytest.approx((accepted & correct).sum() / correct.sum())
+    grid_curve = precision_coverage_curve(scores, correct, grid=[0.95, 0.5, 2.0])
+    assert grid_curve.n_accepted[0] == 0 and math.isnan(grid_curve.precision[0])
+    assert grid_curve.n_accepted[2] == (scores >= 0.5).sum()
+
+
+def _true_error_rate(lam: np.ndarray | float, w0: float) -> np.ndarray:
+    """Score ~ U(0, 1), P(wrong | s) = w0 (1 - s)^3: error rate among s >= lam is w0 (1 - lam)^3 / 4."""
+    return w0 * (1.0 - np.asarray(lam, dtype=np.float64)) ** 3 / 4.0
+
+
+def _draw(rng: np.random.Generator, n: int, w0: float) -> tuple[np.ndarray, np.ndarray]:
+    s = rng.uniform(size=n)
+    wrong = rng.uniform(size=n) < w0 * (1.0 - s) ** 3
+    return s, ~wrong
+
+
+def test_score_model_true_error_rate_matches_a_huge_draw() -> None:
+    s, correct = _draw(np.random.default_rng(4), 2_000_000, 0.8)
+    for lam in (0.2, 0.37, 0.6):
+        empirical = (~correct[s >= lam]).mean()
+        assert empirical == pytest.approx(float(_true_error_rate(lam, 0.8)), rel=0.03)
+
+
+@pytest.mark.parametrize(
+    ("target", "delta", "n_cal", "w0", "procedure", "grid"),
+    [
+        (0.95, 0.1, 400, 0.8, "fixed_sequence", None),
+        (0.995, 0.05, 3000, 0.2, "fixed_sequence", None),
+        (0.95, 0.1, 400, 0.8, "fixed_sequence", np.linspace(0.0, 1.0, 101)),
+        (0.95, 0.1, 400, 0.8, "bonferroni", np.linspace(0.0, 1.0, 21)),
+    ],
+)
+def test_guarantee_holds_in_simulation(
+    target: float, delta: float, n_cal: int, w0: float, procedure: str, grid: np.ndarray | None
+) -> None:
+    rng = np.random.default_rng(5)
+    alpha = 1.0 - target
+    n_sets = 200
+    violations = naive_violations = passes = 0
+    for _ in range(n_sets):
+        s, correct = _draw(rng, n_cal, w0)
+        choice = choose_threshold(s, correct, target, delta, grid, procedure)  # type: ignore[arg-type]
+        if choice.can_pass:
+            passes += 1
+            violations += bool(_true_error_rate(choice.threshold, w0) > alpha)
+        # naive rule: the loosest threshold whose empirical precision reaches the target
+        curve = precision_coverage_curve(s, correct)
+        ok = np.flatnonzero(curve.precision >= target)
+        naive_violations += bool(_true_error_rate(curve.thresholds[ok[-1]], w0) > alpha)
+    slack = 3.0 * math.sqrt(delta * (1 - delta) / n_sets)
+    assert violations / n_sets <= delta + slack
+    assert passes / n_sets >= 0.6  # the procedure is not vacuous
+    assert naive_violations / n_sets > 0.3  # and the simulation can tell a bad rule apart
+
+
+def test_round_trip_through_json() -> None:
+    scores = np.linspace(0, 1, 1000)
+    choice = choose_threshold(scores, scores > 0.05)
+    restored = ThresholdChoice.from_dict(json.loads(json.dumps(choice.to_dict())))
+    assert restored == choice
+    never = choose_threshold(scores[:50], np.ones(50, bool))
+    data = never.to_dict()
+    assert data["threshold"] is None
+    text = json.dumps(data, allow_nan=False)
+    assert ThresholdChoice.from_dict(json.loads(text)) == never
+    assert ThresholdChoice.from_dict({**data, "threshold": "inf"}).threshold == math.inf
+    assert "never PASS" in never.summary()
+    assert "threshold" in choice.summary()
+
+
+@pytest.mark.parametrize(
+    ("scores", "correct", "kwargs"),
+    [
+        ([0.1, 0.2], [True], {}),
+        ([], [], {}),
+        ([0.1, float("nan")], [True, True], {}),
+        ([0.1, 0.2], [True, False], {"target": 1.0}),
+        ([0.1, 0.2], [True, False], {"target": 0.0}),
+        ([0.1, 0.2], [True, False], {"delta": 0.0}),
+        ([0.1, 0.2], [True, False], {"delta": 1.5}),
+        ([0.1, 0.2], [2, 0], {}),
+        ([[0.1, 0.2]], [[True, False]], {}),
+        ([0.1, 0.2], [True, False], {"procedure": "holm"}),
+    ],
+)
+def test_bad_inputs_raise(scores: list, correct: list, kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        choose_threshold(scores, correct, **kwargs)

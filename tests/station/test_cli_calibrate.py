@@ -1,0 +1,110 @@
+"""``cupcheck calibrate`` end to end on synthetic images written to disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from calibration.camera import CameraCalibration, CupRoi, load_calibration
+from station.cli import main
+from tests.calibration.test_camera import EURO_1_MM, checkerboard_image, coin_image, finish, textured_background
+
+
+@pytest.fixture(scope="module")
+def coin_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    image, _ = coin_image(np.random.default_rng(21), 4.0)
+    path = tmp_path_factory.mktemp("img") / "coin.png"
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def test_coin_writes_calibration_in_home(coin_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "station"
+    overlay = tmp_path / "overlay.png"
+    status = main(
+        ["calibrate", str(coin_png), "--reference-mm", str(EURO_1_MM), "--home", str(home), "--overlay", str(overlay)]
+    )
+    assert status == 0
+    out = capsys.readouterr().out
+    px_per_mm = float(out.split()[0])
+    assert px_per_mm == pytest.approx(4.0, rel=0.01)
+    assert "px/mm" in out
+    cal = load_calibration(home)
+    assert cal is not None and cal.method == "coin" and cal.px_per_mm == pytest.approx(px_per_mm, abs=1e-4)
+    written = cv2.imread(str(overlay))
+    assert written is not None and written.shape == (480, 640, 3)
+
+
+def test_json_output_and_manual_roi_in_env_home(
+    coin_png: Path, _temp_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["calibrate", str(coin_png), "--reference-mm", str(EURO_1_MM), "--roi", "320,240,200", "--json"])
+    assert status == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["roi"] == {"x": 320.0, "y": 240.0, "radius": 200.0}
+    assert Path(data["path"]) == _temp_home / "calibration.json"
+    stored = CameraCalibration.load(data["path"])
+    assert stored.roi == CupRoi(320.0, 240.0, 200.0)
+    assert stored.px_per_mm == pytest.approx(data["px_per_mm"])
+
+
+def test_checkerboard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "board.png"
+    cv2.imwrite(str(path), checkerboard_image(np.random.default_rng(1), 30.0, (8, 6)))
+    status = main(
+        ["calibrate", str(path), "--checkerboard", "7x5", "--square-mm", "12.5", "--no-roi", "--home", str(tmp_path)]
+    )
+    assert status == 0
+    assert float(capsys.readouterr().out.split()[0]) == pytest.approx(30.0 / 12.5, rel=0.005)
+    cal = load_calibration(tmp_path)
+    assert cal is not None and cal.roi is None and cal.method == "checkerboard"
+
+
+def test_nothing_found_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(2)
+    path = tmp_path / "table.png"
+    cv2.imwrite(str(path), finish(rng, textured_background(rng)))
+    assert main(["calibrate", str(path), "--reference-mm", "23.25", "--home", str(tmp_path)]) == 2
+    assert "no coin" in capsys.readouterr().err
+    assert not (tmp_path / "calibration.json").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["calibrate", "{missing}", "--reference-mm", "23.25"],
+        ["calibrate", "{garbage}", "--reference-mm", "23.25"],
+        ["calibrate", "{coin}", "--checkerboard", "7x5"],
+        ["calibrate", "{coin}", "--reference-mm", "23.25", "--square-mm", "10"],
+    ],
+)
+def test_user_errors_exit_2(
+    argv: list[str], coin_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"\x00not a png")
+    paths = {"missing": tmp_path / "nope.png", "garbage": garbage, "coin": coin_png}
+    argv = [a.format(**{k: str(v) for k, v in paths.items()}) for a in argv]
+    assert main([*argv, "--home", str(tmp_path)]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],  # no reference at all
+        ["--reference-mm", "-3"],
+        ["--checkerboard", "7by5", "--square-mm", "10"],
+        ["--reference-mm", "23.25", "--roi", "1,2"],
+        ["--reference-mm", "23.25", "--aruco-mm", "20"],
+    ],
+)
+def test_bad_arguments_exit_2(extra: list[str], coin_png: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["calibrate", str(coin_png), *extra])
+    assert info.value.code == 2
+    assert capsys.readouterr().err
