@@ -304,6 +304,37 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class StoredCoin:
+    """One logged coin of a cup, as the review window shows it.
+
+    Attributes:
+        coin_id: the row id (a relabel target).
+        index: position in the detector's order.
+        bbox: ``x1, y1, x2, y2`` in capture pixels.
+        confidence: detector score.
+        partial: cut by the image edge or the cup rim.
+        diameter_mm: measured diameter when the camera was calibrated.
+        top_type: best gallery match.
+        top_side: its side.
+        top_score: its similarity.
+        crop_ref: store reference of the crop image, if one was logged.
+        mask_ref: store reference of the mask image, if one was logged.
+    """
+
+    coin_id: int
+    index: int
+    bbox: tuple[float, float, float, float]
+    confidence: float
+    partial: bool
+    diameter_mm: float | None
+    top_type: str | None
+    top_side: Side | None
+    top_score: float | None
+    crop_ref: str | None
+    mask_ref: str | None
+
+
+@dataclass(frozen=True)
 class ReviewItem:
     """One cup in the supervisor's review queue, with the parts of its informativeness score.
 

@@ -28,6 +28,7 @@ from db.records import (
     AuditEntry,
     OperatorInfo,
     ReviewItem,
+    StoredCoin,
     TrainingCoin,
     TrainingCup,
     TrainingExport,
@@ -418,6 +419,31 @@ class VerdictRepository:
             )
             session.flush()
             return label.id
+
+    def cup_coins(self, cup_id: int) -> list[StoredCoin]:
+        """Return the logged coins of ``cup_id`` in the detector's order (empty for an unknown cup)."""
+        with self._sessions() as session:
+            coins = session.scalars(select(Coin).where(Coin.cup_id == cup_id).order_by(Coin.index)).all()
+            return [
+                StoredCoin(
+                    coin_id=c.id,
+                    index=c.index,
+                    bbox=(c.x1, c.y1, c.x2, c.y2),
+                    confidence=c.confidence,
+                    partial=c.partial,
+                    diameter_mm=c.diameter_mm,
+                    top_type=c.top_type,
+                    top_side=c.top_side,
+                    top_score=c.top_score,
+                    crop_ref=c.crop_ref,
+                    mask_ref=c.mask_ref,
+                )
+                for c in coins
+            ]
+
+    def read_blob(self, ref: str) -> bytes:
+        """Return the bytes of a stored image (capture, crop or mask) by its reference."""
+        return self.store.read(ref)
 
     def audit_trail(self, cup_id: int | None = None) -> list[AuditEntry]:
         """Return the relabel history, oldest first, optionally for one cup (its coins included)."""

@@ -312,3 +312,20 @@ def test_two_stations_share_one_database(repo: VerdictRepository, db_url: str, t
 def _cup_of(repo: VerdictRepository, verdict_id: int) -> int:
     with repo.engine.connect() as conn:
         return int(conn.execute(text("SELECT cup_id FROM verdicts WHERE id = :v"), {"v": verdict_id}).scalar_one())
+
+
+def test_cup_coins_returns_logged_coins_in_order_with_readable_crops(repo: VerdictRepository) -> None:
+    record = make_record(31, top_types=("eur_1", None, "eur_2"))
+    verdict_id = repo.log_verdict(record)
+    with repo.engine.connect() as conn:
+        cup_id = conn.execute(text("SELECT cup_id FROM verdicts WHERE id = :v"), {"v": verdict_id}).scalar_one()
+
+    coins = repo.cup_coins(cup_id)
+
+    assert [c.index for c in coins] == [0, 1, 2]
+    assert [c.top_type for c in coins] == ["eur_1", None, "eur_2"]
+    assert coins[0].bbox == record.coins[0].bbox
+    for stored, logged in zip(coins, record.coins, strict=True):
+        assert stored.crop_ref is not None
+        assert repo.read_blob(stored.crop_ref) == logged.crop_jpeg
+    assert repo.cup_coins(cup_id + 1000) == []
