@@ -1,0 +1,326 @@
+"""Write a synthetic cup data set: images, manifest, a YOLO-seg data set and a crops data set for the embedder.
+
+Layout under ``out``::
+
+    mint.json                       the catalogue (n_types + seed rebuild it; readable list of types)
+    manifest.json                   every cup with its ground truth (compact JSON)
+    yolo/data.yaml                  ultralytics data set (names: 0 coin, 1 object)
+    yolo/images/{train,val}/*.jpg   the cup images
+    yolo/labels/{train,val}/*.txt   ``class x1 y1 x2 y2 ...`` normalized polygon per visible instance
+    crops/images/*.png              one square crop per coin (background outside the visible mask black)
+    crops/index.csv                 path,type_id,design_id,side,family,cup_id,split,partial,occlusion,source
+
+Each cup is rendered from ``(seed, index)`` alone, so the bytes do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import multiprocessing as mp
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from models.synth.mint import generate_mint
+from models.synth.scene import CupScene, SceneAssets, SceneInstance, SceneOptions, list_real_types, render_cup
+from models.synth.textures import load_patch_bank
+from models.types import UInt8Array
+
+CROP_COLUMNS: tuple[str, ...] = (
+    "path",
+    "type_id",
+    "design_id",
+    "side",
+    "family",
+    "cup_id",
+    "split",
+    "partial",
+    "occlusion",
+    "source",
+)
+"""Columns of ``crops/index.csv``."""
+
+MAX_CROP_OCCLUSION = 0.5
+"""Coins hidden more than this are left out of the crops data set."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that determines a synthetic data set.
+
+    Attributes:
+        n_types: coin types in the generated mint (>= 2).
+        n_cups: cup images to render.
+        seed: the data set seed (mint and cups).
+        scene: scene options (image size, kind mix, real fraction).
+        crop_size: side of the embedder crops in pixels.
+        val_fraction: fraction of cups in the validation split.
+        real_root: the real data folder (``None``: no real crops or textures).
+        cache_dir: where the real surface patches are cached (``None``: the default cache directory).
+    """
+
+    n_types: int
+    n_cups: int
+    seed: int
+    scene: SceneOptions
+    crop_size: int = 128
+    val_fraction: float = 0.1
+    real_root: Path | None = None
+    cache_dir: Path | None = None
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with a clear message for an impossible configuration."""
+        if self.n_types < 2:
+            raise ValueError(f"need at least 2 coin types, got {self.n_types}")
+        if self.n_cups < 0:
+            raise ValueError(f"the number of cups must be >= 0, got {self.n_cups}")
+        if self.scene.image_size < 64:
+            raise ValueError(f"image size must be >= 64, got {self.scene.image_size}")
+        if self.crop_size < 8:
+            raise ValueError(f"crop size must be >= 8, got {self.crop_size}")
+        if not 0.0 <= self.val_fraction <= 1.0:
+            raise ValueError(f"val fraction must be in [0, 1], got {self.val_fraction}")
+        if not 0.0 <= self.scene.real_fraction <= 1.0:
+            raise ValueError(f"real fraction must be in [0, 1], got {self.scene.real_fraction}")
+        if self.scene.max_coins < 1:
+            raise ValueError(f"max coins must be >= 1, got {self.scene.max_coins}")
+        w = self.scene.kind_weights
+        if any(v < 0 for v in w.values()) or sum(w.values()) <= 0:
+            raise ValueError("kind weights must be >= 0 with a positive sum")
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    """What :func:`write_dataset` produced.
+
+    Attributes:
+        n_cups: images written.
+        n_instances: visible instances over all cups.
+        n_crops: rows of the crops index.
+        kinds: cups per kind.
+        seconds: wall time of the rendering loop.
+        real_types: how many real denominations were available.
+    """
+
+    n_cups: int
+    n_instances: int
+    n_crops: int
+    kinds: dict[str, int]
+    seconds: float
+    real_types: int
+
+    @property
+    def images_per_second(self) -> float:
+        """Rendering throughput over the whole run."""
+        return self.n_cups / self.seconds if self.seconds > 0 else float("inf")
+
+
+def is_val(index: int, fraction: float) -> bool:
+    """Whether cup ``index`` is in the validation split: exactly ``fraction`` of cups, spread evenly."""
+    return int((index + 1) * fraction) > int(index * fraction)
+
+
+def cup_crop(scene: CupScene, inst: SceneInstance, size: int) -> UInt8Array:
+    """A square crop around the instance's true circle, pixels outside its visible mask black.
+
+    Args:
+        scene: the rendered cup.
+        inst: one of its instances.
+        size: output side.
+
+    Returns:
+        ``(size, size, 3)`` uint8 BGR.
+    """
+    cx, cy = inst.center
+    side = max(inst.diameter_px, 2.0)
+    h, w = scene.labels.shape
+    x0, y0 = max(0, int(np.floor(cx - side / 2)) - 1), max(0, int(np.floor(cy - side / 2)) - 1)
+    x1, y1 = min(w, int(np.ceil(cx + side / 2)) + 2), min(h, int(np.ceil(cy + side / 2)) + 2)
+    roi = scene.image[y0:y1, x0:x1].copy()
+    roi[scene.labels[y0:y1, x0:x1] != inst.label] = 0
+    sc = size / side
+    m = np.array([[sc, 0, -(cx - side / 2 - x0) * sc], [0, sc, -(cy - side / 2 - y0) * sc]], np.float32)
+    crop = cv2.warpAffine(roi, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return np.asarray(crop, np.uint8)
+
+
+def yolo_lines(scene: CupScene) -> list[str]:
+    """YOLO-seg label lines: ``class x y x y ...`` normalized; class 0 coin, 1 foreign object."""
+    h, w = scene.labels.shape
+    lines = []
+    for inst in scene.instances:
+        poly = inst.polygon
+        if len(poly) < 3:
+            continue
+        coords = " ".join(f"{x / w:.5f} {y / h:.5f}" for x, y in poly.tolist())
+        lines.append(f"{0 if inst.is_coin else 1} {coords}")
+    return lines
+
+
+def _instance_record(inst: SceneInstance) -> dict[str, Any]:
+    return {
+        "type_id": inst.type_id,
+        "side": inst.side,
+        "design_id": inst.design_id,
+        "family": inst.family,
+        "source": inst.source,
+        "is_coin": inst.is_coin,
+        "bbox": list(inst.bbox),
+        "center": [round(inst.center[0], 2), round(inst.center[1], 2)],
+        "diameter_mm": round(inst.diameter_mm, 3),
+        "diameter_px": round(inst.diameter_px, 2),
+        "occlusion": inst.occlusion,
+        "partial": inst.partial,
+        "polygon": inst.polygon.tolist(),
+    }
+
+
+# Per-process state for the workers (built once per process by _init).
+_STATE: dict[str, Any] = {}
+
+
+def _init(config: SynthConfig, out: Path, single_thread: bool = False) -> None:
+    if single_thread:
+        cv2.setNumThreads(1)  # one process per core: no oversubscription
+    mint = generate_mint(config.n_types, config.seed)
+    real_root = config.real_root
+    real = list_real_types(real_root) if config.scene.real_fraction > 0 else ()
+    patches = load_patch_bank(real_root, config.cache_dir)
+    _STATE.update(config=config, out=out, assets=SceneAssets(mint, real, patches))
+
+
+def _work(index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    config: SynthConfig = _STATE["config"]
+    out: Path = _STATE["out"]
+    scene = render_cup(_STATE["assets"], config.seed, index, config.scene)
+    split = "val" if is_val(index, config.val_fraction) else "train"
+    cup_id = f"{index:06d}"
+    img_rel = f"yolo/images/{split}/{cup_id}.jpg"
+    (out / img_rel).write_bytes(scene.jpeg)
+    (out / "yolo" / "labels" / split / f"{cup_id}.txt").write_text("".join(f"{ln}\n" for ln in yolo_lines(scene)))
+    rows = []
+    for k, inst in enumerate(scene.instances):
+        if not inst.is_coin or inst.occlusion > MAX_CROP_OCCLUSION:
+            continue
+        rel = f"crops/images/{cup_id}_{k:02d}.png"
+        crop = cup_crop(scene, inst, config.crop_size)
+        cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        rows.append(
+            {
+                "path": rel,
+                "type_id": inst.type_id,
+                "design_id": inst.design_id,
+                "side": inst.side,
+                "family": inst.family,
+                "cup_id": cup_id,
+                "split": split,
+                "partial": int(inst.partial),
+                "occlusion": f"{inst.occlusion:.4f}",
+                "source": "real" if inst.source == "real" else "synthetic",
+            }
+        )
+    record = {
+        "id": cup_id,
+        "image": img_rel,
+        "split": split,
+        "kind": scene.kind.value,
+        "expected_type": scene.expected_type,
+        "contaminant": scene.contaminant,
+        "px_per_mm": round(scene.px_per_mm, 5),
+        "cup_diameter_mm": round(scene.cup_diameter_mm, 2),
+        "instances": [_instance_record(i) for i in scene.instances],
+    }
+    return record, rows
+
+
+def _results(config: SynthConfig, out: Path, workers: int) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    if workers <= 1:
+        _init(config, out)
+        for i in range(config.n_cups):
+            yield _work(i)
+        return
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init, initargs=(config, out, True)) as pool:
+        yield from pool.imap(_work, range(config.n_cups), chunksize=4)
+
+
+def write_mint_json(path: Path, config: SynthConfig) -> None:
+    """Write the catalogue: ``n_types`` and ``seed`` (enough to rebuild it), every type, and the real types."""
+    mint = generate_mint(config.n_types, config.seed)
+    real = list_real_types(config.real_root) if config.scene.real_fraction > 0 else ()
+    doc = {
+        "n_types": config.n_types,
+        "seed": config.seed,
+        "types": [dataclasses.asdict(t) for t in mint.types],
+        "real_types": [{"id": t.id, "family": t.currency, "diameter_mm": t.diameter_mm} for t in real],
+    }
+    path.write_text(json.dumps(doc, indent=1))
+
+
+def write_dataset(config: SynthConfig, out: Path, *, workers: int = 1, progress: bool = True) -> SynthSummary:
+    """Render ``config.n_cups`` cups and write the data sets under ``out``.
+
+    Args:
+        config: what to render.
+        out: the output folder (created).
+        workers: processes; the output is identical for any value.
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        Counts and timing.
+
+    Raises:
+        ValueError: for an impossible configuration.
+        OSError: when ``out`` cannot be written.
+    """
+    config.validate()
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val"):
+        (out / "yolo" / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out / "yolo" / "labels" / split).mkdir(parents=True, exist_ok=True)
+    (out / "crops" / "images").mkdir(parents=True, exist_ok=True)
+    if config.real_root is not None and workers > 1:
+        load_patch_bank(config.real_root, config.cache_dir)  # build the cache once, before the workers
+    write_mint_json(out / "mint.json", config)
+    (out / "yolo" / "data.yaml").write_text(
+        f"path: {(out / 'yolo').resolve()}\ntrain: images/train\nval: images/val\nnames:\n  0: coin\n  1: object\n"
+    )
+    cups: list[dict[str, Any]] = []
+    crop_rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    bar = tqdm(total=config.n_cups, desc="synth", unit="cup", disable=not progress)
+    for record, rows in _results(config, out, workers):
+        cups.append(record)
+        crop_rows += rows
+        bar.update(1)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    manifest = {
+        "seed": config.seed,
+        "image_size": config.scene.image_size,
+        "n_types": config.n_types,
+        "cups": cups,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, separators=(",", ":")))
+    with (out / "crops" / "index.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(CROP_COLUMNS))
+        writer.writeheader()
+        writer.writerows(crop_rows)
+    kinds = Counter(c["kind"] for c in cups)
+    return SynthSummary(
+        n_cups=len(cups),
+        n_instances=sum(len(c["instances"]) for c in cups),
+        n_crops=len(crop_rows),
+        kinds=dict(sorted(kinds.items())),
+        seconds=seconds,
+        real_types=len(list_real_types(config.real_root)) if config.scene.real_fraction > 0 else 0,
+    )

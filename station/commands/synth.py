@@ -1,0 +1,154 @@
+"""``cupcheck synth`` renders a synthetic coin-cup data set; ``cupcheck synth-sheet`` draws a contact sheet of it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from models.types import CupKind
+from station.errors import CliError
+
+_DEFAULT_REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+
+
+def _default_real_root() -> Path | None:
+    env = os.environ.get("CUPCHECK_SHARED")
+    root = Path(env) / "data" / "real" if env else _DEFAULT_REAL
+    return root if root.is_dir() else None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``synth`` and ``synth-sheet`` subcommands."""
+    p = subparsers.add_parser("synth", help="render a synthetic coin-cup data set (YOLO-seg, crops, manifest)")
+    p.add_argument("--types", type=int, required=True, help="coin types in the generated mint (>= 2)")
+    p.add_argument("--cups", type=int, required=True, help="cup images to render")
+    p.add_argument("--seed", type=int, default=0, help="data set seed (default 0)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--image-size", type=int, default=640, help="image side in pixels (default 640)")
+    p.add_argument(
+        "--kinds",
+        default=None,
+        help="comma-separated cup kinds to draw (pure,contaminated,obverse_only,foreign_object,empty); default all",
+    )
+    p.add_argument("--kind-weights", default=None, help="comma-separated weights, one per --kinds entry")
+    p.add_argument("--max-coins", type=int, default=30, help="most coins in one cup (default 30)")
+    p.add_argument("--crop-size", type=int, default=128, help="side of the embedder crops (default 128)")
+    p.add_argument(
+        "--real-fraction",
+        type=float,
+        default=None,
+        help="fraction of cups drawn with real coin crops (default 0.15 when the real data exists, else 0)",
+    )
+    p.add_argument("--real-root", type=Path, default=None, help="real data folder (default ../shared/data/real)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of cups in the val split (0.1)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (output does not depend on it)")
+    p.set_defaults(func=run_synth)
+
+    s = subparsers.add_parser("synth-sheet", help="draw a contact sheet of a synthetic data set with its masks")
+    s.add_argument("dataset", type=Path, help="folder written by `cupcheck synth`")
+    s.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    s.add_argument("--n", type=int, default=16, help="cups on the sheet (default 16)")
+    s.set_defaults(func=run_sheet)
+
+
+def _kind_weights(kinds: str | None, weights: str | None) -> dict[CupKind, float]:
+    from models.synth.scene import DEFAULT_KIND_WEIGHTS
+
+    if kinds is None:
+        chosen = list(DEFAULT_KIND_WEIGHTS)
+    else:
+        chosen = []
+        for name in (k.strip() for k in kinds.split(",") if k.strip()):
+            try:
+                chosen.append(CupKind(name))
+            except ValueError:
+                valid = ", ".join(k.value for k in CupKind)
+                raise CliError(f"unknown cup kind {name!r}; choose from {valid}") from None
+        if not chosen:
+            raise CliError("--kinds is empty")
+    if weights is None:
+        return {k: (DEFAULT_KIND_WEIGHTS[k] if kinds is None else 1.0) for k in chosen}
+    try:
+        values = [float(w) for w in weights.split(",")]
+    except ValueError:
+        raise CliError(f"--kind-weights must be numbers, got {weights!r}") from None
+    if len(values) != len(chosen):
+        raise CliError(f"--kind-weights has {len(values)} values for {len(chosen)} kinds")
+    if any(v < 0 for v in values) or sum(values) <= 0:
+        raise CliError("--kind-weights must be >= 0 with a positive sum")
+    return dict(zip(chosen, values, strict=True))
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """Render the data set and print a summary."""
+    from models.synth.dataset import SynthConfig, write_dataset
+    from models.synth.scene import SceneOptions
+
+    if args.types < 2:
+        raise CliError(f"--types must be >= 2, got {args.types}")
+    if args.cups < 0:
+        raise CliError(f"--cups must be >= 0, got {args.cups}")
+    if args.workers < 1:
+        raise CliError(f"--workers must be >= 1, got {args.workers}")
+    real_root = args.real_root if args.real_root is not None else _default_real_root()
+    if args.real_root is not None and not args.real_root.is_dir():
+        raise CliError(f"--real-root {args.real_root} is not a folder")
+    real_fraction = args.real_fraction if args.real_fraction is not None else (0.15 if real_root else 0.0)
+    opts = SceneOptions(
+        image_size=args.image_size,
+        kind_weights=_kind_weights(args.kinds, args.kind_weights),
+        max_coins=args.max_coins,
+        real_fraction=real_fraction,
+    )
+    config = SynthConfig(
+        n_types=args.types,
+        n_cups=args.cups,
+        seed=args.seed,
+        scene=opts,
+        crop_size=args.crop_size,
+        val_fraction=args.val_fraction,
+        real_root=real_root,
+    )
+    try:
+        config.validate()
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise CliError(f"cannot write to {out}: {err.strerror or err}") from None
+    summary = write_dataset(config, out, workers=args.workers)
+    kinds = ", ".join(f"{k} {v}" for k, v in summary.kinds.items())
+    print(
+        f"wrote {summary.n_cups} cups ({summary.n_instances} instances, {summary.n_crops} crops) to {out}\n"
+        f"types: {args.types} synthetic + {summary.real_types} real (real fraction {real_fraction:g})\n"
+        f"kinds: {kinds or 'none'}\n"
+        f"speed: {summary.images_per_second:.1f} images/s with {args.workers} worker(s)"
+    )
+    return 0
+
+
+def run_sheet(args: argparse.Namespace) -> int:
+    """Write the contact sheet PNG."""
+    import cv2
+
+    from models.synth.sheet import render_sheet
+
+    if args.n < 1:
+        raise CliError(f"--n must be >= 1, got {args.n}")
+    if not (args.dataset / "manifest.json").is_file():
+        raise CliError(f"{args.dataset} has no manifest.json (run `cupcheck synth` first)")
+    try:
+        sheet = render_sheet(args.dataset, args.n)
+    except (FileNotFoundError, ValueError) as err:
+        raise CliError(str(err)) from None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.out), sheet):
+        raise CliError(f"cannot write {args.out}")
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,193 @@
+"""Synthetic cup scenes: determinism, ground-truth consistency, cup kinds, objects, textures, real crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from models.synth.mint import generate_mint
+from models.synth.objects import ForeignObject, render_object
+from models.synth.scene import (
+    CupScene,
+    SceneAssets,
+    SceneOptions,
+    fit_crop_disc,
+    list_real_types,
+    render_cup,
+    rupee_is_train,
+)
+from models.synth.textures import SURFACES, cut_patches, procedural_surface
+from models.types import CupKind, Side
+
+SIZE = 256
+
+
+@pytest.fixture(scope="module")
+def assets() -> SceneAssets:
+    return SceneAssets(generate_mint(12, 3))
+
+
+def _only(kind: CupKind) -> SceneOptions:
+    return SceneOptions(image_size=SIZE, kind_weights={kind: 1.0}, max_coins=12)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def test_same_seed_and_index_give_the_same_bytes(assets: SceneAssets) -> None:
+    opts = SceneOptions(image_size=SIZE)
+    a = render_cup(assets, 5, 3, opts)
+    # A fresh asset set (empty caches) must not change the output.
+    b = render_cup(SceneAssets(generate_mint(12, 3)), 5, 3, opts)
+    c = render_cup(assets, 5, 4, opts)
+    assert a.jpeg == b.jpeg
+    assert np.array_equal(a.labels, b.labels)
+    assert a.jpeg != c.jpeg
+    assert a.image.shape == (SIZE, SIZE, 3)
+    decoded = cv2.imdecode(np.frombuffer(a.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None and np.array_equal(decoded, a.image)
+
+
+def _check_ground_truth(scene: CupScene) -> None:
+    labels_seen = set(np.unique(scene.labels).tolist()) - {-1}
+    assert labels_seen == {inst.label for inst in scene.instances}
+    for inst in scene.instances:
+        mask = scene.mask(inst)
+        ys, xs = np.nonzero(mask)
+        assert inst.bbox == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        poly = np.zeros_like(mask, np.uint8)
+        cv2.fillPoly(poly, [inst.polygon.reshape(-1, 1, 2)], 1)
+        n, comp = cv2.connectedComponents(mask.astype(np.uint8))
+        largest = comp == (1 + int(np.argmax([(comp == i).sum() for i in range(1, n)])))
+        assert _iou(poly > 0, largest) > 0.9
+        if n == 2:  # one visible part: the polygon is the whole mask
+            assert _iou(poly > 0, mask) > 0.9
+        assert 0.0 <= inst.occlusion <= 1.0
+        # The visible area never exceeds the footprint of the true circle.
+        assert mask.sum() <= np.pi / 4 * inst.diameter_px**2 * 1.05 + 4 * inst.diameter_px
+        cx, _cy = inst.center
+        assert inst.bbox[0] - 1 <= cx + inst.diameter_px / 2 and inst.bbox[2] + 1 >= cx - inst.diameter_px / 2
+        if inst.partial:
+            continue
+        # An unoccluded, uncut coin's visible mask is about its full footprint.
+        if inst.occlusion < 0.01:
+            assert mask.sum() > 0.9 * np.pi / 4 * inst.diameter_px**2 * 0.9
+
+
+def test_masks_boxes_and_polygons_agree(assets: SceneAssets) -> None:
+    for i in range(6):
+        scene = render_cup(assets, 11, i, SceneOptions(image_size=SIZE, kind_weights={CupKind.PURE: 1.0}))
+        _check_ground_truth(scene)
+        assert scene.px_per_mm > 0
+        for inst in scene.instances:
+            assert inst.diameter_px == pytest.approx(inst.diameter_mm * scene.px_per_mm, rel=0.03)
+
+
+def test_pure_cups_hold_one_type(assets: SceneAssets) -> None:
+    for i in range(4):
+        scene = render_cup(assets, 1, i, _only(CupKind.PURE))
+        assert scene.kind == CupKind.PURE
+        assert scene.instances
+        assert {inst.type_id for inst in scene.instances} == {scene.expected_type}
+        assert scene.contaminant is None
+
+
+def test_contaminated_cups_hold_one_or_two_other_coins(assets: SceneAssets) -> None:
+    relations = set()
+    for i in range(8):
+        scene = render_cup(assets, 2, i, _only(CupKind.CONTAMINATED))
+        others = [inst for inst in scene.instances if inst.type_id != scene.expected_type]
+        assert 1 <= len(others) <= 2
+        assert scene.contaminant in ("twin", "family", "other")
+        relations.add(scene.contaminant)
+        expected = assets.mint.by_id(scene.expected_type)
+        for o in others:
+            other = assets.mint.by_id(o.type_id)
+            if scene.contaminant == "family":
+                assert other.family == expected.family
+            if scene.contaminant == "twin":
+                assert expected.id == other.twin_of or other.id == expected.twin_of
+        _check_ground_truth(scene)
+    assert len(relations) >= 2
+
+
+def test_obverse_only_cups_show_the_shared_obverse(assets: SceneAssets) -> None:
+    for i in range(4):
+        scene = render_cup(assets, 3, i, _only(CupKind.OBVERSE_ONLY))
+        expected = assets.mint.by_id(scene.expected_type)
+        assert len(assets.families[expected.family]) >= 2
+        assert scene.instances
+        for inst in scene.instances:
+            assert inst.side == Side.OBVERSE.value
+            assert inst.design_id == expected.obverse.id
+
+
+def test_foreign_object_and_empty_cups(assets: SceneAssets) -> None:
+    for i in range(4):
+        scene = render_cup(assets, 4, i, _only(CupKind.FOREIGN_OBJECT))
+        objects = [inst for inst in scene.instances if not inst.is_coin]
+        assert objects and all(o.type_id.startswith("object-") for o in objects)
+        assert all(inst.type_id == scene.expected_type for inst in scene.instances if inst.is_coin)
+        empty = render_cup(assets, 4, i, _only(CupKind.EMPTY))
+        assert empty.instances == ()
+        assert (empty.labels == -1).all()
+
+
+def test_washer_has_a_transparent_hole() -> None:
+    img = render_object(ForeignObject("washer", 20.0, 7), 64)
+    assert img.shape == (64, 64, 4)
+    assert img[32, 32, 3] == 0 and img[32, 4, 3] == 255
+
+
+@pytest.mark.parametrize("kind", SURFACES)
+def test_procedural_surfaces(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    img = procedural_surface(kind, rng, 60, 80)
+    assert img.shape == (60, 80, 3) and img.dtype == np.uint8
+    assert img.std() > 0.5
+
+
+def test_cut_patches_avoids_coins() -> None:
+    photo = np.full((600, 800, 3), 200, np.uint8)
+    cv2.circle(photo, (400, 300), 60, (60, 90, 120), -1)
+    cv2.circle(photo, (60, 60), 40, (60, 90, 120), -1)
+    patches = cut_patches(photo, max_patches=20)
+    assert patches
+    for p in patches:
+        # A patch is plain paper: no dark coin pixels in it.
+        assert p.min() > 150
+
+
+def test_real_types_use_training_crops_only(real_data: Path) -> None:
+    types = list_real_types(real_data)
+    ids = {t.id for t in types}
+    assert {"real-euro-1e", "real-won-100won", "real-rupee-2_rupee"} <= ids
+    for t in types:
+        assert all("/test/" not in str(p) for p in t.files)
+    rupee = [p for p in sorted((real_data / "rupee_somanna/crops/2_rupee").glob("*.jpg"))]
+    share = np.mean([rupee_is_train(p) for p in rupee])
+    assert 0.7 < share < 0.9
+
+
+def test_crop_disc_fit_on_real_crops(real_data: Path) -> None:
+    for rel in ("euro_kaa/crops/train/1e", "won_cho0h5/crops/train/100won", "rupee_somanna/crops/2_rupee"):
+        path = sorted((real_data / rel).glob("*.jpg"))[0]
+        crop = cv2.imread(str(path))
+        assert crop is not None
+        cx, cy, r = fit_crop_disc(np.asarray(crop, np.uint8))
+        h, w = crop.shape[:2]
+        assert 0.25 * w < r < 0.55 * w
+        assert abs(cx - w / 2) < 0.2 * w and abs(cy - h / 2) < 0.2 * h
+
+
+def test_real_cups_paste_real_coins(real_data: Path) -> None:
+    assets = SceneAssets(generate_mint(12, 3), list_real_types(real_data))
+    opts = SceneOptions(image_size=SIZE, kind_weights={CupKind.PURE: 1.0}, real_fraction=1.0, max_coins=6)
+    scene = render_cup(assets, 9, 0, opts)
+    assert scene.expected_type.startswith("real-")
+    assert scene.instances and all(i.source == "real" for i in scene.instances)
+    _check_ground_truth(scene)

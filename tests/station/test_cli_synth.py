@@ -1,0 +1,71 @@
+"""``cupcheck synth`` and ``cupcheck synth-sheet`` end to end, and their argument errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from station.cli import main
+
+TINY = ["--types", "12", "--cups", "6", "--image-size", "256", "--seed", "3"]
+
+
+@pytest.fixture(autouse=True)
+def _no_shared(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep the CLI away from the real data folder and the user's cache (fast, hermetic)."""
+    monkeypatch.setenv("CUPCHECK_SHARED", str(tmp_path / "no-shared"))
+    monkeypatch.setenv("CUPCHECK_CACHE", str(tmp_path / "cache"))
+
+
+def test_synth_then_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ds"
+    assert main(["synth", *TINY, "--out", str(out), "--kinds", "pure,foreign_object", "--kind-weights", "3,1"]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 6 cups" in printed and "images/s" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {c["kind"] for c in manifest["cups"]} <= {"pure", "foreign_object"}
+    assert (out / "yolo" / "data.yaml").is_file() and (out / "crops" / "index.csv").is_file()
+    sheet = tmp_path / "sheet.png"
+    assert main(["synth-sheet", str(out), "--out", str(sheet), "--n", "4"]) == 0
+    img = cv2.imread(str(sheet))
+    assert img is not None and img.shape[0] > 100 and img.shape[1] > 100
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--types", "1", "--cups", "2"], "--types"),
+        (["--types", "12", "--cups", "-1"], "--cups"),
+        (["--types", "12", "--cups", "2", "--kinds", "pure,bogus"], "unknown cup kind"),
+        (["--types", "12", "--cups", "2", "--kinds", "pure", "--kind-weights", "1,2"], "--kind-weights"),
+        (["--types", "12", "--cups", "2", "--val-fraction", "2"], "val fraction"),
+        (["--types", "12", "--cups", "2", "--workers", "0"], "--workers"),
+    ],
+)
+def test_bad_arguments_exit_2(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["synth", *args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+
+
+def test_unwritable_output_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["synth", *TINY, "--out", str(blocker / "sub")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_non_numeric_count_is_an_argparse_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["synth", "--types", "many", "--cups", "2", "--out", str(tmp_path)])
+    assert info.value.code == 2
+
+
+def test_sheet_of_missing_dataset_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth-sheet", str(tmp_path / "nothing"), "--out", str(tmp_path / "s.png")]) == 2
+    assert "manifest.json" in capsys.readouterr().err
