@@ -12,20 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cv2
-
-from calibration.camera import (
-    CalibrationError,
-    CupRoi,
-    calibrate_image,
-    draw_overlay,
-    read_image,
-    save_calibration,
-)
 from station.errors import CliError
 from station.home import resolve_home
+
+if TYPE_CHECKING:
+    from calibration.camera import CupRoi
 
 
 def _pattern(text: str) -> tuple[int, int]:
@@ -39,6 +32,8 @@ def _pattern(text: str) -> tuple[int, int]:
 
 
 def _roi(text: str) -> CupRoi:
+    from calibration.camera import CupRoi
+
     try:
         return CupRoi.parse(text)
     except ValueError as err:
@@ -83,6 +78,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure, store ``calibration.json`` in the station home, print the result."""
+    import cv2
+
+    from calibration.camera import CalibrationError, calibrate_image, draw_overlay, read_image, save_calibration
+
     if args.checkerboard is not None and args.square_mm is None:
         raise CliError("--checkerboard needs --square-mm")
     if args.checkerboard is None and args.square_mm is not None:
