@@ -75,6 +75,7 @@ class CoinInstance:
         angle: ellipse rotation in degrees (OpenCV convention).
         diameter_mm: the major axis in millimetres when the camera is calibrated, else ``None``.
         partial: the coin is cut by the image edge or the cup rim.
+        is_coin: ``False`` for a foreign object (anything in the cup that is not a coin).
     """
 
     bbox: FloatArray
@@ -86,6 +87,7 @@ class CoinInstance:
     angle: float = 0.0
     diameter_mm: float | None = None
     partial: bool = False
+    is_coin: bool = True
 
     @property
     def diameter_px(self) -> float:
@@ -131,6 +133,7 @@ class CoinEvidence:
     partial: bool
     attention: float = 0.0
     suspicious: bool = False
+    is_coin: bool = True
 
 
 @dataclass(frozen=True)

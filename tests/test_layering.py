@@ -54,3 +54,18 @@ def test_contract_checker_sees_imports(tmp_path: Path) -> None:
     sample = tmp_path / "m.py"
     sample.write_text("import PySide6.QtCore\nfrom sqlalchemy import select\nfrom . import x\n")
     assert _imports(sample) == {"PySide6", "sqlalchemy"}
+
+
+def test_building_the_cli_parser_imports_no_heavy_library() -> None:
+    """``cupcheck --help`` and argument errors must answer at once: command modules import models lazily."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, station.cli\n"
+        "station.cli.build_parser()\n"
+        "print(','.join(sorted(m for m in ('torch', 'ultralytics', 'timm', 'lightgbm', 'faiss', 'PySide6',"
+        " 'sqlalchemy', 'cv2') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "", f"building the parser imported: {out.stdout.strip()}"

@@ -1,0 +1,303 @@
+"""Enrol coin types into the gallery from a catalogue folder, and turn images into coin crops.
+
+A catalogue folder holds one sub-folder per coin type::
+
+    CATALOG/<type_id>/coin.toml            optional: name = "...", diameter_mm = 23.25
+    CATALOG/<type_id>/obverse/*.jpg        photos or crops of the obverse
+    CATALOG/<type_id>/reverse/*.jpg        ... of the reverse
+    CATALOG/<type_id>/*.jpg                side taken from the file name (``obv``/``rev``), else obverse
+
+A crop (the coin fills a small square-ish image) is embedded as it is; a whole photo goes through the detector
+and its largest coin is used. Enrolling a type replaces its previous references; nothing is retrained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from models.embedder import Embedder
+from models.gallery import Gallery, GalleryEntry
+from models.types import CoinCrop, CoinInstance, Frame, Side, UInt8Array
+
+if TYPE_CHECKING:
+    from models.detector import Detector
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+CROP_MAX_SIDE = 400
+"""An image no larger than this (both sides) and square-ish is taken to be a crop of one coin."""
+CROP_MAX_ASPECT = 1.25
+CATALOG_FILE = "catalog.json"
+_REVERSE_HINT = re.compile(r"(^|[^a-z])(rev|reverse|back|tails?)([^a-z]|$)", re.IGNORECASE)
+
+DetectorFactory = Callable[[], "Detector"]
+
+
+@dataclass(frozen=True)
+class CatalogImage:
+    """One reference image of a catalogue folder."""
+
+    path: Path
+    type_id: str
+    side: Side
+    side_from_folder: bool
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    """Catalogue metadata of one type (from ``coin.toml``)."""
+
+    type_id: str
+    name: str
+    diameter_mm: float | None
+
+
+@dataclass
+class EnrolReport:
+    """What an enrolment did.
+
+    Attributes:
+        enrolled: ``type_id -> {side: references added}``.
+        warnings: one readable line per skipped file or problem.
+        duplicates: files skipped because an identical image was already enrolled.
+        unreadable: files that could not be decoded.
+        no_coin: photos in which the detector found no coin.
+    """
+
+    enrolled: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    duplicates: list[Path] = field(default_factory=list)
+    unreadable: list[Path] = field(default_factory=list)
+    no_coin: list[Path] = field(default_factory=list)
+
+
+def load_detector(path: str | Path | None = None) -> Detector:
+    """Load the coin detector (imported only when a whole photo needs it).
+
+    Raises:
+        FileNotFoundError, ValueError: missing or unusable detector weights.
+        RuntimeError: the detector module is not available.
+    """
+    try:
+        from models.detector import Detector
+    except ImportError as err:  # pragma: no cover - only without the detector module
+        raise RuntimeError(f"the coin detector is not available ({err}); use crops (--crop/--crops)") from err
+    return Detector.load(path)
+
+
+def read_image(path: Path) -> UInt8Array | None:
+    """Read ``path`` as ``(H, W, 3)`` uint8 BGR, or ``None`` when it cannot be decoded."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return np.asarray(img, np.uint8) if img is not None and img.size else None
+
+
+def is_crop_image(image: UInt8Array) -> bool:
+    """Whether an image is a crop of one coin: small (≤ 400 px) and square-ish (aspect ≤ 1.25)."""
+    h, w = image.shape[:2]
+    return max(h, w) <= CROP_MAX_SIDE and max(h, w) / max(1, min(h, w)) <= CROP_MAX_ASPECT
+
+
+def whole_image_coin(image: UInt8Array) -> tuple[CoinInstance, CoinCrop]:
+    """Treat the whole image as one coin: the instance covers the frame and the crop is the image itself."""
+    h, w = image.shape[:2]
+    d = float(min(h, w))
+    inst = CoinInstance(
+        bbox=np.array([0, 0, w, h], np.float32),
+        mask=np.ones((h, w), bool),
+        mask_origin=(0, 0),
+        confidence=1.0,
+        center=(w / 2.0, h / 2.0),
+        axes=(d, d),
+    )
+    return inst, CoinCrop(image=image, mask=np.ones((h, w), bool), index=0)
+
+
+def detect_coins(
+    image: UInt8Array, detector: Detector, size: int = 128, source: str = ""
+) -> list[tuple[CoinInstance, CoinCrop]]:
+    """Detect the coins of a photo and cut one crop per coin, in the detector's order (foreign objects dropped)."""
+    from models.crops import cut_crops
+
+    frame = Frame(image=image, source=source)
+    instances = [inst for inst in detector.detect(frame) if inst.is_coin]
+    crops = cut_crops(frame, instances, size=size)
+    return list(zip(instances, crops, strict=True))
+
+
+def scan_catalog(folder: str | Path) -> tuple[list[CatalogImage], dict[str, TypeInfo], list[str]]:
+    """List a catalogue folder's reference images and ``coin.toml`` metadata.
+
+    Returns:
+        Images (sorted), type id → metadata (every type folder has one), and warnings.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a directory.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"catalogue folder {root} does not exist")
+    images: list[CatalogImage] = []
+    infos: dict[str, TypeInfo] = {}
+    warnings: list[str] = []
+    for type_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        tid = type_dir.name
+        name, diameter = tid, None
+        toml = type_dir / "coin.toml"
+        if toml.is_file():
+            try:
+                doc = tomllib.loads(toml.read_text())
+                name = str(doc.get("name", tid))
+                diameter = float(doc["diameter_mm"]) if "diameter_mm" in doc else None
+            except (tomllib.TOMLDecodeError, ValueError, TypeError, UnicodeDecodeError) as err:
+                warnings.append(f"{toml}: cannot parse ({err}); name and diameter left out")
+        infos[tid] = TypeInfo(tid, name, diameter)
+        found = 0
+        for path in sorted(type_dir.rglob("*")):
+            if not path.is_file() or path.name == "coin.toml" or path.name.startswith("."):
+                continue
+            rel = path.relative_to(type_dir).parts
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                warnings.append(f"{path}: not an image file, skipped")
+                continue
+            if len(rel) > 1 and rel[0].lower() in ("obverse", "reverse"):
+                side, from_folder = Side(rel[0].lower()), True
+            else:
+                side = Side.REVERSE if _REVERSE_HINT.search(path.stem) else Side.OBVERSE
+                from_folder = False
+            images.append(CatalogImage(path, tid, side, from_folder))
+            found += 1
+        if not found:
+            warnings.append(f"{type_dir}: no images, type not enrolled")
+    return images, infos, warnings
+
+
+def _sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def enroll_catalog(
+    folder: str | Path,
+    gallery: Gallery,
+    embedder: Embedder,
+    *,
+    crops: bool | None = None,
+    detector: DetectorFactory | None = None,
+    progress: bool = True,
+) -> tuple[EnrolReport, dict[str, TypeInfo]]:
+    """Embed every reference image of a catalogue and put it in ``gallery`` (replacing those types).
+
+    Args:
+        folder: the catalogue folder.
+        gallery: the gallery to update in place (the caller saves it).
+        embedder: the embedder whose version the gallery records.
+        crops: ``True``: every image is a crop; ``False``: every image is a photo; ``None``: decide per image
+            with :func:`is_crop_image`.
+        detector: returns the detector, called once, on the first whole photo.
+        progress: tqdm bar on stderr.
+
+    Returns:
+        The report and the catalogue metadata of the types that were enrolled.
+    """
+    images, infos, warnings = scan_catalog(folder)
+    report = EnrolReport(warnings=list(warnings))
+    det: Detector | None = None
+    catalogue_types = {i.type_id for i in images}
+    seen: dict[str, Path] = {
+        e.sha1: Path(e.source) for e in gallery.entries.values() if e.sha1 and e.type_id not in catalogue_types
+    }
+    per_type: dict[str, tuple[list[UInt8Array], list[GalleryEntry]]] = {}
+    for item in tqdm(images, desc="enrol", unit="image", disable=not progress):
+        digest = _sha1(item.path)
+        if digest in seen:
+            report.duplicates.append(item.path)
+            report.warnings.append(f"{item.path}: duplicate of {seen[digest]}, skipped")
+            continue
+        seen[digest] = item.path
+        image = read_image(item.path)
+        if image is None:
+            report.unreadable.append(item.path)
+            report.warnings.append(f"{item.path}: cannot read image, skipped")
+            continue
+        as_crop = crops if crops is not None else is_crop_image(image)
+        if as_crop:
+            crop = image
+        else:
+            if det is None:
+                if detector is None:
+                    report.warnings.append(f"{item.path}: a whole photo but no detector available, skipped")
+                    continue
+                det = detector()
+            coins = detect_coins(image, det, embedder.prep.input_size, str(item.path))
+            if not coins:
+                report.no_coin.append(item.path)
+                report.warnings.append(f"{item.path}: no coin found in the photo, skipped")
+                continue
+            crop = max(coins, key=lambda c: c[0].diameter_px)[1].image
+        imgs, entries = per_type.setdefault(item.type_id, ([], []))
+        imgs.append(crop)
+        entries.append(
+            GalleryEntry(item.type_id, item.side, f"{item.type_id}/{item.side.value}", str(item.path), digest)
+        )
+    for tid, (imgs, entries) in per_type.items():
+        emb = embedder.embed(imgs)
+        gallery.remove_type(tid)
+        gallery.add(emb, entries)
+        counts: dict[str, int] = {}
+        for e in entries:
+            counts[e.side.value] = counts.get(e.side.value, 0) + 1
+        report.enrolled[tid] = counts
+    return report, {t: infos[t] for t in per_type}
+
+
+def load_catalog(path: Path) -> dict[str, TypeInfo]:
+    """Read ``catalog.json`` (empty when absent)."""
+    if not path.is_file():
+        return {}
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return {
+        t: TypeInfo(t, str(v.get("name", t)), None if v.get("diameter_mm") is None else float(v["diameter_mm"]))
+        for t, v in doc.get("types", {}).items()
+    }
+
+
+def save_catalog(path: Path, infos: Iterable[TypeInfo]) -> None:
+    """Write ``catalog.json`` atomically: ``{"types": {type_id: {"name", "diameter_mm"}}}``."""
+    doc = {
+        "types": {
+            i.type_id: {"name": i.name, "diameter_mm": i.diameter_mm} for i in sorted(infos, key=lambda i: i.type_id)
+        }
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def merge_catalog(old: dict[str, TypeInfo], new: dict[str, TypeInfo], gallery_types: Sequence[str]) -> list[TypeInfo]:
+    """Old metadata updated with new, restricted to the types present in the gallery."""
+    merged = {**old, **new}
+    return [merged[t] for t in gallery_types if t in merged]

@@ -1,0 +1,84 @@
+"""``cupcheck enroll CATALOG_DIR``: add coin types to the gallery from reference photos or crops, no retraining."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from station.errors import CliError
+from station.home import resolve_home
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``enroll`` subcommand."""
+    p = subparsers.add_parser(
+        "enroll",
+        help="enrol coin types from a catalogue folder into the gallery",
+        description=(
+            "Enrol coin types: CATALOG_DIR/<type_id>/ holds photos or crops of one type (optionally in obverse/ "
+            "and reverse/ sub-folders, optionally a coin.toml with name and diameter_mm). Crops are embedded as "
+            "they are, whole photos through the detector (largest coin). Re-enrolling a type replaces it."
+        ),
+    )
+    p.add_argument("catalog", metavar="CATALOG_DIR", help="folder with one sub-folder per coin type")
+    p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
+    p.add_argument("--crops", action="store_true", help="treat every image as a crop of one coin")
+    p.add_argument("--embedder", default=None, help="embedder checkpoint (default: the shipped weights)")
+    p.add_argument("--detector", default=None, help="detector weights for whole photos (default: shipped)")
+    p.add_argument("--rebuild", action="store_true", help="start a new gallery (needed after changing embedder)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Enrol the catalogue and save the gallery; prints one line per type."""
+    from models.embedder import Embedder
+    from models.enroll import CATALOG_FILE, enroll_catalog, load_catalog, load_detector, merge_catalog, save_catalog
+    from models.gallery import Gallery, GalleryMismatchError
+
+    home = resolve_home(args.home)
+    gallery_dir = home / "gallery"
+    try:
+        embedder = Embedder.load(args.embedder, threads=2)
+    except (FileNotFoundError, ValueError) as err:
+        raise CliError(str(err)) from err
+    if Gallery.exists(gallery_dir) and not args.rebuild:
+        try:
+            gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
+        except GalleryMismatchError as err:
+            raise CliError(f"{err} (use --rebuild)") from err
+        except ValueError as err:
+            raise CliError(str(err)) from err
+    else:
+        gallery = Gallery(embedder.embed_dim, embedder.version)
+
+    def detector() -> Any:
+        try:
+            return load_detector(args.detector)
+        except (FileNotFoundError, ValueError, RuntimeError) as err:
+            raise CliError(f"{err} (or pass --crops if the images are crops)") from err
+
+    try:
+        report, infos = enroll_catalog(
+            args.catalog, gallery, embedder, crops=True if args.crops else None, detector=detector
+        )
+    except FileNotFoundError as err:
+        raise CliError(str(err)) from err
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if not report.enrolled:
+        raise CliError(f"nothing enrolled from {args.catalog}")
+    gallery.save(gallery_dir)
+    catalog_path = gallery_dir / CATALOG_FILE
+    save_catalog(catalog_path, merge_catalog(load_catalog(catalog_path), infos, list(gallery.types())))
+    for tid, sides in sorted(report.enrolled.items()):
+        info = infos[tid]
+        detail = ", ".join(f"{n} {side}" for side, n in sorted(sides.items()))
+        extra = f" ({info.name}, {info.diameter_mm} mm)" if info.name != tid or info.diameter_mm else ""
+        print(f"enrolled {tid}{extra}: {detail}")
+    print(
+        f"gallery {gallery_dir}: {len(gallery.types())} types, {len(gallery)} references "
+        f"(embedder {embedder.version}); skipped {len(report.duplicates)} duplicates, "
+        f"{len(report.unreadable)} unreadable, {len(report.no_coin)} without a coin"
+    )
+    return 0

@@ -1,0 +1,96 @@
+"""``cupcheck identify IMAGE...``: the gallery's best coin types for every coin in each image."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from models.types import CoinCrop, CoinInstance
+from station.errors import CliError
+from station.home import resolve_home
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``identify`` subcommand."""
+    p = subparsers.add_parser(
+        "identify",
+        help="name the coins in images using the enrolled gallery",
+        description="Detect the coins of each image (or, with --crop, take each image as one coin) and list the "
+        "gallery's best matching types.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--crop", action="store_true", help="each image is a crop of one coin (no detection)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("-k", type=int, default=5, help="matches per coin (default 5)")
+    p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
+    p.add_argument("--embedder", default=None, help="embedder checkpoint (default: the shipped weights)")
+    p.add_argument("--detector", default=None, help="detector weights (default: the shipped weights)")
+    p.set_defaults(func=run)
+
+
+def _coin_json(inst: CoinInstance, matches: list[Any]) -> dict[str, Any]:
+    return {
+        "bbox": [round(float(v), 2) for v in inst.bbox],
+        "confidence": round(float(inst.confidence), 4),
+        "center": [round(float(inst.center[0]), 2), round(float(inst.center[1]), 2)],
+        "diameter_px": round(inst.diameter_px, 2),
+        "diameter_mm": inst.diameter_mm,
+        "partial": bool(inst.partial),
+        "matches": [{"type": m.type_id, "side": m.side.value, "score": round(m.score, 4)} for m in matches],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Identify the coins; exit 2 when an image could not be read (the others are still reported)."""
+    from models.embedder import Embedder
+    from models.enroll import detect_coins, load_detector, read_image, whole_image_coin
+    from models.gallery import Gallery, GalleryMismatchError
+
+    if args.k < 1:
+        raise CliError("-k must be at least 1")
+    gallery_dir = resolve_home(args.home) / "gallery"
+    try:
+        embedder = Embedder.load(args.embedder, threads=2)
+    except (FileNotFoundError, ValueError) as err:
+        raise CliError(str(err)) from err
+    try:
+        gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
+    except FileNotFoundError as err:
+        raise CliError(f"the gallery is empty: {err} (run `cupcheck enroll CATALOG_DIR`)") from err
+    except (GalleryMismatchError, ValueError) as err:
+        raise CliError(str(err)) from err
+    if len(gallery) == 0:
+        raise CliError(f"the gallery in {gallery_dir} is empty; run `cupcheck enroll CATALOG_DIR`")
+    detector = None
+    failed = False
+    results = []
+    for name in args.images:
+        image = read_image(Path(name))
+        if image is None:
+            print(f"cupcheck identify: error: cannot read image {name}", file=sys.stderr)
+            failed = True
+            continue
+        if args.crop:
+            coins: list[tuple[CoinInstance, CoinCrop]] = [whole_image_coin(image)]
+        else:
+            if detector is None:
+                try:
+                    detector = load_detector(args.detector)
+                except (FileNotFoundError, ValueError, RuntimeError) as err:
+                    raise CliError(f"{err} (or pass --crop for crops)") from err
+            coins = detect_coins(image, detector, embedder.prep.input_size, name)
+        emb = embedder.embed([c for _, c in coins])
+        matches = gallery.search(emb, args.k) if len(coins) else []
+        results.append({"path": name, "coins": [_coin_json(i, m) for (i, _), m in zip(coins, matches, strict=True)]})
+    if args.json:
+        print(json.dumps({"images": results}, indent=1))
+    else:
+        for res in results:
+            print(f"{res['path']}: {len(res['coins'])} coin(s)")
+            for n, coin in enumerate(res["coins"]):
+                best = ", ".join(f"{m['type']}/{m['side']} {m['score']:.3f}" for m in coin["matches"])
+                print(f"  coin {n} at {coin['center']} d={coin['diameter_px']:.0f}px: {best}")
+    return 2 if failed else 0

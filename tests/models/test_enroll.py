@@ -1,0 +1,102 @@
+"""Enrolment: a catalogue folder of crops becomes gallery references; bad and duplicate files are reported."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from models.enroll import (
+    enroll_catalog,
+    is_crop_image,
+    load_catalog,
+    merge_catalog,
+    save_catalog,
+    scan_catalog,
+)
+from models.gallery import Gallery
+from models.types import Side
+from tests.models.embed_helpers import coin_image, other_family_index, tiny_embedder
+
+
+def make_catalog(root: Path) -> Path:
+    """Two types with sides in sub-folders, one flat type, plus an unreadable file, a duplicate and a text file."""
+    cat = root / "catalog"
+    for tid, index in (("alpha", 0), ("beta", other_family_index())):
+        for side in (Side.OBVERSE, Side.REVERSE):
+            d = cat / tid / side.value
+            d.mkdir(parents=True)
+            for n, angle in enumerate((0.0, 120.0)):
+                cv2.imwrite(str(d / f"{n}.png"), coin_image(index, side, 96, angle))
+    (cat / "alpha" / "coin.toml").write_text('name = "Alpha 2 units"\ndiameter_mm = 23.25\n')
+    (cat / "beta" / "coin.toml").write_text("name = [broken\n")
+    gamma = cat / "gamma"
+    gamma.mkdir()
+    cv2.imwrite(str(gamma / "gamma_rev.jpg"), coin_image(1, Side.REVERSE, 96))
+    cv2.imwrite(str(gamma / "front.jpg"), coin_image(1, Side.OBVERSE, 96))
+    (gamma / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    shutil.copy(cat / "alpha" / "obverse" / "0.png", gamma / "copy_of_alpha.png")
+    (gamma / "notes.txt").write_text("hello")
+    (cat / "empty_type").mkdir()
+    return cat
+
+
+def test_scan_catalog_reads_sides_and_metadata(tmp_path: Path) -> None:
+    images, infos, warnings = scan_catalog(make_catalog(tmp_path))
+    sides = {(i.type_id, i.path.name): i.side for i in images}
+    assert sides[("alpha", "0.png")] in (Side.OBVERSE, Side.REVERSE)
+    assert sides[("gamma", "gamma_rev.jpg")] == Side.REVERSE and sides[("gamma", "front.jpg")] == Side.OBVERSE
+    assert infos["alpha"].name == "Alpha 2 units" and infos["alpha"].diameter_mm == pytest.approx(23.25)
+    assert infos["beta"].diameter_mm is None and infos["beta"].name == "beta"
+    text = "\n".join(warnings)
+    assert "coin.toml: cannot parse" in text and "notes.txt: not an image" in text and "empty_type" in text
+    with pytest.raises(FileNotFoundError):
+        scan_catalog(tmp_path / "nope")
+
+
+def test_enroll_catalog_adds_good_images_and_warns_about_bad_ones(tmp_path: Path) -> None:
+    emb = tiny_embedder()
+    gallery = Gallery(emb.embed_dim, emb.version)
+    report, infos = enroll_catalog(make_catalog(tmp_path), gallery, emb, progress=False)
+    assert report.enrolled == {
+        "alpha": {"obverse": 2, "reverse": 2},
+        "beta": {"obverse": 2, "reverse": 2},
+        "gamma": {"obverse": 1, "reverse": 1},
+    }
+    assert [p.name for p in report.unreadable] == ["broken.jpg"]
+    assert [p.name for p in report.duplicates] == ["copy_of_alpha.png"]
+    assert any("duplicate of" in w for w in report.warnings) and any("cannot read" in w for w in report.warnings)
+    assert len(gallery) == 10 and set(infos) == {"alpha", "beta", "gamma"}
+    # Re-enrolling replaces a type instead of adding duplicates; the other types keep their references.
+    ids_beta = sorted(i for i, e in gallery.entries.items() if e.type_id == "beta")
+    shutil.rmtree(tmp_path / "catalog" / "gamma")
+    report2, _ = enroll_catalog(tmp_path / "catalog", gallery, emb, progress=False)
+    assert len(gallery) == 10 and report2.duplicates == []
+    assert sorted(i for i, e in gallery.entries.items() if e.type_id == "beta") != ids_beta
+    assert gallery.types()["gamma"] == {"obverse": 1, "reverse": 1}
+
+
+def test_whole_photo_without_detector_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    cat = tmp_path / "cat" / "delta"
+    cat.mkdir(parents=True)
+    photo = np.zeros((480, 640, 3), np.uint8)
+    photo[100:196, 100:196] = coin_image(0, Side.OBVERSE, 96)
+    cv2.imwrite(str(cat / "photo.jpg"), photo)
+    assert not is_crop_image(photo) and is_crop_image(coin_image(0, size=96))
+    emb = tiny_embedder()
+    report, _ = enroll_catalog(tmp_path / "cat", Gallery(emb.embed_dim, emb.version), emb, progress=False)
+    assert report.enrolled == {} and "no detector" in report.warnings[0]
+    report, _ = enroll_catalog(tmp_path / "cat", Gallery(emb.embed_dim, emb.version), emb, crops=True, progress=False)
+    assert report.enrolled == {"delta": {"obverse": 1}}
+
+
+def test_catalog_json_round_trip(tmp_path: Path) -> None:
+    _, infos, _ = scan_catalog(make_catalog(tmp_path))
+    path = tmp_path / "g" / "catalog.json"
+    save_catalog(path, merge_catalog({}, infos, ["alpha", "beta"]))
+    loaded = load_catalog(path)
+    assert set(loaded) == {"alpha", "beta"} and loaded["alpha"].diameter_mm == pytest.approx(23.25)
+    assert load_catalog(tmp_path / "missing.json") == {}

@@ -1,0 +1,123 @@
+"""``cupcheck enroll`` and ``cupcheck identify --crop --json`` end to end with a tiny embedder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from models.types import Side
+from station.cli import main
+from tests.models.embed_helpers import coin_image, other_family_index, write_tiny_checkpoint
+
+
+@pytest.fixture
+def enrolled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+    """A home with two enrolled types; returns (home, embedder checkpoint)."""
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    cat = tmp_path / "catalog"
+    for tid, index in (("alpha", 0), ("beta", other_family_index())):
+        for side in (Side.OBVERSE, Side.REVERSE):
+            (cat / tid / side.value).mkdir(parents=True)
+            cv2.imwrite(str(cat / tid / side.value / "a.png"), coin_image(index, side, 96))
+    (cat / "alpha" / "coin.toml").write_text('name = "Alpha"\ndiameter_mm = 21.5\n')
+    (cat / "beta" / "bad.jpg").write_bytes(b"garbage")
+    home = tmp_path / "home"
+    assert main(["enroll", str(cat), "--home", str(home), "--embedder", str(ckpt)]) == 0
+    out, err = capsys.readouterr()
+    assert "enrolled alpha (Alpha, 21.5 mm): 1 obverse, 1 reverse" in out and "2 types, 4 references" in out
+    assert "bad.jpg: cannot read image" in err
+    catalog = json.loads((home / "gallery" / "catalog.json").read_text())
+    assert catalog["types"]["alpha"] == {"name": "Alpha", "diameter_mm": 21.5}
+    return home, ckpt
+
+
+def test_identify_crop_json_schema(enrolled: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+    home, ckpt = enrolled
+    query = tmp_path / "q.png"
+    cv2.imwrite(str(query), coin_image(0, Side.REVERSE, 110, angle=30.0))
+    code = main(["identify", str(query), "--crop", "--json", "--home", str(home), "--embedder", str(ckpt), "-k", "5"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    (image,) = doc["images"]
+    assert image["path"] == str(query)
+    (coin,) = image["coins"]
+    assert coin["bbox"] == [0, 0, 110, 110] and coin["confidence"] == 1.0 and coin["center"] == [55, 55]
+    assert coin["diameter_px"] == 110 and coin["diameter_mm"] is None and coin["partial"] is False
+    assert {m["type"] for m in coin["matches"]} == {"alpha", "beta"}
+    for m in coin["matches"]:
+        assert set(m) == {"type", "side", "score"} and m["side"] in ("obverse", "reverse") and -1 <= m["score"] <= 1
+    scores = [m["score"] for m in coin["matches"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_identify_reports_unreadable_file_and_exits_2(enrolled: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+    home, ckpt = enrolled
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), coin_image(0, Side.OBVERSE, 96))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    code = main(["identify", str(bad), str(good), "--crop", "--json", "--home", str(home), "--embedder", str(ckpt)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert str(bad) in captured.err
+    doc = json.loads(captured.out)
+    assert [im["path"] for im in doc["images"]] == [str(good)]
+    assert len(doc["images"][0]["coins"][0]["matches"]) == 2
+
+
+def test_identify_with_empty_gallery_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    img = tmp_path / "x.png"
+    cv2.imwrite(str(img), coin_image(0, Side.OBVERSE, 64))
+    code = main(["identify", str(img), "--crop", "--home", str(tmp_path / "h"), "--embedder", str(ckpt)])
+    assert code == 2 and "gallery is empty" in capsys.readouterr().err
+
+
+def test_enroll_refuses_a_gallery_built_by_another_embedder(
+    enrolled: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    home, _ = enrolled
+    import torch
+
+    from models.embedder import Preprocessing, build_network, checkpoint_dict, save_checkpoint
+
+    torch.manual_seed(3)
+    other = save_checkpoint(
+        checkpoint_dict(build_network("mobilenetv2_050", 32), "mobilenetv2_050", 32, Preprocessing(input_size=64)),
+        tmp_path / "other.pt",
+    )
+    code = main(["enroll", str(tmp_path / "catalog"), "--home", str(home), "--embedder", str(other)])
+    assert code == 2 and "--rebuild" in capsys.readouterr().err
+    assert main(["enroll", str(tmp_path / "catalog"), "--home", str(home), "--embedder", str(other), "--rebuild"]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_whole_photo_enrol_and_identify_use_the_detector(real_data: Path, tmp_path: Path, capsys) -> None:
+    from models.detector import DEFAULT_DIR
+
+    if not DEFAULT_DIR.is_dir():
+        pytest.skip("shipped detector weights not present")
+    photo = real_data / "euro_kaa" / "photos" / "single" / "IMG_4197.jpg"
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    cat = tmp_path / "catalog" / "euro-1e" / "obverse"
+    cat.mkdir(parents=True)
+    (cat / "pile.jpg").write_bytes(photo.read_bytes())
+    crops = tmp_path / "catalog" / "euro-2e"
+    crops.mkdir()
+    for src in sorted((real_data / "euro_kaa" / "crops" / "train" / "2e").glob("*.jpg"))[:2]:
+        (crops / src.name).write_bytes(src.read_bytes())
+    home = tmp_path / "home"
+    assert main(["enroll", str(tmp_path / "catalog"), "--home", str(home), "--embedder", str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "enrolled euro-1e: 1 obverse" in out and "enrolled euro-2e: 2 obverse" in out
+    assert main(["identify", str(photo), "--json", "--home", str(home), "--embedder", str(ckpt), "-k", "2"]) == 0
+    (image,) = json.loads(capsys.readouterr().out)["images"]
+    assert len(image["coins"]) >= 10
+    for coin in image["coins"]:
+        x1, y1, x2, y2 = coin["bbox"]
+        assert 0 <= x1 < x2 and 0 <= y1 < y2 and 0 < coin["confidence"] <= 1 and coin["diameter_px"] > 20
+        assert x1 <= coin["center"][0] <= x2 and len(coin["matches"]) == 2
