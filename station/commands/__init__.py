@@ -1,7 +1,8 @@
 """One module per ``cupcheck`` subcommand; each exposes ``register(subparsers)``.
 
 To add a command, write ``station/commands/<name>.py`` with a ``register`` function and add the module's name
-to ``COMMANDS`` below.
+to ``COMMANDS`` below. Targets of ``cupcheck train|eval|bench`` are listed in
+``station.commands.groups.GROUPS``.
 """
 
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("synth", "calibrate", "enroll", "identify", "detect")

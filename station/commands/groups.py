@@ -12,9 +12,9 @@ import importlib
 from typing import Any
 
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "train": ("train a model from data", ("embedder",)),
-    "eval": ("evaluate a model and write a report", ("embed",)),
-    "bench": ("measure speed", ("embed",)),
+    "train": ("train a model from data", ("embedder", "detector")),
+    "eval": ("evaluate a model and write a report", ("embed", "detect")),
+    "bench": ("measure speed", ("embed", "detect")),
 }
 
 

@@ -1,0 +1,691 @@
+"""Find every coin (and foreign object) in a frame: an ultralytics YOLO box detector plus a small mask segmenter.
+
+This is the only module that imports ultralytics. A detector is a folder with a sidecar ``detector.json``
+(preprocessing, thresholds, class names, version, file hashes) beside the YOLO weights and the segmenter
+checkpoint (:mod:`models.segmenter`). For each box the segmenter predicts the instance's visible mask at full
+resolution; an ellipse is fitted to the part of the mask outline that is the coin's own rim (points on the
+mask's convex hull, away from the image edge and the cup rim), so occluded coins keep a correct centre and
+diameter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import torch
+
+from models.segmenter import Segmenter, Window
+from models.types import BoolArray, CoinInstance, FloatArray, Frame, UInt8Array
+
+DEFAULT_DIR = Path(__file__).resolve().parent / "weights" / "detector"
+"""The shipped default detector."""
+SIDECAR = "detector.json"
+FORMAT = "cupcheck-detector/1"
+COIN_CLASS = "coin"
+EDGE_MARGIN_PX = 1.0
+"""A mask reaching this close to the image border is cut by the edge."""
+RUN_TRIM = 40
+"""Rim runs lose ``1 / RUN_TRIM`` of the outline's points at each end, where an occluder's edge meets the rim."""
+PIXEL_CENTRE_BIAS = 1.0
+"""Outline points are pixel centres, half a pixel inside the true edge on each side: added to fitted axes."""
+ELLIPSE_COVERAGE = 0.4
+"""An ellipse is fitted when the rim points cover this fraction of the circumference; a circle otherwise."""
+TARGET_COIN_PX = 50.0
+"""Typical coin diameter in YOLO input pixels during training (640 px cups at 256 px input)."""
+MAX_IMGSZ = 1024
+RIM_TOLERANCE = 0.03
+"""A coin whose fitted outline leaves the cup circle by more than this fraction of its radius is cut by the rim."""
+
+
+class CupGeometry(Protocol):
+    """What the detector needs from a camera calibration (``calibration.camera.CameraCalibration``)."""
+
+    @property
+    def px_per_mm(self) -> float:
+        """Pixels per millimetre at the cup floor."""
+        ...
+
+    @property
+    def roi(self) -> Any:
+        """The cup circle (``x``, ``y``, ``radius`` in pixels) or ``None``."""
+        ...
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Preprocessing and thresholds that travel with the weights (the sidecar ``detector.json``).
+
+    Attributes:
+        version: the model version recorded with every verdict.
+        imgsz: YOLO input side in pixels.
+        conf: minimum box confidence.
+        iou: class-agnostic NMS IoU threshold applied to the YOLO boxes (duplicates of one coin).
+        names: class index to name (``coin`` and ``object``).
+        yolo_file: YOLO weights file name beside the sidecar.
+        yolo_sha256: its SHA-256.
+        segmenter_file: segmenter checkpoint beside the sidecar, or ``None`` for box-only masks.
+        segmenter_sha256: its SHA-256.
+        max_det: most instances per frame.
+        flip_tta: average the segmenter's logits with those of the mirrored window.
+        auto_scale: predict again at a larger size when the coins are much smaller than in training.
+        extra: training provenance (data, seed, epochs, metrics).
+    """
+
+    version: str
+    imgsz: int
+    conf: float
+    iou: float
+    names: dict[int, str]
+    yolo_file: str
+    yolo_sha256: str
+    segmenter_file: str | None = None
+    segmenter_sha256: str | None = None
+    max_det: int = 100
+    flip_tta: bool = True
+    auto_scale: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict with the format tag."""
+        data = asdict(self)
+        data["names"] = {str(k): v for k, v in self.names.items()}
+        return {"format": FORMAT, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DetectorSettings:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: wrong format tag or missing/invalid fields.
+        """
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not a detector sidecar (format {data.get('format')!r}, expected {FORMAT!r})")
+        try:
+            return cls(
+                version=str(data["version"]),
+                imgsz=int(data["imgsz"]),
+                conf=float(data["conf"]),
+                iou=float(data["iou"]),
+                names={int(k): str(v) for k, v in dict(data["names"]).items()},
+                yolo_file=str(data["yolo_file"]),
+                yolo_sha256=str(data["yolo_sha256"]),
+                segmenter_file=None if data.get("segmenter_file") is None else str(data["segmenter_file"]),
+                segmenter_sha256=None if data.get("segmenter_sha256") is None else str(data["segmenter_sha256"]),
+                max_det=int(data.get("max_det", 100)),
+                flip_tta=bool(data.get("flip_tta", True)),
+                auto_scale=bool(data.get("auto_scale", True)),
+                extra=dict(data.get("extra", {})),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"invalid detector sidecar: {err}") from err
+
+
+@dataclass(frozen=True)
+class Boxes:
+    """Raw YOLO output for one frame.
+
+    Attributes:
+        xyxy: ``(n, 4)`` float32 boxes in frame pixels.
+        confidence: ``(n,)`` float32.
+        cls: ``(n,)`` int64 class indices.
+    """
+
+    xyxy: FloatArray
+    confidence: FloatArray
+    cls: np.ndarray
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _import_ultralytics() -> Any:
+    """Import ultralytics offline, its first-run banner ("Creating new Ultralytics Settings...") sent to stderr.
+
+    Commands print JSON on stdout, so nothing the library says while it sets itself up may land there.
+    """
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    with contextlib.redirect_stdout(sys.stderr):
+        import ultralytics
+        import ultralytics.utils.torch_utils
+    return ultralytics
+
+
+def _load_yolo(path: Path) -> Any:
+    ultralytics = _import_ultralytics()
+
+    try:
+        return ultralytics.YOLO(str(path), task="detect")
+    except Exception as err:  # ultralytics raises many types for a bad file
+        raise ValueError(f"cannot load YOLO weights {path}: {err}") from err
+
+
+def yolo_train(model: str | Path, *, resume: bool = False, **train_args: Any) -> None:
+    """Train an ultralytics YOLO model on CPU, from scratch and offline.
+
+    Args:
+        model: a model ``.yaml`` (built from scratch) or, with ``resume``, the run's ``last.pt``.
+        resume: continue the run that wrote ``model``.
+        **train_args: ultralytics training arguments (``data``, ``epochs``, ``imgsz``, ``project``...).
+    """
+    ultralytics = _import_ultralytics()
+
+    if resume:
+        ultralytics.YOLO(str(model)).train(resume=True)
+        return
+    args: dict[str, Any] = {"device": "cpu", "pretrained": False, "amp": False, "plots": False, "workers": 0}
+    args.update(train_args)
+    ultralytics.YOLO(str(model)).train(**args)
+
+
+def yolo_strip(path: Path) -> dict[int, str]:
+    """Strip the optimizer from a YOLO checkpoint in place and store it as fp16; returns its class names.
+
+    Raises:
+        ValueError: ``path`` is not an ultralytics checkpoint.
+    """
+    ultralytics = _import_ultralytics()
+
+    ckpt = ultralytics.utils.torch_utils.strip_optimizer(path)
+    if not ckpt:
+        raise ValueError(f"{path} is not an ultralytics checkpoint")
+    names = getattr(ckpt["model"], "names", None) or {0: COIN_CLASS, 1: "object"}
+    return {int(k): str(v) for k, v in dict(names).items()}
+
+
+def load_segmenter(path: Path) -> Segmenter:
+    """Read a segmenter checkpoint (``torch.save`` of :meth:`Segmenter.state`).
+
+    Raises:
+        ValueError: the file is not a segmenter checkpoint.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file
+        raise ValueError(f"cannot read segmenter checkpoint {path}: {err}") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a segmenter checkpoint")
+    state = state.get("segmenter", state)
+    segmenter = Segmenter.from_state(state)
+    segmenter.net.float()
+    return segmenter
+
+
+class Detector:
+    """YOLO boxes, segmenter masks, fitted ellipses, calibrated diameters.
+
+    Args:
+        yolo: a loaded ``ultralytics.YOLO`` model.
+        segmenter: the mask segmenter, or ``None`` to use the ellipse inscribed in each box.
+        settings: preprocessing and thresholds.
+        calibration: camera geometry for ``diameter_mm`` and rim cuts, or ``None``.
+    """
+
+    def __init__(
+        self,
+        yolo: Any,
+        segmenter: Segmenter | None,
+        settings: DetectorSettings,
+        calibration: CupGeometry | None = None,
+    ) -> None:
+        self.yolo = yolo
+        self.segmenter = segmenter
+        self.settings = settings
+        self.calibration = calibration
+
+    @property
+    def version(self) -> str:
+        """The model version string."""
+        return self.settings.version
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, calibration: CupGeometry | None = None) -> Detector:
+        """Load a detector folder (or its ``detector.json``); ``None`` loads the shipped default.
+
+        Args:
+            path: folder holding ``detector.json``, the sidecar itself, or ``None``.
+            calibration: camera geometry to attach.
+
+        Raises:
+            FileNotFoundError: the folder, sidecar or a weights file it names is missing.
+            ValueError: a file is corrupt or its hash does not match the sidecar.
+        """
+        path = DEFAULT_DIR if path is None else Path(path)
+        sidecar = path / SIDECAR if path.is_dir() else path
+        if not sidecar.is_file():
+            raise FileNotFoundError(f"no detector at {path}: {sidecar} is missing")
+        try:
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{sidecar}: not a JSON detector sidecar: {err}") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"{sidecar}: not a JSON detector sidecar")
+        settings = DetectorSettings.from_dict(data)
+        folder = sidecar.parent
+        yolo_path = folder / settings.yolo_file
+        _check_file(yolo_path, settings.yolo_sha256)
+        segmenter = None
+        if settings.segmenter_file is not None:
+            seg_path = folder / settings.segmenter_file
+            _check_file(seg_path, settings.segmenter_sha256)
+            segmenter = load_segmenter(seg_path)
+            segmenter.flip_tta = settings.flip_tta
+        return cls(_load_yolo(yolo_path), segmenter, settings, calibration)
+
+    def with_calibration(self, calibration: CupGeometry | None) -> Detector:
+        """The same models with another camera calibration."""
+        return Detector(self.yolo, self.segmenter, self.settings, calibration)
+
+    def with_settings(self, **changes: Any) -> Detector:
+        """The same models with some settings changed (``conf``, ``imgsz``, ``flip_tta``...)."""
+        settings = replace(self.settings, **changes)
+        segmenter = self.segmenter
+        if segmenter is not None and segmenter.flip_tta != settings.flip_tta:
+            segmenter = Segmenter(segmenter.net, segmenter.size, settings.flip_tta)
+        return Detector(self.yolo, segmenter, settings, self.calibration)
+
+    def boxes(self, image: UInt8Array, imgsz: int | None = None) -> Boxes:
+        """Run YOLO alone on a ``(H, W, 3)`` uint8 BGR image at ``imgsz`` (default: the stored size)."""
+        s = self.settings
+        result = self.yolo.predict(
+            image, imgsz=imgsz or s.imgsz, conf=s.conf, iou=s.iou, max_det=s.max_det, device="cpu", verbose=False
+        )[0]
+        b = result.boxes
+        return Boxes(
+            xyxy=b.xyxy.cpu().numpy().astype(np.float32).reshape(-1, 4),
+            confidence=b.conf.cpu().numpy().astype(np.float32).reshape(-1),
+            cls=b.cls.cpu().numpy().astype(np.int64).reshape(-1),
+        )
+
+    def scaled_boxes(self, image: UInt8Array) -> Boxes:
+        """YOLO boxes, run a second time at a larger input size when the coins came out small.
+
+        The detector is trained on coins of about :data:`TARGET_COIN_PX` input pixels; a photo whose median
+        box is well below that (a wide shot, a large image) is predicted again at the size that brings the
+        coins to the trained scale (at most :data:`MAX_IMGSZ`). A station frame of a cup needs one pass.
+        """
+        found = self.boxes(image)
+        if not self.settings.auto_scale or len(found.confidence) == 0:
+            return found
+        side = max(image.shape[:2])
+        base = self.settings.imgsz
+        sizes = np.maximum(found.xyxy[:, 2] - found.xyxy[:, 0], found.xyxy[:, 3] - found.xyxy[:, 1])
+        coin_px = float(np.median(sizes)) * base / side
+        if coin_px >= 0.7 * TARGET_COIN_PX:
+            return found
+        imgsz = min(MAX_IMGSZ, side, 32 * math.ceil(base * TARGET_COIN_PX / max(coin_px, 1.0) / 32))
+        return self.boxes(image, imgsz) if imgsz > base else found
+
+    def detect(self, frame: Frame) -> list[CoinInstance]:
+        """Find every instance in ``frame``, ordered by decreasing confidence.
+
+        Returns:
+            One :class:`CoinInstance` per coin or object; ``is_coin`` tells them apart.
+        """
+        image = frame.image
+        h, w = image.shape[:2]
+        found = self.scaled_boxes(image)
+        n = len(found.confidence)
+        if n == 0:
+            return []
+        order = nms(found.xyxy, found.confidence, self.settings.iou)
+        boxes = [_box4(found.xyxy[i]) for i in order]
+        logits = self._logits(image, boxes)
+        masks = _resolve_overlaps(logits, w, h)
+        out: list[CoinInstance] = []
+        for k, i in enumerate(order):
+            inst = self._instance(masks[k], float(found.confidence[i]), int(found.cls[i]), w, h)
+            if inst is not None:
+                out.append(inst)
+        return out
+
+    def _logits(
+        self, image: UInt8Array, boxes: list[tuple[float, float, float, float]]
+    ) -> list[tuple[FloatArray, Window]]:
+        if self.segmenter is not None:
+            return self.segmenter.predict(image, boxes)
+        out: list[tuple[FloatArray, Window]] = []
+        for box in boxes:
+            window = Window.around(box)
+            lg = np.full((window.side, window.side), -1.0, dtype=np.float32)
+            cx, cy = (box[0] + box[2]) / 2 - window.x0, (box[1] + box[3]) / 2 - window.y0
+            axes = (max(1, round((box[2] - box[0]) / 2)), max(1, round((box[3] - box[1]) / 2)))
+            cv2.ellipse(lg, (round(cx), round(cy)), axes, 0, 0, 360, 1.0, -1)
+            out.append((lg, window))
+        return out
+
+    def _instance(
+        self,
+        mask_box: tuple[BoolArray, tuple[int, int]] | None,
+        confidence: float,
+        cls: int,
+        width: int,
+        height: int,
+    ) -> CoinInstance | None:
+        if mask_box is None:
+            return None
+        mask, (ox, oy) = mask_box
+        roi = None if self.calibration is None else self.calibration.roi
+        fit = fit_outline(mask, (ox, oy), width, height, roi)
+        if fit is None:
+            return None
+        (cx, cy), (major, minor), angle = fit
+        is_coin = self.settings.names.get(cls, COIN_CLASS) == COIN_CLASS
+        x2, y2 = ox + mask.shape[1], oy + mask.shape[0]
+        edge = ox <= EDGE_MARGIN_PX or oy <= EDGE_MARGIN_PX or x2 >= width - EDGE_MARGIN_PX
+        edge = edge or y2 >= height - EDGE_MARGIN_PX
+        rim = roi is not None and _leaves_circle((cx, cy), major / 2.0, roi)
+        diameter_mm = None if self.calibration is None else major / float(self.calibration.px_per_mm)
+        return CoinInstance(
+            bbox=np.array([ox, oy, x2, y2], dtype=np.float32),
+            mask=mask,
+            mask_origin=(ox, oy),
+            confidence=confidence,
+            center=(cx, cy),
+            axes=(major, minor),
+            angle=angle,
+            diameter_mm=diameter_mm,
+            partial=bool(edge or rim),
+            is_coin=is_coin,
+        )
+
+
+def nms(xyxy: FloatArray, confidence: FloatArray, iou: float) -> np.ndarray:
+    """Class-agnostic greedy NMS: indices of the kept boxes by decreasing confidence."""
+    order = np.argsort(-confidence, kind="stable")
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    keep: list[int] = []
+    for i in order:
+        if keep:
+            k = np.asarray(keep)
+            w = np.clip(np.minimum(xyxy[k, 2], xyxy[i, 2]) - np.maximum(xyxy[k, 0], xyxy[i, 0]), 0, None)
+            h = np.clip(np.minimum(xyxy[k, 3], xyxy[i, 3]) - np.maximum(xyxy[k, 1], xyxy[i, 1]), 0, None)
+            inter = w * h
+            if (inter / np.maximum(area[k] + area[i] - inter, 1e-9)).max() > iou:
+                continue
+        keep.append(int(i))
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _box4(row: FloatArray) -> tuple[float, float, float, float]:
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+def _check_file(path: Path, sha256: str | None) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"detector weights file {path} is missing")
+    if sha256 and sha256_file(path) != sha256:
+        raise ValueError(f"{path} does not match the SHA-256 in its sidecar (corrupt or replaced)")
+
+
+def _resolve_overlaps(
+    logits: list[tuple[FloatArray, Window]], width: int, height: int, floor: float = 0.0
+) -> list[tuple[BoolArray, tuple[int, int]] | None]:
+    """Give each pixel above ``floor`` to the instance with the highest logit; crop masks to their extent."""
+    best = np.full((height, width), floor, dtype=np.float32)
+    owner = np.full((height, width), -1, dtype=np.int32)
+    for k, (lg, win) in enumerate(logits):
+        x0, y0 = max(0, win.x0), max(0, win.y0)
+        x1, y1 = min(width, win.x0 + win.side), min(height, win.y0 + win.side)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        part = lg[y0 - win.y0 : y1 - win.y0, x0 - win.x0 : x1 - win.x0]
+        view_best, view_owner = best[y0:y1, x0:x1], owner[y0:y1, x0:x1]
+        take = part > view_best
+        view_best[take] = part[take]
+        view_owner[take] = k
+    out: list[tuple[BoolArray, tuple[int, int]] | None] = []
+    for k, (_, win) in enumerate(logits):
+        x0, y0 = max(0, win.x0), max(0, win.y0)
+        x1, y1 = min(width, win.x0 + win.side), min(height, win.y0 + win.side)
+        if x1 <= x0 or y1 <= y0:
+            out.append(None)
+            continue
+        m = owner[y0:y1, x0:x1] == k
+        m = _largest_components(m)
+        ys, xs = np.nonzero(m)
+        if len(xs) < 16:
+            out.append(None)
+            continue
+        bx0, by0, bx1, by1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        out.append((np.ascontiguousarray(m[by0:by1, bx0:bx1]), (int(x0 + bx0), int(y0 + by0))))
+    return out
+
+
+def _largest_components(mask: BoolArray, keep: float = 0.1) -> BoolArray:
+    """Drop connected components smaller than ``keep`` times the largest one."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    good = np.flatnonzero(areas >= keep * areas.max()) + 1
+    return np.isin(labels, good)
+
+
+def rim_points(
+    mask: BoolArray, origin: tuple[int, int], width: int, height: int, roi: Any = None
+) -> tuple[FloatArray, FloatArray]:
+    """Outline points of ``mask`` that lie on the coin's own rim.
+
+    Args:
+        mask: ``(h, w)`` bool visible mask.
+        origin: ``(x, y)`` of ``mask[0, 0]`` in the frame.
+        width: frame width.
+        height: frame height.
+        roi: cup circle (``x``, ``y``, ``radius``) whose boundary is not the coin's rim, or ``None``.
+
+    Returns:
+        ``(k, 2)`` float32 rim points and ``(m, 2)`` float32 all outline points, frame pixels.
+    """
+    padded = np.pad(mask.astype(np.uint8), 1)
+    contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        empty = np.zeros((0, 2), dtype=np.float32)
+        return empty, empty
+    shift = np.array([origin[0] - 1, origin[1] - 1], dtype=np.float32)
+    loops = [c.reshape(-1, 2).astype(np.float32) + shift for c in contours]
+    pts = np.concatenate(loops)
+    hull = cv2.convexHull(pts)
+    rims: list[FloatArray] = []
+    for loop in loops:
+        keep = _hull_distance(loop, hull) <= 1.5
+        keep &= (loop[:, 0] > EDGE_MARGIN_PX) & (loop[:, 1] > EDGE_MARGIN_PX)
+        keep &= (loop[:, 0] < width - 1 - EDGE_MARGIN_PX) & (loop[:, 1] < height - 1 - EDGE_MARGIN_PX)
+        if roi is not None:
+            r = np.hypot(loop[:, 0] - float(roi.x), loop[:, 1] - float(roi.y))
+            keep &= r < float(roi.radius) - 2.0
+        rims.append(loop[_erode_runs(keep, max(2, len(loop) // RUN_TRIM))])
+    return np.concatenate(rims), pts
+
+
+def _hull_distance(pts: FloatArray, hull: np.ndarray) -> FloatArray:
+    """Distance of each of ``(n, 2)`` points to the closed polygon ``hull`` (``(k, 1, 2)``): ``(n,)`` float32."""
+    a = hull.reshape(-1, 2).astype(np.float32)
+    if len(a) < 2:
+        return np.asarray(np.hypot(pts[:, 0] - a[0, 0], pts[:, 1] - a[0, 1]), dtype=np.float32)
+    b = np.roll(a, -1, axis=0)
+    ab = b - a
+    ap = pts[:, None, :] - a[None, :, :]
+    t = np.clip((ap * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9)[None], 0.0, 1.0)
+    d = ap - t[..., None] * ab[None]
+    return np.asarray(np.sqrt((d * d).sum(-1)).min(axis=1), dtype=np.float32)
+
+
+def _erode_runs(keep: BoolArray, k: int) -> BoolArray:
+    """Drop ``k`` points at each end of every run of kept points along a closed outline (junction points)."""
+    if keep.all() or not keep.any():
+        return keep
+    out = keep.copy()
+    for step in range(1, k + 1):
+        out &= np.roll(keep, step) & np.roll(keep, -step)
+    return out
+
+
+def _circle_fit(pts: FloatArray) -> tuple[float, float, float]:
+    """Algebraic (Kasa) least-squares circle ``cx, cy, r``."""
+    x, y = pts[:, 0].astype(np.float64), pts[:, 1].astype(np.float64)
+    a = np.stack([x, y, np.ones_like(x)], axis=1)
+    b = x * x + y * y
+    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    cx, cy = sol[0] / 2.0, sol[1] / 2.0
+    r = math.sqrt(max(sol[2] + cx * cx + cy * cy, 0.0))
+    return float(cx), float(cy), float(r)
+
+
+def _arc_coverage(pts: FloatArray, cx: float, cy: float) -> float:
+    """Fraction of the 36 ten-degree sectors around ``(cx, cy)`` that hold a point."""
+    ang = np.degrees(np.arctan2(pts[:, 1] - cy, pts[:, 0] - cx)) % 360.0
+    return len(np.unique((ang // 10).astype(int))) / 36.0
+
+
+def fit_outline(
+    mask: BoolArray, origin: tuple[int, int], width: int, height: int, roi: Any = None
+) -> tuple[tuple[float, float], tuple[float, float], float] | None:
+    """Fit the coin's outline to the rim part of its visible mask.
+
+    An ellipse (``cv2.fitEllipse``) when the rim covers most of the circumference and the fit is nearly round,
+    else a least-squares circle; falls back to the mask's enclosing circle when too little rim is visible.
+
+    Args:
+        mask: ``(h, w)`` bool visible mask.
+        origin: ``(x, y)`` of ``mask[0, 0]`` in the frame.
+        width: frame width.
+        height: frame height.
+        roi: cup circle to ignore as rim, or ``None``.
+
+    Returns:
+        ``((cx, cy), (major, minor), angle)`` in frame pixels and degrees, or ``None`` for an empty mask.
+    """
+    rim, outline = rim_points(mask, origin, width, height, roi)
+    if len(outline) == 0:
+        return None
+    (ex, ey), er = cv2.minEnclosingCircle(outline)
+    d_enc = 2.0 * float(er) + PIXEL_CENTRE_BIAS
+    fallback = ((float(ex), float(ey)), (d_enc, d_enc), 0.0)
+    if len(rim) < 12:
+        return fallback
+    cx, cy, r = _circle_fit(rim)
+    if not (math.isfinite(r) and 0.3 * er < r < 3.0 * er):
+        return fallback
+    if _arc_coverage(rim, cx, cy) >= ELLIPSE_COVERAGE and len(rim) >= 20:
+        (ex2, ey2), (a, b), angle = cv2.fitEllipse(rim)
+        major, minor = max(a, b), min(a, b)
+        if minor > 0.8 * major and abs(major - 2 * r) < 0.1 * r:
+            if a < b:
+                angle = (angle + 90.0) % 180.0
+            axes = (float(major) + PIXEL_CENTRE_BIAS, float(minor) + PIXEL_CENTRE_BIAS)
+            return (float(ex2), float(ey2)), axes, float(angle)
+    d = 2.0 * r + PIXEL_CENTRE_BIAS
+    return (cx, cy), (d, d), 0.0
+
+
+def _leaves_circle(center: tuple[float, float], radius: float, roi: Any) -> bool:
+    d = math.hypot(center[0] - float(roi.x), center[1] - float(roi.y))
+    return d + radius > float(roi.radius) + RIM_TOLERANCE * radius
+
+
+def instance_full_mask(inst: CoinInstance, width: int, height: int) -> BoolArray:
+    """The instance's mask pasted into a ``(height, width)`` bool frame."""
+    full = np.zeros((height, width), dtype=bool)
+    ox, oy = inst.mask_origin
+    mh, mw = inst.mask.shape
+    x0, y0, x1, y1 = max(0, ox), max(0, oy), min(width, ox + mw), min(height, oy + mh)
+    full[y0:y1, x0:x1] = inst.mask[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    return full
+
+
+def read_frame(path: str | Path) -> Frame:
+    """Read an image file into a :class:`Frame`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: empty, unreadable or not an image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: not a readable image")
+    return Frame(image=np.ascontiguousarray(image, dtype=np.uint8), source=str(path))
+
+
+def instance_record(inst: CoinInstance) -> dict[str, Any]:
+    """A JSON-safe summary of one instance (the ``cupcheck detect --json`` coin schema)."""
+    x1, y1, x2, y2 = (round(float(v), 2) for v in inst.bbox)
+    return {
+        "bbox": [x1, y1, x2, y2],
+        "confidence": round(float(inst.confidence), 4),
+        "center": [round(inst.center[0], 2), round(inst.center[1], 2)],
+        "diameter_px": round(inst.diameter_px, 2),
+        "diameter_mm": None if inst.diameter_mm is None else round(float(inst.diameter_mm), 3),
+        "partial": bool(inst.partial),
+    }
+
+
+def draw_overlay(image: UInt8Array, instances: list[CoinInstance], label: str = "") -> UInt8Array:
+    """Draw masks (tinted), fitted ellipses, centres and diameters on a copy of a BGR image.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR.
+        instances: what to draw; coins green (partial ones yellow), foreign objects red.
+        label: text for the top-left corner.
+
+    Returns:
+        ``(H, W, 3)`` uint8 BGR.
+    """
+    out = image.copy()
+    h, w = out.shape[:2]
+    thick = max(1, round(max(h, w) / 640))
+    tint = out.copy()
+    for inst in instances:
+        color = (0, 200, 0) if inst.is_coin else (0, 0, 230)
+        if inst.is_coin and inst.partial:
+            color = (0, 210, 230)
+        full = instance_full_mask(inst, w, h)
+        tint[full] = color
+    out = np.asarray(cv2.addWeighted(tint, 0.35, out, 0.65, 0.0), dtype=np.uint8)
+    for inst in instances:
+        color = (0, 255, 0) if inst.is_coin else (0, 0, 255)
+        if inst.is_coin and inst.partial:
+            color = (0, 230, 255)
+        center = (round(inst.center[0]), round(inst.center[1]))
+        axes = (max(1, round(inst.axes[0] / 2)), max(1, round(inst.axes[1] / 2)))
+        cv2.ellipse(out, center, axes, inst.angle, 0, 360, color, thick, cv2.LINE_AA)
+        cv2.circle(out, center, thick + 1, color, -1, cv2.LINE_AA)
+        text = f"{inst.diameter_mm:.1f}mm" if inst.diameter_mm is not None else f"{inst.diameter_px:.0f}px"
+        if not inst.is_coin:
+            text = "object"
+        cv2.putText(
+            out,
+            text,
+            (center[0] - 20 * thick, center[1] - 6 * thick),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thick,
+            (255, 255, 255),
+            thick,
+            cv2.LINE_AA,
+        )
+    if label:
+        cv2.putText(
+            out, label, (8, 20 * thick), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * thick, (255, 255, 255), thick, cv2.LINE_AA
+        )
+    return np.asarray(out, dtype=np.uint8)

@@ -1,0 +1,676 @@
+"""Evaluate and benchmark the coin detector, with a Hough-circle baseline side by side.
+
+* Synthetic cups (a ``cupcheck synth`` folder, best rendered with a seed the detector never saw): recall and
+  precision at box IoU 0.5, mean mask IoU of matched instances, diameter error where the coin is whole, and the
+  same for ``cv2.HoughCircles`` (disc masks) as the baseline.
+* Real photos (``euro_kaa/photos/single``): coins counted against the upstream crop counts (a lower bound).
+* ``skimage.data.coins()``: 24 coins expected.
+* Latency per frame and its ratio to a bare YOLO predict call measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from calibration.camera import CameraCalibration, CupRoi, detect_cup_roi
+from models.detector import Detector, draw_overlay, instance_full_mask, nms
+from models.types import BoolArray, CoinInstance, FloatArray, Frame, UInt8Array
+
+MATCH_IOU = 0.5
+HOUGH_LABEL = "Hough circles (baseline)"
+SKIMAGE_COINS = 24
+OCCLUSION_BINS: tuple[tuple[float, float], ...] = ((0.0, 0.05), (0.05, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 1.01))
+"""Hidden-fraction bins for the per-occlusion diameter and mask figures."""
+
+
+@dataclass(frozen=True)
+class CupTruth:
+    """Ground truth of one synthetic cup.
+
+    Attributes:
+        image: path of the cup image.
+        boxes: ``(n, 4)`` float32 visible boxes (exclusive ``x2, y2``).
+        masks: ``n`` ``(H, W)`` bool visible masks.
+        is_coin: ``(n,)`` bool.
+        diameter_px: ``(n,)`` float32 true diameters.
+        partial: ``(n,)`` bool.
+        occlusion: ``(n,)`` float32.
+        px_per_mm: the camera scale.
+        cup_radius_px: the cup's interior radius (half the tray side) in pixels.
+    """
+
+    image: Path
+    boxes: FloatArray
+    masks: list[BoolArray]
+    is_coin: np.ndarray
+    diameter_px: FloatArray
+    partial: np.ndarray
+    occlusion: FloatArray
+    px_per_mm: float
+    cup_radius_px: float = 0.0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Detector or baseline output in a library-neutral form.
+
+    Attributes:
+        boxes: ``(m, 4)`` float32.
+        confidence: ``(m,)`` float32.
+        masks: ``m`` ``(H, W)`` bool full-frame masks.
+        diameter_px: ``(m,)`` float32.
+        is_coin: ``(m,)`` bool.
+        partial: ``(m,)`` bool.
+    """
+
+    boxes: FloatArray
+    confidence: FloatArray
+    masks: list[BoolArray]
+    diameter_px: FloatArray
+    is_coin: np.ndarray
+    partial: np.ndarray
+
+
+def load_truth(data: Path, split: str | None = None, max_cups: int | None = None) -> list[CupTruth]:
+    """Read the ground truth of a synthetic data set (``DIR/manifest.json``).
+
+    Args:
+        data: the data set folder.
+        split: ``"train"``/``"val"`` or ``None`` for every cup.
+        max_cups: keep at most this many cups.
+
+    Raises:
+        FileNotFoundError: no manifest.
+    """
+    path = data / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no synthetic data set at {data} ({path} is missing)")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    size = int(manifest.get("image_size", 640))
+    out: list[CupTruth] = []
+    for cup in manifest["cups"]:
+        if split is not None and cup["split"] != split:
+            continue
+        insts = cup["instances"]
+        masks = []
+        for inst in insts:
+            m = np.zeros((size, size), dtype=np.uint8)
+            poly = np.asarray(inst["polygon"], dtype=np.int32).reshape(-1, 1, 2)
+            if len(poly) >= 3:
+                cv2.fillPoly(m, [poly], 1)
+            masks.append(m.astype(bool))
+        out.append(
+            CupTruth(
+                image=data / cup["image"],
+                boxes=np.asarray([i["bbox"] for i in insts], dtype=np.float32).reshape(-1, 4),
+                masks=masks,
+                is_coin=np.asarray([bool(i["is_coin"]) for i in insts], dtype=bool),
+                diameter_px=np.asarray([i["diameter_px"] for i in insts], dtype=np.float32),
+                partial=np.asarray([bool(i["partial"]) for i in insts], dtype=bool),
+                occlusion=np.asarray([i["occlusion"] for i in insts], dtype=np.float32),
+                px_per_mm=float(cup["px_per_mm"]),
+                cup_radius_px=float(cup.get("cup_diameter_mm", 0.0)) * float(cup["px_per_mm"]) / 2.0,
+            )
+        )
+        if max_cups is not None and len(out) >= max_cups:
+            break
+    return out
+
+
+def cup_circle(image: UInt8Array, radius: float) -> CupRoi | None:
+    """The cup rim of a known interior ``radius`` (pixels) found by ``cv2.HoughCircles``, or ``None``.
+
+    Stands in for a station's stored cup region when evaluating on synthetic cups.
+    """
+    if radius <= 0:
+        return None
+    gray = cv2.medianBlur(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), 5)
+    found = cv2.HoughCircles(
+        gray,
+        cv2.HOUGH_GRADIENT,
+        dp=2,
+        minDist=10 * radius,
+        param1=80,
+        param2=20,
+        minRadius=int(0.93 * radius),
+        maxRadius=int(1.07 * radius),
+    )
+    if found is None:
+        return None
+    x, y, r = (float(v) for v in found[0][0])
+    return CupRoi(x, y, r)
+
+
+def box_iou(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Pairwise IoU of ``(n, 4)`` and ``(m, 4)`` boxes: ``(n, m)`` float32."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=np.float32)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return np.asarray(inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9), dtype=np.float32)
+
+
+def match(pred_boxes: FloatArray, confidence: FloatArray, gt_boxes: FloatArray) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching by decreasing confidence at box IoU >= 0.5: ``(pred, gt)`` pairs."""
+    iou = box_iou(pred_boxes, gt_boxes)
+    taken: set[int] = set()
+    pairs: list[tuple[int, int]] = []
+    for p in np.argsort(-confidence, kind="stable"):
+        if iou.shape[1] == 0:
+            break
+        row = iou[p].copy()
+        row[list(taken)] = -1.0
+        g = int(np.argmax(row))
+        if row[g] >= MATCH_IOU:
+            taken.add(g)
+            pairs.append((int(p), g))
+    return pairs
+
+
+def mask_iou(a: BoolArray, b: BoolArray) -> float:
+    """IoU of two same-shape bool masks."""
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else 0.0
+
+
+def from_instances(instances: Sequence[CoinInstance], width: int, height: int) -> Prediction:
+    """Convert detector output to a :class:`Prediction`."""
+    return Prediction(
+        boxes=np.asarray([i.bbox for i in instances], dtype=np.float32).reshape(-1, 4),
+        confidence=np.asarray([i.confidence for i in instances], dtype=np.float32),
+        masks=[instance_full_mask(i, width, height) for i in instances],
+        diameter_px=np.asarray([i.diameter_px for i in instances], dtype=np.float32),
+        is_coin=np.asarray([i.is_coin for i in instances], dtype=bool),
+        partial=np.asarray([i.partial for i in instances], dtype=bool),
+    )
+
+
+def hough_circles(image: UInt8Array, min_radius: float, max_radius: float) -> list[tuple[float, float, float]]:
+    """The baseline: ``cv2.HoughCircles`` on a blurred grey image; ``(cx, cy, r)`` per circle."""
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    gray = cv2.medianBlur(gray, 5)
+    circles = cv2.HoughCircles(
+        gray,
+        cv2.HOUGH_GRADIENT,
+        dp=1.2,
+        minDist=max(4.0, 1.5 * min_radius),
+        param1=100,
+        param2=30,
+        minRadius=max(1, int(min_radius)),
+        maxRadius=max(2, int(max_radius)),
+    )
+    if circles is None:
+        return []
+    return [(float(x), float(y), float(r)) for x, y, r in circles[0]]
+
+
+def hough_prediction(image: UInt8Array, min_radius: float, max_radius: float) -> Prediction:
+    """Hough circles as a :class:`Prediction` (disc masks, no classes, confidence by rank)."""
+    h, w = image.shape[:2]
+    circles = hough_circles(image, min_radius, max_radius)
+    masks, boxes = [], []
+    for cx, cy, r in circles:
+        m = np.zeros((h, w), dtype=np.uint8)
+        cv2.circle(m, (round(cx), round(cy)), round(r), 1, -1)
+        masks.append(m.astype(bool))
+        boxes.append([max(0.0, cx - r), max(0.0, cy - r), min(float(w), cx + r), min(float(h), cy + r)])
+    n = len(circles)
+    return Prediction(
+        boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        confidence=np.linspace(1.0, 0.5, n, dtype=np.float32) if n else np.zeros(0, np.float32),
+        masks=masks,
+        diameter_px=np.asarray([2 * c[2] for c in circles], dtype=np.float32),
+        is_coin=np.ones(n, dtype=bool),
+        partial=np.zeros(n, dtype=bool),
+    )
+
+
+@dataclass
+class _Tally:
+    gt: int = 0
+    gt_coins: int = 0
+    pred: int = 0
+    tp: int = 0
+    coin_tp: int = 0
+    class_ok: int = 0
+    mask_ious: list[float] | None = None
+    diam_err: list[float] | None = None
+    diam_err_clear: list[float] | None = None
+    partial_confusion: tuple[int, int, int, int] = (0, 0, 0, 0)
+    by_occlusion: list[tuple[float, float, float]] | None = None
+
+    def __post_init__(self) -> None:
+        self.mask_ious, self.diam_err, self.diam_err_clear, self.by_occlusion = [], [], [], []
+
+    def add(self, truth: CupTruth, pred: Prediction) -> None:
+        assert self.mask_ious is not None and self.diam_err is not None and self.diam_err_clear is not None
+        self.gt += len(truth.boxes)
+        self.gt_coins += int(truth.is_coin.sum())
+        self.pred += len(pred.boxes)
+        for p, g in match(pred.boxes, pred.confidence, truth.boxes):
+            self.tp += 1
+            self.coin_tp += int(truth.is_coin[g])
+            self.class_ok += int(pred.is_coin[p] == truth.is_coin[g])
+            self.mask_ious.append(mask_iou(pred.masks[p], truth.masks[g]))
+            if truth.is_coin[g]:
+                tp_, fp_, fn_, tn_ = self.partial_confusion
+                t, q = bool(truth.partial[g]), bool(pred.partial[p])
+                self.partial_confusion = (
+                    tp_ + (t and q),
+                    fp_ + (q and not t),
+                    fn_ + (t and not q),
+                    tn_ + (not t and not q),
+                )
+            if truth.is_coin[g] and not truth.partial[g]:
+                err = abs(float(pred.diameter_px[p]) - float(truth.diameter_px[g])) / float(truth.diameter_px[g])
+                self.diam_err.append(err)
+                assert self.by_occlusion is not None
+                self.by_occlusion.append((float(truth.occlusion[g]), err, self.mask_ious[-1]))
+                if truth.occlusion[g] < 0.1:
+                    self.diam_err_clear.append(err)
+
+    def summary(self) -> dict[str, Any]:
+        assert self.mask_ious is not None and self.diam_err is not None and self.diam_err_clear is not None
+
+        def pct(values: list[float], q: float) -> float | None:
+            return float(np.percentile(values, q)) if values else None
+
+        return {
+            "gt_instances": self.gt,
+            "predictions": self.pred,
+            "recall": self.tp / self.gt if self.gt else None,
+            "coin_recall": self.coin_tp / self.gt_coins if self.gt_coins else None,
+            "precision": self.tp / self.pred if self.pred else None,
+            "class_accuracy": self.class_ok / self.tp if self.tp else None,
+            "mean_mask_iou": float(np.mean(self.mask_ious)) if self.mask_ious else None,
+            "p5_mask_iou": pct(self.mask_ious, 5),
+            "diameter_error_mean": float(np.mean(self.diam_err)) if self.diam_err else None,
+            "diameter_error_median": pct(self.diam_err, 50),
+            "diameter_error_p95": pct(self.diam_err, 95),
+            "diameter_within_2pct": float(np.mean(np.asarray(self.diam_err) <= 0.02)) if self.diam_err else None,
+            "diameter_error_mean_unoccluded": float(np.mean(self.diam_err_clear)) if self.diam_err_clear else None,
+            "n_diameters": len(self.diam_err),
+            "partial_tp_fp_fn_tn": list(self.partial_confusion),
+            "whole_coins_by_occlusion": self._bins(),
+        }
+
+    def _bins(self) -> list[dict[str, float]]:
+        rows = np.asarray(self.by_occlusion or [], dtype=np.float64).reshape(-1, 3)
+        out = []
+        for lo, hi in OCCLUSION_BINS:
+            sel = rows[(rows[:, 0] >= lo) & (rows[:, 0] < hi)]
+            if len(sel):
+                out.append(
+                    {
+                        "occlusion_from": lo,
+                        "occlusion_to": hi,
+                        "n": float(len(sel)),
+                        "diameter_error_mean": float(sel[:, 1].mean()),
+                        "diameter_error_median": float(np.median(sel[:, 1])),
+                        "mean_mask_iou": float(sel[:, 2].mean()),
+                    }
+                )
+        return out
+
+
+def evaluate_synthetic(
+    detector: Detector,
+    truths: Sequence[CupTruth],
+    *,
+    baseline: bool = True,
+    progress: bool = True,
+    on_cup: Callable[[int, Frame, list[CoinInstance], CupTruth], None] | None = None,
+) -> dict[str, Any]:
+    """Detector (and Hough baseline) metrics over synthetic cups.
+
+    Args:
+        detector: the detector under test; per cup it gets the manifest's scale and the cup circle found by
+            ``calibration.camera.detect_cup_roi`` (rim cuts), as a calibrated station would.
+        truths: the cups.
+        baseline: also run the Hough baseline with the radius range implied by each cup's scale.
+        progress: tqdm bar on stderr.
+        on_cup: called with each cup's index, frame, detections and truth (overlays).
+
+    Returns:
+        ``{"detector": {...}, "baseline": {...}}`` with the :class:`_Tally` summaries.
+    """
+    det, hough = _Tally(), _Tally()
+    for k, truth in enumerate(tqdm(truths, desc="eval synthetic", disable=not progress)):
+        image = cv2.imread(str(truth.image), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        frame = Frame(image=np.asarray(image, np.uint8), source=str(truth.image))
+        h, w = image.shape[:2]
+        roi = detect_cup_roi(frame.image) or cup_circle(frame.image, truth.cup_radius_px)
+        cal = CameraCalibration(px_per_mm=truth.px_per_mm, image_width=w, image_height=h, method="manual", roi=roi)
+        found = detector.with_calibration(cal).detect(frame)
+        det.add(truth, from_instances(found, w, h))
+        if on_cup is not None:
+            on_cup(k, frame, found, truth)
+        if baseline:
+            s = truth.px_per_mm
+            hough.add(truth, hough_prediction(frame.image, 7.0 * s, 16.0 * s))
+    return {"detector": det.summary(), "baseline": hough.summary() if baseline else None}
+
+
+def _real_radius_range(image: UInt8Array) -> tuple[float, float]:
+    side = max(image.shape[:2])
+    return 0.02 * side, 0.09 * side
+
+
+def count_real(
+    detector: Detector,
+    real_root: Path,
+    *,
+    progress: bool = True,
+    on_photo: Callable[[str, Frame, list[CoinInstance]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Count coins in ``euro_kaa/photos/single`` against the upstream crop counts (a lower bound).
+
+    Returns:
+        Per photo: ``file``, ``lower_bound``, ``detector`` (coins found), ``hough`` (baseline count).
+    """
+    meta = json.loads((real_root / "euro_kaa" / "photos.json").read_text(encoding="utf-8"))
+    rows: list[dict[str, Any]] = []
+    photos = [p for p in meta["photos"] if p["kind"] == "single" and p["crop_counts"]]
+    for photo in tqdm(photos, desc="eval real", disable=not progress):
+        path = real_root / "euro_kaa" / photo["file"]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        frame = Frame(image=np.asarray(image, np.uint8), source=str(path))
+        found = [i for i in detector.detect(frame) if i.is_coin]
+        if on_photo is not None:
+            on_photo(photo["file"], frame, found)
+        lo, hi = _real_radius_range(frame.image)
+        rows.append(
+            {
+                "file": photo["file"],
+                "lower_bound": int(sum(photo["crop_counts"].values())),
+                "detector": len(found),
+                "hough": len(hough_circles(frame.image, lo, hi)),
+            }
+        )
+    return rows
+
+
+def count_skimage(detector: Detector) -> dict[str, Any] | None:
+    """Coins found in ``skimage.data.coins()`` (24 expected); ``None`` without scikit-image."""
+    try:
+        from skimage import data as skdata
+    except ImportError:
+        return None
+    gray = np.asarray(skdata.coins(), dtype=np.uint8)
+    frame = Frame(image=np.ascontiguousarray(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), dtype=np.uint8))
+    image = frame.image
+    found = [i for i in detector.detect(frame) if i.is_coin]
+    return {
+        "expected": SKIMAGE_COINS,
+        "detector": len(found),
+        "hough": len(hough_circles(image, 15, 40)),
+        "image": image,
+        "instances": found,
+    }
+
+
+def latency(detector: Detector, frames: Sequence[Frame], repeats: int = 1) -> dict[str, float]:
+    """Median milliseconds per frame of ``detect`` and of the bare YOLO call, measured interleaved."""
+    if not frames:
+        return {}
+    detector.detect(frames[0])
+    full: list[float] = []
+    bare: list[float] = []
+    for _ in range(repeats):
+        for f in frames:
+            t0 = time.perf_counter()
+            detector.boxes(f.image)
+            t1 = time.perf_counter()
+            detector.detect(f)
+            t2 = time.perf_counter()
+            bare.append(1000 * (t1 - t0))
+            full.append(1000 * (t2 - t1))
+    med_full, med_bare = statistics.median(full), statistics.median(bare)
+    return {
+        "detect_ms_median": med_full,
+        "detect_ms_p90": float(np.percentile(full, 90)),
+        "yolo_predict_ms_median": med_bare,
+        "ratio_to_bare_predict": med_full / med_bare if med_bare > 0 else math.nan,
+        "frames": float(len(full)),
+        "frame_side_px": float(max(frames[0].image.shape[:2])),
+        "imgsz": float(detector.settings.imgsz),
+    }
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{100 * v:.2f} %" if pct else f"{v:.4f}"
+    return str(v)
+
+
+def write_report(out: Path, report: dict[str, Any]) -> Path:
+    """Write ``report.json`` and a readable ``report.md`` into ``out``; returns the markdown path."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    lines = [f"# Detector evaluation ({report.get('version', '?')})", ""]
+    syn = report.get("synthetic")
+    if syn:
+        lines += [
+            f"Synthetic cups: {report.get('synthetic_cups')} from `{report.get('synthetic_data')}`; matching at box "
+            "IoU 0.5; diameters of whole (not partial) coins against the true diameter.",
+            "",
+            f"| metric | detector | {HOUGH_LABEL} |",
+            "|---|---|---|",
+        ]
+        base = syn.get("baseline") or {}
+        for key, pct in (
+            ("recall", True),
+            ("coin_recall", True),
+            ("precision", True),
+            ("class_accuracy", True),
+            ("mean_mask_iou", False),
+            ("p5_mask_iou", False),
+            ("diameter_error_mean", True),
+            ("diameter_error_median", True),
+            ("diameter_error_p95", True),
+            ("diameter_within_2pct", True),
+            ("diameter_error_mean_unoccluded", True),
+        ):
+            lines.append(f"| {key} | {_fmt(syn['detector'].get(key), pct)} | {_fmt(base.get(key), pct)} |")
+        bins = syn["detector"].get("whole_coins_by_occlusion") or []
+        if bins:
+            lines += [
+                "",
+                "Whole (not partial) coins of the detector by hidden fraction:",
+                "",
+                "| occlusion | n | diameter error mean | median | mean mask IoU |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {b['occlusion_from']:.2f}-{min(b['occlusion_to'], 1.0):.2f} | {b['n']:.0f} | "
+                f"{_fmt(b['diameter_error_mean'], True)} | {_fmt(b['diameter_error_median'], True)} | "
+                f"{_fmt(b['mean_mask_iou'])} |"
+                for b in bins
+            ]
+        conf = syn["detector"].get("partial_tp_fp_fn_tn")
+        if conf:
+            lines += [
+                "",
+                "Partial flag of matched coins (cup circle from detect_cup_roi, else Hough at the known cup "
+                f"radius): tp/fp/fn/tn = {conf}.",
+            ]
+        lines.append("")
+    sizes = report.get("imgsz_sweep")
+    if sizes:
+        lines += [
+            "## Input size",
+            "",
+            "| imgsz | recall | precision | mean mask IoU | detect ms |",
+            "|---|---|---|---|---|",
+        ]
+        for row in sizes:
+            lines.append(
+                f"| {row['imgsz']} | {_fmt(row['recall'], True)} | {_fmt(row['precision'], True)} | "
+                f"{_fmt(row['mean_mask_iou'])} | {row['detect_ms_median']:.1f} |"
+            )
+        lines.append("")
+    real = report.get("real")
+    if real:
+        found = sum(r["detector"] for r in real)
+        bound = sum(r["lower_bound"] for r in real)
+        hough = sum(r["hough"] for r in real)
+        lines += [
+            "## Real photos (euro_kaa/photos/single)",
+            "",
+            f"Coins found {found} vs upstream crop counts {bound} (a lower bound); {HOUGH_LABEL}: {hough}.",
+            "",
+            "| photo | lower bound | detector | Hough |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {r['file']} | {r['lower_bound']} | {r['detector']} | {r['hough']} |" for r in real]
+        lines.append("")
+    sk = report.get("skimage_coins")
+    if sk:
+        lines += [
+            f"## skimage.data.coins(): detector {sk['detector']}, {HOUGH_LABEL} {sk['hough']}, expected "
+            f"{sk['expected']}",
+            "",
+        ]
+    lat = report.get("latency")
+    if lat:
+        lines += [
+            "## Latency (CPU, 1 thread)",
+            "",
+            f"detect {lat['detect_ms_median']:.1f} ms median (p90 {lat['detect_ms_p90']:.1f}) per "
+            f"{lat['frame_side_px']:.0f} px frame at imgsz {lat['imgsz']:.0f}; bare YOLO predict "
+            f"{lat['yolo_predict_ms_median']:.1f} ms; ratio {lat['ratio_to_bare_predict']:.2f}.",
+            "",
+        ]
+    overlays = report.get("overlays") or []
+    if overlays:
+        lines += ["## Overlays", ""] + [f"![{p}]({p})" for p in overlays] + [""]
+    md = out / "report.md"
+    md.write_text("\n".join(lines), encoding="utf-8")
+    return md
+
+
+def run_eval(
+    detector: Detector,
+    out: Path,
+    *,
+    data: Path | None,
+    real_root: Path | None,
+    max_cups: int | None = None,
+    sizes: Sequence[int] = (),
+    n_overlays: int = 4,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every evaluation that has its inputs and write the report into ``out``.
+
+    Args:
+        detector: the detector under test.
+        out: report folder (``report.md``, ``report.json``, ``overlays/*.png``).
+        data: a synthetic data set (held out), or ``None``.
+        real_root: the real data folder, or ``None``.
+        max_cups: evaluate at most this many synthetic cups.
+        sizes: extra YOLO input sizes to compare on the synthetic cups.
+        n_overlays: overlay PNGs per source.
+        progress: tqdm bars on stderr.
+    """
+    overlay_dir = out / "overlays"
+    overlay_dir.mkdir(parents=True, exist_ok=True)
+    overlays: list[str] = []
+    report: dict[str, Any] = {"version": detector.version, "imgsz": detector.settings.imgsz}
+
+    def save(name: str, image: UInt8Array) -> None:
+        cv2.imwrite(str(overlay_dir / name), image)
+        overlays.append(f"overlays/{name}")
+
+    if data is not None:
+        truths = load_truth(data, max_cups=max_cups)
+
+        def on_cup(k: int, frame: Frame, found: list[CoinInstance], truth: CupTruth) -> None:
+            if k < n_overlays:
+                save(f"synthetic_{k:02d}.png", draw_overlay(frame.image, found, f"{len(found)} found"))
+
+        report["synthetic_data"] = str(data)
+        report["synthetic_cups"] = len(truths)
+        report["synthetic"] = evaluate_synthetic(detector, truths, progress=progress, on_cup=on_cup)
+        frames = [Frame(image=np.asarray(cv2.imread(str(t.image)), np.uint8)) for t in truths[:20]]
+        report["latency"] = latency(detector, frames)
+        sweep = []
+        for size in sizes:
+            d2 = detector.with_settings(imgsz=int(size))
+            res = evaluate_synthetic(d2, truths[:40], baseline=False, progress=progress)["detector"]
+            res.update(latency(d2, frames[:10]))
+            res["imgsz"] = int(size)
+            sweep.append(res)
+        report["imgsz_sweep"] = sweep
+    if real_root is not None and (real_root / "euro_kaa" / "photos.json").is_file():
+        count = 0
+
+        def on_photo(name: str, frame: Frame, found: list[CoinInstance]) -> None:
+            nonlocal count
+            if count < n_overlays:
+                count += 1
+                save(f"real_{Path(name).stem}.png", draw_overlay(frame.image, found, f"{len(found)} coins"))
+
+        report["real"] = count_real(detector, real_root, progress=progress, on_photo=on_photo)
+    sk = count_skimage(detector)
+    if sk is not None:
+        save("skimage_coins.png", draw_overlay(sk.pop("image"), sk.pop("instances"), f"{sk['detector']} coins"))
+        report["skimage_coins"] = sk
+    report["overlays"] = overlays
+    write_report(out, report)
+    return report
+
+
+def sweep_confidence(
+    detector: Detector, truths: Sequence[CupTruth], thresholds: Sequence[float], *, progress: bool = True
+) -> list[dict[str, float]]:
+    """Box recall and precision (IoU 0.5, class-agnostic) at each confidence threshold, from one YOLO pass.
+
+    The detector runs once at the lowest threshold; higher thresholds filter its boxes.
+    """
+    low = detector.with_settings(conf=float(min(thresholds)))
+    runs: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+    for truth in tqdm(truths, desc="confidence sweep", disable=not progress):
+        image = cv2.imread(str(truth.image), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        b = low.boxes(np.asarray(image, np.uint8))
+        kept = nms(b.xyxy, b.confidence, detector.settings.iou)
+        runs.append((b.xyxy[kept], b.confidence[kept], truth.boxes))
+    rows = []
+    for thr in thresholds:
+        tp = n_pred = n_gt = 0
+        for xyxy, conf, gt in runs:
+            keep = conf >= thr
+            tp += len(match(xyxy[keep], conf[keep], gt))
+            n_pred += int(keep.sum())
+            n_gt += len(gt)
+        rows.append(
+            {
+                "conf": float(thr),
+                "recall": tp / n_gt if n_gt else 0.0,
+                "precision": tp / n_pred if n_pred else 1.0,
+            }
+        )
+    return rows

@@ -1,0 +1,98 @@
+"""``cupcheck detect IMAGE...``: find and measure every coin in still images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from station.errors import CliError
+from station.home import resolve_home
+
+if TYPE_CHECKING:
+    from models.detector import Detector
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``detect`` subcommand."""
+    p = sub.add_parser(
+        "detect",
+        help="find and segment every coin in images",
+        description="Find every coin in each image: box, fitted circle, diameter (mm when the station is "
+        "calibrated) and whether it is cut by the image edge or the cup rim.",
+    )
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--home", type=Path, default=None, help="station home (default: $CUPCHECK_HOME)")
+    p.add_argument("--weights", type=Path, default=None, help="detector folder or detector.json (default: shipped)")
+    p.add_argument("--conf", type=float, default=None, help="override the minimum box confidence")
+    p.add_argument("--overlay", type=Path, default=None, metavar="DIR", help="write overlay PNGs into DIR")
+    p.set_defaults(func=run)
+
+
+def _load(args: argparse.Namespace) -> Detector:
+    from calibration.camera import CalibrationError, load_calibration
+    from models.detector import Detector
+
+    home = resolve_home(args.home)
+    try:
+        calibration = load_calibration(home)
+    except CalibrationError as err:
+        raise CliError(f"invalid station calibration in {home}: {err}") from err
+    try:
+        detector = Detector.load(args.weights, calibration=calibration)
+    except (FileNotFoundError, ValueError) as err:
+        raise CliError(str(err)) from err
+    if args.conf is not None:
+        if not 0.0 <= args.conf <= 1.0:
+            raise CliError(f"--conf must be in [0, 1], got {args.conf}")
+        detector = detector.with_settings(conf=args.conf)
+    return detector
+
+
+def _table(path: str, coins: list[dict[str, Any]], objects: int) -> str:
+    lines = [f"{path}: {len(coins)} coins" + (f", {objects} foreign objects" if objects else "")]
+    if coins:
+        lines.append(f"  {'#':>3} {'x':>7} {'y':>7} {'d_px':>7} {'d_mm':>6} {'conf':>5} partial")
+    for i, c in enumerate(coins):
+        mm = "-" if c["diameter_mm"] is None else f"{c['diameter_mm']:.1f}"
+        lines.append(
+            f"  {i:>3} {c['center'][0]:>7.1f} {c['center'][1]:>7.1f} {c['diameter_px']:>7.1f} {mm:>6} "
+            f"{c['confidence']:>5.2f} {'yes' if c['partial'] else 'no'}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Detect coins in every image; unreadable files are named on stderr and make the exit status 2."""
+    import cv2
+    from tqdm import tqdm
+
+    from models.detector import draw_overlay, instance_record, read_frame
+
+    detector = _load(args)
+    if args.overlay is not None:
+        args.overlay.mkdir(parents=True, exist_ok=True)
+    images: list[dict[str, Any]] = []
+    failed = 0
+    for path in tqdm(args.images, desc="detect", unit="image", disable=len(args.images) < 2, file=sys.stderr):
+        try:
+            frame = read_frame(path)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"cupcheck detect: error: cannot read image {path}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        found = detector.detect(frame)
+        coins = [instance_record(i) for i in found if i.is_coin]
+        objects = [instance_record(i) for i in found if not i.is_coin]
+        images.append({"path": str(path), "coins": coins, "objects": objects})
+        if args.overlay is not None:
+            overlay = draw_overlay(frame.image, found, f"{len(coins)} coins")
+            cv2.imwrite(str(args.overlay / f"{path.stem}.png"), overlay)
+        if not args.json:
+            print(_table(str(path), coins, len(objects)))
+    if args.json:
+        print(json.dumps({"images": images}))
+    return 2 if failed else 0

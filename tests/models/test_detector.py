@@ -1,0 +1,175 @@
+"""The shipped detector on rendered cups: types and shapes, recall, partial flags, calibration, load errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from calibration.camera import CameraCalibration, CupRoi
+from models.detector import DEFAULT_DIR, SIDECAR, Detector, fit_outline
+from models.eval_detect import box_iou
+from models.synth.mint import generate_mint
+from models.synth.scene import CupScene, SceneAssets, SceneOptions, render_cup
+from models.types import CoinInstance, Frame
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return Detector.load()
+
+
+@pytest.fixture(scope="module")
+def cups() -> list[CupScene]:
+    """Rendered cups (fixed seed, never used for training) holding at least three whole coins."""
+    assets = SceneAssets(generate_mint(6, 4242))
+    out = []
+    for i in range(40):
+        scene = render_cup(assets, 4242, i, SceneOptions(image_size=640, max_coins=12))
+        whole = [s for s in scene.instances if s.is_coin and not s.partial and s.occlusion < 0.3]
+        if len(whole) >= 3:
+            out.append(scene)
+        if len(out) == 3:
+            break
+    assert out, "the renderer gave no cup with coins"
+    return out
+
+
+def _frame(scene: CupScene) -> Frame:
+    return Frame(image=np.ascontiguousarray(scene.image), source="test")
+
+
+def test_output_types_and_shapes(detector: Detector, cups: list[CupScene]) -> None:
+    found = detector.detect(_frame(cups[0]))
+    assert found, "nothing detected in a cup full of coins"
+    h, w = cups[0].image.shape[:2]
+    for inst in found:
+        assert isinstance(inst, CoinInstance)
+        assert inst.bbox.shape == (4,) and inst.bbox.dtype == np.float32
+        x1, y1, x2, y2 = inst.bbox
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+        assert inst.mask.dtype == np.bool_
+        assert inst.mask.shape == (int(y2) - int(y1), int(x2) - int(x1))
+        assert inst.mask_origin == (int(x1), int(y1))
+        assert inst.mask.any()
+        assert 0.0 <= inst.confidence <= 1.0
+        assert x1 - 1 <= inst.center[0] <= x2 + 1 or inst.partial
+        assert min(inst.axes) > 0 and inst.diameter_px == max(inst.axes)
+        assert inst.diameter_mm is None  # no calibration attached
+        assert isinstance(inst.is_coin, bool) and isinstance(inst.partial, bool)
+    # masks of different instances never share a pixel
+    full = np.zeros((h, w), dtype=np.int32)
+    for inst in found:
+        ox, oy = inst.mask_origin
+        full[oy : oy + inst.mask.shape[0], ox : ox + inst.mask.shape[1]] += inst.mask
+    assert full.max() == 1
+
+
+def test_finds_the_whole_coins_and_measures_them(detector: Detector, cups: list[CupScene]) -> None:
+    hits, total, errors = 0, 0, []
+    for scene in cups:
+        found = [i for i in detector.detect(_frame(scene)) if i.is_coin]
+        gts = [s for s in scene.instances if s.is_coin and not s.partial and s.occlusion < 0.3]
+        iou = box_iou(np.asarray([g.bbox for g in gts], np.float32), np.asarray([f.bbox for f in found], np.float32))
+        for k, g in enumerate(gts):
+            total += 1
+            if iou.shape[1] and iou[k].max() >= 0.5:
+                hits += 1
+                errors.append(abs(found[int(iou[k].argmax())].diameter_px - g.diameter_px) / g.diameter_px)
+    assert hits / total >= 0.9
+    assert float(np.median(errors)) < 0.05
+
+
+def test_partial_flag_at_image_edges(detector: Detector, cups: list[CupScene]) -> None:
+    """Shift the frame so a whole coin is cut by the left edge: that coin is partial, central ones are not."""
+    scene = cups[0]
+    coin = max((s for s in scene.instances if s.is_coin and not s.partial), key=lambda s: s.diameter_px)
+    cut = int(coin.center[0])  # the left half of the coin leaves the frame
+    image = np.ascontiguousarray(scene.image[:, cut:])
+    found = detector.detect(Frame(image=image))
+    assert found
+    h, w = image.shape[:2]
+    at_edge = [i for i in found if i.bbox[0] <= 1.0]
+    assert at_edge and all(i.partial for i in at_edge)
+    inner = [i for i in found if i.bbox[0] > 3 and i.bbox[1] > 3 and i.bbox[2] < w - 3 and i.bbox[3] < h - 3]
+    assert all(not i.partial for i in inner)
+
+
+def test_calibration_gives_mm_and_rim_cuts(detector: Detector, cups: list[CupScene]) -> None:
+    scene = cups[0]
+    h, w = scene.image.shape[:2]
+    plain = detector.detect(_frame(scene))
+    assert plain
+    first = plain[0]
+    # a cup circle that passes through the first coin's centre cuts it; others far inside stay whole
+    cx, cy = first.center
+    roi = CupRoi(w / 2, h / 2, float(np.hypot(cx - w / 2, cy - h / 2)) + 1.0)
+    cal = CameraCalibration(px_per_mm=scene.px_per_mm, image_width=w, image_height=h, method="manual", roi=roi)
+    found = detector.with_calibration(cal).detect(_frame(scene))
+    match = min(found, key=lambda i: np.hypot(i.center[0] - cx, i.center[1] - cy))
+    assert match.partial
+    for inst in found:
+        assert inst.diameter_mm == pytest.approx(max(inst.axes) / scene.px_per_mm)
+
+
+def test_fit_outline_ignores_an_occluded_bite() -> None:
+    """A disc with a bite taken out by a neighbour still fits its own centre and diameter."""
+    yy, xx = np.mgrid[0:200, 0:200]
+    disc = (xx - 100.3) ** 2 + (yy - 90.7) ** 2 <= 60**2
+    bite = (xx - 165) ** 2 + (yy - 90) ** 2 <= 45**2
+    fit = fit_outline(disc & ~bite, (0, 0), 400, 400)
+    assert fit is not None
+    (cx, cy), (major, _), _ = fit
+    assert abs(cx - 100.3) < 1.0 and abs(cy - 90.7) < 1.0
+    assert abs(major - 120) / 120 < 0.02
+
+
+def test_load_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no detector"):
+        Detector.load(tmp_path / "absent")
+    broken = tmp_path / "broken"
+    shutil.copytree(DEFAULT_DIR, broken)
+    (broken / SIDECAR).write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="JSON"):
+        Detector.load(broken)
+    tampered = tmp_path / "tampered"
+    shutil.copytree(DEFAULT_DIR, tampered)
+    data = json.loads((tampered / SIDECAR).read_text(encoding="utf-8"))
+    with (tampered / data["yolo_file"]).open("r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\0" * 64)
+    with pytest.raises(ValueError, match="SHA-256"):
+        Detector.load(tampered)
+    missing = tmp_path / "missing"
+    shutil.copytree(DEFAULT_DIR, missing)
+    (missing / data["segmenter_file"]).unlink()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        Detector.load(missing)
+
+
+@pytest.mark.slow
+def test_train_segmenter_and_package_round_trip(tmp_path: Path) -> None:
+    """One tiny segmenter epoch on rendered cups, packaged beside the shipped YOLO weights, loads and detects."""
+    from models.synth.dataset import SynthConfig, write_dataset
+    from models.train.detector import SegmenterTrainConfig, package_detector, train_segmenter
+
+    data = tmp_path / "synth"
+    config = SynthConfig(n_types=4, n_cups=4, seed=7, scene=SceneOptions(image_size=320, max_coins=4), val_fraction=0.5)
+    write_dataset(config, data, progress=False)
+    seg_cfg = SegmenterTrainConfig(data=data, out=tmp_path / "run", epochs=1, size=32, widths=(4, 8, 8, 8), batch=8)
+    best = train_segmenter(seg_cfg, progress=False)
+    assert best.is_file() and (tmp_path / "run" / "segmenter" / "state.pt").is_file()
+    shipped = json.loads((DEFAULT_DIR / SIDECAR).read_text(encoding="utf-8"))
+    yolo_copy = tmp_path / "yolo_in.pt"
+    shutil.copyfile(DEFAULT_DIR / shipped["yolo_file"], yolo_copy)
+    sidecar = package_detector(yolo_copy, best, tmp_path / "det", imgsz=256, conf=0.3, version="test-1")
+    loaded = Detector.load(sidecar)
+    assert loaded.version == "test-1" and loaded.settings.conf == pytest.approx(0.3)
+    assert loaded.segmenter is not None and loaded.segmenter.size == 32
+    image = np.ascontiguousarray(cv2.imread(str(next((data / "yolo" / "images").glob("*/*.jpg")))))
+    for inst in loaded.detect(Frame(image=image)):
+        assert inst.mask.shape == (int(inst.bbox[3]) - int(inst.bbox[1]), int(inst.bbox[2]) - int(inst.bbox[0]))
