@@ -1,0 +1,235 @@
+"""The versioned verdict bundle: which weights produce a verdict, how they were checked, and the threshold.
+
+A bundle is one JSON file (``verdict.json``) beside the weights it names::
+
+    format, version            "cupcheck-bundle/1", "verdict-<sha8>" (hash of everything below)
+    embedder                   file, version (weights hash) — the gallery must be built with the same one
+    detector                   folder (or null for the shipped default), version when known
+    voter, pooler              file + sha256
+    features                   the voter's input columns
+    preprocessing              crop size, GeM exponent, minimum coins, focus floor
+    threshold                  the :class:`~calibration.risk.ThresholdChoice` (target, delta, counts, bound)
+    calibration                the calibration pairs' scores (5 decimals) and truth ("0"/"1" string), so the
+                               threshold can be re-chosen for another target precision without the data
+    train                      how the voter was trained (data, counts, metrics)
+
+Paths are relative to the bundle's folder. Every verdict records ``version``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calibration.risk import ThresholdChoice, choose_threshold
+
+BUNDLE_FORMAT = "cupcheck-bundle/1"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_BUNDLE = WEIGHTS_DIR / "verdict.json"
+"""The shipped default bundle."""
+
+
+class BundleError(ValueError):
+    """A bundle file is missing, damaged, or does not match the weights it names."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Settings that travel with the voter.
+
+    Attributes:
+        crop_size: crop side the embedder's crops are cut at.
+        gem_p: GeM pooling exponent.
+        min_coins: fewer coins than this is reported as "too few coins visible".
+        focus_min: a cup whose median crop focus measure is below this is reported as out of focus.
+    """
+
+    crop_size: int = 128
+    gem_p: float = 3.0
+    min_coins: int = 3
+    focus_min: float = 2.0
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded bundle description (weights are loaded by :mod:`models.pipeline`).
+
+    Attributes:
+        root: the folder relative paths are resolved against.
+        embedder_file: embedder checkpoint (``None``: the shipped default).
+        embedder_version: the embedder version the voter was trained and calibrated with.
+        detector_dir: detector folder (``None``: the shipped default).
+        detector_version: the detector version recorded at training time (may be empty).
+        voter_file: LightGBM text model.
+        voter_sha256: its hash.
+        pooler_file: set pooler file.
+        pooler_sha256: its hash.
+        features: the voter's input columns.
+        preprocess: settings.
+        threshold: the chosen threshold with its evidence.
+        cal_scores: ``(m,)`` calibration pair scores.
+        cal_correct: ``(m,)`` bool truth of the calibration pairs.
+        train: training summary.
+        version: ``"verdict-<sha8>"``.
+    """
+
+    root: Path
+    embedder_file: str | None
+    embedder_version: str
+    detector_dir: str | None
+    detector_version: str
+    voter_file: str
+    voter_sha256: str
+    pooler_file: str
+    pooler_sha256: str
+    features: tuple[str, ...]
+    preprocess: Preprocess
+    threshold: ThresholdChoice
+    cal_scores: np.ndarray
+    cal_correct: np.ndarray
+    train: dict[str, Any] = field(default_factory=dict)
+    version: str = ""
+
+    def path(self, rel: str | None) -> Path | None:
+        """Resolve a path stored in the bundle (``None`` stays ``None``)."""
+        if rel is None:
+            return None
+        p = Path(rel)
+        return p if p.is_absolute() else self.root / p
+
+    def rechoose(self, target: float, delta: float | None = None) -> ThresholdChoice:
+        """Choose the threshold again from the stored calibration pairs for another target precision."""
+        d = self.threshold.delta if delta is None else delta
+        if self.cal_scores.size == 0:
+            raise BundleError("the bundle holds no calibration scores")
+        return choose_threshold(self.cal_scores, self.cal_correct, target=target, delta=d)
+
+    def with_threshold(self, choice: ThresholdChoice) -> Bundle:
+        """A copy using another threshold."""
+        return replace(self, threshold=choice)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document (without ``version``, which hashes it)."""
+        return {
+            "format": BUNDLE_FORMAT,
+            "embedder": {"file": self.embedder_file, "version": self.embedder_version},
+            "detector": {"dir": self.detector_dir, "version": self.detector_version},
+            "voter": {"file": self.voter_file, "sha256": self.voter_sha256},
+            "pooler": {"file": self.pooler_file, "sha256": self.pooler_sha256},
+            "features": list(self.features),
+            "preprocessing": {
+                "crop_size": self.preprocess.crop_size,
+                "gem_p": self.preprocess.gem_p,
+                "min_coins": self.preprocess.min_coins,
+                "focus_min": self.preprocess.focus_min,
+            },
+            "threshold": self.threshold.to_dict(),
+            "calibration": {
+                "n": int(self.cal_scores.size),
+                "scores": [round(float(s), 5) for s in self.cal_scores],
+                "correct": "".join("1" if c else "0" for c in self.cal_correct),
+            },
+            "train": self.train,
+        }
+
+    def compute_version(self) -> str:
+        """``"verdict-<sha8>"`` over the document."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return f"verdict-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+    def save(self, path: str | Path) -> Path:
+        """Write the bundle JSON atomically; returns its path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"version": self.version or self.compute_version(), **self.to_dict()}
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f, indent=1)
+                f.write("\n")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def check_files(self) -> None:
+        """Verify the voter and pooler files' hashes.
+
+        Raises:
+            BundleError: a file is missing or changed.
+        """
+        for rel, sha in ((self.voter_file, self.voter_sha256), (self.pooler_file, self.pooler_sha256)):
+            p = self.path(rel)
+            assert p is not None
+            if not p.is_file():
+                raise BundleError(f"bundle file {p} is missing")
+            if sha and sha256_file(p) != sha:
+                raise BundleError(f"{p} does not match the bundle (sha256 differs); retrain or restore it")
+
+
+def load_bundle(path: str | Path | None = None) -> Bundle:
+    """Read a bundle JSON (default: the shipped ``models/weights/verdict.json``) and check its files.
+
+    Raises:
+        FileNotFoundError: no bundle file.
+        BundleError: damaged or inconsistent bundle.
+    """
+    file = Path(path) if path is not None else DEFAULT_BUNDLE
+    if not file.is_file():
+        raise FileNotFoundError(f"verdict bundle {file} not found (train one with `cupcheck train voter`)")
+    try:
+        doc = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise BundleError(f"{file} is not readable JSON: {err}") from err
+    if doc.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{file}: not a verdict bundle (format {doc.get('format')!r})")
+    try:
+        pre = doc.get("preprocessing", {})
+        cal = doc.get("calibration", {})
+        bundle = Bundle(
+            root=file.parent,
+            embedder_file=doc["embedder"].get("file"),
+            embedder_version=str(doc["embedder"]["version"]),
+            detector_dir=doc["detector"].get("dir"),
+            detector_version=str(doc["detector"].get("version", "")),
+            voter_file=str(doc["voter"]["file"]),
+            voter_sha256=str(doc["voter"].get("sha256", "")),
+            pooler_file=str(doc["pooler"]["file"]),
+            pooler_sha256=str(doc["pooler"].get("sha256", "")),
+            features=tuple(doc["features"]),
+            preprocess=Preprocess(
+                crop_size=int(pre.get("crop_size", 128)),
+                gem_p=float(pre.get("gem_p", 3.0)),
+                min_coins=int(pre.get("min_coins", 3)),
+                focus_min=float(pre.get("focus_min", 2.0)),
+            ),
+            threshold=ThresholdChoice.from_dict(doc["threshold"]),
+            cal_scores=np.asarray(cal.get("scores", []), np.float64),
+            cal_correct=np.array([c == "1" for c in cal.get("correct", "")], bool),
+            train=dict(doc.get("train", {})),
+            version=str(doc.get("version", "")),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise BundleError(f"{file}: invalid bundle ({err})") from err
+    if bundle.cal_scores.size != bundle.cal_correct.size:
+        raise BundleError(f"{file}: calibration scores and truth differ in length")
+    bundle.check_files()
+    return bundle

@@ -1,0 +1,590 @@
+"""Evaluate the cup verdict on held-out synthetic cups (and real photos): curves, operating point, baselines.
+
+Every method scores the same (cup, expected type) pairs and gets its own threshold, chosen on the same
+calibration cups with the same guarantee (:func:`calibration.risk.choose_threshold`), so the table compares
+like with like:
+
+* ``majority vote``: share of coins whose nearest type is the expected one;
+* ``summed softmax``: mean over coins of a softmax over the gallery's per-type similarities;
+* ``mean embedding``: margin of the expected type for the mean cup embedding;
+* ``voter, no pooling``: LightGBM on the per-coin aggregate features only (trained here on the same data);
+* ``voter (full)``: the bundle's voter (per-coin features + mean/GeM/attention pooling).
+
+The report breaks the full voter down by cup kind (pure auto-pass rate; contaminated FLAG rate by contaminant
+relation; obverse-only, foreign-object, empty FLAG rates; wrong candidates for pure cups) for the test types,
+which were enrolled after the voter was trained, and for the training data set's validation cups (types seen in
+training).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from calibration.reports import plot_precision_coverage, plot_reliability
+from calibration.risk import ThresholdChoice, choose_threshold, precision_coverage_curve
+from models.bundle import Bundle, load_bundle
+from models.embedder import Embedder
+from models.features import BASE_FEATURES, FEATURES
+from models.pooling import SetPooler
+from models.train.voter import (
+    PairTable,
+    TrainConfig,
+    auc,
+    load_split,
+    make_pairs,
+    pair_table,
+)
+from models.voter import Voter, train_voter
+
+TARGETS: tuple[float, ...] = (0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
+"""Target precisions at which the full voter's operating point is also reported."""
+
+METHODS: tuple[tuple[str, str], ...] = (
+    ("vote", "majority vote"),
+    ("softmax", "summed softmax"),
+    ("mean_nn", "mean embedding"),
+    ("voter_base", "voter, no pooling"),
+    ("voter", "voter (full)"),
+)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Arguments of :func:`evaluate`.
+
+    Attributes:
+        data: synthetic test data set (a seed used neither for training nor calibration).
+        out: report folder.
+        bundle: bundle JSON (default shipped).
+        data_train: training data set (default: the bundle's); its val split is the "seen types" check and its
+            train split trains the no-pooling voter.
+        data_cal: calibration data set (default: the bundle's).
+        cache: cache folder.
+        real: real data root (``…/data/real``) or ``None``.
+        max_cups: limit per data set.
+        real_limit: at most this many real photos of each kind (single, mixed) per currency.
+    """
+
+    data: Path
+    out: Path
+    bundle: Path | None = None
+    data_train: Path | None = None
+    data_cal: Path | None = None
+    cache: Path = Path("/tmp/cupcheck-voter-cache")
+    real: Path | None = None
+    max_cups: int | None = None
+    real_limit: int | None = None
+
+
+@dataclass
+class MethodResult:
+    """One method on the test pairs at its own certified threshold."""
+
+    name: str
+    label: str
+    choice: ThresholdChoice
+    scores: np.ndarray
+    test_precision: float
+    test_coverage: float
+    test_accepted: int
+    test_errors: int
+    auc: float
+    precision_at: dict[float, float] = field(default_factory=dict)
+
+
+COVERAGES: tuple[float, ...] = (0.1, 0.3, 0.5)
+"""Coverages at which every method's test precision is also reported (no guarantee, for comparison)."""
+
+
+def precision_at_coverage(scores: np.ndarray, y: np.ndarray, coverage: float) -> float:
+    """Test precision of the strictest threshold whose coverage reaches ``coverage`` (``nan`` if none)."""
+    curve = precision_coverage_curve(scores, y)
+    idx = np.nonzero(curve.coverage >= coverage)[0]
+    return float(curve.precision[idx[0]]) if idx.size else math.nan
+
+
+@dataclass
+class EvalResult:
+    """Everything the report shows."""
+
+    methods: list[MethodResult]
+    breakdown: dict[str, dict[str, Any]]
+    seen_breakdown: dict[str, dict[str, Any]]
+    real: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    operating_point: str = ""
+
+
+def _method_scores(table: PairTable, voter: Voter, voter_base: Voter) -> dict[str, np.ndarray]:
+    base_cols = [FEATURES.index(f) for f in BASE_FEATURES]
+    return {
+        "vote": table.extra["vote"],
+        "softmax": table.extra["softmax"],
+        "mean_nn": table.extra["mean_nn"],
+        "voter_base": voter_base.predict(table.x[:, base_cols]),
+        "voter": voter.predict(table.x),
+    }
+
+
+def breakdown(table: PairTable, accepted: np.ndarray) -> dict[str, dict[str, Any]]:
+    """PASS / FLAG rates per kind of pair.
+
+    Returns:
+        Group name → ``{"n", "pass", "rate", "what"}`` where ``rate`` is the auto-pass rate for pure cups at
+        their own type and the FLAG rate for every other group.
+    """
+    groups: dict[str, list[int]] = {}
+    for k, p in enumerate(table.pairs):
+        if p.relation == "true":
+            key = "pure" if p.kind == "pure" else p.kind
+            if p.kind == "contaminated":
+                key = f"contaminated ({p.contaminant or 'unknown'})"
+        else:
+            key = f"pure, wrong candidate ({p.relation})"
+        groups.setdefault(key, []).append(k)
+    out = {}
+    for key in sorted(groups):
+        idx = np.asarray(groups[key])
+        n_pass = int(accepted[idx].sum())
+        if key == "pure":
+            out[key] = {"n": len(idx), "pass": n_pass, "rate": n_pass / len(idx), "what": "auto-pass rate"}
+        else:
+            out[key] = {"n": len(idx), "pass": n_pass, "rate": 1 - n_pass / len(idx), "what": "flagged rate"}
+    return out
+
+
+def _at_threshold(scores: np.ndarray, y: np.ndarray, choice: ThresholdChoice) -> tuple[float, float, int, int]:
+    acc = scores >= choice.threshold if choice.can_pass else np.zeros(len(scores), bool)
+    n_acc = int(acc.sum())
+    n_err = int((acc & ~y).sum())
+    prec = (n_acc - n_err) / n_acc if n_acc else math.nan
+    cov = (n_acc - n_err) / max(1, int(y.sum()))
+    return prec, cov, n_acc, n_err
+
+
+def plot_curves(results: Sequence[MethodResult], y: np.ndarray, path: Path, target: float) -> Path:
+    """All methods' test precision against coverage on one figure, with each certified operating point."""
+    fig = Figure(figsize=(7.2, 5.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for r in results:
+        curve = precision_coverage_curve(r.scores, y)
+        used = curve.n_accepted > 0
+        (line,) = ax.plot(curve.coverage[used], curve.precision[used], lw=1.4, label=r.label)
+        if r.choice.can_pass and not math.isnan(r.test_precision):
+            ax.plot([r.test_coverage], [r.test_precision], "o", color=line.get_color())
+    ax.axhline(target, color="tab:red", ls=":", lw=1.0, label=f"target {target:g}")
+    ax.set_xlabel("coverage (share of pure cups that PASS)")
+    ax.set_ylabel("precision of PASS")
+    ax.set_xlim(0, 1)
+    lows = [target - 0.01]
+    for r in results:
+        curve = precision_coverage_curve(r.scores, y)
+        band = (curve.coverage >= 0.02) & (curve.coverage <= 0.95) & (curve.n_accepted > 0)
+        if band.any():
+            lows.append(float(np.nanmin(curve.precision[band])))
+    ax.set_ylim(max(0.0, min(lows) - 0.02), 1.005)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title("Test cups: precision against coverage (dots: certified thresholds)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
+    """Run the evaluation and write ``report.md`` and the plots into ``cfg.out``."""
+    bundle = load_bundle(cfg.bundle)
+    embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=1)
+    pooler = SetPooler.load(bundle.path(bundle.pooler_file))  # type: ignore[arg-type]
+    voter = Voter.load(bundle.path(bundle.voter_file))  # type: ignore[arg-type]
+    data_train = cfg.data_train or Path(str(bundle.train["data"]))
+    cal_src = cfg.data_cal or (Path(str(bundle.train["data_cal"])) if bundle.train.get("data_cal") else None)
+    tcfg = TrainConfig(data=cfg.data, out=cfg.out, cache=cfg.cache, max_cups=cfg.max_cups)
+
+    def table(data: Path, splits: Sequence[str] | None, seed: int, desc: str, extra: int = 0) -> PairTable:
+        cache, view, mint = load_split(data, embedder, tcfg, None, progress)
+        pairs = make_pairs(cache, mint, seed=seed, splits=splits, extra_negatives=extra)
+        return pair_table(cache, view, pairs, pooler, gem_p=bundle.preprocess.gem_p, progress=progress, desc=desc)
+
+    train_t = table(data_train, ("train",), 0, "pairs (train)", int(bundle.train.get("extra_negatives", 2)))
+    seen_t = table(data_train, ("val",), 1, "pairs (seen types)")
+    cal_t = table(cal_src, None, 2, "pairs (cal)") if cal_src is not None else seen_t
+    test_t = table(cfg.data, None, 3, "pairs (test)")
+    base_cols = [FEATURES.index(f) for f in BASE_FEATURES]
+    voter_base = train_voter(
+        train_t.x[:, base_cols],
+        train_t.y,
+        BASE_FEATURES,
+        valid=(seen_t.x[:, base_cols], seen_t.y) if len(set(seen_t.y)) == 2 else None,
+    )
+    cal_scores = _method_scores(cal_t, voter, voter_base)
+    test_scores = _method_scores(test_t, voter, voter_base)
+    target, delta = bundle.threshold.target, bundle.threshold.delta
+    results = []
+    for name, label in METHODS:
+        choice = choose_threshold(cal_scores[name], cal_t.y, target=target, delta=delta)
+        prec, cov, n_acc, n_err = _at_threshold(test_scores[name], test_t.y, choice)
+        results.append(
+            MethodResult(
+                name,
+                label,
+                choice,
+                test_scores[name],
+                prec,
+                cov,
+                n_acc,
+                n_err,
+                auc(test_scores[name], test_t.y),
+                {c: precision_at_coverage(test_scores[name], test_t.y, c) for c in COVERAGES},
+            )
+        )
+    full = results[-1]
+    # The breakdown uses the certified threshold; when none exists, the (uncertified) threshold that PASSes half of
+    # the correct calibration pairs, so the table still shows where the errors come from.
+    if full.choice.can_pass:
+        op_threshold, op_label = full.choice.threshold, "certified threshold"
+    else:
+        pos = np.sort(cal_scores["voter"][cal_t.y])[::-1]
+        op_threshold = float(pos[len(pos) // 2]) if pos.size else math.inf
+        op_label = "uncertified threshold passing 50% of correct calibration pairs"
+    acc_test = test_scores["voter"] >= op_threshold
+    seen_scores = voter.predict(seen_t.x)
+    acc_seen = seen_scores >= op_threshold
+    res = EvalResult(
+        methods=results,
+        operating_point=f"{op_label} ({op_threshold:.4f})",
+        breakdown=breakdown(test_t, acc_test),
+        seen_breakdown=breakdown(seen_t, acc_seen),
+        counts={
+            "train_pairs": len(train_t.pairs),
+            "cal_pairs": len(cal_t.pairs),
+            "cal_positive": int(cal_t.y.sum()),
+            "test_pairs": len(test_t.pairs),
+            "test_positive": int(test_t.y.sum()),
+            "seen_pairs": len(seen_t.pairs),
+        },
+    )
+    for t in TARGETS:
+        ch = choose_threshold(cal_scores["voter"], cal_t.y, target=t, delta=delta)
+        prec, cov, n_acc, n_err = _at_threshold(test_scores["voter"], test_t.y, ch)
+        res.targets.append(
+            {
+                "target": t,
+                "choice": ch,
+                "test_precision": prec,
+                "test_coverage": cov,
+                "accepted": n_acc,
+                "errors": n_err,
+            }
+        )
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    plot_curves(results, test_t.y, cfg.out / "precision_coverage_methods.png", target)
+    plot_precision_coverage(
+        precision_coverage_curve(cal_scores["voter"], cal_t.y),
+        full.choice,
+        cfg.out / "precision_coverage_voter_cal.png",
+        title="Full voter on calibration pairs: precision against coverage",
+    )
+    plot_reliability(test_scores["voter"], test_t.y, cfg.out / "reliability_voter.png", title="Voter p_correct")
+    if cfg.real is not None:
+        res.real = evaluate_real(cfg.real, bundle, progress=progress, limit=cfg.real_limit)
+    write_report(cfg, bundle, res)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------- real photos
+
+
+def evaluate_real(real: Path, bundle: Bundle, *, progress: bool = True, limit: int | None = None) -> dict[str, Any]:
+    """Real photos: euro single piles must PASS only their own denomination; mixed photos must never PASS.
+
+    ``limit`` keeps at most that many photos of each kind (single, mixed). The gallery is enrolled from the
+    real crops' train split (``crops/train/<denomination>``), the detector is the bundle's. Each photo is
+    observed once and judged against every denomination.
+    """
+    from models.detector import Detector
+    from models.enroll import enroll_catalog, read_image
+    from models.gallery import Gallery
+    from models.pipeline import Pipeline
+    from models.types import Decision, Frame
+
+    embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=1)
+    detector = Detector.load(bundle.path(bundle.detector_dir))
+    out: dict[str, Any] = {}
+    for name, folder in (("euro", real / "euro_kaa"), ("won", real / "won_cho0h5")):
+        if not folder.is_dir():
+            continue
+        gallery = Gallery(embedder.embed_dim, embedder.version)
+        enroll_catalog(folder / "crops" / "train", gallery, embedder, crops=True, progress=False)
+        pipe = Pipeline.from_parts(bundle, gallery, embedder=embedder, detector=detector)
+        types = pipe.view.types
+        if name == "euro":
+            meta = json.loads((folder / "photos.json").read_text())
+            items = _euro_items(meta["photos"] if isinstance(meta, dict) else meta, folder)
+        else:
+            items = [(p, "mixed", None) for p in sorted((folder / "photos").glob("*.jpg"))]
+        if limit:
+            per_kind: dict[str, int] = {}
+            kept = []
+            for it in items:
+                per_kind[it[1]] = per_kind.get(it[1], 0) + 1
+                if per_kind[it[1]] <= limit:
+                    kept.append(it)
+            items = kept
+        rows = []
+        for path, kind, denom in tqdm(items, desc=f"real {name}", unit="photo", disable=not progress):
+            img = read_image(path)
+            if img is None:
+                continue
+            obs = pipe.observe(Frame(image=img, source=str(path)))
+            verdicts = {t: pipe.decide(obs, t) for t in types}
+            rows.append(
+                {
+                    "photo": path.name,
+                    "kind": kind,
+                    "denomination": denom,
+                    "n_coins": obs.coins.n,
+                    "n_objects": len(obs.object_idx),
+                    "p": {t: round(v.p_correct, 4) for t, v in verdicts.items()},
+                    "pass": [t for t, v in verdicts.items() if v.decision == Decision.PASS],
+                }
+            )
+        singles = [r for r in rows if r["kind"] == "single"]
+        mixed = [r for r in rows if r["kind"] != "single"]
+        out[name] = {
+            "photos": len(rows),
+            "single": len(singles),
+            "single_pass_true": sum(1 for r in singles if r["denomination"] in r["pass"]),
+            "single_pass_wrong": sum(1 for r in singles for t in r["pass"] if t != r["denomination"]),
+            "mixed": len(mixed),
+            "mixed_pass": sum(len(r["pass"]) for r in mixed),
+            "single_true_ranked_first": sum(
+                1 for r in singles if r["denomination"] and max(r["p"], key=r["p"].get) == r["denomination"]
+            ),
+            "single_true_p_median": float(np.median([r["p"].get(r["denomination"], 0.0) for r in singles]))
+            if singles
+            else math.nan,
+            "single_wrong_p_max": max(
+                (v for r in singles for t, v in r["p"].items() if t != r["denomination"]), default=math.nan
+            ),
+            "mixed_p_max": max((v for r in mixed for v in r["p"].values()), default=math.nan),
+            "rows": rows,
+        }
+    return out
+
+
+def _euro_items(photos: Any, folder: Path) -> list[tuple[Path, str, str | None]]:
+    """``photos.json`` entries (``{"file": "photos/single/x.jpg", "kind", "denomination"}``) as paths."""
+    items: list[tuple[Path, str, str | None]] = []
+    for info in photos:
+        path = folder / str(info["file"])
+        if path.is_file():
+            items.append((path, str(info.get("kind", "mixed")), info.get("denomination")))
+    return items
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
+
+
+def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
+    """Write ``report.md`` (and ``results.json``)."""
+    b = bundle.threshold
+    lines = [
+        "# Cup verdict evaluation",
+        "",
+        f"Bundle `{bundle.version}`, embedder `{bundle.embedder_version}`; test data `{cfg.data}` "
+        f"(its mint was enrolled after the voter was trained: every test type is new to the voter).",
+        "",
+        f"Target precision {b.target} with probability {1 - b.delta:.0%} (delta {b.delta}). Pairs: "
+        + ", ".join(f"{k} {v}" for k, v in res.counts.items())
+        + ".",
+        "",
+        f"Bundle threshold: {b.summary()}",
+        "",
+        "## Methods on the same test pairs (each with its own threshold certified on the calibration pairs)",
+        "",
+        "| method | threshold | cal accepted / errors | cal precision (lower bound) | test precision | test coverage"
+        " | test accepted / errors | AUC | test precision at coverage 10% / 30% / 50% |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in res.methods:
+        c = r.choice
+        thr = f"{c.threshold:.4f}" if c.can_pass else "never PASS"
+        lines.append(
+            f"| {r.label} | {thr} | {c.n_accepted} / {c.n_errors} | {_pct(c.precision or math.nan)} "
+            f"({_pct(c.precision_lower_bound)}) | {_pct(r.test_precision)} | {_pct(r.test_coverage)} | "
+            f"{r.test_accepted} / {r.test_errors} | {r.auc:.4f} | "
+            + " / ".join(_pct(r.precision_at.get(c, math.nan)) for c in COVERAGES)
+            + " |"
+        )
+    lines += [
+        "",
+        f"## Full voter at other target precisions (delta {b.delta}; thresholds from the calibration pairs)",
+        "",
+        "| target | threshold | cal accepted / errors | cal lower bound | test precision | test coverage"
+        " | test accepted / errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in res.targets:
+        c = row["choice"]
+        thr = f"{c.threshold:.4f}" if c.can_pass else "never PASS"
+        lines.append(
+            f"| {row['target']} | {thr} | {c.n_accepted} / {c.n_errors} | {_pct(c.precision_lower_bound)} | "
+            f"{_pct(row['test_precision'])} | {_pct(row['test_coverage'])} | {row['accepted']} / {row['errors']} |"
+        )
+    for title, bd in (
+        ("Full voter by kind: test types (enrolled after training)", res.breakdown),
+        ("Full voter by kind: types seen in training (val cups)", res.seen_breakdown),
+    ):
+        lines += ["", f"## {title}", "", f"At the {res.operating_point}.", ""]
+        lines += ["| group | pairs | PASS | rate |", "|---|---|---|---|"]
+        for key, v in bd.items():
+            lines.append(f"| {key} | {v['n']} | {v['pass']} | {v['what']} {_pct(v['rate'])} |")
+    if res.real:
+        lines += ["", "## Real photos", ""]
+        for name, r in res.real.items():
+            lines.append(
+                f"- {name}: {r['photos']} photos; single-denomination {r['single']}: PASS for the true denomination "
+                f"{r['single_pass_true']}, PASS for a wrong denomination {r['single_pass_wrong']} (must be 0); "
+                f"mixed {r['mixed']}: PASS {r['mixed_pass']} (must be 0). Ranking: the true denomination has the "
+                f"highest p_correct in {r['single_true_ranked_first']}/{r['single']} single photos (median "
+                f"{r['single_true_p_median']:.3f}); highest p_correct for a wrong denomination "
+                f"{r['single_wrong_p_max']:.3f}, for a mixed photo {r['mixed_p_max']:.3f}."
+            )
+    lines += [
+        "",
+        "## Plots",
+        "",
+        "- `precision_coverage_methods.png`: every method on the test pairs, dots at the certified thresholds.",
+        "- `precision_coverage_voter_cal.png`: the full voter on the calibration pairs with the chosen point and"
+        " its Clopper-Pearson lower bound.",
+        "- `reliability_voter.png`: reliability of the voter's p_correct on the test pairs.",
+        "",
+    ]
+    path = cfg.out / "report.md"
+    path.write_text("\n".join(lines))
+    doc = {
+        "methods": [
+            {
+                "name": r.name,
+                "threshold": r.choice.to_dict(),
+                "test_precision": r.test_precision,
+                "test_coverage": r.test_coverage,
+                "test_accepted": r.test_accepted,
+                "test_errors": r.test_errors,
+                "auc": r.auc,
+                "precision_at_coverage": {str(k): v for k, v in r.precision_at.items()},
+            }
+            for r in res.methods
+        ],
+        "operating_point": res.operating_point,
+        "breakdown": res.breakdown,
+        "seen_breakdown": res.seen_breakdown,
+        "counts": res.counts,
+        "targets": [{**r, "choice": r["choice"].to_dict()} for r in res.targets],
+        "real": {k: {kk: vv for kk, vv in v.items() if kk != "rows"} for k, v in res.real.items()},
+    }
+    (cfg.out / "results.json").write_text(json.dumps(doc, indent=1, default=float))
+    if res.real:
+        (cfg.out / "real_rows.json").write_text(json.dumps(res.real, indent=1, default=float))
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- latency
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Median milliseconds of one cup from frame to verdict against the detector alone."""
+
+    n_coins: int
+    detector_forward_ms: float
+    detector_detect_ms: float
+    pipeline_ms: float
+    stages_ms: dict[str, float]
+
+    @property
+    def ratio(self) -> float:
+        """Whole pipeline over one bare detector forward pass."""
+        return self.pipeline_ms / max(self.detector_forward_ms, 1e-9)
+
+
+def bench_verdict(
+    bundle_path: Path | None = None, *, n_coins: int = 10, repeats: int = 5, threads: int = 1, seed: int = 0
+) -> BenchResult:
+    """Time :meth:`Pipeline.run` on one synthetic pure cup of ``n_coins`` coins against the bare detector.
+
+    The cup is rendered by the synthetic scene generator; the gallery holds rendered references of its mint.
+    Every timing is the median of ``repeats`` runs after one warm-up run.
+    """
+    import statistics
+    import time
+
+    import torch
+
+    from models.detector import Detector
+    from models.pipeline import Pipeline
+    from models.synth.mint import generate_mint
+    from models.synth.scene import SceneAssets, SceneOptions, render_cup
+    from models.train.voter import reference_gallery
+    from models.types import CupKind, Frame
+
+    torch.set_num_threads(threads)
+    bundle = load_bundle(bundle_path)
+    embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=threads)
+    detector = Detector.load(bundle.path(bundle.detector_dir))
+    mint = generate_mint(30, seed)
+    assets = SceneAssets(mint)
+    opts = SceneOptions(kind_weights={CupKind.PURE: 1.0}, max_coins=n_coins)
+    scene = None
+    for index in range(500):
+        cand = render_cup(assets, seed, index, opts)
+        if sum(1 for i in cand.instances if i.is_coin) == n_coins:
+            scene = cand
+            break
+    if scene is None:
+        raise RuntimeError(f"no synthetic cup with {n_coins} coins found")
+    gallery = reference_gallery(mint, embedder, per_side=3, progress=False)
+    catalogue = {t.id: _type_info(t.id, t.diameter_mm) for t in mint.types}
+    pipe = Pipeline.from_parts(bundle, gallery, embedder=embedder, catalogue=catalogue, detector=detector)
+    frame = Frame(image=scene.image, source="bench")
+    expected = str(scene.expected_type)
+
+    def timed(fn: Any) -> float:
+        fn()
+        runs = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            runs.append((time.perf_counter() - t) * 1000)
+        return statistics.median(runs)
+
+    fwd = timed(lambda: detector.boxes(scene.image))
+    det = timed(lambda: detector.detect(frame))
+    verdicts = []
+    total = timed(lambda: verdicts.append(pipe.run(frame, expected)))
+    stages = verdicts[-1].timings_ms
+    return BenchResult(n_coins, fwd, det, total, stages)
+
+
+def _type_info(type_id: str, diameter: float) -> Any:
+    from models.enroll import TypeInfo
+
+    return TypeInfo(type_id, type_id, float(diameter))

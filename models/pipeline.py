@@ -1,0 +1,485 @@
+"""From a cup photo to a verdict: detect → crop → embed → gallery → set pooling → voter → guaranteed threshold.
+
+:class:`Pipeline` is the one entry point the command line, the station app, the benchmark and the tests call::
+
+    pipeline = Pipeline.load(home)                      # bundle + detector + embedder + gallery + catalogue
+    verdict = pipeline.run(frame, expected_type="t0042")
+    verdict = pipeline.run_crops(crops, expected_type="t0042")
+
+A cup PASSes only when the voter's ``p_correct`` reaches the bundle's threshold (chosen on calibration cups for
+a guaranteed precision), at least one coin was found and nothing in the cup is a foreign object. Every FLAG
+carries reasons a person can act on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from calibration.risk import ThresholdChoice
+from models.bundle import Bundle, BundleError, Preprocess, load_bundle
+from models.embedder import Embedder, circle_mask
+from models.enroll import CATALOG_FILE, TypeInfo, load_catalog
+from models.features import (
+    CoinScores,
+    CupCoins,
+    GalleryView,
+    PairEvidence,
+    feature_vector,
+    focus_measure,
+    pair_evidence,
+    visible_share,
+)
+from models.gallery import Gallery
+from models.pooling import SetPooler
+from models.types import (
+    CoinCrop,
+    CoinEvidence,
+    CoinInstance,
+    Decision,
+    Frame,
+    Match,
+    Side,
+    UInt8Array,
+    Verdict,
+)
+from models.voter import Voter
+
+MAX_LOOKALIKE_REASONS = 3
+"""At most this many "coin k looks like ..." reasons per verdict."""
+
+
+class UnknownTypeError(ValueError):
+    """The expected coin type is not enrolled in the gallery."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A cup's coins, observed once, ready to be judged against any expected type.
+
+    Attributes:
+        instances: every instance in detector order (coins and objects).
+        coin_idx: positions of the coins in ``instances``.
+        object_idx: positions of the foreign objects.
+        coins: the coins' embeddings and measurements.
+        type_best: ``(n, T)`` best similarity of each coin to each gallery type.
+        type_arg: ``(n, T)`` which reference gave it.
+        timings_ms: stage name to milliseconds so far.
+    """
+
+    instances: list[CoinInstance]
+    coin_idx: list[int]
+    object_idx: list[int]
+    coins: CupCoins
+    type_best: np.ndarray
+    type_arg: np.ndarray
+    timings_ms: dict[str, float]
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Alias of :attr:`timings_ms`."""
+        return self.timings_ms
+
+
+class InstanceSource(Protocol):
+    """Anything that finds coin instances in a frame (:class:`models.detector.Detector`)."""
+
+    def detect(self, frame: Frame) -> list[CoinInstance]:
+        """Instances in ``frame``, coins and foreign objects."""
+        ...
+
+
+@dataclass
+class Pipeline:
+    """A loaded verdict model: every part needed to turn a frame into a :class:`~models.types.Verdict`.
+
+    Attributes:
+        embedder: crop embedder.
+        gallery: enrolled references.
+        view: dense per-type view of ``gallery`` with catalogue diameters.
+        pooler: trained set pooler.
+        voter: trained voter.
+        threshold: acceptance threshold with its guarantee.
+        preprocess: crop size, minimum coins, focus floor.
+        model_version: the bundle version recorded in every verdict.
+        detector: instance source for :meth:`run` (``None``: only :meth:`run_crops` works).
+    """
+
+    embedder: Embedder
+    gallery: Gallery
+    view: GalleryView
+    pooler: SetPooler
+    voter: Voter
+    threshold: ThresholdChoice
+    preprocess: Preprocess
+    model_version: str
+    detector: InstanceSource | None = None
+
+    @classmethod
+    def from_parts(
+        cls,
+        bundle: Bundle,
+        gallery: Gallery,
+        *,
+        embedder: Embedder,
+        catalogue: dict[str, TypeInfo] | None = None,
+        detector: InstanceSource | None = None,
+        allow_mismatch: bool = False,
+    ) -> Pipeline:
+        """Assemble a pipeline from a bundle and already loaded parts.
+
+        Raises:
+            BundleError: the embedder or the gallery is not the one the voter was calibrated with.
+        """
+        if not allow_mismatch and embedder.version != bundle.embedder_version:
+            raise BundleError(
+                f"the voter was trained and calibrated with embedder {bundle.embedder_version} but the embedder "
+                f"in use is {embedder.version}; retrain the voter (`cupcheck train voter`)"
+            )
+        if not allow_mismatch and gallery.embedder_version != embedder.version:
+            raise BundleError(
+                f"gallery built with embedder {gallery.embedder_version}, embedder in use is {embedder.version}; "
+                "re-enrol the catalogue"
+            )
+        pooler = SetPooler.load(bundle.path(bundle.pooler_file))  # type: ignore[arg-type]
+        voter = Voter.load(bundle.path(bundle.voter_file), info=bundle.train)  # type: ignore[arg-type]
+        if voter.feature_names != bundle.features:
+            raise BundleError("the voter's features differ from the bundle's feature list")
+        diameters = {t: i.diameter_mm for t, i in (catalogue or {}).items()}
+        return cls(
+            embedder=embedder,
+            gallery=gallery,
+            view=GalleryView.from_gallery(gallery, diameters),
+            pooler=pooler,
+            voter=voter,
+            threshold=bundle.threshold,
+            preprocess=bundle.preprocess,
+            model_version=bundle.version,
+            detector=detector,
+        )
+
+    @classmethod
+    def load(
+        cls,
+        home: str | Path,
+        bundle_path: str | Path | None = None,
+        *,
+        with_detector: bool = True,
+        detector_path: str | Path | None = None,
+        embedder_path: str | Path | None = None,
+        target_precision: float | None = None,
+    ) -> Pipeline:
+        """Load the bundle, its weights, and the station's gallery and catalogue from ``home``.
+
+        Args:
+            home: station home (``gallery/`` with ``catalog.json``, optional ``calibration.json``).
+            bundle_path: bundle JSON (default: shipped).
+            with_detector: load the detector (not needed for :meth:`run_crops`).
+            detector_path: detector folder overriding the bundle's.
+            embedder_path: embedder checkpoint overriding the bundle's.
+            target_precision: re-choose the threshold for this precision from the bundle's calibration scores.
+
+        Raises:
+            FileNotFoundError: a model file or the gallery is missing.
+            BundleError, ValueError: damaged or mismatched files.
+        """
+        bundle = load_bundle(bundle_path)
+        if target_precision is not None:
+            bundle = bundle.with_threshold(bundle.rechoose(target_precision))
+        emb_file = embedder_path if embedder_path is not None else bundle.path(bundle.embedder_file)
+        embedder = Embedder.load(emb_file, threads=2)
+        gallery_dir = Path(home) / "gallery"
+        gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
+        if len(gallery) == 0:
+            raise FileNotFoundError(f"the gallery in {gallery_dir} is empty; enrol coin types first")
+        catalogue = load_catalog(gallery_dir / CATALOG_FILE)
+        detector = None
+        if with_detector:
+            from calibration.camera import load_calibration
+            from models.detector import Detector
+
+            det_path = detector_path if detector_path is not None else bundle.path(bundle.detector_dir)
+            detector = Detector.load(det_path, calibration=load_calibration(home))
+        return cls.from_parts(bundle, gallery, embedder=embedder, catalogue=catalogue, detector=detector)
+
+    def with_threshold(self, threshold: ThresholdChoice) -> Pipeline:
+        """The same pipeline with another acceptance threshold."""
+        return Pipeline(**{**self.__dict__, "threshold": threshold})
+
+    # ------------------------------------------------------------------------------------------------ running
+
+    def check_type(self, expected_type: str) -> int:
+        """The expected type's index in the gallery.
+
+        Raises:
+            UnknownTypeError: the type is not enrolled.
+        """
+        idx = self.view.type_index.get(expected_type)
+        if idx is None:
+            known = ", ".join(self.view.types[:8]) + (" ..." if self.view.n_types > 8 else "")
+            raise UnknownTypeError(f"coin type {expected_type!r} is not enrolled (known: {known})")
+        return idx
+
+    def run(self, frame: Frame, expected_type: str) -> Verdict:
+        """Verify one cup photo: :meth:`observe` then :meth:`decide`.
+
+        Args:
+            frame: the camera frame.
+            expected_type: the type the order asks for.
+
+        Raises:
+            UnknownTypeError: ``expected_type`` is not enrolled (checked before any work).
+            RuntimeError: the pipeline has no detector.
+        """
+        self.check_type(expected_type)
+        return self.decide(self.observe(frame), expected_type)
+
+    def run_crops(self, crops: Sequence[CoinCrop | UInt8Array], expected_type: str, *, n_objects: int = 0) -> Verdict:
+        """Verify a cup given as pre-cut single-coin crops: :meth:`observe_crops` then :meth:`decide`.
+
+        Raises:
+            UnknownTypeError: ``expected_type`` is not enrolled.
+        """
+        self.check_type(expected_type)
+        return self.decide(self.observe_crops(crops, n_objects=n_objects), expected_type)
+
+    def observe(self, frame: Frame) -> Observation:
+        """Detect, crop and embed the coins of a frame (everything that does not depend on the expected type).
+
+        Raises:
+            RuntimeError: the pipeline has no detector.
+        """
+        if self.detector is None:
+            raise RuntimeError("this pipeline was loaded without a detector; use run_crops")
+        from models.crops import cut_crops
+
+        t0 = time.perf_counter()
+        instances = self.detector.detect(frame)
+        t1 = time.perf_counter()
+        coin_instances = [i for i in instances if i.is_coin]
+        crops = cut_crops(frame, coin_instances, size=self.preprocess.crop_size)
+        t2 = time.perf_counter()
+        timings = {"detect": (t1 - t0) * 1000, "crop": (t2 - t1) * 1000}
+        return self._observe(instances, [c.image for c in crops], [c.mask for c in crops], timings)
+
+    def observe_crops(self, crops: Sequence[CoinCrop | UInt8Array], *, n_objects: int = 0) -> Observation:
+        """Embed pre-cut single-coin crops as one cup.
+
+        Args:
+            crops: :class:`~models.types.CoinCrop` (mask used) or ``(H, W, 3)`` uint8 BGR images (the coin fills
+                the image; its inscribed disc is taken as the mask).
+            n_objects: foreign objects known to be in the cup.
+        """
+        images: list[UInt8Array] = []
+        masks: list[np.ndarray] = []
+        instances: list[CoinInstance] = []
+        for c in crops:
+            img = c.image if isinstance(c, CoinCrop) else c
+            h, w = img.shape[:2]
+            images.append(img)
+            masks.append(c.mask if isinstance(c, CoinCrop) else _disc_mask(h, w))
+            d = float(min(h, w))
+            instances.append(
+                CoinInstance(
+                    bbox=np.array([0, 0, w, h], np.float32),
+                    mask=np.ones((h, w), bool),
+                    mask_origin=(0, 0),
+                    confidence=1.0,
+                    center=(w / 2.0, h / 2.0),
+                    axes=(d, d),
+                    partial=bool(c.partial) if isinstance(c, CoinCrop) else False,
+                )
+            )
+        objects = [
+            CoinInstance(
+                bbox=np.zeros(4, np.float32),
+                mask=np.zeros((1, 1), bool),
+                mask_origin=(0, 0),
+                confidence=1.0,
+                center=(0.0, 0.0),
+                axes=(1.0, 1.0),
+                is_coin=False,
+            )
+            for _ in range(n_objects)
+        ]
+        return self._observe(instances + objects, images, masks, {})
+
+    def _observe(
+        self,
+        instances: list[CoinInstance],
+        images: list[UInt8Array],
+        masks: list[np.ndarray],
+        timings: dict[str, float],
+    ) -> Observation:
+        t0 = time.perf_counter()
+        coin_idx = [k for k, inst in enumerate(instances) if inst.is_coin]
+        object_idx = [k for k, inst in enumerate(instances) if not inst.is_coin]
+        emb = self.embedder.embed(images)
+        t1 = time.perf_counter()
+        coins = CupCoins(
+            embeddings=emb,
+            confidence=np.array([instances[k].confidence for k in coin_idx], np.float32),
+            partial=np.array([instances[k].partial for k in coin_idx], bool),
+            visible=np.array([visible_share(m) for m in masks], np.float32),
+            diameter_mm=np.array(
+                [math.nan if instances[k].diameter_mm is None else instances[k].diameter_mm for k in coin_idx],
+                np.float32,
+            ),
+            focus=np.array([self._focus(im, m) for im, m in zip(images, masks, strict=True)], np.float32),
+            n_objects=len(object_idx),
+        )
+        type_best, type_arg = self.view.type_scores(coins.embeddings)
+        t2 = time.perf_counter()
+        timings = {**timings, "embed": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}
+        return Observation(instances, coin_idx, object_idx, coins, type_best, type_arg, timings)
+
+    def decide(self, obs: Observation, expected_type: str) -> Verdict:
+        """The verdict for an observed cup and an expected type.
+
+        Raises:
+            UnknownTypeError: ``expected_type`` is not enrolled.
+        """
+        cand = self.check_type(expected_type)
+        t0 = time.perf_counter()
+        coins = obs.coins
+        ev = pair_evidence(
+            self.view,
+            coins,
+            cand,
+            self.pooler,
+            gem_p=self.preprocess.gem_p,
+            type_best=obs.type_best,
+            type_arg=obs.type_arg,
+        )
+        t1 = time.perf_counter()
+        p = float(self.voter.predict(feature_vector(ev.features, self.voter.feature_names))[0]) if coins.n else 0.0
+        t2 = time.perf_counter()
+        accepted = coins.n > 0 and not obs.object_idx and self.threshold.accepts(p)
+        decision = Decision.PASS if accepted else Decision.FLAG
+        evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg)
+        reasons = () if accepted else tuple(self._reasons(coins, ev, obs.coin_idx, obs.object_idx, p))
+        timings = {**obs.timings, "pool": (t1 - t0) * 1000, "vote": (t2 - t1) * 1000}
+        timings["total"] = sum(timings.values())
+        return Verdict(
+            decision=decision,
+            expected_type=expected_type,
+            p_correct=p,
+            threshold=self.threshold.threshold,
+            reasons=reasons,
+            coins=evidence,
+            model_version=self.model_version,
+            timings_ms=timings,
+        )
+
+    def _focus(self, image: UInt8Array, mask: np.ndarray) -> float:
+        """Focus measure at the crop size the focus floor was set at."""
+        s = self.preprocess.crop_size
+        if image.shape[:2] != (s, s):
+            image = np.asarray(cv2.resize(image, (s, s), interpolation=cv2.INTER_AREA), np.uint8)
+            mask = cv2.resize(mask.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST) > 0
+        return focus_measure(image, mask)
+
+    def _evidence(
+        self,
+        instances: list[CoinInstance],
+        coin_idx: list[int],
+        ev: PairEvidence,
+        type_best: np.ndarray,
+        type_arg: np.ndarray,
+    ) -> tuple[CoinEvidence, ...]:
+        pos = {k: j for j, k in enumerate(coin_idx)}
+        out = []
+        for k, inst in enumerate(instances):
+            bbox = tuple(float(v) for v in inst.bbox[:4])
+            j = pos.get(k)
+            if j is None:
+                out.append(
+                    CoinEvidence(
+                        index=k,
+                        bbox=bbox,  # type: ignore[arg-type]
+                        matches=(),
+                        diameter_mm=inst.diameter_mm,
+                        confidence=float(inst.confidence),
+                        partial=inst.partial,
+                        suspicious=True,
+                        is_coin=False,
+                    )
+                )
+                continue
+            order = np.argsort(-type_best[j])[:3]
+            matches = tuple(
+                Match(
+                    self.view.types[int(t)],
+                    Side.REVERSE if self.view.ref_side[type_arg[j, t]] == 1 else Side.OBVERSE,
+                    float(type_best[j, t]),
+                )
+                for t in order
+            )
+            out.append(
+                CoinEvidence(
+                    index=k,
+                    bbox=bbox,  # type: ignore[arg-type]
+                    matches=matches,
+                    diameter_mm=inst.diameter_mm,
+                    confidence=float(inst.confidence),
+                    partial=inst.partial,
+                    attention=float(ev.attention[j]) if ev.attention.size else 0.0,
+                    suspicious=_suspicious(ev.scores, j),
+                )
+            )
+        return tuple(out)
+
+    def _reasons(
+        self,
+        coins: CupCoins,
+        ev: PairEvidence,
+        coin_idx: list[int],
+        object_idx: list[int],
+        p: float,
+    ) -> list[str]:
+        reasons: list[str] = []
+        if coins.n == 0:
+            reasons.append("no coins found")
+        for k in object_idx:
+            reasons.append(f"object {k + 1} is not a coin")
+        s = ev.scores
+        bad = [j for j in range(coins.n) if s.dmargin[j] < 0 and s.rival_type[j] >= 0]
+        bad.sort(key=lambda j: float(s.dmargin[j]))
+        for j in bad[:MAX_LOOKALIKE_REASONS]:
+            reasons.append(
+                f"coin {coin_idx[j] + 1} looks like {self.view.types[int(s.rival_type[j])]} ({s.rival_score[j]:.2f})"
+            )
+        if len(bad) > MAX_LOOKALIKE_REASONS:
+            reasons.append(f"{len(bad) - MAX_LOOKALIKE_REASONS} more coins look like other types")
+        if coins.n and not (~s.shared).any():
+            reasons.append("only the shared obverse is visible — turn a coin")
+        if 0 < coins.n < self.preprocess.min_coins:
+            reasons.append("too few coins visible")
+        if coins.n and float(np.median(coins.focus)) < self.preprocess.focus_min:
+            reasons.append("coins are out of focus")
+        if coins.n and float(coins.visible.mean()) < 0.6:
+            reasons.append("coins overlap too much — spread them out")
+        if not self.threshold.can_pass:
+            reasons.append("no certified threshold: every cup goes to a person")
+        elif not reasons:
+            reasons.append(f"not sure enough: p_correct {p:.3f} is below the threshold {self.threshold.threshold:.3f}")
+        return reasons
+
+
+def _suspicious(scores: CoinScores, j: int) -> bool:
+    """A coin is suspicious when a type not sharing its matched design beats the candidate."""
+    return bool(scores.dmargin[j] < 0 and scores.rival_type[j] >= 0)
+
+
+def _disc_mask(h: int, w: int) -> np.ndarray:
+    if h == w:
+        return np.array(circle_mask(h), copy=True)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.asarray(((xx - (w - 1) / 2) / (w / 2)) ** 2 + ((yy - (h - 1) / 2) / (h / 2)) ** 2 <= 1.0)

@@ -1,0 +1,710 @@
+"""Train the set pooler and the voter on synthetic cups, then choose the threshold on separate calibration cups.
+
+Steps (``cupcheck train voter --data SYNTH --data-cal SYNTH2 --out DIR``):
+
+1. For each synthetic data set, enrol its mint into a gallery from rendered reference faces
+   (:func:`reference_gallery`: a few renders per side and type under varied light, toning and wear) and record
+   each type's diameter. Types sharing an obverse share its design id, as in the mint.
+2. Embed every cup's coins once and cache them (:func:`cache_cups`, an ``.npz`` per data set and embedder
+   version). Coins come either from the data set's ground-truth crops (``instances="gt"``) or from the real
+   detector run on the cup image (``instances="detector"``).
+3. Build (cup, candidate) pairs (:func:`make_pairs`): a pure cup with its own type is correct; the same cup with
+   its near-twin, a family member sharing its obverse, or a random type is wrong; contaminated, obverse-only,
+   foreign-object and empty cups are wrong for their expected type.
+4. Train the gated-attention MIL pooler and then LightGBM on the training pairs (the data set's ``val`` split
+   for early stopping); score the calibration pairs and choose the threshold with :mod:`calibration.risk`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET, ThresholdChoice, choose_threshold
+from models.bundle import Bundle, Preprocess, sha256_file
+from models.embedder import DEFAULT_WEIGHTS as EMBEDDER_DEFAULT
+from models.embedder import Embedder
+from models.enroll import read_image
+from models.features import (
+    BASE_FEATURES,
+    COIN_FEATURES,
+    FEATURES,
+    CupCoins,
+    GalleryView,
+    feature_vector,
+    focus_measure,
+    pair_evidence,
+    visible_share,
+)
+from models.gallery import Gallery, GalleryEntry
+from models.pooling import SetPooler, train_pooler
+from models.synth.mint import CoinType, Mint, generate_mint, render_face
+from models.types import CoinCrop, Frame, Side, UInt8Array
+from models.voter import train_voter
+
+if TYPE_CHECKING:
+    from models.detector import Detector
+
+CACHE_FORMAT = "cupcheck-voter-cache/1"
+DETECTOR_DEFAULT = Path(__file__).resolve().parents[1] / "weights" / "detector"
+"""The shipped detector folder (``models.detector.DEFAULT_DIR``; not imported here to keep ultralytics out)."""
+DIAMETER_BLANK_SHARE = 0.3
+"""Share of cups whose diameters are hidden, so the voter also works for a camera without scale calibration."""
+DIAMETER_NOISE = 0.02
+"""Relative noise added to the true diameters (a calibrated camera's measurement error)."""
+
+
+# ----------------------------------------------------------------------------------------------- references
+
+
+def reference_crops(coin: CoinType, side: Side, n: int, size: int = 128, seed: int = 0) -> list[np.ndarray]:
+    """``n`` rendered ``(size, size, 3)`` uint8 BGR faces of one side under varied light, toning and wear."""
+    rng = np.random.default_rng([seed, zlib.crc32(f"{coin.id}/{Side(side).value}".encode())])
+    out = []
+    for k in range(n):
+        light = 225.0 if k == 0 else float(rng.uniform(0, 360))
+        bgra = render_face(
+            coin,
+            side,
+            size,
+            wear=0.0 if k == 0 else float(rng.uniform(0, 0.3)),
+            toning=0.0 if k == 0 else float(rng.uniform(0, 0.4)),
+            light_deg=light,
+            seed=seed * 1000 + k,
+        )
+        alpha = bgra[:, :, 3:4].astype(np.float32) / 255.0
+        out.append((bgra[:, :, :3].astype(np.float32) * alpha).astype(np.uint8))
+    return out
+
+
+def reference_gallery(
+    mint: Mint, embedder: Embedder, per_side: int = 5, size: int = 128, seed: int = 0, progress: bool = True
+) -> Gallery:
+    """A gallery of every mint type from rendered references, with the mint's design ids.
+
+    Args:
+        mint: the catalogue.
+        embedder: the embedder (its version is recorded).
+        per_side: references per side and type.
+        size: render side (the crop size).
+        seed: render variation seed.
+        progress: tqdm bar.
+    """
+    gallery = Gallery(embedder.embed_dim, embedder.version)
+    for coin in tqdm(mint.types, desc="references", unit="type", disable=not progress):
+        for side in (Side.OBVERSE, Side.REVERSE):
+            crops = reference_crops(coin, side, per_side, size, seed)
+            entries = [
+                GalleryEntry(coin.id, side, coin.design(side).id, f"render:{coin.id}/{side.value}/{k}")
+                for k in range(per_side)
+            ]
+            gallery.add(embedder.embed(crops), entries)
+    return gallery
+
+
+def mint_of(data_dir: Path) -> Mint:
+    """The mint of a synthetic data set (rebuilt from ``mint.json``'s ``n_types`` and ``seed``)."""
+    doc = json.loads((data_dir / "mint.json").read_text())
+    return generate_mint(int(doc["n_types"]), int(doc["seed"]))
+
+
+def dataset_gallery(
+    data_dir: Path, embedder: Embedder, cache_root: Path, per_side: int = 5, progress: bool = True
+) -> tuple[Gallery, dict[str, float | None]]:
+    """Load or build (and save) the reference gallery of a data set's mint, plus the catalogue diameters."""
+    mint = mint_of(data_dir)
+    folder = cache_root / f"gallery-{data_dir.name}-{embedder.version}"
+    diameters: dict[str, float | None] = {t.id: float(t.diameter_mm) for t in mint.types}
+    if Gallery.exists(folder):
+        return Gallery.load(folder, embedder_version=embedder.version), diameters
+    gallery = reference_gallery(mint, embedder, per_side, progress=progress)
+    gallery.save(folder)
+    (folder / "catalog.json").write_text(
+        json.dumps({"types": {t.id: {"name": t.name, "diameter_mm": t.diameter_mm} for t in mint.types}}, indent=1)
+    )
+    return gallery, diameters
+
+
+# ----------------------------------------------------------------------------------------------- cups cache
+
+
+@dataclass
+class CupCache:
+    """Per-coin observations of many cups, concatenated (``N`` coins over ``C`` cups).
+
+    Attributes:
+        offsets: ``(C + 1,)`` coin ranges per cup.
+        embeddings: ``(N, d)`` float32.
+        confidence, partial, visible, diameter_mm, focus: ``(N,)`` per-coin observations.
+        true_type: ``(N,)`` str, each coin's true type ("" when unknown).
+        cup_id, kind, expected, contaminant, split: ``(C,)`` str per cup.
+        n_objects: ``(C,)`` int foreign objects per cup.
+        embedder_version: the embedder used.
+    """
+
+    offsets: np.ndarray
+    embeddings: np.ndarray
+    confidence: np.ndarray
+    partial: np.ndarray
+    visible: np.ndarray
+    diameter_mm: np.ndarray
+    focus: np.ndarray
+    true_type: np.ndarray
+    cup_id: np.ndarray
+    kind: np.ndarray
+    expected: np.ndarray
+    contaminant: np.ndarray
+    split: np.ndarray
+    n_objects: np.ndarray
+    embedder_version: str = ""
+    source: str = "gt"
+
+    @property
+    def n_cups(self) -> int:
+        """Number of cups."""
+        return int(self.offsets.size - 1)
+
+    def coins(self, i: int, *, hide_diameter: bool = False) -> CupCoins:
+        """The coins of cup ``i``."""
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        d = self.diameter_mm[a:b].astype(np.float32)
+        return CupCoins(
+            embeddings=self.embeddings[a:b].astype(np.float32),
+            confidence=self.confidence[a:b].astype(np.float32),
+            partial=self.partial[a:b].astype(bool),
+            visible=self.visible[a:b].astype(np.float32),
+            diameter_mm=np.full_like(d, np.nan) if hide_diameter else d,
+            focus=self.focus[a:b].astype(np.float32),
+            n_objects=int(self.n_objects[i]),
+        )
+
+    def save(self, path: Path) -> None:
+        """Write as ``.npz``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: v for k, v in self.__dict__.items() if isinstance(v, np.ndarray)}
+        arrays["embeddings"] = self.embeddings.astype(np.float16)
+        meta = np.array(json.dumps({"format": CACHE_FORMAT, "embedder": self.embedder_version, "source": self.source}))
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, meta=meta, **arrays)  # type: ignore[arg-type]
+        tmp.replace(path)
+
+    @classmethod
+    def concat(cls, parts: Sequence[CupCache]) -> CupCache:
+        """Join caches of consecutive parts of one data set (same embedder and source)."""
+        if not parts:
+            raise ValueError("nothing to join")
+        offsets = [np.zeros(1, np.int64)]
+        base = 0
+        for p in parts:
+            offsets.append(p.offsets[1:] + base)
+            base += int(p.offsets[-1])
+        arrays = {
+            k: np.concatenate([getattr(p, k) for p in parts])
+            for k, v in parts[0].__dict__.items()
+            if isinstance(v, np.ndarray) and k != "offsets"
+        }
+        return cls(
+            offsets=np.concatenate(offsets),
+            **arrays,
+            embedder_version=parts[0].embedder_version,
+            source=parts[0].source,
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> CupCache:
+        """Read a cache written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("format") != CACHE_FORMAT:
+                raise ValueError(f"{path} is not a voter cache")
+            data = {k: z[k] for k in z.files if k != "meta"}
+        data["embeddings"] = data["embeddings"].astype(np.float32)
+        return cls(**data, embedder_version=meta["embedder"], source=meta.get("source", "gt"))
+
+
+def _crop_rows(data_dir: Path) -> dict[str, list[dict[str, str]]]:
+    rows: dict[str, list[dict[str, str]]] = {}
+    with (data_dir / "crops" / "index.csv").open() as f:
+        for row in csv.DictReader(f):
+            rows.setdefault(row["cup_id"], []).append(row)
+    return rows
+
+
+def _measured_diameters(true_mm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < DIAMETER_BLANK_SHARE:
+        return np.full(true_mm.shape, np.nan, np.float32)
+    return (true_mm * (1.0 + DIAMETER_NOISE * rng.standard_normal(true_mm.shape))).astype(np.float32)
+
+
+def cache_cups(
+    data_dir: Path,
+    embedder: Embedder,
+    out: Path,
+    *,
+    instances: str = "gt",
+    detector: Detector | None = None,
+    max_cups: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    part: tuple[int, int] | None = None,
+) -> CupCache:
+    """Embed every cup of a synthetic data set once and cache the per-coin observations.
+
+    Args:
+        data_dir: the data set (``manifest.json``, ``crops/``, ``yolo/images``).
+        embedder: the embedder.
+        out: the ``.npz`` to write (reused when it exists and matches the embedder).
+        instances: ``"gt"`` (the data set's crops, cut from the true masks) or ``"detector"``.
+        detector: the detector for ``instances="detector"``.
+        max_cups: only the first cups (for quick runs).
+        seed: seed of the diameter measurement noise.
+        progress: tqdm bar.
+        part: only cups ``[start, stop)`` (to embed a data set in parallel parts; see :meth:`CupCache.concat`).
+    """
+    if out.is_file():
+        cached = CupCache.load(out)
+        if cached.embedder_version == embedder.version and cached.source == instances:
+            return cached
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    cups = manifest["cups"][:max_cups] if max_cups else manifest["cups"]
+    first = 0
+    if part is not None:
+        first, stop = part
+        cups = cups[first:stop]
+    crop_rows = _crop_rows(data_dir) if instances == "gt" else {}
+    if instances == "detector" and detector is None:
+        raise ValueError("instances='detector' needs a detector")
+    offsets = [0]
+    embs: list[np.ndarray] = []
+    per: dict[str, list[Any]] = {k: [] for k in ("confidence", "partial", "visible", "diameter_mm", "focus", "true")}
+    cup_meta: dict[str, list[Any]] = {k: [] for k in ("cup_id", "kind", "expected", "contaminant", "split", "n_obj")}
+    for ci, cup in enumerate(tqdm(cups, desc=f"embed {data_dir.name}", unit="cup", disable=not progress), start=first):
+        rng = np.random.default_rng([seed, ci])
+        ppm = float(cup.get("px_per_mm") or 0.0)
+        if instances == "gt":
+            images: list[UInt8Array] = []
+            conf, partial, true_mm, true_type = [], [], [], []
+            for row in crop_rows.get(cup["id"], []):
+                img = cv2.imread(str(data_dir / row["path"]), cv2.IMREAD_COLOR)
+                if img is None:
+                    continue
+                k = int(Path(row["path"]).stem.rsplit("_", 1)[1])
+                inst = cup["instances"][k]
+                images.append(np.asarray(img, np.uint8))
+                conf.append(1.0)
+                partial.append(bool(inst.get("partial", False)))
+                true_mm.append(float(inst["diameter_px"]) / ppm if ppm > 0 else math.nan)
+                true_type.append(inst["type_id"])
+            masks = [im.max(axis=2) > 0 for im in images]
+            n_obj = sum(1 for inst in cup["instances"] if not inst.get("is_coin", True))
+        else:
+            assert detector is not None
+            from models.crops import cut_crops
+
+            frame_img = read_image(data_dir / cup["image"])
+            if frame_img is None:
+                raise FileNotFoundError(f"cannot read {data_dir / cup['image']}")
+            frame = Frame(image=frame_img, source=cup["image"])
+            found = detector.detect(frame)
+            coins_i = [x for x in found if x.is_coin]
+            crops: list[CoinCrop] = cut_crops(frame, coins_i, size=embedder.prep.input_size)
+            images = [c.image for c in crops]
+            masks = [c.mask for c in crops]
+            conf = [float(x.confidence) for x in coins_i]
+            partial = [bool(x.partial) for x in coins_i]
+            true_mm = [x.diameter_px / ppm if ppm > 0 else math.nan for x in coins_i]
+            true_type = [""] * len(coins_i)
+            n_obj = len(found) - len(coins_i)
+        emb = embedder.embed(images) if images else np.zeros((0, embedder.embed_dim), np.float32)
+        embs.append(emb)
+        offsets.append(offsets[-1] + len(images))
+        per["confidence"].extend(conf)
+        per["partial"].extend(partial)
+        per["visible"].extend(visible_share(m) for m in masks)
+        per["diameter_mm"].extend(_measured_diameters(np.asarray(true_mm, np.float64), rng).tolist())
+        per["focus"].extend(focus_measure(im, m) for im, m in zip(images, masks, strict=True))
+        per["true"].extend(true_type)
+        cup_meta["cup_id"].append(cup["id"])
+        cup_meta["kind"].append(cup["kind"])
+        cup_meta["expected"].append(cup.get("expected_type") or "")
+        cup_meta["contaminant"].append(cup.get("contaminant") or "")
+        cup_meta["split"].append(cup.get("split", "train"))
+        cup_meta["n_obj"].append(n_obj)
+    cache = CupCache(
+        offsets=np.asarray(offsets, np.int64),
+        embeddings=np.concatenate(embs) if embs else np.zeros((0, embedder.embed_dim), np.float32),
+        confidence=np.asarray(per["confidence"], np.float32),
+        partial=np.asarray(per["partial"], bool),
+        visible=np.asarray(per["visible"], np.float32),
+        diameter_mm=np.asarray(per["diameter_mm"], np.float32),
+        focus=np.asarray(per["focus"], np.float32),
+        true_type=np.asarray(per["true"], dtype=str),
+        cup_id=np.asarray(cup_meta["cup_id"], dtype=str),
+        kind=np.asarray(cup_meta["kind"], dtype=str),
+        expected=np.asarray(cup_meta["expected"], dtype=str),
+        contaminant=np.asarray(cup_meta["contaminant"], dtype=str),
+        split=np.asarray(cup_meta["split"], dtype=str),
+        n_objects=np.asarray(cup_meta["n_obj"], np.int64),
+        embedder_version=embedder.version,
+        source=instances,
+    )
+    cache.save(out)
+    return cache
+
+
+# ----------------------------------------------------------------------------------------------- pairs
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One (cup, candidate) pair.
+
+    Attributes:
+        cup: cup index in the cache.
+        candidate: candidate type id.
+        correct: the cup is pure and of the candidate type.
+        kind: the cup's kind.
+        relation: ``"true"`` (the cup's expected type), ``"twin"``, ``"family"`` or ``"random"`` (a wrong
+            candidate for a pure cup); for contaminated cups the contaminant relation is in ``contaminant``.
+        contaminant: the manifest's contaminant relation (contaminated cups), else ``""``.
+    """
+
+    cup: int
+    candidate: str
+    correct: bool
+    kind: str
+    relation: str
+    contaminant: str = ""
+
+
+def make_pairs(
+    cache: CupCache,
+    mint: Mint,
+    *,
+    seed: int = 0,
+    wrong_candidates: bool = True,
+    splits: Sequence[str] | None = None,
+    extra_negatives: int = 0,
+) -> list[Pair]:
+    """Every cup with its expected type, plus wrong candidates (twin, family member, random) for pure cups.
+
+    Args:
+        cache: the cups.
+        mint: their catalogue.
+        seed: seed of the random choices.
+        wrong_candidates: add the wrong candidates of pure cups.
+        splits: only cups of these splits (``None``: all).
+        extra_negatives: for training: this many more family members and random types per pure cup.
+    """
+    rng = np.random.default_rng(seed)
+    ids = [t.id for t in mint.types]
+    fam = mint.families()
+    pairs: list[Pair] = []
+    for i in range(cache.n_cups):
+        if splits is not None and str(cache.split[i]) not in splits:
+            continue
+        kind = str(cache.kind[i])
+        exp = str(cache.expected[i]) or ids[int(rng.integers(len(ids)))]
+        pairs.append(Pair(i, exp, kind == "pure", kind, "true", str(cache.contaminant[i])))
+        if not wrong_candidates or kind != "pure":
+            continue
+        coin = mint.by_id(exp)
+        if coin.twin_of:
+            pairs.append(Pair(i, coin.twin_of, False, kind, "twin"))
+        members = [t for t in fam.get(coin.family, ()) if t not in (exp, coin.twin_of)]
+        if members:
+            picks = rng.permutation(len(members))[: 1 + extra_negatives]
+            pairs.extend(Pair(i, members[int(k)], False, kind, "family") for k in picks)
+        for _ in range(1 + extra_negatives):
+            other = ids[int(rng.integers(len(ids)))]
+            if other != exp:
+                pairs.append(Pair(i, other, False, kind, "random"))
+    return pairs
+
+
+@dataclass
+class PairTable:
+    """Features of many pairs.
+
+    Attributes:
+        pairs: the pairs.
+        x: ``(n, len(FEATURES))`` float64.
+        bags: per-pair ``(n_i, len(COIN_FEATURES))`` per-coin features (the pooler's input).
+        extra: per-pair per-coin arrays for the baselines: ``type_best`` rows are not kept; instead
+            ``vote_share``, ``softmax``, ``mean_nn`` scores (see :func:`baseline_scores`).
+    """
+
+    pairs: list[Pair]
+    x: np.ndarray
+    bags: list[np.ndarray]
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def y(self) -> np.ndarray:
+        """``(n,)`` bool truth."""
+        return np.array([p.correct for p in self.pairs], bool)
+
+
+SOFTMAX_TEMPERATURE = 0.05
+
+
+def baseline_scores(type_best: np.ndarray, view: GalleryView, cand: int, embeddings: np.ndarray) -> dict[str, float]:
+    """Scores of the simple baselines for one pair (higher = more surely the candidate).
+
+    * ``vote``: share of coins whose top type is the candidate (per-crop majority vote);
+    * ``softmax``: mean over coins of a softmax over the gallery's per-type similarities (temperature 0.05),
+      the candidate's share of the summed softmax;
+    * ``mean_nn``: margin of the candidate over the best other type for the mean cup embedding.
+    """
+    n = type_best.shape[0]
+    if n == 0:
+        return {"vote": 0.0, "softmax": 0.0, "mean_nn": -2.0}
+    top = type_best.argmax(axis=1)
+    z = (type_best - type_best.max(axis=1, keepdims=True)) / SOFTMAX_TEMPERATURE
+    sm = np.exp(z)
+    sm /= sm.sum(axis=1, keepdims=True)
+    mean = embeddings.mean(axis=0)
+    mean /= max(float(np.linalg.norm(mean)), 1e-12)
+    mb, _ = view.type_scores(mean.reshape(1, -1).astype(np.float32))
+    other = mb[0].copy()
+    other[cand] = -4.0
+    return {
+        "vote": float((top == cand).mean()),
+        "softmax": float(sm[:, cand].mean()),
+        "mean_nn": float(mb[0, cand] - other.max()) if view.n_types > 1 else float(mb[0, cand]),
+    }
+
+
+def pair_table(
+    cache: CupCache,
+    view: GalleryView,
+    pairs: Sequence[Pair],
+    pooler: SetPooler | None,
+    *,
+    gem_p: float = 3.0,
+    progress: bool = True,
+    desc: str = "features",
+) -> PairTable:
+    """Compute the features (and baseline scores) of every pair."""
+    rows = []
+    bags = []
+    extra: dict[str, list[float]] = {"vote": [], "softmax": [], "mean_nn": []}
+    by_cup: dict[int, list[int]] = {}
+    for k, p in enumerate(pairs):
+        by_cup.setdefault(p.cup, []).append(k)
+    out_rows: list[np.ndarray | None] = [None] * len(pairs)
+    out_bags: list[np.ndarray | None] = [None] * len(pairs)
+    out_extra: list[dict[str, float] | None] = [None] * len(pairs)
+    for cup, ks in tqdm(by_cup.items(), desc=desc, unit="cup", disable=not progress):
+        coins = cache.coins(cup)
+        tb, ta = view.type_scores(coins.embeddings)
+        for k in ks:
+            cand = view.type_index.get(pairs[k].candidate)
+            if cand is None:
+                raise KeyError(f"candidate {pairs[k].candidate} is not in the gallery")
+            ev = pair_evidence(view, coins, cand, pooler, gem_p=gem_p, type_best=tb, type_arg=ta)
+            out_rows[k] = feature_vector(ev.features)
+            out_bags[k] = ev.scores.features
+            out_extra[k] = baseline_scores(tb, view, cand, coins.embeddings)
+    for k in range(len(pairs)):
+        r, b, e = out_rows[k], out_bags[k], out_extra[k]
+        assert r is not None and b is not None and e is not None
+        rows.append(r)
+        bags.append(b)
+        for name in extra:
+            extra[name].append(e[name])
+    x = np.stack(rows) if rows else np.zeros((0, len(FEATURES)))
+    return PairTable(list(pairs), x, bags, {k: np.asarray(v) for k, v in extra.items()})
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Arguments of :func:`train_verdict`.
+
+    Attributes:
+        data: training data set (its ``val`` split is used for early stopping).
+        data_cal: calibration data set (a different seed); ``None`` uses ``data``'s val split (no guarantee
+            beyond that split).
+        out: output folder (``voter.txt``, ``pooler.pt``, ``verdict.json``).
+        cache: cache folder for embeddings and galleries.
+        embedder: embedder checkpoint (``None``: shipped default).
+        detector: detector folder recorded in the bundle (``None``: shipped default).
+        instances: ``"gt"`` or ``"detector"``.
+        target: target precision.
+        delta: allowed failure probability.
+        max_cups: limit per data set (quick runs).
+        seed: seed.
+        rounds: most boosting rounds.
+        extra_negatives: more family and random wrong candidates per pure training cup.
+    """
+
+    data: Path
+    out: Path
+    data_cal: Path | None = None
+    cache: Path = Path("/tmp/cupcheck-voter-cache")
+    embedder: Path | None = None
+    detector: Path | None = None
+    instances: str = "gt"
+    target: float = DEFAULT_TARGET
+    delta: float = DEFAULT_DELTA
+    max_cups: int | None = None
+    seed: int = 0
+    rounds: int = 400
+    extra_negatives: int = 2
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_verdict` produced."""
+
+    bundle_path: Path
+    choice: ThresholdChoice
+    summary: dict[str, Any]
+
+
+def load_split(
+    data_dir: Path, embedder: Embedder, cfg: TrainConfig, detector: Detector | None, progress: bool
+) -> tuple[CupCache, GalleryView, Mint]:
+    """Cache a data set's cups and build its gallery view."""
+    gallery, diameters = dataset_gallery(data_dir, embedder, cfg.cache, progress=progress)
+    view = GalleryView.from_gallery(gallery, diameters)
+    tag = f"{data_dir.name}-{cfg.instances}-{embedder.version}"
+    cache = cache_cups(
+        data_dir,
+        embedder,
+        cfg.cache / f"cups-{tag}.npz",
+        instances=cfg.instances,
+        detector=detector,
+        max_cups=cfg.max_cups,
+        seed=cfg.seed,
+        progress=progress,
+    )
+    return cache, view, mint_of(data_dir)
+
+
+def iter_pair_batches(pairs: Sequence[Pair], size: int) -> Iterator[Sequence[Pair]]:
+    """Consecutive slices of ``pairs``."""
+    for s in range(0, len(pairs), size):
+        yield pairs[s : s + size]
+
+
+def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
+    """Train pooler and voter, choose the threshold, and write the bundle into ``cfg.out``."""
+    embedder = Embedder.load(cfg.embedder, threads=1)
+    detector = None
+    if cfg.instances == "detector":
+        from models.detector import Detector
+
+        detector = Detector.load(cfg.detector)
+    cache, view, mint = load_split(cfg.data, embedder, cfg, detector, progress)
+    train_pairs = make_pairs(cache, mint, seed=cfg.seed, splits=("train",), extra_negatives=cfg.extra_negatives)
+    val_pairs = make_pairs(cache, mint, seed=cfg.seed + 1, splits=("val",))
+    # 1) the set pooler, on per-coin evidence only
+    t0 = pair_table(cache, view, train_pairs, None, progress=progress, desc="pairs (train)")
+    pooler = train_pooler(t0.bags, t0.y, COIN_FEATURES, seed=cfg.seed)
+    # 2) the voter with the pooler's features
+    tr = pair_table(cache, view, train_pairs, pooler, progress=progress, desc="features (train)")
+    va = pair_table(cache, view, val_pairs, pooler, progress=progress, desc="features (val)") if val_pairs else None
+    voter = train_voter(
+        tr.x, tr.y, FEATURES, valid=(va.x, va.y) if va is not None and len(set(va.y)) == 2 else None, rounds=cfg.rounds
+    )
+    # 3) calibration
+    if cfg.data_cal is not None:
+        cal_cache, cal_view, cal_mint = load_split(cfg.data_cal, embedder, cfg, detector, progress)
+        cal_pairs = make_pairs(cal_cache, cal_mint, seed=cfg.seed + 2)
+        cal = pair_table(cal_cache, cal_view, cal_pairs, pooler, progress=progress, desc="features (cal)")
+    else:
+        if va is None:
+            raise ValueError("no calibration data: give --data-cal or a data set with a val split")
+        cal = va
+    cal_scores = voter.predict(cal.x)
+    choice = choose_threshold(cal_scores, cal.y, target=cfg.target, delta=cfg.delta)
+    # 4) write
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    voter_path = voter.save(cfg.out / "voter.txt")
+    pooler_path = pooler.save(cfg.out / "pooler.pt")
+    focus_all = cache.focus[np.isfinite(cache.focus)]
+    focus_min = float(np.quantile(focus_all, 0.01)) * 0.8 if focus_all.size else 2.0
+    val_auc = _auc(voter.predict(va.x), va.y) if va is not None and len(set(va.y)) == 2 else math.nan
+    summary = {
+        "data": str(cfg.data),
+        "data_cal": str(cfg.data_cal) if cfg.data_cal else None,
+        "instances": cfg.instances,
+        "train_pairs": len(train_pairs),
+        "train_positive": int(tr.y.sum()),
+        "val_pairs": len(val_pairs),
+        "val_auc": round(val_auc, 5),
+        "cal_pairs": len(cal.pairs),
+        "cal_positive": int(cal.y.sum()),
+        "rounds": voter.info.get("rounds"),
+        "pooler": pooler.train_info,
+        "seed": cfg.seed,
+        "extra_negatives": cfg.extra_negatives,
+    }
+    bundle = Bundle(
+        root=cfg.out,
+        embedder_file=_stored_path(cfg.embedder, EMBEDDER_DEFAULT, cfg.out),
+        embedder_version=embedder.version,
+        detector_dir=_stored_path(cfg.detector, DETECTOR_DEFAULT, cfg.out),
+        detector_version=detector.version if detector is not None else "",
+        voter_file=voter_path.name,
+        voter_sha256=sha256_file(voter_path),
+        pooler_file=pooler_path.name,
+        pooler_sha256=sha256_file(pooler_path),
+        features=FEATURES,
+        preprocess=Preprocess(crop_size=embedder.prep.input_size, focus_min=round(focus_min, 3)),
+        threshold=choice,
+        cal_scores=cal_scores,
+        cal_correct=cal.y,
+        train=summary,
+    )
+    path = bundle.save(cfg.out / "verdict.json")
+    return TrainResult(path, choice, summary)
+
+
+def _stored_path(path: Path | None, default: Path, root: Path) -> str | None:
+    """How the bundle names a weights path: ``None`` for the shipped default, else relative to the bundle when
+    it lies beside or below it, else absolute."""
+    if path is None or path.resolve() == default.resolve():
+        return None
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (rank statistic, ties averaged)."""
+    s = np.asarray(scores, np.float64)
+    y = np.asarray(labels, bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    order = s.argsort(kind="mergesort")
+    ranks = np.empty(len(s), np.float64)
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1.0
+        i = j + 1
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+auc = _auc
+BASE_ONLY = BASE_FEATURES

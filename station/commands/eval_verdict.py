@@ -1,0 +1,67 @@
+"""``cupcheck eval verdict``: precision/coverage of the cup verdict against baselines, with plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from models.bundle import BundleError
+from station.errors import CliError
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``verdict`` target of ``cupcheck eval``."""
+    p = subparsers.add_parser(
+        "verdict",
+        help="evaluate the cup verdict on held-out synthetic cups (and real photos) against baselines",
+        description="Score every (cup, expected type) pair of a synthetic test data set with the bundle's voter "
+        "and with baselines (majority vote, summed softmax, mean embedding, voter without set pooling); certify "
+        "each method's threshold on the calibration data set; write report.md, results.json and PNG plots.",
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="synthetic test data set (an unused seed)")
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--bundle", default=None, metavar="FILE", help="verdict bundle (default: the shipped one)")
+    p.add_argument("--data-train", default=None, metavar="DIR", help="training data set (default: the bundle's)")
+    p.add_argument("--data-cal", default=None, metavar="DIR", help="calibration data set (default: the bundle's)")
+    p.add_argument("--cache", default=None, metavar="DIR", help="embedding cache (default: the user cache dir, /voter)")
+    p.add_argument("--real", default=None, metavar="DIR", help="real data root (…/data/real): euro and won photos")
+    p.add_argument("--real-limit", type=int, default=None, help="at most N real photos of each kind per currency")
+    p.add_argument("--max-cups", type=int, default=None, help="use only the first cups of each data set")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print the report's path and the methods table."""
+    from models.eval_verdict import EvalConfig, evaluate
+    from models.synth.textures import default_cache_dir
+
+    data = Path(args.data)
+    if not (data / "manifest.json").is_file():
+        raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
+    if args.real is not None and not Path(args.real).is_dir():
+        raise CliError(f"real data folder {args.real} does not exist")
+    out = Path(args.out)
+    cfg = EvalConfig(
+        data=data,
+        out=out,
+        bundle=None if args.bundle is None else Path(args.bundle),
+        data_train=None if args.data_train is None else Path(args.data_train),
+        data_cal=None if args.data_cal is None else Path(args.data_cal),
+        cache=Path(args.cache) if args.cache else default_cache_dir() / "voter",
+        real=None if args.real is None else Path(args.real),
+        max_cups=args.max_cups,
+        real_limit=args.real_limit,
+    )
+    try:
+        res = evaluate(cfg)
+    except (FileNotFoundError, BundleError, ValueError) as err:
+        raise CliError(str(err)) from err
+    for r in res.methods:
+        thr = f"{r.choice.threshold:.4f}" if r.choice.can_pass else "never"
+        print(
+            f"{r.label:<20} threshold {thr:>8}  test precision {r.test_precision:.4f}  coverage "
+            f"{r.test_coverage:.3f}  ({r.test_accepted} accepted, {r.test_errors} wrong)  AUC {r.auc:.4f}"
+        )
+    print(f"report: {out / 'report.md'}")
+    return 0

@@ -1,0 +1,78 @@
+"""``cupcheck train voter``: train the set pooler and the voter on synthetic cups and choose the threshold."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET
+from station.errors import CliError
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``voter`` target of ``cupcheck train``."""
+    p = subparsers.add_parser(
+        "voter",
+        help="train the set pooler + LightGBM voter and choose the guaranteed-precision threshold",
+        description="Embed every cup of the synthetic data set(s) once (cached), enrol each data set's mint from "
+        "rendered references, train the gated-attention set pooler and the class-agnostic LightGBM voter on "
+        "--data (its val split for early stopping), and choose the PASS threshold on --data-cal (a data set "
+        "drawn with another seed) so that PASS precision >= --target with probability >= 1 - --delta. Writes "
+        "voter.txt, pooler.pt and verdict.json into --out.",
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="synthetic training data set (cupcheck synth)")
+    p.add_argument("--data-cal", default=None, metavar="DIR", help="synthetic calibration data set (other seed)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder for the bundle")
+    p.add_argument(
+        "--cache", default=None, metavar="DIR", help="embedding cache folder (default: the user cache dir, /voter)"
+    )
+    p.add_argument("--embedder", default=None, metavar="FILE", help="embedder checkpoint (default: shipped)")
+    p.add_argument("--detector", default=None, metavar="DIR", help="detector folder (default: shipped)")
+    p.add_argument(
+        "--instances",
+        choices=("gt", "detector"),
+        default="gt",
+        help="coins from the data set's true masks (gt, default) or from the detector",
+    )
+    p.add_argument("--target", type=float, default=DEFAULT_TARGET, help=f"target precision (default {DEFAULT_TARGET})")
+    p.add_argument("--delta", type=float, default=DEFAULT_DELTA, help=f"failure probability (default {DEFAULT_DELTA})")
+    p.add_argument("--max-cups", type=int, default=None, help="use only the first cups of each data set")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and print the threshold and a JSON summary."""
+    from models.synth.textures import default_cache_dir
+    from models.train.voter import TrainConfig, train_verdict
+
+    data = Path(args.data)
+    if not (data / "manifest.json").is_file():
+        raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
+    if args.data_cal is not None and not (Path(args.data_cal) / "manifest.json").is_file():
+        raise CliError(f"{args.data_cal} is not a synthetic data set (manifest.json missing)")
+    if not 0 < args.target < 1 or not 0 < args.delta < 1:
+        raise CliError("--target and --delta must be in (0, 1)")
+    out = Path(args.out)
+    cfg = TrainConfig(
+        data=data,
+        data_cal=None if args.data_cal is None else Path(args.data_cal),
+        out=out,
+        cache=Path(args.cache) if args.cache else default_cache_dir() / "voter",
+        embedder=None if args.embedder is None else Path(args.embedder),
+        detector=None if args.detector is None else Path(args.detector),
+        instances=args.instances,
+        target=args.target,
+        delta=args.delta,
+        max_cups=args.max_cups,
+        seed=args.seed,
+    )
+    try:
+        result = train_verdict(cfg)
+    except (FileNotFoundError, ValueError) as err:
+        raise CliError(str(err)) from err
+    print(result.choice.summary())
+    print(json.dumps({"bundle": str(result.bundle_path), **result.summary}, indent=1))
+    return 0

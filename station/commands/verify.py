@@ -1,0 +1,143 @@
+"""``cupcheck verify IMAGE... --expect TYPE``: PASS or FLAG each cup photo for the expected coin type."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from models.bundle import BundleError
+from station.errors import CliError
+from station.home import resolve_home
+
+if TYPE_CHECKING:
+    from models.types import UInt8Array, Verdict
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``verify`` subcommand."""
+    p = subparsers.add_parser(
+        "verify",
+        help="check that every coin in each cup photo is the expected type (PASS or FLAG)",
+        description="Each IMAGE is one photo of a cup (or, with --crops, a folder of single-coin crops forming "
+        "one cup). A cup PASSes only when the voter's probability reaches the threshold that guarantees the "
+        "bundle's precision; otherwise it is FLAGged with reasons. Exit status 0 whatever the verdicts; 2 for an "
+        "unknown expected type, an unreadable image or a missing model or gallery.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="cup photos (or crop folders with --crops)")
+    p.add_argument("--expect", required=True, metavar="TYPE", help="the coin type every coin should be")
+    p.add_argument("--crops", action="store_true", help="each argument is a folder of single-coin crops")
+    p.add_argument(
+        "--target-precision",
+        type=float,
+        default=None,
+        metavar="P",
+        help="re-choose the threshold for this PASS precision from the bundle's calibration scores",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
+    p.add_argument("--bundle", default=None, metavar="FILE", help="verdict bundle (default: the shipped one)")
+    p.add_argument("--detector", default=None, metavar="DIR", help="detector folder (default: the bundle's)")
+    p.set_defaults(func=run)
+
+
+def _crop_folder(folder: Path) -> list[UInt8Array]:
+    from models.enroll import IMAGE_SUFFIXES, read_image
+
+    if not folder.is_dir():
+        raise CliError(f"{folder} is not a folder of crops")
+    images = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        img = read_image(path)
+        if img is None:
+            raise CliError(f"cannot read image {path}")
+        images.append(img)
+    return images
+
+
+def verdict_json(path: str, verdict: Verdict) -> dict[str, Any]:
+    """The JSON record of one cup."""
+    coins = []
+    for c in verdict.coins:
+        best = c.matches[0] if c.matches else None
+        coins.append(
+            {
+                "bbox": [round(v, 1) for v in c.bbox],
+                "match": best.type_id if best else None,
+                "side": best.side.value if best else None,
+                "score": round(best.score, 4) if best else None,
+                "is_coin": c.is_coin,
+                "attention": round(c.attention, 4),
+                "suspicious": c.suspicious,
+            }
+        )
+    return {
+        "path": path,
+        "verdict": verdict.decision.value,
+        "expected": verdict.expected_type,
+        "p_correct": round(verdict.p_correct, 5),
+        "threshold": verdict.threshold if math.isfinite(verdict.threshold) else None,
+        "n_coins": sum(1 for c in verdict.coins if c.is_coin),
+        "reasons": list(verdict.reasons),
+        "coins": coins,
+        "model_version": verdict.model_version,
+        "timings_ms": {k: round(v, 1) for k, v in verdict.timings_ms.items()},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Verify every cup and print the verdicts."""
+    from models.enroll import read_image
+    from models.gallery import GalleryMismatchError
+    from models.pipeline import Pipeline, UnknownTypeError
+    from models.types import Frame
+
+    if args.target_precision is not None and not 0 < args.target_precision < 1:
+        raise CliError("--target-precision must be in (0, 1)")
+    # Read every input first: a bad path is reported before any model is loaded.
+    cups: list[tuple[str, list[UInt8Array] | UInt8Array]] = []
+    for name in args.images:
+        if args.crops:
+            crops = _crop_folder(Path(name))
+            cups.append((name, crops))
+        else:
+            image = read_image(Path(name))
+            if image is None:
+                raise CliError(f"cannot read image {name}")
+            cups.append((name, image))
+    home = resolve_home(args.home)
+    try:
+        pipeline = Pipeline.load(
+            home,
+            args.bundle,
+            with_detector=not args.crops,
+            detector_path=args.detector,
+            target_precision=args.target_precision,
+        )
+    except (FileNotFoundError, BundleError, GalleryMismatchError, ValueError) as err:
+        raise CliError(f"{err}") from err
+    try:
+        pipeline.check_type(args.expect)
+    except UnknownTypeError as err:
+        raise CliError(str(err)) from err
+    results = []
+    for name, content in cups:
+        if isinstance(content, list):
+            verdict = pipeline.run_crops(content, args.expect)
+        else:
+            verdict = pipeline.run(Frame(image=content, source=name), args.expect)
+        results.append(verdict_json(name, verdict))
+    if args.json:
+        print(json.dumps({"cups": results}, indent=1))
+    else:
+        for r in results:
+            print(f"{r['path']}: {r['verdict'].upper()} {r['expected']} p={r['p_correct']:.3f} ({r['n_coins']} coins)")
+            for reason in r["reasons"]:
+                print(f"  - {reason}")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,141 @@
+"""The pipeline from crops (and from a frame) to a verdict, with a tiny untrained embedder and the toy voter."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models.bundle import BundleError, load_bundle
+from models.pipeline import Pipeline, UnknownTypeError
+from models.types import CoinInstance, Decision, Frame, Side
+from tests.models.embed_helpers import tiny_checkpoint, write_tiny_checkpoint
+from tests.models.verdict_world import enrolled_gallery, reference_image, write_bundle
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Pipeline:
+    folder = tmp_path_factory.mktemp("bundle")
+    emb_file = write_tiny_checkpoint(folder / "embedder.pt")
+    path, embedder = write_bundle(folder, embedder_file=emb_file)
+    bundle = load_bundle(path)
+    return Pipeline.from_parts(bundle, enrolled_gallery(embedder), embedder=embedder)
+
+
+def _cup(type_id: str, n: int = 6) -> list[np.ndarray]:
+    return [reference_image(type_id, Side.REVERSE if k % 2 else Side.OBVERSE) for k in range(n)]
+
+
+def test_pure_cup_scores_above_a_contaminated_one(pipeline: Pipeline) -> None:
+    pure = pipeline.run_crops(_cup("t0000"), "t0000")
+    mixed_crops = _cup("t0000")
+    mixed_crops[3] = reference_image("t0009", Side.REVERSE)  # another family's reverse
+    mixed = pipeline.run_crops(mixed_crops, "t0000")
+    assert pure.p_correct > mixed.p_correct
+    assert mixed.decision == Decision.FLAG
+    assert any(r.startswith("coin 4 looks like t0009") for r in mixed.reasons)
+    assert mixed.coins[3].suspicious and not mixed.coins[0].suspicious
+    for v in (pure, mixed):
+        assert v.n_coins == 6
+        assert sum(c.attention for c in v.coins) == pytest.approx(1.0, abs=1e-5)
+        assert 0.0 <= v.p_correct <= 1.0
+        assert v.model_version.startswith("verdict-")
+        assert {"embed", "search", "pool", "vote", "total"} <= set(v.timings_ms)
+    assert pure.coins[1].matches[0].type_id == "t0000"
+
+
+def test_only_the_shared_obverse_is_flagged_with_a_reason(pipeline: Pipeline) -> None:
+    v = pipeline.run_crops([reference_image("t0001", Side.OBVERSE)] * 5, "t0001")
+    assert v.decision == Decision.FLAG
+    assert "only the shared obverse is visible — turn a coin" in v.reasons
+
+
+def test_empty_cup_and_too_few_coins(pipeline: Pipeline) -> None:
+    empty = pipeline.run_crops([], "t0000")
+    assert empty.decision == Decision.FLAG and empty.reasons[0] == "no coins found" and empty.n_coins == 0
+    two = pipeline.run_crops(_cup("t0010", 2), "t0010")
+    if two.decision == Decision.FLAG:
+        assert "too few coins visible" in two.reasons
+
+
+def test_unknown_type_raises_before_any_work(pipeline: Pipeline) -> None:
+    with pytest.raises(UnknownTypeError, match="t9999"):
+        pipeline.run_crops(_cup("t0000"), "t9999")
+    assert issubclass(UnknownTypeError, ValueError)
+
+
+class PastedCoins:
+    """An instance source for a frame whose coins were pasted at known places (stands in for the detector)."""
+
+    def __init__(self, boxes: list[tuple[int, int, int]], objects: int = 0) -> None:
+        self.boxes = boxes
+        self.objects = objects
+
+    def detect(self, frame: Frame) -> list[CoinInstance]:
+        out = []
+        for k, (x, y, s) in enumerate(self.boxes):
+            yy, xx = np.mgrid[0:s, 0:s]
+            mask = (xx - (s - 1) / 2) ** 2 + (yy - (s - 1) / 2) ** 2 <= (s / 2) ** 2
+            out.append(
+                CoinInstance(
+                    bbox=np.array([x, y, x + s, y + s], np.float32),
+                    mask=mask,
+                    mask_origin=(x, y),
+                    confidence=0.9,
+                    center=(x + s / 2, y + s / 2),
+                    axes=(float(s), float(s)),
+                    diameter_mm=25.0,
+                    is_coin=k < len(self.boxes) - self.objects,
+                )
+            )
+        return out
+
+
+def test_run_on_a_frame_cuts_embeds_and_reports_objects(pipeline: Pipeline) -> None:
+    crops = _cup("t0009", 4)
+    frame = np.zeros((300, 300, 3), np.uint8)
+    boxes = []
+    for k, c in enumerate(crops):
+        x, y = 10 + 140 * (k % 2), 10 + 140 * (k // 2)
+        frame[y : y + 128, x : x + 128] = c
+        boxes.append((x, y, 128))
+    clean = pipeline.with_threshold(pipeline.threshold)
+    clean.detector = PastedCoins(boxes)
+    v = clean.run(Frame(image=frame), "t0009")
+    assert v.n_coins == 4 and v.coins[2].bbox == (10.0, 150.0, 138.0, 278.0)
+    assert {"detect", "crop", "embed"} <= set(v.timings_ms)
+    assert all(c.matches[0].type_id in ("t0009", "t0010") for c in v.coins)
+    with_object = pipeline.with_threshold(pipeline.threshold)
+    with_object.detector = PastedCoins(boxes, objects=1)
+    w = with_object.run(Frame(image=frame), "t0009")
+    assert w.decision == Decision.FLAG
+    assert "object 4 is not a coin" in w.reasons
+    assert not w.coins[3].is_coin and w.coins[3].matches == ()
+
+
+def test_threshold_can_be_rechosen_and_files_are_checked(tmp_path) -> None:
+    emb_file = write_tiny_checkpoint(tmp_path / "embedder.pt")
+    path, _ = write_bundle(tmp_path, embedder_file=emb_file)
+    bundle = load_bundle(path)
+    looser = bundle.rechoose(0.95)
+    assert looser.can_pass and bundle.threshold.can_pass
+    assert looser.threshold <= bundle.threshold.threshold
+    assert bundle.threshold.target == 0.995 and bundle.threshold.n_calibration == 1500
+    (tmp_path / "voter.txt").write_text((tmp_path / "voter.txt").read_text() + "\n")
+    with pytest.raises(BundleError, match="sha256"):
+        load_bundle(path)
+
+
+def test_wrong_embedder_is_refused(pipeline: Pipeline, tmp_path) -> None:
+    from models.embedder import Embedder
+
+    ckpt = dict(tiny_checkpoint())
+    ckpt["state_dict"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    ckpt["version"] = "other-version"
+    other = Embedder.from_checkpoint(ckpt)
+    emb_file = write_tiny_checkpoint(tmp_path / "embedder.pt")
+    path, _ = write_bundle(tmp_path, embedder_file=emb_file)
+    with pytest.raises(BundleError, match="retrain the voter"):
+        Pipeline.from_parts(load_bundle(path), pipeline.gallery, embedder=other)
+    assert math.isfinite(pipeline.threshold.threshold)

@@ -1,0 +1,70 @@
+"""The voter: trained on toy cups it separates pure from contaminated cups, and it works for types enrolled later."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.features import FEATURES, GalleryView, feature_vector, pair_evidence
+from models.gallery import Gallery
+from models.train.voter import auc
+from models.voter import Voter, train_voter
+from tests.models.verdict_world import DIM, labelled_cups, table, trained
+
+
+def test_voter_separates_pure_from_contaminated_on_new_cups() -> None:
+    world, gallery, pooler, voter = trained()
+    view = GalleryView.from_gallery(gallery)
+    x, _, y = table(view, world, labelled_cups(world, range(20), per_type=2), pooler)
+    p = voter.predict(x)
+    assert auc(p, y) > 0.95
+    assert p[y].mean() > 0.8
+    assert p[~y].mean() < 0.2
+
+
+def test_type_enrolled_after_training_is_verified_without_retraining() -> None:
+    world, _, pooler, voter = trained()
+    gallery = Gallery(DIM, "toy")
+    world.enrol(gallery, range(20))
+    new_types = range(20, 40)
+    world.enrol(gallery, new_types)  # enrolled after the voter was trained
+    view = GalleryView.from_gallery(gallery)
+    items = labelled_cups(world, new_types, per_type=2)
+    x, _, y = table(view, world, items, pooler)
+    p = voter.predict(x)
+    assert auc(p, y) > 0.95
+    pure = world.cup(33, 8)
+    mixed = world.cup(33, 8, intruders=[25])
+    cand = view.type_index[world.type_id(33)]
+    p_pure, p_mixed = voter.predict(
+        np.stack([feature_vector(pair_evidence(view, c, cand, pooler).features) for c in (pure, mixed)])
+    )
+    assert p_pure > 0.5 > p_mixed
+
+
+def test_obverse_only_cup_is_not_trusted() -> None:
+    world, gallery, pooler, voter = trained()
+    view = GalleryView.from_gallery(gallery)
+    cand = view.type_index[world.type_id(4)]
+    both = pair_evidence(view, world.cup(4, 8), cand, pooler)
+    obverse = pair_evidence(view, world.cup(4, 8, obverse_only=True), cand, pooler)
+    assert obverse.features["n_informative"] == 0
+    assert voter.predict(feature_vector(obverse.features))[0] < voter.predict(feature_vector(both.features))[0]
+
+
+def test_voter_round_trips_through_text(tmp_path) -> None:
+    _, _, _, voter = trained()
+    path = voter.save(tmp_path / "voter.txt")
+    again = Voter.load(path)
+    x = np.random.default_rng(0).normal(size=(5, len(FEATURES)))
+    assert again.feature_names == FEATURES
+    np.testing.assert_allclose(again.predict(x), voter.predict(x))
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "message"),
+    [(np.zeros((4, 3)), np.ones(4, bool), "both"), (np.zeros((0, 3)), np.zeros(0, bool), "non-empty")],
+)
+def test_train_voter_rejects_degenerate_labels(x, y, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        train_voter(x, y, ["a", "b", "c"])
