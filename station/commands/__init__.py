@@ -5,4 +5,4 @@ to ``COMMANDS`` below. Targets of ``cupcheck train|eval|bench`` are listed in
 ``station.commands.groups.GROUPS``.
 """
 
-COMMANDS: tuple[str, ...] = ("synth", "calibrate", "enroll", "identify", "detect", "verify")
+COMMANDS: tuple[str, ...] = ("synth", "calibrate", "enroll", "identify", "detect", "station", "review", "verify")

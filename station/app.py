@@ -1,0 +1,366 @@
+"""The composition root: the station's windows, built from parts handed in (no globals, no singletons).
+
+``MainWindow(pipeline, repository, source, config, operator=...)`` wires a camera pump (its own thread) and an
+inference worker (its own thread) to the operator view and controller. ``ReviewWindow(repository, supervisor=...)``
+wires the review view and controller to a background thread for rulings and enrolment. Everything they talk to is
+passed in, so tests build them from a replayed folder, a small real pipeline and a temporary database.
+:func:`run_station` and :func:`run_review` load the real parts for ``cupcheck station`` and ``cupcheck review``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import QApplication, QDialog, QMainWindow, QWidget
+
+from db.records import OperatorInfo
+from db.repository import VerdictRepository
+from db.spool import UNREACHABLE_ERRORS, SpoolingRepository
+from models.types import Side
+from station.camera import Clock, FrameSource, open_source
+from station.config import StationConfig
+from station.controllers.auth import SUPERVISOR, LoginController
+from station.controllers.catalog import ORDERS_FILE, OrderBook, OrderLookup, TypeCatalog
+from station.controllers.enrol import Enrolment
+from station.controllers.operator import OperatorController
+from station.controllers.preview import PumpThread, start_pump
+from station.controllers.review import ReviewController, ReviewRepository
+from station.controllers.sound import Silent, SoundCue, SpokenCue
+from station.controllers.stillness import StillnessGate
+from station.views.login import LoginDialog
+from station.views.operator import OperatorView
+from station.views.review import ReviewView
+from station.worker import BackgroundThread, VerdictSink, VerdictSource, WorkerThread, start_worker
+
+if TYPE_CHECKING:
+    from models.embedder import Embedder
+
+_log = logging.getLogger(__name__)
+
+SPOOL_RETRY_S = 30.0
+"""How often the window asks the worker to send journalled verdicts to the database."""
+
+
+class MainWindow(QMainWindow):
+    """The operator window.
+
+    Args:
+        pipeline: judges cups (``run(frame, expected_type) -> Verdict``).
+        repository: stores verdicts (``log_verdict`` / ``pending_count``; a spooling repository keeps them
+            through a database outage).
+        source: the camera.
+        config: the station's configuration.
+        operator: the signed-in operator's registered name.
+        catalog: the enrolled types to choose from.
+        orders: order numbers → types (default: none, types are chosen directly).
+        sound: the verdict's sound cue (default: spoken when ``config.sound``, else silent).
+        clock: monotonic seconds for the preview's frame rate and the outlines' hold time.
+    """
+
+    def __init__(
+        self,
+        pipeline: VerdictSource,
+        repository: VerdictSink,
+        source: FrameSource,
+        config: StationConfig,
+        *,
+        operator: str,
+        catalog: TypeCatalog,
+        orders: OrderLookup | None = None,
+        sound: SoundCue | None = None,
+        clock: Clock = time.monotonic,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.config = config
+        self.setWindowTitle(f"cupcheck — {config.name}")
+        self.view = OperatorView()
+        self.setCentralWidget(self.view)
+        if sound is None:
+            sound = SpokenCue(config.pass_word, config.flag_word) if config.sound else Silent()
+        version = str(getattr(pipeline, "version", "") or getattr(pipeline, "model_version", "") or "")
+        self.controller = OperatorController(
+            self.view,
+            catalog,
+            orders if orders is not None else OrderBook(),
+            station=config.name,
+            operator=operator,
+            sound=sound,
+            clock=clock,
+            model_version=version,
+            auto_check=StillnessGate(config.still_s, clock=clock) if config.auto_check else None,
+            cup_region=None
+            if config.cup_region is None
+            else (config.cup_region.cx, config.cup_region.cy, config.cup_region.radius),
+        )
+        self._worker: WorkerThread = start_worker(pipeline, repository)
+        worker = self._worker.worker
+        self.controller.check_requested.connect(worker.check)
+        worker.verdict_ready.connect(self.controller.show_verdict)
+        worker.check_failed.connect(self.controller.show_failure)
+        worker.nothing_seen.connect(self.controller.nothing_seen)
+        worker.stored.connect(self.controller.show_store)
+        pending = _pending(repository)
+        if pending:
+            self.view.db_label.setText(f"Database: spooling, {pending} verdicts waiting")
+        self._flush = QTimer(self)  # journalled verdicts go to the database once it is back, checks or not
+        self._flush.setInterval(round(SPOOL_RETRY_S * 1000))
+        self._flush.timeout.connect(worker.flush)
+        self._flush.start()
+
+        self._pump: PumpThread = start_pump(source, config.camera.fps, clock=clock)
+        pump = self._pump.pump
+        pump.frame_ready.connect(self.controller.show_frame)
+        pump.camera_lost.connect(self.controller.camera_lost)
+        pump.camera_restored.connect(self.controller.camera_restored)
+        pump.fps_measured.connect(self.controller.show_fps)
+
+        self._space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
+        self._space.activated.connect(self.controller.check)
+        self.resize(1360, 860)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Keys no widget took (the focus is on the preview or a list) start a new order entry."""
+        if not self.controller.type_ahead(event.text()):
+            super().keyPressEvent(event)
+
+    @property
+    def worker(self) -> WorkerThread:
+        """The inference worker and its thread."""
+        return self._worker
+
+    @property
+    def flush_timer(self) -> QTimer:
+        """Fires the worker's periodic journal flush."""
+        return self._flush
+
+    @property
+    def pump(self) -> PumpThread:
+        """The camera pump and its thread."""
+        return self._pump
+
+    def shutdown(self) -> None:
+        """Stop the camera and the worker threads (idempotent)."""
+        self._flush.stop()
+        self._pump.stop()
+        self._worker.stop()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop the threads before the window goes."""
+        self.shutdown()
+        super().closeEvent(event)
+
+
+class ReviewWindow(QMainWindow):
+    """The supervisor window: review queue, evidence, one-key rulings (C, T, N, D).
+
+    Args:
+        repository: the verdict log.
+        supervisor: the signed-in person; refused unless an active supervisor.
+        catalog: the enrolled types, for corrections.
+        station: only this station's cups, ``None`` for all.
+        enrolment: enrol new types from this window (``None``: not offered).
+        model: lines about the verdict model in force (see :mod:`station.controllers.model_info`).
+
+    Raises:
+        PermissionError: ``supervisor`` is not an active supervisor.
+    """
+
+    def __init__(
+        self,
+        repository: ReviewRepository,
+        *,
+        supervisor: OperatorInfo,
+        catalog: TypeCatalog,
+        station: str | None = None,
+        enrolment: Enrolment | None = None,
+        model: Sequence[str] = (),
+        parent: QWidget | None = None,
+    ) -> None:
+        if supervisor.role != SUPERVISOR or not supervisor.active:
+            raise PermissionError(f"{supervisor.name} is not an active supervisor")
+        super().__init__(parent)
+        self.setWindowTitle(f"cupcheck review — {supervisor.name}")
+        self.view = ReviewView()
+        self.setCentralWidget(self.view)
+        self.controller = ReviewController(
+            self.view, repository, supervisor=supervisor.name, catalog=catalog, station=station, enrolment=enrolment
+        )
+        self.view.model_label.setText("\n".join(model))
+        self._db = BackgroundThread()
+        self.controller.call_requested.connect(self._db.worker.call)
+        self._db.worker.finished.connect(self.controller.background_done)
+        self._db.worker.failed.connect(self.controller.background_failed)
+        self._keys: list[QShortcut] = []
+        for key, slot in (
+            (Qt.Key.Key_C, self.controller.confirm),
+            (Qt.Key.Key_T, self.controller.correct),
+            (Qt.Key.Key_N, self.controller.not_a_coin),
+            (Qt.Key.Key_D, self.controller.damaged),
+            (Qt.Key.Key_E, self.controller.enrol),
+            (Qt.Key.Key_F5, self.controller.refresh),
+        ):
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.activated.connect(slot)
+            self._keys.append(shortcut)
+        self.resize(1360, 860)
+
+    def shutdown(self) -> None:
+        """Let a ruling in flight finish, then stop the database thread (idempotent)."""
+        self._db.stop()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop the database thread before the window goes."""
+        self.shutdown()
+        super().closeEvent(event)
+
+
+def _pending(repository: VerdictSink) -> int:
+    try:
+        return int(repository.pending_count())
+    except Exception:  # pragma: no cover - the journal is a local file
+        return 0
+
+
+def qt_application() -> QApplication:
+    """The running ``QApplication``, or a new one.
+
+    ``import cv2`` (the opencv-python wheel) points ``QT_QPA_PLATFORM_PLUGIN_PATH`` and ``QT_QPA_FONTDIR`` at the
+    Qt build bundled inside OpenCV, whose plugins do not fit PySide6's Qt; those two settings are dropped first
+    when they point into OpenCV's package.
+    """
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        return app
+    for var in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
+        value = os.environ.get(var, "")
+        if f"{os.sep}cv2{os.sep}" in value:
+            del os.environ[var]
+    return QApplication(sys.argv[:1])
+
+
+def open_repository(home: Path, url: str | None) -> SpoolingRepository:
+    """The station's verdict log behind a spool; when the database cannot be reached at start, verdicts spool.
+
+    Raises:
+        ValueError: a malformed database URL.
+    """
+    try:
+        repository = VerdictRepository.open(home, url)
+    except UNREACHABLE_ERRORS:
+        _log.warning("database unreachable at start-up; verdicts will be journalled until it is back")
+        repository = VerdictRepository.open(home, url, migrate=False)
+    return SpoolingRepository(repository)
+
+
+def sign_in_dialog(directory: VerdictRepository, title: str, role: str | None) -> OperatorInfo | None:
+    """Show the sign-in dialog until a person is admitted (returned) or cancels (``None``)."""
+    dialog = LoginDialog(title)
+    login = LoginController(dialog, directory, role=role)
+    if dialog.exec() != QDialog.DialogCode.Accepted:
+        return None
+    return login.operator
+
+
+def run_station(config: StationConfig, home: Path, *, demo: bool = False) -> int:
+    """Open the operator window with the configured camera, the home's model and gallery; return the exit code.
+
+    With ``demo`` the home is first made a demo home (:func:`station.demo.prepare_demo_home`: the simulator's
+    types enrolled, a demo operator), the camera is the simulator and nobody needs to sign in.
+
+    Raises:
+        FileNotFoundError, ValueError: the model, the gallery or the replay folder is missing or damaged.
+    """
+    from models.pipeline import Pipeline
+
+    if demo:
+        from station.demo import DEMO_OPERATOR, prepare_demo_home
+
+        cam = config.camera
+        home = prepare_demo_home(home, n_types=cam.simulator_types, seed=cam.simulator_seed, bundle_path=config.bundle)
+        config = config.model_copy(update={"camera": cam.model_copy(update={"kind": "simulator"})})
+    pipeline = Pipeline.load(home, config.bundle, target_precision=config.target_precision)
+    catalog = TypeCatalog.from_gallery(home / "gallery")
+    orders: OrderLookup = OrderBook.from_csv(home / ORDERS_FILE)
+    app = qt_application()
+    repository = open_repository(home, config.database_url)
+    if demo:
+        operator_name = DEMO_OPERATOR
+    else:
+        operator = sign_in_dialog(repository.repository, f"cupcheck {config.name}: operator sign-in", None)
+        if operator is None:
+            return 1
+        operator_name = operator.name
+    source = open_source(config.camera)
+    if demo:
+        from station.camera import SimulatorSource
+        from station.demo import DEMO_ORDER, SimulatorOrders
+
+        assert isinstance(source, SimulatorSource)
+        orders = SimulatorOrders(source)
+    window = MainWindow(pipeline, repository, source, config, operator=operator_name, catalog=catalog, orders=orders)
+    if demo:
+        window.view.order_edit.setText(DEMO_ORDER)
+        window.view.order_status.setText(
+            f"Demo: Enter on {DEMO_ORDER} orders the type of the cup on show, Space checks."
+        )
+    window.show()
+    code = app.exec()
+    window.shutdown()
+    return int(code)
+
+
+def run_review(
+    home: Path,
+    url: str | None,
+    station: str | None = None,
+    bundle: Path | None = None,
+    target_precision: float | None = None,
+) -> int:
+    """Open the supervisor window after a supervisor's sign-in; return the exit code (1 when cancelled).
+
+    Enrolment from the window uses the embedder of ``bundle`` (default: the shipped bundle).
+    """
+    from models.gallery import Gallery
+    from station.controllers.model_info import describe_model
+
+    gallery_dir = home / "gallery"
+    catalog = TypeCatalog.from_gallery(gallery_dir) if Gallery.exists(gallery_dir) else TypeCatalog([], _no_picture)
+    app = qt_application()
+    repository = VerdictRepository.open(home, url)
+    supervisor = sign_in_dialog(repository, "cupcheck review: supervisor sign-in", SUPERVISOR)
+    if supervisor is None:
+        return 1
+    enrolment = Enrolment(gallery_dir, lambda: _bundle_embedder(bundle))
+    window = ReviewWindow(
+        repository,
+        supervisor=supervisor,
+        catalog=catalog,
+        station=station,
+        enrolment=enrolment,
+        model=describe_model(bundle, target_precision),
+    )
+    window.show()
+    code = app.exec()
+    window.shutdown()
+    return int(code)
+
+
+def _bundle_embedder(bundle: Path | None) -> Embedder:
+    from models.bundle import load_bundle
+    from models.embedder import Embedder
+
+    loaded = load_bundle(bundle)
+    return Embedder.load(loaded.path(loaded.embedder_file), threads=2)
+
+
+def _no_picture(type_id: str, side: Side) -> None:
+    return None

@@ -1,0 +1,319 @@
+"""Frame sources: a webcam or stream through OpenCV, a folder of images replayed, and a synthetic cup simulator.
+
+Every source answers :meth:`FrameSource.read` with a :class:`~models.types.Frame` or ``None`` (no frame now) and
+says through :attr:`FrameSource.lost` whether the camera is currently unavailable. Time comes from an injected
+clock (``time.monotonic`` by default) so tests replay frames and step through a reconnection without sleeping.
+No Qt here: :mod:`station.controllers.preview` polls a source from a worker thread and turns its state into
+signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from models.types import Frame, UInt8Array
+from station.config import CameraConfig
+
+Clock = Callable[[], float]
+"""Returns seconds (monotonic)."""
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+_log = logging.getLogger(__name__)
+
+
+class FrameSource(Protocol):
+    """Anything that hands out camera frames."""
+
+    @property
+    def name(self) -> str:
+        """A short description for the status bar (``"webcam 0"``, ``"folder cups/"``)."""
+        ...
+
+    @property
+    def lost(self) -> bool:
+        """``True`` while the camera cannot deliver frames (unplugged, stream down)."""
+        ...
+
+    def read(self) -> Frame | None:
+        """Return the newest frame, or ``None`` when there is none (see :attr:`lost`)."""
+        ...
+
+    def close(self) -> None:
+        """Release the device."""
+        ...
+
+
+class Capture(Protocol):
+    """The part of ``cv2.VideoCapture`` a camera source uses."""
+
+    def isOpened(self) -> bool:
+        """Whether the device or stream is open."""
+        ...
+
+    def read(self) -> tuple[bool, UInt8Array | None]:
+        """Grab and decode the next frame."""
+        ...
+
+    def release(self) -> None:
+        """Close the device."""
+        ...
+
+
+class OpenCVSource:
+    """A webcam (by index) or a stream or video file (by URL) read through ``cv2.VideoCapture``.
+
+    When a read fails the source becomes :attr:`lost`, releases the capture and tries to reopen it every
+    ``reconnect_s`` seconds of the injected clock; the first good frame after that clears :attr:`lost`.
+
+    Args:
+        target: the device index or the URL / file path.
+        clock: monotonic seconds.
+        reconnect_s: seconds between reopen attempts.
+        width: requested capture width, ``None`` for the default.
+        height: requested capture height.
+        opener: builds a capture for ``target`` (``cv2.VideoCapture`` by default).
+    """
+
+    def __init__(
+        self,
+        target: int | str,
+        *,
+        clock: Clock = time.monotonic,
+        reconnect_s: float = 2.0,
+        width: int | None = None,
+        height: int | None = None,
+        opener: Callable[[int | str], Capture] | None = None,
+    ) -> None:
+        self._target = target
+        self._clock = clock
+        self._reconnect_s = reconnect_s
+        self._size = (width, height)
+        self._opener = opener or self._open_cv
+        self._cap: Capture | None = None
+        self._lost = False
+        self._next_try = 0.0
+        self._open()
+
+    @property
+    def name(self) -> str:
+        """``webcam N`` or the URL."""
+        return f"webcam {self._target}" if isinstance(self._target, int) else str(self._target)
+
+    @property
+    def lost(self) -> bool:
+        """Whether the camera is currently unavailable."""
+        return self._lost
+
+    def _open_cv(self, target: int | str) -> Capture:
+        cap: Any = cv2.VideoCapture(target)
+        width, height = self._size
+        if width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        return cap
+
+    def _open(self) -> bool:
+        cap = self._opener(self._target)
+        if not cap.isOpened():
+            cap.release()
+            self._mark_lost()
+            return False
+        self._cap = cap
+        return True
+
+    def _mark_lost(self) -> None:
+        if not self._lost:
+            _log.warning("camera %s lost; retrying every %.1f s", self.name, self._reconnect_s)
+        self._lost = True
+        self._next_try = self._clock() + self._reconnect_s
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def read(self) -> Frame | None:
+        """Return the next frame, or ``None`` while the camera is lost (reopening it when the time has come)."""
+        if self._cap is None and (self._clock() < self._next_try or not self._open()):
+            return None
+        assert self._cap is not None
+        ok, image = self._cap.read()
+        if not ok or image is None or image.ndim != 3:
+            self._mark_lost()
+            return None
+        if self._lost:
+            _log.info("camera %s is back", self.name)
+        self._lost = False
+        return Frame(image=np.ascontiguousarray(image), timestamp=time.time(), source=self.name)
+
+    def close(self) -> None:
+        """Release the capture."""
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly inside ``folder``, in name order."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+class FolderSource:
+    """Replays the images of a folder in name order, showing each for ``hold_s`` seconds, then starts over.
+
+    Args:
+        folder: the image folder.
+        clock: monotonic seconds.
+        hold_s: how long each image stays in view.
+        loop: start over after the last image (else keep showing the last one).
+
+    Raises:
+        FileNotFoundError: the folder does not exist or holds no image.
+    """
+
+    def __init__(self, folder: Path, *, clock: Clock = time.monotonic, hold_s: float = 4.0, loop: bool = True) -> None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"replay folder {folder} does not exist")
+        self._paths = list_images(folder)
+        if not self._paths:
+            raise FileNotFoundError(f"replay folder {folder} holds no image ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self._folder = folder
+        self._clock = clock
+        self._hold_s = hold_s
+        self._loop = loop
+        self._start = clock()
+        self._shown: tuple[int, Frame] | None = None
+        self._lost = False
+
+    @property
+    def name(self) -> str:
+        """``folder <path>``."""
+        return f"folder {self._folder}"
+
+    @property
+    def lost(self) -> bool:
+        """``True`` when the current image cannot be read."""
+        return self._lost
+
+    @property
+    def paths(self) -> Sequence[Path]:
+        """The replayed files."""
+        return tuple(self._paths)
+
+    def position(self) -> int:
+        """Index of the image on show now."""
+        step = int((self._clock() - self._start) // self._hold_s)
+        return step % len(self._paths) if self._loop else min(step, len(self._paths) - 1)
+
+    def advance(self) -> None:
+        """Show the next image at once (restarting its hold time)."""
+        self._start = self._clock() - (self.position() + 1) * self._hold_s
+
+    def read(self) -> Frame | None:
+        """The image on show now (decoded once per image)."""
+        i = self.position()
+        if self._shown is not None and self._shown[0] == i:
+            return self._shown[1]
+        path = self._paths[i]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            self._lost = True
+            return None
+        self._lost = False
+        frame = Frame(image=np.asarray(image, np.uint8), timestamp=time.time(), source=str(path))
+        self._shown = (i, frame)
+        return frame
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class SimulatorSource:
+    """Synthetic cups from the procedural mint, each shown for ``hold_s`` seconds (a demo without a camera).
+
+    Args:
+        n_types: coin types in the mint.
+        seed: the mint's and the cups' seed.
+        size: frame side in pixels.
+        clock: monotonic seconds.
+        hold_s: how long each cup stays in view.
+        max_coins: the most coins in one cup.
+    """
+
+    def __init__(
+        self,
+        n_types: int = 24,
+        seed: int = 0,
+        *,
+        size: int = 640,
+        clock: Clock = time.monotonic,
+        hold_s: float = 4.0,
+        max_coins: int = 14,
+    ) -> None:
+        from models.synth.mint import generate_mint
+        from models.synth.scene import SceneAssets, SceneOptions
+
+        self.mint = generate_mint(n_types, seed)
+        self._assets = SceneAssets(self.mint)
+        self._opts = SceneOptions(image_size=size, max_coins=max_coins)
+        self._seed = seed
+        self._clock = clock
+        self._hold_s = hold_s
+        self._start = clock()
+        self._shown: tuple[int, Frame, str] | None = None
+
+    @property
+    def name(self) -> str:
+        """``simulator``."""
+        return "simulator"
+
+    @property
+    def lost(self) -> bool:
+        """The simulator never loses its camera."""
+        return False
+
+    @property
+    def expected_type(self) -> str | None:
+        """The type the cup on show should hold (what an order for it would ask), once a frame was read."""
+        return None if self._shown is None else self._shown[2]
+
+    def read(self) -> Frame:
+        """The cup on show now (rendered once per cup)."""
+        from models.synth.scene import render_cup
+
+        i = int((self._clock() - self._start) // self._hold_s)
+        if self._shown is None or self._shown[0] != i:
+            scene = render_cup(self._assets, self._seed, i, self._opts)
+            frame = Frame(image=scene.image, timestamp=time.time(), source=f"simulator cup {i}")
+            self._shown = (i, frame, scene.expected_type)
+        return self._shown[1]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def open_source(cfg: CameraConfig, *, clock: Clock = time.monotonic) -> FrameSource:
+    """Build the frame source a camera configuration names.
+
+    Raises:
+        FileNotFoundError: a replay folder that does not exist or is empty.
+    """
+    if cfg.kind == "index":
+        return OpenCVSource(cfg.index, clock=clock, reconnect_s=cfg.reconnect_s, width=cfg.width, height=cfg.height)
+    if cfg.kind == "url":
+        assert cfg.url is not None
+        return OpenCVSource(cfg.url, clock=clock, reconnect_s=cfg.reconnect_s, width=cfg.width, height=cfg.height)
+    if cfg.kind == "folder":
+        assert cfg.folder is not None
+        return FolderSource(cfg.folder, clock=clock, hold_s=cfg.hold_s)
+    return SimulatorSource(
+        cfg.simulator_types, cfg.simulator_seed, size=cfg.simulator_size, clock=clock, hold_s=cfg.hold_s
+    )

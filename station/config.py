@@ -1,0 +1,168 @@
+"""The station's one configuration object, validated with pydantic and read from a TOML file.
+
+A minimal file names nothing at all (every field has a default); a typical one::
+
+    name = "packing-2"
+    database_url = "postgresql+psycopg://cupcheck@dbhost/cupcheck"
+    target_precision = 0.995
+    sound = true
+
+    [camera]
+    kind = "index"          # index | url | folder | simulator
+    index = 0
+    fps = 15
+
+    [cup_region]            # the cup's inner circle in frame pixels (optional)
+    cx = 640
+    cy = 360
+    radius = 300
+
+Unknown keys are refused (``extra="forbid"``) so a typo never passes silently; :func:`load_config` and
+:func:`config_from_dict` turn every problem into one :class:`ConfigError` listing ``where: what`` per line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_FILENAME = "station.toml"
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, is not TOML, or holds values the station cannot use."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Strict):
+    """Where frames come from.
+
+    Attributes:
+        kind: ``index`` (a local webcam), ``url`` (a network stream or a video file), ``folder`` (replay the
+            images of a folder in name order) or ``simulator`` (synthetic cups).
+        index: the webcam's OpenCV index for ``kind = "index"``.
+        url: the stream address or file for ``kind = "url"``.
+        folder: the image folder for ``kind = "folder"``.
+        fps: how many frames per second the preview asks for.
+        width: requested capture width in pixels (webcams), ``None`` for the camera's default.
+        height: requested capture height in pixels.
+        reconnect_s: seconds between attempts to reopen a lost camera.
+        simulator_types: coin types the simulator's mint holds.
+        simulator_seed: the simulator's seed (the same seed shows the same cups).
+        simulator_size: side of the simulator's square frames in pixels.
+        hold_s: seconds the simulator or folder replay shows one cup before the next.
+    """
+
+    kind: Literal["index", "url", "folder", "simulator"] = "simulator"
+    index: int = Field(default=0, ge=0)
+    url: str | None = None
+    folder: Path | None = None
+    fps: float = Field(default=15.0, gt=0, le=120)
+    width: int | None = Field(default=None, gt=0)
+    height: int | None = Field(default=None, gt=0)
+    reconnect_s: float = Field(default=2.0, gt=0)
+    simulator_types: int = Field(default=24, ge=2, le=2000)
+    simulator_seed: int = 0
+    simulator_size: int = Field(default=640, ge=128, le=2048)
+    hold_s: float = Field(default=4.0, gt=0)
+
+    @model_validator(mode="after")
+    def _source_named(self) -> CameraConfig:
+        if self.kind == "url" and not self.url:
+            raise ValueError('kind = "url" needs url = "..."')
+        if self.kind == "folder" and self.folder is None:
+            raise ValueError('kind = "folder" needs folder = "..."')
+        return self
+
+
+class CupRegion(_Strict):
+    """The cup's inner circle in frame pixels."""
+
+    cx: float = Field(ge=0)
+    cy: float = Field(ge=0)
+    radius: float = Field(gt=0)
+
+
+class StationConfig(_Strict):
+    """Everything one station needs to start.
+
+    Attributes:
+        name: the station's name, recorded with every verdict.
+        camera: the frame source.
+        home: the station home (gallery, models, database, captures); ``None`` means ``$CUPCHECK_HOME`` or the
+            user data directory.
+        database_url: a SQLAlchemy URL; ``None`` means the SQLite file under the home.
+        bundle: the verdict model's bundle JSON; ``None`` means the one shipped with the package.
+        target_precision: the precision a PASS must reach; the calibrated threshold is chosen for it.
+        cup_region: the cup's inner circle, ``None`` for the whole frame.
+        sound: play a sound cue with each verdict.
+        auto_check: check a cup by itself once a new cup has been still for ``still_s`` (Space still works).
+        still_s: seconds the view must be still before an automatic check.
+        pass_word: what the sound cue says for a PASS.
+        flag_word: what it says for a FLAG.
+    """
+
+    name: str = Field(default="station-1", min_length=1, max_length=64)
+    camera: CameraConfig = Field(default_factory=lambda: CameraConfig())
+    home: Path | None = None
+    database_url: str | None = None
+    bundle: Path | None = None
+    target_precision: float = Field(default=0.99, gt=0.5, lt=1.0)
+    cup_region: CupRegion | None = None
+    sound: bool = True
+    auto_check: bool = False
+    still_s: float = Field(default=0.8, gt=0, le=10)
+    pass_word: str = "pass"
+    flag_word: str = "check this cup"
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown setting (check the spelling)"
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: Mapping[str, Any], *, origin: str = "configuration") -> StationConfig:
+    """Validate a plain dict (as read from TOML) into a :class:`StationConfig`.
+
+    Raises:
+        ConfigError: with one ``where: what`` line per problem.
+    """
+    try:
+        return StationConfig.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(f"{origin} is not valid:\n{_explain(err)}") from err
+
+
+def load_config(path: str | Path | None) -> StationConfig:
+    """Read and validate a station TOML file; ``None`` gives the defaults.
+
+    Raises:
+        ConfigError: the file is missing, is not valid TOML (with line and column), or holds bad values.
+    """
+    if path is None:
+        return StationConfig()
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ConfigError(f"configuration file {file} does not exist") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read configuration file {file}: {err}") from err
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{file} is not valid TOML: {err}") from err
+    return config_from_dict(data, origin=str(file))

@@ -1,0 +1,1 @@
+"""Station logic: everything the windows do, with no layout code."""

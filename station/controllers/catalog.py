@@ -1,0 +1,216 @@
+"""The enrolled coin types the operator chooses from, with their reference pictures, and order numbers.
+
+:class:`TypeCatalog` lists the types of the station's gallery (``HOME/gallery``: the gallery's metadata gives the
+types and the paths of their reference images, ``catalog.json`` their readable names). :class:`OrderBook` maps
+order numbers (typed, or scanned by a barcode reader acting as a keyboard) to the type they ask for; it reads
+``HOME/orders.csv`` (``order,type`` per line). No Qt here.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from models.types import Side, UInt8Array
+
+PICTURE_PX = 96
+ORDERS_FILE = "orders.csv"
+
+PictureLoader = Callable[[str, Side], "UInt8Array | None"]
+
+
+@dataclass(frozen=True)
+class EnrolledType:
+    """One choosable coin type.
+
+    Attributes:
+        type_id: the gallery's type id.
+        name: a readable name (the id when the catalogue has none).
+        diameter_mm: the catalogue's diameter, if known.
+    """
+
+    type_id: str
+    name: str
+    diameter_mm: float | None = None
+
+    @property
+    def label(self) -> str:
+        """``type_id — name`` for lists."""
+        return self.type_id if self.name == self.type_id else f"{self.type_id} — {self.name}"
+
+
+def _square_thumb(image: UInt8Array, size: int) -> UInt8Array:
+    h, w = image.shape[:2]
+    side = max(h, w)
+    canvas = np.zeros((side, side, 3), np.uint8)
+    canvas[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = image[..., :3]
+    return np.ascontiguousarray(cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA))
+
+
+class TypeCatalog:
+    """Searchable enrolled types with lazily loaded reference pictures.
+
+    Args:
+        types: the types, in display order.
+        pictures: returns a reference picture ``(H, W, 3)`` uint8 BGR of a type's side, or ``None``.
+        picture_px: side of the square thumbnails handed out.
+    """
+
+    def __init__(self, types: Iterable[EnrolledType], pictures: PictureLoader, *, picture_px: int = PICTURE_PX):
+        self._types = {t.type_id: t for t in types}
+        self._pictures = pictures
+        self._px = picture_px
+        self._cache: dict[tuple[str, Side], UInt8Array | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def __contains__(self, type_id: object) -> bool:
+        return type_id in self._types
+
+    @property
+    def types(self) -> list[EnrolledType]:
+        """All types in display order."""
+        return list(self._types.values())
+
+    def get(self, type_id: str) -> EnrolledType | None:
+        """The type with this id, or ``None``."""
+        return self._types.get(type_id)
+
+    def search(self, text: str) -> list[EnrolledType]:
+        """Types whose id or name contains every word of ``text`` (case-insensitive); all for empty text."""
+        words = text.lower().split()
+        return [t for t in self._types.values() if all(w in f"{t.type_id} {t.name}".lower() for w in words)]
+
+    def picture(self, type_id: str, side: Side = Side.OBVERSE) -> UInt8Array | None:
+        """A square ``(P, P, 3)`` uint8 BGR reference picture of one side, or ``None`` when there is none."""
+        key = (type_id, side)
+        if key not in self._cache:
+            image = self._pictures(type_id, side)
+            self._cache[key] = None if image is None else _square_thumb(image, self._px)
+        return self._cache[key]
+
+    @classmethod
+    def from_gallery(cls, gallery_dir: Path) -> TypeCatalog:
+        """The types of a saved gallery, named by its ``catalog.json``; pictures are the enrolled images.
+
+        Raises:
+            FileNotFoundError: no gallery in ``gallery_dir``.
+        """
+        from models.enroll import CATALOG_FILE, load_catalog
+        from models.gallery import Gallery
+
+        gallery = Gallery.load(gallery_dir)
+        infos = load_catalog(gallery_dir / CATALOG_FILE)
+        sources: dict[tuple[str, Side], str] = {}
+        for entry in gallery.entries.values():
+            sources.setdefault((entry.type_id, entry.side), entry.source)
+        types = []
+        for type_id in gallery.types():
+            info = infos.get(type_id)
+            types.append(EnrolledType(type_id, info.name if info else type_id, info.diameter_mm if info else None))
+
+        def load(type_id: str, side: Side) -> UInt8Array | None:
+            src = sources.get((type_id, side))
+            if not src or not Path(src).is_file():
+                return None
+            image = cv2.imread(src, cv2.IMREAD_COLOR)
+            return None if image is None else np.asarray(image, np.uint8)
+
+        return cls(types, load)
+
+    @classmethod
+    def from_mint(cls, mint: object, size: int = PICTURE_PX) -> TypeCatalog:
+        """The types of a procedural mint (the simulator's), pictured by :func:`models.synth.mint.render_face`."""
+        from models.synth.mint import Mint, render_face
+
+        assert isinstance(mint, Mint)
+        by_id = {t.id: t for t in mint.types}
+
+        def load(type_id: str, side: Side) -> UInt8Array | None:
+            coin = by_id.get(type_id)
+            if coin is None:
+                return None
+            bgra = render_face(coin, side, size)
+            return np.ascontiguousarray(bgra[..., :3])
+
+        return cls((EnrolledType(t.id, t.name, t.diameter_mm) for t in mint.types), load, picture_px=size)
+
+
+class OrderLookup(Protocol):
+    """Answers which coin type an order number asks for."""
+
+    def lookup(self, order: str) -> str | None:
+        """The type, or ``None`` for an unknown order."""
+        ...
+
+
+class OrderBook:
+    """Order numbers and the coin type each asks for (an :class:`OrderLookup`).
+
+    Args:
+        orders: order number → type id.
+    """
+
+    def __init__(self, orders: Mapping[str, str] | None = None) -> None:
+        self._orders = {k.strip(): v.strip() for k, v in (orders or {}).items()}
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def lookup(self, order: str) -> str | None:
+        """The type the order asks for, or ``None`` for an unknown order."""
+        return self._orders.get(order.strip())
+
+    @classmethod
+    def from_csv(cls, path: Path) -> OrderBook:
+        """Read ``order,type`` rows (a header row naming ``order`` is skipped); empty when the file is absent.
+
+        Raises:
+            ValueError: a row without two fields.
+        """
+        if not path.is_file():
+            return cls()
+        orders: dict[str, str] = {}
+        with path.open(newline="", encoding="utf-8") as fh:
+            for number, row in enumerate(csv.reader(fh), start=1):
+                if not row or row[0].startswith("#") or (number == 1 and row[0].strip().lower() == "order"):
+                    continue
+                if len(row) < 2 or not row[0].strip() or not row[1].strip():
+                    raise ValueError(f"{path}:{number}: expected 'order,type', got {row!r}")
+                orders[row[0]] = row[1]
+        return cls(orders)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What an entry in the order box resolved to: a type (with the order number, if it was one) or an error."""
+
+    type_id: str | None
+    order: str | None
+    message: str
+
+
+def resolve_entry(text: str, orders: OrderLookup, catalog: TypeCatalog) -> Resolution:
+    """Resolve what the operator typed or scanned: an order number, else a type id.
+
+    Returns:
+        The type and order, or ``type_id=None`` with a message saying what is wrong.
+    """
+    entry = text.strip()
+    if not entry:
+        return Resolution(None, None, "Type or scan an order number.")
+    type_id = orders.lookup(entry)
+    if type_id is not None:
+        if type_id not in catalog:
+            return Resolution(None, entry, f"Order {entry} asks for {type_id}, which is not enrolled.")
+        return Resolution(type_id, entry, f"Order {entry}: {type_id}")
+    if entry in catalog:
+        return Resolution(entry, None, f"Type {entry}")
+    return Resolution(None, None, f"Unknown order or type: {entry}")

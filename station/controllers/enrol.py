@@ -1,0 +1,80 @@
+"""Enrolment from the supervisor window: add the coin types of a catalogue folder to the station's gallery.
+
+The work is :func:`enrol_folder` (no Qt): the same steps as ``cupcheck enroll`` — embed the catalogue's images
+with the model's embedder, replace those types in the gallery, save it and its ``catalog.json``. The review
+window runs it on a background thread. A running operator window keeps the gallery it loaded; new types reach it
+when the station is restarted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.embedder import Embedder
+from models.enroll import CATALOG_FILE, enroll_catalog, load_catalog, load_detector, merge_catalog, save_catalog
+from models.gallery import Gallery
+
+
+@dataclass(frozen=True)
+class EnrolResult:
+    """What an enrolment did.
+
+    Attributes:
+        enrolled: ``type_id -> {side: references}`` for the types (re-)enrolled.
+        warnings: one line per skipped file.
+        n_types: types in the gallery afterwards.
+        n_references: references in the gallery afterwards.
+    """
+
+    enrolled: dict[str, dict[str, int]]
+    warnings: tuple[str, ...]
+    n_types: int
+    n_references: int
+
+    def summary(self) -> str:
+        """One line for the status bar."""
+        skipped = f", {len(self.warnings)} files skipped" if self.warnings else ""
+        return (
+            f"Enrolled {len(self.enrolled)} types ({', '.join(sorted(self.enrolled)[:6])}"
+            f"{' …' if len(self.enrolled) > 6 else ''}){skipped}; the gallery now holds {self.n_types} types. "
+            "Restart the stations to use them."
+        )
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """Where enrolment writes and with which embedder.
+
+    Attributes:
+        gallery_dir: the station's gallery folder (``HOME/gallery``).
+        embedder: loads the model's embedder (called on the background thread).
+    """
+
+    gallery_dir: Path
+    embedder: Callable[[], Embedder]
+
+
+def enrol_folder(folder: Path, enrolment: Enrolment) -> EnrolResult:
+    """Enrol every type of a catalogue folder into the gallery and save it.
+
+    Crops are embedded as they are; whole photos go through the detector (loaded only if one is met).
+
+    Raises:
+        FileNotFoundError: no such folder, or nothing in it could be enrolled.
+        ValueError, GalleryMismatchError: the gallery belongs to another embedder or is damaged.
+    """
+    embedder = enrolment.embedder()
+    gallery_dir = enrolment.gallery_dir
+    if Gallery.exists(gallery_dir):
+        gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
+    else:
+        gallery = Gallery(embedder.embed_dim, embedder.version)
+    report, infos = enroll_catalog(folder, gallery, embedder, detector=load_detector, progress=False)
+    if not report.enrolled:
+        raise FileNotFoundError(f"nothing enrolled from {folder}: " + "; ".join(report.warnings[:3]))
+    gallery.save(gallery_dir)
+    catalog_path = gallery_dir / CATALOG_FILE
+    save_catalog(catalog_path, merge_catalog(load_catalog(catalog_path), infos, list(gallery.types())))
+    return EnrolResult(dict(report.enrolled), tuple(report.warnings), len(gallery.types()), len(gallery))

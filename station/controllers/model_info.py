@@ -1,0 +1,45 @@
+"""The model panel's words: which verdict model is in force and what its PASS guarantees (no Qt here)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from models.bundle import Bundle, BundleError, load_bundle
+
+
+def describe_bundle(bundle: Bundle) -> list[str]:
+    """Plain lines about a verdict bundle: versions, the PASS threshold and its guarantee on calibration cups."""
+    t = bundle.threshold
+    lines = [
+        f"Model {bundle.version or '(unversioned)'}",
+        f"Embedder {bundle.embedder_version}"
+        + (f" · detector {bundle.detector_version}" if bundle.detector_version else ""),
+    ]
+    if math.isfinite(t.threshold) and t.n_accepted > 0:
+        lines.append(
+            f"PASS when p ≥ {t.threshold:.3f}: precision ≥ {t.target:.1%} with {1 - t.delta:.0%} confidence "
+            f"(lower bound {t.precision_lower_bound:.2%} on {t.n_calibration} calibration cups; "
+            f"{t.coverage:.0%} of good cups pass)"
+        )
+    else:
+        lines.append(
+            f"No threshold reaches {t.target:.1%} precision on {t.n_calibration} calibration cups: every cup is flagged"
+        )
+    return lines
+
+
+def describe_model(bundle_path: Path | None = None, target_precision: float | None = None) -> list[str]:
+    """:func:`describe_bundle` of the bundle file (default: shipped), or one line saying why there is none.
+
+    Args:
+        bundle_path: the bundle JSON.
+        target_precision: describe the threshold re-chosen for this precision, as the station uses it.
+    """
+    try:
+        bundle = load_bundle(bundle_path)
+        if target_precision is not None:
+            bundle = bundle.with_threshold(bundle.rechoose(target_precision))
+        return describe_bundle(bundle)
+    except (FileNotFoundError, BundleError) as err:
+        return [f"No verdict model: {err}"]

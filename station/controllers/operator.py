@@ -1,0 +1,312 @@
+"""The operator window's logic: choose the expected type, check the cup on Space, show the verdict and states.
+
+The controller owns no thread: frames arrive from the camera pump's signals, checks leave through
+:attr:`OperatorController.check_requested` (connected to the inference worker in its thread), verdicts and
+database states come back through the worker's signals.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QListWidgetItem
+
+from models.types import Decision, Frame, Side, Verdict
+from station.camera import Clock
+from station.controllers.catalog import OrderLookup, TypeCatalog, resolve_entry
+from station.controllers.overlay import FLAG_HEX, IDLE_HEX, coin_ok, draw_cup_region, draw_evidence, summarise
+from station.controllers.sound import Silent, SoundCue
+from station.controllers.stillness import StillnessGate
+from station.views.operator import OperatorView
+from station.views.widgets import PREVIEW_STYLE, Thumbnail, to_pixmap
+from station.worker import CheckRequest, CheckResult, DbState, StoreResult, cut_thumbnail
+
+OVERLAY_HOLD_S = 8.0
+"""How long the coin outlines of a check stay on the live preview."""
+TYPE_ROLE = Qt.ItemDataRole.UserRole
+
+
+class OperatorController(QObject):
+    """Drives an :class:`~station.views.operator.OperatorView`.
+
+    Args:
+        view: the window's widgets.
+        catalog: the enrolled types.
+        orders: order numbers → types.
+        station: the station's name.
+        operator: the signed-in operator's registered name.
+        sound: the verdict's sound cue.
+        clock: monotonic seconds (how long the outlines stay).
+        model_version: shown in the status bar until the first verdict names one.
+        cup_region: the cup's inner circle ``(cx, cy, radius)`` in frame pixels, drawn as a guide.
+        auto_check: checks a cup by itself when this gate fires (``None``: only Space checks).
+
+    Signals:
+        check_requested(CheckRequest): a cup to judge (connect to the inference worker).
+        verdict_shown(CheckResult): the banner shows a verdict.
+        store_shown(StoreResult): the status bar shows the database state after a write.
+        camera_state_changed(bool): the window shows the camera as lost (``True``) or back (``False``).
+    """
+
+    check_requested = Signal(object)
+    verdict_shown = Signal(object)
+    store_shown = Signal(object)
+    camera_state_changed = Signal(bool)
+
+    def __init__(
+        self,
+        view: OperatorView,
+        catalog: TypeCatalog,
+        orders: OrderLookup,
+        *,
+        station: str,
+        operator: str,
+        sound: SoundCue | None = None,
+        clock: Clock = time.monotonic,
+        model_version: str = "",
+        cup_region: tuple[float, float, float] | None = None,
+        auto_check: StillnessGate | None = None,
+    ) -> None:
+        super().__init__()
+        self.view = view
+        self.catalog = catalog
+        self.orders = orders
+        self.station = station
+        self.operator = operator
+        self._sound = sound or Silent()
+        self._clock = clock
+        self.expected_type: str | None = None
+        self.order: str | None = None
+        self.busy = False
+        self._frame: Frame | None = None
+        self._last: CheckResult | None = None
+        self._overlay_until = 0.0
+        self._camera_lost = False
+        self._cup_region = cup_region
+        self.counts = {Decision.PASS: 0, Decision.FLAG: 0}
+        self._auto = auto_check
+
+        view.station_label.setText(f"Station {station} · {operator}")
+        view.session_label.setText("No cups checked yet")
+        view.model_label.setText(f"Model {model_version or '—'}")
+        view.db_label.setText("Database: not used yet")
+        view.camera_label.setText("Camera: starting")
+        view.order_edit.returnPressed.connect(self.enter_order)
+        view.type_filter.textChanged.connect(self.filter_types)
+        view.type_list.currentItemChanged.connect(self._type_clicked)
+        view.type_list.itemActivated.connect(lambda _item: view.preview.setFocus())  # Enter / double-click: done
+        view.check_button.clicked.connect(self.check)
+        self.filter_types("")
+
+    # -- choosing the expected type ---------------------------------------------------------------------------
+
+    @Slot(str)
+    def filter_types(self, text: str) -> None:
+        """Show the enrolled types matching ``text`` (keeping the chosen one selected)."""
+        lst = self.view.type_list
+        lst.blockSignals(True)
+        lst.clear()
+        for t in self.catalog.search(text):
+            item = QListWidgetItem(t.label)
+            item.setData(TYPE_ROLE, t.type_id)
+            picture = self.catalog.picture(t.type_id, Side.OBVERSE)
+            if picture is not None:
+                item.setIcon(QIcon(to_pixmap(picture)))
+            lst.addItem(item)
+            if t.type_id == self.expected_type:
+                lst.setCurrentItem(item)
+        lst.blockSignals(False)
+
+    @Slot()
+    def enter_order(self) -> None:
+        """Resolve the order box (Enter, or a scanner's trailing newline) and choose its type."""
+        res = resolve_entry(self.view.order_edit.text(), self.orders, self.catalog)
+        self.view.order_status.setText(res.message)
+        if res.type_id is None:
+            self.view.order_status.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
+            return
+        self.view.order_status.setStyleSheet("color: #aab0b8;")
+        self.choose_type(res.type_id, order=res.order)
+        self.view.order_edit.selectAll()
+        self.view.preview.setFocus()
+
+    def type_ahead(self, text: str) -> bool:
+        """Send keys typed outside any text box to the order box (a barcode scanner types wherever the focus is).
+
+        The previous entry, still selected after its Enter, is replaced. Space is not taken: it checks the cup.
+
+        Returns:
+            Whether the text was taken.
+        """
+        if not text or not text.isprintable() or text.isspace():
+            return False
+        edit = self.view.order_edit
+        edit.setFocus()
+        edit.insert(text)
+        return True
+
+    def _type_clicked(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        if current is not None:
+            self.choose_type(str(current.data(TYPE_ROLE)), order=None)
+
+    def choose_type(self, type_id: str, *, order: str | None = None) -> None:
+        """Make ``type_id`` the expected type (with the order number it came from, if any)."""
+        info = self.catalog.get(type_id)
+        self.expected_type = type_id
+        self.order = order
+        self.view.expected_label.setText(info.label if info else type_id)
+        self.view.reference_obverse.set_image(self.catalog.picture(type_id, Side.OBVERSE))
+        self.view.reference_reverse.set_image(self.catalog.picture(type_id, Side.REVERSE))
+        self.view.order_status.setText(f"Order {order}" if order else "Chosen from the list")
+        self._overlay_until = 0.0
+        if self._auto is not None:
+            self._auto.rearm()
+        self.view.banner.show_state("READY", IDLE_HEX)
+        self.view.reason.setText("Put the cup under the camera and press Space.")
+        self.view.detail.setText("")
+
+    # -- camera -----------------------------------------------------------------------------------------------
+
+    @Slot(object)
+    def show_frame(self, frame: Frame) -> None:
+        """Show a live frame, with the last check's outlines while they are fresh (ignored while the camera is lost)."""
+        if self._camera_lost:
+            return
+        self._frame = frame
+        verdict = self._last.verdict if self._last is not None and self._clock() < self._overlay_until else None
+        self.view.preview.set_image(draw_cup_region(draw_evidence(frame.image, verdict), self._cup_region))
+        if self._auto is not None and self._auto.update(frame.image) and self.expected_type and not self.busy:
+            self.check(auto=True)
+
+    @Slot(str)
+    def camera_lost(self, name: str) -> None:
+        """The camera stopped delivering."""
+        self._camera_lost = True
+        self._frame = None
+        self.view.preview.show_text(f"CAMERA LOST\n\n{name}\nreconnecting…")
+        self.view.preview.setStyleSheet(f"background: #15181d; color: {FLAG_HEX}; font-size: 40px; font-weight: bold;")
+        self.view.camera_label.setText("Camera: LOST, reconnecting")
+        self.view.camera_label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
+        self.view.check_button.setEnabled(False)
+        self.camera_state_changed.emit(True)
+
+    @Slot()
+    def camera_restored(self) -> None:
+        """The camera delivers again."""
+        self._camera_lost = False
+        self.view.preview.setStyleSheet(PREVIEW_STYLE)
+        self.view.camera_label.setText("Camera: back")
+        self.view.camera_label.setStyleSheet("")
+        self.view.check_button.setEnabled(not self.busy)
+        self.camera_state_changed.emit(False)
+
+    @Slot(float)
+    def show_fps(self, fps: float) -> None:
+        """Show the preview's measured frame rate."""
+        if not self._camera_lost:
+            self.view.camera_label.setText(f"Camera {fps:.0f} fps")
+
+    @property
+    def frame(self) -> Frame | None:
+        """The newest frame shown, ``None`` while the camera is lost."""
+        return self._frame
+
+    @property
+    def camera_is_lost(self) -> bool:
+        """Whether the camera is currently lost."""
+        return self._camera_lost
+
+    # -- checking ---------------------------------------------------------------------------------------------
+
+    @Slot()
+    def check(self, auto: bool = False) -> bool:
+        """Check the cup in view (Space, or ``auto`` from the stillness gate); return whether a check started."""
+        if self.busy:
+            return False
+        if self.expected_type is None:
+            self._refuse("Choose the order first (scan it or pick the type from the list).")
+            return False
+        if self._frame is None:
+            self._refuse("No camera image: wait for the camera, then press Space again.")
+            return False
+        self.busy = True
+        self.view.check_button.setEnabled(False)
+        self.view.banner.show_state("CHECKING…", IDLE_HEX)
+        self.view.reason.setText("Hold the cup still.")
+        self.check_requested.emit(
+            CheckRequest(self._frame, self.expected_type, self.order, self.operator, self.station, auto)
+        )
+        return True
+
+    def _refuse(self, message: str) -> None:
+        self.view.reason.setText(message)
+        self.view.banner.show_state("—", IDLE_HEX)
+
+    @Slot(object)
+    def show_verdict(self, result: CheckResult) -> None:
+        """Show a verdict: banner, reason, numbers, outlines, coin thumbnails, sound."""
+        self.busy = False
+        self.view.check_button.setEnabled(not self._camera_lost)
+        self._last = result
+        self._overlay_until = self._clock() + OVERLAY_HOLD_S
+        verdict = result.verdict
+        summary = summarise(verdict)
+        self.view.banner.show_state(summary.headline, summary.colour)
+        self.view.reason.setText(summary.reason)
+        self.view.detail.setText(summary.detail)
+        self.view.model_label.setText(f"Model {verdict.model_version}")
+        self._show_thumbnails(result.request.frame, verdict)
+        self.view.preview.set_image(draw_evidence(result.request.frame.image, verdict))
+        self.counts[verdict.decision] += 1
+        n = sum(self.counts.values())
+        self.view.session_label.setText(
+            f"{n} cup{'s' if n != 1 else ''} checked · {self.counts[Decision.FLAG]} flagged"
+        )
+        self._sound.play(verdict.decision)
+        self.verdict_shown.emit(result)
+
+    def _show_thumbnails(self, frame: Frame, verdict: Verdict) -> None:
+        self.view.clear_thumbnails()
+        for coin in verdict.coins:
+            crop = cut_thumbnail(frame.image, coin.bbox)
+            top = coin.matches[0] if coin.matches else None
+            marked = not coin_ok(coin, verdict.expected_type)
+            caption = f"#{coin.index + 1} " + (f"{top.type_id} {top.score:.2f}" if top else "no match")
+            if marked:
+                caption = "⚠ " + caption
+            self.view.add_thumbnail(Thumbnail(crop, caption, marked))
+
+    @Slot(object)
+    def nothing_seen(self, _request: CheckRequest) -> None:
+        """An automatic check found an empty table: back to waiting."""
+        self.busy = False
+        self.view.check_button.setEnabled(not self._camera_lost)
+        self.view.banner.show_state("READY", IDLE_HEX)
+        self.view.reason.setText("Put the cup under the camera and press Space.")
+
+    @Slot(str)
+    def show_failure(self, message: str) -> None:
+        """The pipeline failed: say so and let the operator try again."""
+        self.busy = False
+        self.view.check_button.setEnabled(not self._camera_lost)
+        self.view.banner.show_state("ERROR", FLAG_HEX)
+        self.view.reason.setText(
+            f"The check failed: {message}. Press Space to try again; call a supervisor if it repeats."
+        )
+
+    @Slot(object)
+    def show_store(self, result: StoreResult) -> None:
+        """Show the database state after a write."""
+        if result.state is DbState.CONNECTED:
+            text, style = "Database: connected", ""
+        elif result.state is DbState.SPOOLING:
+            n = result.pending
+            text = f"Database: spooling, {n} verdict{'s' if n != 1 else ''} waiting"
+            style = f"color: {FLAG_HEX}; font-weight: bold;"
+        else:
+            text, style = f"Database: ERROR ({result.message})", f"color: {FLAG_HEX}; font-weight: bold;"
+        self.view.db_label.setText(text)
+        self.view.db_label.setStyleSheet(style)
+        self.store_shown.emit(result)

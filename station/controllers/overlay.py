@@ -1,0 +1,131 @@
+"""Drawing a verdict's evidence on the cup photograph, and the plain-words summary of a verdict (no Qt here).
+
+Colours are BGR (OpenCV order). A coin is outlined green when its best match is the expected type and nothing is
+suspicious about it, amber when it is suspicious or its best match is another type, grey while no verdict has
+been made for the frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from models.types import CoinEvidence, Decision, UInt8Array, Verdict
+
+PASS_BGR = (60, 170, 40)
+FLAG_BGR = (0, 165, 255)
+NEUTRAL_BGR = (170, 170, 170)
+PASS_HEX = "#2e9e3a"
+FLAG_HEX = "#f0a000"
+IDLE_HEX = "#5a6270"
+
+
+def coin_ok(coin: CoinEvidence, expected_type: str) -> bool:
+    """Whether one coin supports a PASS: not suspicious and its best match is the expected type."""
+    return not coin.suspicious and bool(coin.matches) and coin.matches[0].type_id == expected_type
+
+
+def coin_colour(coin: CoinEvidence, expected_type: str) -> tuple[int, int, int]:
+    """The coin's outline colour (BGR)."""
+    return PASS_BGR if coin_ok(coin, expected_type) else FLAG_BGR
+
+
+def draw_evidence(image: UInt8Array, verdict: Verdict | None, *, thickness: int | None = None) -> UInt8Array:
+    """Outline each coin of ``verdict`` on a copy of ``image``, coloured by its evidence, with its number.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR, the photographed cup.
+        verdict: the verdict for this photograph, ``None`` to draw nothing.
+        thickness: line width in pixels (default: scaled to the image).
+
+    Returns:
+        ``(H, W, 3)`` uint8 BGR.
+    """
+    out = image.copy()
+    if verdict is None:
+        return out
+    h, w = out.shape[:2]
+    lw = thickness or max(2, round(min(h, w) / 240))
+    for coin in verdict.coins:
+        x1, y1, x2, y2 = coin.bbox
+        centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
+        axes = (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2)))
+        colour = coin_colour(coin, verdict.expected_type)
+        cv2.ellipse(out, centre, axes, 0, 0, 360, colour, lw, cv2.LINE_AA)
+        if not coin_ok(coin, verdict.expected_type):
+            cv2.ellipse(out, centre, (axes[0] + 2 * lw, axes[1] + 2 * lw), 0, 0, 360, colour, max(1, lw // 2))
+        label = str(coin.index + 1)
+        scale = max(0.4, min(h, w) / 900)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, lw)
+        org = (int(np.clip(x1, 0, w - tw - 4)), int(np.clip(y1 + th + 2, th + 2, h - 2)))
+        cv2.rectangle(out, (org[0] - 2, org[1] - th - 3), (org[0] + tw + 2, org[1] + 3), colour, -1)
+        cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, lw // 2), cv2.LINE_AA)
+    return out
+
+
+def needs(threshold: float) -> str:
+    """The acceptance threshold in words (``inf`` when no threshold reached the target precision)."""
+    if not math.isfinite(threshold) or threshold > 1.0:
+        return "no threshold certified: every cup is flagged"
+    return f"needs ≥ {threshold:.3f}"
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return ""
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+def draw_cup_region(image: UInt8Array, region: tuple[float, float, float] | None) -> UInt8Array:
+    """Draw the cup's inner circle ``(cx, cy, radius)`` (pixels) as a thin dashed guide, in place; return ``image``."""
+    if region is None:
+        return image
+    cx, cy, r = region
+    lw = max(1, round(min(image.shape[:2]) / 480))
+    for start in range(0, 360, 12):
+        cv2.ellipse(image, (round(cx), round(cy)), (round(r), round(r)), 0, start, start + 7, (235, 235, 235), lw)
+    return image
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the banner shows for a verdict.
+
+    Attributes:
+        headline: ``PASS`` or ``FLAG``.
+        colour: the banner's background, ``#rrggbb``.
+        reason: one or two plain sentences for the operator.
+        detail: the numbers, small print.
+    """
+
+    headline: str
+    colour: str
+    reason: str
+    detail: str
+
+
+def summarise(verdict: Verdict) -> Summary:
+    """Turn a verdict into the banner's words."""
+    n = verdict.n_coins
+    suspicious = [c for c in verdict.coins if not coin_ok(c, verdict.expected_type)]
+    if verdict.decision is Decision.PASS:
+        headline, colour = "PASS", PASS_HEX
+        reason = f"All {n} coin{'s' if n != 1 else ''} match {verdict.expected_type}."
+    else:
+        headline, colour = "FLAG", FLAG_HEX
+        if verdict.reasons:
+            reason = " ".join(_sentence(r) for r in verdict.reasons[:2])
+        elif suspicious:
+            reason = f"{len(suspicious)} of {n} coins may not be {verdict.expected_type}."
+        else:
+            reason = "Not sure enough to pass this cup."
+        reason += " Put it aside for a supervisor."
+    detail = (
+        f"{n} coins · {len(suspicious)} marked · p = {verdict.p_correct:.3f} ({needs(verdict.threshold)})"
+        f" · {sum(verdict.timings_ms.values()):.0f} ms"
+    )
+    return Summary(headline, colour, reason, detail)

@@ -1,0 +1,353 @@
+"""The supervisor window's logic: the review queue, one cup's evidence, and one-key rulings written with ``relabel``.
+
+Every ruling goes through :meth:`db.repository.VerdictRepository.relabel`, which refuses anyone but an active
+supervisor and writes the label and its audit row in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtWidgets import QListWidgetItem
+
+from db.records import AuditEntry, ReviewItem, StoredCoin
+from models.types import Decision, UInt8Array
+from station.controllers.catalog import TypeCatalog
+from station.controllers.enrol import Enrolment, EnrolResult, enrol_folder
+from station.controllers.overlay import FLAG_BGR, PASS_BGR, needs
+from station.views.review import ReviewView
+from station.views.widgets import Thumbnail
+from station.worker import BackgroundCall, cut_thumbnail
+
+CUP_ROLE = Qt.ItemDataRole.UserRole
+QUEUE_LIMIT = 100
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """What a ruling in flight was about, to report it when the database answers."""
+
+    cup_id: int
+    target: str
+    value: str
+
+
+@dataclass(frozen=True)
+class EnrolJob:
+    """An enrolment in flight."""
+
+    folder: Path
+
+
+class ReviewRepository(Protocol):
+    """The verdict log's review verbs (``db.repository.VerdictRepository`` fits)."""
+
+    def review_queue(self, limit: int = 20, station: str | None = None) -> list[ReviewItem]:
+        """Cups worth a person's time, most informative first."""
+        ...
+
+    def cup_coins(self, cup_id: int) -> list[StoredCoin]:
+        """A cup's logged coins in the detector's order."""
+        ...
+
+    def read_blob(self, ref: str) -> bytes:
+        """A stored image's bytes."""
+        ...
+
+    def relabel(
+        self,
+        actor: str,
+        cup_id: int,
+        kind: str,
+        *,
+        coin_index: int | None = None,
+        corrected_type: str | None = None,
+        note: str = "",
+    ) -> int:
+        """Record a ruling; return the label id."""
+        ...
+
+    def audit_trail(self, cup_id: int | None = None) -> list[AuditEntry]:
+        """The relabel history."""
+        ...
+
+
+def decode(data: bytes) -> UInt8Array | None:
+    """Decode JPEG/PNG bytes to ``(H, W, 3)`` uint8 BGR, ``None`` when they are not an image."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return None if image is None else np.asarray(image, np.uint8)
+
+
+def draw_coins(image: UInt8Array, coins: Sequence[StoredCoin], expected_type: str) -> UInt8Array:
+    """Outline the logged coins on a copy of the photo: green when the best match is the expected type."""
+    out = image.copy()
+    lw = max(2, round(min(out.shape[:2]) / 240))
+    for c in coins:
+        x1, y1, x2, y2 = c.bbox
+        colour = PASS_BGR if c.top_type == expected_type else FLAG_BGR
+        centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
+        cv2.ellipse(out, centre, (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2))), 0, 0, 360, colour, lw)
+        cv2.putText(out, str(c.index + 1), (round(x1), round(y1) + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2)
+    return out
+
+
+class ReviewController(QObject):
+    """Drives a :class:`~station.views.review.ReviewView` for one signed-in supervisor.
+
+    Args:
+        view: the window's widgets.
+        repository: the verdict log.
+        supervisor: the supervisor's registered name (``relabel`` checks the role again).
+        catalog: the enrolled types, for the corrected-type box.
+        station: only this station's cups, ``None`` for all.
+        enrolment: where and with which embedder to enrol new types (``None``: no enrolment here).
+
+    Rulings are written through :attr:`call_requested` (connect it to a :class:`~station.worker.BackgroundWorker` in its
+    own thread, and its ``finished`` / ``failed`` to :meth:`background_done` / :meth:`background_failed`); without a
+    connection nothing is written. Enrolments go the same way.
+
+    Signals:
+        call_requested(BackgroundCall): a ruling to write off the GUI thread.
+        relabelled(int): a ruling was written; the label's id.
+        refused(str): a ruling was refused; the reason.
+        enrolled(EnrolResult): an enrolment finished.
+    """
+
+    call_requested = Signal(object)
+    relabelled = Signal(int)
+    refused = Signal(str)
+    enrolled = Signal(object)
+
+    def __init__(
+        self,
+        view: ReviewView,
+        repository: ReviewRepository,
+        *,
+        supervisor: str,
+        catalog: TypeCatalog,
+        station: str | None = None,
+        enrolment: Enrolment | None = None,
+    ) -> None:
+        super().__init__()
+        self.view = view
+        self.repository = repository
+        self.supervisor = supervisor
+        self._station = station
+        self._enrolment = enrolment
+        self.items: dict[int, ReviewItem] = {}
+        self.current: ReviewItem | None = None
+        self.set_catalog(catalog)
+        view.enrol_button.setEnabled(enrolment is not None)
+        view.enrol_button.clicked.connect(self.enrol)
+        view.gallery_label.setText(f"Gallery: {len(catalog)} types")
+        completer = view.type_combo.completer()
+        if completer is not None:
+            completer.setFilterMode(Qt.MatchFlag.MatchContains)
+            completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        view.queue.currentItemChanged.connect(self._queue_clicked)
+        view.confirm_button.clicked.connect(self.confirm)
+        view.correct_button.clicked.connect(self.correct)
+        view.not_coin_button.clicked.connect(self.not_a_coin)
+        view.damaged_button.clicked.connect(self.damaged)
+        self.refresh()
+
+    def set_catalog(self, catalog: TypeCatalog) -> None:
+        """Offer ``catalog``'s types in the corrected-type box."""
+        self.catalog = catalog
+        combo = self.view.type_combo
+        keep = combo.currentData()
+        combo.clear()
+        for t in catalog.types:
+            combo.addItem(t.label, t.type_id)
+        combo.setCurrentIndex(combo.findData(keep) if keep is not None else -1)
+
+    # -- queue ------------------------------------------------------------------------------------------------
+
+    @Slot()
+    def refresh(self) -> None:
+        """Reload the queue, keeping the selected cup when it is still there."""
+        keep = self.current.cup_id if self.current is not None else None
+        queue = self.repository.review_queue(QUEUE_LIMIT, self._station)
+        self.items = {it.cup_id: it for it in queue}
+        lst = self.view.queue
+        lst.blockSignals(True)
+        lst.clear()
+        for it in queue:
+            mark = "✓ " if it.labelled else ""
+            text = (
+                f"{mark}cup {it.cup_id} · {it.expected_type} · {it.decision.value.upper()}\n"
+                f"   p {it.p_correct:.2f} · {it.n_coins} coins · score {it.score:.2f} · {it.station}"
+            )
+            item = QListWidgetItem(text)
+            item.setData(CUP_ROLE, it.cup_id)
+            if it.decision is Decision.FLAG and not it.labelled:
+                item.setForeground(Qt.GlobalColor.yellow)
+            lst.addItem(item)
+            if it.cup_id == keep:
+                lst.setCurrentItem(item)
+        lst.blockSignals(False)
+        self.view.status.showMessage(f"{len(queue)} cups in the queue · signed in as {self.supervisor} (supervisor)")
+        if keep not in self.items:
+            self.current = None
+            if queue:
+                lst.setCurrentRow(0)
+
+    def _queue_clicked(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        if current is not None:
+            self.show_cup(int(current.data(CUP_ROLE)))
+
+    def show_cup(self, cup_id: int) -> None:
+        """Show one cup's photo, coins, verdict and audit trail."""
+        item = self.items[cup_id]
+        self.current = item
+        coins = self.repository.cup_coins(cup_id)
+        photo = self._image(item.capture_ref)
+        if photo is None:
+            self.view.photo.show_text("No photo stored for this cup")
+        else:
+            self.view.photo.set_image(draw_coins(photo, coins, item.expected_type))
+        self.view.summary.setText(
+            f"<b>Cup {cup_id}</b> — expected <b>{item.expected_type}</b>, station said "
+            f"<b>{item.decision.value.upper()}</b> (p = {item.p_correct:.2f}, {needs(item.threshold)}); "
+            f"{item.mismatch_share:.0%} of {item.n_coins} coins matched another type best."
+        )
+        self.view.coin_spin.setMaximum(max(1, item.n_coins))
+        self.view.clear_thumbnails()
+        for c in coins:
+            crop = self._image(c.crop_ref)
+            if crop is None and photo is not None:
+                crop = cut_thumbnail(photo, c.bbox)
+            if crop is None:
+                continue
+            if c.top_type is None or c.top_score is None:
+                match = "no match"
+            else:
+                side = f" {c.top_side.value[:3]}" if c.top_side is not None else ""
+                match = f"best: {c.top_type}{side} {c.top_score:.2f}"
+            self.view.add_thumbnail(Thumbnail(crop, f"#{c.index + 1} {match}", c.top_type != item.expected_type))
+        self._show_audit(cup_id)
+
+    def _image(self, ref: str | None) -> UInt8Array | None:
+        if not ref:
+            return None
+        try:
+            return decode(self.repository.read_blob(ref))
+        except OSError as err:
+            _log.warning("stored image %s cannot be read: %s", ref, err)
+            return None
+
+    def _show_audit(self, cup_id: int) -> None:
+        self.view.audit.clear()
+        for a in self.repository.audit_trail(cup_id):
+            when = a.created_at.strftime("%Y-%m-%d %H:%M")
+            note = f" — {a.note}" if a.note else ""
+            self.view.audit.addItem(f"{when} {a.operator}: {a.target} {a.old_value or '∅'} → {a.new_value}{note}")
+
+    # -- actions ----------------------------------------------------------------------------------------------
+
+    @Slot()
+    def confirm(self) -> bool:
+        """Key C: every coin of the cup is the expected type."""
+        return self._relabel("confirmed")
+
+    @Slot()
+    def correct(self) -> bool:
+        """Key T: the cup holds the type in the type box."""
+        text = self.view.type_combo.currentText().strip()
+        index = self.view.type_combo.findText(text)
+        type_id = str(self.view.type_combo.itemData(index)) if index >= 0 else text.split(" ")[0]
+        if not type_id:
+            self._refuse("Choose the cup's true type in the type box first.")
+            return False
+        return self._relabel("corrected", corrected_type=type_id)
+
+    @Slot()
+    def not_a_coin(self) -> bool:
+        """Key N: the chosen coin is not a coin."""
+        return self._relabel("not_a_coin", coin_index=self.view.coin_spin.value() - 1)
+
+    @Slot()
+    def damaged(self) -> bool:
+        """Key D: the chosen coin is damaged."""
+        return self._relabel("damaged", coin_index=self.view.coin_spin.value() - 1)
+
+    def _relabel(self, kind: str, *, coin_index: int | None = None, corrected_type: str | None = None) -> bool:
+        if self.current is None:
+            self._refuse("Choose a cup from the queue first.")
+            return False
+        cup_id = self.current.cup_id
+        note = self.view.note_edit.text().strip()
+        target = f"coin {coin_index + 1}" if coin_index is not None else "cup"
+        value = f"{kind} → {corrected_type}" if corrected_type else kind
+        repository, actor = self.repository, self.supervisor
+
+        def write() -> int:
+            return repository.relabel(
+                actor, cup_id, kind, coin_index=coin_index, corrected_type=corrected_type, note=note
+            )
+
+        self.view.status.showMessage(f"Saving cup {cup_id}, {target}: {value}…")
+        self.call_requested.emit(BackgroundCall(Ruling(cup_id, target, value), write))
+        return True
+
+    @Slot(object, object)
+    def background_done(self, tag: object, result: object) -> None:
+        """A background call returned: a ruling was saved or an enrolment finished."""
+        if isinstance(tag, Ruling):
+            self._ruling_saved(tag, result)
+        elif isinstance(tag, EnrolJob) and isinstance(result, EnrolResult):
+            self._enrolled(tag, result)
+
+    @Slot(object, object)
+    def background_failed(self, tag: object, error: object) -> None:
+        """A background call raised: say what was not done and why."""
+        if isinstance(tag, Ruling):
+            self._refuse(f"Cup {tag.cup_id}, {tag.target}: not saved: {error}")
+        elif isinstance(tag, EnrolJob):
+            self.view.enrol_button.setEnabled(True)
+            self._refuse(f"Enrolment from {tag.folder} failed: {error}")
+
+    # -- enrolment --------------------------------------------------------------------------------------------
+
+    @Slot()
+    def enrol(self, folder: Path | None = None) -> bool:
+        """Key E: enrol the types of a catalogue folder (asked for when not given) on the background thread."""
+        if self._enrolment is None:
+            self._refuse("Enrolment is not available in this window (no model).")
+            return False
+        folder = folder if folder is not None else self.view.ask_folder("Catalogue folder (one sub-folder per type)")
+        if folder is None:
+            return False
+        enrolment = self._enrolment
+        self.view.enrol_button.setEnabled(False)
+        self.view.status.showMessage(f"Enrolling the types of {folder}…")
+        self.call_requested.emit(BackgroundCall(EnrolJob(folder), lambda: enrol_folder(folder, enrolment)))
+        return True
+
+    def _enrolled(self, job: EnrolJob, result: EnrolResult) -> None:
+        assert self._enrolment is not None
+        self.set_catalog(TypeCatalog.from_gallery(self._enrolment.gallery_dir))
+        self.view.enrol_button.setEnabled(True)
+        self.view.gallery_label.setText(f"Gallery: {result.n_types} types, {result.n_references} references")
+        self.view.status.showMessage(result.summary())
+        self.enrolled.emit(result)
+
+    def _ruling_saved(self, tag: Ruling, label_id: object) -> None:
+        self.view.note_edit.clear()
+        self.refresh()
+        self._show_audit(tag.cup_id)
+        self.view.status.showMessage(f"Cup {tag.cup_id}, {tag.target}: {tag.value} (saved with an audit entry)")
+        self.relabelled.emit(int(label_id))  # type: ignore[call-overload]
+
+    def _refuse(self, message: str) -> None:
+        self.view.status.showMessage(message)
+        self.refused.emit(message)

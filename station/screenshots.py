@@ -1,0 +1,248 @@
+"""Screenshots of the operator and supervisor windows, for the README and for checking the layout by eye.
+
+Run it in a real (virtual) display with the shipped model; ``--home`` is made a demo home first (the simulator's
+types enrolled, see :mod:`station.demo`)::
+
+    xvfb-run -s "-screen 0 1400x900x24" python -m station.screenshots --home /tmp/demo-home --out docs/screenshots
+
+It opens the operator window on simulator cups, checks a cup that passes and one that is flagged, shows a lost
+camera, logs a few more verdicts to a throw-away database, and opens the review window on them. Each window is
+grabbed with ``QWidget.grab()`` into ``operator_pass.png``, ``operator_flag.png``, ``operator_camera_lost.png``
+and ``review.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QTimer, SignalInstance
+from PySide6.QtWidgets import QWidget
+
+from db.repository import VerdictRepository
+from db.schema import Role
+from db.spool import SpoolingRepository
+from models.types import Decision, Frame
+from station.app import MainWindow, ReviewWindow, qt_application
+from station.camera import FrameSource
+from station.config import StationConfig, config_from_dict
+from station.controllers.catalog import TypeCatalog
+from station.controllers.enrol import Enrolment
+from station.worker import CheckRequest, CheckResult, VerdictSource, make_record
+
+OPERATOR, OPERATOR_PIN = "olga", "2468"
+SUPERVISOR, SUPERVISOR_PIN = "sam", "975310"
+WAIT_MS = 60_000
+
+
+class ManualClock:
+    """A clock the script moves by hand (one simulator cup per step)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def wait_for(signal: SignalInstance, timeout_ms: int = WAIT_MS) -> list[object]:
+    """Run the event loop until ``signal`` fires (returning its arguments) or the time runs out.
+
+    Raises:
+        TimeoutError: the signal did not fire in time.
+    """
+    loop = QEventLoop()
+    got: list[list[object]] = []
+
+    def fired(*args: object) -> None:
+        got.append(list(args))
+        loop.quit()
+
+    signal.connect(fired)
+    QTimer.singleShot(timeout_ms, loop.quit)
+    loop.exec()
+    signal.disconnect(fired)
+    if not got:
+        raise TimeoutError(f"no signal within {timeout_ms} ms")
+    return got[0]
+
+
+def settle(ms: int = 300) -> None:
+    """Let the event loop run for ``ms`` milliseconds (frames arrive, layouts settle)."""
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def grab(widget: QWidget, path: Path) -> Path:
+    """Save the widget as drawn on screen."""
+    settle(200)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not widget.grab().save(str(path)):
+        raise OSError(f"could not write {path}")
+    print(f"wrote {path}", file=sys.stderr)
+    return path
+
+
+def find_cups(
+    pipeline: VerdictSource, frames: Callable[[int], tuple[Frame, str]], tries: int = 40
+) -> dict[Decision, int]:
+    """Search the first ``tries`` cups for one the pipeline passes and one it flags; ``decision → cup index``."""
+    found: dict[Decision, int] = {}
+    for i in range(tries):
+        frame, expected = frames(i)
+        verdict = pipeline.run(frame, expected)
+        found.setdefault(verdict.decision, i)
+        if len(found) == 2:
+            break
+    return found
+
+
+def capture(
+    pipeline: VerdictSource,
+    catalog: TypeCatalog,
+    source: FrameSource,
+    expected_of: Callable[[], str | None],
+    clock: ManualClock,
+    cups: dict[Decision, int],
+    hold_s: float,
+    out: Path,
+    *,
+    extra_cups: Sequence[int] = (),
+    config: StationConfig | None = None,
+    enrolment: Enrolment | None = None,
+    model: Sequence[str] = (),
+) -> list[Path]:
+    """Take the screenshots (see the module docstring); return the files written.
+
+    Args:
+        pipeline: judges cups.
+        catalog: the enrolled types.
+        source: the frame source, showing cup ``i`` while ``clock.now`` is in ``[i * hold_s, (i + 1) * hold_s)``.
+        expected_of: the expected type of the cup on show.
+        clock: the source's clock.
+        cups: cup indices to check, by the decision they get.
+        hold_s: the source's hold time per cup.
+        out: the output folder.
+        extra_cups: more cups to log for the review window.
+        config: the station configuration (a demo one by default).
+        enrolment: offered in the review window.
+        model: the review window's lines about the model.
+    """
+    written: list[Path] = []
+    config = config or config_from_dict({"name": "packing-1", "sound": False, "camera": {"fps": 15}})
+    with tempfile.TemporaryDirectory(prefix="cupcheck-shots-") as tmp:
+        home = Path(tmp)
+        repository = VerdictRepository.open(home)
+        repository.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+        repository.add_operator(SUPERVISOR, Role.SUPERVISOR, SUPERVISOR_PIN)
+        spooling = SpoolingRepository(repository)
+        win = MainWindow(pipeline, spooling, source, config, operator=OPERATOR, catalog=catalog)
+        win.resize(1380, 860)
+        win.show()
+        for decision, name in ((Decision.PASS, "operator_pass.png"), (Decision.FLAG, "operator_flag.png")):
+            if decision not in cups:
+                print(f"no {decision.value} cup found; skipping {name}", file=sys.stderr)
+                continue
+            clock.now = cups[decision] * hold_s + 0.5
+            settle(1200)
+            expected = expected_of()
+            assert expected is not None
+            win.view.order_edit.setText(f"ORD-{4711 + cups[decision]}")
+            win.controller.choose_type(expected, order=win.view.order_edit.text())
+            win.controller.filter_types("")
+            settle(200)
+            if not win.controller.check():
+                raise RuntimeError(f"the check did not start: {win.view.reason.text()}")
+            wait_for(win.controller.store_shown)
+            written.append(grab(win, out / name))
+        win.pump.stop()  # the camera goes away: no more frames, the window says so
+        settle(300)
+        win.controller.camera_lost(source.name)
+        written.append(grab(win, out / "operator_camera_lost.png"))
+        win.close()
+        win.shutdown()
+
+        for i in extra_cups:
+            clock.now = i * hold_s + 0.5
+            frame = source.read()
+            expected = expected_of()
+            if frame is None or expected is None:
+                continue
+            request = CheckRequest(frame, expected, f"ORD-{4711 + i}", OPERATOR, "packing-2")
+            result = CheckResult(request, pipeline.run(frame, expected), 0.0)
+            repository.log_verdict(make_record(result))
+        supervisor = repository.verify_operator(SUPERVISOR, SUPERVISOR_PIN)
+        assert supervisor is not None
+        review = ReviewWindow(repository, supervisor=supervisor, catalog=catalog, enrolment=enrolment, model=model)
+        review.resize(1380, 860)
+        review.show()
+        settle(300)
+        flagged = [i for i, it in enumerate(review.controller.items.values()) if it.decision is Decision.FLAG]
+        review.view.queue.setCurrentRow(flagged[0] if flagged else 0)
+        written.append(grab(review, out / "review.png"))
+        review.close()
+        review.shutdown()
+        repository.engine.dispose()
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Take the screenshots with the real pipeline of ``--home`` on simulator cups."""
+    parser = argparse.ArgumentParser(prog="python -m station.screenshots", description=__doc__.splitlines()[0])
+    parser.add_argument("--home", required=True, help="a folder for the demo station home (gallery, database)")
+    parser.add_argument("--out", default="screenshots", help="output folder")
+    parser.add_argument("--bundle", default=None, help="verdict bundle JSON (default: shipped)")
+    parser.add_argument("--target-precision", type=float, default=None, help="re-choose the PASS threshold for this")
+    parser.add_argument("--types", type=int, default=24, help="the simulator mint's number of types")
+    parser.add_argument("--seed", type=int, default=0, help="the simulator mint's seed")
+    args = parser.parse_args(argv)
+
+    from models.pipeline import Pipeline
+    from station.camera import SimulatorSource
+    from station.controllers.model_info import describe_model
+    from station.demo import prepare_demo_home
+
+    qt_application()
+    bundle = None if args.bundle is None else Path(args.bundle)
+    home = prepare_demo_home(Path(args.home), n_types=args.types, seed=args.seed, bundle_path=bundle)
+    pipeline = Pipeline.load(home, bundle, target_precision=args.target_precision)
+    catalog = TypeCatalog.from_gallery(home / "gallery")
+    hold_s = 10.0
+    clock = ManualClock()
+    source = SimulatorSource(args.types, args.seed, clock=clock, hold_s=hold_s)
+
+    def frame_of(i: int) -> tuple[Frame, str]:
+        clock.now = i * hold_s + 0.5
+        frame = source.read()
+        assert source.expected_type is not None
+        return frame, source.expected_type
+
+    t0 = time.perf_counter()
+    cups = find_cups(pipeline, frame_of)
+    extra = [i for i in range(12) if i not in cups.values()][:6]
+    out = Path(args.out)
+    enrolment = Enrolment(home / "gallery", lambda: pipeline.embedder)
+    capture(
+        pipeline,
+        catalog,
+        source,
+        lambda: source.expected_type,
+        clock,
+        cups,
+        hold_s,
+        out,
+        extra_cups=extra,
+        enrolment=enrolment,
+        model=describe_model(bundle, args.target_precision),
+    )
+    print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

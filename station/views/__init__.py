@@ -1,0 +1,1 @@
+"""Station layout: widgets and windows, with no behaviour."""

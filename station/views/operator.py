@@ -1,0 +1,183 @@
+"""The operator window's layout: preview, order entry, type list, verdict banner, coin thumbnails, status bar.
+
+Layout only: :class:`station.controllers.operator.OperatorController` fills it and reacts to it.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QStatusBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from station.views.widgets import Banner, ImageView, Thumbnail
+
+STYLE = """
+QWidget { background: #1d2127; color: #e4e7eb; font-size: 15px; }
+QLineEdit { background: #2a2f37; border: 1px solid #3c434e; border-radius: 5px; padding: 6px; font-size: 20px; }
+QListWidget { background: #23272e; border: 1px solid #3c434e; border-radius: 5px; font-size: 15px; }
+QListWidget::item:selected { background: #2f6db5; color: white; }
+QPushButton { background: #2f6db5; color: white; border: none; border-radius: 6px; padding: 10px 18px;
+              font-size: 20px; }
+QPushButton:disabled { background: #3c434e; color: #8a919b; }
+QStatusBar { background: #14171b; color: #c8ccd2; font-size: 14px; }
+QStatusBar QLabel { padding: 0 10px; border-left: 1px solid #3c434e; }
+QLabel#section { color: #8a919b; font-size: 13px; font-weight: bold; letter-spacing: 1px; }
+"""
+
+
+def _section(text: str) -> QLabel:
+    label = QLabel(text.upper())
+    label.setObjectName("section")
+    return label
+
+
+class OperatorView(QWidget):
+    """Every widget of the operator window, laid out; no behaviour.
+
+    Attributes:
+        preview: the live camera image with the coin outlines.
+        order_edit: order number or type id, Enter to choose (a barcode scanner types here too).
+        order_status: what the entry resolved to.
+        type_filter: filters :attr:`type_list`.
+        type_list: the enrolled types (icon: obverse picture).
+        expected_label: the chosen type, large.
+        reference_obverse, reference_reverse: reference pictures of the chosen type.
+        banner: PASS / FLAG.
+        reason: the reason in plain words.
+        detail: the verdict's numbers.
+        check_button: checks the cup (as Space does).
+        thumbs_layout: where the coin thumbnails go.
+        session_label, station_label, model_label, db_label, camera_label: status bar fields.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setStyleSheet(STYLE)
+
+        self.preview = ImageView("Waiting for the camera…")
+        self.preview.setMinimumSize(560, 420)
+        self.preview.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+        self.order_edit = QLineEdit()
+        self.order_edit.setPlaceholderText("Scan or type the order number, then Enter")
+        self.order_status = QLabel("No type chosen yet.")
+        self.order_status.setStyleSheet("color: #aab0b8;")
+        self.type_filter = QLineEdit()
+        self.type_filter.setPlaceholderText("Search enrolled types…")
+        self.type_filter.setStyleSheet("font-size: 15px;")
+        self.type_list = QListWidget()
+        self.type_list.setIconSize(QSize(40, 40))
+        self.type_list.setMinimumWidth(300)
+
+        self.expected_label = QLabel("—")
+        self.expected_label.setStyleSheet("font-size: 24px; font-weight: bold;")
+        self.expected_label.setWordWrap(True)
+        self.reference_obverse = ImageView("")
+        self.reference_reverse = ImageView("")
+        for ref in (self.reference_obverse, self.reference_reverse):
+            ref.setMinimumSize(110, 110)
+            ref.setMaximumSize(130, 130)
+
+        self.banner = Banner()
+        self.reason = QLabel("Choose the order, put the cup under the camera, press Space.")
+        self.reason.setWordWrap(True)
+        self.reason.setStyleSheet("font-size: 24px;")
+        self.reason.setMinimumHeight(80)
+        self.detail = QLabel("")
+        self.detail.setStyleSheet("color: #8a919b; font-size: 13px;")
+        self.check_button = QPushButton("Check cup  [Space]")
+        self.check_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.check_button.setMinimumHeight(56)
+
+        thumbs = QWidget()
+        self.thumbs_layout = QHBoxLayout(thumbs)
+        self.thumbs_layout.setContentsMargins(4, 4, 4, 4)
+        self.thumbs_layout.setAlignment(Qt.AlignmentFlag.AlignLeft)
+        self.thumbs_area = QScrollArea()
+        self.thumbs_area.setWidget(thumbs)
+        self.thumbs_area.setWidgetResizable(True)
+        self.thumbs_area.setFixedHeight(170)
+        self.thumbs_area.setFrameShape(QFrame.Shape.NoFrame)
+
+        # left: preview over thumbnails
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(self.preview, 1)
+        lv.addWidget(_section("Coins of the last check"))
+        lv.addWidget(self.thumbs_area)
+
+        # right: order, expected type, banner, type list
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(8, 0, 0, 0)
+        rv.addWidget(_section("Order"))
+        rv.addWidget(self.order_edit)
+        rv.addWidget(self.order_status)
+        expected = QGridLayout()
+        expected.addWidget(self.expected_label, 0, 0, 1, 2)
+        expected.addWidget(self.reference_obverse, 1, 0)
+        expected.addWidget(self.reference_reverse, 1, 1)
+        rv.addWidget(_section("Expected type"))
+        rv.addLayout(expected)
+        rv.addWidget(self.banner)
+        rv.addWidget(self.reason)
+        rv.addWidget(self.detail)
+        rv.addWidget(self.check_button)
+        rv.addWidget(_section("Enrolled types"))
+        rv.addWidget(self.type_filter)
+        rv.addWidget(self.type_list, 1)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+
+        self.status_bar = QStatusBar()
+        self.station_label = QLabel()
+        self.model_label = QLabel()
+        self.db_label = QLabel()
+        self.camera_label = QLabel()
+        self.session_label = QLabel()
+        for w in (self.session_label, self.station_label, self.model_label, self.db_label, self.camera_label):
+            self.status_bar.addPermanentWidget(w)
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(10, 10, 10, 0)
+        root.addWidget(splitter, 1)
+        root.addWidget(self.status_bar)
+
+    def clear_thumbnails(self) -> None:
+        """Remove every coin thumbnail."""
+        while self.thumbs_layout.count():
+            item = self.thumbs_layout.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+
+    def add_thumbnail(self, thumb: Thumbnail) -> None:
+        """Append a coin thumbnail."""
+        self.thumbs_layout.addWidget(thumb)
+
+    def thumbnails(self) -> list[Thumbnail]:
+        """The thumbnails on show."""
+        out = []
+        for i in range(self.thumbs_layout.count()):
+            item = self.thumbs_layout.itemAt(i)
+            widget = item.widget() if item is not None else None
+            if isinstance(widget, Thumbnail):
+                out.append(widget)
+        return out

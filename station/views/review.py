@@ -1,0 +1,169 @@
+"""The supervisor window's layout: review queue, the cup's photo, coin thumbnails, one-key actions, audit trail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QStatusBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from station.views.operator import STYLE, _section
+from station.views.widgets import ImageView, Thumbnail
+
+
+class ReviewView(QWidget):
+    """Every widget of the supervisor window, laid out; no behaviour.
+
+    Attributes:
+        queue: the cups to review, most informative first.
+        photo: the selected cup's photograph with its coin outlines.
+        summary: the cup's verdict in words.
+        thumbs_layout: per-coin thumbnails with their top matches.
+        coin_spin: the coin the coin actions apply to (1-based).
+        type_combo: the corrected type (editable, completes over the enrolled types).
+        note_edit: a note kept in the audit log.
+        confirm_button, correct_button, not_coin_button, damaged_button: the actions (keys C, T, N, D).
+        audit: the selected cup's relabel history.
+        status: the last action's outcome.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setStyleSheet(STYLE + "QComboBox, QSpinBox { background: #2a2f37; padding: 4px; font-size: 16px; }")
+        self.queue = QListWidget()
+        self.queue.setMinimumWidth(330)
+        self.photo = ImageView("Choose a cup from the queue")
+        self.photo.setMinimumSize(520, 420)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.summary.setStyleSheet("font-size: 17px;")
+
+        thumbs = QWidget()
+        self.thumbs_layout = QHBoxLayout(thumbs)
+        self.thumbs_layout.setAlignment(Qt.AlignmentFlag.AlignLeft)
+        self.thumbs_area = QScrollArea()
+        self.thumbs_area.setWidget(thumbs)
+        self.thumbs_area.setWidgetResizable(True)
+        self.thumbs_area.setFixedHeight(190)
+        self.thumbs_area.setFrameShape(QFrame.Shape.NoFrame)
+
+        self.coin_spin = QSpinBox()
+        self.coin_spin.setPrefix("coin ")
+        self.coin_spin.setMinimum(1)
+        self.type_combo = QComboBox()
+        self.type_combo.setEditable(True)
+        self.type_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.type_combo.setMinimumWidth(260)
+        line = self.type_combo.lineEdit()
+        if line is not None:
+            line.setPlaceholderText("True type (search by id or name)")
+        self.note_edit = QLineEdit()
+        self.note_edit.setPlaceholderText("Note for the audit log (optional)")
+        self.confirm_button = QPushButton("Confirm cup  [C]")
+        self.correct_button = QPushButton("Correct type  [T]")
+        self.not_coin_button = QPushButton("Not a coin  [N]")
+        self.damaged_button = QPushButton("Damaged  [D]")
+        for b in (self.confirm_button, self.correct_button, self.not_coin_button, self.damaged_button):
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.confirm_button.setStyleSheet("background: #2e9e3a;")
+        self.enrol_button = QPushButton("Enrol types from a folder…  [E]")
+        self.enrol_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.gallery_label = QLabel("")
+        self.gallery_label.setStyleSheet("color: #aab0b8;")
+        self.model_label = QLabel("")
+        self.model_label.setWordWrap(True)
+        self.model_label.setStyleSheet("color: #aab0b8; font-size: 13px;")
+        self.audit = QListWidget()
+        self.audit.setMaximumHeight(130)
+        self.status = QStatusBar()
+
+        actions = QGridLayout()
+        actions.addWidget(_section("Whole cup"), 0, 0, 1, 2)
+        actions.addWidget(self.confirm_button, 1, 0)
+        actions.addWidget(self.type_combo, 2, 0)
+        actions.addWidget(self.correct_button, 2, 1)
+        actions.addWidget(_section("One coin"), 3, 0, 1, 2)
+        actions.addWidget(self.coin_spin, 4, 0)
+        actions.addWidget(self.not_coin_button, 5, 0)
+        actions.addWidget(self.damaged_button, 5, 1)
+        actions.addWidget(_section("Note"), 6, 0, 1, 2)
+        actions.addWidget(self.note_edit, 7, 0, 1, 2)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(_section("Review queue (most useful first)"))
+        lv.addWidget(self.queue)
+
+        middle = QWidget()
+        mv = QVBoxLayout(middle)
+        mv.setContentsMargins(8, 0, 8, 0)
+        mv.addWidget(self.summary)
+        mv.addWidget(self.photo, 1)
+        mv.addWidget(_section("Coins and their best matches"))
+        mv.addWidget(self.thumbs_area)
+
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addLayout(actions)
+        rv.addWidget(_section("Audit trail of this cup"))
+        rv.addWidget(self.audit)
+        rv.addStretch(1)
+        rv.addWidget(_section("Model"))
+        rv.addWidget(self.model_label)
+        rv.addWidget(_section("Coin types"))
+        rv.addWidget(self.gallery_label)
+        rv.addWidget(self.enrol_button)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        for w in (left, middle, right):
+            splitter.addWidget(w)
+        splitter.setStretchFactor(1, 3)
+        root = QVBoxLayout(self)
+        root.setContentsMargins(10, 10, 10, 0)
+        root.addWidget(splitter, 1)
+        root.addWidget(self.status)
+
+    def clear_thumbnails(self) -> None:
+        """Remove every coin thumbnail."""
+        while self.thumbs_layout.count():
+            item = self.thumbs_layout.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+
+    def add_thumbnail(self, thumb: Thumbnail) -> None:
+        """Append a coin thumbnail."""
+        self.thumbs_layout.addWidget(thumb)
+
+    def thumbnails(self) -> list[Thumbnail]:
+        """The thumbnails on show."""
+        out = []
+        for i in range(self.thumbs_layout.count()):
+            item = self.thumbs_layout.itemAt(i)
+            widget = item.widget() if item is not None else None
+            if isinstance(widget, Thumbnail):
+                out.append(widget)
+        return out
+
+    def ask_folder(self, title: str) -> Path | None:
+        """Ask for a folder; ``None`` when the dialog is cancelled."""
+        chosen = QFileDialog.getExistingDirectory(self, title)
+        return Path(chosen) if chosen else None

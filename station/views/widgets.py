@@ -1,0 +1,119 @@
+"""Small reusable widgets and the one conversion from OpenCV images to Qt pixmaps."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QImage, QPixmap, QResizeEvent
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from models.types import UInt8Array
+
+PREVIEW_STYLE = "background: #15181d; color: #c8ccd2; font-size: 20px;"
+BANNER_PX = 96
+"""The verdict word's height in pixels: about 2.5 cm on a 24-inch full-HD screen, readable from two metres."""
+
+
+def to_pixmap(image: UInt8Array) -> QPixmap:
+    """A ``QPixmap`` of a ``(H, W, 3)`` uint8 BGR image (the pixels are copied)."""
+    rgb = np.ascontiguousarray(image[..., ::-1])
+    h, w = rgb.shape[:2]
+    qimage = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(qimage.copy())
+
+
+class ImageView(QLabel):
+    """Shows an image scaled to fit, keeping its aspect ratio; a text while there is no image."""
+
+    def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(placeholder, parent)
+        self._pixmap: QPixmap | None = None
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(160, 120)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setStyleSheet(PREVIEW_STYLE)
+
+    def set_image(self, image: UInt8Array | None) -> None:
+        """Show ``image`` (BGR), or the placeholder for ``None``."""
+        self._pixmap = None if image is None else to_pixmap(image)
+        self._rescale()
+
+    def show_text(self, text: str) -> None:
+        """Drop the image and show ``text``."""
+        self._pixmap = None
+        self.clear()
+        self.setText(text)
+
+    def has_image(self) -> bool:
+        """Whether an image is on show."""
+        return self._pixmap is not None
+
+    def _rescale(self) -> None:
+        if self._pixmap is None:
+            return
+        self.setPixmap(
+            self._pixmap.scaled(
+                self.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+            )
+        )
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Keep the image fitted to the label."""
+        super().resizeEvent(event)
+        self._rescale()
+
+
+class Banner(QLabel):
+    """The big verdict word, readable from two metres: white bold text on a coloured band."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumHeight(150)
+        self._colour = ""
+        self.show_state("READY", "#5a6270")
+
+    @property
+    def colour(self) -> str:
+        """The band's colour, ``#rrggbb``."""
+        return self._colour
+
+    def show_state(self, text: str, colour: str) -> None:
+        """Show ``text`` on a band of ``colour``."""
+        self._colour = colour
+        self.setText(text)
+        self.setStyleSheet(
+            f"background: {colour}; color: white; border-radius: 10px; padding: 8px;"
+            f" font-size: {BANNER_PX}px; font-weight: bold; letter-spacing: 6px;"
+        )
+
+
+class Thumbnail(QFrame):
+    """A coin crop with a caption; a thick amber frame marks a suspicious coin."""
+
+    def __init__(self, image: UInt8Array, caption: str, marked: bool, size: int = 96, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.marked = marked
+        colour = "#f0a000" if marked else "#2e9e3a"
+        width = 5 if marked else 2
+        self.setStyleSheet(
+            f"Thumbnail {{ border: {width}px solid {colour}; border-radius: 6px; background: #20242b; }}"
+        )
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(2)
+        picture = QLabel()
+        picture.setPixmap(
+            to_pixmap(image).scaled(
+                QSize(size, size), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
+        )
+        picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        text = QLabel(caption)
+        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        text.setWordWrap(True)
+        text.setStyleSheet(f"color: {'#ffc24d' if marked else '#d8dce2'}; font-size: 12px; border: none;")
+        self.caption = text
+        layout.addWidget(picture)
+        layout.addWidget(text)
+        self.setFixedWidth(size + 24)

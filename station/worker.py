@@ -1,0 +1,290 @@
+"""Inference and database writes off the GUI thread.
+
+:class:`InferenceWorker` lives in a ``QThread`` of its own (:func:`start_worker`). The window sends it a
+:class:`CheckRequest` through a queued signal; the worker runs the pipeline, reports the verdict at once
+(``verdict_ready``), then logs it to the verdict log and reports the database state (``stored``). The pipeline
+and the repository are injected; anything with ``run(frame, expected_type) -> Verdict`` and
+``log_verdict(record)`` / ``pending_count()`` will do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from db.records import VerdictRecord
+from models.types import Frame, UInt8Array, Verdict
+
+JPEG_QUALITY = 90
+THUMB_MARGIN = 0.08
+
+_log = logging.getLogger(__name__)
+
+
+class VerdictSource(Protocol):
+    """The pipeline as the station sees it (``models.pipeline.Pipeline`` fits)."""
+
+    def run(self, frame: Frame, expected_type: str) -> Verdict:
+        """Judge one cup."""
+        ...
+
+
+class VerdictSink(Protocol):
+    """Where verdicts go (``db.spool.SpoolingRepository`` fits): ``None`` from ``log_verdict`` means journalled."""
+
+    def log_verdict(self, record: VerdictRecord) -> int | None:
+        """Store one verdict; return its id, or ``None`` when it waits in the local journal."""
+        ...
+
+    def pending_count(self) -> int:
+        """Verdicts waiting in the local journal."""
+        ...
+
+    def replay(self) -> list[int]:
+        """Send the journalled verdicts to the database; raises while it is still unreachable."""
+        ...
+
+
+class DbState(StrEnum):
+    """What the status bar says about the database."""
+
+    UNKNOWN = "unknown"
+    CONNECTED = "connected"
+    SPOOLING = "spooling"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """One cup to check.
+
+    Attributes:
+        frame: the photographed cup.
+        expected_type: the type the order asks for.
+        order: the order number, if one was entered.
+        operator: the operator's registered name.
+        station: the station's name.
+        auto: started by the stillness gate, not by a person; one that finds no coin (the table is empty after a
+            cup was taken away) is dropped instead of logged.
+    """
+
+    frame: Frame
+    expected_type: str
+    order: str | None
+    operator: str
+    station: str
+    auto: bool = False
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A verdict with the request that produced it and the wall time it took (milliseconds)."""
+
+    request: CheckRequest
+    verdict: Verdict
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What became of a verdict's database write.
+
+    Attributes:
+        state: connected (stored), spooling (journalled locally) or error (refused).
+        verdict_id: the stored verdict's id, ``None`` when journalled or refused.
+        pending: verdicts waiting in the journal after this write.
+        message: the error for ``state == ERROR``.
+    """
+
+    state: DbState
+    verdict_id: int | None
+    pending: int
+    message: str = ""
+
+
+def encode_jpeg(image: UInt8Array, quality: int = JPEG_QUALITY) -> bytes:
+    """JPEG bytes of a ``(H, W, 3)`` uint8 BGR image."""
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
+        raise ValueError("JPEG encoding failed")
+    return bytes(buf.tobytes())
+
+
+def cut_thumbnail(
+    image: UInt8Array, bbox: tuple[float, float, float, float], margin: float = THUMB_MARGIN
+) -> UInt8Array:
+    """The part of ``image`` inside ``bbox`` (``x1, y1, x2, y2``) widened by ``margin`` of its size, clipped.
+
+    Returns:
+        ``(h, w, 3)`` uint8, at least 1×1.
+    """
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = bbox
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    a = int(np.clip(np.floor(x1 - mx), 0, w - 1))
+    b = int(np.clip(np.floor(y1 - my), 0, h - 1))
+    c = int(np.clip(np.ceil(x2 + mx), a + 1, w))
+    d = int(np.clip(np.ceil(y2 + my), b + 1, h))
+    return np.ascontiguousarray(image[b:d, a:c])
+
+
+def make_record(result: CheckResult) -> VerdictRecord:
+    """The verdict log's record for a check: the photograph and one crop per coin, JPEG-encoded."""
+    req, verdict = result.request, result.verdict
+    image = req.frame.image
+    crops = {c.index: encode_jpeg(cut_thumbnail(image, c.bbox, 0.0)) for c in verdict.coins}
+    return VerdictRecord.from_verdict(
+        verdict,
+        encode_jpeg(image),
+        station=req.station,
+        operator=req.operator,
+        order=req.order,
+        crops_jpeg=crops,
+    )
+
+
+class InferenceWorker(QObject):
+    """Runs the pipeline and writes verdicts; lives in its own thread.
+
+    Signals:
+        verdict_ready(CheckResult): a cup was judged.
+        check_failed(str): the pipeline raised; the message is for the operator.
+        stored(StoreResult): the verdict was written, journalled, or refused.
+        nothing_seen(CheckRequest): an automatic check found no coin; nothing was logged.
+    """
+
+    verdict_ready = Signal(object)
+    check_failed = Signal(str)
+    stored = Signal(object)
+    nothing_seen = Signal(object)
+
+    def __init__(self, pipeline: VerdictSource, sink: VerdictSink) -> None:
+        super().__init__()
+        self._pipeline = pipeline
+        self._sink = sink
+
+    @Slot(object)
+    def check(self, request: CheckRequest) -> None:
+        """Judge ``request`` and log the verdict (runs in the worker's thread)."""
+        t0 = time.perf_counter()
+        try:
+            verdict = self._pipeline.run(request.frame, request.expected_type)
+        except Exception as err:  # the operator must see every failure, not a frozen window
+            _log.exception("check failed")
+            self.check_failed.emit(f"{err.__class__.__name__}: {err}")
+            return
+        if request.auto and verdict.n_coins == 0:
+            self.nothing_seen.emit(request)
+            return
+        result = CheckResult(request, verdict, (time.perf_counter() - t0) * 1000.0)
+        self.verdict_ready.emit(result)
+        self.stored.emit(self._store(result))
+
+    def _store(self, result: CheckResult) -> StoreResult:
+        try:
+            verdict_id = self._sink.log_verdict(make_record(result))
+        except Exception as err:  # refused outright (not an outage: the spool handles those)
+            _log.exception("verdict refused by the database")
+            return StoreResult(DbState.ERROR, None, self._pending(), f"{err.__class__.__name__}: {err}")
+        pending = self._pending()
+        state = DbState.SPOOLING if verdict_id is None or pending else DbState.CONNECTED
+        return StoreResult(state, verdict_id, pending)
+
+    @Slot()
+    def flush(self) -> None:
+        """Send journalled verdicts to the database if any wait; report the state only when some did."""
+        if not self._pending():
+            return
+        try:
+            self._sink.replay()
+        except Exception as err:  # still unreachable: keep spooling, say so again
+            _log.info("database still unreachable (%s); %d verdicts wait", err.__class__.__name__, self._pending())
+            self.stored.emit(StoreResult(DbState.SPOOLING, None, self._pending()))
+            return
+        pending = self._pending()
+        self.stored.emit(StoreResult(DbState.SPOOLING if pending else DbState.CONNECTED, None, pending))
+
+    def _pending(self) -> int:
+        try:
+            return int(self._sink.pending_count())
+        except Exception:  # pragma: no cover - the journal is a local file
+            return 0
+
+
+class WorkerThread:
+    """A worker object with the thread it runs in; :meth:`stop` quits and joins the thread."""
+
+    def __init__(self, worker: InferenceWorker, thread: QThread) -> None:
+        self.worker = worker
+        self.thread = thread
+
+    def stop(self, timeout_ms: int = 10_000) -> None:
+        """Ask the thread's event loop to end and wait for it."""
+        if self.thread.isRunning():
+            self.thread.quit()
+            self.thread.wait(timeout_ms)
+
+
+def start_worker(pipeline: VerdictSource, sink: VerdictSink) -> WorkerThread:
+    """Create an :class:`InferenceWorker` in a new, started ``QThread``."""
+    thread = QThread()
+    thread.setObjectName("cupcheck-inference")
+    worker = InferenceWorker(pipeline, sink)
+    worker.moveToThread(thread)
+    thread.start()
+    return WorkerThread(worker, thread)
+
+
+@dataclass(frozen=True)
+class BackgroundCall:
+    """Work to do off the GUI thread (a database write, an enrolment): ``fn()``, and a tag to recognise its answer."""
+
+    tag: object
+    fn: Callable[[], object]
+
+
+class BackgroundWorker(QObject):
+    """Makes :class:`BackgroundCall` s in its own thread, so a slow database or a long job never freezes a window.
+
+    Signals:
+        finished(tag, result): the call returned.
+        failed(tag, error): the call raised; ``error`` is the exception.
+    """
+
+    finished = Signal(object, object)
+    failed = Signal(object, object)
+
+    @Slot(object)
+    def call(self, call: BackgroundCall) -> None:
+        """Make the call (runs in the worker's thread)."""
+        try:
+            result = call.fn()
+        except Exception as err:  # handed to the window, which says what went wrong
+            self.failed.emit(call.tag, err)
+            return
+        self.finished.emit(call.tag, result)
+
+
+class BackgroundThread:
+    """A :class:`BackgroundWorker` with its running thread; :meth:`stop` joins it."""
+
+    def __init__(self) -> None:
+        self.thread = QThread()
+        self.thread.setObjectName("cupcheck-background")
+        self.worker = BackgroundWorker()
+        self.worker.moveToThread(self.thread)
+        self.thread.start()
+
+    def stop(self, timeout_ms: int = 10_000) -> None:
+        """Let the call in progress finish, then end the thread."""
+        if self.thread.isRunning():
+            self.thread.quit()
+            self.thread.wait(timeout_ms)

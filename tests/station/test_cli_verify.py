@@ -1,0 +1,121 @@
+"""``cupcheck verify``: the JSON contract on crop folders, and its bad inputs (exit status 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from models.enroll import CATALOG_FILE, TypeInfo, save_catalog
+from models.types import Side
+from station.cli import main
+from tests.models.embed_helpers import write_tiny_checkpoint
+from tests.models.verdict_world import PIPE_TYPES, enrolled_gallery, reference_image, write_bundle
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """``(home, bundle, cups)``: an enrolled home, a bundle, and two crop folders (pure and mixed)."""
+    root = tmp_path_factory.mktemp("verify")
+    emb_file = write_tiny_checkpoint(root / "bundle" / "embedder.pt")
+    bundle, embedder = write_bundle(root / "bundle", embedder_file=emb_file)
+    home = root / "home"
+    enrolled_gallery(embedder).save(home / "gallery")
+    save_catalog(home / "gallery" / CATALOG_FILE, [TypeInfo(t, t, 25.0) for t in PIPE_TYPES])
+    cups = root / "cups"
+    for name, types in (("pure", ["t0000"] * 5), ("mixed", ["t0000"] * 3 + ["t0009", "t0000"])):
+        (cups / name).mkdir(parents=True)
+        for k, t in enumerate(types):
+            side = Side.REVERSE if k % 2 else Side.OBVERSE
+            cv2.imwrite(str(cups / name / f"coin{k}.png"), reference_image(t, side))
+    return home, bundle, cups
+
+
+def _verify(station: tuple[Path, Path, Path], *args: str) -> list[str]:
+    home, bundle, _ = station
+    return ["verify", *args, "--home", str(home), "--bundle", str(bundle)]
+
+
+def test_json_contract_for_crop_folders(station, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, cups = station
+    argv = _verify(station, str(cups / "pure"), str(cups / "mixed"), "--crops", "--expect", "t0000", "--json")
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [c["path"] for c in doc["cups"]] == [str(cups / "pure"), str(cups / "mixed")]
+    pure, mixed = doc["cups"]
+    for cup in doc["cups"]:
+        assert cup["verdict"] in ("pass", "flag")
+        assert cup["expected"] == "t0000"
+        assert 0.0 <= cup["p_correct"] <= 1.0
+        assert cup["n_coins"] == 5 == len(cup["coins"])
+        assert isinstance(cup["reasons"], list)
+        for coin in cup["coins"]:
+            assert len(coin["bbox"]) == 4
+            assert coin["match"] in PIPE_TYPES and coin["side"] in ("obverse", "reverse")
+            assert -1.0 <= coin["score"] <= 1.0001
+    assert mixed["verdict"] == "flag"
+    assert any("looks like t0009" in r for r in mixed["reasons"])
+    assert mixed["coins"][3]["match"] == "t0009"  # its reverse (obverses are shared)
+    assert pure["p_correct"] > mixed["p_correct"]
+
+
+def test_target_precision_rechooses_the_threshold(station, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, cups = station
+    base = _verify(station, str(cups / "pure"), "--crops", "--expect", "t0000", "--json")
+    assert main(base) == 0
+    strict = json.loads(capsys.readouterr().out)["cups"][0]["threshold"]
+    assert main([*base, "--target-precision", "0.9"]) == 0
+    loose = json.loads(capsys.readouterr().out)["cups"][0]["threshold"]
+    assert loose <= strict
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("unknown_type", "not enrolled"),
+        ("unreadable", "cannot read image"),
+        ("no_bundle", "bundle"),
+        ("no_gallery", "gallery"),
+        ("bad_precision", "--target-precision"),
+    ],
+)
+def test_bad_inputs_exit_2(
+    station, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, message: str
+) -> None:
+    home, bundle, cups = station
+    junk = tmp_path / "cup.jpg"
+    junk.write_text("not an image")
+    argv = {
+        "unknown_type": _verify(station, str(cups / "pure"), "--crops", "--expect", "t9999"),
+        "unreadable": _verify(station, str(junk), "--expect", "t0000"),
+        "no_bundle": [
+            "verify",
+            str(cups / "pure"),
+            "--crops",
+            "--expect",
+            "t0000",
+            "--home",
+            str(home),
+            "--bundle",
+            str(tmp_path / "missing.json"),
+        ],
+        "no_gallery": [
+            "verify",
+            str(cups / "pure"),
+            "--crops",
+            "--expect",
+            "t0000",
+            "--home",
+            str(tmp_path / "h"),
+            "--bundle",
+            str(bundle),
+        ],
+        "bad_precision": _verify(
+            station, str(cups / "pure"), "--crops", "--expect", "t0000", "--target-precision", "1.5"
+        ),
+    }[case]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cupcheck verify: error:" in err and message in err

@@ -1,0 +1,280 @@
+"""The operator window end to end on replayed cups: order → Space → worker → banner → a row in SQLite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from db.spool import SpoolingRepository
+from models.types import Decision, Frame
+from station.app import MainWindow
+from station.camera import FolderSource, OpenCVSource
+from station.config import StationConfig, config_from_dict
+from station.controllers.catalog import OrderBook, TypeCatalog
+from station.controllers.overlay import (
+    FLAG_BGR,
+    FLAG_HEX,
+    PASS_BGR,
+    PASS_HEX,
+    draw_cup_region,
+    draw_evidence,
+    summarise,
+)
+from station.controllers.stillness import StillnessGate
+from station.worker import DbState, StoreResult
+from tests.station.conftest import OPERATOR, Database, SteppingClock
+from tests.station.nearest_type_pipeline import NearestTypePipeline
+from tests.station.test_camera import write_video
+
+ORDER = "A-1001"
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def window(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    station_config: StationConfig,
+    replay_dir: Path,
+    clock: SteppingClock,
+) -> Iterator[MainWindow]:
+    source = FolderSource(replay_dir, clock=clock, hold_s=60.0)
+    orders = OrderBook({ORDER: catalog.types[0].type_id})
+    win = MainWindow(
+        pipeline, spooling, source, station_config, operator=OPERATOR, catalog=catalog, orders=orders, clock=clock
+    )
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(win.view.preview.has_image, timeout=TIMEOUT_MS)  # the first frame is on screen
+    yield win
+    win.shutdown()
+
+
+def scan_order(qtbot: QtBot, win: MainWindow, text: str) -> None:
+    """Type the order as a barcode scanner does: the characters, then Enter."""
+    qtbot.keyClicks(win.view.order_edit, text)
+    qtbot.keyClick(win.view.order_edit, Qt.Key.Key_Return)
+
+
+def check_with_space(qtbot: QtBot, win: MainWindow) -> StoreResult:
+    """Press Space on the window and wait until the verdict is shown and written; return the write's result."""
+    win.activateWindow()
+    with (
+        qtbot.waitSignal(win.controller.verdict_shown, timeout=TIMEOUT_MS),
+        qtbot.waitSignal(win.controller.store_shown, timeout=TIMEOUT_MS) as stored,
+    ):
+        qtbot.keyClick(win.view.preview, Qt.Key.Key_Space)
+    result = stored.args[0]
+    assert isinstance(result, StoreResult)
+    return result
+
+
+def test_space_checks_the_cup_and_logs_the_verdict(
+    qtbot: QtBot, window: MainWindow, database: Database, clock: SteppingClock, catalog: TypeCatalog
+) -> None:
+    expected = catalog.types[0].type_id
+    scan_order(qtbot, window, ORDER)
+    assert window.controller.expected_type == expected and window.controller.order == ORDER
+    assert window.view.reference_obverse.has_image()
+
+    stored = check_with_space(qtbot, window)  # the pure cup
+    assert window.view.banner.text() == "PASS" and window.view.banner.colour == PASS_HEX
+    assert "All 4 coins" in window.view.reason.text()
+    assert [t.marked for t in window.view.thumbnails()] == [False] * 4
+    assert stored.state is DbState.CONNECTED and stored.verdict_id is not None
+    assert window.view.db_label.text() == "Database: connected"
+
+    clock.advance(60.0)  # the replay moves on to the mixed cup
+    qtbot.waitUntil(lambda: window.controller.frame is not None and "01_mixed" in window.controller.frame.source)
+    stored = check_with_space(qtbot, window)
+    assert window.view.banner.text() == "FLAG" and window.view.banner.colour == FLAG_HEX
+    assert "Coin 2 looks like" in window.view.reason.text()
+    assert window.view.session_label.text() == "2 cups checked · 1 flagged"
+    assert [t.marked for t in window.view.thumbnails()] == [False, True, False, False]
+
+    queue = {item.verdict_id: item for item in database.repository.review_queue()}
+    assert stored.verdict_id in queue  # the flagged cup waits for a supervisor
+    item = queue[stored.verdict_id]
+    assert (item.decision, item.expected_type, item.n_coins, item.station) == (Decision.FLAG, expected, 4, "test-bench")
+    assert item.mismatch_share == pytest.approx(0.25)
+
+
+def test_next_scan_lands_in_the_order_box_wherever_the_focus_is(
+    qtbot: QtBot, window: MainWindow, catalog: TypeCatalog
+) -> None:
+    scan_order(qtbot, window, ORDER)
+    assert window.controller.expected_type == catalog.types[0].type_id
+    check_with_space(qtbot, window)
+    qtbot.keyClicks(window.view.preview, "Z-9")  # the scanner types while the preview has the focus
+    qtbot.keyClick(window.view.order_edit, Qt.Key.Key_Return)
+    assert window.view.order_edit.text() == "Z-9"  # the previous order was replaced, not appended to
+    assert "Unknown order" in window.view.order_status.text()
+    window.view.type_list.setFocus()
+    qtbot.keyClicks(window.view.type_list, "A")  # a list takes letters for itself: not redirected
+    assert window.view.order_edit.text() == "Z-9"
+
+
+def test_unknown_order_is_refused_and_space_waits_for_a_type(qtbot: QtBot, window: MainWindow) -> None:
+    scan_order(qtbot, window, "Z-9")
+    assert "Unknown order" in window.view.order_status.text()
+    assert window.controller.expected_type is None
+    assert not window.controller.check()
+    assert "Choose the order first" in window.view.reason.text()
+
+
+def test_type_chosen_from_the_searchable_list(qtbot: QtBot, window: MainWindow, catalog: TypeCatalog) -> None:
+    target = catalog.types[2]
+    qtbot.keyClicks(window.view.type_filter, target.type_id)
+    assert window.view.type_list.count() == 1
+    window.view.type_list.setCurrentRow(0)
+    assert window.controller.expected_type == target.type_id and window.controller.order is None
+    assert target.type_id in window.view.expected_label.text()
+
+
+def test_database_outage_spools_and_catches_up(qtbot: QtBot, window: MainWindow, database: Database) -> None:
+    scan_order(qtbot, window, ORDER)
+    assert check_with_space(qtbot, window).state is DbState.CONNECTED
+
+    aside = database.folder.with_name("dbdir-away")
+    database.repository.engine.dispose()  # pooled connections hold the file open
+    os.rename(database.folder, aside)  # the database's share drops away
+    try:
+        for n in (1, 2):
+            result = check_with_space(qtbot, window)
+            assert result.state is DbState.SPOOLING and result.pending == n
+        assert window.view.db_label.text() == "Database: spooling, 2 verdicts waiting"
+        assert window.view.banner.text() == "PASS"  # the operator keeps working
+        with qtbot.waitSignal(window.controller.store_shown, timeout=TIMEOUT_MS) as still:
+            window.flush_timer.timeout.emit()  # the periodic retry while the database is still away
+        assert still.args[0].state is DbState.SPOOLING and still.args[0].pending == 2
+    finally:
+        os.rename(aside, database.folder)
+
+    with qtbot.waitSignal(window.controller.store_shown, timeout=TIMEOUT_MS) as back:
+        window.flush_timer.timeout.emit()  # the retry after the database came back sends the journal
+    assert back.args[0].state is DbState.CONNECTED and back.args[0].pending == 0
+    assert window.view.db_label.text() == "Database: connected"
+    assert len(database.repository.review_queue(limit=50, margin=1.0)) == 3  # every cup, PASS included
+
+    result = check_with_space(qtbot, window)
+    assert result.state is DbState.CONNECTED and result.pending == 0
+    assert len(database.repository.review_queue(limit=50, margin=1.0)) == 4
+
+
+def test_window_shows_camera_lost_and_recovers(
+    qtbot: QtBot,
+    tmp_path: Path,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    station_config: StationConfig,
+) -> None:
+    video = write_video(tmp_path / "cam.avi", 3)
+    source = OpenCVSource(str(video), reconnect_s=0.2)  # the stream ends after 3 frames, then is reopened
+    win = MainWindow(pipeline, spooling, source, station_config, operator=OPERATOR, catalog=catalog)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        with qtbot.waitSignal(win.controller.camera_state_changed, timeout=TIMEOUT_MS) as lost:
+            pass
+        assert lost.args == [True]
+        assert "CAMERA LOST" in win.view.preview.text() and "LOST" in win.view.camera_label.text()
+        assert not win.view.check_button.isEnabled()
+        with qtbot.waitSignal(win.controller.camera_state_changed, timeout=TIMEOUT_MS) as back:
+            pass
+        assert back.args == [False]
+        qtbot.waitUntil(win.view.preview.has_image, timeout=TIMEOUT_MS)
+        assert win.view.check_button.isEnabled()
+    finally:
+        win.shutdown()
+
+
+def test_outlines_are_coloured_by_each_coins_evidence(pipeline: NearestTypePipeline, replay_dir: Path) -> None:
+    image = np.asarray(cv2.imread(str(replay_dir / "01_mixed.png")), np.uint8)
+    verdict = pipeline.run(Frame(image), pipeline.gallery.entries[0].type_id)
+    drawn = draw_evidence(image, verdict)
+    for coin in verdict.coins:
+        x1, y1, _x2, y2 = coin.bbox
+        row = drawn[round((y1 + y2) / 2), max(0, round(x1) - 1) : round(x1) + 3].reshape(-1, 3)
+        colour = FLAG_BGR if coin.suspicious else PASS_BGR
+        assert (np.abs(row.astype(int) - colour).sum(axis=1) < 60).any(), f"coin {coin.index} not outlined"
+    assert [c.suspicious for c in verdict.coins] == [False, True, False, False]
+    assert np.array_equal(draw_evidence(image, None), image)
+    summary = summarise(verdict)
+    assert (summary.headline, summary.colour) == ("FLAG", FLAG_HEX)
+    assert summary.reason.startswith("Coin 2 looks like") and "supervisor" in summary.reason
+    assert "4 coins · 1 marked" in summary.detail
+
+    guided = draw_cup_region(image.copy(), (240.0, 240.0, 200.0))
+    assert not np.array_equal(guided[40, 235:246], image[40, 235:246])  # the top of the circle
+
+
+def test_stillness_gate_fires_once_per_cup_at_rest(replay_dir: Path, clock: SteppingClock) -> None:
+    pure, mixed = (np.asarray(cv2.imread(str(p)), np.uint8) for p in sorted(replay_dir.glob("*.png")))
+    gate = StillnessGate(0.5, clock=clock)
+    assert not gate.update(pure)  # still since now
+    clock.advance(0.3)
+    assert not gate.update(pure)
+    clock.advance(0.3)
+    assert gate.update(pure)  # 0.6 s at rest: check
+    clock.advance(5.0)
+    assert not gate.update(pure) and not gate.armed  # same cup: not again
+    assert not gate.update(mixed) and gate.armed  # another cup arrives
+    assert not gate.update(mixed)
+    clock.advance(0.6)
+    assert gate.update(mixed)
+
+
+def test_auto_check_without_space(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    database: Database,
+    catalog: TypeCatalog,
+    replay_dir: Path,
+    clock: SteppingClock,
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "auto"
+    folder.mkdir()
+    shutil.copy(replay_dir / "00_pure.png", folder / "00_pure.png")
+    cv2.imwrite(str(folder / "01_empty.png"), np.full((480, 480, 3), 128, np.uint8))  # the cup taken away
+    config = config_from_dict(
+        {"sound": False, "auto_check": True, "still_s": 0.5, "camera": {"kind": "folder", "folder": str(folder)}}
+    )
+    source = FolderSource(folder, clock=clock, hold_s=60.0)
+    orders = OrderBook({ORDER: catalog.types[0].type_id})
+    win = MainWindow(pipeline, spooling, source, config, operator=OPERATOR, catalog=catalog, orders=orders, clock=clock)
+    qtbot.addWidget(win)
+    win.show()
+    empty_checks: list[object] = []
+    win.worker.worker.nothing_seen.connect(empty_checks.append)
+    try:
+        qtbot.waitUntil(win.view.preview.has_image, timeout=TIMEOUT_MS)
+        scan_order(qtbot, win, ORDER)
+        with qtbot.waitSignal(win.controller.store_shown, timeout=TIMEOUT_MS):
+            clock.advance(1.0)  # the cup has been still long enough
+        assert win.view.banner.text() == "PASS"
+
+        clock.advance(60.0)  # the cup is taken away
+        qtbot.waitUntil(lambda: win.controller.frame is not None and "empty" in win.controller.frame.source)
+
+        def rested() -> bool:
+            clock.advance(0.2)  # time passes while the empty table stays still
+            return len(empty_checks) == 1
+
+        qtbot.waitUntil(rested, timeout=TIMEOUT_MS)
+        qtbot.waitUntil(lambda: not win.controller.busy and win.view.banner.text() == "READY")
+        assert len(database.repository.review_queue(limit=50, margin=1.0)) == 1  # the empty table is not logged
+    finally:
+        win.shutdown()

@@ -1,0 +1,244 @@
+"""The supervisor window: PIN and role checks, the review queue, one-key rulings that leave audit rows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog
+from pytestqt.qtbot import QtBot
+
+from calibration.risk import ThresholdChoice
+from db.records import OperatorInfo
+from models.bundle import Bundle, Preprocess
+from models.gallery import Gallery
+from models.synth.mint import generate_mint
+from models.types import Frame
+from station.app import ReviewWindow
+from station.camera import list_images
+from station.controllers.auth import SUPERVISOR as SUPERVISOR_ROLE
+from station.controllers.auth import LoginController, sign_in
+from station.controllers.catalog import TypeCatalog
+from station.controllers.enrol import Enrolment
+from station.controllers.model_info import describe_bundle, describe_model
+from station.demo import write_mint_catalog
+from station.views.login import LoginDialog
+from station.worker import CheckRequest, CheckResult, make_record
+from tests.station.conftest import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, Database
+from tests.station.nearest_type_pipeline import NearestTypePipeline, tiny_embedder
+
+
+@pytest.fixture
+def logged(database: Database, pipeline: NearestTypePipeline, replay_dir: Path, catalog: TypeCatalog) -> dict[str, int]:
+    """The two replayed cups judged by the pipeline and logged; file stem → verdict id."""
+    ids = {}
+    for path in list_images(replay_dir):
+        image = np.asarray(cv2.imread(str(path)), np.uint8)
+        request = CheckRequest(Frame(image, source=str(path)), catalog.types[0].type_id, None, OPERATOR, "bench-1")
+        result = CheckResult(request, pipeline.run(request.frame, request.expected_type), 0.0)
+        ids[path.stem] = database.repository.log_verdict(make_record(result))
+    return ids
+
+
+@pytest.fixture
+def supervisor(database: Database) -> OperatorInfo:
+    signed = sign_in(database.repository, SUPERVISOR, SUPERVISOR_PIN, role=SUPERVISOR_ROLE)
+    assert signed.operator is not None
+    return signed.operator
+
+
+@pytest.fixture
+def review(
+    qtbot: QtBot, database: Database, logged: dict[str, int], supervisor: OperatorInfo, catalog: TypeCatalog
+) -> Iterator[ReviewWindow]:
+    win = ReviewWindow(database.repository, supervisor=supervisor, catalog=catalog)
+    qtbot.addWidget(win)
+    win.show()
+    win.activateWindow()
+    yield win
+    win.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("name", "pin", "allowed", "says"),
+    [
+        (SUPERVISOR, SUPERVISOR_PIN, True, "Signed in as sam"),
+        (OPERATOR, OPERATOR_PIN, False, "only a supervisor may review"),
+        (SUPERVISOR, "000000", False, "not recognised"),
+        ("nobody", "1234", False, "not recognised"),
+        (SUPERVISOR, "", False, "Enter your name and PIN"),
+    ],
+)
+def test_supervisor_role_is_required(database: Database, name: str, pin: str, allowed: bool, says: str) -> None:
+    result = sign_in(database.repository, name, pin, role=SUPERVISOR_ROLE)
+    assert result.allowed is allowed
+    assert says in result.message
+
+
+def test_login_dialog_refuses_an_operator_pin_then_admits_the_supervisor(qtbot: QtBot, database: Database) -> None:
+    dialog = LoginDialog("Supervisor sign-in")
+    qtbot.addWidget(dialog)
+    login = LoginController(dialog, database.repository, role=SUPERVISOR_ROLE)
+    dialog.show()
+    qtbot.keyClicks(dialog.name_edit, OPERATOR)
+    qtbot.keyClicks(dialog.pin_edit, OPERATOR_PIN)
+    with qtbot.waitSignal(login.refused) as refused:
+        dialog.buttons.accepted.emit()
+    assert "only a supervisor" in refused.args[0] and "only a supervisor" in dialog.message.text()
+    assert dialog.result() != QDialog.DialogCode.Accepted and dialog.pin_edit.text() == ""
+    assert login.operator is None
+
+    dialog.name_edit.setText(SUPERVISOR)
+    qtbot.keyClicks(dialog.pin_edit, SUPERVISOR_PIN)
+    with qtbot.waitSignal(dialog.accepted):
+        dialog.buttons.accepted.emit()
+    assert login.operator is not None and login.operator.role == SUPERVISOR_ROLE
+
+
+def test_review_window_refuses_an_operator(database: Database, catalog: TypeCatalog) -> None:
+    operator = database.repository.verify_operator(OPERATOR, OPERATOR_PIN)
+    assert operator is not None
+    with pytest.raises(PermissionError, match="not an active supervisor"):
+        ReviewWindow(database.repository, supervisor=operator, catalog=catalog)
+
+
+def select_cup(win: ReviewWindow, verdict_id: int) -> int:
+    """Select the queue entry of a verdict; return its cup id."""
+    item = next(it for it in win.controller.items.values() if it.verdict_id == verdict_id)
+    for row in range(win.view.queue.count()):
+        if win.view.queue.item(row).data(Qt.ItemDataRole.UserRole) == item.cup_id:
+            win.view.queue.setCurrentRow(row)
+    assert win.controller.current is not None and win.controller.current.cup_id == item.cup_id
+    return item.cup_id
+
+
+def test_queue_shows_cups_with_photo_and_coin_matches(review: ReviewWindow, logged: dict[str, int]) -> None:
+    assert review.view.queue.count() == len(logged)
+    select_cup(review, logged["01_mixed"])
+    assert review.view.photo.has_image()
+    thumbs = review.view.thumbnails()
+    assert len(thumbs) == 4
+    assert [t.marked for t in thumbs] == [False, True, False, False]
+    assert "best: t0001" in thumbs[1].caption.text()
+    assert review.view.coin_spin.maximum() == 4
+
+
+def test_one_key_rulings_write_audit_rows(
+    qtbot: QtBot, review: ReviewWindow, database: Database, logged: dict[str, int], catalog: TypeCatalog
+) -> None:
+    cup_id = select_cup(review, logged["01_mixed"])
+
+    review.view.coin_spin.setValue(2)
+    qtbot.keyClicks(review.view.note_edit, "a washer")
+    review.view.note_edit.clearFocus()
+    with qtbot.waitSignal(review.controller.relabelled):
+        qtbot.keyClick(review.view.queue, Qt.Key.Key_N)
+
+    wrong = catalog.types[1]
+    review.view.type_combo.setCurrentIndex(review.view.type_combo.findData(wrong.type_id))
+    with qtbot.waitSignal(review.controller.relabelled):
+        qtbot.keyClick(review.view.queue, Qt.Key.Key_T)
+
+    trail = database.repository.audit_trail(cup_id)
+    assert [(a.operator, a.new_value, a.note) for a in trail] == [
+        (SUPERVISOR, "not_a_coin", "a washer"),
+        (SUPERVISOR, f"corrected:{wrong.type_id}", ""),
+    ]
+    assert trail[0].target.startswith("coin:") and trail[1].target == f"cup:{cup_id}"
+    assert review.view.audit.count() == 2
+    assert "not_a_coin — a washer" in review.view.audit.item(0).text()
+
+    with qtbot.waitSignal(review.controller.relabelled):
+        qtbot.keyClick(review.view.queue, Qt.Key.Key_C)  # change of mind: the cup is fine after all
+    last = database.repository.audit_trail(cup_id)[-1]
+    assert (last.old_value, last.new_value) == (f"corrected:{wrong.type_id}", "confirmed")
+    labelled = {it.cup_id: it.labelled for it in database.repository.review_queue()}
+    assert labelled[cup_id] is True
+
+
+def test_ruling_without_a_type_is_refused(qtbot: QtBot, review: ReviewWindow, logged: dict[str, int]) -> None:
+    select_cup(review, logged["00_pure"])
+    review.view.type_combo.setCurrentIndex(-1)
+    review.view.type_combo.setEditText("")
+    with qtbot.waitSignal(review.controller.refused) as refused:
+        qtbot.keyClick(review.view.queue, Qt.Key.Key_T)
+    assert "true type" in refused.args[0]
+
+
+def test_ruling_the_database_refuses_is_reported(qtbot: QtBot, review: ReviewWindow, logged: dict[str, int]) -> None:
+    cup_id = select_cup(review, logged["00_pure"])
+    review.view.coin_spin.setMaximum(9)
+    review.view.coin_spin.setValue(9)  # the cup has 4 coins
+    with qtbot.waitSignal(review.controller.refused, timeout=10_000) as refused:
+        qtbot.keyClick(review.view.queue, Qt.Key.Key_D)
+    assert f"Cup {cup_id}, coin 9: not saved" in refused.args[0] and "no coin 8" in refused.args[0]
+    assert review.view.audit.count() == 0
+
+
+def test_enrolment_from_the_window_adds_types(
+    qtbot: QtBot, database: Database, supervisor: OperatorInfo, tmp_path: Path
+) -> None:
+    folder = write_mint_catalog(generate_mint(3, 9), tmp_path / "catalogue", size=96)
+    (tmp_path / "empty").mkdir()
+    gallery_dir = tmp_path / "home" / "gallery"
+    enrolment = Enrolment(gallery_dir, tiny_embedder)
+    win = ReviewWindow(
+        database.repository, supervisor=supervisor, catalog=TypeCatalog([], lambda t, s: None), enrolment=enrolment
+    )
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        assert win.view.type_combo.count() == 0 and win.view.enrol_button.isEnabled()
+        with qtbot.waitSignal(win.controller.enrolled, timeout=60_000) as done:
+            assert win.controller.enrol(folder)
+        result = done.args[0]
+        assert sorted(result.enrolled) == [t.id for t in generate_mint(3, 9).types] and result.n_types == 3
+        assert win.view.type_combo.count() == 3 and "3 types" in win.view.gallery_label.text()
+        assert Gallery.exists(gallery_dir)
+
+        with qtbot.waitSignal(win.controller.refused, timeout=60_000) as refused:
+            win.controller.enrol(tmp_path / "empty")
+        assert "Enrolment from" in refused.args[0] and "nothing enrolled" in refused.args[0]
+        assert win.view.enrol_button.isEnabled()
+    finally:
+        win.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("threshold", "accepted", "says"),
+    [
+        (0.93, 180, "PASS when p ≥ 0.930: precision ≥ 99.5% with 95% confidence"),
+        (math.inf, 0, "No threshold reaches 99.5% precision on 400 calibration cups"),
+    ],
+)
+def test_model_panel_states_the_guarantee(threshold: float, accepted: int, says: str) -> None:
+    choice = ThresholdChoice(threshold, 0.995, 0.05, 400, accepted, 0, 1.0 if accepted else None, 0.9835, 0.6, 0.01)
+    bundle = Bundle(
+        Path("."),
+        None,
+        "emb-1",
+        None,
+        "det-2",
+        "voter.txt",
+        "",
+        "pooler.pt",
+        "",
+        ("n_coins",),
+        Preprocess(),
+        choice,
+        np.zeros(0),
+        np.zeros(0, bool),
+        version="verdict-abc",
+    )
+    lines = describe_bundle(bundle)
+    assert lines[0] == "Model verdict-abc" and "emb-1" in lines[1] and "det-2" in lines[1]
+    assert says in lines[2]
+
+
+def test_model_panel_without_a_bundle(tmp_path: Path) -> None:
+    assert describe_model(tmp_path / "none.json")[0].startswith("No verdict model:")
