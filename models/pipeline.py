@@ -361,7 +361,7 @@ class Pipeline:
         t1 = time.perf_counter()
         p = float(self.voter.predict(feature_vector(ev.features, self.voter.feature_names))[0]) if coins.n else 0.0
         t2 = time.perf_counter()
-        accepted = coins.n > 0 and not obs.object_idx and self.threshold.accepts(p)
+        accepted = coins.n > 0 and not obs.object_idx and not ev.scores.shared.any() and self.threshold.accepts(p)
         decision = Decision.PASS if accepted else Decision.FLAG
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg)
         reasons = () if accepted else tuple(self._reasons(coins, ev, obs.coin_idx, obs.object_idx, p))
@@ -458,8 +458,16 @@ class Pipeline:
             )
         if len(bad) > MAX_LOOKALIKE_REASONS:
             reasons.append(f"{len(bad) - MAX_LOOKALIKE_REASONS} more coins look like other types")
-        if coins.n and not (~s.shared).any():
+        shared = [j for j in range(coins.n) if s.shared[j]]
+        if coins.n and len(shared) == coins.n:
             reasons.append("only the shared obverse is visible — turn a coin")
+        elif shared:
+            numbers = ", ".join(str(coin_idx[j] + 1) for j in shared[:8]) + (", ..." if len(shared) > 8 else "")
+            reasons.append(
+                f"coin {numbers} shows the shared obverse — turn it over"
+                if len(shared) == 1
+                else f"coins {numbers} show the shared obverse — turn them over"
+            )
         if 0 < coins.n < self.preprocess.min_coins:
             reasons.append("too few coins visible")
         if coins.n and float(np.median(coins.focus)) < self.preprocess.focus_min:

@@ -4,6 +4,11 @@ Its inputs are the class-agnostic features of :mod:`models.features` (similariti
 designs, diameters, pooled cup embeddings, the set pooler's opinion), so it never needs retraining when a type is
 enrolled. Its output ``p_correct`` is the booster's probability; the acceptance threshold with a precision
 guarantee is chosen on separate calibration cups by :mod:`calibration.risk`.
+
+Before the booster, three hard rules (:func:`passable`) give ``p_correct = 0`` to pairs no evidence can prove: a
+cup with no coin, a cup with a foreign object, and a cup with a coin whose match to the candidate is a design
+other enrolled types show too (a shared obverse: that coin may be any member of the family, so the cup is flagged
+with "turn it over" whatever the other coins say). The threshold is then certified on what the rules let through.
 """
 
 from __future__ import annotations
@@ -19,6 +24,39 @@ import numpy as np
 import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
+
+RULE_FEATURES: tuple[str, ...] = ("n_coins", "n_objects", "n_informative")
+"""The features :func:`passable` reads: coins found, foreign objects, coins on a design only the candidate shows."""
+
+
+def has_rules(feature_names: Sequence[str]) -> bool:
+    """Whether a feature list carries the columns of the hard rules (every cupcheck voter's does)."""
+    return set(RULE_FEATURES) <= set(feature_names)
+
+
+def passable(features: npt.ArrayLike, feature_names: Sequence[str]) -> npt.NDArray[np.bool_]:
+    """``(n,)`` bool: the pairs the hard rules allow to pass.
+
+    A pair may pass only when the cup holds at least one coin, no foreign object, and every coin matches the
+    candidate on a design no other enrolled type shows (``n_informative == n_coins``).
+
+    Args:
+        features: ``(n, F)`` pair features.
+        feature_names: the ``F`` column names; must include :data:`RULE_FEATURES`.
+
+    Raises:
+        ValueError: a rule feature is missing.
+    """
+    x = np.asarray(features, np.float64)
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    names = list(feature_names)
+    missing = [f for f in RULE_FEATURES if f not in names]
+    if missing:
+        raise ValueError(f"the hard rules need the features {missing}")
+    n, objects, informative = (x[:, names.index(f)] for f in RULE_FEATURES)
+    return np.asarray((n > 0) & (objects == 0) & (informative == n), bool)
+
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -51,7 +89,10 @@ class Voter:
     info: dict[str, Any] = field(default_factory=dict)
 
     def predict(self, features: npt.ArrayLike) -> F64:
-        """``(n,)`` probabilities that each pair is correct, from ``(n, F)`` features in :attr:`feature_names` order."""
+        """``(n,)`` probabilities that each pair is correct, from ``(n, F)`` features in :attr:`feature_names` order.
+
+        Pairs refused by the hard rules (:func:`passable`) score ``0``.
+        """
         x = np.asarray(features, np.float64)
         if x.ndim == 1:
             x = x.reshape(1, -1)
@@ -59,7 +100,10 @@ class Voter:
             raise ValueError(f"expected {len(self.feature_names)} features, got {x.shape[1]}")
         if x.shape[0] == 0:
             return np.zeros(0, np.float64)
-        return np.asarray(self.booster.predict(x, num_threads=1), np.float64)
+        p = np.asarray(self.booster.predict(x, num_threads=1), np.float64)
+        if not has_rules(self.feature_names):
+            return p
+        return np.where(passable(x, self.feature_names), p, 0.0)
 
     def model_text(self) -> str:
         """The booster as LightGBM's text format."""
@@ -109,8 +153,12 @@ def train_voter(
     valid: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
     rounds: int = 300,
     params: dict[str, Any] | None = None,
+    init_model: Voter | None = None,
 ) -> Voter:
     """Train the voter on labelled pairs.
+
+    When the features carry the hard rules' columns, only the pairs the rules let through are learnt from (the
+    others score ``0`` whatever the booster says).
 
     Args:
         features: ``(n, F)`` pair features (``nan`` allowed: LightGBM routes missing values).
@@ -119,6 +167,8 @@ def train_voter(
         valid: optional ``(features, labels)`` for early stopping (30 rounds of patience).
         rounds: most boosting rounds.
         params: LightGBM parameters overriding :data:`DEFAULT_PARAMS`.
+        init_model: continue boosting from this voter (its trees are kept, ``rounds`` more are fitted to the
+            new rows' residuals), so a refit on a few hundred station labels starts from what it knew.
 
     Returns:
         The trained voter.
@@ -127,10 +177,18 @@ def train_voter(
     y = np.asarray(labels, bool).astype(np.float64)
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ValueError(f"need matching non-empty features and labels, got {x.shape} and {y.shape}")
-    if y.min() == y.max():
+    names = [str(n) for n in feature_names]
+    if has_rules(names):
+        keep = passable(x, names)
+        x, y = x[keep], y[keep]
+        if valid is not None:
+            keep_v = passable(valid[0], names)
+            valid = (np.asarray(valid[0], np.float64)[keep_v], np.asarray(valid[1], bool)[keep_v])
+            if len(set(valid[1].tolist())) < 2:
+                valid = None
+    if y.size == 0 or y.min() == y.max():
         raise ValueError("the voter needs both correct and wrong pairs to train")
     p = {**DEFAULT_PARAMS, **(params or {})}
-    names = [str(n) for n in feature_names]
     train = lgb.Dataset(x, label=y, feature_name=names, free_raw_data=True)
     callbacks: list[Any] = []
     valid_sets = []
@@ -140,7 +198,14 @@ def train_voter(
         valid_sets = [lgb.Dataset(xv, label=yv, reference=train)]
         p["metric"] = "binary_logloss"
         callbacks.append(lgb.early_stopping(30, verbose=False))
-    booster = lgb.train(p, train, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks)
+    booster = lgb.train(
+        p,
+        train,
+        num_boost_round=rounds,
+        valid_sets=valid_sets,
+        callbacks=callbacks,
+        init_model=None if init_model is None else init_model.booster,
+    )
     if valid is not None and booster.best_iteration > 0:
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
     info = {"rows": int(x.shape[0]), "positives": int(y.sum()), "rounds": int(booster.num_trees())}

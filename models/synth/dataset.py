@@ -91,6 +91,8 @@ class SynthConfig:
             raise ValueError(f"val fraction must be in [0, 1], got {self.val_fraction}")
         if not 0.0 <= self.scene.real_fraction <= 1.0:
             raise ValueError(f"real fraction must be in [0, 1], got {self.scene.real_fraction}")
+        if not 0.0 <= self.scene.reverse_share <= 1.0:
+            raise ValueError(f"reverse share must be in [0, 1], got {self.scene.reverse_share}")
         if self.scene.max_coins < 1:
             raise ValueError(f"max coins must be >= 1, got {self.scene.max_coins}")
         w = self.scene.kind_weights

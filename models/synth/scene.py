@@ -104,12 +104,15 @@ class SceneOptions:
         kind_weights: relative frequency of each cup kind (kinds with weight 0 never occur).
         max_coins: the most coins in one cup (at least 1).
         real_fraction: probability that a pure / contaminated / foreign-object cup uses real coin crops.
+        reverse_share: probability that a coin of a pure or contaminated cup lies reverse up (``0.5``: tossed;
+            higher: an operator who spreads the coins reverse up, as a shared obverse proves nothing).
     """
 
     image_size: int = 640
     kind_weights: dict[CupKind, float] = field(default_factory=lambda: dict(DEFAULT_KIND_WEIGHTS))
     max_coins: int = 30
     real_fraction: float = 0.0
+    reverse_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -389,8 +392,8 @@ def _real_item(assets: SceneAssets, t: RealCoinType, rng: np.random.Generator, b
     return _Item(t.id, "unknown", t.id, t.currency, "real", True, t.diameter_mm, assets.real_levels(path))
 
 
-def _side(rng: np.random.Generator) -> Side:
-    return Side.OBVERSE if rng.random() < 0.5 else Side.REVERSE
+def _side(rng: np.random.Generator, reverse_share: float = 0.5) -> Side:
+    return Side.OBVERSE if rng.random() < 1.0 - reverse_share else Side.REVERSE
 
 
 def _contents(
@@ -444,7 +447,7 @@ def _contents(
             n_good = n - n_bad
         else:
             n_bad, n_good = 0, n
-        items = [_syn_item(assets, t, _side(rng), blk) for _ in range(n_good)]
+        items = [_syn_item(assets, t, _side(rng, opts.reverse_share), blk) for _ in range(n_good)]
         if n_bad:
             twins = assets.twins.get(t.id, [])
             family = [o for o in assets.families[t.family] if o.id != t.id]
@@ -464,7 +467,7 @@ def _contents(
                 bad_t = pool[int(rng.integers(len(pool)))]
                 # Contaminants sit in the upper half of the pile so they stay mostly visible.
                 pos = int(rng.integers(len(items) // 2, len(items) + 1))
-                items.insert(pos, _syn_item(assets, bad_t, _side(rng), blk))
+                items.insert(pos, _syn_item(assets, bad_t, _side(rng, opts.reverse_share), blk))
     if kind == CupKind.FOREIGN_OBJECT:
         for _ in range(1 if rng.random() < 0.75 else 2):
             obj = sample_object(rng)

@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--kind-weights", default=None, help="comma-separated weights, one per --kinds entry")
     p.add_argument("--max-coins", type=int, default=30, help="most coins in one cup (default 30)")
+    p.add_argument(
+        "--reverse-share",
+        type=float,
+        default=0.5,
+        help="probability that a coin lies reverse up (default 0.5: tossed; 0.9: spread reverse up)",
+    )
     p.add_argument("--crop-size", type=int, default=128, help="side of the embedder crops (default 128)")
     p.add_argument(
         "--real-fraction",
@@ -100,6 +106,7 @@ def run_synth(args: argparse.Namespace) -> int:
         kind_weights=_kind_weights(args.kinds, args.kind_weights),
         max_coins=args.max_coins,
         real_fraction=real_fraction,
+        reverse_share=args.reverse_share,
     )
     config = SynthConfig(
         n_types=args.types,

@@ -24,7 +24,8 @@ def pipeline(tmp_path_factory) -> Pipeline:
 
 
 def _cup(type_id: str, n: int = 6) -> list[np.ndarray]:
-    return [reference_image(type_id, Side.REVERSE if k % 2 else Side.OBVERSE) for k in range(n)]
+    """``n`` crops of one type, every coin reverse up (a shared obverse would keep any cup from passing)."""
+    return [reference_image(type_id, Side.REVERSE) for _ in range(n)]
 
 
 def test_pure_cup_scores_above_a_contaminated_one(pipeline: Pipeline) -> None:
@@ -49,6 +50,15 @@ def test_only_the_shared_obverse_is_flagged_with_a_reason(pipeline: Pipeline) ->
     v = pipeline.run_crops([reference_image("t0001", Side.OBVERSE)] * 5, "t0001")
     assert v.decision == Decision.FLAG
     assert "only the shared obverse is visible — turn a coin" in v.reasons
+
+
+def test_one_coin_on_the_shared_obverse_is_named_and_the_cup_flagged(pipeline: Pipeline) -> None:
+    crops = _cup("t0000")
+    crops[2] = reference_image("t0000", Side.OBVERSE)
+    v = pipeline.run_crops(crops, "t0000")
+    assert v.decision == Decision.FLAG
+    assert v.p_correct == 0.0
+    assert "coin 3 shows the shared obverse — turn it over" in v.reasons
 
 
 def test_empty_cup_and_too_few_coins(pipeline: Pipeline) -> None:

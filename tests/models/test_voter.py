@@ -8,7 +8,7 @@ import pytest
 from models.features import FEATURES, GalleryView, feature_vector, pair_evidence
 from models.gallery import Gallery
 from models.train.voter import auc
-from models.voter import Voter, train_voter
+from models.voter import Voter, passable, train_voter
 from tests.models.verdict_world import DIM, labelled_cups, table, trained
 
 
@@ -17,8 +17,11 @@ def test_voter_separates_pure_from_contaminated_on_new_cups() -> None:
     view = GalleryView.from_gallery(gallery)
     x, _, y = table(view, world, labelled_cups(world, range(20), per_type=2), pooler)
     p = voter.predict(x)
-    assert auc(p, y) > 0.95
-    assert p[y].mean() > 0.8
+    ok = passable(x, FEATURES)
+    assert ok[y].mean() > 0.3  # pure cups whose every coin shows its reverse
+    assert np.all(p[~ok] == 0.0)  # the others never pass, whatever the booster thinks
+    assert auc(p[ok], y[ok]) > 0.95
+    assert p[y & ok].mean() > 0.8
     assert p[~y].mean() < 0.2
 
 
@@ -32,9 +35,10 @@ def test_type_enrolled_after_training_is_verified_without_retraining() -> None:
     items = labelled_cups(world, new_types, per_type=2)
     x, _, y = table(view, world, items, pooler)
     p = voter.predict(x)
-    assert auc(p, y) > 0.95
-    pure = world.cup(33, 8)
-    mixed = world.cup(33, 8, intruders=[25])
+    ok = passable(x, FEATURES)
+    assert auc(p[ok], y[ok]) > 0.95
+    pure = world.cup(33, 8, reverse_share=1.0)
+    mixed = world.cup(33, 8, intruders=[25], reverse_share=1.0)
     cand = view.type_index[world.type_id(33)]
     p_pure, p_mixed = voter.predict(
         np.stack([feature_vector(pair_evidence(view, c, cand, pooler).features) for c in (pure, mixed)])
@@ -46,10 +50,45 @@ def test_obverse_only_cup_is_not_trusted() -> None:
     world, gallery, pooler, voter = trained()
     view = GalleryView.from_gallery(gallery)
     cand = view.type_index[world.type_id(4)]
-    both = pair_evidence(view, world.cup(4, 8), cand, pooler)
+    reverses = pair_evidence(view, world.cup(4, 8, reverse_share=1.0), cand, pooler)
     obverse = pair_evidence(view, world.cup(4, 8, obverse_only=True), cand, pooler)
     assert obverse.features["n_informative"] == 0
-    assert voter.predict(feature_vector(obverse.features))[0] < voter.predict(feature_vector(both.features))[0]
+    assert voter.predict(feature_vector(obverse.features))[0] == 0.0
+    assert voter.predict(feature_vector(reverses.features))[0] > 0.5
+
+
+def test_one_coin_on_the_shared_obverse_keeps_the_cup_from_passing() -> None:
+    """That coin may be any member of the family: the other coins' reverses cannot vouch for it."""
+    world, gallery, pooler, voter = trained()
+    view = GalleryView.from_gallery(gallery)
+    cand = view.type_index[world.type_id(6)]
+    cup = world.cup(6, 8, reverse_share=1.0)
+    one_obverse = world.cup(6, 1, obverse_only=True)
+    mixed = type(cup)(
+        embeddings=np.concatenate([cup.embeddings, one_obverse.embeddings]),
+        confidence=np.ones(9, np.float32),
+        partial=np.zeros(9, bool),
+        visible=np.ones(9, np.float32),
+        diameter_mm=np.full(9, np.nan, np.float32),
+        focus=np.full(9, 6.0, np.float32),
+    )
+    ev = pair_evidence(view, mixed, cand, pooler)
+    assert ev.features["n_informative"] == 8
+    assert voter.predict(feature_vector(ev.features))[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"n_coins": 5, "n_objects": 0, "n_informative": 5}, True),
+        ({"n_coins": 5, "n_objects": 0, "n_informative": 4}, False),
+        ({"n_coins": 5, "n_objects": 1, "n_informative": 5}, False),
+        ({"n_coins": 0, "n_objects": 0, "n_informative": 0}, False),
+    ],
+)
+def test_hard_rules(row: dict[str, float], expected: bool) -> None:
+    names = ["n_coins", "n_objects", "n_informative"]
+    assert passable(np.array([[row[k] for k in names]]), names).tolist() == [expected]
 
 
 def test_voter_round_trips_through_text(tmp_path) -> None:

@@ -20,6 +20,8 @@ from models.voter import Voter, train_voter
 
 DIM = 16
 NOISE = 0.35
+REVERSE_SHARE = 0.9
+"""Coins lie reverse up with this probability, as when the operator spreads them reverse up."""
 
 torch.set_num_threads(1)  # tiny networks: extra threads only contend on a loaded CPU
 
@@ -53,8 +55,16 @@ class World:
                 design = f"fam{t // 2}-obv" if side == Side.OBVERSE else f"{self.type_id(t)}-rev"
                 gallery.add(emb, [GalleryEntry(self.type_id(t), side, design) for _ in range(per_side)])
 
-    def cup(self, t: int, n: int, *, intruders: list[int] | None = None, obverse_only: bool = False) -> CupCoins:
-        sides = [Side.OBVERSE if obverse_only or self.rng.random() < 0.5 else Side.REVERSE for _ in range(n)]
+    def cup(
+        self,
+        t: int,
+        n: int,
+        *,
+        intruders: list[int] | None = None,
+        obverse_only: bool = False,
+        reverse_share: float = REVERSE_SHARE,
+    ) -> CupCoins:
+        sides = [Side.OBVERSE if obverse_only or self.rng.random() >= reverse_share else Side.REVERSE for _ in range(n)]
         emb = [self.sample(t, s) for s in sides]
         for k, other in enumerate(intruders or []):
             emb[k % n] = self.sample(other, Side.REVERSE)

@@ -42,6 +42,7 @@ def test_synth_then_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         (["--types", "12", "--cups", "2", "--kinds", "pure,bogus"], "unknown cup kind"),
         (["--types", "12", "--cups", "2", "--kinds", "pure", "--kind-weights", "1,2"], "--kind-weights"),
         (["--types", "12", "--cups", "2", "--val-fraction", "2"], "val fraction"),
+        (["--types", "12", "--cups", "2", "--reverse-share", "1.5"], "reverse share"),
         (["--types", "12", "--cups", "2", "--workers", "0"], "--workers"),
     ],
 )

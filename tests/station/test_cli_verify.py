@@ -28,7 +28,7 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     for name, types in (("pure", ["t0000"] * 5), ("mixed", ["t0000"] * 3 + ["t0009", "t0000"])):
         (cups / name).mkdir(parents=True)
         for k, t in enumerate(types):
-            side = Side.REVERSE if k % 2 else Side.OBVERSE
+            side = Side.REVERSE  # reverse up: a coin on its family's shared obverse keeps any cup from passing
             cv2.imwrite(str(cups / name / f"coin{k}.png"), reference_image(t, side))
     return home, bundle, cups
 

@@ -96,6 +96,13 @@ def test_pure_cups_hold_one_type(assets: SceneAssets) -> None:
         assert scene.contaminant is None
 
 
+@pytest.mark.parametrize(("share", "side"), [(1.0, Side.REVERSE), (0.0, Side.OBVERSE)])
+def test_reverse_share_sets_which_side_is_up(assets: SceneAssets, share: float, side: Side) -> None:
+    opts = SceneOptions(image_size=SIZE, kind_weights={CupKind.PURE: 1.0}, max_coins=12, reverse_share=share)
+    sides = {inst.side for i in range(4) for inst in render_cup(assets, 5, i, opts).instances}
+    assert sides == {side.value}
+
+
 def test_contaminated_cups_hold_one_or_two_other_coins(assets: SceneAssets) -> None:
     relations = set()
     for i in range(8):
