@@ -420,6 +420,9 @@ class TrainingCoin:
         embedding: ``(D,)`` float32 as logged, or ``None``.
         model_version: the model that judged the cup.
         labelled_at: when the ruling in force was made.
+        confidence: detector score as logged.
+        partial: cut by the image edge or the cup rim.
+        diameter_mm: measured diameter, ``None`` when the camera was uncalibrated.
     """
 
     cup_id: int
@@ -435,6 +438,9 @@ class TrainingCoin:
     embedding: npt.NDArray[np.float32] | None
     model_version: str
     labelled_at: datetime
+    confidence: float = 1.0
+    partial: bool = False
+    diameter_mm: float | None = None
 
 
 @dataclass(frozen=True)

@@ -678,6 +678,9 @@ def _export_cups(session: Session, cup_ids: Iterable[int], since: datetime | Non
                     embedding=None if coin.embedding is None else np.frombuffer(coin.embedding, dtype="<f4").copy(),
                     model_version=version,
                     labelled_at=ruling.created_at,
+                    confidence=coin.confidence,
+                    partial=coin.partial,
+                    diameter_mm=coin.diameter_mm,
                 )
             )
     return TrainingExport(cups=tuple(cups), coins=tuple(coins))

@@ -5,4 +5,15 @@ to ``COMMANDS`` below. Targets of ``cupcheck train|eval|bench`` are listed in
 ``station.commands.groups.GROUPS``.
 """
 
-COMMANDS: tuple[str, ...] = ("synth", "calibrate", "enroll", "identify", "detect", "station", "review", "verify")
+COMMANDS: tuple[str, ...] = (
+    "synth",
+    "calibrate",
+    "enroll",
+    "identify",
+    "detect",
+    "station",
+    "review",
+    "verify",
+    "retrain",
+    "models",
+)

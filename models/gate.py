@@ -1,0 +1,142 @@
+"""The promotion gate: a retrained bundle replaces the one in force only when a frozen holdout says it is not worse.
+
+Both models score the same holdout (cup, candidate type) pairs and decide with their own certified thresholds.
+:func:`holdout_metrics` measures each; :func:`promotion_gate` compares them:
+
+* the candidate must be able to PASS at all (a certified, finite threshold);
+* its PASS precision lower bound (one-sided Clopper-Pearson at the bundle's ``delta``) must be at least the old
+  model's, or at least the target precision;
+* its auto-pass rate (share of truly correct holdout pairs that PASS) must be at least the old model's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from calibration.risk import clopper_pearson_lower
+
+
+@dataclass(frozen=True)
+class HoldoutMetrics:
+    """One model on the holdout pairs at its threshold.
+
+    Attributes:
+        n_pairs: holdout pairs scored.
+        n_positive: truly correct pairs.
+        n_accepted: pairs that PASS.
+        n_errors: PASSed pairs that were wrong.
+        precision: ``1 - n_errors / n_accepted`` (``nan`` when nothing passes).
+        precision_lower_bound: one-sided ``1 - delta`` Clopper-Pearson bound (``0`` when nothing passes).
+        auto_pass: PASSed correct pairs over correct pairs (``0`` without correct pairs).
+        threshold: the threshold used (``inf``: never PASS).
+        can_pass: the threshold is finite.
+    """
+
+    n_pairs: int
+    n_positive: int
+    n_accepted: int
+    n_errors: int
+    precision: float
+    precision_lower_bound: float
+    auto_pass: float
+    threshold: float
+    can_pass: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (``nan`` and ``inf`` as ``None``)."""
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def holdout_metrics(
+    scores: npt.ArrayLike, correct: npt.ArrayLike, threshold: float, delta: float = 0.05
+) -> HoldoutMetrics:
+    """Measure PASS precision and auto-pass of ``score >= threshold`` on holdout pairs.
+
+    Args:
+        scores: ``(n,)`` the model's ``p_correct`` per pair.
+        correct: ``(n,)`` bool truth.
+        threshold: the model's certified threshold (``inf``: never PASS).
+        delta: failure probability of the lower bound.
+
+    Raises:
+        ValueError: mismatched lengths.
+    """
+    s = np.asarray(scores, np.float64)
+    y = np.asarray(correct, bool)
+    if s.shape != y.shape:
+        raise ValueError(f"scores {s.shape} and truth {y.shape} differ in shape")
+    can_pass = math.isfinite(threshold)
+    accepted = s >= threshold if can_pass else np.zeros(s.shape, bool)
+    n_acc = int(accepted.sum())
+    n_err = int((accepted & ~y).sum())
+    n_pos = int(y.sum())
+    return HoldoutMetrics(
+        n_pairs=int(s.size),
+        n_positive=n_pos,
+        n_accepted=n_acc,
+        n_errors=n_err,
+        precision=(n_acc - n_err) / n_acc if n_acc else math.nan,
+        precision_lower_bound=clopper_pearson_lower(n_acc - n_err, n_acc, delta) if n_acc else 0.0,
+        auto_pass=(n_acc - n_err) / n_pos if n_pos else 0.0,
+        threshold=float(threshold),
+        can_pass=can_pass,
+    )
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's answer.
+
+    Attributes:
+        promote: the candidate may replace the model in force.
+        reasons: why (one line per criterion, failed ones first).
+        old: the model in force on the holdout.
+        new: the candidate on the holdout.
+    """
+
+    promote: bool
+    reasons: tuple[str, ...]
+    old: HoldoutMetrics
+    new: HoldoutMetrics
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return {
+            "promote": self.promote,
+            "reasons": list(self.reasons),
+            "old": self.old.to_dict(),
+            "new": self.new.to_dict(),
+        }
+
+
+def promotion_gate(old: HoldoutMetrics, new: HoldoutMetrics, target: float) -> GateDecision:
+    """Decide whether the candidate ``new`` may replace ``old``.
+
+    Args:
+        old: the model in force, measured on the frozen holdout.
+        new: the candidate, measured on the same pairs.
+        target: the precision target; a lower bound at or above it is good enough even if below the old one's.
+
+    Returns:
+        The decision with one reason per criterion.
+    """
+    failed: list[str] = []
+    passed: list[str] = []
+    if not new.can_pass:
+        failed.append("the candidate has no certified threshold: it would PASS nothing")
+    lb_ok = new.precision_lower_bound >= old.precision_lower_bound or new.precision_lower_bound >= target
+    lb_text = (
+        f"PASS precision lower bound {new.precision_lower_bound:.4f} vs {old.precision_lower_bound:.4f} "
+        f"(target {target:.4f})"
+    )
+    (passed if lb_ok else failed).append(lb_text)
+    ap_ok = new.auto_pass >= old.auto_pass
+    ap_text = f"auto-pass {new.auto_pass:.1%} vs {old.auto_pass:.1%}"
+    (passed if ap_ok else failed).append(ap_text)
+    reasons = tuple(f"fails: {r}" for r in failed) + tuple(f"ok: {r}" for r in passed)
+    return GateDecision(promote=not failed, reasons=reasons, old=old, new=new)

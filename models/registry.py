@@ -1,0 +1,302 @@
+"""The station's model registry: every verdict bundle it has trained, their metrics, and which one is in force.
+
+Layout under the station home::
+
+    models/registry.json          versions (oldest first), the current version, the promote/rollback history
+    models/<version>/verdict.json one folder per version: the bundle and the weights it names
+
+``registry.json`` is rewritten atomically (temporary file + :func:`os.replace`), and a version's folder is copied
+into place under a temporary name and renamed, so a reader never sees half a registry or half a bundle. No
+current version means the shipped bundle (:data:`models.bundle.DEFAULT_BUNDLE`) is in force.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REGISTRY_FORMAT = "cupcheck-registry/1"
+REGISTRY_DIR = "models"
+REGISTRY_FILE = "registry.json"
+BUNDLE_FILE = "verdict.json"
+SHIPPED = "shipped"
+"""Name of the shipped bundle in the history (it has no folder in the registry)."""
+
+
+class RegistryError(ValueError):
+    """The registry is damaged, or a version asked for does not exist."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered version.
+
+    Attributes:
+        version: the bundle version (``verdict-<sha8>``).
+        created_at: ISO 8601 UTC time of registration.
+        parent: the version it was trained from (``"shipped"`` for the shipped bundle).
+        status: ``"promoted"`` (was in force at some time), ``"rejected"`` (failed the gate) or ``"candidate"``.
+        metrics: holdout metrics and training counts.
+        labels_until: ISO time of the newest label it was trained on (``None``: unknown).
+        note: free text (the gate's reasons).
+    """
+
+    version: str
+    created_at: str
+    parent: str
+    status: str = "candidate"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    labels_until: str | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return {
+            "version": self.version,
+            "created_at": self.created_at,
+            "parent": self.parent,
+            "status": self.status,
+            "metrics": self.metrics,
+            "labels_until": self.labels_until,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelEntry:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            version=str(data["version"]),
+            created_at=str(data["created_at"]),
+            parent=str(data.get("parent", SHIPPED)),
+            status=str(data.get("status", "candidate")),
+            metrics=dict(data.get("metrics", {})),
+            labels_until=data.get("labels_until"),
+            note=str(data.get("note", "")),
+        )
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """A change of the version in force.
+
+    Attributes:
+        at: ISO 8601 UTC time.
+        action: ``"promote"`` or ``"rollback"``.
+        version: the version put in force (``"shipped"`` for the shipped bundle).
+        previous: the version it replaced.
+    """
+
+    at: str
+    action: str
+    version: str
+    previous: str
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The registry document.
+
+    Attributes:
+        versions: every registered version, oldest first.
+        current: the version in force, ``None`` for the shipped bundle.
+        history: promotions and rollbacks, oldest first.
+    """
+
+    versions: tuple[ModelEntry, ...] = ()
+    current: str | None = None
+    history: tuple[HistoryEvent, ...] = ()
+
+    def get(self, version: str) -> ModelEntry:
+        """The entry of ``version``.
+
+        Raises:
+            RegistryError: not registered.
+        """
+        for entry in self.versions:
+            if entry.version == version:
+                return entry
+        known = ", ".join(e.version for e in self.versions) or "none"
+        raise RegistryError(f"model version {version!r} is not registered (registered: {known})")
+
+    @property
+    def current_entry(self) -> ModelEntry | None:
+        """The entry in force, ``None`` for the shipped bundle."""
+        return None if self.current is None else self.get(self.current)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return {
+            "format": REGISTRY_FORMAT,
+            "current": self.current,
+            "versions": [e.to_dict() for e in self.versions],
+            "history": [e.__dict__ for e in self.history],
+        }
+
+
+def utc_now_iso() -> str:
+    """The current UTC time in ISO 8601."""
+    return datetime.now(UTC).isoformat()
+
+
+def registry_root(home: Path) -> Path:
+    """``home/models``."""
+    return Path(home) / REGISTRY_DIR
+
+
+def version_dir(home: Path, version: str) -> Path:
+    """The folder of a registered version."""
+    return registry_root(home) / version
+
+
+def load_registry(home: Path) -> Registry:
+    """Read ``home/models/registry.json`` (an empty registry when there is none).
+
+    Raises:
+        RegistryError: unreadable or not a registry.
+    """
+    path = registry_root(home) / REGISTRY_FILE
+    if not path.is_file():
+        return Registry()
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("format") != REGISTRY_FORMAT:
+            raise RegistryError(f"{path}: not a model registry (format {doc.get('format')!r})")
+        reg = Registry(
+            versions=tuple(ModelEntry.from_dict(v) for v in doc.get("versions", [])),
+            current=doc.get("current"),
+            history=tuple(HistoryEvent(**h) for h in doc.get("history", [])),
+        )
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise RegistryError(f"{path} is damaged: {err}") from err
+    if reg.current is not None:
+        reg.get(reg.current)
+    return reg
+
+
+def save_registry(home: Path, registry: Registry) -> Path:
+    """Write the registry atomically; returns its path."""
+    root = registry_root(home)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / REGISTRY_FILE
+    fd, tmp = tempfile.mkstemp(prefix=f".{REGISTRY_FILE}.", suffix=".tmp", dir=root)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(registry.to_dict(), f, indent=1)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def current_bundle_path(home: Path) -> Path | None:
+    """The bundle JSON in force for a station home, ``None`` when the shipped bundle is (no registry current).
+
+    Raises:
+        RegistryError: the registry names a version whose bundle is missing.
+    """
+    reg = load_registry(home)
+    if reg.current is None:
+        return None
+    path = version_dir(home, reg.current) / BUNDLE_FILE
+    if not path.is_file():
+        raise RegistryError(f"the registry's current model {reg.current} has no bundle at {path}")
+    return path
+
+
+def resolve_bundle(home: Path, explicit: str | Path | None = None) -> Path | None:
+    """The bundle a station should load: ``explicit`` if given, else the registry's current, else ``None``."""
+    if explicit is not None:
+        return Path(explicit)
+    return current_bundle_path(home)
+
+
+def register_version(home: Path, bundle_dir: Path, entry: ModelEntry) -> ModelEntry:
+    """Copy a bundle folder into the registry as ``entry.version`` and record it (not in force yet).
+
+    Args:
+        home: station home.
+        bundle_dir: folder holding ``verdict.json`` and the files it names (relative paths).
+        entry: the entry to record; its version names the folder.
+
+    Raises:
+        RegistryError: the version is already registered or the folder has no bundle.
+    """
+    if not (bundle_dir / BUNDLE_FILE).is_file():
+        raise RegistryError(f"{bundle_dir} holds no {BUNDLE_FILE}")
+    reg = load_registry(home)
+    if any(e.version == entry.version for e in reg.versions):
+        raise RegistryError(f"model version {entry.version} is already registered")
+    root = registry_root(home)
+    root.mkdir(parents=True, exist_ok=True)
+    target = version_dir(home, entry.version)
+    staging = Path(tempfile.mkdtemp(prefix=f".{entry.version}.", dir=root))
+    try:
+        shutil.copytree(bundle_dir, staging, dirs_exist_ok=True)
+        if target.exists():  # a leftover of a run that died between the rename and the registry write
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    save_registry(home, replace(reg, versions=(*reg.versions, entry)))
+    return entry
+
+
+def set_status(home: Path, version: str, status: str, note: str | None = None) -> Registry:
+    """Change a version's status (and note); returns the new registry."""
+    reg = load_registry(home)
+    reg.get(version)
+    versions = tuple(
+        replace(e, status=status, note=e.note if note is None else note) if e.version == version else e
+        for e in reg.versions
+    )
+    new = replace(reg, versions=versions)
+    save_registry(home, new)
+    return new
+
+
+def promote(home: Path, version: str, *, action: str = "promote") -> Registry:
+    """Put ``version`` in force (``"shipped"`` puts the shipped bundle back); returns the new registry.
+
+    Raises:
+        RegistryError: unknown version, or its bundle folder is missing.
+    """
+    reg = load_registry(home)
+    target: str | None = None if version == SHIPPED else version
+    if target is not None:
+        reg.get(target)
+        if not (version_dir(home, target) / BUNDLE_FILE).is_file():
+            raise RegistryError(f"model version {target} has no bundle in {version_dir(home, target)}")
+    event = HistoryEvent(utc_now_iso(), action, version, reg.current or SHIPPED)
+    versions = tuple(
+        replace(e, status="promoted") if e.version == target and e.status != "promoted" else e for e in reg.versions
+    )
+    new = Registry(versions=versions, current=target, history=(*reg.history, event))
+    save_registry(home, new)
+    return new
+
+
+def rollback(home: Path) -> Registry:
+    """Put back the version that was in force before the current one; returns the new registry.
+
+    Raises:
+        RegistryError: nothing to roll back to (the shipped bundle is in force and never was replaced).
+    """
+    reg = load_registry(home)
+    current = reg.current or SHIPPED
+    # The version in force before the current one: the last promotion that installed the current version
+    # (rollback events are skipped, so repeated rollbacks walk further back instead of toggling).
+    for event in reversed(reg.history):
+        if event.action == "promote" and event.version == current:
+            return promote(home, event.previous, action="rollback")
+    raise RegistryError("nothing to roll back to: no earlier model was in force")

@@ -1,0 +1,107 @@
+"""``cupcheck retrain``: the nightly job: refit the voter on the station's labels, gate it, promote it.
+
+Examples::
+
+    cupcheck retrain --no-embedder                 # cron: 0 2 * * * cupcheck retrain --no-embedder
+    cupcheck retrain --dry-run --report out/       # evaluate and register only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from station.errors import CliError
+from station.home import resolve_home
+
+EPILOG = """exit status:
+  0  a candidate passed the gate and was promoted
+  3  nothing to do: no label newer than the registered models (or too few to train)
+  4  the candidate was rejected by the gate (or --dry-run); the model in force stays
+  2  bad input or error (missing gallery, damaged bundle or registry, unreachable database)
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``retrain`` subcommand."""
+    p = subparsers.add_parser(
+        "retrain",
+        help="refit the voter on the station's labels, recalibrate, and promote it if the holdout gate allows",
+        description="Export every label of the verdict log, refit the voter by continued boosting from the one in "
+        "force (train split), choose the PASS threshold again (calibration split), and score both models on the "
+        "frozen holdout split. The candidate is registered under HOME/models/<version>/ and promoted only if it "
+        "can PASS, its PASS precision lower bound is at least the old one's (or the target) and its auto-pass is "
+        "at least the old one's. Non-interactive; logs to HOME/models/retrain.log.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
+    p.add_argument("--db", default=None, metavar="URL", help="database URL (default: the home's SQLite file)")
+    p.add_argument(
+        "--no-embedder",
+        action="store_true",
+        help="skip the embedder fine-tune (the voter refit and recalibration always run)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="evaluate and register the candidate, never promote")
+    p.add_argument("--report", default=None, metavar="DIR", help="report folder (default HOME/models/reports/V)")
+    p.add_argument("--target", type=float, default=None, help="precision target (default: the bundle's)")
+    p.add_argument("--delta", type=float, default=None, help="failure probability (default: the bundle's)")
+    p.add_argument("--holdout", type=float, default=0.25, help="share of cups in the frozen holdout (0.25)")
+    p.add_argument("--cal", type=float, default=0.35, help="share of cups used for calibration (0.35)")
+    p.add_argument("--rounds", type=int, default=60, help="boosting rounds added to the voter (60)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("target", "delta"):
+        v = getattr(args, name)
+        if v is not None and not 0 < v < 1:
+            raise CliError(f"--{name} must be in (0, 1)")
+    if not (0 < args.holdout < 1 and 0 < args.cal < 1 and args.holdout + args.cal < 1):
+        raise CliError("--holdout and --cal must be in (0, 1) and leave a training share")
+    if args.rounds < 1:
+        raise CliError("--rounds must be at least 1")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the retrain and return its exit status."""
+    _check(args)
+    home = resolve_home(args.home)
+    from models.gallery import GalleryMismatchError
+    from models.registry import RegistryError
+    from models.retrain import RetrainConfig
+    from station.retrain_job import RetrainOptions, attach_log_file, outcome_lines, run_retrain
+
+    cfg = RetrainConfig(
+        holdout_fraction=args.holdout,
+        cal_fraction=args.cal,
+        rounds=args.rounds,
+        target=args.target,
+        delta=args.delta,
+        seed=args.seed,
+    )
+    opts = RetrainOptions(
+        url=args.db,
+        config=cfg,
+        report_dir=None if args.report is None else Path(args.report),
+        promote=not args.dry_run,
+        progress=not args.quiet,
+    )
+    handler = attach_log_file(home)
+    try:
+        outcome = run_retrain(home, opts)
+    except (FileNotFoundError, RegistryError, GalleryMismatchError, ValueError) as err:
+        raise CliError(f"{err} (home: {home})") from err
+    finally:
+        handler.close()
+        import logging
+
+        logging.getLogger("cupcheck.retrain").removeHandler(handler)
+    for line in outcome_lines(outcome):
+        print(line)
+    sys.stdout.flush()
+    return outcome.code

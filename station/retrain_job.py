@@ -1,0 +1,317 @@
+"""The nightly retrain: export the station's labels, refit and recalibrate, gate on the holdout, promote.
+
+:func:`run_retrain` is what ``cupcheck retrain`` and ``cupcheck simulate-day`` call. It reads the verdict log
+(:mod:`db.repository`), turns each labelled cup into a :class:`models.retrain.LabelledCup` (logged embeddings are
+reused when the embedder that made them is the one in force, otherwise the logged crops are embedded again),
+hands them to :func:`models.retrain.retrain_bundle`, records the candidate in the registry
+(:mod:`models.registry`) and promotes it when :func:`models.gate.promotion_gate` says so.
+
+Exit codes (:class:`RetrainOutcome.code`): 0 promoted, 3 nothing to do, 4 rejected by the gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from db.records import TrainingCoin, TrainingExport
+from db.repository import VerdictRepository
+from models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
+from models.embedder import circle_mask
+from models.features import CupCoins, focus_measure, visible_share
+from models.gate import GateDecision
+from models.pipeline import Pipeline
+from models.registry import (
+    SHIPPED,
+    ModelEntry,
+    current_bundle_path,
+    load_registry,
+    promote,
+    register_version,
+    registry_root,
+    utc_now_iso,
+    version_dir,
+)
+from models.retrain import Candidate, LabelledCup, RetrainConfig, retrain_bundle
+
+EXIT_PROMOTED = 0
+EXIT_NOTHING_TO_DO = 3
+EXIT_REJECTED = 4
+LOG_FILE = "retrain.log"
+
+_log = logging.getLogger("cupcheck.retrain")
+
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    """What :func:`run_retrain` does.
+
+    Attributes:
+        url: database URL (``None``: the home's SQLite file).
+        config: the refit's settings.
+        report_dir: where the Markdown report and its plots go (``None``: ``home/models/reports/<version>``).
+        promote: promote a candidate that passes the gate (``False``: evaluate and register only).
+        progress: tqdm bars.
+    """
+
+    url: str | None = None
+    config: RetrainConfig = field(default_factory=RetrainConfig)
+    report_dir: Path | None = None
+    promote: bool = True
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What happened.
+
+    Attributes:
+        code: 0 promoted, 3 nothing to do, 4 rejected.
+        message: one line for the log and the terminal.
+        new_labels: labels newer than every registered version's.
+        candidate: the candidate's version, when one was trained.
+        decision: the gate's decision, when one was taken.
+        report: the report file, when one was written.
+    """
+
+    code: int
+    message: str
+    new_labels: int = 0
+    candidate: str | None = None
+    decision: GateDecision | None = None
+    report: Path | None = None
+
+
+def attach_log_file(home: Path) -> logging.Handler:
+    """Append the retrain log to ``home/models/retrain.log`` (returns the handler so the caller may remove it)."""
+    root = registry_root(home)
+    root.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(root / LOG_FILE)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    _log.addHandler(handler)
+    _log.setLevel(logging.INFO)
+    return handler
+
+
+def _parse(ts: str | None) -> datetime | None:
+    return None if not ts else datetime.fromisoformat(ts)
+
+
+def label_watermark(home: Path) -> datetime | None:
+    """The newest label any registered version was trained on (``None``: nothing registered)."""
+    marks = [m for m in (_parse(e.labels_until) for e in load_registry(home).versions) if m is not None]
+    return max(marks) if marks else None
+
+
+def versions_with_embedder(home: Path, embedder_version: str) -> set[str]:
+    """Bundle versions (shipped and registered) whose embedder is ``embedder_version``: their logged embeddings
+    can be reused as they are."""
+    out: set[str] = set()
+    paths = [DEFAULT_BUNDLE] + [version_dir(home, e.version) / "verdict.json" for e in load_registry(home).versions]
+    for path in paths:
+        try:
+            b = load_bundle(path)
+        except (FileNotFoundError, ValueError):
+            continue
+        if b.embedder_version == embedder_version:
+            out.add(b.version)
+    return out
+
+
+def _decode(repo: VerdictRepository, ref: str | None, flags: int) -> np.ndarray | None:
+    if ref is None:
+        return None
+    buf = np.frombuffer(repo.read_blob(ref), np.uint8)
+    img = cv2.imdecode(buf, flags)
+    return None if img is None else np.asarray(img)
+
+
+def _disc(h: int, w: int) -> np.ndarray:
+    if h == w:
+        return np.array(circle_mask(h), copy=True)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.asarray(((xx - (w - 1) / 2) / (w / 2)) ** 2 + ((yy - (h - 1) / 2) / (h / 2)) ** 2 <= 1.0)
+
+
+def _coin_features(
+    repo: VerdictRepository, coin: TrainingCoin, pipeline: Pipeline, reuse: bool
+) -> tuple[np.ndarray, float, float] | None:
+    """``(embedding, visible share, focus)`` of a logged coin, or ``None`` when it cannot be rebuilt."""
+    s = pipeline.preprocess.crop_size
+    crop = _decode(repo, coin.crop_ref, cv2.IMREAD_COLOR)
+    mask_img = _decode(repo, coin.mask_ref, cv2.IMREAD_GRAYSCALE)
+    emb = coin.embedding if reuse and coin.embedding is not None else None
+    if emb is not None and emb.shape != (pipeline.embedder.embed_dim,):
+        emb = None
+    if crop is None:
+        return None if emb is None else (emb.astype(np.float32), 1.0, pipeline.preprocess.focus_min + 1.0)
+    mask = mask_img > 0 if mask_img is not None and mask_img.shape == crop.shape[:2] else _disc(*crop.shape[:2])
+    if emb is None:
+        emb = pipeline.embedder.embed([np.asarray(crop, np.uint8)])[0]
+    sq = np.asarray(cv2.resize(crop, (s, s), interpolation=cv2.INTER_AREA), np.uint8)
+    sq_mask = cv2.resize(mask.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST) > 0
+    return emb.astype(np.float32), visible_share(sq_mask), focus_measure(sq, sq_mask)
+
+
+def labelled_cups(
+    repo: VerdictRepository,
+    export: TrainingExport,
+    pipeline: Pipeline,
+    reusable_versions: set[str],
+    *,
+    progress: bool = True,
+) -> list[LabelledCup]:
+    """Turn the exported labels into :class:`~models.retrain.LabelledCup` (coins whose ruling gives no coin type,
+    ``not_a_coin`` or ``damaged``, count as foreign objects)."""
+    coins_by_cup: dict[int, list[TrainingCoin]] = defaultdict(list)
+    for coin in export.coins:
+        coins_by_cup[coin.cup_id].append(coin)
+    out: list[LabelledCup] = []
+    for cup in tqdm(export.cups, desc="labelled cups", unit="cup", disable=not progress):
+        embs: list[np.ndarray] = []
+        conf: list[float] = []
+        partial: list[bool] = []
+        visible: list[float] = []
+        focus: list[float] = []
+        diam: list[float] = []
+        types: list[str] = []
+        objects = 0
+        for coin in sorted(coins_by_cup.get(cup.cup_id, []), key=lambda c: c.index):
+            if coin.true_type is None:
+                objects += 1
+                continue
+            got = _coin_features(repo, coin, pipeline, coin.model_version in reusable_versions)
+            if got is None:
+                continue
+            e, vis, foc = got
+            embs.append(e)
+            conf.append(coin.confidence)
+            partial.append(coin.partial)
+            visible.append(vis)
+            focus.append(foc)
+            diam.append(np.nan if coin.diameter_mm is None else coin.diameter_mm)
+            types.append(coin.true_type)
+        d = pipeline.embedder.embed_dim
+        coins = CupCoins(
+            embeddings=np.stack(embs).astype(np.float32) if embs else np.zeros((0, d), np.float32),
+            confidence=np.asarray(conf, np.float32),
+            partial=np.asarray(partial, bool),
+            visible=np.asarray(visible, np.float32),
+            diameter_mm=np.asarray(diam, np.float32),
+            focus=np.asarray(focus, np.float32),
+            n_objects=objects,
+        )
+        out.append(LabelledCup(cup.cup_id, cup.expected_type, coins, tuple(types), cup.labelled_at.isoformat()))
+    return out
+
+
+def _newest(export: TrainingExport) -> datetime | None:
+    stamps = [c.labelled_at for c in export.cups] + [c.labelled_at for c in export.coins]
+    return max(stamps) if stamps else None
+
+
+def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOutcome:
+    """Retrain from every label in the verdict log and promote the candidate when the gate allows.
+
+    Raises:
+        FileNotFoundError, ValueError: no gallery, a damaged bundle or registry.
+    """
+    opts = options or RetrainOptions()
+    bundle_path = current_bundle_path(home)
+    current = load_bundle(bundle_path)
+    current_name = load_registry(home).current or SHIPPED
+    _log.info("retrain: model in force %s (%s)", current.version, current_name)
+    repo = VerdictRepository.open(home, opts.url)
+    try:
+        export = repo.training_export()
+        mark = label_watermark(home)
+        stamps = [c.labelled_at for c in export.cups] + [c.labelled_at for c in export.coins]
+        new = sum(1 for t in stamps if mark is None or t > mark)
+        if new == 0:
+            msg = f"nothing to do: no label newer than {mark.isoformat() if mark else 'the registry'}"
+            _log.info(msg)
+            return RetrainOutcome(EXIT_NOTHING_TO_DO, msg)
+        _log.info("exported %d labelled cups, %d coins (%d new labels)", len(export.cups), len(export.coins), new)
+        pipeline = Pipeline.load(home, bundle_path, with_detector=False)
+        reusable = versions_with_embedder(home, pipeline.embedder.version)
+        cups = labelled_cups(repo, export, pipeline, reusable, progress=opts.progress)
+    finally:
+        repo.engine.dispose()
+    _log.info("embedder fine-tune: skipped; the voter is refit on the embedder in force (%s)", current.embedder_version)
+    staging_root = registry_root(home)
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".candidate-", dir=staging_root))
+    try:
+        try:
+            cand = retrain_bundle(current, pipeline.voter, pipeline.pooler, pipeline.view, cups, staging, opts.config)
+        except ValueError as err:
+            msg = f"nothing to do: {err}"
+            _log.info(msg)
+            return RetrainOutcome(EXIT_NOTHING_TO_DO, msg, new_labels=new)
+        return _record(home, current, current_name, cand, _newest(export), new, staging, opts)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _record(
+    home: Path,
+    current: Bundle,
+    current_name: str,
+    cand: Candidate,
+    newest: datetime | None,
+    new_labels: int,
+    staging: Path,
+    opts: RetrainOptions,
+) -> RetrainOutcome:
+    decision = cand.comparison.decision
+    version = cand.bundle.version
+    for line in decision.reasons:
+        _log.info("gate: %s", line)
+    reg = load_registry(home)
+    status = "candidate" if decision.promote else "rejected"
+    metrics = {"holdout": decision.to_dict(), "threshold": cand.bundle.threshold.to_dict(), **cand.counts}
+    if not any(e.version == version for e in reg.versions):
+        register_version(
+            home,
+            staging,
+            ModelEntry(
+                version=version,
+                created_at=utc_now_iso(),
+                parent=current_name,
+                status=status,
+                metrics=metrics,
+                labels_until=None if newest is None else newest.isoformat(),
+                note="; ".join(decision.reasons),
+            ),
+        )
+    from station.retrain_report import write_retrain_report
+
+    report_dir = opts.report_dir or registry_root(home) / "reports" / version
+    report = write_retrain_report(report_dir, current, cand)
+    if decision.promote and opts.promote:
+        promote(home, version)
+        msg = f"promoted {version} (was {current.version}): " + "; ".join(decision.reasons)
+        _log.info(msg)
+        return RetrainOutcome(EXIT_PROMOTED, msg, new_labels, version, decision, report)
+    why = "gate passed but --dry-run" if decision.promote else "rejected by the gate"
+    msg = f"{why}: {version} stays unpromoted, {current.version} in force: " + "; ".join(decision.reasons)
+    _log.info(msg)
+    return RetrainOutcome(EXIT_REJECTED, msg, new_labels, version, decision, report)
+
+
+def outcome_lines(outcome: RetrainOutcome) -> Sequence[str]:
+    """Plain lines for the terminal."""
+    lines = [outcome.message]
+    if outcome.report is not None:
+        lines.append(f"report: {outcome.report}")
+    return lines

@@ -1,0 +1,94 @@
+"""The retrain report: old vs candidate on the frozen holdout, as Markdown with two PNG plots.
+
+Plots use matplotlib's object API on the Agg canvas (no pyplot, no GUI), like :mod:`calibration.reports`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from calibration.risk import precision_coverage_curve
+from models.bundle import Bundle
+from models.gate import HoldoutMetrics
+from models.retrain import Candidate
+
+
+def plot_old_vs_new(cand: Candidate, path: Path) -> Path:
+    """Precision against auto-pass on the holdout for both models, and their score histograms, in one PNG."""
+    cmp = cand.comparison
+    fig = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
+    y = cmp.y
+    for name, scores, thr, colour in (
+        ("in force", cmp.old_scores, cmp.old_threshold, "tab:blue"),
+        ("candidate", cmp.new_scores, cmp.new_threshold, "tab:orange"),
+    ):
+        if scores.size and y.any():
+            curve = precision_coverage_curve(scores, y)
+            ax1.plot(curve.coverage, curve.precision, color=colour, label=name)
+            if math.isfinite(thr):
+                acc = scores >= thr
+                cov = float((acc & y).sum() / max(int(y.sum()), 1))
+                prec = float((acc & y).sum() / max(int(acc.sum()), 1)) if acc.any() else math.nan
+                ax1.plot([cov], [prec], "o", color=colour)
+        ax2.hist(scores[y], bins=20, range=(0, 1), alpha=0.5, color=colour, label=f"{name}: correct")
+        ax2.hist(scores[~y], bins=20, range=(0, 1), alpha=0.5, color=colour, histtype="step", label=f"{name}: wrong")
+    ax1.set_xlabel("auto-pass (share of correct pairs that PASS)")
+    ax1.set_ylabel("PASS precision")
+    ax1.set_title("holdout: precision vs auto-pass (dot: certified threshold)")
+    ax1.set_ylim(0.5, 1.01)
+    ax1.legend(loc="lower left")
+    ax2.set_xlabel("p_correct")
+    ax2.set_ylabel("pairs")
+    ax2.set_title("holdout score distributions")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(str(path))
+    return path
+
+
+def _row(name: str, m: HoldoutMetrics) -> str:
+    prec = "—" if m.n_accepted == 0 else f"{m.precision:.2%}"
+    thr = f"{m.threshold:.4f}" if m.can_pass else "never PASS"
+    return (
+        f"| {name} | {thr} | {m.n_pairs} | {m.n_positive} | {m.n_accepted} | {m.n_errors} | {prec} | "
+        f"{m.precision_lower_bound:.4f} | {m.auto_pass:.1%} |"
+    )
+
+
+def write_retrain_report(folder: Path, current: Bundle, cand: Candidate) -> Path:
+    """Write ``report.md`` and ``old_vs_new.png`` into ``folder``; returns the Markdown file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plot = plot_old_vs_new(cand, folder / "old_vs_new.png")
+    d = cand.comparison.decision
+    c = cand.counts
+    lines = [
+        f"# Retrain {cand.bundle.version}",
+        "",
+        f"Retrained from {current.version} on {c.get('cups', 0)} labelled cups "
+        f"(train {c.get('train_cups', 0)}, calibration {c.get('cal_cups', 0)}, holdout {c.get('holdout_cups', 0)} "
+        "cups; the split is a stable hash of the cup id, so the holdout is frozen).",
+        "",
+        f"**Gate: {'PROMOTE' if d.promote else 'REJECT'}**",
+        "",
+        *[f"- {r}" for r in d.reasons],
+        "",
+        "| model | threshold | pairs | correct | PASS | wrong PASS | precision | precision lower bound | auto-pass |",
+        "|---|---|---|---|---|---|---|---|---|",
+        _row(f"in force {current.version}", d.old),
+        _row(f"candidate {cand.bundle.version}", d.new),
+        "",
+        f"Candidate threshold: {cand.bundle.threshold.summary()}",
+        "",
+        f"![old vs new]({plot.name})",
+        "",
+    ]
+    out = folder / "report.md"
+    out.write_text("\n".join(lines))
+    return out

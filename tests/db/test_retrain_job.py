@@ -1,0 +1,101 @@
+"""The nightly retrain end to end on real SQLite and PostgreSQL: logged cups, a supervisor's rulings, a refit
+voter, the gate, the registry; a second run has nothing to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from db.records import CoinRecord, VerdictRecord
+from db.repository import VerdictRepository
+from db.schema import LabelKind
+from models.bundle import load_bundle
+from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
+from models.retrain import RetrainConfig
+from models.synth.mint import generate_mint
+from models.train.voter import reference_crops
+from models.types import Decision, Side
+from station.retrain_job import EXIT_NOTHING_TO_DO, EXIT_PROMOTED, EXIT_REJECTED, RetrainOptions, run_retrain
+from tests.db.factories import OPERATOR, SUPERVISOR
+from tests.models.embed_helpers import write_tiny_checkpoint
+from tests.models.verdict_world import PIPE_MINT_SEED, PIPE_TYPES, enrolled_gallery, write_bundle
+
+
+def _jpeg(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    return buf.tobytes()
+
+
+def _home_with_tiny_model(home: Path, tmp: Path) -> str:
+    folder = tmp / "bundle"
+    path, embedder = write_bundle(folder, embedder_file=write_tiny_checkpoint(tmp / "embedder.pt"))
+    version = load_bundle(path).version
+    register_version(home, folder, ModelEntry(version, "2026-01-01T00:00:00+00:00", SHIPPED))
+    promote(home, version)
+    enrolled_gallery(embedder).save(home / "gallery")
+    return version
+
+
+def _log_cups(repo: VerdictRepository, version: str, n_cups: int) -> None:
+    mint = generate_mint(12, PIPE_MINT_SEED)
+    photo = _jpeg(np.full((32, 32, 3), 90, np.uint8))
+    for i in range(n_cups):
+        t = PIPE_TYPES[i % len(PIPE_TYPES)]
+        other = PIPE_TYPES[(i + 2) % len(PIPE_TYPES)]  # another family
+        crops = reference_crops(mint.by_id(t), Side.REVERSE, 4, size=64, seed=i)
+        mixed = i % 3 == 2
+        if mixed:
+            crops[1] = reference_crops(mint.by_id(other), Side.REVERSE, 1, size=64, seed=i)[0]
+        coins = tuple(
+            CoinRecord(index=k, bbox=(0.0, 0.0, 64.0, 64.0), confidence=0.95, top_type=t, crop_jpeg=_jpeg(c))
+            for k, c in enumerate(crops)
+        )
+        record = VerdictRecord(
+            station="bench",
+            operator=OPERATOR,
+            order=None,
+            expected_type=t,
+            image_jpeg=photo,
+            coins=coins,
+            decision=Decision.FLAG,
+            p_correct=0.5,
+            threshold=0.9,
+            reasons=("not sure enough",),
+            model_version=version,
+        )
+        repo.log_verdict(record)
+    items = sorted(repo.review_queue(limit=n_cups), key=lambda it: it.cup_id)  # cup ids follow the log order
+    for i, item in enumerate(items):
+        repo.relabel(SUPERVISOR, item.cup_id, LabelKind.CONFIRMED)
+        if i % 3 == 2:  # the mixed cups: the intruding coin's own ruling overrides the cup's
+            repo.relabel(SUPERVISOR, item.cup_id, LabelKind.CORRECTED, coin_index=1, corrected_type="x")
+
+
+def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
+    repo: VerdictRepository, station_home: Path, db_url: str, tmp_path: Path
+) -> None:
+    version = _home_with_tiny_model(station_home, tmp_path)
+    _log_cups(repo, version, 40)
+    export = repo.training_export()
+    assert len(export.cups) == 40
+    assert {c.confidence for c in export.coins} == {0.95}
+
+    opts = RetrainOptions(url=db_url, config=RetrainConfig(target=0.8, delta=0.2, rounds=20), progress=False)
+    first = run_retrain(station_home, opts)
+    assert first.code in (EXIT_PROMOTED, EXIT_REJECTED), first.message
+    assert first.candidate is not None and first.decision is not None
+    reg = load_registry(station_home)
+    entry = reg.get(first.candidate)
+    assert entry.parent == version
+    assert entry.metrics["holdout_cups"] > 0 and entry.metrics["cal_cups"] > 0
+    assert (reg.current == first.candidate) is (first.code == EXIT_PROMOTED) is first.decision.promote
+    assert first.report is not None and (first.report.parent / "old_vs_new.png").stat().st_size > 1000
+    candidate = load_bundle(station_home / "models" / first.candidate / "verdict.json")
+    assert candidate.train["retrained_from"] == version
+    assert candidate.threshold.target == 0.8
+
+    second = run_retrain(station_home, opts)
+    assert second.code == EXIT_NOTHING_TO_DO, second.message

@@ -1,0 +1,81 @@
+"""The promotion gate: pure comparisons, and a real LightGBM voter trained on shuffled labels is never promoted."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from calibration.risk import choose_threshold
+from models.gate import holdout_metrics, promotion_gate
+from models.voter import train_voter
+
+
+def _m(n_acc: int, n_err: int, n_pos: int, threshold: float = 0.5):
+    scores = np.r_[np.ones(n_acc), np.zeros(200)]
+    correct = np.r_[np.ones(n_acc - n_err, bool), np.zeros(n_err, bool), np.ones(max(n_pos - (n_acc - n_err), 0), bool)]
+    correct = np.r_[correct, np.zeros(scores.size - correct.size, bool)]
+    return holdout_metrics(scores, correct, threshold)
+
+
+def test_holdout_metrics_count_what_passes() -> None:
+    m = holdout_metrics([0.9, 0.8, 0.7, 0.2, 0.95], [True, True, False, True, False], threshold=0.75)
+    assert (m.n_accepted, m.n_errors, m.n_positive) == (3, 1, 3)
+    assert m.precision == pytest.approx(2 / 3)
+    assert m.auto_pass == pytest.approx(2 / 3)
+    assert 0 < m.precision_lower_bound < 2 / 3
+    never = holdout_metrics([0.9, 0.1], [True, False], threshold=math.inf)
+    assert not never.can_pass and never.n_accepted == 0 and never.precision_lower_bound == 0.0
+    assert never.to_dict()["threshold"] is None
+
+
+@pytest.mark.parametrize(
+    "old, new, promote",
+    [
+        (_m(100, 0, 150), _m(120, 0, 150), True),  # more auto-pass, same precision: promote
+        (_m(100, 0, 150), _m(100, 0, 150), True),  # equal on both: not worse, promote
+        (_m(100, 0, 150), _m(90, 0, 150), False),  # less auto-pass
+        (_m(100, 0, 150), _m(130, 4, 150), False),  # more auto-pass bought with wrong PASSes
+        (_m(100, 0, 150), _m(0, 0, 150, threshold=math.inf), False),  # passes nothing
+    ],
+)
+def test_gate_table(old, new, promote: bool) -> None:
+    decision = promotion_gate(old, new, target=0.995)
+    assert decision.promote is promote
+    assert any(r.startswith("fails") for r in decision.reasons) is not promote
+
+
+def test_lower_bound_at_target_is_enough_even_below_the_old_one() -> None:
+    old = _m(5000, 0, 5000)
+    new = _m(4990, 0, 5000)
+    assert new.precision_lower_bound < old.precision_lower_bound
+    assert promotion_gate(old, new, target=0.99).new.precision_lower_bound >= 0.99
+    assert not promotion_gate(old, new, target=0.99).promote  # ... but its auto-pass is lower
+    assert promotion_gate(_m(4990, 0, 5000), _m(5000, 1, 5000), target=0.99).promote
+
+
+def _world(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Three features; the truth depends on the first two, the third is noise."""
+    x = rng.standard_normal((n, 3))
+    y = (1.6 * x[:, 0] + x[:, 1] + 0.3 * rng.standard_normal(n)) > 0.4
+    return x, y
+
+
+def test_a_voter_trained_on_shuffled_labels_is_rejected() -> None:
+    rng = np.random.default_rng(0)
+    names = ("a", "b", "noise")
+    (x_tr, y_tr), (x_cal, y_cal), (x_ho, y_ho) = (_world(n, rng) for n in (1500, 3000, 2000))
+    good = train_voter(x_tr, y_tr, names, rounds=80)
+    bad = train_voter(x_tr, rng.permutation(y_tr), names, rounds=80)
+
+    good_t = choose_threshold(good.predict(x_cal), y_cal, target=0.99, delta=0.05)
+    bad_t = choose_threshold(bad.predict(x_cal), y_cal, target=0.99, delta=0.05)
+    good_m = holdout_metrics(good.predict(x_ho), y_ho, good_t.threshold, 0.05)
+    bad_m = holdout_metrics(bad.predict(x_ho), y_ho, bad_t.threshold, 0.05)
+    assert good_m.can_pass and good_m.auto_pass > 0.3
+
+    decision = promotion_gate(good_m, bad_m, target=0.99)
+    assert not decision.promote, decision.reasons
+    # and the other way round, the good voter replaces the degraded one
+    assert promotion_gate(bad_m, good_m, target=0.99).promote

@@ -1,0 +1,119 @@
+"""The model registry: register, promote, roll back, and what a station loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.registry import (
+    SHIPPED,
+    ModelEntry,
+    RegistryError,
+    current_bundle_path,
+    load_registry,
+    promote,
+    register_version,
+    resolve_bundle,
+    rollback,
+    set_status,
+    version_dir,
+)
+
+
+def _bundle_dir(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / f"src-{name}"
+    folder.mkdir()
+    (folder / "verdict.json").write_text(json.dumps({"name": name}))
+    (folder / "voter.txt").write_text(f"voter {name}")
+    return folder
+
+
+def _entry(version: str) -> ModelEntry:
+    return ModelEntry(version=version, created_at="2026-01-01T00:00:00+00:00", parent=SHIPPED, metrics={"a": 1})
+
+
+def test_empty_home_means_the_shipped_bundle(tmp_path: Path) -> None:
+    assert current_bundle_path(tmp_path) is None
+    assert resolve_bundle(tmp_path) is None
+    assert resolve_bundle(tmp_path, "x/verdict.json") == Path("x/verdict.json")
+    assert load_registry(tmp_path).versions == ()
+
+
+def test_register_promote_and_roll_back(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    register_version(home, _bundle_dir(tmp_path, "a"), _entry("verdict-aaaa"))
+    register_version(home, _bundle_dir(tmp_path, "b"), _entry("verdict-bbbb"))
+    assert current_bundle_path(home) is None  # registered is not in force
+    assert (version_dir(home, "verdict-aaaa") / "voter.txt").read_text() == "voter a"
+
+    promote(home, "verdict-aaaa")
+    promote(home, "verdict-bbbb")
+    assert current_bundle_path(home) == version_dir(home, "verdict-bbbb") / "verdict.json"
+    assert load_registry(home).get("verdict-bbbb").status == "promoted"
+
+    assert rollback(home).current == "verdict-aaaa"
+    assert rollback(home).current is None  # a second rollback walks further back, to the shipped bundle
+    with pytest.raises(RegistryError, match="nothing to roll back"):
+        rollback(home)
+    actions = [(h.action, h.previous, h.version) for h in load_registry(home).history]
+    assert actions == [
+        ("promote", SHIPPED, "verdict-aaaa"),
+        ("promote", "verdict-aaaa", "verdict-bbbb"),
+        ("rollback", "verdict-bbbb", "verdict-aaaa"),
+        ("rollback", "verdict-aaaa", SHIPPED),
+    ]
+
+
+def test_registry_survives_a_reload_and_leaves_no_temporary_files(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    register_version(home, _bundle_dir(tmp_path, "a"), _entry("verdict-aaaa"))
+    set_status(home, "verdict-aaaa", "rejected", "fails: auto-pass")
+    reg = load_registry(home)
+    assert reg.get("verdict-aaaa").status == "rejected"
+    assert reg.get("verdict-aaaa").metrics == {"a": 1}
+    leftovers = [p.name for p in (home / "models").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    "action, match",
+    [
+        (lambda home: promote(home, "verdict-none"), "not registered"),
+        (lambda home: set_status(home, "verdict-none", "rejected"), "not registered"),
+    ],
+)
+def test_unknown_versions_are_refused(tmp_path: Path, action, match: str) -> None:
+    with pytest.raises(RegistryError, match=match):
+        action(tmp_path)
+
+
+def test_duplicate_and_empty_registrations_are_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    src = _bundle_dir(tmp_path, "a")
+    register_version(home, src, _entry("verdict-aaaa"))
+    with pytest.raises(RegistryError, match="already registered"):
+        register_version(home, src, _entry("verdict-aaaa"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RegistryError, match=r"holds no verdict\.json"):
+        register_version(home, empty, _entry("verdict-cccc"))
+
+
+def test_a_damaged_registry_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "registry.json").write_text("{not json")
+    with pytest.raises(RegistryError, match="damaged"):
+        load_registry(tmp_path)
+
+
+def test_a_current_version_whose_folder_vanished_is_reported(tmp_path: Path) -> None:
+    import shutil
+
+    home = tmp_path / "home"
+    register_version(home, _bundle_dir(tmp_path, "a"), _entry("verdict-aaaa"))
+    promote(home, "verdict-aaaa")
+    shutil.rmtree(version_dir(home, "verdict-aaaa"))
+    with pytest.raises(RegistryError, match="has no bundle"):
+        current_bundle_path(home)
