@@ -25,6 +25,7 @@ from calibration.risk import ThresholdChoice, choose_threshold
 from models.bundle import Bundle, sha256_file
 from models.features import CupCoins, GalleryView, feature_vector, pair_evidence
 from models.gate import GateDecision, holdout_metrics, promotion_gate
+from models.label_quality import LabelIssue, rank_label_issues
 from models.pooling import SetPooler
 from models.voter import Voter, train_voter
 
@@ -230,11 +231,14 @@ class Candidate:
         bundle: the saved candidate bundle (its ``root`` is the staging folder).
         comparison: old vs new on the holdout.
         counts: pairs and cups per split.
+        label_issues: every labelled cup's ruling scored by cleanlab against the model in force, most
+            suspicious first.
     """
 
     bundle: Bundle
     comparison: Comparison
     counts: dict[str, int] = field(default_factory=dict)
+    label_issues: tuple[LabelIssue, ...] = ()
 
 
 def retrain_bundle(
@@ -276,6 +280,8 @@ def retrain_bundle(
     train, cal, hold = (pairs.subset(split == s) for s in SPLITS)
     if len(cal) == 0:
         raise ValueError("no labelled cups fall in the calibration split yet")
+    prim = pairs.subset(pairs.primary)
+    issues = tuple(rank_label_issues(prim.cup_id.tolist(), prim.y, current_voter.predict(prim.x))) if len(prim) else ()
     voter = refit_voter(current_voter, train, cfg)
     cal_scores = voter.predict(cal.x)
     choice = choose_threshold(cal_scores, cal.y, target=target, delta=delta)
@@ -315,7 +321,7 @@ def retrain_bundle(
     )
     bundle = replace(bundle, version=bundle.compute_version())
     bundle.save(out / "verdict.json")
-    return Candidate(bundle, comparison, counts)
+    return Candidate(bundle, comparison, counts, issues)
 
 
 def _absolute(bundle: Bundle, rel: str | None) -> str | None:

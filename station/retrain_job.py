@@ -279,7 +279,12 @@ def _record(
         _log.info("gate: %s", line)
     reg = load_registry(home)
     status = "candidate" if decision.promote else "rejected"
-    metrics = {"holdout": decision.to_dict(), "threshold": cand.bundle.threshold.to_dict(), **cand.counts}
+    metrics = {
+        "holdout": decision.to_dict(),
+        "threshold": cand.bundle.threshold.to_dict(),
+        **cand.counts,
+        "suspect_labels": [i.cup_id for i in cand.label_issues if i.flagged][:20],
+    }
     if not any(e.version == version for e in reg.versions):
         register_version(
             home,

@@ -5,6 +5,7 @@ Plots use matplotlib's object API on the Agg canvas (no pyplot, no GUI), like :m
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -88,7 +89,18 @@ def write_retrain_report(folder: Path, current: Bundle, cand: Candidate) -> Path
         "",
         f"![old vs new]({plot.name})",
         "",
+        "## Labels most likely wrong (cleanlab, self-confidence against the model in force)",
+        "",
+        "| rank | cup | ruling: clean cup of its type | p_correct | label quality | flagged |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {i.rank} | {i.cup_id} | {'yes' if i.label else 'no'} | {i.p_correct:.3f} | {i.quality:.3f} | "
+            f"{'yes' if i.flagged else ''} |"
+            for i in cand.label_issues[:10]
+        ],
+        "",
     ]
     out = folder / "report.md"
     out.write_text("\n".join(lines))
+    (folder / "label_issues.json").write_text(json.dumps([i.__dict__ for i in cand.label_issues], indent=1))
     return out

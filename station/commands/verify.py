@@ -39,7 +39,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
-    p.add_argument("--bundle", default=None, metavar="FILE", help="verdict bundle (default: the shipped one)")
+    p.add_argument(
+        "--bundle",
+        default=None,
+        metavar="FILE",
+        help="verdict bundle (default: the registry's current model, else the shipped one)",
+    )
     p.add_argument("--detector", default=None, metavar="DIR", help="detector folder (default: the bundle's)")
     p.set_defaults(func=run)
 
@@ -111,15 +116,17 @@ def run(args: argparse.Namespace) -> int:
                 raise CliError(f"cannot read image {name}")
             cups.append((name, image))
     home = resolve_home(args.home)
+    from models.registry import RegistryError, resolve_bundle
+
     try:
         pipeline = Pipeline.load(
             home,
-            args.bundle,
+            resolve_bundle(home, args.bundle),
             with_detector=not args.crops,
             detector_path=args.detector,
             target_precision=args.target_precision,
         )
-    except (FileNotFoundError, BundleError, GalleryMismatchError, ValueError) as err:
+    except (FileNotFoundError, BundleError, GalleryMismatchError, RegistryError, ValueError) as err:
         raise CliError(f"{err}") from err
     try:
         pipeline.check_type(args.expect)

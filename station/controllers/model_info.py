@@ -43,3 +43,22 @@ def describe_model(bundle_path: Path | None = None, target_precision: float | No
         return describe_bundle(bundle)
     except (FileNotFoundError, BundleError) as err:
         return [f"No verdict model: {err}"]
+
+
+def describe_registry(home: Path, limit: int = 5) -> list[str]:
+    """Plain lines about the station's model registry: the version in force and the last promotions/rollbacks.
+
+    ``cupcheck models promote VERSION`` and ``cupcheck models rollback`` change it.
+    """
+    from models.registry import SHIPPED, RegistryError, load_registry
+
+    try:
+        reg = load_registry(home)
+    except RegistryError as err:
+        return [f"Model registry damaged: {err}"]
+    lines = [f"In force: {reg.current or SHIPPED} ({len(reg.versions)} retrained versions registered)"]
+    for event in reg.history[-limit:]:
+        lines.append(f"{event.at[:16].replace('T', ' ')} {event.action} {event.previous} → {event.version}")
+    if reg.versions:
+        lines.append("Change with `cupcheck models promote VERSION` or `cupcheck models rollback`")
+    return lines

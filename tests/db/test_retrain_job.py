@@ -3,6 +3,7 @@ voter, the gate, the registry; a second run has nothing to do."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -96,6 +97,8 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
     candidate = load_bundle(station_home / "models" / first.candidate / "verdict.json")
     assert candidate.train["retrained_from"] == version
     assert candidate.threshold.target == 0.8
+    issues = json.loads((first.report.parent / "label_issues.json").read_text())
+    assert len(issues) == 40 and [i["rank"] for i in issues[:3]] == [1, 2, 3]
 
     second = run_retrain(station_home, opts)
     assert second.code == EXIT_NOTHING_TO_DO, second.message
