@@ -16,4 +16,5 @@ COMMANDS: tuple[str, ...] = (
     "verify",
     "retrain",
     "models",
+    "simulate_day",
 )
