@@ -1,10 +1,11 @@
 # The README's commands. `make demo` and `make test` each install into .venv first.
+# `make demo` opens the operator window on simulator cups; `make synth-demo` renders a synthetic dataset instead.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit screenshots clean
+.PHONY: install demo synth-demo test lint typecheck unit screenshots clean
 
 install: $(STAMP)
 
@@ -15,6 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
+	$(BIN)/cupcheck demo
+
+synth-demo: install
 	$(BIN)/cupcheck synth --types 300 --cups 48 --seed 7 --out demo-out/synth
 	$(BIN)/cupcheck synth-sheet demo-out/synth --out demo-out/contact-sheet.png
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QDialog, QMainWindow, QWidget
 
@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         pump.camera_restored.connect(self.controller.camera_restored)
         pump.fps_measured.connect(self.controller.show_fps)
 
+        self.demo_driver: QObject | None = None  # the demo's cup orderer (see open_station), kept alive here
         self._space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
         self._space.activated.connect(self.controller.check)
         self.resize(1360, 860)
@@ -270,11 +271,61 @@ def sign_in_dialog(directory: VerdictRepository, title: str, role: str | None) -
     return login.operator
 
 
-def run_station(config: StationConfig, home: Path, *, demo: bool = False) -> int:
+def run_station(
+    config: StationConfig,
+    home: Path,
+    *,
+    demo: bool = False,
+    started: float | None = None,
+    quit_after: int | None = None,
+) -> int:
     """Open the operator window with the configured camera, the home's model and gallery; return the exit code.
 
     With ``demo`` the home is first made a demo home (:func:`station.demo.prepare_demo_home`: the simulator's
-    types enrolled, a demo operator), the camera is the simulator and nobody needs to sign in.
+    types enrolled, a demo operator), the camera is the simulator, nobody needs to sign in, and each new cup is
+    ordered and checked by itself (see :func:`open_station`).
+
+    Args:
+        config: the station's configuration.
+        home: the station home.
+        demo: run the demo.
+        started: the command's start (``time.perf_counter()``): say on stderr how long the first frame and the
+            first verdict took.
+        quit_after: close the window after this many verdicts (``None``: when the operator closes it).
+
+    Raises:
+        FileNotFoundError, ValueError: the model, the gallery or the replay folder is missing or damaged.
+    """
+    app = qt_application()
+    window = open_station(config, home, demo=demo)
+    if window is None:
+        return 1
+    if started is not None:
+        from station.demo import StartupTimer
+
+        timer = StartupTimer(started)
+        window.pump.pump.frame_ready.connect(timer.frame_shown)
+        window.controller.verdict_shown.connect(timer.verdict_shown)
+    if quit_after is not None:
+        shown = [0]
+
+        def count(_result: object) -> None:
+            shown[0] += 1
+            if shown[0] == quit_after:
+                window.close()  # the last window: the application's loop ends (a second quit would linger)
+
+        window.controller.verdict_shown.connect(count)
+    window.show()
+    code = app.exec()
+    window.shutdown()
+    return int(code)
+
+
+def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> MainWindow | None:
+    """Build the operator window :func:`run_station` shows (not shown yet); ``None`` when sign-in was cancelled.
+
+    Needs a running :func:`qt_application`. With ``demo``, see :func:`run_station`; a
+    :class:`station.demo.DemoDriver` chooses each simulator cup's type and the stillness gate checks it.
 
     Raises:
         FileNotFoundError, ValueError: the model, the gallery or the replay folder is missing or damaged.
@@ -282,40 +333,43 @@ def run_station(config: StationConfig, home: Path, *, demo: bool = False) -> int
     from models.pipeline import Pipeline
 
     if demo:
-        from station.demo import DEMO_OPERATOR, prepare_demo_home
+        from station.demo import prepare_demo_home
 
         cam = config.camera
         home = prepare_demo_home(home, n_types=cam.simulator_types, seed=cam.simulator_seed, bundle_path=config.bundle)
-        config = config.model_copy(update={"camera": cam.model_copy(update={"kind": "simulator"})})
+        config = config.model_copy(update={"camera": cam.model_copy(update={"kind": "simulator"}), "auto_check": True})
     pipeline = Pipeline.load(home, config.bundle, target_precision=config.target_precision)
     catalog = TypeCatalog.from_gallery(home / "gallery")
     orders: OrderLookup = OrderBook.from_csv(home / ORDERS_FILE)
-    app = qt_application()
     repository = open_repository(home, config.database_url)
     if demo:
+        from station.demo import DEMO_OPERATOR
+
         operator_name = DEMO_OPERATOR
     else:
         operator = sign_in_dialog(repository.repository, f"cupcheck {config.name}: operator sign-in", None)
         if operator is None:
-            return 1
+            return None
         operator_name = operator.name
     source = open_source(config.camera)
-    if demo:
-        from station.camera import SimulatorSource
-        from station.demo import DEMO_ORDER, SimulatorOrders
+    if not demo:
+        return MainWindow(pipeline, repository, source, config, operator=operator_name, catalog=catalog, orders=orders)
 
-        assert isinstance(source, SimulatorSource)
-        orders = SimulatorOrders(source)
+    from station.camera import SimulatorSource
+    from station.demo import DemoDriver
+
+    assert isinstance(source, SimulatorSource)
     window = MainWindow(pipeline, repository, source, config, operator=operator_name, catalog=catalog, orders=orders)
-    if demo:
-        window.view.order_edit.setText(DEMO_ORDER)
-        window.view.order_status.setText(
-            f"Demo: Enter on {DEMO_ORDER} orders the type of the cup on show, Space checks."
-        )
-    window.show()
-    code = app.exec()
-    window.shutdown()
-    return int(code)
+    view, controller = window.view, window.controller
+
+    def choose(type_id: str, cup: str) -> None:
+        controller.choose_type(type_id)
+        view.order_status.setText(f"Demo: {cup} ordered as {type_id}; it is checked once still (Space: again)")
+
+    driver = DemoDriver(source, choose)
+    window.pump.pump.frame_ready.connect(driver.frame_shown)  # after the controller's: the frame is shown first
+    window.demo_driver = driver
+    return window
 
 
 def run_review(

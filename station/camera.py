@@ -269,6 +269,7 @@ class SimulatorSource:
         self._hold_s = hold_s
         self._start = clock()
         self._shown: tuple[int, Frame, str] | None = None
+        self._expected: dict[str, str] = {}
 
     @property
     def name(self) -> str:
@@ -294,7 +295,17 @@ class SimulatorSource:
             scene = render_cup(self._assets, self._seed, i, self._opts)
             frame = Frame(image=scene.image, timestamp=time.time(), source=f"simulator cup {i}")
             self._shown = (i, frame, scene.expected_type)
+            recent = {k: v for k, v in self._expected.items() if k != frame.source}
+            recent[frame.source] = scene.expected_type
+            self._expected = dict(list(recent.items())[-8:])  # replaced whole: readers in other threads see either
         return self._shown[1]
+
+    def expected_for(self, frame: Frame) -> str | None:
+        """The type the cup of ``frame`` (one of the last few read) should hold; ``None`` for an older frame.
+
+        Safe to ask from another thread than the one reading: the answer follows the frame, not the cup on show.
+        """
+        return self._expected.get(frame.source)
 
     def close(self) -> None:
         """Nothing to release."""

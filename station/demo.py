@@ -1,44 +1,63 @@
 """The one-command demo: a station home whose gallery holds the simulator's coin types, and a demo operator.
 
-``cupcheck station --demo`` calls :func:`prepare_demo_home` and opens the operator window on simulator cups,
-signed in as :data:`DEMO_OPERATOR`. The gallery is enrolled from the simulator mint's faces (drawn by
-:func:`models.synth.mint.render_face`) with the shipped embedder, exactly as ``cupcheck enroll`` would enrol a
-catalogue folder of crops; it is rebuilt only when the mint or the embedder changes.
+``cupcheck demo`` (and ``cupcheck station --demo``) calls :func:`prepare_demo_home` and opens the operator window
+on simulator cups, signed in as :data:`DEMO_OPERATOR`. The gallery is enrolled from the simulator mint's faces
+(drawn by :func:`models.synth.mint.render_face`) with the shipped embedder, exactly as ``cupcheck enroll`` would
+enrol a catalogue folder of crops, a few types at a time behind a progress bar; it is rebuilt only when the mint
+or the embedder changes, so later starts skip it. In the window a :class:`DemoDriver` orders each new simulator
+cup's type as it comes into view and the stillness gate checks it by itself; :class:`StartupTimer` says on stderr
+how long the first frame and the first verdict took.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
+from PySide6.QtCore import QObject, Slot
+from tqdm import tqdm
 
 from db.repository import VerdictRepository
 from db.schema import Role
 from models.embedder import Embedder
-from models.enroll import CATALOG_FILE, enroll_catalog, save_catalog
+from models.enroll import CATALOG_FILE, TypeInfo, enroll_catalog, save_catalog
 from models.gallery import Gallery
 from models.synth.mint import Mint, generate_mint, render_face
-from models.types import Side
-from station.camera import SimulatorSource
+from models.types import Frame, Side
+from station.camera import Clock, SimulatorSource
 
-DEMO_ORDER = "DEMO"
-"""In the demo, this order number asks for the type the simulator's current cup should hold."""
 DEMO_OPERATOR = "demo"
 DEMO_PIN = "0000"
 DEMO_MARKER = "demo.json"
 FACE_PX = 160
+ENROL_CHUNK = 8
+"""Types enrolled per embedder call (one progress-bar step each): batches of 16 faces run about twice as fast as
+one type's two faces at a time."""
 
 
-def write_mint_catalog(mint: Mint, folder: Path, size: int = FACE_PX) -> Path:
+def write_mint_catalog(mint: Mint, folder: Path, size: int = FACE_PX, only: Iterable[int] | None = None) -> Path:
     """Write a catalogue folder (``TYPE/coin.toml``, ``TYPE/obverse/face.png``, ``TYPE/reverse/face.png``).
 
     Each face is a ``(size, size, 3)`` crop on black, the way the detector's crops look. Types of one family share
     their obverse design; each type's picture of it is a different specimen (its own ``seed``), as photos of
     different coins would be, so enrolment keeps it for every type instead of dropping it as a duplicate file.
+
+    Args:
+        mint: the mint.
+        folder: the catalogue folder (created).
+        size: face side in pixels.
+        only: the indices (into ``mint.types``) of the types to write; all by default.
     """
-    for number, coin in enumerate(mint.types):
+    numbers = range(len(mint.types)) if only is None else only
+    for number in numbers:
+        coin = mint.types[number]
         base = folder / coin.id
         for side in (Side.OBVERSE, Side.REVERSE):
             out = base / side.value
@@ -67,7 +86,7 @@ def prepare_demo_home(
         seed: the simulator mint's seed.
         bundle_path: the verdict bundle whose embedder enrols the gallery (default: the shipped bundle).
         embedder_path: an embedder checkpoint to use instead of the bundle's.
-        progress: tqdm bar while enrolling.
+        progress: a tqdm bar on stderr while enrolling (one step per type).
 
     Returns:
         ``home``.
@@ -88,9 +107,18 @@ def prepare_demo_home(
     current = json.loads(marker.read_text()) if marker.is_file() else None
     if current != wanted or not Gallery.exists(gallery_dir):
         mint = generate_mint(n_types, seed)
-        catalog = write_mint_catalog(mint, home / "demo-catalog")
+        catalog = home / "demo-catalog"
+        shutil.rmtree(catalog, ignore_errors=True)
         gallery = Gallery(embedder.embed_dim, embedder.version)
-        _report, infos = enroll_catalog(catalog, gallery, embedder, crops=True, progress=progress)
+        infos: dict[str, TypeInfo] = {}
+        bar = tqdm(total=n_types, desc="enrolling the demo's coin types", unit="type", disable=not progress)
+        with bar:
+            for start in range(0, n_types, ENROL_CHUNK):
+                part = catalog / f"part-{start // ENROL_CHUNK:03d}"
+                write_mint_catalog(mint, part, only=range(start, min(start + ENROL_CHUNK, n_types)))
+                _report, got = enroll_catalog(part, gallery, embedder, crops=True, progress=False)
+                infos.update(got)
+                bar.update(len(got))
         gallery.save(gallery_dir)
         save_catalog(gallery_dir / CATALOG_FILE, infos.values())
         marker.write_text(json.dumps(wanted))
@@ -103,16 +131,65 @@ def prepare_demo_home(
     return home
 
 
-class SimulatorOrders:
-    """Demo orders: :data:`DEMO_ORDER` asks for whatever type the cup on show should hold.
+class DemoDriver(QObject):
+    """Orders each new simulator cup's type as the cup comes into view, so the stillness gate checks it by itself.
+
+    Connect :meth:`frame_shown` to the camera pump's ``frame_ready`` after the operator controller's own slot.
+    There is no order number: the simulator's cup numbers repeat from one start to the next.
 
     Args:
         source: the simulator camera.
+        choose: called with ``(type_id, cup)`` (the frame's ``source``, e.g. ``simulator cup 3``) for each new cup.
     """
 
-    def __init__(self, source: SimulatorSource) -> None:
+    def __init__(self, source: SimulatorSource, choose: Callable[[str, str], None]) -> None:
+        super().__init__()
         self._source = source
+        self._choose = choose
+        self._cup: str | None = None
 
-    def lookup(self, order: str) -> str | None:
-        """The current cup's expected type for :data:`DEMO_ORDER`, else ``None``."""
-        return self._source.expected_type if order.strip().upper() == DEMO_ORDER else None
+    @Slot(object)
+    def frame_shown(self, frame: Frame) -> None:
+        """A new cup (a new ``frame.source``) in view: order its type."""
+        if frame.source == self._cup:
+            return
+        expected = self._source.expected_for(frame)
+        if expected is None:
+            return
+        self._cup = frame.source
+        self._choose(expected, frame.source)
+
+
+class StartupTimer(QObject):
+    """Says once, on ``out``, how many seconds after ``started`` the first frame and the first verdict were shown.
+
+    Args:
+        started: the command's start on ``clock``.
+        clock: seconds (``time.perf_counter`` by default).
+        out: where the two lines go.
+    """
+
+    def __init__(self, started: float, *, clock: Clock = time.perf_counter, out: TextIO | None = None) -> None:
+        super().__init__()
+        self._started = started
+        self._clock = clock
+        self._out = out
+        self.first_frame_s: float | None = None
+        self.first_verdict_s: float | None = None
+
+    def _say(self, what: str, seconds: float) -> None:
+        print(f"{what} after {seconds:.1f} s", file=self._out or sys.stderr, flush=True)
+
+    @Slot(object)
+    def frame_shown(self, _frame: object) -> None:
+        """The window showed a frame."""
+        if self.first_frame_s is None:
+            self.first_frame_s = self._clock() - self._started
+            self._say("first frame shown", self.first_frame_s)
+
+    @Slot(object)
+    def verdict_shown(self, _result: object) -> None:
+        """The window showed a verdict."""
+        if self.first_verdict_s is None:
+            self.first_verdict_s = self._clock() - self._started
+            self._say("first verdict shown", self.first_verdict_s)

@@ -14,6 +14,7 @@ COMMANDS: tuple[str, ...] = (
     "station",
     "review",
     "verify",
+    "demo",
     "retrain",
     "models",
     "simulate_day",

@@ -1,16 +1,23 @@
-"""The demo home: the simulator's types enrolled with a real embedder, the demo operator registered."""
+"""The demo: its home (the simulator's types enrolled with a real embedder, the demo operator registered), the
+driver that orders each simulator cup, and ``cupcheck demo`` end to end with the shipped model."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
 
 from db.repository import VerdictRepository
 from models.embedder import checkpoint_dict, save_checkpoint
 from models.gallery import Gallery
 from models.synth.mint import generate_mint
 from station.camera import SimulatorSource
+from station.cli import main
 from station.controllers.catalog import TypeCatalog
-from station.demo import DEMO_OPERATOR, DEMO_ORDER, DEMO_PIN, SimulatorOrders, prepare_demo_home
+from station.demo import DEMO_OPERATOR, DEMO_PIN, DemoDriver, prepare_demo_home
 from tests.station.conftest import SteppingClock
 from tests.station.nearest_type_pipeline import tiny_embedder
 
@@ -20,11 +27,11 @@ def test_demo_home_enrols_the_simulator_mint_once(tmp_path: Path) -> None:
     weights = save_checkpoint(
         checkpoint_dict(emb.network, emb.arch, emb.embed_dim, emb.prep, half=False), tmp_path / "emb.pt"
     )
-    home = prepare_demo_home(tmp_path / "demo", n_types=4, seed=5, embedder_path=weights, progress=False)
+    home = prepare_demo_home(tmp_path / "demo", n_types=9, seed=5, embedder_path=weights, progress=False)
 
     gallery = Gallery.load(home / "gallery", embedder_version=emb.version)
-    mint = generate_mint(4, 5)
-    assert list(gallery.types()) == [t.id for t in mint.types]
+    mint = generate_mint(9, 5)
+    assert list(gallery.types()) == [t.id for t in mint.types]  # enrolled in chunks, every type once, in order
     assert all(sides == {"obverse": 1, "reverse": 1} for sides in gallery.types().values())
     catalog = TypeCatalog.from_gallery(home / "gallery")
     assert [t.name for t in catalog.types] == [t.name for t in mint.types]
@@ -37,21 +44,58 @@ def test_demo_home_enrols_the_simulator_mint_once(tmp_path: Path) -> None:
 
     manifest = home / "gallery" / "manifest.json"
     before = manifest.stat().st_mtime_ns
-    prepare_demo_home(home, n_types=4, seed=5, embedder_path=weights, progress=False)  # nothing to redo
+    prepare_demo_home(home, n_types=9, seed=5, embedder_path=weights, progress=False)  # nothing to redo
     assert manifest.stat().st_mtime_ns == before
 
 
-def test_demo_order_asks_for_the_cup_on_show(clock: SteppingClock) -> None:
+def test_demo_driver_orders_each_new_cup_once(clock: SteppingClock) -> None:
     source = SimulatorSource(n_types=4, seed=5, size=160, clock=clock, hold_s=5.0, max_coins=3)
-    orders = SimulatorOrders(source)
-    source.read()
-    first = source.expected_type
-    assert first is not None and orders.lookup("demo") == first and orders.lookup("A-1") is None
-    mint_ids = {t.id for t in source.mint.types}
-    seen = {first}
-    for _ in range(6):
+    chosen: list[tuple[str, str]] = []
+    driver = DemoDriver(source, lambda type_id, cup: chosen.append((type_id, cup)))
+    expected = []
+    for _ in range(4):
+        frame = source.read()
+        driver.frame_shown(frame)
+        driver.frame_shown(source.read())  # the same cup again: nothing new to order
+        expected.append((source.expected_for(frame), frame.source))
         clock.advance(5.0)
+    assert chosen == expected
+    assert [cup for _, cup in chosen] == [f"simulator cup {i}" for i in range(4)]
+    assert {t for t, _ in chosen} <= {t.id for t in source.mint.types}
+
+
+def test_expected_for_answers_for_recent_frames_only(clock: SteppingClock) -> None:
+    source = SimulatorSource(n_types=4, seed=5, size=160, clock=clock, hold_s=1.0, max_coins=2)
+    first = source.read()
+    assert source.expected_for(first) == source.expected_type
+    for _ in range(9):
+        clock.advance(1.0)
         source.read()
-        assert orders.lookup(DEMO_ORDER) == source.expected_type in mint_ids
-        seen.add(str(source.expected_type))
-    assert len(seen) > 1
+    assert source.expected_for(first) is None
+
+
+def test_demo_command_opens_the_window_and_logs_a_verdict(
+    qapp: QApplication, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cupcheck demo`` with the shipped model: first start enrols, the first cup is ordered and checked."""
+    home = tmp_path / "demo"
+    guard = QTimer()  # a hung window fails the test instead of hanging it
+    guard.setSingleShot(True)
+    guard.timeout.connect(qapp.quit)
+    guard.start(120_000)
+    try:
+        code = main(["demo", "--home", str(home), "--types", "4", "--no-sound", "--quit-after", "1"])
+    finally:
+        guard.stop()
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "first frame shown after" in err and "first verdict shown after" in err
+    with sqlite3.connect(home / "cupcheck.db") as db:
+        rows = db.execute(
+            "SELECT v.decision, c.expected_type, o.name FROM verdicts v JOIN cups c ON c.id = v.cup_id "
+            "JOIN operators o ON o.id = c.operator_id"
+        ).fetchall()
+    mint_ids = {t.id for t in generate_mint(4, 0).types}
+    assert len(rows) == 1
+    decision, expected, operator = rows[0]
+    assert decision.lower() in ("pass", "flag") and expected in mint_ids and operator == DEMO_OPERATOR
