@@ -22,6 +22,9 @@ synth-demo: install
 	$(BIN)/cupcheck synth --types 300 --cups 48 --seed 7 --out demo-out/synth
 	$(BIN)/cupcheck synth-sheet demo-out/synth --out demo-out/contact-sheet.png
 
+screenshots: install
+	xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/python -m station.screenshots --home demo-out/shots-home --out docs/screenshots
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -3,7 +3,9 @@
 Run it in a real (virtual) display with the shipped model; ``--home`` is made a demo home first (the simulator's
 types enrolled, see :mod:`station.demo`)::
 
-    xvfb-run -s "-screen 0 1400x900x24" python -m station.screenshots --home /tmp/demo-home --out docs/screenshots
+    xvfb-run -a -s "-screen 0 1400x900x24" python -m station.screenshots --home /tmp/demo-home --out docs/screenshots
+
+(``make screenshots`` does this; on Debian it needs ``apt-get install xvfb xauth libxcb-cursor0``.)
 
 It opens the operator window on simulator cups, checks a cup that passes and one that is flagged, shows a lost
 camera, logs a few more verdicts to a throw-away database, and opens the review window on them. Each window is
@@ -78,12 +80,18 @@ def settle(ms: int = 300) -> None:
     loop.exec()
 
 
-def grab(widget: QWidget, path: Path) -> Path:
-    """Save the widget as drawn on screen."""
+def grab(widget: QWidget, path: Path, colours: int = 256) -> Path:
+    """Save the widget as drawn on screen, as a PNG of ``colours`` palette colours (a third of the bytes)."""
+    from PIL import Image
+
     settle(200)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not widget.grab().save(str(path)):
-        raise OSError(f"could not write {path}")
+    raw = path.with_suffix(".raw.png")
+    if not widget.grab().save(str(raw)):
+        raise OSError(f"could not write {raw}")
+    with Image.open(raw) as image:
+        image.convert("RGB").quantize(colours, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    raw.unlink()
     print(f"wrote {path}", file=sys.stderr)
     return path
 

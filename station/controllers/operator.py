@@ -190,6 +190,10 @@ class OperatorController(QObject):
         self.view.camera_label.setText("Camera: LOST, reconnecting")
         self.view.camera_label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
         self.view.check_button.setEnabled(False)
+        if not self.busy:  # the last verdict is for a cup that is no longer in view: do not leave it up
+            self.view.banner.show_state("NO CAM", FLAG_HEX)
+            self.view.reason.setText("The camera stopped delivering; cups can be checked again once it is back.")
+            self.view.detail.setText("")
         self.camera_state_changed.emit(True)
 
     @Slot()
@@ -200,6 +204,9 @@ class OperatorController(QObject):
         self.view.camera_label.setText("Camera: back")
         self.view.camera_label.setStyleSheet("")
         self.view.check_button.setEnabled(not self.busy)
+        if not self.busy:
+            self.view.banner.show_state("READY", IDLE_HEX)
+            self.view.reason.setText("Camera back: put the cup under the camera and press Space.")
         self.camera_state_changed.emit(False)
 
     @Slot(float)

@@ -190,9 +190,11 @@ def test_window_shows_camera_lost_and_recovers(
         assert lost.args == [True]
         assert "CAMERA LOST" in win.view.preview.text() and "LOST" in win.view.camera_label.text()
         assert not win.view.check_button.isEnabled()
+        assert win.view.banner.text() == "NO CAM" and win.view.banner.colour == FLAG_HEX
         with qtbot.waitSignal(win.controller.camera_state_changed, timeout=TIMEOUT_MS) as back:
             pass
         assert back.args == [False]
+        assert win.view.banner.text() == "READY" and "Camera back" in win.view.reason.text()
         qtbot.waitUntil(win.view.preview.has_image, timeout=TIMEOUT_MS)
         assert win.view.check_button.isEnabled()
     finally:
