@@ -85,6 +85,8 @@ BASE_FEATURES: tuple[str, ...] = (
     "outlier_min",
     "outlier_gap",
     "outlier_sim",
+    "cand_confusion",
+    "cand_gap",
 )
 """Features of the per-coin evidence alone (no set pooling)."""
 
@@ -199,6 +201,37 @@ class GalleryView:
             sel = (self.ref_type == t) & (self.ref_side == 0)
             if sel.any():
                 self.obverse_shared[t] = bool(self.ref_shared[sel].any())
+        self.confusion, self.self_similarity = self._lookalikes()
+
+    def _lookalikes(self, chunk: int = 1024) -> tuple[F64, F64]:
+        """Per type: how close another type's references come to its own designs, and how alike its own are.
+
+        ``confusion[t]`` is the best cosine between one of ``t``'s references on a design only ``t`` shows and a
+        reference of any other type; ``self_similarity[t]`` the mean cosine among those references of ``t``.
+        A near-twin whose references the embedder cannot tell apart has ``confusion`` at or above
+        ``self_similarity``: a coin's small margin over it proves nothing. ``nan`` for a type with no design of
+        its own.
+        """
+        n_t = len(self.types)
+        confusion = np.full(n_t, np.nan, np.float64)
+        own_sum = np.zeros(n_t, np.float64)
+        own_n = np.zeros(n_t, np.float64)
+        own = np.flatnonzero(~self.ref_shared)
+        for a in range(0, own.size, chunk):
+            rows = own[a : a + chunk]
+            sims = self.refs[rows] @ self.refs.T  # (r, m)
+            same = self.ref_type[rows][:, None] == self.ref_type[None, :]
+            other_best = np.where(same, -np.inf, sims).max(axis=1) if n_t > 1 else np.full(rows.size, np.nan)
+            for i, r in enumerate(rows):
+                t = int(self.ref_type[r])
+                if np.isfinite(other_best[i]):
+                    confusion[t] = other_best[i] if np.isnan(confusion[t]) else max(confusion[t], other_best[i])
+                mates = same[i] & ~self.ref_shared
+                mates[r] = False
+                own_sum[t] += float(sims[i, mates].sum())
+                own_n[t] += float(mates.sum())
+        self_similarity = np.where(own_n > 0, own_sum / np.maximum(own_n, 1), np.nan)
+        return confusion, self_similarity
 
     @classmethod
     def from_gallery(cls, gallery: Gallery, diameters: Mapping[str, float | None] | None = None) -> GalleryView:
@@ -426,6 +459,8 @@ def base_features(view: GalleryView, coins: CupCoins, candidate: int, scores: Co
         "outlier_min": _stat(loo, "min"),
         "outlier_gap": _stat(loo, "median") - _stat(loo, "min") if n else math.nan,
         "outlier_sim": float(scores.sim[worst]) if n else math.nan,
+        "cand_confusion": float(view.confusion[candidate]),
+        "cand_gap": float(view.self_similarity[candidate] - view.confusion[candidate]),
     }
     return f
 

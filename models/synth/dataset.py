@@ -66,6 +66,8 @@ class SynthConfig:
         val_fraction: fraction of cups in the validation split.
         real_root: the real data folder (``None``: no real crops or textures).
         cache_dir: where the real surface patches are cached (``None``: the default cache directory).
+        first_index: index of the first cup; cups ``first_index ..`` of one seed are other cups of the same mint
+            (e.g. a station's enrolment photos beside a test set).
     """
 
     n_types: int
@@ -76,6 +78,7 @@ class SynthConfig:
     val_fraction: float = 0.1
     real_root: Path | None = None
     cache_dir: Path | None = None
+    first_index: int = 0
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a clear message for an impossible configuration."""
@@ -83,6 +86,8 @@ class SynthConfig:
             raise ValueError(f"need at least 2 coin types, got {self.n_types}")
         if self.n_cups < 0:
             raise ValueError(f"the number of cups must be >= 0, got {self.n_cups}")
+        if not 0 <= self.first_index < 1_000_000 - self.n_cups:
+            raise ValueError(f"first index must be in [0, {1_000_000 - self.n_cups}), got {self.first_index}")
         if self.scene.image_size < 64:
             raise ValueError(f"image size must be >= 64, got {self.scene.image_size}")
         if self.crop_size < 8:
@@ -247,12 +252,13 @@ def _work(index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 def _results(config: SynthConfig, out: Path, workers: int) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     if workers <= 1:
         _init(config, out)
-        for i in range(config.n_cups):
+        for i in range(config.first_index, config.first_index + config.n_cups):
             yield _work(i)
         return
     ctx = mp.get_context("spawn")
+    indices = range(config.first_index, config.first_index + config.n_cups)
     with ctx.Pool(workers, initializer=_init, initargs=(config, out, True)) as pool:
-        yield from pool.imap(_work, range(config.n_cups), chunksize=4)
+        yield from pool.imap(_work, indices, chunksize=4)
 
 
 def write_mint_json(path: Path, config: SynthConfig) -> None:

@@ -118,16 +118,72 @@ def mint_of(data_dir: Path) -> Mint:
     return generate_mint(int(doc["n_types"]), int(doc["seed"]))
 
 
+ENROL_DIR = "enrol"
+"""A data set's ``enrol/`` subfolder, when present: other cups of the same mint, the station's enrolment photos."""
+ENROL_MAX_OCCLUSION = 0.15
+
+
+def enrolment_gallery(
+    enrol_dir: Path, mint: Mint, embedder: Embedder, per_side: int = 5, progress: bool = True
+) -> Gallery:
+    """A gallery from the crops of an enrolment data set: ``per_side`` whole, barely covered coins per side.
+
+    This is how a station enrols a type: a few photos taken under its own camera, so references and cups share
+    light, blur and noise. A (type, side) without such crops falls back to rendered references.
+
+    Raises:
+        ValueError: the enrolment set was drawn from another mint.
+    """
+    emint = mint_of(enrol_dir)
+    if [t.id for t in emint.types] != [t.id for t in mint.types] or emint.types != mint.types:
+        raise ValueError(f"{enrol_dir} was drawn from another mint than its data set")
+    picked: dict[tuple[str, str], list[dict[str, str]]] = {}
+    with (enrol_dir / "crops" / "index.csv").open(newline="") as f:
+        for row in sorted(csv.DictReader(f), key=lambda r: r["path"]):
+            if row["source"] != "synthetic" or row["partial"] != "0":
+                continue
+            if float(row["occlusion"]) > ENROL_MAX_OCCLUSION:
+                continue
+            got = picked.setdefault((row["type_id"], row["side"]), [])
+            if len(got) < per_side:
+                got.append(row)
+    gallery = Gallery(embedder.embed_dim, embedder.version)
+    for coin in tqdm(mint.types, desc="enrol", unit="type", disable=not progress):
+        for side in (Side.OBVERSE, Side.REVERSE):
+            crops: list[UInt8Array] = []
+            sources: list[str] = []
+            for r in picked.get((coin.id, side.value), []):
+                img = read_image(enrol_dir / r["path"])
+                if img is not None:
+                    crops.append(img)
+                    sources.append(f"photo:{r['path']}")
+            if not crops:
+                crops = reference_crops(coin, side, per_side)
+                sources = [f"render:{coin.id}/{side.value}/{k}" for k in range(per_side)]
+            entries = [GalleryEntry(coin.id, side, coin.design(side).id, src) for src in sources]
+            gallery.add(embedder.embed(crops), entries)
+    return gallery
+
+
 def dataset_gallery(
     data_dir: Path, embedder: Embedder, cache_root: Path, per_side: int = 5, progress: bool = True
 ) -> tuple[Gallery, dict[str, float | None]]:
-    """Load or build (and save) the reference gallery of a data set's mint, plus the catalogue diameters."""
+    """Load or build (and save) the reference gallery of a data set's mint, plus the catalogue diameters.
+
+    The references are the data set's enrolment photos (:data:`ENROL_DIR`, see :func:`enrolment_gallery`) when
+    it has them, else rendered faces (:func:`reference_gallery`).
+    """
     mint = mint_of(data_dir)
-    folder = cache_root / f"gallery-{data_dir.name}-{embedder.version}"
+    enrol = data_dir / ENROL_DIR
+    has_enrol = (enrol / "crops" / "index.csv").is_file()
+    folder = cache_root / f"gallery-{data_dir.name}-{'enrol' if has_enrol else 'render'}-{embedder.version}"
     diameters: dict[str, float | None] = {t.id: float(t.diameter_mm) for t in mint.types}
     if Gallery.exists(folder):
         return Gallery.load(folder, embedder_version=embedder.version), diameters
-    gallery = reference_gallery(mint, embedder, per_side, progress=progress)
+    if has_enrol:
+        gallery = enrolment_gallery(enrol, mint, embedder, per_side, progress=progress)
+    else:
+        gallery = reference_gallery(mint, embedder, per_side, progress=progress)
     gallery.save(folder)
     (folder / "catalog.json").write_text(
         json.dumps({"types": {t.id: {"name": t.name, "diameter_mm": t.diameter_mm} for t in mint.types}}, indent=1)
@@ -549,6 +605,7 @@ class TrainConfig:
         seed: seed.
         rounds: most boosting rounds.
         extra_negatives: more family and random wrong candidates per pure training cup.
+        virtual: training cups made from the coins of the rendered pure cups (:func:`virtual_cups`).
     """
 
     data: Path
@@ -564,6 +621,7 @@ class TrainConfig:
     seed: int = 0
     rounds: int = 400
     extra_negatives: int = 2
+    virtual: int = 0
 
 
 @dataclass
@@ -595,6 +653,87 @@ def load_split(
     return cache, view, mint_of(data_dir)
 
 
+VIRTUAL_RELATIONS: tuple[tuple[str, float], ...] = (("twin", 0.35), ("family", 0.35), ("other", 0.3))
+"""How a virtual contaminated cup's intruder relates to the cup's type, with the chance of each."""
+
+
+def virtual_cups(cache: CupCache, mint: Mint, n: int, *, seed: int = 0, max_coins: int = 16) -> CupCache:
+    """``n`` more training cups made from the coins of the cache's pure training cups, without rendering.
+
+    A virtual cup of type ``A`` draws its coins from the coins the detector found in pure cups of ``A``; half
+    the virtual cups are contaminated with one or two coins of a near-twin, a family member or another type,
+    drawn the same way. Every observation (embedding, confidence, visibility, diameter, focus) is a real one,
+    so the voter sees many more cups of every kind than the rendered ones alone, at the cost of an index.
+
+    Args:
+        cache: cups with their coins (only ``pure`` cups of the ``train`` split are used).
+        mint: their catalogue.
+        n: virtual cups to make.
+        seed: seed of the draws.
+        max_coins: the most coins in one virtual cup.
+
+    Returns:
+        A cache of the virtual cups (split ``train``, kinds ``pure`` and ``contaminated``).
+
+    Raises:
+        ValueError: no pure training cup holds a coin.
+    """
+    rng = np.random.default_rng(seed)
+    pools: dict[str, list[int]] = {}
+    for i in range(cache.n_cups):
+        if str(cache.kind[i]) == "pure" and str(cache.split[i]) == "train" and str(cache.expected[i]):
+            pools.setdefault(str(cache.expected[i]), []).extend(range(int(cache.offsets[i]), int(cache.offsets[i + 1])))
+    types = sorted(t for t, v in pools.items() if v)
+    if not types:
+        raise ValueError("no pure training cup holds a coin to make virtual cups from")
+    fam = mint.families()
+    rows: list[np.ndarray] = []
+    meta: list[tuple[str, str, str, str]] = []  # cup id, kind, expected, contaminant
+    for v in range(n):
+        a = types[int(rng.integers(len(types)))]
+        k = int(rng.integers(1, max_coins + 1))
+        coins = [pools[a][int(rng.integers(len(pools[a])))] for _ in range(k)]
+        kind, relation = "pure", ""
+        if rng.random() < 0.5:
+            coin = mint.by_id(a)
+            choices = {
+                "twin": [coin.twin_of] if coin.twin_of else [],
+                "family": [t for t in fam.get(coin.family, ()) if t not in (a, coin.twin_of)],
+                "other": [t for t in types if mint.by_id(t).family != coin.family],
+            }
+            names = [r for r, _ in VIRTUAL_RELATIONS]
+            w = np.array([wt if any(t in pools for t in choices[r]) else 0.0 for r, wt in VIRTUAL_RELATIONS])
+            if w.sum() > 0:
+                relation = names[int(rng.choice(len(names), p=w / w.sum()))]
+                pool = [t for t in choices[relation] if t in pools]
+                for _ in range(1 if k < 4 or rng.random() < 0.65 else 2):
+                    b = pool[int(rng.integers(len(pool)))]
+                    coins[int(rng.integers(len(coins)))] = pools[b][int(rng.integers(len(pools[b])))]
+                kind = "contaminated"
+        rows.append(np.asarray(coins, np.int64))
+        meta.append((f"virtual{v:06d}", kind, a, relation))
+    idx = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    offsets = np.concatenate([[0], np.cumsum([r.size for r in rows])]).astype(np.int64)
+    return CupCache(
+        offsets=offsets,
+        embeddings=cache.embeddings[idx],
+        confidence=cache.confidence[idx],
+        partial=cache.partial[idx],
+        visible=cache.visible[idx],
+        diameter_mm=cache.diameter_mm[idx],
+        focus=cache.focus[idx],
+        true_type=cache.true_type[idx],
+        cup_id=np.array([m[0] for m in meta]),
+        kind=np.array([m[1] for m in meta]),
+        expected=np.array([m[2] for m in meta]),
+        contaminant=np.array([m[3] for m in meta]),
+        split=np.array(["train"] * len(meta)),
+        n_objects=np.zeros(len(meta), np.int64),
+        embedder_version=cache.embedder_version,
+        source=cache.source,
+    )
+
+
 def iter_pair_batches(pairs: Sequence[Pair], size: int) -> Iterator[Sequence[Pair]]:
     """Consecutive slices of ``pairs``."""
     for s in range(0, len(pairs), size):
@@ -610,8 +749,15 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
 
         detector = Detector.load(cfg.detector)
     cache, view, mint = load_split(cfg.data, embedder, cfg, detector, progress)
-    train_pairs = make_pairs(cache, mint, seed=cfg.seed, splits=("train",), extra_negatives=cfg.extra_negatives)
     val_pairs = make_pairs(cache, mint, seed=cfg.seed + 1, splits=("val",))
+    if cfg.virtual > 0:
+        n_real = cache.n_cups
+        cache = CupCache.concat([cache, virtual_cups(cache, mint, cfg.virtual, seed=cfg.seed)])
+        train_pairs = make_pairs(cache, mint, seed=cfg.seed, splits=("train",), extra_negatives=cfg.extra_negatives)
+        n_virtual_pairs = sum(1 for p in train_pairs if p.cup >= n_real)
+    else:
+        train_pairs = make_pairs(cache, mint, seed=cfg.seed, splits=("train",), extra_negatives=cfg.extra_negatives)
+        n_virtual_pairs = 0
     # 1) the set pooler, on per-coin evidence only
     t0 = pair_table(cache, view, train_pairs, None, progress=progress, desc="pairs (train)")
     pooler = train_pooler(t0.bags, t0.y, COIN_FEATURES, seed=cfg.seed)
@@ -653,6 +799,8 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         "pooler": pooler.train_info,
         "seed": cfg.seed,
         "extra_negatives": cfg.extra_negatives,
+        "virtual_cups": cfg.virtual,
+        "virtual_pairs": n_virtual_pairs,
     }
     bundle = Bundle(
         root=cfg.out,

@@ -39,6 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.5,
         help="probability that a coin lies reverse up (default 0.5: tossed; 0.9: spread reverse up)",
     )
+    p.add_argument(
+        "--first-index",
+        type=int,
+        default=0,
+        help="index of the first cup (default 0); another range of the same seed gives other cups of the same "
+        "mint, e.g. enrolment photos: --first-index 100000 --kinds pure --out DATA/enrol",
+    )
     p.add_argument("--crop-size", type=int, default=128, help="side of the embedder crops (default 128)")
     p.add_argument(
         "--real-fraction",
@@ -115,6 +122,7 @@ def run_synth(args: argparse.Namespace) -> int:
         scene=opts,
         crop_size=args.crop_size,
         val_fraction=args.val_fraction,
+        first_index=args.first_index,
         real_root=real_root,
     )
     try:

@@ -39,6 +39,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--target", type=float, default=DEFAULT_TARGET, help=f"target precision (default {DEFAULT_TARGET})")
     p.add_argument("--delta", type=float, default=DEFAULT_DELTA, help=f"failure probability (default {DEFAULT_DELTA})")
     p.add_argument("--max-cups", type=int, default=None, help="use only the first cups of each data set")
+    p.add_argument(
+        "--virtual",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also train on N cups made from the coins of the rendered pure cups (default 0)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -55,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"{args.data_cal} is not a synthetic data set (manifest.json missing)")
     if not 0 < args.target < 1 or not 0 < args.delta < 1:
         raise CliError("--target and --delta must be in (0, 1)")
+    if args.virtual < 0:
+        raise CliError(f"--virtual must be >= 0, got {args.virtual}")
     out = Path(args.out)
     cfg = TrainConfig(
         data=data,
@@ -67,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target,
         delta=args.delta,
         max_cups=args.max_cups,
+        virtual=args.virtual,
         seed=args.seed,
     )
     try:

@@ -105,6 +105,16 @@ def test_same_config_gives_the_same_bytes_with_any_worker_count(dataset: Path, t
     assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
 
 
+def test_first_index_draws_other_cups_of_the_same_mint(dataset: Path, tmp_path: Path) -> None:
+    later = SynthConfig(n_types=12, n_cups=3, seed=4, scene=CONFIG.scene, crop_size=64, first_index=8)
+    write_dataset(later, tmp_path, progress=False)
+    assert (tmp_path / "mint.json").read_bytes() == (dataset / "mint.json").read_bytes()
+    cups = _manifest(tmp_path)["cups"]
+    assert [c["id"] for c in cups] == ["000008", "000009", "000010"]
+    for cup in cups[:2]:  # cups 8 and 9 are also the last two of the 10-cup set
+        assert (tmp_path / cup["image"]).read_bytes() == (dataset / cup["image"]).read_bytes()
+
+
 def test_val_split_is_exact() -> None:
     assert sum(is_val(i, 0.1) for i in range(1000)) == 100
     assert not any(is_val(i, 0.0) for i in range(50))
@@ -117,6 +127,7 @@ def test_val_split_is_exact() -> None:
         {"n_cups": -1},
         {"val_fraction": 1.5},
         {"crop_size": 2},
+        {"first_index": -1},
     ],
 )
 def test_bad_config_is_rejected(bad: dict, tmp_path: Path) -> None:

@@ -1,0 +1,114 @@
+"""The voter's training data: a data set's gallery comes from its enrolment photos when it has them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.synth.dataset import SynthConfig, write_dataset
+from models.synth.mint import generate_mint
+from models.synth.scene import SceneOptions
+from models.train.voter import ENROL_DIR, CupCache, dataset_gallery, enrolment_gallery, mint_of, virtual_cups
+from models.types import CupKind, Side
+from tests.models.embed_helpers import tiny_embedder
+
+SCENE = SceneOptions(image_size=256, max_coins=8, kind_weights={CupKind.PURE: 1.0})
+
+
+def _write(out: Path, seed: int, n_cups: int, first_index: int = 0) -> Path:
+    write_dataset(
+        SynthConfig(n_types=4, n_cups=n_cups, seed=seed, scene=SCENE, crop_size=64, first_index=first_index),
+        out,
+        progress=False,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = _write(tmp_path_factory.mktemp("voter_data"), seed=4, n_cups=2)
+    _write(root / ENROL_DIR, seed=4, n_cups=12, first_index=1000)
+    return root
+
+
+def test_gallery_is_enrolled_from_the_data_sets_photos(data: Path, tmp_path: Path) -> None:
+    embedder = tiny_embedder()
+    gallery, diameters = dataset_gallery(data, embedder, tmp_path)
+    mint = mint_of(data)
+    assert set(diameters) == {t.id for t in mint.types}
+    sources = [e.source for e in gallery.entries.values()]
+    assert any(s.startswith("photo:") for s in sources)
+    for coin in mint.types:  # every type and side is enrolled, from photos or (where none) from renders
+        for side in (Side.OBVERSE, Side.REVERSE):
+            refs = [e for e in gallery.entries.values() if e.type_id == coin.id and e.side == side]
+            assert 1 <= len(refs) <= 5
+            assert {e.design for e in refs} == {coin.design(side).id}
+    again, _ = dataset_gallery(data, embedder, tmp_path)  # cached
+    assert len(again) == len(gallery)
+
+
+def test_enrolment_photos_of_another_mint_are_refused(data: Path, tmp_path: Path) -> None:
+    other = _write(tmp_path / "other", seed=9, n_cups=1)
+    with pytest.raises(ValueError, match="another mint"):
+        enrolment_gallery(other, mint_of(data), tiny_embedder(), progress=False)
+
+
+def _cache_of_pure_cups(types: list[str], coins_per_cup: int = 4) -> CupCache:
+    """A cache of one pure training cup per type; each coin's embedding is a one-hot row naming its cup."""
+    n = len(types) * coins_per_cup
+    emb = np.zeros((n, n), np.float32)
+    emb[np.arange(n), np.arange(n)] = 1.0
+    return CupCache(
+        offsets=np.arange(0, n + 1, coins_per_cup, dtype=np.int64),
+        embeddings=emb,
+        confidence=np.ones(n, np.float32),
+        partial=np.zeros(n, bool),
+        visible=np.ones(n, np.float32),
+        diameter_mm=np.full(n, np.nan, np.float32),
+        focus=np.ones(n, np.float32),
+        true_type=np.array([""] * n),
+        cup_id=np.array([f"{i:06d}" for i in range(len(types))]),
+        kind=np.array(["pure"] * len(types)),
+        expected=np.array(types),
+        contaminant=np.array([""] * len(types)),
+        split=np.array(["train"] * len(types)),
+        n_objects=np.zeros(len(types), np.int64),
+        embedder_version="toy",
+    )
+
+
+def test_virtual_cups_reuse_the_coins_of_pure_cups() -> None:
+    mint = generate_mint(12, 5)
+    types = [t.id for t in mint.types]
+    cache = _cache_of_pure_cups(types)
+    owner = np.repeat(np.arange(len(types)), 4)  # source row -> its cup's type index
+    virtual = virtual_cups(cache, mint, 200, seed=1, max_coins=6)
+    assert virtual.n_cups == 200
+    assert set(virtual.kind.tolist()) == {"pure", "contaminated"}
+    for i in range(virtual.n_cups):
+        rows = virtual.embeddings[virtual.offsets[i] : virtual.offsets[i + 1]].argmax(axis=1)
+        assert 1 <= rows.size <= 6
+        src = [types[k] for k in owner[rows]]
+        foreign = [t for t in src if t != virtual.expected[i]]
+        if virtual.kind[i] == "pure":
+            assert not foreign and virtual.contaminant[i] == ""
+        else:
+            assert 1 <= len(foreign) <= 2
+            intruder = mint.by_id(foreign[0])
+            cup_type = mint.by_id(str(virtual.expected[i]))
+            relation = {True: "family", False: "other"}[intruder.family == cup_type.family]
+            if cup_type.twin_of == intruder.id:
+                relation = "twin"
+            assert virtual.contaminant[i] == relation
+    again = virtual_cups(cache, mint, 200, seed=1, max_coins=6)
+    np.testing.assert_array_equal(again.embeddings, virtual.embeddings)
+
+
+def test_virtual_cups_need_pure_training_cups() -> None:
+    mint = generate_mint(12, 5)
+    cache = _cache_of_pure_cups([mint.types[0].id])
+    cache.kind[:] = "contaminated"
+    with pytest.raises(ValueError, match="no pure training cup"):
+        virtual_cups(cache, mint, 5)
