@@ -246,6 +246,8 @@ class SimulatorSource:
         clock: monotonic seconds.
         hold_s: how long each cup stays in view.
         max_coins: the most coins in one cup.
+        reverse_share: chance that a coin lies reverse up (``0.9``: an operator who spreads the coins reverse up,
+            as the station asks, since a coin on a shared obverse keeps its cup from passing).
     """
 
     def __init__(
@@ -257,13 +259,14 @@ class SimulatorSource:
         clock: Clock = time.monotonic,
         hold_s: float = 4.0,
         max_coins: int = 14,
+        reverse_share: float = 0.9,
     ) -> None:
         from models.synth.mint import generate_mint
         from models.synth.scene import SceneAssets, SceneOptions
 
         self.mint = generate_mint(n_types, seed)
         self._assets = SceneAssets(self.mint)
-        self._opts = SceneOptions(image_size=size, max_coins=max_coins)
+        self._opts = SceneOptions(image_size=size, max_coins=max_coins, reverse_share=reverse_share)
         self._seed = seed
         self._clock = clock
         self._hold_s = hold_s

@@ -32,7 +32,10 @@ def test_demo_home_enrols_the_simulator_mint_once(tmp_path: Path) -> None:
     gallery = Gallery.load(home / "gallery", embedder_version=emb.version)
     mint = generate_mint(9, 5)
     assert list(gallery.types()) == [t.id for t in mint.types]  # enrolled in chunks, every type once, in order
-    assert all(sides == {"obverse": 1, "reverse": 1} for sides in gallery.types().values())
+    # a few photos per side cut from simulator cups (a render where the cups showed none)
+    assert all(set(sides) == {"obverse", "reverse"} for sides in gallery.types().values())
+    assert all(1 <= n <= 3 for sides in gallery.types().values() for n in sides.values())
+    assert sum(n for sides in gallery.types().values() for n in sides.values()) > 2 * len(mint.types)
     catalog = TypeCatalog.from_gallery(home / "gallery")
     assert [t.name for t in catalog.types] == [t.name for t in mint.types]
     picture = catalog.picture(mint.types[0].id)
