@@ -639,7 +639,8 @@ def load_split(
     """Cache a data set's cups and build its gallery view."""
     gallery, diameters = dataset_gallery(data_dir, embedder, cfg.cache, progress=progress)
     view = GalleryView.from_gallery(gallery, diameters)
-    tag = f"{data_dir.name}-{cfg.instances}-{embedder.version}"
+    cut = cfg.instances if detector is None else f"{cfg.instances}-{detector.version}"
+    tag = f"{data_dir.name}-{cut}-{embedder.version}"
     cache = cache_cups(
         data_dir,
         embedder,
@@ -782,6 +783,7 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     cfg.out.mkdir(parents=True, exist_ok=True)
     voter_path = voter.save(cfg.out / "voter.txt")
     pooler_path = pooler.save(cfg.out / "pooler.pt")
+    save_calibration_features(cfg.out / CALIBRATION_FEATURES, cal.x, cal.y, FEATURES)
     focus_all = cache.focus[np.isfinite(cache.focus)]
     focus_min = float(np.quantile(focus_all, 0.01)) * 0.8 if focus_all.size else 2.0
     val_auc = _auc(voter.predict(va.x), va.y) if va is not None and len(set(va.y)) == 2 else math.nan
@@ -821,6 +823,34 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     )
     path = bundle.save(cfg.out / "verdict.json")
     return TrainResult(path, choice, summary)
+
+
+CALIBRATION_FEATURES = "calibration.npz"
+"""Beside a bundle: its calibration pairs' features, so a retrain can re-score them with a new voter."""
+
+
+def save_calibration_features(path: Path, x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> Path:
+    """Write the calibration pairs' ``(n, F)`` features (float32), truth and column names as ``.npz``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, x=np.asarray(x, np.float32), y=np.asarray(y, bool), names=np.array(list(names)))
+    tmp.replace(path)
+    return path
+
+
+def load_calibration_features(path: Path, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The features and truth written by :func:`save_calibration_features`, columns ordered as ``names``.
+
+    Returns ``None`` when the file is missing or lacks one of ``names``.
+    """
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        have = [str(n) for n in z["names"]]
+        if not set(names) <= set(have):
+            return None
+        cols = [have.index(n) for n in names]
+        return np.asarray(z["x"], np.float64)[:, cols], np.asarray(z["y"], bool)
 
 
 def _stored_path(path: Path | None, default: Path, root: Path) -> str | None:

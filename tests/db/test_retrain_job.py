@@ -16,12 +16,16 @@ from models.bundle import load_bundle
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
-from models.train.voter import reference_crops
+from models.features import FEATURES
+from models.train.voter import CALIBRATION_FEATURES, reference_crops, save_calibration_features
 from models.types import Decision, Side
 from station.retrain_job import EXIT_NOTHING_TO_DO, EXIT_PROMOTED, EXIT_REJECTED, RetrainOptions, run_retrain
 from tests.db.factories import OPERATOR, SUPERVISOR
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import PIPE_MINT_SEED, PIPE_TYPES, enrolled_gallery, write_bundle
+
+
+FROZEN = 50
 
 
 def _jpeg(img: np.ndarray) -> bytes:
@@ -33,6 +37,11 @@ def _jpeg(img: np.ndarray) -> bytes:
 def _home_with_tiny_model(home: Path, tmp: Path) -> str:
     folder = tmp / "bundle"
     path, embedder = write_bundle(folder, embedder_file=write_tiny_checkpoint(tmp / "embedder.pt"))
+    # the bundle's own calibration pairs, kept beside it for the retrain to re-score
+    rng = np.random.default_rng(0)
+    save_calibration_features(
+        folder / CALIBRATION_FEATURES, rng.normal(size=(FROZEN, len(FEATURES))), rng.random(FROZEN) < 0.5, FEATURES
+    )
     version = load_bundle(path).version
     register_version(home, folder, ModelEntry(version, "2026-01-01T00:00:00+00:00", SHIPPED))
     promote(home, version)
@@ -97,6 +106,9 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
     candidate = load_bundle(station_home / "models" / first.candidate / "verdict.json")
     assert candidate.train["retrained_from"] == version
     assert candidate.threshold.target == 0.8
+    assert candidate.train["frozen_cal_pairs"] == FROZEN  # certified on the station's and the bundle's pairs
+    assert candidate.cal_scores.size == entry.metrics["cal_pairs"] + FROZEN
+    assert (station_home / "models" / first.candidate / CALIBRATION_FEATURES).is_file()
     issues = json.loads((first.report.parent / "label_issues.json").read_text())
     assert len(issues) == 40 and [i["rank"] for i in issues[:3]] == [1, 2, 3]
 

@@ -10,7 +10,16 @@ import pytest
 from models.synth.dataset import SynthConfig, write_dataset
 from models.synth.mint import generate_mint
 from models.synth.scene import SceneOptions
-from models.train.voter import ENROL_DIR, CupCache, dataset_gallery, enrolment_gallery, mint_of, virtual_cups
+from models.train.voter import (
+    ENROL_DIR,
+    CupCache,
+    dataset_gallery,
+    enrolment_gallery,
+    load_calibration_features,
+    mint_of,
+    save_calibration_features,
+    virtual_cups,
+)
 from models.types import CupKind, Side
 from tests.models.embed_helpers import tiny_embedder
 
@@ -112,3 +121,15 @@ def test_virtual_cups_need_pure_training_cups() -> None:
     cache.kind[:] = "contaminated"
     with pytest.raises(ValueError, match="no pure training cup"):
         virtual_cups(cache, mint, 5)
+
+
+def test_calibration_features_round_trip_in_any_column_order(tmp_path: Path) -> None:
+    x = np.arange(12, dtype=np.float64).reshape(4, 3)
+    y = np.array([True, False, True, False])
+    path = save_calibration_features(tmp_path / "calibration.npz", x, y, ["a", "b", "c"])
+    got = load_calibration_features(path, ["c", "a"])
+    assert got is not None
+    np.testing.assert_array_equal(got[0], x[:, [2, 0]])
+    np.testing.assert_array_equal(got[1], y)
+    assert load_calibration_features(path, ["a", "zzz"]) is None  # a column the file lacks
+    assert load_calibration_features(tmp_path / "missing.npz", ["a"]) is None
