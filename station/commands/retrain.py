@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "retrain",
         help="refit the voter on the station's labels, recalibrate, and promote it if the holdout gate allows",
         description="Export every label of the verdict log, refit the voter by continued boosting from the one in "
-        "force (train split), choose the PASS threshold again (calibration split), and score both models on the "
-        "frozen holdout split. The candidate is registered under HOME/models/<version>/ and promoted only if it "
+        "force (train split), choose the PASS threshold again (calibration split plus the bundle's own "
+        "calibration pairs), and score both models on the frozen holdout split. The candidate is registered "
+        "under HOME/models/<version>/ and promoted only if it "
         "can PASS, its PASS precision lower bound is at least the old one's (or the target) and its auto-pass is "
         "at least the old one's. Non-interactive; logs to HOME/models/retrain.log.",
         epilog=EPILOG,
