@@ -338,7 +338,9 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         cam = config.camera
         home = prepare_demo_home(home, n_types=cam.simulator_types, seed=cam.simulator_seed, bundle_path=config.bundle)
         config = config.model_copy(update={"camera": cam.model_copy(update={"kind": "simulator"}), "auto_check": True})
-    pipeline = Pipeline.load(home, config.bundle, target_precision=config.target_precision)
+    from models.registry import resolve_bundle
+
+    pipeline = Pipeline.load(home, resolve_bundle(home, config.bundle), target_precision=config.target_precision)
     catalog = TypeCatalog.from_gallery(home / "gallery")
     orders: OrderLookup = OrderBook.from_csv(home / ORDERS_FILE)
     repository = open_repository(home, config.database_url)
@@ -384,8 +386,10 @@ def run_review(
     Enrolment from the window uses the embedder of ``bundle`` (default: the shipped bundle).
     """
     from models.gallery import Gallery
+    from models.registry import resolve_bundle
     from station.controllers.model_info import describe_model
 
+    bundle = resolve_bundle(home, bundle)  # the registry's version in force, else the shipped bundle
     gallery_dir = home / "gallery"
     catalog = TypeCatalog.from_gallery(gallery_dir) if Gallery.exists(gallery_dir) else TypeCatalog([], _no_picture)
     app = qt_application()
