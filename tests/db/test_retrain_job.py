@@ -13,17 +13,16 @@ from db.records import CoinRecord, VerdictRecord
 from db.repository import VerdictRepository
 from db.schema import LabelKind
 from models.bundle import load_bundle
+from models.features import FEATURES
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
-from models.features import FEATURES
 from models.train.voter import CALIBRATION_FEATURES, reference_crops, save_calibration_features
 from models.types import Decision, Side
 from station.retrain_job import EXIT_NOTHING_TO_DO, EXIT_PROMOTED, EXIT_REJECTED, RetrainOptions, run_retrain
 from tests.db.factories import OPERATOR, SUPERVISOR
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import PIPE_MINT_SEED, PIPE_TYPES, enrolled_gallery, write_bundle
-
 
 FROZEN = 50
 
