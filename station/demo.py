@@ -45,6 +45,8 @@ one type's two faces at a time."""
 PHOTO_FIRST_INDEX = 900_000
 """The demo's enrolment photos are simulator cups from this index on: other cups than the ones it shows."""
 PHOTOS_PER_SIDE = 3
+WHOLE_OCCLUSION = 0.02
+"""An enrolment photo shows a coin with at most this share hidden (its picture is also the one the window shows)."""
 
 
 def enrolment_photos(
@@ -54,7 +56,7 @@ def enrolment_photos(
 
     References taken under the camera that checks the cups share its light, blur and noise; clean renders do not
     (on the calibration mint, reverse Recall@1 of cup crops was 0.75 against photo references and 0.54 against
-    renders). Cups are drawn until every (type, side) has ``per_side`` whole, barely covered coins or
+    renders). Cups are drawn until every (type, side) has ``per_side`` whole, uncovered coins or
     ``20 × types`` cups were drawn; a (type, side) still missing is left out (the caller falls back to a render).
 
     Returns:
@@ -74,7 +76,7 @@ def enrolment_photos(
         scene = render_cup(assets, seed, index, opts)
         for inst in scene.instances:
             key = (inst.type_id, Side(inst.side)) if inst.side in ("obverse", "reverse") else None
-            if key not in need or not inst.is_coin or inst.partial or inst.occlusion > 0.1:
+            if key not in need or not inst.is_coin or inst.partial or inst.occlusion > WHOLE_OCCLUSION:
                 continue
             got = photos.setdefault(key, [])
             got.append(cup_crop(scene, inst, size))
