@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from calibration.risk import ThresholdChoice, choose_threshold
+from models.files import sha256_file, write_bytes_atomic
 
 BUNDLE_FORMAT = "cupcheck-bundle/1"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -38,15 +37,6 @@ DEFAULT_BUNDLE = WEIGHTS_DIR / "verdict.json"
 
 class BundleError(ValueError):
     """A bundle file is missing, damaged, or does not match the weights it names."""
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -158,17 +148,7 @@ class Bundle:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"version": self.version or self.compute_version(), **self.to_dict()}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f, indent=1)
-                f.write("\n")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_bytes_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
 
     def check_files(self) -> None:
         """Verify the voter and pooler files' hashes.

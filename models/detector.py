@@ -11,7 +11,6 @@ diameter.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from models.files import sha256_file
 from models.segmenter import Segmenter, Window
 from models.types import BoolArray, CoinInstance, FloatArray, Frame, UInt8Array
 
@@ -143,15 +143,6 @@ class Boxes:
     xyxy: FloatArray
     confidence: FloatArray
     cls: np.ndarray
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _import_ultralytics() -> Any:

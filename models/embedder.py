@@ -12,8 +12,6 @@ import functools
 import hashlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -26,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.files import write_bytes_atomic
 from models.types import BoolArray, CoinCrop, FloatArray, UInt8Array
 
 CHECKPOINT_FORMAT = "cupcheck-embedder/1"
@@ -315,18 +314,7 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(ckpt, buf)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, buf.getvalue())
 
 
 def with_preprocessing(ckpt: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models.embedder import Embedder
+from models.files import write_bytes_atomic
 from models.gallery import Gallery, GalleryEntry
 from models.types import CoinCrop, CoinInstance, Frame, Side, UInt8Array
 
@@ -284,17 +283,7 @@ def save_catalog(path: Path, infos: Iterable[TypeInfo]) -> None:
         }
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, json.dumps(doc, indent=1).encode())
 
 
 def merge_catalog(old: dict[str, TypeInfo], new: dict[str, TypeInfo], gallery_types: Sequence[str]) -> list[TypeInfo]:

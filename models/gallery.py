@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -28,6 +26,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from models.files import sha256_file, write_bytes_atomic
 from models.types import FloatArray, Match, Side
 
 GALLERY_FORMAT = "cupcheck-gallery/1"
@@ -74,28 +73,6 @@ class Hit:
     id: int
     entry: GalleryEntry
     score: float
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Gallery:
@@ -248,8 +225,8 @@ class Gallery:
         meta_sha = hashlib.sha256(meta_lines).hexdigest()
         index_name = f"index-{index_sha[:8]}.faiss"
         meta_name = f"meta-{meta_sha[:8]}.jsonl"
-        _write_bytes_atomic(folder / index_name, index_bytes)
-        _write_bytes_atomic(folder / meta_name, meta_lines)
+        write_bytes_atomic(folder / index_name, index_bytes)
+        write_bytes_atomic(folder / meta_name, meta_lines)
         manifest = {
             "format": GALLERY_FORMAT,
             "embedder_version": self.embedder_version,
@@ -259,7 +236,7 @@ class Gallery:
             "index": {"file": index_name, "sha256": index_sha},
             "meta": {"file": meta_name, "sha256": meta_sha},
         }
-        _write_bytes_atomic(folder / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+        write_bytes_atomic(folder / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
         keep = {index_name, meta_name, MANIFEST}
         for old in [*folder.glob("index-*.faiss"), *folder.glob("meta-*.jsonl"), *folder.glob(".*.tmp")]:
             if old.name not in keep:
@@ -312,7 +289,7 @@ class Gallery:
             warnings.warn(msg, UserWarning, stacklevel=2)
         for part in ("index", "meta"):
             path = folder / doc[part]["file"]
-            if not path.is_file() or _sha256(path) != doc[part]["sha256"]:
+            if not path.is_file() or sha256_file(path) != doc[part]["sha256"]:
                 raise ValueError(f"gallery {folder}: {path.name} is missing or does not match {MANIFEST}")
         gallery = cls(int(doc["dim"]), recorded, threads=threads)
         index: Any = faiss.read_index(str(folder / doc["index"]["file"]))

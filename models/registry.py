@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from models.files import write_bytes_atomic
+
 REGISTRY_FORMAT = "cupcheck-registry/1"
 REGISTRY_DIR = "models"
 REGISTRY_FILE = "registry.json"
@@ -184,18 +186,7 @@ def save_registry(home: Path, registry: Registry) -> Path:
     root = registry_root(home)
     root.mkdir(parents=True, exist_ok=True)
     path = root / REGISTRY_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{REGISTRY_FILE}.", suffix=".tmp", dir=root)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(registry.to_dict(), f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, (json.dumps(registry.to_dict(), indent=1) + "\n").encode())
 
 
 def current_bundle_path(home: Path) -> Path | None:

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from calibration.risk import ThresholdChoice, choose_threshold
-from models.bundle import Bundle, sha256_file
+from models.bundle import Bundle
 from models.features import CupCoins, GalleryView, feature_vector, pair_evidence
+from models.files import sha256_file
 from models.gate import GateDecision, holdout_metrics, promotion_gate
 from models.label_quality import LabelIssue, rank_label_issues
 from models.pooling import SetPooler

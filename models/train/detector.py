@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models.detector import SIDECAR, DetectorSettings, sha256_file, yolo_strip, yolo_train
+from models.detector import SIDECAR, DetectorSettings, yolo_strip, yolo_train
+from models.files import sha256_file
 from models.segmenter import Segmenter, TinyUNet, segmenter_input
 from models.train.loop import LoopParts, fit
 

@@ -8,9 +8,7 @@ the metric history and the RNG states) atomically, so an interrupted run continu
 from __future__ import annotations
 
 import io
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from models.files import write_bytes_atomic
 
 StepFn = Callable[[Any], torch.Tensor]
 ValidateFn = Callable[[int], dict[str, float]]
@@ -76,17 +76,7 @@ def save_state(path: Path, parts: LoopParts, state: LoopState, extra: dict[str, 
     buf = io.BytesIO()
     torch.save(doc, buf)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def load_state(path: Path, parts: LoopParts) -> tuple[LoopState, dict[str, Any]]:

@@ -18,6 +18,7 @@ Steps (``cupcheck train voter --data SYNTH --data-cal SYNTH2 --out DIR``):
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import zlib
@@ -31,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET, ThresholdChoice, choose_threshold
-from models.bundle import Bundle, Preprocess, sha256_file
+from models.bundle import Bundle, Preprocess
 from models.embedder import DEFAULT_WEIGHTS as EMBEDDER_DEFAULT
 from models.embedder import Embedder
 from models.enroll import read_image
@@ -46,6 +47,7 @@ from models.features import (
     pair_evidence,
     visible_share,
 )
+from models.files import sha256_file, write_bytes_atomic
 from models.gallery import Gallery, GalleryEntry
 from models.pooling import SetPooler, train_pooler
 from models.synth.mint import CoinType, Mint, generate_mint, render_face
@@ -250,9 +252,9 @@ class CupCache:
         arrays = {k: v for k, v in self.__dict__.items() if isinstance(v, np.ndarray)}
         arrays["embeddings"] = self.embeddings.astype(np.float16)
         meta = np.array(json.dumps({"format": CACHE_FORMAT, "embedder": self.embedder_version, "source": self.source}))
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, meta=meta, **arrays)  # type: ignore[arg-type]
-        tmp.replace(path)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, meta=meta, **arrays)  # type: ignore[arg-type]
+        write_bytes_atomic(path, buf.getvalue())
 
     @classmethod
     def concat(cls, parts: Sequence[CupCache]) -> CupCache:
@@ -751,14 +753,11 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         detector = Detector.load(cfg.detector)
     cache, view, mint = load_split(cfg.data, embedder, cfg, detector, progress)
     val_pairs = make_pairs(cache, mint, seed=cfg.seed + 1, splits=("val",))
+    n_real = cache.n_cups
     if cfg.virtual > 0:
-        n_real = cache.n_cups
         cache = CupCache.concat([cache, virtual_cups(cache, mint, cfg.virtual, seed=cfg.seed)])
-        train_pairs = make_pairs(cache, mint, seed=cfg.seed, splits=("train",), extra_negatives=cfg.extra_negatives)
-        n_virtual_pairs = sum(1 for p in train_pairs if p.cup >= n_real)
-    else:
-        train_pairs = make_pairs(cache, mint, seed=cfg.seed, splits=("train",), extra_negatives=cfg.extra_negatives)
-        n_virtual_pairs = 0
+    train_pairs = make_pairs(cache, mint, seed=cfg.seed, splits=("train",), extra_negatives=cfg.extra_negatives)
+    n_virtual_pairs = sum(1 for p in train_pairs if p.cup >= n_real)
     # 1) the set pooler, on per-coin evidence only
     t0 = pair_table(cache, view, train_pairs, None, progress=progress, desc="pairs (train)")
     pooler = train_pooler(t0.bags, t0.y, COIN_FEATURES, seed=cfg.seed)
@@ -832,10 +831,9 @@ CALIBRATION_FEATURES = "calibration.npz"
 def save_calibration_features(path: Path, x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> Path:
     """Write the calibration pairs' ``(n, F)`` features (float32), truth and column names as ``.npz``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, x=np.asarray(x, np.float32), y=np.asarray(y, bool), names=np.array(list(names)))
-    tmp.replace(path)
-    return path
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x=np.asarray(x, np.float32), y=np.asarray(y, bool), names=np.array(list(names)))
+    return write_bytes_atomic(path, buf.getvalue())
 
 
 def load_calibration_features(path: Path, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:

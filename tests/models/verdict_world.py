@@ -156,8 +156,9 @@ def write_bundle(folder, *, embedder_file) -> tuple:
     from pathlib import Path
 
     from calibration.risk import choose_threshold
-    from models.bundle import Bundle, Preprocess, sha256_file
+    from models.bundle import Bundle, Preprocess
     from models.embedder import Embedder
+    from models.files import sha256_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,42 @@
+"""Small file helpers shared by every module that writes weights, galleries, bundles or registries.
+
+:func:`write_bytes_atomic` writes a temporary file in the target folder, flushes it to disk and renames it into
+place, so a reader sees the old file or the new one, never a torn one; :func:`sha256_file` hashes a file in 1 MiB
+chunks (weights are checked against the hashes their sidecars record).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, ``os.replace``).
+
+    The file is readable by everyone (mode 0644); on any error the temporary file is removed and ``path`` is
+    left as it was. Returns ``path``.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
