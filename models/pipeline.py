@@ -50,7 +50,7 @@ from models.types import (
     UInt8Array,
     Verdict,
 )
-from models.voter import Voter
+from models.voter import RULE_FEATURES, Voter, passable
 
 MAX_LOOKALIKE_REASONS = 3
 """At most this many "coin k looks like ..." reasons per verdict."""
@@ -359,9 +359,11 @@ class Pipeline:
             type_arg=obs.type_arg,
         )
         t1 = time.perf_counter()
+        x = feature_vector(ev.features, RULE_FEATURES)
         p = float(self.voter.predict(feature_vector(ev.features, self.voter.feature_names))[0]) if coins.n else 0.0
         t2 = time.perf_counter()
-        accepted = coins.n > 0 and not obs.object_idx and not ev.scores.shared.any() and self.threshold.accepts(p)
+        # the hard rules (no coin, a foreign object, a coin on a shared face), whatever the threshold
+        accepted = bool(passable(x, RULE_FEATURES)[0]) and self.threshold.accepts(p)
         decision = Decision.PASS if accepted else Decision.FLAG
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg)
         reasons = () if accepted else tuple(self._reasons(coins, ev, obs.coin_idx, obs.object_idx, p))
