@@ -275,7 +275,7 @@ class OperatorController(QObject):
         self.verdict_shown.emit(result)
 
     def _show_thumbnails(self, frame: Frame, verdict: Verdict) -> None:
-        self.view.clear_thumbnails()
+        self.view.thumbs.clear()
         for coin in verdict.coins:
             crop = cut_thumbnail(frame.image, coin.bbox)
             top = coin.matches[0] if coin.matches else None
@@ -283,7 +283,7 @@ class OperatorController(QObject):
             caption = f"#{coin.index + 1} " + (f"{top.type_id} {top.score:.2f}" if top else "no match")
             if marked:
                 caption = "⚠ " + caption
-            self.view.add_thumbnail(Thumbnail(crop, caption, marked))
+            self.view.thumbs.add(Thumbnail(crop, caption, marked))
 
     @Slot(object)
     def nothing_seen(self, _request: CheckRequest) -> None:

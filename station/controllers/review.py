@@ -221,7 +221,7 @@ class ReviewController(QObject):
             f"{item.mismatch_share:.0%} of {item.n_coins} coins matched another type best."
         )
         self.view.coin_spin.setMaximum(max(1, item.n_coins))
-        self.view.clear_thumbnails()
+        self.view.thumbs.clear()
         for c in coins:
             crop = self._image(c.crop_ref)
             if crop is None and photo is not None:
@@ -233,7 +233,7 @@ class ReviewController(QObject):
             else:
                 side = f" {c.top_side.value[:3]}" if c.top_side is not None else ""
                 match = f"best: {c.top_type}{side} {c.top_score:.2f}"
-            self.view.add_thumbnail(Thumbnail(crop, f"#{c.index + 1} {match}", c.top_type != item.expected_type))
+            self.view.thumbs.add(Thumbnail(crop, f"#{c.index + 1} {match}", c.top_type != item.expected_type))
         self._show_audit(cup_id)
 
     def _image(self, ref: str | None) -> UInt8Array | None:

@@ -7,21 +7,18 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
-    QFrame,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QStatusBar,
     QVBoxLayout,
     QWidget,
 )
 
-from station.views.widgets import Banner, ImageView, Thumbnail
+from station.views.widgets import Banner, ImageView, ThumbnailStrip
 
 STYLE = """
 QWidget { background: #1d2127; color: #e4e7eb; font-size: 15px; }
@@ -58,7 +55,7 @@ class OperatorView(QWidget):
         reason: the reason in plain words.
         detail: the verdict's numbers.
         check_button: checks the cup (as Space does).
-        thumbs_layout: where the coin thumbnails go.
+        thumbs: the coin thumbnails of the last check.
         session_label, station_label, model_label, db_label, camera_label: status bar fields.
     """
 
@@ -101,15 +98,7 @@ class OperatorView(QWidget):
         self.check_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.check_button.setMinimumHeight(56)
 
-        thumbs = QWidget()
-        self.thumbs_layout = QHBoxLayout(thumbs)
-        self.thumbs_layout.setContentsMargins(4, 4, 4, 4)
-        self.thumbs_layout.setAlignment(Qt.AlignmentFlag.AlignLeft)
-        self.thumbs_area = QScrollArea()
-        self.thumbs_area.setWidget(thumbs)
-        self.thumbs_area.setWidgetResizable(True)
-        self.thumbs_area.setFixedHeight(170)
-        self.thumbs_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.thumbs = ThumbnailStrip(170, margins=(4, 4, 4, 4))
 
         # left: preview over thumbnails
         left = QWidget()
@@ -117,7 +106,7 @@ class OperatorView(QWidget):
         lv.setContentsMargins(0, 0, 0, 0)
         lv.addWidget(self.preview, 1)
         lv.addWidget(_section("Coins of the last check"))
-        lv.addWidget(self.thumbs_area)
+        lv.addWidget(self.thumbs)
 
         # right: order, expected type, banner, type list
         right = QWidget()
@@ -159,25 +148,3 @@ class OperatorView(QWidget):
         root.setContentsMargins(10, 10, 10, 0)
         root.addWidget(splitter, 1)
         root.addWidget(self.status_bar)
-
-    def clear_thumbnails(self) -> None:
-        """Remove every coin thumbnail."""
-        while self.thumbs_layout.count():
-            item = self.thumbs_layout.takeAt(0)
-            widget = item.widget() if item is not None else None
-            if widget is not None:
-                widget.deleteLater()
-
-    def add_thumbnail(self, thumb: Thumbnail) -> None:
-        """Append a coin thumbnail."""
-        self.thumbs_layout.addWidget(thumb)
-
-    def thumbnails(self) -> list[Thumbnail]:
-        """The thumbnails on show."""
-        out = []
-        for i in range(self.thumbs_layout.count()):
-            item = self.thumbs_layout.itemAt(i)
-            widget = item.widget() if item is not None else None
-            if isinstance(widget, Thumbnail):
-                out.append(widget)
-        return out

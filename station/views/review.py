@@ -8,14 +8,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
-    QFrame,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QStatusBar,
@@ -24,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from station.views.operator import STYLE, _section
-from station.views.widgets import ImageView, Thumbnail
+from station.views.widgets import ImageView, ThumbnailStrip
 
 
 class ReviewView(QWidget):
@@ -34,7 +31,7 @@ class ReviewView(QWidget):
         queue: the cups to review, most informative first.
         photo: the selected cup's photograph with its coin outlines.
         summary: the cup's verdict in words.
-        thumbs_layout: per-coin thumbnails with their top matches.
+        thumbs: per-coin thumbnails with their top matches.
         coin_spin: the coin the coin actions apply to (1-based).
         type_combo: the corrected type (editable, completes over the enrolled types).
         note_edit: a note kept in the audit log.
@@ -54,14 +51,7 @@ class ReviewView(QWidget):
         self.summary.setWordWrap(True)
         self.summary.setStyleSheet("font-size: 17px;")
 
-        thumbs = QWidget()
-        self.thumbs_layout = QHBoxLayout(thumbs)
-        self.thumbs_layout.setAlignment(Qt.AlignmentFlag.AlignLeft)
-        self.thumbs_area = QScrollArea()
-        self.thumbs_area.setWidget(thumbs)
-        self.thumbs_area.setWidgetResizable(True)
-        self.thumbs_area.setFixedHeight(190)
-        self.thumbs_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.thumbs = ThumbnailStrip(190)
 
         self.coin_spin = QSpinBox()
         self.coin_spin.setPrefix("coin ")
@@ -117,7 +107,7 @@ class ReviewView(QWidget):
         mv.addWidget(self.summary)
         mv.addWidget(self.photo, 1)
         mv.addWidget(_section("Coins and their best matches"))
-        mv.addWidget(self.thumbs_area)
+        mv.addWidget(self.thumbs)
 
         right = QWidget()
         rv = QVBoxLayout(right)
@@ -140,28 +130,6 @@ class ReviewView(QWidget):
         root.setContentsMargins(10, 10, 10, 0)
         root.addWidget(splitter, 1)
         root.addWidget(self.status)
-
-    def clear_thumbnails(self) -> None:
-        """Remove every coin thumbnail."""
-        while self.thumbs_layout.count():
-            item = self.thumbs_layout.takeAt(0)
-            widget = item.widget() if item is not None else None
-            if widget is not None:
-                widget.deleteLater()
-
-    def add_thumbnail(self, thumb: Thumbnail) -> None:
-        """Append a coin thumbnail."""
-        self.thumbs_layout.addWidget(thumb)
-
-    def thumbnails(self) -> list[Thumbnail]:
-        """The thumbnails on show."""
-        out = []
-        for i in range(self.thumbs_layout.count()):
-            item = self.thumbs_layout.itemAt(i)
-            widget = item.widget() if item is not None else None
-            if isinstance(widget, Thumbnail):
-                out.append(widget)
-        return out
 
     def ask_folder(self, title: str) -> Path | None:
         """Ask for a folder; ``None`` when the dialog is cancelled."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage, QPixmap, QResizeEvent
-from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from models.types import UInt8Array
 
@@ -117,3 +117,48 @@ class Thumbnail(QFrame):
         layout.addWidget(picture)
         layout.addWidget(text)
         self.setFixedWidth(size + 24)
+
+
+class ThumbnailStrip(QScrollArea):
+    """A row of :class:`Thumbnail` widgets that scrolls sideways.
+
+    Args:
+        height: fixed height in pixels.
+        margins: ``(left, top, right, bottom)`` around the row (``None``: Qt's default).
+    """
+
+    def __init__(
+        self, height: int, margins: tuple[int, int, int, int] | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        row = QWidget()
+        self._layout = QHBoxLayout(row)
+        if margins is not None:
+            self._layout.setContentsMargins(*margins)
+        self._layout.setAlignment(Qt.AlignmentFlag.AlignLeft)
+        self.setWidget(row)
+        self.setWidgetResizable(True)
+        self.setFixedHeight(height)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+
+    def clear(self) -> None:
+        """Remove every thumbnail."""
+        while self._layout.count():
+            item = self._layout.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+
+    def add(self, thumb: Thumbnail) -> None:
+        """Append a thumbnail."""
+        self._layout.addWidget(thumb)
+
+    def thumbnails(self) -> list[Thumbnail]:
+        """The thumbnails on show, in order."""
+        out = []
+        for i in range(self._layout.count()):
+            item = self._layout.itemAt(i)
+            widget = item.widget() if item is not None else None
+            if isinstance(widget, Thumbnail):
+                out.append(widget)
+        return out

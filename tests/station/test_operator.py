@@ -90,7 +90,7 @@ def test_space_checks_the_cup_and_logs_the_verdict(
     stored = check_with_space(qtbot, window)  # the pure cup
     assert window.view.banner.text() == "PASS" and window.view.banner.colour == PASS_HEX
     assert "All 4 coins" in window.view.reason.text()
-    assert [t.marked for t in window.view.thumbnails()] == [False] * 4
+    assert [t.marked for t in window.view.thumbs.thumbnails()] == [False] * 4
     assert stored.state is DbState.CONNECTED and stored.verdict_id is not None
     assert window.view.db_label.text() == "Database: connected"
 
@@ -100,7 +100,7 @@ def test_space_checks_the_cup_and_logs_the_verdict(
     assert window.view.banner.text() == "FLAG" and window.view.banner.colour == FLAG_HEX
     assert "Coin 2 looks like" in window.view.reason.text()
     assert window.view.session_label.text() == "2 cups checked · 1 flagged"
-    assert [t.marked for t in window.view.thumbnails()] == [False, True, False, False]
+    assert [t.marked for t in window.view.thumbs.thumbnails()] == [False, True, False, False]
 
     queue = {item.verdict_id: item for item in database.repository.review_queue()}
     assert stored.verdict_id in queue  # the flagged cup waits for a supervisor

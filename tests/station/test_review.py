@@ -121,7 +121,7 @@ def test_queue_shows_cups_with_photo_and_coin_matches(review: ReviewWindow, logg
     assert review.view.queue.count() == len(logged)
     select_cup(review, logged["01_mixed"])
     assert review.view.photo.has_image()
-    thumbs = review.view.thumbnails()
+    thumbs = review.view.thumbs.thumbnails()
     assert len(thumbs) == 4
     assert [t.marked for t in thumbs] == [False, True, False, False]
     assert "best: t0001" in thumbs[1].caption.text()
