@@ -2,7 +2,8 @@
 
 A catalogue folder holds one sub-folder per coin type::
 
-    CATALOG/<type_id>/coin.toml            optional: name = "...", diameter_mm = 23.25
+    CATALOG/<type_id>/coin.toml            optional: name = "...", diameter_mm = 23.25,
+                                           lookalikes = ["<type_id>", ...] (types told apart only by a detail)
     CATALOG/<type_id>/obverse/*.jpg        photos or crops of the obverse
     CATALOG/<type_id>/reverse/*.jpg        ... of the reverse
     CATALOG/<type_id>/*.jpg                side taken from the file name (``obv``/``rev``), else obverse
@@ -17,7 +18,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,11 +57,20 @@ class CatalogImage:
 
 @dataclass(frozen=True)
 class TypeInfo:
-    """Catalogue metadata of one type (from ``coin.toml``)."""
+    """Catalogue metadata of one type (from ``coin.toml``).
+
+    Attributes:
+        type_id: the type.
+        name: its display name.
+        diameter_mm: catalogue diameter, ``None`` when unknown.
+        lookalikes: types the catalogue says differ from this one only by a detail the camera cannot be trusted
+            to see (a date digit, a mint mark): a cup of either is never passed on the camera's word.
+    """
 
     type_id: str
     name: str
     diameter_mm: float | None
+    lookalikes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -157,15 +167,17 @@ def scan_catalog(folder: str | Path) -> tuple[list[CatalogImage], dict[str, Type
     for type_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         tid = type_dir.name
         name, diameter = tid, None
+        lookalikes: tuple[str, ...] = ()
         toml = type_dir / "coin.toml"
         if toml.is_file():
             try:
                 doc = tomllib.loads(toml.read_text())
                 name = str(doc.get("name", tid))
                 diameter = float(doc["diameter_mm"]) if "diameter_mm" in doc else None
+                lookalikes = _lookalike_list(doc.get("lookalikes", []), tid)
             except (tomllib.TOMLDecodeError, ValueError, TypeError, UnicodeDecodeError) as err:
-                warnings.append(f"{toml}: cannot parse ({err}); name and diameter left out")
-        infos[tid] = TypeInfo(tid, name, diameter)
+                warnings.append(f"{toml}: cannot parse ({err}); name, diameter and lookalikes left out")
+        infos[tid] = TypeInfo(tid, name, diameter, lookalikes)
         found = 0
         for path in sorted(type_dir.rglob("*")):
             if not path.is_file() or path.name == "coin.toml" or path.name.startswith("."):
@@ -264,22 +276,45 @@ def enroll_catalog(
     return report, {t: infos[t] for t in per_type}
 
 
+def _lookalike_list(value: Any, type_id: str) -> tuple[str, ...]:
+    """``coin.toml``'s ``lookalikes``: a list of type ids (the type itself left out)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("lookalikes must be a list of type ids")
+    return tuple(sorted({v for v in value if v and v != type_id}))
+
+
 def load_catalog(path: Path) -> dict[str, TypeInfo]:
     """Read ``catalog.json`` (empty when absent)."""
     if not path.is_file():
         return {}
     doc: dict[str, Any] = json.loads(path.read_text())
     return {
-        t: TypeInfo(t, str(v.get("name", t)), None if v.get("diameter_mm") is None else float(v["diameter_mm"]))
+        t: TypeInfo(
+            t,
+            str(v.get("name", t)),
+            None if v.get("diameter_mm") is None else float(v["diameter_mm"]),
+            tuple(str(x) for x in v.get("lookalikes", [])),
+        )
         for t, v in doc.get("types", {}).items()
     }
 
 
+def catalog_lookalikes(infos: Mapping[str, TypeInfo]) -> dict[str, tuple[str, ...]]:
+    """Each type's declared lookalikes, made symmetric (a pair named on either side counts for both)."""
+    pairs: dict[str, set[str]] = {}
+    for t, info in infos.items():
+        for u in info.lookalikes:
+            pairs.setdefault(t, set()).add(u)
+            pairs.setdefault(u, set()).add(t)
+    return {t: tuple(sorted(us)) for t, us in pairs.items()}
+
+
 def save_catalog(path: Path, infos: Iterable[TypeInfo]) -> None:
-    """Write ``catalog.json`` atomically: ``{"types": {type_id: {"name", "diameter_mm"}}}``."""
+    """Write ``catalog.json`` atomically: ``{"types": {type_id: {"name", "diameter_mm", "lookalikes"}}}``."""
     doc = {
         "types": {
-            i.type_id: {"name": i.name, "diameter_mm": i.diameter_mm} for i in sorted(infos, key=lambda i: i.type_id)
+            i.type_id: {"name": i.name, "diameter_mm": i.diameter_mm, "lookalikes": list(i.lookalikes)}
+            for i in sorted(infos, key=lambda i: i.type_id)
         }
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -290,3 +325,32 @@ def merge_catalog(old: dict[str, TypeInfo], new: dict[str, TypeInfo], gallery_ty
     """Old metadata updated with new, restricted to the types present in the gallery."""
     merged = {**old, **new}
     return [merged[t] for t in gallery_types if t in merged]
+
+
+def lookalike_notes(gallery: Gallery, infos: Iterable[TypeInfo]) -> list[str]:
+    """What an operator should know about lookalikes after an enrolment, one line each.
+
+    Declared pairs (``lookalikes`` in ``coin.toml``) whose both types are enrolled are never passed on the
+    camera's word. Pairs the gallery itself confuses (:meth:`models.features.GalleryView.measured_lookalikes`) but
+    the catalogue does not declare are a hint: add photos of both, or declare them.
+    """
+    from models.features import GalleryView
+
+    catalogue = {i.type_id: i for i in infos}
+    declared = catalog_lookalikes(catalogue)
+    view = GalleryView.from_gallery(gallery, None, declared)
+    notes: list[str] = []
+    shown: set[frozenset[str]] = set()
+    for t in view.types:
+        for u in declared.get(t, ()):
+            pair = frozenset((t, u))
+            if u in view.type_index and pair not in shown:
+                shown.add(pair)
+                notes.append(f"lookalikes {t} and {u}: their cups are always checked by a person")
+    for t, u, rate in view.measured_lookalikes():
+        if frozenset((t, u)) not in shown:
+            notes.append(
+                f"{t} and {u} look alike to the camera ({rate:.0%} of their references are closer to the other "
+                "type): add photos of both, or declare them lookalikes in coin.toml"
+            )
+    return notes

@@ -29,6 +29,12 @@ IntArray = npt.NDArray[np.int64]
 NEG = -4.0
 """Similarity given to a (type, side) without references: below any cosine."""
 
+LOOKALIKE_RATE = 0.2
+"""A type whose enrolled references the gallery mistakes for another type's this often (``cand_lookalike``) is
+reported at enrolment as a lookalike the camera may not separate (more photos, or a ``lookalikes`` entry in its
+``coin.toml``). Only declared lookalikes are a hard rule: with five references a side the measured share is too
+noisy to refuse a type on (:func:`models.voter.passable`)."""
+
 COIN_FEATURES: tuple[str, ...] = (
     "sim",
     "margin",
@@ -87,6 +93,8 @@ BASE_FEATURES: tuple[str, ...] = (
     "outlier_sim",
     "cand_confusion",
     "cand_gap",
+    "cand_lookalike",
+    "cand_declared_lookalike",
 )
 """Features of the per-coin evidence alone (no set pooling)."""
 
@@ -167,10 +175,16 @@ class GalleryView:
         vectors: ``(m, d)`` float32 unit reference embeddings.
         entries: ``m`` metadata records (type, side, design), same order.
         diameters: catalogue diameter in mm per type (missing or ``None`` → unknown).
+        lookalikes: the catalogue's declared lookalikes per type (:func:`models.enroll.catalog_lookalikes`); only
+            enrolled ones count.
     """
 
     def __init__(
-        self, vectors: FloatArray, entries: Sequence[GalleryEntry], diameters: Mapping[str, float | None] | None = None
+        self,
+        vectors: FloatArray,
+        entries: Sequence[GalleryEntry],
+        diameters: Mapping[str, float | None] | None = None,
+        lookalikes: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if vectors.shape[0] != len(entries):
             raise ValueError(f"{vectors.shape[0]} vectors but {len(entries)} entries")
@@ -202,6 +216,14 @@ class GalleryView:
             if sel.any():
                 self.obverse_shared[t] = bool(self.ref_shared[sel].any())
         self.confusion, self.self_similarity = self._lookalikes()
+        self.lookalike_rate, self.lookalike_of = self._lookalike_rates()
+        # the first enrolled declared lookalike of each type (-1: none)
+        self.declared_lookalike: IntArray = np.full(n_t, -1, np.int64)
+        for name, others in (lookalikes or {}).items():
+            if name in self.type_index:
+                enrolled = sorted(self.type_index[u] for u in others if u in self.type_index and u != name)
+                if enrolled:
+                    self.declared_lookalike[self.type_index[name]] = enrolled[0]
 
     def _lookalikes(self, chunk: int = 1024) -> tuple[F64, F64]:
         """Per type: how close another type's references come to its own designs, and how alike its own are.
@@ -233,12 +255,82 @@ class GalleryView:
         self_similarity = np.where(own_n > 0, own_sum / np.maximum(own_n, 1), np.nan)
         return confusion, self_similarity
 
+    def _lookalike_rates(self, chunk: int = 512) -> tuple[F64, IntArray]:
+        """Per type: how often the gallery itself mistakes its own references for another type's.
+
+        Every reference on a design only its type shows is matched, leaving itself out, against the other
+        references on such designs: it is *mistaken for* type ``u`` when a reference of ``u`` is closer than the
+        nearest other reference of its own type. ``rate[t]`` is the largest share, over ``u``, of ``t``'s
+        references mistaken for ``u`` or of ``u``'s mistaken for ``t`` (a cup of ``u`` checked against ``t`` fails
+        the same way); ``of[t]`` is that ``u``. A near-twin the embedder cannot separate scores about one half,
+        distinct types about zero. ``nan`` (and ``-1``) for a type with fewer than two such references.
+        """
+        n_t = len(self.types)
+        rate = np.full(n_t, np.nan, np.float64)
+        of = np.full(n_t, -1, np.int64)
+        own = np.flatnonzero(~self.ref_shared)
+        if n_t < 2 or own.size < 2:
+            return rate, of
+        types = self.ref_type[own]
+        counts = np.bincount(types, minlength=n_t)
+        mistaken = np.zeros((n_t, n_t), np.float64)  # [t, u]: t's references nearer to u than to t
+        order = np.argsort(types, kind="stable")
+        own, types = own[order], types[order]
+        present = np.flatnonzero(counts)
+        starts = np.searchsorted(types, present)
+        for a in range(0, own.size, chunk):
+            rows = np.arange(a, min(a + chunk, own.size))
+            sims = self.refs[own[rows]] @ self.refs[own].T
+            sims[np.arange(rows.size), rows] = -np.inf  # leave each reference out
+            best = np.full((rows.size, n_t), -np.inf, np.float32)
+            best[:, present] = np.maximum.reduceat(sims, starts, axis=1)
+            t = types[rows]
+            own_best = best[np.arange(rows.size), t]
+            worse = best > own_best[:, None]
+            worse[np.arange(rows.size), t] = False
+            worse &= np.isfinite(own_best)[:, None]
+            np.add.at(mistaken, t, worse.astype(np.float64))
+        share = mistaken / np.maximum(counts, 1)[:, None]
+        pair = np.maximum(share, share.T)
+        ok = counts >= 2
+        pair[:, ~ok] = 0.0
+        pair[np.arange(n_t), np.arange(n_t)] = 0.0
+        of_all = pair.argmax(axis=1)
+        rate[ok] = pair[ok, of_all[ok]]
+        of[ok] = np.where(rate[ok] > 0, of_all[ok], -1)
+        return rate, of
+
+    def declared(self, candidate: int) -> str | None:
+        """The enrolled type the catalogue declares a lookalike of ``candidate``, else ``None``."""
+        u = int(self.declared_lookalike[candidate])
+        return self.types[u] if u >= 0 else None
+
+    def measured_lookalikes(self) -> list[tuple[str, str, float]]:
+        """``(type, lookalike, rate)`` for every type whose references the gallery mistakes for another type's
+        at least :data:`LOOKALIKE_RATE` of the time, worst first (each pair once)."""
+        out: list[tuple[str, str, float]] = []
+        seen: set[tuple[int, int]] = set()
+        for t in np.argsort(-np.nan_to_num(self.lookalike_rate, nan=-1.0), kind="stable"):
+            u, r = int(self.lookalike_of[t]), float(self.lookalike_rate[t])
+            if u < 0 or not r >= LOOKALIKE_RATE:
+                continue
+            key = (min(int(t), u), max(int(t), u))
+            if key not in seen:
+                seen.add(key)
+                out.append((self.types[int(t)], self.types[u], r))
+        return out
+
     @classmethod
-    def from_gallery(cls, gallery: Gallery, diameters: Mapping[str, float | None] | None = None) -> GalleryView:
+    def from_gallery(
+        cls,
+        gallery: Gallery,
+        diameters: Mapping[str, float | None] | None = None,
+        lookalikes: Mapping[str, Sequence[str]] | None = None,
+    ) -> GalleryView:
         """Build from a :class:`~models.gallery.Gallery` (reads every stored vector once)."""
         vectors, ids = gallery.vectors()
         entries = gallery.entries
-        return cls(vectors, [entries[i] for i in ids], diameters)
+        return cls(vectors, [entries[i] for i in ids], diameters, lookalikes)
 
     @property
     def n_types(self) -> int:
@@ -461,6 +553,8 @@ def base_features(view: GalleryView, coins: CupCoins, candidate: int, scores: Co
         "outlier_sim": float(scores.sim[worst]) if n else math.nan,
         "cand_confusion": float(view.confusion[candidate]),
         "cand_gap": float(view.self_similarity[candidate] - view.confusion[candidate]),
+        "cand_lookalike": float(view.lookalike_rate[candidate]),
+        "cand_declared_lookalike": float(view.declared_lookalike[candidate] >= 0),
     }
     return f
 

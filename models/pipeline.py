@@ -26,7 +26,7 @@ import numpy as np
 from calibration.risk import ThresholdChoice
 from models.bundle import Bundle, BundleError, Preprocess, load_bundle
 from models.embedder import Embedder, circle_mask
-from models.enroll import CATALOG_FILE, TypeInfo, load_catalog
+from models.enroll import CATALOG_FILE, TypeInfo, catalog_lookalikes, load_catalog
 from models.features import (
     CoinScores,
     CupCoins,
@@ -156,7 +156,7 @@ class Pipeline:
         return cls(
             embedder=embedder,
             gallery=gallery,
-            view=GalleryView.from_gallery(gallery, diameters),
+            view=GalleryView.from_gallery(gallery, diameters, catalog_lookalikes(catalogue or {})),
             pooler=pooler,
             voter=voter,
             threshold=bundle.threshold,
@@ -362,11 +362,11 @@ class Pipeline:
         x = feature_vector(ev.features, RULE_FEATURES)
         p = float(self.voter.predict(feature_vector(ev.features, self.voter.feature_names))[0]) if coins.n else 0.0
         t2 = time.perf_counter()
-        # the hard rules (no coin, a foreign object, a coin on a shared face), whatever the threshold
+        # the hard rules (no coin, a foreign object, a coin on a shared face, an inseparable lookalike)
         accepted = bool(passable(x, RULE_FEATURES)[0]) and self.threshold.accepts(p)
         decision = Decision.PASS if accepted else Decision.FLAG
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg)
-        reasons = () if accepted else tuple(self._reasons(coins, ev, obs.coin_idx, obs.object_idx, p))
+        reasons = () if accepted else tuple(self._reasons(coins, ev, obs.coin_idx, obs.object_idx, p, cand))
         timings = {**obs.timings, "pool": (t1 - t0) * 1000, "vote": (t2 - t1) * 1000}
         timings["total"] = sum(timings.values())
         return Verdict(
@@ -445,8 +445,12 @@ class Pipeline:
         coin_idx: list[int],
         object_idx: list[int],
         p: float,
+        cand: int,
     ) -> list[str]:
         reasons: list[str] = []
+        twin = self.view.declared(cand)
+        if twin is not None:
+            reasons.append(f"{self.view.types[cand]} has a lookalike ({twin}) — check the date and mint mark by eye")
         if coins.n == 0:
             reasons.append("no coins found")
         for k in object_idx:

@@ -5,10 +5,12 @@ designs, diameters, pooled cup embeddings, the set pooler's opinion), so it neve
 enrolled. Its output ``p_correct`` is the booster's probability; the acceptance threshold with a precision
 guarantee is chosen on separate calibration cups by :mod:`calibration.risk`.
 
-Before the booster, three hard rules (:func:`passable`) give ``p_correct = 0`` to pairs no evidence can prove: a
-cup with no coin, a cup with a foreign object, and a cup with a coin whose match to the candidate is a design
+Before the booster, four hard rules (:func:`passable`) give ``p_correct = 0`` to pairs no evidence can prove: a
+cup with no coin, a cup with a foreign object, a cup with a coin whose match to the candidate is a design
 other enrolled types show too (a shared obverse: that coin may be any member of the family, so the cup is flagged
-with "turn it over" whatever the other coins say). The threshold is then certified on what the rules let through.
+with "turn it over" whatever the other coins say), and a candidate the catalogue declares an enrolled lookalike
+of (a near-twin differing only in a date digit or a mint mark: a person checks it). The threshold is then
+certified on what the rules let through.
 """
 
 from __future__ import annotations
@@ -25,24 +27,30 @@ import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
 
-RULE_FEATURES: tuple[str, ...] = ("n_coins", "n_objects", "n_informative")
-"""The features :func:`passable` reads: coins found, foreign objects, coins on a design only the candidate shows."""
+RULE_FEATURES: tuple[str, ...] = ("n_coins", "n_objects", "n_informative", "cand_declared_lookalike")
+"""The features :func:`passable` reads: coins found, foreign objects, coins on a design only the candidate shows,
+and whether the catalogue declares an enrolled lookalike of the candidate."""
+
+REQUIRED_RULE_FEATURES: tuple[str, ...] = RULE_FEATURES[:3]
+"""The rule features every cupcheck voter carries (``cand_declared_lookalike`` is applied where present)."""
 
 
 def has_rules(feature_names: Sequence[str]) -> bool:
     """Whether a feature list carries the columns of the hard rules (every cupcheck voter's does)."""
-    return set(RULE_FEATURES) <= set(feature_names)
+    return set(REQUIRED_RULE_FEATURES) <= set(feature_names)
 
 
 def passable(features: npt.ArrayLike, feature_names: Sequence[str]) -> npt.NDArray[np.bool_]:
     """``(n,)`` bool: the pairs the hard rules allow to pass.
 
-    A pair may pass only when the cup holds at least one coin, no foreign object, and every coin matches the
-    candidate on a design no other enrolled type shows (``n_informative == n_coins``).
+    A pair may pass only when the cup holds at least one coin, no foreign object, every coin matches the
+    candidate on a design no other enrolled type shows (``n_informative == n_coins``), and the catalogue declares
+    no enrolled lookalike of the candidate (``cand_declared_lookalike``; a pair without that column is not refused
+    by it).
 
     Args:
         features: ``(n, F)`` pair features.
-        feature_names: the ``F`` column names; must include :data:`RULE_FEATURES`.
+        feature_names: the ``F`` column names; must include :data:`REQUIRED_RULE_FEATURES`.
 
     Raises:
         ValueError: a rule feature is missing.
@@ -51,11 +59,14 @@ def passable(features: npt.ArrayLike, feature_names: Sequence[str]) -> npt.NDArr
     if x.ndim == 1:
         x = x.reshape(1, -1)
     names = list(feature_names)
-    missing = [f for f in RULE_FEATURES if f not in names]
+    missing = [f for f in REQUIRED_RULE_FEATURES if f not in names]
     if missing:
         raise ValueError(f"the hard rules need the features {missing}")
-    n, objects, informative = (x[:, names.index(f)] for f in RULE_FEATURES)
-    return np.asarray((n > 0) & (objects == 0) & (informative == n), bool)
+    n, objects, informative = (x[:, names.index(f)] for f in REQUIRED_RULE_FEATURES)
+    ok = (n > 0) & (objects == 0) & (informative == n)
+    if RULE_FEATURES[3] in names:
+        ok &= ~(x[:, names.index(RULE_FEATURES[3])] > 0)
+    return np.asarray(ok, bool)
 
 
 DEFAULT_PARAMS: dict[str, Any] = {

@@ -120,7 +120,10 @@ def write_mint_catalog(
             bgra = render_face(coin, side, size, wear=0.1, seed=number + 1).astype(np.float32)
             bgr = (bgra[..., :3] * (bgra[..., 3:4] / 255.0)).astype(np.uint8)
             cv2.imwrite(str(out / "face.png"), bgr)
-        (base / "coin.toml").write_text(f"name = {json.dumps(coin.name)}\ndiameter_mm = {coin.diameter_mm:.2f}\n")
+        toml = f"name = {json.dumps(coin.name)}\ndiameter_mm = {coin.diameter_mm:.2f}\n"
+        if coin.twin_of:
+            toml += f"lookalikes = [{json.dumps(coin.twin_of)}]\n"
+        (base / "coin.toml").write_text(toml)
     return folder
 
 

@@ -120,6 +120,12 @@ def mint_of(data_dir: Path) -> Mint:
     return generate_mint(int(doc["n_types"]), int(doc["seed"]))
 
 
+def mint_lookalikes(mint: Mint) -> dict[str, tuple[str, ...]]:
+    """The catalogue's lookalikes of a synthetic mint: each near-twin names its pair (as a station's ``coin.toml``
+    would)."""
+    return {t.id: (t.twin_of,) for t in mint.types if t.twin_of}
+
+
 ENROL_DIR = "enrol"
 """A data set's ``enrol/`` subfolder, when present: other cups of the same mint, the station's enrolment photos."""
 ENROL_MAX_OCCLUSION = 0.15
@@ -329,16 +335,17 @@ def cache_cups(
         progress: tqdm bar.
         part: only cups ``[start, stop)`` (to embed a data set in parallel parts; see :meth:`CupCache.concat`).
     """
-    if out.is_file():
-        cached = CupCache.load(out)
-        if cached.embedder_version == embedder.version and cached.source == instances:
-            return cached
     manifest = json.loads((data_dir / "manifest.json").read_text())
     cups = manifest["cups"][:max_cups] if max_cups else manifest["cups"]
     first = 0
     if part is not None:
         first, stop = part
         cups = cups[first:stop]
+    if out.is_file():
+        cached = CupCache.load(out)
+        same_cups = cached.cup_id.tolist() == [c["id"] for c in cups]
+        if cached.embedder_version == embedder.version and cached.source == instances and same_cups:
+            return cached
     crop_rows = _crop_rows(data_dir) if instances == "gt" else {}
     if instances == "detector" and detector is None:
         raise ValueError("instances='detector' needs a detector")
@@ -640,7 +647,8 @@ def load_split(
 ) -> tuple[CupCache, GalleryView, Mint]:
     """Cache a data set's cups and build its gallery view."""
     gallery, diameters = dataset_gallery(data_dir, embedder, cfg.cache, progress=progress)
-    view = GalleryView.from_gallery(gallery, diameters)
+    mint = mint_of(data_dir)
+    view = GalleryView.from_gallery(gallery, diameters, mint_lookalikes(mint))
     cut = cfg.instances if detector is None else f"{cfg.instances}-{detector.version}"
     tag = f"{data_dir.name}-{cut}-{embedder.version}"
     cache = cache_cups(
@@ -653,7 +661,7 @@ def load_split(
         seed=cfg.seed,
         progress=progress,
     )
-    return cache, view, mint_of(data_dir)
+    return cache, view, mint
 
 
 VIRTUAL_RELATIONS: tuple[tuple[str, float], ...] = (("twin", 0.35), ("family", 0.35), ("other", 0.3))

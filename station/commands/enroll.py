@@ -17,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="enrol coin types from a catalogue folder into the gallery",
         description=(
             "Enrol coin types: CATALOG_DIR/<type_id>/ holds photos or crops of one type (optionally in obverse/ "
-            "and reverse/ sub-folders, optionally a coin.toml with name and diameter_mm). Crops are embedded as "
-            "they are, whole photos through the detector (largest coin). Re-enrolling a type replaces it."
+            "and reverse/ sub-folders, optionally a coin.toml with name, diameter_mm and lookalikes). Crops are "
+            "embedded as they are, whole photos through the detector (largest coin). Re-enrolling a type replaces it."
         ),
     )
     p.add_argument("catalog", metavar="CATALOG_DIR", help="folder with one sub-folder per coin type")
@@ -33,7 +33,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Enrol the catalogue and save the gallery; prints one line per type."""
     from models.embedder import Embedder
-    from models.enroll import CATALOG_FILE, enroll_catalog, load_catalog, load_detector, merge_catalog, save_catalog
+    from models.enroll import (
+        CATALOG_FILE,
+        enroll_catalog,
+        load_catalog,
+        load_detector,
+        lookalike_notes,
+        merge_catalog,
+        save_catalog,
+    )
     from models.gallery import Gallery, GalleryMismatchError
 
     home = resolve_home(args.home)
@@ -70,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"nothing enrolled from {args.catalog}")
     gallery.save(gallery_dir)
     catalog_path = gallery_dir / CATALOG_FILE
-    save_catalog(catalog_path, merge_catalog(load_catalog(catalog_path), infos, list(gallery.types())))
+    merged = merge_catalog(load_catalog(catalog_path), infos, list(gallery.types()))
+    save_catalog(catalog_path, merged)
     for tid, sides in sorted(report.enrolled.items()):
         info = infos[tid]
         detail = ", ".join(f"{n} {side}" for side, n in sorted(sides.items()))
@@ -81,4 +90,6 @@ def run(args: argparse.Namespace) -> int:
         f"(embedder {embedder.version}); skipped {len(report.duplicates)} duplicates, "
         f"{len(report.unreadable)} unreadable, {len(report.no_coin)} without a coin"
     )
+    for note in lookalike_notes(gallery, merged):
+        print(f"note: {note}")
     return 0

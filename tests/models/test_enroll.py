@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from models.enroll import (
+    TypeInfo,
+    catalog_lookalikes,
     enroll_catalog,
     is_crop_image,
     load_catalog,
@@ -31,7 +33,7 @@ def make_catalog(root: Path) -> Path:
             d.mkdir(parents=True)
             for n, angle in enumerate((0.0, 120.0)):
                 cv2.imwrite(str(d / f"{n}.png"), coin_image(index, side, 96, angle))
-    (cat / "alpha" / "coin.toml").write_text('name = "Alpha 2 units"\ndiameter_mm = 23.25\n')
+    (cat / "alpha" / "coin.toml").write_text('name = "Alpha 2 units"\ndiameter_mm = 23.25\nlookalikes = ["gamma"]\n')
     (cat / "beta" / "coin.toml").write_text("name = [broken\n")
     gamma = cat / "gamma"
     gamma.mkdir()
@@ -99,4 +101,16 @@ def test_catalog_json_round_trip(tmp_path: Path) -> None:
     save_catalog(path, merge_catalog({}, infos, ["alpha", "beta"]))
     loaded = load_catalog(path)
     assert set(loaded) == {"alpha", "beta"} and loaded["alpha"].diameter_mm == pytest.approx(23.25)
+    assert loaded["alpha"].lookalikes == ("gamma",) and loaded["beta"].lookalikes == ()
     assert load_catalog(tmp_path / "missing.json") == {}
+
+
+def test_declared_lookalikes_are_symmetric_and_checked(tmp_path: Path) -> None:
+    infos = {"a": TypeInfo("a", "a", None, ("b",)), "b": TypeInfo("b", "b", None), "c": TypeInfo("c", "c", None)}
+    assert catalog_lookalikes(infos) == {"a": ("b",), "b": ("a",)}
+    d = tmp_path / "cat" / "delta"
+    d.mkdir(parents=True)
+    cv2.imwrite(str(d / "x.png"), coin_image(0, Side.REVERSE, 96))
+    (d / "coin.toml").write_text('lookalikes = "alpha"\n')  # a string, not a list
+    _, found, warnings = scan_catalog(tmp_path / "cat")
+    assert found["delta"].lookalikes == () and "lookalikes must be a list" in "\n".join(warnings)

@@ -7,7 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from models.bundle import BundleError, load_bundle
+from models.bundle import Bundle, BundleError, load_bundle
+from models.embedder import Embedder
+from models.enroll import TypeInfo
+from models.gallery import Gallery
 from models.pipeline import Pipeline, UnknownTypeError
 from models.types import CoinInstance, Decision, Frame, Side
 from tests.models.embed_helpers import tiny_checkpoint, write_tiny_checkpoint
@@ -15,12 +18,17 @@ from tests.models.verdict_world import enrolled_gallery, reference_image, write_
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> Pipeline:
+def parts(tmp_path_factory) -> tuple[Bundle, Gallery, Embedder]:
     folder = tmp_path_factory.mktemp("bundle")
     emb_file = write_tiny_checkpoint(folder / "embedder.pt")
     path, embedder = write_bundle(folder, embedder_file=emb_file)
-    bundle = load_bundle(path)
-    return Pipeline.from_parts(bundle, enrolled_gallery(embedder), embedder=embedder)
+    return load_bundle(path), enrolled_gallery(embedder), embedder
+
+
+@pytest.fixture(scope="module")
+def pipeline(parts: tuple[Bundle, Gallery, Embedder]) -> Pipeline:
+    bundle, gallery, embedder = parts
+    return Pipeline.from_parts(bundle, gallery, embedder=embedder)
 
 
 def _cup(type_id: str, n: int = 6) -> list[np.ndarray]:
@@ -149,3 +157,18 @@ def test_wrong_embedder_is_refused(pipeline: Pipeline, tmp_path) -> None:
     with pytest.raises(BundleError, match="retrain the voter"):
         Pipeline.from_parts(load_bundle(path), pipeline.gallery, embedder=other)
     assert math.isfinite(pipeline.threshold.threshold)
+
+
+def test_a_declared_lookalike_keeps_a_pure_cup_from_passing(
+    pipeline: Pipeline, parts: tuple[Bundle, Gallery, Embedder]
+) -> None:
+    bundle, gallery, embedder = parts
+    plain = pipeline.run_crops(_cup("t0000"), "t0000")
+    catalogue = {"t0000": TypeInfo("t0000", "t0000", None, ("t0010",))}
+    twins = Pipeline.from_parts(bundle, gallery, embedder=embedder, catalogue=catalogue)
+    v = twins.run_crops(_cup("t0000"), "t0000")
+    assert plain.decision == Decision.PASS and not any("lookalike" in r for r in plain.reasons)
+    assert v.decision == Decision.FLAG and v.p_correct == 0.0 < plain.p_correct
+    assert v.reasons[0] == "t0000 has a lookalike (t0010) — check the date and mint mark by eye"
+    # the pair counts from both sides
+    assert twins.run_crops(_cup("t0010"), "t0010").reasons[0].startswith("t0010 has a lookalike (t0000)")

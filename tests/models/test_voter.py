@@ -89,6 +89,11 @@ def test_one_coin_on_the_shared_obverse_keeps_the_cup_from_passing() -> None:
 def test_hard_rules(row: dict[str, float], expected: bool) -> None:
     names = ["n_coins", "n_objects", "n_informative"]
     assert passable(np.array([[row[k] for k in names]]), names).tolist() == [expected]
+    # a declared lookalike refuses the pair too; a voter without that column keeps the three rules
+    for declared in (0.0, 1.0):
+        full = [*names, "cand_declared_lookalike"]
+        x = np.array([[*(row[k] for k in names), declared]])
+        assert passable(x, full).tolist() == [expected and not declared]
 
 
 def test_voter_round_trips_through_text(tmp_path) -> None:
