@@ -146,36 +146,45 @@ class EmbedNet(nn.Module):
 
 
 def build_network(arch: str, embed_dim: int, init: str | Path | None = None) -> EmbedNet:
-    """Create an untrained network, optionally starting the backbone from a local checkpoint file.
+    """Create an untrained network, optionally starting from a local checkpoint file.
 
     Args:
         arch: a timm architecture name (e.g. ``"mobilenetv2_100"``).
         embed_dim: the embedding size.
-        init: a state dict file for the backbone in timm layout (its classifier is ignored); ``None`` keeps the
-            random initialisation. Nothing is ever downloaded.
+        init: either a state dict file for the backbone in timm layout (its classifier is ignored), or a cupcheck
+            embedder checkpoint of the same ``arch`` and ``embed_dim`` (every weight is taken: fine-tuning);
+            ``None`` keeps the random initialisation. Nothing is ever downloaded.
 
     Raises:
         FileNotFoundError: ``init`` does not exist.
         ValueError: ``init`` does not fit the architecture.
     """
     net = EmbedNet(arch, embed_dim)
-    if init is not None:
-        path = Path(init)
-        if not path.is_file():
-            raise FileNotFoundError(f"backbone initialisation file {path} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        state = {k: v for k, v in state.items() if not k.startswith(("classifier.", "fc.", "head."))}
-        try:
-            missing, unexpected = net.backbone.load_state_dict(state, strict=False)
-        except RuntimeError as err:
-            raise ValueError(f"{path} does not fit {arch}: {err}") from err
-        if unexpected or len(missing) > 0:
+    if init is None:
+        return net
+    path = Path(init)
+    if not path.is_file():
+        raise FileNotFoundError(f"initialisation file {path} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+        if state.get("arch") != arch or int(state.get("embed_dim", -1)) != embed_dim:
             raise ValueError(
-                f"{path} does not fit {arch}: {len(missing)} missing keys (e.g. {missing[:3]}), "
-                f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+                f"{path} is a {state.get('arch')} {state.get('embed_dim')}-d embedder, not {arch} {embed_dim}-d"
             )
+        net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()}, strict=True)
+        return net
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k: v for k, v in state.items() if not k.startswith(("classifier.", "fc.", "head."))}
+    try:
+        missing, unexpected = net.backbone.load_state_dict(state, strict=False)
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit {arch}: {err}") from err
+    if unexpected or len(missing) > 0:
+        raise ValueError(
+            f"{path} does not fit {arch}: {len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+        )
     return net
 
 

@@ -76,6 +76,17 @@ def test_init_loads_a_local_backbone_file(tmp_path: Path) -> None:
         build_network("mobilenetv2_050", 16, tmp_path / "nope.pth")
 
 
+def test_init_from_an_embedder_checkpoint_takes_every_weight(tmp_path: Path) -> None:
+    path = save_checkpoint(tiny_checkpoint(), tmp_path / "e.pt")
+    net = build_network("mobilenetv2_050", 32, path)
+    net.eval()
+    crop = [coin_image(2)]
+    fine = Embedder(net, "mobilenetv2_050", 32, Preprocessing(input_size=64), "x", {})
+    np.testing.assert_allclose(fine.embed(crop), tiny_embedder().embed(crop), atol=2e-3)  # fp16 weights
+    with pytest.raises(ValueError, match="mobilenetv2_050 32-d embedder, not mobilenetv2_050 16-d"):
+        build_network("mobilenetv2_050", 16, path)
+
+
 def test_prepare_image_masks_the_background() -> None:
     img = np.full((150, 150, 3), 200, np.uint8)
     out = prepare_image(img, Preprocessing(input_size=64))
