@@ -267,17 +267,25 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
             )
         )
     full = results[-1]
-    # The breakdown uses the certified threshold; when none exists, the (uncertified) threshold that PASSes half of
-    # the correct calibration pairs, so the table still shows where the errors come from.
+    # The breakdown uses the certified threshold; when none exists, the one certified at the highest lower target
+    # that certifies, else the (uncertified) one passing half of the correct calibration pairs the hard rules let
+    # through, so the table still shows where the errors come from. A pair the rules refuse (p = 0) never passes.
     if full.choice.can_pass:
         op_threshold, op_label = full.choice.threshold, "certified threshold"
     else:
-        pos = np.sort(cal_scores["voter"][cal_t.y])[::-1]
-        op_threshold = float(pos[len(pos) // 2]) if pos.size else math.inf
-        op_label = "uncertified threshold passing 50% of correct calibration pairs"
-    acc_test = test_scores["voter"] >= op_threshold
+        lower = (choose_threshold(cal_scores["voter"], cal_t.y, target=t, delta=delta) for t in sorted(TARGETS)[::-1])
+        fallback = next((ch for ch in lower if ch.can_pass), None)
+        if fallback is not None:
+            op_threshold = fallback.threshold
+            op_label = f"threshold certified at the highest target that certifies, {fallback.target:.3g}"
+        else:
+            ok = cal_t.y & (cal_scores["voter"] > 0)
+            pos = np.sort(cal_scores["voter"][ok])[::-1]
+            op_threshold = float(pos[len(pos) // 2]) if pos.size else math.inf
+            op_label = "uncertified threshold passing half of the correct calibration pairs the rules let through"
+    acc_test = (test_scores["voter"] >= op_threshold) & (test_scores["voter"] > 0)
     seen_scores = voter.predict(seen_t.x)
-    acc_seen = seen_scores >= op_threshold
+    acc_seen = (seen_scores >= op_threshold) & (seen_scores > 0)
     res = EvalResult(
         methods=results,
         operating_point=f"{op_label} ({op_threshold:.4f})",
