@@ -106,6 +106,32 @@ COVERAGES: tuple[float, ...] = (0.1, 0.3, 0.5)
 """Coverages at which every method's test precision is also reported (no guarantee, for comparison)."""
 
 
+def breakdown_threshold(
+    scores: np.ndarray, correct: np.ndarray, choice: ThresholdChoice, delta: float
+) -> tuple[float, str]:
+    """The threshold the by-kind breakdown is shown at, and how it was chosen.
+
+    The certified threshold when there is one; else the one certified at the highest of :data:`TARGETS` below
+    ``choice.target`` that certifies; else the (uncertified) score that passes half of the correct calibration
+    pairs the hard rules let through (``p > 0``), so the table still shows where the errors come from.
+    """
+    if choice.can_pass:
+        return float(choice.threshold), "certified threshold"
+    for t in sorted((t for t in TARGETS if t < choice.target), reverse=True):
+        lower = choose_threshold(scores, correct, target=t, delta=delta)
+        if lower.can_pass:
+            return float(lower.threshold), f"threshold certified at the highest target that certifies, {t:.3g}"
+    pos = np.sort(scores[np.asarray(correct, bool) & (scores > 0)])[::-1]
+    label = "uncertified threshold passing half of the correct calibration pairs the rules let through"
+    return (float(pos[len(pos) // 2]) if pos.size else math.inf), label
+
+
+def passes(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """``(n,)`` bool: PASS at ``threshold``; a pair the hard rules refuse (``p = 0``) never passes."""
+    s = np.asarray(scores, np.float64)
+    return np.asarray((s >= threshold) & (s > 0), bool)
+
+
 def precision_at_coverage(scores: np.ndarray, y: np.ndarray, coverage: float) -> float:
     """Test precision of the strictest threshold whose coverage reaches ``coverage`` (``nan`` if none)."""
     curve = precision_coverage_curve(scores, y)
@@ -267,25 +293,10 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
             )
         )
     full = results[-1]
-    # The breakdown uses the certified threshold; when none exists, the one certified at the highest lower target
-    # that certifies, else the (uncertified) one passing half of the correct calibration pairs the hard rules let
-    # through, so the table still shows where the errors come from. A pair the rules refuse (p = 0) never passes.
-    if full.choice.can_pass:
-        op_threshold, op_label = full.choice.threshold, "certified threshold"
-    else:
-        lower = (choose_threshold(cal_scores["voter"], cal_t.y, target=t, delta=delta) for t in sorted(TARGETS)[::-1])
-        fallback = next((ch for ch in lower if ch.can_pass), None)
-        if fallback is not None:
-            op_threshold = fallback.threshold
-            op_label = f"threshold certified at the highest target that certifies, {fallback.target:.3g}"
-        else:
-            ok = cal_t.y & (cal_scores["voter"] > 0)
-            pos = np.sort(cal_scores["voter"][ok])[::-1]
-            op_threshold = float(pos[len(pos) // 2]) if pos.size else math.inf
-            op_label = "uncertified threshold passing half of the correct calibration pairs the rules let through"
-    acc_test = (test_scores["voter"] >= op_threshold) & (test_scores["voter"] > 0)
+    op_threshold, op_label = breakdown_threshold(cal_scores["voter"], cal_t.y, full.choice, delta)
+    acc_test = passes(test_scores["voter"], op_threshold)
     seen_scores = voter.predict(seen_t.x)
-    acc_seen = (seen_scores >= op_threshold) & (seen_scores > 0)
+    acc_seen = passes(seen_scores, op_threshold)
     res = EvalResult(
         methods=results,
         operating_point=f"{op_label} ({op_threshold:.4f})",

@@ -1,0 +1,54 @@
+"""The verdict report's by-kind breakdown: shown at a threshold that means something, never passing refused pairs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from calibration.risk import choose_threshold
+from models.eval_verdict import breakdown_threshold, passes
+
+
+def _scores(n_clean: int, n_mixed: int, error_every: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n_clean`` correct pairs on top, then ``n_mixed`` with one error in ``error_every``, then refused pairs
+    (p = 0: half of them correct, as pure cups showing a shared obverse)."""
+    rng = np.random.default_rng(seed)
+    top = np.sort(rng.uniform(0.9, 1.0, n_clean))[::-1]
+    mid = np.sort(rng.uniform(0.2, 0.9, n_mixed))[::-1]
+    refused = np.zeros(400)
+    scores = np.concatenate([top, mid, refused])
+    correct = np.concatenate([np.ones(n_clean, bool), np.arange(n_mixed) % error_every != 0, np.arange(400) % 2 == 0])
+    return scores, correct
+
+
+def test_certified_threshold_is_used_when_there_is_one() -> None:
+    s, y = _scores(900, 200, 5)
+    choice = choose_threshold(s, y, target=0.995, delta=0.05)
+    assert choice.can_pass
+    thr, label = breakdown_threshold(s, y, choice, 0.05)
+    assert thr == choice.threshold and label == "certified threshold"
+
+
+def test_without_one_the_highest_lower_target_that_certifies_is_used() -> None:
+    s, y = _scores(80, 600, 12)  # too few clean passes for 99.5 %, enough for a lower target
+    choice = choose_threshold(s, y, target=0.995, delta=0.05)
+    assert not choice.can_pass
+    thr, label = breakdown_threshold(s, y, choice, 0.05)
+    assert label.startswith("threshold certified at the highest target that certifies")
+    target = float(label.rsplit(", ", 1)[1])
+    assert target < 0.995 and choose_threshold(s, y, target=target, delta=0.05).threshold == thr
+    assert math.isfinite(thr) and thr > 0
+
+
+def test_refused_pairs_never_pass_even_when_nothing_is_certified() -> None:
+    # a ranking that certifies nothing: errors from the very top, and most correct pairs refused (p = 0)
+    s = np.concatenate([np.linspace(0.99, 0.5, 100), np.zeros(500)])
+    y = np.concatenate([np.arange(100) % 2 == 0, np.ones(500, bool)])
+    choice = choose_threshold(s, y, target=0.995, delta=0.05)
+    thr, label = breakdown_threshold(s, y, choice, 0.05)
+    assert label.startswith("uncertified threshold")
+    assert thr > 0  # half of the correct pairs the rules let through, not half of all correct pairs (p = 0)
+    ok = passes(s, thr)
+    assert not ok[s == 0].any() and ok[s >= thr].all()
+    assert not passes(np.zeros(3), 0.0).any()
