@@ -268,14 +268,12 @@ class GalleryView:
         n_t = len(self.types)
         rate = np.full(n_t, np.nan, np.float64)
         of = np.full(n_t, -1, np.int64)
-        own = np.flatnonzero(~self.ref_shared)
+        own = np.flatnonzero(~self.ref_shared)  # references are sorted by type, so these are too
         if n_t < 2 or own.size < 2:
             return rate, of
         types = self.ref_type[own]
         counts = np.bincount(types, minlength=n_t)
         mistaken = np.zeros((n_t, n_t), np.float64)  # [t, u]: t's references nearer to u than to t
-        order = np.argsort(types, kind="stable")
-        own, types = own[order], types[order]
         present = np.flatnonzero(counts)
         starts = np.searchsorted(types, present)
         for a in range(0, own.size, chunk):

@@ -27,12 +27,15 @@ import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
 
-RULE_FEATURES: tuple[str, ...] = ("n_coins", "n_objects", "n_informative", "cand_declared_lookalike")
-"""The features :func:`passable` reads: coins found, foreign objects, coins on a design only the candidate shows,
-and whether the catalogue declares an enrolled lookalike of the candidate."""
+REQUIRED_RULE_FEATURES: tuple[str, ...] = ("n_coins", "n_objects", "n_informative")
+"""The rule features every cupcheck voter carries: coins found, foreign objects, coins on a design only the
+candidate shows."""
 
-REQUIRED_RULE_FEATURES: tuple[str, ...] = RULE_FEATURES[:3]
-"""The rule features every cupcheck voter carries (``cand_declared_lookalike`` is applied where present)."""
+LOOKALIKE_RULE_FEATURE = "cand_declared_lookalike"
+"""Whether the catalogue declares an enrolled lookalike of the candidate (applied where the features carry it)."""
+
+RULE_FEATURES: tuple[str, ...] = (*REQUIRED_RULE_FEATURES, LOOKALIKE_RULE_FEATURE)
+"""Every feature :func:`passable` reads."""
 
 
 def has_rules(feature_names: Sequence[str]) -> bool:
@@ -64,8 +67,8 @@ def passable(features: npt.ArrayLike, feature_names: Sequence[str]) -> npt.NDArr
         raise ValueError(f"the hard rules need the features {missing}")
     n, objects, informative = (x[:, names.index(f)] for f in REQUIRED_RULE_FEATURES)
     ok = (n > 0) & (objects == 0) & (informative == n)
-    if RULE_FEATURES[3] in names:
-        ok &= ~(x[:, names.index(RULE_FEATURES[3])] > 0)
+    if LOOKALIKE_RULE_FEATURE in names:
+        ok &= ~(x[:, names.index(LOOKALIKE_RULE_FEATURE)] > 0)
     return np.asarray(ok, bool)
 
 
