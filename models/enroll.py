@@ -30,6 +30,7 @@ from tqdm import tqdm
 from models.embedder import Embedder
 from models.files import write_bytes_atomic
 from models.gallery import Gallery, GalleryEntry
+from models.template import signatures
 from models.types import CoinCrop, CoinInstance, Frame, Side, UInt8Array
 
 if TYPE_CHECKING:
@@ -268,7 +269,7 @@ def enroll_catalog(
     for tid, (imgs, entries) in per_type.items():
         emb = embedder.embed(imgs)
         gallery.remove_type(tid)
-        gallery.add(emb, entries)
+        gallery.add(emb, entries, signatures(imgs))
         counts: dict[str, int] = {}
         for e in entries:
             counts[e.side.value] = counts.get(e.side.value, 0) + 1

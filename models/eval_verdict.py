@@ -159,7 +159,7 @@ def _method_scores(table: PairTable, voter: Voter, voter_base: Voter) -> dict[st
         "softmax": table.extra["softmax"],
         "mean_nn": table.extra["mean_nn"],
         "voter_base": voter_base.predict(table.x[:, base_cols]),
-        "voter": voter.predict(table.x),
+        "voter": voter.predict(table.columns(voter.feature_names)),
     }
 
 

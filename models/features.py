@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from models.gallery import Gallery, GalleryEntry
 from models.pooling import SetPooler, attention_pool, gem_pool, mean_pool
+from models.template import correlate, spectra
 from models.types import BoolArray, FloatArray, Side, UInt8Array
 
 F64 = npt.NDArray[np.float64]
@@ -112,7 +113,35 @@ POOLED_FEATURES: tuple[str, ...] = (
 )
 """Features of the pooled cup embeddings (mean, GeM, gated attention)."""
 
-FEATURES: tuple[str, ...] = BASE_FEATURES + POOLED_FEATURES
+TEMPLATE_FEATURES: tuple[str, ...] = (
+    "tsim_min",
+    "tsim_q10",
+    "tsim_med",
+    "tsim_mean",
+    "tmargin_min",
+    "tmargin_q10",
+    "tmargin_med",
+    "tmargin_mean",
+    "ttop_share",
+    "n_tnot_top",
+    "n_tinformative",
+    "tinformative_margin_min",
+    "n_tproof",
+    "tproof_share",
+    "n_both_proof",
+)
+"""Features of the polar template match (:mod:`models.template`) of each coin against the candidate's references
+and against its rivals' (the types among each coin's :data:`SHORTLIST` best embedding matches); ``nan`` when the
+gallery or the cup carries no signatures."""
+
+SHORTLIST = 5
+"""Each coin's best types by embedding whose references the template also compares it with."""
+
+EMBEDDING_FEATURES: tuple[str, ...] = BASE_FEATURES + POOLED_FEATURES
+"""Every feature but the template's: what a voter uses when the references carry no signatures."""
+
+FEATURES: tuple[str, ...] = EMBEDDING_FEATURES + TEMPLATE_FEATURES
+"""Every feature :func:`pair_evidence` measures, in column order."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +156,7 @@ class CupCoins:
         diameter_mm: ``(n,)`` float32 measured diameters, ``nan`` when the camera is not calibrated.
         focus: ``(n,)`` float32 focus measure (:func:`focus_measure`).
         n_objects: foreign objects found beside the coins.
+        signatures: ``(n, *models.template.SIG_SHAPE)`` float32 template signatures, or ``None``.
     """
 
     embeddings: FloatArray
@@ -136,6 +166,7 @@ class CupCoins:
     diameter_mm: FloatArray
     focus: FloatArray
     n_objects: int = 0
+    signatures: FloatArray | None = None
 
     @property
     def n(self) -> int:
@@ -177,6 +208,7 @@ class GalleryView:
         diameters: catalogue diameter in mm per type (missing or ``None`` → unknown).
         lookalikes: the catalogue's declared lookalikes per type (:func:`models.enroll.catalog_lookalikes`); only
             enrolled ones count.
+        signatures: optional ``(m, *models.template.SIG_SHAPE)`` template signatures, same order as ``entries``.
     """
 
     def __init__(
@@ -185,14 +217,19 @@ class GalleryView:
         entries: Sequence[GalleryEntry],
         diameters: Mapping[str, float | None] | None = None,
         lookalikes: Mapping[str, Sequence[str]] | None = None,
+        signatures: FloatArray | None = None,
     ) -> None:
         if vectors.shape[0] != len(entries):
             raise ValueError(f"{vectors.shape[0]} vectors but {len(entries)} entries")
+        if signatures is not None and signatures.shape[0] != len(entries):
+            raise ValueError(f"{signatures.shape[0]} signatures but {len(entries)} entries")
         diameters = diameters or {}
         order = sorted(range(len(entries)), key=lambda i: (entries[i].type_id, entries[i].side.value))
         self.types: list[str] = sorted({e.type_id for e in entries})
         self.type_index: dict[str, int] = {t: i for i, t in enumerate(self.types)}
         self.refs: FloatArray = np.ascontiguousarray(vectors[order], dtype=np.float32)
+        # FFTs of the references' template signatures (None: the gallery keeps none)
+        self.ref_spectra: np.ndarray | None = None if signatures is None else spectra(signatures[order])
         ents = [entries[i] for i in order]
         self.ref_type: IntArray = np.array([self.type_index[e.type_id] for e in ents], np.int64)
         self.ref_side: IntArray = np.array([1 if e.side == Side.REVERSE else 0 for e in ents], np.int64)
@@ -328,7 +365,13 @@ class GalleryView:
         """Build from a :class:`~models.gallery.Gallery` (reads every stored vector once)."""
         vectors, ids = gallery.vectors()
         entries = gallery.entries
-        return cls(vectors, [entries[i] for i in ids], diameters, lookalikes)
+        sigs = gallery.signatures(ids) if gallery.has_signatures else None
+        return cls(vectors, [entries[i] for i in ids], diameters, lookalikes, sigs)
+
+    @property
+    def has_templates(self) -> bool:
+        """Whether the references carry template signatures."""
+        return self.ref_spectra is not None
 
     @property
     def n_types(self) -> int:
@@ -557,6 +600,110 @@ def base_features(view: GalleryView, coins: CupCoins, candidate: int, scores: Co
     return f
 
 
+class TemplateScorer:
+    """Template correlations of one cup's coins with the references of the types asked for, computed once each.
+
+    Args:
+        view: the gallery view (with :attr:`GalleryView.ref_spectra`).
+        coins: the cup's coins (with ``signatures``).
+    """
+
+    def __init__(self, view: GalleryView, coins: CupCoins) -> None:
+        if view.ref_spectra is None or coins.signatures is None:
+            raise ValueError("template scores need signatures in both the gallery and the cup")
+        self.view = view
+        self._q = spectra(coins.signatures)
+        self._ref_spectra = view.ref_spectra
+        self._best: dict[int, tuple[FloatArray, IntArray]] = {}
+
+    def best(self, types: Sequence[int]) -> tuple[FloatArray, IntArray]:
+        """``(n, len(types))`` best correlation of each coin with each type's references, and which reference.
+
+        A type without references scores :data:`NEG` (reference index ``-1``).
+        """
+        todo = [t for t in dict.fromkeys(int(t) for t in types) if t not in self._best]
+        if todo:
+            view = self.view
+            ends = np.append(view.starts[1:], view.refs.shape[0])
+            blocks = [np.arange(view.starts[t], ends[t]) for t in todo]
+            rows = np.concatenate(blocks) if blocks else np.zeros(0, np.int64)
+            cc = correlate(self._q, self._ref_spectra[rows])
+            a = 0
+            n = self._q.shape[0]
+            for t, blk in zip(todo, blocks, strict=True):
+                part = cc[:, a : a + blk.size]
+                a += blk.size
+                if blk.size == 0 or n == 0:
+                    self._best[t] = (np.full(n, NEG, np.float32), np.full(n, -1, np.int64))
+                else:
+                    j = part.argmax(axis=1)
+                    self._best[t] = (part[np.arange(n), j].astype(np.float32), blk[j].astype(np.int64))
+        cols = [self._best[int(t)] for t in types]
+        n = self._q.shape[0]
+        if not cols:
+            return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+        return np.stack([c[0] for c in cols], axis=1), np.stack([c[1] for c in cols], axis=1)
+
+
+def template_features(
+    view: GalleryView, candidate: int, scores: CoinScores, type_best: FloatArray, scorer: TemplateScorer
+) -> dict[str, float]:
+    """The :data:`TEMPLATE_FEATURES` of a pair.
+
+    Each coin is compared by template with the candidate and with the types among its :data:`SHORTLIST` best
+    embedding matches; its *rivals* are those that do not show the candidate design it matched best (so a
+    shared obverse is no evidence for or against the candidate, as with the embedding's ``dmargin``).
+
+    Args:
+        view: the gallery view.
+        candidate: the candidate's index.
+        scores: the pair's per-coin embedding evidence (:func:`coin_scores`).
+        type_best: ``(n, T)`` best embedding cosine per coin and type.
+        scorer: the cup's :class:`TemplateScorer`.
+    """
+    n = type_best.shape[0]
+    if n == 0:
+        return {k: math.nan for k in TEMPLATE_FEATURES}
+    k = min(SHORTLIST, view.n_types)
+    short = np.argpartition(-type_best, k - 1, axis=1)[:, :k] if k > 0 else np.zeros((n, 0), np.int64)
+    types = sorted({int(candidate), *short.ravel().tolist()})
+    best, arg = scorer.best(types)
+    col = {t: i for i, t in enumerate(types)}
+    tsim = best[:, col[candidate]]
+    ref = arg[:, col[candidate]]
+    sharing = view.design_types[view.ref_design[ref]]  # (n, T) types showing the matched design
+    in_short = np.zeros((n, view.n_types), bool)
+    in_short[np.arange(n)[:, None], short] = True
+    cols = np.asarray(types, np.int64)
+    allowed = in_short[:, cols] & ~sharing[:, cols]
+    rival = np.where(allowed, best, -np.inf).max(axis=1)
+    tmargin = np.where(np.isfinite(rival), tsim - rival, 1.0).astype(np.float32)
+    # the template's best type among the candidate and the coin's shortlist
+    pool = np.where(in_short[:, cols] | (cols == candidate)[None, :], best, -np.inf)
+    top = cols[pool.argmax(axis=1)]
+    ttop = sharing[np.arange(n), top] | (top == candidate)
+    informative = ~view.ref_shared[ref]
+    tproof = informative & ttop & (tmargin > 0)
+    eproof = ~scores.shared & (scores.top_type == candidate)
+    return {
+        "tsim_min": _stat(tsim, "min"),
+        "tsim_q10": _q(tsim, 0.1),
+        "tsim_med": _stat(tsim, "median"),
+        "tsim_mean": _stat(tsim, "mean"),
+        "tmargin_min": _stat(tmargin, "min"),
+        "tmargin_q10": _q(tmargin, 0.1),
+        "tmargin_med": _stat(tmargin, "median"),
+        "tmargin_mean": _stat(tmargin, "mean"),
+        "ttop_share": _stat(ttop, "mean"),
+        "n_tnot_top": float(n - ttop.sum()),
+        "n_tinformative": float(informative.sum()),
+        "tinformative_margin_min": _stat(tmargin[informative], "min"),
+        "n_tproof": float(tproof.sum()),
+        "tproof_share": _stat(tproof, "mean"),
+        "n_both_proof": float((tproof & eproof).sum()),
+    }
+
+
 def pooled_type_features(view: GalleryView, pooled: FloatArray, candidate: int) -> tuple[float, float, float]:
     """Similarity of a pooled cup embedding to the candidate, its margin, and its margin over non-sharing types.
 
@@ -607,6 +754,7 @@ def pair_evidence(
     gem_p: float = 3.0,
     type_best: FloatArray | None = None,
     type_arg: IntArray | None = None,
+    templates: TemplateScorer | None = None,
 ) -> PairEvidence:
     """Measure one (cup, candidate) pair: per-coin evidence, base features and pooled features.
 
@@ -618,10 +766,20 @@ def pair_evidence(
         gem_p: GeM exponent.
         type_best: optional precomputed ``view.type_scores(coins.embeddings)`` first element.
         type_arg: its second element.
+        templates: the cup's :class:`TemplateScorer` to share between candidates; made here when ``None`` and
+            both the gallery and the cup carry signatures (else the template features are ``nan``).
     """
+    if type_best is None or type_arg is None:
+        type_best, type_arg = view.type_scores(coins.embeddings)
     scores = coin_scores(view, coins, candidate, type_best, type_arg)
     feats = base_features(view, coins, candidate, scores)
     n = coins.n
+    if templates is None and view.has_templates and coins.signatures is not None:
+        templates = TemplateScorer(view, coins)
+    if templates is not None and n:
+        feats.update(template_features(view, candidate, scores, type_best, templates))
+    else:
+        feats.update({k: math.nan for k in TEMPLATE_FEATURES})
     if n == 0:
         feats.update({k: math.nan for k in POOLED_FEATURES})
         return PairEvidence(feats, scores, np.zeros(0, np.float32))

@@ -5,8 +5,9 @@ On disk a gallery is a folder::
     manifest.json            format, embedder version, dimension, count, and the names + sha256 of the two files
     index-<sha8>.faiss       faiss ``IndexIDMap(IndexFlatIP)``
     meta-<sha8>.jsonl        one JSON object per vector: id, type_id, side, design_id, source, sha1
+    sigs-<sha8>.npz          optional: the references' polar template signatures (:mod:`models.template`), by id
 
-Saving writes the two data files under new names first and then replaces ``manifest.json`` in one
+Saving writes the data files under new names first and then replaces ``manifest.json`` in one
 ``os.replace``: a reader sees either the old gallery or the new one, never a mix, and a crash leaves at most an
 unreferenced file that the next save removes. Types are added and removed in place (``remove_ids`` with an id
 selector); nothing is rebuilt.
@@ -15,6 +16,7 @@ selector); nothing is rebuilt.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import warnings
 from collections import Counter
@@ -92,6 +94,7 @@ class Gallery:
         self._index = faiss.IndexIDMap(faiss.IndexFlatIP(self.dim))
         self._meta: dict[int, GalleryEntry] = {}
         self._type_counts: Counter[str] = Counter()
+        self._sigs: dict[int, np.ndarray] = {}
         self._next_id = 0
 
     def __len__(self) -> int:
@@ -110,12 +113,15 @@ class Gallery:
             sides[e.side.value] = sides.get(e.side.value, 0) + 1
         return dict(sorted(out.items()))
 
-    def add(self, embeddings: FloatArray, entries: Sequence[GalleryEntry]) -> list[int]:
+    def add(
+        self, embeddings: FloatArray, entries: Sequence[GalleryEntry], signatures: FloatArray | None = None
+    ) -> list[int]:
         """Add references.
 
         Args:
             embeddings: ``(n, d)`` float32 unit vectors.
             entries: ``n`` metadata records, in the same order.
+            signatures: optional ``(n, *models.template.SIG_SHAPE)`` template signatures of the same images.
 
         Returns:
             The ``n`` new ids.
@@ -125,12 +131,17 @@ class Gallery:
             raise ValueError(f"embeddings must be (n, {self.dim}), got {emb.shape}")
         if len(entries) != emb.shape[0]:
             raise ValueError(f"{emb.shape[0]} embeddings but {len(entries)} entries")
+        if signatures is not None and (signatures.ndim != 3 or signatures.shape[0] != emb.shape[0]):
+            raise ValueError(f"signatures must be (n={emb.shape[0]}, A, R), got {signatures.shape}")
         ids = np.arange(self._next_id, self._next_id + len(entries), dtype=np.int64)
         if len(ids):
             self._index.add_with_ids(emb, ids)
         for i, e in zip(ids.tolist(), entries, strict=True):
             self._meta[i] = e
             self._type_counts[e.type_id] += 1
+        if signatures is not None:
+            for i, sig in zip(ids.tolist(), signatures, strict=True):
+                self._sigs[i] = np.asarray(sig, np.float16)
         self._next_id += len(entries)
         return ids.tolist()
 
@@ -142,6 +153,7 @@ class Gallery:
         removed = int(self._index.remove_ids(faiss.IDSelectorBatch(arr)))
         for i in arr.tolist():
             self._type_counts[self._meta.pop(i).type_id] -= 1
+            self._sigs.pop(i, None)
         self._type_counts = +self._type_counts  # drop types with no references left
         return removed
 
@@ -212,6 +224,24 @@ class Gallery:
         order = {int(i): n for n, i in enumerate(id_map)}
         return flat[[order[i] for i in ids]], ids
 
+    @property
+    def has_signatures(self) -> bool:
+        """Whether every reference carries a template signature (an empty gallery has none)."""
+        return bool(self._meta) and all(i in self._sigs for i in self._meta)
+
+    def signatures(self, ids: Sequence[int]) -> np.ndarray:
+        """``(len(ids), A, R)`` float32 template signatures of the given references.
+
+        Raises:
+            KeyError: a reference has none (a gallery enrolled before signatures were kept: re-enrol).
+        """
+        missing = [i for i in ids if i not in self._sigs]
+        if missing:
+            raise KeyError(f"{len(missing)} references have no template signature; re-enrol the catalogue")
+        if not ids:
+            return np.zeros((0, 0, 0), np.float32)
+        return np.stack([self._sigs[i] for i in ids]).astype(np.float32)
+
     def save(self, folder: str | Path) -> Path:
         """Save atomically into ``folder`` (created); returns the manifest path."""
         folder = Path(folder)
@@ -227,6 +257,17 @@ class Gallery:
         meta_name = f"meta-{meta_sha[:8]}.jsonl"
         write_bytes_atomic(folder / index_name, index_bytes)
         write_bytes_atomic(folder / meta_name, meta_lines)
+        keep = {index_name, meta_name, MANIFEST}
+        sig_doc: dict[str, str] | None = None
+        sig_ids = [i for i in sorted(self._meta) if i in self._sigs]
+        if sig_ids:
+            buf = io.BytesIO()
+            np.savez(buf, ids=np.asarray(sig_ids, np.int64), sigs=np.stack([self._sigs[i] for i in sig_ids]))
+            sig_bytes = buf.getvalue()
+            sig_sha = hashlib.sha256(sig_bytes).hexdigest()
+            sig_doc = {"file": f"sigs-{sig_sha[:8]}.npz", "sha256": sig_sha}
+            write_bytes_atomic(folder / sig_doc["file"], sig_bytes)
+            keep.add(sig_doc["file"])
         manifest = {
             "format": GALLERY_FORMAT,
             "embedder_version": self.embedder_version,
@@ -236,9 +277,11 @@ class Gallery:
             "index": {"file": index_name, "sha256": index_sha},
             "meta": {"file": meta_name, "sha256": meta_sha},
         }
+        if sig_doc is not None:
+            manifest["signatures"] = sig_doc
         write_bytes_atomic(folder / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
-        keep = {index_name, meta_name, MANIFEST}
-        for old in [*folder.glob("index-*.faiss"), *folder.glob("meta-*.jsonl"), *folder.glob(".*.tmp")]:
+        stale = [*folder.glob("index-*.faiss"), *folder.glob("meta-*.jsonl"), *folder.glob("sigs-*.npz")]
+        for old in [*stale, *folder.glob(".*.tmp")]:
             if old.name not in keep:
                 old.unlink(missing_ok=True)
         return folder / MANIFEST
@@ -287,7 +330,9 @@ class Gallery:
             if not allow_mismatch:
                 raise GalleryMismatchError(msg)
             warnings.warn(msg, UserWarning, stacklevel=2)
-        for part in ("index", "meta"):
+        for part in ("index", "meta", "signatures"):
+            if part not in doc:
+                continue
             path = folder / doc[part]["file"]
             if not path.is_file() or sha256_file(path) != doc[part]["sha256"]:
                 raise ValueError(f"gallery {folder}: {path.name} is missing or does not match {MANIFEST}")
@@ -307,6 +352,11 @@ class Gallery:
             )
             gallery._meta[int(rec["id"])] = entry
             gallery._type_counts[entry.type_id] += 1
+        if "signatures" in doc:
+            with np.load(folder / doc["signatures"]["file"], allow_pickle=False) as z:
+                for i, sig in zip(z["ids"].tolist(), z["sigs"], strict=True):
+                    if int(i) in gallery._meta:
+                        gallery._sigs[int(i)] = sig
         gallery._next_id = int(doc.get("next_id", max(gallery._meta, default=-1) + 1))
         if len(gallery._meta) != len(gallery):
             raise ValueError(f"gallery {folder}: {len(gallery)} vectors but {len(gallery._meta)} metadata records")

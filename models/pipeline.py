@@ -28,6 +28,7 @@ from models.bundle import Bundle, BundleError, Preprocess, load_bundle
 from models.embedder import Embedder, circle_mask
 from models.enroll import CATALOG_FILE, TypeInfo, catalog_lookalikes, load_catalog
 from models.features import (
+    TEMPLATE_FEATURES,
     CoinScores,
     CupCoins,
     GalleryView,
@@ -39,6 +40,7 @@ from models.features import (
 )
 from models.gallery import Gallery
 from models.pooling import SetPooler
+from models.template import signatures
 from models.types import (
     CoinCrop,
     CoinEvidence,
@@ -136,7 +138,8 @@ class Pipeline:
         """Assemble a pipeline from a bundle and already loaded parts.
 
         Raises:
-            BundleError: the embedder or the gallery is not the one the voter was calibrated with.
+            BundleError: the embedder or the gallery is not the one the voter was calibrated with, or the voter
+                needs template signatures the gallery lacks.
         """
         if not allow_mismatch and embedder.version != bundle.embedder_version:
             raise BundleError(
@@ -152,6 +155,11 @@ class Pipeline:
         voter = Voter.load(bundle.path(bundle.voter_file), info=bundle.train)  # type: ignore[arg-type]
         if voter.feature_names != bundle.features:
             raise BundleError("the voter's features differ from the bundle's feature list")
+        if set(TEMPLATE_FEATURES) & set(voter.feature_names) and not gallery.has_signatures:
+            raise BundleError(
+                "the voter compares coins with the references' template signatures, but this gallery was "
+                "enrolled without them; re-enrol the catalogue (`cupcheck enroll CATALOG_DIR --rebuild`)"
+            )
         diameters = {t: i.diameter_mm for t, i in (catalogue or {}).items()}
         return cls(
             embedder=embedder,
@@ -334,6 +342,7 @@ class Pipeline:
             ),
             focus=np.array([self._focus(im, m) for im, m in zip(images, masks, strict=True)], np.float32),
             n_objects=len(object_idx),
+            signatures=signatures(images) if self.view.has_templates else None,
         )
         type_best, type_arg = self.view.type_scores(coins.embeddings)
         t2 = time.perf_counter()

@@ -43,6 +43,7 @@ from models.registry import (
     version_dir,
 )
 from models.retrain import Candidate, LabelledCup, RetrainConfig, retrain_bundle
+from models.template import signature
 
 EXIT_PROMOTED = 0
 EXIT_NOTHING_TO_DO = 3
@@ -145,8 +146,9 @@ def _disc(h: int, w: int) -> np.ndarray:
 
 def _coin_features(
     repo: VerdictRepository, coin: TrainingCoin, pipeline: Pipeline, reuse: bool
-) -> tuple[np.ndarray, float, float] | None:
-    """``(embedding, visible share, focus)`` of a logged coin, or ``None`` when it cannot be rebuilt."""
+) -> tuple[np.ndarray, float, float, np.ndarray | None] | None:
+    """``(embedding, visible share, focus, template signature)`` of a logged coin, or ``None`` when it cannot be
+    rebuilt (the signature is ``None`` when only the embedding was kept)."""
     s = pipeline.preprocess.crop_size
     crop = _decode(repo, coin.crop_ref, cv2.IMREAD_COLOR)
     mask_img = _decode(repo, coin.mask_ref, cv2.IMREAD_GRAYSCALE)
@@ -154,13 +156,13 @@ def _coin_features(
     if emb is not None and emb.shape != (pipeline.embedder.embed_dim,):
         emb = None
     if crop is None:
-        return None if emb is None else (emb.astype(np.float32), 1.0, pipeline.preprocess.focus_min + 1.0)
+        return None if emb is None else (emb.astype(np.float32), 1.0, pipeline.preprocess.focus_min + 1.0, None)
     mask = mask_img > 0 if mask_img is not None and mask_img.shape == crop.shape[:2] else _disc(*crop.shape[:2])
     if emb is None:
         emb = pipeline.embedder.embed([np.asarray(crop, np.uint8)])[0]
     sq = np.asarray(cv2.resize(crop, (s, s), interpolation=cv2.INTER_AREA), np.uint8)
     sq_mask = cv2.resize(mask.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST) > 0
-    return emb.astype(np.float32), visible_share(sq_mask), focus_measure(sq, sq_mask)
+    return emb.astype(np.float32), visible_share(sq_mask), focus_measure(sq, sq_mask), signature(sq)
 
 
 def labelled_cups(
@@ -185,6 +187,7 @@ def labelled_cups(
         focus: list[float] = []
         diam: list[float] = []
         types: list[str] = []
+        sigs: list[np.ndarray | None] = []
         objects = 0
         for coin in sorted(coins_by_cup.get(cup.cup_id, []), key=lambda c: c.index):
             if coin.true_type is None:
@@ -193,8 +196,9 @@ def labelled_cups(
             got = _coin_features(repo, coin, pipeline, coin.model_version in reusable_versions)
             if got is None:
                 continue
-            e, vis, foc = got
+            e, vis, foc, sig = got
             embs.append(e)
+            sigs.append(sig)
             conf.append(coin.confidence)
             partial.append(coin.partial)
             visible.append(vis)
@@ -210,6 +214,7 @@ def labelled_cups(
             diameter_mm=np.asarray(diam, np.float32),
             focus=np.asarray(focus, np.float32),
             n_objects=objects,
+            signatures=np.stack(sigs) if sigs and all(g is not None for g in sigs) else None,  # type: ignore[arg-type]
         )
         out.append(LabelledCup(cup.cup_id, cup.expected_type, coins, tuple(types), cup.labelled_at.isoformat()))
     return out

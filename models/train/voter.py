@@ -39,9 +39,12 @@ from models.enroll import read_image
 from models.features import (
     BASE_FEATURES,
     COIN_FEATURES,
+    EMBEDDING_FEATURES,
     FEATURES,
+    TEMPLATE_FEATURES,
     CupCoins,
     GalleryView,
+    TemplateScorer,
     feature_vector,
     focus_measure,
     pair_evidence,
@@ -51,7 +54,8 @@ from models.files import sha256_file, write_bytes_atomic
 from models.gallery import Gallery, GalleryEntry
 from models.pooling import SetPooler, train_pooler
 from models.synth.mint import CoinType, Mint, generate_mint, render_face
-from models.types import CoinCrop, Frame, Side, UInt8Array
+from models.template import SIG_SHAPE, signatures
+from models.types import BoolArray, CoinCrop, Frame, Side, UInt8Array
 from models.voter import train_voter
 
 if TYPE_CHECKING:
@@ -110,7 +114,7 @@ def reference_gallery(
                 GalleryEntry(coin.id, side, coin.design(side).id, f"render:{coin.id}/{side.value}/{k}")
                 for k in range(per_side)
             ]
-            gallery.add(embedder.embed(crops), entries)
+            gallery.add(embedder.embed(crops), entries, signatures(crops))
     return gallery
 
 
@@ -169,7 +173,7 @@ def enrolment_gallery(
                 crops = reference_crops(coin, side, per_side)
                 sources = [f"render:{coin.id}/{side.value}/{k}" for k in range(per_side)]
             entries = [GalleryEntry(coin.id, side, coin.design(side).id, src) for src in sources]
-            gallery.add(embedder.embed(crops), entries)
+            gallery.add(embedder.embed(crops), entries, signatures(crops))
     return gallery
 
 
@@ -187,7 +191,9 @@ def dataset_gallery(
     folder = cache_root / f"gallery-{data_dir.name}-{'enrol' if has_enrol else 'render'}-{embedder.version}"
     diameters: dict[str, float | None] = {t.id: float(t.diameter_mm) for t in mint.types}
     if Gallery.exists(folder):
-        return Gallery.load(folder, embedder_version=embedder.version), diameters
+        cached = Gallery.load(folder, embedder_version=embedder.version)
+        if cached.has_signatures:
+            return cached, diameters
     if has_enrol:
         gallery = enrolment_gallery(enrol, mint, embedder, per_side, progress=progress)
     else:
@@ -214,6 +220,8 @@ class CupCache:
         cup_id, kind, expected, contaminant, split: ``(C,)`` str per cup.
         n_objects: ``(C,)`` int foreign objects per cup.
         embedder_version: the embedder used.
+        signatures: ``(N, *models.template.SIG_SHAPE)`` float16 template signatures, or ``None`` (a cache
+            written before they were kept; :func:`cache_cups` adds them).
     """
 
     offsets: np.ndarray
@@ -232,6 +240,7 @@ class CupCache:
     n_objects: np.ndarray
     embedder_version: str = ""
     source: str = "gt"
+    signatures: np.ndarray | None = None
 
     @property
     def n_cups(self) -> int:
@@ -250,6 +259,7 @@ class CupCache:
             diameter_mm=np.full_like(d, np.nan) if hide_diameter else d,
             focus=self.focus[a:b].astype(np.float32),
             n_objects=int(self.n_objects[i]),
+            signatures=None if self.signatures is None else self.signatures[a:b].astype(np.float32),
         )
 
     def save(self, path: Path) -> None:
@@ -257,6 +267,8 @@ class CupCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {k: v for k, v in self.__dict__.items() if isinstance(v, np.ndarray)}
         arrays["embeddings"] = self.embeddings.astype(np.float16)
+        if self.signatures is not None:
+            arrays["signatures"] = self.signatures.astype(np.float16)
         meta = np.array(json.dumps({"format": CACHE_FORMAT, "embedder": self.embedder_version, "source": self.source}))
         buf = io.BytesIO()
         np.savez_compressed(buf, meta=meta, **arrays)  # type: ignore[arg-type]
@@ -275,8 +287,10 @@ class CupCache:
         arrays = {
             k: np.concatenate([getattr(p, k) for p in parts])
             for k, v in parts[0].__dict__.items()
-            if isinstance(v, np.ndarray) and k != "offsets"
+            if isinstance(v, np.ndarray) and k not in ("offsets", "signatures")
         }
+        if all(p.signatures is not None for p in parts):
+            arrays["signatures"] = np.concatenate([p.signatures for p in parts])
         return cls(
             offsets=np.concatenate(offsets),
             **arrays,
@@ -310,6 +324,70 @@ def _measured_diameters(true_mm: np.ndarray, rng: np.random.Generator) -> np.nda
     return (true_mm * (1.0 + DIAMETER_NOISE * rng.standard_normal(true_mm.shape))).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class _CupCut:
+    """The coins cut from one cup, before embedding."""
+
+    images: list[UInt8Array]
+    masks: list[BoolArray]
+    confidence: list[float]
+    partial: list[bool]
+    true_mm: list[float]
+    true_type: list[str]
+    n_objects: int
+
+
+def _cut_cup(
+    data_dir: Path,
+    cup: dict[str, Any],
+    instances: str,
+    crop_rows: dict[str, list[dict[str, str]]],
+    detector: Detector | None,
+    size: int,
+) -> _CupCut:
+    """Cut one cup's coins: its ground-truth crops (``instances="gt"``) or the detector's."""
+    ppm = float(cup.get("px_per_mm") or 0.0)
+    if instances == "gt":
+        images: list[UInt8Array] = []
+        conf: list[float] = []
+        partial: list[bool] = []
+        true_mm: list[float] = []
+        true_type: list[str] = []
+        for row in crop_rows.get(cup["id"], []):
+            img = cv2.imread(str(data_dir / row["path"]), cv2.IMREAD_COLOR)
+            if img is None:
+                continue
+            k = int(Path(row["path"]).stem.rsplit("_", 1)[1])
+            inst = cup["instances"][k]
+            images.append(np.asarray(img, np.uint8))
+            conf.append(1.0)
+            partial.append(bool(inst.get("partial", False)))
+            true_mm.append(float(inst["diameter_px"]) / ppm if ppm > 0 else math.nan)
+            true_type.append(inst["type_id"])
+        masks = [im.max(axis=2) > 0 for im in images]
+        n_obj = sum(1 for inst in cup["instances"] if not inst.get("is_coin", True))
+        return _CupCut(images, masks, conf, partial, true_mm, true_type, n_obj)
+    assert detector is not None
+    from models.crops import cut_crops
+
+    frame_img = read_image(data_dir / cup["image"])
+    if frame_img is None:
+        raise FileNotFoundError(f"cannot read {data_dir / cup['image']}")
+    frame = Frame(image=frame_img, source=cup["image"])
+    found = detector.detect(frame)
+    coins_i = [x for x in found if x.is_coin]
+    crops: list[CoinCrop] = cut_crops(frame, coins_i, size=size)
+    return _CupCut(
+        images=[c.image for c in crops],
+        masks=[c.mask for c in crops],
+        confidence=[float(x.confidence) for x in coins_i],
+        partial=[bool(x.partial) for x in coins_i],
+        true_mm=[x.diameter_px / ppm if ppm > 0 else math.nan for x in coins_i],
+        true_type=[""] * len(coins_i),
+        n_objects=len(found) - len(coins_i),
+    )
+
+
 def cache_cups(
     data_dir: Path,
     embedder: Embedder,
@@ -324,6 +402,9 @@ def cache_cups(
 ) -> CupCache:
     """Embed every cup of a synthetic data set once and cache the per-coin observations.
 
+    A cache written before template signatures were kept is completed in place: the cups are cut again (the
+    detector is deterministic) and only the signatures are computed.
+
     Args:
         data_dir: the data set (``manifest.json``, ``crops/``, ``yolo/images``).
         embedder: the embedder.
@@ -334,6 +415,9 @@ def cache_cups(
         seed: seed of the diameter measurement noise.
         progress: tqdm bar.
         part: only cups ``[start, stop)`` (to embed a data set in parallel parts; see :meth:`CupCache.concat`).
+
+    Raises:
+        ValueError: no detector for ``instances="detector"``, or a completed cache's coins do not match.
     """
     manifest = json.loads((data_dir / "manifest.json").read_text())
     cups = manifest["cups"][:max_cups] if max_cups else manifest["cups"]
@@ -341,70 +425,49 @@ def cache_cups(
     if part is not None:
         first, stop = part
         cups = cups[first:stop]
+    if instances == "detector" and detector is None:
+        raise ValueError("instances='detector' needs a detector")
+    crop_rows = _crop_rows(data_dir) if instances == "gt" else {}
+    size = embedder.prep.input_size
     if out.is_file():
         cached = CupCache.load(out)
         same_cups = cached.cup_id.tolist() == [c["id"] for c in cups]
         if cached.embedder_version == embedder.version and cached.source == instances and same_cups:
+            if cached.signatures is None:
+                sigs: list[np.ndarray] = []
+                for i, cup in enumerate(tqdm(cups, desc=f"templates {data_dir.name}", disable=not progress)):
+                    cut = _cut_cup(data_dir, cup, instances, crop_rows, detector, size)
+                    if len(cut.images) != int(cached.offsets[i + 1] - cached.offsets[i]):
+                        raise ValueError(f"{out}: cup {cup['id']} now cuts {len(cut.images)} coins; re-cache it")
+                    sigs.append(signatures(cut.images).astype(np.float16))
+                cached.signatures = np.concatenate(sigs) if sigs else np.zeros((0, *SIG_SHAPE), np.float16)
+                cached.save(out)
             return cached
-    crop_rows = _crop_rows(data_dir) if instances == "gt" else {}
-    if instances == "detector" and detector is None:
-        raise ValueError("instances='detector' needs a detector")
     offsets = [0]
     embs: list[np.ndarray] = []
+    sig_parts: list[np.ndarray] = []
     per: dict[str, list[Any]] = {k: [] for k in ("confidence", "partial", "visible", "diameter_mm", "focus", "true")}
     cup_meta: dict[str, list[Any]] = {k: [] for k in ("cup_id", "kind", "expected", "contaminant", "split", "n_obj")}
     for ci, cup in enumerate(tqdm(cups, desc=f"embed {data_dir.name}", unit="cup", disable=not progress), start=first):
         rng = np.random.default_rng([seed, ci])
-        ppm = float(cup.get("px_per_mm") or 0.0)
-        if instances == "gt":
-            images: list[UInt8Array] = []
-            conf, partial, true_mm, true_type = [], [], [], []
-            for row in crop_rows.get(cup["id"], []):
-                img = cv2.imread(str(data_dir / row["path"]), cv2.IMREAD_COLOR)
-                if img is None:
-                    continue
-                k = int(Path(row["path"]).stem.rsplit("_", 1)[1])
-                inst = cup["instances"][k]
-                images.append(np.asarray(img, np.uint8))
-                conf.append(1.0)
-                partial.append(bool(inst.get("partial", False)))
-                true_mm.append(float(inst["diameter_px"]) / ppm if ppm > 0 else math.nan)
-                true_type.append(inst["type_id"])
-            masks = [im.max(axis=2) > 0 for im in images]
-            n_obj = sum(1 for inst in cup["instances"] if not inst.get("is_coin", True))
-        else:
-            assert detector is not None
-            from models.crops import cut_crops
-
-            frame_img = read_image(data_dir / cup["image"])
-            if frame_img is None:
-                raise FileNotFoundError(f"cannot read {data_dir / cup['image']}")
-            frame = Frame(image=frame_img, source=cup["image"])
-            found = detector.detect(frame)
-            coins_i = [x for x in found if x.is_coin]
-            crops: list[CoinCrop] = cut_crops(frame, coins_i, size=embedder.prep.input_size)
-            images = [c.image for c in crops]
-            masks = [c.mask for c in crops]
-            conf = [float(x.confidence) for x in coins_i]
-            partial = [bool(x.partial) for x in coins_i]
-            true_mm = [x.diameter_px / ppm if ppm > 0 else math.nan for x in coins_i]
-            true_type = [""] * len(coins_i)
-            n_obj = len(found) - len(coins_i)
+        cut = _cut_cup(data_dir, cup, instances, crop_rows, detector, size)
+        images, masks = cut.images, cut.masks
         emb = embedder.embed(images) if images else np.zeros((0, embedder.embed_dim), np.float32)
         embs.append(emb)
+        sig_parts.append(signatures(images).astype(np.float16))
         offsets.append(offsets[-1] + len(images))
-        per["confidence"].extend(conf)
-        per["partial"].extend(partial)
+        per["confidence"].extend(cut.confidence)
+        per["partial"].extend(cut.partial)
         per["visible"].extend(visible_share(m) for m in masks)
-        per["diameter_mm"].extend(_measured_diameters(np.asarray(true_mm, np.float64), rng).tolist())
+        per["diameter_mm"].extend(_measured_diameters(np.asarray(cut.true_mm, np.float64), rng).tolist())
         per["focus"].extend(focus_measure(im, m) for im, m in zip(images, masks, strict=True))
-        per["true"].extend(true_type)
+        per["true"].extend(cut.true_type)
         cup_meta["cup_id"].append(cup["id"])
         cup_meta["kind"].append(cup["kind"])
         cup_meta["expected"].append(cup.get("expected_type") or "")
         cup_meta["contaminant"].append(cup.get("contaminant") or "")
         cup_meta["split"].append(cup.get("split", "train"))
-        cup_meta["n_obj"].append(n_obj)
+        cup_meta["n_obj"].append(cut.n_objects)
     cache = CupCache(
         offsets=np.asarray(offsets, np.int64),
         embeddings=np.concatenate(embs) if embs else np.zeros((0, embedder.embed_dim), np.float32),
@@ -422,6 +485,7 @@ def cache_cups(
         n_objects=np.asarray(cup_meta["n_obj"], np.int64),
         embedder_version=embedder.version,
         source=instances,
+        signatures=np.concatenate(sig_parts) if sig_parts else np.zeros((0, *SIG_SHAPE), np.float16),
     )
     cache.save(out)
     return cache
@@ -519,6 +583,16 @@ class PairTable:
         """``(n,)`` bool truth."""
         return np.array([p.correct for p in self.pairs], bool)
 
+    def columns(self, names: Sequence[str]) -> np.ndarray:
+        """``(n, len(names))`` the named feature columns of :attr:`x` (whose columns are :data:`FEATURES`)."""
+        return self.x[:, [FEATURES.index(f) for f in names]]
+
+    @property
+    def has_templates(self) -> bool:
+        """Whether the template features were measured (some pair has a finite one)."""
+        t = self.columns(TEMPLATE_FEATURES)
+        return bool(t.size) and bool(np.isfinite(t).any())
+
 
 SOFTMAX_TEMPERATURE = 0.05
 
@@ -573,11 +647,12 @@ def pair_table(
     for cup, ks in tqdm(by_cup.items(), desc=desc, unit="cup", disable=not progress):
         coins = cache.coins(cup)
         tb, ta = view.type_scores(coins.embeddings)
+        templates = TemplateScorer(view, coins) if view.has_templates and coins.signatures is not None else None
         for k in ks:
             cand = view.type_index.get(pairs[k].candidate)
             if cand is None:
                 raise KeyError(f"candidate {pairs[k].candidate} is not in the gallery")
-            ev = pair_evidence(view, coins, cand, pooler, gem_p=gem_p, type_best=tb, type_arg=ta)
+            ev = pair_evidence(view, coins, cand, pooler, gem_p=gem_p, type_best=tb, type_arg=ta, templates=templates)
             out_rows[k] = feature_vector(ev.features)
             out_bags[k] = ev.scores.features
             out_extra[k] = baseline_scores(tb, view, cand, coins.embeddings)
@@ -728,6 +803,7 @@ def virtual_cups(cache: CupCache, mint: Mint, n: int, *, seed: int = 0, max_coin
     return CupCache(
         offsets=offsets,
         embeddings=cache.embeddings[idx],
+        signatures=None if cache.signatures is None else cache.signatures[idx],
         confidence=cache.confidence[idx],
         partial=cache.partial[idx],
         visible=cache.visible[idx],
@@ -772,9 +848,9 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     # 2) the voter with the pooler's features
     tr = pair_table(cache, view, train_pairs, pooler, progress=progress, desc="features (train)")
     va = pair_table(cache, view, val_pairs, pooler, progress=progress, desc="features (val)") if val_pairs else None
-    voter = train_voter(
-        tr.x, tr.y, FEATURES, valid=(va.x, va.y) if va is not None and len(set(va.y)) == 2 else None, rounds=cfg.rounds
-    )
+    names = FEATURES if tr.has_templates else EMBEDDING_FEATURES
+    valid = (va.columns(names), va.y) if va is not None and len(set(va.y)) == 2 else None
+    voter = train_voter(tr.columns(names), tr.y, names, valid=valid, rounds=cfg.rounds)
     # 3) calibration
     if cfg.data_cal is not None:
         cal_cache, cal_view, cal_mint = load_split(cfg.data_cal, embedder, cfg, detector, progress)
@@ -784,16 +860,18 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         if va is None:
             raise ValueError("no calibration data: give --data-cal or a data set with a val split")
         cal = va
-    cal_scores = voter.predict(cal.x)
+    if names == FEATURES and not cal.has_templates:
+        raise ValueError("the training cups carry template signatures but the calibration cups do not")
+    cal_scores = voter.predict(cal.columns(names))
     choice = choose_threshold(cal_scores, cal.y, target=cfg.target, delta=cfg.delta)
     # 4) write
     cfg.out.mkdir(parents=True, exist_ok=True)
     voter_path = voter.save(cfg.out / "voter.txt")
     pooler_path = pooler.save(cfg.out / "pooler.pt")
-    save_calibration_features(cfg.out / CALIBRATION_FEATURES, cal.x, cal.y, FEATURES)
+    save_calibration_features(cfg.out / CALIBRATION_FEATURES, cal.columns(names), cal.y, names)
     focus_all = cache.focus[np.isfinite(cache.focus)]
     focus_min = float(np.quantile(focus_all, 0.01)) * 0.8 if focus_all.size else 2.0
-    val_auc = _auc(voter.predict(va.x), va.y) if va is not None and len(set(va.y)) == 2 else math.nan
+    val_auc = _auc(voter.predict(va.columns(names)), va.y) if va is not None and len(set(va.y)) == 2 else math.nan
     summary = {
         "data": str(cfg.data),
         "data_cal": str(cfg.data_cal) if cfg.data_cal else None,
@@ -821,7 +899,7 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         voter_sha256=sha256_file(voter_path),
         pooler_file=pooler_path.name,
         pooler_sha256=sha256_file(pooler_path),
-        features=FEATURES,
+        features=names,
         preprocess=Preprocess(crop_size=embedder.prep.input_size, focus_min=round(focus_min, 3)),
         threshold=choice,
         cal_scores=cal_scores,

@@ -59,3 +59,49 @@ def test_declared_lookalike_is_a_hard_rule() -> None:
     # a declared lookalike that is not enrolled does not count
     alone = GalleryView.from_gallery(gallery, None, {ids[2]: ("not-enrolled",)})
     assert alone.declared(alone.type_index[ids[2]]) is None
+
+
+def test_template_features_tell_types_apart_where_the_embedding_cannot() -> None:
+    import cv2
+
+    from models.features import TEMPLATE_FEATURES, CupCoins
+    from models.synth.mint import generate_mint
+    from models.template import signatures
+    from models.train.voter import reference_crops
+
+    mint = generate_mint(6, 4)
+    types = mint.types[:3]  # three distinct reverse designs
+    flat = np.zeros((1, 8), np.float32)
+    flat[0, 0] = 1.0  # every image embeds to the same vector: the embedding says nothing
+    gallery = Gallery(8, "toy")
+    for coin in types:
+        faces = [reference_crops(coin, Side.REVERSE, 1, seed=s)[0] for s in (0, 1)]
+        entries = [GalleryEntry(coin.id, Side.REVERSE, f"{coin.id}-rev") for _ in faces]
+        gallery.add(np.repeat(flat, 2, axis=0), entries, signatures(faces))
+    face = reference_crops(types[0], Side.REVERSE, 1, seed=2)[0]
+    turned = []
+    for deg in (30.0, 100.0, 200.0, 290.0):
+        m = cv2.getRotationMatrix2D((64.0, 64.0), deg, 1.0)
+        turned.append(np.asarray(cv2.warpAffine(face, m, (128, 128)), np.uint8))
+    n = len(turned)
+    base = dict(
+        embeddings=np.repeat(flat, n, axis=0),
+        confidence=np.ones(n, np.float32),
+        partial=np.zeros(n, bool),
+        visible=np.ones(n, np.float32),
+        diameter_mm=np.full(n, np.nan, np.float32),
+        focus=np.full(n, 5.0, np.float32),
+    )
+    cup = CupCoins(**base, signatures=signatures(turned))  # type: ignore[arg-type]
+    view = GalleryView.from_gallery(gallery)
+    assert view.has_templates
+    right = pair_evidence(view, cup, view.type_index[types[0].id], None).features
+    wrong = pair_evidence(view, cup, view.type_index[types[1].id], None).features
+    assert right["n_tproof"] == n and right["ttop_share"] == 1.0 and right["tmargin_min"] > 0
+    assert wrong["n_tproof"] == 0 and wrong["ttop_share"] == 0.0 and wrong["tmargin_mean"] < 0
+    assert right["tsim_min"] > wrong["tsim_mean"]
+    # the embedding features cannot tell the two candidates apart
+    assert right["sim_min"] == wrong["sim_min"] and right["margin_min"] == wrong["margin_min"]
+    # without signatures in the cup (or the gallery) the template features are missing, not zero
+    blind = pair_evidence(view, CupCoins(**base), 0, None).features  # type: ignore[arg-type]
+    assert all(np.isnan(blind[k]) for k in TEMPLATE_FEATURES)

@@ -110,3 +110,39 @@ def test_search_looks_deeper_when_one_type_fills_the_neighbourhood() -> None:
     )
     (res,) = g.search(unit([[1, 0.1, 0, 0, 0, 0, 0, 0]]), k=3, depth=16)
     assert [m.type_id for m in res] == ["crowd", "x", "y"]
+
+
+def test_template_signatures_travel_with_their_references(tmp_path: Path) -> None:
+    g = small_gallery()
+    assert not g.has_signatures
+    with pytest.raises(KeyError, match="re-enrol"):
+        g.signatures([0])
+    sigs = np.random.default_rng(0).normal(size=(2, 8, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="signatures"):
+        g.add(unit([[1, 1, 0]]), [GalleryEntry("d", Side.REVERSE)], sigs)
+    ids = g.add(unit([[1, 1, 0], [1, 0, 1]]), [GalleryEntry("d", Side.REVERSE), GalleryEntry("d", Side.OBVERSE)], sigs)
+    assert not g.has_signatures  # the first five references have none
+    g.remove_ids(range(5))
+    assert g.has_signatures
+    np.testing.assert_allclose(g.signatures(ids), sigs, atol=1e-2)  # kept as float16
+    g.save(tmp_path / "g")
+    doc = json.loads((tmp_path / "g" / MANIFEST).read_text())
+    assert doc["signatures"]["file"].startswith("sigs-")
+    back = Gallery.load(tmp_path / "g")
+    assert back.has_signatures
+    np.testing.assert_array_equal(back.signatures(ids), g.signatures(ids))
+    back.remove_type("d")
+    assert not back.has_signatures and len(back) == 0
+    back.save(tmp_path / "g")
+    assert "signatures" not in json.loads((tmp_path / "g" / MANIFEST).read_text())
+    assert not list((tmp_path / "g").glob("sigs-*.npz"))  # the stale file is removed
+
+
+def test_a_damaged_signature_file_is_refused(tmp_path: Path) -> None:
+    g = Gallery(3, "emb-v1")
+    g.add(unit([[1, 0, 0]]), [GalleryEntry("a", Side.REVERSE)], np.ones((1, 8, 4), np.float32))
+    g.save(tmp_path)
+    doc = json.loads((tmp_path / MANIFEST).read_text())
+    (tmp_path / doc["signatures"]["file"]).write_bytes(b"broken")
+    with pytest.raises(ValueError, match="does not match"):
+        Gallery.load(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.features import FEATURES, GalleryView, feature_vector, pair_evidence
+from models.features import EMBEDDING_FEATURES, GalleryView, feature_vector, pair_evidence
 from models.gallery import Gallery
 from models.train.voter import auc
 from models.voter import Voter, passable, train_voter
@@ -17,7 +17,7 @@ def test_voter_separates_pure_from_contaminated_on_new_cups() -> None:
     view = GalleryView.from_gallery(gallery)
     x, _, y = table(view, world, labelled_cups(world, range(20), per_type=2), pooler)
     p = voter.predict(x)
-    ok = passable(x, FEATURES)
+    ok = passable(x, EMBEDDING_FEATURES)
     assert ok[y].mean() > 0.3  # pure cups whose every coin shows its reverse
     assert np.all(p[~ok] == 0.0)  # the others never pass, whatever the booster thinks
     assert auc(p[ok], y[ok]) > 0.95
@@ -35,13 +35,15 @@ def test_type_enrolled_after_training_is_verified_without_retraining() -> None:
     items = labelled_cups(world, new_types, per_type=2)
     x, _, y = table(view, world, items, pooler)
     p = voter.predict(x)
-    ok = passable(x, FEATURES)
+    ok = passable(x, EMBEDDING_FEATURES)
     assert auc(p[ok], y[ok]) > 0.95
     pure = world.cup(33, 8, reverse_share=1.0)
     mixed = world.cup(33, 8, intruders=[25], reverse_share=1.0)
     cand = view.type_index[world.type_id(33)]
     p_pure, p_mixed = voter.predict(
-        np.stack([feature_vector(pair_evidence(view, c, cand, pooler).features) for c in (pure, mixed)])
+        np.stack(
+            [feature_vector(pair_evidence(view, c, cand, pooler).features, EMBEDDING_FEATURES) for c in (pure, mixed)]
+        )
     )
     assert p_pure > 0.5 > p_mixed
 
@@ -53,8 +55,8 @@ def test_obverse_only_cup_is_not_trusted() -> None:
     reverses = pair_evidence(view, world.cup(4, 8, reverse_share=1.0), cand, pooler)
     obverse = pair_evidence(view, world.cup(4, 8, obverse_only=True), cand, pooler)
     assert obverse.features["n_informative"] == 0
-    assert voter.predict(feature_vector(obverse.features))[0] == 0.0
-    assert voter.predict(feature_vector(reverses.features))[0] > 0.5
+    assert voter.predict(feature_vector(obverse.features, EMBEDDING_FEATURES))[0] == 0.0
+    assert voter.predict(feature_vector(reverses.features, EMBEDDING_FEATURES))[0] > 0.5
 
 
 def test_one_coin_on_the_shared_obverse_keeps_the_cup_from_passing() -> None:
@@ -74,7 +76,7 @@ def test_one_coin_on_the_shared_obverse_keeps_the_cup_from_passing() -> None:
     )
     ev = pair_evidence(view, mixed, cand, pooler)
     assert ev.features["n_informative"] == 8
-    assert voter.predict(feature_vector(ev.features))[0] == 0.0
+    assert voter.predict(feature_vector(ev.features, EMBEDDING_FEATURES))[0] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -100,8 +102,8 @@ def test_voter_round_trips_through_text(tmp_path) -> None:
     _, _, _, voter = trained()
     path = voter.save(tmp_path / "voter.txt")
     again = Voter.load(path)
-    x = np.random.default_rng(0).normal(size=(5, len(FEATURES)))
-    assert again.feature_names == FEATURES
+    x = np.random.default_rng(0).normal(size=(5, len(EMBEDDING_FEATURES)))
+    assert again.feature_names == EMBEDDING_FEATURES
     np.testing.assert_allclose(again.predict(x), voter.predict(x))
 
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from models.features import COIN_FEATURES, FEATURES, CupCoins, GalleryView, feature_vector, pair_evidence
+from models.features import COIN_FEATURES, EMBEDDING_FEATURES, CupCoins, GalleryView, feature_vector, pair_evidence
 from models.gallery import Gallery, GalleryEntry
 from models.pooling import SetPooler, train_pooler
 from models.types import Side
@@ -110,7 +110,7 @@ def table(view: GalleryView, world: World, items: list[tuple[CupCoins, int, bool
     xs, bags, ys = [], [], []
     for coins, t, y in items:
         ev = pair_evidence(view, coins, view.type_index[world.type_id(t)], pooler)
-        xs.append(feature_vector(ev.features))
+        xs.append(feature_vector(ev.features, EMBEDDING_FEATURES))
         bags.append(ev.scores.features)
         ys.append(y)
     return np.stack(xs), bags, np.asarray(ys)
@@ -127,7 +127,7 @@ def trained() -> tuple[World, Gallery, SetPooler, Voter]:
     _, bags, y = table(view, world, items, None)
     pooler = train_pooler(bags, y, COIN_FEATURES, epochs=15, seed=0)
     x, _, y = table(view, world, items, pooler)
-    voter = train_voter(x, y, FEATURES, rounds=120)
+    voter = train_voter(x, y, EMBEDDING_FEATURES, rounds=120)
     return world, gallery, pooler, voter
 
 
@@ -180,7 +180,7 @@ def write_bundle(folder, *, embedder_file) -> tuple:
         voter_sha256=sha256_file(vp),
         pooler_file=pp.name,
         pooler_sha256=sha256_file(pp),
-        features=FEATURES,
+        features=EMBEDDING_FEATURES,
         preprocess=Preprocess(crop_size=128),
         threshold=choice,
         cal_scores=scores,
