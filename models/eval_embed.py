@@ -22,10 +22,12 @@ import torch
 from tqdm import tqdm
 
 from models.embedder import Embedder
+from models.enroll import read_image
 from models.gallery import Gallery, GalleryEntry
+from models.template import signatures
 from models.train.crops_data import CropRecord, is_heldout_family, read_mint, read_real_crops, read_synth_crops
 from models.train.embedder import ImageCache, embed_records, enrol_query_split
-from models.types import Match, Side
+from models.types import FloatArray, Match, Side
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,21 @@ class RetrievalResult:
         return float(np.mean(sel)) if sel else float("nan")
 
 
+def record_signatures(records: Sequence[CropRecord], cache: ImageCache | None = None) -> FloatArray:
+    """Template signatures of crop files: ``(n, *SIG_SHAPE)`` float32.
+
+    Raises:
+        FileNotFoundError: a crop cannot be read.
+    """
+    images = []
+    for r in records:
+        img = cache.get(r.path) if cache is not None else read_image(r.path)
+        if img is None:
+            raise FileNotFoundError(f"cannot read crop {r.path}")
+        images.append(img)
+    return signatures(images)
+
+
 def _design_key(r: CropRecord) -> str:
     return r.label
 
@@ -64,18 +81,22 @@ def retrieval(
     queries: Sequence[CropRecord],
     k: int = 5,
     cache: ImageCache | None = None,
+    *,
+    templates: bool = False,
 ) -> RetrievalResult:
     """Enrol ``refs`` into a fresh gallery, search every query, and score design-level hits.
 
     A match ``(type, side)`` is correct when that reference design equals the query's label (its design id).
+    With ``templates`` the search re-ranks its best types by template correlation
+    (:meth:`~models.gallery.Gallery.search` with signatures), as ``cupcheck identify`` does.
     """
     ref_emb = embed_records(embedder, refs, cache)
     q_emb = embed_records(embedder, queries, cache)
     gallery = Gallery(embedder.embed_dim, embedder.version)
     entries = [GalleryEntry(r.type_id, r.side or Side.OBVERSE, _design_key(r), str(r.path)) for r in refs]
-    ids = gallery.add(ref_emb, entries)
+    ids = gallery.add(ref_emb, entries, record_signatures(refs, cache) if templates else None)
     design_of = {(e.type_id, e.side): e.design_id for e in entries}
-    matches = gallery.search(q_emb, k)
+    matches = gallery.search(q_emb, k, signatures=record_signatures(queries, cache) if templates else None)
     correct_at = []
     for q, ms in zip(queries, matches, strict=True):
         rank = next((i + 1 for i, m in enumerate(ms) if design_of[(m.type_id, m.side)] == q.label), 0)
@@ -102,6 +123,8 @@ class OpenSetReport:
     unseen_rule: str
     rows: list[tuple[str, int, float, float]] = field(default_factory=list)
     result: RetrievalResult | None = None
+    template_rows: list[tuple[str, int, float, float]] = field(default_factory=list)
+    """The same subsets with the search re-ranked by template."""
 
 
 def open_set_eval(
@@ -123,7 +146,9 @@ def open_set_eval(
     else:
         rule = f"mint seed {mint.get('seed', '?')} not used in training: every type unseen"
     refs, queries = enrol_query_split(records, per_side, max_queries)
-    res = retrieval(embedder, refs, queries, 5, ImageCache(embedder.prep))
+    images = ImageCache(embedder.prep)
+    res = retrieval(embedder, refs, queries, 5, images)
+    res_t = retrieval(embedder, refs, queries, 5, images, templates=True)
     twins = {t["id"] for t in mint.get("types", []) if t.get("twin_of")}
     twins |= {t["twin_of"] for t in mint.get("types", []) if t.get("twin_of")}
     fam_size = Counter(f for f, _ in {(r.family, r.type_id) for r in refs})
@@ -138,7 +163,8 @@ def open_set_eval(
         ("partial coins", [r.partial for r in q]),
     ]
     rows = [(name, int(sum(m)), res.recall(1, m), res.recall(5, m)) for name, m in subsets]
-    return OpenSetReport(len({r.type_id for r in refs}), len(refs), len(queries), rule, rows, res)
+    rows_t = [(name, int(sum(m)), res_t.recall(1, m), res_t.recall(5, m)) for name, m in subsets]
+    return OpenSetReport(len({r.type_id for r in refs}), len(refs), len(queries), rule, rows, res, rows_t)
 
 
 # ----------------------------------------------------------------------------------------------- real
@@ -156,6 +182,8 @@ class RealReport:
     recall5: float
     confusion: dict[str, Counter[str]]
     result: RetrievalResult
+    template_recall1: float = float("nan")
+    """Recall@1 with the search re-ranked by template."""
 
 
 def real_eval(embedder: Embedder, real_root: str | Path, currency: str) -> RealReport | None:
@@ -164,7 +192,9 @@ def real_eval(embedder: Embedder, real_root: str | Path, currency: str) -> RealR
     queries = read_real_crops(real_root, "test", (currency,))
     if not refs or not queries:
         return None
-    res = retrieval(embedder, refs, queries, 5, ImageCache(embedder.prep))
+    images = ImageCache(embedder.prep)
+    res = retrieval(embedder, refs, queries, 5, images)
+    res_t = retrieval(embedder, refs, queries, 5, images, templates=True)
     labels = sorted({r.label for r in refs})
     per_label = []
     for lab in labels:
@@ -173,7 +203,9 @@ def real_eval(embedder: Embedder, real_root: str | Path, currency: str) -> RealR
     confusion: dict[str, Counter[str]] = defaultdict(Counter)
     for r, ms in zip(queries, res.matches, strict=True):
         confusion[r.label][ms[0].type_id if ms else "-"] += 1
-    return RealReport(currency, len(refs), len(queries), per_label, res.recall(1), res.recall(5), confusion, res)
+    return RealReport(
+        currency, len(refs), len(queries), per_label, res.recall(1), res.recall(5), confusion, res, res_t.recall(1)
+    )
 
 
 def confusion_markdown(report: RealReport) -> str:
@@ -304,13 +336,21 @@ def write_report(
             f"## Open set (synthetic, unseen types)\n\n{rep.unseen_rule}. {rep.n_types} types enrolled with 5 crops "
             f"per side ({rep.n_refs} references), {rep.n_queries} queries. A hit is a match showing the query's design "
             "(an obverse shared by a family counts for every member).\n\n"
-            "| queries | n | Recall@1 | Recall@5 |\n|---|---|---|---|\n"
+            "The last two columns re-rank the embedding's 10 best types by template correlation "
+            "(`models.template`, what `cupcheck identify` does).\n\n"
+            "| queries | n | Recall@1 | Recall@5 | + template R@1 | + template R@5 |\n|---|---|---|---|---|---|\n"
         )
-        md += [f"| {name} | {n} | {_fmt(r1)} | {_fmt(r5)} |\n" for name, n, r1, r5 in rep.rows]
+        md += [
+            f"| {name} | {n} | {_fmt(r1)} | {_fmt(r5)} | {_fmt(t1)} | {_fmt(t5)} |\n"
+            for (name, n, r1, r5), (_, _, t1, t5) in zip(rep.rows, rep.template_rows, strict=True)
+        ]
         if rep.result is not None and wrong_pairs_picture(rep.result, out / "synth_wrong_pairs.png"):
             md.append("\nClosest wrong pairs (query | score | wrong reference): ![](synth_wrong_pairs.png)\n")
         summary.append(f"open set: R@1 {_fmt(rep.rows[0][2])} R@5 {_fmt(rep.rows[0][3])} ({rep.n_queries} queries)")
         summary += [f"  {name}: R@1 {_fmt(r1)} R@5 {_fmt(r5)} (n={n})" for name, n, r1, r5 in rep.rows[1:]]
+        summary += [
+            f"  + template {name}: R@1 {_fmt(r1)} R@5 {_fmt(r5)} (n={n})" for name, n, r1, r5 in rep.template_rows
+        ]
     bar.update(1)
     if real_root is not None:
         for cur in ("euro", "won"):
@@ -319,7 +359,8 @@ def write_report(
                 continue
             md.append(
                 f"\n## Real {cur} crops\n\nEnrolled crops/train ({rr.n_refs}), queried crops/test ({rr.n_queries}), "
-                f"split by source photo. Recall@1 {rr.recall1:.3f}, Recall@5 {rr.recall5:.3f}.\n\n"
+                f"split by source photo. Recall@1 {rr.recall1:.3f}, Recall@5 {rr.recall5:.3f}; re-ranked by "
+                f"template, Recall@1 {rr.template_recall1:.3f}.\n\n"
                 "| denomination | queries | Recall@1 |\n|---|---|---|\n"
             )
             md += [f"| {lab.split('-', 2)[-1]} | {n} | {_fmt(r)} |\n" for lab, n, r in rr.per_label]
@@ -328,7 +369,10 @@ def write_report(
             if wrong_pairs_picture(rr.result, out / pic):
                 md.append(f"\nClosest wrong pairs (query | score | wrong reference): ![]({pic})\n")
             per = ", ".join(f"{lab.split('-', 2)[-1]} {r:.2f}" for lab, _, r in rr.per_label)
-            summary.append(f"real {cur}: R@1 {rr.recall1:.3f} R@5 {rr.recall5:.3f} ({per})")
+            summary.append(
+                f"real {cur}: R@1 {rr.recall1:.3f} R@5 {rr.recall5:.3f} ({per}); "
+                f"+ template R@1 {rr.template_recall1:.3f}"
+            )
     bar.update(1)
     if latency:
         emb_ms = embed_latency(embedder)

@@ -34,7 +34,7 @@ from calibration.reports import plot_precision_coverage, plot_reliability
 from calibration.risk import ThresholdChoice, choose_threshold, precision_coverage_curve
 from models.bundle import Bundle, load_bundle
 from models.embedder import Embedder
-from models.features import BASE_FEATURES, FEATURES
+from models.features import BASE_FEATURES, EMBEDDING_FEATURES, FEATURES
 from models.pooling import SetPooler
 from models.train.voter import (
     PairTable,
@@ -54,6 +54,7 @@ METHODS: tuple[tuple[str, str], ...] = (
     ("softmax", "summed softmax"),
     ("mean_nn", "mean embedding"),
     ("voter_base", "voter, no pooling"),
+    ("voter_embed", "voter, no templates"),
     ("voter", "voter (full)"),
 )
 
@@ -152,13 +153,12 @@ class EvalResult:
     operating_point: str = ""
 
 
-def _method_scores(table: PairTable, voter: Voter, voter_base: Voter) -> dict[str, np.ndarray]:
-    base_cols = [FEATURES.index(f) for f in BASE_FEATURES]
+def _method_scores(table: PairTable, voter: Voter, baselines: dict[str, Voter]) -> dict[str, np.ndarray]:
     return {
         "vote": table.extra["vote"],
         "softmax": table.extra["softmax"],
         "mean_nn": table.extra["mean_nn"],
-        "voter_base": voter_base.predict(table.x[:, base_cols]),
+        **{name: v.predict(table.columns(v.feature_names)) for name, v in baselines.items()},
         "voter": voter.predict(table.columns(voter.feature_names)),
     }
 
@@ -264,15 +264,17 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     seen_t = table(data_train, ("val",), 1, "pairs (seen types)")
     cal_t = table(cal_src, None, 2, "pairs (cal)") if cal_src is not None else seen_t
     test_t = table(cfg.data, None, 3, "pairs (test)")
-    base_cols = [FEATURES.index(f) for f in BASE_FEATURES]
-    voter_base = train_voter(
-        train_t.x[:, base_cols],
-        train_t.y,
-        BASE_FEATURES,
-        valid=(seen_t.x[:, base_cols], seen_t.y) if len(set(seen_t.y)) == 2 else None,
-    )
-    cal_scores = _method_scores(cal_t, voter, voter_base)
-    test_scores = _method_scores(test_t, voter, voter_base)
+    baselines = {
+        name: train_voter(
+            train_t.columns(names),
+            train_t.y,
+            names,
+            valid=(seen_t.columns(names), seen_t.y) if len(set(seen_t.y)) == 2 else None,
+        )
+        for name, names in (("voter_base", BASE_FEATURES), ("voter_embed", EMBEDDING_FEATURES))
+    }
+    cal_scores = _method_scores(cal_t, voter, baselines)
+    test_scores = _method_scores(test_t, voter, baselines)
     target, delta = bundle.threshold.target, bundle.threshold.delta
     results = []
     for name, label in METHODS:

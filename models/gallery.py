@@ -32,6 +32,10 @@ from models.files import sha256_file, write_bytes_atomic
 from models.types import FloatArray, Match, Side
 
 GALLERY_FORMAT = "cupcheck-gallery/1"
+TEMPLATE_WEIGHT = 1.0
+"""Weight of the template correlation beside the cosine when a search re-ranks by template."""
+RERANK_DEPTH = 10
+"""Types per query (the best by embedding) that a template re-ranking compares."""
 MANIFEST = "manifest.json"
 
 
@@ -181,20 +185,32 @@ class Gallery:
             for srow, irow in zip(scores, ids, strict=True)
         ]
 
-    def search(self, embeddings: FloatArray, k: int = 5, *, depth: int | None = None) -> list[list[Match]]:
+    def search(
+        self,
+        embeddings: FloatArray,
+        k: int = 5,
+        *,
+        depth: int | None = None,
+        signatures: FloatArray | None = None,
+    ) -> list[list[Match]]:
         """The best ``k`` coin types per query.
 
         Neighbours are aggregated per type: a type's score is its best reference's similarity, and its side is
-        that reference's side.
+        that reference's side. With the queries' template ``signatures`` (and a gallery that keeps them), the
+        :data:`RERANK_DEPTH` best types by embedding are compared by template too and re-ordered by
+        ``score + TEMPLATE_WEIGHT * template``; each match then carries its template correlation.
 
         Args:
             embeddings: ``(q, d)`` float32 unit vectors.
             k: types per query.
             depth: raw neighbours to aggregate over (default ``max(64, 16 k)``).
+            signatures: optional ``(q, *models.template.SIG_SHAPE)`` template signatures of the queries.
 
         Returns:
             ``q`` lists of at most ``k`` :class:`~models.types.Match`, best first, distinct types.
         """
+        if signatures is not None and self.has_signatures:
+            return self._reranked(embeddings, signatures, k, depth)
         emb = np.ascontiguousarray(embeddings, dtype=np.float32).reshape(-1, self.dim)
         depth = depth if depth is not None else max(64, 16 * k)
         want = min(k, len(self._type_counts))
@@ -211,6 +227,31 @@ class Gallery:
                 if len(out[q]) < want and depth < len(self):
                     still.append(q)  # one type filled the neighbourhood: look deeper
             todo, depth = still, depth * 4
+        return out
+
+    def _reranked(self, embeddings: FloatArray, signatures: FloatArray, k: int, depth: int | None) -> list[list[Match]]:
+        from models.template import correlate, spectra
+
+        if signatures.shape[0] != np.asarray(embeddings).reshape(-1, self.dim).shape[0]:
+            raise ValueError(f"{signatures.shape[0]} signatures for a different number of queries")
+        short = self.search(embeddings, max(k, RERANK_DEPTH), depth=depth)
+        by_type: dict[str, list[int]] = {}
+        for i, e in sorted(self._meta.items()):
+            by_type.setdefault(e.type_id, []).append(i)
+        out: list[list[Match]] = []
+        for q, matches in enumerate(short):
+            ids = [i for m in matches for i in by_type[m.type_id]]
+            if not ids:
+                out.append([])
+                continue
+            cc = correlate(signatures[q : q + 1], spectra(self.signatures(ids)))[0]
+            best: dict[str, float] = {}
+            for i, c in zip(ids, cc.tolist(), strict=True):
+                t = self._meta[i].type_id
+                best[t] = max(best.get(t, -1.0), c)
+            scored = [Match(m.type_id, m.side, m.score, best[m.type_id]) for m in matches]
+            scored.sort(key=lambda m: -(m.score + TEMPLATE_WEIGHT * (m.template or 0.0)))
+            out.append(scored[:k])
         return out
 
     def vectors(self) -> tuple[FloatArray, list[int]]:

@@ -33,12 +33,13 @@ from models.features import (
     CupCoins,
     GalleryView,
     PairEvidence,
+    TemplateScorer,
     feature_vector,
     focus_measure,
     pair_evidence,
     visible_share,
 )
-from models.gallery import Gallery
+from models.gallery import RERANK_DEPTH, TEMPLATE_WEIGHT, Gallery
 from models.pooling import SetPooler
 from models.template import signatures
 from models.types import (
@@ -358,6 +359,9 @@ class Pipeline:
         cand = self.check_type(expected_type)
         t0 = time.perf_counter()
         coins = obs.coins
+        templates = (
+            TemplateScorer(self.view, coins) if self.view.has_templates and coins.signatures is not None else None
+        )
         ev = pair_evidence(
             self.view,
             coins,
@@ -366,6 +370,7 @@ class Pipeline:
             gem_p=self.preprocess.gem_p,
             type_best=obs.type_best,
             type_arg=obs.type_arg,
+            templates=templates,
         )
         t1 = time.perf_counter()
         x = feature_vector(ev.features, RULE_FEATURES)
@@ -374,7 +379,7 @@ class Pipeline:
         # the hard rules (no coin, a foreign object, a coin on a shared face, an inseparable lookalike)
         accepted = bool(passable(x, RULE_FEATURES)[0]) and self.threshold.accepts(p)
         decision = Decision.PASS if accepted else Decision.FLAG
-        evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg)
+        evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, templates)
         reasons = () if accepted else tuple(self._reasons(coins, ev, obs.coin_idx, obs.object_idx, p, cand))
         timings = {**obs.timings, "pool": (t1 - t0) * 1000, "vote": (t2 - t1) * 1000}
         timings["total"] = sum(timings.values())
@@ -404,8 +409,16 @@ class Pipeline:
         ev: PairEvidence,
         type_best: np.ndarray,
         type_arg: np.ndarray,
+        templates: TemplateScorer | None = None,
     ) -> tuple[CoinEvidence, ...]:
         pos = {k: j for j, k in enumerate(coin_idx)}
+        tmpl: np.ndarray | None = None
+        short = np.argsort(-type_best, axis=1, kind="stable")[:, :RERANK_DEPTH]
+        if templates is not None and type_best.shape[0]:
+            cols = sorted(set(short.ravel().tolist()))
+            best, _ = templates.best(cols)
+            tmpl = np.full(type_best.shape, np.nan, np.float32)
+            tmpl[:, cols] = best
         out = []
         for k, inst in enumerate(instances):
             bbox = tuple(float(v) for v in inst.bbox[:4])
@@ -424,12 +437,17 @@ class Pipeline:
                     )
                 )
                 continue
-            order = np.argsort(-type_best[j])[:3]
+            order: list[int] = [int(t) for t in short[j]]
+            if tmpl is not None:  # the embedding's best types re-ranked by cosine + template, as Gallery.search does
+                row = tmpl[j]
+                order.sort(key=lambda t: -(float(type_best[j, t]) + TEMPLATE_WEIGHT * float(row[t])))
+            order = order[:3]
             matches = tuple(
                 Match(
                     self.view.types[int(t)],
                     Side.REVERSE if self.view.ref_side[type_arg[j, t]] == 1 else Side.OBVERSE,
                     float(type_best[j, t]),
+                    None if tmpl is None else float(tmpl[j, t]),
                 )
                 for t in order
             )

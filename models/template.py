@@ -54,8 +54,7 @@ def signature(image: UInt8Array) -> FloatArray:
         image.ndim not in (2, 3)
         or image.shape[0] == 0
         or image.shape[1] == 0
-        or image.ndim == 3
-        and image.shape[2] != 3
+        or (image.ndim == 3 and image.shape[2] != 3)
     ):
         raise ValueError(f"expected a grey or BGR crop, got shape {image.shape}")
     same = image.shape[0] == image.shape[1] == SIZE

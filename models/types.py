@@ -114,11 +114,21 @@ class CoinCrop:
 
 @dataclass(frozen=True)
 class Match:
-    """One gallery hit for one coin."""
+    """One gallery hit for one coin.
+
+    Attributes:
+        type_id: the coin type.
+        side: the side of the type's best reference.
+        score: cosine similarity of the coin's embedding to that reference.
+        template: best rotation-invariant template correlation with the type's references
+            (:mod:`models.template`), when the search compared templates; matches are then ordered by
+            ``score + TEMPLATE_WEIGHT * template``.
+    """
 
     type_id: str
     side: Side
     score: float
+    template: float | None = None
 
 
 @dataclass(frozen=True)

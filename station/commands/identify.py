@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "identify",
         help="name the coins in images using the enrolled gallery",
         description="Detect the coins of each image (or, with --crop, take each image as one coin) and list the "
-        "gallery's best matching types.",
+        "gallery's best matching types. With a gallery that keeps template signatures (any gallery enrolled by this "
+        "version) the embedding's ten best types are re-ranked by rotation-invariant template correlation, and "
+        "each match also reports it as 'template'.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--crop", action="store_true", help="each image is a crop of one coin (no detection)")
@@ -39,8 +41,15 @@ def _coin_json(inst: CoinInstance, matches: list[Any]) -> dict[str, Any]:
         "diameter_px": round(inst.diameter_px, 2),
         "diameter_mm": inst.diameter_mm,
         "partial": bool(inst.partial),
-        "matches": [{"type": m.type_id, "side": m.side.value, "score": round(m.score, 4)} for m in matches],
+        "matches": [_match_json(m) for m in matches],
     }
+
+
+def _match_json(m: Any) -> dict[str, Any]:
+    out = {"type": m.type_id, "side": m.side.value, "score": round(m.score, 4)}
+    if m.template is not None:
+        out["template"] = round(m.template, 4)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from models.embedder import Embedder
     from models.enroll import detect_coins, load_detector, read_image, whole_image_coin
     from models.gallery import Gallery, GalleryMismatchError
+    from models.template import signatures
 
     if args.k < 1:
         raise CliError("-k must be at least 1")
@@ -82,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
                 except (FileNotFoundError, ValueError, RuntimeError) as err:
                     raise CliError(f"{err} (or pass --crop for crops)") from err
             coins = detect_coins(image, detector, embedder.prep.input_size, name)
-        emb = embedder.embed([c for _, c in coins])
-        matches = gallery.search(emb, args.k) if len(coins) else []
+        crops = [c.image for _, c in coins]
+        emb = embedder.embed(crops)
+        sigs = signatures(crops) if gallery.has_signatures else None
+        matches = gallery.search(emb, args.k, signatures=sigs) if len(coins) else []
         results.append({"path": name, "coins": [_coin_json(i, m) for (i, _), m in zip(coins, matches, strict=True)]})
     if args.json:
         print(json.dumps({"images": results}, indent=1))

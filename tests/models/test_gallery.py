@@ -146,3 +146,31 @@ def test_a_damaged_signature_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / doc["signatures"]["file"]).write_bytes(b"broken")
     with pytest.raises(ValueError, match="does not match"):
         Gallery.load(tmp_path)
+
+
+def test_search_reranks_by_template_when_signatures_are_given() -> None:
+    from models.gallery import RERANK_DEPTH, TEMPLATE_WEIGHT
+    from models.template import SIG_SHAPE
+
+    rng = np.random.default_rng(1)
+    sig = rng.normal(size=(3, *SIG_SHAPE)).astype(np.float32)
+    sig /= np.linalg.norm(sig.reshape(3, -1), axis=1)[:, None, None]
+    g = Gallery(3, "emb-v1")
+    # "near" is the embedding's favourite, but the query's template is "far"'s
+    g.add(
+        unit([[1, 0, 0], [0.8, 0.6, 0], [0, 0, 1]]),
+        [GalleryEntry("near", Side.REVERSE), GalleryEntry("far", Side.REVERSE), GalleryEntry("other", Side.REVERSE)],
+        sig,
+    )
+    q = unit([[1, 0.05, 0]])
+    plain = g.search(q, 3)[0]
+    assert [m.type_id for m in plain][:2] == ["near", "far"] and all(m.template is None for m in plain)
+    ranked = g.search(q, 3, signatures=sig[1:2])[0]
+    assert ranked[0].type_id == "far" and ranked[0].template == pytest.approx(1.0, abs=1e-4)
+    keys = [m.score + TEMPLATE_WEIGHT * (m.template or 0.0) for m in ranked]
+    assert keys == sorted(keys, reverse=True) and RERANK_DEPTH >= 3
+    with pytest.raises(ValueError, match="signatures"):
+        g.search(q, 3, signatures=sig)
+    # a gallery without signatures ignores them
+    bare = small_gallery()
+    assert bare.search(q, 2, signatures=sig[:1]) == bare.search(q, 2)

@@ -172,3 +172,21 @@ def test_a_declared_lookalike_keeps_a_pure_cup_from_passing(
     assert v.reasons[0] == "t0000 has a lookalike (t0010) — check the date and mint mark by eye"
     # the pair counts from both sides
     assert twins.run_crops(_cup("t0010"), "t0010").reasons[0].startswith("t0010 has a lookalike (t0000)")
+
+
+def test_coin_evidence_is_reranked_by_template_when_the_gallery_keeps_signatures(
+    parts: tuple[Bundle, Gallery, Embedder],
+) -> None:
+    bundle, _, embedder = parts
+    with_sigs = Pipeline.from_parts(bundle, enrolled_gallery(embedder, templates=True), embedder=embedder)
+    assert with_sigs.view.has_templates
+    crops = [np.rot90(c, k).copy() for k, c in enumerate(_cup("t0000", 4))]  # any rotation
+    verdict = with_sigs.run_crops(crops, "t0000")
+    for coin in verdict.coins:
+        ranked = [m.score + (m.template or 0.0) for m in coin.matches]
+        assert all(m.template is not None for m in coin.matches) and ranked == sorted(ranked, reverse=True)
+        assert coin.matches[0].type_id == "t0000"  # the tiny untrained embedder alone gets one of them wrong
+        assert coin.matches[0].template is not None and coin.matches[0].template > 0.6
+    # the same cup without signatures: embedding order, no template values
+    plain = Pipeline.from_parts(bundle, enrolled_gallery(embedder), embedder=embedder).run_crops(crops, "t0000")
+    assert all(m.template is None for c in plain.coins for m in c.matches)

@@ -42,8 +42,8 @@ def test_bad_crops_are_refused_and_odd_shapes_stretched(faces: list[np.ndarray])
     for bad in (np.zeros((0, 0, 3), np.uint8), np.zeros((64, 64, 4), np.uint8), np.zeros(64, np.uint8)):
         with pytest.raises(ValueError, match="grey or BGR"):
             signature(bad)
-    wide = cv2.resize(faces[0], (160, 120))
-    grey = cv2.cvtColor(faces[0], cv2.COLOR_BGR2GRAY)
+    wide = np.asarray(cv2.resize(faces[0], (160, 120)), np.uint8)
+    grey = np.asarray(cv2.cvtColor(faces[0], cv2.COLOR_BGR2GRAY), np.uint8)
     assert correlate(signatures([wide, grey]), signatures([faces[0]])).min() > 0.8
 
 

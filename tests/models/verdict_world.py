@@ -190,9 +190,11 @@ def write_bundle(folder, *, embedder_file) -> tuple:
     return bundle.save(folder / "verdict.json"), embedder
 
 
-def enrolled_gallery(embedder) -> Gallery:
-    """A gallery of :data:`PIPE_TYPES` from two plain renders per side, with the mint's design ids."""
+def enrolled_gallery(embedder, *, templates: bool = False) -> Gallery:
+    """A gallery of :data:`PIPE_TYPES` from two plain renders per side, with the mint's design ids (and their
+    template signatures with ``templates``)."""
     from models.synth.mint import generate_mint
+    from models.template import signatures
     from models.train.voter import reference_crops
 
     mint = generate_mint(12, PIPE_MINT_SEED)
@@ -201,5 +203,6 @@ def enrolled_gallery(embedder) -> Gallery:
         coin = mint.by_id(tid)
         for side in (Side.OBVERSE, Side.REVERSE):
             crops = reference_crops(coin, side, 2)
-            gallery.add(embedder.embed(crops), [GalleryEntry(tid, side, coin.design(side).id) for _ in crops])
+            entries = [GalleryEntry(tid, side, coin.design(side).id) for _ in crops]
+            gallery.add(embedder.embed(crops), entries, signatures(crops) if templates else None)
     return gallery

@@ -49,9 +49,11 @@ def test_identify_crop_json_schema(enrolled: tuple[Path, Path], tmp_path: Path, 
     assert coin["diameter_px"] == 110 and coin["diameter_mm"] is None and coin["partial"] is False
     assert {m["type"] for m in coin["matches"]} == {"alpha", "beta"}
     for m in coin["matches"]:
-        assert set(m) == {"type", "side", "score"} and m["side"] in ("obverse", "reverse") and -1 <= m["score"] <= 1
-    scores = [m["score"] for m in coin["matches"]]
-    assert scores == sorted(scores, reverse=True)
+        assert set(m) == {"type", "side", "score", "template"} and m["side"] in ("obverse", "reverse")
+        assert -1 <= m["score"] <= 1 and -1 <= m["template"] <= 1
+    # the enrolled gallery keeps template signatures, so matches are ranked by cosine + template
+    ranked = [m["score"] + m["template"] for m in coin["matches"]]
+    assert ranked == sorted(ranked, reverse=True)
 
 
 def test_identify_reports_unreadable_file_and_exits_2(enrolled: tuple[Path, Path], tmp_path: Path, capsys) -> None:
