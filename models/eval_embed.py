@@ -71,6 +71,19 @@ def record_signatures(records: Sequence[CropRecord], cache: ImageCache | None = 
     return signatures(images)
 
 
+def _embed(
+    embedder: Embedder, records: Sequence[CropRecord], cache: ImageCache | None, memo: dict[Path, np.ndarray] | None
+) -> FloatArray:
+    if memo is None:
+        return embed_records(embedder, records, cache)
+    todo = list(dict.fromkeys(r.path for r in records if r.path not in memo))
+    if todo:
+        by_path = {r.path: r for r in records}
+        for path, e in zip(todo, embed_records(embedder, [by_path[p] for p in todo], cache), strict=True):
+            memo[path] = e
+    return np.stack([memo[r.path] for r in records]) if records else np.zeros((0, embedder.embed_dim), np.float32)
+
+
 def _design_key(r: CropRecord) -> str:
     return r.label
 
@@ -83,15 +96,17 @@ def retrieval(
     cache: ImageCache | None = None,
     *,
     templates: bool = False,
+    memo: dict[Path, np.ndarray] | None = None,
 ) -> RetrievalResult:
     """Enrol ``refs`` into a fresh gallery, search every query, and score design-level hits.
 
     A match ``(type, side)`` is correct when that reference design equals the query's label (its design id).
     With ``templates`` the search re-ranks its best types by template correlation
-    (:meth:`~models.gallery.Gallery.search` with signatures), as ``cupcheck identify`` does.
+    (:meth:`~models.gallery.Gallery.search` with signatures), as ``cupcheck identify`` does. ``memo`` keeps the
+    embeddings between calls with the same embedder.
     """
-    ref_emb = embed_records(embedder, refs, cache)
-    q_emb = embed_records(embedder, queries, cache)
+    ref_emb = _embed(embedder, refs, cache, memo)
+    q_emb = _embed(embedder, queries, cache, memo)
     gallery = Gallery(embedder.embed_dim, embedder.version)
     entries = [GalleryEntry(r.type_id, r.side or Side.OBVERSE, _design_key(r), str(r.path)) for r in refs]
     ids = gallery.add(ref_emb, entries, record_signatures(refs, cache) if templates else None)
@@ -147,8 +162,9 @@ def open_set_eval(
         rule = f"mint seed {mint.get('seed', '?')} not used in training: every type unseen"
     refs, queries = enrol_query_split(records, per_side, max_queries)
     images = ImageCache(embedder.prep)
-    res = retrieval(embedder, refs, queries, 5, images)
-    res_t = retrieval(embedder, refs, queries, 5, images, templates=True)
+    memo: dict[Path, np.ndarray] = {}
+    res = retrieval(embedder, refs, queries, 5, images, memo=memo)
+    res_t = retrieval(embedder, refs, queries, 5, images, templates=True, memo=memo)
     twins = {t["id"] for t in mint.get("types", []) if t.get("twin_of")}
     twins |= {t["twin_of"] for t in mint.get("types", []) if t.get("twin_of")}
     fam_size = Counter(f for f, _ in {(r.family, r.type_id) for r in refs})
@@ -193,8 +209,9 @@ def real_eval(embedder: Embedder, real_root: str | Path, currency: str) -> RealR
     if not refs or not queries:
         return None
     images = ImageCache(embedder.prep)
-    res = retrieval(embedder, refs, queries, 5, images)
-    res_t = retrieval(embedder, refs, queries, 5, images, templates=True)
+    memo: dict[Path, np.ndarray] = {}
+    res = retrieval(embedder, refs, queries, 5, images, memo=memo)
+    res_t = retrieval(embedder, refs, queries, 5, images, templates=True, memo=memo)
     labels = sorted({r.label for r in refs})
     per_label = []
     for lab in labels:
