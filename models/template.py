@@ -6,12 +6,15 @@ angle axis, so the best normalised correlation over *every* rotation is one FFT 
 
 A face's *signature* is its band-passed grey level (difference of Gaussians, which keeps the relief's edges and
 drops the slow shading of the light) unrolled into ``(ANGLES, RADII)`` polar samples, each ring centred and the
-whole signature scaled to unit norm. Two signatures correlate to 1 at the rotation where they coincide.
+whole signature scaled to unit norm. Two signatures correlate to 1 at the rotation where they coincide. The
+relief's edges keep the sign of the light falling on them, so references photographed under the station's own
+lamp (as enrolment does) match best; renders under another light direction correlate much less.
 
 The embedder summarises a face; the template compares it pixel ring by pixel ring, so it sees legends, dates and
-small motifs the pooled embedding blurs. On the crops of 120 synthetic types never trained on (enrolled from five
-photos a side) the template's best type was right for 84 % of reverse crops against 72 % for the embedder, and
-the two together for 84-86 %: their errors differ, which is what the voter uses.
+small motifs the pooled embedding blurs. On reverse crops of 120 synthetic types never trained on (enrolled from
+five photos a side) the template's best type was right for 84 % of crops against 72 % for the embedder; re-ranking
+the embedding's ten best types by cosine + template (:meth:`models.gallery.Gallery.search`) lifts open-set
+Recall@1 on an unseen mint from 0.853 to 0.952.
 """
 
 from __future__ import annotations
