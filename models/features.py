@@ -129,10 +129,17 @@ TEMPLATE_FEATURES: tuple[str, ...] = (
     "n_tproof",
     "tproof_share",
     "n_both_proof",
+    "cmargin_min",
+    "cmargin_q10",
+    "cmargin_med",
+    "cmargin_mean",
+    "ctop_share",
+    "n_cproof",
 )
 """Features of the polar template match (:mod:`models.template`) of each coin against the candidate's references
-and against its rivals' (the types among each coin's :data:`SHORTLIST` best embedding matches); ``nan`` when the
-gallery or the cup carries no signatures."""
+and against its rivals' (the types among each coin's :data:`SHORTLIST` best embedding matches); the ``c*`` features
+rank by cosine + template, as :meth:`models.gallery.Gallery.search` does. ``nan`` when the gallery or the cup
+carries no signatures."""
 
 SHORTLIST = 5
 """Each coin's best types by embedding whose references the template also compares it with."""
@@ -685,6 +692,14 @@ def template_features(
     informative = ~view.ref_shared[ref]
     tproof = informative & ttop & (tmargin > 0)
     eproof = ~scores.shared & (scores.top_type == candidate)
+    # cosine + template, per coin: the candidate against its rivals, and the combined best type
+    emb = type_best[:, cols]
+    both = emb + best
+    csim = both[:, cols.tolist().index(candidate)]
+    crival = np.where(allowed, both, -np.inf).max(axis=1)
+    cmargin = np.where(np.isfinite(crival), csim - crival, 2.0).astype(np.float32)
+    ctop_t = cols[np.where(in_short[:, cols] | (cols == candidate)[None, :], both, -np.inf).argmax(axis=1)]
+    ctop = sharing[np.arange(n), ctop_t] | (ctop_t == candidate)
     return {
         "tsim_min": _stat(tsim, "min"),
         "tsim_q10": _q(tsim, 0.1),
@@ -701,6 +716,12 @@ def template_features(
         "n_tproof": float(tproof.sum()),
         "tproof_share": _stat(tproof, "mean"),
         "n_both_proof": float((tproof & eproof).sum()),
+        "cmargin_min": _stat(cmargin, "min"),
+        "cmargin_q10": _q(cmargin, 0.1),
+        "cmargin_med": _stat(cmargin, "median"),
+        "cmargin_mean": _stat(cmargin, "mean"),
+        "ctop_share": _stat(ctop, "mean"),
+        "n_cproof": float((informative & ctop & (cmargin > 0)).sum()),
     }
 
 

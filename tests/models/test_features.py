@@ -100,6 +100,8 @@ def test_template_features_tell_types_apart_where_the_embedding_cannot() -> None
     assert right["n_tproof"] == n and right["ttop_share"] == 1.0 and right["tmargin_min"] > 0
     assert wrong["n_tproof"] == 0 and wrong["ttop_share"] == 0.0 and wrong["tmargin_mean"] < 0
     assert right["tsim_min"] > wrong["tsim_mean"]
+    # cosine + template: the embedding ties, so the template decides
+    assert right["cmargin_min"] > 0 > wrong["cmargin_mean"] and right["n_cproof"] == n and wrong["ctop_share"] == 0
     # the embedding features cannot tell the two candidates apart
     assert right["sim_min"] == wrong["sim_min"] and right["margin_min"] == wrong["margin_min"]
     # without signatures in the cup (or the gallery) the template features are missing, not zero
