@@ -73,8 +73,12 @@ class EmbeddedPostgres:
         self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres", "--no-sync"])
 
     def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
-        opts = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -F -c max_connections={self.max_connections}"
+        """Start the server and wait until it accepts connections.
+
+        Clients connect over TCP only: ``-k ''`` opens no Unix-domain socket, whose path (the data folder's) may be
+        longer than the 107 bytes a socket path can hold under a deep temporary folder.
+        """
+        opts = f"-h 127.0.0.1 -p {self.port} -k '' -F -c max_connections={self.max_connections}"
         self._run("pg_ctl", ["-w", "-o", opts, "-l", str(self.log), "start"])
 
     def stop(self) -> None:
