@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from models.gallery import Gallery, GalleryEntry
+from models.gallery import TEMPLATE_WEIGHT, Gallery, GalleryEntry
 from models.pooling import SetPooler, attention_pool, gem_pool, mean_pool
 from models.template import correlate, spectra
 from models.types import BoolArray, FloatArray, Side, UInt8Array
@@ -623,6 +623,11 @@ class TemplateScorer:
         self._ref_spectra = view.ref_spectra
         self._best: dict[int, tuple[FloatArray, IntArray]] = {}
 
+    @classmethod
+    def for_cup(cls, view: GalleryView, coins: CupCoins) -> TemplateScorer | None:
+        """A scorer for the cup, or ``None`` when the gallery or the cup carries no signatures."""
+        return cls(view, coins) if view.has_templates and coins.signatures is not None else None
+
     def best(self, types: Sequence[int]) -> tuple[FloatArray, IntArray]:
         """``(n, len(types))`` best correlation of each coin with each type's references, and which reference.
 
@@ -686,19 +691,18 @@ def template_features(
     rival = np.where(allowed, best, -np.inf).max(axis=1)
     tmargin = np.where(np.isfinite(rival), tsim - rival, 1.0).astype(np.float32)
     # the template's best type among the candidate and the coin's shortlist
-    pool = np.where(in_short[:, cols] | (cols == candidate)[None, :], best, -np.inf)
-    top = cols[pool.argmax(axis=1)]
+    compared = in_short[:, cols] | (cols == candidate)[None, :]
+    top = cols[np.where(compared, best, -np.inf).argmax(axis=1)]
     ttop = sharing[np.arange(n), top] | (top == candidate)
     informative = ~view.ref_shared[ref]
     tproof = informative & ttop & (tmargin > 0)
     eproof = ~scores.shared & (scores.top_type == candidate)
     # cosine + template, per coin: the candidate against its rivals, and the combined best type
-    emb = type_best[:, cols]
-    both = emb + best
-    csim = both[:, cols.tolist().index(candidate)]
+    both = type_best[:, cols] + TEMPLATE_WEIGHT * best
+    csim = both[:, col[candidate]]
     crival = np.where(allowed, both, -np.inf).max(axis=1)
     cmargin = np.where(np.isfinite(crival), csim - crival, 2.0).astype(np.float32)
-    ctop_t = cols[np.where(in_short[:, cols] | (cols == candidate)[None, :], both, -np.inf).argmax(axis=1)]
+    ctop_t = cols[np.where(compared, both, -np.inf).argmax(axis=1)]
     ctop = sharing[np.arange(n), ctop_t] | (ctop_t == candidate)
     return {
         "tsim_min": _stat(tsim, "min"),
@@ -795,8 +799,8 @@ def pair_evidence(
     scores = coin_scores(view, coins, candidate, type_best, type_arg)
     feats = base_features(view, coins, candidate, scores)
     n = coins.n
-    if templates is None and view.has_templates and coins.signatures is not None:
-        templates = TemplateScorer(view, coins)
+    if templates is None:
+        templates = TemplateScorer.for_cup(view, coins)
     if templates is not None and n:
         feats.update(template_features(view, candidate, scores, type_best, templates))
     else:

@@ -36,6 +36,13 @@ TEMPLATE_WEIGHT = 1.0
 """Weight of the template correlation beside the cosine when a search re-ranks by template."""
 RERANK_DEPTH = 10
 """Types per query (the best by embedding) that a template re-ranking compares."""
+
+
+def reranked_score(score: float, template: float | None) -> float:
+    """What a template re-ranking orders matches by: cosine + :data:`TEMPLATE_WEIGHT` × template correlation."""
+    return score + TEMPLATE_WEIGHT * (template or 0.0)
+
+
 MANIFEST = "manifest.json"
 
 
@@ -238,19 +245,16 @@ class Gallery:
         by_type: dict[str, list[int]] = {}
         for i, e in sorted(self._meta.items()):
             by_type.setdefault(e.type_id, []).append(i)
+        type_spectra: dict[str, np.ndarray] = {}  # each type's reference spectra, computed once per search
         out: list[list[Match]] = []
         for q, matches in enumerate(short):
-            ids = [i for m in matches for i in by_type[m.type_id]]
-            if not ids:
-                out.append([])
-                continue
-            cc = correlate(signatures[q : q + 1], spectra(self.signatures(ids)))[0]
-            best: dict[str, float] = {}
-            for i, c in zip(ids, cc.tolist(), strict=True):
-                t = self._meta[i].type_id
-                best[t] = max(best.get(t, -1.0), c)
-            scored = [Match(m.type_id, m.side, m.score, best[m.type_id]) for m in matches]
-            scored.sort(key=lambda m: -(m.score + TEMPLATE_WEIGHT * (m.template or 0.0)))
+            scored = []
+            for m in matches:
+                if m.type_id not in type_spectra:
+                    type_spectra[m.type_id] = spectra(self.signatures(by_type[m.type_id]))
+                cc = correlate(signatures[q : q + 1], type_spectra[m.type_id])[0]
+                scored.append(Match(m.type_id, m.side, m.score, float(cc.max())))
+            scored.sort(key=lambda m: -reranked_score(m.score, m.template))
             out.append(scored[:k])
         return out
 

@@ -39,7 +39,7 @@ from models.features import (
     pair_evidence,
     visible_share,
 )
-from models.gallery import RERANK_DEPTH, TEMPLATE_WEIGHT, Gallery
+from models.gallery import RERANK_DEPTH, Gallery, reranked_score
 from models.pooling import SetPooler
 from models.template import signatures
 from models.types import (
@@ -359,9 +359,7 @@ class Pipeline:
         cand = self.check_type(expected_type)
         t0 = time.perf_counter()
         coins = obs.coins
-        templates = (
-            TemplateScorer(self.view, coins) if self.view.has_templates and coins.signatures is not None else None
-        )
+        templates = TemplateScorer.for_cup(self.view, coins)
         ev = pair_evidence(
             self.view,
             coins,
@@ -440,7 +438,7 @@ class Pipeline:
             order: list[int] = [int(t) for t in short[j]]
             if tmpl is not None:  # the embedding's best types re-ranked by cosine + template, as Gallery.search does
                 row = tmpl[j]
-                order.sort(key=lambda t: -(float(type_best[j, t]) + TEMPLATE_WEIGHT * float(row[t])))
+                order.sort(key=lambda t: -reranked_score(float(type_best[j, t]), float(row[t])))
             order = order[:3]
             matches = tuple(
                 Match(

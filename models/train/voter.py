@@ -647,7 +647,7 @@ def pair_table(
     for cup, ks in tqdm(by_cup.items(), desc=desc, unit="cup", disable=not progress):
         coins = cache.coins(cup)
         tb, ta = view.type_scores(coins.embeddings)
-        templates = TemplateScorer(view, coins) if view.has_templates and coins.signatures is not None else None
+        templates = TemplateScorer.for_cup(view, coins)
         for k in ks:
             cand = view.type_index.get(pairs[k].candidate)
             if cand is None:
