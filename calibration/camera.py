@@ -46,52 +46,110 @@ class CalibrationError(ValueError):
     """The calibration image does not show what was asked for (no coin, no board, unreadable file)."""
 
 
+ROI_SHAPES: tuple[str, ...] = ("round", "square")
+"""A cup is round; a tray is a square with rounded corners."""
+TRAY_CORNER = 0.25
+"""A tray's corner radius as a fraction of its half side, unless given."""
+
+
 @dataclass(frozen=True)
 class CupRoi:
-    """The cup's region of interest: a circle in image pixels.
+    """The cup's region of interest in image pixels: a circle, or a square tray with rounded corners.
 
     Attributes:
         x: centre column.
         y: centre row.
-        radius: radius in pixels, ``> 0``.
+        radius: the circle's radius, or the tray's half side, in pixels, ``> 0``.
+        shape: ``"round"`` or ``"square"``.
+        corner: a tray's corner radius as a fraction of ``radius`` (0 to 1; ignored for a circle).
     """
 
     x: float
     y: float
     radius: float
+    shape: str = "round"
+    corner: float = TRAY_CORNER
 
     def __post_init__(self) -> None:
         if not all(math.isfinite(v) for v in (self.x, self.y, self.radius)) or self.radius <= 0:
             raise ValueError(f"CupRoi needs finite centre and radius > 0, got {self.x}, {self.y}, {self.radius}")
+        if self.shape not in ROI_SHAPES:
+            raise ValueError(f"CupRoi shape must be one of {', '.join(ROI_SHAPES)}, got {self.shape!r}")
+        if not (math.isfinite(self.corner) and 0.0 <= self.corner <= 1.0):
+            raise ValueError(f"CupRoi corner must be between 0 and 1, got {self.corner}")
 
     @classmethod
     def parse(cls, text: str) -> CupRoi:
-        """Parse ``"x,y,r"`` (pixels).
+        """Parse ``"x,y,r"`` (a round cup) or ``"square:x,y,h"`` (a tray of half side ``h``), in pixels.
 
         Raises:
-            ValueError: not three numbers or radius not positive.
+            ValueError: not three numbers, an unknown shape or a radius that is not positive.
         """
-        parts = [p.strip() for p in text.split(",")]
+        shape, _, rest = text.rpartition(":")
+        shape = shape.strip().lower() or "round"
+        if shape not in ROI_SHAPES:
+            raise ValueError(f"unknown cup shape {shape!r} in {text!r}; use x,y,r or square:x,y,h")
+        parts = [p.strip() for p in rest.split(",")]
         if len(parts) != 3:
-            raise ValueError(f"expected x,y,r, got {text!r}")
+            raise ValueError(f"expected x,y,r or square:x,y,h, got {text!r}")
         try:
             x, y, r = (float(p) for p in parts)
         except ValueError as err:
             raise ValueError(f"expected three numbers x,y,r, got {text!r}") from err
-        return cls(x, y, r)
+        return cls(x, y, r, shape)
+
+    def inset(self, x: npt.ArrayLike, y: npt.ArrayLike) -> FloatArray:
+        """Distance in pixels from each point to the boundary: positive inside, negative outside."""
+        dx = np.abs(np.asarray(x, np.float64) - self.x)
+        dy = np.abs(np.asarray(y, np.float64) - self.y)
+        if self.shape == "round":
+            return np.asarray(self.radius - np.hypot(dx, dy), np.float64)
+        c = self.corner * self.radius
+        qx, qy = dx - (self.radius - c), dy - (self.radius - c)
+        outside = np.hypot(np.maximum(qx, 0.0), np.maximum(qy, 0.0))
+        return np.asarray(c - outside - np.minimum(np.maximum(qx, qy), 0.0), np.float64)
 
     def contains(self, x: float, y: float) -> bool:
-        """Whether the point ``(x, y)`` lies inside the circle."""
-        return (x - self.x) ** 2 + (y - self.y) ** 2 <= self.radius**2
+        """Whether the point ``(x, y)`` lies inside the region."""
+        return bool(self.inset(x, y) >= 0.0)
 
-    def to_dict(self) -> dict[str, float]:
+    def cuts(self, x: float, y: float, radius: float, tolerance: float = 0.0) -> bool:
+        """Whether a disc of ``radius`` at ``(x, y)`` reaches past the boundary by more than ``tolerance * radius``."""
+        return bool(self.inset(x, y) < (1.0 - tolerance) * radius)
+
+    def draw(self, image: npt.NDArray[Any], color: tuple[int, int, int], thickness: int) -> None:
+        """Draw the boundary onto ``image`` in place."""
+        if self.shape == "round":
+            cv2.circle(image, (round(self.x), round(self.y)), round(self.radius), color, thickness, cv2.LINE_AA)
+            return
+        t = np.linspace(0.0, 2.0 * np.pi, 361)
+        # march along rays from the centre to the boundary (the region is star-shaped around it)
+        dirs = np.stack([np.cos(t), np.sin(t)], axis=1)
+        lo, hi = np.zeros(len(t)), np.full(len(t), self.radius * 1.5)
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            inside = self.inset(self.x + dirs[:, 0] * mid, self.y + dirs[:, 1] * mid) >= 0
+            lo, hi = np.where(inside, mid, lo), np.where(inside, hi, mid)
+        pts = np.stack([self.x + dirs[:, 0] * lo, self.y + dirs[:, 1] * lo], axis=1)
+        cv2.polylines(image, [np.round(pts).astype(np.int32)], True, color, thickness, cv2.LINE_AA)
+
+    def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
-        return {"x": self.x, "y": self.y, "radius": self.radius}
+        out: dict[str, Any] = {"x": self.x, "y": self.y, "radius": self.radius}
+        if self.shape != "round":
+            out |= {"shape": self.shape, "corner": self.corner}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CupRoi:
-        """Inverse of :meth:`to_dict`."""
-        return cls(float(data["x"]), float(data["y"]), float(data["radius"]))
+        """Inverse of :meth:`to_dict` (a dict without ``shape`` is a round cup)."""
+        return cls(
+            float(data["x"]),
+            float(data["y"]),
+            float(data["radius"]),
+            str(data.get("shape", "round")),
+            float(data.get("corner", TRAY_CORNER)),
+        )
 
 
 @dataclass(frozen=True)
@@ -690,7 +748,7 @@ def draw_overlay(image: npt.NDArray[Any], estimate: ScaleEstimate, roi: CupRoi |
         for x, y in estimate.points:
             cv2.circle(out, (round(x), round(y)), 2 * thick, (0, 0, 255), -1, cv2.LINE_AA)
     if roi is not None:
-        cv2.circle(out, (round(roi.x), round(roi.y)), round(roi.radius), (255, 0, 0), thick, cv2.LINE_AA)
+        roi.draw(out, (255, 0, 0), thick)
     label = f"{estimate.px_per_mm:.3f} px/mm ({estimate.method})"
     cv2.putText(out, label, (10, 30 * thick), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * thick, (0, 255, 255), thick, cv2.LINE_AA)
     return np.asarray(out, dtype=np.uint8)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from models.files import sha256_file
@@ -43,8 +44,21 @@ ELLIPSE_COVERAGE = 0.4
 TARGET_COIN_PX = 50.0
 """Typical coin diameter in YOLO input pixels during training (640 px cups at 256 px input)."""
 MAX_IMGSZ = 1024
-RIM_TOLERANCE = 0.03
-"""A coin whose fitted outline leaves the cup circle by more than this fraction of its radius is cut by the rim."""
+RIM_TOLERANCE = 0.09
+"""A coin whose fitted outline reaches past the cup's boundary by more than this fraction of its radius is cut by
+the rim: about 1 % of its face hidden, the synthetic ground truth's definition."""
+
+
+class CupRegion(Protocol):
+    """The cup's region in the image (``calibration.camera.CupRoi``: a circle or a rounded-square tray)."""
+
+    def inset(self, x: npt.ArrayLike, y: npt.ArrayLike) -> npt.NDArray[Any]:
+        """Distance in pixels from each point to the boundary: positive inside."""
+        ...
+
+    def cuts(self, x: float, y: float, radius: float, tolerance: float = 0.0) -> bool:
+        """Whether a disc reaches past the boundary by more than ``tolerance * radius``."""
+        ...
 
 
 class CupGeometry(Protocol):
@@ -56,8 +70,8 @@ class CupGeometry(Protocol):
         ...
 
     @property
-    def roi(self) -> Any:
-        """The cup circle (``x``, ``y``, ``radius`` in pixels) or ``None``."""
+    def roi(self) -> CupRegion | None:
+        """The cup region, or ``None`` for the whole image."""
         ...
 
 
@@ -376,11 +390,13 @@ class Detector:
         if fit is None:
             return None
         (cx, cy), (major, minor), angle = fit
+        if roi is not None and float(roi.inset(cx, cy)) < 0.0:
+            return None  # outside the cup: the table or the rim, not a coin in it
         is_coin = self.settings.names.get(cls, COIN_CLASS) == COIN_CLASS
         x2, y2 = ox + mask.shape[1], oy + mask.shape[0]
         edge = ox <= EDGE_MARGIN_PX or oy <= EDGE_MARGIN_PX or x2 >= width - EDGE_MARGIN_PX
         edge = edge or y2 >= height - EDGE_MARGIN_PX
-        rim = roi is not None and _leaves_circle((cx, cy), major / 2.0, roi)
+        rim = roi is not None and roi.cuts(cx, cy, major / 2.0, RIM_TOLERANCE)
         diameter_mm = None if self.calibration is None else major / float(self.calibration.px_per_mm)
         return CoinInstance(
             bbox=np.array([ox, oy, x2, y2], dtype=np.float32),
@@ -469,7 +485,7 @@ def _largest_components(mask: BoolArray, keep: float = 0.1) -> BoolArray:
 
 
 def rim_points(
-    mask: BoolArray, origin: tuple[int, int], width: int, height: int, roi: Any = None
+    mask: BoolArray, origin: tuple[int, int], width: int, height: int, roi: CupRegion | None = None
 ) -> tuple[FloatArray, FloatArray]:
     """Outline points of ``mask`` that lie on the coin's own rim.
 
@@ -478,7 +494,7 @@ def rim_points(
         origin: ``(x, y)`` of ``mask[0, 0]`` in the frame.
         width: frame width.
         height: frame height.
-        roi: cup circle (``x``, ``y``, ``radius``) whose boundary is not the coin's rim, or ``None``.
+        roi: cup region whose boundary is not the coin's rim, or ``None``.
 
     Returns:
         ``(k, 2)`` float32 rim points and ``(m, 2)`` float32 all outline points, frame pixels.
@@ -498,8 +514,7 @@ def rim_points(
         keep &= (loop[:, 0] > EDGE_MARGIN_PX) & (loop[:, 1] > EDGE_MARGIN_PX)
         keep &= (loop[:, 0] < width - 1 - EDGE_MARGIN_PX) & (loop[:, 1] < height - 1 - EDGE_MARGIN_PX)
         if roi is not None:
-            r = np.hypot(loop[:, 0] - float(roi.x), loop[:, 1] - float(roi.y))
-            keep &= r < float(roi.radius) - 2.0
+            keep &= roi.inset(loop[:, 0], loop[:, 1]) > 2.0
         rims.append(loop[_erode_runs(keep, max(2, len(loop) // RUN_TRIM))])
     return np.concatenate(rims), pts
 
@@ -545,7 +560,7 @@ def _arc_coverage(pts: FloatArray, cx: float, cy: float) -> float:
 
 
 def fit_outline(
-    mask: BoolArray, origin: tuple[int, int], width: int, height: int, roi: Any = None
+    mask: BoolArray, origin: tuple[int, int], width: int, height: int, roi: CupRegion | None = None
 ) -> tuple[tuple[float, float], tuple[float, float], float] | None:
     """Fit the coin's outline to the rim part of its visible mask.
 
@@ -557,7 +572,7 @@ def fit_outline(
         origin: ``(x, y)`` of ``mask[0, 0]`` in the frame.
         width: frame width.
         height: frame height.
-        roi: cup circle to ignore as rim, or ``None``.
+        roi: cup region whose boundary is not the coin's rim, or ``None``.
 
     Returns:
         ``((cx, cy), (major, minor), angle)`` in frame pixels and degrees, or ``None`` for an empty mask.
@@ -583,11 +598,6 @@ def fit_outline(
             return (float(ex2), float(ey2)), axes, float(angle)
     d = 2.0 * r + PIXEL_CENTRE_BIAS
     return (cx, cy), (d, d), 0.0
-
-
-def _leaves_circle(center: tuple[float, float], radius: float, roi: Any) -> bool:
-    d = math.hypot(center[0] - float(roi.x), center[1] - float(roi.y))
-    return d + radius > float(roi.radius) + RIM_TOLERANCE * radius
 
 
 def instance_full_mask(inst: CoinInstance, width: int, height: int) -> BoolArray:

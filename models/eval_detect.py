@@ -14,6 +14,7 @@ import json
 import math
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ class CupTruth:
         occlusion: ``(n,)`` float32.
         px_per_mm: the camera scale.
         cup_radius_px: the cup's interior radius (half the tray side) in pixels.
+        tray: the cup's interior region (``None`` on a flat table); see ``tray_known``.
+        tray_known: whether the manifest records the region (data sets written before it did not).
     """
 
     image: Path
@@ -59,6 +62,8 @@ class CupTruth:
     occlusion: FloatArray
     px_per_mm: float
     cup_radius_px: float = 0.0
+    tray: CupRoi | None = None
+    tray_known: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,8 @@ def load_truth(data: Path, split: str | None = None, max_cups: int | None = None
                 occlusion=np.asarray([i["occlusion"] for i in insts], dtype=np.float32),
                 px_per_mm=float(cup["px_per_mm"]),
                 cup_radius_px=float(cup.get("cup_diameter_mm", 0.0)) * float(cup["px_per_mm"]) / 2.0,
+                tray=None if cup.get("tray") is None else CupRoi.from_dict(cup["tray"]),
+                tray_known="tray" in cup,
             )
         )
         if max_cups is not None and len(out) >= max_cups:
@@ -340,24 +347,32 @@ def evaluate_synthetic(
     """Detector (and Hough baseline) metrics over synthetic cups.
 
     Args:
-        detector: the detector under test; per cup it gets the manifest's scale and the cup circle found by
-            ``calibration.camera.detect_cup_roi`` (rim cuts), as a calibrated station would.
+        detector: the detector under test; per cup it gets the manifest's scale and cup region (rim cuts), as a
+            calibrated station would; for a data set whose manifest does not record the region, the circle found
+            by ``calibration.camera.detect_cup_roi`` (else Hough at the known cup radius).
         truths: the cups.
         baseline: also run the Hough baseline with the radius range implied by each cup's scale.
         progress: tqdm bar on stderr.
         on_cup: called with each cup's index, frame, detections and truth (overlays).
 
     Returns:
-        ``{"detector": {...}, "baseline": {...}}`` with the :class:`_Tally` summaries.
+        ``{"detector": {...}, "baseline": {...}, "roi": {...}}``: the :class:`_Tally` summaries and, for cups
+        whose region is known, how ``detect_cup_roi`` did by cup shape (:func:`roi_outcome`).
     """
     det, hough = _Tally(), _Tally()
+    rois: dict[str, Counter[str]] = {}
     for k, truth in enumerate(tqdm(truths, desc="eval synthetic", disable=not progress)):
         image = cv2.imread(str(truth.image), cv2.IMREAD_COLOR)
         if image is None:
             continue
         frame = Frame(image=np.asarray(image, np.uint8), source=str(truth.image))
         h, w = image.shape[:2]
-        roi = detect_cup_roi(frame.image) or cup_circle(frame.image, truth.cup_radius_px)
+        if truth.tray_known:
+            roi = truth.tray
+            shape = "flat" if truth.tray is None else truth.tray.shape
+            rois.setdefault(shape, Counter())[roi_outcome(detect_cup_roi(frame.image), truth.tray)] += 1
+        else:
+            roi = detect_cup_roi(frame.image) or cup_circle(frame.image, truth.cup_radius_px)
         cal = CameraCalibration(px_per_mm=truth.px_per_mm, image_width=w, image_height=h, method="manual", roi=roi)
         found = detector.with_calibration(cal).detect(frame)
         det.add(truth, from_instances(found, w, h))
@@ -366,7 +381,27 @@ def evaluate_synthetic(
         if baseline:
             s = truth.px_per_mm
             hough.add(truth, hough_prediction(frame.image, 7.0 * s, 16.0 * s))
-    return {"detector": det.summary(), "baseline": hough.summary() if baseline else None}
+    return {
+        "detector": det.summary(),
+        "baseline": hough.summary() if baseline else None,
+        "roi": {shape: dict(c) for shape, c in sorted(rois.items())},
+    }
+
+
+ROI_TOLERANCE = 0.03
+"""A found cup region is right when its centre and size are within this fraction of the true size."""
+
+
+def roi_outcome(found: CupRoi | None, truth: CupRoi | None) -> str:
+    """``"right"``, ``"wrong"`` (found but elsewhere, another size or shape), ``"missed"`` or ``"none"`` (a flat
+    table and nothing found, which is right too)."""
+    if truth is None:
+        return "none" if found is None else "wrong"
+    if found is None:
+        return "missed"
+    tol = ROI_TOLERANCE * truth.radius
+    near = math.hypot(found.x - truth.x, found.y - truth.y) <= tol and abs(found.radius - truth.radius) <= tol
+    return "right" if near and found.shape == truth.shape else "wrong"
 
 
 def _real_radius_range(image: UInt8Array) -> tuple[float, float]:
@@ -510,11 +545,32 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
                 for b in bins
             ]
         conf = syn["detector"].get("partial_tp_fp_fn_tn")
+        rois = syn.get("roi") or {}
         if conf:
+            tp, fp, fn, _ = conf
+            where = (
+                "the cup region stored with each cup, as a calibrated station has it"
+                if rois
+                else "cup circle from detect_cup_roi, else Hough at the known cup radius"
+            )
             lines += [
                 "",
-                "Partial flag of matched coins (cup circle from detect_cup_roi, else Hough at the known cup "
-                f"radius): tp/fp/fn/tn = {conf}.",
+                f"Partial flag of matched coins ({where}): tp/fp/fn/tn = {conf}; "
+                f"precision {_fmt(tp / (tp + fp) if tp + fp else None, True)}, "
+                f"recall {_fmt(tp / (tp + fn) if tp + fn else None, True)}.",
+            ]
+        if rois:
+            lines += [
+                "",
+                "`detect_cup_roi` (the rim finder `cupcheck calibrate` uses) against the stored region, by cup shape:",
+                "",
+                "| cup | n | right | wrong | missed | nothing found (right on a flat table) |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {shape} | {sum(c.values())} | {c.get('right', 0)} | {c.get('wrong', 0)} | {c.get('missed', 0)} | "
+                f"{c.get('none', 0)} |"
+                for shape, c in rois.items()
             ]
         lines.append("")
     sizes = report.get("imgsz_sweep")

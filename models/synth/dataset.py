@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from calibration.camera import CupRoi
 from models.synth.mint import generate_mint
 from models.synth.scene import CupScene, SceneAssets, SceneInstance, SceneOptions, list_real_types, render_cup
 from models.synth.textures import load_patch_bank
@@ -173,6 +174,10 @@ def yolo_lines(scene: CupScene) -> list[str]:
     return lines
 
 
+def _tray_record(tray: CupRoi) -> dict[str, Any]:
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in tray.to_dict().items()}
+
+
 def _instance_record(inst: SceneInstance) -> dict[str, Any]:
     return {
         "type_id": inst.type_id,
@@ -244,6 +249,7 @@ def _work(index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "contaminant": scene.contaminant,
         "px_per_mm": round(scene.px_per_mm, 5),
         "cup_diameter_mm": round(scene.cup_diameter_mm, 2),
+        "tray": None if scene.tray is None else _tray_record(scene.tray),
         "instances": [_instance_record(i) for i in scene.instances],
     }
     return record, rows

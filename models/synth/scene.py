@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from calibration.camera import TRAY_CORNER, CupRoi
 from models.synth.mint import CoinType, Mint, render_face
 from models.synth.objects import ForeignObject, render_object, sample_object
 from models.synth.textures import SURFACES, PatchBank, procedural_surface
@@ -166,6 +167,7 @@ class CupScene:
         contaminant: ``"twin"``, ``"family"``, ``"other"`` for contaminated cups, else ``None``.
         px_per_mm: the camera scale at the cup floor.
         cup_diameter_mm: the interior diameter (side for trays) in mm.
+        tray: the cup's interior region in pixels (a circle or a rounded-square tray), ``None`` on a flat table.
     """
 
     image: UInt8Array
@@ -177,6 +179,7 @@ class CupScene:
     contaminant: str | None
     px_per_mm: float
     cup_diameter_mm: float
+    tray: CupRoi | None = None
 
     def mask(self, inst: SceneInstance) -> np.ndarray:
         """The instance's visible mask, ``(S, S)`` bool."""
@@ -494,7 +497,7 @@ def _shape_mask(s: int, shape: str, cx: float, cy: float, half: float) -> np.nda
     if shape == "round":
         cv2.circle(m, (int(cx * sh), int(cy * sh)), int(half * sh), 255, -1, cv2.LINE_AA, 4)
     else:
-        rad = half * 0.25
+        rad = half * TRAY_CORNER
         x1, y1, x2, y2 = cx - half, cy - half, cx + half, cy + half
         cv2.rectangle(
             m, (int((x1 + rad) * sh), int(y1 * sh)), (int((x2 - rad) * sh), int(y2 * sh)), 255, -1, cv2.LINE_AA, 4
@@ -816,7 +819,16 @@ def render_cup(assets: SceneAssets, seed: int, index: int, opts: SceneOptions) -
 
     instances = _instances(items, geo, labels, rim, s)
     return CupScene(
-        np.asarray(image, np.uint8), jpeg, labels, tuple(instances), kind, expected, contaminant, float(ppm), cup_mm
+        np.asarray(image, np.uint8),
+        jpeg,
+        labels,
+        tuple(instances),
+        kind,
+        expected,
+        contaminant,
+        float(ppm),
+        cup_mm,
+        None if style == "flat" else CupRoi(float(cx), float(cy), float(half), shape, TRAY_CORNER),
     )
 
 

@@ -314,8 +314,9 @@ def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False, progr
     if config.init is not None:
         state = torch.load(config.init, map_location="cpu", weights_only=False)
         start = Segmenter.from_state(dict(state.get("segmenter", state)))
-        if start.net.widths != net.widths or start.size != config.size:
-            raise ValueError(f"{config.init}: widths/size differ from the configured segmenter")
+        if start.net.widths != net.widths:
+            raise ValueError(f"{config.init}: widths {start.net.widths} differ from the configured {net.widths}")
+        # a U-Net is fully convolutional: a checkpoint trained at another input side is a valid start
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in start.net.state_dict().items()})
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(train.x) / config.batch)

@@ -68,7 +68,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     ref.add_argument("--aruco-mm", type=_positive, metavar="MM", help="side of printed ArUco 4x4 markers")
     parser.add_argument("--square-mm", type=_positive, metavar="MM", help="checkerboard square size")
     roi = parser.add_mutually_exclusive_group()
-    roi.add_argument("--roi", type=_roi, metavar="X,Y,R", help="cup region in pixels (default: find the rim)")
+    roi.add_argument(
+        "--roi",
+        type=_roi,
+        metavar="X,Y,R",
+        help="cup region in pixels: x,y,r for a round cup, square:x,y,h for a tray of half side h "
+        "(default: find a round rim)",
+    )
     roi.add_argument("--no-roi", action="store_true", help="do not look for the cup rim; use the whole image")
     parser.add_argument("--home", help="station home (default: $CUPCHECK_HOME or the user data folder)")
     parser.add_argument("--overlay", metavar="PNG", help="write the image with what was found drawn on it")
@@ -106,7 +112,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**calibration.to_dict(), "path": str(path), "residual_px": estimate.residual_px}))
     else:
         roi = calibration.roi
-        roi_text = "whole image" if roi is None else f"x={roi.x:.1f} y={roi.y:.1f} r={roi.radius:.1f} px"
+        roi_text = (
+            "whole image"
+            if roi is None
+            else f"{'tray' if roi.shape == 'square' else 'cup'} x={roi.x:.1f} y={roi.y:.1f} "
+            f"{'half side' if roi.shape == 'square' else 'r'}={roi.radius:.1f} px"
+        )
         print(f"{calibration.px_per_mm:.4f} px/mm ({calibration.method}, residual {estimate.residual_px:.2f} px)")
         print(f"cup region: {roi_text}")
         print(f"saved {path}", file=sys.stderr)

@@ -222,15 +222,62 @@ def test_corrupt_calibration_raises(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "ok"), [("1,2,3", True), (" 10.5, 20 ,30.25", True), ("1,2", False), ("a,b,c", False), ("1,2,0", False)]
+    ("text", "ok"),
+    [
+        ("1,2,3", True),
+        (" 10.5, 20 ,30.25", True),
+        ("square:10,20,30", True),
+        ("round:1,2,3", True),
+        ("1,2", False),
+        ("a,b,c", False),
+        ("1,2,0", False),
+        ("oval:1,2,3", False),
+    ],
 )
 def test_roi_parse(text: str, ok: bool) -> None:
     if ok:
         roi = CupRoi.parse(text)
         assert roi.radius > 0
+        assert roi.shape == ("square" if text.startswith("square") else "round")
     else:
         with pytest.raises(ValueError):
             CupRoi.parse(text)
+
+
+def test_roi_inset_matches_a_rasterised_tray() -> None:
+    """The signed distance of a rounded-square tray against a brute-force distance transform of its raster."""
+    roi = CupRoi(160.0, 150.0, 100.0, "square", 0.25)
+    yy, xx = np.mgrid[0:320, 0:320].astype(np.float64)
+    inside = roi.inset(xx, yy) >= 0
+    # the raster: the union of two rectangles and four corner discs, as the synthetic trays are drawn
+    c, a = 25.0, 75.0
+    dx, dy = np.abs(xx - 160.0), np.abs(yy - 150.0)
+    raster = ((dx <= 100) & (dy <= a)) | ((dx <= a) & (dy <= 100)) | ((dx - a) ** 2 + (dy - a) ** 2 <= c**2)
+    assert np.mean(inside != raster) < 0.002
+    dist_in = cv2.distanceTransform(raster.astype(np.uint8), cv2.DIST_L2, 5)
+    sel = raster & (dist_in > 3)
+    assert np.allclose(roi.inset(xx[sel], yy[sel]), dist_in[sel], atol=1.5)
+    # a coin of radius 20 just inside a side is whole; pushed 5 px further it is cut
+    assert not roi.cuts(160.0 + 100 - 20, 150.0, 20.0) and roi.cuts(160.0 + 100 - 15, 150.0, 20.0)
+    # the corner is rounded: a coin in it is cut before it reaches the bounding square
+    assert roi.cuts(160 + 100 - 21, 150 + 100 - 21, 20.0)
+    assert not CupRoi(160.0, 150.0, 100.0).cuts(160 + 50, 150 + 50, 20.0)
+
+
+def test_roi_round_trip_and_drawing() -> None:
+    tray = CupRoi(50.5, 60.0, 40.0, "square", 0.3)
+    assert CupRoi.from_dict(tray.to_dict()) == tray
+    cup = CupRoi(1.0, 2.0, 3.0)
+    assert cup.to_dict() == {"x": 1.0, "y": 2.0, "radius": 3.0}  # round cups keep the old file layout
+    assert CupRoi.from_dict({"x": 1, "y": 2, "radius": 3}) == cup
+    with pytest.raises(ValueError, match="corner"):
+        CupRoi(1, 2, 3, "square", 1.5)
+    canvas = np.zeros((120, 120, 3), np.uint8)
+    tray.draw(canvas, (255, 0, 0), 1)
+    ys, xs = np.nonzero(canvas[:, :, 0])
+    assert xs.min() == pytest.approx(10.5, abs=1.5) and xs.max() == pytest.approx(90.5, abs=1.5)
+    assert ys.min() == pytest.approx(20.0, abs=1.5) and ys.max() == pytest.approx(100.0, abs=1.5)
+    assert canvas[60, 50].sum() == 0 and canvas[21, 12].sum() == 0  # not inside, not in the rounded-off corner
 
 
 def test_calibrate_image_and_overlay(tmp_path: Path) -> None:

@@ -116,6 +116,32 @@ def test_calibration_gives_mm_and_rim_cuts(detector: Detector, cups: list[CupSce
         assert inst.diameter_mm == pytest.approx(max(inst.axes) / scene.px_per_mm)
 
 
+def test_a_tray_cuts_at_its_sides_and_nothing_outside_the_cup_is_a_coin(
+    detector: Detector, cups: list[CupScene]
+) -> None:
+    scene = cups[0]
+    h, w = scene.image.shape[:2]
+    plain = detector.detect(_frame(scene))
+    first = plain[0]
+    cx, cy = first.center
+    r = max(first.axes) / 2
+    # a square tray whose right side runs through the coin's centre plus half its radius: cut, not dropped
+    half = 200.0
+    tray = CupRoi(cx + r / 2 - half, cy, half, "square")
+    cal = CameraCalibration(px_per_mm=scene.px_per_mm, image_width=w, image_height=h, method="manual", roi=tray)
+    found = detector.with_calibration(cal).detect(_frame(scene))
+    near = [i for i in found if np.hypot(i.center[0] - cx, i.center[1] - cy) < 3]
+    assert len(near) == 1 and near[0].partial
+    assert all(tray.inset(*i.center) >= 0 for i in found)
+    # the same tray moved so that the coin's centre lies outside it: the coin is not reported
+    tray = CupRoi(cx - r / 2 - half, cy, half, "square")
+    cal = CameraCalibration(px_per_mm=scene.px_per_mm, image_width=w, image_height=h, method="manual", roi=tray)
+    found = detector.with_calibration(cal).detect(_frame(scene))
+    assert all(np.hypot(i.center[0] - cx, i.center[1] - cy) > 3 for i in found)
+    inside = [i for i in plain if tray.inset(*i.center) > max(i.axes)]
+    assert len(found) >= len(inside)
+
+
 def test_fit_outline_ignores_an_occluded_bite() -> None:
     """A disc with a bite taken out by a neighbour still fits its own centre and diameter."""
     yy, xx = np.mgrid[0:200, 0:200]

@@ -8,8 +8,17 @@ import cv2
 import numpy as np
 import pytest
 
+from calibration.camera import CupRoi
 from models.detector import Detector
-from models.eval_detect import box_iou, evaluate_synthetic, hough_circles, load_truth, match, write_report
+from models.eval_detect import (
+    box_iou,
+    evaluate_synthetic,
+    hough_circles,
+    load_truth,
+    match,
+    roi_outcome,
+    write_report,
+)
 from models.synth.dataset import SynthConfig, write_dataset
 from models.synth.scene import SceneOptions
 
@@ -44,6 +53,18 @@ def test_evaluate_synthetic_reports_sane_metrics(tmp_path: Path) -> None:
     for key in ("recall", "precision", "mean_mask_iou"):
         if det[key] is not None:
             assert 0.0 <= det[key] <= 1.0
+    assert all(t.tray_known for t in truths)
+    assert sum(sum(c.values()) for c in res["roi"].values()) == 3  # the rim finder checked on every cup
     md = write_report(tmp_path / "report", {"version": "x", "synthetic": res, "synthetic_cups": 3})
-    assert "Hough circles (baseline)" in md.read_text(encoding="utf-8")
+    text = md.read_text(encoding="utf-8")
+    assert "Hough circles (baseline)" in text and "`detect_cup_roi`" in text
     assert (tmp_path / "report" / "report.json").is_file()
+
+
+def test_roi_outcome() -> None:
+    cup = CupRoi(100.0, 100.0, 80.0)
+    assert roi_outcome(CupRoi(101.0, 99.0, 81.0), cup) == "right"
+    assert roi_outcome(CupRoi(100.0, 100.0, 95.0), cup) == "wrong"  # the rim's outer edge
+    assert roi_outcome(CupRoi(100.0, 100.0, 80.0, "square"), cup) == "wrong"
+    assert roi_outcome(None, cup) == "missed"
+    assert roi_outcome(None, None) == "none" and roi_outcome(cup, None) == "wrong"

@@ -52,6 +52,17 @@ def test_json_output_and_manual_roi_in_env_home(
     assert stored.px_per_mm == pytest.approx(data["px_per_mm"])
 
 
+def test_a_square_tray_given_by_hand(coin_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["calibrate", str(coin_png), "--reference-mm", str(EURO_1_MM), "--home", str(tmp_path)]
+    assert main([*argv, "--roi", "square:320,240,230"]) == 0
+    assert "tray x=320.0 y=240.0 half side=230.0 px" in capsys.readouterr().out
+    cal = load_calibration(tmp_path)
+    assert cal is not None and cal.roi == CupRoi(320.0, 240.0, 230.0, "square")
+    with pytest.raises(SystemExit):
+        main([*argv, "--roi", "oval:1,2,3"])
+    assert "unknown cup shape" in capsys.readouterr().err
+
+
 def test_checkerboard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "board.png"
     cv2.imwrite(str(path), checkerboard_image(np.random.default_rng(1), 30.0, (8, 6)))

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from calibration.camera import CupRoi
 from models.synth.dataset import CROP_COLUMNS, MAX_CROP_OCCLUSION, SynthConfig, is_val, write_dataset
 from models.synth.mint import generate_mint
 from models.synth.scene import SceneAssets, SceneOptions, render_cup
@@ -43,6 +44,10 @@ def test_layout_and_manifest(dataset: Path) -> None:
         assert img.shape == (256, 256, 3)
         assert cup["image"] == f"yolo/images/{cup['split']}/{cup['id']}.jpg"
         assert cup["px_per_mm"] > 0
+        tray = cup["tray"]  # null on a flat table
+        assert tray is None or CupRoi.from_dict(tray).radius * 2 == pytest.approx(
+            cup["cup_diameter_mm"] * cup["px_per_mm"], rel=1e-3
+        )
         for inst in cup["instances"]:
             x1, y1, x2, y2 = inst["bbox"]
             poly = np.asarray(inst["polygon"])

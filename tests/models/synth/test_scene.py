@@ -198,3 +198,28 @@ def test_real_cups_paste_real_coins(real_data: Path) -> None:
     assert scene.expected_type.startswith("real-")
     assert scene.instances and all(i.source == "real" for i in scene.instances)
     _check_ground_truth(scene)
+
+
+def test_the_tray_region_explains_the_rim_cuts(assets: SceneAssets) -> None:
+    """The recorded cup region agrees with the cup size and with which coins the rim cuts."""
+    shapes, cut, whole = set(), 0, 0
+    for i in range(30):
+        scene = render_cup(assets, 5, i, SceneOptions(image_size=SIZE, kind_weights={CupKind.PURE: 1.0}))
+        tray = scene.tray
+        shapes.add("flat" if tray is None else tray.shape)
+        if tray is None:
+            continue
+        assert 2 * tray.radius / scene.px_per_mm == pytest.approx(scene.cup_diameter_mm, rel=1e-6)
+        for inst in scene.instances:
+            x, y = inst.center
+            r = inst.diameter_px / 2
+            on_image = r <= x <= SIZE - r and r <= y <= SIZE - r
+            assert tray.inset(x, y) > 0  # every coin lies in the cup
+            if on_image and tray.cuts(x, y, r, 0.2):
+                assert inst.partial
+                cut += 1
+            if not tray.cuts(x, y, r, 0.0) and on_image:
+                assert not inst.partial
+                whole += 1
+    assert cut > 0 and whole > 0
+    assert shapes >= {"round", "square"}
