@@ -352,12 +352,42 @@ class Detector:
         boxes = [_box4(found.xyxy[i]) for i in order]
         logits = self._logits(image, boxes)
         masks = _resolve_overlaps(logits, w, h)
-        out: list[CoinInstance] = []
+        parts: list[tuple[CoinInstance, _Outline, int]] = []
         for k, i in enumerate(order):
-            inst = self._instance(masks[k], float(found.confidence[i]), int(found.cls[i]), w, h)
-            if inst is not None:
-                out.append(inst)
-        return out
+            made = self._instance(masks[k], float(found.confidence[i]), int(found.cls[i]), w, h)
+            if made is not None:
+                parts.append((*made, int(found.cls[i])))
+        return self._merge_fragments(parts, w, h)
+
+    def _merge_fragments(
+        self, parts: list[tuple[CoinInstance, _Outline, int]], width: int, height: int
+    ) -> list[CoinInstance]:
+        """Join the pieces of one coin that coins lying across it split apart.
+
+        Two nearby pieces are one coin when a circle fitted to the rim of their union runs along the rim of each
+        and holds both (:func:`_one_coin`): they become one instance (outline refitted, the higher confidence
+        kept). A small coin lying on a larger one has its rim on its own circle, and two coins side by side share
+        no circle, so neither is joined.
+        """
+        insts = [p[0] for p in parts]
+        outlines = [p[1] for p in parts]
+        classes = [p[2] for p in parts]
+        alive = sorted(range(len(insts)), key=lambda k: -outlines[k].area)
+        i = 0
+        while i < len(alive):
+            a = alive[i]
+            for b in alive[i + 1 :]:
+                if not _one_coin(insts[a], outlines[a], insts[b], outlines[b]):
+                    continue
+                conf = max(insts[a].confidence, insts[b].confidence)
+                joined = self._instance(_union_mask(insts[a], insts[b]), conf, classes[a], width, height)
+                if joined is not None:
+                    insts[a], outlines[a] = joined
+                    alive.remove(b)
+                    break  # try the grown piece against the others again
+            else:
+                i += 1
+        return sorted((insts[k] for k in alive), key=lambda inst: -inst.confidence)
 
     def _logits(
         self, image: UInt8Array, boxes: list[tuple[float, float, float, float]]
@@ -381,12 +411,13 @@ class Detector:
         cls: int,
         width: int,
         height: int,
-    ) -> CoinInstance | None:
+    ) -> tuple[CoinInstance, _Outline] | None:
         if mask_box is None:
             return None
         mask, (ox, oy) = mask_box
         roi = None if self.calibration is None else self.calibration.roi
-        fit = fit_outline(mask, (ox, oy), width, height, roi)
+        rim_pts, outline = rim_points(mask, (ox, oy), width, height, roi)
+        fit = fit_points(rim_pts, outline)
         if fit is None:
             return None
         (cx, cy), (major, minor), angle = fit
@@ -398,7 +429,7 @@ class Detector:
         edge = edge or y2 >= height - EDGE_MARGIN_PX
         rim = roi is not None and roi.cuts(cx, cy, major / 2.0, RIM_TOLERANCE)
         diameter_mm = None if self.calibration is None else major / float(self.calibration.px_per_mm)
-        return CoinInstance(
+        inst = CoinInstance(
             bbox=np.array([ox, oy, x2, y2], dtype=np.float32),
             mask=mask,
             mask_origin=(ox, oy),
@@ -410,6 +441,72 @@ class Detector:
             partial=bool(edge or rim),
             is_coin=is_coin,
         )
+        return inst, _Outline(rim_pts, outline, int(np.count_nonzero(mask)))
+
+
+FRAGMENT_RIM_SHARE = 0.6
+"""Two pieces are one coin when this share of each one's rim points lies on the circle fitted to their union ..."""
+FRAGMENT_RIM_TOLERANCE = 0.04
+"""... within this fraction of the circle's radius ..."""
+FRAGMENT_INSIDE_SHARE = 0.9
+"""... and this share of each one's outline lies inside it (grown by the same tolerance)."""
+
+
+@dataclass(frozen=True)
+class _Outline:
+    """An instance's outline points, the part of them on its own rim, and its visible area in pixels."""
+
+    rim: FloatArray
+    outline: FloatArray
+    area: int
+
+
+def _one_coin(a: CoinInstance, oa: _Outline, b: CoinInstance, ob: _Outline) -> bool:
+    """Whether ``a`` and ``b`` are two visible parts of one coin.
+
+    They are when one circle fitted to the rim of their union (the parts' rim points on the union's convex hull)
+    runs along the rim of each part, holds both outlines and is larger than either part's own circle.
+    """
+    if not (a.is_coin and b.is_coin) or len(oa.rim) < 8 or len(ob.rim) < 8:
+        return False
+    gap = max(max(a.axes), max(b.axes)) / 2.0  # a coin lying across the split leaves a gap up to its size
+    ax0, ay0, ax1, ay1 = (float(v) for v in a.bbox)
+    bx0, by0, bx1, by1 = (float(v) for v in b.bbox)
+    if ax0 > bx1 + gap or bx0 > ax1 + gap or ay0 > by1 + gap or by0 > ay1 + gap:
+        return False
+    pts = np.concatenate([oa.rim, ob.rim]).astype(np.float32)
+    r_part = max(max(a.axes), max(b.axes)) / 2.0
+    # a quick look first (most pairs of a pile are two coins side by side): a circle through all rim points
+    cx, cy, r = _circle_fit(pts)
+    if not (math.isfinite(r) and r > r_part):
+        return False
+    for o in (oa, ob):
+        if float(np.mean(np.hypot(o.outline[:, 0] - cx, o.outline[:, 1] - cy) <= 1.15 * r)) < 0.8:
+            return False
+    # then the union's own rim: where the two parts touch, their facing edges are not the coin's rim
+    cx, cy, r = _circle_fit(pts[_hull_distance(pts, cv2.convexHull(pts)) <= 1.5])
+    if not (math.isfinite(r) and r > r_part * (1.0 + FRAGMENT_RIM_TOLERANCE)):
+        return False  # the union is no larger a circle than one part: not the rest of a split coin
+    for o in (oa, ob):
+        d_out = np.hypot(o.outline[:, 0] - cx, o.outline[:, 1] - cy)
+        if float(np.mean(d_out <= r * (1.0 + FRAGMENT_RIM_TOLERANCE))) < FRAGMENT_INSIDE_SHARE:
+            return False
+        on = np.abs(np.hypot(o.rim[:, 0] - cx, o.rim[:, 1] - cy) - r) <= FRAGMENT_RIM_TOLERANCE * r
+        if float(np.mean(on)) < FRAGMENT_RIM_SHARE:
+            return False
+    return True
+
+
+def _union_mask(a: CoinInstance, b: CoinInstance) -> tuple[BoolArray, tuple[int, int]]:
+    """The union of two instances' masks, cropped to its extent, with its origin."""
+    x0, y0 = min(a.mask_origin[0], b.mask_origin[0]), min(a.mask_origin[1], b.mask_origin[1])
+    x1 = max(a.mask_origin[0] + a.mask.shape[1], b.mask_origin[0] + b.mask.shape[1])
+    y1 = max(a.mask_origin[1] + a.mask.shape[0], b.mask_origin[1] + b.mask.shape[0])
+    out = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    for inst in (a, b):
+        ox, oy = inst.mask_origin[0] - x0, inst.mask_origin[1] - y0
+        out[oy : oy + inst.mask.shape[0], ox : ox + inst.mask.shape[1]] |= inst.mask
+    return out, (int(x0), int(y0))
 
 
 def nms(xyxy: FloatArray, confidence: FloatArray, iou: float) -> np.ndarray:
@@ -577,7 +674,11 @@ def fit_outline(
     Returns:
         ``((cx, cy), (major, minor), angle)`` in frame pixels and degrees, or ``None`` for an empty mask.
     """
-    rim, outline = rim_points(mask, origin, width, height, roi)
+    return fit_points(*rim_points(mask, origin, width, height, roi))
+
+
+def fit_points(rim: FloatArray, outline: FloatArray) -> tuple[tuple[float, float], tuple[float, float], float] | None:
+    """:func:`fit_outline` on the points :func:`rim_points` gave: the coin's rim part and the whole outline."""
     if len(outline) == 0:
         return None
     (ex, ey), er = cv2.minEnclosingCircle(outline)

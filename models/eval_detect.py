@@ -173,9 +173,26 @@ def box_iou(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.asarray(inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9), dtype=np.float32)
 
 
-def match(pred_boxes: FloatArray, confidence: FloatArray, gt_boxes: FloatArray) -> list[tuple[int, int]]:
-    """Greedy one-to-one matching by decreasing confidence at box IoU >= 0.5: ``(pred, gt)`` pairs."""
+def match(
+    pred_boxes: FloatArray,
+    confidence: FloatArray,
+    gt_boxes: FloatArray,
+    pred_masks: Sequence[BoolArray] | None = None,
+    gt_masks: Sequence[BoolArray] | None = None,
+) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching by decreasing confidence at IoU >= 0.5: ``(pred, gt)`` pairs.
+
+    By box IoU, or by mask IoU when both mask lists are given (the instance-segmentation convention: a coin mostly
+    hidden under others shows thin slivers that stretch its visible box far beyond what a mask misses).
+    """
     iou = box_iou(pred_boxes, gt_boxes)
+    if pred_masks is not None and gt_masks is not None:
+        boxes = iou
+        iou = np.zeros_like(boxes)
+        for p, g in zip(*np.nonzero(boxes > 0), strict=True):
+            iou[p, g] = mask_iou(
+                _crop(pred_masks[p], pred_boxes[p], gt_boxes[g]), _crop(gt_masks[g], pred_boxes[p], gt_boxes[g])
+            )
     taken: set[int] = set()
     pairs: list[tuple[int, int]] = []
     for p in np.argsort(-confidence, kind="stable"):
@@ -188,6 +205,13 @@ def match(pred_boxes: FloatArray, confidence: FloatArray, gt_boxes: FloatArray) 
             taken.add(g)
             pairs.append((int(p), g))
     return pairs
+
+
+def _crop(mask: BoolArray, a: FloatArray, b: FloatArray) -> BoolArray:
+    """``mask`` cut to the union of boxes ``a`` and ``b`` (both masks of a pair lie inside it)."""
+    x0, y0 = int(max(0, min(a[0], b[0]))), int(max(0, min(a[1], b[1])))
+    x1, y1 = math.ceil(float(max(a[2], b[2]))), math.ceil(float(max(a[3], b[3])))
+    return mask[y0:y1, x0:x1]
 
 
 def mask_iou(a: BoolArray, b: BoolArray) -> float:
@@ -260,6 +284,8 @@ class _Tally:
     diam_err: list[float] | None = None
     diam_err_clear: list[float] | None = None
     partial_confusion: tuple[int, int, int, int] = (0, 0, 0, 0)
+    mask_tp: int = 0
+    mask_coin_tp: int = 0
     by_occlusion: list[tuple[float, float, float]] | None = None
 
     def __post_init__(self) -> None:
@@ -270,6 +296,9 @@ class _Tally:
         self.gt += len(truth.boxes)
         self.gt_coins += int(truth.is_coin.sum())
         self.pred += len(pred.boxes)
+        for _, g in match(pred.boxes, pred.confidence, truth.boxes, pred.masks, truth.masks):
+            self.mask_tp += 1
+            self.mask_coin_tp += int(truth.is_coin[g])
         for p, g in match(pred.boxes, pred.confidence, truth.boxes):
             self.tp += 1
             self.coin_tp += int(truth.is_coin[g])
@@ -305,6 +334,8 @@ class _Tally:
             "coin_recall": self.coin_tp / self.gt_coins if self.gt_coins else None,
             "precision": self.tp / self.pred if self.pred else None,
             "class_accuracy": self.class_ok / self.tp if self.tp else None,
+            "coin_recall_mask_match": self.mask_coin_tp / self.gt_coins if self.gt_coins else None,
+            "precision_mask_match": self.mask_tp / self.pred if self.pred else None,
             "mean_mask_iou": float(np.mean(self.mask_ious)) if self.mask_ious else None,
             "p5_mask_iou": pct(self.mask_ious, 5),
             "diameter_error_mean": float(np.mean(self.diam_err)) if self.diam_err else None,
@@ -509,7 +540,8 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
     if syn:
         lines += [
             f"Synthetic cups: {report.get('synthetic_cups')} from `{report.get('synthetic_data')}`; matching at box "
-            "IoU 0.5; diameters of whole (not partial) coins against the true diameter.",
+            "IoU 0.5 (the `*_mask_match` rows: at mask IoU 0.5, the instance-segmentation convention); diameters of "
+            "whole (not partial) coins against the true diameter.",
             "",
             f"| metric | detector | {HOUGH_LABEL} |",
             "|---|---|---|",
@@ -520,6 +552,8 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
             ("coin_recall", True),
             ("precision", True),
             ("class_accuracy", True),
+            ("coin_recall_mask_match", True),
+            ("precision_mask_match", True),
             ("mean_mask_iou", False),
             ("p5_mask_iou", False),
             ("diameter_error_mean", True),

@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from calibration.camera import CameraCalibration, CupRoi
-from models.detector import DEFAULT_DIR, SIDECAR, Detector, fit_outline
+from models.detector import (
+    DEFAULT_DIR,
+    SIDECAR,
+    Detector,
+    _one_coin,
+    _Outline,
+    _union_mask,
+    fit_outline,
+    rim_points,
+)
 from models.eval_detect import box_iou
 from models.synth.mint import generate_mint
 from models.synth.scene import CupScene, SceneAssets, SceneOptions, render_cup
@@ -199,3 +208,52 @@ def test_train_segmenter_and_package_round_trip(tmp_path: Path) -> None:
     image = np.ascontiguousarray(cv2.imread(str(next((data / "yolo" / "images").glob("*/*.jpg")))))
     for inst in loaded.detect(Frame(image=image)):
         assert inst.mask.shape == (int(inst.bbox[3]) - int(inst.bbox[1]), int(inst.bbox[2]) - int(inst.bbox[0]))
+
+
+def _piece(mask: np.ndarray) -> CoinInstance:
+    """A coin instance of a full-frame mask, cropped and fitted as the detector does."""
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    crop = mask[y0:y1, x0:x1]
+    fit = fit_outline(crop, (x0, y0), mask.shape[1], mask.shape[0])
+    assert fit is not None
+    (cx, cy), axes, angle = fit
+    bbox = np.array([x0, y0, x1, y1], np.float32)
+    return CoinInstance(
+        bbox=bbox, mask=crop, mask_origin=(x0, y0), confidence=0.9, center=(cx, cy), axes=axes, angle=angle
+    )
+
+
+def _disc(cx: float, cy: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:300, 0:300]
+    return np.asarray((xx - cx) ** 2 + (yy - cy) ** 2 <= r**2)
+
+
+def _same_coin(a: CoinInstance, b: CoinInstance) -> bool:
+    def outline(i: CoinInstance) -> _Outline:
+        return _Outline(*rim_points(i.mask, i.mask_origin, 300, 300), int(i.mask.sum()))
+
+    return _one_coin(a, outline(a), b, outline(b))
+
+
+def test_the_two_halves_of_a_coin_under_another_are_joined_and_nothing_else_is() -> None:
+    coin = _disc(150, 150, 60)
+    # two coins lying across its middle hide a band: the pieces left and right are one coin
+    over = _disc(150, 100, 52) | _disc(150, 200, 52)
+    xx = np.mgrid[0:300, 0:300][1]
+    a, b = _piece(coin & ~over & (xx < 150)), _piece(coin & ~over & (xx > 150))
+    assert max(a.axes) < 0.9 * 120  # each half alone fits a smaller circle
+    assert _same_coin(a, b) and _same_coin(b, a)
+    mask, origin = _union_mask(a, b)
+    whole = fit_outline(mask, origin, 300, 300)
+    assert whole is not None
+    (cx, cy), axes, _ = whole
+    assert abs(max(axes) - 121) < 3 and abs(cx - 150) < 1.5 and abs(cy - 150) < 1.5
+    # two coins side by side are not one coin
+    assert not _same_coin(_piece(_disc(90, 150, 50)), _piece(_disc(191, 150, 50)))
+    # nor is a small coin lying on a large one
+    big, small = _disc(150, 150, 80), _disc(160, 140, 30)
+    assert not _same_coin(_piece(big & ~small), _piece(small))
+    # nor a coin peeking out from under another
+    upper = _disc(150, 150, 60)
+    assert not _same_coin(_piece(upper), _piece(_disc(150, 185, 60) & ~upper))
