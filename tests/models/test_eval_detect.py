@@ -31,6 +31,24 @@ def test_match_is_greedy_one_to_one() -> None:
     assert box_iou(gt, gt).diagonal() == pytest.approx([1.0, 1.0])
 
 
+def test_mask_matching_credits_a_coin_whose_sliver_stretches_its_box() -> None:
+    """A visible part with a thin tail: the predicted mask misses the tail, box IoU < 0.5, mask IoU > 0.9."""
+    truth = np.zeros((100, 100), bool)
+    truth[40:60, 10:30] = True  # the body
+    truth[49:51, 30:90] = True  # a one-pixel-high sliver between two coins
+    pred = np.zeros_like(truth)
+    pred[40:60, 10:30] = True
+    gt_box = np.array([[10, 40, 90, 60]], np.float32)
+    pred_box = np.array([[10, 40, 30, 60]], np.float32)
+    conf = np.array([0.9], np.float32)
+    assert match(pred_box, conf, gt_box) == []
+    assert match(pred_box, conf, gt_box, [pred], [truth]) == [(0, 0)]
+    # a mask elsewhere in the same box does not match
+    wrong = np.zeros_like(truth)
+    wrong[0:20, 10:30] = True
+    assert match(np.array([[10, 0, 30, 20]], np.float32), conf, gt_box, [wrong], [truth]) == []
+
+
 def test_hough_baseline_finds_drawn_discs() -> None:
     image = np.full((200, 300, 3), 40, np.uint8)
     for x, y in ((60, 60), (150, 120), (240, 70)):
