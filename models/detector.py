@@ -333,7 +333,9 @@ class Detector:
         coin_px = float(np.median(sizes)) * base / side
         if coin_px >= 0.7 * TARGET_COIN_PX:
             return found
-        imgsz = min(MAX_IMGSZ, side, 32 * math.ceil(base * TARGET_COIN_PX / max(coin_px, 1.0) / 32))
+        imgsz = min(
+            MAX_IMGSZ, 32 * math.ceil(side / 32), 32 * math.ceil(base * TARGET_COIN_PX / max(coin_px, 1.0) / 32)
+        )
         return self.boxes(image, imgsz) if imgsz > base else found
 
     def detect(self, frame: Frame) -> list[CoinInstance]:

@@ -344,12 +344,25 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
 # ----------------------------------------------------------------------------------------------- real photos
 
 
-def evaluate_real(real: Path, bundle: Bundle, *, progress: bool = True, limit: int | None = None) -> dict[str, Any]:
+REAL_TARGETS: tuple[float, ...] = (0.95, 0.98, 0.99, 0.995)
+"""Target precisions the real photos are judged at (each with the threshold the bundle certifies for it)."""
+
+
+def evaluate_real(
+    real: Path,
+    bundle: Bundle,
+    *,
+    progress: bool = True,
+    limit: int | None = None,
+    targets: Sequence[float] = REAL_TARGETS,
+) -> dict[str, Any]:
     """Real photos: euro single piles must PASS only their own denomination; mixed photos must never PASS.
 
     ``limit`` keeps at most that many photos of each kind (single, mixed). The gallery is enrolled from the
-    real crops' train split (``crops/train/<denomination>``), the detector is the bundle's. Each photo is
-    observed once and judged against every denomination.
+    real crops' train split (``crops/train/<denomination>``, each crop re-cut by the bundle's detector as the
+    station cuts coins), the detector is the bundle's. Each photo is observed once and judged against every
+    denomination, at the bundle's own threshold and at the threshold the bundle certifies for each of
+    ``targets`` (``at``).
     """
     from models.detector import Detector
     from models.enroll import enroll_catalog, read_image
@@ -359,13 +372,17 @@ def evaluate_real(real: Path, bundle: Bundle, *, progress: bool = True, limit: i
 
     embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=1)
     detector = Detector.load(bundle.path(bundle.detector_dir))
+    choices = {f"{t:g}": bundle.rechoose(t) for t in targets}
     out: dict[str, Any] = {}
     for name, folder in (("euro", real / "euro_kaa"), ("won", real / "won_cho0h5")):
         if not folder.is_dir():
             continue
         gallery = Gallery(embedder.embed_dim, embedder.version)
-        enroll_catalog(folder / "crops" / "train", gallery, embedder, crops=True, progress=False)
+        enroll_catalog(
+            folder / "crops" / "train", gallery, embedder, crops=True, detector=lambda: detector, progress=False
+        )
         pipe = Pipeline.from_parts(bundle, gallery, embedder=embedder, detector=detector)
+        at_target = {k: pipe.with_threshold(c) for k, c in choices.items()}
         types = pipe.view.types
         if name == "euro":
             meta = json.loads((folder / "photos.json").read_text())
@@ -396,6 +413,10 @@ def evaluate_real(real: Path, bundle: Bundle, *, progress: bool = True, limit: i
                     "n_objects": len(obs.object_idx),
                     "p": {t: round(v.p_correct, 4) for t, v in verdicts.items()},
                     "pass": [t for t, v in verdicts.items() if v.decision == Decision.PASS],
+                    "pass_at": {
+                        k: [t for t in types if q.decide(obs, t).decision == Decision.PASS]
+                        for k, q in at_target.items()
+                    },
                 }
             )
         singles = [r for r in rows if r["kind"] == "single"]
@@ -403,10 +424,12 @@ def evaluate_real(real: Path, bundle: Bundle, *, progress: bool = True, limit: i
         out[name] = {
             "photos": len(rows),
             "single": len(singles),
-            "single_pass_true": sum(1 for r in singles if r["denomination"] in r["pass"]),
-            "single_pass_wrong": sum(1 for r in singles for t in r["pass"] if t != r["denomination"]),
+            **_real_passes(singles, mixed, lambda r: r["pass"]),
+            "at": {
+                k: {"threshold": c.threshold, **_real_passes(singles, mixed, lambda r, k=k: r["pass_at"][k])}
+                for k, c in choices.items()
+            },
             "mixed": len(mixed),
-            "mixed_pass": sum(len(r["pass"]) for r in mixed),
             "single_true_ranked_first": sum(
                 1 for r in singles if r["denomination"] and max(r["p"], key=r["p"].get) == r["denomination"]
             ),
@@ -420,6 +443,63 @@ def evaluate_real(real: Path, bundle: Bundle, *, progress: bool = True, limit: i
             "rows": rows,
         }
     return out
+
+
+def _real_passes(singles: Sequence[dict[str, Any]], mixed: Sequence[dict[str, Any]], passed: Any) -> dict[str, int]:
+    """PASS counts of real photos: true denomination and wrong ones on single piles, any on mixed photos."""
+    return {
+        "single_pass_true": sum(1 for r in singles if r["denomination"] in passed(r)),
+        "single_pass_wrong": sum(1 for r in singles for t in passed(r) if t != r["denomination"]),
+        "mixed_pass": sum(len(passed(r)) for r in mixed),
+    }
+
+
+def write_real_report(out: Path, bundle: Bundle, real: dict[str, Any]) -> Path:
+    """``real.md`` and ``real_rows.json`` for a real-photo-only evaluation (:func:`evaluate_real`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Real photos: bundle {bundle.version}", ""]
+    for name, r in real.items():
+        lines += [
+            f"## {name}",
+            "",
+            f"{r['photos']} photos: {r['single']} single-denomination, {r['mixed']} mixed. The true denomination "
+            f"has the highest p_correct in {r['single_true_ranked_first']}/{r['single']} single photos (median "
+            f"{r['single_true_p_median']:.3f}); highest p_correct for a wrong denomination "
+            f"{r['single_wrong_p_max']:.3f}, for a mixed photo {r['mixed_p_max']:.3f}.",
+            *real_target_table(r),
+            "| photo | kind | denomination | coins | objects | p_correct (true) | best other | PASS at 0.99 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in r["rows"]:
+            true_p = row["p"].get(row["denomination"]) if row["denomination"] else None
+            others = {t: v for t, v in row["p"].items() if t != row["denomination"]}
+            best = max(others, key=lambda t: others[t]) if others else ""
+            lines.append(
+                f"| {row['photo']} | {row['kind']} | {row['denomination'] or ''} | {row['n_coins']} | "
+                f"{row['n_objects']} | {'' if true_p is None else f'{true_p:.3f}'} | "
+                f"{best} {others.get(best, 0.0):.3f} | {', '.join(row['pass_at'].get('0.99', [])) or '-'} |"
+            )
+        lines.append("")
+    path = out / "real.md"
+    path.write_text("\n".join(lines))
+    (out / "real_rows.json").write_text(json.dumps(real, indent=1, default=float))
+    return path
+
+
+def real_target_table(r: dict[str, Any]) -> list[str]:
+    """Markdown table of one currency's real-photo PASS counts at each target precision."""
+    lines = [
+        "",
+        "| target | threshold | single: PASS true | single: PASS wrong | mixed: PASS |",
+        "|---|---|---|---|---|",
+    ]
+    for k, v in r.get("at", {}).items():
+        thr = "never" if not math.isfinite(v["threshold"]) else f"{v['threshold']:.4f}"
+        lines.append(
+            f"| {k} | {thr} | {v['single_pass_true']}/{r['single']} | {v['single_pass_wrong']} | "
+            f"{v['mixed_pass']} ({r['mixed']} photos) |"
+        )
+    return [*lines, ""]
 
 
 def _euro_items(photos: Any, folder: Path) -> list[tuple[Path, str, str | None]]:
@@ -504,6 +584,7 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
                 f"{r['single_true_p_median']:.3f}); highest p_correct for a wrong denomination "
                 f"{r['single_wrong_p_max']:.3f}, for a mixed photo {r['mixed_p_max']:.3f}."
             )
+            lines += real_target_table(r)
     lines += [
         "",
         "## Plots",

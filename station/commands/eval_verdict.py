@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "and with baselines (majority vote, summed softmax, mean embedding, voter without set pooling); certify "
         "each method's threshold on the calibration data set; write report.md, results.json and PNG plots.",
     )
-    p.add_argument("--data", required=True, metavar="DIR", help="synthetic test data set (an unused seed)")
+    p.add_argument(
+        "--data", default=None, metavar="DIR", help="synthetic test data set (an unused seed); without it, --real only"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--bundle", default=None, metavar="FILE", help="verdict bundle (default: the shipped one)")
     p.add_argument("--data-train", default=None, metavar="DIR", help="training data set (default: the bundle's)")
@@ -36,12 +38,16 @@ def run(args: argparse.Namespace) -> int:
     from models.eval_verdict import EvalConfig, evaluate
     from models.synth.textures import default_cache_dir
 
-    data = Path(args.data)
-    if not (data / "manifest.json").is_file():
-        raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
     if args.real is not None and not Path(args.real).is_dir():
         raise CliError(f"real data folder {args.real} does not exist")
     out = Path(args.out)
+    if args.data is None:
+        if args.real is None:
+            raise CliError("give --data (synthetic test cups), --real (real photos) or both")
+        return _run_real(args, out)
+    data = Path(args.data)
+    if not (data / "manifest.json").is_file():
+        raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
     cfg = EvalConfig(
         data=data,
         out=out,
@@ -64,4 +70,26 @@ def run(args: argparse.Namespace) -> int:
             f"{r.test_coverage:.3f}  ({r.test_accepted} accepted, {r.test_errors} wrong)  AUC {r.auc:.4f}"
         )
     print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def _run_real(args: argparse.Namespace, out: Path) -> int:
+    """Only the real photos: ``real.md`` and ``real_rows.json`` in ``out``, the PASS counts per target printed."""
+    from models.bundle import load_bundle
+    from models.eval_verdict import evaluate_real, write_real_report
+
+    try:
+        bundle = load_bundle(args.bundle)
+        real = evaluate_real(Path(args.real), bundle, limit=args.real_limit)
+    except (FileNotFoundError, BundleError, ValueError) as err:
+        raise CliError(str(err)) from err
+    if not real:
+        raise CliError(f"{args.real} holds neither euro_kaa/ nor won_cho0h5/")
+    for name, r in real.items():
+        for k, v in r["at"].items():
+            print(
+                f"{name} target {k}: single PASS true {v['single_pass_true']}/{r['single']}, "
+                f"wrong {v['single_pass_wrong']}; mixed PASS {v['mixed_pass']}/{r['mixed']}"
+            )
+    print(f"report: {write_real_report(out, bundle, real)}")
     return 0

@@ -14,8 +14,10 @@ from models.enroll import (
     catalog_lookalikes,
     enroll_catalog,
     is_crop_image,
+    is_cut_crop,
     load_catalog,
     merge_catalog,
+    read_image,
     save_catalog,
     scan_catalog,
 )
@@ -114,3 +116,71 @@ def test_declared_lookalikes_are_symmetric_and_checked(tmp_path: Path) -> None:
     (d / "coin.toml").write_text('lookalikes = "alpha"\n')  # a string, not a list
     _, found, warnings = scan_catalog(tmp_path / "cat")
     assert found["delta"].lookalikes == () and "lookalikes must be a list" in "\n".join(warnings)
+
+
+def _on_table(crop: np.ndarray, side: int = 150) -> np.ndarray:
+    """``crop`` pasted off-centre on a wood-coloured square with a neighbour's edge: a crop that shows background."""
+    out = np.zeros((side, side, 3), np.uint8)
+    out[:] = (40, 70, 120)
+    h = crop.shape[0]
+    y0, x0 = (side - h) // 2 + 6, (side - h) // 2 - 8
+    patch = out[y0 : y0 + h, x0 : x0 + h]
+    coin = crop.max(axis=2) > 0
+    patch[coin] = crop[coin]
+    cv2.circle(out, (side + 20, side // 2), 45, (60, 160, 200), -1)
+    return out
+
+
+def test_is_cut_crop_tells_cut_crops_from_crops_with_background() -> None:
+    cut = coin_image(0, Side.OBVERSE, 96)
+    assert is_cut_crop(cut)
+    assert not is_cut_crop(_on_table(cut))
+    assert not is_cut_crop(np.full((96, 96, 3), 200, np.uint8))
+
+
+def test_recut_crop_cuts_the_coin_like_the_station(real_data: Path) -> None:
+    from models.detector import Detector
+    from models.enroll import recut_crop
+
+    det = Detector.load()
+    crops = sorted((real_data / "euro_kaa" / "crops" / "train" / "1e").glob("*.jpg"))[:3]
+    assert crops
+    for path in crops:
+        raw = read_image(path)
+        assert raw is not None and not is_cut_crop(raw)
+        cut = recut_crop(raw, det, 128)
+        assert cut is not None and cut.shape == (128, 128, 3)
+        assert is_cut_crop(cut)
+        # The coin fills the crop: most of the inscribed disc is coin, not background.
+        yy, xx = np.mgrid[:128, :128]
+        disc = (xx - 63.5) ** 2 + (yy - 63.5) ** 2 <= 60**2
+        assert float((cut.max(axis=2) > 0)[disc].mean()) > 0.9
+    # A blank crop holds no coin.
+    assert recut_crop(np.full((150, 150, 3), 128, np.uint8), det, 128) is None
+
+
+def test_enrolment_recuts_crops_with_background_only(tmp_path: Path, real_data: Path) -> None:
+    from models.detector import Detector
+
+    cat = tmp_path / "cat"
+    (cat / "e1" / "obverse").mkdir(parents=True)
+    (cat / "syn" / "obverse").mkdir(parents=True)
+    for path in sorted((real_data / "euro_kaa" / "crops" / "train" / "1e").glob("*.jpg"))[:2]:
+        shutil.copy(path, cat / "e1" / "obverse" / path.name)
+    cv2.imwrite(str(cat / "syn" / "obverse" / "0.png"), coin_image(0, Side.OBVERSE, 96))
+    emb = tiny_embedder()
+    det = Detector.load()
+    recut_gallery = Gallery(emb.embed_dim, emb.version)
+    report, _ = enroll_catalog(cat, recut_gallery, emb, crops=True, detector=lambda: det, progress=False)
+    assert report.recut == 2 and report.uncut == []
+    raw_gallery = Gallery(emb.embed_dim, emb.version)
+    report, _ = enroll_catalog(cat, raw_gallery, emb, crops=True, detector=lambda: det, recut=False, progress=False)
+    assert report.recut == 0
+
+    def vectors(g: Gallery, tid: str) -> np.ndarray:
+        vecs, ids = g.vectors()
+        return vecs[[n for n, i in enumerate(ids) if g.entries[i].type_id == tid]]
+
+    # The already cut synthetic crop is embedded as it is; the real crops with background are not.
+    np.testing.assert_allclose(vectors(recut_gallery, "syn"), vectors(raw_gallery, "syn"), atol=1e-6)
+    assert not np.allclose(vectors(recut_gallery, "e1"), vectors(raw_gallery, "e1"), atol=1e-3)
