@@ -424,9 +424,9 @@ def evaluate_real(
         out[name] = {
             "photos": len(rows),
             "single": len(singles),
-            **_real_passes(singles, mixed, lambda r: r["pass"]),
+            **real_pass_counts(singles, mixed, lambda r: r["pass"]),
             "at": {
-                k: {"threshold": c.threshold, **_real_passes(singles, mixed, lambda r, k=k: r["pass_at"][k])}
+                k: {"threshold": c.threshold, **real_pass_counts(singles, mixed, lambda r, k=k: r["pass_at"][k])}
                 for k, c in choices.items()
             },
             "mixed": len(mixed),
@@ -445,7 +445,7 @@ def evaluate_real(
     return out
 
 
-def _real_passes(singles: Sequence[dict[str, Any]], mixed: Sequence[dict[str, Any]], passed: Any) -> dict[str, int]:
+def real_pass_counts(singles: Sequence[dict[str, Any]], mixed: Sequence[dict[str, Any]], passed: Any) -> dict[str, int]:
     """PASS counts of real photos: true denomination and wrong ones on single piles, any on mixed photos."""
     return {
         "single_pass_true": sum(1 for r in singles if r["denomination"] in passed(r)),

@@ -17,8 +17,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="enrol coin types from a catalogue folder into the gallery",
         description=(
             "Enrol coin types: CATALOG_DIR/<type_id>/ holds photos or crops of one type (optionally in obverse/ "
-            "and reverse/ sub-folders, optionally a coin.toml with name, diameter_mm and lookalikes). Crops are "
-            "embedded as they are, whole photos through the detector (largest coin). Re-enrolling a type replaces it."
+            "and reverse/ sub-folders, optionally a coin.toml with name, diameter_mm and lookalikes). Crops already "
+            "cut (black outside the coin) are embedded as they are; crops that still show their background are cut "
+            "again by the detector, as the station cuts coins (unless --no-recut); whole photos go through the "
+            "detector (largest coin). Re-enrolling a type replaces it."
         ),
     )
     p.add_argument("catalog", metavar="CATALOG_DIR", help="folder with one sub-folder per coin type")
@@ -26,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--crops", action="store_true", help="treat every image as a crop of one coin")
     p.add_argument("--embedder", default=None, help="embedder checkpoint (default: the shipped weights)")
     p.add_argument("--detector", default=None, help="detector weights for whole photos (default: shipped)")
+    p.add_argument(
+        "--no-recut",
+        action="store_true",
+        help="embed crops that show their background as they are, without the detector",
+    )
     p.add_argument("--rebuild", action="store_true", help="start a new gallery (needed after changing embedder)")
     p.set_defaults(func=run)
 
@@ -68,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         report, infos = enroll_catalog(
-            args.catalog, gallery, embedder, crops=True if args.crops else None, detector=detector
+            args.catalog,
+            gallery,
+            embedder,
+            crops=True if args.crops else None,
+            detector=detector,
+            recut=not args.no_recut,
         )
     except FileNotFoundError as err:
         raise CliError(str(err)) from err
@@ -88,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"gallery {gallery_dir}: {len(gallery.types())} types, {len(gallery)} references "
         f"(embedder {embedder.version}); skipped {len(report.duplicates)} duplicates, "
-        f"{len(report.unreadable)} unreadable, {len(report.no_coin)} without a coin"
+        f"{len(report.unreadable)} unreadable, {len(report.no_coin)} without a coin; {report.recut} crops re-cut "
+        f"by the detector, {len(report.uncut)} kept as they are (no coin found)"
     )
     for note in lookalike_notes(gallery, merged):
         print(f"note: {note}")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from calibration.risk import choose_threshold
-from models.eval_verdict import breakdown_threshold, passes
+from models.eval_verdict import breakdown_threshold, passes, real_pass_counts, real_target_table
 
 
 def _scores(n_clean: int, n_mixed: int, error_every: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -52,3 +54,41 @@ def test_refused_pairs_never_pass_even_when_nothing_is_certified() -> None:
     ok = passes(s, thr)
     assert not ok[s == 0].any() and ok[s >= thr].all()
     assert not passes(np.zeros(3), 0.0).any()
+
+
+def _real_row(photo: str, kind: str, denom: str | None, passed: list[str]) -> dict[str, object]:
+    return {"photo": photo, "kind": kind, "denomination": denom, "pass": passed}
+
+
+def test_real_pass_counts_true_wrong_and_mixed() -> None:
+    singles = [
+        _real_row("a", "single", "10c", ["10c"]),
+        _real_row("b", "single", "20c", ["10c", "20c"]),
+        _real_row("c", "single", "1e", []),
+    ]
+    mixed = [_real_row("m1", "mixed", None, []), _real_row("m2", "mixed", None, ["5c", "1e"])]
+    got = real_pass_counts(singles, mixed, lambda r: r["pass"])
+    assert got == {"single_pass_true": 2, "single_pass_wrong": 1, "mixed_pass": 2}
+
+
+def test_real_target_table_shows_uncertified_targets_as_never() -> None:
+    r = {
+        "single": 26,
+        "mixed": 60,
+        "at": {
+            "0.98": {"threshold": 0.9689, "single_pass_true": 2, "single_pass_wrong": 0, "mixed_pass": 0},
+            "0.995": {"threshold": math.inf, "single_pass_true": 0, "single_pass_wrong": 0, "mixed_pass": 0},
+        },
+    }
+    lines = real_target_table(r)
+    assert "| 0.98 | 0.9689 | 2/26 | 0 | 0 (60 photos) |" in lines
+    assert "| 0.995 | never | 0/26 | 0 | 0 (60 photos) |" in lines
+
+
+def test_eval_verdict_needs_synthetic_or_real_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from station.cli import main
+
+    assert main(["eval", "verdict", "--out", str(tmp_path / "r")]) == 2
+    assert "give --data" in capsys.readouterr().err
+    assert main(["eval", "verdict", "--out", str(tmp_path / "r"), "--real", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
