@@ -33,6 +33,8 @@ UInt8Array = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]
 
 CALIBRATION_FILE = "calibration.json"
+EMPTY_TRAY_FILE = "empty_tray.png"
+"""The station's photo of its tray with nothing in it (:mod:`models.foreground` compares every cup with it)."""
 SCHEMA_VERSION = 1
 HOUGH_MAX_SIDE = 1000
 """Hough runs on a copy whose longer side is at most this many pixels; refinement uses full resolution."""
@@ -324,6 +326,52 @@ def load_calibration(home: str | Path) -> CameraCalibration | None:
     if not path.is_file():
         return None
     return CameraCalibration.load(path)
+
+
+def empty_tray_path(home: str | Path) -> Path:
+    """Where a station home keeps its empty-tray photo: ``<home>/empty_tray.png``."""
+    return Path(home) / EMPTY_TRAY_FILE
+
+
+def save_empty_tray(image: npt.NDArray[Any], home: str | Path) -> Path:
+    """Store the empty-tray photo in the station ``home`` atomically (lossless PNG); returns the file written.
+
+    Raises:
+        CalibrationError: not a colour image.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 8:
+        raise CalibrationError(f"the empty-tray photo must be an 8-bit colour image, got {image.shape} {image.dtype}")
+    ok, enc = cv2.imencode(".png", image)
+    if not ok:
+        raise CalibrationError("could not encode the empty-tray photo")
+    path = empty_tray_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(enc.tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_empty_tray(home: str | Path) -> UInt8Array | None:
+    """The station's empty-tray photo, or ``None`` when none was taken.
+
+    Raises:
+        CalibrationError: the file exists but cannot be read as an image.
+    """
+    path = empty_tray_path(home)
+    if not path.is_file():
+        return None
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CalibrationError(f"{path}: not a readable image; take the empty-tray photo again")
+    return np.asarray(image, np.uint8)
 
 
 def read_image(path: str | Path) -> UInt8Array:

@@ -162,7 +162,7 @@ class CupCoins:
         visible: ``(n,)`` float32, visible share of the coin's disc (``1`` unoccluded).
         diameter_mm: ``(n,)`` float32 measured diameters, ``nan`` when the camera is not calibrated.
         focus: ``(n,)`` float32 focus measure (:func:`focus_measure`).
-        n_objects: foreign objects found beside the coins.
+        n_objects: foreign objects found beside the coins (with what differs from the empty tray unexplained).
         signatures: ``(n, *models.template.SIG_SHAPE)`` float32 template signatures, or ``None``.
     """
 

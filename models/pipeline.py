@@ -7,8 +7,10 @@
     verdict = pipeline.run_crops(crops, expected_type="t0042")
 
 A cup PASSes only when the voter's ``p_correct`` reaches the bundle's threshold (chosen on calibration cups for
-a guaranteed precision), at least one coin was found and nothing in the cup is a foreign object. Every FLAG
-carries reasons a person can act on.
+a guaranteed precision), at least one coin was found and nothing in the cup is a foreign object. When the station
+has an empty-tray photo (``cupcheck calibrate --empty-tray``), whatever differs from it where no coin or object was
+found counts as a foreign object too (:mod:`models.foreground`): something nobody checked. Every FLAG carries
+reasons a person can act on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from calibration.camera import CupRoi
 from calibration.risk import ThresholdChoice
 from models.bundle import Bundle, BundleError, Preprocess, load_bundle
 from models.embedder import Embedder, circle_mask
@@ -39,6 +42,7 @@ from models.features import (
     pair_evidence,
     visible_share,
 )
+from models.foreground import ForegroundRegion, unexplained_regions
 from models.gallery import RERANK_DEPTH, Gallery, reranked_score
 from models.pooling import SetPooler
 from models.template import signatures
@@ -75,6 +79,8 @@ class Observation:
         type_best: ``(n, T)`` best similarity of each coin to each gallery type.
         type_arg: ``(n, T)`` which reference gave it.
         timings_ms: stage name to milliseconds so far.
+        unexplained: parts of the cup that differ from the empty tray where nothing was found (counted in
+            ``coins.n_objects``).
     """
 
     instances: list[CoinInstance]
@@ -84,6 +90,7 @@ class Observation:
     type_best: np.ndarray
     type_arg: np.ndarray
     timings_ms: dict[str, float]
+    unexplained: tuple[ForegroundRegion, ...] = ()
 
     @property
     def timings(self) -> dict[str, float]:
@@ -113,6 +120,8 @@ class Pipeline:
         preprocess: crop size, minimum coins, focus floor.
         model_version: the bundle version recorded in every verdict.
         detector: instance source for :meth:`run` (``None``: only :meth:`run_crops` works).
+        empty_tray: the station's empty-tray photo; :meth:`run` then flags what differs from it unexplained.
+        cup_roi: the cup's interior (from the station's calibration); only differences inside it count.
     """
 
     embedder: Embedder
@@ -124,6 +133,8 @@ class Pipeline:
     preprocess: Preprocess
     model_version: str
     detector: InstanceSource | None = None
+    empty_tray: UInt8Array | None = None
+    cup_roi: CupRoi | None = None
 
     @classmethod
     def from_parts(
@@ -135,6 +146,8 @@ class Pipeline:
         catalogue: dict[str, TypeInfo] | None = None,
         detector: InstanceSource | None = None,
         allow_mismatch: bool = False,
+        empty_tray: UInt8Array | None = None,
+        cup_roi: CupRoi | None = None,
     ) -> Pipeline:
         """Assemble a pipeline from a bundle and already loaded parts.
 
@@ -172,6 +185,8 @@ class Pipeline:
             preprocess=bundle.preprocess,
             model_version=bundle.version,
             detector=detector,
+            empty_tray=empty_tray,
+            cup_roi=cup_roi,
         )
 
     @classmethod
@@ -188,7 +203,8 @@ class Pipeline:
         """Load the bundle, its weights, and the station's gallery and catalogue from ``home``.
 
         Args:
-            home: station home (``gallery/`` with ``catalog.json``, optional ``calibration.json``).
+            home: station home (``gallery/`` with ``catalog.json``, optional ``calibration.json`` and
+                ``empty_tray.png``).
             bundle_path: bundle JSON (default: shipped).
             with_detector: load the detector (not needed for :meth:`run_crops`).
             detector_path: detector folder overriding the bundle's.
@@ -210,13 +226,26 @@ class Pipeline:
             raise FileNotFoundError(f"the gallery in {gallery_dir} is empty; enrol coin types first")
         catalogue = load_catalog(gallery_dir / CATALOG_FILE)
         detector = None
+        empty_tray = None
+        roi = None
         if with_detector:
-            from calibration.camera import load_calibration
+            from calibration.camera import load_calibration, load_empty_tray
             from models.detector import Detector
 
+            calibration = load_calibration(home)
+            roi = None if calibration is None else calibration.roi
+            empty_tray = load_empty_tray(home)
             det_path = detector_path if detector_path is not None else bundle.path(bundle.detector_dir)
-            detector = Detector.load(det_path, calibration=load_calibration(home))
-        return cls.from_parts(bundle, gallery, embedder=embedder, catalogue=catalogue, detector=detector)
+            detector = Detector.load(det_path, calibration=calibration)
+        return cls.from_parts(
+            bundle,
+            gallery,
+            embedder=embedder,
+            catalogue=catalogue,
+            detector=detector,
+            empty_tray=empty_tray,
+            cup_roi=roi,
+        )
 
     def with_threshold(self, threshold: ThresholdChoice) -> Pipeline:
         """The same pipeline with another acceptance threshold."""
@@ -276,7 +305,11 @@ class Pipeline:
         crops = cut_crops(frame, coin_instances, size=self.preprocess.crop_size)
         t2 = time.perf_counter()
         timings = {"detect": (t1 - t0) * 1000, "crop": (t2 - t1) * 1000}
-        return self._observe(instances, [c.image for c in crops], [c.mask for c in crops], timings)
+        unexplained: tuple[ForegroundRegion, ...] = ()
+        if self.empty_tray is not None:
+            unexplained = unexplained_regions(frame.image, self.empty_tray, instances, self.cup_roi)
+            timings["foreground"] = (time.perf_counter() - t2) * 1000
+        return self._observe(instances, [c.image for c in crops], [c.mask for c in crops], timings, unexplained)
 
     def observe_crops(self, crops: Sequence[CoinCrop | UInt8Array], *, n_objects: int = 0) -> Observation:
         """Embed pre-cut single-coin crops as one cup.
@@ -326,6 +359,7 @@ class Pipeline:
         images: list[UInt8Array],
         masks: list[np.ndarray],
         timings: dict[str, float],
+        unexplained: tuple[ForegroundRegion, ...] = (),
     ) -> Observation:
         t0 = time.perf_counter()
         coin_idx = [k for k, inst in enumerate(instances) if inst.is_coin]
@@ -342,13 +376,13 @@ class Pipeline:
                 np.float32,
             ),
             focus=np.array([self._focus(im, m) for im, m in zip(images, masks, strict=True)], np.float32),
-            n_objects=len(object_idx),
+            n_objects=len(object_idx) + len(unexplained),
             signatures=signatures(images) if self.view.has_templates else None,
         )
         type_best, type_arg = self.view.type_scores(coins.embeddings)
         t2 = time.perf_counter()
         timings = {**timings, "embed": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}
-        return Observation(instances, coin_idx, object_idx, coins, type_best, type_arg, timings)
+        return Observation(instances, coin_idx, object_idx, coins, type_best, type_arg, timings, unexplained)
 
     def decide(self, obs: Observation, expected_type: str) -> Verdict:
         """The verdict for an observed cup and an expected type.
@@ -378,7 +412,7 @@ class Pipeline:
         accepted = bool(passable(x, RULE_FEATURES)[0]) and self.threshold.accepts(p)
         decision = Decision.PASS if accepted else Decision.FLAG
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, templates)
-        reasons = () if accepted else tuple(self._reasons(coins, ev, obs.coin_idx, obs.object_idx, p, cand))
+        reasons = () if accepted else tuple(self._reasons(coins, ev, obs, p, cand))
         timings = {**obs.timings, "pool": (t1 - t0) * 1000, "vote": (t2 - t1) * 1000}
         timings["total"] = sum(timings.values())
         return Verdict(
@@ -390,6 +424,7 @@ class Pipeline:
             coins=evidence,
             model_version=self.model_version,
             timings_ms=timings,
+            unchecked=tuple(r.bbox for r in obs.unexplained),
         )
 
     def _focus(self, image: UInt8Array, mask: np.ndarray) -> float:
@@ -467,11 +502,11 @@ class Pipeline:
         self,
         coins: CupCoins,
         ev: PairEvidence,
-        coin_idx: list[int],
-        object_idx: list[int],
+        obs: Observation,
         p: float,
         cand: int,
     ) -> list[str]:
+        coin_idx, object_idx = obs.coin_idx, obs.object_idx
         reasons: list[str] = []
         twin = self.view.declared(cand)
         if twin is not None:
@@ -480,6 +515,9 @@ class Pipeline:
             reasons.append("no coins found")
         for k in object_idx:
             reasons.append(f"object {k + 1} is not a coin")
+        for r in obs.unexplained:
+            x, y = r.centre
+            reasons.append(f"something at ({x:.0f}, {y:.0f}) differs from the empty tray and was not checked — look")
         s = ev.scores
         bad = [j for j in range(coins.n) if s.dmargin[j] < 0 and s.rival_type[j] >= 0]
         bad.sort(key=lambda j: float(s.dmargin[j]))

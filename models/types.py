@@ -159,6 +159,8 @@ class Verdict:
         coins: per-coin evidence, in the detector's order.
         model_version: the bundle version that produced it.
         timings_ms: stage name to milliseconds.
+        unchecked: ``(x1, y1, x2, y2)`` boxes of what differs from the station's empty tray where no coin or
+            object was found (:mod:`models.foreground`); any of them flags the cup.
     """
 
     decision: Decision
@@ -169,6 +171,7 @@ class Verdict:
     coins: tuple[CoinEvidence, ...]
     model_version: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    unchecked: tuple[tuple[int, int, int, int], ...] = ()
 
     @property
     def n_coins(self) -> int:

@@ -9,6 +9,7 @@ Layout under ``out``::
     yolo/labels/{train,val}/*.txt   ``class x1 y1 x2 y2 ...`` normalized polygon per visible instance
     crops/images/*.png              one square crop per coin (background outside the visible mask black)
     crops/index.csv                 path,type_id,design_id,side,family,cup_id,split,partial,occlusion,source
+    empty/*.jpg                     with ``SceneOptions.empty_reference``: each cup's tray with nothing in it
 
 Each cup is rendered from ``(seed, index)`` alone, so the bytes do not depend on the number of workers.
 """
@@ -219,6 +220,10 @@ def _work(index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     img_rel = f"yolo/images/{split}/{cup_id}.jpg"
     (out / img_rel).write_bytes(scene.jpeg)
     (out / "yolo" / "labels" / split / f"{cup_id}.txt").write_text("".join(f"{ln}\n" for ln in yolo_lines(scene)))
+    empty_rel = None
+    if scene.empty_jpeg is not None:
+        empty_rel = f"empty/{cup_id}.jpg"
+        (out / empty_rel).write_bytes(scene.empty_jpeg)
     rows = []
     for k, inst in enumerate(scene.instances):
         if not inst.is_coin or inst.occlusion > MAX_CROP_OCCLUSION:
@@ -252,6 +257,8 @@ def _work(index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "tray": None if scene.tray is None else _tray_record(scene.tray),
         "instances": [_instance_record(i) for i in scene.instances],
     }
+    if empty_rel is not None:
+        record["empty"] = empty_rel
     return record, rows
 
 
@@ -302,6 +309,8 @@ def write_dataset(config: SynthConfig, out: Path, *, workers: int = 1, progress:
         (out / "yolo" / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "yolo" / "labels" / split).mkdir(parents=True, exist_ok=True)
     (out / "crops" / "images").mkdir(parents=True, exist_ok=True)
+    if config.scene.empty_reference:
+        (out / "empty").mkdir(exist_ok=True)
     if config.real_root is not None and workers > 1:
         load_patch_bank(config.real_root, config.cache_dir)  # build the cache once, before the workers
     write_mint_json(out / "mint.json", config)

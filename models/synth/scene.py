@@ -107,6 +107,9 @@ class SceneOptions:
         real_fraction: probability that a pure / contaminated / foreign-object cup uses real coin crops.
         reverse_share: probability that a coin of a pure or contaminated cup lies reverse up (``0.5``: tossed;
             higher: an operator who spreads the coins reverse up, as a shared obverse proves nothing).
+        empty_reference: also render the same cup with nothing in it (:attr:`CupScene.empty`), as the station's
+            empty-tray photo: same tray, lamp and lens, another exposure (sensor noise, JPEG, a small gain drift)
+            and the tray up to :data:`EMPTY_SHIFT_PX` pixels off. The cup image does not change.
     """
 
     image_size: int = 640
@@ -114,6 +117,13 @@ class SceneOptions:
     max_coins: int = 30
     real_fraction: float = 0.0
     reverse_share: float = 0.5
+    empty_reference: bool = False
+
+
+EMPTY_SHIFT_PX = 1.5
+"""The most the empty-tray photo is shifted against the cup (a tray put back a little off)."""
+EMPTY_GAIN_SD = 0.03
+"""Per-channel gain drift of the empty-tray photo (the lamp and white balance a little different)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,9 @@ class CupScene:
         px_per_mm: the camera scale at the cup floor.
         cup_diameter_mm: the interior diameter (side for trays) in mm.
         tray: the cup's interior region in pixels (a circle or a rounded-square tray), ``None`` on a flat table.
+        empty: the same tray photographed with nothing in it (decoded JPEG), when
+            :attr:`SceneOptions.empty_reference` asked for it.
+        empty_jpeg: its encoded JPEG bytes.
     """
 
     image: UInt8Array
@@ -180,6 +193,8 @@ class CupScene:
     px_per_mm: float
     cup_diameter_mm: float
     tray: CupRoi | None = None
+    empty: UInt8Array | None = None
+    empty_jpeg: bytes | None = None
 
     def mask(self, inst: SceneInstance) -> np.ndarray:
         """The instance's visible mask, ``(S, S)`` bool."""
@@ -779,7 +794,9 @@ def render_cup(assets: SceneAssets, seed: int, index: int, opts: SceneOptions) -
         shift = np.array([[1, 0, -light[0] * rim_px * f * 0.8], [0, 1, -light[1] * rim_px * f * 0.8]], np.float32)
         wall_q = np.asarray(cv2.warpAffine(1.0 - inner_q, shift, (q, q), borderMode=cv2.BORDER_REPLICATE), np.float32)
         wall_q = np.asarray(cv2.GaussianBlur(wall_q, (0, 0), max(0.8, rim_px * f / 2)), np.float32)
+    bg = img.copy() if opts.empty_reference else None
     geo = _draw_items(img, labels, items, ppm, rng, light)
+    layers = [img] if bg is None else [img, bg]
     if style != "flat":
         # The rim on top: its colour lit from one side, a darker inner wall band.
         base = np.array(_RIM_COLORS[int(rng.integers(len(_RIM_COLORS)))], np.float32) + rng.normal(0, 8, 3)
@@ -790,36 +807,41 @@ def render_cup(assets: SceneAssets, seed: int, index: int, opts: SceneOptions) -
         rim_q = ((1.0 + 0.2 * radial) * (1.0 - 0.25 * band)).astype(np.float32)
         rim_shade = cv2.resize(rim_q, (s, s), interpolation=cv2.INTER_LINEAR)
         idx = np.flatnonzero(rim > 0.0)
-        flat, ra = img.reshape(-1, 3), rim.reshape(-1)[idx, None]
+        ra = rim.reshape(-1)[idx, None]
         rc = rim_shade.reshape(-1)[idx, None] * base[None, :]
-        flat[idx] += (rc - flat[idx]) * ra
+        for layer in layers:
+            flat = layer.reshape(-1, 3)
+            flat[idx] += (rc - flat[idx]) * ra
         labels[rim > 0.5] = -1
 
     # Camera: uneven light and white balance, blur, noise, JPEG.
     field_q = _field(rng, q, light, inner_q, wall_q)
     wb = rng.normal(1.0, 0.05, 3).astype(np.float32)
     field = cv2.resize(field_q[:, :, None] * wb[None, None, :], (s, s), interpolation=cv2.INTER_LINEAR)
-    img = cv2.multiply(img, field)
-    if rng.random() < 0.4:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.6))
-    if rng.random() < 0.15:
-        img = cv2.filter2D(img, -1, _motion_kernel(int(rng.integers(3, 10)), rng.uniform(0, np.pi)))
-    sigma = rng.uniform(1.0, 6.0)
+    lens = _Lens(
+        blur=rng.uniform(0.4, 1.6) if rng.random() < 0.4 else 0.0,
+        motion=_motion_kernel(int(rng.integers(3, 10)), rng.uniform(0, np.pi)) if rng.random() < 0.15 else None,
+        sigma=rng.uniform(1.0, 6.0),
+    )
     tile = assets.noise(s)
     oy = int(rng.integers(0, tile.shape[0] - s + 1))
-    img = cv2.scaleAdd(tile[oy : oy + s], sigma, img)
-    # Saturating conversion; the rare negative values (noise on black) are folded back by the absolute value.
-    out = cv2.convertScaleAbs(img)
-    quality = int(rng.integers(60, 96))
-    ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    jpeg = enc.tobytes()
-    image = cv2.imdecode(enc, cv2.IMREAD_COLOR)
+    image, jpeg = _expose(img, field, lens, tile, oy, int(rng.integers(60, 96)))
+    empty: UInt8Array | None = None
+    empty_jpeg: bytes | None = None
+    if bg is not None:
+        # Another exposure of the same tray: its own noise and JPEG, a small gain drift, the tray a little off.
+        erng = np.random.default_rng([seed, index, 0x454D5054])
+        dx, dy = erng.uniform(-EMPTY_SHIFT_PX, EMPTY_SHIFT_PX, 2)
+        moved = cv2.warpAffine(
+            bg, np.array([[1, 0, dx], [0, 1, dy]], np.float32), (s, s), borderMode=cv2.BORDER_REPLICATE
+        )
+        gain = erng.normal(1.0, EMPTY_GAIN_SD, 3).astype(np.float32)
+        oy = int(erng.integers(0, tile.shape[0] - s + 1))
+        empty, empty_jpeg = _expose(moved, field * gain[None, None, :], lens, tile, oy, int(erng.integers(60, 96)))
 
     instances = _instances(items, geo, labels, rim, s)
     return CupScene(
-        np.asarray(image, np.uint8),
+        image,
         jpeg,
         labels,
         tuple(instances),
@@ -829,7 +851,36 @@ def render_cup(assets: SceneAssets, seed: int, index: int, opts: SceneOptions) -
         float(ppm),
         cup_mm,
         None if style == "flat" else CupRoi(float(cx), float(cy), float(half), shape, TRAY_CORNER),
+        empty,
+        empty_jpeg,
     )
+
+
+@dataclass(frozen=True)
+class _Lens:
+    """One exposure's optics: defocus blur (``0``: sharp), a motion kernel or ``None``, sensor noise sigma."""
+
+    blur: float
+    motion: np.ndarray | None
+    sigma: float
+
+
+def _expose(
+    img: np.ndarray, field: np.ndarray, lens: _Lens, tile: np.ndarray, oy: int, quality: int
+) -> tuple[UInt8Array, bytes]:
+    """Light, blur, noise and JPEG-encode a float scene; returns the decoded image and its JPEG bytes."""
+    s = img.shape[0]
+    out = cv2.multiply(img, field)
+    if lens.blur > 0:
+        out = cv2.GaussianBlur(out, (0, 0), lens.blur)
+    if lens.motion is not None:
+        out = cv2.filter2D(out, -1, lens.motion)
+    out = cv2.scaleAdd(tile[oy : oy + s], lens.sigma, out)
+    # Saturating conversion; the rare negative values (noise on black) are folded back by the absolute value.
+    ok, enc = cv2.imencode(".jpg", cv2.convertScaleAbs(out), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return np.asarray(cv2.imdecode(enc, cv2.IMREAD_COLOR), np.uint8), enc.tobytes()
 
 
 def _instances(

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from calibration.camera import CupRoi
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET, ThresholdChoice, choose_threshold
 from models.bundle import Bundle, Preprocess
 from models.embedder import DEFAULT_WEIGHTS as EMBEDDER_DEFAULT
@@ -220,6 +221,8 @@ class CupCache:
         cup_id, kind, expected, contaminant, split: ``(C,)`` str per cup.
         n_objects: ``(C,)`` int foreign objects per cup.
         embedder_version: the embedder used.
+        n_unexplained: ``(C,)`` int parts of each cup that differ from its empty-tray photo where the detector
+            found nothing (:mod:`models.foreground`; counted as foreign objects), or ``None`` (no such photos).
         signatures: ``(N, *models.template.SIG_SHAPE)`` float16 template signatures, or ``None`` (a cache
             written before they were kept; :func:`cache_cups` adds them).
     """
@@ -241,6 +244,7 @@ class CupCache:
     embedder_version: str = ""
     source: str = "gt"
     signatures: np.ndarray | None = None
+    n_unexplained: np.ndarray | None = None
 
     @property
     def n_cups(self) -> int:
@@ -258,7 +262,7 @@ class CupCache:
             visible=self.visible[a:b].astype(np.float32),
             diameter_mm=np.full_like(d, np.nan) if hide_diameter else d,
             focus=self.focus[a:b].astype(np.float32),
-            n_objects=int(self.n_objects[i]),
+            n_objects=int(self.n_objects[i]) + (0 if self.n_unexplained is None else int(self.n_unexplained[i])),
             signatures=None if self.signatures is None else self.signatures[a:b].astype(np.float32),
         )
 
@@ -287,10 +291,12 @@ class CupCache:
         arrays = {
             k: np.concatenate([getattr(p, k) for p in parts])
             for k, v in parts[0].__dict__.items()
-            if isinstance(v, np.ndarray) and k not in ("offsets", "signatures")
+            if isinstance(v, np.ndarray) and k not in ("offsets", "signatures", "n_unexplained")
         }
         if all(p.signatures is not None for p in parts):
             arrays["signatures"] = np.concatenate([p.signatures for p in parts])
+        if all(p.n_unexplained is not None for p in parts):
+            arrays["n_unexplained"] = np.concatenate([p.n_unexplained for p in parts])
         return cls(
             offsets=np.concatenate(offsets),
             **arrays,
@@ -335,6 +341,7 @@ class _CupCut:
     true_mm: list[float]
     true_type: list[str]
     n_objects: int
+    n_unexplained: int = 0
 
 
 def _cut_cup(
@@ -377,6 +384,16 @@ def _cut_cup(
     found = detector.detect(frame)
     coins_i = [x for x in found if x.is_coin]
     crops: list[CoinCrop] = cut_crops(frame, coins_i, size=size)
+    n_unexplained = 0
+    if cup.get("empty"):
+        from models.foreground import unexplained_regions
+
+        tray = cup.get("tray")
+        empty = read_image(data_dir / cup["empty"])
+        if empty is None:
+            raise FileNotFoundError(f"cannot read {data_dir / cup['empty']}")
+        roi = None if tray is None else CupRoi.from_dict(tray)
+        n_unexplained = len(unexplained_regions(frame_img, empty, found, roi))
     return _CupCut(
         images=[c.image for c in crops],
         masks=[c.mask for c in crops],
@@ -385,6 +402,7 @@ def _cut_cup(
         true_mm=[x.diameter_px / ppm if ppm > 0 else math.nan for x in coins_i],
         true_type=[""] * len(coins_i),
         n_objects=len(found) - len(coins_i),
+        n_unexplained=n_unexplained,
     )
 
 
@@ -429,6 +447,7 @@ def cache_cups(
         raise ValueError("instances='detector' needs a detector")
     crop_rows = _crop_rows(data_dir) if instances == "gt" else {}
     size = embedder.prep.input_size
+    any_empty = instances == "detector" and any(c.get("empty") for c in cups)
     if out.is_file():
         cached = CupCache.load(out)
         same_cups = cached.cup_id.tolist() == [c["id"] for c in cups]
@@ -447,7 +466,9 @@ def cache_cups(
     embs: list[np.ndarray] = []
     sig_parts: list[np.ndarray] = []
     per: dict[str, list[Any]] = {k: [] for k in ("confidence", "partial", "visible", "diameter_mm", "focus", "true")}
-    cup_meta: dict[str, list[Any]] = {k: [] for k in ("cup_id", "kind", "expected", "contaminant", "split", "n_obj")}
+    cup_meta: dict[str, list[Any]] = {
+        k: [] for k in ("cup_id", "kind", "expected", "contaminant", "split", "n_obj", "n_unexplained")
+    }
     for ci, cup in enumerate(tqdm(cups, desc=f"embed {data_dir.name}", unit="cup", disable=not progress), start=first):
         rng = np.random.default_rng([seed, ci])
         cut = _cut_cup(data_dir, cup, instances, crop_rows, detector, size)
@@ -468,6 +489,7 @@ def cache_cups(
         cup_meta["contaminant"].append(cup.get("contaminant") or "")
         cup_meta["split"].append(cup.get("split", "train"))
         cup_meta["n_obj"].append(cut.n_objects)
+        cup_meta["n_unexplained"].append(cut.n_unexplained)
     cache = CupCache(
         offsets=np.asarray(offsets, np.int64),
         embeddings=np.concatenate(embs) if embs else np.zeros((0, embedder.embed_dim), np.float32),
@@ -486,6 +508,7 @@ def cache_cups(
         embedder_version=embedder.version,
         source=instances,
         signatures=np.concatenate(sig_parts) if sig_parts else np.zeros((0, *SIG_SHAPE), np.float16),
+        n_unexplained=np.asarray(cup_meta["n_unexplained"], np.int64) if any_empty else None,
     )
     cache.save(out)
     return cache

@@ -76,6 +76,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "(default: find a round rim)",
     )
     roi.add_argument("--no-roi", action="store_true", help="do not look for the cup rim; use the whole image")
+    parser.add_argument(
+        "--empty-tray",
+        metavar="IMAGE",
+        help="a photo of the tray with nothing in it, same camera and lamp: every cup is then compared with it, "
+        "and whatever differs where no coin was found is flagged",
+    )
     parser.add_argument("--home", help="station home (default: $CUPCHECK_HOME or the user data folder)")
     parser.add_argument("--overlay", metavar="PNG", help="write the image with what was found drawn on it")
     parser.add_argument("--json", action="store_true", help="print the stored calibration as JSON")
@@ -86,7 +92,14 @@ def run(args: argparse.Namespace) -> int:
     """Measure, store ``calibration.json`` in the station home, print the result."""
     import cv2
 
-    from calibration.camera import CalibrationError, calibrate_image, draw_overlay, read_image, save_calibration
+    from calibration.camera import (
+        CalibrationError,
+        calibrate_image,
+        draw_overlay,
+        read_image,
+        save_calibration,
+        save_empty_tray,
+    )
 
     if args.checkerboard is not None and args.square_mm is None:
         raise CliError("--checkerboard needs --square-mm")
@@ -103,13 +116,22 @@ def run(args: argparse.Namespace) -> int:
             roi=args.roi,
             detect_roi=not args.no_roi,
         )
+        empty = None if args.empty_tray is None else read_image(args.empty_tray)
     except (CalibrationError, ValueError) as err:
         raise CliError(str(err)) from err
+    if empty is not None and empty.shape[:2] != image.shape[:2]:
+        raise CliError(
+            f"the empty-tray photo {args.empty_tray} is {empty.shape[1]}x{empty.shape[0]} px but the calibration "
+            f"image is {image.shape[1]}x{image.shape[0]}: take both with the station's camera"
+        )
     if args.overlay and not cv2.imwrite(args.overlay, draw_overlay(image, estimate, calibration.roi)):
         raise CliError(f"cannot write overlay {args.overlay}")
-    path = save_calibration(calibration, resolve_home(args.home))
+    home = resolve_home(args.home)
+    path = save_calibration(calibration, home)
+    empty_path = None if empty is None else save_empty_tray(empty, home)
     if args.json:
-        print(json.dumps({**calibration.to_dict(), "path": str(path), "residual_px": estimate.residual_px}))
+        doc = {**calibration.to_dict(), "path": str(path), "residual_px": estimate.residual_px}
+        print(json.dumps({**doc, "empty_tray": None if empty_path is None else str(empty_path)}))
     else:
         roi = calibration.roi
         roi_text = (
@@ -121,4 +143,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{calibration.px_per_mm:.4f} px/mm ({calibration.method}, residual {estimate.residual_px:.2f} px)")
         print(f"cup region: {roi_text}")
         print(f"saved {path}", file=sys.stderr)
+        if empty_path is not None:
+            print(f"saved the empty-tray photo {empty_path}", file=sys.stderr)
     return 0

@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--crop-size", type=int, default=128, help="side of the embedder crops (default 128)")
     p.add_argument(
+        "--empty-reference",
+        action="store_true",
+        help="also write each cup's tray with nothing in it (empty/*.jpg), as a station's empty-tray photo",
+    )
+    p.add_argument(
         "--real-fraction",
         type=float,
         default=None,
@@ -114,6 +119,7 @@ def run_synth(args: argparse.Namespace) -> int:
         max_coins=args.max_coins,
         real_fraction=real_fraction,
         reverse_share=args.reverse_share,
+        empty_reference=args.empty_reference,
     )
     config = SynthConfig(
         n_types=args.types,

@@ -90,6 +90,7 @@ def verdict_json(path: str, verdict: Verdict) -> dict[str, Any]:
         "n_coins": sum(1 for c in verdict.coins if c.is_coin),
         "reasons": list(verdict.reasons),
         "coins": coins,
+        "unchecked": [list(b) for b in verdict.unchecked],
         "model_version": verdict.model_version,
         "timings_ms": {k: round(v, 1) for k, v in verdict.timings_ms.items()},
     }

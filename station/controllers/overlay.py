@@ -2,7 +2,7 @@
 
 Colours are BGR (OpenCV order). A coin is outlined green when its best match is the expected type and nothing is
 suspicious about it, amber when it is suspicious or its best match is another type, grey while no verdict has
-been made for the frame.
+been made for the frame. What differs from the empty tray where nothing was found is boxed red with a "?".
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from models.types import CoinEvidence, Decision, UInt8Array, Verdict
 PASS_BGR = (60, 170, 40)
 FLAG_BGR = (0, 165, 255)
 NEUTRAL_BGR = (170, 170, 170)
+UNCHECKED_BGR = (40, 40, 230)
 PASS_HEX = "#2e9e3a"
 FLAG_HEX = "#f0a000"
 IDLE_HEX = "#5a6270"
@@ -63,6 +64,12 @@ def draw_evidence(image: UInt8Array, verdict: Verdict | None, *, thickness: int 
         org = (int(np.clip(x1, 0, w - tw - 4)), int(np.clip(y1 + th + 2, th + 2, h - 2)))
         cv2.rectangle(out, (org[0] - 2, org[1] - th - 3), (org[0] + tw + 2, org[1] + 3), colour, -1)
         cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, lw // 2), cv2.LINE_AA)
+    for x1, y1, x2, y2 in verdict.unchecked:
+        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), UNCHECKED_BGR, lw, cv2.LINE_AA)
+        scale = max(0.5, min(h, w) / 700)
+        (tw, th), _ = cv2.getTextSize("?", cv2.FONT_HERSHEY_SIMPLEX, scale, lw)
+        org = (int(np.clip(x1 + 3, 0, w - tw - 4)), int(np.clip(y1 + th + 4, th + 2, h - 2)))
+        cv2.putText(out, "?", org, cv2.FONT_HERSHEY_SIMPLEX, scale, UNCHECKED_BGR, lw, cv2.LINE_AA)
     return out
 
 

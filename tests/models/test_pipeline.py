@@ -11,7 +11,7 @@ from models.bundle import Bundle, BundleError, load_bundle
 from models.embedder import Embedder
 from models.enroll import TypeInfo
 from models.gallery import Gallery
-from models.pipeline import Pipeline, UnknownTypeError
+from models.pipeline import Pipeline, UnknownTypeError, _disc_mask
 from models.types import CoinInstance, Decision, Frame, Side
 from tests.models.embed_helpers import tiny_checkpoint, write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, reference_image, write_bundle
@@ -130,6 +130,38 @@ def test_run_on_a_frame_cuts_embeds_and_reports_objects(pipeline: Pipeline) -> N
     assert w.decision == Decision.FLAG
     assert "object 4 is not a coin" in w.reasons
     assert not w.coins[3].is_coin and w.coins[3].matches == ()
+
+
+def test_what_differs_from_the_empty_tray_where_nothing_was_found_flags_the_cup(pipeline: Pipeline) -> None:
+    crops = _cup("t0009", 4)
+    rng = np.random.default_rng(5)
+    tray = np.clip(rng.normal(90, 4, (300, 300, 3)), 0, 255).astype(np.uint8)
+    frame = tray.copy()
+    boxes = []
+    for k, c in enumerate(crops[:3]):
+        x, y = 10 + 140 * (k % 2), 10 + 140 * (k // 2)
+        disc = _disc_mask(128, 128)
+        frame[y : y + 128, x : x + 128][disc] = c[disc]
+        boxes.append((x, y, 128))
+    checked = pipeline.with_threshold(pipeline.threshold)
+    checked.detector = PastedCoins(boxes)
+    checked.empty_tray = tray
+    v = checked.run(Frame(image=frame), "t0009")
+    assert v.unchecked == () and not any("empty tray" in r for r in v.reasons)
+    assert "foreground" in v.timings_ms
+    # a fourth coin the detector does not report
+    disc = _disc_mask(128, 128)
+    frame[150:278, 150:278][disc] = crops[3][disc]
+    w = checked.run(Frame(image=frame), "t0009")
+    assert len(w.unchecked) == 1, (w.unchecked, w.reasons, w.p_correct)
+    assert w.decision == Decision.FLAG
+    x1, y1, x2, y2 = w.unchecked[0]
+    assert abs((x1 + x2) / 2 - 214) < 20 and abs((y1 + y2) / 2 - 214) < 20
+    assert any(r.startswith("something at (21") and "empty tray" in r for r in w.reasons), w.reasons
+    # without the empty-tray photo nothing is compared
+    plain = checked.with_threshold(checked.threshold)
+    plain.empty_tray = None
+    assert plain.run(Frame(image=frame), "t0009").unchecked == ()
 
 
 def test_threshold_can_be_rechosen_and_files_are_checked(tmp_path) -> None:

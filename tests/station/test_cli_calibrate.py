@@ -9,7 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from calibration.camera import CameraCalibration, CupRoi, load_calibration
+from calibration.camera import (
+    CalibrationError,
+    CameraCalibration,
+    CupRoi,
+    empty_tray_path,
+    load_calibration,
+    load_empty_tray,
+)
 from station.cli import main
 from tests.calibration.test_camera import EURO_1_MM, checkerboard_image, coin_image, finish, textured_background
 
@@ -119,3 +126,34 @@ def test_bad_arguments_exit_2(extra: list[str], coin_png: Path, capsys: pytest.C
         main(["calibrate", str(coin_png), *extra])
     assert info.value.code == 2
     assert capsys.readouterr().err
+
+
+def test_the_empty_tray_photo_is_stored_beside_the_calibration(
+    coin_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "station"
+    tray = np.clip(textured_background(np.random.default_rng(3), 480, 640), 0, 255).astype(np.uint8)
+    empty_png = tmp_path / "empty.png"
+    cv2.imwrite(str(empty_png), tray)
+    args = ["calibrate", str(coin_png), "--reference-mm", str(EURO_1_MM), "--home", str(home)]
+    assert main([*args, "--empty-tray", str(empty_png), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["empty_tray"] == str(empty_tray_path(home))
+    stored = load_empty_tray(home)
+    assert stored is not None and np.array_equal(stored, tray)  # lossless
+    # another size than the calibration image: refused, the stored photo kept
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), tray[:240, :320])
+    assert main([*args, "--empty-tray", str(small)]) == 2
+    assert "is 320x240 px but the calibration image is 640x480" in capsys.readouterr().err
+    kept = load_empty_tray(home)
+    assert kept is not None and np.array_equal(kept, tray)
+    # an unreadable file
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert main([*args, "--empty-tray", str(bad)]) == 2
+    assert "bad.png" in capsys.readouterr().err
+    # a damaged stored photo is reported, not ignored
+    empty_tray_path(home).write_bytes(b"broken")
+    with pytest.raises(CalibrationError, match="take the empty-tray photo again"):
+        load_empty_tray(home)

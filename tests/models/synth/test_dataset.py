@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -108,6 +109,28 @@ def test_same_config_gives_the_same_bytes_with_any_worker_count(dataset: Path, t
         assert a == (tmp_path / "b" / cup["image"]).read_bytes()
         assert a == (dataset / cup["image"]).read_bytes()  # the first cups of the bigger set are the same
     assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
+
+
+def test_empty_references_leave_the_cups_as_they_were_and_hold_no_coin(dataset: Path, tmp_path: Path) -> None:
+    scene = dataclasses.replace(CONFIG.scene, empty_reference=True)
+    with_empty = SynthConfig(n_types=12, n_cups=4, seed=4, scene=scene, crop_size=64)
+    write_dataset(with_empty, tmp_path, progress=False)
+    for cup in _manifest(tmp_path)["cups"]:
+        assert (tmp_path / cup["image"]).read_bytes() == (dataset / cup["image"]).read_bytes()
+        assert cup["empty"] == f"empty/{cup['id']}.jpg"
+        frame = cv2.imread(str(tmp_path / cup["image"]))
+        empty = cv2.imread(str(tmp_path / cup["empty"]))
+        assert frame is not None and empty is not None and empty.shape == frame.shape
+        diff = np.abs(frame.astype(np.int16) - empty.astype(np.int16)).max(axis=2)
+        inside = np.zeros(diff.shape, bool)
+        for inst in cup["instances"]:
+            x1, y1, x2, y2 = inst["bbox"]
+            inside[max(0, y1 - 12) : y2 + 12, max(0, x1 - 12) : x2 + 12] = True  # the coin, its shadow, its blur
+        # away from the coins the two photos agree up to noise; on the coins they differ
+        assert np.median(diff[~inside]) < 12
+        if cup["instances"]:
+            assert np.median(diff[inside]) > np.median(diff[~inside]) + 10
+    assert "empty" not in _manifest(dataset)["cups"][0]
 
 
 def test_first_index_draws_other_cups_of_the_same_mint(dataset: Path, tmp_path: Path) -> None:
