@@ -51,6 +51,7 @@ def test_json_contract_for_crop_folders(station, capsys: pytest.CaptureFixture[s
         assert 0.0 <= cup["p_correct"] <= 1.0
         assert cup["n_coins"] == 5 == len(cup["coins"])
         assert isinstance(cup["reasons"], list)
+        assert cup["unchecked"] == []  # crops: no frame to compare with an empty tray
         for coin in cup["coins"]:
             assert len(coin["bbox"]) == 4
             assert coin["match"] in PIPE_TYPES and coin["side"] in ("obverse", "reverse")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from station.controllers.overlay import (
     FLAG_HEX,
     PASS_BGR,
     PASS_HEX,
+    UNCHECKED_BGR,
     draw_cup_region,
     draw_evidence,
     summarise,
@@ -212,6 +214,12 @@ def test_outlines_are_coloured_by_each_coins_evidence(pipeline: NearestTypePipel
         assert (np.abs(row.astype(int) - colour).sum(axis=1) < 60).any(), f"coin {coin.index} not outlined"
     assert [c.suspicious for c in verdict.coins] == [False, True, False, False]
     assert np.array_equal(draw_evidence(image, None), image)
+    # what differs from the empty tray where nothing was found: a red box
+    box = (5, 5, 60, 50)
+    marked = draw_evidence(image, dataclasses.replace(verdict, unchecked=(box,)))
+    edge = marked[20, 4:8].reshape(-1, 3).astype(int)
+    assert (np.abs(edge - UNCHECKED_BGR).sum(axis=1) < 60).any()
+    assert np.array_equal(marked[:, 70:], drawn[:, 70:]) and not np.array_equal(marked, drawn)
     summary = summarise(verdict)
     assert (summary.headline, summary.colour) == ("FLAG", FLAG_HEX)
     assert summary.reason.startswith("Coin 2 looks like") and "supervisor" in summary.reason
