@@ -16,6 +16,7 @@ certified on what the rules let through.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +169,7 @@ def train_voter(
     rounds: int = 300,
     params: dict[str, Any] | None = None,
     init_model: Voter | None = None,
+    negative_weight: float = 1.0,
 ) -> Voter:
     """Train the voter on labelled pairs.
 
@@ -183,6 +185,9 @@ def train_voter(
         params: LightGBM parameters overriding :data:`DEFAULT_PARAMS`.
         init_model: continue boosting from this voter (its trees are kept, ``rounds`` more are fitted to the
             new rows' residuals), so a refit on a few hundred station labels starts from what it knew.
+        negative_weight: weight of each wrong pair against ``1`` for a correct one. A wrong PASS costs far more
+            than a FLAG, and only the best-scored pairs are ever accepted: a weight above 1 pushes the wrong pairs
+            that look right down the ranking, where the threshold is chosen.
 
     Returns:
         The trained voter.
@@ -202,8 +207,11 @@ def train_voter(
                 valid = None
     if y.size == 0 or y.min() == y.max():
         raise ValueError("the voter needs both correct and wrong pairs to train")
+    if not (math.isfinite(negative_weight) and negative_weight > 0):
+        raise ValueError(f"the negative weight must be > 0, got {negative_weight}")
     p = {**DEFAULT_PARAMS, **(params or {})}
-    train = lgb.Dataset(x, label=y, feature_name=names, free_raw_data=True)
+    weight = np.where(y > 0, 1.0, negative_weight) if negative_weight != 1.0 else None
+    train = lgb.Dataset(x, label=y, weight=weight, feature_name=names, free_raw_data=True)
     callbacks: list[Any] = []
     valid_sets = []
     if valid is not None:
@@ -222,5 +230,7 @@ def train_voter(
     )
     if valid is not None and booster.best_iteration > 0:
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-    info = {"rows": int(x.shape[0]), "positives": int(y.sum()), "rounds": int(booster.num_trees())}
+    info: dict[str, Any] = {"rows": int(x.shape[0]), "positives": int(y.sum()), "rounds": int(booster.num_trees())}
+    if negative_weight != 1.0:
+        info["negative_weight"] = negative_weight
     return Voter(booster, tuple(names), info)

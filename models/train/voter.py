@@ -713,6 +713,8 @@ class TrainConfig:
         rounds: most boosting rounds.
         extra_negatives: more family and random wrong candidates per pure training cup.
         virtual: training cups made from the coins of the rendered pure cups (:func:`virtual_cups`).
+        negative_weight: weight of each wrong training pair against 1 for a correct one
+            (:func:`models.voter.train_voter`).
     """
 
     data: Path
@@ -729,6 +731,7 @@ class TrainConfig:
     rounds: int = 400
     extra_negatives: int = 2
     virtual: int = 0
+    negative_weight: float = 1.0
 
 
 @dataclass
@@ -873,7 +876,9 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     va = pair_table(cache, view, val_pairs, pooler, progress=progress, desc="features (val)") if val_pairs else None
     names = FEATURES if tr.has_templates else EMBEDDING_FEATURES
     valid = (va.columns(names), va.y) if va is not None and len(set(va.y)) == 2 else None
-    voter = train_voter(tr.columns(names), tr.y, names, valid=valid, rounds=cfg.rounds)
+    voter = train_voter(
+        tr.columns(names), tr.y, names, valid=valid, rounds=cfg.rounds, negative_weight=cfg.negative_weight
+    )
     # 3) calibration
     if cfg.data_cal is not None:
         cal_cache, cal_view, cal_mint = load_split(cfg.data_cal, embedder, cfg, detector, progress)
@@ -911,6 +916,7 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         "extra_negatives": cfg.extra_negatives,
         "virtual_cups": cfg.virtual,
         "virtual_pairs": n_virtual_pairs,
+        "negative_weight": cfg.negative_weight,
     }
     bundle = Bundle(
         root=cfg.out,

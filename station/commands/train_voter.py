@@ -46,6 +46,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="also train on N cups made from the coins of the rendered pure cups (default 0)",
     )
+    p.add_argument(
+        "--negative-weight",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="weight of each wrong pair against 1 for a correct one (default 1); above 1 the wrong pairs that look "
+        "right are pushed down the ranking, where the threshold is chosen",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -64,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--target and --delta must be in (0, 1)")
     if args.virtual < 0:
         raise CliError(f"--virtual must be >= 0, got {args.virtual}")
+    if not args.negative_weight > 0:
+        raise CliError(f"--negative-weight must be > 0, got {args.negative_weight}")
     out = Path(args.out)
     cfg = TrainConfig(
         data=data,
@@ -77,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         delta=args.delta,
         max_cups=args.max_cups,
         virtual=args.virtual,
+        negative_weight=args.negative_weight,
         seed=args.seed,
     )
     try:

@@ -114,3 +114,20 @@ def test_voter_round_trips_through_text(tmp_path) -> None:
 def test_train_voter_rejects_degenerate_labels(x, y, message) -> None:
     with pytest.raises(ValueError, match=message):
         train_voter(x, y, ["a", "b", "c"])
+
+
+def test_heavier_negatives_lower_the_scores_of_wrong_pairs_that_look_right() -> None:
+    # one feature; wrong pairs overlap the correct ones in its upper range
+    rng = np.random.default_rng(4)
+    good = rng.normal(1.0, 0.5, 3000)
+    bad = rng.normal(0.0, 0.5, 3000)
+    x = np.concatenate([good, bad])[:, None]
+    y = np.concatenate([np.ones(3000, bool), np.zeros(3000, bool)])
+    plain = train_voter(x, y, ["s"], rounds=60)
+    heavy = train_voter(x, y, ["s"], rounds=60, negative_weight=5.0)
+    assert heavy.info["negative_weight"] == 5.0 and "negative_weight" not in plain.info
+    grid = np.linspace(-0.5, 1.5, 9)[:, None]
+    assert np.all(heavy.predict(grid) <= plain.predict(grid) + 1e-9)
+    assert heavy.predict(np.array([[0.5]]))[0] < plain.predict(np.array([[0.5]]))[0] - 0.2  # where they overlap
+    with pytest.raises(ValueError, match="negative weight"):
+        train_voter(x, y, ["s"], negative_weight=0.0)
