@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
         orders: order numbers → types (default: none, types are chosen directly).
         sound: the verdict's sound cue (default: spoken when ``config.sound``, else silent).
         clock: monotonic seconds for the preview's frame rate and the outlines' hold time.
+        home: the station home: the operator can photograph the empty tray into it (``None``: no such button).
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         sound: SoundCue | None = None,
         clock: Clock = time.monotonic,
         parent: QWidget | None = None,
+        home: Path | None = None,
     ) -> None:
         super().__init__(parent)
         self.config = config
@@ -100,10 +102,13 @@ class MainWindow(QMainWindow):
             cup_region=None
             if config.cup_region is None
             else (config.cup_region.cx, config.cup_region.cy, config.cup_region.radius),
+            home=home,
         )
         self._worker: WorkerThread = start_worker(pipeline, repository)
         worker = self._worker.worker
         self.controller.check_requested.connect(worker.check)
+        self.controller.empty_tray_requested.connect(worker.take_empty_tray)
+        worker.empty_tray_done.connect(self.controller.show_empty_tray)
         worker.verdict_ready.connect(self.controller.show_verdict)
         worker.check_failed.connect(self.controller.show_failure)
         worker.nothing_seen.connect(self.controller.nothing_seen)
@@ -355,13 +360,17 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         operator_name = operator.name
     source = open_source(config.camera)
     if not demo:
-        return MainWindow(pipeline, repository, source, config, operator=operator_name, catalog=catalog, orders=orders)
+        return MainWindow(
+            pipeline, repository, source, config, operator=operator_name, catalog=catalog, orders=orders, home=home
+        )
 
     from station.camera import SimulatorSource
     from station.demo import DemoDriver
 
     assert isinstance(source, SimulatorSource)
-    window = MainWindow(pipeline, repository, source, config, operator=operator_name, catalog=catalog, orders=orders)
+    window = MainWindow(
+        pipeline, repository, source, config, operator=operator_name, catalog=catalog, orders=orders, home=home
+    )
     view, controller = window.view, window.controller
 
     def choose(type_id: str, cup: str) -> None:

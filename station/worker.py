@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -82,6 +83,14 @@ class CheckRequest:
     operator: str
     station: str
     auto: bool = False
+
+
+@dataclass(frozen=True)
+class EmptyTrayRequest:
+    """A frame to keep as the station's empty-tray photo, and the station home to store it in."""
+
+    frame: Frame
+    home: Path
 
 
 @dataclass(frozen=True)
@@ -159,12 +168,14 @@ class InferenceWorker(QObject):
         check_failed(str): the pipeline raised; the message is for the operator.
         stored(StoreResult): the verdict was written, journalled, or refused.
         nothing_seen(CheckRequest): an automatic check found no coin; nothing was logged.
+        empty_tray_done(bool, str): an empty-tray photo was stored (``True``) or refused, with a sentence.
     """
 
     verdict_ready = Signal(object)
     check_failed = Signal(str)
     stored = Signal(object)
     nothing_seen = Signal(object)
+    empty_tray_done = Signal(bool, str)
 
     def __init__(self, pipeline: VerdictSource, sink: VerdictSink) -> None:
         super().__init__()
@@ -187,6 +198,22 @@ class InferenceWorker(QObject):
         result = CheckResult(request, verdict, (time.perf_counter() - t0) * 1000.0)
         self.verdict_ready.emit(result)
         self.stored.emit(self._store(result))
+
+    @Slot(object)
+    def take_empty_tray(self, request: EmptyTrayRequest) -> None:
+        """Check, store and use a new empty-tray photo (runs in the worker's thread, between checks)."""
+        from station.empty_tray import EmptyTrayError, record_empty_tray
+
+        try:
+            message = record_empty_tray(self._pipeline, request.frame, request.home)
+        except EmptyTrayError as err:
+            self.empty_tray_done.emit(False, str(err)[0].upper() + str(err)[1:] + ".")
+            return
+        except Exception as err:  # a full disk, a detector failure: the operator must see it
+            _log.exception("empty-tray photo failed")
+            self.empty_tray_done.emit(False, f"The empty-tray photo failed: {err.__class__.__name__}: {err}")
+            return
+        self.empty_tray_done.emit(True, message)
 
     def _store(self, result: CheckResult) -> StoreResult:
         try:

@@ -8,6 +8,7 @@ database states come back through the worker's signals.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QIcon
@@ -21,7 +22,7 @@ from station.controllers.sound import Silent, SoundCue
 from station.controllers.stillness import StillnessGate
 from station.views.operator import OperatorView
 from station.views.widgets import PREVIEW_STYLE, Thumbnail, to_pixmap
-from station.worker import CheckRequest, CheckResult, DbState, StoreResult, cut_thumbnail
+from station.worker import CheckRequest, CheckResult, DbState, EmptyTrayRequest, StoreResult, cut_thumbnail
 
 OVERLAY_HOLD_S = 8.0
 """How long the coin outlines of a check stay on the live preview."""
@@ -42,18 +43,23 @@ class OperatorController(QObject):
         model_version: shown in the status bar until the first verdict names one.
         cup_region: the cup's inner circle ``(cx, cy, radius)`` in frame pixels, drawn as a guide.
         auto_check: checks a cup by itself when this gate fires (``None``: only Space checks).
+        home: the station home, where the empty-tray photo is kept (``None``: the button is hidden).
 
     Signals:
         check_requested(CheckRequest): a cup to judge (connect to the inference worker).
         verdict_shown(CheckResult): the banner shows a verdict.
         store_shown(StoreResult): the status bar shows the database state after a write.
         camera_state_changed(bool): the window shows the camera as lost (``True``) or back (``False``).
+        empty_tray_requested(EmptyTrayRequest): a frame to keep as the empty tray (connect to the worker).
+        empty_tray_shown(bool, str): the answer to it is on screen.
     """
 
     check_requested = Signal(object)
     verdict_shown = Signal(object)
     store_shown = Signal(object)
     camera_state_changed = Signal(bool)
+    empty_tray_requested = Signal(object)
+    empty_tray_shown = Signal(bool, str)
 
     def __init__(
         self,
@@ -68,6 +74,7 @@ class OperatorController(QObject):
         model_version: str = "",
         cup_region: tuple[float, float, float] | None = None,
         auto_check: StillnessGate | None = None,
+        home: Path | None = None,
     ) -> None:
         super().__init__()
         self.view = view
@@ -98,6 +105,9 @@ class OperatorController(QObject):
         view.type_list.currentItemChanged.connect(self._type_clicked)
         view.type_list.itemActivated.connect(lambda _item: view.preview.setFocus())  # Enter / double-click: done
         view.check_button.clicked.connect(self.check)
+        self._home = home
+        view.empty_tray_button.setVisible(home is not None)
+        view.empty_tray_button.clicked.connect(self.take_empty_tray)
         self.filter_types("")
 
     # -- choosing the expected type ---------------------------------------------------------------------------
@@ -246,6 +256,32 @@ class OperatorController(QObject):
             CheckRequest(self._frame, self.expected_type, self.order, self.operator, self.station, auto)
         )
         return True
+
+    @Slot()
+    def take_empty_tray(self) -> bool:
+        """Ask the worker to keep the frame in view as the empty tray; return whether it was asked."""
+        if self._home is None or self.busy:
+            return False
+        if self._frame is None or self._camera_lost:
+            self._refuse("No camera image: wait for the camera, then photograph the empty tray again.")
+            return False
+        self.busy = True
+        self.view.check_button.setEnabled(False)
+        self.view.empty_tray_button.setEnabled(False)
+        self.view.banner.show_state("EMPTY TRAY…", IDLE_HEX)
+        self.view.reason.setText("Looking for anything left on the tray.")
+        self.empty_tray_requested.emit(EmptyTrayRequest(self._frame, self._home))
+        return True
+
+    @Slot(bool, str)
+    def show_empty_tray(self, ok: bool, message: str) -> None:
+        """Show the answer to :meth:`take_empty_tray`."""
+        self.busy = False
+        self.view.check_button.setEnabled(not self._camera_lost)
+        self.view.empty_tray_button.setEnabled(True)
+        self.view.banner.show_state("READY" if ok else "—", IDLE_HEX)
+        self.view.reason.setText(message)
+        self.empty_tray_shown.emit(ok, message)
 
     def _refuse(self, message: str) -> None:
         self.view.reason.setText(message)

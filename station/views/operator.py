@@ -97,6 +97,12 @@ class OperatorView(QWidget):
         self.check_button = QPushButton("Check cup  [Space]")
         self.check_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.check_button.setMinimumHeight(56)
+        self.empty_tray_button = QPushButton("Photograph the empty tray")
+        self.empty_tray_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.empty_tray_button.setToolTip(
+            "Take everything off the tray first. Every cup is then compared with this photo, and whatever "
+            "differs where no coin was found flags the cup."
+        )
 
         self.thumbs = ThumbnailStrip(170, margins=(4, 4, 4, 4))
 
@@ -125,6 +131,7 @@ class OperatorView(QWidget):
         rv.addWidget(self.reason)
         rv.addWidget(self.detail)
         rv.addWidget(self.check_button)
+        rv.addWidget(self.empty_tray_button)
         rv.addWidget(_section("Enrolled types"))
         rv.addWidget(self.type_filter)
         rv.addWidget(self.type_list, 1)

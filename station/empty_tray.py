@@ -1,0 +1,47 @@
+"""Taking the station's empty-tray photo from the live camera (no Qt here).
+
+Every cup is compared with this photo (:mod:`models.foreground`), so it must show the tray with nothing in it:
+the detector looks first, and a photo in which it finds any coin or object is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from calibration.camera import save_empty_tray
+from models.types import Frame
+
+
+class EmptyTrayError(ValueError):
+    """The photo cannot serve as the empty tray (something lies in it, or the model cannot use one)."""
+
+
+def record_empty_tray(pipeline: Any, frame: Frame, home: Path) -> str:
+    """Check that ``frame`` shows an empty tray, store it in ``home`` and hand it to ``pipeline``.
+
+    Args:
+        pipeline: the station's :class:`models.pipeline.Pipeline` (anything with ``detector`` and ``empty_tray``).
+        frame: the camera frame.
+        home: the station home (``empty_tray.png`` is written there atomically).
+
+    Returns:
+        A sentence for the operator.
+
+    Raises:
+        EmptyTrayError: the detector finds something in the frame, or the pipeline takes no empty tray.
+    """
+    detector = getattr(pipeline, "detector", None)
+    if detector is None or not hasattr(pipeline, "empty_tray"):
+        raise EmptyTrayError("this model does not compare cups with an empty tray")
+    found = detector.detect(frame)
+    if found:
+        n_coins = sum(1 for i in found if i.is_coin)
+        n_objects = len(found) - n_coins
+        seen = ", ".join(
+            f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((n_coins, "coin"), (n_objects, "object")) if n
+        )
+        raise EmptyTrayError(f"the tray is not empty ({seen} seen): clear it, then take the photo again")
+    path = save_empty_tray(frame.image, home)
+    pipeline.empty_tray = frame.image.copy()
+    return f"Empty-tray photo saved ({path.name}): every cup is now compared with it."

@@ -1,0 +1,94 @@
+"""Photographing the empty tray from the station: refused while anything lies in it, then used for every cup."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from calibration.camera import load_empty_tray
+from db.spool import SpoolingRepository
+from models.bundle import load_bundle
+from models.detector import Detector
+from models.pipeline import Pipeline
+from models.synth.mint import generate_mint
+from models.synth.scene import SceneAssets, SceneOptions, render_cup
+from models.types import CupKind, Frame
+from station.app import MainWindow
+from station.camera import FolderSource
+from station.config import StationConfig
+from station.controllers.catalog import TypeCatalog
+from station.empty_tray import EmptyTrayError, record_empty_tray
+from tests.models.embed_helpers import write_tiny_checkpoint
+from tests.models.verdict_world import enrolled_gallery, write_bundle
+from tests.station.conftest import OPERATOR, SteppingClock
+from tests.station.nearest_type_pipeline import NearestTypePipeline
+
+
+@pytest.fixture(scope="module")
+def real_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    folder = tmp_path_factory.mktemp("bundle")
+    path, embedder = write_bundle(folder, embedder_file=write_tiny_checkpoint(folder / "embedder.pt"))
+    return Pipeline.from_parts(
+        load_bundle(path), enrolled_gallery(embedder), embedder=embedder, detector=Detector.load()
+    )
+
+
+def test_an_empty_tray_is_kept_and_a_tray_with_coins_refused(real_pipeline: Pipeline, tmp_path: Path) -> None:
+    assets = SceneAssets(generate_mint(12, 3))
+    opts = SceneOptions(image_size=480, kind_weights={CupKind.PURE: 1.0}, max_coins=6, empty_reference=True)
+    scene = render_cup(assets, 31, 2, opts)
+    assert scene.empty is not None and scene.instances
+    home = tmp_path / "home"
+    with pytest.raises(EmptyTrayError, match=r"the tray is not empty \(\d+ coins? seen\)"):
+        record_empty_tray(real_pipeline, Frame(scene.image), home)
+    assert load_empty_tray(home) is None and real_pipeline.empty_tray is None
+    message = record_empty_tray(real_pipeline, Frame(scene.empty), home)
+    assert "every cup is now compared with it" in message
+    stored = load_empty_tray(home)
+    assert stored is not None and np.array_equal(stored, scene.empty)
+    assert real_pipeline.empty_tray is not None and np.array_equal(real_pipeline.empty_tray, scene.empty)
+    real_pipeline.empty_tray = None
+
+
+def test_a_model_without_a_detector_takes_no_empty_tray(pipeline: NearestTypePipeline, tmp_path: Path) -> None:
+    with pytest.raises(EmptyTrayError, match="does not compare cups with an empty tray"):
+        record_empty_tray(pipeline, Frame(np.zeros((64, 64, 3), np.uint8)), tmp_path)
+
+
+@pytest.fixture
+def window_with_home(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    station_config: StationConfig,
+    replay_dir: Path,
+    clock: SteppingClock,
+    tmp_path: Path,
+) -> Iterator[MainWindow]:
+    source = FolderSource(replay_dir, clock=clock, hold_s=60.0)
+    win = MainWindow(
+        pipeline, spooling, source, station_config, operator=OPERATOR, catalog=catalog, clock=clock, home=tmp_path
+    )
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(win.view.preview.has_image, timeout=30_000)
+    yield win
+    win.shutdown()
+
+
+def test_the_button_asks_the_worker_and_shows_its_answer(qtbot: QtBot, window_with_home: MainWindow) -> None:
+    win = window_with_home
+    assert win.view.empty_tray_button.isVisible()
+    with qtbot.waitSignal(win.controller.empty_tray_shown, timeout=30_000) as shown:
+        qtbot.mouseClick(win.view.empty_tray_button, Qt.MouseButton.LeftButton)
+    ok, message = shown.args
+    # the stand-in model has no detector: the worker says so, and the window is usable again
+    assert not ok and "does not compare cups with an empty tray" in message
+    assert win.view.reason.text() == message
+    assert win.view.check_button.isEnabled() and win.view.empty_tray_button.isEnabled()
