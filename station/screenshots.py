@@ -149,7 +149,7 @@ def capture(
         repository.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
         repository.add_operator(SUPERVISOR, Role.SUPERVISOR, SUPERVISOR_PIN)
         spooling = SpoolingRepository(repository)
-        win = MainWindow(pipeline, spooling, source, config, operator=OPERATOR, catalog=catalog)
+        win = MainWindow(pipeline, spooling, source, config, operator=OPERATOR, catalog=catalog, home=home)
         win.resize(1380, 860)
         win.show()
         for decision, name in ((Decision.PASS, "operator_pass.png"), (Decision.FLAG, "operator_flag.png")):

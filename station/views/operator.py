@@ -28,6 +28,7 @@ QListWidget::item:selected { background: #2f6db5; color: white; }
 QPushButton { background: #2f6db5; color: white; border: none; border-radius: 6px; padding: 10px 18px;
               font-size: 20px; }
 QPushButton:disabled { background: #3c434e; color: #8a919b; }
+QPushButton#secondary { background: #3c434e; color: #c8ccd2; font-size: 14px; padding: 6px 12px; }
 QStatusBar { background: #14171b; color: #c8ccd2; font-size: 14px; }
 QStatusBar QLabel { padding: 0 10px; border-left: 1px solid #3c434e; }
 QLabel#section { color: #8a919b; font-size: 13px; font-weight: bold; letter-spacing: 1px; }
@@ -98,6 +99,7 @@ class OperatorView(QWidget):
         self.check_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.check_button.setMinimumHeight(56)
         self.empty_tray_button = QPushButton("Photograph the empty tray")
+        self.empty_tray_button.setObjectName("secondary")
         self.empty_tray_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.empty_tray_button.setToolTip(
             "Take everything off the tray first. Every cup is then compared with this photo, and whatever "
