@@ -939,6 +939,104 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     return TrainResult(path, choice, summary)
 
 
+def recalibrate(
+    bundle_path: Path | None,
+    data_cal: Path,
+    out: Path,
+    cache: Path,
+    *,
+    max_cups: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Certify a bundle's threshold again on calibration cups cut by the pipeline as it runs now.
+
+    The guarantee holds for the pipeline that cut the calibration cups. When the detector or the cutting changes
+    (weights, thresholds, the auto-scale pass) but the voter does not, the voter's scores on the stored pairs no
+    longer describe the station: this re-cuts the calibration data set, re-scores it with the bundle's own pooler
+    and voter (nothing is refit), chooses the threshold for the bundle's target and delta, and writes a new bundle
+    (new version) with the new calibration pairs.
+
+    Args:
+        bundle_path: the bundle to recalibrate (``None``: the shipped one).
+        data_cal: calibration data set (``cupcheck synth``; the cups the bundle was calibrated on, or others).
+        out: folder of the new bundle; the voter and pooler files are copied there when it is another folder.
+        cache: cache folder for embeddings and galleries.
+        max_cups: only the first cups (quick runs).
+        progress: tqdm bars.
+
+    Raises:
+        FileNotFoundError: the data set or a model file is missing.
+        ValueError: the data set lacks the template signatures the voter needs.
+    """
+    import shutil
+
+    from models.bundle import load_bundle
+    from models.voter import Voter
+
+    bundle = load_bundle(bundle_path)
+    emb_file = bundle.path(bundle.embedder_file)
+    embedder = Embedder.load(emb_file if emb_file is not None else EMBEDDER_DEFAULT, threads=1)
+    instances = str(bundle.train.get("instances", "gt"))
+    detector = None
+    if instances == "detector":
+        from models.detector import Detector
+
+        detector = Detector.load(bundle.path(bundle.detector_dir))
+    pooler_path, voter_path = bundle.path(bundle.pooler_file), bundle.path(bundle.voter_file)
+    assert pooler_path is not None and voter_path is not None
+    pooler = SetPooler.load(pooler_path)
+    voter = Voter.load(voter_path)
+    seed = int(bundle.train.get("seed", 0))
+    cfg = TrainConfig(data=data_cal, out=out, cache=cache, instances=instances, max_cups=max_cups, seed=seed)
+    cal_cache, cal_view, cal_mint = load_split(data_cal, embedder, cfg, detector, progress)
+    cal_pairs = make_pairs(cal_cache, cal_mint, seed=seed + 2)
+    cal = pair_table(
+        cal_cache, cal_view, cal_pairs, pooler, gem_p=bundle.preprocess.gem_p, progress=progress, desc="features (cal)"
+    )
+    if set(TEMPLATE_FEATURES) & set(bundle.features) and not cal.has_templates:
+        raise ValueError("the voter needs template signatures but the calibration cups carry none")
+    x = cal.columns(bundle.features)
+    scores = voter.predict(x)
+    choice = choose_threshold(scores, cal.y, target=bundle.threshold.target, delta=bundle.threshold.delta)
+    out.mkdir(parents=True, exist_ok=True)
+    for src in (voter_path, pooler_path):
+        if src.resolve() != (out / src.name).resolve():
+            shutil.copy2(src, out / src.name)
+    save_calibration_features(out / CALIBRATION_FEATURES, x, cal.y, bundle.features)
+    previous = {
+        "version": bundle.version,
+        "threshold": bundle.threshold.threshold,
+        "cal_pairs": int(bundle.cal_scores.size),
+    }
+    summary = {
+        **bundle.train,
+        "data_cal": str(data_cal),
+        "cal_pairs": len(cal.pairs),
+        "cal_positive": int(cal.y.sum()),
+        "recalibrated_from": previous,
+        "calibration_detector": detector.version if detector is not None else "",
+    }
+    new = Bundle(
+        root=out,
+        embedder_file=_stored_path(bundle.path(bundle.embedder_file), EMBEDDER_DEFAULT, out),
+        embedder_version=bundle.embedder_version,
+        detector_dir=_stored_path(bundle.path(bundle.detector_dir), DETECTOR_DEFAULT, out),
+        detector_version=bundle.detector_version,
+        voter_file=voter_path.name,
+        voter_sha256=bundle.voter_sha256,
+        pooler_file=pooler_path.name,
+        pooler_sha256=bundle.pooler_sha256,
+        features=bundle.features,
+        preprocess=bundle.preprocess,
+        threshold=choice,
+        cal_scores=scores,
+        cal_correct=cal.y,
+        train=summary,
+    )
+    path = new.save(out / "verdict.json")
+    return TrainResult(path, choice, summary)
+
+
 CALIBRATION_FEATURES = "calibration.npz"
 """Beside a bundle: its calibration pairs' features, so a retrain can re-score them with a new voter."""
 

@@ -57,6 +57,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
+    r = subparsers.add_parser(
+        "recalibrate",
+        help="certify a bundle's threshold again on calibration cups cut by today's pipeline (no refit)",
+        description="Re-cut the calibration data set with the bundle's detector and embedder as they run now, "
+        "re-score it with the bundle's own voter, choose the threshold for its target precision and delta, and "
+        "write a new bundle (a new version) with the new calibration pairs. Needed whenever the cutting changed "
+        "after the voter was calibrated: the guarantee holds only for the pipeline that cut the calibration cups.",
+    )
+    r.add_argument("--data-cal", required=True, metavar="DIR", help="synthetic calibration data set")
+    r.add_argument("--out", required=True, metavar="DIR", help="folder of the new bundle (may be the bundle's own)")
+    r.add_argument("--bundle", default=None, metavar="FILE", help="bundle to recalibrate (default: the shipped one)")
+    r.add_argument("--cache", default=None, metavar="DIR", help="embedding cache (default: the user cache dir)")
+    r.add_argument("--max-cups", type=int, default=None, help="use only the first cups")
+    r.set_defaults(func=run_recalibrate)
+
 
 def run(args: argparse.Namespace) -> int:
     """Train and print the threshold and a JSON summary."""
@@ -96,4 +111,30 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from err
     print(result.choice.summary())
     print(json.dumps({"bundle": str(result.bundle_path), **result.summary}, indent=1))
+    return 0
+
+
+def run_recalibrate(args: argparse.Namespace) -> int:
+    """Recalibrate and print the new threshold and the bundle's path and version."""
+    from models.bundle import BundleError, load_bundle
+    from models.synth.textures import default_cache_dir
+    from models.train.voter import recalibrate
+
+    data = Path(args.data_cal)
+    if not (data / "manifest.json").is_file():
+        raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
+    try:
+        result = recalibrate(
+            None if args.bundle is None else Path(args.bundle),
+            data,
+            Path(args.out),
+            Path(args.cache) if args.cache else default_cache_dir() / "voter",
+            max_cups=args.max_cups,
+        )
+        version = load_bundle(result.bundle_path).version
+    except (FileNotFoundError, ValueError, BundleError) as err:
+        raise CliError(str(err)) from err
+    before = result.summary["recalibrated_from"]
+    print(result.choice.summary())
+    print(f"{before['version']} -> {version}: {result.bundle_path}")
     return 0

@@ -175,3 +175,32 @@ def test_detector_cut_cups_count_what_differs_from_the_empty_tray_as_objects(tmp
         assert cache.coins(i).n_objects == int(cache.n_objects[i] + cache.n_unexplained[i])
     joined = CupCache.concat([cache, cache])
     assert joined.n_unexplained is not None and joined.n_unexplained.tolist() == 2 * cache.n_unexplained.tolist()
+
+
+def test_recalibrate_certifies_the_bundle_again_on_cups_cut_today(tmp_path: Path) -> None:
+    from models.bundle import load_bundle
+    from models.train.voter import make_pairs, recalibrate
+    from models.voter import Voter
+    from tests.models.embed_helpers import write_tiny_checkpoint
+    from tests.models.verdict_world import write_bundle
+
+    cal = _write(tmp_path / "cal", seed=6, n_cups=10)
+    _write(cal / ENROL_DIR, seed=6, n_cups=12, first_index=1000)
+    old_path, _ = write_bundle(tmp_path / "old", embedder_file=write_tiny_checkpoint(tmp_path / "embedder.pt"))
+    result = recalibrate(old_path, cal, tmp_path / "new", tmp_path / "cache", progress=False)
+    old, new = load_bundle(old_path), load_bundle(result.bundle_path)
+    assert result.bundle_path == tmp_path / "new" / "verdict.json"
+    assert new.version != old.version and new.train["recalibrated_from"]["version"] == old.version
+    assert (new.threshold.target, new.threshold.delta) == (old.threshold.target, old.threshold.delta)
+    assert new.voter_sha256 == old.voter_sha256 and new.features == old.features  # nothing refit
+    cache = CupCache.load(next((tmp_path / "cache").glob("cups-cal-*.npz")))
+    pairs = make_pairs(cache, mint_of(cal), seed=2)
+    assert new.cal_scores.size == len(pairs) == result.summary["cal_pairs"]
+    assert new.cal_correct.tolist() == [p.correct for p in pairs]
+    # the scores are the bundle's own voter on the new pairs' features, kept beside it
+    stored = load_calibration_features(tmp_path / "new" / "calibration.npz", new.features)
+    assert stored is not None
+    voter = Voter.load(tmp_path / "new" / "voter.txt")
+    np.testing.assert_allclose(voter.predict(stored[0]), new.cal_scores, atol=1e-5)
+    emb = new.path(new.embedder_file)
+    assert emb is not None and emb.is_file()

@@ -1,0 +1,38 @@
+"""``cupcheck train recalibrate``: a new bundle certified on today's cuts, and clear errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.bundle import load_bundle
+from models.synth.dataset import SynthConfig, write_dataset
+from models.synth.scene import SceneOptions
+from models.train.voter import ENROL_DIR
+from models.types import CupKind
+from station.cli import main
+from tests.models.embed_helpers import write_tiny_checkpoint
+from tests.models.verdict_world import write_bundle
+
+SCENE = SceneOptions(image_size=256, max_coins=6, kind_weights={CupKind.PURE: 1.0})
+
+
+def test_recalibrate_writes_a_new_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cal = tmp_path / "cal"
+    write_dataset(SynthConfig(n_types=4, n_cups=6, seed=6, scene=SCENE, crop_size=64), cal, progress=False)
+    enrol = SynthConfig(n_types=4, n_cups=8, seed=6, scene=SCENE, crop_size=64, first_index=1000)
+    write_dataset(enrol, cal / ENROL_DIR, progress=False)
+    old, _ = write_bundle(tmp_path / "old", embedder_file=write_tiny_checkpoint(tmp_path / "embedder.pt"))
+    args = ["train", "recalibrate", "--data-cal", str(cal), "--bundle", str(old), "--cache", str(tmp_path / "c")]
+    assert main([*args, "--out", str(tmp_path / "new")]) == 0
+    out = capsys.readouterr().out
+    new = load_bundle(tmp_path / "new" / "verdict.json")
+    assert f"{load_bundle(old).version} -> {new.version}" in out
+    assert "threshold" in out.lower()
+
+
+def test_recalibrate_refuses_what_is_not_a_data_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["train", "recalibrate", "--data-cal", str(tmp_path), "--out", str(tmp_path / "new")])
+    assert status == 2
+    assert "is not a synthetic data set (manifest.json missing)" in capsys.readouterr().err
