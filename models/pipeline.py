@@ -120,7 +120,8 @@ class Pipeline:
         preprocess: crop size, minimum coins, focus floor.
         model_version: the bundle version recorded in every verdict.
         detector: instance source for :meth:`run` (``None``: only :meth:`run_crops` works).
-        empty_tray: the station's empty-tray photo; :meth:`run` then flags what differs from it unexplained.
+        empty_tray: the station's empty-tray photo; :meth:`run` then flags what differs from it unexplained (only
+            in frames of its size: a photo from another camera is not compared).
         cup_roi: the cup's interior (from the station's calibration); only differences inside it count.
     """
 
@@ -306,7 +307,8 @@ class Pipeline:
         t2 = time.perf_counter()
         timings = {"detect": (t1 - t0) * 1000, "crop": (t2 - t1) * 1000}
         unexplained: tuple[ForegroundRegion, ...] = ()
-        if self.empty_tray is not None:
+        if self.empty_tray is not None and self.empty_tray.shape == frame.image.shape:
+            # only a frame of the station's camera (same size as its empty-tray photo) is compared with it
             unexplained = unexplained_regions(frame.image, self.empty_tray, instances, self.cup_roi)
             timings["foreground"] = (time.perf_counter() - t2) * 1000
         return self._observe(instances, [c.image for c in crops], [c.mask for c in crops], timings, unexplained)

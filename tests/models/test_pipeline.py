@@ -158,6 +158,10 @@ def test_what_differs_from_the_empty_tray_where_nothing_was_found_flags_the_cup(
     x1, y1, x2, y2 = w.unchecked[0]
     assert abs((x1 + x2) / 2 - 214) < 20 and abs((y1 + y2) / 2 - 214) < 20
     assert any(r.startswith("something at (21") and "empty tray" in r for r in w.reasons), w.reasons
+    # a photo of another size (not the station's camera) is not compared with the tray
+    other = checked.with_threshold(checked.threshold)
+    other.empty_tray = np.ascontiguousarray(tray[:200])
+    assert other.run(Frame(image=frame), "t0009").unchecked == ()
     # without the empty-tray photo nothing is compared
     plain = checked.with_threshold(checked.threshold)
     plain.empty_tray = None
