@@ -658,7 +658,8 @@ def bench_verdict(
 ) -> BenchResult:
     """Time :meth:`Pipeline.run` on one synthetic pure cup of ``n_coins`` coins against the bare detector.
 
-    The cup is rendered by the synthetic scene generator; the gallery holds rendered references of its mint.
+    The cup is rendered by the synthetic scene generator, with its empty-tray photo, which the pipeline compares
+    it with (as a station with an empty-tray photo does); the gallery holds rendered references of its mint.
     Every timing is the median of ``repeats`` runs after one warm-up run.
     """
     import statistics
@@ -679,7 +680,7 @@ def bench_verdict(
     detector = Detector.load(bundle.path(bundle.detector_dir))
     mint = generate_mint(30, seed)
     assets = SceneAssets(mint)
-    opts = SceneOptions(kind_weights={CupKind.PURE: 1.0}, max_coins=n_coins)
+    opts = SceneOptions(kind_weights={CupKind.PURE: 1.0}, max_coins=n_coins, empty_reference=True)
     scene = None
     for index in range(500):
         cand = render_cup(assets, seed, index, opts)
@@ -690,7 +691,15 @@ def bench_verdict(
         raise RuntimeError(f"no synthetic cup with {n_coins} coins found")
     gallery = reference_gallery(mint, embedder, per_side=3, progress=False)
     catalogue = {t.id: _type_info(t.id, t.diameter_mm) for t in mint.types}
-    pipe = Pipeline.from_parts(bundle, gallery, embedder=embedder, catalogue=catalogue, detector=detector)
+    pipe = Pipeline.from_parts(
+        bundle,
+        gallery,
+        embedder=embedder,
+        catalogue=catalogue,
+        detector=detector,
+        empty_tray=scene.empty,
+        cup_roi=scene.tray,
+    )
     frame = Frame(image=scene.image, source="bench")
     expected = str(scene.expected_type)
 
