@@ -57,10 +57,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="measure pixels per millimetre from a reference image",
         description="Measure the camera's pixels per millimetre from an image of a reference (a coin of known "
         "diameter, a printed checkerboard or ArUco marker) and store calibration.json in the station home.",
-        epilog="example: cupcheck calibrate coin.png --reference-mm 23.25 --overlay found.png",
+        epilog="examples: cupcheck calibrate coin.png --reference-mm 23.25 --overlay found.png; "
+        "cupcheck calibrate --empty-tray empty.png (only a new empty-tray photo, the calibration kept)",
     )
-    parser.add_argument("image", help="calibration image: the reference lying where the coins will lie")
-    ref = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument(
+        "image", nargs="?", default=None, help="calibration image: the reference lying where the coins will lie"
+    )
+    ref = parser.add_mutually_exclusive_group()
     ref.add_argument("--reference-mm", type=_positive, metavar="MM", help="diameter of one reference coin")
     ref.add_argument(
         "--checkerboard", type=_pattern, metavar="COLSxROWS", help="printed checkerboard, INNER corners (7x5)"
@@ -101,6 +104,16 @@ def run(args: argparse.Namespace) -> int:
         save_empty_tray,
     )
 
+    has_ref = args.reference_mm is not None or args.checkerboard is not None or args.aruco_mm is not None
+    if args.image is None:
+        if args.empty_tray is None or has_ref or args.roi is not None or args.no_roi or args.overlay:
+            raise CliError(
+                "give a calibration image with --reference-mm, --checkerboard or --aruco-mm, "
+                "or --empty-tray IMAGE alone to take a new empty-tray photo"
+            )
+        return _empty_tray_only(args)
+    if not has_ref:
+        raise CliError("the calibration image needs --reference-mm, --checkerboard or --aruco-mm")
     if args.checkerboard is not None and args.square_mm is None:
         raise CliError("--checkerboard needs --square-mm")
     if args.checkerboard is None and args.square_mm is not None:
@@ -145,4 +158,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"saved {path}", file=sys.stderr)
         if empty_path is not None:
             print(f"saved the empty-tray photo {empty_path}", file=sys.stderr)
+    return 0
+
+
+def _empty_tray_only(args: argparse.Namespace) -> int:
+    """Store a new empty-tray photo and keep the calibration; its size must match the calibration image's."""
+    from calibration.camera import CalibrationError, load_calibration, read_image, save_empty_tray
+
+    home = resolve_home(args.home)
+    try:
+        empty = read_image(args.empty_tray)
+        calibration = load_calibration(home)
+    except (CalibrationError, ValueError) as err:
+        raise CliError(str(err)) from err
+    if calibration is not None and (calibration.image_width, calibration.image_height) != (
+        empty.shape[1],
+        empty.shape[0],
+    ):
+        raise CliError(
+            f"the empty-tray photo {args.empty_tray} is {empty.shape[1]}x{empty.shape[0]} px but the station was "
+            f"calibrated on {calibration.image_width}x{calibration.image_height}: take it with the station's camera"
+        )
+    path = save_empty_tray(empty, home)
+    if args.json:
+        print(json.dumps({"empty_tray": str(path)}))
+    else:
+        print(f"saved the empty-tray photo {path}")
     return 0

@@ -114,7 +114,6 @@ def test_user_errors_exit_2(
 @pytest.mark.parametrize(
     "extra",
     [
-        [],  # no reference at all
         ["--reference-mm", "-3"],
         ["--checkerboard", "7by5", "--square-mm", "10"],
         ["--reference-mm", "23.25", "--roi", "1,2"],
@@ -157,3 +156,29 @@ def test_the_empty_tray_photo_is_stored_beside_the_calibration(
     empty_tray_path(home).write_bytes(b"broken")
     with pytest.raises(CalibrationError, match="take the empty-tray photo again"):
         load_empty_tray(home)
+
+
+def test_a_new_empty_tray_photo_alone_keeps_the_calibration(
+    coin_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "station"
+    assert main(["calibrate", str(coin_png), "--reference-mm", str(EURO_1_MM), "--home", str(home)]) == 0
+    before = (home / "calibration.json").read_bytes()
+    capsys.readouterr()
+    tray = np.clip(textured_background(np.random.default_rng(4), 480, 640), 0, 255).astype(np.uint8)
+    empty_png = tmp_path / "empty.png"
+    cv2.imwrite(str(empty_png), tray)
+    assert main(["calibrate", "--empty-tray", str(empty_png), "--home", str(home)]) == 0
+    assert str(empty_tray_path(home)) in capsys.readouterr().out
+    stored = load_empty_tray(home)
+    assert stored is not None and np.array_equal(stored, tray)
+    assert (home / "calibration.json").read_bytes() == before
+    # another size than the calibration image, nothing at all, or a reference without an image: refused
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), tray[:100, :100])
+    assert main(["calibrate", "--empty-tray", str(small), "--home", str(home)]) == 2
+    assert "but the station was calibrated on 640x480" in capsys.readouterr().err
+    assert main(["calibrate", "--home", str(home)]) == 2
+    assert "--empty-tray IMAGE alone" in capsys.readouterr().err
+    assert main(["calibrate", str(coin_png), "--home", str(home)]) == 2
+    assert "needs --reference-mm" in capsys.readouterr().err
