@@ -273,20 +273,8 @@ class CameraCalibration:
 
     def save(self, path: str | Path) -> Path:
         """Write JSON atomically (temporary file in the same folder, then ``os.replace``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=2, allow_nan=False)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        return _write_atomic(Path(path), text.encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | Path) -> CameraCalibration:
@@ -304,6 +292,22 @@ class CameraCalibration:
         if not isinstance(data, dict):
             raise CalibrationError(f"{path}: expected a JSON object")
         return cls.from_dict(data)
+
+
+def _write_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def calibration_path(home: str | Path) -> Path:
@@ -344,19 +348,7 @@ def save_empty_tray(image: npt.NDArray[Any], home: str | Path) -> Path:
     ok, enc = cv2.imencode(".png", image)
     if not ok:
         raise CalibrationError("could not encode the empty-tray photo")
-    path = empty_tray_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(enc.tobytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _write_atomic(empty_tray_path(home), enc.tobytes())
 
 
 def load_empty_tray(home: str | Path) -> UInt8Array | None:

@@ -22,7 +22,7 @@ with any of them ("something at (x, y) was not checked").
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -93,14 +93,14 @@ class ForegroundRegion:
     contrast: float
 
 
-def _blurred(image: UInt8Array, size: tuple[int, int], sigma: float) -> np.ndarray:
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    return np.asarray(cv2.GaussianBlur(small, (0, 0), sigma) if sigma > 0 else small, np.float32)
+def _blurred(small: UInt8Array, sigma: float) -> np.ndarray:
+    f = small.astype(np.float32)
+    return np.asarray(cv2.GaussianBlur(f, (0, 0), sigma) if sigma > 0 else f, np.float32)
 
 
-def _relief(image: UInt8Array, size: tuple[int, int]) -> np.ndarray:
+def _relief(small: UInt8Array) -> np.ndarray:
     """Local edge energy: the band-passed grey level's magnitude, smoothed (the texture a surface shows)."""
-    grey = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
     band = cv2.GaussianBlur(grey, (0, 0), 0.8) - cv2.GaussianBlur(grey, (0, 0), 2.5)
     return np.asarray(cv2.GaussianBlur(np.abs(band), (0, 0), 2.0), np.float32)
 
@@ -160,6 +160,21 @@ def _max_channel_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.max(cv2.max(c0, c1), c2), np.float32)
 
 
+def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.asarray(cv2.absdiff(a, b), np.float32)
+
+
+def _min_over_shifts(
+    a: np.ndarray, b: np.ndarray, k: int, dist: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Per pixel, the smallest ``dist(a, b shifted)`` over every shift of ``b`` by up to ``k`` pixels."""
+    out = np.full(a.shape[:2], np.inf, np.float32)
+    for dy in range(-k, k + 1):
+        for dx in range(-k, k + 1):
+            np.minimum(out, dist(a, _shifted(b, dx, dy)), out=out)
+    return out
+
+
 def unexplained_regions(
     frame: UInt8Array,
     empty: UInt8Array,
@@ -191,8 +206,10 @@ def unexplained_regions(
     s = settings.scale
     sw, sh = max(8, round(w * s)), max(8, round(h * s))
     fx, fy = w / sw, h / sh
-    f_img = _blurred(frame, (sw, sh), settings.blur_sigma)
-    e_img = _blurred(empty, (sw, sh), settings.blur_sigma)
+    f_small = np.asarray(cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA), np.uint8)
+    e_small = np.asarray(cv2.resize(empty, (sw, sh), interpolation=cv2.INTER_AREA), np.uint8)
+    f_img = _blurred(f_small, settings.blur_sigma)
+    e_img = _blurred(e_small, settings.blur_sigma)
 
     explained = explained_mask(instances, (h, w), settings.halo, (sh, sw))
     inside = np.ones((sh, sw), bool)
@@ -208,16 +225,9 @@ def unexplained_regions(
         e_img = e_img * np.clip(ratio, 0.5, 2.0).astype(np.float32)[None, None, :]
 
     k = max(0, round(settings.shift_px * s))
-    diff = np.full((sh, sw), np.inf, np.float32)
-    for dy in range(-k, k + 1):
-        for dx in range(-k, k + 1):
-            np.minimum(diff, _max_channel_diff(f_img, _shifted(e_img, dx, dy)), out=diff)
+    diff = _min_over_shifts(f_img, e_img, k, _max_channel_diff)
     if settings.texture_gain > 0:
-        f_tex, e_tex = _relief(frame, (sw, sh)), _relief(empty, (sw, sh))
-        tex = np.full((sh, sw), np.inf, np.float32)
-        for dy in range(-k, k + 1):
-            for dx in range(-k, k + 1):
-                np.minimum(tex, np.abs(f_tex - _shifted(e_tex, dx, dy)), out=tex)
+        tex = _min_over_shifts(_relief(f_small), _relief(e_small), k, _abs_diff)
         np.maximum(diff, settings.texture_gain * tex, out=diff)
 
     bg_diff = diff[background] if int(background.sum()) >= 200 else diff[inside]

@@ -23,7 +23,7 @@ import json
 import math
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,7 @@ from models.features import (
     visible_share,
 )
 from models.files import sha256_file, write_bytes_atomic
+from models.foreground import unexplained_regions
 from models.gallery import Gallery, GalleryEntry
 from models.pooling import SetPooler, train_pooler
 from models.synth.mint import CoinType, Mint, generate_mint, render_face
@@ -386,8 +387,6 @@ def _cut_cup(
     crops: list[CoinCrop] = cut_crops(frame, coins_i, size=size)
     n_unexplained = 0
     if cup.get("empty"):
-        from models.foreground import unexplained_regions
-
         tray = cup.get("tray")
         empty = read_image(data_dir / cup["empty"])
         if empty is None:
@@ -1016,22 +1015,18 @@ def recalibrate(
         "recalibrated_from": previous,
         "calibration_detector": detector.version if detector is not None else "",
     }
-    new = Bundle(
+    new = replace(
+        bundle,
         root=out,
         embedder_file=_stored_path(bundle.path(bundle.embedder_file), EMBEDDER_DEFAULT, out),
-        embedder_version=bundle.embedder_version,
         detector_dir=_stored_path(bundle.path(bundle.detector_dir), DETECTOR_DEFAULT, out),
-        detector_version=bundle.detector_version,
         voter_file=voter_path.name,
-        voter_sha256=bundle.voter_sha256,
         pooler_file=pooler_path.name,
-        pooler_sha256=bundle.pooler_sha256,
-        features=bundle.features,
-        preprocess=bundle.preprocess,
         threshold=choice,
         cal_scores=scores,
         cal_correct=cal.y,
         train=summary,
+        version="",
     )
     path = new.save(out / "verdict.json")
     return TrainResult(path, choice, summary)

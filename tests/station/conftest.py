@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import pytest
@@ -17,6 +19,11 @@ from models.types import Side
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import TypeCatalog
 from tests.station.nearest_type_pipeline import NearestTypePipeline, build_gallery, compose_cup, tiny_embedder
+
+if TYPE_CHECKING:
+    from pytestqt.qtbot import QtBot
+
+    from station.app import MainWindow
 
 OPERATOR, OPERATOR_PIN = "olga", "2468"
 SUPERVISOR, SUPERVISOR_PIN = "sam", "975310"
@@ -104,3 +111,29 @@ def station_config(replay_dir: Path) -> StationConfig:
     return config_from_dict(
         {"name": "test-bench", "sound": False, "camera": {"kind": "folder", "folder": str(replay_dir), "fps": 50}}
     )
+
+
+@contextmanager
+def shown_window(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    config: StationConfig,
+    replay_dir: Path,
+    clock: SteppingClock,
+    **kwargs: Any,
+) -> Iterator[MainWindow]:
+    """The operator window on the replay folder, shown, with its first frame on screen; shut down afterwards."""
+    from station.app import MainWindow
+    from station.camera import FolderSource
+
+    source = FolderSource(replay_dir, clock=clock, hold_s=60.0)
+    win = MainWindow(pipeline, spooling, source, config, operator=OPERATOR, catalog=catalog, clock=clock, **kwargs)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(win.view.preview.has_image, timeout=30_000)  # the first frame is on screen
+    try:
+        yield win
+    finally:
+        win.shutdown()

@@ -19,13 +19,12 @@ from models.synth.mint import generate_mint
 from models.synth.scene import SceneAssets, SceneOptions, render_cup
 from models.types import CupKind, Frame
 from station.app import MainWindow
-from station.camera import FolderSource
 from station.config import StationConfig
 from station.controllers.catalog import TypeCatalog
 from station.empty_tray import EmptyTrayError, record_empty_tray
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, write_bundle
-from tests.station.conftest import OPERATOR, SteppingClock
+from tests.station.conftest import SteppingClock, shown_window
 from tests.station.nearest_type_pipeline import NearestTypePipeline
 
 
@@ -71,15 +70,8 @@ def window_with_home(
     clock: SteppingClock,
     tmp_path: Path,
 ) -> Iterator[MainWindow]:
-    source = FolderSource(replay_dir, clock=clock, hold_s=60.0)
-    win = MainWindow(
-        pipeline, spooling, source, station_config, operator=OPERATOR, catalog=catalog, clock=clock, home=tmp_path
-    )
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitUntil(win.view.preview.has_image, timeout=30_000)
-    yield win
-    win.shutdown()
+    with shown_window(qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, home=tmp_path) as win:
+        yield win
 
 
 def test_the_button_asks_the_worker_and_shows_its_answer(qtbot: QtBot, window_with_home: MainWindow) -> None:

@@ -32,7 +32,7 @@ from station.controllers.overlay import (
 )
 from station.controllers.stillness import StillnessGate
 from station.worker import DbState, StoreResult
-from tests.station.conftest import OPERATOR, Database, SteppingClock
+from tests.station.conftest import OPERATOR, Database, SteppingClock, shown_window
 from tests.station.nearest_type_pipeline import NearestTypePipeline
 from tests.station.test_camera import write_video
 
@@ -50,16 +50,9 @@ def window(
     replay_dir: Path,
     clock: SteppingClock,
 ) -> Iterator[MainWindow]:
-    source = FolderSource(replay_dir, clock=clock, hold_s=60.0)
     orders = OrderBook({ORDER: catalog.types[0].type_id})
-    win = MainWindow(
-        pipeline, spooling, source, station_config, operator=OPERATOR, catalog=catalog, orders=orders, clock=clock
-    )
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitUntil(win.view.preview.has_image, timeout=TIMEOUT_MS)  # the first frame is on screen
-    yield win
-    win.shutdown()
+    with shown_window(qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, orders=orders) as win:
+        yield win
 
 
 def scan_order(qtbot: QtBot, win: MainWindow, text: str) -> None:
