@@ -6,7 +6,7 @@ A bundle is one JSON file (``verdict.json``) beside the weights it names::
     embedder                   file, version (weights hash) — the gallery must be built with the same one
     detector                   folder (or null for the shipped default), version when known
     voter, pooler              file + sha256
-    features                   the voter's input columns
+    features, feature_set      the voter's input columns, and which version of their measurement
     preprocessing              crop size, GeM exponent, minimum coins, focus floor
     threshold                  the :class:`~calibration.risk.ThresholdChoice` (target, delta, counts, bound)
     calibration                the calibration pairs' scores (5 decimals) and truth ("0"/"1" string), so the
@@ -30,6 +30,11 @@ from calibration.risk import ThresholdChoice, choose_threshold
 from models.files import sha256_file, write_bytes_atomic
 
 BUNDLE_FORMAT = "cupcheck-bundle/1"
+FEATURE_SET = 2
+"""Version of the pair features :mod:`models.features` measures. A voter learnt what its features meant when it
+was trained, so a bundle trained on another set is refused until it is retrained. Set 2: the template features
+compare each coin with the candidate's distinguishing designs only, and a coin without a rival has no margin
+(set 1 gave it a favourable default). A bundle file without the key is set 1."""
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_BUNDLE = WEIGHTS_DIR / "verdict.json"
 """The shipped default bundle."""
@@ -72,6 +77,7 @@ class Bundle:
         pooler_sha256: its hash.
         features: the voter's input columns.
         preprocess: settings.
+        feature_set: the :data:`FEATURE_SET` the voter was trained and calibrated on.
         threshold: the chosen threshold with its evidence.
         cal_scores: ``(m,)`` calibration pair scores.
         cal_correct: ``(m,)`` bool truth of the calibration pairs.
@@ -95,6 +101,17 @@ class Bundle:
     cal_correct: np.ndarray
     train: dict[str, Any] = field(default_factory=dict)
     version: str = ""
+    feature_set: int = FEATURE_SET
+
+    def check_feature_set(self) -> None:
+        """Raise :class:`BundleError` when the voter was trained on other features than this version measures."""
+        if self.feature_set != FEATURE_SET:
+            raise BundleError(
+                f"the voter of bundle {self.version or '(unversioned)'} was trained on pair features of set "
+                f"{self.feature_set}, and this version of cupcheck measures set {FEATURE_SET}; use a bundle trained "
+                "by this version (the shipped one is models/weights/verdict.json) or train the voter again "
+                "(`cupcheck train voter`)"
+            )
 
     def path(self, rel: str | None) -> Path | None:
         """Resolve a path stored in the bundle (``None`` stays ``None``)."""
@@ -123,6 +140,7 @@ class Bundle:
             "voter": {"file": self.voter_file, "sha256": self.voter_sha256},
             "pooler": {"file": self.pooler_file, "sha256": self.pooler_sha256},
             "features": list(self.features),
+            "feature_set": self.feature_set,
             "preprocessing": {
                 "crop_size": self.preprocess.crop_size,
                 "gem_p": self.preprocess.gem_p,
@@ -206,6 +224,7 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
             cal_correct=np.array([c == "1" for c in cal.get("correct", "")], bool),
             train=dict(doc.get("train", {})),
             version=str(doc.get("version", "")),
+            feature_set=int(doc.get("feature_set", 1)),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{file}: invalid bundle ({err})") from err

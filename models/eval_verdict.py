@@ -240,6 +240,7 @@ def plot_curves(results: Sequence[MethodResult], y: np.ndarray, path: Path, targ
 def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     """Run the evaluation and write ``report.md`` and the plots into ``cfg.out``."""
     bundle = load_bundle(cfg.bundle)
+    bundle.check_feature_set()
     embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=1)
     pooler = SetPooler.load(bundle.path(bundle.pooler_file))  # type: ignore[arg-type]
     voter = Voter.load(bundle.path(bundle.voter_file))  # type: ignore[arg-type]

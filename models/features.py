@@ -136,10 +136,11 @@ TEMPLATE_FEATURES: tuple[str, ...] = (
     "ctop_share",
     "n_cproof",
 )
-"""Features of the polar template match (:mod:`models.template`) of each coin against the candidate's references
-and against its rivals' (the types among each coin's :data:`SHORTLIST` best embedding matches); the ``c*`` features
-rank by cosine + template, as :meth:`models.gallery.Gallery.search` does. ``nan`` when the gallery or the cup
-carries no signatures."""
+"""Features of the polar template match (:mod:`models.template`) of each coin against the candidate's distinguishing
+references and against its rivals' (the types among each coin's :data:`SHORTLIST` best embedding matches, on the
+designs the candidate does not show); the ``c*`` features rank by cosine + template, as
+:meth:`models.gallery.Gallery.search` does. ``nan`` when the gallery or the cup carries no signatures. What they
+measure is feature set :data:`models.bundle.FEATURE_SET` (see :func:`template_features`)."""
 
 SHORTLIST = 5
 """Each coin's best types by embedding whose references the template also compares it with."""
@@ -547,6 +548,17 @@ def _stat(x: npt.ArrayLike, fn: str) -> float:
     return float(getattr(np, fn)(a))
 
 
+def _nanstat(x: npt.ArrayLike, fn: str) -> float:
+    """``_stat`` over the finite values (``nan`` when none is)."""
+    a = np.asarray(x, np.float64)
+    return _stat(a[np.isfinite(a)], fn)
+
+
+def _nanq(x: npt.ArrayLike, q: float) -> float:
+    a = np.asarray(x, np.float64)
+    return _q(a[np.isfinite(a)], q)
+
+
 def base_features(view: GalleryView, coins: CupCoins, candidate: int, scores: CoinScores) -> dict[str, float]:
     """The :data:`BASE_FEATURES` of a pair from its per-coin evidence."""
     n = coins.n
@@ -620,8 +632,10 @@ class TemplateScorer:
             raise ValueError("template scores need signatures in both the gallery and the cup")
         self.view = view
         self._q = spectra(coins.signatures)
+        self._emb = np.asarray(coins.embeddings, np.float32)
         self._ref_spectra = view.ref_spectra
         self._best: dict[int, tuple[FloatArray, IntArray]] = {}
+        self._blocks: dict[int, tuple[FloatArray, FloatArray]] = {}
 
     @classmethod
     def for_cup(cls, view: GalleryView, coins: CupCoins) -> TemplateScorer | None:
@@ -656,15 +670,43 @@ class TemplateScorer:
             return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
         return np.stack([c[0] for c in cols], axis=1), np.stack([c[1] for c in cols], axis=1)
 
+    def blocks(self, types: Sequence[int]) -> dict[int, tuple[FloatArray, FloatArray]]:
+        """Per type, ``(n, r)`` template correlation and ``(n, r)`` embedding cosine of each coin with each of its
+        ``r`` references (in :attr:`GalleryView.refs` order), computed once each."""
+        todo = [t for t in dict.fromkeys(int(t) for t in types) if t not in self._blocks]
+        if todo:
+            view = self.view
+            ends = np.append(view.starts[1:], view.refs.shape[0])
+            rows = [np.arange(view.starts[t], ends[t]) for t in todo]
+            flat = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+            cc = correlate(self._q, self._ref_spectra[flat]).astype(np.float32)
+            cos = (self._emb @ view.refs[flat].T).astype(np.float32)
+            a = 0
+            for t, r in zip(todo, rows, strict=True):
+                self._blocks[t] = (cc[:, a : a + r.size], cos[:, a : a + r.size])
+                a += r.size
+        return {int(t): self._blocks[int(t)] for t in types}
+
+
+def _masked_max(block: FloatArray, keep: BoolArray) -> FloatArray:
+    """``(n,)`` row maxima of ``block`` over the columns in ``keep`` (``-inf`` when none is kept)."""
+    if not keep.any():
+        return np.full(block.shape[0], -np.inf, np.float32)
+    return np.asarray(block[:, keep].max(axis=1), np.float32)
+
 
 def template_features(
     view: GalleryView, candidate: int, scores: CoinScores, type_best: FloatArray, scorer: TemplateScorer
 ) -> dict[str, float]:
     """The :data:`TEMPLATE_FEATURES` of a pair.
 
-    Each coin is compared by template with the candidate and with the types among its :data:`SHORTLIST` best
-    embedding matches; its *rivals* are those that do not show the candidate design it matched best (so a
-    shared obverse is no evidence for or against the candidate, as with the embedding's ``dmargin``).
+    Each coin is compared by template with the candidate's *distinguishing* references (designs no other enrolled
+    type shows; all of them when it has none) and with its *rivals*: the types among its :data:`SHORTLIST` best
+    embedding matches, each on its references of designs the candidate does not show. A design both show (a
+    family's obverse) is evidence for neither, so it is left out on both sides: a reverse coin whose template
+    happens to fit the family obverse best cannot prove the candidate by it, nor hide a family member behind it.
+    ``c*`` features add the embedding cosine to the same references (cosine + template, as
+    :meth:`models.gallery.Gallery.search` ranks). A coin with no rival in its shortlist has margin ``nan``.
 
     Args:
         view: the gallery view.
@@ -678,54 +720,59 @@ def template_features(
         return {k: math.nan for k in TEMPLATE_FEATURES}
     k = min(SHORTLIST, view.n_types)
     short = np.argpartition(-type_best, k - 1, axis=1)[:, :k] if k > 0 else np.zeros((n, 0), np.int64)
-    types = sorted({int(candidate), *short.ravel().tolist()})
-    best, arg = scorer.best(types)
-    col = {t: i for i, t in enumerate(types)}
-    tsim = best[:, col[candidate]]
-    ref = arg[:, col[candidate]]
-    sharing = view.design_types[view.ref_design[ref]]  # (n, T) types showing the matched design
-    in_short = np.zeros((n, view.n_types), bool)
-    in_short[np.arange(n)[:, None], short] = True
-    cols = np.asarray(types, np.int64)
-    allowed = in_short[:, cols] & ~sharing[:, cols]
-    rival = np.where(allowed, best, -np.inf).max(axis=1)
-    tmargin = np.where(np.isfinite(rival), tsim - rival, 1.0).astype(np.float32)
-    # the template's best type among the candidate and the coin's shortlist
-    compared = in_short[:, cols] | (cols == candidate)[None, :]
-    top = cols[np.where(compared, best, -np.inf).argmax(axis=1)]
-    ttop = sharing[np.arange(n), top] | (top == candidate)
-    informative = ~view.ref_shared[ref]
-    tproof = informative & ttop & (tmargin > 0)
+    rivals = sorted(set(short.ravel().tolist()) - {int(candidate)})
+    blocks = scorer.blocks([int(candidate), *rivals])
+    ends = np.append(view.starts[1:], view.refs.shape[0])
+    own = np.arange(view.starts[candidate], ends[candidate])
+    own_cc, own_cos = blocks[int(candidate)]
+    distinct = ~view.ref_shared[own]
+    keep = distinct if distinct.any() else np.ones(own.size, bool)
+    tsim = _masked_max(own_cc, keep)
+    csim = _masked_max(own_cos, keep) + TEMPLATE_WEIGHT * tsim
+    # which design the template matches best among all the candidate's references: a reverse coin whose best
+    # template match is a shared design disagrees with the embedding
+    informative = ~view.ref_shared[own[own_cc.argmax(axis=1)]] if own.size else np.zeros(n, bool)
+    own_designs = np.unique(view.ref_design[own])
+    t_rival = np.full(n, -np.inf, np.float32)
+    c_rival = np.full(n, -np.inf, np.float32)
+    for t in rivals:
+        rows = np.arange(view.starts[t], ends[t])
+        other = ~np.isin(view.ref_design[rows], own_designs)
+        cc, cos = blocks[t]
+        listed = (short == t).any(axis=1)
+        t_best = _masked_max(cc, other)
+        c_best = _masked_max(cos, other) + TEMPLATE_WEIGHT * t_best
+        t_rival = np.where(listed, np.maximum(t_rival, t_best), t_rival)
+        c_rival = np.where(listed, np.maximum(c_rival, c_best), c_rival)
+    has_rival = np.isfinite(t_rival)
+    tmargin = np.where(has_rival, tsim - t_rival, np.nan).astype(np.float32)
+    cmargin = np.where(np.isfinite(c_rival), csim - c_rival, np.nan).astype(np.float32)
+    ttop = ~(tmargin < 0)  # nan (no rival) counts as the candidate's
+    ctop = ~(cmargin < 0)
+    tproof = informative & (tmargin > 0)
     eproof = ~scores.shared & (scores.top_type == candidate)
-    # cosine + template, per coin: the candidate against its rivals, and the combined best type
-    both = type_best[:, cols] + TEMPLATE_WEIGHT * best
-    csim = both[:, col[candidate]]
-    crival = np.where(allowed, both, -np.inf).max(axis=1)
-    cmargin = np.where(np.isfinite(crival), csim - crival, 2.0).astype(np.float32)
-    ctop_t = cols[np.where(compared, both, -np.inf).argmax(axis=1)]
-    ctop = sharing[np.arange(n), ctop_t] | (ctop_t == candidate)
     return {
         "tsim_min": _stat(tsim, "min"),
         "tsim_q10": _q(tsim, 0.1),
         "tsim_med": _stat(tsim, "median"),
         "tsim_mean": _stat(tsim, "mean"),
-        "tmargin_min": _stat(tmargin, "min"),
-        "tmargin_q10": _q(tmargin, 0.1),
-        "tmargin_med": _stat(tmargin, "median"),
-        "tmargin_mean": _stat(tmargin, "mean"),
+        "tmargin_min": _nanstat(tmargin, "min"),
+        "tmargin_q10": _nanq(tmargin, 0.1),
+        "tmargin_med": _nanstat(tmargin, "median"),
+        "tmargin_mean": _nanstat(tmargin, "mean"),
         "ttop_share": _stat(ttop, "mean"),
         "n_tnot_top": float(n - ttop.sum()),
         "n_tinformative": float(informative.sum()),
-        "tinformative_margin_min": _stat(tmargin[informative], "min"),
+        "tinformative_margin_min": _nanstat(tmargin[informative], "min"),
         "n_tproof": float(tproof.sum()),
         "tproof_share": _stat(tproof, "mean"),
         "n_both_proof": float((tproof & eproof).sum()),
-        "cmargin_min": _stat(cmargin, "min"),
-        "cmargin_q10": _q(cmargin, 0.1),
-        "cmargin_med": _stat(cmargin, "median"),
-        "cmargin_mean": _stat(cmargin, "mean"),
+        "cmargin_min": _nanstat(cmargin, "min"),
+        "cmargin_q10": _nanq(cmargin, 0.1),
+        "cmargin_med": _nanstat(cmargin, "median"),
+        "cmargin_mean": _nanstat(cmargin, "mean"),
         "ctop_share": _stat(ctop, "mean"),
-        "n_cproof": float((informative & ctop & (cmargin > 0)).sum()),
+        "n_cproof": float((informative & (cmargin > 0)).sum()),
     }
 
 

@@ -153,14 +153,15 @@ class Pipeline:
         """Assemble a pipeline from a bundle and already loaded parts.
 
         Raises:
-            BundleError: the embedder or the gallery is not the one the voter was calibrated with, or the voter
-                needs template signatures the gallery lacks.
+            BundleError: the embedder or the gallery is not the one the voter was calibrated with, the voter was
+                trained on another feature set, or it needs template signatures the gallery lacks.
         """
         if not allow_mismatch and embedder.version != bundle.embedder_version:
             raise BundleError(
                 f"the voter was trained and calibrated with embedder {bundle.embedder_version} but the embedder "
                 f"in use is {embedder.version}; retrain the voter (`cupcheck train voter`)"
             )
+        bundle.check_feature_set()
         if not allow_mismatch and gallery.embedder_version != embedder.version:
             raise BundleError(
                 f"gallery built with embedder {gallery.embedder_version}, embedder in use is {embedder.version}; "

@@ -265,7 +265,9 @@ def retrain_bundle(
 
     Raises:
         ValueError: too few labels to train or to calibrate (all pairs of a split of one truth).
+        BundleError: the bundle in force was trained on another feature set.
     """
+    current.check_feature_set()
     cfg = cfg or RetrainConfig()
     target = cfg.target if cfg.target is not None else current.threshold.target
     delta = cfg.delta if cfg.delta is not None else current.threshold.delta

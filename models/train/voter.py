@@ -966,6 +966,7 @@ def recalibrate(
     Raises:
         FileNotFoundError: the data set or a model file is missing.
         ValueError: the data set lacks the template signatures the voter needs.
+        BundleError: the bundle was trained on another feature set (train the voter again instead).
     """
     import shutil
 
@@ -973,6 +974,7 @@ def recalibrate(
     from models.voter import Voter
 
     bundle = load_bundle(bundle_path)
+    bundle.check_feature_set()
     emb_file = bundle.path(bundle.embedder_file)
     embedder = Embedder.load(emb_file if emb_file is not None else EMBEDDER_DEFAULT, threads=1)
     instances = str(bundle.train.get("instances", "gt"))

@@ -107,3 +107,60 @@ def test_template_features_tell_types_apart_where_the_embedding_cannot() -> None
     # without signatures in the cup (or the gallery) the template features are missing, not zero
     blind = pair_evidence(view, CupCoins(**base), 0, None).features  # type: ignore[arg-type]
     assert all(np.isnan(blind[k]) for k in TEMPLATE_FEATURES)
+
+
+def test_a_shared_obverse_neither_proves_the_candidate_nor_hides_a_family_member() -> None:
+    """A family member's reverse whose template fits the family obverse best is still the candidate's rival."""
+    from models.features import CupCoins
+    from models.synth.mint import generate_mint
+    from models.template import correlate, signatures, spectra
+    from models.train.voter import reference_crops
+
+    mint = generate_mint(40, 5)
+    families = [m for m in mint.families().values() if len(m) >= 2]
+    by_id = {t.id: t for t in mint.types}
+    flat = np.zeros((1, 8), np.float32)
+    flat[0, 0] = 1.0  # the embedding ties everywhere: the template decides
+    found = None
+    for members in families:
+        for a_id in members:
+            a = by_id[a_id]
+            obv = reference_crops(a, Side.OBVERSE, 1, seed=0)[0]
+            rev = reference_crops(a, Side.REVERSE, 1, seed=0)[0]
+            for b_id in members:
+                if b_id == a_id:
+                    continue
+                coin = reference_crops(by_id[b_id], Side.REVERSE, 1, seed=7)[0]
+                cc = correlate(spectra(signatures([coin])), spectra(signatures([obv, rev])))[0]
+                if cc[0] > cc[1]:  # B's reverse fits A's obverse better than A's reverse
+                    found = (a, by_id[b_id], coin)
+                    break
+            if found:
+                break
+        if found:
+            break
+    assert found is not None, "no family member's reverse fits another's obverse best in this mint"
+    a, b, coin = found
+    gallery = Gallery(8, "toy")
+    for t in (a, b):
+        for side in (Side.OBVERSE, Side.REVERSE):
+            faces = reference_crops(t, side, 2, seed=0)
+            entries = [GalleryEntry(t.id, side, t.design(side).id) for _ in faces]
+            gallery.add(np.repeat(flat, len(faces), axis=0), entries, signatures(faces))
+    view = GalleryView.from_gallery(gallery)
+    cup = CupCoins(
+        embeddings=flat.copy(),
+        confidence=np.ones(1, np.float32),
+        partial=np.zeros(1, bool),
+        visible=np.ones(1, np.float32),
+        diameter_mm=np.full(1, np.nan, np.float32),
+        focus=np.full(1, 5.0, np.float32),
+        signatures=signatures([coin]),
+    )
+    wrong = pair_evidence(view, cup, view.type_index[a.id], None).features
+    right = pair_evidence(view, cup, view.type_index[b.id], None).features
+    # against the wrong candidate the coin's rival (its own type) is measured, not skipped for a favourable default
+    assert np.isfinite(wrong["tmargin_min"]) and wrong["tmargin_min"] < 0 < right["tmargin_min"]
+    assert wrong["cmargin_min"] < 0 < right["cmargin_min"]
+    assert wrong["n_tproof"] == 0 and wrong["n_tinformative"] == 0 and wrong["ctop_share"] == 0
+    assert right["n_tproof"] == 1 and right["ctop_share"] == 1

@@ -195,6 +195,25 @@ def test_wrong_embedder_is_refused(pipeline: Pipeline, tmp_path) -> None:
     assert math.isfinite(pipeline.threshold.threshold)
 
 
+def test_a_bundle_trained_on_another_feature_set_is_refused(pipeline: Pipeline, tmp_path) -> None:
+    import json
+
+    from models.bundle import FEATURE_SET
+
+    emb_file = write_tiny_checkpoint(tmp_path / "embedder.pt")
+    path, embedder = write_bundle(tmp_path, embedder_file=emb_file)
+    assert json.loads(path.read_text())["feature_set"] == FEATURE_SET == load_bundle(path).feature_set
+    Pipeline.from_parts(load_bundle(path), pipeline.gallery, embedder=embedder, allow_mismatch=True)
+    # a bundle written before feature sets were recorded is set 1, whose template features meant something else
+    doc = json.loads(path.read_text())
+    del doc["feature_set"]
+    path.write_text(json.dumps(doc))
+    old = load_bundle(path)
+    assert old.feature_set == 1
+    with pytest.raises(BundleError, match=r"set 1.*train the voter again"):
+        Pipeline.from_parts(old, pipeline.gallery, embedder=embedder, allow_mismatch=True)
+
+
 def test_a_declared_lookalike_keeps_a_pure_cup_from_passing(
     pipeline: Pipeline, parts: tuple[Bundle, Gallery, Embedder]
 ) -> None:
