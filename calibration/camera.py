@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from models.files import write_bytes_atomic
 
 UInt8Array = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]
@@ -274,7 +274,9 @@ class CameraCalibration:
     def save(self, path: str | Path) -> Path:
         """Write JSON atomically (temporary file in the same folder, then ``os.replace``)."""
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        return _write_atomic(Path(path), text.encode("utf-8"))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_bytes_atomic(path, text.encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | Path) -> CameraCalibration:
@@ -292,22 +294,6 @@ class CameraCalibration:
         if not isinstance(data, dict):
             raise CalibrationError(f"{path}: expected a JSON object")
         return cls.from_dict(data)
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def calibration_path(home: str | Path) -> Path:
@@ -348,7 +334,9 @@ def save_empty_tray(image: npt.NDArray[Any], home: str | Path) -> Path:
     ok, enc = cv2.imencode(".png", image)
     if not ok:
         raise CalibrationError("could not encode the empty-tray photo")
-    return _write_atomic(empty_tray_path(home), enc.tobytes())
+    path = empty_tray_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_bytes_atomic(path, enc.tobytes())
 
 
 def load_empty_tray(home: str | Path) -> UInt8Array | None:

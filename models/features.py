@@ -386,6 +386,11 @@ class GalleryView:
         """Types in the gallery."""
         return len(self.types)
 
+    def type_rows(self, t: int) -> IntArray:
+        """Indices in :attr:`refs` of type ``t``'s references (they are contiguous: the view is sorted by type)."""
+        end = int(self.starts[t + 1]) if t + 1 < self.n_types else self.refs.shape[0]
+        return np.arange(int(self.starts[t]), end, dtype=np.int64)
+
     def type_scores(self, embeddings: FloatArray) -> tuple[FloatArray, IntArray]:
         """Best similarity of each embedding to each type, and which reference gave it.
 
@@ -634,7 +639,6 @@ class TemplateScorer:
         self._q = spectra(coins.signatures)
         self._emb = np.asarray(coins.embeddings, np.float32)
         self._ref_spectra = view.ref_spectra
-        self._best: dict[int, tuple[FloatArray, IntArray]] = {}
         self._blocks: dict[int, tuple[FloatArray, FloatArray]] = {}
 
     @classmethod
@@ -645,30 +649,21 @@ class TemplateScorer:
     def best(self, types: Sequence[int]) -> tuple[FloatArray, IntArray]:
         """``(n, len(types))`` best correlation of each coin with each type's references, and which reference.
 
-        A type without references scores :data:`NEG` (reference index ``-1``).
+        A type without references scores :data:`NEG` (reference index ``-1``). Uses the cached :meth:`blocks`.
         """
-        todo = [t for t in dict.fromkeys(int(t) for t in types) if t not in self._best]
-        if todo:
-            view = self.view
-            ends = np.append(view.starts[1:], view.refs.shape[0])
-            blocks = [np.arange(view.starts[t], ends[t]) for t in todo]
-            rows = np.concatenate(blocks) if blocks else np.zeros(0, np.int64)
-            cc = correlate(self._q, self._ref_spectra[rows])
-            a = 0
-            n = self._q.shape[0]
-            for t, blk in zip(todo, blocks, strict=True):
-                part = cc[:, a : a + blk.size]
-                a += blk.size
-                if blk.size == 0 or n == 0:
-                    self._best[t] = (np.full(n, NEG, np.float32), np.full(n, -1, np.int64))
-                else:
-                    j = part.argmax(axis=1)
-                    self._best[t] = (part[np.arange(n), j].astype(np.float32), blk[j].astype(np.int64))
-        cols = [self._best[int(t)] for t in types]
         n = self._q.shape[0]
-        if not cols:
+        if not types:
             return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-        return np.stack([c[0] for c in cols], axis=1), np.stack([c[1] for c in cols], axis=1)
+        blocks = self.blocks(types)
+        best = np.full((n, len(types)), NEG, np.float32)
+        arg = np.full((n, len(types)), -1, np.int64)
+        for col, t in enumerate(int(t) for t in types):
+            cc = blocks[t][0]
+            if cc.shape[1] and n:
+                j = cc.argmax(axis=1)
+                best[:, col] = cc[np.arange(n), j]
+                arg[:, col] = self.view.starts[t] + j
+        return best, arg
 
     def blocks(self, types: Sequence[int]) -> dict[int, tuple[FloatArray, FloatArray]]:
         """Per type, ``(n, r)`` template correlation and ``(n, r)`` embedding cosine of each coin with each of its
@@ -676,8 +671,7 @@ class TemplateScorer:
         todo = [t for t in dict.fromkeys(int(t) for t in types) if t not in self._blocks]
         if todo:
             view = self.view
-            ends = np.append(view.starts[1:], view.refs.shape[0])
-            rows = [np.arange(view.starts[t], ends[t]) for t in todo]
+            rows = [view.type_rows(t) for t in todo]
             flat = np.concatenate(rows) if rows else np.zeros(0, np.int64)
             cc = correlate(self._q, self._ref_spectra[flat]).astype(np.float32)
             cos = (self._emb @ view.refs[flat].T).astype(np.float32)
@@ -722,8 +716,7 @@ def template_features(
     short = np.argpartition(-type_best, k - 1, axis=1)[:, :k] if k > 0 else np.zeros((n, 0), np.int64)
     rivals = sorted(set(short.ravel().tolist()) - {int(candidate)})
     blocks = scorer.blocks([int(candidate), *rivals])
-    ends = np.append(view.starts[1:], view.refs.shape[0])
-    own = np.arange(view.starts[candidate], ends[candidate])
+    own = view.type_rows(candidate)
     own_cc, own_cos = blocks[int(candidate)]
     distinct = ~view.ref_shared[own]
     keep = distinct if distinct.any() else np.ones(own.size, bool)
@@ -736,8 +729,7 @@ def template_features(
     t_rival = np.full(n, -np.inf, np.float32)
     c_rival = np.full(n, -np.inf, np.float32)
     for t in rivals:
-        rows = np.arange(view.starts[t], ends[t])
-        other = ~np.isin(view.ref_design[rows], own_designs)
+        other = ~np.isin(view.ref_design[view.type_rows(t)], own_designs)
         cc, cos = blocks[t]
         listed = (short == t).any(axis=1)
         t_best = _masked_max(cc, other)
