@@ -513,6 +513,106 @@ def cache_cups(
     return cache
 
 
+CUT_PART_CUPS = 250
+"""Cups per part file when :func:`cache_cups_parallel` cuts a data set."""
+
+_cut_models: tuple[Embedder, Detector | None] | None = None
+
+
+def _cut_worker_init(embedder_file: Path | None, detector_dir: Path | None, instances: str) -> None:
+    global _cut_models
+    embedder = Embedder.load(embedder_file, threads=1)
+    detector = None
+    if instances == "detector":
+        from models.detector import Detector
+
+        detector = Detector.load(detector_dir)
+    _cut_models = (embedder, detector)
+
+
+def _cut_part(data_dir: Path, out: Path, instances: str, seed: int, part: tuple[int, int]) -> int:
+    assert _cut_models is not None, "the worker was not initialised"
+    embedder, detector = _cut_models
+    cache_cups(data_dir, embedder, out, instances=instances, detector=detector, seed=seed, progress=False, part=part)
+    return part[1] - part[0]
+
+
+def cache_cups_parallel(
+    data_dir: Path,
+    out: Path,
+    *,
+    workers: int,
+    embedder_file: Path | None = None,
+    detector_dir: Path | None = None,
+    instances: str = "gt",
+    max_cups: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    part_cups: int = CUT_PART_CUPS,
+) -> None:
+    """Cut and embed a data set in ``workers`` processes, into the same cache :func:`cache_cups` writes.
+
+    The cups are cut in parts of ``part_cups`` consecutive cups, each written to ``<out stem>.parts/`` as it is
+    done, so an interrupted run resumes at the first missing part; the parts are joined into ``out`` and removed.
+    Every observation is the one a single process makes (the diameter noise is seeded by the cup's index).
+    Nothing is done when ``out`` exists: :func:`cache_cups` then checks and reuses it.
+
+    Args:
+        data_dir: the data set.
+        out: the joined ``.npz``.
+        workers: processes (each runs one torch thread).
+        embedder_file: embedder checkpoint (``None``: the shipped one).
+        detector_dir: detector folder for ``instances="detector"`` (``None``: the shipped one).
+        instances: ``"gt"`` or ``"detector"``.
+        max_cups: only the first cups.
+        seed: seed of the diameter measurement noise.
+        progress: tqdm bar over cups.
+        part_cups: cups per part.
+
+    Raises:
+        ValueError: ``workers`` or ``part_cups`` below 1.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if workers < 1 or part_cups < 1:
+        raise ValueError(f"workers and part_cups must be >= 1, got {workers} and {part_cups}")
+    if out.is_file():
+        return
+    n = len(json.loads((data_dir / "manifest.json").read_text())["cups"])
+    n = min(n, max_cups) if max_cups else n
+    if n == 0:
+        return
+    parts_dir = out.parent / f"{out.stem}.parts"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    bounds = [(a, min(a + part_cups, n)) for a in range(0, n, part_cups)]
+    files = [parts_dir / f"cups-{a:06d}-{b:06d}.npz" for a, b in bounds]
+    todo = [(b, f) for b, f in zip(bounds, files, strict=True) if not f.is_file()]
+    bar = tqdm(
+        total=n,
+        initial=n - sum(b - a for (a, b), _ in todo),
+        desc=f"cut {data_dir.name}",
+        unit="cup",
+        disable=not progress,
+    )
+    if todo:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(todo)),
+            mp_context=context,
+            initializer=_cut_worker_init,
+            initargs=(embedder_file, detector_dir, instances),
+        ) as pool:
+            futures = [pool.submit(_cut_part, data_dir, f, instances, seed, b) for b, f in todo]
+            for future in as_completed(futures):
+                bar.update(future.result())
+    bar.close()
+    CupCache.concat([CupCache.load(f) for f in files]).save(out)
+    for f in files:
+        f.unlink()
+    parts_dir.rmdir()
+
+
 # ----------------------------------------------------------------------------------------------- pairs
 
 
@@ -714,6 +814,7 @@ class TrainConfig:
         virtual: training cups made from the coins of the rendered pure cups (:func:`virtual_cups`).
         negative_weight: weight of each wrong training pair against 1 for a correct one
             (:func:`models.voter.train_voter`).
+        cut_workers: processes that cut and embed a data set not yet cached (:func:`cache_cups_parallel`).
     """
 
     data: Path
@@ -731,6 +832,7 @@ class TrainConfig:
     extra_negatives: int = 2
     virtual: int = 0
     negative_weight: float = 1.0
+    cut_workers: int = 1
 
 
 @dataclass
@@ -751,10 +853,23 @@ def load_split(
     view = GalleryView.from_gallery(gallery, diameters, mint_lookalikes(mint))
     cut = cfg.instances if detector is None else f"{cfg.instances}-{detector.version}"
     tag = f"{data_dir.name}-{cut}-{embedder.version}"
+    path = cfg.cache / f"cups-{tag}.npz"
+    if cfg.cut_workers > 1:
+        cache_cups_parallel(
+            data_dir,
+            path,
+            workers=cfg.cut_workers,
+            embedder_file=cfg.embedder,
+            detector_dir=cfg.detector,
+            instances=cfg.instances,
+            max_cups=cfg.max_cups,
+            seed=cfg.seed,
+            progress=progress,
+        )
     cache = cache_cups(
         data_dir,
         embedder,
-        cfg.cache / f"cups-{tag}.npz",
+        path,
         instances=cfg.instances,
         detector=detector,
         max_cups=cfg.max_cups,
@@ -946,6 +1061,7 @@ def recalibrate(
     *,
     max_cups: int | None = None,
     progress: bool = True,
+    cut_workers: int = 1,
 ) -> TrainResult:
     """Certify a bundle's threshold again on calibration cups cut by the pipeline as it runs now.
 
@@ -962,6 +1078,7 @@ def recalibrate(
         cache: cache folder for embeddings and galleries.
         max_cups: only the first cups (quick runs).
         progress: tqdm bars.
+        cut_workers: processes that cut the calibration cups when they are not cached yet.
 
     Raises:
         FileNotFoundError: the data set or a model file is missing.
@@ -988,7 +1105,17 @@ def recalibrate(
     pooler = SetPooler.load(pooler_path)
     voter = Voter.load(voter_path)
     seed = int(bundle.train.get("seed", 0))
-    cfg = TrainConfig(data=data_cal, out=out, cache=cache, instances=instances, max_cups=max_cups, seed=seed)
+    cfg = TrainConfig(
+        data=data_cal,
+        out=out,
+        cache=cache,
+        embedder=emb_file,
+        detector=bundle.path(bundle.detector_dir),
+        instances=instances,
+        max_cups=max_cups,
+        seed=seed,
+        cut_workers=cut_workers,
+    )
     cal_cache, cal_view, cal_mint = load_split(data_cal, embedder, cfg, detector, progress)
     cal_pairs = make_pairs(cal_cache, cal_mint, seed=seed + 2)
     cal = pair_table(

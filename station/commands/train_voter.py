@@ -55,6 +55,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "right are pushed down the ranking, where the threshold is chosen",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--cut-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes that cut and embed a data set not yet in --cache (default 1; each runs one torch thread)",
+    )
     p.set_defaults(func=run)
 
     r = subparsers.add_parser(
@@ -70,6 +77,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     r.add_argument("--bundle", default=None, metavar="FILE", help="bundle to recalibrate (default: the shipped one)")
     r.add_argument("--cache", default=None, metavar="DIR", help="embedding cache (default: the user cache dir)")
     r.add_argument("--max-cups", type=int, default=None, help="use only the first cups")
+    r.add_argument(
+        "--cut-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes that cut and embed a data set not yet in --cache (default 1; each runs one torch thread)",
+    )
     r.set_defaults(func=run_recalibrate)
 
 
@@ -89,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--virtual must be >= 0, got {args.virtual}")
     if not args.negative_weight > 0:
         raise CliError(f"--negative-weight must be > 0, got {args.negative_weight}")
+    if args.cut_workers < 1:
+        raise CliError(f"--cut-workers must be >= 1, got {args.cut_workers}")
     out = Path(args.out)
     cfg = TrainConfig(
         data=data,
@@ -104,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         virtual=args.virtual,
         negative_weight=args.negative_weight,
         seed=args.seed,
+        cut_workers=args.cut_workers,
     )
     try:
         result = train_verdict(cfg)
@@ -123,6 +140,8 @@ def run_recalibrate(args: argparse.Namespace) -> int:
     data = Path(args.data_cal)
     if not (data / "manifest.json").is_file():
         raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
+    if args.cut_workers < 1:
+        raise CliError(f"--cut-workers must be >= 1, got {args.cut_workers}")
     try:
         result = recalibrate(
             None if args.bundle is None else Path(args.bundle),
@@ -130,6 +149,7 @@ def run_recalibrate(args: argparse.Namespace) -> int:
             Path(args.out),
             Path(args.cache) if args.cache else default_cache_dir() / "voter",
             max_cups=args.max_cups,
+            cut_workers=args.cut_workers,
         )
         version = load_bundle(result.bundle_path).version
     except (FileNotFoundError, ValueError, BundleError) as err:

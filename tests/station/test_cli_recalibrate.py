@@ -25,6 +25,7 @@ def test_recalibrate_writes_a_new_version(tmp_path: Path, capsys: pytest.Capture
     write_dataset(enrol, cal / ENROL_DIR, progress=False)
     old, _ = write_bundle(tmp_path / "old", embedder_file=write_tiny_checkpoint(tmp_path / "embedder.pt"))
     args = ["train", "recalibrate", "--data-cal", str(cal), "--bundle", str(old), "--cache", str(tmp_path / "c")]
+    args += ["--cut-workers", "2"]  # the calibration cups cut in two processes
     assert main([*args, "--out", str(tmp_path / "new")]) == 0
     out = capsys.readouterr().out
     new = load_bundle(tmp_path / "new" / "verdict.json")
@@ -36,3 +37,12 @@ def test_recalibrate_refuses_what_is_not_a_data_set(tmp_path: Path, capsys: pyte
     status = main(["train", "recalibrate", "--data-cal", str(tmp_path), "--out", str(tmp_path / "new")])
     assert status == 2
     assert "is not a synthetic data set (manifest.json missing)" in capsys.readouterr().err
+
+
+def test_recalibrate_refuses_no_cutting_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_dataset(SynthConfig(n_types=4, n_cups=1, seed=6, scene=SCENE, crop_size=64), tmp_path, progress=False)
+    status = main(
+        ["train", "recalibrate", "--data-cal", str(tmp_path), "--out", str(tmp_path / "new"), "--cut-workers", "0"]
+    )
+    assert status == 2
+    assert "--cut-workers must be >= 1, got 0" in capsys.readouterr().err

@@ -204,3 +204,36 @@ def test_recalibrate_certifies_the_bundle_again_on_cups_cut_today(tmp_path: Path
     np.testing.assert_allclose(voter.predict(stored[0]), new.cal_scores, atol=1e-5)
     emb = new.path(new.embedder_file)
     assert emb is not None and emb.is_file()
+
+
+def test_cutting_in_parallel_parts_gives_the_single_process_cache_and_resumes(tmp_path: Path) -> None:
+    """Two processes cut a data set in parts; the joined cache is the one-process cache, and a done part is kept."""
+    from models.detector import Detector
+    from models.embedder import Embedder
+    from models.train.voter import cache_cups, cache_cups_parallel
+    from tests.models.embed_helpers import write_tiny_checkpoint
+
+    root = _write(tmp_path / "cups", seed=9, n_cups=5)
+    emb_file = write_tiny_checkpoint(tmp_path / "embedder.pt")
+    embedder, detector = Embedder.load(emb_file, threads=1), Detector.load()
+    serial = cache_cups(root, embedder, tmp_path / "serial.npz", instances="detector", detector=detector, seed=3)
+    out = tmp_path / "cache" / "cups.npz"
+    # a part already cut by an interrupted run (another noise seed, so its reuse shows in the diameters)
+    done = out.parent / "cups.parts" / "cups-000000-000002.npz"
+    early = cache_cups(root, embedder, done, instances="detector", detector=detector, seed=99, part=(0, 2))
+    cache_cups_parallel(
+        root, out, workers=2, embedder_file=emb_file, instances="detector", seed=3, progress=False, part_cups=2
+    )
+    assert not (out.parent / "cups.parts").exists()
+    joined = CupCache.load(out)
+    assert joined.n_cups == serial.n_cups == 5 and joined.cup_id.tolist() == serial.cup_id.tolist()
+    n_early = int(early.offsets[-1])
+    assert not np.array_equal(early.diameter_mm, serial.diameter_mm[:n_early], equal_nan=True)
+    np.testing.assert_array_equal(joined.offsets, serial.offsets)
+    np.testing.assert_array_equal(joined.diameter_mm[:n_early], early.diameter_mm)
+    np.testing.assert_array_equal(joined.diameter_mm[n_early:], serial.diameter_mm[n_early:])
+    np.testing.assert_allclose(joined.embeddings, serial.embeddings, atol=2e-3)  # both stored as float16
+    for key in ("confidence", "partial", "visible", "focus", "true_type", "kind", "n_objects"):
+        np.testing.assert_array_equal(getattr(joined, key), getattr(serial, key))
+    with pytest.raises(ValueError, match="workers"):
+        cache_cups_parallel(root, tmp_path / "x.npz", workers=0)
