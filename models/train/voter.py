@@ -521,6 +521,7 @@ _cut_models: tuple[Embedder, Detector | None] | None = None
 
 def _cut_worker_init(embedder_file: Path | None, detector_dir: Path | None, instances: str) -> None:
     global _cut_models
+    cv2.setNumThreads(1)  # the processes share the cores
     embedder = Embedder.load(embedder_file, threads=1)
     detector = None
     if instances == "detector":
