@@ -25,6 +25,7 @@ import numpy.typing as npt
 import torch
 
 from models.files import sha256_file
+from models.runtime import DEFAULT_BACKEND, check_backend
 from models.segmenter import Segmenter, Window
 from models.types import BoolArray, CoinInstance, FloatArray, Frame, UInt8Array
 
@@ -259,17 +260,21 @@ class Detector:
         return self.settings.version
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, calibration: CupGeometry | None = None) -> Detector:
+    def load(
+        cls, path: str | Path | None = None, *, calibration: CupGeometry | None = None, backend: str = DEFAULT_BACKEND
+    ) -> Detector:
         """Load a detector folder (or its ``detector.json``); ``None`` loads the shipped default.
 
         Args:
             path: folder holding ``detector.json``, the sidecar itself, or ``None``.
             calibration: camera geometry to attach.
+            backend: what runs the mask segmenter: ``"onnx"`` (ONNX Runtime, the default) or ``"torch"``.
 
         Raises:
             FileNotFoundError: the folder, sidecar or a weights file it names is missing.
-            ValueError: a file is corrupt or its hash does not match the sidecar.
+            ValueError: a file is corrupt or its hash does not match the sidecar, or ``backend`` is unknown.
         """
+        check_backend(backend)
         path = DEFAULT_DIR if path is None else Path(path)
         sidecar = path / SIDECAR if path.is_dir() else path
         if not sidecar.is_file():
@@ -288,9 +293,13 @@ class Detector:
         if settings.segmenter_file is not None:
             seg_path = folder / settings.segmenter_file
             _check_file(seg_path, settings.segmenter_sha256)
-            segmenter = load_segmenter(seg_path)
-            segmenter.flip_tta = settings.flip_tta
+            segmenter = load_segmenter(seg_path).with_flip_tta(settings.flip_tta).with_backend(backend)
         return cls(_load_yolo(yolo_path), segmenter, settings, calibration)
+
+    def with_backend(self, backend: str) -> Detector:
+        """The same models with the segmenter run by ``backend`` (``"onnx"`` or ``"torch"``)."""
+        segmenter = None if self.segmenter is None else self.segmenter.with_backend(backend)
+        return Detector(self.yolo, segmenter, self.settings, self.calibration)
 
     def with_calibration(self, calibration: CupGeometry | None) -> Detector:
         """The same models with another camera calibration."""
@@ -301,7 +310,7 @@ class Detector:
         settings = replace(self.settings, **changes)
         segmenter = self.segmenter
         if segmenter is not None and segmenter.flip_tta != settings.flip_tta:
-            segmenter = Segmenter(segmenter.net, segmenter.size, settings.flip_tta)
+            segmenter = segmenter.with_flip_tta(settings.flip_tta)
         return Detector(self.yolo, segmenter, settings, self.calibration)
 
     def boxes(self, image: UInt8Array, imgsz: int | None = None) -> Boxes:

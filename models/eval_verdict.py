@@ -639,29 +639,64 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
 
 
 @dataclass(frozen=True)
+class BackendRun:
+    """One inference backend's median milliseconds on the benchmark cup, and the verdict it gave.
+
+    Attributes:
+        backend: ``"onnx"`` or ``"torch"`` (what runs the embedder and the mask segmenter).
+        detect_ms: the detector with masks.
+        pipeline_ms: the whole :meth:`Pipeline.run`, frame to verdict.
+        stages_ms: the pipeline's own stage timings of the last run.
+        p_correct: the verdict's probability that the cup is the expected type.
+    """
+
+    backend: str
+    detect_ms: float
+    pipeline_ms: float
+    stages_ms: dict[str, float]
+    p_correct: float
+
+
+@dataclass(frozen=True)
 class BenchResult:
-    """Median milliseconds of one cup from frame to verdict against the detector alone."""
+    """Median milliseconds of one cup from frame to verdict against the detector alone.
+
+    Attributes:
+        n_coins: coins in the cup.
+        detector_forward_ms: one bare YOLO predict call (boxes only), the reference of the ratio.
+        runs: one per backend timed, the station's default (ONNX Runtime) first.
+    """
 
     n_coins: int
     detector_forward_ms: float
-    detector_detect_ms: float
-    pipeline_ms: float
-    stages_ms: dict[str, float]
+    runs: tuple[BackendRun, ...]
+
+    @property
+    def pipeline_ms(self) -> float:
+        """Frame to verdict with the default backend."""
+        return self.runs[0].pipeline_ms
 
     @property
     def ratio(self) -> float:
-        """Whole pipeline over one bare detector forward pass."""
+        """Whole pipeline (default backend) over one bare detector forward pass."""
         return self.pipeline_ms / max(self.detector_forward_ms, 1e-9)
 
 
 def bench_verdict(
-    bundle_path: Path | None = None, *, n_coins: int = 10, repeats: int = 5, threads: int = 1, seed: int = 0
+    bundle_path: Path | None = None,
+    *,
+    n_coins: int = 10,
+    repeats: int = 5,
+    threads: int = 1,
+    seed: int = 0,
+    backends: tuple[str, ...] = ("onnx", "torch"),
 ) -> BenchResult:
     """Time :meth:`Pipeline.run` on one synthetic pure cup of ``n_coins`` coins against the bare detector.
 
     The cup is rendered by the synthetic scene generator, with its empty-tray photo, which the pipeline compares
     it with (as a station with an empty-tray photo does); the gallery holds rendered references of its mint.
-    Every timing is the median of ``repeats`` runs after one warm-up run.
+    Each of ``backends`` runs the same cup with the same gallery, interleaved run by run so that a change in the
+    machine's load reaches each alike. Every timing is the median of ``repeats`` runs after one warm-up run.
     """
     import statistics
     import time
@@ -675,10 +710,12 @@ def bench_verdict(
     from models.train.voter import reference_gallery
     from models.types import CupKind, Frame
 
+    if not backends:
+        raise ValueError("no backend to time")
     torch.set_num_threads(threads)
     bundle = load_bundle(bundle_path)
-    embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=threads)
-    detector = Detector.load(bundle.path(bundle.detector_dir))
+    embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=threads, backend=backends[0])
+    detector = Detector.load(bundle.path(bundle.detector_dir), backend=backends[0])
     mint = generate_mint(30, seed)
     assets = SceneAssets(mint)
     opts = SceneOptions(kind_weights={CupKind.PURE: 1.0}, max_coins=n_coins, empty_reference=True)
@@ -692,33 +729,41 @@ def bench_verdict(
         raise RuntimeError(f"no synthetic cup with {n_coins} coins found")
     gallery = reference_gallery(mint, embedder, per_side=3, progress=False)
     catalogue = {t.id: _type_info(t.id, t.diameter_mm) for t in mint.types}
-    pipe = Pipeline.from_parts(
-        bundle,
-        gallery,
-        embedder=embedder,
-        catalogue=catalogue,
-        detector=detector,
-        empty_tray=scene.empty,
-        cup_roi=scene.tray,
-    )
     frame = Frame(image=scene.image, source="bench")
     expected = str(scene.expected_type)
-
-    def timed(fn: Any) -> float:
-        fn()
-        runs = []
-        for _ in range(repeats):
+    parts = {
+        b: (embedder.with_backend(b, threads), detector.with_backend(b)) if b != backends[0] else (embedder, detector)
+        for b in backends
+    }
+    pipes = {
+        b: Pipeline.from_parts(
+            bundle, gallery, embedder=e, catalogue=catalogue, detector=d, empty_tray=scene.empty, cup_roi=scene.tray
+        )
+        for b, (e, d) in parts.items()
+    }
+    jobs: dict[str, Any] = {"forward": lambda: detector.boxes(scene.image)}
+    verdicts: dict[str, Any] = {}
+    for b in backends:
+        jobs[f"detect {b}"] = lambda d=parts[b][1]: d.detect(frame)
+        jobs[f"pipeline {b}"] = lambda b=b: verdicts.__setitem__(b, pipes[b].run(frame, expected))
+    runs: dict[str, list[float]] = {name: [] for name in jobs}
+    for k in range(repeats + 1):  # the first round warms up
+        for name, fn in jobs.items():
             t = time.perf_counter()
             fn()
-            runs.append((time.perf_counter() - t) * 1000)
-        return statistics.median(runs)
-
-    fwd = timed(lambda: detector.boxes(scene.image))
-    det = timed(lambda: detector.detect(frame))
-    verdicts = []
-    total = timed(lambda: verdicts.append(pipe.run(frame, expected)))
-    stages = verdicts[-1].timings_ms
-    return BenchResult(n_coins, fwd, det, total, stages)
+            if k:
+                runs[name].append((time.perf_counter() - t) * 1000)
+    med = {name: statistics.median(r) for name, r in runs.items()}
+    return BenchResult(
+        n_coins,
+        med["forward"],
+        tuple(
+            BackendRun(
+                b, med[f"detect {b}"], med[f"pipeline {b}"], verdicts[b].timings_ms, float(verdicts[b].p_correct)
+            )
+            for b in backends
+        ),
+    )
 
 
 def _type_info(type_id: str, diameter: float) -> Any:

@@ -12,6 +12,14 @@ import os
 import tempfile
 from pathlib import Path
 
+import platformdirs
+
+
+def default_cache_dir() -> Path:
+    """``$CUPCHECK_CACHE`` when set, else the user's cache directory for cupcheck (derived files only)."""
+    env = os.environ.get("CUPCHECK_CACHE")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("cupcheck", appauthor=False))
+
 
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.runtime import OnnxRunner, check_backend
 from models.types import FloatArray, UInt8Array
 
 WINDOW_PAD = 0.15
@@ -147,12 +148,47 @@ class Segmenter:
         net: a trained :class:`TinyUNet` (put in eval mode here).
         size: the input side it was trained at.
         flip_tta: average the logits with those of the mirrored input (twice the cost).
+        runner: ``net`` exported to ONNX Runtime (:meth:`with_backend`), run instead of ``net``; ``None``: torch.
     """
 
-    def __init__(self, net: TinyUNet, size: int, flip_tta: bool = False) -> None:
+    def __init__(self, net: TinyUNet, size: int, flip_tta: bool = False, runner: OnnxRunner | None = None) -> None:
         self.net = net.eval()
         self.size = size
         self.flip_tta = flip_tta
+        self.runner = runner
+
+    @property
+    def backend(self) -> str:
+        """``"onnx"`` or ``"torch"``: what :meth:`predict` runs."""
+        return "torch" if self.runner is None else "onnx"
+
+    def with_flip_tta(self, flip_tta: bool) -> Segmenter:
+        """The same network and backend, with or without the mirrored pass."""
+        return Segmenter(self.net, self.size, flip_tta, self.runner)
+
+    def with_backend(self, backend: str, threads: int | None = None) -> Segmenter:
+        """The same network run by ``backend`` (``"onnx"`` or ``"torch"``).
+
+        Raises:
+            ValueError: an unknown backend.
+        """
+        runner = None
+        if check_backend(backend) == "onnx":
+            runner = OnnxRunner.from_module(self.net, torch.zeros(1, 4, self.size, self.size), threads)
+        return Segmenter(self.net, self.size, self.flip_tta, runner)
+
+    def _forward(self, x: FloatArray) -> FloatArray:
+        """``(n, 1, S, S)`` logits of ``(n, 4, S, S)`` inputs, averaged with the mirrored pass under flip TTA."""
+        n = len(x)
+        if self.runner is not None:
+            both = np.concatenate([x, x[..., ::-1]]) if self.flip_tta else x
+            y = self.runner(both)
+            return np.asarray((y[:n] + y[n:, ..., ::-1]) / 2, np.float32) if self.flip_tta else y
+        xt = torch.from_numpy(x)
+        out_t = self.net(xt)
+        if self.flip_tta:
+            out_t = (out_t + torch.flip(self.net(torch.flip(xt, (3,))), (3,))) / 2
+        return np.asarray(out_t.numpy(), dtype=np.float32)
 
     @torch.inference_mode()
     def predict(
@@ -171,11 +207,7 @@ class Segmenter:
         out: list[tuple[FloatArray, Window]] = []
         for start in range(0, len(boxes), batch):
             items = [segmenter_input(image, b, self.size) for b in boxes[start : start + batch]]
-            x = torch.from_numpy(np.stack([it[0] for it in items]))
-            out_t = self.net(x)
-            if self.flip_tta:
-                out_t = (out_t + torch.flip(self.net(torch.flip(x, (3,))), (3,))) / 2
-            logits = out_t[:, 0].numpy()
+            logits = self._forward(np.stack([it[0] for it in items]))[:, 0]
             for (_, window), lg in zip(items, logits, strict=True):
                 full = cv2.resize(lg, (window.side, window.side), interpolation=cv2.INTER_LINEAR)
                 out.append((np.asarray(full, dtype=np.float32), window))

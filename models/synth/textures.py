@@ -14,8 +14,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import platformdirs
 
+from models.files import default_cache_dir
 from models.types import UInt8Array
 
 SURFACES: tuple[str, ...] = ("paper", "wood", "felt", "plastic", "stone")
@@ -25,12 +25,6 @@ PATCH_SIZE = 256
 """Side of a cached real patch in pixels."""
 
 _PHOTO_GLOBS: tuple[str, ...] = ("euro_kaa/photos/*/*.jpg", "won_cho0h5/photos/*.jpg")
-
-
-def default_cache_dir() -> Path:
-    """``$CUPCHECK_CACHE`` when set, else the user's cache directory for cupcheck."""
-    env = os.environ.get("CUPCHECK_CACHE")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("cupcheck", appauthor=False))
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from station.commands.backend_option import add_backend_option, chosen_backends
 from station.errors import CliError
 
 
@@ -16,7 +17,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "detect",
         help="measure detector latency",
         description="Median milliseconds per frame of the full detector (boxes, masks, fits) and of the bare "
-        "YOLO predict call, measured interleaved on the same frames.",
+        "YOLO predict call, measured interleaved on the same frames; one JSON line per input size and backend.",
     )
     p.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="frames to time")
     p.add_argument("--data", type=Path, default=None, help="synthetic data set: time its first --n cup images")
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--repeats", type=int, default=1, help="passes over the frames (default 1)")
     p.add_argument("--imgsz", type=int, nargs="*", default=[], help="YOLO input sizes to time (default: stored)")
     p.add_argument("--weights", type=Path, default=None, help="detector folder (default: shipped)")
+    add_backend_option(p)
     p.set_defaults(func=run)
 
 
@@ -37,11 +39,15 @@ def run(args: argparse.Namespace) -> int:
         paths += sorted((args.data / "yolo" / "images").glob("*/*.jpg"))[: args.n]
     if not paths:
         raise CliError("give IMAGE files or --data DIR")
+    backends = chosen_backends(args)
     try:
-        detector = Detector.load(args.weights)
+        detector = Detector.load(args.weights, backend=backends[0])
         frames = [read_frame(p) for p in paths]
     except (FileNotFoundError, ValueError) as err:
         raise CliError(str(err)) from err
-    for size in args.imgsz or [detector.settings.imgsz]:
-        print(json.dumps(latency(detector.with_settings(imgsz=size), frames, repeats=args.repeats)))
+    for backend in backends:
+        run_by = detector if backend == backends[0] else detector.with_backend(backend)
+        for size in args.imgsz or [detector.settings.imgsz]:
+            timing = latency(run_by.with_settings(imgsz=size), frames, repeats=args.repeats)
+            print(json.dumps({"backend": backend, **timing}))
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from models.bundle import BundleError
+from station.commands.backend_option import add_backend_option, chosen_backends
 from station.errors import CliError
 
 TARGET_RATIO = 1.3
@@ -19,12 +20,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="latency of one cup from frame to verdict against the detector alone",
         description="Render one synthetic pure cup of --coins coins, then time (median of --repeats after a warm-up) "
         "one bare detector forward pass, the detector with masks, and the whole pipeline to the verdict, in the "
-        "same process; print the ratio (target <= 1.3x).",
+        "same process, with each inference backend (ONNX Runtime, the station's, and torch); print the ratio "
+        "(target <= 1.3x) and each backend's p_correct.",
     )
     p.add_argument("--bundle", default=None, metavar="FILE", help="verdict bundle (default: the shipped one)")
     p.add_argument("--coins", type=int, default=10, help="coins in the cup (default 10)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads (default 1)")
+    add_backend_option(p)
     p.set_defaults(func=run)
 
 
@@ -40,14 +43,27 @@ def run(args: argparse.Namespace) -> int:
             n_coins=args.coins,
             repeats=args.repeats,
             threads=args.threads,
+            backends=chosen_backends(args),
         )
     except (FileNotFoundError, BundleError, ValueError, RuntimeError) as err:
         raise CliError(str(err)) from err
     print(f"cup of {res.n_coins} coins, torch threads {args.threads}, median of {args.repeats}")
-    print(f"detector forward pass (boxes):   {res.detector_forward_ms:8.1f} ms")
-    print(f"detector with masks (detect):    {res.detector_detect_ms:8.1f} ms")
-    print(f"frame to verdict (Pipeline.run): {res.pipeline_ms:8.1f} ms")
-    print("stages: " + ", ".join(f"{k} {v:.1f}" for k, v in res.stages_ms.items()))
+    fwd = res.detector_forward_ms
+    print(f"detector forward pass (boxes):          {fwd:8.1f} ms")
+    for r in res.runs:
+        print(f"[{r.backend}] detector with masks (detect): {r.detect_ms:8.1f} ms")
+        print(f"[{r.backend}] frame to verdict (Pipeline.run): {r.pipeline_ms:8.1f} ms ({r.pipeline_ms / fwd:.2f}x)")
+        print(f"[{r.backend}] stages: " + ", ".join(f"{k} {v:.1f}" for k, v in r.stages_ms.items()))
+        print(f"[{r.backend}] p_correct {r.p_correct:.6f}")
+    if len(res.runs) > 1:
+        base = res.runs[0]
+        for r in res.runs[1:]:
+            print(
+                f"{base.backend} is {r.pipeline_ms / base.pipeline_ms:.2f}x faster than {r.backend} frame to verdict "
+                f"({r.detect_ms / base.detect_ms:.2f}x on detection), p_correct differs by "
+                f"{abs(r.p_correct - base.p_correct):.2g}"
+            )
     verdict = "within" if res.ratio <= TARGET_RATIO else "above"
-    print(f"ratio {res.ratio:.2f}x the detector forward pass ({verdict} the {TARGET_RATIO}x target)")
+    backend = res.runs[0].backend
+    print(f"ratio {res.ratio:.2f}x the detector forward pass ({verdict} the {TARGET_RATIO}x target, {backend})")
     return 0

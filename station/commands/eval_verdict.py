@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the report's path and the methods table."""
     from models.eval_verdict import EvalConfig, evaluate
-    from models.synth.textures import default_cache_dir
+    from models.files import default_cache_dir
 
     if args.real is not None and not Path(args.real).is_dir():
         raise CliError(f"real data folder {args.real} does not exist")

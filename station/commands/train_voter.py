@@ -92,7 +92,7 @@ def _check_cut_workers(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train and print the threshold and a JSON summary."""
-    from models.synth.textures import default_cache_dir
+    from models.files import default_cache_dir
     from models.train.voter import TrainConfig, train_verdict
 
     data = Path(args.data)
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 def run_recalibrate(args: argparse.Namespace) -> int:
     """Recalibrate and print the new threshold and the bundle's path and version."""
     from models.bundle import BundleError, load_bundle
-    from models.synth.textures import default_cache_dir
+    from models.files import default_cache_dir
     from models.train.voter import recalibrate
 
     data = Path(args.data_cal)
