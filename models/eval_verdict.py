@@ -74,6 +74,7 @@ class EvalConfig:
         real: real data root (``…/data/real``) or ``None``.
         max_cups: limit per data set.
         real_limit: at most this many real photos of each kind (single, mixed) per currency.
+        cut_workers: processes that cut and embed a data set not yet cached (see ``cache_cups_parallel``).
     """
 
     data: Path
@@ -85,6 +86,7 @@ class EvalConfig:
     real: Path | None = None
     max_cups: int | None = None
     real_limit: int | None = None
+    cut_workers: int = 1
 
 
 @dataclass
@@ -249,7 +251,14 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     # The cups are cut the way the bundle was trained and calibrated (true masks or the real detector): the
     # guarantee holds only for that pipeline.
     instances = str(bundle.train.get("instances", "gt"))
-    tcfg = TrainConfig(data=cfg.data, out=cfg.out, cache=cfg.cache, max_cups=cfg.max_cups, instances=instances)
+    tcfg = TrainConfig(
+        data=cfg.data,
+        out=cfg.out,
+        cache=cfg.cache,
+        max_cups=cfg.max_cups,
+        instances=instances,
+        cut_workers=cfg.cut_workers,
+    )
     detector = None
     if instances == "detector":
         from models.detector import Detector

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from station.commands.backend_option import add_backend_option, chosen_backends
+from station.commands.options import add_backend_option, chosen_backends
 from station.errors import CliError
 
 

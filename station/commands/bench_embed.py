@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from station.commands.backend_option import add_backend_option, chosen_backends
+from station.commands.options import add_backend_option, chosen_backends
 from station.errors import CliError
 
 

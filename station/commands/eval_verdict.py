@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from models.bundle import BundleError
+from station.commands.options import add_cut_workers, check_cut_workers
 from station.errors import CliError
 
 
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--real", default=None, metavar="DIR", help="real data root (…/data/real): euro and won photos")
     p.add_argument("--real-limit", type=int, default=None, help="at most N real photos of each kind per currency")
     p.add_argument("--max-cups", type=int, default=None, help="use only the first cups of each data set")
+    add_cut_workers(p)
     p.set_defaults(func=run)
 
 
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from models.eval_verdict import EvalConfig, evaluate
     from models.files import default_cache_dir
 
+    cut_workers = check_cut_workers(args)
     if args.real is not None and not Path(args.real).is_dir():
         raise CliError(f"real data folder {args.real} does not exist")
     out = Path(args.out)
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         real=None if args.real is None else Path(args.real),
         max_cups=args.max_cups,
         real_limit=args.real_limit,
+        cut_workers=cut_workers,
     )
     try:
         res = evaluate(cfg)

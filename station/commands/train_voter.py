@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET
+from station.commands.options import add_cut_workers, check_cut_workers
 from station.errors import CliError
 
 
@@ -55,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "right are pushed down the ranking, where the threshold is chosen",
     )
     p.add_argument("--seed", type=int, default=0)
-    _add_cut_workers(p)
+    add_cut_workers(p)
     p.set_defaults(func=run)
 
     r = subparsers.add_parser(
@@ -71,23 +72,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     r.add_argument("--bundle", default=None, metavar="FILE", help="bundle to recalibrate (default: the shipped one)")
     r.add_argument("--cache", default=None, metavar="DIR", help="embedding cache (default: the user cache dir)")
     r.add_argument("--max-cups", type=int, default=None, help="use only the first cups")
-    _add_cut_workers(r)
+    add_cut_workers(r)
     r.set_defaults(func=run_recalibrate)
-
-
-def _add_cut_workers(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cut-workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="processes that cut and embed a data set not yet in --cache (default 1; each runs one torch thread)",
-    )
-
-
-def _check_cut_workers(args: argparse.Namespace) -> None:
-    if args.cut_workers < 1:
-        raise CliError(f"--cut-workers must be >= 1, got {args.cut_workers}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--virtual must be >= 0, got {args.virtual}")
     if not args.negative_weight > 0:
         raise CliError(f"--negative-weight must be > 0, got {args.negative_weight}")
-    _check_cut_workers(args)
+    check_cut_workers(args)
     out = Path(args.out)
     cfg = TrainConfig(
         data=data,
@@ -142,7 +128,7 @@ def run_recalibrate(args: argparse.Namespace) -> int:
     data = Path(args.data_cal)
     if not (data / "manifest.json").is_file():
         raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
-    _check_cut_workers(args)
+    check_cut_workers(args)
     try:
         result = recalibrate(
             None if args.bundle is None else Path(args.bundle),

@@ -46,3 +46,29 @@ def test_recalibrate_refuses_no_cutting_process(tmp_path: Path, capsys: pytest.C
     )
     assert status == 2
     assert "--cut-workers must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_eval_verdict_cuts_in_processes_and_writes_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mixed = SceneOptions(image_size=256, max_coins=6, kind_weights={CupKind.PURE: 1.0, CupKind.CONTAMINATED: 1.0})
+    sets = {}
+    for name, seed, cups, val in (("train", 7, 16, 0.25), ("cal", 8, 8, 0.0), ("test", 9, 8, 0.0)):
+        folder = sets[name] = tmp_path / name
+        write_dataset(
+            SynthConfig(n_types=4, n_cups=cups, seed=seed, scene=mixed, crop_size=64, val_fraction=val),
+            folder,
+            progress=False,
+        )
+        enrol = SynthConfig(n_types=4, n_cups=8, seed=seed, scene=SCENE, crop_size=64, first_index=1000)
+        write_dataset(enrol, folder / ENROL_DIR, progress=False)
+    bundle, _ = write_bundle(tmp_path / "b", embedder_file=write_tiny_checkpoint(tmp_path / "embedder.pt"))
+    args = ["eval", "verdict", "--data", str(sets["test"]), "--out", str(tmp_path / "report"), "--bundle", str(bundle)]
+    args += ["--data-train", str(sets["train"]), "--data-cal", str(sets["cal"]), "--cache", str(tmp_path / "c")]
+    assert main([*args, "--cut-workers", "0"]) == 2
+    assert "--cut-workers must be >= 1, got 0" in capsys.readouterr().err
+    assert main([*args, "--cut-workers", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "test precision" in out and (tmp_path / "report" / "report.md").is_file()
+    assert "cut test" in err and "cut cal" in err  # the bar of the parallel cutting, not the one-process one
+    assert not list((tmp_path / "c").rglob("*.parts"))  # the parts were joined into one cache per data set
