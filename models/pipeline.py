@@ -45,6 +45,7 @@ from models.features import (
 from models.foreground import ForegroundRegion, unexplained_regions
 from models.gallery import RERANK_DEPTH, Gallery, reranked_score
 from models.pooling import SetPooler
+from models.runtime import DEFAULT_BACKEND
 from models.template import signatures
 from models.types import (
     CoinCrop,
@@ -201,6 +202,7 @@ class Pipeline:
         detector_path: str | Path | None = None,
         embedder_path: str | Path | None = None,
         target_precision: float | None = None,
+        backend: str = DEFAULT_BACKEND,
     ) -> Pipeline:
         """Load the bundle, its weights, and the station's gallery and catalogue from ``home``.
 
@@ -212,16 +214,17 @@ class Pipeline:
             detector_path: detector folder overriding the bundle's.
             embedder_path: embedder checkpoint overriding the bundle's.
             target_precision: re-choose the threshold for this precision from the bundle's calibration scores.
+            backend: what runs the embedder and the mask segmenter (``"onnx"`` or ``"torch"``).
 
         Raises:
             FileNotFoundError: a model file or the gallery is missing.
-            BundleError, ValueError: damaged or mismatched files.
+            BundleError, ValueError: damaged or mismatched files, or an unknown backend.
         """
         bundle = load_bundle(bundle_path)
         if target_precision is not None:
             bundle = bundle.with_threshold(bundle.rechoose(target_precision))
         emb_file = embedder_path if embedder_path is not None else bundle.path(bundle.embedder_file)
-        embedder = Embedder.load(emb_file, threads=2)
+        embedder = Embedder.load(emb_file, threads=2, backend=backend)
         gallery_dir = Path(home) / "gallery"
         gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
         if len(gallery) == 0:
@@ -238,7 +241,7 @@ class Pipeline:
             roi = None if calibration is None else calibration.roi
             empty_tray = load_empty_tray(home)
             det_path = detector_path if detector_path is not None else bundle.path(bundle.detector_dir)
-            detector = Detector.load(det_path, calibration=calibration)
+            detector = Detector.load(det_path, calibration=calibration, backend=backend)
         return cls.from_parts(
             bundle,
             gallery,

@@ -345,7 +345,9 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         config = config.model_copy(update={"camera": cam.model_copy(update={"kind": "simulator"}), "auto_check": True})
     from models.registry import resolve_bundle
 
-    pipeline = Pipeline.load(home, resolve_bundle(home, config.bundle), target_precision=config.target_precision)
+    pipeline = Pipeline.load(
+        home, resolve_bundle(home, config.bundle), target_precision=config.target_precision, backend=config.backend
+    )
     catalog = TypeCatalog.from_gallery(home / "gallery")
     orders: OrderLookup = OrderBook.from_csv(home / ORDERS_FILE)
     repository = open_repository(home, config.database_url)

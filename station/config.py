@@ -107,6 +107,8 @@ class StationConfig(_Strict):
         still_s: seconds the view must be still before an automatic check.
         pass_word: what the sound cue says for a PASS.
         flag_word: what it says for a FLAG.
+        backend: what runs the embedder and the mask segmenter: ``onnx`` (ONNX Runtime, several times faster on a
+            CPU) or ``torch`` (for a model ONNX cannot express); both give the same verdicts.
     """
 
     name: str = Field(default="station-1", min_length=1, max_length=64)
@@ -121,6 +123,7 @@ class StationConfig(_Strict):
     still_s: float = Field(default=0.8, gt=0, le=10)
     pass_word: str = "pass"
     flag_word: str = "check this cup"
+    backend: Literal["onnx", "torch"] = "onnx"
 
 
 def _explain(err: ValidationError) -> str:

@@ -120,3 +120,18 @@ def test_bad_inputs_exit_2(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "cupcheck verify: error:" in err and message in err
+
+
+def test_either_backend_gives_the_same_verdicts(station) -> None:
+    from models.detector import read_frame
+    from models.pipeline import Pipeline
+
+    home, bundle, cups = station
+    pipes = {b: Pipeline.load(home, bundle, with_detector=False, backend=b) for b in ("onnx", "torch")}
+    assert {b: p.embedder.backend for b, p in pipes.items()} == {"onnx": "onnx", "torch": "torch"}
+    for name in ("pure", "mixed"):
+        crops = [read_frame(f).image for f in sorted((cups / name).glob("*.png"))]
+        a, b = (pipes[k].run_crops(crops, "t0000") for k in ("onnx", "torch"))
+        assert (a.decision, a.reasons) == (b.decision, b.reasons) and abs(a.p_correct - b.p_correct) < 1e-4
+    with pytest.raises(ValueError, match="unknown inference backend"):
+        Pipeline.load(home, bundle, with_detector=False, backend="gpu")

@@ -21,6 +21,8 @@ from station.config import ConfigError, StationConfig, config_from_dict, load_co
         ({"target_precision": 0.995}, lambda c: c.target_precision == 0.995),
         ({"cup_region": {"cx": 320, "cy": 240, "radius": 200}}, lambda c: c.cup_region.radius == 200),
         ({"database_url": "postgresql+psycopg://db/cupcheck"}, lambda c: c.database_url.startswith("postgresql")),
+        ({}, lambda c: c.backend == "onnx"),
+        ({"backend": "torch"}, lambda c: c.backend == "torch"),
     ],
 )
 def test_good_configs(data: dict[str, Any], check: Any) -> None:
@@ -43,6 +45,7 @@ def test_good_configs(data: dict[str, Any], check: Any) -> None:
         ({"cup_region": {"cx": 1, "cy": 1}}, "cup_region.radius"),
         ({"name": ""}, "name"),
         ({"sound": "loud"}, "sound"),
+        ({"backend": "cuda"}, "backend"),
     ],
 )
 def test_bad_configs_name_the_setting(data: dict[str, Any], where: str) -> None:
