@@ -36,6 +36,7 @@ from models.bundle import Bundle, load_bundle
 from models.embedder import Embedder
 from models.features import BASE_FEATURES, EMBEDDING_FEATURES, FEATURES
 from models.pooling import SetPooler
+from models.runtime import BACKENDS
 from models.train.voter import (
     PairTable,
     TrainConfig,
@@ -698,7 +699,7 @@ def bench_verdict(
     repeats: int = 5,
     threads: int = 1,
     seed: int = 0,
-    backends: tuple[str, ...] = ("onnx", "torch"),
+    backends: tuple[str, ...] = BACKENDS,
 ) -> BenchResult:
     """Time :meth:`Pipeline.run` on one synthetic pure cup of ``n_coins`` coins against the bare detector.
 
