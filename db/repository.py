@@ -224,6 +224,18 @@ class VerdictRepository:
         with self._sessions() as session:
             return _verdict_id_for_key(session, idempotency_key)
 
+    def cup_of_verdict(self, verdict_id: int) -> int:
+        """The id of the cup a logged verdict judged (what :meth:`log_verdict` returned names the verdict).
+
+        Raises:
+            LookupError: no verdict has this id.
+        """
+        with self._sessions() as session:
+            cup_id = session.scalar(select(Verdict.cup_id).where(Verdict.id == verdict_id))
+        if cup_id is None:
+            raise LookupError(f"no verdict {verdict_id}")
+        return int(cup_id)
+
     # -- review -----------------------------------------------------------------------------------------------
 
     def review_queue(

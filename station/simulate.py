@@ -122,23 +122,26 @@ def run_cycle(
             masks_png=masks,
             embeddings=embs,
         )
-        repo.log_verdict(record)
+        verdict_id = repo.log_verdict(record)
         if verdict.decision == Decision.FLAG:
             labelled += 1
-            _oracle(repo, scene, obs.instances)
+            _oracle(repo, repo.cup_of_verdict(verdict_id), scene, obs.instances)
     return clean, passed, wrong, labelled, n_cups
 
 
-def _oracle(repo: VerdictRepository, scene: CupScene, instances: list[CoinInstance]) -> None:
-    """Rule on the newest cup from the ground truth: the cup confirmed, then each wrong coin corrected."""
-    item = max(repo.review_queue(limit=5), key=lambda it: it.cup_id)
-    repo.relabel(SUPERVISOR, item.cup_id, LabelKind.CONFIRMED, note="oracle")
+def _oracle(repo: VerdictRepository, cup_id: int, scene: CupScene, instances: list[CoinInstance]) -> None:
+    """Rule on the cup just logged from the ground truth: the cup confirmed, then each wrong coin corrected.
+
+    The cup is named by its verdict, not found in the review queue: low-margin PASSes wait there unlabelled too,
+    and can outrank the newest cup.
+    """
+    repo.relabel(SUPERVISOR, cup_id, LabelKind.CONFIRMED, note="oracle")
     for k, inst in enumerate(instances):
         truth = _instance_type(scene, inst.center) if inst.is_coin else None
         if truth is None:
-            repo.relabel(SUPERVISOR, item.cup_id, LabelKind.NOT_A_COIN, coin_index=k, note="oracle")
+            repo.relabel(SUPERVISOR, cup_id, LabelKind.NOT_A_COIN, coin_index=k, note="oracle")
         elif truth != scene.expected_type:
-            repo.relabel(SUPERVISOR, item.cup_id, LabelKind.CORRECTED, coin_index=k, corrected_type=truth)
+            repo.relabel(SUPERVISOR, cup_id, LabelKind.CORRECTED, coin_index=k, corrected_type=truth)
 
 
 def simulate(

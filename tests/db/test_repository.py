@@ -329,3 +329,13 @@ def test_cup_coins_returns_logged_coins_in_order_with_readable_crops(repo: Verdi
         assert stored.crop_ref is not None
         assert repo.read_blob(stored.crop_ref) == logged.crop_jpeg
     assert repo.cup_coins(cup_id + 1000) == []
+
+
+def test_cup_of_verdict_names_the_cup_each_verdict_judged(repo: VerdictRepository) -> None:
+    ids = [repo.log_verdict(make_record(k)) for k in (31, 32)]
+    with repo.engine.connect() as conn:
+        want: dict[int, int] = {int(v): int(c) for v, c in conn.execute(text("SELECT id, cup_id FROM verdicts")).all()}
+    assert [repo.cup_of_verdict(v) for v in ids] == [want[v] for v in ids]
+    assert len(set(want.values())) == 2
+    with pytest.raises(LookupError, match="no verdict 999999"):
+        repo.cup_of_verdict(999999)
