@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from models.runtime import DEFAULT_BACKEND, Backend
+
 CONFIG_FILENAME = "station.toml"
 
 
@@ -123,7 +125,7 @@ class StationConfig(_Strict):
     still_s: float = Field(default=0.8, gt=0, le=10)
     pass_word: str = "pass"
     flag_word: str = "check this cup"
-    backend: Literal["onnx", "torch"] = "onnx"
+    backend: Backend = DEFAULT_BACKEND
 
 
 def _explain(err: ValidationError) -> str:
