@@ -35,6 +35,9 @@ FEATURE_SET = 2
 was trained, so a bundle trained on another set is refused until it is retrained. Set 2: the template features
 compare each coin with the candidate's distinguishing designs only, and a coin without a rival has no margin
 (set 1 gave it a favourable default). A bundle file without the key is set 1."""
+ENROL_PER_SIDE = 5
+"""Enrolment photo crops per (type, side) in a synthetic data set's gallery when a command or bundle names no other
+number (``cupcheck train voter --enrol-per-side``); a bundle trained before the setting existed was enrolled so."""
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_BUNDLE = WEIGHTS_DIR / "verdict.json"
 """The shipped default bundle."""
@@ -112,6 +115,12 @@ class Bundle:
                 "by this version (the shipped one is models/weights/verdict.json) or train the voter again "
                 "(`cupcheck train voter`)"
             )
+
+    @property
+    def enrol_per_side(self) -> int:
+        """Enrolment photo crops per (type, side) of the galleries the voter was trained and calibrated with; its
+        recalibration and evaluation enrol the same way."""
+        return int(self.train.get("enrol_per_side", ENROL_PER_SIDE))
 
     def path(self, rel: str | None) -> Path | None:
         """Resolve a path stored in the bundle (``None`` stays ``None``)."""

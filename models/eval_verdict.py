@@ -259,6 +259,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
         max_cups=cfg.max_cups,
         instances=instances,
         cut_workers=cfg.cut_workers,
+        enrol_per_side=bundle.enrol_per_side,
     )
     detector = None
     if instances == "detector":

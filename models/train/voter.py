@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from calibration.camera import CupRoi
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET, ThresholdChoice, choose_threshold
-from models.bundle import Bundle, Preprocess
+from models.bundle import ENROL_PER_SIDE, Bundle, Preprocess
 from models.embedder import DEFAULT_WEIGHTS as EMBEDDER_DEFAULT
 from models.embedder import Embedder
 from models.enroll import read_image
@@ -138,7 +138,7 @@ ENROL_MAX_OCCLUSION = 0.15
 
 
 def enrolment_gallery(
-    enrol_dir: Path, mint: Mint, embedder: Embedder, per_side: int = 5, progress: bool = True
+    enrol_dir: Path, mint: Mint, embedder: Embedder, per_side: int = ENROL_PER_SIDE, progress: bool = True
 ) -> Gallery:
     """A gallery from the crops of an enrolment data set: ``per_side`` whole, barely covered coins per side.
 
@@ -180,17 +180,22 @@ def enrolment_gallery(
 
 
 def dataset_gallery(
-    data_dir: Path, embedder: Embedder, cache_root: Path, per_side: int = 5, progress: bool = True
+    data_dir: Path, embedder: Embedder, cache_root: Path, per_side: int = ENROL_PER_SIDE, progress: bool = True
 ) -> tuple[Gallery, dict[str, float | None]]:
     """Load or build (and save) the reference gallery of a data set's mint, plus the catalogue diameters.
 
     The references are the data set's enrolment photos (:data:`ENROL_DIR`, see :func:`enrolment_gallery`) when
-    it has them, else rendered faces (:func:`reference_gallery`).
+    it has them, else rendered faces (:func:`reference_gallery`). The cached gallery is keyed by the embedder,
+    ``per_side`` and the enrolment set's crop index, so a re-drawn enrolment set is never served a stale gallery.
     """
+    if per_side < 1:
+        raise ValueError(f"per_side must be >= 1, got {per_side}")
     mint = mint_of(data_dir)
     enrol = data_dir / ENROL_DIR
-    has_enrol = (enrol / "crops" / "index.csv").is_file()
-    folder = cache_root / f"gallery-{data_dir.name}-{'enrol' if has_enrol else 'render'}-{embedder.version}"
+    index = enrol / "crops" / "index.csv"
+    has_enrol = index.is_file()
+    source = f"enrol{per_side}-{sha256_file(index)[:8]}" if has_enrol else f"render{per_side}"
+    folder = cache_root / f"gallery-{data_dir.name}-{source}-{embedder.version}"
     diameters: dict[str, float | None] = {t.id: float(t.diameter_mm) for t in mint.types}
     if Gallery.exists(folder):
         cached = Gallery.load(folder, embedder_version=embedder.version)
@@ -816,6 +821,8 @@ class TrainConfig:
         negative_weight: weight of each wrong training pair against 1 for a correct one
             (:func:`models.voter.train_voter`).
         cut_workers: processes that cut and embed a data set not yet cached (:func:`cache_cups_parallel`).
+        enrol_per_side: enrolment photo crops per (type, side) in each data set's gallery
+            (:func:`dataset_gallery`); recorded in the bundle, whose recalibration and evaluation enrol the same way.
     """
 
     data: Path
@@ -834,6 +841,7 @@ class TrainConfig:
     virtual: int = 0
     negative_weight: float = 1.0
     cut_workers: int = 1
+    enrol_per_side: int = ENROL_PER_SIDE
 
 
 @dataclass
@@ -849,7 +857,7 @@ def load_split(
     data_dir: Path, embedder: Embedder, cfg: TrainConfig, detector: Detector | None, progress: bool
 ) -> tuple[CupCache, GalleryView, Mint]:
     """Cache a data set's cups and build its gallery view."""
-    gallery, diameters = dataset_gallery(data_dir, embedder, cfg.cache, progress=progress)
+    gallery, diameters = dataset_gallery(data_dir, embedder, cfg.cache, cfg.enrol_per_side, progress=progress)
     mint = mint_of(data_dir)
     view = GalleryView.from_gallery(gallery, diameters, mint_lookalikes(mint))
     cut = cfg.instances if detector is None else f"{cfg.instances}-{detector.version}"
@@ -1032,6 +1040,7 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         "virtual_cups": cfg.virtual,
         "virtual_pairs": n_virtual_pairs,
         "negative_weight": cfg.negative_weight,
+        "enrol_per_side": cfg.enrol_per_side,
     }
     bundle = Bundle(
         root=cfg.out,
@@ -1116,6 +1125,7 @@ def recalibrate(
         max_cups=max_cups,
         seed=seed,
         cut_workers=cut_workers,
+        enrol_per_side=bundle.enrol_per_side,
     )
     cal_cache, cal_view, cal_mint = load_split(data_cal, embedder, cfg, detector, progress)
     cal_pairs = make_pairs(cal_cache, cal_mint, seed=seed + 2)

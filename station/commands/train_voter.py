@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET
+from models.bundle import ENROL_PER_SIDE
 from station.commands.options import add_cut_workers, check_cut_workers
 from station.errors import CliError
 
@@ -55,6 +56,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="weight of each wrong pair against 1 for a correct one (default 1); above 1 the wrong pairs that look "
         "right are pushed down the ranking, where the threshold is chosen",
     )
+    p.add_argument(
+        "--enrol-per-side",
+        type=int,
+        default=ENROL_PER_SIDE,
+        metavar="N",
+        help=f"enrolment photo crops per type and side in each data set's gallery (its enrol/ folder; default "
+        f"{ENROL_PER_SIDE}); recorded in the bundle, whose recalibration and evaluation enrol the same way",
+    )
     p.add_argument("--seed", type=int, default=0)
     add_cut_workers(p)
     p.set_defaults(func=run)
@@ -92,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--virtual must be >= 0, got {args.virtual}")
     if not args.negative_weight > 0:
         raise CliError(f"--negative-weight must be > 0, got {args.negative_weight}")
+    if args.enrol_per_side < 1:
+        raise CliError(f"--enrol-per-side must be >= 1, got {args.enrol_per_side}")
     check_cut_workers(args)
     out = Path(args.out)
     cfg = TrainConfig(
@@ -109,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         negative_weight=args.negative_weight,
         seed=args.seed,
         cut_workers=args.cut_workers,
+        enrol_per_side=args.enrol_per_side,
     )
     try:
         result = train_verdict(cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -58,6 +59,36 @@ def test_gallery_is_enrolled_from_the_data_sets_photos(data: Path, tmp_path: Pat
             assert {e.design for e in refs} == {coin.design(side).id}
     again, _ = dataset_gallery(data, embedder, tmp_path)  # cached
     assert len(again) == len(gallery)
+
+
+def _photo_refs(gallery: object) -> dict[tuple[str, Side], int]:
+    refs: dict[tuple[str, Side], int] = {}
+    for e in gallery.entries.values():  # type: ignore[attr-defined]
+        if e.source.startswith("photo:"):
+            refs[(e.type_id, e.side)] = refs.get((e.type_id, e.side), 0) + 1
+    return refs
+
+
+def test_gallery_cache_is_keyed_by_photos_per_side_and_by_the_enrolment_set(data: Path, tmp_path: Path) -> None:
+    embedder = tiny_embedder()
+    five, _ = dataset_gallery(data, embedder, tmp_path)
+    two, _ = dataset_gallery(data, embedder, tmp_path, per_side=2)
+    assert max(_photo_refs(five).values()) > 2  # the enrolment set has more photos than two of some face
+    assert max(_photo_refs(two).values()) == 2 and set(_photo_refs(two)) == set(_photo_refs(five))
+    assert len({p.name for p in tmp_path.glob("gallery-*")}) == 2
+    # a re-drawn enrolment set (here: one type's photos gone) is enrolled again, not served from the cache
+    enrol = tmp_path / "redrawn" / data.name  # same name, so only the enrolment set tells the two apart
+    shutil.copytree(data, enrol)
+    index = enrol / ENROL_DIR / "crops" / "index.csv"
+    gone = mint_of(data).types[0].id
+    lines = index.read_text().splitlines(keepends=True)
+    index.write_text("".join(line for line in lines if f",{gone}," not in line))
+    cache = tmp_path / "cache"
+    dataset_gallery(data, embedder, cache)
+    redrawn, _ = dataset_gallery(enrol, embedder, cache)
+    assert not any(t == gone for t, _ in _photo_refs(redrawn)) and any(t == gone for t, _ in _photo_refs(five))
+    with pytest.raises(ValueError, match="per_side"):
+        dataset_gallery(data, embedder, tmp_path, per_side=0)
 
 
 def test_enrolment_photos_of_another_mint_are_refused(data: Path, tmp_path: Path) -> None:
@@ -204,6 +235,9 @@ def test_recalibrate_certifies_the_bundle_again_on_cups_cut_today(tmp_path: Path
     np.testing.assert_allclose(voter.predict(stored[0]), new.cal_scores, atol=1e-5)
     emb = new.path(new.embedder_file)
     assert emb is not None and emb.is_file()
+    # the bundle names no enrolment size (trained before the setting): its galleries hold five photos a side
+    assert old.enrol_per_side == new.enrol_per_side == 5
+    assert [p.name.split("-")[2] for p in (tmp_path / "cache").glob("gallery-cal-*")] == ["enrol5"]
 
 
 def test_cutting_in_parallel_parts_gives_the_single_process_cache_and_resumes(tmp_path: Path) -> None:
