@@ -22,12 +22,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from calibration.risk import ThresholdChoice, choose_threshold
 from models.files import sha256_file, write_bytes_atomic
+
+if TYPE_CHECKING:  # lightgbm stays out of the command line's start-up
+    from models.voter import Voter
 
 BUNDLE_FORMAT = "cupcheck-bundle/1"
 FEATURE_SET = 2
@@ -35,6 +38,11 @@ FEATURE_SET = 2
 was trained, so a bundle trained on another set is refused until it is retrained. Set 2: the template features
 compare each coin with the candidate's distinguishing designs only, and a coin without a rival has no margin
 (set 1 gave it a favourable default). A bundle file without the key is set 1."""
+MIN_COINS = 2
+"""Fewest coins a cup must show: fewer is reported as "too few coins visible", and a voter trained by this version
+never passes such a cup (its bundle records the rule as ``voter.min_coins``). One crop is too little evidence for
+a guaranteed PASS: on the seed-102 calibration cups the three best-scored wrong pairs of a voter without the rule
+were single-coin cups judged against a family member. (Bundles from before the rule report three.)"""
 ENROL_PER_SIDE = 5
 """Enrolment photo crops per (type, side) in a synthetic data set's gallery when a command or bundle names no other
 number (``cupcheck train voter --enrol-per-side``); a bundle trained before the setting existed was enrolled so."""
@@ -60,7 +68,7 @@ class Preprocess:
 
     crop_size: int = 128
     gem_p: float = 3.0
-    min_coins: int = 3
+    min_coins: int = MIN_COINS
     focus_min: float = 2.0
 
 
@@ -86,6 +94,8 @@ class Bundle:
         cal_correct: ``(m,)`` bool truth of the calibration pairs.
         train: training summary.
         version: ``"verdict-<sha8>"``.
+        pass_min_coins: the hard rules' fewest coins of a cup that may pass (:func:`models.voter.passable`); the
+            threshold is certified under it. ``1`` (any cup with a coin) for a bundle from before the rule.
     """
 
     root: Path
@@ -105,6 +115,7 @@ class Bundle:
     train: dict[str, Any] = field(default_factory=dict)
     version: str = ""
     feature_set: int = FEATURE_SET
+    pass_min_coins: int = 1
 
     def check_feature_set(self) -> None:
         """Raise :class:`BundleError` when the voter was trained on other features than this version measures."""
@@ -121,6 +132,17 @@ class Bundle:
         """Enrolment photo crops per (type, side) of the galleries the voter was trained and calibrated with; its
         recalibration and evaluation enrol the same way."""
         return int(self.train.get("enrol_per_side", ENROL_PER_SIDE))
+
+    def load_voter(self) -> Voter:
+        """The bundle's voter under the hard rules the bundle was calibrated with (its ``pass_min_coins``).
+
+        Load the voter through here, never from its file alone: the threshold is certified for those rules.
+        """
+        from models.voter import Voter
+
+        path = self.path(self.voter_file)
+        assert path is not None
+        return Voter.load(path, info=self.train, min_coins=self.pass_min_coins)
 
     def path(self, rel: str | None) -> Path | None:
         """Resolve a path stored in the bundle (``None`` stays ``None``)."""
@@ -146,7 +168,12 @@ class Bundle:
             "format": BUNDLE_FORMAT,
             "embedder": {"file": self.embedder_file, "version": self.embedder_version},
             "detector": {"dir": self.detector_dir, "version": self.detector_version},
-            "voter": {"file": self.voter_file, "sha256": self.voter_sha256},
+            "voter": {
+                "file": self.voter_file,
+                "sha256": self.voter_sha256,
+                # the rule is written only where it is on, so a bundle from before it keeps its document and version
+                **({"min_coins": self.pass_min_coins} if self.pass_min_coins != 1 else {}),
+            },
             "pooler": {"file": self.pooler_file, "sha256": self.pooler_sha256},
             "features": list(self.features),
             "feature_set": self.feature_set,
@@ -225,7 +252,7 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
             preprocess=Preprocess(
                 crop_size=int(pre.get("crop_size", 128)),
                 gem_p=float(pre.get("gem_p", 3.0)),
-                min_coins=int(pre.get("min_coins", 3)),
+                min_coins=int(pre.get("min_coins", MIN_COINS)),
                 focus_min=float(pre.get("focus_min", 2.0)),
             ),
             threshold=ThresholdChoice.from_dict(doc["threshold"]),
@@ -234,9 +261,12 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
             train=dict(doc.get("train", {})),
             version=str(doc.get("version", "")),
             feature_set=int(doc.get("feature_set", 1)),
+            pass_min_coins=int(doc["voter"].get("min_coins", 1)),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{file}: invalid bundle ({err})") from err
+    if bundle.pass_min_coins < 1:
+        raise BundleError(f"{file}: voter.min_coins must be >= 1, got {bundle.pass_min_coins}")
     if bundle.cal_scores.size != bundle.cal_correct.size:
         raise BundleError(f"{file}: calibration scores and truth differ in length")
     bundle.check_files()

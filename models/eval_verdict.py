@@ -166,19 +166,20 @@ def _method_scores(table: PairTable, voter: Voter, baselines: dict[str, Voter]) 
     }
 
 
-PROVABLE = "pure, every coin on a face only its type shows"
-"""The pure cups the hard rules let through (no coin on a shared obverse): the auto-pass any method could reach."""
+PROVABLE = "pure, the hard rules let it pass (every coin on a face only its type shows, enough coins)"
+"""The pure cups the hard rules let through (no coin on a shared obverse, enough coins): the auto-pass any method
+could reach."""
 
 
-def breakdown(table: PairTable, accepted: np.ndarray) -> dict[str, dict[str, Any]]:
-    """PASS / FLAG rates per kind of pair.
+def breakdown(table: PairTable, accepted: np.ndarray, min_coins: int = 1) -> dict[str, dict[str, Any]]:
+    """PASS / FLAG rates per kind of pair (``min_coins``: the voter's hard rule on the fewest coins).
 
     Returns:
         Group name → ``{"n", "pass", "rate", "what"}`` where ``rate`` is the auto-pass rate for pure cups at
         their own type and the FLAG rate for every other group.
     """
     groups: dict[str, list[int]] = {}
-    provable = passable(table.x, FEATURES)
+    provable = passable(table.x, FEATURES, min_coins)
     for k, p in enumerate(table.pairs):
         if p.relation == "true" and p.kind == "pure" and provable[k]:
             groups.setdefault(PROVABLE, []).append(k)
@@ -246,7 +247,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     bundle.check_feature_set()
     embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=1)
     pooler = SetPooler.load(bundle.path(bundle.pooler_file))  # type: ignore[arg-type]
-    voter = Voter.load(bundle.path(bundle.voter_file))  # type: ignore[arg-type]
+    voter = bundle.load_voter()
     data_train = cfg.data_train or Path(str(bundle.train["data"]))
     cal_src = cfg.data_cal or (Path(str(bundle.train["data_cal"])) if bundle.train.get("data_cal") else None)
     # The cups are cut the way the bundle was trained and calibrated (true masks or the real detector): the
@@ -282,6 +283,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
             train_t.y,
             names,
             valid=(seen_t.columns(names), seen_t.y) if len(set(seen_t.y)) == 2 else None,
+            min_coins=voter.min_coins,
         )
         for name, names in (("voter_base", BASE_FEATURES), ("voter_embed", EMBEDDING_FEATURES))
     }
@@ -314,8 +316,8 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     res = EvalResult(
         methods=results,
         operating_point=f"{op_label} ({op_threshold:.4f})",
-        breakdown=breakdown(test_t, acc_test),
-        seen_breakdown=breakdown(seen_t, acc_seen),
+        breakdown=breakdown(test_t, acc_test, voter.min_coins),
+        seen_breakdown=breakdown(seen_t, acc_seen, voter.min_coins),
         counts={
             "train_pairs": len(train_t.pairs),
             "cal_pairs": len(cal_t.pairs),

@@ -169,7 +169,7 @@ class Pipeline:
                 "re-enrol the catalogue"
             )
         pooler = SetPooler.load(bundle.path(bundle.pooler_file))  # type: ignore[arg-type]
-        voter = Voter.load(bundle.path(bundle.voter_file), info=bundle.train)  # type: ignore[arg-type]
+        voter = bundle.load_voter()
         if voter.feature_names != bundle.features:
             raise BundleError("the voter's features differ from the bundle's feature list")
         if set(TEMPLATE_FEATURES) & set(voter.feature_names) and not gallery.has_signatures:
@@ -415,7 +415,7 @@ class Pipeline:
         p = float(self.voter.predict(feature_vector(ev.features, self.voter.feature_names))[0]) if coins.n else 0.0
         t2 = time.perf_counter()
         # the hard rules (no coin, a foreign object, a coin on a shared face, an inseparable lookalike)
-        accepted = bool(passable(x, RULE_FEATURES)[0]) and self.threshold.accepts(p)
+        accepted = bool(passable(x, RULE_FEATURES, self.voter.min_coins)[0]) and self.threshold.accepts(p)
         decision = Decision.PASS if accepted else Decision.FLAG
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, templates)
         reasons = () if accepted else tuple(self._reasons(coins, ev, obs, p, cand))
@@ -543,7 +543,7 @@ class Pipeline:
                 if len(shared) == 1
                 else f"coins {numbers} show the shared obverse — turn them over"
             )
-        if 0 < coins.n < self.preprocess.min_coins:
+        if 0 < coins.n < max(self.preprocess.min_coins, self.voter.min_coins):
             reasons.append("too few coins visible")
         if coins.n and float(np.median(coins.focus)) < self.preprocess.focus_min:
             reasons.append("coins are out of focus")

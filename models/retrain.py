@@ -193,7 +193,13 @@ def refit_voter(current: Voter, train: PairSet, cfg: RetrainConfig) -> Voter:
         y = np.random.default_rng(cfg.seed).permutation(y)
         init = None
     return train_voter(
-        train.x, y, current.feature_names, rounds=cfg.rounds, params={**REFIT_PARAMS, "seed": cfg.seed}, init_model=init
+        train.x,
+        y,
+        current.feature_names,
+        rounds=cfg.rounds,
+        params={**REFIT_PARAMS, "seed": cfg.seed},
+        init_model=init,
+        min_coins=current.min_coins,
     )
 
 

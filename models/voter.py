@@ -6,7 +6,8 @@ enrolled. Its output ``p_correct`` is the booster's probability; the acceptance 
 guarantee is chosen on separate calibration cups by :mod:`calibration.risk`.
 
 Before the booster, four hard rules (:func:`passable`) give ``p_correct = 0`` to pairs no evidence can prove: a
-cup with no coin, a cup with a foreign object, a cup with a coin whose match to the candidate is a design
+cup with no coin (or fewer than the voter's ``min_coins``: one crop is too little to ship on), a cup with a foreign
+object, a cup with a coin whose match to the candidate is a design
 other enrolled types show too (a shared obverse: that coin may be any member of the family, so the cup is flagged
 with "turn it over" whatever the other coins say), and a candidate the catalogue declares an enrolled lookalike
 of (a near-twin differing only in a date digit or a mint mark: a person checks it). The threshold is then
@@ -44,21 +45,29 @@ def has_rules(feature_names: Sequence[str]) -> bool:
     return set(REQUIRED_RULE_FEATURES) <= set(feature_names)
 
 
-def passable(features: npt.ArrayLike, feature_names: Sequence[str]) -> npt.NDArray[np.bool_]:
+def check_min_coins(min_coins: int) -> None:
+    """Raise ``ValueError`` unless ``min_coins`` (the hard rules' fewest coins of a passing cup) is at least 1."""
+    if min_coins < 1:
+        raise ValueError(f"min_coins must be >= 1, got {min_coins}")
+
+
+def passable(features: npt.ArrayLike, feature_names: Sequence[str], min_coins: int = 1) -> npt.NDArray[np.bool_]:
     """``(n,)`` bool: the pairs the hard rules allow to pass.
 
-    A pair may pass only when the cup holds at least one coin, no foreign object, every coin matches the
-    candidate on a design no other enrolled type shows (``n_informative == n_coins``), and the catalogue declares
-    no enrolled lookalike of the candidate (``cand_declared_lookalike``; a pair without that column is not refused
-    by it).
+    A pair may pass only when the cup holds at least ``min_coins`` coins (and at least one), no foreign object,
+    every coin matches the candidate on a design no other enrolled type shows (``n_informative == n_coins``), and
+    the catalogue declares no enrolled lookalike of the candidate (``cand_declared_lookalike``; a pair without
+    that column is not refused by it).
 
     Args:
         features: ``(n, F)`` pair features.
         feature_names: the ``F`` column names; must include :data:`REQUIRED_RULE_FEATURES`.
+        min_coins: fewest coins a passing cup shows.
 
     Raises:
-        ValueError: a rule feature is missing.
+        ValueError: a rule feature is missing, or ``min_coins < 1``.
     """
+    check_min_coins(min_coins)
     x = np.asarray(features, np.float64)
     if x.ndim == 1:
         x = x.reshape(1, -1)
@@ -67,7 +76,7 @@ def passable(features: npt.ArrayLike, feature_names: Sequence[str]) -> npt.NDArr
     if missing:
         raise ValueError(f"the hard rules need the features {missing}")
     n, objects, informative = (x[:, names.index(f)] for f in REQUIRED_RULE_FEATURES)
-    ok = (n > 0) & (objects == 0) & (informative == n)
+    ok = (n >= min_coins) & (objects == 0) & (informative == n)
     if LOOKALIKE_RULE_FEATURE in names:
         ok &= ~(x[:, names.index(LOOKALIKE_RULE_FEATURE)] > 0)
     return np.asarray(ok, bool)
@@ -97,11 +106,15 @@ class Voter:
         booster: the LightGBM booster.
         feature_names: the input columns, in order.
         info: training summary (rows, positives, rounds, validation metrics).
+        min_coins: the hard rules' fewest coins of a cup that may pass (:func:`passable`). It is not in the
+            booster's file: the bundle records it (:meth:`models.bundle.Bundle.load_voter`), because a threshold is
+            certified for one set of rules.
     """
 
     booster: lgb.Booster
     feature_names: tuple[str, ...]
     info: dict[str, Any] = field(default_factory=dict)
+    min_coins: int = 1
 
     def predict(self, features: npt.ArrayLike) -> F64:
         """``(n,)`` probabilities that each pair is correct, from ``(n, F)`` features in :attr:`feature_names` order.
@@ -118,7 +131,7 @@ class Voter:
         p = np.asarray(self.booster.predict(x, num_threads=1), np.float64)
         if not has_rules(self.feature_names):
             return p
-        return np.where(passable(x, self.feature_names), p, 0.0)
+        return np.where(passable(x, self.feature_names, self.min_coins), p, 0.0)
 
     def model_text(self) -> str:
         """The booster as LightGBM's text format."""
@@ -137,8 +150,8 @@ class Voter:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, info: dict[str, Any] | None = None) -> Voter:
-        """Read a booster written by :meth:`save`.
+    def load(cls, path: str | Path, info: dict[str, Any] | None = None, min_coins: int = 1) -> Voter:
+        """Read a booster written by :meth:`save`, to be used under the hard rules with ``min_coins``.
 
         Raises:
             FileNotFoundError: no file.
@@ -151,7 +164,8 @@ class Voter:
             booster = lgb.Booster(model_str=path.read_text())
         except lgb.basic.LightGBMError as err:
             raise ValueError(f"{path} is not a LightGBM model: {err}") from err
-        return cls(booster, tuple(booster.feature_name()), dict(info or {}))
+        check_min_coins(min_coins)
+        return cls(booster, tuple(booster.feature_name()), dict(info or {}), min_coins)
 
     def importance(self) -> dict[str, float]:
         """Gain importance per feature, largest first."""
@@ -170,6 +184,7 @@ def train_voter(
     params: dict[str, Any] | None = None,
     init_model: Voter | None = None,
     negative_weight: float = 1.0,
+    min_coins: int = 1,
 ) -> Voter:
     """Train the voter on labelled pairs.
 
@@ -188,6 +203,8 @@ def train_voter(
         negative_weight: weight of each wrong pair against ``1`` for a correct one. A wrong PASS costs far more
             than a FLAG, and only the best-scored pairs are ever accepted: a weight above 1 pushes the wrong pairs
             that look right down the ranking, where the threshold is chosen.
+        min_coins: the hard rules' fewest coins of a cup that may pass; smaller cups are not learnt from and score
+            ``0`` (:func:`passable`).
 
     Returns:
         The trained voter.
@@ -198,15 +215,16 @@ def train_voter(
         raise ValueError(f"need matching non-empty features and labels, got {x.shape} and {y.shape}")
     names = [str(n) for n in feature_names]
     if has_rules(names):
-        keep = passable(x, names)
+        keep = passable(x, names, min_coins)
         x, y = x[keep], y[keep]
         if valid is not None:
-            keep_v = passable(valid[0], names)
+            keep_v = passable(valid[0], names, min_coins)
             valid = (np.asarray(valid[0], np.float64)[keep_v], np.asarray(valid[1], bool)[keep_v])
             if len(set(valid[1].tolist())) < 2:
                 valid = None
     if y.size == 0 or y.min() == y.max():
         raise ValueError("the voter needs both correct and wrong pairs to train")
+    check_min_coins(min_coins)
     if not (math.isfinite(negative_weight) and negative_weight > 0):
         raise ValueError(f"the negative weight must be > 0, got {negative_weight}")
     p = {**DEFAULT_PARAMS, **(params or {})}
@@ -233,4 +251,4 @@ def train_voter(
     info: dict[str, Any] = {"rows": int(x.shape[0]), "positives": int(y.sum()), "rounds": int(booster.num_trees())}
     if negative_weight != 1.0:
         info["negative_weight"] = negative_weight
-    return Voter(booster, tuple(names), info)
+    return Voter(booster, tuple(names), info, min_coins)

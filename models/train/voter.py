@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from calibration.camera import CupRoi
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET, ThresholdChoice, choose_threshold
-from models.bundle import ENROL_PER_SIDE, Bundle, Preprocess
+from models.bundle import ENROL_PER_SIDE, MIN_COINS, Bundle, Preprocess
 from models.embedder import DEFAULT_WEIGHTS as EMBEDDER_DEFAULT
 from models.embedder import Embedder
 from models.enroll import read_image
@@ -823,6 +823,7 @@ class TrainConfig:
         cut_workers: processes that cut and embed a data set not yet cached (:func:`cache_cups_parallel`).
         enrol_per_side: enrolment photo crops per (type, side) in each data set's gallery
             (:func:`dataset_gallery`); recorded in the bundle, whose recalibration and evaluation enrol the same way.
+        min_coins: the voter's hard rule: a cup with fewer coins never passes (:func:`models.voter.passable`).
     """
 
     data: Path
@@ -842,6 +843,7 @@ class TrainConfig:
     negative_weight: float = 1.0
     cut_workers: int = 1
     enrol_per_side: int = ENROL_PER_SIDE
+    min_coins: int = MIN_COINS
 
 
 @dataclass
@@ -1000,7 +1002,13 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     names = FEATURES if tr.has_templates else EMBEDDING_FEATURES
     valid = (va.columns(names), va.y) if va is not None and len(set(va.y)) == 2 else None
     voter = train_voter(
-        tr.columns(names), tr.y, names, valid=valid, rounds=cfg.rounds, negative_weight=cfg.negative_weight
+        tr.columns(names),
+        tr.y,
+        names,
+        valid=valid,
+        rounds=cfg.rounds,
+        negative_weight=cfg.negative_weight,
+        min_coins=cfg.min_coins,
     )
     # 3) calibration
     if cfg.data_cal is not None:
@@ -1058,6 +1066,7 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         cal_scores=cal_scores,
         cal_correct=cal.y,
         train=summary,
+        pass_min_coins=cfg.min_coins,
     )
     path = bundle.save(cfg.out / "verdict.json")
     return TrainResult(path, choice, summary)
@@ -1072,6 +1081,7 @@ def recalibrate(
     max_cups: int | None = None,
     progress: bool = True,
     cut_workers: int = 1,
+    min_coins: int | None = None,
 ) -> TrainResult:
     """Certify a bundle's threshold again on calibration cups cut by the pipeline as it runs now.
 
@@ -1079,7 +1089,8 @@ def recalibrate(
     (weights, thresholds, the auto-scale pass) but the voter does not, the voter's scores on the stored pairs no
     longer describe the station: this re-cuts the calibration data set, re-scores it with the bundle's own pooler
     and voter (nothing is refit), chooses the threshold for the bundle's target and delta, and writes a new bundle
-    (new version) with the new calibration pairs.
+    (new version) with the new calibration pairs. The same holds for a change of the hard rules: ``min_coins``
+    certifies the voter again under another fewest number of coins a passing cup shows, with no refit.
 
     Args:
         bundle_path: the bundle to recalibrate (``None``: the shipped one).
@@ -1089,17 +1100,20 @@ def recalibrate(
         max_cups: only the first cups (quick runs).
         progress: tqdm bars.
         cut_workers: processes that cut the calibration cups when they are not cached yet.
+        min_coins: the hard rule's fewest coins of a passing cup for the new bundle (``None``: the bundle's own).
 
     Raises:
         FileNotFoundError: the data set or a model file is missing.
-        ValueError: the data set lacks the template signatures the voter needs.
+        ValueError: the data set lacks the template signatures the voter needs, or ``min_coins < 1``.
         BundleError: the bundle was trained on another feature set (train the voter again instead).
     """
     import shutil
 
     from models.bundle import load_bundle
-    from models.voter import Voter
+    from models.voter import check_min_coins
 
+    if min_coins is not None:
+        check_min_coins(min_coins)
     bundle = load_bundle(bundle_path)
     bundle.check_feature_set()
     emb_file = bundle.path(bundle.embedder_file)
@@ -1113,7 +1127,9 @@ def recalibrate(
     pooler_path, voter_path = bundle.path(bundle.pooler_file), bundle.path(bundle.voter_file)
     assert pooler_path is not None and voter_path is not None
     pooler = SetPooler.load(pooler_path)
-    voter = Voter.load(voter_path)
+    voter = bundle.load_voter()
+    if min_coins is not None:
+        voter = replace(voter, min_coins=min_coins)
     seed = int(bundle.train.get("seed", 0))
     cfg = TrainConfig(
         data=data_cal,
@@ -1146,6 +1162,7 @@ def recalibrate(
         "version": bundle.version,
         "threshold": bundle.threshold.threshold,
         "cal_pairs": int(bundle.cal_scores.size),
+        "min_coins": bundle.pass_min_coins,
     }
     summary = {
         **bundle.train,
@@ -1167,6 +1184,7 @@ def recalibrate(
         cal_correct=cal.y,
         train=summary,
         version="",
+        pass_min_coins=voter.min_coins,
     )
     path = new.save(out / "verdict.json")
     return TrainResult(path, choice, summary)

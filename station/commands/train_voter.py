@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET
-from models.bundle import ENROL_PER_SIDE
+from models.bundle import ENROL_PER_SIDE, MIN_COINS
 from station.commands.options import add_cut_workers, check_cut_workers
 from station.errors import CliError
 
@@ -64,6 +64,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help=f"enrolment photo crops per type and side in each data set's gallery (its enrol/ folder; default "
         f"{ENROL_PER_SIDE}); recorded in the bundle, whose recalibration and evaluation enrol the same way",
     )
+    p.add_argument(
+        "--min-coins",
+        type=int,
+        default=MIN_COINS,
+        metavar="N",
+        help=f"hard rule: a cup showing fewer coins never passes (default {MIN_COINS}; 1 passes any cup with a coin)",
+    )
     p.add_argument("--seed", type=int, default=0)
     add_cut_workers(p)
     p.set_defaults(func=run)
@@ -81,6 +88,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     r.add_argument("--bundle", default=None, metavar="FILE", help="bundle to recalibrate (default: the shipped one)")
     r.add_argument("--cache", default=None, metavar="DIR", help="embedding cache (default: the user cache dir)")
     r.add_argument("--max-cups", type=int, default=None, help="use only the first cups")
+    r.add_argument(
+        "--min-coins",
+        type=int,
+        default=None,
+        metavar="N",
+        help="certify the voter under another hard rule: a cup showing fewer coins never passes (default: the "
+        "bundle's own rule)",
+    )
     add_cut_workers(r)
     r.set_defaults(func=run_recalibrate)
 
@@ -103,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--negative-weight must be > 0, got {args.negative_weight}")
     if args.enrol_per_side < 1:
         raise CliError(f"--enrol-per-side must be >= 1, got {args.enrol_per_side}")
+    _check_min_coins(args.min_coins)
     check_cut_workers(args)
     out = Path(args.out)
     cfg = TrainConfig(
@@ -121,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         cut_workers=args.cut_workers,
         enrol_per_side=args.enrol_per_side,
+        min_coins=args.min_coins,
     )
     try:
         result = train_verdict(cfg)
@@ -141,6 +158,8 @@ def run_recalibrate(args: argparse.Namespace) -> int:
     if not (data / "manifest.json").is_file():
         raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
     check_cut_workers(args)
+    if args.min_coins is not None:
+        _check_min_coins(args.min_coins)
     try:
         result = recalibrate(
             None if args.bundle is None else Path(args.bundle),
@@ -149,6 +168,7 @@ def run_recalibrate(args: argparse.Namespace) -> int:
             Path(args.cache) if args.cache else default_cache_dir() / "voter",
             max_cups=args.max_cups,
             cut_workers=args.cut_workers,
+            min_coins=args.min_coins,
         )
         version = load_bundle(result.bundle_path).version
     except (FileNotFoundError, ValueError, BundleError) as err:
@@ -157,3 +177,8 @@ def run_recalibrate(args: argparse.Namespace) -> int:
     print(result.choice.summary())
     print(f"{before['version']} -> {version}: {result.bundle_path}")
     return 0
+
+
+def _check_min_coins(n: int) -> None:
+    if n < 1:
+        raise CliError(f"--min-coins must be >= 1, got {n}")

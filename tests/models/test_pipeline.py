@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -75,6 +76,19 @@ def test_empty_cup_and_too_few_coins(pipeline: Pipeline) -> None:
     two = pipeline.run_crops(_cup("t0010", 2), "t0010")
     if two.decision == Decision.FLAG:
         assert "too few coins visible" in two.reasons
+
+
+def test_a_bundle_whose_rule_needs_three_coins_flags_a_two_coin_cup(parts: tuple[Bundle, Gallery, Embedder]) -> None:
+    bundle, gallery, embedder = parts
+    assert bundle.pass_min_coins == 1
+    any_cup = Pipeline.from_parts(bundle, gallery, embedder=embedder)
+    three_up = Pipeline.from_parts(replace(bundle, pass_min_coins=3), gallery, embedder=embedder)
+    assert three_up.voter.min_coins == 3
+    assert any_cup.run_crops(_cup("t0010", 2), "t0010").decision == Decision.PASS
+    two = three_up.run_crops(_cup("t0010", 2), "t0010")
+    assert two.decision == Decision.FLAG and two.p_correct == 0.0
+    assert "too few coins visible" in two.reasons
+    assert three_up.run_crops(_cup("t0010", 3), "t0010").decision == Decision.PASS
 
 
 def test_unknown_type_raises_before_any_work(pipeline: Pipeline) -> None:

@@ -98,6 +98,27 @@ def test_hard_rules(row: dict[str, float], expected: bool) -> None:
         assert passable(x, full).tolist() == [expected and not declared]
 
 
+def test_the_fewest_coins_rule() -> None:
+    names = ["n_coins", "n_objects", "n_informative"]
+    x = np.array([[n, 0, n] for n in range(5)], np.float64)
+    assert passable(x, names).tolist() == [False, True, True, True, True]
+    assert passable(x, names, min_coins=3).tolist() == [False, False, False, True, True]
+    with pytest.raises(ValueError, match="min_coins must be >= 1"):
+        passable(x, names, min_coins=0)
+    # a voter trained under the rule never learns from, and scores 0, the smaller cups
+    rng = np.random.default_rng(1)
+    n = rng.integers(1, 8, 400).astype(np.float64)
+    y = rng.random(400) < 0.5
+    feats = np.stack([n, np.zeros(400), n, y + rng.normal(0, 0.3, 400)], axis=1)
+    cols = [*names, "s"]
+    voter = train_voter(feats, y, cols, rounds=20, min_coins=3)
+    assert voter.min_coins == 3 and voter.info["rows"] == int((n >= 3).sum())
+    p = voter.predict(feats)
+    assert np.all(p[n < 3] == 0.0) and np.all(p[n >= 3] > 0.0)
+    with pytest.raises(ValueError, match="min_coins must be >= 1"):
+        train_voter(feats, y, cols, min_coins=0)
+
+
 def test_voter_round_trips_through_text(tmp_path) -> None:
     _, _, _, voter = trained()
     path = voter.save(tmp_path / "voter.txt")
@@ -105,6 +126,9 @@ def test_voter_round_trips_through_text(tmp_path) -> None:
     x = np.random.default_rng(0).normal(size=(5, len(EMBEDDING_FEATURES)))
     assert again.feature_names == EMBEDDING_FEATURES
     np.testing.assert_allclose(again.predict(x), voter.predict(x))
+    assert again.min_coins == 1 and Voter.load(path, min_coins=4).min_coins == 4
+    with pytest.raises(ValueError, match="min_coins must be >= 1"):
+        Voter.load(path, min_coins=0)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.bundle import load_bundle
+from models.bundle import MIN_COINS, load_bundle
 from models.synth.dataset import SynthConfig, write_dataset
 from models.synth.scene import SceneOptions
 from models.train.voter import ENROL_DIR
@@ -42,14 +42,26 @@ def test_train_voter_records_the_enrolment_size_it_trained_with(
     summary = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     bundle = load_bundle(tmp_path / "bundle" / "verdict.json")
     assert bundle.enrol_per_side == summary["enrol_per_side"] == 2
+    assert bundle.pass_min_coins == MIN_COINS == 2  # the default rule: a single coin never passes
     assert bundle.cal_scores.size == summary["cal_pairs"] > 0
     # both data sets' galleries were enrolled with two photos a side
     assert sorted(p.name.split("-")[1:3] for p in cache.glob("gallery-*")) == [["cal", "enrol2"], ["train", "enrol2"]]
 
 
-@pytest.mark.parametrize("bad", ["0", "-3"])
-def test_train_voter_refuses_a_bad_enrolment_size(tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "option", "bad"),
+    [
+        ("voter", "--enrol-per-side", "0"),
+        ("voter", "--enrol-per-side", "-3"),
+        ("voter", "--min-coins", "0"),
+        ("recalibrate", "--min-coins", "0"),
+    ],
+)
+def test_train_voter_and_recalibrate_refuse_bad_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, option: str, bad: str
+) -> None:
     (tmp_path / "manifest.json").write_text("{}")
-    status = main(["train", "voter", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--enrol-per-side", bad])
+    data = "--data" if command == "voter" else "--data-cal"
+    status = main(["train", command, data, str(tmp_path), "--out", str(tmp_path / "o"), option, bad])
     assert status == 2
-    assert f"--enrol-per-side must be >= 1, got {bad}" in capsys.readouterr().err
+    assert f"{option} must be >= 1, got {bad}" in capsys.readouterr().err

@@ -240,6 +240,31 @@ def test_recalibrate_certifies_the_bundle_again_on_cups_cut_today(tmp_path: Path
     assert [p.name.split("-")[2] for p in (tmp_path / "cache").glob("gallery-cal-*")] == ["enrol5"]
 
 
+def test_recalibrate_certifies_the_voter_under_a_stricter_fewest_coins_rule(tmp_path: Path) -> None:
+    from models.bundle import load_bundle
+    from models.train.voter import recalibrate
+    from tests.models.embed_helpers import write_tiny_checkpoint
+    from tests.models.verdict_world import write_bundle
+
+    cal = _write(tmp_path / "cal", seed=6, n_cups=10)
+    _write(cal / ENROL_DIR, seed=6, n_cups=12, first_index=1000)
+    old_path, _ = write_bundle(tmp_path / "old", embedder_file=write_tiny_checkpoint(tmp_path / "embedder.pt"))
+    cache = tmp_path / "cache"
+    any_cup = load_bundle(recalibrate(old_path, cal, tmp_path / "one", cache, progress=False).bundle_path)
+    result = recalibrate(old_path, cal, tmp_path / "three", cache, progress=False, min_coins=3)
+    three = load_bundle(result.bundle_path)
+    assert any_cup.pass_min_coins == 1 and three.pass_min_coins == 3
+    assert result.summary["recalibrated_from"]["min_coins"] == 1
+    stored = load_calibration_features(tmp_path / "three" / "calibration.npz", three.features)
+    assert stored is not None
+    few = stored[0][:, list(three.features).index("n_coins")] < 3
+    assert few.any() and (~few).any()
+    assert np.all(three.cal_scores[few] == 0.0)  # cups of one or two coins can no longer pass
+    np.testing.assert_allclose(three.cal_scores[~few], any_cup.cal_scores[~few])  # the rest score as before
+    with pytest.raises(ValueError, match="min_coins must be >= 1"):
+        recalibrate(old_path, cal, tmp_path / "zero", cache, progress=False, min_coins=0)
+
+
 def test_cutting_in_parallel_parts_gives_the_single_process_cache_and_resumes(tmp_path: Path) -> None:
     """Two processes cut a data set in parts; the joined cache is the one-process cache, and a done part is kept."""
     from models.detector import Detector
