@@ -385,6 +385,31 @@ def merge_catalog(old: dict[str, TypeInfo], new: dict[str, TypeInfo], gallery_ty
     return [merged[t] for t in gallery_types if t in merged]
 
 
+def thin_enrolment_notes(enrolled: dict[str, dict[str, int]], per_side: int) -> list[str]:
+    """One line per enrolled type with fewer references on a side than the verdict model was calibrated with.
+
+    The precision guarantee holds for galleries like the calibration galleries (``per_side`` photos a side,
+    :attr:`models.bundle.Bundle.enrol_per_side`); a type with fewer is matched less surely than the threshold assumes.
+
+    Args:
+        enrolled: ``type_id -> {side: references}`` (:attr:`EnrolReport.enrolled`).
+        per_side: the verdict bundle's photos per side.
+    """
+    notes = []
+    for tid, sides in sorted(enrolled.items()):
+        short = [
+            f"{sides.get(s.value, 0)} {s.value}"
+            for s in (Side.OBVERSE, Side.REVERSE)
+            if sides.get(s.value, 0) < per_side
+        ]
+        if short:
+            notes.append(
+                f"{tid} has {' and '.join(short)} reference(s); the verdict model was calibrated with {per_side} a "
+                "side: enrol more photos of it for its precision guarantee to hold"
+            )
+    return notes
+
+
 def lookalike_notes(gallery: Gallery, infos: Iterable[TypeInfo]) -> list[str]:
     """What an operator should know about lookalikes after an enrolment, one line each.
 

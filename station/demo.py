@@ -44,13 +44,12 @@ one type's two faces at a time."""
 
 PHOTO_FIRST_INDEX = 900_000
 """The demo's enrolment photos are simulator cups from this index on: other cups than the ones it shows."""
-PHOTOS_PER_SIDE = 3
 WHOLE_OCCLUSION = 0.02
 """An enrolment photo shows a coin with at most this share hidden (its picture is also the one the window shows)."""
 
 
 def enrolment_photos(
-    mint: Mint, seed: int, *, per_side: int = PHOTOS_PER_SIDE, size: int = FACE_PX
+    mint: Mint, seed: int, *, per_side: int, size: int = FACE_PX
 ) -> dict[tuple[str, Side], list[np.ndarray]]:
     """Coin photos for enrolment, cut from pure simulator cups the demo never shows (the station's own camera).
 
@@ -142,7 +141,8 @@ def prepare_demo_home(
         home: the demo home (created).
         n_types: the simulator mint's number of types.
         seed: the simulator mint's seed.
-        bundle_path: the verdict bundle whose embedder enrols the gallery (default: the shipped bundle).
+        bundle_path: the verdict bundle whose embedder enrols the gallery, with as many photos a side as its
+            calibration galleries held (default: the shipped bundle).
         embedder_path: an embedder checkpoint to use instead of the bundle's.
         progress: a tqdm bar on stderr while enrolling (one step per type).
 
@@ -152,15 +152,17 @@ def prepare_demo_home(
     Raises:
         FileNotFoundError, ValueError: the bundle or the embedder weights are missing or unreadable.
     """
-    home.mkdir(parents=True, exist_ok=True)
-    if embedder_path is None:
-        from models.bundle import load_bundle
+    from models.bundle import load_bundle
 
-        bundle = load_bundle(bundle_path)
+    home.mkdir(parents=True, exist_ok=True)
+    bundle = load_bundle(bundle_path)
+    if embedder_path is None:
         embedder_path = bundle.path(bundle.embedder_file)
     embedder = Embedder.load(embedder_path, threads=2)
     marker = home / DEMO_MARKER
-    wanted = {"n_types": n_types, "seed": seed, "embedder": embedder.version, "references": "photos"}
+    # as many photos a side as the verdict model's calibration galleries held, so its guarantee holds here
+    per_side = bundle.enrol_per_side
+    wanted = {"n_types": n_types, "seed": seed, "embedder": embedder.version, "photos_per_side": per_side}
     gallery_dir = home / "gallery"
     current = json.loads(marker.read_text()) if marker.is_file() else None
     if current != wanted or not Gallery.exists(gallery_dir):
@@ -169,7 +171,7 @@ def prepare_demo_home(
         shutil.rmtree(catalog, ignore_errors=True)
         gallery = Gallery(embedder.embed_dim, embedder.version)
         infos: dict[str, TypeInfo] = {}
-        photos = enrolment_photos(mint, seed)
+        photos = enrolment_photos(mint, seed, per_side=per_side)
         bar = tqdm(total=n_types, desc="enrolling the demo's coin types", unit="type", disable=not progress)
         with bar:
             for start in range(0, n_types, ENROL_CHUNK):

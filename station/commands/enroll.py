@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from station.errors import CliError
@@ -34,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="embed crops that show their background as they are, without the detector",
     )
     p.add_argument("--rebuild", action="store_true", help="start a new gallery (needed after changing embedder)")
+    p.add_argument(
+        "--bundle",
+        default=None,
+        metavar="FILE",
+        help="verdict bundle whose enrolment size the new references are checked against (default: the registry's "
+        "current model, else the shipped one)",
+    )
     p.set_defaults(func=run)
 
 
@@ -48,10 +56,12 @@ def run(args: argparse.Namespace) -> int:
         lookalike_notes,
         merge_catalog,
         save_catalog,
+        thin_enrolment_notes,
     )
     from models.gallery import Gallery, GalleryMismatchError
 
     home = resolve_home(args.home)
+    per_side = _per_side(home, args.bundle)
     gallery_dir = home / "gallery"
     try:
         embedder = Embedder.load(args.embedder, threads=2)
@@ -103,6 +113,20 @@ def run(args: argparse.Namespace) -> int:
         f"{len(report.unreadable)} unreadable, {len(report.no_coin)} without a coin; {report.recut} crops re-cut "
         f"by the detector, {len(report.uncut)} kept as they are (no coin found)"
     )
-    for note in lookalike_notes(gallery, merged):
+    for note in [*lookalike_notes(gallery, merged), *thin_enrolment_notes(report.enrolled, per_side)]:
         print(f"note: {note}")
     return 0
+
+
+def _per_side(home: Path, explicit: str | None) -> int:
+    """Photos per side the verdict bundle in force was calibrated with (a bad explicit ``--bundle`` is an error)."""
+    from models.bundle import BundleError, load_bundle
+    from models.registry import RegistryError, resolve_bundle
+
+    try:
+        return load_bundle(resolve_bundle(home, explicit)).enrol_per_side
+    except (FileNotFoundError, BundleError, RegistryError) as err:
+        if explicit is not None:
+            raise CliError(str(err)) from err
+        print(f"warning: no verdict bundle to check the enrolment against: {err}", file=sys.stderr)
+        return 1

@@ -20,6 +20,7 @@ from models.enroll import (
     read_image,
     save_catalog,
     scan_catalog,
+    thin_enrolment_notes,
 )
 from models.gallery import Gallery
 from models.types import Side
@@ -184,3 +185,16 @@ def test_enrolment_recuts_crops_with_background_only(tmp_path: Path, real_data: 
     # The already cut synthetic crop is embedded as it is; the real crops with background are not.
     np.testing.assert_allclose(vectors(recut_gallery, "syn"), vectors(raw_gallery, "syn"), atol=1e-6)
     assert not np.allclose(vectors(recut_gallery, "e1"), vectors(raw_gallery, "e1"), atol=1e-3)
+
+
+def test_thin_enrolment_notes_name_the_sides_with_fewer_photos_than_the_model_was_calibrated_with() -> None:
+    enrolled = {"t1": {"obverse": 15, "reverse": 15}, "t2": {"obverse": 3, "reverse": 20}, "t3": {"reverse": 4}}
+    notes = thin_enrolment_notes(enrolled, 15)
+    assert len(notes) == 2
+    assert notes[0].startswith("t2 has 3 obverse reference(s); the verdict model was calibrated with 15 a side")
+    assert notes[1].startswith("t3 has 0 obverse and 4 reverse reference(s)")
+    assert thin_enrolment_notes(enrolled, 3) == [
+        "t3 has 0 obverse reference(s); the verdict model was calibrated "
+        "with 3 a side: enrol more photos of it for its precision guarantee "
+        "to hold"
+    ]

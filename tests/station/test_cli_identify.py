@@ -30,6 +30,8 @@ def enrolled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, 
     assert "enrolled alpha (Alpha, 21.5 mm): 1 obverse, 1 reverse" in out and "2 types, 4 references" in out
     assert "bad.jpg: cannot read image" in err
     assert "note: lookalikes alpha and beta: their cups are always checked by a person" in out
+    # one photo a side is fewer than the shipped verdict model was calibrated with
+    assert "note: alpha has 1 obverse and 1 reverse reference(s); the verdict model was calibrated with" in out
     catalog = json.loads((home / "gallery" / "catalog.json").read_text())
     assert catalog["types"]["alpha"] == {"name": "Alpha", "diameter_mm": 21.5, "lookalikes": ["beta"]}
     return home, ckpt
@@ -77,6 +79,17 @@ def test_identify_with_empty_gallery_is_a_clear_error(tmp_path: Path, capsys) ->
     cv2.imwrite(str(img), coin_image(0, Side.OBVERSE, 64))
     code = main(["identify", str(img), "--crop", "--home", str(tmp_path / "h"), "--embedder", str(ckpt)])
     assert code == 2 and "gallery is empty" in capsys.readouterr().err
+
+
+def test_enroll_with_a_missing_bundle_is_a_clear_error_and_enrols_nothing(tmp_path: Path, capsys) -> None:
+    cat = tmp_path / "catalog"
+    (cat / "alpha").mkdir(parents=True)
+    cv2.imwrite(str(cat / "alpha" / "a.png"), coin_image(0, Side.REVERSE, 96))
+    home = tmp_path / "home"
+    args = ["enroll", str(cat), "--home", str(home), "--embedder", str(write_tiny_checkpoint(tmp_path / "t.pt"))]
+    assert main([*args, "--bundle", str(tmp_path / "nope.json")]) == 2
+    assert "nope.json not found" in capsys.readouterr().err
+    assert not (home / "gallery").exists()
 
 
 def test_enroll_refuses_a_gallery_built_by_another_embedder(

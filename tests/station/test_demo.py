@@ -11,6 +11,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from db.repository import VerdictRepository
+from models.bundle import load_bundle
 from models.embedder import checkpoint_dict, save_checkpoint
 from models.gallery import Gallery
 from models.synth.mint import generate_mint
@@ -34,7 +35,8 @@ def test_demo_home_enrols_the_simulator_mint_once(tmp_path: Path) -> None:
     assert list(gallery.types()) == [t.id for t in mint.types]  # enrolled in chunks, every type once, in order
     # a few photos per side cut from simulator cups (a render where the cups showed none)
     assert all(set(sides) == {"obverse", "reverse"} for sides in gallery.types().values())
-    assert all(1 <= n <= 3 for sides in gallery.types().values() for n in sides.values())
+    per_side = load_bundle().enrol_per_side  # as many as the verdict model's calibration galleries held
+    assert all(1 <= n <= per_side for sides in gallery.types().values() for n in sides.values())
     assert sum(n for sides in gallery.types().values() for n in sides.values()) > 2 * len(mint.types)
     catalog = TypeCatalog.from_gallery(home / "gallery")
     assert [t.name for t in catalog.types] == [t.name for t in mint.types]
