@@ -414,7 +414,7 @@ class Pipeline:
         x = feature_vector(ev.features, RULE_FEATURES)
         p = float(self.voter.predict(feature_vector(ev.features, self.voter.feature_names))[0]) if coins.n else 0.0
         t2 = time.perf_counter()
-        # the hard rules (no coin, a foreign object, a coin on a shared face, an inseparable lookalike)
+        # the hard rules (too few coins, a foreign object, a coin on a shared face, an inseparable lookalike)
         accepted = bool(passable(x, RULE_FEATURES, self.voter.min_coins)[0]) and self.threshold.accepts(p)
         decision = Decision.PASS if accepted else Decision.FLAG
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, templates)

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from calibration.risk import DEFAULT_TARGET
 from models.runtime import DEFAULT_BACKEND, Backend
 
 CONFIG_FILENAME = "station.toml"
@@ -102,7 +103,8 @@ class StationConfig(_Strict):
             user data directory.
         database_url: a SQLAlchemy URL; ``None`` means the SQLite file under the home.
         bundle: the verdict model's bundle JSON; ``None`` means the one shipped with the package.
-        target_precision: the precision a PASS must reach; the calibrated threshold is chosen for it.
+        target_precision: the precision a PASS must reach (default 99.5 %); the calibrated threshold is chosen
+            for it.
         cup_region: the cup's inner circle, ``None`` for the whole frame.
         sound: play a sound cue with each verdict.
         auto_check: check a cup by itself once a new cup has been still for ``still_s`` (Space still works).
@@ -118,7 +120,7 @@ class StationConfig(_Strict):
     home: Path | None = None
     database_url: str | None = None
     bundle: Path | None = None
-    target_precision: float = Field(default=0.99, gt=0.5, lt=1.0)
+    target_precision: float = Field(default=DEFAULT_TARGET, gt=0.5, lt=1.0)
     cup_region: CupRegion | None = None
     sound: bool = True
     auto_check: bool = False
