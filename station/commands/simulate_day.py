@@ -15,9 +15,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "simulate-day",
         help="closed-loop simulation: drifted synthetic cups, an oracle supervisor, the nightly retrain",
         description="Each cycle runs the real pipeline on N synthetic cups under new lighting (types enrolled "
-        "from simulator photos, as many a side as the verdict model was calibrated with), logs every verdict into a real SQLite verdict log, relabels the flagged cups "
-        "from the ground truth, and runs the retrain; OUT/report.md and OUT/cycles.png show auto-pass and PASS "
-        "precision per cycle.",
+        "from simulator photos, as many a side as the verdict model was calibrated with), logs every verdict into "
+        "a real SQLite verdict log, relabels the flagged cups from the ground truth, and runs the retrain; "
+        "OUT/report.md and OUT/cycles.png show auto-pass and PASS precision per cycle.",
     )
     p.add_argument("--cups", type=int, default=60, help="cups per cycle (60)")
     p.add_argument("--cycles", type=int, default=2, help="cycles (2)")

@@ -26,6 +26,11 @@ def describe_bundle(bundle: Bundle) -> list[str]:
         lines.append(
             f"No threshold reaches {t.target:.1%} precision on {t.n_calibration} calibration cups: every cup is flagged"
         )
+    fewest = f"a cup of fewer than {bundle.pass_min_coins} coins never passes; " if bundle.pass_min_coins > 1 else ""
+    lines.append(
+        f"Rules: {fewest}the guarantee holds for coin types enrolled from {bundle.enrol_per_side} photos a side, "
+        "as the calibration galleries were"
+    )
     return lines
 
 

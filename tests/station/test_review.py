@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -238,6 +239,15 @@ def test_model_panel_states_the_guarantee(threshold: float, accepted: int, says:
     lines = describe_bundle(bundle)
     assert lines[0] == "Model verdict-abc" and "emb-1" in lines[1] and "det-2" in lines[1]
     assert says in lines[2]
+    # a bundle from before the rules were recorded: no fewest-coins rule, five photos a side
+    assert (
+        lines[3]
+        == "Rules: the guarantee holds for coin types enrolled from 5 photos a side, as the calibration galleries were"
+    )
+    ruled = describe_bundle(replace(bundle, pass_min_coins=2, train={"enrol_per_side": 15}))
+    assert (
+        ruled[3].startswith("Rules: a cup of fewer than 2 coins never passes; ") and "from 15 photos a side" in ruled[3]
+    )
 
 
 def test_model_panel_without_a_bundle(tmp_path: Path) -> None:
