@@ -553,7 +553,13 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
         "# Cup verdict evaluation",
         "",
         f"Bundle `{bundle.version}`, embedder `{bundle.embedder_version}`; test data `{cfg.data}` "
-        f"(its mint was enrolled after the voter was trained: every test type is new to the voter).",
+        f"(its mint was enrolled after the voter was trained: every test type is new to the voter). Every mint's "
+        f"gallery holds {bundle.enrol_per_side} enrolment photos a side; "
+        + (
+            f"a cup of fewer than {bundle.pass_min_coins} coins never passes."
+            if bundle.pass_min_coins > 1
+            else "any cup with a coin may pass."
+        ),
         "",
         f"Target precision {b.target} with probability {1 - b.delta:.0%} (delta {b.delta}). Pairs: "
         + ", ".join(f"{k} {v}" for k, v in res.counts.items())

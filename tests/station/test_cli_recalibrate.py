@@ -70,5 +70,9 @@ def test_eval_verdict_cuts_in_processes_and_writes_the_report(
     assert main([*args, "--cut-workers", "2"]) == 0
     out, err = capsys.readouterr()
     assert "test precision" in out and (tmp_path / "report" / "report.md").is_file()
+    # the bundle predates the recorded rules: five photos a side, any cup with a coin may pass
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "gallery holds 5 enrolment photos a side; any cup with a coin may pass." in report
+    assert sorted(p.name.split("-")[2] for p in (tmp_path / "c").glob("gallery-*")) == ["enrol5"] * 3
     assert "cut test" in err and "cut cal" in err  # the bar of the parallel cutting, not the one-process one
     assert not list((tmp_path / "c").rglob("*.parts"))  # the parts were joined into one cache per data set
