@@ -1,4 +1,5 @@
-"""Options shared by several commands: ``--backend`` (the bench targets) and ``--cut-workers`` (train, eval)."""
+"""Options shared by several commands: ``--backend`` (the bench targets), ``--cut-workers`` (train, eval), and the
+check that a count option is at least its smallest value."""
 
 from __future__ import annotations
 
@@ -34,12 +35,21 @@ def add_cut_workers(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_at_least(flag: str, value: int, low: int) -> int:
+    """``value`` of the option ``flag`` when it is at least ``low``.
+
+    Raises:
+        CliError: it is below ``low`` (``"--FLAG must be >= LOW, got VALUE"``).
+    """
+    if value < low:
+        raise CliError(f"{flag} must be >= {low}, got {value}")
+    return int(value)
+
+
 def check_cut_workers(args: argparse.Namespace) -> int:
     """``--cut-workers`` as given.
 
     Raises:
         CliError: it is below 1.
     """
-    if args.cut_workers < 1:
-        raise CliError(f"--cut-workers must be >= 1, got {args.cut_workers}")
-    return int(args.cut_workers)
+    return check_at_least("--cut-workers", args.cut_workers, 1)

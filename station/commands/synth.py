@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from models.types import CupKind
+from station.commands.options import check_at_least
 from station.errors import CliError
 
 _DEFAULT_REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
@@ -103,12 +104,9 @@ def run_synth(args: argparse.Namespace) -> int:
     from models.synth.dataset import SynthConfig, write_dataset
     from models.synth.scene import SceneOptions
 
-    if args.types < 2:
-        raise CliError(f"--types must be >= 2, got {args.types}")
-    if args.cups < 0:
-        raise CliError(f"--cups must be >= 0, got {args.cups}")
-    if args.workers < 1:
-        raise CliError(f"--workers must be >= 1, got {args.workers}")
+    check_at_least("--types", args.types, 2)
+    check_at_least("--cups", args.cups, 0)
+    check_at_least("--workers", args.workers, 1)
     real_root = args.real_root if args.real_root is not None else _default_real_root()
     if args.real_root is not None and not args.real_root.is_dir():
         raise CliError(f"--real-root {args.real_root} is not a folder")
@@ -160,8 +158,7 @@ def run_sheet(args: argparse.Namespace) -> int:
 
     from models.synth.sheet import render_sheet
 
-    if args.n < 1:
-        raise CliError(f"--n must be >= 1, got {args.n}")
+    check_at_least("--n", args.n, 1)
     if not (args.dataset / "manifest.json").is_file():
         raise CliError(f"{args.dataset} has no manifest.json (run `cupcheck synth` first)")
     try:

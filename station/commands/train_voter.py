@@ -9,7 +9,7 @@ from typing import Any
 
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET
 from models.bundle import ENROL_PER_SIDE, MIN_COINS
-from station.commands.options import add_cut_workers, check_cut_workers
+from station.commands.options import add_cut_workers, check_at_least, check_cut_workers
 from station.errors import CliError
 
 
@@ -112,13 +112,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"{args.data_cal} is not a synthetic data set (manifest.json missing)")
     if not 0 < args.target < 1 or not 0 < args.delta < 1:
         raise CliError("--target and --delta must be in (0, 1)")
-    if args.virtual < 0:
-        raise CliError(f"--virtual must be >= 0, got {args.virtual}")
+    check_at_least("--virtual", args.virtual, 0)
     if not args.negative_weight > 0:
         raise CliError(f"--negative-weight must be > 0, got {args.negative_weight}")
-    if args.enrol_per_side < 1:
-        raise CliError(f"--enrol-per-side must be >= 1, got {args.enrol_per_side}")
-    _check_min_coins(args.min_coins)
+    check_at_least("--enrol-per-side", args.enrol_per_side, 1)
+    check_at_least("--min-coins", args.min_coins, 1)
     check_cut_workers(args)
     out = Path(args.out)
     cfg = TrainConfig(
@@ -159,7 +157,7 @@ def run_recalibrate(args: argparse.Namespace) -> int:
         raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
     check_cut_workers(args)
     if args.min_coins is not None:
-        _check_min_coins(args.min_coins)
+        check_at_least("--min-coins", args.min_coins, 1)
     try:
         result = recalibrate(
             None if args.bundle is None else Path(args.bundle),
@@ -177,8 +175,3 @@ def run_recalibrate(args: argparse.Namespace) -> int:
     print(result.choice.summary())
     print(f"{before['version']} -> {version}: {result.bundle_path}")
     return 0
-
-
-def _check_min_coins(n: int) -> None:
-    if n < 1:
-        raise CliError(f"--min-coins must be >= 1, got {n}")
