@@ -3,7 +3,10 @@
 A catalogue folder holds one sub-folder per coin type::
 
     CATALOG/<type_id>/coin.toml            optional: name = "...", diameter_mm = 23.25,
-                                           lookalikes = ["<type_id>", ...] (types told apart only by a detail)
+                                           lookalikes = ["<type_id>", ...] (types told apart only by a detail),
+                                           obverse_design = "...", reverse_design = "..." (a side's design name:
+                                           types naming the same design share that side, as every US state
+                                           quarter shares Washington's obverse)
     CATALOG/<type_id>/obverse/*.jpg        photos or crops of the obverse
     CATALOG/<type_id>/reverse/*.jpg        ... of the reverse
     CATALOG/<type_id>/*.jpg                side taken from the file name (``obv``/``rev``), else obverse
@@ -13,6 +16,11 @@ is cut again the way the station cuts a coin from a frame, when a detector is at
 gallery then holds what the station's queries look like. A crop already cut (black outside the coin) is embedded
 as it is. A whole photo goes through the detector and its largest coin is used. Enrolling a type replaces its
 previous references; nothing is retrained.
+
+A side's references carry its design (the declared name, else ``<type_id>/<side>``: a design of its own). A coin
+showing a design other types share proves nothing about its type, so a cup is passed only on the types' own
+designs; the verdict model was calibrated on galleries that mark shared designs this way, and a shared design left
+undeclared makes its coins look like every other type that shows it instead.
 """
 
 from __future__ import annotations
@@ -78,12 +86,21 @@ class TypeInfo:
         diameter_mm: catalogue diameter, ``None`` when unknown.
         lookalikes: types the catalogue says differ from this one only by a detail the camera cannot be trusted
             to see (a date digit, a mint mark): a cup of either is never passed on the camera's word.
+        obverse_design: the declared name of the obverse's design (``None``: a design of its own).
+        reverse_design: the same for the reverse.
     """
 
     type_id: str
     name: str
     diameter_mm: float | None
     lookalikes: tuple[str, ...] = ()
+    obverse_design: str | None = None
+    reverse_design: str | None = None
+
+    def design(self, side: Side) -> str:
+        """The design id of ``side``'s references: the declared name, else ``<type_id>/<side>``."""
+        declared = self.obverse_design if side == Side.OBVERSE else self.reverse_design
+        return declared or f"{self.type_id}/{side.value}"
 
 
 @dataclass
@@ -212,18 +229,22 @@ def scan_catalog(folder: str | Path) -> tuple[list[CatalogImage], dict[str, Type
     warnings: list[str] = []
     for type_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         tid = type_dir.name
-        name, diameter = tid, None
-        lookalikes: tuple[str, ...] = ()
+        info = TypeInfo(tid, tid, None)
         toml = type_dir / "coin.toml"
         if toml.is_file():
             try:
                 doc = tomllib.loads(toml.read_text())
-                name = str(doc.get("name", tid))
-                diameter = float(doc["diameter_mm"]) if "diameter_mm" in doc else None
-                lookalikes = _lookalike_list(doc.get("lookalikes", []), tid)
+                info = TypeInfo(
+                    tid,
+                    str(doc.get("name", tid)),
+                    float(doc["diameter_mm"]) if "diameter_mm" in doc else None,
+                    _lookalike_list(doc.get("lookalikes", []), tid),
+                    _design_name(doc, "obverse_design"),
+                    _design_name(doc, "reverse_design"),
+                )
             except (tomllib.TOMLDecodeError, ValueError, TypeError, UnicodeDecodeError) as err:
-                warnings.append(f"{toml}: cannot parse ({err}); name, diameter and lookalikes left out")
-        infos[tid] = TypeInfo(tid, name, diameter, lookalikes)
+                warnings.append(f"{toml}: cannot parse ({err}); name, diameter, lookalikes and designs left out")
+        infos[tid] = info
         found = 0
         for path in sorted(type_dir.rglob("*")):
             if not path.is_file() or path.name == "coin.toml" or path.name.startswith("."):
@@ -321,7 +342,7 @@ def enroll_catalog(
         imgs, entries = per_type.setdefault(item.type_id, ([], []))
         imgs.append(crop)
         entries.append(
-            GalleryEntry(item.type_id, item.side, f"{item.type_id}/{item.side.value}", str(item.path), digest)
+            GalleryEntry(item.type_id, item.side, infos[item.type_id].design(item.side), str(item.path), digest)
         )
     for tid, (imgs, entries) in per_type.items():
         emb = embedder.embed(imgs)
@@ -341,6 +362,16 @@ def _lookalike_list(value: Any, type_id: str) -> tuple[str, ...]:
     return tuple(sorted({v for v in value if v and v != type_id}))
 
 
+def _design_name(doc: Mapping[str, Any], key: str) -> str | None:
+    """``coin.toml``'s ``obverse_design`` / ``reverse_design``: a non-blank string, or absent."""
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key} must be a design name (a non-empty string)")
+    return value.strip()
+
+
 def load_catalog(path: Path) -> dict[str, TypeInfo]:
     """Read ``catalog.json`` (empty when absent)."""
     if not path.is_file():
@@ -352,6 +383,8 @@ def load_catalog(path: Path) -> dict[str, TypeInfo]:
             str(v.get("name", t)),
             None if v.get("diameter_mm") is None else float(v["diameter_mm"]),
             tuple(str(x) for x in v.get("lookalikes", [])),
+            v.get("obverse_design"),
+            v.get("reverse_design"),
         )
         for t, v in doc.get("types", {}).items()
     }
@@ -368,13 +401,17 @@ def catalog_lookalikes(infos: Mapping[str, TypeInfo]) -> dict[str, tuple[str, ..
 
 
 def save_catalog(path: Path, infos: Iterable[TypeInfo]) -> None:
-    """Write ``catalog.json`` atomically: ``{"types": {type_id: {"name", "diameter_mm", "lookalikes"}}}``."""
-    doc = {
-        "types": {
-            i.type_id: {"name": i.name, "diameter_mm": i.diameter_mm, "lookalikes": list(i.lookalikes)}
-            for i in sorted(infos, key=lambda i: i.type_id)
-        }
-    }
+    """Write ``catalog.json`` atomically: ``{"types": {type_id: {"name", "diameter_mm", "lookalikes"}}}``, plus
+    ``obverse_design`` / ``reverse_design`` where declared."""
+
+    def entry(i: TypeInfo) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": i.name, "diameter_mm": i.diameter_mm, "lookalikes": list(i.lookalikes)}
+        for key, value in (("obverse_design", i.obverse_design), ("reverse_design", i.reverse_design)):
+            if value is not None:
+                out[key] = value
+        return out
+
+    doc = {"types": {i.type_id: entry(i) for i in sorted(infos, key=lambda i: i.type_id)}}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(path, json.dumps(doc, indent=1).encode())
 
@@ -410,6 +447,26 @@ def thin_enrolment_notes(enrolled: dict[str, dict[str, int]], per_side: int) -> 
     return notes
 
 
+def shared_design_notes(gallery: Gallery) -> list[str]:
+    """One line per design that more than one enrolled type shows: a coin showing it is never evidence of its type.
+
+    Designs are read from the gallery's references (:attr:`~models.gallery.GalleryEntry.design`), so types enrolled
+    earlier with the same declared name count too.
+    """
+    shown: dict[tuple[str, str], set[str]] = {}
+    for e in gallery.entries.values():
+        shown.setdefault((e.design, e.side.value), set()).add(e.type_id)
+    notes = []
+    for (design, side), types in sorted(shown.items()):
+        if len(types) > 1:
+            listed = ", ".join(sorted(types)[:8]) + (f" and {len(types) - 8} more" if len(types) > 8 else "")
+            notes.append(
+                f"{side} design {design!r} is shared by {len(types)} types ({listed}): a coin showing it proves "
+                "nothing about its type, so their cups pass only on coins showing their own side"
+            )
+    return notes
+
+
 def lookalike_notes(gallery: Gallery, infos: Iterable[TypeInfo]) -> list[str]:
     """What an operator should know about lookalikes after an enrolment, one line each.
 
@@ -434,6 +491,7 @@ def lookalike_notes(gallery: Gallery, infos: Iterable[TypeInfo]) -> list[str]:
         if frozenset((t, u)) not in shown:
             notes.append(
                 f"{t} and {u} look alike to the camera ({rate:.0%} of their references are closer to the other "
-                "type): add photos of both, or declare them lookalikes in coin.toml"
+                "type): add photos of both, declare them lookalikes in coin.toml, or, if one side shows the same "
+                "design on both, name it there (obverse_design / reverse_design)"
             )
     return notes

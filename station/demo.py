@@ -15,6 +15,7 @@ import json
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TextIO
@@ -42,6 +43,9 @@ ENROL_CHUNK = 8
 one type's two faces at a time."""
 
 
+CATALOGUE_FORMAT = 2
+"""Version of what :func:`write_mint_catalog` writes (2: shared designs declared); a demo home enrolled from an
+older catalogue is enrolled again."""
 PHOTO_FIRST_INDEX = 900_000
 """The demo's enrolment photos are simulator cups from this index on: other cups than the ones it shows."""
 WHOLE_OCCLUSION = 0.02
@@ -96,6 +100,7 @@ def write_mint_catalog(
     Each face is a ``(size, size, 3)`` crop on black, the way the detector's crops look. Types of one family share
     their obverse design; each type's picture of it is a different specimen (its own ``seed``), as photos of
     different coins would be, so enrolment keeps it for every type instead of dropping it as a duplicate file.
+    ``coin.toml`` names each shared design (``obverse_design``), as a catalogue of such coins would.
 
     Args:
         mint: the mint.
@@ -105,6 +110,9 @@ def write_mint_catalog(
         photos: enrolment photos (:func:`enrolment_photos`) to write instead of the rendered face, where given.
     """
     numbers = range(len(mint.types)) if only is None else only
+    # designs shown by more than one type of the mint (a family's obverse), declared as the catalogue would
+    uses = Counter(t.design(side).id for t in mint.types for side in (Side.OBVERSE, Side.REVERSE))
+    shared = {d for d, n in uses.items() if n > 1}
     for number in numbers:
         coin = mint.types[number]
         base = folder / coin.id
@@ -120,6 +128,9 @@ def write_mint_catalog(
             bgr = (bgra[..., :3] * (bgra[..., 3:4] / 255.0)).astype(np.uint8)
             cv2.imwrite(str(out / "face.png"), bgr)
         toml = f"name = {json.dumps(coin.name)}\ndiameter_mm = {coin.diameter_mm:.2f}\n"
+        for side, key in ((Side.OBVERSE, "obverse_design"), (Side.REVERSE, "reverse_design")):
+            if coin.design(side).id in shared:
+                toml += f"{key} = {json.dumps(coin.design(side).id)}\n"
         if coin.twin_of:
             toml += f"lookalikes = [{json.dumps(coin.twin_of)}]\n"
         (base / "coin.toml").write_text(toml)
@@ -162,7 +173,13 @@ def prepare_demo_home(
     marker = home / DEMO_MARKER
     # as many photos a side as the verdict model's calibration galleries held, so its guarantee holds here
     per_side = bundle.enrol_per_side
-    wanted = {"n_types": n_types, "seed": seed, "embedder": embedder.version, "photos_per_side": per_side}
+    wanted = {
+        "n_types": n_types,
+        "seed": seed,
+        "embedder": embedder.version,
+        "photos_per_side": per_side,
+        "catalogue": CATALOGUE_FORMAT,
+    }
     gallery_dir = home / "gallery"
     current = json.loads(marker.read_text()) if marker.is_file() else None
     if current != wanted or not Gallery.exists(gallery_dir):

@@ -4,11 +4,14 @@ Each cycle renders ``cups`` synthetic cups (:func:`models.synth.scene.render_cup
 brighter light than the mint's references (the drift), runs the real pipeline (detector, embedder, gallery,
 voter) on every frame, logs each verdict with its crops, masks and embeddings into the home's real SQLite
 verdict log, lets an oracle supervisor rule on every flagged cup from the scene's ground truth, and runs
-:func:`station.retrain_job.run_retrain`. The report shows auto-pass and PASS precision per cycle.
+:func:`station.retrain_job.run_retrain`. The report shows auto-pass and PASS precision per cycle, beside the share
+of clean cups the hard rules let through at all (enough coins, none showing a design other types share): no model
+can pass more, and a mint whose families share their obverse caps it at the share of cups lying reverse up.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from models.registry import current_bundle_path
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
 from models.synth.scene import CupKind, CupScene, SceneAssets, SceneOptions, render_cup
-from models.types import CoinInstance, Decision, Frame
+from models.types import CoinInstance, Decision, Frame, Side
 from station.retrain_job import RetrainOptions, run_retrain
 
 SUPERVISOR, SUPERVISOR_PIN = "oracle", "000000"
@@ -43,11 +46,17 @@ class CycleResult:
     labelled: int
     retrain_code: int
     retrain_message: str
+    allowed: int = 0
 
     @property
     def auto_pass(self) -> float:
         """PASSed clean cups over clean cups."""
         return (self.passed - self.wrong_passes) / self.clean if self.clean else 0.0
+
+    @property
+    def allowed_share(self) -> float:
+        """Clean cups the hard rules let through (:func:`rules_allow`) over clean cups: the most auto-pass can be."""
+        return self.allowed / self.clean if self.clean else 0.0
 
     @property
     def precision(self) -> float:
@@ -86,6 +95,31 @@ def _instance_type(scene: CupScene, center: tuple[float, float]) -> str | None:
     return None
 
 
+def shared_designs(assets: SceneAssets) -> frozenset[str]:
+    """The mint's designs shown by more than one type (each family's obverse)."""
+    uses = Counter(t.design(side).id for t in assets.mint.types for side in (Side.OBVERSE, Side.REVERSE))
+    return frozenset(d for d, n in uses.items() if n > 1)
+
+
+def rules_allow(scene: CupScene, shared: frozenset[str], min_coins: int) -> bool:
+    """Whether the hard rules can let a clean cup pass, from its ground truth: at least ``min_coins`` coins in
+    view and none of them showing a ``shared`` design."""
+    coins = [inst for inst in scene.instances if inst.is_coin]
+    return len(coins) >= min_coins and not any(inst.design_id in shared for inst in coins)
+
+
+@dataclass(frozen=True)
+class CycleCounts:
+    """One cycle's cups as the ground truth sees them (see :class:`CycleResult`)."""
+
+    clean: int
+    allowed: int
+    passed: int
+    wrong: int
+    labelled: int
+    cups: int
+
+
 def run_cycle(
     home: Path,
     pipeline: Pipeline,
@@ -95,9 +129,11 @@ def run_cycle(
     seed: int,
     cycle: int,
     n_cups: int,
-) -> tuple[int, int, int, int, int]:
-    """Process one cycle's cups; returns ``(clean, passed, wrong passes, labelled, cups)``."""
-    clean = passed = wrong = labelled = 0
+) -> CycleCounts:
+    """Process one cycle's cups."""
+    clean = allowed = passed = wrong = labelled = 0
+    shared = shared_designs(assets)
+    min_coins = max(pipeline.preprocess.min_coins, pipeline.voter.min_coins)
     for i in range(n_cups):
         scene = render_cup(assets, seed, cycle * n_cups + i, opts)
         frame = Frame(image=drift(scene.image), source=f"sim {cycle}/{i}")
@@ -105,6 +141,7 @@ def run_cycle(
         verdict = pipeline.decide(obs, scene.expected_type)
         is_clean = scene.kind == CupKind.PURE
         clean += is_clean
+        allowed += is_clean and rules_allow(scene, shared, min_coins)
         if verdict.decision == Decision.PASS:
             passed += 1
             wrong += not is_clean
@@ -126,7 +163,7 @@ def run_cycle(
         if verdict.decision == Decision.FLAG:
             labelled += 1
             _oracle(repo, repo.cup_of_verdict(verdict_id), scene, obs.instances)
-    return clean, passed, wrong, labelled, n_cups
+    return CycleCounts(clean, allowed, passed, wrong, labelled, n_cups)
 
 
 def _oracle(repo: VerdictRepository, cup_id: int, scene: CupScene, instances: list[CoinInstance]) -> None:
@@ -151,10 +188,15 @@ def simulate(
     cycles: int,
     n_types: int = 12,
     seed: int = 7,
+    reverse_share: float = 0.5,
     config: RetrainConfig | None = None,
     progress: bool = True,
 ) -> list[CycleResult]:
-    """Run the closed loop and write ``out/report.md`` with ``out/cycles.png``; returns every cycle."""
+    """Run the closed loop and write ``out/report.md`` with ``out/cycles.png``; returns every cycle.
+
+    ``reverse_share`` is the chance that a coin lies reverse up (0.5: tossed into the cup; higher: an operator who
+    lays the coins out reverse up, as a FLAG saying "turn a coin" asks).
+    """
     from station.demo import prepare_demo_home
 
     home = prepare_demo_home(out / "home", n_types=n_types, seed=seed, progress=progress)
@@ -162,16 +204,25 @@ def simulate(
     if repo.verify_operator(SUPERVISOR, SUPERVISOR_PIN) is None:
         repo.add_operator(SUPERVISOR, Role.SUPERVISOR, SUPERVISOR_PIN)
     assets = SceneAssets(generate_mint(n_types, seed))
-    opts = SceneOptions(image_size=480, max_coins=8)
+    opts = SceneOptions(image_size=480, max_coins=8, reverse_share=reverse_share)
     results: list[CycleResult] = []
     try:
         for c in range(cycles):
             pipeline = Pipeline.load(home, current_bundle_path(home))
-            clean, passed, wrong, labelled, n = run_cycle(home, pipeline, repo, assets, opts, seed + 1, c, cups)
+            k = run_cycle(home, pipeline, repo, assets, opts, seed + 1, c, cups)
             outcome = run_retrain(home, RetrainOptions(config=config or RetrainConfig(), progress=progress))
             results.append(
                 CycleResult(
-                    c + 1, pipeline.model_version, n, clean, passed, wrong, labelled, outcome.code, outcome.message
+                    c + 1,
+                    pipeline.model_version,
+                    k.cups,
+                    k.clean,
+                    k.passed,
+                    k.wrong,
+                    k.labelled,
+                    outcome.code,
+                    outcome.message,
+                    k.allowed,
                 )
             )
     finally:
@@ -190,6 +241,7 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
     ax = fig.subplots()
     xs = [r.cycle for r in results]
     ax.plot(xs, [100 * r.auto_pass for r in results], "o-", label="auto-pass %")
+    ax.plot(xs, [100 * r.allowed_share for r in results], "k:", label="the hard rules allow %")
     ax.plot(xs, [100 * r.precision if r.passed else np.nan for r in results], "s-", label="PASS precision %")
     ax.set_xlabel("cycle")
     ax.set_ylim(-2, 102)
@@ -200,14 +252,19 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
     lines = [
         "# simulate-day",
         "",
-        "| cycle | model | cups | clean | PASS | wrong PASS | auto-pass | precision | labelled | retrain |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "Auto-pass: clean cups passed over clean cups. Rules allow: clean cups with enough coins and none showing a "
+        "design other types share, over clean cups (the most auto-pass can be).",
+        "",
+        "| cycle | model | cups | clean | rules allow | PASS | wrong PASS | auto-pass | precision | labelled "
+        "| retrain |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         prec = f"{r.precision:.1%}" if r.passed else "—"
         lines.append(
-            f"| {r.cycle} | {r.model} | {r.cups} | {r.clean} | {r.passed} | {r.wrong_passes} | {r.auto_pass:.1%} | "
-            f"{prec} | {r.labelled} | {r.retrain_code}: {r.retrain_message[:160]} |"
+            f"| {r.cycle} | {r.model} | {r.cups} | {r.clean} | {r.allowed} ({r.allowed_share:.1%}) | {r.passed} | "
+            f"{r.wrong_passes} | {r.auto_pass:.1%} | {prec} | {r.labelled} | {r.retrain_code}: "
+            f"{r.retrain_message[:160]} |"
         )
     lines += ["", "![cycles](cycles.png)", ""]
     path = out / "report.md"

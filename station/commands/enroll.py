@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="enrol coin types from a catalogue folder into the gallery",
         description=(
             "Enrol coin types: CATALOG_DIR/<type_id>/ holds photos or crops of one type (optionally in obverse/ "
-            "and reverse/ sub-folders, optionally a coin.toml with name, diameter_mm and lookalikes). Crops already "
+            "and reverse/ sub-folders, optionally a coin.toml with name, diameter_mm, lookalikes, and obverse_design "
+            "or reverse_design naming a design other types share). Crops already "
             "cut (black outside the coin) are embedded as they are; crops that still show their background are cut "
             "again by the detector, as the station cuts coins (unless --no-recut); whole photos go through the "
             "detector (largest coin). Re-enrolling a type replaces it."
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         lookalike_notes,
         merge_catalog,
         save_catalog,
+        shared_design_notes,
         thin_enrolment_notes,
     )
     from models.gallery import Gallery, GalleryMismatchError
@@ -113,7 +115,12 @@ def run(args: argparse.Namespace) -> int:
         f"{len(report.unreadable)} unreadable, {len(report.no_coin)} without a coin; {report.recut} crops re-cut "
         f"by the detector, {len(report.uncut)} kept as they are (no coin found)"
     )
-    for note in [*lookalike_notes(gallery, merged), *thin_enrolment_notes(report.enrolled, per_side)]:
+    notes = [
+        *shared_design_notes(gallery),
+        *lookalike_notes(gallery, merged),
+        *thin_enrolment_notes(report.enrolled, per_side),
+    ]
+    for note in notes:
         print(f"note: {note}")
     return 0
 

@@ -23,6 +23,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--cycles", type=int, default=2, help="cycles (2)")
     p.add_argument("--types", type=int, default=12, help="coin types in the mint (12)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--reverse-share",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="chance that a coin lies reverse up (0.5: tossed; higher: laid out reverse up, as a FLAG saying 'turn "
+        "a coin' asks)",
+    )
     p.add_argument("--target", type=float, default=None, help="precision target of the retrain (bundle's)")
     p.add_argument("--delta", type=float, default=None, help="failure probability of the retrain (bundle's)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (home, report)")
@@ -33,17 +41,25 @@ def run(args: argparse.Namespace) -> int:
     """Run the simulation and print the report path."""
     if args.cups < 1 or args.cycles < 1 or args.types < 4:
         raise CliError("--cups and --cycles must be at least 1, --types at least 4")
+    if not 0.0 <= args.reverse_share <= 1.0:
+        raise CliError(f"--reverse-share must be between 0 and 1, got {args.reverse_share}")
     from models.retrain import RetrainConfig
     from station.simulate import simulate
 
     cfg = RetrainConfig(target=args.target, delta=args.delta)
     results = simulate(
-        Path(args.out), cups=args.cups, cycles=args.cycles, n_types=args.types, seed=args.seed, config=cfg
+        Path(args.out),
+        cups=args.cups,
+        cycles=args.cycles,
+        n_types=args.types,
+        seed=args.seed,
+        reverse_share=args.reverse_share,
+        config=cfg,
     )
     for r in results:
         print(
-            f"cycle {r.cycle}: auto-pass {r.auto_pass:.1%}, PASS {r.passed} ({r.wrong_passes} wrong), "
-            f"retrain exit {r.retrain_code}"
+            f"cycle {r.cycle}: auto-pass {r.auto_pass:.1%} (the hard rules allow {r.allowed_share:.1%}), "
+            f"PASS {r.passed} ({r.wrong_passes} wrong), retrain exit {r.retrain_code}"
         )
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.embedder import Embedder
-from models.enroll import CATALOG_FILE, enroll_catalog, load_catalog, load_detector, merge_catalog, save_catalog
+from models.enroll import (
+    CATALOG_FILE,
+    enroll_catalog,
+    load_catalog,
+    load_detector,
+    merge_catalog,
+    save_catalog,
+    shared_design_notes,
+)
 from models.gallery import Gallery
 
 
@@ -26,19 +34,23 @@ class EnrolResult:
         warnings: one line per skipped file.
         n_types: types in the gallery afterwards.
         n_references: references in the gallery afterwards.
+        shared_designs: one line per design several enrolled types show (:func:`models.enroll.shared_design_notes`).
     """
 
     enrolled: dict[str, dict[str, int]]
     warnings: tuple[str, ...]
     n_types: int
     n_references: int
+    shared_designs: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """One line for the status bar."""
         skipped = f", {len(self.warnings)} files skipped" if self.warnings else ""
+        n_shared = len(self.shared_designs)
+        shared = f" ({n_shared} design{'s' if n_shared > 1 else ''} shared by several types)" if n_shared else ""
         return (
             f"Enrolled {len(self.enrolled)} types ({', '.join(sorted(self.enrolled)[:6])}"
-            f"{' …' if len(self.enrolled) > 6 else ''}){skipped}; the gallery now holds {self.n_types} types. "
+            f"{' …' if len(self.enrolled) > 6 else ''}){skipped}; the gallery now holds {self.n_types} types{shared}. "
             "Restart the stations to use them."
         )
 
@@ -77,4 +89,10 @@ def enrol_folder(folder: Path, enrolment: Enrolment) -> EnrolResult:
     gallery.save(gallery_dir)
     catalog_path = gallery_dir / CATALOG_FILE
     save_catalog(catalog_path, merge_catalog(load_catalog(catalog_path), infos, list(gallery.types())))
-    return EnrolResult(dict(report.enrolled), tuple(report.warnings), len(gallery.types()), len(gallery))
+    return EnrolResult(
+        dict(report.enrolled),
+        tuple(report.warnings),
+        len(gallery.types()),
+        len(gallery),
+        tuple(shared_design_notes(gallery)),
+    )

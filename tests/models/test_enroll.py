@@ -20,8 +20,10 @@ from models.enroll import (
     read_image,
     save_catalog,
     scan_catalog,
+    shared_design_notes,
     thin_enrolment_notes,
 )
+from models.features import GalleryView
 from models.gallery import Gallery
 from models.types import Side
 from tests.models.embed_helpers import coin_image, other_family_index, tiny_embedder
@@ -106,6 +108,58 @@ def test_catalog_json_round_trip(tmp_path: Path) -> None:
     assert set(loaded) == {"alpha", "beta"} and loaded["alpha"].diameter_mm == pytest.approx(23.25)
     assert loaded["alpha"].lookalikes == ("gamma",) and loaded["beta"].lookalikes == ()
     assert load_catalog(tmp_path / "missing.json") == {}
+
+
+def _two_sided_type(cat: Path, tid: str, index: int, toml: str) -> None:
+    for side in (Side.OBVERSE, Side.REVERSE):
+        d = cat / tid / side.value
+        d.mkdir(parents=True)
+        cv2.imwrite(str(d / "a.png"), coin_image(index, side, 96, 30.0 * index))
+    (cat / tid / "coin.toml").write_text(toml)
+
+
+def test_declared_shared_designs_mark_the_side_shared_across_enrolments(tmp_path: Path) -> None:
+    # two state quarters sharing Washington's obverse, and a cent with designs of its own
+    _two_sided_type(tmp_path / "c1", "q-de", 0, 'obverse_design = "washington"\n')
+    _two_sided_type(tmp_path / "c1", "cent", other_family_index(), "")
+    _two_sided_type(tmp_path / "c2", "q-pa", 1, 'obverse_design = "washington"\nreverse_design = "keystone"\n')
+    _, infos, warnings = scan_catalog(tmp_path / "c1")
+    assert warnings == [] and infos["q-de"].obverse_design == "washington" and infos["q-de"].reverse_design is None
+    assert infos["q-de"].design(Side.OBVERSE) == "washington" and infos["q-de"].design(Side.REVERSE) == "q-de/reverse"
+
+    emb = tiny_embedder()
+    gallery = Gallery(emb.embed_dim, emb.version)
+    enroll_catalog(tmp_path / "c1", gallery, emb, progress=False)
+    assert shared_design_notes(gallery) == []  # one type shows "washington" so far
+    enroll_catalog(tmp_path / "c2", gallery, emb, progress=False)  # a later enrolment names the same design
+    designs = {(e.type_id, e.side.value): e.design for e in gallery.entries.values()}
+    assert designs == {
+        ("q-de", "obverse"): "washington",
+        ("q-de", "reverse"): "q-de/reverse",
+        ("q-pa", "obverse"): "washington",
+        ("q-pa", "reverse"): "keystone",
+        ("cent", "obverse"): "cent/obverse",
+        ("cent", "reverse"): "cent/reverse",
+    }
+    view = GalleryView.from_gallery(gallery)
+    shared = {t: bool(view.obverse_shared[view.type_index[t]]) for t in view.types}
+    assert shared == {"q-de": True, "q-pa": True, "cent": False}
+    (note,) = shared_design_notes(gallery)
+    assert "obverse design 'washington' is shared by 2 types (q-de, q-pa)" in note
+
+    # kept in catalog.json with the rest of the metadata
+    path = tmp_path / "catalog.json"
+    save_catalog(path, infos.values())
+    loaded = load_catalog(path)
+    assert loaded["q-de"].obverse_design == "washington" and loaded["cent"].obverse_design is None
+
+
+@pytest.mark.parametrize("value", ["1999", '""', '["washington"]'])
+def test_a_design_name_that_is_not_a_name_is_reported(tmp_path: Path, value: str) -> None:
+    _two_sided_type(tmp_path / "cat", "q", 0, f'name = "Quarter"\nobverse_design = {value}\n')
+    _, infos, warnings = scan_catalog(tmp_path / "cat")
+    assert infos["q"].obverse_design is None and infos["q"].name == "q"
+    assert "obverse_design must be a design name" in "\n".join(warnings)
 
 
 def test_declared_lookalikes_are_symmetric_and_checked(tmp_path: Path) -> None:

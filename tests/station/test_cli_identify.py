@@ -22,7 +22,10 @@ def enrolled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, 
         for side in (Side.OBVERSE, Side.REVERSE):
             (cat / tid / side.value).mkdir(parents=True)
             cv2.imwrite(str(cat / tid / side.value / "a.png"), coin_image(index, side, 96))
-    (cat / "alpha" / "coin.toml").write_text('name = "Alpha"\ndiameter_mm = 21.5\nlookalikes = ["beta"]\n')
+    (cat / "alpha" / "coin.toml").write_text(
+        'name = "Alpha"\ndiameter_mm = 21.5\nlookalikes = ["beta"]\nobverse_design = "crest"\n'
+    )
+    (cat / "beta" / "coin.toml").write_text('obverse_design = "crest"\n')
     (cat / "beta" / "bad.jpg").write_bytes(b"garbage")
     home = tmp_path / "home"
     assert main(["enroll", str(cat), "--home", str(home), "--embedder", str(ckpt)]) == 0
@@ -30,10 +33,16 @@ def enrolled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, 
     assert "enrolled alpha (Alpha, 21.5 mm): 1 obverse, 1 reverse" in out and "2 types, 4 references" in out
     assert "bad.jpg: cannot read image" in err
     assert "note: lookalikes alpha and beta: their cups are always checked by a person" in out
+    assert "note: obverse design 'crest' is shared by 2 types (alpha, beta): a coin showing it proves nothing" in out
     # one photo a side is fewer than the shipped verdict model was calibrated with
     assert "note: alpha has 1 obverse and 1 reverse reference(s); the verdict model was calibrated with" in out
     catalog = json.loads((home / "gallery" / "catalog.json").read_text())
-    assert catalog["types"]["alpha"] == {"name": "Alpha", "diameter_mm": 21.5, "lookalikes": ["beta"]}
+    assert catalog["types"]["alpha"] == {
+        "name": "Alpha",
+        "diameter_mm": 21.5,
+        "lookalikes": ["beta"],
+        "obverse_design": "crest",
+    }
     return home, ckpt
 
 

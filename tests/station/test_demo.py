@@ -15,6 +15,7 @@ from models.bundle import load_bundle
 from models.embedder import checkpoint_dict, save_checkpoint
 from models.gallery import Gallery
 from models.synth.mint import generate_mint
+from models.types import Side
 from station.camera import SimulatorSource
 from station.cli import main
 from station.controllers.catalog import TypeCatalog
@@ -38,6 +39,15 @@ def test_demo_home_enrols_the_simulator_mint_once(tmp_path: Path) -> None:
     per_side = load_bundle().enrol_per_side  # as many as the verdict model's calibration galleries held
     assert all(1 <= n <= per_side for sides in gallery.types().values() for n in sides.values())
     assert sum(n for sides in gallery.types().values() for n in sides.values()) > 2 * len(mint.types)
+    # the catalogue names each family's shared obverse, as the verdict model's calibration galleries did; every
+    # reverse is a design of its own
+    by_type = {t.id: t for t in mint.types}
+    members = {t.family: sum(u.family == t.family for u in mint.types) for t in mint.types}
+    for e in gallery.entries.values():
+        coin = by_type[e.type_id]
+        shared = e.side == Side.OBVERSE and members[coin.family] > 1
+        assert e.design == (coin.obverse.id if shared else f"{coin.id}/{e.side.value}")
+    assert any(n > 1 for n in members.values())
     catalog = TypeCatalog.from_gallery(home / "gallery")
     assert [t.name for t in catalog.types] == [t.name for t in mint.types]
     picture = catalog.picture(mint.types[0].id)

@@ -199,6 +199,10 @@ def test_enrolment_from_the_window_adds_types(
             assert win.controller.enrol(folder)
         result = done.args[0]
         assert sorted(result.enrolled) == [t.id for t in generate_mint(3, 9).types] and result.n_types == 3
+        # the catalogue names the family's shared obverse, and the supervisor is told
+        families = [t.family for t in generate_mint(3, 9).types]
+        assert len(result.shared_designs) == sum(families.count(f) > 1 for f in set(families)) > 0
+        assert "shared by several types" in result.summary()
         assert win.view.type_combo.count() == 3 and "3 types" in win.view.gallery_label.text()
         assert Gallery.exists(gallery_dir)
 

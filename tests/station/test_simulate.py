@@ -1,0 +1,51 @@
+"""``cupcheck simulate-day``: the closed loop end to end on a few cups with the shipped models, and the ceiling
+the hard rules put on auto-pass, from the scenes' ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.synth.mint import generate_mint
+from models.synth.scene import CupKind, SceneAssets, SceneOptions, render_cup
+from station.cli import main
+from station.simulate import rules_allow, shared_designs
+
+
+def test_the_hard_rules_allow_only_cups_whose_coins_show_their_own_side() -> None:
+    assets = SceneAssets(generate_mint(12, 7))
+    shared = shared_designs(assets)
+    families = {t.family for t in assets.mint.types}
+    # the mint's shared designs are exactly the obverses of families with more than one member
+    assert shared == {
+        t.obverse.id for t in assets.mint.types if sum(u.family == t.family for u in assets.mint.types) > 1
+    }
+    assert shared and len(shared) <= len(families)
+    for share, allowed in ((1.0, True), (0.0, False)):
+        opts = SceneOptions(image_size=256, max_coins=4, reverse_share=share, kind_weights={CupKind.PURE: 1.0})
+        scenes = [render_cup(assets, 8, i, opts) for i in range(12)]
+        several = [s for s in scenes if sum(inst.is_coin for inst in s.instances) >= 2]
+        assert several, "no pure cup of two coins or more among 12"
+        assert all(rules_allow(s, shared, 2) == allowed for s in several)
+        # a single coin is never enough under a two-coin rule, whichever side it shows
+        single = [s for s in scenes if sum(inst.is_coin for inst in s.instances) == 1]
+        assert not any(rules_allow(s, shared, 2) for s in single)
+
+
+def test_simulate_day_reports_auto_pass_beside_what_the_rules_allow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sim"
+    args = ["simulate-day", "--cups", "6", "--cycles", "1", "--types", "4", "--reverse-share", "1", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "cycle 1: auto-pass" in printed and "the hard rules allow" in printed
+    report = (out / "report.md").read_text()
+    assert "| rules allow |" in report and (out / "cycles.png").stat().st_size > 0
+    row = next(line for line in report.splitlines() if line.startswith("| 1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    clean, allowed, passed, wrong = int(cells[3]), int(cells[4].split()[0]), int(cells[5]), int(cells[6])
+    assert 0 <= allowed <= clean <= 6 and 0 <= wrong <= passed <= 6
+    assert main(["simulate-day", "--reverse-share", "1.5", "--out", str(out)]) == 2
+    assert "--reverse-share must be between 0 and 1" in capsys.readouterr().err
