@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import math
 import uuid
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -355,6 +356,7 @@ class ReviewItem:
         labelled: whether the cup or any of its coins already carries a current label.
         capture_ref: store reference of the photograph.
         created_at: verdict time.
+        audit: a PASS drawn for a person to check (:func:`audit_pick`), whatever its score.
     """
 
     cup_id: int
@@ -373,6 +375,13 @@ class ReviewItem:
     labelled: bool
     capture_ref: str | None
     created_at: datetime
+    audit: bool = False
+
+
+def audit_pick(cup_id: int, share: float) -> bool:
+    """Whether a PASSed cup is drawn for a person to check: a stable hash of its id, so about ``share`` of the
+    PASSes and the same ones on every station and every reload, whatever the model thought of them."""
+    return (zlib.crc32(f"audit:{cup_id}".encode()) % 10_000) / 10_000.0 < share
 
 
 @dataclass(frozen=True)
@@ -457,3 +466,39 @@ def _b64(data: bytes | None) -> str | None:
 
 def _unb64(text: str | None) -> bytes | None:
     return None if text is None else base64.b64decode(text)
+
+
+@dataclass(frozen=True)
+class PassAudit:
+    """PASSes a person has ruled on, and how many of them were wrong: the field's own measure of PASS precision.
+
+    Attributes:
+        audited: PASSed cups with a cup-level ruling (confirmed or corrected).
+        wrong: those that were not a clean cup of the expected type: the cup corrected to another type, or a coin
+            of it corrected, ruled not a coin or damaged.
+        wrong_cups: their cup ids.
+    """
+
+    audited: int
+    wrong: int
+    wrong_cups: tuple[int, ...] = ()
+
+    @property
+    def precision(self) -> float:
+        """Right PASSes over audited PASSes (``nan`` with none)."""
+        return (self.audited - self.wrong) / self.audited if self.audited else math.nan
+
+
+def pass_audit(export: TrainingExport) -> PassAudit:
+    """Count the PASSed cups of ``export`` that a person ruled on, and the wrong ones among them.
+
+    Only cups with a cup-level ruling count (a PASS whose coins alone were relabelled was not checked whole); a
+    PASS is right when the cup holds its expected type and every coin ruling agrees.
+    """
+    passes = {c.cup_id: c for c in export.cups if c.decision == Decision.PASS}
+    wrong = {cup_id for cup_id, c in passes.items() if c.true_type != c.expected_type}
+    for coin in export.coins:
+        cup = passes.get(coin.cup_id)
+        if cup is not None and (coin.true_type != cup.expected_type or coin.label == LabelKind.DAMAGED):
+            wrong.add(coin.cup_id)
+    return PassAudit(len(passes), len(wrong), tuple(sorted(wrong)))

@@ -33,6 +33,7 @@ from db.records import (
     TrainingCup,
     TrainingExport,
     VerdictRecord,
+    audit_pick,
     jpeg_size,
 )
 from db.schema import (
@@ -246,18 +247,22 @@ class VerdictRepository:
         margin: float = 0.15,
         weights: ReviewWeights | None = None,
         window: int = 5000,
+        audit_share: float = 0.0,
     ) -> list[ReviewItem]:
         """Rank flagged and low-margin cups by how much a person's label would teach the model.
 
-        Candidates are cups whose verdict is FLAG or whose ``p_correct`` lies within ``margin`` of the threshold
-        (the newest ``window`` of them). Each gets ``score = w_u·uncertainty + w_d·disagreement + w_r·rarity``:
+        Candidates are cups whose verdict is FLAG or whose ``p_correct`` lies within ``margin`` of the threshold,
+        and about ``audit_share`` of the PASSes drawn for a person to check (:func:`db.records.audit_pick`;
+        ``ReviewItem.audit``) whatever their score: the newest ``window`` of them. Audited PASSes are the only
+        labels that measure PASS precision in the field, and the only positive examples of confident PASSes a
+        retrain gets. Each gets ``score = w_u·uncertainty + w_d·disagreement + w_r·rarity``:
 
         - uncertainty: ``max(1 - |p - threshold| / 0.5, 1 - 2·|p - 0.5|)`` clipped to ``[0, 1]``;
         - disagreement: ``|mismatch_share - (1 - p)|``, where ``mismatch_share`` is the share of coins whose best
           match is not the expected type, so the pooled voter and the per-coin evidence disagreeing scores high;
         - rarity: ``1 / (1 + n)``, with ``n`` the cups of this expected type labelled so far.
 
-        Unlabelled cups come first, then higher score, then newer.
+        Unlabelled cups come first, audits first among them, then higher score, then newer.
 
         Args:
             limit: how many items to return.
@@ -278,6 +283,9 @@ class VerdictRepository:
             .subquery()
         )
         labelled = exists().where(and_(Label.cup_id == Cup.id, Label.is_current))
+        wanted = [Verdict.decision == Decision.FLAG, func.abs(Verdict.p_correct - Verdict.threshold) < margin]
+        if audit_share > 0.0:
+            wanted.append(Verdict.decision == Decision.PASS)  # drawn for audit below, by cup id
         stmt = (
             select(
                 Verdict.id,
@@ -297,12 +305,7 @@ class VerdictRepository:
             .join(Station, Station.id == Cup.station_id)
             .outerjoin(Capture, Capture.cup_id == Cup.id)
             .outerjoin(coin_stats, coin_stats.c.cup_id == Cup.id)
-            .where(
-                or_(
-                    Verdict.decision == Decision.FLAG,
-                    func.abs(Verdict.p_correct - Verdict.threshold) < margin,
-                )
-            )
+            .where(or_(*wanted))
             .order_by(Verdict.created_at.desc(), Verdict.id.desc())
             .limit(window)
         )
@@ -319,6 +322,9 @@ class VerdictRepository:
             labels_per_type = {t: int(n) for t, n in session.execute(type_counts).all()}
         items = []
         for vid, cup_id, st, exp, decision, p, thr, created, ref, n, n_mis, is_lab in rows:
+            audit = Decision(decision) == Decision.PASS and audit_pick(cup_id, audit_share)
+            if Decision(decision) == Decision.PASS and abs(p - thr) >= margin and not audit:
+                continue  # a confident PASS that was not drawn for audit
             n, n_mis = int(n), int(n_mis)
             share = n_mis / n if n else 0.0
             unc = max(1.0 - abs(p - thr) / 0.5, 1.0 - 2.0 * abs(p - 0.5))
@@ -344,9 +350,10 @@ class VerdictRepository:
                     labelled=bool(is_lab),
                     capture_ref=ref,
                     created_at=created,
+                    audit=audit,
                 )
             )
-        items.sort(key=lambda it: (it.labelled, -it.score, -it.created_at.timestamp(), it.cup_id))
+        items.sort(key=lambda it: (it.labelled, not it.audit, -it.score, -it.created_at.timestamp(), it.cup_id))
         return items[:limit]
 
     # -- relabel ----------------------------------------------------------------------------------------------

@@ -175,6 +175,7 @@ class ReviewWindow(QMainWindow):
         station: only this station's cups, ``None`` for all.
         enrolment: enrol new types from this window (``None``: not offered).
         model: lines about the verdict model in force (see :mod:`station.controllers.model_info`).
+        audit_share: the share of PASSes drawn for a supervisor to check.
 
     Raises:
         PermissionError: ``supervisor`` is not an active supervisor.
@@ -189,6 +190,7 @@ class ReviewWindow(QMainWindow):
         station: str | None = None,
         enrolment: Enrolment | None = None,
         model: Sequence[str] = (),
+        audit_share: float = 0.0,
         parent: QWidget | None = None,
     ) -> None:
         if supervisor.role != SUPERVISOR or not supervisor.active:
@@ -198,7 +200,13 @@ class ReviewWindow(QMainWindow):
         self.view = ReviewView()
         self.setCentralWidget(self.view)
         self.controller = ReviewController(
-            self.view, repository, supervisor=supervisor.name, catalog=catalog, station=station, enrolment=enrolment
+            self.view,
+            repository,
+            supervisor=supervisor.name,
+            catalog=catalog,
+            station=station,
+            enrolment=enrolment,
+            audit_share=audit_share,
         )
         self.view.model_label.setText("\n".join(model))
         self._db = BackgroundThread()
@@ -391,6 +399,7 @@ def run_review(
     station: str | None = None,
     bundle: Path | None = None,
     target_precision: float | None = None,
+    audit_share: float = 0.0,
 ) -> int:
     """Open the supervisor window after a supervisor's sign-in; return the exit code (1 when cancelled).
 
@@ -416,6 +425,7 @@ def run_review(
         station=station,
         enrolment=enrolment,
         model=describe_model(bundle, target_precision),
+        audit_share=audit_share,
     )
     window.show()
     code = app.exec()

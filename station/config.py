@@ -5,6 +5,7 @@ A minimal file names nothing at all (every field has a default); a typical one::
     name = "packing-2"
     database_url = "postgresql+psycopg://cupcheck@dbhost/cupcheck"
     target_precision = 0.995
+    audit_share = 0.02      # PASSes put in front of the supervisor to check
     sound = true
 
     [camera]
@@ -34,6 +35,8 @@ from calibration.risk import DEFAULT_TARGET
 from models.runtime import DEFAULT_BACKEND, Backend
 
 CONFIG_FILENAME = "station.toml"
+DEFAULT_AUDIT_SHARE = 0.02
+"""One PASS in fifty goes to a supervisor to check."""
 
 
 class ConfigError(ValueError):
@@ -113,6 +116,9 @@ class StationConfig(_Strict):
         flag_word: what it says for a FLAG.
         backend: what runs the embedder and the mask segmenter: ``onnx`` (ONNX Runtime, several times faster on a
             CPU) or ``torch`` (for a model ONNX cannot express); both give the same verdicts.
+        audit_share: the share of PASSes the review window puts in front of a supervisor to check, whatever the
+            model thought of them (:func:`db.records.audit_pick`); their rulings measure PASS precision in the
+            field (``cupcheck retrain`` reports it) and give the retrain its confident positives.
     """
 
     name: str = Field(default="station-1", min_length=1, max_length=64)
@@ -128,6 +134,7 @@ class StationConfig(_Strict):
     pass_word: str = "pass"
     flag_word: str = "check this cup"
     backend: Backend = DEFAULT_BACKEND
+    audit_share: float = Field(default=DEFAULT_AUDIT_SHARE, ge=0.0, le=1.0)
 
 
 def _explain(err: ValidationError) -> str:

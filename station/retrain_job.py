@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from db.records import TrainingCoin, TrainingExport
+from calibration.risk import clopper_pearson_lower
+from db.records import PassAudit, TrainingCoin, TrainingExport, pass_audit
 from db.repository import VerdictRepository
 from models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
 from models.embedder import circle_mask
@@ -83,6 +84,7 @@ class RetrainOutcome:
         candidate: the candidate's version, when one was trained.
         decision: the gate's decision, when one was taken.
         report: the report file, when one was written.
+        audit: the PASSes a person has ruled on (:func:`db.records.pass_audit`), when labels were read.
     """
 
     code: int
@@ -91,6 +93,7 @@ class RetrainOutcome:
     candidate: str | None = None
     decision: GateDecision | None = None
     report: Path | None = None
+    audit: PassAudit | None = None
 
 
 def attach_log_file(home: Path) -> logging.Handler:
@@ -102,6 +105,19 @@ def attach_log_file(home: Path) -> logging.Handler:
     _log.addHandler(handler)
     _log.setLevel(logging.INFO)
     return handler
+
+
+def audit_line(audit: PassAudit, delta: float = 0.05) -> str:
+    """One line on the field's PASS precision from the audited PASSes, with its one-sided ``1 - delta`` bound."""
+    if audit.audited == 0:
+        return "PASS audit: no PASS has been checked by a person yet"
+    right = audit.audited - audit.wrong
+    bound = clopper_pearson_lower(right, audit.audited, delta)
+    wrong = f" (cups {', '.join(map(str, audit.wrong_cups[:10]))})" if audit.wrong else ""
+    return (
+        f"PASS audit: {audit.audited} PASSes checked by a person, {audit.wrong} wrong{wrong}: precision "
+        f"{audit.precision:.1%}, at least {bound:.1%} with {1 - delta:.0%} confidence"
+    )
 
 
 def _parse(ts: str | None) -> datetime | None:
@@ -247,6 +263,8 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
             _log.info(msg)
             return RetrainOutcome(EXIT_NOTHING_TO_DO, msg)
         _log.info("exported %d labelled cups, %d coins (%d new labels)", len(export.cups), len(export.coins), new)
+        audit = pass_audit(export)
+        _log.info(audit_line(audit, current.threshold.delta))
         pipeline = Pipeline.load(home, bundle_path, with_detector=False)
         reusable = versions_with_embedder(home, pipeline.embedder.version)
         cups = labelled_cups(repo, export, pipeline, reusable, progress=opts.progress)
@@ -262,8 +280,8 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
         except ValueError as err:
             msg = f"nothing to do: {err}"
             _log.info(msg)
-            return RetrainOutcome(EXIT_NOTHING_TO_DO, msg, new_labels=new)
-        return _record(home, current, current_name, cand, _newest(export), new, staging, opts)
+            return RetrainOutcome(EXIT_NOTHING_TO_DO, msg, new_labels=new, audit=audit)
+        return _record(home, current, current_name, cand, _newest(export), new, staging, opts, audit)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -277,6 +295,7 @@ def _record(
     new_labels: int,
     staging: Path,
     opts: RetrainOptions,
+    audit: PassAudit,
 ) -> RetrainOutcome:
     decision = cand.comparison.decision
     version = cand.bundle.version
@@ -289,6 +308,7 @@ def _record(
         "threshold": cand.bundle.threshold.to_dict(),
         **cand.counts,
         "suspect_labels": [i.cup_id for i in cand.label_issues if i.flagged][:20],
+        "pass_audit": {"audited": audit.audited, "wrong": audit.wrong},
     }
     if not any(e.version == version for e in reg.versions):
         register_version(
@@ -312,16 +332,18 @@ def _record(
         promote(home, version)
         msg = f"promoted {version} (was {current.version}): " + "; ".join(decision.reasons)
         _log.info(msg)
-        return RetrainOutcome(EXIT_PROMOTED, msg, new_labels, version, decision, report)
+        return RetrainOutcome(EXIT_PROMOTED, msg, new_labels, version, decision, report, audit)
     why = "gate passed but --dry-run" if decision.promote else "rejected by the gate"
     msg = f"{why}: {version} stays unpromoted, {current.version} in force: " + "; ".join(decision.reasons)
     _log.info(msg)
-    return RetrainOutcome(EXIT_REJECTED, msg, new_labels, version, decision, report)
+    return RetrainOutcome(EXIT_REJECTED, msg, new_labels, version, decision, report, audit)
 
 
 def outcome_lines(outcome: RetrainOutcome) -> Sequence[str]:
     """Plain lines for the terminal."""
     lines = [outcome.message]
+    if outcome.audit is not None:
+        lines.append(audit_line(outcome.audit))
     if outcome.report is not None:
         lines.append(f"report: {outcome.report}")
     return lines

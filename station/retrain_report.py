@@ -43,11 +43,15 @@ def plot_old_vs_new(cand: Candidate, path: Path) -> Path:
     ax1.set_ylabel("PASS precision")
     ax1.set_title("holdout: precision vs auto-pass (dot: certified threshold)")
     ax1.set_ylim(0.5, 1.01)
-    ax1.legend(loc="lower left")
+    if ax1.get_legend_handles_labels()[0]:
+        ax1.legend(loc="lower left")
+    else:  # a holdout with no correct pair yet has no curve to draw
+        ax1.text(0.5, 0.75, "no correct holdout pair yet", ha="center", va="center", transform=ax1.transAxes)
     ax2.set_xlabel("p_correct")
     ax2.set_ylabel("pairs")
     ax2.set_title("holdout score distributions")
-    ax2.legend(fontsize=7)
+    if ax2.get_legend_handles_labels()[0]:
+        ax2.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(str(path))

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from db.records import VerdictRecord
+from db.records import VerdictRecord, audit_pick
 from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from models.crops import cut_crops
@@ -47,6 +47,7 @@ class CycleResult:
     retrain_code: int
     retrain_message: str
     allowed: int = 0
+    audited: int = 0
 
     @property
     def auto_pass(self) -> float:
@@ -118,6 +119,7 @@ class CycleCounts:
     wrong: int
     labelled: int
     cups: int
+    audited: int = 0
 
 
 def run_cycle(
@@ -129,9 +131,11 @@ def run_cycle(
     seed: int,
     cycle: int,
     n_cups: int,
+    audit_share: float = 0.0,
 ) -> CycleCounts:
-    """Process one cycle's cups."""
-    clean = allowed = passed = wrong = labelled = 0
+    """Process one cycle's cups: the oracle rules on every FLAG and on the PASSes drawn for audit
+    (:func:`db.records.audit_pick`, as the review window draws them)."""
+    clean = allowed = passed = wrong = labelled = audited = 0
     shared = shared_designs(assets)
     min_coins = max(pipeline.preprocess.min_coins, pipeline.voter.min_coins)
     for i in range(n_cups):
@@ -160,10 +164,13 @@ def run_cycle(
             embeddings=embs,
         )
         verdict_id = repo.log_verdict(record)
-        if verdict.decision == Decision.FLAG:
+        cup_id = repo.cup_of_verdict(verdict_id)
+        audit = verdict.decision == Decision.PASS and audit_pick(cup_id, audit_share)
+        if verdict.decision == Decision.FLAG or audit:
             labelled += 1
-            _oracle(repo, repo.cup_of_verdict(verdict_id), scene, obs.instances)
-    return CycleCounts(clean, allowed, passed, wrong, labelled, n_cups)
+            audited += audit
+            _oracle(repo, cup_id, scene, obs.instances)
+    return CycleCounts(clean, allowed, passed, wrong, labelled, n_cups, audited)
 
 
 def _oracle(repo: VerdictRepository, cup_id: int, scene: CupScene, instances: list[CoinInstance]) -> None:
@@ -189,13 +196,15 @@ def simulate(
     n_types: int = 12,
     seed: int = 7,
     reverse_share: float = 0.5,
+    audit_share: float = 0.0,
     config: RetrainConfig | None = None,
     progress: bool = True,
 ) -> list[CycleResult]:
     """Run the closed loop and write ``out/report.md`` with ``out/cycles.png``; returns every cycle.
 
     ``reverse_share`` is the chance that a coin lies reverse up (0.5: tossed into the cup; higher: an operator who
-    lays the coins out reverse up, as a FLAG saying "turn a coin" asks).
+    lays the coins out reverse up, as a FLAG saying "turn a coin" asks). ``audit_share`` is the share of PASSes the
+    supervisor checks besides every FLAG.
     """
     from station.demo import prepare_demo_home
 
@@ -209,7 +218,7 @@ def simulate(
     try:
         for c in range(cycles):
             pipeline = Pipeline.load(home, current_bundle_path(home))
-            k = run_cycle(home, pipeline, repo, assets, opts, seed + 1, c, cups)
+            k = run_cycle(home, pipeline, repo, assets, opts, seed + 1, c, cups, audit_share)
             outcome = run_retrain(home, RetrainOptions(config=config or RetrainConfig(), progress=progress))
             results.append(
                 CycleResult(
@@ -223,6 +232,7 @@ def simulate(
                     outcome.code,
                     outcome.message,
                     k.allowed,
+                    k.audited,
                 )
             )
     finally:
@@ -253,7 +263,8 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
         "# simulate-day",
         "",
         "Auto-pass: clean cups passed over clean cups. Rules allow: clean cups with enough coins and none showing a "
-        "design other types share, over clean cups (the most auto-pass can be).",
+        "design other types share, over clean cups (the most auto-pass can be). Labelled: every FLAG and the "
+        "PASSes drawn for audit (in brackets).",
         "",
         "| cycle | model | cups | clean | rules allow | PASS | wrong PASS | auto-pass | precision | labelled "
         "| retrain |",
@@ -263,7 +274,7 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
         prec = f"{r.precision:.1%}" if r.passed else "—"
         lines.append(
             f"| {r.cycle} | {r.model} | {r.cups} | {r.clean} | {r.allowed} ({r.allowed_share:.1%}) | {r.passed} | "
-            f"{r.wrong_passes} | {r.auto_pass:.1%} | {prec} | {r.labelled} | {r.retrain_code}: "
+            f"{r.wrong_passes} | {r.auto_pass:.1%} | {prec} | {r.labelled} ({r.audited}) | {r.retrain_code}: "
             f"{r.retrain_message[:160]} |"
         )
     lines += ["", "![cycles](cycles.png)", ""]

@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from station.app import run_review
 
     try:
-        return run_review(home, config.database_url, args.station, config.bundle, config.target_precision)
+        return run_review(
+            home, config.database_url, args.station, config.bundle, config.target_precision, config.audit_share
+        )
     except (FileNotFoundError, ValueError) as err:
         raise CliError(f"{err} (home: {home})") from err

@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="chance that a coin lies reverse up (0.5: tossed; higher: laid out reverse up, as a FLAG saying 'turn "
         "a coin' asks)",
     )
+    p.add_argument(
+        "--audit-share",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of PASSes the supervisor checks besides every FLAG (0)",
+    )
     p.add_argument("--target", type=float, default=None, help="precision target of the retrain (bundle's)")
     p.add_argument("--delta", type=float, default=None, help="failure probability of the retrain (bundle's)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (home, report)")
@@ -41,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the simulation and print the report path."""
     if args.cups < 1 or args.cycles < 1 or args.types < 4:
         raise CliError("--cups and --cycles must be at least 1, --types at least 4")
-    if not 0.0 <= args.reverse_share <= 1.0:
-        raise CliError(f"--reverse-share must be between 0 and 1, got {args.reverse_share}")
+    for flag, value in (("--reverse-share", args.reverse_share), ("--audit-share", args.audit_share)):
+        if not 0.0 <= value <= 1.0:
+            raise CliError(f"{flag} must be between 0 and 1, got {value}")
     from models.retrain import RetrainConfig
     from station.simulate import simulate
 
@@ -54,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         n_types=args.types,
         seed=args.seed,
         reverse_share=args.reverse_share,
+        audit_share=args.audit_share,
         config=cfg,
     )
     for r in results:

@@ -51,8 +51,10 @@ class EnrolJob:
 class ReviewRepository(Protocol):
     """The verdict log's review verbs (``db.repository.VerdictRepository`` fits)."""
 
-    def review_queue(self, limit: int = 20, station: str | None = None) -> list[ReviewItem]:
-        """Cups worth a person's time, most informative first."""
+    def review_queue(
+        self, limit: int = 20, station: str | None = None, *, audit_share: float = 0.0
+    ) -> list[ReviewItem]:
+        """Cups worth a person's time, PASSes drawn for audit and the most informative first."""
         ...
 
     def cup_coins(self, cup_id: int) -> list[StoredCoin]:
@@ -110,6 +112,7 @@ class ReviewController(QObject):
         catalog: the enrolled types, for the corrected-type box.
         station: only this station's cups, ``None`` for all.
         enrolment: where and with which embedder to enrol new types (``None``: no enrolment here).
+        audit_share: the share of PASSes drawn for a person to check (shown first, marked ``AUDIT``).
 
     Rulings are written through :attr:`call_requested` (connect it to a :class:`~station.worker.BackgroundWorker` in its
     own thread, and its ``finished`` / ``failed`` to :meth:`background_done` / :meth:`background_failed`); without a
@@ -136,12 +139,14 @@ class ReviewController(QObject):
         catalog: TypeCatalog,
         station: str | None = None,
         enrolment: Enrolment | None = None,
+        audit_share: float = 0.0,
     ) -> None:
         super().__init__()
         self.view = view
         self.repository = repository
         self.supervisor = supervisor
         self._station = station
+        self._audit_share = audit_share
         self._enrolment = enrolment
         self.items: dict[int, ReviewItem] = {}
         self.current: ReviewItem | None = None
@@ -176,15 +181,16 @@ class ReviewController(QObject):
     def refresh(self) -> None:
         """Reload the queue, keeping the selected cup when it is still there."""
         keep = self.current.cup_id if self.current is not None else None
-        queue = self.repository.review_queue(QUEUE_LIMIT, self._station)
+        queue = self.repository.review_queue(QUEUE_LIMIT, self._station, audit_share=self._audit_share)
         self.items = {it.cup_id: it for it in queue}
         lst = self.view.queue
         lst.blockSignals(True)
         lst.clear()
         for it in queue:
             mark = "✓ " if it.labelled else ""
+            why = "AUDIT · " if it.audit else ""  # a PASS drawn for a person to check
             text = (
-                f"{mark}cup {it.cup_id} · {it.expected_type} · {it.decision.value.upper()}\n"
+                f"{mark}{why}cup {it.cup_id} · {it.expected_type} · {it.decision.value.upper()}\n"
                 f"   p {it.p_correct:.2f} · {it.n_coins} coins · score {it.score:.2f} · {it.station}"
             )
             item = QListWidgetItem(text)

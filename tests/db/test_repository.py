@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from db.records import audit_pick, pass_audit
 from db.repository import (
     NotSupervisorError,
     OrderMismatchError,
@@ -250,6 +251,34 @@ def test_review_queue_ranks_unlabelled_informative_cups_first(repo: VerdictRepos
     assert all(it.station == STATION for it in queue)
     assert [it.cup_id for it in repo.review_queue(limit=2, station=STATION, margin=0.05)] == [d, b]
     assert other in {it.cup_id for it in repo.review_queue(limit=10, margin=0.05)}
+
+
+def test_review_queue_draws_confident_passes_for_audit_and_counts_their_rulings(repo: VerdictRepository) -> None:
+    passes = [_cup_of(repo, repo.log_verdict(make_record(100 + k, p_correct=0.999))) for k in range(40)]
+    flagged = _cup_of(repo, repo.log_verdict(make_record(99, decision=Decision.FLAG, p_correct=0.5)))
+    assert [it.cup_id for it in repo.review_queue(limit=50, margin=0.05)] == [flagged]  # confident: no audit
+
+    drawn = [c for c in passes if audit_pick(c, 0.25)]
+    assert 0 < len(drawn) < len(passes)  # about a quarter, by a stable hash of the cup id
+    queue = repo.review_queue(limit=50, margin=0.05, audit_share=0.25)
+    assert [it.cup_id for it in queue][-1] == flagged and not queue[-1].audit  # audits come first
+    assert sorted(it.cup_id for it in queue if it.audit) == sorted(drawn)
+    assert [it.cup_id for it in repo.review_queue(limit=50, margin=0.05, audit_share=0.25)] == [
+        it.cup_id for it in queue
+    ]  # the same draw on every reload
+
+    # the supervisor checks three drawn PASSes: one right, one with a wrong coin, one of another type
+    right, wrong_coin, wrong_cup = drawn[:3]
+    repo.relabel(SUPERVISOR, right, LabelKind.CONFIRMED)
+    repo.relabel(SUPERVISOR, wrong_coin, LabelKind.CONFIRMED)
+    repo.relabel(SUPERVISOR, wrong_coin, LabelKind.CORRECTED, coin_index=1, corrected_type="eur_2")
+    repo.relabel(SUPERVISOR, wrong_cup, LabelKind.CORRECTED, corrected_type="eur_2")
+    repo.relabel(SUPERVISOR, flagged, LabelKind.CONFIRMED)  # a FLAG is not a PASS audit
+    audit = pass_audit(repo.training_export())
+    assert (audit.audited, audit.wrong, audit.wrong_cups) == (3, 2, tuple(sorted((wrong_coin, wrong_cup))))
+    assert audit.precision == pytest.approx(1 / 3)
+    still = repo.review_queue(limit=3, margin=0.05, audit_share=0.25)  # the unchecked draws come first
+    assert len(still) == 3 and all(it.audit and not it.labelled and it.cup_id in drawn[3:] for it in still)
 
 
 def test_training_export_resolves_labels(repo: VerdictRepository) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from db.records import CoinRecord, VerdictRecord
+from db.records import CoinRecord, PassAudit, VerdictRecord
 from db.repository import VerdictRepository
 from db.schema import LabelKind
 from models.bundle import load_bundle
@@ -19,7 +19,15 @@ from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
 from models.train.voter import CALIBRATION_FEATURES, reference_crops, save_calibration_features
 from models.types import Decision, Side
-from station.retrain_job import EXIT_NOTHING_TO_DO, EXIT_PROMOTED, EXIT_REJECTED, RetrainOptions, run_retrain
+from station.retrain_job import (
+    EXIT_NOTHING_TO_DO,
+    EXIT_PROMOTED,
+    EXIT_REJECTED,
+    RetrainOptions,
+    audit_line,
+    outcome_lines,
+    run_retrain,
+)
 from tests.db.factories import OPERATOR, SUPERVISOR
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import PIPE_MINT_SEED, PIPE_TYPES, enrolled_gallery, write_bundle
@@ -96,10 +104,13 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
     first = run_retrain(station_home, opts)
     assert first.code in (EXIT_PROMOTED, EXIT_REJECTED), first.message
     assert first.candidate is not None and first.decision is not None
+    assert first.audit is not None and first.audit.audited == 0  # every logged cup was a FLAG
+    assert "PASS audit: no PASS has been checked by a person yet" in outcome_lines(first)
     reg = load_registry(station_home)
     entry = reg.get(first.candidate)
     assert entry.parent == version
     assert entry.metrics["holdout_cups"] > 0 and entry.metrics["cal_cups"] > 0
+    assert entry.metrics["pass_audit"] == {"audited": 0, "wrong": 0}
     assert (reg.current == first.candidate) is (first.code == EXIT_PROMOTED) is first.decision.promote
     assert first.report is not None and (first.report.parent / "old_vs_new.png").stat().st_size > 1000
     candidate = load_bundle(station_home / "models" / first.candidate / "verdict.json")
@@ -113,3 +124,10 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
 
     second = run_retrain(station_home, opts)
     assert second.code == EXIT_NOTHING_TO_DO, second.message
+
+
+def test_audit_line_bounds_the_field_precision() -> None:
+    clean = audit_line(PassAudit(600, 0))
+    assert "600 PASSes checked by a person, 0 wrong: precision 100.0%, at least 99.5% with 95% confidence" in clean
+    two = audit_line(PassAudit(100, 2, (7, 9)))
+    assert "2 wrong (cups 7, 9): precision 98.0%, at least 93.8%" in two

@@ -23,6 +23,8 @@ from station.config import ConfigError, StationConfig, config_from_dict, load_co
         ({"database_url": "postgresql+psycopg://db/cupcheck"}, lambda c: c.database_url.startswith("postgresql")),
         ({}, lambda c: c.backend == "onnx"),
         ({"backend": "torch"}, lambda c: c.backend == "torch"),
+        ({}, lambda c: c.audit_share == 0.02),
+        ({"audit_share": 0}, lambda c: c.audit_share == 0.0),
     ],
 )
 def test_good_configs(data: dict[str, Any], check: Any) -> None:
@@ -46,6 +48,7 @@ def test_good_configs(data: dict[str, Any], check: Any) -> None:
         ({"name": ""}, "name"),
         ({"sound": "loud"}, "sound"),
         ({"backend": "cuda"}, "backend"),
+        ({"audit_share": 1.5}, "audit_share"),
     ],
 )
 def test_bad_configs_name_the_setting(data: dict[str, Any], where: str) -> None:

@@ -19,7 +19,7 @@ from db.records import OperatorInfo
 from models.bundle import Bundle, Preprocess
 from models.gallery import Gallery
 from models.synth.mint import generate_mint
-from models.types import Frame
+from models.types import Decision, Frame
 from station.app import ReviewWindow
 from station.camera import list_images
 from station.controllers.auth import SUPERVISOR as SUPERVISOR_ROLE
@@ -256,3 +256,29 @@ def test_model_panel_states_the_guarantee(threshold: float, accepted: int, says:
 
 def test_model_panel_without_a_bundle(tmp_path: Path) -> None:
     assert describe_model(tmp_path / "none.json")[0].startswith("No verdict model:")
+
+
+def test_the_queue_puts_passes_drawn_for_audit_first_and_marks_them(
+    qtbot: QtBot, database: Database, supervisor: OperatorInfo, catalog: TypeCatalog
+) -> None:
+    from db.records import audit_pick
+    from tests.db.factories import make_record as make_logged_record
+
+    repo = database.repository
+    verdicts = [repo.log_verdict(make_logged_record(200 + k, p_correct=0.9999, threshold=0.5)) for k in range(12)]
+    flag = repo.log_verdict(make_logged_record(199, decision=Decision.FLAG, p_correct=0.1, threshold=0.5))
+    shown = {}
+    for share in (0.0, 0.5):
+        win = ReviewWindow(repo, supervisor=supervisor, catalog=catalog, audit_share=share)
+        qtbot.addWidget(win)
+        try:
+            shown[share] = [win.view.queue.item(row).text() for row in range(win.view.queue.count())]
+            items = win.controller.items
+        finally:
+            win.shutdown()
+    assert len(shown[0.0]) == 1 and "FLAG" in shown[0.0][0]  # confident PASSes wait for nobody
+    drawn = [it for it in items.values() if it.audit]
+    assert drawn and all(audit_pick(it.cup_id, 0.5) for it in drawn)
+    assert {it.verdict_id for it in drawn} < set(verdicts) and flag not in {it.verdict_id for it in drawn}
+    assert all(text.startswith("AUDIT · cup") and "PASS" in text for text in shown[0.5][: len(drawn)])
+    assert "FLAG" in shown[0.5][-1] and len(shown[0.5]) == len(drawn) + 1

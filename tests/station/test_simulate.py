@@ -37,7 +37,8 @@ def test_simulate_day_reports_auto_pass_beside_what_the_rules_allow(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "sim"
-    args = ["simulate-day", "--cups", "6", "--cycles", "1", "--types", "4", "--reverse-share", "1", "--out", str(out)]
+    args = ["simulate-day", "--cups", "6", "--cycles", "1", "--types", "4", "--reverse-share", "1"]
+    args += ["--audit-share", "1", "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "cycle 1: auto-pass" in printed and "the hard rules allow" in printed
@@ -47,5 +48,9 @@ def test_simulate_day_reports_auto_pass_beside_what_the_rules_allow(
     cells = [c.strip() for c in row.strip("|").split("|")]
     clean, allowed, passed, wrong = int(cells[3]), int(cells[4].split()[0]), int(cells[5]), int(cells[6])
     assert 0 <= allowed <= clean <= 6 and 0 <= wrong <= passed <= 6
+    # every FLAG is ruled on, and with --audit-share 1 every PASS too
+    assert cells[9] == f"6 ({passed})"
     assert main(["simulate-day", "--reverse-share", "1.5", "--out", str(out)]) == 2
     assert "--reverse-share must be between 0 and 1" in capsys.readouterr().err
+    assert main(["simulate-day", "--audit-share", "-0.1", "--out", str(out)]) == 2
+    assert "--audit-share must be between 0 and 1" in capsys.readouterr().err
