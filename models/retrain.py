@@ -308,7 +308,10 @@ def retrain_bundle(
     out.mkdir(parents=True, exist_ok=True)
     voter_path = voter.save(out / "voter.txt")
     pooler_path = pooler.save(out / "pooler.pt")
-    save_calibration_features(out / CALIBRATION_FEATURES, cal_x, cal_y, current.features)
+    if frozen is not None:
+        # only the bundle's own pairs travel on: the station's are rebuilt from its labels at every retrain, and
+        # passing them on too would count each station cup again in every later generation's calibration
+        save_calibration_features(out / CALIBRATION_FEATURES, frozen[0], frozen[1], current.features)
     counts = {
         "cups": len(cups),
         **{f"{s}_pairs": len(p) for s, p in zip(SPLITS, (train, cal, hold), strict=True)},

@@ -17,7 +17,12 @@ from models.features import FEATURES
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
-from models.train.voter import CALIBRATION_FEATURES, reference_crops, save_calibration_features
+from models.train.voter import (
+    CALIBRATION_FEATURES,
+    load_calibration_features,
+    reference_crops,
+    save_calibration_features,
+)
 from models.types import Decision, Side
 from station.retrain_job import (
     EXIT_NOTHING_TO_DO,
@@ -118,7 +123,10 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
     assert candidate.threshold.target == 0.8
     assert candidate.train["frozen_cal_pairs"] == FROZEN  # certified on the station's and the bundle's pairs
     assert candidate.cal_scores.size == entry.metrics["cal_pairs"] + FROZEN
-    assert (station_home / "models" / first.candidate / CALIBRATION_FEATURES).is_file()
+    stored = load_calibration_features(
+        station_home / "models" / first.candidate / CALIBRATION_FEATURES, candidate.features
+    )
+    assert stored is not None and len(stored[1]) == FROZEN  # the bundle's own pairs only, never the station's twice
     issues = json.loads((first.report.parent / "label_issues.json").read_text())
     assert len(issues) == 40 and [i["rank"] for i in issues[:3]] == [1, 2, 3]
 
