@@ -5,8 +5,9 @@ brighter light than the mint's references (the drift), runs the real pipeline (d
 voter) on every frame, logs each verdict with its crops, masks and embeddings into the home's real SQLite
 verdict log, lets an oracle supervisor rule on every flagged cup from the scene's ground truth, and runs
 :func:`station.retrain_job.run_retrain`. The report shows auto-pass and PASS precision per cycle, beside the share
-of clean cups the hard rules let through at all (enough coins, none showing a design other types share): no model
-can pass more, and a mint whose families share their obverse caps it at the share of cups lying reverse up.
+of clean cups the hard rules let through at all (enough coins, none showing a design other types share, no declared
+lookalike): no model can pass more, and a mint whose families share their obverse caps it at the share of cups
+lying reverse up.
 """
 
 from __future__ import annotations
@@ -48,11 +49,19 @@ class CycleResult:
     retrain_message: str
     allowed: int = 0
     audited: int = 0
+    start_passed: int = 0
+    start_wrong: int = 0
 
     @property
     def auto_pass(self) -> float:
         """PASSed clean cups over clean cups."""
         return (self.passed - self.wrong_passes) / self.clean if self.clean else 0.0
+
+    @property
+    def start_auto_pass(self) -> float:
+        """The same for the model the day started with, on the same cups: the retrains' effect, free of the
+        cups' own variation."""
+        return (self.start_passed - self.start_wrong) / self.clean if self.clean else 0.0
 
     @property
     def allowed_share(self) -> float:
@@ -102,10 +111,19 @@ def shared_designs(assets: SceneAssets) -> frozenset[str]:
     return frozenset(d for d, n in uses.items() if n > 1)
 
 
-def rules_allow(scene: CupScene, shared: frozenset[str], min_coins: int) -> bool:
+def lookalike_types(assets: SceneAssets) -> frozenset[str]:
+    """The mint's near-twin types (the demo catalogue declares each pair lookalikes: always checked by a person)."""
+    return frozenset(t.id for t in assets.mint.types if t.twin_of)
+
+
+def rules_allow(
+    scene: CupScene, shared: frozenset[str], min_coins: int, lookalikes: frozenset[str] = frozenset()
+) -> bool:
     """Whether the hard rules can let a clean cup pass, from its ground truth: at least ``min_coins`` coins in
-    view and none of them showing a ``shared`` design."""
+    view, none of them showing a ``shared`` design, and an expected type with no declared lookalike."""
     coins = [inst for inst in scene.instances if inst.is_coin]
+    if scene.expected_type in lookalikes:
+        return False
     return len(coins) >= min_coins and not any(inst.design_id in shared for inst in coins)
 
 
@@ -120,6 +138,8 @@ class CycleCounts:
     labelled: int
     cups: int
     audited: int = 0
+    start_passed: int = 0
+    start_wrong: int = 0
 
 
 def run_cycle(
@@ -132,11 +152,13 @@ def run_cycle(
     cycle: int,
     n_cups: int,
     audit_share: float = 0.0,
+    start: Pipeline | None = None,
 ) -> CycleCounts:
     """Process one cycle's cups: the oracle rules on every FLAG and on the PASSes drawn for audit
-    (:func:`db.records.audit_pick`, as the review window draws them)."""
-    clean = allowed = passed = wrong = labelled = audited = 0
-    shared = shared_designs(assets)
+    (:func:`db.records.audit_pick`, as the review window draws them). ``start`` (the model the day started with,
+    same embedder and gallery) judges the same observations too, for the paired comparison."""
+    clean = allowed = passed = wrong = labelled = audited = start_passed = start_wrong = 0
+    shared, twins = shared_designs(assets), lookalike_types(assets)
     min_coins = max(pipeline.preprocess.min_coins, pipeline.voter.min_coins)
     for i in range(n_cups):
         scene = render_cup(assets, seed, cycle * n_cups + i, opts)
@@ -145,10 +167,13 @@ def run_cycle(
         verdict = pipeline.decide(obs, scene.expected_type)
         is_clean = scene.kind == CupKind.PURE
         clean += is_clean
-        allowed += is_clean and rules_allow(scene, shared, min_coins)
+        allowed += is_clean and rules_allow(scene, shared, min_coins, twins)
         if verdict.decision == Decision.PASS:
             passed += 1
             wrong += not is_clean
+        if start is not None and start.decide(obs, scene.expected_type).decision == Decision.PASS:
+            start_passed += 1
+            start_wrong += not is_clean
         coin_instances = [obs.instances[k] for k in obs.coin_idx]
         crops = cut_crops(frame, coin_instances, size=pipeline.preprocess.crop_size)
         crop_jpeg = {k: _jpeg(c.image) for k, c in zip(obs.coin_idx, crops, strict=True)}
@@ -170,7 +195,7 @@ def run_cycle(
             labelled += 1
             audited += audit
             _oracle(repo, cup_id, scene, obs.instances)
-    return CycleCounts(clean, allowed, passed, wrong, labelled, n_cups, audited)
+    return CycleCounts(clean, allowed, passed, wrong, labelled, n_cups, audited, start_passed, start_wrong)
 
 
 def _oracle(repo: VerdictRepository, cup_id: int, scene: CupScene, instances: list[CoinInstance]) -> None:
@@ -215,10 +240,14 @@ def simulate(
     assets = SceneAssets(generate_mint(n_types, seed))
     opts = SceneOptions(image_size=480, max_coins=8, reverse_share=reverse_share)
     results: list[CycleResult] = []
+    start: Pipeline | None = None
     try:
         for c in range(cycles):
             pipeline = Pipeline.load(home, current_bundle_path(home))
-            k = run_cycle(home, pipeline, repo, assets, opts, seed + 1, c, cups, audit_share)
+            if start is None:
+                start = pipeline
+            same = start.embedder.version == pipeline.embedder.version  # a retrain keeps embedder and gallery
+            k = run_cycle(home, pipeline, repo, assets, opts, seed + 1, c, cups, audit_share, start if same else None)
             outcome = run_retrain(home, RetrainOptions(config=config or RetrainConfig(), progress=progress))
             results.append(
                 CycleResult(
@@ -233,6 +262,8 @@ def simulate(
                     outcome.message,
                     k.allowed,
                     k.audited,
+                    k.start_passed,
+                    k.start_wrong,
                 )
             )
     finally:
@@ -251,6 +282,7 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
     ax = fig.subplots()
     xs = [r.cycle for r in results]
     ax.plot(xs, [100 * r.auto_pass for r in results], "o-", label="auto-pass %")
+    ax.plot(xs, [100 * r.start_auto_pass for r in results], "x--", label="auto-pass % of the first model")
     ax.plot(xs, [100 * r.allowed_share for r in results], "k:", label="the hard rules allow %")
     ax.plot(xs, [100 * r.precision if r.passed else np.nan for r in results], "s-", label="PASS precision %")
     ax.set_xlabel("cycle")
@@ -262,19 +294,21 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
     lines = [
         "# simulate-day",
         "",
-        "Auto-pass: clean cups passed over clean cups. Rules allow: clean cups with enough coins and none showing a "
-        "design other types share, over clean cups (the most auto-pass can be). Labelled: every FLAG and the "
-        "PASSes drawn for audit (in brackets).",
+        "Auto-pass: clean cups passed over clean cups. Rules allow: clean cups with enough coins, none showing a "
+        "design other types share and no declared lookalike, over clean cups (the most auto-pass can be). "
+        "Labelled: every FLAG and the PASSes drawn for audit (in brackets). First model: the model the day "
+        "started with, judging the same cups (the retrains' own effect is the difference).",
         "",
-        "| cycle | model | cups | clean | rules allow | PASS | wrong PASS | auto-pass | precision | labelled "
-        "| retrain |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cycle | model | cups | clean | rules allow | PASS | wrong PASS | auto-pass | first model | precision "
+        "| labelled | retrain |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         prec = f"{r.precision:.1%}" if r.passed else "—"
         lines.append(
             f"| {r.cycle} | {r.model} | {r.cups} | {r.clean} | {r.allowed} ({r.allowed_share:.1%}) | {r.passed} | "
-            f"{r.wrong_passes} | {r.auto_pass:.1%} | {prec} | {r.labelled} ({r.audited}) | {r.retrain_code}: "
+            f"{r.wrong_passes} | {r.auto_pass:.1%} | {r.start_auto_pass:.1%} ({r.start_wrong} wrong) | {prec} | "
+            f"{r.labelled} ({r.audited}) | {r.retrain_code}: "
             f"{r.retrain_message[:160]} |"
         )
     lines += ["", "![cycles](cycles.png)", ""]

@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for r in results:
         print(
-            f"cycle {r.cycle}: auto-pass {r.auto_pass:.1%} (the hard rules allow {r.allowed_share:.1%}), "
-            f"PASS {r.passed} ({r.wrong_passes} wrong), retrain exit {r.retrain_code}"
+            f"cycle {r.cycle}: auto-pass {r.auto_pass:.1%} (first model {r.start_auto_pass:.1%}, the hard rules allow "
+            f"{r.allowed_share:.1%}), PASS {r.passed} ({r.wrong_passes} wrong), retrain exit {r.retrain_code}"
         )
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0

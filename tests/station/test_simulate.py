@@ -10,7 +10,7 @@ import pytest
 from models.synth.mint import generate_mint
 from models.synth.scene import CupKind, SceneAssets, SceneOptions, render_cup
 from station.cli import main
-from station.simulate import rules_allow, shared_designs
+from station.simulate import lookalike_types, rules_allow, shared_designs
 
 
 def test_the_hard_rules_allow_only_cups_whose_coins_show_their_own_side() -> None:
@@ -31,6 +31,14 @@ def test_the_hard_rules_allow_only_cups_whose_coins_show_their_own_side() -> Non
         # a single coin is never enough under a two-coin rule, whichever side it shows
         single = [s for s in scenes if sum(inst.is_coin for inst in s.instances) == 1]
         assert not any(rules_allow(s, shared, 2) for s in single)
+    # a near-twin's cups are checked by a person whatever they show
+    twins = lookalike_types(assets)
+    assert twins == {t.id for t in assets.mint.types if t.twin_of} and twins
+    opts = SceneOptions(image_size=256, max_coins=4, reverse_share=1.0, kind_weights={CupKind.PURE: 1.0})
+    scenes = [render_cup(assets, 8, i, opts) for i in range(60)]
+    of_twins = [s for s in scenes if s.expected_type in twins and sum(i.is_coin for i in s.instances) >= 2]
+    assert of_twins and not any(rules_allow(s, shared, 2, twins) for s in of_twins)
+    assert all(rules_allow(s, shared, 2) for s in of_twins)
 
 
 def test_simulate_day_reports_auto_pass_beside_what_the_rules_allow(
@@ -49,7 +57,9 @@ def test_simulate_day_reports_auto_pass_beside_what_the_rules_allow(
     clean, allowed, passed, wrong = int(cells[3]), int(cells[4].split()[0]), int(cells[5]), int(cells[6])
     assert 0 <= allowed <= clean <= 6 and 0 <= wrong <= passed <= 6
     # every FLAG is ruled on, and with --audit-share 1 every PASS too
-    assert cells[9] == f"6 ({passed})"
+    assert cells[10] == f"6 ({passed})"
+    # one cycle: the model in force is the one the day started with, judging the same cups
+    assert cells[8] == f"{cells[7]} ({wrong} wrong)"
     assert main(["simulate-day", "--reverse-share", "1.5", "--out", str(out)]) == 2
     assert "--reverse-share must be between 0 and 1" in capsys.readouterr().err
     assert main(["simulate-day", "--audit-share", "-0.1", "--out", str(out)]) == 2
