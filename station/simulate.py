@@ -35,19 +35,27 @@ SUPERVISOR, SUPERVISOR_PIN = "oracle", "000000"
 
 
 @dataclass(frozen=True)
-class CycleResult:
-    """One cycle's measured numbers (from the scenes' ground truth, not from the labels)."""
+class CycleCounts:
+    """One cycle's cups as the ground truth sees them.
 
-    cycle: int
-    model: str
-    cups: int
+    Attributes:
+        clean: pure cups (every coin the expected type, nothing else in the cup).
+        allowed: clean cups the hard rules let through (:func:`rules_allow`).
+        passed: PASSes of the model in force.
+        wrong: PASSes of cups that were not clean.
+        labelled: cups the oracle ruled on (every FLAG and the PASSes drawn for audit).
+        cups: cups processed.
+        audited: PASSes drawn for audit among ``labelled``.
+        start_passed: PASSes of the model the day started with, on the same cups.
+        start_wrong: its PASSes of cups that were not clean.
+    """
+
     clean: int
+    allowed: int
     passed: int
-    wrong_passes: int
+    wrong: int
     labelled: int
-    retrain_code: int
-    retrain_message: str
-    allowed: int = 0
+    cups: int
     audited: int = 0
     start_passed: int = 0
     start_wrong: int = 0
@@ -55,7 +63,7 @@ class CycleResult:
     @property
     def auto_pass(self) -> float:
         """PASSed clean cups over clean cups."""
-        return (self.passed - self.wrong_passes) / self.clean if self.clean else 0.0
+        return (self.passed - self.wrong) / self.clean if self.clean else 0.0
 
     @property
     def start_auto_pass(self) -> float:
@@ -65,13 +73,25 @@ class CycleResult:
 
     @property
     def allowed_share(self) -> float:
-        """Clean cups the hard rules let through (:func:`rules_allow`) over clean cups: the most auto-pass can be."""
+        """Clean cups the hard rules let through over clean cups: the most auto-pass can be."""
         return self.allowed / self.clean if self.clean else 0.0
 
     @property
     def precision(self) -> float:
         """Correct PASSes over PASSes (``nan`` without a PASS)."""
-        return (self.passed - self.wrong_passes) / self.passed if self.passed else float("nan")
+        return (self.passed - self.wrong) / self.passed if self.passed else float("nan")
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """One cycle: the model in force, what its cups gave (from the scenes' ground truth, not from the labels),
+    and the nightly retrain that followed."""
+
+    cycle: int
+    model: str
+    counts: CycleCounts
+    retrain_code: int
+    retrain_message: str
 
 
 def drift(image: np.ndarray) -> np.ndarray:
@@ -125,21 +145,6 @@ def rules_allow(
     if scene.expected_type in lookalikes:
         return False
     return len(coins) >= min_coins and not any(inst.design_id in shared for inst in coins)
-
-
-@dataclass(frozen=True)
-class CycleCounts:
-    """One cycle's cups as the ground truth sees them (see :class:`CycleResult`)."""
-
-    clean: int
-    allowed: int
-    passed: int
-    wrong: int
-    labelled: int
-    cups: int
-    audited: int = 0
-    start_passed: int = 0
-    start_wrong: int = 0
 
 
 def run_cycle(
@@ -249,23 +254,7 @@ def simulate(
             same = start.embedder.version == pipeline.embedder.version  # a retrain keeps embedder and gallery
             k = run_cycle(home, pipeline, repo, assets, opts, seed + 1, c, cups, audit_share, start if same else None)
             outcome = run_retrain(home, RetrainOptions(config=config or RetrainConfig(), progress=progress))
-            results.append(
-                CycleResult(
-                    c + 1,
-                    pipeline.model_version,
-                    k.cups,
-                    k.clean,
-                    k.passed,
-                    k.wrong,
-                    k.labelled,
-                    outcome.code,
-                    outcome.message,
-                    k.allowed,
-                    k.audited,
-                    k.start_passed,
-                    k.start_wrong,
-                )
-            )
+            results.append(CycleResult(c + 1, pipeline.model_version, k, outcome.code, outcome.message))
     finally:
         repo.engine.dispose()
     write_report(out, results)
@@ -281,10 +270,11 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     xs = [r.cycle for r in results]
-    ax.plot(xs, [100 * r.auto_pass for r in results], "o-", label="auto-pass %")
-    ax.plot(xs, [100 * r.start_auto_pass for r in results], "x--", label="auto-pass % of the first model")
-    ax.plot(xs, [100 * r.allowed_share for r in results], "k:", label="the hard rules allow %")
-    ax.plot(xs, [100 * r.precision if r.passed else np.nan for r in results], "s-", label="PASS precision %")
+    counts = [r.counts for r in results]
+    ax.plot(xs, [100 * k.auto_pass for k in counts], "o-", label="auto-pass %")
+    ax.plot(xs, [100 * k.start_auto_pass for k in counts], "x--", label="auto-pass % of the first model")
+    ax.plot(xs, [100 * k.allowed_share for k in counts], "k:", label="the hard rules allow %")
+    ax.plot(xs, [100 * k.precision if k.passed else np.nan for k in counts], "s-", label="PASS precision %")
     ax.set_xlabel("cycle")
     ax.set_ylim(-2, 102)
     ax.legend()
@@ -304,11 +294,12 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        prec = f"{r.precision:.1%}" if r.passed else "—"
+        k = r.counts
+        prec = f"{k.precision:.1%}" if k.passed else "—"
         lines.append(
-            f"| {r.cycle} | {r.model} | {r.cups} | {r.clean} | {r.allowed} ({r.allowed_share:.1%}) | {r.passed} | "
-            f"{r.wrong_passes} | {r.auto_pass:.1%} | {r.start_auto_pass:.1%} ({r.start_wrong} wrong) | {prec} | "
-            f"{r.labelled} ({r.audited}) | {r.retrain_code}: "
+            f"| {r.cycle} | {r.model} | {k.cups} | {k.clean} | {k.allowed} ({k.allowed_share:.1%}) | {k.passed} | "
+            f"{k.wrong} | {k.auto_pass:.1%} | {k.start_auto_pass:.1%} ({k.start_wrong} wrong) | {prec} | "
+            f"{k.labelled} ({k.audited}) | {r.retrain_code}: "
             f"{r.retrain_message[:160]} |"
         )
     lines += ["", "![cycles](cycles.png)", ""]

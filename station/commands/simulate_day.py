@@ -66,9 +66,10 @@ def run(args: argparse.Namespace) -> int:
         config=cfg,
     )
     for r in results:
+        k = r.counts
         print(
-            f"cycle {r.cycle}: auto-pass {r.auto_pass:.1%} (first model {r.start_auto_pass:.1%}, the hard rules allow "
-            f"{r.allowed_share:.1%}), PASS {r.passed} ({r.wrong_passes} wrong), retrain exit {r.retrain_code}"
+            f"cycle {r.cycle}: auto-pass {k.auto_pass:.1%} (first model {k.start_auto_pass:.1%}, the hard rules allow "
+            f"{k.allowed_share:.1%}), PASS {k.passed} ({k.wrong} wrong), retrain exit {r.retrain_code}"
         )
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0
