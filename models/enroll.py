@@ -453,11 +453,14 @@ def shared_design_notes(gallery: Gallery) -> list[str]:
     Designs are read from the gallery's references (:attr:`~models.gallery.GalleryEntry.design`), so types enrolled
     earlier with the same declared name count too.
     """
-    shown: dict[tuple[str, str], set[str]] = {}
-    for e in gallery.entries.values():
-        shown.setdefault((e.design, e.side.value), set()).add(e.type_id)
+    shown: dict[str, set[str]] = {}
+    sides: dict[str, set[str]] = {}
+    for e in gallery.entries.values():  # by design alone, as the verdict's gallery view counts them
+        shown.setdefault(e.design, set()).add(e.type_id)
+        sides.setdefault(e.design, set()).add(e.side.value)
     notes = []
-    for (design, side), types in sorted(shown.items()):
+    for design, types in sorted(shown.items()):
+        side = "/".join(sorted(sides[design]))
         if len(types) > 1:
             listed = ", ".join(sorted(types)[:8]) + (f" and {len(types) - 8} more" if len(types) > 8 else "")
             notes.append(
