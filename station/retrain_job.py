@@ -258,13 +258,13 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
         mark = label_watermark(home)
         stamps = [c.labelled_at for c in export.cups] + [c.labelled_at for c in export.coins]
         new = sum(1 for t in stamps if mark is None or t > mark)
+        audit = pass_audit(export)
+        _log.info(audit_line(audit, current.threshold.delta))
         if new == 0:
             msg = f"nothing to do: no label newer than {mark.isoformat() if mark else 'the registry'}"
             _log.info(msg)
-            return RetrainOutcome(EXIT_NOTHING_TO_DO, msg)
+            return RetrainOutcome(EXIT_NOTHING_TO_DO, msg, audit=audit)
         _log.info("exported %d labelled cups, %d coins (%d new labels)", len(export.cups), len(export.coins), new)
-        audit = pass_audit(export)
-        _log.info(audit_line(audit, current.threshold.delta))
         pipeline = Pipeline.load(home, bundle_path, with_detector=False)
         reusable = versions_with_embedder(home, pipeline.embedder.version)
         cups = labelled_cups(repo, export, pipeline, reusable, progress=opts.progress)

@@ -132,6 +132,7 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
 
     second = run_retrain(station_home, opts)
     assert second.code == EXIT_NOTHING_TO_DO, second.message
+    assert second.audit == first.audit  # the field's PASS audit is reported every night, new labels or not
 
 
 def test_audit_line_bounds_the_field_precision() -> None:
