@@ -500,6 +500,7 @@ class Pipeline:
                     partial=inst.partial,
                     attention=float(ev.attention[j]) if ev.attention.size else 0.0,
                     suspicious=_suspicious(ev.scores, j),
+                    shared=bool(ev.scores.shared[j]),
                 )
             )
         return tuple(out)

@@ -133,7 +133,11 @@ class Match:
 
 @dataclass(frozen=True)
 class CoinEvidence:
-    """What the pipeline knows about one coin of a cup, for the verdict and the UI."""
+    """What the pipeline knows about one coin of a cup, for the verdict and the UI.
+
+    ``shared``: the coin shows a design other enrolled types show too (a family's obverse): that side says nothing
+    of its type, and turning the coin over lets it count.
+    """
 
     index: int
     bbox: tuple[float, float, float, float]
@@ -144,6 +148,7 @@ class CoinEvidence:
     attention: float = 0.0
     suspicious: bool = False
     is_coin: bool = True
+    shared: bool = False
 
 
 @dataclass(frozen=True)

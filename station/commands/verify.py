@@ -79,6 +79,7 @@ def verdict_json(path: str, verdict: Verdict) -> dict[str, Any]:
                 "is_coin": c.is_coin,
                 "attention": round(c.attention, 4),
                 "suspicious": c.suspicious,
+                "shared": c.shared,
             }
         )
     return {

@@ -317,7 +317,9 @@ class OperatorController(QObject):
             top = coin.matches[0] if coin.matches else None
             marked = not coin_ok(coin, verdict.expected_type)
             caption = f"#{coin.index + 1} " + (f"{top.type_id} {top.score:.2f}" if top else "no match")
-            if marked:
+            if coin.shared:  # a side other types show too: it needs turning, not a second look
+                caption = f"↻ #{coin.index + 1} turn over"
+            elif marked:
                 caption = "⚠ " + caption
             self.view.thumbs.add(Thumbnail(crop, caption, marked))
 

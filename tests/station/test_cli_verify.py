@@ -30,6 +30,10 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
         for k, t in enumerate(types):
             side = Side.REVERSE  # reverse up: a coin on its family's shared obverse keeps any cup from passing
             cv2.imwrite(str(cups / name / f"coin{k}.png"), reference_image(t, side))
+    (cups / "turn").mkdir()  # the pure cup with its third coin lying on the family's shared obverse
+    for k in range(5):
+        side = Side.OBVERSE if k == 2 else Side.REVERSE
+        cv2.imwrite(str(cups / "turn" / f"coin{k}.png"), reference_image("t0000", side))
     return home, bundle, cups
 
 
@@ -56,10 +60,19 @@ def test_json_contract_for_crop_folders(station, capsys: pytest.CaptureFixture[s
             assert len(coin["bbox"]) == 4
             assert coin["match"] in PIPE_TYPES and coin["side"] in ("obverse", "reverse")
             assert -1.0 <= coin["score"] <= 1.0001
+    assert not any(coin["shared"] for cup in doc["cups"] for coin in cup["coins"])
     assert mixed["verdict"] == "flag"
     assert any("looks like t0009" in r for r in mixed["reasons"])
     assert mixed["coins"][3]["match"] == "t0009"  # its reverse (obverses are shared)
     assert pure["p_correct"] > mixed["p_correct"]
+
+
+def test_a_coin_on_a_shared_side_is_named_to_turn_over(station, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, cups = station
+    assert main(_verify(station, str(cups / "turn"), "--crops", "--expect", "t0000", "--json")) == 0
+    (cup,) = json.loads(capsys.readouterr().out)["cups"]
+    assert cup["verdict"] == "flag" and [c["shared"] for c in cup["coins"]] == [False, False, True, False, False]
+    assert "coin 3 shows the shared obverse — turn it over" in cup["reasons"]
 
 
 def test_target_precision_rechooses_the_threshold(station, capsys: pytest.CaptureFixture[str]) -> None:

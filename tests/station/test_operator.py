@@ -281,3 +281,19 @@ def test_auto_check_without_space(
         assert len(database.repository.review_queue(limit=50, margin=1.0)) == 1  # the empty table is not logged
     finally:
         win.shutdown()
+
+
+def test_a_coin_on_a_shared_side_is_captioned_to_turn_over(
+    window: MainWindow, pipeline: NearestTypePipeline, replay_dir: Path
+) -> None:
+    from station.worker import CheckRequest, CheckResult
+
+    image = np.asarray(cv2.imread(str(replay_dir / "00_pure.png")), np.uint8)
+    expected = pipeline.gallery.entries[0].type_id
+    verdict = pipeline.run(Frame(image), expected)
+    coins = tuple(dataclasses.replace(c, shared=c.index == 1) for c in verdict.coins)
+    turned = dataclasses.replace(verdict, decision=Decision.FLAG, coins=coins)
+    request = CheckRequest(Frame(image, source="cup"), expected, None, OPERATOR, "test-bench")
+    window.controller.show_verdict(CheckResult(request, turned, 0.0))
+    captions = [t.caption.text() for t in window.view.thumbs.thumbnails()]
+    assert captions[1] == "↻ #2 turn over" and not any("turn" in c for c in captions[:1] + captions[2:])
