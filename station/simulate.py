@@ -13,7 +13,7 @@ lying reverse up.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -23,12 +23,12 @@ from db.records import VerdictRecord, audit_pick
 from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from models.crops import cut_crops
-from models.pipeline import Pipeline
+from models.pipeline import Observation, Pipeline
 from models.registry import current_bundle_path
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
 from models.synth.scene import CupKind, CupScene, SceneAssets, SceneOptions, render_cup
-from models.types import CoinInstance, Decision, Frame, Side
+from models.types import CoinInstance, Decision, Frame, Side, Verdict
 from station.retrain_job import RetrainOptions, run_retrain
 
 SUPERVISOR, SUPERVISOR_PIN = "oracle", "000000"
@@ -48,17 +48,23 @@ class CycleCounts:
         audited: PASSes drawn for audit among ``labelled``.
         start_passed: PASSes of the model the day started with, on the same cups.
         start_wrong: its PASSes of cups that were not clean.
+        turned: FLAGged cups checked again after the operator turned the coins it named.
+        turned_passed: PASSes among those second checks.
+        turned_wrong: those of cups that were not clean.
     """
 
-    clean: int
-    allowed: int
-    passed: int
-    wrong: int
-    labelled: int
-    cups: int
+    clean: int = 0
+    allowed: int = 0
+    passed: int = 0
+    wrong: int = 0
+    labelled: int = 0
+    cups: int = 0
     audited: int = 0
     start_passed: int = 0
     start_wrong: int = 0
+    turned: int = 0
+    turned_passed: int = 0
+    turned_wrong: int = 0
 
     @property
     def auto_pass(self) -> float:
@@ -70,6 +76,13 @@ class CycleCounts:
         """The same for the model the day started with, on the same cups: the retrains' effect, free of the
         cups' own variation."""
         return (self.start_passed - self.start_wrong) / self.clean if self.clean else 0.0
+
+    @property
+    def at_station(self) -> float:
+        """Clean cups passed at the first check or after the operator turned the named coins, over clean cups:
+        the cups no supervisor had to see."""
+        right = self.passed - self.wrong + self.turned_passed - self.turned_wrong
+        return right / self.clean if self.clean else 0.0
 
     @property
     def allowed_share(self) -> float:
@@ -158,49 +171,78 @@ def run_cycle(
     n_cups: int,
     audit_share: float = 0.0,
     start: Pipeline | None = None,
+    operator_turns: bool = False,
 ) -> CycleCounts:
     """Process one cycle's cups: the oracle rules on every FLAG and on the PASSes drawn for audit
     (:func:`db.records.audit_pick`, as the review window draws them). ``start`` (the model the day started with,
-    same embedder and gallery) judges the same observations too, for the paired comparison."""
-    clean = allowed = passed = wrong = labelled = audited = start_passed = start_wrong = 0
+    same embedder and gallery) judges the same observations too, for the paired comparison. With
+    ``operator_turns``, a FLAG that names coins lying on a shared side has the operator turn them over and check
+    the cup once more (:attr:`models.synth.scene.SceneOptions.turn`); both checks are logged."""
+    n: Counter[str] = Counter()
     shared, twins = shared_designs(assets), lookalike_types(assets)
     min_coins = max(pipeline.preprocess.min_coins, pipeline.voter.min_coins)
     for i in range(n_cups):
-        scene = render_cup(assets, seed, cycle * n_cups + i, opts)
-        frame = Frame(image=drift(scene.image), source=f"sim {cycle}/{i}")
-        obs = pipeline.observe(frame)
-        verdict = pipeline.decide(obs, scene.expected_type)
+        index = cycle * n_cups + i
+        scene = render_cup(assets, seed, index, opts)
         is_clean = scene.kind == CupKind.PURE
-        clean += is_clean
-        allowed += is_clean and rules_allow(scene, shared, min_coins, twins)
+        n["cups"] += 1
+        n["clean"] += is_clean
+        n["allowed"] += is_clean and rules_allow(scene, shared, min_coins, twins)
+        obs, verdict = _check(pipeline, repo, scene, f"sim {cycle}/{i}", audit_share, n)
         if verdict.decision == Decision.PASS:
-            passed += 1
-            wrong += not is_clean
+            n["passed"] += 1
+            n["wrong"] += not is_clean
         if start is not None and start.decide(obs, scene.expected_type).decision == Decision.PASS:
-            start_passed += 1
-            start_wrong += not is_clean
-        coin_instances = [obs.instances[k] for k in obs.coin_idx]
-        crops = cut_crops(frame, coin_instances, size=pipeline.preprocess.crop_size)
-        crop_jpeg = {k: _jpeg(c.image) for k, c in zip(obs.coin_idx, crops, strict=True)}
-        masks = {k: _png(c.mask) for k, c in zip(obs.coin_idx, crops, strict=True)}
-        embs = {k: obs.coins.embeddings[j] for j, k in enumerate(obs.coin_idx)}
-        record = VerdictRecord.from_verdict(
-            verdict,
-            _jpeg(frame.image),
-            station="sim",
-            operator=SUPERVISOR,
-            crops_jpeg=crop_jpeg,
-            masks_png=masks,
-            embeddings=embs,
+            n["start_passed"] += 1
+            n["start_wrong"] += not is_clean
+        turn = frozenset(
+            label
+            for c in verdict.coins
+            if c.shared and (label := _label_at(scene, obs.instances[c.index].center)) is not None
         )
-        verdict_id = repo.log_verdict(record)
-        cup_id = repo.cup_of_verdict(verdict_id)
-        audit = verdict.decision == Decision.PASS and audit_pick(cup_id, audit_share)
-        if verdict.decision == Decision.FLAG or audit:
-            labelled += 1
-            audited += audit
-            _oracle(repo, cup_id, scene, obs.instances)
-    return CycleCounts(clean, allowed, passed, wrong, labelled, n_cups, audited, start_passed, start_wrong)
+        if operator_turns and verdict.decision == Decision.FLAG and turn:
+            again = render_cup(assets, seed, index, replace(opts, turn=turn))
+            _, second = _check(pipeline, repo, again, f"sim {cycle}/{i} turned", audit_share, n)
+            n["turned"] += 1
+            if second.decision == Decision.PASS:
+                n["turned_passed"] += 1
+                n["turned_wrong"] += not is_clean
+    return CycleCounts(**n)
+
+
+def _check(
+    pipeline: Pipeline, repo: VerdictRepository, scene: CupScene, source: str, audit_share: float, n: Counter[str]
+) -> tuple[Observation, Verdict]:
+    """Check one cup under the drifted light, log the verdict with its crops, and let the oracle rule on it when
+    it is a FLAG or a PASS drawn for audit (counted in ``n``)."""
+    frame = Frame(image=drift(scene.image), source=source)
+    obs = pipeline.observe(frame)
+    verdict = pipeline.decide(obs, scene.expected_type)
+    coin_instances = [obs.instances[k] for k in obs.coin_idx]
+    crops = cut_crops(frame, coin_instances, size=pipeline.preprocess.crop_size)
+    record = VerdictRecord.from_verdict(
+        verdict,
+        _jpeg(frame.image),
+        station="sim",
+        operator=SUPERVISOR,
+        crops_jpeg={k: _jpeg(c.image) for k, c in zip(obs.coin_idx, crops, strict=True)},
+        masks_png={k: _png(c.mask) for k, c in zip(obs.coin_idx, crops, strict=True)},
+        embeddings={k: obs.coins.embeddings[j] for j, k in enumerate(obs.coin_idx)},
+    )
+    cup_id = repo.cup_of_verdict(repo.log_verdict(record))
+    audit = verdict.decision == Decision.PASS and audit_pick(cup_id, audit_share)
+    if verdict.decision == Decision.FLAG or audit:
+        n["labelled"] += 1
+        n["audited"] += audit
+        _oracle(repo, cup_id, scene, obs.instances)
+    return obs, verdict
+
+
+def _label_at(scene: CupScene, center: tuple[float, float]) -> int | None:
+    """The scene item under a detection's centre, when it is a coin (``None``: an object or nothing)."""
+    h, w = scene.labels.shape
+    label = int(scene.labels[int(np.clip(center[1], 0, h - 1)), int(np.clip(center[0], 0, w - 1))])
+    return label if any(inst.label == label and inst.is_coin for inst in scene.instances) else None
 
 
 def _oracle(repo: VerdictRepository, cup_id: int, scene: CupScene, instances: list[CoinInstance]) -> None:
@@ -227,6 +269,7 @@ def simulate(
     seed: int = 7,
     reverse_share: float = 0.5,
     audit_share: float = 0.0,
+    operator_turns: bool = False,
     config: RetrainConfig | None = None,
     progress: bool = True,
 ) -> list[CycleResult]:
@@ -234,7 +277,8 @@ def simulate(
 
     ``reverse_share`` is the chance that a coin lies reverse up (0.5: tossed into the cup; higher: an operator who
     lays the coins out reverse up, as a FLAG saying "turn a coin" asks). ``audit_share`` is the share of PASSes the
-    supervisor checks besides every FLAG.
+    supervisor checks besides every FLAG. ``operator_turns``: the operator turns over the coins a FLAG names as
+    lying on a shared side and checks the cup again.
     """
     from station.demo import prepare_demo_home
 
@@ -252,7 +296,19 @@ def simulate(
             if start is None:
                 start = pipeline
             same = start.embedder.version == pipeline.embedder.version  # a retrain keeps embedder and gallery
-            k = run_cycle(home, pipeline, repo, assets, opts, seed + 1, c, cups, audit_share, start if same else None)
+            k = run_cycle(
+                home,
+                pipeline,
+                repo,
+                assets,
+                opts,
+                seed + 1,
+                c,
+                cups,
+                audit_share,
+                start if same else None,
+                operator_turns,
+            )
             outcome = run_retrain(home, RetrainOptions(config=config or RetrainConfig(), progress=progress))
             results.append(CycleResult(c + 1, pipeline.model_version, k, outcome.code, outcome.message))
     finally:
@@ -273,6 +329,8 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
     counts = [r.counts for r in results]
     ax.plot(xs, [100 * k.auto_pass for k in counts], "o-", label="auto-pass %")
     ax.plot(xs, [100 * k.start_auto_pass for k in counts], "x--", label="auto-pass % of the first model")
+    if any(k.turned for k in counts):
+        ax.plot(xs, [100 * k.at_station for k in counts], "d-", label="passed at the station % (turned)")
     ax.plot(xs, [100 * k.allowed_share for k in counts], "k:", label="the hard rules allow %")
     ax.plot(xs, [100 * k.precision if k.passed else np.nan for k in counts], "s-", label="PASS precision %")
     ax.set_xlabel("cycle")
@@ -287,11 +345,13 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
         "Auto-pass: clean cups passed over clean cups. Rules allow: clean cups with enough coins, none showing a "
         "design other types share and no declared lookalike, over clean cups (the most auto-pass can be). "
         "Labelled: every FLAG and the PASSes drawn for audit (in brackets). First model: the model the day "
-        "started with, judging the same cups (the retrains' own effect is the difference).",
+        "started with, judging the same cups (the retrains' own effect is the difference). Turned: FLAGs that named "
+        "coins on a shared side, checked again after the operator turned them (with --operator-turns); passed at "
+        "the station: clean cups passed at the first check or after turning, over clean cups.",
         "",
         "| cycle | model | cups | clean | rules allow | PASS | wrong PASS | auto-pass | first model | precision "
-        "| labelled | retrain |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| turned: PASS (wrong) | passed at the station | labelled | retrain |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         k = r.counts
@@ -299,6 +359,7 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
         lines.append(
             f"| {r.cycle} | {r.model} | {k.cups} | {k.clean} | {k.allowed} ({k.allowed_share:.1%}) | {k.passed} | "
             f"{k.wrong} | {k.auto_pass:.1%} | {k.start_auto_pass:.1%} ({k.start_wrong} wrong) | {prec} | "
+            f"{k.turned}: {k.turned_passed} ({k.turned_wrong}) | {k.at_station:.1%} | "
             f"{k.labelled} ({k.audited}) | {r.retrain_code}: "
             f"{r.retrain_message[:160]} |"
         )

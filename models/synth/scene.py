@@ -110,6 +110,8 @@ class SceneOptions:
         empty_reference: also render the same cup with nothing in it (:attr:`CupScene.empty`), as the station's
             empty-tray photo: same tray, lamp and lens, another exposure (sensor noise, JPEG, a small gain drift)
             and the tray up to :data:`EMPTY_SHIFT_PX` pixels off. The cup image does not change.
+        turn: items (by :attr:`SceneInstance.label`) shown on their other side: the same cup, every coin where it
+            lay, after an operator turned those coins over (synthetic coins only).
     """
 
     image_size: int = 640
@@ -118,6 +120,7 @@ class SceneOptions:
     real_fraction: float = 0.0
     reverse_share: float = 0.5
     empty_reference: bool = False
+    turn: frozenset[int] = frozenset()
 
 
 EMPTY_SHIFT_PX = 1.5
@@ -402,6 +405,14 @@ def _syn_item(assets: SceneAssets, t: CoinType, side: Side, blk: _Block) -> _Ite
         t.diameter_mm,
         assets.face_levels(t, side, variant),
     )
+
+
+def _turned(assets: SceneAssets, it: _Item, blk: _Block) -> _Item:
+    """A synthetic coin lying on its other side (anything else as it is)."""
+    if it.source != "synthetic" or not it.is_coin or it.side not in (Side.OBVERSE.value, Side.REVERSE.value):
+        return it
+    other = Side.REVERSE if it.side == Side.OBVERSE.value else Side.OBVERSE
+    return _syn_item(assets, assets.mint.by_id(it.type_id), other, blk)
 
 
 def _real_item(assets: SceneAssets, t: RealCoinType, rng: np.random.Generator, blk: _Block) -> _Item:
@@ -755,6 +766,8 @@ def render_cup(assets: SceneAssets, seed: int, index: int, opts: SceneOptions) -
     kind = _pick_kind(rng, opts.kind_weights)
     blk = _block(seed, index, len(assets.mint.types))
     items, expected, contaminant = _contents(assets, rng, kind, opts, blk)
+    if opts.turn:  # after the draw, so that every random choice of the cup stays the same
+        items = [_turned(assets, it, blk) if k in opts.turn else it for k, it in enumerate(items)]
 
     # Geometry: choose the cup so the pile has a plausible density, then the camera scale.
     d_mean = float(np.mean([it.diameter_mm for it in items])) if items else 22.0

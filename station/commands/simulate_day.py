@@ -38,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="P",
         help="share of PASSes the supervisor checks besides every FLAG (0)",
     )
+    p.add_argument(
+        "--operator-turns",
+        action="store_true",
+        help="on a FLAG naming coins that lie on a shared side, the operator turns them over and checks again",
+    )
     p.add_argument("--target", type=float, default=None, help="precision target of the retrain (bundle's)")
     p.add_argument("--delta", type=float, default=None, help="failure probability of the retrain (bundle's)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (home, report)")
@@ -63,13 +68,16 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         reverse_share=args.reverse_share,
         audit_share=args.audit_share,
+        operator_turns=args.operator_turns,
         config=cfg,
     )
     for r in results:
         k = r.counts
         print(
             f"cycle {r.cycle}: auto-pass {k.auto_pass:.1%} (first model {k.start_auto_pass:.1%}, the hard rules allow "
-            f"{k.allowed_share:.1%}), PASS {k.passed} ({k.wrong} wrong), retrain exit {r.retrain_code}"
+            f"{k.allowed_share:.1%}), PASS {k.passed} ({k.wrong} wrong), "
+            + (f"passed at the station after turning coins {k.at_station:.1%}, " if k.turned else "")
+            + f"retrain exit {r.retrain_code}"
         )
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0

@@ -41,6 +41,11 @@ def test_the_hard_rules_allow_only_cups_whose_coins_show_their_own_side() -> Non
     assert all(rules_allow(s, shared, 2) for s in of_twins)
 
 
+def _row(report: str) -> list[str]:
+    row = next(line for line in report.splitlines() if line.startswith("| 1 |"))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
 def test_simulate_day_reports_auto_pass_beside_what_the_rules_allow(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -52,15 +57,32 @@ def test_simulate_day_reports_auto_pass_beside_what_the_rules_allow(
     assert "cycle 1: auto-pass" in printed and "the hard rules allow" in printed
     report = (out / "report.md").read_text()
     assert "| rules allow |" in report and (out / "cycles.png").stat().st_size > 0
-    row = next(line for line in report.splitlines() if line.startswith("| 1 |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    cells = _row(report)
     clean, allowed, passed, wrong = int(cells[3]), int(cells[4].split()[0]), int(cells[5]), int(cells[6])
     assert 0 <= allowed <= clean <= 6 and 0 <= wrong <= passed <= 6
     # every FLAG is ruled on, and with --audit-share 1 every PASS too
-    assert cells[10] == f"6 ({passed})"
+    assert cells[12] == f"6 ({passed})"
     # one cycle: the model in force is the one the day started with, judging the same cups
     assert cells[8] == f"{cells[7]} ({wrong} wrong)"
+    assert cells[10] == "0: 0 (0)"  # every coin lay reverse up: nothing to turn
     assert main(["simulate-day", "--reverse-share", "1.5", "--out", str(out)]) == 2
     assert "--reverse-share must be between 0 and 1" in capsys.readouterr().err
     assert main(["simulate-day", "--audit-share", "-0.1", "--out", str(out)]) == 2
     assert "--audit-share must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_the_operator_turns_the_coins_a_flag_names_and_checks_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sim"
+    args = ["simulate-day", "--cups", "5", "--cycles", "1", "--types", "4", "--reverse-share", "0"]
+    args += ["--operator-turns", "--audit-share", "1", "--out", str(out)]
+    assert main(args) == 0
+    cells = _row((out / "report.md").read_text())
+    passed = int(cells[5])
+    turned, rest = cells[10].split(": ")
+    turned_passed = int(rest.split()[0])
+    # every coin lay obverse up on the family's shared side: nothing passes at first, and each cup whose FLAG
+    # named coins to turn is checked a second time (both checks logged and, with --audit-share 1, ruled on)
+    assert passed == 0 and int(turned) >= 1
+    assert cells[12] == f"{5 + int(turned)} ({turned_passed})"

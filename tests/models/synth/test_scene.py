@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -223,3 +224,19 @@ def test_the_tray_region_explains_the_rim_cuts(assets: SceneAssets) -> None:
                 whole += 1
     assert cut > 0 and whole > 0
     assert shapes >= {"round", "square"}
+
+
+def test_turned_coins_show_their_other_side_where_they_lay(assets: SceneAssets) -> None:
+    opts = SceneOptions(image_size=SIZE, kind_weights={CupKind.PURE: 1.0}, max_coins=6, reverse_share=0.0)
+    index = next(i for i in range(40) if sum(x.is_coin for x in render_cup(assets, 3, i, opts).instances) >= 3)
+    before = render_cup(assets, 3, index, opts)
+    turn = frozenset(x.label for x in before.instances[:2])
+    after = render_cup(assets, 3, index, replace(opts, turn=turn))
+    assert [x.label for x in after.instances] == [x.label for x in before.instances]
+    for b, a in zip(before.instances, after.instances, strict=True):
+        assert a.center == b.center and a.type_id == b.type_id and b.side == Side.OBVERSE.value
+        assert a.side == (Side.REVERSE.value if b.label in turn else Side.OBVERSE.value)
+        assert (a.design_id != b.design_id) is (b.label in turn)
+    assert np.array_equal(after.labels, before.labels) and not np.array_equal(after.image, before.image)
+    outside = before.labels < 0  # the tray, the table and the rim are drawn the same
+    assert np.abs(after.image[outside].astype(int) - before.image[outside].astype(int)).mean() < 2.0
