@@ -40,20 +40,22 @@ class CycleCounts:
 
     Attributes:
         clean: pure cups (every coin the expected type, nothing else in the cup).
+        good: cups a PASS would be right for (:func:`holds_only_expected`: the pure ones and the obverse-only ones).
         allowed: clean cups the hard rules let through (:func:`rules_allow`).
         passed: PASSes of the model in force.
-        wrong: PASSes of cups that were not clean.
+        wrong: PASSes of cups holding anything but coins of the expected type.
         labelled: cups the oracle ruled on (every FLAG and the PASSes drawn for audit).
         cups: cups processed.
         audited: PASSes drawn for audit among ``labelled``.
         start_passed: PASSes of the model the day started with, on the same cups.
-        start_wrong: its PASSes of cups that were not clean.
+        start_wrong: its wrong PASSes.
         turned: FLAGged cups checked again after the operator turned the coins it named.
         turned_passed: PASSes among those second checks.
-        turned_wrong: those of cups that were not clean.
+        turned_wrong: the wrong ones among them.
     """
 
     clean: int = 0
+    good: int = 0
     allowed: int = 0
     passed: int = 0
     wrong: int = 0
@@ -68,7 +70,7 @@ class CycleCounts:
 
     @property
     def auto_pass(self) -> float:
-        """PASSed clean cups over clean cups."""
+        """Right PASSes over clean cups (obverse-only cups never pass as they lie)."""
         return (self.passed - self.wrong) / self.clean if self.clean else 0.0
 
     @property
@@ -79,10 +81,10 @@ class CycleCounts:
 
     @property
     def at_station(self) -> float:
-        """Clean cups passed at the first check or after the operator turned the named coins, over clean cups:
-        the cups no supervisor had to see."""
+        """Cups rightly passed at the first check or after the operator turned the named coins, over the cups a
+        PASS is right for (pure and obverse-only): the good cups no supervisor had to see."""
         right = self.passed - self.wrong + self.turned_passed - self.turned_wrong
-        return right / self.clean if self.clean else 0.0
+        return right / self.good if self.good else 0.0
 
     @property
     def allowed_share(self) -> float:
@@ -138,6 +140,13 @@ def _instance_type(scene: CupScene, center: tuple[float, float]) -> str | None:
     return None
 
 
+def holds_only_expected(scene: CupScene) -> bool:
+    """Whether a PASS of the cup would be right: coins of the expected type and nothing else. A pure cup, or an
+    obverse-only one (every coin the expected type, all on the family's shared side: it may not pass as it lies,
+    but once its coins are turned over it is a clean cup)."""
+    return scene.kind in (CupKind.PURE, CupKind.OBVERSE_ONLY)
+
+
 def shared_designs(assets: SceneAssets) -> frozenset[str]:
     """The mint's designs shown by more than one type (each family's obverse)."""
     uses = Counter(t.design(side).id for t in assets.mint.types for side in (Side.OBVERSE, Side.REVERSE))
@@ -185,16 +194,18 @@ def run_cycle(
         index = cycle * n_cups + i
         scene = render_cup(assets, seed, index, opts)
         is_clean = scene.kind == CupKind.PURE
+        good = holds_only_expected(scene)
         n["cups"] += 1
         n["clean"] += is_clean
+        n["good"] += good
         n["allowed"] += is_clean and rules_allow(scene, shared, min_coins, twins)
         obs, verdict = _check(pipeline, repo, scene, f"sim {cycle}/{i}", audit_share, n)
         if verdict.decision == Decision.PASS:
             n["passed"] += 1
-            n["wrong"] += not is_clean
+            n["wrong"] += not good
         if start is not None and start.decide(obs, scene.expected_type).decision == Decision.PASS:
             n["start_passed"] += 1
-            n["start_wrong"] += not is_clean
+            n["start_wrong"] += not good
         turn = frozenset(
             label
             for c in verdict.coins
@@ -206,7 +217,7 @@ def run_cycle(
             n["turned"] += 1
             if second.decision == Decision.PASS:
                 n["turned_passed"] += 1
-                n["turned_wrong"] += not is_clean
+                n["turned_wrong"] += not good
     return CycleCounts(**n)
 
 
@@ -347,7 +358,8 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
         "Labelled: every FLAG and the PASSes drawn for audit (in brackets). First model: the model the day "
         "started with, judging the same cups (the retrains' own effect is the difference). Turned: FLAGs that named "
         "coins on a shared side, checked again after the operator turned them (with --operator-turns); passed at "
-        "the station: clean cups passed at the first check or after turning, over clean cups.",
+        "the station: cups rightly passed at the first check or after turning, over the cups holding only the "
+        "expected type (pure and obverse-only). A PASS is wrong when the cup holds anything else.",
         "",
         "| cycle | model | cups | clean | rules allow | PASS | wrong PASS | auto-pass | first model | precision "
         "| turned: PASS (wrong) | passed at the station | labelled | retrain |",
