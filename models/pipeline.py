@@ -500,7 +500,7 @@ class Pipeline:
                     partial=inst.partial,
                     attention=float(ev.attention[j]) if ev.attention.size else 0.0,
                     suspicious=_suspicious(ev.scores, j),
-                    shared=bool(ev.scores.shared[j]),
+                    shared=_to_turn(ev.scores, j),
                 )
             )
         return tuple(out)
@@ -534,7 +534,7 @@ class Pipeline:
             )
         if len(bad) > MAX_LOOKALIKE_REASONS:
             reasons.append(f"{len(bad) - MAX_LOOKALIKE_REASONS} more coins look like other types")
-        shared = [j for j in range(coins.n) if s.shared[j]]
+        shared = [j for j in range(coins.n) if _to_turn(s, j)]
         if coins.n and len(shared) == coins.n:
             reasons.append("only the shared obverse is visible — turn a coin")
         elif shared:
@@ -560,6 +560,12 @@ class Pipeline:
 def _suspicious(scores: CoinScores, j: int) -> bool:
     """A coin is suspicious when a type not sharing its matched design beats the candidate."""
     return bool(scores.dmargin[j] < 0 and scores.rival_type[j] >= 0)
+
+
+def _to_turn(scores: CoinScores, j: int) -> bool:
+    """A coin to turn over: it lies on a design the candidate shares with other types, and nothing says it is
+    another type (a coin that looks like another type is named as such, not sent to be turned)."""
+    return bool(scores.shared[j]) and not _suspicious(scores, j)
 
 
 def _disc_mask(h: int, w: int) -> np.ndarray:

@@ -31,9 +31,12 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
             side = Side.REVERSE  # reverse up: a coin on its family's shared obverse keeps any cup from passing
             cv2.imwrite(str(cups / name / f"coin{k}.png"), reference_image(t, side))
     (cups / "turn").mkdir()  # the pure cup with its third coin lying on the family's shared obverse
+    (cups / "intruder").mkdir()  # ... and with its last coin another family's, on that family's shared obverse
     for k in range(5):
         side = Side.OBVERSE if k == 2 else Side.REVERSE
         cv2.imwrite(str(cups / "turn" / f"coin{k}.png"), reference_image("t0000", side))
+        intruder = reference_image("t0009", Side.OBVERSE) if k == 4 else reference_image("t0000", side)
+        cv2.imwrite(str(cups / "intruder" / f"coin{k}.png"), intruder)
     return home, bundle, cups
 
 
@@ -72,6 +75,14 @@ def test_a_coin_on_a_shared_side_is_named_to_turn_over(station, capsys: pytest.C
     assert main(_verify(station, str(cups / "turn"), "--crops", "--expect", "t0000", "--json")) == 0
     (cup,) = json.loads(capsys.readouterr().out)["cups"]
     assert cup["verdict"] == "flag" and [c["shared"] for c in cup["coins"]] == [False, False, True, False, False]
+    assert "coin 3 shows the shared obverse — turn it over" in cup["reasons"]
+
+    # a coin that looks like another family's is named as such, not sent to be turned over
+    assert main(_verify(station, str(cups / "intruder"), "--crops", "--expect", "t0000", "--json")) == 0
+    (cup,) = json.loads(capsys.readouterr().out)["cups"]
+    assert cup["verdict"] == "flag" and [c["shared"] for c in cup["coins"]] == [False, False, True, False, False]
+    assert cup["coins"][4]["suspicious"] and cup["coins"][4]["match"] in ("t0009", "t0010")
+    assert any(r.startswith("coin 5 looks like t00") for r in cup["reasons"])
     assert "coin 3 shows the shared obverse — turn it over" in cup["reasons"]
 
 
