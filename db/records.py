@@ -357,6 +357,7 @@ class ReviewItem:
         capture_ref: store reference of the photograph.
         created_at: verdict time.
         audit: a PASS drawn for a person to check (:func:`audit_pick`), whatever its score.
+        reasons: the station's reasons for its verdict, as the operator read them.
     """
 
     cup_id: int
@@ -376,6 +377,7 @@ class ReviewItem:
     capture_ref: str | None
     created_at: datetime
     audit: bool = False
+    reasons: tuple[str, ...] = ()
 
 
 def audit_pick(cup_id: int, share: float) -> bool:

@@ -300,6 +300,7 @@ class VerdictRepository:
                 func.coalesce(coin_stats.c.n_coins, 0),
                 func.coalesce(coin_stats.c.n_mismatch, 0),
                 labelled,
+                Verdict.reasons,
             )
             .join(Cup, Cup.id == Verdict.cup_id)
             .join(Station, Station.id == Cup.station_id)
@@ -321,7 +322,7 @@ class VerdictRepository:
             rows = session.execute(stmt).all()
             labels_per_type = {t: int(n) for t, n in session.execute(type_counts).all()}
         items = []
-        for vid, cup_id, st, exp, decision, p, thr, created, ref, n, n_mis, is_lab in rows:
+        for vid, cup_id, st, exp, decision, p, thr, created, ref, n, n_mis, is_lab, reasons in rows:
             audit = Decision(decision) == Decision.PASS and audit_pick(cup_id, audit_share)
             if Decision(decision) == Decision.PASS and abs(p - thr) >= margin and not audit:
                 continue  # a confident PASS that was not drawn for audit
@@ -351,6 +352,7 @@ class VerdictRepository:
                     capture_ref=ref,
                     created_at=created,
                     audit=audit,
+                    reasons=tuple(reasons or ()),
                 )
             )
         items.sort(key=lambda it: (it.labelled, not it.audit, -it.score, -it.created_at.timestamp(), it.cup_id))

@@ -6,6 +6,7 @@ supervisor and writes the label and its audit row in one transaction.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -225,6 +226,7 @@ class ReviewController(QObject):
             f"<b>Cup {cup_id}</b> — expected <b>{item.expected_type}</b>, station said "
             f"<b>{item.decision.value.upper()}</b> (p = {item.p_correct:.2f}, {needs(item.threshold)}); "
             f"{item.mismatch_share:.0%} of {item.n_coins} coins matched another type best."
+            + (f"<br>Why: {html.escape('; '.join(item.reasons))}" if item.reasons else "")
         )
         self.view.coin_spin.setMaximum(max(1, item.n_coins))
         self.view.thumbs.clear()
