@@ -323,8 +323,9 @@ class VerdictRepository:
             labels_per_type = {t: int(n) for t, n in session.execute(type_counts).all()}
         items = []
         for vid, cup_id, st, exp, decision, p, thr, created, ref, n, n_mis, is_lab, reasons in rows:
-            audit = Decision(decision) == Decision.PASS and audit_pick(cup_id, audit_share)
-            if Decision(decision) == Decision.PASS and abs(p - thr) >= margin and not audit:
+            is_pass = Decision(decision) == Decision.PASS
+            audit = is_pass and audit_pick(cup_id, audit_share)
+            if is_pass and abs(p - thr) >= margin and not audit:
                 continue  # a confident PASS that was not drawn for audit
             n, n_mis = int(n), int(n_mis)
             share = n_mis / n if n else 0.0

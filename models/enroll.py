@@ -460,8 +460,8 @@ def shared_design_notes(gallery: Gallery) -> list[str]:
         sides.setdefault(e.design, set()).add(e.side.value)
     notes = []
     for design, types in sorted(shown.items()):
-        side = "/".join(sorted(sides[design]))
         if len(types) > 1:
+            side = "/".join(sorted(sides[design]))
             listed = ", ".join(sorted(types)[:8]) + (f" and {len(types) - 8} more" if len(types) > 8 else "")
             notes.append(
                 f"{side} design {design!r} is shared by {len(types)} types ({listed}): a coin showing it proves "

@@ -15,7 +15,6 @@ import json
 import shutil
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TextIO
@@ -110,9 +109,7 @@ def write_mint_catalog(
         photos: enrolment photos (:func:`enrolment_photos`) to write instead of the rendered face, where given.
     """
     numbers = range(len(mint.types)) if only is None else only
-    # designs shown by more than one type of the mint (a family's obverse), declared as the catalogue would
-    uses = Counter(t.design(side).id for t in mint.types for side in (Side.OBVERSE, Side.REVERSE))
-    shared = {d for d, n in uses.items() if n > 1}
+    shared = mint.shared_designs()  # a family's obverse, declared as the catalogue would
     for number in numbers:
         coin = mint.types[number]
         base = folder / coin.id

@@ -27,8 +27,8 @@ from models.pipeline import Observation, Pipeline
 from models.registry import current_bundle_path
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
-from models.synth.scene import CupKind, CupScene, SceneAssets, SceneOptions, render_cup
-from models.types import CoinInstance, Decision, Frame, Side, Verdict
+from models.synth.scene import CupKind, CupScene, SceneAssets, SceneInstance, SceneOptions, render_cup
+from models.types import CoinInstance, Decision, Frame, Verdict
 from station.retrain_job import RetrainOptions, run_retrain
 
 SUPERVISOR, SUPERVISOR_PIN = "oracle", "000000"
@@ -129,15 +129,17 @@ def _png(mask: np.ndarray) -> bytes:
     return bytes(buf.tobytes())
 
 
+def _coin_at(scene: CupScene, center: tuple[float, float]) -> SceneInstance | None:
+    """The scene's coin under a detection's centre (``None``: a foreign object or nothing)."""
+    h, w = scene.labels.shape
+    label = int(scene.labels[int(np.clip(center[1], 0, h - 1)), int(np.clip(center[0], 0, w - 1))])
+    return next((inst for inst in scene.instances if inst.label == label and inst.is_coin), None)
+
+
 def _instance_type(scene: CupScene, center: tuple[float, float]) -> str | None:
     """The true type under a detection's centre (``None``: a foreign object or nothing)."""
-    h, w = scene.labels.shape
-    x, y = int(np.clip(center[0], 0, w - 1)), int(np.clip(center[1], 0, h - 1))
-    label = int(scene.labels[y, x])
-    for inst in scene.instances:
-        if inst.label == label:
-            return inst.type_id if inst.is_coin else None
-    return None
+    coin = _coin_at(scene, center)
+    return None if coin is None else coin.type_id
 
 
 def holds_only_expected(scene: CupScene) -> bool:
@@ -145,12 +147,6 @@ def holds_only_expected(scene: CupScene) -> bool:
     obverse-only one (every coin the expected type, all on the family's shared side: it may not pass as it lies,
     but once its coins are turned over it is a clean cup)."""
     return scene.kind in (CupKind.PURE, CupKind.OBVERSE_ONLY)
-
-
-def shared_designs(assets: SceneAssets) -> frozenset[str]:
-    """The mint's designs shown by more than one type (each family's obverse)."""
-    uses = Counter(t.design(side).id for t in assets.mint.types for side in (Side.OBVERSE, Side.REVERSE))
-    return frozenset(d for d, n in uses.items() if n > 1)
 
 
 def lookalike_types(assets: SceneAssets) -> frozenset[str]:
@@ -188,7 +184,7 @@ def run_cycle(
     ``operator_turns``, a FLAG that names coins lying on a shared side has the operator turn them over and check
     the cup once more (:attr:`models.synth.scene.SceneOptions.turn`); both checks are logged."""
     n: Counter[str] = Counter()
-    shared, twins = shared_designs(assets), lookalike_types(assets)
+    shared, twins = assets.mint.shared_designs(), lookalike_types(assets)
     min_coins = max(pipeline.preprocess.min_coins, pipeline.voter.min_coins)
     for i in range(n_cups):
         index = cycle * n_cups + i
@@ -207,9 +203,9 @@ def run_cycle(
             n["start_passed"] += 1
             n["start_wrong"] += not good
         turn = frozenset(
-            label
+            coin.label
             for c in verdict.coins
-            if c.shared and (label := _label_at(scene, obs.instances[c.index].center)) is not None
+            if c.shared and (coin := _coin_at(scene, obs.instances[c.index].center)) is not None
         )
         if operator_turns and verdict.decision == Decision.FLAG and turn:
             again = render_cup(assets, seed, index, replace(opts, turn=turn))
@@ -247,13 +243,6 @@ def _check(
         n["audited"] += audit
         _oracle(repo, cup_id, scene, obs.instances)
     return obs, verdict
-
-
-def _label_at(scene: CupScene, center: tuple[float, float]) -> int | None:
-    """The scene item under a detection's centre, when it is a coin (``None``: an object or nothing)."""
-    h, w = scene.labels.shape
-    label = int(scene.labels[int(np.clip(center[1], 0, h - 1)), int(np.clip(center[0], 0, w - 1))])
-    return label if any(inst.label == label and inst.is_coin for inst in scene.instances) else None
 
 
 def _oracle(repo: VerdictRepository, cup_id: int, scene: CupScene, instances: list[CoinInstance]) -> None:

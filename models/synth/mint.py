@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import zlib
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -153,6 +154,11 @@ class Mint:
         for t in self.types:
             out.setdefault(t.family, []).append(t.id)
         return {k: tuple(v) for k, v in out.items()}
+
+    def shared_designs(self) -> frozenset[str]:
+        """The designs more than one type shows (each family's obverse), by :attr:`Design.id`."""
+        uses = Counter(t.design(side).id for t in self.types for side in (Side.OBVERSE, Side.REVERSE))
+        return frozenset(d for d, n in uses.items() if n > 1)
 
     def twin_pairs(self) -> tuple[tuple[str, str], ...]:
         """The near-twin pairs as ``(first_id, second_id)`` in catalogue order, each pair once."""

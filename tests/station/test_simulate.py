@@ -10,12 +10,12 @@ import pytest
 from models.synth.mint import generate_mint
 from models.synth.scene import CupKind, SceneAssets, SceneOptions, render_cup
 from station.cli import main
-from station.simulate import lookalike_types, rules_allow, shared_designs
+from station.simulate import lookalike_types, rules_allow
 
 
 def test_the_hard_rules_allow_only_cups_whose_coins_show_their_own_side() -> None:
     assets = SceneAssets(generate_mint(12, 7))
-    shared = shared_designs(assets)
+    shared = assets.mint.shared_designs()
     families = {t.family for t in assets.mint.types}
     # the mint's shared designs are exactly the obverses of families with more than one member
     assert shared == {
