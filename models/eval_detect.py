@@ -118,7 +118,7 @@ def load_truth(data: Path, split: str | None = None, max_cups: int | None = None
         out.append(
             CupTruth(
                 image=data / cup["image"],
-                boxes=np.asarray([i["bbox"] for i in insts], dtype=np.float32).reshape(-1, 4),
+                boxes=np.asarray([_polygon_box(i) for i in insts], dtype=np.float32).reshape(-1, 4),
                 masks=masks,
                 is_coin=np.asarray([bool(i["is_coin"]) for i in insts], dtype=bool),
                 diameter_px=np.asarray([i["diameter_px"] for i in insts], dtype=np.float32),
@@ -133,6 +133,19 @@ def load_truth(data: Path, split: str | None = None, max_cups: int | None = None
         if max_cups is not None and len(out) >= max_cups:
             break
     return out
+
+
+def _polygon_box(instance: dict[str, Any]) -> list[float]:
+    """The box of an instance's labelled outline, the one its YOLO label and truth mask give.
+
+    The renderer's ``bbox`` spans every visible pixel, slivers showing through gaps between other coins too,
+    which neither the outline nor any detector's mask holds (2.7 % of the test mint's instances differ by more
+    than 3 px); an instance without an outline keeps it.
+    """
+    poly = np.asarray(instance["polygon"], dtype=np.float32).reshape(-1, 2)
+    if len(poly) < 3:
+        return [float(v) for v in instance["bbox"]]
+    return [float(poly[:, 0].min()), float(poly[:, 1].min()), float(poly[:, 0].max() + 1), float(poly[:, 1].max() + 1)]
 
 
 def cup_circle(image: UInt8Array, radius: float) -> CupRoi | None:

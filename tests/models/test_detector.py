@@ -15,7 +15,11 @@ from models.detector import (
     DEFAULT_DIR,
     SIDECAR,
     Detector,
-    _one_coin,
+    DetectorSettings,
+    _circle_fit,
+    _circle_fit_radius,
+    _hidden_by_others,
+    _joining_circle,
     _Outline,
     _union_mask,
     fit_outline,
@@ -229,11 +233,12 @@ def _disc(cx: float, cy: float, r: float) -> np.ndarray:
     return np.asarray((xx - cx) ** 2 + (yy - cy) ** 2 <= r**2)
 
 
-def _same_coin(a: CoinInstance, b: CoinInstance) -> bool:
-    def outline(i: CoinInstance) -> _Outline:
-        return _Outline(*rim_points(i.mask, i.mask_origin, 300, 300), int(i.mask.sum()))
+def _outline(i: CoinInstance) -> _Outline:
+    return _Outline(*rim_points(i.mask, i.mask_origin, 300, 300), int(i.mask.sum()))
 
-    return _one_coin(a, outline(a), b, outline(b))
+
+def _same_coin(a: CoinInstance, b: CoinInstance, sizes: tuple[float, ...] = ()) -> bool:
+    return _joining_circle(a, _outline(a), b, _outline(b), sizes) is not None
 
 
 def test_the_two_halves_of_a_coin_under_another_are_joined_and_nothing_else_is() -> None:
@@ -257,3 +262,67 @@ def test_the_two_halves_of_a_coin_under_another_are_joined_and_nothing_else_is()
     # nor a coin peeking out from under another
     upper = _disc(150, 150, 60)
     assert not _same_coin(_piece(upper), _piece(_disc(150, 185, 60) & ~upper))
+
+
+def _pieces_under_two_coins(over_r: float, d: float) -> tuple[CoinInstance, CoinInstance, np.ndarray]:
+    """A coin of radius 60 at (150, 150) with two coins lying across it: its left and right pieces, the two."""
+    over = _disc(150, 150 - d, over_r) | _disc(150, 150 + d, over_r)
+    xx = np.mgrid[0:300, 0:300][1]
+    coin = _disc(150, 150, 60)
+    return _piece(coin & ~over & (xx < 150)), _piece(coin & ~over & (xx > 150)), over
+
+
+def test_pieces_far_apart_are_joined_when_the_frame_shows_coins_of_their_size() -> None:
+    a, b, _ = _pieces_under_two_coins(62, 40)  # coins of 124 px lie across it: its pieces are 73 px apart
+    assert max(a.axes) < 0.4 * 120  # each piece alone fits a far smaller circle
+    assert not _same_coin(a, b)  # their own sizes say no coin spans that gap
+    assert _same_coin(a, b, sizes=(60.0,))  # a whole coin of the frame does
+    circle = _joining_circle(a, _outline(a), b, _outline(b), (60.0,))
+    assert circle is not None and np.hypot(circle[0] - 150, circle[1] - 150) < 1.5 and abs(circle[2] - 60) < 2
+
+
+def test_no_coin_is_joined_far_larger_than_the_frames_whole_coins() -> None:
+    """Along the edge of a dense pile, the rims of several coins can line up on one large circle."""
+    a, b, _ = _pieces_under_two_coins(52, 50)
+    assert _same_coin(a, b, sizes=(58.0,))
+    assert not _same_coin(a, b, sizes=(45.0,))  # 60 px is more than 15 % over the frame's largest coin
+
+
+def test_a_joined_coin_must_lie_under_other_instances_where_it_does_not_show() -> None:
+    a, b, over = _pieces_under_two_coins(55, 48)
+    circle = _joining_circle(a, _outline(a), b, _outline(b), (60.0,))
+    assert circle is not None
+    pieces = np.zeros((300, 300), bool)
+    for p in (a, b):
+        (ox, oy), (h, w) = p.mask_origin, p.mask.shape
+        pieces[oy : oy + h, ox : ox + w] |= p.mask
+    assert _hidden_by_others(circle, pieces | over)  # the two coins lying across it hide the rest
+    assert not _hidden_by_others(circle, pieces)  # bare tray between the pieces: two things, not one coin
+    # under the cup's rim counts as hidden too
+    roi = CupRoi(250.0, 150.0, 100.0)  # the cup's edge runs through the coin's middle; its left half is under the rim
+    right = np.mgrid[0:300, 0:300][1] >= 150
+    assert not _hidden_by_others(circle, pieces | (over & right))
+    assert _hidden_by_others(circle, pieces | (over & right), roi)
+
+
+def test_the_detector_joins_the_pieces_of_a_coin_and_keeps_the_coins_on_it() -> None:
+    a, b, _ = _pieces_under_two_coins(58, 45)
+    tops = [_piece(_disc(150, 105, 58)), _piece(_disc(150, 195, 58) & ~_disc(150, 105, 58))]
+    settings = DetectorSettings(
+        version="t", imgsz=256, conf=0.3, iou=0.6, names={0: "coin"}, yolo_file="", yolo_sha256=""
+    )
+    parts = [(p, _outline(p), 0) for p in (*tops, a, b)]
+    found = Detector(None, None, settings)._merge_fragments(parts, 300, 300)
+    assert len(found) == 3
+    joined = min(found, key=lambda i: np.hypot(i.center[0] - 150, i.center[1] - 150))
+    assert abs(joined.diameter_px - 121) < 4 and joined.mask.sum() == a.mask.sum() + b.mask.sum()
+
+
+def test_fixed_size_circle_fit_recovers_a_short_arc() -> None:
+    rng = np.random.default_rng(0)
+    t = np.linspace(-0.5, 0.5, 40)
+    arc = np.stack([150 + 60 * np.cos(t), 150 + 60 * np.sin(t)], axis=1) + rng.normal(0, 0.7, (40, 2))
+    pts = np.asarray(arc, dtype=np.float32)
+    free = _circle_fit(pts)
+    centre = _circle_fit_radius(pts, 60.0, free)
+    assert centre is not None and np.hypot(centre[0] - 150, centre[1] - 150) < 1.0

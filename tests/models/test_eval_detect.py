@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -47,6 +48,20 @@ def test_mask_matching_credits_a_coin_whose_sliver_stretches_its_box() -> None:
     wrong = np.zeros_like(truth)
     wrong[0:20, 10:30] = True
     assert match(np.array([[10, 0, 30, 20]], np.float32), conf, gt_box, [wrong], [truth]) == []
+
+
+def test_the_truth_box_is_the_box_of_the_labelled_outline(tmp_path: Path) -> None:
+    """The renderer's box spans slivers showing through gaps that the outline (and the YOLO label) leaves out."""
+    data = tmp_path / "synth"
+    write_dataset(SynthConfig(n_types=4, n_cups=2, seed=31, scene=SceneOptions(max_coins=8)), data, progress=False)
+    manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
+    inst = manifest["cups"][0]["instances"][0]
+    x0, y0 = (int(v) for v in np.min(inst["polygon"], axis=0))
+    inst["polygon"] = [[x0, y0], [x0 + 10, y0], [x0 + 10, y0 + 12], [x0, y0 + 12]]
+    (data / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    truth = load_truth(data)[0]
+    assert truth.boxes[0].tolist() == [x0, y0, x0 + 11, y0 + 13]
+    assert truth.masks[0].sum() == 11 * 13
 
 
 def test_hough_baseline_finds_drawn_discs() -> None:
