@@ -133,6 +133,12 @@ class Bundle:
         recalibration and evaluation enrol the same way."""
         return int(self.train.get("enrol_per_side", ENROL_PER_SIDE))
 
+    @property
+    def calibration_detector(self) -> str:
+        """The detector version that cut the calibration cups, the one the PASS guarantee holds for (after
+        ``cupcheck train recalibrate``, the detector of that run; else the one the voter was trained with)."""
+        return str(self.train.get("calibration_detector") or self.detector_version)
+
     def load_voter(self) -> Voter:
         """The bundle's voter under the hard rules the bundle was calibrated with (its ``pass_min_coins``).
 

@@ -14,7 +14,7 @@ def describe_bundle(bundle: Bundle) -> list[str]:
     lines = [
         f"Model {bundle.version or '(unversioned)'}",
         f"Embedder {bundle.embedder_version}"
-        + (f" · detector {bundle.detector_version}" if bundle.detector_version else ""),
+        + (f" · detector {bundle.calibration_detector}" if bundle.calibration_detector else ""),
     ]
     if math.isfinite(t.threshold) and t.n_accepted > 0:
         lines.append(

@@ -253,6 +253,9 @@ def test_model_panel_states_the_guarantee(threshold: float, accepted: int, says:
     assert (
         ruled[3].startswith("Rules: a cup of fewer than 2 coins never passes; ") and "from 15 photos a side" in ruled[3]
     )
+    # certified again on another detector's cuts: the panel names the detector the guarantee holds for
+    recut = describe_bundle(replace(bundle, train={"calibration_detector": "det-3"}))
+    assert "det-3" in recut[1] and "det-2" not in recut[1]
 
 
 def test_model_panel_without_a_bundle(tmp_path: Path) -> None:
