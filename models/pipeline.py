@@ -99,6 +99,22 @@ class Observation:
         return self.timings_ms
 
 
+def detector_mismatch(bundle: Bundle, detector: InstanceSource | None) -> str:
+    """Why ``bundle``'s guarantee may not hold with ``detector``: it is not the one that cut the calibration cups.
+
+    The threshold is certified for the pipeline that cut the calibration cups; another detector (a new version, a
+    user's own) cuts coins otherwise. ``""`` when they agree or either version is unknown.
+    """
+    version = str(getattr(detector, "version", "") or "")
+    certified = bundle.calibration_detector
+    if not version or not certified or version == certified:
+        return ""
+    return (
+        f"the PASS threshold was certified on cups cut by detector {certified}, but the detector in use is "
+        f"{version}; certify it again on its cuts (`cupcheck train recalibrate`)"
+    )
+
+
 class InstanceSource(Protocol):
     """Anything that finds coin instances in a frame (:class:`models.detector.Detector`)."""
 
@@ -124,6 +140,8 @@ class Pipeline:
         empty_tray: the station's empty-tray photo; :meth:`run` then flags what differs from it unexplained (only
             in frames of its size: a photo from another camera is not compared).
         cup_roi: the cup's interior (from the station's calibration); only differences inside it count.
+        uncertified: why the bundle's PASS guarantee may not hold for this pipeline, ``""`` when nothing says so
+            (a detector other than the one that cut the calibration cups).
     """
 
     embedder: Embedder
@@ -137,6 +155,7 @@ class Pipeline:
     detector: InstanceSource | None = None
     empty_tray: UInt8Array | None = None
     cup_roi: CupRoi | None = None
+    uncertified: str = ""
 
     @classmethod
     def from_parts(
@@ -190,6 +209,7 @@ class Pipeline:
             detector=detector,
             empty_tray=empty_tray,
             cup_roi=cup_roi,
+            uncertified=detector_mismatch(bundle, detector),
         )
 
     @classmethod

@@ -356,6 +356,8 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
     pipeline = Pipeline.load(
         home, resolve_bundle(home, config.bundle), target_precision=config.target_precision, backend=config.backend
     )
+    if pipeline.uncertified:
+        print(f"warning: {pipeline.uncertified}", file=sys.stderr)
     catalog = TypeCatalog.from_gallery(home / "gallery")
     orders: OrderLookup = OrderBook.from_csv(home / ORDERS_FILE)
     repository = open_repository(home, config.database_url)

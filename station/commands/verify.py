@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except (FileNotFoundError, BundleError, GalleryMismatchError, RegistryError, ValueError) as err:
         raise CliError(f"{err}") from err
+    if pipeline.uncertified:
+        print(f"warning: {pipeline.uncertified}", file=sys.stderr)
     try:
         pipeline.check_type(args.expect)
     except UnknownTypeError as err:

@@ -30,3 +30,10 @@ def test_the_fewest_coins_rule_travels_with_the_bundle(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(BundleError, match="min_coins must be >= 1"):
         load_bundle(tmp_path / "bad.json")
+
+
+def test_the_shipped_bundle_is_certified_on_the_shipped_detectors_cuts() -> None:
+    """A detector change (weights or the way it joins and cuts coins) needs the threshold certified again."""
+    from models.detector import Detector
+
+    assert load_bundle().calibration_detector == Detector.load().version

@@ -259,3 +259,28 @@ def test_coin_evidence_is_reranked_by_template_when_the_gallery_keeps_signatures
     # the same cup without signatures: embedding order, no template values
     plain = Pipeline.from_parts(bundle, enrolled_gallery(embedder), embedder=embedder).run_crops(crops, "t0000")
     assert all(m.template is None for c in plain.coins for m in c.matches)
+
+
+class _Versioned:
+    """A detector that finds nothing, with a version."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def detect(self, frame: Frame) -> list[CoinInstance]:
+        return []
+
+
+def test_a_detector_other_than_the_calibration_one_is_named_as_voiding_the_guarantee(
+    parts: tuple[Bundle, Gallery, Embedder],
+) -> None:
+    bundle, gallery, embedder = parts
+    certified = replace(bundle, detector_version="det-1")
+    assert Pipeline.from_parts(certified, gallery, embedder=embedder, detector=_Versioned("det-1")).uncertified == ""
+    other = Pipeline.from_parts(certified, gallery, embedder=embedder, detector=_Versioned("det-2"))
+    assert "det-1" in other.uncertified and "det-2" in other.uncertified and "recalibrate" in other.uncertified
+    # certified again on det-2's cuts: the guarantee holds for det-2
+    recut = replace(certified, train={**certified.train, "calibration_detector": "det-2"})
+    assert Pipeline.from_parts(recut, gallery, embedder=embedder, detector=_Versioned("det-2")).uncertified == ""
+    # nothing known about the detector: nothing said
+    assert Pipeline.from_parts(bundle, gallery, embedder=embedder, detector=_Versioned("det-2")).uncertified == ""
