@@ -16,7 +16,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -300,19 +300,26 @@ class _Tally:
     mask_tp: int = 0
     mask_coin_tp: int = 0
     by_occlusion: list[tuple[float, float, float]] | None = None
+    missed: Counter[str] = field(default_factory=Counter)
+    false: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.mask_ious, self.diam_err, self.diam_err_clear, self.by_occlusion = [], [], [], []
 
-    def add(self, truth: CupTruth, pred: Prediction) -> None:
+    def add(self, truth: CupTruth, pred: Prediction, weak: FloatArray | None = None) -> None:
+        """Count one cup; ``weak``: the boxes the detector saw under its confidence floor (why coins were missed)."""
         assert self.mask_ious is not None and self.diam_err is not None and self.diam_err_clear is not None
         self.gt += len(truth.boxes)
         self.gt_coins += int(truth.is_coin.sum())
         self.pred += len(pred.boxes)
-        for _, g in match(pred.boxes, pred.confidence, truth.boxes, pred.masks, truth.masks):
+        mask_pairs = match(pred.boxes, pred.confidence, truth.boxes, pred.masks, truth.masks)
+        for _, g in mask_pairs:
             self.mask_tp += 1
             self.mask_coin_tp += int(truth.is_coin[g])
-        for p, g in match(pred.boxes, pred.confidence, truth.boxes):
+        pairs = match(pred.boxes, pred.confidence, truth.boxes)
+        self.missed.update(miss_reasons(truth, pairs, mask_pairs, weak))
+        self.false.update(false_box_reasons(truth, pred, pairs))
+        for p, g in pairs:
             self.tp += 1
             self.coin_tp += int(truth.is_coin[g])
             self.class_ok += int(pred.is_coin[p] == truth.is_coin[g])
@@ -359,6 +366,8 @@ class _Tally:
             "n_diameters": len(self.diam_err),
             "partial_tp_fp_fn_tn": list(self.partial_confusion),
             "whole_coins_by_occlusion": self._bins(),
+            "missed_coins": dict(self.missed.most_common()),
+            "false_boxes": dict(self.false.most_common()),
         }
 
     def _bins(self) -> list[dict[str, float]]:
@@ -378,6 +387,74 @@ class _Tally:
                     }
                 )
         return out
+
+
+WEAK_CONF = 0.05
+"""The confidence down to which YOLO's boxes are looked at when telling why a coin was missed."""
+MOSTLY_HIDDEN = 0.85
+"""A coin hidden over this share of its face shows slivers at most."""
+MISS_REASONS = {
+    "cut_box_off": "cut (mask IoU >= 0.5) but its box IoU < 0.5: slivers or a piece left apart",
+    "weak_box": "a YOLO box under the confidence floor (IoU >= 0.5)",
+    "mostly_hidden": f"more than {MOSTLY_HIDDEN:.0%} hidden, no box",
+    "other": "no box",
+}
+FALSE_REASONS = {
+    "piece_of_found": "a piece or duplicate of a coin found by another box",
+    "piece_of_missed": "on a coin no box matched (a piece, or a box too far off)",
+    "no_instance": "on no instance (tray, gaps between coins)",
+}
+
+
+def miss_reasons(
+    truth: CupTruth,
+    pairs: Sequence[tuple[int, int]],
+    mask_pairs: Sequence[tuple[int, int]],
+    weak: FloatArray | None = None,
+) -> Counter[str]:
+    """Why each coin of ``truth`` no prediction matched at box IoU 0.5 was missed (keys of :data:`MISS_REASONS`).
+
+    Args:
+        truth: the cup.
+        pairs: the box-IoU matches.
+        mask_pairs: the mask-IoU matches.
+        weak: boxes the detector's YOLO found under its confidence floor, ``(k, 4)``.
+    """
+    found = {g for _, g in pairs}
+    cut = {g for _, g in mask_pairs}
+    out: Counter[str] = Counter()
+    for g in np.flatnonzero(truth.is_coin):
+        if g in found:
+            continue
+        if g in cut:
+            out["cut_box_off"] += 1
+        elif weak is not None and len(weak) and float(box_iou(weak, truth.boxes[g : g + 1]).max()) >= MATCH_IOU:
+            out["weak_box"] += 1
+        elif truth.occlusion[g] > MOSTLY_HIDDEN:
+            out["mostly_hidden"] += 1
+        else:
+            out["other"] += 1
+    return out
+
+
+def false_box_reasons(truth: CupTruth, pred: Prediction, pairs: Sequence[tuple[int, int]]) -> Counter[str]:
+    """What each prediction no truth instance matched at box IoU 0.5 lies on (keys of :data:`FALSE_REASONS`)."""
+    matched_pred = {p for p, _ in pairs}
+    matched_gt = {g for _, g in pairs}
+    out: Counter[str] = Counter()
+    for p in range(len(pred.boxes)):
+        if p in matched_pred:
+            continue
+        overlap = [int(np.count_nonzero(pred.masks[p] & m)) for m in truth.masks]
+        area = max(1, int(np.count_nonzero(pred.masks[p])))
+        g = int(np.argmax(overlap)) if overlap else -1
+        if g < 0 or overlap[g] < 0.25 * area:
+            out["no_instance"] += 1
+        elif g in matched_gt:
+            out["piece_of_found"] += 1
+        else:
+            out["piece_of_missed"] += 1
+    return out
 
 
 def evaluate_synthetic(
@@ -404,6 +481,7 @@ def evaluate_synthetic(
         whose region is known, how ``detect_cup_roi`` did by cup shape (:func:`roi_outcome`).
     """
     det, hough = _Tally(), _Tally()
+    weak_detector = detector.with_settings(conf=WEAK_CONF)
     rois: dict[str, Counter[str]] = {}
     for k, truth in enumerate(tqdm(truths, desc="eval synthetic", disable=not progress)):
         image = cv2.imread(str(truth.image), cv2.IMREAD_COLOR)
@@ -419,7 +497,8 @@ def evaluate_synthetic(
             roi = detect_cup_roi(frame.image) or cup_circle(frame.image, truth.cup_radius_px)
         cal = CameraCalibration(px_per_mm=truth.px_per_mm, image_width=w, image_height=h, method="manual", roi=roi)
         found = detector.with_calibration(cal).detect(frame)
-        det.add(truth, from_instances(found, w, h))
+        low = weak_detector.scaled_boxes(frame.image)
+        det.add(truth, from_instances(found, w, h), low.xyxy[low.confidence < detector.settings.conf])
         if on_cup is not None:
             on_cup(k, frame, found, truth)
         if baseline:
@@ -591,6 +670,12 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
                 f"{_fmt(b['mean_mask_iou'])} |"
                 for b in bins
             ]
+        missed, false = syn["detector"].get("missed_coins") or {}, syn["detector"].get("false_boxes") or {}
+        if missed or false:
+            lines += ["", "Why the detector missed coins and what its false boxes lie on (box IoU 0.5):", ""]
+            lines += ["| | n |", "|---|---|"]
+            lines += [f"| missed: {MISS_REASONS.get(k, k)} | {v} |" for k, v in missed.items()]
+            lines += [f"| false box: {FALSE_REASONS.get(k, k)} | {v} |" for k, v in false.items()]
         conf = syn["detector"].get("partial_tp_fp_fn_tn")
         rois = syn.get("roi") or {}
         if conf:

@@ -12,11 +12,15 @@ import pytest
 from calibration.camera import CupRoi
 from models.detector import Detector
 from models.eval_detect import (
+    CupTruth,
+    Prediction,
     box_iou,
     evaluate_synthetic,
+    false_box_reasons,
     hough_circles,
     load_truth,
     match,
+    miss_reasons,
     roi_outcome,
     write_report,
 )
@@ -87,6 +91,9 @@ def test_evaluate_synthetic_reports_sane_metrics(tmp_path: Path) -> None:
         if det[key] is not None:
             assert 0.0 <= det[key] <= 1.0
     assert all(t.tray_known for t in truths)
+    coins = sum(int(t.is_coin.sum()) for t in truths)
+    assert sum(det["missed_coins"].values()) == coins - round((det["coin_recall"] or 0.0) * coins)
+    assert sum(det["false_boxes"].values()) == det["predictions"] - round(det["precision"] * det["predictions"])
     assert sum(sum(c.values()) for c in res["roi"].values()) == 3  # the rim finder checked on every cup
     md = write_report(tmp_path / "report", {"version": "x", "synthetic": res, "synthetic_cups": 3})
     text = md.read_text(encoding="utf-8")
@@ -101,3 +108,49 @@ def test_roi_outcome() -> None:
     assert roi_outcome(CupRoi(100.0, 100.0, 80.0, "square"), cup) == "wrong"
     assert roi_outcome(None, cup) == "missed"
     assert roi_outcome(None, None) == "none" and roi_outcome(cup, None) == "wrong"
+
+
+def _box_mask(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    m = np.zeros((100, 100), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_missed_coins_and_false_boxes_are_told_apart() -> None:
+    boxes = [(0, 0, 20, 20), (30, 0, 50, 20), (60, 0, 80, 20), (0, 40, 20, 60), (30, 40, 50, 60)]
+    truth = CupTruth(
+        image=Path("cup.png"),
+        boxes=np.asarray(boxes, np.float32),
+        masks=[_box_mask(*b) for b in boxes],
+        is_coin=np.ones(5, bool),
+        diameter_px=np.full(5, 20.0, np.float32),
+        partial=np.zeros(5, bool),
+        occlusion=np.asarray([0.0, 0.0, 0.9, 0.2, 0.0], np.float32),
+        px_per_mm=4.0,
+    )
+    # coin 0 found; coin 1 cut with a thin tail stretching the box: mask match only; coins 2 (90 % hidden) and 3
+    # have no box; coin 4 has a box only under the confidence floor. False boxes: a piece of coin 0, one on coin 3,
+    # one on bare tray.
+    pred_boxes = [(0, 0, 20, 20), (30, 0, 50, 8), (0, 0, 6, 6), (0, 40, 6, 46), (80, 80, 95, 95)]
+    masks = [_box_mask(*b) for b in pred_boxes]
+    masks[1] = _box_mask(30, 0, 50, 20)  # a whole mask whose box was cut short
+    pred = Prediction(
+        boxes=np.asarray(pred_boxes, np.float32),
+        confidence=np.asarray([0.9, 0.8, 0.7, 0.6, 0.5], np.float32),
+        masks=masks,
+        diameter_px=np.full(5, 20.0, np.float32),
+        is_coin=np.ones(5, bool),
+        partial=np.zeros(5, bool),
+    )
+    pairs = match(pred.boxes, pred.confidence, truth.boxes)
+    mask_pairs = match(pred.boxes, pred.confidence, truth.boxes, pred.masks, truth.masks)
+    assert pairs == [(0, 0)] and (1, 1) in mask_pairs
+    weak = np.asarray([[30, 40, 50, 60]], np.float32)
+    assert miss_reasons(truth, pairs, mask_pairs, weak) == {
+        "cut_box_off": 1,
+        "mostly_hidden": 1,
+        "other": 1,
+        "weak_box": 1,
+    }
+    assert miss_reasons(truth, pairs, mask_pairs)["other"] == 2  # without the weak boxes coin 4 has no reason
+    assert false_box_reasons(truth, pred, pairs) == {"piece_of_missed": 2, "piece_of_found": 1, "no_instance": 1}
