@@ -389,8 +389,7 @@ class Detector:
         classes = [p[2] for p in parts]
         covered = np.zeros((height, width), dtype=bool)
         for inst in insts:
-            (ox, oy), (mh, mw) = inst.mask_origin, inst.mask.shape
-            covered[oy : oy + mh, ox : ox + mw] |= inst.mask
+            paste_mask(covered, inst)
         roi = None if self.calibration is None else self.calibration.roi
         sizes = _whole_radii(insts, outlines)
         alive = sorted(range(len(insts)), key=lambda k: -outlines[k].area)
@@ -818,11 +817,18 @@ def fit_points(rim: FloatArray, outline: FloatArray) -> tuple[tuple[float, float
 def instance_full_mask(inst: CoinInstance, width: int, height: int) -> BoolArray:
     """The instance's mask pasted into a ``(height, width)`` bool frame."""
     full = np.zeros((height, width), dtype=bool)
+    paste_mask(full, inst)
+    return full
+
+
+def paste_mask(frame: BoolArray, inst: CoinInstance) -> None:
+    """Add the instance's mask to the frame-sized bool ``frame`` in place (the part inside the frame)."""
+    height, width = frame.shape
     ox, oy = inst.mask_origin
     mh, mw = inst.mask.shape
     x0, y0, x1, y1 = max(0, ox), max(0, oy), min(width, ox + mw), min(height, oy + mh)
-    full[y0:y1, x0:x1] = inst.mask[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-    return full
+    if x1 > x0 and y1 > y0:
+        frame[y0:y1, x0:x1] |= inst.mask[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
 
 
 def read_frame(path: str | Path) -> Frame:

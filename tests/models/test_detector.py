@@ -23,6 +23,7 @@ from models.detector import (
     _Outline,
     _union_mask,
     fit_outline,
+    paste_mask,
     rim_points,
 )
 from models.eval_detect import box_iou
@@ -299,8 +300,7 @@ def test_a_joined_coin_must_lie_under_other_instances_where_it_does_not_show() -
     assert circle is not None
     pieces = np.zeros((300, 300), bool)
     for p in (a, b):
-        (ox, oy), (h, w) = p.mask_origin, p.mask.shape
-        pieces[oy : oy + h, ox : ox + w] |= p.mask
+        paste_mask(pieces, p)
     assert _hidden_by_others(circle, pieces | over)  # the two coins lying across it hide the rest
     assert not _hidden_by_others(circle, pieces)  # bare tray between the pieces: two things, not one coin
     # under the cup's rim counts as hidden too
