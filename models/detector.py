@@ -94,6 +94,8 @@ class DetectorSettings:
         max_det: most instances per frame.
         flip_tta: average the segmenter's logits with those of the mirrored window.
         auto_scale: predict again at a larger size when the coins are much smaller than in training.
+        faint_rim: drop a coin box under :data:`FAINT_RIM_CONF` whose rim edge is weaker than this share of the
+            frame's confident coins' (:func:`drop_faint_rims`); ``0`` keeps every box (a sidecar without the key).
         extra: training provenance (data, seed, epochs, metrics).
     """
 
@@ -109,6 +111,7 @@ class DetectorSettings:
     max_det: int = 100
     flip_tta: bool = True
     auto_scale: bool = True
+    faint_rim: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +143,7 @@ class DetectorSettings:
                 max_det=int(data.get("max_det", 100)),
                 flip_tta=bool(data.get("flip_tta", True)),
                 auto_scale=bool(data.get("auto_scale", True)),
+                faint_rim=float(data.get("faint_rim", 0.0)),
                 extra=dict(data.get("extra", {})),
             )
         except (KeyError, TypeError, ValueError) as err:
@@ -173,13 +177,97 @@ def _import_ultralytics() -> Any:
     return ultralytics
 
 
-def _load_yolo(path: Path) -> Any:
+def _load_yolo(path: Path, backend: str = "torch", imgsz: int = 320, sha256: str | None = None) -> Any:
+    """The YOLO model at ``path`` run by ``backend``: ultralytics' torch predictor, or its ONNX Runtime predictor
+    on the graph exported once from ``path`` (:func:`yolo_onnx`), with the same pre- and post-processing."""
     ultralytics = _import_ultralytics()
-
+    file = path if check_backend(backend) == "torch" else yolo_onnx(path, imgsz, sha256)
     try:
-        return ultralytics.YOLO(str(path), task="detect")
+        model = ultralytics.YOLO(str(file), task="detect")
     except Exception as err:  # ultralytics raises many types for a bad file
         raise ValueError(f"cannot load YOLO weights {path}: {err}") from err
+    if backend == "onnx":
+        _pin_onnx_threads(model, file)
+    return model
+
+
+@contextlib.contextmanager
+def _quiet_ultralytics() -> Any:
+    """Keep ultralytics' export and loading messages off stdout (commands print JSON there)."""
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(40)  # errors only
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        LOGGER.setLevel(level)
+
+
+def yolo_onnx(path: Path, imgsz: int, sha256: str | None = None, cache: Path | None = None) -> Path:
+    """The ONNX graph of the YOLO weights at ``path``, exported by ultralytics once and kept in the cache folder.
+
+    The graph takes any input size (``dynamic``), so the second pass at a larger size
+    (:meth:`Detector.scaled_boxes`) runs on it too. It is keyed by the weights' SHA-256 and the ultralytics and
+    ONNX Runtime versions; the export writes beside a copy of the weights in a temporary folder, never beside the
+    weights themselves.
+
+    Args:
+        path: ``yolo.pt``.
+        imgsz: the input size the export traces at.
+        sha256: the weights' SHA-256 when known (else computed).
+        cache: folder of graphs (default ``default_cache_dir() / "onnx"``).
+    """
+    import shutil
+    import tempfile
+    import warnings
+
+    import onnxruntime
+    import ultralytics
+
+    from models.files import default_cache_dir, write_bytes_atomic
+
+    digest = (sha256 or sha256_file(path))[:24]
+    folder = default_cache_dir() / "onnx" if cache is None else cache
+    file = folder / f"yolo-{digest}-u{ultralytics.__version__}-ort{onnxruntime.__version__}.onnx"
+    if file.is_file():
+        return file
+    with tempfile.TemporaryDirectory(prefix="cupcheck-yolo-") as tmp:
+        weights = Path(tmp) / "yolo.pt"
+        shutil.copyfile(path, weights)
+        with _quiet_ultralytics(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch's notes on its legacy exporter
+            out = ultralytics.YOLO(str(weights), task="detect").export(
+                format="onnx", imgsz=imgsz, dynamic=True, simplify=False, device="cpu"
+            )
+        graph = Path(str(out)).read_bytes()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(file, graph)
+        return file
+    except OSError:  # a read-only cache: keep the graph beside nothing, in a fresh temporary file
+        fd, name = tempfile.mkstemp(prefix="cupcheck-yolo-", suffix=".onnx")
+        with os.fdopen(fd, "wb") as f:
+            f.write(graph)
+        return Path(name)
+
+
+def _pin_onnx_threads(model: Any, file: Path) -> None:
+    """Run ultralytics' ONNX Runtime session with torch's thread count, as the other networks are run
+    (:class:`models.runtime.OnnxRunner`): ultralytics opens it with ONNX Runtime's default of every core."""
+    import onnxruntime as ort
+
+    with _quiet_ultralytics():
+        model.predict(np.zeros((64, 64, 3), np.uint8), imgsz=64, device="cpu", verbose=False)  # builds the session
+    backend: Any = getattr(getattr(model.predictor, "model", None), "backend", None)
+    if getattr(backend, "session", None) is None:
+        raise ValueError(f"this ultralytics version ({_import_ultralytics().__version__}) hides its ONNX session")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    backend.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
 
 
 def yolo_train(model: str | Path, *, resume: bool = False, **train_args: Any) -> None:
@@ -241,6 +329,8 @@ class Detector:
         segmenter: the mask segmenter, or ``None`` to use the ellipse inscribed in each box.
         settings: preprocessing and thresholds.
         calibration: camera geometry for ``diameter_mm`` and rim cuts, or ``None``.
+        yolo_path: the YOLO weights ``yolo`` was loaded from (lets :meth:`with_backend` load them again).
+        backend: what runs ``yolo``: ``"torch"`` or ``"onnx"`` (ultralytics' ONNX Runtime predictor).
     """
 
     def __init__(
@@ -249,11 +339,16 @@ class Detector:
         segmenter: Segmenter | None,
         settings: DetectorSettings,
         calibration: CupGeometry | None = None,
+        *,
+        yolo_path: Path | None = None,
+        backend: str = "torch",
     ) -> None:
         self.yolo = yolo
         self.segmenter = segmenter
         self.settings = settings
         self.calibration = calibration
+        self.yolo_path = yolo_path
+        self.backend = check_backend(backend)
 
     @property
     def version(self) -> str:
@@ -295,16 +390,23 @@ class Detector:
             seg_path = folder / settings.segmenter_file
             _check_file(seg_path, settings.segmenter_sha256)
             segmenter = load_segmenter(seg_path).with_flip_tta(settings.flip_tta).with_backend(backend)
-        return cls(_load_yolo(yolo_path), segmenter, settings, calibration)
+        yolo = _load_yolo(yolo_path, backend, settings.imgsz, settings.yolo_sha256)
+        return cls(yolo, segmenter, settings, calibration, yolo_path=yolo_path, backend=backend)
 
     def with_backend(self, backend: str) -> Detector:
-        """The same models with the segmenter run by ``backend`` (``"onnx"`` or ``"torch"``)."""
+        """The same models run by ``backend`` (``"onnx"`` or ``"torch"``): the segmenter, and YOLO when the
+        detector knows the file it was loaded from."""
         segmenter = None if self.segmenter is None else self.segmenter.with_backend(backend)
-        return Detector(self.yolo, segmenter, self.settings, self.calibration)
+        yolo, runs = self.yolo, self.backend
+        wanted = check_backend(backend)
+        if wanted != self.backend and self.yolo_path is not None:
+            yolo = _load_yolo(self.yolo_path, wanted, self.settings.imgsz, self.settings.yolo_sha256)
+            runs = wanted
+        return self._with(yolo=yolo, segmenter=segmenter, backend=runs)
 
     def with_calibration(self, calibration: CupGeometry | None) -> Detector:
         """The same models with another camera calibration."""
-        return Detector(self.yolo, self.segmenter, self.settings, calibration)
+        return self._with(calibration=calibration)
 
     def with_settings(self, **changes: Any) -> Detector:
         """The same models with some settings changed (``conf``, ``imgsz``, ``flip_tta``...)."""
@@ -312,7 +414,19 @@ class Detector:
         segmenter = self.segmenter
         if segmenter is not None and segmenter.flip_tta != settings.flip_tta:
             segmenter = segmenter.with_flip_tta(settings.flip_tta)
-        return Detector(self.yolo, segmenter, settings, self.calibration)
+        return self._with(segmenter=segmenter, settings=settings)
+
+    def _with(self, **changes: Any) -> Detector:
+        parts: dict[str, Any] = {
+            "yolo": self.yolo,
+            "segmenter": self.segmenter,
+            "settings": self.settings,
+            "calibration": self.calibration,
+            "yolo_path": self.yolo_path,
+            "backend": self.backend,
+        }
+        parts.update(changes)
+        return Detector(**parts)
 
     def boxes(self, image: UInt8Array, imgsz: int | None = None) -> Boxes:
         """Run YOLO alone on a ``(H, W, 3)`` uint8 BGR image at ``imgsz`` (default: the stored size)."""
@@ -369,7 +483,11 @@ class Detector:
             made = self._instance(masks[k], float(found.confidence[i]), int(found.cls[i]), w, h)
             if made is not None:
                 parts.append((*made, int(found.cls[i])))
-        return self._merge_fragments(parts, w, h)
+        merged = self._merge_fragments(parts, w, h)
+        if self.settings.faint_rim <= 0.0:
+            return merged
+        roi = None if self.calibration is None else self.calibration.roi
+        return drop_faint_rims(merged, image, self.settings.faint_rim, roi)
 
     def _merge_fragments(
         self, parts: list[tuple[CoinInstance, _Outline, int]], width: int, height: int
@@ -727,6 +845,88 @@ def rim_points(
             keep &= roi.inset(loop[:, 0], loop[:, 1]) > 2.0
         rims.append(loop[_erode_runs(keep, max(2, len(loop) // RUN_TRIM))])
     return np.concatenate(rims), pts
+
+
+FAINT_RIM_CONF = 0.75
+"""Only coin boxes below this confidence are checked for a rim (:func:`drop_faint_rims`)."""
+RIM_REFERENCE_CONF = 0.8
+"""The frame's coin boxes at or above this confidence set the rim edge a coin of that frame shows."""
+RIM_EDGE_REACH = 5
+"""Side in pixels of the neighbourhood in which a rim point takes its strongest gradient (the outline of a mask
+lies within a pixel or two of the edge it follows)."""
+
+
+def edge_strength(image: UInt8Array) -> FloatArray:
+    """``(H, W)`` float32 grey-level gradient magnitude (Sobel after a 1 px Gaussian), each pixel the strongest
+    within :data:`RIM_EDGE_REACH` of it."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    g = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), 1.0)
+    mag = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
+    return np.asarray(cv2.dilate(mag, np.ones((RIM_EDGE_REACH, RIM_EDGE_REACH), np.uint8)), np.float32)
+
+
+WHOLE_SHARE = 0.7
+"""A box counts as showing a whole disc when its mask covers this share of its fitted ellipse (coins half hidden
+under others, whose rims may be faint where they border them, cover far less)."""
+MIN_RIM_POINTS = 8
+"""Fewest rim points that measure a rim; with fewer the box is kept."""
+
+
+def rim_edge(edges: FloatArray, inst: CoinInstance, roi: CupRegion | None = None) -> float:
+    """Median edge strength along an instance's own rim (``nan`` under :data:`MIN_RIM_POINTS` rim points).
+
+    Args:
+        edges: :func:`edge_strength` of the frame.
+        inst: the instance.
+        roi: cup region whose boundary is not a coin's rim, or ``None``.
+    """
+    h, w = edges.shape
+    rim, _ = rim_points(inst.mask, inst.mask_origin, w, h, roi)
+    if len(rim) < MIN_RIM_POINTS:
+        return math.nan
+    xs = np.clip(np.round(rim[:, 0]).astype(np.int64), 0, w - 1)
+    ys = np.clip(np.round(rim[:, 1]).astype(np.int64), 0, h - 1)
+    return float(np.median(edges[ys, xs]))
+
+
+def shows_whole(inst: CoinInstance) -> bool:
+    """Whether the instance's mask covers at least :data:`WHOLE_SHARE` of its fitted ellipse (nothing lies on it)."""
+    ellipse = math.pi * inst.axes[0] * inst.axes[1] / 4.0
+    return ellipse > 0 and float(np.count_nonzero(inst.mask)) >= WHOLE_SHARE * ellipse
+
+
+def drop_faint_rims(
+    insts: list[CoinInstance], image: UInt8Array, share: float, roi: CupRegion | None = None
+) -> list[CoinInstance]:
+    """Drop the doubtful coin boxes that show a whole disc but no coin's rim around it.
+
+    A coin's rim is an edge between metal and whatever lies around it, about as strong as the rims of the other
+    coins in the same frame. A patch of towel weave, carpet or a reflection that YOLO boxes as a coin has no such
+    edge along its outline: the outline runs through the texture, and nothing lies on the patch, so its mask is
+    a whole disc. A coin box under :data:`FAINT_RIM_CONF` whose mask is a whole disc (:func:`shows_whole`) is
+    dropped when the median edge strength along its own rim (:func:`rim_edge`) is under ``share`` times the median
+    of the frame's coins at or above :data:`RIM_REFERENCE_CONF`. A coin partly hidden under others is never
+    dropped: where its rim borders coins of the same metal the edge can be faint. Objects, confident boxes, and
+    every box of a frame without a confident coin are kept too.
+
+    Args:
+        insts: the frame's instances.
+        image: the frame, ``(H, W, 3)`` uint8 BGR.
+        share: the fraction of the frame's typical rim edge a doubtful box must show.
+        roi: cup region whose boundary is not a coin's rim, or ``None``.
+    """
+    doubtful = [k for k, i in enumerate(insts) if i.is_coin and i.confidence < FAINT_RIM_CONF and shows_whole(i)]
+    sure = [i for i in insts if i.is_coin and i.confidence >= RIM_REFERENCE_CONF]
+    if share <= 0.0 or not doubtful or not sure:
+        return insts
+    edges = edge_strength(image)
+    ref = np.array([rim_edge(edges, i, roi) for i in sure])
+    ref = ref[np.isfinite(ref)]
+    if ref.size == 0:
+        return insts
+    floor = share * float(np.median(ref))
+    drop = {k for k in doubtful if rim_edge(edges, insts[k], roi) < floor}
+    return [i for k, i in enumerate(insts) if k not in drop]
 
 
 def _hull_distance(pts: FloatArray, hull: np.ndarray) -> FloatArray:

@@ -532,6 +532,23 @@ def _real_radius_range(image: UInt8Array) -> tuple[float, float]:
     return 0.02 * side, 0.09 * side
 
 
+EYE_COUNTS = Path(__file__).resolve().parent / "euro_eye_counts.json"
+"""Coins counted by eye on some of the real euro photos (file relative to ``euro_kaa/`` → count)."""
+EYE_TOLERANCE = 0.05
+"""The detector's count must lie within this share of the count by eye."""
+
+
+def eye_counts(path: Path = EYE_COUNTS) -> dict[str, int]:
+    """The counts by eye: photo file (relative to ``euro_kaa/``) → coins."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {str(k): int(v) for k, v in data["counts"].items()}
+
+
+def within_eye(found: int, eye: int) -> bool:
+    """Whether a count lies within :data:`EYE_TOLERANCE` of the count by eye."""
+    return abs(found - eye) <= EYE_TOLERANCE * eye
+
+
 def count_real(
     detector: Detector,
     real_root: Path,
@@ -539,12 +556,15 @@ def count_real(
     progress: bool = True,
     on_photo: Callable[[str, Frame, list[CoinInstance]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Count coins in ``euro_kaa/photos/single`` against the upstream crop counts (a lower bound).
+    """Count coins in ``euro_kaa/photos/single`` against the upstream crop counts (a lower bound) and, on the
+    photos counted by eye (:data:`EYE_COUNTS`), against that count.
 
     Returns:
-        Per photo: ``file``, ``lower_bound``, ``detector`` (coins found), ``hough`` (baseline count).
+        Per photo: ``file``, ``lower_bound``, ``eye`` (the count by eye, or ``None``), ``detector`` (coins found),
+        ``hough`` (baseline count).
     """
     meta = json.loads((real_root / "euro_kaa" / "photos.json").read_text(encoding="utf-8"))
+    eye = eye_counts()
     rows: list[dict[str, Any]] = []
     photos = [p for p in meta["photos"] if p["kind"] == "single" and p["crop_counts"]]
     for photo in tqdm(photos, desc="eval real", disable=not progress):
@@ -561,6 +581,7 @@ def count_real(
             {
                 "file": photo["file"],
                 "lower_bound": int(sum(photo["crop_counts"].values())),
+                "eye": eye.get(photo["file"]),
                 "detector": len(found),
                 "hough": len(hough_circles(frame.image, lo, hi)),
             }
@@ -724,15 +745,24 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
         found = sum(r["detector"] for r in real)
         bound = sum(r["lower_bound"] for r in real)
         hough = sum(r["hough"] for r in real)
+        seen = [r for r in real if r.get("eye") is not None]
+        close = sum(within_eye(r["detector"], r["eye"]) for r in seen)
+        below = sum(r["detector"] < r["lower_bound"] for r in real)
         lines += [
             "## Real photos (euro_kaa/photos/single)",
             "",
-            f"Coins found {found} vs upstream crop counts {bound} (a lower bound); {HOUGH_LABEL}: {hough}.",
+            f"Coins found {found} vs upstream crop counts {bound} (a lower bound; {below} of {len(real)} photos "
+            f"below it); {HOUGH_LABEL}: {hough}. Counted by eye on {len(seen)} photos: the detector within "
+            f"{EYE_TOLERANCE:.0%} of that count on {close}.",
             "",
-            "| photo | lower bound | detector | Hough |",
-            "|---|---|---|---|",
+            "| photo | lower bound | by eye | detector | Hough |",
+            "|---|---|---|---|---|",
         ]
-        lines += [f"| {r['file']} | {r['lower_bound']} | {r['detector']} | {r['hough']} |" for r in real]
+        lines += [
+            f"| {r['file']} | {r['lower_bound']} | {'' if r.get('eye') is None else r['eye']} | {r['detector']}"
+            f"{'' if r.get('eye') is None or within_eye(r['detector'], r['eye']) else ' ✗'} | {r['hough']} |"
+            for r in real
+        ]
         lines.append("")
     sk = report.get("skimage_coins")
     if sk:

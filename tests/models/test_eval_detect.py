@@ -16,12 +16,14 @@ from models.eval_detect import (
     Prediction,
     box_iou,
     evaluate_synthetic,
+    eye_counts,
     false_box_reasons,
     hough_circles,
     load_truth,
     match,
     miss_reasons,
     roi_outcome,
+    within_eye,
     write_report,
 )
 from models.synth.dataset import SynthConfig, write_dataset
@@ -154,3 +156,26 @@ def test_missed_coins_and_false_boxes_are_told_apart() -> None:
     }
     assert miss_reasons(truth, pairs, mask_pairs)["other"] == 2  # without the weak boxes coin 4 has no reason
     assert false_box_reasons(truth, pred, pairs) == {"piece_of_missed": 2, "piece_of_found": 1, "no_instance": 1}
+
+
+def test_counts_by_eye_are_within_five_percent_or_not(tmp_path: Path) -> None:
+    assert within_eye(25, 24) and within_eye(23, 24) and not within_eye(26, 24) and not within_eye(9, 10)
+    assert within_eye(46, 46)
+    real = [
+        {"file": "a.jpg", "lower_bound": 20, "eye": 24, "detector": 25, "hough": 90},
+        {"file": "b.jpg", "lower_bound": 20, "eye": 24, "detector": 34, "hough": 90},
+        {"file": "c.jpg", "lower_bound": 30, "eye": None, "detector": 29, "hough": 90},
+    ]
+    text = write_report(tmp_path / "report", {"version": "x", "real": real}).read_text(encoding="utf-8")
+    assert "(a lower bound; 1 of 3 photos below it)" in text
+    assert "Counted by eye on 2 photos: the detector within 5% of that count on 1." in text
+    assert "| b.jpg | 20 | 24 | 34 ✗ | 90 |" in text and "| c.jpg | 30 |  | 29 | 90 |" in text
+
+
+def test_every_photo_counted_by_eye_is_a_single_pile_with_at_least_its_crops(real_data: Path) -> None:
+    meta = json.loads((real_data / "euro_kaa" / "photos.json").read_text())
+    bounds = {p["file"]: sum(p["crop_counts"].values()) for p in meta["photos"] if p["kind"] == "single"}
+    eye = eye_counts()
+    assert len(eye) >= 5
+    for name, count in eye.items():
+        assert name in bounds and count >= bounds[name], name

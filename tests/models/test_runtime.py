@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from models.detector import Detector
+from models.detector import Detector, yolo_onnx
 from models.embedder import Embedder
+from models.files import default_cache_dir
 from models.runtime import BACKENDS, OnnxRunner, check_backend, export_onnx, graph_key
 from models.segmenter import Segmenter, TinyUNet
 from models.synth.mint import generate_mint
@@ -117,6 +118,7 @@ def test_shipped_detector_finds_the_same_coins_on_either_backend() -> None:
     plain = onnx.with_backend("torch")
     assert onnx.segmenter is not None and plain.segmenter is not None
     assert (onnx.segmenter.backend, plain.segmenter.backend) == ("onnx", "torch")
+    assert (onnx.backend, plain.backend) == ("onnx", "torch") and plain.with_backend("onnx").backend == "onnx"
     assets = SceneAssets(generate_mint(6, 77))
     scene = render_cup(assets, 77, 3, SceneOptions(image_size=640, max_coins=10))
     frame = Frame(image=np.ascontiguousarray(scene.image), source="test")
@@ -127,3 +129,19 @@ def test_shipped_detector_finds_the_same_coins_on_either_backend() -> None:
         assert abs(x.center[0] - y.center[0]) < 0.5 and abs(x.axes[0] - y.axes[0]) < 0.5
         union = np.count_nonzero(x.mask | y.mask) if x.mask.shape == y.mask.shape else 0
         assert union and np.count_nonzero(x.mask & y.mask) / union > 0.99
+
+
+def test_yolo_runs_in_onnx_runtime_from_a_cached_graph_at_any_input_size(tmp_path: Path) -> None:
+    onnx = Detector.load()
+    plain = onnx.with_backend("torch")
+    assert onnx.yolo_path is not None
+    graph = yolo_onnx(onnx.yolo_path, onnx.settings.imgsz, onnx.settings.yolo_sha256)
+    assert graph.is_file() and graph.parent == default_cache_dir() / "onnx"  # exported once, at load
+    assert not list(onnx.yolo_path.parent.glob("*.onnx"))  # nothing written beside the shipped weights
+    scene = render_cup(SceneAssets(generate_mint(6, 78)), 78, 1, SceneOptions(image_size=640, max_coins=10))
+    for size in (320, 480):  # the second, larger pass of a wide shot runs on the same graph
+        a, b = onnx.boxes(scene.image, size), plain.boxes(scene.image, size)
+        assert len(a.confidence) == len(b.confidence) >= 3
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-2)
+        np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-4)
+        assert (a.cls == b.cls).all()
