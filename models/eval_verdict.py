@@ -662,7 +662,7 @@ class BackendRun:
     """One inference backend's median milliseconds on the benchmark cup, and the verdict it gave.
 
     Attributes:
-        backend: ``"onnx"`` or ``"torch"`` (what runs the embedder and the mask segmenter).
+        backend: ``"onnx"`` or ``"torch"`` (what runs the embedder, the mask segmenter and YOLO).
         detect_ms: the detector with masks.
         pipeline_ms: the whole :meth:`Pipeline.run`, frame to verdict.
         stages_ms: the pipeline's own stage timings of the last run.

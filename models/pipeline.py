@@ -234,7 +234,7 @@ class Pipeline:
             detector_path: detector folder overriding the bundle's.
             embedder_path: embedder checkpoint overriding the bundle's.
             target_precision: re-choose the threshold for this precision from the bundle's calibration scores.
-            backend: what runs the embedder and the mask segmenter (``"onnx"`` or ``"torch"``).
+            backend: what runs the embedder, the mask segmenter and YOLO (``"onnx"`` or ``"torch"``).
 
         Raises:
             FileNotFoundError: a model file or the gallery is missing.

@@ -114,7 +114,7 @@ class StationConfig(_Strict):
         still_s: seconds the view must be still before an automatic check.
         pass_word: what the sound cue says for a PASS.
         flag_word: what it says for a FLAG.
-        backend: what runs the embedder and the mask segmenter: ``onnx`` (ONNX Runtime, several times faster on a
+        backend: what runs the embedder, the mask segmenter and YOLO: ``onnx`` (ONNX Runtime, several times faster on a
             CPU) or ``torch`` (for a model ONNX cannot express); both give the same verdicts.
         audit_share: the share of PASSes the review window puts in front of a supervisor to check, whatever the
             model thought of them (:func:`db.records.audit_pick`); their rulings measure PASS precision in the

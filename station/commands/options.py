@@ -15,7 +15,7 @@ def add_backend_option(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=("both", *BACKENDS),
         default="both",
-        help="what runs the embedder and the mask segmenter (default both: onnx, the station's, then torch)",
+        help="what runs the embedder, the mask segmenter and YOLO (default both: onnx, the station's, then torch)",
     )
 
 
