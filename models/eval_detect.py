@@ -809,7 +809,7 @@ def run_eval(
         real_root: the real data folder, or ``None``.
         max_cups: evaluate at most this many synthetic cups.
         sizes: extra YOLO input sizes to compare on the synthetic cups.
-        n_overlays: overlay PNGs per source.
+        n_overlays: overlay PNGs per source (on the real photos: besides every photo counted by eye).
         progress: tqdm bars on stderr.
     """
     overlay_dir = out / "overlays"
@@ -843,12 +843,19 @@ def run_eval(
         report["imgsz_sweep"] = sweep
     if real_root is not None and (real_root / "euro_kaa" / "photos.json").is_file():
         count = 0
+        eye = eye_counts()
 
         def on_photo(name: str, frame: Frame, found: list[CoinInstance]) -> None:
+            """Every photo counted by eye (to check the count against), and the first others."""
             nonlocal count
-            if count < n_overlays:
+            if name in eye:
+                label = f"{len(found)} coins, {eye[name]} by eye"
+            elif count < n_overlays:
                 count += 1
-                save(f"real_{Path(name).stem}.png", draw_overlay(frame.image, found, f"{len(found)} coins"))
+                label = f"{len(found)} coins"
+            else:
+                return
+            save(f"real_{Path(name).stem}.png", draw_overlay(frame.image, found, label))
 
         report["real"] = count_real(detector, real_root, progress=progress, on_photo=on_photo)
     sk = count_skimage(detector)
