@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import sys
@@ -26,10 +27,11 @@ import numpy.typing as npt
 import torch
 
 from models.files import sha256_file
-from models.runtime import DEFAULT_BACKEND, check_backend
+from models.runtime import DEFAULT_BACKEND, Backend, check_backend
 from models.segmenter import Segmenter, Window
 from models.types import BoolArray, CoinInstance, FloatArray, Frame, UInt8Array
 
+_log = logging.getLogger(__name__)
 DEFAULT_DIR = Path(__file__).resolve().parent / "weights" / "detector"
 """The shipped default detector."""
 SIDECAR = "detector.json"
@@ -177,18 +179,30 @@ def _import_ultralytics() -> Any:
     return ultralytics
 
 
-def _load_yolo(path: Path, backend: str = "torch", imgsz: int = 320, sha256: str | None = None) -> Any:
-    """The YOLO model at ``path`` run by ``backend``: ultralytics' torch predictor, or its ONNX Runtime predictor
-    on the graph exported once from ``path`` (:func:`yolo_onnx`), with the same pre- and post-processing."""
+def _load_yolo(
+    path: Path, backend: Backend = "torch", imgsz: int = 320, sha256: str | None = None
+) -> tuple[Any, Backend]:
+    """The YOLO model at ``path`` and what runs it: ultralytics' torch predictor, or with ``backend="onnx"`` its
+    ONNX Runtime predictor on the graph exported once from ``path`` (:func:`yolo_onnx`), with the same pre- and
+    post-processing. When the export or the ONNX session fails, the torch predictor runs instead (the same boxes,
+    slower), with a warning.
+
+    Raises:
+        ValueError: the weights cannot be loaded at all.
+    """
     ultralytics = _import_ultralytics()
-    file = path if check_backend(backend) == "torch" else yolo_onnx(path, imgsz, sha256)
+    if backend == "onnx":
+        try:
+            file = yolo_onnx(path, imgsz, sha256)
+            model = ultralytics.YOLO(str(file), task="detect")
+            _pin_onnx_threads(model, file)
+            return model, "onnx"
+        except Exception as err:  # the export and ONNX Runtime raise many types
+            _log.warning("YOLO runs in torch: its ONNX graph could not be made or opened (%s)", err)
     try:
-        model = ultralytics.YOLO(str(file), task="detect")
+        return ultralytics.YOLO(str(path), task="detect"), "torch"
     except Exception as err:  # ultralytics raises many types for a bad file
         raise ValueError(f"cannot load YOLO weights {path}: {err}") from err
-    if backend == "onnx":
-        _pin_onnx_threads(model, file)
-    return model
 
 
 @contextlib.contextmanager
@@ -330,7 +344,8 @@ class Detector:
         settings: preprocessing and thresholds.
         calibration: camera geometry for ``diameter_mm`` and rim cuts, or ``None``.
         yolo_path: the YOLO weights ``yolo`` was loaded from (lets :meth:`with_backend` load them again).
-        backend: what runs ``yolo``: ``"torch"`` or ``"onnx"`` (ultralytics' ONNX Runtime predictor).
+        backend: what runs ``yolo``: ``"torch"`` or ``"onnx"`` (ultralytics' ONNX Runtime predictor); the
+            segmenter says what runs it.
     """
 
     def __init__(
@@ -390,8 +405,8 @@ class Detector:
             seg_path = folder / settings.segmenter_file
             _check_file(seg_path, settings.segmenter_sha256)
             segmenter = load_segmenter(seg_path).with_flip_tta(settings.flip_tta).with_backend(backend)
-        yolo = _load_yolo(yolo_path, backend, settings.imgsz, settings.yolo_sha256)
-        return cls(yolo, segmenter, settings, calibration, yolo_path=yolo_path, backend=backend)
+        yolo, runs = _load_yolo(yolo_path, check_backend(backend), settings.imgsz, settings.yolo_sha256)
+        return cls(yolo, segmenter, settings, calibration, yolo_path=yolo_path, backend=runs)
 
     def with_backend(self, backend: str) -> Detector:
         """The same models run by ``backend`` (``"onnx"`` or ``"torch"``): the segmenter, and YOLO when the
@@ -400,8 +415,7 @@ class Detector:
         yolo, runs = self.yolo, self.backend
         wanted = check_backend(backend)
         if wanted != self.backend and self.yolo_path is not None:
-            yolo = _load_yolo(self.yolo_path, wanted, self.settings.imgsz, self.settings.yolo_sha256)
-            runs = wanted
+            yolo, runs = _load_yolo(self.yolo_path, wanted, self.settings.imgsz, self.settings.yolo_sha256)
         return self._with(yolo=yolo, segmenter=segmenter, backend=runs)
 
     def with_calibration(self, calibration: CupGeometry | None) -> Detector:

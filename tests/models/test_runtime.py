@@ -145,3 +145,20 @@ def test_yolo_runs_in_onnx_runtime_from_a_cached_graph_at_any_input_size(tmp_pat
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-2)
         np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-4)
         assert (a.cls == b.cls).all()
+
+
+def test_yolo_falls_back_to_torch_when_its_graph_cannot_be_made(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import models.detector as detector_module
+
+    def no_export(*args: object, **kwargs: object) -> Path:
+        raise RuntimeError("onnx export unavailable")
+
+    monkeypatch.setattr(detector_module, "yolo_onnx", no_export)
+    with caplog.at_level("WARNING", logger="models.detector"):
+        det = Detector.load()
+    assert det.backend == "torch" and det.segmenter is not None and det.segmenter.backend == "onnx"
+    assert "YOLO runs in torch" in caplog.text and "onnx export unavailable" in caplog.text
+    scene = render_cup(SceneAssets(generate_mint(6, 79)), 79, 0, SceneOptions(image_size=480, max_coins=6))
+    assert len(det.detect(Frame(image=np.ascontiguousarray(scene.image), source="test"))) >= 1
