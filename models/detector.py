@@ -5,7 +5,10 @@ This is the only module that imports ultralytics. A detector is a folder with a 
 checkpoint (:mod:`models.segmenter`). For each box the segmenter predicts the instance's visible mask at full
 resolution; an ellipse is fitted to the part of the mask outline that is the coin's own rim (points on the
 mask's convex hull, away from the image edge and the cup rim), so occluded coins keep a correct centre and
-diameter.
+diameter. The pieces of a coin split by coins lying across it are joined (:meth:`Detector._merge_fragments`), and
+doubtful boxes that show a whole disc without a coin's rim edge (towel weave, carpet) are dropped
+(:func:`drop_faint_rims`). YOLO runs in ultralytics' ONNX Runtime predictor on a graph exported once into the
+cache folder (:func:`yolo_onnx`), or in its torch predictor.
 """
 
 from __future__ import annotations
@@ -96,8 +99,9 @@ class DetectorSettings:
         max_det: most instances per frame.
         flip_tta: average the segmenter's logits with those of the mirrored window.
         auto_scale: predict again at a larger size when the coins are much smaller than in training.
-        faint_rim: drop a coin box under :data:`FAINT_RIM_CONF` whose rim edge is weaker than this share of the
-            frame's confident coins' (:func:`drop_faint_rims`); ``0`` keeps every box (a sidecar without the key).
+        faint_rim: drop a coin box under :data:`FAINT_RIM_CONF` that shows a whole disc and whose rim edge is
+            weaker than this share of the frame's confident coins' (:func:`drop_faint_rims`); ``0`` keeps every box
+            (a sidecar without the key).
         extra: training provenance (data, seed, epochs, metrics).
     """
 
@@ -260,7 +264,7 @@ def yolo_onnx(path: Path, imgsz: int, sha256: str | None = None, cache: Path | N
         folder.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(file, graph)
         return file
-    except OSError:  # a read-only cache: keep the graph beside nothing, in a fresh temporary file
+    except OSError:  # a cache that cannot be written: a temporary file, exported again at the next load
         fd, name = tempfile.mkstemp(prefix="cupcheck-yolo-", suffix=".onnx")
         with os.fdopen(fd, "wb") as f:
             f.write(graph)

@@ -3,7 +3,8 @@
 * Synthetic cups (a ``cupcheck synth`` folder, best rendered with a seed the detector never saw): recall and
   precision at box IoU 0.5, mean mask IoU of matched instances, diameter error where the coin is whole, and the
   same for ``cv2.HoughCircles`` (disc masks) as the baseline.
-* Real photos (``euro_kaa/photos/single``): coins counted against the upstream crop counts (a lower bound).
+* Real photos (``euro_kaa/photos/single``): coins counted against the upstream crop counts (a lower bound) and,
+  on the photos counted by eye (``models/euro_eye_counts.json``), against that count (within 5 %).
 * ``skimage.data.coins()``: 24 coins expected.
 * Latency per frame and its ratio to a bare YOLO predict call measured in the same run.
 """
