@@ -378,8 +378,8 @@ def test_a_sidecar_without_the_faint_rim_key_keeps_every_box() -> None:
 
 def test_the_boxes_on_a_towel_are_dropped_and_the_coins_on_it_kept(detector: Detector, real_data: Path) -> None:
     """IMG_4200: 24 one-euro coins on a waffle towel (counted by eye), which YOLO also boxes in ten places."""
-    name = "photos/single/IMG_4200.jpg"
-    frame = read_frame(real_data / "euro_kaa" / name)
+    name = "euro_kaa/photos/single/IMG_4200.jpg"
+    frame = read_frame(real_data / name)
     every = [i for i in detector.with_settings(faint_rim=0.0).detect(frame) if i.is_coin]
     kept = [i for i in detector.detect(frame) if i.is_coin]
     eye = eye_counts()[name]

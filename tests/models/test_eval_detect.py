@@ -165,17 +165,20 @@ def test_counts_by_eye_are_within_five_percent_or_not(tmp_path: Path) -> None:
         {"file": "a.jpg", "lower_bound": 20, "eye": 24, "detector": 25, "hough": 90},
         {"file": "b.jpg", "lower_bound": 20, "eye": 24, "detector": 34, "hough": 90},
         {"file": "c.jpg", "lower_bound": 30, "eye": None, "detector": 29, "hough": 90},
+        {"file": "won/d.jpg", "lower_bound": None, "eye": 46, "detector": 45, "hough": 300},
     ]
     text = write_report(tmp_path / "report", {"version": "x", "real": real}).read_text(encoding="utf-8")
-    assert "(a lower bound; 1 of 3 photos below it)" in text
-    assert "Counted by eye on 2 photos: the detector within 5% of that count on 1." in text
+    assert "coins found 88 vs upstream crop counts 70 (a lower bound; 1 of 3 photos below it)" in text
+    assert "Counted by eye on 3 photos (94 coins, 104 found): the detector within 5% of that count on 2." in text
     assert "| b.jpg | 20 | 24 | 34 ✗ | 90 |" in text and "| c.jpg | 30 |  | 29 | 90 |" in text
+    assert "| won/d.jpg |  | 46 | 45 | 300 |" in text
 
 
-def test_every_photo_counted_by_eye_is_a_single_pile_with_at_least_its_crops(real_data: Path) -> None:
+def test_every_photo_counted_by_eye_is_a_real_photo_with_at_least_its_crops(real_data: Path) -> None:
     meta = json.loads((real_data / "euro_kaa" / "photos.json").read_text())
-    bounds = {p["file"]: sum(p["crop_counts"].values()) for p in meta["photos"] if p["kind"] == "single"}
+    bounds = {f"euro_kaa/{p['file']}": sum(p["crop_counts"].values()) for p in meta["photos"] if p["kind"] == "single"}
     eye = eye_counts()
-    assert len(eye) >= 5
+    assert sum(k.startswith("euro_kaa/") for k in eye) >= 5 and sum(k.startswith("won_cho0h5/") for k in eye) >= 5
     for name, count in eye.items():
-        assert name in bounds and count >= bounds[name], name
+        assert (real_data / name).is_file(), name
+        assert count >= bounds.get(name, 1), name
