@@ -502,15 +502,15 @@ class Detector:
             if made is not None:
                 parts.append((*made, int(found.cls[i])))
         merged = self._merge_fragments(parts, w, h)
-        if self.settings.faint_rim <= 0.0:
-            return merged
+        insts = [inst for inst, _ in merged]
         roi = None if self.calibration is None else self.calibration.roi
-        return drop_faint_rims(merged, image, self.settings.faint_rim, roi)
+        return drop_faint_rims(insts, image, self.settings.faint_rim, roi, rims=[o.rim for _, o in merged])
 
     def _merge_fragments(
         self, parts: list[tuple[CoinInstance, _Outline, int]], width: int, height: int
-    ) -> list[CoinInstance]:
-        """Join the pieces of one coin that coins lying across it split apart.
+    ) -> list[tuple[CoinInstance, _Outline]]:
+        """Join the pieces of one coin that coins lying across it split apart; every instance comes with its
+        outline, by decreasing confidence.
 
         Two nearby pieces are one coin when a circle runs along the rim of each and holds both
         (:func:`_joining_circle`), and what of that circle is not visible lies under other instances
@@ -544,7 +544,7 @@ class Detector:
                     break  # try the grown piece against the others again
             else:
                 i += 1
-        return sorted((insts[k] for k in alive), key=lambda inst: -inst.confidence)
+        return sorted(((insts[k], outlines[k]) for k in alive), key=lambda pair: -pair[0].confidence)
 
     def _logits(
         self, image: UInt8Array, boxes: list[tuple[float, float, float, float]]
@@ -890,18 +890,17 @@ MIN_RIM_POINTS = 8
 """Fewest rim points that measure a rim; with fewer the box is kept."""
 
 
-def rim_edge(edges: FloatArray, inst: CoinInstance, roi: CupRegion | None = None) -> float:
-    """Median edge strength along an instance's own rim (``nan`` under :data:`MIN_RIM_POINTS` rim points).
+def rim_edge(edges: FloatArray, rim: FloatArray) -> float:
+    """Median edge strength at an instance's own rim points (:func:`rim_points`; ``nan`` under
+    :data:`MIN_RIM_POINTS` of them).
 
     Args:
         edges: :func:`edge_strength` of the frame.
-        inst: the instance.
-        roi: cup region whose boundary is not a coin's rim, or ``None``.
+        rim: ``(k, 2)`` the instance's rim points in frame pixels.
     """
-    h, w = edges.shape
-    rim, _ = rim_points(inst.mask, inst.mask_origin, w, h, roi)
     if len(rim) < MIN_RIM_POINTS:
         return math.nan
+    h, w = edges.shape
     xs = np.clip(np.round(rim[:, 0]).astype(np.int64), 0, w - 1)
     ys = np.clip(np.round(rim[:, 1]).astype(np.int64), 0, h - 1)
     return float(np.median(edges[ys, xs]))
@@ -914,7 +913,12 @@ def shows_whole(inst: CoinInstance) -> bool:
 
 
 def drop_faint_rims(
-    insts: list[CoinInstance], image: UInt8Array, share: float, roi: CupRegion | None = None
+    insts: list[CoinInstance],
+    image: UInt8Array,
+    share: float,
+    roi: CupRegion | None = None,
+    *,
+    rims: Sequence[FloatArray] | None = None,
 ) -> list[CoinInstance]:
     """Drop the doubtful coin boxes that show a whole disc but no coin's rim around it.
 
@@ -930,20 +934,27 @@ def drop_faint_rims(
     Args:
         insts: the frame's instances.
         image: the frame, ``(H, W, 3)`` uint8 BGR.
-        share: the fraction of the frame's typical rim edge a doubtful box must show.
+        share: the fraction of the frame's typical rim edge a doubtful box must show (``0``: keep every box).
         roi: cup region whose boundary is not a coin's rim, or ``None``.
+        rims: each instance's rim points when the caller has them (the detector does); else found here
+            (:func:`rim_points`).
     """
     doubtful = [k for k, i in enumerate(insts) if i.is_coin and i.confidence < FAINT_RIM_CONF and shows_whole(i)]
-    sure = [i for i in insts if i.is_coin and i.confidence >= RIM_REFERENCE_CONF]
+    sure = [k for k, i in enumerate(insts) if i.is_coin and i.confidence >= RIM_REFERENCE_CONF]
     if share <= 0.0 or not doubtful or not sure:
         return insts
+    h, w = image.shape[:2]
+
+    def rim(k: int) -> FloatArray:
+        return rims[k] if rims is not None else rim_points(insts[k].mask, insts[k].mask_origin, w, h, roi)[0]
+
     edges = edge_strength(image)
-    ref = np.array([rim_edge(edges, i, roi) for i in sure])
+    ref = np.array([rim_edge(edges, rim(k)) for k in sure])
     ref = ref[np.isfinite(ref)]
     if ref.size == 0:
         return insts
     floor = share * float(np.median(ref))
-    drop = {k for k in doubtful if rim_edge(edges, insts[k], roi) < floor}
+    drop = {k for k in doubtful if rim_edge(edges, rim(k)) < floor}
     return [i for k, i in enumerate(insts) if k not in drop]
 
 

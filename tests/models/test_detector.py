@@ -321,7 +321,7 @@ def test_the_detector_joins_the_pieces_of_a_coin_and_keeps_the_coins_on_it() -> 
         version="t", imgsz=256, conf=0.3, iou=0.6, names={0: "coin"}, yolo_file="", yolo_sha256=""
     )
     parts = [(p, _outline(p), 0) for p in (*tops, a, b)]
-    found = Detector(None, None, settings)._merge_fragments(parts, 300, 300)
+    found = [inst for inst, _ in Detector(None, None, settings)._merge_fragments(parts, 300, 300)]
     assert len(found) == 3
     joined = min(found, key=lambda i: np.hypot(i.center[0] - 150, i.center[1] - 150))
     assert abs(joined.diameter_px - 121) < 4 and joined.mask.sum() == a.mask.sum() + b.mask.sum()
