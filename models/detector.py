@@ -237,6 +237,7 @@ def yolo_onnx(path: Path, imgsz: int, sha256: str | None = None, cache: Path | N
         sha256: the weights' SHA-256 when known (else computed).
         cache: folder of graphs (default ``default_cache_dir() / "onnx"``).
     """
+    import atexit
     import shutil
     import tempfile
     import warnings
@@ -264,10 +265,11 @@ def yolo_onnx(path: Path, imgsz: int, sha256: str | None = None, cache: Path | N
         folder.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(file, graph)
         return file
-    except OSError:  # a cache that cannot be written: a temporary file, exported again at the next load
+    except OSError:  # a cache that cannot be written: a temporary file, removed at exit, exported again next time
         fd, name = tempfile.mkstemp(prefix="cupcheck-yolo-", suffix=".onnx")
         with os.fdopen(fd, "wb") as f:
             f.write(graph)
+        atexit.register(Path(name).unlink, missing_ok=True)
         return Path(name)
 
 

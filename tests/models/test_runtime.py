@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -145,6 +146,26 @@ def test_yolo_runs_in_onnx_runtime_from_a_cached_graph_at_any_input_size(tmp_pat
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-2)
         np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-4)
         assert (a.cls == b.cls).all()
+
+
+def test_a_graph_the_cache_cannot_hold_is_a_temporary_file_removed_at_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import atexit
+
+    at_exit: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+    monkeypatch.setattr(atexit, "register", lambda f, *a, **k: at_exit.append((f, a, k)))
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")  # the cache folder cannot be made
+    det = Detector.load()
+    assert det.yolo_path is not None
+    graph = yolo_onnx(det.yolo_path, det.settings.imgsz, det.settings.yolo_sha256, cache=blocked)
+    assert graph.is_file() and graph.parent != blocked and graph.stat().st_size > 100_000
+    removals = [(f, a, k) for f, a, k in at_exit if getattr(f, "__self__", None) == graph]
+    assert len(removals) == 1
+    f, a, k = removals[0]
+    f(*a, **k)
+    assert not graph.exists()
 
 
 def test_yolo_falls_back_to_torch_when_its_graph_cannot_be_made(
