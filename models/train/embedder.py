@@ -1,8 +1,10 @@
 """Train the coin embedder by metric learning (sub-centre ArcFace), validating on held-out designs every epoch.
 
 Classes are designs: a synthetic family's shared obverse is one class for all of its types, and each real
-denomination (both sides mixed) is one class. Synthetic families picked by :func:`is_heldout_family` are never
-trained on; they and the real test crops (split by source photo) give Recall@1/5 after every epoch.
+denomination (both sides mixed) is one class. A design is named within its mint (``mint<seed>/t0012-rev``), so
+data sets of several mints never merge two coins that only share a catalogue number. Synthetic families picked by
+:func:`is_heldout_family` are never trained on; they and the real test crops (split by source photo) give
+Recall@1/5 after every epoch.
 """
 
 from __future__ import annotations
@@ -351,13 +353,15 @@ def load_train_data(cfg: EmbedTrainConfig) -> TrainData:
     val_synth: list[CropRecord] = []
     seeds = []
     for folder in cfg.data:
-        recs = read_synth_crops(folder)
-        tr, held = split_heldout(recs, cfg.holdout_fraction)
-        train += tr
-        val_synth += held
         mint = read_mint(folder)
         if "seed" in mint:
             seeds.append(int(mint["seed"]))
+        # design ids ("t0012-rev", "f003-obv") are numbered within a mint: another mint's t0012 is another coin
+        mint_key = f"mint{int(mint['seed'])}" if "seed" in mint else str(Path(folder).resolve())
+        recs = [replace(r, label=f"{mint_key}/{r.label}") for r in read_synth_crops(folder)]
+        tr, held = split_heldout(recs, cfg.holdout_fraction)
+        train += tr
+        val_synth += held
     real_refs: list[CropRecord] = []
     real_queries: list[CropRecord] = []
     if cfg.real is not None:

@@ -12,7 +12,7 @@ import pytest
 
 from models.embedder import Embedder
 from models.train.crops_data import read_real_crops, read_synth_crops, split_heldout
-from models.train.embedder import augment_crop, config_from_args, recall_at_k, train_embedder
+from models.train.embedder import augment_crop, config_from_args, load_train_data, recall_at_k, train_embedder
 from models.types import Side
 from tests.models.embed_helpers import coin_image
 
@@ -68,6 +68,21 @@ def write_synth_crops(root: Path) -> Path:
         w.writerows(rows)
     (root / "mint.json").write_text(json.dumps({"n_types": 12, "seed": 5, "types": []}))
     return root
+
+
+def test_designs_of_different_mints_are_different_classes(tmp_path: Path) -> None:
+    first = write_synth_crops(tmp_path / "a")
+    other = write_synth_crops(tmp_path / "b")  # the same catalogue numbers in another mint
+    (other / "mint.json").write_text(json.dumps({"n_types": 12, "seed": 6, "types": []}))
+    again = write_synth_crops(tmp_path / "c")  # a second rendering of the first mint
+    one = load_train_data(config_from_args(data=(str(first),)))
+    assert len(one.label_names) >= 6 and all(n.startswith("mint5/") for n in one.label_names)
+    assert {r.label.split("/")[0] for r in one.val_synth} == {"mint5"}  # held-out families are named alike
+    two = load_train_data(config_from_args(data=(str(first), str(other))))
+    assert two.mint_seeds == [5, 6] and len(two.label_names) == 2 * len(one.label_names)
+    assert {n.replace("mint6/", "mint5/", 1) for n in two.label_names} == set(one.label_names)
+    same = load_train_data(config_from_args(data=(str(first), str(again))))
+    assert same.label_names == one.label_names and len(same.train) == 2 * len(one.train)
 
 
 def test_read_synth_crops_labels_are_designs(tmp_path: Path) -> None:
