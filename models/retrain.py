@@ -221,13 +221,20 @@ def compare(
     new_voter: Voter,
     new_threshold: ThresholdChoice,
     holdout: PairSet,
+    frozen: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Comparison:
-    """Score the holdout with both models and apply :func:`models.gate.promotion_gate`."""
+    """Score the holdout (and the bundle's frozen calibration pairs ``(x, y)``, when given) with both models and
+    apply :func:`models.gate.promotion_gate`."""
     old_s = old_voter.predict(holdout.x) if len(holdout) else np.zeros(0)
     new_s = new_voter.predict(holdout.x) if len(holdout) else np.zeros(0)
     old_m = holdout_metrics(old_s, holdout.y, old_threshold.threshold, old_threshold.delta)
     new_m = holdout_metrics(new_s, holdout.y, new_threshold.threshold, new_threshold.delta)
-    decision = promotion_gate(old_m, new_m, target=new_threshold.target)
+    frozen_old = frozen_new = None
+    if frozen is not None and len(frozen[1]):
+        fx, fy = frozen
+        frozen_old = holdout_metrics(old_voter.predict(fx), fy, old_threshold.threshold, old_threshold.delta)
+        frozen_new = holdout_metrics(new_voter.predict(fx), fy, new_threshold.threshold, new_threshold.delta)
+    decision = promotion_gate(old_m, new_m, target=new_threshold.target, frozen_old=frozen_old, frozen_new=frozen_new)
     return Comparison(decision, old_s, new_s, holdout.y, old_threshold.threshold, new_threshold.threshold)
 
 
@@ -304,7 +311,7 @@ def retrain_bundle(
     cal_scores = voter.predict(cal_x)
     choice = choose_threshold(cal_scores, cal_y, target=target, delta=delta)
     old_choice = current.threshold
-    comparison = compare(current_voter, old_choice, voter, choice, hold)
+    comparison = compare(current_voter, old_choice, voter, choice, hold, frozen)
     out.mkdir(parents=True, exist_ok=True)
     voter_path = voter.save(out / "voter.txt")
     pooler_path = pooler.save(out / "pooler.pt")

@@ -117,6 +117,11 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
     assert entry.metrics["holdout_cups"] > 0 and entry.metrics["cal_cups"] > 0
     assert entry.metrics["pass_audit"] == {"audited": 0, "wrong": 0}
     assert (reg.current == first.candidate) is (first.code == EXIT_PROMOTED) is first.decision.promote
+    # the gate also compares both models on the bundle's frozen calibration pairs, each at its own threshold
+    frozen = first.decision.frozen_new
+    assert frozen is not None and first.decision.frozen_old is not None and frozen.n_pairs == FROZEN
+    assert any(f"on the {FROZEN} frozen calibration pairs" in r for r in first.decision.reasons)
+    assert entry.metrics["holdout"]["frozen_new"]["n_pairs"] == FROZEN
     assert first.report is not None and (first.report.parent / "old_vs_new.png").stat().st_size > 1000
     candidate = load_bundle(station_home / "models" / first.candidate / "verdict.json")
     assert candidate.train["retrained_from"] == version

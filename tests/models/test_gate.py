@@ -79,3 +79,27 @@ def test_a_voter_trained_on_shuffled_labels_is_rejected() -> None:
     assert not decision.promote, decision.reasons
     # and the other way round, the good voter replaces the degraded one
     assert promotion_gate(bad_m, good_m, target=0.99).promote
+
+
+def _frozen(n_acc: int, n_err: int, n_pos: int = 4829, n: int = 18284):
+    """A model on ``n`` frozen calibration pairs: ``n_acc`` PASS, ``n_err`` of them wrong, ``n_pos`` correct."""
+    scores = np.r_[np.ones(n_acc), np.zeros(n - n_acc)]
+    correct = np.zeros(n, bool)
+    correct[: n_acc - n_err] = True
+    correct[n_acc : n_acc + n_pos - (n_acc - n_err)] = True
+    return holdout_metrics(scores, correct, 0.5)
+
+
+def test_a_candidate_that_certifies_fewer_frozen_calibration_pairs_is_rejected() -> None:
+    station_old, station_new = _m(3, 0, 10), _m(3, 0, 10)  # a station holdout of FLAGs: both pass as little
+    assert promotion_gate(station_old, station_new, target=0.995).promote
+    frozen_old, frozen_new = _frozen(1163, 1), _frozen(931, 0)  # the refit pushed correct pairs under the line
+    assert frozen_new.precision_lower_bound > frozen_old.precision_lower_bound
+    decision = promotion_gate(station_old, station_new, 0.995, frozen_old=frozen_old, frozen_new=frozen_new)
+    assert not decision.promote
+    assert decision.reasons[0] == "fails: auto-pass on the 18284 frozen calibration pairs 19.3% vs 24.1%"
+    assert decision.to_dict()["frozen_new"]["n_accepted"] == 931
+    kept = promotion_gate(station_old, station_new, 0.995, frozen_old=frozen_old, frozen_new=_frozen(1170, 1))
+    assert kept.promote and kept.frozen_old is frozen_old
+    with pytest.raises(ValueError, match="both models or of neither"):
+        promotion_gate(station_old, station_new, 0.995, frozen_old=frozen_old)
