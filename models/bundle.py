@@ -12,6 +12,8 @@ A bundle is one JSON file (``verdict.json``) beside the weights it names::
     calibration                the calibration pairs' scores (5 decimals) and truth ("0"/"1" string), so the
                                threshold can be re-chosen for another target precision without the data
     train                      how the voter was trained (data, counts, metrics)
+    references                 optional: file + sha256 of station references added to the gallery
+                               (:mod:`models.references`, written by the nightly retrain)
 
 Paths are relative to the bundle's folder. Every verdict records ``version``.
 """
@@ -96,6 +98,9 @@ class Bundle:
         version: ``"verdict-<sha8>"``.
         pass_min_coins: the hard rules' fewest coins of a cup that may pass (:func:`models.voter.passable`); the
             threshold is certified under it. ``1`` (any cup with a coin) for a bundle from before the rule.
+        references_file: station references the pipeline adds to the station's gallery
+            (:class:`models.references.StationReferences`); ``None``: none.
+        references_sha256: their hash.
     """
 
     root: Path
@@ -116,6 +121,8 @@ class Bundle:
     version: str = ""
     feature_set: int = FEATURE_SET
     pass_min_coins: int = 1
+    references_file: str | None = None
+    references_sha256: str = ""
 
     def check_feature_set(self) -> None:
         """Raise :class:`BundleError` when the voter was trained on other features than this version measures."""
@@ -196,6 +203,12 @@ class Bundle:
                 "correct": "".join("1" if c else "0" for c in self.cal_correct),
             },
             "train": self.train,
+            # written only where there are some, so a bundle without them keeps its document and version
+            **(
+                {"references": {"file": self.references_file, "sha256": self.references_sha256}}
+                if self.references_file
+                else {}
+            ),
         }
 
     def compute_version(self) -> str:
@@ -211,12 +224,15 @@ class Bundle:
         return write_bytes_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
 
     def check_files(self) -> None:
-        """Verify the voter and pooler files' hashes.
+        """Verify the hashes of the voter, the pooler and the station references (when the bundle has some).
 
         Raises:
             BundleError: a file is missing or changed.
         """
-        for rel, sha in ((self.voter_file, self.voter_sha256), (self.pooler_file, self.pooler_sha256)):
+        files = [(self.voter_file, self.voter_sha256), (self.pooler_file, self.pooler_sha256)]
+        if self.references_file:
+            files.append((self.references_file, self.references_sha256))
+        for rel, sha in files:
             p = self.path(rel)
             assert p is not None
             if not p.is_file():
@@ -268,6 +284,8 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
             version=str(doc.get("version", "")),
             feature_set=int(doc.get("feature_set", 1)),
             pass_min_coins=int(doc["voter"].get("min_coins", 1)),
+            references_file=doc.get("references", {}).get("file"),
+            references_sha256=str(doc.get("references", {}).get("sha256", "")),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{file}: invalid bundle ({err})") from err

@@ -242,6 +242,7 @@ class GalleryView:
         self.ref_type: IntArray = np.array([self.type_index[e.type_id] for e in ents], np.int64)
         self.ref_side: IntArray = np.array([1 if e.side == Side.REVERSE else 0 for e in ents], np.int64)
         designs = sorted({e.design for e in ents})
+        self.designs: list[str] = designs
         d_index = {d: i for i, d in enumerate(designs)}
         self.ref_design: IntArray = np.array([d_index[e.design] for e in ents], np.int64)
         n_t = len(self.types)
@@ -342,6 +343,19 @@ class GalleryView:
         rate[ok] = pair[ok, of_all[ok]]
         of[ok] = np.where(rate[ok] > 0, of_all[ok], -1)
         return rate, of
+
+    def adopt_type_statistics(self, other: GalleryView) -> None:
+        """Take ``other``'s per-type lookalike statistics (``confusion``, ``self_similarity``, ``lookalike_rate``,
+        ``lookalike_of``): a view holding station references beside the enrolment photos judges each coin against
+        all of them, but describes each type as its enrolment did, the way the calibration galleries were.
+
+        Raises:
+            ValueError: ``other`` holds other types.
+        """
+        if other.types != self.types:
+            raise ValueError("the two views hold different types")
+        self.confusion, self.self_similarity = other.confusion, other.self_similarity
+        self.lookalike_rate, self.lookalike_of = other.lookalike_rate, other.lookalike_of
 
     def declared(self, candidate: int) -> str | None:
         """The enrolled type the catalogue declares a lookalike of ``candidate``, else ``None``."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -45,6 +45,7 @@ from models.features import (
 from models.foreground import ForegroundRegion, unexplained_regions
 from models.gallery import RERANK_DEPTH, Gallery, reranked_score
 from models.pooling import SetPooler
+from models.references import ReferencesError, StationReferences, with_references
 from models.runtime import DEFAULT_BACKEND
 from models.template import signatures
 from models.types import (
@@ -142,6 +143,9 @@ class Pipeline:
         cup_roi: the cup's interior (from the station's calibration); only differences inside it count.
         uncertified: why the bundle's PASS guarantee may not hold for this pipeline, ``""`` when nothing says so
             (a detector other than the one that cut the calibration cups).
+        references: the bundle's station references, which ``view`` holds beside ``gallery``'s
+            (:mod:`models.references`); ``None``: none.
+        catalogue: the station's catalogue (diameters, declared lookalikes) ``view`` was built with.
     """
 
     embedder: Embedder
@@ -156,6 +160,8 @@ class Pipeline:
     empty_tray: UInt8Array | None = None
     cup_roi: CupRoi | None = None
     uncertified: str = ""
+    references: StationReferences | None = None
+    catalogue: dict[str, TypeInfo] | None = None
 
     @classmethod
     def from_parts(
@@ -196,11 +202,17 @@ class Pipeline:
                 "the voter compares coins with the references' template signatures, but this gallery was "
                 "enrolled without them; re-enrol the catalogue (`cupcheck enroll CATALOG_DIR --rebuild`)"
             )
-        diameters = {t: i.diameter_mm for t, i in (catalogue or {}).items()}
+        refs = None
+        refs_path = bundle.path(bundle.references_file)
+        if refs_path is not None:
+            try:
+                refs = StationReferences.load(refs_path, None if allow_mismatch else embedder.version)
+            except ReferencesError as err:
+                raise BundleError(str(err)) from err
         return cls(
             embedder=embedder,
             gallery=gallery,
-            view=GalleryView.from_gallery(gallery, diameters, catalog_lookalikes(catalogue or {})),
+            view=station_view(gallery, refs, catalogue),
             pooler=pooler,
             voter=voter,
             threshold=bundle.threshold,
@@ -210,6 +222,8 @@ class Pipeline:
             empty_tray=empty_tray,
             cup_roi=cup_roi,
             uncertified=detector_mismatch(bundle, detector),
+            references=refs,
+            catalogue=catalogue,
         )
 
     @classmethod
@@ -275,6 +289,15 @@ class Pipeline:
     def with_threshold(self, threshold: ThresholdChoice) -> Pipeline:
         """The same pipeline with another acceptance threshold."""
         return Pipeline(**{**self.__dict__, "threshold": threshold})
+
+    def with_references(self, refs: StationReferences | None) -> Pipeline:
+        """The same pipeline whose view holds the station's gallery plus ``refs`` instead of the bundle's own.
+
+        Raises:
+            ReferencesError: ``refs`` were made by another embedder.
+        """
+        view = station_view(self.gallery, refs, self.catalogue)
+        return Pipeline(**{**self.__dict__, "view": view, "references": refs})
 
     # ------------------------------------------------------------------------------------------------ running
 
@@ -409,6 +432,12 @@ class Pipeline:
         t2 = time.perf_counter()
         timings = {**timings, "embed": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}
         return Observation(instances, coin_idx, object_idx, coins, type_best, type_arg, timings, unexplained)
+
+    def rescore(self, obs: Observation) -> Observation:
+        """``obs`` with its coins scored against this pipeline's view (an observation made by a pipeline with the
+        same embedder but other station references)."""
+        type_best, type_arg = self.view.type_scores(obs.coins.embeddings)
+        return replace(obs, type_best=type_best, type_arg=type_arg)
 
     def decide(self, obs: Observation, expected_type: str) -> Verdict:
         """The verdict for an observed cup and an expected type.
@@ -575,6 +604,22 @@ class Pipeline:
         elif not reasons:
             reasons.append(f"not sure enough: p_correct {p:.3f} is below the threshold {self.threshold.threshold:.3f}")
         return reasons
+
+
+def station_view(
+    gallery: Gallery, refs: StationReferences | None, catalogue: dict[str, TypeInfo] | None
+) -> GalleryView:
+    """The view the voter scores against: ``gallery`` plus the station references ``refs`` (of enrolled types),
+    with the catalogue's diameters and declared lookalikes. Each type's lookalike statistics come from ``gallery``
+    alone (:meth:`~models.features.GalleryView.adopt_type_statistics`)."""
+    diameters = {t: i.diameter_mm for t, i in (catalogue or {}).items()}
+    lookalikes = catalog_lookalikes(catalogue or {})
+    base = GalleryView.from_gallery(gallery, diameters, lookalikes)
+    if refs is None or len(refs) == 0:
+        return base
+    view = GalleryView.from_gallery(with_references(gallery, refs), diameters, lookalikes)
+    view.adopt_type_statistics(base)
+    return view
 
 
 def _suspicious(scores: CoinScores, j: int) -> bool:

@@ -4,10 +4,11 @@ The station's labelled cups (:class:`LabelledCup`, built from the verdict log by
 a stable hash of the cup id into ``train``, ``cal`` and a frozen ``holdout`` (a cup never changes split, so the
 holdout of later runs still holds every earlier holdout cup). Each cup gives (cup, candidate) pairs: its expected
 type, its true type when the supervisor corrected it, and wrong candidates drawn first among the types sharing a
-design with it. The voter is refit by continued boosting from the one in force
-(:func:`models.voter.train_voter` with ``init_model``), the threshold is chosen again on the ``cal`` pairs
-(:func:`calibration.risk.choose_threshold`), and both models are measured on the holdout pairs
-(:func:`models.gate.holdout_metrics`).
+design with it. The ``train`` cups' confirmed coins become station references (:func:`select_references`,
+:mod:`models.references`) that the candidate's gallery view holds beside the enrolment photos. The voter is refit
+by continued boosting from the one in force (:func:`models.voter.train_voter` with ``init_model``), the threshold is
+chosen again on the ``cal`` pairs (:func:`calibration.risk.choose_threshold`), and both models are measured on the
+holdout pairs (:func:`models.gate.holdout_metrics`), each through its own gallery view.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,11 +26,17 @@ from calibration.risk import ThresholdChoice, choose_threshold
 from models.bundle import Bundle
 from models.features import CupCoins, GalleryView, feature_vector, pair_evidence
 from models.files import sha256_file
+from models.gallery import GalleryEntry
 from models.gate import GateDecision, holdout_metrics, promotion_gate
 from models.label_quality import LabelIssue, rank_label_issues
 from models.pooling import SetPooler
+from models.references import REFERENCES_FILE, StationReferences
 from models.train.voter import CALIBRATION_FEATURES, load_calibration_features, save_calibration_features
+from models.types import Side
 from models.voter import Voter, train_voter
+
+if TYPE_CHECKING:
+    from models.pipeline import Pipeline
 
 SPLITS = ("train", "cal", "holdout")
 
@@ -163,6 +170,7 @@ class RetrainConfig:
         delta: failure probability (``None``: the bundle's).
         shuffle_labels: train on shuffled labels, from scratch (a deliberately degraded candidate for checks).
         seed: seed.
+        references_per_design: station references kept per (type, design) (:func:`select_references`); 0: none.
     """
 
     holdout_fraction: float = 0.25
@@ -173,6 +181,7 @@ class RetrainConfig:
     delta: float | None = None
     shuffle_labels: bool = False
     seed: int = 0
+    references_per_design: int = 20
 
 
 REFIT_PARAMS: dict[str, Any] = {"min_data_in_leaf": 5, "learning_rate": 0.05}
@@ -205,7 +214,8 @@ def refit_voter(current: Voter, train: PairSet, cfg: RetrainConfig) -> Voter:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The old and the candidate model on the holdout, and the gate's decision."""
+    """The old and the candidate model on the holdout, and the gate's decision (``y``: the truth of the pairs
+    ``new_scores`` scored; ``old_y``: of those ``old_scores`` scored, the same cups seen through the old gallery)."""
 
     decision: GateDecision
     old_scores: np.ndarray
@@ -213,6 +223,7 @@ class Comparison:
     y: np.ndarray
     old_threshold: float
     new_threshold: float
+    old_y: np.ndarray | None = None
 
 
 def compare(
@@ -222,12 +233,18 @@ def compare(
     new_threshold: ThresholdChoice,
     holdout: PairSet,
     frozen: tuple[np.ndarray, np.ndarray] | None = None,
+    old_holdout: PairSet | None = None,
 ) -> Comparison:
     """Score the holdout (and the bundle's frozen calibration pairs ``(x, y)``, when given) with both models and
-    apply :func:`models.gate.promotion_gate`."""
-    old_s = old_voter.predict(holdout.x) if len(holdout) else np.zeros(0)
+    apply :func:`models.gate.promotion_gate`.
+
+    ``old_holdout``: the same cups' pairs as the model in force sees them, when its gallery differs from the
+    candidate's (other station references); default ``holdout``.
+    """
+    old_hold = holdout if old_holdout is None else old_holdout
+    old_s = old_voter.predict(old_hold.x) if len(old_hold) else np.zeros(0)
     new_s = new_voter.predict(holdout.x) if len(holdout) else np.zeros(0)
-    old_m = holdout_metrics(old_s, holdout.y, old_threshold.threshold, old_threshold.delta)
+    old_m = holdout_metrics(old_s, old_hold.y, old_threshold.threshold, old_threshold.delta)
     new_m = holdout_metrics(new_s, holdout.y, new_threshold.threshold, new_threshold.delta)
     frozen_old = frozen_new = None
     if frozen is not None and len(frozen[1]):
@@ -235,7 +252,7 @@ def compare(
         frozen_old = holdout_metrics(old_voter.predict(fx), fy, old_threshold.threshold, old_threshold.delta)
         frozen_new = holdout_metrics(new_voter.predict(fx), fy, new_threshold.threshold, new_threshold.delta)
     decision = promotion_gate(old_m, new_m, target=new_threshold.target, frozen_old=frozen_old, frozen_new=frozen_new)
-    return Comparison(decision, old_s, new_s, holdout.y, old_threshold.threshold, new_threshold.threshold)
+    return Comparison(decision, old_s, new_s, holdout.y, old_threshold.threshold, new_threshold.threshold, old_hold.y)
 
 
 @dataclass(frozen=True)
@@ -256,24 +273,80 @@ class Candidate:
     label_issues: tuple[LabelIssue, ...] = ()
 
 
+def select_references(
+    cups: Sequence[LabelledCup],
+    view: GalleryView,
+    embedder_version: str,
+    *,
+    per_design: int,
+    holdout_fraction: float = 0.25,
+    cal_fraction: float = 0.35,
+    exclude: frozenset[int] = frozenset(),
+) -> StationReferences:
+    """Station references from the coins of the ``train`` split's labelled cups.
+
+    Each coin whose ruling names an enrolled type, and whose nearest reference shows a design of that type, becomes
+    a reference of the type on that design (a coin the gallery puts nearest another type's own design is left out:
+    which side it shows is not known). Per (type, design) the ``per_design`` newest rulings are kept. Cups in
+    ``exclude`` (rulings cleanlab suspects) and coins without a template signature, when the view compares
+    templates, give none; the ``cal`` and ``holdout`` cups never give one, so the candidate is measured on cups it
+    took nothing from.
+    """
+    dim = view.refs.shape[1]
+    chosen: dict[tuple[str, str], list[tuple[str, int, np.ndarray, np.ndarray | None, GalleryEntry]]] = {}
+    for cup in cups:
+        if cup.cup_id in exclude or split_of(cup.cup_id, holdout_fraction, cal_fraction) != "train" or not cup.coins.n:
+            continue
+        sigs = cup.coins.signatures
+        if view.has_templates and sigs is None:
+            continue
+        best, arg = view.type_scores(cup.coins.embeddings)
+        for j, type_id in enumerate(cup.coin_types):
+            t = view.type_index.get(type_id)
+            if t is None:
+                continue
+            # the coin's nearest reference must show a design of its type: that gives the side it lies on (a coin
+            # put on its type's distinctive design while it shows the shared side would teach every lookalike)
+            row = int(arg[j, int(np.argmax(best[j]))])
+            if not view.design_types[view.ref_design[row], t]:
+                continue
+            side = Side.REVERSE if view.ref_side[row] == 1 else Side.OBVERSE
+            entry = GalleryEntry(
+                type_id, side, design_id=view.designs[int(view.ref_design[row])], source=f"cup:{cup.cup_id}/coin:{j}"
+            )
+            sig = None if sigs is None else np.asarray(sigs[j])
+            chosen.setdefault((type_id, entry.design), []).append(
+                (cup.labelled_at, cup.cup_id, cup.coins.embeddings[j], sig, entry)
+            )
+    rows = [r for key in sorted(chosen) for r in sorted(chosen[key], key=lambda r: (r[0], r[1]))[-per_design:]]
+    if not rows:
+        return StationReferences.empty(dim, embedder_version)
+    sig_rows = [r[3] for r in rows]
+    signatures = np.stack(sig_rows) if all(g is not None for g in sig_rows) else None  # type: ignore[arg-type]
+    return StationReferences(
+        np.stack([r[2] for r in rows]).astype(np.float32), tuple(r[4] for r in rows), signatures, embedder_version
+    )
+
+
 def retrain_bundle(
     current: Bundle,
-    current_voter: Voter,
-    pooler: SetPooler,
-    view: GalleryView,
+    pipeline: Pipeline,
     cups: Sequence[LabelledCup],
     out: Path,
     cfg: RetrainConfig | None = None,
 ) -> Candidate:
-    """Refit the voter on the station's labels, choose its threshold, compare on the holdout, write the bundle.
+    """Take station references, refit the voter, choose its threshold, compare on the holdout, write the bundle.
+
+    Two candidates are built, both with the station references of :func:`select_references` (none with
+    ``cfg.references_per_design == 0``): the voter refit by continued boosting, then, only when the gate rejects
+    that one and there are references, the voter in force. The first the gate promotes is returned, else the
+    refit.
 
     Args:
         current: the bundle in force.
-        current_voter: its voter.
-        pooler: its set pooler (kept as is).
-        view: the station's gallery view.
+        pipeline: its loaded pipeline (voter, pooler, and the station's gallery with the bundle's references).
         cups: every labelled cup.
-        out: staging folder for the candidate (``voter.txt``, ``pooler.pt``, ``verdict.json``).
+        out: staging folder for the candidate (``voter.txt``, ``pooler.pt``, ``verdict.json``, ``references.npz``).
         cfg: settings.
 
     Raises:
@@ -284,37 +357,66 @@ def retrain_bundle(
     cfg = cfg or RetrainConfig()
     target = cfg.target if cfg.target is not None else current.threshold.target
     delta = cfg.delta if cfg.delta is not None else current.threshold.delta
-    pairs = labelled_pairs(
-        cups,
-        view,
-        pooler,
-        current.features,
-        gem_p=current.preprocess.gem_p,
-        negatives=cfg.negatives,
-        seed=cfg.seed,
-    )
-    split = np.array([split_of(int(c), cfg.holdout_fraction, cfg.cal_fraction) for c in pairs.cup_id], dtype=str)
-    train, cal, hold = (pairs.subset(split == s) for s in SPLITS)
+
+    def pairs_in(view: GalleryView) -> PairSet:
+        return labelled_pairs(
+            cups,
+            view,
+            pipeline.pooler,
+            current.features,
+            gem_p=current.preprocess.gem_p,
+            negatives=cfg.negatives,
+            seed=cfg.seed,
+        )
+
+    def splits(pairs: PairSet) -> tuple[PairSet, PairSet, PairSet]:
+        split = np.array([split_of(int(c), cfg.holdout_fraction, cfg.cal_fraction) for c in pairs.cup_id], dtype=str)
+        train, cal, hold = (pairs.subset(split == s) for s in SPLITS)
+        return train, cal, hold
+
+    old_pairs = pairs_in(pipeline.view)
+    old_hold = splits(old_pairs)[2]
+    prim = old_pairs.subset(old_pairs.primary)
+    issues = tuple(rank_label_issues(prim.cup_id.tolist(), prim.y, pipeline.voter.predict(prim.x))) if len(prim) else ()
+    refs = None
+    if cfg.references_per_design > 0:
+        refs = select_references(
+            cups,
+            pipeline.view,
+            pipeline.embedder.version,
+            per_design=cfg.references_per_design,
+            holdout_fraction=cfg.holdout_fraction,
+            cal_fraction=cfg.cal_fraction,
+            exclude=frozenset(i.cup_id for i in issues if i.flagged),
+        )
+    view = pipeline.with_references(refs).view
+    train, cal, hold = splits(pairs_in(view))
     if len(cal) == 0:
         raise ValueError("no labelled cups fall in the calibration split yet")
-    prim = pairs.subset(pairs.primary)
-    issues = tuple(rank_label_issues(prim.cup_id.tolist(), prim.y, current_voter.predict(prim.x))) if len(prim) else ()
-    voter = refit_voter(current_voter, train, cfg)
     # The threshold is certified on the station's calibration cups together with the bundle's own calibration
     # pairs (their features are kept beside it), re-scored by the new voter: a day's labels alone are far too
     # few to certify 99.5 % (at least 598 passes without an error at delta 0.05).
-    cal_x, cal_y = cal.x, cal.y
     root = current.path(".")
     frozen = load_calibration_features(root / CALIBRATION_FEATURES, current.features) if root else None
+    cal_x, cal_y = cal.x, cal.y
     if frozen is not None:
         cal_x, cal_y = np.concatenate([cal_x, frozen[0]]), np.concatenate([cal_y, frozen[1]])
-    cal_scores = voter.predict(cal_x)
-    choice = choose_threshold(cal_scores, cal_y, target=target, delta=delta)
-    old_choice = current.threshold
-    comparison = compare(current_voter, old_choice, voter, choice, hold, frozen)
+
+    def judged(voter: Voter) -> tuple[Voter, ThresholdChoice, np.ndarray, Comparison]:
+        cal_scores = voter.predict(cal_x)
+        choice = choose_threshold(cal_scores, cal_y, target=target, delta=delta)
+        cmp = compare(pipeline.voter, current.threshold, voter, choice, hold, frozen, old_hold)
+        return voter, choice, cal_scores, cmp
+
+    tried = [judged(refit_voter(pipeline.voter, train, cfg))]
+    if not tried[0][3].decision.promote and refs is not None and len(refs) and not cfg.shuffle_labels:
+        tried.append(judged(pipeline.voter))
+    voter, choice, cal_scores, comparison = next((t for t in tried if t[3].decision.promote), tried[0])
+    kept = voter is pipeline.voter
     out.mkdir(parents=True, exist_ok=True)
     voter_path = voter.save(out / "voter.txt")
-    pooler_path = pooler.save(out / "pooler.pt")
+    pooler_path = pipeline.pooler.save(out / "pooler.pt")
+    refs_path = refs.save(out / REFERENCES_FILE) if refs is not None and len(refs) else None
     if frozen is not None:
         # only the bundle's own pairs travel on: the station's are rebuilt from its labels at every retrain, and
         # passing them on too would count each station cup again in every later generation's calibration
@@ -325,15 +427,19 @@ def retrain_bundle(
         **{f"{s}_positive": int(p.y.sum()) for s, p in zip(SPLITS, (train, cal, hold), strict=True)},
         **{f"{s}_cups": len(set(p.cup_id.tolist())) for s, p in zip(SPLITS, (train, cal, hold), strict=True)},
         "frozen_cal_pairs": 0 if frozen is None else len(frozen[1]),
+        "station_references": 0 if refs is None else len(refs),
     }
     summary = {
         "retrained_from": current.version,
         "source": "station labels",
         "shuffled_labels": cfg.shuffle_labels,
         "rounds": voter.info.get("rounds"),
+        "voter": "kept (the refit was rejected by the gate)" if kept else "refit",
         **counts,
         "holdout": comparison.decision.to_dict(),
     }
+    if kept:
+        summary["refit_rejected"] = list(tried[0][3].decision.reasons)
     bundle = replace(
         current,
         root=out,
@@ -348,6 +454,8 @@ def retrain_bundle(
         cal_correct=cal_y,
         train=summary,
         version="",
+        references_file=None if refs_path is None else refs_path.name,
+        references_sha256="" if refs_path is None else sha256_file(refs_path),
     )
     bundle = replace(bundle, version=bundle.compute_version())
     bundle.save(out / "verdict.json")

@@ -1,4 +1,5 @@
-"""The nightly retrain: export the station's labels, refit and recalibrate, gate on the holdout, promote.
+"""The nightly retrain: export the station's labels, take station references, refit and recalibrate, gate on the
+holdout, promote.
 
 :func:`run_retrain` is what ``cupcheck retrain`` and ``cupcheck simulate-day`` call. It reads the verdict log
 (:mod:`db.repository`), turns each labelled cup into a :class:`models.retrain.LabelledCup` (logged embeddings are
@@ -276,7 +277,7 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
     staging = Path(tempfile.mkdtemp(prefix=".candidate-", dir=staging_root))
     try:
         try:
-            cand = retrain_bundle(current, pipeline.voter, pipeline.pooler, pipeline.view, cups, staging, opts.config)
+            cand = retrain_bundle(current, pipeline, cups, staging, opts.config)
         except ValueError as err:
             msg = f"nothing to do: {err}"
             _log.info(msg)

@@ -24,10 +24,9 @@ def plot_old_vs_new(cand: Candidate, path: Path) -> Path:
     fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax1, ax2 = fig.subplots(1, 2)
-    y = cmp.y
-    for name, scores, thr, colour in (
-        ("in force", cmp.old_scores, cmp.old_threshold, "tab:blue"),
-        ("candidate", cmp.new_scores, cmp.new_threshold, "tab:orange"),
+    for name, scores, y, thr, colour in (
+        ("in force", cmp.old_scores, cmp.y if cmp.old_y is None else cmp.old_y, cmp.old_threshold, "tab:blue"),
+        ("candidate", cmp.new_scores, cmp.y, cmp.new_threshold, "tab:orange"),
     ):
         if scores.size and y.any():
             curve = precision_coverage_curve(scores, y)

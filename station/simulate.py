@@ -199,7 +199,7 @@ def run_cycle(
         if verdict.decision == Decision.PASS:
             n["passed"] += 1
             n["wrong"] += not good
-        if start is not None and start.decide(obs, scene.expected_type).decision == Decision.PASS:
+        if start is not None and start.decide(start.rescore(obs), scene.expected_type).decision == Decision.PASS:
             n["start_passed"] += 1
             n["start_wrong"] += not good
         turn = frozenset(
@@ -295,7 +295,7 @@ def simulate(
             pipeline = Pipeline.load(home, current_bundle_path(home))
             if start is None:
                 start = pipeline
-            same = start.embedder.version == pipeline.embedder.version  # a retrain keeps embedder and gallery
+            same = start.embedder.version == pipeline.embedder.version  # a retrain keeps the embedder
             k = run_cycle(
                 home,
                 pipeline,

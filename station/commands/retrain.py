@@ -1,4 +1,5 @@
-"""``cupcheck retrain``: the nightly job: refit the voter on the station's labels, gate it, promote it.
+"""``cupcheck retrain``: the nightly job: station references and a voter refit from the station's labels, gated,
+promoted.
 
 Examples::
 
@@ -29,12 +30,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser(
         "retrain",
         help="refit the voter on the station's labels, recalibrate, and promote it if the holdout gate allows",
-        description="Export every label of the verdict log, refit the voter by continued boosting from the one in "
+        description="Export every label of the verdict log, turn the train split's confirmed coins into station "
+        "references beside the gallery, refit the voter by continued boosting from the one in "
         "force (train split), choose the PASS threshold again (calibration split plus the bundle's own "
         "calibration pairs), and score both models on the frozen holdout split. The candidate is registered "
         "under HOME/models/<version>/ and promoted only if it "
         "can PASS, its PASS precision lower bound is at least the old one's (or the target) and its auto-pass is "
-        "at least the old one's. Non-interactive; logs to HOME/models/retrain.log.",
+        "at least the old one's, on the holdout and on the bundle's frozen calibration pairs; when the refit fails, "
+        "the voter in force with the new references is tried. Non-interactive; logs to HOME/models/retrain.log.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -52,6 +55,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--holdout", type=float, default=0.25, help="share of cups in the frozen holdout (0.25)")
     p.add_argument("--cal", type=float, default=0.35, help="share of cups used for calibration (0.35)")
     p.add_argument("--rounds", type=int, default=60, help="boosting rounds added to the voter (60)")
+    p.add_argument(
+        "--references-per-design",
+        type=int,
+        default=20,
+        metavar="N",
+        help="station references per (type, design): confirmed coins of the training split added to the candidate's "
+        "gallery (20; 0: none)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -66,6 +77,8 @@ def _check(args: argparse.Namespace) -> None:
         raise CliError("--holdout and --cal must be in (0, 1) and leave a training share")
     if args.rounds < 1:
         raise CliError("--rounds must be at least 1")
+    if args.references_per_design < 0:
+        raise CliError("--references-per-design must be 0 or more")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         holdout_fraction=args.holdout,
         cal_fraction=args.cal,
         rounds=args.rounds,
+        references_per_design=args.references_per_design,
         target=args.target,
         delta=args.delta,
         seed=args.seed,

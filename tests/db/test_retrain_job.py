@@ -14,6 +14,8 @@ from db.repository import VerdictRepository
 from db.schema import LabelKind
 from models.bundle import load_bundle
 from models.features import FEATURES
+from models.pipeline import Pipeline
+from models.references import REFERENCES_FILE
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
@@ -132,6 +134,13 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
         station_home / "models" / first.candidate / CALIBRATION_FEATURES, candidate.features
     )
     assert stored is not None and len(stored[1]) == FROZEN  # the bundle's own pairs only, never the station's twice
+    # the training split's confirmed coins travel with the candidate as station references, and its pipeline
+    # scores coins against them beside the station's gallery
+    n_refs = candidate.train["station_references"]
+    assert n_refs == entry.metrics["station_references"] > 0
+    assert candidate.references_file == REFERENCES_FILE
+    pipe = Pipeline.load(station_home, station_home / "models" / first.candidate / "verdict.json", with_detector=False)
+    assert pipe.view.refs.shape[0] == len(pipe.gallery) + n_refs
     issues = json.loads((first.report.parent / "label_issues.json").read_text())
     assert len(issues) == 40 and [i["rank"] for i in issues[:3]] == [1, 2, 3]
 
