@@ -1,5 +1,6 @@
-"""Options shared by several commands: ``--backend`` (the bench targets), ``--cut-workers`` (train, eval), and the
-check that a count option is at least its smallest value."""
+"""Options shared by several commands: ``--backend`` (the bench targets), ``--cut-workers`` (train, eval),
+``--references-per-design`` (retrain, simulate-day), and the check that a count option is at least its smallest
+value."""
 
 from __future__ import annotations
 
@@ -53,3 +54,15 @@ def check_cut_workers(args: argparse.Namespace) -> int:
         CliError: it is below 1.
     """
     return check_at_least("--cut-workers", args.cut_workers, 1)
+
+
+def add_references_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--references-per-design N``: station references the retrain keeps per (type, design)."""
+    parser.add_argument(
+        "--references-per-design",
+        type=int,
+        default=20,
+        metavar="N",
+        help="station references per (type, design): confirmed coins of the training split added to the candidate's "
+        "gallery (20; 0: none)",
+    )

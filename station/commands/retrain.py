@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from station.commands.options import add_references_option, check_at_least
 from station.errors import CliError
 from station.home import resolve_home
 
@@ -55,14 +56,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--holdout", type=float, default=0.25, help="share of cups in the frozen holdout (0.25)")
     p.add_argument("--cal", type=float, default=0.35, help="share of cups used for calibration (0.35)")
     p.add_argument("--rounds", type=int, default=60, help="boosting rounds added to the voter (60)")
-    p.add_argument(
-        "--references-per-design",
-        type=int,
-        default=20,
-        metavar="N",
-        help="station references per (type, design): confirmed coins of the training split added to the candidate's "
-        "gallery (20; 0: none)",
-    )
+    add_references_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -77,8 +71,7 @@ def _check(args: argparse.Namespace) -> None:
         raise CliError("--holdout and --cal must be in (0, 1) and leave a training share")
     if args.rounds < 1:
         raise CliError("--rounds must be at least 1")
-    if args.references_per_design < 0:
-        raise CliError("--references-per-design must be 0 or more")
+    check_at_least("--references-per-design", args.references_per_design, 0)
 
 
 def run(args: argparse.Namespace) -> int:

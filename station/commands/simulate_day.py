@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from station.commands.options import add_references_option, check_at_least
 from station.errors import CliError
 
 
@@ -45,14 +46,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--target", type=float, default=None, help="precision target of the retrain (bundle's)")
     p.add_argument("--delta", type=float, default=None, help="failure probability of the retrain (bundle's)")
-    p.add_argument(
-        "--references-per-design",
-        type=int,
-        default=20,
-        metavar="N",
-        help="station references per (type, design): confirmed coins of the training split added to the candidate's "
-        "gallery (20; 0: none)",
-    )
+    add_references_option(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (home, report)")
     p.set_defaults(func=run)
 
@@ -61,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the simulation and print the report path."""
     if args.cups < 1 or args.cycles < 1 or args.types < 4:
         raise CliError("--cups and --cycles must be at least 1, --types at least 4")
-    if args.references_per_design < 0:
-        raise CliError("--references-per-design must be 0 or more")
+    check_at_least("--references-per-design", args.references_per_design, 0)
     for flag, value in (("--reverse-share", args.reverse_share), ("--audit-share", args.audit_share)):
         if not 0.0 <= value <= 1.0:
             raise CliError(f"{flag} must be between 0 and 1, got {value}")

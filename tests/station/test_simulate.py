@@ -70,9 +70,9 @@ def test_simulate_day_reports_auto_pass_beside_what_the_rules_allow(
     assert main(["simulate-day", "--audit-share", "-0.1", "--out", str(out)]) == 2
     assert "--audit-share must be between 0 and 1" in capsys.readouterr().err
     assert main(["simulate-day", "--references-per-design", "-1", "--out", str(out)]) == 2
-    assert "--references-per-design must be 0 or more" in capsys.readouterr().err
+    assert "--references-per-design must be >= 0, got -1" in capsys.readouterr().err
     assert main(["retrain", "--home", str(tmp_path / "h"), "--references-per-design", "-1"]) == 2
-    assert "--references-per-design must be 0 or more" in capsys.readouterr().err
+    assert "--references-per-design must be >= 0, got -1" in capsys.readouterr().err
 
 
 def test_the_operator_turns_the_coins_a_flag_names_and_checks_again(
