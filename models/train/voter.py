@@ -1074,7 +1074,7 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
 
 def recalibrate(
     bundle_path: Path | None,
-    data_cal: Path,
+    data_cal: Path | Sequence[Path],
     out: Path,
     cache: Path,
     *,
@@ -1094,7 +1094,8 @@ def recalibrate(
 
     Args:
         bundle_path: the bundle to recalibrate (``None``: the shipped one).
-        data_cal: calibration data set (``cupcheck synth``; the cups the bundle was calibrated on, or others).
+        data_cal: calibration data set (``cupcheck synth``; the cups the bundle was calibrated on, or others), or
+            several (other mints: each with its own gallery; their pairs are pooled).
         out: folder of the new bundle; the voter and pooler files are copied there when it is another folder.
         cache: cache folder for embeddings and galleries.
         max_cups: only the first cups (quick runs).
@@ -1131,33 +1132,40 @@ def recalibrate(
     if min_coins is not None:
         voter = replace(voter, min_coins=min_coins)
     seed = int(bundle.train.get("seed", 0))
-    cfg = TrainConfig(
-        data=data_cal,
-        out=out,
-        cache=cache,
-        embedder=emb_file,
-        detector=bundle.path(bundle.detector_dir),
-        instances=instances,
-        max_cups=max_cups,
-        seed=seed,
-        cut_workers=cut_workers,
-        enrol_per_side=bundle.enrol_per_side,
-    )
-    cal_cache, cal_view, cal_mint = load_split(data_cal, embedder, cfg, detector, progress)
-    cal_pairs = make_pairs(cal_cache, cal_mint, seed=seed + 2)
-    cal = pair_table(
-        cal_cache, cal_view, cal_pairs, pooler, gem_p=bundle.preprocess.gem_p, progress=progress, desc="features (cal)"
-    )
-    if set(TEMPLATE_FEATURES) & set(bundle.features) and not cal.has_templates:
-        raise ValueError("the voter needs template signatures but the calibration cups carry none")
-    x = cal.columns(bundle.features)
+    sets = [Path(data_cal)] if isinstance(data_cal, (str, Path)) else [Path(d) for d in data_cal]
+    if not sets:
+        raise FileNotFoundError("no calibration data set given")
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for data in sets:
+        cfg = TrainConfig(
+            data=data,
+            out=out,
+            cache=cache,
+            embedder=emb_file,
+            detector=bundle.path(bundle.detector_dir),
+            instances=instances,
+            max_cups=max_cups,
+            seed=seed,
+            cut_workers=cut_workers,
+            enrol_per_side=bundle.enrol_per_side,
+        )
+        cal_cache, cal_view, cal_mint = load_split(data, embedder, cfg, detector, progress)
+        cal_pairs = make_pairs(cal_cache, cal_mint, seed=seed + 2)
+        gem_p = bundle.preprocess.gem_p
+        cal = pair_table(cal_cache, cal_view, cal_pairs, pooler, gem_p=gem_p, progress=progress, desc="features (cal)")
+        if set(TEMPLATE_FEATURES) & set(bundle.features) and not cal.has_templates:
+            raise ValueError(f"the voter needs template signatures but the calibration cups of {data} carry none")
+        xs.append(cal.columns(bundle.features))
+        ys.append(cal.y)
+    x, y = np.concatenate(xs), np.concatenate(ys)
     scores = voter.predict(x)
-    choice = choose_threshold(scores, cal.y, target=bundle.threshold.target, delta=bundle.threshold.delta)
+    choice = choose_threshold(scores, y, target=bundle.threshold.target, delta=bundle.threshold.delta)
     out.mkdir(parents=True, exist_ok=True)
     for src in (voter_path, pooler_path):
         if src.resolve() != (out / src.name).resolve():
             shutil.copy2(src, out / src.name)
-    save_calibration_features(out / CALIBRATION_FEATURES, x, cal.y, bundle.features)
+    save_calibration_features(out / CALIBRATION_FEATURES, x, y, bundle.features)
     previous = {
         "version": bundle.version,
         "threshold": bundle.threshold.threshold,
@@ -1166,9 +1174,9 @@ def recalibrate(
     }
     summary = {
         **bundle.train,
-        "data_cal": str(data_cal),
-        "cal_pairs": len(cal.pairs),
-        "cal_positive": int(cal.y.sum()),
+        "data_cal": str(sets[0]) if len(sets) == 1 else [str(d) for d in sets],
+        "cal_pairs": int(y.size),
+        "cal_positive": int(y.sum()),
         "recalibrated_from": previous,
         "calibration_detector": detector.version if detector is not None else "",
     }
@@ -1181,7 +1189,7 @@ def recalibrate(
         pooler_file=pooler_path.name,
         threshold=choice,
         cal_scores=scores,
-        cal_correct=cal.y,
+        cal_correct=y,
         train=summary,
         version="",
         pass_min_coins=voter.min_coins,

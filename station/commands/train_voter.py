@@ -83,7 +83,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "write a new bundle (a new version) with the new calibration pairs. Needed whenever the cutting changed "
         "after the voter was calibrated: the guarantee holds only for the pipeline that cut the calibration cups.",
     )
-    r.add_argument("--data-cal", required=True, metavar="DIR", help="synthetic calibration data set")
+    r.add_argument(
+        "--data-cal",
+        required=True,
+        action="append",
+        metavar="DIR",
+        help="synthetic calibration data set; repeat it to pool the pairs of several mints",
+    )
     r.add_argument("--out", required=True, metavar="DIR", help="folder of the new bundle (may be the bundle's own)")
     r.add_argument("--bundle", default=None, metavar="FILE", help="bundle to recalibrate (default: the shipped one)")
     r.add_argument("--cache", default=None, metavar="DIR", help="embedding cache (default: the user cache dir)")
@@ -152,16 +158,17 @@ def run_recalibrate(args: argparse.Namespace) -> int:
     from models.files import default_cache_dir
     from models.train.voter import recalibrate
 
-    data = Path(args.data_cal)
-    if not (data / "manifest.json").is_file():
-        raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
+    sets = [Path(d) for d in args.data_cal]
+    for data in sets:
+        if not (data / "manifest.json").is_file():
+            raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
     check_cut_workers(args)
     if args.min_coins is not None:
         check_at_least("--min-coins", args.min_coins, 1)
     try:
         result = recalibrate(
             None if args.bundle is None else Path(args.bundle),
-            data,
+            sets,
             Path(args.out),
             Path(args.cache) if args.cache else default_cache_dir() / "voter",
             max_cups=args.max_cups,

@@ -238,6 +238,15 @@ def test_recalibrate_certifies_the_bundle_again_on_cups_cut_today(tmp_path: Path
     # the bundle names no enrolment size (trained before the setting): its galleries hold five photos a side
     assert old.enrol_per_side == new.enrol_per_side == 5
     assert [p.name.split("-")[2] for p in (tmp_path / "cache").glob("gallery-cal-*")] == ["enrol5"]
+    # a second mint's cups, each judged with its own mint's gallery: the pairs of both are pooled
+    cal2 = _write(tmp_path / "cal2", seed=7, n_cups=10)
+    _write(cal2 / ENROL_DIR, seed=7, n_cups=12, first_index=1000)
+    both = recalibrate(old_path, [cal, cal2], tmp_path / "both", tmp_path / "cache", progress=False)
+    pooled = load_bundle(both.bundle_path)
+    n2 = len(make_pairs(CupCache.load(next((tmp_path / "cache").glob("cups-cal2-*.npz"))), mint_of(cal2), seed=2))
+    assert pooled.cal_scores.size == len(pairs) + n2 == both.summary["cal_pairs"] and n2 > 0
+    np.testing.assert_allclose(pooled.cal_scores[: len(pairs)], new.cal_scores, atol=1e-6)
+    assert both.summary["data_cal"] == [str(cal), str(cal2)]
 
 
 def test_recalibrate_certifies_the_voter_under_a_stricter_fewest_coins_rule(tmp_path: Path) -> None:
