@@ -90,6 +90,12 @@ def write_retrain_report(folder: Path, current: Bundle, cand: Candidate) -> Path
         "",
         f"Candidate threshold: {cand.bundle.threshold.summary()}",
         "",
+        f"Station references: {c.get('station_references', 0)} confirmed coins of the training split, beside the "
+        "gallery's enrolment photos.",
+        "",
+        f"Voter: {cand.bundle.train.get('voter', 'refit')}.",
+        *[f"- refit: {r}" for r in cand.bundle.train.get("refit_rejected", [])],
+        "",
         f"![old vs new]({plot.name})",
         "",
         "## Labels most likely wrong (cleanlab, self-confidence against the model in force)",

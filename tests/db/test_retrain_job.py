@@ -141,6 +141,8 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
     assert candidate.references_file == REFERENCES_FILE
     pipe = Pipeline.load(station_home, station_home / "models" / first.candidate / "verdict.json", with_detector=False)
     assert pipe.view.refs.shape[0] == len(pipe.gallery) + n_refs
+    text = first.report.read_text()
+    assert f"Station references: {n_refs} confirmed coins" in text and f"Voter: {candidate.train['voter']}." in text
     issues = json.loads((first.report.parent / "label_issues.json").read_text())
     assert len(issues) == 40 and [i["rank"] for i in issues[:3]] == [1, 2, 3]
 
