@@ -241,6 +241,16 @@ def plot_curves(results: Sequence[MethodResult], y: np.ndarray, path: Path, targ
     return path
 
 
+def calibration_sets(recorded: object) -> list[Path]:
+    """The calibration data sets a bundle records: none, one path, or a list (``cupcheck train recalibrate`` with
+    several ``--data-cal``)."""
+    if not recorded:
+        return []
+    if isinstance(recorded, (list, tuple)):
+        return [Path(str(d)) for d in recorded]
+    return [Path(str(recorded))]
+
+
 def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     """Run the evaluation and write ``report.md`` and the plots into ``cfg.out``."""
     bundle = load_bundle(cfg.bundle)
@@ -249,7 +259,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     pooler = SetPooler.load(bundle.path(bundle.pooler_file))  # type: ignore[arg-type]
     voter = bundle.load_voter()
     data_train = cfg.data_train or Path(str(bundle.train["data"]))
-    cal_src = cfg.data_cal or (Path(str(bundle.train["data_cal"])) if bundle.train.get("data_cal") else None)
+    cal_srcs = [cfg.data_cal] if cfg.data_cal is not None else calibration_sets(bundle.train.get("data_cal"))
     # The cups are cut the way the bundle was trained and calibrated (true masks or the real detector): the
     # guarantee holds only for that pipeline.
     instances = str(bundle.train.get("instances", "gt"))
@@ -275,7 +285,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
 
     train_t = table(data_train, ("train",), 0, "pairs (train)", int(bundle.train.get("extra_negatives", 2)))
     seen_t = table(data_train, ("val",), 1, "pairs (seen types)")
-    cal_t = table(cal_src, None, 2, "pairs (cal)") if cal_src is not None else seen_t
+    cal_t = PairTable.concat([table(d, None, 2, "pairs (cal)") for d in cal_srcs]) if cal_srcs else seen_t
     test_t = table(cfg.data, None, 3, "pairs (test)")
     baselines = {
         name: train_voter(

@@ -721,6 +721,23 @@ class PairTable:
         t = self.columns(TEMPLATE_FEATURES)
         return bool(t.size) and bool(np.isfinite(t).any())
 
+    @classmethod
+    def concat(cls, parts: Sequence[PairTable]) -> PairTable:
+        """One table of every part's pairs, in order (baseline scores kept where every part has them).
+
+        Raises:
+            ValueError: no part.
+        """
+        if not parts:
+            raise ValueError("no pair table to join")
+        keys = set.intersection(*(set(p.extra) for p in parts))
+        return cls(
+            pairs=[q for p in parts for q in p.pairs],
+            x=np.concatenate([p.x for p in parts]),
+            bags=[b for p in parts for b in p.bags],
+            extra={k: np.concatenate([p.extra[k] for p in parts]) for k in sorted(keys)},
+        )
+
 
 SOFTMAX_TEMPERATURE = 0.05
 

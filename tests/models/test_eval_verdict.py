@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from calibration.risk import choose_threshold
-from models.eval_verdict import breakdown_threshold, passes, real_pass_counts, real_target_table
+from models.eval_verdict import breakdown_threshold, calibration_sets, passes, real_pass_counts, real_target_table
+from models.features import FEATURES
+from models.train.voter import Pair, PairTable
 
 
 def _scores(n_clean: int, n_mixed: int, error_every: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -92,3 +94,25 @@ def test_eval_verdict_needs_synthetic_or_real_data(tmp_path: Path, capsys: pytes
     assert "give --data" in capsys.readouterr().err
     assert main(["eval", "verdict", "--out", str(tmp_path / "r"), "--real", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_bundle_calibrated_on_several_mints_names_each_and_their_pairs_join_in_order() -> None:
+    assert calibration_sets(None) == [] and calibration_sets("") == []
+    assert calibration_sets("/d/cal105") == [Path("/d/cal105")]
+    assert calibration_sets(["/d/cal105", "/d/cal106"]) == [Path("/d/cal105"), Path("/d/cal106")]
+
+    def part(n: int, correct: bool, value: float, extra: bool = True) -> PairTable:
+        pairs = [Pair(i, "t0", correct, "pure", "true") for i in range(n)]
+        bags = [np.full((2, 3), value) for _ in range(n)]
+        more = {"softmax": np.full(n, value if extra else 1.0)}
+        if extra:
+            more["vote_share"] = np.full(n, value)
+        return PairTable(pairs, np.full((n, len(FEATURES)), value), bags, more)
+
+    joined = PairTable.concat([part(2, True, 0.1), part(3, False, 0.2, extra=False)])
+    assert joined.y.tolist() == [True, True, False, False, False]
+    assert joined.x.shape == (5, len(FEATURES)) and joined.x[2, 0] == 0.2 and len(joined.bags) == 5
+    assert list(joined.extra) == ["softmax"]  # only what every part has
+    assert joined.extra["softmax"].tolist() == [0.1, 0.1, 1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="no pair table"):
+        PairTable.concat([])
