@@ -3,7 +3,8 @@
 Each cycle renders ``cups`` synthetic cups (:func:`models.synth.scene.render_cup`) with a warm colour cast and
 brighter light than the mint's references (the drift), runs the real pipeline (detector, embedder, gallery,
 voter) on every frame, logs each verdict with its crops, masks and embeddings into the home's real SQLite
-verdict log, lets an oracle supervisor rule on every flagged cup from the scene's ground truth, and runs
+verdict log (each cup compared with its tray photographed empty under the same light, as a station with an
+empty-tray photo does), lets an oracle supervisor rule on every flagged cup from the scene's ground truth, and runs
 :func:`station.retrain_job.run_retrain`. The report shows auto-pass and PASS precision per cycle, beside the share
 of clean cups the hard rules let through at all (enough coins, none showing a design other types share, no declared
 lookalike): no model can pass more, and a mint whose families share their obverse caps it at the share of cups
@@ -223,6 +224,8 @@ def _check(
     """Check one cup under the drifted light, log the verdict with its crops, and let the oracle rule on it when
     it is a FLAG or a PASS drawn for audit (counted in ``n``)."""
     frame = Frame(image=drift(scene.image), source=source)
+    if scene.empty is not None:  # the station's empty-tray photo, taken under the same light
+        pipeline = replace(pipeline, empty_tray=drift(scene.empty))
     obs = pipeline.observe(frame)
     verdict = pipeline.decide(obs, scene.expected_type)
     coin_instances = [obs.instances[k] for k in obs.coin_idx]
@@ -272,13 +275,16 @@ def simulate(
     operator_turns: bool = False,
     config: RetrainConfig | None = None,
     progress: bool = True,
+    empty_tray: bool = True,
 ) -> list[CycleResult]:
     """Run the closed loop and write ``out/report.md`` with ``out/cycles.png``; returns every cycle.
 
     ``reverse_share`` is the chance that a coin lies reverse up (0.5: tossed into the cup; higher: an operator who
     lays the coins out reverse up, as a FLAG saying "turn a coin" asks). ``audit_share`` is the share of PASSes the
     supervisor checks besides every FLAG. ``operator_turns``: the operator turns over the coins a FLAG names as
-    lying on a shared side and checks the cup again.
+    lying on a shared side and checks the cup again. ``empty_tray``: the station compares each cup with a photo of
+    its empty tray under the same light (:attr:`models.synth.scene.SceneOptions.empty_reference`), as a station
+    with an empty-tray photo does.
     """
     from station.demo import prepare_demo_home
 
@@ -287,7 +293,7 @@ def simulate(
     if repo.verify_operator(SUPERVISOR, SUPERVISOR_PIN) is None:
         repo.add_operator(SUPERVISOR, Role.SUPERVISOR, SUPERVISOR_PIN)
     assets = SceneAssets(generate_mint(n_types, seed))
-    opts = SceneOptions(image_size=480, max_coins=8, reverse_share=reverse_share)
+    opts = SceneOptions(image_size=480, max_coins=8, reverse_share=reverse_share, empty_reference=empty_tray)
     results: list[CycleResult] = []
     start: Pipeline | None = None
     try:

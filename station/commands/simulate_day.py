@@ -47,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--target", type=float, default=None, help="precision target of the retrain (bundle's)")
     p.add_argument("--delta", type=float, default=None, help="failure probability of the retrain (bundle's)")
     add_references_option(p)
+    p.add_argument(
+        "--no-empty-tray",
+        action="store_true",
+        help="the station has no empty-tray photo (default: each cup is compared with its tray photographed empty "
+        "under the same light)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (home, report)")
     p.set_defaults(func=run)
 
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         audit_share=args.audit_share,
         operator_turns=args.operator_turns,
         config=cfg,
+        empty_tray=not args.no_empty_tray,
     )
     for r in results:
         k = r.counts

@@ -80,7 +80,7 @@ def test_the_operator_turns_the_coins_a_flag_names_and_checks_again(
 ) -> None:
     out = tmp_path / "sim"
     args = ["simulate-day", "--cups", "5", "--cycles", "1", "--types", "4", "--reverse-share", "0"]
-    args += ["--operator-turns", "--audit-share", "1", "--out", str(out)]
+    args += ["--operator-turns", "--audit-share", "1", "--no-empty-tray", "--out", str(out)]
     assert main(args) == 0
     cells = _row((out / "report.md").read_text())
     passed = int(cells[5])
