@@ -217,6 +217,13 @@ class GalleryView:
         lookalikes: the catalogue's declared lookalikes per type (:func:`models.enroll.catalog_lookalikes`); only
             enrolled ones count.
         signatures: optional ``(m, *models.template.SIG_SHAPE)`` template signatures, same order as ``entries``.
+        statistics: a view of the same types whose per-type lookalike statistics (``confusion``,
+            ``self_similarity``, ``lookalike_rate``, ``lookalike_of``) this one takes instead of measuring its own:
+            a view holding station references beside the enrolment photos judges each coin against all of them,
+            but describes each type as its enrolment did, the way the calibration galleries were.
+
+    Raises:
+        ValueError: mismatched lengths, or ``statistics`` holds other types.
     """
 
     def __init__(
@@ -226,6 +233,7 @@ class GalleryView:
         diameters: Mapping[str, float | None] | None = None,
         lookalikes: Mapping[str, Sequence[str]] | None = None,
         signatures: FloatArray | None = None,
+        statistics: GalleryView | None = None,
     ) -> None:
         if vectors.shape[0] != len(entries):
             raise ValueError(f"{vectors.shape[0]} vectors but {len(entries)} entries")
@@ -261,8 +269,14 @@ class GalleryView:
             sel = (self.ref_type == t) & (self.ref_side == 0)
             if sel.any():
                 self.obverse_shared[t] = bool(self.ref_shared[sel].any())
-        self.confusion, self.self_similarity = self._lookalikes()
-        self.lookalike_rate, self.lookalike_of = self._lookalike_rates()
+        if statistics is None:
+            self.confusion, self.self_similarity = self._lookalikes()
+            self.lookalike_rate, self.lookalike_of = self._lookalike_rates()
+        elif statistics.types != self.types:
+            raise ValueError("the two views hold different types")
+        else:
+            self.confusion, self.self_similarity = statistics.confusion, statistics.self_similarity
+            self.lookalike_rate, self.lookalike_of = statistics.lookalike_rate, statistics.lookalike_of
         # the first enrolled declared lookalike of each type (-1: none)
         self.declared_lookalike: IntArray = np.full(n_t, -1, np.int64)
         for name, others in (lookalikes or {}).items():
@@ -344,19 +358,6 @@ class GalleryView:
         of[ok] = np.where(rate[ok] > 0, of_all[ok], -1)
         return rate, of
 
-    def adopt_type_statistics(self, other: GalleryView) -> None:
-        """Take ``other``'s per-type lookalike statistics (``confusion``, ``self_similarity``, ``lookalike_rate``,
-        ``lookalike_of``): a view holding station references beside the enrolment photos judges each coin against
-        all of them, but describes each type as its enrolment did, the way the calibration galleries were.
-
-        Raises:
-            ValueError: ``other`` holds other types.
-        """
-        if other.types != self.types:
-            raise ValueError("the two views hold different types")
-        self.confusion, self.self_similarity = other.confusion, other.self_similarity
-        self.lookalike_rate, self.lookalike_of = other.lookalike_rate, other.lookalike_of
-
     def declared(self, candidate: int) -> str | None:
         """The enrolled type the catalogue declares a lookalike of ``candidate``, else ``None``."""
         u = int(self.declared_lookalike[candidate])
@@ -383,12 +384,13 @@ class GalleryView:
         gallery: Gallery,
         diameters: Mapping[str, float | None] | None = None,
         lookalikes: Mapping[str, Sequence[str]] | None = None,
+        statistics: GalleryView | None = None,
     ) -> GalleryView:
         """Build from a :class:`~models.gallery.Gallery` (reads every stored vector once)."""
         vectors, ids = gallery.vectors()
         entries = gallery.entries
         sigs = gallery.signatures(ids) if gallery.has_signatures else None
-        return cls(vectors, [entries[i] for i in ids], diameters, lookalikes, sigs)
+        return cls(vectors, [entries[i] for i in ids], diameters, lookalikes, sigs, statistics)
 
     @property
     def has_templates(self) -> bool:

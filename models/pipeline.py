@@ -611,15 +611,13 @@ def station_view(
 ) -> GalleryView:
     """The view the voter scores against: ``gallery`` plus the station references ``refs`` (of enrolled types),
     with the catalogue's diameters and declared lookalikes. Each type's lookalike statistics come from ``gallery``
-    alone (:meth:`~models.features.GalleryView.adopt_type_statistics`)."""
+    alone (``statistics`` of :class:`~models.features.GalleryView`), measured once."""
     diameters = {t: i.diameter_mm for t, i in (catalogue or {}).items()}
     lookalikes = catalog_lookalikes(catalogue or {})
     base = GalleryView.from_gallery(gallery, diameters, lookalikes)
     if refs is None or len(refs) == 0:
         return base
-    view = GalleryView.from_gallery(with_references(gallery, refs), diameters, lookalikes)
-    view.adopt_type_statistics(base)
-    return view
+    return GalleryView.from_gallery(with_references(gallery, refs), diameters, lookalikes, statistics=base)
 
 
 def _suspicious(scores: CoinScores, j: int) -> bool:

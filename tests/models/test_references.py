@@ -98,7 +98,7 @@ def test_the_station_view_scores_coins_on_every_reference_but_describes_types_by
     coin = _unit((1, 1.0), (5, 0.3))[None]
     assert view.type_scores(coin)[0][0, 0] > plain.type_scores(coin)[0][0, 0]  # the coin meets its new reference
     with pytest.raises(ValueError, match="different types"):
-        view.adopt_type_statistics(GalleryView.from_gallery(with_references(Gallery(DIM, V), None)))
+        GalleryView.from_gallery(with_references(Gallery(DIM, V), None), statistics=view)
 
 
 def _cup_ids(split: str, n: int) -> list[int]:
