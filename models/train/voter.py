@@ -1152,30 +1152,29 @@ def recalibrate(
     sets = [Path(data_cal)] if isinstance(data_cal, (str, Path)) else [Path(d) for d in data_cal]
     if not sets:
         raise FileNotFoundError("no calibration data set given")
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
+    cfg = TrainConfig(
+        data=sets[0],
+        out=out,
+        cache=cache,
+        embedder=emb_file,
+        detector=bundle.path(bundle.detector_dir),
+        instances=instances,
+        max_cups=max_cups,
+        seed=seed,
+        cut_workers=cut_workers,
+        enrol_per_side=bundle.enrol_per_side,
+    )
+    gem_p = bundle.preprocess.gem_p
+    tables: list[PairTable] = []
     for data in sets:
-        cfg = TrainConfig(
-            data=data,
-            out=out,
-            cache=cache,
-            embedder=emb_file,
-            detector=bundle.path(bundle.detector_dir),
-            instances=instances,
-            max_cups=max_cups,
-            seed=seed,
-            cut_workers=cut_workers,
-            enrol_per_side=bundle.enrol_per_side,
-        )
-        cal_cache, cal_view, cal_mint = load_split(data, embedder, cfg, detector, progress)
+        cal_cache, cal_view, cal_mint = load_split(data, embedder, replace(cfg, data=data), detector, progress)
         cal_pairs = make_pairs(cal_cache, cal_mint, seed=seed + 2)
-        gem_p = bundle.preprocess.gem_p
-        cal = pair_table(cal_cache, cal_view, cal_pairs, pooler, gem_p=gem_p, progress=progress, desc="features (cal)")
-        if set(TEMPLATE_FEATURES) & set(bundle.features) and not cal.has_templates:
+        part = pair_table(cal_cache, cal_view, cal_pairs, pooler, gem_p=gem_p, progress=progress, desc="features (cal)")
+        if set(TEMPLATE_FEATURES) & set(bundle.features) and not part.has_templates:
             raise ValueError(f"the voter needs template signatures but the calibration cups of {data} carry none")
-        xs.append(cal.columns(bundle.features))
-        ys.append(cal.y)
-    x, y = np.concatenate(xs), np.concatenate(ys)
+        tables.append(part)
+    cal = PairTable.concat(tables)
+    x, y = cal.columns(bundle.features), cal.y
     scores = voter.predict(x)
     choice = choose_threshold(scores, y, target=bundle.threshold.target, delta=bundle.threshold.delta)
     out.mkdir(parents=True, exist_ok=True)
