@@ -389,8 +389,9 @@ def retrain_bundle(
             cal_fraction=cfg.cal_fraction,
             exclude=frozenset(i.cup_id for i in issues if i.flagged),
         )
-    view = pipeline.with_references(refs).view
-    train, cal, hold = splits(pairs_in(view))
+    # without references before or after, the candidate sees the cups as the model in force does
+    same = not refs and not pipeline.references
+    train, cal, hold = splits(old_pairs if same else pairs_in(pipeline.with_references(refs).view))
     if len(cal) == 0:
         raise ValueError("no labelled cups fall in the calibration split yet")
     # The threshold is certified on the station's calibration cups together with the bundle's own calibration
