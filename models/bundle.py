@@ -14,6 +14,8 @@ A bundle is one JSON file (``verdict.json``) beside the weights it names::
     train                      how the voter was trained (data, counts, metrics)
     references                 optional: file + sha256 of station references added to the gallery
                                (:mod:`models.references`, written by the nightly retrain)
+    adapter                    optional: file + sha256 + version of the station's fine-tuned output layer on the
+                               embedder (:mod:`models.adapter`, written by the nightly retrain)
 
 Paths are relative to the bundle's folder. Every verdict records ``version``.
 """
@@ -101,6 +103,10 @@ class Bundle:
         references_file: station references the pipeline adds to the station's gallery
             (:class:`models.references.StationReferences`); ``None``: none.
         references_sha256: their hash.
+        adapter_file: the embedder's fine-tuned output layer (:class:`models.adapter.EmbeddingAdapter`); ``None``:
+            the embedder as shipped.
+        adapter_sha256: its hash.
+        adapter_version: its version (what the station references and logged embeddings of this bundle record).
     """
 
     root: Path
@@ -123,6 +129,15 @@ class Bundle:
     pass_min_coins: int = 1
     references_file: str | None = None
     references_sha256: str = ""
+    adapter_file: str | None = None
+    adapter_sha256: str = ""
+    adapter_version: str = ""
+
+    @property
+    def embedding_version(self) -> str:
+        """The version of the embeddings the bundle's pipeline makes: the adapter's when it has one, else the
+        embedder's."""
+        return self.adapter_version if self.adapter_file else self.embedder_version
 
     def check_feature_set(self) -> None:
         """Raise :class:`BundleError` when the voter was trained on other features than this version measures."""
@@ -209,6 +224,17 @@ class Bundle:
                 if self.references_file
                 else {}
             ),
+            **(
+                {
+                    "adapter": {
+                        "file": self.adapter_file,
+                        "sha256": self.adapter_sha256,
+                        "version": self.adapter_version,
+                    }
+                }
+                if self.adapter_file
+                else {}
+            ),
         }
 
     def compute_version(self) -> str:
@@ -224,7 +250,8 @@ class Bundle:
         return write_bytes_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
 
     def check_files(self) -> None:
-        """Verify the hashes of the voter, the pooler and the station references (when the bundle has some).
+        """Verify the hashes of the voter, the pooler, and the station references and the adapter (when the
+        bundle has them).
 
         Raises:
             BundleError: a file is missing or changed.
@@ -232,6 +259,8 @@ class Bundle:
         files = [(self.voter_file, self.voter_sha256), (self.pooler_file, self.pooler_sha256)]
         if self.references_file:
             files.append((self.references_file, self.references_sha256))
+        if self.adapter_file:
+            files.append((self.adapter_file, self.adapter_sha256))
         for rel, sha in files:
             p = self.path(rel)
             assert p is not None
@@ -286,6 +315,9 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
             pass_min_coins=int(doc["voter"].get("min_coins", 1)),
             references_file=doc.get("references", {}).get("file"),
             references_sha256=str(doc.get("references", {}).get("sha256", "")),
+            adapter_file=doc.get("adapter", {}).get("file"),
+            adapter_sha256=str(doc.get("adapter", {}).get("sha256", "")),
+            adapter_version=str(doc.get("adapter", {}).get("version", "")),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{file}: invalid bundle ({err})") from err

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -27,6 +27,9 @@ from torch import nn
 from models.files import write_bytes_atomic
 from models.runtime import DEFAULT_BACKEND, OnnxRunner, check_backend
 from models.types import BoolArray, CoinCrop, FloatArray, UInt8Array
+
+if TYPE_CHECKING:
+    from models.adapter import EmbeddingAdapter
 
 CHECKPOINT_FORMAT = "cupcheck-embedder/1"
 """The ``format`` key of an embedder checkpoint this code reads and writes."""
@@ -215,6 +218,9 @@ class Embedder:
         train_args: how the weights were trained (free-form, from the checkpoint).
         runner: the network exported to ONNX Runtime (:mod:`models.runtime`), which :meth:`embed` runs instead of
             ``network``; ``None`` runs ``network`` in torch (an embedder built around a network being trained).
+        head: ``(d, d)`` a station's fine-tuned output layer (:class:`models.adapter.EmbeddingAdapter`) applied to
+            every embedding, ``None``: none; ``version`` is then the adapter's.
+        base_version: with a ``head``, the version of the embedder under it; else ``""``.
     """
 
     network: EmbedNet
@@ -224,6 +230,8 @@ class Embedder:
     version: str
     train_args: dict[str, Any]
     runner: OnnxRunner | None = field(default=None, repr=False, compare=False)
+    head: np.ndarray | None = field(default=None, repr=False, compare=False)
+    base_version: str = ""
 
     @property
     def backend(self) -> str:
@@ -241,6 +249,22 @@ class Embedder:
             example = torch.zeros(1, 3, self.prep.input_size, self.prep.input_size)
             runner = OnnxRunner.from_module(self.network, example, threads)
         return replace(self, runner=runner)
+
+    def with_adapter(self, adapter: EmbeddingAdapter) -> Embedder:
+        """The same embedder followed by a station's fine-tuned output layer; its version becomes the adapter's.
+
+        Raises:
+            ValueError: the adapter fine-tunes another embedder (or this one already has a layer on top).
+        """
+        if adapter.base_version != self.version:
+            raise ValueError(f"the adapter fine-tunes embedder {adapter.base_version}, this one is {self.version}")
+        return replace(
+            self, head=np.asarray(adapter.matrix, np.float32), version=adapter.version, base_version=self.version
+        )
+
+    def without_adapter(self) -> Embedder:
+        """The embedder under the station's output layer (itself when it has none)."""
+        return self if self.head is None else replace(self, head=None, version=self.base_version, base_version="")
 
     @classmethod
     def load(
@@ -314,6 +338,9 @@ class Embedder:
                 out.append(y.reshape(turns, len(batch), -1).mean(axis=0))
         emb = np.concatenate(out).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)
+        if self.head is not None:
+            emb = (emb @ self.head.T).astype(np.float32)
+            emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)
         return emb
 
 

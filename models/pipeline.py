@@ -27,6 +27,7 @@ import numpy as np
 
 from calibration.camera import CupRoi
 from calibration.risk import ThresholdChoice
+from models.adapter import AdapterError, EmbeddingAdapter, adapted_gallery
 from models.bundle import Bundle, BundleError, Preprocess, load_bundle
 from models.embedder import Embedder, circle_mask
 from models.enroll import CATALOG_FILE, TypeInfo, catalog_lookalikes, load_catalog
@@ -129,9 +130,9 @@ class Pipeline:
     """A loaded verdict model: every part needed to turn a frame into a :class:`~models.types.Verdict`.
 
     Attributes:
-        embedder: crop embedder.
-        gallery: enrolled references.
-        view: dense per-type view of ``gallery`` with catalogue diameters.
+        embedder: crop embedder (with the bundle's fine-tuned output layer, when it has one).
+        gallery: enrolled references, as the station's gallery holds them (made by the embedder without the layer).
+        view: dense per-type view of ``gallery`` (mapped by ``adapter``) with catalogue diameters.
         pooler: trained set pooler.
         voter: trained voter.
         threshold: acceptance threshold with its guarantee.
@@ -146,6 +147,7 @@ class Pipeline:
         references: the bundle's station references, which ``view`` holds beside ``gallery``'s
             (:mod:`models.references`); ``None``: none.
         catalogue: the station's catalogue (diameters, declared lookalikes) ``view`` was built with.
+        adapter: the bundle's fine-tuned output layer on the embedder (:mod:`models.adapter`); ``None``: none.
     """
 
     embedder: Embedder
@@ -162,6 +164,7 @@ class Pipeline:
     uncertified: str = ""
     references: StationReferences | None = None
     catalogue: dict[str, TypeInfo] | None = None
+    adapter: EmbeddingAdapter | None = None
 
     @classmethod
     def from_parts(
@@ -202,17 +205,25 @@ class Pipeline:
                 "the voter compares coins with the references' template signatures, but this gallery was "
                 "enrolled without them; re-enrol the catalogue (`cupcheck enroll CATALOG_DIR --rebuild`)"
             )
-        refs = None
-        refs_path = bundle.path(bundle.references_file)
-        if refs_path is not None:
-            try:
+        adapter = None
+        adapter_path = bundle.path(bundle.adapter_file)
+        try:
+            if adapter_path is not None:
+                adapter = EmbeddingAdapter.load(adapter_path, None if allow_mismatch else embedder.version)
+                # (the same versions unless allow_mismatch, which puts the layer on whatever is in use)
+                embedder = embedder.with_adapter(replace(adapter, base_version=embedder.version))
+                adapter = replace(adapter, base_version=gallery.embedder_version)
+            refs = None
+            refs_path = bundle.path(bundle.references_file)
+            if refs_path is not None:
                 refs = StationReferences.load(refs_path, None if allow_mismatch else embedder.version)
-            except ReferencesError as err:
-                raise BundleError(str(err)) from err
+            view = station_view(gallery, refs, catalogue, adapter)
+        except (AdapterError, ReferencesError) as err:
+            raise BundleError(str(err)) from err
         return cls(
             embedder=embedder,
             gallery=gallery,
-            view=station_view(gallery, refs, catalogue),
+            view=view,
             pooler=pooler,
             voter=voter,
             threshold=bundle.threshold,
@@ -224,6 +235,7 @@ class Pipeline:
             uncertified=detector_mismatch(bundle, detector),
             references=refs,
             catalogue=catalogue,
+            adapter=adapter,
         )
 
     @classmethod
@@ -296,8 +308,24 @@ class Pipeline:
         Raises:
             ReferencesError: ``refs`` were made by another embedder.
         """
-        view = station_view(self.gallery, refs, self.catalogue)
+        view = station_view(self.gallery, refs, self.catalogue, self.adapter)
         return Pipeline(**{**self.__dict__, "view": view, "references": refs})
+
+    def with_adapter(self, adapter: EmbeddingAdapter | None, refs: StationReferences | None) -> Pipeline:
+        """The same pipeline with another fine-tuned output layer on the embedder (``None``: none) and the station
+        references ``refs`` (which must be in that layer's space).
+
+        Raises:
+            AdapterError: ``adapter`` fine-tunes another embedder.
+            ReferencesError: ``refs`` were made by another embedding.
+        """
+        bare = self.embedder.without_adapter()
+        try:
+            embedder = bare if adapter is None else bare.with_adapter(adapter)
+        except ValueError as err:
+            raise AdapterError(str(err)) from err
+        view = station_view(self.gallery, refs, self.catalogue, adapter)
+        return Pipeline(**{**self.__dict__, "embedder": embedder, "view": view, "references": refs, "adapter": adapter})
 
     # ------------------------------------------------------------------------------------------------ running
 
@@ -607,13 +635,19 @@ class Pipeline:
 
 
 def station_view(
-    gallery: Gallery, refs: StationReferences | None, catalogue: dict[str, TypeInfo] | None
+    gallery: Gallery,
+    refs: StationReferences | None,
+    catalogue: dict[str, TypeInfo] | None,
+    adapter: EmbeddingAdapter | None = None,
 ) -> GalleryView:
-    """The view the voter scores against: ``gallery`` plus the station references ``refs`` (of enrolled types),
-    with the catalogue's diameters and declared lookalikes. Each type's lookalike statistics come from ``gallery``
-    alone (``statistics`` of :class:`~models.features.GalleryView`), measured once."""
+    """The view the voter scores against: ``gallery`` (mapped by ``adapter``, when given) plus the station
+    references ``refs`` (of enrolled types), with the catalogue's diameters and declared lookalikes. Each type's
+    lookalike statistics come from ``gallery`` alone (``statistics`` of :class:`~models.features.GalleryView`),
+    measured once."""
     diameters = {t: i.diameter_mm for t, i in (catalogue or {}).items()}
     lookalikes = catalog_lookalikes(catalogue or {})
+    if adapter is not None:
+        gallery = adapted_gallery(gallery, adapter)
     base = GalleryView.from_gallery(gallery, diameters, lookalikes)
     if refs is None or len(refs) == 0:
         return base

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from calibration.risk import ThresholdChoice, choose_threshold
+from calibration.risk import ThresholdChoice, choose_threshold, min_accepted_for_rejection
+from models.adapter import ADAPTER_FILE, EmbeddingAdapter, fit_adapter
 from models.bundle import Bundle
 from models.features import CupCoins, GalleryView, feature_vector, pair_evidence
 from models.files import sha256_file
@@ -33,7 +34,7 @@ from models.pooling import SetPooler
 from models.references import REFERENCES_FILE, StationReferences
 from models.train.voter import CALIBRATION_FEATURES, load_calibration_features, save_calibration_features
 from models.types import Side
-from models.voter import Voter, train_voter
+from models.voter import Voter, passable, train_voter
 
 if TYPE_CHECKING:
     from models.pipeline import Pipeline
@@ -171,6 +172,10 @@ class RetrainConfig:
         shuffle_labels: train on shuffled labels, from scratch (a deliberately degraded candidate for checks).
         seed: seed.
         references_per_design: station references kept per (type, design) (:func:`select_references`); 0: none.
+        fine_tune_embedder: also try a candidate whose embedder's output layer is fine-tuned on the station's
+            coins (:mod:`models.adapter`), when the station's calibration split can certify it alone.
+        head_steps: optimiser steps of that fine-tune.
+        head_decay: its pull towards the layer in force (:func:`models.adapter.fit_adapter`).
     """
 
     holdout_fraction: float = 0.25
@@ -182,6 +187,9 @@ class RetrainConfig:
     shuffle_labels: bool = False
     seed: int = 0
     references_per_design: int = 20
+    fine_tune_embedder: bool = True
+    head_steps: int = 300
+    head_decay: float = 0.01
 
 
 REFIT_PARAMS: dict[str, Any] = {"min_data_in_leaf": 5, "learning_rate": 0.05}
@@ -265,12 +273,14 @@ class Candidate:
         counts: pairs and cups per split.
         label_issues: every labelled cup's ruling scored by cleanlab against the model in force, most
             suspicious first.
+        fine_tune: what became of the embedder fine-tune (one line: skipped and why, or how its candidate fared).
     """
 
     bundle: Bundle
     comparison: Comparison
     counts: dict[str, int] = field(default_factory=dict)
     label_issues: tuple[LabelIssue, ...] = ()
+    fine_tune: str = ""
 
 
 def select_references(
@@ -328,6 +338,67 @@ def select_references(
     )
 
 
+@dataclass(frozen=True)
+class _Trial:
+    """One candidate the gate judged: its voter, threshold, station references, embedder layer, and the station
+    pairs it was built on (``train``, ``cal``, ``holdout``)."""
+
+    variant: str
+    voter: Voter
+    choice: ThresholdChoice
+    cal_scores: np.ndarray
+    cal_y: np.ndarray
+    comparison: Comparison
+    refs: StationReferences | None
+    parts: tuple[PairSet, PairSet, PairSet]
+    adapter: EmbeddingAdapter | None
+    with_frozen: bool
+
+
+def mapped_cups(cups: Sequence[LabelledCup], matrix: np.ndarray) -> list[LabelledCup]:
+    """The cups with every coin embedding mapped by the output layer ``matrix`` (rows renormalised)."""
+    m = np.asarray(matrix, np.float32)
+    out = []
+    for cup in cups:
+        e = cup.coins.embeddings @ m.T
+        e = (e / np.linalg.norm(e, axis=1, keepdims=True).clip(min=1e-12)).astype(np.float32)
+        out.append(replace(cup, coins=replace(cup.coins, embeddings=e)))
+    return out
+
+
+def _ruled_coins(
+    cups: Sequence[LabelledCup], view: GalleryView, split: str, holdout_fraction: float, cal_fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The split's ruled coins of enrolled types: embeddings, type index, best similarity to each type, and the
+    reference each type's best similarity came from."""
+    rows = [
+        (cup.coins.embeddings[j], view.type_index[t])
+        for cup in cups
+        if split_of(cup.cup_id, holdout_fraction, cal_fraction) == split
+        for j, t in enumerate(cup.coin_types)
+        if t in view.type_index
+    ]
+    if not rows:
+        d = view.refs.shape[1]
+        return np.zeros((0, d), np.float32), np.zeros(0, np.int64), np.zeros((0, view.n_types)), np.zeros((0, 0))
+    emb = np.stack([r[0] for r in rows]).astype(np.float32)
+    types = np.asarray([r[1] for r in rows], np.int64)
+    best, arg = view.type_scores(emb)
+    return emb, types, best, arg
+
+
+def design_accuracy(
+    cups: Sequence[LabelledCup], view: GalleryView, split: str, holdout_fraction: float, cal_fraction: float
+) -> tuple[float, int]:
+    """Share of the split's ruled coins (of enrolled types) whose nearest reference shows a design of their type,
+    and how many coins that is (``nan`` for none)."""
+    _, types, best, arg = _ruled_coins(cups, view, split, holdout_fraction, cal_fraction)
+    if types.size == 0:
+        return math.nan, 0
+    row = arg[np.arange(types.size), best.argmax(axis=1)]
+    return float(view.design_types[view.ref_design[row], types].mean()), int(types.size)
+
+
 def retrain_bundle(
     current: Bundle,
     pipeline: Pipeline,
@@ -337,16 +408,27 @@ def retrain_bundle(
 ) -> Candidate:
     """Take station references, refit the voter, choose its threshold, compare on the holdout, write the bundle.
 
-    Two candidates are built, both with the station references of :func:`select_references` (none with
-    ``cfg.references_per_design == 0``): the voter refit by continued boosting, then, only when the gate rejects
-    that one and there are references, the voter in force. The first the gate promotes is returned, else the
-    refit.
+    Candidates, each with the station references of :func:`select_references` (none with
+    ``cfg.references_per_design == 0``):
+
+    * the voter refit by continued boosting;
+    * only when the gate rejects that one and there are references, the voter in force;
+    * with ``cfg.fine_tune_embedder``, the embedder's output layer fine-tuned on the training split's coins
+      (:func:`models.adapter.fit_adapter`, starting from the layer in force) with the voter refit on what it
+      embeds. Its threshold is certified on the station's calibration split alone, since the bundle's own
+      calibration pairs were embedded without the new layer; it is tried only when that split holds at least the
+      correct pairs a certificate at the target needs (598 at 99.5 % and delta 0.05).
+
+    Of the candidates the gate promotes, the one with the highest holdout auto-pass is returned (the first on a
+    tie), else the refit.
 
     Args:
         current: the bundle in force.
-        pipeline: its loaded pipeline (voter, pooler, and the station's gallery with the bundle's references).
+        pipeline: its loaded pipeline (voter, pooler, embedder layer, and the station's gallery with the bundle's
+            references); ``cups`` must be embedded by its embedder.
         cups: every labelled cup.
-        out: staging folder for the candidate (``voter.txt``, ``pooler.pt``, ``verdict.json``, ``references.npz``).
+        out: staging folder for the candidate (``voter.txt``, ``pooler.pt``, ``verdict.json``, ``references.npz``,
+            ``adapter.npz``).
         cfg: settings.
 
     Raises:
@@ -357,10 +439,11 @@ def retrain_bundle(
     cfg = cfg or RetrainConfig()
     target = cfg.target if cfg.target is not None else current.threshold.target
     delta = cfg.delta if cfg.delta is not None else current.threshold.delta
+    fractions = (cfg.holdout_fraction, cfg.cal_fraction)
 
-    def pairs_in(view: GalleryView) -> PairSet:
+    def pairs_in(some: Sequence[LabelledCup], view: GalleryView) -> PairSet:
         return labelled_pairs(
-            cups,
+            some,
             view,
             pipeline.pooler,
             current.features,
@@ -370,55 +453,129 @@ def retrain_bundle(
         )
 
     def splits(pairs: PairSet) -> tuple[PairSet, PairSet, PairSet]:
-        split = np.array([split_of(int(c), cfg.holdout_fraction, cfg.cal_fraction) for c in pairs.cup_id], dtype=str)
+        split = np.array([split_of(int(c), *fractions) for c in pairs.cup_id], dtype=str)
         train, cal, hold = (pairs.subset(split == s) for s in SPLITS)
         return train, cal, hold
 
-    old_pairs = pairs_in(pipeline.view)
-    old_hold = splits(old_pairs)[2]
-    prim = old_pairs.subset(old_pairs.primary)
-    issues = tuple(rank_label_issues(prim.cup_id.tolist(), prim.y, pipeline.voter.predict(prim.x))) if len(prim) else ()
-    refs = None
-    if cfg.references_per_design > 0:
-        refs = select_references(
-            cups,
-            pipeline.view,
-            pipeline.embedder.version,
+    def references(some: Sequence[LabelledCup], view: GalleryView, version: str) -> StationReferences | None:
+        if cfg.references_per_design <= 0:
+            return None
+        return select_references(
+            some,
+            view,
+            version,
             per_design=cfg.references_per_design,
             holdout_fraction=cfg.holdout_fraction,
             cal_fraction=cfg.cal_fraction,
-            exclude=frozenset(i.cup_id for i in issues if i.flagged),
+            exclude=excluded,
         )
+
+    old_pairs = pairs_in(cups, pipeline.view)
+    old_hold = splits(old_pairs)[2]
+    prim = old_pairs.subset(old_pairs.primary)
+    issues = tuple(rank_label_issues(prim.cup_id.tolist(), prim.y, pipeline.voter.predict(prim.x))) if len(prim) else ()
+    excluded = frozenset(i.cup_id for i in issues if i.flagged)
+    refs = references(cups, pipeline.view, pipeline.embedder.version)
     # without references before or after, the candidate sees the cups as the model in force does
     same = not refs and not pipeline.references
-    train, cal, hold = splits(old_pairs if same else pairs_in(pipeline.with_references(refs).view))
-    if len(cal) == 0:
+    parts = splits(old_pairs if same else pairs_in(cups, pipeline.with_references(refs).view))
+    if len(parts[1]) == 0:
         raise ValueError("no labelled cups fall in the calibration split yet")
     # The threshold is certified on the station's calibration cups together with the bundle's own calibration
     # pairs (their features are kept beside it), re-scored by the new voter: a day's labels alone are far too
     # few to certify 99.5 % (at least 598 passes without an error at delta 0.05).
     root = current.path(".")
     frozen = load_calibration_features(root / CALIBRATION_FEATURES, current.features) if root else None
-    cal_x, cal_y = cal.x, cal.y
-    if frozen is not None:
-        cal_x, cal_y = np.concatenate([cal_x, frozen[0]]), np.concatenate([cal_y, frozen[1]])
 
-    def judged(voter: Voter) -> tuple[Voter, ThresholdChoice, np.ndarray, Comparison]:
+    def judged(
+        variant: str,
+        voter: Voter,
+        parts: tuple[PairSet, PairSet, PairSet],
+        refs: StationReferences | None,
+        adapter: EmbeddingAdapter | None,
+        with_frozen: bool = True,
+    ) -> _Trial:
+        cal, hold = parts[1], parts[2]
+        fz = frozen if with_frozen else None
+        cal_x, cal_y = (
+            (cal.x, cal.y) if fz is None else (np.concatenate([cal.x, fz[0]]), np.concatenate([cal.y, fz[1]]))
+        )
         cal_scores = voter.predict(cal_x)
         choice = choose_threshold(cal_scores, cal_y, target=target, delta=delta)
-        cmp = compare(pipeline.voter, current.threshold, voter, choice, hold, frozen, old_hold)
-        return voter, choice, cal_scores, cmp
+        cmp = compare(pipeline.voter, current.threshold, voter, choice, hold, fz, old_hold)
+        return _Trial(variant, voter, choice, cal_scores, cal_y, cmp, refs, parts, adapter, with_frozen)
 
-    tried = [judged(refit_voter(pipeline.voter, train, cfg))]
-    if not tried[0][3].decision.promote and refs is not None and len(refs) and not cfg.shuffle_labels:
-        tried.append(judged(pipeline.voter))
-    voter, choice, cal_scores, comparison = next((t for t in tried if t[3].decision.promote), tried[0])
-    kept = voter is pipeline.voter
+    tried = [judged("refit", refit_voter(pipeline.voter, parts[0], cfg), parts, refs, pipeline.adapter)]
+    if not tried[0].comparison.decision.promote and refs is not None and len(refs) and not cfg.shuffle_labels:
+        tried.append(judged("kept", pipeline.voter, parts, refs, pipeline.adapter))
+
+    def fine_tuned() -> tuple[_Trial | None, str]:
+        need = min_accepted_for_rejection(target, delta)
+        cal = parts[1]
+        have = int((cal.y & passable(cal.x, current.features, pipeline.voter.min_coins)).sum())
+        if have < need:
+            return None, (
+                f"skipped: the station's calibration cups give {have} correct pairs the hard rules let pass, and a "
+                f"fine-tuned embedder is certified on them alone (the bundle's calibration pairs were embedded "
+                f"without it), which takes at least {need} at {target:.1%}"
+            )
+        # The layer learns against the enrolment photos alone (the station references are training coins
+        # themselves), from every ruled coin of the training split: unlike a station reference, one wrong ruling
+        # moves a map fitted on hundreds of coins and held near the identity very little, and the cups cleanlab
+        # suspects are mostly those the model in force scored low, the drifted coins the layer is there for.
+        enrolled = pipeline.with_adapter(pipeline.adapter, None).view
+        emb, types, _, arg = _ruled_coins(cups, enrolled, "train", *fractions)
+        if types.size == 0:
+            return None, "skipped: no ruled coin of an enrolled type in the training split"
+        designs = enrolled.ref_design[arg[np.arange(types.size), types]]
+        fit = fit_adapter(
+            emb,
+            designs,
+            enrolled.refs,
+            enrolled.ref_design,
+            steps=cfg.head_steps,
+            weight_decay=cfg.head_decay,
+            seed=cfg.seed,
+        )
+        bare = pipeline.embedder.without_adapter()
+        adapter = (pipeline.adapter or EmbeddingAdapter.identity(bare.embed_dim, bare.version)).then(fit.matrix)
+        moved = mapped_cups(cups, fit.matrix)
+        tuned = pipeline.with_adapter(adapter, None)
+        acc_old, n_hold = design_accuracy(cups, enrolled, "holdout", *fractions)
+        acc_new, _ = design_accuracy(moved, tuned.view, "holdout", *fractions)
+        new_refs = references(moved, tuned.view, adapter.version)
+        new_parts = splits(pairs_in(moved, tuned.with_references(new_refs).view))
+        trial = judged(
+            "fine-tuned embedder", refit_voter(pipeline.voter, new_parts[0], cfg), new_parts, new_refs, adapter, False
+        )
+        if not trial.comparison.decision.promote:
+            kept = judged("fine-tuned embedder, voter kept", pipeline.voter, new_parts, new_refs, adapter, False)
+            trial = kept if kept.comparison.decision.promote else trial
+        decision = trial.comparison.decision
+        verdict = "promotable" if decision.promote else f"rejected by the gate ({decision.reasons[0]})"
+        return trial, (
+            f"output layer fine-tuned on {types.size} coins ({fit.steps} steps, loss {fit.loss_before:.3f} -> "
+            f"{fit.loss_after:.3f}); {n_hold} holdout coins whose nearest enrolment reference shows a design of "
+            f"their type: {acc_old:.1%} -> {acc_new:.1%}; candidate {verdict}"
+        )
+
+    fine_tune = "not tried (turned off)"
+    if cfg.shuffle_labels:
+        fine_tune = "not tried (shuffled labels)"
+    elif cfg.fine_tune_embedder:
+        trial, fine_tune = fine_tuned()
+        if trial is not None:
+            tried.append(trial)
+    promoted = [t for t in tried if t.comparison.decision.promote]
+    chosen = max(promoted, key=lambda t: t.comparison.decision.new.auto_pass) if promoted else tried[0]
+    train, cal, hold = chosen.parts
     out.mkdir(parents=True, exist_ok=True)
-    voter_path = voter.save(out / "voter.txt")
+    voter_path = chosen.voter.save(out / "voter.txt")
     pooler_path = pipeline.pooler.save(out / "pooler.pt")
-    refs_path = refs.save(out / REFERENCES_FILE) if refs is not None and len(refs) else None
-    if frozen is not None:
+    refs_path = chosen.refs.save(out / REFERENCES_FILE) if chosen.refs is not None and len(chosen.refs) else None
+    adapter_path = chosen.adapter.save(out / ADAPTER_FILE) if chosen.adapter is not None else None
+    carried = frozen is not None and chosen.with_frozen
+    if frozen is not None and chosen.with_frozen:
         # only the bundle's own pairs travel on: the station's are rebuilt from its labels at every retrain, and
         # passing them on too would count each station cup again in every later generation's calibration
         save_calibration_features(out / CALIBRATION_FEATURES, frozen[0], frozen[1], current.features)
@@ -427,20 +584,27 @@ def retrain_bundle(
         **{f"{s}_pairs": len(p) for s, p in zip(SPLITS, (train, cal, hold), strict=True)},
         **{f"{s}_positive": int(p.y.sum()) for s, p in zip(SPLITS, (train, cal, hold), strict=True)},
         **{f"{s}_cups": len(set(p.cup_id.tolist())) for s, p in zip(SPLITS, (train, cal, hold), strict=True)},
-        "frozen_cal_pairs": 0 if frozen is None else len(frozen[1]),
-        "station_references": 0 if refs is None else len(refs),
+        "frozen_cal_pairs": len(frozen[1]) if carried and frozen is not None else 0,
+        "station_references": 0 if chosen.refs is None else len(chosen.refs),
+    }
+    variants = {
+        "refit": "refit",
+        "kept": "kept (the refit was rejected by the gate)",
+        "fine-tuned embedder": "refit on the fine-tuned embedder",
+        "fine-tuned embedder, voter kept": "kept, on the fine-tuned embedder (the refit was rejected by the gate)",
     }
     summary = {
         "retrained_from": current.version,
         "source": "station labels",
         "shuffled_labels": cfg.shuffle_labels,
-        "rounds": voter.info.get("rounds"),
-        "voter": "kept (the refit was rejected by the gate)" if kept else "refit",
+        "rounds": chosen.voter.info.get("rounds"),
+        "voter": variants[chosen.variant],
+        "embedder_fine_tune": fine_tune,
         **counts,
-        "holdout": comparison.decision.to_dict(),
+        "holdout": chosen.comparison.decision.to_dict(),
     }
-    if kept:
-        summary["refit_rejected"] = list(tried[0][3].decision.reasons)
+    if chosen.variant == "kept":
+        summary["refit_rejected"] = list(tried[0].comparison.decision.reasons)
     bundle = replace(
         current,
         root=out,
@@ -450,17 +614,20 @@ def retrain_bundle(
         voter_sha256=sha256_file(voter_path),
         pooler_file=pooler_path.name,
         pooler_sha256=sha256_file(pooler_path),
-        threshold=choice,
-        cal_scores=np.round(cal_scores, 5),
-        cal_correct=cal_y,
+        threshold=chosen.choice,
+        cal_scores=np.round(chosen.cal_scores, 5),
+        cal_correct=chosen.cal_y,
         train=summary,
         version="",
         references_file=None if refs_path is None else refs_path.name,
         references_sha256="" if refs_path is None else sha256_file(refs_path),
+        adapter_file=None if adapter_path is None else adapter_path.name,
+        adapter_sha256="" if adapter_path is None else sha256_file(adapter_path),
+        adapter_version="" if chosen.adapter is None else chosen.adapter.version,
     )
     bundle = replace(bundle, version=bundle.compute_version())
     bundle.save(out / "verdict.json")
-    return Candidate(bundle, comparison, counts, issues)
+    return Candidate(bundle, chosen.comparison, counts, issues, fine_tune)
 
 
 def _absolute(bundle: Bundle, rel: str | None) -> str | None:

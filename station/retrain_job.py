@@ -132,8 +132,8 @@ def label_watermark(home: Path) -> datetime | None:
 
 
 def versions_with_embedder(home: Path, embedder_version: str) -> set[str]:
-    """Bundle versions (shipped and registered) whose embedder is ``embedder_version``: their logged embeddings
-    can be reused as they are."""
+    """Bundle versions (shipped and registered) whose embeddings are ``embedder_version``'s (the embedder's, or with
+    a fine-tuned output layer the adapter's): their logged embeddings can be reused as they are."""
     out: set[str] = set()
     paths = [DEFAULT_BUNDLE] + [version_dir(home, e.version) / "verdict.json" for e in load_registry(home).versions]
     for path in paths:
@@ -141,7 +141,7 @@ def versions_with_embedder(home: Path, embedder_version: str) -> set[str]:
             b = load_bundle(path)
         except (FileNotFoundError, ValueError):
             continue
-        if b.embedder_version == embedder_version:
+        if b.embedding_version == embedder_version:
             out.add(b.version)
     return out
 
@@ -271,7 +271,6 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
         cups = labelled_cups(repo, export, pipeline, reusable, progress=opts.progress)
     finally:
         repo.engine.dispose()
-    _log.info("embedder fine-tune: skipped; the voter is refit on the embedder in force (%s)", current.embedder_version)
     staging_root = registry_root(home)
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".candidate-", dir=staging_root))
@@ -282,6 +281,7 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
             msg = f"nothing to do: {err}"
             _log.info(msg)
             return RetrainOutcome(EXIT_NOTHING_TO_DO, msg, new_labels=new, audit=audit)
+        _log.info("embedder fine-tune: %s", cand.fine_tune)
         return _record(home, current, current_name, cand, _newest(export), new, staging, opts, audit)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -301,7 +301,8 @@ def simulate(
             pipeline = Pipeline.load(home, current_bundle_path(home))
             if start is None:
                 start = pipeline
-            same = start.embedder.version == pipeline.embedder.version  # a retrain keeps the embedder
+            # a retrain keeps the embedder unless it fine-tunes its output layer
+            same = start.embedder.version == pipeline.embedder.version
             k = run_cycle(
                 home,
                 pipeline,

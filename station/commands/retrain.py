@@ -3,7 +3,7 @@ promoted.
 
 Examples::
 
-    cupcheck retrain --no-embedder                 # cron: 0 2 * * * cupcheck retrain --no-embedder
+    cupcheck retrain                               # cron: 0 2 * * * cupcheck retrain
     cupcheck retrain --dry-run --report out/       # evaluate and register only
 """
 
@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--no-embedder",
         action="store_true",
-        help="skip the embedder fine-tune (the voter refit and recalibration always run)",
+        help="do not try the embedder fine-tune (its output layer, learnt on the station's coins); the voter refit "
+        "and recalibration always run",
     )
     p.add_argument("--dry-run", action="store_true", help="evaluate and register the candidate, never promote")
     p.add_argument("--report", default=None, metavar="DIR", help="report folder (default HOME/models/reports/V)")
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target,
         delta=args.delta,
         seed=args.seed,
+        fine_tune_embedder=not args.no_embedder,
     )
     opts = RetrainOptions(
         url=args.db,

@@ -14,6 +14,7 @@ def describe_bundle(bundle: Bundle) -> list[str]:
     lines = [
         f"Model {bundle.version or '(unversioned)'}",
         f"Embedder {bundle.embedder_version}"
+        + (" with an output layer fine-tuned at this station" if bundle.adapter_file else "")
         + (f" · detector {bundle.calibration_detector}" if bundle.calibration_detector else ""),
     ]
     if math.isfinite(t.threshold) and t.n_accepted > 0:

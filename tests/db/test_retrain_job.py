@@ -4,6 +4,7 @@ voter, the gate, the registry; a second run has nothing to do."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -156,3 +157,24 @@ def test_audit_line_bounds_the_field_precision() -> None:
     assert "600 PASSes checked by a person, 0 wrong: precision 100.0%, at least 99.5% with 95% confidence" in clean
     two = audit_line(PassAudit(100, 2, (7, 9)))
     assert "2 wrong (cups 7, 9): precision 98.0%, at least 93.8%" in two
+
+
+def test_retrain_skips_the_embedder_fine_tune_the_station_cannot_certify_or_when_told(
+    repo: VerdictRepository, station_home: Path, db_url: str, tmp_path: Path
+) -> None:
+    version = _home_with_tiny_model(station_home, tmp_path)
+    _log_cups(repo, version, 40)
+    # at the bundle's 99.5 %, 40 cups are far too few to certify a new embedding on the station's cups alone
+    opts = RetrainOptions(url=db_url, config=RetrainConfig(rounds=20), promote=False, progress=False)
+    out = run_retrain(station_home, opts)
+    assert out.candidate is not None
+    note = load_bundle(station_home / "models" / out.candidate / "verdict.json").train["embedder_fine_tune"]
+    assert note.startswith("skipped: the station's calibration cups give ") and "at least 598 at 99.5%" in note
+    assert out.report is not None and f"Embedder fine-tune: {note}." in out.report.read_text()
+    repo.relabel(SUPERVISOR, repo.training_export().cups[0].cup_id, LabelKind.CONFIRMED)  # a new label
+    off = RetrainConfig(rounds=20, seed=1, fine_tune_embedder=False)
+    out = run_retrain(station_home, replace(opts, config=off))
+    assert out.candidate is not None
+    candidate = load_bundle(station_home / "models" / out.candidate / "verdict.json")
+    assert candidate.train["embedder_fine_tune"] == "not tried (turned off)"
+    assert candidate.adapter_file is None

@@ -256,6 +256,10 @@ def test_model_panel_states_the_guarantee(threshold: float, accepted: int, says:
     # certified again on another detector's cuts: the panel names the detector the guarantee holds for
     recut = describe_bundle(replace(bundle, train={"calibration_detector": "det-3"}))
     assert "det-3" in recut[1] and "det-2" not in recut[1]
+    # a bundle whose embedder the nightly retrain fine-tuned says so
+    tuned = describe_bundle(replace(bundle, adapter_file="adapter.npz", adapter_version="emb-1+head-12345678"))
+    assert "emb-1 with an output layer fine-tuned at this station" in tuned[1]
+    assert "fine-tuned" not in lines[1]
 
 
 def test_model_panel_without_a_bundle(tmp_path: Path) -> None:
