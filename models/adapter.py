@@ -16,13 +16,12 @@ station's gallery stays as enrolled (by the bare embedder), and the pipeline map
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from models.files import write_bytes_atomic
+from models.files import read_npz, write_npz_atomic
 from models.gallery import Gallery
 from models.types import FloatArray
 
@@ -86,9 +85,8 @@ class EmbeddingAdapter:
 
     def save(self, path: str | Path) -> Path:
         """Write the adapter atomically as one ``.npz``; returns its path."""
-        buf = io.BytesIO()
-        np.savez_compressed(buf, matrix=np.asarray(self.matrix, np.float32), base_version=np.asarray(self.base_version))
-        return write_bytes_atomic(Path(path), buf.getvalue())
+        arrays = {"matrix": np.asarray(self.matrix, np.float32), "base_version": np.asarray(self.base_version)}
+        return write_npz_atomic(Path(path), arrays)
 
     @classmethod
     def load(cls, path: str | Path, base_version: str | None = None) -> EmbeddingAdapter:
@@ -103,12 +101,10 @@ class EmbeddingAdapter:
             AdapterError: damaged, or made for another embedder.
         """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"embedding adapter {path} not found")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                adapter = cls(np.asarray(z["matrix"], np.float32), str(z["base_version"]))
-        except (OSError, KeyError, ValueError) as err:
+            z = read_npz(path, "embedding adapter")
+            adapter = cls(np.asarray(z["matrix"], np.float32), str(z["base_version"]))
+        except (KeyError, ValueError) as err:
             raise AdapterError(f"{path}: not an embedding adapter file ({err})") from err
         if base_version is not None and adapter.base_version != base_version:
             raise AdapterError(

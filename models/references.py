@@ -14,13 +14,12 @@ references made by another embedder are refused.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from models.files import write_bytes_atomic
+from models.files import read_npz, write_npz_atomic
 from models.gallery import Gallery, GalleryEntry
 from models.types import FloatArray, Side
 
@@ -71,7 +70,6 @@ class StationReferences:
 
     def save(self, path: str | Path) -> Path:
         """Write the references atomically as one ``.npz``; returns its path."""
-        buf = io.BytesIO()
         arrays: dict[str, np.ndarray] = {
             "embeddings": np.asarray(self.embeddings, np.float32),
             "type_id": np.asarray([e.type_id for e in self.entries], dtype=str),
@@ -82,8 +80,7 @@ class StationReferences:
         }
         if self.signatures is not None:
             arrays["signatures"] = np.asarray(self.signatures, np.float16)
-        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
-        return write_bytes_atomic(Path(path), buf.getvalue())
+        return write_npz_atomic(Path(path), arrays)
 
     @classmethod
     def load(cls, path: str | Path, embedder_version: str | None = None) -> StationReferences:
@@ -98,19 +95,17 @@ class StationReferences:
             ReferencesError: damaged, or made by another embedder.
         """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"station references {path} not found")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                emb = np.asarray(z["embeddings"], np.float32)
-                cols = [z[k].tolist() for k in ("type_id", "side", "design_id", "source")]
-                sigs = np.asarray(z["signatures"], np.float32) if "signatures" in z.files else None
-                version = str(z["embedder_version"])
+            z = read_npz(path, "station references")
+            emb = np.asarray(z["embeddings"], np.float32)
+            cols = [z[k].tolist() for k in ("type_id", "side", "design_id", "source")]
+            sigs = np.asarray(z["signatures"], np.float32) if "signatures" in z else None
+            version = str(z["embedder_version"])
             entries = tuple(
                 GalleryEntry(type_id=str(t), side=Side(str(s)), design_id=str(d), source=str(src))
                 for t, s, d, src in zip(*cols, strict=True)
             )
-        except (OSError, KeyError, ValueError) as err:
+        except (KeyError, ValueError) as err:
             raise ReferencesError(f"{path}: not a station references file ({err})") from err
         if embedder_version is not None and version != embedder_version:
             raise ReferencesError(
