@@ -429,7 +429,7 @@ def test_the_boxes_on_a_towel_are_dropped_and_the_coins_on_it_kept(detector: Det
 
 
 def test_the_gaps_between_coins_on_a_towel_are_dropped(detector: Detector, real_data: Path) -> None:
-    """IMG_4202: 25 ten-cent coins on a waffle towel (counted by eye); YOLO boxes three patches of towel between
+    """IMG_4202: 25 fifty-cent coins on a waffle towel (counted by eye); YOLO boxes three patches of towel between
     them as small coins, with rims as strong as the weave's."""
     name = "euro_kaa/photos/single/IMG_4202.jpg"
     frame = read_frame(real_data / name)
