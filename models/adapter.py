@@ -32,9 +32,10 @@ class AdapterError(ValueError):
     """An adapter file is damaged or belongs to another embedder."""
 
 
-def _normalised(x: np.ndarray) -> FloatArray:
-    x = np.asarray(x, np.float32)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)).astype(np.float32)
+def apply_layer(matrix: FloatArray, embeddings: FloatArray) -> FloatArray:
+    """``(n, d)`` embeddings mapped by the ``(d, d)`` layer ``matrix``, each row brought back to unit length."""
+    m = np.asarray(embeddings, np.float32) @ np.asarray(matrix, np.float32).T
+    return (m / np.linalg.norm(m, axis=1, keepdims=True).clip(min=1e-12)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,9 @@ class EmbeddingAdapter:
 
     def apply(self, embeddings: FloatArray) -> FloatArray:
         """Map ``(n, d)`` embeddings of the base embedder; rows come back of unit length."""
-        e = np.asarray(embeddings, np.float32)
-        if e.shape[0] == 0:
+        if len(embeddings) == 0:
             return np.zeros((0, self.dim), np.float32)
-        return _normalised(e @ self.matrix.T)
+        return apply_layer(self.matrix, embeddings)
 
     def then(self, matrix: FloatArray) -> EmbeddingAdapter:
         """This layer followed by ``matrix`` (a fine-tune learnt on this layer's output), as one layer."""

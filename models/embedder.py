@@ -218,9 +218,9 @@ class Embedder:
         train_args: how the weights were trained (free-form, from the checkpoint).
         runner: the network exported to ONNX Runtime (:mod:`models.runtime`), which :meth:`embed` runs instead of
             ``network``; ``None`` runs ``network`` in torch (an embedder built around a network being trained).
-        head: ``(d, d)`` a station's fine-tuned output layer (:class:`models.adapter.EmbeddingAdapter`) applied to
-            every embedding, ``None``: none; ``version`` is then the adapter's.
-        base_version: with a ``head``, the version of the embedder under it; else ``""``.
+        adapter: a station's fine-tuned output layer (:class:`models.adapter.EmbeddingAdapter`) applied to every
+            embedding, ``None``: none; ``version`` is then the adapter's, and the embedder under it is
+            ``adapter.base_version``.
     """
 
     network: EmbedNet
@@ -230,8 +230,7 @@ class Embedder:
     version: str
     train_args: dict[str, Any]
     runner: OnnxRunner | None = field(default=None, repr=False, compare=False)
-    head: np.ndarray | None = field(default=None, repr=False, compare=False)
-    base_version: str = ""
+    adapter: EmbeddingAdapter | None = field(default=None, repr=False, compare=False)
 
     @property
     def backend(self) -> str:
@@ -258,13 +257,11 @@ class Embedder:
         """
         if adapter.base_version != self.version:
             raise ValueError(f"the adapter fine-tunes embedder {adapter.base_version}, this one is {self.version}")
-        return replace(
-            self, head=np.asarray(adapter.matrix, np.float32), version=adapter.version, base_version=self.version
-        )
+        return replace(self, adapter=adapter, version=adapter.version)
 
     def without_adapter(self) -> Embedder:
         """The embedder under the station's output layer (itself when it has none)."""
-        return self if self.head is None else replace(self, head=None, version=self.base_version, base_version="")
+        return self if self.adapter is None else replace(self, adapter=None, version=self.adapter.base_version)
 
     @classmethod
     def load(
@@ -338,10 +335,7 @@ class Embedder:
                 out.append(y.reshape(turns, len(batch), -1).mean(axis=0))
         emb = np.concatenate(out).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)
-        if self.head is not None:
-            emb = (emb @ self.head.T).astype(np.float32)
-            emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)
-        return emb
+        return emb if self.adapter is None else self.adapter.apply(emb)
 
 
 def checkpoint_dict(

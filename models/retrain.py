@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from calibration.risk import ThresholdChoice, choose_threshold, min_accepted_for_rejection
-from models.adapter import ADAPTER_FILE, EmbeddingAdapter, fit_adapter
+from models.adapter import ADAPTER_FILE, EmbeddingAdapter, apply_layer, fit_adapter
 from models.bundle import Bundle
 from models.features import CupCoins, GalleryView, feature_vector, pair_evidence
 from models.files import sha256_file
@@ -357,13 +357,7 @@ class _Trial:
 
 def mapped_cups(cups: Sequence[LabelledCup], matrix: np.ndarray) -> list[LabelledCup]:
     """The cups with every coin embedding mapped by the output layer ``matrix`` (rows renormalised)."""
-    m = np.asarray(matrix, np.float32)
-    out = []
-    for cup in cups:
-        e = cup.coins.embeddings @ m.T
-        e = (e / np.linalg.norm(e, axis=1, keepdims=True).clip(min=1e-12)).astype(np.float32)
-        out.append(replace(cup, coins=replace(cup.coins, embeddings=e)))
-    return out
+    return [replace(c, coins=replace(c.coins, embeddings=apply_layer(matrix, c.coins.embeddings))) for c in cups]
 
 
 def _ruled_coins(
