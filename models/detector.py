@@ -1012,13 +1012,11 @@ def _median_lab(pixels: UInt8Array) -> FloatArray:
 def _mask_colour(image: UInt8Array, inst: CoinInstance) -> FloatArray | None:
     """Median Lab colour under the instance's mask (the part inside the frame, every other pixel of each row and
     column); ``None`` for an empty one."""
-    h, w = image.shape[:2]
-    ox, oy = inst.mask_origin
-    mh, mw = inst.mask.shape
-    x0, y0, x1, y1 = max(0, ox), max(0, oy), min(w, ox + mw), min(h, oy + mh)
-    if x1 <= x0 or y1 <= y0:
+    window = mask_window(inst, image.shape[1], image.shape[0])
+    if window is None:
         return None
-    pixels = image[y0:y1:2, x0:x1:2][inst.mask[y0 - oy : y1 - oy : 2, x0 - ox : x1 - ox : 2]]
+    (rows, cols), mask = window
+    pixels = image[rows, cols][::2, ::2][mask[::2, ::2]]
     return None if len(pixels) == 0 else _median_lab(pixels)
 
 
@@ -1155,14 +1153,22 @@ def instance_full_mask(inst: CoinInstance, width: int, height: int) -> BoolArray
     return full
 
 
-def paste_mask(frame: BoolArray, inst: CoinInstance) -> None:
-    """Add the instance's mask to the frame-sized bool ``frame`` in place (the part inside the frame)."""
-    height, width = frame.shape
+def mask_window(inst: CoinInstance, width: int, height: int) -> tuple[tuple[slice, slice], BoolArray] | None:
+    """The part of the instance's mask inside a ``(height, width)`` frame: the frame's ``(rows, columns)`` slices
+    and the mask cut to them; ``None`` when none of it is inside."""
     ox, oy = inst.mask_origin
     mh, mw = inst.mask.shape
     x0, y0, x1, y1 = max(0, ox), max(0, oy), min(width, ox + mw), min(height, oy + mh)
-    if x1 > x0 and y1 > y0:
-        frame[y0:y1, x0:x1] |= inst.mask[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return (slice(y0, y1), slice(x0, x1)), inst.mask[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+
+
+def paste_mask(frame: BoolArray, inst: CoinInstance) -> None:
+    """Add the instance's mask to the frame-sized bool ``frame`` in place (the part inside the frame)."""
+    window = mask_window(inst, frame.shape[1], frame.shape[0])
+    if window is not None:
+        frame[window[0]] |= window[1]
 
 
 def read_frame(path: str | Path) -> Frame:
