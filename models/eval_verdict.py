@@ -241,9 +241,9 @@ def plot_curves(results: Sequence[MethodResult], y: np.ndarray, path: Path, targ
     return path
 
 
-def calibration_sets(recorded: object) -> list[Path]:
-    """The calibration data sets a bundle records: none, one path, or a list (``cupcheck train recalibrate`` with
-    several ``--data-cal``)."""
+def recorded_sets(recorded: object) -> list[Path]:
+    """The training or calibration data sets a bundle records: none, one path, or a list (``cupcheck train voter``
+    with several ``--data``, ``cupcheck train recalibrate`` with several ``--data-cal``)."""
     if not recorded:
         return []
     if isinstance(recorded, (list, tuple)):
@@ -258,8 +258,10 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=1)
     pooler = SetPooler.load(bundle.path(bundle.pooler_file))  # type: ignore[arg-type]
     voter = bundle.load_voter()
-    data_train = cfg.data_train or Path(str(bundle.train["data"]))
-    cal_srcs = [cfg.data_cal] if cfg.data_cal is not None else calibration_sets(bundle.train.get("data_cal"))
+    train_srcs = [cfg.data_train] if cfg.data_train is not None else recorded_sets(bundle.train.get("data"))
+    if not train_srcs:
+        raise ValueError(f"bundle {bundle.version} records no training data set: give one (--data-train)")
+    cal_srcs = [cfg.data_cal] if cfg.data_cal is not None else recorded_sets(bundle.train.get("data_cal"))
     # The cups are cut the way the bundle was trained and calibrated (true masks or the real detector): the
     # guarantee holds only for that pipeline.
     instances = str(bundle.train.get("instances", "gt"))
@@ -283,8 +285,9 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
         pairs = make_pairs(cache, mint, seed=seed, splits=splits, extra_negatives=extra)
         return pair_table(cache, view, pairs, pooler, gem_p=bundle.preprocess.gem_p, progress=progress, desc=desc)
 
-    train_t = table(data_train, ("train",), 0, "pairs (train)", int(bundle.train.get("extra_negatives", 2)))
-    seen_t = table(data_train, ("val",), 1, "pairs (seen types)")
+    extra = int(bundle.train.get("extra_negatives", 2))
+    train_t = PairTable.concat([table(d, ("train",), 0, "pairs (train)", extra) for d in train_srcs])
+    seen_t = PairTable.concat([table(d, ("val",), 1, "pairs (seen types)") for d in train_srcs])
     cal_t = PairTable.concat([table(d, None, 2, "pairs (cal)") for d in cal_srcs]) if cal_srcs else seen_t
     test_t = table(cfg.data, None, 3, "pairs (test)")
     baselines = {

@@ -39,6 +39,48 @@ LOOKALIKE_RULE_FEATURE = "cand_declared_lookalike"
 RULE_FEATURES: tuple[str, ...] = (*REQUIRED_RULE_FEATURES, LOOKALIKE_RULE_FEATURE)
 """Every feature :func:`passable` reads."""
 
+WEAKEST_COIN_RISES: frozenset[str] = frozenset(
+    {
+        "sim_min",
+        "sim_q10",
+        "margin_min",
+        "margin_q10",
+        "dmargin_min",
+        "dmargin_q10",
+        "informative_sim_min",
+        "informative_margin_min",
+        "proof_margin_min",
+        "top_share",
+        "proof_share",
+        "outlier_min",
+        "outlier_sim",
+        "mil_score",
+        "tsim_min",
+        "tsim_q10",
+        "tmargin_min",
+        "tmargin_q10",
+        "ttop_share",
+        "tinformative_margin_min",
+        "tproof_share",
+        "cmargin_min",
+        "cmargin_q10",
+        "ctop_share",
+    }
+)
+"""Features that grow as the cup's least convincing coin looks more like the candidate (its similarity and
+margins, the share of coins whose best match is the candidate, the set pooler's score): a cup must never look
+more surely pure because one of its coins looks less like the candidate (:func:`monotone_constraints`)."""
+
+WEAKEST_COIN_FALLS: frozenset[str] = frozenset({"n_not_top", "n_tnot_top", "n_unproven", "outlier_gap", "diam_err_max"})
+"""Features that grow as some coin looks less like the candidate: coins whose best match is another type or that
+prove nothing, the gap between the typical coin and the least similar one, the worst diameter error."""
+
+
+def monotone_constraints(names: Sequence[str]) -> list[int]:
+    """LightGBM ``monotone_constraints`` for feature columns ``names``: ``1`` for :data:`WEAKEST_COIN_RISES`,
+    ``-1`` for :data:`WEAKEST_COIN_FALLS`, ``0`` (free) for the rest."""
+    return [1 if n in WEAKEST_COIN_RISES else -1 if n in WEAKEST_COIN_FALLS else 0 for n in names]
+
 
 def has_rules(feature_names: Sequence[str]) -> bool:
     """Whether a feature list carries the columns of the hard rules (every cupcheck voter's does)."""
@@ -167,6 +209,12 @@ class Voter:
         check_min_coins(min_coins)
         return cls(booster, tuple(booster.feature_name()), dict(info or {}), min_coins)
 
+    @property
+    def monotone(self) -> bool:
+        """Whether the booster was trained under monotone constraints (:func:`monotone_constraints`):
+        a continued boosting keeps them."""
+        return any(int(c) != 0 for c in self.booster.params.get("monotone_constraints") or ())
+
     def importance(self) -> dict[str, float]:
         """Gain importance per feature, largest first."""
         gains = self.booster.feature_importance(importance_type="gain")
@@ -185,6 +233,7 @@ def train_voter(
     init_model: Voter | None = None,
     negative_weight: float = 1.0,
     min_coins: int = 1,
+    monotone: bool = False,
 ) -> Voter:
     """Train the voter on labelled pairs.
 
@@ -205,6 +254,9 @@ def train_voter(
             that look right down the ranking, where the threshold is chosen.
         min_coins: the hard rules' fewest coins of a cup that may pass; smaller cups are not learnt from and score
             ``0`` (:func:`passable`).
+        monotone: constrain the booster so that ``p_correct`` never rises as the cup's least convincing coin looks
+            less like the candidate (:func:`monotone_constraints`); continued boosting from a
+            monotone ``init_model`` always is.
 
     Returns:
         The trained voter.
@@ -228,6 +280,9 @@ def train_voter(
     if not (math.isfinite(negative_weight) and negative_weight > 0):
         raise ValueError(f"the negative weight must be > 0, got {negative_weight}")
     p = {**DEFAULT_PARAMS, **(params or {})}
+    monotone = monotone or (init_model is not None and init_model.monotone)
+    if monotone:
+        p["monotone_constraints"] = monotone_constraints(names)
     weight = np.where(y > 0, 1.0, negative_weight) if negative_weight != 1.0 else None
     train = lgb.Dataset(x, label=y, weight=weight, feature_name=names, free_raw_data=True)
     callbacks: list[Any] = []
@@ -251,4 +306,6 @@ def train_voter(
     info: dict[str, Any] = {"rows": int(x.shape[0]), "positives": int(y.sum()), "rounds": int(booster.num_trees())}
     if negative_weight != 1.0:
         info["negative_weight"] = negative_weight
+    if monotone:
+        info["monotone"] = True
     return Voter(booster, tuple(names), info, min_coins)

@@ -821,6 +821,8 @@ class TrainConfig:
 
     Attributes:
         data: training data set (its ``val`` split is used for early stopping).
+        data_more: further training data sets (other mints), each with its own gallery: their train and val
+            pairs join ``data``'s, and ``virtual`` is shared among the sets by their pure training cups.
         data_cal: calibration data set (a different seed); ``None`` uses ``data``'s val split (no guarantee
             beyond that split).
         out: output folder (``voter.txt``, ``pooler.pt``, ``verdict.json``).
@@ -841,11 +843,13 @@ class TrainConfig:
         enrol_per_side: enrolment photo crops per (type, side) in each data set's gallery
             (:func:`dataset_gallery`); recorded in the bundle, whose recalibration and evaluation enrol the same way.
         min_coins: the voter's hard rule: a cup with fewer coins never passes (:func:`models.voter.passable`).
+        monotone: train the voter under monotone constraints (:func:`models.voter.monotone_constraints`).
     """
 
     data: Path
     out: Path
     data_cal: Path | None = None
+    data_more: tuple[Path, ...] = ()
     cache: Path = Path("/tmp/cupcheck-voter-cache")
     embedder: Path | None = None
     detector: Path | None = None
@@ -861,6 +865,7 @@ class TrainConfig:
     cut_workers: int = 1
     enrol_per_side: int = ENROL_PER_SIDE
     min_coins: int = MIN_COINS
+    monotone: bool = False
 
 
 @dataclass
@@ -989,6 +994,15 @@ def virtual_cups(cache: CupCache, mint: Mint, n: int, *, seed: int = 0, max_coin
     )
 
 
+_SetPairs = tuple[CupCache, GalleryView, list[Pair]]
+"""One training data set's cups (with its virtual cups), its gallery view and the pairs drawn from it."""
+
+
+def _pure_train_cups(cache: CupCache) -> int:
+    """Pure cups of a cache's train split (what :func:`virtual_cups` draws its coins from)."""
+    return int(np.count_nonzero((cache.kind == "pure") & (cache.split == "train")))
+
+
 def iter_pair_batches(pairs: Sequence[Pair], size: int) -> Iterator[Sequence[Pair]]:
     """Consecutive slices of ``pairs``."""
     for s in range(0, len(pairs), size):
@@ -1003,19 +1017,33 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         from models.detector import Detector
 
         detector = Detector.load(cfg.detector)
-    cache, view, mint = load_split(cfg.data, embedder, cfg, detector, progress)
-    val_pairs = make_pairs(cache, mint, seed=cfg.seed + 1, splits=("val",))
-    n_real = cache.n_cups
-    if cfg.virtual > 0:
-        cache = CupCache.concat([cache, virtual_cups(cache, mint, cfg.virtual, seed=cfg.seed)])
-    train_pairs = make_pairs(cache, mint, seed=cfg.seed, splits=("train",), extra_negatives=cfg.extra_negatives)
-    n_virtual_pairs = sum(1 for p in train_pairs if p.cup >= n_real)
+    sets = [load_split(d, embedder, replace(cfg, data=d), detector, progress) for d in (cfg.data, *cfg.data_more)]
+    pure_train = [_pure_train_cups(c) for c, _, _ in sets]
+    train_parts: list[_SetPairs] = []
+    val_parts: list[_SetPairs] = []
+    n_train_pairs = n_virtual_pairs = 0
+    for k, (cache, view, mint) in enumerate(sets):
+        val_parts.append((cache, view, make_pairs(cache, mint, seed=cfg.seed + 1, splits=("val",))))
+        n_real = cache.n_cups
+        virtual = round(cfg.virtual * pure_train[k] / max(sum(pure_train), 1))
+        if virtual > 0:
+            cache = CupCache.concat([cache, virtual_cups(cache, mint, virtual, seed=cfg.seed + k)])
+        pairs = make_pairs(cache, mint, seed=cfg.seed, splits=("train",), extra_negatives=cfg.extra_negatives)
+        n_train_pairs += len(pairs)
+        n_virtual_pairs += sum(1 for p in pairs if p.cup >= n_real)
+        train_parts.append((cache, view, pairs))
+
+    def table_of(parts: list[_SetPairs], pooler: SetPooler | None, desc: str) -> PairTable:
+        return PairTable.concat(
+            [pair_table(c, v, pairs, pooler, progress=progress, desc=desc) for c, v, pairs in parts if pairs]
+        )
+
     # 1) the set pooler, on per-coin evidence only
-    t0 = pair_table(cache, view, train_pairs, None, progress=progress, desc="pairs (train)")
+    t0 = table_of(train_parts, None, "pairs (train)")
     pooler = train_pooler(t0.bags, t0.y, COIN_FEATURES, seed=cfg.seed)
     # 2) the voter with the pooler's features
-    tr = pair_table(cache, view, train_pairs, pooler, progress=progress, desc="features (train)")
-    va = pair_table(cache, view, val_pairs, pooler, progress=progress, desc="features (val)") if val_pairs else None
+    tr = table_of(train_parts, pooler, "features (train)")
+    va = table_of(val_parts, pooler, "features (val)") if any(pairs for _, _, pairs in val_parts) else None
     names = FEATURES if tr.has_templates else EMBEDDING_FEATURES
     valid = (va.columns(names), va.y) if va is not None and len(set(va.y)) == 2 else None
     voter = train_voter(
@@ -1026,6 +1054,7 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         rounds=cfg.rounds,
         negative_weight=cfg.negative_weight,
         min_coins=cfg.min_coins,
+        monotone=cfg.monotone,
     )
     # 3) calibration
     if cfg.data_cal is not None:
@@ -1045,16 +1074,17 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     voter_path = voter.save(cfg.out / "voter.txt")
     pooler_path = pooler.save(cfg.out / "pooler.pt")
     save_calibration_features(cfg.out / CALIBRATION_FEATURES, cal.columns(names), cal.y, names)
-    focus_all = cache.focus[np.isfinite(cache.focus)]
+    focus = np.concatenate([c.focus for c, _, _ in train_parts])
+    focus_all = focus[np.isfinite(focus)]
     focus_min = float(np.quantile(focus_all, 0.01)) * 0.8 if focus_all.size else 2.0
     val_auc = _auc(voter.predict(va.columns(names)), va.y) if va is not None and len(set(va.y)) == 2 else math.nan
     summary = {
-        "data": str(cfg.data),
+        "data": str(cfg.data) if not cfg.data_more else [str(d) for d in (cfg.data, *cfg.data_more)],
         "data_cal": str(cfg.data_cal) if cfg.data_cal else None,
         "instances": cfg.instances,
-        "train_pairs": len(train_pairs),
+        "train_pairs": n_train_pairs,
         "train_positive": int(tr.y.sum()),
-        "val_pairs": len(val_pairs),
+        "val_pairs": len(va.pairs) if va is not None else 0,
         "val_auc": round(val_auc, 5),
         "cal_pairs": len(cal.pairs),
         "cal_positive": int(cal.y.sum()),
@@ -1066,6 +1096,7 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         "virtual_pairs": n_virtual_pairs,
         "negative_weight": cfg.negative_weight,
         "enrol_per_side": cfg.enrol_per_side,
+        "monotone": voter.monotone,
     }
     bundle = Bundle(
         root=cfg.out,

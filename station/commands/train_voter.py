@@ -20,11 +20,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="train the set pooler + LightGBM voter and choose the guaranteed-precision threshold",
         description="Embed every cup of the synthetic data set(s) once (cached), enrol each data set's mint from "
         "rendered references, train the gated-attention set pooler and the class-agnostic LightGBM voter on "
-        "--data (its val split for early stopping), and choose the PASS threshold on --data-cal (a data set "
+        "--data (their val splits for early stopping), and choose the PASS threshold on --data-cal (a data set "
         "drawn with another seed) so that PASS precision >= --target with probability >= 1 - --delta. Writes "
         "voter.txt, pooler.pt and verdict.json into --out.",
     )
-    p.add_argument("--data", required=True, metavar="DIR", help="synthetic training data set (cupcheck synth)")
+    p.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        metavar="DIR",
+        help="synthetic training data set (cupcheck synth); repeat it to train on several mints, each with its own "
+        "gallery (the first one's val split and the others' stop the boosting early)",
+    )
     p.add_argument("--data-cal", default=None, metavar="DIR", help="synthetic calibration data set (other seed)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for the bundle")
     p.add_argument(
@@ -71,6 +78,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help=f"hard rule: a cup showing fewer coins never passes (default {MIN_COINS}; 1 passes any cup with a coin)",
     )
+    p.add_argument(
+        "--monotone",
+        action="store_true",
+        help="constrain the voter so that p_correct never rises as the cup's least convincing coin looks less like "
+        "the expected type (its similarity, margins, template match; the nightly refit keeps the constraints)",
+    )
     p.add_argument("--seed", type=int, default=0)
     add_cut_workers(p)
     p.set_defaults(func=run)
@@ -111,9 +124,10 @@ def run(args: argparse.Namespace) -> int:
     from models.files import default_cache_dir
     from models.train.voter import TrainConfig, train_verdict
 
-    data = Path(args.data)
-    if not (data / "manifest.json").is_file():
-        raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
+    sets = [Path(d) for d in args.data]
+    for data in sets:
+        if not (data / "manifest.json").is_file():
+            raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
     if args.data_cal is not None and not (Path(args.data_cal) / "manifest.json").is_file():
         raise CliError(f"{args.data_cal} is not a synthetic data set (manifest.json missing)")
     if not 0 < args.target < 1 or not 0 < args.delta < 1:
@@ -126,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     check_cut_workers(args)
     out = Path(args.out)
     cfg = TrainConfig(
-        data=data,
+        data=sets[0],
+        data_more=tuple(sets[1:]),
         data_cal=None if args.data_cal is None else Path(args.data_cal),
         out=out,
         cache=Path(args.cache) if args.cache else default_cache_dir() / "voter",
@@ -142,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         cut_workers=args.cut_workers,
         enrol_per_side=args.enrol_per_side,
         min_coins=args.min_coins,
+        monotone=args.monotone,
     )
     try:
         result = train_verdict(cfg)

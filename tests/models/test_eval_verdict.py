@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from calibration.risk import choose_threshold
-from models.eval_verdict import breakdown_threshold, calibration_sets, passes, real_pass_counts, real_target_table
+from models.eval_verdict import breakdown_threshold, passes, real_pass_counts, real_target_table, recorded_sets
 from models.features import FEATURES
 from models.train.voter import Pair, PairTable
 
@@ -97,9 +97,9 @@ def test_eval_verdict_needs_synthetic_or_real_data(tmp_path: Path, capsys: pytes
 
 
 def test_a_bundle_calibrated_on_several_mints_names_each_and_their_pairs_join_in_order() -> None:
-    assert calibration_sets(None) == [] and calibration_sets("") == []
-    assert calibration_sets("/d/cal105") == [Path("/d/cal105")]
-    assert calibration_sets(["/d/cal105", "/d/cal106"]) == [Path("/d/cal105"), Path("/d/cal106")]
+    assert recorded_sets(None) == [] and recorded_sets("") == []
+    assert recorded_sets("/d/cal105") == [Path("/d/cal105")]
+    assert recorded_sets(["/d/cal105", "/d/cal106"]) == [Path("/d/cal105"), Path("/d/cal106")]
 
     def part(n: int, correct: bool, value: float, extra: bool = True) -> PairTable:
         pairs = [Pair(i, "t0", correct, "pure", "true") for i in range(n)]

@@ -8,7 +8,7 @@ import pytest
 from models.features import EMBEDDING_FEATURES, GalleryView, feature_vector, pair_evidence
 from models.gallery import Gallery
 from models.train.voter import auc
-from models.voter import Voter, passable, train_voter
+from models.voter import Voter, monotone_constraints, passable, train_voter
 from tests.models.verdict_world import DIM, labelled_cups, table, trained
 
 
@@ -155,3 +155,26 @@ def test_heavier_negatives_lower_the_scores_of_wrong_pairs_that_look_right() -> 
     assert heavy.predict(np.array([[0.5]]))[0] < plain.predict(np.array([[0.5]]))[0] - 0.2  # where they overlap
     with pytest.raises(ValueError, match="negative weight"):
         train_voter(x, y, ["s"], negative_weight=0.0)
+
+
+def test_a_monotone_voter_never_trusts_a_cup_more_because_a_coin_looks_less_like_the_candidate(tmp_path) -> None:
+    """Training data where a very dissimilar weakest coin happens to come with correct pairs (as a washer boxed
+    as a coin can): the free voter rewards it, the monotone one cannot, and a continued boosting stays monotone."""
+    rng = np.random.default_rng(7)
+    n = 4000
+    sim_min = rng.uniform(0.0, 1.0, n)
+    other = rng.normal(0.0, 1.0, n)
+    y = rng.random(n) < np.where(sim_min < 0.2, 0.9, np.clip(sim_min, 0.0, 1.0))  # the low end misleads
+    x = np.stack([sim_min, other], axis=1)
+    names = ["sim_min", "other"]
+    assert monotone_constraints([*names, "n_not_top"]) == [1, 0, -1]
+    free = train_voter(x, y, names, rounds=80)
+    mono = train_voter(x, y, names, rounds=80, monotone=True)
+    grid = np.stack([np.linspace(0.0, 1.0, 41), np.zeros(41)], axis=1)
+    assert np.any(np.diff(free.predict(grid)) < -0.05)  # the free voter learnt the misleading low end
+    assert np.all(np.diff(mono.predict(grid)) >= 0.0)
+    assert mono.monotone and mono.info["monotone"] and not free.monotone and "monotone" not in free.info
+    again = Voter.load(mono.save(tmp_path / "voter.txt"))
+    assert again.monotone
+    refit = train_voter(x[:500], y[:500], names, rounds=20, init_model=again)  # as the nightly refit does
+    assert refit.monotone and np.all(np.diff(refit.predict(grid)) >= 0.0)

@@ -48,6 +48,47 @@ def test_train_voter_records_the_enrolment_size_it_trained_with(
     assert sorted(p.name.split("-")[1:3] for p in cache.glob("gallery-*")) == [["cal", "enrol2"], ["train", "enrol2"]]
 
 
+def test_train_voter_trains_on_the_pairs_of_every_data_set_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two training mints, each judged against its own gallery: the voter sees the train pairs of both (here under
+    monotone constraints, which the bundle's voter keeps)."""
+    from models.embedder import Embedder
+    from models.eval_verdict import recorded_sets
+    from models.train.voter import TrainConfig, load_split, make_pairs
+
+    sets = [_data_set(tmp_path / "train_a", 3, 30), _data_set(tmp_path / "train_b", 7, 30)]
+    cal = _data_set(tmp_path / "cal", 5, 24)
+    cache, ckpt = tmp_path / "cache", write_tiny_checkpoint(tmp_path / "embedder.pt")
+    args = ["train", "voter", "--data", str(sets[0]), "--data", str(sets[1]), "--data-cal", str(cal)]
+    args += ["--out", str(tmp_path / "bundle"), "--cache", str(cache), "--embedder", str(ckpt)]
+    assert main([*args, "--instances", "gt", "--enrol-per-side", "2", "--monotone"]) == 0
+    summary = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    bundle = load_bundle(tmp_path / "bundle" / "verdict.json")
+    assert recorded_sets(bundle.train["data"]) == sets
+    assert summary["monotone"] is True and bundle.load_voter().monotone
+    embedder = Embedder.load(ckpt, threads=1)
+    cfg = TrainConfig(data=sets[0], out=tmp_path / "o", cache=cache, embedder=ckpt, enrol_per_side=2)
+    counts = []
+    for d in sets:
+        c, _, mint = load_split(d, embedder, cfg, None, False)
+        counts.append(len(make_pairs(c, mint, seed=0, splits=("train",), extra_negatives=cfg.extra_negatives)))
+    assert min(counts) > 0 and summary["train_pairs"] == sum(counts)
+    galleries = sorted(p.name.split("-")[1] for p in cache.glob("gallery-*"))
+    assert galleries == ["cal", "train_a", "train_b"]
+
+
+def test_train_voter_names_a_training_data_set_that_is_not_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "manifest.json").write_text("{}")
+    status = main(["train", "voter", "--data", str(good), "--data", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert status == 2
+    assert f"{tmp_path / 'nope'} is not a synthetic data set" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("command", "option", "bad"),
     [
