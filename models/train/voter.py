@@ -1017,7 +1017,7 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         from models.detector import Detector
 
         detector = Detector.load(cfg.detector)
-    sets = [load_split(d, embedder, replace(cfg, data=d), detector, progress) for d in (cfg.data, *cfg.data_more)]
+    sets = [load_split(d, embedder, cfg, detector, progress) for d in (cfg.data, *cfg.data_more)]
     pure_train = [_pure_train_cups(c) for c, _, _ in sets]
     train_parts: list[_SetPairs] = []
     val_parts: list[_SetPairs] = []
@@ -1198,7 +1198,7 @@ def recalibrate(
     gem_p = bundle.preprocess.gem_p
     tables: list[PairTable] = []
     for data in sets:
-        cal_cache, cal_view, cal_mint = load_split(data, embedder, replace(cfg, data=data), detector, progress)
+        cal_cache, cal_view, cal_mint = load_split(data, embedder, cfg, detector, progress)
         cal_pairs = make_pairs(cal_cache, cal_mint, seed=seed + 2)
         part = pair_table(cal_cache, cal_view, cal_pairs, pooler, gem_p=gem_p, progress=progress, desc="features (cal)")
         if set(TEMPLATE_FEATURES) & set(bundle.features) and not part.has_templates:

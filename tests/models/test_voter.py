@@ -5,10 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.features import EMBEDDING_FEATURES, GalleryView, feature_vector, pair_evidence
+from models.features import EMBEDDING_FEATURES, FEATURES, GalleryView, feature_vector, pair_evidence
 from models.gallery import Gallery
 from models.train.voter import auc
-from models.voter import Voter, monotone_constraints, passable, train_voter
+from models.voter import (
+    WEAKEST_COIN_FALLS,
+    WEAKEST_COIN_RISES,
+    Voter,
+    monotone_constraints,
+    passable,
+    train_voter,
+)
 from tests.models.verdict_world import DIM, labelled_cups, table, trained
 
 
@@ -168,6 +175,7 @@ def test_a_monotone_voter_never_trusts_a_cup_more_because_a_coin_looks_less_like
     x = np.stack([sim_min, other], axis=1)
     names = ["sim_min", "other"]
     assert monotone_constraints([*names, "n_not_top"]) == [1, 0, -1]
+    assert set(FEATURES) >= WEAKEST_COIN_RISES | WEAKEST_COIN_FALLS  # a misspelt name would go unconstrained
     free = train_voter(x, y, names, rounds=80)
     mono = train_voter(x, y, names, rounds=80, monotone=True)
     grid = np.stack([np.linspace(0.0, 1.0, 41), np.zeros(41)], axis=1)
