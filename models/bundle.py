@@ -50,6 +50,11 @@ were single-coin cups judged against a family member. (Bundles from before the r
 ENROL_PER_SIDE = 5
 """Enrolment photo crops per (type, side) in a synthetic data set's gallery when a command or bundle names no other
 number (``cupcheck train voter --enrol-per-side``); a bundle trained before the setting existed was enrolled so."""
+REAL_CUPS = 4000
+"""Training cups drawn per real set when the voter also learns from labelled real crops (``cupcheck train voter
+--real``; :mod:`models.train.real_cups`), and a fifth as many for validation."""
+REAL_WEIGHT = 0.5
+"""Weight of a real cup's pair beside a synthetic one's when the voter also learns from real crops."""
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_BUNDLE = WEIGHTS_DIR / "verdict.json"
 """The shipped default bundle."""

@@ -165,11 +165,12 @@ def is_cut_crop(image: UInt8Array) -> bool:
     return all(float((c <= 8).mean()) >= CUT_DARK_SHARE for c in corners)
 
 
-def recut_crop(image: UInt8Array, detector: Detector, size: int = 128) -> UInt8Array | None:
-    """Cut a crop's coin again the way the station cuts a coin from a frame (fitted circle, background black).
+def recut_coin(image: UInt8Array, detector: Detector, size: int = 128) -> tuple[CoinInstance, CoinCrop] | None:
+    """Find a crop's coin the way the station finds a coin in a frame: the instance and its cut crop.
 
     The crop is padded with mid grey (:data:`RECUT_PAD`), the detector runs on it, and the largest coin whose centre
-    is near the crop's centre is cut at ``size`` px. ``None`` when there is no such coin.
+    is near the crop's centre is cut at ``size`` px (fitted circle, background black). ``None`` when there is no
+    such coin.
     """
     h, w = image.shape[:2]
     pad = round(RECUT_PAD * max(h, w))
@@ -180,9 +181,14 @@ def recut_crop(image: UInt8Array, detector: Detector, size: int = 128) -> UInt8A
         for c in detect_coins(np.asarray(canvas, np.uint8), detector, size)
         if math.hypot(c[0].center[0] - cx, c[0].center[1] - cy) <= RECUT_CENTRE * max(h, w)
     ]
-    if not near:
-        return None
-    return max(near, key=lambda c: c[0].diameter_px)[1].image
+    return max(near, key=lambda c: c[0].diameter_px) if near else None
+
+
+def recut_crop(image: UInt8Array, detector: Detector, size: int = 128) -> UInt8Array | None:
+    """Cut a crop's coin again the way the station cuts a coin from a frame (:func:`recut_coin`): the cut crop's
+    image, ``None`` when no coin is found."""
+    found = recut_coin(image, detector, size)
+    return None if found is None else found[1].image
 
 
 def whole_image_coin(image: UInt8Array) -> tuple[CoinInstance, CoinCrop]:

@@ -151,6 +151,7 @@ class EvalResult:
     breakdown: dict[str, dict[str, Any]]
     seen_breakdown: dict[str, dict[str, Any]]
     real: dict[str, Any] = field(default_factory=dict)
+    real_cups: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
     operating_point: str = ""
@@ -364,6 +365,9 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     plot_reliability(test_scores["voter"], test_t.y, cfg.out / "reliability_voter.png", title="Voter p_correct")
     if cfg.real is not None:
         res.real = evaluate_real(cfg.real, bundle, progress=progress, limit=cfg.real_limit)
+        res.real_cups = evaluate_real_cups(
+            cfg.real, bundle, progress=progress, plot=cfg.out / "precision_coverage_real_cups.png"
+        )
     write_report(cfg, bundle, res)
     return res
 
@@ -472,6 +476,120 @@ def evaluate_real(
     return out
 
 
+REAL_TEST_CUPS = 1000
+"""Cups drawn per real set from its test crops for :func:`evaluate_real_cups`."""
+
+
+def _real_group(kind: str, relation: str) -> str:
+    if kind == "pure":
+        return "pure" if relation == "true" else f"pure, wrong candidate ({relation})"
+    return f"{kind} ({relation})" if relation else kind
+
+
+def evaluate_real_cups(
+    real: Path,
+    bundle: Bundle,
+    *,
+    cups: int = REAL_TEST_CUPS,
+    progress: bool = True,
+    targets: Sequence[float] = REAL_TARGETS,
+    plot: Path | None = None,
+) -> dict[str, Any]:
+    """Cups drawn from the real test crops (:func:`models.train.real_cups.real_test_table`: coins of photos no
+    training cup saw, judged against a gallery of the real train crops), scored by the bundle's voter.
+
+    Returns:
+        ``{"pairs", "cups", "at": {target: {"threshold", "pass", "wrong", "pure_pass", "pure"}}, "groups":
+        {group: {"n", "pass": {target: count}}}}`` where a target's threshold is the one the bundle certifies
+        for it on its (synthetic) calibration pairs, and ``"bundle"`` is the bundle's own threshold. With
+        ``plot``, the voter's precision against coverage on these pairs is drawn there (PNG).
+    """
+    from models.detector import Detector
+    from models.pooling import SetPooler
+    from models.train.real_cups import RealParts, real_test_table
+
+    embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=1)
+    adapter_path = bundle.path(bundle.adapter_file)
+    if adapter_path is not None:
+        from models.adapter import EmbeddingAdapter
+
+        embedder = embedder.with_adapter(EmbeddingAdapter.load(adapter_path, embedder.version))
+    parts = RealParts(
+        embedder,
+        Detector.load(bundle.path(bundle.detector_dir)),
+        SetPooler.load(bundle.path(bundle.pooler_file)),  # type: ignore[arg-type]
+        bundle.preprocess.crop_size,
+        bundle.preprocess.gem_p,
+    )
+    test = real_test_table(real, parts, cups, progress=progress)
+    table = test.table
+    scores = bundle.load_voter().predict(table.columns(bundle.features))
+    y = table.y
+    groups = np.array([_real_group(p.kind, p.relation if p.kind == "pure" else p.contaminant) for p in table.pairs])
+    pure = groups == "pure"
+    choices = {"bundle": bundle.threshold, **{f"{t:g}": bundle.rechoose(t) for t in targets}}
+    n_cups = sum(1 for p in table.pairs if p.relation == "true")
+    out: dict[str, Any] = {
+        "currencies": list(test.currencies),
+        "skipped": test.skipped,
+        "pairs": len(table.pairs),
+        "cups": n_cups,
+        "at": {},
+        "groups": {},
+    }
+    accepted = {k: np.array([c.accepts(float(v)) for v in scores], bool) for k, c in choices.items()}
+    for k, c in choices.items():
+        a = accepted[k]
+        out["at"][k] = {
+            "threshold": c.threshold,
+            "pass": int(a.sum()),
+            "wrong": int((a & ~y).sum()),
+            "pure_pass": int((a & pure).sum()),
+            "pure": int(pure.sum()),
+        }
+    for g in sorted(set(groups.tolist())):
+        m = groups == g
+        out["groups"][g] = {"n": int(m.sum()), "pass": {k: int((a & m).sum()) for k, a in accepted.items()}}
+    if plot is not None:
+        plot_precision_coverage(
+            precision_coverage_curve(scores, y),
+            None,
+            plot,
+            title=f"Voter on cups of real coins ({', '.join(test.currencies)} test crops)",
+        )
+        out["plot"] = plot.name
+    return out
+
+
+def real_cups_lines(r: dict[str, Any]) -> list[str]:
+    """Markdown: PASS counts on the real drawn cups at each target, and by kind."""
+    keys = list(r["at"])
+    skipped = "".join(f" Not tested: {c} ({why})." for c, why in r.get("skipped", {}).items())
+    lines = [
+        f"{r['cups']} cups drawn from the {', '.join(r.get('currencies', []))} test crops (photos no training cup "
+        "saw; 2-64 coins, half of them with one or two intruders: a lookalike, another type of the currency, or a "
+        f"coin of another currency), {r['pairs']} pairs. Thresholds: the bundle's own and the one it certifies for "
+        f"each target on its calibration pairs.{skipped}",
+        "",
+        "| threshold | value | PASS | wrong PASS | pure cups passed |",
+        "|---|---|---|---|---|",
+    ]
+    for k in keys:
+        v = r["at"][k]
+        thr = "never" if not math.isfinite(v["threshold"]) else f"{v['threshold']:.4f}"
+        lines.append(f"| {k} | {thr} | {v['pass']} | {v['wrong']} | {v['pure_pass']}/{v['pure']} |")
+    lines += [
+        "",
+        "| group | pairs | " + " | ".join(f"PASS at {k}" for k in keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    for g, v in r["groups"].items():
+        lines.append(f"| {g} | {v['n']} | " + " | ".join(str(v["pass"][k]) for k in keys) + " |")
+    if r.get("plot"):
+        lines += ["", f"`{r['plot']}`: the voter's precision against coverage on these pairs."]
+    return [*lines, ""]
+
+
 def real_pass_counts(
     singles: Sequence[dict[str, Any]], mixed: Sequence[dict[str, Any]], passed: Callable[[dict[str, Any]], list[str]]
 ) -> dict[str, int]:
@@ -488,10 +606,13 @@ def _passed_at(target: str) -> Callable[[dict[str, Any]], list[str]]:
     return lambda r: list(r["pass_at"][target])
 
 
-def write_real_report(out: Path, bundle: Bundle, real: dict[str, Any]) -> Path:
-    """``real.md`` and ``real_rows.json`` for a real-photo-only evaluation (:func:`evaluate_real`)."""
+def write_real_report(out: Path, bundle: Bundle, real: dict[str, Any], real_cups: dict[str, Any] | None = None) -> Path:
+    """``real.md`` and ``real_rows.json`` for a real-only evaluation (:func:`evaluate_real`, and the drawn cups of
+    :func:`evaluate_real_cups` when given)."""
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Real photos: bundle {bundle.version}", ""]
+    if real_cups:
+        lines += ["## Real coins in drawn cups", "", *real_cups_lines(real_cups)]
     for name, r in real.items():
         lines += [
             f"## {name}",
@@ -513,7 +634,9 @@ def write_real_report(out: Path, bundle: Bundle, real: dict[str, Any]) -> Path:
         lines.append("")
     path = out / "real.md"
     path.write_text("\n".join(lines))
-    (out / "real_rows.json").write_text(json.dumps(real, indent=1, default=float))
+    (out / "real_rows.json").write_text(
+        json.dumps({**real, **({"drawn_cups": real_cups} if real_cups else {})}, indent=1, default=float)
+    )
     return path
 
 
@@ -628,6 +751,8 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
                 f"mixed {r['mixed']}: PASS {r['mixed_pass']} (must be 0). {real_ranking(r)}"
             )
             lines += real_target_table(r)
+    if res.real_cups:
+        lines += ["", "## Real coins in drawn cups", "", *real_cups_lines(res.real_cups)]
     lines += [
         "",
         "## Plots",
@@ -660,6 +785,7 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
         "counts": res.counts,
         "targets": [{**r, "choice": r["choice"].to_dict()} for r in res.targets],
         "real": {k: {kk: vv for kk, vv in v.items() if kk != "rows"} for k, v in res.real.items()},
+        "real_cups": res.real_cups,
     }
     (cfg.out / "results.json").write_text(json.dumps(doc, indent=1, default=float))
     if res.real:

@@ -441,21 +441,16 @@ class Pipeline:
         t0 = time.perf_counter()
         coin_idx = [k for k, inst in enumerate(instances) if inst.is_coin]
         object_idx = [k for k, inst in enumerate(instances) if not inst.is_coin]
-        emb = self.embedder.embed(images)
-        t1 = time.perf_counter()
-        coins = CupCoins(
-            embeddings=emb,
-            confidence=np.array([instances[k].confidence for k in coin_idx], np.float32),
-            partial=np.array([instances[k].partial for k in coin_idx], bool),
-            visible=np.array([visible_share(m) for m in masks], np.float32),
-            diameter_mm=np.array(
-                [math.nan if instances[k].diameter_mm is None else instances[k].diameter_mm for k in coin_idx],
-                np.float32,
-            ),
-            focus=np.array([self._focus(im, m) for im, m in zip(images, masks, strict=True)], np.float32),
+        coins = observe_coins(
+            self.embedder,
+            [instances[k] for k in coin_idx],
+            images,
+            masks,
+            crop_size=self.preprocess.crop_size,
             n_objects=len(object_idx) + len(unexplained),
-            signatures=signatures(images) if self.view.has_templates else None,
+            with_signatures=self.view.has_templates,
         )
+        t1 = time.perf_counter()
         type_best, type_arg = self.view.type_scores(coins.embeddings)
         t2 = time.perf_counter()
         timings = {**timings, "embed": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}
@@ -509,14 +504,6 @@ class Pipeline:
             timings_ms=timings,
             unchecked=tuple(r.bbox for r in obs.unexplained),
         )
-
-    def _focus(self, image: UInt8Array, mask: np.ndarray) -> float:
-        """Focus measure at the crop size the focus floor was set at."""
-        s = self.preprocess.crop_size
-        if image.shape[:2] != (s, s):
-            image = np.asarray(cv2.resize(image, (s, s), interpolation=cv2.INTER_AREA), np.uint8)
-            mask = cv2.resize(mask.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST) > 0
-        return focus_measure(image, mask)
 
     def _evidence(
         self,
@@ -632,6 +619,49 @@ class Pipeline:
         elif not reasons:
             reasons.append(f"not sure enough: p_correct {p:.3f} is below the threshold {self.threshold.threshold:.3f}")
         return reasons
+
+
+def observe_coins(
+    embedder: Embedder,
+    instances: Sequence[CoinInstance],
+    images: Sequence[UInt8Array],
+    masks: Sequence[np.ndarray],
+    *,
+    crop_size: int,
+    n_objects: int = 0,
+    with_signatures: bool = True,
+) -> CupCoins:
+    """The embeddings and measurements of coins cut from a cup, as the voter's features read them.
+
+    Args:
+        embedder: the crop embedder.
+        instances: one detected coin per crop (confidence, partial, diameter).
+        images: the coins' crops, background removed.
+        masks: each crop's coin pixels.
+        crop_size: the crop size the focus floor was set at (:class:`~models.bundle.Preprocess`); crops of
+            another size are resized before the focus is measured.
+        n_objects: foreign objects found beside the coins.
+        with_signatures: also take each crop's template signature (:mod:`models.template`).
+    """
+
+    def focus(image: UInt8Array, mask: np.ndarray) -> float:
+        if image.shape[:2] != (crop_size, crop_size):
+            image = np.asarray(cv2.resize(image, (crop_size, crop_size), interpolation=cv2.INTER_AREA), np.uint8)
+            mask = cv2.resize(mask.astype(np.uint8), (crop_size, crop_size), interpolation=cv2.INTER_NEAREST) > 0
+        return focus_measure(image, mask)
+
+    return CupCoins(
+        embeddings=embedder.embed(list(images)),
+        confidence=np.array([inst.confidence for inst in instances], np.float32),
+        partial=np.array([inst.partial for inst in instances], bool),
+        visible=np.array([visible_share(m) for m in masks], np.float32),
+        diameter_mm=np.array(
+            [math.nan if inst.diameter_mm is None else inst.diameter_mm for inst in instances], np.float32
+        ),
+        focus=np.array([focus(im, m) for im, m in zip(images, masks, strict=True)], np.float32),
+        n_objects=n_objects,
+        signatures=signatures(list(images)) if with_signatures else None,
+    )
 
 
 def station_view(

@@ -234,6 +234,7 @@ def train_voter(
     negative_weight: float = 1.0,
     min_coins: int = 1,
     monotone: bool = False,
+    weights: npt.ArrayLike | None = None,
 ) -> Voter:
     """Train the voter on labelled pairs.
 
@@ -257,6 +258,8 @@ def train_voter(
         monotone: constrain the booster so that ``p_correct`` never rises as the cup's least convincing coin looks
             less like the candidate (:func:`monotone_constraints`); continued boosting from a
             monotone ``init_model`` always is.
+        weights: ``(n,)`` weight of each pair (``None``: all ``1``), multiplied by ``negative_weight`` for the
+            wrong ones: how much a group of pairs counts beside the others (e.g. real cups beside synthetic ones).
 
     Returns:
         The trained voter.
@@ -265,10 +268,13 @@ def train_voter(
     y = np.asarray(labels, bool).astype(np.float64)
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ValueError(f"need matching non-empty features and labels, got {x.shape} and {y.shape}")
+    w = np.ones(y.shape[0]) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != y.shape or not (np.isfinite(w).all() and (w > 0).all()):
+        raise ValueError(f"need one finite weight > 0 per pair, got shape {w.shape}")
     names = [str(n) for n in feature_names]
     if has_rules(names):
         keep = passable(x, names, min_coins)
-        x, y = x[keep], y[keep]
+        x, y, w = x[keep], y[keep], w[keep]
         if valid is not None:
             keep_v = passable(valid[0], names, min_coins)
             valid = (np.asarray(valid[0], np.float64)[keep_v], np.asarray(valid[1], bool)[keep_v])
@@ -283,8 +289,10 @@ def train_voter(
     monotone = monotone or (init_model is not None and init_model.monotone)
     if monotone:
         p["monotone_constraints"] = monotone_constraints(names)
-    weight = np.where(y > 0, 1.0, negative_weight) if negative_weight != 1.0 else None
-    train = lgb.Dataset(x, label=y, weight=weight, feature_name=names, free_raw_data=True)
+    weight = w * np.where(y > 0, 1.0, negative_weight)
+    train = lgb.Dataset(
+        x, label=y, weight=None if (weight == 1.0).all() else weight, feature_name=names, free_raw_data=True
+    )
     callbacks: list[Any] = []
     valid_sets = []
     if valid is not None:

@@ -20,6 +20,9 @@ from models.types import Side
 REAL_FOLDERS: dict[str, str] = {"euro": "euro_kaa/crops", "won": "won_cho0h5/crops", "rupee": "rupee_somanna/crops"}
 """Currency → crop folder under the real data root."""
 
+SPLIT_CURRENCIES: tuple[str, ...] = ("euro", "won")
+"""Currencies whose crop folders come split by source photo (``train/<denomination>``, ``test/<denomination>``)."""
+
 RUPEE_CLASSES: tuple[str, ...] = ("1_rupee", "2_rupee", "5_rupee", "reverse")
 """Rupee crop classes used as coin classes (``invalid`` holds fakes and is left out)."""
 

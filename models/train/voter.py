@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from calibration.camera import CupRoi
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET, ThresholdChoice, choose_threshold
-from models.bundle import ENROL_PER_SIDE, MIN_COINS, Bundle, Preprocess
+from models.bundle import ENROL_PER_SIDE, MIN_COINS, REAL_CUPS, REAL_WEIGHT, Bundle, Preprocess
 from models.embedder import DEFAULT_WEIGHTS as EMBEDDER_DEFAULT
 from models.embedder import Embedder
 from models.enroll import read_image
@@ -844,6 +844,10 @@ class TrainConfig:
             (:func:`dataset_gallery`); recorded in the bundle, whose recalibration and evaluation enrol the same way.
         min_coins: the voter's hard rule: a cup with fewer coins never passes (:func:`models.voter.passable`).
         monotone: train the voter under monotone constraints (:func:`models.voter.monotone_constraints`).
+        real: the real data root: the voter also learns from cups drawn from its labelled real crops
+            (:mod:`models.train.real_cups`), ``real_cups`` training cups per real set, each pair weighing
+            ``real_weight`` beside a synthetic one; ``None``: synthetic cups only. The pooler and the calibration
+            stay synthetic.
     """
 
     data: Path
@@ -866,6 +870,9 @@ class TrainConfig:
     enrol_per_side: int = ENROL_PER_SIDE
     min_coins: int = MIN_COINS
     monotone: bool = False
+    real: Path | None = None
+    real_cups: int = REAL_CUPS
+    real_weight: float = REAL_WEIGHT
 
 
 @dataclass
@@ -1045,17 +1052,30 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     tr = table_of(train_parts, pooler, "features (train)")
     va = table_of(val_parts, pooler, "features (val)") if any(pairs for _, _, pairs in val_parts) else None
     names = FEATURES if tr.has_templates else EMBEDDING_FEATURES
-    valid = (va.columns(names), va.y) if va is not None and len(set(va.y)) == 2 else None
+    n_synthetic = len(tr.pairs)
+    real_info: dict[str, Any] = {}
+    real_va: PairTable | None = None
+    fit, stop = tr, va  # what the voter learns from and stops early on (with the real cups' pairs, if any)
+    if cfg.real is not None:
+        real_tr, real_va, real_info = _real_tables(cfg, embedder, detector, pooler, progress)
+        fit = PairTable.concat([tr, real_tr])
+        stop = real_va if va is None else PairTable.concat([va, real_va])
+        real_info["real_weight"] = cfg.real_weight
+    weights = np.where(np.arange(len(fit.pairs)) < n_synthetic, 1.0, cfg.real_weight)
+    valid = (stop.columns(names), stop.y) if stop is not None and len(set(stop.y)) == 2 else None
     voter = train_voter(
-        tr.columns(names),
-        tr.y,
+        fit.columns(names),
+        fit.y,
         names,
         valid=valid,
         rounds=cfg.rounds,
         negative_weight=cfg.negative_weight,
         min_coins=cfg.min_coins,
         monotone=cfg.monotone,
+        weights=weights,
     )
+    if real_va is not None and len(set(real_va.y)) == 2:
+        real_info["real_val_auc"] = round(_auc(voter.predict(real_va.columns(names)), real_va.y), 5)
     # 3) calibration
     if cfg.data_cal is not None:
         cal_cache, cal_view, cal_mint = load_split(cfg.data_cal, embedder, cfg, detector, progress)
@@ -1097,6 +1117,7 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         "negative_weight": cfg.negative_weight,
         "enrol_per_side": cfg.enrol_per_side,
         "monotone": voter.monotone,
+        **({"real": str(cfg.real), **real_info} if cfg.real is not None else {}),
     }
     bundle = Bundle(
         root=cfg.out,
@@ -1118,6 +1139,22 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     )
     path = bundle.save(cfg.out / "verdict.json")
     return TrainResult(path, choice, summary)
+
+
+def _real_tables(
+    cfg: TrainConfig, embedder: Embedder, detector: Detector | None, pooler: SetPooler, progress: bool
+) -> tuple[PairTable, PairTable, dict[str, Any]]:
+    """The real cups' train and val pairs (:func:`models.train.real_cups.real_training_tables`), cut by the
+    detector the bundle records (loaded here when the synthetic cups were cut from their true masks)."""
+    from models.train.real_cups import RealParts, real_training_tables
+
+    assert cfg.real is not None
+    if detector is None:
+        from models.detector import Detector
+
+        detector = Detector.load(cfg.detector)
+    parts = RealParts(embedder, detector, pooler, embedder.prep.input_size)
+    return real_training_tables(cfg.real, parts, cfg.real_cups, seed=cfg.seed, progress=progress)
 
 
 def recalibrate(

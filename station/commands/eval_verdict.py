@@ -80,20 +80,26 @@ def run(args: argparse.Namespace) -> int:
 def _run_real(args: argparse.Namespace, out: Path) -> int:
     """Only the real photos: ``real.md`` and ``real_rows.json`` in ``out``, the PASS counts per target printed."""
     from models.bundle import load_bundle
-    from models.eval_verdict import evaluate_real, write_real_report
+    from models.eval_verdict import evaluate_real, evaluate_real_cups, write_real_report
 
     try:
         bundle = load_bundle(args.bundle)
         real = evaluate_real(Path(args.real), bundle, limit=args.real_limit)
+        if not real:
+            raise CliError(f"{args.real} holds neither euro_kaa/ nor won_cho0h5/")
+        cups = evaluate_real_cups(Path(args.real), bundle, plot=out / "precision_coverage_real_cups.png")
     except (FileNotFoundError, BundleError, ValueError) as err:
         raise CliError(str(err)) from err
-    if not real:
-        raise CliError(f"{args.real} holds neither euro_kaa/ nor won_cho0h5/")
+    for k, v in cups["at"].items():
+        print(
+            f"real drawn cups at {k}: PASS {v['pass']}, wrong {v['wrong']}, "
+            f"pure cups passed {v['pure_pass']}/{v['pure']}"
+        )
     for name, r in real.items():
         for k, v in r["at"].items():
             print(
                 f"{name} target {k}: single PASS true {v['single_pass_true']}/{r['single']}, "
                 f"wrong {v['single_pass_wrong']}; mixed PASS {v['mixed_pass']}/{r['mixed']}"
             )
-    print(f"report: {write_real_report(out, bundle, real)}")
+    print(f"report: {write_real_report(out, bundle, real, cups)}")
     return 0

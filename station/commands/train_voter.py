@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET
-from models.bundle import ENROL_PER_SIDE, MIN_COINS
+from models.bundle import ENROL_PER_SIDE, MIN_COINS, REAL_CUPS, REAL_WEIGHT
+from models.train.crops_data import REAL_FOLDERS, SPLIT_CURRENCIES
 from station.commands.options import add_cut_workers, check_at_least, check_cut_workers
 from station.errors import CliError
 
@@ -84,6 +85,28 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="constrain the voter so that p_correct never rises as the cup's least convincing coin looks less like "
         "the expected type (its similarity, margins, template match; the nightly refit keeps the constraints)",
     )
+    p.add_argument(
+        "--real",
+        default=None,
+        metavar="DIR",
+        help="real data root (…/data/real): the voter also learns from cups drawn from its labelled real crops "
+        "(euro_kaa, won_cho0h5: crops/train, two folds by photo, each judged against a gallery of the other); the "
+        "pooler and the calibration stay synthetic",
+    )
+    p.add_argument(
+        "--real-cups",
+        type=int,
+        default=REAL_CUPS,
+        metavar="N",
+        help=f"with --real: training cups drawn per real set (default {REAL_CUPS})",
+    )
+    p.add_argument(
+        "--real-weight",
+        type=float,
+        default=REAL_WEIGHT,
+        metavar="W",
+        help=f"with --real: weight of a real cup's pair beside a synthetic one's (default {REAL_WEIGHT})",
+    )
     p.add_argument("--seed", type=int, default=0)
     add_cut_workers(p)
     p.set_defaults(func=run)
@@ -138,6 +161,13 @@ def run(args: argparse.Namespace) -> int:
     check_at_least("--enrol-per-side", args.enrol_per_side, 1)
     check_at_least("--min-coins", args.min_coins, 1)
     check_cut_workers(args)
+    real = None if args.real is None else Path(args.real)
+    folders = [REAL_FOLDERS[c] + "/train" for c in SPLIT_CURRENCIES]
+    if real is not None and not any((real / f).is_dir() for f in folders):
+        raise CliError(f"{real} holds none of {', '.join(folders)}")
+    check_at_least("--real-cups", args.real_cups, 1)
+    if not args.real_weight > 0:
+        raise CliError(f"--real-weight must be > 0, got {args.real_weight}")
     out = Path(args.out)
     cfg = TrainConfig(
         data=sets[0],
@@ -158,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
         enrol_per_side=args.enrol_per_side,
         min_coins=args.min_coins,
         monotone=args.monotone,
+        real=real,
+        real_cups=args.real_cups,
+        real_weight=args.real_weight,
     )
     try:
         result = train_verdict(cfg)

@@ -116,3 +116,28 @@ def test_a_bundle_calibrated_on_several_mints_names_each_and_their_pairs_join_in
     assert joined.extra["softmax"].tolist() == [0.1, 0.1, 1.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="no pair table"):
         PairTable.concat([])
+
+
+def test_real_drawn_cups_are_counted_by_kind_at_every_threshold(real_data: Path, tmp_path: Path) -> None:
+    from models.bundle import load_bundle
+    from models.eval_verdict import evaluate_real_cups, real_cups_lines
+    from tests.models.train.real_helpers import write_tiny_real_root
+
+    bundle = load_bundle()
+    plot = tmp_path / "report" / "real_cups.png"
+    r = evaluate_real_cups(
+        write_tiny_real_root(real_data, tmp_path / "real"), bundle, cups=40, progress=False, plot=plot
+    )
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and r["plot"] == "real_cups.png"
+    assert r["currencies"] == ["euro"] and "won" in r["skipped"]
+    assert r["cups"] == 40 and sum(g["n"] for g in r["groups"].values()) == r["pairs"]
+    assert list(r["at"]) == ["bundle", "0.95", "0.98", "0.99", "0.995"]
+    assert r["at"]["bundle"]["threshold"] == bundle.threshold.threshold
+    wrong_groups = [g for g in r["groups"] if g != "pure"]
+    for k, v in r["at"].items():
+        assert v["pass"] == sum(g["pass"][k] for g in r["groups"].values())
+        assert v["wrong"] == sum(r["groups"][g]["pass"][k] for g in wrong_groups)
+        assert v["pure_pass"] == r["groups"]["pure"]["pass"][k] <= v["pure"] == r["groups"]["pure"]["n"]
+    assert r["at"]["0.995"]["pass"] <= r["at"]["0.99"]["pass"] <= r["at"]["0.95"]["pass"]
+    text = "\n".join(real_cups_lines(r))
+    assert "40 cups drawn from the euro test crops" in text and "Not tested: won" in text

@@ -164,6 +164,28 @@ def test_heavier_negatives_lower_the_scores_of_wrong_pairs_that_look_right() -> 
         train_voter(x, y, ["s"], negative_weight=0.0)
 
 
+def test_pair_weights_count_a_group_of_pairs_more_or_less() -> None:
+    # two groups whose wrong pairs overlap the correct ones differently; weighting a group moves the voter its way
+    rng = np.random.default_rng(5)
+    good = rng.normal(1.0, 0.5, 2000)
+    bad = rng.normal(0.0, 0.5, 2000)
+    x = np.concatenate([good, bad])[:, None]
+    y = np.concatenate([np.ones(2000, bool), np.zeros(2000, bool)])
+    twice_bad = np.where(y, 1.0, 2.0)
+    by_weight = train_voter(x, y, ["s"], rounds=40, weights=twice_bad)
+    by_negative = train_voter(x, y, ["s"], rounds=40, negative_weight=2.0)
+    assert by_weight.model_text() == by_negative.model_text()  # per-pair weights as the negative weight does it
+    both = train_voter(x, y, ["s"], rounds=40, weights=twice_bad, negative_weight=2.0)
+    four = train_voter(x, y, ["s"], rounds=40, negative_weight=4.0)
+    assert both.model_text() == four.model_text()  # the two multiply
+    assert train_voter(x, y, ["s"], rounds=40, weights=np.ones(4000)).model_text() == (
+        train_voter(x, y, ["s"], rounds=40).model_text()
+    )
+    for bad_weights in (np.ones(3), np.zeros(4000), np.full(4000, np.nan)):
+        with pytest.raises(ValueError, match="one finite weight > 0 per pair"):
+            train_voter(x, y, ["s"], weights=bad_weights)
+
+
 def test_a_monotone_voter_never_trusts_a_cup_more_because_a_coin_looks_less_like_the_candidate(tmp_path) -> None:
     """Training data where a very dissimilar weakest coin happens to come with correct pairs (as a washer boxed
     as a coin can): the free voter rewards it, the monotone one cannot, and a continued boosting stays monotone."""

@@ -14,6 +14,7 @@ from models.train.voter import ENROL_DIR
 from models.types import CupKind
 from station.cli import main
 from tests.models.embed_helpers import write_tiny_checkpoint
+from tests.models.train.real_helpers import write_tiny_real_root
 
 SCENE = SceneOptions(
     image_size=256,
@@ -78,6 +79,38 @@ def test_train_voter_trains_on_the_pairs_of_every_data_set_given(
     assert galleries == ["cal", "train_a", "train_b"]
 
 
+def test_train_voter_also_learns_from_cups_of_real_crops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], real_data: Path
+) -> None:
+    """``--real``: cups drawn from labelled real crops join the synthetic training pairs (at their own weight);
+    the calibration stays synthetic."""
+    train, cal = _data_set(tmp_path / "train", 3, 30), _data_set(tmp_path / "cal", 5, 24)
+    real = write_tiny_real_root(real_data, tmp_path / "real")
+    args = ["train", "voter", "--data", str(train), "--data-cal", str(cal), "--out", str(tmp_path / "bundle")]
+    args += ["--cache", str(tmp_path / "cache"), "--embedder", str(write_tiny_checkpoint(tmp_path / "embedder.pt"))]
+    args += ["--instances", "gt", "--enrol-per-side", "2", "--real", str(real), "--real-cups", "40"]
+    assert main([*args, "--real-weight", "0.25"]) == 0
+    summary = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    bundle = load_bundle(tmp_path / "bundle" / "verdict.json")
+    assert bundle.train["real"] == str(real) and bundle.train["real_weight"] == 0.25
+    assert summary["real_coins"] > 0 and summary["real_train_pairs"] > 40 and summary["real_val_pairs"] > 0
+    # the same training without the real cups: the same synthetic pairs and calibration cups, another voter
+    assert main([*args[: args.index("--real")], "--out", str(tmp_path / "plain")]) == 0
+    plain = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert "real" not in plain and plain["train_pairs"] == summary["train_pairs"]
+    assert plain["cal_pairs"] == summary["cal_pairs"] == bundle.cal_scores.size
+    assert (
+        bundle.load_voter().model_text() != load_bundle(tmp_path / "plain" / "verdict.json").load_voter().model_text()
+    )
+
+
+def test_train_voter_refuses_a_real_root_without_crops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "manifest.json").write_text("{}")
+    status = main(["train", "voter", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--real", str(tmp_path)])
+    assert status == 2
+    assert f"{tmp_path} holds none of euro_kaa/crops/train, won_cho0h5/crops/train" in capsys.readouterr().err
+
+
 def test_train_voter_names_a_training_data_set_that_is_not_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -95,6 +128,7 @@ def test_train_voter_names_a_training_data_set_that_is_not_one(
         ("voter", "--enrol-per-side", "0"),
         ("voter", "--enrol-per-side", "-3"),
         ("voter", "--min-coins", "0"),
+        ("voter", "--real-cups", "0"),
         ("recalibrate", "--min-coins", "0"),
     ],
 )
