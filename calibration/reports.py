@@ -89,6 +89,7 @@ def plot_precision_coverage(
     choice: ThresholdChoice | None,
     path: str | Path,
     title: str = "PASS precision against coverage",
+    mark: tuple[float, float, str] | None = None,
 ) -> Path:
     """Draw precision against coverage, the precision lower bound, the target and the chosen point.
 
@@ -97,6 +98,7 @@ def plot_precision_coverage(
         choice: the chosen threshold (its target, delta and bound are drawn), or ``None``.
         path: PNG to write; parent folders are created.
         title: figure title.
+        mark: ``(coverage, precision, label)`` of a threshold chosen elsewhere, drawn on these pairs' curve.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -135,6 +137,8 @@ def plot_precision_coverage(
             )
         else:
             ax.text(0.5, 0.05, "no threshold certified: never PASS", transform=ax.transAxes, ha="center")
+    if mark is not None:
+        ax.plot([mark[0]], [mark[1]], "D", color="tab:red", label=mark[2])
     ax.set_xlabel("coverage (share of correct cups that PASS)")
     ax.set_ylabel("precision of PASS")
     ax.set_xlim(0.0, 1.0)

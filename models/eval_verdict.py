@@ -551,11 +551,18 @@ def evaluate_real_cups(
         m = groups == g
         out["groups"][g] = {"n": int(m.sum()), "pass": {k: int((a & m).sum()) for k, a in accepted.items()}}
     if plot is not None:
+        own = out["at"]["bundle"]
+        mark = None
+        if own["pass"]:
+            precision = 1.0 - own["wrong"] / own["pass"]
+            label = f"the bundle's threshold {own['threshold']:.3g}: {own['pass']} PASS, {own['wrong']} wrong"
+            mark = ((own["pass"] - own["wrong"]) / max(int(y.sum()), 1), precision, label)
         plot_precision_coverage(
             precision_coverage_curve(scores, y),
             None,
             plot,
             title=f"Voter on cups of real coins ({', '.join(test.currencies)} test crops)",
+            mark=mark,
         )
         out["plot"] = plot.name
     return out

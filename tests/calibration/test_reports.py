@@ -36,6 +36,18 @@ def test_precision_coverage_plot_is_png(n: int, tmp_path: Path) -> None:
     _assert_png(path)
 
 
+def test_a_threshold_chosen_elsewhere_is_marked_on_the_curve(tmp_path: Path) -> None:
+    scores, correct = _calibration_set(3000)
+    curve = precision_coverage_curve(scores, correct)
+    plain = plot_precision_coverage(curve, None, tmp_path / "plain.png")
+    marked = plot_precision_coverage(curve, None, tmp_path / "marked.png", mark=(0.4, 0.97, "there"))
+    _assert_png(marked)
+    a, b = cv2.imread(str(plain)), cv2.imread(str(marked))
+    assert a is not None and b is not None
+    red = (b[:, :, 2] > 180) & (b[:, :, 1] < 80) & (b[:, :, 0] < 80)  # tab:red, BGR
+    assert not ((a[:, :, 2] > 180) & (a[:, :, 1] < 80) & (a[:, :, 0] < 80)).any() and red.sum() > 30
+
+
 def test_reliability_plot_is_png(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     p = rng.uniform(size=2000)
