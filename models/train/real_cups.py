@@ -2,10 +2,9 @@
 
 The synthetic cups the voter learns from are not real photos: real coins match their references less closely, a
 real pile holds up to about 70 coins, and a real photo has no scale (no diameter in mm). The real crop folders
-(euro and won under the real data root, :data:`~models.train.crops_data.REAL_FOLDERS`:
-``crops/{train,test}/<type>/<photo>_<i>.jpg``) label
-each coin's type but hold no cups, so cups are drawn from their coins the way :func:`models.train.voter.virtual_cups`
-draws them from synthetic coins:
+(euro and won under the real data root, :data:`~models.train.crops_data.REAL_FOLDERS`, as
+``crops/{train,test}/<type>/<photo>_<i>.jpg``) label each coin's type but hold no cups, so cups are drawn from
+their coins the way :func:`models.train.voter.virtual_cups` draws them from synthetic coins:
 
 * every crop is found again by the detector as the station finds a coin in a frame
   (:func:`models.enroll.recut_coin`) and observed as the pipeline observes a coin
@@ -48,6 +47,7 @@ RELATIONS: tuple[tuple[str, float], ...] = (("lookalike", 0.5), ("other", 0.3), 
 """How a contaminated cup's intruder relates to the cup's type, with the chance of each."""
 
 FOLD_SALT = "real-fold"
+"""Salt of the hash that puts each source photo in a fold (:meth:`RealCoins.fold`)."""
 
 
 _CROP_NAME = re.compile(r"^(.*?)(\.(?:jpe?g|png))?[-_]\d+$", re.IGNORECASE)
