@@ -38,6 +38,7 @@ from models.features import BASE_FEATURES, EMBEDDING_FEATURES, FEATURES
 from models.pooling import SetPooler
 from models.runtime import BACKENDS
 from models.train.voter import (
+    Pair,
     PairTable,
     TrainConfig,
     auc,
@@ -172,6 +173,16 @@ PROVABLE = "pure, the hard rules let it pass (every coin on a face only its type
 could reach."""
 
 
+def pair_group(p: Pair) -> str:
+    """The kind of pair a report counts ``p`` under: ``pure``, ``contaminated (<intruder>)``, another cup kind, or
+    ``pure, wrong candidate (<relation>)``."""
+    if p.relation != "true":
+        return f"pure, wrong candidate ({p.relation})"
+    if p.kind == "contaminated":
+        return f"contaminated ({p.contaminant or 'unknown'})"
+    return p.kind
+
+
 def breakdown(table: PairTable, accepted: np.ndarray, min_coins: int = 1) -> dict[str, dict[str, Any]]:
     """PASS / FLAG rates per kind of pair (``min_coins``: the voter's hard rule on the fewest coins).
 
@@ -184,13 +195,7 @@ def breakdown(table: PairTable, accepted: np.ndarray, min_coins: int = 1) -> dic
     for k, p in enumerate(table.pairs):
         if p.relation == "true" and p.kind == "pure" and provable[k]:
             groups.setdefault(PROVABLE, []).append(k)
-        if p.relation == "true":
-            key = "pure" if p.kind == "pure" else p.kind
-            if p.kind == "contaminated":
-                key = f"contaminated ({p.contaminant or 'unknown'})"
-        else:
-            key = f"pure, wrong candidate ({p.relation})"
-        groups.setdefault(key, []).append(k)
+        groups.setdefault(pair_group(p), []).append(k)
     out = {}
     for key in sorted(groups):
         idx = np.asarray(groups[key])
@@ -480,12 +485,6 @@ REAL_TEST_CUPS = 1000
 """Cups drawn per real set from its test crops for :func:`evaluate_real_cups`."""
 
 
-def _real_group(kind: str, relation: str) -> str:
-    if kind == "pure":
-        return "pure" if relation == "true" else f"pure, wrong candidate ({relation})"
-    return f"{kind} ({relation})" if relation else kind
-
-
 def evaluate_real_cups(
     real: Path,
     bundle: Bundle,
@@ -525,7 +524,7 @@ def evaluate_real_cups(
     table = test.table
     scores = bundle.load_voter().predict(table.columns(bundle.features))
     y = table.y
-    groups = np.array([_real_group(p.kind, p.relation if p.kind == "pure" else p.contaminant) for p in table.pairs])
+    groups = np.array([pair_group(p) for p in table.pairs])
     pure = groups == "pure"
     choices = {"bundle": bundle.threshold, **{f"{t:g}": bundle.rechoose(t) for t in targets}}
     n_cups = sum(1 for p in table.pairs if p.relation == "true")
@@ -537,7 +536,7 @@ def evaluate_real_cups(
         "at": {},
         "groups": {},
     }
-    accepted = {k: np.array([c.accepts(float(v)) for v in scores], bool) for k, c in choices.items()}
+    accepted = {k: passes(scores, c.threshold) for k, c in choices.items()}
     for k, c in choices.items():
         a = accepted[k]
         out["at"][k] = {

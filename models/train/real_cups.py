@@ -94,6 +94,25 @@ class RealCoins:
         return np.array([int(stable_fraction(str(p), FOLD_SALT) * folds) for p in self.photo], np.int64)
 
 
+def real_crop_folders(root: Path, split: str) -> dict[str, Path]:
+    """Each currency's ``split`` crop folder under the real data root ``root`` (:data:`SPLIT_CURRENCIES`), those
+    that exist.
+
+    Raises:
+        FileNotFoundError: none exists.
+    """
+    folders = {c: root / REAL_FOLDERS[c] / split for c in SPLIT_CURRENCIES}
+    found = {c: f for c, f in folders.items() if f.is_dir()}
+    if not found:
+        raise FileNotFoundError(f"{root} holds none of {', '.join(str(f.relative_to(root)) for f in folders.values())}")
+    return found
+
+
+def crop_files(folder: Path) -> list[Path]:
+    """The crop images of a crop folder (``<type>/<crop>``), sorted."""
+    return sorted(p for p in folder.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def observe_real_crops(
     folder: Path,
     embedder: Embedder,
@@ -107,7 +126,7 @@ def observe_real_crops(
     Raises:
         FileNotFoundError: ``folder`` holds no crop.
     """
-    files = sorted(p for p in folder.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = crop_files(folder)
     if not files:
         raise FileNotFoundError(f"{folder} holds no <type>/ folder of crops")
     found: list[tuple[Path, CoinInstance, CoinCrop]] = []
@@ -341,14 +360,11 @@ class RealParts:
 
 def _observe_all(root: Path, split: str, parts: RealParts, progress: bool) -> dict[str, RealCoins]:
     """The observed coins of each currency's ``split`` crop folder under ``root``."""
-    folders = {c: root / REAL_FOLDERS[c] / split for c in SPLIT_CURRENCIES}
-    if not any(f.is_dir() for f in folders.values()):
-        raise FileNotFoundError(f"{root} holds none of {', '.join(str(f.relative_to(root)) for f in folders.values())}")
-    return {
-        c: observe_real_crops(f, parts.embedder, parts.detector, parts.crop_size, progress=progress)
-        for c, f in folders.items()
-        if f.is_dir()
-    }
+    return {c: _observe(f, parts, progress) for c, f in real_crop_folders(root, split).items()}
+
+
+def _observe(folder: Path, parts: RealParts, progress: bool) -> RealCoins:
+    return observe_real_crops(folder, parts.embedder, parts.detector, parts.crop_size, progress=progress)
 
 
 def _strangers(observed: dict[str, RealCoins], name: str) -> RealCoins | None:
@@ -444,17 +460,19 @@ def real_test_table(root: Path, parts: RealParts, cups: int, *, seed: int = 0, p
         FileNotFoundError: no currency under ``root`` has both crop splits.
         ValueError: no currency's test crops come from photos of their own.
     """
-    train = _observe_all(root, "train", parts, progress)
-    test = {s: c for s, c in _observe_all(root, "test", parts, progress).items() if s in train}
-    if not test:
+    train_dirs = real_crop_folders(root, "train")
+    test_dirs = {c: f for c, f in real_crop_folders(root, "test").items() if c in train_dirs}
+    if not test_dirs:
         raise FileNotFoundError(f"no real set under {root} has both crops/train and crops/test")
+    test = {c: _observe(f, parts, progress) for c, f in test_dirs.items()}
     out, done, skipped = [], [], {}
     for k, (name, coins) in enumerate(test.items()):
-        ref = train[name]
-        shared = set(coins.photo.tolist()) & set(ref.photo.tolist())
+        photos = [{crop_photo(p) for p in crop_files(d[name])} for d in (test_dirs, train_dirs)]
+        shared = photos[0] & photos[1]
         if shared:
             skipped[name] = f"{len(shared)} of its test photos also gave train crops"
             continue
+        ref = _observe(train_dirs[name], parts, progress)  # only the train coins of a currency that is tested
         view = GalleryView.from_gallery(real_gallery(ref, np.arange(ref.n), parts.embedder.version))
         rows = np.flatnonzero(np.isin(coins.type_id, view.types))
         look = lookalike_types(coins, rows, view)

@@ -9,7 +9,6 @@ from typing import Any
 
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET
 from models.bundle import ENROL_PER_SIDE, MIN_COINS, REAL_CUPS, REAL_WEIGHT
-from models.train.crops_data import REAL_FOLDERS, SPLIT_CURRENCIES
 from station.commands.options import add_cut_workers, check_at_least, check_cut_workers
 from station.errors import CliError
 
@@ -162,9 +161,13 @@ def run(args: argparse.Namespace) -> int:
     check_at_least("--min-coins", args.min_coins, 1)
     check_cut_workers(args)
     real = None if args.real is None else Path(args.real)
-    folders = [REAL_FOLDERS[c] + "/train" for c in SPLIT_CURRENCIES]
-    if real is not None and not any((real / f).is_dir() for f in folders):
-        raise CliError(f"{real} holds none of {', '.join(folders)}")
+    if real is not None:
+        from models.train.real_cups import real_crop_folders
+
+        try:
+            real_crop_folders(real, "train")  # before hours of training, not after
+        except FileNotFoundError as err:
+            raise CliError(str(err)) from err
     check_at_least("--real-cups", args.real_cups, 1)
     if not args.real_weight > 0:
         raise CliError(f"--real-weight must be > 0, got {args.real_weight}")
