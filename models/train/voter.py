@@ -1130,7 +1130,9 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         pooler_file=pooler_path.name,
         pooler_sha256=sha256_file(pooler_path),
         features=names,
-        preprocess=Preprocess(crop_size=embedder.prep.input_size, focus_min=round(focus_min, 3)),
+        preprocess=Preprocess(
+            crop_size=embedder.prep.input_size, min_coins=cfg.min_coins, focus_min=round(focus_min, 3)
+        ),
         threshold=choice,
         cal_scores=cal_scores,
         cal_correct=cal.y,
@@ -1167,6 +1169,7 @@ def recalibrate(
     progress: bool = True,
     cut_workers: int = 1,
     min_coins: int | None = None,
+    delta: float | None = None,
 ) -> TrainResult:
     """Certify a bundle's threshold again on calibration cups cut by the pipeline as it runs now.
 
@@ -1187,10 +1190,14 @@ def recalibrate(
         progress: tqdm bars.
         cut_workers: processes that cut the calibration cups when they are not cached yet.
         min_coins: the hard rule's fewest coins of a passing cup for the new bundle (``None``: the bundle's own).
+        delta: the certificate's failure probability for the new bundle (``None``: the bundle's own); a smaller
+            one is how a rule chosen by comparing rules on these same calibration cups stays certified (with two
+            rules compared, half the delta each: Bonferroni).
 
     Raises:
         FileNotFoundError: the data set or a model file is missing.
-        ValueError: the data set lacks the template signatures the voter needs, or ``min_coins < 1``.
+        ValueError: the data set lacks the template signatures the voter needs, ``min_coins < 1``, or ``delta``
+            outside ``(0, 1)``.
         BundleError: the bundle was trained on another feature set (train the voter again instead).
     """
     import shutil
@@ -1200,6 +1207,8 @@ def recalibrate(
 
     if min_coins is not None:
         check_min_coins(min_coins)
+    if delta is not None and not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
     bundle = load_bundle(bundle_path)
     bundle.check_feature_set()
     emb_file = bundle.path(bundle.embedder_file)
@@ -1244,7 +1253,8 @@ def recalibrate(
     cal = PairTable.concat(tables)
     x, y = cal.columns(bundle.features), cal.y
     scores = voter.predict(x)
-    choice = choose_threshold(scores, y, target=bundle.threshold.target, delta=bundle.threshold.delta)
+    delta = bundle.threshold.delta if delta is None else delta
+    choice = choose_threshold(scores, y, target=bundle.threshold.target, delta=delta)
     out.mkdir(parents=True, exist_ok=True)
     for src in (voter_path, pooler_path):
         if src.resolve() != (out / src.name).resolve():
@@ -1255,6 +1265,7 @@ def recalibrate(
         "threshold": bundle.threshold.threshold,
         "cal_pairs": int(bundle.cal_scores.size),
         "min_coins": bundle.pass_min_coins,
+        "delta": bundle.threshold.delta,
     }
     summary = {
         **bundle.train,
@@ -1277,6 +1288,8 @@ def recalibrate(
         train=summary,
         version="",
         pass_min_coins=voter.min_coins,
+        # "too few coins visible" names the rule in force
+        preprocess=bundle.preprocess if min_coins is None else replace(bundle.preprocess, min_coins=min_coins),
     )
     path = new.save(out / "verdict.json")
     return TrainResult(path, choice, summary)

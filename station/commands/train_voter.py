@@ -137,6 +137,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="certify the voter under another hard rule: a cup showing fewer coins never passes (default: the "
         "bundle's own rule)",
     )
+    r.add_argument(
+        "--delta",
+        type=float,
+        default=None,
+        help="the certificate's failure probability (default: the bundle's); after choosing --min-coins by "
+        "comparing rules on these calibration cups, split the delta between the rules compared",
+    )
     add_cut_workers(r)
     r.set_defaults(func=run_recalibrate)
 
@@ -217,6 +224,8 @@ def run_recalibrate(args: argparse.Namespace) -> int:
     check_cut_workers(args)
     if args.min_coins is not None:
         check_at_least("--min-coins", args.min_coins, 1)
+    if args.delta is not None and not 0 < args.delta < 1:
+        raise CliError(f"--delta must be in (0, 1), got {args.delta}")
     try:
         result = recalibrate(
             None if args.bundle is None else Path(args.bundle),
@@ -226,6 +235,7 @@ def run_recalibrate(args: argparse.Namespace) -> int:
             max_cups=args.max_cups,
             cut_workers=args.cut_workers,
             min_coins=args.min_coins,
+            delta=args.delta,
         )
         version = load_bundle(result.bundle_path).version
     except (FileNotFoundError, ValueError, BundleError) as err:

@@ -140,3 +140,10 @@ def test_train_voter_and_recalibrate_refuse_bad_settings(
     status = main(["train", command, data, str(tmp_path), "--out", str(tmp_path / "o"), option, bad])
     assert status == 2
     assert f"{option} must be >= 1, got {bad}" in capsys.readouterr().err
+
+
+def test_recalibrate_refuses_a_delta_outside_zero_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "manifest.json").write_text("{}")
+    status = main(["train", "recalibrate", "--data-cal", str(tmp_path), "--out", str(tmp_path / "o"), "--delta", "1"])
+    assert status == 2
+    assert "--delta must be in (0, 1), got 1.0" in capsys.readouterr().err

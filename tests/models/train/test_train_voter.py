@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from calibration.risk import choose_threshold
 from models.synth.dataset import SynthConfig, write_dataset
 from models.synth.mint import generate_mint
 from models.synth.scene import SceneOptions
@@ -263,6 +264,7 @@ def test_recalibrate_certifies_the_voter_under_a_stricter_fewest_coins_rule(tmp_
     result = recalibrate(old_path, cal, tmp_path / "three", cache, progress=False, min_coins=3)
     three = load_bundle(result.bundle_path)
     assert any_cup.pass_min_coins == 1 and three.pass_min_coins == 3
+    assert three.preprocess.min_coins == 3  # a cup of fewer is told "too few coins visible"
     assert result.summary["recalibrated_from"]["min_coins"] == 1
     stored = load_calibration_features(tmp_path / "three" / "calibration.npz", three.features)
     assert stored is not None
@@ -272,6 +274,14 @@ def test_recalibrate_certifies_the_voter_under_a_stricter_fewest_coins_rule(tmp_
     np.testing.assert_allclose(three.cal_scores[~few], any_cup.cal_scores[~few])  # the rest score as before
     with pytest.raises(ValueError, match="min_coins must be >= 1"):
         recalibrate(old_path, cal, tmp_path / "zero", cache, progress=False, min_coins=0)
+    # a smaller delta (the rule chosen by comparing rules on these cups): a threshold as strict or stricter
+    half = recalibrate(old_path, cal, tmp_path / "half", cache, progress=False, min_coins=3, delta=0.025)
+    strict = load_bundle(half.bundle_path).threshold
+    assert strict.delta == 0.025 and half.summary["recalibrated_from"]["delta"] == three.threshold.delta == 0.05
+    assert strict.n_accepted <= three.threshold.n_accepted
+    assert strict == choose_threshold(three.cal_scores, three.cal_correct, target=strict.target, delta=0.025)
+    with pytest.raises(ValueError, match="delta must be in"):
+        recalibrate(old_path, cal, tmp_path / "bad", cache, progress=False, delta=1.0)
 
 
 def test_cutting_in_parallel_parts_gives_the_single_process_cache_and_resumes(tmp_path: Path) -> None:
