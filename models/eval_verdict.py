@@ -34,6 +34,7 @@ from calibration.reports import plot_precision_coverage, plot_reliability
 from calibration.risk import ThresholdChoice, choose_threshold, precision_coverage_curve
 from models.bundle import Bundle, load_bundle
 from models.embedder import Embedder
+from models.eval_turn import TURN_CUPS, evaluate_turning, turning_lines
 from models.features import BASE_FEATURES, EMBEDDING_FEATURES, FEATURES
 from models.pooling import SetPooler
 from models.runtime import BACKENDS
@@ -77,6 +78,8 @@ class EvalConfig:
         max_cups: limit per data set.
         real_limit: at most this many real photos of each kind (single, mixed) per currency.
         cut_workers: processes that cut and embed a data set not yet cached (see ``cache_cups_parallel``).
+        turn_cups: cups of the test mint checked as they lie and again after the operator turns the coins a FLAG
+            names (:mod:`models.eval_turn`); 0 skips the check.
     """
 
     data: Path
@@ -89,6 +92,7 @@ class EvalConfig:
     max_cups: int | None = None
     real_limit: int | None = None
     cut_workers: int = 1
+    turn_cups: int = TURN_CUPS
 
 
 @dataclass
@@ -156,6 +160,7 @@ class EvalResult:
     counts: dict[str, int] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
     operating_point: str = ""
+    turning: dict[str, Any] = field(default_factory=dict)
 
 
 def _method_scores(table: PairTable, voter: Voter, baselines: dict[str, Voter]) -> dict[str, np.ndarray]:
@@ -368,6 +373,8 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
         title="Full voter on calibration pairs: precision against coverage",
     )
     plot_reliability(test_scores["voter"], test_t.y, cfg.out / "reliability_voter.png", title="Voter p_correct")
+    if cfg.turn_cups > 0:
+        res.turning = evaluate_turning(cfg.data, bundle, cfg.cache, cups=cfg.turn_cups, progress=progress)
     if cfg.real is not None:
         res.real = evaluate_real(cfg.real, bundle, progress=progress, limit=cfg.real_limit)
         res.real_cups = evaluate_real_cups(
@@ -748,6 +755,9 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
         lines += ["| group | pairs | PASS | rate |", "|---|---|---|---|"]
         for key, v in bd.items():
             lines.append(f"| {key} | {v['n']} | {v['pass']} | {v['what']} {_pct(v['rate'])} |")
+    if res.turning:
+        lines += ["", "## Cups checked again after the operator turns the coins a FLAG names", ""]
+        lines += turning_lines(res.turning)
     if res.real:
         lines += ["", "## Real photos", ""]
         for name, r in res.real.items():
@@ -792,6 +802,7 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
         "targets": [{**r, "choice": r["choice"].to_dict()} for r in res.targets],
         "real": {k: {kk: vv for kk, vv in v.items() if kk != "rows"} for k, v in res.real.items()},
         "real_cups": res.real_cups,
+        "turning": res.turning,
     }
     (cfg.out / "results.json").write_text(json.dumps(doc, indent=1, default=float))
     if res.real:

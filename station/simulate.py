@@ -24,11 +24,12 @@ from db.records import VerdictRecord, audit_pick
 from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from models.crops import cut_crops
+from models.eval_turn import coins_to_turn
 from models.pipeline import Observation, Pipeline
 from models.registry import current_bundle_path
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
-from models.synth.scene import CupKind, CupScene, SceneAssets, SceneInstance, SceneOptions, render_cup
+from models.synth.scene import CupKind, CupScene, SceneAssets, SceneOptions, render_cup, rules_allow
 from models.types import CoinInstance, Decision, Frame, Verdict
 from station.retrain_job import RetrainOptions, run_retrain
 
@@ -41,8 +42,9 @@ class CycleCounts:
 
     Attributes:
         clean: pure cups (every coin the expected type, nothing else in the cup).
-        good: cups a PASS would be right for (:func:`holds_only_expected`: the pure ones and the obverse-only ones).
-        allowed: clean cups the hard rules let through (:func:`rules_allow`).
+        good: cups a PASS would be right for (:attr:`~models.synth.scene.CupScene.holds_only_expected`: the pure
+            ones and the obverse-only ones).
+        allowed: clean cups the hard rules let through (:func:`~models.synth.scene.rules_allow`).
         passed: PASSes of the model in force.
         wrong: PASSes of cups holding anything but coins of the expected type.
         labelled: cups the oracle ruled on (every FLAG and the PASSes drawn for audit).
@@ -130,40 +132,15 @@ def _png(mask: np.ndarray) -> bytes:
     return bytes(buf.tobytes())
 
 
-def _coin_at(scene: CupScene, center: tuple[float, float]) -> SceneInstance | None:
-    """The scene's coin under a detection's centre (``None``: a foreign object or nothing)."""
-    h, w = scene.labels.shape
-    label = int(scene.labels[int(np.clip(center[1], 0, h - 1)), int(np.clip(center[0], 0, w - 1))])
-    return next((inst for inst in scene.instances if inst.label == label and inst.is_coin), None)
-
-
 def _instance_type(scene: CupScene, center: tuple[float, float]) -> str | None:
     """The true type under a detection's centre (``None``: a foreign object or nothing)."""
-    coin = _coin_at(scene, center)
+    coin = scene.coin_at(center)
     return None if coin is None else coin.type_id
-
-
-def holds_only_expected(scene: CupScene) -> bool:
-    """Whether a PASS of the cup would be right: coins of the expected type and nothing else. A pure cup, or an
-    obverse-only one (every coin the expected type, all on the family's shared side: it may not pass as it lies,
-    but once its coins are turned over it is a clean cup)."""
-    return scene.kind in (CupKind.PURE, CupKind.OBVERSE_ONLY)
 
 
 def lookalike_types(assets: SceneAssets) -> frozenset[str]:
     """The mint's near-twin types (the demo catalogue declares each pair lookalikes: always checked by a person)."""
     return frozenset(t.id for t in assets.mint.types if t.twin_of)
-
-
-def rules_allow(
-    scene: CupScene, shared: frozenset[str], min_coins: int, lookalikes: frozenset[str] = frozenset()
-) -> bool:
-    """Whether the hard rules can let a clean cup pass, from its ground truth: at least ``min_coins`` coins in
-    view, none of them showing a ``shared`` design, and an expected type with no declared lookalike."""
-    coins = [inst for inst in scene.instances if inst.is_coin]
-    if scene.expected_type in lookalikes:
-        return False
-    return len(coins) >= min_coins and not any(inst.design_id in shared for inst in coins)
 
 
 def run_cycle(
@@ -191,7 +168,7 @@ def run_cycle(
         index = cycle * n_cups + i
         scene = render_cup(assets, seed, index, opts)
         is_clean = scene.kind == CupKind.PURE
-        good = holds_only_expected(scene)
+        good = scene.holds_only_expected
         n["cups"] += 1
         n["clean"] += is_clean
         n["good"] += good
@@ -203,11 +180,7 @@ def run_cycle(
         if start is not None and start.decide(start.rescore(obs), scene.expected_type).decision == Decision.PASS:
             n["start_passed"] += 1
             n["start_wrong"] += not good
-        turn = frozenset(
-            coin.label
-            for c in verdict.coins
-            if c.shared and (coin := _coin_at(scene, obs.instances[c.index].center)) is not None
-        )
+        turn = coins_to_turn(scene, obs, verdict)
         if operator_turns and verdict.decision == Decision.FLAG and turn:
             again = render_cup(assets, seed, index, replace(opts, turn=turn))
             _, second = _check(pipeline, repo, again, f"sim {cycle}/{i} turned", audit_share, n)

@@ -203,6 +203,20 @@ class CupScene:
         """The instance's visible mask, ``(S, S)`` bool."""
         return np.asarray(self.labels == inst.label)
 
+    def coin_at(self, point: tuple[float, float]) -> SceneInstance | None:
+        """The coin whose visible pixels hold ``point`` (a detection's centre, ``x, y``; clipped to the image);
+        ``None``: a foreign object or nothing."""
+        h, w = self.labels.shape
+        label = int(self.labels[int(np.clip(point[1], 0, h - 1)), int(np.clip(point[0], 0, w - 1))])
+        return next((inst for inst in self.instances if inst.label == label and inst.is_coin), None)
+
+    @property
+    def holds_only_expected(self) -> bool:
+        """Whether a PASS of the cup would be right: coins of the expected type and nothing else. A pure cup, or an
+        obverse-only one (every coin the expected type, all on the family's shared side: it may not pass as it
+        lies, but once its coins are turned over it is a clean cup)."""
+        return self.kind in (CupKind.PURE, CupKind.OBVERSE_ONLY)
+
 
 class _LRU:
     """A tiny least-recently-used cache bounded by entry count."""
@@ -746,6 +760,17 @@ _RIM_COLORS: tuple[tuple[int, int, int], ...] = (
     (120, 120, 120),
     (30, 30, 30),
 )
+
+
+def rules_allow(
+    scene: CupScene, shared: frozenset[str], min_coins: int, lookalikes: frozenset[str] = frozenset()
+) -> bool:
+    """Whether the hard rules can let a clean cup pass, from its ground truth: at least ``min_coins`` coins in
+    view, none of them showing a ``shared`` design, and an expected type with no declared lookalike."""
+    coins = [inst for inst in scene.instances if inst.is_coin]
+    if scene.expected_type in lookalikes:
+        return False
+    return len(coins) >= min_coins and not any(inst.design_id in shared for inst in coins)
 
 
 def render_cup(assets: SceneAssets, seed: int, index: int, opts: SceneOptions) -> CupScene:

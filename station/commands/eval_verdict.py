@@ -31,12 +31,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--real", default=None, metavar="DIR", help="real data root (…/data/real): euro and won photos")
     p.add_argument("--real-limit", type=int, default=None, help="at most N real photos of each kind per currency")
     p.add_argument("--max-cups", type=int, default=None, help="use only the first cups of each data set")
+    p.add_argument(
+        "--turn-cups",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cups of the test mint checked as they lie and again after the operator turns the coins a FLAG "
+        "names (default 300; 0 skips)",
+    )
     add_cut_workers(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the report's path and the methods table."""
+    from models.eval_turn import TURN_CUPS
     from models.eval_verdict import EvalConfig, evaluate
     from models.files import default_cache_dir
 
@@ -51,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if not (data / "manifest.json").is_file():
         raise CliError(f"{data} is not a synthetic data set (manifest.json missing)")
+    turn_cups = TURN_CUPS if args.turn_cups is None else args.turn_cups
+    if turn_cups < 0:
+        raise CliError(f"--turn-cups must be >= 0, got {turn_cups}")
     cfg = EvalConfig(
         data=data,
         out=out,
@@ -62,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         max_cups=args.max_cups,
         real_limit=args.real_limit,
         cut_workers=cut_workers,
+        turn_cups=turn_cups,
     )
     try:
         res = evaluate(cfg)
@@ -73,6 +86,13 @@ def run(args: argparse.Namespace) -> int:
             f"{r.label:<20} threshold {thr:>8}  test precision {r.test_precision:.4f}  coverage "
             f"{r.test_coverage:.3f}  ({r.test_accepted} accepted, {r.test_errors} wrong)  AUC {r.auc:.4f}"
         )
+    if res.turning:
+        pure = res.turning["kinds"].get("pure")
+        if pure:
+            print(
+                f"pure cups passed at the first check {pure['first']}/{pure['cups']}, after one turn "
+                f"{pure['passed']}/{pure['cups']}"
+            )
     print(f"report: {out / 'report.md'}")
     return 0
 

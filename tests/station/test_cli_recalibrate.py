@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -67,12 +68,19 @@ def test_eval_verdict_cuts_in_processes_and_writes_the_report(
     args += ["--data-train", str(sets["train"]), "--data-cal", str(sets["cal"]), "--cache", str(tmp_path / "c")]
     assert main([*args, "--cut-workers", "0"]) == 2
     assert "--cut-workers must be >= 1, got 0" in capsys.readouterr().err
-    assert main([*args, "--cut-workers", "2"]) == 0
+    assert main([*args, "--turn-cups", "-1"]) == 2
+    assert "--turn-cups must be >= 0, got -1" in capsys.readouterr().err
+    assert main([*args, "--cut-workers", "2", "--turn-cups", "3"]) == 0
     out, err = capsys.readouterr()
     assert "test precision" in out and (tmp_path / "report" / "report.md").is_file()
     # the bundle predates the recorded rules: five photos a side, any cup with a coin may pass
     report = (tmp_path / "report" / "report.md").read_text()
     assert "gallery holds 5 enrolment photos a side; any cup with a coin may pass." in report
+    # three fresh cups of the test mint checked as they lie and, where the FLAG names coins, after turning them
+    assert "## Cups checked again after the operator turns the coins a FLAG names" in report
+    assert "3 cups of the test mint drawn as its own (indices from 500000)" in report
+    turning = json.loads((tmp_path / "report" / "results.json").read_text())["turning"]
+    assert turning["cups"] == 3 == sum(k["cups"] for k in turning["kinds"].values())
     assert sorted(p.name.split("-")[2] for p in (tmp_path / "c").glob("gallery-*")) == ["enrol5"] * 3
     assert "cut test" in err and "cut cal" in err  # the bar of the parallel cutting, not the one-process one
     assert not list((tmp_path / "c").rglob("*.parts"))  # the parts were joined into one cache per data set

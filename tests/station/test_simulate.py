@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from models.synth.mint import generate_mint
-from models.synth.scene import CupKind, SceneAssets, SceneOptions, render_cup
+from models.synth.scene import CupKind, SceneAssets, SceneOptions, render_cup, rules_allow
 from station.cli import main
-from station.simulate import lookalike_types, rules_allow
+from station.simulate import lookalike_types
 
 
 def test_the_hard_rules_allow_only_cups_whose_coins_show_their_own_side() -> None:
