@@ -15,7 +15,7 @@ import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from calibration.risk import PrecisionCoverageCurve, ThresholdChoice, clopper_pearson_lower
+from calibration.risk import PrecisionCoverageCurve, ThresholdChoice, clopper_pearson_lower, confidence_text
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -121,7 +121,7 @@ def plot_precision_coverage(
             color="tab:blue",
             ls="--",
             lw=1.0,
-            label=f"{1 - delta:.0%} lower bound (Clopper-Pearson)",
+            label=f"{confidence_text(delta)} lower bound (Clopper-Pearson)",
         )
     if choice is not None:
         ax.axhline(choice.target, color="tab:red", lw=1.0, ls=":", label=f"target {choice.target:.3g}")

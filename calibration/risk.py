@@ -48,6 +48,11 @@ DEFAULT_TARGET = 0.995
 DEFAULT_DELTA = 0.05
 
 
+def confidence_text(delta: float) -> str:
+    """``1 - delta`` as a percentage with no spurious digits: ``"95%"`` for 0.05, ``"97.5%"`` for 0.025."""
+    return f"{(1 - delta) * 100:.4g}%"
+
+
 def binom_cdf(k: int, n: int, p: float) -> float:
     """Exact lower tail ``P[Binomial(n, p) <= k]``.
 
@@ -234,13 +239,13 @@ class ThresholdChoice:
         """One line for logs and the command line."""
         if not self.can_pass:
             return (
-                f"no threshold reaches precision {self.target:.2%} with confidence {1 - self.delta:.0%} "
+                f"no threshold reaches precision {self.target:.2%} with confidence {confidence_text(self.delta)} "
                 f"on {self.n_calibration} calibration cups: never PASS"
             )
         return (
             f"threshold {self.threshold:.4f}: {self.n_accepted}/{self.n_calibration} accepted, "
             f"{self.n_errors} wrong, precision {self.precision:.4f} (>= {self.precision_lower_bound:.4f} "
-            f"at {1 - self.delta:.0%}), coverage {self.coverage:.1%}"
+            f"at {confidence_text(self.delta)}), coverage {self.coverage:.1%}"
         )
 
 

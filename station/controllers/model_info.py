@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from calibration.risk import confidence_text
 from models.bundle import Bundle, BundleError, load_bundle
 
 
@@ -19,7 +20,7 @@ def describe_bundle(bundle: Bundle) -> list[str]:
     ]
     if math.isfinite(t.threshold) and t.n_accepted > 0:
         lines.append(
-            f"PASS when p ≥ {t.threshold:.3f}: precision ≥ {t.target:.1%} with {1 - t.delta:.0%} confidence "
+            f"PASS when p ≥ {t.threshold:.3f}: precision ≥ {t.target:.1%} with {confidence_text(t.delta)} confidence "
             f"(lower bound {t.precision_lower_bound:.2%} on {t.n_calibration} calibration cups; "
             f"{t.coverage:.0%} of good cups pass)"
         )

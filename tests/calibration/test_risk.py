@@ -14,6 +14,7 @@ from calibration.risk import (
     binom_cdf,
     choose_threshold,
     clopper_pearson_lower,
+    confidence_text,
     ltt_p_value,
     min_accepted_for_rejection,
     precision_coverage_curve,
@@ -239,3 +240,10 @@ def test_round_trip_through_json() -> None:
 def test_bad_inputs_raise(scores: list, correct: list, kwargs: dict) -> None:
     with pytest.raises(ValueError):
         choose_threshold(scores, correct, **kwargs)
+
+
+def test_confidence_is_written_without_rounding_a_split_delta() -> None:
+    assert [confidence_text(d) for d in (0.05, 0.025, 0.1, 0.001)] == ["95%", "97.5%", "90%", "99.9%"]
+    cal = np.linspace(0.0, 1.0, 2000)
+    choice = choose_threshold(cal, cal > 0.01, target=0.99, delta=0.025)
+    assert "at 97.5%)" in choice.summary()
