@@ -43,10 +43,12 @@ was trained, so a bundle trained on another set is refused until it is retrained
 compare each coin with the candidate's distinguishing designs only, and a coin without a rival has no margin
 (set 1 gave it a favourable default). A bundle file without the key is set 1."""
 MIN_COINS = 2
-"""Fewest coins a cup must show: fewer is reported as "too few coins visible", and a voter trained by this version
-never passes such a cup (its bundle records the rule as ``voter.min_coins``). One crop is too little evidence for
-a guaranteed PASS: on the seed-102 calibration cups the three best-scored wrong pairs of a voter without the rule
-were single-coin cups judged against a family member. (Bundles from before the rule report three.)"""
+"""Fewest coins a cup must show for ``cupcheck train voter`` unless told otherwise: fewer is reported as "too few
+coins visible", the voter is trained without such cups and never passes one (its bundle records the rule as
+``voter.min_coins``). On the seed-102 calibration cups the three best-scored wrong pairs of an early voter without
+the rule were single-coin cups judged against a family member. A bundle certified again under another rule
+(``cupcheck train recalibrate --min-coins``) carries that one: the shipped bundle lets a single coin pass, its
+threshold certified on the calibration cups with them. (Bundles from before the rule report three.)"""
 ENROL_PER_SIDE = 5
 """Enrolment photo crops per (type, side) in a synthetic data set's gallery when a command or bundle names no other
 number (``cupcheck train voter --enrol-per-side``); a bundle trained before the setting existed was enrolled so."""

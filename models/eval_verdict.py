@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from calibration.reports import plot_precision_coverage, plot_reliability
-from calibration.risk import ThresholdChoice, choose_threshold, precision_coverage_curve
+from calibration.risk import ThresholdChoice, choose_threshold, confidence_text, precision_coverage_curve
 from models.bundle import Bundle, load_bundle
 from models.embedder import Embedder
 from models.eval_turn import TURN_CUPS, evaluate_turning, turning_lines
@@ -710,7 +710,7 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
             else "any cup with a coin may pass."
         ),
         "",
-        f"Target precision {b.target} with probability {1 - b.delta:.0%} (delta {b.delta}). Pairs: "
+        f"Target precision {b.target} with probability {confidence_text(b.delta)} (delta {b.delta}). Pairs: "
         + ", ".join(f"{k} {v}" for k, v in res.counts.items())
         + ".",
         "",

@@ -6,7 +6,7 @@ enrolled. Its output ``p_correct`` is the booster's probability; the acceptance 
 guarantee is chosen on separate calibration cups by :mod:`calibration.risk`.
 
 Before the booster, four hard rules (:func:`passable`) give ``p_correct = 0`` to pairs no evidence can prove: a
-cup with no coin (or fewer than the voter's ``min_coins``: one crop is too little to ship on), a cup with a foreign
+cup with no coin (or fewer than the voter's ``min_coins``, which its bundle records), a cup with a foreign
 object, a cup with a coin whose match to the candidate is a design
 other enrolled types show too (a shared obverse: that coin may be any member of the family, so the cup is flagged
 with "turn it over" whatever the other coins say), and a candidate the catalogue declares an enrolled lookalike
