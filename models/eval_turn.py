@@ -5,7 +5,8 @@ rules never pass a cup that shows one; the FLAG names those coins ("coins 1, 3 s
 over"). That asks the operator for a second look at the same cup, not a supervisor's. This renders cups of a test
 data set's mint (indices from :data:`TURN_FIRST_INDEX`, so none is one of the data set's own cups), drawn as the
 data set's were, runs the station's pipeline on each at the bundle's certified threshold, and for every FLAG that
-names coins to turn renders the same cup with those coins on their other side
+tells the operator to turn the named coins and check again (:attr:`~models.types.Verdict.turn_first`: nothing
+else that turning cannot change stops the cup) renders the same cup with those coins on their other side
 (:attr:`models.synth.scene.SceneOptions.turn`) and checks it once more.
 """
 
@@ -52,7 +53,8 @@ class TurnCheck:
         allowed: the hard rules let the cup pass as it lies, from its ground truth
             (:func:`~models.synth.scene.rules_allow`; only pure cups can be allowed).
         first: the first check passed.
-        turned: coins the first check's FLAG named to turn over (0: it passed, or named none).
+        turned: coins the first check's FLAG had turned over (0: it passed, named none, or named something
+            turning cannot change as well, which goes to a supervisor as it is).
         second: the second check passed (``None``: there was none).
     """
 
@@ -87,7 +89,8 @@ def check_with_turn(
     opts: SceneOptions,
     lookalikes: frozenset[str] = frozenset(),
 ) -> TurnCheck:
-    """Render cup ``index``, check it, and on a FLAG that names coins to turn check it again with them turned.
+    """Render cup ``index``, check it, and when its FLAG asks for the named coins to be turned over first
+    (:attr:`~models.types.Verdict.turn_first`), check it again with them turned, as the operator's banner says.
 
     Each check compares the cup with its empty-tray photo when ``opts`` renders one (as a station that has one).
     """
@@ -102,7 +105,7 @@ def check_with_turn(
     obs, first = check(scene)
     allowed = scene.kind == CupKind.PURE and rules_allow(scene, assets.mint.shared_designs(), min_coins, lookalikes)
     passed = first.decision == Decision.PASS
-    turn = frozenset() if passed else coins_to_turn(scene, obs, first)
+    turn = coins_to_turn(scene, obs, first) if first.turn_first else frozenset()
     second = None
     if turn:
         _, again = check(render_cup(assets, seed, index, replace(opts, turn=turn)))
@@ -223,8 +226,9 @@ def turning_lines(r: dict[str, Any]) -> list[str]:
     pure = kinds.get(CupKind.PURE.value)
     lines = [
         f"{r['cups']} cups of the test mint drawn as its own (indices from {r['first_index']}), each checked by the "
-        f"station's pipeline at the bundle's threshold ({r['threshold']:.4f}); a FLAG that names coins lying on a "
-        "shared side has the operator turn those coins over, and the same cup is checked once more.",
+        f"station's pipeline at the bundle's threshold ({r['threshold']:.4f}); a FLAG that tells the operator to turn "
+        "the coins it names on a shared side over and check again (nothing else that turning cannot change stops the "
+        "cup) has them turned, and the same cup is checked once more.",
         "",
         "| kind | cups | the hard rules allow as it lies | PASS at the first check (wrong) | checked again after"
         " turning | PASS after turning (wrong) | passed in all |",

@@ -68,7 +68,11 @@ TURN_MARGIN = 0.25
 """A coin on a shared design of the candidate that another type beats through a design several types share is
 named to turn over when it loses by less than this cosine (its own side settles it); by more, it is named as
 looking like that type. On 120 cups of the test mint, the 59 coins beaten so were 58 of the expected type (51 lying
-on the shared obverse, 7 on the reverse; margins -0.31 to 0) and one of another type, which lost by more than 0.33."""
+on the shared obverse, 7 on the reverse; margins -0.31 to 0) and one of another type, which lost by more than 0.33.
+A FLAG that names coins to turn asks the operator to turn them and check again first only when no coin it names as
+looking like another type loses by this much: on 300 cups of the test mint, the clean cups that passed after
+turning had every such coin within -0.22, while 27 of the 34 contaminated cups that named coins to turn had one at
+-0.38 or less."""
 
 
 class UnknownTypeError(ValueError):
@@ -495,7 +499,7 @@ class Pipeline:
         accepted = bool(passable(x, RULE_FEATURES, self.voter.min_coins)[0]) and self.threshold.accepts(p)
         decision = Decision.PASS if accepted else Decision.FLAG
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, templates)
-        reasons = () if accepted else tuple(self._reasons(coins, ev, obs, p, cand))
+        reasons, turn_first = ([], False) if accepted else self._reasons(coins, ev, obs, p, cand)
         timings = {**obs.timings, "pool": (t1 - t0) * 1000, "vote": (t2 - t1) * 1000}
         timings["total"] = sum(timings.values())
         return Verdict(
@@ -503,11 +507,12 @@ class Pipeline:
             expected_type=expected_type,
             p_correct=p,
             threshold=self.threshold.threshold,
-            reasons=reasons,
+            reasons=tuple(reasons),
             coins=evidence,
             model_version=self.model_version,
             timings_ms=timings,
             unchecked=tuple(r.bbox for r in obs.unexplained),
+            turn_first=turn_first,
         )
 
     def _evidence(
@@ -581,50 +586,59 @@ class Pipeline:
         obs: Observation,
         p: float,
         cand: int,
-    ) -> list[str]:
+    ) -> tuple[list[str], bool]:
+        """The FLAG's reasons, and whether the operator should turn the named coins over and check the cup again
+        first (coins are named to turn, and nothing that turning cannot change stops the cup, nor a coin that loses
+        to another type by :data:`TURN_MARGIN` or more; the turning reason then comes first)."""
         coin_idx, object_idx = obs.coin_idx, obs.object_idx
-        reasons: list[str] = []
+        front: list[str] = []  # what no turning changes: a lookalike, no coin, an object, something unchecked
         twin = self.view.declared(cand)
         if twin is not None:
-            reasons.append(f"{self.view.types[cand]} has a lookalike ({twin}) — check the date and mint mark by eye")
+            front.append(f"{self.view.types[cand]} has a lookalike ({twin}) — check the date and mint mark by eye")
         if coins.n == 0:
-            reasons.append("no coins found")
+            front.append("no coins found")
         for k in object_idx:
-            reasons.append(f"object {k + 1} is not a coin")
+            front.append(f"object {k + 1} is not a coin")
         for r in obs.unexplained:
             x, y = r.centre
-            reasons.append(f"something at ({x:.0f}, {y:.0f}) differs from the empty tray and was not checked — look")
+            front.append(f"something at ({x:.0f}, {y:.0f}) differs from the empty tray and was not checked — look")
         s = ev.scores
         to_turn = [_to_turn(self.view, s, obs.type_arg, j) for j in range(coins.n)]
         bad = [j for j in range(coins.n) if _suspicious(s, j) and not to_turn[j]]
         bad.sort(key=lambda j: float(s.dmargin[j]))
-        for j in bad[:MAX_LOOKALIKE_REASONS]:
-            reasons.append(
-                f"coin {coin_idx[j] + 1} looks like {self.view.types[int(s.rival_type[j])]} ({s.rival_score[j]:.2f})"
-            )
+        looks = [
+            f"coin {coin_idx[j] + 1} looks like {self.view.types[int(s.rival_type[j])]} ({s.rival_score[j]:.2f})"
+            for j in bad[:MAX_LOOKALIKE_REASONS]
+        ]
         if len(bad) > MAX_LOOKALIKE_REASONS:
-            reasons.append(f"{len(bad) - MAX_LOOKALIKE_REASONS} more coins look like other types")
+            looks.append(f"{len(bad) - MAX_LOOKALIKE_REASONS} more coins look like other types")
         shared = [j for j in range(coins.n) if to_turn[j]]
+        turn: list[str] = []
         if coins.n and len(shared) == coins.n:
-            reasons.append("only the shared obverse is visible — turn a coin")
+            turn.append("only the shared obverse is visible — turn a coin")
         elif shared:
             numbers = ", ".join(str(coin_idx[j] + 1) for j in shared[:8]) + (", ..." if len(shared) > 8 else "")
-            reasons.append(
+            turn.append(
                 f"coin {numbers} shows the shared obverse — turn it over"
                 if len(shared) == 1
                 else f"coins {numbers} show the shared obverse — turn them over"
             )
+        back: list[str] = []  # nor these
         if 0 < coins.n < max(self.preprocess.min_coins, self.voter.min_coins):
-            reasons.append("too few coins visible")
+            back.append("too few coins visible")
         if coins.n and float(np.median(coins.focus)) < self.preprocess.focus_min:
-            reasons.append("coins are out of focus")
+            back.append("coins are out of focus")
         if coins.n and float(coins.visible.mean()) < 0.6:
-            reasons.append("coins overlap too much — spread them out")
+            back.append("coins overlap too much — spread them out")
         if not self.threshold.can_pass:
-            reasons.append("no certified threshold: every cup goes to a person")
-        elif not reasons:
+            back.append("no certified threshold: every cup goes to a person")
+        # a coin that plainly looks like another type sends the cup to a supervisor as it lies
+        plain = any(float(s.dmargin[j]) <= -TURN_MARGIN for j in bad)
+        turn_first = bool(turn) and not front and not back and not plain
+        reasons = [*turn, *looks] if turn_first else [*front, *looks, *turn, *back]
+        if not reasons:
             reasons.append(f"not sure enough: p_correct {p:.3f} is below the threshold {self.threshold.threshold:.3f}")
-        return reasons
+        return reasons, turn_first
 
 
 def observe_coins(

@@ -166,6 +166,10 @@ class Verdict:
         timings_ms: stage name to milliseconds.
         unchecked: ``(x1, y1, x2, y2)`` boxes of what differs from the station's empty tray where no coin or
             object was found (:mod:`models.foreground`); any of them flags the cup.
+        turn_first: a FLAG that names coins to turn over (:attr:`CoinEvidence.shared`) and nothing that turning
+            cannot change (a declared lookalike, a foreign object, something unchecked, too few coins, focus,
+            overlap, a coin that plainly looks like another type): the operator turns them and checks the cup
+            again before a supervisor looks; the turning reason comes first.
     """
 
     decision: Decision
@@ -177,6 +181,7 @@ class Verdict:
     model_version: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     unchecked: tuple[tuple[int, int, int, int], ...] = ()
+    turn_first: bool = False
 
     @property
     def n_coins(self) -> int:

@@ -7,10 +7,11 @@ types enrolled, see :mod:`station.demo`)::
 
 (``make screenshots`` does this; on Debian it needs ``apt-get install xvfb xauth libxcb-cursor0``.)
 
-It opens the operator window on simulator cups, checks a cup that passes and one that is flagged, shows a lost
-camera, logs a few more verdicts to a throw-away database, and opens the review window on them. Each window is
-grabbed with ``QWidget.grab()`` into ``operator_pass.png``, ``operator_flag.png``, ``operator_camera_lost.png``
-and ``review.png``.
+It opens the operator window on simulator cups, checks a cup that passes, one that is flagged for a supervisor and
+one whose FLAG asks for coins to be turned over first, shows a lost camera, logs a few more verdicts to a
+throw-away database, and opens the review window on them. Each window is grabbed with ``QWidget.grab()`` into
+``operator_pass.png``, ``operator_flag.png``, ``operator_turn.png``, ``operator_camera_lost.png`` and
+``review.png``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from PySide6.QtWidgets import QWidget
 from db.repository import VerdictRepository
 from db.schema import Role
 from db.spool import SpoolingRepository
-from models.types import Decision, Frame
+from models.types import Decision, Frame, Verdict
 from station.app import MainWindow, ReviewWindow, qt_application
 from station.camera import FrameSource
 from station.config import StationConfig, config_from_dict
@@ -96,16 +97,29 @@ def grab(widget: QWidget, path: Path, colours: int = 256) -> Path:
     return path
 
 
-def find_cups(
-    pipeline: VerdictSource, frames: Callable[[int], tuple[Frame, str]], tries: int = 40
-) -> dict[Decision, int]:
-    """Search the first ``tries`` cups for one the pipeline passes and one it flags; ``decision → cup index``."""
-    found: dict[Decision, int] = {}
+SHOTS: tuple[tuple[str, str], ...] = (
+    ("pass", "operator_pass.png"),
+    ("flag", "operator_flag.png"),
+    ("turn", "operator_turn.png"),
+)
+"""The operator window's kinds of check and their files: a PASS, a FLAG for a supervisor, a FLAG that asks for
+coins to be turned over first."""
+
+
+def shot_kind(verdict: Verdict) -> str:
+    """``"pass"``, ``"turn"`` (a FLAG that asks for coins to be turned first) or ``"flag"``."""
+    if verdict.decision is Decision.PASS:
+        return "pass"
+    return "turn" if verdict.turn_first else "flag"
+
+
+def find_cups(pipeline: VerdictSource, frames: Callable[[int], tuple[Frame, str]], tries: int = 40) -> dict[str, int]:
+    """Search the first ``tries`` cups for one of each :data:`SHOTS` kind (:func:`shot_kind`); ``kind → cup index``."""
+    found: dict[str, int] = {}
     for i in range(tries):
         frame, expected = frames(i)
-        verdict = pipeline.run(frame, expected)
-        found.setdefault(verdict.decision, i)
-        if len(found) == 2:
+        found.setdefault(shot_kind(pipeline.run(frame, expected)), i)
+        if len(found) == len(SHOTS):
             break
     return found
 
@@ -116,7 +130,7 @@ def capture(
     source: FrameSource,
     expected_of: Callable[[], str | None],
     clock: ManualClock,
-    cups: dict[Decision, int],
+    cups: dict[str, int],
     hold_s: float,
     out: Path,
     *,
@@ -133,7 +147,7 @@ def capture(
         source: the frame source, showing cup ``i`` while ``clock.now`` is in ``[i * hold_s, (i + 1) * hold_s)``.
         expected_of: the expected type of the cup on show.
         clock: the source's clock.
-        cups: cup indices to check, by the decision they get.
+        cups: cup indices to check, by the :data:`SHOTS` kind of check they get.
         hold_s: the source's hold time per cup.
         out: the output folder.
         extra_cups: more cups to log for the review window.
@@ -152,15 +166,15 @@ def capture(
         win = MainWindow(pipeline, spooling, source, config, operator=OPERATOR, catalog=catalog, home=home)
         win.resize(1380, 860)
         win.show()
-        for decision, name in ((Decision.PASS, "operator_pass.png"), (Decision.FLAG, "operator_flag.png")):
-            if decision not in cups:
-                print(f"no {decision.value} cup found; skipping {name}", file=sys.stderr)
+        for kind, name in SHOTS:
+            if kind not in cups:
+                print(f"no {kind} cup found; skipping {name}", file=sys.stderr)
                 continue
-            clock.now = cups[decision] * hold_s + 0.5
+            clock.now = cups[kind] * hold_s + 0.5
             settle(1200)
             expected = expected_of()
             assert expected is not None
-            win.view.order_edit.setText(f"ORD-{4711 + cups[decision]}")
+            win.view.order_edit.setText(f"ORD-{4711 + cups[kind]}")
             win.controller.choose_type(expected, order=win.view.order_edit.text())
             win.controller.filter_types("")
             settle(200)

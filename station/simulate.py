@@ -159,8 +159,9 @@ def run_cycle(
     """Process one cycle's cups: the oracle rules on every FLAG and on the PASSes drawn for audit
     (:func:`db.records.audit_pick`, as the review window draws them). ``start`` (the model the day started with,
     same embedder and gallery) judges the same observations too, for the paired comparison. With
-    ``operator_turns``, a FLAG that names coins lying on a shared side has the operator turn them over and check
-    the cup once more (:attr:`models.synth.scene.SceneOptions.turn`); both checks are logged."""
+    ``operator_turns``, a FLAG that tells the operator to turn the coins it names over first
+    (:attr:`~models.types.Verdict.turn_first`) has them turned and the cup checked once more
+    (:attr:`models.synth.scene.SceneOptions.turn`); both checks are logged."""
     n: Counter[str] = Counter()
     shared, twins = assets.mint.shared_designs(), lookalike_types(assets)
     min_coins = max(pipeline.preprocess.min_coins, pipeline.voter.min_coins)
@@ -181,7 +182,7 @@ def run_cycle(
             n["start_passed"] += 1
             n["start_wrong"] += not good
         turn = coins_to_turn(scene, obs, verdict)
-        if operator_turns and verdict.decision == Decision.FLAG and turn:
+        if operator_turns and verdict.turn_first and turn:
             again = render_cup(assets, seed, index, replace(opts, turn=turn))
             _, second = _check(pipeline, repo, again, f"sim {cycle}/{i} turned", audit_share, n)
             n["turned"] += 1

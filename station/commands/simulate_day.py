@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--operator-turns",
         action="store_true",
-        help="on a FLAG naming coins that lie on a shared side, the operator turns them over and checks again",
+        help="on a FLAG that says to turn the coins it names first, the operator does and checks the cup again",
     )
     p.add_argument("--target", type=float, default=None, help="precision target of the retrain (bundle's)")
     p.add_argument("--delta", type=float, default=None, help="failure probability of the retrain (bundle's)")

@@ -92,6 +92,7 @@ def verdict_json(path: str, verdict: Verdict) -> dict[str, Any]:
         "reasons": list(verdict.reasons),
         "coins": coins,
         "unchecked": [list(b) for b in verdict.unchecked],
+        "turn_first": verdict.turn_first,
         "model_version": verdict.model_version,
         "timings_ms": {k: round(v, 1) for k, v in verdict.timings_ms.items()},
     }

@@ -25,8 +25,9 @@ IDLE_HEX = "#5a6270"
 
 
 def coin_ok(coin: CoinEvidence, expected_type: str) -> bool:
-    """Whether one coin supports a PASS: not suspicious and its best match is the expected type."""
-    return not coin.suspicious and bool(coin.matches) and coin.matches[0].type_id == expected_type
+    """Whether one coin supports a PASS: not suspicious, not on a side other types show too (it must be turned
+    over, whichever of them its best match names), and its best match is the expected type."""
+    return not coin.suspicious and not coin.shared and bool(coin.matches) and coin.matches[0].type_id == expected_type
 
 
 def coin_colour(coin: CoinEvidence, expected_type: str) -> tuple[int, int, int]:
@@ -130,7 +131,14 @@ def summarise(verdict: Verdict) -> Summary:
             reason = f"{len(suspicious)} of {n} coins may not be {verdict.expected_type}."
         else:
             reason = "Not sure enough to pass this cup."
-        reason += " Put it aside for a supervisor."
+        if verdict.turn_first:  # the turning reason comes first: turning may settle the cup
+            reason += (
+                " Then check the cup again; if it is flagged again, put it aside for a supervisor."
+                if len(verdict.reasons) > 1
+                else " Then check the cup again."
+            )
+        else:
+            reason += " Put it aside for a supervisor."
     detail = (
         f"{n} coins · {len(suspicious)} marked · p = {verdict.p_correct:.3f} ({needs(verdict.threshold)})"
         f" · {sum(verdict.timings_ms.values()):.0f} ms"

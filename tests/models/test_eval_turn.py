@@ -56,7 +56,7 @@ def test_an_obverse_only_cup_names_its_coins_and_they_lie_reverse_up_once_turned
     pipe = replace(station.pipeline, empty_tray=scene.empty, cup_roi=scene.tray)
     obs = pipe.observe(Frame(image=scene.image, source="test"))
     verdict = pipe.decide(obs, scene.expected_type)
-    assert verdict.decision == Decision.FLAG
+    assert verdict.decision == Decision.FLAG and verdict.turn_first
     turn = coins_to_turn(scene, obs, verdict)
     assert turn, verdict.reasons  # the FLAG names coins on the shared obverse to turn over
     assert {inst.label for inst in scene.instances if inst.is_coin} >= turn

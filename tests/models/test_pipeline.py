@@ -68,6 +68,16 @@ def test_one_coin_on_the_shared_obverse_is_named_and_the_cup_flagged(pipeline: P
     assert v.decision == Decision.FLAG
     assert v.p_correct == 0.0
     assert "coin 3 shows the shared obverse — turn it over" in v.reasons
+    # turning it may settle the cup: the operator turns it and checks again, the turning reason first
+    assert v.turn_first and v.reasons[0] == "coin 3 shows the shared obverse — turn it over"
+    # beside a foreign object, which no turning removes, the cup goes to a supervisor as it is
+    with_object = pipeline.run_crops(crops, "t0000", n_objects=1)
+    assert not with_object.turn_first and with_object.reasons[0] == "object 7 is not a coin"
+    assert "coin 3 shows the shared obverse — turn it over" in with_object.reasons
+    # nothing to turn: nothing to try first
+    mixed = _cup("t0000")
+    mixed[3] = reference_image("t0009", Side.REVERSE)
+    assert not pipeline.run_crops(mixed, "t0000").turn_first
 
 
 def test_empty_cup_and_too_few_coins(pipeline: Pipeline) -> None:
@@ -284,3 +294,19 @@ def test_a_detector_other_than_the_calibration_one_is_named_as_voiding_the_guara
     assert Pipeline.from_parts(recut, gallery, embedder=embedder, detector=_Versioned("det-2")).uncertified == ""
     # nothing known about the detector: nothing said
     assert Pipeline.from_parts(bundle, gallery, embedder=embedder, detector=_Versioned("det-2")).uncertified == ""
+
+
+def test_a_coin_plainly_like_another_type_sends_the_cup_to_a_supervisor_as_it_lies(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crops = _cup("t0000")
+    crops[2] = reference_image("t0000", Side.OBVERSE)  # to turn over
+    crops[4] = reference_image("t0009", Side.REVERSE)  # another family's own reverse
+    monkeypatch.setattr("models.pipeline.TURN_MARGIN", 2.0)  # every lookalike counts as near: turn first
+    near = pipeline.run_crops(crops, "t0000")
+    assert near.turn_first and near.reasons[0] == "coin 3 shows the shared obverse — turn it over"
+    assert any(r.startswith("coin 5 looks like t0009") for r in near.reasons)
+    monkeypatch.setattr("models.pipeline.TURN_MARGIN", 0.0)  # every lookalike counts as plain
+    plain = pipeline.run_crops(crops, "t0000")
+    assert not plain.turn_first and plain.reasons[0].startswith("coin 5 looks like t0009")
+    assert "coin 3 shows the shared obverse — turn it over" in plain.reasons

@@ -64,6 +64,7 @@ def test_json_contract_for_crop_folders(station, capsys: pytest.CaptureFixture[s
             assert coin["match"] in PIPE_TYPES and coin["side"] in ("obverse", "reverse")
             assert -1.0 <= coin["score"] <= 1.0001
     assert not any(coin["shared"] for cup in doc["cups"] for coin in cup["coins"])
+    assert not any(cup["turn_first"] for cup in doc["cups"])
     assert mixed["verdict"] == "flag"
     assert any("looks like t0009" in r for r in mixed["reasons"])
     assert mixed["coins"][3]["match"] == "t0009"  # its reverse (obverses are shared)
@@ -77,7 +78,7 @@ def test_a_coin_on_a_shared_side_is_named_to_turn_over(
     assert main(_verify(station, str(cups / "turn"), "--crops", "--expect", "t0000", "--json")) == 0
     (cup,) = json.loads(capsys.readouterr().out)["cups"]
     assert cup["verdict"] == "flag" and [c["shared"] for c in cup["coins"]] == [False, False, True, False, False]
-    assert "coin 3 shows the shared obverse — turn it over" in cup["reasons"]
+    assert cup["reasons"][0] == "coin 3 shows the shared obverse — turn it over" and cup["turn_first"] is True
 
     # another family's coin on that family's shared obverse: the type it looks like wins through a design several
     # types show, narrowly here, so it is named to turn over too (its own side settles it) ...

@@ -26,6 +26,7 @@ from station.controllers.overlay import (
     PASS_BGR,
     PASS_HEX,
     UNCHECKED_BGR,
+    coin_ok,
     draw_cup_region,
     draw_evidence,
     summarise,
@@ -217,6 +218,13 @@ def test_outlines_are_coloured_by_each_coins_evidence(pipeline: NearestTypePipel
     assert (summary.headline, summary.colour) == ("FLAG", FLAG_HEX)
     assert summary.reason.startswith("Coin 2 looks like") and "supervisor" in summary.reason
     assert "4 coins · 1 marked" in summary.detail
+    # a FLAG that asks for coins to be turned first: turn, check again, and a supervisor only if it flags again
+    turn = ("coins 1, 3 show the shared obverse — turn them over",)
+    first = summarise(dataclasses.replace(verdict, reasons=turn, turn_first=True))
+    assert first.reason == "Coins 1, 3 show the shared obverse — turn them over. Then check the cup again."
+    also = summarise(dataclasses.replace(verdict, reasons=(*turn, "coin 2 looks like t0002 (0.91)"), turn_first=True))
+    assert also.reason.endswith("Then check the cup again; if it is flagged again, put it aside for a supervisor.")
+    assert "Coin 2 looks like t0002 (0.91)." in also.reason
 
     guided = draw_cup_region(image.copy(), (240.0, 240.0, 200.0))
     assert not np.array_equal(guided[40, 235:246], image[40, 235:246])  # the top of the circle
@@ -297,3 +305,10 @@ def test_a_coin_on_a_shared_side_is_captioned_to_turn_over(
     window.controller.show_verdict(CheckResult(request, turned, 0.0))
     captions = [t.caption.text() for t in window.view.thumbs.thumbnails()]
     assert captions[1] == "↻ #2 turn over" and not any("turn" in c for c in captions[:1] + captions[2:])
+    # its outline is marked too, whichever type its best match names: a shared side supports no PASS
+    assert coins[1].matches[0].type_id == expected and not coins[1].suspicious
+    assert [coin_ok(c, expected) for c in coins] == [True, False, True, True]
+    drawn = draw_evidence(image, turned)
+    x1, y1, _x2, y2 = coins[1].bbox
+    row = drawn[round((y1 + y2) / 2), max(0, round(x1) - 1) : round(x1) + 3].reshape(-1, 3)
+    assert (np.abs(row.astype(int) - FLAG_BGR).sum(axis=1) < 60).any()
