@@ -113,6 +113,6 @@ def test_the_summary_counts_each_kind_and_every_wrong_pass() -> None:
     assert lines[-1].endswith("Wrong PASSes in all: 1.")
 
 
-def test_evaluate_turning_renders_fresh_cups_of_the_mint_and_refuses_none(tmp_path: Path) -> None:
+def test_evaluate_turning_refuses_a_check_of_no_cups(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cups must be >= 1"):
         evaluate_turning(tmp_path, load_bundle(), tmp_path, cups=0)
