@@ -151,5 +151,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{r['path']}: {r['verdict'].upper()} {r['expected']} p={r['p_correct']:.3f} ({r['n_coins']} coins)")
             for reason in r["reasons"]:
                 print(f"  - {reason}")
+            if r["turn_first"]:
+                print("  next: turn the coins named over and check the cup again before a supervisor looks")
     sys.stdout.flush()
     return 0

@@ -79,6 +79,14 @@ def test_a_coin_on_a_shared_side_is_named_to_turn_over(
     (cup,) = json.loads(capsys.readouterr().out)["cups"]
     assert cup["verdict"] == "flag" and [c["shared"] for c in cup["coins"]] == [False, False, True, False, False]
     assert cup["reasons"][0] == "coin 3 shows the shared obverse — turn it over" and cup["turn_first"] is True
+    # the same cup read by a person: the reasons, then what to do next
+    assert main(_verify(station, str(cups / "turn"), "--crops", "--expect", "t0000")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{cups / 'turn'}: FLAG t0000 p=0.000 (5 coins)")
+    assert lines[1:] == [
+        "  - coin 3 shows the shared obverse — turn it over",
+        "  next: turn the coins named over and check the cup again before a supervisor looks",
+    ]
 
     # another family's coin on that family's shared obverse: the type it looks like wins through a design several
     # types show, narrowly here, so it is named to turn over too (its own side settles it) ...
