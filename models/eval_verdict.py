@@ -79,7 +79,7 @@ class EvalConfig:
         real_limit: at most this many real photos of each kind (single, mixed) per currency.
         cut_workers: processes that cut and embed a data set not yet cached (see ``cache_cups_parallel``).
         turn_cups: cups of the test mint checked as they lie and again after the operator turns the coins a FLAG
-            names (:mod:`models.eval_turn`); 0 skips the check.
+            asks to turn first (:mod:`models.eval_turn`); 0 skips the check.
     """
 
     data: Path

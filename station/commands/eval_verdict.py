@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=None,
         metavar="N",
         help="cups of the test mint checked as they lie and again after the operator turns the coins a FLAG "
-        "names (default 300; 0 skips)",
+        "asks to turn first (default 300; 0 skips)",
     )
     add_cut_workers(p)
     p.set_defaults(func=run)
