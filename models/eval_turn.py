@@ -94,7 +94,7 @@ def check_with_turn(
 
     Each check compares the cup with its empty-tray photo when ``opts`` renders one (as a station that has one).
     """
-    min_coins = max(pipeline.preprocess.min_coins, pipeline.voter.min_coins)
+    min_coins = pipeline.fewest_coins
 
     def check(scene: CupScene) -> tuple[Observation, Verdict]:
         pipe = pipeline if scene.empty is None else replace(pipeline, empty_tray=scene.empty, cup_roi=scene.tray)

@@ -338,6 +338,12 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------------ running
 
+    @property
+    def fewest_coins(self) -> int:
+        """Fewest coins a cup may show and pass: under this, "too few coins visible" (the bundle's preprocessing
+        setting or its voter's hard rule, whichever is larger)."""
+        return max(self.preprocess.min_coins, self.voter.min_coins)
+
     def check_type(self, expected_type: str) -> int:
         """The expected type's index in the gallery.
 
@@ -498,8 +504,9 @@ class Pipeline:
         # the hard rules (too few coins, a foreign object, a coin on a shared face, an inseparable lookalike)
         accepted = bool(passable(x, RULE_FEATURES, self.voter.min_coins)[0]) and self.threshold.accepts(p)
         decision = Decision.PASS if accepted else Decision.FLAG
-        evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, templates)
-        reasons, turn_first = ([], False) if accepted else self._reasons(coins, ev, obs, p, cand)
+        to_turn = [_to_turn(self.view, ev.scores, obs.type_arg, j) for j in range(coins.n)]
+        evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, to_turn, templates)
+        reasons, turn_first = ([], False) if accepted else self._reasons(coins, ev, obs, p, cand, to_turn)
         timings = {**obs.timings, "pool": (t1 - t0) * 1000, "vote": (t2 - t1) * 1000}
         timings["total"] = sum(timings.values())
         return Verdict(
@@ -522,6 +529,7 @@ class Pipeline:
         ev: PairEvidence,
         type_best: np.ndarray,
         type_arg: np.ndarray,
+        to_turn: list[bool],
         templates: TemplateScorer | None = None,
     ) -> tuple[CoinEvidence, ...]:
         pos = {k: j for j, k in enumerate(coin_idx)}
@@ -574,7 +582,7 @@ class Pipeline:
                     partial=inst.partial,
                     attention=float(ev.attention[j]) if ev.attention.size else 0.0,
                     suspicious=_suspicious(ev.scores, j),
-                    shared=_to_turn(self.view, ev.scores, type_arg, j),
+                    shared=to_turn[j],
                 )
             )
         return tuple(out)
@@ -586,6 +594,7 @@ class Pipeline:
         obs: Observation,
         p: float,
         cand: int,
+        to_turn: list[bool],
     ) -> tuple[list[str], bool]:
         """The FLAG's reasons, and whether the operator should turn the named coins over and check the cup again
         first (coins are named to turn, and nothing that turning cannot change stops the cup, nor a coin that loses
@@ -603,7 +612,6 @@ class Pipeline:
             x, y = r.centre
             front.append(f"something at ({x:.0f}, {y:.0f}) differs from the empty tray and was not checked — look")
         s = ev.scores
-        to_turn = [_to_turn(self.view, s, obs.type_arg, j) for j in range(coins.n)]
         bad = [j for j in range(coins.n) if _suspicious(s, j) and not to_turn[j]]
         bad.sort(key=lambda j: float(s.dmargin[j]))
         looks = [
@@ -624,7 +632,7 @@ class Pipeline:
                 else f"coins {numbers} show the shared obverse — turn them over"
             )
         back: list[str] = []  # nor these
-        if 0 < coins.n < max(self.preprocess.min_coins, self.voter.min_coins):
+        if 0 < coins.n < self.fewest_coins:
             back.append("too few coins visible")
         if coins.n and float(np.median(coins.focus)) < self.preprocess.focus_min:
             back.append("coins are out of focus")

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from calibration.risk import clopper_pearson_lower
+from calibration.risk import clopper_pearson_lower, confidence_text
 from db.records import PassAudit, TrainingCoin, TrainingExport, pass_audit
 from db.repository import VerdictRepository
 from models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
@@ -117,7 +117,7 @@ def audit_line(audit: PassAudit, delta: float = 0.05) -> str:
     wrong = f" (cups {', '.join(map(str, audit.wrong_cups[:10]))})" if audit.wrong else ""
     return (
         f"PASS audit: {audit.audited} PASSes checked by a person, {audit.wrong} wrong{wrong}: precision "
-        f"{audit.precision:.1%}, at least {bound:.1%} with {1 - delta:.0%} confidence"
+        f"{audit.precision:.1%}, at least {bound:.1%} with {confidence_text(delta)} confidence"
     )
 
 

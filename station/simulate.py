@@ -30,6 +30,7 @@ from models.registry import current_bundle_path
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
 from models.synth.scene import CupKind, CupScene, SceneAssets, SceneOptions, render_cup, rules_allow
+from models.train.voter import mint_lookalikes
 from models.types import CoinInstance, Decision, Frame, Verdict
 from station.retrain_job import RetrainOptions, run_retrain
 
@@ -140,7 +141,7 @@ def _instance_type(scene: CupScene, center: tuple[float, float]) -> str | None:
 
 def lookalike_types(assets: SceneAssets) -> frozenset[str]:
     """The mint's near-twin types (the demo catalogue declares each pair lookalikes: always checked by a person)."""
-    return frozenset(t.id for t in assets.mint.types if t.twin_of)
+    return frozenset(mint_lookalikes(assets.mint))
 
 
 def run_cycle(
@@ -164,7 +165,7 @@ def run_cycle(
     (:attr:`models.synth.scene.SceneOptions.turn`); both checks are logged."""
     n: Counter[str] = Counter()
     shared, twins = assets.mint.shared_designs(), lookalike_types(assets)
-    min_coins = max(pipeline.preprocess.min_coins, pipeline.voter.min_coins)
+    min_coins = pipeline.fewest_coins
     for i in range(n_cups):
         index = cycle * n_cups + i
         scene = render_cup(assets, seed, index, opts)
