@@ -143,6 +143,8 @@ class VerdictRecord:
         timings_ms: stage name to milliseconds.
         idempotency_key: a client-generated UUID; logging the same key twice stores one verdict.
         created_at: when the verdict was made, timezone-aware.
+        recheck_of: the idempotency key of an earlier check of this same cup, when this photograph was taken after
+            the operator turned over the coins that check named; ``None`` for a cup's first check.
     """
 
     station: str
@@ -159,6 +161,7 @@ class VerdictRecord:
     timings_ms: Mapping[str, float] = field(default_factory=dict)
     idempotency_key: str = field(default_factory=lambda: str(uuid.uuid4()))
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    recheck_of: str | None = None
 
     def __post_init__(self) -> None:
         if not self.station or not self.operator or not self.expected_type:
@@ -168,6 +171,10 @@ class VerdictRecord:
         if self.created_at.tzinfo is None:
             raise ValueError("created_at must be timezone-aware")
         uuid.UUID(self.idempotency_key)  # raises ValueError when malformed
+        if self.recheck_of is not None:
+            uuid.UUID(self.recheck_of)
+            if self.recheck_of == self.idempotency_key:
+                raise ValueError("a check cannot be a re-check of itself")
         jpeg_size(self.image_jpeg)  # raises ValueError when not a JPEG
 
     @classmethod
@@ -184,6 +191,7 @@ class VerdictRecord:
         embeddings: Mapping[int, npt.NDArray[np.float32]] | None = None,
         idempotency_key: str | None = None,
         created_at: datetime | None = None,
+        recheck_of: str | None = None,
     ) -> VerdictRecord:
         """Build a record from the pipeline's :class:`~models.types.Verdict`.
 
@@ -198,6 +206,7 @@ class VerdictRecord:
             embeddings: coin index → ``(D,)`` float32 embedding.
             idempotency_key: reuse to make a retry idempotent; a fresh UUID4 by default.
             created_at: verdict time; now (UTC) by default.
+            recheck_of: the idempotency key of the earlier check of this cup this one answers.
         """
         crops, masks, embs = crops_jpeg or {}, masks_png or {}, embeddings or {}
         coins = []
@@ -234,6 +243,7 @@ class VerdictRecord:
             timings_ms=dict(verdict.timings_ms),
             idempotency_key=idempotency_key or str(uuid.uuid4()),
             created_at=created_at or datetime.now(UTC),
+            recheck_of=recheck_of,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -253,6 +263,7 @@ class VerdictRecord:
             "timings_ms": dict(self.timings_ms),
             "idempotency_key": self.idempotency_key,
             "created_at": self.created_at.isoformat(),
+            "recheck_of": self.recheck_of,
         }
 
     @classmethod
@@ -276,6 +287,7 @@ class VerdictRecord:
             timings_ms={str(k): float(v) for k, v in data["timings_ms"].items()},
             idempotency_key=data["idempotency_key"],
             created_at=datetime.fromisoformat(data["created_at"]),
+            recheck_of=data.get("recheck_of"),  # absent from journals written before re-checks were linked
         )
 
 
@@ -358,6 +370,8 @@ class ReviewItem:
         created_at: verdict time.
         audit: a PASS drawn for a person to check (:func:`audit_pick`), whatever its score.
         reasons: the station's reasons for its verdict, as the operator read them.
+        recheck_of: the cup id of the earlier check this one answers (the operator turned coins it named over and
+            checked again), ``None`` for a first check.
     """
 
     cup_id: int
@@ -378,6 +392,7 @@ class ReviewItem:
     created_at: datetime
     audit: bool = False
     reasons: tuple[str, ...] = ()
+    recheck_of: int | None = None
 
 
 def audit_pick(cup_id: int, share: float) -> bool:

@@ -10,6 +10,7 @@ that no row references once they are older than a grace period (so a write still
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, and_, case, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from db.pins import hash_pin, verify_pin
 from db.records import (
@@ -56,6 +57,7 @@ from db.store import ContentStore, StoredBlob
 from models.types import Decision, Side
 
 _GC_BATCH = 500
+_log = logging.getLogger(__name__)
 
 
 class NotSupervisorError(PermissionError):
@@ -137,6 +139,10 @@ class VerdictRepository:
         failure leaves no row behind. Idempotent: if a verdict with ``record.idempotency_key`` exists (a retry, a
         spool replay, or a concurrent duplicate), its id is returned and nothing is inserted.
 
+        ``record.recheck_of`` links the cup to the earlier check it answers (``cups.recheck_of_id``). A link that
+        names no logged verdict, or one of another expected type, is dropped with a warning: the verdict itself is
+        stored whatever becomes of the link.
+
         Raises:
             UnknownOperatorError: the operator is not registered.
             OrderMismatchError: the order exists with another expected type.
@@ -182,6 +188,7 @@ class VerdictRepository:
             order_id=order_id,
             expected_type=record.expected_type,
             created_at=record.created_at,
+            recheck_of_id=_earlier_check(session, record),
         )
         cup.capture = Capture(
             sha256=image.sha256, ref=image.ref, width=size[0], height=size[1], size_bytes=image.size_bytes
@@ -264,6 +271,10 @@ class VerdictRepository:
 
         Unlabelled cups come first, audits first among them, then higher score, then newer.
 
+        A check that a later photograph of the same cup answers (the operator turned the coins it named and checked
+        again: ``cups.recheck_of_id``) is left out: the later check is the cup's verdict, in the queue if it needs
+        a person, with :attr:`ReviewItem.recheck_of` naming the earlier one.
+
         Args:
             limit: how many items to return.
             station: only this station's cups.
@@ -283,6 +294,8 @@ class VerdictRepository:
             .subquery()
         )
         labelled = exists().where(and_(Label.cup_id == Cup.id, Label.is_current))
+        later = aliased(Cup)
+        answered = exists().where(later.recheck_of_id == Cup.id)
         wanted = [Verdict.decision == Decision.FLAG, func.abs(Verdict.p_correct - Verdict.threshold) < margin]
         if audit_share > 0.0:
             wanted.append(Verdict.decision == Decision.PASS)  # drawn for audit below, by cup id
@@ -301,12 +314,13 @@ class VerdictRepository:
                 func.coalesce(coin_stats.c.n_mismatch, 0),
                 labelled,
                 Verdict.reasons,
+                Cup.recheck_of_id,
             )
             .join(Cup, Cup.id == Verdict.cup_id)
             .join(Station, Station.id == Cup.station_id)
             .outerjoin(Capture, Capture.cup_id == Cup.id)
             .outerjoin(coin_stats, coin_stats.c.cup_id == Cup.id)
-            .where(or_(*wanted))
+            .where(or_(*wanted), ~answered)
             .order_by(Verdict.created_at.desc(), Verdict.id.desc())
             .limit(window)
         )
@@ -322,7 +336,7 @@ class VerdictRepository:
             rows = session.execute(stmt).all()
             labels_per_type = {t: int(n) for t, n in session.execute(type_counts).all()}
         items = []
-        for vid, cup_id, st, exp, decision, p, thr, created, ref, n, n_mis, is_lab, reasons in rows:
+        for vid, cup_id, st, exp, decision, p, thr, created, ref, n, n_mis, is_lab, reasons, earlier in rows:
             is_pass = Decision(decision) == Decision.PASS
             audit = is_pass and audit_pick(cup_id, audit_share)
             if is_pass and abs(p - thr) >= margin and not audit:
@@ -354,6 +368,7 @@ class VerdictRepository:
                     created_at=created,
                     audit=audit,
                     reasons=tuple(reasons or ()),
+                    recheck_of=earlier,
                 )
             )
         items.sort(key=lambda it: (it.labelled, not it.audit, -it.score, -it.created_at.timestamp(), it.cup_id))
@@ -562,6 +577,31 @@ def _operator_info(op: Operator) -> OperatorInfo:
 
 def _verdict_id_for_key(session: Session, key: str) -> int | None:
     return session.scalar(select(Verdict.id).where(Verdict.idempotency_key == key))
+
+
+def _earlier_check(session: Session, record: VerdictRecord) -> int | None:
+    """The cup ``record`` re-checks, ``None`` for a first check or a link that cannot stand (warned)."""
+    if record.recheck_of is None:
+        return None
+    row = session.execute(
+        select(Cup.id, Cup.expected_type)
+        .join(Verdict, Verdict.cup_id == Cup.id)
+        .where(Verdict.idempotency_key == record.recheck_of)
+    ).first()
+    if row is None:
+        _log.warning(
+            "verdict %s re-checks %s, which is not logged: stored unlinked", record.idempotency_key, record.recheck_of
+        )
+        return None
+    if row.expected_type != record.expected_type:
+        _log.warning(
+            "verdict %s re-checks a cup expected to be %s, not %s: stored unlinked",
+            record.idempotency_key,
+            row.expected_type,
+            record.expected_type,
+        )
+        return None
+    return int(row.id)
 
 
 def _insert_ignoring_conflict(session: Session, table: Any, values: dict[str, Any], unique: str) -> None:

@@ -160,7 +160,12 @@ class Order(Base):
 
 
 class Cup(Base):
-    """One cup put under the camera."""
+    """One cup put under the camera, once per photograph.
+
+    ``recheck_of_id`` names the earlier check of the same cup when this photograph was taken after the operator
+    turned over the coins that check named (a FLAG with :attr:`models.types.Verdict.turn_first`): the later check
+    answers the earlier one, so the earlier one leaves the review queue.
+    """
 
     __tablename__ = "cups"
     __table_args__ = (Index("ix_cups_station_created", "station_id", "created_at"),)
@@ -171,6 +176,7 @@ class Cup(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     expected_type: Mapped[str] = mapped_column(String(NAME_LEN), index=True)
     created_at: Mapped[datetime] = mapped_column()
+    recheck_of_id: Mapped[int | None] = mapped_column(ForeignKey("cups.id"), index=True)
 
     station: Mapped[Station] = relationship()
     operator: Mapped[Operator] = relationship()

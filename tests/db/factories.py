@@ -46,6 +46,7 @@ def make_record(
     model_version: str = "m1",
     created_at: datetime | None = None,
     coin_indices: tuple[int, ...] | None = None,
+    recheck_of: str | None = None,
 ) -> VerdictRecord:
     """A verdict record with real JPEG bytes, one coin per entry of ``top_types``."""
     indices = coin_indices if coin_indices is not None else tuple(range(len(top_types)))
@@ -78,4 +79,5 @@ def make_record(
         model_version=model_version,
         timings_ms={"detect": 12.5, "embed": 3.0},
         created_at=created_at or datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=seed),
+        recheck_of=recheck_of,
     )

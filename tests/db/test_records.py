@@ -27,6 +27,14 @@ def test_jpeg_size_refuses_other_bytes(data: bytes) -> None:
 def test_record_round_trips_through_json() -> None:
     record = make_record(3, top_types=("eur_1", None))
     assert VerdictRecord.from_json(record.to_json()) == record
+    recheck = make_record(5, recheck_of=record.idempotency_key)
+    assert VerdictRecord.from_json(recheck.to_json()) == recheck
+
+
+def test_a_journal_line_written_before_rechecks_reads_as_a_first_check() -> None:
+    data = make_record(3).to_json()
+    del data["recheck_of"]
+    assert VerdictRecord.from_json(data).recheck_of is None
 
 
 @pytest.mark.parametrize(
@@ -38,11 +46,16 @@ def test_record_round_trips_through_json() -> None:
         {"idempotency_key": "not-a-uuid"},
         {"image_jpeg": b"GIF89a"},
         {"station": ""},
+        {"recheck_of": "not-a-uuid"},
+        {"recheck_of": "self"},
     ],
 )
 def test_record_refuses_bad_fields(change: dict[str, object]) -> None:
+    record = make_record(4)
+    if change.get("recheck_of") == "self":
+        change = {"recheck_of": record.idempotency_key}
     with pytest.raises(ValueError):
-        dataclasses.replace(make_record(4), **change)  # type: ignore[arg-type]
+        dataclasses.replace(record, **change)  # type: ignore[arg-type]
 
 
 def test_from_verdict_keeps_the_top_match_and_blobs() -> None:

@@ -282,6 +282,37 @@ def test_review_queue_draws_confident_passes_for_audit_and_counts_their_rulings(
     assert len(still) == 3 and all(it.audit and not it.labelled and it.cup_id in drawn[3:] for it in still)
 
 
+def test_a_recheck_after_turning_answers_the_check_it_follows(
+    repo: VerdictRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    flag = {"decision": Decision.FLAG, "p_correct": 0.5}
+    turned = make_record(40, **flag)  # type: ignore[arg-type]
+    passed = make_record(41, p_correct=0.99, recheck_of=turned.idempotency_key)
+    again = make_record(42, **flag)  # type: ignore[arg-type]
+    still = make_record(43, **flag, recheck_of=again.idempotency_key)  # type: ignore[arg-type]
+    cups = [_cup_of(repo, repo.log_verdict(r)) for r in (turned, passed, again, still)]
+    assert _cup_of(repo, repo.log_verdict(passed)) == cups[1]  # a retried re-check stays one row
+
+    queue = repo.review_queue(limit=10, margin=0.05)
+    assert [it.cup_id for it in queue] == [cups[3]]  # the turned cup passed; the other waits as its re-check
+    assert queue[0].recheck_of == cups[2]
+
+    with repo.engine.connect() as conn:
+        links = {int(a): b for a, b in conn.execute(text("SELECT id, recheck_of_id FROM cups")).all()}
+    assert [links[c] for c in cups] == [None, cups[0], None, cups[2]]
+
+    # a link that cannot stand is dropped, the verdict kept
+    unknown = make_record(44, **flag, recheck_of="00000000-0000-4000-8000-000000000000")  # type: ignore[arg-type]
+    other_type = make_record(45, **flag, expected="chf_5", order="C-2", recheck_of=turned.idempotency_key)  # type: ignore[arg-type]
+    with caplog.at_level("WARNING", logger="db.repository"):
+        kept = [_cup_of(repo, repo.log_verdict(r)) for r in (unknown, other_type)]
+    assert "which is not logged" in caplog.text and "expected to be eur_1, not chf_5" in caplog.text
+    queue = repo.review_queue(limit=10, margin=0.05)
+    assert {it.cup_id for it in queue} == {cups[3], *kept} and all(
+        it.recheck_of is None for it in queue if it.cup_id in kept
+    )
+
+
 def test_training_export_resolves_labels(repo: VerdictRepository) -> None:
     cup1 = _cup_of(repo, repo.log_verdict(make_record(30)))
     cup2 = _cup_of(repo, repo.log_verdict(make_record(31)))
