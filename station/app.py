@@ -131,6 +131,8 @@ class MainWindow(QMainWindow):
         self.demo_driver: QObject | None = None  # the demo's cup orderer (see open_station), kept alive here
         self._space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
         self._space.activated.connect(self.controller.check)
+        self._escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        self._escape.activated.connect(self.controller.new_cup)
         self.resize(1360, 860)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:

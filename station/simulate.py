@@ -48,7 +48,8 @@ class CycleCounts:
         allowed: clean cups the hard rules let through (:func:`~models.synth.scene.rules_allow`).
         passed: PASSes of the model in force.
         wrong: PASSes of cups holding anything but coins of the expected type.
-        labelled: cups the oracle ruled on (every FLAG and the PASSes drawn for audit).
+        labelled: cups the oracle ruled on (every FLAG and the PASSes drawn for audit; of a cup checked again after
+            turning, the second check alone).
         cups: cups processed.
         audited: PASSes drawn for audit among ``labelled``.
         start_passed: PASSes of the model the day started with, on the same cups.
@@ -162,7 +163,8 @@ def run_cycle(
     same embedder and gallery) judges the same observations too, for the paired comparison. With
     ``operator_turns``, a FLAG that tells the operator to turn the coins it names over first
     (:attr:`~models.types.Verdict.turn_first`) has them turned and the cup checked once more
-    (:attr:`models.synth.scene.SceneOptions.turn`); both checks are logged."""
+    (:attr:`models.synth.scene.SceneOptions.turn`); both checks are logged, the second as the first one's
+    re-check, and the oracle rules on the second alone, as the review queue shows it."""
     n: Counter[str] = Counter()
     shared, twins = assets.mint.shared_designs(), lookalike_types(assets)
     min_coins = pipeline.fewest_coins
@@ -175,7 +177,8 @@ def run_cycle(
         n["clean"] += is_clean
         n["good"] += good
         n["allowed"] += is_clean and rules_allow(scene, shared, min_coins, twins)
-        obs, verdict = _check(pipeline, repo, scene, f"sim {cycle}/{i}", audit_share, n)
+        first = _check(pipeline, repo, scene, f"sim {cycle}/{i}")
+        obs, verdict = first.obs, first.verdict
         if verdict.decision == Decision.PASS:
             n["passed"] += 1
             n["wrong"] += not good
@@ -185,19 +188,32 @@ def run_cycle(
         turn = coins_to_turn(scene, obs, verdict)
         if operator_turns and verdict.turn_first and turn:
             again = render_cup(assets, seed, index, replace(opts, turn=turn))
-            _, second = _check(pipeline, repo, again, f"sim {cycle}/{i} turned", audit_share, n)
+            second = _check(pipeline, repo, again, f"sim {cycle}/{i} turned", recheck_of=first.key)
+            _review(repo, second, again, audit_share, n)  # the re-check answers the first check
             n["turned"] += 1
-            if second.decision == Decision.PASS:
+            if second.verdict.decision == Decision.PASS:
                 n["turned_passed"] += 1
                 n["turned_wrong"] += not good
+        else:
+            _review(repo, first, scene, audit_share, n)
     return CycleCounts(**n)
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """One logged check: what the station saw and decided, the verdict's key and its cup's id."""
+
+    obs: Observation
+    verdict: Verdict
+    key: str
+    cup_id: int
+
+
 def _check(
-    pipeline: Pipeline, repo: VerdictRepository, scene: CupScene, source: str, audit_share: float, n: Counter[str]
-) -> tuple[Observation, Verdict]:
-    """Check one cup under the drifted light, log the verdict with its crops, and let the oracle rule on it when
-    it is a FLAG or a PASS drawn for audit (counted in ``n``)."""
+    pipeline: Pipeline, repo: VerdictRepository, scene: CupScene, source: str, recheck_of: str | None = None
+) -> _Checked:
+    """Check one cup under the drifted light and log the verdict with its crops (``recheck_of``: the key of the
+    check of the same cup this one answers)."""
     frame = Frame(image=drift(scene.image), source=source)
     if scene.empty is not None:  # the station's empty-tray photo, taken under the same light
         pipeline = replace(pipeline, empty_tray=drift(scene.empty))
@@ -213,14 +229,21 @@ def _check(
         crops_jpeg={k: _jpeg(c.image) for k, c in zip(obs.coin_idx, crops, strict=True)},
         masks_png={k: _png(c.mask) for k, c in zip(obs.coin_idx, crops, strict=True)},
         embeddings={k: obs.coins.embeddings[j] for j, k in enumerate(obs.coin_idx)},
+        recheck_of=recheck_of,
     )
     cup_id = repo.cup_of_verdict(repo.log_verdict(record))
-    audit = verdict.decision == Decision.PASS and audit_pick(cup_id, audit_share)
-    if verdict.decision == Decision.FLAG or audit:
+    return _Checked(obs, verdict, record.idempotency_key, cup_id)
+
+
+def _review(repo: VerdictRepository, checked: _Checked, scene: CupScene, audit_share: float, n: Counter[str]) -> None:
+    """The supervisor's part for the check that stands for a cup (a re-check answers the first check, which then
+    leaves the review queue): the oracle rules on it when it is a FLAG or a PASS drawn for audit (counted in ``n``)."""
+    decision = checked.verdict.decision
+    audit = decision == Decision.PASS and audit_pick(checked.cup_id, audit_share)
+    if decision == Decision.FLAG or audit:
         n["labelled"] += 1
         n["audited"] += audit
-        _oracle(repo, cup_id, scene, obs.instances)
-    return obs, verdict
+        _oracle(repo, checked.cup_id, scene, checked.obs.instances)
 
 
 def _oracle(repo: VerdictRepository, cup_id: int, scene: CupScene, instances: list[CoinInstance]) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -64,6 +65,19 @@ class DbState(StrEnum):
 
 
 @dataclass(frozen=True)
+class Recheck:
+    """The earlier check of the cup in view: a FLAG that asked for coins to be turned over first.
+
+    Attributes:
+        key: that check's idempotency key (its :attr:`CheckRequest.key`).
+        n_coins: the coins it found; a photograph with another count is another cup, not this one turned.
+    """
+
+    key: str
+    n_coins: int
+
+
+@dataclass(frozen=True)
 class CheckRequest:
     """One cup to check.
 
@@ -75,6 +89,9 @@ class CheckRequest:
         station: the station's name.
         auto: started by the stillness gate, not by a person; one that finds no coin (the table is empty after a
             cup was taken away) is dropped instead of logged.
+        recheck: the earlier check this one follows, when the operator was asked to turn coins over and check the
+            same cup again; ``None`` for a new cup.
+        key: the verdict's idempotency key in the verdict log, made here so a later re-check can name it.
     """
 
     frame: Frame
@@ -83,6 +100,8 @@ class CheckRequest:
     operator: str
     station: str
     auto: bool = False
+    recheck: Recheck | None = None
+    key: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,12 @@ class CheckResult:
     request: CheckRequest
     verdict: Verdict
     elapsed_ms: float
+
+    @property
+    def is_recheck(self) -> bool:
+        """Whether this check answers the earlier one its request names: the same number of coins was found."""
+        earlier = self.request.recheck
+        return earlier is not None and earlier.n_coins == self.verdict.n_coins
 
 
 @dataclass(frozen=True)
@@ -146,7 +171,8 @@ def cut_thumbnail(
 
 
 def make_record(result: CheckResult) -> VerdictRecord:
-    """The verdict log's record for a check: the photograph and one crop per coin, JPEG-encoded."""
+    """The verdict log's record for a check: the photograph and one crop per coin, JPEG-encoded, under the
+    request's key, linked to the earlier check it answers (:attr:`CheckResult.is_recheck`)."""
     req, verdict = result.request, result.verdict
     image = req.frame.image
     crops = {c.index: encode_jpeg(cut_thumbnail(image, c.bbox, 0.0)) for c in verdict.coins}
@@ -157,6 +183,8 @@ def make_record(result: CheckResult) -> VerdictRecord:
         operator=req.operator,
         order=req.order,
         crops_jpeg=crops,
+        idempotency_key=req.key,
+        recheck_of=req.recheck.key if result.is_recheck and req.recheck is not None else None,
     )
 
 

@@ -22,10 +22,12 @@ from station.controllers.sound import Silent, SoundCue
 from station.controllers.stillness import StillnessGate
 from station.views.operator import OperatorView
 from station.views.widgets import PREVIEW_STYLE, Thumbnail, to_pixmap
-from station.worker import CheckRequest, CheckResult, DbState, EmptyTrayRequest, StoreResult, cut_thumbnail
+from station.worker import CheckRequest, CheckResult, DbState, EmptyTrayRequest, Recheck, StoreResult, cut_thumbnail
 
 OVERLAY_HOLD_S = 8.0
 """How long the coin outlines of a check stay on the live preview."""
+CHECK_TEXT = "Check cup  [Space]"
+RECHECK_TEXT = "Check the turned cup again  [Space]"
 TYPE_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -94,6 +96,7 @@ class OperatorController(QObject):
         self._cup_region = cup_region
         self.counts = {Decision.PASS: 0, Decision.FLAG: 0}
         self._auto = auto_check
+        self._recheck: Recheck | None = None
 
         view.station_label.setText(f"Station {station} · {operator}")
         view.session_label.setText("No cups checked yet")
@@ -105,6 +108,7 @@ class OperatorController(QObject):
         view.type_list.currentItemChanged.connect(self._type_clicked)
         view.type_list.itemActivated.connect(lambda _item: view.preview.setFocus())  # Enter / double-click: done
         view.check_button.clicked.connect(self.check)
+        view.new_cup_button.clicked.connect(self.new_cup)
         self._home = home
         view.empty_tray_button.setVisible(home is not None)
         view.empty_tray_button.clicked.connect(self.take_empty_tray)
@@ -171,6 +175,7 @@ class OperatorController(QObject):
         self.view.reference_reverse.set_image(self.catalog.picture(type_id, Side.REVERSE))
         self.view.order_status.setText(f"Order {order}" if order else "Chosen from the list")
         self._overlay_until = 0.0
+        self._arm_recheck(None)
         if self._auto is not None:
             self._auto.rearm()
         self.view.banner.show_state("READY", IDLE_HEX)
@@ -250,12 +255,36 @@ class OperatorController(QObject):
             return False
         self.busy = True
         self.view.check_button.setEnabled(False)
+        self.view.new_cup_button.setEnabled(False)
         self.view.banner.show_state("CHECKING…", IDLE_HEX)
         self.view.reason.setText("Hold the cup still.")
         self.check_requested.emit(
-            CheckRequest(self._frame, self.expected_type, self.order, self.operator, self.station, auto)
+            CheckRequest(self._frame, self.expected_type, self.order, self.operator, self.station, auto, self._recheck)
         )
         return True
+
+    @property
+    def recheck(self) -> Recheck | None:
+        """The flagged check the next one follows up (its coins were to be turned over), ``None`` for a new cup."""
+        return self._recheck
+
+    @Slot()
+    def new_cup(self) -> None:
+        """The flagged cup is not being checked again (Esc): the next check is a new cup's."""
+        if self._recheck is None or self.busy:
+            return
+        self._arm_recheck(None)
+        self.view.banner.show_state("READY", IDLE_HEX)
+        self.view.reason.setText(
+            "Put the flagged cup aside for a supervisor. Put the next cup under the camera and press Space."
+        )
+        self.view.detail.setText("")
+
+    def _arm_recheck(self, recheck: Recheck | None) -> None:
+        self._recheck = recheck
+        self.view.check_button.setText(CHECK_TEXT if recheck is None else RECHECK_TEXT)
+        self.view.new_cup_button.setVisible(recheck is not None)
+        self.view.new_cup_button.setEnabled(True)
 
     @Slot()
     def take_empty_tray(self) -> bool:
@@ -295,7 +324,11 @@ class OperatorController(QObject):
         self._last = result
         self._overlay_until = self._clock() + OVERLAY_HOLD_S
         verdict = result.verdict
-        summary = summarise(verdict)
+        summary = summarise(verdict, recheck=result.is_recheck)
+        # one turn per cup: a turn-first FLAG makes the next check this cup's re-check; a re-check's FLAG goes to
+        # a supervisor. A photograph with another coin count is a new cup (CheckResult.is_recheck).
+        follow_up = verdict.turn_first and not result.is_recheck
+        self._arm_recheck(Recheck(result.request.key, verdict.n_coins) if follow_up else None)
         self.view.banner.show_state(summary.headline, summary.colour)
         self.view.reason.setText(summary.reason)
         self.view.detail.setText(summary.detail)
@@ -328,6 +361,7 @@ class OperatorController(QObject):
         """An automatic check found an empty table: back to waiting."""
         self.busy = False
         self.view.check_button.setEnabled(not self._camera_lost)
+        self.view.new_cup_button.setEnabled(True)
         self.view.banner.show_state("READY", IDLE_HEX)
         self.view.reason.setText("Put the cup under the camera and press Space.")
 
@@ -336,6 +370,7 @@ class OperatorController(QObject):
         """The pipeline failed: say so and let the operator try again."""
         self.busy = False
         self.view.check_button.setEnabled(not self._camera_lost)
+        self.view.new_cup_button.setEnabled(True)
         self.view.banner.show_state("ERROR", FLAG_HEX)
         self.view.reason.setText(
             f"The check failed: {message}. Press Space to try again; call a supervisor if it repeats."

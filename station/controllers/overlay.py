@@ -116,13 +116,20 @@ class Summary:
     detail: str
 
 
-def summarise(verdict: Verdict) -> Summary:
-    """Turn a verdict into the banner's words."""
+def summarise(verdict: Verdict, *, recheck: bool = False) -> Summary:
+    """Turn a verdict into the banner's words; ``recheck``: the cup was checked again after its coins were turned,
+    so a FLAG goes to a supervisor whatever it names."""
     n = verdict.n_coins
     suspicious = [c for c in verdict.coins if not coin_ok(c, verdict.expected_type)]
     if verdict.decision is Decision.PASS:
         headline, colour = "PASS", PASS_HEX
         reason = f"All {n} coin{'s' if n != 1 else ''} match {verdict.expected_type}."
+        if recheck:
+            reason += " Checked again after turning."
+    elif recheck:
+        headline, colour = "FLAG", FLAG_HEX
+        reason = " ".join(_sentence(r) for r in verdict.reasons[:2]) if verdict.reasons else ""
+        reason = (reason + " " if reason else "") + "Flagged again after turning: put it aside for a supervisor."
     else:
         headline, colour = "FLAG", FLAG_HEX
         if verdict.reasons:

@@ -227,6 +227,11 @@ class ReviewController(QObject):
             f"<b>{item.decision.value.upper()}</b> (p = {item.p_correct:.2f}, {needs(item.threshold)}); "
             f"{item.mismatch_share:.0%} of {item.n_coins} coins matched another type best."
             + (f"<br>Why: {html.escape('; '.join(item.reasons))}" if item.reasons else "")
+            + (
+                f"<br>Checked again after the coins cup {item.recheck_of} named were turned over."
+                if item.recheck_of is not None
+                else ""
+            )
         )
         self.view.coin_spin.setMaximum(max(1, item.n_coins))
         self.view.thumbs.clear()

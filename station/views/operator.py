@@ -56,6 +56,8 @@ class OperatorView(QWidget):
         reason: the reason in plain words.
         detail: the verdict's numbers.
         check_button: checks the cup (as Space does).
+        new_cup_button: shown while the next check would re-check a cup whose coins were to be turned; drops
+            that link (as Esc does).
         thumbs: the coin thumbnails of the last check.
         session_label, station_label, model_label, db_label, camera_label: status bar fields.
     """
@@ -98,6 +100,13 @@ class OperatorView(QWidget):
         self.check_button = QPushButton("Check cup  [Space]")
         self.check_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.check_button.setMinimumHeight(56)
+        self.new_cup_button = QPushButton("A new cup instead  [Esc]")
+        self.new_cup_button.setObjectName("secondary")
+        self.new_cup_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.new_cup_button.setToolTip(
+            "The cup just flagged is not being checked again: put it aside for a supervisor and check another."
+        )
+        self.new_cup_button.setVisible(False)
         self.empty_tray_button = QPushButton("Photograph the empty tray")
         self.empty_tray_button.setObjectName("secondary")
         self.empty_tray_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -133,6 +142,7 @@ class OperatorView(QWidget):
         rv.addWidget(self.reason)
         rv.addWidget(self.detail)
         rv.addWidget(self.check_button)
+        rv.addWidget(self.new_cup_button)
         rv.addWidget(self.empty_tray_button)
         rv.addWidget(_section("Enrolled types"))
         rv.addWidget(self.type_filter)

@@ -81,16 +81,28 @@ def find_discs(image: UInt8Array, min_area: int = 200) -> list[tuple[float, floa
 class NearestTypePipeline:
     """PASS when every found coin's nearest reference is the expected type (see the module docstring).
 
+    A coin whose nearest reference is one of ``turn_over`` (type, side) references is marked ``shared`` and named
+    to turn over; a cup whose only objection is such coins is a FLAG with ``turn_first``, as the station's pipeline
+    gives one for coins on a family's shared obverse.
+
     Args:
         embedder: embeds the coin crops.
         gallery: the references.
         threshold: the share of agreeing coins needed for PASS.
+        turn_over: references that prove nothing as they lie.
     """
 
-    def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float = 0.99) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        gallery: Gallery,
+        threshold: float = 0.99,
+        turn_over: frozenset[tuple[str, Side]] = frozenset(),
+    ) -> None:
         self.embedder = embedder
         self.gallery = gallery
         self.threshold = threshold
+        self.turn_over = turn_over
         self.version = f"nearest-type+{embedder.version}"
 
     def run(self, frame: Frame, expected_type: str) -> Verdict:
@@ -104,13 +116,28 @@ class NearestTypePipeline:
         coins = []
         reasons = []
         for i, (box, ms) in enumerate(zip(boxes, matches, strict=True)):
-            odd = not ms or ms[0].type_id != expected_type
+            shared = bool(ms) and (ms[0].type_id, ms[0].side) in self.turn_over
+            odd = not shared and (not ms or ms[0].type_id != expected_type)
             if odd:
                 reasons.append(f"coin {i + 1} looks like {ms[0].type_id if ms else 'nothing enrolled'}")
-            coins.append(CoinEvidence(i, box, tuple(ms), None, 1.0, False, 0.0, odd))
-        p = sum(not c.suspicious for c in coins) / len(coins) if coins else 0.0
+            coins.append(CoinEvidence(i, box, tuple(ms), None, 1.0, False, 0.0, odd, shared=shared))
+        to_turn = [c.index + 1 for c in coins if c.shared]
+        turn_first = bool(to_turn) and not reasons
+        if to_turn:
+            reasons.insert(0, f"coins {', '.join(map(str, to_turn))} show a shared side — turn them over")
+        p = sum(not (c.suspicious or c.shared) for c in coins) / len(coins) if coins else 0.0
         if not coins:
             reasons.append("no coin found")
         decision = Decision.PASS if coins and p >= self.threshold else Decision.FLAG
         timings = {"find": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "search": (time.perf_counter() - t2) * 1e3}
-        return Verdict(decision, expected_type, p, self.threshold, tuple(reasons), tuple(coins), self.version, timings)
+        return Verdict(
+            decision,
+            expected_type,
+            p,
+            self.threshold,
+            tuple(reasons),
+            tuple(coins),
+            self.version,
+            timings,
+            turn_first=turn_first,
+        )

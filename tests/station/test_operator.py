@@ -6,6 +6,7 @@ import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -15,11 +16,13 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from db.spool import SpoolingRepository
-from models.types import Decision, Frame
+from models.synth.mint import Mint
+from models.types import Decision, Frame, Side
 from station.app import MainWindow
 from station.camera import FolderSource, OpenCVSource
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import OrderBook, TypeCatalog
+from station.controllers.operator import CHECK_TEXT, RECHECK_TEXT, OperatorController
 from station.controllers.overlay import (
     FLAG_BGR,
     FLAG_HEX,
@@ -34,7 +37,7 @@ from station.controllers.overlay import (
 from station.controllers.stillness import StillnessGate
 from station.worker import DbState, StoreResult
 from tests.station.conftest import OPERATOR, Database, SteppingClock, shown_window
-from tests.station.nearest_type_pipeline import NearestTypePipeline
+from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup
 from tests.station.test_camera import write_video
 
 ORDER = "A-1001"
@@ -225,6 +228,15 @@ def test_outlines_are_coloured_by_each_coins_evidence(pipeline: NearestTypePipel
     also = summarise(dataclasses.replace(verdict, reasons=(*turn, "coin 2 looks like t0002 (0.91)"), turn_first=True))
     assert also.reason.endswith("Then check the cup again; if it is flagged again, put it aside for a supervisor.")
     assert "Coin 2 looks like t0002 (0.91)." in also.reason
+    # the same cup checked again after turning: a FLAG goes to a supervisor, never a second turn
+    again = summarise(dataclasses.replace(verdict, reasons=turn, turn_first=True), recheck=True)
+    assert again.reason == (
+        "Coins 1, 3 show the shared obverse — turn them over."
+        " Flagged again after turning: put it aside for a supervisor."
+    )
+    assert summarise(dataclasses.replace(verdict, reasons=()), recheck=True).reason.endswith(
+        "Flagged again after turning: put it aside for a supervisor."
+    )
 
     guided = draw_cup_region(image.copy(), (240.0, 240.0, 200.0))
     assert not np.array_equal(guided[40, 235:246], image[40, 235:246])  # the top of the circle
@@ -312,3 +324,68 @@ def test_a_coin_on_a_shared_side_is_captioned_to_turn_over(
     x1, y1, _x2, y2 = coins[1].bbox
     row = drawn[round((y1 + y2) / 2), max(0, round(x1) - 1) : round(x1) + 3].reshape(-1, 3)
     assert (np.abs(row.astype(int) - FLAG_BGR).sum(axis=1) < 60).any()
+
+
+def showing(controller: OperatorController, name: str) -> bool:
+    return controller.frame is not None and name in controller.frame.source
+
+
+def test_a_cup_whose_coins_were_turned_is_checked_again_as_the_same_cup(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    database: Database,
+    catalog: TypeCatalog,
+    mint: Mint,
+    clock: SteppingClock,
+    tmp_path: Path,
+) -> None:
+    a = mint.types[0]
+    as_laid = [(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)]
+    turned = [(a, Side.REVERSE)] * 4
+    frames = {
+        "00_as_laid": as_laid,
+        "01_turned": turned,  # the re-check passes: the first FLAG needs no supervisor
+        "02_as_laid": as_laid,  # flagged again, then Esc: the next cup is a new one
+        "03_turned": turned,
+        "04_as_laid": as_laid,
+        "05_three": turned[:3],  # another coin count: another cup, not this one turned
+    }
+    folder = tmp_path / "turns"
+    folder.mkdir()
+    for name, coins in frames.items():
+        cv2.imwrite(str(folder / f"{name}.png"), compose_cup(coins))
+    turning = NearestTypePipeline(pipeline.embedder, pipeline.gallery, turn_over=frozenset({(a.id, Side.OBVERSE)}))
+    config = config_from_dict({"name": "test-bench", "sound": False, "camera": {"kind": "folder", "folder": "."}})
+    orders = OrderBook({ORDER: a.id})
+    cups: dict[str, int] = {}
+    with shown_window(qtbot, turning, spooling, catalog, config, folder, clock, orders=orders) as win:
+        scan_order(qtbot, win, ORDER)
+        view, controller = win.view, win.controller
+        for k, name in enumerate(frames):
+            if k:
+                clock.advance(60.0)
+                qtbot.waitUntil(partial(showing, controller, name))
+            stored = check_with_space(qtbot, win)
+            assert stored.verdict_id is not None
+            cups[name] = database.repository.cup_of_verdict(stored.verdict_id)
+            reason = view.reason.text()
+            if name.endswith("as_laid"):
+                assert view.banner.text() == "FLAG" and reason.endswith("Then check the cup again.")
+                assert controller.recheck is not None and view.check_button.text() == RECHECK_TEXT
+                assert view.new_cup_button.isVisible()
+            else:
+                assert view.banner.text() == "PASS" and controller.recheck is None
+                assert reason.endswith("Checked again after turning.") == (name == "01_turned")
+                assert view.check_button.text() == CHECK_TEXT and not view.new_cup_button.isVisible()
+            if name == "02_as_laid":
+                qtbot.keyClick(view.preview, Qt.Key.Key_Escape)
+                assert controller.recheck is None and not view.new_cup_button.isVisible()
+                assert reason != view.reason.text() and "aside for a supervisor" in view.reason.text()
+
+    queue = {it.cup_id: it for it in database.repository.review_queue(limit=50, margin=1.0)}
+    assert cups["00_as_laid"] not in queue  # answered by its re-check
+    assert queue[cups["01_turned"]].recheck_of == cups["00_as_laid"]
+    for name in ("02_as_laid", "04_as_laid"):  # not re-checked: a supervisor looks
+        assert queue[cups[name]].decision is Decision.FLAG and queue[cups[name]].recheck_of is None
+    assert queue[cups["03_turned"]].recheck_of is None and queue[cups["05_three"]].recheck_of is None

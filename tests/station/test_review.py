@@ -29,7 +29,7 @@ from station.controllers.enrol import Enrolment
 from station.controllers.model_info import describe_bundle, describe_model
 from station.demo import write_mint_catalog
 from station.views.login import LoginDialog
-from station.worker import CheckRequest, CheckResult, make_record
+from station.worker import CheckRequest, CheckResult, Recheck, make_record
 from tests.station.conftest import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, Database
 from tests.station.nearest_type_pipeline import NearestTypePipeline, tiny_embedder
 
@@ -290,3 +290,31 @@ def test_the_queue_puts_passes_drawn_for_audit_first_and_marks_them(
     assert {it.verdict_id for it in drawn} < set(verdicts) and flag not in {it.verdict_id for it in drawn}
     assert all(text.startswith("AUDIT · cup") and "PASS" in text for text in shown[0.5][: len(drawn)])
     assert "FLAG" in shown[0.5][-1] and len(shown[0.5]) == len(drawn) + 1
+
+
+def test_a_recheck_stands_in_the_queue_for_the_check_it_answers(
+    qtbot: QtBot,
+    database: Database,
+    pipeline: NearestTypePipeline,
+    replay_dir: Path,
+    catalog: TypeCatalog,
+    supervisor: OperatorInfo,
+) -> None:
+    image = np.asarray(cv2.imread(str(replay_dir / "01_mixed.png")), np.uint8)
+    first = CheckRequest(Frame(image, source="as laid"), catalog.types[0].type_id, None, OPERATOR, "bench-1")
+    verdict = pipeline.run(first.frame, first.expected_type)
+    assert verdict.decision is Decision.FLAG
+    first_cup = database.repository.cup_of_verdict(
+        database.repository.log_verdict(make_record(CheckResult(first, verdict, 0.0)))
+    )
+    again = CheckRequest(first.frame, first.expected_type, None, OPERATOR, "bench-1", recheck=Recheck(first.key, 4))
+    again_id = database.repository.log_verdict(make_record(CheckResult(again, verdict, 0.0)))
+    win = ReviewWindow(database.repository, supervisor=supervisor, catalog=catalog)
+    qtbot.addWidget(win)
+    try:
+        assert win.view.queue.count() == 1  # the first check is answered by the second
+        cup = select_cup(win, again_id)
+        assert cup != first_cup
+        assert f"Checked again after the coins cup {first_cup} named were turned over." in win.view.summary.text()
+    finally:
+        win.shutdown()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from db.repository import VerdictRepository
 from models.synth.mint import generate_mint
 from models.synth.scene import CupKind, SceneAssets, SceneOptions, render_cup, rules_allow
 from station.cli import main
@@ -87,6 +88,13 @@ def test_the_operator_turns_the_coins_a_flag_names_and_checks_again(
     turned, rest = cells[10].split(": ")
     turned_passed = int(rest.split()[0])
     # every coin lay obverse up on the family's shared side: nothing passes at first, and each cup whose FLAG
-    # named coins to turn is checked a second time (both checks logged and, with --audit-share 1, ruled on)
+    # named coins to turn is checked a second time, logged as the first check's re-check; the oracle rules on
+    # each cup once, as the review queue shows it (with --audit-share 1, every PASS too)
     assert passed == 0 and int(turned) >= 1
-    assert cells[12] == f"{5 + int(turned)} ({turned_passed})"
+    assert cells[12] == f"5 ({turned_passed})"
+    repo = VerdictRepository.open(out / "home")
+    try:
+        queue = repo.review_queue(limit=50, margin=1.0)
+        assert len(queue) == 5 and sum(it.recheck_of is not None for it in queue) == int(turned)
+    finally:
+        repo.engine.dispose()
