@@ -94,7 +94,7 @@ class OperatorController(QObject):
         self._overlay_until = 0.0
         self._camera_lost = False
         self._cup_region = cup_region
-        self.counts = {Decision.PASS: 0, Decision.FLAG: 0}
+        self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its first check
         self._auto = auto_check
         self._recheck: Recheck | None = None
 
@@ -264,6 +264,14 @@ class OperatorController(QObject):
         return True
 
     @property
+    def counts(self) -> dict[Decision, int]:
+        """Cups checked this session by their standing decision: a re-check's verdict replaces its cup's first."""
+        tally = dict.fromkeys(Decision, 0)
+        for decision in self._cups.values():
+            tally[decision] += 1
+        return tally
+
+    @property
     def recheck(self) -> Recheck | None:
         """The flagged check the next one follows up (its coins were to be turned over), ``None`` for a new cup."""
         return self._recheck
@@ -335,11 +343,10 @@ class OperatorController(QObject):
         self.view.model_label.setText(f"Model {verdict.model_version}")
         self._show_thumbnails(result.request.frame, verdict)
         self.view.preview.set_image(draw_evidence(result.request.frame.image, verdict))
-        self.counts[verdict.decision] += 1
-        n = sum(self.counts.values())
-        self.view.session_label.setText(
-            f"{n} cup{'s' if n != 1 else ''} checked · {self.counts[Decision.FLAG]} flagged"
-        )
+        earlier = result.request.recheck
+        self._cups[earlier.key if result.is_recheck and earlier is not None else result.request.key] = verdict.decision
+        n, flagged = len(self._cups), self.counts[Decision.FLAG]
+        self.view.session_label.setText(f"{n} cup{'s' if n != 1 else ''} checked · {flagged} flagged")
         self._sound.play(verdict.decision)
         self.verdict_shown.emit(result)
 

@@ -382,6 +382,8 @@ def test_a_cup_whose_coins_were_turned_is_checked_again_as_the_same_cup(
                 qtbot.keyClick(view.preview, Qt.Key.Key_Escape)
                 assert controller.recheck is None and not view.new_cup_button.isVisible()
                 assert reason != view.reason.text() and "aside for a supervisor" in view.reason.text()
+        # six photographs of five cups: the re-check's PASS stands for the first cup
+        assert view.session_label.text() == "5 cups checked · 2 flagged"
 
     queue = {it.cup_id: it for it in database.repository.review_queue(limit=50, margin=1.0)}
     assert cups["00_as_laid"] not in queue  # answered by its re-check
