@@ -405,8 +405,8 @@ def retrain_bundle(
     Candidates, each with the station references of :func:`select_references` (none with
     ``cfg.references_per_design == 0``):
 
-    * the voter refit by continued boosting;
-    * only when the gate rejects that one and there are references, the voter in force;
+    * the voter refit by continued boosting, when the training pairs the hard rules let through hold both truths;
+    * only when the gate rejects that one, or there is none, and there are references, the voter in force;
     * with ``cfg.fine_tune_embedder``, the embedder's output layer fine-tuned on the training split's coins
       (:func:`models.adapter.fit_adapter`, starting from the layer in force) with the voter refit on what it
       embeds. Its threshold is certified on the station's calibration split alone, since the bundle's own
@@ -426,7 +426,8 @@ def retrain_bundle(
         cfg: settings.
 
     Raises:
-        ValueError: too few labels to train or to calibrate (all pairs of a split of one truth).
+        ValueError: too few labels to calibrate, or to train with no reference to try instead (all pairs of a split
+            of one truth).
         BundleError: the bundle in force was trained on another feature set.
     """
     current.check_feature_set()
@@ -499,8 +500,20 @@ def retrain_bundle(
         cmp = compare(pipeline.voter, current.threshold, voter, choice, hold, fz, old_hold)
         return _Trial(variant, voter, choice, cal_scores, cal_y, cmp, refs, parts, adapter, with_frozen)
 
-    tried = [judged("refit", refit_voter(pipeline.voter, parts[0], cfg), parts, refs, pipeline.adapter)]
-    if not tried[0].comparison.decision.promote and refs is not None and len(refs) and not cfg.shuffle_labels:
+    def refit(train: PairSet) -> tuple[Voter | None, str]:
+        """The refit voter, or ``None`` and why when the training pairs the hard rules let through are all of one
+        truth (tossed coins: every clean cup shows a shared side); the references may still lift the station."""
+        try:
+            return refit_voter(pipeline.voter, train, cfg), ""
+        except ValueError as err:
+            return None, str(err)
+
+    tried: list[_Trial] = []
+    refitted, no_refit = refit(parts[0])
+    if refitted is not None:
+        tried.append(judged("refit", refitted, parts, refs, pipeline.adapter))
+    refit_failed = not tried or not tried[0].comparison.decision.promote
+    if refit_failed and refs is not None and len(refs) and not cfg.shuffle_labels:
         tried.append(judged("kept", pipeline.voter, parts, refs, pipeline.adapter))
 
     def fine_tuned() -> tuple[_Trial | None, str]:
@@ -539,12 +552,13 @@ def retrain_bundle(
         acc_new, _ = design_accuracy(moved, tuned.view, "holdout", *fractions)
         new_refs = references(moved, tuned.view, adapter.version)
         new_parts = splits(pairs_in(moved, tuned.with_references(new_refs).view))
-        trial = judged(
-            "fine-tuned embedder", refit_voter(pipeline.voter, new_parts[0], cfg), new_parts, new_refs, adapter, False
-        )
-        if not trial.comparison.decision.promote:
+        tuned_voter, _ = refit(new_parts[0])
+        trial = None
+        if tuned_voter is not None:
+            trial = judged("fine-tuned embedder", tuned_voter, new_parts, new_refs, adapter, False)
+        if trial is None or not trial.comparison.decision.promote:
             kept = judged("fine-tuned embedder, voter kept", pipeline.voter, new_parts, new_refs, adapter, False)
-            trial = kept if kept.comparison.decision.promote else trial
+            trial = kept if trial is None or kept.comparison.decision.promote else trial
         decision = trial.comparison.decision
         verdict = "promotable" if decision.promote else f"rejected by the gate ({decision.reasons[0]})"
         return trial, (
@@ -560,6 +574,8 @@ def retrain_bundle(
         trial, fine_tune = fine_tuned()
         if trial is not None:
             tried.append(trial)
+    if not tried:
+        raise ValueError(no_refit)
     promoted = [t for t in tried if t.comparison.decision.promote]
     chosen = max(promoted, key=lambda t: t.comparison.decision.new.auto_pass) if promoted else tried[0]
     train, cal, hold = chosen.parts
@@ -583,7 +599,7 @@ def retrain_bundle(
     }
     variants = {
         "refit": "refit",
-        "kept": "kept (the refit was rejected by the gate)",
+        "kept": "kept (the refit was rejected by the gate)" if refitted is not None else f"kept (no refit: {no_refit})",
         "fine-tuned embedder": "refit on the fine-tuned embedder",
         "fine-tuned embedder, voter kept": "kept, on the fine-tuned embedder (the refit was rejected by the gate)",
     }
@@ -597,7 +613,7 @@ def retrain_bundle(
         **counts,
         "holdout": chosen.comparison.decision.to_dict(),
     }
-    if chosen.variant == "kept":
+    if chosen.variant == "kept" and refitted is not None:
         summary["refit_rejected"] = list(tried[0].comparison.decision.reasons)
     bundle = replace(
         current,

@@ -64,14 +64,16 @@ def _home_with_tiny_model(home: Path, tmp: Path) -> str:
     return version
 
 
-def _log_cups(repo: VerdictRepository, version: str, n_cups: int) -> None:
+def _log_cups(repo: VerdictRepository, version: str, n_cups: int, every_mixed: int = 3) -> None:
+    """Log ``n_cups`` flagged cups of four coins, every ``every_mixed``-th holding a coin of another family, and rule
+    on each as the supervisor would."""
     mint = generate_mint(12, PIPE_MINT_SEED)
     photo = _jpeg(np.full((32, 32, 3), 90, np.uint8))
     for i in range(n_cups):
         t = PIPE_TYPES[i % len(PIPE_TYPES)]
         other = PIPE_TYPES[(i + 2) % len(PIPE_TYPES)]  # another family
         crops = reference_crops(mint.by_id(t), Side.REVERSE, 4, size=64, seed=i)
-        mixed = i % 3 == 2
+        mixed = i % every_mixed == every_mixed - 1
         if mixed:
             crops[1] = reference_crops(mint.by_id(other), Side.REVERSE, 1, size=64, seed=i)[0]
         coins = tuple(
@@ -95,7 +97,7 @@ def _log_cups(repo: VerdictRepository, version: str, n_cups: int) -> None:
     items = sorted(repo.review_queue(limit=n_cups), key=lambda it: it.cup_id)  # cup ids follow the log order
     for i, item in enumerate(items):
         repo.relabel(SUPERVISOR, item.cup_id, LabelKind.CONFIRMED)
-        if i % 3 == 2:  # the mixed cups: the intruding coin's own ruling overrides the cup's
+        if i % every_mixed == every_mixed - 1:  # the mixed cups: the intruding coin's own ruling overrides the cup's
             repo.relabel(SUPERVISOR, item.cup_id, LabelKind.CORRECTED, coin_index=1, corrected_type="x")
 
 
@@ -178,3 +180,21 @@ def test_retrain_skips_the_embedder_fine_tune_the_station_cannot_certify_or_when
     candidate = load_bundle(station_home / "models" / out.candidate / "verdict.json")
     assert candidate.train["embedder_fine_tune"] == "not tried (turned off)"
     assert candidate.adapter_file is None
+
+
+def test_with_no_clean_cup_to_learn_from_the_references_are_still_tried(
+    repo: VerdictRepository, station_home: Path, db_url: str, tmp_path: Path
+) -> None:
+    version = _home_with_tiny_model(station_home, tmp_path)
+    _log_cups(repo, version, 40, every_mixed=1)  # every cup holds an intruder: no correct pair to refit on
+    cfg = RetrainConfig(target=0.8, delta=0.2, rounds=20, fine_tune_embedder=False)
+    opts = RetrainOptions(url=db_url, config=replace(cfg, references_per_design=0), promote=False, progress=False)
+    bare = run_retrain(station_home, opts)
+    assert bare.code == EXIT_NOTHING_TO_DO and "needs both correct and wrong pairs" in bare.message
+    # the right coins of those cups still make station references: the voter in force is tried with them
+    out = run_retrain(station_home, replace(opts, config=cfg))
+    assert out.code in (EXIT_PROMOTED, EXIT_REJECTED), out.message
+    assert out.candidate is not None
+    candidate = load_bundle(station_home / "models" / out.candidate / "verdict.json")
+    assert candidate.train["voter"] == "kept (no refit: the voter needs both correct and wrong pairs to train)"
+    assert candidate.train["station_references"] > 0 and "refit_rejected" not in candidate.train
