@@ -372,6 +372,7 @@ class ReviewItem:
         reasons: the station's reasons for its verdict, as the operator read them.
         recheck_of: the cup id of the earlier check this one answers (the operator turned coins it named over and
             checked again), ``None`` for a first check.
+        recheck_capture_ref: store reference of that earlier check's photograph (the coins before turning).
     """
 
     cup_id: int
@@ -393,6 +394,7 @@ class ReviewItem:
     audit: bool = False
     reasons: tuple[str, ...] = ()
     recheck_of: int | None = None
+    recheck_capture_ref: str | None = None
 
 
 def audit_pick(cup_id: int, share: float) -> bool:

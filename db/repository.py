@@ -296,6 +296,7 @@ class VerdictRepository:
         labelled = exists().where(and_(Label.cup_id == Cup.id, Label.is_current))
         later = aliased(Cup)
         answered = exists().where(later.recheck_of_id == Cup.id)
+        before = aliased(Capture)  # the photograph of the check a re-check answers
         wanted = [Verdict.decision == Decision.FLAG, func.abs(Verdict.p_correct - Verdict.threshold) < margin]
         if audit_share > 0.0:
             wanted.append(Verdict.decision == Decision.PASS)  # drawn for audit below, by cup id
@@ -315,11 +316,13 @@ class VerdictRepository:
                 labelled,
                 Verdict.reasons,
                 Cup.recheck_of_id,
+                before.ref,
             )
             .join(Cup, Cup.id == Verdict.cup_id)
             .join(Station, Station.id == Cup.station_id)
             .outerjoin(Capture, Capture.cup_id == Cup.id)
             .outerjoin(coin_stats, coin_stats.c.cup_id == Cup.id)
+            .outerjoin(before, before.cup_id == Cup.recheck_of_id)
             .where(or_(*wanted), ~answered)
             .order_by(Verdict.created_at.desc(), Verdict.id.desc())
             .limit(window)
@@ -336,7 +339,23 @@ class VerdictRepository:
             rows = session.execute(stmt).all()
             labels_per_type = {t: int(n) for t, n in session.execute(type_counts).all()}
         items = []
-        for vid, cup_id, st, exp, decision, p, thr, created, ref, n, n_mis, is_lab, reasons, earlier in rows:
+        for (
+            vid,
+            cup_id,
+            st,
+            exp,
+            decision,
+            p,
+            thr,
+            created,
+            ref,
+            n,
+            n_mis,
+            is_lab,
+            reasons,
+            earlier,
+            before_ref,
+        ) in rows:
             is_pass = Decision(decision) == Decision.PASS
             audit = is_pass and audit_pick(cup_id, audit_share)
             if is_pass and abs(p - thr) >= margin and not audit:
@@ -369,6 +388,7 @@ class VerdictRepository:
                     audit=audit,
                     reasons=tuple(reasons or ()),
                     recheck_of=earlier,
+                    recheck_capture_ref=before_ref,
                 )
             )
         items.sort(key=lambda it: (it.labelled, not it.audit, -it.score, -it.created_at.timestamp(), it.cup_id))

@@ -222,6 +222,7 @@ class ReviewWindow(QMainWindow):
             (Qt.Key.Key_N, self.controller.not_a_coin),
             (Qt.Key.Key_D, self.controller.damaged),
             (Qt.Key.Key_E, self.controller.enrol),
+            (Qt.Key.Key_B, self.controller.toggle_before),
             (Qt.Key.Key_F5, self.controller.refresh),
         ):
             shortcut = QShortcut(QKeySequence(key), self)

@@ -164,6 +164,8 @@ class ReviewController(QObject):
         view.correct_button.clicked.connect(self.correct)
         view.not_coin_button.clicked.connect(self.not_a_coin)
         view.damaged_button.clicked.connect(self.damaged)
+        view.before_button.toggled.connect(self.show_before)
+        self.shown_cup: int | None = None
         self.refresh()
 
     def set_catalog(self, catalog: TypeCatalog) -> None:
@@ -190,6 +192,7 @@ class ReviewController(QObject):
         for it in queue:
             mark = "✓ " if it.labelled else ""
             why = "AUDIT · " if it.audit else ""  # a PASS drawn for a person to check
+            why += "RE-CHECK · " if it.recheck_of is not None else ""  # checked again after turning coins
             text = (
                 f"{mark}{why}cup {it.cup_id} · {it.expected_type} · {it.decision.value.upper()}\n"
                 f"   p {it.p_correct:.2f} · {it.n_coins} coins · score {it.score:.2f} · {it.station}"
@@ -218,10 +221,12 @@ class ReviewController(QObject):
         self.current = item
         coins = self.repository.cup_coins(cup_id)
         photo = self._image(item.capture_ref)
-        if photo is None:
-            self.view.photo.show_text("No photo stored for this cup")
-        else:
-            self.view.photo.set_image(draw_coins(photo, coins, item.expected_type))
+        before = self.view.before_button
+        before.blockSignals(True)
+        before.setChecked(False)
+        before.blockSignals(False)
+        before.setVisible(item.recheck_of is not None)
+        self._show_photo(cup_id, photo, coins, item.expected_type)
         self.view.summary.setText(
             f"<b>Cup {cup_id}</b> — expected <b>{item.expected_type}</b>, station said "
             f"<b>{item.decision.value.upper()}</b> (p = {item.p_correct:.2f}, {needs(item.threshold)}); "
@@ -248,6 +253,27 @@ class ReviewController(QObject):
                 match = f"best: {c.top_type}{side} {c.top_score:.2f}"
             self.view.thumbs.add(Thumbnail(crop, f"#{c.index + 1} {match}", c.top_type != item.expected_type))
         self._show_audit(cup_id)
+
+    @Slot(bool)
+    def show_before(self, checked: bool) -> None:
+        """Show the photograph of the check the selected re-check answers (``checked``), or the re-check's own."""
+        item = self.current
+        if item is None or item.recheck_of is None:
+            return
+        cup, ref = (item.recheck_of, item.recheck_capture_ref) if checked else (item.cup_id, item.capture_ref)
+        self._show_photo(cup, self._image(ref), self.repository.cup_coins(cup), item.expected_type)
+
+    def toggle_before(self) -> None:
+        """Flip between a re-check's photograph and the one before its coins were turned (B)."""
+        if self.view.before_button.isVisible():
+            self.view.before_button.toggle()
+
+    def _show_photo(self, cup_id: int, photo: UInt8Array | None, coins: list[StoredCoin], expected: str) -> None:
+        self.shown_cup = cup_id
+        if photo is None:
+            self.view.photo.show_text(f"No photo stored for cup {cup_id}")
+        else:
+            self.view.photo.set_image(draw_coins(photo, coins, expected))
 
     def _image(self, ref: str | None) -> UInt8Array | None:
         if not ref:

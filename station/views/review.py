@@ -31,6 +31,7 @@ class ReviewView(QWidget):
         queue: the cups to review, most informative first.
         photo: the selected cup's photograph with its coin outlines.
         summary: the cup's verdict in words.
+        before_button: for a re-check, shows the photograph of the check it answers (the coins before turning).
         thumbs: per-coin thumbnails with their top matches.
         coin_spin: the coin the coin actions apply to (1-based).
         type_combo: the corrected type (editable, completes over the enrolled types).
@@ -65,6 +66,10 @@ class ReviewView(QWidget):
             line.setPlaceholderText("True type (search by id or name)")
         self.note_edit = QLineEdit()
         self.note_edit.setPlaceholderText("Note for the audit log (optional)")
+        self.before_button = QPushButton("Show the cup before its coins were turned  [B]")
+        self.before_button.setCheckable(True)
+        self.before_button.setObjectName("secondary")
+        self.before_button.setVisible(False)
         self.confirm_button = QPushButton("Confirm cup  [C]")
         self.correct_button = QPushButton("Correct type  [T]")
         self.not_coin_button = QPushButton("Not a coin  [N]")
@@ -105,6 +110,7 @@ class ReviewView(QWidget):
         mv = QVBoxLayout(middle)
         mv.setContentsMargins(8, 0, 8, 0)
         mv.addWidget(self.summary)
+        mv.addWidget(self.before_button)
         mv.addWidget(self.photo, 1)
         mv.addWidget(_section("Coins and their best matches"))
         mv.addWidget(self.thumbs)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog
+from PySide6.QtWidgets import QApplication, QDialog
 from pytestqt.qtbot import QtBot
 
 from calibration.risk import ThresholdChoice
@@ -300,21 +300,36 @@ def test_a_recheck_stands_in_the_queue_for_the_check_it_answers(
     catalog: TypeCatalog,
     supervisor: OperatorInfo,
 ) -> None:
-    image = np.asarray(cv2.imread(str(replay_dir / "01_mixed.png")), np.uint8)
-    first = CheckRequest(Frame(image, source="as laid"), catalog.types[0].type_id, None, OPERATOR, "bench-1")
-    verdict = pipeline.run(first.frame, first.expected_type)
-    assert verdict.decision is Decision.FLAG
-    first_cup = database.repository.cup_of_verdict(
-        database.repository.log_verdict(make_record(CheckResult(first, verdict, 0.0)))
-    )
-    again = CheckRequest(first.frame, first.expected_type, None, OPERATOR, "bench-1", recheck=Recheck(first.key, 4))
-    again_id = database.repository.log_verdict(make_record(CheckResult(again, verdict, 0.0)))
+    expected = catalog.types[0].type_id
+
+    def check(name: str, recheck: Recheck | None = None) -> tuple[CheckRequest, int]:
+        image = np.asarray(cv2.imread(str(replay_dir / name)), np.uint8)
+        request = CheckRequest(Frame(image, source=name), expected, None, OPERATOR, "bench-1", recheck=recheck)
+        verdict = replace(pipeline.run(request.frame, expected), decision=Decision.FLAG)
+        return request, database.repository.log_verdict(make_record(CheckResult(request, verdict, 0.0)))
+
+    first, first_id = check("00_pure.png")
+    _, again_id = check("01_mixed.png", Recheck(first.key, 4))
+    first_cup = database.repository.cup_of_verdict(first_id)
     win = ReviewWindow(database.repository, supervisor=supervisor, catalog=catalog)
     qtbot.addWidget(win)
+    win.show()
+    win.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is win)  # the keys reach the window's shortcuts
     try:
         assert win.view.queue.count() == 1  # the first check is answered by the second
+        assert "RE-CHECK" in win.view.queue.item(0).text()
         cup = select_cup(win, again_id)
-        assert cup != first_cup
+        assert cup != first_cup and win.controller.shown_cup == cup
         assert f"Checked again after the coins cup {first_cup} named were turned over." in win.view.summary.text()
+        # B shows the cup before its coins were turned, and back
+        assert win.view.before_button.isVisible() and not win.view.before_button.isChecked()
+        qtbot.keyClick(win.view.queue, Qt.Key.Key_B)
+        assert win.controller.shown_cup == first_cup and win.view.photo.has_image()
+        qtbot.keyClick(win.view.queue, Qt.Key.Key_B)
+        assert win.controller.shown_cup == cup
+        win.view.before_button.setChecked(True)
+        win.controller.show_cup(cup)  # choosing the cup again shows its own photograph
+        assert win.controller.shown_cup == cup and not win.view.before_button.isChecked()
     finally:
         win.shutdown()
