@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from db.repository import UnknownOperatorError, VerdictRepository
 from db.spool import SpoolCorruptError, SpoolingRepository, VerdictSpool
+from models.types import Decision
 from tests.db.conftest import EmbeddedPostgres
 from tests.db.factories import make_record
 
@@ -53,6 +54,9 @@ def test_spools_while_unreachable_and_replays_in_order(
 ) -> None:
     spooling = SpoolingRepository(repo, tmp_path / "spool" / "journal.jsonl")
     records = [make_record(i) for i in range(4)]
+    # the cup of records[1] is flagged, its coins turned and checked again while the database is down
+    records[1] = make_record(1, decision=Decision.FLAG, p_correct=0.5)
+    records[2] = make_record(2, recheck_of=records[1].idempotency_key)
     assert spooling.log_verdict(records[0]) is not None
 
     with outage:
@@ -70,6 +74,9 @@ def test_spools_while_unreachable_and_replays_in_order(
     assert spooling.pending_count() == 0 and not spooling.spool.path.exists()
     assert verdict_keys(repo) == [r.idempotency_key for r in records]
     assert repo.verdict_id_for_key(records[3].idempotency_key) == last_id
+    cups = [repo.cup_of_verdict(repo.verdict_id_for_key(r.idempotency_key) or 0) for r in records]
+    queue = {it.cup_id: it for it in repo.review_queue(limit=10)}
+    assert cups[1] not in queue and queue[cups[2]].recheck_of == cups[1]  # the replay kept the link
 
 
 def test_replay_after_crash_between_commit_and_trim_is_idempotent(repo: VerdictRepository, tmp_path: Path) -> None:
