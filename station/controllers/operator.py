@@ -365,12 +365,17 @@ class OperatorController(QObject):
 
     @Slot(object)
     def nothing_seen(self, _request: CheckRequest) -> None:
-        """An automatic check found an empty table: back to waiting."""
+        """An automatic check found an empty table: back to waiting. A cup waiting to be checked again after
+        turning was taken away, so the next cup is a new one (its FLAG stays for a supervisor)."""
         self.busy = False
         self.view.check_button.setEnabled(not self._camera_lost)
-        self.view.new_cup_button.setEnabled(True)
+        taken_away = self._recheck is not None
+        self._arm_recheck(None)
         self.view.banner.show_state("READY", IDLE_HEX)
-        self.view.reason.setText("Put the cup under the camera and press Space.")
+        self.view.reason.setText(
+            ("The flagged cup was taken away: put it aside for a supervisor. " if taken_away else "")
+            + "Put the cup under the camera and press Space."
+        )
 
     @Slot(str)
     def show_failure(self, message: str) -> None:

@@ -391,3 +391,23 @@ def test_a_cup_whose_coins_were_turned_is_checked_again_as_the_same_cup(
     for name in ("02_as_laid", "04_as_laid"):  # not re-checked: a supervisor looks
         assert queue[cups[name]].decision is Decision.FLAG and queue[cups[name]].recheck_of is None
     assert queue[cups["03_turned"]].recheck_of is None and queue[cups["05_three"]].recheck_of is None
+
+
+def test_a_cup_taken_away_after_a_turn_first_flag_is_not_rechecked(
+    window: MainWindow, pipeline: NearestTypePipeline, replay_dir: Path
+) -> None:
+    from station.worker import CheckRequest, CheckResult
+
+    image = np.asarray(cv2.imread(str(replay_dir / "00_pure.png")), np.uint8)
+    expected = pipeline.gallery.entries[0].type_id
+    verdict = pipeline.run(Frame(image), expected)
+    turn = dataclasses.replace(verdict, decision=Decision.FLAG, turn_first=True, reasons=("coin 1 — turn it over",))
+    request = CheckRequest(Frame(image, source="cup"), expected, None, OPERATOR, "test-bench")
+    window.controller.show_verdict(CheckResult(request, turn, 0.0))
+    assert window.controller.recheck is not None
+    # the stillness gate then finds the tray empty: that cup is gone, the next one is new
+    window.controller.nothing_seen(request)
+    assert window.controller.recheck is None and window.view.check_button.text() == CHECK_TEXT
+    assert window.view.reason.text().startswith("The flagged cup was taken away: put it aside for a supervisor.")
+    window.controller.nothing_seen(request)  # an empty tray with nothing waiting: the plain prompt
+    assert window.view.reason.text() == "Put the cup under the camera and press Space."
