@@ -240,6 +240,14 @@ def turning_lines(r: dict[str, Any]) -> list[str]:
             f"| {name} | {k['cups']} | {k['allowed']} | {k['first']} ({k['first_wrong']}) | {k['turned']} | "
             f"{k['second']} ({k['second_wrong']}) | {share} |"
         )
+    total = {f: sum(k[f] for k in kinds.values()) for f in ("cups", "first", "turned", "second", "passed")}
+    unlinked = total["cups"] - total["first"] + total["turned"] - total["second"]  # every FLAG of either check
+    lines += [
+        "",
+        f"A supervisor sees {total['cups'] - total['passed']} of the {total['cups']} cups, each flagged at its last "
+        "check; the station logs a re-check as the answer to its first check, which then leaves the review queue "
+        f"(both checks of every turned cup would make {unlinked} queue entries).",
+    ]
     if pure and pure["cups"]:
         lines += [
             "",

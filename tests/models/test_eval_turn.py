@@ -111,6 +111,10 @@ def test_the_summary_counts_each_kind_and_every_wrong_pass() -> None:
     lines = turning_lines({**s, "threshold": 0.97, "first_index": 500_000})
     assert "| pure | 3 | 1 | 1 (0) | 2 | 1 (0) | 2 (66.7%) |" in lines
     assert lines[-1].endswith("Wrong PASSes in all: 1.")
+    # one cup ends flagged; without the re-check link its first check would wait too, beside the other four
+    assert any(
+        line.startswith("A supervisor sees 1 of the 5 cups") and "make 5 queue entries" in line for line in lines
+    )
 
 
 def test_evaluate_turning_refuses_a_check_of_no_cups(tmp_path: Path) -> None:
