@@ -257,7 +257,7 @@ class OperatorController(QObject):
         self.view.check_button.setEnabled(False)
         self.view.new_cup_button.setEnabled(False)
         self.view.banner.show_state("CHECKING…", IDLE_HEX)
-        self.view.reason.setText("Hold the cup still.")
+        self.view.reason.setText("Hold the cup still." + (" Checking it again after turning." if self._recheck else ""))
         self.check_requested.emit(
             CheckRequest(self._frame, self.expected_type, self.order, self.operator, self.station, auto, self._recheck)
         )

@@ -394,7 +394,7 @@ def test_a_cup_whose_coins_were_turned_is_checked_again_as_the_same_cup(
 
 
 def test_a_cup_taken_away_after_a_turn_first_flag_is_not_rechecked(
-    window: MainWindow, pipeline: NearestTypePipeline, replay_dir: Path
+    qtbot: QtBot, window: MainWindow, pipeline: NearestTypePipeline, replay_dir: Path
 ) -> None:
     from station.worker import CheckRequest, CheckResult
 
@@ -403,6 +403,13 @@ def test_a_cup_taken_away_after_a_turn_first_flag_is_not_rechecked(
     verdict = pipeline.run(Frame(image), expected)
     turn = dataclasses.replace(verdict, decision=Decision.FLAG, turn_first=True, reasons=("coin 1 — turn it over",))
     request = CheckRequest(Frame(image, source="cup"), expected, None, OPERATOR, "test-bench")
+    window.controller.choose_type(expected)
+    window.controller.show_verdict(CheckResult(request, turn, 0.0))
+    assert window.controller.recheck is not None
+    with qtbot.waitSignal(window.controller.verdict_shown, timeout=TIMEOUT_MS):
+        assert window.controller.check()
+        assert window.view.reason.text() == "Hold the cup still. Checking it again after turning."
+    qtbot.waitUntil(lambda: not window.controller.busy)
     window.controller.show_verdict(CheckResult(request, turn, 0.0))
     assert window.controller.recheck is not None
     # the stillness gate then finds the tray empty: that cup is gone, the next one is new
