@@ -341,7 +341,7 @@ class OperatorController(QObject):
         self.view.reason.setText(summary.reason)
         self.view.detail.setText(summary.detail)
         self.view.model_label.setText(f"Model {verdict.model_version}")
-        self._show_thumbnails(result.request.frame, verdict)
+        self._show_thumbnails(result.request.frame, verdict, recheck=result.is_recheck)
         self.view.preview.set_image(draw_evidence(result.request.frame.image, verdict))
         earlier = result.request.recheck
         self._cups[earlier.key if result.is_recheck and earlier is not None else result.request.key] = verdict.decision
@@ -350,15 +350,17 @@ class OperatorController(QObject):
         self._sound.play(verdict.decision)
         self.verdict_shown.emit(result)
 
-    def _show_thumbnails(self, frame: Frame, verdict: Verdict) -> None:
+    def _show_thumbnails(self, frame: Frame, verdict: Verdict, *, recheck: bool = False) -> None:
         self.view.thumbs.clear()
         for coin in verdict.coins:
             crop = cut_thumbnail(frame.image, coin.bbox)
             top = coin.matches[0] if coin.matches else None
             marked = not coin_ok(coin, verdict.expected_type)
             caption = f"#{coin.index + 1} " + (f"{top.type_id} {top.score:.2f}" if top else "no match")
-            if coin.shared:  # a side other types show too: it needs turning, not a second look
+            if coin.shared and not recheck:  # a side other types show too: it needs turning, not a second look
                 caption = f"↻ #{coin.index + 1} turn over"
+            elif coin.shared:  # still on a shared side after the turn: the supervisor's
+                caption = f"⚠ #{coin.index + 1} shared side"
             elif marked:
                 caption = "⚠ " + caption
             self.view.thumbs.add(Thumbnail(crop, caption, marked))

@@ -306,7 +306,7 @@ def test_auto_check_without_space(
 def test_a_coin_on_a_shared_side_is_captioned_to_turn_over(
     window: MainWindow, pipeline: NearestTypePipeline, replay_dir: Path
 ) -> None:
-    from station.worker import CheckRequest, CheckResult
+    from station.worker import CheckRequest, CheckResult, Recheck
 
     image = np.asarray(cv2.imread(str(replay_dir / "00_pure.png")), np.uint8)
     expected = pipeline.gallery.entries[0].type_id
@@ -324,6 +324,10 @@ def test_a_coin_on_a_shared_side_is_captioned_to_turn_over(
     x1, y1, _x2, y2 = coins[1].bbox
     row = drawn[round((y1 + y2) / 2), max(0, round(x1) - 1) : round(x1) + 3].reshape(-1, 3)
     assert (np.abs(row.astype(int) - FLAG_BGR).sum(axis=1) < 60).any()
+    # the same coin still on a shared side when the cup is checked again after turning: no second turn
+    again = CheckRequest(request.frame, expected, None, OPERATOR, "test-bench", recheck=Recheck(request.key, 4))
+    window.controller.show_verdict(CheckResult(again, turned, 0.0))
+    assert [t.caption.text() for t in window.view.thumbs.thumbnails()][1] == "⚠ #2 shared side"
 
 
 def showing(controller: OperatorController, name: str) -> bool:
