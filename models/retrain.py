@@ -601,7 +601,7 @@ def retrain_bundle(
         "refit": "refit",
         "kept": "kept (the refit was rejected by the gate)" if refitted is not None else f"kept (no refit: {no_refit})",
         "fine-tuned embedder": "refit on the fine-tuned embedder",
-        "fine-tuned embedder, voter kept": "kept, on the fine-tuned embedder (the refit was rejected by the gate)",
+        "fine-tuned embedder, voter kept": "kept, on the fine-tuned embedder (no refit on it passed the gate)",
     }
     summary = {
         "retrained_from": current.version,
