@@ -29,6 +29,8 @@ from station.worker import BackgroundCall, cut_thumbnail
 
 CUP_ROLE = Qt.ItemDataRole.UserRole
 QUEUE_LIMIT = 100
+BEFORE_TEXT = "Show the cup before its coins were turned  [B]"
+BEFORE_SHOWN = "Showing cup {cup}, before its coins were turned: back to the re-check  [B]"
 
 _log = logging.getLogger(__name__)
 
@@ -224,6 +226,7 @@ class ReviewController(QObject):
         before = self.view.before_button
         before.blockSignals(True)
         before.setChecked(False)
+        before.setText(BEFORE_TEXT)
         before.blockSignals(False)
         before.setVisible(item.recheck_of is not None)
         self._show_photo(cup_id, photo, coins, item.expected_type)
@@ -262,6 +265,7 @@ class ReviewController(QObject):
             return
         cup, ref = (item.recheck_of, item.recheck_capture_ref) if checked else (item.cup_id, item.capture_ref)
         self._show_photo(cup, self._image(ref), self.repository.cup_coins(cup), item.expected_type)
+        self.view.before_button.setText(BEFORE_SHOWN.format(cup=cup) if checked else BEFORE_TEXT)
 
     def toggle_before(self) -> None:
         """Flip between a re-check's photograph and the one before its coins were turned (B)."""

@@ -66,7 +66,7 @@ class ReviewView(QWidget):
             line.setPlaceholderText("True type (search by id or name)")
         self.note_edit = QLineEdit()
         self.note_edit.setPlaceholderText("Note for the audit log (optional)")
-        self.before_button = QPushButton("Show the cup before its coins were turned  [B]")
+        self.before_button = QPushButton("")  # its text says which photograph is shown (the controller's)
         self.before_button.setCheckable(True)
         self.before_button.setObjectName("secondary")
         self.before_button.setVisible(False)

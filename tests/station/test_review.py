@@ -27,6 +27,7 @@ from station.controllers.auth import LoginController, sign_in
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment
 from station.controllers.model_info import describe_bundle, describe_model
+from station.controllers.review import BEFORE_TEXT
 from station.demo import write_mint_catalog
 from station.views.login import LoginDialog
 from station.worker import CheckRequest, CheckResult, Recheck, make_record
@@ -326,8 +327,9 @@ def test_a_recheck_stands_in_the_queue_for_the_check_it_answers(
         assert win.view.before_button.isVisible() and not win.view.before_button.isChecked()
         qtbot.keyClick(win.view.queue, Qt.Key.Key_B)
         assert win.controller.shown_cup == first_cup and win.view.photo.has_image()
+        assert win.view.before_button.text().startswith(f"Showing cup {first_cup}, before its coins were turned")
         qtbot.keyClick(win.view.queue, Qt.Key.Key_B)
-        assert win.controller.shown_cup == cup
+        assert win.controller.shown_cup == cup and win.view.before_button.text() == BEFORE_TEXT
         win.view.before_button.setChecked(True)
         win.controller.show_cup(cup)  # choosing the cup again shows its own photograph
         assert win.controller.shown_cup == cup and not win.view.before_button.isChecked()
