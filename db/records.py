@@ -417,6 +417,9 @@ class TrainingCup:
         model_version: the model that judged it.
         decision: what the station said.
         labelled_at: when the ruling was made.
+        split_cup_id: for a first check answered by a labelled re-check (the same coins, its rulings carried
+            over), the re-check's id, which decides its train/cal/holdout split (:attr:`split_id`); ``None`` for any
+            other cup.
     """
 
     cup_id: int
@@ -428,6 +431,13 @@ class TrainingCup:
     model_version: str
     decision: Decision
     labelled_at: datetime
+    split_cup_id: int | None = None
+
+    @property
+    def split_id(self) -> int:
+        """The id that decides the cup's split: the re-check's for a first check it answers, so the two
+        photographs of one cup never fall in different splits; else its own."""
+        return self.cup_id if self.split_cup_id is None else self.split_cup_id
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,13 @@ class LabelledCup:
     """One cup with a supervisor's ruling, ready to be turned into pairs.
 
     Attributes:
-        cup_id: the verdict log's cup id (decides the split).
+        cup_id: the verdict log's cup id.
         expected_type: the type the order asked for.
         coins: the cup's coins (objects and unusable coins excluded, counted in ``n_objects``).
         coin_types: ``(n,)`` the true type of each coin in ``coins``.
         labelled_at: ISO time of the ruling in force.
+        split_cup_id: the id that decides the split instead of ``cup_id`` (a first check takes its re-check's:
+            :attr:`db.records.TrainingCup.split_cup_id`), ``None`` for its own.
     """
 
     cup_id: int
@@ -59,6 +61,12 @@ class LabelledCup:
     coins: CupCoins
     coin_types: tuple[str, ...]
     labelled_at: str = ""
+    split_cup_id: int | None = None
+
+    @property
+    def split_id(self) -> int:
+        """The id :func:`split_of` reads for this cup."""
+        return self.cup_id if self.split_cup_id is None else self.split_cup_id
 
     @property
     def true_type(self) -> str | None:
@@ -90,19 +98,21 @@ class PairSet:
         y: ``(n,)`` bool truth.
         cup_id: ``(n,)`` int64 the pair's cup.
         primary: ``(n,)`` bool, the pair is the cup with its expected type (what the station judged).
+        split_id: ``(n,)`` int64 the id deciding the pair's split (:attr:`LabelledCup.split_id`).
     """
 
     x: np.ndarray
     y: np.ndarray
     cup_id: np.ndarray
     primary: np.ndarray
+    split_id: np.ndarray
 
     def __len__(self) -> int:
         return int(self.y.size)
 
     def subset(self, keep: np.ndarray) -> PairSet:
         """The pairs where ``keep`` is true."""
-        return PairSet(self.x[keep], self.y[keep], self.cup_id[keep], self.primary[keep])
+        return PairSet(self.x[keep], self.y[keep], self.cup_id[keep], self.primary[keep], self.split_id[keep])
 
 
 def _candidates(cup: LabelledCup, view: GalleryView, negatives: int, rng: np.random.Generator) -> list[str]:
@@ -142,6 +152,7 @@ def labelled_pairs(
     rows: list[np.ndarray] = []
     ys: list[bool] = []
     ids: list[int] = []
+    split_ids: list[int] = []
     prim: list[bool] = []
     for cup in cups:
         tb, ta = view.type_scores(cup.coins.embeddings)
@@ -153,9 +164,12 @@ def labelled_pairs(
             rows.append(feature_vector(ev.features, feature_names))
             ys.append(cup.correct_for(cand))
             ids.append(cup.cup_id)
+            split_ids.append(cup.split_id)
             prim.append(cand == cup.expected_type)
     x = np.stack(rows) if rows else np.zeros((0, len(feature_names)))
-    return PairSet(x, np.asarray(ys, bool), np.asarray(ids, np.int64), np.asarray(prim, bool))
+    return PairSet(
+        x, np.asarray(ys, bool), np.asarray(ids, np.int64), np.asarray(prim, bool), np.asarray(split_ids, np.int64)
+    )
 
 
 @dataclass(frozen=True)
@@ -305,7 +319,11 @@ def select_references(
     dim = view.refs.shape[1]
     chosen: dict[tuple[str, str], list[tuple[str, int, np.ndarray, np.ndarray | None, GalleryEntry]]] = {}
     for cup in cups:
-        if cup.cup_id in exclude or split_of(cup.cup_id, holdout_fraction, cal_fraction) != "train" or not cup.coins.n:
+        if (
+            cup.cup_id in exclude
+            or split_of(cup.split_id, holdout_fraction, cal_fraction) != "train"
+            or not cup.coins.n
+        ):
             continue
         sigs = cup.coins.signatures
         if view.has_templates and sigs is None:
@@ -368,7 +386,7 @@ def _ruled_coins(
     rows = [
         (cup.coins.embeddings[j], view.type_index[t])
         for cup in cups
-        if split_of(cup.cup_id, holdout_fraction, cal_fraction) == split
+        if split_of(cup.split_id, holdout_fraction, cal_fraction) == split
         for j, t in enumerate(cup.coin_types)
         if t in view.type_index
     ]
@@ -448,7 +466,7 @@ def retrain_bundle(
         )
 
     def splits(pairs: PairSet) -> tuple[PairSet, PairSet, PairSet]:
-        split = np.array([split_of(int(c), *fractions) for c in pairs.cup_id], dtype=str)
+        split = np.array([split_of(int(c), *fractions) for c in pairs.split_id], dtype=str)
         train, cal, hold = (pairs.subset(split == s) for s in SPLITS)
         return train, cal, hold
 

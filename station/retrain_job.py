@@ -233,7 +233,11 @@ def labelled_cups(
             n_objects=objects,
             signatures=np.stack(sigs) if sigs and all(g is not None for g in sigs) else None,  # type: ignore[arg-type]
         )
-        out.append(LabelledCup(cup.cup_id, cup.expected_type, coins, tuple(types), cup.labelled_at.isoformat()))
+        out.append(
+            LabelledCup(
+                cup.cup_id, cup.expected_type, coins, tuple(types), cup.labelled_at.isoformat(), cup.split_cup_id
+            )
+        )
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime
 
@@ -311,6 +312,39 @@ def test_a_recheck_after_turning_answers_the_check_it_follows(
     assert {it.cup_id for it in queue} == {cups[3], *kept} and all(
         it.recheck_of is None for it in queue if it.cup_id in kept
     )
+
+
+def test_a_first_check_takes_the_rulings_of_its_labelled_recheck_coin_by_coin(repo: VerdictRepository) -> None:
+    flag = {"decision": Decision.FLAG, "p_correct": 0.5}
+    first = make_record(60, top_types=("eur_1", "eur_1", "eur_2", "eur_1"), **flag)  # type: ignore[arg-type]
+    # the same coins photographed again, detected in another order, coin 3 of the first photograph not found
+    again = make_record(61, top_types=("eur_2", "eur_1", "eur_1"), recheck_of=first.idempotency_key, **flag)  # type: ignore[arg-type]
+    boxes = [first.coins[k].bbox for k in (2, 0, 1)]
+    again = dataclasses.replace(
+        again, coins=tuple(dataclasses.replace(c, bbox=b) for c, b in zip(again.coins, boxes, strict=True))
+    )
+    first_cup, again_cup = (_cup_of(repo, repo.log_verdict(r)) for r in (first, again))
+    assert repo.training_export().cups == ()  # nobody has ruled yet
+    repo.relabel(SUPERVISOR, again_cup, LabelKind.CONFIRMED)
+    repo.relabel(SUPERVISOR, again_cup, LabelKind.CORRECTED, coin_index=0, corrected_type="eur_2")
+
+    export = repo.training_export()
+    cups = {c.cup_id: c for c in export.cups}
+    assert set(cups) == {first_cup, again_cup}
+    assert cups[first_cup].split_id == again_cup and cups[again_cup].split_id == again_cup
+    assert (cups[first_cup].label, cups[first_cup].true_type) == (LabelKind.CONFIRMED, "eur_1")
+    carried = sorted((c.index, c.true_type, c.side, c.label) for c in export.coins if c.cup_id == first_cup)
+    assert carried == [
+        (0, "eur_1", Side.OBVERSE, LabelKind.CONFIRMED),  # its own best match is the expected type: its side stands
+        (1, "eur_1", Side.OBVERSE, LabelKind.CONFIRMED),
+        (2, "eur_2", None, LabelKind.CORRECTED),  # the re-check's coin 0 lies where it lies
+    ]  # coin 3 has no twin in the re-check: no ruling
+    assert all(c.inherited for c in export.coins if c.cup_id == first_cup)
+
+    # a ruling of its own wins: the first check is exported once, as itself
+    repo.relabel(SUPERVISOR, first_cup, LabelKind.CONFIRMED)
+    mine = [c for c in repo.training_export().cups if c.cup_id == first_cup]
+    assert len(mine) == 1 and mine[0].split_cup_id is None
 
 
 def test_training_export_resolves_labels(repo: VerdictRepository) -> None:

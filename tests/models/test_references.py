@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from models.bundle import BundleError, load_bundle
-from models.features import CupCoins, GalleryView
+from models.features import FEATURES, CupCoins, GalleryView
 from models.files import sha256_file
 from models.gallery import Gallery, GalleryEntry
 from models.pipeline import Pipeline, station_view
 from models.references import REFERENCES_FILE, ReferencesError, StationReferences, with_references
-from models.retrain import LabelledCup, select_references, split_of
+from models.retrain import LabelledCup, labelled_pairs, select_references, split_of
 from models.template import SIG_SHAPE
 from models.types import Side
 from tests.models.embed_helpers import write_tiny_checkpoint
@@ -144,6 +144,11 @@ def test_references_come_from_the_training_split_on_a_design_of_the_coins_type()
     suspect = select_references(cups, view, V, per_design=2, exclude=frozenset({train[3]}))
     assert "b" not in suspect.per_type()
     assert len(select_references(cups[4:], view, V, per_design=2)) == 0
+    # a first check follows its re-check's split: a training cup id in the holdout's split gives none
+    followed = replace(cups[1], split_cup_id=hold[0])
+    assert followed.split_id == hold[0] and len(select_references([followed], view, V, per_design=2)) == 0
+    pairs = labelled_pairs([followed, cups[2]], view, None, FEATURES)
+    assert set(pairs.split_id.tolist()) == {hold[0], train[2]} and set(pairs.cup_id.tolist()) == {train[1], train[2]}
 
 
 def test_a_bundle_carries_its_references_and_the_pipeline_joins_them(tmp_path: Path) -> None:
