@@ -725,7 +725,7 @@ def _export_cups(session: Session, cup_ids: Iterable[int], since: datetime | Non
         cl = cup_label.get(cup.id)
         if cl is not None and fresh(cl):
             cups.append(_training_cup(cup, station, ref, version, decision, cl))
-            if cup.recheck_of_id is not None and cup.recheck_of_id not in cup_label:
+            if cup.recheck_of_id is not None:
                 answered[cup.recheck_of_id] = cup.id
         for coin in coins_by_cup.get(cup.id, []):
             own = coin_label.get(coin.id)
@@ -734,7 +734,8 @@ def _export_cups(session: Session, cup_ids: Iterable[int], since: datetime | Non
                 coins.append(_training_coin(cup, station, version, coin, ruling, inherited=own is None))
     # A first check answered by a labelled re-check is the same coins, photographed before some were turned over
     # in place: each of its coins takes the ruling of the re-check's coin lying where it lies.
-    firsts = list(answered)
+    ruled = set(session.scalars(select(Label.cup_id).where(Label.cup_id.in_(list(answered)), Label.is_current)))
+    firsts = [cup_id for cup_id in answered if cup_id not in ruled]  # a ruling of its own, even an older one, wins
     first_coins = _coins_by_cup(session, firsts)
     for cup, station, ref, version, decision in _cup_rows(session, firsts):
         again = answered[cup.id]

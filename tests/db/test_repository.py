@@ -341,10 +341,14 @@ def test_a_first_check_takes_the_rulings_of_its_labelled_recheck_coin_by_coin(re
     ]  # coin 3 has no twin in the re-check: no ruling
     assert all(c.inherited for c in export.coins if c.cup_id == first_cup)
 
-    # a ruling of its own wins: the first check is exported once, as itself
+    # a ruling of its own wins: the first check is exported once, as itself, and not again after it
     repo.relabel(SUPERVISOR, first_cup, LabelKind.CONFIRMED)
     mine = [c for c in repo.training_export().cups if c.cup_id == first_cup]
     assert len(mine) == 1 and mine[0].split_cup_id is None
+    since = max(c.labelled_at for c in repo.training_export().cups)
+    repo.relabel(SUPERVISOR, again_cup, LabelKind.CONFIRMED, note="looked again")  # a fresh cup ruling
+    later = repo.training_export(since=since)
+    assert [c.cup_id for c in later.cups] == [again_cup] and {c.cup_id for c in later.coins} == {again_cup}
 
 
 def test_training_export_resolves_labels(repo: VerdictRepository) -> None:
