@@ -340,23 +340,8 @@ class VerdictRepository:
             rows = session.execute(stmt).all()
             labels_per_type = {t: int(n) for t, n in session.execute(type_counts).all()}
         items = []
-        for (
-            vid,
-            cup_id,
-            st,
-            exp,
-            decision,
-            p,
-            thr,
-            created,
-            ref,
-            n,
-            n_mis,
-            is_lab,
-            reasons,
-            earlier,
-            before_ref,
-        ) in rows:
+        for row in rows:
+            vid, cup_id, st, exp, decision, p, thr, created, ref, n, n_mis, is_lab, reasons, earlier, before_ref = row
             is_pass = Decision(decision) == Decision.PASS
             audit = is_pass and audit_pick(cup_id, audit_share)
             if is_pass and abs(p - thr) >= margin and not audit:
