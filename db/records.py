@@ -373,6 +373,8 @@ class ReviewItem:
         recheck_of: the cup id of the earlier check this one answers (the operator turned coins it named over and
             checked again), ``None`` for a first check.
         recheck_capture_ref: store reference of that earlier check's photograph (the coins before turning).
+        suspect: cleanlab ranked its ruling among the likely wrong ones at the newest retrain, and nobody has
+            ruled on it since.
     """
 
     cup_id: int
@@ -395,6 +397,7 @@ class ReviewItem:
     reasons: tuple[str, ...] = ()
     recheck_of: int | None = None
     recheck_capture_ref: str | None = None
+    suspect: bool = False
 
 
 def audit_pick(cup_id: int, share: float) -> bool:

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -256,6 +256,8 @@ class VerdictRepository:
         weights: ReviewWeights | None = None,
         window: int = 5000,
         audit_share: float = 0.0,
+        suspects: Collection[int] = (),
+        suspects_since: datetime | None = None,
     ) -> list[ReviewItem]:
         """Rank flagged and low-margin cups by how much a person's label would teach the model.
 
@@ -270,7 +272,9 @@ class VerdictRepository:
           match is not the expected type, so the pooled voter and the per-coin evidence disagreeing scores high;
         - rarity: ``1 / (1 + n)``, with ``n`` the cups of this expected type labelled so far.
 
-        Unlabelled cups come first, audits first among them, then higher score, then newer.
+        Cups whose ruling cleanlab suspects (``suspects``, from the newest retrain: :attr:`ReviewItem.suspect`)
+        come first, whatever their verdict, until someone rules on them again after ``suspects_since``; then
+        unlabelled cups, audits first among them, then higher score, then newer.
 
         A check that a later photograph of the same cup answers (the operator turned the coins it named and checked
         again: ``cups.recheck_of_id``) is left out: the later check is the cup's verdict, in the queue if it needs
@@ -281,7 +285,9 @@ class VerdictRepository:
             station: only this station's cups.
             margin: how close to the threshold a PASS must be to need review.
             weights: score weights.
-            window: how many of the newest candidates to score.
+            window: how many of the newest candidates to score (suspects are always among them).
+            suspects: cup ids whose rulings look wrong (:func:`models.registry.suspect_labels`).
+            suspects_since: when they were ranked; a ruling made later is the second look.
         """
         w = weights or ReviewWeights()
         coin_stats = (
@@ -301,31 +307,42 @@ class VerdictRepository:
         wanted = [Verdict.decision == Decision.FLAG, func.abs(Verdict.p_correct - Verdict.threshold) < margin]
         if audit_share > 0.0:
             wanted.append(Verdict.decision == Decision.PASS)  # drawn for audit below, by cup id
+        suspected = sorted(set(suspects))
+        if suspected:
+            wanted.append(Cup.id.in_(suspected))
+        last_ruling = (
+            select(Label.cup_id.label("cup_id"), func.max(Label.created_at).label("at"))
+            .where(Label.is_current)
+            .group_by(Label.cup_id)
+            .subquery()
+        )
         stmt = (
             select(
-                Verdict.id,
-                Cup.id,
-                Station.name,
+                Verdict.id.label("verdict_id"),
+                Cup.id.label("cup_id"),
+                Station.name.label("station"),
                 Cup.expected_type,
                 Verdict.decision,
                 Verdict.p_correct,
                 Verdict.threshold,
                 Verdict.created_at,
-                Capture.ref,
-                func.coalesce(coin_stats.c.n_coins, 0),
-                func.coalesce(coin_stats.c.n_mismatch, 0),
-                labelled,
+                Capture.ref.label("capture_ref"),
+                func.coalesce(coin_stats.c.n_coins, 0).label("n_coins"),
+                func.coalesce(coin_stats.c.n_mismatch, 0).label("n_mismatch"),
+                labelled.label("labelled"),
                 Verdict.reasons,
                 Cup.recheck_of_id,
-                before.ref,
+                before.ref.label("recheck_capture_ref"),
+                last_ruling.c.at.label("ruled_at"),
             )
             .join(Cup, Cup.id == Verdict.cup_id)
             .join(Station, Station.id == Cup.station_id)
             .outerjoin(Capture, Capture.cup_id == Cup.id)
             .outerjoin(coin_stats, coin_stats.c.cup_id == Cup.id)
             .outerjoin(before, before.cup_id == Cup.recheck_of_id)
+            .outerjoin(last_ruling, last_ruling.c.cup_id == Cup.id)
             .where(or_(*wanted), ~answered)
-            .order_by(Verdict.created_at.desc(), Verdict.id.desc())
+            .order_by(Cup.id.in_(suspected).desc(), Verdict.created_at.desc(), Verdict.id.desc())
             .limit(window)
         )
         if station is not None:
@@ -341,25 +358,27 @@ class VerdictRepository:
             labels_per_type = {t: int(n) for t, n in session.execute(type_counts).all()}
         items = []
         for row in rows:
-            vid, cup_id, st, exp, decision, p, thr, created, ref, n, n_mis, is_lab, reasons, earlier, before_ref = row
-            is_pass = Decision(decision) == Decision.PASS
+            cup_id, p, thr, ruled = row.cup_id, row.p_correct, row.threshold, row.ruled_at
+            decision = Decision(row.decision)
+            is_pass = decision == Decision.PASS
             audit = is_pass and audit_pick(cup_id, audit_share)
-            if is_pass and abs(p - thr) >= margin and not audit:
+            suspect = cup_id in suspects and (suspects_since is None or ruled is None or ruled <= suspects_since)
+            if is_pass and abs(p - thr) >= margin and not audit and not suspect:
                 continue  # a confident PASS that was not drawn for audit
-            n, n_mis = int(n), int(n_mis)
+            n, n_mis = int(row.n_coins), int(row.n_mismatch)
             share = n_mis / n if n else 0.0
             unc = max(1.0 - abs(p - thr) / 0.5, 1.0 - 2.0 * abs(p - 0.5))
             unc = min(1.0, max(0.0, unc))
             dis = abs(share - (1.0 - p))
-            rar = 1.0 / (1.0 + labels_per_type.get(exp, 0))
+            rar = 1.0 / (1.0 + labels_per_type.get(row.expected_type, 0))
             score = w.uncertainty * unc + w.disagreement * dis + w.rarity * rar
             items.append(
                 ReviewItem(
                     cup_id=cup_id,
-                    verdict_id=vid,
-                    station=st,
-                    expected_type=exp,
-                    decision=Decision(decision),
+                    verdict_id=row.verdict_id,
+                    station=row.station,
+                    expected_type=row.expected_type,
+                    decision=decision,
                     p_correct=p,
                     threshold=thr,
                     n_coins=n,
@@ -368,16 +387,19 @@ class VerdictRepository:
                     disagreement=dis,
                     rarity=rar,
                     score=score,
-                    labelled=bool(is_lab),
-                    capture_ref=ref,
-                    created_at=created,
+                    labelled=bool(row.labelled),
+                    capture_ref=row.capture_ref,
+                    created_at=row.created_at,
                     audit=audit,
-                    reasons=tuple(reasons or ()),
-                    recheck_of=earlier,
-                    recheck_capture_ref=before_ref,
+                    reasons=tuple(row.reasons or ()),
+                    recheck_of=row.recheck_of_id,
+                    recheck_capture_ref=row.recheck_capture_ref,
+                    suspect=suspect,
                 )
             )
-        items.sort(key=lambda it: (it.labelled, not it.audit, -it.score, -it.created_at.timestamp(), it.cup_id))
+        items.sort(
+            key=lambda it: (not it.suspect, it.labelled, not it.audit, -it.score, -it.created_at.timestamp(), it.cup_id)
+        )
         return items[:limit]
 
     # -- relabel ----------------------------------------------------------------------------------------------

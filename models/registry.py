@@ -211,6 +211,39 @@ def resolve_bundle(home: Path, explicit: str | Path | None = None) -> Path | Non
     return current_bundle_path(home)
 
 
+@dataclass(frozen=True)
+class SuspectLabels:
+    """The cups whose rulings cleanlab ranked as likely wrong at the newest retrain (``suspect_labels`` in its
+    registry metrics), for the review queue to show again.
+
+    Attributes:
+        cup_ids: the suspected cups.
+        since: when that retrain registered its candidate; a ruling made after it is the second look.
+        version: the candidate it registered.
+    """
+
+    cup_ids: frozenset[int]
+    since: datetime
+    version: str
+
+
+def suspect_labels(home: Path) -> SuspectLabels | None:
+    """The newest registered version's suspected labels, ``None`` when no retrain has ranked any.
+
+    Raises:
+        RegistryError: the registry is damaged.
+    """
+    ranked = [e for e in load_registry(home).versions if "suspect_labels" in e.metrics]
+    if not ranked:
+        return None
+    newest = max(ranked, key=lambda e: e.created_at)
+    return SuspectLabels(
+        frozenset(int(c) for c in newest.metrics["suspect_labels"]),
+        datetime.fromisoformat(newest.created_at),
+        newest.version,
+    )
+
+
 def register_version(home: Path, bundle_dir: Path, entry: ModelEntry) -> ModelEntry:
     """Copy a bundle folder into the registry as ``entry.version`` and record it (not in force yet).
 

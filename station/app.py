@@ -42,6 +42,7 @@ from station.worker import BackgroundThread, VerdictSink, VerdictSource, WorkerT
 
 if TYPE_CHECKING:
     from models.embedder import Embedder
+    from models.registry import SuspectLabels
 
 _log = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ class ReviewWindow(QMainWindow):
         enrolment: enrol new types from this window (``None``: not offered).
         model: lines about the verdict model in force (see :mod:`station.controllers.model_info`).
         audit_share: the share of PASSes drawn for a supervisor to check.
+        suspects: the rulings cleanlab suspects at the newest retrain, shown first for a second look.
 
     Raises:
         PermissionError: ``supervisor`` is not an active supervisor.
@@ -193,6 +195,7 @@ class ReviewWindow(QMainWindow):
         enrolment: Enrolment | None = None,
         model: Sequence[str] = (),
         audit_share: float = 0.0,
+        suspects: SuspectLabels | None = None,
         parent: QWidget | None = None,
     ) -> None:
         if supervisor.role != SUPERVISOR or not supervisor.active:
@@ -209,6 +212,7 @@ class ReviewWindow(QMainWindow):
             station=station,
             enrolment=enrolment,
             audit_share=audit_share,
+            suspects=suspects,
         )
         self.view.model_label.setText("\n".join(model))
         self._db = BackgroundThread()
@@ -411,7 +415,7 @@ def run_review(
     Enrolment from the window uses the embedder of ``bundle`` (default: the shipped bundle).
     """
     from models.gallery import Gallery
-    from models.registry import resolve_bundle
+    from models.registry import resolve_bundle, suspect_labels
     from station.controllers.model_info import describe_model
 
     bundle = resolve_bundle(home, bundle)  # the registry's version in force, else the shipped bundle
@@ -431,6 +435,7 @@ def run_review(
         enrolment=enrolment,
         model=describe_model(bundle, target_precision),
         audit_share=audit_share,
+        suspects=suspect_labels(home),
     )
     window.show()
     code = app.exec()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -19,6 +20,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QListWidgetItem
 
 from db.records import AuditEntry, ReviewItem, StoredCoin
+from models.registry import SuspectLabels
 from models.types import Decision, UInt8Array
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment, EnrolResult, enrol_folder
@@ -55,7 +57,13 @@ class ReviewRepository(Protocol):
     """The verdict log's review verbs (``db.repository.VerdictRepository`` fits)."""
 
     def review_queue(
-        self, limit: int = 20, station: str | None = None, *, audit_share: float = 0.0
+        self,
+        limit: int = 20,
+        station: str | None = None,
+        *,
+        audit_share: float = 0.0,
+        suspects: Collection[int] = (),
+        suspects_since: datetime | None = None,
     ) -> list[ReviewItem]:
         """Cups worth a person's time, PASSes drawn for audit and the most informative first."""
         ...
@@ -116,6 +124,7 @@ class ReviewController(QObject):
         station: only this station's cups, ``None`` for all.
         enrolment: where and with which embedder to enrol new types (``None``: no enrolment here).
         audit_share: the share of PASSes drawn for a person to check (shown first, marked ``AUDIT``).
+        suspects: the rulings cleanlab suspects at the newest retrain (shown first, marked ``SUSPECT``), ``None``.
 
     Rulings are written through :attr:`call_requested` (connect it to a :class:`~station.worker.BackgroundWorker` in its
     own thread, and its ``finished`` / ``failed`` to :meth:`background_done` / :meth:`background_failed`); without a
@@ -143,6 +152,7 @@ class ReviewController(QObject):
         station: str | None = None,
         enrolment: Enrolment | None = None,
         audit_share: float = 0.0,
+        suspects: SuspectLabels | None = None,
     ) -> None:
         super().__init__()
         self.view = view
@@ -150,6 +160,7 @@ class ReviewController(QObject):
         self.supervisor = supervisor
         self._station = station
         self._audit_share = audit_share
+        self._suspects = suspects
         self._enrolment = enrolment
         self.items: dict[int, ReviewItem] = {}
         self.current: ReviewItem | None = None
@@ -186,14 +197,22 @@ class ReviewController(QObject):
     def refresh(self) -> None:
         """Reload the queue, keeping the selected cup when it is still there."""
         keep = self.current.cup_id if self.current is not None else None
-        queue = self.repository.review_queue(QUEUE_LIMIT, self._station, audit_share=self._audit_share)
+        sus = self._suspects
+        queue = self.repository.review_queue(
+            QUEUE_LIMIT,
+            self._station,
+            audit_share=self._audit_share,
+            suspects=sus.cup_ids if sus else (),
+            suspects_since=sus.since if sus else None,
+        )
         self.items = {it.cup_id: it for it in queue}
         lst = self.view.queue
         lst.blockSignals(True)
         lst.clear()
         for it in queue:
             mark = "✓ " if it.labelled else ""
-            why = "AUDIT · " if it.audit else ""  # a PASS drawn for a person to check
+            why = "SUSPECT · " if it.suspect else ""  # a ruling cleanlab doubts: a second look
+            why += "AUDIT · " if it.audit else ""  # a PASS drawn for a person to check
             why += "RE-CHECK · " if it.recheck_of is not None else ""  # checked again after turning coins
             text = (
                 f"{mark}{why}cup {it.cup_id} · {it.expected_type} · {it.decision.value.upper()}\n"
@@ -235,6 +254,12 @@ class ReviewController(QObject):
             f"<b>{item.decision.value.upper()}</b> (p = {item.p_correct:.2f}, {needs(item.threshold)}); "
             f"{item.mismatch_share:.0%} of {item.n_coins} coins matched another type best."
             + (f"<br>Why: {html.escape('; '.join(item.reasons))}" if item.reasons else "")
+            + (
+                f"<br><b>Its ruling looks wrong</b> to the model of the last retrain ({self._suspects.version}): "
+                "rule on it again, or confirm it."
+                if item.suspect and self._suspects is not None
+                else ""
+            )
             + (
                 f"<br>Checked again after the coins cup {item.recheck_of} named were turned over."
                 if item.recheck_of is not None

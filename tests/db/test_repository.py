@@ -283,6 +283,22 @@ def test_review_queue_draws_confident_passes_for_audit_and_counts_their_rulings(
     assert len(still) == 3 and all(it.audit and not it.labelled and it.cup_id in drawn[3:] for it in still)
 
 
+def test_review_queue_shows_suspected_rulings_first_until_someone_rules_again(repo: VerdictRepository) -> None:
+    confident = _cup_of(repo, repo.log_verdict(make_record(70, p_correct=0.999)))  # never a candidate by itself
+    flagged = _cup_of(repo, repo.log_verdict(make_record(71, decision=Decision.FLAG, p_correct=0.5)))
+    repo.relabel(SUPERVISOR, confident, LabelKind.CORRECTED, corrected_type="eur_2")
+    assert [it.cup_id for it in repo.review_queue(limit=10, margin=0.05)] == [flagged]
+    ranked_at = datetime.now(UTC)
+
+    queue = repo.review_queue(limit=10, margin=0.05, suspects=[confident], suspects_since=ranked_at)
+    assert [(it.cup_id, it.suspect, it.labelled) for it in queue] == [(confident, True, True), (flagged, False, False)]
+    assert [it.cup_id for it in repo.review_queue(limit=1, margin=0.05, suspects=[confident])] == [confident]
+
+    repo.relabel(SUPERVISOR, confident, LabelKind.CONFIRMED, note="second look")  # ruled again after the ranking
+    again = repo.review_queue(limit=10, margin=0.05, suspects=[confident], suspects_since=ranked_at)
+    assert [it.cup_id for it in again] == [flagged]
+
+
 def test_a_recheck_after_turning_answers_the_check_it_follows(
     repo: VerdictRepository, caplog: pytest.LogCaptureFixture
 ) -> None:

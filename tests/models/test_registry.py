@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from models.registry import (
     resolve_bundle,
     rollback,
     set_status,
+    suspect_labels,
     version_dir,
 )
 
@@ -117,3 +120,17 @@ def test_a_current_version_whose_folder_vanished_is_reported(tmp_path: Path) -> 
     shutil.rmtree(version_dir(home, "verdict-aaaa"))
     with pytest.raises(RegistryError, match="has no bundle"):
         current_bundle_path(home)
+
+
+def test_suspect_labels_come_from_the_newest_retrain_that_ranked_any(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert suspect_labels(home) is None
+    register_version(home, _bundle_dir(tmp_path, "a"), _entry("verdict-aaaa"))
+    assert suspect_labels(home) is None  # registered without a ranking
+    for name, when, cups in (("b", "2026-01-03T02:00:00+00:00", [7, 9]), ("c", "2026-01-02T02:00:00+00:00", [1])):
+        entry = replace(_entry(f"verdict-{name * 4}"), created_at=when, metrics={"suspect_labels": cups})
+        register_version(home, _bundle_dir(tmp_path, name), entry)
+    got = suspect_labels(home)
+    assert got is not None
+    assert (got.cup_ids, got.version) == (frozenset({7, 9}), "verdict-bbbb")
+    assert got.since == datetime(2026, 1, 3, 2, tzinfo=UTC)

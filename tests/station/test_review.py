@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ from calibration.risk import ThresholdChoice
 from db.records import OperatorInfo
 from models.bundle import Bundle, Preprocess
 from models.gallery import Gallery
+from models.registry import SuspectLabels
 from models.synth.mint import generate_mint
 from models.types import Decision, Frame
 from station.app import ReviewWindow
@@ -333,5 +335,24 @@ def test_a_recheck_stands_in_the_queue_for_the_check_it_answers(
         win.view.before_button.setChecked(True)
         win.controller.show_cup(cup)  # choosing the cup again shows its own photograph
         assert win.controller.shown_cup == cup and not win.view.before_button.isChecked()
+    finally:
+        win.shutdown()
+
+
+def test_a_ruling_cleanlab_suspects_comes_back_first_for_a_second_look(
+    qtbot: QtBot, database: Database, logged: dict[str, int], supervisor: OperatorInfo, catalog: TypeCatalog
+) -> None:
+    pure = database.repository.cup_of_verdict(logged["00_pure"])
+    database.repository.relabel(SUPERVISOR, pure, "corrected", corrected_type=catalog.types[1].type_id)
+    suspects = SuspectLabels(frozenset({pure}), datetime.now(UTC), "verdict-0123abcd")
+    win = ReviewWindow(database.repository, supervisor=supervisor, catalog=catalog, suspects=suspects)
+    qtbot.addWidget(win)
+    try:
+        first = win.view.queue.item(0).text()
+        assert first.startswith(f"✓ SUSPECT · cup {pure}") and win.controller.items[pure].suspect
+        win.controller.show_cup(pure)
+        assert "Its ruling looks wrong</b> to the model of the last retrain (verdict-0123abcd)" in (
+            win.view.summary.text()
+        )
     finally:
         win.shutdown()
