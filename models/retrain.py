@@ -286,7 +286,8 @@ class Candidate:
         comparison: old vs new on the holdout.
         counts: pairs and cups per split.
         label_issues: every labelled cup's ruling scored by cleanlab against the model in force, most
-            suspicious first.
+            suspicious first (the cups the hard rules let pass as the expected type: elsewhere the model has
+            no opinion).
         fine_tune: what became of the embedder fine-tune (one line: skipped and why, or how its candidate fared).
     """
 
@@ -485,7 +486,10 @@ def retrain_bundle(
 
     old_pairs = pairs_in(cups, pipeline.view)
     old_hold = splits(old_pairs)[2]
+    # Only where the hard rules let the cup pass does the voter have an opinion: elsewhere it scores 0 by rule, and
+    # every confirmed cup of a declared lookalike or showing a shared side would look mislabelled.
     prim = old_pairs.subset(old_pairs.primary)
+    prim = prim.subset(passable(prim.x, current.features, pipeline.voter.min_coins)) if len(prim) else prim
     issues = tuple(rank_label_issues(prim.cup_id.tolist(), prim.y, pipeline.voter.predict(prim.x))) if len(prim) else ()
     excluded = frozenset(i.cup_id for i in issues if i.flagged)
     refs = references(cups, pipeline.view, pipeline.embedder.version)

@@ -147,7 +147,9 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
     text = first.report.read_text()
     assert f"Station references: {n_refs} confirmed coins" in text and f"Voter: {candidate.train['voter']}." in text
     issues = json.loads((first.report.parent / "label_issues.json").read_text())
-    assert len(issues) == 40 and [i["rank"] for i in issues[:3]] == [1, 2, 3]
+    # only the cups the hard rules let pass as their expected type are ranked (the tiny model puts many coins on
+    # a shared side): elsewhere the voter scores 0 by rule, and every confirmed cup would look mislabelled
+    assert 0 < len(issues) < 40 and [i["rank"] for i in issues] == list(range(1, len(issues) + 1))
 
     second = run_retrain(station_home, opts)
     assert second.code == EXIT_NOTHING_TO_DO, second.message
