@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, and_, case, exists, func, or_, select
+from sqlalchemy import Engine, case, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -300,7 +300,6 @@ class VerdictRepository:
             .group_by(Coin.cup_id)
             .subquery()
         )
-        labelled = exists().where(and_(Label.cup_id == Cup.id, Label.is_current))
         later = aliased(Cup)
         answered = exists().where(later.recheck_of_id == Cup.id)
         before = aliased(Capture)  # the photograph of the check a re-check answers
@@ -310,7 +309,7 @@ class VerdictRepository:
         suspected = sorted(set(suspects))
         if suspected:
             wanted.append(Cup.id.in_(suspected))
-        last_ruling = (
+        last_ruling = (  # a cup without a current ruling has none: that is also what "labelled" means
             select(Label.cup_id.label("cup_id"), func.max(Label.created_at).label("at"))
             .where(Label.is_current)
             .group_by(Label.cup_id)
@@ -329,7 +328,6 @@ class VerdictRepository:
                 Capture.ref.label("capture_ref"),
                 func.coalesce(coin_stats.c.n_coins, 0).label("n_coins"),
                 func.coalesce(coin_stats.c.n_mismatch, 0).label("n_mismatch"),
-                labelled.label("labelled"),
                 Verdict.reasons,
                 Cup.recheck_of_id,
                 before.ref.label("recheck_capture_ref"),
@@ -387,7 +385,7 @@ class VerdictRepository:
                     disagreement=dis,
                     rarity=rar,
                     score=score,
-                    labelled=bool(row.labelled),
+                    labelled=ruled is not None,
                     capture_ref=row.capture_ref,
                     created_at=row.created_at,
                     audit=audit,

@@ -121,10 +121,16 @@ class CheckResult:
     elapsed_ms: float
 
     @property
-    def is_recheck(self) -> bool:
-        """Whether this check answers the earlier one its request names: the same number of coins was found."""
+    def answers(self) -> str | None:
+        """The key of the earlier check this one answers: the one its request names, when the same number of coins
+        was found (another count is another cup); ``None`` for a new cup."""
         earlier = self.request.recheck
-        return earlier is not None and earlier.n_coins == self.verdict.n_coins
+        return earlier.key if earlier is not None and earlier.n_coins == self.verdict.n_coins else None
+
+    @property
+    def is_recheck(self) -> bool:
+        """Whether this check answers an earlier one (:attr:`answers`)."""
+        return self.answers is not None
 
 
 @dataclass(frozen=True)
@@ -172,7 +178,7 @@ def cut_thumbnail(
 
 def make_record(result: CheckResult) -> VerdictRecord:
     """The verdict log's record for a check: the photograph and one crop per coin, JPEG-encoded, under the
-    request's key, linked to the earlier check it answers (:attr:`CheckResult.is_recheck`)."""
+    request's key, linked to the earlier check it answers (:attr:`CheckResult.answers`)."""
     req, verdict = result.request, result.verdict
     image = req.frame.image
     crops = {c.index: encode_jpeg(cut_thumbnail(image, c.bbox, 0.0)) for c in verdict.coins}
@@ -184,7 +190,7 @@ def make_record(result: CheckResult) -> VerdictRecord:
         order=req.order,
         crops_jpeg=crops,
         idempotency_key=req.key,
-        recheck_of=req.recheck.key if result.is_recheck and req.recheck is not None else None,
+        recheck_of=result.answers,
     )
 
 

@@ -343,8 +343,7 @@ class OperatorController(QObject):
         self.view.model_label.setText(f"Model {verdict.model_version}")
         self._show_thumbnails(result.request.frame, verdict, recheck=result.is_recheck)
         self.view.preview.set_image(draw_evidence(result.request.frame.image, verdict))
-        earlier = result.request.recheck
-        self._cups[earlier.key if result.is_recheck and earlier is not None else result.request.key] = verdict.decision
+        self._cups[result.answers or result.request.key] = verdict.decision
         n, flagged = len(self._cups), self.counts[Decision.FLAG]
         self.view.session_label.setText(f"{n} cup{'s' if n != 1 else ''} checked · {flagged} flagged")
         self._sound.play(verdict.decision)
