@@ -1062,12 +1062,29 @@ def drop_bare_tray(
 
 
 def _hull_distance(pts: FloatArray, hull: np.ndarray) -> FloatArray:
-    """Distance of each of ``(n, 2)`` points to the closed polygon ``hull`` (``(k, 1, 2)``): ``(n,)`` float32."""
-    a = hull.reshape(-1, 2).astype(np.float32)
+    """Distance of each of ``(n, 2)`` points inside the convex polygon ``hull`` (``(k, 1, 2)``, from
+    ``cv2.convexHull`` of a set holding them) to its boundary: ``(n,)`` float32.
+
+    Inside a convex polygon the distance to the boundary is the smallest distance to the lines of its edges,
+    one matrix product instead of a clipped distance to every segment.
+    """
+    a = hull.reshape(-1, 2).astype(np.float64)
+    ab = np.roll(a, -1, axis=0) - a
+    length = np.hypot(ab[:, 0], ab[:, 1])
+    edge = length > 1e-9
+    if np.count_nonzero(edge) < 3:  # a point or a segment: the distance to its vertices and edge
+        return _segment_distance(pts, a)
+    a, ab, length = a[edge], ab[edge], length[edge]
+    p = pts.astype(np.float64)
+    cross = p[:, :1] * ab[None, :, 1] - p[:, 1:] * ab[None, :, 0] - (a[:, 0] * ab[:, 1] - a[:, 1] * ab[:, 0])
+    return np.asarray((np.abs(cross) / length).min(axis=1), dtype=np.float32)
+
+
+def _segment_distance(pts: FloatArray, a: np.ndarray) -> FloatArray:
+    """Distance of each of ``(n, 2)`` points to the closed polyline through the ``(k, 2)`` vertices ``a``."""
     if len(a) < 2:
         return np.asarray(np.hypot(pts[:, 0] - a[0, 0], pts[:, 1] - a[0, 1]), dtype=np.float32)
-    b = np.roll(a, -1, axis=0)
-    ab = b - a
+    ab = np.roll(a, -1, axis=0) - a
     ap = pts[:, None, :] - a[None, :, :]
     t = np.clip((ap * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9)[None], 0.0, 1.0)
     d = ap - t[..., None] * ab[None]

@@ -442,3 +442,28 @@ def test_the_gaps_between_coins_on_a_towel_are_dropped(detector: Detector, real_
     gone = [i for i in every if tuple(i.bbox.tolist()) not in boxes]
     assert max(i.confidence for i in gone) < RIM_REFERENCE_CONF
     assert max(i.diameter_px for i in gone) < 0.8 * min(i.diameter_px for i in kept)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_hull_distance_matches_the_distance_to_every_segment(seed: int) -> None:
+    from models.detector import _hull_distance, _segment_distance
+
+    rng = np.random.default_rng(seed)
+    # a coin's outline pixels: a noisy circle with a bite taken out, on integer coordinates like a contour's
+    ang = np.sort(rng.uniform(0, 2 * np.pi, 400))
+    r = 40 + rng.normal(0, 1.5, 400) - 15 * (np.abs(ang - 2.0) < 0.5)
+    pts = np.round(np.stack([100 + r * np.cos(ang), 80 + r * np.sin(ang)], axis=1)).astype(np.float32)
+    hull = cv2.convexHull(pts)
+    got = _hull_distance(pts, hull)
+    want = _segment_distance(pts, hull.reshape(-1, 2).astype(np.float64))
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert (got <= 1.5).sum() > 50 and (got > 1.5).sum() > 20  # both sides of the rim test are exercised
+
+
+def test_hull_distance_of_a_degenerate_hull() -> None:
+    from models.detector import _hull_distance
+
+    line = np.array([[0, 0], [5, 0], [10, 0]], np.float32)
+    np.testing.assert_allclose(_hull_distance(line, cv2.convexHull(line)), [0, 0, 0], atol=1e-6)
+    point = np.array([[3, 4]], np.float32)
+    np.testing.assert_allclose(_hull_distance(point, cv2.convexHull(point)), [0], atol=1e-6)
