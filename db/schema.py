@@ -41,6 +41,7 @@ NAME_LEN = 64
 REF_LEN = 255
 TARGET_LEN = 32
 LABEL_VALUE_LEN = 96
+REVISION_LEN = 32
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -297,6 +298,22 @@ class RelabelAudit(Base):
     old_value: Mapped[str | None] = mapped_column(String(LABEL_VALUE_LEN))
     new_value: Mapped[str] = mapped_column(String(LABEL_VALUE_LEN))
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class SchemaCompat(Base):
+    """Which software may still use the schema: one row per Alembic revision, written by its own migration.
+
+    ``oldest_reader`` is the oldest revision whose code can read and write a database at ``revision``: an additive
+    change (a new nullable column, a new table) names an older revision, a change older code would break on names
+    itself. A station whose software does not know the database's revision runs on it when it knows the
+    ``oldest_reader`` of that revision (:func:`db.session.init_db`), so the stations of one site can be upgraded one
+    at a time, and a station can go back to its previous software after an upgrade.
+    """
+
+    __tablename__ = "schema_compat"
+
+    revision: Mapped[str] = mapped_column(String(REVISION_LEN), primary_key=True)
+    oldest_reader: Mapped[str] = mapped_column(String(REVISION_LEN))
 
 
 AUDIT_TABLE = RelabelAudit.__tablename__

@@ -5,22 +5,27 @@ every connection, and with SQLAlchemy (not the ``sqlite3`` module) emitting ``BE
 are transactional. PostgreSQL is chosen by URL (``postgresql+psycopg://user@host/db``) so that several stations
 share one database. The schema is always created by Alembic (:func:`init_db` upgrades to ``head``); the migration
 scripts ship inside this package. A new revision is written with
-``alembic.command.revision(alembic_config(engine), message, autogenerate=True)`` against a database at head.
+``alembic.command.revision(alembic_config(engine), message, autogenerate=True)`` against a database at head; its
+``OLDEST_READER`` says which older software may still use the schema it makes (:mod:`db.migrations.compat`).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
-from db.schema import AUDIT_TABLE, AuditLogImmutableError, RelabelAudit
+from db.schema import AUDIT_TABLE, AuditLogImmutableError, RelabelAudit, SchemaCompat
 
+_log = logging.getLogger(__name__)
 DB_FILENAME = "cupcheck.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -134,16 +139,63 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+class SchemaTooNewError(ValueError):
+    """The database was migrated by newer software past what this software can use (a ``ValueError``: the
+    commands report it as a setting to fix, with exit status 2)."""
+
+
+def schema_revisions(engine: Engine) -> list[str]:
+    """The revisions this software's migrations know, newest first."""
+    return [s.revision for s in ScriptDirectory.from_config(alembic_config(engine)).walk_revisions()]
+
+
+def oldest_reader(engine: Engine, revision: str) -> str | None:
+    """The oldest revision whose software may use the database at ``revision``, as its migration recorded it
+    (``None`` when the database does not say: no ``schema_compat`` table, or no row for ``revision``)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(SchemaCompat.__tablename__):
+            return None
+        return conn.scalar(select(SchemaCompat.oldest_reader).where(SchemaCompat.revision == revision))
+
+
 def init_db(url: str | Engine | None = None, *, home: Path | None = None) -> Engine:
     """Bring the database to the newest schema with Alembic and return its engine.
 
     Safe to call on every start-up and from several stations at once (on PostgreSQL the migration takes an
-    advisory lock).
+    advisory lock). A database that newer software has migrated past this software's newest revision is left as
+    it is and used when that revision's migration names a revision this software knows as its oldest reader
+    (``schema_compat``): the stations of a site sharing one PostgreSQL are upgraded one at a time.
 
     Args:
         url: a URL, an existing engine, or ``None`` for the SQLite file under ``home``.
         home: the station home, used when ``url`` is ``None``.
+
+    Raises:
+        SchemaTooNewError: the database's schema is newer than this software and not usable by it.
     """
     engine = url if isinstance(url, Engine) else make_engine(url, home=home)
-    upgrade(engine, "head")
+    known = schema_revisions(engine)
+    current = current_revision(engine)
+    if current is None or current in known:
+        try:
+            upgrade(engine, "head")
+            return engine
+        except CommandError:
+            current = current_revision(engine)  # another station migrated it further meanwhile
+            if current is None or current in known:
+                raise
+    oldest = oldest_reader(engine, current)
+    if oldest is None or oldest not in known:
+        needs = f"software that knows revision {oldest}" if oldest else "newer software"
+        raise SchemaTooNewError(
+            f"the database {engine.url.render_as_string(hide_password=True)} is at schema revision {current}, "
+            f"newer than this software's {known[0]}, and needs {needs}: upgrade cupcheck on this station"
+        )
+    _log.warning(
+        "the database is at schema revision %s, newer than this software's %s; that schema is usable from "
+        "revision %s on, so it is used as it is (not migrated)",
+        current,
+        known[0],
+        oldest,
+    )
     return engine

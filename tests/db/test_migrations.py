@@ -2,35 +2,43 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from db.schema import Base
+from db.repository import VerdictRepository
+from db.schema import Base, Role
 from db.session import (
     DB_FILENAME,
     MIGRATIONS_DIR,
+    SchemaTooNewError,
     alembic_config,
     current_revision,
     downgrade,
     init_db,
     make_engine,
+    oldest_reader,
     upgrade,
 )
+from models.types import Decision
+from tests.db.factories import OPERATOR, OPERATOR_PIN, make_record
 
 TRIGGER_SQL = {
     "sqlite": "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name",
     "postgresql": "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname",
 }
 
-HEAD = "0002"
-REVISIONS = ["0002", "0001"]
+HEAD = "0003"
+REVISIONS = ["0003", "0002", "0001"]
 
 EXPECTED_TRIGGERS = {
     "sqlite": ["relabel_audit_no_delete", "relabel_audit_no_update"],
@@ -129,3 +137,96 @@ def test_init_db_defaults_to_a_wal_sqlite_file_in_the_station_home(tmp_path: Pat
         assert current_revision(engine) == HEAD
     finally:
         engine.dispose()
+
+
+def test_every_revision_names_its_oldest_reader(empty_engine: Engine) -> None:
+    upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        rows: dict[str, str] = dict(conn.execute(text("SELECT revision, oldest_reader FROM schema_compat")).all())
+    assert rows == {"0001": "0001", "0002": "0001", "0003": "0001"}
+    assert oldest_reader(empty_engine, HEAD) == "0001"
+    downgrade(empty_engine, "0002")
+    assert oldest_reader(empty_engine, "0002") is None  # before 0003 a database did not say
+
+
+FUTURE_REVISION = '''"""A revision this software does not ship, made by a newer one.
+
+Revision ID: 0004
+Revises: {head}
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from db.migrations.compat import forget_revision, record_oldest_reader
+
+revision = "0004"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("cups") as batch:
+        batch.add_column(sa.Column("weighed_g", sa.Float(), nullable=True))
+    record_oldest_reader(revision, "{oldest}")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("cups") as batch:
+        batch.drop_column("weighed_g")
+    forget_revision(revision)
+'''
+
+
+def migrate_with_newer_software(engine: Engine, tmp_path: Path, oldest: str) -> None:
+    """Migrate ``engine`` the way newer software would: this package's revisions plus a revision 0004."""
+    scripts = tmp_path / "newer_migrations"
+    shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0004_future.py").write_text(FUTURE_REVISION.format(head=HEAD, oldest=oldest))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(scripts))
+    cfg.attributes["engine"] = engine
+    command.upgrade(cfg, "head")
+    assert current_revision(engine) == "0004"
+
+
+def test_a_station_keeps_working_on_a_schema_newer_software_made_compatibly(
+    empty_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    migrate_with_newer_software(empty_engine, tmp_path, oldest=HEAD)
+    with caplog.at_level("WARNING", logger="db.session"):
+        assert init_db(empty_engine) is empty_engine
+    assert current_revision(empty_engine) == "0004"  # left as the newer station made it
+    assert "schema revision 0004, newer than this software's 0003" in caplog.text
+    repo = VerdictRepository(empty_engine, tmp_path / "home")
+    repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+    first = make_record(1, decision=Decision.FLAG, p_correct=0.2)
+    repo.log_verdict(first)
+    repo.log_verdict(make_record(2, decision=Decision.FLAG, p_correct=0.3, recheck_of=first.idempotency_key))
+    with empty_engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, recheck_of_id, weighed_g FROM cups ORDER BY id")).all()
+    assert [(r.recheck_of_id, r.weighed_g) for r in rows] == [(None, None), (rows[0].id, None)]
+    assert [(item.cup_id, item.recheck_of) for item in repo.review_queue()] == [(rows[1].id, rows[0].id)]
+
+
+def test_a_station_refuses_a_schema_its_software_cannot_use(empty_engine: Engine, tmp_path: Path) -> None:
+    migrate_with_newer_software(empty_engine, tmp_path, oldest="0004")
+    with pytest.raises(
+        SchemaTooNewError,
+        match=r"revision 0004, newer than this software's 0003, and needs "
+        r"software that knows revision 0004: upgrade cupcheck",
+    ):
+        init_db(empty_engine)
+    with empty_engine.begin() as conn:  # a revision that does not say who may use it
+        conn.execute(text("DELETE FROM schema_compat WHERE revision = '0004'"))
+    with pytest.raises(SchemaTooNewError, match="needs newer software"):
+        init_db(empty_engine)
+    assert current_revision(empty_engine) == "0004"
+
+
+def test_the_revision_template_records_the_oldest_reader() -> None:
+    template = (MIGRATIONS_DIR / "script.py.mako").read_text()
+    assert "record_oldest_reader(revision, OLDEST_READER)" in template
+    assert "forget_revision(revision)" in template
+    assert "OLDEST_READER = revision" in template  # safe unless the author says the change is additive
