@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, case, exists, func, or_, select
+from sqlalchemy import Engine, case, func, or_, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -290,6 +290,26 @@ class VerdictRepository:
             suspects_since: when they were ranked; a ruling made later is the second look.
         """
         w = weights or ReviewWeights()
+        suspected = sorted(set(suspects))
+        # Every part of the query is bounded by the window, never by the whole history: the candidates are picked
+        # first, newest first, and only their coins and labels are read. A check a later photograph answers is
+        # found by one uncorrelated NOT IN (a correlated NOT EXISTS made SQLite scan the cups once per cup as soon
+        # as its statistics said that column is nearly always NULL).
+        answered = select(Cup.recheck_of_id).where(Cup.recheck_of_id.is_not(None))
+        unanswered = select(Verdict.id).join(Cup, Cup.id == Verdict.cup_id).where(Cup.id.not_in(answered))
+        if station is not None:
+            unanswered = unanswered.join(Station, Station.id == Cup.station_id).where(Station.name == station)
+        wanted = [Verdict.decision == Decision.FLAG, func.abs(Verdict.p_correct - Verdict.threshold) < margin]
+        if audit_share > 0.0:
+            wanted.append(Verdict.decision == Decision.PASS)  # drawn for audit below, by cup id
+        newest = (
+            unanswered.where(or_(*wanted)).order_by(Verdict.created_at.desc(), Verdict.id.desc()).limit(window)
+        ).subquery()
+        newest_ids = select(newest.c.id)
+        picked = (  # the suspects too, whatever their verdict or age
+            union(newest_ids, unanswered.where(Cup.id.in_(suspected))) if suspected else newest_ids
+        ).cte("picked")
+        cup_ids = select(Verdict.cup_id).join(picked, picked.c.id == Verdict.id)
         coin_stats = (
             select(
                 Coin.cup_id.label("cup_id"),
@@ -297,21 +317,14 @@ class VerdictRepository:
                 func.sum(case((Coin.top_type == Cup.expected_type, 0), else_=1)).label("n_mismatch"),
             )
             .join(Cup, Cup.id == Coin.cup_id)
+            .where(Coin.cup_id.in_(cup_ids))
             .group_by(Coin.cup_id)
             .subquery()
         )
-        later = aliased(Cup)
-        answered = exists().where(later.recheck_of_id == Cup.id)
         before = aliased(Capture)  # the photograph of the check a re-check answers
-        wanted = [Verdict.decision == Decision.FLAG, func.abs(Verdict.p_correct - Verdict.threshold) < margin]
-        if audit_share > 0.0:
-            wanted.append(Verdict.decision == Decision.PASS)  # drawn for audit below, by cup id
-        suspected = sorted(set(suspects))
-        if suspected:
-            wanted.append(Cup.id.in_(suspected))
         last_ruling = (  # a cup without a current ruling has none: that is also what "labelled" means
             select(Label.cup_id.label("cup_id"), func.max(Label.created_at).label("at"))
-            .where(Label.is_current)
+            .where(Label.is_current, Label.cup_id.in_(cup_ids))
             .group_by(Label.cup_id)
             .subquery()
         )
@@ -333,18 +346,14 @@ class VerdictRepository:
                 before.ref.label("recheck_capture_ref"),
                 last_ruling.c.at.label("ruled_at"),
             )
+            .join(picked, picked.c.id == Verdict.id)
             .join(Cup, Cup.id == Verdict.cup_id)
             .join(Station, Station.id == Cup.station_id)
             .outerjoin(Capture, Capture.cup_id == Cup.id)
             .outerjoin(coin_stats, coin_stats.c.cup_id == Cup.id)
             .outerjoin(before, before.cup_id == Cup.recheck_of_id)
             .outerjoin(last_ruling, last_ruling.c.cup_id == Cup.id)
-            .where(or_(*wanted), ~answered)
-            .order_by(Cup.id.in_(suspected).desc(), Verdict.created_at.desc(), Verdict.id.desc())
-            .limit(window)
         )
-        if station is not None:
-            stmt = stmt.where(Station.name == station)
         type_counts = (
             select(Cup.expected_type, func.count(func.distinct(Label.cup_id)))
             .join(Cup, Cup.id == Label.cup_id)
