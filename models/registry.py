@@ -3,7 +3,8 @@
 Layout under the station home::
 
     models/registry.json          versions (oldest first), the current version, the promote/rollback history
-    models/<version>/verdict.json one folder per version: the bundle and the weights it names
+    models/<version>/verdict.json one folder per version: the bundle and the weights it names, each file a hard
+                                  link to models/.blobs/<sha256>, so versions sharing a file store it once
 
 ``registry.json`` is rewritten atomically (temporary file + :func:`os.replace`), and a version's folder is copied
 into place under a temporary name and renamed, so a reader never sees half a registry or half a bundle. No
@@ -16,12 +17,13 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models.files import write_bytes_atomic
+from models.files import sha256_file, write_bytes_atomic
 
 REGISTRY_FORMAT = "cupcheck-registry/1"
 REGISTRY_DIR = "models"
@@ -247,6 +249,12 @@ def suspect_labels(home: Path) -> SuspectLabels | None:
 def register_version(home: Path, bundle_dir: Path, entry: ModelEntry) -> ModelEntry:
     """Copy a bundle folder into the registry as ``entry.version`` and record it (not in force yet).
 
+    Each file is stored once under :data:`BLOBS_DIR` by its sha256 and hard-linked into the version's folder, so
+    a file with the same bytes as one of an earlier version (the bundle's calibration pairs, a voter kept as it
+    was) takes no more room: a nightly retrain adds only what changed. Bundles are never written after
+    registration (their files are hashed in ``verdict.json``); removing a version's folder leaves the others
+    whole.
+
     Args:
         home: station home.
         bundle_dir: folder holding ``verdict.json`` and the files it names (relative paths).
@@ -265,7 +273,7 @@ def register_version(home: Path, bundle_dir: Path, entry: ModelEntry) -> ModelEn
     target = version_dir(home, entry.version)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.version}.", dir=root))
     try:
-        shutil.copytree(bundle_dir, staging, dirs_exist_ok=True)
+        shutil.copytree(bundle_dir, staging, dirs_exist_ok=True, copy_function=_link_blob(root / BLOBS_DIR))
         if target.exists():  # a leftover of a run that died between the rename and the registry write
             shutil.rmtree(target)
         os.replace(staging, target)
@@ -274,6 +282,29 @@ def register_version(home: Path, bundle_dir: Path, entry: ModelEntry) -> ModelEn
         raise
     save_registry(home, replace(reg, versions=(*reg.versions, entry)))
     return entry
+
+
+BLOBS_DIR = ".blobs"
+"""Under the registry: every registered file once, named by its sha256; the version folders hard-link to them."""
+
+
+def _link_blob(blobs: Path) -> Callable[[str, str], str]:
+    """``shutil.copytree``'s copy function: store the file once under ``blobs`` by its digest, link it in place."""
+
+    def copy(src: str, dst: str) -> str:
+        blob = blobs / sha256_file(Path(src))
+        if not blob.is_file():
+            blobs.mkdir(parents=True, exist_ok=True)
+            part = blob.with_name(f".{blob.name}.{os.getpid()}.part")
+            shutil.copy2(src, part)
+            os.replace(part, blob)
+        try:
+            os.link(blob, dst)
+        except OSError:  # links not allowed here: a copy of its own
+            shutil.copy2(src, dst)
+        return dst
+
+    return copy
 
 
 def set_status(home: Path, version: str, status: str, note: str | None = None) -> Registry:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,7 +78,8 @@ def test_registry_survives_a_reload_and_leaves_no_temporary_files(tmp_path: Path
     assert reg.get("verdict-aaaa").status == "rejected"
     assert reg.get("verdict-aaaa").metrics == {"a": 1}
     leftovers = [p.name for p in (home / "models").iterdir() if p.name.startswith(".")]
-    assert leftovers == []
+    assert leftovers == [".blobs"]
+    assert not [p.name for p in (home / "models" / ".blobs").iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.parametrize(
@@ -134,3 +136,22 @@ def test_suspect_labels_come_from_the_newest_retrain_that_ranked_any(tmp_path: P
     assert got is not None
     assert (got.cup_ids, got.version) == (frozenset({7, 9}), "verdict-bbbb")
     assert got.since == datetime(2026, 1, 3, 2, tzinfo=UTC)
+
+
+def test_versions_store_a_file_they_share_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    a, b = _bundle_dir(tmp_path, "a"), _bundle_dir(tmp_path, "b")
+    for folder in (a, b):  # the calibration pairs a retrain keeps as they were
+        (folder / "calibration.npz").write_bytes(b"pairs" * 1000)
+    register_version(home, a, _entry("verdict-aaaa"))
+    register_version(home, b, _entry("verdict-bbbb"))
+    va, vb = version_dir(home, "verdict-aaaa"), version_dir(home, "verdict-bbbb")
+    assert (va / "calibration.npz").stat().st_ino == (vb / "calibration.npz").stat().st_ino
+    assert (va / "voter.txt").stat().st_ino != (vb / "voter.txt").stat().st_ino
+    assert (vb / "voter.txt").read_text() == "voter b" and (va / "voter.txt").read_text() == "voter a"
+    blobs = sorted(p.name for p in (home / "models" / ".blobs").iterdir())
+    assert len(blobs) == 5  # two verdict.json, two voters, one calibration file
+    shutil.rmtree(va)
+    assert (vb / "calibration.npz").read_bytes() == b"pairs" * 1000
+    promote(home, "verdict-bbbb")
+    assert current_bundle_path(home) == vb / "verdict.json"
