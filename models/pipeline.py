@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -93,6 +93,8 @@ class Observation:
         timings_ms: stage name to milliseconds so far.
         unexplained: parts of the cup that differ from the empty tray where nothing was found (counted in
             ``coins.n_objects``).
+        setup_problem: why the frame is not a picture of the station's camera as it was set up (another size than
+            its calibration); such a cup is judged without the station's geometry and always flagged. ``""``: none.
     """
 
     instances: list[CoinInstance]
@@ -103,6 +105,7 @@ class Observation:
     type_arg: np.ndarray
     timings_ms: dict[str, float]
     unexplained: tuple[ForegroundRegion, ...] = ()
+    setup_problem: str = ""
 
     @property
     def timings(self) -> dict[str, float]:
@@ -134,6 +137,29 @@ class InstanceSource(Protocol):
         ...
 
 
+@runtime_checkable
+class CalibratedSource(Protocol):
+    """An instance source that measures with the station's camera calibration (:class:`models.detector.Detector`)."""
+
+    calibration: object | None
+
+    def with_calibration(self, calibration: None) -> InstanceSource:
+        """The same source without the station's geometry (no cup region, no millimetres)."""
+        ...
+
+
+def frame_size_problem(frame: UInt8Array, camera: tuple[int, int] | None) -> str:
+    """Why ``frame`` is not a picture of the station's camera as it was set up (``camera``: ``(width, height)`` of
+    its calibration image or empty-tray photo), ``""`` when it is or nothing says."""
+    h, w = frame.shape[:2]
+    if camera is None or (w, h) == tuple(camera):
+        return ""
+    return (
+        f"the photo is {w}×{h} pixels, not the {camera[0]}×{camera[1]} the station's camera was set up at — set the "
+        "camera back, or calibrate again (cupcheck calibrate); its cup region, millimetres and empty tray were not used"
+    )
+
+
 @dataclass
 class Pipeline:
     """A loaded verdict model: every part needed to turn a frame into a :class:`~models.types.Verdict`.
@@ -148,8 +174,8 @@ class Pipeline:
         preprocess: crop size, minimum coins, focus floor.
         model_version: the bundle version recorded in every verdict.
         detector: instance source for :meth:`run` (``None``: only :meth:`run_crops` works).
-        empty_tray: the station's empty-tray photo; :meth:`run` then flags what differs from it unexplained (only
-            in frames of its size: a photo from another camera is not compared).
+        empty_tray: the station's empty-tray photo; :meth:`run` then flags what differs from it unexplained. A frame
+            of another size than the camera was set up at (:attr:`camera_size`) is flagged as such.
         cup_roi: the cup's interior (from the station's calibration); only differences inside it count.
         uncertified: why the bundle's PASS guarantee may not hold for this pipeline, ``""`` when nothing says so
             (a detector other than the one that cut the calibration cups).
@@ -390,18 +416,34 @@ class Pipeline:
         from models.crops import cut_crops
 
         t0 = time.perf_counter()
-        instances = self.detector.detect(frame)
+        problem = frame_size_problem(frame.image, self.camera_size)
+        detector = self.detector
+        if problem and isinstance(detector, CalibratedSource):  # its cup region and px/mm belong to another size
+            detector = detector.with_calibration(None)
+        instances = detector.detect(frame)
         t1 = time.perf_counter()
         coin_instances = [i for i in instances if i.is_coin]
         crops = cut_crops(frame, coin_instances, size=self.preprocess.crop_size)
         t2 = time.perf_counter()
         timings = {"detect": (t1 - t0) * 1000, "crop": (t2 - t1) * 1000}
         unexplained: tuple[ForegroundRegion, ...] = ()
-        if self.empty_tray is not None and self.empty_tray.shape == frame.image.shape:
-            # only a frame of the station's camera (same size as its empty-tray photo) is compared with it
+        if self.empty_tray is not None and not problem:
             unexplained = unexplained_regions(frame.image, self.empty_tray, instances, self.cup_roi)
             timings["foreground"] = (time.perf_counter() - t2) * 1000
-        return self._observe(instances, [c.image for c in crops], [c.mask for c in crops], timings, unexplained)
+        obs = self._observe(instances, [c.image for c in crops], [c.mask for c in crops], timings, unexplained)
+        return replace(obs, setup_problem=problem)
+
+    @property
+    def camera_size(self) -> tuple[int, int] | None:
+        """``(width, height)`` of the station camera's frames as it was set up: its calibration image's, else its
+        empty-tray photo's; ``None`` when neither is known (any photo is judged as it is)."""
+        calibration = self.detector.calibration if isinstance(self.detector, CalibratedSource) else None
+        width, height = getattr(calibration, "image_width", 0), getattr(calibration, "image_height", 0)
+        if width and height:
+            return int(width), int(height)
+        if self.empty_tray is not None:
+            return int(self.empty_tray.shape[1]), int(self.empty_tray.shape[0])
+        return None
 
     def observe_crops(self, crops: Sequence[CoinCrop | UInt8Array], *, n_objects: int = 0) -> Observation:
         """Embed pre-cut single-coin crops as one cup.
@@ -503,6 +545,7 @@ class Pipeline:
         t2 = time.perf_counter()
         # the hard rules (too few coins, a foreign object, a coin on a shared face, an inseparable lookalike)
         accepted = bool(passable(x, RULE_FEATURES, self.voter.min_coins)[0]) and self.threshold.accepts(p)
+        accepted = accepted and not obs.setup_problem
         decision = Decision.PASS if accepted else Decision.FLAG
         to_turn = [_to_turn(self.view, ev.scores, obs.type_arg, j) for j in range(coins.n)]
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, to_turn, templates)
@@ -601,6 +644,8 @@ class Pipeline:
         to another type by :data:`TURN_MARGIN` or more; the turning reason then comes first)."""
         coin_idx, object_idx = obs.coin_idx, obs.object_idx
         front: list[str] = []  # what no turning changes: a lookalike, no coin, an object, something unchecked
+        if obs.setup_problem:
+            front.append(obs.setup_problem)
         twin = self.view.declared(cand)
         if twin is not None:
             front.append(f"{self.view.types[cand]} has a lookalike ({twin}) — check the date and mint mark by eye")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -182,10 +183,14 @@ def test_what_differs_from_the_empty_tray_where_nothing_was_found_flags_the_cup(
     x1, y1, x2, y2 = w.unchecked[0]
     assert abs((x1 + x2) / 2 - 214) < 20 and abs((y1 + y2) / 2 - 214) < 20
     assert any(r.startswith("something at (21") and "empty tray" in r for r in w.reasons), w.reasons
-    # a photo of another size (not the station's camera) is not compared with the tray
+    # a photo of another size than the empty-tray photo (the camera set up otherwise) is not compared with the
+    # tray, and is flagged for it
     other = checked.with_threshold(checked.threshold)
     other.empty_tray = np.ascontiguousarray(tray[:200])
-    assert other.run(Frame(image=frame), "t0009").unchecked == ()
+    assert other.camera_size == (300, 200)
+    o = other.run(Frame(image=frame), "t0009")
+    assert o.unchecked == () and o.decision == Decision.FLAG and not o.turn_first
+    assert o.reasons[0].startswith("the photo is 300×300 pixels, not the 300×200 the station's camera was set up at")
     # without the empty-tray photo nothing is compared
     plain = checked.with_threshold(checked.threshold)
     plain.empty_tray = None
@@ -310,3 +315,32 @@ def test_a_coin_plainly_like_another_type_sends_the_cup_to_a_supervisor_as_it_li
     plain = pipeline.run_crops(crops, "t0000")
     assert not plain.turn_first and plain.reasons[0].startswith("coin 5 looks like t0009")
     assert "coin 3 shows the shared obverse — turn it over" in plain.reasons
+
+
+def test_a_frame_of_another_size_than_the_calibration_is_judged_without_it_and_flagged(pipeline: Pipeline) -> None:
+    from calibration.camera import CameraCalibration, CupRoi
+    from models.detector import Detector
+    from models.synth.mint import generate_mint
+    from models.synth.scene import SceneAssets, SceneOptions, render_cup
+
+    scene = render_cup(SceneAssets(generate_mint(12, 3)), 3, 0, SceneOptions(image_size=320, max_coins=6))
+    h, w = scene.image.shape[:2]
+    roi = CupRoi(w / 2, h / 2, 0.45 * w)
+    cal = CameraCalibration(px_per_mm=scene.px_per_mm, image_width=w, image_height=h, method="manual", roi=roi)
+    station = pipeline.with_threshold(pipeline.threshold)
+    station.detector = Detector.load().with_calibration(cal)
+    assert station.camera_size == (w, h)
+    same = station.run(Frame(image=scene.image), "t0000")
+    assert not any("pixels, not the" in r for r in same.reasons)
+    assert any(c.is_coin for c in same.coins) and all(c.diameter_mm is not None for c in same.coins if c.is_coin)
+    # the webcam came back at another resolution: its ROI and px/mm would be placed and scaled wrongly
+    small = cv2.resize(scene.image, (w * 3 // 4, h * 3 // 4), interpolation=cv2.INTER_AREA)
+    v = station.run(Frame(image=small), "t0000")
+    assert v.decision == Decision.FLAG and not v.turn_first
+    assert v.reasons[0] == (
+        f"the photo is {w * 3 // 4}×{h * 3 // 4} pixels, not the {w}×{h} the station's camera was set up at — set the "
+        "camera back, or calibrate again (cupcheck calibrate); its cup region, millimetres and empty tray were not used"
+    )
+    coins = [c for c in v.coins if c.is_coin]
+    assert len(coins) >= len([c for c in same.coins if c.is_coin]) - 1  # still found, without the geometry
+    assert all(c.diameter_mm is None for c in coins)
