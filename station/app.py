@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
             if config.cup_region is None
             else (config.cup_region.cx, config.cup_region.cy, config.cup_region.radius),
             home=home,
+            camera_size=getattr(pipeline, "camera_size", None),
         )
         self._worker: WorkerThread = start_worker(pipeline, repository)
         worker = self._worker.worker

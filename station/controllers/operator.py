@@ -77,6 +77,7 @@ class OperatorController(QObject):
         cup_region: tuple[float, float, float] | None = None,
         auto_check: StillnessGate | None = None,
         home: Path | None = None,
+        camera_size: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         self.view = view
@@ -94,6 +95,7 @@ class OperatorController(QObject):
         self._overlay_until = 0.0
         self._camera_lost = False
         self._cup_region = cup_region
+        self._camera_size = camera_size  # (width, height) the camera was calibrated at, when it was
         self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its first check
         self._auto = auto_check
         self._recheck: Recheck | None = None
@@ -191,7 +193,8 @@ class OperatorController(QObject):
             return
         self._frame = frame
         verdict = self._last.verdict if self._last is not None and self._clock() < self._overlay_until else None
-        self.view.preview.set_image(draw_cup_region(draw_evidence(frame.image, verdict), self._cup_region))
+        region = self._cup_region if not self.camera_size_problem else None  # it belongs to the size set up
+        self.view.preview.set_image(draw_cup_region(draw_evidence(frame.image, verdict), region))
         if self._auto is not None and self._auto.update(frame.image) and self.expected_type and not self.busy:
             self.check(auto=True)
 
@@ -227,8 +230,21 @@ class OperatorController(QObject):
     @Slot(float)
     def show_fps(self, fps: float) -> None:
         """Show the preview's measured frame rate."""
-        if not self._camera_lost:
-            self.view.camera_label.setText(f"Camera {fps:.0f} fps")
+        if self._camera_lost:
+            return
+        problem = self.camera_size_problem
+        self.view.camera_label.setText(f"Camera {fps:.0f} fps" + (f" · {problem}" if problem else ""))
+        self.view.camera_label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;" if problem else "")
+
+    @property
+    def camera_size_problem(self) -> str:
+        """``"640×480, set up at 1280×720: calibrate again"`` while the live frames are not of the size the camera was
+        calibrated at (every cup is then flagged), else ``""``."""
+        if self._frame is None or self._camera_size is None:
+            return ""
+        h, w = self._frame.image.shape[:2]
+        cw, ch = self._camera_size
+        return "" if (w, h) == (cw, ch) else f"{w}×{h}, set up at {cw}×{ch}: calibrate again"
 
     @property
     def frame(self) -> Frame | None:

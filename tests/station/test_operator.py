@@ -422,3 +422,39 @@ def test_a_cup_taken_away_after_a_turn_first_flag_is_not_rechecked(
     assert window.view.reason.text().startswith("The flagged cup was taken away: put it aside for a supervisor.")
     window.controller.nothing_seen(request)  # an empty tray with nothing waiting: the plain prompt
     assert window.view.reason.text() == "Put the cup under the camera and press Space."
+
+
+class _CalibratedAt:
+    """The test pipeline, its camera set up at ``size`` (as :attr:`models.pipeline.Pipeline.camera_size` says)."""
+
+    def __init__(self, inner: NearestTypePipeline, size: tuple[int, int]) -> None:
+        self._inner = inner
+        self.camera_size = size
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_the_camera_label_says_when_frames_are_not_of_the_size_set_up(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    station_config: StationConfig,
+    replay_dir: Path,
+    clock: SteppingClock,
+    scale: int,
+) -> None:
+    first = cv2.imread(str(replay_dir / "00_pure.png"))
+    assert first is not None
+    h, w = first.shape[:2]
+    calibrated = _CalibratedAt(pipeline, (w * scale, h * scale))
+    with shown_window(qtbot, calibrated, spooling, catalog, station_config, replay_dir, clock) as win:  # type: ignore[arg-type]
+        win.controller.show_fps(12.0)
+        label = win.view.camera_label
+        if scale == 1:
+            assert label.text() == "Camera 12 fps" and win.controller.camera_size_problem == ""
+        else:
+            assert label.text() == f"Camera 12 fps · {w}×{h}, set up at {2 * w}×{2 * h}: calibrate again"
+            assert FLAG_HEX in label.styleSheet()
