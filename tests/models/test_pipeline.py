@@ -334,7 +334,7 @@ def test_a_frame_of_another_size_than_the_calibration_is_judged_without_it_and_f
     assert not any("pixels, not the" in r for r in same.reasons)
     assert any(c.is_coin for c in same.coins) and all(c.diameter_mm is not None for c in same.coins if c.is_coin)
     # the webcam came back at another resolution: its ROI and px/mm would be placed and scaled wrongly
-    small = cv2.resize(scene.image, (w * 3 // 4, h * 3 // 4), interpolation=cv2.INTER_AREA)
+    small = np.asarray(cv2.resize(scene.image, (w * 3 // 4, h * 3 // 4), interpolation=cv2.INTER_AREA), np.uint8)
     v = station.run(Frame(image=small), "t0000")
     assert v.decision == Decision.FLAG and not v.turn_first
     assert v.reasons[0] == (
