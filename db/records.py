@@ -407,6 +407,21 @@ def audit_pick(cup_id: int, share: float) -> bool:
 
 
 @dataclass(frozen=True)
+class PruneReport:
+    """What :meth:`db.repository.VerdictRepository.prune_images` dropped (or would drop, on a dry run).
+
+    Attributes:
+        cups: cups whose photograph and coin crops were dropped; their verdicts, coins and embeddings stay.
+        files: store files removed (a file another cup still names stays).
+        bytes: their size.
+    """
+
+    cups: int
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
 class TrainingCup:
     """A labelled cup for retraining.
 

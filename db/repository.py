@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, case, func, or_, select, union
+from sqlalchemy import Engine, case, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -29,6 +29,7 @@ from db.pins import hash_pin, verify_pin
 from db.records import (
     AuditEntry,
     OperatorInfo,
+    PruneReport,
     ReviewItem,
     StoredCoin,
     TrainingCoin,
@@ -58,6 +59,8 @@ from db.store import ContentStore, StoredBlob
 from models.types import Decision, Side
 
 _GC_BATCH = 500
+PRUNED_REF = ""
+"""A capture's reference once :meth:`VerdictRepository.prune_images` dropped its photograph."""
 _log = logging.getLogger(__name__)
 
 
@@ -584,6 +587,84 @@ class VerdictRepository:
 
     # -- housekeeping -----------------------------------------------------------------------------------------
 
+    def prune_images(
+        self,
+        before: datetime,
+        *,
+        station: str | None = None,
+        audit_share: float = 0.0,
+        dry_run: bool = False,
+        min_age_s: float = 3600.0,
+    ) -> PruneReport:
+        """Drop the photographs and coin crops of old cups nobody will look at again, to keep the store bounded.
+
+        A cup qualifies when it was checked before ``before``, PASSed, nobody ever ruled on it or on one of its
+        coins, and the PASS audit (``audit_share``, the review window's) did not draw it. A check that a re-check
+        answers (the operator turned coins over) goes with its re-check: both qualify when the re-check does and
+        nobody ruled on either. Its verdict, its coins (boxes, matches, embeddings) and its capture's digest and
+        size stay; the capture's reference becomes :data:`PRUNED_REF` (the review window shows "no photo") and the
+        coins' crop and mask references are cleared. A file another cup still names stays, and so does one written
+        or reused within ``min_age_s`` (a write in flight may be about to name it).
+
+        Args:
+            before: only cups checked before this time.
+            station: only this station's cups (each station's images are in its own home's store).
+            audit_share: the share of PASSes the review window draws for a person to check; those keep their images.
+            dry_run: count, change nothing.
+            min_age_s: grace period of a file, in seconds.
+        """
+        stmt = (
+            select(Cup.id, Cup.recheck_of_id, Verdict.decision, Capture.ref == PRUNED_REF)
+            .join(Verdict, Verdict.cup_id == Cup.id)
+            .join(Capture, Capture.cup_id == Cup.id)
+            .where(Cup.created_at < before)
+        )
+        if station is not None:
+            stmt = stmt.join(Station, Station.id == Cup.station_id).where(Station.name == station)
+        with self._sessions() as session:
+            rows = session.execute(stmt).all()
+            ruled = set(session.scalars(select(Label.cup_id).distinct()).all())
+            answer = dict(
+                session.execute(select(Cup.recheck_of_id, Cup.id).where(Cup.recheck_of_id.is_not(None))).all()
+            )
+        old = {cup: decision for cup, _, decision, _ in rows}
+
+        def settled(cup: int) -> bool:  # an old PASS, never ruled on, not drawn for the audit
+            return old.get(cup) == Decision.PASS and cup not in ruled and not audit_pick(cup, audit_share)
+
+        cups = []
+        for cup, first, _, pruned in rows:
+            if pruned or cup in ruled or (first is not None and first in ruled):
+                continue
+            final = answer.get(cup, cup)  # a check a re-check answers goes with that re-check
+            if final != cup and final in ruled:
+                continue
+            if settled(final):
+                cups.append(cup)
+        cups.sort()
+        cutoff = time.time() - min_age_s
+        files = n_bytes = 0
+        for start in range(0, len(cups), _GC_BATCH):
+            batch = cups[start : start + _GC_BATCH]
+            with self._writes.begin() as session:
+                refs = _refs_of(session, batch) - _referenced_elsewhere(session, batch)
+                if not dry_run:
+                    session.execute(update(Capture).where(Capture.cup_id.in_(batch)).values(ref=PRUNED_REF))
+                    session.execute(update(Coin).where(Coin.cup_id.in_(batch)).values(crop_ref=None, mask_ref=None))
+            for ref in sorted(refs):
+                path = self.store.path(ref)
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                if stat.st_mtime > cutoff:
+                    continue
+                files += 1
+                n_bytes += stat.st_size
+                if not dry_run:
+                    self.store.remove(ref)
+        return PruneReport(len(cups), files, n_bytes)
+
     def gc_orphan_images(self, min_age_s: float = 3600.0, now: float | None = None) -> list[str]:
         """Delete store files that no row references and that are older than ``min_age_s``; return their refs.
 
@@ -692,6 +773,28 @@ def _referenced(session: Session, refs: Sequence[str]) -> set[str]:
     used.update(session.scalars(select(Capture.ref).where(Capture.ref.in_(refs))).all())
     used.update(r for r in session.scalars(select(Coin.crop_ref).where(Coin.crop_ref.in_(refs))).all() if r)
     used.update(r for r in session.scalars(select(Coin.mask_ref).where(Coin.mask_ref.in_(refs))).all() if r)
+    return used
+
+
+def _refs_of(session: Session, cups: Sequence[int]) -> set[str]:
+    """The store references ``cups``' captures and coins name."""
+    refs = {r for r in session.scalars(select(Capture.ref).where(Capture.cup_id.in_(cups))).all() if r}
+    for crop, mask in session.execute(select(Coin.crop_ref, Coin.mask_ref).where(Coin.cup_id.in_(cups))).all():
+        refs.update(r for r in (crop, mask) if r)
+    return refs
+
+
+def _referenced_elsewhere(session: Session, cups: Sequence[int]) -> set[str]:
+    """Which references of ``cups`` another cup names too (the store keeps one file for identical bytes)."""
+    pool = union(
+        select(Capture.ref.label("ref")).where(Capture.cup_id.in_(cups)),
+        select(Coin.crop_ref).where(Coin.cup_id.in_(cups)),
+        select(Coin.mask_ref).where(Coin.cup_id.in_(cups)),
+    ).subquery()
+    used: set[str] = set()
+    for column, owner in ((Capture.ref, Capture.cup_id), (Coin.crop_ref, Coin.cup_id), (Coin.mask_ref, Coin.cup_id)):
+        query = select(column).where(column.in_(select(pool.c.ref)), owner.not_in(cups))
+        used.update(r for r in session.scalars(query).all() if r)
     return used
 
 

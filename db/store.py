@@ -71,7 +71,9 @@ class ContentStore:
         """Write ``data`` atomically at its content address and return where it is.
 
         The bytes go to a temporary file beside the target, are fsync'd, and are renamed into place; the folder is
-        fsync'd after the rename. If the target already exists it is left alone (same name, same bytes).
+        fsync'd after the rename. If the target already exists it is left alone (same name, same bytes) but its
+        modification time is renewed, so a clean-up that spares young files does not remove it under a write in
+        flight.
 
         Args:
             data: the file's bytes.
@@ -84,6 +86,7 @@ class ContentStore:
         ref = ref_for(digest, ext)
         target = self.home / ref
         if target.is_file() and target.stat().st_size == len(data):
+            os.utime(target)  # in use again: the clean-ups leave files touched within their grace period alone
             return StoredBlob(digest, ref, len(data))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"

@@ -16,6 +16,7 @@ COMMANDS: tuple[str, ...] = (
     "verify",
     "demo",
     "retrain",
+    "prune",
     "models",
     "simulate_day",
 )

@@ -1,0 +1,69 @@
+"""``cupcheck prune``: drop the photographs and coin crops of old cups nobody will look at again.
+
+Examples::
+
+    cupcheck prune --older-than-days 90 --dry-run     # what would go, and how much room it frees
+    cupcheck prune --older-than-days 90               # cron: 0 3 * * 0 cupcheck prune --older-than-days 90
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from station.errors import CliError
+from station.home import resolve_home
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``prune`` subcommand."""
+    p = subparsers.add_parser(
+        "prune",
+        help="drop the images of old PASSes nobody ruled on, to keep the station's store bounded",
+        description="Drop the photograph and coin crops of every cup of this station checked more than "
+        "--older-than-days ago that PASSed, that nobody ever ruled on, that is no re-check nor answered by one, "
+        "and that the PASS audit did not draw. Verdicts, coins and their embeddings stay; FLAGs, ruled cups and "
+        "audited PASSes keep their images. A file another cup names stays, and so does one written in the last hour "
+        "(the next run removes it, with any other file older than an hour that no row names).",
+    )
+    p.add_argument("--older-than-days", type=float, required=True, metavar="DAYS", help="cups checked before then")
+    p.add_argument("--config", default=None, metavar="FILE", help="station TOML file (name, database, audit share)")
+    p.add_argument("--home", default=None, metavar="DIR", help="station home (default: config, $CUPCHECK_HOME, ...)")
+    p.add_argument("--db", default=None, metavar="URL", help="database URL (default: the config's, else SQLite)")
+    p.add_argument("--station", default=None, help="station name (default: the config's)")
+    p.add_argument("--dry-run", action="store_true", help="count what would go, change nothing")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prune and print what went."""
+    from db.repository import VerdictRepository
+    from station.config import ConfigError, load_config
+
+    if not args.older_than_days > 0:
+        raise CliError(f"--older-than-days must be positive, got {args.older_than_days}")
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        raise CliError(str(err)) from err
+    home = resolve_home(args.home if args.home is not None else config.home)
+    url = args.db if args.db is not None else config.database_url
+    station = args.station if args.station is not None else config.name
+    before = datetime.now(UTC) - timedelta(days=args.older_than_days)
+    try:
+        repo = VerdictRepository.open(home, url)
+    except ValueError as err:
+        raise CliError(f"{err} (home: {home})") from err
+    try:
+        report = repo.prune_images(before, station=station, audit_share=config.audit_share, dry_run=args.dry_run)
+        swept = [] if args.dry_run else repo.gc_orphan_images()
+    finally:
+        repo.engine.dispose()
+    verb = "would drop" if args.dry_run else "dropped"
+    print(
+        f"{station}: {verb} the images of {report.cups} cups checked before {before:%Y-%m-%d %H:%M} UTC: "
+        f"{report.files} files, {report.bytes / 1e6:.1f} MB"
+        + (f"; {len(swept)} files no row names any more removed" if swept else "")
+    )
+    return 0
