@@ -7,6 +7,7 @@ database states come back through the worker's signals.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from station.views.widgets import PREVIEW_STYLE, Thumbnail, to_pixmap
 from station.worker import CheckRequest, CheckResult, DbState, EmptyTrayRequest, Recheck, StoreResult, cut_thumbnail
 
 OVERLAY_HOLD_S = 8.0
+LOW_DISK_BYTES = 2_000_000_000
+"""Below this much free room on the station home's disk the status bar asks for ``cupcheck prune``."""
+NOT_SAVED = "NOT SAVED"
 """How long the coin outlines of a check stay on the live preview."""
 CHECK_TEXT = "Check cup  [Space]"
 RECHECK_TEXT = "Check the turned cup again  [Space]"
@@ -46,6 +50,9 @@ class OperatorController(QObject):
         cup_region: the cup's inner circle ``(cx, cy, radius)`` in frame pixels, drawn as a guide.
         auto_check: checks a cup by itself when this gate fires (``None``: only Space checks).
         home: the station home, where the empty-tray photo is kept (``None``: the button is hidden).
+        camera_size: ``(width, height)`` the camera was calibrated at; live frames of another size are named in
+            the status bar (every cup is then flagged for it).
+        low_disk_bytes: below this much free room on the home's disk the status bar asks for ``cupcheck prune``.
 
     Signals:
         check_requested(CheckRequest): a cup to judge (connect to the inference worker).
@@ -78,8 +85,10 @@ class OperatorController(QObject):
         auto_check: StillnessGate | None = None,
         home: Path | None = None,
         camera_size: tuple[int, int] | None = None,
+        low_disk_bytes: int = LOW_DISK_BYTES,
     ) -> None:
         super().__init__()
+        self.low_disk_bytes = low_disk_bytes
         self.view = view
         self.catalog = catalog
         self.orders = orders
@@ -235,6 +244,17 @@ class OperatorController(QObject):
         problem = self.camera_size_problem
         self.view.camera_label.setText(f"Camera {fps:.0f} fps" + (f" · {problem}" if problem else ""))
         self.view.camera_label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;" if problem else "")
+
+    def low_disk_note(self) -> str:
+        """``"disk: 1.2 GB free, run cupcheck prune"`` when the station home's disk has less than
+        :attr:`low_disk_bytes` free, else ``""``."""
+        if self._home is None:
+            return ""
+        try:
+            free = shutil.disk_usage(self._home).free
+        except OSError:
+            return ""
+        return f"disk: {free / 1e9:.1f} GB free, run cupcheck prune" if free < self.low_disk_bytes else ""
 
     @property
     def camera_size_problem(self) -> str:
@@ -416,6 +436,14 @@ class OperatorController(QObject):
             style = f"color: {FLAG_HEX}; font-weight: bold;"
         else:
             text, style = f"Database: ERROR ({result.message})", f"color: {FLAG_HEX}; font-weight: bold;"
+            # a cup whose verdict is on no record must not leave: its PASS or FLAG is replaced
+            self.view.banner.show_state(NOT_SAVED, FLAG_HEX)
+            self.view.reason.setText(
+                f"This verdict could not be saved ({result.message}). Put the cup aside and call a supervisor."
+            )
+        low = self.low_disk_note()
+        if low:
+            text, style = f"{text} · {low}", f"color: {FLAG_HEX}; font-weight: bold;"
         self.view.db_label.setText(text)
         self.view.db_label.setStyleSheet(style)
         self.store_shown.emit(result)

@@ -458,3 +458,52 @@ def test_the_camera_label_says_when_frames_are_not_of_the_size_set_up(
         else:
             assert label.text() == f"Camera 12 fps · {w}×{h}, set up at {2 * w}×{2 * h}: calibrate again"
             assert FLAG_HEX in label.styleSheet()
+
+
+def test_a_verdict_that_cannot_be_saved_sends_the_cup_aside(
+    qtbot: QtBot, window: MainWindow, database: Database
+) -> None:
+    scan_order(qtbot, window, ORDER)
+    assert check_with_space(qtbot, window).state is DbState.CONNECTED
+    store = database.repository.store.root
+    aside = store.with_name("captures-away")
+    os.rename(store, aside)
+    store.write_text("not a folder")  # the store cannot take the photograph, as on a full disk
+    try:
+        result = check_with_space(qtbot, window)
+        assert result.state is DbState.ERROR and result.verdict_id is None
+        assert window.view.banner.text() == "NOT SAVED" and window.view.banner.colour == FLAG_HEX
+        assert window.view.reason.text().startswith("This verdict could not be saved (")
+        assert window.view.reason.text().endswith("Put the cup aside and call a supervisor.")
+        assert window.view.db_label.text().startswith("Database: ERROR (")
+    finally:
+        store.unlink()
+        os.rename(aside, store)
+    assert check_with_space(qtbot, window).state is DbState.CONNECTED
+    assert window.view.banner.text() == "PASS" and window.view.db_label.text() == "Database: connected"
+
+
+def test_a_nearly_full_disk_asks_for_a_prune(
+    qtbot: QtBot,
+    tmp_path: Path,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    station_config: StationConfig,
+    replay_dir: Path,
+    clock: SteppingClock,
+) -> None:
+    orders = OrderBook({ORDER: catalog.types[0].type_id})
+    with shown_window(
+        qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, orders=orders, home=tmp_path
+    ) as win:
+        scan_order(qtbot, win, ORDER)
+        assert win.controller.low_disk_bytes == 2_000_000_000
+        win.controller.low_disk_bytes = 1  # whatever this disk holds, it has a byte free
+        assert check_with_space(qtbot, win).state is DbState.CONNECTED
+        assert win.view.db_label.text() == "Database: connected"
+        win.controller.low_disk_bytes = 10**18  # more than any disk holds: it reads as nearly full
+        assert check_with_space(qtbot, win).state is DbState.CONNECTED
+        assert win.view.db_label.text().startswith("Database: connected · disk: ")
+        assert win.view.db_label.text().endswith(" GB free, run cupcheck prune")
+        assert FLAG_HEX in win.view.db_label.styleSheet()
