@@ -90,26 +90,33 @@ class VerdictRepository:
 
     Args:
         engine: a migrated database (see :func:`db.session.init_db`).
-        home: the station home; images go under ``home/captures``.
+        home: the station home (its verdict journal is kept there).
+        store: the folder whose ``captures/`` holds the images (default ``home``). The stations of a site that
+            share one database give it one shared folder, so a review window or a nightly retrain on any PC sees
+            every station's photographs; names are content hashes written atomically, so stations never collide.
     """
 
-    def __init__(self, engine: Engine, home: Path) -> None:
+    def __init__(self, engine: Engine, home: Path, store: Path | None = None) -> None:
         self.engine = engine
-        self.store = ContentStore(home)
+        self.home = Path(home)
+        self.store = ContentStore(self.home if store is None else Path(store))
         self._sessions: sessionmaker[Session] = make_session_factory(engine)
         self._writes: sessionmaker[Session] = make_session_factory(engine, writes=True)
 
     @classmethod
-    def open(cls, home: Path, url: str | None = None, *, migrate: bool = True) -> VerdictRepository:
+    def open(
+        cls, home: Path, url: str | None = None, *, migrate: bool = True, store: Path | None = None
+    ) -> VerdictRepository:
         """Open the station's database (SQLite under ``home`` unless ``url`` is given), migrating it to head.
 
         Args:
-            home: the station home (database file when ``url`` is ``None``, and the image store).
+            home: the station home (database file when ``url`` is ``None``, the journal, and by default the images).
             url: a SQLAlchemy URL, e.g. ``postgresql+psycopg://cupcheck@dbhost/cupcheck``.
             migrate: run the Alembic upgrade first.
+            store: the image folder shared by the site's stations (default ``home``).
         """
         engine = init_db(url, home=home) if migrate else make_engine(url, home=home)
-        return cls(engine, home)
+        return cls(engine, home, store)
 
     # -- operators --------------------------------------------------------------------------------------------
 

@@ -121,12 +121,12 @@ class SpoolingRepository:
 
     Args:
         repository: the database-backed repository.
-        spool_path: the journal file; ``<store home>/verdict-spool.jsonl`` by default.
+        spool_path: the journal file; ``<station home>/verdict-spool.jsonl`` by default.
     """
 
     def __init__(self, repository: VerdictRepository, spool_path: Path | None = None) -> None:
         self.repository = repository
-        self.spool = VerdictSpool(spool_path or repository.store.home / SPOOL_FILENAME)
+        self.spool = VerdictSpool(spool_path or repository.home / SPOOL_FILENAME)  # local, even with a shared store
         self._pending = len(self.spool)
 
     def log_verdict(self, record: VerdictRecord) -> int | None:

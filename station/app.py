@@ -269,17 +269,17 @@ def qt_application() -> QApplication:
     return QApplication(sys.argv[:1])
 
 
-def open_repository(home: Path, url: str | None) -> SpoolingRepository:
+def open_repository(home: Path, url: str | None, store: Path | None = None) -> SpoolingRepository:
     """The station's verdict log behind a spool; when the database cannot be reached at start, verdicts spool.
 
     Raises:
         ValueError: a malformed database URL.
     """
     try:
-        repository = VerdictRepository.open(home, url)
+        repository = VerdictRepository.open(home, url, store=store)
     except UNREACHABLE_ERRORS:
         _log.warning("database unreachable at start-up; verdicts will be journalled until it is back")
-        repository = VerdictRepository.open(home, url, migrate=False)
+        repository = VerdictRepository.open(home, url, migrate=False, store=store)
     return SpoolingRepository(repository)
 
 
@@ -368,7 +368,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         print(f"warning: {pipeline.uncertified}", file=sys.stderr)
     catalog = TypeCatalog.from_gallery(home / "gallery")
     orders: OrderLookup = OrderBook.from_csv(home / ORDERS_FILE)
-    repository = open_repository(home, config.database_url)
+    repository = open_repository(home, config.database_url, config.store)
     if demo:
         from station.demo import DEMO_OPERATOR
 
@@ -410,6 +410,7 @@ def run_review(
     bundle: Path | None = None,
     target_precision: float | None = None,
     audit_share: float = 0.0,
+    store: Path | None = None,
 ) -> int:
     """Open the supervisor window after a supervisor's sign-in; return the exit code (1 when cancelled).
 
@@ -423,7 +424,7 @@ def run_review(
     gallery_dir = home / "gallery"
     catalog = TypeCatalog.from_gallery(gallery_dir) if Gallery.exists(gallery_dir) else TypeCatalog([], _no_picture)
     app = qt_application()
-    repository = VerdictRepository.open(home, url)
+    repository = VerdictRepository.open(home, url, store=store)
     supervisor = sign_in_dialog(repository, "cupcheck review: supervisor sign-in", SUPERVISOR)
     if supervisor is None:
         return 1

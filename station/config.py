@@ -4,6 +4,7 @@ A minimal file names nothing at all (every field has a default); a typical one::
 
     name = "packing-2"
     database_url = "postgresql+psycopg://cupcheck@dbhost/cupcheck"
+    store = "/mnt/cupcheck-share"   # the site's stations keep their images in one shared folder
     target_precision = 0.995
     audit_share = 0.02      # PASSes put in front of the supervisor to check
     sound = true
@@ -105,6 +106,9 @@ class StationConfig(_Strict):
         home: the station home (gallery, models, database, captures); ``None`` means ``$CUPCHECK_HOME`` or the
             user data directory.
         database_url: a SQLAlchemy URL; ``None`` means the SQLite file under the home.
+        store: the folder whose ``captures/`` keeps the photographs and coin crops; ``None`` means the home. The
+            stations sharing one database give it one shared folder (a network share), so the review window and the
+            nightly retrain on any PC see every station's images.
         bundle: the verdict model's bundle JSON; ``None`` means the one shipped with the package.
         target_precision: the precision a PASS must reach (default 99.5 %); the calibrated threshold is chosen
             for it.
@@ -125,6 +129,7 @@ class StationConfig(_Strict):
     camera: CameraConfig = Field(default_factory=lambda: CameraConfig())
     home: Path | None = None
     database_url: str | None = None
+    store: Path | None = None
     bundle: Path | None = None
     target_precision: float = Field(default=DEFAULT_TARGET, gt=0.5, lt=1.0)
     cup_region: CupRegion | None = None

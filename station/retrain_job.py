@@ -61,6 +61,7 @@ class RetrainOptions:
 
     Attributes:
         url: database URL (``None``: the home's SQLite file).
+        store: the folder the stations keep their images in (``None``: the home).
         config: the refit's settings.
         report_dir: where the Markdown report and its plots go (``None``: ``home/models/reports/<version>``).
         promote: promote a candidate that passes the gate (``False``: evaluate and register only).
@@ -68,6 +69,7 @@ class RetrainOptions:
     """
 
     url: str | None = None
+    store: Path | None = None
     config: RetrainConfig = field(default_factory=RetrainConfig)
     report_dir: Path | None = None
     promote: bool = True
@@ -257,7 +259,7 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
     current = load_bundle(bundle_path)
     current_name = load_registry(home).current or SHIPPED
     _log.info("retrain: model in force %s (%s)", current.version, current_name)
-    repo = VerdictRepository.open(home, opts.url)
+    repo = VerdictRepository.open(home, opts.url, store=opts.store)
     try:
         export = repo.training_export()
         mark = label_watermark(home)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from station.errors import CliError
@@ -31,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--config", default=None, metavar="FILE", help="station TOML file (name, database, audit share)")
     p.add_argument("--home", default=None, metavar="DIR", help="station home (default: config, $CUPCHECK_HOME, ...)")
     p.add_argument("--db", default=None, metavar="URL", help="database URL (default: the config's, else SQLite)")
+    p.add_argument("--store", default=None, metavar="DIR", help="image folder (default: the config's, else the home)")
     p.add_argument("--station", default=None, help="station name (default: the config's)")
     p.add_argument("--dry-run", action="store_true", help="count what would go, change nothing")
     p.set_defaults(func=run)
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     station = args.station if args.station is not None else config.name
     before = datetime.now(UTC) - timedelta(days=args.older_than_days)
     try:
-        repo = VerdictRepository.open(home, url)
+        store = Path(args.store) if args.store is not None else config.store
+        repo = VerdictRepository.open(home, url, store=store)
     except ValueError as err:
         raise CliError(f"{err} (home: {home})") from err
     try:

@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
     p.add_argument("--db", default=None, metavar="URL", help="database URL (default: the home's SQLite file)")
+    p.add_argument("--store", default=None, metavar="DIR", help="the stations' shared image folder (default: home)")
     p.add_argument(
         "--no-embedder",
         action="store_true",
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     )
     opts = RetrainOptions(
         url=args.db,
+        store=None if args.store is None else Path(args.store),
         config=cfg,
         report_dir=None if args.report is None else Path(args.report),
         promote=not args.dry_run,

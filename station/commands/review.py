@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Sign in as a supervisor, then confirm or correct the flagged and borderline cups of the "
         "verdict log, most informative first (keys C, T, N, D; F5 reloads).",
     )
-    p.add_argument("--config", default=None, metavar="FILE", help="station TOML file (for home and database)")
+    p.add_argument(
+        "--config", default=None, metavar="FILE", help="station TOML file (for home, database and image store)"
+    )
     p.add_argument("--home", default=None, metavar="DIR", help="station home")
     p.add_argument("--station", default=None, help="only this station's cups (default: all)")
     p.set_defaults(func=run)
@@ -41,7 +43,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return run_review(
-            home, config.database_url, args.station, config.bundle, config.target_precision, config.audit_share
+            home,
+            config.database_url,
+            args.station,
+            config.bundle,
+            config.target_precision,
+            config.audit_share,
+            store=config.store,
         )
     except (FileNotFoundError, ValueError) as err:
         raise CliError(f"{err} (home: {home})") from err

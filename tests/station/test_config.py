@@ -21,6 +21,7 @@ from station.config import ConfigError, StationConfig, config_from_dict, load_co
         ({"target_precision": 0.995}, lambda c: c.target_precision == 0.995),
         ({"cup_region": {"cx": 320, "cy": 240, "radius": 200}}, lambda c: c.cup_region.radius == 200),
         ({"database_url": "postgresql+psycopg://db/cupcheck"}, lambda c: c.database_url.startswith("postgresql")),
+        ({"store": "/mnt/cupcheck-share"}, lambda c: c.store == Path("/mnt/cupcheck-share")),
         ({}, lambda c: c.backend == "onnx"),
         ({"backend": "torch"}, lambda c: c.backend == "torch"),
         ({}, lambda c: c.audit_share == 0.02),

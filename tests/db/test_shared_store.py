@@ -1,0 +1,45 @@
+"""Stations of one site sharing their image folder: any PC's review or retrain sees every station's photographs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from db.repository import VerdictRepository
+from db.spool import SpoolingRepository
+from tests.db.factories import make_record
+
+JPEG_START = bytes([0xFF, 0xD8])
+
+
+def test_stations_sharing_a_store_see_each_others_photographs(db_url: str, tmp_path: Path) -> None:
+    shared = tmp_path / "share"
+    engine = create_engine(db_url)
+    try:
+        station_1 = VerdictRepository(engine, tmp_path / "station-1", store=shared)
+        station_2 = VerdictRepository(engine, tmp_path / "station-2", store=shared)
+        review = VerdictRepository(engine, tmp_path / "office", store=shared)
+        alone = VerdictRepository(engine, tmp_path / "office-alone")  # its own home's store: nothing in it
+        logged = [
+            station_1.log_verdict(make_record(1, station="station-1")),
+            station_2.log_verdict(make_record(2, station="station-2")),
+        ]
+        assert len(set(logged)) == 2
+        items = {item.station: item for item in review.review_queue(limit=10, margin=1.0)}
+        assert set(items) == {"station-1", "station-2"}
+        for item in items.values():
+            assert item.capture_ref is not None and review.read_blob(item.capture_ref)[:2] == JPEG_START
+            with pytest.raises(FileNotFoundError):
+                alone.read_blob(item.capture_ref)
+        # each station's journal stays in its own home, never in the shared folder
+        assert SpoolingRepository(station_1).spool.path.parent == tmp_path / "station-1"
+        assert not list(shared.glob("*.jsonl"))
+        # station 1 prunes its own old PASSes; station 2's photograph stays
+        report = station_1.prune_images(datetime(2027, 1, 1, tzinfo=UTC), station="station-1", min_age_s=0)
+        assert report.cups == 1 and report.files == 7
+        assert review.read_blob(items["station-2"].capture_ref or "")[:2] == JPEG_START
+    finally:
+        engine.dispose()
