@@ -104,7 +104,7 @@ class OperatorController(QObject):
         self._overlay_until = 0.0
         self._camera_lost = False
         self._cup_region = cup_region
-        self._camera_size = camera_size  # (width, height) the camera was calibrated at, when it was
+        self.camera_size = camera_size  # (width, height) the camera was calibrated at, when it was
         self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its first check
         self._auto = auto_check
         self._recheck: Recheck | None = None
@@ -260,10 +260,10 @@ class OperatorController(QObject):
     def camera_size_problem(self) -> str:
         """``"640×480, set up at 1280×720: calibrate again"`` while the live frames are not of the size the camera was
         calibrated at (every cup is then flagged), else ``""``."""
-        if self._frame is None or self._camera_size is None:
+        if self._frame is None or self.camera_size is None:
             return ""
         h, w = self._frame.image.shape[:2]
-        cw, ch = self._camera_size
+        cw, ch = self.camera_size
         return "" if (w, h) == (cw, ch) else f"{w}×{h}, set up at {cw}×{ch}: calibrate again"
 
     @property

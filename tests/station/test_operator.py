@@ -53,9 +53,12 @@ def window(
     station_config: StationConfig,
     replay_dir: Path,
     clock: SteppingClock,
+    tmp_path: Path,
 ) -> Iterator[MainWindow]:
     orders = OrderBook({ORDER: catalog.types[0].type_id})
-    with shown_window(qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, orders=orders) as win:
+    with shown_window(
+        qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, orders=orders, home=tmp_path
+    ) as win:
         yield win
 
 
@@ -424,40 +427,19 @@ def test_a_cup_taken_away_after_a_turn_first_flag_is_not_rechecked(
     assert window.view.reason.text() == "Put the cup under the camera and press Space."
 
 
-class _CalibratedAt:
-    """The test pipeline, its camera set up at ``size`` (as :attr:`models.pipeline.Pipeline.camera_size` says)."""
-
-    def __init__(self, inner: NearestTypePipeline, size: tuple[int, int]) -> None:
-        self._inner = inner
-        self.camera_size = size
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._inner, name)
-
-
-@pytest.mark.parametrize("scale", [1, 2])
-def test_the_camera_label_says_when_frames_are_not_of_the_size_set_up(
-    qtbot: QtBot,
-    pipeline: NearestTypePipeline,
-    spooling: SpoolingRepository,
-    catalog: TypeCatalog,
-    station_config: StationConfig,
-    replay_dir: Path,
-    clock: SteppingClock,
-    scale: int,
-) -> None:
-    first = cv2.imread(str(replay_dir / "00_pure.png"))
-    assert first is not None
-    h, w = first.shape[:2]
-    calibrated = _CalibratedAt(pipeline, (w * scale, h * scale))
-    with shown_window(qtbot, calibrated, spooling, catalog, station_config, replay_dir, clock) as win:  # type: ignore[arg-type]
-        win.controller.show_fps(12.0)
-        label = win.view.camera_label
-        if scale == 1:
-            assert label.text() == "Camera 12 fps" and win.controller.camera_size_problem == ""
-        else:
-            assert label.text() == f"Camera 12 fps · {w}×{h}, set up at {2 * w}×{2 * h}: calibrate again"
-            assert FLAG_HEX in label.styleSheet()
+def test_the_camera_label_says_when_frames_are_not_of_the_size_set_up(window: MainWindow) -> None:
+    frame = window.controller.frame
+    assert frame is not None
+    h, w = frame.image.shape[:2]
+    label = window.view.camera_label
+    assert window.controller.camera_size is None  # the test pipeline says nothing of a calibration
+    window.controller.camera_size = (w, h)
+    window.controller.show_fps(12.0)
+    assert label.text() == "Camera 12 fps" and window.controller.camera_size_problem == ""
+    window.controller.camera_size = (2 * w, 2 * h)  # calibrated at twice the size the camera now delivers
+    window.controller.show_fps(12.0)
+    assert label.text() == f"Camera 12 fps · {w}×{h}, set up at {2 * w}×{2 * h}: calibrate again"
+    assert FLAG_HEX in label.styleSheet()
 
 
 def test_a_verdict_that_cannot_be_saved_sends_the_cup_aside(
@@ -483,27 +465,14 @@ def test_a_verdict_that_cannot_be_saved_sends_the_cup_aside(
     assert window.view.banner.text() == "PASS" and window.view.db_label.text() == "Database: connected"
 
 
-def test_a_nearly_full_disk_asks_for_a_prune(
-    qtbot: QtBot,
-    tmp_path: Path,
-    pipeline: NearestTypePipeline,
-    spooling: SpoolingRepository,
-    catalog: TypeCatalog,
-    station_config: StationConfig,
-    replay_dir: Path,
-    clock: SteppingClock,
-) -> None:
-    orders = OrderBook({ORDER: catalog.types[0].type_id})
-    with shown_window(
-        qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, orders=orders, home=tmp_path
-    ) as win:
-        scan_order(qtbot, win, ORDER)
-        assert win.controller.low_disk_bytes == 2_000_000_000
-        win.controller.low_disk_bytes = 1  # whatever this disk holds, it has a byte free
-        assert check_with_space(qtbot, win).state is DbState.CONNECTED
-        assert win.view.db_label.text() == "Database: connected"
-        win.controller.low_disk_bytes = 10**18  # more than any disk holds: it reads as nearly full
-        assert check_with_space(qtbot, win).state is DbState.CONNECTED
-        assert win.view.db_label.text().startswith("Database: connected · disk: ")
-        assert win.view.db_label.text().endswith(" GB free, run cupcheck prune")
-        assert FLAG_HEX in win.view.db_label.styleSheet()
+def test_a_nearly_full_disk_asks_for_a_prune(qtbot: QtBot, window: MainWindow) -> None:
+    scan_order(qtbot, window, ORDER)
+    assert window.controller.low_disk_bytes == 2_000_000_000
+    window.controller.low_disk_bytes = 1  # whatever this disk holds, it has a byte free
+    assert check_with_space(qtbot, window).state is DbState.CONNECTED
+    assert window.view.db_label.text() == "Database: connected"
+    window.controller.low_disk_bytes = 10**18  # more than any disk holds: it reads as nearly full
+    assert check_with_space(qtbot, window).state is DbState.CONNECTED
+    assert window.view.db_label.text().startswith("Database: connected · disk: ")
+    assert window.view.db_label.text().endswith(" GB free, run cupcheck prune")
+    assert FLAG_HEX in window.view.db_label.styleSheet()
