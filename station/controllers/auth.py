@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtWidgets import QDialogButtonBox
 
 from db.records import OperatorInfo
 from station.views.login import LoginDialog
 
 SUPERVISOR = "supervisor"
 OPERATOR = "operator"
+FREE_ATTEMPTS = 3
+"""Refused attempts in a row before each further one locks the dialog for a while."""
+MAX_LOCK_S = 60
+"""The longest wait: the lock doubles from 1 s with each refusal after :data:`FREE_ATTEMPTS`, up to this."""
 
 
 class OperatorDirectory(Protocol):
@@ -59,11 +64,17 @@ class LoginController(QObject):
         directory: checks PINs.
         role: the role required (``"supervisor"`` for the review window), ``None`` for any.
 
+    After :data:`FREE_ATTEMPTS` refusals in a row, each further one locks OK for 1, 2, 4 ... seconds (at most
+    :data:`MAX_LOCK_S`), so a PIN cannot be guessed by trying them all at the keyboard (a four-digit PIN would
+    take days instead of minutes).
+
     Signals:
         refused(str): an attempt was refused; the reason.
+        unlocked(): the wait after a refusal is over.
     """
 
     refused = Signal(str)
+    unlocked = Signal()
 
     def __init__(self, dialog: LoginDialog, directory: OperatorDirectory, *, role: str | None = None) -> None:
         super().__init__()
@@ -71,20 +82,50 @@ class LoginController(QObject):
         self._directory = directory
         self._role = role
         self.result: SignIn | None = None
+        self.failures = 0
+        self._lock = QTimer(self)
+        self._lock.setSingleShot(True)
+        self._lock.timeout.connect(self._unlock)
         dialog.buttons.accepted.connect(self.attempt)
+
+    @property
+    def locked(self) -> bool:
+        """Whether OK waits after too many refusals."""
+        return self._lock.isActive()
 
     @Slot()
     def attempt(self) -> None:
         """Check the entered name and PIN; accept the dialog, or say why not and clear the PIN."""
+        if self.locked:
+            return
         self.result = sign_in(
             self._directory, self.dialog.name_edit.text(), self.dialog.pin_edit.text(), role=self._role
         )
         if self.result.allowed:
+            self.failures = 0
             self.dialog.accept()
             return
-        self.dialog.message.setText(self.result.message)
+        message = self.result.message
+        self.failures += 1
+        if self.failures > FREE_ATTEMPTS:
+            wait_s = min(MAX_LOCK_S, 2 ** (self.failures - FREE_ATTEMPTS - 1))
+            message = f"{message} Too many tries: wait {wait_s} s."
+            self._ok_button(False)
+            self._lock.start(wait_s * 1000)
+        self.dialog.message.setText(message)
         self.dialog.pin_edit.clear()
-        self.refused.emit(self.result.message)
+        self.refused.emit(message)
+
+    @Slot()
+    def _unlock(self) -> None:
+        self._ok_button(True)
+        self.dialog.message.setText("Try again.")
+        self.unlocked.emit()
+
+    def _ok_button(self, enabled: bool) -> None:
+        button = self.dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        if button is not None:
+            button.setEnabled(enabled)
 
     @property
     def operator(self) -> OperatorInfo | None:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QDialog
+from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
 from calibration.risk import ThresholdChoice
@@ -24,8 +24,8 @@ from models.synth.mint import generate_mint
 from models.types import Decision, Frame
 from station.app import ReviewWindow
 from station.camera import list_images
+from station.controllers.auth import FREE_ATTEMPTS, LoginController, sign_in
 from station.controllers.auth import SUPERVISOR as SUPERVISOR_ROLE
-from station.controllers.auth import LoginController, sign_in
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment
 from station.controllers.model_info import describe_bundle, describe_model
@@ -356,3 +356,36 @@ def test_a_ruling_cleanlab_suspects_comes_back_first_for_a_second_look(
         )
     finally:
         win.shutdown()
+
+
+def test_repeated_wrong_pins_lock_the_dialog_for_longer_each_time(qtbot: QtBot, database: Database) -> None:
+    dialog = LoginDialog("Supervisor sign-in")
+    qtbot.addWidget(dialog)
+    login = LoginController(dialog, database.repository, role=SUPERVISOR_ROLE)
+    dialog.show()
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    dialog.name_edit.setText(SUPERVISOR)
+
+    def wrong() -> str:
+        dialog.pin_edit.setText("0000")
+        with qtbot.waitSignal(login.refused) as refused:
+            dialog.buttons.accepted.emit()
+        return str(refused.args[0])
+
+    for _ in range(FREE_ATTEMPTS):
+        assert wrong() == "Name or PIN not recognised." and ok.isEnabled() and not login.locked
+    assert wrong() == "Name or PIN not recognised. Too many tries: wait 1 s."
+    assert login.locked and not ok.isEnabled()
+    dialog.pin_edit.setText(SUPERVISOR_PIN)
+    dialog.buttons.accepted.emit()  # the right PIN while locked is not even checked
+    assert login.operator is None and dialog.result() != QDialog.DialogCode.Accepted
+    with qtbot.waitSignal(login.unlocked, timeout=3000):
+        pass
+    assert ok.isEnabled() and dialog.message.text() == "Try again."
+    assert wrong().endswith("wait 2 s.")  # each refusal after the free ones doubles the wait
+    with qtbot.waitSignal(login.unlocked, timeout=4000):
+        pass
+    dialog.pin_edit.setText(SUPERVISOR_PIN)
+    with qtbot.waitSignal(dialog.accepted):
+        dialog.buttons.accepted.emit()
+    assert login.operator is not None and login.failures == 0
