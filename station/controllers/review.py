@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QListWidgetItem
 
 from db.records import AuditEntry, ReviewItem, StoredCoin
+from db.repository import PRUNED_REF
 from models.registry import SuspectLabels
 from models.types import Decision, UInt8Array
 from station.controllers.catalog import TypeCatalog
@@ -241,14 +242,13 @@ class ReviewController(QObject):
         item = self.items[cup_id]
         self.current = item
         coins = self.repository.cup_coins(cup_id)
-        photo = self._image(item.capture_ref)
         before = self.view.before_button
         before.blockSignals(True)
         before.setChecked(False)
         before.setText(BEFORE_TEXT)
         before.blockSignals(False)
         before.setVisible(item.recheck_of is not None)
-        self._show_photo(cup_id, photo, coins, item.expected_type)
+        photo = self._show_photo(cup_id, item.capture_ref, coins, item.expected_type)
         self.view.summary.setText(
             f"<b>Cup {cup_id}</b> — expected <b>{item.expected_type}</b>, station said "
             f"<b>{item.decision.value.upper()}</b> (p = {item.p_correct:.2f}, {needs(item.threshold)}); "
@@ -289,7 +289,7 @@ class ReviewController(QObject):
         if item is None or item.recheck_of is None:
             return
         cup, ref = (item.recheck_of, item.recheck_capture_ref) if checked else (item.cup_id, item.capture_ref)
-        self._show_photo(cup, self._image(ref), self.repository.cup_coins(cup), item.expected_type)
+        self._show_photo(cup, ref, self.repository.cup_coins(cup), item.expected_type)
         self.view.before_button.setText(BEFORE_SHOWN.format(cup=cup) if checked else BEFORE_TEXT)
 
     def toggle_before(self) -> None:
@@ -297,12 +297,17 @@ class ReviewController(QObject):
         if self.view.before_button.isVisible():
             self.view.before_button.toggle()
 
-    def _show_photo(self, cup_id: int, photo: UInt8Array | None, coins: list[StoredCoin], expected: str) -> None:
+    def _show_photo(self, cup_id: int, ref: str | None, coins: list[StoredCoin], expected: str) -> UInt8Array | None:
+        """Show the photograph ``ref`` of ``cup_id`` with its coins outlined, or say why there is none; return it."""
         self.shown_cup = cup_id
-        if photo is None:
+        photo = self._image(ref)
+        if ref == PRUNED_REF:
+            self.view.photo.show_text(f"The photo of cup {cup_id} was pruned (cupcheck prune); its verdict stays")
+        elif photo is None:
             self.view.photo.show_text(f"No photo stored for cup {cup_id}")
         else:
             self.view.photo.set_image(draw_coins(photo, coins, expected))
+        return photo
 
     def _image(self, ref: str | None) -> UInt8Array | None:
         if not ref:

@@ -389,3 +389,22 @@ def test_repeated_wrong_pins_lock_the_dialog_for_longer_each_time(qtbot: QtBot, 
     with qtbot.waitSignal(dialog.accepted):
         dialog.buttons.accepted.emit()
     assert login.operator is not None and login.failures == 0
+
+
+def test_a_cup_whose_images_were_pruned_says_so(
+    qtbot: QtBot, database: Database, logged: dict[str, int], supervisor: OperatorInfo, catalog: TypeCatalog
+) -> None:
+    report = database.repository.prune_images(datetime(2100, 1, 1, tzinfo=UTC), min_age_s=0)
+    assert report.cups == 1  # the pure cup's PASS; the mixed cup's FLAG keeps its images
+    win = ReviewWindow(database.repository, supervisor=supervisor, catalog=catalog, audit_share=1.0)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        cup = select_cup(win, logged["00_pure"])  # drawn for audit after its images went
+        assert not win.view.photo.has_image()
+        assert win.view.photo.text() == f"The photo of cup {cup} was pruned (cupcheck prune); its verdict stays"
+        assert win.view.thumbs.thumbnails() == []
+        select_cup(win, logged["01_mixed"])
+        assert win.view.photo.has_image() and len(win.view.thumbs.thumbnails()) == 4
+    finally:
+        win.shutdown()
