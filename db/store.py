@@ -86,7 +86,8 @@ class ContentStore:
         ref = ref_for(digest, ext)
         target = self.home / ref
         if target.is_file() and target.stat().st_size == len(data):
-            os.utime(target)  # in use again: the clean-ups leave files touched within their grace period alone
+            with contextlib.suppress(OSError):  # another station's file on a share may not be ours to touch
+                os.utime(target)  # in use again: the clean-ups leave files touched within their grace period alone
             return StoredBlob(digest, ref, len(data))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"

@@ -48,3 +48,12 @@ def test_refs_are_checked(tmp_path: Path) -> None:
         ref_for("ABC", "jpg")
     with pytest.raises(ValueError):
         ref_for("0" * 64, "j/g")
+
+
+def test_reusing_a_file_renews_its_time_so_clean_ups_spare_it(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path)
+    data = make_jpeg(3)
+    path = store.path(store.put(data, "jpg").ref)
+    os.utime(path, (1_000_000, 1_000_000))  # written long ago
+    assert store.put(data, "jpg").ref == ref_for(sha256_hex(data), "jpg")  # another cup with the same bytes
+    assert path.stat().st_mtime > 1_000_000 + 3600
