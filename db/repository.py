@@ -295,7 +295,8 @@ class VerdictRepository:
             station: only this station's cups.
             margin: how close to the threshold a PASS must be to need review.
             weights: score weights.
-            window: how many of the newest candidates to score (suspects are always among them).
+            window: how many of the newest FLAGs and low-margin cups to score, and as many of the newest PASSes for
+                the audit draw (suspects are always among them).
             suspects: cup ids whose rulings look wrong (:func:`models.registry.suspect_labels`).
             suspects_since: when they were ranked; a ruling made later is the second look.
         """
@@ -309,16 +310,16 @@ class VerdictRepository:
         unanswered = select(Verdict.id).join(Cup, Cup.id == Verdict.cup_id).where(Cup.id.not_in(answered))
         if station is not None:
             unanswered = unanswered.join(Station, Station.id == Cup.station_id).where(Station.name == station)
-        wanted = [Verdict.decision == Decision.FLAG, func.abs(Verdict.p_correct - Verdict.threshold) < margin]
-        if audit_share > 0.0:
-            wanted.append(Verdict.decision == Decision.PASS)  # drawn for audit below, by cup id
-        newest = (
-            unanswered.where(or_(*wanted)).order_by(Verdict.created_at.desc(), Verdict.id.desc()).limit(window)
-        ).subquery()
-        newest_ids = select(newest.c.id)
-        picked = (  # the suspects too, whatever their verdict or age
-            union(newest_ids, unanswered.where(Cup.id.in_(suspected))) if suspected else newest_ids
-        ).cte("picked")
+        newest_first = (Verdict.created_at.desc(), Verdict.id.desc())
+        wanted = or_(Verdict.decision == Decision.FLAG, func.abs(Verdict.p_correct - Verdict.threshold) < margin)
+        parts = [select(unanswered.where(wanted).order_by(*newest_first).limit(window).subquery().c.id)]
+        if audit_share > 0.0:  # the PASSes the audit may draw (by cup id, below): a window of their own, so that
+            # a day of PASSes does not push the FLAGs out of the queue
+            passes = unanswered.where(Verdict.decision == Decision.PASS).order_by(*newest_first).limit(window)
+            parts.append(select(passes.subquery().c.id))
+        if suspected:  # whatever their verdict or age
+            parts.append(unanswered.where(Cup.id.in_(suspected)))
+        picked = (union(*parts) if len(parts) > 1 else parts[0]).cte("picked")
         cup_ids = select(Verdict.cup_id).join(picked, picked.c.id == Verdict.id)
         coin_stats = (
             select(
@@ -609,7 +610,7 @@ class VerdictRepository:
         coins, and the PASS audit (``audit_share``, the review window's) did not draw it. A check that a re-check
         answers (the operator turned coins over) goes with its re-check: both qualify when the re-check does and
         nobody ruled on either. Its verdict, its coins (boxes, matches, embeddings) and its capture's digest and
-        size stay; the capture's reference becomes :data:`PRUNED_REF` (the review window shows "no photo") and the
+        size stay; the capture's reference becomes :data:`PRUNED_REF` (the review window says it was pruned) and the
         coins' crop and mask references are cleared. A file another cup still names stays, and so does one written
         or reused within ``min_age_s`` (a write in flight may be about to name it).
 

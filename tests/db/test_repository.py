@@ -283,6 +283,17 @@ def test_review_queue_draws_confident_passes_for_audit_and_counts_their_rulings(
     assert len(still) == 3 and all(it.audit and not it.labelled and it.cup_id in drawn[3:] for it in still)
 
 
+def test_a_day_of_passes_does_not_push_the_flags_out_of_the_audited_queue(repo: VerdictRepository) -> None:
+    flags = [
+        _cup_of(repo, repo.log_verdict(make_record(200 + k, decision=Decision.FLAG, p_correct=0.3))) for k in (0, 1)
+    ]
+    passes = [_cup_of(repo, repo.log_verdict(make_record(210 + k, p_correct=0.999))) for k in range(12)]  # newer
+    queue = repo.review_queue(limit=50, margin=0.05, audit_share=0.5, window=4)
+    assert sorted(it.cup_id for it in queue if not it.audit) == flags  # the FLAGs' window is their own
+    drawn = [it.cup_id for it in queue if it.audit]
+    assert drawn and set(drawn) <= set(passes[-4:])  # the audit draws among the newest PASSes of its window
+
+
 def test_review_queue_shows_suspected_rulings_first_until_someone_rules_again(repo: VerdictRepository) -> None:
     confident = _cup_of(repo, repo.log_verdict(make_record(70, p_correct=0.999)))  # never a candidate by itself
     flagged = _cup_of(repo, repo.log_verdict(make_record(71, decision=Decision.FLAG, p_correct=0.5)))
