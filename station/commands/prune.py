@@ -23,8 +23,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "prune",
         help="drop the images of old PASSes nobody ruled on, to keep the station's store bounded",
         description="Drop the photograph and coin crops of every cup of this station checked more than "
-        "--older-than-days ago that PASSed, that nobody ever ruled on, that is no re-check nor answered by one, "
-        "and that the PASS audit did not draw. Verdicts, coins and their embeddings stay; FLAGs, ruled cups and "
+        "--older-than-days ago that PASSed, that nobody ever ruled on and that the PASS audit did not draw; the "
+        "first check of a cup turned over goes with its re-check. Verdicts, coins and their embeddings stay; FLAGs, "
+        "ruled cups and "
         "audited PASSes keep their images. A file another cup names stays, and so does one written in the last hour "
         "(the next run removes it, with any other file older than an hour that no row names).",
     )
