@@ -636,26 +636,21 @@ class VerdictRepository:
                 session.execute(select(Cup.recheck_of_id, Cup.id).where(Cup.recheck_of_id.is_not(None))).all()
             )
         old = {cup: decision for cup, _, decision, _ in rows}
-
-        def settled(cup: int) -> bool:  # an old PASS, never ruled on, not drawn for the audit
-            return old.get(cup) == Decision.PASS and cup not in ruled and not audit_pick(cup, audit_share)
-
         cups = []
         for cup, first, _, pruned in rows:
-            if pruned or cup in ruled or (first is not None and first in ruled):
-                continue
             final = answer.get(cup, cup)  # a check a re-check answers goes with that re-check
-            if final != cup and final in ruled:
-                continue
-            if settled(final):
+            if pruned or {cup, first, final} & ruled or audit_pick(final, audit_share):
+                continue  # done already, or a person ruled on some check of this cup, or the audit drew it
+            if old.get(final) == Decision.PASS:  # the re-check too is old
                 cups.append(cup)
         cups.sort()
         cutoff = time.time() - min_age_s
         files = n_bytes = 0
         for start in range(0, len(cups), _GC_BATCH):
             batch = cups[start : start + _GC_BATCH]
-            with self._writes.begin() as session:
-                refs = _refs_of(session, batch) - _referenced_elsewhere(session, batch)
+            with (self._sessions if dry_run else self._writes).begin() as session:
+                refs = _refs_of(session, batch)
+                refs -= _referenced(session, sorted(refs), outside=batch)  # identical bytes another cup names
                 if not dry_run:
                     session.execute(update(Capture).where(Capture.cup_id.in_(batch)).values(ref=PRUNED_REF))
                     session.execute(update(Coin).where(Coin.cup_id.in_(batch)).values(crop_ref=None, mask_ref=None))
@@ -776,11 +771,15 @@ def _label_value(kind: LabelKind, corrected_type: str | None) -> str:
     return f"{kind.value}:{corrected_type}" if kind is LabelKind.CORRECTED else kind.value
 
 
-def _referenced(session: Session, refs: Sequence[str]) -> set[str]:
+def _referenced(session: Session, refs: Sequence[str], outside: Sequence[int] = ()) -> set[str]:
+    """Which of ``refs`` a capture or coin names (only those of cups not in ``outside``, when given)."""
     used: set[str] = set()
-    used.update(session.scalars(select(Capture.ref).where(Capture.ref.in_(refs))).all())
-    used.update(r for r in session.scalars(select(Coin.crop_ref).where(Coin.crop_ref.in_(refs))).all() if r)
-    used.update(r for r in session.scalars(select(Coin.mask_ref).where(Coin.mask_ref.in_(refs))).all() if r)
+    for column, owner in ((Capture.ref, Capture.cup_id), (Coin.crop_ref, Coin.cup_id), (Coin.mask_ref, Coin.cup_id)):
+        for start in range(0, len(refs), _GC_BATCH):
+            query = select(column).where(column.in_(refs[start : start + _GC_BATCH]))
+            if outside:
+                query = query.where(owner.not_in(outside))
+            used.update(r for r in session.scalars(query).all() if r)
     return used
 
 
@@ -790,20 +789,6 @@ def _refs_of(session: Session, cups: Sequence[int]) -> set[str]:
     for crop, mask in session.execute(select(Coin.crop_ref, Coin.mask_ref).where(Coin.cup_id.in_(cups))).all():
         refs.update(r for r in (crop, mask) if r)
     return refs
-
-
-def _referenced_elsewhere(session: Session, cups: Sequence[int]) -> set[str]:
-    """Which references of ``cups`` another cup names too (the store keeps one file for identical bytes)."""
-    pool = union(
-        select(Capture.ref.label("ref")).where(Capture.cup_id.in_(cups)),
-        select(Coin.crop_ref).where(Coin.cup_id.in_(cups)),
-        select(Coin.mask_ref).where(Coin.cup_id.in_(cups)),
-    ).subquery()
-    used: set[str] = set()
-    for column, owner in ((Capture.ref, Capture.cup_id), (Coin.crop_ref, Coin.cup_id), (Coin.mask_ref, Coin.cup_id)):
-        query = select(column).where(column.in_(select(pool.c.ref)), owner.not_in(cups))
-        used.update(r for r in session.scalars(query).all() if r)
-    return used
 
 
 def _flip(side: Side | None) -> Side | None:
