@@ -197,12 +197,20 @@ def current_bundle_path(home: Path) -> Path | None:
     Raises:
         RegistryError: the registry names a version whose bundle is missing.
     """
-    reg = load_registry(home)
-    if reg.current is None:
+    return bundle_path(home, load_registry(home).current or SHIPPED)
+
+
+def bundle_path(home: Path, name: str) -> Path | None:
+    """The bundle JSON of the registered version ``name``, ``None`` for :data:`SHIPPED` (the shipped bundle).
+
+    Raises:
+        RegistryError: the version has no bundle in the registry.
+    """
+    if name == SHIPPED:
         return None
-    path = version_dir(home, reg.current) / BUNDLE_FILE
+    path = version_dir(home, name) / BUNDLE_FILE
     if not path.is_file():
-        raise RegistryError(f"the registry's current model {reg.current} has no bundle at {path}")
+        raise RegistryError(f"the registry's model {name} has no bundle at {path}")
     return path
 
 

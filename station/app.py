@@ -30,6 +30,7 @@ from station.config import StationConfig
 from station.controllers.auth import SUPERVISOR, LoginController
 from station.controllers.catalog import ORDERS_FILE, OrderBook, OrderLookup, TypeCatalog
 from station.controllers.enrol import Enrolment
+from station.controllers.model_follow import ModelFeed, ModelFollower, RegistryFeed
 from station.controllers.operator import OperatorController
 from station.controllers.preview import PumpThread, start_pump
 from station.controllers.review import ReviewController, ReviewRepository
@@ -38,7 +39,7 @@ from station.controllers.stillness import StillnessGate
 from station.views.login import LoginDialog
 from station.views.operator import OperatorView
 from station.views.review import ReviewView
-from station.worker import BackgroundThread, VerdictSink, VerdictSource, WorkerThread, start_worker
+from station.worker import BackgroundThread, VerdictSink, VerdictSource, WorkerThread, model_version, start_worker
 
 if TYPE_CHECKING:
     from models.embedder import Embedder
@@ -65,6 +66,8 @@ class MainWindow(QMainWindow):
         sound: the verdict's sound cue (default: spoken when ``config.sound``, else silent).
         clock: monotonic seconds for the preview's frame rate and the outlines' hold time.
         home: the station home: the operator can photograph the empty tray into it (``None``: no such button).
+        follow: the feed of the model in force and the name of the one ``pipeline`` is: the window loads the model
+            put in force later and the worker judges the next cups with it (``None``: ``pipeline`` stays).
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class MainWindow(QMainWindow):
         clock: Clock = time.monotonic,
         parent: QWidget | None = None,
         home: Path | None = None,
+        follow: tuple[ModelFeed, str] | None = None,
     ) -> None:
         super().__init__(parent)
         self.config = config
@@ -89,7 +93,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.view)
         if sound is None:
             sound = SpokenCue(config.pass_word, config.flag_word) if config.sound else Silent()
-        version = str(getattr(pipeline, "version", "") or getattr(pipeline, "model_version", "") or "")
+        version = model_version(pipeline)
         self.controller = OperatorController(
             self.view,
             catalog,
@@ -115,6 +119,12 @@ class MainWindow(QMainWindow):
         worker.check_failed.connect(self.controller.show_failure)
         worker.nothing_seen.connect(self.controller.nothing_seen)
         worker.stored.connect(self.controller.show_store)
+        worker.model_changed.connect(self.controller.show_model)
+        self.follower: ModelFollower | None = None
+        if follow is not None:
+            self.follower = ModelFollower(*follow, clock=clock)
+            self.follower.loaded.connect(worker.use_pipeline)
+            self.follower.problem.connect(self.controller.show_model_problem)
         pending = _pending(repository)
         if pending:
             self.view.db_label.setText(f"Database: spooling, {pending} verdicts waiting")
@@ -158,9 +168,11 @@ class MainWindow(QMainWindow):
         return self._pump
 
     def shutdown(self) -> None:
-        """Stop the camera and the worker threads (idempotent)."""
+        """Stop the camera, the model follower and the worker threads (idempotent)."""
         self._flush.stop()
         self._pump.stop()
+        if self.follower is not None:
+            self.follower.stop()
         self._worker.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -359,13 +371,23 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         cam = config.camera
         home = prepare_demo_home(home, n_types=cam.simulator_types, seed=cam.simulator_seed, bundle_path=config.bundle)
         config = config.model_copy(update={"camera": cam.model_copy(update={"kind": "simulator"}), "auto_check": True})
-    from models.registry import resolve_bundle
 
-    pipeline = Pipeline.load(
-        home, resolve_bundle(home, config.bundle), target_precision=config.target_precision, backend=config.backend
-    )
-    if pipeline.uncertified:
-        print(f"warning: {pipeline.uncertified}", file=sys.stderr)
+    def load(bundle: Path | None) -> Pipeline:
+        loaded = Pipeline.load(home, bundle, target_precision=config.target_precision, backend=config.backend)
+        if loaded.uncertified:
+            print(f"warning: {loaded.uncertified}", file=sys.stderr)
+        return loaded
+
+    follow: tuple[ModelFeed, str] | None = None
+    if config.bundle is not None:
+        pipeline = load(config.bundle)
+    else:  # the registry's model in force, and later whichever is put in force there
+        from models.registry import bundle_path
+
+        feed = RegistryFeed(config.models or home, load)
+        name = feed.in_force()
+        pipeline = load(bundle_path(feed.models, name))
+        follow = (feed, name)
     catalog = TypeCatalog.from_gallery(home / "gallery")
     orders: OrderLookup = OrderBook.from_csv(home / ORDERS_FILE)
     repository = open_repository(home, config.database_url, config.store)
@@ -379,18 +401,24 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
             return None
         operator_name = operator.name
     source = open_source(config.camera)
+    window = MainWindow(
+        pipeline,
+        repository,
+        source,
+        config,
+        operator=operator_name,
+        catalog=catalog,
+        orders=orders,
+        home=home,
+        follow=follow,
+    )
     if not demo:
-        return MainWindow(
-            pipeline, repository, source, config, operator=operator_name, catalog=catalog, orders=orders, home=home
-        )
+        return window
 
     from station.camera import SimulatorSource
     from station.demo import DemoDriver
 
     assert isinstance(source, SimulatorSource)
-    window = MainWindow(
-        pipeline, repository, source, config, operator=operator_name, catalog=catalog, orders=orders, home=home
-    )
     view, controller = window.view, window.controller
 
     def choose(type_id: str, cup: str) -> None:
@@ -411,16 +439,19 @@ def run_review(
     target_precision: float | None = None,
     audit_share: float = 0.0,
     store: Path | None = None,
+    models: Path | None = None,
 ) -> int:
     """Open the supervisor window after a supervisor's sign-in; return the exit code (1 when cancelled).
 
-    Enrolment from the window uses the embedder of ``bundle`` (default: the shipped bundle).
+    Enrolment from the window uses the embedder of ``bundle`` (default: the model in force in the registry under
+    ``models``, else the home's, else the shipped bundle).
     """
     from models.gallery import Gallery
     from models.registry import resolve_bundle, suspect_labels
     from station.controllers.model_info import describe_model
 
-    bundle = resolve_bundle(home, bundle)  # the registry's version in force, else the shipped bundle
+    registry = models or home
+    bundle = resolve_bundle(registry, bundle)  # the registry's version in force, else the shipped bundle
     gallery_dir = home / "gallery"
     catalog = TypeCatalog.from_gallery(gallery_dir) if Gallery.exists(gallery_dir) else TypeCatalog([], _no_picture)
     app = qt_application()
@@ -437,7 +468,7 @@ def run_review(
         enrolment=enrolment,
         model=describe_model(bundle, target_precision),
         audit_share=audit_share,
-        suspects=suspect_labels(home),
+        suspects=suspect_labels(registry),
     )
     window.show()
     code = app.exec()

@@ -5,6 +5,7 @@ A minimal file names nothing at all (every field has a default); a typical one::
     name = "packing-2"
     database_url = "postgresql+psycopg://cupcheck@dbhost/cupcheck"
     store = "/mnt/cupcheck-share"   # the site's stations keep their images in one shared folder
+    models = "/mnt/cupcheck-share"  # ... and follow one registry of verdict models (the nightly retrain's)
     target_precision = 0.995
     audit_share = 0.02      # PASSes put in front of the supervisor to check
     sound = true
@@ -109,7 +110,12 @@ class StationConfig(_Strict):
         store: the folder whose ``captures/`` keeps the photographs and coin crops; ``None`` means the home. The
             stations sharing one database give it one shared folder (a network share), so the review window and the
             nightly retrain on any PC see every station's images.
-        bundle: the verdict model's bundle JSON; ``None`` means the one shipped with the package.
+        models: the folder whose ``models/`` holds the registry of verdict models (:mod:`models.registry`);
+            ``None`` means the home. The stations sharing one database give it one shared folder, so the model the
+            nightly retrain promotes there (or a supervisor rolls back to) is the one every station runs: a running
+            station loads it between cups.
+        bundle: the verdict model's bundle JSON; ``None`` means the registry's model in force, else the one shipped
+            with the package. A station given a bundle keeps it while it runs.
         target_precision: the precision a PASS must reach (default 99.5 %); the calibrated threshold is chosen
             for it.
         cup_region: the cup's inner circle, ``None`` for the whole frame.
@@ -130,6 +136,7 @@ class StationConfig(_Strict):
     home: Path | None = None
     database_url: str | None = None
     store: Path | None = None
+    models: Path | None = None
     bundle: Path | None = None
     target_precision: float = Field(default=DEFAULT_TARGET, gt=0.5, lt=1.0)
     cup_region: CupRegion | None = None

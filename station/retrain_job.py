@@ -62,14 +62,17 @@ class RetrainOptions:
     Attributes:
         url: database URL (``None``: the home's SQLite file).
         store: the folder the stations keep their images in (``None``: the home).
+        models: the folder whose ``models/`` holds the registry the candidate is recorded and promoted in (``None``:
+            the home); the stations of a site share one, so they all follow the model promoted there.
         config: the refit's settings.
-        report_dir: where the Markdown report and its plots go (``None``: ``home/models/reports/<version>``).
+        report_dir: where the Markdown report and its plots go (``None``: ``reports/<version>`` in the registry).
         promote: promote a candidate that passes the gate (``False``: evaluate and register only).
         progress: tqdm bars.
     """
 
     url: str | None = None
     store: Path | None = None
+    models: Path | None = None
     config: RetrainConfig = field(default_factory=RetrainConfig)
     report_dir: Path | None = None
     promote: bool = True
@@ -99,9 +102,10 @@ class RetrainOutcome:
     audit: PassAudit | None = None
 
 
-def attach_log_file(home: Path) -> logging.Handler:
-    """Append the retrain log to ``home/models/retrain.log`` (returns the handler so the caller may remove it)."""
-    root = registry_root(home)
+def attach_log_file(models: Path) -> logging.Handler:
+    """Append the retrain log to ``models/models/retrain.log``, beside the registry it records in (returns the
+    handler so the caller may remove it)."""
+    root = registry_root(models)
     root.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(root / LOG_FILE)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -127,17 +131,17 @@ def _parse(ts: str | None) -> datetime | None:
     return None if not ts else datetime.fromisoformat(ts)
 
 
-def label_watermark(home: Path) -> datetime | None:
-    """The newest label any registered version was trained on (``None``: nothing registered)."""
-    marks = [m for m in (_parse(e.labels_until) for e in load_registry(home).versions) if m is not None]
+def label_watermark(models: Path) -> datetime | None:
+    """The newest label any version registered under ``models`` was trained on (``None``: nothing registered)."""
+    marks = [m for m in (_parse(e.labels_until) for e in load_registry(models).versions) if m is not None]
     return max(marks) if marks else None
 
 
-def versions_with_embedder(home: Path, embedder_version: str) -> set[str]:
+def versions_with_embedder(models: Path, embedder_version: str) -> set[str]:
     """Bundle versions (shipped and registered) whose embeddings are ``embedder_version``'s (the embedder's, or with
     a fine-tuned output layer the adapter's): their logged embeddings can be reused as they are."""
     out: set[str] = set()
-    paths = [DEFAULT_BUNDLE] + [version_dir(home, e.version) / "verdict.json" for e in load_registry(home).versions]
+    paths = [DEFAULT_BUNDLE] + [version_dir(models, e.version) / "verdict.json" for e in load_registry(models).versions]
     for path in paths:
         try:
             b = load_bundle(path)
@@ -251,18 +255,22 @@ def _newest(export: TrainingExport) -> datetime | None:
 def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOutcome:
     """Retrain from every label in the verdict log and promote the candidate when the gate allows.
 
+    ``home`` gives the gallery the labelled cups are judged against (and the database and images unless
+    ``options`` name others); the registry is ``options.models``'s, else the home's.
+
     Raises:
         FileNotFoundError, ValueError: no gallery, a damaged bundle or registry.
     """
     opts = options or RetrainOptions()
-    bundle_path = current_bundle_path(home)
+    models = opts.models or home
+    bundle_path = current_bundle_path(models)
     current = load_bundle(bundle_path)
-    current_name = load_registry(home).current or SHIPPED
+    current_name = load_registry(models).current or SHIPPED
     _log.info("retrain: model in force %s (%s)", current.version, current_name)
     repo = VerdictRepository.open(home, opts.url, store=opts.store)
     try:
         export = repo.training_export()
-        mark = label_watermark(home)
+        mark = label_watermark(models)
         stamps = [c.labelled_at for c in export.cups] + [c.labelled_at for c in export.coins]
         new = sum(1 for t in stamps if mark is None or t > mark)
         audit = pass_audit(export)
@@ -273,11 +281,11 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
             return RetrainOutcome(EXIT_NOTHING_TO_DO, msg, audit=audit)
         _log.info("exported %d labelled cups, %d coins (%d new labels)", len(export.cups), len(export.coins), new)
         pipeline = Pipeline.load(home, bundle_path, with_detector=False)
-        reusable = versions_with_embedder(home, pipeline.embedder.version)
+        reusable = versions_with_embedder(models, pipeline.embedder.version)
         cups = labelled_cups(repo, export, pipeline, reusable, progress=opts.progress)
     finally:
         repo.engine.dispose()
-    staging_root = registry_root(home)
+    staging_root = registry_root(models)
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".candidate-", dir=staging_root))
     try:
@@ -288,13 +296,13 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
             _log.info(msg)
             return RetrainOutcome(EXIT_NOTHING_TO_DO, msg, new_labels=new, audit=audit)
         _log.info("embedder fine-tune: %s", cand.fine_tune)
-        return _record(home, current, current_name, cand, _newest(export), new, staging, opts, audit)
+        return _record(models, current, current_name, cand, _newest(export), new, staging, opts, audit)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def _record(
-    home: Path,
+    models: Path,
     current: Bundle,
     current_name: str,
     cand: Candidate,
@@ -308,7 +316,7 @@ def _record(
     version = cand.bundle.version
     for line in decision.reasons:
         _log.info("gate: %s", line)
-    reg = load_registry(home)
+    reg = load_registry(models)
     status = "candidate" if decision.promote else "rejected"
     metrics = {
         "holdout": decision.to_dict(),
@@ -319,7 +327,7 @@ def _record(
     }
     if not any(e.version == version for e in reg.versions):
         register_version(
-            home,
+            models,
             staging,
             ModelEntry(
                 version=version,
@@ -333,10 +341,10 @@ def _record(
         )
     from station.retrain_report import write_retrain_report
 
-    report_dir = opts.report_dir or registry_root(home) / "reports" / version
+    report_dir = opts.report_dir or registry_root(models) / "reports" / version
     report = write_retrain_report(report_dir, current, cand)
     if decision.promote and opts.promote:
-        promote(home, version)
+        promote(models, version)
         msg = f"promoted {version} (was {current.version}): " + "; ".join(decision.reasons)
         _log.info(msg)
         return RetrainOutcome(EXIT_PROMOTED, msg, new_labels, version, decision, report, audit)

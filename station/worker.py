@@ -150,6 +150,11 @@ class StoreResult:
     message: str = ""
 
 
+def model_version(pipeline: object) -> str:
+    """The version a pipeline records with its verdicts (``version`` or ``model_version``; ``""`` when it has none)."""
+    return str(getattr(pipeline, "version", "") or getattr(pipeline, "model_version", "") or "")
+
+
 def encode_jpeg(image: UInt8Array, quality: int = JPEG_QUALITY) -> bytes:
     """JPEG bytes of a ``(H, W, 3)`` uint8 BGR image."""
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -203,6 +208,7 @@ class InferenceWorker(QObject):
         stored(StoreResult): the verdict was written, journalled, or refused.
         nothing_seen(CheckRequest): an automatic check found no coin; nothing was logged.
         empty_tray_done(bool, str): an empty-tray photo was stored (``True``) or refused, with a sentence.
+        model_changed(str): another pipeline was swapped in (:meth:`use_pipeline`); the string is its version.
     """
 
     verdict_ready = Signal(object)
@@ -210,6 +216,7 @@ class InferenceWorker(QObject):
     stored = Signal(object)
     nothing_seen = Signal(object)
     empty_tray_done = Signal(bool, str)
+    model_changed = Signal(str)
 
     def __init__(self, pipeline: VerdictSource, sink: VerdictSink) -> None:
         super().__init__()
@@ -232,6 +239,12 @@ class InferenceWorker(QObject):
         result = CheckResult(request, verdict, (time.perf_counter() - t0) * 1000.0)
         self.verdict_ready.emit(result)
         self.stored.emit(self._store(result))
+
+    @Slot(str, object)
+    def use_pipeline(self, name: str, pipeline: VerdictSource) -> None:
+        """Judge the next cups with ``pipeline`` (model ``name``); runs in the worker's thread, so never mid-check."""
+        self._pipeline = pipeline
+        self.model_changed.emit(model_version(pipeline) or name)
 
     @Slot(object)
     def take_empty_tray(self, request: EmptyTrayRequest) -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from station.commands.options import add_models_option
 from station.errors import CliError
 from station.home import resolve_home
 
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="verdict bundle whose enrolment size the new references are checked against (default: the registry's "
         "current model, else the shipped one)",
     )
+    add_models_option(p)
     p.set_defaults(func=run)
 
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from models.gallery import Gallery, GalleryMismatchError
 
     home = resolve_home(args.home)
-    per_side = _per_side(home, args.bundle)
+    per_side = _per_side(home if args.models is None else Path(args.models), args.bundle)
     gallery_dir = home / "gallery"
     try:
         embedder = Embedder.load(args.embedder, threads=2)
@@ -125,13 +127,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _per_side(home: Path, explicit: str | None) -> int:
+def _per_side(models: Path, explicit: str | None) -> int:
     """Photos per side the verdict bundle in force was calibrated with (a bad explicit ``--bundle`` is an error)."""
     from models.bundle import BundleError, load_bundle
     from models.registry import RegistryError, resolve_bundle
 
     try:
-        return load_bundle(resolve_bundle(home, explicit)).enrol_per_side
+        return load_bundle(resolve_bundle(models, explicit)).enrol_per_side
     except (FileNotFoundError, BundleError, RegistryError) as err:
         if explicit is not None:
             raise CliError(str(err)) from err

@@ -1,4 +1,4 @@
-"""``cupcheck models list|promote|rollback``: the station's registry of verdict models.
+"""``cupcheck models list|promote|rollback``: the registry of verdict models (a station's, or a site's shared one).
 
 Examples::
 
@@ -6,6 +6,7 @@ Examples::
     cupcheck models promote verdict-1a2b3c4d
     cupcheck models promote shipped          # back to the bundle shipped with cupcheck
     cupcheck models rollback                 # the model in force before the current one
+    cupcheck models --config site.toml list  # the site's registry, which every station there follows
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import argparse
 import json
 from typing import Any
 
+from station.commands.options import add_site_options, resolve_site
 from station.errors import CliError
-from station.home import resolve_home
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -23,10 +24,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser(
         "models",
         help="list, promote or roll back the station's verdict models",
-        description="The registry under HOME/models/ keeps every retrained bundle with its holdout metrics; one "
-        "is in force (none: the shipped bundle). Exit status 2 for an unknown version or nothing to roll back.",
+        description="The registry under MODELS/models/ (MODELS: --models, the config's models, else the home) keeps "
+        "every retrained bundle with its holdout metrics; one is in force (none: the shipped bundle). A running "
+        "station that follows this registry loads the model put in force between cups. Exit status 2 for an "
+        "unknown version or nothing to roll back.",
     )
-    p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
+    add_site_options(p, database=False)
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     ls = sub.add_parser("list", help="every registered version, newest last; * marks the one in force")
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     """Carry out the action."""
     from models.registry import SHIPPED, RegistryError, load_registry, promote, rollback
 
-    home = resolve_home(args.home)
+    home = resolve_site(args).models
     try:
         if args.action == "promote":
             reg = promote(home, args.version)

@@ -1,13 +1,19 @@
 """Options shared by several commands: ``--backend`` (the bench targets), ``--cut-workers`` (train, eval),
-``--references-per-design`` (retrain, simulate-day), and the check that a count option is at least its smallest
-value."""
+``--references-per-design`` (retrain, simulate-day), where a station's data lives (``--config``, ``--home``,
+``--db``, ``--store``, ``--models``), and the check that a count option is at least its smallest value."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.runtime import BACKENDS
 from station.errors import CliError
+
+if TYPE_CHECKING:
+    from station.config import StationConfig
 
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
@@ -65,4 +71,84 @@ def add_references_option(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="station references per (type, design): confirmed coins of the training split added to the candidate's "
         "gallery (20; 0: none)",
+    )
+
+
+def add_models_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--models DIR``: the folder whose ``models/`` holds the registry of verdict models."""
+    parser.add_argument(
+        "--models",
+        default=None,
+        metavar="DIR",
+        help="the folder whose models/ holds the registry of verdict models (a site's shared folder; default: the "
+        "config's, else the home)",
+    )
+
+
+def add_site_options(parser: argparse.ArgumentParser, *, database: bool = True, models: bool = True) -> None:
+    """Add ``--config FILE``, ``--home DIR``, with ``database`` ``--db URL`` and ``--store DIR``, and with
+    ``models`` ``--models DIR``: where a station's data lives (each flag overrides the config's setting)."""
+    parser.add_argument(
+        "--config", default=None, metavar="FILE", help="station TOML file (home, database, image store, models)"
+    )
+    parser.add_argument(
+        "--home", default=None, metavar="DIR", help="station home (default: config, $CUPCHECK_HOME, ...)"
+    )
+    if database:
+        parser.add_argument(
+            "--db", default=None, metavar="URL", help="database URL (default: the config's, else SQLite)"
+        )
+        parser.add_argument(
+            "--store", default=None, metavar="DIR", help="image folder (default: the config's, else the home)"
+        )
+    if models:
+        add_models_option(parser)
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a station's data lives, from ``--config`` and the flags that override it.
+
+    Attributes:
+        config: the station configuration (defaults without ``--config``).
+        home: the station home (created if missing).
+        url: the database URL (``None``: the home's SQLite file).
+        store: the image folder (``None``: the home).
+        models: the folder whose ``models/`` holds the registry (the home unless one is named).
+    """
+
+    config: StationConfig
+    home: Path
+    url: str | None
+    store: Path | None
+    models: Path
+
+
+def _flag(args: argparse.Namespace, name: str) -> str | None:
+    value = getattr(args, name, None)
+    return None if value is None else str(value)
+
+
+def resolve_site(args: argparse.Namespace) -> Site:
+    """The :class:`Site` that ``--config`` and the flags of :func:`add_site_options` name.
+
+    Raises:
+        CliError: the configuration file is missing or not valid.
+    """
+    from station.config import ConfigError, load_config
+    from station.home import resolve_home
+
+    try:
+        config = load_config(_flag(args, "config"))
+    except ConfigError as err:
+        raise CliError(str(err)) from err
+    home = resolve_home(_flag(args, "home") or config.home)
+    store = _flag(args, "store")
+    models = _flag(args, "models")
+    return Site(
+        config,
+        home,
+        _flag(args, "db") or config.database_url,
+        Path(store) if store is not None else config.store,
+        Path(models) if models is not None else config.models or home,
     )

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+from station.commands.options import add_site_options, resolve_site
 from station.errors import CliError
-from station.home import resolve_home
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -30,10 +29,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "(the next run removes it, with any other file older than an hour that no row names).",
     )
     p.add_argument("--older-than-days", type=float, required=True, metavar="DAYS", help="cups checked before then")
-    p.add_argument("--config", default=None, metavar="FILE", help="station TOML file (name, database, audit share)")
-    p.add_argument("--home", default=None, metavar="DIR", help="station home (default: config, $CUPCHECK_HOME, ...)")
-    p.add_argument("--db", default=None, metavar="URL", help="database URL (default: the config's, else SQLite)")
-    p.add_argument("--store", default=None, metavar="DIR", help="image folder (default: the config's, else the home)")
+    add_site_options(p, models=False)
     p.add_argument("--station", default=None, help="station name (default: the config's)")
     p.add_argument("--dry-run", action="store_true", help="count what would go, change nothing")
     p.set_defaults(func=run)
@@ -42,23 +38,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Prune and print what went."""
     from db.repository import VerdictRepository
-    from station.config import ConfigError, load_config
 
     if not args.older_than_days > 0:
         raise CliError(f"--older-than-days must be positive, got {args.older_than_days}")
-    try:
-        config = load_config(args.config)
-    except ConfigError as err:
-        raise CliError(str(err)) from err
-    home = resolve_home(args.home if args.home is not None else config.home)
-    url = args.db if args.db is not None else config.database_url
+    site = resolve_site(args)
+    config = site.config
     station = args.station if args.station is not None else config.name
     before = datetime.now(UTC) - timedelta(days=args.older_than_days)
     try:
-        store = Path(args.store) if args.store is not None else config.store
-        repo = VerdictRepository.open(home, url, store=store)
+        repo = VerdictRepository.open(site.home, site.url, store=site.store)
     except ValueError as err:
-        raise CliError(f"{err} (home: {home})") from err
+        raise CliError(f"{err} (home: {site.home})") from err
     try:
         report = repo.prune_images(before, station=station, audit_share=config.audit_share, dry_run=args.dry_run)
         swept = [] if args.dry_run else repo.gc_orphan_images()

@@ -5,6 +5,7 @@ Examples::
 
     cupcheck retrain                               # cron: 0 2 * * * cupcheck retrain
     cupcheck retrain --dry-run --report out/       # evaluate and register only
+    cupcheck retrain --config site.toml            # a site: its database, shared images and shared registry
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from station.commands.options import add_references_option, check_at_least
+from station.commands.options import add_references_option, add_site_options, check_at_least, resolve_site
 from station.errors import CliError
-from station.home import resolve_home
 
 EPILOG = """exit status:
   0  a candidate passed the gate and was promoted
@@ -35,16 +35,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "references beside the gallery, refit the voter by continued boosting from the one in "
         "force (train split), choose the PASS threshold again (calibration split plus the bundle's own "
         "calibration pairs), and score both models on the frozen holdout split. The candidate is registered "
-        "under HOME/models/<version>/ and promoted only if it "
+        "under MODELS/models/<version>/ (MODELS: --models, the config's models, else the home) and promoted only if it "
         "can PASS, its PASS precision lower bound is at least the old one's (or the target) and its auto-pass is "
         "at least the old one's, on the holdout and on the bundle's frozen calibration pairs; when the refit fails, "
-        "the voter in force with the new references is tried. Non-interactive; logs to HOME/models/retrain.log.",
+        "the voter in force with the new references is tried. Non-interactive; logs to MODELS/models/retrain.log. "
+        "Stations whose models setting names the same folder load a promoted model between cups.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
-    p.add_argument("--db", default=None, metavar="URL", help="database URL (default: the home's SQLite file)")
-    p.add_argument("--store", default=None, metavar="DIR", help="the stations' shared image folder (default: home)")
+    add_site_options(p)
     p.add_argument(
         "--no-embedder",
         action="store_true",
@@ -52,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "and recalibration always run",
     )
     p.add_argument("--dry-run", action="store_true", help="evaluate and register the candidate, never promote")
-    p.add_argument("--report", default=None, metavar="DIR", help="report folder (default HOME/models/reports/V)")
+    p.add_argument("--report", default=None, metavar="DIR", help="report folder (default MODELS/models/reports/V)")
     p.add_argument("--target", type=float, default=None, help="precision target (default: the bundle's)")
     p.add_argument("--delta", type=float, default=None, help="failure probability (default: the bundle's)")
     p.add_argument("--holdout", type=float, default=0.25, help="share of cups in the frozen holdout (0.25)")
@@ -79,7 +78,7 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the retrain and return its exit status."""
     _check(args)
-    home = resolve_home(args.home)
+    site = resolve_site(args)
     from models.gallery import GalleryMismatchError
     from models.registry import RegistryError
     from models.retrain import RetrainConfig
@@ -96,18 +95,19 @@ def run(args: argparse.Namespace) -> int:
         fine_tune_embedder=not args.no_embedder,
     )
     opts = RetrainOptions(
-        url=args.db,
-        store=None if args.store is None else Path(args.store),
+        url=site.url,
+        store=site.store,
+        models=site.models,
         config=cfg,
         report_dir=None if args.report is None else Path(args.report),
         promote=not args.dry_run,
         progress=not args.quiet,
     )
-    handler = attach_log_file(home)
+    handler = attach_log_file(site.models)
     try:
-        outcome = run_retrain(home, opts)
+        outcome = run_retrain(site.home, opts)
     except (FileNotFoundError, RegistryError, GalleryMismatchError, ValueError) as err:
-        raise CliError(f"{err} (home: {home})") from err
+        raise CliError(f"{err} (home: {site.home})") from err
     finally:
         handler.close()
         import logging

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "verdict log, most informative first (keys C, T, N, D; F5 reloads).",
     )
     p.add_argument(
-        "--config", default=None, metavar="FILE", help="station TOML file (for home, database and image store)"
+        "--config", default=None, metavar="FILE", help="station TOML file (for home, database, image store and models)"
     )
     p.add_argument("--home", default=None, metavar="DIR", help="station home")
     p.add_argument("--station", default=None, help="only this station's cups (default: all)")
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
             config.target_precision,
             config.audit_share,
             store=config.store,
+            models=config.models,
         )
     except (FileNotFoundError, ValueError) as err:
         raise CliError(f"{err} (home: {home})") from err

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.bundle import BundleError
+from station.commands.options import add_models_option
 from station.errors import CliError
 from station.home import resolve_home
 
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="P",
         help="re-choose the threshold for this PASS precision from the bundle's calibration scores",
     )
+    add_models_option(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
     p.add_argument(
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         pipeline = Pipeline.load(
             home,
-            resolve_bundle(home, args.bundle),
+            resolve_bundle(home if args.models is None else Path(args.models), args.bundle),
             with_detector=not args.crops,
             detector_path=args.detector,
             target_precision=args.target_precision,

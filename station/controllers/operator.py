@@ -108,10 +108,11 @@ class OperatorController(QObject):
         self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its first check
         self._auto = auto_check
         self._recheck: Recheck | None = None
+        self._model_problem = ""
 
         view.station_label.setText(f"Station {station} · {operator}")
         view.session_label.setText("No cups checked yet")
-        view.model_label.setText(f"Model {model_version or '—'}")
+        self._show_model_label(model_version or "—")
         view.db_label.setText("Database: not used yet")
         view.camera_label.setText("Camera: starting")
         view.order_edit.returnPressed.connect(self.enter_order)
@@ -376,7 +377,7 @@ class OperatorController(QObject):
         self.view.banner.show_state(summary.headline, summary.colour)
         self.view.reason.setText(summary.reason)
         self.view.detail.setText(summary.detail)
-        self.view.model_label.setText(f"Model {verdict.model_version}")
+        self._show_model_label(verdict.model_version)
         self._show_thumbnails(result.request.frame, verdict, recheck=result.is_recheck)
         self.view.preview.set_image(draw_evidence(result.request.frame.image, verdict))
         self._cups[result.answers or result.request.key] = verdict.decision
@@ -384,6 +385,26 @@ class OperatorController(QObject):
         self.view.session_label.setText(f"{n} cup{'s' if n != 1 else ''} checked · {flagged} flagged")
         self._sound.play(verdict.decision)
         self.verdict_shown.emit(result)
+
+    @Slot(str)
+    def show_model(self, version: str) -> None:
+        """Another model was put in force (the registry's, loaded between cups): the next cups are judged by it."""
+        self._model_problem = ""
+        self._show_model_label(version, "now in force")
+
+    @Slot(str)
+    def show_model_problem(self, message: str) -> None:
+        """The model put in force could not be loaded, or the registry read: say so until another model is, or until
+        ``""`` says all is well again."""
+        self._model_problem = message
+        self._show_model_label(self.view.model_label.property("version") or "—")
+
+    def _show_model_label(self, version: str, note: str = "") -> None:
+        label = self.view.model_label
+        label.setProperty("version", version)
+        text = " · ".join(t for t in (f"Model {version}", note, self._model_problem) if t)
+        label.setText(text)
+        label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;" if self._model_problem else "")
 
     def _show_thumbnails(self, frame: Frame, verdict: Verdict, *, recheck: bool = False) -> None:
         self.view.thumbs.clear()

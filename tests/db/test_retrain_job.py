@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from db.records import CoinRecord, PassAudit, VerdictRecord
 from db.repository import VerdictRepository
@@ -27,6 +28,7 @@ from models.train.voter import (
     save_calibration_features,
 )
 from models.types import Decision, Side
+from station.cli import main
 from station.retrain_job import (
     EXIT_NOTHING_TO_DO,
     EXIT_PROMOTED,
@@ -49,7 +51,9 @@ def _jpeg(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _home_with_tiny_model(home: Path, tmp: Path) -> str:
+def _home_with_tiny_model(home: Path, tmp: Path, models: Path | None = None) -> str:
+    """Enrol the tiny world's gallery in ``home`` and put its bundle in force in the registry under ``models``
+    (default: the home)."""
     folder = tmp / "bundle"
     path, embedder = write_bundle(folder, embedder_file=write_tiny_checkpoint(tmp / "embedder.pt"))
     # the bundle's own calibration pairs, kept beside it for the retrain to re-score
@@ -58,8 +62,8 @@ def _home_with_tiny_model(home: Path, tmp: Path) -> str:
         folder / CALIBRATION_FEATURES, rng.normal(size=(FROZEN, len(FEATURES))), rng.random(FROZEN) < 0.5, FEATURES
     )
     version = load_bundle(path).version
-    register_version(home, folder, ModelEntry(version, "2026-01-01T00:00:00+00:00", SHIPPED))
-    promote(home, version)
+    register_version(models or home, folder, ModelEntry(version, "2026-01-01T00:00:00+00:00", SHIPPED))
+    promote(models or home, version)
     enrolled_gallery(embedder).save(home / "gallery")
     return version
 
@@ -200,3 +204,30 @@ def test_with_no_clean_cup_to_learn_from_the_references_are_still_tried(
     candidate = load_bundle(station_home / "models" / out.candidate / "verdict.json")
     assert candidate.train["voter"] == "kept (no refit: the voter needs both correct and wrong pairs to train)"
     assert candidate.train["station_references"] > 0 and "refit_rejected" not in candidate.train
+
+
+def test_a_site_retrains_into_its_shared_registry_from_the_station_config(
+    repo: VerdictRepository, station_home: Path, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site"  # the site's shared folder: every station's `models` names it
+    version = _home_with_tiny_model(station_home, tmp_path, models=site)
+    _log_cups(repo, version, 40)
+    config = tmp_path / "station.toml"
+    config.write_text(f'home = "{station_home}"\ndatabase_url = "{db_url}"\nmodels = "{site}"\n')
+    args = ["--config", str(config), "--quiet", "--target", "0.8", "--delta", "0.2", "--rounds", "20"]
+    code = main(["retrain", *args, "--no-embedder", "--dry-run"])
+    assert code == EXIT_REJECTED, capsys.readouterr()
+    reg = load_registry(site)
+    (candidate,) = [e for e in reg.versions if e.version != version]
+    assert candidate.parent == version and reg.current == version  # registered beside the model in force, not promoted
+    assert (site / "models" / candidate.version / "verdict.json").is_file()
+    assert (site / "models" / "retrain.log").is_file() and (site / "models" / "reports" / candidate.version).is_dir()
+    assert not (station_home / "models").exists()  # nothing of the registry lands in the home
+    # the site's labels are the registry's: the next night has nothing new, whichever PC runs it
+    assert main(["retrain", *args]) == EXIT_NOTHING_TO_DO
+    assert main(["models", "--config", str(config), "promote", candidate.version]) == 0
+    out = capsys.readouterr().out
+    assert f"in force: {candidate.version}" in out
+    assert load_registry(site).current == candidate.version
+    assert main(["models", "--models", str(tmp_path / "elsewhere"), "list"]) == 0  # a flag overrides the config
+    assert f"* {SHIPPED}" in capsys.readouterr().out
