@@ -407,6 +407,21 @@ def audit_pick(cup_id: int, share: float) -> bool:
 
 
 @dataclass(frozen=True)
+class StationModel:
+    """The model a station judged its newest cup with (:meth:`db.repository.VerdictRepository.station_models`).
+
+    Attributes:
+        station: the station's name.
+        model_version: the bundle version its newest verdict records.
+        at: when that cup was checked.
+    """
+
+    station: str
+    model_version: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class PruneReport:
     """What :meth:`db.repository.VerdictRepository.prune_images` dropped (or would drop, on a dry run).
 

@@ -31,6 +31,7 @@ from db.records import (
     OperatorInfo,
     PruneReport,
     ReviewItem,
+    StationModel,
     StoredCoin,
     TrainingCoin,
     TrainingCup,
@@ -254,6 +255,25 @@ class VerdictRepository:
         if cup_id is None:
             raise LookupError(f"no verdict {verdict_id}")
         return int(cup_id)
+
+    def station_models(self) -> list[StationModel]:
+        """Each station's newest checked cup with the model version that judged it, by station name (a station
+        that has logged nothing is left out): after a promotion, which stations run the new model yet."""
+        newest = (
+            select(Cup.id)
+            .where(Cup.station_id == Station.id)
+            .order_by(Cup.created_at.desc())  # ix_cups_station_created: one index probe a station
+            .limit(1)
+            .correlate(Station)
+            .scalar_subquery()
+        )
+        query = (
+            select(Station.name, Verdict.model_version, Verdict.created_at)
+            .join(Verdict, Verdict.cup_id == newest)
+            .order_by(Station.name)
+        )
+        with self._sessions() as session:
+            return [StationModel(name, version, at) for name, version, at in session.execute(query)]
 
     # -- review -----------------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
-"""The station's model registry: every verdict bundle it has trained, their metrics, and which one is in force.
+"""The model registry: every verdict bundle trained for a station (or for a site's stations, from a shared
+folder), their metrics, and which one is in force.
 
-Layout under the station home::
+Layout under the station home (or the folder the station's ``models`` setting names)::
 
     models/registry.json          versions (oldest first), the current version, the promote/rollback history
     models/<version>/verdict.json one folder per version: the bundle and the weights it names, each file a hard
@@ -8,7 +9,8 @@ Layout under the station home::
 
 ``registry.json`` is rewritten atomically (temporary file + :func:`os.replace`), and a version's folder is copied
 into place under a temporary name and renamed, so a reader never sees half a registry or half a bundle. No
-current version means the shipped bundle (:data:`models.bundle.DEFAULT_BUNDLE`) is in force.
+current version means the shipped bundle (:data:`models.bundle.DEFAULT_BUNDLE`) is in force. :func:`prune_versions`
+removes the folders of old versions and the stored files only they held.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class ModelEntry:
         version: the bundle version (``verdict-<sha8>``).
         created_at: ISO 8601 UTC time of registration.
         parent: the version it was trained from (``"shipped"`` for the shipped bundle).
-        status: ``"promoted"`` (was in force at some time), ``"rejected"`` (failed the gate) or ``"candidate"``.
+        status: ``"promoted"`` (was in force at some time), ``"rejected"`` (failed the gate), ``"candidate"``, or
+            ``"pruned"`` (its folder was removed by :func:`prune_versions`).
         metrics: holdout metrics and training counts.
         labels_until: ISO time of the newest label it was trained on (``None``: unknown).
         note: free text (the gate's reasons).
@@ -337,7 +340,8 @@ def promote(home: Path, version: str, *, action: str = "promote") -> Registry:
     reg = load_registry(home)
     target: str | None = None if version == SHIPPED else version
     if target is not None:
-        reg.get(target)
+        if reg.get(target).status == PRUNED:
+            raise RegistryError(f"model version {target} was pruned (cupcheck models prune): its bundle is gone")
         if not (version_dir(home, target) / BUNDLE_FILE).is_file():
             raise RegistryError(f"model version {target} has no bundle in {version_dir(home, target)}")
     event = HistoryEvent(utc_now_iso(), action, version, reg.current or SHIPPED)
@@ -363,3 +367,89 @@ def rollback(home: Path) -> Registry:
         if event.action == "promote" and event.version == current:
             return promote(home, event.previous, action="rollback")
     raise RegistryError("nothing to roll back to: no earlier model was in force")
+
+
+PRUNED = "pruned"
+"""Status of a version whose folder :func:`prune_versions` removed (its entry and metrics stay)."""
+
+
+@dataclass(frozen=True)
+class RegistryPrune:
+    """What :func:`prune_versions` removed, or would remove.
+
+    Attributes:
+        versions: the versions whose folders go, oldest first.
+        kept: the registered versions whose folders stay.
+        files: stored files (blobs) no kept version holds any more.
+        bytes: their size.
+    """
+
+    versions: tuple[str, ...]
+    kept: tuple[str, ...]
+    files: int
+    bytes: int
+
+
+def rollback_chain(registry: Registry, steps: int) -> list[str]:
+    """The versions ``steps`` successive :func:`rollback` calls would put in force, nearest first (registered
+    versions only; the walk stops at the shipped bundle)."""
+    chain: list[str] = []
+    current = registry.current or SHIPPED
+    seen = {current}
+    while len(chain) < steps:
+        before = next(
+            (e.previous for e in reversed(registry.history) if e.action == "promote" and e.version == current), None
+        )
+        if before is None or before == SHIPPED or before in seen:
+            break
+        chain.append(before)
+        seen.add(before)
+        current = before
+    return chain
+
+
+def prune_versions(home: Path, keep: int = 5, *, dry_run: bool = False) -> RegistryPrune:
+    """Remove the folders of old versions, so a nightly retrain does not fill the disk (about 2.4 MB a night).
+
+    Kept: the version in force, the ``keep`` versions successive rollbacks would put back, and the ``keep`` newest
+    registered versions (tonight's candidates a supervisor may promote by hand). The others lose their folder and
+    take the status :data:`PRUNED`; their entries, metrics and label marks stay in the registry (the retrain's label
+    watermark and the history read them), and promoting one is refused as having no bundle. A stored file goes
+    once no kept version holds it.
+
+    Args:
+        home: the folder whose ``models/`` holds the registry.
+        keep: how many rollback steps and newest versions to keep (at least 0).
+        dry_run: count, change nothing.
+
+    Raises:
+        RegistryError: the registry is damaged.
+        ValueError: ``keep`` is negative.
+    """
+    if keep < 0:
+        raise ValueError(f"keep must be at least 0, got {keep}")
+    reg = load_registry(home)
+    newest = sorted(reg.versions, key=lambda e: e.created_at)[-keep:] if keep else []
+    held = {reg.current, *rollback_chain(reg, keep), *(e.version for e in newest)}
+    drop = [e.version for e in reg.versions if e.version not in held and version_dir(home, e.version).exists()]
+    kept = tuple(e.version for e in reg.versions if e.version in held and version_dir(home, e.version).is_dir())
+    blobs = registry_root(home) / BLOBS_DIR
+    gone = set(drop)
+    wanted = {
+        os.stat(f).st_ino
+        for e in reg.versions
+        if e.version not in gone and version_dir(home, e.version).is_dir()
+        for f in version_dir(home, e.version).rglob("*")
+        if f.is_file()
+    }
+    orphans = [b for b in blobs.iterdir() if b.is_file() and b.stat().st_ino not in wanted] if blobs.is_dir() else []
+    report = RegistryPrune(tuple(drop), kept, len(orphans), sum(b.stat().st_size for b in orphans))
+    if dry_run or (not drop and not orphans):
+        return report
+    versions = tuple(replace(e, status=PRUNED) if e.version in gone else e for e in reg.versions)
+    save_registry(home, replace(reg, versions=versions))  # first: a version is never named with half a folder
+    for version in drop:
+        shutil.rmtree(version_dir(home, version), ignore_errors=True)
+    for blob in orphans:
+        blob.unlink(missing_ok=True)
+    return report

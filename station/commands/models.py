@@ -7,6 +7,7 @@ Examples::
     cupcheck models promote shipped          # back to the bundle shipped with cupcheck
     cupcheck models rollback                 # the model in force before the current one
     cupcheck models --config site.toml list  # the site's registry, which every station there follows
+    cupcheck models prune --keep 5           # drop the folders of old versions (cron: weekly)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import json
 from typing import Any
 
-from station.commands.options import add_site_options, resolve_site
+from station.commands.options import Site, add_site_options, check_at_least, resolve_site
 from station.errors import CliError
 
 
@@ -26,10 +27,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="list, promote or roll back the station's verdict models",
         description="The registry under MODELS/models/ (MODELS: --models, the config's models, else the home) keeps "
         "every retrained bundle with its holdout metrics; one is in force (none: the shipped bundle). A running "
-        "station that follows this registry loads the model put in force between cups. Exit status 2 for an "
-        "unknown version or nothing to roll back.",
+        "station that follows this registry loads the model put in force between cups; `list` also names the "
+        "model each station of the database judged its newest cup with. Exit status 2 for an unknown version or "
+        "nothing to roll back.",
     )
-    add_site_options(p, database=False)
+    add_site_options(p, store=False)
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     ls = sub.add_parser("list", help="every registered version, newest last; * marks the one in force")
@@ -37,6 +39,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     pr = sub.add_parser("promote", help="put a registered version (or 'shipped') in force")
     pr.add_argument("version", help="a version from `cupcheck models list`, or 'shipped'")
     sub.add_parser("rollback", help="put back the version in force before the current one")
+    pn = sub.add_parser(
+        "prune",
+        help="remove the folders of old versions (each nightly retrain adds one)",
+        description="Keep the version in force, the KEEP versions successive rollbacks would put back and the KEEP "
+        "newest versions; remove the others' folders (their entries and metrics stay, marked pruned) and every "
+        "stored file no kept version holds. Run it when no retrain is running.",
+    )
+    pn.add_argument("--keep", type=int, default=5, metavar="KEEP", help="rollback steps and newest versions kept (5)")
+    pn.add_argument("--dry-run", action="store_true", help="say what would go, change nothing")
     p.set_defaults(func=run)
 
 
@@ -53,10 +64,22 @@ def _metric(entry_metrics: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out the action."""
-    from models.registry import SHIPPED, RegistryError, load_registry, promote, rollback
+    from models.registry import SHIPPED, RegistryError, load_registry, promote, prune_versions, rollback
 
-    home = resolve_site(args).models
+    site = resolve_site(args)
+    home = site.models
     try:
+        if args.action == "prune":
+            check_at_least("--keep", args.keep, 0)
+            done = prune_versions(home, args.keep, dry_run=args.dry_run)
+            verb = "would remove" if args.dry_run else "removed"
+            n, f = len(done.versions), done.files
+            print(
+                f"{verb} {n} version folder{'s' if n != 1 else ''} ({', '.join(done.versions) or 'none'}) and "
+                f"{f} stored file{'s' if f != 1 else ''}, {done.bytes / 1e6:.1f} MB; kept {len(done.kept)}: "
+                + (", ".join(done.kept) or "none")
+            )
+            return 0
         if args.action == "promote":
             reg = promote(home, args.version)
             print(f"in force: {reg.current or SHIPPED}")
@@ -78,4 +101,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"{mark} {e.version:<18} {e.status:<9} {e.created_at[:19]}  from {e.parent}  {_metric(e.metrics)}")
     for h in reg.history[-5:]:
         print(f"  {h.at[:19]} {h.action} {h.previous} -> {h.version}")
+    for line in _station_lines(site, reg.current):
+        print(line)
     return 0
+
+
+def _station_lines(site: Site, current: str | None) -> list[str]:
+    """What each station of the site's database judged its newest cup with (none without a database)."""
+    from db.repository import VerdictRepository
+    from db.session import DB_FILENAME
+    from models.bundle import load_bundle
+
+    if site.url is None and not (site.home / DB_FILENAME).is_file():
+        return []
+    try:
+        repo = VerdictRepository.open(site.home, site.url, migrate=False)  # read only: no schema upgrade
+        try:
+            rows = repo.station_models()
+        finally:
+            repo.engine.dispose()
+    except Exception as err:  # the registry was listed; the database is only a footnote to it
+        return [f"stations: the database cannot be read ({err.__class__.__name__}: {err})"]
+    in_force = current or load_bundle(None).version
+    lines = ["stations (the model of each one's newest cup):"] if rows else []
+    for row in rows:
+        behind = "" if row.model_version == in_force else "  not the model in force"
+        lines.append(f"  {row.station:<18} {row.model_version:<18} {row.at:%Y-%m-%d %H:%M} UTC{behind}")
+    return lines

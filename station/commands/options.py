@@ -85,9 +85,11 @@ def add_models_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_site_options(parser: argparse.ArgumentParser, *, database: bool = True, models: bool = True) -> None:
-    """Add ``--config FILE``, ``--home DIR``, with ``database`` ``--db URL`` and ``--store DIR``, and with
-    ``models`` ``--models DIR``: where a station's data lives (each flag overrides the config's setting)."""
+def add_site_options(
+    parser: argparse.ArgumentParser, *, database: bool = True, store: bool = True, models: bool = True
+) -> None:
+    """Add ``--config FILE``, ``--home DIR``, and with ``database`` ``--db URL``, with ``store`` ``--store DIR``,
+    with ``models`` ``--models DIR``: where a station's data lives (each flag overrides the config's setting)."""
     parser.add_argument(
         "--config", default=None, metavar="FILE", help="station TOML file (home, database, image store, models)"
     )
@@ -98,6 +100,7 @@ def add_site_options(parser: argparse.ArgumentParser, *, database: bool = True, 
         parser.add_argument(
             "--db", default=None, metavar="URL", help="database URL (default: the config's, else SQLite)"
         )
+    if store:
         parser.add_argument(
             "--store", default=None, metavar="DIR", help="image folder (default: the config's, else the home)"
         )

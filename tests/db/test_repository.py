@@ -465,3 +465,14 @@ def test_cup_of_verdict_names_the_cup_each_verdict_judged(repo: VerdictRepositor
     assert len(set(want.values())) == 2
     with pytest.raises(LookupError, match="no verdict 999999"):
         repo.cup_of_verdict(999999)
+
+
+def test_station_models_name_the_model_of_each_stations_newest_cup(repo: VerdictRepository) -> None:
+    assert repo.station_models() == []
+    repo.log_verdict(make_record(1, station="packing-2", model_version="m1"))
+    repo.log_verdict(make_record(2, station="packing-1", model_version="m1"))
+    repo.log_verdict(make_record(3, station="packing-1", model_version="m2"))  # promoted overnight
+    repo.log_verdict(make_record(0, station="packing-2", model_version="m0"))  # replayed late from a journal: older
+    got = repo.station_models()
+    assert [(m.station, m.model_version) for m in got] == [("packing-1", "m2"), ("packing-2", "m1")]
+    assert got[0].at == datetime(2026, 1, 1, 0, 3, tzinfo=UTC)

@@ -229,5 +229,11 @@ def test_a_site_retrains_into_its_shared_registry_from_the_station_config(
     out = capsys.readouterr().out
     assert f"in force: {candidate.version}" in out
     assert load_registry(site).current == candidate.version
+    assert main(["models", "--config", str(config), "list"]) == 0  # which model each station's newest cup had
+    listing = capsys.readouterr().out
+    assert "stations (the model of each one's newest cup):" in listing
+    assert any(
+        line.split()[:2] == ["bench", version] and "not the model in force" in line for line in listing.splitlines()
+    )
     assert main(["models", "--models", str(tmp_path / "elsewhere"), "list"]) == 0  # a flag overrides the config
     assert f"* {SHIPPED}" in capsys.readouterr().out

@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from models.registry import (
+    PRUNED,
     SHIPPED,
     ModelEntry,
     RegistryError,
     current_bundle_path,
     load_registry,
     promote,
+    prune_versions,
     register_version,
     resolve_bundle,
     rollback,
@@ -155,3 +157,63 @@ def test_versions_store_a_file_they_share_once(tmp_path: Path) -> None:
     assert (vb / "calibration.npz").read_bytes() == b"pairs" * 1000
     promote(home, "verdict-bbbb")
     assert current_bundle_path(home) == vb / "verdict.json"
+
+
+def _nightly(home: Path, tmp_path: Path, n: int) -> list[str]:
+    """``n`` nights, each registering a version that shares the calibration pairs and is promoted."""
+    names = []
+    for i in range(n):
+        folder = _bundle_dir(tmp_path, f"n{i}")
+        (folder / "calibration.npz").write_bytes(b"pairs" * 1000)
+        name = f"verdict-{i:04d}"
+        register_version(home, folder, replace(_entry(name), created_at=f"2026-01-{i + 1:02d}T02:00:00+00:00"))
+        names.append(name)
+    return names
+
+
+def test_pruning_keeps_what_is_in_force_what_a_rollback_needs_and_the_newest(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    names = _nightly(home, tmp_path, 8)
+    for name in names[:5]:  # nights 0-4 promoted in turn; 5-7 left as candidates
+        promote(home, name)
+    promote(home, names[1], action="promote")  # a supervisor went back to night 1 by hand
+    blobs = home / "models" / ".blobs"
+    assert len(list(blobs.iterdir())) == 17  # 8 bundles, 8 voters, the shared pairs once
+
+    dry = prune_versions(home, keep=2, dry_run=True)
+    # in force: night 1; two rollbacks put back night 4, then night 3; the two newest: nights 6 and 7
+    assert set(dry.kept) == {names[1], names[4], names[3], names[6], names[7]}
+    assert dry.versions == (names[0], names[2], names[5]) and dry.files == 6 and dry.bytes > 0
+    assert all(version_dir(home, n).is_dir() for n in names)  # a dry run changes nothing
+
+    done = prune_versions(home, keep=2)
+    assert done == dry
+    reg = load_registry(home)
+    assert [reg.get(n).status for n in dry.versions] == [PRUNED] * 3
+    assert reg.get(names[0]).metrics == {"a": 1}  # the entry and its metrics stay
+    assert not any(version_dir(home, n).exists() for n in dry.versions)
+    assert len(list(blobs.iterdir())) == 11 and (blobs / _sha(b"pairs" * 1000)).is_file()
+    for name in dry.kept:  # every kept version is whole
+        assert (version_dir(home, name) / "calibration.npz").read_bytes() == b"pairs" * 1000
+    again = prune_versions(home, keep=2)
+    assert again.versions == () and again.files == 0 and again.kept == done.kept
+    assert rollback(home).current == names[4] and rollback(home).current == names[3]
+    with pytest.raises(RegistryError, match="was pruned"):
+        promote(home, names[0])
+
+
+def test_pruning_to_nothing_keeps_only_the_version_in_force(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    names = _nightly(home, tmp_path, 3)
+    promote(home, names[0])
+    done = prune_versions(home, keep=0)
+    assert done.kept == (names[0],) and done.versions == (names[1], names[2])
+    assert current_bundle_path(home) == version_dir(home, names[0]) / "verdict.json"
+    with pytest.raises(ValueError, match="at least 0"):
+        prune_versions(home, keep=-1)
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,80 @@
+"""``cupcheck models``: list, promote, roll back and prune a registry, the home's or one named by --models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from db.repository import VerdictRepository
+from db.schema import Role
+from models.registry import PRUNED, SHIPPED, ModelEntry, load_registry, register_version, version_dir
+from station.cli import main
+from tests.db.factories import OPERATOR, make_record
+
+
+def _register(models: Path, tmp_path: Path, n: int) -> list[str]:
+    names = []
+    for i in range(n):
+        folder = tmp_path / f"bundle-{i}"
+        folder.mkdir()
+        (folder / "verdict.json").write_text(json.dumps({"night": i}))
+        (folder / "calibration.npz").write_bytes(b"pairs" * 2000)  # the same every night: stored once
+        name = f"verdict-{i:04d}"
+        register_version(models, folder, ModelEntry(name, f"2026-01-{i + 1:02d}T02:00:00+00:00", SHIPPED))
+        names.append(name)
+    return names
+
+
+def test_models_commands_on_a_shared_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = tmp_path / "share"
+    names = _register(site, tmp_path, 4)
+    flags = ["models", "--home", str(tmp_path / "home"), "--models", str(site)]
+    for name in names[:3]:
+        assert main([*flags, "promote", name]) == 0
+    assert f"in force: {names[2]}" in capsys.readouterr().out
+    assert main([*flags, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert f"* {names[2]}" in listing and f"  {names[3]}" in listing and f"  {SHIPPED}" in listing
+
+    assert main([*flags, "prune", "--keep", "1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"would remove 1 version folder ({names[0]}) and 1 stored file,")
+    assert version_dir(site, names[0]).is_dir()
+    assert main([*flags, "prune", "--keep", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"removed 1 version folder ({names[0]})") and f"kept 3: {', '.join(names[1:])}" in out
+    assert load_registry(site).get(names[0]).status == PRUNED and not version_dir(site, names[0]).exists()
+    assert main([*flags, "list"]) == 0
+    assert f"  {names[0]:<18} {PRUNED}" in capsys.readouterr().out
+
+    assert main([*flags, "promote", names[0]]) == 2
+    assert "was pruned" in capsys.readouterr().err
+    assert main([*flags, "prune", "--keep", "-1"]) == 2
+    assert "--keep must be >= 0" in capsys.readouterr().err
+    assert main(["models", "--home", str(tmp_path / "home"), "list"]) == 0  # the home's own registry is empty
+    assert f"* {SHIPPED}" in capsys.readouterr().out
+
+
+def test_models_list_names_the_model_each_station_last_ran(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    names = _register(home, tmp_path, 1)
+    assert main(["models", "--home", str(home), "promote", names[0]]) == 0
+    assert main(["models", "--home", str(home), "list"]) == 0
+    assert "stations" not in capsys.readouterr().out  # no database yet: none is made
+    assert not (home / "cupcheck.db").exists()
+    repo = VerdictRepository.open(home)
+    try:
+        repo.add_operator(OPERATOR, Role.OPERATOR, "1234")
+        repo.log_verdict(make_record(1, station="packing-1", model_version=names[0]))
+        repo.log_verdict(make_record(2, station="packing-2", model_version="verdict-old"))
+    finally:
+        repo.engine.dispose()
+    assert main(["models", "--home", str(home), "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index("stations (the model of each one's newest cup):")
+    assert lines[at + 1].split() == ["packing-1", names[0], "2026-01-01", "00:01", "UTC"]
+    assert lines[at + 2].split()[:2] == ["packing-2", "verdict-old"] and lines[at + 2].endswith(
+        "not the model in force"
+    )
