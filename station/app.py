@@ -28,9 +28,9 @@ from models.types import Side
 from station.camera import Clock, FrameSource, open_source
 from station.config import StationConfig
 from station.controllers.auth import SUPERVISOR, LoginController
-from station.controllers.catalog import ORDERS_FILE, OrderBook, OrderLookup, TypeCatalog
+from station.controllers.catalog import OrderBook, OrderLookup, TypeCatalog
 from station.controllers.enrol import Enrolment
-from station.controllers.model_follow import ModelFeed, ModelFollower, RegistryFeed
+from station.controllers.model_follow import InForce, ModelFollower, RegistryFeed, StationFeed
 from station.controllers.operator import OperatorController
 from station.controllers.preview import PumpThread, start_pump
 from station.controllers.review import ReviewController, ReviewRepository
@@ -66,8 +66,9 @@ class MainWindow(QMainWindow):
         sound: the verdict's sound cue (default: spoken when ``config.sound``, else silent).
         clock: monotonic seconds for the preview's frame rate and the outlines' hold time.
         home: the station home: the operator can photograph the empty tray into it (``None``: no such button).
-        follow: the feed of the model in force and the name of the one ``pipeline`` is: the window loads the model
-            put in force later and the worker judges the next cups with it (``None``: ``pipeline`` stays).
+        follow: the feed of what is in force (model, gallery, camera set-up, orders) and what ``pipeline``,
+            ``catalog`` and ``orders`` were loaded from: the window loads what is put in force later, and the worker
+            judges the next cups with it (``None``: they stay).
     """
 
     def __init__(
@@ -84,7 +85,7 @@ class MainWindow(QMainWindow):
         clock: Clock = time.monotonic,
         parent: QWidget | None = None,
         home: Path | None = None,
-        follow: tuple[ModelFeed, str] | None = None,
+        follow: tuple[StationFeed, InForce] | None = None,
     ) -> None:
         super().__init__(parent)
         self.config = config
@@ -123,7 +124,8 @@ class MainWindow(QMainWindow):
         self.follower: ModelFollower | None = None
         if follow is not None:
             self.follower = ModelFollower(*follow, clock=clock)
-            self.follower.loaded.connect(worker.use_pipeline)
+            self.follower.pipeline_loaded.connect(worker.use_pipeline)  # first: queued before any check of a new type
+            self.follower.setup_loaded.connect(self.controller.use_setup)
             self.follower.problem.connect(self.controller.show_model_problem)
         pending = _pending(repository)
         if pending:
@@ -373,23 +375,16 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         config = config.model_copy(update={"camera": cam.model_copy(update={"kind": "simulator"}), "auto_check": True})
 
     def load(bundle: Path | None) -> Pipeline:
-        loaded = Pipeline.load(home, bundle, target_precision=config.target_precision, backend=config.backend)
-        if loaded.uncertified:
-            print(f"warning: {loaded.uncertified}", file=sys.stderr)
-        return loaded
+        built = Pipeline.load(home, bundle, target_precision=config.target_precision, backend=config.backend)
+        if built.uncertified:
+            print(f"warning: {built.uncertified}", file=sys.stderr)
+        return built
 
-    follow: tuple[ModelFeed, str] | None = None
-    if config.bundle is not None:
-        pipeline = load(config.bundle)
-    else:  # the registry's model in force, and later whichever is put in force there
-        from models.registry import bundle_path
-
-        feed = RegistryFeed(config.models or home, load)
-        name = feed.in_force()
-        pipeline = load(bundle_path(feed.models, name))
-        follow = (feed, name)
-    catalog = TypeCatalog.from_gallery(home / "gallery")
-    orders: OrderLookup = OrderBook.from_csv(home / ORDERS_FILE)
+    # the registry's model in force (or the bundle named), and later whatever is put in force there or in the home
+    feed = RegistryFeed(config.models or home, home, load, config.bundle)
+    state = feed.in_force()
+    loaded = feed.load(state)
+    assert loaded.catalog is not None and loaded.orders is not None
     repository = open_repository(home, config.database_url, config.store)
     if demo:
         from station.demo import DEMO_OPERATOR
@@ -402,15 +397,15 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         operator_name = operator.name
     source = open_source(config.camera)
     window = MainWindow(
-        pipeline,
+        loaded.pipeline,
         repository,
         source,
         config,
         operator=operator_name,
-        catalog=catalog,
-        orders=orders,
+        catalog=loaded.catalog,
+        orders=loaded.orders,
         home=home,
-        follow=follow,
+        follow=(feed, state),
     )
     if not demo:
         return window

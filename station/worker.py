@@ -208,7 +208,8 @@ class InferenceWorker(QObject):
         stored(StoreResult): the verdict was written, journalled, or refused.
         nothing_seen(CheckRequest): an automatic check found no coin; nothing was logged.
         empty_tray_done(bool, str): an empty-tray photo was stored (``True``) or refused, with a sentence.
-        model_changed(str): another pipeline was swapped in (:meth:`use_pipeline`); the string is its version.
+        model_changed(str): a pipeline of another version was swapped in (:meth:`use_pipeline`); the string is its
+            version.
     """
 
     verdict_ready = Signal(object)
@@ -242,9 +243,13 @@ class InferenceWorker(QObject):
 
     @Slot(str, object)
     def use_pipeline(self, name: str, pipeline: VerdictSource) -> None:
-        """Judge the next cups with ``pipeline`` (model ``name``); runs in the worker's thread, so never mid-check."""
+        """Judge the next cups with ``pipeline`` (model ``name``); runs in the worker's thread, so never mid-check.
+        ``model_changed`` is emitted when its version is another than the pipeline's it replaces."""
+        before = model_version(self._pipeline)
         self._pipeline = pipeline
-        self.model_changed.emit(model_version(pipeline) or name)
+        version = model_version(pipeline) or name
+        if version != before:
+            self.model_changed.emit(version)
 
     @Slot(object)
     def take_empty_tray(self, request: EmptyTrayRequest) -> None:

@@ -1,12 +1,14 @@
-"""A running station follows the registry's model in force.
+"""A running station follows what is put in force: the registry's model, and its own gallery, camera set-up and orders.
 
 The nightly retrain promotes a model in a registry (a station's own under its home, or a site's shared one: ``models``
-in the station TOML), and a supervisor may promote another or roll back with ``cupcheck models``. A station window
-left running would keep the model it started with; :class:`ModelFollower` asks its :class:`ModelFeed` every
-:data:`MODEL_CHECK_S` which model is in force and, when that changed, loads it off the GUI thread (a check in
-progress goes on) and hands it on (``loaded``) to the inference worker, which swaps it in between two checks. A
-model that cannot be loaded leaves the one in force running and is said once (``problem``); it is tried again
-after :data:`RETRY_S`, or at once when the registry names another one.
+in the station TOML), and a supervisor may promote another or roll back with ``cupcheck models``; a supervisor enrols
+a new coin type into the station's gallery (``cupcheck enroll``, or the review window), calibrates the camera again,
+or a new ``orders.csv`` arrives. A station window left running would keep what it started with.
+:class:`ModelFollower` asks its :class:`StationFeed` every :data:`MODEL_CHECK_S` what is in force and, when that
+changed, loads it off the GUI thread (a check in progress goes on) and hands the pipeline to the inference worker,
+which swaps it in between two checks (``pipeline_loaded``), and the catalogue, orders and camera size to the window
+(``setup_loaded``). Something that cannot be loaded leaves what runs in force and is said once (``problem``); it is
+tried again after :data:`RETRY_S`, or at once when something else changes.
 """
 
 from __future__ import annotations
@@ -21,103 +23,173 @@ from typing import Protocol
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from station.camera import Clock
+from station.controllers.catalog import ORDERS_FILE, OrderBook, OrderLookup, TypeCatalog
 from station.worker import BackgroundCall, BackgroundThread, VerdictSource
 
 MODEL_CHECK_S = 60.0
-"""How often a running station asks which model is in force."""
+"""How often a running station asks what is in force."""
 RETRY_S = 600.0
-"""How long a model that failed to load waits before it is tried again."""
+"""How long something that failed to load waits before it is tried again."""
+SETUP_FILES = (
+    "gallery/manifest.json",
+    "gallery/catalog.json",
+    "calibration.json",
+    "empty_tray.png",
+    ORDERS_FILE,
+)
+"""The station home's files a pipeline and the window are built from (the gallery's manifest is written last, after
+the files it names)."""
 
 _log = logging.getLogger(__name__)
 
 
-class ModelFeed(Protocol):
-    """Where a station's model comes from (:class:`RegistryFeed` reads a registry)."""
+@dataclass(frozen=True)
+class InForce:
+    """What a station should run.
 
-    def in_force(self) -> str:
-        """The name of the model in force now."""
+    Attributes:
+        model: the registry's version in force, or ``shipped``.
+        setup: a stamp of the station's own files (:func:`setup_stamp`); another stamp means they changed.
+    """
+
+    model: str
+    setup: str = ""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A station's parts, loaded for an :class:`InForce`.
+
+    Attributes:
+        pipeline: judges the cups.
+        catalog: the enrolled types for the type list (``None``: keep the window's).
+        orders: order numbers → types (``None``: keep the window's).
+        camera_size: ``(width, height)`` the camera was set up at, ``None`` when not calibrated.
+    """
+
+    pipeline: VerdictSource
+    catalog: TypeCatalog | None = None
+    orders: OrderLookup | None = None
+    camera_size: tuple[int, int] | None = None
+
+
+class StationFeed(Protocol):
+    """Where a station's parts come from (:class:`RegistryFeed` reads a registry and the station home)."""
+
+    def in_force(self) -> InForce:
+        """What is in force now."""
         ...
 
-    def load(self, name: str) -> VerdictSource:
-        """The pipeline of model ``name``, ready to judge cups."""
+    def load(self, state: InForce) -> Loaded:
+        """The parts for ``state``, ready to use."""
         ...
+
+
+def setup_stamp(home: Path, names: tuple[str, ...] = SETUP_FILES) -> str:
+    """Size and modification time of each of the station home's set-up files that exist, as one string."""
+    parts = []
+    for name in names:
+        try:
+            st = (home / name).stat()
+        except OSError:
+            continue
+        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return ";".join(parts)
 
 
 @dataclass(frozen=True)
 class RegistryFeed:
-    """The model in force in the registry under ``models`` (:mod:`models.registry`).
+    """The model in force in the registry under ``models``, with the station's gallery, set-up and orders.
 
     Attributes:
         models: the folder whose ``models/`` holds the registry (the home, or a site's shared folder).
-        load_bundle: builds the station's pipeline from a bundle JSON (``None``: the shipped bundle), with the
-            station's gallery, calibration and settings.
+        home: the station home (gallery, calibration, empty tray, ``orders.csv``).
+        load_bundle: builds the station's pipeline from a bundle JSON (``None``: the shipped bundle) with the
+            gallery, calibration and settings of ``home``.
+        bundle: a bundle the station was given (``bundle = "..."`` in its TOML): it stays, whatever the registry
+            says; the home's files are still followed.
     """
 
     models: Path
+    home: Path
     load_bundle: Callable[[Path | None], VerdictSource] = field(repr=False)
+    bundle: Path | None = None
 
-    def in_force(self) -> str:
-        """The registered version in force, or ``shipped``.
+    def in_force(self) -> InForce:
+        """The registered version in force (or ``shipped``, or the given bundle) and the stamp of the home's set-up
+        files.
 
         Raises:
             models.registry.RegistryError: the registry is damaged.
         """
         from models.registry import SHIPPED, load_registry
 
-        return load_registry(self.models).current or SHIPPED
+        if self.bundle is not None:
+            return InForce(str(self.bundle), setup_stamp(self.home))
+        return InForce(load_registry(self.models).current or SHIPPED, setup_stamp(self.home))
 
-    def load(self, name: str) -> VerdictSource:
-        """The pipeline of version ``name`` (``shipped``: the shipped bundle).
+    def load(self, state: InForce) -> Loaded:
+        """The pipeline of version ``state.model`` with the home's gallery, and the window's catalogue and orders.
 
         Raises:
             models.registry.RegistryError: the version has no bundle.
-            FileNotFoundError, ValueError: the bundle or the station's gallery is missing or damaged.
+            FileNotFoundError, ValueError: the bundle, the gallery or the orders file is missing or damaged.
         """
         from models.registry import bundle_path
 
-        return self.load_bundle(bundle_path(self.models, name))
+        path = self.bundle if self.bundle is not None else bundle_path(self.models, state.model)
+        pipeline = self.load_bundle(path)
+        return Loaded(
+            pipeline,
+            TypeCatalog.from_gallery(self.home / "gallery"),
+            OrderBook.from_csv(self.home / ORDERS_FILE),
+            getattr(pipeline, "camera_size", None),
+        )
 
 
 @dataclass(frozen=True)
 class _Ask:
-    """Tag of the background call that reads which model is in force."""
+    """Tag of the background call that reads what is in force."""
 
 
 @dataclass(frozen=True)
 class _Load:
-    """Tag of the background call that loads model ``name``."""
+    """Tag of the background call that loads ``state``."""
 
-    name: str
+    state: InForce
 
 
 class ModelFollower(QObject):
-    """Polls a :class:`ModelFeed` and loads the model put in force, off the GUI thread.
+    """Polls a :class:`StationFeed` and loads what was put in force, off the GUI thread.
 
     Args:
-        feed: which model is in force, and how to load one.
-        name: the name of the model the station runs now.
+        feed: what is in force, and how to load it.
+        state: what the station runs now.
         clock: monotonic seconds (for :data:`RETRY_S`).
         interval_s: seconds between polls (``0``: no timer; :meth:`poll` is called by hand).
 
     Signals:
-        loaded(str, object): model ``name`` was loaded; the object is its pipeline, for the worker to swap in.
-        problem(str): a sentence for the status bar: the registry cannot be read, or a model cannot be loaded;
-            ``""`` once the registry names the model running again.
+        pipeline_loaded(str, object): the model's name and its pipeline, for the worker to swap in; emitted before
+            ``setup_loaded``, so a type the new catalogue offers is only ever checked by the pipeline that knows it.
+        setup_loaded(object): the :class:`Loaded` parts, for the window (catalogue, orders, camera size).
+        problem(str): a sentence for the status bar: the registry cannot be read, or something cannot be loaded;
+            ``""`` once what runs is in force again.
     """
 
-    loaded = Signal(str, object)
+    pipeline_loaded = Signal(str, object)
+    setup_loaded = Signal(object)
     problem = Signal(str)
     _submit = Signal(object)
 
     def __init__(
-        self, feed: ModelFeed, name: str, *, clock: Clock = time.monotonic, interval_s: float = MODEL_CHECK_S
+        self, feed: StationFeed, state: InForce, *, clock: Clock = time.monotonic, interval_s: float = MODEL_CHECK_S
     ) -> None:
         super().__init__()
         self.feed = feed
-        self.name = name
+        self.state = state
         self._clock = clock
         self._busy = False
-        self._failed: dict[str, float] = {}
+        self._failed: dict[InForce, float] = {}
         self._said = ""
         self._thread = BackgroundThread()
         self._submit.connect(self._thread.worker.call)
@@ -135,7 +207,7 @@ class ModelFollower(QObject):
 
     @Slot()
     def poll(self) -> None:
-        """Ask which model is in force (a poll still under way is left to finish)."""
+        """Ask what is in force (a poll still under way is left to finish)."""
         if self._busy:
             return
         self._busy = True
@@ -154,32 +226,43 @@ class ModelFollower(QObject):
     @Slot(object, object)
     def _finished(self, tag: object, result: object) -> None:
         if isinstance(tag, _Ask):
-            name = str(result)
-            tried = self._failed.get(name)
-            if name == self.name and self._said:  # put back in the registry: nothing is wrong any more
+            assert isinstance(result, InForce)
+            tried = self._failed.get(result)
+            if result == self.state and self._said:  # put back as it was: nothing is wrong any more
                 self._say("")
-            if name == self.name or (tried is not None and self._clock() - tried < RETRY_S):
+            if result == self.state or (tried is not None and self._clock() - tried < RETRY_S):
                 self._busy = False
                 return
-            _log.info("model %s put in force in the registry; loading it (%s runs meanwhile)", name, self.name)
-            self._submit.emit(BackgroundCall(_Load(name), lambda: self.feed.load(name)))
+            _log.info("%s put in force; loading it (%s runs meanwhile)", _what(result, self.state), self.state.model)
+            self._submit.emit(BackgroundCall(_Load(result), lambda: self.feed.load(result)))
             return
         if isinstance(tag, _Load):
-            _log.info("model %s loaded; it replaces %s", tag.name, self.name)
-            self.name = tag.name
-            self._failed.pop(tag.name, None)
-            self._said = ""  # the window's model label starts afresh with the new model
+            assert isinstance(result, Loaded)
+            _log.info("%s loaded; it replaces what ran", _what(tag.state, self.state))
+            self.state = tag.state
+            self._failed.clear()
+            self._said = ""  # the window's labels start afresh
             self._busy = False
-            self.loaded.emit(tag.name, result)
+            self.pipeline_loaded.emit(tag.state.model, result.pipeline)
+            self.setup_loaded.emit(result)
 
     @Slot(object, object)
     def _failed_call(self, tag: object, error: object) -> None:
         self._busy = False
         why = f"{error.__class__.__name__}: {error}"
         if isinstance(tag, _Load):
-            self._failed[tag.name] = self._clock()
-            _log.error("model %s could not be loaded (%s); %s stays in force", tag.name, why, self.name)
-            self._say(f"model {tag.name} could not be loaded ({why}); {self.name} stays in force")
+            self._failed[tag.state] = self._clock()
+            what = _what(tag.state, self.state)
+            _log.error("%s could not be loaded (%s); what ran stays in force", what, why)
+            stays = f"{self.state.model} stays in force" if tag.state.model != self.state.model else "the old ones stay"
+            self._say(f"{what} could not be loaded ({why}); {stays}")
         elif isinstance(tag, _Ask):
-            _log.warning("the model registry cannot be read (%s); %s stays in force", why, self.name)
-            self._say(f"the model registry cannot be read ({why}); {self.name} stays in force")
+            _log.warning("the model registry cannot be read (%s); %s stays in force", why, self.state.model)
+            self._say(f"the model registry cannot be read ({why}); {self.state.model} stays in force")
+
+
+def _what(new: InForce, old: InForce) -> str:
+    """``"model V"`` when the model changed, else the station's set-up files."""
+    if new.model != old.model:
+        return f"model {new.model}"
+    return "the station's new gallery, camera set-up or orders"

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QListWidgetItem
 from models.types import Decision, Frame, Side, Verdict
 from station.camera import Clock
 from station.controllers.catalog import OrderLookup, TypeCatalog, resolve_entry
+from station.controllers.model_follow import Loaded
 from station.controllers.overlay import FLAG_HEX, IDLE_HEX, coin_ok, draw_cup_region, draw_evidence, summarise
 from station.controllers.sound import Silent, SoundCue
 from station.controllers.stillness import StillnessGate
@@ -392,12 +393,28 @@ class OperatorController(QObject):
         self._model_problem = ""
         self._show_model_label(version, "now in force")
 
+    @Slot(object)
+    def use_setup(self, loaded: Loaded) -> None:
+        """Use the catalogue, orders and camera size loaded again (a type enrolled, a new ``orders.csv``, the camera
+        calibrated again) from the next choice on; the type chosen stays chosen."""
+        if loaded.catalog is not None:
+            self.catalog = loaded.catalog
+            self.filter_types(self.view.type_filter.text())
+        if loaded.orders is not None:
+            self.orders = loaded.orders
+        self.camera_size = loaded.camera_size
+
     @Slot(str)
     def show_model_problem(self, message: str) -> None:
         """The model put in force could not be loaded, or the registry read: say so until another model is, or until
         ``""`` says all is well again."""
         self._model_problem = message
-        self._show_model_label(self.view.model_label.property("version") or "—")
+        self._show_model_label(self.model_version_shown or "—")
+
+    @property
+    def model_version_shown(self) -> str:
+        """The model version the status bar names."""
+        return str(self.view.model_label.property("version") or "")
 
     def _show_model_label(self, version: str, note: str = "") -> None:
         label = self.view.model_label

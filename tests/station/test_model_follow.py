@@ -1,9 +1,11 @@
-"""A running station follows its registry's model in force: a promotion, a damaged model, a rollback."""
+"""A running station follows what is put in force: a promotion, a damaged model, a rollback, a type enrolled and
+a new orders file while the window runs."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,86 +17,143 @@ from sqlalchemy.orm import Session
 from db.schema import Verdict as VerdictRow
 from db.spool import SpoolingRepository
 from models.bundle import load_bundle
+from models.embedder import Embedder
+from models.gallery import Gallery, GalleryEntry
 from models.pipeline import Pipeline
 from models.registry import SHIPPED, ModelEntry, RegistryError, promote, register_version, rollback
 from models.synth.mint import Mint
+from models.types import Side
 from station.app import MainWindow
 from station.config import StationConfig
-from station.controllers.catalog import OrderBook, TypeCatalog
-from station.controllers.model_follow import RETRY_S, RegistryFeed
-from station.controllers.overlay import FLAG_HEX
-from station.worker import VerdictSource
+from station.controllers.catalog import ORDERS_FILE
+from station.controllers.model_follow import RETRY_S, InForce, RegistryFeed, setup_stamp
+from station.controllers.overlay import FLAG_HEX, PASS_HEX
+from station.worker import VerdictSource, model_version
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, write_bundle
 from tests.station.conftest import Database, SteppingClock, shown_window
-from tests.station.nearest_type_pipeline import NearestTypePipeline, build_gallery, tiny_embedder
+from tests.station.nearest_type_pipeline import NearestTypePipeline, face_bgr, tiny_embedder
 
-ORDER = "A-1001"
 TIMEOUT_MS = 30_000
 
 
-def test_registry_feed_names_and_loads_the_model_in_force(tmp_path: Path) -> None:
+def test_registry_feed_names_and_loads_what_is_in_force(tmp_path: Path) -> None:
     site, home = tmp_path / "site", tmp_path / "home"
     path, embedder = write_bundle(tmp_path / "bundle", embedder_file=write_tiny_checkpoint(tmp_path / "emb.pt"))
     enrolled_gallery(embedder).save(home / "gallery")
     version = load_bundle(path).version
-    feed = RegistryFeed(site, lambda bundle: Pipeline.load(home, bundle, with_detector=False))
-    assert feed.in_force() == SHIPPED  # no registry yet: the shipped bundle
+    feed = RegistryFeed(site, home, lambda bundle: Pipeline.load(home, bundle, with_detector=False))
+    first = feed.in_force()
+    assert first.model == SHIPPED and "gallery/manifest.json" in first.setup  # no registry yet: the shipped bundle
     register_version(site, path.parent, ModelEntry(version, "2026-01-01T00:00:00+00:00", SHIPPED))
-    assert feed.in_force() == SHIPPED  # registered is not in force
+    assert feed.in_force() == first  # registered is not in force
     promote(site, version)
-    assert feed.in_force() == version
-    pipeline = feed.load(version)
-    assert isinstance(pipeline, Pipeline) and pipeline.model_version == version
+    state = feed.in_force()
+    assert state == InForce(version, first.setup)
+    loaded = feed.load(state)
+    assert isinstance(loaded.pipeline, Pipeline) and loaded.pipeline.model_version == version
+    assert loaded.catalog is not None and len(loaded.catalog) == len(loaded.pipeline.gallery.types())
+    assert loaded.orders is not None and loaded.orders.lookup("A-1") is None and loaded.camera_size is None
+    (home / ORDERS_FILE).write_text("A-1,t0001\n")
+    assert feed.in_force().setup != first.setup  # a new orders file is a change
     with pytest.raises(RegistryError, match="has no bundle"):
-        feed.load("verdict-00000000")
+        feed.load(InForce("verdict-00000000"))
+    fixed = RegistryFeed(site, home, feed.load_bundle, bundle=path)  # a station given a bundle keeps it
+    assert fixed.in_force().model == str(path)
+    assert model_version(fixed.load(fixed.in_force()).pipeline) == version
     (site / "models" / "registry.json").write_text("{")
     with pytest.raises(RegistryError, match="damaged"):
         feed.in_force()
 
 
-class SeededLoader:
-    """Builds the window's test pipeline from a registered folder's ``verdict.json`` (``{"seed": N}``; the shipped
-    bundle is seed 0); counts its calls."""
+def test_setup_stamp_changes_with_the_files_and_skips_missing_ones(tmp_path: Path) -> None:
+    assert setup_stamp(tmp_path) == ""
+    (tmp_path / "calibration.json").write_text("{}")
+    one = setup_stamp(tmp_path)
+    assert one.startswith("calibration.json:2:")
+    (tmp_path / "calibration.json").write_text('{"a": 1}')
+    assert setup_stamp(tmp_path) != one
 
-    def __init__(self, mint: Mint) -> None:
+
+def _gallery(mint: Mint, embedder: Embedder, type_ids: set[str]) -> Gallery:
+    """Both faces of each of ``type_ids``, embedded by ``embedder``."""
+    gallery = Gallery(embedder.embed_dim, embedder.version)
+    coins = [c for c in mint.types if c.id in type_ids]
+    images = [face_bgr(c, side) for c in coins for side in (Side.OBVERSE, Side.REVERSE)]
+    entries = [
+        GalleryEntry(c.id, side, f"{c.id}/{side.value}", f"mint:{c.id}")
+        for c in coins
+        for side in (Side.OBVERSE, Side.REVERSE)
+    ]
+    gallery.add(embedder.embed(images), entries)
+    return gallery
+
+
+class SeededLoader:
+    """Builds the window's test pipeline for the types enrolled in the home's saved gallery, with the embedder a
+    registered folder's ``verdict.json`` names (``{"seed": N}``; the shipped bundle is seed 0); keeps its calls."""
+
+    def __init__(self, mint: Mint, home: Path) -> None:
         self.mint = mint
+        self.home = home
         self.calls: list[Path | None] = []
 
     def __call__(self, bundle: Path | None) -> VerdictSource:
         self.calls.append(bundle)
         seed = 0 if bundle is None else int(json.loads(bundle.read_text())["seed"])
         embedder = tiny_embedder(seed)
-        return NearestTypePipeline(embedder, build_gallery(self.mint, embedder))
+        enrolled = set(Gallery.load(self.home / "gallery").types())
+        return NearestTypePipeline(embedder, _gallery(self.mint, embedder, enrolled))
 
 
-def _register(site: Path, tmp: Path, name: str, text: str) -> None:
-    folder = tmp / f"bundle-{name}"
+def _register(site: Path, name: str, text: str) -> None:
+    folder = site.parent / f"bundle-{name}"
     folder.mkdir()
     (folder / "verdict.json").write_text(text)
     register_version(site, folder, ModelEntry(name, "2026-01-01T00:00:00+00:00", SHIPPED))
 
 
+@dataclass
+class Followed:
+    """The followed window, its registry folder, its home, its loader."""
+
+    win: MainWindow
+    site: Path
+    home: Path
+    loader: SeededLoader
+
+
 @pytest.fixture
 def followed(
     qtbot: QtBot,
-    pipeline: NearestTypePipeline,
     spooling: SpoolingRepository,
-    catalog: TypeCatalog,
     station_config: StationConfig,
     replay_dir: Path,
     clock: SteppingClock,
     mint: Mint,
     tmp_path: Path,
-) -> Iterator[tuple[MainWindow, Path, SeededLoader]]:
-    site = tmp_path / "site"
-    loader = SeededLoader(mint)
-    orders = OrderBook({ORDER: catalog.types[0].type_id})
-    feed = RegistryFeed(site, loader)
+) -> Iterator[Followed]:
+    """A window on a home whose gallery holds every mint type but the first (the replayed cups' type)."""
+    site, home = tmp_path / "site", tmp_path / "home"
+    _gallery(mint, tiny_embedder(0), {c.id for c in mint.types[1:]}).save(home / "gallery")
+    loader = SeededLoader(mint, home)
+    feed = RegistryFeed(site, home, loader)
+    state = feed.in_force()
+    loaded = feed.load(state)
+    assert loaded.catalog is not None and loaded.orders is not None
     with shown_window(
-        qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, orders=orders, follow=(feed, SHIPPED)
+        qtbot,
+        loaded.pipeline,  # type: ignore[arg-type]
+        spooling,
+        loaded.catalog,
+        station_config,
+        replay_dir,
+        clock,
+        orders=loaded.orders,
+        follow=(feed, state),
     ) as win:
-        yield win, site, loader
+        loader.calls.clear()
+        yield Followed(win, site, home, loader)
 
 
 def _poll(qtbot: QtBot, win: MainWindow) -> None:
@@ -104,57 +163,59 @@ def _poll(qtbot: QtBot, win: MainWindow) -> None:
     qtbot.waitUntil(lambda: not follower.busy, timeout=TIMEOUT_MS)
 
 
-def _check(qtbot: QtBot, win: MainWindow) -> str:
-    """Scan the order, press Space; the verdict's model version once it is stored."""
-    qtbot.keyClicks(win.view.order_edit, ORDER)
-    qtbot.keyClick(win.view.order_edit, Qt.Key.Key_Return)
+def _choose_and_check(qtbot: QtBot, win: MainWindow, type_id: str) -> tuple[str, str]:
+    """Choose ``type_id``, press Space; the verdict's banner and model version once it is stored."""
+    win.controller.choose_type(type_id)
     win.activateWindow()
     with (
         qtbot.waitSignal(win.controller.verdict_shown, timeout=TIMEOUT_MS) as shown,
         qtbot.waitSignal(win.controller.store_shown, timeout=TIMEOUT_MS),
     ):
         qtbot.keyClick(win.view.preview, Qt.Key.Key_Space)
-    return str(shown.args[0].verdict.model_version)
+    return win.view.banner.text(), str(shown.args[0].verdict.model_version)
+
+
+def _listed(win: MainWindow) -> list[str]:
+    lst = win.view.type_list
+    return [lst.item(i).data(Qt.ItemDataRole.UserRole) for i in range(lst.count())]
 
 
 def test_a_running_station_follows_promotions_and_keeps_its_model_through_a_damaged_one(
-    qtbot: QtBot,
-    followed: tuple[MainWindow, Path, SeededLoader],
-    pipeline: NearestTypePipeline,
-    database: Database,
-    clock: SteppingClock,
+    qtbot: QtBot, followed: Followed, database: Database, clock: SteppingClock, mint: Mint
 ) -> None:
-    win, site, loader = followed
-    label = win.view.model_label
-    _register(site, site.parent, "v1", '{"seed": 1}')
-    _register(site, site.parent, "v2", "{damaged")
+    win, site = followed.win, followed.site
+    calls, label = followed.loader.calls, win.view.model_label
+    other = mint.types[1].id
+    first_version = win.controller.model_version_shown
+    _register(site, "v1", '{"seed": 1}')
+    _register(site, "v2", "{damaged")
     _poll(qtbot, win)  # registered, but nothing new in force: nothing is loaded
-    assert loader.calls == [] and pipeline.version in label.text()
-    assert _check(qtbot, win) == pipeline.version
+    assert calls == [] and label.text() == f"Model {first_version}"
+    assert _choose_and_check(qtbot, win, other) == ("FLAG", first_version)
 
     promote(site, "v1")  # the nightly retrain promotes a model
     with qtbot.waitSignal(win.worker.worker.model_changed, timeout=TIMEOUT_MS) as changed:
         _poll(qtbot, win)
     new_version = str(changed.args[0])
-    assert new_version != pipeline.version and loader.calls == [site / "models" / "v1" / "verdict.json"]
+    assert new_version != first_version and calls == [site / "models" / "v1" / "verdict.json"]
     qtbot.waitUntil(lambda: label.text() == f"Model {new_version} · now in force")  # queued to the GUI thread
-    assert _check(qtbot, win) == new_version  # the next cup is judged, and logged, by the promoted model
+    assert _choose_and_check(qtbot, win, other)[1] == new_version  # the next cup is judged, and logged, by it
     with Session(database.repository.engine) as session:
         logged = session.scalars(select(VerdictRow.model_version).order_by(VerdictRow.id)).all()
-    assert logged == [pipeline.version, new_version]
+    assert logged == [first_version, new_version]
 
     promote(site, "v2")  # a model that cannot be loaded: v1 goes on judging, and the label says why in red
     with qtbot.waitSignal(win.follower.problem, timeout=TIMEOUT_MS) as problem:  # type: ignore[union-attr]
         _poll(qtbot, win)
     assert "model v2 could not be loaded" in problem.args[0] and "v1 stays in force" in problem.args[0]
     assert "could not be loaded" in label.text() and FLAG_HEX in label.styleSheet()
-    assert _check(qtbot, win) == new_version
+    assert _choose_and_check(qtbot, win, other)[1] == new_version
     assert "could not be loaded" in label.text()  # said until the registry is put right
     _poll(qtbot, win)
-    assert len(loader.calls) == 2  # not tried again at every poll ...
+    assert len(calls) == 2  # not tried again at every poll ...
     clock.advance(RETRY_S + 1)
     _poll(qtbot, win)
-    assert len(loader.calls) == 3  # ... but after a while (a share that was briefly away)
+    assert len(calls) == 3  # ... but after a while (a share that was briefly away)
 
     rollback(site)  # the supervisor puts v1 back: it is the one running, so the warning goes
     with qtbot.waitSignal(win.follower.problem, timeout=TIMEOUT_MS) as cleared:  # type: ignore[union-attr]
@@ -164,4 +225,31 @@ def test_a_running_station_follows_promotions_and_keeps_its_model_through_a_dama
     promote(site, SHIPPED)  # back to the bundle shipped with cupcheck
     with qtbot.waitSignal(win.worker.worker.model_changed, timeout=TIMEOUT_MS) as changed:
         _poll(qtbot, win)
-    assert loader.calls[-1] is None and changed.args[0] == pipeline.version
+    assert calls[-1] is None and changed.args[0] == first_version
+
+
+def test_a_type_enrolled_and_an_order_added_while_the_station_runs_are_used_at_once(
+    qtbot: QtBot, followed: Followed, mint: Mint
+) -> None:
+    win, home = followed.win, followed.home
+    new_type = mint.types[0].id  # the replayed pure cup's type, not enrolled when the window opened
+    assert new_type not in _listed(win)
+    qtbot.keyClicks(win.view.order_edit, "B-7")
+    qtbot.keyClick(win.view.order_edit, Qt.Key.Key_Return)
+    assert "B-7" in win.view.order_status.text() and win.controller.expected_type is None  # unknown order
+
+    _gallery(mint, tiny_embedder(0), {c.id for c in mint.types}).save(home / "gallery")  # a supervisor enrols it
+    (home / ORDERS_FILE).write_text(f"order,type\nB-7,{new_type}\n")  # and the day's orders arrive
+    version = win.controller.model_version_shown
+    with qtbot.waitSignal(win.follower.setup_loaded, timeout=TIMEOUT_MS):  # type: ignore[union-attr]
+        _poll(qtbot, win)
+    assert followed.loader.calls == [None]  # the same (shipped) model, loaded again with the new gallery
+    assert new_type in _listed(win) and win.view.model_label.text() == f"Model {version}"
+    win.view.order_edit.clear()
+    qtbot.keyClicks(win.view.order_edit, "B-7")
+    qtbot.keyClick(win.view.order_edit, Qt.Key.Key_Return)
+    assert win.controller.expected_type == new_type and win.controller.order == "B-7"
+    banner, _ = _choose_and_check(qtbot, win, new_type)
+    assert banner == "PASS" and win.view.banner.colour == PASS_HEX  # judged with the type it now knows
+    _poll(qtbot, win)
+    assert followed.loader.calls == [None]  # nothing changed since: nothing loaded again
