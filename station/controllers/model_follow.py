@@ -172,13 +172,13 @@ class ModelFollower(QObject):
         pipeline_loaded(str, object): the model's name and its pipeline, for the worker to swap in; emitted before
             ``setup_loaded``, so a type the new catalogue offers is only ever checked by the pipeline that knows it.
         setup_loaded(object): the :class:`Loaded` parts, for the window (catalogue, orders, camera size).
-        problem(str): a sentence for the status bar: the registry cannot be read, or something cannot be loaded;
-            ``""`` once what runs is in force again.
+        problem(str, str): a sentence for the status bar (the registry cannot be read, or something cannot be
+            loaded; ``""`` once what runs is in force again) and the error behind it.
     """
 
     pipeline_loaded = Signal(str, object)
     setup_loaded = Signal(object)
-    problem = Signal(str)
+    problem = Signal(str, str)
     _submit = Signal(object)
 
     def __init__(
@@ -218,10 +218,10 @@ class ModelFollower(QObject):
         self._timer.stop()
         self._thread.stop()
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, why: str = "") -> None:
         if text != self._said:
             self._said = text
-            self.problem.emit(text)
+            self.problem.emit(text, why)
 
     @Slot(object, object)
     def _finished(self, tag: object, result: object) -> None:
@@ -255,10 +255,10 @@ class ModelFollower(QObject):
             what = _what(tag.state, self.state)
             _log.error("%s could not be loaded (%s); what ran stays in force", what, why)
             stays = f"{self.state.model} stays in force" if tag.state.model != self.state.model else "the old ones stay"
-            self._say(f"{what} could not be loaded ({why}); {stays}")
+            self._say(f"{what} could not be loaded; {stays}", why)
         elif isinstance(tag, _Ask):
             _log.warning("the model registry cannot be read (%s); %s stays in force", why, self.state.model)
-            self._say(f"the model registry cannot be read ({why}); {self.state.model} stays in force")
+            self._say(f"the model registry cannot be read; {self.state.model} stays in force", why)
 
 
 def _what(new: InForce, old: InForce) -> str:

@@ -7,6 +7,7 @@ database states come back through the worker's signals.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -34,6 +35,20 @@ NOT_SAVED = "NOT SAVED"
 CHECK_TEXT = "Check cup  [Space]"
 RECHECK_TEXT = "Check the turned cup again  [Space]"
 TYPE_ROLE = Qt.ItemDataRole.UserRole
+BRIEF_CHARS = 240
+"""An error's message in the reason line is cut after this many characters (the status bar's tooltip has it all)."""
+BREAK_EVERY = 24
+"""An unbroken run of characters in such a message may wrap after this many."""
+
+
+def brief(message: str, limit: int = BRIEF_CHARS, run: int = BREAK_EVERY) -> str:
+    """An error's message as the operator's reason line shows it: its first line, at most ``limit`` characters
+    (then "…"), with a break allowed every ``run`` characters of an unbroken run (a path, a bytes literal), so the
+    word-wrapped line never widens the window. The status bar's tooltip keeps all of it."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    if len(first) > limit:
+        first = first[: limit - 1] + "…"
+    return re.sub(rf"(\S{{{run}}})(?=\S)", "\\1\u200b", first)
 
 
 class OperatorController(QObject):
@@ -110,6 +125,7 @@ class OperatorController(QObject):
         self._auto = auto_check
         self._recheck: Recheck | None = None
         self._model_problem = ""
+        self._model_detail = ""
 
         view.station_label.setText(f"Station {station} · {operator}")
         view.session_label.setText("No cups checked yet")
@@ -355,7 +371,7 @@ class OperatorController(QObject):
         self.view.check_button.setEnabled(not self._camera_lost)
         self.view.empty_tray_button.setEnabled(True)
         self.view.banner.show_state("READY" if ok else "—", IDLE_HEX)
-        self.view.reason.setText(message)
+        self.view.reason.setText(brief(message))
         self.empty_tray_shown.emit(ok, message)
 
     def _refuse(self, message: str) -> None:
@@ -390,7 +406,7 @@ class OperatorController(QObject):
     @Slot(str)
     def show_model(self, version: str) -> None:
         """Another model was put in force (the registry's, loaded between cups): the next cups are judged by it."""
-        self._model_problem = ""
+        self._model_problem = self._model_detail = ""
         self._show_model_label(version, "now in force")
 
     @Slot(object)
@@ -404,11 +420,12 @@ class OperatorController(QObject):
             self.orders = loaded.orders
         self.camera_size = loaded.camera_size
 
-    @Slot(str)
-    def show_model_problem(self, message: str) -> None:
-        """The model put in force could not be loaded, or the registry read: say so until another model is, or until
-        ``""`` says all is well again."""
+    @Slot(str, str)
+    def show_model_problem(self, message: str, detail: str = "") -> None:
+        """The model put in force could not be loaded, or the registry read: say so (``detail``, the error, in the
+        tooltip) until another model is, or until ``""`` says all is well again."""
         self._model_problem = message
+        self._model_detail = detail
         self._show_model_label(self.model_version_shown or "—")
 
     @property
@@ -419,8 +436,11 @@ class OperatorController(QObject):
     def _show_model_label(self, version: str, note: str = "") -> None:
         label = self.view.model_label
         label.setProperty("version", version)
-        text = " · ".join(t for t in (f"Model {version}", note, self._model_problem) if t)
+        # a problem's sentence names the model that stays in force, and comes first where room is short
+        text = self._model_problem or " · ".join(t for t in (f"Model {version}", note) if t)
         label.setText(text)
+        if self._model_problem and self._model_detail:
+            label.setToolTip(f"{text}\n{self._model_detail}")
         label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;" if self._model_problem else "")
 
     def _show_thumbnails(self, frame: Frame, verdict: Verdict, *, recheck: bool = False) -> None:
@@ -460,7 +480,7 @@ class OperatorController(QObject):
         self.view.new_cup_button.setEnabled(True)
         self.view.banner.show_state("ERROR", FLAG_HEX)
         self.view.reason.setText(
-            f"The check failed: {message}. Press Space to try again; call a supervisor if it repeats."
+            f"The check failed: {brief(message)}. Press Space to try again; call a supervisor if it repeats."
         )
 
     @Slot(object)
@@ -477,7 +497,7 @@ class OperatorController(QObject):
             # a cup whose verdict is on no record must not leave: its PASS or FLAG is replaced
             self.view.banner.show_state(NOT_SAVED, FLAG_HEX)
             self.view.reason.setText(
-                f"This verdict could not be saved ({result.message}). Put the cup aside and call a supervisor."
+                f"This verdict could not be saved ({brief(result.message)}). Put the cup aside and call a supervisor."
             )
         low = self.low_disk_note()
         if low:

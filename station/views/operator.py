@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.views.widgets import Banner, ImageView, ThumbnailStrip
+from station.views.widgets import Banner, ElidedLabel, ImageView, ThumbnailStrip
 
 STYLE = """
 QWidget { background: #1d2127; color: #e4e7eb; font-size: 15px; }
@@ -156,8 +156,9 @@ class OperatorView(QWidget):
 
         self.status_bar = QStatusBar()
         self.station_label = QLabel()
-        self.model_label = QLabel()
-        self.db_label = QLabel()
+        # the two whose text may run long (an error's message): shortened, never widening the window off the screen
+        self.model_label = ElidedLabel(min_width=280)
+        self.db_label = ElidedLabel(min_width=220)
         self.camera_label = QLabel()
         self.session_label = QLabel()
         for w in (self.session_label, self.station_label, self.model_label, self.db_label, self.camera_label):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QImage, QPixmap, QResizeEvent
+from PySide6.QtGui import QImage, QPainter, QPaintEvent, QPalette, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from models.types import UInt8Array
@@ -162,3 +162,42 @@ class ThumbnailStrip(QScrollArea):
             if isinstance(widget, Thumbnail):
                 out.append(widget)
         return out
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that never widens its window: a text longer than the room it is given ends in "…", and
+    the whole text is its tooltip (a status bar whose database error or model warning runs long stays on screen)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None, *, min_width: int = 60) -> None:
+        super().__init__(text, parent)
+        self.min_width = min_width
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+
+    def setText(self, text: str) -> None:
+        """Show ``text`` on one line (elided where it does not fit) and keep all of it as the tooltip."""
+        super().setText(" ".join(text.splitlines()))
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:
+        """No wider than ``min_width`` (a shorter text: its own width): the layout shortens the text before it grows
+        the window."""
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self.min_width), hint.height())
+
+    def shown_text(self) -> str:
+        """The text as drawn at the label's present width."""
+        room = self.contentsRect().width()
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, room)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """Draw the elided text with the label's style (colour, weight)."""
+        painter = QPainter(self)
+        self.style().drawItemText(
+            painter,
+            self.contentsRect(),
+            int(self.alignment()),
+            self.palette(),
+            self.isEnabled(),
+            self.shown_text(),
+            QPalette.ColorRole.WindowText,
+        )

@@ -207,8 +207,10 @@ def test_a_running_station_follows_promotions_and_keeps_its_model_through_a_dama
     promote(site, "v2")  # a model that cannot be loaded: v1 goes on judging, and the label says why in red
     with qtbot.waitSignal(win.follower.problem, timeout=TIMEOUT_MS) as problem:  # type: ignore[union-attr]
         _poll(qtbot, win)
-    assert "model v2 could not be loaded" in problem.args[0] and "v1 stays in force" in problem.args[0]
-    assert "could not be loaded" in label.text() and FLAG_HEX in label.styleSheet()
+    assert problem.args[0] == "model v2 could not be loaded; v1 stays in force"
+    assert problem.args[1].startswith("JSONDecodeError: ")  # the error itself: in the label's tooltip
+    assert label.text() == "model v2 could not be loaded; v1 stays in force"
+    assert FLAG_HEX in label.styleSheet() and label.toolTip().endswith(problem.args[1])
     assert _choose_and_check(qtbot, win, other)[1] == new_version
     assert "could not be loaded" in label.text()  # said until the registry is put right
     _poll(qtbot, win)
@@ -221,6 +223,7 @@ def test_a_running_station_follows_promotions_and_keeps_its_model_through_a_dama
     with qtbot.waitSignal(win.follower.problem, timeout=TIMEOUT_MS) as cleared:  # type: ignore[union-attr]
         _poll(qtbot, win)
     assert cleared.args[0] == "" and label.text() == f"Model {new_version}" and label.styleSheet() == ""
+    assert label.toolTip() == label.text()
 
     promote(site, SHIPPED)  # back to the bundle shipped with cupcheck
     with qtbot.waitSignal(win.worker.worker.model_changed, timeout=TIMEOUT_MS) as changed:

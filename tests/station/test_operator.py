@@ -476,3 +476,21 @@ def test_a_nearly_full_disk_asks_for_a_prune(qtbot: QtBot, window: MainWindow) -
     assert window.view.db_label.text().startswith("Database: connected · disk: ")
     assert window.view.db_label.text().endswith(" GB free, run cupcheck prune")
     assert FLAG_HEX in window.view.db_label.styleSheet()
+
+
+def test_a_long_error_never_widens_or_lengthens_the_window(qtbot: QtBot, window: MainWindow) -> None:
+    size = window.size()
+    error = "IntegrityError: (psycopg.errors.UniqueViolation) duplicate key value " + "x" * 3000 + "\n[SQL: ...]"
+    window.controller.show_store(StoreResult(DbState.ERROR, None, 0, error))
+    window.controller.show_model_problem("model verdict-9f8e7d6c could not be loaded; verdict-1a2b3c4d stays", error)
+    qtbot.wait(50)
+    assert window.size() == size
+    assert window.minimumSizeHint().width() <= size.width() and window.minimumSizeHint().height() <= size.height()
+    shown = window.view.db_label.shown_text()
+    assert shown.startswith("Database: ERROR (IntegrityError") and shown.endswith("…")
+    assert error in window.view.db_label.toolTip()  # all of it, for whoever fixes it
+    assert "\n" not in shown  # one line in the status bar
+    assert error in window.view.model_label.toolTip()
+    reason = window.view.reason.text()  # the operator's line: the start of it, breakable, and what to do
+    assert reason.startswith("This verdict could not be saved (IntegrityError") and len(reason) < 400
+    assert reason.endswith("…). Put the cup aside and call a supervisor.")
