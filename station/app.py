@@ -30,7 +30,7 @@ from station.config import StationConfig
 from station.controllers.auth import SUPERVISOR, LoginController
 from station.controllers.catalog import OrderBook, OrderLookup, TypeCatalog
 from station.controllers.enrol import Enrolment
-from station.controllers.model_follow import InForce, ModelFollower, RegistryFeed, StationFeed
+from station.controllers.model_follow import InForce, ModelFollower, RegistryFeed, StationFeed, start_in_force
 from station.controllers.operator import OperatorController
 from station.controllers.preview import PumpThread, start_pump
 from station.controllers.review import ReviewController, ReviewRepository
@@ -382,8 +382,10 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
 
     # the registry's model in force (or the bundle named), and later whatever is put in force there or in the home
     feed = RegistryFeed(config.models or home, home, load, config.bundle)
-    state = feed.in_force()
-    loaded = feed.load(state)
+    started = start_in_force(feed)
+    if started.problem:
+        print(f"warning: {started.problem} ({started.detail})", file=sys.stderr)
+    loaded = started.loaded
     assert loaded.catalog is not None and loaded.orders is not None
     repository = open_repository(home, config.database_url, config.store)
     if demo:
@@ -405,8 +407,10 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         catalog=loaded.catalog,
         orders=loaded.orders,
         home=home,
-        follow=(feed, state),
+        follow=(feed, started.state),
     )
+    if started.problem:
+        window.controller.show_model_problem(started.problem, started.detail)
     if not demo:
         return window
 

@@ -146,6 +146,62 @@ class RegistryFeed:
             getattr(pipeline, "camera_size", None),
         )
 
+    def fallbacks(self, state: InForce) -> list[InForce]:
+        """What to run when ``state`` cannot be loaded at start: the versions successive rollbacks would put back,
+        then the shipped bundle (none for a station given a bundle).
+
+        Raises:
+            models.registry.RegistryError: the registry is damaged.
+        """
+        from models.registry import SHIPPED, load_registry, rollback_chain
+
+        if self.bundle is not None:
+            return []
+        chain = [*rollback_chain(load_registry(self.models), 10), SHIPPED]
+        return [InForce(name, state.setup) for name in dict.fromkeys(chain) if name != state.model]
+
+
+@dataclass(frozen=True)
+class Started:
+    """What a station starts with (:func:`start_in_force`).
+
+    Attributes:
+        loaded: the parts loaded.
+        state: what they were loaded for (what runs, which the follower then compares with what is in force).
+        problem: ``""``, or the sentence saying that what is in force could not be loaded and what runs instead.
+        detail: the error behind ``problem``.
+    """
+
+    loaded: Loaded
+    state: InForce
+    problem: str = ""
+    detail: str = ""
+
+
+def start_in_force(feed: RegistryFeed) -> Started:
+    """Load what is in force; when the model in force cannot be loaded (a damaged bundle, files missing from a
+    share), the one a rollback would put back, and so on down to the shipped bundle, so that one bad promotion does
+    not keep every station of a site from starting. The follower keeps trying the one in force.
+
+    Raises:
+        FileNotFoundError, ValueError: nothing loads (the station's gallery is missing, say): the first error.
+    """
+    state = feed.in_force()
+    try:
+        return Started(feed.load(state), state)
+    except (FileNotFoundError, ValueError) as err:
+        first = err
+    for other in feed.fallbacks(state):
+        try:
+            loaded = feed.load(other)
+        except (FileNotFoundError, ValueError) as err:
+            _log.error("model %s could not be loaded either (%s)", other.model, err)
+            continue
+        why = f"{first.__class__.__name__}: {first}"
+        _log.error("model %s could not be loaded (%s); %s runs instead", state.model, why, other.model)
+        return Started(loaded, other, f"model {state.model} could not be loaded; {other.model} runs instead", why)
+    raise first
+
 
 @dataclass(frozen=True)
 class _Ask:

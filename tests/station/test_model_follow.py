@@ -4,6 +4,7 @@ a new orders file while the window runs."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from models.types import Side
 from station.app import MainWindow
 from station.config import StationConfig
 from station.controllers.catalog import ORDERS_FILE
-from station.controllers.model_follow import RETRY_S, InForce, RegistryFeed, setup_stamp
+from station.controllers.model_follow import RETRY_S, InForce, RegistryFeed, setup_stamp, start_in_force
 from station.controllers.overlay import FLAG_HEX, PASS_HEX
 from station.worker import VerdictSource, model_version
 from tests.models.embed_helpers import write_tiny_checkpoint
@@ -256,3 +257,28 @@ def test_a_type_enrolled_and_an_order_added_while_the_station_runs_are_used_at_o
     assert banner == "PASS" and win.view.banner.colour == PASS_HEX  # judged with the type it now knows
     _poll(qtbot, win)
     assert followed.loader.calls == [None]  # nothing changed since: nothing loaded again
+
+
+def test_a_station_whose_model_in_force_is_damaged_starts_on_the_one_before_it(tmp_path: Path, mint: Mint) -> None:
+    site, home = tmp_path / "site", tmp_path / "home"
+    _gallery(mint, tiny_embedder(0), {c.id for c in mint.types}).save(home / "gallery")
+    feed = RegistryFeed(site, home, SeededLoader(mint, home))
+    _register(site, "v1", '{"seed": 1}')
+    _register(site, "v2", "{damaged")
+    promote(site, "v1")
+    promote(site, "v2")  # a bad promotion on the share must not keep every station from starting
+    started = start_in_force(feed)
+    assert started.state == InForce("v1", setup_stamp(home)) and started.detail.startswith("JSONDecodeError")
+    assert started.problem == "model v2 could not be loaded; v1 runs instead"
+    (site / "models" / "v1" / "verdict.json").unlink()  # v1 gone too: the shipped bundle
+    started = start_in_force(feed)
+    assert started.state.model == SHIPPED and started.problem == f"model v2 could not be loaded; {SHIPPED} runs instead"
+    promote(site, SHIPPED)
+    assert start_in_force(feed).problem == ""
+    shutil.rmtree(home / "gallery")  # what no model can do without: the first error, as before
+    with pytest.raises(FileNotFoundError):
+        start_in_force(feed)
+    given = RegistryFeed(site, home, feed.load_bundle, bundle=tmp_path / "bundle-v2" / "verdict.json")
+    _gallery(mint, tiny_embedder(0), {c.id for c in mint.types}).save(home / "gallery")
+    with pytest.raises(ValueError):  # a bundle the station was given is never swapped for another
+        start_in_force(given)
