@@ -521,6 +521,32 @@ class TrainingExport:
     cups: tuple[TrainingCup, ...]
     coins: tuple[TrainingCoin, ...]
 
+    def newest(self, max_cups: int) -> TrainingExport:
+        """The newest ``max_cups`` labelled cups with their coins (by their newest ruling, a cup's or a coin's),
+        a first check kept or left with the re-check it goes with (:attr:`TrainingCup.split_id`); the export
+        itself when it holds no more."""
+        if len(self.cups) <= max_cups:
+            return self
+        newest: dict[int, datetime] = {}
+        split_of = {c.cup_id: c.split_id for c in self.cups}
+        stamps = [(c.cup_id, c.labelled_at) for c in self.cups] + [(c.cup_id, c.labelled_at) for c in self.coins]
+        for cup_id, at in stamps:
+            group = split_of.get(cup_id, cup_id)
+            newest[group] = max(at, newest.get(group, at))
+        size: dict[int, int] = {}
+        for cup in self.cups:
+            size[cup.split_id] = size.get(cup.split_id, 0) + 1
+        kept: set[int] = set()
+        n = 0
+        for group in sorted(newest, key=lambda g: newest[g], reverse=True):
+            if n + size.get(group, 0) > max_cups:
+                break
+            kept.add(group)
+            n += size.get(group, 0)
+        cups = tuple(c for c in self.cups if c.split_id in kept)
+        ids = {c.cup_id for c in cups}
+        return TrainingExport(cups, tuple(c for c in self.coins if c.cup_id in ids))
+
 
 def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")

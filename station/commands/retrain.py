@@ -18,6 +18,9 @@ from typing import Any
 from station.commands.options import add_references_option, add_site_options, check_at_least, resolve_site
 from station.errors import CliError
 
+DEFAULT_MAX_CUPS = 50_000
+"""The newest labelled cups the nightly retrain learns from (some 500,000 coins: about 6 minutes of features)."""
+
 EPILOG = """exit status:
   0  a candidate passed the gate and was promoted
   3  nothing to do: no label newer than the registered models (or too few to train)
@@ -57,6 +60,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--holdout", type=float, default=0.25, help="share of cups in the frozen holdout (0.25)")
     p.add_argument("--cal", type=float, default=0.35, help="share of cups used for calibration (0.35)")
     p.add_argument("--rounds", type=int, default=60, help="boosting rounds added to the voter (60)")
+    p.add_argument(
+        "--max-cups",
+        type=int,
+        default=DEFAULT_MAX_CUPS,
+        metavar="N",
+        help=f"learn from the newest N labelled cups, so the run stays bounded as labels pile up ({DEFAULT_MAX_CUPS}; "
+        "0: all of them)",
+    )
     add_references_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -73,6 +84,7 @@ def _check(args: argparse.Namespace) -> None:
     if args.rounds < 1:
         raise CliError("--rounds must be at least 1")
     check_at_least("--references-per-design", args.references_per_design, 0)
+    check_at_least("--max-cups", args.max_cups, 0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         models=site.models,
         config=cfg,
         report_dir=None if args.report is None else Path(args.report),
+        max_cups=args.max_cups or None,
         promote=not args.dry_run,
         progress=not args.quiet,
     )

@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from station.config import ConfigError, load_config
+from station.commands.options import add_site_options, resolve_site
 from station.errors import CliError
-from station.home import resolve_home
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -24,33 +23,27 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Sign in as a supervisor, then confirm or correct the flagged and borderline cups of the "
         "verdict log, most informative first (keys C, T, N, D; F5 reloads).",
     )
-    p.add_argument(
-        "--config", default=None, metavar="FILE", help="station TOML file (for home, database, image store and models)"
-    )
-    p.add_argument("--home", default=None, metavar="DIR", help="station home")
+    add_site_options(p)
     p.add_argument("--station", default=None, help="only this station's cups (default: all)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Open the review window until it is closed."""
-    try:
-        config = load_config(args.config)
-    except ConfigError as err:
-        raise CliError(str(err)) from err
-    home = resolve_home(args.home if args.home is not None else config.home)
+    site = resolve_site(args)
+    config = site.config
     from station.app import run_review
 
     try:
         return run_review(
-            home,
-            config.database_url,
+            site.home,
+            site.url,
             args.station,
             config.bundle,
             config.target_precision,
             config.audit_share,
-            store=config.store,
-            models=config.models,
+            store=site.store,
+            models=site.models,
         )
     except (FileNotFoundError, ValueError) as err:
-        raise CliError(f"{err} (home: {home})") from err
+        raise CliError(f"{err} (home: {site.home})") from err

@@ -8,7 +8,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from db.records import VerdictRecord, jpeg_size
+from db.records import TrainingCoin, TrainingCup, TrainingExport, VerdictRecord, jpeg_size
+from db.schema import LabelKind
 from models.types import CoinEvidence, Decision, Match, Side, Verdict
 from tests.db.factories import make_jpeg, make_png_mask, make_record
 
@@ -95,3 +96,40 @@ def test_from_verdict_keeps_the_top_match_and_blobs() -> None:
     assert c0.embedding is not None and np.array_equal(np.frombuffer(c0.embedding, dtype="<f4"), emb)
     again = VerdictRecord.from_verdict(verdict, make_jpeg(5), station="s", operator="o")
     assert again.idempotency_key != record.idempotency_key
+
+
+def _cup(cup_id: int, day: int, split: int | None = None) -> TrainingCup:
+    return TrainingCup(
+        cup_id, "s", None, "t1", LabelKind.CONFIRMED, "t1", "m", Decision.FLAG, datetime(2026, 1, day), split
+    )
+
+
+def _coin(cup_id: int, day: int) -> TrainingCoin:
+    return TrainingCoin(
+        cup_id,
+        100 + cup_id,
+        0,
+        "s",
+        None,
+        None,
+        LabelKind.CONFIRMED,
+        "t1",
+        None,
+        True,
+        None,
+        "m",
+        datetime(2026, 1, day),
+    )
+
+
+def test_a_training_window_keeps_the_newest_cups_with_their_coins_and_rechecks() -> None:
+    cups = (_cup(1, 1), _cup(2, 2), _cup(3, 3), _cup(4, 4, split=5), _cup(5, 5), _cup(6, 6))
+    coins = (*(_coin(c.cup_id, c.labelled_at.day) for c in cups), _coin(1, 9))  # cup 1's coin was ruled on last
+    export = TrainingExport(cups, coins)
+    assert export.newest(6) is export and export.newest(99) is export
+    three = export.newest(3)  # cup 1 (a ruling on day 9), then cup 6, then the turned cup 5 with its first check 4
+    assert [c.cup_id for c in three.cups] == [1, 6]  # 4 and 5 go together: the pair would make four
+    assert {c.cup_id for c in three.coins} == {1, 6} and len(three.coins) == 3
+    four = export.newest(4)
+    assert [c.cup_id for c in four.cups] == [1, 4, 5, 6]
+    assert export.newest(0).cups == () and export.newest(0).coins == ()

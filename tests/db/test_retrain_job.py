@@ -215,10 +215,12 @@ def test_a_site_retrains_into_its_shared_registry_from_the_station_config(
     config = tmp_path / "station.toml"
     config.write_text(f'home = "{station_home}"\ndatabase_url = "{db_url}"\nmodels = "{site}"\n')
     args = ["--config", str(config), "--quiet", "--target", "0.8", "--delta", "0.2", "--rounds", "20"]
-    code = main(["retrain", *args, "--no-embedder", "--dry-run"])
+    code = main(["retrain", *args, "--no-embedder", "--dry-run", "--max-cups", "30"])
     assert code == EXIT_REJECTED, capsys.readouterr()
     reg = load_registry(site)
     (candidate,) = [e for e in reg.versions if e.version != version]
+    assert candidate.metrics["cups"] == 30  # the newest 30 of the 40 labelled cups
+    assert "learning from the newest 30 labelled cups" in (site / "models" / "retrain.log").read_text()
     assert candidate.parent == version and reg.current == version  # registered beside the model in force, not promoted
     assert (site / "models" / candidate.version / "verdict.json").is_file()
     assert (site / "models" / "retrain.log").is_file() and (site / "models" / "reports" / candidate.version).is_dir()
