@@ -284,6 +284,7 @@ class Pipeline:
         embedder_path: str | Path | None = None,
         target_precision: float | None = None,
         backend: str = DEFAULT_BACKEND,
+        gallery_home: str | Path | None = None,
     ) -> Pipeline:
         """Load the bundle, its weights, and the station's gallery and catalogue from ``home``.
 
@@ -296,6 +297,8 @@ class Pipeline:
             embedder_path: embedder checkpoint overriding the bundle's.
             target_precision: re-choose the threshold for this precision from the bundle's calibration scores.
             backend: what runs the embedder, the mask segmenter and YOLO (``"onnx"`` or ``"torch"``).
+            gallery_home: the folder whose ``gallery/`` holds the enrolled types, when not the home (a site's
+                shared folder); the camera's calibration and empty tray stay the home's.
 
         Raises:
             FileNotFoundError: a model file or the gallery is missing.
@@ -306,7 +309,7 @@ class Pipeline:
             bundle = bundle.with_threshold(bundle.rechoose(target_precision))
         emb_file = embedder_path if embedder_path is not None else bundle.path(bundle.embedder_file)
         embedder = Embedder.load(emb_file, threads=2, backend=backend)
-        gallery_dir = Path(home) / "gallery"
+        gallery_dir = Path(home if gallery_home is None else gallery_home) / "gallery"
         gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
         if len(gallery) == 0:
             raise FileNotFoundError(f"the gallery in {gallery_dir} is empty; enrol coin types first")

@@ -375,13 +375,19 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         config = config.model_copy(update={"camera": cam.model_copy(update={"kind": "simulator"}), "auto_check": True})
 
     def load(bundle: Path | None) -> Pipeline:
-        built = Pipeline.load(home, bundle, target_precision=config.target_precision, backend=config.backend)
+        built = Pipeline.load(
+            home,
+            bundle,
+            target_precision=config.target_precision,
+            backend=config.backend,
+            gallery_home=config.gallery,
+        )
         if built.uncertified:
             print(f"warning: {built.uncertified}", file=sys.stderr)
         return built
 
     # the registry's model in force (or the bundle named), and later whatever is put in force there or in the home
-    feed = RegistryFeed(config.models or home, home, load, config.bundle)
+    feed = RegistryFeed(config.models or home, home, load, config.bundle, config.gallery)
     started = start_in_force(feed)
     if started.problem:
         print(f"warning: {started.problem} ({started.detail})", file=sys.stderr)
@@ -439,11 +445,12 @@ def run_review(
     audit_share: float = 0.0,
     store: Path | None = None,
     models: Path | None = None,
+    gallery: Path | None = None,
 ) -> int:
     """Open the supervisor window after a supervisor's sign-in; return the exit code (1 when cancelled).
 
     Enrolment from the window uses the embedder of ``bundle`` (default: the model in force in the registry under
-    ``models``, else the home's, else the shipped bundle).
+    ``models``, else the home's, else the shipped bundle) and writes the gallery under ``gallery`` (else the home).
     """
     from models.gallery import Gallery
     from models.registry import resolve_bundle, suspect_labels
@@ -451,7 +458,7 @@ def run_review(
 
     registry = models or home
     bundle = resolve_bundle(registry, bundle)  # the registry's version in force, else the shipped bundle
-    gallery_dir = home / "gallery"
+    gallery_dir = (gallery or home) / "gallery"
     catalog = TypeCatalog.from_gallery(gallery_dir) if Gallery.exists(gallery_dir) else TypeCatalog([], _no_picture)
     app = qt_application()
     repository = VerdictRepository.open(home, url, store=store)

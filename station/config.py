@@ -6,6 +6,7 @@ A minimal file names nothing at all (every field has a default); a typical one::
     database_url = "postgresql+psycopg://cupcheck@dbhost/cupcheck"
     store = "/mnt/cupcheck-share"   # the site's stations keep their images in one shared folder
     models = "/mnt/cupcheck-share"  # ... and follow one registry of verdict models (the nightly retrain's)
+    gallery = "/mnt/cupcheck-share" # ... and one gallery of enrolled types (optional: else each station its own)
     target_precision = 0.995
     audit_share = 0.02      # PASSes put in front of the supervisor to check
     sound = true
@@ -114,6 +115,9 @@ class StationConfig(_Strict):
             ``None`` means the home. The stations sharing one database give it one shared folder, so the model the
             nightly retrain promotes there (or a supervisor rolls back to) is the one every station runs: a running
             station loads it between cups.
+        gallery: the folder whose ``gallery/`` holds the enrolled coin types; ``None`` means the home. The stations
+            of a site may share one, so a type enrolled once is checked at every station (each loads it between
+            cups) and the nightly retrain judges every station's cups against the catalogue they were checked with.
         bundle: the verdict model's bundle JSON; ``None`` means the registry's model in force, else the one shipped
             with the package. A station given a bundle keeps it while it runs.
         target_precision: the precision a PASS must reach (default 99.5 %); the calibrated threshold is chosen
@@ -137,6 +141,7 @@ class StationConfig(_Strict):
     database_url: str | None = None
     store: Path | None = None
     models: Path | None = None
+    gallery: Path | None = None
     bundle: Path | None = None
     target_precision: float = Field(default=DEFAULT_TARGET, gt=0.5, lt=1.0)
     cup_region: CupRegion | None = None

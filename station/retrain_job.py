@@ -64,6 +64,7 @@ class RetrainOptions:
         store: the folder the stations keep their images in (``None``: the home).
         models: the folder whose ``models/`` holds the registry the candidate is recorded and promoted in (``None``:
             the home); the stations of a site share one, so they all follow the model promoted there.
+        gallery: the folder whose ``gallery/`` the labelled cups are judged against (``None``: the home).
         config: the refit's settings.
         report_dir: where the Markdown report and its plots go (``None``: ``reports/<version>`` in the registry).
         max_cups: learn from the newest this many labelled cups (``None``: all): rebuilding a labelled coin's
@@ -75,6 +76,7 @@ class RetrainOptions:
     url: str | None = None
     store: Path | None = None
     models: Path | None = None
+    gallery: Path | None = None
     config: RetrainConfig = field(default_factory=RetrainConfig)
     report_dir: Path | None = None
     max_cups: int | None = None
@@ -258,8 +260,8 @@ def _newest(export: TrainingExport) -> datetime | None:
 def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOutcome:
     """Retrain from every label in the verdict log and promote the candidate when the gate allows.
 
-    ``home`` gives the gallery the labelled cups are judged against (and the database and images unless
-    ``options`` name others); the registry is ``options.models``'s, else the home's.
+    ``home`` gives the gallery the labelled cups are judged against, the database and the images, unless
+    ``options`` name others; the registry is ``options.models``'s, else the home's.
 
     Raises:
         FileNotFoundError, ValueError: no gallery, a damaged bundle or registry.
@@ -286,7 +288,7 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
         window = export if opts.max_cups is None else export.newest(opts.max_cups)
         if window is not export:
             _log.info("learning from the newest %d labelled cups (%d coins)", len(window.cups), len(window.coins))
-        pipeline = Pipeline.load(home, bundle_path, with_detector=False)
+        pipeline = Pipeline.load(home, bundle_path, with_detector=False, gallery_home=opts.gallery)
         reusable = versions_with_embedder(models, pipeline.embedder.version)
         cups = labelled_cups(repo, window, pipeline, reusable, progress=opts.progress)
     finally:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from station.commands.options import add_models_option
+from station.commands.options import add_gallery_option, add_models_option
 from station.errors import CliError
 from station.home import resolve_home
 
@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("catalog", metavar="CATALOG_DIR", help="folder with one sub-folder per coin type")
     p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
+    add_gallery_option(p)
     p.add_argument("--crops", action="store_true", help="treat every image as a crop of one coin")
     p.add_argument("--embedder", default=None, help="embedder checkpoint (default: the shipped weights)")
     p.add_argument("--detector", default=None, help="detector weights for whole photos (default: shipped)")
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     home = resolve_home(args.home)
     per_side = _per_side(home if args.models is None else Path(args.models), args.bundle)
-    gallery_dir = home / "gallery"
+    gallery_dir = (home if args.gallery is None else Path(args.gallery)) / "gallery"
     try:
         embedder = Embedder.load(args.embedder, threads=2)
     except (FileNotFoundError, ValueError) as err:

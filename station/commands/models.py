@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "model each station of the database judged its newest cup with. Exit status 2 for an unknown version or "
         "nothing to roll back.",
     )
-    add_site_options(p, store=False)
+    add_site_options(p, store=False, gallery=False)
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     ls = sub.add_parser("list", help="every registered version, newest last; * marks the one in force")

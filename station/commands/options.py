@@ -1,6 +1,7 @@
 """Options shared by several commands: ``--backend`` (the bench targets), ``--cut-workers`` (train, eval),
 ``--references-per-design`` (retrain, simulate-day), where a station's data lives (``--config``, ``--home``,
-``--db``, ``--store``, ``--models``), and the check that a count option is at least its smallest value."""
+``--db``, ``--store``, ``--models``, ``--gallery``), and the check that a count option is at least its smallest
+value."""
 
 from __future__ import annotations
 
@@ -74,22 +75,33 @@ def add_references_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_models_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--models DIR``: the folder whose ``models/`` holds the registry of verdict models."""
+def _default(config: bool) -> str:
+    return "default: the config's, else the home" if config else "default: the home"
+
+
+def add_models_option(parser: argparse.ArgumentParser, *, config: bool = False) -> None:
+    """Add ``--models DIR``: the folder whose ``models/`` holds the registry of verdict models (``config``: the
+    command also reads ``--config``)."""
     parser.add_argument(
         "--models",
         default=None,
         metavar="DIR",
-        help="the folder whose models/ holds the registry of verdict models (a site's shared folder; default: the "
-        "config's, else the home)",
+        help="the folder whose models/ holds the registry of verdict models "
+        f"(a site's shared folder; {_default(config)})",
     )
 
 
 def add_site_options(
-    parser: argparse.ArgumentParser, *, database: bool = True, store: bool = True, models: bool = True
+    parser: argparse.ArgumentParser,
+    *,
+    database: bool = True,
+    store: bool = True,
+    models: bool = True,
+    gallery: bool = True,
 ) -> None:
     """Add ``--config FILE``, ``--home DIR``, and with ``database`` ``--db URL``, with ``store`` ``--store DIR``,
-    with ``models`` ``--models DIR``: where a station's data lives (each flag overrides the config's setting)."""
+    with ``models`` ``--models DIR``, with ``gallery`` ``--gallery DIR``: where a station's data lives (each flag
+    overrides the config's setting)."""
     parser.add_argument(
         "--config", default=None, metavar="FILE", help="station TOML file (home, database, image store, models)"
     )
@@ -105,7 +117,20 @@ def add_site_options(
             "--store", default=None, metavar="DIR", help="image folder (default: the config's, else the home)"
         )
     if models:
-        add_models_option(parser)
+        add_models_option(parser, config=True)
+    if gallery:
+        add_gallery_option(parser, config=True)
+
+
+def add_gallery_option(parser: argparse.ArgumentParser, *, config: bool = False) -> None:
+    """Add ``--gallery DIR``: the folder whose ``gallery/`` holds the enrolled coin types (``config``: the command
+    also reads ``--config``)."""
+    parser.add_argument(
+        "--gallery",
+        default=None,
+        metavar="DIR",
+        help=f"the folder whose gallery/ holds the enrolled coin types (a site's shared folder; {_default(config)})",
+    )
 
 
 @dataclass(frozen=True)
@@ -118,6 +143,7 @@ class Site:
         url: the database URL (``None``: the home's SQLite file).
         store: the image folder (``None``: the home).
         models: the folder whose ``models/`` holds the registry (the home unless one is named).
+        gallery: the folder whose ``gallery/`` holds the enrolled types (the home unless one is named).
     """
 
     config: StationConfig
@@ -125,6 +151,12 @@ class Site:
     url: str | None
     store: Path | None
     models: Path
+    gallery: Path
+
+    @property
+    def gallery_dir(self) -> Path:
+        """The gallery folder itself."""
+        return self.gallery / "gallery"
 
 
 def _flag(args: argparse.Namespace, name: str) -> str | None:
@@ -148,10 +180,12 @@ def resolve_site(args: argparse.Namespace) -> Site:
     home = resolve_home(_flag(args, "home") or config.home)
     store = _flag(args, "store")
     models = _flag(args, "models")
+    gallery = _flag(args, "gallery")
     return Site(
         config,
         home,
         _flag(args, "db") or config.database_url,
         Path(store) if store is not None else config.store,
         Path(models) if models is not None else config.models or home,
+        Path(gallery) if gallery is not None else config.gallery or home,
     )

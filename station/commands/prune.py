@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "(the next run removes it, with any other file older than an hour that no row names).",
     )
     p.add_argument("--older-than-days", type=float, required=True, metavar="DAYS", help="cups checked before then")
-    add_site_options(p, models=False)
+    add_site_options(p, models=False, gallery=False)
     p.add_argument("--station", default=None, help="station name (default: the config's)")
     p.add_argument("--dry-run", action="store_true", help="count what would go, change nothing")
     p.set_defaults(func=run)

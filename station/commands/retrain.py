@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         url=site.url,
         store=site.store,
         models=site.models,
+        gallery=site.gallery,
         config=cfg,
         report_dir=None if args.report is None else Path(args.report),
         max_cups=args.max_cups or None,

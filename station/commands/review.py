@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
             config.audit_share,
             store=site.store,
             models=site.models,
+            gallery=site.gallery,
         )
     except (FileNotFoundError, ValueError) as err:
         raise CliError(f"{err} (home: {site.home})") from err

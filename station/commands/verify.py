@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.bundle import BundleError
-from station.commands.options import add_models_option
+from station.commands.options import add_gallery_option, add_models_option
 from station.errors import CliError
 from station.home import resolve_home
 
@@ -39,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="re-choose the threshold for this PASS precision from the bundle's calibration scores",
     )
     add_models_option(p)
+    add_gallery_option(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
     p.add_argument(
@@ -130,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
             with_detector=not args.crops,
             detector_path=args.detector,
             target_precision=args.target_precision,
+            gallery_home=args.gallery,
         )
     except (FileNotFoundError, BundleError, GalleryMismatchError, RegistryError, ValueError) as err:
         raise CliError(f"{err}") from err

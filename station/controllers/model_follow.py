@@ -30,15 +30,11 @@ MODEL_CHECK_S = 60.0
 """How often a running station asks what is in force."""
 RETRY_S = 600.0
 """How long something that failed to load waits before it is tried again."""
-SETUP_FILES = (
-    "gallery/manifest.json",
-    "gallery/catalog.json",
-    "calibration.json",
-    "empty_tray.png",
-    ORDERS_FILE,
-)
-"""The station home's files a pipeline and the window are built from (the gallery's manifest is written last, after
-the files it names)."""
+SETUP_FILES = ("calibration.json", "empty_tray.png", ORDERS_FILE)
+"""The station home's own files a pipeline and the window are built from."""
+GALLERY_FILES = ("gallery/manifest.json", "gallery/catalog.json")
+"""The gallery's files (under the home, or a site's shared folder): the manifest is written last, after the files
+it names."""
 
 _log = logging.getLogger(__name__)
 
@@ -85,12 +81,13 @@ class StationFeed(Protocol):
         ...
 
 
-def setup_stamp(home: Path, names: tuple[str, ...] = SETUP_FILES) -> str:
-    """Size and modification time of each of the station home's set-up files that exist, as one string."""
+def setup_stamp(folder: Path, names: tuple[str, ...] = SETUP_FILES) -> str:
+    """Size and modification time of each of ``names`` (the station home's set-up files) that exists under
+    ``folder``, as one string."""
     parts = []
     for name in names:
         try:
-            st = (home / name).stat()
+            st = (folder / name).stat()
         except OSError:
             continue
         parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
@@ -103,17 +100,28 @@ class RegistryFeed:
 
     Attributes:
         models: the folder whose ``models/`` holds the registry (the home, or a site's shared folder).
-        home: the station home (gallery, calibration, empty tray, ``orders.csv``).
+        home: the station home (calibration, empty tray, ``orders.csv``, and the gallery unless ``gallery`` is
+            named).
         load_bundle: builds the station's pipeline from a bundle JSON (``None``: the shipped bundle) with the
-            gallery, calibration and settings of ``home``.
+            station's gallery, calibration and settings.
         bundle: a bundle the station was given (``bundle = "..."`` in its TOML): it stays, whatever the registry
             says; the home's files are still followed.
+        gallery: the folder whose ``gallery/`` holds the enrolled types, when not the home (a site's shared one).
     """
 
     models: Path
     home: Path
     load_bundle: Callable[[Path | None], VerdictSource] = field(repr=False)
     bundle: Path | None = None
+    gallery: Path | None = None
+
+    @property
+    def gallery_dir(self) -> Path:
+        """The station's gallery folder (the shared one when ``gallery`` names it)."""
+        return (self.gallery or self.home) / "gallery"
+
+    def _stamp(self) -> str:
+        return setup_stamp(self.home) + "|" + setup_stamp(self.gallery or self.home, GALLERY_FILES)
 
     def in_force(self) -> InForce:
         """The registered version in force (or ``shipped``, or the given bundle) and the stamp of the home's set-up
@@ -125,8 +133,8 @@ class RegistryFeed:
         from models.registry import SHIPPED, load_registry
 
         if self.bundle is not None:
-            return InForce(str(self.bundle), setup_stamp(self.home))
-        return InForce(load_registry(self.models).current or SHIPPED, setup_stamp(self.home))
+            return InForce(str(self.bundle), self._stamp())
+        return InForce(load_registry(self.models).current or SHIPPED, self._stamp())
 
     def load(self, state: InForce) -> Loaded:
         """The pipeline of version ``state.model`` with the home's gallery, and the window's catalogue and orders.
@@ -141,7 +149,7 @@ class RegistryFeed:
         pipeline = self.load_bundle(path)
         return Loaded(
             pipeline,
-            TypeCatalog.from_gallery(self.home / "gallery"),
+            TypeCatalog.from_gallery(self.gallery_dir),
             OrderBook.from_csv(self.home / ORDERS_FILE),
             getattr(pipeline, "camera_size", None),
         )

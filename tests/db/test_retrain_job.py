@@ -51,9 +51,9 @@ def _jpeg(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _home_with_tiny_model(home: Path, tmp: Path, models: Path | None = None) -> str:
-    """Enrol the tiny world's gallery in ``home`` and put its bundle in force in the registry under ``models``
-    (default: the home)."""
+def _home_with_tiny_model(home: Path, tmp: Path, models: Path | None = None, gallery: Path | None = None) -> str:
+    """Enrol the tiny world's gallery under ``gallery`` and put its bundle in force in the registry under
+    ``models`` (both default to the home)."""
     folder = tmp / "bundle"
     path, embedder = write_bundle(folder, embedder_file=write_tiny_checkpoint(tmp / "embedder.pt"))
     # the bundle's own calibration pairs, kept beside it for the retrain to re-score
@@ -64,7 +64,7 @@ def _home_with_tiny_model(home: Path, tmp: Path, models: Path | None = None) -> 
     version = load_bundle(path).version
     register_version(models or home, folder, ModelEntry(version, "2026-01-01T00:00:00+00:00", SHIPPED))
     promote(models or home, version)
-    enrolled_gallery(embedder).save(home / "gallery")
+    enrolled_gallery(embedder).save((gallery or home) / "gallery")
     return version
 
 
@@ -209,11 +209,11 @@ def test_with_no_clean_cup_to_learn_from_the_references_are_still_tried(
 def test_a_site_retrains_into_its_shared_registry_from_the_station_config(
     repo: VerdictRepository, station_home: Path, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    site = tmp_path / "site"  # the site's shared folder: every station's `models` names it
-    version = _home_with_tiny_model(station_home, tmp_path, models=site)
+    site = tmp_path / "site"  # the site's shared folder: every station's `models` and `gallery` name it
+    version = _home_with_tiny_model(station_home, tmp_path, models=site, gallery=site)
     _log_cups(repo, version, 40)
     config = tmp_path / "station.toml"
-    config.write_text(f'home = "{station_home}"\ndatabase_url = "{db_url}"\nmodels = "{site}"\n')
+    config.write_text(f'home = "{station_home}"\ndatabase_url = "{db_url}"\nmodels = "{site}"\ngallery = "{site}"\n')
     args = ["--config", str(config), "--quiet", "--target", "0.8", "--delta", "0.2", "--rounds", "20"]
     code = main(["retrain", *args, "--no-embedder", "--dry-run", "--max-cups", "30"])
     assert code == EXIT_REJECTED, capsys.readouterr()
@@ -225,6 +225,7 @@ def test_a_site_retrains_into_its_shared_registry_from_the_station_config(
     assert (site / "models" / candidate.version / "verdict.json").is_file()
     assert (site / "models" / "retrain.log").is_file() and (site / "models" / "reports" / candidate.version).is_dir()
     assert not (station_home / "models").exists()  # nothing of the registry lands in the home
+    assert not (station_home / "gallery").exists()  # the cups were judged against the site's gallery
     # the site's labels are the registry's: the next night has nothing new, whichever PC runs it
     assert main(["retrain", *args]) == EXIT_NOTHING_TO_DO
     assert main(["models", "--config", str(config), "promote", candidate.version]) == 0

@@ -146,3 +146,22 @@ def test_whole_photo_enrol_and_identify_use_the_detector(real_data: Path, tmp_pa
         x1, y1, x2, y2 = coin["bbox"]
         assert 0 <= x1 < x2 and 0 <= y1 < y2 and 0 < coin["confidence"] <= 1 and coin["diameter_px"] > 20
         assert x1 <= coin["center"][0] <= x2 and len(coin["matches"]) == 2
+
+
+def test_a_site_enrols_once_into_its_shared_gallery(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    cat, share = tmp_path / "catalog", tmp_path / "share"
+    for side in (Side.OBVERSE, Side.REVERSE):
+        (cat / "alpha" / side.value).mkdir(parents=True)
+        cv2.imwrite(str(cat / "alpha" / side.value / "a.png"), coin_image(0, side, 96))
+    enrol = ["enroll", str(cat), "--home", str(tmp_path / "pc-1"), "--gallery", str(share), "--embedder", str(ckpt)]
+    assert main(enrol) == 0
+    assert (share / "gallery" / "catalog.json").is_file() and not (tmp_path / "pc-1" / "gallery").exists()
+    query = tmp_path / "q.png"
+    cv2.imwrite(str(query), coin_image(0, Side.REVERSE, 96))
+    capsys.readouterr()
+    other = ["identify", str(query), "--crop", "--json", "--home", str(tmp_path / "pc-2"), "--embedder", str(ckpt)]
+    assert main([*other, "--gallery", str(share)]) == 0  # another station reads the types enrolled once
+    (image,) = json.loads(capsys.readouterr().out)["images"]
+    assert image["coins"][0]["matches"][0]["type"] == "alpha"
+    assert main(other) == 2  # its own home holds no gallery

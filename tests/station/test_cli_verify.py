@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -179,3 +180,13 @@ def test_either_backend_gives_the_same_verdicts(station) -> None:
         assert (a.decision, a.reasons) == (b.decision, b.reasons) and abs(a.p_correct - b.p_correct) < 1e-4
     with pytest.raises(ValueError, match="unknown inference backend"):
         Pipeline.load(home, bundle, with_detector=False, backend="gpu")
+
+
+def test_verify_reads_a_shared_gallery(station, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home, bundle, cups = station
+    shutil.copytree(home / "gallery", tmp_path / "share" / "gallery")
+    argv = ["verify", str(cups / "mixed"), "--crops", "--expect", "t0000", "--json", "--bundle", str(bundle)]
+    assert main([*argv, "--home", str(tmp_path / "pc"), "--gallery", str(tmp_path / "share")]) == 0
+    (cup,) = json.loads(capsys.readouterr().out)["cups"]
+    assert cup["verdict"] == "flag" and any("looks like t0009" in r for r in cup["reasons"])
+    assert main([*argv, "--home", str(tmp_path / "pc")]) == 2  # that station's own home has no gallery

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,7 +269,7 @@ def test_a_station_whose_model_in_force_is_damaged_starts_on_the_one_before_it(t
     promote(site, "v1")
     promote(site, "v2")  # a bad promotion on the share must not keep every station from starting
     started = start_in_force(feed)
-    assert started.state == InForce("v1", setup_stamp(home)) and started.detail.startswith("JSONDecodeError")
+    assert started.state == InForce("v1", feed.in_force().setup) and started.detail.startswith("JSONDecodeError")
     assert started.problem == "model v2 could not be loaded; v1 runs instead"
     (site / "models" / "v1" / "verdict.json").unlink()  # v1 gone too: the shipped bundle
     started = start_in_force(feed)
@@ -282,3 +283,23 @@ def test_a_station_whose_model_in_force_is_damaged_starts_on_the_one_before_it(t
     _gallery(mint, tiny_embedder(0), {c.id for c in mint.types}).save(home / "gallery")
     with pytest.raises(ValueError):  # a bundle the station was given is never swapped for another
         start_in_force(given)
+
+
+def test_registry_feed_follows_a_shared_gallery(tmp_path: Path) -> None:
+    site, home = tmp_path / "site", tmp_path / "home"
+    path, embedder = write_bundle(tmp_path / "bundle", embedder_file=write_tiny_checkpoint(tmp_path / "emb.pt"))
+    gallery = enrolled_gallery(embedder)
+    gallery.save(site / "gallery")  # enrolled once for the site; the home holds none
+    feed = RegistryFeed(
+        site, home, lambda b: Pipeline.load(home, b, with_detector=False, gallery_home=site), bundle=path, gallery=site
+    )
+    first = feed.in_force()
+    loaded = feed.load(first)
+    assert isinstance(loaded.pipeline, Pipeline) and loaded.catalog is not None
+    assert set(loaded.pipeline.gallery.types()) == {t.type_id for t in loaded.catalog.types} == set(gallery.types())
+    time.sleep(0.01)
+    gallery.save(site / "gallery")  # enrolled again on another PC
+    (site / "gallery" / "manifest.json").touch()
+    assert feed.in_force().setup != first.setup
+    with pytest.raises(FileNotFoundError):
+        Pipeline.load(home, path, with_detector=False)  # the home's own gallery: none
