@@ -15,17 +15,25 @@ removes the folders of old versions and the stored files only they held.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from models.files import sha256_file, write_bytes_atomic
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 REGISTRY_FORMAT = "cupcheck-registry/1"
 REGISTRY_DIR = "models"
@@ -146,6 +154,92 @@ class Registry:
         }
 
 
+LOCK_FILE = "registry.lock"
+LOCK_WAIT_S = 120.0
+"""How long a change of the registry waits for another one (another PC's) to finish."""
+LOCK_STALE_S = 900.0
+"""A lock older than this was left by a process that died; it is broken."""
+_held: dict[tuple[str, int], int] = {}
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def registry_lock(home: Path, wait_s: float | None = None, stale_s: float | None = None) -> Iterator[None]:
+    """Hold ``models/registry.lock`` while the registry is read, changed and written, so that a retrain on one PC,
+    a rollback on another and a prune never lose each other's change (``registry.json`` is rewritten whole).
+
+    The lock is a file created exclusively (which network shares honour), naming its holder; the same thread may
+    take it again inside. A lock older than ``stale_s`` (default :data:`LOCK_STALE_S`) is broken; ``wait_s``
+    defaults to :data:`LOCK_WAIT_S`.
+
+    Raises:
+        RegistryError: another holder kept it past ``wait_s``.
+    """
+    root = registry_root(home)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_FILE
+    key = (str(path.resolve()), threading.get_ident())
+    with _held_guard:
+        depth = _held.get(key, 0)
+        _held[key] = depth + 1
+    try:
+        if depth == 0:
+            _acquire(path, LOCK_WAIT_S if wait_s is None else wait_s, LOCK_STALE_S if stale_s is None else stale_s)
+        try:
+            yield
+        finally:
+            if depth == 0:
+                path.unlink(missing_ok=True)
+    finally:
+        with _held_guard:
+            if depth == 0:
+                del _held[key]
+            else:
+                _held[key] = depth
+
+
+def _acquire(path: Path, wait_s: float, stale_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                age = time.time() - path.stat().st_mtime
+                holder = path.read_text().strip()
+            except FileNotFoundError:
+                continue  # released meanwhile
+            if age > stale_s:
+                broken = path.with_name(f".{LOCK_FILE}.{os.getpid()}.stale")
+                with suppress(FileNotFoundError):
+                    os.replace(path, broken)  # one waiter breaks it; the others find it gone
+                    broken.unlink()
+                continue
+            if time.monotonic() > deadline:
+                raise RegistryError(
+                    f"the model registry is being changed by {holder or 'another process'} ({age:.0f} s); try again, "
+                    f"or remove {path} if no cupcheck runs there"
+                ) from None
+            time.sleep(0.05)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{socket.gethostname()} pid {os.getpid()} since {utc_now_iso()}\n")
+        return
+
+
+def _locked(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a registry change under :func:`registry_lock` of its first argument, the home."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        home = args[0] if args else kwargs["home"]
+        assert isinstance(home, (str, Path))
+        with registry_lock(Path(home)):
+            return fn(*args, **kwargs)
+
+    return run
+
+
 def utc_now_iso() -> str:
     """The current UTC time in ISO 8601."""
     return datetime.now(UTC).isoformat()
@@ -257,6 +351,7 @@ def suspect_labels(home: Path) -> SuspectLabels | None:
     )
 
 
+@_locked
 def register_version(home: Path, bundle_dir: Path, entry: ModelEntry) -> ModelEntry:
     """Copy a bundle folder into the registry as ``entry.version`` and record it (not in force yet).
 
@@ -318,6 +413,7 @@ def _link_blob(blobs: Path) -> Callable[[str, str], str]:
     return copy
 
 
+@_locked
 def set_status(home: Path, version: str, status: str, note: str | None = None) -> Registry:
     """Change a version's status (and note); returns the new registry."""
     reg = load_registry(home)
@@ -331,6 +427,7 @@ def set_status(home: Path, version: str, status: str, note: str | None = None) -
     return new
 
 
+@_locked
 def promote(home: Path, version: str, *, action: str = "promote") -> Registry:
     """Put ``version`` in force (``"shipped"`` puts the shipped bundle back); returns the new registry.
 
@@ -353,6 +450,7 @@ def promote(home: Path, version: str, *, action: str = "promote") -> Registry:
     return new
 
 
+@_locked
 def rollback(home: Path) -> Registry:
     """Put back the version that was in force before the current one; returns the new registry.
 
@@ -415,7 +513,7 @@ def prune_versions(home: Path, keep: int = 5, *, dry_run: bool = False) -> Regis
     registered versions (tonight's candidates a supervisor may promote by hand). The others lose their folder and
     take the status :data:`PRUNED`; their entries, metrics and label marks stay in the registry (the retrain's label
     watermark and the history read them), and promoting one is refused as having no bundle. A stored file goes
-    once no kept version holds it.
+    once no kept version holds it. The change is made under :func:`registry_lock`.
 
     Args:
         home: the folder whose ``models/`` holds the registry.
@@ -423,11 +521,29 @@ def prune_versions(home: Path, keep: int = 5, *, dry_run: bool = False) -> Regis
         dry_run: count, change nothing.
 
     Raises:
-        RegistryError: the registry is damaged.
+        RegistryError: the registry is damaged, or another change held it too long.
         ValueError: ``keep`` is negative.
     """
     if keep < 0:
         raise ValueError(f"keep must be at least 0, got {keep}")
+    if dry_run:
+        return _prune_plan(home, keep)[0]
+    with registry_lock(home):
+        report, reg, orphans = _prune_plan(home, keep)
+        if not report.versions and not orphans:
+            return report
+        gone = set(report.versions)
+        versions = tuple(replace(e, status=PRUNED) if e.version in gone else e for e in reg.versions)
+        save_registry(home, replace(reg, versions=versions))  # first: a version is never named with half a folder
+        for version in report.versions:
+            shutil.rmtree(version_dir(home, version), ignore_errors=True)
+        for blob in orphans:
+            blob.unlink(missing_ok=True)
+    return report
+
+
+def _prune_plan(home: Path, keep: int) -> tuple[RegistryPrune, Registry, list[Path]]:
+    """What :func:`prune_versions` removes: its report, the registry it read, and the stored files that go."""
     reg = load_registry(home)
     newest = sorted(reg.versions, key=lambda e: e.created_at)[-keep:] if keep else []
     held = {reg.current, *rollback_chain(reg, keep), *(e.version for e in newest)}
@@ -443,13 +559,4 @@ def prune_versions(home: Path, keep: int = 5, *, dry_run: bool = False) -> Regis
         if f.is_file()
     }
     orphans = [b for b in blobs.iterdir() if b.is_file() and b.stat().st_ino not in wanted] if blobs.is_dir() else []
-    report = RegistryPrune(tuple(drop), kept, len(orphans), sum(b.stat().st_size for b in orphans))
-    if dry_run or (not drop and not orphans):
-        return report
-    versions = tuple(replace(e, status=PRUNED) if e.version in gone else e for e in reg.versions)
-    save_registry(home, replace(reg, versions=versions))  # first: a version is never named with half a folder
-    for version in drop:
-        shutil.rmtree(version_dir(home, version), ignore_errors=True)
-    for blob in orphans:
-        blob.unlink(missing_ok=True)
-    return report
+    return RegistryPrune(tuple(drop), kept, len(orphans), sum(b.stat().st_size for b in orphans)), reg, orphans

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="remove the folders of old versions (each nightly retrain adds one)",
         description="Keep the version in force, the KEEP versions successive rollbacks would put back and the KEEP "
         "newest versions; remove the others' folders (their entries and metrics stay, marked pruned) and every "
-        "stored file no kept version holds. Run it when no retrain is running.",
+        "stored file no kept version holds.",
     )
     pn.add_argument("--keep", type=int, default=5, metavar="KEEP", help="rollback steps and newest versions kept (5)")
     pn.add_argument("--dry-run", action="store_true", help="say what would go, change nothing")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +23,7 @@ from models.registry import (
     promote,
     prune_versions,
     register_version,
+    registry_lock,
     resolve_bundle,
     rollback,
     set_status,
@@ -217,3 +221,31 @@ def _sha(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+def test_concurrent_registrations_are_all_kept(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    folders = [_bundle_dir(tmp_path, f"c{i}") for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:  # eight registrations at once, as from several PCs on one share
+        list(pool.map(lambda i: register_version(home, folders[i], _entry(f"verdict-c{i:03d}")), range(8)))
+    assert sorted(e.version for e in load_registry(home).versions) == [f"verdict-c{i:03d}" for i in range(8)]
+    assert not (home / "models" / "registry.lock").exists()
+
+
+def test_a_change_waits_for_the_lock_and_a_dead_holders_lock_is_broken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    register_version(home, _bundle_dir(tmp_path, "a"), _entry("verdict-aaaa"))
+    monkeypatch.setattr("models.registry.LOCK_WAIT_S", 0.2)
+    with registry_lock(home):  # another PC is changing the registry
+        assert "pid" in (home / "models" / "registry.lock").read_text()
+        promote(home, "verdict-aaaa")  # the same thread may change it inside
+        with ThreadPoolExecutor(1) as pool, pytest.raises(RegistryError, match=r"being changed by .* pid"):
+            pool.submit(rollback, home).result()
+    assert rollback(home).current is None  # released: the rollback goes through
+    lock = home / "models" / "registry.lock"
+    lock.write_text("pc-7 pid 1 since 2026-01-01")
+    old = time.time() - 3600
+    os.utime(lock, (old, old))  # left by a process that died an hour ago
+    assert promote(home, "verdict-aaaa").current == "verdict-aaaa" and not lock.exists()
