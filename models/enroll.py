@@ -40,8 +40,8 @@ import numpy as np
 from tqdm import tqdm
 
 from models.embedder import Embedder
-from models.files import write_bytes_atomic
-from models.gallery import Gallery, GalleryEntry
+from models.files import exclusive_lock, write_bytes_atomic
+from models.gallery import MANIFEST, Gallery, GalleryEntry
 from models.template import signatures
 from models.types import CoinCrop, CoinInstance, Frame, Side, UInt8Array
 
@@ -426,6 +426,81 @@ def merge_catalog(old: dict[str, TypeInfo], new: dict[str, TypeInfo], gallery_ty
     """Old metadata updated with new, restricted to the types present in the gallery."""
     merged = {**old, **new}
     return [merged[t] for t in gallery_types if t in merged]
+
+
+GALLERY_LOCK = "gallery.lock"
+"""In the gallery folder: held while an enrolment saves the gallery (:func:`save_enrolment`)."""
+GALLERY_LOCK_WAIT_S = 120.0
+GALLERY_LOCK_STALE_S = 900.0
+
+
+def gallery_state(gallery_dir: Path) -> bytes | None:
+    """The saved gallery's manifest (it names every file by digest), ``None`` when there is none: what an enrolment
+    compares to learn whether another one saved the gallery meanwhile."""
+    try:
+        return (gallery_dir / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def save_enrolment(
+    gallery_dir: Path,
+    gallery: Gallery,
+    infos: Mapping[str, TypeInfo],
+    enrolled: Iterable[str],
+    loaded: bytes | None,
+    *,
+    replace_all: bool = False,
+) -> tuple[Gallery, list[TypeInfo]]:
+    """Save an enrolment into ``gallery_dir`` and merge its catalogue, under the folder's lock.
+
+    An enrolment embeds its photos for minutes with the gallery it loaded; a site's shared gallery may have been
+    saved by another PC's enrolment meanwhile. When the saved gallery is no longer the one loaded (``loaded``: its
+    :func:`gallery_state` then), the types this enrolment enrolled replace theirs in the saved one instead, so
+    neither enrolment loses the other's types.
+
+    Args:
+        gallery_dir: the gallery folder.
+        gallery: the loaded gallery with this enrolment's types added.
+        infos: the enrolled types' catalogue entries.
+        enrolled: the type ids this enrolment enrolled.
+        loaded: :func:`gallery_state` when the gallery was loaded.
+        replace_all: a new gallery (``enroll --rebuild``) replaces whatever was saved.
+
+    Returns:
+        The gallery as saved and the catalogue as saved.
+
+    Raises:
+        models.files.LockTimeout: another enrolment held the folder too long.
+        GalleryMismatchError: the saved gallery now belongs to another embedder.
+    """
+    types = set(enrolled)
+    with exclusive_lock(
+        gallery_dir / GALLERY_LOCK, GALLERY_LOCK_WAIT_S, GALLERY_LOCK_STALE_S, f"the gallery in {gallery_dir}"
+    ):
+        if not replace_all and gallery_state(gallery_dir) not in (None, loaded):
+            latest = Gallery.load(gallery_dir, embedder_version=gallery.embedder_version)
+            _move_types(gallery, latest, types)
+            gallery = latest
+        gallery.save(gallery_dir)
+        catalog_path = gallery_dir / CATALOG_FILE
+        merged = merge_catalog(load_catalog(catalog_path), dict(infos), list(gallery.types()))
+        save_catalog(catalog_path, merged)
+    return gallery, merged
+
+
+def _move_types(src: Gallery, dst: Gallery, types: set[str]) -> None:
+    """Replace the references of ``types`` in ``dst`` with ``src``'s (vectors, entries and template signatures)."""
+    vecs, ids = src.vectors()
+    chosen = [k for k, i in enumerate(ids) if src.entries[i].type_id in types]
+    picked = [ids[k] for k in chosen]
+    try:
+        sigs: np.ndarray | None = src.signatures(picked)
+    except KeyError:
+        sigs = None
+    for type_id in types:
+        dst.remove_type(type_id)
+    dst.add(vecs[chosen], [src.entries[i] for i in picked], sigs if picked else None)
 
 
 def thin_enrolment_notes(enrolled: dict[str, dict[str, int]], per_side: int) -> list[str]:

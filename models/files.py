@@ -11,8 +11,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +79,54 @@ def read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}: not a {what} file ({err})") from err
+
+
+class LockTimeout(RuntimeError):
+    """Another process held a lock past the wait (the message names it)."""
+
+
+@contextmanager
+def exclusive_lock(path: Path, wait_s: float, stale_s: float, what: str) -> Iterator[None]:
+    """Hold the lock file ``path`` (created exclusively, which network shares honour, naming its holder) while a
+    shared file is read, changed and written again; another process waits for it.
+
+    Args:
+        path: the lock file.
+        wait_s: how long to wait for another holder.
+        stale_s: a lock older than this was left by a process that died; one waiter breaks it.
+        what: what is being changed, for the message.
+
+    Raises:
+        LockTimeout: another holder kept it past ``wait_s``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                age = time.time() - path.stat().st_mtime
+                holder = path.read_text().strip()
+            except FileNotFoundError:
+                continue  # released meanwhile
+            if age > stale_s:
+                broken = path.with_name(f".{path.name}.{os.getpid()}.stale")
+                with suppress(FileNotFoundError):
+                    os.replace(path, broken)  # one waiter breaks it; the others find it gone
+                    broken.unlink()
+                continue
+            if time.monotonic() > deadline:
+                raise LockTimeout(
+                    f"{what} is being changed by {holder or 'another process'} ({age:.0f} s); try again, "
+                    f"or remove {path} if no cupcheck runs there"
+                ) from None
+            time.sleep(0.05)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{socket.gethostname()} pid {os.getpid()} since {datetime.now(UTC).isoformat()}\n")
+        break
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)

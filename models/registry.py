@@ -19,18 +19,16 @@ import functools
 import json
 import os
 import shutil
-import socket
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from models.files import sha256_file, write_bytes_atomic
+from models.files import LockTimeout, exclusive_lock, sha256_file, write_bytes_atomic
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -175,56 +173,28 @@ def registry_lock(home: Path, wait_s: float | None = None, stale_s: float | None
     Raises:
         RegistryError: another holder kept it past ``wait_s``.
     """
-    root = registry_root(home)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / LOCK_FILE
+    path = registry_root(home) / LOCK_FILE
     key = (str(path.resolve()), threading.get_ident())
     with _held_guard:
         depth = _held.get(key, 0)
         _held[key] = depth + 1
     try:
-        if depth == 0:
-            _acquire(path, LOCK_WAIT_S if wait_s is None else wait_s, LOCK_STALE_S if stale_s is None else stale_s)
-        try:
+        if depth:
             yield
-        finally:
-            if depth == 0:
-                path.unlink(missing_ok=True)
+        else:
+            wait = LOCK_WAIT_S if wait_s is None else wait_s
+            stale = LOCK_STALE_S if stale_s is None else stale_s
+            try:
+                with exclusive_lock(path, wait, stale, "the model registry"):
+                    yield
+            except LockTimeout as err:
+                raise RegistryError(str(err)) from None
     finally:
         with _held_guard:
             if depth == 0:
                 del _held[key]
             else:
                 _held[key] = depth
-
-
-def _acquire(path: Path, wait_s: float, stale_s: float) -> None:
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                age = time.time() - path.stat().st_mtime
-                holder = path.read_text().strip()
-            except FileNotFoundError:
-                continue  # released meanwhile
-            if age > stale_s:
-                broken = path.with_name(f".{LOCK_FILE}.{os.getpid()}.stale")
-                with suppress(FileNotFoundError):
-                    os.replace(path, broken)  # one waiter breaks it; the others find it gone
-                    broken.unlink()
-                continue
-            if time.monotonic() > deadline:
-                raise RegistryError(
-                    f"the model registry is being changed by {holder or 'another process'} ({age:.0f} s); try again, "
-                    f"or remove {path} if no cupcheck runs there"
-                ) from None
-            time.sleep(0.05)
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{socket.gethostname()} pid {os.getpid()} since {utc_now_iso()}\n")
-        return
 
 
 def _locked(fn: Callable[P, R]) -> Callable[P, R]:

@@ -53,16 +53,15 @@ def run(args: argparse.Namespace) -> int:
     """Enrol the catalogue and save the gallery; prints one line per type."""
     from models.embedder import Embedder
     from models.enroll import (
-        CATALOG_FILE,
         enroll_catalog,
-        load_catalog,
+        gallery_state,
         load_detector,
         lookalike_notes,
-        merge_catalog,
-        save_catalog,
+        save_enrolment,
         shared_design_notes,
         thin_enrolment_notes,
     )
+    from models.files import LockTimeout
     from models.gallery import Gallery, GalleryMismatchError
 
     home = resolve_home(args.home)
@@ -72,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         embedder = Embedder.load(args.embedder, threads=2)
     except (FileNotFoundError, ValueError) as err:
         raise CliError(str(err)) from err
+    loaded = gallery_state(gallery_dir)
     if Gallery.exists(gallery_dir) and not args.rebuild:
         try:
             gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
@@ -103,10 +103,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {line}", file=sys.stderr)
     if not report.enrolled:
         raise CliError(f"nothing enrolled from {args.catalog}")
-    gallery.save(gallery_dir)
-    catalog_path = gallery_dir / CATALOG_FILE
-    merged = merge_catalog(load_catalog(catalog_path), infos, list(gallery.types()))
-    save_catalog(catalog_path, merged)
+    try:
+        gallery, merged = save_enrolment(
+            gallery_dir, gallery, infos, report.enrolled, loaded, replace_all=bool(args.rebuild)
+        )
+    except (LockTimeout, GalleryMismatchError) as err:
+        raise CliError(f"{err}; nothing was saved: enrol again") from err
     for tid, sides in sorted(report.enrolled.items()):
         info = infos[tid]
         detail = ", ".join(f"{n} {side}" for side, n in sorted(sides.items()))

@@ -13,15 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.embedder import Embedder
-from models.enroll import (
-    CATALOG_FILE,
-    enroll_catalog,
-    load_catalog,
-    load_detector,
-    merge_catalog,
-    save_catalog,
-    shared_design_notes,
-)
+from models.enroll import enroll_catalog, gallery_state, load_detector, save_enrolment, shared_design_notes
 from models.gallery import Gallery
 
 
@@ -76,9 +68,11 @@ def enrol_folder(folder: Path, enrolment: Enrolment) -> EnrolResult:
     Raises:
         FileNotFoundError: no such folder, or nothing in it could be enrolled.
         ValueError, GalleryMismatchError: the gallery belongs to another embedder or is damaged.
+        models.files.LockTimeout: another enrolment held the gallery too long.
     """
     embedder = enrolment.embedder()
     gallery_dir = enrolment.gallery_dir
+    loaded = gallery_state(gallery_dir)
     if Gallery.exists(gallery_dir):
         gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
     else:
@@ -86,9 +80,7 @@ def enrol_folder(folder: Path, enrolment: Enrolment) -> EnrolResult:
     report, infos = enroll_catalog(folder, gallery, embedder, detector=load_detector, progress=False)
     if not report.enrolled:
         raise FileNotFoundError(f"nothing enrolled from {folder}: " + "; ".join(report.warnings[:3]))
-    gallery.save(gallery_dir)
-    catalog_path = gallery_dir / CATALOG_FILE
-    save_catalog(catalog_path, merge_catalog(load_catalog(catalog_path), infos, list(gallery.types())))
+    gallery, _ = save_enrolment(gallery_dir, gallery, infos, report.enrolled, loaded)
     return EnrolResult(
         dict(report.enrolled),
         tuple(report.warnings),

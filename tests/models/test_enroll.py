@@ -10,21 +10,25 @@ import numpy as np
 import pytest
 
 from models.enroll import (
+    GALLERY_LOCK,
     TypeInfo,
     catalog_lookalikes,
     enroll_catalog,
+    gallery_state,
     is_crop_image,
     is_cut_crop,
     load_catalog,
     merge_catalog,
     read_image,
     save_catalog,
+    save_enrolment,
     scan_catalog,
     shared_design_notes,
     thin_enrolment_notes,
 )
 from models.features import GalleryView
-from models.gallery import Gallery
+from models.gallery import Gallery, GalleryEntry
+from models.template import SIG_SHAPE
 from models.types import Side
 from tests.models.embed_helpers import coin_image, other_family_index, tiny_embedder
 
@@ -252,3 +256,46 @@ def test_thin_enrolment_notes_name_the_sides_with_fewer_photos_than_the_model_wa
         "with 3 a side: enrol more photos of it for its precision guarantee "
         "to hold"
     ]
+
+
+def _refs(gallery: Gallery, type_id: str, seed: int) -> None:
+    """Two unit references of ``type_id`` (one a side), with template signatures."""
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(2, gallery.dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    entries = [GalleryEntry(type_id, side, f"{type_id}/{side.value}", f"photo-{seed}") for side in Side]
+    gallery.add(emb, entries, rng.random((2, *SIG_SHAPE)).astype(np.float32))
+
+
+def test_two_enrolments_into_a_shared_gallery_keep_each_others_types(tmp_path: Path) -> None:
+    folder = tmp_path / "share" / "gallery"
+    base = Gallery(8, "emb-1")
+    _refs(base, "old", 0)
+    save_enrolment(folder, base, {"old": TypeInfo("old", "Old", 20.0)}, ["old"], None)
+    before = gallery_state(folder)
+    on_pc1, on_pc2 = Gallery.load(folder), Gallery.load(folder)  # both PCs load, then embed for minutes
+    _refs(on_pc2, "beta", 2)
+    save_enrolment(folder, on_pc2, {"beta": TypeInfo("beta", "Beta", 22.0)}, ["beta"], before)
+    _refs(on_pc1, "alpha", 1)
+    saved, catalog = save_enrolment(folder, on_pc1, {"alpha": TypeInfo("alpha", "Alpha", 21.0)}, ["alpha"], before)
+    assert set(saved.types()) == set(Gallery.load(folder).types()) == {"old", "alpha", "beta"}
+    assert {i.type_id for i in catalog} == {"old", "alpha", "beta"} and Gallery.load(folder).has_signatures
+    mine, _ = on_pc1.vectors()
+    theirs, ids = Gallery.load(folder).vectors()
+    alpha = [k for k, i in enumerate(ids) if Gallery.load(folder).entries[i].type_id == "alpha"]
+    np.testing.assert_allclose(theirs[alpha], mine[-2:])  # pc 1's references, as embedded
+    assert not (folder / GALLERY_LOCK).exists()
+
+    state = gallery_state(folder)  # the same type enrolled again on another PC meanwhile: the later one wins
+    _refs(on_pc2, "alpha", 5)  # pc 2 (still holding its older load) re-enrols alpha
+    save_enrolment(folder, on_pc2, {"alpha": TypeInfo("alpha", "Alpha", 21.0)}, ["alpha"], before)
+    latest = Gallery.load(folder)
+    assert latest.types()["alpha"] == {"obverse": 1, "reverse": 1} and set(latest.types()) == {"old", "alpha", "beta"}
+    vecs, ids = latest.vectors()
+    alpha = [k for k, i in enumerate(ids) if latest.entries[i].type_id == "alpha"]
+    np.testing.assert_allclose(vecs[alpha], on_pc2.vectors()[0][-2:])
+    fresh = Gallery(8, "emb-1")  # enroll --rebuild: a new gallery replaces whatever was saved
+    _refs(fresh, "gamma", 7)
+    info = {"gamma": TypeInfo("gamma", "G", None)}
+    rebuilt, _ = save_enrolment(folder, fresh, info, ["gamma"], state, replace_all=True)
+    assert set(Gallery.load(folder).types()) == {"gamma"} == set(rebuilt.types())
