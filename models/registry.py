@@ -45,6 +45,10 @@ class RegistryError(ValueError):
     """The registry is damaged, or a version asked for does not exist."""
 
 
+class RegistryMissing(RegistryError):
+    """A site's shared registry that must be there is not (a share that is not mounted)."""
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One registered version.
@@ -218,6 +222,11 @@ def utc_now_iso() -> str:
 def registry_root(home: Path) -> Path:
     """``home/models``."""
     return Path(home) / REGISTRY_DIR
+
+
+def registry_file(home: Path) -> Path:
+    """``home/models/registry.json``."""
+    return registry_root(home) / REGISTRY_FILE
 
 
 def version_dir(home: Path, version: str) -> Path:

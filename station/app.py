@@ -387,7 +387,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         return built
 
     # the registry's model in force (or the bundle named), and later whatever is put in force there or in the home
-    feed = RegistryFeed(config.models or home, home, load, config.bundle, config.gallery)
+    feed = RegistryFeed(config.models or home, home, load, config.bundle, config.gallery, config.models is not None)
     started = start_in_force(feed)
     if started.problem:
         print(f"warning: {started.problem} ({started.detail})", file=sys.stderr)

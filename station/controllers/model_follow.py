@@ -107,6 +107,8 @@ class RegistryFeed:
         bundle: a bundle the station was given (``bundle = "..."`` in its TOML): it stays, whatever the registry
             says; the home's files are still followed.
         gallery: the folder whose ``gallery/`` holds the enrolled types, when not the home (a site's shared one).
+        shared: ``models`` is a site's shared folder: a registry missing there is a share that is away
+            (:class:`models.registry.RegistryMissing`), never a reason to run the shipped bundle instead.
     """
 
     models: Path
@@ -114,13 +116,15 @@ class RegistryFeed:
     load_bundle: Callable[[Path | None], VerdictSource] = field(repr=False)
     bundle: Path | None = None
     gallery: Path | None = None
+    shared: bool = False
 
     @property
     def gallery_dir(self) -> Path:
         """The station's gallery folder (the shared one when ``gallery`` names it)."""
         return (self.gallery or self.home) / "gallery"
 
-    def _stamp(self) -> str:
+    def stamp(self) -> str:
+        """The stamp of the home's set-up files and the gallery's (:func:`setup_stamp`)."""
         return setup_stamp(self.home) + "|" + setup_stamp(self.gallery or self.home, GALLERY_FILES)
 
     def in_force(self) -> InForce:
@@ -128,13 +132,19 @@ class RegistryFeed:
         files.
 
         Raises:
+            models.registry.RegistryMissing: a shared registry is not there.
             models.registry.RegistryError: the registry is damaged.
         """
-        from models.registry import SHIPPED, load_registry
+        from models.registry import SHIPPED, RegistryMissing, load_registry, registry_file
 
         if self.bundle is not None:
-            return InForce(str(self.bundle), self._stamp())
-        return InForce(load_registry(self.models).current or SHIPPED, self._stamp())
+            return InForce(str(self.bundle), self.stamp())
+        if self.shared and not registry_file(self.models).is_file():
+            raise RegistryMissing(
+                f"no model registry at {registry_file(self.models)}: is the share mounted? (a new site starts one "
+                f"with `cupcheck models --models {self.models} promote shipped`)"
+            )
+        return InForce(load_registry(self.models).current or SHIPPED, self.stamp())
 
     def load(self, state: InForce) -> Loaded:
         """The pipeline of version ``state.model`` with the home's gallery, and the window's catalogue and orders.
@@ -189,12 +199,22 @@ class Started:
 def start_in_force(feed: RegistryFeed) -> Started:
     """Load what is in force; when the model in force cannot be loaded (a damaged bundle, files missing from a
     share), the one a rollback would put back, and so on down to the shipped bundle, so that one bad promotion does
-    not keep every station of a site from starting. The follower keeps trying the one in force.
+    not keep every station of a site from starting; when a site's shared registry is not there at all, the shipped
+    bundle. The follower keeps trying the one in force.
 
     Raises:
         FileNotFoundError, ValueError: nothing loads (the station's gallery is missing, say): the first error.
     """
-    state = feed.in_force()
+    from models.registry import SHIPPED, RegistryMissing
+
+    try:
+        state = feed.in_force()
+    except RegistryMissing as err:  # the share is away: start on the shipped bundle, say so, follow once it is back
+        state = InForce(SHIPPED, feed.stamp())
+        _log.error("%s; the shipped bundle runs until it can be read", err)
+        return Started(
+            feed.load(state), state, "no model registry (is the share mounted?); the shipped bundle runs", str(err)
+        )
     try:
         return Started(feed.load(state), state)
     except (FileNotFoundError, ValueError) as err:

@@ -22,7 +22,15 @@ from models.bundle import load_bundle
 from models.embedder import Embedder
 from models.gallery import Gallery, GalleryEntry
 from models.pipeline import Pipeline
-from models.registry import SHIPPED, ModelEntry, RegistryError, promote, register_version, rollback
+from models.registry import (
+    SHIPPED,
+    ModelEntry,
+    RegistryError,
+    RegistryMissing,
+    promote,
+    register_version,
+    rollback,
+)
 from models.synth.mint import Mint
 from models.types import Side
 from station.app import MainWindow
@@ -303,3 +311,41 @@ def test_registry_feed_follows_a_shared_gallery(tmp_path: Path) -> None:
     assert feed.in_force().setup != first.setup
     with pytest.raises(FileNotFoundError):
         Pipeline.load(home, path, with_detector=False)  # the home's own gallery: none
+
+
+def test_a_shared_registry_that_goes_away_never_downgrades_the_model(
+    qtbot: QtBot, followed: Followed, tmp_path: Path
+) -> None:
+    win, site, home = followed.win, followed.site, followed.home
+    follower = win.follower
+    assert follower is not None
+    feed = RegistryFeed(site, home, followed.loader, shared=True)
+    follower.feed = feed
+    with pytest.raises(RegistryMissing, match="is the share mounted"):
+        feed.in_force()  # a site whose registry was never started, or a share not mounted: no registry file
+    started = start_in_force(feed)  # a station starting then runs the shipped bundle and says why
+    assert started.state.model == SHIPPED and started.problem.startswith("no model registry")
+
+    _register(site, "v1", '{"seed": 1}')
+    promote(site, "v1")
+    with qtbot.waitSignal(win.worker.worker.model_changed, timeout=TIMEOUT_MS) as changed:
+        _poll(qtbot, win)
+    v1 = str(changed.args[0])
+    away = tmp_path / "unmounted"
+    site.rename(away)  # the share drops out: its mount point is empty
+    site.mkdir()
+    with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS) as problem:
+        _poll(qtbot, win)
+    assert problem.args[0] == "the model registry cannot be read; v1 stays in force"
+    assert "RegistryMissing" in problem.args[1] and follower.state.model == "v1"
+    assert _choose_and_check(qtbot, win, followed_type(win))[1] == v1  # still judged by v1, not the shipped bundle
+    site.rmdir()
+    away.rename(site)  # mounted again
+    with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS) as cleared:
+        _poll(qtbot, win)
+    assert cleared.args[0] == "" and followed.loader.calls[-1] == site / "models" / "v1" / "verdict.json"
+
+
+def followed_type(win: MainWindow) -> str:
+    """A type the window lists."""
+    return _listed(win)[0]
