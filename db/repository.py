@@ -100,7 +100,7 @@ class VerdictRepository:
     def __init__(self, engine: Engine, home: Path, store: Path | None = None) -> None:
         self.engine = engine
         self.home = Path(home)
-        self.store = ContentStore(self.home if store is None else Path(store))
+        self.store = ContentStore(self.home if store is None else Path(store), shared=store is not None)
         self._sessions: sessionmaker[Session] = make_session_factory(engine)
         self._writes: sessionmaker[Session] = make_session_factory(engine, writes=True)
 

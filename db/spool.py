@@ -22,9 +22,12 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from db.records import VerdictRecord
 from db.repository import VerdictRepository
+from db.store import StoreUnreachable
 
 SPOOL_FILENAME = "verdict-spool.jsonl"
-UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, StoreUnreachable)
+"""A database that cannot be reached, or a site's shared image folder that is not mounted: the verdict, with its
+images, waits in the journal."""
 
 _log = logging.getLogger(__name__)
 
@@ -148,7 +151,9 @@ class SpoolingRepository:
             return self.repository.log_verdict(record)
         except UNREACHABLE_ERRORS as err:
             _log.warning(
-                "database unreachable (%s); journalling verdict %s", err.__class__.__name__, record.idempotency_key
+                "database or shared image folder unreachable (%s); journalling verdict %s",
+                err.__class__.__name__,
+                record.idempotency_key,
             )
             self._journal(record)
             return None

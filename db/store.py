@@ -50,16 +50,29 @@ def ref_for(sha256: str, ext: str) -> str:
     return f"{STORE_DIR}/{sha256[:2]}/{sha256[2:]}.{ext}"
 
 
+class StoreUnreachable(OSError):
+    """A shared image folder is not there (a share that is not mounted): a write waits, like a database outage."""
+
+
 class ContentStore:
     """Content-addressed blob files under ``home/captures``.
 
     Args:
-        home: the station home; files go under ``home/captures``.
+        home: the station home, or a site's shared folder; files go under ``home/captures``.
+        shared: ``home`` is a site's shared folder: its ``captures/`` must be there already (:meth:`create` makes
+            it once), so that a share that is not mounted, whose mount point is an empty local folder, is never
+            written into; the images would vanish under the share once it is mounted again.
     """
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, shared: bool = False) -> None:
         self.home = Path(home)
         self.root = self.home / STORE_DIR
+        self.shared = shared
+
+    def create(self) -> Path:
+        """Make the ``captures/`` folder (a site's shared store is set up once with it); returns it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root
 
     def path(self, ref: str) -> Path:
         """Return the absolute path of a reference produced by :meth:`put`."""
@@ -81,7 +94,15 @@ class ContentStore:
 
         Returns:
             The blob's digest, relative reference and size.
+
+        Raises:
+            StoreUnreachable: a shared store's ``captures/`` is not there.
         """
+        if self.shared and not self.root.is_dir():
+            raise StoreUnreachable(
+                f"the shared image folder {self.root} is not there: is the share mounted? (a new site makes it "
+                "with `cupcheck init-site`)"
+            )
         digest = sha256_hex(data)
         ref = ref_for(digest, ext)
         target = self.home / ref

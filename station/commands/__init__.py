@@ -18,5 +18,6 @@ COMMANDS: tuple[str, ...] = (
     "retrain",
     "prune",
     "models",
+    "init_site",
     "simulate_day",
 )

@@ -142,7 +142,7 @@ class RegistryFeed:
         if self.shared and not registry_file(self.models).is_file():
             raise RegistryMissing(
                 f"no model registry at {registry_file(self.models)}: is the share mounted? (a new site starts one "
-                f"with `cupcheck models --models {self.models} promote shipped`)"
+                "with `cupcheck init-site`)"
             )
         return InForce(load_registry(self.models).current or SHIPPED, self.stamp())
 

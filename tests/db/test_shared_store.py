@@ -10,6 +10,8 @@ from sqlalchemy import create_engine
 
 from db.repository import VerdictRepository
 from db.spool import SpoolingRepository
+from db.store import StoreUnreachable
+from station.cli import main
 from tests.db.factories import make_record
 
 JPEG_START = bytes([0xFF, 0xD8])
@@ -17,6 +19,7 @@ JPEG_START = bytes([0xFF, 0xD8])
 
 def test_stations_sharing_a_store_see_each_others_photographs(db_url: str, tmp_path: Path) -> None:
     shared = tmp_path / "share"
+    assert main(["init-site", "--home", str(tmp_path / "admin"), "--db", db_url, "--store", str(shared)]) == 0
     engine = create_engine(db_url)
     try:
         station_1 = VerdictRepository(engine, tmp_path / "station-1", store=shared)
@@ -43,3 +46,41 @@ def test_stations_sharing_a_store_see_each_others_photographs(db_url: str, tmp_p
         assert review.read_blob(items["station-2"].capture_ref or "")[:2] == JPEG_START
     finally:
         engine.dispose()
+
+
+def test_a_share_that_is_not_mounted_is_never_written_into(db_url: str, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()  # a mount point with nothing mounted on it: an empty local folder
+    engine = create_engine(db_url)
+    try:
+        station = SpoolingRepository(VerdictRepository(engine, tmp_path / "station-1", store=share))
+        with pytest.raises(StoreUnreachable, match="is the share mounted"):
+            station.repository.log_verdict(make_record(1))
+        assert station.log_verdict(make_record(1)) is None  # the verdict and its images wait in the journal
+        assert station.pending_count() == 1 and not any(share.iterdir())
+        assert station.repository.review_queue(limit=10, margin=1.0) == []
+        station.repository.store.create()  # mounted again (as `cupcheck init-site` made it)
+        (verdict_id,) = station.replay()
+        item = next(i for i in station.repository.review_queue(limit=10, margin=1.0) if i.verdict_id == verdict_id)
+        assert item.capture_ref is not None and station.repository.read_blob(item.capture_ref)[:2] == JPEG_START
+        assert station.pending_count() == 0
+    finally:
+        engine.dispose()
+
+
+def test_init_site_sets_up_what_the_stations_share(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    share = tmp_path / "share"
+    config = tmp_path / "site.toml"
+    config.write_text(
+        f'home = "{tmp_path / "home"}"\ndatabase_url = "{db_url}"\nstore = "{share}"\nmodels = "{share}"\n'
+    )
+    assert main(["init-site", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "at this software's schema" in out and f"images: {share / 'captures'}" in out
+    assert "(started; shipped in force)" in out and (share / "models" / "registry.json").is_file()
+    assert main(["init-site", "--config", str(config)]) == 0  # again: nothing changes
+    assert "(already there; shipped in force)" in capsys.readouterr().out
+    assert main(["init-site", "--home", str(tmp_path / "alone")]) == 2
+    assert "nothing shared to set up" in capsys.readouterr().err
