@@ -33,9 +33,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Set up what the site shares and say what is there."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from db.repository import VerdictRepository
+    from db.spool import UNREACHABLE_ERRORS
     from models.registry import SHIPPED, RegistryError, load_registry, promote, registry_file
 
     site = resolve_site(args)
@@ -43,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("nothing shared to set up: give the station file's store and models, or --store / --models")
     try:
         repo = VerdictRepository.open(site.home, site.url, store=site.store)
-    except (ValueError, SQLAlchemyError) as err:
+    except ValueError as err:
         raise CliError(f"the database cannot be set up: {err}") from err
+    except UNREACHABLE_ERRORS as err:
+        raise CliError(f"the database cannot be reached: {err}") from err
     try:
         where = repo.engine.url.render_as_string(hide_password=True)
         print(f"database: {where} at this software's schema")

@@ -153,8 +153,14 @@ class RegistryFeed:
             models.registry.RegistryError: the version has no bundle.
             FileNotFoundError, ValueError: the bundle, the gallery or the orders file is missing or damaged.
         """
+        from models.gallery import Gallery
         from models.registry import bundle_path
 
+        if self.gallery is not None and not Gallery.exists(self.gallery_dir):
+            raise FileNotFoundError(
+                f"no gallery in the shared folder {self.gallery_dir}: is the share mounted? (a new site enrols its "
+                f"types with `cupcheck enroll CATALOG_DIR --gallery {self.gallery}`)"
+            )
         path = self.bundle if self.bundle is not None else bundle_path(self.models, state.model)
         pipeline = self.load_bundle(path)
         return Loaded(

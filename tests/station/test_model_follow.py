@@ -311,6 +311,9 @@ def test_registry_feed_follows_a_shared_gallery(tmp_path: Path) -> None:
     assert feed.in_force().setup != first.setup
     with pytest.raises(FileNotFoundError):
         Pipeline.load(home, path, with_detector=False)  # the home's own gallery: none
+    (site / "gallery").rename(tmp_path / "away")  # the share drops out
+    with pytest.raises(FileNotFoundError, match="is the share mounted"):
+        feed.load(feed.in_force())
 
 
 def test_a_shared_registry_that_goes_away_never_downgrades_the_model(
