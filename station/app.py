@@ -415,8 +415,8 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         home=home,
         follow=(feed, started.state),
     )
-    if started.problem:
-        window.controller.show_model_problem(started.problem, started.detail)
+    if started.problem and window.follower is not None:
+        window.follower.say(started.problem, started.detail)
     if not demo:
         return window
 

@@ -308,7 +308,10 @@ class ModelFollower(QObject):
         self._timer.stop()
         self._thread.stop()
 
-    def _say(self, text: str, why: str = "") -> None:
+    def say(self, text: str, why: str = "") -> None:
+        """Report a problem (``""``: none any more) on ``problem``, once: the same sentence again is not repeated. The
+        window reports a start on a fallback model this way, so that the warning goes once the registry names the
+        model that runs."""
         if text != self._said:
             self._said = text
             self.problem.emit(text, why)
@@ -319,7 +322,7 @@ class ModelFollower(QObject):
             assert isinstance(result, InForce)
             tried = self._failed.get(result)
             if result == self.state and self._said:  # put back as it was: nothing is wrong any more
-                self._say("")
+                self.say("")
             if result == self.state or (tried is not None and self._clock() - tried < RETRY_S):
                 self._busy = False
                 return
@@ -331,7 +334,7 @@ class ModelFollower(QObject):
             _log.info("%s loaded; it replaces what ran", _what(tag.state, self.state))
             self.state = tag.state
             self._failed.clear()
-            self._said = ""  # the window's labels start afresh
+            self.say("")  # whatever failed before is what runs now
             self._busy = False
             self.pipeline_loaded.emit(tag.state.model, result.pipeline)
             self.setup_loaded.emit(result)
@@ -345,10 +348,10 @@ class ModelFollower(QObject):
             what = _what(tag.state, self.state)
             _log.error("%s could not be loaded (%s); what ran stays in force", what, why)
             stays = f"{self.state.model} stays in force" if tag.state.model != self.state.model else "the old ones stay"
-            self._say(f"{what} could not be loaded; {stays}", why)
+            self.say(f"{what} could not be loaded; {stays}", why)
         elif isinstance(tag, _Ask):
             _log.warning("the model registry cannot be read (%s); %s stays in force", why, self.state.model)
-            self._say(f"the model registry cannot be read; {self.state.model} stays in force", why)
+            self.say(f"the model registry cannot be read; {self.state.model} stays in force", why)
 
 
 def _what(new: InForce, old: InForce) -> str:

@@ -352,3 +352,28 @@ def test_a_shared_registry_that_goes_away_never_downgrades_the_model(
 def followed_type(win: MainWindow) -> str:
     """A type the window lists."""
     return _listed(win)[0]
+
+
+def test_a_warning_goes_once_what_runs_is_in_force_again(qtbot: QtBot, followed: Followed) -> None:
+    win, home = followed.win, followed.home
+    follower, label = win.follower, win.view.model_label
+    assert follower is not None
+    version = win.controller.model_version_shown
+    # a start on a fallback model: the warning stays until the registry names the model that runs
+    follower.say("model v9 could not be loaded; shipped runs instead", "JSONDecodeError: ...")
+    assert label.text() == "model v9 could not be loaded; shipped runs instead" and FLAG_HEX in label.styleSheet()
+    with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS) as cleared:
+        _poll(qtbot, win)  # the registry names the shipped bundle, which runs: all is well
+    assert cleared.args[0] == "" and label.text() == f"Model {version}"
+
+    (home / ORDERS_FILE).write_text("B-7\n")  # a broken orders file: the set-up cannot be loaded again
+    with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS) as problem:
+        _poll(qtbot, win)
+    assert (
+        problem.args[0] == "the station's new gallery, camera set-up or orders could not be loaded; the old ones stay"
+    )
+    assert "expected 'order,type'" in problem.args[1] and FLAG_HEX in label.styleSheet()
+    (home / ORDERS_FILE).write_text(f"B-7,{_listed(win)[0]}\n")  # put right
+    with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS) as cleared:
+        _poll(qtbot, win)
+    assert cleared.args[0] == "" and label.text() == f"Model {version}" and label.styleSheet() == ""
