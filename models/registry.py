@@ -240,7 +240,7 @@ def load_registry(home: Path) -> Registry:
     Raises:
         RegistryError: unreadable or not a registry.
     """
-    path = registry_root(home) / REGISTRY_FILE
+    path = registry_file(home)
     if not path.is_file():
         return Registry()
     try:
@@ -261,9 +261,8 @@ def load_registry(home: Path) -> Registry:
 
 def save_registry(home: Path, registry: Registry) -> Path:
     """Write the registry atomically; returns its path."""
-    root = registry_root(home)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / REGISTRY_FILE
+    path = registry_file(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
     return write_bytes_atomic(path, (json.dumps(registry.to_dict(), indent=1) + "\n").encode())
 
 

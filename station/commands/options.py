@@ -103,7 +103,10 @@ def add_site_options(
     with ``models`` ``--models DIR``, with ``gallery`` ``--gallery DIR``: where a station's data lives (each flag
     overrides the config's setting)."""
     parser.add_argument(
-        "--config", default=None, metavar="FILE", help="station TOML file (home, database, image store, models)"
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="station TOML file (home, database, image store, models, gallery)",
     )
     parser.add_argument(
         "--home", default=None, metavar="DIR", help="station home (default: config, $CUPCHECK_HOME, ...)"
@@ -152,11 +155,6 @@ class Site:
     store: Path | None
     models: Path
     gallery: Path
-
-    @property
-    def gallery_dir(self) -> Path:
-        """The gallery folder itself."""
-        return self.gallery / "gallery"
 
 
 def _flag(args: argparse.Namespace, name: str) -> str | None:
