@@ -29,6 +29,9 @@ UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceEr
 """A database that cannot be reached, or a site's shared image folder that is not mounted: the verdict, with its
 images, waits in the journal."""
 
+DATABASE = "database"
+IMAGE_SHARE = "image share"
+
 _log = logging.getLogger(__name__)
 
 
@@ -131,6 +134,8 @@ class SpoolingRepository:
         self.repository = repository
         self.spool = VerdictSpool(spool_path or repository.home / SPOOL_FILENAME)  # local, even with a shared store
         self._pending = len(self.spool)
+        self.waiting_on = DATABASE
+        """What the journalled verdicts wait for: :data:`DATABASE` or :data:`IMAGE_SHARE` (the last outage seen)."""
 
     def log_verdict(self, record: VerdictRecord) -> int | None:
         """Store ``record``; return its verdict id, or ``None`` when it was journalled instead.
@@ -144,19 +149,20 @@ class SpoolingRepository:
         if self._pending:
             try:
                 self.replay()
-            except UNREACHABLE_ERRORS:
+            except UNREACHABLE_ERRORS as err:
+                self._note(err)
                 self._journal(record)
                 return None
         try:
             return self.repository.log_verdict(record)
         except UNREACHABLE_ERRORS as err:
-            _log.warning(
-                "database or shared image folder unreachable (%s); journalling verdict %s",
-                err.__class__.__name__,
-                record.idempotency_key,
-            )
+            self._note(err)
+            _log.warning("%s unreachable (%s); journalling verdict %s", self.waiting_on, err, record.idempotency_key)
             self._journal(record)
             return None
+
+    def _note(self, err: Exception) -> None:
+        self.waiting_on = IMAGE_SHARE if isinstance(err, StoreUnreachable) else DATABASE
 
     def _journal(self, record: VerdictRecord) -> None:
         self.spool.append(record)
@@ -177,7 +183,8 @@ class SpoolingRepository:
             for rec in records:
                 try:
                     ids.append(self.repository.log_verdict(rec))
-                except UNREACHABLE_ERRORS:
+                except UNREACHABLE_ERRORS as err:
+                    self._note(err)
                     raise
                 except Exception as err:
                     _log.error("verdict %s refused by the database, set aside: %s", rec.idempotency_key, err)

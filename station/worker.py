@@ -141,7 +141,8 @@ class StoreResult:
         state: connected (stored), spooling (journalled locally) or error (refused).
         verdict_id: the stored verdict's id, ``None`` when journalled or refused.
         pending: verdicts waiting in the journal after this write.
-        message: the error for ``state == ERROR``.
+        message: the error for ``state == ERROR``; for ``SPOOLING``, what the journal waits for (``"database"``,
+            ``"image share"``).
     """
 
     state: DbState
@@ -275,7 +276,7 @@ class InferenceWorker(QObject):
             return StoreResult(DbState.ERROR, None, self._pending(), f"{err.__class__.__name__}: {err}")
         pending = self._pending()
         state = DbState.SPOOLING if verdict_id is None or pending else DbState.CONNECTED
-        return StoreResult(state, verdict_id, pending)
+        return StoreResult(state, verdict_id, pending, self._waiting_on() if state is DbState.SPOOLING else "")
 
     @Slot()
     def flush(self) -> None:
@@ -285,11 +286,16 @@ class InferenceWorker(QObject):
         try:
             self._sink.replay()
         except Exception as err:  # still unreachable: keep spooling, say so again
-            _log.info("database still unreachable (%s); %d verdicts wait", err.__class__.__name__, self._pending())
-            self.stored.emit(StoreResult(DbState.SPOOLING, None, self._pending()))
+            _log.info("still unreachable (%s); %d verdicts wait", err.__class__.__name__, self._pending())
+            self.stored.emit(StoreResult(DbState.SPOOLING, None, self._pending(), self._waiting_on()))
             return
         pending = self._pending()
-        self.stored.emit(StoreResult(DbState.SPOOLING if pending else DbState.CONNECTED, None, pending))
+        state = DbState.SPOOLING if pending else DbState.CONNECTED
+        self.stored.emit(StoreResult(state, None, pending, self._waiting_on() if pending else ""))
+
+    def _waiting_on(self) -> str:
+        """What journalled verdicts wait for (``"database"`` or ``"image share"``), as the sink says."""
+        return str(getattr(self._sink, "waiting_on", "") or "")
 
     def _pending(self) -> int:
         try:

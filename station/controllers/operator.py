@@ -490,7 +490,9 @@ class OperatorController(QObject):
             text, style = "Database: connected", ""
         elif result.state is DbState.SPOOLING:
             n = result.pending
-            text = f"Database: spooling, {n} verdict{'s' if n != 1 else ''} waiting"
+            waiting = f"{n} verdict{'s' if n != 1 else ''} waiting"
+            away = result.message == "image share"  # db.spool.IMAGE_SHARE: the shared image folder is not mounted
+            text = f"Image share away: {waiting}" if away else f"Database: spooling, {waiting}"
             style = f"color: {FLAG_HEX}; font-weight: bold;"
         else:
             text, style = f"Database: ERROR ({result.message})", f"color: {FLAG_HEX}; font-weight: bold;"

@@ -57,7 +57,7 @@ def test_a_share_that_is_not_mounted_is_never_written_into(db_url: str, tmp_path
         with pytest.raises(StoreUnreachable, match="is the share mounted"):
             station.repository.log_verdict(make_record(1))
         assert station.log_verdict(make_record(1)) is None  # the verdict and its images wait in the journal
-        assert station.pending_count() == 1 and not any(share.iterdir())
+        assert station.pending_count() == 1 and not any(share.iterdir()) and station.waiting_on == "image share"
         assert station.repository.review_queue(limit=10, margin=1.0) == []
         station.repository.store.create()  # mounted again (as `cupcheck init-site` made it)
         (verdict_id,) = station.replay()

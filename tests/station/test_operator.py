@@ -15,6 +15,7 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from db.repository import VerdictRepository
 from db.spool import SpoolingRepository
 from models.synth.mint import Mint
 from models.types import Decision, Frame, Side
@@ -494,3 +495,31 @@ def test_a_long_error_never_widens_or_lengthens_the_window(qtbot: QtBot, window:
     reason = window.view.reason.text()  # the operator's line: the start of it, breakable, and what to do
     assert reason.startswith("This verdict could not be saved (IntegrityError") and len(reason) < 400
     assert reason.endswith("…). Put the cup aside and call a supervisor.")
+
+
+def test_a_shared_image_folder_that_is_away_keeps_verdicts_waiting_and_says_so(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    database: Database,
+    catalog: TypeCatalog,
+    station_config: StationConfig,
+    replay_dir: Path,
+    clock: SteppingClock,
+    tmp_path: Path,
+) -> None:
+    share = tmp_path / "share"
+    share.mkdir()  # the mount point, with nothing mounted on it
+    repo = VerdictRepository(database.repository.engine, database.home, store=share)
+    spooling = SpoolingRepository(repo)
+    orders = OrderBook({ORDER: catalog.types[0].type_id})
+    with shown_window(qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, orders=orders) as win:
+        scan_order(qtbot, win, ORDER)
+        result = check_with_space(qtbot, win)
+        assert result.state is DbState.SPOOLING and result.message == "image share"
+        assert win.view.db_label.text() == "Image share away: 1 verdict waiting"
+        assert win.view.banner.text() == "PASS"  # the verdict stands: it is in the journal, with its images
+        repo.store.create()  # the share is back
+        with qtbot.waitSignal(win.controller.store_shown, timeout=TIMEOUT_MS) as flushed:
+            win.flush_timer.timeout.emit()  # the periodic flush, as queued to the worker
+        assert flushed.args[0].state is DbState.CONNECTED and win.view.db_label.text() == "Database: connected"
+        assert any(share.rglob("*.jpg"))
