@@ -392,7 +392,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
     if started.problem:
         print(f"warning: {started.problem} ({started.detail})", file=sys.stderr)
     loaded = started.loaded
-    assert loaded.catalog is not None and loaded.orders is not None
+    assert loaded.pipeline is not None and loaded.catalog is not None and loaded.orders is not None
     repository = open_repository(home, config.database_url, config.store)
     if demo:
         from station.demo import DEMO_OPERATOR

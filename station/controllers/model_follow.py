@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -30,8 +30,8 @@ MODEL_CHECK_S = 60.0
 """How often a running station asks what is in force."""
 RETRY_S = 600.0
 """How long something that failed to load waits before it is tried again."""
-SETUP_FILES = ("calibration.json", "empty_tray.png", ORDERS_FILE)
-"""The station home's own files a pipeline and the window are built from."""
+SETUP_FILES = ("calibration.json", "empty_tray.png")
+"""The station home's own files a pipeline is built from."""
 GALLERY_FILES = ("gallery/manifest.json", "gallery/catalog.json")
 """The gallery's files (under the home, or a site's shared folder): the manifest is written last, after the files
 it names."""
@@ -45,11 +45,15 @@ class InForce:
 
     Attributes:
         model: the registry's version in force, or ``shipped``.
-        setup: a stamp of the station's own files (:func:`setup_stamp`); another stamp means they changed.
+        setup: a stamp of the files the pipeline is built from besides the model (:func:`setup_stamp`: the
+            gallery, the calibration, the empty tray); another stamp means they changed.
+        orders: the stamp of ``orders.csv``: a new one is read without loading the pipeline again (an order file
+            an ordering system rewrites every few minutes must not cost a model load each time).
     """
 
     model: str
     setup: str = ""
+    orders: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,13 +61,13 @@ class Loaded:
     """A station's parts, loaded for an :class:`InForce`.
 
     Attributes:
-        pipeline: judges the cups.
+        pipeline: judges the cups (``None``: only the orders were read again; keep the pipeline and camera size).
         catalog: the enrolled types for the type list (``None``: keep the window's).
         orders: order numbers → types (``None``: keep the window's).
         camera_size: ``(width, height)`` the camera was set up at, ``None`` when not calibrated.
     """
 
-    pipeline: VerdictSource
+    pipeline: VerdictSource | None
     catalog: TypeCatalog | None = None
     orders: OrderLookup | None = None
     camera_size: tuple[int, int] | None = None
@@ -76,8 +80,8 @@ class StationFeed(Protocol):
         """What is in force now."""
         ...
 
-    def load(self, state: InForce) -> Loaded:
-        """The parts for ``state``, ready to use."""
+    def load(self, state: InForce, since: InForce | None = None) -> Loaded:
+        """The parts for ``state``, ready to use; ``since``: what runs now (parts it shares need no new load)."""
         ...
 
 
@@ -127,6 +131,10 @@ class RegistryFeed:
         """The stamp of the home's set-up files and the gallery's (:func:`setup_stamp`)."""
         return setup_stamp(self.home) + "|" + setup_stamp(self.gallery or self.home, GALLERY_FILES)
 
+    def state_for(self, model: str) -> InForce:
+        """``model`` with the present stamps of the station's files."""
+        return InForce(model, self.stamp(), setup_stamp(self.home, (ORDERS_FILE,)))
+
     def in_force(self) -> InForce:
         """The registered version in force (or ``shipped``, or the given bundle) and the stamp of the home's set-up
         files.
@@ -138,16 +146,17 @@ class RegistryFeed:
         from models.registry import SHIPPED, RegistryMissing, load_registry, registry_file
 
         if self.bundle is not None:
-            return InForce(str(self.bundle), self.stamp())
+            return self.state_for(str(self.bundle))
         if self.shared and not registry_file(self.models).is_file():
             raise RegistryMissing(
                 f"no model registry at {registry_file(self.models)}: is the share mounted? (a new site starts one "
                 "with `cupcheck init-site`)"
             )
-        return InForce(load_registry(self.models).current or SHIPPED, self.stamp())
+        return self.state_for(load_registry(self.models).current or SHIPPED)
 
-    def load(self, state: InForce) -> Loaded:
-        """The pipeline of version ``state.model`` with the home's gallery, and the window's catalogue and orders.
+    def load(self, state: InForce, since: InForce | None = None) -> Loaded:
+        """The pipeline of version ``state.model`` with the home's gallery, and the window's catalogue and orders;
+        only the orders when nothing else changed ``since`` what runs.
 
         Raises:
             models.registry.RegistryError: the version has no bundle.
@@ -156,6 +165,9 @@ class RegistryFeed:
         from models.gallery import Gallery
         from models.registry import bundle_path
 
+        orders = OrderBook.from_csv(self.home / ORDERS_FILE)
+        if since is not None and (since.model, since.setup) == (state.model, state.setup):
+            return Loaded(None, None, orders)
         if self.gallery is not None and not Gallery.exists(self.gallery_dir):
             raise FileNotFoundError(
                 f"no gallery in the shared folder {self.gallery_dir}: is the share mounted? (a new site enrols its "
@@ -164,10 +176,7 @@ class RegistryFeed:
         path = self.bundle if self.bundle is not None else bundle_path(self.models, state.model)
         pipeline = self.load_bundle(path)
         return Loaded(
-            pipeline,
-            TypeCatalog.from_gallery(self.gallery_dir),
-            OrderBook.from_csv(self.home / ORDERS_FILE),
-            getattr(pipeline, "camera_size", None),
+            pipeline, TypeCatalog.from_gallery(self.gallery_dir), orders, getattr(pipeline, "camera_size", None)
         )
 
     def fallbacks(self, state: InForce) -> list[InForce]:
@@ -182,7 +191,7 @@ class RegistryFeed:
         if self.bundle is not None:
             return []
         chain = [*rollback_chain(load_registry(self.models), 10), SHIPPED]
-        return [InForce(name, state.setup) for name in dict.fromkeys(chain) if name != state.model]
+        return [replace(state, model=name) for name in dict.fromkeys(chain) if name != state.model]
 
 
 @dataclass(frozen=True)
@@ -216,7 +225,7 @@ def start_in_force(feed: RegistryFeed) -> Started:
     try:
         state = feed.in_force()
     except RegistryMissing as err:  # the share is away: start on the shipped bundle, say so, follow once it is back
-        state = InForce(SHIPPED, feed.stamp())
+        state = feed.state_for(SHIPPED)
         _log.error("%s; the shipped bundle runs until it can be read", err)
         return Started(
             feed.load(state), state, "no model registry (is the share mounted?); the shipped bundle runs", str(err)
@@ -327,7 +336,8 @@ class ModelFollower(QObject):
                 self._busy = False
                 return
             _log.info("%s put in force; loading it (%s runs meanwhile)", _what(result, self.state), self.state.model)
-            self._submit.emit(BackgroundCall(_Load(result), lambda: self.feed.load(result)))
+            since = self.state
+            self._submit.emit(BackgroundCall(_Load(result), lambda: self.feed.load(result, since)))
             return
         if isinstance(tag, _Load):
             assert isinstance(result, Loaded)
@@ -336,7 +346,8 @@ class ModelFollower(QObject):
             self._failed.clear()
             self.say("")  # whatever failed before is what runs now
             self._busy = False
-            self.pipeline_loaded.emit(tag.state.model, result.pipeline)
+            if result.pipeline is not None:
+                self.pipeline_loaded.emit(tag.state.model, result.pipeline)
             self.setup_loaded.emit(result)
 
     @Slot(object, object)
@@ -355,7 +366,9 @@ class ModelFollower(QObject):
 
 
 def _what(new: InForce, old: InForce) -> str:
-    """``"model V"`` when the model changed, else the station's set-up files."""
+    """``"model V"`` when the model changed, else the station's files that did."""
     if new.model != old.model:
         return f"model {new.model}"
-    return "the station's new gallery, camera set-up or orders"
+    if new.setup != old.setup:
+        return "the station's new gallery or camera set-up"
+    return "the station's new orders"

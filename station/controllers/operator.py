@@ -418,7 +418,8 @@ class OperatorController(QObject):
             self.filter_types(self.view.type_filter.text())
         if loaded.orders is not None:
             self.orders = loaded.orders
-        self.camera_size = loaded.camera_size
+        if loaded.pipeline is not None:  # a pipeline built again: the camera may have been calibrated again
+            self.camera_size = loaded.camera_size
 
     @Slot(str, str)
     def show_model_problem(self, message: str, detail: str = "") -> None:

@@ -65,7 +65,11 @@ def test_registry_feed_names_and_loads_what_is_in_force(tmp_path: Path) -> None:
     assert loaded.catalog is not None and len(loaded.catalog) == len(loaded.pipeline.gallery.types())
     assert loaded.orders is not None and loaded.orders.lookup("A-1") is None and loaded.camera_size is None
     (home / ORDERS_FILE).write_text("A-1,t0001\n")
-    assert feed.in_force().setup != first.setup  # a new orders file is a change
+    newer = feed.in_force()  # a new orders file is a change, of the orders alone
+    assert newer.setup == first.setup and newer.orders != first.orders
+    only_orders = feed.load(newer, since=state)
+    assert only_orders.pipeline is None and only_orders.catalog is None
+    assert only_orders.orders is not None and only_orders.orders.lookup("A-1") == "t0001"
     with pytest.raises(RegistryError, match="has no bundle"):
         feed.load(InForce("verdict-00000000"))
     fixed = RegistryFeed(site, home, feed.load_bundle, bundle=path)  # a station given a bundle keeps it
@@ -369,11 +373,14 @@ def test_a_warning_goes_once_what_runs_is_in_force_again(qtbot: QtBot, followed:
     (home / ORDERS_FILE).write_text("B-7\n")  # a broken orders file: the set-up cannot be loaded again
     with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS) as problem:
         _poll(qtbot, win)
-    assert (
-        problem.args[0] == "the station's new gallery, camera set-up or orders could not be loaded; the old ones stay"
-    )
+    assert problem.args[0] == "the station's new orders could not be loaded; the old ones stay"
     assert "expected 'order,type'" in problem.args[1] and FLAG_HEX in label.styleSheet()
     (home / ORDERS_FILE).write_text(f"B-7,{_listed(win)[0]}\n")  # put right
     with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS) as cleared:
         _poll(qtbot, win)
     assert cleared.args[0] == "" and label.text() == f"Model {version}" and label.styleSheet() == ""
+    assert followed.loader.calls == []  # only the orders changed: no model was loaded again for them
+    win.controller.choose_type(_listed(win)[1])
+    qtbot.keyClicks(win.view.order_edit, "B-7")
+    qtbot.keyClick(win.view.order_edit, Qt.Key.Key_Return)
+    assert win.controller.expected_type == _listed(win)[0]  # the new orders are in use
