@@ -118,7 +118,7 @@ def exclusive_lock(path: Path, wait_s: float, stale_s: float, what: str) -> Iter
                 continue
             if time.monotonic() > deadline:
                 raise LockTimeout(
-                    f"{what} is being changed by {holder or 'another process'} ({age:.0f} s); try again, "
+                    f"{what} is in use by {holder or 'another process'} ({age:.0f} s); try again later, "
                     f"or remove {path} if no cupcheck runs there"
                 ) from None
             time.sleep(0.05)

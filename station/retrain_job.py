@@ -31,6 +31,7 @@ from db.repository import VerdictRepository
 from models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
 from models.embedder import circle_mask
 from models.features import CupCoins, focus_measure, visible_share
+from models.files import LockTimeout, exclusive_lock
 from models.gate import GateDecision
 from models.pipeline import Pipeline
 from models.registry import (
@@ -47,12 +48,20 @@ from models.registry import (
 from models.retrain import Candidate, LabelledCup, RetrainConfig, retrain_bundle
 from models.template import signature
 
+RETRAIN_LOCK = "retrain.lock"
+RETRAIN_STALE_S = 3 * 3600.0
+"""A retrain lock older than this was left by a run that died (a nightly run takes under an hour)."""
+
 EXIT_PROMOTED = 0
 EXIT_NOTHING_TO_DO = 3
 EXIT_REJECTED = 4
 LOG_FILE = "retrain.log"
 
 _log = logging.getLogger("cupcheck.retrain")
+
+
+class RetrainRunning(RuntimeError):
+    """Another retrain is running on the same registry (the message names its host and process)."""
 
 
 @dataclass(frozen=True)
@@ -261,13 +270,24 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
     """Retrain from every label in the verdict log and promote the candidate when the gate allows.
 
     ``home`` gives the gallery the labelled cups are judged against, the database and the images, unless
-    ``options`` name others; the registry is ``options.models``'s, else the home's.
+    ``options`` name others; the registry is ``options.models``'s, else the home's. One retrain runs at a time per
+    registry (``models/retrain.lock``): a second one, say from a cron line left on another PC of the site, stops at
+    once instead of training the same labels again beside it.
 
     Raises:
         FileNotFoundError, ValueError: no gallery, a damaged bundle or registry.
+        RetrainRunning: another retrain holds the registry's retrain lock.
     """
     opts = options or RetrainOptions()
     models = opts.models or home
+    try:
+        with exclusive_lock(registry_root(models) / RETRAIN_LOCK, 0.0, RETRAIN_STALE_S, "the nightly retrain"):
+            return _run_retrain(home, models, opts)
+    except LockTimeout as err:
+        raise RetrainRunning(f"another retrain is running on this registry: {err}") from None
+
+
+def _run_retrain(home: Path, models: Path, opts: RetrainOptions) -> RetrainOutcome:
     bundle_path = current_bundle_path(models)
     current = load_bundle(bundle_path)
     current_name = load_registry(models).current or SHIPPED

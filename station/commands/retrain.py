@@ -25,7 +25,8 @@ EPILOG = """exit status:
   0  a candidate passed the gate and was promoted
   3  nothing to do: no label newer than the registered models (or too few to train)
   4  the candidate was rejected by the gate (or --dry-run); the model in force stays
-  2  bad input or error (missing gallery, damaged bundle or registry, unreachable database)
+  2  bad input or error (missing gallery, damaged bundle or registry, unreachable database, or another retrain
+     running on the same registry)
 """
 
 
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from models.gallery import GalleryMismatchError
     from models.registry import RegistryError
     from models.retrain import RetrainConfig
-    from station.retrain_job import RetrainOptions, attach_log_file, outcome_lines, run_retrain
+    from station.retrain_job import RetrainOptions, RetrainRunning, attach_log_file, outcome_lines, run_retrain
 
     cfg = RetrainConfig(
         holdout_fraction=args.holdout,
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     handler = attach_log_file(site.models)
     try:
         outcome = run_retrain(site.home, opts)
-    except (FileNotFoundError, RegistryError, GalleryMismatchError, ValueError) as err:
+    except (FileNotFoundError, RegistryError, GalleryMismatchError, ValueError, RetrainRunning) as err:
         raise CliError(f"{err} (home: {site.home})") from err
     finally:
         handler.close()

@@ -16,6 +16,7 @@ from db.repository import VerdictRepository
 from db.schema import LabelKind
 from models.bundle import load_bundle
 from models.features import FEATURES
+from models.files import exclusive_lock
 from models.pipeline import Pipeline
 from models.references import REFERENCES_FILE
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
@@ -33,6 +34,7 @@ from station.retrain_job import (
     EXIT_NOTHING_TO_DO,
     EXIT_PROMOTED,
     EXIT_REJECTED,
+    RETRAIN_LOCK,
     RetrainOptions,
     audit_line,
     outcome_lines,
@@ -240,3 +242,14 @@ def test_a_site_retrains_into_its_shared_registry_from_the_station_config(
     )
     assert main(["models", "--models", str(tmp_path / "elsewhere"), "list"]) == 0  # a flag overrides the config
     assert f"* {SHIPPED}" in capsys.readouterr().out
+
+
+def test_a_second_retrain_on_the_same_registry_stops_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site"
+    with exclusive_lock(site / "models" / RETRAIN_LOCK, 1.0, 60.0, "the nightly retrain"):  # a run on another PC
+        assert main(["retrain", "--home", str(tmp_path / "home"), "--models", str(site), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "another retrain is running on this registry: the nightly retrain is in use by" in err and "pid" in err
+    assert not (site / "models" / RETRAIN_LOCK).exists()

@@ -241,7 +241,10 @@ def test_a_change_waits_for_the_lock_and_a_dead_holders_lock_is_broken(
     with registry_lock(home):  # another PC is changing the registry
         assert "pid" in (home / "models" / "registry.lock").read_text()
         promote(home, "verdict-aaaa")  # the same thread may change it inside
-        with ThreadPoolExecutor(1) as pool, pytest.raises(RegistryError, match=r"being changed by .* pid"):
+        with (
+            ThreadPoolExecutor(1) as pool,
+            pytest.raises(RegistryError, match=r"registry is in use by .* pid"),
+        ):
             pool.submit(rollback, home).result()
     assert rollback(home).current is None  # released: the rollback goes through
     lock = home / "models" / "registry.lock"
