@@ -242,7 +242,7 @@ class ReviewWindow(QMainWindow):
             (Qt.Key.Key_D, self.controller.damaged),
             (Qt.Key.Key_E, self.controller.enrol),
             (Qt.Key.Key_B, self.controller.toggle_before),
-            (Qt.Key.Key_F5, self.controller.refresh),
+            (Qt.Key.Key_F5, self.controller.reload),
         ):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.activated.connect(slot)

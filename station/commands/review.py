@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "review",
         help="open the supervisor's review window (PIN required)",
         description="Sign in as a supervisor, then confirm or correct the flagged and borderline cups of the "
-        "verdict log, most informative first (keys C, T, N, D; F5 reloads).",
+        "verdict log, most informative first (keys C, T, N, D; F5 reloads the queue and the enrolled types).",
     )
     add_site_options(p)
     p.add_argument("--station", default=None, help="only this station's cups (default: all)")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QListWidgetItem
 
 from db.records import AuditEntry, ReviewItem, StoredCoin
 from db.repository import PRUNED_REF
+from models.gallery import Gallery
 from models.registry import SuspectLabels
 from models.types import Decision, UInt8Array
 from station.controllers.catalog import TypeCatalog
@@ -193,6 +194,15 @@ class ReviewController(QObject):
         combo.setCurrentIndex(combo.findData(keep) if keep is not None else -1)
 
     # -- queue ------------------------------------------------------------------------------------------------
+
+    @Slot()
+    def reload(self) -> None:
+        """F5: the queue again, and the types enrolled meanwhile (on another PC of a site, into a shared gallery)."""
+        if self._enrolment is not None and Gallery.exists(self._enrolment.gallery_dir):
+            self.set_catalog(TypeCatalog.from_gallery(self._enrolment.gallery_dir))
+            n = len(self.catalog)
+            self.view.gallery_label.setText(f"Gallery: {n} type{'s' if n != 1 else ''}")
+        self.refresh()
 
     @Slot()
     def refresh(self) -> None:

@@ -27,7 +27,7 @@ from station.camera import list_images
 from station.controllers.auth import FREE_ATTEMPTS, LoginController, sign_in
 from station.controllers.auth import SUPERVISOR as SUPERVISOR_ROLE
 from station.controllers.catalog import TypeCatalog
-from station.controllers.enrol import Enrolment
+from station.controllers.enrol import Enrolment, enrol_folder
 from station.controllers.model_info import describe_bundle, describe_model
 from station.controllers.review import BEFORE_TEXT
 from station.demo import write_mint_catalog
@@ -209,6 +209,12 @@ def test_enrolment_from_the_window_adds_types(
         assert "shared by several types" in result.summary()
         assert win.view.type_combo.count() == 3 and "3 types" in win.view.gallery_label.text()
         assert Gallery.exists(gallery_dir)
+
+        other = write_mint_catalog(generate_mint(5, 11), tmp_path / "other-pc", size=96)
+        enrol_folder(other, enrolment)  # enrolled on another PC of the site, into the same shared gallery
+        assert win.view.type_combo.count() == 3
+        qtbot.keyClick(win.view.queue, Qt.Key.Key_F5)  # F5 reloads the queue and the types
+        assert win.view.type_combo.count() == 5 and "5 types" in win.view.gallery_label.text()
 
         with qtbot.waitSignal(win.controller.refused, timeout=60_000) as refused:
             win.controller.enrol(tmp_path / "empty")
