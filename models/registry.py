@@ -166,16 +166,15 @@ _held_guard = threading.Lock()
 
 
 @contextmanager
-def registry_lock(home: Path, wait_s: float | None = None, stale_s: float | None = None) -> Iterator[None]:
+def registry_lock(home: Path) -> Iterator[None]:
     """Hold ``models/registry.lock`` while the registry is read, changed and written, so that a retrain on one PC,
     a rollback on another and a prune never lose each other's change (``registry.json`` is rewritten whole).
 
     The lock is a file created exclusively (which network shares honour), naming its holder; the same thread may
-    take it again inside. A lock older than ``stale_s`` (default :data:`LOCK_STALE_S`) is broken; ``wait_s``
-    defaults to :data:`LOCK_WAIT_S`.
+    take it again inside. A lock older than :data:`LOCK_STALE_S` is broken.
 
     Raises:
-        RegistryError: another holder kept it past ``wait_s``.
+        RegistryError: another holder kept it past :data:`LOCK_WAIT_S`.
     """
     path = registry_root(home) / LOCK_FILE
     key = (str(path.resolve()), threading.get_ident())
@@ -186,10 +185,8 @@ def registry_lock(home: Path, wait_s: float | None = None, stale_s: float | None
         if depth:
             yield
         else:
-            wait = LOCK_WAIT_S if wait_s is None else wait_s
-            stale = LOCK_STALE_S if stale_s is None else stale_s
             try:
-                with exclusive_lock(path, wait, stale, "the model registry"):
+                with exclusive_lock(path, LOCK_WAIT_S, LOCK_STALE_S, "the model registry"):
                     yield
             except LockTimeout as err:
                 raise RegistryError(str(err)) from None
@@ -417,8 +414,7 @@ def promote(home: Path, version: str, *, action: str = "promote") -> Registry:
     if target is not None:
         if reg.get(target).status == PRUNED:
             raise RegistryError(f"model version {target} was pruned (cupcheck models prune): its bundle is gone")
-        if not (version_dir(home, target) / BUNDLE_FILE).is_file():
-            raise RegistryError(f"model version {target} has no bundle in {version_dir(home, target)}")
+        bundle_path(home, target)  # refused when its bundle is missing
     event = HistoryEvent(utc_now_iso(), action, version, reg.current or SHIPPED)
     versions = tuple(
         replace(e, status="promoted") if e.version == target and e.status != "promoted" else e for e in reg.versions
@@ -436,13 +432,18 @@ def rollback(home: Path) -> Registry:
         RegistryError: nothing to roll back to (the shipped bundle is in force and never was replaced).
     """
     reg = load_registry(home)
-    current = reg.current or SHIPPED
-    # The version in force before the current one: the last promotion that installed the current version
-    # (rollback events are skipped, so repeated rollbacks walk further back instead of toggling).
-    for event in reversed(reg.history):
-        if event.action == "promote" and event.version == current:
-            return promote(home, event.previous, action="rollback")
-    raise RegistryError("nothing to roll back to: no earlier model was in force")
+    before = _in_force_before(reg, reg.current or SHIPPED)
+    if before is None:
+        raise RegistryError("nothing to roll back to: no earlier model was in force")
+    return promote(home, before, action="rollback")
+
+
+def _in_force_before(registry: Registry, version: str) -> str | None:
+    """The version in force before ``version``: the one the last promotion that installed it replaced (rollback
+    events are skipped, so repeated rollbacks walk further back instead of toggling); ``None`` when none did."""
+    return next(
+        (e.previous for e in reversed(registry.history) if e.action == "promote" and e.version == version), None
+    )
 
 
 PRUNED = "pruned"
@@ -473,9 +474,7 @@ def rollback_chain(registry: Registry, steps: int) -> list[str]:
     current = registry.current or SHIPPED
     seen = {current}
     while len(chain) < steps:
-        before = next(
-            (e.previous for e in reversed(registry.history) if e.action == "promote" and e.version == current), None
-        )
+        before = _in_force_before(registry, current)
         if before is None or before == SHIPPED or before in seen:
             break
         chain.append(before)

@@ -261,11 +261,6 @@ def labelled_cups(
     return out
 
 
-def _newest(export: TrainingExport) -> datetime | None:
-    stamps = [c.labelled_at for c in export.cups] + [c.labelled_at for c in export.coins]
-    return max(stamps) if stamps else None
-
-
 def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOutcome:
     """Retrain from every label in the verdict log and promote the candidate when the gate allows.
 
@@ -324,7 +319,8 @@ def _run_retrain(home: Path, models: Path, opts: RetrainOptions) -> RetrainOutco
             _log.info(msg)
             return RetrainOutcome(EXIT_NOTHING_TO_DO, msg, new_labels=new, audit=audit)
         _log.info("embedder fine-tune: %s", cand.fine_tune)
-        return _record(models, current, current_name, cand, _newest(export), new, staging, opts, audit)
+        newest = max(stamps) if stamps else None
+        return _record(models, current, current_name, cand, newest, new, staging, opts, audit)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -168,7 +168,9 @@ class RegistryFeed:
         orders = OrderBook.from_csv(self.home / ORDERS_FILE)
         if since is not None and (since.model, since.setup) == (state.model, state.setup):
             return Loaded(None, None, orders)
-        if self.gallery is not None and not Gallery.exists(self.gallery_dir):
+        if not Gallery.exists(self.gallery_dir):  # before any model is loaded: no model does without it
+            if self.gallery is None:
+                raise FileNotFoundError(f"no gallery in {self.gallery_dir}; enrol coin types first (cupcheck enroll)")
             raise FileNotFoundError(
                 f"no gallery in the shared folder {self.gallery_dir}: is the share mounted? (a new site enrols its "
                 f"types with `cupcheck enroll CATALOG_DIR --gallery {self.gallery}`)"

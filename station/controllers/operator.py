@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QListWidgetItem
 
+from db.spool import IMAGE_SHARE
 from models.types import Decision, Frame, Side, Verdict
 from station.camera import Clock
 from station.controllers.catalog import OrderLookup, TypeCatalog, resolve_entry
@@ -492,7 +493,7 @@ class OperatorController(QObject):
         elif result.state is DbState.SPOOLING:
             n = result.pending
             waiting = f"{n} verdict{'s' if n != 1 else ''} waiting"
-            away = result.message == "image share"  # db.spool.IMAGE_SHARE: the shared image folder is not mounted
+            away = result.message == IMAGE_SHARE  # the shared image folder is not mounted
             text = f"Image share away: {waiting}" if away else f"Database: spooling, {waiting}"
             style = f"color: {FLAG_HEX}; font-weight: bold;"
         else:
