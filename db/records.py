@@ -302,6 +302,41 @@ class OperatorInfo:
 
 
 @dataclass(frozen=True)
+class OperatorSummary:
+    """A registered person as ``cupcheck operators list`` shows them.
+
+    Attributes:
+        name: the sign-in name.
+        role: ``operator`` or ``supervisor``.
+        active: whether they may sign in.
+        created_at: when they were registered.
+        cups: cups checked under their name, on every station of the database.
+        last_check: when they checked their newest cup (``None``: never).
+    """
+
+    name: str
+    role: str
+    active: bool
+    created_at: datetime
+    cups: int
+    last_check: datetime | None
+
+
+@dataclass(frozen=True)
+class OperatorChangeEntry:
+    """One row of the append-only ``operator_audit``: ``operator``'s ``action`` (old → new) by ``changed_by``."""
+
+    id: int
+    operator: str
+    action: str
+    old_value: str | None
+    new_value: str | None
+    changed_by: str
+    created_at: datetime
+    note: str
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     """One row of the append-only relabel history."""
 

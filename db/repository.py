@@ -25,7 +25,7 @@ from sqlalchemy import Engine, case, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from db.pins import hash_pin, verify_pin
+from db.operators import OperatorRoster, UnknownOperatorError
 from db.records import (
     AuditEntry,
     OperatorInfo,
@@ -69,10 +69,6 @@ class NotSupervisorError(PermissionError):
     """The acting operator may not relabel (not a supervisor, or deactivated)."""
 
 
-class UnknownOperatorError(LookupError):
-    """No operator of that name is registered."""
-
-
 class OrderMismatchError(ValueError):
     """An order number was logged with a different expected type than the one on record."""
 
@@ -103,6 +99,7 @@ class VerdictRepository:
         self.store = ContentStore(self.home if store is None else Path(store), shared=store is not None)
         self._sessions: sessionmaker[Session] = make_session_factory(engine)
         self._writes: sessionmaker[Session] = make_session_factory(engine, writes=True)
+        self.operators = OperatorRoster(engine)
 
     @classmethod
     def open(
@@ -121,26 +118,18 @@ class VerdictRepository:
 
     # -- operators --------------------------------------------------------------------------------------------
 
-    def add_operator(self, name: str, role: Role | str, pin: str) -> OperatorInfo:
-        """Register an operator with a PIN (stored as a salted scrypt hash).
+    def add_operator(self, name: str, role: Role | str, pin: str, *, by: str | None = None) -> OperatorInfo:
+        """Register an operator with a PIN (stored as a salted scrypt hash); see :meth:`OperatorRoster.add`.
 
         Raises:
-            ValueError: for a too-short PIN or an unknown role.
-            sqlalchemy.exc.IntegrityError: when the name is taken.
+            db.operators.OperatorError: a bad name, an unknown role or a too-short PIN.
+            db.operators.OperatorExistsError: the name is taken.
         """
-        op = Operator(name=name, role=Role(role), pin_hash=hash_pin(pin), active=True)
-        with self._writes.begin() as session:
-            session.add(op)
-            session.flush()
-            return _operator_info(op)
+        return self.operators.add(name, role, pin, by=by)
 
     def verify_operator(self, name: str, pin: str) -> OperatorInfo | None:
         """Return the operator when ``pin`` is right and the operator is active, else ``None``."""
-        with self._sessions() as session:
-            op = session.scalar(select(Operator).where(Operator.name == name))
-        if op is None or not op.active or not verify_pin(pin, op.pin_hash):
-            return None
-        return _operator_info(op)
+        return self.operators.verify(name, pin)
 
     # -- logging ----------------------------------------------------------------------------------------------
 
@@ -713,10 +702,6 @@ class VerdictRepository:
             if mtime <= cutoff:
                 path.unlink(missing_ok=True)
         return removed
-
-
-def _operator_info(op: Operator) -> OperatorInfo:
-    return OperatorInfo(id=op.id, name=op.name, role=Role(op.role).value, active=op.active)
 
 
 def _verdict_id_for_key(session: Session, key: str) -> int | None:

@@ -1,10 +1,10 @@
 """The verdict log's tables as SQLAlchemy 2.0 typed ORM classes.
 
-Tables: ``stations``, ``operators``, ``orders``, ``cups``, ``captures``, ``coins``, ``verdicts``, ``labels`` and the
-append-only ``relabel_audit``. Every timestamp is stored in UTC and read back timezone-aware. Enumerations are
-stored as short strings guarded by CHECK constraints (portable between SQLite and PostgreSQL). The audit table
-refuses UPDATE and DELETE twice: here through mapper events, and in the database through triggers created by the
-initial migration.
+Tables: ``stations``, ``operators``, ``orders``, ``cups``, ``captures``, ``coins``, ``verdicts``, ``labels``, the
+append-only ``relabel_audit`` and ``operator_audit``. Every timestamp is stored in UTC and read back timezone-aware.
+Enumerations are stored as short strings guarded by CHECK constraints (portable between SQLite and PostgreSQL).
+The audit tables refuse UPDATE and DELETE twice: here through mapper events, and in the database through triggers
+created by their migrations.
 """
 
 from __future__ import annotations
@@ -59,6 +59,16 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
 
 
+class OperatorChange(StrEnum):
+    """What a row of ``operator_audit`` records: a person added, or a PIN, role or sign-in right changed."""
+
+    ADDED = "added"
+    PIN = "pin_changed"
+    ROLE = "role_changed"
+    DEACTIVATED = "deactivated"
+    ACTIVATED = "activated"
+
+
 class LabelKind(StrEnum):
     """A person's ruling on a cup or a coin.
 
@@ -77,7 +87,7 @@ CUP_LABEL_KINDS = frozenset({LabelKind.CONFIRMED, LabelKind.CORRECTED})
 
 
 class AuditLogImmutableError(RuntimeError):
-    """Raised when code tries to change or remove a row of the append-only relabel audit log."""
+    """Raised when code tries to change or remove a row of an append-only audit log."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -300,6 +310,22 @@ class RelabelAudit(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
 
+class OperatorAudit(Base):
+    """Append-only history of who may sign in: the person changed, what changed (old → new), when, and by whom
+    (``changed_by``: the account and computer the change was made from)."""
+
+    __tablename__ = "operator_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
+    action: Mapped[OperatorChange] = mapped_column(_str_enum(OperatorChange, "action"))
+    old_value: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    new_value: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    changed_by: Mapped[str] = mapped_column(String(REF_LEN))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
 class SchemaCompat(Base):
     """Which software may still use the schema: one row per Alembic revision, written by its own migration.
 
@@ -316,14 +342,18 @@ class SchemaCompat(Base):
     oldest_reader: Mapped[str] = mapped_column(String(REVISION_LEN))
 
 
-AUDIT_TABLE = RelabelAudit.__tablename__
+APPEND_ONLY: tuple[type[Base], ...] = (RelabelAudit, OperatorAudit)
+"""The tables whose rows are never changed or removed."""
 
 
-@event.listens_for(RelabelAudit, "before_update")
-def _refuse_audit_update(mapper: Mapper[Any], connection: Any, target: RelabelAudit) -> None:
-    raise AuditLogImmutableError(f"{AUDIT_TABLE} is append-only: row {target.id} cannot be updated")
+def _refuse_audit_update(mapper: Mapper[Any], connection: Any, target: Any) -> None:
+    raise AuditLogImmutableError(f"{target.__tablename__} is append-only: row {target.id} cannot be updated")
 
 
-@event.listens_for(RelabelAudit, "before_delete")
-def _refuse_audit_delete(mapper: Mapper[Any], connection: Any, target: RelabelAudit) -> None:
-    raise AuditLogImmutableError(f"{AUDIT_TABLE} is append-only: row {target.id} cannot be deleted")
+def _refuse_audit_delete(mapper: Mapper[Any], connection: Any, target: Any) -> None:
+    raise AuditLogImmutableError(f"{target.__tablename__} is append-only: row {target.id} cannot be deleted")
+
+
+for _table in APPEND_ONLY:
+    event.listen(_table, "before_update", _refuse_audit_update)
+    event.listen(_table, "before_delete", _refuse_audit_delete)

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
-from db.schema import AUDIT_TABLE, AuditLogImmutableError, RelabelAudit, SchemaCompat
+from db.schema import APPEND_ONLY, AuditLogImmutableError, SchemaCompat
 
 _log = logging.getLogger(__name__)
 DB_FILENAME = "cupcheck.db"
@@ -90,7 +90,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_session_factory(engine: Engine, *, writes: bool = False) -> sessionmaker[Session]:
-    """Return a session factory bound to ``engine`` that also refuses ORM bulk UPDATE/DELETE of the audit log.
+    """Return a session factory bound to ``engine`` that also refuses ORM bulk UPDATE/DELETE of the audit logs.
 
     Sessions keep loaded attributes after commit (``expire_on_commit=False``) so returned rows stay readable.
 
@@ -106,8 +106,8 @@ def make_session_factory(engine: Engine, *, writes: bool = False) -> sessionmake
     @event.listens_for(factory, "do_orm_execute")
     def _refuse_bulk_audit_change(state: ORMExecuteState) -> None:
         mapper = state.bind_mapper
-        if (state.is_update or state.is_delete) and mapper is not None and mapper.class_ is RelabelAudit:
-            raise AuditLogImmutableError(f"{AUDIT_TABLE} is append-only")
+        if (state.is_update or state.is_delete) and mapper is not None and mapper.class_ in APPEND_ONLY:
+            raise AuditLogImmutableError(f"{mapper.class_.__tablename__} is append-only")
 
     return factory
 

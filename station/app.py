@@ -297,6 +297,32 @@ def open_repository(home: Path, url: str | None, store: Path | None = None) -> S
     return SpoolingRepository(repository)
 
 
+class NobodyToSignIn(ValueError):
+    """No active person (in the role a window needs) is registered, so no sign-in could succeed."""
+
+
+def require_someone_to_sign_in(repository: VerdictRepository, role: str | None) -> None:
+    """Refuse to open a sign-in nobody could pass, saying how to register the first person.
+
+    A database that cannot be reached is let through: the dialog says so when it checks a PIN.
+
+    Raises:
+        NobodyToSignIn: nobody active (with ``role = "supervisor"``: no active supervisor) is registered.
+    """
+    try:
+        count = repository.operators.count_active(role)
+    except UNREACHABLE_ERRORS:
+        return
+    if count:
+        return
+    who = "supervisor" if role == SUPERVISOR else "operator or supervisor"
+    where = repository.engine.url.render_as_string(hide_password=True)
+    raise NobodyToSignIn(
+        f"nobody can sign in: no active {who} is registered in the database {where}; register one with "
+        "`cupcheck operators add NAME --role supervisor` (with this station's --config or --db)"
+    )
+
+
 def sign_in_dialog(directory: VerdictRepository, title: str, role: str | None) -> OperatorInfo | None:
     """Show the sign-in dialog until a person is admitted (returned) or cancels (``None``)."""
     dialog = LoginDialog(title)
@@ -364,6 +390,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
 
     Raises:
         FileNotFoundError, ValueError: the model, the gallery or the replay folder is missing or damaged.
+        NobodyToSignIn: no active operator or supervisor is registered (not with ``demo``).
     """
     from models.pipeline import Pipeline
 
@@ -373,6 +400,10 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         cam = config.camera
         home = prepare_demo_home(home, n_types=cam.simulator_types, seed=cam.simulator_seed, bundle_path=config.bundle)
         config = config.model_copy(update={"camera": cam.model_copy(update={"kind": "simulator"}), "auto_check": True})
+
+    repository = open_repository(home, config.database_url, config.store)
+    if not demo:  # before the model loads: a first start says at once that somebody must be registered
+        require_someone_to_sign_in(repository.repository, None)
 
     def load(bundle: Path | None) -> Pipeline:
         built = Pipeline.load(
@@ -393,7 +424,6 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         print(f"warning: {started.problem} ({started.detail})", file=sys.stderr)
     loaded = started.loaded
     assert loaded.pipeline is not None and loaded.catalog is not None and loaded.orders is not None
-    repository = open_repository(home, config.database_url, config.store)
     if demo:
         from station.demo import DEMO_OPERATOR
 
@@ -462,6 +492,7 @@ def run_review(
     catalog = TypeCatalog.from_gallery(gallery_dir) if Gallery.exists(gallery_dir) else TypeCatalog([], _no_picture)
     app = qt_application()
     repository = VerdictRepository.open(home, url, store=store)
+    require_someone_to_sign_in(repository, SUPERVISOR)
     supervisor = sign_in_dialog(repository, "cupcheck review: supervisor sign-in", SUPERVISOR)
     if supervisor is None:
         return 1

@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "retrain",
     "prune",
     "models",
+    "operators",
     "init_site",
     "simulate_day",
 )

@@ -49,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         where = repo.engine.url.render_as_string(hide_password=True)
         print(f"database: {where} at this software's schema")
+        people, supervisors = repo.operators.count_active(), repo.operators.count_active("supervisor")
+        if supervisors:
+            print(f"operators: {people} may sign in, {supervisors} of them supervisors")
+        else:
+            print(
+                f"operators: {people} may sign in and no supervisor; register one: "
+                "cupcheck operators add NAME --role supervisor (with this --config or --db)"
+            )
         if site.store is not None:
             print(f"images: {repo.store.create()}")
     finally:

@@ -28,14 +28,24 @@ from tests.db.factories import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PI
 
 BACKENDS = ["sqlite", "postgresql"]
 PG_TEST_DB = "cupcheck_test"
-RESET_ORDER = ("relabel_audit", "labels", "verdicts", "coins", "captures", "cups", "orders", "stations")
+RESET_ORDER = (
+    "operator_audit",
+    "relabel_audit",
+    "labels",
+    "verdicts",
+    "coins",
+    "captures",
+    "cups",
+    "orders",
+    "stations",
+)
 
 
 class EmbeddedPostgres(EmbeddedServer):
     """The session's server, with the reset of its shared test database."""
 
     def reset_test_database(self) -> None:
-        """Delete every row a test wrote to the shared test database, keeping the seeded operators.
+        """Delete every row a test wrote to the shared test database, keeping the seeded operators as seeded.
 
         The audit table's triggers refuse DELETE, as they should; the reset runs with
         ``session_replication_role = replica``, the superuser switch under which ordinary triggers do not fire.
@@ -46,6 +56,10 @@ class EmbeddedPostgres(EmbeddedServer):
             for table in RESET_ORDER:
                 conn.execute(f"DELETE FROM {table}".encode())
             conn.execute(b"DELETE FROM operators WHERE name <> ALL(%s)", ([OPERATOR, SUPERVISOR],))
+            conn.execute(  # a test may have changed a seeded person's role or right to sign in
+                b"UPDATE operators SET active = TRUE, role = CASE WHEN name = %s THEN 'supervisor' ELSE 'operator' END",
+                (SUPERVISOR,),
+            )
 
 
 def _seed(url: str, home: Path) -> None:

@@ -37,12 +37,23 @@ TRIGGER_SQL = {
     "postgresql": "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname",
 }
 
-HEAD = "0003"
-REVISIONS = ["0003", "0002", "0001"]
+HEAD = "0004"
+REVISIONS = ["0004", "0003", "0002", "0001"]
+FUTURE = "0005"
 
 EXPECTED_TRIGGERS = {
-    "sqlite": ["relabel_audit_no_delete", "relabel_audit_no_update"],
-    "postgresql": ["relabel_audit_no_truncate", "relabel_audit_no_update_delete"],
+    "sqlite": [
+        "operator_audit_no_delete",
+        "operator_audit_no_update",
+        "relabel_audit_no_delete",
+        "relabel_audit_no_update",
+    ],
+    "postgresql": [
+        "operator_audit_no_truncate",
+        "operator_audit_no_update_delete",
+        "relabel_audit_no_truncate",
+        "relabel_audit_no_update_delete",
+    ],
 }
 
 
@@ -77,7 +88,7 @@ def test_upgrade_downgrade_upgrade(empty_engine: Engine) -> None:
     assert triggers(empty_engine) == []
     if empty_engine.dialect.name == "postgresql":
         with empty_engine.connect() as conn:
-            sql = "SELECT COUNT(*) FROM pg_proc WHERE proname = 'relabel_audit_refuse_change'"
+            sql = "SELECT COUNT(*) FROM pg_proc WHERE proname LIKE '%_audit_refuse_change'"
             assert conn.execute(text(sql)).scalar_one() == 0
 
     upgrade(empty_engine)
@@ -143,7 +154,7 @@ def test_every_revision_names_its_oldest_reader(empty_engine: Engine) -> None:
     upgrade(empty_engine)
     with empty_engine.connect() as conn:
         rows: dict[str, str] = dict(conn.execute(text("SELECT revision, oldest_reader FROM schema_compat")).all())
-    assert rows == {"0001": "0001", "0002": "0001", "0003": "0001"}
+    assert rows == {"0001": "0001", "0002": "0001", "0003": "0001", "0004": "0001"}
     assert oldest_reader(empty_engine, HEAD) == "0001"
     downgrade(empty_engine, "0002")
     assert oldest_reader(empty_engine, "0002") is None  # before 0003 a database did not say
@@ -151,7 +162,7 @@ def test_every_revision_names_its_oldest_reader(empty_engine: Engine) -> None:
 
 FUTURE_REVISION = '''"""A revision this software does not ship, made by a newer one.
 
-Revision ID: 0004
+Revision ID: {future}
 Revises: {head}
 """
 
@@ -160,7 +171,7 @@ from alembic import op
 
 from db.migrations.compat import forget_revision, record_oldest_reader
 
-revision = "0004"
+revision = "{future}"
 down_revision = "{head}"
 branch_labels = None
 depends_on = None
@@ -180,15 +191,17 @@ def downgrade() -> None:
 
 
 def migrate_with_newer_software(engine: Engine, tmp_path: Path, oldest: str) -> None:
-    """Migrate ``engine`` the way newer software would: this package's revisions plus a revision 0004."""
+    """Migrate ``engine`` the way newer software would: this package's revisions plus revision :data:`FUTURE`."""
     scripts = tmp_path / "newer_migrations"
     shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0004_future.py").write_text(FUTURE_REVISION.format(head=HEAD, oldest=oldest))
+    (scripts / "versions" / f"{FUTURE}_future.py").write_text(
+        FUTURE_REVISION.format(future=FUTURE, head=HEAD, oldest=oldest)
+    )
     cfg = Config()
     cfg.set_main_option("script_location", str(scripts))
     cfg.attributes["engine"] = engine
     command.upgrade(cfg, "head")
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == FUTURE
 
 
 def test_a_station_keeps_working_on_a_schema_newer_software_made_compatibly(
@@ -197,8 +210,8 @@ def test_a_station_keeps_working_on_a_schema_newer_software_made_compatibly(
     migrate_with_newer_software(empty_engine, tmp_path, oldest=HEAD)
     with caplog.at_level("WARNING", logger="db.session"):
         assert init_db(empty_engine) is empty_engine
-    assert current_revision(empty_engine) == "0004"  # left as the newer station made it
-    assert "schema revision 0004, newer than this software's 0003" in caplog.text
+    assert current_revision(empty_engine) == FUTURE  # left as the newer station made it
+    assert f"schema revision {FUTURE}, newer than this software's {HEAD}" in caplog.text
     repo = VerdictRepository(empty_engine, tmp_path / "home")
     repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
     first = make_record(1, decision=Decision.FLAG, p_correct=0.2)
@@ -211,18 +224,18 @@ def test_a_station_keeps_working_on_a_schema_newer_software_made_compatibly(
 
 
 def test_a_station_refuses_a_schema_its_software_cannot_use(empty_engine: Engine, tmp_path: Path) -> None:
-    migrate_with_newer_software(empty_engine, tmp_path, oldest="0004")
+    migrate_with_newer_software(empty_engine, tmp_path, oldest=FUTURE)
     with pytest.raises(
         SchemaTooNewError,
-        match=r"revision 0004, newer than this software's 0003, and needs "
-        r"software that knows revision 0004: upgrade cupcheck",
+        match=rf"revision {FUTURE}, newer than this software's {HEAD}, and needs "
+        rf"software that knows revision {FUTURE}: upgrade cupcheck",
     ):
         init_db(empty_engine)
     with empty_engine.begin() as conn:  # a revision that does not say who may use it
-        conn.execute(text("DELETE FROM schema_compat WHERE revision = '0004'"))
+        conn.execute(text(f"DELETE FROM schema_compat WHERE revision = '{FUTURE}'"))
     with pytest.raises(SchemaTooNewError, match="needs newer software"):
         init_db(empty_engine)
-    assert current_revision(empty_engine) == "0004"
+    assert current_revision(empty_engine) == FUTURE
 
 
 def test_the_revision_template_records_the_oldest_reader() -> None:
