@@ -442,6 +442,60 @@ def audit_pick(cup_id: int, share: float) -> bool:
 
 
 @dataclass(frozen=True)
+class CupActivity:
+    """One check as the activity report reads it (:func:`db.activity.read_activity`).
+
+    Attributes:
+        cup_id: the cup row (one per photograph).
+        at: when the verdict was made, timezone-aware.
+        station: the station's name.
+        operator: who checked it.
+        order: the order number, if one was given.
+        expected_type: the type the cup should hold.
+        decision: PASS or FLAG.
+        p_correct: the voter's probability.
+        reasons: the FLAG's reasons, as the operator read them.
+        model_version: the bundle that judged it.
+        check_ms: frame to verdict in milliseconds (``None``: not recorded).
+        n_coins: coins found.
+        recheck_of: the cup this check answers after the operator turned coins (``None``: a first check).
+        cup_ruling: the current cup-level ruling (``confirmed`` or ``corrected``), if a person gave one.
+        corrected_type: the type a ``corrected`` ruling names.
+        coin_rulings: current coin-level rulings.
+        wrong_coins: coins a person ruled another type, not a coin, or damaged.
+    """
+
+    cup_id: int
+    at: datetime
+    station: str
+    operator: str
+    order: str | None
+    expected_type: str
+    decision: Decision
+    p_correct: float
+    reasons: tuple[str, ...]
+    model_version: str
+    check_ms: float | None
+    n_coins: int
+    recheck_of: int | None
+    cup_ruling: str | None
+    corrected_type: str | None
+    coin_rulings: int
+    wrong_coins: int
+
+    @property
+    def ruled(self) -> bool:
+        """Whether a person ruled on the cup or one of its coins."""
+        return self.cup_ruling is not None or self.coin_rulings > 0
+
+    @property
+    def wrong(self) -> bool:
+        """Whether a person found a coin that is not the expected type (or damaged) in the cup."""
+        corrected = self.cup_ruling == LabelKind.CORRECTED.value and self.corrected_type != self.expected_type
+        return corrected or self.wrong_coins > 0
+
+
+@dataclass(frozen=True)
 class StationModel:
     """The model a station judged its newest cup with (:meth:`db.repository.VerdictRepository.station_models`).
 

@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "prune",
     "models",
     "operators",
+    "report",
     "init_site",
     "simulate_day",
 )

@@ -14,6 +14,7 @@ from models.embedder import Embedder
 from models.enroll import TypeInfo
 from models.gallery import Gallery
 from models.pipeline import Pipeline, UnknownTypeError, _disc_mask
+from models.reasons import ReasonKind, reason_kinds
 from models.types import CoinInstance, Decision, Frame, Side
 from tests.models.embed_helpers import tiny_checkpoint, write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, reference_image, write_bundle
@@ -344,3 +345,20 @@ def test_a_frame_of_another_size_than_the_calibration_is_judged_without_it_and_f
     coins = [c for c in v.coins if c.is_coin]
     assert len(coins) >= len([c for c in same.coins if c.is_coin]) - 1  # still found, without the geometry
     assert all(c.diameter_mm is None for c in coins)
+
+
+def test_every_reason_the_pipeline_gives_has_a_kind_the_report_counts(pipeline: Pipeline) -> None:
+    """models.reasons recognises reasons by their words: the pipeline's words must keep them."""
+    crops = _cup("t0000")
+    crops[2] = reference_image("t0000", Side.OBVERSE)
+    mixed = _cup("t0000")
+    mixed[3] = reference_image("t0009", Side.REVERSE)
+    verdicts = {
+        ReasonKind.LOOKS_LIKE: pipeline.run_crops(mixed, "t0000"),
+        ReasonKind.TURN: pipeline.run_crops([reference_image("t0001", Side.OBVERSE)] * 5, "t0001"),
+        ReasonKind.OBJECT: pipeline.run_crops(crops, "t0000", n_objects=1),
+        ReasonKind.NO_COINS: pipeline.run_crops([], "t0000"),
+    }
+    for kind, verdict in verdicts.items():
+        kinds = reason_kinds(verdict.reasons)
+        assert kind in kinds and ReasonKind.OTHER not in kinds, (kind, verdict.reasons)

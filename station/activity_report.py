@@ -1,0 +1,421 @@
+"""The activity report (``cupcheck report``): what the stations did over a period, for whoever runs the floor.
+
+A cup checked again after its coins were turned counts once, with its last check's verdict. The report says how
+many cups passed (as they lay, or after turning), what the FLAGs were for, what people found in the flagged cups
+they ruled on, how right the PASSes were that a person checked (the audit: the only field measure of PASS
+precision), per day, station, operator and model. Markdown with two PNG plots, and every check as CSV.
+
+Plots use matplotlib's object API on the Agg canvas (no pyplot, no GUI), like :mod:`calibration.reports`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from calibration.risk import clopper_pearson_lower
+from db.records import CupActivity
+from models.reasons import LABELS, ReasonKind, reason_kinds
+from models.types import Decision
+
+AUDIT_DELTA = 0.05
+"""One-sided miscoverage of the PASS audit's lower bound (95 % confidence)."""
+
+
+@dataclass(frozen=True)
+class CupOutcome:
+    """One physical cup: its first check and the check that settled it (a re-check after turning, or itself)."""
+
+    first: CupActivity
+    last: CupActivity
+    checks: int
+
+    @property
+    def passed(self) -> bool:
+        """Whether the cup passed in the end."""
+        return self.last.decision == Decision.PASS
+
+    @property
+    def turned(self) -> bool:
+        """Whether the operator turned coins and checked it again."""
+        return self.checks > 1
+
+
+def follow_rechecks(checks: Sequence[CupActivity]) -> list[CupOutcome]:
+    """Group checks into cups: a re-check joins the cup it answers, when that check is in ``checks`` too."""
+    by_id = {c.cup_id: c for c in checks}
+    answered_by: dict[int, CupActivity] = {}
+    for c in checks:  # oldest first: the newest re-check of a check wins
+        if c.recheck_of is not None and c.recheck_of in by_id:
+            answered_by[c.recheck_of] = c
+    out = []
+    for c in checks:
+        if c.recheck_of is not None and c.recheck_of in by_id:
+            continue
+        last, n, seen = c, 1, {c.cup_id}
+        while last.cup_id in answered_by and answered_by[last.cup_id].cup_id not in seen:
+            last = answered_by[last.cup_id]
+            seen.add(last.cup_id)
+            n += 1
+        out.append(CupOutcome(c, last, n))
+    return out
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Cups and what became of them.
+
+    Attributes:
+        cups: physical cups (a turned cup once).
+        checks: photographs judged (a turned cup twice or more).
+        passed: cups that passed as they lay.
+        passed_after_turning: cups that passed once the operator turned the coins a FLAG named.
+        flagged: cups whose last check was a FLAG: a person's turn.
+    """
+
+    cups: int
+    checks: int
+    passed: int
+    passed_after_turning: int
+    flagged: int
+
+    @property
+    def auto_pass(self) -> float:
+        """Share of cups that passed without a person (``nan`` for none)."""
+        return (self.passed + self.passed_after_turning) / self.cups if self.cups else math.nan
+
+
+def tally(cups: Iterable[CupOutcome]) -> Tally:
+    """Count ``cups``."""
+    items = list(cups)
+    passed = sum(1 for c in items if c.passed and not c.turned)
+    after = sum(1 for c in items if c.passed and c.turned)
+    return Tally(len(items), sum(c.checks for c in items), passed, after, len(items) - passed - after)
+
+
+@dataclass(frozen=True)
+class Review:
+    """What people found in the cups the stations handed them.
+
+    Attributes:
+        flagged: cups whose last check was a FLAG.
+        wrong: flagged cups a person ruled to hold a wrong coin (or a damaged one): FLAGs that caught something.
+        clean: flagged cups a person ruled all right: FLAGs that cost a look and found nothing.
+        waiting: flagged cups nobody has ruled on yet.
+        audited: passed cups a person checked anyway (the PASS audit).
+        audited_wrong: audited PASSes that held a wrong coin.
+    """
+
+    flagged: int
+    wrong: int
+    clean: int
+    waiting: int
+    audited: int
+    audited_wrong: int
+
+    @property
+    def pass_precision_lower(self) -> float:
+        """95 % lower confidence bound on PASS precision from the audit (0 for no audit)."""
+        return clopper_pearson_lower(self.audited - self.audited_wrong, self.audited, AUDIT_DELTA)
+
+
+def review(cups: Iterable[CupOutcome]) -> Review:
+    """Tally people's rulings on ``cups`` (a cup's rulings are those on its last check)."""
+    flagged = wrong = clean = waiting = audited = audited_wrong = 0
+    for c in cups:
+        ruled, bad = c.last.ruled, c.last.wrong
+        if c.passed:
+            audited += ruled
+            audited_wrong += ruled and bad
+            continue
+        flagged += 1
+        if not ruled:
+            waiting += 1
+        elif bad:
+            wrong += 1
+        else:
+            clean += 1
+    return Review(flagged, wrong, clean, waiting, audited, audited_wrong)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One row of a per-station, per-operator or per-day table."""
+
+    name: str
+    tally: Tally
+    median_check_ms: float
+    cups_per_hour: float
+
+
+@dataclass(frozen=True)
+class ActivitySummary:
+    """Everything the report shows.
+
+    Attributes:
+        since: start of the period (local time).
+        until: end of the period, excluded.
+        station: the one station reported on (``None``: all).
+        total: every cup of the period.
+        days: one row per local calendar day with a check.
+        stations: one row per station.
+        operators: one row per operator.
+        reasons: kinds of reason, with the flagged cups that gave each (a cup once per kind), most first.
+        review: what people found.
+        models: model versions with the checks each judged, most first.
+    """
+
+    since: datetime
+    until: datetime
+    station: str | None
+    total: Tally
+    days: tuple[tuple[date, Tally], ...]
+    stations: tuple[Group, ...]
+    operators: tuple[Group, ...]
+    reasons: tuple[tuple[ReasonKind, int], ...]
+    review: Review
+    models: tuple[tuple[str, int], ...]
+
+
+def _local(at: datetime) -> datetime:
+    return at.astimezone()
+
+
+def _groups(cups: Sequence[CupOutcome], key: Callable[[CupOutcome], str]) -> tuple[Group, ...]:
+    grouped: dict[str, list[CupOutcome]] = defaultdict(list)
+    for c in cups:
+        grouped[key(c)].append(c)
+    rows = []
+    for name in sorted(grouped):
+        items = grouped[name]
+        times = [c.first.check_ms for c in items if c.first.check_ms is not None]
+        hours = {_local(c.first.at).strftime("%Y-%m-%d %H") for c in items}
+        rows.append(
+            Group(
+                name,
+                tally(items),
+                statistics.median(times) if times else math.nan,
+                len(items) / len(hours),
+            )
+        )
+    return tuple(rows)
+
+
+def summarise(
+    checks: Sequence[CupActivity], since: datetime, until: datetime, station: str | None = None
+) -> ActivitySummary:
+    """Summarise the checks of a period (oldest first, as :func:`db.activity.read_activity` gives them)."""
+    cups = follow_rechecks(checks)
+    by_day: dict[date, list[CupOutcome]] = defaultdict(list)
+    for c in cups:
+        by_day[_local(c.first.at).date()].append(c)
+    reasons: Counter[ReasonKind] = Counter()
+    for c in cups:
+        if not c.passed:
+            reasons.update(reason_kinds(c.last.reasons))
+    models = Counter(c.model_version for c in checks)
+    return ActivitySummary(
+        since=since,
+        until=until,
+        station=station,
+        total=tally(cups),
+        days=tuple((d, tally(by_day[d])) for d in sorted(by_day)),
+        stations=_groups(cups, lambda c: c.first.station),
+        operators=_groups(cups, lambda c: c.first.operator),
+        reasons=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0].value))),
+        review=review(cups),
+        models=tuple(models.most_common()),
+    )
+
+
+def plot_days(summary: ActivitySummary, path: Path) -> Path:
+    """Cups per day, stacked by what became of them, with the auto-pass share on a second axis."""
+    fig = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    labels = [d.strftime("%a %d %b") for d, _ in summary.days]
+    x = list(range(len(labels)))
+    passed = [t.passed for _, t in summary.days]
+    after = [t.passed_after_turning for _, t in summary.days]
+    flagged = [t.flagged for _, t in summary.days]
+    ax.bar(x, passed, color="tab:green", label="passed as they lay")
+    ax.bar(x, after, bottom=passed, color="yellowgreen", label="passed after turning")
+    ax.bar(
+        x, flagged, bottom=[p + a for p, a in zip(passed, after, strict=True)], color="tab:orange", label="to a person"
+    )
+    ax.set_xticks(x, labels, rotation=30 if len(x) > 7 else 0, ha="right" if len(x) > 7 else "center")
+    ax.set_ylabel("cups")
+    ax.set_title("cups per day")
+    share = ax.twinx()
+    share.plot(x, [100 * t.auto_pass for _, t in summary.days], "o-", color="black", label="auto-pass %")
+    share.set_ylim(0, 100)
+    share.set_ylabel("auto-pass %")
+    handles, names = ax.get_legend_handles_labels()
+    h2, n2 = share.get_legend_handles_labels()
+    ax.legend(handles + h2, names + n2, loc="upper left", fontsize=8)
+    if not x:
+        ax.text(0.5, 0.5, "no cups in this period", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(str(path))
+    return path
+
+
+def plot_reasons(summary: ActivitySummary, path: Path) -> Path:
+    """Flagged cups per kind of reason, most frequent on top."""
+    fig = Figure(figsize=(10, 0.5 * max(len(summary.reasons), 2) + 1.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    rows = list(reversed(summary.reasons))
+    ax.barh([LABELS[k] for k, _ in rows], [n for _, n in rows], color="tab:orange")
+    for i, (_, n) in enumerate(rows):
+        ax.text(n, i, f" {n}", va="center", fontsize=8)
+    ax.set_xlabel("flagged cups (a cup once per kind of reason)")
+    ax.set_title("what the FLAGs were for")
+    if not rows:
+        ax.text(0.5, 0.5, "no flagged cups", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(str(path))
+    return path
+
+
+CSV_FIELDS = (
+    "cup_id",
+    "checked_at",
+    "station",
+    "operator",
+    "order",
+    "expected_type",
+    "verdict",
+    "p_correct",
+    "coins",
+    "recheck_of",
+    "reasons",
+    "model_version",
+    "check_ms",
+    "ruling",
+    "wrong_coins",
+)
+
+
+def write_csv(checks: Iterable[CupActivity], path: Path) -> Path:
+    """Every check, one row each (times in ISO 8601 with their UTC offset; reasons joined by `` | ``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_FIELDS)
+        for c in checks:
+            ruling = c.cup_ruling or ("coins ruled" if c.coin_rulings else "")
+            if c.cup_ruling == "corrected":
+                ruling = f"corrected to {c.corrected_type}"
+            writer.writerow(
+                (
+                    c.cup_id,
+                    c.at.isoformat(),
+                    c.station,
+                    c.operator,
+                    c.order or "",
+                    c.expected_type,
+                    c.decision.value,
+                    f"{c.p_correct:.4f}",
+                    c.n_coins,
+                    "" if c.recheck_of is None else c.recheck_of,
+                    " | ".join(c.reasons),
+                    c.model_version,
+                    "" if c.check_ms is None else f"{c.check_ms:.0f}",
+                    ruling,
+                    c.wrong_coins,
+                )
+            )
+    return path
+
+
+def _pct(x: float) -> str:
+    return "—" if math.isnan(x) else f"{100 * x:.1f} %"
+
+
+def _table(title: str, rows: Sequence[Group], *, pace: bool = True) -> list[str]:
+    """A Markdown table of ``rows``; ``pace``: with the median check time and cups per hour."""
+    head = f"| {title} | cups | passed | after turning | to a person | auto-pass |"
+    rule = "| --- | ---: | ---: | ---: | ---: | ---: |"
+    if pace:
+        head, rule = head + " median check | cups per hour |", rule + " ---: | ---: |"
+    lines = [head, rule]
+    for g in rows:
+        t = g.tally
+        line = f"| {g.name} | {t.cups} | {t.passed} | {t.passed_after_turning} | {t.flagged} | {_pct(t.auto_pass)} |"
+        if pace:
+            ms = "—" if math.isnan(g.median_check_ms) else f"{g.median_check_ms:.0f} ms"
+            line += f" {ms} | {g.cups_per_hour:.0f} |"
+        lines.append(line)
+    return lines
+
+
+def headline(summary: ActivitySummary) -> list[str]:
+    """The few lines ``cupcheck report`` also prints."""
+    t, r = summary.total, summary.review
+    lines = [
+        f"{t.cups} cups ({t.checks} checks): {t.passed} passed as they lay, {t.passed_after_turning} after turning, "
+        f"{t.flagged} to a person; auto-pass {_pct(t.auto_pass)}",
+        f"flagged cups ruled: {r.wrong} held a wrong coin, {r.clean} were all right; {r.waiting} wait for a ruling",
+    ]
+    if r.audited:
+        lines.append(
+            f"PASS audit: {r.audited} PASSes checked by a person, {r.audited_wrong} wrong: precision "
+            f"{_pct((r.audited - r.audited_wrong) / r.audited)}, at least {_pct(r.pass_precision_lower)} with 95 % "
+            "confidence"
+        )
+    else:
+        lines.append("PASS audit: no PASS of this period was checked by a person")
+    return lines
+
+
+def write_activity_report(folder: Path, summary: ActivitySummary, checks: Sequence[CupActivity]) -> Path:
+    """Write ``report.md``, ``days.png``, ``reasons.png`` and ``checks.csv`` into ``folder``; return the report."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_days(summary, folder / "days.png")
+    plot_reasons(summary, folder / "reasons.png")
+    write_csv(checks, folder / "checks.csv")
+    span = f"{summary.since:%Y-%m-%d %H:%M} to {summary.until:%Y-%m-%d %H:%M}"
+    where = f"station {summary.station}" if summary.station else "every station"
+    lines = [f"# Station activity, {span} ({where})", ""]
+    lines += [f"- {line}" for line in headline(summary)]
+    lines += ["", "![cups per day](days.png)", "", "![what the FLAGs were for](reasons.png)", ""]
+    lines += ["## Per day", ""]
+    days = [Group(f"{d:%a %Y-%m-%d}", t, math.nan, math.nan) for d, t in summary.days]
+    lines += _table("day", days, pace=False)
+    lines += ["", "## Per station", "", *_table("station", summary.stations)]
+    lines += ["", "## Per operator", "", *_table("operator", summary.operators)]
+    lines += [
+        "",
+        "Cups per hour: cups over the hours in which the station or person checked at least one (a quiet hour "
+        "with one cup counts as an hour). Median check: frame to verdict on the station.",
+        "",
+        "## What the FLAGs were for",
+        "",
+        "| reason | flagged cups |",
+        "| --- | ---: |",
+        *[f"| {LABELS[k]} | {n} |" for k, n in summary.reasons],
+        "",
+        "## Models",
+        "",
+        "| model version | checks |",
+        "| --- | ---: |",
+        *[f"| {v} | {n} |" for v, n in summary.models],
+        "",
+        "Every check of the period, with its ruling: `checks.csv`.",
+        "",
+    ]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

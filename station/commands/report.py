@@ -1,0 +1,96 @@
+"""``cupcheck report``: what the stations did over a period: cups, auto-pass, what the FLAGs were for, what people
+found in them, the PASS audit; per day, station, operator and model. Markdown, two plots and every check as CSV.
+
+Examples::
+
+    cupcheck report --out reports/this-week                    # the last 7 days, the home's verdict log
+    cupcheck report --config site.toml --days 1 --out reports/today
+    cupcheck report --config site.toml --since 2026-11-01 --until 2026-11-30 --station packing-2 --out reports/nov
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from station.commands.options import add_site_options, check_at_least, resolve_site
+from station.errors import CliError
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``report`` subcommand."""
+    p = subparsers.add_parser(
+        "report",
+        help="what the stations did over a period: cups, auto-pass, FLAG reasons, rulings (Markdown, PNG, CSV)",
+        description="Summarise the verdict log over a period (local time): cups (a cup checked again after turning "
+        "counts once), how many passed as they lay or after turning, what the FLAGs were for, what people found "
+        "in the flagged cups they ruled on, the PASS audit, per day, station, operator and model. Writes "
+        "OUT/report.md, OUT/days.png, OUT/reasons.png and OUT/checks.csv (every check with its ruling), and prints "
+        "the headline. Reads the database only.",
+    )
+    add_site_options(p, store=False, models=False, gallery=False)
+    p.add_argument("--days", type=int, default=7, metavar="N", help="the last N calendar days, today included (7)")
+    p.add_argument("--since", default=None, metavar="YYYY-MM-DD", help="first day (instead of --days)")
+    p.add_argument("--until", default=None, metavar="YYYY-MM-DD", help="last day, included (default: today)")
+    p.add_argument("--station", default=None, metavar="NAME", help="one station only (default: every station)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the report")
+    p.set_defaults(func=run)
+
+
+def _day(flag: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as err:
+        raise CliError(f"{flag} must be a date like 2026-11-30, got {text!r}") from err
+
+
+def period(args: argparse.Namespace, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The period ``--days`` / ``--since`` / ``--until`` name: local midnights, the end excluded (at most now).
+
+    Raises:
+        CliError: a malformed date, ``--days`` below 1, or an end before the start.
+    """
+    now = (now or datetime.now()).astimezone()
+    tz = now.tzinfo
+    until_day = _day("--until", args.until) if args.until else now.date()
+    if args.since:
+        since_day = _day("--since", args.since)
+    else:
+        since_day = until_day - timedelta(days=check_at_least("--days", args.days, 1) - 1)
+    if since_day > until_day:
+        raise CliError(f"--since {since_day} is after --until {until_day}")
+    since = datetime.combine(since_day, time(), tz).astimezone()
+    until = min(datetime.combine(until_day + timedelta(days=1), time(), tz).astimezone(), now)
+    return since, until
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read the period's checks, write the report, print its headline."""
+    from db.activity import read_activity, station_names
+    from db.session import DB_FILENAME, make_engine
+    from db.spool import UNREACHABLE_ERRORS
+    from station.activity_report import headline, summarise, write_activity_report
+
+    site = resolve_site(args)
+    since, until = period(args)
+    if site.url is None and not (site.home / DB_FILENAME).is_file():
+        raise CliError(f"no verdict log in {site.home}: give the station's --config, --home or --db")
+    engine = make_engine(site.url, home=site.home)
+    try:
+        checks = read_activity(engine, since, until, args.station)
+        if args.station is not None and not checks:
+            known = station_names(engine)
+            if args.station not in known:
+                raise CliError(f"no station named {args.station!r}; the database knows: {', '.join(known) or 'none'}")
+    except UNREACHABLE_ERRORS as err:
+        raise CliError(f"the database cannot be read: {err}") from err
+    finally:
+        engine.dispose()
+    summary = summarise(checks, since, until, args.station)
+    path = write_activity_report(Path(args.out), summary, checks)
+    for line in headline(summary):
+        print(line)
+    print(f"report: {path}")
+    return 0

@@ -1,0 +1,169 @@
+"""The activity report (``cupcheck report``): cups counted once across re-checks, what became of them, FLAG reasons,
+rulings and the PASS audit, per day, station and operator; the files it writes and the command's input checks."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import pytest
+
+from calibration.risk import clopper_pearson_lower
+from db.records import CupActivity
+from db.repository import VerdictRepository
+from db.schema import LabelKind, Role
+from models.reasons import ReasonKind
+from models.types import Decision
+from station.activity_report import follow_rechecks, summarise, write_activity_report
+from station.cli import main
+from station.commands.report import period
+from tests.db.factories import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, make_record
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+TURN = "coin 2 shows the shared obverse — turn it over"
+LOOKS = "coin 4 looks like t0085 (0.91)"
+
+
+def check(cup_id: int, minutes: float, decision: Decision = Decision.PASS, **kw: object) -> CupActivity:
+    base = CupActivity(
+        cup_id=cup_id,
+        at=T0 + timedelta(minutes=minutes),
+        station="s1",
+        operator="olga",
+        order=None,
+        expected_type="t1",
+        decision=decision,
+        p_correct=0.99 if decision == Decision.PASS else 0.1,
+        reasons=() if decision == Decision.PASS else (LOOKS,),
+        model_version="m1",
+        check_ms=150.0,
+        n_coins=10,
+        recheck_of=None,
+        cup_ruling=None,
+        corrected_type=None,
+        coin_rulings=0,
+        wrong_coins=0,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_a_turned_cup_counts_once_with_the_verdict_of_its_last_check() -> None:
+    checks = [
+        check(1, 0, Decision.FLAG, reasons=(TURN,)),
+        check(2, 1, Decision.FLAG, reasons=(TURN,), recheck_of=1),
+        check(3, 2, recheck_of=2),
+        check(4, 3, recheck_of=99),  # answers a check outside the period: a cup of its own
+    ]
+    cups = follow_rechecks(checks)
+    assert [(c.first.cup_id, c.last.cup_id, c.checks, c.passed, c.turned) for c in cups] == [
+        (1, 3, 3, True, True),
+        (4, 4, 1, True, False),
+    ]
+
+
+def test_summary_counts_cups_reasons_rulings_and_the_audit() -> None:
+    day2 = 24 * 60
+    checks = [
+        check(1, 0),
+        check(2, 1, cup_ruling="confirmed"),  # an audited PASS, right
+        check(3, 2, cup_ruling="corrected", corrected_type="t9"),  # an audited PASS, wrong
+        check(4, 3, Decision.FLAG, reasons=(TURN,)),
+        check(5, 4, recheck_of=4),  # passed after turning
+        check(6, 5, Decision.FLAG, reasons=(LOOKS, TURN), wrong_coins=1, coin_rulings=1),  # caught a wrong coin
+        check(7, 70, Decision.FLAG, cup_ruling="confirmed", operator="ana"),  # a clean cup flagged
+        check(8, day2, Decision.FLAG, reasons=("object 2 is not a coin",), station="s2", model_version="m2"),
+    ]
+    since, until = T0 - timedelta(hours=1), T0 + timedelta(days=2)
+    s = summarise(checks, since, until)
+    t = s.total
+    assert (t.cups, t.checks, t.passed, t.passed_after_turning, t.flagged) == (7, 8, 3, 1, 3)
+    assert t.auto_pass == pytest.approx(4 / 7)
+    assert [(d.isoformat(), x.cups) for d, x in s.days] == [
+        ((T0).astimezone().date().isoformat(), 6),
+        ((T0 + timedelta(days=1)).astimezone().date().isoformat(), 1),
+    ]
+    assert dict(s.reasons) == {ReasonKind.LOOKS_LIKE: 2, ReasonKind.TURN: 1, ReasonKind.OBJECT: 1}
+    r = s.review
+    assert (r.flagged, r.wrong, r.clean, r.waiting, r.audited, r.audited_wrong) == (3, 1, 1, 1, 2, 1)
+    assert r.pass_precision_lower == clopper_pearson_lower(1, 2, 0.05)
+    assert [(g.name, g.tally.cups) for g in s.stations] == [("s1", 6), ("s2", 1)]
+    ops = {g.name: g for g in s.operators}
+    # olga checked 6 cups in two hours with a check (9:00 on both days)
+    assert (ops["olga"].tally.cups, ops["olga"].cups_per_hour, ops["olga"].median_check_ms) == (6, 3.0, 150.0)
+    assert ops["ana"].cups_per_hour == 1.0
+    assert s.models == (("m1", 7), ("m2", 1))
+
+
+def test_the_report_writes_markdown_plots_and_every_check(tmp_path: Path) -> None:
+    checks = [check(1, 0), check(2, 1, Decision.FLAG, order="A-7", reasons=(LOOKS, TURN)), check(3, 2, recheck_of=2)]
+    s = summarise(checks, T0, T0 + timedelta(days=1))
+    path = write_activity_report(tmp_path / "rep", s, checks)
+    text = path.read_text()
+    assert "- 2 cups (3 checks): 1 passed as they lay, 1 after turning, 0 to a person; auto-pass 100.0 %" in text
+    assert "PASS audit: no PASS of this period was checked by a person" in text
+    assert "| olga | 2 | 1 | 1 | 0 | 100.0 % | 150 ms | 2 |" in text
+    for png in ("days.png", "reasons.png"):
+        image = cv2.imread(str(tmp_path / "rep" / png))
+        assert image is not None and image.shape[0] > 200 and image.shape[1] > 500
+    with (tmp_path / "rep" / "checks.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["cup_id"] for r in rows] == ["1", "2", "3"]
+    assert (rows[1]["order"], rows[1]["verdict"], rows[1]["reasons"]) == ("A-7", "flag", f"{LOOKS} | {TURN}")
+    assert (rows[2]["recheck_of"], rows[2]["check_ms"]) == ("2", "150")
+
+    empty = write_activity_report(tmp_path / "none", summarise([], T0, T0 + timedelta(days=1)), [])
+    assert "- 0 cups (0 checks)" in empty.read_text() and (tmp_path / "none" / "days.png").is_file()
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    return argparse.Namespace(**{"days": 7, "since": None, "until": None, **kw})
+
+
+def test_the_period_is_whole_local_days_up_to_now() -> None:
+    now = datetime(2026, 3, 10, 15, 30).astimezone()
+    since, until = period(_args(), now)
+    assert (since.date().isoformat(), since.hour, until) == ("2026-03-04", 0, now)
+    since, until = period(_args(since="2026-02-01", until="2026-02-28"), now)
+    assert (since.isoformat()[:10], until.isoformat()[:10], until.hour) == ("2026-02-01", "2026-03-01", 0)
+
+
+def test_the_command_reports_a_station_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    repo = VerdictRepository.open(home)
+    try:
+        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+        repo.add_operator(SUPERVISOR, Role.SUPERVISOR, SUPERVISOR_PIN)
+        now = datetime.now(UTC)
+        first = make_record(1, decision=Decision.FLAG, p_correct=0.1, created_at=now - timedelta(minutes=3))
+        repo.log_verdict(replace(first, reasons=(TURN,)))
+        repo.log_verdict(make_record(2, created_at=now - timedelta(minutes=2), recheck_of=first.idempotency_key))
+        flagged = repo.cup_of_verdict(
+            repo.log_verdict(make_record(3, decision=Decision.FLAG, created_at=now - timedelta(minutes=1)))
+        )
+        repo.relabel(SUPERVISOR, flagged, LabelKind.CORRECTED, corrected_type="eur_2")
+        repo.log_verdict(make_record(4, created_at=now - timedelta(days=30)))  # outside the last 7 days
+    finally:
+        repo.engine.dispose()
+    flags = ["report", "--home", str(home)]
+    assert main([*flags, "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "2 cups (3 checks): 0 passed as they lay, 1 after turning, 1 to a person; auto-pass 50.0 %"
+    assert out[1] == "flagged cups ruled: 1 held a wrong coin, 0 were all right; 0 wait for a ruling"
+    assert out[-1] == f"report: {tmp_path / 'rep' / 'report.md'}"
+    assert main([*flags, "--days", "60", "--out", str(tmp_path / "rep60")]) == 0
+    assert capsys.readouterr().out.startswith("3 cups (4 checks)")
+
+    assert main([*flags, "--station", "nowhere", "--out", str(tmp_path / "x")]) == 2
+    assert "no station named 'nowhere'; the database knows: station-1" in capsys.readouterr().err
+    assert main([*flags, "--since", "March", "--out", str(tmp_path / "x")]) == 2
+    assert "--since must be a date like 2026-11-30, got 'March'" in capsys.readouterr().err
+    assert main([*flags, "--since", "2026-03-02", "--until", "2026-03-01", "--out", str(tmp_path / "x")]) == 2
+    assert "is after --until" in capsys.readouterr().err
+    assert main([*flags, "--days", "0", "--out", str(tmp_path / "x")]) == 2
+    assert main(["report", "--home", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2
+    assert "no verdict log in" in capsys.readouterr().err
