@@ -13,11 +13,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QDialog, QMainWindow, QWidget
 
@@ -49,6 +49,8 @@ _log = logging.getLogger(__name__)
 
 SPOOL_RETRY_S = 30.0
 """How often the window asks the worker to send journalled verdicts to the database."""
+IDLE_CHECK_MS = 15_000
+"""How often the window looks whether its operator has been idle long enough to be signed out."""
 
 
 class MainWindow(QMainWindow):
@@ -69,6 +71,9 @@ class MainWindow(QMainWindow):
         follow: the feed of what is in force (model, gallery, camera set-up, orders) and what ``pipeline``,
             ``catalog`` and ``orders`` were loaded from: the window loads what is put in force later, and the worker
             judges the next cups with it (``None``: they stay).
+        sign_in: asks the next person to sign in (the sign-in dialog) and returns who did, ``None`` when they
+            cancelled. With it the window has a Sign out button and F2, and signs its operator out after
+            ``config.sign_out_after_min`` minutes without a check; ``None`` (the demo): nobody signs in or out.
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
         home: Path | None = None,
         follow: tuple[StationFeed, InForce] | None = None,
+        sign_in: Callable[[], OperatorInfo | None] | None = None,
     ) -> None:
         super().__init__(parent)
         self.config = config
@@ -110,6 +116,7 @@ class MainWindow(QMainWindow):
             else (config.cup_region.cx, config.cup_region.cy, config.cup_region.radius),
             home=home,
             camera_size=getattr(pipeline, "camera_size", None),
+            sign_out_after_s=60 * config.sign_out_after_min if sign_in is not None else 0.0,
         )
         self._worker: WorkerThread = start_worker(pipeline, repository)
         worker = self._worker.worker
@@ -147,7 +154,46 @@ class MainWindow(QMainWindow):
         self._space.activated.connect(self.controller.check)
         self._escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
         self._escape.activated.connect(self.controller.new_cup)
+        self._sign_in = sign_in
+        self._asking = False
+        self._idle = QTimer(self)
+        if sign_in is not None:
+            self.view.sign_out_button.setVisible(True)
+            self.view.sign_out_button.clicked.connect(self.switch_operator)
+            self._f2 = QShortcut(QKeySequence(Qt.Key.Key_F2), self)
+            self._f2.activated.connect(self.switch_operator)
+            self.controller.sign_in_requested.connect(self.ask_sign_in)
+            self._idle.setInterval(IDLE_CHECK_MS)
+            self._idle.timeout.connect(self.controller.idle_tick)
+            if config.sign_out_after_min > 0:
+                self._idle.start()
         self.resize(1360, 860)
+
+    @Slot()
+    def switch_operator(self) -> None:
+        """F2 / the Sign out button: sign the operator out and ask the next person to sign in (or, signed out
+        already, just ask)."""
+        if self.controller.signed_in:
+            self.controller.sign_out()
+        self.ask_sign_in()
+
+    @Slot()
+    def ask_sign_in(self) -> None:
+        """Ask whoever is at the station to sign in; cancelled, the window stays signed out."""
+        if self._sign_in is None or self._asking:
+            return
+        self._asking = True
+        try:
+            person = self._sign_in()
+        finally:
+            self._asking = False
+        if person is not None:
+            self.controller.sign_in_as(person.name)
+
+    @property
+    def idle_timer(self) -> QTimer:
+        """Runs the controller's idle sign-out check (active when people sign in and a limit is set)."""
+        return self._idle
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         """Keys no widget took (the focus is on the preview or a list) start a new order entry."""
@@ -424,12 +470,17 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         print(f"warning: {started.problem} ({started.detail})", file=sys.stderr)
     loaded = started.loaded
     assert loaded.pipeline is not None and loaded.catalog is not None and loaded.orders is not None
+    title = f"cupcheck {config.name}: operator sign-in"
+
+    def sign_in() -> OperatorInfo | None:
+        return sign_in_dialog(repository.repository, title, None)
+
     if demo:
         from station.demo import DEMO_OPERATOR
 
         operator_name = DEMO_OPERATOR
     else:
-        operator = sign_in_dialog(repository.repository, f"cupcheck {config.name}: operator sign-in", None)
+        operator = sign_in()
         if operator is None:
             return None
         operator_name = operator.name
@@ -444,6 +495,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         orders=loaded.orders,
         home=home,
         follow=(feed, started.state),
+        sign_in=None if demo else sign_in,
     )
     if started.problem and window.follower is not None:
         window.follower.say(started.problem, started.detail)

@@ -9,6 +9,7 @@ A minimal file names nothing at all (every field has a default); a typical one::
     gallery = "/mnt/cupcheck-share" # ... and one gallery of enrolled types (optional: else each station its own)
     target_precision = 0.995
     audit_share = 0.02      # PASSes put in front of the supervisor to check
+    sign_out_after_min = 30 # an operator who left is signed out after this long without a check (0: never)
     sound = true
 
     [camera]
@@ -40,6 +41,8 @@ from models.runtime import DEFAULT_BACKEND, Backend
 CONFIG_FILENAME = "station.toml"
 DEFAULT_AUDIT_SHARE = 0.02
 """One PASS in fifty goes to a supervisor to check."""
+DEFAULT_SIGN_OUT_MIN = 30.0
+"""An operator window with no check or order for half an hour signs its operator out."""
 
 
 class ConfigError(ValueError):
@@ -133,6 +136,8 @@ class StationConfig(_Strict):
         audit_share: the share of PASSes the review window puts in front of a supervisor to check, whatever the
             model thought of them (:func:`db.records.audit_pick`); their rulings measure PASS precision in the
             field (``cupcheck retrain`` reports it) and give the retrain its confident positives.
+        sign_out_after_min: minutes without a check or an order after which the operator window signs its
+            operator out (0: never), so cups are not recorded under the name of someone who left the station.
     """
 
     name: str = Field(default="station-1", min_length=1, max_length=64)
@@ -152,6 +157,7 @@ class StationConfig(_Strict):
     flag_word: str = "check this cup"
     backend: Backend = DEFAULT_BACKEND
     audit_share: float = Field(default=DEFAULT_AUDIT_SHARE, ge=0.0, le=1.0)
+    sign_out_after_min: float = Field(default=DEFAULT_SIGN_OUT_MIN, ge=0.0, le=24 * 60)
 
 
 def _explain(err: ValidationError) -> str:

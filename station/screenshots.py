@@ -163,7 +163,9 @@ def capture(
         repository.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
         repository.add_operator(SUPERVISOR, Role.SUPERVISOR, SUPERVISOR_PIN)
         spooling = SpoolingRepository(repository)
-        win = MainWindow(pipeline, spooling, source, config, operator=OPERATOR, catalog=catalog, home=home)
+        win = MainWindow(  # with a Sign out button, as at a station people sign in to
+            pipeline, spooling, source, config, operator=OPERATOR, catalog=catalog, home=home, sign_in=lambda: None
+        )
         win.resize(1380, 860)
         win.show()
         for kind, name in SHOTS:

@@ -35,6 +35,8 @@ NOT_SAVED = "NOT SAVED"
 """How long the coin outlines of a check stay on the live preview."""
 CHECK_TEXT = "Check cup  [Space]"
 RECHECK_TEXT = "Check the turned cup again  [Space]"
+SIGN_OUT_TEXT = "Sign out  [F2]"
+SIGN_IN_TEXT = "Sign in  [F2]"
 TYPE_ROLE = Qt.ItemDataRole.UserRole
 BRIEF_CHARS = 240
 """An error's message in the reason line is cut after this many characters (the status bar's tooltip has it all)."""
@@ -70,6 +72,8 @@ class OperatorController(QObject):
         camera_size: ``(width, height)`` the camera was calibrated at; live frames of another size are named in
             the status bar (every cup is then flagged for it).
         low_disk_bytes: below this much free room on the home's disk the status bar asks for ``cupcheck prune``.
+        sign_out_after_s: :meth:`idle_tick` signs the operator out once this long has passed without a check or
+            an order (0: never), so cups are not recorded under the name of someone who left.
 
     Signals:
         check_requested(CheckRequest): a cup to judge (connect to the inference worker).
@@ -78,6 +82,7 @@ class OperatorController(QObject):
         camera_state_changed(bool): the window shows the camera as lost (``True``) or back (``False``).
         empty_tray_requested(EmptyTrayRequest): a frame to keep as the empty tray (connect to the worker).
         empty_tray_shown(bool, str): the answer to it is on screen.
+        sign_in_requested(): a check was asked for while nobody is signed in (show the sign-in dialog).
     """
 
     check_requested = Signal(object)
@@ -86,6 +91,7 @@ class OperatorController(QObject):
     camera_state_changed = Signal(bool)
     empty_tray_requested = Signal(object)
     empty_tray_shown = Signal(bool, str)
+    sign_in_requested = Signal()
 
     def __init__(
         self,
@@ -103,6 +109,7 @@ class OperatorController(QObject):
         home: Path | None = None,
         camera_size: tuple[int, int] | None = None,
         low_disk_bytes: int = LOW_DISK_BYTES,
+        sign_out_after_s: float = 0.0,
     ) -> None:
         super().__init__()
         self.low_disk_bytes = low_disk_bytes
@@ -110,7 +117,9 @@ class OperatorController(QObject):
         self.catalog = catalog
         self.orders = orders
         self.station = station
-        self.operator = operator
+        self.operator: str | None = operator
+        self.sign_out_after_s = sign_out_after_s
+        self._active_at = clock()  # the last check or order: idle_tick signs out after sign_out_after_s of none
         self._sound = sound or Silent()
         self._clock = clock
         self.expected_type: str | None = None
@@ -198,6 +207,7 @@ class OperatorController(QObject):
     def choose_type(self, type_id: str, *, order: str | None = None) -> None:
         """Make ``type_id`` the expected type (with the order number it came from, if any)."""
         info = self.catalog.get(type_id)
+        self._active_at = self._clock()
         self.expected_type = type_id
         self.order = order
         self.view.expected_label.setText(info.label if info else type_id)
@@ -299,8 +309,15 @@ class OperatorController(QObject):
 
     @Slot()
     def check(self, auto: bool = False) -> bool:
-        """Check the cup in view (Space, or ``auto`` from the stillness gate); return whether a check started."""
+        """Check the cup in view (Space, or ``auto`` from the stillness gate); return whether a check started.
+
+        While nobody is signed in, Space asks for a sign-in (:attr:`sign_in_requested`) and the stillness gate
+        checks nothing."""
         if self.busy:
+            return False
+        if self.operator is None:
+            if not auto:
+                self.sign_in_requested.emit()
             return False
         if self.expected_type is None:
             self._refuse("Choose the order first (scan it or pick the type from the list).")
@@ -309,6 +326,7 @@ class OperatorController(QObject):
             self._refuse("No camera image: wait for the camera, then press Space again.")
             return False
         self.busy = True
+        self._active_at = self._clock()
         self.view.check_button.setEnabled(False)
         self.view.new_cup_button.setEnabled(False)
         self.view.banner.show_state("CHECKING…", IDLE_HEX)
@@ -316,6 +334,62 @@ class OperatorController(QObject):
         self.check_requested.emit(
             CheckRequest(self._frame, self.expected_type, self.order, self.operator, self.station, auto, self._recheck)
         )
+        return True
+
+    # -- who is checking ---------------------------------------------------------------------------------------
+
+    @property
+    def signed_in(self) -> bool:
+        """Whether someone is signed in (checks are recorded under :attr:`operator`)."""
+        return self.operator is not None
+
+    def sign_out(self, message: str = "Signed out.") -> None:
+        """Nobody is checking now: the order and any pending re-check are dropped, and checks wait for a sign-in.
+
+        A check already running is recorded under the name it was started with."""
+        self.operator = None
+        self.expected_type = None
+        self.order = None
+        self._arm_recheck(None)
+        lst = self.view.type_list
+        lst.blockSignals(True)
+        lst.setCurrentRow(-1)  # picking the same type again chooses it again
+        lst.blockSignals(False)
+        self.view.expected_label.setText("—")
+        self.view.reference_obverse.set_image(None)
+        self.view.reference_reverse.set_image(None)
+        self.view.order_status.setText("")
+        self.view.station_label.setText(f"Station {self.station} · signed out")
+        self.view.sign_out_button.setText(SIGN_IN_TEXT)
+        if not self.busy:
+            self.view.banner.show_state("SIGNED OUT", IDLE_HEX)
+            self.view.reason.setText(f"{message} Press F2 or Space to sign in.")
+            self.view.detail.setText("")
+
+    def sign_in_as(self, name: str) -> None:
+        """``name`` checks the next cups; a new person's session count starts from zero."""
+        if name != self.operator:
+            self._cups.clear()
+            self.view.session_label.setText("No cups checked yet")
+        self.operator = name
+        self._active_at = self._clock()
+        self.view.station_label.setText(f"Station {self.station} · {name}")
+        self.view.sign_out_button.setText(SIGN_OUT_TEXT)
+        if not self.busy:
+            self.view.banner.show_state("READY", IDLE_HEX)
+            self.view.reason.setText(f"Signed in as {name}: scan the order or pick the type.")
+            self.view.detail.setText("")
+
+    @Slot()
+    def idle_tick(self) -> bool:
+        """Sign out once :attr:`sign_out_after_s` has passed without a check or an order; return whether it did."""
+        if self.operator is None or self.sign_out_after_s <= 0 or self.busy:
+            return False
+        idle = self._clock() - self._active_at
+        if idle < self.sign_out_after_s:
+            return False
+        minutes = self.sign_out_after_s / 60
+        self.sign_out(f"Signed out after {minutes:g} minute{'s' if minutes != 1 else ''} without a check.")
         return True
 
     @property

@@ -31,6 +31,7 @@ QPushButton:disabled { background: #3c434e; color: #8a919b; }
 QPushButton#secondary { background: #3c434e; color: #c8ccd2; font-size: 14px; padding: 6px 12px; }
 QStatusBar { background: #14171b; color: #c8ccd2; font-size: 14px; }
 QStatusBar QLabel { padding: 0 10px; border-left: 1px solid #3c434e; }
+QPushButton#statusbar { background: #3c434e; color: #c8ccd2; font-size: 13px; padding: 1px 10px; margin: 0; }
 QLabel#section { color: #8a919b; font-size: 13px; font-weight: bold; letter-spacing: 1px; }
 """
 
@@ -58,6 +59,8 @@ class OperatorView(QWidget):
         check_button: checks the cup (as Space does).
         new_cup_button: shown while the next check would re-check a cup whose coins were to be turned; drops
             that link (as Esc does).
+        empty_tray_button: keeps the frame in view as the station's empty-tray photo.
+        sign_out_button: signs the operator out, or the next person in (as F2 does); hidden where nobody signs in.
         thumbs: the coin thumbnails of the last check.
         session_label, station_label, model_label, db_label, camera_label: status bar fields.
     """
@@ -114,6 +117,14 @@ class OperatorView(QWidget):
             "Take everything off the tray first. Every cup is then compared with this photo, and whatever "
             "differs where no coin was found flags the cup."
         )
+        self.sign_out_button = QPushButton("Sign out  [F2]")
+        self.sign_out_button.setObjectName("statusbar")
+        self.sign_out_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.sign_out_button.setToolTip(
+            "Sign out before leaving the station: the cups checked next are recorded under the name of whoever "
+            "signs in."
+        )
+        self.sign_out_button.setVisible(False)
 
         self.thumbs = ThumbnailStrip(170, margins=(4, 4, 4, 4))
 
@@ -161,7 +172,14 @@ class OperatorView(QWidget):
         self.db_label = ElidedLabel(min_width=220)
         self.camera_label = QLabel()
         self.session_label = QLabel()
-        for w in (self.session_label, self.station_label, self.model_label, self.db_label, self.camera_label):
+        for w in (
+            self.session_label,
+            self.station_label,
+            self.sign_out_button,  # beside the name it signs out
+            self.model_label,
+            self.db_label,
+            self.camera_label,
+        ):
             self.status_bar.addPermanentWidget(w)
 
         root = QVBoxLayout(self)
