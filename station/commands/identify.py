@@ -76,10 +76,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from err
     if len(gallery) == 0:
         raise CliError(f"the gallery in {gallery_dir} is empty; run `cupcheck enroll CATALOG_DIR`")
+    from tqdm import tqdm
+
     detector = None
     failed = False
     results = []
-    for name in args.images:
+    for name in tqdm(args.images, desc="identify", unit="image", disable=len(args.images) < 2, file=sys.stderr):
         image = read_image(Path(name))
         if image is None:
             print(f"cupcheck identify: error: cannot read image {name}", file=sys.stderr)

@@ -141,8 +141,10 @@ def run(args: argparse.Namespace) -> int:
         pipeline.check_type(args.expect)
     except UnknownTypeError as err:
         raise CliError(str(err)) from err
+    from tqdm import tqdm
+
     results = []
-    for name, content in cups:
+    for name, content in tqdm(cups, desc="verify", unit="cup", disable=len(cups) < 2, file=sys.stderr):
         if isinstance(content, list):
             verdict = pipeline.run_crops(content, args.expect)
         else:
