@@ -21,5 +21,6 @@ COMMANDS: tuple[str, ...] = (
     "operators",
     "report",
     "init_site",
+    "doctor",
     "simulate_day",
 )

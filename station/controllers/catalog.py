@@ -168,6 +168,10 @@ class OrderBook:
         """The type the order asks for, or ``None`` for an unknown order."""
         return self._orders.get(order.strip())
 
+    def items(self) -> list[tuple[str, str]]:
+        """Every ``(order, type)``, in the file's order."""
+        return list(self._orders.items())
+
     @classmethod
     def from_csv(cls, path: Path) -> OrderBook:
         """Read ``order,type`` rows (a header row naming ``order`` is skipped); empty when the file is absent.

@@ -1,0 +1,407 @@
+"""Is this station ready? (``cupcheck doctor``): every part a station needs, checked the way the station will use
+it, each with what to do about a problem.
+
+The parts, in the order a station needs them: its home (writable, room left), the database (reachable, its
+schema, people who may sign in, verdicts waiting in the journal), the image folder, the orders file, the model in
+force with the gallery and camera set-up (loaded exactly as the operator window loads them, fallbacks included),
+the enrolment (types with fewer photos than the model was calibrated with), the calibration and empty-tray photo,
+and last the camera: frames come, at the size the station was calibrated at, and one check of the first frame
+runs from frame to verdict.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from station.config import StationConfig
+
+LOW_DISK_BYTES = 2_000_000_000
+"""Below this much free room on the home's disk the station asks for ``cupcheck prune`` (as the window does)."""
+CAMERA_WAIT_S = 8.0
+"""How long the camera has to deliver a first frame."""
+
+
+class Status(StrEnum):
+    """How a part stands."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One part of the station and how it stands.
+
+    Attributes:
+        part: what was checked (``"database"``, ``"camera"``...).
+        status: ok, warn (the station runs, with less), fail (the station cannot do its work).
+        message: what was found.
+        fix: what to do about it (``""`` when nothing).
+    """
+
+    part: str
+    status: Status
+    message: str
+    fix: str = ""
+
+
+Say = Callable[[Finding], None]
+
+
+def examine(
+    config: StationConfig,
+    home: Path,
+    *,
+    camera: bool = True,
+    say: Say | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Finding]:
+    """Check every part of the station; ``say`` hears each finding as soon as it is made.
+
+    Args:
+        config: the station's configuration (database, store, models, gallery, camera, bundle).
+        home: the station home.
+        camera: open the camera and check one frame (``False``: skip it, e.g. on a PC that is not a station).
+        say: called with each finding as it is made.
+        clock: monotonic seconds (the camera's first-frame wait).
+    """
+    findings: list[Finding] = []
+
+    def note(part: str, status: Status, message: str, fix: str = "") -> None:
+        finding = Finding(part, status, message, fix)
+        findings.append(finding)
+        if say is not None:
+            say(finding)
+
+    _home(home, note)
+    _database(config, home, note)
+    _store(config, note)
+    _orders(home, note)
+    pipeline = _model(config, home, note)
+    if pipeline is not None:
+        _set_up(home, pipeline, note)
+    if camera:
+        _camera(config, pipeline, note, clock)
+    return findings
+
+
+Note = Callable[..., None]
+
+
+def _home(home: Path, note: Note) -> None:
+    try:
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".doctor-"):
+            pass
+    except OSError as err:
+        note("home", Status.FAIL, f"{home} cannot be written: {err}", "give the station's user write access to it")
+        return
+    free = shutil.disk_usage(home).free
+    if free < LOW_DISK_BYTES:
+        note(
+            "home",
+            Status.WARN,
+            f"{home}: {free / 1e9:.1f} GB free",
+            "remove old photographs: cupcheck prune --older-than-days 90",
+        )
+    else:
+        note("home", Status.OK, f"{home}: {free / 1e9:.0f} GB free")
+
+
+def _database(config: StationConfig, home: Path, note: Note) -> None:
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db.operators import OperatorRoster
+    from db.session import alembic_config, current_revision, make_engine, oldest_reader
+    from db.spool import SPOOL_FILENAME, VerdictSpool
+
+    try:
+        engine = make_engine(config.database_url, home=home)
+    except (ValueError, SQLAlchemyError) as err:
+        note("database", Status.FAIL, f"the database URL cannot be used: {err}", "correct database_url")
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+        at = current_revision(engine)
+        if at is None:
+            note(
+                "database",
+                Status.WARN,
+                f"{where} is empty",
+                "the station sets it up when it starts (a site: cupcheck init-site --config FILE)",
+            )
+            return
+        known = {s.revision for s in ScriptDirectory.from_config(alembic_config(engine)).walk_revisions()}
+        if at not in known:
+            reader = oldest_reader(engine, at)
+            if reader is None or reader not in known:
+                note(
+                    "database",
+                    Status.FAIL,
+                    f"{where} is at schema revision {at}, newer than this software's {head}, which cannot use it",
+                    "upgrade cupcheck on this station",
+                )
+                return
+            note("database", Status.WARN, f"{where} is at schema {at}, newer than this software's {head}; usable")
+        elif at != head:
+            note("database", Status.OK, f"{where} at schema {at}; the station upgrades it to {head} when it starts")
+        else:
+            note("database", Status.OK, f"{where} at schema {head}")
+        roster = OperatorRoster(engine)
+        people, supervisors = roster.count_active(), roster.count_active("supervisor")
+    except SQLAlchemyError as err:
+        first = str(err).strip().splitlines()[0]
+        note(
+            "database",
+            Status.FAIL,
+            f"{where} cannot be reached: {first}",
+            "start the database server, or check the URL",
+        )
+        return
+    finally:
+        engine.dispose()
+    if not people:
+        note(
+            "operators",
+            Status.FAIL,
+            "nobody may sign in",
+            "cupcheck operators add NAME --role supervisor (with this --config)",
+        )
+    elif not supervisors:
+        note(
+            "operators",
+            Status.WARN,
+            f"{people} may sign in, no supervisor: nobody can review flagged cups",
+            "cupcheck operators add NAME --role supervisor",
+        )
+    else:
+        note("operators", Status.OK, f"{people} may sign in, {supervisors} of them supervisors")
+    journal = home / SPOOL_FILENAME
+    waiting = len(VerdictSpool(journal)) if journal.is_file() else 0
+    if waiting:
+        note(
+            "journal",
+            Status.WARN,
+            f"{waiting} verdicts wait in {journal} for the database",
+            "they are sent when the station runs and reaches the database",
+        )
+
+
+def _store(config: StationConfig, note: Note) -> None:
+    from db.store import STORE_DIR
+
+    if config.store is None:
+        note("images", Status.OK, "kept under the home")
+        return
+    folder = config.store / STORE_DIR
+    if not folder.is_dir():
+        note(
+            "images",
+            Status.FAIL,
+            f"the shared image folder has no {STORE_DIR}/ at {config.store}: is the share mounted?",
+            "mount the share (a new site: cupcheck init-site --config FILE)",
+        )
+        return
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
+            pass
+    except OSError as err:
+        note("images", Status.FAIL, f"{folder} cannot be written: {err}", "give the station's user write access")
+        return
+    note("images", Status.OK, f"shared folder {config.store}")
+
+
+def _orders(home: Path, note: Note) -> None:
+    from station.controllers.catalog import ORDERS_FILE, OrderBook
+
+    path = home / ORDERS_FILE
+    if not path.is_file():
+        note("orders", Status.OK, f"no {ORDERS_FILE}: types are chosen from the list")
+        return
+    try:
+        book = OrderBook.from_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        note("orders", Status.FAIL, str(err), f"correct {path}: one 'order,type' row each")
+        return
+    note("orders", Status.OK, f"{len(book)} orders in {path}")
+
+
+def _model(config: StationConfig, home: Path, note: Note) -> object | None:
+    """Load the model in force with the gallery and set-up as the operator window does; the pipeline, or ``None``."""
+    from models.pipeline import Pipeline
+    from station.controllers.model_follow import RegistryFeed, start_in_force
+
+    def load(bundle: Path | None) -> Pipeline:
+        return Pipeline.load(
+            home,
+            bundle,
+            target_precision=config.target_precision,
+            backend=config.backend,
+            gallery_home=config.gallery,
+        )
+
+    feed = RegistryFeed(config.models or home, home, load, config.bundle, config.gallery, config.models is not None)
+    started_at = time.perf_counter()
+    try:
+        started = start_in_force(feed)
+    except (FileNotFoundError, ValueError) as err:
+        note(
+            "model",
+            Status.FAIL,
+            f"the station cannot start: {err}",
+            "see the message; enrol types with cupcheck enroll",
+        )
+        return None
+    seconds = time.perf_counter() - started_at
+    loaded = started.loaded
+    pipeline = loaded.pipeline
+    assert isinstance(pipeline, Pipeline)
+    if started.problem:
+        note(
+            "model", Status.WARN, f"{started.problem} ({started.detail})", "cupcheck models list; promote or roll back"
+        )
+    else:
+        note("model", Status.OK, f"{pipeline.model_version} loaded in {seconds:.1f} s")
+    if pipeline.uncertified:
+        note("model", Status.WARN, pipeline.uncertified, "cupcheck train recalibrate (models/weights/README.md)")
+    if not pipeline.threshold.can_pass:
+        note("threshold", Status.WARN, "no certified threshold: every cup goes to a person", "retrain or recalibrate")
+    else:
+        note(
+            "threshold",
+            Status.OK,
+            f"PASS at p ≥ {pipeline.threshold.threshold:.3f}: precision ≥ {pipeline.threshold.target:.1%} with "
+            f"{1 - pipeline.threshold.delta:.1%} confidence",
+        )
+    _enrolment(config, home, pipeline, loaded.orders, note)
+    return pipeline
+
+
+def _enrolment(config: StationConfig, home: Path, pipeline: object, orders: object, note: Note) -> None:
+    from models.bundle import load_bundle
+    from models.pipeline import Pipeline
+    from models.registry import RegistryError, resolve_bundle
+    from station.controllers.catalog import OrderBook
+
+    assert isinstance(pipeline, Pipeline)
+    types = pipeline.gallery.types()
+    note("gallery", Status.OK, f"{len(types)} types enrolled ({(config.gallery or home) / 'gallery'})")
+    try:
+        per_side = load_bundle(resolve_bundle(config.models or home, config.bundle)).enrol_per_side
+    except (FileNotFoundError, ValueError, RegistryError):
+        per_side = 0
+    thin = {tid: _short_sides(sides, per_side) for tid, sides in types.items()} if per_side else {}
+    thin = {tid: text for tid, text in thin.items() if text}
+    if thin:
+        listed = "; ".join(f"{tid} ({short})" for tid, short in list(thin.items())[:5])
+        more = f" and {len(thin) - 5} more" if len(thin) > 5 else ""
+        note(
+            "gallery",
+            Status.WARN,
+            f"{len(thin)} types have fewer than the {per_side} photos a side the model was calibrated with: "
+            f"{listed}{more}",
+            "enrol more photos of them (cupcheck enroll), for the precision guarantee to hold",
+        )
+    if isinstance(orders, OrderBook):
+        missing = sorted({t for _, t in orders.items() if t not in types})
+        if missing:
+            note(
+                "orders",
+                Status.WARN,
+                f"{len(missing)} ordered types are not enrolled: {', '.join(missing[:5])}"
+                + (" ..." if len(missing) > 5 else ""),
+                "enrol them, or correct orders.csv",
+            )
+
+
+def _short_sides(sides: dict[str, int], per_side: int) -> str:
+    """``"8 reverse"``: the sides with fewer than ``per_side`` references, and how many they have."""
+    return ", ".join(f"{sides.get(side, 0)} {side}" for side in ("obverse", "reverse") if sides.get(side, 0) < per_side)
+
+
+def _set_up(home: Path, pipeline: object, note: Note) -> None:
+    from calibration.camera import load_calibration, load_empty_tray
+
+    calibration = load_calibration(home)
+    if calibration is None:
+        note(
+            "calibration",
+            Status.WARN,
+            "not calibrated: no millimetres, no cup region",
+            "cupcheck calibrate IMAGE --reference-mm 24.26 (a photo of a coin of known size on the tray)",
+        )
+    else:
+        region = "whole frame" if calibration.roi is None else "cup region set"
+        note(
+            "calibration",
+            Status.OK,
+            f"{calibration.px_per_mm:.2f} px/mm ({calibration.method}), {region}, at "
+            f"{calibration.image_width}×{calibration.image_height}",
+        )
+    if load_empty_tray(home) is None:
+        note(
+            "empty tray",
+            Status.WARN,
+            "no empty-tray photo: an object the detector does not box is not caught",
+            "press 'Photograph the empty tray' in the operator window (or cupcheck calibrate --empty-tray IMG)",
+        )
+    else:
+        note("empty tray", Status.OK, "photo kept: every cup is compared with it")
+
+
+def _camera(config: StationConfig, pipeline: object, note: Note, clock: Callable[[], float]) -> None:
+    from models.pipeline import Pipeline
+    from station.camera import open_source
+
+    try:
+        source = open_source(config.camera)
+    except (FileNotFoundError, ValueError, OSError) as err:
+        note("camera", Status.FAIL, str(err), "check the [camera] settings")
+        return
+    try:
+        deadline = clock() + CAMERA_WAIT_S
+        frame = source.read()
+        while frame is None and clock() < deadline:
+            time.sleep(0.1)
+            frame = source.read()
+        if frame is None:
+            note(
+                "camera",
+                Status.FAIL,
+                f"{source.name} gave no frame in {CAMERA_WAIT_S:.0f} s",
+                "plug the camera in (is another program using it?), or check [camera] index/url",
+            )
+            return
+        h, w = frame.image.shape[:2]
+        size = getattr(pipeline, "camera_size", None)
+        if size is not None and tuple(size) != (w, h):
+            note(
+                "camera",
+                Status.FAIL,
+                f"{source.name} delivers {w}×{h}, the station was set up at {size[0]}×{size[1]}",
+                "set [camera] width/height back, or calibrate again",
+            )
+            return
+        note("camera", Status.OK, f"{source.name}: {w}×{h}")
+        if isinstance(pipeline, Pipeline) and pipeline.gallery.types():
+            expected = next(iter(pipeline.gallery.types()))
+            started = time.perf_counter()
+            verdict = pipeline.run(frame, expected)
+            ms = 1000 * (time.perf_counter() - started)
+            note("check", Status.OK, f"one check of the camera's frame: {ms:.0f} ms, {verdict.n_coins} coins seen")
+    finally:
+        source.close()
+
+
+def worst(findings: list[Finding]) -> Status:
+    """The worst status among ``findings`` (ok for none)."""
+    order = [Status.OK, Status.WARN, Status.FAIL]
+    return max((f.status for f in findings), key=order.index, default=Status.OK)

@@ -1,0 +1,110 @@
+"""``cupcheck doctor``: a fresh home fails where a station could not work, with the fix; a set-up station is ready,
+and a camera at another size than the calibration, a broken orders file or an unmounted share are named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from calibration.camera import CameraCalibration, save_calibration
+from db.repository import VerdictRepository
+from db.schema import Role
+from models.enroll import CATALOG_FILE, TypeInfo, save_catalog
+from models.types import Side
+from station.cli import main
+from station.config import config_from_dict
+from station.doctor import Status, examine, worst
+from tests.models.embed_helpers import write_tiny_checkpoint
+from tests.models.verdict_world import PIPE_TYPES, enrolled_gallery, reference_image, write_bundle
+
+
+def _lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_a_fresh_home_is_not_ready_and_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    assert main(["doctor", "--home", str(home), "--no-camera"]) == 1
+    lines = _lines(capsys)
+    assert lines[0].startswith(f"ok home {home}: ") and lines[0].endswith("GB free")
+    assert f"WARN database sqlite:///{home}/cupcheck.db is empty" in lines
+    assert "ok orders no orders.csv: types are chosen from the list" in lines
+    model = next(line for line in lines if line.startswith("FAIL model"))
+    assert "no gallery in" in model and "enrol coin types first (cupcheck enroll)" in model
+    assert lines[-1] == "NOT READY: 3 ok, 1 warnings, 1 problems"
+
+    VerdictRepository.open(home).engine.dispose()  # as a first start leaves it
+    (home / "orders.csv").write_text("A-1\n")
+    shared = tmp_path / "share"  # named in the station file, not mounted
+    (tmp_path / "station.toml").write_text(f'home = "{home}"\nstore = "{shared}"\n')
+    assert main(["doctor", "--config", str(tmp_path / "station.toml"), "--no-camera"]) == 1
+    lines = _lines(capsys)
+    assert "FAIL operators nobody may sign in" in lines
+    assert "→ cupcheck operators add NAME --role supervisor (with this --config)" in lines
+    assert any(line.startswith("FAIL images the shared image folder has no captures/") for line in lines)
+    assert any(line.startswith("FAIL orders") and "expected 'order,type'" in line for line in lines)
+
+
+@pytest.fixture
+def station_home(tmp_path: Path) -> tuple[Path, Path]:
+    """``(home, bundle)``: an enrolled home with people, a calibration at 640×480, orders, and a bundle."""
+    root = tmp_path
+    emb_file = write_tiny_checkpoint(root / "bundle" / "embedder.pt")
+    bundle, embedder = write_bundle(root / "bundle", embedder_file=emb_file)
+    home = root / "home"
+    enrolled_gallery(embedder).save(home / "gallery")
+    save_catalog(home / "gallery" / CATALOG_FILE, [TypeInfo(t, t, 25.0) for t in PIPE_TYPES])
+    repo = VerdictRepository.open(home)
+    repo.add_operator("olga", Role.OPERATOR, "1357")
+    repo.add_operator("sam", Role.SUPERVISOR, "2468")
+    repo.engine.dispose()
+    save_calibration(CameraCalibration(px_per_mm=8.0, image_width=640, image_height=480, method="manual"), home)
+    (home / "orders.csv").write_text(f"order,type\nA-1,{PIPE_TYPES[0]}\nA-2,t9999\n")
+    return home, bundle
+
+
+def _camera_folder(folder: Path, size: tuple[int, int]) -> Path:
+    folder.mkdir()
+    image = cv2.resize(reference_image(PIPE_TYPES[0], Side.REVERSE), (size[1] // 2, size[1] // 2))
+    frame = cv2.copyMakeBorder(image, 0, size[1] - image.shape[0], 0, size[0] - image.shape[1], cv2.BORDER_CONSTANT)
+    cv2.imwrite(str(folder / "cup.png"), frame)
+    return folder
+
+
+def test_a_set_up_station_is_ready_and_checks_a_frame(station_home: tuple[Path, Path], tmp_path: Path) -> None:
+    home, bundle = station_home
+    camera = _camera_folder(tmp_path / "camera", (640, 480))
+    config = config_from_dict({"bundle": str(bundle), "camera": {"kind": "folder", "folder": str(camera)}})
+    said: list[str] = []
+    findings = examine(config, home, say=lambda f: said.append(f.part))
+    by = {(f.part, f.status): f for f in findings}
+    assert said == [f.part for f in findings]  # each one as it was made
+    assert worst(findings) is Status.WARN
+    assert by["operators", Status.OK].message == "2 may sign in, 1 of them supervisors"
+    assert by["model", Status.OK].message.startswith("verdict-")
+    assert by["threshold", Status.OK].message.startswith("PASS at p ≥ ")
+    assert by["orders", Status.WARN].message == "1 ordered types are not enrolled: t9999"
+    assert by["calibration", Status.OK].message == "8.00 px/mm (manual), whole frame, at 640×480"
+    assert by["empty tray", Status.WARN].fix.startswith("press 'Photograph the empty tray'")
+    assert by["camera", Status.OK].message == f"folder {camera}: 640×480"
+    assert by["check", Status.OK].message.startswith("one check of the camera's frame: ")
+
+    wrong = _camera_folder(tmp_path / "wrong", (800, 600))
+    config = config.model_copy(update={"camera": config.camera.model_copy(update={"folder": wrong})})
+    findings = examine(config, home)
+    (camera_fail,) = [f for f in findings if f.status is Status.FAIL]
+    assert camera_fail.part == "camera" and "delivers 800×600, the station was set up at 640×480" in camera_fail.message
+
+
+def test_json_output(station_home: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    home, bundle = station_home
+    (home.parent / "station.toml").write_text(f'home = "{home}"\nbundle = "{bundle}"\n')
+    assert main(["doctor", "--config", str(home.parent / "station.toml"), "--no-camera", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ready"] is True
+    assert {"part": "operators", "status": "ok", "message": "2 may sign in, 1 of them supervisors", "fix": ""} in doc[
+        "findings"
+    ]
