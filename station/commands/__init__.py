@@ -7,6 +7,7 @@ to ``COMMANDS`` below. Targets of ``cupcheck train|eval|bench`` are listed in
 
 COMMANDS: tuple[str, ...] = (
     "synth",
+    "snapshot",
     "calibrate",
     "enroll",
     "identify",
