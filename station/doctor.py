@@ -115,75 +115,51 @@ def _home(home: Path, note: Note) -> None:
 
 
 def _database(config: StationConfig, home: Path, note: Note) -> None:
-    from alembic.script import ScriptDirectory
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from db.operators import OperatorRoster
-    from db.session import alembic_config, current_revision, make_engine, oldest_reader
+    from db.health import database_health
     from db.spool import SPOOL_FILENAME, VerdictSpool
 
-    try:
-        engine = make_engine(config.database_url, home=home)
-    except (ValueError, SQLAlchemyError) as err:
-        note("database", Status.FAIL, f"the database URL cannot be used: {err}", "correct database_url")
+    db = database_health(config.database_url, home)
+    if db.error:
+        note("database", Status.FAIL, db.error, "start the database server, or correct database_url")
         return
-    where = engine.url.render_as_string(hide_password=True)
-    try:
-        head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
-        at = current_revision(engine)
-        if at is None:
-            note(
-                "database",
-                Status.WARN,
-                f"{where} is empty",
-                "the station sets it up when it starts (a site: cupcheck init-site --config FILE)",
-            )
-            return
-        known = {s.revision for s in ScriptDirectory.from_config(alembic_config(engine)).walk_revisions()}
-        if at not in known:
-            reader = oldest_reader(engine, at)
-            if reader is None or reader not in known:
-                note(
-                    "database",
-                    Status.FAIL,
-                    f"{where} is at schema revision {at}, newer than this software's {head}, which cannot use it",
-                    "upgrade cupcheck on this station",
-                )
-                return
-            note("database", Status.WARN, f"{where} is at schema {at}, newer than this software's {head}; usable")
-        elif at != head:
-            note("database", Status.OK, f"{where} at schema {at}; the station upgrades it to {head} when it starts")
-        else:
-            note("database", Status.OK, f"{where} at schema {head}")
-        roster = OperatorRoster(engine)
-        people, supervisors = roster.count_active(), roster.count_active("supervisor")
-    except SQLAlchemyError as err:
-        first = str(err).strip().splitlines()[0]
+    if db.revision is None:
+        note(
+            "database",
+            Status.WARN,
+            f"{db.where} is empty",
+            "the station sets it up when it starts (a site: cupcheck init-site --config FILE)",
+        )
+        return
+    if db.newer and not db.usable:
         note(
             "database",
             Status.FAIL,
-            f"{where} cannot be reached: {first}",
-            "start the database server, or check the URL",
+            f"{db.where} is at schema revision {db.revision}, newer than this software's {db.head}: it cannot use it",
+            "upgrade cupcheck on this station",
         )
         return
-    finally:
-        engine.dispose()
-    if not people:
+    if db.newer:
+        note("database", Status.WARN, f"{db.where} is at schema {db.revision}, newer than this software's {db.head}")
+    elif db.revision != db.head:
+        note("database", Status.OK, f"{db.where} at schema {db.revision}; the station upgrades it to {db.head}")
+    else:
+        note("database", Status.OK, f"{db.where} at schema {db.head}")
+    if not db.people:
         note(
             "operators",
             Status.FAIL,
             "nobody may sign in",
             "cupcheck operators add NAME --role supervisor (with this --config)",
         )
-    elif not supervisors:
+    elif not db.supervisors:
         note(
             "operators",
             Status.WARN,
-            f"{people} may sign in, no supervisor: nobody can review flagged cups",
+            f"{db.people} may sign in, no supervisor: nobody can review flagged cups",
             "cupcheck operators add NAME --role supervisor",
         )
     else:
-        note("operators", Status.OK, f"{people} may sign in, {supervisors} of them supervisors")
+        note("operators", Status.OK, f"{db.people} may sign in, {db.supervisors} of them supervisors")
     journal = home / SPOOL_FILENAME
     waiting = len(VerdictSpool(journal)) if journal.is_file() else 0
     if waiting:
