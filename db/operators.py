@@ -174,6 +174,23 @@ class OperatorRoster:
             _record(session, op, action, None, None, by, note)
             return _info(op)
 
+    def active(self, names: list[str]) -> list[OperatorInfo]:
+        """Those of ``names`` who are registered and may sign in."""
+        if not names:
+            return []
+        stmt = select(Operator).where(Operator.name.in_(names), Operator.active.is_(True)).order_by(Operator.name)
+        with self._sessions() as session:
+            return [_info(op) for op in session.scalars(stmt)]
+
+    def pin_hashes(self, names: list[str]) -> dict[str, str]:
+        """The stored PIN hashes of those of ``names`` who may sign in (for a station's own sign-in cache,
+        :mod:`db.signin_cache`)."""
+        if not names:
+            return {}
+        stmt = select(Operator.name, Operator.pin_hash).where(Operator.name.in_(names), Operator.active.is_(True))
+        with self._sessions() as session:
+            return {name: pin_hash for name, pin_hash in session.execute(stmt)}
+
     def count_active(self, role: Role | str | None = None) -> int:
         """How many people may sign in (with ``role``: in that role)."""
         stmt = select(func.count()).select_from(Operator).where(Operator.active.is_(True))

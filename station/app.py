@@ -23,11 +23,13 @@ from PySide6.QtWidgets import QApplication, QDialog, QMainWindow, QWidget
 
 from db.records import OperatorInfo
 from db.repository import VerdictRepository
+from db.signin_cache import CACHE_FILENAME as SIGN_IN_CACHE
+from db.signin_cache import SignInCache, SignInDirectory
 from db.spool import UNREACHABLE_ERRORS, SpoolingRepository
 from models.types import Side
 from station.camera import Clock, FrameSource, open_source
 from station.config import StationConfig
-from station.controllers.auth import SUPERVISOR, LoginController
+from station.controllers.auth import SUPERVISOR, LoginController, OperatorDirectory
 from station.controllers.catalog import OrderBook, OrderLookup, TypeCatalog
 from station.controllers.enrol import Enrolment
 from station.controllers.model_follow import InForce, ModelFollower, RegistryFeed, StationFeed, start_in_force
@@ -369,7 +371,7 @@ def require_someone_to_sign_in(repository: VerdictRepository, role: str | None) 
     )
 
 
-def sign_in_dialog(directory: VerdictRepository, title: str, role: str | None) -> OperatorInfo | None:
+def sign_in_dialog(directory: OperatorDirectory, title: str, role: str | None) -> OperatorInfo | None:
     """Show the sign-in dialog until a person is admitted (returned) or cancels (``None``)."""
     dialog = LoginDialog(title)
     login = LoginController(dialog, directory, role=role)
@@ -471,9 +473,12 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
     loaded = started.loaded
     assert loaded.pipeline is not None and loaded.catalog is not None and loaded.orders is not None
     title = f"cupcheck {config.name}: operator sign-in"
+    # who signed in here can sign in again while the database is away (the journal keeps the verdicts meanwhile)
+    directory = SignInDirectory(repository.repository.operators, SignInCache(home / SIGN_IN_CACHE))
+    directory.refresh()
 
     def sign_in() -> OperatorInfo | None:
-        return sign_in_dialog(repository.repository, title, None)
+        return sign_in_dialog(directory, title, None)
 
     if demo:
         from station.demo import DEMO_OPERATOR

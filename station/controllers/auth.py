@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtWidgets import QDialogButtonBox
 
 from db.records import OperatorInfo
+from db.spool import UNREACHABLE_ERRORS
 from station.views.login import LoginDialog
 
 SUPERVISOR = "supervisor"
@@ -43,13 +44,23 @@ class SignIn:
 def sign_in(directory: OperatorDirectory, name: str, pin: str, *, role: str | None = None) -> SignIn:
     """Check ``name`` and ``pin``; with ``role = "supervisor"`` an operator's correct PIN is still refused.
 
-    The message never says whether the name or the PIN was wrong.
+    The message never says whether the name or the PIN was wrong. A database that cannot be reached refuses with a
+    message saying so (a station's :class:`db.signin_cache.SignInDirectory` answers from its cache instead).
     """
     name = name.strip()
     if not name or not pin:
         return SignIn(None, "Enter your name and PIN.")
-    info = directory.verify_operator(name, pin)
+    try:
+        info = directory.verify_operator(name, pin)
+    except UNREACHABLE_ERRORS:
+        return SignIn(None, "The database cannot be reached: try again once it is back.")
     if info is None:
+        if getattr(directory, "offline", False):  # a station's cache answered (db.signin_cache.SignInDirectory)
+            return SignIn(
+                None,
+                "Name or PIN not recognised. The database is away: until it is back, only people who signed in "
+                "at this station before can sign in.",
+            )
         return SignIn(None, "Name or PIN not recognised.")
     if role == SUPERVISOR and info.role != SUPERVISOR:
         return SignIn(None, f"{info.name} is signed up as {info.role}; only a supervisor may review and relabel.")
