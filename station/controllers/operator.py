@@ -362,7 +362,7 @@ class OperatorController(QObject):
         self.view.station_label.setText(f"Station {self.station} · signed out")
         self.view.sign_out_button.setText(SIGN_IN_TEXT)
         if not self.busy:
-            self.view.banner.show_state("SIGNED OUT", IDLE_HEX)
+            self.view.banner.show_state("SIGN IN", IDLE_HEX)
             self.view.reason.setText(f"{message} Press F2 or Space to sign in.")
             self.view.detail.setText("")
 

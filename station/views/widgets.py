@@ -27,6 +27,7 @@ class ImageView(QLabel):
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
         super().__init__(placeholder, parent)
+        self._placeholder = placeholder
         self._pixmap: QPixmap | None = None
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setMinimumSize(160, 120)
@@ -36,6 +37,9 @@ class ImageView(QLabel):
     def set_image(self, image: UInt8Array | None) -> None:
         """Show ``image`` (BGR), or the placeholder for ``None``."""
         self._pixmap = None if image is None else to_pixmap(image)
+        if self._pixmap is None:  # the last image must not stay on show
+            self.clear()
+            self.setText(self._placeholder)
         self._rescale()
 
     def show_text(self, text: str) -> None:

@@ -75,7 +75,8 @@ def test_f2_hands_the_station_to_the_next_person(
     door.next = [None]  # F2, then the dialog is cancelled: nobody is signed in
     qtbot.keyClick(view.preview, Qt.Key.Key_F2)
     assert door.asked == 1 and not controller.signed_in
-    assert view.banner.text() == "SIGNED OUT" and view.sign_out_button.text() == SIGN_IN_TEXT
+    assert view.banner.text() == "SIGN IN" and view.sign_out_button.text() == SIGN_IN_TEXT
+    assert not view.reference_obverse.has_image() and view.reference_obverse.pixmap().isNull()
     assert view.station_label.text() == "Station test-bench · signed out"
     assert controller.expected_type is None and controller.order is None  # the next person scans their own order
 
