@@ -14,8 +14,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from station.commands.options import add_config_option, resolve_site
 from station.errors import CliError
-from station.home import resolve_home
 
 if TYPE_CHECKING:
     from calibration.camera import CupRoi
@@ -85,7 +85,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="a photo of the tray with nothing in it, same camera and lamp: every cup is then compared with it, "
         "and whatever differs where no coin was found is flagged",
     )
-    parser.add_argument("--home", help="station home (default: $CUPCHECK_HOME or the user data folder)")
+    parser.add_argument("--home", help="station home (default: the config's, $CUPCHECK_HOME or the user data folder)")
+    add_config_option(parser)
     parser.add_argument("--overlay", metavar="PNG", help="write the image with what was found drawn on it")
     parser.add_argument("--json", action="store_true", help="print the stored calibration as JSON")
     parser.set_defaults(func=run)
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.overlay and not cv2.imwrite(args.overlay, draw_overlay(image, estimate, calibration.roi)):
         raise CliError(f"cannot write overlay {args.overlay}")
-    home = resolve_home(args.home)
+    home = resolve_site(args).home
     path = save_calibration(calibration, home)
     empty_path = None if empty is None else save_empty_tray(empty, home)
     if args.json:
@@ -165,7 +166,7 @@ def _empty_tray_only(args: argparse.Namespace) -> int:
     """Store a new empty-tray photo and keep the calibration; its size must match the calibration image's."""
     from calibration.camera import CalibrationError, load_calibration, read_image, save_empty_tray
 
-    home = resolve_home(args.home)
+    home = resolve_site(args).home
     try:
         empty = read_image(args.empty_tray)
         calibration = load_calibration(home)

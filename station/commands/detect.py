@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from station.commands.options import add_config_option, resolve_site
 from station.errors import CliError
-from station.home import resolve_home
 
 if TYPE_CHECKING:
     from models.detector import Detector
@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--home", type=Path, default=None, help="station home (default: $CUPCHECK_HOME)")
+    p.add_argument("--home", type=Path, default=None, help="station home (default: the config's, $CUPCHECK_HOME)")
+    add_config_option(p)
     p.add_argument("--weights", type=Path, default=None, help="detector folder or detector.json (default: shipped)")
     p.add_argument("--conf", type=float, default=None, help="override the minimum box confidence")
     p.add_argument("--overlay", type=Path, default=None, metavar="DIR", help="write overlay PNGs into DIR")
@@ -36,7 +37,7 @@ def _load(args: argparse.Namespace) -> Detector:
     from calibration.camera import CalibrationError, load_calibration
     from models.detector import Detector
 
-    home = resolve_home(args.home)
+    home = resolve_site(args).home
     try:
         calibration = load_calibration(home)
     except CalibrationError as err:

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from station.commands.options import add_gallery_option, add_models_option
+from station.commands.options import add_config_option, add_gallery_option, add_models_option, resolve_site
 from station.errors import CliError
-from station.home import resolve_home
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -27,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     p.add_argument("catalog", metavar="CATALOG_DIR", help="folder with one sub-folder per coin type")
-    p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
+    p.add_argument(
+        "--home", default=None, help="station home (default: the config's, $CUPCHECK_HOME or the user data dir)"
+    )
+    add_config_option(p)
     add_gallery_option(p)
     p.add_argument("--crops", action="store_true", help="treat every image as a crop of one coin")
     p.add_argument("--embedder", default=None, help="embedder checkpoint (default: the shipped weights)")
@@ -64,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
     from models.files import LockTimeout
     from models.gallery import Gallery, GalleryMismatchError
 
-    home = resolve_home(args.home)
-    per_side = _per_side(home if args.models is None else Path(args.models), args.bundle)
-    gallery_dir = (home if args.gallery is None else Path(args.gallery)) / "gallery"
+    site = resolve_site(args)
+    per_side = _per_side(site.models, args.bundle)
+    gallery_dir = site.gallery / "gallery"
     try:
         embedder = Embedder.load(args.embedder, threads=2)
     except (FileNotFoundError, ValueError) as err:

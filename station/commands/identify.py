@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from models.types import CoinCrop, CoinInstance
-from station.commands.options import add_gallery_option
+from station.commands.options import add_config_option, add_gallery_option, resolve_site
 from station.errors import CliError
-from station.home import resolve_home
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -28,7 +27,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--crop", action="store_true", help="each image is a crop of one coin (no detection)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-k", type=int, default=5, help="matches per coin (default 5)")
-    p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
+    p.add_argument(
+        "--home", default=None, help="station home (default: the config's, $CUPCHECK_HOME or the user data dir)"
+    )
+    add_config_option(p)
     add_gallery_option(p)
     p.add_argument("--embedder", default=None, help="embedder checkpoint (default: the shipped weights)")
     p.add_argument("--detector", default=None, help="detector weights (default: the shipped weights)")
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise CliError("-k must be at least 1")
-    gallery_dir = (resolve_home(args.home) if args.gallery is None else Path(args.gallery)) / "gallery"
+    gallery_dir = resolve_site(args).gallery / "gallery"
     try:
         embedder = Embedder.load(args.embedder, threads=2)
     except (FileNotFoundError, ValueError) as err:

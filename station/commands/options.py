@@ -125,6 +125,17 @@ def add_site_options(
         add_gallery_option(parser, config=True)
 
 
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config FILE``: take the home (and the models and gallery folders) from a station TOML file, as the
+    station itself does; ``--home``, ``--models`` and ``--gallery`` override it."""
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="station TOML file: its home, models and gallery (the flags below override it)",
+    )
+
+
 def add_gallery_option(parser: argparse.ArgumentParser, *, config: bool = False) -> None:
     """Add ``--gallery DIR``: the folder whose ``gallery/`` holds the enrolled coin types (``config``: the command
     also reads ``--config``)."""

@@ -8,9 +8,9 @@ at"). Taking it through the station's camera settings avoids that.
 Examples::
 
     cupcheck snapshot --config station.toml coin.png         # a reference coin on the tray
-    cupcheck calibrate coin.png --reference-mm 24.26 --home /srv/cupcheck
+    cupcheck calibrate coin.png --reference-mm 24.26 --config station.toml
     cupcheck snapshot --config station.toml empty.png        # the tray with nothing on it
-    cupcheck calibrate --empty-tray empty.png --home /srv/cupcheck
+    cupcheck calibrate --empty-tray empty.png --config station.toml
 """
 
 from __future__ import annotations

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.bundle import BundleError
-from station.commands.options import add_gallery_option, add_models_option
+from station.commands.options import add_config_option, add_gallery_option, add_models_option, resolve_site
 from station.errors import CliError
-from station.home import resolve_home
 
 if TYPE_CHECKING:
     from models.types import UInt8Array, Verdict
@@ -41,7 +40,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     add_models_option(p)
     add_gallery_option(p)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--home", default=None, help="station home (default $CUPCHECK_HOME or the user data dir)")
+    p.add_argument(
+        "--home", default=None, help="station home (default: the config's, $CUPCHECK_HOME or the user data dir)"
+    )
+    add_config_option(p)
     p.add_argument(
         "--bundle",
         default=None,
@@ -121,17 +123,22 @@ def run(args: argparse.Namespace) -> int:
             if image is None:
                 raise CliError(f"cannot read image {name}")
             cups.append((name, image))
-    home = resolve_home(args.home)
+    site = resolve_site(args)  # with --config, the station's home, models, gallery, bundle and precision
     from models.registry import RegistryError, resolve_bundle
 
+    config_given = args.config is not None
+    bundle = args.bundle if args.bundle is not None or not config_given else site.config.bundle
+    precision = args.target_precision
+    if precision is None and config_given:
+        precision = site.config.target_precision
     try:
         pipeline = Pipeline.load(
-            home,
-            resolve_bundle(home if args.models is None else Path(args.models), args.bundle),
+            site.home,
+            resolve_bundle(site.models, bundle),
             with_detector=not args.crops,
             detector_path=args.detector,
-            target_precision=args.target_precision,
-            gallery_home=args.gallery,
+            target_precision=precision,
+            gallery_home=site.gallery,
         )
     except (FileNotFoundError, BundleError, GalleryMismatchError, RegistryError, ValueError) as err:
         raise CliError(f"{err}") from err

@@ -182,3 +182,14 @@ def test_a_new_empty_tray_photo_alone_keeps_the_calibration(
     assert "--empty-tray IMAGE alone" in capsys.readouterr().err
     assert main(["calibrate", str(coin_png), "--home", str(home)]) == 2
     assert "needs --reference-mm" in capsys.readouterr().err
+
+
+def test_the_station_file_names_the_home(coin_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "from-config"
+    config = tmp_path / "station.toml"
+    config.write_text(f'home = "{home}"\n')
+    assert main(["calibrate", str(coin_png), "--reference-mm", str(EURO_1_MM), "--config", str(config)]) == 0
+    capsys.readouterr()
+    assert load_calibration(home) is not None
+    assert main(["calibrate", str(coin_png), "--reference-mm", "1", "--config", str(tmp_path / "none.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -190,3 +190,21 @@ def test_verify_reads_a_shared_gallery(station, tmp_path: Path, capsys: pytest.C
     (cup,) = json.loads(capsys.readouterr().out)["cups"]
     assert cup["verdict"] == "flag" and any("looks like t0009" in r for r in cup["reasons"])
     assert main([*argv, "--home", str(tmp_path / "pc")]) == 2  # that station's own home has no gallery
+
+
+def test_the_station_file_gives_home_bundle_and_precision(
+    station, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, bundle, cups = station
+    argv = [str(cups / "pure"), "--crops", "--expect", "t0000", "--json"]
+    assert main(_verify(station, *argv, "--target-precision", "0.9")) == 0
+    by_flags = json.loads(capsys.readouterr().out)["cups"]
+    config = tmp_path / "station.toml"
+    config.write_text(f'home = "{home}"\nbundle = "{bundle}"\ntarget_precision = 0.9\n')
+    assert main(["verify", *argv, "--config", str(config)]) == 0
+    by_config = json.loads(capsys.readouterr().out)["cups"]
+    for cup in (*by_flags, *by_config):
+        del cup["timings_ms"]
+    assert by_config == by_flags
+    assert main(_verify(station, *argv)) == 0  # the bundle's own precision: another threshold
+    assert json.loads(capsys.readouterr().out)["cups"][0]["threshold"] != by_config[0]["threshold"]
