@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "retrain",
     "prune",
+    "backup",
     "models",
     "operators",
     "report",

@@ -1,0 +1,188 @@
+"""``cupcheck backup``: everything a station would lose with its disk, copied into a folder laid out as a station
+home, so a restore is that folder used as the home (or copied back).
+
+What is copied: the SQLite verdict log (consistently, while the station may be writing: :mod:`db.backup`), the
+photographs and coin crops (only the files the backup lacks: their names are their contents' hashes, so a file
+once copied never changes), the gallery and the model registry (each under its own lock, so an enrolment or a
+retrain is not caught half-saved; hard links between registry versions stay links), and the home's own files: the
+camera calibration, the empty-tray photo, ``orders.csv``, the verdict journal and the sign-in cache. A site's shared
+image folder, gallery and registry are copied from where the station file says they are. A PostgreSQL database is
+left to its server's tools (``pg_dump``), and the report says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from station.config import StationConfig
+
+HOME_FILES = (
+    "calibration.json",
+    "empty_tray.png",
+    "orders.csv",
+    "verdict-spool.jsonl",
+    "verdict-spool.rejected.jsonl",
+    "sign-in-cache.json",
+)
+"""The station home's own files (names as :mod:`calibration.camera`, :mod:`db.spool`, :mod:`db.signin_cache` and
+the order book write them)."""
+SKIP_SUFFIXES = (".lock", ".tmp")
+MANIFEST = "backup.json"
+
+
+class BackupError(ValueError):
+    """The backup cannot be made where asked (the message says why)."""
+
+
+@dataclass(frozen=True)
+class BackupReport:
+    """What one backup did.
+
+    Attributes:
+        folder: the backup.
+        database: what became of the verdict log (copied, or left to the server's tools).
+        images_new: photographs and crops copied this time.
+        images_kept: those the backup held already.
+        files: other files copied this time (gallery, registry, the home's own).
+        bytes: bytes copied this time.
+        seconds: how long it took.
+    """
+
+    folder: Path
+    database: str
+    images_new: int
+    images_kept: int
+    files: int
+    bytes: int
+    seconds: float
+
+
+def _inside(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or b in a.parents
+
+
+def back_up(
+    config: StationConfig,
+    home: Path,
+    out: Path,
+    *,
+    progress: Callable[[Iterable[str], int], Iterable[str]] | None = None,
+) -> BackupReport:
+    """Copy the station's data into ``out`` (made if missing; a second backup into it copies only what changed).
+
+    Args:
+        config: the station's configuration (database, store, models, gallery).
+        home: the station home.
+        out: the backup folder (not inside any folder it copies, nor holding one).
+        progress: wraps the photographs' iteration (``tqdm``); ``None``: silent.
+
+    Raises:
+        BackupError: ``out`` overlaps what it copies.
+        FileNotFoundError, sqlite3.Error: the verdict log cannot be read.
+    """
+    from db.backup import backup_sqlite, sqlite_file
+    from db.store import ContentStore
+    from models.enroll import GALLERY_LOCK, GALLERY_LOCK_STALE_S, GALLERY_LOCK_WAIT_S
+    from models.files import exclusive_lock
+    from models.registry import registry_lock, registry_root
+
+    started = time.perf_counter()
+    store_home = config.store or home
+    gallery = (config.gallery or home) / "gallery"
+    models = registry_root(config.models or home)
+    for source in (home, store_home, gallery, models):
+        if _inside(out, source) or _inside(source, out):
+            raise BackupError(f"the backup folder {out} overlaps {source}, which it copies: choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    copied = _Copier()
+
+    db_file = sqlite_file(config.database_url, home)
+    if db_file is None:
+        database = "PostgreSQL: not copied here; back it up with the server's tools (pg_dump)"
+    else:
+        size = backup_sqlite(db_file, out).stat().st_size
+        copied.bytes += size
+        database = f"{db_file} copied ({size / 1e6:.1f} MB)"
+
+    store, target = ContentStore(store_home), ContentStore(out)
+    refs = [ref for ref, _ in store.iter_refs()]
+    new = 0
+    for ref in progress(refs, len(refs)) if progress is not None else refs:
+        dst = target.path(ref)
+        if dst.exists():
+            continue
+        copied.file(store.path(ref), dst)
+        new += 1
+
+    if gallery.is_dir():
+        with exclusive_lock(
+            gallery / GALLERY_LOCK, GALLERY_LOCK_WAIT_S, GALLERY_LOCK_STALE_S, f"the gallery {gallery}"
+        ):
+            copied.tree(gallery, out / "gallery")
+    if models.is_dir():
+        with registry_lock(config.models or home):
+            copied.tree(models, out / models.name)
+    for name in HOME_FILES:
+        if (home / name).is_file():
+            copied.file(home / name, out / name, only_if_changed=True)
+
+    report = BackupReport(
+        out, database, new, len(refs) - new, copied.files - new, copied.bytes, time.perf_counter() - started
+    )
+    manifest = {
+        "made_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "home": str(home),
+        "store": str(store_home),
+        "gallery": str(gallery),
+        "models": str(models),
+        "database": database,
+        "images": len(refs),
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return report
+
+
+class _Copier:
+    """Copies files atomically (temporary name, then renamed), counting them; hard links stay links."""
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.bytes = 0
+        self._links: dict[tuple[int, int], Path] = {}
+
+    def file(self, src: Path, dst: Path, *, only_if_changed: bool = False) -> None:
+        st = src.stat()
+        key = (st.st_dev, st.st_ino)
+        if only_if_changed and dst.is_file():
+            d = dst.stat()
+            if (d.st_size, int(d.st_mtime)) == (st.st_size, int(st.st_mtime)):
+                if st.st_nlink > 1:
+                    self._links.setdefault(key, dst)
+                return
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        first = self._links.get(key) if st.st_nlink > 1 else None
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        if first is not None and first.exists():
+            os.link(first, tmp)
+        else:
+            shutil.copy2(src, tmp)
+            self.bytes += st.st_size
+        os.replace(tmp, dst)
+        if st.st_nlink > 1:
+            self._links.setdefault(key, dst)
+        self.files += 1
+
+    def tree(self, src: Path, dst: Path) -> None:
+        for path in sorted(src.rglob("*")):
+            if not path.is_file() or path.name.endswith(SKIP_SUFFIXES) or path.name.startswith(".tmp"):
+                continue
+            self.file(path, dst / path.relative_to(src), only_if_changed=True)

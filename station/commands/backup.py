@@ -1,0 +1,67 @@
+"""``cupcheck backup --out DIR``: copy what the station would lose with its disk into DIR, laid out as a station
+home (restore: use DIR as the home, or copy it back). A second backup into the same DIR copies only what changed.
+
+Examples::
+
+    cupcheck backup --config station.toml --out /mnt/usb/cupcheck-backup
+    # cron, each night after the retrain:
+    # 30 3 * * * cupcheck backup --config /srv/cupcheck/station.toml --out /mnt/backup/cupcheck
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+from station.commands.options import add_site_options, resolve_site
+from station.errors import CliError
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``backup`` subcommand."""
+    p = subparsers.add_parser(
+        "backup",
+        help="copy the verdict log, photographs, gallery, models and set-up into a folder laid out as a home",
+        description="Copy the SQLite verdict log (consistently, while the station runs), the photographs and coin "
+        "crops, the gallery, the model registry, and the home's calibration, empty-tray photo, orders.csv, verdict "
+        "journal and sign-in cache into OUT, laid out as a station home: restoring is using OUT as the home. Run "
+        "again into the same OUT, it copies only what changed. A PostgreSQL database is left to pg_dump.",
+    )
+    add_site_options(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="the backup folder (another disk)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Back the station up and say what was copied."""
+    from tqdm import tqdm
+
+    from station.backup import BackupError, back_up
+
+    site = resolve_site(args)
+    config = site.config.model_copy(
+        update={
+            "database_url": site.url,
+            "store": site.store,
+            "models": None if site.models == site.home else site.models,
+            "gallery": None if site.gallery == site.home else site.gallery,
+        }
+    )
+
+    def progress(items: Any, total: int) -> Any:
+        return tqdm(items, total=total, desc="images", unit="file", file=sys.stderr, disable=total < 200)
+
+    try:
+        report = back_up(config, site.home, Path(args.out), progress=progress)
+    except BackupError as err:
+        raise CliError(str(err)) from err
+    except (FileNotFoundError, sqlite3.Error, OSError) as err:
+        raise CliError(f"the backup stopped: {err}") from err
+    print(f"database: {report.database}")
+    print(f"images: {report.images_new} new, {report.images_kept} already in the backup")
+    print(f"other files: {report.files} copied; {report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s")
+    print(f"backup: {report.folder} (restore: use it as the station home)")
+    return 0
