@@ -42,14 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from station.backup import BackupError, back_up
 
     site = resolve_site(args)
-    config = site.config.model_copy(
-        update={
-            "database_url": site.url,
-            "store": site.store,
-            "models": None if site.models == site.home else site.models,
-            "gallery": None if site.gallery == site.home else site.gallery,
-        }
-    )
+    config = site.station_config()
 
     def progress(items: Any, total: int) -> Any:
         return tqdm(items, total=total, desc="images", unit="file", file=sys.stderr, disable=total < 200)

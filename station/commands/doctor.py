@@ -48,14 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from station.doctor import Finding, Status, examine, worst
 
     site = resolve_site(args)
-    config = site.config.model_copy(
-        update={
-            "database_url": site.url,
-            "store": site.store,
-            "models": None if site.models == site.home else site.models,
-            "gallery": None if site.gallery == site.home else site.gallery,
-        }
-    )
+    config = site.station_config()
 
     def say(f: Finding) -> None:
         if args.json:

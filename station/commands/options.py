@@ -167,6 +167,18 @@ class Site:
     models: Path
     gallery: Path
 
+    def station_config(self) -> StationConfig:
+        """The station configuration with the flags' database, store, models and gallery in it (a models or gallery
+        folder that is the home is left unnamed, as a station that shares neither has it)."""
+        return self.config.model_copy(
+            update={
+                "database_url": self.url,
+                "store": self.store,
+                "models": None if self.models == self.home else self.models,
+                "gallery": None if self.gallery == self.home else self.gallery,
+            }
+        )
+
 
 def _flag(args: argparse.Namespace, name: str) -> str | None:
     value = getattr(args, name, None)
