@@ -29,6 +29,8 @@ from models.types import Decision
 
 AUDIT_DELTA = 0.05
 """One-sided miscoverage of the PASS audit's lower bound (95 % confidence)."""
+TYPE_ROWS = 20
+"""Coin types listed in the report (the most flagged; the CSV has every check)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,23 @@ class Group:
 
 
 @dataclass(frozen=True)
+class TypeRow:
+    """One coin type's cups: what became of them and what most often stopped them.
+
+    Attributes:
+        type_id: the expected type.
+        tally: its cups.
+        top_reason: the kind of reason most of its flagged cups gave (``None``: none flagged).
+        wrong: its flagged cups a person found a wrong coin in.
+    """
+
+    type_id: str
+    tally: Tally
+    top_reason: ReasonKind | None
+    wrong: int
+
+
+@dataclass(frozen=True)
 class ActivitySummary:
     """Everything the report shows.
 
@@ -169,6 +188,8 @@ class ActivitySummary:
         days: one row per local calendar day with a check.
         stations: one row per station.
         operators: one row per operator.
+        types: one row per expected type, the most flagged first (where enrolling more photos, declaring a
+            lookalike or turning coins would help most).
         reasons: kinds of reason, with the flagged cups that gave each (a cup once per kind), most first.
         review: what people found.
         models: model versions with the checks each judged, most first.
@@ -181,6 +202,7 @@ class ActivitySummary:
     days: tuple[tuple[date, Tally], ...]
     stations: tuple[Group, ...]
     operators: tuple[Group, ...]
+    types: tuple[TypeRow, ...]
     reasons: tuple[tuple[ReasonKind, int], ...]
     review: Review
     models: tuple[tuple[str, int], ...]
@@ -210,6 +232,21 @@ def _groups(cups: Sequence[CupOutcome], key: Callable[[CupOutcome], str]) -> tup
     return tuple(rows)
 
 
+def _types(cups: Sequence[CupOutcome]) -> tuple[TypeRow, ...]:
+    grouped: dict[str, list[CupOutcome]] = defaultdict(list)
+    for c in cups:
+        grouped[c.first.expected_type].append(c)
+    rows = []
+    for type_id, items in grouped.items():
+        flagged = [c for c in items if not c.passed]
+        kinds: Counter[ReasonKind] = Counter()
+        for c in flagged:
+            kinds.update(reason_kinds(c.last.reasons))
+        top = min(kinds, key=lambda k: (-kinds[k], k.value)) if kinds else None
+        rows.append(TypeRow(type_id, tally(items), top, sum(1 for c in flagged if c.last.ruled and c.last.wrong)))
+    return tuple(sorted(rows, key=lambda r: (-r.tally.flagged, -r.tally.cups, r.type_id)))
+
+
 def summarise(
     checks: Sequence[CupActivity], since: datetime, until: datetime, station: str | None = None
 ) -> ActivitySummary:
@@ -231,6 +268,7 @@ def summarise(
         days=tuple((d, tally(by_day[d])) for d in sorted(by_day)),
         stations=_groups(cups, lambda c: c.first.station),
         operators=_groups(cups, lambda c: c.first.operator),
+        types=_types(cups),
         reasons=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0].value))),
         review=review(cups),
         models=tuple(models.most_common()),
@@ -400,6 +438,22 @@ def write_activity_report(folder: Path, summary: ActivitySummary, checks: Sequen
         "",
         "Cups per hour: cups over the hours in which the station or person checked at least one (a quiet hour "
         "with one cup counts as an hour). Median check: frame to verdict on the station.",
+    ]
+    lines += [
+        "",
+        f"## Coin types, the most flagged first ({min(len(summary.types), TYPE_ROWS)} of {len(summary.types)})",
+    ]
+    lines += [
+        "",
+        "| type | cups | auto-pass | to a person | wrong coin found | what stopped it most |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+        *[
+            f"| {r.type_id} | {r.tally.cups} | {_pct(r.tally.auto_pass)} | {r.tally.flagged} | {r.wrong} "
+            f"| {'—' if r.top_reason is None else LABELS[r.top_reason]} |"
+            for r in summary.types[:TYPE_ROWS]
+        ],
+    ]
+    lines += [
         "",
         "## What the FLAGs were for",
         "",

@@ -96,6 +96,9 @@ def test_summary_counts_cups_reasons_rulings_and_the_audit() -> None:
     assert (ops["olga"].tally.cups, ops["olga"].cups_per_hour, ops["olga"].median_check_ms) == (6, 3.0, 150.0)
     assert ops["ana"].cups_per_hour == 1.0
     assert s.models == (("m1", 7), ("m2", 1))
+    assert [(r.type_id, r.tally.cups, r.tally.flagged, r.top_reason, r.wrong) for r in s.types] == [
+        ("t1", 7, 3, ReasonKind.LOOKS_LIKE, 1)
+    ]
 
 
 def test_the_report_writes_markdown_plots_and_every_check(tmp_path: Path) -> None:
@@ -106,6 +109,7 @@ def test_the_report_writes_markdown_plots_and_every_check(tmp_path: Path) -> Non
     assert "- 2 cups (3 checks): 1 passed as they lay, 1 after turning, 0 to a person; auto-pass 100.0 %" in text
     assert "PASS audit: no PASS of this period was checked by a person" in text
     assert "| olga | 2 | 1 | 1 | 0 | 100.0 % | 150 ms | 2 |" in text
+    assert "| t1 | 2 | 100.0 % | 0 | 0 | — |" in text
     for png in ("days.png", "reasons.png"):
         image = cv2.imread(str(tmp_path / "rep" / png))
         assert image is not None and image.shape[0] > 200 and image.shape[1] > 500
