@@ -410,6 +410,8 @@ class ReviewItem:
         recheck_capture_ref: store reference of that earlier check's photograph (the coins before turning).
         suspect: cleanlab ranked its ruling among the likely wrong ones at the newest retrain, and nobody has
             ruled on it since.
+        operator: who checked the cup.
+        order: the order number it was checked for (``None``: the type was picked from the list).
     """
 
     cup_id: int
@@ -433,6 +435,8 @@ class ReviewItem:
     recheck_of: int | None = None
     recheck_capture_ref: str | None = None
     suspect: bool = False
+    operator: str = ""
+    order: str | None = None
 
 
 def audit_pick(cup_id: int, share: float) -> bool:

@@ -353,6 +353,8 @@ class VerdictRepository:
                 Verdict.id.label("verdict_id"),
                 Cup.id.label("cup_id"),
                 Station.name.label("station"),
+                Operator.name.label("operator"),
+                Order.number.label("order_number"),
                 Cup.expected_type,
                 Verdict.decision,
                 Verdict.p_correct,
@@ -369,6 +371,8 @@ class VerdictRepository:
             .join(picked, picked.c.id == Verdict.id)
             .join(Cup, Cup.id == Verdict.cup_id)
             .join(Station, Station.id == Cup.station_id)
+            .join(Operator, Operator.id == Cup.operator_id)
+            .outerjoin(Order, Order.id == Cup.order_id)
             .outerjoin(Capture, Capture.cup_id == Cup.id)
             .outerjoin(coin_stats, coin_stats.c.cup_id == Cup.id)
             .outerjoin(before, before.cup_id == Cup.recheck_of_id)
@@ -422,6 +426,8 @@ class VerdictRepository:
                     recheck_of=row.recheck_of_id,
                     recheck_capture_ref=row.recheck_capture_ref,
                     suspect=suspect,
+                    operator=row.operator,
+                    order=row.order_number,
                 )
             )
         items.sort(

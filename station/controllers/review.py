@@ -260,7 +260,7 @@ class ReviewController(QObject):
         before.setVisible(item.recheck_of is not None)
         photo = self._show_photo(cup_id, item.capture_ref, coins, item.expected_type)
         self.view.summary.setText(
-            f"<b>Cup {cup_id}</b> — expected <b>{item.expected_type}</b>, station said "
+            f"<b>Cup {cup_id}</b>{_who(item)} — expected <b>{item.expected_type}</b>, station said "
             f"<b>{item.decision.value.upper()}</b> (p = {item.p_correct:.2f}, {needs(item.threshold)}); "
             f"{item.mismatch_share:.0%} of {item.n_coins} coins matched another type best."
             + (f"<br>Why: {html.escape('; '.join(item.reasons))}" if item.reasons else "")
@@ -434,3 +434,11 @@ class ReviewController(QObject):
     def _refuse(self, message: str) -> None:
         self.view.status.showMessage(message)
         self.refused.emit(message)
+
+
+def _who(item: ReviewItem) -> str:
+    """`` · order A-1001 · olga at packing-2, 14:03 on 6 Dec``: what the supervisor asks the operator about."""
+    when = item.created_at.astimezone().strftime("%H:%M on %d %b")
+    order = f" · order {html.escape(item.order)}" if item.order else ""
+    who = html.escape(item.operator) + " at " if item.operator else ""
+    return f"{order} · {who}{html.escape(item.station)}, {when}"

@@ -250,7 +250,8 @@ def test_review_queue_ranks_unlabelled_informative_cups_first(repo: VerdictRepos
     assert by_cup[g].rarity == pytest.approx(1.0) and by_cup[c].rarity == pytest.approx(0.5)
     assert by_cup[e].labelled and not by_cup[d].labelled
     assert by_cup[b].reasons == ("a coin does not match",) and by_cup[d].reasons == ()  # what the operator read
-    assert all(it.station == STATION for it in queue)
+    assert all(it.station == STATION and it.operator == OPERATOR for it in queue)
+    assert (by_cup[g].order, by_cup[b].order) == ("C-1", "A-100")  # what the supervisor asks the operator about
     assert [it.cup_id for it in repo.review_queue(limit=2, station=STATION, margin=0.05)] == [d, b]
     assert other in {it.cup_id for it in repo.review_queue(limit=10, margin=0.05)}
 

@@ -126,6 +126,7 @@ def test_queue_shows_cups_with_photo_and_coin_matches(review: ReviewWindow, logg
     select_cup(review, logged["01_mixed"])
     assert review.view.photo.has_image()
     assert "Why: coin 2 looks like" in review.view.summary.text()  # the station's reasons, as the operator read them
+    assert f" · {OPERATOR} at bench-1, " in review.view.summary.text()  # who to ask about it
     thumbs = review.view.thumbs.thumbnails()
     assert len(thumbs) == 4
     assert [t.marked for t in thumbs] == [False, True, False, False]
