@@ -34,12 +34,14 @@ from station.controllers.catalog import OrderBook, OrderLookup, TypeCatalog
 from station.controllers.enrol import Enrolment
 from station.controllers.model_follow import InForce, ModelFollower, RegistryFeed, StationFeed, start_in_force
 from station.controllers.operator import OperatorController
+from station.controllers.people import PeopleController, PeopleDirectory
 from station.controllers.preview import PumpThread, start_pump
 from station.controllers.review import ReviewController, ReviewRepository
 from station.controllers.sound import Silent, SoundCue, SpokenCue
 from station.controllers.stillness import StillnessGate
 from station.views.login import LoginDialog
 from station.views.operator import OperatorView
+from station.views.people import PeopleView
 from station.views.review import ReviewView
 from station.worker import BackgroundThread, VerdictSink, VerdictSource, WorkerThread, model_version, start_worker
 
@@ -243,6 +245,7 @@ class ReviewWindow(QMainWindow):
         model: lines about the verdict model in force (see :mod:`station.controllers.model_info`).
         audit_share: the share of PASSes drawn for a supervisor to check.
         suspects: the rulings cleanlab suspects at the newest retrain, shown first for a second look.
+        people: who may sign in, for the People dialog (P); ``None``: not offered.
 
     Raises:
         PermissionError: ``supervisor`` is not an active supervisor.
@@ -259,6 +262,7 @@ class ReviewWindow(QMainWindow):
         model: Sequence[str] = (),
         audit_share: float = 0.0,
         suspects: SuspectLabels | None = None,
+        people: PeopleDirectory | None = None,
         parent: QWidget | None = None,
     ) -> None:
         if supervisor.role != SUPERVISOR or not supervisor.active:
@@ -291,11 +295,30 @@ class ReviewWindow(QMainWindow):
             (Qt.Key.Key_E, self.controller.enrol),
             (Qt.Key.Key_B, self.controller.toggle_before),
             (Qt.Key.Key_F5, self.controller.reload),
+            (Qt.Key.Key_P, self.show_people),
         ):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.activated.connect(slot)
             self._keys.append(shortcut)
+        self._supervisor = supervisor.name
+        self._people = people
+        self.view.people_button.setVisible(people is not None)
+        self.view.people_button.clicked.connect(self.show_people)
         self.resize(1360, 860)
+
+    def people_dialog(self) -> tuple[PeopleView, PeopleController] | None:
+        """The People dialog, filled and not shown yet (``None`` when not offered)."""
+        if self._people is None:
+            return None
+        view = PeopleView(self)
+        return view, PeopleController(view, self._people, supervisor=self._supervisor)
+
+    @Slot()
+    def show_people(self) -> None:
+        """Open the People dialog (P) until it is closed."""
+        dialog = self.people_dialog()
+        if dialog is not None:
+            dialog[0].exec()
 
     def shutdown(self) -> None:
         """Let a ruling in flight finish, then stop the database thread (idempotent)."""
@@ -563,6 +586,7 @@ def run_review(
         model=describe_model(bundle, target_precision),
         audit_share=audit_share,
         suspects=suspect_labels(registry),
+        people=repository.operators,
     )
     window.show()
     code = app.exec()

@@ -79,6 +79,10 @@ class ReviewView(QWidget):
         self.confirm_button.setStyleSheet("background: #2e9e3a;")
         self.enrol_button = QPushButton("Enrol types from a folder…  [E]")
         self.enrol_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.people_button = QPushButton("People: add, new PIN, deactivate…  [P]")
+        self.people_button.setObjectName("secondary")
+        self.people_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.people_button.setVisible(False)
         self.gallery_label = QLabel("")
         self.gallery_label.setStyleSheet("color: #aab0b8;")
         self.model_label = QLabel("")
@@ -127,6 +131,7 @@ class ReviewView(QWidget):
         rv.addWidget(_section("Coin types"))
         rv.addWidget(self.gallery_label)
         rv.addWidget(self.enrol_button)
+        rv.addWidget(self.people_button)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         for w in (left, middle, right):
