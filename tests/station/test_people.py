@@ -53,7 +53,7 @@ def test_a_supervisor_manages_people_from_the_review_window(
     assert database.repository.verify_operator("ana", "1357") is not None
     assert view.role_button.text() == "Make supervisor"
     controller.toggle_role()
-    assert view.role_button.text() == "Make operator" and "ana is a supervisor now." == view.message.text()
+    assert view.role_button.text() == "Make operator" and view.message.text() == "ana is a supervisor now."
     controller.toggle_active()
     assert view.active_button.text() == "Activate" and database.repository.verify_operator("ana", "1357") is None
     history = [view.history.item(i).text() for i in range(view.history.count())]
