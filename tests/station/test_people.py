@@ -32,7 +32,8 @@ def dialog(qtbot: QtBot, database: Database, catalog: TypeCatalog) -> Iterator[t
 
 
 def _rows(view: PeopleView) -> list[list[str]]:
-    return [[view.table.item(r, c).text() for c in range(3)] for r in range(view.table.rowCount())]
+    cells = [[view.table.item(r, c) for c in range(3)] for r in range(view.table.rowCount())]
+    return [[cell.text() if cell is not None else "" for cell in row] for row in cells]
 
 
 def test_a_supervisor_manages_people_from_the_review_window(
