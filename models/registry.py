@@ -49,6 +49,15 @@ class RegistryMissing(RegistryError):
     """A site's shared registry that must be there is not (a share that is not mounted)."""
 
 
+class InForceChanged(RegistryError):
+    """Another version was put in force since the caller read the registry (a promotion or rollback elsewhere)."""
+
+    def __init__(self, expected: str, found: str) -> None:
+        super().__init__(f"the model in force is {found}, not {expected} as it was when this change was prepared")
+        self.expected = expected
+        self.found = found
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One registered version.
@@ -403,13 +412,24 @@ def set_status(home: Path, version: str, status: str, note: str | None = None) -
 
 
 @_locked
-def promote(home: Path, version: str, *, action: str = "promote") -> Registry:
+def promote(home: Path, version: str, *, action: str = "promote", replacing: str | None = None) -> Registry:
     """Put ``version`` in force (``"shipped"`` puts the shipped bundle back); returns the new registry.
+
+    Args:
+        home: the folder whose ``models/`` holds the registry.
+        version: a registered version, or ``"shipped"``.
+        action: what the history calls it.
+        replacing: the version the caller judged ``version`` against (``"shipped"`` for the shipped bundle): the
+            promotion happens only if that is still in force, checked under the registry's lock (a nightly retrain
+            must not undo a rollback a supervisor made while it ran).
 
     Raises:
         RegistryError: unknown version, or its bundle folder is missing.
+        InForceChanged: ``replacing`` is no longer in force.
     """
     reg = load_registry(home)
+    if replacing is not None and (reg.current or SHIPPED) != replacing:
+        raise InForceChanged(replacing, reg.current or SHIPPED)
     target: str | None = None if version == SHIPPED else version
     if target is not None:
         if reg.get(target).status == PRUNED:

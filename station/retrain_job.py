@@ -36,6 +36,7 @@ from models.gate import GateDecision
 from models.pipeline import Pipeline
 from models.registry import (
     SHIPPED,
+    InForceChanged,
     ModelEntry,
     current_bundle_path,
     load_registry,
@@ -368,7 +369,15 @@ def _record(
     report_dir = opts.report_dir or registry_root(models) / "reports" / version
     report = write_retrain_report(report_dir, current, cand)
     if decision.promote and opts.promote:
-        promote(models, version)
+        try:
+            promote(models, version, replacing=current_name)
+        except InForceChanged as err:  # a rollback or promotion elsewhere while this retrain ran: it stands
+            msg = (
+                f"not promoted: {err.found} was put in force while this retrain compared {version} with "
+                f"{err.expected}; {version} stays a candidate (cupcheck models promote {version} after a look)"
+            )
+            _log.warning(msg)
+            return RetrainOutcome(EXIT_REJECTED, msg, new_labels, version, decision, report, audit)
         msg = f"promoted {version} (was {current.version}): " + "; ".join(decision.reasons)
         _log.info(msg)
         return RetrainOutcome(EXIT_PROMOTED, msg, new_labels, version, decision, report, audit)

@@ -16,6 +16,7 @@ import pytest
 from models.registry import (
     PRUNED,
     SHIPPED,
+    InForceChanged,
     ModelEntry,
     RegistryError,
     current_bundle_path,
@@ -252,3 +253,19 @@ def test_a_change_waits_for_the_lock_and_a_dead_holders_lock_is_broken(
     old = time.time() - 3600
     os.utime(lock, (old, old))  # left by a process that died an hour ago
     assert promote(home, "verdict-aaaa").current == "verdict-aaaa" and not lock.exists()
+
+
+def test_a_promotion_judged_against_a_model_no_longer_in_force_is_refused(tmp_path: Path) -> None:
+    """A nightly retrain compares its candidate with the model in force when it started; a supervisor's rollback
+    on another PC meanwhile must stand."""
+    home = tmp_path / "home"
+    register_version(home, _bundle_dir(tmp_path, "a"), _entry("verdict-aaaa"))
+    register_version(home, _bundle_dir(tmp_path, "b"), _entry("verdict-bbbb"))
+    promote(home, "verdict-aaaa")
+    started_with = load_registry(home).current  # the retrain reads the model in force ...
+    rollback(home)  # ... a supervisor rolls it back meanwhile ...
+    with pytest.raises(InForceChanged, match="the model in force is shipped, not verdict-aaaa") as err:
+        promote(home, "verdict-bbbb", replacing=started_with)  # ... and the retrain's promotion is refused
+    assert (err.value.expected, err.value.found) == ("verdict-aaaa", SHIPPED)
+    assert load_registry(home).current is None
+    assert promote(home, "verdict-bbbb", replacing=SHIPPED).current == "verdict-bbbb"  # judged against what runs
