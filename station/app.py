@@ -246,6 +246,8 @@ class ReviewWindow(QMainWindow):
         audit_share: the share of PASSes drawn for a supervisor to check.
         suspects: the rulings cleanlab suspects at the newest retrain, shown first for a second look.
         people: who may sign in, for the People dialog (P); ``None``: not offered.
+        follow: reads the model in force and its suspected rulings again (F5 then shows a model promoted or rolled
+            back since the window opened); ``None``: ``model`` and ``suspects`` stay.
 
     Raises:
         PermissionError: ``supervisor`` is not an active supervisor.
@@ -263,6 +265,7 @@ class ReviewWindow(QMainWindow):
         audit_share: float = 0.0,
         suspects: SuspectLabels | None = None,
         people: PeopleDirectory | None = None,
+        follow: Callable[[], tuple[Sequence[str], SuspectLabels | None]] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         if supervisor.role != SUPERVISOR or not supervisor.active:
@@ -294,7 +297,7 @@ class ReviewWindow(QMainWindow):
             (Qt.Key.Key_D, self.controller.damaged),
             (Qt.Key.Key_E, self.controller.enrol),
             (Qt.Key.Key_B, self.controller.toggle_before),
-            (Qt.Key.Key_F5, self.controller.reload),
+            (Qt.Key.Key_F5, self.reload),
             (Qt.Key.Key_P, self.show_people),
         ):
             shortcut = QShortcut(QKeySequence(key), self)
@@ -302,9 +305,19 @@ class ReviewWindow(QMainWindow):
             self._keys.append(shortcut)
         self._supervisor = supervisor.name
         self._people = people
+        self._follow = follow
         self.view.people_button.setVisible(people is not None)
         self.view.people_button.clicked.connect(self.show_people)
         self.resize(1360, 860)
+
+    @Slot()
+    def reload(self) -> None:
+        """F5: the model in force and its suspected rulings (when followed), the enrolled types and the queue."""
+        if self._follow is not None:
+            lines, suspects = self._follow()
+            self.view.model_label.setText("\n".join(lines))
+            self.controller.set_suspects(suspects)
+        self.controller.reload()
 
     def people_dialog(self) -> tuple[PeopleView, PeopleController] | None:
         """The People dialog, filled and not shown yet (``None`` when not offered)."""
@@ -567,7 +580,12 @@ def run_review(
     from station.controllers.model_info import describe_model
 
     registry = models or home
-    bundle = resolve_bundle(registry, bundle)  # the registry's version in force, else the shipped bundle
+    given = bundle
+    bundle = resolve_bundle(registry, given)  # the registry's version in force, else the shipped bundle
+
+    def in_force() -> tuple[Sequence[str], SuspectLabels | None]:
+        return describe_model(resolve_bundle(registry, given), target_precision), suspect_labels(registry)
+
     gallery_dir = (gallery or home) / "gallery"
     catalog = TypeCatalog.from_gallery(gallery_dir) if Gallery.exists(gallery_dir) else TypeCatalog([], _no_picture)
     app = qt_application()
@@ -587,6 +605,7 @@ def run_review(
         audit_share=audit_share,
         suspects=suspect_labels(registry),
         people=repository.operators,
+        follow=in_force,
     )
     window.show()
     code = app.exec()

@@ -196,6 +196,10 @@ class ReviewController(QObject):
     # -- queue ------------------------------------------------------------------------------------------------
 
     @Slot()
+    def set_suspects(self, suspects: SuspectLabels | None) -> None:
+        """The rulings the newest retrain suspects (shown first from the next :meth:`refresh`)."""
+        self._suspects = suspects
+
     def reload(self) -> None:
         """F5: the queue again, and the types enrolled meanwhile (on another PC of a site, into a shared gallery)."""
         if self._enrolment is not None and Gallery.exists(self._enrolment.gallery_dir):

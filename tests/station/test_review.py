@@ -365,6 +365,30 @@ def test_a_ruling_cleanlab_suspects_comes_back_first_for_a_second_look(
         win.shutdown()
 
 
+def test_f5_shows_a_model_put_in_force_since_the_window_opened(
+    qtbot: QtBot, database: Database, logged: dict[str, int], supervisor: OperatorInfo, catalog: TypeCatalog
+) -> None:
+    pure = database.repository.cup_of_verdict(logged["00_pure"])
+    database.repository.relabel(SUPERVISOR, pure, "confirmed")
+    in_force: list[tuple[list[str], SuspectLabels | None]] = [(["Model verdict-aaaa1111"], None)]
+    win = ReviewWindow(
+        database.repository, supervisor=supervisor, catalog=catalog, model=["Model verdict-aaaa1111"],
+        follow=lambda: in_force[-1],
+    )  # fmt: skip
+    qtbot.addWidget(win)
+    try:
+        assert not win.view.queue.item(0).text().startswith("✓ SUSPECT")
+        # the nightly retrain promotes a model that suspects the ruling on the pure cup
+        in_force.append(
+            (["Model verdict-bbbb2222"], SuspectLabels(frozenset({pure}), datetime.now(UTC), "verdict-bbbb2222"))
+        )
+        win.reload()
+        assert win.view.model_label.text() == "Model verdict-bbbb2222"
+        assert win.view.queue.item(0).text().startswith(f"✓ SUSPECT · cup {pure}")
+    finally:
+        win.shutdown()
+
+
 def test_repeated_wrong_pins_lock_the_dialog_for_longer_each_time(qtbot: QtBot, database: Database) -> None:
     dialog = LoginDialog("Supervisor sign-in")
     qtbot.addWidget(dialog)
