@@ -25,6 +25,8 @@ LOW_DISK_BYTES = 2_000_000_000
 """Below this much free room on the home's disk the station asks for ``cupcheck prune`` (as the window does)."""
 CAMERA_WAIT_S = 8.0
 """How long the camera has to deliver a first frame."""
+RETRAIN_STALE_H = 36.0
+"""A nightly retrain whose log is older than this has missed a night."""
 
 
 class Status(StrEnum):
@@ -85,6 +87,7 @@ def examine(
     _store(config, note)
     _orders(home, note)
     pipeline = _model(config, home, note)
+    _retrain(config, home, note)
     if pipeline is not None:
         _set_up(home, pipeline, note)
     if camera:
@@ -296,6 +299,26 @@ def _enrolment(config: StationConfig, home: Path, pipeline: object, orders: obje
                 + (" ..." if len(missing) > 5 else ""),
                 "enrol them, or correct orders.csv",
             )
+
+
+def _retrain(config: StationConfig, home: Path, note: Note) -> None:
+    """When the nightly retrain last wrote its log beside the registry, and what it said last."""
+    from models.registry import registry_root
+    from station.retrain_job import LOG_FILE
+
+    log = registry_root(config.models or home) / LOG_FILE
+    fix = "cron: 0 2 * * * cupcheck retrain --config FILE (on one PC of a site)"
+    if not log.is_file():
+        note("retrain", Status.WARN, "the nightly retrain has never run on this registry", fix)
+        return
+    age_h = (time.time() - log.stat().st_mtime) / 3600
+    lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    last = lines[-1][:200] if lines else ""
+    when = f"{age_h:.0f} hours ago" if age_h < 48 else f"{age_h / 24:.0f} days ago"
+    if age_h > RETRAIN_STALE_H:
+        note("retrain", Status.WARN, f"the retrain last ran {when}: {last}", f"is its cron line still there? {fix}")
+    else:
+        note("retrain", Status.OK, f"last ran {when}: {last}")
 
 
 def _short_sides(sides: dict[str, int], per_side: int) -> str:

@@ -4,6 +4,8 @@ and a camera at another size than the calibration, a broken orders file or an un
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import cv2
@@ -34,7 +36,7 @@ def test_a_fresh_home_is_not_ready_and_says_what_to_do(tmp_path: Path, capsys: p
     assert "ok orders no orders.csv: types are chosen from the list" in lines
     model = next(line for line in lines if line.startswith("FAIL model"))
     assert "no gallery in" in model and "enrol coin types first (cupcheck enroll)" in model
-    assert lines[-1] == "NOT READY: 3 ok, 1 warnings, 1 problems"
+    assert lines[-1] == "NOT READY: 3 ok, 2 warnings, 1 problems"  # the retrain never ran either
 
     VerdictRepository.open(home).engine.dispose()  # as a first start leaves it
     (home / "orders.csv").write_text("A-1\n")
@@ -89,6 +91,7 @@ def test_a_set_up_station_is_ready_and_checks_a_frame(station_home: tuple[Path, 
     assert by["orders", Status.WARN].message == "1 ordered types are not enrolled: t9999"
     assert by["calibration", Status.OK].message == "8.00 px/mm (manual), whole frame, at 640×480"
     assert by["empty tray", Status.WARN].fix.startswith("press 'Photograph the empty tray'")
+    assert by["retrain", Status.WARN].message == "the nightly retrain has never run on this registry"
     assert by["camera", Status.OK].message == f"folder {camera}: 640×480"
     assert by["check", Status.OK].message.startswith("one check of the camera's frame: ")
 
@@ -108,3 +111,17 @@ def test_json_output(station_home: tuple[Path, Path], capsys: pytest.CaptureFixt
     assert {"part": "operators", "status": "ok", "message": "2 may sign in, 1 of them supervisors", "fix": ""} in doc[
         "findings"
     ]
+
+
+def test_the_retrain_log_says_when_it_last_ran(station_home: tuple[Path, Path]) -> None:
+    home, bundle = station_home
+    log = home / "models" / "retrain.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text("2026-12-01 02:00:01,000 INFO nothing to do: no new labels since verdict-1\n\n")
+    config = config_from_dict({"bundle": str(bundle)})
+    (retrain,) = [f for f in examine(config, home, camera=False) if f.part == "retrain"]
+    assert retrain.status is Status.OK and retrain.message.endswith("INFO nothing to do: no new labels since verdict-1")
+    old = time.time() - 3 * 86400
+    os.utime(log, (old, old))
+    (retrain,) = [f for f in examine(config, home, camera=False) if f.part == "retrain"]
+    assert retrain.status is Status.WARN and retrain.message.startswith("the retrain last ran 3 days ago: ")
