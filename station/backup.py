@@ -3,11 +3,12 @@ home, so a restore is that folder used as the home (or copied back).
 
 What is copied: the SQLite verdict log (consistently, while the station may be writing: :mod:`db.backup`), the
 photographs and coin crops (only the files the backup lacks: their names are their contents' hashes, so a file
-once copied never changes), the gallery and the model registry (each under its own lock, so an enrolment or a
-retrain is not caught half-saved; hard links between registry versions stay links), and the home's own files: the
-camera calibration, the empty-tray photo, ``orders.csv``, the verdict journal and the sign-in cache. A site's shared
-image folder, gallery and registry are copied from where the station file says they are. A PostgreSQL database is
-left to its server's tools (``pg_dump``), and the report says so.
+once copied never changes), the gallery and the model registry (without holding their locks: each one's index
+file is read first and written last, so an enrolment or a retrain meanwhile is never caught half-saved; hard links
+between registry versions stay links), and the home's own files: the camera calibration, the empty-tray photo,
+``orders.csv``, the verdict journal and the sign-in cache. A site's shared image folder, gallery and registry are
+copied from where the station file says they are. A PostgreSQL database is left to its server's tools
+(``pg_dump``), and the report says so.
 """
 
 from __future__ import annotations
@@ -90,9 +91,8 @@ def back_up(
     """
     from db.backup import backup_sqlite, sqlite_file
     from db.store import ContentStore
-    from models.enroll import GALLERY_LOCK, GALLERY_LOCK_STALE_S, GALLERY_LOCK_WAIT_S
-    from models.files import exclusive_lock
-    from models.registry import registry_lock, registry_root
+    from models.gallery import MANIFEST as GALLERY_MANIFEST
+    from models.registry import REGISTRY_FILE, registry_root
 
     started = time.perf_counter()
     store_home = config.store or home
@@ -122,14 +122,13 @@ def back_up(
         copied.file(store.path(ref), dst)
         new += 1
 
+    # no lock is held (an enrolment or a retrain goes on meanwhile): each folder's index file is read first and
+    # written last, so the copy names only files copied before it; data files are written under new names, never
+    # changed in place
     if gallery.is_dir():
-        with exclusive_lock(
-            gallery / GALLERY_LOCK, GALLERY_LOCK_WAIT_S, GALLERY_LOCK_STALE_S, f"the gallery {gallery}"
-        ):
-            copied.tree(gallery, out / "gallery")
+        copied.tree(gallery, out / "gallery", index=GALLERY_MANIFEST)
     if models.is_dir():
-        with registry_lock(config.models or home):
-            copied.tree(models, out / models.name)
+        copied.tree(models, out / models.name, index=REGISTRY_FILE)
     for name in HOME_FILES:
         if (home / name).is_file():
             copied.file(home / name, out / name, only_if_changed=True)
@@ -181,8 +180,24 @@ class _Copier:
             self._links.setdefault(key, dst)
         self.files += 1
 
-    def tree(self, src: Path, dst: Path) -> None:
+    def tree(self, src: Path, dst: Path, *, index: str) -> None:
+        """Copy the folder ``src``, its ``index`` file (which names the others) as it was before the rest."""
+        try:
+            snapshot: bytes | None = (src / index).read_bytes()
+        except FileNotFoundError:
+            snapshot = None
         for path in sorted(src.rglob("*")):
-            if not path.is_file() or path.name.endswith(SKIP_SUFFIXES) or path.name.startswith(".tmp"):
+            if path == src / index or not path.is_file():
+                continue
+            if path.name.endswith(SKIP_SUFFIXES) or path.name.startswith(".tmp"):
                 continue
             self.file(path, dst / path.relative_to(src), only_if_changed=True)
+        if snapshot is not None:
+            target = dst / index
+            if not target.is_file() or target.read_bytes() != snapshot:
+                dst.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{index}.tmp")
+                tmp.write_bytes(snapshot)
+                os.replace(tmp, target)
+                self.files += 1
+                self.bytes += len(snapshot)
