@@ -118,6 +118,7 @@ class OperatorController(QObject):
         self.orders = orders
         self.station = station
         self.operator: str | None = operator
+        self._counted_for = operator  # whose cups the session count holds
         self.sign_out_after_s = sign_out_after_s
         self._active_at = clock()  # the last check or order: idle_tick signs out after sign_out_after_s of none
         self._sound = sound or Silent()
@@ -367,9 +368,11 @@ class OperatorController(QObject):
             self.view.detail.setText("")
 
     def sign_in_as(self, name: str) -> None:
-        """``name`` checks the next cups; a new person's session count starts from zero."""
-        if name != self.operator:
+        """``name`` checks the next cups; another person's session count starts from zero (the same person's,
+        back from an idle sign-out, goes on)."""
+        if name != self._counted_for:
             self._cups.clear()
+            self._counted_for = name
             self.view.session_label.setText("No cups checked yet")
         self.operator = name
         self._active_at = self._clock()

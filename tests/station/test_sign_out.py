@@ -99,6 +99,10 @@ def test_an_idle_window_signs_its_operator_out(
 ) -> None:
     controller = window.controller
     scan_order(qtbot, window, ORDER)
+    check_with_space(qtbot, window)
+    counted = window.view.session_label.text()
+    assert counted.startswith("1 cup checked")
+    scan_order(qtbot, window, ORDER)
     clock.advance(59.0)
     assert not controller.idle_tick()  # an order was scanned 59 s ago
     clock.advance(2.0)
@@ -106,6 +110,10 @@ def test_an_idle_window_signs_its_operator_out(
     assert window.view.reason.text() == "Signed out after 1 minute without a check. Press F2 or Space to sign in."
     assert not controller.idle_tick()  # nobody left to sign out
     assert not controller.check(auto=True) and door.asked == 0  # the stillness gate checks nothing, asks nobody
+    controller.sign_in_as(OPERATOR)  # the same person back: their session goes on
+    assert window.view.session_label.text() == counted
+    controller.sign_in_as(SUPERVISOR)  # another: theirs starts
+    assert window.view.session_label.text() == "No cups checked yet"
 
 
 def test_the_demo_window_has_no_sign_out(
