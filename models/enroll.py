@@ -14,8 +14,10 @@ A catalogue folder holds one sub-folder per coin type::
 A crop (the coin fills a small square-ish image) that still shows its background (a neighbour's edge, the table)
 is cut again the way the station cuts a coin from a frame, when a detector is at hand (:func:`recut_crop`): the
 gallery then holds what the station's queries look like. A crop already cut (black outside the coin) is embedded
-as it is. A whole photo goes through the detector and its largest coin is used. Enrolling a type replaces its
-previous references; nothing is retrained.
+as it is. A whole photo goes through the detector and its largest coin is used, or, for a tray photo of many
+coins of one type lying on one side (``every_coin``), every whole coin: two photos of fifteen coins, one a side,
+give a type the references the verdict model was calibrated with. Enrolling a type replaces its previous
+references; nothing is retrained.
 
 A side's references carry its design (the declared name, else ``<type_id>/<side>``: a design of its own). A coin
 showing a design other types share proves nothing about its type, so a cup is passed only on the types' own
@@ -284,6 +286,8 @@ def enroll_catalog(
     detector: DetectorFactory | None = None,
     recut: bool = True,
     progress: bool = True,
+    every_coin: bool = False,
+    crop_dir: Path | None = None,
 ) -> tuple[EnrolReport, dict[str, TypeInfo]]:
     """Embed every reference image of a catalogue and put it in ``gallery`` (replacing those types).
 
@@ -297,6 +301,11 @@ def enroll_catalog(
         recut: re-cut crops that still show their background with the detector (:func:`recut_crop`), so that the
             references look like the station's crops; needs ``detector``.
         progress: tqdm bar on stderr.
+        every_coin: a whole photo shows several coins of its type, all on the side its folder names (a tray
+            photographed with ``cupcheck snapshot``): every whole coin in it is a reference, not only the largest;
+            coins cut by the image edge or the cup rim are left out.
+        crop_dir: where the coins cut from such photos are kept as PNG files (named by their contents' hash), so
+            each reference names a picture of its own coin; ``None``: they name the photo.
 
     Returns:
         The report and the catalogue metadata of the types that were enrolled.
@@ -344,6 +353,19 @@ def enroll_catalog(
                 report.no_coin.append(item.path)
                 report.warnings.append(f"{item.path}: no coin found in the photo, skipped")
                 continue
+            if every_coin:
+                whole = [c[1].image for c in coins if not c[0].partial]
+                if not whole:
+                    report.no_coin.append(item.path)
+                    report.warnings.append(f"{item.path}: every coin found is cut by the edge or the rim, skipped")
+                    continue
+                design = infos[item.type_id].design(item.side)
+                imgs, entries = per_type.setdefault(item.type_id, ([], []))
+                for crop in whole:
+                    source = _keep_crop(crop, crop_dir) if crop_dir is not None else str(item.path)
+                    imgs.append(crop)
+                    entries.append(GalleryEntry(item.type_id, item.side, design, source, digest))
+                continue
             crop = max(coins, key=lambda c: c[0].diameter_px)[1].image
         imgs, entries = per_type.setdefault(item.type_id, ([], []))
         imgs.append(crop)
@@ -359,6 +381,19 @@ def enroll_catalog(
             counts[e.side.value] = counts.get(e.side.value, 0) + 1
         report.enrolled[tid] = counts
     return report, {t: infos[t] for t in per_type}
+
+
+def _keep_crop(crop: UInt8Array, folder: Path) -> str:
+    """Write ``crop`` as a PNG named by its contents' hash into ``folder``; return its path."""
+    ok, buf = cv2.imencode(".png", crop)
+    if not ok:
+        raise ValueError("a coin crop could not be encoded as PNG")
+    data = buf.tobytes()
+    path = folder / f"{hashlib.sha1(data).hexdigest()}.png"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, data)
+    return str(path)
 
 
 def _lookalike_list(value: Any, type_id: str) -> tuple[str, ...]:
@@ -428,6 +463,8 @@ def merge_catalog(old: dict[str, TypeInfo], new: dict[str, TypeInfo], gallery_ty
     return [merged[t] for t in gallery_types if t in merged]
 
 
+REFERENCE_CROPS = "references"
+"""In the gallery folder: the coins cut from tray photos (``enroll --every-coin``), which their references name."""
 GALLERY_LOCK = "gallery.lock"
 """In the gallery folder: held while an enrolment saves the gallery (:func:`save_enrolment`)."""
 GALLERY_LOCK_WAIT_S = 120.0

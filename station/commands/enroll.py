@@ -32,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     add_config_option(p)
     add_gallery_option(p)
     p.add_argument("--crops", action="store_true", help="treat every image as a crop of one coin")
+    p.add_argument(
+        "--every-coin",
+        action="store_true",
+        help="each whole photo shows many coins of its type on one side (a tray from `cupcheck snapshot`): every "
+        "whole coin is a reference, not only the largest (its cut is kept under the gallery's references/)",
+    )
     p.add_argument("--embedder", default=None, help="embedder checkpoint (default: the shipped weights)")
     p.add_argument("--detector", default=None, help="detector weights for whole photos (default: shipped)")
     p.add_argument(
@@ -55,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """Enrol the catalogue and save the gallery; prints one line per type."""
     from models.embedder import Embedder
     from models.enroll import (
+        REFERENCE_CROPS,
         enroll_catalog,
         gallery_state,
         load_detector,
@@ -98,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
             crops=True if args.crops else None,
             detector=detector,
             recut=not args.no_recut,
+            every_coin=args.every_coin,
+            crop_dir=gallery_dir / REFERENCE_CROPS if args.every_coin else None,
         )
     except FileNotFoundError as err:
         raise CliError(str(err)) from err

@@ -11,6 +11,7 @@ import pytest
 
 from models.enroll import (
     GALLERY_LOCK,
+    REFERENCE_CROPS,
     TypeInfo,
     catalog_lookalikes,
     enroll_catalog,
@@ -299,3 +300,33 @@ def test_two_enrolments_into_a_shared_gallery_keep_each_others_types(tmp_path: P
     info = {"gamma": TypeInfo("gamma", "G", None)}
     rebuilt, _ = save_enrolment(folder, fresh, info, ["gamma"], state, replace_all=True)
     assert set(Gallery.load(folder).types()) == {"gamma"} == set(rebuilt.types())
+
+
+def test_a_tray_photo_gives_every_whole_coin_as_a_reference(tmp_path: Path) -> None:
+    """Two photos of a tray, one a side, each with six coins of the type: twelve references (the shipped
+    detector cuts them), each naming its own cut coin; without ``every_coin`` only the largest coin of a photo."""
+    from models.detector import Detector
+    from models.synth.mint import generate_mint
+    from tests.station.nearest_type_pipeline import compose_cup
+
+    coin = generate_mint(12, 0).types[0]
+    cat = tmp_path / "cat"
+    for side in (Side.OBVERSE, Side.REVERSE):
+        (cat / "t0" / side.value).mkdir(parents=True)
+        cv2.imwrite(str(cat / "t0" / side.value / "tray.png"), compose_cup([(coin, side)] * 6, size=640))
+    emb = tiny_embedder()
+    det = Detector.load()
+    crops = tmp_path / "gallery" / REFERENCE_CROPS
+    every = Gallery(emb.embed_dim, emb.version)
+    report, _ = enroll_catalog(
+        cat, every, emb, crops=False, detector=lambda: det, every_coin=True, crop_dir=crops, progress=False
+    )
+    assert report.enrolled == {"t0": {"obverse": 6, "reverse": 6}}
+    sources = {e.source for e in every.entries.values()}
+    size = emb.prep.input_size  # each a picture of one cut coin, at the embedder's input size
+    pictures = [cv2.imread(s) for s in sources]
+    assert sources and all(Path(s).parent == crops for s in sources)
+    assert all(p is not None and p.shape[:2] == (size, size) for p in pictures)
+    largest = Gallery(emb.embed_dim, emb.version)
+    report, _ = enroll_catalog(cat, largest, emb, crops=False, detector=lambda: det, progress=False)
+    assert report.enrolled == {"t0": {"obverse": 1, "reverse": 1}}
