@@ -111,15 +111,19 @@ class SignInDirectory:
 
     def verify_operator(self, name: str, pin: str) -> OperatorInfo | None:
         """The person when the PIN is theirs and they are active (the database's word, else the cache's)."""
+        kept = self.cache.people()
         try:
             info = self.roster.verify(name, pin)
             stored = self.roster.pin_hashes([info.name]) if info is not None else {}
+            gone = info is None and name.strip() in kept and not self.roster.active([name.strip()])
         except UNREACHABLE_ERRORS:
             self.offline = True
             return self.cache.verify(name, pin)
         self.offline = False
         if info is not None and info.name in stored:
             self.cache.remember(CachedPerson(info.id, info.name, info.role, stored[info.name]))
+        elif gone:  # deactivated (or removed) since they were kept: not at the next outage either
+            self.cache.replace({n: p for n, p in kept.items() if n != name.strip()})
         return info
 
     def refresh(self) -> bool:

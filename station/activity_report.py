@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -300,12 +301,7 @@ def plot_days(summary: ActivitySummary, path: Path) -> Path:
     handles, names = ax.get_legend_handles_labels()
     h2, n2 = share.get_legend_handles_labels()
     ax.legend(handles + h2, names + n2, loc="upper left", fontsize=8)
-    if not x:
-        ax.text(0.5, 0.5, "no cups in this period", ha="center", va="center", transform=ax.transAxes)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(str(path))
-    return path
+    return _save(fig, ax, path, "" if x else "no cups in this period")
 
 
 def plot_reasons(summary: ActivitySummary, path: Path) -> Path:
@@ -319,8 +315,13 @@ def plot_reasons(summary: ActivitySummary, path: Path) -> Path:
         ax.text(n, i, f" {n}", va="center", fontsize=8)
     ax.set_xlabel("flagged cups (a cup once per kind of reason)")
     ax.set_title("what the FLAGs were for")
-    if not rows:
-        ax.text(0.5, 0.5, "no flagged cups", ha="center", va="center", transform=ax.transAxes)
+    return _save(fig, ax, path, "" if rows else "no flagged cups")
+
+
+def _save(fig: Figure, ax: Any, path: Path, empty: str) -> Path:
+    """Write ``fig`` as ``path`` (with ``empty`` across ``ax`` when there was nothing to draw)."""
+    if empty:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(str(path))

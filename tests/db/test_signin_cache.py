@@ -60,6 +60,11 @@ def test_refresh_takes_over_new_pins_and_drops_who_may_no_longer_sign_in(
     repo.operators.add("bo", "operator", "2222")
     for name, pin in (("ana", "1111"), ("bo", "2222"), (OPERATOR, OPERATOR_PIN)):
         assert directory.verify_operator(name, pin) is not None
+    repo.operators.set_active(OPERATOR, False)
+    assert directory.verify_operator(OPERATOR, OPERATOR_PIN) is None  # refused online, and forgotten at once
+    assert OPERATOR not in cache.people()
+    repo.operators.set_active(OPERATOR, True)
+    assert directory.verify_operator(OPERATOR, OPERATOR_PIN) is not None
     repo.operators.set_pin("ana", "3333")
     repo.operators.set_active("bo", False)
     assert directory.refresh()
