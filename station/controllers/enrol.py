@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.embedder import Embedder
-from models.enroll import enroll_catalog, gallery_state, load_detector, save_enrolment, shared_design_notes
+from models.enroll import (
+    REFERENCE_CROPS,
+    enroll_catalog,
+    gallery_state,
+    load_detector,
+    save_enrolment,
+    shared_design_notes,
+)
 from models.gallery import Gallery
 
 
@@ -60,10 +67,12 @@ class Enrolment:
     embedder: Callable[[], Embedder]
 
 
-def enrol_folder(folder: Path, enrolment: Enrolment) -> EnrolResult:
+def enrol_folder(folder: Path, enrolment: Enrolment, *, every_coin: bool = False) -> EnrolResult:
     """Enrol every type of a catalogue folder into the gallery and save it.
 
-    Crops are embedded as they are; whole photos go through the detector (loaded only if one is met).
+    Crops are embedded as they are; whole photos go through the detector (loaded only if one is met), which gives
+    their largest coin, or with ``every_coin`` (tray photos) every whole coin, its cut kept under the gallery's
+    ``references/``.
 
     Raises:
         FileNotFoundError: no such folder, or nothing in it could be enrolled.
@@ -77,7 +86,15 @@ def enrol_folder(folder: Path, enrolment: Enrolment) -> EnrolResult:
         gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
     else:
         gallery = Gallery(embedder.embed_dim, embedder.version)
-    report, infos = enroll_catalog(folder, gallery, embedder, detector=load_detector, progress=False)
+    report, infos = enroll_catalog(
+        folder,
+        gallery,
+        embedder,
+        detector=load_detector,
+        progress=False,
+        every_coin=every_coin,
+        crop_dir=gallery_dir / REFERENCE_CROPS if every_coin else None,
+    )
     if not report.enrolled:
         raise FileNotFoundError(f"nothing enrolled from {folder}: " + "; ".join(report.warnings[:3]))
     gallery, _ = save_enrolment(gallery_dir, gallery, infos, report.enrolled, loaded)

@@ -406,18 +406,27 @@ class ReviewController(QObject):
     # -- enrolment --------------------------------------------------------------------------------------------
 
     @Slot()
-    def enrol(self, folder: Path | None = None) -> bool:
-        """Key E: enrol the types of a catalogue folder (asked for when not given) on the background thread."""
+    def enrol(self, folder: Path | None = None, *, every_coin: bool | None = None) -> bool:
+        """Key E: enrol the types of a catalogue folder on the background thread; the folder, and whether its photos
+        are trays of many coins (``every_coin``, see :func:`models.enroll.enroll_catalog`), are asked for when not
+        given (a folder given without ``every_coin``: one coin a photo)."""
         if self._enrolment is None:
             self._refuse("Enrolment is not available in this window (no model).")
             return False
-        folder = folder if folder is not None else self.view.ask_folder("Catalogue folder (one sub-folder per type)")
         if folder is None:
-            return False
+            folder = self.view.ask_folder("Catalogue folder (one sub-folder per type)")
+            if folder is None:
+                return False
+            if every_coin is None:
+                every_coin = self.view.ask_trays()
+                if every_coin is None:
+                    return False
+        trays = bool(every_coin)
         enrolment = self._enrolment
         self.view.enrol_button.setEnabled(False)
         self.view.status.showMessage(f"Enrolling the types of {folder}…")
-        self.call_requested.emit(BackgroundCall(EnrolJob(folder), lambda: enrol_folder(folder, enrolment)))
+        job = BackgroundCall(EnrolJob(folder), lambda: enrol_folder(folder, enrolment, every_coin=trays))
+        self.call_requested.emit(job)
         return True
 
     def _enrolled(self, job: EnrolJob, result: EnrolResult) -> None:

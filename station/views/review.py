@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -146,3 +147,18 @@ class ReviewView(QWidget):
         """Ask for a folder; ``None`` when the dialog is cancelled."""
         chosen = QFileDialog.getExistingDirectory(self, title)
         return Path(chosen) if chosen else None
+
+    def ask_trays(self) -> bool | None:
+        """Ask whether the catalogue's photos are trays of many coins (``None``: cancelled)."""
+        answer = QMessageBox.question(
+            self,
+            "Tray photos?",
+            "Does each photo show many coins of its folder's type, all lying on the side its folder names (a tray "
+            "photographed with cupcheck snapshot)?\n\nYes: every whole coin is a reference.\nNo: the largest coin "
+            "of each photo is.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.No,
+        )
+        if answer == QMessageBox.StandardButton.Cancel:
+            return None
+        return answer == QMessageBox.StandardButton.Yes

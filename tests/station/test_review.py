@@ -21,7 +21,7 @@ from models.bundle import Bundle, Preprocess
 from models.gallery import Gallery
 from models.registry import SuspectLabels
 from models.synth.mint import generate_mint
-from models.types import Decision, Frame
+from models.types import Decision, Frame, Side
 from station.app import ReviewWindow
 from station.camera import list_images
 from station.controllers.auth import FREE_ATTEMPTS, LoginController, sign_in
@@ -221,6 +221,33 @@ def test_enrolment_from_the_window_adds_types(
             win.controller.enrol(tmp_path / "empty")
         assert "Enrolment from" in refused.args[0] and "nothing enrolled" in refused.args[0]
         assert win.view.enrol_button.isEnabled()
+    finally:
+        win.shutdown()
+
+
+def test_the_window_enrols_tray_photos_when_told(
+    qtbot: QtBot, database: Database, supervisor: OperatorInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.station.nearest_type_pipeline import compose_cup
+
+    coin = generate_mint(12, 0).types[0]
+    trays = tmp_path / "trays"
+    (trays / "t0" / "reverse").mkdir(parents=True)
+    cv2.imwrite(str(trays / "t0" / "reverse" / "tray.png"), compose_cup([(coin, Side.REVERSE)] * 6, size=640))
+    enrolment = Enrolment(tmp_path / "home" / "gallery", tiny_embedder)
+    win = ReviewWindow(
+        database.repository, supervisor=supervisor, catalog=TypeCatalog([], lambda t, s: None), enrolment=enrolment
+    )
+    qtbot.addWidget(win)
+    monkeypatch.setattr(win.view, "ask_folder", lambda title: trays)
+    answers: list[bool | None] = [None, True]  # Cancel, then Yes: each photo is a tray
+    monkeypatch.setattr(win.view, "ask_trays", lambda: answers.pop(0))
+    try:
+        assert not win.controller.enrol()  # cancelled at the question: nothing enrolled
+        with qtbot.waitSignal(win.controller.enrolled, timeout=60_000) as done:
+            assert win.controller.enrol()
+        assert done.args[0].enrolled == {"t0": {"reverse": 6}}
+        assert len(list((tmp_path / "home" / "gallery" / "references").glob("*.png"))) >= 1
     finally:
         win.shutdown()
 
