@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self.controller.check_requested.connect(worker.check)
         self.controller.empty_tray_requested.connect(worker.take_empty_tray)
         worker.empty_tray_done.connect(self.controller.show_empty_tray)
+        worker.empty_tray_done.connect(self._empty_tray_taken)
         worker.verdict_ready.connect(self.controller.show_verdict)
         worker.check_failed.connect(self.controller.show_failure)
         worker.nothing_seen.connect(self.controller.nothing_seen)
@@ -172,6 +173,12 @@ class MainWindow(QMainWindow):
             if config.sign_out_after_min > 0:
                 self._idle.start()
         self.resize(1360, 860)
+
+    @Slot(bool, str)
+    def _empty_tray_taken(self, ok: bool, _message: str) -> None:
+        """The worker's pipeline already compares cups with the new photo: the follower need not load it again."""
+        if ok and self.follower is not None:
+            self.follower.taken_here()
 
     @Slot()
     def switch_operator(self) -> None:

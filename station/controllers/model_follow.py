@@ -319,6 +319,13 @@ class ModelFollower(QObject):
         self._timer.stop()
         self._thread.stop()
 
+    def taken_here(self) -> None:
+        """The window itself changed a set-up file and its pipeline already uses it (an empty-tray photo taken in
+        the window): what is on disk now is what runs, so the next poll loads nothing for it."""
+        stamp = getattr(self.feed, "stamp", None)
+        if callable(stamp):
+            self.state = replace(self.state, setup=str(stamp()))
+
     def say(self, text: str, why: str = "") -> None:
         """Report a problem (``""``: none any more) on ``problem``, once: the same sentence again is not repeated. The
         window reports a start on a fallback model this way, so that the warning goes once the registry names the

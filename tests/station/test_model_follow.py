@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
@@ -384,3 +386,16 @@ def test_a_warning_goes_once_what_runs_is_in_force_again(qtbot: QtBot, followed:
     qtbot.keyClicks(win.view.order_edit, "B-7")
     qtbot.keyClick(win.view.order_edit, Qt.Key.Key_Return)
     assert win.controller.expected_type == _listed(win)[0]  # the new orders are in use
+
+
+def test_an_empty_tray_photo_taken_in_the_window_loads_nothing_again(qtbot: QtBot, followed: Followed) -> None:
+    """The window hands the photo to the pipeline it runs; the follower takes the file's new stamp as what runs."""
+    win, home = followed.win, followed.home
+    cv2.imwrite(str(home / "empty_tray.png"), np.full((48, 64, 3), 90, np.uint8))  # as the worker stores it
+    win.worker.worker.empty_tray_done.emit(True, "Kept as the empty tray.")  # what the worker says then
+    _poll(qtbot, win)
+    assert followed.loader.calls == []  # nothing loaded again for it
+    cv2.imwrite(str(home / "empty_tray.png"), np.full((48, 64, 3), 120, np.uint8))  # another PC's calibrate
+    with qtbot.waitSignal(win.follower.setup_loaded, timeout=TIMEOUT_MS):  # type: ignore[union-attr]
+        _poll(qtbot, win)
+    assert followed.loader.calls == [None]
