@@ -376,7 +376,8 @@ def _camera(config: StationConfig, pipeline: object, note: Note, clock: Callable
                 "camera",
                 Status.FAIL,
                 f"{source.name} gave no frame in {CAMERA_WAIT_S:.0f} s",
-                "plug the camera in (is another program using it?), or check [camera] index/url",
+                "plug the camera in, or check [camera] index/url; if the station window is running it holds the "
+                "camera: run doctor --no-camera",
             )
             return
         h, w = frame.image.shape[:2]
