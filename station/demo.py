@@ -24,6 +24,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Slot
 from tqdm import tqdm
 
+from db.operators import OperatorExistsError
 from db.repository import VerdictRepository
 from db.schema import Role
 from models.embedder import Embedder
@@ -200,7 +201,11 @@ def prepare_demo_home(
     repository = VerdictRepository.open(home)
     try:
         if repository.verify_operator(DEMO_OPERATOR, DEMO_PIN) is None:
-            repository.add_operator(DEMO_OPERATOR, Role.OPERATOR, DEMO_PIN)
+            try:
+                repository.add_operator(DEMO_OPERATOR, Role.OPERATOR, DEMO_PIN)
+            except OperatorExistsError:  # deactivated, or given another PIN, in the demo's People dialog
+                repository.operators.set_active(DEMO_OPERATOR, True)
+                repository.operators.set_pin(DEMO_OPERATOR, DEMO_PIN)
     finally:
         repository.engine.dispose()
     return home

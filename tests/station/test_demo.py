@@ -62,6 +62,15 @@ def test_demo_home_enrols_the_simulator_mint_once(tmp_path: Path) -> None:
     prepare_demo_home(home, n_types=9, seed=5, embedder_path=weights, progress=False)  # nothing to redo
     assert manifest.stat().st_mtime_ns == before
 
+    repository = VerdictRepository.open(home)  # someone deactivated the demo operator in the People dialog
+    repository.operators.set_pin(DEMO_OPERATOR, "9999")
+    repository.operators.set_active(DEMO_OPERATOR, False)
+    repository.engine.dispose()
+    prepare_demo_home(home, n_types=9, seed=5, embedder_path=weights, progress=False)
+    repository = VerdictRepository.open(home)
+    assert repository.verify_operator(DEMO_OPERATOR, DEMO_PIN) is not None  # the demo signs in again
+    repository.engine.dispose()
+
 
 def test_demo_driver_orders_each_new_cup_once(clock: SteppingClock) -> None:
     source = SimulatorSource(n_types=4, seed=5, size=160, clock=clock, hold_s=5.0, max_coins=3)
