@@ -683,6 +683,19 @@ class VerdictRepository:
                     self.store.remove(ref)
         return PruneReport(len(cups), files, n_bytes)
 
+    def count_verdicts(self) -> int:
+        """How many verdicts the log holds."""
+        with self._sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(Verdict)) or 0)
+
+    def stored_refs(self) -> set[str]:
+        """Every image reference a capture or coin names (a pruned photograph names none)."""
+        refs: set[str] = set()
+        with self._sessions() as session:
+            for column in (Capture.ref, Coin.crop_ref, Coin.mask_ref):
+                refs.update(r for r in session.scalars(select(column).distinct()) if r)
+        return refs
+
     def gc_orphan_images(self, min_age_s: float = 3600.0, now: float | None = None) -> list[str]:
         """Delete store files that no row references and that are older than ``min_age_s``; return their refs.
 

@@ -201,3 +201,83 @@ class _Copier:
                 os.replace(tmp, target)
                 self.files += 1
                 self.bytes += len(snapshot)
+
+
+@dataclass(frozen=True)
+class BackupCheck:
+    """What :func:`check_backup` found in a backup.
+
+    Attributes:
+        verdicts: verdicts in its verdict log (``None``: it holds none: a PostgreSQL station's).
+        images: images its verdict log names.
+        missing: named images that are not there.
+        damaged: images whose contents no longer match their name (a SHA-256).
+        problems: anything else that would not restore (the gallery, the registry), one sentence each.
+    """
+
+    verdicts: int | None
+    images: int
+    missing: tuple[str, ...]
+    damaged: tuple[str, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def sound(self) -> bool:
+        """Whether the backup would restore whole."""
+        return not (self.missing or self.damaged or self.problems)
+
+
+def check_backup(folder: Path, *, progress: Callable[[Iterable[str], int], Iterable[str]] | None = None) -> BackupCheck:
+    """Open ``folder`` the way a station would use it as its home and check that nothing is missing or damaged:
+    every image its verdict log names is there with the contents its name hashes, the gallery loads (its files
+    match their checksums) and every registered model's bundle loads.
+
+    Raises:
+        BackupError: ``folder`` is not a backup (no ``backup.json``).
+    """
+    import hashlib
+
+    from db.repository import VerdictRepository
+    from db.session import DB_FILENAME, make_engine
+    from db.store import ContentStore
+    from models.bundle import load_bundle
+    from models.gallery import Gallery
+    from models.registry import PRUNED, RegistryError, bundle_path, load_registry, registry_file
+
+    if not (folder / MANIFEST).is_file():
+        raise BackupError(f"{folder} is not a backup: it has no {MANIFEST}")
+    verdicts: int | None = None
+    refs: list[str] = []
+    problems: list[str] = []
+    if (folder / DB_FILENAME).is_file():
+        engine = make_engine(None, home=folder)
+        try:
+            repo = VerdictRepository(engine, folder)
+            verdicts = repo.count_verdicts()
+            refs = sorted(repo.stored_refs())
+        finally:
+            engine.dispose()
+    store = ContentStore(folder)
+    missing, damaged = [], []
+    for ref in progress(refs, len(refs)) if progress is not None else refs:
+        path = store.path(ref)
+        if not path.is_file():
+            missing.append(ref)
+            continue
+        digest = "".join(Path(ref).with_suffix("").parts[-2:])
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            damaged.append(ref)
+    if (folder / "gallery").is_dir():
+        try:
+            Gallery.load(folder / "gallery")
+        except (FileNotFoundError, ValueError) as err:
+            problems.append(f"the gallery does not load: {err}")
+    if registry_file(folder).is_file():
+        try:
+            registry = load_registry(folder)
+            for entry in registry.versions:
+                if entry.status != PRUNED:
+                    load_bundle(bundle_path(folder, entry.version))
+        except (RegistryError, FileNotFoundError, ValueError) as err:
+            problems.append(f"the model registry does not load: {err}")
+    return BackupCheck(verdicts, len(refs), tuple(missing), tuple(damaged), tuple(problems))

@@ -4,6 +4,7 @@ home (restore: use DIR as the home, or copy it back). A second backup into the s
 Examples::
 
     cupcheck backup --config station.toml --out /mnt/usb/cupcheck-backup
+    cupcheck backup --check /mnt/usb/cupcheck-backup         # would it restore? (every image hashed again)
     # cron, each night after the retrain:
     # 30 3 * * * cupcheck backup --config /srv/cupcheck/station.toml --out /mnt/backup/cupcheck
 """
@@ -31,21 +32,51 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "again into the same OUT, it copies only what changed. A PostgreSQL database is left to pg_dump.",
     )
     add_site_options(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="the backup folder (another disk)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="DIR", help="the backup folder (another disk)")
+    where.add_argument(
+        "--check",
+        metavar="DIR",
+        help="check a backup instead: every image its verdict log names there and unchanged, the gallery and every "
+        f"model loading (exit status {EXIT_DAMAGED} when something would not restore)",
+    )
     p.set_defaults(func=run)
+
+
+EXIT_DAMAGED = 1
+"""Exit status of ``--check`` when the backup would not restore whole."""
 
 
 def run(args: argparse.Namespace) -> int:
     """Back the station up and say what was copied."""
     from tqdm import tqdm
 
-    from station.backup import BackupError, back_up
-
-    site = resolve_site(args)
-    config = site.station_config()
+    from station.backup import BackupError, back_up, check_backup
 
     def progress(items: Any, total: int) -> Any:
         return tqdm(items, total=total, desc="images", unit="file", file=sys.stderr, disable=total < 200)
+
+    if args.check is not None:
+        try:
+            found = check_backup(Path(args.check), progress=progress)
+        except BackupError as err:
+            raise CliError(str(err)) from err
+        held = "no verdict log (a PostgreSQL station's)" if found.verdicts is None else f"{found.verdicts} verdicts"
+        print(f"{args.check}: {held}, {found.images} images named")
+        for ref in found.missing[:10]:
+            print(f"missing: {ref}")
+        for ref in found.damaged[:10]:
+            print(f"damaged: {ref}")
+        for line in found.problems:
+            print(line)
+        if found.sound:
+            print("sound: it restores whole (use the folder as the station home)")
+            return 0
+        print(f"NOT SOUND: {len(found.missing)} missing, {len(found.damaged)} damaged, {len(found.problems)} other")
+        return EXIT_DAMAGED
+
+    site = resolve_site(args)
+    config = site.station_config()
 
     try:
         report = back_up(config, site.home, Path(args.out), progress=progress)

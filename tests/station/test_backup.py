@@ -4,6 +4,7 @@ gallery, set-up), a second run copying only what changed, and the folders it ref
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pytest
 
 from db.repository import VerdictRepository
 from db.schema import Role
+from db.store import ContentStore
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
-from station.backup import BackupError, back_up
+from station.backup import BackupError, back_up, check_backup
 from station.cli import main
 from station.config import StationConfig, config_from_dict
 from tests.db.factories import OPERATOR, OPERATOR_PIN, make_record
@@ -69,6 +71,8 @@ def test_a_backup_is_a_home_and_a_second_one_copies_what_changed(home: Path, tmp
     assert (out / "orders.csv").read_text() == "A-1,t0000\n" and (out / "calibration.json").is_file()
     assert not list(out.rglob("*.lock")) and not list(out.rglob("*.tmp"))
     assert json.loads((out / "backup.json").read_text())["home"] == str(home)
+    problems = check_backup(out).problems  # the fixture's gallery and bundles are stand-ins: the check says so
+    assert [p.split(":")[0] for p in problems] == ["the gallery does not load", "the model registry does not load"]
 
     repo = VerdictRepository.open(home)
     try:
@@ -106,3 +110,28 @@ def test_the_command(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert out[-1] == f"backup: {tmp_path / 'out'} (restore: use it as the station home)"
     assert main(["backup", "--home", str(home), "--out", str(home / "inside")]) == 2
     assert "overlaps" in capsys.readouterr().err
+
+
+def test_a_check_finds_what_would_not_restore(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "backup"
+    shutil.rmtree(home / "gallery")  # the fixture's gallery and models are stand-ins that would not load
+    shutil.rmtree(home / "models")
+    back_up(StationConfig(), home, out)
+    found = check_backup(out)
+    assert found.sound and found.verdicts == 2 and found.images > 0
+    assert main(["backup", "--check", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "sound: it restores whole (use the folder as the station home)"
+
+    lost, changed = sorted(ContentStore(out).iter_refs())[:2]
+    ContentStore(out).path(lost[0]).unlink()
+    ContentStore(out).path(changed[0]).write_bytes(b"bit rot")
+    (out / "gallery").mkdir()
+    (out / "gallery" / "manifest.json").write_text("{}")
+    found = check_backup(out)
+    assert (found.missing, found.damaged) == ((lost[0],), (changed[0],))
+    assert len(found.problems) == 1 and found.problems[0].startswith("the gallery does not load")
+    assert main(["backup", "--check", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert f"missing: {lost[0]}" in printed and printed.splitlines()[-1].startswith("NOT SOUND: 1 missing, 1 damaged")
+    with pytest.raises(BackupError, match="is not a backup"):
+        check_backup(home)
