@@ -36,6 +36,8 @@ HOME_FILES = (
 the order book write them)."""
 SKIP_SUFFIXES = (".lock", ".tmp")
 MANIFEST = "backup.json"
+LAST_BACKUP = "last-backup.json"
+"""In the station home: when and where :func:`back_up` last copied it."""
 
 
 class BackupError(ValueError):
@@ -146,7 +148,18 @@ def back_up(
         "images": len(refs),
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    last = {"made_at": manifest["made_at"], "folder": str(out.resolve()), "images": len(refs)}
+    (home / LAST_BACKUP).write_text(json.dumps(last, indent=1) + "\n", encoding="utf-8")  # for cupcheck doctor
     return report
+
+
+def last_backup(home: Path) -> tuple[datetime, str] | None:
+    """When the station's data was last backed up, and where (``None``: never, or not from this home)."""
+    try:
+        doc = json.loads((home / LAST_BACKUP).read_text(encoding="utf-8"))
+        return datetime.fromisoformat(doc["made_at"]), str(doc["folder"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class _Copier:

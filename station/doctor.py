@@ -27,6 +27,8 @@ CAMERA_WAIT_S = 8.0
 """How long the camera has to deliver a first frame."""
 RETRAIN_STALE_H = 36.0
 """A nightly retrain whose log is older than this has missed a night."""
+BACKUP_STALE_H = 36.0
+"""A nightly backup older than this has missed a night."""
 
 
 class Status(StrEnum):
@@ -88,6 +90,7 @@ def examine(
     _orders(home, note)
     pipeline = _model(config, home, note)
     _retrain(config, home, note)
+    _backup(home, note)
     if pipeline is not None:
         _set_up(home, pipeline, note)
     if camera:
@@ -319,6 +322,26 @@ def _retrain(config: StationConfig, home: Path, note: Note) -> None:
         note("retrain", Status.WARN, f"the retrain last ran {when}: {last}", f"is its cron line still there? {fix}")
     else:
         note("retrain", Status.OK, f"last ran {when}: {last}")
+
+
+def _backup(home: Path, note: Note) -> None:
+    """When ``cupcheck backup`` last copied this home, and where."""
+    from datetime import UTC, datetime
+
+    from station.backup import last_backup
+
+    last = last_backup(home)
+    fix = "cron: 30 3 * * * cupcheck backup --config FILE --out /mnt/backup/cupcheck (another disk)"
+    if last is None:
+        note("backup", Status.WARN, "this station's data has never been backed up", fix)
+        return
+    at, folder = last
+    age_h = (datetime.now(UTC) - at).total_seconds() / 3600
+    when = f"{age_h:.0f} hours ago" if age_h < 48 else f"{age_h / 24:.0f} days ago"
+    if age_h > BACKUP_STALE_H:
+        note("backup", Status.WARN, f"last backed up {when}, to {folder}", f"is its cron line still there? {fix}")
+    else:
+        note("backup", Status.OK, f"backed up {when}, to {folder}")
 
 
 def _short_sides(sides: dict[str, int], per_side: int) -> str:

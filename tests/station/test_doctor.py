@@ -16,8 +16,9 @@ from db.repository import VerdictRepository
 from db.schema import Role
 from models.enroll import CATALOG_FILE, TypeInfo, save_catalog
 from models.types import Side
+from station.backup import back_up
 from station.cli import main
-from station.config import config_from_dict
+from station.config import StationConfig, config_from_dict
 from station.doctor import Status, examine, worst
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import PIPE_TYPES, enrolled_gallery, reference_image, write_bundle
@@ -36,7 +37,7 @@ def test_a_fresh_home_is_not_ready_and_says_what_to_do(tmp_path: Path, capsys: p
     assert "ok orders no orders.csv: types are chosen from the list" in lines
     model = next(line for line in lines if line.startswith("FAIL model"))
     assert "no gallery in" in model and "enrol coin types first (cupcheck enroll)" in model
-    assert lines[-1] == "NOT READY: 3 ok, 2 warnings, 1 problems"  # the retrain never ran either
+    assert lines[-1] == "NOT READY: 3 ok, 3 warnings, 1 problems"  # the retrain and the backup never ran either
 
     VerdictRepository.open(home).engine.dispose()  # as a first start leaves it
     (home / "orders.csv").write_text("A-1\n")
@@ -92,6 +93,7 @@ def test_a_set_up_station_is_ready_and_checks_a_frame(station_home: tuple[Path, 
     assert by["calibration", Status.OK].message == "8.00 px/mm (manual), whole frame, at 640×480"
     assert by["empty tray", Status.WARN].fix.startswith("press 'Photograph the empty tray'")
     assert by["retrain", Status.WARN].message == "the nightly retrain has never run on this registry"
+    assert by["backup", Status.WARN].message == "this station's data has never been backed up"
     assert by["camera", Status.OK].message == f"folder {camera}: 640×480"
     assert by["check", Status.OK].message.startswith("one check of the camera's frame: ")
 
@@ -125,3 +127,11 @@ def test_the_retrain_log_says_when_it_last_ran(station_home: tuple[Path, Path]) 
     os.utime(log, (old, old))
     (retrain,) = [f for f in examine(config, home, camera=False) if f.part == "retrain"]
     assert retrain.status is Status.WARN and retrain.message.startswith("the retrain last ran 3 days ago: ")
+
+
+def test_the_last_backup_is_named(station_home: tuple[Path, Path], tmp_path: Path) -> None:
+    home, bundle = station_home
+    back_up(StationConfig(), home, tmp_path / "usb")
+    config = config_from_dict({"bundle": str(bundle)})
+    (found,) = [f for f in examine(config, home, camera=False) if f.part == "backup"]
+    assert found.status is Status.OK and found.message == f"backed up 0 hours ago, to {(tmp_path / 'usb').resolve()}"
