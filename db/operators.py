@@ -131,7 +131,7 @@ class OperatorRoster:
         except ValueError as err:
             raise OperatorError(str(err)) from err
         with self._writes.begin() as session:
-            op = _operator(session, name)
+            op = operator_named(session, name.strip())
             op.pin_hash = pin_hash
             _record(session, op, OperatorChange.PIN, None, None, by, note)
             return _info(op)
@@ -146,7 +146,7 @@ class OperatorRoster:
         """
         role = _role(role)
         with self._writes.begin() as session:
-            op = _operator(session, name)
+            op = operator_named(session, name.strip())
             if op.role is role:
                 return _info(op)
             if op.role is Role.SUPERVISOR and op.active:
@@ -164,7 +164,7 @@ class OperatorRoster:
             LastSupervisorError: ``name`` is the last active supervisor and would be deactivated.
         """
         with self._writes.begin() as session:
-            op = _operator(session, name)
+            op = operator_named(session, name.strip())
             if op.active == active:
                 return _info(op)
             if not active and op.role is Role.SUPERVISOR:
@@ -237,7 +237,7 @@ class OperatorRoster:
         )
         with self._sessions() as session:
             if name is not None:
-                stmt = stmt.where(OperatorAudit.operator_id == _operator(session, name).id)
+                stmt = stmt.where(OperatorAudit.operator_id == operator_named(session, name.strip()).id)
             return [
                 OperatorChangeEntry(
                     id=row.id,
@@ -260,10 +260,15 @@ def _role(role: Role | str) -> Role:
         raise OperatorError(f"unknown role {role!r}: one of {', '.join(r.value for r in Role)}") from err
 
 
-def _operator(session: Session, name: str) -> Operator:
-    op = session.scalar(select(Operator).where(Operator.name == name.strip()))
+def operator_named(session: Session, name: str) -> Operator:
+    """The operator row registered as ``name`` (exactly).
+
+    Raises:
+        UnknownOperatorError: nobody is registered under it.
+    """
+    op = session.scalar(select(Operator).where(Operator.name == name))
     if op is None:
-        raise UnknownOperatorError(f"operator {name.strip()!r} is not registered")
+        raise UnknownOperatorError(f"operator {name!r} is not registered")
     return op
 
 

@@ -25,7 +25,8 @@ from sqlalchemy import Engine, case, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from db.operators import OperatorRoster, UnknownOperatorError
+from db.operators import OperatorRoster, operator_named
+from db.operators import UnknownOperatorError as UnknownOperatorError  # raised by log_verdict and relabel
 from db.records import (
     AuditEntry,
     OperatorInfo,
@@ -177,9 +178,7 @@ class VerdictRepository:
         masks: dict[int, StoredBlob],
     ) -> int:
         station_id = _get_or_create_station(session, record.station)
-        operator = session.scalar(select(Operator).where(Operator.name == record.operator))
-        if operator is None:
-            raise UnknownOperatorError(f"operator {record.operator!r} is not registered")
+        operator = operator_named(session, record.operator)
         order_id = None
         if record.order is not None:
             order_id = _get_or_create_order(session, record.order, record.expected_type)
@@ -472,9 +471,7 @@ class VerdictRepository:
         if coin_index is None and kind not in CUP_LABEL_KINDS:
             raise ValueError(f"a cup can only be {sorted(k.value for k in CUP_LABEL_KINDS)}, not {kind.value!r}")
         with self._writes.begin() as session:
-            op = session.scalar(select(Operator).where(Operator.name == actor))
-            if op is None:
-                raise UnknownOperatorError(f"operator {actor!r} is not registered")
+            op = operator_named(session, actor)
             if op.role is not Role.SUPERVISOR or not op.active:
                 raise NotSupervisorError(f"{actor!r} is not an active supervisor and may not relabel")
             cup = session.get(Cup, cup_id)

@@ -12,8 +12,6 @@ deactivated or removed there is dropped, so they cannot sign in at the next outa
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from db.operators import OperatorRoster
 from db.pins import verify_pin
 from db.records import OperatorInfo
 from db.spool import UNREACHABLE_ERRORS
+from models.files import write_bytes_atomic
 
 CACHE_FILENAME = "sign-in-cache.json"
 _FORMAT = "cupcheck-sign-in-cache/1"
@@ -81,16 +80,7 @@ class SignInCache:
     def _write(self, people: dict[str, CachedPerson]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"format": _FORMAT, "people": [asdict(p) for _, p in sorted(people.items())]}
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)  # mode 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, indent=1)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes_atomic(self.path, json.dumps(doc, indent=1).encode(), mode=0o600)  # PIN hashes: the owner only
 
 
 class SignInDirectory:

@@ -38,11 +38,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
+def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, ``os.replace``).
 
-    The file is readable by everyone (mode 0644); on any error the temporary file is removed and ``path`` is
-    left as it was. Returns ``path``.
+    The file gets ``mode`` (default 0644: readable by everyone); on any error the temporary file is removed and
+    ``path`` is left as it was. Returns ``path``.
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -50,7 +50,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -483,7 +483,6 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         FileNotFoundError, ValueError: the model, the gallery or the replay folder is missing or damaged.
         NobodyToSignIn: no active operator or supervisor is registered (not with ``demo``).
     """
-    from models.pipeline import Pipeline
 
     if demo:
         from station.demo import prepare_demo_home
@@ -496,20 +495,8 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
     if not demo:  # before the model loads: a first start says at once that somebody must be registered
         require_someone_to_sign_in(repository.repository, None)
 
-    def load(bundle: Path | None) -> Pipeline:
-        built = Pipeline.load(
-            home,
-            bundle,
-            target_precision=config.target_precision,
-            backend=config.backend,
-            gallery_home=config.gallery,
-        )
-        if built.uncertified:
-            print(f"warning: {built.uncertified}", file=sys.stderr)
-        return built
-
     # the registry's model in force (or the bundle named), and later whatever is put in force there or in the home
-    feed = RegistryFeed(config.models or home, home, load, config.bundle, config.gallery, config.models is not None)
+    feed = RegistryFeed.of_station(config, home, warn=lambda why: print(f"warning: {why}", file=sys.stderr))
     started = start_in_force(feed)
     if started.problem:
         print(f"warning: {started.problem} ({started.detail})", file=sys.stderr)

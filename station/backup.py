@@ -24,16 +24,19 @@ from pathlib import Path
 
 from station.config import StationConfig
 
-HOME_FILES = (
-    "calibration.json",
-    "empty_tray.png",
-    "orders.csv",
-    "verdict-spool.jsonl",
-    "verdict-spool.rejected.jsonl",
-    "sign-in-cache.json",
-)
-"""The station home's own files (names as :mod:`calibration.camera`, :mod:`db.spool`, :mod:`db.signin_cache` and
-the order book write them)."""
+
+def home_files() -> tuple[str, ...]:
+    """The station home's own files, by the names their writers give them: the camera calibration, the empty-tray
+    photo, the order book, the verdict journal (and its rejected records) and the sign-in cache."""
+    from calibration.camera import CALIBRATION_FILE, EMPTY_TRAY_FILE
+    from db.signin_cache import CACHE_FILENAME
+    from db.spool import SPOOL_FILENAME, VerdictSpool
+    from station.controllers.catalog import ORDERS_FILE
+
+    rejected = VerdictSpool(Path(SPOOL_FILENAME)).rejected_path.name
+    return (CALIBRATION_FILE, EMPTY_TRAY_FILE, ORDERS_FILE, SPOOL_FILENAME, rejected, CACHE_FILENAME)
+
+
 SKIP_SUFFIXES = (".lock", ".tmp")
 MANIFEST = "backup.json"
 LAST_BACKUP = "last-backup.json"
@@ -131,7 +134,7 @@ def back_up(
         copied.tree(gallery, out / "gallery", index=GALLERY_MANIFEST)
     if models.is_dir():
         copied.tree(models, out / models.name, index=REGISTRY_FILE)
-    for name in HOME_FILES:
+    for name in home_files():
         if (home / name).is_file():
             copied.file(home / name, out / name, only_if_changed=True)
 

@@ -20,9 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from station.config import StationConfig
+from station.home import LOW_DISK_BYTES
 
-LOW_DISK_BYTES = 2_000_000_000
-"""Below this much free room on the home's disk the station asks for ``cupcheck prune`` (as the window does)."""
 CAMERA_WAIT_S = 8.0
 """How long the camera has to deliver a first frame."""
 RETRAIN_STALE_H = 36.0
@@ -101,11 +100,18 @@ def examine(
 Note = Callable[..., None]
 
 
-def _home(home: Path, note: Note) -> None:
+def _unwritable(folder: Path) -> OSError | None:
+    """Why a file cannot be created in ``folder`` (``None``: it can)."""
     try:
-        with tempfile.NamedTemporaryFile(dir=home, prefix=".doctor-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
+            return None
     except OSError as err:
+        return err
+
+
+def _home(home: Path, note: Note) -> None:
+    err = _unwritable(home)
+    if err is not None:
         note("home", Status.FAIL, f"{home} cannot be written: {err}", "give the station's user write access to it")
         return
     free = shutil.disk_usage(home).free
@@ -178,13 +184,13 @@ def _database(config: StationConfig, home: Path, note: Note) -> None:
 
 
 def _store(config: StationConfig, note: Note) -> None:
-    from db.store import STORE_DIR
+    from db.store import STORE_DIR, ContentStore
 
     if config.store is None:
         note("images", Status.OK, "kept under the home")
         return
-    folder = config.store / STORE_DIR
-    if not folder.is_dir():
+    folder = ContentStore(config.store, shared=True).root
+    if not folder.is_dir():  # as the station's store then refuses to write (StoreUnreachable)
         note(
             "images",
             Status.FAIL,
@@ -192,10 +198,8 @@ def _store(config: StationConfig, note: Note) -> None:
             "mount the share (a new site: cupcheck init-site --config FILE)",
         )
         return
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
-            pass
-    except OSError as err:
+    err = _unwritable(folder)
+    if err is not None:
         note("images", Status.FAIL, f"{folder} cannot be written: {err}", "give the station's user write access")
         return
     note("images", Status.OK, f"shared folder {config.store}")
@@ -221,16 +225,7 @@ def _model(config: StationConfig, home: Path, note: Note) -> object | None:
     from models.pipeline import Pipeline
     from station.controllers.model_follow import RegistryFeed, start_in_force
 
-    def load(bundle: Path | None) -> Pipeline:
-        return Pipeline.load(
-            home,
-            bundle,
-            target_precision=config.target_precision,
-            backend=config.backend,
-            gallery_home=config.gallery,
-        )
-
-    feed = RegistryFeed(config.models or home, home, load, config.bundle, config.gallery, config.models is not None)
+    feed = RegistryFeed.of_station(config, home)  # uncertified: said below
     started_at = time.perf_counter()
     try:
         started = start_in_force(feed)
@@ -317,7 +312,7 @@ def _retrain(config: StationConfig, home: Path, note: Note) -> None:
     age_h = (time.time() - log.stat().st_mtime) / 3600
     lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
     last = lines[-1][:200] if lines else ""
-    when = f"{age_h:.0f} hours ago" if age_h < 48 else f"{age_h / 24:.0f} days ago"
+    when = _ago(age_h)
     if age_h > RETRAIN_STALE_H:
         note("retrain", Status.WARN, f"the retrain last ran {when}: {last}", f"is its cron line still there? {fix}")
     else:
@@ -337,11 +332,16 @@ def _backup(home: Path, note: Note) -> None:
         return
     at, folder = last
     age_h = (datetime.now(UTC) - at).total_seconds() / 3600
-    when = f"{age_h:.0f} hours ago" if age_h < 48 else f"{age_h / 24:.0f} days ago"
+    when = _ago(age_h)
     if age_h > BACKUP_STALE_H:
         note("backup", Status.WARN, f"last backed up {when}, to {folder}", f"is its cron line still there? {fix}")
     else:
         note("backup", Status.OK, f"backed up {when}, to {folder}")
+
+
+def _ago(hours: float) -> str:
+    """``"5 hours ago"``, or ``"3 days ago"`` from two days on."""
+    return f"{hours:.0f} hours ago" if hours < 48 else f"{hours / 24:.0f} days ago"
 
 
 def _short_sides(sides: dict[str, int], per_side: int) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 import platformdirs
 
 ENV_VAR = "CUPCHECK_HOME"
+LOW_DISK_BYTES = 2_000_000_000
+"""Below this much free room on the home's disk, the station asks for ``cupcheck prune`` (window and doctor)."""
 
 
 def resolve_home(explicit: str | Path | None = None) -> Path:

@@ -18,13 +18,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from station.camera import Clock
 from station.controllers.catalog import ORDERS_FILE, OrderBook, OrderLookup, TypeCatalog
 from station.worker import BackgroundCall, BackgroundThread, VerdictSource
+
+if TYPE_CHECKING:
+    from station.config import StationConfig
 
 MODEL_CHECK_S = 60.0
 """How often a running station asks what is in force."""
@@ -84,6 +87,10 @@ class StationFeed(Protocol):
         """The parts for ``state``, ready to use; ``since``: what runs now (parts it shares need no new load)."""
         ...
 
+    def stamp(self) -> str:
+        """The stamp of the station's set-up files as they are now (:attr:`InForce.setup`)."""
+        ...
+
 
 def setup_stamp(folder: Path, names: tuple[str, ...] = SETUP_FILES) -> str:
     """Size and modification time of each of ``names`` (the station home's set-up files) that exists under
@@ -121,6 +128,29 @@ class RegistryFeed:
     bundle: Path | None = None
     gallery: Path | None = None
     shared: bool = False
+
+    @classmethod
+    def of_station(
+        cls, config: StationConfig, home: Path, *, warn: Callable[[str], None] | None = None
+    ) -> RegistryFeed:
+        """The feed a station with ``config`` and ``home`` runs on: its registry (or given bundle), gallery and
+        settings; ``warn`` hears why a loaded pipeline's guarantee may not hold (``Pipeline.uncertified``)."""
+        from models.pipeline import Pipeline
+
+        def load(bundle: Path | None) -> Pipeline:
+            built = Pipeline.load(
+                home,
+                bundle,
+                target_precision=config.target_precision,
+                backend=config.backend,
+                gallery_home=config.gallery,
+            )
+            if built.uncertified and warn is not None:
+                warn(built.uncertified)
+            return built
+
+        models = config.models or home
+        return cls(models, home, load, config.bundle, config.gallery, config.models is not None)
 
     @property
     def gallery_dir(self) -> Path:
@@ -322,9 +352,7 @@ class ModelFollower(QObject):
     def taken_here(self) -> None:
         """The window itself changed a set-up file and its pipeline already uses it (an empty-tray photo taken in
         the window): what is on disk now is what runs, so the next poll loads nothing for it."""
-        stamp = getattr(self.feed, "stamp", None)
-        if callable(stamp):
-            self.state = replace(self.state, setup=str(stamp()))
+        self.state = replace(self.state, setup=self.feed.stamp())
 
     def say(self, text: str, why: str = "") -> None:
         """Report a problem (``""``: none any more) on ``problem``, once: the same sentence again is not repeated. The

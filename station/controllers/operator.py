@@ -24,13 +24,12 @@ from station.controllers.model_follow import Loaded
 from station.controllers.overlay import FLAG_HEX, IDLE_HEX, coin_ok, draw_cup_region, draw_evidence, summarise
 from station.controllers.sound import Silent, SoundCue
 from station.controllers.stillness import StillnessGate
+from station.home import LOW_DISK_BYTES
 from station.views.operator import OperatorView
 from station.views.widgets import PREVIEW_STYLE, Thumbnail, to_pixmap
 from station.worker import CheckRequest, CheckResult, DbState, EmptyTrayRequest, Recheck, StoreResult, cut_thumbnail
 
 OVERLAY_HOLD_S = 8.0
-LOW_DISK_BYTES = 2_000_000_000
-"""Below this much free room on the station home's disk the status bar asks for ``cupcheck prune``."""
 NOT_SAVED = "NOT SAVED"
 """How long the coin outlines of a check stay on the live preview."""
 CHECK_TEXT = "Check cup  [Space]"
