@@ -183,6 +183,8 @@ class Pipeline:
             (:mod:`models.references`); ``None``: none.
         catalogue: the station's catalogue (diameters, declared lookalikes) ``view`` was built with.
         adapter: the bundle's fine-tuned output layer on the embedder (:mod:`models.adapter`); ``None``: none.
+        enrol_per_side: the enrolment photos a side the voter was calibrated with (a type with fewer is matched less
+            surely than the threshold assumes); 0: not known.
     """
 
     embedder: Embedder
@@ -200,6 +202,7 @@ class Pipeline:
     references: StationReferences | None = None
     catalogue: dict[str, TypeInfo] | None = None
     adapter: EmbeddingAdapter | None = None
+    enrol_per_side: int = 0
 
     @classmethod
     def from_parts(
@@ -271,6 +274,7 @@ class Pipeline:
             references=refs,
             catalogue=catalogue,
             adapter=adapter,
+            enrol_per_side=bundle.enrol_per_side,
         )
 
     @classmethod

@@ -263,18 +263,13 @@ def _model(config: StationConfig, home: Path, note: Note) -> object | None:
 
 
 def _enrolment(config: StationConfig, home: Path, pipeline: object, orders: object, note: Note) -> None:
-    from models.bundle import load_bundle
     from models.pipeline import Pipeline
-    from models.registry import RegistryError, resolve_bundle
     from station.controllers.catalog import OrderBook
 
     assert isinstance(pipeline, Pipeline)
     types = pipeline.gallery.types()
     note("gallery", Status.OK, f"{len(types)} types enrolled ({(config.gallery or home) / 'gallery'})")
-    try:
-        per_side = load_bundle(resolve_bundle(config.models or home, config.bundle)).enrol_per_side
-    except (FileNotFoundError, ValueError, RegistryError):
-        per_side = 0
+    per_side = pipeline.enrol_per_side  # the model running, fallbacks included
     thin = {tid: _short_sides(sides, per_side) for tid, sides in types.items()} if per_side else {}
     thin = {tid: text for tid, text in thin.items() if text}
     if thin:

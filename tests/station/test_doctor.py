@@ -90,6 +90,8 @@ def test_a_set_up_station_is_ready_and_checks_a_frame(station_home: tuple[Path, 
     assert by["model", Status.OK].message.startswith("verdict-")
     assert by["threshold", Status.OK].message.startswith("PASS at p ≥ ")
     assert by["orders", Status.WARN].message == "1 ordered types are not enrolled: t9999"
+    # the model running says how many photos a side it was calibrated with (5; the gallery holds 2)
+    assert by["gallery", Status.WARN].message.startswith("4 types have fewer than the 5 photos a side")
     assert by["calibration", Status.OK].message == "8.00 px/mm (manual), whole frame, at 640×480"
     assert by["empty tray", Status.WARN].fix.startswith("press 'Photograph the empty tray'")
     assert by["retrain", Status.WARN].message == "the nightly retrain has never run on this registry"
