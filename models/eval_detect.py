@@ -288,7 +288,10 @@ def hough_prediction(image: UInt8Array, min_radius: float, max_radius: float) ->
 
 
 @dataclass
-class _Tally:
+class DetectionTally:
+    """Counts over the cups of one detector (or the baseline): matches, masks, diameters, misses, false boxes, and
+    per cup how many coins were found against how many lie there (:meth:`add` each cup, then :meth:`summary`)."""
+
     gt: int = 0
     gt_coins: int = 0
     pred: int = 0
@@ -304,6 +307,7 @@ class _Tally:
     by_occlusion: list[tuple[float, float, float]] | None = None
     missed: Counter[str] = field(default_factory=Counter)
     false: Counter[str] = field(default_factory=Counter)
+    count_diff: Counter[int] = field(default_factory=Counter)  # found coins minus true coins, per cup
 
     def __post_init__(self) -> None:
         self.mask_ious, self.diam_err, self.diam_err_clear, self.by_occlusion = [], [], [], []
@@ -314,6 +318,7 @@ class _Tally:
         self.gt += len(truth.boxes)
         self.gt_coins += int(truth.is_coin.sum())
         self.pred += len(pred.boxes)
+        self.count_diff[int(pred.is_coin.sum()) - int(truth.is_coin.sum())] += 1
         mask_pairs = match(pred.boxes, pred.confidence, truth.boxes, pred.masks, truth.masks)
         for _, g in mask_pairs:
             self.mask_tp += 1
@@ -368,6 +373,8 @@ class _Tally:
             "n_diameters": len(self.diam_err),
             "partial_tp_fp_fn_tn": list(self.partial_confusion),
             "whole_coins_by_occlusion": self._bins(),
+            "cups_counted_exactly": self.count_diff[0] / cups if (cups := self.count_diff.total()) else None,
+            "count_differences": {str(k): v for k, v in sorted(self.count_diff.items())},
             "missed_coins": dict(self.missed.most_common()),
             "false_boxes": dict(self.false.most_common()),
         }
@@ -479,10 +486,10 @@ def evaluate_synthetic(
         on_cup: called with each cup's index, frame, detections and truth (overlays).
 
     Returns:
-        ``{"detector": {...}, "baseline": {...}, "roi": {...}}``: the :class:`_Tally` summaries and, for cups
+        ``{"detector": {...}, "baseline": {...}, "roi": {...}}``: the :class:`DetectionTally` summaries and, for cups
         whose region is known, how ``detect_cup_roi`` did by cup shape (:func:`roi_outcome`).
     """
-    det, hough = _Tally(), _Tally()
+    det, hough = DetectionTally(), DetectionTally()
     weak_detector = detector.with_settings(conf=WEAK_CONF)
     rois: dict[str, Counter[str]] = {}
     for k, truth in enumerate(tqdm(truths, desc="eval synthetic", disable=not progress)):
@@ -686,6 +693,7 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
             ("diameter_error_p95", True),
             ("diameter_within_2pct", True),
             ("diameter_error_mean_unoccluded", True),
+            ("cups_counted_exactly", True),
         ):
             lines.append(f"| {key} | {_fmt(syn['detector'].get(key), pct)} | {_fmt(base.get(key), pct)} |")
         bins = syn["detector"].get("whole_coins_by_occlusion") or []
@@ -702,6 +710,13 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
                 f"{_fmt(b['diameter_error_mean'], True)} | {_fmt(b['diameter_error_median'], True)} | "
                 f"{_fmt(b['mean_mask_iou'])} |"
                 for b in bins
+            ]
+        diffs = syn["detector"].get("count_differences") or {}
+        if diffs:
+            lines += [
+                "",
+                "Coins found minus coins there, per cup (what an order's count is checked against; objects are not "
+                "counted): " + ", ".join(f"{int(k):+d}: {v}" for k, v in diffs.items()) + ".",
             ]
         missed, false = syn["detector"].get("missed_coins") or {}, syn["detector"].get("false_boxes") or {}
         if missed or false:

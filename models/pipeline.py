@@ -389,28 +389,37 @@ class Pipeline:
             raise UnknownTypeError(f"coin type {expected_type!r} is not enrolled (known: {known})")
         return idx
 
-    def run(self, frame: Frame, expected_type: str) -> Verdict:
+    def run(self, frame: Frame, expected_type: str, *, expected_count: int | None = None) -> Verdict:
         """Verify one cup photo: :meth:`observe` then :meth:`decide`.
 
         Args:
             frame: the camera frame.
             expected_type: the type the order asks for.
+            expected_count: how many coins the order asks for (``None``: any number); a cup showing another number
+                of coins is flagged, whatever their type.
 
         Raises:
             UnknownTypeError: ``expected_type`` is not enrolled (checked before any work).
             RuntimeError: the pipeline has no detector.
         """
         self.check_type(expected_type)
-        return self.decide(self.observe(frame), expected_type)
+        return self.decide(self.observe(frame), expected_type, expected_count=expected_count)
 
-    def run_crops(self, crops: Sequence[CoinCrop | UInt8Array], expected_type: str, *, n_objects: int = 0) -> Verdict:
+    def run_crops(
+        self,
+        crops: Sequence[CoinCrop | UInt8Array],
+        expected_type: str,
+        *,
+        n_objects: int = 0,
+        expected_count: int | None = None,
+    ) -> Verdict:
         """Verify a cup given as pre-cut single-coin crops: :meth:`observe_crops` then :meth:`decide`.
 
         Raises:
             UnknownTypeError: ``expected_type`` is not enrolled.
         """
         self.check_type(expected_type)
-        return self.decide(self.observe_crops(crops, n_objects=n_objects), expected_type)
+        return self.decide(self.observe_crops(crops, n_objects=n_objects), expected_type, expected_count=expected_count)
 
     def observe(self, frame: Frame) -> Observation:
         """Detect, crop and embed the coins of a frame (everything that does not depend on the expected type).
@@ -526,12 +535,16 @@ class Pipeline:
         type_best, type_arg = self.view.type_scores(obs.coins.embeddings)
         return replace(obs, type_best=type_best, type_arg=type_arg)
 
-    def decide(self, obs: Observation, expected_type: str) -> Verdict:
-        """The verdict for an observed cup and an expected type.
+    def decide(self, obs: Observation, expected_type: str, *, expected_count: int | None = None) -> Verdict:
+        """The verdict for an observed cup and an expected type (and the number of coins ordered, if known: a cup
+        with another number of coins is flagged whatever their type, the count's reason first).
 
         Raises:
             UnknownTypeError: ``expected_type`` is not enrolled.
+            ValueError: ``expected_count`` is below 1.
         """
+        if expected_count is not None and expected_count < 1:
+            raise ValueError(f"an order is for at least one coin, not {expected_count}")
         cand = self.check_type(expected_type)
         t0 = time.perf_counter()
         coins = obs.coins
@@ -553,10 +566,13 @@ class Pipeline:
         # the hard rules (too few coins, a foreign object, a coin on a shared face, an inseparable lookalike)
         accepted = bool(passable(x, RULE_FEATURES, self.voter.min_coins)[0]) and self.threshold.accepts(p)
         accepted = accepted and not obs.setup_problem
-        decision = Decision.PASS if accepted else Decision.FLAG
+        count = count_reason(coins.n, expected_count)
+        decision = Decision.PASS if accepted and not count else Decision.FLAG
         to_turn = [_to_turn(self.view, ev.scores, obs.type_arg, j) for j in range(coins.n)]
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, to_turn, templates)
         reasons, turn_first = ([], False) if accepted else self._reasons(coins, ev, obs, p, cand, to_turn)
+        if count:  # the operator corrects the count and checks the cup again, as a new cup
+            reasons, turn_first = [count, *reasons], False
         timings = {**obs.timings, "pool": (t1 - t0) * 1000, "vote": (t2 - t1) * 1000}
         timings["total"] = sum(timings.values())
         return Verdict(
@@ -570,6 +586,7 @@ class Pipeline:
             timings_ms=timings,
             unchecked=tuple(r.bbox for r in obs.unexplained),
             turn_first=turn_first,
+            expected_count=expected_count,
         )
 
     def _evidence(
@@ -699,6 +716,17 @@ class Pipeline:
         if not reasons:
             reasons.append(f"not sure enough: p_correct {p:.3f} is below the threshold {self.threshold.threshold:.3f}")
         return reasons, turn_first
+
+
+def count_reason(seen: int, ordered: int | None) -> str:
+    """The reason a cup of ``seen`` coins does not fill an order for ``ordered`` (``""``: it does, or the order
+    names no count). Fewer coins may be hidden under others rather than missing."""
+    if ordered is None or seen == ordered:
+        return ""
+    coins = f"{seen} coin{'s' if seen != 1 else ''} seen, the order is for {ordered}"
+    if seen < ordered:
+        return f"{coins}: {ordered - seen} short, or hidden under others — spread them out"
+    return f"{coins}: {seen - ordered} too many"
 
 
 def observe_coins(

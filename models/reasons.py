@@ -13,6 +13,7 @@ from enum import StrEnum
 class ReasonKind(StrEnum):
     """The kinds of reason a cup is flagged for."""
 
+    COUNT = "count"
     TURN = "turn"
     LOOKS_LIKE = "looks_like"
     LOOKALIKE_TYPE = "lookalike_type"
@@ -29,6 +30,7 @@ class ReasonKind(StrEnum):
 
 
 LABELS: dict[ReasonKind, str] = {
+    ReasonKind.COUNT: "not the number of coins ordered",
     ReasonKind.TURN: "a coin on a shared face: turn it over",
     ReasonKind.LOOKS_LIKE: "a coin looks like another type",
     ReasonKind.LOOKALIKE_TYPE: "the type has a declared lookalike",
@@ -46,6 +48,7 @@ LABELS: dict[ReasonKind, str] = {
 """What the report calls each kind."""
 
 _PHRASES: tuple[tuple[str, ReasonKind], ...] = (
+    (", the order is for ", ReasonKind.COUNT),
     ("shared obverse", ReasonKind.TURN),
     ("has a lookalike (", ReasonKind.LOOKALIKE_TYPE),
     (" looks like ", ReasonKind.LOOKS_LIKE),

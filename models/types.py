@@ -170,6 +170,8 @@ class Verdict:
             cannot change (a declared lookalike, a foreign object, something unchecked, too few coins, focus,
             overlap, a coin that plainly looks like another type): the operator turns them and checks the cup
             again before a supervisor looks; the turning reason comes first.
+        expected_count: how many coins the order asks for (``None``: any number); a cup showing another number is
+            flagged (:attr:`count_is_wrong`), the count's reason first.
     """
 
     decision: Decision
@@ -182,8 +184,14 @@ class Verdict:
     timings_ms: dict[str, float] = field(default_factory=dict)
     unchecked: tuple[tuple[int, int, int, int], ...] = ()
     turn_first: bool = False
+    expected_count: int | None = None
 
     @property
     def n_coins(self) -> int:
         """How many coins were found."""
         return len(self.coins)
+
+    @property
+    def count_is_wrong(self) -> bool:
+        """Whether the order asks for another number of coins than the cup shows (objects are not coins)."""
+        return self.expected_count is not None and sum(c.is_coin for c in self.coins) != self.expected_count

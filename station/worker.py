@@ -34,8 +34,8 @@ _log = logging.getLogger(__name__)
 class VerdictSource(Protocol):
     """The pipeline as the station sees it (``models.pipeline.Pipeline`` fits)."""
 
-    def run(self, frame: Frame, expected_type: str) -> Verdict:
-        """Judge one cup."""
+    def run(self, frame: Frame, expected_type: str, *, expected_count: int | None = None) -> Verdict:
+        """Judge one cup (``expected_count``: the coins the order asks for, when it says)."""
         ...
 
 
@@ -92,6 +92,7 @@ class CheckRequest:
         recheck: the earlier check this one follows, when the operator was asked to turn coins over and check the
             same cup again; ``None`` for a new cup.
         key: the verdict's idempotency key in the verdict log, made here so a later re-check can name it.
+        expected_count: how many coins the order asks for (``None``: it does not say); another number flags the cup.
     """
 
     frame: Frame
@@ -102,6 +103,7 @@ class CheckRequest:
     auto: bool = False
     recheck: Recheck | None = None
     key: str = field(default_factory=lambda: str(uuid.uuid4()))
+    expected_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,7 @@ class InferenceWorker(QObject):
         """Judge ``request`` and log the verdict (runs in the worker's thread)."""
         t0 = time.perf_counter()
         try:
-            verdict = self._pipeline.run(request.frame, request.expected_type)
+            verdict = self._pipeline.run(request.frame, request.expected_type, expected_count=request.expected_count)
         except Exception as err:  # the operator must see every failure, not a frozen window
             _log.exception("check failed")
             self.check_failed.emit(f"{err.__class__.__name__}: {err}")

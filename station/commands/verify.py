@@ -29,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="cup photos (or crop folders with --crops)")
     p.add_argument("--expect", required=True, metavar="TYPE", help="the coin type every coin should be")
+    p.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        metavar="N",
+        help="how many coins each cup should hold (as an orders.csv count): a cup of another number is flagged",
+    )
     p.add_argument("--crops", action="store_true", help="each argument is a folder of single-coin crops")
     p.add_argument(
         "--target-precision",
@@ -91,6 +98,7 @@ def verdict_json(path: str, verdict: Verdict) -> dict[str, Any]:
         "path": path,
         "verdict": verdict.decision.value,
         "expected": verdict.expected_type,
+        "expected_count": verdict.expected_count,
         "p_correct": round(verdict.p_correct, 5),
         "threshold": verdict.threshold if math.isfinite(verdict.threshold) else None,
         "n_coins": sum(1 for c in verdict.coins if c.is_coin),
@@ -112,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.target_precision is not None and not 0 < args.target_precision < 1:
         raise CliError("--target-precision must be in (0, 1)")
+    if args.count is not None and args.count < 1:
+        raise CliError(f"--count must be at least 1, not {args.count}")
     # Read every input first: a bad path is reported before any model is loaded.
     cups: list[tuple[str, list[UInt8Array] | UInt8Array]] = []
     for name in args.images:
@@ -153,9 +163,9 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for name, content in tqdm(cups, desc="verify", unit="cup", disable=len(cups) < 2, file=sys.stderr):
         if isinstance(content, list):
-            verdict = pipeline.run_crops(content, args.expect)
+            verdict = pipeline.run_crops(content, args.expect, expected_count=args.count)
         else:
-            verdict = pipeline.run(Frame(image=content, source=name), args.expect)
+            verdict = pipeline.run(Frame(image=content, source=name), args.expect, expected_count=args.count)
         results.append(verdict_json(name, verdict))
     if args.json:
         print(json.dumps({"cups": results}, indent=1))

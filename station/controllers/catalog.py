@@ -2,8 +2,8 @@
 
 :class:`TypeCatalog` lists the types of the station's gallery (``HOME/gallery``: the gallery's metadata gives the
 types and the paths of their reference images, ``catalog.json`` their readable names). :class:`OrderBook` maps
-order numbers (typed, or scanned by a barcode reader acting as a keyboard) to the type they ask for; it reads
-``HOME/orders.csv`` (``order,type`` per line). No Qt here.
+order numbers (typed, or scanned by a barcode reader acting as a keyboard) to the type they ask for, and how many
+coins when the order says; it reads ``HOME/orders.csv`` (``order,type[,count]`` per line). No Qt here.
 """
 
 from __future__ import annotations
@@ -144,22 +144,35 @@ class TypeCatalog:
 
 
 class OrderLookup(Protocol):
-    """Answers which coin type an order number asks for."""
+    """Answers which coin type an order number asks for, and how many coins."""
 
     def lookup(self, order: str) -> str | None:
         """The type, or ``None`` for an unknown order."""
         ...
 
+    def count(self, order: str) -> int | None:
+        """How many coins the order asks for; ``None`` when it does not say (or the order is unknown)."""
+        ...
+
 
 class OrderBook:
-    """Order numbers and the coin type each asks for (an :class:`OrderLookup`).
+    """Order numbers and the coin type each asks for, with the number of coins where known (an
+    :class:`OrderLookup`).
 
     Args:
         orders: order number → type id.
+        counts: order number → how many coins it asks for (orders not named: any number).
+
+    Raises:
+        ValueError: a count below 1.
     """
 
-    def __init__(self, orders: Mapping[str, str] | None = None) -> None:
+    def __init__(self, orders: Mapping[str, str] | None = None, counts: Mapping[str, int] | None = None) -> None:
         self._orders = {k.strip(): v.strip() for k, v in (orders or {}).items()}
+        self._counts = {k.strip(): int(v) for k, v in (counts or {}).items()}
+        low = {k: v for k, v in self._counts.items() if v < 1}
+        if low:
+            raise ValueError(f"an order is for at least one coin: {low}")
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -168,37 +181,54 @@ class OrderBook:
         """The type the order asks for, or ``None`` for an unknown order."""
         return self._orders.get(order.strip())
 
+    def count(self, order: str) -> int | None:
+        """How many coins the order asks for; ``None`` when its row gave no count, or for an unknown order."""
+        return self._counts.get(order.strip())
+
     def items(self) -> list[tuple[str, str]]:
         """Every ``(order, type)``, in the file's order."""
         return list(self._orders.items())
 
     @classmethod
     def from_csv(cls, path: Path) -> OrderBook:
-        """Read ``order,type`` rows (a header row naming ``order`` is skipped); empty when the file is absent.
+        """Read ``order,type[,count]`` rows (a header row naming ``order`` is skipped; an empty count: any number
+        of coins); empty when the file is absent.
 
         Raises:
-            ValueError: a row without two fields.
+            ValueError: a row without two fields, or a count that is not a whole number of at least 1.
         """
         if not path.is_file():
             return cls()
         orders: dict[str, str] = {}
+        counts: dict[str, int] = {}
         with path.open(newline="", encoding="utf-8") as fh:
             for number, row in enumerate(csv.reader(fh), start=1):
                 if not row or row[0].startswith("#") or (number == 1 and row[0].strip().lower() == "order"):
                     continue
                 if len(row) < 2 or not row[0].strip() or not row[1].strip():
-                    raise ValueError(f"{path}:{number}: expected 'order,type', got {row!r}")
-                orders[row[0]] = row[1]
-        return cls(orders)
+                    raise ValueError(f"{path}:{number}: expected 'order,type[,count]', got {row!r}")
+                order = row[0].strip()
+                orders[order] = row[1]
+                counts.pop(order, None)  # a later row of the same order replaces the earlier one whole
+                text = row[2].strip() if len(row) > 2 else ""
+                if text:
+                    if not text.isdigit() or int(text) < 1:
+                        raise ValueError(
+                            f"{path}:{number}: the count of order {order} must be a whole number ≥ 1, got {text!r}"
+                        )
+                    counts[order] = int(text)
+        return cls(orders, counts)
 
 
 @dataclass(frozen=True)
 class Resolution:
-    """What an entry in the order box resolved to: a type (with the order number, if it was one) or an error."""
+    """What an entry in the order box resolved to: a type (with the order number, if it was one, and the number of
+    coins it asks for, if it says) or an error."""
 
     type_id: str | None
     order: str | None
     message: str
+    count: int | None = None
 
 
 def resolve_entry(text: str, orders: OrderLookup, catalog: TypeCatalog) -> Resolution:
@@ -214,7 +244,9 @@ def resolve_entry(text: str, orders: OrderLookup, catalog: TypeCatalog) -> Resol
     if type_id is not None:
         if type_id not in catalog:
             return Resolution(None, entry, f"Order {entry} asks for {type_id}, which is not enrolled.")
-        return Resolution(type_id, entry, f"Order {entry}: {type_id}")
+        count = orders.count(entry)
+        what = type_id if count is None else f"{count} × {type_id}"
+        return Resolution(type_id, entry, f"Order {entry}: {what}", count)
     if entry in catalog:
         return Resolution(entry, None, f"Type {entry}")
     return Resolution(None, None, f"Unknown order or type: {entry}")

@@ -124,6 +124,7 @@ class OperatorController(QObject):
         self._clock = clock
         self.expected_type: str | None = None
         self.order: str | None = None
+        self.order_count: int | None = None  # the coins the order asks for, when it says
         self.busy = False
         self._frame: Frame | None = None
         self._last: CheckResult | None = None
@@ -181,7 +182,7 @@ class OperatorController(QObject):
             self.view.order_status.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
             return
         self.view.order_status.setStyleSheet("color: #aab0b8;")
-        self.choose_type(res.type_id, order=res.order)
+        self.choose_type(res.type_id, order=res.order, count=res.count)
         self.view.order_edit.selectAll()
         self.view.preview.setFocus()
 
@@ -204,16 +205,20 @@ class OperatorController(QObject):
         if current is not None:
             self.choose_type(str(current.data(TYPE_ROLE)), order=None)
 
-    def choose_type(self, type_id: str, *, order: str | None = None) -> None:
-        """Make ``type_id`` the expected type (with the order number it came from, if any)."""
+    def choose_type(self, type_id: str, *, order: str | None = None, count: int | None = None) -> None:
+        """Make ``type_id`` the expected type (with the order number it came from, if any, and the number of coins
+        it asks for, if it says: a cup of another number is flagged)."""
         info = self.catalog.get(type_id)
         self._active_at = self._clock()
         self.expected_type = type_id
         self.order = order
-        self.view.expected_label.setText(info.label if info else type_id)
+        self.order_count = count
+        label = info.label if info else type_id
+        self.view.expected_label.setText(label if count is None else f"{count} × {label}")
         self.view.reference_obverse.set_image(self.catalog.picture(type_id, Side.OBVERSE))
         self.view.reference_reverse.set_image(self.catalog.picture(type_id, Side.REVERSE))
-        self.view.order_status.setText(f"Order {order}" if order else "Chosen from the list")
+        coins = "" if count is None else f": {count} coin{'s' if count != 1 else ''}"
+        self.view.order_status.setText(f"Order {order}{coins}" if order else "Chosen from the list")
         self._overlay_until = 0.0
         self._arm_recheck(None)
         if self._auto is not None:
@@ -332,7 +337,16 @@ class OperatorController(QObject):
         self.view.banner.show_state("CHECKING…", IDLE_HEX)
         self.view.reason.setText("Hold the cup still." + (" Checking it again after turning." if self._recheck else ""))
         self.check_requested.emit(
-            CheckRequest(self._frame, self.expected_type, self.order, self.operator, self.station, auto, self._recheck)
+            CheckRequest(
+                self._frame,
+                self.expected_type,
+                self.order,
+                self.operator,
+                self.station,
+                auto,
+                self._recheck,
+                expected_count=self.order_count,
+            )
         )
         return True
 
@@ -350,6 +364,7 @@ class OperatorController(QObject):
         self.operator = None
         self.expected_type = None
         self.order = None
+        self.order_count = None
         self._arm_recheck(None)
         lst = self.view.type_list
         lst.blockSignals(True)

@@ -126,6 +126,9 @@ def summarise(verdict: Verdict, *, recheck: bool = False) -> Summary:
         reason = f"All {n} coin{'s' if n != 1 else ''} match {verdict.expected_type}."
         if recheck:
             reason += " Checked again after turning."
+    elif verdict.count_is_wrong:  # the operator's to put right first: with coins added or taken out it is a new cup
+        headline, colour = "FLAG", FLAG_HEX
+        reason = " ".join(_sentence(r) for r in verdict.reasons[:2]) + " Correct the count, then check the cup again."
     elif recheck:
         headline, colour = "FLAG", FLAG_HEX
         reason = " ".join(_sentence(r) for r in verdict.reasons[:2]) if verdict.reasons else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ from calibration.camera import CupRoi
 from models.detector import Detector
 from models.eval_detect import (
     CupTruth,
+    DetectionTally,
     Prediction,
     box_iou,
     evaluate_synthetic,
@@ -97,6 +99,8 @@ def test_evaluate_synthetic_reports_sane_metrics(tmp_path: Path) -> None:
     assert sum(det["missed_coins"].values()) == coins - round((det["coin_recall"] or 0.0) * coins)
     assert sum(det["false_boxes"].values()) == det["predictions"] - round(det["precision"] * det["predictions"])
     assert sum(sum(c.values()) for c in res["roi"].values()) == 3  # the rim finder checked on every cup
+    assert sum(det["count_differences"].values()) == 3  # each cup once, by coins found minus coins there
+    assert det["cups_counted_exactly"] == det["count_differences"].get("0", 0) / 3
     md = write_report(tmp_path / "report", {"version": "x", "synthetic": res, "synthetic_cups": 3})
     text = md.read_text(encoding="utf-8")
     assert "Hough circles (baseline)" in text and "`detect_cup_roi`" in text
@@ -156,6 +160,11 @@ def test_missed_coins_and_false_boxes_are_told_apart() -> None:
     }
     assert miss_reasons(truth, pairs, mask_pairs)["other"] == 2  # without the weak boxes coin 4 has no reason
     assert false_box_reasons(truth, pred, pairs) == {"piece_of_missed": 2, "piece_of_found": 1, "no_instance": 1}
+    tally = DetectionTally()
+    tally.add(truth, pred)
+    tally.add(truth, replace(pred, is_coin=np.asarray([True, True, False, False, False])))  # 3 called objects
+    summary = tally.summary()
+    assert summary["count_differences"] == {"-3": 1, "0": 1} and summary["cups_counted_exactly"] == 0.5
 
 
 def test_counts_by_eye_are_within_five_percent_or_not(tmp_path: Path) -> None:

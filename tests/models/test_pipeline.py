@@ -103,6 +103,27 @@ def test_a_bundle_whose_rule_needs_three_coins_flags_a_two_coin_cup(parts: tuple
     assert three_up.run_crops(_cup("t0010", 3), "t0010").decision == Decision.PASS
 
 
+def test_a_cup_of_another_count_than_the_order_is_flagged_whatever_its_coins(pipeline: Pipeline) -> None:
+    cup = _cup("t0000")
+    assert pipeline.run_crops(cup, "t0000").decision == Decision.PASS
+    right = pipeline.run_crops(cup, "t0000", expected_count=6)
+    assert right.decision == Decision.PASS and right.reasons == () and not right.count_is_wrong
+    short = pipeline.run_crops(cup, "t0000", expected_count=7)
+    assert short.decision == Decision.FLAG and short.count_is_wrong and not short.turn_first
+    assert short.reasons == ("6 coins seen, the order is for 7: 1 short, or hidden under others — spread them out",)
+    assert short.p_correct == right.p_correct  # the type evidence is the same; only the count stops the cup
+    over = pipeline.run_crops(cup, "t0000", expected_count=5, n_objects=1)  # an object is not a coin
+    assert over.reasons[0] == "6 coins seen, the order is for 5: 1 too many"
+    assert "object 7 is not a coin" in over.reasons
+    turned = cup[:]
+    turned[2] = reference_image("t0000", Side.OBVERSE)  # a coin to turn: counting comes first, as a new cup
+    wrong = pipeline.run_crops(turned, "t0000", expected_count=1)
+    assert wrong.reasons[0].startswith("6 coins seen") and not wrong.turn_first
+    assert any("shared obverse" in r for r in wrong.reasons)
+    with pytest.raises(ValueError, match="at least one coin"):
+        pipeline.run_crops(cup, "t0000", expected_count=0)
+
+
 def test_unknown_type_raises_before_any_work(pipeline: Pipeline) -> None:
     with pytest.raises(UnknownTypeError, match="t9999"):
         pipeline.run_crops(_cup("t0000"), "t9999")
@@ -358,6 +379,7 @@ def test_every_reason_the_pipeline_gives_has_a_kind_the_report_counts(pipeline: 
         ReasonKind.TURN: pipeline.run_crops([reference_image("t0001", Side.OBVERSE)] * 5, "t0001"),
         ReasonKind.OBJECT: pipeline.run_crops(crops, "t0000", n_objects=1),
         ReasonKind.NO_COINS: pipeline.run_crops([], "t0000"),
+        ReasonKind.COUNT: pipeline.run_crops(_cup("t0000"), "t0000", expected_count=7),
     }
     for kind, verdict in verdicts.items():
         kinds = reason_kinds(verdict.reasons)

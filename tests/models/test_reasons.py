@@ -11,6 +11,9 @@ from models.reasons import LABELS, ReasonKind, reason_kind, reason_kinds
 @pytest.mark.parametrize(
     ("reason", "kind"),
     [
+        ("9 coins seen, the order is for 10: 1 short, or hidden under others — spread them out", ReasonKind.COUNT),
+        ("1 coin seen, the order is for 20: 19 short, or hidden under others — spread them out", ReasonKind.COUNT),
+        ("12 coins seen, the order is for 10: 2 too many", ReasonKind.COUNT),
         ("coins 1, 3 show the shared obverse — turn them over", ReasonKind.TURN),
         ("coin 2 shows the shared obverse — turn it over", ReasonKind.TURN),
         ("only the shared obverse is visible — turn a coin", ReasonKind.TURN),

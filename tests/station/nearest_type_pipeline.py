@@ -19,6 +19,7 @@ import torch
 
 from models.embedder import Embedder, Preprocessing, build_network, checkpoint_dict
 from models.gallery import Gallery, GalleryEntry
+from models.pipeline import count_reason
 from models.synth.mint import CoinType, Mint, render_face
 from models.types import CoinEvidence, Decision, Frame, Side, UInt8Array, Verdict
 
@@ -105,7 +106,7 @@ class NearestTypePipeline:
         self.turn_over = turn_over
         self.version = f"nearest-type+{embedder.version}"
 
-    def run(self, frame: Frame, expected_type: str) -> Verdict:
+    def run(self, frame: Frame, expected_type: str, *, expected_count: int | None = None) -> Verdict:
         t0 = time.perf_counter()
         boxes = find_discs(frame.image)
         crops = [frame.image[int(b[1]) : int(b[3]), int(b[0]) : int(b[2])] for b in boxes]
@@ -128,7 +129,11 @@ class NearestTypePipeline:
         p = sum(not (c.suspicious or c.shared) for c in coins) / len(coins) if coins else 0.0
         if not coins:
             reasons.append("no coin found")
-        decision = Decision.PASS if coins and p >= self.threshold else Decision.FLAG
+        count = count_reason(len(coins), expected_count)  # the production pipeline's count rule
+        if count:
+            reasons.insert(0, count)
+            turn_first = False
+        decision = Decision.PASS if coins and p >= self.threshold and not count else Decision.FLAG
         timings = {"find": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "search": (time.perf_counter() - t2) * 1e3}
         return Verdict(
             decision,
@@ -140,4 +145,5 @@ class NearestTypePipeline:
             self.version,
             timings,
             turn_first=turn_first,
+            expected_count=expected_count,
         )

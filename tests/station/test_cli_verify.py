@@ -117,6 +117,18 @@ def test_target_precision_rechooses_the_threshold(station, capsys: pytest.Captur
     assert loose <= strict
 
 
+def test_count_flags_a_cup_of_another_number_of_coins(station, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, cups = station
+    base = _verify(station, str(cups / "pure"), "--crops", "--expect", "t0000")
+    assert main([*base, "--json", "--count", "5"]) == 0
+    (five,) = json.loads(capsys.readouterr().out)["cups"]
+    assert (five["verdict"], five["expected_count"], five["reasons"]) == ("pass", 5, [])
+    assert main([*base, "--count", "6"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{cups / 'pure'}: FLAG t0000")
+    assert out[1] == "  - 5 coins seen, the order is for 6: 1 short, or hidden under others — spread them out"
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
@@ -125,6 +137,7 @@ def test_target_precision_rechooses_the_threshold(station, capsys: pytest.Captur
         ("no_bundle", "bundle"),
         ("no_gallery", "gallery"),
         ("bad_precision", "--target-precision"),
+        ("bad_count", "--count must be at least 1"),
     ],
 )
 def test_bad_inputs_exit_2(
@@ -161,6 +174,7 @@ def test_bad_inputs_exit_2(
         "bad_precision": _verify(
             station, str(cups / "pure"), "--crops", "--expect", "t0000", "--target-precision", "1.5"
         ),
+        "bad_count": _verify(station, str(cups / "pure"), "--crops", "--expect", "t0000", "--count", "0"),
     }[case]
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -48,7 +48,7 @@ def test_a_fresh_home_is_not_ready_and_says_what_to_do(tmp_path: Path, capsys: p
     assert "FAIL operators nobody may sign in" in lines
     assert "→ cupcheck operators add NAME --role supervisor (with this --config)" in lines
     assert any(line.startswith("FAIL images the shared image folder has no captures/") for line in lines)
-    assert any(line.startswith("FAIL orders") and "expected 'order,type'" in line for line in lines)
+    assert any(line.startswith("FAIL orders") and "expected 'order,type[,count]'" in line for line in lines)
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def station_home(tmp_path: Path) -> tuple[Path, Path]:
     repo.add_operator("sam", Role.SUPERVISOR, "2468")
     repo.engine.dispose()
     save_calibration(CameraCalibration(px_per_mm=8.0, image_width=640, image_height=480, method="manual"), home)
-    (home / "orders.csv").write_text(f"order,type\nA-1,{PIPE_TYPES[0]}\nA-2,t9999\n")
+    (home / "orders.csv").write_text(f"order,type,count\nA-1,{PIPE_TYPES[0]},10\nA-2,t9999\n")
     return home, bundle
 
 
@@ -90,6 +90,7 @@ def test_a_set_up_station_is_ready_and_checks_a_frame(station_home: tuple[Path, 
     assert by["model", Status.OK].message.startswith("verdict-")
     assert by["threshold", Status.OK].message.startswith("PASS at p ≥ ")
     assert by["orders", Status.WARN].message == "1 ordered types are not enrolled: t9999"
+    assert by["orders", Status.OK].message == f"2 orders in {home / 'orders.csv'}, 1 of them with a count of coins"
     # the model running says how many photos a side it was calibrated with (5; the gallery holds 2)
     assert by["gallery", Status.WARN].message.startswith("4 types have fewer than the 5 photos a side")
     assert by["calibration", Status.OK].message == "8.00 px/mm (manual), whole frame, at 640×480"

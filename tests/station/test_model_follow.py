@@ -376,7 +376,7 @@ def test_a_warning_goes_once_what_runs_is_in_force_again(qtbot: QtBot, followed:
     with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS) as problem:
         _poll(qtbot, win)
     assert problem.args[0] == "the station's new orders could not be loaded; the old ones stay"
-    assert "expected 'order,type'" in problem.args[1] and FLAG_HEX in label.styleSheet()
+    assert "expected 'order,type[,count]'" in problem.args[1] and FLAG_HEX in label.styleSheet()
     (home / ORDERS_FILE).write_text(f"B-7,{_listed(win)[0]}\n")  # put right
     with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS) as cleared:
         _poll(qtbot, win)

@@ -112,6 +112,42 @@ def test_space_checks_the_cup_and_logs_the_verdict(
     assert item.mismatch_share == pytest.approx(0.25)
 
 
+def test_an_order_with_a_count_flags_a_cup_of_another_number_for_the_operator_to_put_right(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    station_config: StationConfig,
+    replay_dir: Path,
+    clock: SteppingClock,
+    database: Database,
+    tmp_path: Path,
+) -> None:
+    first = catalog.types[0]
+    orders = OrderBook({"N-5": first.type_id, "N-4": first.type_id}, {"N-5": 5, "N-4": 4})
+    with shown_window(
+        qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, orders=orders, home=tmp_path
+    ) as win:
+        scan_order(qtbot, win, "N-5")
+        assert win.view.order_status.text() == "Order N-5: 5 coins"
+        assert win.view.expected_label.text() == f"5 × {first.label}"
+        stored = check_with_space(qtbot, win)  # the pure cup: 4 coins of the right type
+        assert win.view.banner.text() == "FLAG"
+        assert win.view.reason.text() == (
+            "4 coins seen, the order is for 5: 1 short, or hidden under others — spread them out. "
+            "Correct the count, then check the cup again."
+        )
+        queue = {item.verdict_id: item for item in database.repository.review_queue()}
+        assert stored.verdict_id is not None
+        assert queue[stored.verdict_id].reasons[0].startswith("4 coins seen, the order is for 5")
+
+        scan_order(qtbot, win, "N-4")
+        check_with_space(qtbot, win)
+        assert win.view.banner.text() == "PASS"
+        win.view.type_list.setCurrentRow(1)  # a type picked from the list asks for no count
+        assert win.controller.order_count is None and win.view.expected_label.text() == catalog.types[1].label
+
+
 def test_next_scan_lands_in_the_order_box_wherever_the_focus_is(
     qtbot: QtBot, window: MainWindow, catalog: TypeCatalog
 ) -> None:

@@ -1,0 +1,65 @@
+"""station.controllers.catalog: orders.csv rows with and without a count, its errors, and what the order box says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from station.controllers.catalog import EnrolledType, OrderBook, TypeCatalog, resolve_entry
+
+
+def _catalog(*types: str) -> TypeCatalog:
+    return TypeCatalog([EnrolledType(t, t) for t in types], lambda _t, _s: None)
+
+
+def test_orders_csv_with_and_without_counts(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order,type,count\n"
+        "A-1,t0001,20\n"
+        "# a comment\n"
+        "A-2, t0002 ,\n"  # an empty count: any number of coins
+        "A-3,t0003\n"
+        " A-4 ,t0001, 5 \n"
+        "A-1,t0002\n",  # a later row of an order replaces the earlier one whole, count included
+        encoding="utf-8",
+    )
+    book = OrderBook.from_csv(path)
+    assert len(book) == 4
+    assert [(o, book.lookup(o), book.count(o)) for o in ("A-1", "A-2", "A-3", "A-4", "Z-9")] == [
+        ("A-1", "t0002", None),
+        ("A-2", "t0002", None),
+        ("A-3", "t0003", None),
+        ("A-4", "t0001", 5),
+        ("Z-9", None, None),
+    ]
+    assert book.count(" A-4 ") == 5  # as a scanner may send it
+    assert OrderBook.from_csv(tmp_path / "absent.csv").lookup("A-1") is None
+
+
+@pytest.mark.parametrize("count", ["0", "-3", "twenty", "2.5"])
+def test_a_count_that_is_not_a_whole_number_of_coins_names_its_line(tmp_path: Path, count: str) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(f"A-1,t0001,4\nA-2,t0001,{count}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"orders.csv:2: the count of order A-2 must be a whole number ≥ 1"):
+        OrderBook.from_csv(path)
+    with pytest.raises(ValueError, match="at least one coin"):
+        OrderBook({"A-1": "t0001"}, {"A-1": 0})
+
+
+def test_the_order_box_says_the_type_and_the_count() -> None:
+    book = OrderBook({"A-1": "t0001", "A-2": "t0001", "A-3": "t0404"}, {"A-1": 12})
+    catalog = _catalog("t0001", "t0002")
+    counted = resolve_entry("A-1", book, catalog)
+    assert (counted.type_id, counted.order, counted.count, counted.message) == (
+        "t0001",
+        "A-1",
+        12,
+        "Order A-1: 12 × t0001",
+    )
+    assert resolve_entry("A-2", book, catalog).message == "Order A-2: t0001"
+    assert resolve_entry("A-2", book, catalog).count is None
+    assert resolve_entry("A-3", book, catalog).message == "Order A-3 asks for t0404, which is not enrolled."
+    picked = resolve_entry("t0002", book, catalog)  # a type typed in: no order, no count
+    assert (picked.type_id, picked.order, picked.count) == ("t0002", None, None)
