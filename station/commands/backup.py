@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Copy the SQLite verdict log (consistently, while the station runs), the photographs and coin "
         "crops, the gallery, the model registry, and the home's calibration, empty-tray photo, orders.csv, verdict "
         "journal and sign-in cache into OUT, laid out as a station home: restoring is using OUT as the home. Run "
-        "again into the same OUT, it copies only what changed. A PostgreSQL database is left to pg_dump.",
+        "again into the same OUT, it copies only what changed. A site's PostgreSQL database is dumped with pg_dump "
+        f"into OUT/cupcheck.pgdump (restore: pg_restore --no-owner -d URL); exit status {EXIT_DAMAGED} when the "
+        "database could not be backed up (everything else is still copied).",
     )
     add_site_options(p)
     where = p.add_mutually_exclusive_group(required=True)
@@ -44,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 EXIT_DAMAGED = 1
-"""Exit status of ``--check`` when the backup would not restore whole."""
+"""Exit status of ``--check`` when the backup would not restore whole, and of a backup without the verdict log."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,8 +63,13 @@ def run(args: argparse.Namespace) -> int:
             found = check_backup(Path(args.check), progress=progress)
         except BackupError as err:
             raise CliError(str(err)) from err
-        held = "no verdict log (a PostgreSQL station's)" if found.verdicts is None else f"{found.verdicts} verdicts"
-        print(f"{args.check}: {held}, {found.images} images named")
+        if found.verdicts is not None:
+            held = f"{found.verdicts} verdicts, {found.images} images named"
+        elif found.dump is not None:
+            held = f"a PostgreSQL dump ({found.dump}), {found.images} images"
+        else:
+            held = f"no verdict log, {found.images} images"
+        print(f"{args.check}: {held}")
         for ref in found.missing[:10]:
             print(f"missing: {ref}")
         for ref in found.damaged[:10]:
@@ -88,4 +95,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"images: {report.images_new} new, {report.images_kept} already in the backup")
     print(f"other files: {report.files} copied; {report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s")
     print(f"backup: {report.folder} (restore: use it as the station home)")
+    if not report.database_ok:
+        print("the verdict log is NOT in this backup: see 'database' above", file=sys.stderr)
+        return EXIT_DAMAGED
     return 0

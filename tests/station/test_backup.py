@@ -6,12 +6,17 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from db.backup import PG_DUMP_FILE, pg_tool
+from db.embedded_pg import running_server
 from db.repository import VerdictRepository
 from db.schema import Role
+from db.session import init_db
 from db.store import ContentStore
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
 from station.backup import BackupError, back_up, check_backup
@@ -86,11 +91,56 @@ def test_a_backup_is_a_home_and_a_second_one_copies_what_changed(home: Path, tmp
     assert _verdicts(out) == 3
 
 
-def test_a_server_database_is_left_to_its_tools(home: Path, tmp_path: Path) -> None:
-    config = config_from_dict({"database_url": "postgresql+psycopg://cupcheck@dbhost/cupcheck"})
-    report = back_up(config, home, tmp_path / "out")
-    assert "pg_dump" in report.database and not (tmp_path / "out" / "cupcheck.db").exists()
-    assert report.images_new > 0
+def test_a_site_database_is_dumped_and_the_dump_restores(tmp_path: Path) -> None:
+    """A real PostgreSQL server: the backup dumps it with pg_dump, the check reads the dump through, and pg_restore
+    brings back every verdict into an empty database."""
+    with running_server(tmp_path / "pg") as server:
+        url = server.url(server.create_database())
+        home = tmp_path / "home"
+        home.mkdir()
+        repo = VerdictRepository(init_db(url), home)
+        try:
+            repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+            for seed in (1, 2, 3):
+                repo.log_verdict(make_record(seed))
+        finally:
+            repo.engine.dispose()
+        out = tmp_path / "out"
+        report = back_up(config_from_dict({"database_url": url}), home, out)
+        assert report.database_ok and report.database.startswith(f"PostgreSQL dumped to {out / PG_DUMP_FILE} (")
+        assert not (out / "cupcheck.db").exists() and report.images_new > 0
+        assert (home / "last-backup.json").is_file()
+        found = check_backup(out)
+        assert found.sound and found.dump == PG_DUMP_FILE and found.verdicts is None
+        assert found.images == report.images_new
+
+        restored = server.create_database()
+        subprocess.run(
+            [pg_tool("pg_restore"), "--no-owner", f"--dbname={server.dsn(restored)}", str(out / PG_DUMP_FILE)],
+            check=True,
+            capture_output=True,
+        )
+        with psycopg.connect(server.dsn(restored)) as conn:
+            row = conn.execute(b"SELECT COUNT(*) FROM verdicts").fetchone()
+            assert row is not None and row[0] == 3
+
+    dump = out / PG_DUMP_FILE
+    dump.write_bytes(dump.read_bytes()[: dump.stat().st_size // 3])  # a dump cut off
+    cut = check_backup(out)
+    assert not cut.sound and any("pg_restore cannot read" in p or "without its rows" in p for p in cut.problems)
+
+
+def test_a_database_that_cannot_be_dumped_is_said_and_the_rest_still_copied(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql+psycopg://cupcheck:secret@127.0.0.1:1/cupcheck"  # nothing listens on port 1
+    report = back_up(config_from_dict({"database_url": url}), home, tmp_path / "out")
+    assert not report.database_ok and report.database.startswith("NOT BACKED UP: pg_dump failed:")
+    assert "secret" not in report.database  # the password went through the environment, not the command line
+    assert report.images_new > 0 and not (home / "last-backup.json").exists()  # doctor keeps warning
+    (tmp_path / "station.toml").write_text(f'home = "{home}"\ndatabase_url = "{url}"\n')
+    assert main(["backup", "--config", str(tmp_path / "station.toml"), "--out", str(tmp_path / "out")]) == 1
+    assert "the verdict log is NOT in this backup" in capsys.readouterr().err
 
 
 def test_a_backup_may_not_overlap_what_it_copies(home: Path, tmp_path: Path) -> None:
