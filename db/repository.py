@@ -58,6 +58,7 @@ from db.schema import (
 )
 from db.session import init_db, make_engine, make_session_factory
 from db.store import ContentStore, StoredBlob
+from models.reasons import only_the_count
 from models.types import Decision, Side
 
 _GC_BATCH = 500
@@ -270,7 +271,7 @@ class VerdictRepository:
         limit: int = 20,
         station: str | None = None,
         *,
-        margin: float = 0.15,
+        margin: float = 0.25,
         weights: ReviewWeights | None = None,
         window: int = 5000,
         audit_share: float = 0.0,
@@ -279,13 +280,18 @@ class VerdictRepository:
     ) -> list[ReviewItem]:
         """Rank flagged and low-margin cups by how much a person's label would teach the model.
 
-        Candidates are cups whose verdict is FLAG or whose ``p_correct`` lies within ``margin`` of the threshold,
-        and about ``audit_share`` of the PASSes drawn for a person to check (:func:`db.records.audit_pick`;
+        Candidates are cups whose verdict is FLAG, close calls (a PASS whose ``p_correct`` lies within ``margin`` of
+        the way from the threshold to 1: with a threshold of 0.97 and the default 0.25, up to 0.9775; 1.0: every
+        PASS), and about ``audit_share`` of the PASSes drawn for a person to check (:func:`db.records.audit_pick`;
         ``ReviewItem.audit``) whatever their score: the newest ``window`` of them. Audited PASSes are the only
         labels that measure PASS precision in the field, and the only positive examples of confident PASSes a
-        retrain gets. Each gets ``score = w_u·uncertainty + w_d·disagreement + w_r·rarity``:
+        retrain gets. A FLAG whose only reason is the coin count (:data:`models.reasons.ReasonKind.COUNT`: the
+        coins passed, and the operator corrects the count and checks the cup again) is taken as the PASS its coins
+        were. Each gets ``score = w_u·uncertainty + w_d·disagreement + w_r·rarity``:
 
-        - uncertainty: ``max(1 - |p - threshold| / 0.5, 1 - 2·|p - 0.5|)`` clipped to ``[0, 1]``;
+        - uncertainty: ``max(1 - |p - threshold| / span, 1 - 2·|p - 0.5|)`` clipped to ``[0, 1]``, where ``span``
+          is the room on ``p``'s side of the threshold (``1 - threshold`` above it, ``threshold`` below), so that
+          with a strict threshold a sure PASS is not taken for a close call;
         - disagreement: ``|mismatch_share - (1 - p)|``, where ``mismatch_share`` is the share of coins whose best
           match is not the expected type, so the pooled voter and the per-coin evidence disagreeing scores high;
         - rarity: ``1 / (1 + n)``, with ``n`` the cups of this expected type labelled so far.
@@ -319,7 +325,9 @@ class VerdictRepository:
         if station is not None:
             unanswered = unanswered.join(Station, Station.id == Cup.station_id).where(Station.name == station)
         newest_first = (Verdict.created_at.desc(), Verdict.id.desc())
-        wanted = or_(Verdict.decision == Decision.FLAG, func.abs(Verdict.p_correct - Verdict.threshold) < margin)
+        wanted = or_(
+            Verdict.decision == Decision.FLAG, Verdict.p_correct - Verdict.threshold <= margin * (1 - Verdict.threshold)
+        )
         parts = [select(unanswered.where(wanted).order_by(*newest_first).limit(window).subquery().c.id)]
         if audit_share > 0.0:  # the PASSes the audit may draw (by cup id, below): a window of their own, so that
             # a day of PASSes does not push the FLAGs out of the queue
@@ -393,11 +401,13 @@ class VerdictRepository:
             is_pass = decision == Decision.PASS
             audit = is_pass and audit_pick(cup_id, audit_share)
             suspect = cup_id in suspects and (suspects_since is None or ruled is None or ruled <= suspects_since)
-            if is_pass and abs(p - thr) >= margin and not audit and not suspect:
-                continue  # a confident PASS that was not drawn for audit
+            passed_coins = is_pass or only_the_count(row.reasons)
+            if passed_coins and p - thr > margin * (1.0 - thr) and not audit and not suspect:
+                continue  # a confident PASS (of its coins) that was not drawn for audit
             n, n_mis = int(row.n_coins), int(row.n_mismatch)
             share = n_mis / n if n else 0.0
-            unc = max(1.0 - abs(p - thr) / 0.5, 1.0 - 2.0 * abs(p - 0.5))
+            span = (1.0 - thr) if p >= thr else thr
+            unc = max(1.0 - abs(p - thr) / span if span > 0 else 0.0, 1.0 - 2.0 * abs(p - 0.5))
             unc = min(1.0, max(0.0, unc))
             dis = abs(share - (1.0 - p))
             rar = 1.0 / (1.0 + labels_per_type.get(row.expected_type, 0))

@@ -76,3 +76,9 @@ def reason_kind(reason: str) -> ReasonKind:
 def reason_kinds(reasons: tuple[str, ...] | list[str]) -> set[ReasonKind]:
     """The kinds among a FLAG's reasons (each once)."""
     return {reason_kind(r) for r in reasons}
+
+
+def only_the_count(reasons: tuple[str, ...] | list[str]) -> bool:
+    """Whether a FLAG's only reason is the coin count (its coins passed: the operator corrects the count and checks
+    the cup again, as a new cup)."""
+    return bool(reasons) and all(reason_kind(r) is ReasonKind.COUNT for r in reasons)

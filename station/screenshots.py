@@ -8,10 +8,10 @@ types enrolled, see :mod:`station.demo`)::
 (``make screenshots`` does this; on Debian it needs ``apt-get install xvfb xauth libxcb-cursor0``.)
 
 It opens the operator window on simulator cups, checks a cup that passes, one that is flagged for a supervisor and
-one whose FLAG asks for coins to be turned over first, shows a lost camera, logs a few more verdicts to a
-throw-away database, and opens the review window on them. Each window is grabbed with ``QWidget.grab()`` into
-``operator_pass.png``, ``operator_flag.png``, ``operator_turn.png``, ``operator_camera_lost.png`` and
-``review.png``.
+one whose FLAG asks for coins to be turned over first, the passing cup again for an order of one coin more, shows a
+lost camera, logs a few more verdicts to a throw-away database, and opens the review window on them. Each window is
+grabbed with ``QWidget.grab()`` into ``operator_pass.png``, ``operator_flag.png``, ``operator_turn.png``,
+``operator_count.png``, ``operator_camera_lost.png`` and ``review.png``.
 """
 
 from __future__ import annotations
@@ -168,6 +168,8 @@ def capture(
         )
         win.resize(1380, 860)
         win.show()
+        shown: list[CheckResult] = []
+        win.controller.verdict_shown.connect(shown.append)
         for kind, name in SHOTS:
             if kind not in cups:
                 print(f"no {kind} cup found; skipping {name}", file=sys.stderr)
@@ -184,6 +186,18 @@ def capture(
                 raise RuntimeError(f"the check did not start: {win.view.reason.text()}")
             wait_for(win.controller.store_shown)
             written.append(grab(win, out / name))
+        passed = [r for r in shown if r.verdict.decision is Decision.PASS]
+        if passed:  # the passing cup again, for an order of one coin more
+            clock.now = cups["pass"] * hold_s + 0.5
+            settle(300)
+            win.view.order_edit.setText(f"ORD-{4711 + cups['pass']}")
+            win.controller.choose_type(
+                passed[0].verdict.expected_type, order=win.view.order_edit.text(), count=passed[0].verdict.n_coins + 1
+            )
+            if not win.controller.check():
+                raise RuntimeError(f"the check did not start: {win.view.reason.text()}")
+            wait_for(win.controller.store_shown)
+            written.append(grab(win, out / "operator_count.png"))
         win.pump.stop()  # the camera goes away: no more frames, the window says so
         settle(300)
         win.controller.camera_lost(source.name)

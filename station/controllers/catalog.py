@@ -191,26 +191,35 @@ class OrderBook:
 
     @classmethod
     def from_csv(cls, path: Path) -> OrderBook:
-        """Read ``order,type[,count]`` rows (a header row naming ``order`` is skipped; an empty count: any number
-        of coins); empty when the file is absent.
+        """Read ``order,type[,count]`` rows; empty when the file is absent. A first row naming ``order`` is a
+        header: its ``order``, ``type`` and (optional) ``count`` columns are read wherever they stand, and other
+        columns are ignored (an order system's export as it is). An empty count: any number of coins. A later row
+        of an order replaces the earlier one.
 
         Raises:
-            ValueError: a row without two fields, or a count that is not a whole number of at least 1.
+            ValueError: a row without an order and a type, a header without a ``type`` column, or a count that is
+                not a whole number of at least 1 (the line is named).
         """
         if not path.is_file():
             return cls()
         orders: dict[str, str] = {}
         counts: dict[str, int] = {}
+        columns = {"order": 0, "type": 1, "count": 2}
         with path.open(newline="", encoding="utf-8") as fh:
             for number, row in enumerate(csv.reader(fh), start=1):
-                if not row or row[0].startswith("#") or (number == 1 and row[0].strip().lower() == "order"):
+                if not row or row[0].startswith("#"):
                     continue
-                if len(row) < 2 or not row[0].strip() or not row[1].strip():
+                if number == 1 and row[0].strip().lower() == "order":
+                    names = [cell.strip().lower() for cell in row]
+                    if "type" not in names:
+                        raise ValueError(f"{path}:1: the header names no 'type' column: {row!r}")
+                    columns = {name: names.index(name) for name in ("order", "type", "count") if name in names}
+                    continue
+                order, type_id, text = (_cell(row, columns, name) for name in ("order", "type", "count"))
+                if not order or not type_id:
                     raise ValueError(f"{path}:{number}: expected 'order,type[,count]', got {row!r}")
-                order = row[0].strip()
-                orders[order] = row[1]
-                counts.pop(order, None)  # a later row of the same order replaces the earlier one whole
-                text = row[2].strip() if len(row) > 2 else ""
+                orders[order] = type_id
+                counts.pop(order, None)
                 if text:
                     if not text.isdigit() or int(text) < 1:
                         raise ValueError(
@@ -218,6 +227,12 @@ class OrderBook:
                         )
                     counts[order] = int(text)
         return cls(orders, counts)
+
+
+def _cell(row: list[str], columns: dict[str, int], name: str) -> str:
+    """The ``name`` column of a CSV row, stripped (``""`` when the file has no such column or the row stops short)."""
+    k = columns.get(name)
+    return row[k].strip() if k is not None and k < len(row) else ""
 
 
 @dataclass(frozen=True)

@@ -241,7 +241,7 @@ def test_review_queue_ranks_unlabelled_informative_cups_first(repo: VerdictRepos
     other = log(26, decision=Decision.FLAG, p_correct=0.5, station="station-2", top_types=("eur_1", "eur_2"))
     repo.relabel(SUPERVISOR, e, LabelKind.CONFIRMED)
 
-    queue = repo.review_queue(limit=10, station=STATION, margin=0.05)
+    queue = repo.review_queue(limit=10, station=STATION, margin=0.25)
     assert [it.cup_id for it in queue] == [d, b, g, c, e]
     by_cup = {it.cup_id: it for it in queue}
     assert by_cup[b].uncertainty == pytest.approx(1.0) and by_cup[b].disagreement == pytest.approx(0.0)
@@ -252,21 +252,43 @@ def test_review_queue_ranks_unlabelled_informative_cups_first(repo: VerdictRepos
     assert by_cup[b].reasons == ("a coin does not match",) and by_cup[d].reasons == ()  # what the operator read
     assert all(it.station == STATION and it.operator == OPERATOR for it in queue)
     assert (by_cup[g].order, by_cup[b].order) == ("C-1", "A-100")  # what the supervisor asks the operator about
-    assert [it.cup_id for it in repo.review_queue(limit=2, station=STATION, margin=0.05)] == [d, b]
-    assert other in {it.cup_id for it in repo.review_queue(limit=10, margin=0.05)}
+    assert [it.cup_id for it in repo.review_queue(limit=2, station=STATION, margin=0.25)] == [d, b]
+    assert other in {it.cup_id for it in repo.review_queue(limit=10, margin=0.25)}
+
+
+def test_a_strict_threshold_makes_only_close_calls_of_passes_and_a_count_flag_is_its_coins_pass(
+    repo: VerdictRepository,
+) -> None:
+    def log(seed: int, p: float, decision: Decision = Decision.PASS, reasons: tuple[str, ...] = ()) -> int:
+        record = make_record(seed, p_correct=p, threshold=0.97, decision=decision)
+        return _cup_of(repo, repo.log_verdict(dataclasses.replace(record, reasons=reasons)))
+
+    sure = log(40, 0.998)  # with a 0.97 threshold every PASS lay within 0.15 of it, and all were queued
+    close = log(41, 0.975)
+    count = "3 coins seen, the order is for 4: 1 short, or hidden under others — spread them out"
+    count_only = log(42, 0.998, Decision.FLAG, (count,))
+    count_and_more = log(43, 0.40, Decision.FLAG, (count, "coin 2 looks like eur_2 (0.91)"))
+    flag = log(44, 0.60, Decision.FLAG, ("not sure enough: p_correct 0.600 is below the threshold 0.970",))
+    queue = repo.review_queue(limit=10)
+    assert [it.cup_id for it in queue] == [count_and_more, flag, close]  # by score: the coins disagree most first
+    by_cup = {it.cup_id: it for it in queue}
+    assert by_cup[close].uncertainty == pytest.approx(1 - 0.005 / 0.03)  # the room above the threshold is 0.03
+    assert by_cup[flag].uncertainty == pytest.approx(1 - 2 * 0.1)
+    every = {it.cup_id for it in repo.review_queue(limit=10, margin=1.0)}
+    assert every == {sure, close, count_only, count_and_more, flag}
 
 
 def test_review_queue_draws_confident_passes_for_audit_and_counts_their_rulings(repo: VerdictRepository) -> None:
     passes = [_cup_of(repo, repo.log_verdict(make_record(100 + k, p_correct=0.999))) for k in range(40)]
     flagged = _cup_of(repo, repo.log_verdict(make_record(99, decision=Decision.FLAG, p_correct=0.5)))
-    assert [it.cup_id for it in repo.review_queue(limit=50, margin=0.05)] == [flagged]  # confident: no audit
+    assert [it.cup_id for it in repo.review_queue(limit=50, margin=0.25)] == [flagged]  # confident: no audit
 
     drawn = [c for c in passes if audit_pick(c, 0.25)]
     assert 3 < len(drawn) < len(passes)  # about a quarter, by a stable hash of the cup id (ids vary with test order)
-    queue = repo.review_queue(limit=50, margin=0.05, audit_share=0.25)
+    queue = repo.review_queue(limit=50, margin=0.25, audit_share=0.25)
     assert [it.cup_id for it in queue][-1] == flagged and not queue[-1].audit  # audits come first
     assert sorted(it.cup_id for it in queue if it.audit) == sorted(drawn)
-    assert [it.cup_id for it in repo.review_queue(limit=50, margin=0.05, audit_share=0.25)] == [
+    assert [it.cup_id for it in repo.review_queue(limit=50, margin=0.25, audit_share=0.25)] == [
         it.cup_id for it in queue
     ]  # the same draw on every reload
 
@@ -281,7 +303,7 @@ def test_review_queue_draws_confident_passes_for_audit_and_counts_their_rulings(
     assert (audit.audited, audit.wrong, audit.wrong_cups) == (3, 2, tuple(sorted((wrong_coin, wrong_cup))))
     assert audit.precision == pytest.approx(1 / 3)
     unchecked = len(drawn) - 3
-    still = repo.review_queue(limit=unchecked, margin=0.05, audit_share=0.25)  # the unchecked draws come first
+    still = repo.review_queue(limit=unchecked, margin=0.25, audit_share=0.25)  # the unchecked draws come first
     assert sorted(it.cup_id for it in still) == sorted(drawn[3:]) and not any(it.labelled for it in still)
 
 
@@ -290,7 +312,7 @@ def test_a_day_of_passes_does_not_push_the_flags_out_of_the_audited_queue(repo: 
         _cup_of(repo, repo.log_verdict(make_record(200 + k, decision=Decision.FLAG, p_correct=0.3))) for k in (0, 1)
     ]
     passes = [_cup_of(repo, repo.log_verdict(make_record(210 + k, p_correct=0.999))) for k in range(12)]  # newer
-    queue = repo.review_queue(limit=50, margin=0.05, audit_share=0.5, window=4)
+    queue = repo.review_queue(limit=50, margin=0.25, audit_share=0.5, window=4)
     assert sorted(it.cup_id for it in queue if not it.audit) == flags  # the FLAGs' window is their own
     drawn = [it.cup_id for it in queue if it.audit]
     assert drawn and set(drawn) <= set(passes[-4:])  # the audit draws among the newest PASSes of its window
@@ -300,15 +322,15 @@ def test_review_queue_shows_suspected_rulings_first_until_someone_rules_again(re
     confident = _cup_of(repo, repo.log_verdict(make_record(70, p_correct=0.999)))  # never a candidate by itself
     flagged = _cup_of(repo, repo.log_verdict(make_record(71, decision=Decision.FLAG, p_correct=0.5)))
     repo.relabel(SUPERVISOR, confident, LabelKind.CORRECTED, corrected_type="eur_2")
-    assert [it.cup_id for it in repo.review_queue(limit=10, margin=0.05)] == [flagged]
+    assert [it.cup_id for it in repo.review_queue(limit=10, margin=0.25)] == [flagged]
     ranked_at = datetime.now(UTC)
 
-    queue = repo.review_queue(limit=10, margin=0.05, suspects=[confident], suspects_since=ranked_at)
+    queue = repo.review_queue(limit=10, margin=0.25, suspects=[confident], suspects_since=ranked_at)
     assert [(it.cup_id, it.suspect, it.labelled) for it in queue] == [(confident, True, True), (flagged, False, False)]
-    assert [it.cup_id for it in repo.review_queue(limit=1, margin=0.05, suspects=[confident])] == [confident]
+    assert [it.cup_id for it in repo.review_queue(limit=1, margin=0.25, suspects=[confident])] == [confident]
 
     repo.relabel(SUPERVISOR, confident, LabelKind.CONFIRMED, note="second look")  # ruled again after the ranking
-    again = repo.review_queue(limit=10, margin=0.05, suspects=[confident], suspects_since=ranked_at)
+    again = repo.review_queue(limit=10, margin=0.25, suspects=[confident], suspects_since=ranked_at)
     assert [it.cup_id for it in again] == [flagged]
 
 
@@ -323,7 +345,7 @@ def test_a_recheck_after_turning_answers_the_check_it_follows(
     cups = [_cup_of(repo, repo.log_verdict(r)) for r in (turned, passed, again, still)]
     assert _cup_of(repo, repo.log_verdict(passed)) == cups[1]  # a retried re-check stays one row
 
-    queue = repo.review_queue(limit=10, margin=0.05)
+    queue = repo.review_queue(limit=10, margin=0.25)
     assert [it.cup_id for it in queue] == [cups[3]]  # the turned cup passed; the other waits as its re-check
     assert queue[0].recheck_of == cups[2]
 
@@ -337,7 +359,7 @@ def test_a_recheck_after_turning_answers_the_check_it_follows(
     with caplog.at_level("WARNING", logger="db.repository"):
         kept = [_cup_of(repo, repo.log_verdict(r)) for r in (unknown, other_type)]
     assert "which is not logged" in caplog.text and "expected to be eur_1, not chf_5" in caplog.text
-    queue = repo.review_queue(limit=10, margin=0.05)
+    queue = repo.review_queue(limit=10, margin=0.25)
     assert {it.cup_id for it in queue} == {cups[3], *kept} and all(
         it.recheck_of is None for it in queue if it.cup_id in kept
     )

@@ -38,6 +38,21 @@ def test_orders_csv_with_and_without_counts(tmp_path: Path) -> None:
     assert OrderBook.from_csv(tmp_path / "absent.csv").lookup("A-1") is None
 
 
+def test_a_header_places_the_columns_and_other_columns_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text('Order,Customer,Count,Type\nA-1,Ann Lee,20,t0001\nA-2,"Bo, Inc.",,t0002\n', encoding="utf-8")
+    book = OrderBook.from_csv(path)
+    assert [(o, book.lookup(o), book.count(o)) for o, _ in book.items()] == [
+        ("A-1", "t0001", 20),
+        ("A-2", "t0002", None),
+    ]
+    path.write_text("order,customer\nA-1,Ann Lee\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"orders\.csv:1: the header names no 'type' column"):
+        OrderBook.from_csv(path)
+    path.write_text("order,type\nA-1,t0001,7\n", encoding="utf-8")  # no count column named: none read
+    assert OrderBook.from_csv(path).count("A-1") is None
+
+
 @pytest.mark.parametrize("count", ["0", "-3", "twenty", "2.5"])
 def test_a_count_that_is_not_a_whole_number_of_coins_names_its_line(tmp_path: Path, count: str) -> None:
     path = tmp_path / "orders.csv"
