@@ -58,7 +58,8 @@ class DumpError(RuntimeError):
     """``pg_dump`` or ``pg_restore`` failed, or neither is installed (the message says which, and why)."""
 
 
-def _tool_version(path: str) -> tuple[int, ...]:
+def tool_version(path: str) -> tuple[int, ...]:
+    """The version a PostgreSQL tool says it is (``(18, 6)``; ``()``: it does not run)."""
     import subprocess
 
     try:
@@ -87,7 +88,7 @@ def pg_tool(name: str) -> str:
             candidates.append(str(shipped))
     except (ModuleNotFoundError, AttributeError):
         pass
-    versions = {path: _tool_version(path) for path in candidates}
+    versions = {path: tool_version(path) for path in candidates}
     usable = [path for path, version in versions.items() if version]
     if not usable:
         raise DumpError(

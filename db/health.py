@@ -27,6 +27,7 @@ class DatabaseHealth:
         usable: this software can read and write it (a newer revision whose oldest reader it knows, or its own).
         people: active people who may sign in.
         supervisors: active supervisors among them.
+        server_version: a PostgreSQL server's version (``(18, 6)``; ``()``: SQLite, or not reached).
     """
 
     where: str
@@ -37,6 +38,7 @@ class DatabaseHealth:
     usable: bool = False
     people: int = 0
     supervisors: int = 0
+    server_version: tuple[int, ...] = ()
 
 
 def database_health(url: str | None, home: Path) -> DatabaseHealth:
@@ -51,8 +53,10 @@ def database_health(url: str | None, home: Path) -> DatabaseHealth:
         head = scripts.get_current_head() or ""
         known = {s.revision for s in scripts.walk_revisions()}
         at = current_revision(engine)
+        info = (engine.dialect.server_version_info or ()) if engine.dialect.name == "postgresql" else ()
+        version = tuple(v for v in info if isinstance(v, int))
         if at is None:
-            return DatabaseHealth(where=where, head=head)
+            return DatabaseHealth(where=where, head=head, server_version=version)
         newer = at not in known
         usable = not newer or oldest_reader(engine, at) in known
         roster = OperatorRoster(engine)
@@ -64,6 +68,7 @@ def database_health(url: str | None, home: Path) -> DatabaseHealth:
             usable=usable,
             people=roster.count_active(),
             supervisors=roster.count_active(Role.SUPERVISOR),
+            server_version=version,
         )
     except SQLAlchemyError as err:
         first = str(err).strip().splitlines()[0]

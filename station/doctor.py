@@ -18,9 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from station.config import StationConfig
 from station.home import LOW_DISK_BYTES
+
+if TYPE_CHECKING:
+    from db.health import DatabaseHealth
 
 CAMERA_WAIT_S = 8.0
 """How long the camera has to deliver a first frame."""
@@ -84,12 +88,12 @@ def examine(
             say(finding)
 
     _home(home, note)
-    _database(config, home, note)
+    database = _database(config, home, note)
     _store(config, note)
     _orders(home, note)
     pipeline = _model(config, home, note)
     _retrain(config, home, note)
-    _backup(home, note)
+    _backup(config, home, database, note)
     if pipeline is not None:
         _set_up(home, pipeline, note)
     if camera:
@@ -126,14 +130,14 @@ def _home(home: Path, note: Note) -> None:
         note("home", Status.OK, f"{home}: {free / 1e9:.0f} GB free")
 
 
-def _database(config: StationConfig, home: Path, note: Note) -> None:
+def _database(config: StationConfig, home: Path, note: Note) -> DatabaseHealth:
     from db.health import database_health
     from db.spool import SPOOL_FILENAME, VerdictSpool
 
     db = database_health(config.database_url, home)
     if db.error:
         note("database", Status.FAIL, db.error, "start the database server, or correct database_url")
-        return
+        return db
     if db.revision is None:
         note(
             "database",
@@ -141,7 +145,7 @@ def _database(config: StationConfig, home: Path, note: Note) -> None:
             f"{db.where} is empty",
             "the station sets it up when it starts (a site: cupcheck init-site --config FILE)",
         )
-        return
+        return db
     if db.newer and not db.usable:
         note(
             "database",
@@ -149,7 +153,7 @@ def _database(config: StationConfig, home: Path, note: Note) -> None:
             f"{db.where} is at schema revision {db.revision}, newer than this software's {db.head}: it cannot use it",
             "upgrade cupcheck on this station",
         )
-        return
+        return db
     if db.newer:
         note("database", Status.WARN, f"{db.where} is at schema {db.revision}, newer than this software's {db.head}")
     elif db.revision != db.head:
@@ -181,6 +185,7 @@ def _database(config: StationConfig, home: Path, note: Note) -> None:
             f"{waiting} verdicts wait in {journal} for the database",
             "they are sent when the station runs and reaches the database",
         )
+    return db
 
 
 def _store(config: StationConfig, note: Note) -> None:
@@ -315,11 +320,32 @@ def _retrain(config: StationConfig, home: Path, note: Note) -> None:
         note("retrain", Status.OK, f"last ran {when}: {last}")
 
 
-def _backup(home: Path, note: Note) -> None:
-    """When ``cupcheck backup`` last copied this home, and where."""
+def _backup(config: StationConfig, home: Path, database: DatabaseHealth, note: Note) -> None:
+    """When ``cupcheck backup`` last copied this home, and where; for a site's PostgreSQL database, whether a
+    ``pg_dump`` that can dump its server is installed."""
     from datetime import UTC, datetime
 
+    from db.backup import DumpError, pg_tool, sqlite_file, tool_version
     from station.backup import last_backup
+
+    if sqlite_file(config.database_url, home) is None:
+        client = "install the PostgreSQL client tools of the server's version or newer (apt install postgresql-client)"
+        try:
+            dump = pg_tool("pg_dump")
+        except DumpError as err:
+            note("backup", Status.WARN, f"cupcheck backup cannot dump the site's database: {err}", client)
+        else:
+            mine, server = tool_version(dump), database.server_version
+            said = ".".join(map(str, mine))
+            if server and mine[:1] < server[:1]:
+                note(
+                    "backup",
+                    Status.WARN,
+                    f"{dump} ({said}) is older than the database server ({server[0]}): pg_dump refuses it",
+                    client,
+                )
+            else:
+                note("backup", Status.OK, f"the site's database can be dumped with {dump} ({said})")
 
     last = last_backup(home)
     fix = "cron: 30 3 * * * cupcheck backup --config FILE --out /mnt/backup/cupcheck (another disk)"

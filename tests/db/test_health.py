@@ -22,6 +22,10 @@ def test_a_set_up_database_names_its_revision_and_people(db_url: str, tmp_path: 
     assert (health.revision, health.newer, health.usable) == (HEAD, False, True)
     assert (health.people, health.supervisors) == (2, 1)  # the seeded operator and supervisor
     assert "password" not in health.where
+    if db_url.startswith("postgresql"):  # what cupcheck doctor compares the installed pg_dump with
+        assert health.server_version[0] == 18
+    else:
+        assert health.server_version == ()
 
 
 @pytest.mark.parametrize("oldest", [HEAD, FUTURE])

@@ -12,8 +12,10 @@ import cv2
 import pytest
 
 from calibration.camera import CameraCalibration, save_calibration
+from db.embedded_pg import running_server
 from db.repository import VerdictRepository
 from db.schema import Role
+from db.session import init_db
 from models.enroll import CATALOG_FILE, TypeInfo, save_catalog
 from models.types import Side
 from station.backup import back_up
@@ -138,3 +140,17 @@ def test_the_last_backup_is_named(station_home: tuple[Path, Path], tmp_path: Pat
     config = config_from_dict({"bundle": str(bundle)})
     (found,) = [f for f in examine(config, home, camera=False) if f.part == "backup"]
     assert found.status is Status.OK and found.message == f"backed up 0 hours ago, to {(tmp_path / 'usb').resolve()}"
+
+
+def test_a_site_database_is_checked_for_a_pg_dump_that_can_dump_it(
+    station_home: tuple[Path, Path], tmp_path: Path
+) -> None:
+    home, bundle = station_home
+    with running_server(tmp_path / "pg") as server:
+        url = server.url(server.create_database())
+        init_db(url).dispose()
+        config = config_from_dict({"bundle": str(bundle), "database_url": url})
+        findings = [f for f in examine(config, home, camera=False) if f.part == "backup"]
+    dump = next(f for f in findings if "pg_dump" in f.message)
+    assert dump.status is Status.OK and dump.message.startswith("the site's database can be dumped with ")
+    assert "pg_dump (18." in dump.message  # the newest installed (the system's may be older than the server)
