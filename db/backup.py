@@ -22,10 +22,10 @@ def sqlite_file(url: str | None, home: Path) -> Path | None:
     return Path(parsed.database)
 
 
-def backup_sqlite(source: Path, folder: Path) -> Path:
-    """Copy the SQLite file ``source`` into ``folder/cupcheck.db``, page by page through SQLite's online backup
-    (a station writing meanwhile waits for, or restarts, the copy; the copy is never half-written), then swap it
-    into place. Returns the copy.
+def backup_sqlite(source: Path, folder: Path, *, name: str = DB_FILENAME) -> Path:
+    """Copy the SQLite file ``source`` into ``folder/name`` (default ``cupcheck.db``), page by page through SQLite's
+    online backup (a station writing meanwhile waits for, or restarts, the copy; the copy is never half-written),
+    then swap it into place. Returns the copy.
 
     Raises:
         FileNotFoundError: there is no such file.
@@ -33,8 +33,9 @@ def backup_sqlite(source: Path, folder: Path) -> Path:
     """
     if not source.is_file():
         raise FileNotFoundError(f"no verdict log at {source}")
-    target = folder / DB_FILENAME
-    tmp = target.with_name(f".{DB_FILENAME}.tmp")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    tmp = target.with_name(f".{name}.tmp")
     tmp.unlink(missing_ok=True)
     src = sqlite3.connect(source, timeout=30)  # read only in effect: the backup reads pages
     try:
@@ -134,6 +135,33 @@ def dump_postgres(url: str, folder: Path, *, timeout_s: float = 3600.0) -> Path:
         raise DumpError(f"pg_dump failed: {done.stderr.strip() or f'exit status {done.returncode}'}")
     os.replace(tmp, target)
     return target
+
+
+def restore_postgres(dump: Path, url: str, *, timeout_s: float = 3600.0) -> None:
+    """Restore a :func:`dump_postgres` archive into the (empty) PostgreSQL database at ``url`` with ``pg_restore``,
+    in one transaction: it restores whole or not at all.
+
+    Raises:
+        DumpError: no ``pg_restore``, or it failed (its message).
+    """
+    import subprocess
+
+    uri, env = _libpq(url)
+    command = [
+        pg_tool("pg_restore"),
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--single-transaction",
+        f"--dbname={uri}",
+        str(dump),
+    ]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as err:
+        raise DumpError(f"pg_restore did not finish within {timeout_s:.0f} s") from err
+    if done.returncode != 0:
+        raise DumpError(f"pg_restore failed: {done.stderr.strip() or f'exit status {done.returncode}'}")
 
 
 def dumped_tables(dump: Path) -> dict[str, bool]:

@@ -334,3 +334,134 @@ def check_backup(folder: Path, *, progress: Callable[[Iterable[str], int], Itera
         tuple(problems),
         dump.name if dump.is_file() else None,
     )
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What :func:`restore` put back.
+
+    Attributes:
+        database: what became of the verdict log (the SQLite file written, or the dump restored into the server).
+        verdicts: verdicts in the backup's SQLite log (``None``: a PostgreSQL dump, not counted).
+        images_new: photographs and crops copied into the image folder (those already there stay).
+        files: other files put back (gallery, registry, the home's own).
+        bytes: bytes copied.
+        seconds: how long it took.
+    """
+
+    database: str
+    verdicts: int | None
+    images_new: int
+    files: int
+    bytes: int
+    seconds: float
+
+
+def _holds_data(config: StationConfig, home: Path, gallery: Path, models: Path) -> list[str]:
+    """What the station's configured places already hold that a restore would overwrite, one phrase each."""
+    from db.backup import sqlite_file
+    from db.health import database_health
+    from db.repository import VerdictRepository
+    from db.session import make_engine
+    from models.gallery import MANIFEST as GALLERY_MANIFEST
+    from models.registry import REGISTRY_FILE
+
+    held = []
+    db_file = sqlite_file(config.database_url, home)
+    if db_file is None or db_file.is_file():
+        health = database_health(config.database_url, home)
+        if health.error:
+            raise BackupError(f"the station's database cannot be used: {health.error}")
+        if health.revision is not None:
+            if db_file is None:
+                held.append(f"the database {health.where} is set up (pg_restore needs an empty one)")
+            else:
+                engine = make_engine(config.database_url, home=home)
+                try:
+                    verdicts = VerdictRepository(engine, home).count_verdicts()
+                finally:
+                    engine.dispose()
+                if verdicts or health.people:
+                    held.append(f"{db_file} holds {verdicts} verdicts and {health.people} people")
+    if (gallery / GALLERY_MANIFEST).is_file():
+        held.append(f"a gallery at {gallery}")
+    if (models / REGISTRY_FILE).is_file():
+        held.append(f"a model registry at {models}")
+    return held
+
+
+def restore(
+    config: StationConfig,
+    home: Path,
+    folder: Path,
+    *,
+    progress: Callable[[Iterable[str], int], Iterable[str]] | None = None,
+) -> RestoreReport:
+    """Put a backup made by :func:`back_up` back where ``config`` says the station's data lives: the verdict log
+    (a SQLite file, or a site's PostgreSQL dump into its empty database, in one transaction), the photographs and
+    crops into the image folder, the gallery, the model registry, and the home's own files. The backup is checked
+    first (:func:`check_backup`), and nothing already there is overwritten: a restore goes into an empty home and
+    database (a new disk, a new server). The verdict log comes last, so a station started meanwhile never finds a
+    verdict whose photograph is not there yet.
+
+    Raises:
+        BackupError: the folder is not a sound backup, the station's places already hold data, or the backup's
+            verdict log does not fit the station's database (a SQLite log for a PostgreSQL site, or the reverse).
+        DumpError: ``pg_restore`` failed (nothing of the database was restored).
+    """
+    from db.backup import PG_DUMP_FILE, backup_sqlite, restore_postgres, sqlite_file
+    from db.session import DB_FILENAME
+    from db.store import ContentStore
+    from models.gallery import MANIFEST as GALLERY_MANIFEST
+    from models.registry import REGISTRY_DIR, REGISTRY_FILE, registry_root
+
+    started = time.perf_counter()
+    found = check_backup(folder, progress=progress)
+    if not found.sound:
+        raise BackupError(
+            f"{folder} would not restore whole ({len(found.missing)} images missing, {len(found.damaged)} damaged, "
+            f"{len(found.problems)} other problems): see cupcheck backup --check {folder}"
+        )
+    store_home = config.store or home
+    gallery = (config.gallery or home) / "gallery"
+    models = registry_root(config.models or home)
+    db_file = sqlite_file(config.database_url, home)
+    has_sqlite, has_dump = (folder / DB_FILENAME).is_file(), (folder / PG_DUMP_FILE).is_file()
+    if db_file is None and not has_dump:
+        raise BackupError(f"{folder} holds no PostgreSQL dump ({PG_DUMP_FILE}), and the station's database is one")
+    if db_file is not None and not has_sqlite:
+        raise BackupError(f"{folder} holds no SQLite verdict log ({DB_FILENAME}), and the station's database is one")
+    held = _holds_data(config, home, gallery, models)
+    if held:
+        raise BackupError(
+            "the station's places already hold data a restore would overwrite: "
+            + "; ".join(held)
+            + ". Restore into an empty home and database, or move these aside first"
+        )
+
+    copied = _Copier()
+    source, target = ContentStore(folder), ContentStore(store_home)
+    refs = [ref for ref, _ in source.iter_refs()]
+    new = 0
+    for ref in progress(refs, len(refs)) if progress is not None else refs:
+        dst = target.path(ref)
+        if not dst.exists():
+            copied.file(source.path(ref), dst)
+            new += 1
+    if (folder / "gallery").is_dir():
+        copied.tree(folder / "gallery", gallery, index=GALLERY_MANIFEST)
+    if (folder / REGISTRY_DIR).is_dir():
+        copied.tree(folder / REGISTRY_DIR, models, index=REGISTRY_FILE)
+    home.mkdir(parents=True, exist_ok=True)
+    for name in home_files():
+        if (folder / name).is_file():
+            copied.file(folder / name, home / name)
+    if db_file is None:
+        assert config.database_url is not None
+        restore_postgres(folder / PG_DUMP_FILE, config.database_url)
+        database = f"{PG_DUMP_FILE} restored into the site's database"
+    else:
+        size = backup_sqlite(folder / DB_FILENAME, db_file.parent, name=db_file.name).stat().st_size
+        copied.bytes += size
+        database = f"{db_file} written ({size / 1e6:.1f} MB)"
+    return RestoreReport(database, found.verdicts, new, copied.files - new, copied.bytes, time.perf_counter() - started)

@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "retrain",
     "prune",
     "backup",
+    "restore",
     "models",
     "operators",
     "report",

@@ -6,23 +6,25 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from db.backup import PG_DUMP_FILE, pg_tool
+from db.backup import PG_DUMP_FILE
 from db.embedded_pg import running_server
 from db.repository import VerdictRepository
 from db.schema import Role
 from db.session import init_db
 from db.store import ContentStore
+from models.gallery import Gallery
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
-from station.backup import BackupError, back_up, check_backup
+from station.backup import BackupError, back_up, check_backup, restore
 from station.cli import main
 from station.config import StationConfig, config_from_dict
 from tests.db.factories import OPERATOR, OPERATOR_PIN, make_record
+from tests.models.embed_helpers import write_tiny_checkpoint
+from tests.models.verdict_world import enrolled_gallery, write_bundle
 
 
 @pytest.fixture
@@ -114,15 +116,16 @@ def test_a_site_database_is_dumped_and_the_dump_restores(tmp_path: Path) -> None
         assert found.sound and found.dump == PG_DUMP_FILE and found.verdicts is None
         assert found.images == report.images_new
 
-        restored = server.create_database()
-        subprocess.run(
-            [pg_tool("pg_restore"), "--no-owner", f"--dbname={server.dsn(restored)}", str(out / PG_DUMP_FILE)],
-            check=True,
-            capture_output=True,
-        )
+        restored = server.create_database()  # a new server's empty database, and a new station home
+        site = config_from_dict({"database_url": server.url(restored)})
+        put_back = restore(site, tmp_path / "new-home", out)
+        assert put_back.database == f"{PG_DUMP_FILE} restored into the site's database" and put_back.verdicts is None
+        assert put_back.images_new == found.images
         with psycopg.connect(server.dsn(restored)) as conn:
             row = conn.execute(b"SELECT COUNT(*) FROM verdicts").fetchone()
             assert row is not None and row[0] == 3
+        with pytest.raises(BackupError, match=r"is set up \(pg_restore needs an empty one\)"):
+            restore(site, tmp_path / "another-home", out)
 
     dump = out / PG_DUMP_FILE
     dump.write_bytes(dump.read_bytes()[: dump.stat().st_size // 3])  # a dump cut off
@@ -185,3 +188,63 @@ def test_a_check_finds_what_would_not_restore(home: Path, tmp_path: Path, capsys
     assert f"missing: {lost[0]}" in printed and printed.splitlines()[-1].startswith("NOT SOUND: 1 missing, 1 damaged")
     with pytest.raises(BackupError, match="is not a backup"):
         check_backup(home)
+
+
+@pytest.fixture
+def whole_home(tmp_path: Path) -> Path:
+    """A station home whose backup restores whole: verdicts, a real enrolled gallery, a registered real bundle."""
+    home = tmp_path / "site" / "home"
+    home.mkdir(parents=True)
+    repo = VerdictRepository.open(home)
+    try:
+        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+        for seed in (1, 2, 3):
+            repo.log_verdict(make_record(seed))
+    finally:
+        repo.engine.dispose()
+    bundle_dir = tmp_path / "bundle"
+    bundle, embedder = write_bundle(bundle_dir, embedder_file=write_tiny_checkpoint(bundle_dir / "embedder.pt"))
+    enrolled_gallery(embedder).save(home / "gallery")
+    register_version(home, bundle.parent, ModelEntry("verdict-1", "2026-01-01T02:00:00+00:00", SHIPPED))
+    promote(home, "verdict-1")
+    (home / "orders.csv").write_text("A-1,t0000,12\n")
+    (home / "calibration.json").write_text('{"px_per_mm": 8}')
+    return home
+
+
+def test_a_backup_restores_into_a_new_home_and_never_over_data(
+    whole_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "usb" / "backup"
+    back_up(StationConfig(), whole_home, out)
+    assert check_backup(out).sound
+
+    new = tmp_path / "new-disk" / "home"  # the disk was replaced: an empty home
+    report = restore(StationConfig(), new, out)
+    assert report.verdicts == 3 and report.database.startswith(f"{new / 'cupcheck.db'} written")
+    assert _verdicts(new) == 3
+    assert sorted(ContentStore(new).iter_refs()) == sorted(ContentStore(whole_home).iter_refs())
+    assert load_registry(new).current == "verdict-1"
+    assert (new / "orders.csv").read_text() == "A-1,t0000,12\n" and (new / "calibration.json").is_file()
+    assert Gallery.load(new / "gallery").types() == Gallery.load(whole_home / "gallery").types()
+    assert not (new / "backup.json").exists() and not (new / "last-backup.json").exists()
+
+    with pytest.raises(BackupError, match="already hold data") as refused:  # a second restore, or the old home
+        restore(StationConfig(), new, out)
+    assert "holds 3 verdicts" in str(refused.value) and "a gallery at" in str(refused.value)
+    assert _verdicts(new) == 3
+
+    assert main(["restore", str(out), "--home", str(tmp_path / "third")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"database: {tmp_path / 'third' / 'cupcheck.db'} written (")
+    assert printed[0].endswith(" MB) (3 verdicts)")
+    assert printed[-1] == f"restored from {out}; is the station ready? cupcheck doctor"
+    assert main(["restore", str(out), "--home", str(tmp_path / "third")]) == 2
+
+    pg = config_from_dict({"database_url": "postgresql+psycopg://cupcheck@127.0.0.1:1/cupcheck"})
+    with pytest.raises(BackupError, match="holds no PostgreSQL dump"):  # a station's backup for a site's server
+        restore(pg, tmp_path / "fifth", out)
+    ContentStore(out).path(sorted(ContentStore(out).iter_refs())[0][0]).unlink()  # an image lost on the backup disk
+    with pytest.raises(BackupError, match="would not restore whole"):
+        restore(StationConfig(), tmp_path / "fourth", out)
+    assert not (tmp_path / "fourth" / "cupcheck.db").exists()
