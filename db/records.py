@@ -683,3 +683,47 @@ def pass_audit(export: TrainingExport) -> PassAudit:
         if cup is not None and (coin.true_type != cup.expected_type or coin.label == LabelKind.DAMAGED):
             wrong.add(coin.cup_id)
     return PassAudit(len(passes), len(wrong), tuple(sorted(wrong)))
+
+
+@dataclass(frozen=True)
+class CoinRuling:
+    """A person's current ruling on one coin of a cup.
+
+    Attributes:
+        index: the coin's index in its cup (the operator window numbers coins from 1: ``index + 1``).
+        kind: the ruling (:class:`db.schema.LabelKind` value).
+        corrected_type: the type a ``corrected`` ruling names.
+    """
+
+    index: int
+    kind: str
+    corrected_type: str | None
+
+
+@dataclass(frozen=True)
+class AsideCup:
+    """A flagged cup put aside at a station, with what people have ruled on it since (:func:`db.activity.read_aside`).
+
+    Attributes:
+        cup_id: the cup.
+        at: when it was flagged, timezone-aware.
+        order: its order number, if one was given.
+        expected_type: the type it should hold.
+        reasons: the FLAG's reasons, as the operator read them.
+        cup_ruling: the current cup-level ruling (``confirmed`` or ``corrected``), ``None`` before anyone ruled.
+        corrected_type: the type a ``corrected`` ruling names.
+        ruled_by: who gave the newest current ruling on the cup or its coins.
+        ruled_at: when, timezone-aware.
+        coins: current coin-level rulings, by coin index.
+    """
+
+    cup_id: int
+    at: datetime
+    order: str | None
+    expected_type: str
+    reasons: tuple[str, ...]
+    cup_ruling: str | None
+    corrected_type: str | None
+    ruled_by: str | None
+    ruled_at: datetime | None
+    coins: tuple[CoinRuling, ...]

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from db.operators import OperatorRoster, operator_named
 from db.operators import UnknownOperatorError as UnknownOperatorError  # raised by log_verdict and relabel
 from db.records import (
+    AsideCup,
     AuditEntry,
     OperatorInfo,
     PruneReport,
@@ -689,6 +690,13 @@ class VerdictRepository:
                 if not dry_run:
                     self.store.remove(ref)
         return PruneReport(len(cups), files, n_bytes)
+
+    def set_aside(self, station: str, since: datetime, limit: int = 50) -> list[AsideCup]:
+        """The cups ``station`` flagged since ``since`` that wait on its bench for a person, newest first, with the
+        rulings given on them since (:func:`db.activity.read_aside`)."""
+        from db.activity import read_aside
+
+        return read_aside(self.engine, station, since, limit)
 
     def count_verdicts(self) -> int:
         """How many verdicts the log holds."""

@@ -60,3 +60,48 @@ def test_a_period_reads_back_every_check_with_its_rulings(repo: VerdictRepositor
 def test_a_period_needs_timezone_aware_bounds(repo: VerdictRepository) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         read_activity(repo.engine, datetime(2026, 3, 2), datetime(2026, 3, 3))
+
+
+def test_the_cups_a_station_put_aside_come_with_what_was_ruled_on_them(repo: VerdictRepository) -> None:
+    at = [DAY + timedelta(minutes=m) for m in range(8)]
+
+    def log(
+        seed: int, minute: int, reasons: tuple[str, ...] = ("coin 2 looks like eur_2 (0.91)",), **kw: str | None
+    ) -> int:
+        record = make_record(seed, decision=Decision.FLAG, p_correct=0.2, created_at=at[minute], **kw)  # type: ignore[arg-type]
+        return repo.cup_of_verdict(repo.log_verdict(replace(record, reasons=reasons)))
+
+    waiting = log(1, 0)
+    confirmed = log(2, 1, order="A-7")
+    corrected = log(3, 2)
+    coins = log(4, 3, order=None)
+    count = log(5, 4, reasons=("2 coins seen, the order is for 3: 1 short, or hidden under others — spread them out",))
+    turned = make_record(6, decision=Decision.FLAG, p_correct=0.3, created_at=at[5])
+    repo.log_verdict(turned)
+    repo.log_verdict(make_record(7, created_at=at[6], recheck_of=turned.idempotency_key))  # passed after turning
+    log(8, 7, station="station-2")
+    passed = repo.cup_of_verdict(repo.log_verdict(make_record(9, created_at=at[7])))
+    early = make_record(10, decision=Decision.FLAG, p_correct=0.2, created_at=DAY - timedelta(minutes=5))
+    old = repo.cup_of_verdict(repo.log_verdict(early))  # before the window asked from
+    repo.relabel(SUPERVISOR, confirmed, LabelKind.CONFIRMED)
+    repo.relabel(SUPERVISOR, corrected, LabelKind.CORRECTED, corrected_type="eur_2")
+    repo.relabel(SUPERVISOR, coins, LabelKind.CONFIRMED, coin_index=0)
+    repo.relabel(SUPERVISOR, coins, LabelKind.NOT_A_COIN, coin_index=2)
+    repo.relabel(SUPERVISOR, coins, LabelKind.CORRECTED, coin_index=1, corrected_type="eur_2")
+
+    aside = repo.set_aside(STATION, DAY)
+    assert [c.cup_id for c in aside] == [coins, corrected, confirmed, waiting]  # newest first
+    assert not {passed, count, old} & {c.cup_id for c in aside}
+    by = {c.cup_id: c for c in aside}
+    assert (by[waiting].cup_ruling, by[waiting].ruled_by, by[waiting].coins) == (None, None, ())
+    assert (by[confirmed].order, by[confirmed].cup_ruling, by[confirmed].ruled_by) == ("A-7", "confirmed", SUPERVISOR)
+    assert by[confirmed].ruled_at is not None and by[confirmed].at == at[1]
+    assert (by[corrected].cup_ruling, by[corrected].corrected_type) == ("corrected", "eur_2")
+    assert [(c.index, c.kind, c.corrected_type) for c in by[coins].coins] == [
+        (0, "confirmed", None),
+        (1, "corrected", "eur_2"),
+        (2, "not_a_coin", None),
+    ]
+    assert [c.cup_id for c in repo.set_aside(STATION, at[2], limit=2)] == [coins, corrected]
+    with pytest.raises(ValueError, match="timezone-aware"):
+        repo.set_aside(STATION, datetime(2026, 3, 2))
