@@ -14,6 +14,8 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +23,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QDialog, QMainWindow, QWidget
 
-from db.records import OperatorInfo
+from db.records import AsideCup, OperatorInfo
 from db.repository import VerdictRepository
 from db.signin_cache import CACHE_FILENAME as SIGN_IN_CACHE
 from db.signin_cache import SignInCache, SignInDirectory
@@ -30,6 +32,7 @@ from models.types import Side
 from station.camera import Clock, FrameSource, open_source
 from station.config import StationConfig
 from station.controllers.auth import SUPERVISOR, LoginController, OperatorDirectory
+from station.controllers.bench import ASIDE_HOURS, BenchController
 from station.controllers.catalog import OrderBook, OrderLookup, TypeCatalog
 from station.controllers.enrol import Enrolment
 from station.controllers.model_follow import InForce, ModelFollower, RegistryFeed, StationFeed, start_in_force
@@ -78,6 +81,8 @@ class MainWindow(QMainWindow):
         sign_in: asks the next person to sign in (the sign-in dialog) and returns who did, ``None`` when they
             cancelled. With it the window has a Sign out button and F2, and signs its operator out after
             ``config.sign_out_after_min`` minutes without a check; ``None`` (the demo): nobody signs in or out.
+        aside: reads the cups put aside at this station with their rulings (:func:`aside_since`), listed under
+            the preview with what to do with each (:mod:`station.controllers.bench`); ``None`` (the demo): no bench.
     """
 
     def __init__(
@@ -96,6 +101,7 @@ class MainWindow(QMainWindow):
         home: Path | None = None,
         follow: tuple[StationFeed, InForce] | None = None,
         sign_in: Callable[[], OperatorInfo | None] | None = None,
+        aside: Callable[[], Sequence[AsideCup]] | None = None,
     ) -> None:
         super().__init__(parent)
         self.config = config
@@ -153,6 +159,12 @@ class MainWindow(QMainWindow):
         pump.camera_lost.connect(self.controller.camera_lost)
         pump.camera_restored.connect(self.controller.camera_restored)
         pump.fps_measured.connect(self.controller.show_fps)
+
+        self.bench: BenchController | None = None
+        if aside is not None:  # the cups put aside here, and what to do with each once ruled on
+            self.view.show_aside(True)
+            self.bench = BenchController(self.view.aside_title, self.view.aside_list, aside)
+            self.controller.store_shown.connect(self.bench.refresh)
 
         self.demo_driver: QObject | None = None  # the demo's cup orderer (see open_station), kept alive here
         self._space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
@@ -232,6 +244,8 @@ class MainWindow(QMainWindow):
         self._pump.stop()
         if self.follower is not None:
             self.follower.stop()
+        if self.bench is not None:
+            self.bench.stop()
         self._worker.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -531,6 +545,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         home=home,
         follow=(feed, started.state),
         sign_in=None if demo else sign_in,
+        aside=None if demo else partial(aside_since, repository.repository, config.name),
     )
     if started.problem and window.follower is not None:
         window.follower.say(started.problem, started.detail)
@@ -551,6 +566,11 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
     window.pump.pump.frame_ready.connect(driver.frame_shown)  # after the controller's: the frame is shown first
     window.demo_driver = driver
     return window
+
+
+def aside_since(repository: VerdictRepository, station: str, hours: float = ASIDE_HOURS) -> list[AsideCup]:
+    """The station's bench over the last ``hours``: its cups put aside for a person, with their rulings."""
+    return repository.set_aside(station, datetime.now(UTC) - timedelta(hours=hours))
 
 
 def run_review(

@@ -21,21 +21,22 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QTimer, SignalInstance
 from PySide6.QtWidgets import QWidget
 
 from db.repository import VerdictRepository
-from db.schema import Role
+from db.schema import LabelKind, Role
 from db.spool import SpoolingRepository
 from models.types import Decision, Frame, Verdict
-from station.app import MainWindow, ReviewWindow, qt_application
+from station.app import MainWindow, ReviewWindow, aside_since, qt_application
 from station.camera import FrameSource
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment
-from station.worker import CheckRequest, CheckResult, VerdictSource, make_record
+from station.worker import CheckRequest, CheckResult, StoreResult, VerdictSource, make_record
 
 OPERATOR, OPERATOR_PIN = "olga", "2468"
 SUPERVISOR, SUPERVISOR_PIN = "sam", "975310"
@@ -163,13 +164,22 @@ def capture(
         repository.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
         repository.add_operator(SUPERVISOR, Role.SUPERVISOR, SUPERVISOR_PIN)
         spooling = SpoolingRepository(repository)
-        win = MainWindow(  # with a Sign out button, as at a station people sign in to
-            pipeline, spooling, source, config, operator=OPERATOR, catalog=catalog, home=home, sign_in=lambda: None
+        win = MainWindow(  # with a Sign out button and the bench of cups put aside, as at a station
+            pipeline,
+            spooling,
+            source,
+            config,
+            operator=OPERATOR,
+            catalog=catalog,
+            home=home,
+            sign_in=lambda: None,
+            aside=partial(aside_since, repository, config.name),
         )
         win.resize(1380, 860)
         win.show()
         shown: list[CheckResult] = []
         win.controller.verdict_shown.connect(shown.append)
+        checked: dict[str, tuple[CheckResult, StoreResult]] = {}
         for kind, name in SHOTS:
             if kind not in cups:
                 print(f"no {kind} cup found; skipping {name}", file=sys.stderr)
@@ -184,9 +194,21 @@ def capture(
             settle(200)
             if not win.controller.check():
                 raise RuntimeError(f"the check did not start: {win.view.reason.text()}")
-            wait_for(win.controller.store_shown)
+            (store,) = wait_for(win.controller.store_shown)
+            assert isinstance(store, StoreResult)
+            checked[kind] = (shown[-1], store)
             written.append(grab(win, out / name))
-        passed = [r for r in shown if r.verdict.decision is Decision.PASS]
+        if "flag" in checked and win.bench is not None:  # a supervisor finds the flagged cup's odd coin another type
+            result, store = checked["flag"]
+            odd = next((c for c in result.verdict.coins if c.suspicious and c.matches), None)
+            if odd is not None and store.verdict_id is not None:
+                cup = repository.cup_of_verdict(store.verdict_id)
+                repository.relabel(
+                    SUPERVISOR, cup, LabelKind.CORRECTED, coin_index=odd.index, corrected_type=odd.matches[0].type_id
+                )
+                win.bench.refresh()
+                wait_for(win.bench.shown)
+        passed = [r for r, _ in checked.values() if r.verdict.decision is Decision.PASS]
         if passed:  # the passing cup again, for an order of one coin more
             clock.now = cups["pass"] * hold_s + 0.5
             settle(300)

@@ -62,6 +62,8 @@ class OperatorView(QWidget):
         empty_tray_button: keeps the frame in view as the station's empty-tray photo.
         sign_out_button: signs the operator out, or the next person in (as F2 does); hidden where nobody signs in.
         thumbs: the coin thumbnails of the last check.
+        aside_title, aside_list: the cups put aside for a person, with what to do once ruled on (hidden where the
+            window has no verdict log to read them from).
         session_label, station_label, model_label, db_label, camera_label: status bar fields.
     """
 
@@ -127,14 +129,26 @@ class OperatorView(QWidget):
         self.sign_out_button.setVisible(False)
 
         self.thumbs = ThumbnailStrip(170, margins=(4, 4, 4, 4))
+        self.aside_title = _section("Put aside")
+        self.aside_list = QListWidget()
+        self.aside_list.setWordWrap(True)
+        self.aside_list.setFixedWidth(380)
+        self.aside_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.aside_list.setStyleSheet("font-size: 14px;")
 
-        # left: preview over thumbnails
+        # left: preview over the thumbnails and the bench
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
         lv.addWidget(self.preview, 1)
-        lv.addWidget(_section("Coins of the last check"))
-        lv.addWidget(self.thumbs)
+        bottom = QGridLayout()
+        bottom.addWidget(_section("Coins of the last check"), 0, 0)
+        bottom.addWidget(self.thumbs, 1, 0)
+        bottom.addWidget(self.aside_title, 0, 1)
+        bottom.addWidget(self.aside_list, 1, 1)
+        bottom.setColumnStretch(0, 1)
+        lv.addLayout(bottom)
+        self.show_aside(False)
 
         # right: order, expected type, banner, type list
         right = QWidget()
@@ -186,3 +200,8 @@ class OperatorView(QWidget):
         root.setContentsMargins(10, 10, 10, 0)
         root.addWidget(splitter, 1)
         root.addWidget(self.status_bar)
+
+    def show_aside(self, shown: bool) -> None:
+        """Show or hide the bench of cups put aside."""
+        self.aside_title.setVisible(shown)
+        self.aside_list.setVisible(shown)
