@@ -32,7 +32,7 @@ from models.types import Side
 from station.camera import Clock, FrameSource, open_source
 from station.config import StationConfig
 from station.controllers.auth import SUPERVISOR, LoginController, OperatorDirectory
-from station.controllers.bench import ASIDE_HOURS, BenchController
+from station.controllers.bench import ASIDE_HOURS, CLEARED_FILE, BenchController, ClearedCups
 from station.controllers.catalog import OrderBook, OrderLookup, TypeCatalog
 from station.controllers.enrol import Enrolment
 from station.controllers.model_follow import InForce, ModelFollower, RegistryFeed, StationFeed, start_in_force
@@ -163,7 +163,8 @@ class MainWindow(QMainWindow):
         self.bench: BenchController | None = None
         if aside is not None:  # the cups put aside here, and what to do with each once ruled on
             self.view.show_aside(True)
-            self.bench = BenchController(self.view.aside_title, self.view.aside_list, aside)
+            cleared = ClearedCups(None if home is None else home / CLEARED_FILE)
+            self.bench = BenchController(self.view.aside_title, self.view.aside_list, aside, cleared=cleared)
             self.controller.store_shown.connect(self.bench.refresh)
 
         self.demo_driver: QObject | None = None  # the demo's cup orderer (see open_station), kept alive here

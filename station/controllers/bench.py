@@ -4,27 +4,40 @@ A FLAG sends its cup to the bench for a person. The review window (often on anot
 window lists the station's cups on the bench with what each ruling means for the cup in hand: ship it, take the
 named coins out and check it again, or keep it off this order. :func:`advise` turns a ruling into that sentence;
 :class:`BenchController` reads the bench from the verdict log off the GUI thread, every :data:`POLL_S` seconds
-and after each verdict is stored, and shows it.
+and after each verdict is stored, and shows it. A cup the operator has dealt with (shipped, fixed, returned) is
+cleared from the list by a double click; :class:`ClearedCups` remembers which in the station home.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem
 
 from db.records import AsideCup, CoinRuling
 from db.schema import LabelKind
+from models.files import write_bytes_atomic
 from station.worker import BackgroundCall, BackgroundThread
+
+_log = logging.getLogger(__name__)
 
 POLL_S = 30.0
 """How often the bench is read again (a ruling made on another PC shows within this)."""
 ASIDE_HOURS = 24.0
 """How far back the bench reaches: a shift and the next."""
+CLEARED_FILE = "bench-cleared.json"
+"""In the station home: the cups the operator cleared from the bench."""
+KEEP_CLEARED = 1000
+"""How many cleared cups are remembered (the newest; older ones have left the bench's window long since)."""
+CUP_ROLE = Qt.ItemDataRole.UserRole + 1
+"""A bench item's cup id."""
 
 
 class BenchState(StrEnum):
@@ -107,6 +120,36 @@ def bench_title(lines: Sequence[BenchLine]) -> str:
     return "Put aside: " + ", ".join(parts)
 
 
+class ClearedCups:
+    """The cups the operator cleared from the bench, kept in ``path`` (``None``: for this window only).
+
+    A damaged or unreadable file is taken as empty (the cleared cups come back, nothing is lost).
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._ids: list[int] = []
+        if path is not None and path.is_file():
+            try:
+                self._ids = [int(i) for i in json.loads(path.read_text(encoding="utf-8"))]
+            except (OSError, ValueError, TypeError) as err:
+                _log.warning("%s cannot be read (%s); the bench lists every cup again", path, err)
+
+    def __contains__(self, cup_id: object) -> bool:
+        return cup_id in self._ids
+
+    def add(self, cup_id: int) -> None:
+        """Clear ``cup_id`` (saved at once)."""
+        if cup_id in self._ids:
+            return
+        self._ids = [*self._ids, cup_id][-KEEP_CLEARED:]
+        if self.path is not None:
+            try:
+                write_bytes_atomic(self.path, json.dumps(self._ids).encode())
+            except OSError as err:  # the home is full or gone: cleared for this window all the same
+                _log.error("%s cannot be written (%s)", self.path, err)
+
+
 class BenchController(QObject):
     """Reads the station's bench off the GUI thread and lists it.
 
@@ -116,6 +159,7 @@ class BenchController(QObject):
         fetch: reads the bench (``VerdictRepository.set_aside`` for this station and the last
             :data:`ASIDE_HOURS`); runs in a background thread.
         interval_s: how often to read it again (0: only when asked).
+        cleared: the cups the operator cleared (double click on a cup with something done to it).
 
     Signals:
         shown(list): the bench was listed again (its :class:`BenchLine` s).
@@ -131,14 +175,19 @@ class BenchController(QObject):
         fetch: Callable[[], Sequence[AsideCup]],
         *,
         interval_s: float = POLL_S,
+        cleared: ClearedCups | None = None,
     ) -> None:
         super().__init__()
         self._title = title
         self._list = listing
         self._fetch = fetch
+        self.cleared = cleared if cleared is not None else ClearedCups(None)
+        listing.itemDoubleClicked.connect(self.clear_item)
+        listing.setToolTip("Double-click a cup once you have dealt with it to clear it from the list.")
         self._busy = False
         self._again = False
         self.lines: list[BenchLine] = []
+        self._cups: list[AsideCup] = []
         self._thread = BackgroundThread()
         self._submit.connect(self._thread.worker.call)
         self._thread.worker.finished.connect(self._read)
@@ -167,16 +216,32 @@ class BenchController(QObject):
     @Slot(object, object)
     def _read(self, _tag: object, cups: object) -> None:
         assert isinstance(cups, list)
-        self.lines = bench_lines(cups)
+        self._cups = cups
+        self._show()
+        self._done()
+        self.shown.emit(self.lines)
+
+    def _show(self) -> None:
+        self.lines = [line for line in bench_lines(self._cups) if line.cup_id not in self.cleared]
         self._list.clear()
         for line in self.lines:
             item = QListWidgetItem(line.text)
             item.setForeground(QBrush(QColor(COLOURS[line.state])))
-            item.setToolTip(line.text)
+            item.setData(CUP_ROLE, line.cup_id)
             self._list.addItem(item)
         self._title.setText(bench_title(self.lines).upper())
-        self._done()
-        self.shown.emit(self.lines)
+
+    @Slot(QListWidgetItem)
+    def clear_item(self, item: QListWidgetItem) -> bool:
+        """Clear a cup the operator has dealt with from the list; a cup still waiting for a ruling stays. Returns
+        whether it was cleared."""
+        cup_id = item.data(CUP_ROLE)
+        line = next((line for line in self.lines if line.cup_id == cup_id), None)
+        if line is None or line.state is BenchState.WAITING:
+            return False
+        self.cleared.add(line.cup_id)
+        self._show()
+        return True
 
     @Slot(object, object)
     def _failed(self, _tag: object, error: object) -> None:

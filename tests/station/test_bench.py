@@ -3,10 +3,12 @@ window listing a flagged cup as waiting, then as ready to ship once a supervisor
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
+from PySide6.QtWidgets import QLabel, QListWidget
 from pytestqt.qtbot import QtBot
 
 from db.records import AsideCup, CoinRuling
@@ -14,7 +16,16 @@ from db.schema import LabelKind
 from db.spool import SpoolingRepository
 from station.app import aside_since
 from station.config import StationConfig
-from station.controllers.bench import BenchLine, BenchState, advise, bench_lines, bench_title
+from station.controllers.bench import (
+    CLEARED_FILE,
+    BenchController,
+    BenchLine,
+    BenchState,
+    ClearedCups,
+    advise,
+    bench_lines,
+    bench_title,
+)
 from station.controllers.catalog import TypeCatalog
 from tests.station.conftest import SUPERVISOR, Database, SteppingClock, shown_window
 from tests.station.nearest_type_pipeline import NearestTypePipeline
@@ -121,3 +132,26 @@ def test_the_operator_window_lists_a_flagged_cup_until_a_supervisor_rules_on_it(
             bench.refresh()  # as its timer does
         assert win.view.aside_list.item(0).text().endswith(f"every coin is {catalog.types[0].type_id}; ship it (sam)")
         assert win.view.aside_title.text() == "PUT ASIDE: 1 TO ACT ON"
+
+        win.view.aside_list.itemDoubleClicked.emit(win.view.aside_list.item(0))  # shipped: the operator clears it
+        assert win.view.aside_list.count() == 0 and win.view.aside_title.text() == "PUT ASIDE: NONE"
+        with qtbot.waitSignal(bench.shown, timeout=10_000):
+            bench.refresh()
+        assert win.view.aside_list.count() == 0  # read again, it stays cleared
+    assert json.loads((tmp_path / CLEARED_FILE).read_text()) == [cup]  # and after the window is gone
+
+
+def test_a_cup_still_waiting_cannot_be_cleared_and_a_damaged_file_clears_nothing(tmp_path: Path, qtbot: QtBot) -> None:
+    title, listing = QLabel(), QListWidget()
+    qtbot.addWidget(listing)
+    cups = [_cup(cup_id=2), _cup(cup_id=1, cup_ruling="confirmed", ruled_by="sam", ruled_at=AT)]
+    (tmp_path / CLEARED_FILE).write_text("not json")
+    bench = BenchController(title, listing, lambda: cups, interval_s=0, cleared=ClearedCups(tmp_path / CLEARED_FILE))
+    try:
+        qtbot.waitUntil(lambda: listing.count() == 2)
+        assert [line.cup_id for line in bench.lines] == [1, 2]
+        assert not bench.clear_item(listing.item(1))  # waiting for a supervisor: it stays
+        assert bench.clear_item(listing.item(0)) and [line.cup_id for line in bench.lines] == [2]
+        assert 1 in ClearedCups(tmp_path / CLEARED_FILE)  # saved, and the damaged file replaced
+    finally:
+        bench.stop()
