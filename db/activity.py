@@ -63,9 +63,13 @@ def read_activity(engine: Engine, since: datetime, until: datetime, station: str
     labels = select(Label.cup_id, Label.coin_id, Label.kind, Label.corrected_type).where(
         Label.is_current.is_(True), Label.cup_id.in_(period)
     )
+    first_ruling = (  # the first look, whatever was ruled since
+        select(Label.cup_id, func.min(Label.created_at)).where(Label.cup_id.in_(period)).group_by(Label.cup_id)
+    )
     sessions = make_session_factory(engine)
     with sessions() as session:
         rows = session.execute(stmt).all()
+        first_ruled: dict[int, datetime] = {cup_id: at for cup_id, at in session.execute(first_ruling)}
         cup_ruling: dict[int, tuple[str, str | None]] = {}
         coin_rulings: dict[int, int] = defaultdict(int)
         wrong_coins: dict[int, int] = defaultdict(int)
@@ -99,6 +103,7 @@ def read_activity(engine: Engine, since: datetime, until: datetime, station: str
                 corrected_type=corrected,
                 coin_rulings=coin_rulings.get(cup_id, 0),
                 wrong_coins=wrong_coins.get(cup_id, 0),
+                first_ruled_at=first_ruled.get(cup_id),
             )
         )
     return out

@@ -467,6 +467,7 @@ class CupActivity:
         corrected_type: the type a ``corrected`` ruling names.
         coin_rulings: current coin-level rulings.
         wrong_coins: coins a person ruled another type, not a coin, or damaged.
+        first_ruled_at: when a person first ruled on the cup or one of its coins (``None``: nobody has).
     """
 
     cup_id: int
@@ -486,6 +487,7 @@ class CupActivity:
     corrected_type: str | None
     coin_rulings: int
     wrong_coins: int
+    first_ruled_at: datetime | None = None
 
     @property
     def ruled(self) -> bool:

@@ -20,12 +20,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from calibration.risk import clopper_pearson_lower
 from db.records import CupActivity
-from models.reasons import LABELS, ReasonKind, reason_kinds
+from models.reasons import LABELS, ReasonKind, only_the_count, reason_kinds
 from models.types import Decision
 
 AUDIT_DELTA = 0.05
@@ -51,6 +52,12 @@ class CupOutcome:
     def turned(self) -> bool:
         """Whether the operator turned coins and checked it again."""
         return self.checks > 1
+
+    @property
+    def recounted(self) -> bool:
+        """Whether it was flagged only for its coin count: the operator put the count right and checked the cup
+        again, logged as a new cup (which is counted in its place)."""
+        return not self.passed and only_the_count(self.last.reasons)
 
 
 def follow_rechecks(checks: Sequence[CupActivity]) -> list[CupOutcome]:
@@ -83,6 +90,8 @@ class Tally:
         passed: cups that passed as they lay.
         passed_after_turning: cups that passed once the operator turned the coins a FLAG named.
         flagged: cups whose last check was a FLAG: a person's turn.
+        recounted: checks flagged only for the coin count, whose cups the operator put right and checked again
+            (not counted among the cups: the check after is the cup's).
     """
 
     cups: int
@@ -90,6 +99,7 @@ class Tally:
     passed: int
     passed_after_turning: int
     flagged: int
+    recounted: int = 0
 
     @property
     def auto_pass(self) -> float:
@@ -102,7 +112,9 @@ def tally(cups: Iterable[CupOutcome]) -> Tally:
     items = list(cups)
     passed = sum(1 for c in items if c.passed and not c.turned)
     after = sum(1 for c in items if c.passed and c.turned)
-    return Tally(len(items), sum(c.checks for c in items), passed, after, len(items) - passed - after)
+    recounted = sum(1 for c in items if c.recounted)
+    n = len(items) - recounted
+    return Tally(n, sum(c.checks for c in items), passed, after, n - passed - after, recounted)
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,7 @@ class Review:
         waiting: flagged cups nobody has ruled on yet.
         audited: passed cups a person checked anyway (the PASS audit).
         audited_wrong: audited PASSes that held a wrong coin.
+        waits_h: for each flagged cup ruled on, hours from its FLAG to a person's first ruling.
     """
 
     flagged: int
@@ -124,6 +137,11 @@ class Review:
     waiting: int
     audited: int
     audited_wrong: int
+    waits_h: tuple[float, ...] = ()
+
+    def wait_h(self, q: float) -> float:
+        """The ``q`` quantile (0.5: the median) of :attr:`waits_h` in hours (``nan`` for none)."""
+        return float(np.quantile(self.waits_h, q)) if self.waits_h else math.nan
 
     @property
     def pass_precision_lower(self) -> float:
@@ -134,20 +152,25 @@ class Review:
 def review(cups: Iterable[CupOutcome]) -> Review:
     """Tally people's rulings on ``cups`` (a cup's rulings are those on its last check)."""
     flagged = wrong = clean = waiting = audited = audited_wrong = 0
+    waits: list[float] = []
     for c in cups:
         ruled, bad = c.last.ruled, c.last.wrong
         if c.passed:
             audited += ruled
             audited_wrong += ruled and bad
             continue
+        if c.recounted:  # the operator's to put right, not a person's to rule on
+            continue
         flagged += 1
+        if c.last.first_ruled_at is not None:
+            waits.append(max(0.0, (c.last.first_ruled_at - c.last.at).total_seconds() / 3600))
         if not ruled:
             waiting += 1
         elif bad:
             wrong += 1
         else:
             clean += 1
-    return Review(flagged, wrong, clean, waiting, audited, audited_wrong)
+    return Review(flagged, wrong, clean, waiting, audited, audited_wrong, tuple(waits))
 
 
 @dataclass(frozen=True)
@@ -222,12 +245,13 @@ def _groups(cups: Sequence[CupOutcome], key: Callable[[CupOutcome], str]) -> tup
         items = grouped[name]
         times = [c.first.check_ms for c in items if c.first.check_ms is not None]
         hours = {_local(c.first.at).strftime("%Y-%m-%d %H") for c in items}
+        counted = tally(items)
         rows.append(
             Group(
                 name,
-                tally(items),
+                counted,
                 statistics.median(times) if times else math.nan,
-                len(items) / len(hours),
+                counted.cups / len(hours),  # a cup whose count was put right is one cup, checked twice
             )
         )
     return tuple(rows)
@@ -239,7 +263,7 @@ def _types(cups: Sequence[CupOutcome]) -> tuple[TypeRow, ...]:
         grouped[c.first.expected_type].append(c)
     rows = []
     for type_id, items in grouped.items():
-        flagged = [c for c in items if not c.passed]
+        flagged = [c for c in items if not c.passed and not c.recounted]
         kinds: Counter[ReasonKind] = Counter()
         for c in flagged:
             kinds.update(reason_kinds(c.last.reasons))
@@ -400,14 +424,33 @@ def _table(title: str, rows: Sequence[Group], *, pace: bool = True) -> list[str]
     return lines
 
 
+def _duration(hours: float) -> str:
+    """``"14 min"``, ``"2.5 h"`` or ``"3.1 days"``."""
+    if hours < 2:
+        return f"{hours * 60:.0f} min"
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
 def headline(summary: ActivitySummary) -> list[str]:
     """The few lines ``cupcheck report`` also prints."""
     t, r = summary.total, summary.review
     lines = [
         f"{t.cups} cups ({t.checks} checks): {t.passed} passed as they lay, {t.passed_after_turning} after turning, "
         f"{t.flagged} to a person; auto-pass {_pct(t.auto_pass)}",
-        f"flagged cups ruled: {r.wrong} held a wrong coin, {r.clean} were all right; {r.waiting} wait for a ruling",
+        f"flagged cups ruled: {r.wrong} held a wrong coin, {r.clean} were all right; {r.waiting} wait for a ruling"
+        + (
+            f"; the first ruling came a median {_duration(r.wait_h(0.5))} after the FLAG, 90 % within "
+            f"{_duration(r.wait_h(0.9))}"
+            if r.waits_h
+            else ""
+        ),
     ]
+    if t.recounted:
+        n = t.recounted
+        lines.append(
+            f"{n} check{'s' if n != 1 else ''} flagged only for the coin count, put right by the operator and checked "
+            "again"
+        )
     if r.audited:
         lines.append(
             f"PASS audit: {r.audited} PASSes checked by a person, {r.audited_wrong} wrong: precision "

@@ -18,13 +18,14 @@ from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from models.reasons import ReasonKind
 from models.types import Decision
-from station.activity_report import follow_rechecks, summarise, write_activity_report
+from station.activity_report import follow_rechecks, headline, summarise, write_activity_report
 from station.cli import main
 from station.commands.report import period
 from tests.db.factories import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, make_record
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TURN = "coin 2 shows the shared obverse — turn it over"
+COUNT = "9 coins seen, the order is for 10: 1 short, or hidden under others — spread them out"
 LOOKS = "coin 4 looks like t0085 (0.91)"
 
 
@@ -73,29 +74,43 @@ def test_summary_counts_cups_reasons_rulings_and_the_audit() -> None:
         check(3, 2, cup_ruling="corrected", corrected_type="t9"),  # an audited PASS, wrong
         check(4, 3, Decision.FLAG, reasons=(TURN,)),
         check(5, 4, recheck_of=4),  # passed after turning
-        check(6, 5, Decision.FLAG, reasons=(LOOKS, TURN), wrong_coins=1, coin_rulings=1),  # caught a wrong coin
-        check(7, 70, Decision.FLAG, cup_ruling="confirmed", operator="ana"),  # a clean cup flagged
+        check(
+            6,
+            5,
+            Decision.FLAG,
+            reasons=(LOOKS, TURN),
+            wrong_coins=1,
+            coin_rulings=1,
+            first_ruled_at=T0 + timedelta(minutes=35),
+        ),  # caught a wrong coin
+        check(
+            7, 70, Decision.FLAG, cup_ruling="confirmed", operator="ana", first_ruled_at=T0 + timedelta(minutes=250)
+        ),  # a clean cup flagged
         check(8, day2, Decision.FLAG, reasons=("object 2 is not a coin",), station="s2", model_version="m2"),
+        check(9, 6, Decision.FLAG, reasons=(COUNT,)),  # the operator put the count right: check 1 is that cup
     ]
     since, until = T0 - timedelta(hours=1), T0 + timedelta(days=2)
     s = summarise(checks, since, until)
     t = s.total
-    assert (t.cups, t.checks, t.passed, t.passed_after_turning, t.flagged) == (7, 8, 3, 1, 3)
+    assert (t.cups, t.checks, t.passed, t.passed_after_turning, t.flagged, t.recounted) == (7, 9, 3, 1, 3, 1)
     assert t.auto_pass == pytest.approx(4 / 7)
     assert [(d.isoformat(), x.cups) for d, x in s.days] == [
         ((T0).astimezone().date().isoformat(), 6),
         ((T0 + timedelta(days=1)).astimezone().date().isoformat(), 1),
     ]
-    assert dict(s.reasons) == {ReasonKind.LOOKS_LIKE: 2, ReasonKind.TURN: 1, ReasonKind.OBJECT: 1}
+    assert dict(s.reasons) == {ReasonKind.LOOKS_LIKE: 2, ReasonKind.TURN: 1, ReasonKind.OBJECT: 1, ReasonKind.COUNT: 1}
     r = s.review
     assert (r.flagged, r.wrong, r.clean, r.waiting, r.audited, r.audited_wrong) == (3, 1, 1, 1, 2, 1)
+    assert r.waits_h == pytest.approx((0.5, 3.0)) and r.wait_h(0.5) == pytest.approx(1.75)  # FLAG to first ruling
+    assert headline(s)[1].endswith("; the first ruling came a median 105 min after the FLAG, 90 % within 2.8 h")
+    assert headline(s)[2] == "1 check flagged only for the coin count, put right by the operator and checked again"
     assert r.pass_precision_lower == clopper_pearson_lower(1, 2, 0.05)
     assert [(g.name, g.tally.cups) for g in s.stations] == [("s1", 6), ("s2", 1)]
     ops = {g.name: g for g in s.operators}
     # olga checked 6 cups in two hours with a check (9:00 on both days)
     assert (ops["olga"].tally.cups, ops["olga"].cups_per_hour, ops["olga"].median_check_ms) == (6, 3.0, 150.0)
     assert ops["ana"].cups_per_hour == 1.0
-    assert s.models == (("m1", 7), ("m2", 1))
+    assert s.models == (("m1", 8), ("m2", 1))  # checks, the count one too
     assert [(r.type_id, r.tally.cups, r.tally.flagged, r.top_reason, r.wrong) for r in s.types] == [
         ("t1", 7, 3, ReasonKind.LOOKS_LIKE, 1)
     ]
@@ -157,7 +172,8 @@ def test_the_command_reports_a_station_home(tmp_path: Path, capsys: pytest.Captu
     assert main([*flags, "--out", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "2 cups (3 checks): 0 passed as they lay, 1 after turning, 1 to a person; auto-pass 50.0 %"
-    assert out[1] == "flagged cups ruled: 1 held a wrong coin, 0 were all right; 0 wait for a ruling"
+    assert out[1].startswith("flagged cups ruled: 1 held a wrong coin, 0 were all right; 0 wait for a ruling; ")
+    assert "the first ruling came a median 1 min after the FLAG" in out[1]  # flagged a minute before the ruling
     assert out[-1] == f"report: {tmp_path / 'rep' / 'report.md'}"
     assert main([*flags, "--days", "60", "--out", str(tmp_path / "rep60")]) == 0
     assert capsys.readouterr().out.startswith("3 cups (4 checks)")
