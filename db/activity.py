@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 
 from db.records import AsideCup, CoinRuling, CupActivity
 from db.schema import Coin, Cup, Label, LabelKind, Operator, Order, Station, Verdict
@@ -115,7 +115,9 @@ def station_names(engine: Engine) -> list[str]:
         return list(session.scalars(select(Station.name).order_by(Station.name)))
 
 
-def read_aside(engine: Engine, station: str, since: datetime, limit: int = 50) -> list[AsideCup]:
+def read_aside(
+    engine: Engine, station: str, since: datetime, limit: int = 50, *, waiting_since: datetime | None = None
+) -> list[AsideCup]:
     """The cups ``station`` flagged since ``since`` (timezone-aware) that were put aside for a person, newest first,
     each with the rulings people gave since: not a check that a later photograph of the same cup answers (its coins
     were turned and it was checked again), nor a FLAG only for the coin count (its coins passed; the operator puts
@@ -126,11 +128,15 @@ def read_aside(engine: Engine, station: str, since: datetime, limit: int = 50) -
         station: the station's name.
         since: the oldest FLAG to list.
         limit: at most this many cups.
+        waiting_since: list cups nobody has ruled on yet from this earlier time (so a cup still waiting does not
+            drop off the list with age); ``None``: from ``since`` like the others.
     """
     from models.reasons import only_the_count
 
-    if since.tzinfo is None:
+    if since.tzinfo is None or (waiting_since is not None and waiting_since.tzinfo is None):
         raise ValueError("since must be timezone-aware")
+    oldest = since if waiting_since is None else min(since, waiting_since)
+    anyone = select(Label.cup_id).where(Label.is_current.is_(True))
     answered = select(Cup.recheck_of_id).where(Cup.recheck_of_id.is_not(None))
     stmt = (
         select(Cup.id, Verdict.created_at, Order.number, Cup.expected_type, Verdict.reasons)
@@ -140,8 +146,9 @@ def read_aside(engine: Engine, station: str, since: datetime, limit: int = 50) -
         .where(
             Station.name == station,
             Verdict.decision == Decision.FLAG,
-            Verdict.created_at >= since,
+            Verdict.created_at >= oldest,
             Cup.id.not_in(answered),
+            or_(Verdict.created_at >= since, Cup.id.not_in(anyone)),
         )
         .order_by(Verdict.created_at.desc(), Cup.id.desc())
     )

@@ -691,12 +691,14 @@ class VerdictRepository:
                     self.store.remove(ref)
         return PruneReport(len(cups), files, n_bytes)
 
-    def set_aside(self, station: str, since: datetime, limit: int = 50) -> list[AsideCup]:
-        """The cups ``station`` flagged since ``since`` that wait on its bench for a person, newest first, with the
-        rulings given on them since (:func:`db.activity.read_aside`)."""
+    def set_aside(
+        self, station: str, since: datetime, limit: int = 50, *, waiting_since: datetime | None = None
+    ) -> list[AsideCup]:
+        """The cups ``station`` flagged since ``since`` (and those nobody has ruled on since ``waiting_since``) that
+        wait on its bench, newest first, with the rulings given on them since (:func:`db.activity.read_aside`)."""
         from db.activity import read_aside
 
-        return read_aside(self.engine, station, since, limit)
+        return read_aside(self.engine, station, since, limit, waiting_since=waiting_since)
 
     def count_verdicts(self) -> int:
         """How many verdicts the log holds."""

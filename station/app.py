@@ -32,7 +32,7 @@ from models.types import Side
 from station.camera import Clock, FrameSource, open_source
 from station.config import StationConfig
 from station.controllers.auth import SUPERVISOR, LoginController, OperatorDirectory
-from station.controllers.bench import ASIDE_HOURS, CLEARED_FILE, BenchController, ClearedCups
+from station.controllers.bench import ASIDE_HOURS, CLEARED_FILE, WAITING_DAYS, BenchController, ClearedCups
 from station.controllers.catalog import OrderBook, OrderLookup, TypeCatalog
 from station.controllers.enrol import Enrolment
 from station.controllers.model_follow import InForce, ModelFollower, RegistryFeed, StationFeed, start_in_force
@@ -570,8 +570,10 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
 
 
 def aside_since(repository: VerdictRepository, station: str, hours: float = ASIDE_HOURS) -> list[AsideCup]:
-    """The station's bench over the last ``hours``: its cups put aside for a person, with their rulings."""
-    return repository.set_aside(station, datetime.now(UTC) - timedelta(hours=hours))
+    """The station's bench: its cups put aside for a person over the last ``hours`` with their rulings, and those
+    still waiting for one over the last :data:`~station.controllers.bench.WAITING_DAYS`."""
+    now = datetime.now(UTC)
+    return repository.set_aside(station, now - timedelta(hours=hours), waiting_since=now - timedelta(days=WAITING_DAYS))
 
 
 def run_review(

@@ -31,7 +31,9 @@ _log = logging.getLogger(__name__)
 POLL_S = 30.0
 """How often the bench is read again (a ruling made on another PC shows within this)."""
 ASIDE_HOURS = 24.0
-"""How far back the bench reaches: a shift and the next."""
+"""How far back the bench lists ruled cups: a shift and the next."""
+WAITING_DAYS = 14.0
+"""How far back it lists cups nobody has ruled on yet (so that a cup left waiting does not drop off with age)."""
 CLEARED_FILE = "bench-cleared.json"
 """In the station home: the cups the operator cleared from the bench."""
 KEEP_CLEARED = 1000

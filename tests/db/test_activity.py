@@ -103,5 +103,10 @@ def test_the_cups_a_station_put_aside_come_with_what_was_ruled_on_them(repo: Ver
         (2, "not_a_coin", None),
     ]
     assert [c.cup_id for c in repo.set_aside(STATION, at[2], limit=2)] == [coins, corrected]
+    ruled_early = make_record(11, decision=Decision.FLAG, p_correct=0.2, created_at=DAY - timedelta(minutes=4))
+    done = repo.cup_of_verdict(repo.log_verdict(ruled_early))
+    repo.relabel(SUPERVISOR, done, LabelKind.CONFIRMED)
+    longer = repo.set_aside(STATION, DAY, waiting_since=DAY - timedelta(hours=1))  # still waiting: listed longer
+    assert [c.cup_id for c in longer] == [coins, corrected, confirmed, waiting, old]
     with pytest.raises(ValueError, match="timezone-aware"):
         repo.set_aside(STATION, datetime(2026, 3, 2))
