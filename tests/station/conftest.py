@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from pytestqt.qtbot import QtBot
 
     from station.app import MainWindow
+
+OpenWindow = Callable[..., AbstractContextManager["MainWindow"]]
+"""The :func:`window_with` fixture: opens the operator window with extra arguments, as a ``with`` block."""
 
 OPERATOR, OPERATOR_PIN = "olga", "2468"
 SUPERVISOR, SUPERVISOR_PIN = "sam", "975310"
@@ -137,3 +140,25 @@ def shown_window(
         yield win
     finally:
         win.shutdown()
+
+
+@pytest.fixture
+def window_with(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    station_config: StationConfig,
+    replay_dir: Path,
+    clock: SteppingClock,
+    tmp_path: Path,
+) -> OpenWindow:
+    """Opens the operator window as :func:`shown_window` does, home in ``tmp_path``, with extra ``MainWindow``
+    arguments (orders, a bench, ...)."""
+
+    def open_window(**kwargs: Any) -> AbstractContextManager[MainWindow]:
+        return shown_window(
+            qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, home=tmp_path, **kwargs
+        )
+
+    return open_window

@@ -27,18 +27,22 @@ from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, write_bundle
 
 
+def _log(repo: VerdictRepository, seeds: tuple[int, ...]) -> None:
+    """Register the operator and log a verdict per seed, then let go of the database."""
+    try:
+        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+        for seed in seeds:
+            repo.log_verdict(make_record(seed))
+    finally:
+        repo.engine.dispose()
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A station home with a verdict log, two registered models sharing a file, a gallery and its set-up files."""
     home = tmp_path / "home"
     home.mkdir()
-    repo = VerdictRepository.open(home)
-    try:
-        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
-        for seed in (1, 2):
-            repo.log_verdict(make_record(seed))
-    finally:
-        repo.engine.dispose()
+    _log(VerdictRepository.open(home), (1, 2))
     for night in (1, 2):
         folder = tmp_path / f"bundle-{night}"
         folder.mkdir()
@@ -100,13 +104,7 @@ def test_a_site_database_is_dumped_and_the_dump_restores(tmp_path: Path) -> None
         url = server.url(server.create_database())
         home = tmp_path / "home"
         home.mkdir()
-        repo = VerdictRepository(init_db(url), home)
-        try:
-            repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
-            for seed in (1, 2, 3):
-                repo.log_verdict(make_record(seed))
-        finally:
-            repo.engine.dispose()
+        _log(VerdictRepository(init_db(url), home), (1, 2, 3))
         out = tmp_path / "out"
         report = back_up(config_from_dict({"database_url": url}), home, out)
         assert report.database_ok and report.database.startswith(f"PostgreSQL dumped to {out / PG_DUMP_FILE} (")
@@ -195,13 +193,7 @@ def whole_home(tmp_path: Path) -> Path:
     """A station home whose backup restores whole: verdicts, a real enrolled gallery, a registered real bundle."""
     home = tmp_path / "site" / "home"
     home.mkdir(parents=True)
-    repo = VerdictRepository.open(home)
-    try:
-        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
-        for seed in (1, 2, 3):
-            repo.log_verdict(make_record(seed))
-    finally:
-        repo.engine.dispose()
+    _log(VerdictRepository.open(home), (1, 2, 3))
     bundle_dir = tmp_path / "bundle"
     bundle, embedder = write_bundle(bundle_dir, embedder_file=write_tiny_checkpoint(bundle_dir / "embedder.pt"))
     enrolled_gallery(embedder).save(home / "gallery")

@@ -13,7 +13,6 @@ from pytestqt.qtbot import QtBot
 
 from db.records import AsideCup, CoinRuling
 from db.schema import LabelKind
-from db.spool import SpoolingRepository
 from station.app import aside_since
 from station.config import StationConfig
 from station.controllers.bench import (
@@ -27,8 +26,7 @@ from station.controllers.bench import (
     bench_title,
 )
 from station.controllers.catalog import TypeCatalog
-from tests.station.conftest import SUPERVISOR, Database, SteppingClock, shown_window
-from tests.station.nearest_type_pipeline import NearestTypePipeline
+from tests.station.conftest import SUPERVISOR, Database, OpenWindow, SteppingClock
 from tests.station.test_operator import check_with_space
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -100,19 +98,14 @@ def test_the_bench_lists_what_to_act_on_first_the_newest_ruling_first() -> None:
 
 def test_the_operator_window_lists_a_flagged_cup_until_a_supervisor_rules_on_it(
     qtbot: QtBot,
-    pipeline: NearestTypePipeline,
-    spooling: SpoolingRepository,
+    window_with: OpenWindow,
     catalog: TypeCatalog,
     station_config: StationConfig,
-    replay_dir: Path,
     clock: SteppingClock,
     database: Database,
     tmp_path: Path,
 ) -> None:
-    aside = partial(aside_since, database.repository, station_config.name)
-    with shown_window(
-        qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, home=tmp_path, aside=aside
-    ) as win:
+    with window_with(aside=partial(aside_since, database.repository, station_config.name)) as win:
         bench = win.bench
         assert bench is not None and win.view.aside_list.isVisible()
         qtbot.waitUntil(lambda: win.view.aside_title.text() == "PUT ASIDE: NONE")

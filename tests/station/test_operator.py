@@ -37,7 +37,7 @@ from station.controllers.overlay import (
 )
 from station.controllers.stillness import StillnessGate
 from station.worker import DbState, StoreResult
-from tests.station.conftest import OPERATOR, Database, SteppingClock, shown_window
+from tests.station.conftest import OPERATOR, Database, OpenWindow, SteppingClock, shown_window
 from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup
 from tests.station.test_camera import write_video
 
@@ -114,20 +114,13 @@ def test_space_checks_the_cup_and_logs_the_verdict(
 
 def test_an_order_with_a_count_flags_a_cup_of_another_number_for_the_operator_to_put_right(
     qtbot: QtBot,
-    pipeline: NearestTypePipeline,
-    spooling: SpoolingRepository,
+    window_with: OpenWindow,
     catalog: TypeCatalog,
-    station_config: StationConfig,
-    replay_dir: Path,
-    clock: SteppingClock,
     database: Database,
-    tmp_path: Path,
 ) -> None:
     first = catalog.types[0]
     orders = OrderBook({"N-5": first.type_id, "N-4": first.type_id}, {"N-5": 5, "N-4": 4})
-    with shown_window(
-        qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, orders=orders, home=tmp_path
-    ) as win:
+    with window_with(orders=orders) as win:
         scan_order(qtbot, win, "N-5")
         assert win.view.order_status.text() == "Order N-5: 5 coins"
         assert win.view.expected_label.text() == f"5 × {first.label}"
