@@ -11,7 +11,6 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from calibration.camera import load_empty_tray
-from db.spool import SpoolingRepository
 from models.bundle import load_bundle
 from models.detector import Detector
 from models.pipeline import Pipeline
@@ -19,12 +18,10 @@ from models.synth.mint import generate_mint
 from models.synth.scene import SceneAssets, SceneOptions, render_cup
 from models.types import CupKind, Frame
 from station.app import MainWindow
-from station.config import StationConfig
-from station.controllers.catalog import TypeCatalog
 from station.empty_tray import EmptyTrayError, record_empty_tray
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, write_bundle
-from tests.station.conftest import SteppingClock, shown_window
+from tests.station.conftest import OpenWindow
 from tests.station.nearest_type_pipeline import NearestTypePipeline
 
 
@@ -60,17 +57,8 @@ def test_a_model_without_a_detector_takes_no_empty_tray(pipeline: NearestTypePip
 
 
 @pytest.fixture
-def window_with_home(
-    qtbot: QtBot,
-    pipeline: NearestTypePipeline,
-    spooling: SpoolingRepository,
-    catalog: TypeCatalog,
-    station_config: StationConfig,
-    replay_dir: Path,
-    clock: SteppingClock,
-    tmp_path: Path,
-) -> Iterator[MainWindow]:
-    with shown_window(qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, home=tmp_path) as win:
+def window_with_home(window_with: OpenWindow) -> Iterator[MainWindow]:
+    with window_with() as win:
         yield win
 
 

@@ -46,20 +46,8 @@ TIMEOUT_MS = 30_000
 
 
 @pytest.fixture
-def window(
-    qtbot: QtBot,
-    pipeline: NearestTypePipeline,
-    spooling: SpoolingRepository,
-    catalog: TypeCatalog,
-    station_config: StationConfig,
-    replay_dir: Path,
-    clock: SteppingClock,
-    tmp_path: Path,
-) -> Iterator[MainWindow]:
-    orders = OrderBook({ORDER: catalog.types[0].type_id})
-    with shown_window(
-        qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, orders=orders, home=tmp_path
-    ) as win:
+def window(window_with: OpenWindow, catalog: TypeCatalog) -> Iterator[MainWindow]:
+    with window_with(orders=OrderBook({ORDER: catalog.types[0].type_id})) as win:
         yield win
 
 
