@@ -40,6 +40,9 @@ KEEP_CLEARED = 1000
 """How many cleared cups are remembered (the newest; older ones have left the bench's window long since)."""
 CUP_ROLE = Qt.ItemDataRole.UserRole + 1
 """A bench item's cup id."""
+NEWS_S = 20.0
+"""How long the bench's title stands out after a new ruling arrives."""
+NEWS_STYLE = "background: #f0a020; color: #101214; padding: 0 4px;"
 
 
 class BenchState(StrEnum):
@@ -163,6 +166,9 @@ class BenchController(QObject):
         interval_s: how often to read it again (0: only when asked).
         cleared: the cups the operator cleared (double click on a cup with something done to it).
 
+    A ruling arriving (more cups to act on than at the last reading) makes the title stand out for
+    :data:`NEWS_S` seconds, so that the operator looks up from the cup in hand.
+
     Signals:
         shown(list): the bench was listed again (its :class:`BenchLine` s).
     """
@@ -198,7 +204,16 @@ class BenchController(QObject):
         self._timer.timeout.connect(self.refresh)
         if interval_s > 0:
             self._timer.start(int(interval_s * 1000))
+        self._to_act: set[int] | None = None  # the cups to act on at the last reading (None: not read yet)
+        self._news = QTimer(self)
+        self._news.setSingleShot(True)
+        self._news.timeout.connect(lambda: self._title.setStyleSheet(""))
         self.refresh()
+
+    @property
+    def news(self) -> bool:
+        """Whether the title stands out for a ruling that just arrived."""
+        return self._news.isActive()
 
     @Slot()
     @Slot(object)
@@ -213,6 +228,7 @@ class BenchController(QObject):
     def stop(self) -> None:
         """Stop reading and end the thread."""
         self._timer.stop()
+        self._news.stop()
         self._thread.stop()
 
     @Slot(object, object)
@@ -220,6 +236,11 @@ class BenchController(QObject):
         assert isinstance(cups, list)
         self._cups = cups
         self._show()
+        to_act = {line.cup_id for line in self.lines if line.state is not BenchState.WAITING}
+        if self._to_act is not None and to_act - self._to_act:  # a ruling came in since the last reading
+            self._title.setStyleSheet(NEWS_STYLE)
+            self._news.start(int(NEWS_S * 1000))
+        self._to_act = to_act
         self._done()
         self.shown.emit(self.lines)
 

@@ -117,6 +117,7 @@ def test_the_operator_window_lists_a_flagged_cup_until_a_supervisor_rules_on_it(
         assert win.view.banner.text() == "FLAG" and stored.verdict_id is not None
         qtbot.waitUntil(lambda: win.view.aside_list.count() == 1)
         assert win.view.aside_list.item(0).text().endswith(": waiting for a supervisor")
+        assert not bench.news
         assert win.view.aside_title.text() == "PUT ASIDE: 1 WAITING"
 
         cup = database.repository.cup_of_verdict(stored.verdict_id)
@@ -125,6 +126,7 @@ def test_the_operator_window_lists_a_flagged_cup_until_a_supervisor_rules_on_it(
             bench.refresh()  # as its timer does
         assert win.view.aside_list.item(0).text().endswith(f"every coin is {catalog.types[0].type_id}; ship it (sam)")
         assert win.view.aside_title.text() == "PUT ASIDE: 1 TO ACT ON"
+        assert bench.news and win.view.aside_title.styleSheet()  # the ruling stands out until the operator looks
 
         win.view.aside_list.itemDoubleClicked.emit(win.view.aside_list.item(0))  # shipped: the operator clears it
         assert win.view.aside_list.count() == 0 and win.view.aside_title.text() == "PUT ASIDE: NONE"
