@@ -132,7 +132,7 @@ class OperatorView(QWidget):
         self.aside_title = _section("Put aside")
         self.aside_list = QListWidget()
         self.aside_list.setWordWrap(True)
-        self.aside_list.setFixedWidth(380)
+        self.aside_list.setFixedHeight(92)
         self.aside_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.aside_list.setStyleSheet("font-size: 14px;")
 
@@ -141,13 +141,10 @@ class OperatorView(QWidget):
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
         lv.addWidget(self.preview, 1)
-        bottom = QGridLayout()
-        bottom.addWidget(_section("Coins of the last check"), 0, 0)
-        bottom.addWidget(self.thumbs, 1, 0)
-        bottom.addWidget(self.aside_title, 0, 1)
-        bottom.addWidget(self.aside_list, 1, 1)
-        bottom.setColumnStretch(0, 1)
-        lv.addLayout(bottom)
+        lv.addWidget(_section("Coins of the last check"))
+        lv.addWidget(self.thumbs)
+        lv.addWidget(self.aside_title)
+        lv.addWidget(self.aside_list)
         self.show_aside(False)
 
         # right: order, expected type, banner, type list
