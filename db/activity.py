@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, or_, select
 
-from db.records import AsideCup, CoinRuling, CupActivity
+from db.records import AsideCup, CoinRuling, CupActivity, OrderCheck
 from db.schema import Coin, Cup, Label, LabelKind, Operator, Order, Station, Verdict
 from db.session import make_session_factory
 from models.types import Decision
@@ -49,6 +49,7 @@ def read_activity(engine: Engine, since: datetime, until: datetime, station: str
             Verdict.timings,
             coins,
             Cup.recheck_of_id,
+            Cup.expected_count,
         )
         .join(Verdict, Verdict.cup_id == Cup.id)
         .join(Station, Station.id == Cup.station_id)
@@ -81,7 +82,7 @@ def read_activity(engine: Engine, since: datetime, until: datetime, station: str
             if LabelKind(kind) in WRONG_COIN_KINDS:
                 wrong_coins[cup_id] += 1
     out = []
-    for cup_id, at, st, op, order, expected, decision, p, reasons, model, timings, n, recheck in rows:
+    for cup_id, at, st, op, order, expected, decision, p, reasons, model, timings, n, recheck, ordered in rows:
         ruling, corrected = cup_ruling.get(cup_id, (None, None))
         total = (timings or {}).get("total")
         out.append(
@@ -104,6 +105,7 @@ def read_activity(engine: Engine, since: datetime, until: datetime, station: str
                 coin_rulings=coin_rulings.get(cup_id, 0),
                 wrong_coins=wrong_coins.get(cup_id, 0),
                 first_ruled_at=first_ruled.get(cup_id),
+                expected_count=ordered,
             )
         )
     return out
@@ -191,3 +193,23 @@ def read_aside(
             )
         )
     return out
+
+
+def read_order_checks(engine: Engine, number: str, limit: int = 5) -> list[OrderCheck]:
+    """The newest checks of cups for order ``number`` at every station, newest first (``ix_cups_order_id``)."""
+    coins = select(func.count(Coin.id)).where(Coin.cup_id == Cup.id).correlate(Cup).scalar_subquery()
+    stmt = (
+        select(Cup.id, Verdict.created_at, Station.name, Operator.name, Verdict.decision, coins, Cup.expected_count)
+        .join(Order, Order.id == Cup.order_id)
+        .join(Verdict, Verdict.cup_id == Cup.id)
+        .join(Station, Station.id == Cup.station_id)
+        .join(Operator, Operator.id == Cup.operator_id)
+        .where(Order.number == number.strip())
+        .order_by(Verdict.created_at.desc(), Cup.id.desc())
+        .limit(limit)
+    )
+    with make_session_factory(engine)() as session:
+        return [
+            OrderCheck(cup_id, at, st, op, Decision(decision), int(n), ordered)
+            for cup_id, at, st, op, decision, n, ordered in session.execute(stmt)
+        ]

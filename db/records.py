@@ -145,6 +145,7 @@ class VerdictRecord:
         created_at: when the verdict was made, timezone-aware.
         recheck_of: the idempotency key of an earlier check of this same cup, when this photograph was taken after
             the operator turned over the coins that check named; ``None`` for a cup's first check.
+        expected_count: how many coins the order asked for (``None``: it did not say).
     """
 
     station: str
@@ -162,6 +163,7 @@ class VerdictRecord:
     idempotency_key: str = field(default_factory=lambda: str(uuid.uuid4()))
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     recheck_of: str | None = None
+    expected_count: int | None = None
 
     def __post_init__(self) -> None:
         if not self.station or not self.operator or not self.expected_type:
@@ -244,6 +246,7 @@ class VerdictRecord:
             idempotency_key=idempotency_key or str(uuid.uuid4()),
             created_at=created_at or datetime.now(UTC),
             recheck_of=recheck_of,
+            expected_count=verdict.expected_count,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -264,6 +267,7 @@ class VerdictRecord:
             "idempotency_key": self.idempotency_key,
             "created_at": self.created_at.isoformat(),
             "recheck_of": self.recheck_of,
+            "expected_count": self.expected_count,
         }
 
     @classmethod
@@ -288,6 +292,7 @@ class VerdictRecord:
             idempotency_key=data["idempotency_key"],
             created_at=datetime.fromisoformat(data["created_at"]),
             recheck_of=data.get("recheck_of"),  # absent from journals written before re-checks were linked
+            expected_count=data.get("expected_count"),  # absent from journals written before orders had counts
         )
 
 
@@ -468,6 +473,7 @@ class CupActivity:
         coin_rulings: current coin-level rulings.
         wrong_coins: coins a person ruled another type, not a coin, or damaged.
         first_ruled_at: when a person first ruled on the cup or one of its coins (``None``: nobody has).
+        expected_count: how many coins the order asked for (``None``: it did not say).
     """
 
     cup_id: int
@@ -488,6 +494,7 @@ class CupActivity:
     coin_rulings: int
     wrong_coins: int
     first_ruled_at: datetime | None = None
+    expected_count: int | None = None
 
     @property
     def ruled(self) -> bool:
@@ -729,3 +736,26 @@ class AsideCup:
     ruled_by: str | None
     ruled_at: datetime | None
     coins: tuple[CoinRuling, ...]
+
+
+@dataclass(frozen=True)
+class OrderCheck:
+    """One check of a cup for an order, at any station (:func:`db.activity.read_order_checks`).
+
+    Attributes:
+        cup_id: the cup.
+        at: when it was checked, timezone-aware.
+        station: where.
+        operator: by whom.
+        decision: PASS or FLAG.
+        n_coins: coins found.
+        expected_count: how many coins the order asked for then (``None``: it did not say).
+    """
+
+    cup_id: int
+    at: datetime
+    station: str
+    operator: str
+    decision: Decision
+    n_coins: int
+    expected_count: int | None

@@ -31,6 +31,7 @@ from db.records import (
     AsideCup,
     AuditEntry,
     OperatorInfo,
+    OrderCheck,
     PruneReport,
     ReviewItem,
     StationModel,
@@ -191,6 +192,7 @@ class VerdictRepository:
             expected_type=record.expected_type,
             created_at=record.created_at,
             recheck_of_id=_earlier_check(session, record),
+            expected_count=record.expected_count,
         )
         cup.capture = Capture(
             sha256=image.sha256, ref=image.ref, width=size[0], height=size[1], size_bytes=image.size_bytes
@@ -699,6 +701,13 @@ class VerdictRepository:
         from db.activity import read_aside
 
         return read_aside(self.engine, station, since, limit, waiting_since=waiting_since)
+
+    def order_checks(self, number: str, limit: int = 5) -> list[OrderCheck]:
+        """The newest checks of cups for order ``number``, at every station (:func:`db.activity.read_order_checks`):
+        whether an order scanned again was filled already."""
+        from db.activity import read_order_checks
+
+        return read_order_checks(self.engine, number, limit)
 
     def count_verdicts(self) -> int:
         """How many verdicts the log holds."""

@@ -175,7 +175,8 @@ class Cup(Base):
 
     ``recheck_of_id`` names the earlier check of the same cup when this photograph was taken after the operator
     turned over the coins that check named (a FLAG with :attr:`models.types.Verdict.turn_first`): the later check
-    answers the earlier one, so the earlier one leaves the review queue.
+    answers the earlier one, so the earlier one leaves the review queue. ``expected_count`` is how many coins the
+    order asked for (``None``: it did not say, or the cup was logged by software before revision 0005).
     """
 
     __tablename__ = "cups"
@@ -184,10 +185,11 @@ class Cup(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
     expected_type: Mapped[str] = mapped_column(String(NAME_LEN), index=True)
     created_at: Mapped[datetime] = mapped_column()
     recheck_of_id: Mapped[int | None] = mapped_column(ForeignKey("cups.id"), index=True)
+    expected_count: Mapped[int | None] = mapped_column(Integer)
 
     station: Mapped[Station] = relationship()
     operator: Mapped[Operator] = relationship()

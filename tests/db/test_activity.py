@@ -110,3 +110,21 @@ def test_the_cups_a_station_put_aside_come_with_what_was_ruled_on_them(repo: Ver
     assert [c.cup_id for c in longer] == [coins, corrected, confirmed, waiting, old]
     with pytest.raises(ValueError, match="timezone-aware"):
         repo.set_aside(STATION, datetime(2026, 3, 2))
+
+
+def test_the_checks_of_an_order_at_every_station_with_the_count_it_asked_for(repo: VerdictRepository) -> None:
+    at = [DAY + timedelta(minutes=m) for m in range(4)]
+    first = replace(make_record(1, decision=Decision.FLAG, created_at=at[0], order="A-7"), expected_count=4)
+    repo.log_verdict(first)
+    again = replace(make_record(2, created_at=at[1], order="A-7", station="station-2"), expected_count=3)
+    again_cup = repo.cup_of_verdict(repo.log_verdict(again))
+    repo.log_verdict(make_record(3, created_at=at[2], order="B-1"))
+    checks = repo.order_checks(" A-7 ")  # as a scanner may send it
+    newest = checks[0]
+    assert (newest.cup_id, newest.station, newest.decision, newest.n_coins, newest.expected_count) == (
+        again_cup, "station-2", Decision.PASS, 3, 3,
+    )  # fmt: skip
+    assert [c.at for c in checks] == [at[1], at[0]] and checks[1].expected_count == 4
+    assert repo.order_checks("Z-9") == [] and len(repo.order_checks("A-7", limit=1)) == 1
+    period = read_activity(repo.engine, DAY, DAY + timedelta(days=1))
+    assert [c.expected_count for c in period] == [4, 3, None]  # logged with each cup

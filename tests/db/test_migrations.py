@@ -37,9 +37,9 @@ TRIGGER_SQL = {
     "postgresql": "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname",
 }
 
-HEAD = "0004"
-REVISIONS = ["0004", "0003", "0002", "0001"]
-FUTURE = "0005"
+HEAD = "0005"
+REVISIONS = ["0005", "0004", "0003", "0002", "0001"]
+FUTURE = "0006"
 
 EXPECTED_TRIGGERS = {
     "sqlite": [
@@ -154,7 +154,7 @@ def test_every_revision_names_its_oldest_reader(empty_engine: Engine) -> None:
     upgrade(empty_engine)
     with empty_engine.connect() as conn:
         rows: dict[str, str] = dict(conn.execute(text("SELECT revision, oldest_reader FROM schema_compat")).all())
-    assert rows == {"0001": "0001", "0002": "0001", "0003": "0001", "0004": "0001"}
+    assert rows == {"0001": "0001", "0002": "0001", "0003": "0001", "0004": "0001", "0005": "0001"}
     assert oldest_reader(empty_engine, HEAD) == "0001"
     downgrade(empty_engine, "0002")
     assert oldest_reader(empty_engine, "0002") is None  # before 0003 a database did not say

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -30,12 +31,14 @@ def test_record_round_trips_through_json() -> None:
     assert VerdictRecord.from_json(record.to_json()) == record
     recheck = make_record(5, recheck_of=record.idempotency_key)
     assert VerdictRecord.from_json(recheck.to_json()) == recheck
+    counted = replace(make_record(6), expected_count=20)
+    assert VerdictRecord.from_json(counted.to_json()) == counted
 
 
 def test_a_journal_line_written_before_rechecks_reads_as_a_first_check() -> None:
     data = make_record(3).to_json()
-    del data["recheck_of"]
-    assert VerdictRecord.from_json(data).recheck_of is None
+    del data["recheck_of"], data["expected_count"]  # a journal line written before either was kept
+    assert VerdictRecord.from_json(data).recheck_of is None and VerdictRecord.from_json(data).expected_count is None
 
 
 @pytest.mark.parametrize(
