@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QDialog, QMainWindow, QWidget
 
-from db.records import AsideCup, OperatorInfo
+from db.records import AsideCup, OperatorInfo, OrderCheck
 from db.repository import VerdictRepository
 from db.signin_cache import CACHE_FILENAME as SIGN_IN_CACHE
 from db.signin_cache import SignInCache, SignInDirectory
@@ -37,6 +37,7 @@ from station.controllers.catalog import OrderBook, OrderLookup, TypeCatalog
 from station.controllers.enrol import Enrolment
 from station.controllers.model_follow import InForce, ModelFollower, RegistryFeed, StationFeed, start_in_force
 from station.controllers.operator import OperatorController
+from station.controllers.order_history import OrderHistory
 from station.controllers.people import PeopleController, PeopleDirectory
 from station.controllers.preview import PumpThread, start_pump
 from station.controllers.review import ReviewController, ReviewRepository
@@ -83,6 +84,8 @@ class MainWindow(QMainWindow):
             ``config.sign_out_after_min`` minutes without a check; ``None`` (the demo): nobody signs in or out.
         aside: reads the cups put aside at this station with their rulings (:func:`aside_since`), listed under
             the preview with what to do with each (:mod:`station.controllers.bench`); ``None`` (the demo): no bench.
+        order_history: reads an order's checks at every station (``VerdictRepository.order_checks``): an order
+            scanned again that passed before is named (:mod:`station.controllers.order_history`); ``None``: not asked.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class MainWindow(QMainWindow):
         follow: tuple[StationFeed, InForce] | None = None,
         sign_in: Callable[[], OperatorInfo | None] | None = None,
         aside: Callable[[], Sequence[AsideCup]] | None = None,
+        order_history: Callable[[str], Sequence[OrderCheck]] | None = None,
     ) -> None:
         super().__init__(parent)
         self.config = config
@@ -159,6 +163,12 @@ class MainWindow(QMainWindow):
         pump.camera_lost.connect(self.controller.camera_lost)
         pump.camera_restored.connect(self.controller.camera_restored)
         pump.fps_measured.connect(self.controller.show_fps)
+
+        self.order_history: OrderHistory | None = None
+        if order_history is not None:  # an order scanned again: did it pass before?
+            self.order_history = OrderHistory(order_history)
+            self.controller.order_chosen.connect(self.order_history.ask)
+            self.order_history.answered.connect(self.controller.show_order_history)
 
         self.bench: BenchController | None = None
         if aside is not None:  # the cups put aside here, and what to do with each once ruled on
@@ -247,6 +257,8 @@ class MainWindow(QMainWindow):
             self.follower.stop()
         if self.bench is not None:
             self.bench.stop()
+        if self.order_history is not None:
+            self.order_history.stop()
         self._worker.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -547,6 +559,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         follow=(feed, started.state),
         sign_in=None if demo else sign_in,
         aside=None if demo else partial(aside_since, repository.repository, config.name),
+        order_history=None if demo else repository.repository.order_checks,
     )
     if started.problem and window.follower is not None:
         window.follower.say(started.problem, started.detail)

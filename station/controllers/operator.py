@@ -16,11 +16,13 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QListWidgetItem
 
+from db.records import OrderCheck
 from db.spool import IMAGE_SHARE
 from models.types import Decision, Frame, Side, Verdict
 from station.camera import Clock
 from station.controllers.catalog import OrderLookup, TypeCatalog, resolve_entry
 from station.controllers.model_follow import Loaded
+from station.controllers.order_history import already_passed
 from station.controllers.overlay import FLAG_HEX, IDLE_HEX, coin_ok, draw_cup_region, draw_evidence, summarise
 from station.controllers.sound import Silent, SoundCue
 from station.controllers.stillness import StillnessGate
@@ -82,6 +84,7 @@ class OperatorController(QObject):
         empty_tray_requested(EmptyTrayRequest): a frame to keep as the empty tray (connect to the worker).
         empty_tray_shown(bool, str): the answer to it is on screen.
         sign_in_requested(): a check was asked for while nobody is signed in (show the sign-in dialog).
+        order_chosen(str): an order number was entered and resolved (whether it was checked before is asked).
     """
 
     check_requested = Signal(object)
@@ -91,6 +94,7 @@ class OperatorController(QObject):
     empty_tray_requested = Signal(object)
     empty_tray_shown = Signal(bool, str)
     sign_in_requested = Signal()
+    order_chosen = Signal(str)
 
     def __init__(
         self,
@@ -183,6 +187,8 @@ class OperatorController(QObject):
             return
         self.view.order_status.setStyleSheet("color: #aab0b8;")
         self.choose_type(res.type_id, order=res.order, count=res.count)
+        if res.order is not None:
+            self.order_chosen.emit(res.order)
         self.view.order_edit.selectAll()
         self.view.preview.setFocus()
 
@@ -500,6 +506,18 @@ class OperatorController(QObject):
         """Another model was put in force (the registry's, loaded between cups): the next cups are judged by it."""
         self._model_problem = self._model_detail = ""
         self._show_model_label(version, "now in force")
+
+    @Slot(str, list)
+    def show_order_history(self, order: str, checks: list[OrderCheck]) -> None:
+        """Say that the order in hand passed before (a second cup for a filled order?); an answer about an order no
+        longer in hand, or one that never passed, changes nothing."""
+        said = already_passed(checks)
+        if order != self.order or not said:
+            return
+        self.view.order_status.setText(f"{self.view.order_status.text()}, {said}")
+        self.view.order_status.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
+        if not self.busy:
+            self.view.reason.setText(f"Order {order} {said}. Another cup for it? If not, scan the right order.")
 
     @Slot(object)
     def use_setup(self, loaded: Loaded) -> None:
