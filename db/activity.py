@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Engine, func, or_, select
 
 from db.records import AsideCup, CoinRuling, CupActivity, OrderCheck
-from db.schema import Coin, Cup, Label, LabelKind, Operator, Order, Station, Verdict
+from db.schema import Capture, Coin, Cup, Label, LabelKind, Operator, Order, Station, Verdict
 from db.session import make_session_factory
 from models.types import Decision
 
@@ -196,20 +196,48 @@ def read_aside(
 
 
 def read_order_checks(engine: Engine, number: str, limit: int = 5) -> list[OrderCheck]:
-    """The newest checks of cups for order ``number`` at every station, newest first (``ix_cups_order_id``)."""
+    """The newest checks of cups for order ``number`` at every station, newest first (``ix_cups_order_id``), with
+    their reasons, photograph and cup ruling."""
     coins = select(func.count(Coin.id)).where(Coin.cup_id == Cup.id).correlate(Cup).scalar_subquery()
     stmt = (
-        select(Cup.id, Verdict.created_at, Station.name, Operator.name, Verdict.decision, coins, Cup.expected_count)
+        select(
+            Cup.id,
+            Verdict.created_at,
+            Station.name,
+            Operator.name,
+            Verdict.decision,
+            coins,
+            Cup.expected_count,
+            Verdict.reasons,
+            Capture.ref,
+        )
         .join(Order, Order.id == Cup.order_id)
         .join(Verdict, Verdict.cup_id == Cup.id)
         .join(Station, Station.id == Cup.station_id)
         .join(Operator, Operator.id == Cup.operator_id)
+        .outerjoin(Capture, Capture.cup_id == Cup.id)
         .where(Order.number == number.strip())
         .order_by(Verdict.created_at.desc(), Cup.id.desc())
         .limit(limit)
     )
     with make_session_factory(engine)() as session:
-        return [
-            OrderCheck(cup_id, at, st, op, Decision(decision), int(n), ordered)
-            for cup_id, at, st, op, decision, n, ordered in session.execute(stmt)
-        ]
+        rows = session.execute(stmt).all()
+        ids = [r[0] for r in rows]
+        rulings = {
+            cup_id: (kind, corrected)
+            for cup_id, kind, corrected in session.execute(
+                select(Label.cup_id, Label.kind, Label.corrected_type).where(
+                    Label.is_current.is_(True), Label.coin_id.is_(None), Label.cup_id.in_(ids)
+                )
+            )
+        }
+    out = []
+    for cup_id, at, st, op, decision, n, ordered, reasons, photo in rows:
+        kind, corrected = rulings.get(cup_id, (None, None))
+        ruling = None if kind is None else LabelKind(kind).value
+        if ruling == LabelKind.CORRECTED.value:
+            ruling = f"corrected to {corrected}"
+        out.append(
+            OrderCheck(cup_id, at, st, op, Decision(decision), int(n), ordered, tuple(reasons or ()), photo, ruling)
+        )
+    return out

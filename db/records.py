@@ -750,6 +750,9 @@ class OrderCheck:
         decision: PASS or FLAG.
         n_coins: coins found.
         expected_count: how many coins the order asked for then (``None``: it did not say).
+        reasons: the FLAG's reasons, as the operator read them.
+        photo: the photograph's store reference (``""``: pruned; ``None``: not read).
+        ruling: the current cup-level ruling (``confirmed``, or ``corrected to TYPE``), ``None`` before anyone ruled.
     """
 
     cup_id: int
@@ -759,3 +762,6 @@ class OrderCheck:
     decision: Decision
     n_coins: int
     expected_count: int | None
+    reasons: tuple[str, ...] = ()
+    photo: str | None = None
+    ruling: str | None = None

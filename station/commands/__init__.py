@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "models",
     "operators",
     "report",
+    "order",
     "init_site",
     "doctor",
     "simulate_day",

@@ -1,0 +1,104 @@
+"""``cupcheck order NUMBER``: every check of an order's cups, at every station, with its photograph: what to look at
+when a customer says an order arrived wrong.
+
+Examples::
+
+    cupcheck order A-1001 --config station.toml
+    cupcheck order A-1001 --config station.toml --out complaint-A-1001     # the photographs, to send or keep
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from station.commands.options import add_site_options, check_at_least, resolve_site
+from station.errors import CliError
+
+EXIT_UNKNOWN = 1
+"""Exit status when no cup of the order was ever checked."""
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``order`` subcommand."""
+    p = subparsers.add_parser(
+        "order",
+        help="every check of an order's cups, at every station, with its photograph (a customer's complaint)",
+        description="List the checks of the cups of order NUMBER, newest first, at every station of the database: "
+        "when, where, by whom, PASS or FLAG, coins found against coins ordered, the reasons, a supervisor's "
+        f"ruling and the photograph's file. --out DIR copies the photographs into DIR. Exit status {EXIT_UNKNOWN} "
+        "when no cup of the order was ever checked.",
+    )
+    p.add_argument("number", metavar="NUMBER", help="the order number, as scanned")
+    add_site_options(p, models=False, gallery=False)
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N checks, the newest (20)")
+    p.add_argument("--out", default=None, metavar="DIR", help="copy each check's photograph into DIR")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read the order's checks, print them, copy the photographs."""
+    from db.activity import read_order_checks
+    from db.repository import PRUNED_REF
+    from db.session import DB_FILENAME, make_engine
+    from db.spool import UNREACHABLE_ERRORS
+    from db.store import ContentStore
+
+    limit = check_at_least("--limit", args.limit, 1)
+    site = resolve_site(args)
+    if site.url is None and not (site.home / DB_FILENAME).is_file():
+        raise CliError(f"no verdict log in {site.home}: give the station's --config, --home or --db")
+    engine = make_engine(site.url, home=site.home)
+    try:
+        checks = read_order_checks(engine, args.number, limit)
+    except UNREACHABLE_ERRORS as err:
+        raise CliError(f"the database cannot be read: {err}") from err
+    finally:
+        engine.dispose()
+    store = ContentStore(site.store or site.home)
+    out = Path(args.out) if args.out else None
+    rows = []
+    for c in checks:
+        photo = None if not c.photo or c.photo == PRUNED_REF else store.path(c.photo)
+        if photo is not None and not photo.is_file():
+            photo = None
+        copied = None
+        if out is not None and photo is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            copied = out / f"{args.number.strip()}_{c.at.astimezone():%Y%m%d-%H%M%S}_{c.decision.value}{photo.suffix}"
+            shutil.copy2(photo, copied)
+        rows.append(
+            {
+                "cup_id": c.cup_id,
+                "checked_at": c.at.isoformat(),
+                "station": c.station,
+                "operator": c.operator,
+                "verdict": c.decision.value,
+                "coins": c.n_coins,
+                "ordered_coins": c.expected_count,
+                "reasons": list(c.reasons),
+                "ruling": c.ruling,
+                "photo": None if photo is None else str(photo),
+                "copied_to": None if copied is None else str(copied),
+            }
+        )
+    if args.json:
+        print(json.dumps({"order": args.number.strip(), "checks": rows}, indent=1))
+    elif not rows:
+        print(f"no cup of order {args.number.strip()} was ever checked")
+    else:
+        for r, c in zip(rows, checks, strict=True):
+            ordered = "" if c.expected_count is None else f" of {c.expected_count} ordered"
+            ruled = f"; ruled: {c.ruling}" if c.ruling else ""
+            print(
+                f"{c.at.astimezone():%Y-%m-%d %H:%M} {c.station} {c.operator}: {c.decision.value.upper()}, "
+                f"{c.n_coins} coins{ordered}{ruled}"
+            )
+            for reason in c.reasons:
+                print(f"  - {reason}")
+            print(f"  photo: {r['copied_to'] or r['photo'] or 'pruned (cupcheck prune)'}")
+    return 0 if rows else EXIT_UNKNOWN

@@ -1,0 +1,61 @@
+"""``cupcheck order``: an order's checks at every station with their photographs, on a real SQLite log."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from db.repository import VerdictRepository
+from db.schema import LabelKind, Role
+from models.types import Decision
+from station.cli import main
+from tests.db.factories import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, make_record
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A home whose log holds two checks of order A-7 (a FLAG ruled on, then a PASS at another station)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    repo = VerdictRepository.open(home)
+    try:
+        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+        repo.add_operator(SUPERVISOR, Role.SUPERVISOR, SUPERVISOR_PIN)
+        at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+        flag = make_record(1, decision=Decision.FLAG, p_correct=0.2, order="A-7", created_at=at)
+        flag = replace(flag, reasons=("3 coins seen, the order is for 4: 1 short, or hidden under others — spread",))
+        flagged = repo.cup_of_verdict(repo.log_verdict(replace(flag, expected_count=4)))
+        repo.relabel(SUPERVISOR, flagged, LabelKind.CORRECTED, corrected_type="eur_2")
+        passed = make_record(2, order="A-7", station="packing-2", created_at=at + timedelta(minutes=5))
+        repo.log_verdict(replace(passed, expected_count=3))
+        repo.log_verdict(make_record(3, order="B-1", created_at=at))
+    finally:
+        repo.engine.dispose()
+    return home
+
+
+def test_the_checks_of_an_order_with_their_photographs(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["order", "A-7", "--home", str(home)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith(f" packing-2 {OPERATOR}: PASS, 3 coins of 3 ordered")
+    assert out[1].startswith(f"  photo: {home / 'captures'}")
+    assert out[2].endswith(": FLAG, 3 coins of 4 ordered; ruled: corrected to eur_2")
+    assert out[3].startswith("  - 3 coins seen, the order is for 4")
+
+    assert main(["order", "A-7", "--home", str(home), "--out", str(tmp_path / "complaint"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["order"] == "A-7" and [c["verdict"] for c in doc["checks"]] == ["pass", "flag"]
+    copies = sorted((tmp_path / "complaint").iterdir())
+    assert len(copies) == 2 and all(p.name.startswith("A-7_") for p in copies)
+    first = doc["checks"][0]
+    assert Path(first["copied_to"]).read_bytes() == Path(first["photo"]).read_bytes()
+
+    assert main(["order", "Z-9", "--home", str(home)]) == 1
+    assert capsys.readouterr().out.strip() == "no cup of order Z-9 was ever checked"
+    assert main(["order", "A-7", "--home", str(tmp_path / "nowhere")]) == 2
