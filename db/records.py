@@ -417,6 +417,7 @@ class ReviewItem:
             ruled on it since.
         operator: who checked the cup.
         order: the order number it was checked for (``None``: the type was picked from the list).
+        expected_count: how many coins the order asked for (``None``: it did not say).
     """
 
     cup_id: int
@@ -442,6 +443,7 @@ class ReviewItem:
     suspect: bool = False
     operator: str = ""
     order: str | None = None
+    expected_count: int | None = None
 
 
 def audit_pick(cup_id: int, share: float) -> bool:

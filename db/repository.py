@@ -365,6 +365,7 @@ class VerdictRepository:
                 Station.name.label("station"),
                 Operator.name.label("operator"),
                 Order.number.label("order_number"),
+                Cup.expected_count,
                 Cup.expected_type,
                 Verdict.decision,
                 Verdict.p_correct,
@@ -440,6 +441,7 @@ class VerdictRepository:
                     suspect=suspect,
                     operator=row.operator,
                     order=row.order_number,
+                    expected_count=row.expected_count,
                 )
             )
         items.sort(

@@ -452,6 +452,7 @@ class ReviewController(QObject):
 def _who(item: ReviewItem) -> str:
     """`` · order A-1001 · olga at packing-2, 14:03 on 6 Dec``: what the supervisor asks the operator about."""
     when = item.created_at.astimezone().strftime("%H:%M on %d %b")
-    order = f" · order {html.escape(item.order)}" if item.order else ""
+    count = "" if item.expected_count is None else f" ({item.expected_count} coins)"
+    order = f" · order {html.escape(item.order)}{count}" if item.order else ""
     who = html.escape(item.operator) + " at " if item.operator else ""
     return f"{order} · {who}{html.escape(item.station)}, {when}"

@@ -43,8 +43,9 @@ def logged(database: Database, pipeline: NearestTypePipeline, replay_dir: Path, 
     ids = {}
     for path in list_images(replay_dir):
         image = np.asarray(cv2.imread(str(path)), np.uint8)
-        request = CheckRequest(Frame(image, source=str(path)), catalog.types[0].type_id, None, OPERATOR, "bench-1")
-        result = CheckResult(request, pipeline.run(request.frame, request.expected_type), 0.0)
+        frame, expected = Frame(image, source=str(path)), catalog.types[0].type_id
+        request = CheckRequest(frame, expected, "A-9", OPERATOR, "bench-1", expected_count=4)  # each cup: 4 coins
+        result = CheckResult(request, pipeline.run(frame, expected, expected_count=4), 0.0)
         ids[path.stem] = database.repository.log_verdict(make_record(result))
     return ids
 
@@ -127,7 +128,7 @@ def test_queue_shows_cups_with_photo_and_coin_matches(review: ReviewWindow, logg
     select_cup(review, logged["01_mixed"])
     assert review.view.photo.has_image()
     assert "Why: coin 2 looks like" in review.view.summary.text()  # the station's reasons, as the operator read them
-    assert f" · {OPERATOR} at bench-1, " in review.view.summary.text()  # who to ask about it
+    assert f" · order A-9 (4 coins) · {OPERATOR} at bench-1, " in review.view.summary.text()  # who to ask
     thumbs = review.view.thumbs.thumbnails()
     assert len(thumbs) == 4
     assert [t.marked for t in thumbs] == [False, True, False, False]
