@@ -210,6 +210,7 @@ def read_order_checks(engine: Engine, number: str, limit: int = 5) -> list[Order
             Cup.expected_count,
             Verdict.reasons,
             Capture.ref,
+            Cup.expected_type,
         )
         .join(Order, Order.id == Cup.order_id)
         .join(Verdict, Verdict.cup_id == Cup.id)
@@ -232,12 +233,14 @@ def read_order_checks(engine: Engine, number: str, limit: int = 5) -> list[Order
             )
         }
     out = []
-    for cup_id, at, st, op, decision, n, ordered, reasons, photo in rows:
+    for cup_id, at, st, op, decision, n, ordered, reasons, photo, expected in rows:
         kind, corrected = rulings.get(cup_id, (None, None))
         ruling = None if kind is None else LabelKind(kind).value
         if ruling == LabelKind.CORRECTED.value:
             ruling = f"corrected to {corrected}"
         out.append(
-            OrderCheck(cup_id, at, st, op, Decision(decision), int(n), ordered, tuple(reasons or ()), photo, ruling)
+            OrderCheck(
+                cup_id, at, st, op, Decision(decision), int(n), ordered, tuple(reasons or ()), photo, ruling, expected
+            )
         )
     return out

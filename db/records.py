@@ -755,6 +755,7 @@ class OrderCheck:
         reasons: the FLAG's reasons, as the operator read them.
         photo: the photograph's store reference (``""``: pruned; ``None``: not read).
         ruling: the current cup-level ruling (``confirmed``, or ``corrected to TYPE``), ``None`` before anyone ruled.
+        expected_type: the type the cup was checked for.
     """
 
     cup_id: int
@@ -767,3 +768,4 @@ class OrderCheck:
     reasons: tuple[str, ...] = ()
     photo: str | None = None
     ruling: str | None = None
+    expected_type: str = ""

@@ -12,11 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from station.commands.options import add_site_options, check_at_least, resolve_site
 from station.errors import CliError
+
+if TYPE_CHECKING:
+    from db.records import OrderCheck, StoredCoin
 
 EXIT_UNKNOWN = 1
 """Exit status when no cup of the order was ever checked."""
@@ -42,63 +46,80 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the order's checks, print them, copy the photographs."""
-    from db.activity import read_order_checks
-    from db.repository import PRUNED_REF
+    from db.repository import PRUNED_REF, VerdictRepository
     from db.session import DB_FILENAME, make_engine
     from db.spool import UNREACHABLE_ERRORS
-    from db.store import ContentStore
 
     limit = check_at_least("--limit", args.limit, 1)
+    number = args.number.strip()
     site = resolve_site(args)
     if site.url is None and not (site.home / DB_FILENAME).is_file():
         raise CliError(f"no verdict log in {site.home}: give the station's --config, --home or --db")
+    out = Path(args.out) if args.out else None
     engine = make_engine(site.url, home=site.home)
+    rows = []
     try:
-        checks = read_order_checks(engine, args.number, limit)
+        repo = VerdictRepository(engine, site.home, store=site.store)  # read only: no migration, no write
+        checks = repo.order_checks(number, limit)
+        for c in checks:
+            photo = None if not c.photo or c.photo == PRUNED_REF else repo.store.path(c.photo)
+            if photo is not None and not photo.is_file():
+                photo = None
+            copied = None
+            if out is not None and photo is not None:
+                copied = _export(out, number, c, photo, repo.cup_coins(c.cup_id))
+            rows.append(
+                {
+                    "cup_id": c.cup_id,
+                    "checked_at": c.at.isoformat(),
+                    "station": c.station,
+                    "operator": c.operator,
+                    "expected_type": c.expected_type,
+                    "verdict": c.decision.value,
+                    "coins": c.n_coins,
+                    "ordered_coins": c.expected_count,
+                    "reasons": list(c.reasons),
+                    "ruling": c.ruling,
+                    "photo": None if photo is None else str(photo),
+                    "copied_to": None if copied is None else str(copied),
+                }
+            )
     except UNREACHABLE_ERRORS as err:
         raise CliError(f"the database cannot be read: {err}") from err
     finally:
         engine.dispose()
-    store = ContentStore(site.store or site.home)
-    out = Path(args.out) if args.out else None
-    rows = []
-    for c in checks:
-        photo = None if not c.photo or c.photo == PRUNED_REF else store.path(c.photo)
-        if photo is not None and not photo.is_file():
-            photo = None
-        copied = None
-        if out is not None and photo is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            copied = out / f"{args.number.strip()}_{c.at.astimezone():%Y%m%d-%H%M%S}_{c.decision.value}{photo.suffix}"
-            shutil.copy2(photo, copied)
-        rows.append(
-            {
-                "cup_id": c.cup_id,
-                "checked_at": c.at.isoformat(),
-                "station": c.station,
-                "operator": c.operator,
-                "verdict": c.decision.value,
-                "coins": c.n_coins,
-                "ordered_coins": c.expected_count,
-                "reasons": list(c.reasons),
-                "ruling": c.ruling,
-                "photo": None if photo is None else str(photo),
-                "copied_to": None if copied is None else str(copied),
-            }
-        )
     if args.json:
-        print(json.dumps({"order": args.number.strip(), "checks": rows}, indent=1))
+        print(json.dumps({"order": number, "checks": rows}, indent=1))
     elif not rows:
-        print(f"no cup of order {args.number.strip()} was ever checked")
+        print(f"no cup of order {number} was ever checked")
     else:
         for r, c in zip(rows, checks, strict=True):
             ordered = "" if c.expected_count is None else f" of {c.expected_count} ordered"
             ruled = f"; ruled: {c.ruling}" if c.ruling else ""
             print(
-                f"{c.at.astimezone():%Y-%m-%d %H:%M} {c.station} {c.operator}: {c.decision.value.upper()}, "
-                f"{c.n_coins} coins{ordered}{ruled}"
+                f"{c.at.astimezone():%Y-%m-%d %H:%M} {c.station} {c.operator}: {c.decision.value.upper()} "
+                f"{c.expected_type}, {c.n_coins} coins{ordered}{ruled}"
             )
             for reason in c.reasons:
                 print(f"  - {reason}")
             print(f"  photo: {r['copied_to'] or r['photo'] or 'pruned (cupcheck prune)'}")
     return 0 if rows else EXIT_UNKNOWN
+
+
+def _export(out: Path, number: str, check: OrderCheck, photo: Path, coins: Sequence[StoredCoin]) -> Path:
+    """Copy the photograph into ``out`` as it was taken, and beside it the same photograph with the coins the
+    station found outlined and numbered (green: matched the expected type); returns the copy."""
+    import cv2
+    import numpy as np
+
+    from station.controllers.overlay import draw_coins
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{number}_{check.at.astimezone():%Y%m%d-%H%M%S}_{check.decision.value}"
+    copied = out / f"{stem}{photo.suffix}"
+    shutil.copy2(photo, copied)
+    image = cv2.imread(str(photo), cv2.IMREAD_COLOR)
+    if image is not None:
+        outlined = draw_coins(np.asarray(image, np.uint8), coins, check.expected_type)
+        cv2.imwrite(str(out / f"{stem}_coins.jpg"), outlined)
+    return copied

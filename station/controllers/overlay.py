@@ -8,11 +8,13 @@ been made for the frame. What differs from the empty tray where nothing was foun
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from db.records import StoredCoin
 from models.types import CoinEvidence, Decision, UInt8Array, Verdict
 
 PASS_BGR = (60, 170, 40)
@@ -154,3 +156,16 @@ def summarise(verdict: Verdict, *, recheck: bool = False) -> Summary:
         f" · {sum(verdict.timings_ms.values()):.0f} ms"
     )
     return Summary(headline, colour, reason, detail)
+
+
+def draw_coins(image: UInt8Array, coins: Sequence[StoredCoin], expected_type: str) -> UInt8Array:
+    """Outline the logged coins on a copy of the photo: green when the best match is the expected type."""
+    out = image.copy()
+    lw = max(2, round(min(out.shape[:2]) / 240))
+    for c in coins:
+        x1, y1, x2, y2 = c.bbox
+        colour = PASS_BGR if c.top_type == expected_type else FLAG_BGR
+        centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
+        cv2.ellipse(out, centre, (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2))), 0, 0, 360, colour, lw)
+        cv2.putText(out, str(c.index + 1), (round(x1), round(y1) + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2)
+    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from models.registry import SuspectLabels
 from models.types import Decision, UInt8Array
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment, EnrolResult, enrol_folder
-from station.controllers.overlay import FLAG_BGR, PASS_BGR, needs
+from station.controllers.overlay import draw_coins, needs
 from station.views.review import ReviewView
 from station.views.widgets import Thumbnail
 from station.worker import BackgroundCall, cut_thumbnail
@@ -100,19 +100,6 @@ def decode(data: bytes) -> UInt8Array | None:
     """Decode JPEG/PNG bytes to ``(H, W, 3)`` uint8 BGR, ``None`` when they are not an image."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return None if image is None else np.asarray(image, np.uint8)
-
-
-def draw_coins(image: UInt8Array, coins: Sequence[StoredCoin], expected_type: str) -> UInt8Array:
-    """Outline the logged coins on a copy of the photo: green when the best match is the expected type."""
-    out = image.copy()
-    lw = max(2, round(min(out.shape[:2]) / 240))
-    for c in coins:
-        x1, y1, x2, y2 = c.bbox
-        colour = PASS_BGR if c.top_type == expected_type else FLAG_BGR
-        centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
-        cv2.ellipse(out, centre, (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2))), 0, 0, 360, colour, lw)
-        cv2.putText(out, str(c.index + 1), (round(x1), round(y1) + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2)
-    return out
 
 
 class ReviewController(QObject):

@@ -43,16 +43,17 @@ def test_the_checks_of_an_order_with_their_photographs(
 ) -> None:
     assert main(["order", "A-7", "--home", str(home)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].endswith(f" packing-2 {OPERATOR}: PASS, 3 coins of 3 ordered")
+    assert out[0].endswith(f" packing-2 {OPERATOR}: PASS eur_1, 3 coins of 3 ordered")
     assert out[1].startswith(f"  photo: {home / 'captures'}")
-    assert out[2].endswith(": FLAG, 3 coins of 4 ordered; ruled: corrected to eur_2")
+    assert out[2].endswith(": FLAG eur_1, 3 coins of 4 ordered; ruled: corrected to eur_2")
     assert out[3].startswith("  - 3 coins seen, the order is for 4")
 
     assert main(["order", "A-7", "--home", str(home), "--out", str(tmp_path / "complaint"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["order"] == "A-7" and [c["verdict"] for c in doc["checks"]] == ["pass", "flag"]
-    copies = sorted((tmp_path / "complaint").iterdir())
-    assert len(copies) == 2 and all(p.name.startswith("A-7_") for p in copies)
+    copies = sorted(p.name for p in (tmp_path / "complaint").iterdir())
+    assert len(copies) == 4 and all(name.startswith("A-7_") for name in copies)  # as taken, and outlined
+    assert sum(name.endswith("_coins.jpg") for name in copies) == 2
     first = doc["checks"][0]
     assert Path(first["copied_to"]).read_bytes() == Path(first["photo"]).read_bytes()
 
