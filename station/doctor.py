@@ -26,6 +26,10 @@ from station.home import LOW_DISK_BYTES
 if TYPE_CHECKING:
     from db.health import DatabaseHealth
 
+BENCH_STALE_H = 24.0
+"""A flagged cup nobody has ruled on for longer than this is named (it waits on the station's bench)."""
+BENCH_DAYS = 14.0
+"""How far back the bench is read (as the operator window lists it)."""
 CAMERA_WAIT_S = 8.0
 """How long the camera has to deliver a first frame."""
 RETRAIN_STALE_H = 36.0
@@ -89,6 +93,7 @@ def examine(
 
     _home(home, note)
     database = _database(config, home, note)
+    _bench(config, home, database, note)
     _store(config, note)
     _orders(home, note)
     pipeline = _model(config, home, note)
@@ -186,6 +191,40 @@ def _database(config: StationConfig, home: Path, note: Note) -> DatabaseHealth:
             "they are sent when the station runs and reaches the database",
         )
     return db
+
+
+def _bench(config: StationConfig, home: Path, database: DatabaseHealth, note: Note) -> None:
+    """Cups this station flagged that nobody has ruled on for more than :data:`BENCH_STALE_H` hours."""
+    from datetime import UTC, datetime, timedelta
+
+    from db.repository import VerdictRepository
+    from db.session import make_engine
+    from db.spool import UNREACHABLE_ERRORS
+
+    if database.error or database.revision is None or (database.newer and not database.usable):
+        return
+    now = datetime.now(UTC)
+    engine = make_engine(config.database_url, home=home)
+    try:
+        since = now - timedelta(days=BENCH_DAYS)
+        cups = VerdictRepository(engine, home).set_aside(config.name, since, limit=1000)
+    except UNREACHABLE_ERRORS:
+        return  # said under "database"
+    finally:
+        engine.dispose()
+    waiting = [c for c in cups if c.cup_ruling is None and not c.coins]
+    stale = [c for c in waiting if now - c.at > timedelta(hours=BENCH_STALE_H)]
+    if stale:
+        oldest = min(c.at for c in stale).astimezone()
+        note(
+            "bench",
+            Status.WARN,
+            f"{len(stale)} cups flagged here have waited more than {BENCH_STALE_H:.0f} hours for a ruling (the "
+            f"oldest since {oldest:%Y-%m-%d %H:%M})",
+            "a supervisor rules on them in the review window (cupcheck review --config FILE)",
+        )
+    else:
+        note("bench", Status.OK, f"{len(waiting)} cups flagged here wait for a ruling")
 
 
 def _store(config: StationConfig, note: Note) -> None:

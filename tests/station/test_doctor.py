@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
@@ -17,11 +19,12 @@ from db.repository import VerdictRepository
 from db.schema import Role
 from db.session import init_db
 from models.enroll import CATALOG_FILE, TypeInfo, save_catalog
-from models.types import Side
+from models.types import Decision, Side
 from station.backup import back_up
 from station.cli import main
 from station.config import StationConfig, config_from_dict
 from station.doctor import Status, examine, worst
+from tests.db.factories import make_record
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import PIPE_TYPES, enrolled_gallery, reference_image, write_bundle
 
@@ -97,6 +100,7 @@ def test_a_set_up_station_is_ready_and_checks_a_frame(station_home: tuple[Path, 
     assert by["gallery", Status.WARN].message.startswith("4 types have fewer than the 5 photos a side")
     assert by["calibration", Status.OK].message == "8.00 px/mm (manual), whole frame, at 640×480"
     assert by["empty tray", Status.WARN].fix.startswith("press 'Photograph the empty tray'")
+    assert by["bench", Status.OK].message == "0 cups flagged here wait for a ruling"
     assert by["retrain", Status.WARN].message == "the nightly retrain has never run on this registry"
     assert by["backup", Status.WARN].message == "this station's data has never been backed up"
     assert by["camera", Status.OK].message == f"folder {camera}: 640×480"
@@ -154,3 +158,24 @@ def test_a_site_database_is_checked_for_a_pg_dump_that_can_dump_it(
     dump = next(f for f in findings if "pg_dump" in f.message)
     assert dump.status is Status.OK and dump.message.startswith("the site's database can be dumped with ")
     assert "pg_dump (18." in dump.message  # the newest installed (the system's may be older than the server)
+
+
+def test_cups_left_waiting_for_a_ruling_are_named(station_home: tuple[Path, Path]) -> None:
+    home, bundle = station_home
+    config = config_from_dict({"name": "packing-1", "bundle": str(bundle)})
+    now = datetime.now(UTC)
+    repo = VerdictRepository.open(home)
+    try:
+        for seed, hours in ((1, 30), (2, 2), (3, 50)):
+            flagged = make_record(seed, decision=Decision.FLAG, p_correct=0.2, station="packing-1", operator="olga")
+            repo.log_verdict(replace(flagged, created_at=now - timedelta(hours=hours)))
+        elsewhere = make_record(4, decision=Decision.FLAG, p_correct=0.2, station="packing-2", operator="olga")
+        repo.log_verdict(replace(elsewhere, created_at=now - timedelta(hours=40)))
+    finally:
+        repo.engine.dispose()
+    (bench,) = [f for f in examine(config, home, camera=False) if f.part == "bench"]
+    oldest = (now - timedelta(hours=50)).astimezone()
+    assert bench.status is Status.WARN
+    assert bench.message == (
+        f"2 cups flagged here have waited more than 24 hours for a ruling (the oldest since {oldest:%Y-%m-%d %H:%M})"
+    )
