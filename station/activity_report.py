@@ -217,6 +217,8 @@ class ActivitySummary:
         reasons: kinds of reason, with the flagged cups that gave each (a cup once per kind), most first.
         review: what people found.
         models: model versions with the checks each judged, most first.
+        passed_again: orders with more than one cup passed in the period, with how many (a second cup shipped
+            for a filled order, or an order of several cups), the most first.
     """
 
     since: datetime
@@ -230,6 +232,7 @@ class ActivitySummary:
     reasons: tuple[tuple[ReasonKind, int], ...]
     review: Review
     models: tuple[tuple[str, int], ...]
+    passed_again: tuple[tuple[str, int], ...] = ()
 
 
 def _local(at: datetime) -> datetime:
@@ -285,6 +288,8 @@ def summarise(
         if not c.passed:
             reasons.update(reason_kinds(c.last.reasons))
     models = Counter(c.model_version for c in checks)
+    passes = Counter(c.last.order for c in cups if c.passed and c.last.order)
+    again = tuple(sorted(((o, n) for o, n in passes.items() if n > 1), key=lambda kv: (-kv[1], kv[0])))
     return ActivitySummary(
         since=since,
         until=until,
@@ -297,6 +302,7 @@ def summarise(
         reasons=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0].value))),
         review=review(cups),
         models=tuple(models.most_common()),
+        passed_again=again,
     )
 
 
@@ -452,6 +458,13 @@ def headline(summary: ActivitySummary) -> list[str]:
         lines.append(
             f"{n} check{'s' if n != 1 else ''} flagged only for the coin count, put right by the operator and checked "
             "again"
+        )
+    if summary.passed_again:
+        named = ", ".join(f"{o} ×{n}" for o, n in summary.passed_again[:5])
+        more = f" and {len(summary.passed_again) - 5} more" if len(summary.passed_again) > 5 else ""
+        lines.append(
+            f"orders with more than one cup passed: {len(summary.passed_again)} ({named}{more}): a second cup shipped "
+            "for a filled order, or an order of several cups (cupcheck order NUMBER shows each)"
         )
     if r.audited:
         lines.append(

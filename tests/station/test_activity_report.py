@@ -187,3 +187,21 @@ def test_the_command_reports_a_station_home(tmp_path: Path, capsys: pytest.Captu
     assert main([*flags, "--days", "0", "--out", str(tmp_path / "x")]) == 2
     assert main(["report", "--home", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2
     assert "no verdict log in" in capsys.readouterr().err
+
+
+def test_orders_passed_more_than_once_are_named() -> None:
+    checks = [
+        check(1, 0, order="A-7"),
+        check(2, 1, order="A-7"),  # a second cup passed for the same order
+        check(3, 2, order="B-1"),
+        check(4, 3, Decision.FLAG, order="B-1"),  # flagged: not shipped
+        check(5, 4),  # no order: a type picked from the list
+        check(6, 5),
+    ]
+    s = summarise(checks, T0, T0 + timedelta(days=1))
+    assert s.passed_again == (("A-7", 2),)
+    assert (
+        "orders with more than one cup passed: 1 (A-7 ×2): a second cup shipped for a filled order, or an order of "
+        "several cups (cupcheck order NUMBER shows each)"
+    ) in headline(s)
+    assert not any(line.startswith("orders with") for line in headline(summarise(checks[2:], T0, T0)))
