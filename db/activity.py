@@ -141,10 +141,11 @@ def read_aside(
     anyone = select(Label.cup_id).where(Label.is_current.is_(True))
     answered = select(Cup.recheck_of_id).where(Cup.recheck_of_id.is_not(None))
     stmt = (
-        select(Cup.id, Verdict.created_at, Order.number, Cup.expected_type, Verdict.reasons)
+        select(Cup.id, Verdict.created_at, Order.number, Cup.expected_type, Verdict.reasons, Capture.ref)
         .join(Verdict, Verdict.cup_id == Cup.id)
         .join(Station, Station.id == Cup.station_id)
         .outerjoin(Order, Order.id == Cup.order_id)
+        .outerjoin(Capture, Capture.cup_id == Cup.id)
         .where(
             Station.name == station,
             Verdict.decision == Decision.FLAG,
@@ -190,6 +191,7 @@ def read_aside(
                 ruled_by=None if ruled is None else ruled[0],
                 ruled_at=None if ruled is None else ruled[1],
                 coins=tuple(sorted(coins.get(r.id, []), key=lambda c: c.index)),
+                photo=r.ref,
             )
         )
     return out

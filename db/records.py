@@ -726,6 +726,7 @@ class AsideCup:
         ruled_by: who gave the newest current ruling on the cup or its coins.
         ruled_at: when, timezone-aware.
         coins: current coin-level rulings, by coin index.
+        photo: the photograph's store reference (``""``: pruned; ``None``: none logged).
     """
 
     cup_id: int
@@ -738,6 +739,7 @@ class AsideCup:
     ruled_by: str | None
     ruled_at: datetime | None
     coins: tuple[CoinRuling, ...]
+    photo: str | None = None
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,8 @@ class MainWindow(QMainWindow):
             ``config.sign_out_after_min`` minutes without a check; ``None`` (the demo): nobody signs in or out.
         aside: reads the cups put aside at this station with their rulings (:func:`aside_since`), listed under
             the preview with what to do with each (:mod:`station.controllers.bench`); ``None`` (the demo): no bench.
+        aside_photo: reads a bench cup's photograph by its store reference (``VerdictRepository.read_blob``), shown
+            small beside it; ``None``: the bench lists no pictures.
         order_history: reads an order's checks at every station (``VerdictRepository.order_checks``): an order
             scanned again that passed before is named (:mod:`station.controllers.order_history`); ``None``: not asked.
     """
@@ -105,6 +107,7 @@ class MainWindow(QMainWindow):
         follow: tuple[StationFeed, InForce] | None = None,
         sign_in: Callable[[], OperatorInfo | None] | None = None,
         aside: Callable[[], Sequence[AsideCup]] | None = None,
+        aside_photo: Callable[[str], bytes] | None = None,
         order_history: Callable[[str], Sequence[OrderCheck]] | None = None,
     ) -> None:
         super().__init__(parent)
@@ -174,7 +177,9 @@ class MainWindow(QMainWindow):
         if aside is not None:  # the cups put aside here, and what to do with each once ruled on
             self.view.show_aside(True)
             cleared = ClearedCups(None if home is None else home / CLEARED_FILE)
-            self.bench = BenchController(self.view.aside_title, self.view.aside_list, aside, cleared=cleared)
+            self.bench = BenchController(
+                self.view.aside_title, self.view.aside_list, aside, cleared=cleared, photo=aside_photo
+            )
             self.controller.store_shown.connect(self.bench.refresh)
 
         self.demo_driver: QObject | None = None  # the demo's cup orderer (see open_station), kept alive here
@@ -559,6 +564,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         follow=(feed, started.state),
         sign_in=None if demo else sign_in,
         aside=None if demo else partial(aside_since, repository.repository, config.name),
+        aside_photo=repository.repository.read_blob,
         order_history=None if demo else repository.repository.order_checks,
     )
     if started.problem and window.follower is not None:

@@ -174,6 +174,7 @@ def capture(
             home=home,
             sign_in=lambda: None,
             aside=partial(aside_since, repository, config.name),
+            aside_photo=repository.read_blob,
         )
         win.resize(1380, 860)
         win.show()

@@ -17,13 +17,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QBrush, QColor
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QBrush, QColor, QIcon
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem
 
 from db.records import AsideCup, CoinRuling
 from db.schema import LabelKind
 from models.files import write_bytes_atomic
+from models.types import UInt8Array
+from station.views.widgets import to_pixmap
 from station.worker import BackgroundCall, BackgroundThread
 
 _log = logging.getLogger(__name__)
@@ -43,6 +47,20 @@ CUP_ROLE = Qt.ItemDataRole.UserRole + 1
 NEWS_S = 20.0
 """How long the bench's title stands out after a new ruling arrives."""
 NEWS_STYLE = "background: #f0a020; color: #101214; padding: 0 4px;"
+PHOTO_PX = 40
+"""Side of a bench cup's photograph in the list (to tell the cups on the bench apart)."""
+
+
+def photo_thumbnail(data: bytes, size: int = PHOTO_PX) -> UInt8Array | None:
+    """A cup's photograph (JPEG bytes) shrunk to fit ``size`` pixels, ``(h, w, 3)`` uint8 BGR; ``None`` when the
+    bytes are not an image."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return np.asarray(small, np.uint8)
 
 
 class BenchState(StrEnum):
@@ -165,6 +183,8 @@ class BenchController(QObject):
             :data:`ASIDE_HOURS`); runs in a background thread.
         interval_s: how often to read it again (0: only when asked).
         cleared: the cups the operator cleared (double click on a cup with something done to it).
+        photo: reads a cup photograph's bytes by its store reference (``VerdictRepository.read_blob``), shown small
+            beside the cup, read in the background thread once per cup; ``None``: no pictures.
 
     A ruling arriving (more cups to act on than at the last reading) makes the title stand out for
     :data:`NEWS_S` seconds, so that the operator looks up from the cup in hand.
@@ -184,12 +204,16 @@ class BenchController(QObject):
         *,
         interval_s: float = POLL_S,
         cleared: ClearedCups | None = None,
+        photo: Callable[[str], bytes] | None = None,
     ) -> None:
         super().__init__()
         self._title = title
         self._list = listing
         self._fetch = fetch
         self.cleared = cleared if cleared is not None else ClearedCups(None)
+        self._photo = photo
+        self._pictures: dict[int, UInt8Array | None] = {}  # cup id -> its small photograph (GUI thread only)
+        listing.setIconSize(QSize(PHOTO_PX, PHOTO_PX))
         listing.itemDoubleClicked.connect(self.clear_item)
         listing.setToolTip("Double-click a cup once you have dealt with it to clear it from the list.")
         self._busy = False
@@ -223,7 +247,21 @@ class BenchController(QObject):
             self._again = True
             return
         self._busy = True
-        self._submit.emit(BackgroundCall(self, self._fetch))
+        known = frozenset(self._pictures)
+        self._submit.emit(BackgroundCall(self, lambda: self._fetch_with_pictures(known)))
+
+    def _fetch_with_pictures(self, known: frozenset[int]) -> tuple[list[AsideCup], dict[int, UInt8Array | None]]:
+        """The bench and the small photographs of the cups not pictured yet (runs in the background thread)."""
+        cups = list(self._fetch())
+        pictures: dict[int, UInt8Array | None] = {}
+        for cup in cups:
+            if self._photo is None or cup.cup_id in known or not cup.photo:
+                continue
+            try:
+                pictures[cup.cup_id] = photo_thumbnail(self._photo(cup.photo))
+            except OSError:  # the photograph went (pruned, or the share is away): listed without it
+                pictures[cup.cup_id] = None
+        return cups, pictures
 
     def stop(self) -> None:
         """Stop reading and end the thread."""
@@ -232,8 +270,10 @@ class BenchController(QObject):
         self._thread.stop()
 
     @Slot(object, object)
-    def _read(self, _tag: object, cups: object) -> None:
-        assert isinstance(cups, list)
+    def _read(self, _tag: object, answer: object) -> None:
+        assert isinstance(answer, tuple)
+        cups, pictures = answer
+        self._pictures.update(pictures)
         self._cups = cups
         self._show()
         to_act = {line.cup_id for line in self.lines if line.state is not BenchState.WAITING}
@@ -251,6 +291,9 @@ class BenchController(QObject):
             item = QListWidgetItem(line.text)
             item.setForeground(QBrush(QColor(COLOURS[line.state])))
             item.setData(CUP_ROLE, line.cup_id)
+            picture = self._pictures.get(line.cup_id)
+            if picture is not None:
+                item.setIcon(QIcon(to_pixmap(picture)))
             self._list.addItem(item)
         self._title.setText(bench_title(self.lines).upper())
 

@@ -132,7 +132,7 @@ class OperatorView(QWidget):
         self.aside_title = _section("Put aside")
         self.aside_list = QListWidget()
         self.aside_list.setWordWrap(True)
-        self.aside_list.setFixedHeight(92)
+        self.aside_list.setFixedHeight(100)
         self.aside_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.aside_list.setStyleSheet("font-size: 14px;")
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
+import cv2
+import numpy as np
 from PySide6.QtWidgets import QLabel, QListWidget
 from pytestqt.qtbot import QtBot
 
@@ -17,6 +19,7 @@ from station.app import aside_since
 from station.config import StationConfig
 from station.controllers.bench import (
     CLEARED_FILE,
+    CUP_ROLE,
     BenchController,
     BenchLine,
     BenchState,
@@ -24,6 +27,7 @@ from station.controllers.bench import (
     advise,
     bench_lines,
     bench_title,
+    photo_thumbnail,
 )
 from station.controllers.catalog import TypeCatalog
 from tests.station.conftest import SUPERVISOR, Database, OpenWindow, SteppingClock
@@ -105,7 +109,8 @@ def test_the_operator_window_lists_a_flagged_cup_until_a_supervisor_rules_on_it(
     database: Database,
     tmp_path: Path,
 ) -> None:
-    with window_with(aside=partial(aside_since, database.repository, station_config.name)) as win:
+    aside = partial(aside_since, database.repository, station_config.name)
+    with window_with(aside=aside, aside_photo=database.repository.read_blob) as win:
         bench = win.bench
         assert bench is not None and win.view.aside_list.isVisible()
         qtbot.waitUntil(lambda: win.view.aside_title.text() == "PUT ASIDE: NONE")
@@ -117,6 +122,7 @@ def test_the_operator_window_lists_a_flagged_cup_until_a_supervisor_rules_on_it(
         assert win.view.banner.text() == "FLAG" and stored.verdict_id is not None
         qtbot.waitUntil(lambda: win.view.aside_list.count() == 1)
         assert win.view.aside_list.item(0).text().endswith(": waiting for a supervisor")
+        assert not win.view.aside_list.item(0).icon().isNull()  # the cup's photograph, to find it on the bench
         assert not bench.news
         assert win.view.aside_title.text() == "PUT ASIDE: 1 WAITING"
 
@@ -148,5 +154,28 @@ def test_a_cup_still_waiting_cannot_be_cleared_and_a_damaged_file_clears_nothing
         assert not bench.clear_item(listing.item(1))  # waiting for a supervisor: it stays
         assert bench.clear_item(listing.item(0)) and [line.cup_id for line in bench.lines] == [2]
         assert 1 in ClearedCups(tmp_path / CLEARED_FILE)  # saved, and the damaged file replaced
+    finally:
+        bench.stop()
+
+
+def test_a_cups_photograph_is_shown_small_and_a_missing_one_leaves_it_without(tmp_path: Path, qtbot: QtBot) -> None:
+    photo = cv2.imencode(".jpg", np.full((480, 640, 3), 90, np.uint8))[1].tobytes()
+    small = photo_thumbnail(photo)
+    assert small is not None and small.shape == (30, 40, 3)
+    assert photo_thumbnail(b"not a jpeg") is None
+
+    def read(ref: str) -> bytes:
+        if ref == "gone":
+            raise FileNotFoundError(ref)
+        return photo
+
+    cups = [_cup(cup_id=1, photo="here"), _cup(cup_id=2, photo="gone"), _cup(cup_id=3)]
+    title, listing = QLabel(), QListWidget()
+    qtbot.addWidget(listing)
+    bench = BenchController(title, listing, lambda: cups, interval_s=0, photo=read)
+    try:
+        qtbot.waitUntil(lambda: listing.count() == 3)
+        icons = {listing.item(k).data(CUP_ROLE): not listing.item(k).icon().isNull() for k in range(3)}
+        assert icons == {1: True, 2: False, 3: False}
     finally:
         bench.stop()
