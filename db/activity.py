@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, ScalarSelect, func, or_, select
 
 from db.records import AsideCup, CoinRuling, CupActivity, OrderCheck
 from db.schema import Capture, Coin, Cup, Label, LabelKind, Operator, Order, Station, Verdict
@@ -20,6 +20,11 @@ from models.types import Decision
 
 WRONG_COIN_KINDS = (LabelKind.CORRECTED, LabelKind.NOT_A_COIN, LabelKind.DAMAGED)
 """Coin rulings that make a cup wrong (``wrong_side`` keeps the type; ``confirmed`` agrees)."""
+
+
+def _coins_of_cup() -> ScalarSelect[int]:
+    """The number of coins logged for the cup of the enclosing query's row."""
+    return select(func.count(Coin.id)).where(Coin.cup_id == Cup.id).correlate(Cup).scalar_subquery()
 
 
 def read_activity(engine: Engine, since: datetime, until: datetime, station: str | None = None) -> list[CupActivity]:
@@ -33,7 +38,7 @@ def read_activity(engine: Engine, since: datetime, until: datetime, station: str
     """
     if since.tzinfo is None or until.tzinfo is None:
         raise ValueError("since and until must be timezone-aware")
-    coins = select(func.count(Coin.id)).where(Coin.cup_id == Cup.id).correlate(Cup).scalar_subquery()
+    coins = _coins_of_cup()
     stmt = (
         select(
             Cup.id,
@@ -200,7 +205,7 @@ def read_aside(
 def read_order_checks(engine: Engine, number: str, limit: int = 5) -> list[OrderCheck]:
     """The newest checks of cups for order ``number`` at every station, newest first (``ix_cups_order_id``), with
     their reasons, photograph and cup ruling."""
-    coins = select(func.count(Coin.id)).where(Coin.cup_id == Cup.id).correlate(Cup).scalar_subquery()
+    coins = _coins_of_cup()
     stmt = (
         select(
             Cup.id,
