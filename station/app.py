@@ -83,7 +83,7 @@ class MainWindow(QMainWindow):
             cancelled. With it the window has a Sign out button and F2, and signs its operator out after
             ``config.sign_out_after_min`` minutes without a check; ``None`` (the demo): nobody signs in or out.
         aside: reads the cups put aside at this station with their rulings (:func:`aside_since`), listed under
-            the preview with what to do with each (:mod:`station.controllers.bench`); ``None`` (the demo): no bench.
+            the preview with what to do with each (:mod:`station.controllers.bench`); ``None``: no bench.
         aside_photo: reads a bench cup's photograph by its store reference (``VerdictRepository.read_blob``), shown
             small beside it; ``None``: the bench lists no pictures.
         order_history: reads an order's checks at every station (``VerdictRepository.order_checks``): an order
@@ -563,9 +563,9 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         home=home,
         follow=(feed, started.state),
         sign_in=None if demo else sign_in,
-        aside=None if demo else partial(aside_since, repository.repository, config.name),
+        aside=partial(aside_since, repository.repository, config.name),  # the demo's flagged cups too
         aside_photo=repository.repository.read_blob,
-        order_history=None if demo else repository.repository.order_checks,
+        order_history=repository.repository.order_checks,
     )
     if started.problem and window.follower is not None:
         window.follower.say(started.problem, started.detail)
