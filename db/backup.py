@@ -110,6 +110,23 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
     return plain.render_as_string(hide_password=False), env
 
 
+def _run_pg(tool: str, args: list[str], *, failed: str, timeout_s: float, env: dict[str, str] | None = None) -> str:
+    """Run the newest ``tool`` installed (:func:`pg_tool`) with ``args``; return what it printed.
+
+    Raises:
+        DumpError: no such tool, it did not finish within ``timeout_s``, or it failed (``failed``, then its message).
+    """
+    import subprocess
+
+    try:
+        done = subprocess.run([pg_tool(tool), *args], env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as err:
+        raise DumpError(f"{tool} did not finish within {timeout_s:.0f} s") from err
+    if done.returncode != 0:
+        raise DumpError(f"{failed}: {done.stderr.strip() or f'exit status {done.returncode}'}")
+    return done.stdout
+
+
 def dump_postgres(url: str, folder: Path, *, timeout_s: float = 3600.0) -> Path:
     """Dump the PostgreSQL database at ``url`` into ``folder/cupcheck.pgdump`` with ``pg_dump`` (one consistent
     snapshot while stations write; custom format, without owners or grants, so it restores into any database with
@@ -118,21 +135,16 @@ def dump_postgres(url: str, folder: Path, *, timeout_s: float = 3600.0) -> Path:
     Raises:
         DumpError: no ``pg_dump``, or it failed (its message: the server unreachable, refused, newer than it).
     """
-    import subprocess
-
     target = folder / PG_DUMP_FILE
     tmp = target.with_name(f".{PG_DUMP_FILE}.tmp")
     tmp.unlink(missing_ok=True)
     uri, env = _libpq(url)
-    command = [pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", f"--file={tmp}", uri]
+    args = ["--format=custom", "--no-owner", "--no-privileges", f"--file={tmp}", uri]
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired as err:
+        _run_pg("pg_dump", args, failed="pg_dump failed", timeout_s=timeout_s, env=env)
+    except DumpError:
         tmp.unlink(missing_ok=True)
-        raise DumpError(f"pg_dump did not finish within {timeout_s:.0f} s") from err
-    if done.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise DumpError(f"pg_dump failed: {done.stderr.strip() or f'exit status {done.returncode}'}")
+        raise
     os.replace(tmp, target)
     return target
 
@@ -144,24 +156,9 @@ def restore_postgres(dump: Path, url: str, *, timeout_s: float = 3600.0) -> None
     Raises:
         DumpError: no ``pg_restore``, or it failed (its message).
     """
-    import subprocess
-
     uri, env = _libpq(url)
-    command = [
-        pg_tool("pg_restore"),
-        "--no-owner",
-        "--no-privileges",
-        "--exit-on-error",
-        "--single-transaction",
-        f"--dbname={uri}",
-        str(dump),
-    ]
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired as err:
-        raise DumpError(f"pg_restore did not finish within {timeout_s:.0f} s") from err
-    if done.returncode != 0:
-        raise DumpError(f"pg_restore failed: {done.stderr.strip() or f'exit status {done.returncode}'}")
+    args = ["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", f"--dbname={uri}", str(dump)]
+    _run_pg("pg_restore", args, failed="pg_restore failed", timeout_s=timeout_s, env=env)
 
 
 def dumped_tables(dump: Path) -> dict[str, bool]:
@@ -171,13 +168,9 @@ def dumped_tables(dump: Path) -> dict[str, bool]:
     Raises:
         DumpError: ``pg_restore`` is missing or cannot read the archive.
     """
-    import subprocess
-
-    done = subprocess.run([pg_tool("pg_restore"), "--list", str(dump)], capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise DumpError(f"pg_restore cannot read {dump}: {done.stderr.strip() or f'exit status {done.returncode}'}")
+    listing = _run_pg("pg_restore", ["--list", str(dump)], failed=f"pg_restore cannot read {dump}", timeout_s=600)
     tables: dict[str, bool] = {}
-    for line in done.stdout.splitlines():  # "217; 1259 16390 TABLE public verdicts postgres", "... TABLE DATA ..."
+    for line in listing.splitlines():  # "217; 1259 16390 TABLE public verdicts postgres", "... TABLE DATA ..."
         entry = _TOC_TABLE.match(line)
         if entry is not None:
             name = entry.group("name")
