@@ -76,6 +76,14 @@ class BackupReport:
     database_ok: bool = True
 
 
+def _places(config: StationConfig, home: Path) -> tuple[Path, Path, Path]:
+    """Where the station's data lives besides its home: the image folder, the gallery and the model registry (a
+    site's shared ones, when the station file names them)."""
+    from models.registry import registry_root
+
+    return config.store or home, (config.gallery or home) / "gallery", registry_root(config.models or home)
+
+
 def _inside(a: Path, b: Path) -> bool:
     a, b = a.resolve(), b.resolve()
     return a == b or b in a.parents
@@ -104,12 +112,10 @@ def back_up(
     from db.backup import PG_DUMP_FILE, DumpError, backup_sqlite, dump_postgres, sqlite_file
     from db.store import ContentStore
     from models.gallery import MANIFEST as GALLERY_MANIFEST
-    from models.registry import REGISTRY_FILE, registry_root
+    from models.registry import REGISTRY_FILE
 
     started = time.perf_counter()
-    store_home = config.store or home
-    gallery = (config.gallery or home) / "gallery"
-    models = registry_root(config.models or home)
+    store_home, gallery, models = _places(config, home)
     for source in (home, store_home, gallery, models):
         if _inside(out, source) or _inside(source, out):
             raise BackupError(f"the backup folder {out} overlaps {source}, which it copies: choose another folder")
@@ -415,7 +421,7 @@ def restore(
     from db.session import DB_FILENAME
     from db.store import ContentStore
     from models.gallery import MANIFEST as GALLERY_MANIFEST
-    from models.registry import REGISTRY_DIR, REGISTRY_FILE, registry_root
+    from models.registry import REGISTRY_DIR, REGISTRY_FILE
 
     started = time.perf_counter()
     found = check_backup(folder, progress=progress)
@@ -424,9 +430,7 @@ def restore(
             f"{folder} would not restore whole ({len(found.missing)} images missing, {len(found.damaged)} damaged, "
             f"{len(found.problems)} other problems): see cupcheck backup --check {folder}"
         )
-    store_home = config.store or home
-    gallery = (config.gallery or home) / "gallery"
-    models = registry_root(config.models or home)
+    store_home, gallery, models = _places(config, home)
     db_file = sqlite_file(config.database_url, home)
     has_sqlite, has_dump = (folder / DB_FILENAME).is_file(), (folder / PG_DUMP_FILE).is_file()
     if db_file is None and not has_dump:
