@@ -741,6 +741,11 @@ class AsideCup:
     coins: tuple[CoinRuling, ...]
     photo: str | None = None
 
+    @property
+    def ruled(self) -> bool:
+        """Whether a person ruled on the cup or one of its coins (``False``: it still waits for a ruling)."""
+        return self.cup_ruling is not None or bool(self.coins)
+
 
 @dataclass(frozen=True)
 class OrderCheck:

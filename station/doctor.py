@@ -212,7 +212,7 @@ def _bench(config: StationConfig, home: Path, database: DatabaseHealth, note: No
         return  # said under "database"
     finally:
         engine.dispose()
-    waiting = [c for c in cups if c.cup_ruling is None and not c.coins]
+    waiting = [c for c in cups if not c.ruled]
     stale = [c for c in waiting if now - c.at > timedelta(hours=BENCH_STALE_H)]
     if stale:
         oldest = min(c.at for c in stale).astimezone()
