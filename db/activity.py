@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, ScalarSelect, func, or_, select
 
-from db.records import AsideCup, CoinRuling, CupActivity, OrderCheck
+from db.records import AsideCup, CoinRuling, CupActivity, OrderCheck, ruling_text
 from db.schema import Capture, Coin, Cup, Label, LabelKind, Operator, Order, Station, Verdict
 from db.session import make_session_factory
 from models.types import Decision
@@ -242,9 +242,7 @@ def read_order_checks(engine: Engine, number: str, limit: int = 5) -> list[Order
     out = []
     for cup_id, at, st, op, decision, n, ordered, reasons, photo, expected in rows:
         kind, corrected = rulings.get(cup_id, (None, None))
-        ruling = None if kind is None else LabelKind(kind).value
-        if ruling == LabelKind.CORRECTED.value:
-            ruling = f"corrected to {corrected}"
+        ruling = ruling_text(None if kind is None else LabelKind(kind).value, corrected)
         out.append(
             OrderCheck(
                 cup_id, at, st, op, Decision(decision), int(n), ordered, tuple(reasons or ()), photo, ruling, expected

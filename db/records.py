@@ -452,6 +452,13 @@ def audit_pick(cup_id: int, share: float) -> bool:
     return (zlib.crc32(f"audit:{cup_id}".encode()) % 10_000) / 10_000.0 < share
 
 
+def ruling_text(cup_ruling: str | None, corrected_type: str | None) -> str | None:
+    """How a cup-level ruling reads in a listing: ``confirmed``, or ``corrected to TYPE``; ``None`` for none."""
+    if cup_ruling == LabelKind.CORRECTED.value:
+        return f"corrected to {corrected_type}"
+    return cup_ruling
+
+
 @dataclass(frozen=True)
 class CupActivity:
     """One check as the activity report reads it (:func:`db.activity.read_activity`).

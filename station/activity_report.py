@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from calibration.risk import clopper_pearson_lower
-from db.records import CupActivity
+from db.records import CupActivity, ruling_text
 from models.reasons import LABELS, ReasonKind, only_the_count, reason_kinds
 from models.types import Decision
 
@@ -385,9 +385,7 @@ def write_csv(checks: Iterable[CupActivity], path: Path) -> Path:
         writer = csv.writer(fh)
         writer.writerow(CSV_FIELDS)
         for c in checks:
-            ruling = c.cup_ruling or ("coins ruled" if c.coin_rulings else "")
-            if c.cup_ruling == "corrected":
-                ruling = f"corrected to {c.corrected_type}"
+            ruling = ruling_text(c.cup_ruling, c.corrected_type) or ("coins ruled" if c.coin_rulings else "")
             writer.writerow(
                 (
                     c.cup_id,
