@@ -154,11 +154,11 @@ def window_with(
     tmp_path: Path,
 ) -> OpenWindow:
     """Opens the operator window as :func:`shown_window` does, home in ``tmp_path``, with extra ``MainWindow``
-    arguments (orders, a bench, ...)."""
+    arguments (orders, a bench, ...) and, given ``config=``, another station configuration."""
 
-    def open_window(**kwargs: Any) -> AbstractContextManager[MainWindow]:
+    def open_window(config: StationConfig | None = None, **kwargs: Any) -> AbstractContextManager[MainWindow]:
         return shown_window(
-            qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock, home=tmp_path, **kwargs
+            qtbot, pipeline, spooling, catalog, config or station_config, replay_dir, clock, home=tmp_path, **kwargs
         )
 
     return open_window

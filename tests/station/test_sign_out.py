@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -13,13 +12,18 @@ from pytestqt.qtbot import QtBot
 
 from db.activity import read_activity
 from db.records import OperatorInfo
-from db.spool import SpoolingRepository
 from station.app import MainWindow
 from station.config import StationConfig
 from station.controllers.catalog import OrderBook, TypeCatalog
 from station.controllers.operator import SIGN_IN_TEXT, SIGN_OUT_TEXT
-from tests.station.conftest import OPERATOR, SUPERVISOR, SUPERVISOR_PIN, Database, SteppingClock, shown_window
-from tests.station.nearest_type_pipeline import NearestTypePipeline
+from tests.station.conftest import (
+    OPERATOR,
+    SUPERVISOR,
+    SUPERVISOR_PIN,
+    Database,
+    OpenWindow,
+    SteppingClock,
+)
 from tests.station.test_operator import ORDER, check_with_space, scan_order
 
 
@@ -42,18 +46,10 @@ def door() -> Door:
 
 @pytest.fixture
 def window(
-    qtbot: QtBot,
-    pipeline: NearestTypePipeline,
-    spooling: SpoolingRepository,
-    catalog: TypeCatalog,
-    station_config: StationConfig,
-    replay_dir: Path,
-    clock: SteppingClock,
-    door: Door,
+    window_with: OpenWindow, station_config: StationConfig, catalog: TypeCatalog, door: Door
 ) -> Iterator[MainWindow]:
     config = station_config.model_copy(update={"sign_out_after_min": 1.0})
-    orders = OrderBook({ORDER: catalog.types[0].type_id})
-    with shown_window(qtbot, pipeline, spooling, catalog, config, replay_dir, clock, orders=orders, sign_in=door) as w:
+    with window_with(config=config, orders=OrderBook({ORDER: catalog.types[0].type_id}), sign_in=door) as w:
         yield w
 
 
@@ -116,16 +112,8 @@ def test_an_idle_window_signs_its_operator_out(
     assert window.view.session_label.text() == "No cups checked yet"
 
 
-def test_the_demo_window_has_no_sign_out(
-    qtbot: QtBot,
-    pipeline: NearestTypePipeline,
-    spooling: SpoolingRepository,
-    catalog: TypeCatalog,
-    station_config: StationConfig,
-    replay_dir: Path,
-    clock: SteppingClock,
-) -> None:
-    with shown_window(qtbot, pipeline, spooling, catalog, station_config, replay_dir, clock) as win:
+def test_the_demo_window_has_no_sign_out(window_with: OpenWindow, clock: SteppingClock) -> None:
+    with window_with() as win:
         assert not win.view.sign_out_button.isVisible() and not win.idle_timer.isActive()
         clock.advance(3600 * 24)
         assert not win.controller.idle_tick() and win.controller.operator == OPERATOR
