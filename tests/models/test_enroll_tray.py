@@ -1,0 +1,120 @@
+"""Enrolling a type from two tray photographs: which coins become references, the design a side shares, the files."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.enroll import enroll_catalog, scan_catalog
+from models.enroll_tray import (
+    LOOKS_UNLIKE,
+    PARTIAL,
+    TrayError,
+    TrayLook,
+    TrayType,
+    look_at_tray,
+    write_tray_catalog,
+)
+from models.gallery import Gallery
+from models.types import Frame, Side
+from tests.models.tray_world import HELD_OUT, TrayWorld, make_tray_world, true_type
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> TrayWorld:
+    return make_tray_world(tmp_path_factory.mktemp("tray"))
+
+
+@pytest.fixture(scope="module")
+def looks(world: TrayWorld) -> dict[Side, TrayLook]:
+    return {
+        Side.OBVERSE: look_at_tray(world.pipeline, world.obverse, Side.OBVERSE),
+        Side.REVERSE: look_at_tray(world.pipeline, world.reverse, Side.REVERSE),
+    }
+
+
+def test_whole_coins_apart_become_references_and_cut_ones_do_not(looks: dict[Side, TrayLook]) -> None:
+    for look in looks.values():
+        assert len(look.coins) >= 8 and len(look.crops) == len(look.coins)
+        assert len(look.references) >= 6
+        for k in look.references:
+            assert not look.coins[k].partial
+            crop = look.crops[k]
+            assert crop.shape[0] == crop.shape[1] and (crop[0, 0] == 0).all()  # cut: black outside the coin
+        for k, why in look.left_out.items():
+            assert k not in look.references
+            assert why != PARTIAL or look.coins[k].partial
+        assert LOOKS_UNLIKE not in look.left_out.values()  # one type, one side: nobody stands out
+        assert look.n_objects == 0
+
+
+def test_the_obverse_is_offered_as_the_family_design_the_gallery_holds(
+    world: TrayWorld, looks: dict[Side, TrayLook]
+) -> None:
+    family = world.mint.types[0].design(Side.OBVERSE).id
+    guess = looks[Side.OBVERSE].guess
+    assert guess is not None and guess.design == family and guess.likely_same
+    assert HELD_OUT not in guess.types and len(guess.types) == len(world.mint.types) - 1
+    assert "looks like the design" in guess.describe()
+    reverse = looks[Side.REVERSE].guess  # its own design: never pre-ticked as another's
+    assert reverse is None or not reverse.likely_same
+
+
+def test_a_stray_coin_of_another_type_is_left_out(world: TrayWorld) -> None:
+    look = look_at_tray(world.pipeline, Frame(world.stray.image), Side.REVERSE)
+    expected = world.stray.expected_type
+    unlike = [k for k, why in look.left_out.items() if why == LOOKS_UNLIKE]
+    assert unlike and all(true_type(world.stray, look.coins[k].center) != expected for k in unlike)
+    assert all(true_type(world.stray, look.coins[k].center) == expected for k in look.references)
+    assert "looks unlike the others" in look.summary()
+
+
+def test_the_catalogue_written_enrols_the_type_with_its_shared_obverse(
+    world: TrayWorld, looks: dict[Side, TrayLook], tmp_path: Path
+) -> None:
+    family = world.mint.types[0].design(Side.OBVERSE).id
+    coin = TrayType(HELD_OUT, "State nine", 24.26, {Side.OBVERSE: family})
+    catalog = write_tray_catalog(tmp_path / "enrolment", coin, looks)
+    assert (tmp_path / "enrolment" / "tray-obverse.jpg").is_file()
+    assert (tmp_path / "enrolment" / "tray-reverse.jpg").is_file()
+    doc = tomllib.loads((catalog / HELD_OUT / "coin.toml").read_text())
+    assert doc == {"name": "State nine", "diameter_mm": 24.26, "obverse_design": family}
+    images, _, warnings = scan_catalog(catalog)
+    assert not warnings
+    per_side = {s: sum(1 for i in images if i.side == s) for s in Side if s in looks}
+    assert per_side == {s: len(looks[s].references) for s in looks}
+    embedder = world.pipeline.embedder.without_adapter()
+    gallery = Gallery(embedder.embed_dim, embedder.version)
+    report, _ = enroll_catalog(catalog, gallery, embedder, progress=False)  # cut crops: no detector needed
+    assert report.enrolled == {HELD_OUT: {s.value: n for s, n in per_side.items()}}
+    designs = {e.side: e.design for e in gallery.entries.values()}
+    assert designs == {Side.OBVERSE: family, Side.REVERSE: f"{HELD_OUT}/reverse"}
+    with pytest.raises(TrayError, match="exists already"):
+        write_tray_catalog(tmp_path / "enrolment", coin, looks)
+
+
+@pytest.mark.parametrize(
+    ("coin", "message"),
+    [
+        (TrayType(""), "type id must be"),
+        (TrayType("../up"), "type id must be"),
+        (TrayType("ok", diameter_mm=250.0), "between 5 and 100 mm"),
+    ],
+)
+def test_bad_details_are_refused(coin: TrayType, message: str, looks: dict[Side, TrayLook], tmp_path: Path) -> None:
+    with pytest.raises(TrayError, match=message):
+        write_tray_catalog(tmp_path / "e", coin, looks)
+    assert not (tmp_path / "e").exists()
+
+
+def test_an_empty_tray_gives_no_reference_and_nothing_is_written(world: TrayWorld, tmp_path: Path) -> None:
+    blank = Frame(np.full((480, 640, 3), 128, np.uint8))
+    look = look_at_tray(world.pipeline, blank, Side.OBVERSE)
+    assert not look.coins and not look.references and look.guess is None
+    assert look.summary().startswith("No coin found")
+    with pytest.raises(TrayError, match="no coin to enrol"):
+        write_tray_catalog(tmp_path / "e", TrayType("t9"), {Side.OBVERSE: look})
+    assert not (tmp_path / "e").exists()
