@@ -87,12 +87,9 @@ class DesignGuess:
         return len(self.types) > 1 and self.share >= GUESS_SHARE and self.similarity >= SAME_DESIGN_COSINE
 
     def describe(self) -> str:
-        """One sentence for the person enrolling."""
+        """The design, who shows it and how closely, for the person enrolling."""
         shown = ", ".join(self.types[:4]) + (f" and {len(self.types) - 4} more" if len(self.types) > 4 else "")
-        kind = "the design" if "/" not in self.design else "the side"
-        return (
-            f"looks like {kind} {self.design} of {shown} ({self.share:.0%} of the coins, cosine {self.similarity:.2f})"
-        )
+        return f"{self.design}, shown by {shown} ({self.share:.0%} of the coins, cosine {self.similarity:.2f})"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from db.repository import VerdictRepository
 from db.signin_cache import CACHE_FILENAME as SIGN_IN_CACHE
 from db.signin_cache import SignInCache, SignInDirectory
 from db.spool import UNREACHABLE_ERRORS, SpoolingRepository
+from models.enroll_tray import look_at_tray
 from models.types import Side
 from station.camera import Clock, FrameSource, open_source
 from station.config import StationConfig
@@ -35,6 +36,7 @@ from station.controllers.auth import SUPERVISOR, LoginController, OperatorDirect
 from station.controllers.bench import ASIDE_HOURS, CLEARED_FILE, WAITING_DAYS, BenchController, ClearedCups
 from station.controllers.catalog import OrderBook, OrderLookup, TypeCatalog
 from station.controllers.enrol import Enrolment
+from station.controllers.enrol_tray import TrayEnrolController, TrayEnrolment
 from station.controllers.model_follow import InForce, ModelFollower, RegistryFeed, StationFeed, start_in_force
 from station.controllers.operator import OperatorController
 from station.controllers.order_history import OrderHistory
@@ -43,6 +45,7 @@ from station.controllers.preview import PumpThread, start_pump
 from station.controllers.review import ReviewController, ReviewRepository
 from station.controllers.sound import Silent, SoundCue, SpokenCue
 from station.controllers.stillness import StillnessGate
+from station.views.enrol_tray import TrayEnrolView
 from station.views.login import LoginDialog
 from station.views.operator import OperatorView
 from station.views.people import PeopleView
@@ -88,6 +91,8 @@ class MainWindow(QMainWindow):
             small beside it; ``None``: the bench lists no pictures.
         order_history: reads an order's checks at every station (``VerdictRepository.order_checks``): an order
             scanned again that passed before is named (:mod:`station.controllers.order_history`); ``None``: not asked.
+        tray_enrolment: a supervisor may enrol a new type from the tray (:mod:`station.controllers.enrol_tray`),
+            with a model that detects coins; ``None``: no such button.
     """
 
     def __init__(
@@ -109,6 +114,7 @@ class MainWindow(QMainWindow):
         aside: Callable[[], Sequence[AsideCup]] | None = None,
         aside_photo: Callable[[str], bytes] | None = None,
         order_history: Callable[[str], Sequence[OrderCheck]] | None = None,
+        tray_enrolment: TrayEnrolment | None = None,
     ) -> None:
         super().__init__(parent)
         self.config = config
@@ -182,6 +188,11 @@ class MainWindow(QMainWindow):
             )
             self.controller.store_shown.connect(self.bench.refresh)
 
+        self._tray_enrolment = tray_enrolment
+        self.tray_dialog: tuple[TrayEnrolView, TrayEnrolController] | None = None
+        self.view.enrol_tray_button.setVisible(tray_enrolment is not None)
+        self.view.enrol_tray_button.clicked.connect(self.enrol_from_tray)
+
         self.demo_driver: QObject | None = None  # the demo's cup orderer (see open_station), kept alive here
         self._space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
         self._space.activated.connect(self.controller.check)
@@ -207,6 +218,64 @@ class MainWindow(QMainWindow):
         """The worker's pipeline already compares cups with the new photo: the follower need not load it again."""
         if ok and self.follower is not None:
             self.follower.taken_here()
+
+    @Slot()
+    def enrol_from_tray(self) -> tuple[TrayEnrolView, TrayEnrolController] | None:
+        """Open the enrolment of a new type from the tray, after a supervisor's sign-in; return the dialog shown
+        (``None``: not offered, cancelled, or the station is busy). No cup is checked while it is open."""
+        from models.pipeline import Pipeline
+
+        offer = self._tray_enrolment
+        if offer is None or self.tray_dialog is not None or self.controller.busy:
+            return None
+        pipeline = self._worker.worker.pipeline
+        if not isinstance(pipeline, Pipeline) or pipeline.detector is None:
+            self.controller.show_failure("This model finds no coins in a photograph, so it cannot enrol from the tray.")
+            return None
+        if offer.authorise is not None and offer.authorise() is None:
+            return None
+        if not self.controller.hold("ENROLLING", "Enrolling a new type from the tray: no cup is checked meanwhile."):
+            return None
+        view = TrayEnrolView(self)
+        controller = TrayEnrolController(
+            view,
+            look=partial(look_at_tray, pipeline),
+            enrol=offer.enrol(pipeline.embedder.without_adapter),
+            enrolled_types=[t.type_id for t in self.controller.catalog.types],
+            per_side=pipeline.enrol_per_side,
+        )
+        self.pump.pump.frame_ready.connect(controller.show_frame)
+        if self.controller.frame is not None:
+            controller.show_frame(self.controller.frame)
+        controller.enrolled.connect(self._tray_enrolled)
+        view.finished.connect(self._tray_dialog_closed)
+        self.tray_dialog = (view, controller)
+        self.view.enrol_tray_button.setEnabled(False)
+        self.view.empty_tray_button.setEnabled(False)
+        view.open()
+        return self.tray_dialog
+
+    @Slot(object)
+    def _tray_enrolled(self, _result: object) -> None:
+        """A type was enrolled: load the new gallery now rather than at the follower's next look."""
+        if self.follower is not None:
+            self.follower.poll()
+
+    @Slot(int)
+    def _tray_dialog_closed(self, _code: int) -> None:
+        if self.tray_dialog is None:
+            return
+        view, controller = self.tray_dialog
+        self.pump.pump.frame_ready.disconnect(controller.show_frame)
+        controller.stop()
+        self.tray_dialog = None
+        self.view.enrol_tray_button.setEnabled(True)
+        self.view.empty_tray_button.setEnabled(True)
+        added = controller.result is not None
+        self.controller.release(
+            "The new type can be chosen once the gallery is loaded." if added else "Enrolment closed."
+        )
+        view.deleteLater()
 
     @Slot()
     def switch_operator(self) -> None:
@@ -264,6 +333,8 @@ class MainWindow(QMainWindow):
             self.bench.stop()
         if self.order_history is not None:
             self.order_history.stop()
+        if self.tray_dialog is not None:
+            self.tray_dialog[1].stop()
         self._worker.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -566,6 +637,11 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         aside=partial(aside_since, repository.repository, config.name),  # the demo's flagged cups too
         aside_photo=repository.repository.read_blob,
         order_history=repository.repository.order_checks,
+        tray_enrolment=TrayEnrolment(
+            home,
+            feed.gallery_dir,
+            None if demo else lambda: sign_in_dialog(directory, f"cupcheck {config.name}: enrol a type", SUPERVISOR),
+        ),
     )
     if started.problem and window.follower is not None:
         window.follower.say(started.problem, started.detail)

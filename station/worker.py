@@ -244,6 +244,11 @@ class InferenceWorker(QObject):
         self.verdict_ready.emit(result)
         self.stored.emit(self._store(result))
 
+    @property
+    def pipeline(self) -> VerdictSource:
+        """The pipeline the next cup is judged with."""
+        return self._pipeline
+
     @Slot(str, object)
     def use_pipeline(self, name: str, pipeline: VerdictSource) -> None:
         """Judge the next cups with ``pipeline`` (model ``name``); runs in the worker's thread, so never mid-check.

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.models.tray_world import TrayWorld
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["YOLO_OFFLINE"] = "1"
@@ -38,3 +42,12 @@ def shared_dir() -> Path:
 def real_data(shared_dir: Path) -> Path:
     """``../shared/data/real``."""
     return shared_dir / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def tray_world(tmp_path_factory: pytest.TempPathFactory) -> TrayWorld:
+    """A gallery lacking one type of its mint, and tray photographs of that type (:mod:`tests.models.tray_world`);
+    tests that enrol copy its gallery first."""
+    from tests.models.tray_world import make_tray_world
+
+    return make_tray_world(tmp_path_factory.mktemp("tray"))

@@ -472,6 +472,24 @@ class OperatorController(QObject):
         self.view.reason.setText(brief(message))
         self.empty_tray_shown.emit(ok, message)
 
+    def hold(self, state: str, message: str) -> bool:
+        """Check no cup while the station does something else (``state`` on the banner, ``message`` below it):
+        Space and the stillness gate wait until :meth:`release`; return whether the hold was taken."""
+        if self.busy:
+            return False
+        self.busy = True
+        self.view.check_button.setEnabled(False)
+        self.view.banner.show_state(state, IDLE_HEX)
+        self.view.reason.setText(message)
+        return True
+
+    def release(self, message: str = "") -> None:
+        """End a :meth:`hold`: cups are checked again."""
+        self.busy = False
+        self.view.check_button.setEnabled(not self._camera_lost)
+        self.view.banner.show_state("READY", IDLE_HEX)
+        self.view.reason.setText(brief(message))
+
     def _refuse(self, message: str) -> None:
         self.view.reason.setText(message)
         self.view.banner.show_state("—", IDLE_HEX)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from db.records import StoredCoin
+from models.enroll_tray import TrayLook
 from models.types import CoinEvidence, Decision, UInt8Array, Verdict
 
 PASS_BGR = (60, 170, 40)
@@ -168,4 +169,25 @@ def draw_coins(image: UInt8Array, coins: Sequence[StoredCoin], expected_type: st
         centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
         cv2.ellipse(out, centre, (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2))), 0, 0, 360, colour, lw)
         cv2.putText(out, str(c.index + 1), (round(x1), round(y1) + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2)
+    return out
+
+
+def draw_tray(look: TrayLook) -> UInt8Array:
+    """Outline the coins of a tray photograph for enrolment: green and numbered the references, orange the coins left
+    out (the summary says why, by number)."""
+    out = look.image.copy()
+    h, w = out.shape[:2]
+    lw = max(2, round(min(h, w) / 240))
+    scale = max(0.5, min(h, w) / 800)
+    kept = set(look.references)
+    for k, coin in enumerate(look.coins):
+        colour = PASS_BGR if k in kept else FLAG_BGR
+        centre = (round(coin.center[0]), round(coin.center[1]))
+        axes = (max(1, round(coin.axes[0] / 2)), max(1, round(coin.axes[1] / 2)))
+        cv2.ellipse(out, centre, axes, 0, 0, 360, colour, lw, cv2.LINE_AA)
+        label = str(k + 1)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, lw)
+        org = (int(np.clip(centre[0] - tw // 2, 0, w - tw)), int(np.clip(centre[1] + th // 2, th, h - 2)))
+        cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), lw + 2, cv2.LINE_AA)
+        cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, max(1, lw // 2 + 1), cv2.LINE_AA)
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -60,6 +61,7 @@ class OperatorView(QWidget):
         new_cup_button: shown while the next check would re-check a cup whose coins were to be turned; drops
             that link (as Esc does).
         empty_tray_button: keeps the frame in view as the station's empty-tray photo.
+        enrol_tray_button: opens the enrolment of a new type from the tray (shown when the window offers it).
         sign_out_button: signs the operator out, or the next person in (as F2 does); hidden where nobody signs in.
         thumbs: the coin thumbnails of the last check.
         aside_title, aside_list: the cups put aside for a person, with what to do once ruled on (hidden where the
@@ -119,6 +121,14 @@ class OperatorView(QWidget):
             "Take everything off the tray first. Every cup is then compared with this photo, and whatever "
             "differs where no coin was found flags the cup."
         )
+        self.enrol_tray_button = QPushButton("Enrol a coin type from the tray…")
+        self.enrol_tray_button.setObjectName("secondary")
+        self.enrol_tray_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.enrol_tray_button.setToolTip(
+            "A supervisor photographs coins of a new type on the tray, one side up and then the other; the type "
+            "is added to the enrolled types without retraining."
+        )
+        self.enrol_tray_button.setVisible(False)
         self.sign_out_button = QPushButton("Sign out  [F2]")
         self.sign_out_button.setObjectName("statusbar")
         self.sign_out_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -165,7 +175,10 @@ class OperatorView(QWidget):
         rv.addWidget(self.detail)
         rv.addWidget(self.check_button)
         rv.addWidget(self.new_cup_button)
-        rv.addWidget(self.empty_tray_button)
+        tray_buttons = QHBoxLayout()
+        tray_buttons.addWidget(self.empty_tray_button)
+        tray_buttons.addWidget(self.enrol_tray_button)
+        rv.addLayout(tray_buttons)
         rv.addWidget(_section("Enrolled types"))
         rv.addWidget(self.type_filter)
         rv.addWidget(self.type_list, 1)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.bundle import load_bundle
 from models.enroll import enroll_catalog, scan_catalog
 from models.enroll_tray import (
     LOOKS_UNLIKE,
@@ -19,13 +20,14 @@ from models.enroll_tray import (
     write_tray_catalog,
 )
 from models.gallery import Gallery
+from models.pipeline import Pipeline
 from models.types import Frame, Side
-from tests.models.tray_world import HELD_OUT, TrayWorld, make_tray_world, true_type
+from tests.models.tray_world import HELD_OUT, TrayWorld, true_type
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> TrayWorld:
-    return make_tray_world(tmp_path_factory.mktemp("tray"))
+def world(tray_world: TrayWorld) -> TrayWorld:
+    return tray_world
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def test_the_obverse_is_offered_as_the_family_design_the_gallery_holds(
     guess = looks[Side.OBVERSE].guess
     assert guess is not None and guess.design == family and guess.likely_same
     assert HELD_OUT not in guess.types and len(guess.types) == len(world.mint.types) - 1
-    assert "looks like the design" in guess.describe()
+    assert guess.describe().startswith(f"{family}, shown by t0000, t0001, t0002, t0003 and 9 more (100% of the coins")
     reverse = looks[Side.REVERSE].guess  # its own design: never pre-ticked as another's
     assert reverse is None or not reverse.likely_same
 
@@ -76,22 +78,28 @@ def test_the_catalogue_written_enrols_the_type_with_its_shared_obverse(
     world: TrayWorld, looks: dict[Side, TrayLook], tmp_path: Path
 ) -> None:
     family = world.mint.types[0].design(Side.OBVERSE).id
-    coin = TrayType(HELD_OUT, "State nine", 24.26, {Side.OBVERSE: family})
+    coin = TrayType(HELD_OUT, "State twelve", 24.26, {Side.OBVERSE: family})
     catalog = write_tray_catalog(tmp_path / "enrolment", coin, looks)
     assert (tmp_path / "enrolment" / "tray-obverse.jpg").is_file()
     assert (tmp_path / "enrolment" / "tray-reverse.jpg").is_file()
     doc = tomllib.loads((catalog / HELD_OUT / "coin.toml").read_text())
-    assert doc == {"name": "State nine", "diameter_mm": 24.26, "obverse_design": family}
+    assert doc == {"name": "State twelve", "diameter_mm": 24.26, "obverse_design": family}
     images, _, warnings = scan_catalog(catalog)
     assert not warnings
     per_side = {s: sum(1 for i in images if i.side == s) for s in Side if s in looks}
     assert per_side == {s: len(looks[s].references) for s in looks}
     embedder = world.pipeline.embedder.without_adapter()
-    gallery = Gallery(embedder.embed_dim, embedder.version)
+    gallery = Gallery.load(world.gallery_dir, embedder_version=embedder.version)
     report, _ = enroll_catalog(catalog, gallery, embedder, progress=False)  # cut crops: no detector needed
     assert report.enrolled == {HELD_OUT: {s.value: n for s, n in per_side.items()}}
-    designs = {e.side: e.design for e in gallery.entries.values()}
+    designs = {e.side: e.design for e in gallery.entries.values() if e.type_id == HELD_OUT}
     assert designs == {Side.OBVERSE: family, Side.REVERSE: f"{HELD_OUT}/reverse"}
+    # a cup of the new type checked afterwards: its coins, reverse up, are matched to it
+    bundle = load_bundle(None)
+    station = Pipeline.from_parts(bundle, gallery, embedder=embedder, detector=world.pipeline.detector)
+    obs = station.observe(Frame(world.fresh.image))
+    best = [station.view.types[t] for t in np.argmax(obs.type_best, axis=1)]
+    assert best.count(HELD_OUT) >= 0.8 * len(best) >= 4
     with pytest.raises(TrayError, match="exists already"):
         write_tray_catalog(tmp_path / "enrolment", coin, looks)
 

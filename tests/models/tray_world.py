@@ -23,11 +23,14 @@ from models.types import CupKind, Frame
 from station.demo import enrolment_photos, write_mint_catalog
 
 MINT_TYPES, MINT_SEED, CUP_SEED, PHOTO_SEED = 14, 7, 5, 11
-HELD_OUT = "t0009"
-"""A type of the mint's one family (its obverse is the family's design), not a near-twin, whose tray below shows
-eight whole coins apart."""
-TRAY_INDEX = 85
-"""The pure cup of :data:`HELD_OUT` used as its tray (all coins obverse up; turned over for the reverse)."""
+HELD_OUT = "t0012"
+"""A type of the mint's one family (its obverse is the family's design), not a near-twin, whose reverse the
+embedder tells from the others' (some of the mint's reverses it cannot: t0009's comes out as t0006's)."""
+TRAY_INDEX = 744
+"""The pure cup of :data:`HELD_OUT` used as its tray: eleven coins, all whole, obverse up (turned over for the
+reverse)."""
+FRESH_INDEX = 863
+"""Another pure cup of :data:`HELD_OUT` (twelve coins), laid reverse up: a cup checked after the enrolment."""
 STRAY_INDEX = 10
 """A cup of nine coins reverse up, one of them another type (:data:`STRAY_INDEX` of the contaminated draw)."""
 
@@ -40,6 +43,7 @@ class TrayWorld:
     obverse: Frame
     reverse: Frame
     stray: CupScene
+    fresh: CupScene
 
 
 def tray_options(kind: CupKind, reverse_share: float) -> SceneOptions:
@@ -65,7 +69,9 @@ def make_tray_world(folder: Path) -> TrayWorld:
     assert tray.expected_type == HELD_OUT
     turned = render_cup(assets, CUP_SEED, TRAY_INDEX, replace(opts, turn=frozenset(i.label for i in tray.instances)))
     stray = render_cup(assets, CUP_SEED, STRAY_INDEX, tray_options(CupKind.CONTAMINATED, 1.0))
-    return TrayWorld(mint, pipeline, gallery_dir, Frame(tray.image), Frame(turned.image), stray)
+    fresh = render_cup(assets, CUP_SEED, FRESH_INDEX, tray_options(CupKind.PURE, 1.0))
+    assert fresh.expected_type == HELD_OUT
+    return TrayWorld(mint, pipeline, gallery_dir, Frame(tray.image), Frame(turned.image), stray, fresh)
 
 
 def true_type(scene: CupScene, center: tuple[float, float]) -> str:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pytestqt.qtbot import QtBot
 
     from station.app import MainWindow
+    from station.worker import VerdictSource
 
 OpenWindow = Callable[..., AbstractContextManager["MainWindow"]]
 """The :func:`window_with` fixture: opens the operator window with extra arguments, as a ``with`` block."""
@@ -119,7 +120,7 @@ def station_config(replay_dir: Path) -> StationConfig:
 @contextmanager
 def shown_window(
     qtbot: QtBot,
-    pipeline: NearestTypePipeline,
+    pipeline: VerdictSource,
     spooling: SpoolingRepository,
     catalog: TypeCatalog,
     config: StationConfig,
