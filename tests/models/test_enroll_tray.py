@@ -21,7 +21,7 @@ from models.enroll_tray import (
 )
 from models.gallery import Gallery
 from models.pipeline import Pipeline
-from models.types import Frame, Side
+from models.types import Decision, Frame, Side
 from tests.models.tray_world import HELD_OUT, TrayWorld, true_type
 
 
@@ -100,6 +100,7 @@ def test_the_catalogue_written_enrols_the_type_with_its_shared_obverse(
     obs = station.observe(Frame(world.fresh.image))
     best = [station.view.types[t] for t in np.argmax(obs.type_best, axis=1)]
     assert best.count(HELD_OUT) >= 0.8 * len(best) >= 4
+    assert station.run(Frame(world.fresh.image), HELD_OUT).decision is Decision.PASS  # no retraining
     with pytest.raises(TrayError, match="exists already"):
         write_tray_catalog(tmp_path / "enrolment", coin, looks)
 
