@@ -354,7 +354,7 @@ def enroll_catalog(
                 report.warnings.append(f"{item.path}: no coin found in the photo, skipped")
                 continue
             if every_coin:
-                whole = [c[1].image for c in coins if not c[0].partial]
+                whole = _tray_references(coins, embedder, item.path, report)
                 if not whole:
                     report.no_coin.append(item.path)
                     report.warnings.append(f"{item.path}: every coin found is cut by the edge or the rim, skipped")
@@ -381,6 +381,26 @@ def enroll_catalog(
             counts[e.side.value] = counts.get(e.side.value, 0) + 1
         report.enrolled[tid] = counts
     return report, {t: infos[t] for t in per_type}
+
+
+def _tray_references(
+    coins: Sequence[tuple[CoinInstance, CoinCrop]], embedder: Embedder, path: Path, report: EnrolReport
+) -> list[UInt8Array]:
+    """The crops of a tray photo's coins that may serve as references (:func:`models.enroll_tray.choose_references`:
+    whole, apart, of the tray's size and look); each coin left out is named in the report's warnings."""
+    from models.enroll_tray import PARTIAL, choose_references
+    from models.features import visible_share
+
+    whole = [c for c in coins if not c[0].partial]
+    if not whole:
+        return []
+    visible = [visible_share(crop.mask) for _, crop in coins]
+    embeddings = embedder.embed([crop.image for _, crop in coins])
+    kept, left_out = choose_references([inst for inst, _ in coins], visible, embeddings)
+    for k, why in left_out.items():
+        if why != PARTIAL:
+            report.warnings.append(f"{path}: coin {k + 1} {why}, left out")
+    return [coins[k][1].image for k in kept]
 
 
 def _keep_crop(crop: UInt8Array, folder: Path) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -151,6 +151,52 @@ def _size_note(ratio: float) -> str:
 LOOKS_UNLIKE = "looks unlike the others (another type, or the other side up?)"
 
 
+def choose_references(
+    coins: Sequence[CoinInstance], visible: Sequence[float] | np.ndarray, embeddings: np.ndarray
+) -> tuple[list[int], dict[int, str]]:
+    """Which coins of a tray photograph of one type, one side up, may serve as its references.
+
+    Left out: a coin cut by the rim or the image's edge, one lying partly under another (less than
+    :data:`APART_VISIBLE` of its disc visible), one of another size than the tray's median coin (by more than
+    :data:`SIZE_TOLERANCE`; millimetres when calibrated, else pixels), and, with at least :data:`LOOK_MIN_COINS` left,
+    one whose embedding is further from the others' mean than the rest (:data:`LOOK_GAP`).
+
+    Args:
+        coins: the coins found, in order.
+        visible: each coin's visible share of its disc.
+        embeddings: ``(n, d)`` unit rows, one per coin.
+
+    Returns:
+        The positions kept, and position → why each other coin was left out.
+    """
+    left_out: dict[int, str] = {}
+    for k, inst in enumerate(coins):
+        if inst.partial:
+            left_out[k] = PARTIAL
+        elif float(visible[k]) < APART_VISIBLE:
+            left_out[k] = OVERLAPPED
+    kept = [k for k in range(len(coins)) if k not in left_out]
+    # size: millimetres when calibrated, else pixels (one camera, one tray: the same scale for every coin)
+    sizes = np.array([coins[k].diameter_mm or coins[k].diameter_px for k in kept], np.float64)
+    if len(kept) >= 3:
+        ratios = sizes / float(np.median(sizes))
+        for k, ratio in zip(kept, ratios, strict=True):
+            if abs(ratio - 1.0) > SIZE_TOLERANCE:
+                left_out[k] = _size_note(float(ratio))
+        kept = [k for k in kept if k not in left_out]
+    if len(kept) >= LOOK_MIN_COINS:
+        sub = embeddings[kept].astype(np.float64)
+        others = sub.sum(axis=0)[None, :] - sub
+        others /= np.linalg.norm(others, axis=1, keepdims=True) + 1e-12
+        cosine = (sub * others).sum(axis=1)
+        floor = float(np.median(cosine)) - LOOK_GAP
+        for k, c in zip(list(kept), cosine, strict=True):
+            if c < floor:
+                left_out[k] = LOOKS_UNLIKE
+        kept = [k for k in kept if k not in left_out]
+    return kept, dict(sorted(left_out.items()))
+
+
 def look_at_tray(pipeline: Pipeline, frame: Frame, side: Side) -> TrayLook:
     """Find the coins of a tray photograph and judge which may serve as references of one side of a new type.
 
@@ -163,33 +209,7 @@ def look_at_tray(pipeline: Pipeline, frame: Frame, side: Side) -> TrayLook:
     coins = tuple(obs.instances[k] for k in obs.coin_idx)
     size = pipeline.embedder.prep.input_size
     crops = tuple(c.image for c in cut_crops(frame, list(coins), size=size))
-    left_out: dict[int, str] = {}
-    for k, inst in enumerate(coins):
-        if inst.partial:
-            left_out[k] = PARTIAL
-        elif float(obs.coins.visible[k]) < APART_VISIBLE:
-            left_out[k] = OVERLAPPED
-    kept = [k for k in range(len(coins)) if k not in left_out]
-    # size: millimetres when calibrated, else pixels (one camera, one tray: the same scale for every coin)
-    sizes = np.array([coins[k].diameter_mm or coins[k].diameter_px for k in kept], np.float64)
-    if len(kept) >= 3:
-        ratios = sizes / float(np.median(sizes))
-        for k, ratio in zip(kept, ratios, strict=True):
-            if abs(ratio - 1.0) > SIZE_TOLERANCE:
-                left_out[k] = _size_note(float(ratio))
-        kept = [k for k in kept if k not in left_out]
-    emb = obs.coins.embeddings
-    if len(kept) >= LOOK_MIN_COINS:
-        sub = emb[kept].astype(np.float64)
-        total = sub.sum(axis=0)
-        others = total[None, :] - sub
-        others /= np.linalg.norm(others, axis=1, keepdims=True) + 1e-12
-        cosine = (sub * others).sum(axis=1)
-        floor = float(np.median(cosine)) - LOOK_GAP
-        for k, c in zip(list(kept), cosine, strict=True):
-            if c < floor:
-                left_out[k] = LOOKS_UNLIKE
-        kept = [k for k in kept if k not in left_out]
+    kept, left_out = choose_references(coins, obs.coins.visible, obs.coins.embeddings)
     mm = [d for d in (coins[k].diameter_mm for k in kept) if d is not None]
     return TrayLook(
         side=side,
@@ -197,7 +217,7 @@ def look_at_tray(pipeline: Pipeline, frame: Frame, side: Side) -> TrayLook:
         coins=coins,
         crops=crops,
         references=tuple(kept),
-        left_out=dict(sorted(left_out.items())),
+        left_out=left_out,
         diameter_mm=float(np.median(mm)) if mm else None,
         guess=_guess(pipeline, obs.type_best, obs.type_arg, kept),
         n_objects=len(obs.object_idx) + len(obs.unexplained),

@@ -330,3 +330,30 @@ def test_a_tray_photo_gives_every_whole_coin_as_a_reference(tmp_path: Path) -> N
     largest = Gallery(emb.embed_dim, emb.version)
     report, _ = enroll_catalog(cat, largest, emb, crops=False, detector=lambda: det, progress=False)
     assert report.enrolled == {"t0": {"obverse": 1, "reverse": 1}}
+
+
+def test_a_stray_coin_on_a_tray_photo_is_left_out_and_named(tmp_path: Path) -> None:
+    """Six coins of the type and one of another family, smaller or larger, on the reverse photo: six references a
+    side, and the stray named in the report."""
+    from models.detector import Detector
+    from models.synth.mint import generate_mint
+    from tests.station.nearest_type_pipeline import FACE_PX, compose_cup, face_bgr
+
+    mint = generate_mint(12, 0)
+    coin, stray = mint.types[0], mint.types[other_family_index()]
+    cat = tmp_path / "cat"
+    for side in (Side.OBVERSE, Side.REVERSE):
+        (cat / "t0" / side.value).mkdir(parents=True)
+        tray = compose_cup([(coin, side)] * 6, size=640)  # two rows of three cells, 213 px each
+        if side == Side.REVERSE:  # the stray, 20 % smaller, in the third row
+            face = round(0.8 * min(FACE_PX, 213 - 12))
+            tray[460 : 460 + face, 40 : 40 + face] = face_bgr(stray, side, face)
+        cv2.imwrite(str(cat / "t0" / side.value / "tray.png"), tray)
+    emb = tiny_embedder()
+    gallery = Gallery(emb.embed_dim, emb.version)
+    det = Detector.load()
+    report, _ = enroll_catalog(cat, gallery, emb, crops=False, detector=lambda: det, every_coin=True, progress=False)
+    assert report.enrolled == {"t0": {"obverse": 6, "reverse": 6}}
+    (warning,) = report.warnings
+    assert warning.startswith(f"{cat / 't0' / 'reverse' / 'tray.png'}: coin ")
+    assert "is 20% smaller than the others (another type?), left out" in warning
