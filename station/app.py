@@ -245,7 +245,8 @@ class MainWindow(QMainWindow):
             per_side=pipeline.enrol_per_side,
         )
         self.pump.pump.frame_ready.connect(controller.show_frame)
-        if self.controller.frame is not None:
+        self.pump.pump.camera_lost.connect(controller.camera_lost)
+        if self.controller.frame is not None and not self.controller.camera_is_lost:
             controller.show_frame(self.controller.frame)
         controller.enrolled.connect(self._tray_enrolled)
         view.finished.connect(self._tray_dialog_closed)
@@ -267,6 +268,7 @@ class MainWindow(QMainWindow):
             return
         view, controller = self.tray_dialog
         self.pump.pump.frame_ready.disconnect(controller.show_frame)
+        self.pump.pump.camera_lost.disconnect(controller.camera_lost)
         controller.stop()
         self.tray_dialog = None
         self.view.enrol_tray_button.setEnabled(True)

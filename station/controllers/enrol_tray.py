@@ -133,6 +133,12 @@ class TrayEnrolController(QObject):
             if side not in self.looks:
                 panel.picture.set_image(frame.image)
 
+    @Slot(str)
+    def camera_lost(self, name: str) -> None:
+        """The camera stopped: nothing is photographed until its frames come back."""
+        self._frame = None
+        self._say(f"The camera {name} stopped delivering: wait for it, then photograph again.")
+
     def shoot(self, side: Side) -> bool:
         """Photograph the tray as it lies now for ``side`` and judge it; return whether it was started."""
         if self._busy:

@@ -484,11 +484,13 @@ class OperatorController(QObject):
         return True
 
     def release(self, message: str = "") -> None:
-        """End a :meth:`hold`: cups are checked again."""
+        """End a :meth:`hold`: cups are checked again (the time held counts as work, not as idle time)."""
         self.busy = False
+        self._active_at = self._clock()
         self.view.check_button.setEnabled(not self._camera_lost)
-        self.view.banner.show_state("READY", IDLE_HEX)
-        self.view.reason.setText(brief(message))
+        signed_in = self.operator is not None
+        self.view.banner.show_state("READY" if signed_in else "SIGN IN", IDLE_HEX)
+        self.view.reason.setText(brief(message) if signed_in else f"{message} Press F2 or Space to sign in.")
 
     def _refuse(self, message: str) -> None:
         self.view.reason.setText(message)

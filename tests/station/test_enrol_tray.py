@@ -144,6 +144,11 @@ def test_enrolling_a_type_again_asks_first(qtbot: QtBot, tray_window: MainWindow
     assert win.tray_dialog is not None
     view, controller = win.tray_dialog
     _shoot(qtbot, win, Side.OBVERSE)
+    win.pump.stop()  # the camera goes: nothing to photograph until it is back
+    win.pump.pump.camera_lost.emit("tray-cam")
+    assert controller.frame is None
+    assert "tray-cam stopped delivering" in view.status.text()
+    assert not controller.shoot(Side.REVERSE) and Side.REVERSE not in controller.looks
     existing = win.controller.catalog.types[0].type_id
     view.type_edit.setText(existing)
     assert not controller.enrol()
@@ -173,3 +178,17 @@ def test_a_model_that_finds_no_coins_cannot_enrol(window_with: OpenWindow, galle
         assert "cannot enrol from the tray" in win.view.reason.text()
     with window_with() as win:
         assert not win.view.enrol_tray_button.isVisible()
+
+
+def test_time_spent_enrolling_is_not_idle_time(qtbot: QtBot, tray_window: MainWindow, clock: SteppingClock) -> None:
+    win = tray_window
+    win.controller.sign_out_after_s = 300.0
+    qtbot.mouseClick(win.view.enrol_tray_button, Qt.MouseButton.LeftButton)
+    assert win.tray_dialog is not None
+    clock.advance(600.0)  # ten minutes with the dialog open
+    assert not win.controller.idle_tick()
+    win.tray_dialog[0].reject()
+    qtbot.waitUntil(lambda: win.tray_dialog is None, timeout=5_000)
+    assert not win.controller.idle_tick() and win.controller.signed_in
+    clock.advance(301.0)
+    assert win.controller.idle_tick() and win.view.banner.text() == "SIGN IN"
