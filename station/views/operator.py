@@ -43,6 +43,18 @@ def _section(text: str) -> QLabel:
     return label
 
 
+def _button(text: str, style: str, tip: str, *, visible: bool = False) -> QPushButton:
+    """A button that never takes the keyboard focus (Space checks the cup), styled ``style``, hidden at first unless
+    ``visible``."""
+    button = QPushButton(text)
+    button.setObjectName(style)
+    button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    button.setToolTip(tip)
+    if not visible:  # (shown with the window otherwise: made visible before it has a parent, it would be a window)
+        button.setVisible(False)
+    return button
+
+
 class OperatorView(QWidget):
     """Every widget of the operator window, laid out; no behaviour.
 
@@ -107,36 +119,30 @@ class OperatorView(QWidget):
         self.check_button = QPushButton("Check cup  [Space]")
         self.check_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.check_button.setMinimumHeight(56)
-        self.new_cup_button = QPushButton("A new cup instead  [Esc]")
-        self.new_cup_button.setObjectName("secondary")
-        self.new_cup_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.new_cup_button.setToolTip(
-            "The cup just flagged is not being checked again: put it aside for a supervisor and check another."
+        self.new_cup_button = _button(
+            "A new cup instead  [Esc]",
+            "secondary",
+            "The cup just flagged is not being checked again: put it aside for a supervisor and check another.",
         )
-        self.new_cup_button.setVisible(False)
-        self.empty_tray_button = QPushButton("Photograph the empty tray")
-        self.empty_tray_button.setObjectName("secondary")
-        self.empty_tray_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.empty_tray_button.setToolTip(
+        self.empty_tray_button = _button(
+            "Photograph the empty tray",
+            "secondary",
             "Take everything off the tray first. Every cup is then compared with this photo, and whatever "
-            "differs where no coin was found flags the cup."
+            "differs where no coin was found flags the cup.",
+            visible=True,
         )
-        self.enrol_tray_button = QPushButton("Enrol a coin type from the tray…")
-        self.enrol_tray_button.setObjectName("secondary")
-        self.enrol_tray_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.enrol_tray_button.setToolTip(
+        self.enrol_tray_button = _button(
+            "Enrol a coin type from the tray…",
+            "secondary",
             "A supervisor photographs coins of a new type on the tray, one side up and then the other; the type "
-            "is added to the enrolled types without retraining."
+            "is added to the enrolled types without retraining.",
         )
-        self.enrol_tray_button.setVisible(False)
-        self.sign_out_button = QPushButton("Sign out  [F2]")
-        self.sign_out_button.setObjectName("statusbar")
-        self.sign_out_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.sign_out_button.setToolTip(
+        self.sign_out_button = _button(
+            "Sign out  [F2]",
+            "statusbar",
             "Sign out before leaving the station: the cups checked next are recorded under the name of whoever "
-            "signs in."
+            "signs in.",
         )
-        self.sign_out_button.setVisible(False)
 
         self.thumbs = ThumbnailStrip(170, margins=(4, 4, 4, 4))
         self.aside_title = _section("Put aside")
