@@ -391,8 +391,7 @@ def _tray_references(
     from models.enroll_tray import PARTIAL, choose_references
     from models.features import visible_share
 
-    whole = [c for c in coins if not c[0].partial]
-    if not whole:
+    if all(inst.partial for inst, _ in coins):
         return []
     visible = [visible_share(crop.mask) for _, crop in coins]
     embeddings = embedder.embed([crop.image for _, crop in coins])

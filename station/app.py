@@ -246,7 +246,7 @@ class MainWindow(QMainWindow):
         )
         self.pump.pump.frame_ready.connect(controller.show_frame)
         self.pump.pump.camera_lost.connect(controller.camera_lost)
-        if self.controller.frame is not None and not self.controller.camera_is_lost:
+        if self.controller.frame is not None:  # None while the camera is lost
             controller.show_frame(self.controller.frame)
         controller.enrolled.connect(self._tray_enrolled)
         view.finished.connect(self._tray_dialog_closed)
@@ -269,8 +269,7 @@ class MainWindow(QMainWindow):
         view, controller = self.tray_dialog
         self.pump.pump.frame_ready.disconnect(controller.show_frame)
         self.pump.pump.camera_lost.disconnect(controller.camera_lost)
-        controller.stop()
-        self.tray_dialog = None
+        self.tray_dialog = None  # (the controller ends its thread when its dialog finishes)
         self.view.enrol_tray_button.setEnabled(True)
         self.view.empty_tray_button.setEnabled(True)
         added = controller.result is not None

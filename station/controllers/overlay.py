@@ -55,19 +55,8 @@ def draw_evidence(image: UInt8Array, verdict: Verdict | None, *, thickness: int 
     h, w = out.shape[:2]
     lw = thickness or max(2, round(min(h, w) / 240))
     for coin in verdict.coins:
-        x1, y1, x2, y2 = coin.bbox
-        centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
-        axes = (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2)))
-        colour = coin_colour(coin, verdict.expected_type)
-        cv2.ellipse(out, centre, axes, 0, 0, 360, colour, lw, cv2.LINE_AA)
-        if not coin_ok(coin, verdict.expected_type):
-            cv2.ellipse(out, centre, (axes[0] + 2 * lw, axes[1] + 2 * lw), 0, 0, 360, colour, max(1, lw // 2))
-        label = str(coin.index + 1)
-        scale = max(0.4, min(h, w) / 900)
-        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, lw)
-        org = (int(np.clip(x1, 0, w - tw - 4)), int(np.clip(y1 + th + 2, th + 2, h - 2)))
-        cv2.rectangle(out, (org[0] - 2, org[1] - th - 3), (org[0] + tw + 2, org[1] + 3), colour, -1)
-        cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, lw // 2), cv2.LINE_AA)
+        ok = coin_ok(coin, verdict.expected_type)
+        _outline(out, coin.bbox, coin.index, coin_colour(coin, verdict.expected_type), lw, ring=not ok)
     for x1, y1, x2, y2 in verdict.unchecked:
         cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), UNCHECKED_BGR, lw, cv2.LINE_AA)
         scale = max(0.5, min(h, w) / 700)
@@ -75,6 +64,32 @@ def draw_evidence(image: UInt8Array, verdict: Verdict | None, *, thickness: int 
         org = (int(np.clip(x1 + 3, 0, w - tw - 4)), int(np.clip(y1 + th + 4, th + 2, h - 2)))
         cv2.putText(out, "?", org, cv2.FONT_HERSHEY_SIMPLEX, scale, UNCHECKED_BGR, lw, cv2.LINE_AA)
     return out
+
+
+def _outline(
+    out: UInt8Array,
+    bbox: Sequence[float] | np.ndarray,
+    index: int,
+    colour: tuple[int, int, int],
+    lw: int,
+    *,
+    ring: bool = False,
+) -> None:
+    """Draw one coin on ``out`` in place: the ellipse in its box, a second thinner ring around it with ``ring`` (the
+    coin is marked), and its number (``index + 1``) on a patch of its colour at the box's top left."""
+    h, w = out.shape[:2]
+    x1, y1, x2, y2 = bbox
+    centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
+    axes = (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2)))
+    cv2.ellipse(out, centre, axes, 0, 0, 360, colour, lw, cv2.LINE_AA)
+    if ring:
+        cv2.ellipse(out, centre, (axes[0] + 2 * lw, axes[1] + 2 * lw), 0, 0, 360, colour, max(1, lw // 2))
+    label = str(index + 1)
+    scale = max(0.4, min(h, w) / 900)
+    (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, lw)
+    org = (int(np.clip(x1, 0, w - tw - 4)), int(np.clip(y1 + th + 2, th + 2, h - 2)))
+    cv2.rectangle(out, (org[0] - 2, org[1] - th - 3), (org[0] + tw + 2, org[1] + 3), colour, -1)
+    cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, lw // 2), cv2.LINE_AA)
 
 
 def needs(threshold: float) -> str:
@@ -173,21 +188,11 @@ def draw_coins(image: UInt8Array, coins: Sequence[StoredCoin], expected_type: st
 
 
 def draw_tray(look: TrayLook) -> UInt8Array:
-    """Outline the coins of a tray photograph for enrolment: green and numbered the references, orange the coins left
-    out (the summary says why, by number)."""
+    """Outline the coins of a tray photograph for enrolment, numbered as :func:`draw_evidence` numbers a cup's coins:
+    green the references, orange and ringed the coins left out (the summary says why, by number)."""
     out = look.image.copy()
-    h, w = out.shape[:2]
-    lw = max(2, round(min(h, w) / 240))
-    scale = max(0.5, min(h, w) / 800)
+    lw = max(2, round(min(out.shape[:2]) / 240))
     kept = set(look.references)
     for k, coin in enumerate(look.coins):
-        colour = PASS_BGR if k in kept else FLAG_BGR
-        centre = (round(coin.center[0]), round(coin.center[1]))
-        axes = (max(1, round(coin.axes[0] / 2)), max(1, round(coin.axes[1] / 2)))
-        cv2.ellipse(out, centre, axes, 0, 0, 360, colour, lw, cv2.LINE_AA)
-        label = str(k + 1)
-        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, lw)
-        org = (int(np.clip(centre[0] - tw // 2, 0, w - tw)), int(np.clip(centre[1] + th // 2, th, h - 2)))
-        cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), lw + 2, cv2.LINE_AA)
-        cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, max(1, lw // 2 + 1), cv2.LINE_AA)
+        _outline(out, coin.bbox, k, PASS_BGR if k in kept else FLAG_BGR, lw, ring=k not in kept)
     return out

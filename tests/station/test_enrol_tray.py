@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +16,14 @@ from pytestqt.qtbot import QtBot
 from db.records import OperatorInfo
 from db.spool import SpoolingRepository
 from models.enroll import load_catalog
+from models.enroll_tray import look_at_tray
 from models.gallery import Gallery
-from models.types import Side
+from models.types import Frame, Side
 from station.app import MainWindow
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol_tray import ENROLMENTS, TrayEnrolment
+from station.controllers.overlay import FLAG_BGR, PASS_BGR, draw_tray
 from tests.models.tray_world import HELD_OUT, TrayWorld
 from tests.station.conftest import OpenWindow, SteppingClock, shown_window
 
@@ -192,3 +195,17 @@ def test_time_spent_enrolling_is_not_idle_time(qtbot: QtBot, tray_window: MainWi
     assert not win.controller.idle_tick() and win.controller.signed_in
     clock.advance(301.0)
     assert win.controller.idle_tick() and win.view.banner.text() == "SIGN IN"
+
+
+def test_the_photograph_shows_references_green_and_coins_left_out_orange(tray_world: TrayWorld) -> None:
+    look = look_at_tray(tray_world.pipeline, Frame(tray_world.stray.image), Side.REVERSE)
+    assert look.references and look.left_out
+    drawn = draw_tray(look)
+    assert drawn.shape == look.image.shape and np.array_equal(look.image, tray_world.stray.image)  # a copy
+
+    def patches(colour: tuple[int, int, int]) -> int:  # pixels of exactly that colour: the number patches
+        return int(np.all(drawn == np.array(colour, np.uint8), axis=2).sum())
+
+    assert patches(PASS_BGR) > 0 and patches(FLAG_BGR) > 0
+    everyone_kept = dataclasses.replace(look, references=tuple(range(len(look.coins))), left_out={})
+    assert not np.all(draw_tray(everyone_kept) == np.array(FLAG_BGR, np.uint8), axis=2).any()  # no orange at all
