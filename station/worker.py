@@ -166,6 +166,13 @@ def encode_jpeg(image: UInt8Array, quality: int = JPEG_QUALITY) -> bytes:
     return bytes(buf.tobytes())
 
 
+def decode(data: bytes) -> UInt8Array | None:
+    """Decode JPEG/PNG bytes (a stored photograph or crop) to ``(H, W, 3)`` uint8 BGR, ``None`` when they are not
+    an image."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return None if image is None else np.asarray(image, np.uint8)
+
+
 def cut_thumbnail(
     image: UInt8Array, bbox: tuple[float, float, float, float], margin: float = THUMB_MARGIN
 ) -> UInt8Array:

@@ -28,7 +28,7 @@ from db.schema import LabelKind
 from models.files import write_bytes_atomic
 from models.types import UInt8Array
 from station.views.widgets import to_pixmap
-from station.worker import BackgroundCall, BackgroundThread
+from station.worker import BackgroundCall, BackgroundThread, decode
 
 _log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ PHOTO_PX = 40
 def photo_thumbnail(data: bytes, size: int = PHOTO_PX) -> UInt8Array | None:
     """A cup's photograph (JPEG bytes) shrunk to fit ``size`` pixels, ``(h, w, 3)`` uint8 BGR; ``None`` when the
     bytes are not an image."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = decode(data)
     if image is None:
         return None
     h, w = image.shape[:2]

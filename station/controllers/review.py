@@ -14,8 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-import cv2
-import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QListWidgetItem
 
@@ -29,7 +27,7 @@ from station.controllers.enrol import Enrolment, EnrolResult, enrol_folder
 from station.controllers.overlay import draw_coins, needs
 from station.views.review import ReviewView
 from station.views.widgets import Thumbnail
-from station.worker import BackgroundCall, cut_thumbnail
+from station.worker import BackgroundCall, cut_thumbnail, decode
 
 CUP_ROLE = Qt.ItemDataRole.UserRole
 QUEUE_LIMIT = 100
@@ -94,12 +92,6 @@ class ReviewRepository(Protocol):
     def audit_trail(self, cup_id: int | None = None) -> list[AuditEntry]:
         """The relabel history."""
         ...
-
-
-def decode(data: bytes) -> UInt8Array | None:
-    """Decode JPEG/PNG bytes to ``(H, W, 3)`` uint8 BGR, ``None`` when they are not an image."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    return None if image is None else np.asarray(image, np.uint8)
 
 
 class ReviewController(QObject):
