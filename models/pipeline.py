@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from calibration.camera import CupRoi
+from calibration.movement import CameraMove, SetupView
 from calibration.risk import ThresholdChoice
 from models.adapter import AdapterError, EmbeddingAdapter, adapted_gallery
 from models.bundle import Bundle, BundleError, Preprocess, load_bundle
@@ -94,7 +95,10 @@ class Observation:
         unexplained: parts of the cup that differ from the empty tray where nothing was found (counted in
             ``coins.n_objects``).
         setup_problem: why the frame is not a picture of the station's camera as it was set up (another size than
-            its calibration); such a cup is judged without the station's geometry and always flagged. ``""``: none.
+            its calibration, or a camera that has moved since); such a cup is judged without the station's geometry
+            and always flagged. ``""``: none.
+        camera_move: how the view differs from the empty-tray photo's (:mod:`calibration.movement`); ``None``: not
+            compared (no empty-tray photo, another size) or nothing around the cup to tell by.
     """
 
     instances: list[CoinInstance]
@@ -106,6 +110,7 @@ class Observation:
     timings_ms: dict[str, float]
     unexplained: tuple[ForegroundRegion, ...] = ()
     setup_problem: str = ""
+    camera_move: CameraMove | None = None
 
     @property
     def timings(self) -> dict[str, float]:
@@ -175,7 +180,8 @@ class Pipeline:
         model_version: the bundle version recorded in every verdict.
         detector: instance source for :meth:`run` (``None``: only :meth:`run_crops` works).
         empty_tray: the station's empty-tray photo; :meth:`run` then flags what differs from it unexplained. A frame
-            of another size than the camera was set up at (:attr:`camera_size`) is flagged as such.
+            of another size than the camera was set up at (:attr:`camera_size`) is flagged as such, and so is one
+            whose surroundings of the cup show that the camera has moved since that photo (:attr:`setup_view`).
         cup_roi: the cup's interior (from the station's calibration); only differences inside it count.
         uncertified: why the bundle's PASS guarantee may not hold for this pipeline, ``""`` when nothing says so
             (a detector other than the one that cut the calibration cups).
@@ -203,6 +209,17 @@ class Pipeline:
     catalogue: dict[str, TypeInfo] | None = None
     adapter: EmbeddingAdapter | None = None
     enrol_per_side: int = 0
+    _setup: tuple[UInt8Array, SetupView] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def setup_view(self) -> SetupView | None:
+        """The empty-tray photo's surroundings of the cup, to tell a moved camera by (``None`` without the photo);
+        made again whenever :attr:`empty_tray` is replaced."""
+        if self.empty_tray is None:
+            return None
+        if self._setup is None or self._setup[0] is not self.empty_tray:
+            self._setup = (self.empty_tray, SetupView(self.empty_tray, self.cup_roi))
+        return self._setup[1]
 
     @classmethod
     def from_parts(
@@ -342,7 +359,7 @@ class Pipeline:
 
     def with_threshold(self, threshold: ThresholdChoice) -> Pipeline:
         """The same pipeline with another acceptance threshold."""
-        return Pipeline(**{**self.__dict__, "threshold": threshold})
+        return replace(self, threshold=threshold)
 
     def with_references(self, refs: StationReferences | None) -> Pipeline:
         """The same pipeline whose view holds the station's gallery plus ``refs`` instead of the bundle's own.
@@ -351,7 +368,7 @@ class Pipeline:
             ReferencesError: ``refs`` were made by another embedder.
         """
         view = station_view(self.gallery, refs, self.catalogue, self.adapter)
-        return Pipeline(**{**self.__dict__, "view": view, "references": refs})
+        return replace(self, view=view, references=refs)
 
     def with_adapter(self, adapter: EmbeddingAdapter | None, refs: StationReferences | None) -> Pipeline:
         """The same pipeline with another fine-tuned output layer on the embedder (``None``: none) and the station
@@ -367,7 +384,7 @@ class Pipeline:
         except ValueError as err:
             raise AdapterError(str(err)) from err
         view = station_view(self.gallery, refs, self.catalogue, adapter)
-        return Pipeline(**{**self.__dict__, "embedder": embedder, "view": view, "references": refs, "adapter": adapter})
+        return replace(self, embedder=embedder, view=view, references=refs, adapter=adapter)
 
     # ------------------------------------------------------------------------------------------------ running
 
@@ -433,21 +450,28 @@ class Pipeline:
 
         t0 = time.perf_counter()
         problem = frame_size_problem(frame.image, self.camera_size)
+        move = None
+        if not problem and self.setup_view is not None:
+            move = self.setup_view.compare(frame.image)
+            problem = "" if move is None else move.problem()
+        t_setup = time.perf_counter()
         detector = self.detector
-        if problem and isinstance(detector, CalibratedSource):  # its cup region and px/mm belong to another size
+        if problem and isinstance(detector, CalibratedSource):  # its cup region and px/mm belong to another view
             detector = detector.with_calibration(None)
         instances = detector.detect(frame)
         t1 = time.perf_counter()
         coin_instances = [i for i in instances if i.is_coin]
         crops = cut_crops(frame, coin_instances, size=self.preprocess.crop_size)
         t2 = time.perf_counter()
-        timings = {"detect": (t1 - t0) * 1000, "crop": (t2 - t1) * 1000}
+        timings = {"detect": (t1 - t_setup) * 1000, "crop": (t2 - t1) * 1000}
+        if self.setup_view is not None:
+            timings["setup"] = (t_setup - t0) * 1000
         unexplained: tuple[ForegroundRegion, ...] = ()
         if self.empty_tray is not None and not problem:
             unexplained = unexplained_regions(frame.image, self.empty_tray, instances, self.cup_roi)
             timings["foreground"] = (time.perf_counter() - t2) * 1000
         obs = self._observe(instances, [c.image for c in crops], [c.mask for c in crops], timings, unexplained)
-        return replace(obs, setup_problem=problem)
+        return replace(obs, setup_problem=problem, camera_move=move)
 
     @property
     def camera_size(self) -> tuple[int, int] | None:

@@ -60,6 +60,7 @@ _PHRASES: tuple[tuple[str, ReasonKind], ...] = (
     ("out of focus", ReasonKind.FOCUS),
     ("overlap too much", ReasonKind.OVERLAP),
     ("camera was set up at", ReasonKind.CAMERA),
+    ("camera has moved since it was set up", ReasonKind.CAMERA),
     ("no certified threshold", ReasonKind.NO_THRESHOLD),
     ("not sure enough", ReasonKind.NOT_SURE),
 )

@@ -152,6 +152,8 @@ class MainWindow(QMainWindow):
         worker.nothing_seen.connect(self.controller.nothing_seen)
         worker.stored.connect(self.controller.show_store)
         worker.model_changed.connect(self.controller.show_model)
+        self.controller.camera_look_requested.connect(worker.look_at_camera)
+        worker.camera_seen.connect(self.controller.show_camera_move)
         self.follower: ModelFollower | None = None
         if follow is not None:
             self.follower = ModelFollower(*follow, clock=clock)

@@ -24,6 +24,8 @@ from station.config import StationConfig
 from station.home import LOW_DISK_BYTES
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from db.health import DatabaseHealth
 
 BENCH_STALE_H = 24.0
@@ -36,6 +38,9 @@ RETRAIN_STALE_H = 36.0
 """A nightly retrain whose log is older than this has missed a night."""
 BACKUP_STALE_H = 36.0
 """A nightly backup older than this has missed a night."""
+RECOGNISABLE = 4
+"""An empty-tray photo with fewer features around the cup than this many times the matches a move needs is named:
+a hand or a box beside the tray would leave too few to tell a moved camera by."""
 
 
 class Status(StrEnum):
@@ -436,8 +441,20 @@ def _set_up(home: Path, pipeline: object, note: Note) -> None:
             "no empty-tray photo: an object the detector does not box is not caught",
             "press 'Photograph the empty tray' in the operator window (or cupcheck calibrate --empty-tray IMG)",
         )
+        return
+    from calibration.movement import DEFAULT_MOVEMENT
+
+    view = getattr(pipeline, "setup_view", None)
+    if view is not None and view.features < RECOGNISABLE * DEFAULT_MOVEMENT.min_matches:
+        note(
+            "empty tray",
+            Status.WARN,
+            f"photo kept: every cup is compared with it; but only {view.features} features around the cup, too "
+            "few to notice reliably that the camera has moved",
+            "leave something patterned in view beside the cup (a printed sheet), then take the photo again",
+        )
     else:
-        note("empty tray", Status.OK, "photo kept: every cup is compared with it")
+        note("empty tray", Status.OK, "photo kept: every cup is compared with it, and a moved camera is noticed")
 
 
 def _camera(config: StationConfig, pipeline: object, note: Note, clock: Callable[[], float]) -> None:
@@ -475,6 +492,7 @@ def _camera(config: StationConfig, pipeline: object, note: Note, clock: Callable
             )
             return
         note("camera", Status.OK, f"{source.name}: {w}×{h}")
+        _camera_position(pipeline, frame.image, note)
         if isinstance(pipeline, Pipeline) and pipeline.gallery.types():
             expected = next(iter(pipeline.gallery.types()))
             started = time.perf_counter()
@@ -483,6 +501,34 @@ def _camera(config: StationConfig, pipeline: object, note: Note, clock: Callable
             note("check", Status.OK, f"one check of the camera's frame: {ms:.0f} ms, {verdict.n_coins} coins seen")
     finally:
         source.close()
+
+
+def _camera_position(pipeline: object, image: np.ndarray, note: Note) -> None:
+    """Whether the camera's view is still the one its empty-tray photo shows (:mod:`calibration.movement`)."""
+    view = getattr(pipeline, "setup_view", None)
+    if view is None:
+        return
+    move = view.compare(image)
+    if move is None:
+        note(
+            "camera position",
+            Status.WARN,
+            "cannot tell whether the camera has moved: the surroundings of the cup are not recognised",
+            "clear what covers them; if the camera points elsewhere, put it back or calibrate again",
+        )
+    elif move.moved:
+        note(
+            "camera position",
+            Status.FAIL,
+            f"the camera has moved since its empty-tray photo (the view: {move.describe()}); every cup is flagged",
+            "put it back, or calibrate again (cupcheck calibrate IMAGE --reference-mm MM --empty-tray EMPTY)",
+        )
+    else:
+        note(
+            "camera position",
+            Status.OK,
+            f"where it was set up ({move.rim_shift_px:.1f} px at the cup's rim, {move.matches} features matched)",
+        )
 
 
 def worst(findings: list[Finding]) -> Status:

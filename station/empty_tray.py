@@ -1,7 +1,9 @@
 """Taking the station's empty-tray photo from the live camera (no Qt here).
 
 Every cup is compared with this photo (:mod:`models.foreground`), so it must show the tray with nothing in it:
-the detector looks first, and a photo in which it finds any coin or object is refused.
+the detector looks first, and a photo in which it finds any coin or object is refused. It is also the view a moved
+camera is told by (:mod:`calibration.movement`): on a calibrated station, a photo from a camera that has moved since
+the last one is refused, since taking it would hide that the cup region and millimetres no longer fit.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def record_empty_tray(pipeline: Any, frame: Frame, home: Path) -> str:
         A sentence for the operator.
 
     Raises:
-        EmptyTrayError: the detector finds something in the frame, or the pipeline takes no empty tray.
+        EmptyTrayError: the detector finds something in the frame, the pipeline takes no empty tray, or the camera
+            of a calibrated station has moved since the empty-tray photo it replaces.
     """
     detector = getattr(pipeline, "detector", None)
     if detector is None or not hasattr(pipeline, "empty_tray"):
@@ -42,6 +45,14 @@ def record_empty_tray(pipeline: Any, frame: Frame, home: Path) -> str:
             f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((n_coins, "coin"), (n_objects, "object")) if n
         )
         raise EmptyTrayError(f"the tray is not empty ({seen} seen): clear it, then take the photo again")
+    view = getattr(pipeline, "setup_view", None)
+    move = None if view is None or getattr(detector, "calibration", None) is None else view.compare(frame.image)
+    if move is not None and move.moved:
+        raise EmptyTrayError(
+            f"the camera has moved since it was set up (the view: {move.describe()}); a new empty-tray photo would "
+            "hide that the cup region and millimetres no longer fit: put the camera back, or calibrate again "
+            "(cupcheck calibrate)"
+        )
     path = save_empty_tray(frame.image, home)
     pipeline.empty_tray = frame.image.copy()
     return f"Empty-tray photo saved ({path.name}): every cup is now compared with it."

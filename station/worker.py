@@ -220,6 +220,8 @@ class InferenceWorker(QObject):
         empty_tray_done(bool, str): an empty-tray photo was stored (``True``) or refused, with a sentence.
         model_changed(str): a pipeline of another version was swapped in (:meth:`use_pipeline`); the string is its
             version.
+        camera_seen(object): the answer to :meth:`look_at_camera`: a :class:`calibration.movement.CameraMove`, or
+            ``None`` when the pipeline has no empty-tray photo to compare with (nothing to tell by: not emitted).
     """
 
     verdict_ready = Signal(object)
@@ -228,6 +230,7 @@ class InferenceWorker(QObject):
     nothing_seen = Signal(object)
     empty_tray_done = Signal(bool, str)
     model_changed = Signal(str)
+    camera_seen = Signal(object)
 
     def __init__(self, pipeline: VerdictSource, sink: VerdictSink) -> None:
         super().__init__()
@@ -265,6 +268,22 @@ class InferenceWorker(QObject):
         version = model_version(pipeline) or name
         if version != before:
             self.model_changed.emit(version)
+
+    @Slot(object)
+    def look_at_camera(self, frame: Frame) -> None:
+        """Compare a live frame with the empty-tray photo's view (a camera moved since it was set up), between checks
+        in the worker's thread, which owns the pipeline and its set-up view."""
+        view = getattr(self._pipeline, "setup_view", None)
+        if view is None:
+            self.camera_seen.emit(None)
+            return
+        try:
+            move = view.compare(frame.image)
+        except Exception:  # a status-bar hint; the check itself compares again and reports any failure
+            _log.exception("comparing the camera's view failed")
+            return
+        if move is not None:
+            self.camera_seen.emit(move)
 
     @Slot(object)
     def take_empty_tray(self, request: EmptyTrayRequest) -> None:

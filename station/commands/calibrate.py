@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         save_calibration,
         save_empty_tray,
     )
+    from calibration.movement import SetupView
 
     has_ref = args.reference_mm is not None or args.checkerboard is not None or args.aruco_mm is not None
     if args.image is None:
@@ -138,6 +139,12 @@ def run(args: argparse.Namespace) -> int:
             f"the empty-tray photo {args.empty_tray} is {empty.shape[1]}x{empty.shape[0]} px but the calibration "
             f"image is {image.shape[1]}x{image.shape[0]}: take both with the station's camera"
         )
+    move = None if empty is None else SetupView(image, calibration.roi).compare(empty)
+    if move is not None and move.moved:
+        raise CliError(
+            f"the camera moved between the calibration image and the empty-tray photo {args.empty_tray} (the "
+            f"photo's view: {move.describe()}): take both without moving the camera"
+        )
     if args.overlay and not cv2.imwrite(args.overlay, draw_overlay(image, estimate, calibration.roi)):
         raise CliError(f"cannot write overlay {args.overlay}")
     home = resolve_site(args).home
@@ -164,12 +171,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _empty_tray_only(args: argparse.Namespace) -> int:
     """Store a new empty-tray photo and keep the calibration; its size must match the calibration image's."""
-    from calibration.camera import CalibrationError, load_calibration, read_image, save_empty_tray
+    from calibration.camera import CalibrationError, load_calibration, load_empty_tray, read_image, save_empty_tray
+    from calibration.movement import SetupView
 
     home = resolve_site(args).home
     try:
         empty = read_image(args.empty_tray)
         calibration = load_calibration(home)
+        before = load_empty_tray(home)
     except (CalibrationError, ValueError) as err:
         raise CliError(str(err)) from err
     if calibration is not None and (calibration.image_width, calibration.image_height) != (
@@ -180,6 +189,15 @@ def _empty_tray_only(args: argparse.Namespace) -> int:
             f"the empty-tray photo {args.empty_tray} is {empty.shape[1]}x{empty.shape[0]} px but the station was "
             f"calibrated on {calibration.image_width}x{calibration.image_height}: take it with the station's camera"
         )
+    if calibration is not None and before is not None and before.shape == empty.shape:
+        move = SetupView(before, calibration.roi).compare(empty)
+        if move is not None and move.moved:
+            raise CliError(
+                f"the camera has moved since the station was calibrated (the view: {move.describe()}); a new "
+                "empty-tray photo alone would leave the cup region and millimetres where they were: put the camera "
+                "back, or calibrate again with the reference and the new photo (cupcheck calibrate IMAGE "
+                f"--reference-mm MM --empty-tray {args.empty_tray})"
+            )
     path = save_empty_tray(empty, home)
     if args.json:
         print(json.dumps({"empty_tray": str(path)}))

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QListWidgetItem
 
+from calibration.movement import CameraMove
 from db.records import OrderCheck
 from db.spool import IMAGE_SHARE
 from models.types import Decision, Frame, Side, Verdict
@@ -81,6 +82,8 @@ class OperatorController(QObject):
         verdict_shown(CheckResult): the banner shows a verdict.
         store_shown(StoreResult): the status bar shows the database state after a write.
         camera_state_changed(bool): the window shows the camera as lost (``True``) or back (``False``).
+        camera_look_requested(Frame): about once a second, a live frame to compare with the view the station was
+            set up with (connect to the worker's ``look_at_camera``; answer with :meth:`show_camera_move`).
         empty_tray_requested(EmptyTrayRequest): a frame to keep as the empty tray (connect to the worker).
         empty_tray_shown(bool, str): the answer to it is on screen.
         sign_in_requested(): a check was asked for while nobody is signed in (show the sign-in dialog).
@@ -91,6 +94,7 @@ class OperatorController(QObject):
     verdict_shown = Signal(object)
     store_shown = Signal(object)
     camera_state_changed = Signal(bool)
+    camera_look_requested = Signal(object)
     empty_tray_requested = Signal(object)
     empty_tray_shown = Signal(bool, str)
     sign_in_requested = Signal()
@@ -136,6 +140,8 @@ class OperatorController(QObject):
         self._camera_lost = False
         self._cup_region = cup_region
         self.camera_size = camera_size  # (width, height) the camera was calibrated at, when it was
+        self._camera_move: CameraMove | None = None  # the view against the empty-tray photo's, last told
+        self._fps = 0.0
         self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its first check
         self._auto = auto_check
         self._recheck: Recheck | None = None
@@ -242,7 +248,7 @@ class OperatorController(QObject):
             return
         self._frame = frame
         verdict = self._last.verdict if self._last is not None and self._clock() < self._overlay_until else None
-        region = self._cup_region if not self.camera_size_problem else None  # it belongs to the size set up
+        region = self._cup_region if not self.camera_problem else None  # it belongs to the view set up
         self.view.preview.set_image(draw_cup_region(draw_evidence(frame.image, verdict), region))
         if self._auto is not None and self._auto.update(frame.image) and self.expected_type and not self.busy:
             self.check(auto=True)
@@ -278,12 +284,34 @@ class OperatorController(QObject):
 
     @Slot(float)
     def show_fps(self, fps: float) -> None:
-        """Show the preview's measured frame rate."""
+        """Show the preview's measured frame rate (about once a second), and ask whether the camera has moved."""
         if self._camera_lost:
             return
-        problem = self.camera_size_problem
-        self.view.camera_label.setText(f"Camera {fps:.0f} fps" + (f" · {problem}" if problem else ""))
+        self._fps = fps
+        self._show_camera_label()
+        if self._frame is not None and not self.busy and not self.camera_size_problem:
+            self.camera_look_requested.emit(self._frame)
+
+    @Slot(object)
+    def show_camera_move(self, move: CameraMove | None) -> None:
+        """The live view against the empty-tray photo's (``None``: no photo to compare with)."""
+        self._camera_move = move
+        if not self._camera_lost:
+            self._show_camera_label()
+
+    def _show_camera_label(self) -> None:
+        problem = self.camera_problem
+        self.view.camera_label.setText(f"Camera {self._fps:.0f} fps" + (f" · {problem}" if problem else ""))
         self.view.camera_label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;" if problem else "")
+
+    @property
+    def camera_problem(self) -> str:
+        """Why the live frames are not measured as the station was set up (every cup is then flagged): another
+        size (:attr:`camera_size_problem`), or a camera moved since its empty-tray photo; ``""`` when neither."""
+        size = self.camera_size_problem
+        if size or self._camera_move is None or not self._camera_move.moved:
+            return size
+        return f"moved since set-up ({self._camera_move.describe()}): put it back or calibrate again"
 
     def low_disk_note(self) -> str:
         """``"disk: 1.2 GB free, run cupcheck prune"`` when the station home's disk has less than
@@ -466,6 +494,8 @@ class OperatorController(QObject):
     def show_empty_tray(self, ok: bool, message: str) -> None:
         """Show the answer to :meth:`take_empty_tray`."""
         self.busy = False
+        if ok:  # the view is compared with the new photo from now on
+            self.show_camera_move(None)
         self.view.check_button.setEnabled(not self._camera_lost)
         self.view.empty_tray_button.setEnabled(True)
         self.view.banner.show_state("READY" if ok else "—", IDLE_HEX)
@@ -550,6 +580,7 @@ class OperatorController(QObject):
             self.orders = loaded.orders
         if loaded.pipeline is not None:  # a pipeline built again: the camera may have been calibrated again
             self.camera_size = loaded.camera_size
+            self._camera_move = None  # until the view is compared with its empty-tray photo
 
     @Slot(str, str)
     def show_model_problem(self, message: str, detail: str = "") -> None:

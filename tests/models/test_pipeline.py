@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 
 import cv2
@@ -16,6 +17,7 @@ from models.gallery import Gallery
 from models.pipeline import Pipeline, UnknownTypeError, _disc_mask
 from models.reasons import ReasonKind, reason_kinds
 from models.types import CoinInstance, Decision, Frame, Side
+from tests.calibration.views import camera
 from tests.models.embed_helpers import tiny_checkpoint, write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, reference_image, write_bundle
 
@@ -366,6 +368,39 @@ def test_a_frame_of_another_size_than_the_calibration_is_judged_without_it_and_f
     coins = [c for c in v.coins if c.is_coin]
     assert len(coins) >= len([c for c in same.coins if c.is_coin]) - 1  # still found, without the geometry
     assert all(c.diameter_mm is None for c in coins)
+
+
+def test_a_camera_moved_since_its_empty_tray_photo_is_named_and_every_cup_flagged(pipeline: Pipeline) -> None:
+    from calibration.camera import CameraCalibration
+    from models.detector import Detector
+    from models.reasons import ReasonKind, reason_kind
+    from models.synth.mint import generate_mint
+    from models.synth.scene import SceneAssets, SceneOptions, render_cup
+
+    # a cup on a speckled table (the seed is chosen for it): the surroundings tell the camera's position
+    opts = SceneOptions(image_size=320, max_coins=6, empty_reference=True)
+    scene = render_cup(SceneAssets(generate_mint(12, 3)), 3, 5, opts)
+    assert scene.empty is not None
+    h, w = scene.image.shape[:2]
+    cal = CameraCalibration(px_per_mm=scene.px_per_mm, image_width=w, image_height=h, method="manual")
+    station = pipeline.with_threshold(pipeline.threshold)
+    station.detector = Detector.load().with_calibration(cal)
+    station.empty_tray = scene.empty
+    assert station.setup_view is not None and station.setup_view.features >= 100, "the table lost its texture"
+    same = station.run(Frame(image=scene.image), "t0000")
+    assert not any("camera has moved" in r for r in same.reasons) and "setup" in same.timings_ms
+    assert all(c.diameter_mm is not None for c in same.coins if c.is_coin)
+    # the camera knocked 9 px to the right: its empty tray, cup region and millimetres no longer fit
+    knocked = camera(scene.image, dx=9.0)
+    v = station.run(Frame(image=knocked), "t0000")
+    assert v.decision == Decision.FLAG and not v.turn_first and v.unchecked == ()
+    # (the synthetic empty-tray photo lies up to 1.5 px off the cup's, as a tray put back does)
+    assert re.match(r"the camera has moved since it was set up \(the view: (8|9|10) px right", v.reasons[0])
+    assert reason_kind(v.reasons[0]) is ReasonKind.CAMERA
+    assert all(c.diameter_mm is None for c in v.coins if c.is_coin)
+    # a new empty-tray photo is a new view to compare with (made again, not the old one kept)
+    station.empty_tray = camera(scene.empty, dx=9.0)
+    assert not any("camera has moved" in r for r in station.run(Frame(image=knocked), "t0000").reasons)
 
 
 def test_every_reason_the_pipeline_gives_has_a_kind_the_report_counts(pipeline: Pipeline) -> None:

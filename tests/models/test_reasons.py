@@ -30,6 +30,11 @@ from models.reasons import LABELS, ReasonKind, reason_kind, reason_kinds
             "the photo is 640×480 pixels, not the 1280×720 the station's camera was set up at — set the camera back",
             ReasonKind.CAMERA,
         ),
+        (
+            "the camera has moved since it was set up (the view: 14 px right, 2% closer) — put it back, or calibrate "
+            "again (cupcheck calibrate); its cup region, millimetres and empty tray were not used",
+            ReasonKind.CAMERA,
+        ),
         ("no certified threshold: every cup goes to a person", ReasonKind.NO_THRESHOLD),
         ("not sure enough: p_correct 0.812 is below the threshold 0.970", ReasonKind.NOT_SURE),
         ("a coin does not match", ReasonKind.OTHER),

@@ -18,7 +18,15 @@ from calibration.camera import (
     load_empty_tray,
 )
 from station.cli import main
-from tests.calibration.test_camera import EURO_1_MM, checkerboard_image, coin_image, finish, textured_background
+from tests.calibration.test_camera import (
+    EURO_1_MM,
+    checkerboard_image,
+    coin_image,
+    draw_disc,
+    finish,
+    textured_background,
+)
+from tests.calibration.views import camera
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +201,35 @@ def test_the_station_file_names_the_home(coin_png: Path, tmp_path: Path, capsys:
     assert load_calibration(home) is not None
     assert main(["calibrate", str(coin_png), "--reference-mm", "1", "--config", str(tmp_path / "none.toml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_camera_may_not_move_between_the_calibration_and_the_empty_tray_photo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(8)
+    table = textured_background(rng)
+    with_coin = table.copy()
+    draw_disc(with_coin, 300.0, 220.0, EURO_1_MM * 4.0 / 2)
+    knocked = camera(table, dx=10.0)
+    files = {}
+    for name, image in (("coin", with_coin), ("empty", table), ("moved", knocked), ("again", table)):
+        files[name] = tmp_path / f"{name}.png"
+        cv2.imwrite(str(files[name]), finish(rng, image))
+    home = tmp_path / "station"
+    args = ["calibrate", str(files["coin"]), "--reference-mm", str(EURO_1_MM), "--home", str(home)]
+    assert main([*args, "--empty-tray", str(files["moved"])]) == 2
+    err = capsys.readouterr().err
+    assert "the camera moved between the calibration image and the empty-tray photo" in err
+    assert "(the photo's view: 10 px right): take both without moving the camera" in err
+    assert load_calibration(home) is None and load_empty_tray(home) is None  # nothing stored
+    assert main([*args, "--empty-tray", str(files["empty"])]) == 0
+    capsys.readouterr()
+    # later the camera is knocked: a new empty-tray photo alone would hide it, and is refused
+    assert main(["calibrate", "--empty-tray", str(files["moved"]), "--home", str(home)]) == 2
+    err = capsys.readouterr().err
+    assert "the camera has moved since the station was calibrated (the view: 10 px right)" in err
+    assert f"cupcheck calibrate IMAGE --reference-mm MM --empty-tray {files['moved']}" in err
+    kept = load_empty_tray(home)
+    assert kept is not None and np.array_equal(kept, np.asarray(cv2.imread(str(files["empty"])), np.uint8))
+    # from where it was, a new photo (another lamp, another day) is taken
+    assert main(["calibrate", "--empty-tray", str(files["again"]), "--home", str(home)]) == 0

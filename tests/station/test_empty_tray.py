@@ -19,6 +19,7 @@ from models.synth.scene import SceneAssets, SceneOptions, render_cup
 from models.types import CupKind, Frame
 from station.app import MainWindow
 from station.empty_tray import EmptyTrayError, record_empty_tray
+from tests.calibration.views import camera
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, write_bundle
 from tests.station.conftest import OpenWindow
@@ -49,6 +50,33 @@ def test_an_empty_tray_is_kept_and_a_tray_with_coins_refused(real_pipeline: Pipe
     assert stored is not None and np.array_equal(stored, scene.empty)
     assert real_pipeline.empty_tray is not None and np.array_equal(real_pipeline.empty_tray, scene.empty)
     real_pipeline.empty_tray = None
+
+
+def test_a_calibrated_station_whose_camera_moved_refuses_a_new_empty_tray(
+    real_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from calibration.camera import CameraCalibration
+
+    # a tray on a speckled table (the seed is chosen for it): its surroundings tell the camera's position
+    opts = SceneOptions(image_size=320, max_coins=6, empty_reference=True)
+    empty = render_cup(SceneAssets(generate_mint(12, 3)), 3, 5, opts).empty
+    assert empty is not None
+    h, w = empty.shape[:2]
+    knocked = camera(empty, dy=12.0)
+    station = real_pipeline.with_threshold(real_pipeline.threshold)
+    station.empty_tray = empty
+    home = tmp_path / "home"
+    # not calibrated: the empty tray is all that was set up, so taking it again is the fix
+    assert "every cup is now compared with it" in record_empty_tray(station, Frame(knocked), home)
+    station.empty_tray = empty
+    station.detector = Detector.load().with_calibration(
+        CameraCalibration(px_per_mm=6.0, image_width=w, image_height=h, method="manual")
+    )
+    with pytest.raises(EmptyTrayError, match=r"the camera has moved since it was set up \(the view: 1[0-4] px down\)"):
+        record_empty_tray(station, Frame(knocked), home / "calibrated")
+    assert station.empty_tray is empty and load_empty_tray(home / "calibrated") is None
+    record_empty_tray(station, Frame(empty.copy()), home / "calibrated")  # the same view again: taken
+    assert load_empty_tray(home / "calibrated") is not None
 
 
 def test_a_model_without_a_detector_takes_no_empty_tray(pipeline: NearestTypePipeline, tmp_path: Path) -> None:

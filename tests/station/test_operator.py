@@ -15,6 +15,7 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from calibration.movement import CameraMove, SetupView
 from db.repository import VerdictRepository
 from db.spool import SpoolingRepository
 from models.synth.mint import Mint
@@ -37,6 +38,7 @@ from station.controllers.overlay import (
 )
 from station.controllers.stillness import StillnessGate
 from station.worker import DbState, StoreResult
+from tests.calibration.views import camera
 from tests.station.conftest import OPERATOR, Database, OpenWindow, SteppingClock, shown_window
 from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup
 from tests.station.test_camera import write_video
@@ -462,6 +464,42 @@ def test_the_camera_label_says_when_frames_are_not_of_the_size_set_up(window: Ma
     window.controller.show_fps(12.0)
     assert label.text() == f"Camera 12 fps · {w}×{h}, set up at {2 * w}×{2 * h}: calibrate again"
     assert FLAG_HEX in label.styleSheet()
+
+
+class SetUpPipeline(NearestTypePipeline):
+    """The stand-in pipeline with a view of the camera as it was set up (the station's comes from its empty tray)."""
+
+    setup_view: SetupView | None = None
+
+
+def test_the_camera_label_says_when_the_camera_has_moved_since_it_was_set_up(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    station_config: StationConfig,
+    replay_dir: Path,
+    clock: SteppingClock,
+) -> None:
+    frame = np.asarray(cv2.imread(str(sorted(replay_dir.glob("*.png"))[0])), np.uint8)
+    # the view the station was set up with lay 10 px to the left of what the camera shows now
+    moved = SetUpPipeline(pipeline.embedder, pipeline.gallery)
+    moved.setup_view = SetupView(camera(frame, dx=-10.0))
+    with shown_window(qtbot, moved, spooling, catalog, station_config, replay_dir, clock) as win:
+        label = win.view.camera_label
+        win.controller.show_fps(12.0)  # about once a second: the worker compares the live frame
+        qtbot.waitUntil(lambda: "moved since set-up" in label.text(), timeout=TIMEOUT_MS)
+        assert label.text() == "Camera 12 fps · moved since set-up (10 px right): put it back or calibrate again"
+        assert FLAG_HEX in label.styleSheet()
+        assert win.controller.camera_problem == label.text().removeprefix("Camera 12 fps · ")
+        # put back: the next comparison clears it
+        win.controller.show_camera_move(
+            CameraMove(dx=0.3, dy=0.0, scale=1.0, rotation_deg=0.0, rim_shift_px=0.3, matches=90, moved=False)
+        )
+        assert label.text() == "Camera 12 fps" and win.controller.camera_problem == ""
+        # a model without an empty-tray photo says nothing
+        win.controller.show_camera_move(None)
+        assert label.text() == "Camera 12 fps"
 
 
 def test_a_verdict_that_cannot_be_saved_sends_the_cup_aside(
