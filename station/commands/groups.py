@@ -14,7 +14,7 @@ from typing import Any
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "train": ("train a model from data", ("embedder", "detector", "voter")),
     "eval": ("evaluate a model and write a report", ("embed", "detect", "verdict")),
-    "bench": ("measure speed", ("embed", "detect", "verdict", "db")),
+    "bench": ("measure speed", ("embed", "detect", "verdict", "db", "camera")),
 }
 
 
