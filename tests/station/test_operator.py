@@ -264,6 +264,15 @@ def test_outlines_are_coloured_by_each_coins_evidence(pipeline: NearestTypePipel
     assert summarise(dataclasses.replace(verdict, reasons=()), recheck=True).reason.endswith(
         "Flagged again after turning: put it aside for a supervisor."
     )
+    # the station's camera is not as it was set up, and nothing else: the camera is put right, not the cup aside
+    moved = "the camera has moved since it was set up (the view: 12 px right) — put it back, or calibrate again"
+    camera = summarise(dataclasses.replace(verdict, reasons=(moved,)))
+    assert camera.reason == (
+        "The camera has moved since it was set up (the view: 12 px right) — put it back, or calibrate again."
+        " Then check the cup again."
+    )
+    both = summarise(dataclasses.replace(verdict, reasons=(moved, "object 5 is not a coin")))
+    assert both.reason.endswith("Object 5 is not a coin. Put it aside for a supervisor.")
 
     guided = draw_cup_region(image.copy(), (240.0, 240.0, 200.0))
     assert not np.array_equal(guided[40, 235:246], image[40, 235:246])  # the top of the circle
