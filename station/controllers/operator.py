@@ -141,6 +141,7 @@ class OperatorController(QObject):
         self._cup_region = cup_region
         self.camera_size = camera_size  # (width, height) the camera was calibrated at, when it was
         self._camera_move: CameraMove | None = None  # the view against the empty-tray photo's, last told
+        self._camera_off = ""  # why checks are held: the camera is not as it was set up ("": they are not)
         self._fps = 0.0
         self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its first check
         self._auto = auto_check
@@ -276,8 +277,8 @@ class OperatorController(QObject):
         self.view.preview.setStyleSheet(PREVIEW_STYLE)
         self.view.camera_label.setText("Camera: back")
         self.view.camera_label.setStyleSheet("")
-        self.view.check_button.setEnabled(not self.busy)
-        if not self.busy:
+        self.view.check_button.setEnabled(not self.busy and not self._camera_off)
+        if not self.busy and not self._camera_off:
             self.view.banner.show_state("READY", IDLE_HEX)
             self.view.reason.setText("Camera back: put the cup under the camera and press Space.")
         self.camera_state_changed.emit(False)
@@ -303,6 +304,32 @@ class OperatorController(QObject):
         problem = self.camera_problem
         self.view.camera_label.setText(f"Camera {self._fps:.0f} fps" + (f" · {problem}" if problem else ""))
         self.view.camera_label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;" if problem else "")
+        self._hold_for_camera(problem)
+
+    def _hold_for_camera(self, problem: str) -> None:
+        """Check no cup while the camera is not as it was set up (each would only be flagged for it, and logged
+        for a supervisor to clear), and say so; take checks up again once it is."""
+        was, self._camera_off = self._camera_off, problem
+        if bool(was) == bool(problem) or self._camera_lost:
+            return
+        self.view.check_button.setEnabled(self._can_check and not self.busy)
+        if self.busy:  # the verdict on its way says what it found
+            return
+        if problem:
+            self.view.banner.show_state("CAMERA", FLAG_HEX)
+            self.view.reason.setText(
+                f"The camera is not as it was set up ({problem}). Cups are checked again once it is."
+            )
+            self.view.detail.setText("")
+        else:
+            self.view.banner.show_state("READY", IDLE_HEX)
+            self.view.reason.setText(
+                "The camera is as it was set up again: put the cup under the camera and press Space."
+            )
+
+    @property
+    def _can_check(self) -> bool:
+        return not self._camera_lost and not self._camera_off
 
     @property
     def camera_problem(self) -> str:
@@ -363,6 +390,12 @@ class OperatorController(QObject):
             return False
         if self._frame is None:
             self._refuse("No camera image: wait for the camera, then press Space again.")
+            return False
+        if self._camera_off:
+            if not auto:
+                self._refuse(
+                    f"The camera is not as it was set up ({self._camera_off}). Cups are checked again once it is."
+                )
             return False
         self.busy = True
         self._active_at = self._clock()
@@ -496,7 +529,7 @@ class OperatorController(QObject):
         self.busy = False
         if ok:  # the view is compared with the new photo from now on
             self.show_camera_move(None)
-        self.view.check_button.setEnabled(not self._camera_lost)
+        self.view.check_button.setEnabled(self._can_check)
         self.view.empty_tray_button.setEnabled(True)
         self.view.banner.show_state("READY" if ok else "—", IDLE_HEX)
         self.view.reason.setText(brief(message))
@@ -517,7 +550,7 @@ class OperatorController(QObject):
         """End a :meth:`hold`: cups are checked again (the time held counts as work, not as idle time)."""
         self.busy = False
         self._active_at = self._clock()
-        self.view.check_button.setEnabled(not self._camera_lost)
+        self.view.check_button.setEnabled(self._can_check)
         signed_in = self.operator is not None
         self.view.banner.show_state("READY" if signed_in else "SIGN IN", IDLE_HEX)
         self.view.reason.setText(brief(message) if signed_in else f"{message} Press F2 or Space to sign in.")
@@ -530,7 +563,7 @@ class OperatorController(QObject):
     def show_verdict(self, result: CheckResult) -> None:
         """Show a verdict: banner, reason, numbers, outlines, coin thumbnails, sound."""
         self.busy = False
-        self.view.check_button.setEnabled(not self._camera_lost)
+        self.view.check_button.setEnabled(self._can_check)
         self._last = result
         self._overlay_until = self._clock() + OVERLAY_HOLD_S
         verdict = result.verdict
@@ -581,6 +614,8 @@ class OperatorController(QObject):
         if loaded.pipeline is not None:  # a pipeline built again: the camera may have been calibrated again
             self.camera_size = loaded.camera_size
             self._camera_move = None  # until the view is compared with its empty-tray photo
+            if not self._camera_lost:
+                self._show_camera_label()
 
     @Slot(str, str)
     def show_model_problem(self, message: str, detail: str = "") -> None:
@@ -625,7 +660,7 @@ class OperatorController(QObject):
         """An automatic check found an empty table: back to waiting. A cup waiting to be checked again after
         turning was taken away, so the next cup is a new one (its FLAG stays for a supervisor)."""
         self.busy = False
-        self.view.check_button.setEnabled(not self._camera_lost)
+        self.view.check_button.setEnabled(self._can_check)
         taken_away = self._recheck is not None
         self._arm_recheck(None)
         self.view.banner.show_state("READY", IDLE_HEX)
@@ -638,7 +673,7 @@ class OperatorController(QObject):
     def show_failure(self, message: str) -> None:
         """The pipeline failed: say so and let the operator try again."""
         self.busy = False
-        self.view.check_button.setEnabled(not self._camera_lost)
+        self.view.check_button.setEnabled(self._can_check)
         self.view.new_cup_button.setEnabled(True)
         self.view.banner.show_state("ERROR", FLAG_HEX)
         self.view.reason.setText(

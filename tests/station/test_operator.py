@@ -473,6 +473,10 @@ def test_the_camera_label_says_when_frames_are_not_of_the_size_set_up(window: Ma
     window.controller.show_fps(12.0)
     assert label.text() == f"Camera 12 fps · {w}×{h}, set up at {2 * w}×{2 * h}: calibrate again"
     assert FLAG_HEX in label.styleSheet()
+    assert window.view.banner.text() == "CAMERA" and not window.view.check_button.isEnabled()
+    window.controller.camera_size = (w, h)  # set back
+    window.controller.show_fps(12.0)
+    assert window.view.banner.text() == "READY" and window.view.check_button.isEnabled()
 
 
 class SetUpPipeline(NearestTypePipeline):
@@ -501,11 +505,21 @@ def test_the_camera_label_says_when_the_camera_has_moved_since_it_was_set_up(
         assert label.text() == "Camera 12 fps · moved since set-up (10 px right): put it back or calibrate again"
         assert FLAG_HEX in label.styleSheet()
         assert win.controller.camera_problem == label.text().removeprefix("Camera 12 fps · ")
+        # no cup is checked meanwhile: each would only be flagged for the camera
+        assert win.view.banner.text() == "CAMERA" and not win.view.check_button.isEnabled()
+        assert win.view.reason.text() == (
+            "The camera is not as it was set up (moved since set-up (10 px right): put it back or calibrate again)."
+            " Cups are checked again once it is."
+        )
+        win.controller.choose_type(catalog.types[0].type_id)
+        assert not win.controller.check() and not win.controller.busy
         # put back: the next comparison clears it
         win.controller.show_camera_move(
             CameraMove(dx=0.3, dy=0.0, scale=1.0, rotation_deg=0.0, rim_shift_px=0.3, matches=90, moved=False)
         )
         assert label.text() == "Camera 12 fps" and win.controller.camera_problem == ""
+        assert win.view.banner.text() == "READY" and win.view.check_button.isEnabled()
+        assert win.view.reason.text().startswith("The camera is as it was set up again")
         # a model without an empty-tray photo says nothing
         win.controller.show_camera_move(None)
         assert label.text() == "Camera 12 fps"
