@@ -316,16 +316,25 @@ class OperatorController(QObject):
         if self.busy:  # the verdict on its way says what it found
             return
         if problem:
-            self.view.banner.show_state("CAMERA", FLAG_HEX)
-            self.view.reason.setText(
-                f"The camera is not as it was set up ({problem}). Cups are checked again once it is."
-            )
-            self.view.detail.setText("")
+            self._show_camera_hold()
         else:
             self.view.banner.show_state("READY", IDLE_HEX)
             self.view.reason.setText(
                 "The camera is as it was set up again: put the cup under the camera and press Space."
             )
+
+    def _show_camera_hold(self) -> None:
+        """The banner and words while no cup is checked for the camera (:meth:`_hold_for_camera`)."""
+        self.view.banner.show_state("CAMERA", FLAG_HEX)
+        move = self._camera_move
+        if self.camera_size_problem or move is None:
+            frame = self._frame.image.shape if self._frame is not None else (0, 0)
+            size = f"{self.camera_size[0]}×{self.camera_size[1]}" if self.camera_size else "another size"
+            said = f"The camera delivers {frame[1]}×{frame[0]} pixels but was set up at {size}: set it back"
+        else:
+            said = f"The camera has moved since it was set up ({move.describe()}): put it back where it was"
+        self.view.reason.setText(f"{said}, or have it calibrated again. Cups are checked once it is.")
+        self.view.detail.setText("")
 
     @property
     def _can_check(self) -> bool:
@@ -392,10 +401,7 @@ class OperatorController(QObject):
             self._refuse("No camera image: wait for the camera, then press Space again.")
             return False
         if self._camera_off:
-            if not auto:
-                self._refuse(
-                    f"The camera is not as it was set up ({self._camera_off}). Cups are checked again once it is."
-                )
+            self._show_camera_hold()
             return False
         self.busy = True
         self._active_at = self._clock()

@@ -474,6 +474,10 @@ def test_the_camera_label_says_when_frames_are_not_of_the_size_set_up(window: Ma
     assert label.text() == f"Camera 12 fps · {w}×{h}, set up at {2 * w}×{2 * h}: calibrate again"
     assert FLAG_HEX in label.styleSheet()
     assert window.view.banner.text() == "CAMERA" and not window.view.check_button.isEnabled()
+    assert window.view.reason.text() == (
+        f"The camera delivers {w}×{h} pixels but was set up at {2 * w}×{2 * h}: set it back, or have it calibrated"
+        " again. Cups are checked once it is."
+    )
     window.controller.camera_size = (w, h)  # set back
     window.controller.show_fps(12.0)
     assert window.view.banner.text() == "READY" and window.view.check_button.isEnabled()
@@ -507,12 +511,14 @@ def test_the_camera_label_says_when_the_camera_has_moved_since_it_was_set_up(
         assert win.controller.camera_problem == label.text().removeprefix("Camera 12 fps · ")
         # no cup is checked meanwhile: each would only be flagged for the camera
         assert win.view.banner.text() == "CAMERA" and not win.view.check_button.isEnabled()
-        assert win.view.reason.text() == (
-            "The camera is not as it was set up (moved since set-up (10 px right): put it back or calibrate again)."
-            " Cups are checked again once it is."
+        said = (
+            "The camera has moved since it was set up (10 px right): put it back where it was, or have it calibrated"
+            " again. Cups are checked once it is."
         )
+        assert win.view.reason.text() == said
         win.controller.choose_type(catalog.types[0].type_id)
-        assert not win.controller.check() and not win.controller.busy
+        assert not win.controller.check() and not win.controller.busy  # Space: the same words, nothing checked
+        assert win.view.reason.text() == said and win.view.banner.text() == "CAMERA"
         # put back: the next comparison clears it
         win.controller.show_camera_move(
             CameraMove(dx=0.3, dy=0.0, scale=1.0, rotation_deg=0.0, rim_shift_px=0.3, matches=90, moved=False)
