@@ -303,6 +303,16 @@ class SimulatorSource:
             self._expected = dict(list(recent.items())[-8:])  # replaced whole: readers in other threads see either
         return self._shown[1]
 
+    def empty_tray(self, index: int) -> UInt8Array:
+        """Cup ``index``'s tray photographed with nothing in it (what a station keeps as its empty-tray photo)."""
+        from dataclasses import replace
+
+        from models.synth.scene import render_cup
+
+        empty = render_cup(self._assets, self._seed, index, replace(self._opts, empty_reference=True)).empty
+        assert empty is not None
+        return empty
+
     def expected_for(self, frame: Frame) -> str | None:
         """The type the cup of ``frame`` (one of the last few read) should hold; ``None`` for an older frame.
 

@@ -8,10 +8,11 @@ types enrolled, see :mod:`station.demo`)::
 (``make screenshots`` does this; on Debian it needs ``apt-get install xvfb xauth libxcb-cursor0``.)
 
 It opens the operator window on simulator cups, checks a cup that passes, one that is flagged for a supervisor and
-one whose FLAG asks for coins to be turned over first, the passing cup again for an order of one coin more, shows a
-lost camera, logs a few more verdicts to a throw-away database, and opens the review window on them. Each window is
-grabbed with ``QWidget.grab()`` into ``operator_pass.png``, ``operator_flag.png``, ``operator_turn.png``,
-``operator_count.png``, ``operator_camera_lost.png`` and ``review.png``.
+one whose FLAG asks for coins to be turned over first, the passing cup again for an order of one coin more, a camera
+knocked 12 px since its empty-tray photo, a lost camera, logs a few more verdicts to a throw-away database, and opens
+the review window on them. Each window is grabbed with ``QWidget.grab()`` into ``operator_pass.png``,
+``operator_flag.png``, ``operator_turn.png``, ``operator_count.png``, ``operator_camera_moved.png``,
+``operator_camera_lost.png`` and ``review.png``.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from PySide6.QtWidgets import QWidget
 from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from db.spool import SpoolingRepository
-from models.types import Decision, Frame, Verdict
+from models.types import Decision, Frame, UInt8Array, Verdict
 from station.app import MainWindow, ReviewWindow, aside_since, qt_application
-from station.camera import FrameSource
+from station.camera import FrameSource, SimulatorSource
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment
@@ -139,6 +140,7 @@ def capture(
     config: StationConfig | None = None,
     enrolment: Enrolment | None = None,
     model: Sequence[str] = (),
+    set_up_view: tuple[int, UInt8Array] | None = None,
 ) -> list[Path]:
     """Take the screenshots (see the module docstring); return the files written.
 
@@ -155,6 +157,8 @@ def capture(
         config: the station configuration (a demo one by default).
         enrolment: offered in the review window.
         model: the review window's lines about the model.
+        set_up_view: a cup whose surroundings can be recognised and an empty-tray photo of it taken before the
+            camera moved (the pipeline compares with it for one screenshot).
     """
     written: list[Path] = []
     config = config or config_from_dict({"name": "packing-1", "sound": False, "camera": {"fps": 15}})
@@ -221,6 +225,17 @@ def capture(
                 raise RuntimeError(f"the check did not start: {win.view.reason.text()}")
             wait_for(win.controller.store_shown)
             written.append(grab(win, out / "operator_count.png"))
+        if set_up_view is not None and hasattr(pipeline, "empty_tray"):  # the camera was knocked since set-up
+            index, empty = set_up_view
+            pipeline.empty_tray = empty
+            clock.now = index * hold_s + 0.5
+            settle(1200)
+            deadline = time.monotonic() + WAIT_MS / 1000
+            while not win.controller.camera_problem and time.monotonic() < deadline:
+                win.controller.show_fps(15.0)  # as the camera pump does about once a second
+                settle(300)
+            written.append(grab(win, out / "operator_camera_moved.png"))
+            pipeline.empty_tray = None
         win.pump.stop()  # the camera goes away: no more frames, the window says so
         settle(300)
         win.controller.camera_lost(source.name)
@@ -252,6 +267,25 @@ def capture(
     return written
 
 
+def knocked_camera(source: SimulatorSource, start: int, tries: int = 60) -> tuple[int, UInt8Array] | None:
+    """A simulator cup from ``start`` on, on a table whose surroundings can be recognised, and its empty-tray photo
+    as it was taken before the camera moved 12 px to the right (the photo's view lies 12 px to the left); ``None``:
+    none found."""
+    import cv2
+    import numpy as np
+
+    from calibration.movement import SetupView
+
+    for i in range(start, start + tries):
+        empty = source.empty_tray(i)
+        if SetupView(empty).features >= 300:
+            h, w = empty.shape[:2]
+            shift = np.array([[1.0, 0.0, -12.0], [0.0, 1.0, 0.0]])
+            before = cv2.warpAffine(empty, shift, (w, h), borderMode=cv2.BORDER_REFLECT)
+            return i, np.ascontiguousarray(before, np.uint8)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Take the screenshots with the real pipeline of ``--home`` on simulator cups."""
     parser = argparse.ArgumentParser(prog="python -m station.screenshots", description=__doc__.splitlines()[0])
@@ -264,7 +298,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from models.pipeline import Pipeline
-    from station.camera import SimulatorSource
     from station.controllers.model_info import describe_model
     from station.demo import prepare_demo_home
 
@@ -285,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     cups = find_cups(pipeline, frame_of)
+    set_up_view = knocked_camera(source, max(cups.values(), default=0) + 1)  # after the others: time runs forward
     extra = [i for i in range(12) if i not in cups.values()][:6]
     out = Path(args.out)
     enrolment = Enrolment(home / "gallery", lambda: pipeline.embedder)
@@ -300,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra_cups=extra,
         enrolment=enrolment,
         model=describe_model(bundle, args.target_precision),
+        set_up_view=set_up_view,
     )
     print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0

@@ -324,7 +324,9 @@ class OperatorController(QObject):
             )
 
     def _show_camera_hold(self) -> None:
-        """The banner and words while no cup is checked for the camera (:meth:`_hold_for_camera`)."""
+        """The banner and words while no cup is checked for the camera (:meth:`_hold_for_camera`); the last check's
+        outlines go with its verdict."""
+        self._overlay_until = 0.0
         self.view.banner.show_state("CAMERA", FLAG_HEX)
         move = self._camera_move
         if self.camera_size_problem or move is None:

@@ -63,6 +63,11 @@ def test_simulator_draws_a_new_cup_per_hold(clock: SteppingClock) -> None:
     b = source.read()
     assert b is not a and not np.array_equal(a.image, b.image)
     assert not source.lost
+    # the tray of the cup on show, photographed with nothing in it: the same view, without the coins
+    empty = source.empty_tray(1)
+    assert empty.shape == b.image.shape and empty.dtype == np.uint8
+    diff = np.abs(empty.astype(int) - b.image.astype(int)).max(axis=2)
+    assert np.median(diff) < 12 and (diff > 60).mean() > 0.05  # the tray alike, the coins gone
 
 
 def test_capture_failure_marks_lost_then_reconnects(tmp_path: Path, clock: SteppingClock) -> None:
