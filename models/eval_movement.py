@@ -47,6 +47,8 @@ class MovementReport:
         knocked: knocked cups (of ``told``) whose expected move at the rim exceeds the tolerance.
         caught: of ``knocked``, those called moved.
         lost: of ``knocked``, those where nothing could be told after the move.
+        lost_features: the features the empty-tray photo of each such cup offered around the cup
+            (:attr:`calibration.movement.SetupView.features`; ``doctor`` names a photo with few).
         centre_error_px: ``(median, 95th percentile, largest)`` distance between the measured and the expected
             shift of the cup's centre, over the knocked cups told.
         scale_error: the largest difference between the measured and the applied scale.
@@ -61,6 +63,7 @@ class MovementReport:
     knocked: int
     caught: int
     lost: int
+    lost_features: tuple[int, ...]
     centre_error_px: tuple[float, float, float]
     scale_error: float
     compare_ms: float
@@ -75,7 +78,9 @@ class MovementReport:
             f"as taken: {self.false_alarms} of {self.told} called moved (false alarms)",
             f"nudged <= {NUDGE_PX:g} px: {self.nudged_alarms} of {self.told} called moved",
             f"knocked (shift {KNOCK_SHIFT_PX[0]:g}-{KNOCK_SHIFT_PX[1]:g} px, scale ±{KNOCK_SCALE:.0%}, turn "
-            f"±{KNOCK_TURN_DEG:g}°): {self.caught} of {self.knocked} told ({self.lost} could not be told)",
+            f"±{KNOCK_TURN_DEG:g}°): {self.caught} of {self.knocked} told ({self.lost} could not be told"
+            + (f": set-ups with {min(self.lost_features)}-{max(self.lost_features)} features" if self.lost else "")
+            + ")",
             f"cup centre's shift: error median {med:.2f} px, 95% {p95:.2f} px, largest {top:.2f} px; "
             f"scale error at most {self.scale_error:.4f}",
             f"one comparison: {self.compare_ms:.1f} ms",
@@ -128,7 +133,8 @@ def bench_movement(
     opts = SceneOptions(image_size=image_size, max_coins=12, empty_reference=True)
     rng = np.random.default_rng([seed, 0x4D4F5645])
     tol = DEFAULT_MOVEMENT.tolerance_px
-    told = false_alarms = nudged_alarms = knocked = caught = lost = 0
+    told = false_alarms = nudged_alarms = knocked = caught = 0
+    lost: list[int] = []
     errors: list[float] = []
     scale_errors: list[float] = []
     times: list[float] = []
@@ -164,7 +170,7 @@ def bench_movement(
         knocked += 1
         move = view.compare(_warp(scene.image, m))
         if move is None:
-            lost += 1
+            lost.append(view.features)
             continue
         caught += move.moved
         c = np.array([scene.tray.x, scene.tray.y]) if scene.tray is not None else np.array(centre)
@@ -179,7 +185,8 @@ def bench_movement(
         nudged_alarms=nudged_alarms,
         knocked=knocked,
         caught=caught,
-        lost=lost,
+        lost=len(lost),
+        lost_features=tuple(lost),
         centre_error_px=_spread(errors),
         scale_error=max(scale_errors, default=0.0),
         compare_ms=statistics.median(times) if times else 0.0,

@@ -38,9 +38,10 @@ RETRAIN_STALE_H = 36.0
 """A nightly retrain whose log is older than this has missed a night."""
 BACKUP_STALE_H = 36.0
 """A nightly backup older than this has missed a night."""
-RECOGNISABLE = 4
-"""An empty-tray photo with fewer features around the cup than this many times the matches a move needs is named:
-a hand or a box beside the tray would leave too few to tell a moved camera by."""
+RECOGNISABLE = 6
+"""An empty-tray photo with fewer features around the cup than this many times the matches a move needs (48) is
+named: a knock or a box beside the tray leaves too few to tell a moved camera by. On ``cupcheck bench camera``'s 240
+cups, every knock that could not be told was on a set-up with 13-44 features, and 31 of the 34 told had 50 or more."""
 
 
 class Status(StrEnum):

@@ -15,6 +15,7 @@ def test_knocked_cameras_are_told_and_still_ones_are_not() -> None:
     assert report.false_alarms == 0 and report.nudged_alarms == 0
     assert report.knocked == report.told  # every knock reaches past the tolerance
     assert report.caught >= 3 and report.caught + report.lost == report.knocked  # told ones are all called moved
+    assert len(report.lost_features) == report.lost
     median, _, largest = report.centre_error_px
     assert median < 0.3 and largest < 1.0 and report.scale_error < 0.005
     assert report.compare_ms > 0 and report.forward_ms == 0
