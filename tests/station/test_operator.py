@@ -24,6 +24,7 @@ from station.app import MainWindow
 from station.camera import FolderSource, OpenCVSource
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import OrderBook, TypeCatalog
+from station.controllers.model_follow import Loaded
 from station.controllers.operator import CHECK_TEXT, RECHECK_TEXT, OperatorController
 from station.controllers.overlay import (
     FLAG_BGR,
@@ -519,6 +520,13 @@ def test_the_camera_label_says_when_the_camera_has_moved_since_it_was_set_up(
         win.controller.choose_type(catalog.types[0].type_id)
         assert not win.controller.check() and not win.controller.busy  # Space: the same words, nothing checked
         assert win.view.reason.text() == said and win.view.banner.text() == "CAMERA"
+        # calibrated again: the station loads the new set-up, and compares with its empty-tray photo from then on
+        win.controller.use_setup(Loaded(pipeline=SetUpPipeline(pipeline.embedder, pipeline.gallery)))
+        assert win.view.banner.text() == "READY" and win.view.check_button.isEnabled()
+        win.controller.show_camera_move(
+            CameraMove(dx=10.0, dy=0.0, scale=1.0, rotation_deg=0.0, rim_shift_px=10.0, matches=90, moved=True)
+        )
+        assert win.view.banner.text() == "CAMERA"
         # put back: the next comparison clears it
         win.controller.show_camera_move(
             CameraMove(dx=0.3, dy=0.0, scale=1.0, rotation_deg=0.0, rim_shift_px=0.3, matches=90, moved=False)
