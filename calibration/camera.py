@@ -42,6 +42,9 @@ MIN_EDGE_CONTRAST = 1.5
 """A circle's edge gradient must exceed the image's 90th-percentile gradient by this factor."""
 RIM_RATIO = 0.6
 """A circle enclosing a smaller one of less than this radius ratio is a rim; of more, the smaller is relief."""
+CUP_OUTLINE_TOLERANCE = 0.15
+"""A circle centred within this share of the cup's radius of its centre, and as large within it, is the cup's own
+outline (its floor's edge or its rim), never a reference coin."""
 
 
 class CalibrationError(ValueError):
@@ -550,18 +553,25 @@ def _find_circles(gray: UInt8Array, min_radius: float, max_radius: float, max_ca
 
 
 def estimate_from_coin(
-    image: npt.NDArray[Any], reference_mm: float, min_radius_frac: float = 0.01, max_radius_frac: float = 0.45
+    image: npt.NDArray[Any],
+    reference_mm: float,
+    min_radius_frac: float = 0.01,
+    max_radius_frac: float = 0.45,
+    cup: CupRoi | None = None,
 ) -> ScaleEstimate:
     """Pixels per millimetre from one coin of known diameter.
 
     The coin is the best-supported circle that does not enclose another circle (a tray or cup rim around the
-    coin is passed over).
+    coin is passed over). A circle that is the cup's own outline (``cup``: its round region, the floor or the rim
+    around it) is never the coin, even when the coin itself is not found: a reference coin that hardly stands out
+    from the tray would otherwise leave the cup's floor to be measured as a coin, several times too large.
 
     Args:
         image: ``(H, W, 3)`` uint8 BGR or ``(H, W)`` uint8 gray.
         reference_mm: the coin's diameter in mm (e.g. 23.25 for a 1 euro coin).
         min_radius_frac: smallest coin radius as a fraction of the image's shorter side.
         max_radius_frac: largest coin radius as a fraction of the image's shorter side.
+        cup: the cup's region, whose outline is passed over (``None``: not known).
 
     Returns:
         The estimate, with the fitted ellipse.
@@ -575,10 +585,20 @@ def estimate_from_coin(
     gray = _to_gray(image)
     side = min(gray.shape)
     fits = _find_circles(gray, max(8.0, min_radius_frac * side), max_radius_frac * side, 40)
+    found = len(fits)
+    if cup is not None and cup.shape == "round":
+        fits = [f for f in fits if not _outlines(f, cup)]
+    passed_over = found - len(fits)
     # an enclosed circle of similar size is the coin's own relief ring; an enclosing much larger one is a rim
     outlines = [g for g in fits if not any(f.encloses(g) and g.radius >= RIM_RATIO * f.radius for f in fits)]
     inner = [f for f in outlines if not any(f.encloses(g) for g in outlines)]
     if not inner:
+        if passed_over:
+            raise CalibrationError(
+                "no coin found, only the cup's own round outline: lay the reference coin flat in the cup, apart "
+                "from its rim, where it stands out from the tray (or on a sheet of another colour), and photograph "
+                "it again"
+            )
         raise CalibrationError("no coin found: no circular outline with a clear, continuous edge")
     best = max(inner, key=lambda f: f.support * f.strength)
     return ScaleEstimate(
@@ -589,6 +609,13 @@ def estimate_from_coin(
         ellipse=best.ellipse,
         points=best.points,
     )
+
+
+def _outlines(fit: _CircleFit, cup: CupRoi, tolerance: float = CUP_OUTLINE_TOLERANCE) -> bool:
+    """Whether ``fit`` is the round cup's own outline: centred on it, and its size within ``tolerance`` (a share of
+    the cup's radius; the floor's edge and the rim's lie that close)."""
+    off = math.hypot(fit.ellipse.cx - cup.x, fit.ellipse.cy - cup.y)
+    return off < tolerance * cup.radius and abs(fit.radius - cup.radius) < tolerance * cup.radius
 
 
 def detect_cup_roi(image: npt.NDArray[Any], min_radius_frac: float = 0.25) -> CupRoi | None:
@@ -729,8 +756,10 @@ def calibrate_image(
     chosen = [reference_mm is not None, checkerboard is not None, aruco_mm is not None]
     if sum(chosen) != 1:
         raise ValueError("give exactly one reference: a coin diameter, a checkerboard, or an ArUco marker size")
+    if roi is None and detect_roi:
+        roi = detect_cup_roi(image)
     if reference_mm is not None:
-        estimate = estimate_from_coin(image, reference_mm)
+        estimate = estimate_from_coin(image, reference_mm, cup=roi)
     elif checkerboard is not None:
         if square_mm is None:
             raise ValueError("a checkerboard needs its square size in mm")
@@ -738,8 +767,6 @@ def calibrate_image(
     else:
         assert aruco_mm is not None
         estimate = estimate_from_aruco(image, aruco_mm)
-    if roi is None and detect_roi:
-        roi = detect_cup_roi(image)
     h, w = image.shape[:2]
     stamp = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
     calibration = CameraCalibration(

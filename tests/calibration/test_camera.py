@@ -26,6 +26,7 @@ from calibration.camera import (
     read_image,
     save_calibration,
 )
+from tests.calibration.views import exposure, table
 
 SUPERSAMPLE = 8
 EURO_1_MM = 23.25
@@ -319,3 +320,20 @@ def test_real_photo_coin_outline(real_data: Path) -> None:
     assert est.residual_px < 1.0
     assert est.ellipse.minor / est.ellipse.major > 0.95
     assert 60 < est.ellipse.major < 200  # coins in these 1600 px photos are about 100-130 px across
+
+
+def test_the_cups_own_outline_is_never_taken_for_the_reference_coin() -> None:
+    r = EURO_1_MM * 4.0 / 2  # 4 px/mm
+    dark = table().astype(np.float32)
+    draw_disc(dark, 250.0, 200.0, r, metallic=False, level=60.0)  # a coin that stands out from the cup's floor
+    cal, _ = calibrate_image(exposure(np.clip(dark, 0, 255).astype(np.uint8), 1), reference_mm=EURO_1_MM)
+    assert cal.px_per_mm == pytest.approx(4.0, rel=0.01)
+    assert cal.roi is not None and cal.roi.radius == pytest.approx(193, abs=3)  # the cup's floor, found as well
+    # a coin as light as the floor is not found: the floor's circle, alone left, is the cup, not a coin
+    pale = table().astype(np.float32)
+    draw_disc(pale, 250.0, 200.0, r)
+    image = exposure(np.clip(pale, 0, 255).astype(np.uint8), 2)
+    with pytest.raises(CalibrationError, match="no coin found, only the cup's own round outline"):
+        calibrate_image(image, reference_mm=EURO_1_MM)
+    wrong = estimate_from_coin(image, EURO_1_MM)  # what a coin search that does not know the cup makes of it
+    assert wrong.px_per_mm > 15
