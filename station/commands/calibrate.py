@@ -162,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
             f"{'half side' if roi.shape == 'square' else 'r'}={roi.radius:.1f} px"
         )
         print(f"{calibration.px_per_mm:.4f} px/mm ({calibration.method}, residual {estimate.residual_px:.2f} px)")
+        if roi is not None:  # a size a person can check with a ruler: a wrong reference shows at once
+            roi_text += f" ({calibration.to_mm(2 * roi.radius):.0f} mm across)"
         print(f"cup region: {roi_text}")
         print(f"saved {path}", file=sys.stderr)
         if empty_path is not None:

@@ -52,6 +52,14 @@ def test_coin_writes_calibration_in_home(coin_png: Path, tmp_path: Path, capsys:
     assert cal is not None and cal.method == "coin" and cal.px_per_mm == pytest.approx(px_per_mm, abs=1e-4)
     written = cv2.imread(str(overlay))
     assert written is not None and written.shape == (480, 640, 3)
+    # the cup region's size in millimetres, for a person to check with a ruler
+    assert (
+        main(
+            ["calibrate", str(coin_png), "--reference-mm", str(EURO_1_MM), "--home", str(home), "--roi", "320,240,200"]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.splitlines()[1] == "cup region: cup x=320.0 y=240.0 r=200.0 px (100 mm across)"
 
 
 def test_json_output_and_manual_roi_in_env_home(
