@@ -512,21 +512,21 @@ def _camera_position(pipeline: object, image: np.ndarray, note: Note) -> None:
     move = view.compare(image)
     if move is None:
         note(
-            "camera position",
+            "camera aim",
             Status.WARN,
             "cannot tell whether the camera has moved: the surroundings of the cup are not recognised",
             "clear what covers them; if the camera points elsewhere, put it back or calibrate again",
         )
     elif move.moved:
         note(
-            "camera position",
+            "camera aim",
             Status.FAIL,
             f"the camera has moved since its empty-tray photo (the view: {move.describe()}); every cup is flagged",
             "put it back, or calibrate again (cupcheck calibrate IMAGE --reference-mm MM --empty-tray EMPTY)",
         )
     else:
         note(
-            "camera position",
+            "camera aim",
             Status.OK,
             f"where it was set up ({move.rim_shift_px:.1f} px at the cup's rim, {move.matches} features matched)",
         )

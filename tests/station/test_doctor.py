@@ -125,18 +125,18 @@ def test_a_camera_moved_since_its_empty_tray_photo_fails(station_home: tuple[Pat
     config = config_from_dict({"bundle": str(bundle), "camera": {"kind": "folder", "folder": str(camera)}})
     by = {(f.part, f.status): f for f in examine(config, home)}
     assert by["empty tray", Status.OK].message.endswith("and a moved camera is noticed")
-    assert by["camera position", Status.OK].message.startswith("where it was set up (")
+    assert by["camera aim", Status.OK].message.startswith("where it was set up (")
     # knocked 12 px to the right
     cv2.imwrite(str(camera / "cup.png"), exposure(camera_moved(with_coins(table(), 1), dx=12.0), 2))
     findings = examine(config, home)
     (moved,) = [f for f in findings if f.status is Status.FAIL]
-    assert moved.part == "camera position"
+    assert moved.part == "camera aim"
     assert moved.message.startswith("the camera has moved since its empty-tray photo (the view: 12 px right)")
     assert moved.fix.startswith("put it back, or calibrate again")
     # the surroundings covered: nothing can be told, and it says so
     cv2.imwrite(str(camera / "cup.png"), np.full((480, 640, 3), 90, np.uint8))
     by = {(f.part, f.status): f for f in examine(config, home)}
-    assert by["camera position", Status.WARN].message.startswith("cannot tell whether the camera has moved")
+    assert by["camera aim", Status.WARN].message.startswith("cannot tell whether the camera has moved")
     # a plain table offers nothing to tell a move by: the empty-tray photo is named for it
     save_empty_tray(np.full((480, 640, 3), 128, np.uint8), home)
     by = {(f.part, f.status): f for f in examine(config, home)}
