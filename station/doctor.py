@@ -452,7 +452,7 @@ def _set_up(home: Path, pipeline: object, note: Note) -> None:
             Status.WARN,
             f"photo kept: every cup is compared with it; but only {view.features} features around the cup, too "
             "few to notice reliably that the camera has moved",
-            "leave something patterned in view beside the cup (a printed sheet), then take the photo again",
+            "print cupcheck mat --out mat.png, lay it under and around the tray, then take the photo again",
         )
     else:
         note("empty tray", Status.OK, "photo kept: every cup is compared with it, and a moved camera is noticed")

@@ -9,6 +9,7 @@ COMMANDS: tuple[str, ...] = (
     "synth",
     "snapshot",
     "calibrate",
+    "mat",
     "enroll",
     "identify",
     "detect",

@@ -141,7 +141,7 @@ def test_a_camera_moved_since_its_empty_tray_photo_fails(station_home: tuple[Pat
     save_empty_tray(np.full((480, 640, 3), 128, np.uint8), home)
     by = {(f.part, f.status): f for f in examine(config, home)}
     assert "only 0 features around the cup" in by["empty tray", Status.WARN].message
-    assert by["empty tray", Status.WARN].fix.startswith("leave something patterned in view beside the cup")
+    assert by["empty tray", Status.WARN].fix.startswith("print cupcheck mat --out mat.png, lay it under and around")
 
 
 def test_json_output(station_home: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
