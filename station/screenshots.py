@@ -12,7 +12,9 @@ one whose FLAG asks for coins to be turned over first, the passing cup again for
 knocked 12 px since its empty-tray photo, a lost camera, logs a few more verdicts to a throw-away database, and opens
 the review window on them. Each window is grabbed with ``QWidget.grab()`` into ``operator_pass.png``,
 ``operator_flag.png``, ``operator_turn.png``, ``operator_count.png``, ``operator_camera_moved.png``,
-``operator_camera_lost.png`` and ``review.png``.
+``operator_camera_lost.png`` and ``review.png``. Last, on the station of :mod:`station.tray_demo`, a supervisor
+photographs a tray of a type its gallery lacks, both sides up, in "Enrol a coin type from the tray…"
+(``enrol_tray.png``).
 """
 
 from __future__ import annotations
@@ -267,6 +269,71 @@ def capture(
     return written
 
 
+def capture_tray_enrolment(out: Path) -> Path:
+    """Photograph both sides of the tray of :data:`station.tray_demo.HELD_OUT` in the tray enrolment dialog, give
+    the type its id, and grab the dialog into ``out / "enrol_tray.png"``."""
+    import cv2
+
+    from db.records import OperatorInfo
+    from models.types import Side
+    from station.camera import FolderSource
+    from station.controllers.enrol_tray import TrayEnrolment
+    from station.tray_demo import HELD_OUT, make_tray_demo
+
+    with tempfile.TemporaryDirectory(prefix="cupcheck-tray-") as tmp:
+        folder = Path(tmp)
+        demo = make_tray_demo(folder / "world")
+        camera = folder / "camera"
+        camera.mkdir()
+        cv2.imwrite(str(camera / "a-obverse.png"), demo.obverse.image)
+        cv2.imwrite(str(camera / "b-reverse.png"), demo.reverse.image)
+        clock = ManualClock()
+        source = FolderSource(camera, clock=clock, hold_s=60.0)
+        config = config_from_dict({"name": "packing-1", "sound": False, "camera": {"fps": 15}})
+        (folder / "home").mkdir()
+        repository = VerdictRepository.open(folder / "home")
+        supervisor = OperatorInfo(id=1, name=SUPERVISOR, role=Role.SUPERVISOR.value, active=True)
+        offer = TrayEnrolment(folder / "home", demo.gallery_dir, lambda: supervisor)
+        win = MainWindow(
+            demo.pipeline,
+            SpoolingRepository(repository),
+            source,
+            config,
+            operator=OPERATOR,
+            catalog=TypeCatalog.from_gallery(demo.gallery_dir),
+            clock=clock,
+            tray_enrolment=offer,
+        )
+        win.resize(1380, 860)
+        win.show()
+        settle(1200)
+        opened = win.enrol_from_tray()
+        if opened is None:
+            raise RuntimeError("the tray enrolment did not open")
+        view, controller = opened
+        for side, at, photo in ((Side.OBVERSE, 0.5, "a-"), (Side.REVERSE, 60.5, "b-")):  # turned over in between
+            clock.now = at
+            deadline = time.monotonic() + WAIT_MS / 1000
+            while controller.frame is None or not Path(controller.frame.source).name.startswith(photo):
+                settle(200)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the camera did not show the tray {side.value} up")
+            view.sides[side].shoot_button.click()
+            while side not in controller.looks or controller.busy:
+                settle(200)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the {side.value} was not judged")
+        view.type_edit.setText(HELD_OUT)
+        view.name_edit.setText(next(t.name for t in demo.mint.types if t.id == HELD_OUT))
+        settle(300)
+        path = grab(view, out / "enrol_tray.png")
+        view.close()
+        win.close()
+        win.shutdown()
+        repository.engine.dispose()
+    return path
+
+
 def knocked_camera(source: SimulatorSource, start: int, tries: int = 60) -> tuple[int, UInt8Array] | None:
     """A simulator cup from ``start`` on, on a table whose surroundings can be recognised, and its empty-tray photo
     as it was taken before the camera moved 12 px to the right (the photo's view lies 12 px to the left); ``None``:
@@ -336,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model=describe_model(bundle, args.target_precision),
         set_up_view=set_up_view,
     )
+    capture_tray_enrolment(out)
     print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0
 
