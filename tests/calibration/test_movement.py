@@ -61,6 +61,16 @@ def test_a_small_move_is_within_tolerance_and_a_hand_beside_the_cup_is_outvoted(
     assert move is not None and move.moved and move.dx == pytest.approx(15.0, abs=0.6)
 
 
+def test_another_light_is_not_taken_for_a_move(view: SetupView) -> None:
+    cups = with_coins(table(), 7)
+    for gain, cast in ((0.5, (1.0, 1.0, 1.0)), (1.1, (0.82, 1.0, 1.18))):  # the lamp dimmed; warmer and brighter
+        lit = np.clip(cups.astype(np.float32) * gain * np.array(cast, np.float32), 0, 255).astype(np.uint8)
+        still = view.compare(exposure(lit, 40))
+        assert still is not None and not still.moved
+        knocked = view.compare(exposure(camera(lit, dx=10.0), 41))
+        assert knocked is not None and knocked.moved and knocked.dx == pytest.approx(10.0, abs=0.6)
+
+
 def test_nothing_is_told_without_surroundings_to_tell_by() -> None:
     plain = np.full((H, W, 3), 128, np.uint8)
     blank = SetupView(plain, ROI)
