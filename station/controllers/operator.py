@@ -7,6 +7,7 @@ database states come back through the worker's signals.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import time
@@ -37,6 +38,7 @@ NOT_SAVED = "NOT SAVED"
 """How long the coin outlines of a check stay on the live preview."""
 CHECK_TEXT = "Check cup  [Space]"
 RECHECK_TEXT = "Check the turned cup again  [Space]"
+_log = logging.getLogger(__name__)
 SIGN_OUT_TEXT = "Sign out  [F2]"
 SIGN_IN_TEXT = "Sign in  [F2]"
 TYPE_ROLE = Qt.ItemDataRole.UserRole
@@ -312,6 +314,10 @@ class OperatorController(QObject):
         was, self._camera_off = self._camera_off, problem
         if bool(was) == bool(problem) or self._camera_lost:
             return
+        if problem:
+            _log.warning("camera not as set up (%s): no cup is checked until it is", problem)
+        else:
+            _log.info("camera as set up again: checks resume")
         self.view.check_button.setEnabled(self._can_check and not self.busy)
         if self.busy:  # the verdict on its way says what it found
             return
