@@ -34,11 +34,10 @@ from station.views.widgets import PREVIEW_STYLE, Thumbnail, to_pixmap
 from station.worker import CheckRequest, CheckResult, DbState, EmptyTrayRequest, Recheck, StoreResult, cut_thumbnail
 
 OVERLAY_HOLD_S = 8.0
-NOT_SAVED = "NOT SAVED"
 """How long the coin outlines of a check stay on the live preview."""
+NOT_SAVED = "NOT SAVED"
 CHECK_TEXT = "Check cup  [Space]"
 RECHECK_TEXT = "Check the turned cup again  [Space]"
-_log = logging.getLogger(__name__)
 SIGN_OUT_TEXT = "Sign out  [F2]"
 SIGN_IN_TEXT = "Sign in  [F2]"
 TYPE_ROLE = Qt.ItemDataRole.UserRole
@@ -46,6 +45,8 @@ BRIEF_CHARS = 240
 """An error's message in the reason line is cut after this many characters (the status bar's tooltip has it all)."""
 BREAK_EVERY = 24
 """An unbroken run of characters in such a message may wrap after this many."""
+
+_log = logging.getLogger(__name__)
 
 
 def brief(message: str, limit: int = BRIEF_CHARS, run: int = BREAK_EVERY) -> str:
