@@ -34,6 +34,9 @@ FloatArray = npt.NDArray[np.float64]
 
 CALIBRATION_FILE = "calibration.json"
 EMPTY_TRAY_FILE = "empty_tray.png"
+SETUP_VIEW_FILE = "setup_view.png"
+"""The calibration photo in grey, kept so that a camera moved since calibration is noticed even before there is an
+empty-tray photo (:mod:`calibration.movement`)."""
 """The station's photo of its tray with nothing in it (:mod:`models.foreground` compares every cup with it)."""
 SCHEMA_VERSION = 1
 HOUGH_MAX_SIDE = 1000
@@ -354,6 +357,42 @@ def load_empty_tray(home: str | Path) -> UInt8Array | None:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise CalibrationError(f"{path}: not a readable image; take the empty-tray photo again")
+    return np.asarray(image, np.uint8)
+
+
+def setup_view_path(home: str | Path) -> Path:
+    """Where a station home keeps the calibration photo's view: ``<home>/setup_view.png``."""
+    return Path(home) / SETUP_VIEW_FILE
+
+
+def save_setup_view(image: npt.NDArray[Any], home: str | Path) -> Path:
+    """Keep the calibration photo (in grey, lossless) in the station ``home`` atomically; returns the file written.
+
+    Raises:
+        CalibrationError: not an 8-bit image.
+    """
+    if image.ndim not in (2, 3) or image.dtype != np.uint8 or min(image.shape[:2]) < 8:
+        raise CalibrationError(f"the calibration photo must be an 8-bit image, got {image.shape} {image.dtype}")
+    ok, enc = cv2.imencode(".png", _to_gray(image))
+    if not ok:
+        raise CalibrationError("could not encode the calibration photo")
+    path = setup_view_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_bytes_atomic(path, enc.tobytes())
+
+
+def load_setup_view(home: str | Path) -> UInt8Array | None:
+    """The calibration photo's view (grey), or ``None`` when the home keeps none (calibrated before it was kept).
+
+    Raises:
+        CalibrationError: the file exists but cannot be read as an image.
+    """
+    path = setup_view_path(home)
+    if not path.is_file():
+        return None
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise CalibrationError(f"{path}: not a readable image; calibrate again")
     return np.asarray(image, np.uint8)
 
 

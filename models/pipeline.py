@@ -191,6 +191,8 @@ class Pipeline:
         adapter: the bundle's fine-tuned output layer on the embedder (:mod:`models.adapter`); ``None``: none.
         enrol_per_side: the enrolment photos a side the voter was calibrated with (a type with fewer is matched less
             surely than the threshold assumes); 0: not known.
+        setup_photo: the calibration photo (grey), the view a moved camera is told by while there is no empty-tray
+            photo (:attr:`setup_view`); ``None``: not kept.
     """
 
     embedder: Embedder
@@ -209,16 +211,18 @@ class Pipeline:
     catalogue: dict[str, TypeInfo] | None = None
     adapter: EmbeddingAdapter | None = None
     enrol_per_side: int = 0
+    setup_photo: UInt8Array | None = None
     _setup: tuple[UInt8Array, SetupView] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def setup_view(self) -> SetupView | None:
-        """The empty-tray photo's surroundings of the cup, to tell a moved camera by (``None`` without the photo);
-        made again whenever :attr:`empty_tray` is replaced."""
-        if self.empty_tray is None:
+        """The surroundings of the cup as the empty-tray photo shows them (else the calibration photo), to tell a
+        moved camera by; ``None`` without either. Made again whenever :attr:`empty_tray` is replaced."""
+        photo = self.empty_tray if self.empty_tray is not None else self.setup_photo
+        if photo is None:
             return None
-        if self._setup is None or self._setup[0] is not self.empty_tray:
-            self._setup = (self.empty_tray, SetupView(self.empty_tray, self.cup_roi))
+        if self._setup is None or self._setup[0] is not photo:
+            self._setup = (photo, SetupView(photo, self.cup_roi))
         return self._setup[1]
 
     @classmethod
@@ -233,6 +237,7 @@ class Pipeline:
         allow_mismatch: bool = False,
         empty_tray: UInt8Array | None = None,
         cup_roi: CupRoi | None = None,
+        setup_photo: UInt8Array | None = None,
     ) -> Pipeline:
         """Assemble a pipeline from a bundle and already loaded parts.
 
@@ -292,6 +297,7 @@ class Pipeline:
             catalogue=catalogue,
             adapter=adapter,
             enrol_per_side=bundle.enrol_per_side,
+            setup_photo=setup_photo,
         )
 
     @classmethod
@@ -310,8 +316,8 @@ class Pipeline:
         """Load the bundle, its weights, and the station's gallery and catalogue from ``home``.
 
         Args:
-            home: station home (``gallery/`` with ``catalog.json``, optional ``calibration.json`` and
-                ``empty_tray.png``).
+            home: station home (``gallery/`` with ``catalog.json``; optional ``calibration.json``,
+                ``empty_tray.png`` and ``setup_view.png``).
             bundle_path: bundle JSON (default: shipped).
             with_detector: load the detector (not needed for :meth:`run_crops`).
             detector_path: detector folder overriding the bundle's.
@@ -336,15 +342,16 @@ class Pipeline:
             raise FileNotFoundError(f"the gallery in {gallery_dir} is empty; enrol coin types first")
         catalogue = load_catalog(gallery_dir / CATALOG_FILE)
         detector = None
-        empty_tray = None
+        empty_tray = setup_photo = None
         roi = None
         if with_detector:
-            from calibration.camera import load_calibration, load_empty_tray
+            from calibration.camera import load_calibration, load_empty_tray, load_setup_view
             from models.detector import Detector
 
             calibration = load_calibration(home)
             roi = None if calibration is None else calibration.roi
             empty_tray = load_empty_tray(home)
+            setup_photo = None if calibration is None else load_setup_view(home)
             det_path = detector_path if detector_path is not None else bundle.path(bundle.detector_dir)
             detector = Detector.load(det_path, calibration=calibration, backend=backend)
         return cls.from_parts(
@@ -355,6 +362,7 @@ class Pipeline:
             detector=detector,
             empty_tray=empty_tray,
             cup_roi=roi,
+            setup_photo=setup_photo,
         )
 
     def with_threshold(self, threshold: ThresholdChoice) -> Pipeline:

@@ -27,17 +27,26 @@ from station.config import StationConfig
 
 
 def home_files() -> tuple[str, ...]:
-    """The station home's own files, by the names their writers give them: the camera calibration, the empty-tray
-    photo, the order book, the verdict journal (and its rejected records), the sign-in cache and the cups cleared
-    from the bench."""
-    from calibration.camera import CALIBRATION_FILE, EMPTY_TRAY_FILE
+    """The station home's own files, by the names their writers give them: the camera calibration (and the photo
+    it was made from), the empty-tray photo, the order book, the verdict journal (and its rejected records), the
+    sign-in cache and the cups cleared from the bench."""
+    from calibration.camera import CALIBRATION_FILE, EMPTY_TRAY_FILE, SETUP_VIEW_FILE
     from db.signin_cache import CACHE_FILENAME
     from db.spool import SPOOL_FILENAME, VerdictSpool
     from station.controllers.bench import CLEARED_FILE
     from station.controllers.catalog import ORDERS_FILE
 
     rejected = VerdictSpool(Path(SPOOL_FILENAME)).rejected_path.name
-    return (CALIBRATION_FILE, EMPTY_TRAY_FILE, ORDERS_FILE, SPOOL_FILENAME, rejected, CACHE_FILENAME, CLEARED_FILE)
+    return (
+        CALIBRATION_FILE,
+        SETUP_VIEW_FILE,
+        EMPTY_TRAY_FILE,
+        ORDERS_FILE,
+        SPOOL_FILENAME,
+        rejected,
+        CACHE_FILENAME,
+        CLEARED_FILE,
+    )
 
 
 SKIP_SUFFIXES = (".lock", ".tmp")

@@ -418,6 +418,7 @@ def _short_sides(sides: dict[str, int], per_side: int) -> str:
 
 def _set_up(home: Path, pipeline: object, note: Note) -> None:
     from calibration.camera import load_calibration, load_empty_tray
+    from calibration.movement import DEFAULT_MOVEMENT
 
     calibration = load_calibration(home)
     if calibration is None:
@@ -442,20 +443,27 @@ def _set_up(home: Path, pipeline: object, note: Note) -> None:
             "no empty-tray photo: an object the detector does not box is not caught",
             "press 'Photograph the empty tray' in the operator window (or cupcheck calibrate --empty-tray IMG)",
         )
-        return
-    from calibration.movement import DEFAULT_MOVEMENT
-
-    view = getattr(pipeline, "setup_view", None)
-    if view is not None and view.features < RECOGNISABLE * DEFAULT_MOVEMENT.min_matches:
-        note(
-            "empty tray",
-            Status.WARN,
-            f"photo kept: every cup is compared with it; but only {view.features} features around the cup, too "
-            "few to notice reliably that the camera has moved",
-            "print cupcheck mat --out mat.png, lay it under and around the tray, then take the photo again",
-        )
     else:
-        note("empty tray", Status.OK, "photo kept: every cup is compared with it, and a moved camera is noticed")
+        note("empty tray", Status.OK, "photo kept: every cup is compared with it")
+    if not hasattr(pipeline, "setup_view"):  # no model loaded: its failure is named above
+        return
+    view = pipeline.setup_view
+    if view is None:
+        if calibration is not None:
+            note(
+                "camera aim",
+                Status.WARN,
+                "no photo of the camera's view as set up: a camera moved since is not noticed",
+                "calibrate again (its photo is kept), or take the empty-tray photo",
+            )
+    elif view.features < RECOGNISABLE * DEFAULT_MOVEMENT.min_matches:
+        note(
+            "camera aim",
+            Status.WARN,
+            f"only {view.features} features around the cup in the set-up photo: too few to notice reliably that "
+            "the camera has moved",
+            "print cupcheck mat --out mat.png, lay it under and around the tray, then take the empty-tray photo again",
+        )
 
 
 def _camera(config: StationConfig, pipeline: object, note: Note, clock: Callable[[], float]) -> None:
@@ -511,6 +519,10 @@ def _camera_position(pipeline: object, image: np.ndarray, note: Note) -> None:
         return
     move = view.compare(image)
     if move is None:
+        from calibration.movement import DEFAULT_MOVEMENT
+
+        if view.features < RECOGNISABLE * DEFAULT_MOVEMENT.min_matches:  # the set-up photo was named for it
+            return
         note(
             "camera aim",
             Status.WARN,
@@ -521,7 +533,7 @@ def _camera_position(pipeline: object, image: np.ndarray, note: Note) -> None:
         note(
             "camera aim",
             Status.FAIL,
-            f"the camera has moved since its empty-tray photo (the view: {move.describe()}); every cup is flagged",
+            f"the camera has moved since it was set up (the view: {move.describe()}); every cup is flagged",
             "put it back, or calibrate again (cupcheck calibrate IMAGE --reference-mm MM --empty-tray EMPTY)",
         )
     else:

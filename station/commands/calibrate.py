@@ -18,6 +18,10 @@ from station.commands.options import add_config_option, resolve_site
 from station.errors import CliError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+
     from calibration.camera import CupRoi
 
 
@@ -103,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         read_image,
         save_calibration,
         save_empty_tray,
+        save_setup_view,
     )
     from calibration.movement import SetupView
 
@@ -148,8 +153,12 @@ def run(args: argparse.Namespace) -> int:
     if args.overlay and not cv2.imwrite(args.overlay, draw_overlay(image, estimate, calibration.roi)):
         raise CliError(f"cannot write overlay {args.overlay}")
     home = resolve_site(args).home
+    stale = "" if empty is not None else _stale_empty_tray(image, calibration.roi, home)
     path = save_calibration(calibration, home)
+    save_setup_view(image, home)  # the view a camera moved later is told by, before any empty-tray photo
     empty_path = None if empty is None else save_empty_tray(empty, home)
+    if stale:
+        print(stale, file=sys.stderr)
     if args.json:
         doc = {**calibration.to_dict(), "path": str(path), "residual_px": estimate.residual_px}
         print(json.dumps({**doc, "empty_tray": None if empty_path is None else str(empty_path)}))
@@ -171,9 +180,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stale_empty_tray(image: np.ndarray, roi: CupRoi | None, home: Path) -> str:
+    """Remove the home's empty-tray photo when it was taken from another camera position (or size) than the new
+    calibration image, and say so (``""``: none, or it still fits). Kept, it would flag every cup."""
+    from calibration.camera import CalibrationError, empty_tray_path, load_empty_tray
+    from calibration.movement import SetupView
+
+    try:
+        old = load_empty_tray(home)
+    except CalibrationError:
+        old = None  # unreadable: the station says so until a new one is taken
+    if old is None:
+        return ""
+    if old.shape[:2] != image.shape[:2]:
+        why = f"it is {old.shape[1]}x{old.shape[0]} px, the new calibration image {image.shape[1]}x{image.shape[0]}"
+    else:
+        move = SetupView(image, roi).compare(old)
+        if move is None or not move.moved:
+            return ""
+        why = f"it was taken from another camera position (its view: {move.describe()})"
+    empty_tray_path(home).unlink()
+    return (
+        f"removed the old empty-tray photo: {why}; take a new one (the window's 'Photograph the empty tray', or "
+        "cupcheck calibrate --empty-tray IMAGE)"
+    )
+
+
 def _empty_tray_only(args: argparse.Namespace) -> int:
     """Store a new empty-tray photo and keep the calibration; its size must match the calibration image's."""
-    from calibration.camera import CalibrationError, load_calibration, load_empty_tray, read_image, save_empty_tray
+    from calibration.camera import (
+        CalibrationError,
+        load_calibration,
+        load_empty_tray,
+        load_setup_view,
+        read_image,
+        save_empty_tray,
+    )
     from calibration.movement import SetupView
 
     home = resolve_site(args).home
@@ -181,6 +223,8 @@ def _empty_tray_only(args: argparse.Namespace) -> int:
         empty = read_image(args.empty_tray)
         calibration = load_calibration(home)
         before = load_empty_tray(home)
+        if before is None and calibration is not None:
+            before = load_setup_view(home)  # the first empty-tray photo is checked against the calibration photo
     except (CalibrationError, ValueError) as err:
         raise CliError(str(err)) from err
     if calibration is not None and (calibration.image_width, calibration.image_height) != (
@@ -191,7 +235,7 @@ def _empty_tray_only(args: argparse.Namespace) -> int:
             f"the empty-tray photo {args.empty_tray} is {empty.shape[1]}x{empty.shape[0]} px but the station was "
             f"calibrated on {calibration.image_width}x{calibration.image_height}: take it with the station's camera"
         )
-    if calibration is not None and before is not None and before.shape == empty.shape:
+    if calibration is not None and before is not None and before.shape[:2] == empty.shape[:2]:
         move = SetupView(before, calibration.roi).compare(empty)
         if move is not None and move.moved:
             raise CliError(

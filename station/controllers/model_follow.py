@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from calibration.camera import CALIBRATION_FILE, EMPTY_TRAY_FILE, SETUP_VIEW_FILE
 from station.camera import Clock
 from station.controllers.catalog import ORDERS_FILE, OrderBook, OrderLookup, TypeCatalog
 from station.worker import BackgroundCall, BackgroundThread, VerdictSource
@@ -33,7 +34,7 @@ MODEL_CHECK_S = 60.0
 """How often a running station asks what is in force."""
 RETRY_S = 600.0
 """How long something that failed to load waits before it is tried again."""
-SETUP_FILES = ("calibration.json", "empty_tray.png")
+SETUP_FILES = (CALIBRATION_FILE, EMPTY_TRAY_FILE, SETUP_VIEW_FILE)
 """The station home's own files a pipeline is built from."""
 GALLERY_FILES = ("gallery/manifest.json", "gallery/catalog.json")
 """The gallery's files (under the home, or a site's shared folder): the manifest is written last, after the files

@@ -401,6 +401,12 @@ def test_a_camera_moved_since_its_empty_tray_photo_is_named_and_every_cup_flagge
     # a new empty-tray photo is a new view to compare with (made again, not the old one kept)
     station.empty_tray = camera(scene.empty, dx=9.0)
     assert not any("camera has moved" in r for r in station.run(Frame(image=knocked), "t0000").reasons)
+    # without an empty-tray photo, the calibration photo (kept in grey) is the view compared with
+    station.empty_tray = None
+    station.setup_photo = np.asarray(cv2.cvtColor(scene.empty, cv2.COLOR_BGR2GRAY), np.uint8)
+    v = station.run(Frame(image=knocked), "t0000")
+    assert v.reasons[0].startswith("the camera has moved since it was set up") and v.unchecked == ()
+    assert not any("camera has moved" in r for r in station.run(Frame(image=scene.image), "t0000").reasons)
 
 
 def test_every_reason_the_pipeline_gives_has_a_kind_the_report_counts(pipeline: Pipeline) -> None:

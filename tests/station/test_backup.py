@@ -201,6 +201,7 @@ def whole_home(tmp_path: Path) -> Path:
     promote(home, "verdict-1")
     (home / "orders.csv").write_text("A-1,t0000,12\n")
     (home / "calibration.json").write_text('{"px_per_mm": 8}')
+    (home / "setup_view.png").write_bytes(b"the calibration photo")
     return home
 
 
@@ -218,6 +219,7 @@ def test_a_backup_restores_into_a_new_home_and_never_over_data(
     assert sorted(ContentStore(new).iter_refs()) == sorted(ContentStore(whole_home).iter_refs())
     assert load_registry(new).current == "verdict-1"
     assert (new / "orders.csv").read_text() == "A-1,t0000,12\n" and (new / "calibration.json").is_file()
+    assert (new / "setup_view.png").read_bytes() == b"the calibration photo"  # a moved camera is told by it
     assert Gallery.load(new / "gallery").types() == Gallery.load(whole_home / "gallery").types()
     assert not (new / "backup.json").exists() and not (new / "last-backup.json").exists()
 

@@ -16,6 +16,7 @@ from calibration.camera import (
     empty_tray_path,
     load_calibration,
     load_empty_tray,
+    load_setup_view,
 )
 from station.cli import main
 from tests.calibration.test_camera import (
@@ -241,3 +242,40 @@ def test_the_camera_may_not_move_between_the_calibration_and_the_empty_tray_phot
     assert kept is not None and np.array_equal(kept, np.asarray(cv2.imread(str(files["empty"])), np.uint8))
     # from where it was, a new photo (another lamp, another day) is taken
     assert main(["calibrate", "--empty-tray", str(files["again"]), "--home", str(home)]) == 0
+
+
+def test_the_calibration_photo_is_kept_to_check_the_first_empty_tray_and_a_stale_one_goes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(9)
+    table = textured_background(rng)
+    with_coin = table.copy()
+    draw_disc(with_coin, 300.0, 220.0, EURO_1_MM * 4.0 / 2)
+    files = {}
+    for name, image in (
+        ("coin", with_coin),
+        ("empty", table),
+        ("moved", camera(table, dy=-9.0)),
+        ("coin-moved", camera(with_coin, dy=-9.0)),
+    ):
+        files[name] = tmp_path / f"{name}.png"
+        cv2.imwrite(str(files[name]), finish(rng, image))
+    home = tmp_path / "station"
+    assert main(["calibrate", str(files["coin"]), "--reference-mm", str(EURO_1_MM), "--home", str(home)]) == 0
+    kept = load_setup_view(home)
+    assert kept is not None and kept.shape == (480, 640)  # the calibration photo, in grey
+    capsys.readouterr()
+    # the first empty-tray photo is checked against it
+    assert main(["calibrate", "--empty-tray", str(files["moved"]), "--home", str(home)]) == 2
+    assert "the camera has moved since the station was calibrated (the view: 9 px up)" in capsys.readouterr().err
+    assert load_empty_tray(home) is None
+    assert main(["calibrate", "--empty-tray", str(files["empty"]), "--home", str(home)]) == 0
+    capsys.readouterr()
+    # calibrated again from where the camera was: the empty-tray photo still fits and stays
+    assert main(["calibrate", str(files["coin"]), "--reference-mm", str(EURO_1_MM), "--home", str(home)]) == 0
+    assert "removed the old empty-tray photo" not in capsys.readouterr().err and load_empty_tray(home) is not None
+    # calibrated again after the camera was moved: the old empty-tray photo would flag every cup, and goes
+    assert main(["calibrate", str(files["coin-moved"]), "--reference-mm", str(EURO_1_MM), "--home", str(home)]) == 0
+    err = capsys.readouterr().err
+    assert "removed the old empty-tray photo: it was taken from another camera position (its view: 9 px down)" in err
+    assert "take a new one" in err and load_empty_tray(home) is None

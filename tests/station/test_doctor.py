@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from calibration.camera import CameraCalibration, save_calibration, save_empty_tray
+from calibration.camera import CameraCalibration, save_calibration, save_empty_tray, save_setup_view
 from db.embedded_pg import running_server
 from db.repository import VerdictRepository
 from db.schema import Role
@@ -116,32 +116,38 @@ def test_a_set_up_station_is_ready_and_checks_a_frame(station_home: tuple[Path, 
     assert camera_fail.part == "camera" and "delivers 800×600, the station was set up at 640×480" in camera_fail.message
 
 
-def test_a_camera_moved_since_its_empty_tray_photo_fails(station_home: tuple[Path, Path], tmp_path: Path) -> None:
+def test_a_camera_moved_since_it_was_set_up_fails(station_home: tuple[Path, Path], tmp_path: Path) -> None:
     home, bundle = station_home
-    save_empty_tray(table(), home)  # a speckled table around the cup: a moved camera can be told
     camera = tmp_path / "camera"
     camera.mkdir()
     cv2.imwrite(str(camera / "cup.png"), exposure(with_coins(table(), 1), 2))
     config = config_from_dict({"bundle": str(bundle), "camera": {"kind": "folder", "folder": str(camera)}})
+    # calibrated before the calibration photo was kept, and no empty tray: nothing to tell a move by
     by = {(f.part, f.status): f for f in examine(config, home)}
-    assert by["empty tray", Status.OK].message.endswith("and a moved camera is noticed")
+    assert by["camera aim", Status.WARN].message.startswith("no photo of the camera's view as set up")
+    save_setup_view(table(), home)  # what calibrate keeps now: a speckled table around the cup
+    by = {(f.part, f.status): f for f in examine(config, home)}
+    assert by["camera aim", Status.OK].message.startswith("where it was set up (")
+    save_empty_tray(exposure(table(), 5), home)  # the empty-tray photo, when there is one, is the view compared with
+    by = {(f.part, f.status): f for f in examine(config, home)}
+    assert by["empty tray", Status.OK].message == "photo kept: every cup is compared with it"
     assert by["camera aim", Status.OK].message.startswith("where it was set up (")
     # knocked 12 px to the right
     cv2.imwrite(str(camera / "cup.png"), exposure(camera_moved(with_coins(table(), 1), dx=12.0), 2))
     findings = examine(config, home)
     (moved,) = [f for f in findings if f.status is Status.FAIL]
     assert moved.part == "camera aim"
-    assert moved.message.startswith("the camera has moved since its empty-tray photo (the view: 12 px right)")
+    assert moved.message.startswith("the camera has moved since it was set up (the view: 12 px right)")
     assert moved.fix.startswith("put it back, or calibrate again")
     # the surroundings covered: nothing can be told, and it says so
     cv2.imwrite(str(camera / "cup.png"), np.full((480, 640, 3), 90, np.uint8))
     by = {(f.part, f.status): f for f in examine(config, home)}
     assert by["camera aim", Status.WARN].message.startswith("cannot tell whether the camera has moved")
-    # a plain table offers nothing to tell a move by: the empty-tray photo is named for it
+    # a plain table offers nothing to tell a move by: the set-up photo is named for it
     save_empty_tray(np.full((480, 640, 3), 128, np.uint8), home)
     by = {(f.part, f.status): f for f in examine(config, home)}
-    assert "only 0 features around the cup" in by["empty tray", Status.WARN].message
-    assert by["empty tray", Status.WARN].fix.startswith("print cupcheck mat --out mat.png, lay it under and around")
+    assert "only 0 features around the cup in the set-up photo" in by["camera aim", Status.WARN].message
+    assert by["camera aim", Status.WARN].fix.startswith("print cupcheck mat --out mat.png, lay it under and around")
 
 
 def test_json_output(station_home: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
