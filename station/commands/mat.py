@@ -21,8 +21,6 @@ from station.errors import CliError
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add the ``mat`` subcommand."""
-    from calibration.mat import PAPERS_MM
-
     p = subparsers.add_parser(
         "mat",
         help="write a printable speckle mat for around the tray (so a moved camera is noticed)",
@@ -31,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "since the empty-tray photo, on a table that is otherwise plain.",
     )
     p.add_argument("--out", required=True, metavar="PNG", help="where to write the page (.png)")
-    p.add_argument("--paper", default="a4", choices=sorted(PAPERS_MM), help="paper size (default a4)")
+    p.add_argument("--paper", default="a4", help="paper size: a4, a3 or letter (default a4)")
     p.add_argument("--dpi", type=int, default=200, help="print resolution, 72-600 (default 200)")
     p.add_argument("--seed", type=int, default=0, help="the pattern's seed (default 0)")
     p.set_defaults(func=run)
@@ -47,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise CliError(f"{out}: write the mat as a .png (it keeps every dot sharp and its print size)")
     try:
-        spec = MatSpec(paper=args.paper, dpi=args.dpi, seed=args.seed)
+        spec = MatSpec(paper=args.paper.lower(), dpi=args.dpi, seed=args.seed)
     except ValueError as err:
         raise CliError(str(err)) from err
     if not out.parent.is_dir():
@@ -55,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     Image.fromarray(speckle_mat(spec)).save(out, dpi=(spec.dpi, spec.dpi), optimize=True)
     w, h = spec.size_px
     print(
-        f"wrote {out}: {args.paper.upper()}, {w}×{h} px at {spec.dpi} dpi. Print it at 100 % (no 'fit to page'), "
+        f"wrote {out}: {spec.paper.upper()}, {w}×{h} px at {spec.dpi} dpi. Print it at 100 % (no 'fit to page'), "
         "lay it flat under and around the tray, tape it down, then take the empty-tray photo again."
     )
     return 0

@@ -58,3 +58,5 @@ def test_the_command_writes_a_page_that_prints_at_its_size(tmp_path: Path, capsy
     assert "write the mat as a .png" in capsys.readouterr().err
     assert main(["mat", "--out", str(out), "--dpi", "20"]) == 2
     assert "dpi must be between 72 and 600" in capsys.readouterr().err
+    assert main(["mat", "--out", str(out), "--paper", "a5"]) == 2
+    assert "unknown paper 'a5'; one of a4, a3, letter" in capsys.readouterr().err
