@@ -97,6 +97,8 @@ class CameraMove:
         rim_shift_px: the farthest any point of the cup's rim (the image's corners without a cup region) has gone.
         matches: the features around the cup the move rests on.
         moved: whether :attr:`rim_shift_px` exceeds the tolerance it was judged with.
+        centre: where the cup's centre lay in the set-up photo (the image centre without a cup region), pixels.
+        radius: the cup region's radius then (a quarter of the image's shorter side without one), pixels.
     """
 
     dx: float
@@ -106,6 +108,13 @@ class CameraMove:
     rim_shift_px: float
     matches: int
     moved: bool
+    centre: tuple[float, float] = (0.0, 0.0)
+    radius: float = 0.0
+
+    @property
+    def cup_now(self) -> tuple[float, float, float]:
+        """``(x, y, radius)``: where the cup region as set up now appears in the frame."""
+        return self.centre[0] + self.dx, self.centre[1] + self.dy, self.radius * self.scale
 
     def describe(self) -> str:
         """``"14 px right and 3 px down, 2% closer"``: what changed, for a person putting the camera back."""
@@ -248,4 +257,6 @@ class SetupView:
             rim_shift_px=rim_shift,
             matches=n,
             moved=rim_shift > s.tolerance_px,
+            centre=(float(centre[0]), float(centre[1])),
+            radius=float(self.roi.radius if self.roi is not None else min(self.width, self.height) / 4.0),
         )

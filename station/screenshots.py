@@ -9,7 +9,7 @@ types enrolled, see :mod:`station.demo`)::
 
 It opens the operator window on simulator cups, checks a cup that passes, one that is flagged for a supervisor and
 one whose FLAG asks for coins to be turned over first, the passing cup again for an order of one coin more, a camera
-knocked 12 px since its empty-tray photo, a lost camera, logs a few more verdicts to a throw-away database, and opens
+knocked 24 px since its empty-tray photo, a lost camera, logs a few more verdicts to a throw-away database, and opens
 the review window on them. Each window is grabbed with ``QWidget.grab()`` into ``operator_pass.png``,
 ``operator_flag.png``, ``operator_turn.png``, ``operator_count.png``, ``operator_camera_moved.png``,
 ``operator_camera_lost.png`` and ``review.png``. Last, on the station of :mod:`station.tray_demo`, a supervisor
@@ -336,7 +336,7 @@ def capture_tray_enrolment(out: Path) -> Path:
 
 def knocked_camera(source: SimulatorSource, start: int, tries: int = 60) -> tuple[int, UInt8Array] | None:
     """A simulator cup from ``start`` on, on a table whose surroundings can be recognised, and its empty-tray photo
-    as it was taken before the camera moved 12 px to the right (the photo's view lies 12 px to the left); ``None``:
+    as it was taken before the camera moved 24 px to the right (the photo's view lies 24 px to the left); ``None``:
     none found."""
     import cv2
     import numpy as np
@@ -347,7 +347,7 @@ def knocked_camera(source: SimulatorSource, start: int, tries: int = 60) -> tupl
         empty = source.empty_tray(i)
         if SetupView(empty).features >= 300:
             h, w = empty.shape[:2]
-            shift = np.array([[1.0, 0.0, -12.0], [0.0, 1.0, 0.0]])
+            shift = np.array([[1.0, 0.0, -24.0], [0.0, 1.0, 0.0]])
             before = cv2.warpAffine(empty, shift, (w, h), borderMode=cv2.BORDER_REFLECT)
             return i, np.ascontiguousarray(before, np.uint8)
     return None

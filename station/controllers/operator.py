@@ -25,7 +25,15 @@ from station.camera import Clock
 from station.controllers.catalog import OrderLookup, TypeCatalog, resolve_entry
 from station.controllers.model_follow import Loaded
 from station.controllers.order_history import already_passed
-from station.controllers.overlay import FLAG_HEX, IDLE_HEX, coin_ok, draw_cup_region, draw_evidence, summarise
+from station.controllers.overlay import (
+    FLAG_HEX,
+    IDLE_HEX,
+    coin_ok,
+    draw_camera_move,
+    draw_cup_region,
+    draw_evidence,
+    summarise,
+)
 from station.controllers.sound import Silent, SoundCue
 from station.controllers.stillness import StillnessGate
 from station.home import LOW_DISK_BYTES
@@ -252,8 +260,13 @@ class OperatorController(QObject):
             return
         self._frame = frame
         verdict = self._last.verdict if self._last is not None and self._clock() < self._overlay_until else None
-        region = self._cup_region if not self.camera_problem else None  # it belongs to the view set up
-        self.view.preview.set_image(draw_cup_region(draw_evidence(frame.image, verdict), region))
+        shown = draw_evidence(frame.image, verdict)  # a copy, drawn on below
+        move = self._camera_move
+        if move is not None and move.moved and not self.camera_size_problem:  # where the cup was, where it is now
+            shown = draw_camera_move(shown, move)
+        else:
+            shown = draw_cup_region(shown, self._cup_region if not self.camera_problem else None)
+        self.view.preview.set_image(shown)
         if self._auto is not None and self._auto.update(frame.image) and self.expected_type and not self.busy:
             self.check(auto=True)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from calibration.movement import CameraMove
 from db.records import StoredCoin
 from models.enroll_tray import TrayLook
 from models.reasons import ReasonKind, reason_kind
@@ -115,6 +116,22 @@ def draw_cup_region(image: UInt8Array, region: tuple[float, float, float] | None
     lw = max(1, round(min(image.shape[:2]) / 480))
     for start in range(0, 360, 12):
         cv2.ellipse(image, (round(cx), round(cy)), (round(r), round(r)), 0, start, start + 7, (235, 235, 235), lw)
+    return image
+
+
+def draw_camera_move(image: UInt8Array, move: CameraMove) -> UInt8Array:
+    """Show a moved camera on the live picture, in place; return ``image``: the cup region where it was set up
+    (dashed white) and where it now appears (orange, with an arrow to where it belongs), so the camera can be
+    nudged until the two circles meet."""
+    cx, cy = move.centre
+    draw_cup_region(image, (cx, cy, move.radius))
+    nx, ny, nr = move.cup_now
+    lw = max(2, round(min(image.shape[:2]) / 240))
+    cv2.circle(image, (round(nx), round(ny)), round(nr), FLAG_BGR, lw, cv2.LINE_AA)
+    gap = math.hypot(cx - nx, cy - ny)
+    if gap > 3:  # a tip of at least 10 px, however short the way
+        tip = max(0.3, 10.0 / gap)
+        cv2.arrowedLine(image, (round(nx), round(ny)), (round(cx), round(cy)), FLAG_BGR, lw, cv2.LINE_AA, 0, tip)
     return image
 
 

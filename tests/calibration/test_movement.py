@@ -48,6 +48,10 @@ def test_a_knocked_camera_is_measured(
     assert move.scale == pytest.approx(scale, abs=0.002)
     assert move.rotation_deg == pytest.approx(turn, abs=0.1)
     assert words in move.describe()
+    assert move.centre == (ROI.x, ROI.y) and move.radius == ROI.radius
+    x, y, r = move.cup_now  # where the cup region as set up now appears
+    assert (x, y) == pytest.approx((ROI.x + expect[0], ROI.y + expect[1]), abs=0.6)
+    assert r == pytest.approx(ROI.radius * scale, rel=0.003)
     assert move.problem().startswith(f"the camera has moved since it was set up (the view: {move.describe()})")
     assert "calibrate again (cupcheck calibrate)" in move.problem()
 

@@ -33,6 +33,7 @@ from station.controllers.overlay import (
     PASS_HEX,
     UNCHECKED_BGR,
     coin_ok,
+    draw_camera_move,
     draw_cup_region,
     draw_evidence,
     summarise,
@@ -277,6 +278,22 @@ def test_outlines_are_coloured_by_each_coins_evidence(pipeline: NearestTypePipel
 
     guided = draw_cup_region(image.copy(), (240.0, 240.0, 200.0))
     assert not np.array_equal(guided[40, 235:246], image[40, 235:246])  # the top of the circle
+    # a moved camera: the cup region where it was set up, and in orange where it now appears, an arrow between
+    knock = CameraMove(
+        dx=30.0,
+        dy=0.0,
+        scale=1.0,
+        rotation_deg=0.0,
+        rim_shift_px=30.0,
+        matches=50,
+        moved=True,
+        centre=(240.0, 240.0),
+        radius=150.0,
+    )
+    shown = draw_camera_move(np.zeros_like(image), knock)
+    assert (np.abs(shown[240, 415:425].astype(int) - FLAG_BGR).sum(axis=1) < 60).any()  # the right of x 270 + 150
+    assert (np.abs(shown[240, 245:265].astype(int) - FLAG_BGR).sum(axis=1) < 60).any()  # the arrow, 270 → 240
+    assert (shown[85:95, 240] > 200).all(axis=1).any()  # the top of the circle set up (y 90), white
 
 
 def test_stillness_gate_fires_once_per_cup_at_rest(replay_dir: Path, clock: SteppingClock) -> None:
