@@ -337,12 +337,7 @@ def save_empty_tray(image: npt.NDArray[Any], home: str | Path) -> Path:
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 8:
         raise CalibrationError(f"the empty-tray photo must be an 8-bit colour image, got {image.shape} {image.dtype}")
-    ok, enc = cv2.imencode(".png", image)
-    if not ok:
-        raise CalibrationError("could not encode the empty-tray photo")
-    path = empty_tray_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_bytes_atomic(path, enc.tobytes())
+    return _save_png(image, empty_tray_path(home), "the empty-tray photo")
 
 
 def load_empty_tray(home: str | Path) -> UInt8Array | None:
@@ -351,13 +346,7 @@ def load_empty_tray(home: str | Path) -> UInt8Array | None:
     Raises:
         CalibrationError: the file exists but cannot be read as an image.
     """
-    path = empty_tray_path(home)
-    if not path.is_file():
-        return None
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise CalibrationError(f"{path}: not a readable image; take the empty-tray photo again")
-    return np.asarray(image, np.uint8)
+    return _load_png(empty_tray_path(home), cv2.IMREAD_COLOR, "take the empty-tray photo again")
 
 
 def setup_view_path(home: str | Path) -> Path:
@@ -373,12 +362,7 @@ def save_setup_view(image: npt.NDArray[Any], home: str | Path) -> Path:
     """
     if image.ndim not in (2, 3) or image.dtype != np.uint8 or min(image.shape[:2]) < 8:
         raise CalibrationError(f"the calibration photo must be an 8-bit image, got {image.shape} {image.dtype}")
-    ok, enc = cv2.imencode(".png", _to_gray(image))
-    if not ok:
-        raise CalibrationError("could not encode the calibration photo")
-    path = setup_view_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_bytes_atomic(path, enc.tobytes())
+    return _save_png(_to_gray(image), setup_view_path(home), "the calibration photo")
 
 
 def load_setup_view(home: str | Path) -> UInt8Array | None:
@@ -387,12 +371,26 @@ def load_setup_view(home: str | Path) -> UInt8Array | None:
     Raises:
         CalibrationError: the file exists but cannot be read as an image.
     """
-    path = setup_view_path(home)
+    return _load_png(setup_view_path(home), cv2.IMREAD_GRAYSCALE, "calibrate again")
+
+
+def _save_png(image: npt.NDArray[Any], path: Path, what: str) -> Path:
+    """Write ``image`` to ``path`` as a lossless PNG, atomically (``what`` names it in errors)."""
+    ok, enc = cv2.imencode(".png", image)
+    if not ok:
+        raise CalibrationError(f"could not encode {what}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_bytes_atomic(path, enc.tobytes())
+
+
+def _load_png(path: Path, flags: int, fix: str) -> UInt8Array | None:
+    """The image at ``path`` read with ``flags``, ``None`` when there is no file; a file that is no image is an
+    error that says ``fix``."""
     if not path.is_file():
         return None
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    image = cv2.imread(str(path), flags)
     if image is None:
-        raise CalibrationError(f"{path}: not a readable image; calibrate again")
+        raise CalibrationError(f"{path}: not a readable image; {fix}")
     return np.asarray(image, np.uint8)
 
 
