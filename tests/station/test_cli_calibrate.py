@@ -215,15 +215,16 @@ def test_the_station_file_names_the_home(coin_png: Path, tmp_path: Path, capsys:
 def test_the_camera_may_not_move_between_the_calibration_and_the_empty_tray_photo(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rng = np.random.default_rng(8)
-    table = textured_background(rng)
-    with_coin = table.copy()
-    draw_disc(with_coin, 300.0, 220.0, EURO_1_MM * 4.0 / 2)
-    knocked = camera(table, dx=10.0)
-    files = {}
-    for name, image in (("coin", with_coin), ("empty", table), ("moved", knocked), ("again", table)):
-        files[name] = tmp_path / f"{name}.png"
-        cv2.imwrite(str(files[name]), finish(rng, image))
+    files = _table_photos(
+        tmp_path,
+        8,
+        {
+            "coin": ("coin", 0.0, 0.0),
+            "empty": ("empty", 0.0, 0.0),
+            "moved": ("empty", 10.0, 0.0),
+            "again": ("empty", 0.0, 0.0),
+        },
+    )
     home = tmp_path / "station"
     args = ["calibrate", str(files["coin"]), "--reference-mm", str(EURO_1_MM), "--home", str(home)]
     assert main([*args, "--empty-tray", str(files["moved"])]) == 2
@@ -247,19 +248,16 @@ def test_the_camera_may_not_move_between_the_calibration_and_the_empty_tray_phot
 def test_the_calibration_photo_is_kept_to_check_the_first_empty_tray_and_a_stale_one_goes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rng = np.random.default_rng(9)
-    table = textured_background(rng)
-    with_coin = table.copy()
-    draw_disc(with_coin, 300.0, 220.0, EURO_1_MM * 4.0 / 2)
-    files = {}
-    for name, image in (
-        ("coin", with_coin),
-        ("empty", table),
-        ("moved", camera(table, dy=-9.0)),
-        ("coin-moved", camera(with_coin, dy=-9.0)),
-    ):
-        files[name] = tmp_path / f"{name}.png"
-        cv2.imwrite(str(files[name]), finish(rng, image))
+    files = _table_photos(
+        tmp_path,
+        9,
+        {
+            "coin": ("coin", 0.0, 0.0),
+            "empty": ("empty", 0.0, 0.0),
+            "moved": ("empty", 0.0, -9.0),
+            "coin-moved": ("coin", 0.0, -9.0),
+        },
+    )
     home = tmp_path / "station"
     assert main(["calibrate", str(files["coin"]), "--reference-mm", str(EURO_1_MM), "--home", str(home)]) == 0
     kept = load_setup_view(home)
@@ -279,3 +277,17 @@ def test_the_calibration_photo_is_kept_to_check_the_first_empty_tray_and_a_stale
     err = capsys.readouterr().err
     assert "removed the old empty-tray photo: it was taken from another camera position (its view: 9 px down)" in err
     assert "take a new one" in err and load_empty_tray(home) is None
+
+
+def _table_photos(tmp_path: Path, seed: int, shots: dict[str, tuple[str, float, float]]) -> dict[str, Path]:
+    """Photographs of a textured table written to ``tmp_path``, by name: ``(what, dx, dy)`` is ``"coin"`` (a 1-euro
+    reference at 4 px/mm on it) or ``"empty"``, seen by a camera moved ``dx, dy`` pixels since set-up."""
+    rng = np.random.default_rng(seed)
+    table = textured_background(rng)
+    with_coin = table.copy()
+    draw_disc(with_coin, 300.0, 220.0, EURO_1_MM * 4.0 / 2)
+    files = {}
+    for name, (what, dx, dy) in shots.items():
+        files[name] = tmp_path / f"{name}.png"
+        cv2.imwrite(str(files[name]), finish(rng, camera(with_coin if what == "coin" else table, dx=dx, dy=dy)))
+    return files
