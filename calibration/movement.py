@@ -20,6 +20,7 @@ OpenCV and numpy only.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -188,6 +189,7 @@ class SetupView:
         self._descriptors = descriptors
         self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
         self._rim = judged_points(roi, self.width, self.height)
+        self._lock = threading.Lock()  # one OpenCV detector and matcher: a station's threads take turns
 
     @property
     def features(self) -> int:
@@ -227,10 +229,12 @@ class SetupView:
         if frame.shape[:2] != (self.height, self.width) or self._descriptors is None or self.features < s.min_matches:
             return None
         gray, _ = _gray(frame, s.work_side, s.blur_px)
-        keypoints, descriptors = self._features(gray, FRAME_FEATURES * s.features)
-        if descriptors is None or len(keypoints) < s.min_matches:
-            return None
-        good = [m for m in self._matcher.match(self._descriptors, descriptors) if m.distance <= s.max_distance]
+        with self._lock:
+            keypoints, descriptors = self._features(gray, FRAME_FEATURES * s.features)
+            if descriptors is None or len(keypoints) < s.min_matches:
+                return None
+            matches = self._matcher.match(self._descriptors, descriptors)
+        good = [m for m in matches if m.distance <= s.max_distance]
         if len(good) < s.min_matches:
             return None
         src = self._points[[m.queryIdx for m in good]]
