@@ -8,11 +8,11 @@ for reasons nobody can act on, or measure wrongly.
 
 The cup itself is put down a little differently each time, so it cannot tell the camera's position. What lies
 around it can: the table, the stand, the tray's surroundings. :class:`SetupView` keeps the features (ORB) of the
-empty-tray photo outside the cup region, finds them again in a frame, and fits one similarity (shift, scale, turn)
-to the matches with RANSAC, so a hand or a box at the side is outvoted by the rest. The move is judged at the
-cup's rim, where a misplaced region or empty tray shows first: :attr:`CameraMove.rim_shift_px` is the farthest any
-point of the rim has gone. When too little around the cup can be recognised, the answer is ``None``: nothing can
-be told, which is not the same as "not moved".
+set-up photo (the empty-tray photo, else the calibration photo) outside the cup region, finds them again in a
+frame, and fits one similarity (shift, scale, turn) to the matches with RANSAC, so a hand or a box at the side is
+outvoted by the rest. The move is judged at the cup's rim, where a misplaced region or empty tray shows first:
+:attr:`CameraMove.rim_shift_px` is the farthest any point of the rim has gone. When too little around the cup can
+be recognised, the answer is ``None``: nothing can be told, which is not the same as "not moved".
 
 OpenCV and numpy only.
 """
@@ -167,7 +167,8 @@ class SetupView:
     """The surroundings of the cup as the set-up photo shows them, to find again in later frames.
 
     Args:
-        reference: the photo taken when the station was set up (its empty-tray photo), BGR or grey.
+        reference: the photo taken when the station was set up (its empty-tray photo, else its calibration
+            photo), BGR or grey.
         roi: the calibrated cup region (left out of the comparison), or ``None``: the whole image is used and a
             coin in it is simply a feature that is not found again.
         settings: see :class:`MovementSettings`.

@@ -97,8 +97,9 @@ class Observation:
         setup_problem: why the frame is not a picture of the station's camera as it was set up (another size than
             its calibration, or a camera that has moved since); such a cup is judged without the station's geometry
             and always flagged. ``""``: none.
-        camera_move: how the view differs from the empty-tray photo's (:mod:`calibration.movement`); ``None``: not
-            compared (no empty-tray photo, another size) or nothing around the cup to tell by.
+        camera_move: how the view differs from the set-up photo's (the empty tray, else the calibration photo:
+            :mod:`calibration.movement`); ``None``: not compared (no such photo, another size) or nothing around the
+            cup to tell by.
     """
 
     instances: list[CoinInstance]

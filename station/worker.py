@@ -221,7 +221,7 @@ class InferenceWorker(QObject):
         model_changed(str): a pipeline of another version was swapped in (:meth:`use_pipeline`); the string is its
             version.
         camera_seen(object): the answer to :meth:`look_at_camera`: a :class:`calibration.movement.CameraMove`, or
-            ``None`` when the pipeline has no empty-tray photo to compare with (nothing to tell by: not emitted).
+            ``None`` when the pipeline has no set-up photo to compare with (nothing to tell by: not emitted).
     """
 
     verdict_ready = Signal(object)
@@ -271,8 +271,8 @@ class InferenceWorker(QObject):
 
     @Slot(object)
     def look_at_camera(self, frame: Frame) -> None:
-        """Compare a live frame with the empty-tray photo's view (a camera moved since it was set up), between checks
-        in the worker's thread, which owns the pipeline and its set-up view."""
+        """Compare a live frame with the set-up photo's view (a camera moved since it was set up), between checks in
+        the worker's thread, which owns the pipeline and its set-up view."""
         view = getattr(self._pipeline, "setup_view", None)
         if view is None:
             self.camera_seen.emit(None)

@@ -1,6 +1,6 @@
 """``cupcheck mat``: a printable speckle mat to lay under and around the tray, so a moved camera can be told.
 
-The station notices a camera that has moved since its empty-tray photo by what lies around the cup
+The station notices a camera that has moved since it was set up by what lies around the cup
 (:mod:`calibration.movement`); a plain table offers nothing, and ``cupcheck doctor`` says so. Print this sheet at
 100 % scale, lay it flat under and around the tray, tape it down, then take the empty-tray photo again.
 
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="write a printable speckle mat for around the tray (so a moved camera is noticed)",
         description="Write a page of random black and grey dots (0.6-4 mm, never repeating) as a PNG that prints at "
         "its paper size. Laid flat under and around the tray, it lets the station tell when its camera has moved "
-        "since the empty-tray photo, on a table that is otherwise plain.",
+        "since it was set up, on a table that is otherwise plain.",
     )
     p.add_argument("--out", required=True, metavar="PNG", help="where to write the page (.png)")
     p.add_argument("--paper", default="a4", help="paper size: a4, a3 or letter (default a4)")

@@ -151,7 +151,7 @@ class OperatorController(QObject):
         self._camera_lost = False
         self._cup_region = cup_region
         self.camera_size = camera_size  # (width, height) the camera was calibrated at, when it was
-        self._camera_move: CameraMove | None = None  # the view against the empty-tray photo's, last told
+        self._camera_move: CameraMove | None = None  # the view against the set-up photo's, last told
         self._camera_off = ""  # why checks are held: the camera is not as it was set up ("": they are not)
         self._fps = 0.0
         self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its first check
@@ -311,7 +311,7 @@ class OperatorController(QObject):
 
     @Slot(object)
     def show_camera_move(self, move: CameraMove | None) -> None:
-        """The live view against the empty-tray photo's (``None``: no photo to compare with)."""
+        """The live view against the set-up photo's (``None``: no photo to compare with)."""
         self._camera_move = move
         if not self._camera_lost:
             self._show_camera_label()
@@ -365,7 +365,7 @@ class OperatorController(QObject):
     @property
     def camera_problem(self) -> str:
         """Why the live frames are not measured as the station was set up (every cup is then flagged): another
-        size (:attr:`camera_size_problem`), or a camera moved since its empty-tray photo; ``""`` when neither."""
+        size (:attr:`camera_size_problem`), or a camera moved since it was set up; ``""`` when neither."""
         size = self.camera_size_problem
         if size or self._camera_move is None or not self._camera_move.moved:
             return size
@@ -641,7 +641,7 @@ class OperatorController(QObject):
             self.orders = loaded.orders
         if loaded.pipeline is not None:  # a pipeline built again: the camera may have been calibrated again
             self.camera_size = loaded.camera_size
-            self._camera_move = None  # until the view is compared with its empty-tray photo
+            self._camera_move = None  # until the view is compared with its set-up photo
             if not self._camera_lost:
                 self._show_camera_label()
 
