@@ -55,7 +55,7 @@ def draw_evidence(image: UInt8Array, verdict: Verdict | None, *, thickness: int 
     if verdict is None:
         return out
     h, w = out.shape[:2]
-    lw = thickness or max(2, round(min(h, w) / 240))
+    lw = thickness or line_width(out)
     for coin in verdict.coins:
         ok = coin_ok(coin, verdict.expected_type)
         _outline(out, coin.bbox, coin.index, coin_colour(coin, verdict.expected_type), lw, ring=not ok)
@@ -66,6 +66,11 @@ def draw_evidence(image: UInt8Array, verdict: Verdict | None, *, thickness: int 
         org = (int(np.clip(x1 + 3, 0, w - tw - 4)), int(np.clip(y1 + th + 4, th + 2, h - 2)))
         cv2.putText(out, "?", org, cv2.FONT_HERSHEY_SIMPLEX, scale, UNCHECKED_BGR, lw, cv2.LINE_AA)
     return out
+
+
+def line_width(image: UInt8Array) -> int:
+    """The width of the outlines drawn on ``image``, in pixels: 2 up to a 720-pixel side, thicker on larger ones."""
+    return max(2, round(min(image.shape[:2]) / 240))
 
 
 def _outline(
@@ -126,7 +131,7 @@ def draw_camera_move(image: UInt8Array, move: CameraMove) -> UInt8Array:
     cx, cy = move.centre
     draw_cup_region(image, (cx, cy, move.radius))
     nx, ny, nr = move.cup_now
-    lw = max(2, round(min(image.shape[:2]) / 240))
+    lw = line_width(image)
     cv2.circle(image, (round(nx), round(ny)), round(nr), FLAG_BGR, lw, cv2.LINE_AA)
     gap = math.hypot(cx - nx, cy - ny)
     if gap > 3:  # a tip of at least 10 px, however short the way
@@ -197,15 +202,12 @@ def summarise(verdict: Verdict, *, recheck: bool = False) -> Summary:
 
 
 def draw_coins(image: UInt8Array, coins: Sequence[StoredCoin], expected_type: str) -> UInt8Array:
-    """Outline the logged coins on a copy of the photo: green when the best match is the expected type."""
+    """Outline the logged coins on a copy of the photo, numbered as the operator's window numbered them: green when
+    the best match is the expected type."""
     out = image.copy()
-    lw = max(2, round(min(out.shape[:2]) / 240))
+    lw = line_width(out)
     for c in coins:
-        x1, y1, x2, y2 = c.bbox
-        colour = PASS_BGR if c.top_type == expected_type else FLAG_BGR
-        centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
-        cv2.ellipse(out, centre, (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2))), 0, 0, 360, colour, lw)
-        cv2.putText(out, str(c.index + 1), (round(x1), round(y1) + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2)
+        _outline(out, c.bbox, c.index, PASS_BGR if c.top_type == expected_type else FLAG_BGR, lw)
     return out
 
 
@@ -213,7 +215,7 @@ def draw_tray(look: TrayLook) -> UInt8Array:
     """Outline the coins of a tray photograph for enrolment, numbered as :func:`draw_evidence` numbers a cup's coins:
     green the references, orange and ringed the coins left out (the summary says why, by number)."""
     out = look.image.copy()
-    lw = max(2, round(min(out.shape[:2]) / 240))
+    lw = line_width(out)
     kept = set(look.references)
     for k, coin in enumerate(look.coins):
         _outline(out, coin.bbox, k, PASS_BGR if k in kept else FLAG_BGR, lw, ring=k not in kept)
