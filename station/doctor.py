@@ -38,10 +38,6 @@ RETRAIN_STALE_H = 36.0
 """A nightly retrain whose log is older than this has missed a night."""
 BACKUP_STALE_H = 36.0
 """A nightly backup older than this has missed a night."""
-RECOGNISABLE = 6
-"""An empty-tray photo with fewer features around the cup than this many times the matches a move needs (48) is
-named: a knock or a box beside the tray leaves too few to tell a moved camera by. On ``cupcheck bench camera``'s 240
-cups, every knock that could not be told was on a set-up with 13-44 features, and 31 of the 34 told had 50 or more."""
 
 
 class Status(StrEnum):
@@ -418,7 +414,6 @@ def _short_sides(sides: dict[str, int], per_side: int) -> str:
 
 def _set_up(home: Path, pipeline: object, note: Note) -> None:
     from calibration.camera import load_calibration, load_empty_tray
-    from calibration.movement import DEFAULT_MOVEMENT
 
     calibration = load_calibration(home)
     if calibration is None:
@@ -456,7 +451,7 @@ def _set_up(home: Path, pipeline: object, note: Note) -> None:
                 "no photo of the camera's view as set up: a camera moved since is not noticed",
                 "calibrate again (its photo is kept), or take the empty-tray photo",
             )
-    elif view.features < RECOGNISABLE * DEFAULT_MOVEMENT.min_matches:
+    elif not view.recognisable:
         note(
             "camera aim",
             Status.WARN,
@@ -513,15 +508,13 @@ def _camera(config: StationConfig, pipeline: object, note: Note, clock: Callable
 
 
 def _camera_position(pipeline: object, image: np.ndarray, note: Note) -> None:
-    """Whether the camera's view is still the one its empty-tray photo shows (:mod:`calibration.movement`)."""
+    """Whether the camera's view is still the one its set-up photo shows (:mod:`calibration.movement`)."""
     view = getattr(pipeline, "setup_view", None)
     if view is None:
         return
     move = view.compare(image)
     if move is None:
-        from calibration.movement import DEFAULT_MOVEMENT
-
-        if view.features < RECOGNISABLE * DEFAULT_MOVEMENT.min_matches:  # the set-up photo was named for it
+        if not view.recognisable:  # the set-up photo was named for it
             return
         note(
             "camera aim",

@@ -17,7 +17,7 @@ def view() -> SetupView:
 
 
 def test_a_camera_where_it_was_set_up_has_not_moved(view: SetupView) -> None:
-    assert view.features >= 200
+    assert view.features >= 200 and view.recognisable
     for seed in range(3):  # other cups, other exposures, the cup put down a little differently
         move = view.compare(exposure(with_coins(table(), seed, cup_shift=(seed * 6, -seed * 4)), 10 + seed))
         assert move is not None and not move.moved, move
@@ -78,7 +78,7 @@ def test_another_light_is_not_taken_for_a_move(view: SetupView) -> None:
 def test_nothing_is_told_without_surroundings_to_tell_by() -> None:
     plain = np.full((H, W, 3), 128, np.uint8)
     blank = SetupView(plain, ROI)
-    assert blank.features == 0
+    assert blank.features == 0 and not blank.recognisable
     assert blank.compare(with_coins(plain, 1)) is None
     view = SetupView(table(), ROI)
     assert view.compare(np.full((H, W, 3), 90, np.uint8)) is None  # the surroundings covered
