@@ -459,9 +459,9 @@ class Pipeline:
 
         t0 = time.perf_counter()
         problem = frame_size_problem(frame.image, self.camera_size)
-        move = None
-        if not problem and self.setup_view is not None:
-            move = self.setup_view.compare(frame.image)
+        view, move = self.setup_view, None
+        if not problem and view is not None:
+            move = view.compare(frame.image)
             problem = "" if move is None else move.problem()
         t_setup = time.perf_counter()
         detector = self.detector
@@ -473,7 +473,7 @@ class Pipeline:
         crops = cut_crops(frame, coin_instances, size=self.preprocess.crop_size)
         t2 = time.perf_counter()
         timings = {"detect": (t1 - t_setup) * 1000, "crop": (t2 - t1) * 1000}
-        if self.setup_view is not None:
+        if view is not None:
             timings["setup"] = (t_setup - t0) * 1000
         unexplained: tuple[ForegroundRegion, ...] = ()
         if self.empty_tray is not None and not problem:

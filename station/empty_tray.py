@@ -3,7 +3,8 @@
 Every cup is compared with this photo (:mod:`models.foreground`), so it must show the tray with nothing in it:
 the detector looks first, and a photo in which it finds any coin or object is refused. It is also the view a moved
 camera is told by (:mod:`calibration.movement`): on a calibrated station, a photo from a camera that has moved since
-the last one is refused, since taking it would hide that the cup region and millimetres no longer fit.
+it was set up (the last empty-tray photo, else the calibration photo) is refused, since taking it would hide that
+the cup region and millimetres no longer fit.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def record_empty_tray(pipeline: Any, frame: Frame, home: Path) -> str:
 
     Raises:
         EmptyTrayError: the detector finds something in the frame, the pipeline takes no empty tray, or the camera
-            of a calibrated station has moved since the empty-tray photo it replaces.
+            of a calibrated station has moved since it was set up (:attr:`models.pipeline.Pipeline.setup_view`).
     """
     detector = getattr(pipeline, "detector", None)
     if detector is None or not hasattr(pipeline, "empty_tray"):

@@ -235,7 +235,7 @@ def _empty_tray_only(args: argparse.Namespace) -> int:
             f"the empty-tray photo {args.empty_tray} is {empty.shape[1]}x{empty.shape[0]} px but the station was "
             f"calibrated on {calibration.image_width}x{calibration.image_height}: take it with the station's camera"
         )
-    if calibration is not None and before is not None and before.shape[:2] == empty.shape[:2]:
+    if calibration is not None and before is not None:  # (compare tells nothing across two sizes)
         move = SetupView(before, calibration.roi).compare(empty)
         if move is not None and move.moved:
             raise CliError(
