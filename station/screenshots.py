@@ -33,12 +33,14 @@ from PySide6.QtWidgets import QWidget
 from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from db.spool import SpoolingRepository
-from models.types import Decision, Frame, UInt8Array, Verdict
+from models.types import Decision, Frame, Side, UInt8Array, Verdict
 from station.app import MainWindow, ReviewWindow, aside_since, qt_application
 from station.camera import FrameSource, SimulatorSource
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment
+from station.controllers.enrol_tray import TrayEnrolController
+from station.views.enrol_tray import TrayEnrolView
 from station.worker import CheckRequest, CheckResult, StoreResult, VerdictSource, make_record
 
 OPERATOR, OPERATOR_PIN = "olga", "2468"
@@ -83,6 +85,23 @@ def settle(ms: int = 300) -> None:
     loop = QEventLoop()
     QTimer.singleShot(ms, loop.quit)
     loop.exec()
+
+
+def wait_until(
+    done: Callable[[], bool], what: str, *, poke: Callable[[], object] | None = None, timeout_ms: int = WAIT_MS
+) -> None:
+    """Let the event loop run until ``done()`` holds, calling ``poke()`` first each round when given.
+
+    Raises:
+        TimeoutError: ``done()`` did not hold in time (``what``: what was waited for).
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout_ms} ms")
+        if poke is not None:
+            poke()
+        settle(200)
 
 
 def grab(widget: QWidget, path: Path, colours: int = 256) -> Path:
@@ -232,10 +251,11 @@ def capture(
             pipeline.empty_tray = empty
             clock.now = index * hold_s + 0.5
             settle(1200)
-            deadline = time.monotonic() + WAIT_MS / 1000
-            while not win.controller.camera_problem and time.monotonic() < deadline:
-                win.controller.show_fps(15.0)  # as the camera pump does about once a second
-                settle(300)
+            wait_until(  # the camera pump asks about once a second
+                lambda: bool(win.controller.camera_problem),
+                "the moved camera told",
+                poke=lambda: win.controller.show_fps(15.0),
+            )
             written.append(grab(win, out / "operator_camera_moved.png"))
             pipeline.empty_tray = None
         win.pump.stop()  # the camera goes away: no more frames, the window says so
@@ -275,7 +295,6 @@ def capture_tray_enrolment(out: Path) -> Path:
     import cv2
 
     from db.records import OperatorInfo
-    from models.types import Side
     from station.camera import FolderSource
     from station.controllers.enrol_tray import TrayEnrolment
     from station.tray_demo import HELD_OUT, make_tray_demo
@@ -313,16 +332,7 @@ def capture_tray_enrolment(out: Path) -> Path:
         view, controller = opened
         for side, at, photo in ((Side.OBVERSE, 0.5, "a-"), (Side.REVERSE, 60.5, "b-")):  # turned over in between
             clock.now = at
-            deadline = time.monotonic() + WAIT_MS / 1000
-            while controller.frame is None or not Path(controller.frame.source).name.startswith(photo):
-                settle(200)
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the camera did not show the tray {side.value} up")
-            view.sides[side].shoot_button.click()
-            while side not in controller.looks or controller.busy:
-                settle(200)
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the {side.value} was not judged")
+            _photograph_side(view, controller, side, photo)
         view.type_edit.setText(HELD_OUT)
         view.name_edit.setText(next(t.name for t in demo.mint.types if t.id == HELD_OUT))
         settle(300)
@@ -332,6 +342,17 @@ def capture_tray_enrolment(out: Path) -> Path:
         win.shutdown()
         repository.engine.dispose()
     return path
+
+
+def _photograph_side(view: TrayEnrolView, controller: TrayEnrolController, side: Side, photo: str) -> None:
+    """Wait until the camera shows the tray photograph whose file name starts with ``photo``, press the side's
+    button, and wait until the side is judged."""
+    wait_until(
+        lambda: controller.frame is not None and Path(controller.frame.source).name.startswith(photo),
+        f"the tray {side.value} up on the camera",
+    )
+    view.sides[side].shoot_button.click()
+    wait_until(lambda: side in controller.looks and not controller.busy, f"the {side.value} judged")
 
 
 def knocked_camera(source: SimulatorSource, start: int, tries: int = 60) -> tuple[int, UInt8Array] | None:
