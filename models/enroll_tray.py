@@ -58,6 +58,10 @@ keep either from passing on it. Only the person knows whether two coins show one
 TYPE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 """A type id names a folder of the catalogue and of the gallery's references."""
 JPEG_QUALITY = 95
+PARTIAL = "is cut by the rim or the edge"
+OVERLAPPED = "lies partly under another coin"
+LOOKS_UNLIKE = "looks unlike the others (another type, or the other side up?)"
+"""Why a coin is left out of the references (a coin of another size says by how much: :func:`_size_note`)."""
 
 
 class TrayError(ValueError):
@@ -140,15 +144,8 @@ class TrayLook:
         return text
 
 
-PARTIAL = "is cut by the rim or the edge"
-OVERLAPPED = "lies partly under another coin"
-
-
 def _size_note(ratio: float) -> str:
     return f"is {abs(ratio - 1):.0%} {'larger' if ratio > 1 else 'smaller'} than the others (another type?)"
-
-
-LOOKS_UNLIKE = "looks unlike the others (another type, or the other side up?)"
 
 
 def choose_references(
