@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from models.types import Side
+from station.views.operator import STYLE, _section
 from station.views.widgets import ImageView
 
 
@@ -32,7 +33,7 @@ class SidePanel(QWidget):
 
     def __init__(self, side: Side, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        title = QLabel(f"<b>{side.value.capitalize()}</b>")
+        title = _section(side.value)
         self.picture = ImageView(f"Lay the coins {side.value} up, apart")
         self.picture.setMinimumSize(360, 270)
         self.shoot_button = QPushButton(f"Photograph the {side.value}")
@@ -65,6 +66,7 @@ class TrayEnrolView(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Enrol a coin type from the tray")
+        self.setStyleSheet(STYLE)
         self.type_edit = QLineEdit()
         self.type_edit.setPlaceholderText("type id, e.g. us_de_1999")
         self.name_edit = QLineEdit()
@@ -72,6 +74,7 @@ class TrayEnrolView(QDialog):
         self.diameter_edit = QLineEdit()
         self.diameter_edit.setPlaceholderText("mm (measured when the camera is calibrated)")
         form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         form.addRow("Type id", self.type_edit)
         form.addRow("Name", self.name_edit)
         form.addRow("Diameter", self.diameter_edit)
@@ -87,6 +90,7 @@ class TrayEnrolView(QDialog):
         self.enrol_button = QPushButton("Enrol")
         self.enrol_button.setEnabled(False)
         self.close_button = QPushButton("Close")
+        self.close_button.setObjectName("secondary")
         self.close_button.clicked.connect(self.reject)
         buttons = QHBoxLayout()
         buttons.addStretch(1)

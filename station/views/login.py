@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+
+from station.views.operator import STYLE
 
 
 class LoginDialog(QDialog):
@@ -17,6 +20,7 @@ class LoginDialog(QDialog):
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
+        self.setStyleSheet(STYLE)
         self.name_edit = QLineEdit()
         self.pin_edit = QLineEdit()
         self.pin_edit.setEchoMode(QLineEdit.EchoMode.Password)
@@ -24,6 +28,7 @@ class LoginDialog(QDialog):
         self.message.setStyleSheet("color: #c77800; font-weight: bold;")
         self.message.setWordWrap(True)
         form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         form.addRow("Name", self.name_edit)
         form.addRow("PIN", self.pin_edit)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -33,3 +38,4 @@ class LoginDialog(QDialog):
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
         self.buttons.rejected.connect(self.reject)
+        self.setMinimumWidth(380)

@@ -34,6 +34,8 @@ QStatusBar { background: #14171b; color: #c8ccd2; font-size: 14px; }
 QStatusBar QLabel { padding: 0 10px; border-left: 1px solid #3c434e; }
 QPushButton#statusbar { background: #3c434e; color: #c8ccd2; font-size: 13px; padding: 1px 10px; margin: 0; }
 QLabel#section { color: #8a919b; font-size: 13px; font-weight: bold; letter-spacing: 1px; }
+QCheckBox::indicator { width: 16px; height: 16px; border: 1px solid #8a919b; border-radius: 3px; background: #2a2f37; }
+QCheckBox::indicator:checked { background: #2f6db5; border-color: #2f6db5; }
 """
 
 
