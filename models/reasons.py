@@ -83,3 +83,9 @@ def only_the_count(reasons: tuple[str, ...] | list[str]) -> bool:
     """Whether a FLAG's only reason is the coin count (its coins passed: the operator corrects the count and checks
     the cup again, as a new cup)."""
     return bool(reasons) and all(reason_kind(r) is ReasonKind.COUNT for r in reasons)
+
+
+def only_the_camera(reasons: tuple[str, ...] | list[str]) -> bool:
+    """Whether a FLAG's only reason is the camera (:attr:`ReasonKind.CAMERA`: nothing was seen wrong with the cup;
+    once the camera is as it was set up, the operator checks the same cup again)."""
+    return bool(reasons) and all(reason_kind(r) is ReasonKind.CAMERA for r in reasons)

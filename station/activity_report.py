@@ -1,6 +1,7 @@
 """The activity report (``cupcheck report``): what the stations did over a period, for whoever runs the floor.
 
-A cup checked again after its coins were turned counts once, with its last check's verdict. The report says how
+A cup checked again after its coins were turned, or after a FLAG given for the camera alone once the camera was
+back in place, counts once, with its last check's verdict. The report says how
 many cups passed (as they lay, or after turning), what the FLAGs were for, what people found in the flagged cups
 they ruled on, how right the PASSes were that a person checked (the audit: the only field measure of PASS
 precision), per day, station, operator and model. Markdown with two PNG plots, and every check as CSV.
@@ -26,7 +27,7 @@ from matplotlib.figure import Figure
 
 from calibration.risk import clopper_pearson_lower
 from db.records import CupActivity, ruling_text
-from models.reasons import LABELS, ReasonKind, only_the_count, reason_kinds
+from models.reasons import LABELS, ReasonKind, only_the_camera, only_the_count, reason_kinds
 from models.types import Decision
 
 AUDIT_DELTA = 0.05
@@ -37,21 +38,26 @@ TYPE_ROWS = 20
 
 @dataclass(frozen=True)
 class CupOutcome:
-    """One physical cup: its first check and the check that settled it (a re-check after turning, or itself)."""
+    """One physical cup: its first check and the check that settled it (a re-check after turning, or with the
+    camera back in place, or itself).
+
+    Attributes:
+        first: the cup's first check.
+        last: the check that settled it.
+        checks: how many times it was checked.
+        turned: whether the operator turned coins and checked it again (a re-check that only answers a FLAG given
+            for the camera alone is no turn).
+    """
 
     first: CupActivity
     last: CupActivity
     checks: int
+    turned: bool = False
 
     @property
     def passed(self) -> bool:
         """Whether the cup passed in the end."""
         return self.last.decision == Decision.PASS
-
-    @property
-    def turned(self) -> bool:
-        """Whether the operator turned coins and checked it again."""
-        return self.checks > 1
 
     @property
     def recounted(self) -> bool:
@@ -71,12 +77,13 @@ def follow_rechecks(checks: Sequence[CupActivity]) -> list[CupOutcome]:
     for c in checks:
         if c.recheck_of is not None and c.recheck_of in by_id:
             continue
-        last, n, seen = c, 1, {c.cup_id}
+        last, n, seen, turned = c, 1, {c.cup_id}, False
         while last.cup_id in answered_by and answered_by[last.cup_id].cup_id not in seen:
+            turned = turned or not only_the_camera(last.reasons)  # answered by turning the coins it named
             last = answered_by[last.cup_id]
             seen.add(last.cup_id)
             n += 1
-        out.append(CupOutcome(c, last, n))
+        out.append(CupOutcome(c, last, n, turned))
     return out
 
 

@@ -23,7 +23,8 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from db.records import VerdictRecord
-from models.types import Frame, UInt8Array, Verdict
+from models.reasons import only_the_camera
+from models.types import Decision, Frame, UInt8Array, Verdict
 
 JPEG_QUALITY = 90
 THUMB_MARGIN = 0.08
@@ -64,17 +65,31 @@ class DbState(StrEnum):
     ERROR = "error"
 
 
+class RecheckWhy(StrEnum):
+    """Why the same cup is checked again."""
+
+    TURNED = "turned"
+    """The FLAG asked for coins to be turned over first, and the operator turned them."""
+    CAMERA = "camera"
+    """The FLAG's only reason was the camera, which was not as it was set up; it is again."""
+
+
 @dataclass(frozen=True)
 class Recheck:
-    """The earlier check of the cup in view: a FLAG that asked for coins to be turned over first.
+    """The earlier check of the cup in view: a FLAG that asked for coins to be turned over first, or one given for
+    the camera alone.
 
     Attributes:
         key: that check's idempotency key (its :attr:`CheckRequest.key`).
-        n_coins: the coins it found; a photograph with another count is another cup, not this one turned.
+        n_coins: the coins it found; a photograph with another count is another cup, not this one checked again.
+        why: what the operator did since.
+        turned: the cup has had its one turn (this re-check's, or an earlier one's): a FLAG now goes to a person.
     """
 
     key: str
     n_coins: int
+    why: RecheckWhy = RecheckWhy.TURNED
+    turned: bool = True
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,30 @@ class CheckResult:
     def is_recheck(self) -> bool:
         """Whether this check answers an earlier one (:attr:`answers`)."""
         return self.answers is not None
+
+    @property
+    def answered(self) -> Recheck | None:
+        """The earlier check this one answers (:attr:`answers`), ``None`` for a new cup."""
+        return self.request.recheck if self.is_recheck else None
+
+    @property
+    def turned(self) -> bool:
+        """Whether the cup was checked with its coins turned as an earlier FLAG asked (its one turn is spent)."""
+        earlier = self.answered
+        return earlier is not None and earlier.turned
+
+    def follow_up(self) -> Recheck | None:
+        """What the next check of this cup answers: a FLAG given for the camera alone is checked again once the
+        camera is as it was set up; a FLAG that asks to turn coins first, once they are turned (one turn per cup);
+        ``None``: the next check is a new cup's."""
+        verdict = self.verdict
+        if verdict.decision is not Decision.FLAG:
+            return None
+        if only_the_camera(verdict.reasons):
+            return Recheck(self.request.key, verdict.n_coins, RecheckWhy.CAMERA, turned=self.turned)
+        if verdict.turn_first and not self.turned:
+            return Recheck(self.request.key, verdict.n_coins)
+        return None
 
 
 @dataclass(frozen=True)

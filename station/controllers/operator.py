@@ -39,13 +39,27 @@ from station.controllers.stillness import StillnessGate
 from station.home import LOW_DISK_BYTES
 from station.views.operator import OperatorView
 from station.views.widgets import PREVIEW_STYLE, Thumbnail, to_pixmap
-from station.worker import CheckRequest, CheckResult, DbState, EmptyTrayRequest, Recheck, StoreResult, cut_thumbnail
+from station.worker import (
+    CheckRequest,
+    CheckResult,
+    DbState,
+    EmptyTrayRequest,
+    Recheck,
+    RecheckWhy,
+    StoreResult,
+    cut_thumbnail,
+)
 
 OVERLAY_HOLD_S = 8.0
 """How long the coin outlines of a check stay on the live preview."""
 NOT_SAVED = "NOT SAVED"
 CHECK_TEXT = "Check cup  [Space]"
-RECHECK_TEXT = "Check the turned cup again  [Space]"
+RECHECK_TEXT = {
+    RecheckWhy.TURNED: "Check the turned cup again  [Space]",
+    RecheckWhy.CAMERA: "Check the cup again  [Space]",
+}
+"""The check button's words while the next check is the same cup's (:class:`~station.worker.Recheck`)."""
+RECHECKING_TEXT = {RecheckWhy.TURNED: " Checking it again after turning.", RecheckWhy.CAMERA: " Checking it again."}
 SIGN_OUT_TEXT = "Sign out  [F2]"
 SIGN_IN_TEXT = "Sign in  [F2]"
 TYPE_ROLE = Qt.ItemDataRole.UserRole
@@ -155,6 +169,7 @@ class OperatorController(QObject):
         self._camera_off = ""  # why checks are held: the camera is not as it was set up ("": they are not)
         self._fps = 0.0
         self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its first check
+        self._first_check: dict[str, str] = {}  # a re-check's key → its cup's first check's key
         self._auto = auto_check
         self._recheck: Recheck | None = None
         self._model_problem = ""
@@ -340,7 +355,12 @@ class OperatorController(QObject):
         else:
             self.view.banner.show_state("READY", IDLE_HEX)
             self.view.reason.setText(
-                "The camera is as it was set up again: put the cup under the camera and press Space."
+                "The camera is as it was set up again: "
+                + (
+                    "press Space to check the cup again."
+                    if self._recheck is not None and self._recheck.why is RecheckWhy.CAMERA
+                    else "put the cup under the camera and press Space."
+                )
             )
 
     def _show_camera_hold(self) -> None:
@@ -430,7 +450,7 @@ class OperatorController(QObject):
         self.view.check_button.setEnabled(False)
         self.view.new_cup_button.setEnabled(False)
         self.view.banner.show_state("CHECKING…", IDLE_HEX)
-        self.view.reason.setText("Hold the cup still." + (" Checking it again after turning." if self._recheck else ""))
+        self.view.reason.setText("Hold the cup still." + (RECHECKING_TEXT[self._recheck.why] if self._recheck else ""))
         self.check_requested.emit(
             CheckRequest(
                 self._frame,
@@ -514,7 +534,8 @@ class OperatorController(QObject):
 
     @property
     def recheck(self) -> Recheck | None:
-        """The flagged check the next one follows up (its coins were to be turned over), ``None`` for a new cup."""
+        """The flagged check the next one follows up (its coins were to be turned over, or it was flagged for the
+        camera alone), ``None`` for a new cup."""
         return self._recheck
 
     @Slot()
@@ -531,7 +552,7 @@ class OperatorController(QObject):
 
     def _arm_recheck(self, recheck: Recheck | None) -> None:
         self._recheck = recheck
-        self.view.check_button.setText(CHECK_TEXT if recheck is None else RECHECK_TEXT)
+        self.view.check_button.setText(CHECK_TEXT if recheck is None else RECHECK_TEXT[recheck.why])
         self.view.new_cup_button.setVisible(recheck is not None)
         self.view.new_cup_button.setEnabled(True)
 
@@ -595,18 +616,23 @@ class OperatorController(QObject):
         self._last = result
         self._overlay_until = self._clock() + OVERLAY_HOLD_S
         verdict = result.verdict
-        summary = summarise(verdict, recheck=result.is_recheck)
-        # one turn per cup: a turn-first FLAG makes the next check this cup's re-check; a re-check's FLAG goes to
-        # a supervisor. A photograph with another coin count is a new cup (CheckResult.is_recheck).
-        follow_up = verdict.turn_first and not result.is_recheck
-        self._arm_recheck(Recheck(result.request.key, verdict.n_coins) if follow_up else None)
+        answered = result.answered
+        summary = summarise(
+            verdict, turned=result.turned, camera_back=answered is not None and answered.why is RecheckWhy.CAMERA
+        )
+        # one turn per cup: a turn-first FLAG makes the next check this cup's re-check; a FLAG after the turn goes
+        # to a supervisor. A FLAG for the camera alone is answered by the check made once the camera is back. A
+        # photograph with another coin count is a new cup (CheckResult.is_recheck).
+        self._arm_recheck(result.follow_up())
         self.view.banner.show_state(summary.headline, summary.colour)
         self.view.reason.setText(summary.reason)
         self.view.detail.setText(summary.detail)
         self._show_model_label(verdict.model_version)
-        self._show_thumbnails(result.request.frame, verdict, recheck=result.is_recheck)
+        self._show_thumbnails(result.request.frame, verdict, turned=result.turned)
         self.view.preview.set_image(draw_evidence(result.request.frame.image, verdict))
-        self._cups[result.answers or result.request.key] = verdict.decision
+        first = self._first_check.get(result.answers or "", result.answers) or result.request.key
+        self._first_check[result.request.key] = first
+        self._cups[first] = verdict.decision
         n, flagged = len(self._cups), self.counts[Decision.FLAG]
         self.view.session_label.setText(f"{n} cup{'s' if n != 1 else ''} checked · {flagged} flagged")
         self._sound.play(verdict.decision)
@@ -668,14 +694,14 @@ class OperatorController(QObject):
             label.setToolTip(f"{text}\n{self._model_detail}")
         label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;" if self._model_problem else "")
 
-    def _show_thumbnails(self, frame: Frame, verdict: Verdict, *, recheck: bool = False) -> None:
+    def _show_thumbnails(self, frame: Frame, verdict: Verdict, *, turned: bool = False) -> None:
         self.view.thumbs.clear()
         for coin in verdict.coins:
             crop = cut_thumbnail(frame.image, coin.bbox)
             top = coin.matches[0] if coin.matches else None
             marked = not coin_ok(coin, verdict.expected_type)
             caption = f"#{coin.index + 1} " + (f"{top.type_id} {top.score:.2f}" if top else "no match")
-            if coin.shared and not recheck:  # a side other types show too: it needs turning, not a second look
+            if coin.shared and not turned:  # a side other types show too: it needs turning, not a second look
                 caption = f"↻ #{coin.index + 1} turn over"
             elif coin.shared:  # still on a shared side after the turn: the supervisor's
                 caption = f"⚠ #{coin.index + 1} shared side"
@@ -685,8 +711,9 @@ class OperatorController(QObject):
 
     @Slot(object)
     def nothing_seen(self, _request: CheckRequest) -> None:
-        """An automatic check found an empty table: back to waiting. A cup waiting to be checked again after
-        turning was taken away, so the next cup is a new one (its FLAG stays for a supervisor)."""
+        """An automatic check found an empty table: back to waiting. A cup waiting to be checked again (after
+        turning, or with the camera back) was taken away, so the next cup is a new one (its FLAG stays for a
+        supervisor)."""
         self.busy = False
         self.view.check_button.setEnabled(self._can_check)
         taken_away = self._recheck is not None

@@ -157,16 +157,25 @@ class Summary:
     detail: str
 
 
-def summarise(verdict: Verdict, *, recheck: bool = False) -> Summary:
-    """Turn a verdict into the banner's words; ``recheck``: the cup was checked again after its coins were turned,
-    so a FLAG goes to a supervisor whatever it names."""
+def summarise(verdict: Verdict, *, turned: bool = False, camera_back: bool = False) -> Summary:
+    """Turn a verdict into the banner's words.
+
+    Args:
+        verdict: the check's verdict.
+        turned: the cup was checked with the coins an earlier FLAG named turned over, so a FLAG goes to a
+            supervisor whatever it names.
+        camera_back: the cup was checked again because its earlier check was flagged for the camera alone, which
+            is as it was set up now.
+    """
     n = verdict.n_coins
     suspicious = [c for c in verdict.coins if not coin_ok(c, verdict.expected_type)]
     if verdict.decision is Decision.PASS:
         headline, colour = "PASS", PASS_HEX
         reason = f"All {n} coin{'s' if n != 1 else ''} match {verdict.expected_type}."
-        if recheck:
+        if turned:
             reason += " Checked again after turning."
+        elif camera_back:
+            reason += " Checked again with the camera back in place."
     elif verdict.count_is_wrong:  # the operator's to put right first: with coins added or taken out it is a new cup
         headline, colour = "FLAG", FLAG_HEX
         reason = " ".join(_sentence(r) for r in verdict.reasons[:2]) + " Correct the count, then check the cup again."
@@ -174,7 +183,7 @@ def summarise(verdict: Verdict, *, recheck: bool = False) -> Summary:
         # nothing is wrong with the cup that anyone saw: the station's camera is not as it was set up
         headline, colour = "FLAG", FLAG_HEX
         reason = _sentence(verdict.reasons[0]) + " Then check the cup again."
-    elif recheck:
+    elif turned:
         headline, colour = "FLAG", FLAG_HEX
         reason = " ".join(_sentence(r) for r in verdict.reasons[:2]) if verdict.reasons else ""
         reason = (reason + " " if reason else "") + "Flagged again after turning: put it aside for a supervisor."

@@ -66,6 +66,21 @@ def test_a_turned_cup_counts_once_with_the_verdict_of_its_last_check() -> None:
     ]
 
 
+def test_a_cup_checked_again_once_the_camera_was_back_passed_as_it_lay() -> None:
+    camera = "the camera has moved since it was set up (the view: 12 px right) — put it back, or calibrate again"
+    checks = [
+        check(1, 0, Decision.FLAG, reasons=(camera,)),
+        check(2, 1, recheck_of=1),  # the same cup, not turned: it passed as it lay
+        check(3, 2, Decision.FLAG, reasons=(TURN,)),
+        check(4, 3, Decision.FLAG, reasons=(camera,), recheck_of=3),  # turned, then flagged for the camera
+        check(5, 4, recheck_of=4),
+    ]
+    cups = follow_rechecks(checks)
+    assert [(c.first.cup_id, c.last.cup_id, c.checks, c.turned) for c in cups] == [(1, 2, 2, False), (3, 5, 3, True)]
+    s = summarise(checks, T0, T0 + timedelta(days=1))
+    assert (s.total.cups, s.total.checks, s.total.passed, s.total.passed_after_turning) == (2, 5, 1, 1)
+
+
 def test_summary_counts_cups_reasons_rulings_and_the_audit() -> None:
     day2 = 24 * 60
     checks = [

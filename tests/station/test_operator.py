@@ -19,7 +19,7 @@ from calibration.movement import CameraMove, SetupView
 from db.repository import VerdictRepository
 from db.spool import SpoolingRepository
 from models.synth.mint import Mint
-from models.types import Decision, Frame, Side
+from models.types import Decision, Frame, Side, Verdict
 from station.app import MainWindow
 from station.camera import FolderSource, OpenCVSource
 from station.config import StationConfig, config_from_dict
@@ -39,7 +39,7 @@ from station.controllers.overlay import (
     summarise,
 )
 from station.controllers.stillness import StillnessGate
-from station.worker import DbState, StoreResult
+from station.worker import CheckRequest, CheckResult, DbState, RecheckWhy, StoreResult
 from tests.calibration.views import camera
 from tests.station.conftest import OPERATOR, Database, OpenWindow, SteppingClock, shown_window
 from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup
@@ -258,12 +258,12 @@ def test_outlines_are_coloured_by_each_coins_evidence(pipeline: NearestTypePipel
     assert also.reason.endswith("Then check the cup again; if it is flagged again, put it aside for a supervisor.")
     assert "Coin 2 looks like t0002 (0.91)." in also.reason
     # the same cup checked again after turning: a FLAG goes to a supervisor, never a second turn
-    again = summarise(dataclasses.replace(verdict, reasons=turn, turn_first=True), recheck=True)
+    again = summarise(dataclasses.replace(verdict, reasons=turn, turn_first=True), turned=True)
     assert again.reason == (
         "Coins 1, 3 show the shared obverse — turn them over."
         " Flagged again after turning: put it aside for a supervisor."
     )
-    assert summarise(dataclasses.replace(verdict, reasons=()), recheck=True).reason.endswith(
+    assert summarise(dataclasses.replace(verdict, reasons=()), turned=True).reason.endswith(
         "Flagged again after turning: put it aside for a supervisor."
     )
     # the station's camera is not as it was set up, and nothing else: the camera is put right, not the cup aside
@@ -275,6 +275,10 @@ def test_outlines_are_coloured_by_each_coins_evidence(pipeline: NearestTypePipel
     )
     both = summarise(dataclasses.replace(verdict, reasons=(moved, "object 5 is not a coin")))
     assert both.reason.endswith("Object 5 is not a coin. Put it aside for a supervisor.")
+    # checked again once the camera was back: a FLAG then is a first look at the cup, so turning may still settle it
+    passed = dataclasses.replace(verdict, decision=Decision.PASS, reasons=())
+    assert summarise(passed, camera_back=True).reason.endswith("Checked again with the camera back in place.")
+    assert summarise(dataclasses.replace(verdict, reasons=turn, turn_first=True), camera_back=True) == first
 
     guided = draw_cup_region(image.copy(), (240.0, 240.0, 200.0))
     assert not np.array_equal(guided[40, 235:246], image[40, 235:246])  # the top of the circle
@@ -430,7 +434,8 @@ def test_a_cup_whose_coins_were_turned_is_checked_again_as_the_same_cup(
             reason = view.reason.text()
             if name.endswith("as_laid"):
                 assert view.banner.text() == "FLAG" and reason.endswith("Then check the cup again.")
-                assert controller.recheck is not None and view.check_button.text() == RECHECK_TEXT
+                assert controller.recheck is not None
+                assert view.check_button.text() == RECHECK_TEXT[RecheckWhy.TURNED]
                 assert view.new_cup_button.isVisible()
             else:
                 assert view.banner.text() == "PASS" and controller.recheck is None
@@ -454,8 +459,6 @@ def test_a_cup_whose_coins_were_turned_is_checked_again_as_the_same_cup(
 def test_a_cup_taken_away_after_a_turn_first_flag_is_not_rechecked(
     qtbot: QtBot, window: MainWindow, pipeline: NearestTypePipeline, replay_dir: Path
 ) -> None:
-    from station.worker import CheckRequest, CheckResult
-
     image = np.asarray(cv2.imread(str(replay_dir / "00_pure.png")), np.uint8)
     expected = pipeline.gallery.entries[0].type_id
     verdict = pipeline.run(Frame(image), expected)
@@ -554,6 +557,65 @@ def test_the_camera_label_says_when_the_camera_has_moved_since_it_was_set_up(
         # a model without an empty-tray photo says nothing
         win.controller.show_camera_move(None)
         assert label.text() == "Camera 12 fps"
+
+
+class CameraCheckingPipeline(SetUpPipeline):
+    """The stand-in pipeline that, like the station's, flags a cup for the camera alone when the camera has moved
+    since it was set up."""
+
+    def run(self, frame: Frame, expected_type: str, *, expected_count: int | None = None) -> Verdict:
+        verdict = super().run(frame, expected_type, expected_count=expected_count)
+        move = None if self.setup_view is None else self.setup_view.compare(frame.image)
+        if move is None or not move.moved:
+            return verdict
+        return dataclasses.replace(verdict, decision=Decision.FLAG, reasons=(move.problem(),), turn_first=False)
+
+
+def test_a_cup_flagged_for_the_camera_alone_is_checked_again_as_the_same_cup_once_the_camera_is_back(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    database: Database,
+    catalog: TypeCatalog,
+    station_config: StationConfig,
+    replay_dir: Path,
+    clock: SteppingClock,
+) -> None:
+    frame = np.asarray(cv2.imread(str(sorted(replay_dir.glob("*.png"))[0])), np.uint8)
+    knocked = CameraCheckingPipeline(pipeline.embedder, pipeline.gallery)
+    knocked.setup_view = SetupView(camera(frame, dx=-10.0))  # set up 10 px to the left of where it looks now
+    with shown_window(qtbot, knocked, spooling, catalog, station_config, replay_dir, clock) as win:
+        view, controller = win.view, win.controller
+        controller.choose_type(catalog.types[0].type_id)
+        # the stillness gate checked the cup before the window's once-a-second look told the knock
+        first = check_with_space(qtbot, win)
+        assert view.banner.text() == "FLAG" and view.reason.text().endswith("Then check the cup again.")
+        assert controller.recheck is not None and controller.recheck.why is RecheckWhy.CAMERA
+        assert view.check_button.text() == RECHECK_TEXT[RecheckWhy.CAMERA] and view.new_cup_button.isVisible()
+        controller.show_fps(12.0)
+        qtbot.waitUntil(lambda: view.banner.text() == "CAMERA", timeout=TIMEOUT_MS)
+        knocked.setup_view = SetupView(frame)  # put back where it was set up
+        controller.show_fps(12.0)
+        qtbot.waitUntil(lambda: view.banner.text() == "READY", timeout=TIMEOUT_MS)
+        assert view.reason.text() == "The camera is as it was set up again: press Space to check the cup again."
+        with (
+            qtbot.waitSignal(controller.verdict_shown, timeout=TIMEOUT_MS),
+            qtbot.waitSignal(controller.store_shown, timeout=TIMEOUT_MS) as stored,
+        ):
+            assert controller.check()
+            assert view.reason.text() == "Hold the cup still. Checking it again."
+        second = stored.args[0]
+        assert view.banner.text() == "PASS"
+        assert view.reason.text().endswith("Checked again with the camera back in place.")
+        assert controller.recheck is None and view.check_button.text() == CHECK_TEXT
+        assert view.session_label.text() == "1 cup checked · 0 flagged"
+
+    assert first.verdict_id is not None and second.verdict_id is not None
+    repo = database.repository
+    queue = {it.cup_id: it for it in repo.review_queue(limit=50, margin=1.0)}
+    first_cup, second_cup = repo.cup_of_verdict(first.verdict_id), repo.cup_of_verdict(second.verdict_id)
+    assert first_cup not in queue  # answered: nobody needs to rule on a FLAG the camera alone caused
+    assert queue[second_cup].recheck_of == first_cup
 
 
 def test_a_verdict_that_cannot_be_saved_sends_the_cup_aside(
