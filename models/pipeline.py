@@ -705,7 +705,9 @@ class Pipeline:
             front.append(obs.setup_problem)
         twin = self.view.declared(cand)
         if twin is not None:
-            front.append(f"{self.view.types[cand]} has a lookalike ({twin}) — check the date and mint mark by eye")
+            front.append(
+                f"the type {self.view.types[cand]} has a lookalike ({twin}) — check the date and mint mark by eye"
+            )
         if coins.n == 0:
             front.append("no coins found")
         for k in object_idx:

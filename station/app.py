@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, QTimer, Slot
-from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QDialog, QMainWindow, QWidget
 
 from db.records import AsideCup, OperatorInfo, OrderCheck
@@ -213,7 +213,7 @@ class MainWindow(QMainWindow):
             self._idle.timeout.connect(self.controller.idle_tick)
             if config.sign_out_after_min > 0:
                 self._idle.start()
-        self.resize(1360, 860)
+        fit_to_screen(self, WINDOW_SIZE)
 
     @Slot(bool, str)
     def _empty_tray_taken(self, ok: bool, _message: str) -> None:
@@ -421,7 +421,7 @@ class ReviewWindow(QMainWindow):
         self._follow = follow
         self.view.people_button.setVisible(people is not None)
         self.view.people_button.clicked.connect(self.show_people)
-        self.resize(1360, 860)
+        fit_to_screen(self, WINDOW_SIZE)
 
     @Slot()
     def reload(self) -> None:
@@ -454,6 +454,23 @@ class ReviewWindow(QMainWindow):
         """Stop the database thread before the window goes."""
         self.shutdown()
         super().closeEvent(event)
+
+
+WINDOW_SIZE = (1360, 860)
+"""The windows' first size, where the screen has room for it."""
+TITLE_BAR_PX = 40
+"""Room left above a window for its frame and title bar, which its size does not count."""
+
+
+def fit_to_screen(window: QWidget, size: tuple[int, int]) -> None:
+    """Give ``window`` the size ``(width, height)``, or the screen's free area (without its task bars) where that
+    is smaller: a station's 1366×768 screen shows the whole window, status bar included."""
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    width, height = size
+    if screen is not None:
+        free = screen.availableGeometry()
+        width, height = min(width, free.width()), min(height, free.height() - TITLE_BAR_PX)
+    window.resize(width, height)
 
 
 def _pending(repository: VerdictSink) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -19,7 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.views.widgets import Banner, ElidedLabel, ImageView, ThumbnailStrip
+from station.views.widgets import Banner, ElidedLabel, FittedLabel, ImageView, ThumbnailStrip
+
+REFERENCE_MIN_PX = 76
+"""The expected type's two pictures are at least this big (and at most 130 px)."""
 
 STYLE = """
 QWidget { background: #1d2127; color: #e4e7eb; font-size: 15px; }
@@ -88,7 +90,7 @@ class OperatorView(QWidget):
         self.setStyleSheet(STYLE)
 
         self.preview = ImageView("Waiting for the camera…")
-        self.preview.setMinimumSize(560, 420)
+        self.preview.setMinimumSize(400, 300)  # grows with the window; small enough for a 1366×768 screen
         self.preview.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
         self.order_edit = QLineEdit()
@@ -101,21 +103,25 @@ class OperatorView(QWidget):
         self.type_list = QListWidget()
         self.type_list.setIconSize(QSize(40, 40))
         self.type_list.setMinimumWidth(300)
+        self.type_list.setMinimumHeight(44)  # one type: it scrolls
 
         self.expected_label = QLabel("—")
-        self.expected_label.setStyleSheet("font-size: 24px; font-weight: bold;")
+        self.expected_label.setStyleSheet("font-size: 22px; font-weight: bold;")
         self.expected_label.setWordWrap(True)
+        self.expected_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.reference_obverse = ImageView("")
         self.reference_reverse = ImageView("")
         for ref in (self.reference_obverse, self.reference_reverse):
-            ref.setMinimumSize(110, 110)
+            ref.setMinimumSize(REFERENCE_MIN_PX, REFERENCE_MIN_PX)
             ref.setMaximumSize(130, 130)
+        # a long name wraps beside the pictures, within their height: it never pushes the banner over them
+        self.expected_label.setMinimumHeight(REFERENCE_MIN_PX)
 
         self.banner = Banner()
-        self.reason = QLabel("Choose the order, put the cup under the camera, press Space.")
-        self.reason.setWordWrap(True)
-        self.reason.setStyleSheet("font-size: 24px;")
-        self.reason.setMinimumHeight(80)
+        # four lines at 22 px, or more lines of smaller text: a long reason never covers the banner or the button
+        self.reason = FittedLabel(
+            "Choose the order, put the cup under the camera, press Space.", lines=4, max_px=22, min_px=15
+        )
         self.detail = QLabel("")
         self.detail.setStyleSheet("color: #8a919b; font-size: 13px;")
         self.check_button = QPushButton("Check cup  [Space]")
@@ -150,7 +156,7 @@ class OperatorView(QWidget):
         self.aside_title = _section("Put aside")
         self.aside_list = QListWidget()
         self.aside_list.setWordWrap(True)
-        self.aside_list.setFixedHeight(100)
+        self.aside_list.setFixedHeight(84)
         self.aside_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.aside_list.setStyleSheet("font-size: 14px;")
 
@@ -169,21 +175,22 @@ class OperatorView(QWidget):
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.setContentsMargins(8, 0, 0, 0)
+        rv.setSpacing(4)
         rv.addWidget(_section("Order"))
         rv.addWidget(self.order_edit)
         rv.addWidget(self.order_status)
-        expected = QGridLayout()
-        expected.addWidget(self.expected_label, 0, 0, 1, 2)
-        expected.addWidget(self.reference_obverse, 1, 0)
-        expected.addWidget(self.reference_reverse, 1, 1)
+        expected = QHBoxLayout()
+        expected.addWidget(self.reference_obverse)
+        expected.addWidget(self.reference_reverse)
+        expected.addWidget(self.expected_label, 1)
         rv.addWidget(_section("Expected type"))
         rv.addLayout(expected)
         rv.addWidget(self.banner)
         rv.addWidget(self.reason)
         rv.addWidget(self.detail)
         rv.addWidget(self.check_button)
-        rv.addWidget(self.new_cup_button)
-        tray_buttons = QHBoxLayout()
+        tray_buttons = QHBoxLayout()  # the smaller actions, on one row so the window fits a 1366×768 screen
+        tray_buttons.addWidget(self.new_cup_button)
         tray_buttons.addWidget(self.empty_tray_button)
         tray_buttons.addWidget(self.enrol_tray_button)
         rv.addLayout(tray_buttons)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -22,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from station.views.operator import STYLE, _section
-from station.views.widgets import ImageView, ThumbnailStrip
+from station.views.widgets import ImageView, ThumbnailStrip, pixel_font
 
 
 class ReviewView(QWidget):
@@ -46,14 +47,17 @@ class ReviewView(QWidget):
         super().__init__(parent)
         self.setStyleSheet(STYLE + "QComboBox, QSpinBox { background: #2a2f37; padding: 4px; font-size: 16px; }")
         self.queue = QListWidget()
-        self.queue.setMinimumWidth(330)
+        self.queue.setMinimumWidth(280)
         self.photo = ImageView("Choose a cup from the queue")
-        self.photo.setMinimumSize(520, 420)
+        self.photo.setMinimumSize(400, 300)  # grows with the window; small enough for a 1366×768 screen
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setStyleSheet("font-size: 17px;")
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # five lines, whatever the text: a long one never pushes the photograph over the coins below it
+        self.summary.setFixedHeight(5 * QFontMetrics(pixel_font(self.summary, 17)).lineSpacing())
 
-        self.thumbs = ThumbnailStrip(190)
+        self.thumbs = ThumbnailStrip(170)
 
         self.coin_spin = QSpinBox()
         self.coin_spin.setPrefix("coin ")
@@ -138,6 +142,7 @@ class ReviewView(QWidget):
         for w in (left, middle, right):
             splitter.addWidget(w)
         splitter.setStretchFactor(1, 3)
+        splitter.setSizes([340, 540, 480])  # the queue's lines whole at the window's first size; shared out if less
         root = QVBoxLayout(self)
         root.setContentsMargins(10, 10, 10, 0)
         root.addWidget(splitter, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QImage, QPainter, QPaintEvent, QPalette, QPixmap, QResizeEvent
+from PySide6.QtGui import QFont, QFontMetrics, QImage, QPainter, QPaintEvent, QPalette, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from models.types import UInt8Array
@@ -12,6 +12,7 @@ from models.types import UInt8Array
 PREVIEW_STYLE = "background: #15181d; color: #c8ccd2; font-size: 20px;"
 BANNER_PX = 96
 """The verdict word's height in pixels: about 2.5 cm on a 24-inch full-HD screen, readable from two metres."""
+BANNER_PADDING_PX = 8
 
 
 def to_pixmap(image: UInt8Array) -> QPixmap:
@@ -20,6 +21,14 @@ def to_pixmap(image: UInt8Array) -> QPixmap:
     h, w = rgb.shape[:2]
     qimage = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
     return QPixmap.fromImage(qimage.copy())
+
+
+def pixel_font(widget: QWidget, px: int, *, bold: bool = False) -> QFont:
+    """``widget``'s font at ``px`` pixels (as its style sheet sets it), to measure text before it is shown."""
+    font = QFont(widget.font())
+    font.setPixelSize(px)
+    font.setBold(bold)
+    return font
 
 
 class ImageView(QLabel):
@@ -73,7 +82,8 @@ class Banner(QLabel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumHeight(150)
+        font = pixel_font(self, BANNER_PX, bold=True)
+        self.setMinimumHeight(QFontMetrics(font).height() + 2 * BANNER_PADDING_PX)  # the word, never cut
         self._colour = ""
         self.show_state("READY", "#5a6270")
 
@@ -87,7 +97,7 @@ class Banner(QLabel):
         self._colour = colour
         self.setText(text)
         self.setStyleSheet(
-            f"background: {colour}; color: white; border-radius: 10px; padding: 8px;"
+            f"background: {colour}; color: white; border-radius: 10px; padding: {BANNER_PADDING_PX}px;"
             f" font-size: {BANNER_PX}px; font-weight: bold; letter-spacing: 6px;"
         )
 
@@ -205,3 +215,51 @@ class ElidedLabel(QLabel):
             self.shown_text(),
             QPalette.ColorRole.WindowText,
         )
+
+
+class FittedLabel(QLabel):
+    """A word-wrapped label of a fixed height, ``lines`` lines of ``max_px`` text: a text too long for it is drawn
+    smaller, down to ``min_px``, so that it shows whole and the label never grows over the widgets below it.
+
+    Args:
+        lines: the lines the label holds at ``max_px``.
+        max_px: the text's size when it fits.
+        min_px: the smallest size a long text is drawn at.
+        style: the rest of its style sheet (the font size is the label's).
+    """
+
+    def __init__(
+        self, text: str = "", *, lines: int, max_px: int, min_px: int, style: str = "", parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.max_px, self.min_px, self._style = max_px, min_px, style
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.setFixedHeight(lines * QFontMetrics(pixel_font(self, max_px)).lineSpacing())
+        self.text_px = max_px
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        """Show ``text`` at the largest size at which it fits."""
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """A narrower label may need a smaller size."""
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        room = self.contentsRect()
+        px = self.max_px
+        while px > self.min_px and self.height_at(px, room.width()) > room.height():
+            px -= 1
+        if px != self.text_px or not self.styleSheet():
+            self.text_px = px
+            self.setStyleSheet(f"{self._style} font-size: {px}px;")
+
+    def height_at(self, px: int, width: int) -> int:
+        """The height of the text drawn at ``px`` pixels, wrapped at ``width``."""
+        flags = int(Qt.TextFlag.TextWordWrap) | int(Qt.AlignmentFlag.AlignLeft)
+        bounds = QFontMetrics(pixel_font(self, px)).boundingRect(0, 0, max(width, 1), 100_000, flags, self.text())
+        return bounds.height()

@@ -277,9 +277,9 @@ def test_a_declared_lookalike_keeps_a_pure_cup_from_passing(
     v = twins.run_crops(_cup("t0000"), "t0000")
     assert plain.decision == Decision.PASS and not any("lookalike" in r for r in plain.reasons)
     assert v.decision == Decision.FLAG and v.p_correct == 0.0 < plain.p_correct
-    assert v.reasons[0] == "t0000 has a lookalike (t0010) — check the date and mint mark by eye"
+    assert v.reasons[0] == "the type t0000 has a lookalike (t0010) — check the date and mint mark by eye"
     # the pair counts from both sides
-    assert twins.run_crops(_cup("t0010"), "t0010").reasons[0].startswith("t0010 has a lookalike (t0000)")
+    assert twins.run_crops(_cup("t0010"), "t0010").reasons[0].startswith("the type t0010 has a lookalike (t0000)")
 
 
 def test_coin_evidence_is_reranked_by_template_when_the_gallery_keeps_signatures(

@@ -19,7 +19,7 @@ from models.reasons import LABELS, ReasonKind, reason_kind, reason_kinds
         ("only the shared obverse is visible — turn a coin", ReasonKind.TURN),
         ("coin 4 looks like t0085 (0.91)", ReasonKind.LOOKS_LIKE),
         ("3 more coins look like other types", ReasonKind.LOOKS_LIKE),
-        ("t0011 has a lookalike (t0008) — check the date and mint mark by eye", ReasonKind.LOOKALIKE_TYPE),
+        ("the type t0011 has a lookalike (t0008) — check the date and mint mark by eye", ReasonKind.LOOKALIKE_TYPE),
         ("object 2 is not a coin", ReasonKind.OBJECT),
         ("something at (120, 88) differs from the empty tray and was not checked — look", ReasonKind.UNCHECKED),
         ("no coins found", ReasonKind.NO_COINS),
@@ -45,7 +45,10 @@ def test_reason_kind(reason: str, kind: ReasonKind) -> None:
 
 
 def test_a_declared_lookalike_is_not_taken_for_a_coin_that_looks_like_another_type() -> None:
-    reasons = ("t0011 has a lookalike (t0008) — check the date and mint mark by eye", "coin 5 looks like t0008 (0.95)")
+    reasons = (
+        "the type t0011 has a lookalike (t0008) — check the date and mint mark by eye",
+        "coin 5 looks like t0008 (0.95)",
+    )
     assert reason_kinds(reasons) == {ReasonKind.LOOKALIKE_TYPE, ReasonKind.LOOKS_LIKE}
 
 

@@ -655,6 +655,8 @@ def test_a_nearly_full_disk_asks_for_a_prune(qtbot: QtBot, window: MainWindow) -
 
 
 def test_a_long_error_never_widens_or_lengthens_the_window(qtbot: QtBot, window: MainWindow) -> None:
+    window.resize(1360, 728)  # as on a 1366×768 screen (the test screen is smaller than the window's minimum)
+    qtbot.waitUntil(lambda: window.size().width() == 1360)
     size = window.size()
     error = "IntegrityError: (psycopg.errors.UniqueViolation) duplicate key value " + "x" * 3000 + "\n[SQL: ...]"
     window.controller.show_store(StoreResult(DbState.ERROR, None, 0, error))

@@ -1,0 +1,89 @@
+"""The windows fit a station's small screen: 1366×768, less a task bar and a title bar, with every optional widget
+shown and the longest words, and no widget drawn over another at that size."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRect
+from PySide6.QtWidgets import QWidget
+from pytestqt.qtbot import QtBot
+
+from station.app import TITLE_BAR_PX, fit_to_screen
+from station.views.operator import OperatorView
+from station.views.review import ReviewView
+
+SMALL_SCREEN = (1366, 768)
+TASK_BAR_PX = 40
+ROOM = (SMALL_SCREEN[0], SMALL_SCREEN[1] - TASK_BAR_PX - TITLE_BAR_PX)
+LONG_NAME = "us_pa_1999_p_proof — Pennsylvania state quarter 1999, Philadelphia mint, proof strike (silver)"
+LONG_REASON = (
+    "The type us_pa_1999_p_proof has a lookalike (us_pa_1999_d) — check the date and mint mark by eye. Coin 12 "
+    "looks like us_de_1999_p (0.91). Coins 3, 5, 9 show the shared obverse — turn them over. Put it aside."
+)
+
+
+def _at_smallest(qtbot: QtBot, view: QWidget) -> None:
+    qtbot.addWidget(view)
+    view.show()
+    hint = view.minimumSizeHint()
+    view.resize(hint)
+    qtbot.waitUntil(lambda: view.size() == hint)
+    assert hint.width() <= ROOM[0] and hint.height() <= ROOM[1], f"{hint} does not fit {ROOM}"
+
+
+def _apart(*widgets: QWidget) -> None:
+    """No two of ``widgets`` overlap (geometries mapped to the window)."""
+    rects = [QRect(w.mapTo(w.window(), w.rect().topLeft()), w.size()) for w in widgets]
+    for i, a in enumerate(rects):
+        for j, b in enumerate(rects[i + 1 :], i + 1):
+            assert not a.intersects(b), f"{widgets[i].objectName() or i} overlaps {widgets[j].objectName() or j}"
+
+
+def test_the_operator_window_fits_a_1366x768_screen_with_nothing_drawn_over_anything(qtbot: QtBot) -> None:
+    view = OperatorView()
+    view.show_aside(True)
+    for button in (view.new_cup_button, view.enrol_tray_button, view.sign_out_button):
+        button.setVisible(True)
+    view.expected_label.setText(LONG_NAME)
+    view.reason.setText(LONG_REASON)
+    view.detail.setText("12 coins · 4 marked · p = 0.000 (needs ≥ 0.970) · 437 ms")
+    _at_smallest(qtbot, view)
+    _apart(
+        view.order_status,
+        view.reference_obverse,
+        view.expected_label,
+        view.banner,
+        view.reason,
+        view.detail,
+        view.check_button,
+        view.new_cup_button,
+        view.type_filter,
+        view.type_list,
+    )
+    _apart(view.preview, view.thumbs, view.aside_list)
+    assert view.banner.height() >= view.banner.minimumHeight() and view.reference_obverse.height() >= 76
+    # the long reason is drawn smaller to show whole in its four lines; a short one at full size
+    reason = view.reason
+    assert reason.min_px <= reason.text_px < reason.max_px
+    assert reason.height_at(reason.text_px, reason.contentsRect().width()) <= reason.contentsRect().height()
+    reason.setText("All 10 coins match t0013.")
+    assert reason.text_px == reason.max_px
+
+
+def test_the_review_window_fits_a_1366x768_screen_with_nothing_drawn_over_anything(qtbot: QtBot) -> None:
+    view = ReviewView()
+    view.people_button.setVisible(True)
+    view.before_button.setVisible(True)
+    view.summary.setText(f"Cup 7 · order ORD-4714 · olga at packing-2 — expected {LONG_NAME}. Why: {LONG_REASON}")
+    _at_smallest(qtbot, view)
+    _apart(view.summary, view.before_button, view.photo, view.thumbs)
+    _apart(view.confirm_button, view.type_combo, view.not_coin_button, view.audit, view.enrol_button)
+
+
+def test_a_window_opens_at_its_size_or_the_screens_free_area_if_smaller(qtbot: QtBot) -> None:
+    window = QWidget()
+    qtbot.addWidget(window)
+    free = window.screen().availableGeometry()
+    fit_to_screen(window, (300, 200))
+    assert (window.width(), window.height()) == (300, 200)
+    fit_to_screen(window, (free.width() + 500, free.height() + 500))
+    assert (window.width(), window.height()) == (free.width(), free.height() - TITLE_BAR_PX)
