@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, QTimer, Slot
-from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QDialog, QMainWindow, QWidget
 
 from db.records import AsideCup, OperatorInfo, OrderCheck
@@ -50,6 +50,7 @@ from station.views.login import LoginDialog
 from station.views.operator import OperatorView
 from station.views.people import PeopleView
 from station.views.review import ReviewView
+from station.views.widgets import WINDOW_SIZE, fit_to_screen
 from station.worker import BackgroundThread, VerdictSink, VerdictSource, WorkerThread, model_version, start_worker
 
 if TYPE_CHECKING:
@@ -454,23 +455,6 @@ class ReviewWindow(QMainWindow):
         """Stop the database thread before the window goes."""
         self.shutdown()
         super().closeEvent(event)
-
-
-WINDOW_SIZE = (1360, 860)
-"""The windows' first size, where the screen has room for it."""
-TITLE_BAR_PX = 40
-"""Room left above a window for its frame and title bar, which its size does not count."""
-
-
-def fit_to_screen(window: QWidget, size: tuple[int, int]) -> None:
-    """Give ``window`` the size ``(width, height)``, or the screen's free area (without its task bars) where that
-    is smaller: a station's 1366×768 screen shows the whole window, status bar included."""
-    screen = window.screen() or QGuiApplication.primaryScreen()
-    width, height = size
-    if screen is not None:
-        free = screen.availableGeometry()
-        width, height = min(width, free.width()), min(height, free.height() - TITLE_BAR_PX)
-    window.resize(width, height)
 
 
 def _pending(repository: VerdictSink) -> int:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox,
     QDialog,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
@@ -18,7 +16,7 @@ from PySide6.QtWidgets import (
 
 from models.types import Side
 from station.views.operator import STYLE, _section
-from station.views.widgets import ImageView
+from station.views.widgets import LABEL_PX, SMALL_PX, FittedLabel, ImageView, WrappedCheckBox, fit_to_screen
 
 
 class SidePanel(QWidget):
@@ -35,12 +33,11 @@ class SidePanel(QWidget):
         super().__init__(parent)
         title = _section(side.value)
         self.picture = ImageView(f"Lay the coins {side.value} up, apart")
-        self.picture.setMinimumSize(360, 270)
+        self.picture.setMinimumSize(300, 225)
         self.shoot_button = QPushButton(f"Photograph the {side.value}")
         self.shoot_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
-        self.design_check = QCheckBox("")
+        self.summary = FittedLabel("", lines=3, max_px=LABEL_PX, min_px=SMALL_PX)
+        self.design_check = WrappedCheckBox("")
         self.design_check.setVisible(False)
         box = QVBoxLayout(self)
         box.addWidget(title)
@@ -82,11 +79,13 @@ class TrayEnrolView(QDialog):
         grid = QGridLayout()
         for col, panel in enumerate(self.sides.values()):
             grid.addWidget(panel, 0, col)
-        self.status = QLabel(
+        self.status = FittedLabel(
             "Lay 15 coins of the new type on the tray, apart and obverse up, and photograph them; turn every coin "
-            "over and photograph the reverse."
+            "over and photograph the reverse.",
+            lines=2,
+            max_px=LABEL_PX,
+            min_px=SMALL_PX,
         )
-        self.status.setWordWrap(True)
         self.enrol_button = QPushButton("Enrol")
         self.enrol_button.setEnabled(False)
         self.close_button = QPushButton("Close")
@@ -101,4 +100,4 @@ class TrayEnrolView(QDialog):
         box.addLayout(grid, 1)
         box.addWidget(self.status)
         box.addLayout(buttons)
-        self.resize(880, 720)
+        fit_to_screen(self, (1100, 720))

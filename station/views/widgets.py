@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QFont, QFontMetrics, QImage, QPainter, QPaintEvent, QPalette, QPixmap, QResizeEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtGui import (
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPixmap,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from models.types import UInt8Array
 
@@ -13,6 +24,10 @@ PREVIEW_STYLE = "background: #15181d; color: #c8ccd2; font-size: 20px;"
 BANNER_PX = 96
 """The verdict word's height in pixels: about 2.5 cm on a 24-inch full-HD screen, readable from two metres."""
 BANNER_PADDING_PX = 8
+LABEL_PX = 15
+"""Plain text's size in the windows (their style sheet's)."""
+SMALL_PX = 11
+"""The smallest a long text is drawn to fit its room."""
 
 
 def to_pixmap(image: UInt8Array) -> QPixmap:
@@ -263,3 +278,70 @@ class FittedLabel(QLabel):
         flags = int(Qt.TextFlag.TextWordWrap) | int(Qt.AlignmentFlag.AlignLeft)
         bounds = QFontMetrics(pixel_font(self, px)).boundingRect(0, 0, max(width, 1), 100_000, flags, self.text())
         return bounds.height()
+
+
+class _TogglingLabel(FittedLabel):
+    """Words that tick or untick their check box when clicked."""
+
+    def __init__(self, text: str, box: QCheckBox, *, lines: int) -> None:
+        super().__init__(text, lines=lines, max_px=LABEL_PX, min_px=SMALL_PX)
+        self._box = box
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        """Toggle the box."""
+        self._box.toggle()
+        event.accept()
+
+
+class WrappedCheckBox(QWidget):
+    """A check box whose words wrap (a ``QCheckBox`` keeps its text on one line, which can widen its window past
+    the screen), in ``lines`` lines (:class:`FittedLabel`); a click on the words ticks it too."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None, *, lines: int = 3) -> None:
+        super().__init__(parent)
+        self.box = QCheckBox()
+        self.label = _TogglingLabel(text, self.box, lines=lines)
+        self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.box, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.label, 1)
+
+    def text(self) -> str:
+        """The words beside the box."""
+        return self.label.text()
+
+    def setText(self, text: str) -> None:
+        """Set the words beside the box."""
+        self.label.setText(text)
+
+    def setToolTip(self, text: str) -> None:
+        """Show ``text`` over the box and its words."""
+        super().setToolTip(text)
+        self.box.setToolTip(text)
+        self.label.setToolTip(text)
+
+    def isChecked(self) -> bool:
+        """Whether the box is ticked."""
+        return self.box.isChecked()
+
+    def setChecked(self, checked: bool) -> None:
+        """Tick or untick the box."""
+        self.box.setChecked(checked)
+
+
+WINDOW_SIZE = (1360, 860)
+"""The windows' first size, where the screen has room for it."""
+TITLE_BAR_PX = 40
+"""Room left above a window for its frame and title bar, which its size does not count."""
+
+
+def fit_to_screen(window: QWidget, size: tuple[int, int]) -> None:
+    """Give ``window`` the size ``(width, height)``, or the screen's free area (without its task bars) where that
+    is smaller: a station's 1366×768 screen shows the whole window, status bar included."""
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    width, height = size
+    if screen is not None:
+        free = screen.availableGeometry()
+        width, height = min(width, free.width()), min(height, free.height() - TITLE_BAR_PX)
+    window.resize(width, height)

@@ -3,13 +3,15 @@ shown and the longest words, and no widget drawn over another at that size."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
-from station.app import TITLE_BAR_PX, fit_to_screen
+from models.types import Side
+from station.views.enrol_tray import TrayEnrolView
 from station.views.operator import OperatorView
 from station.views.review import ReviewView
+from station.views.widgets import TITLE_BAR_PX, fit_to_screen
 
 SMALL_SCREEN = (1366, 768)
 TASK_BAR_PX = 40
@@ -87,3 +89,22 @@ def test_a_window_opens_at_its_size_or_the_screens_free_area_if_smaller(qtbot: Q
     assert (window.width(), window.height()) == (300, 200)
     fit_to_screen(window, (free.width() + 500, free.height() + 500))
     assert (window.width(), window.height()) == (free.width(), free.height() - TITLE_BAR_PX)
+
+
+def test_the_tray_enrolment_dialog_fits_with_the_longest_design_guess(qtbot: QtBot) -> None:
+    view = TrayEnrolView()
+    guess = (
+        "The same design as f000-obv, shown by t0000, t0001, t0002, t0003 and 9 more (100% of the coins, cosine 0.95)"
+    )
+    for panel in view.sides.values():
+        panel.summary.setText("11 of 11 coins kept as references. The model was calibrated with 15 a side.")
+        panel.design_check.setVisible(True)
+        panel.design_check.setText(guess)
+    _at_smallest(qtbot, view)
+    panel = view.sides[Side.OBVERSE]
+    _apart(panel.picture, panel.shoot_button, panel.summary, panel.design_check)
+    # the words wrap under the box, and a click on them ticks it, as on a plain check box's
+    assert panel.design_check.label.height() > panel.design_check.label.fontMetrics().height()
+    assert not panel.design_check.isChecked()
+    qtbot.mouseClick(panel.design_check.label, Qt.MouseButton.LeftButton)
+    assert panel.design_check.isChecked()
