@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -510,6 +511,18 @@ class SetUpPipeline(NearestTypePipeline):
     setup_view: SetupView | None = None
 
 
+P = TypeVar("P", bound=SetUpPipeline)
+
+
+def knocked(kind: type[P], pipeline: NearestTypePipeline, replay_dir: Path) -> tuple[np.ndarray, P]:
+    """The first replayed frame, and a stand-in pipeline of ``kind`` whose camera was set up 10 px to the left of
+    where that frame shows it."""
+    frame = np.asarray(cv2.imread(str(sorted(replay_dir.glob("*.png"))[0])), np.uint8)
+    moved = kind(pipeline.embedder, pipeline.gallery)
+    moved.setup_view = SetupView(camera(frame, dx=-10.0))
+    return frame, moved
+
+
 def test_the_camera_label_says_when_the_camera_has_moved_since_it_was_set_up(
     qtbot: QtBot,
     pipeline: NearestTypePipeline,
@@ -519,10 +532,7 @@ def test_the_camera_label_says_when_the_camera_has_moved_since_it_was_set_up(
     replay_dir: Path,
     clock: SteppingClock,
 ) -> None:
-    frame = np.asarray(cv2.imread(str(sorted(replay_dir.glob("*.png"))[0])), np.uint8)
-    # the view the station was set up with lay 10 px to the left of what the camera shows now
-    moved = SetUpPipeline(pipeline.embedder, pipeline.gallery)
-    moved.setup_view = SetupView(camera(frame, dx=-10.0))
+    _, moved = knocked(SetUpPipeline, pipeline, replay_dir)
     with shown_window(qtbot, moved, spooling, catalog, station_config, replay_dir, clock) as win:
         label = win.view.camera_label
         win.controller.show_fps(12.0)  # about once a second: the worker compares the live frame
@@ -581,10 +591,8 @@ def test_a_cup_flagged_for_the_camera_alone_is_checked_again_as_the_same_cup_onc
     replay_dir: Path,
     clock: SteppingClock,
 ) -> None:
-    frame = np.asarray(cv2.imread(str(sorted(replay_dir.glob("*.png"))[0])), np.uint8)
-    knocked = CameraCheckingPipeline(pipeline.embedder, pipeline.gallery)
-    knocked.setup_view = SetupView(camera(frame, dx=-10.0))  # set up 10 px to the left of where it looks now
-    with shown_window(qtbot, knocked, spooling, catalog, station_config, replay_dir, clock) as win:
+    frame, moved = knocked(CameraCheckingPipeline, pipeline, replay_dir)
+    with shown_window(qtbot, moved, spooling, catalog, station_config, replay_dir, clock) as win:
         view, controller = win.view, win.controller
         controller.choose_type(catalog.types[0].type_id)
         # the stillness gate checked the cup before the window's once-a-second look told the knock
@@ -594,7 +602,7 @@ def test_a_cup_flagged_for_the_camera_alone_is_checked_again_as_the_same_cup_onc
         assert view.check_button.text() == RECHECK_TEXT[RecheckWhy.CAMERA] and view.new_cup_button.isVisible()
         controller.show_fps(12.0)
         qtbot.waitUntil(lambda: view.banner.text() == "CAMERA", timeout=TIMEOUT_MS)
-        knocked.setup_view = SetupView(frame)  # put back where it was set up
+        moved.setup_view = SetupView(frame)  # put back where it was set up
         controller.show_fps(12.0)
         qtbot.waitUntil(lambda: view.banner.text() == "READY", timeout=TIMEOUT_MS)
         assert view.reason.text() == "The camera is as it was set up again: press Space to check the cup again."
