@@ -438,7 +438,11 @@ class ReviewWindow(QMainWindow):
         if self._people is None:
             return None
         view = PeopleView(self)
-        return view, PeopleController(view, self._people, supervisor=self._supervisor)
+        controller = PeopleController(view, self._people, supervisor=self._supervisor)
+        controller.call_requested.connect(self._db.worker.call)  # the changes go to the database thread
+        self._db.worker.finished.connect(controller.background_done)
+        self._db.worker.failed.connect(controller.background_failed)
+        return view, controller
 
     @Slot()
     def show_people(self) -> None:

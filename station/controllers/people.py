@@ -2,15 +2,18 @@
 who left, from the review window. Every change goes through :class:`db.operators.OperatorRoster`, so the same
 rules hold as for ``cupcheck operators`` (the last supervisor stays, names unique whatever their case, PINs of four
 characters or more) and the same history records it, with the supervisor's name and computer as who made it.
+Changes are written off the GUI thread (:attr:`PeopleController.call_requested`), so a database that is slow or
+away never freezes the window.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QTableWidgetItem
 
 from db.operators import OperatorError, UnknownOperatorError
@@ -18,6 +21,7 @@ from db.records import OperatorChangeEntry, OperatorInfo, OperatorSummary
 from db.spool import UNREACHABLE_ERRORS
 from station.controllers.overlay import FLAG_HEX
 from station.views.people import PeopleView
+from station.worker import BackgroundCall
 
 CHANGE_WORDS = {
     "added": "added as {new}",
@@ -56,14 +60,34 @@ class PeopleDirectory(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PeopleChange:
+    """A change on its way to the database: what to say once it is made, and whom to select then."""
+
+    done: str
+    select: str | None = None
+
+
 class PeopleController(QObject):
     """Fills a :class:`~station.views.people.PeopleView` and carries out its changes.
+
+    Changes are handed out through :attr:`call_requested` (connect it to a
+    :class:`~station.worker.BackgroundWorker` in its own thread, and its ``finished`` / ``failed`` to
+    :meth:`background_done` / :meth:`background_failed`); without a connection nothing is written. The buttons
+    wait while a change is on its way.
 
     Args:
         view: the dialog.
         directory: the database's operators.
         supervisor: who makes the changes (recorded as ``"<name> (review window on <computer>)"``).
+
+    Signals:
+        call_requested(BackgroundCall): a change to write off the GUI thread.
+        answered(str): a change was made, or refused (the words the dialog shows).
     """
+
+    call_requested = Signal(object)
+    answered = Signal(str)
 
     def __init__(self, view: PeopleView, directory: PeopleDirectory, *, supervisor: str) -> None:
         super().__init__()
@@ -71,6 +95,7 @@ class PeopleController(QObject):
         self.directory = directory
         self.by = f"{supervisor} (review window on {socket.gethostname()})"
         self.people: list[OperatorSummary] = []
+        self.busy = False
         view.add_button.clicked.connect(self.add)
         view.pin_button.clicked.connect(self.new_pin)
         view.role_button.clicked.connect(self.toggle_role)
@@ -126,9 +151,10 @@ class PeopleController(QObject):
         if pin != again:
             self._say("The two PINs differ: nobody was added.", error=True)
             return
-        if self._change(lambda: self.directory.add(name, role, pin, by=self.by)):
-            self._say(f"{name.strip()} was added as {role}; they can sign in now.")
-            self.refresh(select=name.strip())
+        self._change(
+            lambda: self.directory.add(name, role, pin, by=self.by),
+            PeopleChange(f"{name.strip()} was added as {role}; they can sign in now.", name.strip()),
+        )
 
     @Slot()
     def new_pin(self) -> None:
@@ -143,9 +169,9 @@ class PeopleController(QObject):
         if pin != again:
             self._say("The two PINs differ: the PIN was not changed.", error=True)
             return
-        if self._change(lambda: self.directory.set_pin(person.name, pin, by=self.by)):
-            self._say(f"{person.name} has a new PIN.")
-            self.refresh()
+        self._change(
+            lambda: self.directory.set_pin(person.name, pin, by=self.by), PeopleChange(f"{person.name} has a new PIN.")
+        )
 
     @Slot()
     def toggle_role(self) -> None:
@@ -154,9 +180,10 @@ class PeopleController(QObject):
         if person is None:
             return
         role = "operator" if person.role == "supervisor" else "supervisor"
-        if self._change(lambda: self.directory.set_role(person.name, role, by=self.by)):
-            self._say(f"{person.name} is {'a supervisor' if role == 'supervisor' else 'an operator'} now.")
-            self.refresh()
+        self._change(
+            lambda: self.directory.set_role(person.name, role, by=self.by),
+            PeopleChange(f"{person.name} is {'a supervisor' if role == 'supervisor' else 'an operator'} now."),
+        )
 
     @Slot()
     def toggle_active(self) -> None:
@@ -164,30 +191,61 @@ class PeopleController(QObject):
         person = self.selected
         if person is None:
             return
-        if self._change(lambda: self.directory.set_active(person.name, not person.active, by=self.by)):
-            self._say(f"{person.name} {'can no longer sign in' if person.active else 'may sign in again'}.")
-            self.refresh()
+        self._change(
+            lambda: self.directory.set_active(person.name, not person.active, by=self.by),
+            PeopleChange(f"{person.name} {'can no longer sign in' if person.active else 'may sign in again'}."),
+        )
 
-    def _change(self, change: Callable[[], object]) -> bool:
-        try:
-            change()
-        except (OperatorError, UnknownOperatorError) as err:
-            self._say(str(err), error=True)
-            return False
-        except UNREACHABLE_ERRORS as err:
-            self._say(f"The database cannot be reached: {str(err).splitlines()[0]}", error=True)
-            return False
-        return True
+    def _change(self, change: Callable[[], object], tag: PeopleChange) -> None:
+        """Hand ``change`` to the database thread; the buttons wait for its answer."""
+        if self.busy:
+            return
+        self.busy = True
+        self._enable()
+        self._say("Saving…")
+        self.call_requested.emit(BackgroundCall(tag, change))
+
+    @Slot(object, object)
+    def background_done(self, tag: object, _result: object) -> None:
+        """A change was made: say so and read everyone again (another call's answer is not this dialog's)."""
+        if not isinstance(tag, PeopleChange):
+            return
+        self.busy = False
+        self._say(tag.done)
+        self.refresh(select=tag.select)
+        self.answered.emit(tag.done)
+
+    @Slot(object, object)
+    def background_failed(self, tag: object, error: object) -> None:
+        """A change was refused (a rule of the roster) or not made (the database is away): say why."""
+        if not isinstance(tag, PeopleChange):
+            return
+        self.busy = False
+        if isinstance(error, OperatorError | UnknownOperatorError):
+            text = str(error)
+        elif isinstance(error, UNREACHABLE_ERRORS):
+            text = f"The database cannot be reached: {str(error).splitlines()[0]}"
+        else:
+            text = f"Not saved: {error.__class__.__name__}: {error}"
+        self._say(text, error=True)
+        self._enable()
+        self.answered.emit(text)
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.view.message.setText(text)
         self.view.message.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;" if error else "color: #aab0b8;")
 
+    def _enable(self) -> None:
+        person = self.selected
+        view = self.view
+        view.add_button.setEnabled(not self.busy)
+        for b in (view.pin_button, view.role_button, view.active_button):
+            b.setEnabled(person is not None and not self.busy)
+
     def _selection_changed(self) -> None:
         person = self.selected
         view = self.view
-        for b in (view.pin_button, view.role_button, view.active_button):
-            b.setEnabled(person is not None)
+        self._enable()
         view.history.clear()
         if person is None:
             return

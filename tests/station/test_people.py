@@ -3,12 +3,14 @@ on a real SQLite verdict log; the same rules as ``cupcheck operators`` refuse wh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from pytestqt.qtbot import QtBot
 
+from db.operators import OperatorRoster
 from db.records import OperatorInfo
+from db.session import make_engine
 from station.app import ReviewWindow
 from station.controllers.catalog import TypeCatalog
 from station.controllers.people import PeopleController
@@ -31,31 +33,45 @@ def dialog(qtbot: QtBot, database: Database, catalog: TypeCatalog) -> Iterator[t
     win.shutdown()
 
 
+def answer(qtbot: QtBot, controller: PeopleController, change: Callable[[], object]) -> str:
+    """Make ``change`` and wait for the database thread's answer; return the dialog's words."""
+    with qtbot.waitSignal(controller.answered, timeout=10_000) as said:
+        change()
+        # on its way: the dialog says so and takes no second change meanwhile
+        assert controller.view.message.text() == "Saving…" and not controller.view.add_button.isEnabled()
+    text = said.args[0]
+    assert isinstance(text, str) and controller.view.message.text() == text
+    return text
+
+
 def _rows(view: PeopleView) -> list[list[str]]:
     cells = [[view.table.item(r, c) for c in range(3)] for r in range(view.table.rowCount())]
     return [[cell.text() if cell is not None else "" for cell in row] for row in cells]
 
 
 def test_a_supervisor_manages_people_from_the_review_window(
-    dialog: tuple[PeopleView, PeopleController], database: Database, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot,
+    dialog: tuple[PeopleView, PeopleController],
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     view, controller = dialog
     assert _rows(view) == [[OPERATOR, "operator", "active"], [SUPERVISOR, "supervisor", "active"]]
     assert not view.pin_button.isEnabled()  # nobody selected
 
     monkeypatch.setattr(view, "ask_person", lambda: ("ana", "operator", "2468", "2468"))
-    controller.add()
-    assert view.message.text() == "ana was added as operator; they can sign in now."
+    assert answer(qtbot, controller, controller.add) == "ana was added as operator; they can sign in now."
+    assert view.add_button.isEnabled()
     assert controller.selected is not None and controller.selected.name == "ana"
     assert database.repository.verify_operator("ana", "2468") is not None
 
     monkeypatch.setattr(view, "ask_pin", lambda name: ("1357", "1357"))
-    controller.new_pin()
+    answer(qtbot, controller, controller.new_pin)
     assert database.repository.verify_operator("ana", "1357") is not None
     assert view.role_button.text() == "Make supervisor"
-    controller.toggle_role()
-    assert view.role_button.text() == "Make operator" and view.message.text() == "ana is a supervisor now."
-    controller.toggle_active()
+    assert answer(qtbot, controller, controller.toggle_role) == "ana is a supervisor now."
+    assert view.role_button.text() == "Make operator"
+    answer(qtbot, controller, controller.toggle_active)
     assert view.active_button.text() == "Activate" and database.repository.verify_operator("ana", "1357") is None
     history = [view.history.item(i).text() for i in range(view.history.count())]
     assert [h.split("  ")[1] for h in history] == [
@@ -68,24 +84,49 @@ def test_a_supervisor_manages_people_from_the_review_window(
 
 
 def test_what_would_break_the_site_is_refused_with_the_reason(
-    dialog: tuple[PeopleView, PeopleController], database: Database, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot,
+    dialog: tuple[PeopleView, PeopleController],
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     view, controller = dialog
     controller.select(SUPERVISOR)
-    controller.toggle_active()
-    assert "the only active supervisor" in view.message.text()
-    controller.toggle_role()
-    assert "cannot be made an operator" in view.message.text()
+    assert "the only active supervisor" in answer(qtbot, controller, controller.toggle_active)
+    assert "cannot be made an operator" in answer(qtbot, controller, controller.toggle_role)
+    assert view.add_button.isEnabled() and view.role_button.isEnabled()  # refused: the buttons are back
     monkeypatch.setattr(view, "ask_person", lambda: (OPERATOR.upper(), "operator", "2468", "2468"))
-    controller.add()
-    assert "names may not differ only in case" in view.message.text()
+    assert "names may not differ only in case" in answer(qtbot, controller, controller.add)
     monkeypatch.setattr(view, "ask_person", lambda: ("bo", "operator", "2468", "2469"))
     controller.add()
     assert view.message.text() == "The two PINs differ: nobody was added."
     monkeypatch.setattr(view, "ask_person", lambda: ("bo", "operator", "12", "12"))
-    controller.add()
-    assert "a PIN needs at least 4 characters" in view.message.text()
+    assert "a PIN needs at least 4 characters" in answer(qtbot, controller, controller.add)
     monkeypatch.setattr(view, "ask_person", lambda: None)  # cancelled
     controller.add()
     assert [r[0] for r in _rows(view)] == [OPERATOR, SUPERVISOR]
     assert database.repository.operators.count_active("supervisor") == 1
+
+
+AWAY = "postgresql+psycopg://cupcheck@127.0.0.1:9/cupcheck"
+"""Nothing listens on port 9: every connection is refused, as when the database server is down."""
+
+
+def test_a_database_that_is_away_is_said_and_the_dialog_stays_usable(
+    qtbot: QtBot, database: Database, catalog: TypeCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    supervisor = database.repository.verify_operator(SUPERVISOR, SUPERVISOR_PIN)
+    assert isinstance(supervisor, OperatorInfo)
+    engine = make_engine(AWAY)
+    win = ReviewWindow(database.repository, supervisor=supervisor, catalog=catalog, people=OperatorRoster(engine))
+    qtbot.addWidget(win)
+    try:
+        made = win.people_dialog()
+        assert made is not None
+        view, controller = made
+        assert view.message.text().startswith("The database cannot be reached: ")
+        monkeypatch.setattr(view, "ask_person", lambda: ("ana", "operator", "2468", "2468"))
+        said = answer(qtbot, controller, controller.add)  # refused on the database thread, not the window's
+        assert said.startswith("The database cannot be reached: ") and view.add_button.isEnabled()
+    finally:
+        win.shutdown()
+        engine.dispose()
