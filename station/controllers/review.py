@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QListWidgetItem
 
 from db.records import AuditEntry, ReviewItem, StoredCoin
 from db.repository import PRUNED_REF
+from db.spool import UNREACHABLE_ERRORS
 from models.gallery import Gallery
 from models.registry import SuspectLabels
 from models.types import Decision, UInt8Array
@@ -192,13 +193,17 @@ class ReviewController(QObject):
         """Reload the queue, keeping the selected cup when it is still there."""
         keep = self.current.cup_id if self.current is not None else None
         sus = self._suspects
-        queue = self.repository.review_queue(
-            QUEUE_LIMIT,
-            self._station,
-            audit_share=self._audit_share,
-            suspects=sus.cup_ids if sus else (),
-            suspects_since=sus.since if sus else None,
-        )
+        try:
+            queue = self.repository.review_queue(
+                QUEUE_LIMIT,
+                self._station,
+                audit_share=self._audit_share,
+                suspects=sus.cup_ids if sus else (),
+                suspects_since=sus.since if sus else None,
+            )
+        except UNREACHABLE_ERRORS as err:  # the queue shown stays as it was
+            self._away(err)
+            return
         self.items = {it.cup_id: it for it in queue}
         lst = self.view.queue
         lst.blockSignals(True)
@@ -234,7 +239,11 @@ class ReviewController(QObject):
         """Show one cup's photo, coins, verdict and audit trail."""
         item = self.items[cup_id]
         self.current = item
-        coins = self.repository.cup_coins(cup_id)
+        try:
+            coins = self.repository.cup_coins(cup_id)
+        except UNREACHABLE_ERRORS as err:
+            self._away(err)
+            return
         before = self.view.before_button
         before.blockSignals(True)
         before.setChecked(False)
@@ -282,7 +291,12 @@ class ReviewController(QObject):
         if item is None or item.recheck_of is None:
             return
         cup, ref = (item.recheck_of, item.recheck_capture_ref) if checked else (item.cup_id, item.capture_ref)
-        self._show_photo(cup, ref, self.repository.cup_coins(cup), item.expected_type)
+        try:
+            coins = self.repository.cup_coins(cup)
+        except UNREACHABLE_ERRORS as err:
+            self._away(err)
+            return
+        self._show_photo(cup, ref, coins, item.expected_type)
         self.view.before_button.setText(BEFORE_SHOWN.format(cup=cup) if checked else BEFORE_TEXT)
 
     def toggle_before(self) -> None:
@@ -313,7 +327,12 @@ class ReviewController(QObject):
 
     def _show_audit(self, cup_id: int) -> None:
         self.view.audit.clear()
-        for a in self.repository.audit_trail(cup_id):
+        try:
+            trail = self.repository.audit_trail(cup_id)
+        except UNREACHABLE_ERRORS as err:
+            self._away(err)
+            return
+        for a in trail:
             when = a.created_at.strftime("%Y-%m-%d %H:%M")
             note = f" — {a.note}" if a.note else ""
             self.view.audit.addItem(f"{when} {a.operator}: {a.target} {a.old_value or '∅'} → {a.new_value}{note}")
@@ -426,6 +445,12 @@ class ReviewController(QObject):
     def _refuse(self, message: str) -> None:
         self.view.status.showMessage(message)
         self.refused.emit(message)
+
+    def _away(self, err: Exception) -> None:
+        """The verdict log could not be read: say so (what is shown stays as it was)."""
+        _log.warning("the verdict log cannot be read: %s", err)
+        first = str(err).splitlines()[0] if str(err) else err.__class__.__name__
+        self.view.status.showMessage(f"The database cannot be reached: {first}. F5 tries again.")
 
 
 def _who(item: ReviewItem) -> str:

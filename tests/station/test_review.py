@@ -17,6 +17,8 @@ from pytestqt.qtbot import QtBot
 
 from calibration.risk import ThresholdChoice
 from db.records import OperatorInfo
+from db.repository import VerdictRepository
+from db.session import make_engine
 from models.bundle import Bundle, Preprocess
 from models.gallery import Gallery
 from models.registry import SuspectLabels
@@ -468,3 +470,21 @@ def test_a_cup_whose_images_were_pruned_says_so(
         assert win.view.photo.has_image() and len(win.view.thumbs.thumbnails()) == 4
     finally:
         win.shutdown()
+
+
+def test_a_database_away_is_said_in_the_status_bar_and_f5_tries_again(
+    qtbot: QtBot, supervisor: OperatorInfo, catalog: TypeCatalog, tmp_path: Path
+) -> None:
+    engine = make_engine("postgresql+psycopg://cupcheck@127.0.0.1:9/cupcheck")  # nothing listens on port 9
+    win = ReviewWindow(VerdictRepository(engine, tmp_path), supervisor=supervisor, catalog=catalog)
+    qtbot.addWidget(win)
+    try:
+        said = win.view.status.currentMessage()
+        assert said.startswith("The database cannot be reached: ") and said.endswith("F5 tries again.")
+        assert win.view.queue.count() == 0
+        win.view.status.clearMessage()
+        win.reload()
+        assert win.view.status.currentMessage() == said
+    finally:
+        win.shutdown()
+        engine.dispose()
