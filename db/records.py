@@ -410,9 +410,11 @@ class ReviewItem:
         created_at: verdict time.
         audit: a PASS drawn for a person to check (:func:`audit_pick`), whatever its score.
         reasons: the station's reasons for its verdict, as the operator read them.
-        recheck_of: the cup id of the earlier check this one answers (the operator turned coins it named over and
-            checked again), ``None`` for a first check.
+        recheck_of: the cup id of the earlier check this one answers (the operator turned coins it named over, or
+            put the camera back after a FLAG given for the camera alone, and checked again), ``None`` for a first
+            check.
         recheck_capture_ref: store reference of that earlier check's photograph (the coins before turning).
+        recheck_reasons: that earlier check's reasons (why the cup was checked again).
         suspect: cleanlab ranked its ruling among the likely wrong ones at the newest retrain, and nobody has
             ruled on it since.
         operator: who checked the cup.
@@ -440,6 +442,7 @@ class ReviewItem:
     reasons: tuple[str, ...] = ()
     recheck_of: int | None = None
     recheck_capture_ref: str | None = None
+    recheck_reasons: tuple[str, ...] = ()
     suspect: bool = False
     operator: str = ""
     order: str | None = None

@@ -352,6 +352,7 @@ class VerdictRepository:
             .subquery()
         )
         before = aliased(Capture)  # the photograph of the check a re-check answers
+        before_verdict = aliased(Verdict)  # and its verdict, whose reasons say why the cup was checked again
         last_ruling = (  # a cup without a current ruling has none: that is also what "labelled" means
             select(Label.cup_id.label("cup_id"), func.max(Label.created_at).label("at"))
             .where(Label.is_current, Label.cup_id.in_(cup_ids))
@@ -377,6 +378,7 @@ class VerdictRepository:
                 Verdict.reasons,
                 Cup.recheck_of_id,
                 before.ref.label("recheck_capture_ref"),
+                before_verdict.reasons.label("recheck_reasons"),
                 last_ruling.c.at.label("ruled_at"),
             )
             .join(picked, picked.c.id == Verdict.id)
@@ -387,6 +389,7 @@ class VerdictRepository:
             .outerjoin(Capture, Capture.cup_id == Cup.id)
             .outerjoin(coin_stats, coin_stats.c.cup_id == Cup.id)
             .outerjoin(before, before.cup_id == Cup.recheck_of_id)
+            .outerjoin(before_verdict, before_verdict.cup_id == Cup.recheck_of_id)
             .outerjoin(last_ruling, last_ruling.c.cup_id == Cup.id)
         )
         type_counts = (
@@ -438,6 +441,7 @@ class VerdictRepository:
                     reasons=tuple(row.reasons or ()),
                     recheck_of=row.recheck_of_id,
                     recheck_capture_ref=row.recheck_capture_ref,
+                    recheck_reasons=tuple(row.recheck_reasons or ()),
                     suspect=suspect,
                     operator=row.operator,
                     order=row.order_number,

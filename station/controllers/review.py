@@ -21,6 +21,7 @@ from db.records import AuditEntry, ReviewItem, StoredCoin
 from db.repository import PRUNED_REF
 from db.spool import UNREACHABLE_ERRORS
 from models.gallery import Gallery
+from models.reasons import only_the_camera
 from models.registry import SuspectLabels
 from models.types import Decision, UInt8Array
 from station.controllers.catalog import TypeCatalog
@@ -34,6 +35,8 @@ CUP_ROLE = Qt.ItemDataRole.UserRole
 QUEUE_LIMIT = 100
 BEFORE_TEXT = "Show the cup before its coins were turned  [B]"
 BEFORE_SHOWN = "Showing cup {cup}, before its coins were turned: back to the re-check  [B]"
+CAMERA_BEFORE_TEXT = "Show the first check, taken with the camera moved  [B]"
+CAMERA_BEFORE_SHOWN = "Showing cup {cup}, taken with the camera moved: back to the re-check  [B]"
 
 _log = logging.getLogger(__name__)
 
@@ -212,7 +215,7 @@ class ReviewController(QObject):
             mark = "✓ " if it.labelled else ""
             why = "SUSPECT · " if it.suspect else ""  # a ruling cleanlab doubts: a second look
             why += "AUDIT · " if it.audit else ""  # a PASS drawn for a person to check
-            why += "RE-CHECK · " if it.recheck_of is not None else ""  # checked again after turning coins
+            why += "RE-CHECK · " if it.recheck_of is not None else ""  # checked again: coins turned, or camera back
             text = (
                 f"{mark}{why}cup {it.cup_id} · {it.expected_type} · {it.decision.value.upper()}\n"
                 f"   p {it.p_correct:.2f} · {it.n_coins} coins · score {it.score:.2f} · {it.station}"
@@ -247,7 +250,7 @@ class ReviewController(QObject):
         before = self.view.before_button
         before.blockSignals(True)
         before.setChecked(False)
-        before.setText(BEFORE_TEXT)
+        before.setText(_before_words(item)[0])
         before.blockSignals(False)
         before.setVisible(item.recheck_of is not None)
         photo = self._show_photo(cup_id, item.capture_ref, coins, item.expected_type)
@@ -262,11 +265,7 @@ class ReviewController(QObject):
                 if item.suspect and self._suspects is not None
                 else ""
             )
-            + (
-                f"<br>Checked again after the coins cup {item.recheck_of} named were turned over."
-                if item.recheck_of is not None
-                else ""
-            )
+            + (_recheck_words(item) if item.recheck_of is not None else "")
         )
         self.view.coin_spin.setMaximum(max(1, item.n_coins))
         self.view.thumbs.clear()
@@ -297,7 +296,8 @@ class ReviewController(QObject):
             self._away(err)
             return
         self._show_photo(cup, ref, coins, item.expected_type)
-        self.view.before_button.setText(BEFORE_SHOWN.format(cup=cup) if checked else BEFORE_TEXT)
+        text, shown = _before_words(item)
+        self.view.before_button.setText(shown.format(cup=cup) if checked else text)
 
     def toggle_before(self) -> None:
         """Flip between a re-check's photograph and the one before its coins were turned (B)."""
@@ -451,6 +451,20 @@ class ReviewController(QObject):
         _log.warning("the verdict log cannot be read: %s", err)
         first = str(err).splitlines()[0] if str(err) else err.__class__.__name__
         self.view.status.showMessage(f"The database cannot be reached: {first}. F5 tries again.")
+
+
+def _before_words(item: ReviewItem) -> tuple[str, str]:
+    """The B button's words for a re-check: to show the check it answers, and while that one is shown."""
+    if only_the_camera(item.recheck_reasons):
+        return CAMERA_BEFORE_TEXT, CAMERA_BEFORE_SHOWN
+    return BEFORE_TEXT, BEFORE_SHOWN
+
+
+def _recheck_words(item: ReviewItem) -> str:
+    """Why the cup was photographed again: its coins were turned, or the camera was put back."""
+    if only_the_camera(item.recheck_reasons):
+        return f"<br>Checked again once the camera was back in place (cup {item.recheck_of} was flagged for it alone)."
+    return f"<br>Checked again after the coins cup {item.recheck_of} named were turned over."
 
 
 def _who(item: ReviewItem) -> str:

@@ -19,6 +19,7 @@ from pytestqt.qtbot import QtBot
 from calibration.movement import CameraMove, SetupView
 from db.repository import VerdictRepository
 from db.spool import SpoolingRepository
+from models.reasons import only_the_camera
 from models.synth.mint import Mint
 from models.types import Decision, Frame, Side, Verdict
 from station.app import MainWindow
@@ -623,7 +624,7 @@ def test_a_cup_flagged_for_the_camera_alone_is_checked_again_as_the_same_cup_onc
     queue = {it.cup_id: it for it in repo.review_queue(limit=50, margin=1.0)}
     first_cup, second_cup = repo.cup_of_verdict(first.verdict_id), repo.cup_of_verdict(second.verdict_id)
     assert first_cup not in queue  # answered: nobody needs to rule on a FLAG the camera alone caused
-    assert queue[second_cup].recheck_of == first_cup
+    assert queue[second_cup].recheck_of == first_cup and only_the_camera(queue[second_cup].recheck_reasons)
 
 
 def test_a_verdict_that_cannot_be_saved_sends_the_cup_aside(

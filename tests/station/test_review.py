@@ -377,6 +377,41 @@ def test_a_recheck_stands_in_the_queue_for_the_check_it_answers(
         win.shutdown()
 
 
+def test_a_recheck_after_a_flag_for_the_camera_alone_says_so(
+    qtbot: QtBot,
+    database: Database,
+    pipeline: NearestTypePipeline,
+    replay_dir: Path,
+    catalog: TypeCatalog,
+    supervisor: OperatorInfo,
+) -> None:
+    expected = catalog.types[0].type_id
+    image = np.asarray(cv2.imread(str(replay_dir / "01_mixed.png")), np.uint8)
+    moved = "the camera has moved since it was set up (the view: 12 px right) — put it back, or calibrate again"
+    first = CheckRequest(Frame(image, source="first"), expected, None, OPERATOR, "bench-1")
+    flagged = replace(pipeline.run(first.frame, expected), decision=Decision.FLAG, reasons=(moved,))
+    first_cup = database.repository.cup_of_verdict(
+        database.repository.log_verdict(make_record(CheckResult(first, flagged, 0.0)))
+    )
+    again = CheckRequest(first.frame, expected, None, OPERATOR, "bench-1", recheck=Recheck(first.key, 4))
+    again_id = database.repository.log_verdict(
+        make_record(CheckResult(again, pipeline.run(again.frame, expected), 0.0))
+    )
+    win = ReviewWindow(database.repository, supervisor=supervisor, catalog=catalog)
+    qtbot.addWidget(win)
+    try:
+        assert win.view.queue.count() == 1  # the camera's FLAG is answered by the check after it
+        select_cup(win, again_id)
+        summary = win.view.summary.text()
+        assert f"Checked again once the camera was back in place (cup {first_cup} was flagged for it alone)." in summary
+        assert "turned" not in summary
+        assert win.view.before_button.text() == "Show the first check, taken with the camera moved  [B]"
+        win.view.before_button.setChecked(True)
+        assert win.view.before_button.text().startswith(f"Showing cup {first_cup}, taken with the camera moved")
+    finally:
+        win.shutdown()
+
+
 def test_a_ruling_cleanlab_suspects_comes_back_first_for_a_second_look(
     qtbot: QtBot, database: Database, logged: dict[str, int], supervisor: OperatorInfo, catalog: TypeCatalog
 ) -> None:
