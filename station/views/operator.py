@@ -21,7 +21,11 @@ from PySide6.QtWidgets import (
 from station.views.widgets import Banner, ElidedLabel, FittedLabel, ImageView, ThumbnailStrip
 
 REFERENCE_MIN_PX = 76
-"""The expected type's two pictures are at least this big (and at most 130 px)."""
+"""The expected type's two pictures are at least this big (on a small screen)..."""
+REFERENCE_HINT_PX = 110
+"""...this big where the window has room..."""
+REFERENCE_MAX_PX = 130
+"""...and at most this big."""
 
 STYLE = """
 QWidget { background: #1d2127; color: #e4e7eb; font-size: 15px; }
@@ -105,17 +109,14 @@ class OperatorView(QWidget):
         self.type_list.setMinimumWidth(300)
         self.type_list.setMinimumHeight(44)  # one type: it scrolls
 
-        self.expected_label = QLabel("—")
-        self.expected_label.setStyleSheet("font-size: 22px; font-weight: bold;")
-        self.expected_label.setWordWrap(True)
+        # three lines at 22 px beside the pictures, a longer name smaller: it never pushes the banner over them
+        self.expected_label = FittedLabel("—", lines=3, max_px=22, min_px=14, style="font-weight: bold;")
         self.expected_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        self.reference_obverse = ImageView("")
-        self.reference_reverse = ImageView("")
+        self.reference_obverse = ImageView("", hint=QSize(REFERENCE_HINT_PX, REFERENCE_HINT_PX))
+        self.reference_reverse = ImageView("", hint=QSize(REFERENCE_HINT_PX, REFERENCE_HINT_PX))
         for ref in (self.reference_obverse, self.reference_reverse):
             ref.setMinimumSize(REFERENCE_MIN_PX, REFERENCE_MIN_PX)
-            ref.setMaximumSize(130, 130)
-        # a long name wraps beside the pictures, within their height: it never pushes the banner over them
-        self.expected_label.setMinimumHeight(REFERENCE_MIN_PX)
+            ref.setMaximumSize(REFERENCE_MAX_PX, REFERENCE_MAX_PX)
 
         self.banner = Banner()
         # four lines at 22 px, or more lines of smaller text: a long reason never covers the banner or the button

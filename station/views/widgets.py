@@ -47,16 +47,27 @@ def pixel_font(widget: QWidget, px: int, *, bold: bool = False) -> QFont:
 
 
 class ImageView(QLabel):
-    """Shows an image scaled to fit, keeping its aspect ratio; a text while there is no image."""
+    """Shows an image scaled to fit, keeping its aspect ratio; a text while there is no image.
 
-    def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
+    Args:
+        placeholder: the text shown without an image.
+        hint: the size the view asks its layout for (``None``: the label's own, which follows its image); it is
+            given less where the window has no room.
+    """
+
+    def __init__(self, placeholder: str = "", parent: QWidget | None = None, *, hint: QSize | None = None) -> None:
         super().__init__(placeholder, parent)
         self._placeholder = placeholder
+        self._hint = hint
         self._pixmap: QPixmap | None = None
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setMinimumSize(160, 120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setStyleSheet(PREVIEW_STYLE)
+
+    def sizeHint(self) -> QSize:
+        """The size asked for: :attr:`hint` when given."""
+        return self._hint if self._hint is not None else super().sizeHint()
 
     def set_image(self, image: UInt8Array | None) -> None:
         """Show ``image`` (BGR), or the placeholder for ``None``."""
@@ -258,6 +269,11 @@ class FittedLabel(QLabel):
         """Show ``text`` at the largest size at which it fits."""
         super().setText(text)
         self._fit()
+
+    def hasHeightForWidth(self) -> bool:
+        """No: the height is fixed, the text is fitted to it (a word-wrapped label's height for its width would
+        have layouts give it more than its fixed height, and squeeze its neighbours under theirs)."""
+        return False
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """A narrower label may need a smaller size."""
