@@ -24,6 +24,7 @@ PREVIEW_STYLE = "background: #15181d; color: #c8ccd2; font-size: 20px;"
 BANNER_PX = 96
 """The verdict word's height in pixels: about 2.5 cm on a 24-inch full-HD screen, readable from two metres."""
 BANNER_PADDING_PX = 8
+"""Room around the verdict word inside its band."""
 LABEL_PX = 15
 """Plain text's size in the windows (their style sheet's)."""
 SMALL_PX = 11
