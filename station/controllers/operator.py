@@ -707,7 +707,7 @@ class OperatorController(QObject):
                 caption = f"⚠ #{coin.index + 1} shared side"
             elif marked:
                 caption = "⚠ " + caption
-            self.view.thumbs.add(Thumbnail(crop, caption, marked))
+            self.view.thumbs.add(Thumbnail(crop, caption, marked, size=self.view.thumb_px))
 
     @Slot(object)
     def nothing_seen(self, _request: CheckRequest) -> None:

@@ -18,7 +18,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.views.widgets import Banner, ElidedLabel, FittedLabel, ImageView, ThumbnailStrip
+from station.views.widgets import (
+    BANNER_PX,
+    COMPACT_BANNER_PX,
+    Banner,
+    ElidedLabel,
+    FittedLabel,
+    ImageView,
+    ThumbnailStrip,
+)
 
 REFERENCE_MIN_PX = 76
 """The expected type's two pictures are at least this big (on a small screen)..."""
@@ -87,14 +95,22 @@ class OperatorView(QWidget):
         aside_title, aside_list: the cups put aside for a person, with what to do once ruled on (hidden where the
             window has no verdict log to read them from).
         session_label, station_label, model_label, db_label, camera_label: status bar fields.
+        thumb_px: the coin thumbnails' size.
+
+    Args:
+        compact: for a screen under about 720 px high (1280×720): a smaller banner word, thumbnails, camera view
+            and reason, so that the window fits.
     """
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, compact: bool = False) -> None:
         super().__init__(parent)
         self.setStyleSheet(STYLE)
+        self.compact = compact
+        self.thumb_px = 72 if compact else 96
 
         self.preview = ImageView("Waiting for the camera…")
-        self.preview.setMinimumSize(400, 300)  # grows with the window; small enough for a 1366×768 screen
+        # grows with the window; small enough for a 1366×768 screen (a 1280×720 one when compact)
+        self.preview.setMinimumSize(*((360, 240) if compact else (400, 300)))
         self.preview.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
         self.order_edit = QLineEdit()
@@ -118,10 +134,13 @@ class OperatorView(QWidget):
             ref.setMinimumSize(REFERENCE_MIN_PX, REFERENCE_MIN_PX)
             ref.setMaximumSize(REFERENCE_MAX_PX, REFERENCE_MAX_PX)
 
-        self.banner = Banner()
+        self.banner = Banner(px=COMPACT_BANNER_PX if compact else BANNER_PX)
         # four lines at 22 px, or more lines of smaller text: a long reason never covers the banner or the button
         self.reason = FittedLabel(
-            "Choose the order, put the cup under the camera, press Space.", lines=4, max_px=22, min_px=15
+            "Choose the order, put the cup under the camera, press Space.",
+            lines=3 if compact else 4,
+            max_px=20 if compact else 22,
+            min_px=14 if compact else 15,
         )
         self.detail = QLabel("")
         self.detail.setStyleSheet("color: #8a919b; font-size: 13px;")
@@ -153,11 +172,11 @@ class OperatorView(QWidget):
             "signs in.",
         )
 
-        self.thumbs = ThumbnailStrip(170, margins=(4, 4, 4, 4))
+        self.thumbs = ThumbnailStrip(146 if compact else 170, margins=(4, 4, 4, 4))
         self.aside_title = _section("Put aside")
         self.aside_list = QListWidget()
         self.aside_list.setWordWrap(True)
-        self.aside_list.setFixedHeight(84)
+        self.aside_list.setFixedHeight(64 if compact else 84)
         self.aside_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.aside_list.setStyleSheet("font-size: 14px;")
 

@@ -23,6 +23,8 @@ from models.types import UInt8Array
 PREVIEW_STYLE = "background: #15181d; color: #c8ccd2; font-size: 20px;"
 BANNER_PX = 96
 """The verdict word's height in pixels: about 2.5 cm on a 24-inch full-HD screen, readable from two metres."""
+COMPACT_BANNER_PX = 72
+"""The verdict word on a small screen (:class:`~station.views.operator.OperatorView` ``compact``)."""
 BANNER_PADDING_PX = 8
 """Room around the verdict word inside its band."""
 LABEL_PX = 15
@@ -106,10 +108,11 @@ class ImageView(QLabel):
 class Banner(QLabel):
     """The big verdict word, readable from two metres: white bold text on a coloured band."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, px: int = BANNER_PX) -> None:
         super().__init__(parent)
+        self.px = px
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        font = pixel_font(self, BANNER_PX, bold=True)
+        font = pixel_font(self, px, bold=True)
         self.setMinimumHeight(QFontMetrics(font).height() + 2 * BANNER_PADDING_PX)  # the word, never cut
         self._colour = ""
         self.show_state("READY", "#5a6270")
@@ -125,7 +128,7 @@ class Banner(QLabel):
         self.setText(text)
         self.setStyleSheet(
             f"background: {colour}; color: white; border-radius: 10px; padding: {BANNER_PADDING_PX}px;"
-            f" font-size: {BANNER_PX}px; font-weight: bold; letter-spacing: 6px;"
+            f" font-size: {self.px}px; font-weight: bold; letter-spacing: 6px;"
         )
 
 
@@ -351,6 +354,17 @@ WINDOW_SIZE = (1360, 860)
 """The windows' first size, where the screen has room for it."""
 TITLE_BAR_PX = 40
 """Room left above a window for its frame and title bar, which its size does not count."""
+
+
+COMPACT_BELOW_PX = 720
+"""A screen whose free height (less a title bar) is under this gets the compact operator window."""
+
+
+def free_height(widget: QWidget) -> int | None:
+    """The height a window on ``widget``'s screen can have: the screen without its task bars, less a title bar
+    (``None`` without a screen)."""
+    screen = widget.screen() or QGuiApplication.primaryScreen()
+    return None if screen is None else screen.availableGeometry().height() - TITLE_BAR_PX
 
 
 def fit_to_screen(window: QWidget, size: tuple[int, int]) -> None:

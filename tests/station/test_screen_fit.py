@@ -1,8 +1,10 @@
-"""The windows fit a station's small screen: 1366×768, less a task bar and a title bar, with every optional widget
-shown and the longest words, and no widget drawn over another at that size."""
+"""The windows fit a station's small screen: 1366×768 (and the operator window's compact layout 1280×720), less a
+task bar and a title bar, with every optional widget shown and the longest words, and no widget drawn over another
+at that size."""
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
@@ -23,13 +25,13 @@ LONG_REASON = (
 )
 
 
-def _at_smallest(qtbot: QtBot, view: QWidget) -> None:
+def _at_smallest(qtbot: QtBot, view: QWidget, room: tuple[int, int] = ROOM) -> None:
     qtbot.addWidget(view)
     view.show()
     hint = view.minimumSizeHint()
     view.resize(hint)
     qtbot.waitUntil(lambda: view.size() == hint)
-    assert hint.width() <= ROOM[0] and hint.height() <= ROOM[1], f"{hint} does not fit {ROOM}"
+    assert hint.width() <= room[0] and hint.height() <= room[1], f"{hint} does not fit {room}"
 
 
 def _apart(*widgets: QWidget) -> None:
@@ -40,15 +42,22 @@ def _apart(*widgets: QWidget) -> None:
             assert not a.intersects(b), f"{widgets[i].objectName() or i} overlaps {widgets[j].objectName() or j}"
 
 
-def test_the_operator_window_fits_a_1366x768_screen_with_nothing_drawn_over_anything(qtbot: QtBot) -> None:
-    view = OperatorView()
+@pytest.mark.parametrize(
+    ("compact", "room"),
+    [(False, ROOM), (True, (1280, 720 - TASK_BAR_PX - TITLE_BAR_PX))],
+    ids=["1366x768", "1280x720 compact"],
+)
+def test_the_operator_window_fits_a_small_screen_with_nothing_drawn_over_anything(
+    qtbot: QtBot, compact: bool, room: tuple[int, int]
+) -> None:
+    view = OperatorView(compact=compact)
     view.show_aside(True)
     for button in (view.new_cup_button, view.enrol_tray_button, view.sign_out_button):
         button.setVisible(True)
     view.expected_label.setText(LONG_NAME)
     view.reason.setText(LONG_REASON)
     view.detail.setText("12 coins · 4 marked · p = 0.000 (needs ≥ 0.970) · 437 ms")
-    _at_smallest(qtbot, view)
+    _at_smallest(qtbot, view, room)
     _apart(
         view.order_status,
         view.reference_obverse,
