@@ -168,8 +168,7 @@ class OperatorController(QObject):
         self._camera_move: CameraMove | None = None  # the view against the set-up photo's, last told
         self._camera_off = ""  # why checks are held: the camera is not as it was set up ("": they are not)
         self._fps = 0.0
-        self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its first check
-        self._first_check: dict[str, str] = {}  # a re-check's key → its cup's first check's key
+        self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its newest check
         self._auto = auto_check
         self._recheck: Recheck | None = None
         self._model_problem = ""
@@ -630,9 +629,9 @@ class OperatorController(QObject):
         self._show_model_label(verdict.model_version)
         self._show_thumbnails(result.request.frame, verdict, turned=result.turned)
         self.view.preview.set_image(draw_evidence(result.request.frame.image, verdict))
-        first = self._first_check.get(result.answers or "", result.answers) or result.request.key
-        self._first_check[result.request.key] = first
-        self._cups[first] = verdict.decision
+        if result.answers is not None:  # the same cup checked again: its newest check stands for it
+            self._cups.pop(result.answers, None)
+        self._cups[result.request.key] = verdict.decision
         n, flagged = len(self._cups), self.counts[Decision.FLAG]
         self.view.session_label.setText(f"{n} cup{'s' if n != 1 else ''} checked · {flagged} flagged")
         self._sound.play(verdict.decision)
