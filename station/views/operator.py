@@ -105,7 +105,6 @@ class OperatorView(QWidget):
     def __init__(self, parent: QWidget | None = None, *, compact: bool = False) -> None:
         super().__init__(parent)
         self.setStyleSheet(STYLE)
-        self.compact = compact
         self.thumb_px = 72 if compact else 96
 
         self.preview = ImageView("Waiting for the camera…")

@@ -360,19 +360,21 @@ COMPACT_BELOW_PX = 720
 """A screen whose free height (less a title bar) is under this gets the compact operator window."""
 
 
-def free_height(widget: QWidget) -> int | None:
-    """The height a window on ``widget``'s screen can have: the screen without its task bars, less a title bar
+def free_area(widget: QWidget) -> QSize | None:
+    """The size a window on ``widget``'s screen can have: the screen without its task bars, less a title bar
     (``None`` without a screen)."""
     screen = widget.screen() or QGuiApplication.primaryScreen()
-    return None if screen is None else screen.availableGeometry().height() - TITLE_BAR_PX
+    if screen is None:
+        return None
+    free = screen.availableGeometry()
+    return QSize(free.width(), free.height() - TITLE_BAR_PX)
 
 
 def fit_to_screen(window: QWidget, size: tuple[int, int]) -> None:
-    """Give ``window`` the size ``(width, height)``, or the screen's free area (without its task bars) where that
-    is smaller: a station's 1366×768 screen shows the whole window, status bar included."""
-    screen = window.screen() or QGuiApplication.primaryScreen()
+    """Give ``window`` the size ``(width, height)``, or the screen's free area (:func:`free_area`) where that is
+    smaller: a station's 1366×768 screen shows the whole window, status bar included."""
     width, height = size
-    if screen is not None:
-        free = screen.availableGeometry()
-        width, height = min(width, free.width()), min(height, free.height() - TITLE_BAR_PX)
+    free = free_area(window)
+    if free is not None:
+        width, height = min(width, free.width()), min(height, free.height())
     window.resize(width, height)
