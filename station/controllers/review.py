@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QListWidgetItem
@@ -39,6 +39,7 @@ CAMERA_BEFORE_TEXT = "Show the first check, taken with the camera moved  [B]"
 CAMERA_BEFORE_SHOWN = "Showing cup {cup}, taken with the camera moved: back to the re-check  [B]"
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -196,16 +197,16 @@ class ReviewController(QObject):
         """Reload the queue, keeping the selected cup when it is still there."""
         keep = self.current.cup_id if self.current is not None else None
         sus = self._suspects
-        try:
-            queue = self.repository.review_queue(
+        queue = self._read(
+            lambda: self.repository.review_queue(
                 QUEUE_LIMIT,
                 self._station,
                 audit_share=self._audit_share,
                 suspects=sus.cup_ids if sus else (),
                 suspects_since=sus.since if sus else None,
             )
-        except UNREACHABLE_ERRORS as err:  # the queue shown stays as it was
-            self._away(err)
+        )
+        if queue is None:  # the queue shown stays as it was
             return
         self.items = {it.cup_id: it for it in queue}
         lst = self.view.queue
@@ -242,10 +243,8 @@ class ReviewController(QObject):
         """Show one cup's photo, coins, verdict and audit trail."""
         item = self.items[cup_id]
         self.current = item
-        try:
-            coins = self.repository.cup_coins(cup_id)
-        except UNREACHABLE_ERRORS as err:
-            self._away(err)
+        coins = self._read(lambda: self.repository.cup_coins(cup_id))
+        if coins is None:
             return
         before = self.view.before_button
         before.blockSignals(True)
@@ -290,10 +289,8 @@ class ReviewController(QObject):
         if item is None or item.recheck_of is None:
             return
         cup, ref = (item.recheck_of, item.recheck_capture_ref) if checked else (item.cup_id, item.capture_ref)
-        try:
-            coins = self.repository.cup_coins(cup)
-        except UNREACHABLE_ERRORS as err:
-            self._away(err)
+        coins = self._read(lambda: self.repository.cup_coins(cup))
+        if coins is None:
             return
         self._show_photo(cup, ref, coins, item.expected_type)
         text, shown = _before_words(item)
@@ -327,12 +324,8 @@ class ReviewController(QObject):
 
     def _show_audit(self, cup_id: int) -> None:
         self.view.audit.clear()
-        try:
-            trail = self.repository.audit_trail(cup_id)
-        except UNREACHABLE_ERRORS as err:
-            self._away(err)
-            return
-        for a in trail:
+        trail = self._read(lambda: self.repository.audit_trail(cup_id))
+        for a in trail or ():
             when = a.created_at.strftime("%Y-%m-%d %H:%M")
             note = f" — {a.note}" if a.note else ""
             self.view.audit.addItem(f"{when} {a.operator}: {a.target} {a.old_value or '∅'} → {a.new_value}{note}")
@@ -446,11 +439,16 @@ class ReviewController(QObject):
         self.view.status.showMessage(message)
         self.refused.emit(message)
 
-    def _away(self, err: Exception) -> None:
-        """The verdict log could not be read: say so (what is shown stays as it was)."""
-        _log.warning("the verdict log cannot be read: %s", err)
-        first = str(err).splitlines()[0] if str(err) else err.__class__.__name__
-        self.view.status.showMessage(f"The database cannot be reached: {first}. F5 tries again.")
+    def _read(self, read: Callable[[], T]) -> T | None:
+        """``read()`` from the verdict log; ``None`` when the database cannot be reached, which the status bar then
+        says (what is shown stays as it was)."""
+        try:
+            return read()
+        except UNREACHABLE_ERRORS as err:
+            _log.warning("the verdict log cannot be read: %s", err)
+            first = str(err).splitlines()[0] if str(err) else err.__class__.__name__
+            self.view.status.showMessage(f"The database cannot be reached: {first}. F5 tries again.")
+            return None
 
 
 def _before_words(item: ReviewItem) -> tuple[str, str]:
