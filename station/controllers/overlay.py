@@ -17,7 +17,7 @@ import numpy as np
 from calibration.movement import CameraMove
 from db.records import StoredCoin
 from models.enroll_tray import TrayLook
-from models.reasons import ReasonKind, reason_kind
+from models.reasons import only_the_camera
 from models.types import CoinEvidence, Decision, UInt8Array, Verdict
 
 PASS_BGR = (60, 170, 40)
@@ -179,10 +179,11 @@ def summarise(verdict: Verdict, *, turned: bool = False, camera_back: bool = Fal
     elif verdict.count_is_wrong:  # the operator's to put right first: with coins added or taken out it is a new cup
         headline, colour = "FLAG", FLAG_HEX
         reason = " ".join(_sentence(r) for r in verdict.reasons[:2]) + " Correct the count, then check the cup again."
-    elif len(verdict.reasons) == 1 and reason_kind(verdict.reasons[0]) is ReasonKind.CAMERA:
-        # nothing is wrong with the cup that anyone saw: the station's camera is not as it was set up
+    elif only_the_camera(verdict.reasons):
+        # nothing is wrong with the cup that anyone saw: the station's camera is not as it was set up (the same
+        # test arms the check after the camera is back as this cup's re-check, CheckResult.follow_up)
         headline, colour = "FLAG", FLAG_HEX
-        reason = _sentence(verdict.reasons[0]) + " Then check the cup again."
+        reason = " ".join(_sentence(r) for r in verdict.reasons[:2]) + " Then check the cup again."
     elif turned:
         headline, colour = "FLAG", FLAG_HEX
         reason = " ".join(_sentence(r) for r in verdict.reasons[:2]) if verdict.reasons else ""
