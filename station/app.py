@@ -400,10 +400,14 @@ class ReviewWindow(QMainWindow):
             suspects=suspects,
         )
         self.view.model_label.setText("\n".join(model))
-        self._db = BackgroundThread()
+        self._db = BackgroundThread()  # writes: rulings, People changes, enrolments
+        self._reads = BackgroundThread("cupcheck-reads")  # reads, never held up by a long enrolment
         self.controller.call_requested.connect(self._db.worker.call)
         self._db.worker.finished.connect(self.controller.background_done)
         self._db.worker.failed.connect(self.controller.background_failed)
+        self.controller.read_requested.connect(self._reads.worker.call)
+        self._reads.worker.finished.connect(self.controller.read_done)
+        self._reads.worker.failed.connect(self.controller.read_failed)
         self._keys: list[QShortcut] = []
         for key, slot in (
             (Qt.Key.Key_C, self.controller.confirm),
@@ -424,6 +428,7 @@ class ReviewWindow(QMainWindow):
         self.view.people_button.setVisible(people is not None)
         self.view.people_button.clicked.connect(self.show_people)
         fit_to_screen(self, WINDOW_SIZE)
+        self.controller.refresh()
 
     @Slot()
     def reload(self) -> None:
@@ -443,6 +448,10 @@ class ReviewWindow(QMainWindow):
         controller.call_requested.connect(self._db.worker.call)  # the changes go to the database thread
         self._db.worker.finished.connect(controller.background_done)
         self._db.worker.failed.connect(controller.background_failed)
+        controller.read_requested.connect(self._reads.worker.call)  # and the reads to the reading one
+        self._reads.worker.finished.connect(controller.read_done)
+        self._reads.worker.failed.connect(controller.read_failed)
+        controller.refresh()
         return view, controller
 
     @Slot()
@@ -453,8 +462,9 @@ class ReviewWindow(QMainWindow):
             dialog[0].exec()
 
     def shutdown(self) -> None:
-        """Let a ruling in flight finish, then stop the database thread (idempotent)."""
+        """Let a ruling and a read in flight finish, then stop the database threads (idempotent)."""
         self._db.stop()
+        self._reads.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop the database thread before the window goes."""

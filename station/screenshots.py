@@ -280,8 +280,10 @@ def capture(
         review.resize(1380, 860)
         review.show()
         settle(300)
+        wait_until(lambda: not review.controller.reading, "the review queue read")
         flagged = [i for i, it in enumerate(review.controller.items.values()) if it.decision is Decision.FLAG]
         review.view.queue.setCurrentRow(flagged[0] if flagged else 0)
+        wait_until(lambda: not review.controller.reading, "the flagged cup's photo read")
         written.append(grab(review, out / "review.png"))
         review.close()
         review.shutdown()

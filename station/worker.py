@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -408,6 +408,47 @@ class BackgroundCall:
     fn: Callable[[], object]
 
 
+class LatestReads:
+    """Reads handed to a background thread where only the newest read of each kind is drawn.
+
+    Each read's tag is a frozen dataclass with a ``ticket`` field from :meth:`ticket`; a click that asks again
+    (another cup, the table once more) makes the earlier answers of that kind stale, so a slow answer never
+    draws over a newer one.
+
+    Args:
+        send: hands a :class:`BackgroundCall` to the thread (a signal's ``emit``).
+        kinds: the tag classes.
+    """
+
+    def __init__(self, send: Callable[[BackgroundCall], object], kinds: Sequence[type]) -> None:
+        self._send = send
+        self._tickets = dict.fromkeys(kinds, 0)
+        self._in_flight = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether a read is on its way (its answer not come yet)."""
+        return self._in_flight > 0
+
+    def ticket(self, kind: type) -> int:
+        """The next ticket of ``kind``: from now on, the earlier ones are stale."""
+        self._tickets[kind] += 1
+        return self._tickets[kind]
+
+    def ask(self, tag: Any, read: Callable[[], object]) -> None:
+        """Hand ``read`` to the thread under ``tag``."""
+        self._in_flight += 1
+        self._send(BackgroundCall(tag, read))
+
+    def fresh(self, tag: object) -> bool:
+        """An answer came for ``tag``: whether it is one of these reads and the newest of its kind."""
+        kind = type(tag)
+        if kind not in self._tickets:
+            return False
+        self._in_flight -= 1
+        return bool(getattr(tag, "ticket", None) == self._tickets[kind])
+
+
 class BackgroundWorker(QObject):
     """Makes :class:`BackgroundCall` s in its own thread, so a slow database or a long job never freezes a window.
 
@@ -433,9 +474,9 @@ class BackgroundWorker(QObject):
 class BackgroundThread:
     """A :class:`BackgroundWorker` with its running thread; :meth:`stop` joins it."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "cupcheck-background") -> None:
         self.thread = QThread()
-        self.thread.setObjectName("cupcheck-background")
+        self.thread.setObjectName(name)
         self.worker = BackgroundWorker()
         self.worker.moveToThread(self.thread)
         self.thread.start()

@@ -2,7 +2,8 @@
 who left, from the review window. Every change goes through :class:`db.operators.OperatorRoster`, so the same
 rules hold as for ``cupcheck operators`` (the last supervisor stays, names unique whatever their case, PINs of four
 characters or more) and the same history records it, with the supervisor's name and computer as who made it.
-Changes are written off the GUI thread (:attr:`PeopleController.call_requested`), so a database that is slow or
+Changes are written and the table and a person's history read off the GUI thread
+(:attr:`PeopleController.call_requested`, :attr:`PeopleController.read_requested`), so a database that is slow or
 away never freezes the window.
 """
 
@@ -21,7 +22,7 @@ from db.records import OperatorChangeEntry, OperatorInfo, OperatorSummary
 from db.spool import UNREACHABLE_ERRORS
 from station.controllers.overlay import FLAG_HEX
 from station.views.people import PeopleView
-from station.worker import BackgroundCall
+from station.worker import BackgroundCall, LatestReads
 
 CHANGE_WORDS = {
     "added": "added as {new}",
@@ -68,13 +69,30 @@ class PeopleChange:
     select: str | None = None
 
 
+@dataclass(frozen=True)
+class PeopleRead:
+    """A read of everyone in flight, to select ``select`` once it answers; ``ticket`` tells the newest."""
+
+    ticket: int
+    select: str | None
+
+
+@dataclass(frozen=True)
+class HistoryRead:
+    """A read of one person's history in flight; ``ticket`` tells the newest."""
+
+    ticket: int
+    name: str
+
+
 class PeopleController(QObject):
     """Fills a :class:`~station.views.people.PeopleView` and carries out its changes.
 
     Changes are handed out through :attr:`call_requested` (connect it to a
     :class:`~station.worker.BackgroundWorker` in its own thread, and its ``finished`` / ``failed`` to
     :meth:`background_done` / :meth:`background_failed`); without a connection nothing is written. The buttons
-    wait while a change is on its way.
+    wait while a change is on its way. Reads go through :attr:`read_requested` the same way (to
+    :meth:`read_done` / :meth:`read_failed`), from the first :meth:`refresh`.
 
     Args:
         view: the dialog.
@@ -83,11 +101,15 @@ class PeopleController(QObject):
 
     Signals:
         call_requested(BackgroundCall): a change to write off the GUI thread.
+        read_requested(BackgroundCall): a read to make off the GUI thread.
         answered(str): a change was made, or refused (the words the dialog shows).
+        shown(): the table, or the selected person's history, was read and drawn.
     """
 
     call_requested = Signal(object)
+    read_requested = Signal(object)
     answered = Signal(str)
+    shown = Signal()
 
     def __init__(self, view: PeopleView, directory: PeopleDirectory, *, supervisor: str) -> None:
         super().__init__()
@@ -101,16 +123,20 @@ class PeopleController(QObject):
         view.role_button.clicked.connect(self.toggle_role)
         view.active_button.clicked.connect(self.toggle_active)
         view.table.itemSelectionChanged.connect(self._selection_changed)
-        self.refresh()
+        self._reads = LatestReads(self.read_requested.emit, (PeopleRead, HistoryRead))
+
+    @property
+    def reading(self) -> bool:
+        """Whether a read is on its way (its answer not drawn yet)."""
+        return self._reads.busy
 
     def refresh(self, select: str | None = None) -> None:
-        """Read everyone again and show them (selecting ``select``, else whoever was selected)."""
+        """Read everyone again and show them (selecting ``select``, else whoever is selected when they come)."""
+        self._reads.ask(PeopleRead(self._reads.ticket(PeopleRead), select), self.directory.summaries)
+
+    def _show_people(self, people: list[OperatorSummary], select: str | None) -> None:
         keep = select or (self.selected.name if self.selected is not None else None)
-        try:
-            self.people = self.directory.summaries()
-        except UNREACHABLE_ERRORS as err:
-            self._say(f"The database cannot be reached: {str(err).splitlines()[0]}", error=True)
-            return
+        self.people = people
         table = self.view.table
         table.blockSignals(True)
         table.setRowCount(len(self.people))
@@ -126,6 +152,7 @@ class PeopleController(QObject):
                 table.selectRow(row)
         table.blockSignals(False)
         self._selection_changed()
+        self.shown.emit()
 
     @property
     def selected(self) -> OperatorSummary | None:
@@ -212,6 +239,7 @@ class PeopleController(QObject):
             return
         self.busy = False
         self._say(tag.done)
+        self._enable()
         self.refresh(select=tag.select)
         self.answered.emit(tag.done)
 
@@ -251,14 +279,37 @@ class PeopleController(QObject):
             return
         view.role_button.setText("Make operator" if person.role == "supervisor" else "Make supervisor")
         view.active_button.setText("Deactivate" if person.active else "Activate")
-        try:
-            changes = self.directory.history(person.name)
-        except UnknownOperatorError:
-            return
-        except UNREACHABLE_ERRORS:
-            return
+        directory, name = self.directory, person.name
+        self._reads.ask(HistoryRead(self._reads.ticket(HistoryRead), name), lambda: directory.history(name))
+
+    def _show_history(self, changes: list[OperatorChangeEntry]) -> None:
+        view = self.view
+        view.history.clear()
         for c in changes:
             words = CHANGE_WORDS.get(c.action, c.action).format(old=c.old_value, new=c.new_value)
             when = c.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
             note = f" — {c.note}" if c.note else ""
             view.history.addItem(f"{when}  {words}  by {c.changed_by}{note}")
+        self.shown.emit()
+
+    # -- reads ------------------------------------------------------------------------------------------------
+
+    @Slot(object, object)
+    def read_done(self, tag: object, result: object) -> None:
+        """A read returned: draw it, unless a later one has been asked for since."""
+        if not self._reads.fresh(tag):
+            return
+        if isinstance(tag, PeopleRead):
+            self._show_people(result, tag.select)  # type: ignore[arg-type]
+        elif isinstance(tag, HistoryRead) and self.selected is not None and self.selected.name == tag.name:
+            self._show_history(result)  # type: ignore[arg-type]
+
+    @Slot(object, object)
+    def read_failed(self, tag: object, error: object) -> None:
+        """A read raised: a person gone meanwhile has no history to show; a database away is said."""
+        if not self._reads.fresh(tag) or isinstance(error, UnknownOperatorError):
+            return
+        if isinstance(error, UNREACHABLE_ERRORS):
+            self._say(f"The database cannot be reached: {str(error).splitlines()[0]}", error=True)
+        else:
+            self._say(f"Could not read the people: {error.__class__.__name__}: {error}", error=True)

@@ -1,18 +1,21 @@
 """The supervisor window's logic: the review queue, one cup's evidence, and one-key rulings written with ``relabel``.
 
 Every ruling goes through :meth:`db.repository.VerdictRepository.relabel`, which refuses anyone but an active
-supervisor and writes the label and its audit row in one transaction.
+supervisor and writes the label and its audit row in one transaction. Nothing here touches the database on the GUI
+thread: reads (the queue, a cup's coins, photographs and audit trail) go to one background thread and writes
+(rulings, enrolments) to another, so a site database that is slow or away never freezes the window, and a long
+enrolment never holds up the queue. A read's answer that a later click has made stale is dropped.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QListWidgetItem
@@ -29,7 +32,7 @@ from station.controllers.enrol import Enrolment, EnrolResult, enrol_folder
 from station.controllers.overlay import draw_coins, needs
 from station.views.review import ReviewView
 from station.views.widgets import Thumbnail
-from station.worker import BackgroundCall, cut_thumbnail, decode
+from station.worker import BackgroundCall, LatestReads, cut_thumbnail, decode
 
 CUP_ROLE = Qt.ItemDataRole.UserRole
 QUEUE_LIMIT = 100
@@ -39,7 +42,6 @@ CAMERA_BEFORE_TEXT = "Show the first check, taken with the camera moved  [B]"
 CAMERA_BEFORE_SHOWN = "Showing cup {cup}, taken with the camera moved: back to the re-check  [B]"
 
 _log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,45 @@ class EnrolJob:
     """An enrolment in flight."""
 
     folder: Path
+
+
+@dataclass(frozen=True)
+class QueueRead:
+    """A read of the review queue in flight; ``ticket`` tells the newest one."""
+
+    ticket: int
+
+
+@dataclass(frozen=True)
+class CupRead:
+    """A read of one cup's evidence in flight: ``cup_id``'s coins and photograph, for ``shown`` (the selected cup,
+    or the check a re-check answers, ``before``), with its audit trail when ``audit``; ``ticket`` tells the newest."""
+
+    ticket: int
+    shown: int
+    cup_id: int
+    before: bool
+    audit: bool
+
+
+@dataclass(frozen=True)
+class AuditRead:
+    """A read of one cup's audit trail in flight (after a ruling)."""
+
+    ticket: int
+    cup_id: int
+
+
+@dataclass(frozen=True)
+class CupEvidence:
+    """What the window shows of one logged cup, read off the GUI thread: its coins, its photograph (``None``:
+    none stored, pruned or unreadable), each coin's thumbnail (``None``: none to show), and its audit trail
+    (``None`` when not asked for)."""
+
+    coins: tuple[StoredCoin, ...]
+    photo: UInt8Array | None
+    thumbs: tuple[UInt8Array | None, ...]
+    trail: tuple[AuditEntry, ...] | None
 
 
 class ReviewRepository(Protocol):
@@ -114,19 +155,25 @@ class ReviewController(QObject):
 
     Rulings are written through :attr:`call_requested` (connect it to a :class:`~station.worker.BackgroundWorker` in its
     own thread, and its ``finished`` / ``failed`` to :meth:`background_done` / :meth:`background_failed`); without a
-    connection nothing is written. Enrolments go the same way.
+    connection nothing is written. Enrolments go the same way. Reads go through :attr:`read_requested` (connect it
+    to a second worker, and its ``finished`` / ``failed`` to :meth:`read_done` / :meth:`read_failed`); nothing is
+    read before the first :meth:`refresh`, which the window calls once they are connected.
 
     Signals:
         call_requested(BackgroundCall): a ruling to write off the GUI thread.
+        read_requested(BackgroundCall): a read to make off the GUI thread.
         relabelled(int): a ruling was written; the label's id.
         refused(str): a ruling was refused; the reason.
         enrolled(EnrolResult): an enrolment finished.
+        shown(int): the queue (``0``) or a cup's evidence (its cup id) was read and drawn.
     """
 
     call_requested = Signal(object)
+    read_requested = Signal(object)
     relabelled = Signal(int)
     refused = Signal(str)
     enrolled = Signal(object)
+    shown = Signal(int)
 
     def __init__(
         self,
@@ -165,7 +212,12 @@ class ReviewController(QObject):
         view.damaged_button.clicked.connect(self.damaged)
         view.before_button.toggled.connect(self.show_before)
         self.shown_cup: int | None = None
-        self.refresh()
+        self._reads = LatestReads(self.read_requested.emit, (QueueRead, CupRead, AuditRead))
+
+    @property
+    def reading(self) -> bool:
+        """Whether a read is on its way (its answer not drawn yet)."""
+        return self._reads.busy
 
     def set_catalog(self, catalog: TypeCatalog) -> None:
         """Offer ``catalog``'s types in the corrected-type box."""
@@ -195,19 +247,21 @@ class ReviewController(QObject):
     @Slot()
     def refresh(self) -> None:
         """Reload the queue, keeping the selected cup when it is still there."""
-        keep = self.current.cup_id if self.current is not None else None
-        sus = self._suspects
-        queue = self._read(
-            lambda: self.repository.review_queue(
+        sus, repository = self._suspects, self.repository
+        station, share = self._station, self._audit_share
+        self._reads.ask(
+            QueueRead(self._reads.ticket(QueueRead)),
+            lambda: repository.review_queue(
                 QUEUE_LIMIT,
-                self._station,
-                audit_share=self._audit_share,
+                station,
+                audit_share=share,
                 suspects=sus.cup_ids if sus else (),
                 suspects_since=sus.since if sus else None,
-            )
+            ),
         )
-        if queue is None:  # the queue shown stays as it was
-            return
+
+    def _show_queue(self, queue: list[ReviewItem]) -> None:
+        keep = self.current.cup_id if self.current is not None else None
         self.items = {it.cup_id: it for it in queue}
         lst = self.view.queue
         lst.blockSignals(True)
@@ -234,25 +288,23 @@ class ReviewController(QObject):
             self.current = None
             if queue:
                 lst.setCurrentRow(0)
+        self.shown.emit(0)
 
     def _queue_clicked(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         if current is not None:
             self.show_cup(int(current.data(CUP_ROLE)))
 
     def show_cup(self, cup_id: int) -> None:
-        """Show one cup's photo, coins, verdict and audit trail."""
+        """Show one cup: its verdict and reasons at once (the queue holds them), then its photo, coins and audit
+        trail once they are read. A ruling from now on is about this cup."""
         item = self.items[cup_id]
         self.current = item
-        coins = self._read(lambda: self.repository.cup_coins(cup_id))
-        if coins is None:
-            return
         before = self.view.before_button
         before.blockSignals(True)
         before.setChecked(False)
         before.setText(_before_words(item)[0])
         before.blockSignals(False)
         before.setVisible(item.recheck_of is not None)
-        photo = self._show_photo(cup_id, item.capture_ref, coins, item.expected_type)
         self.view.summary.setText(
             f"<b>Cup {cup_id}</b>{_who(item)} — expected <b>{item.expected_type}</b>, station said "
             f"<b>{item.decision.value.upper()}</b> (p = {item.p_correct:.2f}, {needs(item.threshold)}); "
@@ -268,19 +320,8 @@ class ReviewController(QObject):
         )
         self.view.coin_spin.setMaximum(max(1, item.n_coins))
         self.view.thumbs.clear()
-        for c in coins:
-            crop = self._image(c.crop_ref)
-            if crop is None and photo is not None:
-                crop = cut_thumbnail(photo, c.bbox)
-            if crop is None:
-                continue
-            if c.top_type is None or c.top_score is None:
-                match = "no match"
-            else:
-                side = f" {c.top_side.value[:3]}" if c.top_side is not None else ""
-                match = f"best: {c.top_type}{side} {c.top_score:.2f}"
-            self.view.thumbs.add(Thumbnail(crop, f"#{c.index + 1} {match}", c.top_type != item.expected_type))
-        self._show_audit(cup_id)
+        self.view.audit.clear()
+        self._read_cup(item, cup_id, item.capture_ref, before=False, audit=True)
 
     @Slot(bool)
     def show_before(self, checked: bool) -> None:
@@ -289,10 +330,7 @@ class ReviewController(QObject):
         if item is None or item.recheck_of is None:
             return
         cup, ref = (item.recheck_of, item.recheck_capture_ref) if checked else (item.cup_id, item.capture_ref)
-        coins = self._read(lambda: self.repository.cup_coins(cup))
-        if coins is None:
-            return
-        self._show_photo(cup, ref, coins, item.expected_type)
+        self._read_cup(item, cup, ref, before=checked, audit=False)
         text, shown = _before_words(item)
         self.view.before_button.setText(shown.format(cup=cup) if checked else text)
 
@@ -301,31 +339,53 @@ class ReviewController(QObject):
         if self.view.before_button.isVisible():
             self.view.before_button.toggle()
 
-    def _show_photo(self, cup_id: int, ref: str | None, coins: list[StoredCoin], expected: str) -> UInt8Array | None:
-        """Show the photograph ``ref`` of ``cup_id`` with its coins outlined, or say why there is none; return it."""
+    def _read_cup(self, item: ReviewItem, cup_id: int, ref: str | None, *, before: bool, audit: bool) -> None:
+        """Read ``cup_id``'s evidence for the selected ``item`` off the GUI thread; meanwhile the photo says so."""
         self.shown_cup = cup_id
-        photo = self._image(ref)
+        self.view.photo.show_text(f"Reading the photo of cup {cup_id}…")
+        repository = self.repository
+
+        def read() -> CupEvidence:
+            coins = tuple(repository.cup_coins(cup_id))
+            photo = _image(repository, ref)
+            thumbs = () if before else tuple(_thumb(repository, c, photo) for c in coins)
+            trail = tuple(repository.audit_trail(cup_id)) if audit else None
+            return CupEvidence(coins, photo, thumbs, trail)
+
+        self._reads.ask(CupRead(self._reads.ticket(CupRead), item.cup_id, cup_id, before, audit), read)
+
+    def _show_evidence(self, tag: CupRead, evidence: CupEvidence) -> None:
+        item = self.items.get(tag.shown)
+        if item is None:
+            return
+        self._show_photo(tag.cup_id, item, evidence, before=tag.before)
+        if not tag.before:
+            for c, crop in zip(evidence.coins, evidence.thumbs, strict=True):
+                if crop is None:
+                    continue
+                if c.top_type is None or c.top_score is None:
+                    match = "no match"
+                else:
+                    side = f" {c.top_side.value[:3]}" if c.top_side is not None else ""
+                    match = f"best: {c.top_type}{side} {c.top_score:.2f}"
+                self.view.thumbs.add(Thumbnail(crop, f"#{c.index + 1} {match}", c.top_type != item.expected_type))
+        if evidence.trail is not None:
+            self._show_trail(evidence.trail)
+        self.shown.emit(tag.shown)
+
+    def _show_photo(self, cup_id: int, item: ReviewItem, evidence: CupEvidence, *, before: bool) -> None:
+        """Show the photograph of ``cup_id`` with its coins outlined, or say why there is none."""
+        ref = item.recheck_capture_ref if before else item.capture_ref
         if ref == PRUNED_REF:
             self.view.photo.show_text(f"The photo of cup {cup_id} was pruned (cupcheck prune); its verdict stays")
-        elif photo is None:
+        elif evidence.photo is None:
             self.view.photo.show_text(f"No photo stored for cup {cup_id}")
         else:
-            self.view.photo.set_image(draw_coins(photo, coins, expected))
-        return photo
+            self.view.photo.set_image(draw_coins(evidence.photo, list(evidence.coins), item.expected_type))
 
-    def _image(self, ref: str | None) -> UInt8Array | None:
-        if not ref:
-            return None
-        try:
-            return decode(self.repository.read_blob(ref))
-        except OSError as err:
-            _log.warning("stored image %s cannot be read: %s", ref, err)
-            return None
-
-    def _show_audit(self, cup_id: int) -> None:
+    def _show_trail(self, trail: Sequence[AuditEntry]) -> None:
         self.view.audit.clear()
-        trail = self._read(lambda: self.repository.audit_trail(cup_id))
-        for a in trail or ():
+        for a in trail:
             when = a.created_at.strftime("%Y-%m-%d %H:%M")
             note = f" — {a.note}" if a.note else ""
             self.view.audit.addItem(f"{when} {a.operator}: {a.target} {a.old_value or '∅'} → {a.new_value}{note}")
@@ -431,7 +491,8 @@ class ReviewController(QObject):
     def _ruling_saved(self, tag: Ruling, label_id: object) -> None:
         self.view.note_edit.clear()
         self.refresh()
-        self._show_audit(tag.cup_id)
+        repository, cup_id = self.repository, tag.cup_id
+        self._reads.ask(AuditRead(self._reads.ticket(AuditRead), cup_id), lambda: repository.audit_trail(cup_id))
         self.view.status.showMessage(f"Cup {tag.cup_id}, {tag.target}: {tag.value} (saved with an audit entry)")
         self.relabelled.emit(int(label_id))  # type: ignore[call-overload]
 
@@ -439,16 +500,55 @@ class ReviewController(QObject):
         self.view.status.showMessage(message)
         self.refused.emit(message)
 
-    def _read(self, read: Callable[[], T]) -> T | None:
-        """``read()`` from the verdict log; ``None`` when the database cannot be reached, which the status bar then
-        says (what is shown stays as it was)."""
-        try:
-            return read()
-        except UNREACHABLE_ERRORS as err:
-            _log.warning("the verdict log cannot be read: %s", err)
-            first = str(err).splitlines()[0] if str(err) else err.__class__.__name__
-            self.view.status.showMessage(f"The database cannot be reached: {first}. F5 tries again.")
-            return None
+    # -- reads ------------------------------------------------------------------------------------------------
+
+    @Slot(object, object)
+    def read_done(self, tag: object, result: object) -> None:
+        """A read returned: draw it, unless a later click has made it stale."""
+        if not self._reads.fresh(tag):
+            return
+        if isinstance(tag, QueueRead):
+            self._show_queue(result)  # type: ignore[arg-type]
+        elif isinstance(tag, CupRead) and isinstance(result, CupEvidence):
+            if self.current is not None and self.current.cup_id == tag.shown:
+                self._show_evidence(tag, result)
+        elif isinstance(tag, AuditRead) and self.current is not None and self.current.cup_id == tag.cup_id:
+            self._show_trail(result)  # type: ignore[arg-type]
+
+    @Slot(object, object)
+    def read_failed(self, tag: object, error: object) -> None:
+        """A read raised: the status bar says why (what is shown stays as it was)."""
+        if not self._reads.fresh(tag):
+            return
+        if isinstance(error, UNREACHABLE_ERRORS):
+            _log.warning("the verdict log cannot be read: %s", error)
+            first = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+            said = f"The database cannot be reached: {first}. F5 tries again."
+        else:
+            _log.error("a read of the verdict log failed: %r", error)
+            said = f"The verdict log could not be read: {error.__class__.__name__}: {error}. F5 tries again."
+        if isinstance(tag, CupRead):
+            self.view.photo.show_text(f"The photo of cup {tag.cup_id} could not be read")
+        self.view.status.showMessage(said)
+
+
+def _image(repository: ReviewRepository, ref: str | None) -> UInt8Array | None:
+    """The stored image ``ref``, decoded (``None``: none, pruned, or unreadable)."""
+    if not ref or ref == PRUNED_REF:
+        return None
+    try:
+        return decode(repository.read_blob(ref))
+    except OSError as err:
+        _log.warning("stored image %s cannot be read: %s", ref, err)
+        return None
+
+
+def _thumb(repository: ReviewRepository, coin: StoredCoin, photo: UInt8Array | None) -> UInt8Array | None:
+    """A coin's stored crop, else its box cut from the photograph, else ``None``."""
+    crop = _image(repository, coin.crop_ref)
+    if crop is None and photo is not None:
+        crop = cut_thumbnail(photo, coin.bbox)
+    return crop
 
 
 def _before_words(item: ReviewItem) -> tuple[str, str]:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import pytest
@@ -163,3 +163,17 @@ def window_with(
         )
 
     return open_window
+
+
+class Reading(Protocol):
+    """A controller that reads the database off the GUI thread."""
+
+    @property
+    def reading(self) -> bool:
+        """Whether a read is on its way."""
+        ...
+
+
+def settle(qtbot: QtBot, controller: Reading, timeout_ms: int = 10_000) -> None:
+    """Wait until every read ``controller`` asked for has answered and been drawn."""
+    qtbot.waitUntil(lambda: not controller.reading, timeout=timeout_ms)

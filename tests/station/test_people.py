@@ -15,7 +15,7 @@ from station.app import ReviewWindow
 from station.controllers.catalog import TypeCatalog
 from station.controllers.people import PeopleController
 from station.views.people import PeopleView
-from tests.station.conftest import OPERATOR, SUPERVISOR, SUPERVISOR_PIN, Database
+from tests.station.conftest import OPERATOR, SUPERVISOR, SUPERVISOR_PIN, Database, settle
 
 
 @pytest.fixture
@@ -29,17 +29,20 @@ def dialog(qtbot: QtBot, database: Database, catalog: TypeCatalog) -> Iterator[t
     assert win.view.people_button.isVisibleTo(win)
     made = win.people_dialog()
     assert made is not None
+    settle(qtbot, made[1])
     yield made
     win.shutdown()
 
 
 def answer(qtbot: QtBot, controller: PeopleController, change: Callable[[], object]) -> str:
-    """Make ``change`` and wait for the database thread's answer; return the dialog's words."""
+    """Make ``change`` and wait for the database thread's answer and the table read after it; return the dialog's
+    words."""
     with qtbot.waitSignal(controller.answered, timeout=10_000) as said:
         change()
         # on its way: the dialog says so and takes no second change meanwhile
         assert controller.view.message.text() == "Saving…" and not controller.view.add_button.isEnabled()
     text = said.args[0]
+    settle(qtbot, controller)
     assert isinstance(text, str) and controller.view.message.text() == text
     return text
 
@@ -123,6 +126,7 @@ def test_a_database_that_is_away_is_said_and_the_dialog_stays_usable(
         made = win.people_dialog()
         assert made is not None
         view, controller = made
+        settle(qtbot, controller)
         assert view.message.text().startswith("The database cannot be reached: ")
         monkeypatch.setattr(view, "ask_person", lambda: ("ana", "operator", "2468", "2468"))
         said = answer(qtbot, controller, controller.add)  # refused on the database thread, not the window's

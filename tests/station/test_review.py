@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
 from calibration.risk import ThresholdChoice
-from db.records import OperatorInfo
+from db.records import OperatorInfo, StoredCoin
 from db.repository import VerdictRepository
 from db.session import make_engine
 from models.bundle import Bundle, Preprocess
@@ -35,7 +36,7 @@ from station.controllers.review import BEFORE_TEXT
 from station.demo import write_mint_catalog
 from station.views.login import LoginDialog
 from station.worker import CheckRequest, CheckResult, Recheck, make_record
-from tests.station.conftest import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, Database
+from tests.station.conftest import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, Database, settle
 from tests.station.nearest_type_pipeline import NearestTypePipeline, tiny_embedder
 
 
@@ -68,6 +69,7 @@ def review(
     qtbot.addWidget(win)
     win.show()
     win.activateWindow()
+    settle(qtbot, win.controller)
     yield win
     win.shutdown()
 
@@ -115,19 +117,23 @@ def test_review_window_refuses_an_operator(database: Database, catalog: TypeCata
         ReviewWindow(database.repository, supervisor=operator, catalog=catalog)
 
 
-def select_cup(win: ReviewWindow, verdict_id: int) -> int:
-    """Select the queue entry of a verdict; return its cup id."""
+def select_cup(qtbot: QtBot, win: ReviewWindow, verdict_id: int) -> int:
+    """Select the queue entry of a verdict and wait for its evidence to be drawn; return its cup id."""
+    settle(qtbot, win.controller)
     item = next(it for it in win.controller.items.values() if it.verdict_id == verdict_id)
     for row in range(win.view.queue.count()):
         if win.view.queue.item(row).data(Qt.ItemDataRole.UserRole) == item.cup_id:
             win.view.queue.setCurrentRow(row)
     assert win.controller.current is not None and win.controller.current.cup_id == item.cup_id
+    settle(qtbot, win.controller)
     return item.cup_id
 
 
-def test_queue_shows_cups_with_photo_and_coin_matches(review: ReviewWindow, logged: dict[str, int]) -> None:
+def test_queue_shows_cups_with_photo_and_coin_matches(
+    qtbot: QtBot, review: ReviewWindow, logged: dict[str, int]
+) -> None:
     assert review.view.queue.count() == len(logged)
-    select_cup(review, logged["01_mixed"])
+    select_cup(qtbot, review, logged["01_mixed"])
     assert review.view.photo.has_image()
     assert "Why: coin 2 looks like" in review.view.summary.text()  # the station's reasons, as the operator read them
     assert f" · order A-9 (4 coins) · {OPERATOR} at bench-1, " in review.view.summary.text()  # who to ask
@@ -141,7 +147,7 @@ def test_queue_shows_cups_with_photo_and_coin_matches(review: ReviewWindow, logg
 def test_one_key_rulings_write_audit_rows(
     qtbot: QtBot, review: ReviewWindow, database: Database, logged: dict[str, int], catalog: TypeCatalog
 ) -> None:
-    cup_id = select_cup(review, logged["01_mixed"])
+    cup_id = select_cup(qtbot, review, logged["01_mixed"])
 
     review.view.coin_spin.setValue(2)
     qtbot.keyClicks(review.view.note_edit, "a washer")
@@ -154,6 +160,7 @@ def test_one_key_rulings_write_audit_rows(
     with qtbot.waitSignal(review.controller.relabelled):
         qtbot.keyClick(review.view.queue, Qt.Key.Key_T)
 
+    settle(qtbot, review.controller)
     trail = database.repository.audit_trail(cup_id)
     assert [(a.operator, a.new_value, a.note) for a in trail] == [
         (SUPERVISOR, "not_a_coin", "a washer"),
@@ -172,7 +179,7 @@ def test_one_key_rulings_write_audit_rows(
 
 
 def test_ruling_without_a_type_is_refused(qtbot: QtBot, review: ReviewWindow, logged: dict[str, int]) -> None:
-    select_cup(review, logged["00_pure"])
+    select_cup(qtbot, review, logged["00_pure"])
     review.view.type_combo.setCurrentIndex(-1)
     review.view.type_combo.setEditText("")
     with qtbot.waitSignal(review.controller.refused) as refused:
@@ -181,12 +188,13 @@ def test_ruling_without_a_type_is_refused(qtbot: QtBot, review: ReviewWindow, lo
 
 
 def test_ruling_the_database_refuses_is_reported(qtbot: QtBot, review: ReviewWindow, logged: dict[str, int]) -> None:
-    cup_id = select_cup(review, logged["00_pure"])
+    cup_id = select_cup(qtbot, review, logged["00_pure"])
     review.view.coin_spin.setMaximum(9)
     review.view.coin_spin.setValue(9)  # the cup has 4 coins
     with qtbot.waitSignal(review.controller.refused, timeout=10_000) as refused:
         qtbot.keyClick(review.view.queue, Qt.Key.Key_D)
     assert f"Cup {cup_id}, coin 9: not saved" in refused.args[0] and "no coin 8" in refused.args[0]
+    settle(qtbot, review.controller)
     assert review.view.audit.count() == 0
 
 
@@ -219,6 +227,7 @@ def test_enrolment_from_the_window_adds_types(
         enrol_folder(other, enrolment)  # enrolled on another PC of the site, into the same shared gallery
         assert win.view.type_combo.count() == 3
         qtbot.keyClick(win.view.queue, Qt.Key.Key_F5)  # F5 reloads the queue and the types
+        settle(qtbot, win.controller)
         assert win.view.type_combo.count() == 5 and "5 types" in win.view.gallery_label.text()
 
         with qtbot.waitSignal(win.controller.refused, timeout=60_000) as refused:
@@ -321,6 +330,7 @@ def test_the_queue_puts_passes_drawn_for_audit_first_and_marks_them(
         win = ReviewWindow(repo, supervisor=supervisor, catalog=catalog, audit_share=share)
         qtbot.addWidget(win)
         try:
+            settle(qtbot, win.controller)
             shown[share] = [win.view.queue.item(row).text() for row in range(win.view.queue.count())]
             items = win.controller.items
         finally:
@@ -358,14 +368,16 @@ def test_a_recheck_stands_in_the_queue_for_the_check_it_answers(
     win.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is win)  # the keys reach the window's shortcuts
     try:
+        settle(qtbot, win.controller)
         assert win.view.queue.count() == 1  # the first check is answered by the second
         assert "RE-CHECK" in win.view.queue.item(0).text()
-        cup = select_cup(win, again_id)
+        cup = select_cup(qtbot, win, again_id)
         assert cup != first_cup and win.controller.shown_cup == cup
         assert f"Checked again after the coins cup {first_cup} named were turned over." in win.view.summary.text()
         # B shows the cup before its coins were turned, and back
         assert win.view.before_button.isVisible() and not win.view.before_button.isChecked()
         qtbot.keyClick(win.view.queue, Qt.Key.Key_B)
+        settle(qtbot, win.controller)
         assert win.controller.shown_cup == first_cup and win.view.photo.has_image()
         assert win.view.before_button.text().startswith(f"Showing cup {first_cup}, before its coins were turned")
         qtbot.keyClick(win.view.queue, Qt.Key.Key_B)
@@ -400,8 +412,9 @@ def test_a_recheck_after_a_flag_for_the_camera_alone_says_so(
     win = ReviewWindow(database.repository, supervisor=supervisor, catalog=catalog)
     qtbot.addWidget(win)
     try:
+        settle(qtbot, win.controller)
         assert win.view.queue.count() == 1  # the camera's FLAG is answered by the check after it
-        select_cup(win, again_id)
+        select_cup(qtbot, win, again_id)
         summary = win.view.summary.text()
         assert f"Checked again once the camera was back in place (cup {first_cup} was flagged for it alone)." in summary
         assert "turned" not in summary
@@ -421,6 +434,7 @@ def test_a_ruling_cleanlab_suspects_comes_back_first_for_a_second_look(
     win = ReviewWindow(database.repository, supervisor=supervisor, catalog=catalog, suspects=suspects)
     qtbot.addWidget(win)
     try:
+        settle(qtbot, win.controller)
         first = win.view.queue.item(0).text()
         assert first.startswith(f"✓ SUSPECT · cup {pure}") and win.controller.items[pure].suspect
         win.controller.show_cup(pure)
@@ -443,12 +457,14 @@ def test_f5_shows_a_model_put_in_force_since_the_window_opened(
     )  # fmt: skip
     qtbot.addWidget(win)
     try:
+        settle(qtbot, win.controller)
         assert not win.view.queue.item(0).text().startswith("✓ SUSPECT")
         # the nightly retrain promotes a model that suspects the ruling on the pure cup
         in_force.append(
             (["Model verdict-bbbb2222"], SuspectLabels(frozenset({pure}), datetime.now(UTC), "verdict-bbbb2222"))
         )
         win.reload()
+        settle(qtbot, win.controller)
         assert win.view.model_label.text() == "Model verdict-bbbb2222"
         assert win.view.queue.item(0).text().startswith(f"✓ SUSPECT · cup {pure}")
     finally:
@@ -497,11 +513,11 @@ def test_a_cup_whose_images_were_pruned_says_so(
     qtbot.addWidget(win)
     win.show()
     try:
-        cup = select_cup(win, logged["00_pure"])  # drawn for audit after its images went
+        cup = select_cup(qtbot, win, logged["00_pure"])  # drawn for audit after its images went
         assert not win.view.photo.has_image()
         assert win.view.photo.text() == f"The photo of cup {cup} was pruned (cupcheck prune); its verdict stays"
         assert win.view.thumbs.thumbnails() == []
-        select_cup(win, logged["01_mixed"])
+        select_cup(qtbot, win, logged["01_mixed"])
         assert win.view.photo.has_image() and len(win.view.thumbs.thumbnails()) == 4
     finally:
         win.shutdown()
@@ -514,12 +530,59 @@ def test_a_database_away_is_said_in_the_status_bar_and_f5_tries_again(
     win = ReviewWindow(VerdictRepository(engine, tmp_path), supervisor=supervisor, catalog=catalog)
     qtbot.addWidget(win)
     try:
+        settle(qtbot, win.controller)
         said = win.view.status.currentMessage()
         assert said.startswith("The database cannot be reached: ") and said.endswith("F5 tries again.")
         assert win.view.queue.count() == 0
         win.view.status.clearMessage()
         win.reload()
+        settle(qtbot, win.controller)
         assert win.view.status.currentMessage() == said
     finally:
         win.shutdown()
         engine.dispose()
+
+
+def test_a_slow_read_leaves_the_window_live_and_its_late_answer_is_not_drawn(
+    qtbot: QtBot,
+    database: Database,
+    logged: dict[str, int],
+    supervisor: OperatorInfo,
+    catalog: TypeCatalog,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = database.repository
+    mixed, pure = repo.cup_of_verdict(logged["01_mixed"]), repo.cup_of_verdict(logged["00_pure"])
+    release = threading.Event()
+    read_coins = repo.cup_coins
+
+    def held(cup_id: int) -> list[StoredCoin]:  # a slow site database: the mixed cup's coins wait for the test
+        if cup_id == mixed:
+            assert release.wait(timeout=20), "the test never released the read"
+        return read_coins(cup_id)
+
+    monkeypatch.setattr(repo, "cup_coins", held)
+    win = ReviewWindow(repo, supervisor=supervisor, catalog=catalog, audit_share=1.0)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        settle(qtbot, win.controller)
+        rows = {win.view.queue.item(r).data(Qt.ItemDataRole.UserRole): r for r in range(win.view.queue.count())}
+        win.view.queue.setCurrentRow(rows[mixed])
+        # the read waits on its own thread: the window answers, names the cup chosen, and says the photo is coming
+        assert win.controller.reading and win.controller.current is not None
+        assert win.controller.current.cup_id == mixed and f"<b>Cup {mixed}</b>" in win.view.summary.text()
+        assert win.view.photo.text() == f"Reading the photo of cup {mixed}…"
+        qtbot.wait(100)
+        assert win.controller.reading  # still held, and the event loop ran meanwhile
+        win.view.queue.setCurrentRow(rows[pure])  # the supervisor moves on before it answers
+        assert f"<b>Cup {pure}</b>" in win.view.summary.text()
+        release.set()
+        settle(qtbot, win.controller)
+        # the late answer about the mixed cup was dropped: what is drawn is the pure cup's
+        assert win.controller.shown_cup == pure and win.view.photo.has_image()
+        assert [t.marked for t in win.view.thumbs.thumbnails()] == [False] * 4
+        assert f"<b>Cup {pure}</b>" in win.view.summary.text()
+    finally:
+        release.set()
+        win.shutdown()
