@@ -280,6 +280,7 @@ class VerdictRepository:
         audit_share: float = 0.0,
         suspects: Collection[int] = (),
         suspects_since: datetime | None = None,
+        order: str | None = None,
     ) -> list[ReviewItem]:
         """Rank flagged and low-margin cups by how much a person's label would teach the model.
 
@@ -316,6 +317,9 @@ class VerdictRepository:
                 the audit draw (suspects are always among them).
             suspects: cup ids whose rulings look wrong (:func:`models.registry.suspect_labels`).
             suspects_since: when they were ranked; a ruling made later is the second look.
+            order: instead, every cup checked for this order number (at any station unless ``station`` is given),
+                whatever its verdict, newest first: what a supervisor looks at when a customer says an order held a
+                wrong coin. Scored alike; ``limit`` and ``window`` still bound it.
         """
         w = weights or ReviewWeights()
         suspected = sorted(set(suspects))
@@ -331,12 +335,18 @@ class VerdictRepository:
         wanted = or_(
             Verdict.decision == Decision.FLAG, Verdict.p_correct - Verdict.threshold <= margin * (1 - Verdict.threshold)
         )
-        parts = [select(unanswered.where(wanted).order_by(*newest_first).limit(window).subquery().c.id)]
-        if audit_share > 0.0:  # the PASSes the audit may draw (by cup id, below): a window of their own, so that
+        if order is not None:  # the order's cups, PASSes too
+            of_order = unanswered.join(Order, Order.id == Cup.order_id).where(Order.number == order)
+            parts = [select(of_order.order_by(*newest_first).limit(window).subquery().c.id)]
+        else:
+            parts = [select(unanswered.where(wanted).order_by(*newest_first).limit(window).subquery().c.id)]
+        if (
+            audit_share > 0.0 and order is None
+        ):  # the PASSes the audit may draw (by cup id, below): a window of their own, so that
             # a day of PASSes does not push the FLAGs out of the queue
             passes = unanswered.where(Verdict.decision == Decision.PASS).order_by(*newest_first).limit(window)
             parts.append(select(passes.subquery().c.id))
-        if suspected:  # whatever their verdict or age
+        if suspected and order is None:  # whatever their verdict or age
             parts.append(unanswered.where(Cup.id.in_(suspected)))
         picked = (union(*parts) if len(parts) > 1 else parts[0]).cte("picked")
         cup_ids = select(Verdict.cup_id).join(picked, picked.c.id == Verdict.id)
@@ -409,7 +419,8 @@ class VerdictRepository:
             audit = is_pass and audit_pick(cup_id, audit_share)
             suspect = cup_id in suspects and (suspects_since is None or ruled is None or ruled <= suspects_since)
             passed_coins = is_pass or only_the_count(row.reasons)
-            if passed_coins and p - thr > margin * (1.0 - thr) and not audit and not suspect:
+            confident = passed_coins and p - thr > margin * (1.0 - thr)
+            if confident and not audit and not suspect and order is None:
                 continue  # a confident PASS (of its coins) that was not drawn for audit
             n, n_mis = int(row.n_coins), int(row.n_mismatch)
             share = n_mis / n if n else 0.0
@@ -448,9 +459,19 @@ class VerdictRepository:
                     expected_count=row.expected_count,
                 )
             )
-        items.sort(
-            key=lambda it: (not it.suspect, it.labelled, not it.audit, -it.score, -it.created_at.timestamp(), it.cup_id)
-        )
+        if order is not None:
+            items.sort(key=lambda it: (-it.created_at.timestamp(), -it.cup_id))
+        else:
+            items.sort(
+                key=lambda it: (
+                    not it.suspect,
+                    it.labelled,
+                    not it.audit,
+                    -it.score,
+                    -it.created_at.timestamp(),
+                    it.cup_id,
+                )
+            )
         return items[:limit]
 
     # -- relabel ----------------------------------------------------------------------------------------------

@@ -62,9 +62,10 @@ class EnrolJob:
 
 @dataclass(frozen=True)
 class QueueRead:
-    """A read of the review queue in flight; ``ticket`` tells the newest one."""
+    """A read of the review queue (or of the cups of ``order``) in flight; ``ticket`` tells the newest one."""
 
     ticket: int
+    order: str | None
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,10 @@ class ReviewRepository(Protocol):
         audit_share: float = 0.0,
         suspects: Collection[int] = (),
         suspects_since: datetime | None = None,
+        order: str | None = None,
     ) -> list[ReviewItem]:
-        """Cups worth a person's time, PASSes drawn for audit and the most informative first."""
+        """Cups worth a person's time, PASSes drawn for audit and the most informative first (or, given ``order``,
+        every cup of that order, newest first)."""
         ...
 
     def cup_coins(self, cup_id: int) -> list[StoredCoin]:
@@ -211,6 +214,9 @@ class ReviewController(QObject):
         view.not_coin_button.clicked.connect(self.not_a_coin)
         view.damaged_button.clicked.connect(self.damaged)
         view.before_button.toggled.connect(self.show_before)
+        view.order_find.returnPressed.connect(self.find_order)
+        view.order_find.textChanged.connect(self._order_text_changed)
+        self.order: str | None = None
         self.shown_cup: int | None = None
         self._reads = LatestReads(self.read_requested.emit, (QueueRead, CupRead, AuditRead))
 
@@ -245,22 +251,34 @@ class ReviewController(QObject):
         self.refresh()
 
     @Slot()
+    def find_order(self) -> None:
+        """List every cup of the order in the find box, PASSes too (a customer says the order held a wrong coin); an
+        empty box lists the review queue again."""
+        self.order = self.view.order_find.text().strip() or None
+        self.refresh()
+
+    def _order_text_changed(self, text: str) -> None:
+        if not text.strip() and self.order is not None:  # emptied (its clear button): the review queue again
+            self.find_order()
+
+    @Slot()
     def refresh(self) -> None:
         """Reload the queue, keeping the selected cup when it is still there."""
         sus, repository = self._suspects, self.repository
-        station, share = self._station, self._audit_share
+        station, share, order = self._station, self._audit_share, self.order
         self._reads.ask(
-            QueueRead(self._reads.ticket(QueueRead)),
+            QueueRead(self._reads.ticket(QueueRead), order),
             lambda: repository.review_queue(
                 QUEUE_LIMIT,
                 station,
                 audit_share=share,
                 suspects=sus.cup_ids if sus else (),
                 suspects_since=sus.since if sus else None,
+                order=order,
             ),
         )
 
-    def _show_queue(self, queue: list[ReviewItem]) -> None:
+    def _show_queue(self, queue: list[ReviewItem], order: str | None) -> None:
         keep = self.current.cup_id if self.current is not None else None
         self.items = {it.cup_id: it for it in queue}
         lst = self.view.queue
@@ -283,7 +301,15 @@ class ReviewController(QObject):
             if it.cup_id == keep:
                 lst.setCurrentItem(item)
         lst.blockSignals(False)
-        self.view.status.showMessage(f"{len(queue)} cups in the queue · signed in as {self.supervisor} (supervisor)")
+        self.view.show_queue_title(order, len(queue))
+        where = "" if self._station is None else f" at {self._station}"
+        if order is None:
+            said = f"{len(queue)} cups in the queue"
+        elif queue:
+            said = f"Order {order}: {len(queue)} cup{'s' if len(queue) != 1 else ''} checked{where}, PASSes too"
+        else:
+            said = f"No cup of order {order} was checked{where}: empty the find box for the queue"
+        self.view.status.showMessage(f"{said} · signed in as {self.supervisor} (supervisor)")
         if keep not in self.items:
             self.current = None
             if queue:
@@ -508,7 +534,7 @@ class ReviewController(QObject):
         if not self._reads.fresh(tag):
             return
         if isinstance(tag, QueueRead):
-            self._show_queue(result)  # type: ignore[arg-type]
+            self._show_queue(result, tag.order)  # type: ignore[arg-type]
         elif isinstance(tag, CupRead) and isinstance(result, CupEvidence):
             if self.current is not None and self.current.cup_id == tag.shown:
                 self._show_evidence(tag, result)

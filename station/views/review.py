@@ -25,12 +25,16 @@ from PySide6.QtWidgets import (
 from station.views.operator import STYLE, _section
 from station.views.widgets import ImageView, ThumbnailStrip, pixel_font
 
+QUEUE_TITLE = "Review queue (most useful first)"
+
 
 class ReviewView(QWidget):
     """Every widget of the supervisor window, laid out; no behaviour.
 
     Attributes:
-        queue: the cups to review, most informative first.
+        order_find: an order number to show every cup of (scanned or typed, Enter); emptied: the queue again.
+        queue_title: what :attr:`queue` lists (the review queue, or one order's cups).
+        queue: the cups to review, most informative first, or the cups of the order found.
         photo: the selected cup's photograph with its coin outlines.
         summary: the cup's verdict in words.
         before_button: for a re-check, shows the photograph of the check it answers (the coins before turning).
@@ -46,6 +50,10 @@ class ReviewView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setStyleSheet(STYLE + "QComboBox, QSpinBox { background: #2a2f37; padding: 4px; font-size: 16px; }")
+        self.order_find = QLineEdit()
+        self.order_find.setPlaceholderText("Find an order: scan or type it, Enter")
+        self.order_find.setClearButtonEnabled(True)
+        self.queue_title = _section(QUEUE_TITLE)
         self.queue = QListWidget()
         self.queue.setMinimumWidth(280)
         self.photo = ImageView("Choose a cup from the queue")
@@ -112,7 +120,8 @@ class ReviewView(QWidget):
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
-        lv.addWidget(_section("Review queue (most useful first)"))
+        lv.addWidget(self.order_find)
+        lv.addWidget(self.queue_title)
         lv.addWidget(self.queue)
 
         middle = QWidget()
@@ -147,6 +156,13 @@ class ReviewView(QWidget):
         root.setContentsMargins(10, 10, 10, 0)
         root.addWidget(splitter, 1)
         root.addWidget(self.status)
+
+    def show_queue_title(self, order: str | None, n_cups: int) -> None:
+        """Say what the list holds: the review queue, or the ``n_cups`` cups of ``order``."""
+        text = (
+            QUEUE_TITLE if order is None else f"Order {order}: {n_cups} cup{'s' if n_cups != 1 else ''}, newest first"
+        )
+        self.queue_title.setText(text.upper())
 
     def ask_folder(self, title: str) -> Path | None:
         """Ask for a folder; ``None`` when the dialog is cancelled."""

@@ -256,6 +256,27 @@ def test_review_queue_ranks_unlabelled_informative_cups_first(repo: VerdictRepos
     assert other in {it.cup_id for it in repo.review_queue(limit=10, margin=0.25)}
 
 
+def test_an_order_lists_every_check_of_it_newest_first_passes_too(repo: VerdictRepository) -> None:
+    def log(seed: int, **kw: object) -> int:
+        return _cup_of(repo, repo.log_verdict(make_record(seed, threshold=0.9, **kw)))  # type: ignore[arg-type]
+
+    sure = log(80, p_correct=0.999, order="Z-7")  # a confident PASS: never in the queue by itself
+    flag = log(81, decision=Decision.FLAG, p_correct=0.3, order="Z-7", station="station-2")
+    other = log(82, decision=Decision.FLAG, p_correct=0.3, order="Z-8")
+    assert {it.cup_id for it in repo.review_queue(limit=10)} == {flag, other}
+    found = repo.review_queue(limit=10, order="Z-7")
+    assert [it.cup_id for it in found] == [flag, sure]  # newest first, from every station
+    assert [it.order for it in found] == ["Z-7", "Z-7"] and found[1].decision is Decision.PASS
+    assert [it.cup_id for it in repo.review_queue(limit=10, order="Z-7", station=STATION)] == [sure]
+    assert [it.cup_id for it in repo.review_queue(limit=1, order="Z-7")] == [flag]
+    assert repo.review_queue(limit=10, order="Z-9") == []
+    repo.relabel(SUPERVISOR, sure, LabelKind.CORRECTED, corrected_type="eur_2")  # the customer found a wrong coin
+    assert [(it.cup_id, it.labelled) for it in repo.review_queue(limit=10, order="Z-7")] == [
+        (flag, False),
+        (sure, True),
+    ]  # still newest first: a ruling does not move a cup of an order
+
+
 def test_a_strict_threshold_makes_only_close_calls_of_passes_and_a_count_flag_is_its_coins_pass(
     repo: VerdictRepository,
 ) -> None:

@@ -586,3 +586,58 @@ def test_a_slow_read_leaves_the_window_live_and_its_late_answer_is_not_drawn(
     finally:
         release.set()
         win.shutdown()
+
+
+def test_a_supervisor_finds_an_order_and_rules_on_a_cup_that_passed(
+    qtbot: QtBot, database: Database, logged: dict[str, int], supervisor: OperatorInfo, catalog: TypeCatalog
+) -> None:
+    repo = database.repository
+    mixed, pure = repo.cup_of_verdict(logged["01_mixed"]), repo.cup_of_verdict(logged["00_pure"])
+    win = ReviewWindow(repo, supervisor=supervisor, catalog=catalog)  # no audit draw: a sure PASS waits for nobody
+    qtbot.addWidget(win)
+    win.show()
+    win.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is win)
+    try:
+        settle(qtbot, win.controller)
+        assert set(win.controller.items) == {mixed}
+        # the customer of order A-9 says it held a wrong coin: the supervisor scans the order's slip
+        win.view.order_find.setFocus()
+        qtbot.keyClicks(win.view.order_find, "A-9")
+        qtbot.keyClick(win.view.order_find, Qt.Key.Key_Return)
+        settle(qtbot, win.controller)
+        assert set(win.controller.items) == {mixed, pure}
+        assert win.view.queue_title.text() == "ORDER A-9: 2 CUPS, NEWEST FIRST"
+        assert win.view.status.currentMessage().startswith("Order A-9: 2 cups checked, PASSes too")
+        rows = {win.view.queue.item(r).data(Qt.ItemDataRole.UserRole): r for r in range(win.view.queue.count())}
+        assert "PASS" in win.view.queue.item(rows[pure]).text()
+        win.view.queue.setCurrentRow(rows[pure])
+        settle(qtbot, win.controller)
+        assert win.view.photo.has_image() and len(win.view.thumbs.thumbnails()) == 4
+        wrong = catalog.types[1]
+        win.view.type_combo.setCurrentIndex(win.view.type_combo.findData(wrong.type_id))
+        win.view.queue.setFocus()
+        with qtbot.waitSignal(win.controller.relabelled):
+            qtbot.keyClick(win.view.queue, Qt.Key.Key_T)
+        settle(qtbot, win.controller)
+        assert [a.new_value for a in repo.audit_trail(pure)] == [f"corrected:{wrong.type_id}"]
+        assert win.controller.order == "A-9" and win.controller.items[pure].labelled  # the order stays listed
+        assert win.view.audit.count() == 1
+
+        # an order nobody checked: said, and typed letters are the box's, not the one-key rulings'
+        win.view.order_find.clear()
+        settle(qtbot, win.controller)
+        win.view.order_find.setFocus()
+        qtbot.keyClicks(win.view.order_find, "nd-404")
+        qtbot.keyClick(win.view.order_find, Qt.Key.Key_Return)
+        settle(qtbot, win.controller)
+        assert win.view.order_find.text() == "nd-404" and win.view.queue.count() == 0
+        assert win.view.status.currentMessage().startswith("No cup of order nd-404 was checked")
+        assert len(repo.audit_trail(pure)) == 1
+
+        win.view.order_find.clear()  # its clear button: the review queue again
+        settle(qtbot, win.controller)
+        assert win.controller.order is None and set(win.controller.items) == {mixed}
+        assert win.view.queue_title.text() == "REVIEW QUEUE (MOST USEFUL FIRST)"
+    finally:
+        win.shutdown()
