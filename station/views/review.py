@@ -51,7 +51,7 @@ class ReviewView(QWidget):
         super().__init__(parent)
         self.setStyleSheet(STYLE + "QComboBox, QSpinBox { background: #2a2f37; padding: 4px; font-size: 16px; }")
         self.order_find = QLineEdit()
-        self.order_find.setPlaceholderText("Find an order: scan or type it, Enter")
+        self.order_find.setPlaceholderText("Find an order (scan, Enter)")
         self.order_find.setClearButtonEnabled(True)
         self.queue_title = _section(QUEUE_TITLE)
         self.queue = QListWidget()
