@@ -156,6 +156,9 @@ class ReviewController(QObject):
         audit_share: the share of PASSes drawn for a person to check (shown first, marked ``AUDIT``).
         suspects: the rulings cleanlab suspects at the newest retrain (shown first, marked ``SUSPECT``), ``None``.
 
+    After a ruling on a whole cup (C, T) the next cup nobody has ruled on is shown, so a queue is worked through one
+    key a cup; after a ruling on one coin (N, D) the cup stays, for its other coins.
+
     Rulings are written through :attr:`call_requested` (connect it to a :class:`~station.worker.BackgroundWorker` in its
     own thread, and its ``finished`` / ``failed`` to :meth:`background_done` / :meth:`background_failed`); without a
     connection nothing is written. Enrolments go the same way. Reads go through :attr:`read_requested` (connect it
@@ -217,6 +220,8 @@ class ReviewController(QObject):
         view.order_find.returnPressed.connect(self.find_order)
         view.order_find.textChanged.connect(self._order_text_changed)
         self.order: str | None = None
+        self._ruled: int | None = None  # a whole cup just ruled on: the queue then moves on to the next
+        self._saved: str | None = None  # what the status bar says of the ruling just saved
         self.shown_cup: int | None = None
         self._reads = LatestReads(self.read_requested.emit, (QueueRead, CupRead, AuditRead))
 
@@ -280,6 +285,8 @@ class ReviewController(QObject):
 
     def _show_queue(self, queue: list[ReviewItem], order: str | None) -> None:
         keep = self.current.cup_id if self.current is not None else None
+        ruled, self._ruled = self._ruled, None
+        saved, self._saved = self._saved, None
         self.items = {it.cup_id: it for it in queue}
         lst = self.view.queue
         lst.blockSignals(True)
@@ -309,8 +316,17 @@ class ReviewController(QObject):
             said = f"Order {order}: {len(queue)} cup{'s' if len(queue) != 1 else ''} checked{where}, PASSes too"
         else:
             said = f"No cup of order {order} was checked{where}: empty the find box for the queue"
+        # after a ruling on a whole cup, on to the next cup nobody has ruled on (the queue's order: the most useful)
+        moving_on = ruled is not None and ruled == keep
+        after = next((it for it in queue if not it.labelled and it.cup_id != ruled), None) if moving_on else None
+        if saved is not None:
+            said = saved + (f" · next: cup {after.cup_id}" if after is not None else f" · {said}")
         self.view.status.showMessage(f"{said} · signed in as {self.supervisor} (supervisor)")
-        if keep not in self.items:
+        if after is not None:
+            lst.setCurrentRow(queue.index(after))
+        elif keep in self.items:
+            self.current = self.items[keep]  # as read now (ruled on, say)
+        else:
             self.current = None
             if queue:
                 lst.setCurrentRow(0)
@@ -516,10 +532,12 @@ class ReviewController(QObject):
 
     def _ruling_saved(self, tag: Ruling, label_id: object) -> None:
         self.view.note_edit.clear()
+        self._saved = f"Cup {tag.cup_id}, {tag.target}: {tag.value} (saved with an audit entry)"
+        self._ruled = tag.cup_id if tag.target == "cup" else None  # a coin's ruling may be followed by another's
+        self.view.status.showMessage(self._saved)
         self.refresh()
         repository, cup_id = self.repository, tag.cup_id
         self._reads.ask(AuditRead(self._reads.ticket(AuditRead), cup_id), lambda: repository.audit_trail(cup_id))
-        self.view.status.showMessage(f"Cup {tag.cup_id}, {tag.target}: {tag.value} (saved with an audit entry)")
         self.relabelled.emit(int(label_id))  # type: ignore[call-overload]
 
     def _refuse(self, message: str) -> None:

@@ -155,12 +155,24 @@ def test_one_key_rulings_write_audit_rows(
     with qtbot.waitSignal(review.controller.relabelled):
         qtbot.keyClick(review.view.queue, Qt.Key.Key_N)
 
+    settle(qtbot, review.controller)
+    assert review.controller.current is not None and review.controller.current.cup_id == cup_id  # a coin: it stays
+    assert review.view.status.currentMessage().startswith(f"Cup {cup_id}, coin 2: not_a_coin (saved with an audit")
+
     wrong = catalog.types[1]
     review.view.type_combo.setCurrentIndex(review.view.type_combo.findData(wrong.type_id))
     with qtbot.waitSignal(review.controller.relabelled):
         qtbot.keyClick(review.view.queue, Qt.Key.Key_T)
 
     settle(qtbot, review.controller)
+    # a ruling on the whole cup: on to the next cup nobody has ruled on
+    pure = database.repository.cup_of_verdict(logged["00_pure"])
+    assert review.controller.current is not None and review.controller.current.cup_id == pure
+    assert review.controller.shown_cup == pure and review.view.photo.has_image()
+    said = review.view.status.currentMessage()
+    assert said.startswith(f"Cup {cup_id}, cup: corrected → {wrong.type_id} (saved with an audit entry) · next: cup")
+    assert select_cup(qtbot, review, logged["01_mixed"]) == cup_id  # back to it
+    assert review.controller.current is not None and review.controller.current.labelled
     trail = database.repository.audit_trail(cup_id)
     assert [(a.operator, a.new_value, a.note) for a in trail] == [
         (SUPERVISOR, "not_a_coin", "a washer"),
@@ -622,7 +634,10 @@ def test_a_supervisor_finds_an_order_and_rules_on_a_cup_that_passed(
         settle(qtbot, win.controller)
         assert [a.new_value for a in repo.audit_trail(pure)] == [f"corrected:{wrong.type_id}"]
         assert win.controller.order == "A-9" and win.controller.items[pure].labelled  # the order stays listed
-        assert win.view.audit.count() == 1
+        assert win.controller.current is not None and win.controller.current.cup_id == mixed  # its next cup
+        assert win.view.status.currentMessage().endswith(
+            f"· next: cup {mixed} · signed in as {SUPERVISOR} (supervisor)"
+        )
 
         # an order nobody checked: said, and typed letters are the box's, not the one-key rulings'
         win.view.order_find.clear()
