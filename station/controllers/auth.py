@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Protocol
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtWidgets import QDialogButtonBox
 
 from db.records import OperatorInfo
@@ -79,6 +80,10 @@ class LoginController(QObject):
     :data:`MAX_LOCK_S`), so a PIN cannot be guessed by trying them all at the keyboard (a four-digit PIN would
     take days instead of minutes).
 
+    The PIN is checked off the GUI thread (Qt's thread pool): a site database that is away takes its connect
+    timeout to say so before the station's sign-in cache answers, and meanwhile the dialog says "Checking…" and
+    takes no second attempt, instead of freezing.
+
     Signals:
         refused(str): an attempt was refused; the reason.
         unlocked(): the wait after a refusal is over.
@@ -86,6 +91,7 @@ class LoginController(QObject):
 
     refused = Signal(str)
     unlocked = Signal()
+    _checked = Signal(object)  # a SignIn, or the exception the check raised (from the pool's thread)
 
     def __init__(self, dialog: LoginDialog, directory: OperatorDirectory, *, role: str | None = None) -> None:
         super().__init__()
@@ -97,6 +103,8 @@ class LoginController(QObject):
         self._lock = QTimer(self)
         self._lock.setSingleShot(True)
         self._lock.timeout.connect(self._unlock)
+        self.checking = False
+        self._checked.connect(self._answered)
         dialog.buttons.accepted.connect(self.attempt)
 
     @property
@@ -106,12 +114,37 @@ class LoginController(QObject):
 
     @Slot()
     def attempt(self) -> None:
-        """Check the entered name and PIN; accept the dialog, or say why not and clear the PIN."""
-        if self.locked:
+        """Check the entered name and PIN off the GUI thread; then accept the dialog, or say why not and clear the
+        PIN."""
+        if self.locked or self.checking:
             return
-        self.result = sign_in(
-            self._directory, self.dialog.name_edit.text(), self.dialog.pin_edit.text(), role=self._role
-        )
+        directory, role = self._directory, self._role
+        name, pin = self.dialog.name_edit.text(), self.dialog.pin_edit.text()
+        answer = self._checked
+
+        def check() -> None:
+            try:
+                outcome: object = sign_in(directory, name, pin, role=role)
+            except Exception as err:  # said in the dialog
+                outcome = err
+            with contextlib.suppress(RuntimeError):  # the dialog and its controller are gone: nobody to tell
+                answer.emit(outcome)
+
+        self.checking = True
+        self._ok_button(False)
+        self.dialog.message.setText("Checking…")
+        QThreadPool.globalInstance().start(check)
+
+    @Slot(object)
+    def _answered(self, outcome: object) -> None:
+        self.checking = False
+        self._ok_button(True)
+        if not isinstance(outcome, SignIn):
+            message = f"The PIN could not be checked: {outcome.__class__.__name__}: {outcome}"
+            self.dialog.message.setText(message)
+            self.refused.emit(message)
+            return
+        self.result = outcome
         if self.result.allowed:
             self.failures = 0
             self.dialog.accept()

@@ -110,6 +110,55 @@ def test_login_dialog_refuses_an_operator_pin_then_admits_the_supervisor(qtbot: 
     assert login.operator is not None and login.operator.role == SUPERVISOR_ROLE
 
 
+class HeldDirectory:
+    """The verdict log's PIN check, held until :attr:`release` is set (a site database slow to answer), or raising
+    ``error``."""
+
+    def __init__(self, repository: VerdictRepository, error: Exception | None = None) -> None:
+        self.repository = repository
+        self.error = error
+        self.release = threading.Event()
+        self.calls = 0
+
+    def verify_operator(self, name: str, pin: str) -> OperatorInfo | None:
+        self.calls += 1
+        assert self.release.wait(timeout=20), "the test never released the check"
+        if self.error is not None:
+            raise self.error
+        return self.repository.verify_operator(name, pin)
+
+
+def test_the_pin_is_checked_off_the_window_thread_and_the_dialog_says_so(qtbot: QtBot, database: Database) -> None:
+    dialog = LoginDialog("Supervisor sign-in")
+    qtbot.addWidget(dialog)
+    held = HeldDirectory(database.repository)
+    login = LoginController(dialog, held, role=SUPERVISOR_ROLE)
+    dialog.show()
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    dialog.name_edit.setText(SUPERVISOR)
+    dialog.pin_edit.setText(SUPERVISOR_PIN)
+    dialog.buttons.accepted.emit()
+    assert login.checking and dialog.message.text() == "Checking…" and not ok.isEnabled()
+    dialog.buttons.accepted.emit()  # pressed again while it checks: no second check
+    qtbot.wait(100)  # the window's event loop runs meanwhile
+    assert login.checking and held.calls == 1 and dialog.result() != QDialog.DialogCode.Accepted
+    with qtbot.waitSignal(dialog.accepted, timeout=10_000):
+        held.release.set()
+    assert login.operator is not None and login.operator.name == SUPERVISOR and not login.checking
+
+    broken = LoginDialog("Supervisor sign-in")
+    qtbot.addWidget(broken)
+    failing = HeldDirectory(database.repository, error=ValueError("the cache file is damaged"))
+    failing.release.set()
+    refusing = LoginController(broken, failing, role=SUPERVISOR_ROLE)
+    broken.name_edit.setText(SUPERVISOR)
+    broken.pin_edit.setText(SUPERVISOR_PIN)
+    with qtbot.waitSignal(refusing.refused, timeout=10_000) as refused:
+        broken.buttons.accepted.emit()
+    assert refused.args[0] == "The PIN could not be checked: ValueError: the cache file is damaged"
+    assert broken.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled() and refusing.operator is None
+
+
 def test_review_window_refuses_an_operator(database: Database, catalog: TypeCatalog) -> None:
     operator = database.repository.verify_operator(OPERATOR, OPERATOR_PIN)
     assert operator is not None
