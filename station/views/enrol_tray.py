@@ -33,7 +33,7 @@ class SidePanel(QWidget):
         super().__init__(parent)
         title = _section(side.value)
         self.picture = ImageView(f"Lay the coins {side.value} up, apart")
-        self.picture.setMinimumSize(300, 225)
+        self.picture.setMinimumSize(300, 170)  # grows with the dialog; small enough for a 1280×720 screen
         self.shoot_button = QPushButton(f"Photograph the {side.value}")
         self.shoot_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.summary = FittedLabel("", lines=3, max_px=LABEL_PX, min_px=SMALL_PX)

@@ -57,7 +57,7 @@ class ReviewView(QWidget):
         self.queue = QListWidget()
         self.queue.setMinimumWidth(280)
         self.photo = ImageView("Choose a cup from the queue")
-        self.photo.setMinimumSize(400, 300)  # grows with the window; small enough for a 1366×768 screen
+        self.photo.setMinimumSize(400, 240)  # grows with the window; small enough for a 1280×720 screen
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setStyleSheet("font-size: 17px;")

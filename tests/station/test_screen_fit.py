@@ -1,6 +1,6 @@
-"""The windows fit a station's small screen: 1366×768 (and the operator window's compact layout 1280×720), less a
-task bar and a title bar, with every optional widget shown and the longest words, and no widget drawn over another
-at that size."""
+"""The windows fit a station's small screen, 1366×768 and 1280×720 (the operator window in its compact layout there),
+less a task bar and a title bar, with every optional widget shown and the longest words, and no widget drawn over
+another at that size."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from station.views.widgets import TITLE_BAR_PX, fit_to_screen
 SMALL_SCREEN = (1366, 768)
 TASK_BAR_PX = 40
 ROOM = (SMALL_SCREEN[0], SMALL_SCREEN[1] - TASK_BAR_PX - TITLE_BAR_PX)
+SMALLEST_ROOM = (1280, 720 - TASK_BAR_PX - TITLE_BAR_PX)
+SCREENS = pytest.mark.parametrize("room", [ROOM, SMALLEST_ROOM], ids=["1366x768", "1280x720"])
 LONG_NAME = "us_pa_1999_p_proof — Pennsylvania state quarter 1999, Philadelphia mint, proof strike (silver)"
 LONG_REASON = (
     "The type us_pa_1999_p_proof has a lookalike (us_pa_1999_d) — check the date and mint mark by eye. Coin 12 "
@@ -44,7 +46,7 @@ def _apart(*widgets: QWidget) -> None:
 
 @pytest.mark.parametrize(
     ("compact", "room"),
-    [(False, ROOM), (True, (1280, 720 - TASK_BAR_PX - TITLE_BAR_PX))],
+    [(False, ROOM), (True, SMALLEST_ROOM)],
     ids=["1366x768", "1280x720 compact"],
 )
 def test_the_operator_window_fits_a_small_screen_with_nothing_drawn_over_anything(
@@ -80,12 +82,15 @@ def test_the_operator_window_fits_a_small_screen_with_nothing_drawn_over_anythin
     assert reason.text_px == reason.max_px
 
 
-def test_the_review_window_fits_a_1366x768_screen_with_nothing_drawn_over_anything(qtbot: QtBot) -> None:
+@SCREENS
+def test_the_review_window_fits_a_small_screen_with_nothing_drawn_over_anything(
+    qtbot: QtBot, room: tuple[int, int]
+) -> None:
     view = ReviewView()
     view.people_button.setVisible(True)
     view.before_button.setVisible(True)
     view.summary.setText(f"Cup 7 · order ORD-4714 · olga at packing-2 — expected {LONG_NAME}. Why: {LONG_REASON}")
-    _at_smallest(qtbot, view)
+    _at_smallest(qtbot, view, room)
     _apart(view.summary, view.before_button, view.photo, view.thumbs)
     _apart(view.confirm_button, view.type_combo, view.not_coin_button, view.audit, view.enrol_button)
 
@@ -100,7 +105,8 @@ def test_a_window_opens_at_its_size_or_the_screens_free_area_if_smaller(qtbot: Q
     assert (window.width(), window.height()) == (free.width(), free.height() - TITLE_BAR_PX)
 
 
-def test_the_tray_enrolment_dialog_fits_with_the_longest_design_guess(qtbot: QtBot) -> None:
+@SCREENS
+def test_the_tray_enrolment_dialog_fits_with_the_longest_design_guess(qtbot: QtBot, room: tuple[int, int]) -> None:
     view = TrayEnrolView()
     guess = (
         "The same design as f000-obv, shown by t0000, t0001, t0002, t0003 and 9 more (100% of the coins, cosine 0.95)"
@@ -109,7 +115,7 @@ def test_the_tray_enrolment_dialog_fits_with_the_longest_design_guess(qtbot: QtB
         panel.summary.setText("11 of 11 coins kept as references. The model was calibrated with 15 a side.")
         panel.design_check.setVisible(True)
         panel.design_check.setText(guess)
-    _at_smallest(qtbot, view)
+    _at_smallest(qtbot, view, room)
     panel = view.sides[Side.OBVERSE]
     _apart(panel.picture, panel.shoot_button, panel.summary, panel.design_check)
     # the words wrap under the box, and a click on them ticks it, as on a plain check box's
