@@ -427,6 +427,8 @@ class ReviewWindow(QMainWindow):
         self._follow = follow
         self.view.people_button.setVisible(people is not None)
         self.view.people_button.clicked.connect(self.show_people)
+        self._close_when_enrolled = False
+        self.controller.enrol_ended.connect(self._enrol_ended)
         fit_to_screen(self, WINDOW_SIZE)
         self.controller.refresh()
 
@@ -467,9 +469,21 @@ class ReviewWindow(QMainWindow):
         self._reads.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Stop the database thread before the window goes."""
+        """Stop the database threads before the window goes; during an enrolment, close once it is done (its thread
+        cannot be stopped mid-way, and an enrolment half made would be lost)."""
+        folder = self.controller.enrolling
+        if folder is not None:
+            event.ignore()
+            self._close_when_enrolled = True
+            self.view.status.showMessage(f"Enrolling the types of {folder}… the window closes once it is done.")
+            return
         self.shutdown()
         super().closeEvent(event)
+
+    @Slot()
+    def _enrol_ended(self) -> None:
+        if self._close_when_enrolled:
+            self.close()
 
 
 def _pending(repository: VerdictSink) -> int:

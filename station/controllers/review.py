@@ -171,6 +171,7 @@ class ReviewController(QObject):
         relabelled(int): a ruling was written; the label's id.
         refused(str): a ruling was refused; the reason.
         enrolled(EnrolResult): an enrolment finished.
+        enrol_ended(): an enrolment finished or failed (:attr:`enrolling` is ``None`` again).
         shown(int): the queue (``0``) or a cup's evidence (its cup id) was read and drawn.
     """
 
@@ -179,6 +180,7 @@ class ReviewController(QObject):
     relabelled = Signal(int)
     refused = Signal(str)
     enrolled = Signal(object)
+    enrol_ended = Signal()
     shown = Signal(int)
 
     def __init__(
@@ -222,6 +224,7 @@ class ReviewController(QObject):
         self.order: str | None = None
         self._ruled: int | None = None  # a whole cup just ruled on: the queue then moves on to the next
         self._saved: str | None = None  # what the status bar says of the ruling just saved
+        self.enrolling: Path | None = None  # the catalogue folder an enrolment in flight reads
         self.shown_cup: int | None = None
         self._reads = LatestReads(self.read_requested.emit, (QueueRead, CupRead, AuditRead))
 
@@ -495,6 +498,8 @@ class ReviewController(QObject):
         elif isinstance(tag, EnrolJob):
             self.view.enrol_button.setEnabled(True)
             self._refuse(f"Enrolment from {tag.folder} failed: {error}")
+            self.enrolling = None
+            self.enrol_ended.emit()
 
     # -- enrolment --------------------------------------------------------------------------------------------
 
@@ -516,6 +521,7 @@ class ReviewController(QObject):
                     return False
         trays = bool(every_coin)
         enrolment = self._enrolment
+        self.enrolling = folder
         self.view.enrol_button.setEnabled(False)
         self.view.status.showMessage(f"Enrolling the types of {folder}…")
         job = BackgroundCall(EnrolJob(folder), lambda: enrol_folder(folder, enrolment, every_coin=trays))
@@ -528,7 +534,9 @@ class ReviewController(QObject):
         self.view.enrol_button.setEnabled(True)
         self.view.gallery_label.setText(f"Gallery: {result.n_types} types, {result.n_references} references")
         self.view.status.showMessage(result.summary())
+        self.enrolling = None
         self.enrolled.emit(result)
+        self.enrol_ended.emit()
 
     def _ruling_saved(self, tag: Ruling, label_id: object) -> None:
         self.view.note_edit.clear()

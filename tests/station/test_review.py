@@ -21,6 +21,7 @@ from db.records import OperatorInfo, StoredCoin
 from db.repository import VerdictRepository
 from db.session import make_engine
 from models.bundle import Bundle, Preprocess
+from models.embedder import Embedder
 from models.gallery import Gallery
 from models.registry import SuspectLabels
 from models.synth.mint import generate_mint
@@ -704,4 +705,39 @@ def test_a_supervisor_finds_an_order_and_rules_on_a_cup_that_passed(
         assert win.controller.order is None and set(win.controller.items) == {mixed}
         assert win.view.queue_title.text() == "REVIEW QUEUE (MOST USEFUL FIRST)"
     finally:
+        win.shutdown()
+
+
+def test_closing_during_an_enrolment_waits_for_it_then_closes(
+    qtbot: QtBot, database: Database, supervisor: OperatorInfo, tmp_path: Path
+) -> None:
+    folder = write_mint_catalog(generate_mint(3, 9), tmp_path / "catalogue", size=96)
+    gallery_dir = tmp_path / "home" / "gallery"
+    release = threading.Event()
+
+    def held_embedder() -> Embedder:  # a large catalogue takes minutes to embed
+        assert release.wait(timeout=20), "the test never released the enrolment"
+        return tiny_embedder()
+
+    win = ReviewWindow(
+        database.repository,
+        supervisor=supervisor,
+        catalog=TypeCatalog([], lambda t, s: None),
+        enrolment=Enrolment(gallery_dir, held_embedder),
+    )
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        assert win.controller.enrol(folder) and win.controller.enrolling == folder
+        assert not win.close()  # not yet: the enrolment's thread cannot be stopped half-way
+        assert win.isVisible()
+        assert win.view.status.currentMessage() == (
+            f"Enrolling the types of {folder}… the window closes once it is done."
+        )
+        with qtbot.waitSignal(win.controller.enrolled, timeout=60_000):
+            release.set()
+        qtbot.waitUntil(lambda: not win.isVisible())  # it closed by itself
+        assert win.controller.enrolling is None and Gallery.exists(gallery_dir)
+    finally:
+        release.set()
         win.shutdown()
