@@ -162,6 +162,8 @@ class MainWindow(QMainWindow):
             self.follower.pipeline_loaded.connect(worker.use_pipeline)  # first: queued before any check of a new type
             self.follower.setup_loaded.connect(self.controller.use_setup)
             self.follower.problem.connect(self.controller.show_model_problem)
+            self.follower.load_ended.connect(self._load_ended)
+        self._close_when_loaded = False
         pending = _pending(repository)
         if pending:
             self.view.db_label.setText(f"Database: spooling, {pending} verdicts waiting")
@@ -343,9 +345,21 @@ class MainWindow(QMainWindow):
         self._worker.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Stop the threads before the window goes."""
+        """Stop the threads before the window goes; while a new model loads, close once it is loaded (its thread
+        cannot be stopped mid-way: a promoted model's first load, its ONNX graphs made, takes many seconds)."""
+        loading = self.follower.loading if self.follower is not None else None
+        if loading is not None:
+            event.ignore()
+            self._close_when_loaded = True
+            self.view.status_bar.showMessage(f"Loading {loading}… the window closes once it is loaded.")
+            return
         self.shutdown()
         super().closeEvent(event)
+
+    @Slot()
+    def _load_ended(self) -> None:
+        if self._close_when_loaded:
+            self.close()
 
 
 class ReviewWindow(QMainWindow):

@@ -306,11 +306,13 @@ class ModelFollower(QObject):
         setup_loaded(object): the :class:`Loaded` parts, for the window (catalogue, orders, camera size).
         problem(str, str): a sentence for the status bar (the registry cannot be read, or something cannot be
             loaded; ``""`` once what runs is in force again) and the error behind it.
+        load_ended(): a load finished or failed (:attr:`loading` is ``None`` again).
     """
 
     pipeline_loaded = Signal(str, object)
     setup_loaded = Signal(object)
     problem = Signal(str, str)
+    load_ended = Signal()
     _submit = Signal(object)
 
     def __init__(
@@ -321,6 +323,7 @@ class ModelFollower(QObject):
         self.state = state
         self._clock = clock
         self._busy = False
+        self.loading: str | None = None  # what a load under way brings in ("model V", ...)
         self._failed: dict[InForce, float] = {}
         self._said = ""
         self._thread = BackgroundThread()
@@ -375,10 +378,12 @@ class ModelFollower(QObject):
                 return
             _log.info("%s put in force; loading it (%s runs meanwhile)", _what(result, self.state), self.state.model)
             since = self.state
+            self.loading = _what(result, self.state)
             self._submit.emit(BackgroundCall(_Load(result), lambda: self.feed.load(result, since)))
             return
         if isinstance(tag, _Load):
             assert isinstance(result, Loaded)
+            self.loading = None
             _log.info("%s loaded; it replaces what ran", _what(tag.state, self.state))
             self.state = tag.state
             self._failed.clear()
@@ -387,6 +392,7 @@ class ModelFollower(QObject):
             if result.pipeline is not None:
                 self.pipeline_loaded.emit(tag.state.model, result.pipeline)
             self.setup_loaded.emit(result)
+            self.load_ended.emit()
 
     @Slot(object, object)
     def _failed_call(self, tag: object, error: object) -> None:
@@ -398,6 +404,8 @@ class ModelFollower(QObject):
             _log.error("%s could not be loaded (%s); what ran stays in force", what, why)
             stays = f"{self.state.model} stays in force" if tag.state.model != self.state.model else "the old ones stay"
             self.say(f"{what} could not be loaded; {stays}", why)
+            self.loading = None
+            self.load_ended.emit()
         elif isinstance(tag, _Ask):
             _log.warning("the model registry cannot be read (%s); %s stays in force", why, self.state.model)
             self.say(f"the model registry cannot be read; {self.state.model} stays in force", why)

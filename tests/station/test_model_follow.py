@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -107,14 +108,18 @@ def _gallery(mint: Mint, embedder: Embedder, type_ids: set[str]) -> Gallery:
 
 class SeededLoader:
     """Builds the window's test pipeline for the types enrolled in the home's saved gallery, with the embedder a
-    registered folder's ``verdict.json`` names (``{"seed": N}``; the shipped bundle is seed 0); keeps its calls."""
+    registered folder's ``verdict.json`` names (``{"seed": N}``; the shipped bundle is seed 0); keeps its calls.
+    With a ``gate``, each load waits for it (a promoted model's first load, which makes its ONNX graphs, is slow)."""
 
     def __init__(self, mint: Mint, home: Path) -> None:
         self.mint = mint
         self.home = home
         self.calls: list[Path | None] = []
+        self.gate: threading.Event | None = None
 
     def __call__(self, bundle: Path | None) -> VerdictSource:
+        if self.gate is not None:
+            assert self.gate.wait(timeout=20), "the test never opened the gate"
         self.calls.append(bundle)
         seed = 0 if bundle is None else int(json.loads(bundle.read_text())["seed"])
         embedder = tiny_embedder(seed)
@@ -399,3 +404,20 @@ def test_an_empty_tray_photo_taken_in_the_window_loads_nothing_again(qtbot: QtBo
     with qtbot.waitSignal(win.follower.setup_loaded, timeout=TIMEOUT_MS):  # type: ignore[union-attr]
         _poll(qtbot, win)
     assert followed.loader.calls == [None]
+
+
+def test_closing_while_a_new_model_loads_waits_for_the_load_then_closes(qtbot: QtBot, followed: Followed) -> None:
+    win, site, loader = followed.win, followed.site, followed.loader
+    follower = win.follower
+    assert follower is not None
+    release = loader.gate = threading.Event()
+    _register(site, "v1", '{"seed": 1}')
+    promote(site, "v1")
+    follower.poll()
+    qtbot.waitUntil(lambda: follower.loading is not None, timeout=TIMEOUT_MS)
+    assert follower.loading == "model v1"
+    assert not win.close() and win.isVisible()  # not yet: the load's thread cannot be stopped half-way
+    assert win.view.status_bar.currentMessage() == "Loading model v1… the window closes once it is loaded."
+    release.set()
+    qtbot.waitUntil(lambda: not win.isVisible(), timeout=TIMEOUT_MS)  # loaded, then closed by itself
+    assert follower.loading is None and loader.calls == [site / "models" / "v1" / "verdict.json"]
