@@ -376,6 +376,21 @@ class InferenceWorker(QObject):
             return 0
 
 
+def join_thread(thread: QThread, patience_ms: int = 10_000) -> None:
+    """Ask ``thread``'s event loop to end and wait until it has, however long the call in progress takes.
+
+    A ``QThread`` destroyed while it runs aborts the process, and what its call was doing (a verdict being
+    written, an enrolment) would be lost; every call made here ends (database calls have a connect timeout), so
+    the wait is only logged once it passes ``patience_ms``.
+    """
+    if not thread.isRunning():
+        return
+    thread.quit()
+    if not thread.wait(patience_ms):
+        _log.warning("%s is still busy after %.1f s; waiting for it to finish", thread.objectName(), patience_ms / 1000)
+        thread.wait()
+
+
 class WorkerThread:
     """A worker object with the thread it runs in; :meth:`stop` quits and joins the thread."""
 
@@ -383,11 +398,10 @@ class WorkerThread:
         self.worker = worker
         self.thread = thread
 
-    def stop(self, timeout_ms: int = 10_000) -> None:
-        """Ask the thread's event loop to end and wait for it."""
-        if self.thread.isRunning():
-            self.thread.quit()
-            self.thread.wait(timeout_ms)
+    def stop(self, patience_ms: int = 10_000) -> None:
+        """Ask the thread's event loop to end and wait for it, a check or a verdict being written included
+        (:func:`join_thread`)."""
+        join_thread(self.thread, patience_ms)
 
 
 def start_worker(pipeline: VerdictSource, sink: VerdictSink) -> WorkerThread:
@@ -481,8 +495,6 @@ class BackgroundThread:
         self.worker.moveToThread(self.thread)
         self.thread.start()
 
-    def stop(self, timeout_ms: int = 10_000) -> None:
-        """Let the call in progress finish, then end the thread."""
-        if self.thread.isRunning():
-            self.thread.quit()
-            self.thread.wait(timeout_ms)
+    def stop(self, patience_ms: int = 10_000) -> None:
+        """Let the call in progress finish, then end the thread (:func:`join_thread`)."""
+        join_thread(self.thread, patience_ms)
