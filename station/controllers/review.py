@@ -70,14 +70,15 @@ class QueueRead:
 
 @dataclass(frozen=True)
 class CupRead:
-    """A read of one cup's evidence in flight: ``cup_id``'s coins and photograph, for ``shown`` (the selected cup,
-    or the check a re-check answers, ``before``), with its audit trail when ``audit``; ``ticket`` tells the newest."""
+    """A read of the selected cup ``shown``'s evidence in flight: the coins and photograph of ``cup_id`` (the cup
+    itself, or the check a re-check answers: ``before``), with the coins' thumbnails and the audit trail when
+    ``whole`` (the cup was just chosen; B changes the photograph alone); ``ticket`` tells the newest."""
 
     ticket: int
     shown: int
     cup_id: int
     before: bool
-    audit: bool
+    whole: bool
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,13 @@ class AuditRead:
 @dataclass(frozen=True)
 class CupEvidence:
     """What the window shows of one logged cup, read off the GUI thread: its coins, its photograph (``None``:
-    none stored, pruned or unreadable), each coin's thumbnail (``None``: none to show), and its audit trail
-    (``None`` when not asked for)."""
+    none stored, pruned or unreadable), and for a whole read each coin's thumbnail (``None``: none to show) and the
+    audit trail (else both empty)."""
 
     coins: tuple[StoredCoin, ...]
     photo: UInt8Array | None
     thumbs: tuple[UInt8Array | None, ...]
-    trail: tuple[AuditEntry, ...] | None
+    trail: tuple[AuditEntry, ...]
 
 
 class ReviewRepository(Protocol):
@@ -366,7 +367,7 @@ class ReviewController(QObject):
         self.view.coin_spin.setMaximum(max(1, item.n_coins))
         self.view.thumbs.clear()
         self.view.audit.clear()
-        self._read_cup(item, cup_id, item.capture_ref, before=False, audit=True)
+        self._read_cup(item, before=False, whole=True)
 
     @Slot(bool)
     def show_before(self, checked: bool) -> None:
@@ -374,8 +375,8 @@ class ReviewController(QObject):
         item = self.current
         if item is None or item.recheck_of is None:
             return
-        cup, ref = (item.recheck_of, item.recheck_capture_ref) if checked else (item.cup_id, item.capture_ref)
-        self._read_cup(item, cup, ref, before=checked, audit=False)
+        self._read_cup(item, before=checked, whole=False)
+        cup = _photo_of(item, checked)[0]
         text, shown = _before_words(item)
         self.view.before_button.setText(shown.format(cup=cup) if checked else text)
 
@@ -384,8 +385,9 @@ class ReviewController(QObject):
         if self.view.before_button.isVisible():
             self.view.before_button.toggle()
 
-    def _read_cup(self, item: ReviewItem, cup_id: int, ref: str | None, *, before: bool, audit: bool) -> None:
-        """Read ``cup_id``'s evidence for the selected ``item`` off the GUI thread; meanwhile the photo says so."""
+    def _read_cup(self, item: ReviewItem, *, before: bool, whole: bool) -> None:
+        """Read the selected ``item``'s evidence off the GUI thread (:class:`CupRead`); meanwhile the photo says so."""
+        cup_id, ref = _photo_of(item, before)
         self.shown_cup = cup_id
         self.view.photo.show_text(f"Reading the photo of cup {cup_id}…")
         repository = self.repository
@@ -393,18 +395,16 @@ class ReviewController(QObject):
         def read() -> CupEvidence:
             coins = tuple(repository.cup_coins(cup_id))
             photo = _image(repository, ref)
-            thumbs = () if before else tuple(_thumb(repository, c, photo) for c in coins)
-            trail = tuple(repository.audit_trail(cup_id)) if audit else None
-            return CupEvidence(coins, photo, thumbs, trail)
+            if not whole:
+                return CupEvidence(coins, photo, (), ())
+            thumbs = tuple(_thumb(repository, c, photo) for c in coins)
+            return CupEvidence(coins, photo, thumbs, tuple(repository.audit_trail(cup_id)))
 
-        self._reads.ask(CupRead(self._reads.ticket(CupRead), item.cup_id, cup_id, before, audit), read)
+        self._reads.ask(CupRead(self._reads.ticket(CupRead), item.cup_id, cup_id, before, whole), read)
 
-    def _show_evidence(self, tag: CupRead, evidence: CupEvidence) -> None:
-        item = self.items.get(tag.shown)
-        if item is None:
-            return
-        self._show_photo(tag.cup_id, item, evidence, before=tag.before)
-        if not tag.before:
+    def _show_evidence(self, item: ReviewItem, tag: CupRead, evidence: CupEvidence) -> None:
+        self._show_photo(item, evidence, before=tag.before)
+        if tag.whole:
             for c, crop in zip(evidence.coins, evidence.thumbs, strict=True):
                 if crop is None:
                     continue
@@ -414,13 +414,13 @@ class ReviewController(QObject):
                     side = f" {c.top_side.value[:3]}" if c.top_side is not None else ""
                     match = f"best: {c.top_type}{side} {c.top_score:.2f}"
                 self.view.thumbs.add(Thumbnail(crop, f"#{c.index + 1} {match}", c.top_type != item.expected_type))
-        if evidence.trail is not None:
             self._show_trail(evidence.trail)
         self.shown.emit(tag.shown)
 
-    def _show_photo(self, cup_id: int, item: ReviewItem, evidence: CupEvidence, *, before: bool) -> None:
-        """Show the photograph of ``cup_id`` with its coins outlined, or say why there is none."""
-        ref = item.recheck_capture_ref if before else item.capture_ref
+    def _show_photo(self, item: ReviewItem, evidence: CupEvidence, *, before: bool) -> None:
+        """Show the photograph read for ``item`` (:func:`_photo_of`) with its coins outlined, or say why there is
+        none."""
+        cup_id, ref = _photo_of(item, before)
         if ref == PRUNED_REF:
             self.view.photo.show_text(f"The photo of cup {cup_id} was pruned (cupcheck prune); its verdict stays")
         elif evidence.photo is None:
@@ -563,7 +563,7 @@ class ReviewController(QObject):
             self._show_queue(result, tag.order)  # type: ignore[arg-type]
         elif isinstance(tag, CupRead) and isinstance(result, CupEvidence):
             if self.current is not None and self.current.cup_id == tag.shown:
-                self._show_evidence(tag, result)
+                self._show_evidence(self.current, tag, result)
         elif isinstance(tag, AuditRead) and self.current is not None and self.current.cup_id == tag.cup_id:
             self._show_trail(result)  # type: ignore[arg-type]
 
@@ -601,6 +601,13 @@ def _thumb(repository: ReviewRepository, coin: StoredCoin, photo: UInt8Array | N
     if crop is None and photo is not None:
         crop = cut_thumbnail(photo, coin.bbox)
     return crop
+
+
+def _photo_of(item: ReviewItem, before: bool) -> tuple[int, str | None]:
+    """The cup and photograph shown for ``item``: the check a re-check answers (``before``, B), else its own."""
+    if before and item.recheck_of is not None:
+        return item.recheck_of, item.recheck_capture_ref
+    return item.cup_id, item.capture_ref
 
 
 def _before_words(item: ReviewItem) -> tuple[str, str]:

@@ -443,7 +443,9 @@ def test_a_recheck_stands_in_the_queue_for_the_check_it_answers(
         assert win.controller.shown_cup == first_cup and win.view.photo.has_image()
         assert win.view.before_button.text().startswith(f"Showing cup {first_cup}, before its coins were turned")
         qtbot.keyClick(win.view.queue, Qt.Key.Key_B)
+        settle(qtbot, win.controller)
         assert win.controller.shown_cup == cup and win.view.before_button.text() == BEFORE_TEXT
+        assert len(win.view.thumbs.thumbnails()) == 4  # the re-check's coins, once: B changes the photograph alone
         win.view.before_button.setChecked(True)
         win.controller.show_cup(cup)  # choosing the cup again shows its own photograph
         assert win.controller.shown_cup == cup and not win.view.before_button.isChecked()
