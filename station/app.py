@@ -416,12 +416,7 @@ class ReviewWindow(QMainWindow):
         self.view.model_label.setText("\n".join(model))
         self._db = BackgroundThread()  # writes: rulings, People changes, enrolments
         self._reads = BackgroundThread("cupcheck-reads")  # reads, never held up by a long enrolment
-        self.controller.call_requested.connect(self._db.worker.call)
-        self._db.worker.finished.connect(self.controller.background_done)
-        self._db.worker.failed.connect(self.controller.background_failed)
-        self.controller.read_requested.connect(self._reads.worker.call)
-        self._reads.worker.finished.connect(self.controller.read_done)
-        self._reads.worker.failed.connect(self.controller.read_failed)
+        self._connect(self.controller)
         self._keys: list[QShortcut] = []
         for key, slot in (
             (Qt.Key.Key_C, self.controller.confirm),
@@ -461,14 +456,19 @@ class ReviewWindow(QMainWindow):
             return None
         view = PeopleView(self)
         controller = PeopleController(view, self._people, supervisor=self._supervisor)
-        controller.call_requested.connect(self._db.worker.call)  # the changes go to the database thread
-        self._db.worker.finished.connect(controller.background_done)
-        self._db.worker.failed.connect(controller.background_failed)
-        controller.read_requested.connect(self._reads.worker.call)  # and the reads to the reading one
-        self._reads.worker.finished.connect(controller.read_done)
-        self._reads.worker.failed.connect(controller.read_failed)
+        self._connect(controller)
         controller.refresh()
         return view, controller
+
+    def _connect(self, controller: ReviewController | PeopleController) -> None:
+        """Hand ``controller``'s writes to the database thread and its reads to the reading one, and their answers
+        back to it."""
+        controller.call_requested.connect(self._db.worker.call)
+        self._db.worker.finished.connect(controller.background_done)
+        self._db.worker.failed.connect(controller.background_failed)
+        controller.read_requested.connect(self._reads.worker.call)
+        self._reads.worker.finished.connect(controller.read_done)
+        self._reads.worker.failed.connect(controller.read_failed)
 
     @Slot()
     def show_people(self) -> None:

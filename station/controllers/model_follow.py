@@ -376,9 +376,9 @@ class ModelFollower(QObject):
             if result == self.state or (tried is not None and self._clock() - tried < RETRY_S):
                 self._busy = False
                 return
-            _log.info("%s put in force; loading it (%s runs meanwhile)", _what(result, self.state), self.state.model)
-            since = self.state
             self.loading = _what(result, self.state)
+            _log.info("%s put in force; loading it (%s runs meanwhile)", self.loading, self.state.model)
+            since = self.state
             self._submit.emit(BackgroundCall(_Load(result), lambda: self.feed.load(result, since)))
             return
         if isinstance(tag, _Load):
