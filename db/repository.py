@@ -335,19 +335,18 @@ class VerdictRepository:
         wanted = or_(
             Verdict.decision == Decision.FLAG, Verdict.p_correct - Verdict.threshold <= margin * (1 - Verdict.threshold)
         )
-        if order is not None:  # the order's cups, PASSes too
+        if order is not None:  # the order's cups, PASSes too: no audit draw or suspects to add
             of_order = unanswered.join(Order, Order.id == Cup.order_id).where(Order.number == order)
             parts = [select(of_order.order_by(*newest_first).limit(window).subquery().c.id)]
         else:
             parts = [select(unanswered.where(wanted).order_by(*newest_first).limit(window).subquery().c.id)]
-        if (
-            audit_share > 0.0 and order is None
-        ):  # the PASSes the audit may draw (by cup id, below): a window of their own, so that
-            # a day of PASSes does not push the FLAGs out of the queue
-            passes = unanswered.where(Verdict.decision == Decision.PASS).order_by(*newest_first).limit(window)
-            parts.append(select(passes.subquery().c.id))
-        if suspected and order is None:  # whatever their verdict or age
-            parts.append(unanswered.where(Cup.id.in_(suspected)))
+            if audit_share > 0.0:
+                # the PASSes the audit may draw (by cup id, below): a window of their own, so that a day of PASSes
+                # does not push the FLAGs out of the queue
+                passes = unanswered.where(Verdict.decision == Decision.PASS).order_by(*newest_first).limit(window)
+                parts.append(select(passes.subquery().c.id))
+            if suspected:  # whatever their verdict or age
+                parts.append(unanswered.where(Cup.id.in_(suspected)))
         picked = (union(*parts) if len(parts) > 1 else parts[0]).cte("picked")
         cup_ids = select(Verdict.cup_id).join(picked, picked.c.id == Verdict.id)
         coin_stats = (
