@@ -27,7 +27,9 @@ import numpy as np
 from tqdm import tqdm
 
 from calibration.camera import CameraCalibration, CupRoi, detect_cup_roi
-from models.detector import Detector, draw_overlay, instance_full_mask, nms
+from models.detector import Detector, nms
+from models.frames import draw_overlay
+from models.masks import instance_full_mask
 from models.types import BoolArray, CoinInstance, FloatArray, Frame, UInt8Array
 
 MATCH_IOU = 0.5

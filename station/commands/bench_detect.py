@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Time the detector and print one JSON object per input size."""
-    from models.detector import Detector, read_frame
+    from models.detector import Detector
     from models.eval_detect import latency
+    from models.frames import read_frame
 
     paths = list(args.images)
     if args.data is not None:

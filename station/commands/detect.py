@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
-    from models.detector import draw_overlay, instance_record, read_frame
+    from models.frames import draw_overlay, instance_record, read_frame
 
     detector = _load(args)
     if args.overlay is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -12,29 +11,10 @@ import numpy as np
 import pytest
 
 from calibration.camera import CameraCalibration, CupRoi
-from models.detector import (
-    DEFAULT_DIR,
-    FAINT_RIM_CONF,
-    RIM_REFERENCE_CONF,
-    SIDECAR,
-    Detector,
-    DetectorSettings,
-    _circle_fit,
-    _circle_fit_radius,
-    _hidden_by_others,
-    _joining_circle,
-    _Outline,
-    _union_mask,
-    drop_bare_tray,
-    drop_faint_rims,
-    fit_outline,
-    paste_mask,
-    read_frame,
-    rim_points,
-    shows_whole,
-    tray_colour,
-)
+from models.box_checks import FAINT_RIM_CONF, RIM_REFERENCE_CONF
+from models.detector import DEFAULT_DIR, SIDECAR, Detector, DetectorSettings
 from models.eval_detect import box_iou, eye_counts
+from models.frames import read_frame
 from models.synth.mint import generate_mint
 from models.synth.scene import CupScene, SceneAssets, SceneOptions, render_cup
 from models.types import CoinInstance, Frame
@@ -169,18 +149,6 @@ def test_a_tray_cuts_at_its_sides_and_nothing_outside_the_cup_is_a_coin(
     assert len(found) >= len(inside)
 
 
-def test_fit_outline_ignores_an_occluded_bite() -> None:
-    """A disc with a bite taken out by a neighbour still fits its own centre and diameter."""
-    yy, xx = np.mgrid[0:200, 0:200]
-    disc = (xx - 100.3) ** 2 + (yy - 90.7) ** 2 <= 60**2
-    bite = (xx - 165) ** 2 + (yy - 90) ** 2 <= 45**2
-    fit = fit_outline(disc & ~bite, (0, 0), 400, 400)
-    assert fit is not None
-    (cx, cy), (major, _), _ = fit
-    assert abs(cx - 100.3) < 1.0 and abs(cy - 90.7) < 1.0
-    assert abs(major - 120) / 120 < 0.02
-
-
 def test_load_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no detector"):
         Detector.load(tmp_path / "absent")
@@ -228,182 +196,6 @@ def test_train_segmenter_and_package_round_trip(tmp_path: Path) -> None:
         assert inst.mask.shape == (int(inst.bbox[3]) - int(inst.bbox[1]), int(inst.bbox[2]) - int(inst.bbox[0]))
 
 
-def _piece(mask: np.ndarray) -> CoinInstance:
-    """A coin instance of a full-frame mask, cropped and fitted as the detector does."""
-    ys, xs = np.nonzero(mask)
-    x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
-    crop = mask[y0:y1, x0:x1]
-    fit = fit_outline(crop, (x0, y0), mask.shape[1], mask.shape[0])
-    assert fit is not None
-    (cx, cy), axes, angle = fit
-    bbox = np.array([x0, y0, x1, y1], np.float32)
-    return CoinInstance(
-        bbox=bbox, mask=crop, mask_origin=(x0, y0), confidence=0.9, center=(cx, cy), axes=axes, angle=angle
-    )
-
-
-def _disc(cx: float, cy: float, r: float) -> np.ndarray:
-    yy, xx = np.mgrid[0:300, 0:300]
-    return np.asarray((xx - cx) ** 2 + (yy - cy) ** 2 <= r**2)
-
-
-def _outline(i: CoinInstance) -> _Outline:
-    return _Outline(*rim_points(i.mask, i.mask_origin, 300, 300), int(i.mask.sum()))
-
-
-def _same_coin(a: CoinInstance, b: CoinInstance, sizes: tuple[float, ...] = ()) -> bool:
-    return _joining_circle(a, _outline(a), b, _outline(b), sizes) is not None
-
-
-def test_the_two_halves_of_a_coin_under_another_are_joined_and_nothing_else_is() -> None:
-    coin = _disc(150, 150, 60)
-    # two coins lying across its middle hide a band: the pieces left and right are one coin
-    over = _disc(150, 100, 52) | _disc(150, 200, 52)
-    xx = np.mgrid[0:300, 0:300][1]
-    a, b = _piece(coin & ~over & (xx < 150)), _piece(coin & ~over & (xx > 150))
-    assert max(a.axes) < 0.9 * 120  # each half alone fits a smaller circle
-    assert _same_coin(a, b) and _same_coin(b, a)
-    mask, origin = _union_mask(a, b)
-    whole = fit_outline(mask, origin, 300, 300)
-    assert whole is not None
-    (cx, cy), axes, _ = whole
-    assert abs(max(axes) - 121) < 3 and abs(cx - 150) < 1.5 and abs(cy - 150) < 1.5
-    # two coins side by side are not one coin
-    assert not _same_coin(_piece(_disc(90, 150, 50)), _piece(_disc(191, 150, 50)))
-    # nor is a small coin lying on a large one
-    big, small = _disc(150, 150, 80), _disc(160, 140, 30)
-    assert not _same_coin(_piece(big & ~small), _piece(small))
-    # nor a coin peeking out from under another
-    upper = _disc(150, 150, 60)
-    assert not _same_coin(_piece(upper), _piece(_disc(150, 185, 60) & ~upper))
-
-
-def _pieces_under_two_coins(over_r: float, d: float) -> tuple[CoinInstance, CoinInstance, np.ndarray]:
-    """A coin of radius 60 at (150, 150) with two coins lying across it: its left and right pieces, the two."""
-    over = _disc(150, 150 - d, over_r) | _disc(150, 150 + d, over_r)
-    xx = np.mgrid[0:300, 0:300][1]
-    coin = _disc(150, 150, 60)
-    return _piece(coin & ~over & (xx < 150)), _piece(coin & ~over & (xx > 150)), over
-
-
-def test_pieces_far_apart_are_joined_when_the_frame_shows_coins_of_their_size() -> None:
-    a, b, _ = _pieces_under_two_coins(62, 40)  # coins of 124 px lie across it: its pieces are 73 px apart
-    assert max(a.axes) < 0.4 * 120  # each piece alone fits a far smaller circle
-    assert not _same_coin(a, b)  # their own sizes say no coin spans that gap
-    assert _same_coin(a, b, sizes=(60.0,))  # a whole coin of the frame does
-    circle = _joining_circle(a, _outline(a), b, _outline(b), (60.0,))
-    assert circle is not None and np.hypot(circle[0] - 150, circle[1] - 150) < 1.5 and abs(circle[2] - 60) < 2
-
-
-def test_no_coin_is_joined_far_larger_than_the_frames_whole_coins() -> None:
-    """Along the edge of a dense pile, the rims of several coins can line up on one large circle."""
-    a, b, _ = _pieces_under_two_coins(52, 50)
-    assert _same_coin(a, b, sizes=(58.0,))
-    assert not _same_coin(a, b, sizes=(45.0,))  # 60 px is more than 15 % over the frame's largest coin
-
-
-def test_a_joined_coin_must_lie_under_other_instances_where_it_does_not_show() -> None:
-    a, b, over = _pieces_under_two_coins(55, 48)
-    circle = _joining_circle(a, _outline(a), b, _outline(b), (60.0,))
-    assert circle is not None
-    pieces = np.zeros((300, 300), bool)
-    for p in (a, b):
-        paste_mask(pieces, p)
-    assert _hidden_by_others(circle, pieces | over)  # the two coins lying across it hide the rest
-    assert not _hidden_by_others(circle, pieces)  # bare tray between the pieces: two things, not one coin
-    # under the cup's rim counts as hidden too
-    roi = CupRoi(250.0, 150.0, 100.0)  # the cup's edge runs through the coin's middle; its left half is under the rim
-    right = np.mgrid[0:300, 0:300][1] >= 150
-    assert not _hidden_by_others(circle, pieces | (over & right))
-    assert _hidden_by_others(circle, pieces | (over & right), roi)
-
-
-def test_the_detector_joins_the_pieces_of_a_coin_and_keeps_the_coins_on_it() -> None:
-    a, b, _ = _pieces_under_two_coins(58, 45)
-    tops = [_piece(_disc(150, 105, 58)), _piece(_disc(150, 195, 58) & ~_disc(150, 105, 58))]
-    settings = DetectorSettings(
-        version="t", imgsz=256, conf=0.3, iou=0.6, names={0: "coin"}, yolo_file="", yolo_sha256=""
-    )
-    parts = [(p, _outline(p), 0) for p in (*tops, a, b)]
-    found = [inst for inst, _ in Detector(None, None, settings)._merge_fragments(parts, 300, 300)]
-    assert len(found) == 3
-    joined = min(found, key=lambda i: np.hypot(i.center[0] - 150, i.center[1] - 150))
-    assert abs(joined.diameter_px - 121) < 4 and joined.mask.sum() == a.mask.sum() + b.mask.sum()
-
-
-def test_fixed_size_circle_fit_recovers_a_short_arc() -> None:
-    rng = np.random.default_rng(0)
-    t = np.linspace(-0.5, 0.5, 40)
-    arc = np.stack([150 + 60 * np.cos(t), 150 + 60 * np.sin(t)], axis=1) + rng.normal(0, 0.7, (40, 2))
-    pts = np.asarray(arc, dtype=np.float32)
-    free = _circle_fit(pts)
-    centre = _circle_fit_radius(pts, 60.0, free)
-    assert centre is not None and np.hypot(centre[0] - 150, centre[1] - 150) < 1.0
-
-
-def _weave(seed: int = 0) -> np.ndarray:
-    """A 300 px frame of towel-like weave: a grid of soft bumps with noise, no edge stronger than its neighbours'."""
-    yy, xx = np.mgrid[0:300, 0:300]
-    rng = np.random.default_rng(seed)
-    g = 120 + 12 * np.sin(xx / 3.0) * np.sin(yy / 3.0) + rng.normal(0, 4, (300, 300))
-    return np.repeat(np.clip(g, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-
-
-def _with_conf(inst: CoinInstance, confidence: float, is_coin: bool = True) -> CoinInstance:
-    return replace(inst, confidence=confidence, is_coin=is_coin)
-
-
-def test_a_doubtful_whole_disc_of_towel_weave_is_dropped_and_doubtful_coins_kept() -> None:
-    image = _weave()
-    coins = [_disc(60, 60, 40), _disc(160, 60, 40), _disc(60, 170, 40), _disc(230, 230, 40)]
-    for c in coins:  # bright discs lying on the weave: their rims are strong edges
-        image[c] = (190, 215, 230)
-    sure = [_piece(c) for c in coins[:3]]
-    doubtful_coin = _with_conf(_piece(coins[3]), 0.5)
-    weave = _with_conf(_piece(_disc(190, 150, 30) & ~coins[3]), 0.5)  # a bare patch of towel boxed as a coin
-    kept = [id(i) for i in drop_faint_rims([*sure, doubtful_coin, weave], image, 0.5)]
-    assert id(doubtful_coin) in kept and id(weave) not in kept and all(id(s) in kept for s in sure)
-    # a coin partly hidden under others may show a faint rim where it borders them: it is never dropped
-    hidden = _with_conf(_piece(_disc(190, 150, 30) & ~_disc(222, 150, 28)), 0.5)
-    assert abs(max(hidden.axes) - 60) < 4 and len(drop_faint_rims([*sure, hidden], image, 0.5)) == 4
-    # a confident box, an object, a frame without a confident coin and a zero share keep everything
-    assert len(drop_faint_rims([*sure, _with_conf(weave, 0.9)], image, 0.5)) == 4
-    assert len(drop_faint_rims([*sure, _with_conf(weave, 0.5, is_coin=False)], image, 0.5)) == 4
-    assert len(drop_faint_rims([doubtful_coin, weave], image, 0.5)) == 2
-    assert len(drop_faint_rims([*sure, weave], image, 0.0)) == 4
-
-
-def test_a_doubtful_box_the_colour_of_the_bare_tray_is_dropped_even_partly_hidden() -> None:
-    image = _weave(1)
-    coins = [_disc(60, 60, 40), _disc(140, 60, 40), _disc(60, 160, 40)]
-    small_coin = _disc(230, 230, 26)  # a smaller coin of a mixed pile, half as sure
-    for c in (*coins, small_coin):
-        image[c] = (190, 215, 230)
-    sure = [_piece(c) for c in coins]
-    # the gap between three coins, boxed as a coin and partly under them: not a whole disc, so no rim test
-    gap = _with_conf(_piece(_disc(75, 100, 30) & ~coins[0] & ~coins[1] & ~coins[2]), 0.6)
-    assert not shows_whole(gap) and len(drop_faint_rims([*sure, gap], image, 0.5)) == 4
-    coin = _with_conf(_piece(small_coin), 0.5)
-    kept = [id(i) for i in drop_bare_tray([*sure, gap, coin], image, 0.2)]
-    assert id(gap) not in kept and id(coin) in kept and all(id(s) in kept for s in sure)
-    # a coin lying mostly hidden between the others shows metal, not tray
-    hidden = _disc(75, 100, 30) & ~coins[0] & ~coins[1] & ~coins[2]
-    metal = image.copy()
-    metal[hidden] = (170, 200, 215)
-    assert len(drop_bare_tray([*sure, gap], metal, 0.2)) == 4
-    # a confident box, an object, a frame without a confident coin, a zero share: kept
-    assert len(drop_bare_tray([*sure, _with_conf(gap, RIM_REFERENCE_CONF)], image, 0.2)) == 4
-    assert len(drop_bare_tray([*sure, _with_conf(gap, 0.6, is_coin=False)], image, 0.2)) == 4
-    assert len(drop_bare_tray([gap, coin], image, 0.2)) == 2
-    assert len(drop_bare_tray([*sure, gap], image, 0.0)) == 4
-    # coins the colour of the tray: colour tells nothing, every box is kept
-    dull = _weave(1)
-    assert tray_colour(dull, sure) is not None and len(drop_bare_tray([*sure, gap], dull, 0.2)) == 4
-    # a cup region: only its inside is tray; a region the coins fill leaves too little tray to judge by
-    assert len(drop_bare_tray([*sure, gap], image, 0.2, CupRoi(150.0, 150.0, 140.0))) == 3
-    assert tray_colour(image, sure, CupRoi(60.0, 60.0, 38.0)) is None
-
-
 def test_a_sidecar_without_the_faint_rim_or_bare_tray_key_keeps_every_box() -> None:
     data = json.loads((DEFAULT_DIR / SIDECAR).read_text())
     assert DetectorSettings.from_dict(data).faint_rim == data["faint_rim"] > 0
@@ -442,28 +234,3 @@ def test_the_gaps_between_coins_on_a_towel_are_dropped(detector: Detector, real_
     gone = [i for i in every if tuple(i.bbox.tolist()) not in boxes]
     assert max(i.confidence for i in gone) < RIM_REFERENCE_CONF
     assert max(i.diameter_px for i in gone) < 0.8 * min(i.diameter_px for i in kept)
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_hull_distance_matches_the_distance_to_every_segment(seed: int) -> None:
-    from models.detector import _hull_distance, _segment_distance
-
-    rng = np.random.default_rng(seed)
-    # a coin's outline pixels: a noisy circle with a bite taken out, on integer coordinates like a contour's
-    ang = np.sort(rng.uniform(0, 2 * np.pi, 400))
-    r = 40 + rng.normal(0, 1.5, 400) - 15 * (np.abs(ang - 2.0) < 0.5)
-    pts = np.round(np.stack([100 + r * np.cos(ang), 80 + r * np.sin(ang)], axis=1)).astype(np.float32)
-    hull = cv2.convexHull(pts)
-    got = _hull_distance(pts, hull)
-    want = _segment_distance(pts, hull.reshape(-1, 2).astype(np.float64))
-    np.testing.assert_allclose(got, want, atol=1e-4)
-    assert (got <= 1.5).sum() > 50 and (got > 1.5).sum() > 20  # both sides of the rim test are exercised
-
-
-def test_hull_distance_of_a_degenerate_hull() -> None:
-    from models.detector import _hull_distance
-
-    line = np.array([[0, 0], [5, 0], [10, 0]], np.float32)
-    np.testing.assert_allclose(_hull_distance(line, cv2.convexHull(line)), [0, 0, 0], atol=1e-6)
-    point = np.array([[3, 4]], np.float32)
-    np.testing.assert_allclose(_hull_distance(point, cv2.convexHull(point)), [0], atol=1e-6)

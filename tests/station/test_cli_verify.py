@@ -182,7 +182,7 @@ def test_bad_inputs_exit_2(
 
 
 def test_either_backend_gives_the_same_verdicts(station) -> None:
-    from models.detector import read_frame
+    from models.frames import read_frame
     from models.pipeline import Pipeline
 
     home, bundle, cups = station

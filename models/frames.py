@@ -1,0 +1,98 @@
+"""Read a photo into a :class:`~models.types.Frame`, and show what the detector found on it.
+
+:func:`instance_record` is the ``cupcheck detect --json`` coin schema; :func:`draw_overlay` draws masks, outlines and
+diameters for the evaluation report and ``cupcheck detect --overlay``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from models.masks import instance_full_mask
+from models.types import CoinInstance, Frame, UInt8Array
+
+
+def read_frame(path: str | Path) -> Frame:
+    """Read an image file into a :class:`Frame`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: empty, unreadable or not an image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: not a readable image")
+    return Frame(image=np.ascontiguousarray(image, dtype=np.uint8), source=str(path))
+
+
+def instance_record(inst: CoinInstance) -> dict[str, Any]:
+    """A JSON-safe summary of one instance (the ``cupcheck detect --json`` coin schema)."""
+    x1, y1, x2, y2 = (round(float(v), 2) for v in inst.bbox)
+    return {
+        "bbox": [x1, y1, x2, y2],
+        "confidence": round(float(inst.confidence), 4),
+        "center": [round(inst.center[0], 2), round(inst.center[1], 2)],
+        "diameter_px": round(inst.diameter_px, 2),
+        "diameter_mm": None if inst.diameter_mm is None else round(float(inst.diameter_mm), 3),
+        "partial": bool(inst.partial),
+    }
+
+
+def draw_overlay(image: UInt8Array, instances: list[CoinInstance], label: str = "") -> UInt8Array:
+    """Draw masks (tinted), fitted ellipses, centres and diameters on a copy of a BGR image.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR.
+        instances: what to draw; coins green (partial ones yellow), foreign objects red.
+        label: text for the top-left corner.
+
+    Returns:
+        ``(H, W, 3)`` uint8 BGR.
+    """
+    out = image.copy()
+    h, w = out.shape[:2]
+    thick = max(1, round(max(h, w) / 640))
+    tint = out.copy()
+    for inst in instances:
+        color = (0, 200, 0) if inst.is_coin else (0, 0, 230)
+        if inst.is_coin and inst.partial:
+            color = (0, 210, 230)
+        full = instance_full_mask(inst, w, h)
+        tint[full] = color
+    out = np.asarray(cv2.addWeighted(tint, 0.35, out, 0.65, 0.0), dtype=np.uint8)
+    for inst in instances:
+        color = (0, 255, 0) if inst.is_coin else (0, 0, 255)
+        if inst.is_coin and inst.partial:
+            color = (0, 230, 255)
+        center = (round(inst.center[0]), round(inst.center[1]))
+        axes = (max(1, round(inst.axes[0] / 2)), max(1, round(inst.axes[1] / 2)))
+        cv2.ellipse(out, center, axes, inst.angle, 0, 360, color, thick, cv2.LINE_AA)
+        cv2.circle(out, center, thick + 1, color, -1, cv2.LINE_AA)
+        text = f"{inst.diameter_mm:.1f}mm" if inst.diameter_mm is not None else f"{inst.diameter_px:.0f}px"
+        if not inst.is_coin:
+            text = "object"
+        cv2.putText(
+            out,
+            text,
+            (center[0] - 20 * thick, center[1] - 6 * thick),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thick,
+            (255, 255, 255),
+            thick,
+            cv2.LINE_AA,
+        )
+    if label:
+        cv2.putText(
+            out, label, (8, 20 * thick), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * thick, (255, 255, 255), thick, cv2.LINE_AA
+        )
+    return np.asarray(out, dtype=np.uint8)
