@@ -153,7 +153,7 @@ def turn_station(data: Path, bundle: Bundle, cache: Path, *, progress: bool = Tr
     from models.detector import Detector
     from models.embedder import Embedder
     from models.enroll import TypeInfo
-    from models.train.voter import dataset_gallery, mint_lookalikes, mint_of
+    from models.train.galleries import dataset_gallery, mint_lookalikes, mint_of
 
     mint = mint_of(data)
     doc = json.loads((data / "manifest.json").read_text())

@@ -38,15 +38,8 @@ from models.eval_turn import TURN_CUPS, evaluate_turning, turning_lines
 from models.features import BASE_FEATURES, EMBEDDING_FEATURES, FEATURES
 from models.pooling import SetPooler
 from models.runtime import BACKENDS
-from models.train.voter import (
-    Pair,
-    PairTable,
-    TrainConfig,
-    auc,
-    load_split,
-    make_pairs,
-    pair_table,
-)
+from models.train.pairs import Pair, PairTable, make_pairs, pair_table
+from models.train.voter import TrainConfig, auc, load_split
 from models.voter import Voter, passable, train_voter
 
 TARGETS: tuple[float, ...] = (0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
@@ -882,7 +875,7 @@ def bench_verdict(
     from models.pipeline import Pipeline
     from models.synth.mint import generate_mint
     from models.synth.scene import SceneAssets, SceneOptions, render_cup
-    from models.train.voter import reference_gallery
+    from models.train.galleries import reference_gallery
     from models.types import CupKind, Frame
 
     if not backends:

@@ -30,7 +30,7 @@ from models.registry import current_bundle_path
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
 from models.synth.scene import CupKind, CupScene, SceneAssets, SceneOptions, render_cup, rules_allow
-from models.train.voter import mint_lookalikes
+from models.train.galleries import mint_lookalikes
 from models.types import CoinInstance, Decision, Frame, Verdict
 from station.retrain_job import RetrainOptions, run_retrain
 

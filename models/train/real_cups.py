@@ -4,7 +4,7 @@ The synthetic cups the voter learns from are not real photos: real coins match t
 real pile holds up to about 70 coins, and a real photo has no scale (no diameter in mm). The real crop folders
 (euro and won under the real data root, :data:`~models.train.crops_data.REAL_FOLDERS`, as
 ``crops/{train,test}/<type>/<photo>_<i>.jpg``) label each coin's type but hold no cups, so cups are drawn from
-their coins the way :func:`models.train.voter.virtual_cups` draws them from synthetic coins:
+their coins the way :func:`models.train.cup_cache.virtual_cups` draws them from synthetic coins:
 
 * every crop is found again by the detector as the station finds a coin in a frame
   (:func:`models.enroll.recut_coin`) and observed as the pipeline observes a coin
@@ -37,7 +37,8 @@ from models.gallery import Gallery, GalleryEntry
 from models.pipeline import InstanceSource, observe_coins
 from models.pooling import SetPooler
 from models.train.crops_data import IMAGE_SUFFIXES, REAL_FOLDERS, SPLIT_CURRENCIES, stable_fraction
-from models.train.voter import CupCache, Pair, PairTable, pair_table
+from models.train.cup_cache import CupCache
+from models.train.pairs import Pair, PairTable, pair_table
 from models.types import CoinCrop, CoinInstance, Side, UInt8Array
 
 MAX_COINS = 64

@@ -22,12 +22,8 @@ from models.references import REFERENCES_FILE
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
-from models.train.voter import (
-    CALIBRATION_FEATURES,
-    load_calibration_features,
-    reference_crops,
-    save_calibration_features,
-)
+from models.train.galleries import reference_crops
+from models.train.voter import CALIBRATION_FEATURES, load_calibration_features, save_calibration_features
 from models.types import Decision, Side
 from station.cli import main
 from station.retrain_job import (

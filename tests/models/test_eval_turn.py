@@ -22,7 +22,7 @@ from models.eval_turn import (
 )
 from models.synth.dataset import SynthConfig, write_dataset
 from models.synth.scene import CupKind, SceneOptions, render_cup
-from models.train.voter import ENROL_DIR
+from models.train.galleries import ENROL_DIR
 from models.types import Decision, Frame
 
 SEED = 3

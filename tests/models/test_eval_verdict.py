@@ -11,7 +11,7 @@ import pytest
 from calibration.risk import choose_threshold
 from models.eval_verdict import breakdown_threshold, passes, real_pass_counts, real_target_table, recorded_sets
 from models.features import FEATURES
-from models.train.voter import Pair, PairTable
+from models.train.pairs import Pair, PairTable
 
 
 def _scores(n_clean: int, n_mixed: int, error_every: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -67,7 +67,7 @@ def test_template_features_tell_types_apart_where_the_embedding_cannot() -> None
     from models.features import TEMPLATE_FEATURES, CupCoins
     from models.synth.mint import generate_mint
     from models.template import signatures
-    from models.train.voter import reference_crops
+    from models.train.galleries import reference_crops
 
     mint = generate_mint(6, 4)
     types = mint.types[:3]  # three distinct reverse designs
@@ -114,7 +114,7 @@ def test_a_shared_obverse_neither_proves_the_candidate_nor_hides_a_family_member
     from models.features import CupCoins
     from models.synth.mint import generate_mint
     from models.template import correlate, signatures, spectra
-    from models.train.voter import reference_crops
+    from models.train.galleries import reference_crops
 
     mint = generate_mint(40, 5)
     families = [m for m in mint.families().values() if len(m) >= 2]

@@ -8,7 +8,7 @@ import pytest
 
 from models.synth.mint import generate_mint
 from models.template import ANGLES, SIG_SHAPE, correlate, signature, signatures, spectra
-from models.train.voter import reference_crops
+from models.train.galleries import reference_crops
 from models.types import Side
 
 

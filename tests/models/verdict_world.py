@@ -141,7 +141,7 @@ PIPE_TYPES = ("t0000", "t0001", "t0009", "t0010")  # two families of two (shared
 def reference_image(type_id: str, side: Side) -> np.ndarray:
     """The plain render (``k = 0``) of a side of a test mint type, ``(128, 128, 3)`` uint8."""
     from models.synth.mint import generate_mint
-    from models.train.voter import reference_crops
+    from models.train.galleries import reference_crops
 
     mint = generate_mint(12, PIPE_MINT_SEED)
     return reference_crops(mint.by_id(type_id), side, 1)[0]
@@ -195,7 +195,7 @@ def enrolled_gallery(embedder, *, templates: bool = False) -> Gallery:
     template signatures with ``templates``)."""
     from models.synth.mint import generate_mint
     from models.template import signatures
-    from models.train.voter import reference_crops
+    from models.train.galleries import reference_crops
 
     mint = generate_mint(12, PIPE_MINT_SEED)
     gallery = Gallery(embedder.embed_dim, embedder.version)

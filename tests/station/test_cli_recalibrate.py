@@ -10,7 +10,7 @@ import pytest
 from models.bundle import load_bundle
 from models.synth.dataset import SynthConfig, write_dataset
 from models.synth.scene import SceneOptions
-from models.train.voter import ENROL_DIR
+from models.train.galleries import ENROL_DIR
 from models.types import CupKind
 from station.cli import main
 from tests.models.embed_helpers import write_tiny_checkpoint

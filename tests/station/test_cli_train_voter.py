@@ -10,7 +10,7 @@ import pytest
 from models.bundle import MIN_COINS, load_bundle
 from models.synth.dataset import SynthConfig, write_dataset
 from models.synth.scene import SceneOptions
-from models.train.voter import ENROL_DIR
+from models.train.galleries import ENROL_DIR
 from models.types import CupKind
 from station.cli import main
 from tests.models.embed_helpers import write_tiny_checkpoint
@@ -56,7 +56,8 @@ def test_train_voter_trains_on_the_pairs_of_every_data_set_given(
     monotone constraints, which the bundle's voter keeps)."""
     from models.embedder import Embedder
     from models.eval_verdict import recorded_sets
-    from models.train.voter import TrainConfig, load_split, make_pairs
+    from models.train.pairs import make_pairs
+    from models.train.voter import TrainConfig, load_split
 
     sets = [_data_set(tmp_path / "train_a", 3, 30), _data_set(tmp_path / "train_b", 7, 30)]
     cal = _data_set(tmp_path / "cal", 5, 24)
