@@ -11,20 +11,17 @@ that no row references once they are older than a grace period (so a write still
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from sqlalchemy import Engine, case, func, or_, select, union, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
+from db.export import export_cups
 from db.operators import OperatorRoster, operator_named
 from db.operators import UnknownOperatorError as UnknownOperatorError  # raised by log_verdict and relabel
 from db.records import (
@@ -36,13 +33,12 @@ from db.records import (
     ReviewItem,
     StationModel,
     StoredCoin,
-    TrainingCoin,
-    TrainingCup,
     TrainingExport,
     VerdictRecord,
     audit_pick,
     jpeg_size,
 )
+from db.review import ReviewWeights, informativeness, labels_per_type, newest_key, queue_key, queue_query
 from db.schema import (
     CUP_LABEL_KINDS,
     Capture,
@@ -61,7 +57,7 @@ from db.schema import (
 from db.session import init_db, make_engine, make_session_factory
 from db.store import ContentStore, StoredBlob
 from models.reasons import only_the_count
-from models.types import Decision, Side
+from models.types import Decision
 
 _GC_BATCH = 500
 PRUNED_REF = ""
@@ -75,15 +71,6 @@ class NotSupervisorError(PermissionError):
 
 class OrderMismatchError(ValueError):
     """An order number was logged with a different expected type than the one on record."""
-
-
-@dataclass(frozen=True)
-class ReviewWeights:
-    """How the review score mixes its parts (each part lies in ``[0, 1]``)."""
-
-    uncertainty: float = 0.5
-    disagreement: float = 0.3
-    rarity: float = 0.2
 
 
 class VerdictRepository:
@@ -322,94 +309,17 @@ class VerdictRepository:
                 wrong coin. Scored alike; ``limit`` and ``window`` still bound it.
         """
         w = weights or ReviewWeights()
-        suspected = sorted(set(suspects))
-        # Every part of the query is bounded by the window, never by the whole history: the candidates are picked
-        # first, newest first, and only their coins and labels are read. A check a later photograph answers is
-        # found by one uncorrelated NOT IN (a correlated NOT EXISTS made SQLite scan the cups once per cup as soon
-        # as its statistics said that column is nearly always NULL).
-        answered = select(Cup.recheck_of_id).where(Cup.recheck_of_id.is_not(None))
-        unanswered = select(Verdict.id).join(Cup, Cup.id == Verdict.cup_id).where(Cup.id.not_in(answered))
-        if station is not None:
-            unanswered = unanswered.join(Station, Station.id == Cup.station_id).where(Station.name == station)
-        newest_first = (Verdict.created_at.desc(), Verdict.id.desc())
-        wanted = or_(
-            Verdict.decision == Decision.FLAG, Verdict.p_correct - Verdict.threshold <= margin * (1 - Verdict.threshold)
-        )
-        if order is not None:  # the order's cups, PASSes too: no audit draw or suspects to add
-            of_order = unanswered.join(Order, Order.id == Cup.order_id).where(Order.number == order)
-            parts = [select(of_order.order_by(*newest_first).limit(window).subquery().c.id)]
-        else:
-            parts = [select(unanswered.where(wanted).order_by(*newest_first).limit(window).subquery().c.id)]
-            if audit_share > 0.0:
-                # the PASSes the audit may draw (by cup id, below): a window of their own, so that a day of PASSes
-                # does not push the FLAGs out of the queue
-                passes = unanswered.where(Verdict.decision == Decision.PASS).order_by(*newest_first).limit(window)
-                parts.append(select(passes.subquery().c.id))
-            if suspected:  # whatever their verdict or age
-                parts.append(unanswered.where(Cup.id.in_(suspected)))
-        picked = (union(*parts) if len(parts) > 1 else parts[0]).cte("picked")
-        cup_ids = select(Verdict.cup_id).join(picked, picked.c.id == Verdict.id)
-        coin_stats = (
-            select(
-                Coin.cup_id.label("cup_id"),
-                func.count(Coin.id).label("n_coins"),
-                func.sum(case((Coin.top_type == Cup.expected_type, 0), else_=1)).label("n_mismatch"),
-            )
-            .join(Cup, Cup.id == Coin.cup_id)
-            .where(Coin.cup_id.in_(cup_ids))
-            .group_by(Coin.cup_id)
-            .subquery()
-        )
-        before = aliased(Capture)  # the photograph of the check a re-check answers
-        before_verdict = aliased(Verdict)  # and its verdict, whose reasons say why the cup was checked again
-        last_ruling = (  # a cup without a current ruling has none: that is also what "labelled" means
-            select(Label.cup_id.label("cup_id"), func.max(Label.created_at).label("at"))
-            .where(Label.is_current, Label.cup_id.in_(cup_ids))
-            .group_by(Label.cup_id)
-            .subquery()
-        )
-        stmt = (
-            select(
-                Verdict.id.label("verdict_id"),
-                Cup.id.label("cup_id"),
-                Station.name.label("station"),
-                Operator.name.label("operator"),
-                Order.number.label("order_number"),
-                Cup.expected_count,
-                Cup.expected_type,
-                Verdict.decision,
-                Verdict.p_correct,
-                Verdict.threshold,
-                Verdict.created_at,
-                Capture.ref.label("capture_ref"),
-                func.coalesce(coin_stats.c.n_coins, 0).label("n_coins"),
-                func.coalesce(coin_stats.c.n_mismatch, 0).label("n_mismatch"),
-                Verdict.reasons,
-                Cup.recheck_of_id,
-                before.ref.label("recheck_capture_ref"),
-                before_verdict.reasons.label("recheck_reasons"),
-                last_ruling.c.at.label("ruled_at"),
-            )
-            .join(picked, picked.c.id == Verdict.id)
-            .join(Cup, Cup.id == Verdict.cup_id)
-            .join(Station, Station.id == Cup.station_id)
-            .join(Operator, Operator.id == Cup.operator_id)
-            .outerjoin(Order, Order.id == Cup.order_id)
-            .outerjoin(Capture, Capture.cup_id == Cup.id)
-            .outerjoin(coin_stats, coin_stats.c.cup_id == Cup.id)
-            .outerjoin(before, before.cup_id == Cup.recheck_of_id)
-            .outerjoin(before_verdict, before_verdict.cup_id == Cup.recheck_of_id)
-            .outerjoin(last_ruling, last_ruling.c.cup_id == Cup.id)
-        )
-        type_counts = (
-            select(Cup.expected_type, func.count(func.distinct(Label.cup_id)))
-            .join(Cup, Cup.id == Label.cup_id)
-            .where(Label.is_current)
-            .group_by(Cup.expected_type)
+        stmt = queue_query(
+            station=station,
+            margin=margin,
+            window=window,
+            audit_share=audit_share,
+            suspects=sorted(set(suspects)),
+            order=order,
         )
         with self._sessions() as session:
             rows = session.execute(stmt).all()
-            labels_per_type = {t: int(n) for t, n in session.execute(type_counts).all()}
+            labelled = {t: int(n) for t, n in session.execute(labels_per_type()).all()}
         items = []
         for row in rows:
             cup_id, p, thr, ruled = row.cup_id, row.p_correct, row.threshold, row.ruled_at
@@ -423,12 +333,7 @@ class VerdictRepository:
                 continue  # a confident PASS (of its coins) that was not drawn for audit
             n, n_mis = int(row.n_coins), int(row.n_mismatch)
             share = n_mis / n if n else 0.0
-            span = (1.0 - thr) if p >= thr else thr
-            unc = max(1.0 - abs(p - thr) / span if span > 0 else 0.0, 1.0 - 2.0 * abs(p - 0.5))
-            unc = min(1.0, max(0.0, unc))
-            dis = abs(share - (1.0 - p))
-            rar = 1.0 / (1.0 + labels_per_type.get(row.expected_type, 0))
-            score = w.uncertainty * unc + w.disagreement * dis + w.rarity * rar
+            info = informativeness(p, thr, share, labelled.get(row.expected_type, 0), w)
             items.append(
                 ReviewItem(
                     cup_id=cup_id,
@@ -440,10 +345,10 @@ class VerdictRepository:
                     threshold=thr,
                     n_coins=n,
                     mismatch_share=share,
-                    uncertainty=unc,
-                    disagreement=dis,
-                    rarity=rar,
-                    score=score,
+                    uncertainty=info.uncertainty,
+                    disagreement=info.disagreement,
+                    rarity=info.rarity,
+                    score=info.score,
                     labelled=ruled is not None,
                     capture_ref=row.capture_ref,
                     created_at=row.created_at,
@@ -458,19 +363,7 @@ class VerdictRepository:
                     expected_count=row.expected_count,
                 )
             )
-        if order is not None:
-            items.sort(key=lambda it: (-it.created_at.timestamp(), -it.cup_id))
-        else:
-            items.sort(
-                key=lambda it: (
-                    not it.suspect,
-                    it.labelled,
-                    not it.audit,
-                    -it.score,
-                    -it.created_at.timestamp(),
-                    it.cup_id,
-                )
-            )
+        items.sort(key=queue_key if order is None else newest_key)
         return items[:limit]
 
     # -- relabel ----------------------------------------------------------------------------------------------
@@ -642,7 +535,7 @@ class VerdictRepository:
             cup_ids = sorted(set(session.scalars(fresh.distinct()).all()))
             if not cup_ids:
                 return TrainingExport(cups=(), coins=())
-            return _export_cups(session, cup_ids, since)
+            return export_cups(session, cup_ids, since)
 
     # -- housekeeping -----------------------------------------------------------------------------------------
 
@@ -865,144 +758,3 @@ def _refs_of(session: Session, cups: Sequence[int]) -> set[str]:
     for crop, mask in session.execute(select(Coin.crop_ref, Coin.mask_ref).where(Coin.cup_id.in_(cups))).all():
         refs.update(r for r in (crop, mask) if r)
     return refs
-
-
-def _flip(side: Side | None) -> Side | None:
-    if side is None:
-        return None
-    return Side.REVERSE if side is Side.OBVERSE else Side.OBVERSE
-
-
-def _coin_truth(label: Label, coin: Coin, expected: str, inherited: bool) -> tuple[str | None, Side | None]:
-    """The coin's true type and side under ``label`` (see :class:`~db.records.TrainingCoin`)."""
-    kind = LabelKind(label.kind)
-    if kind is LabelKind.CORRECTED:
-        return label.corrected_type, None
-    if kind is LabelKind.CONFIRMED:
-        side = coin.top_side if (not inherited or coin.top_type == expected) else None
-        return expected, side
-    if kind is LabelKind.WRONG_SIDE:
-        return coin.top_type or expected, _flip(coin.top_side)
-    return None, None  # not_a_coin, damaged: type unknown or meaningless
-
-
-def _export_cups(session: Session, cup_ids: Iterable[int], since: datetime | None) -> TrainingExport:
-    """The labelled cups ``cup_ids`` and their coins, and the first checks their re-checks answer (see
-    :meth:`VerdictRepository.training_export`)."""
-    ids = list(cup_ids)
-    labels = session.scalars(select(Label).where(Label.cup_id.in_(ids), Label.is_current)).all()
-    cup_label: dict[int, Label] = {}
-    coin_label: dict[int, Label] = {}
-    for lab in labels:
-        if lab.coin_id is None:
-            cup_label[lab.cup_id] = lab
-        else:
-            coin_label[lab.coin_id] = lab
-
-    def fresh(label: Label | None) -> bool:
-        return label is not None and (since is None or label.created_at > since)
-
-    rows = _cup_rows(session, ids)
-    coins_by_cup = _coins_by_cup(session, ids)
-    cups: list[TrainingCup] = []
-    coins: list[TrainingCoin] = []
-    answered: dict[int, int] = {}  # first check → the labelled re-check that answers it
-    for cup, station, ref, version, decision in rows:
-        cl = cup_label.get(cup.id)
-        if cl is not None and fresh(cl):
-            cups.append(_training_cup(cup, station, ref, version, decision, cl))
-            if cup.recheck_of_id is not None:
-                answered[cup.recheck_of_id] = cup.id
-        for coin in coins_by_cup.get(cup.id, []):
-            own = coin_label.get(coin.id)
-            ruling = own if own is not None else cl
-            if ruling is not None and fresh(ruling):
-                coins.append(_training_coin(cup, station, version, coin, ruling, inherited=own is None))
-    # A first check answered by a labelled re-check is the same coins, photographed before some were turned over
-    # in place: each of its coins takes the ruling of the re-check's coin lying where it lies.
-    ruled = set(session.scalars(select(Label.cup_id).where(Label.cup_id.in_(list(answered)), Label.is_current)))
-    firsts = [cup_id for cup_id in answered if cup_id not in ruled]  # a ruling of its own, even an older one, wins
-    first_coins = _coins_by_cup(session, firsts)
-    for cup, station, ref, version, decision in _cup_rows(session, firsts):
-        again = answered[cup.id]
-        cl = cup_label[again]
-        cups.append(_training_cup(cup, station, ref, version, decision, cl, split_cup_id=again))
-        for coin in first_coins.get(cup.id, []):
-            twin = _coin_at(coin, coins_by_cup.get(again, []))
-            if twin is None:
-                continue
-            ruling = coin_label.get(twin.id, cl)
-            if fresh(ruling) and LabelKind(ruling.kind) is not LabelKind.WRONG_SIDE:
-                coins.append(_training_coin(cup, station, version, coin, ruling, inherited=True))
-    return TrainingExport(cups=tuple(cups), coins=tuple(coins))
-
-
-def _cup_rows(session: Session, ids: Sequence[int]) -> Sequence[Any]:
-    return session.execute(
-        select(Cup, Station.name, Capture.ref, Verdict.model_version, Verdict.decision)
-        .join(Station, Station.id == Cup.station_id)
-        .join(Verdict, Verdict.cup_id == Cup.id)
-        .outerjoin(Capture, Capture.cup_id == Cup.id)
-        .where(Cup.id.in_(ids))
-        .order_by(Cup.id)
-    ).all()
-
-
-def _coins_by_cup(session: Session, ids: Sequence[int]) -> dict[int, list[Coin]]:
-    out: dict[int, list[Coin]] = defaultdict(list)
-    for coin in session.scalars(select(Coin).where(Coin.cup_id.in_(ids)).order_by(Coin.cup_id, Coin.index)):
-        out[coin.cup_id].append(coin)
-    return out
-
-
-def _coin_at(coin: Coin, others: Sequence[Coin]) -> Coin | None:
-    """The coin of ``others`` lying where ``coin`` lies: the nearest centre, closer than half the smaller box."""
-    cx, cy = (coin.x1 + coin.x2) / 2, (coin.y1 + coin.y2) / 2
-    size = min(coin.x2 - coin.x1, coin.y2 - coin.y1)
-    best, best_d = None, math.inf
-    for other in others:
-        d = math.hypot((other.x1 + other.x2) / 2 - cx, (other.y1 + other.y2) / 2 - cy)
-        if d < best_d and d < 0.5 * min(size, other.x2 - other.x1, other.y2 - other.y1):
-            best, best_d = other, d
-    return best
-
-
-def _training_cup(
-    cup: Cup, station: str, ref: str | None, version: str, decision: str, label: Label, split_cup_id: int | None = None
-) -> TrainingCup:
-    truth = label.corrected_type if label.kind is LabelKind.CORRECTED else cup.expected_type
-    assert truth is not None
-    return TrainingCup(
-        cup_id=cup.id,
-        station=station,
-        capture_ref=ref,
-        expected_type=cup.expected_type,
-        label=LabelKind(label.kind),
-        true_type=truth,
-        model_version=version,
-        decision=Decision(decision),
-        labelled_at=label.created_at,
-        split_cup_id=split_cup_id,
-    )
-
-
-def _training_coin(cup: Cup, station: str, version: str, coin: Coin, ruling: Label, *, inherited: bool) -> TrainingCoin:
-    true_type, side = _coin_truth(ruling, coin, cup.expected_type, inherited=inherited)
-    return TrainingCoin(
-        cup_id=cup.id,
-        coin_id=coin.id,
-        index=coin.index,
-        station=station,
-        crop_ref=coin.crop_ref,
-        mask_ref=coin.mask_ref,
-        label=LabelKind(ruling.kind),
-        true_type=true_type,
-        side=side,
-        inherited=inherited,
-        embedding=None if coin.embedding is None else np.frombuffer(coin.embedding, dtype="<f4").copy(),
-        model_version=version,
-        labelled_at=ruling.created_at,
-        confidence=coin.confidence,
-        partial=coin.partial,
-        diameter_mm=coin.diameter_mm,
-    )

@@ -1,0 +1,163 @@
+"""Labelled cups and coins as training data: each coin's ruling in force, its true type and side.
+
+:meth:`db.repository.VerdictRepository.training_export` picks the cups whose rulings are new and calls
+:func:`export_cups`; a first check that a labelled re-check answers comes with it, its coins ruled like the re-check's
+coins lying where they lie.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.records import TrainingCoin, TrainingCup, TrainingExport
+from db.schema import Capture, Coin, Cup, Label, LabelKind, Station, Verdict
+from models.types import Decision, Side
+
+
+def _flip(side: Side | None) -> Side | None:
+    if side is None:
+        return None
+    return Side.REVERSE if side is Side.OBVERSE else Side.OBVERSE
+
+
+def _coin_truth(label: Label, coin: Coin, expected: str, inherited: bool) -> tuple[str | None, Side | None]:
+    """The coin's true type and side under ``label`` (see :class:`~db.records.TrainingCoin`)."""
+    kind = LabelKind(label.kind)
+    if kind is LabelKind.CORRECTED:
+        return label.corrected_type, None
+    if kind is LabelKind.CONFIRMED:
+        side = coin.top_side if (not inherited or coin.top_type == expected) else None
+        return expected, side
+    if kind is LabelKind.WRONG_SIDE:
+        return coin.top_type or expected, _flip(coin.top_side)
+    return None, None  # not_a_coin, damaged: type unknown or meaningless
+
+
+def export_cups(session: Session, cup_ids: Iterable[int], since: datetime | None) -> TrainingExport:
+    """The labelled cups ``cup_ids`` and their coins, and the first checks their re-checks answer (see
+    :meth:`db.repository.VerdictRepository.training_export`)."""
+    ids = list(cup_ids)
+    labels = session.scalars(select(Label).where(Label.cup_id.in_(ids), Label.is_current)).all()
+    cup_label: dict[int, Label] = {}
+    coin_label: dict[int, Label] = {}
+    for lab in labels:
+        if lab.coin_id is None:
+            cup_label[lab.cup_id] = lab
+        else:
+            coin_label[lab.coin_id] = lab
+
+    def fresh(label: Label | None) -> bool:
+        return label is not None and (since is None or label.created_at > since)
+
+    rows = _cup_rows(session, ids)
+    coins_by_cup = _coins_by_cup(session, ids)
+    cups: list[TrainingCup] = []
+    coins: list[TrainingCoin] = []
+    answered: dict[int, int] = {}  # first check → the labelled re-check that answers it
+    for cup, station, ref, version, decision in rows:
+        cl = cup_label.get(cup.id)
+        if cl is not None and fresh(cl):
+            cups.append(_training_cup(cup, station, ref, version, decision, cl))
+            if cup.recheck_of_id is not None:
+                answered[cup.recheck_of_id] = cup.id
+        for coin in coins_by_cup.get(cup.id, []):
+            own = coin_label.get(coin.id)
+            ruling = own if own is not None else cl
+            if ruling is not None and fresh(ruling):
+                coins.append(_training_coin(cup, station, version, coin, ruling, inherited=own is None))
+    # A first check answered by a labelled re-check is the same coins, photographed before some were turned over
+    # in place: each of its coins takes the ruling of the re-check's coin lying where it lies.
+    ruled = set(session.scalars(select(Label.cup_id).where(Label.cup_id.in_(list(answered)), Label.is_current)))
+    firsts = [cup_id for cup_id in answered if cup_id not in ruled]  # a ruling of its own, even an older one, wins
+    first_coins = _coins_by_cup(session, firsts)
+    for cup, station, ref, version, decision in _cup_rows(session, firsts):
+        again = answered[cup.id]
+        cl = cup_label[again]
+        cups.append(_training_cup(cup, station, ref, version, decision, cl, split_cup_id=again))
+        for coin in first_coins.get(cup.id, []):
+            twin = _coin_at(coin, coins_by_cup.get(again, []))
+            if twin is None:
+                continue
+            ruling = coin_label.get(twin.id, cl)
+            if fresh(ruling) and LabelKind(ruling.kind) is not LabelKind.WRONG_SIDE:
+                coins.append(_training_coin(cup, station, version, coin, ruling, inherited=True))
+    return TrainingExport(cups=tuple(cups), coins=tuple(coins))
+
+
+def _cup_rows(session: Session, ids: Sequence[int]) -> Sequence[Any]:
+    return session.execute(
+        select(Cup, Station.name, Capture.ref, Verdict.model_version, Verdict.decision)
+        .join(Station, Station.id == Cup.station_id)
+        .join(Verdict, Verdict.cup_id == Cup.id)
+        .outerjoin(Capture, Capture.cup_id == Cup.id)
+        .where(Cup.id.in_(ids))
+        .order_by(Cup.id)
+    ).all()
+
+
+def _coins_by_cup(session: Session, ids: Sequence[int]) -> dict[int, list[Coin]]:
+    out: dict[int, list[Coin]] = defaultdict(list)
+    for coin in session.scalars(select(Coin).where(Coin.cup_id.in_(ids)).order_by(Coin.cup_id, Coin.index)):
+        out[coin.cup_id].append(coin)
+    return out
+
+
+def _coin_at(coin: Coin, others: Sequence[Coin]) -> Coin | None:
+    """The coin of ``others`` lying where ``coin`` lies: the nearest centre, closer than half the smaller box."""
+    cx, cy = (coin.x1 + coin.x2) / 2, (coin.y1 + coin.y2) / 2
+    size = min(coin.x2 - coin.x1, coin.y2 - coin.y1)
+    best, best_d = None, math.inf
+    for other in others:
+        d = math.hypot((other.x1 + other.x2) / 2 - cx, (other.y1 + other.y2) / 2 - cy)
+        if d < best_d and d < 0.5 * min(size, other.x2 - other.x1, other.y2 - other.y1):
+            best, best_d = other, d
+    return best
+
+
+def _training_cup(
+    cup: Cup, station: str, ref: str | None, version: str, decision: str, label: Label, split_cup_id: int | None = None
+) -> TrainingCup:
+    truth = label.corrected_type if label.kind is LabelKind.CORRECTED else cup.expected_type
+    assert truth is not None
+    return TrainingCup(
+        cup_id=cup.id,
+        station=station,
+        capture_ref=ref,
+        expected_type=cup.expected_type,
+        label=LabelKind(label.kind),
+        true_type=truth,
+        model_version=version,
+        decision=Decision(decision),
+        labelled_at=label.created_at,
+        split_cup_id=split_cup_id,
+    )
+
+
+def _training_coin(cup: Cup, station: str, version: str, coin: Coin, ruling: Label, *, inherited: bool) -> TrainingCoin:
+    true_type, side = _coin_truth(ruling, coin, cup.expected_type, inherited=inherited)
+    return TrainingCoin(
+        cup_id=cup.id,
+        coin_id=coin.id,
+        index=coin.index,
+        station=station,
+        crop_ref=coin.crop_ref,
+        mask_ref=coin.mask_ref,
+        label=LabelKind(ruling.kind),
+        true_type=true_type,
+        side=side,
+        inherited=inherited,
+        embedding=None if coin.embedding is None else np.frombuffer(coin.embedding, dtype="<f4").copy(),
+        model_version=version,
+        labelled_at=ruling.created_at,
+        confidence=coin.confidence,
+        partial=coin.partial,
+        diameter_mm=coin.diameter_mm,
+    )

@@ -1,0 +1,176 @@
+"""The review queue's query and ranking: which cups a person's ruling would teach the model most.
+
+:meth:`db.repository.VerdictRepository.review_queue` runs :func:`queue_query` and :func:`labels_per_type`, skips the
+confident PASSes nobody drew for audit, scores the rest with :func:`informativeness` and sorts them with
+:func:`queue_key`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, case, func, or_, select, union
+from sqlalchemy.orm import aliased
+
+from db.records import ReviewItem
+from db.schema import Capture, Coin, Cup, Label, Operator, Order, Station, Verdict
+from models.types import Decision
+
+
+@dataclass(frozen=True)
+class ReviewWeights:
+    """How the review score mixes its parts (each part lies in ``[0, 1]``)."""
+
+    uncertainty: float = 0.5
+    disagreement: float = 0.3
+    rarity: float = 0.2
+
+
+@dataclass(frozen=True)
+class Informativeness:
+    """How much a ruling on one cup would teach: its parts, each in ``[0, 1]``, and their weighted sum."""
+
+    uncertainty: float
+    disagreement: float
+    rarity: float
+    score: float
+
+
+def informativeness(
+    p: float, threshold: float, mismatch_share: float, labelled_of_type: int, weights: ReviewWeights
+) -> Informativeness:
+    """Score one cup (the formula is in :meth:`db.repository.VerdictRepository.review_queue`).
+
+    Args:
+        p: the verdict's ``p_correct``.
+        threshold: the threshold it was judged against.
+        mismatch_share: the share of its coins whose best match is not the expected type.
+        labelled_of_type: cups of its expected type labelled so far.
+        weights: how the parts are mixed.
+    """
+    span = (1.0 - threshold) if p >= threshold else threshold
+    unc = max(1.0 - abs(p - threshold) / span if span > 0 else 0.0, 1.0 - 2.0 * abs(p - 0.5))
+    unc = min(1.0, max(0.0, unc))
+    dis = abs(mismatch_share - (1.0 - p))
+    rar = 1.0 / (1.0 + labelled_of_type)
+    score = weights.uncertainty * unc + weights.disagreement * dis + weights.rarity * rar
+    return Informativeness(unc, dis, rar, score)
+
+
+def queue_query(
+    *,
+    station: str | None,
+    margin: float,
+    window: int,
+    audit_share: float,
+    suspects: Sequence[int],
+    order: str | None,
+) -> Select[*tuple[Any, ...]]:
+    """One row per candidate cup: its verdict, photo, coin counts, the check it answers and when it was last ruled.
+
+    The candidates are the newest ``window`` FLAGs and close calls, as many of the newest PASSes when
+    ``audit_share`` is positive, and ``suspects``; or, for an ``order`` number, the newest ``window`` of that
+    order's cups. A check that a later photograph answers is never among them.
+    """
+    # Every part of the query is bounded by the window, never by the whole history: the candidates are picked
+    # first, newest first, and only their coins and labels are read. A check a later photograph answers is
+    # found by one uncorrelated NOT IN (a correlated NOT EXISTS made SQLite scan the cups once per cup as soon
+    # as its statistics said that column is nearly always NULL).
+    answered = select(Cup.recheck_of_id).where(Cup.recheck_of_id.is_not(None))
+    unanswered = select(Verdict.id).join(Cup, Cup.id == Verdict.cup_id).where(Cup.id.not_in(answered))
+    if station is not None:
+        unanswered = unanswered.join(Station, Station.id == Cup.station_id).where(Station.name == station)
+    newest_first = (Verdict.created_at.desc(), Verdict.id.desc())
+    wanted = or_(
+        Verdict.decision == Decision.FLAG, Verdict.p_correct - Verdict.threshold <= margin * (1 - Verdict.threshold)
+    )
+    if order is not None:  # the order's cups, PASSes too: no audit draw or suspects to add
+        of_order = unanswered.join(Order, Order.id == Cup.order_id).where(Order.number == order)
+        parts = [select(of_order.order_by(*newest_first).limit(window).subquery().c.id)]
+    else:
+        parts = [select(unanswered.where(wanted).order_by(*newest_first).limit(window).subquery().c.id)]
+        if audit_share > 0.0:
+            # the PASSes the audit may draw (by cup id, below): a window of their own, so that a day of PASSes
+            # does not push the FLAGs out of the queue
+            passes = unanswered.where(Verdict.decision == Decision.PASS).order_by(*newest_first).limit(window)
+            parts.append(select(passes.subquery().c.id))
+        if suspects:  # whatever their verdict or age
+            parts.append(unanswered.where(Cup.id.in_(suspects)))
+    picked = (union(*parts) if len(parts) > 1 else parts[0]).cte("picked")
+    cup_ids = select(Verdict.cup_id).join(picked, picked.c.id == Verdict.id)
+    coin_stats = (
+        select(
+            Coin.cup_id.label("cup_id"),
+            func.count(Coin.id).label("n_coins"),
+            func.sum(case((Coin.top_type == Cup.expected_type, 0), else_=1)).label("n_mismatch"),
+        )
+        .join(Cup, Cup.id == Coin.cup_id)
+        .where(Coin.cup_id.in_(cup_ids))
+        .group_by(Coin.cup_id)
+        .subquery()
+    )
+    before = aliased(Capture)  # the photograph of the check a re-check answers
+    before_verdict = aliased(Verdict)  # and its verdict, whose reasons say why the cup was checked again
+    last_ruling = (  # a cup without a current ruling has none: that is also what "labelled" means
+        select(Label.cup_id.label("cup_id"), func.max(Label.created_at).label("at"))
+        .where(Label.is_current, Label.cup_id.in_(cup_ids))
+        .group_by(Label.cup_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            Verdict.id.label("verdict_id"),
+            Cup.id.label("cup_id"),
+            Station.name.label("station"),
+            Operator.name.label("operator"),
+            Order.number.label("order_number"),
+            Cup.expected_count,
+            Cup.expected_type,
+            Verdict.decision,
+            Verdict.p_correct,
+            Verdict.threshold,
+            Verdict.created_at,
+            Capture.ref.label("capture_ref"),
+            func.coalesce(coin_stats.c.n_coins, 0).label("n_coins"),
+            func.coalesce(coin_stats.c.n_mismatch, 0).label("n_mismatch"),
+            Verdict.reasons,
+            Cup.recheck_of_id,
+            before.ref.label("recheck_capture_ref"),
+            before_verdict.reasons.label("recheck_reasons"),
+            last_ruling.c.at.label("ruled_at"),
+        )
+        .join(picked, picked.c.id == Verdict.id)
+        .join(Cup, Cup.id == Verdict.cup_id)
+        .join(Station, Station.id == Cup.station_id)
+        .join(Operator, Operator.id == Cup.operator_id)
+        .outerjoin(Order, Order.id == Cup.order_id)
+        .outerjoin(Capture, Capture.cup_id == Cup.id)
+        .outerjoin(coin_stats, coin_stats.c.cup_id == Cup.id)
+        .outerjoin(before, before.cup_id == Cup.recheck_of_id)
+        .outerjoin(before_verdict, before_verdict.cup_id == Cup.recheck_of_id)
+        .outerjoin(last_ruling, last_ruling.c.cup_id == Cup.id)
+    )
+    return stmt
+
+
+def labels_per_type() -> Select[*tuple[Any, ...]]:
+    """``(expected_type, cups with a current label)`` for every type ruled on."""
+    return (
+        select(Cup.expected_type, func.count(func.distinct(Label.cup_id)))
+        .join(Cup, Cup.id == Label.cup_id)
+        .where(Label.is_current)
+        .group_by(Cup.expected_type)
+    )
+
+
+def queue_key(item: ReviewItem) -> tuple[Any, ...]:
+    """Sort key of the queue: suspects first, then unlabelled cups, audits first among them, then higher score,
+    then newer."""
+    return (not item.suspect, item.labelled, not item.audit, -item.score, -item.created_at.timestamp(), item.cup_id)
+
+
+def newest_key(item: ReviewItem) -> tuple[float, int]:
+    """Sort key of an order's cups: newest first."""
+    return (-item.created_at.timestamp(), -item.cup_id)
