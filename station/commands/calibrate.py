@@ -101,7 +101,6 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from calibration.camera import (
-        CalibrationError,
         calibrate_image,
         draw_overlay,
         read_image,
@@ -110,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         save_setup_view,
     )
     from calibration.movement import SetupView
+    from calibration.scale import CalibrationError
 
     has_ref = args.reference_mm is not None or args.checkerboard is not None or args.aruco_mm is not None
     if args.image is None:
@@ -183,8 +183,9 @@ def run(args: argparse.Namespace) -> int:
 def _stale_empty_tray(image: np.ndarray, roi: CupRoi | None, home: Path) -> str:
     """Remove the home's empty-tray photo when it was taken from another camera position (or size) than the new
     calibration image, and say so (``""``: none, or it still fits). Kept, it would flag every cup."""
-    from calibration.camera import CalibrationError, empty_tray_path, load_empty_tray
+    from calibration.camera import empty_tray_path, load_empty_tray
     from calibration.movement import SetupView
+    from calibration.scale import CalibrationError
 
     try:
         old = load_empty_tray(home)
@@ -208,15 +209,9 @@ def _stale_empty_tray(image: np.ndarray, roi: CupRoi | None, home: Path) -> str:
 
 def _empty_tray_only(args: argparse.Namespace) -> int:
     """Store a new empty-tray photo and keep the calibration; its size must match the calibration image's."""
-    from calibration.camera import (
-        CalibrationError,
-        load_calibration,
-        load_empty_tray,
-        load_setup_view,
-        read_image,
-        save_empty_tray,
-    )
+    from calibration.camera import load_calibration, load_empty_tray, load_setup_view, read_image, save_empty_tray
     from calibration.movement import SetupView
+    from calibration.scale import CalibrationError
 
     home = resolve_site(args).home
     try:

@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _load(args: argparse.Namespace) -> Detector:
-    from calibration.camera import CalibrationError, load_calibration
+    from calibration.camera import load_calibration
+    from calibration.scale import CalibrationError
     from models.detector import Detector
 
     home = resolve_site(args).home

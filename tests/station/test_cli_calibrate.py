@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from calibration.camera import (
-    CalibrationError,
     CameraCalibration,
     CupRoi,
     empty_tray_path,
@@ -18,8 +17,9 @@ from calibration.camera import (
     load_empty_tray,
     load_setup_view,
 )
+from calibration.scale import CalibrationError
 from station.cli import main
-from tests.calibration.test_camera import (
+from tests.calibration.reference_images import (
     EURO_1_MM,
     checkerboard_image,
     coin_image,

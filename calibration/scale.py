@@ -1,0 +1,415 @@
+"""Pixels per millimetre from one image of a reference lying where the coins will lie.
+
+* a coin of known diameter (:func:`estimate_from_coin`): Hough circles propose candidates, each candidate's edge is
+  found to sub-pixel precision along radial rays and fitted with an ellipse; px/mm is the mean of the ellipse's
+  axes over the coin's diameter (under a top-down camera the outline is a circle: the mean halves the noise of
+  either axis and the major axis is biased upward by it; a tilt of 5 degrees would cost 0.2%);
+* a printed checkerboard (:func:`estimate_from_checkerboard`): OpenCV corners refined with ``cornerSubPix``; px/mm
+  is the mean spacing of neighbouring corners over the square size;
+* a printed ArUco marker (:func:`estimate_from_aruco`): px/mm is the mean marker side over its printed size.
+
+:func:`find_circles` also finds the cup's rim (:func:`calibration.camera.detect_cup_roi`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from calibration.camera import CupRoi
+
+UInt8Array = npt.NDArray[np.uint8]
+FloatArray = npt.NDArray[np.float64]
+
+HOUGH_MAX_SIDE = 1000
+"""Hough runs on a copy whose longer side is at most this many pixels; refinement uses full resolution."""
+MIN_EDGE_CONTRAST = 1.5
+"""A circle's edge gradient must exceed the image's 90th-percentile gradient by this factor."""
+RIM_RATIO = 0.6
+"""A circle enclosing a smaller one of less than this radius ratio is a rim; of more, the smaller is relief."""
+CUP_OUTLINE_TOLERANCE = 0.15
+"""A circle centred within this share of the cup's radius of its centre, and as large within it, is the cup's own
+outline (its floor's edge or its rim), never a reference coin."""
+
+
+class CalibrationError(ValueError):
+    """The calibration image does not show what was asked for (no coin, no board, unreadable file)."""
+
+
+@dataclass(frozen=True)
+class Ellipse:
+    """An ellipse in image pixels (OpenCV ``RotatedRect`` convention).
+
+    Attributes:
+        cx: centre column.
+        cy: centre row.
+        major: full length of the long axis.
+        minor: full length of the short axis.
+        angle: rotation in degrees.
+    """
+
+    cx: float
+    cy: float
+    major: float
+    minor: float
+    angle: float
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleEstimate:
+    """Pixels per millimetre measured on one image, with what it was measured on.
+
+    Attributes:
+        px_per_mm: the scale.
+        method: ``"coin"``, ``"checkerboard"`` or ``"aruco"``.
+        reference_mm: coin diameter, square size or marker side, in mm.
+        residual_px: RMS distance of edge points from the fitted ellipse (coin) or standard deviation of the
+            measured spacings (board, marker), in pixels.
+        ellipse: the fitted coin outline (coin only).
+        points: ``(n, 2)`` float64 ``x, y`` of the edge points or corners used.
+    """
+
+    px_per_mm: float
+    method: str
+    reference_mm: float
+    residual_px: float
+    ellipse: Ellipse | None = None
+    points: FloatArray = field(default_factory=lambda: np.zeros((0, 2)))
+
+
+# ------------------------------------------------------------------------------------------------------- circles
+
+
+@dataclass(frozen=True)
+class CircleFit:
+    ellipse: Ellipse
+    points: FloatArray  # (n, 2) inlier edge points
+    support: float  # inlier rays / all rays
+    rms: float  # RMS radial residual of the inliers, px
+    strength: float  # median edge gradient of the inliers
+
+    @property
+    def radius(self) -> float:
+        return 0.25 * (self.ellipse.major + self.ellipse.minor)
+
+    def encloses(self, other: CircleFit) -> bool:
+        d = math.hypot(self.ellipse.cx - other.ellipse.cx, self.ellipse.cy - other.ellipse.cy)
+        return d + other.radius < self.radius
+
+
+def to_gray(image: npt.NDArray[Any]) -> UInt8Array:
+    if image.ndim == 2:
+        return np.asarray(image, dtype=np.uint8)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+    raise CalibrationError(f"expected a (H, W) or (H, W, 3) image, got shape {image.shape}")
+
+
+def _hough_candidates(
+    gray: UInt8Array, min_radius: float, max_radius: float, max_candidates: int
+) -> list[tuple[float, float, float]]:
+    """Circle proposals ``(x, y, r)`` in full-resolution pixels.
+
+    OpenCV's ``HOUGH_GRADIENT_ALT`` is run per radius octave (it misses circles when the range is wide) at a
+    strict and a loose circularity; the strict proposals come first.
+    """
+    h, w = gray.shape
+    scale = min(1.0, HOUGH_MAX_SIDE / max(h, w))
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    small = cv2.GaussianBlur(small, (0, 0), 1.5)
+    r_lo, r_hi = max(4.0, min_radius * scale), max(6.0, max_radius * scale)
+    bands = []
+    lo = r_lo
+    while lo < r_hi:
+        bands.append((int(lo), math.ceil(min(2.0 * lo, r_hi))))
+        lo *= 2.0
+    found: list[tuple[float, float, float]] = []
+    for param2 in (0.9, 0.75):
+        for band_lo, band_hi in bands:
+            circles = cv2.HoughCircles(
+                small,
+                cv2.HOUGH_GRADIENT_ALT,
+                dp=1.5,
+                minDist=max(4.0, float(band_lo)),
+                param1=100,
+                param2=param2,
+                minRadius=band_lo,
+                maxRadius=band_hi,
+            )
+            if circles is not None:
+                found.extend((float(x) / scale, float(y) / scale, float(r) / scale) for x, y, r in circles[0][:8])
+    unique: list[tuple[float, float, float]] = []
+    for c in found:
+        if all(math.hypot(c[0] - u[0], c[1] - u[1]) > 0.2 * u[2] or abs(c[2] - u[2]) > 0.2 * u[2] for u in unique):
+            unique.append(c)
+    return unique[:max_candidates]
+
+
+def _radial_edges(
+    smooth: npt.NDArray[np.float32], cx: float, cy: float, r_lo: float, r_hi: float, n_rays: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Strongest radial edge on each of ``n_rays`` rays between radii ``r_lo`` and ``r_hi``.
+
+    Returns:
+        ``(n_rays, 2)`` edge points ``x, y``, ``(n_rays,)`` edge radii and ``(n_rays,)`` gradient magnitudes
+        (``nan`` radius where the peak sits on the window's border).
+    """
+    step = 0.25
+    radii = np.arange(r_lo, r_hi + step, step, dtype=np.float64)
+    theta = np.linspace(0.0, 2.0 * math.pi, n_rays, endpoint=False)
+    cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
+    map_x = (cx + radii[None, :] * cos).astype(np.float32)
+    map_y = (cy + radii[None, :] * sin).astype(np.float32)
+    profiles = cv2.remap(smooth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    deriv = np.abs(np.gradient(profiles.astype(np.float64), step, axis=1))
+    idx = np.argmax(deriv, axis=1)
+    rows = np.arange(n_rays)
+    strength = deriv[rows, idx]
+    inside = (idx > 0) & (idx < len(radii) - 1)
+    i_c = np.clip(idx, 1, len(radii) - 2)
+    left, mid, right = deriv[rows, i_c - 1], deriv[rows, i_c], deriv[rows, i_c + 1]
+    denom = left - 2.0 * mid + right
+    offset = np.where(np.abs(denom) > 1e-12, 0.5 * (left - right) / np.where(denom == 0, 1.0, denom), 0.0)
+    edge_r = radii[i_c] + np.clip(offset, -1.0, 1.0) * step
+    edge_r = np.where(inside, edge_r, np.nan)
+    pts = np.column_stack([cx + edge_r * cos[:, 0], cy + edge_r * sin[:, 0]])
+    return pts, edge_r, strength
+
+
+def _kasa_circle(pts: FloatArray) -> tuple[float, float, float]:
+    """Algebraic least-squares circle through ``(n, 2)`` points."""
+    x, y = pts[:, 0], pts[:, 1]
+    a = np.column_stack([x, y, np.ones_like(x)])
+    b = x**2 + y**2
+    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    cx, cy = sol[0] / 2.0, sol[1] / 2.0
+    r = math.sqrt(max(sol[2] + cx**2 + cy**2, 0.0))
+    return float(cx), float(cy), r
+
+
+def _refine_circle(
+    smooth: npt.NDArray[np.float32], cx: float, cy: float, r: float, n_rays: int = 240
+) -> CircleFit | None:
+    """Sub-pixel outline of the circle near ``(cx, cy, r)``, or ``None`` when the edge support is weak.
+
+    The circle is refitted on radial edge points in windows that shrink around the current fit; the result is
+    then verified in a wide window, where a true outline still gives the strongest edge on most rays and a
+    chance arrangement of texture does not.
+    """
+    for window in (0.3, 0.12, 0.06):
+        half = max(window * r, 2.0)
+        pts, edge_r, strength = _radial_edges(smooth, cx, cy, r - half, r + half, n_rays)
+        ok = np.isfinite(edge_r) & (strength >= 0.35 * np.median(strength))
+        if ok.sum() < 0.5 * n_rays:
+            return None
+        pts = pts[ok]
+        keep = np.ones(len(pts), dtype=bool)
+        for _ in range(4):
+            cx, cy, r = _kasa_circle(pts[keep])
+            res = np.hypot(pts[:, 0] - cx, pts[:, 1] - cy) - r
+            mad = float(np.median(np.abs(res[keep] - np.median(res[keep]))))
+            keep = np.abs(res) <= max(0.75, 4.0 * 1.4826 * mad)
+            if keep.sum() < 0.5 * n_rays:
+                return None
+    half = max(0.2 * r, 4.0)
+    pts, edge_r, strength = _radial_edges(smooth, cx, cy, r - half, r + half, n_rays)
+    inlier = np.isfinite(edge_r) & (np.abs(edge_r - r) <= max(1.0, 0.02 * r))
+    support = float(inlier.sum()) / n_rays
+    if support < 0.6:
+        return None
+    pts = pts[inlier]
+    res = np.hypot(pts[:, 0] - cx, pts[:, 1] - cy) - r
+    rms = float(np.sqrt(np.mean(res**2)))
+    if rms > max(0.35, 0.02 * r):
+        return None  # a ragged outline: texture, not a machined edge
+    (ex, ey), (a1, a2), angle = cv2.fitEllipse(pts.astype(np.float32))
+    ellipse = Ellipse(float(ex), float(ey), float(max(a1, a2)), float(min(a1, a2)), float(angle))
+    if ellipse.minor < 0.8 * ellipse.major:
+        return None  # not a coin lying flat under a top-down camera
+    return CircleFit(ellipse, pts, support, rms, float(np.median(strength[inlier])))
+
+
+def find_circles(gray: UInt8Array, min_radius: float, max_radius: float, max_candidates: int) -> list[CircleFit]:
+    """Well-supported circles: continuous outline, small residual, edge clearly stronger than the texture."""
+    smooth = np.asarray(cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0), dtype=np.float32)
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    texture = float(np.percentile(np.hypot(gx, gy), 90))
+    fits = []
+    for x, y, r in _hough_candidates(gray, min_radius, max_radius, max_candidates):
+        fit = _refine_circle(smooth, x, y, r)
+        if (
+            fit is not None
+            and min_radius * 0.9 <= fit.radius <= max_radius * 1.1
+            and fit.strength >= MIN_EDGE_CONTRAST * max(texture, 1.0)
+        ):
+            fits.append(fit)
+    # drop duplicates (two proposals converging on the same edge), keeping the better supported one
+    fits.sort(key=lambda f: f.support * f.strength, reverse=True)
+    unique: list[CircleFit] = []
+    for f in fits:
+        if all(
+            math.hypot(f.ellipse.cx - u.ellipse.cx, f.ellipse.cy - u.ellipse.cy) > 0.1 * u.radius
+            or abs(f.radius - u.radius) > 0.05 * u.radius
+            for u in unique
+        ):
+            unique.append(f)
+    return unique
+
+
+def estimate_from_coin(
+    image: npt.NDArray[Any],
+    reference_mm: float,
+    min_radius_frac: float = 0.01,
+    max_radius_frac: float = 0.45,
+    cup: CupRoi | None = None,
+) -> ScaleEstimate:
+    """Pixels per millimetre from one coin of known diameter.
+
+    The coin is the best-supported circle that does not enclose another circle (a tray or cup rim around the
+    coin is passed over). A circle that is the cup's own outline (``cup``: its round region, the floor or the rim
+    around it) is never the coin, even when the coin itself is not found: a reference coin that hardly stands out
+    from the tray would otherwise leave the cup's floor to be measured as a coin, several times too large.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR or ``(H, W)`` uint8 gray.
+        reference_mm: the coin's diameter in mm (e.g. 23.25 for a 1 euro coin).
+        min_radius_frac: smallest coin radius as a fraction of the image's shorter side.
+        max_radius_frac: largest coin radius as a fraction of the image's shorter side.
+        cup: the cup's region, whose outline is passed over (``None``: not known).
+
+    Returns:
+        The estimate, with the fitted ellipse.
+
+    Raises:
+        CalibrationError: no well-defined circular outline was found.
+        ValueError: ``reference_mm`` not positive.
+    """
+    if not (math.isfinite(reference_mm) and reference_mm > 0):
+        raise ValueError(f"reference_mm must be > 0, got {reference_mm}")
+    gray = to_gray(image)
+    side = min(gray.shape)
+    fits = find_circles(gray, max(8.0, min_radius_frac * side), max_radius_frac * side, 40)
+    found = len(fits)
+    if cup is not None and cup.shape == "round":
+        fits = [f for f in fits if not _outlines(f, cup)]
+    passed_over = found - len(fits)
+    # an enclosed circle of similar size is the coin's own relief ring; an enclosing much larger one is a rim
+    outlines = [g for g in fits if not any(f.encloses(g) and g.radius >= RIM_RATIO * f.radius for f in fits)]
+    inner = [f for f in outlines if not any(f.encloses(g) for g in outlines)]
+    if not inner:
+        if passed_over:
+            raise CalibrationError(
+                "no coin found, only the cup's own round outline: lay the reference coin flat in the cup, apart "
+                "from its rim, where it stands out from the tray (or on a sheet of another colour), and photograph "
+                "it again"
+            )
+        raise CalibrationError("no coin found: no circular outline with a clear, continuous edge")
+    best = max(inner, key=lambda f: f.support * f.strength)
+    return ScaleEstimate(
+        px_per_mm=0.5 * (best.ellipse.major + best.ellipse.minor) / reference_mm,
+        method="coin",
+        reference_mm=reference_mm,
+        residual_px=best.rms,
+        ellipse=best.ellipse,
+        points=best.points,
+    )
+
+
+def _outlines(fit: CircleFit, cup: CupRoi, tolerance: float = CUP_OUTLINE_TOLERANCE) -> bool:
+    """Whether ``fit`` is the round cup's own outline: centred on it, and its size within ``tolerance`` (a share of
+    the cup's radius; the floor's edge and the rim's lie that close)."""
+    off = math.hypot(fit.ellipse.cx - cup.x, fit.ellipse.cy - cup.y)
+    return off < tolerance * cup.radius and abs(fit.radius - cup.radius) < tolerance * cup.radius
+
+
+# -------------------------------------------------------------------------------------------------- flat targets
+
+
+def estimate_from_checkerboard(image: npt.NDArray[Any], pattern: tuple[int, int], square_mm: float) -> ScaleEstimate:
+    """Pixels per millimetre from a printed checkerboard.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR or ``(H, W)`` uint8 gray.
+        pattern: inner corners ``(columns, rows)`` (OpenCV's convention: a board of 8x6 squares has 7x5).
+        square_mm: side of one square in mm.
+
+    Returns:
+        The estimate; ``points`` are the ``(cols * rows, 2)`` refined corners, row by row.
+
+    Raises:
+        CalibrationError: the board was not found.
+        ValueError: bad pattern or square size.
+    """
+    cols, rows = pattern
+    if cols < 2 or rows < 2:
+        raise ValueError(f"pattern needs at least 2x2 inner corners, got {cols}x{rows}")
+    if not (math.isfinite(square_mm) and square_mm > 0):
+        raise ValueError(f"square_mm must be > 0, got {square_mm}")
+    gray = to_gray(image)
+    flags = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE
+    found, corners = cv2.findChessboardCorners(gray, (cols, rows), flags=flags)
+    if found:
+        grid = corners.reshape(rows, cols, 2).astype(np.float64)
+        rough = float(np.median(np.linalg.norm(np.diff(grid, axis=1), axis=2)))
+        win = int(max(2, min(11, rough * 0.4)))
+        criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 0.001)
+        corners = cv2.cornerSubPix(gray, corners.astype(np.float32), (win, win), (-1, -1), criteria)
+    else:
+        found, corners = cv2.findChessboardCornersSB(gray, (cols, rows), flags=cv2.CALIB_CB_ACCURACY)
+    if not found or corners is None:
+        raise CalibrationError(f"no {cols}x{rows} checkerboard (inner corners) found")
+    grid = np.asarray(corners, dtype=np.float64).reshape(rows, cols, 2)
+    spacings = np.concatenate(
+        [np.linalg.norm(np.diff(grid, axis=1), axis=2).ravel(), np.linalg.norm(np.diff(grid, axis=0), axis=2).ravel()]
+    )
+    return ScaleEstimate(
+        px_per_mm=float(spacings.mean()) / square_mm,
+        method="checkerboard",
+        reference_mm=square_mm,
+        residual_px=float(spacings.std()),
+        points=grid.reshape(-1, 2),
+    )
+
+
+def estimate_from_aruco(image: npt.NDArray[Any], marker_mm: float, dictionary: str = "DICT_4X4_50") -> ScaleEstimate:
+    """Pixels per millimetre from printed ArUco markers of known side.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR or ``(H, W)`` uint8 gray.
+        marker_mm: printed side of each marker (black border included) in mm.
+        dictionary: name of an OpenCV predefined dictionary.
+
+    Returns:
+        The estimate; ``points`` are the ``(4 * markers, 2)`` corners.
+
+    Raises:
+        CalibrationError: no marker found.
+        ValueError: unknown dictionary or bad size.
+    """
+    if not (math.isfinite(marker_mm) and marker_mm > 0):
+        raise ValueError(f"marker_mm must be > 0, got {marker_mm}")
+    if not hasattr(cv2.aruco, dictionary):
+        raise ValueError(f"unknown ArUco dictionary {dictionary!r}")
+    gray = to_gray(image)
+    params = cv2.aruco.DetectorParameters()
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    detector = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, dictionary)), params)
+    corners, ids, _ = detector.detectMarkers(gray)
+    if ids is None or len(corners) == 0:
+        raise CalibrationError(f"no ArUco marker ({dictionary}) found")
+    quads = np.asarray([c.reshape(4, 2) for c in corners], dtype=np.float64)
+    sides = np.linalg.norm(quads - np.roll(quads, -1, axis=1), axis=2).ravel()
+    return ScaleEstimate(
+        px_per_mm=float(sides.mean()) / marker_mm,
+        method="aruco",
+        reference_mm=marker_mm,
+        residual_px=float(sides.std()),
+        points=quads.reshape(-1, 2),
+    )

@@ -1,0 +1,131 @@
+"""Pixels per millimetre from a coin, a checkerboard or an ArUco marker, to within a percent."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from calibration.camera import (
+    calibrate_image,
+    detect_cup_roi,
+    read_image,
+)
+from calibration.scale import CalibrationError, estimate_from_aruco, estimate_from_checkerboard, estimate_from_coin
+from tests.calibration.reference_images import (
+    EURO_1_MM,
+    checkerboard_image,
+    coin_image,
+    draw_disc,
+    finish,
+    textured_background,
+)
+from tests.calibration.views import exposure, table
+
+
+@pytest.mark.parametrize("px_per_mm", [2.5, 4.0, 6.3, 9.0])
+def test_coin_scale_within_one_percent(px_per_mm: float) -> None:
+    rng = np.random.default_rng(int(px_per_mm * 10))
+    for _ in range(2):
+        image, (cx, cy, _) = coin_image(rng, px_per_mm)
+        est = estimate_from_coin(image, EURO_1_MM)
+        assert est.method == "coin"
+        assert est.px_per_mm == pytest.approx(px_per_mm, rel=0.01)
+        assert est.ellipse is not None
+        assert math.hypot(est.ellipse.cx - cx, est.ellipse.cy - cy) < 0.5
+        assert est.points.shape[1] == 2 and len(est.points) > 100
+
+
+def test_coin_inside_a_tray_rim() -> None:
+    rng = np.random.default_rng(7)
+    img = textured_background(rng)
+    draw_disc(img, 322.0, 241.0, 205.0, metallic=False, level=20.0)  # black tray
+    draw_disc(img, 280.4, 260.7, EURO_1_MM * 5.0 / 2)
+    image = finish(rng, img)
+    est = estimate_from_coin(image, EURO_1_MM)
+    assert est.px_per_mm == pytest.approx(5.0, rel=0.01)  # the coin, not the rim
+    roi = detect_cup_roi(image)
+    assert roi is not None
+    assert (roi.x, roi.y, roi.radius) == pytest.approx((322.0, 241.0, 205.0), abs=1.5)
+    assert roi.contains(280.4, 260.7) and not roi.contains(5, 5)
+
+
+def test_no_coin_raises() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(4):
+        image = finish(rng, textured_background(rng))
+        with pytest.raises(CalibrationError, match="no coin"):
+            estimate_from_coin(image, EURO_1_MM)
+        assert detect_cup_roi(image) is None
+    with pytest.raises(CalibrationError):
+        estimate_from_coin(np.full((240, 320, 3), 128, np.uint8), EURO_1_MM)
+    with pytest.raises(ValueError):
+        estimate_from_coin(np.full((240, 320, 3), 128, np.uint8), -1.0)
+
+
+@pytest.mark.parametrize(("square_px", "angle"), [(24.0, 0.0), (31.7, 7.0), (40.25, -4.0)])
+def test_checkerboard_scale_within_half_percent(square_px: float, angle: float) -> None:
+    rng = np.random.default_rng(int(square_px * 100))
+    image = checkerboard_image(rng, square_px, (8, 6), angle)
+    est = estimate_from_checkerboard(image, (7, 5), square_mm=10.0)
+    assert est.method == "checkerboard"
+    assert est.points.shape == (35, 2)
+    assert est.px_per_mm == pytest.approx(square_px / 10.0, rel=0.005)
+
+
+def test_missing_checkerboard_raises() -> None:
+    rng = np.random.default_rng(2)
+    image = finish(rng, textured_background(rng))
+    with pytest.raises(CalibrationError, match="checkerboard"):
+        estimate_from_checkerboard(image, (7, 5), 10.0)
+    with pytest.raises(ValueError):
+        estimate_from_checkerboard(image, (1, 5), 10.0)
+
+
+def test_aruco_marker_scale() -> None:
+    rng = np.random.default_rng(3)
+    side_px = 160
+    marker = cv2.aruco.generateImageMarker(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50), 7, side_px)
+    img = textured_background(rng)
+    img[80:400, 160:480] = 235.0  # white quiet zone
+    img[160 : 160 + side_px, 240 : 240 + side_px] = marker[..., None].astype(np.float32) * (210 / 255) + 20
+    image = finish(rng, img, blur=0.7, noise=2.0)
+    est = estimate_from_aruco(image, marker_mm=40.0)
+    assert est.method == "aruco"
+    assert est.px_per_mm == pytest.approx(side_px / 40.0, rel=0.01)
+    with pytest.raises(CalibrationError):
+        estimate_from_aruco(finish(rng, textured_background(rng)), 40.0)
+
+
+@pytest.mark.real_data
+def test_real_photo_coin_outline(real_data: Path) -> None:
+    """A phone photo of a pile of 1-denomination euro coins: some coin's outline is found to sub-pixel fit."""
+    photo = real_data / "euro_kaa" / "photos" / "single" / "IMG_4187.jpg"
+    if not photo.is_file():
+        pytest.skip(f"{photo} is absent")
+    image = read_image(photo)
+    est = estimate_from_coin(image, EURO_1_MM)
+    assert est.ellipse is not None
+    assert est.residual_px < 1.0
+    assert est.ellipse.minor / est.ellipse.major > 0.95
+    assert 60 < est.ellipse.major < 200  # coins in these 1600 px photos are about 100-130 px across
+
+
+def test_the_cups_own_outline_is_never_taken_for_the_reference_coin() -> None:
+    r = EURO_1_MM * 4.0 / 2  # 4 px/mm
+    dark = table().astype(np.float32)
+    draw_disc(dark, 250.0, 200.0, r, metallic=False, level=60.0)  # a coin that stands out from the cup's floor
+    cal, _ = calibrate_image(exposure(np.clip(dark, 0, 255).astype(np.uint8), 1), reference_mm=EURO_1_MM)
+    assert cal.px_per_mm == pytest.approx(4.0, rel=0.01)
+    assert cal.roi is not None and cal.roi.radius == pytest.approx(193, abs=3)  # the cup's floor, found as well
+    # a coin as light as the floor is not found: the floor's circle, alone left, is the cup, not a coin
+    pale = table().astype(np.float32)
+    draw_disc(pale, 250.0, 200.0, r)
+    image = exposure(np.clip(pale, 0, 255).astype(np.uint8), 2)
+    with pytest.raises(CalibrationError, match="no coin found, only the cup's own round outline"):
+        calibrate_image(image, reference_mm=EURO_1_MM)
+    wrong = estimate_from_coin(image, EURO_1_MM)  # what a coin search that does not know the cup makes of it
+    assert wrong.px_per_mm > 15
