@@ -444,11 +444,7 @@ class ReviewWindow(QMainWindow):
     @Slot()
     def reload(self) -> None:
         """F5: the model in force and its suspected rulings (when followed), the enrolled types and the queue."""
-        if self._follow is not None:
-            lines, suspects = self._follow()
-            self.view.model_label.setText("\n".join(lines))
-            self.controller.set_suspects(suspects)
-        self.controller.reload()
+        self.controller.reload(self._follow)
 
     def people_dialog(self) -> tuple[PeopleView, PeopleController] | None:
         """The People dialog, filled and not shown yet (``None`` when not offered)."""

@@ -2,16 +2,17 @@
 
 Every ruling goes through :meth:`db.repository.VerdictRepository.relabel`, which refuses anyone but an active
 supervisor and writes the label and its audit row in one transaction. Nothing here touches the database on the GUI
-thread: reads (the queue, a cup's coins, photographs and audit trail) go to one background thread and writes
-(rulings, enrolments) to another, so a site database that is slow or away never freezes the window, and a long
-enrolment never holds up the queue. A read's answer that a later click has made stale is dropped.
+thread: reads (the queue, a cup's coins, photographs and audit trail, and on F5 the model in force and the enrolled
+types, which may lie on a site's shared folder) go to one background thread and writes (rulings, enrolments) to
+another, so a site database or share that is slow or away never freezes the window, and a long enrolment never
+holds up the queue. A read's answer that a later click has made stale is dropped.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -87,6 +88,35 @@ class AuditRead:
 
     ticket: int
     cup_id: int
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """An enrolment's report, and the enrolled types read again after it (on the same background thread)."""
+
+    result: EnrolResult
+    catalog: TypeCatalog
+
+
+@dataclass(frozen=True)
+class ReloadRead:
+    """F5's read of what may have changed on another PC in flight: the model in force and the enrolled types."""
+
+    ticket: int
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What F5 read: the model in force described in lines and its suspected rulings (``lines`` ``None``: the
+    model is not followed), and the enrolled types (``None``: no gallery to read)."""
+
+    lines: tuple[str, ...] | None
+    suspects: SuspectLabels | None
+    catalog: TypeCatalog | None
+
+
+InForce = Callable[[], tuple[Sequence[str], SuspectLabels | None]]
+"""Reads the model in force (described in lines) and the rulings its retrain suspects."""
 
 
 @dataclass(frozen=True)
@@ -224,10 +254,10 @@ class ReviewController(QObject):
         view.order_find.textChanged.connect(self._order_text_changed)
         self.order: str | None = None
         self._ruled: int | None = None  # a whole cup just ruled on: the queue then moves on to the next
-        self._saved: str | None = None  # what the status bar says of the ruling just saved
+        self._saved: str | None = None  # said first when the queue comes: a ruling just saved, a failed F5
         self.enrolling: Path | None = None  # the catalogue folder an enrolment in flight reads
         self.shown_cup: int | None = None
-        self._reads = LatestReads(self.read_requested.emit, (QueueRead, CupRead, AuditRead))
+        self._reads = LatestReads(self.read_requested.emit, (QueueRead, CupRead, AuditRead, ReloadRead))
 
     @property
     def reading(self) -> bool:
@@ -251,11 +281,29 @@ class ReviewController(QObject):
         """The rulings the newest retrain suspects (shown first from the next :meth:`refresh`)."""
         self._suspects = suspects
 
-    def reload(self) -> None:
-        """F5: the queue again, and the types enrolled meanwhile (on another PC of a site, into a shared gallery)."""
-        if self._enrolment is not None and Gallery.exists(self._enrolment.gallery_dir):
-            self.set_catalog(TypeCatalog.from_gallery(self._enrolment.gallery_dir))
-            n = len(self.catalog)
+    def reload(self, follow: InForce | None = None) -> None:
+        """F5: the model in force and its suspected rulings (when ``follow`` reads them), the types enrolled
+        meanwhile (on another PC of a site, into a shared gallery), then the queue.
+
+        The model registry and the gallery may lie on a shared folder: they are read off the GUI thread like the
+        database, and the queue is read once their answer is drawn (it ranks the suspected rulings first).
+        """
+        gallery = None if self._enrolment is None else self._enrolment.gallery_dir
+
+        def read() -> Reloaded:
+            lines, suspects = follow() if follow is not None else (None, None)
+            catalog = TypeCatalog.from_gallery(gallery) if gallery is not None and Gallery.exists(gallery) else None
+            return Reloaded(None if lines is None else tuple(lines), suspects, catalog)
+
+        self._reads.ask(ReloadRead(self._reads.ticket(ReloadRead)), read)
+
+    def _reloaded(self, result: Reloaded) -> None:
+        if result.lines is not None:
+            self.view.model_label.setText("\n".join(result.lines))
+            self.set_suspects(result.suspects)
+        if result.catalog is not None:
+            self.set_catalog(result.catalog)
+            n = len(result.catalog)
             self.view.gallery_label.setText(f"Gallery: {n} type{'s' if n != 1 else ''}")
         self.refresh()
 
@@ -487,7 +535,7 @@ class ReviewController(QObject):
         """A background call returned: a ruling was saved or an enrolment finished."""
         if isinstance(tag, Ruling):
             self._ruling_saved(tag, result)
-        elif isinstance(tag, EnrolJob) and isinstance(result, EnrolResult):
+        elif isinstance(tag, EnrolJob) and isinstance(result, Enrolled):
             self._enrolled(tag, result)
 
     @Slot(object, object)
@@ -524,13 +572,17 @@ class ReviewController(QObject):
         self.enrolling = folder
         self.view.enrol_button.setEnabled(False)
         self.view.status.showMessage(f"Enrolling the types of {folder}…")
-        job = BackgroundCall(EnrolJob(folder), lambda: enrol_folder(folder, enrolment, every_coin=trays))
-        self.call_requested.emit(job)
+
+        def job() -> Enrolled:
+            result = enrol_folder(folder, enrolment, every_coin=trays)
+            return Enrolled(result, TypeCatalog.from_gallery(enrolment.gallery_dir))
+
+        self.call_requested.emit(BackgroundCall(EnrolJob(folder), job))
         return True
 
-    def _enrolled(self, job: EnrolJob, result: EnrolResult) -> None:
-        assert self._enrolment is not None
-        self.set_catalog(TypeCatalog.from_gallery(self._enrolment.gallery_dir))
+    def _enrolled(self, job: EnrolJob, enrolled: Enrolled) -> None:
+        result = enrolled.result
+        self.set_catalog(enrolled.catalog)
         self.view.enrol_button.setEnabled(True)
         self.view.gallery_label.setText(f"Gallery: {result.n_types} types, {result.n_references} references")
         self.view.status.showMessage(result.summary())
@@ -566,11 +618,22 @@ class ReviewController(QObject):
                 self._show_evidence(self.current, tag, result)
         elif isinstance(tag, AuditRead) and self.current is not None and self.current.cup_id == tag.cup_id:
             self._show_trail(result)  # type: ignore[arg-type]
+        elif isinstance(tag, ReloadRead) and isinstance(result, Reloaded):
+            self._reloaded(result)
 
     @Slot(object, object)
     def read_failed(self, tag: object, error: object) -> None:
         """A read raised: the status bar says why (what is shown stays as it was)."""
         if not self._reads.fresh(tag):
+            return
+        if isinstance(tag, ReloadRead):  # the registry or the gallery: say so, and read the queue all the same
+            _log.error("the model in force or the enrolled types could not be read: %r", error)
+            self._saved = (
+                f"The model in force or the enrolled types could not be read: {error.__class__.__name__}: {error}. "
+                "F5 tries again"
+            )
+            self.view.status.showMessage(self._saved)
+            self.refresh()
             return
         if isinstance(error, UNREACHABLE_ERRORS):
             _log.warning("the verdict log cannot be read: %s", error)

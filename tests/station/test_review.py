@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -531,6 +532,66 @@ def test_f5_shows_a_model_put_in_force_since_the_window_opened(
         settle(qtbot, win.controller)
         assert win.view.model_label.text() == "Model verdict-bbbb2222"
         assert win.view.queue.item(0).text().startswith(f"✓ SUSPECT · cup {pure}")
+    finally:
+        win.shutdown()
+
+
+def test_f5_reads_the_model_in_force_off_the_window_and_ranks_the_queue_by_it(
+    qtbot: QtBot, database: Database, logged: dict[str, int], supervisor: OperatorInfo, catalog: TypeCatalog
+) -> None:
+    """The registry may lie on a shared folder of a site: a slow one leaves the window live."""
+    pure = database.repository.cup_of_verdict(logged["00_pure"])
+    database.repository.relabel(SUPERVISOR, pure, "confirmed")
+    release = threading.Event()
+    promoted = (["Model verdict-bbbb2222"], SuspectLabels(frozenset({pure}), datetime.now(UTC), "verdict-bbbb2222"))
+
+    def slow_share() -> tuple[list[str], SuspectLabels | None]:
+        release.wait(5.0)
+        return promoted
+
+    win = ReviewWindow(
+        database.repository, supervisor=supervisor, catalog=catalog, model=["Model verdict-aaaa1111"],
+        follow=slow_share,
+    )  # fmt: skip
+    qtbot.addWidget(win)
+    try:
+        settle(qtbot, win.controller)
+        started = time.monotonic()
+        win.reload()
+        assert time.monotonic() - started < 1.0  # not waiting for the share
+        assert win.controller.reading and win.view.model_label.text() == "Model verdict-aaaa1111"
+        release.set()
+        settle(qtbot, win.controller)
+        assert win.view.model_label.text() == "Model verdict-bbbb2222"
+        # the queue is read after the suspects came, so the suspected ruling is first
+        assert win.view.queue.item(0).text().startswith(f"✓ SUSPECT · cup {pure}")
+    finally:
+        release.set()
+        win.shutdown()
+
+
+def test_a_registry_that_cannot_be_read_is_said_and_the_queue_comes_all_the_same(
+    qtbot: QtBot, database: Database, logged: dict[str, int], supervisor: OperatorInfo, catalog: TypeCatalog
+) -> None:
+    def share_gone() -> tuple[list[str], SuspectLabels | None]:
+        raise OSError("the models share is not mounted")
+
+    win = ReviewWindow(
+        database.repository, supervisor=supervisor, catalog=catalog, model=["Model verdict-aaaa1111"],
+        follow=share_gone,
+    )  # fmt: skip
+    qtbot.addWidget(win)
+    try:
+        settle(qtbot, win.controller)
+        win.reload()
+        settle(qtbot, win.controller)
+        said = win.view.status.currentMessage()
+        assert said.startswith(
+            "The model in force or the enrolled types could not be read: OSError: the models share is not mounted. "
+            "F5 tries again · "
+        )
+        assert "cups in the queue" in said and win.view.queue.count() == len(logged) - 1
+        assert win.view.model_label.text() == "Model verdict-aaaa1111"
     finally:
         win.shutdown()
 
