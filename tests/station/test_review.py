@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,8 @@ from station.views.login import LoginDialog
 from station.worker import CheckRequest, CheckResult, Recheck, make_record
 from tests.station.conftest import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, Database, settle
 from tests.station.nearest_type_pipeline import NearestTypePipeline, tiny_embedder
+
+InForceLines = tuple[list[str], SuspectLabels | None]
 
 
 @pytest.fixture
@@ -510,16 +512,22 @@ def test_a_ruling_cleanlab_suspects_comes_back_first_for_a_second_look(
         win.shutdown()
 
 
+def _following(
+    database: Database, supervisor: OperatorInfo, catalog: TypeCatalog, follow: Callable[[], InForceLines]
+) -> ReviewWindow:
+    """A review window whose F5 reads the model in force with ``follow``; it opened on ``verdict-aaaa1111``."""
+    return ReviewWindow(
+        database.repository, supervisor=supervisor, catalog=catalog, model=["Model verdict-aaaa1111"], follow=follow
+    )
+
+
 def test_f5_shows_a_model_put_in_force_since_the_window_opened(
     qtbot: QtBot, database: Database, logged: dict[str, int], supervisor: OperatorInfo, catalog: TypeCatalog
 ) -> None:
     pure = database.repository.cup_of_verdict(logged["00_pure"])
     database.repository.relabel(SUPERVISOR, pure, "confirmed")
-    in_force: list[tuple[list[str], SuspectLabels | None]] = [(["Model verdict-aaaa1111"], None)]
-    win = ReviewWindow(
-        database.repository, supervisor=supervisor, catalog=catalog, model=["Model verdict-aaaa1111"],
-        follow=lambda: in_force[-1],
-    )  # fmt: skip
+    in_force: list[InForceLines] = [(["Model verdict-aaaa1111"], None)]
+    win = _following(database, supervisor, catalog, lambda: in_force[-1])
     qtbot.addWidget(win)
     try:
         settle(qtbot, win.controller)
@@ -545,14 +553,11 @@ def test_f5_reads_the_model_in_force_off_the_window_and_ranks_the_queue_by_it(
     release = threading.Event()
     promoted = (["Model verdict-bbbb2222"], SuspectLabels(frozenset({pure}), datetime.now(UTC), "verdict-bbbb2222"))
 
-    def slow_share() -> tuple[list[str], SuspectLabels | None]:
+    def slow_share() -> InForceLines:
         release.wait(5.0)
         return promoted
 
-    win = ReviewWindow(
-        database.repository, supervisor=supervisor, catalog=catalog, model=["Model verdict-aaaa1111"],
-        follow=slow_share,
-    )  # fmt: skip
+    win = _following(database, supervisor, catalog, slow_share)
     qtbot.addWidget(win)
     try:
         settle(qtbot, win.controller)
@@ -573,13 +578,10 @@ def test_f5_reads_the_model_in_force_off_the_window_and_ranks_the_queue_by_it(
 def test_a_registry_that_cannot_be_read_is_said_and_the_queue_comes_all_the_same(
     qtbot: QtBot, database: Database, logged: dict[str, int], supervisor: OperatorInfo, catalog: TypeCatalog
 ) -> None:
-    def share_gone() -> tuple[list[str], SuspectLabels | None]:
+    def share_gone() -> InForceLines:
         raise OSError("the models share is not mounted")
 
-    win = ReviewWindow(
-        database.repository, supervisor=supervisor, catalog=catalog, model=["Model verdict-aaaa1111"],
-        follow=share_gone,
-    )  # fmt: skip
+    win = _following(database, supervisor, catalog, share_gone)
     qtbot.addWidget(win)
     try:
         settle(qtbot, win.controller)
