@@ -1,4 +1,6 @@
-"""Evaluate the cup verdict on held-out synthetic cups (and real photos): curves, operating point, baselines.
+"""Evaluate the cup verdict on held-out synthetic cups: curves, operating point, baselines.
+
+Real photos and cups of real crops are judged in :mod:`models.eval_real`, the latency in :mod:`models.bench_verdict`.
 
 Every method scores the same (cup, expected type) pairs and gets its own threshold, chosen on the same
 calibration cups with the same guarantee (:func:`calibration.risk.choose_threshold`), so the table compares
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,19 +30,18 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from tqdm import tqdm
 
 from calibration.reports import plot_precision_coverage, plot_reliability
 from calibration.risk import ThresholdChoice, choose_threshold, confidence_text, precision_coverage_curve
 from models.bundle import Bundle, load_bundle
 from models.embedder import Embedder
+from models.eval_real import evaluate_real, evaluate_real_cups, real_cups_lines, real_ranking, real_target_table
 from models.eval_turn import TURN_CUPS, evaluate_turning, turning_lines
 from models.features import BASE_FEATURES, EMBEDDING_FEATURES, FEATURES
 from models.pooling import SetPooler
-from models.runtime import BACKENDS
-from models.train.pairs import Pair, PairTable, make_pairs, pair_table
+from models.train.pairs import PairTable, make_pairs, pair_group, pair_table
 from models.train.voter import TrainConfig, auc, load_split
-from models.voter import Voter, passable, train_voter
+from models.voter import Voter, passable, passes, train_voter
 
 TARGETS: tuple[float, ...] = (0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
 """Target precisions at which the full voter's operating point is also reported."""
@@ -128,12 +129,6 @@ def breakdown_threshold(
     return (float(pos[len(pos) // 2]) if pos.size else math.inf), label
 
 
-def passes(scores: np.ndarray, threshold: float) -> np.ndarray:
-    """``(n,)`` bool: PASS at ``threshold``; a pair the hard rules refuse (``p = 0``) never passes."""
-    s = np.asarray(scores, np.float64)
-    return np.asarray((s >= threshold) & (s > 0), bool)
-
-
 def precision_at_coverage(scores: np.ndarray, y: np.ndarray, coverage: float) -> float:
     """Test precision of the strictest threshold whose coverage reaches ``coverage`` (``nan`` if none)."""
     curve = precision_coverage_curve(scores, y)
@@ -169,16 +164,6 @@ def _method_scores(table: PairTable, voter: Voter, baselines: dict[str, Voter]) 
 PROVABLE = "pure, the hard rules let it pass (every coin on a face only its type shows, enough coins)"
 """The pure cups the hard rules let through (no coin on a shared obverse, enough coins): the auto-pass any method
 could reach."""
-
-
-def pair_group(p: Pair) -> str:
-    """The kind of pair a report counts ``p`` under: ``pure``, ``contaminated (<intruder>)``, another cup kind, or
-    ``pure, wrong candidate (<relation>)``."""
-    if p.relation != "true":
-        return f"pure, wrong candidate ({p.relation})"
-    if p.kind == "contaminated":
-        return f"contaminated ({p.contaminant or 'unknown'})"
-    return p.kind
 
 
 def breakdown(table: PairTable, accepted: np.ndarray, min_coins: int = 1) -> dict[str, dict[str, Any]]:
@@ -377,310 +362,6 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     return res
 
 
-# ----------------------------------------------------------------------------------------------- real photos
-
-
-REAL_TARGETS: tuple[float, ...] = (0.95, 0.98, 0.99, 0.995)
-"""Target precisions the real photos are judged at (each with the threshold the bundle certifies for it)."""
-
-
-def evaluate_real(
-    real: Path,
-    bundle: Bundle,
-    *,
-    progress: bool = True,
-    limit: int | None = None,
-    targets: Sequence[float] = REAL_TARGETS,
-) -> dict[str, Any]:
-    """Real photos: euro single piles must PASS only their own denomination; mixed photos must never PASS.
-
-    ``limit`` keeps at most that many photos of each kind (single, mixed). The gallery is enrolled from the
-    real crops' train split (``crops/train/<denomination>``, each crop re-cut by the bundle's detector as the
-    station cuts coins), the detector is the bundle's. Each photo is observed once and judged against every
-    denomination, at the bundle's own threshold and at the threshold the bundle certifies for each of
-    ``targets`` (``at``).
-    """
-    from models.detector import Detector
-    from models.enroll import enroll_catalog, read_image
-    from models.gallery import Gallery
-    from models.pipeline import Pipeline
-    from models.types import Decision, Frame
-
-    embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=1)
-    detector = Detector.load(bundle.path(bundle.detector_dir))
-    choices = {f"{t:g}": bundle.rechoose(t) for t in targets}
-    out: dict[str, Any] = {}
-    for name, folder in (("euro", real / "euro_kaa"), ("won", real / "won_cho0h5")):
-        if not folder.is_dir():
-            continue
-        gallery = Gallery(embedder.embed_dim, embedder.version)
-        enroll_catalog(
-            folder / "crops" / "train", gallery, embedder, crops=True, detector=lambda: detector, progress=False
-        )
-        # Each pair is decided once, at the loosest threshold: a PASS there means the hard rules hold, and a
-        # stricter threshold asks only a higher p_correct of the same pair.
-        loosest = min([bundle.threshold, *choices.values()], key=lambda c: c.threshold)
-        pipe = Pipeline.from_parts(bundle, gallery, embedder=embedder, detector=detector).with_threshold(loosest)
-        types = pipe.view.types
-        if name == "euro":
-            meta = json.loads((folder / "photos.json").read_text())
-            items = _euro_items(meta["photos"] if isinstance(meta, dict) else meta, folder)
-        else:
-            items = [(p, "mixed", None) for p in sorted((folder / "photos").glob("*.jpg"))]
-        if limit:
-            per_kind: dict[str, int] = {}
-            kept = []
-            for it in items:
-                per_kind[it[1]] = per_kind.get(it[1], 0) + 1
-                if per_kind[it[1]] <= limit:
-                    kept.append(it)
-            items = kept
-        rows = []
-        for path, kind, denom in tqdm(items, desc=f"real {name}", unit="photo", disable=not progress):
-            img = read_image(path)
-            if img is None:
-                continue
-            obs = pipe.observe(Frame(image=img, source=str(path)))
-            verdicts = {t: pipe.decide(obs, t) for t in types}
-            open_ = [(t, v.p_correct) for t, v in verdicts.items() if v.decision == Decision.PASS]
-            rows.append(
-                {
-                    "photo": path.name,
-                    "kind": kind,
-                    "denomination": denom,
-                    "n_coins": obs.coins.n,
-                    "n_objects": len(obs.object_idx),
-                    "p": {t: round(v.p_correct, 4) for t, v in verdicts.items()},
-                    "pass": [t for t, p in open_ if bundle.threshold.accepts(p)],
-                    "pass_at": {k: [t for t, p in open_ if c.accepts(p)] for k, c in choices.items()},
-                }
-            )
-        singles = [r for r in rows if r["kind"] == "single"]
-        mixed = [r for r in rows if r["kind"] != "single"]
-        out[name] = {
-            "photos": len(rows),
-            "single": len(singles),
-            **real_pass_counts(singles, mixed, lambda r: r["pass"]),
-            "at": {
-                k: {"threshold": c.threshold, **real_pass_counts(singles, mixed, _passed_at(k))}
-                for k, c in choices.items()
-            },
-            "mixed": len(mixed),
-            "single_true_ranked_first": sum(
-                1 for r in singles if r["denomination"] and max(r["p"], key=r["p"].get) == r["denomination"]
-            ),
-            "single_true_p_median": float(np.median([r["p"].get(r["denomination"], 0.0) for r in singles]))
-            if singles
-            else math.nan,
-            "single_wrong_p_max": max(
-                (v for r in singles for t, v in r["p"].items() if t != r["denomination"]), default=math.nan
-            ),
-            "mixed_p_max": max((v for r in mixed for v in r["p"].values()), default=math.nan),
-            "rows": rows,
-        }
-    return out
-
-
-REAL_TEST_CUPS = 1000
-"""Cups drawn per real set from its test crops for :func:`evaluate_real_cups`."""
-
-
-def evaluate_real_cups(
-    real: Path,
-    bundle: Bundle,
-    *,
-    cups: int = REAL_TEST_CUPS,
-    progress: bool = True,
-    targets: Sequence[float] = REAL_TARGETS,
-    plot: Path | None = None,
-) -> dict[str, Any]:
-    """Cups drawn from the real test crops (:func:`models.train.real_cups.real_test_table`: coins of photos no
-    training cup saw, judged against a gallery of the real train crops), scored by the bundle's voter.
-
-    Returns:
-        ``{"pairs", "cups", "at": {target: {"threshold", "pass", "wrong", "pure_pass", "pure"}}, "groups":
-        {group: {"n", "pass": {target: count}}}}`` where a target's threshold is the one the bundle certifies
-        for it on its (synthetic) calibration pairs, and ``"bundle"`` is the bundle's own threshold. With
-        ``plot``, the voter's precision against coverage on these pairs is drawn there (PNG).
-    """
-    from models.detector import Detector
-    from models.pooling import SetPooler
-    from models.train.real_cups import RealParts, real_test_table
-
-    embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=1)
-    adapter_path = bundle.path(bundle.adapter_file)
-    if adapter_path is not None:
-        from models.adapter import EmbeddingAdapter
-
-        embedder = embedder.with_adapter(EmbeddingAdapter.load(adapter_path, embedder.version))
-    parts = RealParts(
-        embedder,
-        Detector.load(bundle.path(bundle.detector_dir)),
-        SetPooler.load(bundle.path(bundle.pooler_file)),  # type: ignore[arg-type]
-        bundle.preprocess.crop_size,
-        bundle.preprocess.gem_p,
-    )
-    test = real_test_table(real, parts, cups, progress=progress)
-    table = test.table
-    scores = bundle.load_voter().predict(table.columns(bundle.features))
-    y = table.y
-    groups = np.array([pair_group(p) for p in table.pairs])
-    pure = groups == "pure"
-    choices = {"bundle": bundle.threshold, **{f"{t:g}": bundle.rechoose(t) for t in targets}}
-    n_cups = sum(1 for p in table.pairs if p.relation == "true")
-    out: dict[str, Any] = {
-        "currencies": list(test.currencies),
-        "skipped": test.skipped,
-        "pairs": len(table.pairs),
-        "cups": n_cups,
-        "at": {},
-        "groups": {},
-    }
-    accepted = {k: passes(scores, c.threshold) for k, c in choices.items()}
-    for k, c in choices.items():
-        a = accepted[k]
-        out["at"][k] = {
-            "threshold": c.threshold,
-            "pass": int(a.sum()),
-            "wrong": int((a & ~y).sum()),
-            "pure_pass": int((a & pure).sum()),
-            "pure": int(pure.sum()),
-        }
-    for g in sorted(set(groups.tolist())):
-        m = groups == g
-        out["groups"][g] = {"n": int(m.sum()), "pass": {k: int((a & m).sum()) for k, a in accepted.items()}}
-    if plot is not None:
-        own = out["at"]["bundle"]
-        mark = None
-        if own["pass"]:
-            precision = 1.0 - own["wrong"] / own["pass"]
-            label = f"the bundle's threshold {own['threshold']:.3g}: {own['pass']} PASS, {own['wrong']} wrong"
-            mark = ((own["pass"] - own["wrong"]) / max(int(y.sum()), 1), precision, label)
-        plot_precision_coverage(
-            precision_coverage_curve(scores, y),
-            None,
-            plot,
-            title=f"Voter on cups of real coins ({', '.join(test.currencies)} test crops)",
-            mark=mark,
-        )
-        out["plot"] = plot.name
-    return out
-
-
-def real_cups_lines(r: dict[str, Any]) -> list[str]:
-    """Markdown: PASS counts on the real drawn cups at each target, and by kind."""
-    keys = list(r["at"])
-    skipped = "".join(f" Not tested: {c} ({why})." for c, why in r.get("skipped", {}).items())
-    lines = [
-        f"{r['cups']} cups drawn from the {', '.join(r.get('currencies', []))} test crops (photos no training cup "
-        "saw; 2-64 coins, half of them with one or two intruders: a lookalike, another type of the currency, or a "
-        f"coin of another currency), {r['pairs']} pairs. Thresholds: the bundle's own and the one it certifies for "
-        f"each target on its calibration pairs.{skipped}",
-        "",
-        "| threshold | value | PASS | wrong PASS | pure cups passed |",
-        "|---|---|---|---|---|",
-    ]
-    for k in keys:
-        v = r["at"][k]
-        thr = "never" if not math.isfinite(v["threshold"]) else f"{v['threshold']:.4f}"
-        lines.append(f"| {k} | {thr} | {v['pass']} | {v['wrong']} | {v['pure_pass']}/{v['pure']} |")
-    lines += [
-        "",
-        "| group | pairs | " + " | ".join(f"PASS at {k}" for k in keys) + " |",
-        "|---|---|" + "---|" * len(keys),
-    ]
-    for g, v in r["groups"].items():
-        lines.append(f"| {g} | {v['n']} | " + " | ".join(str(v["pass"][k]) for k in keys) + " |")
-    if r.get("plot"):
-        lines += ["", f"`{r['plot']}`: the voter's precision against coverage on these pairs."]
-    return [*lines, ""]
-
-
-def real_pass_counts(
-    singles: Sequence[dict[str, Any]], mixed: Sequence[dict[str, Any]], passed: Callable[[dict[str, Any]], list[str]]
-) -> dict[str, int]:
-    """PASS counts of real photos: true denomination and wrong ones on single piles, any on mixed photos."""
-    return {
-        "single_pass_true": sum(1 for r in singles if r["denomination"] in passed(r)),
-        "single_pass_wrong": sum(1 for r in singles for t in passed(r) if t != r["denomination"]),
-        "mixed_pass": sum(len(passed(r)) for r in mixed),
-    }
-
-
-def _passed_at(target: str) -> Callable[[dict[str, Any]], list[str]]:
-    """A real-photo row's PASSed types at one target (``pass_at``)."""
-    return lambda r: list(r["pass_at"][target])
-
-
-def write_real_report(out: Path, bundle: Bundle, real: dict[str, Any], real_cups: dict[str, Any] | None = None) -> Path:
-    """``real.md`` and ``real_rows.json`` for a real-only evaluation (:func:`evaluate_real`, and the drawn cups of
-    :func:`evaluate_real_cups` when given)."""
-    out.mkdir(parents=True, exist_ok=True)
-    lines = [f"# Real photos: bundle {bundle.version}", ""]
-    if real_cups:
-        lines += ["## Real coins in drawn cups", "", *real_cups_lines(real_cups)]
-    for name, r in real.items():
-        lines += [
-            f"## {name}",
-            "",
-            f"{r['photos']} photos: {r['single']} single-denomination, {r['mixed']} mixed. {real_ranking(r)}",
-            *real_target_table(r),
-            "| photo | kind | denomination | coins | objects | p_correct (true) | best other | PASS at 0.99 |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for row in r["rows"]:
-            true_p = row["p"].get(row["denomination"]) if row["denomination"] else None
-            others = {t: v for t, v in row["p"].items() if t != row["denomination"]}
-            best = max(others, key=lambda t: others[t]) if others else ""
-            lines.append(
-                f"| {row['photo']} | {row['kind']} | {row['denomination'] or ''} | {row['n_coins']} | "
-                f"{row['n_objects']} | {'' if true_p is None else f'{true_p:.3f}'} | "
-                f"{best} {others.get(best, 0.0):.3f} | {', '.join(row['pass_at'].get('0.99', [])) or '-'} |"
-            )
-        lines.append("")
-    path = out / "real.md"
-    path.write_text("\n".join(lines))
-    (out / "real_rows.json").write_text(
-        json.dumps({**real, **({"drawn_cups": real_cups} if real_cups else {})}, indent=1, default=float)
-    )
-    return path
-
-
-def real_ranking(r: dict[str, Any]) -> str:
-    """One sentence on how one currency's real photos rank the denominations by p_correct."""
-    return (
-        f"Ranking: the true denomination has the highest p_correct in {r['single_true_ranked_first']}/{r['single']} "
-        f"single photos (median {r['single_true_p_median']:.3f}); highest p_correct for a wrong denomination "
-        f"{r['single_wrong_p_max']:.3f}, for a mixed photo {r['mixed_p_max']:.3f}."
-    )
-
-
-def real_target_table(r: dict[str, Any]) -> list[str]:
-    """Markdown table of one currency's real-photo PASS counts at each target precision."""
-    lines = [
-        "",
-        "| target | threshold | single: PASS true | single: PASS wrong | mixed: PASS |",
-        "|---|---|---|---|---|",
-    ]
-    for k, v in r.get("at", {}).items():
-        thr = "never" if not math.isfinite(v["threshold"]) else f"{v['threshold']:.4f}"
-        lines.append(
-            f"| {k} | {thr} | {v['single_pass_true']}/{r['single']} | {v['single_pass_wrong']} | "
-            f"{v['mixed_pass']} ({r['mixed']} photos) |"
-        )
-    return [*lines, ""]
-
-
-def _euro_items(photos: Any, folder: Path) -> list[tuple[Path, str, str | None]]:
-    """``photos.json`` entries (``{"file": "photos/single/x.jpg", "kind", "denomination"}``) as paths."""
-    items: list[tuple[Path, str, str | None]] = []
-    for info in photos:
-        path = folder / str(info["file"])
-        if path.is_file():
-            items.append((path, str(info.get("kind", "mixed")), info.get("denomination")))
-    return items
-
-
 # ----------------------------------------------------------------------------------------------- report
 
 
@@ -801,140 +482,3 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
     if res.real:
         (cfg.out / "real_rows.json").write_text(json.dumps(res.real, indent=1, default=float))
     return path
-
-
-# ----------------------------------------------------------------------------------------------- latency
-
-
-@dataclass(frozen=True)
-class BackendRun:
-    """One inference backend's median milliseconds on the benchmark cup, and the verdict it gave.
-
-    Attributes:
-        backend: ``"onnx"`` or ``"torch"`` (what runs the embedder, the mask segmenter and YOLO).
-        detect_ms: the detector with masks.
-        pipeline_ms: the whole :meth:`Pipeline.run`, frame to verdict.
-        stages_ms: the pipeline's own stage timings of the last run.
-        p_correct: the verdict's probability that the cup is the expected type.
-    """
-
-    backend: str
-    detect_ms: float
-    pipeline_ms: float
-    stages_ms: dict[str, float]
-    p_correct: float
-
-
-@dataclass(frozen=True)
-class BenchResult:
-    """Median milliseconds of one cup from frame to verdict against the detector alone.
-
-    Attributes:
-        n_coins: coins in the cup.
-        detector_forward_ms: one bare YOLO predict call (boxes only), the reference of the ratio.
-        runs: one per backend timed, the station's default (ONNX Runtime) first.
-    """
-
-    n_coins: int
-    detector_forward_ms: float
-    runs: tuple[BackendRun, ...]
-
-    @property
-    def pipeline_ms(self) -> float:
-        """Frame to verdict with the default backend."""
-        return self.runs[0].pipeline_ms
-
-    @property
-    def ratio(self) -> float:
-        """Whole pipeline (default backend) over one bare detector forward pass."""
-        return self.pipeline_ms / max(self.detector_forward_ms, 1e-9)
-
-
-def bench_verdict(
-    bundle_path: Path | None = None,
-    *,
-    n_coins: int = 10,
-    repeats: int = 5,
-    threads: int = 1,
-    seed: int = 0,
-    backends: tuple[str, ...] = BACKENDS,
-) -> BenchResult:
-    """Time :meth:`Pipeline.run` on one synthetic pure cup of ``n_coins`` coins against the bare detector.
-
-    The cup is rendered by the synthetic scene generator, with its empty-tray photo, which the pipeline compares
-    it with (as a station with an empty-tray photo does); the gallery holds rendered references of its mint.
-    Each of ``backends`` runs the same cup with the same gallery, interleaved run by run so that a change in the
-    machine's load reaches each alike. Every timing is the median of ``repeats`` runs after one warm-up run.
-    """
-    import statistics
-    import time
-
-    import torch
-
-    from models.detector import Detector
-    from models.pipeline import Pipeline
-    from models.synth.mint import generate_mint
-    from models.synth.scene import SceneAssets, SceneOptions, render_cup
-    from models.train.galleries import reference_gallery
-    from models.types import CupKind, Frame
-
-    if not backends:
-        raise ValueError("no backend to time")
-    torch.set_num_threads(threads)
-    bundle = load_bundle(bundle_path)
-    embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=threads, backend=backends[0])
-    detector = Detector.load(bundle.path(bundle.detector_dir), backend=backends[0])
-    mint = generate_mint(30, seed)
-    assets = SceneAssets(mint)
-    opts = SceneOptions(kind_weights={CupKind.PURE: 1.0}, max_coins=n_coins, empty_reference=True)
-    scene = None
-    for index in range(500):
-        cand = render_cup(assets, seed, index, opts)
-        if sum(1 for i in cand.instances if i.is_coin) == n_coins:
-            scene = cand
-            break
-    if scene is None:
-        raise RuntimeError(f"no synthetic cup with {n_coins} coins found")
-    gallery = reference_gallery(mint, embedder, per_side=3, progress=False)
-    catalogue = {t.id: _type_info(t.id, t.diameter_mm) for t in mint.types}
-    frame = Frame(image=scene.image, source="bench")
-    expected = str(scene.expected_type)
-    parts = {
-        b: (embedder.with_backend(b, threads), detector.with_backend(b)) if b != backends[0] else (embedder, detector)
-        for b in backends
-    }
-    pipes = {
-        b: Pipeline.from_parts(
-            bundle, gallery, embedder=e, catalogue=catalogue, detector=d, empty_tray=scene.empty, cup_roi=scene.tray
-        )
-        for b, (e, d) in parts.items()
-    }
-    jobs: dict[str, Any] = {"forward": lambda: detector.boxes(scene.image)}
-    verdicts: dict[str, Any] = {}
-    for b in backends:
-        jobs[f"detect {b}"] = lambda d=parts[b][1]: d.detect(frame)
-        jobs[f"pipeline {b}"] = lambda b=b: verdicts.__setitem__(b, pipes[b].run(frame, expected))
-    runs: dict[str, list[float]] = {name: [] for name in jobs}
-    for k in range(repeats + 1):  # the first round warms up
-        for name, fn in jobs.items():
-            t = time.perf_counter()
-            fn()
-            if k:
-                runs[name].append((time.perf_counter() - t) * 1000)
-    med = {name: statistics.median(r) for name, r in runs.items()}
-    return BenchResult(
-        n_coins,
-        med["forward"],
-        tuple(
-            BackendRun(
-                b, med[f"detect {b}"], med[f"pipeline {b}"], verdicts[b].timings_ms, float(verdicts[b].p_correct)
-            )
-            for b in backends
-        ),
-    )
-
-
-def _type_info(type_id: str, diameter: float) -> Any:
-    from models.enroll import TypeInfo
-
-    return TypeInfo(type_id, type_id, float(diameter))

@@ -51,6 +51,16 @@ class Pair:
     contaminant: str = ""
 
 
+def pair_group(p: Pair) -> str:
+    """The kind of pair a report counts ``p`` under: ``pure``, ``contaminated (<intruder>)``, another cup kind, or
+    ``pure, wrong candidate (<relation>)``."""
+    if p.relation != "true":
+        return f"pure, wrong candidate ({p.relation})"
+    if p.kind == "contaminated":
+        return f"contaminated ({p.contaminant or 'unknown'})"
+    return p.kind
+
+
 def make_pairs(
     cache: CupCache,
     mint: Mint,

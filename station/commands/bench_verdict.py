@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the timings and the ratio."""
-    from models.eval_verdict import bench_verdict
+    from models.bench_verdict import bench_verdict
 
     if args.coins < 1 or args.repeats < 1 or args.threads < 1:
         raise CliError("--coins, --repeats and --threads must be at least 1")

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_real(args: argparse.Namespace, out: Path) -> int:
     """Only the real photos: ``real.md`` and ``real_rows.json`` in ``out``, the PASS counts per target printed."""
     from models.bundle import load_bundle
-    from models.eval_verdict import evaluate_real, evaluate_real_cups, write_real_report
+    from models.eval_real import evaluate_real, evaluate_real_cups, write_real_report
 
     try:
         bundle = load_bundle(args.bundle)

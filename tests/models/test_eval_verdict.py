@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from calibration.risk import choose_threshold
-from models.eval_verdict import breakdown_threshold, passes, real_pass_counts, real_target_table, recorded_sets
+from models.eval_real import real_pass_counts, real_target_table
+from models.eval_verdict import breakdown_threshold, recorded_sets
 from models.features import FEATURES
 from models.train.pairs import Pair, PairTable
+from models.voter import passes
 
 
 def _scores(n_clean: int, n_mixed: int, error_every: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +122,7 @@ def test_a_bundle_calibrated_on_several_mints_names_each_and_their_pairs_join_in
 
 def test_real_drawn_cups_are_counted_by_kind_at_every_threshold(real_data: Path, tmp_path: Path) -> None:
     from models.bundle import load_bundle
-    from models.eval_verdict import evaluate_real_cups, real_cups_lines
+    from models.eval_real import evaluate_real_cups, real_cups_lines
     from tests.models.train.real_helpers import write_tiny_real_root
 
     bundle = load_bundle()

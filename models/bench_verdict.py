@@ -1,0 +1,146 @@
+"""Time one cup from frame to verdict against one bare detector forward pass, in each inference backend, in one run
+(``cupcheck bench verdict``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.bundle import load_bundle
+from models.embedder import Embedder
+from models.runtime import BACKENDS
+
+
+@dataclass(frozen=True)
+class BackendRun:
+    """One inference backend's median milliseconds on the benchmark cup, and the verdict it gave.
+
+    Attributes:
+        backend: ``"onnx"`` or ``"torch"`` (what runs the embedder, the mask segmenter and YOLO).
+        detect_ms: the detector with masks.
+        pipeline_ms: the whole :meth:`Pipeline.run`, frame to verdict.
+        stages_ms: the pipeline's own stage timings of the last run.
+        p_correct: the verdict's probability that the cup is the expected type.
+    """
+
+    backend: str
+    detect_ms: float
+    pipeline_ms: float
+    stages_ms: dict[str, float]
+    p_correct: float
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Median milliseconds of one cup from frame to verdict against the detector alone.
+
+    Attributes:
+        n_coins: coins in the cup.
+        detector_forward_ms: one bare YOLO predict call (boxes only), the reference of the ratio.
+        runs: one per backend timed, the station's default (ONNX Runtime) first.
+    """
+
+    n_coins: int
+    detector_forward_ms: float
+    runs: tuple[BackendRun, ...]
+
+    @property
+    def pipeline_ms(self) -> float:
+        """Frame to verdict with the default backend."""
+        return self.runs[0].pipeline_ms
+
+    @property
+    def ratio(self) -> float:
+        """Whole pipeline (default backend) over one bare detector forward pass."""
+        return self.pipeline_ms / max(self.detector_forward_ms, 1e-9)
+
+
+def bench_verdict(
+    bundle_path: Path | None = None,
+    *,
+    n_coins: int = 10,
+    repeats: int = 5,
+    threads: int = 1,
+    seed: int = 0,
+    backends: tuple[str, ...] = BACKENDS,
+) -> BenchResult:
+    """Time :meth:`Pipeline.run` on one synthetic pure cup of ``n_coins`` coins against the bare detector.
+
+    The cup is rendered by the synthetic scene generator, with its empty-tray photo, which the pipeline compares
+    it with (as a station with an empty-tray photo does); the gallery holds rendered references of its mint.
+    Each of ``backends`` runs the same cup with the same gallery, interleaved run by run so that a change in the
+    machine's load reaches each alike. Every timing is the median of ``repeats`` runs after one warm-up run.
+    """
+    import statistics
+    import time
+
+    import torch
+
+    from models.detector import Detector
+    from models.pipeline import Pipeline
+    from models.synth.mint import generate_mint
+    from models.synth.scene import SceneAssets, SceneOptions, render_cup
+    from models.train.galleries import reference_gallery
+    from models.types import CupKind, Frame
+
+    if not backends:
+        raise ValueError("no backend to time")
+    torch.set_num_threads(threads)
+    bundle = load_bundle(bundle_path)
+    embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=threads, backend=backends[0])
+    detector = Detector.load(bundle.path(bundle.detector_dir), backend=backends[0])
+    mint = generate_mint(30, seed)
+    assets = SceneAssets(mint)
+    opts = SceneOptions(kind_weights={CupKind.PURE: 1.0}, max_coins=n_coins, empty_reference=True)
+    scene = None
+    for index in range(500):
+        cand = render_cup(assets, seed, index, opts)
+        if sum(1 for i in cand.instances if i.is_coin) == n_coins:
+            scene = cand
+            break
+    if scene is None:
+        raise RuntimeError(f"no synthetic cup with {n_coins} coins found")
+    gallery = reference_gallery(mint, embedder, per_side=3, progress=False)
+    catalogue = {t.id: _type_info(t.id, t.diameter_mm) for t in mint.types}
+    frame = Frame(image=scene.image, source="bench")
+    expected = str(scene.expected_type)
+    parts = {
+        b: (embedder.with_backend(b, threads), detector.with_backend(b)) if b != backends[0] else (embedder, detector)
+        for b in backends
+    }
+    pipes = {
+        b: Pipeline.from_parts(
+            bundle, gallery, embedder=e, catalogue=catalogue, detector=d, empty_tray=scene.empty, cup_roi=scene.tray
+        )
+        for b, (e, d) in parts.items()
+    }
+    jobs: dict[str, Any] = {"forward": lambda: detector.boxes(scene.image)}
+    verdicts: dict[str, Any] = {}
+    for b in backends:
+        jobs[f"detect {b}"] = lambda d=parts[b][1]: d.detect(frame)
+        jobs[f"pipeline {b}"] = lambda b=b: verdicts.__setitem__(b, pipes[b].run(frame, expected))
+    runs: dict[str, list[float]] = {name: [] for name in jobs}
+    for k in range(repeats + 1):  # the first round warms up
+        for name, fn in jobs.items():
+            t = time.perf_counter()
+            fn()
+            if k:
+                runs[name].append((time.perf_counter() - t) * 1000)
+    med = {name: statistics.median(r) for name, r in runs.items()}
+    return BenchResult(
+        n_coins,
+        med["forward"],
+        tuple(
+            BackendRun(
+                b, med[f"detect {b}"], med[f"pipeline {b}"], verdicts[b].timings_ms, float(verdicts[b].p_correct)
+            )
+            for b in backends
+        ),
+    )
+
+
+def _type_info(type_id: str, diameter: float) -> Any:
+    from models.enroll import TypeInfo
+
+    return TypeInfo(type_id, type_id, float(diameter))
