@@ -723,7 +723,10 @@ class Pipeline:
             for j in bad[:MAX_LOOKALIKE_REASONS]
         ]
         if len(bad) > MAX_LOOKALIKE_REASONS:
-            looks.append(f"{len(bad) - MAX_LOOKALIKE_REASONS} more coins look like other types")
+            more = len(bad) - MAX_LOOKALIKE_REASONS
+            looks.append(
+                "1 more coin looks like another type" if more == 1 else f"{more} more coins look like other types"
+            )
         shared = [j for j in range(coins.n) if to_turn[j]]
         turn: list[str] = []
         if coins.n and len(shared) == coins.n:

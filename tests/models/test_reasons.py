@@ -19,6 +19,7 @@ from models.reasons import LABELS, ReasonKind, reason_kind, reason_kinds
         ("only the shared obverse is visible — turn a coin", ReasonKind.TURN),
         ("coin 4 looks like t0085 (0.91)", ReasonKind.LOOKS_LIKE),
         ("3 more coins look like other types", ReasonKind.LOOKS_LIKE),
+        ("1 more coin looks like another type", ReasonKind.LOOKS_LIKE),
         ("the type t0011 has a lookalike (t0008) — check the date and mint mark by eye", ReasonKind.LOOKALIKE_TYPE),
         ("object 2 is not a coin", ReasonKind.OBJECT),
         ("something at (120, 88) differs from the empty tray and was not checked — look", ReasonKind.UNCHECKED),
