@@ -69,14 +69,13 @@ def _table(path: str, coins: list[dict[str, Any]], objects: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Detect coins in every image; unreadable files are named on stderr and make the exit status 2."""
-    import cv2
     from tqdm import tqdm
 
     from models.frames import draw_overlay, instance_record, read_frame
+    from station.commands.pictures import OverlayFolder
 
     detector = _load(args)
-    if args.overlay is not None:
-        args.overlay.mkdir(parents=True, exist_ok=True)
+    pictures = None if args.overlay is None else OverlayFolder(args.overlay)
     images: list[dict[str, Any]] = []
     failed = 0
     for path in tqdm(args.images, desc="detect", unit="image", disable=len(args.images) < 2, file=sys.stderr):
@@ -90,9 +89,8 @@ def run(args: argparse.Namespace) -> int:
         coins = [instance_record(i) for i in found if i.is_coin]
         objects = [instance_record(i) for i in found if not i.is_coin]
         images.append({"path": str(path), "coins": coins, "objects": objects})
-        if args.overlay is not None:
-            overlay = draw_overlay(frame.image, found, f"{len(coins)} coins")
-            cv2.imwrite(str(args.overlay / f"{path.stem}.png"), overlay)
+        if pictures is not None:
+            pictures.write(path, draw_overlay(frame.image, found, f"{len(coins)} coins"))
         if not args.json:
             print(_table(str(path), coins, len(objects)))
     if args.json:

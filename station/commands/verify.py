@@ -48,6 +48,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     add_gallery_option(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument(
+        "--overlay",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write each cup photo into DIR as PNG with its coins numbered as the reasons number them (green: the "
+        "expected type; amber and ringed: a coin the verdict names) and the verdict under it",
+    )
+    p.add_argument(
         "--home", default=None, help="station home (default: the config's, $CUPCHECK_HOME or the user data dir)"
     )
     add_config_option(p)
@@ -117,11 +125,15 @@ def run(args: argparse.Namespace) -> int:
     from models.gallery import GalleryMismatchError
     from models.pipeline import Pipeline, UnknownTypeError
     from models.types import Frame
+    from station.commands.pictures import OverlayFolder
+    from station.controllers.overlay import verdict_picture
 
     if args.target_precision is not None and not 0 < args.target_precision < 1:
         raise CliError("--target-precision must be in (0, 1)")
     if args.count is not None and args.count < 1:
         raise CliError(f"--count must be at least 1, not {args.count}")
+    if args.overlay is not None and args.crops:
+        raise CliError("--overlay draws on cup photos; with --crops there is none")
     # Read every input first: a bad path is reported before any model is loaded.
     cups: list[tuple[str, list[UInt8Array] | UInt8Array]] = []
     for name in args.images:
@@ -160,12 +172,15 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from err
     from tqdm import tqdm
 
+    pictures = None if args.overlay is None else OverlayFolder(args.overlay)
     results = []
     for name, content in tqdm(cups, desc="verify", unit="cup", disable=len(cups) < 2, file=sys.stderr):
         if isinstance(content, list):
             verdict = pipeline.run_crops(content, args.expect, expected_count=args.count)
         else:
             verdict = pipeline.run(Frame(image=content, source=name), args.expect, expected_count=args.count)
+            if pictures is not None:
+                pictures.write(name, verdict_picture(content, verdict, Path(name).name))
         results.append(verdict_json(name, verdict))
     if args.json:
         print(json.dumps({"cups": results}, indent=1))
@@ -176,5 +191,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  - {reason}")
             if r["turn_first"]:
                 print("  next: turn the coins named over and check the cup again before a supervisor looks")
+    if pictures is not None and pictures.written:
+        print(f"pictures: {len(pictures.written)} in {args.overlay}", file=sys.stderr)
     sys.stdout.flush()
     return 0

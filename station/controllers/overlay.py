@@ -8,6 +8,8 @@ been made for the frame. What differs from the empty tray where nothing was foun
 from __future__ import annotations
 
 import math
+import textwrap
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,9 +58,11 @@ def draw_evidence(image: UInt8Array, verdict: Verdict | None, *, thickness: int 
         return out
     h, w = out.shape[:2]
     lw = thickness or line_width(out)
-    for coin in verdict.coins:
-        ok = coin_ok(coin, verdict.expected_type)
-        _outline(out, coin.bbox, coin.index, coin_colour(coin, verdict.expected_type), lw, ring=not ok)
+    rings = [
+        (c.bbox, c.index, coin_colour(c, verdict.expected_type), not coin_ok(c, verdict.expected_type))
+        for c in verdict.coins
+    ]
+    _outline(out, rings, lw)
     for x1, y1, x2, y2 in verdict.unchecked:
         cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), UNCHECKED_BGR, lw, cv2.LINE_AA)
         scale = max(0.5, min(h, w) / 700)
@@ -73,30 +77,30 @@ def line_width(image: UInt8Array) -> int:
     return max(2, round(min(image.shape[:2]) / 240))
 
 
-def _outline(
-    out: UInt8Array,
-    bbox: Sequence[float] | np.ndarray,
-    index: int,
-    colour: tuple[int, int, int],
-    lw: int,
-    *,
-    ring: bool = False,
-) -> None:
-    """Draw one coin on ``out`` in place: the ellipse in its box, a second thinner ring around it with ``ring`` (the
-    coin is marked), and its number (``index + 1``) on a patch of its colour at the box's top left."""
+Ring = tuple[Sequence[float] | np.ndarray, int, tuple[int, int, int], bool]
+"""One coin to outline: its box, its index (numbered ``index + 1``), its colour, and whether it is marked."""
+
+
+def _outline(out: UInt8Array, coins: Sequence[Ring], lw: int) -> None:
+    """Draw coins on ``out`` in place: each the ellipse in its box, a second thinner ring around it when marked,
+    and its number on a patch of its colour at the box's top left. The numbers go on after every ring, so no
+    neighbour's ring crosses one out."""
     h, w = out.shape[:2]
-    x1, y1, x2, y2 = bbox
-    centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
-    axes = (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2)))
-    cv2.ellipse(out, centre, axes, 0, 0, 360, colour, lw, cv2.LINE_AA)
-    if ring:
-        cv2.ellipse(out, centre, (axes[0] + 2 * lw, axes[1] + 2 * lw), 0, 0, 360, colour, max(1, lw // 2))
-    label = str(index + 1)
+    for bbox, _, colour, ring in coins:
+        x1, y1, x2, y2 = bbox
+        centre = (round((x1 + x2) / 2), round((y1 + y2) / 2))
+        axes = (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2)))
+        cv2.ellipse(out, centre, axes, 0, 0, 360, colour, lw, cv2.LINE_AA)
+        if ring:
+            cv2.ellipse(out, centre, (axes[0] + 2 * lw, axes[1] + 2 * lw), 0, 0, 360, colour, max(1, lw // 2))
     scale = max(0.4, min(h, w) / 900)
-    (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, lw)
-    org = (int(np.clip(x1, 0, w - tw - 4)), int(np.clip(y1 + th + 2, th + 2, h - 2)))
-    cv2.rectangle(out, (org[0] - 2, org[1] - th - 3), (org[0] + tw + 2, org[1] + 3), colour, -1)
-    cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, lw // 2), cv2.LINE_AA)
+    for bbox, index, colour, _ in coins:
+        x1, y1 = bbox[0], bbox[1]
+        label = str(index + 1)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, lw)
+        org = (int(np.clip(x1, 0, w - tw - 4)), int(np.clip(y1 + th + 2, th + 2, h - 2)))
+        cv2.rectangle(out, (org[0] - 2, org[1] - th - 3), (org[0] + tw + 2, org[1] + 3), colour, -1)
+        cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, lw // 2), cv2.LINE_AA)
 
 
 def needs(threshold: float) -> str:
@@ -216,8 +220,7 @@ def draw_coins(image: UInt8Array, coins: Sequence[StoredCoin], expected_type: st
     the best match is the expected type."""
     out = image.copy()
     lw = line_width(out)
-    for c in coins:
-        _outline(out, c.bbox, c.index, PASS_BGR if c.top_type == expected_type else FLAG_BGR, lw)
+    _outline(out, [(c.bbox, c.index, PASS_BGR if c.top_type == expected_type else FLAG_BGR, False) for c in coins], lw)
     return out
 
 
@@ -227,6 +230,48 @@ def draw_tray(look: TrayLook) -> UInt8Array:
     out = look.image.copy()
     lw = line_width(out)
     kept = set(look.references)
-    for k, coin in enumerate(look.coins):
-        _outline(out, coin.bbox, k, PASS_BGR if k in kept else FLAG_BGR, lw, ring=k not in kept)
+    rings = [(c.bbox, k, PASS_BGR if k in kept else FLAG_BGR, k not in kept) for k, c in enumerate(look.coins)]
+    _outline(out, rings, lw)
     return out
+
+
+_ASCII = {"—": "-", "–": "-", "×": "x", "≥": ">=", "≤": "<=", "…": "...", "·": "-", "’": "'", "“": '"', "”": '"'}
+"""What OpenCV's Hershey fonts, which draw ASCII alone, are given for the few other characters reasons use."""
+
+
+def ascii_text(text: str) -> str:
+    """``text`` in characters OpenCV can draw: the dashes, signs and quotes reasons use replaced, accents dropped,
+    anything else a ``?``."""
+    text = unicodedata.normalize("NFKD", "".join(_ASCII.get(ch, ch) for ch in text))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+def verdict_picture(image: UInt8Array, verdict: Verdict, name: str = "") -> UInt8Array:
+    """The cup photograph with the verdict's evidence (:func:`draw_evidence`: each coin numbered as the reasons
+    number it) above a caption: the verdict word in its colour with ``name``, the expected type and ``p``, then
+    each reason on its own lines.
+
+    Returns:
+        ``(H + caption, W, 3)`` uint8 BGR.
+    """
+    photo = draw_evidence(image, verdict)
+    w = photo.shape[1]
+    scale = max(0.45, w / 1400)
+    thick = max(1, round(scale * 1.6))
+    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    step = th + base + round(6 * scale)
+    (cw, _), _ = cv2.getTextSize("m", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    width = max(20, (w - 20) // max(cw, 1))
+    colour = PASS_BGR if verdict.decision is Decision.PASS else FLAG_BGR
+    word = verdict.decision.value.upper()
+    head = f"{word}  {verdict.expected_type}  p={verdict.p_correct:.3f} ({needs(verdict.threshold)})  {name}"
+    lines: list[tuple[str, tuple[int, int, int]]] = [(ascii_text(head.rstrip()), colour)]
+    for reason in verdict.reasons:
+        wrapped = textwrap.wrap(ascii_text(reason), width, initial_indent="- ", subsequent_indent="  ")
+        lines.extend((line, (235, 235, 235)) for line in wrapped)
+    caption = np.full((step * len(lines) + round(10 * scale), w, 3), 32, np.uint8)
+    for k, (text, bgr) in enumerate(lines):
+        org = (10, step * k + th + round(6 * scale))
+        cv2.putText(caption, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, bgr, thick, cv2.LINE_AA)
+    return np.vstack([photo, caption])

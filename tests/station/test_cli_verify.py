@@ -7,13 +7,17 @@ import shutil
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from models.enroll import CATALOG_FILE, TypeInfo, save_catalog
+from models.synth.mint import generate_mint
+from models.synth.scene import SceneAssets, SceneOptions, render_cup
 from models.types import Side
 from station.cli import main
+from station.controllers.overlay import FLAG_BGR, PASS_BGR
 from tests.models.embed_helpers import write_tiny_checkpoint
-from tests.models.verdict_world import PIPE_TYPES, enrolled_gallery, reference_image, write_bundle
+from tests.models.verdict_world import PIPE_MINT_SEED, PIPE_TYPES, enrolled_gallery, reference_image, write_bundle
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +142,7 @@ def test_count_flags_a_cup_of_another_number_of_coins(station, capsys: pytest.Ca
         ("no_gallery", "gallery"),
         ("bad_precision", "--target-precision"),
         ("bad_count", "--count must be at least 1"),
+        ("overlay_crops", "--overlay draws on cup photos; with --crops there is none"),
     ],
 )
 def test_bad_inputs_exit_2(
@@ -175,10 +180,38 @@ def test_bad_inputs_exit_2(
             station, str(cups / "pure"), "--crops", "--expect", "t0000", "--target-precision", "1.5"
         ),
         "bad_count": _verify(station, str(cups / "pure"), "--crops", "--expect", "t0000", "--count", "0"),
+        "overlay_crops": _verify(
+            station, str(cups / "pure"), "--crops", "--expect", "t0000", "--overlay", str(tmp_path / "pics")
+        ),
     }[case]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "cupcheck verify: error:" in err and message in err
+
+
+def test_overlay_writes_each_photo_with_its_coins_numbered_and_its_verdict_under_it(
+    station, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scene = render_cup(SceneAssets(generate_mint(12, PIPE_MINT_SEED)), 0, 3, SceneOptions(image_size=320, max_coins=4))
+    photos = [tmp_path / "a" / "cup.png", tmp_path / "b" / "cup.png"]  # the same name twice: neither overwritten
+    for photo in photos:
+        photo.parent.mkdir()
+        cv2.imwrite(str(photo), scene.image)
+    pics = tmp_path / "pics"
+    assert main(_verify(station, *map(str, photos), "--expect", "t0000", "--json", "--overlay", str(pics))) == 0
+    said = capsys.readouterr()
+    cups = json.loads(said.out)["cups"]
+    assert f"pictures: 2 in {pics}" in said.err  # stdout keeps the JSON alone
+    assert sorted(p.name for p in pics.iterdir()) == ["cup-2.png", "cup.png"]
+    h, w = scene.image.shape[:2]
+    for cup, name in zip(cups, ("cup.png", "cup-2.png"), strict=True):
+        picture = np.asarray(cv2.imread(str(pics / name)), np.int64)
+        assert picture.shape[1] == w and picture.shape[0] > h  # the photo, and the caption under it
+        top, caption = picture[:h], picture[h:]
+        drawn = np.abs(top - scene.image.astype(int)).sum(axis=2) > 60
+        assert drawn.any() == (cup["n_coins"] > 0)  # the coins outlined and numbered
+        word = PASS_BGR if cup["verdict"] == "pass" else FLAG_BGR
+        assert (np.abs(caption - word).sum(axis=2) < 60).any()  # the verdict word in its colour
 
 
 def test_either_backend_gives_the_same_verdicts(station) -> None:
