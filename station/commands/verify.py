@@ -52,8 +52,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="write each cup photo into DIR as PNG with its coins numbered as the reasons number them (green: the "
-        "expected type; amber and ringed: a coin the verdict names) and the verdict under it",
+        help="write each cup photo (with --crops: its crops side by side) into DIR as PNG with its coins numbered "
+        "as the reasons number them (green: the expected type; amber: a coin the verdict names) and the verdict "
+        "under it",
     )
     p.add_argument(
         "--home", default=None, help="station home (default: the config's, $CUPCHECK_HOME or the user data dir)"
@@ -126,14 +127,12 @@ def run(args: argparse.Namespace) -> int:
     from models.pipeline import Pipeline, UnknownTypeError
     from models.types import Frame
     from station.commands.pictures import OverlayFolder
-    from station.controllers.overlay import verdict_picture
+    from station.controllers.overlay import crops_picture, verdict_picture
 
     if args.target_precision is not None and not 0 < args.target_precision < 1:
         raise CliError("--target-precision must be in (0, 1)")
     if args.count is not None and args.count < 1:
         raise CliError(f"--count must be at least 1, not {args.count}")
-    if args.overlay is not None and args.crops:
-        raise CliError("--overlay draws on cup photos; with --crops there is none")
     # Read every input first: a bad path is reported before any model is loaded.
     cups: list[tuple[str, list[UInt8Array] | UInt8Array]] = []
     for name in args.images:
@@ -177,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
     for name, content in tqdm(cups, desc="verify", unit="cup", disable=len(cups) < 2, file=sys.stderr):
         if isinstance(content, list):
             verdict = pipeline.run_crops(content, args.expect, expected_count=args.count)
+            if pictures is not None:
+                pictures.write(name, crops_picture(content, verdict, Path(name).name))
         else:
             verdict = pipeline.run(Frame(image=content, source=name), args.expect, expected_count=args.count)
             if pictures is not None:

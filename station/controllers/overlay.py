@@ -256,22 +256,57 @@ def verdict_picture(image: UInt8Array, verdict: Verdict, name: str = "") -> UInt
         ``(H + caption, W, 3)`` uint8 BGR.
     """
     photo = draw_evidence(image, verdict)
-    w = photo.shape[1]
-    scale = max(0.45, w / 1400)
+    return np.vstack([photo, _caption(photo.shape[1], verdict, name)])
+
+
+CROP_TILE_PX = 128
+"""Side of each coin's tile in :func:`crops_picture`."""
+CROPS_PER_ROW = 8
+
+
+def crops_picture(crops: Sequence[UInt8Array], verdict: Verdict, name: str = "") -> UInt8Array:
+    """A cup given as single-coin crops: the crops side by side in their order, each framed in its coin's colour
+    (:func:`coin_colour`) and numbered as the reasons number it, above the caption of :func:`verdict_picture`.
+
+    Returns:
+        ``(rows * tile + caption, columns * tile, 3)`` uint8 BGR (at least four tiles wide, for the caption).
+    """
+    tile = CROP_TILE_PX
+    columns = max(4, min(CROPS_PER_ROW, len(crops)))
+    rows = max(1, math.ceil(len(crops) / columns))
+    sheet = np.full((rows * tile, columns * tile, 3), 32, np.uint8)
+    evidence = {c.index: c for c in verdict.coins if c.is_coin}
+    rings: list[Ring] = []
+    for k, crop in enumerate(crops):
+        y, x = (k // columns) * tile, (k % columns) * tile
+        face = crop if crop.ndim == 3 else cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
+        sheet[y : y + tile, x : x + tile] = cv2.resize(face[..., :3], (tile, tile), interpolation=cv2.INTER_AREA)
+        coin = evidence.get(k)
+        colour = NEUTRAL_BGR if coin is None else coin_colour(coin, verdict.expected_type)
+        marked = coin is not None and not coin_ok(coin, verdict.expected_type)
+        rings.append(((x + 6, y + 6, x + tile - 6, y + tile - 6), k, colour, marked))
+    _outline(sheet, rings, 2)
+    return np.vstack([sheet, _caption(sheet.shape[1], verdict, name)])
+
+
+def _caption(width: int, verdict: Verdict, name: str) -> UInt8Array:
+    """The verdict word in its colour with ``name``, the expected type and ``p``, then each reason, wrapped to
+    ``width`` pixels, on a dark band."""
+    scale = max(0.45, width / 1400)
     thick = max(1, round(scale * 1.6))
     (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     step = th + base + round(6 * scale)
     (cw, _), _ = cv2.getTextSize("m", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    width = max(20, (w - 20) // max(cw, 1))
+    chars = max(20, (width - 20) // max(cw, 1))
     colour = PASS_BGR if verdict.decision is Decision.PASS else FLAG_BGR
     word = verdict.decision.value.upper()
     head = f"{word}  {verdict.expected_type}  p={verdict.p_correct:.3f} ({needs(verdict.threshold)})  {name}"
     lines: list[tuple[str, tuple[int, int, int]]] = [(ascii_text(head.rstrip()), colour)]
     for reason in verdict.reasons:
-        wrapped = textwrap.wrap(ascii_text(reason), width, initial_indent="- ", subsequent_indent="  ")
+        wrapped = textwrap.wrap(ascii_text(reason), chars, initial_indent="- ", subsequent_indent="  ")
         lines.extend((line, (235, 235, 235)) for line in wrapped)
-    caption = np.full((step * len(lines) + round(10 * scale), w, 3), 32, np.uint8)
+    caption = np.full((step * len(lines) + round(10 * scale), width, 3), 32, np.uint8)
     for k, (text, bgr) in enumerate(lines):
         org = (10, step * k + th + round(6 * scale))
         cv2.putText(caption, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, bgr, thick, cv2.LINE_AA)
-    return np.vstack([photo, caption])
+    return caption

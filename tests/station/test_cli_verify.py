@@ -15,7 +15,7 @@ from models.synth.mint import generate_mint
 from models.synth.scene import SceneAssets, SceneOptions, render_cup
 from models.types import Side
 from station.cli import main
-from station.controllers.overlay import FLAG_BGR, PASS_BGR
+from station.controllers.overlay import CROP_TILE_PX, FLAG_BGR, PASS_BGR
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import PIPE_MINT_SEED, PIPE_TYPES, enrolled_gallery, reference_image, write_bundle
 
@@ -142,7 +142,6 @@ def test_count_flags_a_cup_of_another_number_of_coins(station, capsys: pytest.Ca
         ("no_gallery", "gallery"),
         ("bad_precision", "--target-precision"),
         ("bad_count", "--count must be at least 1"),
-        ("overlay_crops", "--overlay draws on cup photos; with --crops there is none"),
     ],
 )
 def test_bad_inputs_exit_2(
@@ -180,9 +179,6 @@ def test_bad_inputs_exit_2(
             station, str(cups / "pure"), "--crops", "--expect", "t0000", "--target-precision", "1.5"
         ),
         "bad_count": _verify(station, str(cups / "pure"), "--crops", "--expect", "t0000", "--count", "0"),
-        "overlay_crops": _verify(
-            station, str(cups / "pure"), "--crops", "--expect", "t0000", "--overlay", str(tmp_path / "pics")
-        ),
     }[case]
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -212,6 +208,25 @@ def test_overlay_writes_each_photo_with_its_coins_numbered_and_its_verdict_under
         assert drawn.any() == (cup["n_coins"] > 0)  # the coins outlined and numbered
         word = PASS_BGR if cup["verdict"] == "pass" else FLAG_BGR
         assert (np.abs(caption - word).sum(axis=2) < 60).any()  # the verdict word in its colour
+
+
+def test_overlay_of_a_crop_folder_sets_its_crops_side_by_side_framed_by_their_evidence(
+    station, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, cups = station
+    pics = tmp_path / "pics"
+    assert main(_verify(station, str(cups / "mixed"), "--crops", "--expect", "t0000", "--overlay", str(pics))) == 0
+    assert capsys.readouterr().out.startswith(f"{cups / 'mixed'}: FLAG t0000")
+    sheet = np.asarray(cv2.imread(str(pics / "mixed.png")), np.int64)
+    tile = CROP_TILE_PX
+    assert sheet.shape[1] == 5 * tile and sheet.shape[0] > tile  # five crops in a row, the caption under them
+
+    def framed(k: int, colour: tuple[int, int, int]) -> bool:  # the top of the ring around tile k
+        top = sheet[4:10, k * tile + tile // 2 - 3 : k * tile + tile // 2 + 3].reshape(-1, 3)
+        return bool((np.abs(top - colour).sum(axis=1) < 60).any())
+
+    assert framed(3, FLAG_BGR) and not framed(3, PASS_BGR)  # coin 4 is the other family's (t0009)
+    assert all(framed(k, PASS_BGR) for k in (0, 1, 2, 4))
 
 
 def test_either_backend_gives_the_same_verdicts(station) -> None:
