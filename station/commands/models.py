@@ -31,14 +31,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "model each station of the database judged its newest cup with. Exit status 2 for an unknown version or "
         "nothing to roll back.",
     )
-    add_site_options(p, store=False, gallery=False)
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     ls = sub.add_parser("list", help="every registered version, newest last; * marks the one in force")
     ls.add_argument("--json", action="store_true", help="print the registry as JSON")
     pr = sub.add_parser("promote", help="put a registered version (or 'shipped') in force")
     pr.add_argument("version", help="a version from `cupcheck models list`, or 'shipped'")
-    sub.add_parser("rollback", help="put back the version in force before the current one")
+    rb = sub.add_parser("rollback", help="put back the version in force before the current one")
     pn = sub.add_parser(
         "prune",
         help="remove the folders of old versions (each nightly retrain adds one)",
@@ -48,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     pn.add_argument("--keep", type=int, default=5, metavar="KEEP", help="rollback steps and newest versions kept (5)")
     pn.add_argument("--dry-run", action="store_true", help="say what would go, change nothing")
+    add_site_options(p, store=False, gallery=False, after=(ls, pr, rb, pn))
     p.set_defaults(func=run)
 
 

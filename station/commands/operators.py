@@ -44,7 +44,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "being shown (or read from standard input with --pin-stdin), never given on the command line, and stored "
         "only as salted hashes. Exit status 2 for an unknown person, a taken name, a bad PIN or a refused change.",
     )
-    add_site_options(p, store=False, models=False, gallery=False)
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
 
@@ -76,6 +75,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     hist = sub.add_parser("history", help="every change to who may sign in, oldest first")
     hist.add_argument("name", nargs="?", default=None, help="one person's changes only")
     hist.add_argument("--json", action="store_true", help="print one JSON object")
+    actions = [sub.choices[name] for name in sub.choices]
+    add_site_options(p, store=False, models=False, gallery=False, after=actions)
     p.set_defaults(func=run)
 
 

@@ -6,6 +6,8 @@ value."""
 from __future__ import annotations
 
 import argparse
+from argparse import SUPPRESS
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,12 +81,12 @@ def _default(config: bool) -> str:
     return "default: the config's, else the home" if config else "default: the home"
 
 
-def add_models_option(parser: argparse.ArgumentParser, *, config: bool = False) -> None:
+def add_models_option(parser: argparse.ArgumentParser, *, config: bool = False, default: object = None) -> None:
     """Add ``--models DIR``: the folder whose ``models/`` holds the registry of verdict models (``config``: the
     command also reads ``--config``)."""
     parser.add_argument(
         "--models",
-        default=None,
+        default=default,
         metavar="DIR",
         help="the folder whose models/ holds the registry of verdict models "
         f"(a site's shared folder; {_default(config)})",
@@ -98,31 +100,53 @@ def add_site_options(
     store: bool = True,
     models: bool = True,
     gallery: bool = True,
+    after: Iterable[argparse.ArgumentParser] = (),
 ) -> None:
     """Add ``--config FILE``, ``--home DIR``, and with ``database`` ``--db URL``, with ``store`` ``--store DIR``,
     with ``models`` ``--models DIR``, with ``gallery`` ``--gallery DIR``: where a station's data lives (each flag
-    overrides the config's setting)."""
+    overrides the config's setting).
+
+    Args:
+        parser: the command's parser.
+        database: add ``--db``.
+        store: add ``--store``.
+        models: add ``--models``.
+        gallery: add ``--gallery``.
+        after: the parsers of the command's actions (``cupcheck models list``), which take the same flags after
+            the action's name too (``cupcheck models list --config site.toml``); given there, a flag wins over
+            the same flag before it.
+    """
+    _add_site_flags(parser, database=database, store=store, models=models, gallery=gallery, default=None)
+    for action in after:
+        _add_site_flags(action, database=database, store=store, models=models, gallery=gallery, default=SUPPRESS)
+
+
+def _add_site_flags(
+    parser: argparse.ArgumentParser, *, database: bool, store: bool, models: bool, gallery: bool, default: object
+) -> None:
+    """The flags of :func:`add_site_options`; ``default`` ``SUPPRESS`` leaves a flag not given to the parser
+    before (an action's parser must not reset what its command's parser read)."""
     parser.add_argument(
         "--config",
-        default=None,
+        default=default,
         metavar="FILE",
         help="station TOML file (home, database, image store, models, gallery)",
     )
     parser.add_argument(
-        "--home", default=None, metavar="DIR", help="station home (default: config, $CUPCHECK_HOME, ...)"
+        "--home", default=default, metavar="DIR", help="station home (default: config, $CUPCHECK_HOME, ...)"
     )
     if database:
         parser.add_argument(
-            "--db", default=None, metavar="URL", help="database URL (default: the config's, else SQLite)"
+            "--db", default=default, metavar="URL", help="database URL (default: the config's, else SQLite)"
         )
     if store:
         parser.add_argument(
-            "--store", default=None, metavar="DIR", help="image folder (default: the config's, else the home)"
+            "--store", default=default, metavar="DIR", help="image folder (default: the config's, else the home)"
         )
     if models:
-        add_models_option(parser, config=True)
+        add_models_option(parser, config=True, default=default)
     if gallery:
-        add_gallery_option(parser, config=True)
+        add_gallery_option(parser, config=True, default=default)
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -136,12 +160,12 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_gallery_option(parser: argparse.ArgumentParser, *, config: bool = False) -> None:
+def add_gallery_option(parser: argparse.ArgumentParser, *, config: bool = False, default: object = None) -> None:
     """Add ``--gallery DIR``: the folder whose ``gallery/`` holds the enrolled coin types (``config``: the command
     also reads ``--config``)."""
     parser.add_argument(
         "--gallery",
-        default=None,
+        default=default,
         metavar="DIR",
         help=f"the folder whose gallery/ holds the enrolled coin types (a site's shared folder; {_default(config)})",
     )

@@ -57,6 +57,20 @@ def test_models_commands_on_a_shared_registry(tmp_path: Path, capsys: pytest.Cap
     assert f"* {SHIPPED}" in capsys.readouterr().out
 
 
+def test_the_site_flags_may_follow_the_action_and_win_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = tmp_path / "share"
+    names = _register(site, tmp_path, 2)
+    assert main(["models", "promote", names[1], "--models", str(site), "--home", str(tmp_path / "home")]) == 0
+    assert f"in force: {names[1]}" in capsys.readouterr().out
+    # before the action a flag holds, after it a flag wins
+    assert main(["models", "--models", str(tmp_path / "elsewhere"), "list", "--models", str(site)]) == 0
+    assert f"* {names[1]}" in capsys.readouterr().out
+    assert main(["models", "--models", str(site), "list", "--home", str(tmp_path / "home")]) == 0
+    assert f"* {names[1]}" in capsys.readouterr().out
+    assert main(["models", "list", "--home", str(tmp_path / "home")]) == 0  # the home's own registry
+    assert f"* {SHIPPED}" in capsys.readouterr().out
+
+
 def test_models_list_names_the_model_each_station_last_ran(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
     names = _register(home, tmp_path, 1)

@@ -76,6 +76,16 @@ def test_a_fresh_station_gets_its_first_supervisor_and_operators(
     assert (people["ana"]["active"], people["olga"]["role"], people["olga"]["cups"]) == (False, "supervisor", 1)
 
 
+def test_the_site_flags_may_follow_the_action(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pipe(monkeypatch, "2468\n")
+    assert main(["operators", "add", "ana", "--role", "supervisor", "--pin-stdin", "--home", str(tmp_path / "h")]) == 0
+    capsys.readouterr()
+    assert main(["operators", "--home", str(tmp_path / "empty"), "list", "--json", "--home", str(tmp_path / "h")]) == 0
+    assert [p["name"] for p in json.loads(capsys.readouterr().out)["operators"]] == ["ana"]
+
+
 def test_bad_input_is_refused_with_a_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
