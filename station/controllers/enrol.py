@@ -49,8 +49,7 @@ class EnrolResult:
         shared = f" ({n_shared} design{'s' if n_shared > 1 else ''} shared by several types)" if n_shared else ""
         return (
             f"Enrolled {len(self.enrolled)} types ({', '.join(sorted(self.enrolled)[:6])}"
-            f"{' …' if len(self.enrolled) > 6 else ''}){skipped}; the gallery now holds {self.n_types} types{shared}. "
-            "Restart the stations to use them."
+            f"{' …' if len(self.enrolled) > 6 else ''}){skipped}; the gallery now holds {self.n_types} types{shared}."
         )
 
 

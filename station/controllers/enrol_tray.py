@@ -231,7 +231,7 @@ class TrayEnrolController(QObject):
         elif isinstance(tag, _Enrol) and isinstance(result, EnrolResult):
             self.result = result
             self._enrolled_types.add(tag.type_id)
-            self._say(result.summary().replace("Restart the stations to use them.", "").strip())
+            self._say(result.summary())
             self.view.enrol_button.setEnabled(False)
             self.enrolled.emit(result)
 

@@ -95,7 +95,8 @@ class Enrolled:
     """An enrolment's report, and the enrolled types read again after it (on the same background thread)."""
 
     result: EnrolResult
-    catalog: TypeCatalog
+    catalog: TypeCatalog | None
+    """``None``: the gallery could not be read back (the enrolment stands; F5 reads it again)."""
 
 
 @dataclass(frozen=True)
@@ -575,17 +576,27 @@ class ReviewController(QObject):
 
         def job() -> Enrolled:
             result = enrol_folder(folder, enrolment, every_coin=trays)
-            return Enrolled(result, TypeCatalog.from_gallery(enrolment.gallery_dir))
+            try:
+                catalog: TypeCatalog | None = TypeCatalog.from_gallery(enrolment.gallery_dir)
+            except (OSError, ValueError) as err:  # enrolled all the same: not to be reported as a failed enrolment
+                _log.error("the gallery could not be read back after enrolling: %r", err)
+                catalog = None
+            return Enrolled(result, catalog)
 
         self.call_requested.emit(BackgroundCall(EnrolJob(folder), job))
         return True
 
     def _enrolled(self, job: EnrolJob, enrolled: Enrolled) -> None:
         result = enrolled.result
-        self.set_catalog(enrolled.catalog)
+        # running stations read their gallery again within a minute (station.controllers.model_follow)
+        said = f"{result.summary()} Running stations take them up within a minute."
+        if enrolled.catalog is not None:
+            self.set_catalog(enrolled.catalog)
+        else:
+            said += " The enrolled types could not be read back for the type box: F5 tries again."
         self.view.enrol_button.setEnabled(True)
         self.view.gallery_label.setText(f"Gallery: {result.n_types} types, {result.n_references} references")
-        self.view.status.showMessage(result.summary())
+        self.view.status.showMessage(said)
         self.enrolling = None
         self.enrolled.emit(result)
         self.enrol_ended.emit()

@@ -303,6 +303,31 @@ def test_enrolment_from_the_window_adds_types(
         win.shutdown()
 
 
+def test_an_enrolment_stands_when_its_gallery_cannot_be_read_back(
+    qtbot: QtBot, database: Database, supervisor: OperatorInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_mint_catalog(generate_mint(3, 9), tmp_path / "catalogue", size=96)
+    enrolment = Enrolment(tmp_path / "home" / "gallery", tiny_embedder)
+    win = ReviewWindow(
+        database.repository, supervisor=supervisor, catalog=TypeCatalog([], lambda t, s: None), enrolment=enrolment
+    )
+    qtbot.addWidget(win)
+
+    def share_gone(gallery_dir: Path) -> TypeCatalog:
+        raise OSError("the gallery share went away")
+
+    monkeypatch.setattr(TypeCatalog, "from_gallery", staticmethod(share_gone))
+    try:
+        with qtbot.waitSignal(win.controller.enrolled, timeout=60_000) as done:
+            assert win.controller.enrol(folder)
+        assert done.args[0].n_types == 3 and Gallery.exists(enrolment.gallery_dir)  # enrolled, and said so
+        said = win.view.status.currentMessage()
+        assert said.startswith("Enrolled") and said.endswith("could not be read back for the type box: F5 tries again.")
+        assert win.view.enrol_button.isEnabled() and win.controller.enrolling is None
+    finally:
+        win.shutdown()
+
+
 def test_the_window_enrols_tray_photos_when_told(
     qtbot: QtBot, database: Database, supervisor: OperatorInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
