@@ -2,8 +2,8 @@
 
 The work is :func:`enrol_folder` (no Qt): the same steps as ``cupcheck enroll`` — embed the catalogue's images
 with the model's embedder, replace those types in the gallery, save it and its ``catalog.json``. The review
-window runs it on a background thread. A running operator window keeps the gallery it loaded; new types reach it
-when the station is restarted.
+window runs it on a background thread. A running operator window reads its gallery again when it changes
+(:mod:`station.controllers.model_follow`, every minute), so new types reach it without a restart.
 """
 
 from __future__ import annotations
