@@ -6,6 +6,7 @@ diameters for the evaluation report and ``cupcheck detect --overlay``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +49,29 @@ def instance_record(inst: CoinInstance) -> dict[str, Any]:
     }
 
 
-def draw_overlay(image: UInt8Array, instances: list[CoinInstance], label: str = "") -> UInt8Array:
-    """Draw masks (tinted), fitted ellipses, centres and diameters on a copy of a BGR image.
+def draw_overlay(
+    image: UInt8Array, instances: list[CoinInstance], label: str = "", names: Sequence[str] | None = None
+) -> UInt8Array:
+    """Draw masks (tinted), fitted ellipses, centres, numbers and diameters on a copy of a BGR image.
+
+    Coins are numbered from 1 in their order in ``instances``, objects left out: the numbering of
+    ``cupcheck detect``'s table and ``cupcheck identify``'s list.
 
     Args:
         image: ``(H, W, 3)`` uint8 BGR.
         instances: what to draw; coins green (partial ones yellow), foreign objects red.
         label: text for the top-left corner.
+        names: one text per coin to write after its number instead of its diameter (the type
+            ``cupcheck identify`` found).
 
     Returns:
         ``(H, W, 3)`` uint8 BGR.
+
+    Raises:
+        ValueError: ``names`` does not hold one text per coin.
     """
+    if names is not None and len(names) != sum(1 for i in instances if i.is_coin):
+        raise ValueError(f"{len(names)} names for {sum(1 for i in instances if i.is_coin)} coins")
     out = image.copy()
     h, w = out.shape[:2]
     thick = max(1, round(max(h, w) / 640))
@@ -70,6 +83,7 @@ def draw_overlay(image: UInt8Array, instances: list[CoinInstance], label: str = 
         full = instance_full_mask(inst, w, h)
         tint[full] = color
     out = np.asarray(cv2.addWeighted(tint, 0.35, out, 0.65, 0.0), dtype=np.uint8)
+    n = 0
     for inst in instances:
         color = (0, 255, 0) if inst.is_coin else (0, 0, 255)
         if inst.is_coin and inst.partial:
@@ -78,19 +92,15 @@ def draw_overlay(image: UInt8Array, instances: list[CoinInstance], label: str = 
         axes = (max(1, round(inst.axes[0] / 2)), max(1, round(inst.axes[1] / 2)))
         cv2.ellipse(out, center, axes, inst.angle, 0, 360, color, thick, cv2.LINE_AA)
         cv2.circle(out, center, thick + 1, color, -1, cv2.LINE_AA)
-        text = f"{inst.diameter_mm:.1f}mm" if inst.diameter_mm is not None else f"{inst.diameter_px:.0f}px"
-        if not inst.is_coin:
+        if inst.is_coin:
+            size = f"{inst.diameter_mm:.1f}mm" if inst.diameter_mm is not None else f"{inst.diameter_px:.0f}px"
+            text = f"{n + 1} {names[n] if names is not None else size}"
+            n += 1
+        else:
             text = "object"
-        cv2.putText(
-            out,
-            text,
-            (center[0] - 20 * thick, center[1] - 6 * thick),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.4 * thick,
-            (255, 255, 255),
-            thick,
-            cv2.LINE_AA,
-        )
+        org = (center[0] - 20 * thick, center[1] - 6 * thick)
+        for colour, width in (((0, 0, 0), thick + 2), ((255, 255, 255), thick)):  # white on a dark edge
+            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, colour, width, cv2.LINE_AA)
     if label:
         cv2.putText(
             out, label, (8, 20 * thick), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * thick, (255, 255, 255), thick, cv2.LINE_AA

@@ -61,7 +61,7 @@ def _table(path: str, coins: list[dict[str, Any]], objects: int) -> str:
     for i, c in enumerate(coins):
         mm = "-" if c["diameter_mm"] is None else f"{c['diameter_mm']:.1f}"
         lines.append(
-            f"  {i:>3} {c['center'][0]:>7.1f} {c['center'][1]:>7.1f} {c['diameter_px']:>7.1f} {mm:>6} "
+            f"  {i + 1:>3} {c['center'][0]:>7.1f} {c['center'][1]:>7.1f} {c['diameter_px']:>7.1f} {mm:>6} "
             f"{c['confidence']:>5.2f} {'yes' if c['partial'] else 'no'}"
         )
     return "\n".join(lines)

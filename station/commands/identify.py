@@ -28,6 +28,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-k", type=int, default=5, help="matches per coin (default 5)")
     p.add_argument(
+        "--overlay",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write each image into DIR as PNG with its coins outlined and numbered as listed, each with its best type",
+    )
+    p.add_argument(
         "--home", default=None, help="station home (default: the config's, $CUPCHECK_HOME or the user data dir)"
     )
     add_config_option(p)
@@ -60,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
     """Identify the coins; exit 2 when an image could not be read (the others are still reported)."""
     from models.embedder import Embedder
     from models.enroll import detect_coins, load_detector, read_image, whole_image_coin
+    from models.frames import draw_overlay
     from models.gallery import Gallery, GalleryMismatchError
     from models.template import signatures
+    from station.commands.pictures import OverlayFolder
 
     if args.k < 1:
         raise CliError("-k must be at least 1")
@@ -83,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     detector = None
     failed = False
     results = []
+    pictures = None if args.overlay is None else OverlayFolder(args.overlay)
     for name in tqdm(args.images, desc="identify", unit="image", disable=len(args.images) < 2, file=sys.stderr):
         image = read_image(Path(name))
         if image is None:
@@ -103,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
         sigs = signatures(crops) if gallery.has_signatures else None
         matches = gallery.search(emb, args.k, signatures=sigs) if len(coins) else []
         results.append({"path": name, "coins": [_coin_json(i, m) for (i, _), m in zip(coins, matches, strict=True)]})
+        if pictures is not None:
+            found = [i for i, _ in coins]
+            named = [m[0].type_id if m else "?" for m in matches]
+            pictures.write(name, draw_overlay(image, found, f"{len(found)} coins", named))
     if args.json:
         print(json.dumps({"images": results}, indent=1))
     else:
@@ -110,5 +124,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"{res['path']}: {len(res['coins'])} coin(s)")
             for n, coin in enumerate(res["coins"]):
                 best = ", ".join(f"{m['type']}/{m['side']} {m['score']:.3f}" for m in coin["matches"])
-                print(f"  coin {n} at {coin['center']} d={coin['diameter_px']:.0f}px: {best}")
+                print(f"  coin {n + 1} at {coin['center']} d={coin['diameter_px']:.0f}px: {best}")
     return 2 if failed else 0

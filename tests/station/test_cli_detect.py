@@ -80,6 +80,8 @@ def test_table_and_overlay(cup_file: Path, tmp_path: Path, capsys: pytest.Captur
     assert main(["detect", str(cup_file), "--overlay", str(overlays)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{cup_file}: ") and "coins" in out and "d_px" in out
+    rows = [line.split()[0] for line in out.splitlines()[2:]]
+    assert rows == [str(k + 1) for k in range(len(rows))]  # numbered from 1, as the overlay and verify number coins
     png = cv2.imread(str(overlays / "cup.png"))
     assert png is not None and png.shape == (640, 640, 3)
     original = cv2.imread(str(cup_file))

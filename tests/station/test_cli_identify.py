@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from models.types import Side
@@ -146,6 +147,14 @@ def test_whole_photo_enrol_and_identify_use_the_detector(real_data: Path, tmp_pa
         x1, y1, x2, y2 = coin["bbox"]
         assert 0 <= x1 < x2 and 0 <= y1 < y2 and 0 < coin["confidence"] <= 1 and coin["diameter_px"] > 20
         assert x1 <= coin["center"][0] <= x2 and len(coin["matches"]) == 2
+    # read by a person: each coin numbered from 1, and drawn with its number and best type
+    pics = tmp_path / "pics"
+    assert main(["identify", str(photo), "--home", str(home), "--embedder", str(ckpt), "--overlay", str(pics)]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  coin ")]
+    assert [line.split()[1] for line in listed] == [str(k + 1) for k in range(len(image["coins"]))]
+    picture, original = cv2.imread(str(pics / "IMG_4197.png")), cv2.imread(str(photo))
+    assert picture is not None and original is not None and picture.shape == original.shape
+    assert not np.array_equal(picture, original)
 
 
 def test_a_site_enrols_once_into_its_shared_gallery(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
