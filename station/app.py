@@ -50,7 +50,7 @@ from station.views.login import LoginDialog
 from station.views.operator import OperatorView
 from station.views.people import PeopleView
 from station.views.review import ReviewView
-from station.views.widgets import COMPACT_BELOW_PX, WINDOW_SIZE, fit_to_screen, free_area
+from station.views.widgets import WINDOW_SIZE, fit_to_screen, free_area, wants_compact
 from station.worker import BackgroundThread, VerdictSink, VerdictSource, WorkerThread, model_version, start_worker
 
 if TYPE_CHECKING:
@@ -120,8 +120,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.config = config
         self.setWindowTitle(f"cupcheck — {config.name}")
-        free = free_area(self)  # a 1280×720 screen gets the compact layout
-        self.view = OperatorView(compact=free is not None and free.height() < COMPACT_BELOW_PX)
+        self.view = OperatorView(compact=wants_compact(free_area(self)))  # a 1366×768 screen or smaller
         self.setCentralWidget(self.view)
         if sound is None:
             sound = SpokenCue(config.pass_word, config.flag_word) if config.sound else Silent()

@@ -356,8 +356,16 @@ TITLE_BAR_PX = 40
 """Room left above a window for its frame and title bar, which its size does not count."""
 
 
-COMPACT_BELOW_PX = 720
-"""A screen whose free height (less a title bar) is under this gets the compact operator window."""
+COMPACT_BELOW_PX = 760
+"""A screen whose free height (less a title bar) is under this gets the compact operator window: a 1280×720 or
+1366×768 screen, task bar or not (at 1366×768 without one, 728 px, the full layout left the enrolled types one and
+a half rows)."""
+
+
+def wants_compact(free: QSize | None) -> bool:
+    """Whether a screen with ``free`` room (:func:`free_area`; ``None``: no screen) gets the compact operator
+    window."""
+    return free is not None and free.height() < COMPACT_BELOW_PX
 
 
 def free_area(widget: QWidget) -> QSize | None:

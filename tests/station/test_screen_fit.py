@@ -5,7 +5,7 @@ another at that size."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
@@ -13,7 +13,7 @@ from models.types import Side
 from station.views.enrol_tray import TrayEnrolView
 from station.views.operator import OperatorView
 from station.views.review import ReviewView
-from station.views.widgets import TITLE_BAR_PX, fit_to_screen
+from station.views.widgets import TITLE_BAR_PX, fit_to_screen, wants_compact
 
 SMALL_SCREEN = (1366, 768)
 TASK_BAR_PX = 40
@@ -47,7 +47,7 @@ def _apart(*widgets: QWidget) -> None:
 @pytest.mark.parametrize(
     ("compact", "room"),
     [(False, ROOM), (True, SMALLEST_ROOM)],
-    ids=["1366x768", "1280x720 compact"],
+    ids=["full layout in 1366x768", "compact layout in 1280x720"],
 )
 def test_the_operator_window_fits_a_small_screen_with_nothing_drawn_over_anything(
     qtbot: QtBot, compact: bool, room: tuple[int, int]
@@ -93,6 +93,21 @@ def test_the_review_window_fits_a_small_screen_with_nothing_drawn_over_anything(
     _at_smallest(qtbot, view, room)
     _apart(view.summary, view.before_button, view.photo, view.thumbs)
     _apart(view.confirm_button, view.type_combo, view.not_coin_button, view.audit, view.enrol_button)
+
+
+@pytest.mark.parametrize(
+    ("free", "compact"),
+    [
+        ((1280, 720 - TASK_BAR_PX - TITLE_BAR_PX), True),
+        (ROOM, True),  # 1366×768 with a task bar
+        ((1366, 768 - TITLE_BAR_PX), True),  # and without one (a kiosk): the full layout left the types 1.5 rows
+        ((1440, 900 - TASK_BAR_PX - TITLE_BAR_PX), False),
+        ((1920, 1080 - TASK_BAR_PX - TITLE_BAR_PX), False),
+        (None, False),  # no screen known: the full layout
+    ],
+)
+def test_the_operator_window_is_compact_on_screens_up_to_1366x768(free: tuple[int, int] | None, compact: bool) -> None:
+    assert wants_compact(None if free is None else QSize(*free)) is compact
 
 
 def test_a_window_opens_at_its_size_or_the_screens_free_area_if_smaller(qtbot: QtBot) -> None:
