@@ -54,14 +54,15 @@ def draw_overlay(
 ) -> UInt8Array:
     """Draw masks (tinted), fitted ellipses, centres, numbers and diameters on a copy of a BGR image.
 
-    Coins are numbered from 1 in their order in ``instances``, objects left out: the numbering of
-    ``cupcheck detect``'s table and ``cupcheck identify``'s list.
+    Every instance is numbered from 1 in its order in ``instances``, objects too: the numbering of a verdict's
+    reasons ("coin 3 looks like ...", "object 2 is not a coin"), ``cupcheck detect``'s table and ``cupcheck
+    identify``'s list.
 
     Args:
         image: ``(H, W, 3)`` uint8 BGR.
         instances: what to draw; coins green (partial ones yellow), foreign objects red.
         label: text for the top-left corner.
-        names: one text per coin to write after its number instead of its diameter (the type
+        names: one text per coin, in order, to write after its number instead of its diameter (the type
             ``cupcheck identify`` found).
 
     Returns:
@@ -83,8 +84,8 @@ def draw_overlay(
         full = instance_full_mask(inst, w, h)
         tint[full] = color
     out = np.asarray(cv2.addWeighted(tint, 0.35, out, 0.65, 0.0), dtype=np.uint8)
-    n = 0
-    for inst in instances:
+    n = 0  # coins named so far
+    for k, inst in enumerate(instances):
         color = (0, 255, 0) if inst.is_coin else (0, 0, 255)
         if inst.is_coin and inst.partial:
             color = (0, 230, 255)
@@ -94,10 +95,10 @@ def draw_overlay(
         cv2.circle(out, center, thick + 1, color, -1, cv2.LINE_AA)
         if inst.is_coin:
             size = f"{inst.diameter_mm:.1f}mm" if inst.diameter_mm is not None else f"{inst.diameter_px:.0f}px"
-            text = f"{n + 1} {names[n] if names is not None else size}"
+            text = f"{k + 1} {names[n] if names is not None else size}"
             n += 1
         else:
-            text = "object"
+            text = f"{k + 1} object"
         org = (center[0] - 20 * thick, center[1] - 6 * thick)
         for colour, width in (((0, 0, 0), thick + 2), ((255, 255, 255), thick)):  # white on a dark edge
             cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, colour, width, cv2.LINE_AA)

@@ -54,15 +54,20 @@ def _load(args: argparse.Namespace) -> Detector:
     return detector
 
 
-def _table(path: str, coins: list[dict[str, Any]], objects: int) -> str:
-    lines = [f"{path}: {len(coins)} coins" + (f", {objects} foreign objects" if objects else "")]
-    if coins:
+def _table(path: str, found: list[dict[str, Any]]) -> str:
+    """The instances of one photo, numbered from 1 in the detector's order (objects too), as a verdict's reasons
+    number them."""
+    coins = sum(1 for f in found if f["coin"])
+    objects = len(found) - coins
+    lines = [f"{path}: {coins} coins" + (f", {objects} foreign objects" if objects else "")]
+    if found:
         lines.append(f"  {'#':>3} {'x':>7} {'y':>7} {'d_px':>7} {'d_mm':>6} {'conf':>5} partial")
-    for i, c in enumerate(coins):
+    for i, c in enumerate(found):
         mm = "-" if c["diameter_mm"] is None else f"{c['diameter_mm']:.1f}"
+        what = ("yes" if c["partial"] else "no") if c["coin"] else "object"
         lines.append(
             f"  {i + 1:>3} {c['center'][0]:>7.1f} {c['center'][1]:>7.1f} {c['diameter_px']:>7.1f} {mm:>6} "
-            f"{c['confidence']:>5.2f} {'yes' if c['partial'] else 'no'}"
+            f"{c['confidence']:>5.2f} {what}"
         )
     return "\n".join(lines)
 
@@ -92,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         if pictures is not None:
             pictures.write(path, draw_overlay(frame.image, found, f"{len(coins)} coins"))
         if not args.json:
-            print(_table(str(path), coins, len(objects)))
+            print(_table(str(path), [{**instance_record(i), "coin": i.is_coin} for i in found]))
     if args.json:
         print(json.dumps({"images": images}))
     return 2 if failed else 0

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from models.types import CoinCrop, CoinInstance
+from models.types import CoinCrop, CoinInstance, Frame
 from station.commands.options import add_config_option, add_gallery_option, resolve_site
 from station.errors import CliError
 
@@ -44,8 +44,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=run)
 
 
-def _coin_json(inst: CoinInstance, matches: list[Any]) -> dict[str, Any]:
+def _coin_json(number: int, inst: CoinInstance, matches: list[Any]) -> dict[str, Any]:
     return {
+        "number": number,
         "bbox": [round(float(v), 2) for v in inst.bbox],
         "confidence": round(float(inst.confidence), 4),
         "center": [round(float(inst.center[0]), 2), round(float(inst.center[1]), 2)],
@@ -65,8 +66,9 @@ def _match_json(m: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Identify the coins; exit 2 when an image could not be read (the others are still reported)."""
+    from models.crops import cut_crops
     from models.embedder import Embedder
-    from models.enroll import detect_coins, load_detector, read_image, whole_image_coin
+    from models.enroll import load_detector, read_image, whole_image_coin
     from models.frames import draw_overlay
     from models.gallery import Gallery, GalleryMismatchError
     from models.template import signatures
@@ -101,28 +103,33 @@ def run(args: argparse.Namespace) -> int:
             continue
         if args.crop:
             coins: list[tuple[CoinInstance, CoinCrop]] = [whole_image_coin(image)]
+            found, numbers = [coins[0][0]], [1]
         else:
             if detector is None:
                 try:
                     detector = load_detector(args.detector)
                 except (FileNotFoundError, ValueError, RuntimeError) as err:
                     raise CliError(f"{err} (or pass --crop for crops)") from err
-            coins = detect_coins(image, detector, embedder.prep.input_size, name)
+            frame = Frame(image=image, source=name)
+            found = detector.detect(frame)  # numbered in this order, objects too, as verify's reasons number them
+            numbers = [k + 1 for k, inst in enumerate(found) if inst.is_coin]
+            kept = [found[n - 1] for n in numbers]
+            coins = list(zip(kept, cut_crops(frame, kept, size=embedder.prep.input_size), strict=True))
         crops = [c.image for _, c in coins]
         emb = embedder.embed(crops)
         sigs = signatures(crops) if gallery.has_signatures else None
         matches = gallery.search(emb, args.k, signatures=sigs) if len(coins) else []
-        results.append({"path": name, "coins": [_coin_json(i, m) for (i, _), m in zip(coins, matches, strict=True)]})
+        listed = [_coin_json(n, i, m) for n, (i, _), m in zip(numbers, coins, matches, strict=True)]
+        results.append({"path": name, "coins": listed})
         if pictures is not None:
-            found = [i for i, _ in coins]
             named = [m[0].type_id if m else "?" for m in matches]
-            pictures.write(name, draw_overlay(image, found, f"{len(found)} coins", named))
+            pictures.write(name, draw_overlay(image, found, f"{len(coins)} coins", named))
     if args.json:
         print(json.dumps({"images": results}, indent=1))
     else:
         for res in results:
             print(f"{res['path']}: {len(res['coins'])} coin(s)")
-            for n, coin in enumerate(res["coins"]):
+            for coin in res["coins"]:
                 best = ", ".join(f"{m['type']}/{m['side']} {m['score']:.3f}" for m in coin["matches"])
-                print(f"  coin {n + 1} at {coin['center']} d={coin['diameter_px']:.0f}px: {best}")
+                print(f"  coin {coin['number']} at {coin['center']} d={coin['diameter_px']:.0f}px: {best}")
     return 2 if failed else 0

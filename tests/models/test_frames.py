@@ -27,7 +27,7 @@ def _instance(cx: float, is_coin: bool = True) -> CoinInstance:
     )
 
 
-def test_coins_are_numbered_and_named_objects_are_not() -> None:
+def test_every_instance_is_numbered_and_only_coins_are_named() -> None:
     image = np.full((100, 300, 3), 60, np.uint8)
     found = [_instance(50), _instance(150, is_coin=False), _instance(250)]
     plain = draw_overlay(image, found, "3 found")

@@ -59,6 +59,7 @@ def test_identify_crop_json_schema(enrolled: tuple[Path, Path], tmp_path: Path, 
     (coin,) = image["coins"]
     assert coin["bbox"] == [0, 0, 110, 110] and coin["confidence"] == 1.0 and coin["center"] == [55, 55]
     assert coin["diameter_px"] == 110 and coin["diameter_mm"] is None and coin["partial"] is False
+    assert coin["number"] == 1
     assert {m["type"] for m in coin["matches"]} == {"alpha", "beta"}
     for m in coin["matches"]:
         assert set(m) == {"type", "side", "score", "template"} and m["side"] in ("obverse", "reverse")
@@ -151,7 +152,9 @@ def test_whole_photo_enrol_and_identify_use_the_detector(real_data: Path, tmp_pa
     pics = tmp_path / "pics"
     assert main(["identify", str(photo), "--home", str(home), "--embedder", str(ckpt), "--overlay", str(pics)]) == 0
     listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  coin ")]
-    assert [line.split()[1] for line in listed] == [str(k + 1) for k in range(len(image["coins"]))]
+    numbers = [c["number"] for c in image["coins"]]  # the detector's order, objects counted, as verify numbers
+    assert numbers == sorted(set(numbers)) and numbers[0] >= 1
+    assert [line.split()[1] for line in listed] == [str(n) for n in numbers]
     picture, original = cv2.imread(str(pics / "IMG_4197.png")), cv2.imread(str(photo))
     assert picture is not None and original is not None and picture.shape == original.shape
     assert not np.array_equal(picture, original)

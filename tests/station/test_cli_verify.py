@@ -13,7 +13,7 @@ import pytest
 from models.enroll import CATALOG_FILE, TypeInfo, save_catalog
 from models.synth.mint import generate_mint
 from models.synth.scene import SceneAssets, SceneOptions, render_cup
-from models.types import Side
+from models.types import CupKind, Side
 from station.cli import main
 from station.controllers.overlay import CROP_TILE_PX, FLAG_BGR, PASS_BGR
 from tests.models.embed_helpers import write_tiny_checkpoint
@@ -227,6 +227,26 @@ def test_overlay_of_a_crop_folder_sets_its_crops_side_by_side_framed_by_their_ev
 
     assert framed(3, FLAG_BGR) and not framed(3, PASS_BGR)  # coin 4 is the other family's (t0009)
     assert all(framed(k, PASS_BGR) for k in (0, 1, 2, 4))
+
+
+def test_verify_and_detect_number_a_photos_coins_and_objects_alike(
+    station, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assets = SceneAssets(generate_mint(12, PIPE_MINT_SEED))
+    options = SceneOptions(image_size=320, max_coins=4, kind_weights={CupKind.FOREIGN_OBJECT: 1.0})
+    photo = tmp_path / "cup.png"
+    for index in range(10):  # a cup in which the detector boxes the object as one
+        cv2.imwrite(str(photo), render_cup(assets, 0, index, options).image)
+        assert main(_verify(station, str(photo), "--expect", "t0000", "--json")) == 0
+        (cup,) = json.loads(capsys.readouterr().out)["cups"]
+        objects = [int(r.split()[1]) for r in cup["reasons"] if r.endswith("is not a coin")]
+        if objects:
+            break
+    assert objects, "no rendered cup had its object boxed"
+    assert main(["detect", str(photo)]) == 0
+    rows = {int(line.split()[0]): line.split()[-1] for line in capsys.readouterr().out.splitlines()[2:]}
+    for number, coin in enumerate(cup["coins"], 1):  # verify's coins: every instance, in the detector's order
+        assert (rows[number] == "object") == (not coin["is_coin"]) == (number in objects)
 
 
 def test_either_backend_gives_the_same_verdicts(station) -> None:
