@@ -34,12 +34,14 @@ from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from db.spool import SpoolingRepository
 from models.types import Decision, Frame, Side, UInt8Array, Verdict
-from station.app import MainWindow, ReviewWindow, aside_since, qt_application
+from station.app import aside_since, qt_application
 from station.camera import FrameSource, SimulatorSource
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment
 from station.controllers.enrol_tray import TrayEnrolController
+from station.main_window import MainWindow
+from station.review_window import ReviewWindow
 from station.views.enrol_tray import TrayEnrolView
 from station.worker import CheckRequest, CheckResult, StoreResult, VerdictSource, make_record
 

@@ -23,7 +23,7 @@ from tests.station.nearest_type_pipeline import NearestTypePipeline, build_galle
 if TYPE_CHECKING:
     from pytestqt.qtbot import QtBot
 
-    from station.app import MainWindow
+    from station.main_window import MainWindow
     from station.worker import VerdictSource
 
 OpenWindow = Callable[..., AbstractContextManager["MainWindow"]]
@@ -129,8 +129,8 @@ def shown_window(
     **kwargs: Any,
 ) -> Iterator[MainWindow]:
     """The operator window on the replay folder, shown, with its first frame on screen; shut down afterwards."""
-    from station.app import MainWindow
     from station.camera import FolderSource
+    from station.main_window import MainWindow
 
     source = FolderSource(replay_dir, clock=clock, hold_s=60.0)
     win = MainWindow(pipeline, spooling, source, config, operator=OPERATOR, catalog=catalog, clock=clock, **kwargs)

@@ -17,8 +17,8 @@ from models.pipeline import Pipeline
 from models.synth.mint import generate_mint
 from models.synth.scene import SceneAssets, SceneOptions, render_cup
 from models.types import CupKind, Frame
-from station.app import MainWindow
 from station.empty_tray import EmptyTrayError, record_empty_tray
+from station.main_window import MainWindow
 from tests.calibration.views import camera
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, write_bundle

@@ -19,11 +19,11 @@ from models.enroll import load_catalog
 from models.enroll_tray import look_at_tray
 from models.gallery import Gallery
 from models.types import Frame, Side
-from station.app import MainWindow
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol_tray import ENROLMENTS, TrayEnrolment
 from station.controllers.overlay import FLAG_BGR, PASS_BGR, draw_tray
+from station.main_window import MainWindow
 from tests.models.tray_world import HELD_OUT, TrayWorld
 from tests.station.conftest import OpenWindow, SteppingClock, shown_window
 

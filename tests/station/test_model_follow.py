@@ -36,11 +36,11 @@ from models.registry import (
 )
 from models.synth.mint import Mint
 from models.types import Side
-from station.app import MainWindow
 from station.config import StationConfig
 from station.controllers.catalog import ORDERS_FILE
 from station.controllers.model_follow import RETRY_S, InForce, RegistryFeed, setup_stamp, start_in_force
 from station.controllers.overlay import FLAG_HEX, PASS_HEX
+from station.main_window import MainWindow
 from station.worker import VerdictSource, model_version
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, write_bundle

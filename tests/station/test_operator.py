@@ -22,7 +22,6 @@ from db.spool import SpoolingRepository
 from models.reasons import only_the_camera
 from models.synth.mint import Mint
 from models.types import Decision, Frame, Side, Verdict
-from station.app import MainWindow
 from station.camera import FolderSource, OpenCVSource
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import OrderBook, TypeCatalog
@@ -41,6 +40,7 @@ from station.controllers.overlay import (
     summarise,
 )
 from station.controllers.stillness import StillnessGate
+from station.main_window import MainWindow
 from station.worker import CheckRequest, CheckResult, DbState, RecheckWhy, StoreResult
 from tests.calibration.views import camera
 from tests.station.conftest import OPERATOR, Database, OpenWindow, SteppingClock, shown_window

@@ -11,9 +11,9 @@ from pytestqt.qtbot import QtBot
 from db.operators import OperatorRoster
 from db.records import OperatorInfo
 from db.session import make_engine
-from station.app import ReviewWindow
 from station.controllers.catalog import TypeCatalog
 from station.controllers.people import PeopleController
+from station.review_window import ReviewWindow
 from station.views.people import PeopleView
 from tests.station.conftest import OPERATOR, SUPERVISOR, SUPERVISOR_PIN, Database, settle
 

@@ -27,7 +27,6 @@ from models.gallery import Gallery
 from models.registry import SuspectLabels
 from models.synth.mint import generate_mint
 from models.types import Decision, Frame, Side
-from station.app import ReviewWindow
 from station.camera import list_images
 from station.controllers.auth import FREE_ATTEMPTS, LoginController, sign_in
 from station.controllers.auth import SUPERVISOR as SUPERVISOR_ROLE
@@ -36,6 +35,7 @@ from station.controllers.enrol import Enrolment, enrol_folder
 from station.controllers.model_info import describe_bundle, describe_model
 from station.controllers.review import BEFORE_TEXT
 from station.demo import write_mint_catalog
+from station.review_window import ReviewWindow
 from station.views.login import LoginDialog
 from station.worker import CheckRequest, CheckResult, Recheck, make_record
 from tests.station.conftest import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, Database, settle

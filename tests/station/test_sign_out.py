@@ -12,10 +12,10 @@ from pytestqt.qtbot import QtBot
 
 from db.activity import read_activity
 from db.records import OperatorInfo
-from station.app import MainWindow
 from station.config import StationConfig
 from station.controllers.catalog import OrderBook, TypeCatalog
 from station.controllers.operator import SIGN_IN_TEXT, SIGN_OUT_TEXT
+from station.main_window import MainWindow
 from tests.station.conftest import (
     OPERATOR,
     SUPERVISOR,
