@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from calibration.camera import CupRoi
 from models.synth.mint import generate_mint
-from models.synth.scene import CupScene, SceneAssets, SceneInstance, SceneOptions, list_real_types, render_cup
+from models.synth.real_coins import list_real_types
+from models.synth.scene import CupScene, SceneAssets, SceneInstance, SceneOptions, render_cup
 from models.synth.textures import load_patch_bank
 from models.types import UInt8Array
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.synth.real_coins import rupee_is_train
 from models.types import Side
 
 REAL_FOLDERS: dict[str, str] = {"euro": "euro_kaa/crops", "won": "won_cho0h5/crops", "rupee": "rupee_somanna/crops"}
@@ -54,11 +55,6 @@ class CropRecord:
     source: str
     partial: bool = False
     occlusion: float = 0.0
-
-
-def rupee_is_train(path: Path) -> bool:
-    """The deterministic 80/20 train/test split of the rupee crops by file name hash (as the synthetic scenes)."""
-    return int(hashlib.sha1(path.name.encode()).hexdigest(), 16) % 5 != 0
 
 
 def stable_fraction(key: str, salt: str = "") -> float:

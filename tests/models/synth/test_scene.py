@@ -11,15 +11,8 @@ import pytest
 
 from models.synth.mint import generate_mint
 from models.synth.objects import ForeignObject, render_object
-from models.synth.scene import (
-    CupScene,
-    SceneAssets,
-    SceneOptions,
-    fit_crop_disc,
-    list_real_types,
-    render_cup,
-    rupee_is_train,
-)
+from models.synth.real_coins import list_real_types
+from models.synth.scene import CupScene, SceneAssets, SceneOptions, render_cup
 from models.synth.textures import SURFACES, cut_patches, procedural_surface
 from models.types import CupKind, Side
 
@@ -168,28 +161,6 @@ def test_cut_patches_avoids_coins() -> None:
     for p in patches:
         # A patch is plain paper: no dark coin pixels in it.
         assert p.min() > 150
-
-
-def test_real_types_use_training_crops_only(real_data: Path) -> None:
-    types = list_real_types(real_data)
-    ids = {t.id for t in types}
-    assert {"real-euro-1e", "real-won-100won", "real-rupee-2_rupee"} <= ids
-    for t in types:
-        assert all("/test/" not in str(p) for p in t.files)
-    rupee = [p for p in sorted((real_data / "rupee_somanna/crops/2_rupee").glob("*.jpg"))]
-    share = np.mean([rupee_is_train(p) for p in rupee])
-    assert 0.7 < share < 0.9
-
-
-def test_crop_disc_fit_on_real_crops(real_data: Path) -> None:
-    for rel in ("euro_kaa/crops/train/1e", "won_cho0h5/crops/train/100won", "rupee_somanna/crops/2_rupee"):
-        path = sorted((real_data / rel).glob("*.jpg"))[0]
-        crop = cv2.imread(str(path))
-        assert crop is not None
-        cx, cy, r = fit_crop_disc(np.asarray(crop, np.uint8))
-        h, w = crop.shape[:2]
-        assert 0.25 * w < r < 0.55 * w
-        assert abs(cx - w / 2) < 0.2 * w and abs(cy - h / 2) < 0.2 * h
 
 
 def test_real_cups_paste_real_coins(real_data: Path) -> None:
