@@ -611,10 +611,10 @@ def lookalike_notes(gallery: Gallery, infos: Iterable[TypeInfo]) -> list[str]:
     """What an operator should know about lookalikes after an enrolment, one line each.
 
     Declared pairs (``lookalikes`` in ``coin.toml``) whose both types are enrolled are never passed on the
-    camera's word. Pairs the gallery itself confuses (:meth:`models.features.GalleryView.measured_lookalikes`) but
+    camera's word. Pairs the gallery itself confuses (:meth:`models.gallery_view.GalleryView.measured_lookalikes`) but
     the catalogue does not declare are a hint: add photos of both, or declare them.
     """
-    from models.features import GalleryView
+    from models.gallery_view import GalleryView
 
     catalogue = {i.type_id: i for i in infos}
     declared = catalog_lookalikes(catalogue)

@@ -4,9 +4,9 @@ Every feature is measured *relative to the candidate* (its similarity, its margi
 sides and designs its references show, its catalogue diameter) and never names a type, so a type enrolled after
 the voter was trained is scored exactly like the types it was trained on.
 
-The gallery is viewed densely (:class:`GalleryView`): every reference vector sorted by type, so one matrix product
-gives each coin's best similarity to every type and side. A gallery of a few hundred types and ten references
-each is a few thousand vectors, a product of microseconds per coin.
+The gallery is viewed densely (:class:`models.gallery_view.GalleryView`): every reference vector sorted by type,
+so one matrix product gives each coin's best similarity to every type and side. A gallery of a few hundred types
+and ten references each is a few thousand vectors, a product of microseconds per coin.
 """
 
 from __future__ import annotations
@@ -19,22 +19,15 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from models.gallery import TEMPLATE_WEIGHT, Gallery, GalleryEntry
+from models.gallery import TEMPLATE_WEIGHT
+from models.gallery_view import NEG, GalleryView
 from models.pooling import SetPooler, attention_pool, gem_pool, mean_pool
 from models.template import correlate, spectra
-from models.types import BoolArray, FloatArray, Side, UInt8Array
+from models.types import BoolArray, FloatArray, UInt8Array
 
 F64 = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-NEG = -4.0
-"""Similarity given to a (type, side) without references: below any cosine."""
-
-LOOKALIKE_RATE = 0.2
-"""A type whose enrolled references the gallery mistakes for another type's this often (``cand_lookalike``) is
-reported at enrolment as a lookalike the camera may not separate (more photos, or a ``lookalikes`` entry in its
-``coin.toml``). Only declared lookalikes are a hard rule: with five references a side the measured share is too
-noisy to refuse a type on (:func:`models.voter.passable`)."""
 
 COIN_FEATURES: tuple[str, ...] = (
     "sim",
@@ -205,228 +198,6 @@ def visible_share(mask: BoolArray) -> float:
     """Visible share of a crop's inscribed disc: ``mask`` pixels over the disc's area, clipped to ``[0, 1]``."""
     s = mask.shape[0]
     return float(min(1.0, mask.sum() / (math.pi * s * s / 4.0)))
-
-
-class GalleryView:
-    """A dense view of the gallery's references, sorted by type, for scoring pairs.
-
-    Args:
-        vectors: ``(m, d)`` float32 unit reference embeddings.
-        entries: ``m`` metadata records (type, side, design), same order.
-        diameters: catalogue diameter in mm per type (missing or ``None`` → unknown).
-        lookalikes: the catalogue's declared lookalikes per type (:func:`models.enroll.catalog_lookalikes`); only
-            enrolled ones count.
-        signatures: optional ``(m, *models.template.SIG_SHAPE)`` template signatures, same order as ``entries``.
-        statistics: a view of the same types whose per-type lookalike statistics (``confusion``,
-            ``self_similarity``, ``lookalike_rate``, ``lookalike_of``) this one takes instead of measuring its own:
-            a view holding station references beside the enrolment photos judges each coin against all of them,
-            but describes each type as its enrolment did, the way the calibration galleries were.
-
-    Raises:
-        ValueError: mismatched lengths, or ``statistics`` holds other types.
-    """
-
-    def __init__(
-        self,
-        vectors: FloatArray,
-        entries: Sequence[GalleryEntry],
-        diameters: Mapping[str, float | None] | None = None,
-        lookalikes: Mapping[str, Sequence[str]] | None = None,
-        signatures: FloatArray | None = None,
-        statistics: GalleryView | None = None,
-    ) -> None:
-        if vectors.shape[0] != len(entries):
-            raise ValueError(f"{vectors.shape[0]} vectors but {len(entries)} entries")
-        if signatures is not None and signatures.shape[0] != len(entries):
-            raise ValueError(f"{signatures.shape[0]} signatures but {len(entries)} entries")
-        diameters = diameters or {}
-        order = sorted(range(len(entries)), key=lambda i: (entries[i].type_id, entries[i].side.value))
-        self.types: list[str] = sorted({e.type_id for e in entries})
-        self.type_index: dict[str, int] = {t: i for i, t in enumerate(self.types)}
-        self.refs: FloatArray = np.ascontiguousarray(vectors[order], dtype=np.float32)
-        # FFTs of the references' template signatures (None: the gallery keeps none)
-        self.ref_spectra: np.ndarray | None = None if signatures is None else spectra(signatures[order])
-        ents = [entries[i] for i in order]
-        self.ref_type: IntArray = np.array([self.type_index[e.type_id] for e in ents], np.int64)
-        self.ref_side: IntArray = np.array([1 if e.side == Side.REVERSE else 0 for e in ents], np.int64)
-        designs = sorted({e.design for e in ents})
-        self.designs: list[str] = designs
-        d_index = {d: i for i, d in enumerate(designs)}
-        self.ref_design: IntArray = np.array([d_index[e.design] for e in ents], np.int64)
-        n_t = len(self.types)
-        # design -> which types show it
-        self.design_types = np.zeros((len(designs), n_t), bool)
-        self.design_types[self.ref_design, self.ref_type] = True
-        self.ref_shared: BoolArray = self.design_types.sum(axis=1)[self.ref_design] > 1
-        self.starts: IntArray = np.searchsorted(self.ref_type, np.arange(n_t)).astype(np.int64)
-        self.diameter: F64 = np.array(
-            [np.nan if diameters.get(t) is None else float(diameters[t]) for t in self.types],  # type: ignore[arg-type]
-            np.float64,
-        )
-        # Does the type's obverse design appear on another type?
-        self.obverse_shared: BoolArray = np.zeros(n_t, bool)
-        for t in range(n_t):
-            sel = (self.ref_type == t) & (self.ref_side == 0)
-            if sel.any():
-                self.obverse_shared[t] = bool(self.ref_shared[sel].any())
-        if statistics is None:
-            self.confusion, self.self_similarity = self._lookalikes()
-            self.lookalike_rate, self.lookalike_of = self._lookalike_rates()
-        elif statistics.types != self.types:
-            raise ValueError("the two views hold different types")
-        else:
-            self.confusion, self.self_similarity = statistics.confusion, statistics.self_similarity
-            self.lookalike_rate, self.lookalike_of = statistics.lookalike_rate, statistics.lookalike_of
-        # the first enrolled declared lookalike of each type (-1: none)
-        self.declared_lookalike: IntArray = np.full(n_t, -1, np.int64)
-        for name, others in (lookalikes or {}).items():
-            if name in self.type_index:
-                enrolled = sorted(self.type_index[u] for u in others if u in self.type_index and u != name)
-                if enrolled:
-                    self.declared_lookalike[self.type_index[name]] = enrolled[0]
-
-    def _lookalikes(self, chunk: int = 1024) -> tuple[F64, F64]:
-        """Per type: how close another type's references come to its own designs, and how alike its own are.
-
-        ``confusion[t]`` is the best cosine between one of ``t``'s references on a design only ``t`` shows and a
-        reference of any other type; ``self_similarity[t]`` the mean cosine among those references of ``t``.
-        A near-twin whose references the embedder cannot tell apart has ``confusion`` at or above
-        ``self_similarity``: a coin's small margin over it proves nothing. ``nan`` for a type with no design of
-        its own.
-        """
-        n_t = len(self.types)
-        confusion = np.full(n_t, np.nan, np.float64)
-        own_sum = np.zeros(n_t, np.float64)
-        own_n = np.zeros(n_t, np.float64)
-        own = np.flatnonzero(~self.ref_shared)
-        for a in range(0, own.size, chunk):
-            rows = own[a : a + chunk]
-            sims = self.refs[rows] @ self.refs.T  # (r, m)
-            same = self.ref_type[rows][:, None] == self.ref_type[None, :]
-            other_best = np.where(same, -np.inf, sims).max(axis=1) if n_t > 1 else np.full(rows.size, np.nan)
-            for i, r in enumerate(rows):
-                t = int(self.ref_type[r])
-                if np.isfinite(other_best[i]):
-                    confusion[t] = other_best[i] if np.isnan(confusion[t]) else max(confusion[t], other_best[i])
-                mates = same[i] & ~self.ref_shared
-                mates[r] = False
-                own_sum[t] += float(sims[i, mates].sum())
-                own_n[t] += float(mates.sum())
-        self_similarity = np.where(own_n > 0, own_sum / np.maximum(own_n, 1), np.nan)
-        return confusion, self_similarity
-
-    def _lookalike_rates(self, chunk: int = 512) -> tuple[F64, IntArray]:
-        """Per type: how often the gallery itself mistakes its own references for another type's.
-
-        Every reference on a design only its type shows is matched, leaving itself out, against the other
-        references on such designs: it is *mistaken for* type ``u`` when a reference of ``u`` is closer than the
-        nearest other reference of its own type. ``rate[t]`` is the largest share, over ``u``, of ``t``'s
-        references mistaken for ``u`` or of ``u``'s mistaken for ``t`` (a cup of ``u`` checked against ``t`` fails
-        the same way); ``of[t]`` is that ``u``. A near-twin the embedder cannot separate scores about one half,
-        distinct types about zero. ``nan`` (and ``-1``) for a type with fewer than two such references.
-        """
-        n_t = len(self.types)
-        rate = np.full(n_t, np.nan, np.float64)
-        of = np.full(n_t, -1, np.int64)
-        own = np.flatnonzero(~self.ref_shared)  # references are sorted by type, so these are too
-        if n_t < 2 or own.size < 2:
-            return rate, of
-        types = self.ref_type[own]
-        counts = np.bincount(types, minlength=n_t)
-        mistaken = np.zeros((n_t, n_t), np.float64)  # [t, u]: t's references nearer to u than to t
-        present = np.flatnonzero(counts)
-        starts = np.searchsorted(types, present)
-        for a in range(0, own.size, chunk):
-            rows = np.arange(a, min(a + chunk, own.size))
-            sims = self.refs[own[rows]] @ self.refs[own].T
-            sims[np.arange(rows.size), rows] = -np.inf  # leave each reference out
-            best = np.full((rows.size, n_t), -np.inf, np.float32)
-            best[:, present] = np.maximum.reduceat(sims, starts, axis=1)
-            t = types[rows]
-            own_best = best[np.arange(rows.size), t]
-            worse = best > own_best[:, None]
-            worse[np.arange(rows.size), t] = False
-            worse &= np.isfinite(own_best)[:, None]
-            np.add.at(mistaken, t, worse.astype(np.float64))
-        share = mistaken / np.maximum(counts, 1)[:, None]
-        pair = np.maximum(share, share.T)
-        ok = counts >= 2
-        pair[:, ~ok] = 0.0
-        pair[np.arange(n_t), np.arange(n_t)] = 0.0
-        of_all = pair.argmax(axis=1)
-        rate[ok] = pair[ok, of_all[ok]]
-        of[ok] = np.where(rate[ok] > 0, of_all[ok], -1)
-        return rate, of
-
-    def declared(self, candidate: int) -> str | None:
-        """The enrolled type the catalogue declares a lookalike of ``candidate``, else ``None``."""
-        u = int(self.declared_lookalike[candidate])
-        return self.types[u] if u >= 0 else None
-
-    def measured_lookalikes(self) -> list[tuple[str, str, float]]:
-        """``(type, lookalike, rate)`` for every type whose references the gallery mistakes for another type's
-        at least :data:`LOOKALIKE_RATE` of the time, worst first (each pair once)."""
-        out: list[tuple[str, str, float]] = []
-        seen: set[tuple[int, int]] = set()
-        for t in np.argsort(-np.nan_to_num(self.lookalike_rate, nan=-1.0), kind="stable"):
-            u, r = int(self.lookalike_of[t]), float(self.lookalike_rate[t])
-            if u < 0 or not r >= LOOKALIKE_RATE:
-                continue
-            key = (min(int(t), u), max(int(t), u))
-            if key not in seen:
-                seen.add(key)
-                out.append((self.types[int(t)], self.types[u], r))
-        return out
-
-    @classmethod
-    def from_gallery(
-        cls,
-        gallery: Gallery,
-        diameters: Mapping[str, float | None] | None = None,
-        lookalikes: Mapping[str, Sequence[str]] | None = None,
-        statistics: GalleryView | None = None,
-    ) -> GalleryView:
-        """Build from a :class:`~models.gallery.Gallery` (reads every stored vector once)."""
-        vectors, ids = gallery.vectors()
-        entries = gallery.entries
-        sigs = gallery.signatures(ids) if gallery.has_signatures else None
-        return cls(vectors, [entries[i] for i in ids], diameters, lookalikes, sigs, statistics)
-
-    @property
-    def has_templates(self) -> bool:
-        """Whether the references carry template signatures."""
-        return self.ref_spectra is not None
-
-    @property
-    def n_types(self) -> int:
-        """Types in the gallery."""
-        return len(self.types)
-
-    def type_rows(self, t: int) -> IntArray:
-        """Indices in :attr:`refs` of type ``t``'s references (they are contiguous: the view is sorted by type)."""
-        end = int(self.starts[t + 1]) if t + 1 < self.n_types else self.refs.shape[0]
-        return np.arange(int(self.starts[t]), end, dtype=np.int64)
-
-    def type_scores(self, embeddings: FloatArray) -> tuple[FloatArray, IntArray]:
-        """Best similarity of each embedding to each type, and which reference gave it.
-
-        Args:
-            embeddings: ``(n, d)`` float32 unit rows.
-
-        Returns:
-            ``(n, T)`` float32 best cosine per type and ``(n, T)`` int64 index of that reference in ``refs``.
-        """
-        n = embeddings.shape[0]
-        if n == 0 or self.n_types == 0:
-            return np.zeros((n, self.n_types), np.float32), np.zeros((n, self.n_types), np.int64)
-        sims = embeddings.astype(np.float32) @ self.refs.T
-        best = np.maximum.reduceat(sims, self.starts, axis=1)
-        # argmax within each type's block
-        arg = np.zeros((n, self.n_types), np.int64)
-        ends = np.append(self.starts[1:], sims.shape[1])
-        for t, (a, b) in enumerate(zip(self.starts, ends, strict=True)):
-            arg[:, t] = a + np.argmax(sims[:, a:b], axis=1)
-        return best.astype(np.float32), arg
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ from models.features import (
     TEMPLATE_FEATURES,
     CoinScores,
     CupCoins,
-    GalleryView,
     PairEvidence,
     TemplateScorer,
     feature_vector,
@@ -46,6 +45,7 @@ from models.features import (
 )
 from models.foreground import ForegroundRegion, unexplained_regions
 from models.gallery import RERANK_DEPTH, Gallery, reranked_score
+from models.gallery_view import GalleryView
 from models.pooling import SetPooler
 from models.references import ReferencesError, StationReferences, with_references
 from models.runtime import DEFAULT_BACKEND
@@ -818,7 +818,7 @@ def station_view(
 ) -> GalleryView:
     """The view the voter scores against: ``gallery`` (mapped by ``adapter``, when given) plus the station
     references ``refs`` (of enrolled types), with the catalogue's diameters and declared lookalikes. Each type's
-    lookalike statistics come from ``gallery`` alone (``statistics`` of :class:`~models.features.GalleryView`),
+    lookalike statistics come from ``gallery`` alone (``statistics`` of :class:`~models.gallery_view.GalleryView`),
     measured once."""
     diameters = {t: i.diameter_mm for t, i in (catalogue or {}).items()}
     lookalikes = catalog_lookalikes(catalogue or {})

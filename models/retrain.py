@@ -25,9 +25,10 @@ import numpy as np
 from calibration.risk import ThresholdChoice, choose_threshold, min_accepted_for_rejection
 from models.adapter import ADAPTER_FILE, EmbeddingAdapter, apply_layer, fit_adapter
 from models.bundle import Bundle
-from models.features import CupCoins, GalleryView, feature_vector, pair_evidence
+from models.features import CupCoins, feature_vector, pair_evidence
 from models.files import sha256_file
 from models.gallery import GalleryEntry
+from models.gallery_view import GalleryView
 from models.gate import GateDecision, holdout_metrics, promotion_gate
 from models.label_quality import LabelIssue, rank_label_issues
 from models.pooling import SetPooler

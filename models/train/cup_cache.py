@@ -23,11 +23,7 @@ from tqdm import tqdm
 from calibration.camera import CupRoi
 from models.embedder import Embedder
 from models.enroll import read_image
-from models.features import (
-    CupCoins,
-    focus_measure,
-    visible_share,
-)
+from models.features import CupCoins, focus_measure, visible_share
 from models.files import write_bytes_atomic
 from models.foreground import unexplained_regions
 from models.synth.mint import Mint

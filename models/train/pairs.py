@@ -13,14 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from models.features import (
-    FEATURES,
-    TEMPLATE_FEATURES,
-    GalleryView,
-    TemplateScorer,
-    feature_vector,
-    pair_evidence,
-)
+from models.features import FEATURES, TEMPLATE_FEATURES, TemplateScorer, feature_vector, pair_evidence
+from models.gallery_view import GalleryView
 from models.pooling import SetPooler
 from models.synth.mint import Mint
 from models.train.cup_cache import CupCache

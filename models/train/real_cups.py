@@ -32,8 +32,9 @@ from tqdm import tqdm
 
 from models.embedder import Embedder
 from models.enroll import TypeInfo, read_image, recut_coin
-from models.features import CupCoins, GalleryView
+from models.features import CupCoins
 from models.gallery import Gallery, GalleryEntry
+from models.gallery_view import GalleryView
 from models.pipeline import InstanceSource, observe_coins
 from models.pooling import SetPooler
 from models.train.crops_data import IMAGE_SUFFIXES, REAL_FOLDERS, SPLIT_CURRENCIES, stable_fraction

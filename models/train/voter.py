@@ -30,15 +30,9 @@ from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET, ThresholdChoice, cho
 from models.bundle import ENROL_PER_SIDE, MIN_COINS, REAL_CUPS, REAL_WEIGHT, Bundle, Preprocess
 from models.embedder import DEFAULT_WEIGHTS as EMBEDDER_DEFAULT
 from models.embedder import Embedder
-from models.features import (
-    BASE_FEATURES,
-    COIN_FEATURES,
-    EMBEDDING_FEATURES,
-    FEATURES,
-    TEMPLATE_FEATURES,
-    GalleryView,
-)
+from models.features import BASE_FEATURES, COIN_FEATURES, EMBEDDING_FEATURES, FEATURES, TEMPLATE_FEATURES
 from models.files import sha256_file, write_bytes_atomic
+from models.gallery_view import GalleryView
 from models.pooling import SetPooler, train_pooler
 from models.synth.mint import Mint
 from models.train.cup_cache import CupCache, cache_cups, cache_cups_parallel, pure_train_cups, virtual_cups

@@ -27,8 +27,8 @@ from models.enroll import (
     shared_design_notes,
     thin_enrolment_notes,
 )
-from models.features import GalleryView
 from models.gallery import Gallery, GalleryEntry
+from models.gallery_view import GalleryView
 from models.template import SIG_SHAPE
 from models.types import Side
 from tests.models.embed_helpers import coin_image, other_family_index, tiny_embedder

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.features import GalleryView, feature_vector, pair_evidence
+from models.features import feature_vector, pair_evidence
 from models.gallery import Gallery, GalleryEntry
+from models.gallery_view import GalleryView
 from models.types import Side
 from models.voter import RULE_FEATURES, passable
 from tests.models.verdict_world import DIM, make_world

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.features import COIN_FEATURES, GalleryView, pair_evidence
+from models.features import COIN_FEATURES, pair_evidence
+from models.gallery_view import GalleryView
 from models.pooling import SetPooler, attention_pool, gem_pool, mean_pool, train_pooler
 from tests.models.verdict_world import trained
 

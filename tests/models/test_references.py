@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from models.bundle import BundleError, load_bundle
-from models.features import FEATURES, CupCoins, GalleryView
+from models.features import FEATURES, CupCoins
 from models.files import sha256_file
 from models.gallery import Gallery, GalleryEntry
+from models.gallery_view import GalleryView
 from models.pipeline import Pipeline, station_view
 from models.references import REFERENCES_FILE, ReferencesError, StationReferences, with_references
 from models.retrain import LabelledCup, labelled_pairs, select_references, split_of

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.features import EMBEDDING_FEATURES, FEATURES, GalleryView, feature_vector, pair_evidence
+from models.features import EMBEDDING_FEATURES, FEATURES, feature_vector, pair_evidence
 from models.gallery import Gallery
+from models.gallery_view import GalleryView
 from models.train.voter import auc
 from models.voter import (
     WEAKEST_COIN_FALLS,

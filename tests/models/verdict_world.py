@@ -12,8 +12,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from models.features import COIN_FEATURES, EMBEDDING_FEATURES, CupCoins, GalleryView, feature_vector, pair_evidence
+from models.features import COIN_FEATURES, EMBEDDING_FEATURES, CupCoins, feature_vector, pair_evidence
 from models.gallery import Gallery, GalleryEntry
+from models.gallery_view import GalleryView
 from models.pooling import SetPooler, train_pooler
 from models.types import Side
 from models.voter import Voter, train_voter

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.features import FEATURES, CupCoins, GalleryView
+from models.features import FEATURES, CupCoins
+from models.gallery_view import GalleryView
 from models.train.real_cups import (
     MAX_COINS,
     RealCoins,
