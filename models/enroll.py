@@ -212,12 +212,21 @@ def detect_coins(
     image: UInt8Array, detector: Detector, size: int = 128, source: str = ""
 ) -> list[tuple[CoinInstance, CoinCrop]]:
     """Detect the coins of a photo and cut one crop per coin, in the detector's order (foreign objects dropped)."""
+    frame = Frame(image=image, source=source)
+    return [(inst, crop) for _, inst, crop in numbered_coins(frame, detector.detect(frame), size)]
+
+
+def numbered_coins(
+    frame: Frame, instances: Sequence[CoinInstance], size: int = 128
+) -> list[tuple[int, CoinInstance, CoinCrop]]:
+    """The coins among a frame's ``instances`` with their numbers and crops: each numbered by its place among all
+    the instances, objects counted, from 1 (as a verdict's reasons number them)."""
     from models.crops import cut_crops
 
-    frame = Frame(image=image, source=source)
-    instances = [inst for inst in detector.detect(frame) if inst.is_coin]
-    crops = cut_crops(frame, instances, size=size)
-    return list(zip(instances, crops, strict=True))
+    numbers = [k + 1 for k, inst in enumerate(instances) if inst.is_coin]
+    coins = [instances[n - 1] for n in numbers]
+    crops = cut_crops(frame, coins, size=size)
+    return list(zip(numbers, coins, crops, strict=True))
 
 
 def scan_catalog(folder: str | Path) -> tuple[list[CatalogImage], dict[str, TypeInfo], list[str]]:

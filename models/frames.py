@@ -71,8 +71,9 @@ def draw_overlay(
     Raises:
         ValueError: ``names`` does not hold one text per coin.
     """
-    if names is not None and len(names) != sum(1 for i in instances if i.is_coin):
-        raise ValueError(f"{len(names)} names for {sum(1 for i in instances if i.is_coin)} coins")
+    n_coins = sum(1 for i in instances if i.is_coin)
+    if names is not None and len(names) != n_coins:
+        raise ValueError(f"{len(names)} names for {n_coins} coins")
     out = image.copy()
     h, w = out.shape[:2]
     thick = max(1, round(max(h, w) / 640))

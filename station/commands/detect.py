@@ -54,17 +54,17 @@ def _load(args: argparse.Namespace) -> Detector:
     return detector
 
 
-def _table(path: str, found: list[dict[str, Any]]) -> str:
-    """The instances of one photo, numbered from 1 in the detector's order (objects too), as a verdict's reasons
-    number them."""
-    coins = sum(1 for f in found if f["coin"])
+def _table(path: str, found: list[tuple[dict[str, Any], bool]]) -> str:
+    """The instances of one photo (each record and whether it is a coin), numbered from 1 in the detector's order
+    (objects too), as a verdict's reasons number them."""
+    coins = sum(1 for _, is_coin in found if is_coin)
     objects = len(found) - coins
     lines = [f"{path}: {coins} coins" + (f", {objects} foreign objects" if objects else "")]
     if found:
         lines.append(f"  {'#':>3} {'x':>7} {'y':>7} {'d_px':>7} {'d_mm':>6} {'conf':>5} partial")
-    for i, c in enumerate(found):
+    for i, (c, is_coin) in enumerate(found):
         mm = "-" if c["diameter_mm"] is None else f"{c['diameter_mm']:.1f}"
-        what = ("yes" if c["partial"] else "no") if c["coin"] else "object"
+        what = ("yes" if c["partial"] else "no") if is_coin else "object"
         lines.append(
             f"  {i + 1:>3} {c['center'][0]:>7.1f} {c['center'][1]:>7.1f} {c['diameter_px']:>7.1f} {mm:>6} "
             f"{c['confidence']:>5.2f} {what}"
@@ -91,13 +91,13 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         found = detector.detect(frame)
-        coins = [instance_record(i) for i in found if i.is_coin]
-        objects = [instance_record(i) for i in found if not i.is_coin]
-        images.append({"path": str(path), "coins": coins, "objects": objects})
+        records = [(instance_record(i), i.is_coin) for i in found]
+        coins = [r for r, is_coin in records if is_coin]
+        images.append({"path": str(path), "coins": coins, "objects": [r for r, is_coin in records if not is_coin]})
         if pictures is not None:
             pictures.write(path, draw_overlay(frame.image, found, f"{len(coins)} coins"))
         if not args.json:
-            print(_table(str(path), [{**instance_record(i), "coin": i.is_coin} for i in found]))
+            print(_table(str(path), records))
     if args.json:
         print(json.dumps({"images": images}))
     return 2 if failed else 0

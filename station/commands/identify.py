@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from models.types import CoinCrop, CoinInstance, Frame
+from models.types import CoinInstance, Frame
 from station.commands.options import add_config_option, add_gallery_option, resolve_site
 from station.errors import CliError
 
@@ -66,9 +66,8 @@ def _match_json(m: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Identify the coins; exit 2 when an image could not be read (the others are still reported)."""
-    from models.crops import cut_crops
     from models.embedder import Embedder
-    from models.enroll import load_detector, read_image, whole_image_coin
+    from models.enroll import load_detector, numbered_coins, read_image, whole_image_coin
     from models.frames import draw_overlay
     from models.gallery import Gallery, GalleryMismatchError
     from models.template import signatures
@@ -102,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
             failed = True
             continue
         if args.crop:
-            coins: list[tuple[CoinInstance, CoinCrop]] = [whole_image_coin(image)]
-            found, numbers = [coins[0][0]], [1]
+            inst, crop = whole_image_coin(image)
+            found, coins = [inst], [(1, inst, crop)]
         else:
             if detector is None:
                 try:
@@ -111,15 +110,13 @@ def run(args: argparse.Namespace) -> int:
                 except (FileNotFoundError, ValueError, RuntimeError) as err:
                     raise CliError(f"{err} (or pass --crop for crops)") from err
             frame = Frame(image=image, source=name)
-            found = detector.detect(frame)  # numbered in this order, objects too, as verify's reasons number them
-            numbers = [k + 1 for k, inst in enumerate(found) if inst.is_coin]
-            kept = [found[n - 1] for n in numbers]
-            coins = list(zip(kept, cut_crops(frame, kept, size=embedder.prep.input_size), strict=True))
-        crops = [c.image for _, c in coins]
+            found = detector.detect(frame)
+            coins = numbered_coins(frame, found, embedder.prep.input_size)  # numbered as verify's reasons
+        crops = [c.image for _, _, c in coins]
         emb = embedder.embed(crops)
         sigs = signatures(crops) if gallery.has_signatures else None
         matches = gallery.search(emb, args.k, signatures=sigs) if len(coins) else []
-        listed = [_coin_json(n, i, m) for n, (i, _), m in zip(numbers, coins, matches, strict=True)]
+        listed = [_coin_json(n, i, m) for (n, i, _), m in zip(coins, matches, strict=True)]
         results.append({"path": name, "coins": listed})
         if pictures is not None:
             named = [m[0].type_id if m else "?" for m in matches]

@@ -357,3 +357,20 @@ def test_a_stray_coin_on_a_tray_photo_is_left_out_and_named(tmp_path: Path) -> N
     (warning,) = report.warnings
     assert warning.startswith(f"{cat / 't0' / 'reverse' / 'tray.png'}: coin ")
     assert "is 20% smaller than the others (another type?), left out" in warning
+
+
+def test_coins_are_numbered_by_their_place_among_all_instances() -> None:
+    from models.enroll import numbered_coins
+    from models.types import CoinInstance, Frame
+
+    def instance(cx: float, is_coin: bool) -> CoinInstance:
+        mask = np.ones((30, 30), bool)
+        bbox = np.array([cx - 15, 20, cx + 15, 50], np.float32)
+        x0 = int(cx) - 15
+        return CoinInstance(bbox, mask, (x0, 20), 0.9, (cx, 35.0), (30.0, 30.0), is_coin=is_coin)
+
+    frame = Frame(image=np.full((80, 200, 3), 100, np.uint8))
+    found = [instance(30, True), instance(100, False), instance(170, True)]
+    coins = numbered_coins(frame, found, 32)
+    assert [(n, inst is found[n - 1]) for n, inst, _ in coins] == [(1, True), (3, True)]  # the object counts
+    assert all(crop.image.shape[:2] == (32, 32) for _, _, crop in coins)
