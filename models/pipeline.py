@@ -47,6 +47,7 @@ from models.foreground import ForegroundRegion, unexplained_regions
 from models.gallery import RERANK_DEPTH, Gallery, reranked_score
 from models.gallery_view import GalleryView
 from models.pooling import SetPooler
+from models.reasons import CoinFinding, FlagFindings, count_reason, flag_reasons
 from models.references import ReferencesError, StationReferences, with_references
 from models.runtime import DEFAULT_BACKEND
 from models.template import signatures
@@ -63,8 +64,6 @@ from models.types import (
 )
 from models.voter import RULE_FEATURES, Voter, passable
 
-MAX_LOOKALIKE_REASONS = 3
-"""At most this many "coin k looks like ..." reasons per verdict."""
 TURN_MARGIN = 0.25
 """A coin on a shared design of the candidate that another type beats through a design several types share is
 named to turn over when it loses by less than this cosine (its own side settles it); by more, it is named as
@@ -603,7 +602,9 @@ class Pipeline:
         decision = Decision.PASS if accepted and not count else Decision.FLAG
         to_turn = [_to_turn(self.view, ev.scores, obs.type_arg, j) for j in range(coins.n)]
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, to_turn, templates)
-        reasons, turn_first = ([], False) if accepted else self._reasons(coins, ev, obs, p, cand, to_turn)
+        reasons, turn_first = (
+            ([], False) if accepted else flag_reasons(self._findings(coins, ev, obs, p, cand, to_turn))
+        )
         if count:  # the operator corrects the count and checks the cup again, as a new cup
             reasons, turn_first = [count, *reasons], False
         timings = {**obs.timings, "pool": (t1 - t0) * 1000, "vote": (t2 - t1) * 1000}
@@ -687,84 +688,39 @@ class Pipeline:
             )
         return tuple(out)
 
-    def _reasons(
-        self,
-        coins: CupCoins,
-        ev: PairEvidence,
-        obs: Observation,
-        p: float,
-        cand: int,
-        to_turn: list[bool],
-    ) -> tuple[list[str], bool]:
-        """The FLAG's reasons, and whether the operator should turn the named coins over and check the cup again
-        first (coins are named to turn, and nothing that turning cannot change stops the cup, nor a coin that loses
-        to another type by :data:`TURN_MARGIN` or more; the turning reason then comes first)."""
-        coin_idx, object_idx = obs.coin_idx, obs.object_idx
-        front: list[str] = []  # what no turning changes: a lookalike, no coin, an object, something unchecked
-        if obs.setup_problem:
-            front.append(obs.setup_problem)
-        twin = self.view.declared(cand)
-        if twin is not None:
-            front.append(
-                f"the type {self.view.types[cand]} has a lookalike ({twin}) — check the date and mint mark by eye"
-            )
-        if coins.n == 0:
-            front.append("no coins found")
-        for k in object_idx:
-            front.append(f"object {k + 1} is not a coin")
-        for r in obs.unexplained:
-            x, y = r.centre
-            front.append(f"something at ({x:.0f}, {y:.0f}) differs from the empty tray and was not checked — look")
+    def _findings(
+        self, coins: CupCoins, ev: PairEvidence, obs: Observation, p: float, cand: int, to_turn: list[bool]
+    ) -> FlagFindings:
+        """What a FLAG's reasons are written from (:func:`models.reasons.flag_reasons`)."""
         s = ev.scores
-        bad = [j for j in range(coins.n) if _suspicious(s, j) and not to_turn[j]]
-        bad.sort(key=lambda j: float(s.dmargin[j]))
-        looks = [
-            f"coin {coin_idx[j] + 1} looks like {self.view.types[int(s.rival_type[j])]} ({s.rival_score[j]:.2f})"
-            for j in bad[:MAX_LOOKALIKE_REASONS]
-        ]
-        if len(bad) > MAX_LOOKALIKE_REASONS:
-            more = len(bad) - MAX_LOOKALIKE_REASONS
-            looks.append(
-                "1 more coin looks like another type" if more == 1 else f"{more} more coins look like other types"
+        found = []
+        for j in range(coins.n):
+            beaten = _suspicious(s, j)
+            found.append(
+                CoinFinding(
+                    number=obs.coin_idx[j] + 1,
+                    margin=float(s.dmargin[j]),
+                    rival=self.view.types[int(s.rival_type[j])] if beaten else None,
+                    rival_score=float(s.rival_score[j]) if beaten else 0.0,
+                    to_turn=to_turn[j],
+                    # a coin that plainly looks like another type sends the cup to a supervisor as it lies
+                    plain=beaten and float(s.dmargin[j]) <= -TURN_MARGIN,
+                )
             )
-        shared = [j for j in range(coins.n) if to_turn[j]]
-        turn: list[str] = []
-        if coins.n and len(shared) == coins.n:
-            turn.append("only the shared obverse is visible — turn a coin")
-        elif shared:
-            numbers = ", ".join(str(coin_idx[j] + 1) for j in shared[:8]) + (", ..." if len(shared) > 8 else "")
-            turn.append(
-                f"coin {numbers} shows the shared obverse — turn it over"
-                if len(shared) == 1
-                else f"coins {numbers} show the shared obverse — turn them over"
-            )
-        back: list[str] = []  # nor these
-        if 0 < coins.n < self.fewest_coins:
-            back.append("too few coins visible")
-        if coins.n and float(np.median(coins.focus)) < self.preprocess.focus_min:
-            back.append("coins are out of focus")
-        if coins.n and float(coins.visible.mean()) < 0.6:
-            back.append("coins overlap too much — spread them out")
-        if not self.threshold.can_pass:
-            back.append("no certified threshold: every cup goes to a person")
-        # a coin that plainly looks like another type sends the cup to a supervisor as it lies
-        plain = any(float(s.dmargin[j]) <= -TURN_MARGIN for j in bad)
-        turn_first = bool(turn) and not front and not back and not plain
-        reasons = [*turn, *looks] if turn_first else [*front, *looks, *turn, *back]
-        if not reasons:
-            reasons.append(f"not sure enough: p_correct {p:.3f} is below the threshold {self.threshold.threshold:.3f}")
-        return reasons, turn_first
-
-
-def count_reason(seen: int, ordered: int | None) -> str:
-    """The reason a cup of ``seen`` coins does not fill an order for ``ordered`` (``""``: it does, or the order
-    names no count). Fewer coins may be hidden under others rather than missing."""
-    if ordered is None or seen == ordered:
-        return ""
-    coins = f"{seen} coin{'s' if seen != 1 else ''} seen, the order is for {ordered}"
-    if seen < ordered:
-        return f"{coins}: {ordered - seen} short, or hidden under others — spread them out"
-    return f"{coins}: {seen - ordered} too many"
+        return FlagFindings(
+            expected=self.view.types[cand],
+            coins=tuple(found),
+            p_correct=p,
+            threshold=self.threshold.threshold,
+            fewest_coins=self.fewest_coins,
+            object_numbers=tuple(k + 1 for k in obs.object_idx),
+            unchecked=tuple(r.centre for r in obs.unexplained),
+            setup_problem=obs.setup_problem,
+            lookalike=self.view.declared(cand),
+            focus_median=float(np.median(coins.focus)) if coins.n else 1.0,
+            focus_min=self.preprocess.focus_min,
+            visible_mean=float(coins.visible.mean()) if coins.n else 1.0,
+        )
 
 
 def observe_coins(

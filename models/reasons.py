@@ -1,13 +1,141 @@
-"""What kind of reason a FLAG gave, from its words: the reasons are written for the operator
-(:meth:`models.pipeline.Pipeline.run`), and the activity report counts them by kind.
+"""The words of a FLAG: written for the operator from what the pipeline found (:func:`flag_reasons`,
+:func:`count_reason`), and read back by kind for the activity report (:func:`reason_kind`).
 
-Each kind is recognised by a phrase its reason always holds; keep them in step with the reason texts in
-``models/pipeline.py`` (``tests/models/test_reasons.py`` runs the pipeline's reasons through :func:`reason_kind`).
+Each kind is recognised by a phrase its reason always holds; the texts and the phrases live side by side here
+(``tests/models/test_reasons.py`` runs every written reason through :func:`reason_kind`).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from enum import StrEnum
+
+MAX_LOOKALIKE_REASONS = 3
+"""At most this many "coin k looks like ..." reasons per verdict."""
+OVERLAP_VISIBLE = 0.6
+"""Below this mean share of each coin's disc in view, the coins are said to overlap too much."""
+
+
+@dataclass(frozen=True)
+class CoinFinding:
+    """One coin, as the reasons speak of it.
+
+    Attributes:
+        number: the coin's number on the operator's picture (from 1, objects counted).
+        margin: the candidate's similarity minus the best other type's (negative: another type matches better).
+        rival: the type that beats the candidate through a design it does not share with it (``None``: none).
+        rival_score: that type's similarity.
+        to_turn: the coin lies on a design the candidate shares with other types: turning it over settles it.
+        plain: it loses to ``rival`` by so much that turning cannot be what settles the cup.
+    """
+
+    number: int
+    margin: float = 0.0
+    rival: str | None = None
+    rival_score: float = 0.0
+    to_turn: bool = False
+    plain: bool = False
+
+    @property
+    def looks_like_rival(self) -> bool:
+        """Named as looking like its rival: beaten by it, and not a coin to turn over."""
+        return self.rival is not None and self.margin < 0 and not self.to_turn
+
+
+@dataclass(frozen=True)
+class FlagFindings:
+    """What a FLAG's reasons are written from.
+
+    Attributes:
+        expected: the expected type.
+        coins: the coins, in the pipeline's order.
+        p_correct: the voter's score.
+        threshold: the certified threshold (infinite: the model can pass nothing).
+        fewest_coins: fewest coins a passing cup shows.
+        object_numbers: the foreign objects' numbers on the picture.
+        unchecked: centres of what differs from the empty tray where nothing was found.
+        setup_problem: why the frame is not the station's camera as set up (``""``: none).
+        lookalike: the expected type's declared lookalike (``None``: none).
+        focus_median: the coins' median focus measure, and ``focus_min`` the floor under which they are blurred.
+        visible_mean: the mean share of each coin's disc in view.
+    """
+
+    expected: str
+    coins: tuple[CoinFinding, ...]
+    p_correct: float
+    threshold: float
+    fewest_coins: int = 1
+    object_numbers: tuple[int, ...] = ()
+    unchecked: tuple[tuple[float, float], ...] = ()
+    setup_problem: str = ""
+    lookalike: str | None = None
+    focus_median: float = 1.0
+    focus_min: float = 0.0
+    visible_mean: float = 1.0
+
+
+def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
+    """A FLAG's reasons, and whether the operator should turn the named coins over and check the cup again first.
+
+    The operator turns first when coins are named to turn and nothing that turning cannot change stops the cup
+    (a setup problem, a declared lookalike, no coin, an object, something unchecked, too few coins, blur, overlap,
+    no threshold), nor a coin that plainly looks like another type; the turning reason then comes first.
+    """
+    front: list[str] = []  # what no turning changes
+    if f.setup_problem:
+        front.append(f.setup_problem)
+    if f.lookalike is not None:
+        front.append(f"the type {f.expected} has a lookalike ({f.lookalike}) — check the date and mint mark by eye")
+    n = len(f.coins)
+    if n == 0:
+        front.append("no coins found")
+    front.extend(f"object {k} is not a coin" for k in f.object_numbers)
+    front.extend(
+        f"something at ({x:.0f}, {y:.0f}) differs from the empty tray and was not checked — look"
+        for x, y in f.unchecked
+    )
+    bad = sorted((c for c in f.coins if c.looks_like_rival), key=lambda c: c.margin)
+    looks = [f"coin {c.number} looks like {c.rival} ({c.rival_score:.2f})" for c in bad[:MAX_LOOKALIKE_REASONS]]
+    if len(bad) > MAX_LOOKALIKE_REASONS:
+        more = len(bad) - MAX_LOOKALIKE_REASONS
+        looks.append("1 more coin looks like another type" if more == 1 else f"{more} more coins look like other types")
+    shared = [c.number for c in f.coins if c.to_turn]
+    turn: list[str] = []
+    if n and len(shared) == n:
+        turn.append("only the shared obverse is visible — turn a coin")
+    elif shared:
+        numbers = ", ".join(str(k) for k in shared[:8]) + (", ..." if len(shared) > 8 else "")
+        turn.append(
+            f"coin {numbers} shows the shared obverse — turn it over"
+            if len(shared) == 1
+            else f"coins {numbers} show the shared obverse — turn them over"
+        )
+    back: list[str] = []  # nor these
+    if 0 < n < f.fewest_coins:
+        back.append("too few coins visible")
+    if n and f.focus_median < f.focus_min:
+        back.append("coins are out of focus")
+    if n and f.visible_mean < OVERLAP_VISIBLE:
+        back.append("coins overlap too much — spread them out")
+    if not math.isfinite(f.threshold):
+        back.append("no certified threshold: every cup goes to a person")
+    turn_first = bool(turn) and not front and not back and not any(c.plain for c in bad)
+    reasons = [*turn, *looks] if turn_first else [*front, *looks, *turn, *back]
+    if not reasons:
+        reasons.append(f"not sure enough: p_correct {f.p_correct:.3f} is below the threshold {f.threshold:.3f}")
+    return reasons, turn_first
+
+
+def count_reason(seen: int, ordered: int | None) -> str:
+    """The reason a cup of ``seen`` coins does not fill an order for ``ordered`` (``""``: it does, or the order
+    names no count). Fewer coins may be hidden under others rather than missing."""
+    if ordered is None or seen == ordered:
+        return ""
+    coins = f"{seen} coin{'s' if seen != 1 else ''} seen, the order is for {ordered}"
+    if seen < ordered:
+        return f"{coins}: {ordered - seen} short, or hidden under others — spread them out"
+    return f"{coins}: {seen - ordered} too many"
 
 
 class ReasonKind(StrEnum):

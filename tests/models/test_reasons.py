@@ -1,11 +1,160 @@
-"""models.reasons: the kind of each reason the pipeline writes (its texts here as the operator reads them; the
-pipeline's own reasons are run through it in tests/models/test_pipeline.py)."""
+"""models.reasons: the reasons a FLAG is written with, from plain findings, and the kind each one is read back as
+(the pipeline's own reasons are run through it in tests/models/test_pipeline.py)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from models.reasons import LABELS, ReasonKind, reason_kind, reason_kinds
+from models.reasons import (
+    LABELS,
+    MAX_LOOKALIKE_REASONS,
+    CoinFinding,
+    FlagFindings,
+    ReasonKind,
+    count_reason,
+    flag_reasons,
+    reason_kind,
+    reason_kinds,
+)
+
+CLEAN = CoinFinding(number=1, margin=0.2)
+TWIN = CoinFinding(number=2, margin=-0.05, rival="t0085", rival_score=0.91)
+FAR = CoinFinding(number=3, margin=-0.4, rival="t0085", rival_score=0.93, plain=True)
+TURN = CoinFinding(number=4, margin=0.1, to_turn=True)
+
+
+def findings(*coins: CoinFinding, **kw: object) -> FlagFindings:
+    base: dict[str, object] = {"expected": "t0042", "coins": coins, "p_correct": 0.5, "threshold": 0.97}
+    return FlagFindings(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("found", "reasons", "turn_first"),
+    [
+        (findings(CLEAN), ["not sure enough: p_correct 0.500 is below the threshold 0.970"], False),
+        (findings(), ["no coins found"], False),
+        (findings(CLEAN, TWIN), ["coin 2 looks like t0085 (0.91)"], False),
+        (findings(CLEAN, TURN), ["coin 4 shows the shared obverse — turn it over"], True),
+        (findings(TURN), ["only the shared obverse is visible — turn a coin"], True),
+        # a near lookalike beside a coin to turn: turn first, the turning reason before the lookalike
+        (
+            findings(TWIN, TURN),
+            ["coin 4 shows the shared obverse — turn it over", "coin 2 looks like t0085 (0.91)"],
+            True,
+        ),
+        # one that loses by far goes to a supervisor as the cup lies
+        (
+            findings(FAR, TURN),
+            ["coin 3 looks like t0085 (0.93)", "coin 4 shows the shared obverse — turn it over"],
+            False,
+        ),
+        # what turning cannot change comes first and keeps the operator from turning
+        (
+            findings(TURN, object_numbers=(5,), unchecked=((120.4, 87.6),)),
+            [
+                "object 5 is not a coin",
+                "something at (120, 88) differs from the empty tray and was not checked — look",
+                "only the shared obverse is visible — turn a coin",
+            ],
+            False,
+        ),
+        (
+            findings(CLEAN, TURN, lookalike="t0008"),
+            [
+                "the type t0042 has a lookalike (t0008) — check the date and mint mark by eye",
+                "coin 4 shows the shared obverse — turn it over",
+            ],
+            False,
+        ),
+        (
+            findings(TURN, fewest_coins=2),
+            ["only the shared obverse is visible — turn a coin", "too few coins visible"],
+            False,
+        ),
+        (findings(CLEAN, focus_median=0.1, focus_min=0.3), ["coins are out of focus"], False),
+        (findings(CLEAN, visible_mean=0.5), ["coins overlap too much — spread them out"], False),
+        (findings(CLEAN, threshold=math.inf), ["no certified threshold: every cup goes to a person"], False),
+        (
+            findings(CLEAN, setup_problem="the camera has moved since it was set up"),
+            ["the camera has moved since it was set up"],
+            False,
+        ),
+    ],
+)
+def test_flag_reasons(found: FlagFindings, reasons: list[str], turn_first: bool) -> None:
+    assert flag_reasons(found) == (reasons, turn_first)
+
+
+def test_lookalikes_are_named_worst_first_and_the_rest_counted() -> None:
+    coins = [CoinFinding(number=k, margin=-k / 100, rival=f"t{k:04d}", rival_score=0.9) for k in range(1, 7)]
+    reasons, _ = flag_reasons(findings(*coins))
+    assert reasons[:MAX_LOOKALIKE_REASONS] == [f"coin {k} looks like t{k:04d} (0.90)" for k in (6, 5, 4)]
+    assert reasons[MAX_LOOKALIKE_REASONS:] == ["3 more coins look like other types"]
+    reasons, _ = flag_reasons(findings(*coins[: MAX_LOOKALIKE_REASONS + 1]))
+    assert reasons[-1] == "1 more coin looks like another type"
+
+
+def test_at_most_eight_coins_are_named_to_turn() -> None:
+    coins = [CoinFinding(number=k, to_turn=True) for k in range(1, 11)] + [CLEAN]
+    reasons, turn_first = flag_reasons(findings(*coins))
+    assert reasons == ["coins 1, 2, 3, 4, 5, 6, 7, 8, ... show the shared obverse — turn them over"] and turn_first
+
+
+@pytest.mark.parametrize(
+    ("seen", "ordered", "reason"),
+    [
+        (10, 10, ""),
+        (7, None, ""),
+        (9, 10, "9 coins seen, the order is for 10: 1 short, or hidden under others — spread them out"),
+        (1, 20, "1 coin seen, the order is for 20: 19 short, or hidden under others — spread them out"),
+        (12, 10, "12 coins seen, the order is for 10: 2 too many"),
+    ],
+)
+def test_count_reason(seen: int, ordered: int | None, reason: str) -> None:
+    assert count_reason(seen, ordered) == reason
+
+
+def test_every_written_reason_is_read_back_as_its_kind() -> None:
+    cases = [
+        (findings(CLEAN), {ReasonKind.NOT_SURE}),
+        (findings(), {ReasonKind.NO_COINS}),
+        (
+            findings(*[CoinFinding(number=k, margin=-0.1, rival="t1", rival_score=0.9) for k in range(1, 6)]),
+            {ReasonKind.LOOKS_LIKE},
+        ),
+        (findings(TURN, CLEAN), {ReasonKind.TURN}),
+        (
+            findings(
+                CLEAN,
+                TURN,
+                fewest_coins=5,
+                object_numbers=(3,),
+                unchecked=((1.0, 2.0),),
+                lookalike="t0008",
+                focus_median=0.0,
+                focus_min=1.0,
+                visible_mean=0.1,
+                threshold=math.inf,
+            ),
+            {
+                ReasonKind.LOOKALIKE_TYPE,
+                ReasonKind.OBJECT,
+                ReasonKind.UNCHECKED,
+                ReasonKind.TURN,
+                ReasonKind.TOO_FEW,
+                ReasonKind.FOCUS,
+                ReasonKind.OVERLAP,
+                ReasonKind.NO_THRESHOLD,
+            },
+        ),
+    ]
+    for found, kinds in cases:
+        reasons, _ = flag_reasons(found)
+        assert [reason_kind(r) for r in reasons].count(ReasonKind.OTHER) == 0
+        assert reason_kinds(reasons) == kinds
+    assert reason_kind(count_reason(3, 4)) is ReasonKind.COUNT
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import torch
 
 from models.embedder import Embedder, Preprocessing, build_network, checkpoint_dict
 from models.gallery import Gallery, GalleryEntry
-from models.pipeline import count_reason
+from models.reasons import count_reason
 from models.synth.mint import CoinType, Mint, render_face
 from models.types import CoinEvidence, Decision, Frame, Side, UInt8Array, Verdict
 
