@@ -155,6 +155,10 @@ class OrderLookup(Protocol):
         ...
 
 
+HEADER_NAMES = frozenset({"order", "type", "count"})
+"""Cells that make a first row of ``orders.csv`` a header."""
+
+
 class OrderBook:
     """Order numbers and the coin type each asks for, with the number of coins where known (an
     :class:`OrderLookup`).
@@ -191,28 +195,32 @@ class OrderBook:
 
     @classmethod
     def from_csv(cls, path: Path) -> OrderBook:
-        """Read ``order,type[,count]`` rows; empty when the file is absent. A first row naming ``order`` is a
-        header: its ``order``, ``type`` and (optional) ``count`` columns are read wherever they stand, and other
-        columns are ignored (an order system's export as it is). An empty count: any number of coins. A later row
-        of an order replaces the earlier one.
+        """Read ``order,type[,count]`` rows; empty when the file is absent. A first row with a cell ``order``,
+        ``type`` or ``count`` (any case) is a header: its ``order``, ``type`` and (optional) ``count`` columns are
+        read wherever they stand, and other columns are ignored (an order system's export as it is, a spreadsheet's
+        byte-order mark included). An empty count: any number of coins. A later row of an order replaces the
+        earlier one.
 
         Raises:
-            ValueError: a row without an order and a type, a header without a ``type`` column, or a count that is
-                not a whole number of at least 1 (the line is named).
+            ValueError: a row without an order and a type, a header without an ``order`` or a ``type`` column, or
+                a count that is not a whole number of at least 1 (the line is named).
         """
         if not path.is_file():
             return cls()
         orders: dict[str, str] = {}
         counts: dict[str, int] = {}
         columns = {"order": 0, "type": 1, "count": 2}
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             for number, row in enumerate(csv.reader(fh), start=1):
                 if not row or row[0].startswith("#"):
                     continue
-                if number == 1 and row[0].strip().lower() == "order":
-                    names = [cell.strip().lower() for cell in row]
-                    if "type" not in names:
-                        raise ValueError(f"{path}:1: the header names no 'type' column: {row!r}")
+                names = [cell.strip().lower() for cell in row]
+                if number == 1 and HEADER_NAMES & set(names):
+                    lacking = [name for name in ("order", "type") if name not in names]
+                    if lacking:
+                        raise ValueError(
+                            f"{path}:1: the header names no {' or '.join(map(repr, lacking))} column: {row!r}"
+                        )
                     columns = {name: names.index(name) for name in ("order", "type", "count") if name in names}
                     continue
                 order, type_id, text = (_cell(row, columns, name) for name in ("order", "type", "count"))

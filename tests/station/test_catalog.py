@@ -53,6 +53,29 @@ def test_a_header_places_the_columns_and_other_columns_are_ignored(tmp_path: Pat
     assert OrderBook.from_csv(path).count("A-1") is None
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "count,order,type\n20,A-1,t0001\n",
+        "Customer,Order,Type,Count\nAnn Lee,A-1,t0001,20\n",
+        "type,order,count\nt0001,A-1,20\n",
+        "\ufefforder,type,count\nA-1,t0001,20\n",  # a spreadsheet's UTF-8 export starts with a byte-order mark
+    ],
+)
+def test_a_header_is_found_whatever_column_comes_first(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(text, encoding="utf-8")
+    book = OrderBook.from_csv(path)
+    assert (len(book), book.lookup("A-1"), book.count("A-1")) == (1, "t0001", 20)
+
+
+def test_a_header_without_an_order_column_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text("type,count\nt0001,20\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"orders\.csv:1: the header names no 'order' column"):
+        OrderBook.from_csv(path)
+
+
 @pytest.mark.parametrize("count", ["0", "-3", "twenty", "2.5"])
 def test_a_count_that_is_not_a_whole_number_of_coins_names_its_line(tmp_path: Path, count: str) -> None:
     path = tmp_path / "orders.csv"
