@@ -148,7 +148,10 @@ class Registry:
             if entry.version == version:
                 return entry
         known = ", ".join(e.version for e in self.versions) or "none"
-        raise RegistryError(f"model version {version!r} is not registered (registered: {known})")
+        raise RegistryError(
+            f"model version {version!r} is not registered (registered: {known}; "
+            f"{SHIPPED!r} puts the shipped bundle back)"
+        )
 
     @property
     def current_entry(self) -> ModelEntry | None:
@@ -412,6 +415,16 @@ def set_status(home: Path, version: str, status: str, note: str | None = None) -
 
 
 @_locked
+def start_registry(home: Path) -> Registry:
+    """Write an empty registry (the shipped bundle in force) where there is none yet; returns the registry there."""
+    if registry_file(home).is_file():
+        return load_registry(home)
+    reg = Registry()
+    save_registry(home, reg)
+    return reg
+
+
+@_locked
 def promote(home: Path, version: str, *, action: str = "promote", replacing: str | None = None) -> Registry:
     """Put ``version`` in force (``"shipped"`` puts the shipped bundle back); returns the new registry.
 
@@ -424,12 +437,15 @@ def promote(home: Path, version: str, *, action: str = "promote", replacing: str
             must not undo a rollback a supervisor made while it ran).
 
     Raises:
-        RegistryError: unknown version, or its bundle folder is missing.
+        RegistryError: unknown version, its bundle folder is missing, or it is already in force (nothing changes,
+            and the history records nothing).
         InForceChanged: ``replacing`` is no longer in force.
     """
     reg = load_registry(home)
     if replacing is not None and (reg.current or SHIPPED) != replacing:
         raise InForceChanged(replacing, reg.current or SHIPPED)
+    if version == (reg.current or SHIPPED):
+        raise RegistryError(f"{version} is already in force")
     target: str | None = None if version == SHIPPED else version
     if target is not None:
         if reg.get(target).status == PRUNED:
@@ -462,7 +478,12 @@ def _in_force_before(registry: Registry, version: str) -> str | None:
     """The version in force before ``version``: the one the last promotion that installed it replaced (rollback
     events are skipped, so repeated rollbacks walk further back instead of toggling); ``None`` when none did."""
     return next(
-        (e.previous for e in reversed(registry.history) if e.action == "promote" and e.version == version), None
+        (
+            e.previous
+            for e in reversed(registry.history)
+            if e.action == "promote" and e.version == version and e.previous != version
+        ),
+        None,
     )
 
 

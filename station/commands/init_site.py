@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     """Set up what the site shares and say what is there."""
     from db.repository import VerdictRepository
     from db.spool import UNREACHABLE_ERRORS
-    from models.registry import SHIPPED, RegistryError, load_registry, promote, registry_file
+    from models.registry import SHIPPED, RegistryError, load_registry, registry_file, start_registry
 
     site = resolve_site(args)
     if site.store is None and site.models == site.home:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 current = load_registry(site.models).current or SHIPPED
                 print(f"model registry: {registry_file(site.models)} (already there; {current} in force)")
             else:
-                promote(site.models, SHIPPED)
+                start_registry(site.models)
                 print(f"model registry: {registry_file(site.models)} (started; {SHIPPED} in force)")
         except (RegistryError, OSError) as err:
             raise CliError(str(err)) from err

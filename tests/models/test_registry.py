@@ -24,10 +24,13 @@ from models.registry import (
     promote,
     prune_versions,
     register_version,
+    registry_file,
     registry_lock,
     resolve_bundle,
     rollback,
+    save_registry,
     set_status,
+    start_registry,
     suspect_labels,
     version_dir,
 )
@@ -77,6 +80,26 @@ def test_register_promote_and_roll_back(tmp_path: Path) -> None:
     ]
 
 
+def test_promoting_what_is_in_force_changes_nothing_and_leaves_nothing_to_roll_back(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert start_registry(home).current is None and registry_file(home).is_file()
+    with pytest.raises(RegistryError, match="shipped is already in force"):
+        promote(home, SHIPPED)
+    with pytest.raises(RegistryError, match="nothing to roll back"):
+        rollback(home)
+    register_version(home, _bundle_dir(tmp_path, "a"), _entry("verdict-aaaa"))
+    promote(home, "verdict-aaaa")
+    with pytest.raises(RegistryError, match="verdict-aaaa is already in force"):
+        promote(home, "verdict-aaaa")
+    assert start_registry(home).current == "verdict-aaaa"  # a registry already there is kept
+    assert [(h.previous, h.version) for h in load_registry(home).history] == [(SHIPPED, "verdict-aaaa")]
+    # a registry written before a no-op promotion was refused still rolls back past it
+    reg = load_registry(home)
+    noop = replace(reg.history[0], previous="verdict-aaaa", version="verdict-aaaa")
+    save_registry(home, replace(reg, history=(*reg.history, noop)))
+    assert rollback(home).current is None
+
+
 def test_registry_survives_a_reload_and_leaves_no_temporary_files(tmp_path: Path) -> None:
     home = tmp_path / "home"
     register_version(home, _bundle_dir(tmp_path, "a"), _entry("verdict-aaaa"))
@@ -92,7 +115,7 @@ def test_registry_survives_a_reload_and_leaves_no_temporary_files(tmp_path: Path
 @pytest.mark.parametrize(
     "action, match",
     [
-        (lambda home: promote(home, "verdict-none"), "not registered"),
+        (lambda home: promote(home, "verdict-none"), "not registered \\(registered: none; 'shipped' puts"),
         (lambda home: set_status(home, "verdict-none", "rejected"), "not registered"),
     ],
 )

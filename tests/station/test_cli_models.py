@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,20 @@ def test_models_list_names_the_model_each_station_last_ran(tmp_path: Path, capsy
     assert lines[at + 2].split()[:2] == ["packing-2", "verdict-old"] and lines[at + 2].endswith(
         "not the model in force"
     )
+
+
+def test_a_listing_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
+    read, write = os.pipe()
+    os.close(read)  # a reader such as `head` that has gone before anything was written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "station.cli", "models", "--home", str(tmp_path), "list"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and "Traceback" not in done.stderr, done.stderr
