@@ -31,12 +31,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "the headline. Reads the database only.",
     )
     add_site_options(p, store=False, models=False, gallery=False)
-    p.add_argument("--days", type=int, default=7, metavar="N", help="the last N calendar days, today included (7)")
-    p.add_argument("--since", default=None, metavar="YYYY-MM-DD", help="first day (instead of --days)")
+    first = p.add_mutually_exclusive_group()
+    first.add_argument(
+        "--days", type=int, default=None, metavar="N", help="the last N calendar days, today included (7)"
+    )
+    first.add_argument("--since", default=None, metavar="YYYY-MM-DD", help="first day (instead of --days)")
     p.add_argument("--until", default=None, metavar="YYYY-MM-DD", help="last day, included (default: today)")
     p.add_argument("--station", default=None, metavar="NAME", help="one station only (default: every station)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the report")
     p.set_defaults(func=run)
+
+
+DEFAULT_DAYS = 7
+"""Days a report covers when neither ``--days`` nor ``--since`` is given."""
 
 
 def _day(flag: str, text: str) -> date:
@@ -58,7 +65,8 @@ def period(args: argparse.Namespace, now: datetime | None = None) -> tuple[datet
     if args.since:
         since_day = _day("--since", args.since)
     else:
-        since_day = until_day - timedelta(days=check_at_least("--days", args.days, 1) - 1)
+        days = DEFAULT_DAYS if args.days is None else check_at_least("--days", args.days, 1)
+        since_day = until_day - timedelta(days=days - 1)
     if since_day > until_day:
         raise CliError(f"--since {since_day} is after --until {until_day}")
     since = datetime.combine(since_day, time(), tz).astimezone()

@@ -154,15 +154,22 @@ def test_the_report_writes_markdown_plots_and_every_check(tmp_path: Path) -> Non
 
 
 def _args(**kw: object) -> argparse.Namespace:
-    return argparse.Namespace(**{"days": 7, "since": None, "until": None, **kw})
+    return argparse.Namespace(**{"days": None, "since": None, "until": None, **kw})
 
 
 def test_the_period_is_whole_local_days_up_to_now() -> None:
     now = datetime(2026, 3, 10, 15, 30).astimezone()
     since, until = period(_args(), now)
     assert (since.date().isoformat(), since.hour, until) == ("2026-03-04", 0, now)
+    assert period(_args(days=1), now)[0].date().isoformat() == "2026-03-10"
     since, until = period(_args(since="2026-02-01", until="2026-02-28"), now)
     assert (since.isoformat()[:10], until.isoformat()[:10], until.hour) == ("2026-02-01", "2026-03-01", 0)
+
+
+def test_days_and_a_first_day_together_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["report", "--home", str(tmp_path), "--days", "1", "--since", "2026-11-01", "--out", str(tmp_path / "r")])
+    assert stop.value.code == 2 and "not allowed with argument --days" in capsys.readouterr().err
 
 
 def test_the_command_reports_a_station_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
