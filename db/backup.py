@@ -161,6 +161,9 @@ def restore_postgres(dump: Path, url: str, *, timeout_s: float = 3600.0) -> None
     _run_pg("pg_restore", args, failed="pg_restore failed", timeout_s=timeout_s, env=env)
 
 
+_COPY = re.compile(r"^COPY (?:\w+\.)?(?P<table>\w+) \((?P<columns>[^)]*)\) FROM stdin;$")
+
+
 def dumped_tables(dump: Path) -> dict[str, bool]:
     """The tables a ``pg_dump`` archive holds, each with whether it holds their rows (``pg_restore --list``, which
     reads the whole table of contents: a cut-off or damaged archive fails).
@@ -176,6 +179,43 @@ def dumped_tables(dump: Path) -> dict[str, bool]:
             name = entry.group("name")
             tables[name] = tables.get(name, False) or entry.group("data") is not None
     return tables
+
+
+_REF_COLUMNS: dict[str, tuple[str, ...]] = {"captures": ("ref",), "coins": ("crop_ref", "mask_ref")}
+"""The columns that name a stored image, per table (as :meth:`db.repository.VerdictRepository.stored_refs` reads
+them)."""
+
+
+def dumped_refs(dump: Path) -> set[str]:
+    """Every image reference the verdict log in a ``pg_dump`` archive names: the photographs' and crops' columns,
+    read from the archive's data (``pg_restore --data-only`` of those tables, as text, never restored anywhere).
+
+    Raises:
+        DumpError: ``pg_restore`` is missing or cannot read the archive.
+    """
+    tables = [f"--table={name}" for name in _REF_COLUMNS]
+    text = _run_pg(
+        "pg_restore",
+        ["--data-only", *tables, "--file=-", str(dump)],
+        failed=f"pg_restore cannot read {dump}",
+        timeout_s=600,
+    )
+    refs: set[str] = set()
+    wanted: list[int] = []
+    for line in text.splitlines():
+        if wanted:
+            if line == "\\.":  # the end of a table's rows
+                wanted = []
+                continue
+            cells = line.split("\t")
+            refs.update(cells[k] for k in wanted if k < len(cells) and cells[k] != "\\N")
+            continue
+        copy = _COPY.match(line)  # "COPY public.coins (id, cup_id, ..., crop_ref) FROM stdin;"
+        if copy is not None and copy.group("table") in _REF_COLUMNS:
+            columns = [c.strip().strip('"') for c in copy.group("columns").split(",")]
+            wanted = [columns.index(c) for c in _REF_COLUMNS[copy.group("table")] if c in columns]
+    refs.discard("")
+    return refs
 
 
 def dump_problems(dump: Path) -> list[str]:

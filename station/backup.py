@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from station.config import StationConfig
+from station.units import size_text
 
 
 def home_files() -> tuple[str, ...]:
@@ -138,13 +139,13 @@ def back_up(
         try:  # before the images: each image is stored before its verdict, so the copy holds every dumped one's
             size = dump_postgres(config.database_url, out).stat().st_size
             copied.bytes += size
-            database = f"PostgreSQL dumped to {out / PG_DUMP_FILE} ({size / 1e6:.1f} MB)"
+            database = f"PostgreSQL dumped to {out / PG_DUMP_FILE} ({size_text(size)})"
         except DumpError as err:
             database, database_ok = f"NOT BACKED UP: {err}", False
     else:
         size = backup_sqlite(db_file, out).stat().st_size
         copied.bytes += size
-        database = f"{db_file} copied ({size / 1e6:.1f} MB)"
+        database = f"{db_file} copied ({size_text(size)})"
 
     store, target = ContentStore(store_home), ContentStore(out)
     refs = [ref for ref, _ in store.iter_refs()]
@@ -192,6 +193,14 @@ def back_up(
     last = {"made_at": manifest["made_at"], "folder": str(out.resolve()), "images": len(refs)}
     (home / LAST_BACKUP).write_text(json.dumps(last, indent=1) + "\n", encoding="utf-8")  # for cupcheck doctor
     return report
+
+
+def _manifest_database(folder: Path) -> str:
+    """What a backup's manifest says became of its verdict log."""
+    try:
+        return str(json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("database", "nothing"))
+    except (OSError, ValueError, AttributeError):
+        return "nothing readable"
 
 
 def last_backup(home: Path) -> tuple[datetime, str] | None:
@@ -286,16 +295,17 @@ class BackupCheck:
 
 def check_backup(folder: Path, *, progress: Callable[[Iterable[str], int], Iterable[str]] | None = None) -> BackupCheck:
     """Open ``folder`` the way a station would use it as its home and check that nothing is missing or damaged:
-    every image its verdict log names is there with the contents its name hashes, the gallery loads (its files
-    match their checksums) and every registered model's bundle loads. A PostgreSQL dump is read through (``pg_restore
-    --list``: every table of the schema with its rows), and every image in the backup is hashed again.
+    it holds a verdict log (the SQLite file or a PostgreSQL dump), every image the log names is there with the
+    contents its name hashes, the gallery loads (its files match their checksums) and every registered model's
+    bundle loads. A PostgreSQL dump is read through (``pg_restore --list``: every table of the schema with its rows;
+    the image columns of its photographs and coins, as text), and every image in the backup is hashed again.
 
     Raises:
         BackupError: ``folder`` is not a backup (no ``backup.json``).
     """
     import hashlib
 
-    from db.backup import PG_DUMP_FILE, dump_problems
+    from db.backup import PG_DUMP_FILE, DumpError, dump_problems, dumped_refs
     from db.repository import VerdictRepository
     from db.session import DB_FILENAME, make_engine
     from db.store import ContentStore
@@ -320,7 +330,18 @@ def check_backup(folder: Path, *, progress: Callable[[Iterable[str], int], Itera
     dump = folder / PG_DUMP_FILE
     if dump.is_file():
         problems.extend(dump_problems(dump))
-        refs = sorted(set(refs) | {ref for ref, _ in store.iter_refs()})
+        named: set[str] = set()
+        if not problems:
+            try:
+                named = dumped_refs(dump)
+            except DumpError as err:
+                problems.append(str(err))
+        refs = sorted(set(refs) | named | {ref for ref, _ in store.iter_refs()})
+    elif verdicts is None:
+        problems.append(
+            f"no verdict log: neither {DB_FILENAME} nor {PG_DUMP_FILE} is in the backup (was it cut short? "
+            f"its {MANIFEST} says: {_manifest_database(folder)})"
+        )
     missing, damaged = [], []
     for ref in progress(refs, len(refs)) if progress is not None else refs:
         path = store.path(ref)
@@ -478,5 +499,5 @@ def restore(
     else:
         size = backup_sqlite(folder / DB_FILENAME, db_file.parent, name=db_file.name).stat().st_size
         copied.bytes += size
-        database = f"{db_file} written ({size / 1e6:.1f} MB)"
+        database = f"{db_file} written ({size_text(size)})"
     return RestoreReport(database, found.verdicts, new, copied.files - new, copied.bytes, time.perf_counter() - started)

@@ -19,6 +19,7 @@ from typing import Any
 
 from station.commands.options import add_site_options, resolve_site
 from station.errors import CliError
+from station.units import size_text
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         for line in found.problems:
             print(line)
         if found.sound:
-            print("sound: it restores whole (use the folder as the station home)")
+            print(f"sound: it restores whole (cupcheck restore {args.check}, with the station's --config)")
             return 0
         print(f"NOT SOUND: {len(found.missing)} missing, {len(found.damaged)} damaged, {len(found.problems)} other")
         return EXIT_DAMAGED
@@ -93,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"the backup stopped: {err}") from err
     print(f"database: {report.database}")
     print(f"images: {report.images_new} new, {report.images_kept} already in the backup")
-    print(f"other files: {report.files} copied; {report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s")
-    print(f"backup: {report.folder} (restore: use it as the station home)")
+    print(f"other files: {report.files} copied; {size_text(report.bytes)} in {report.seconds:.1f} s")
+    print(f"backup: {report.folder} (restore: cupcheck restore {report.folder}, with the station's --config)")
     if not report.database_ok:
         print("the verdict log is NOT in this backup: see 'database' above", file=sys.stderr)
         return EXIT_DAMAGED

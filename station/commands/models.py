@@ -18,6 +18,7 @@ from typing import Any
 
 from station.commands.options import Site, add_site_options, check_at_least, resolve_site
 from station.errors import CliError
+from station.units import size_text
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             n, f = len(done.versions), done.files
             print(
                 f"{verb} {n} version folder{'s' if n != 1 else ''} ({', '.join(done.versions) or 'none'}) and "
-                f"{f} stored file{'s' if f != 1 else ''}, {done.bytes / 1e6:.1f} MB; kept {len(done.kept)}: "
+                f"{f} stored file{'s' if f != 1 else ''}, {size_text(done.bytes)}; kept {len(done.kept)}: "
                 + (", ".join(done.kept) or "none")
             )
             return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from station.commands.options import add_site_options, resolve_site
 from station.errors import CliError
+from station.units import size_text
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     verb = "would drop" if args.dry_run else "dropped"
     print(
         f"{station}: {verb} the images of {report.cups} cups checked before {before:%Y-%m-%d %H:%M} UTC: "
-        f"{report.files} files, {report.bytes / 1e6:.1f} MB"
+        f"{report.files} files, {size_text(report.bytes)}"
         + (f"; {len(swept)} files no row names any more removed" if swept else "")
     )
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 
 from station.commands.options import add_site_options, resolve_site
 from station.errors import CliError
+from station.units import size_text
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     counted = "" if report.verdicts is None else f" ({report.verdicts} verdicts)"
     print(f"database: {report.database}{counted}")
     print(f"images: {report.images_new} copied")
-    print(f"other files: {report.files} put back; {report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s")
+    print(f"other files: {report.files} put back; {size_text(report.bytes)} in {report.seconds:.1f} s")
     config = f" --config {args.config}" if args.config else ""
     print(f"restored from {folder}; is the station ready? cupcheck doctor{config}")
     return 0

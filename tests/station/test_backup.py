@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from db.backup import PG_DUMP_FILE
+from db.backup import PG_DUMP_FILE, dumped_refs
 from db.embedded_pg import running_server
 from db.repository import VerdictRepository
 from db.schema import Role
@@ -125,6 +125,18 @@ def test_a_site_database_is_dumped_and_the_dump_restores(tmp_path: Path) -> None
         with pytest.raises(BackupError, match=r"is set up \(pg_restore needs an empty one\)"):
             restore(site, tmp_path / "another-home", out)
 
+        # an image the dumped verdicts name but the folder lacks: the check says so, and restore refuses the folder
+        named = dumped_refs(out / PG_DUMP_FILE)
+        assert named and named <= {ref for ref, _ in ContentStore(out).iter_refs()}
+        lost = sorted(named)[0]
+        holey = tmp_path / "holey"
+        shutil.copytree(out, holey)
+        ContentStore(holey).path(lost).unlink()
+        found = check_backup(holey)
+        assert not found.sound and found.missing == (lost,)
+        with pytest.raises(BackupError, match="missing"):
+            restore(config_from_dict({"database_url": server.url(server.create_database())}), tmp_path / "h3", holey)
+
     dump = out / PG_DUMP_FILE
     dump.write_bytes(dump.read_bytes()[: dump.stat().st_size // 3])  # a dump cut off
     cut = check_backup(out)
@@ -142,6 +154,10 @@ def test_a_database_that_cannot_be_dumped_is_said_and_the_rest_still_copied(
     (tmp_path / "station.toml").write_text(f'home = "{home}"\ndatabase_url = "{url}"\n')
     assert main(["backup", "--config", str(tmp_path / "station.toml"), "--out", str(tmp_path / "out")]) == 1
     assert "the verdict log is NOT in this backup" in capsys.readouterr().err
+    found = check_backup(tmp_path / "out")  # a backup without its verdict log restores nothing whole
+    assert not found.sound and found.problems[0].startswith("no verdict log: neither cupcheck.db nor cupcheck.pgdump")
+    assert "NOT BACKED UP: pg_dump failed" in found.problems[0]
+    assert main(["backup", "--check", str(tmp_path / "out")]) == 1
 
 
 def test_a_backup_may_not_overlap_what_it_copies(home: Path, tmp_path: Path) -> None:
@@ -158,7 +174,10 @@ def test_the_command(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
         and out[1].startswith("images: ")
         and out[1].endswith(", 0 already in the backup")
     )
-    assert out[-1] == f"backup: {tmp_path / 'out'} (restore: use it as the station home)"
+    assert (
+        out[-1]
+        == f"backup: {tmp_path / 'out'} (restore: cupcheck restore {tmp_path / 'out'}, with the station's --config)"
+    )
     assert main(["backup", "--home", str(home), "--out", str(home / "inside")]) == 2
     assert "overlaps" in capsys.readouterr().err
 
@@ -171,7 +190,10 @@ def test_a_check_finds_what_would_not_restore(home: Path, tmp_path: Path, capsys
     found = check_backup(out)
     assert found.sound and found.verdicts == 2 and found.images > 0
     assert main(["backup", "--check", str(out)]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "sound: it restores whole (use the folder as the station home)"
+    assert (
+        capsys.readouterr().out.splitlines()[-1]
+        == f"sound: it restores whole (cupcheck restore {out}, with the station's --config)"
+    )
 
     lost, changed = sorted(ContentStore(out).iter_refs())[:2]
     ContentStore(out).path(lost[0]).unlink()
