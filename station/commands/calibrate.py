@@ -92,7 +92,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--home", help="station home (default: the config's, $CUPCHECK_HOME or the user data folder)")
     add_config_option(parser)
     parser.add_argument("--overlay", metavar="PNG", help="write the image with what was found drawn on it")
-    parser.add_argument("--json", action="store_true", help="print the stored calibration as JSON")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print what was stored as JSON (the calibration, or the empty-tray photo's path)",
+    )
     parser.set_defaults(func=run)
 
 
