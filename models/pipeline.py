@@ -600,11 +600,9 @@ class Pipeline:
         accepted = accepted and not obs.setup_problem
         count = count_reason(coins.n, expected_count)
         decision = Decision.PASS if accepted and not count else Decision.FLAG
-        to_turn = [_to_turn(self.view, ev.scores, obs.type_arg, j) for j in range(coins.n)]
-        evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, to_turn, templates)
-        reasons, turn_first = (
-            ([], False) if accepted else flag_reasons(self._findings(coins, ev, obs, p, cand, to_turn))
-        )
+        calls = [call_coin(self.view, ev.scores, obs.type_arg, cand, j) for j in range(coins.n)]
+        evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, calls, templates)
+        reasons, turn_first = ([], False) if accepted else flag_reasons(self._findings(coins, obs, p, cand, calls))
         if count:  # the operator corrects the count and checks the cup again, as a new cup
             reasons, turn_first = [count, *reasons], False
         timings = {**obs.timings, "pool": (t1 - t0) * 1000, "vote": (t2 - t1) * 1000}
@@ -630,7 +628,7 @@ class Pipeline:
         ev: PairEvidence,
         type_best: np.ndarray,
         type_arg: np.ndarray,
-        to_turn: list[bool],
+        calls: list[CoinCall],
         templates: TemplateScorer | None = None,
     ) -> tuple[CoinEvidence, ...]:
         pos = {k: j for j, k in enumerate(coin_idx)}
@@ -682,34 +680,28 @@ class Pipeline:
                     confidence=float(inst.confidence),
                     partial=inst.partial,
                     attention=float(ev.attention[j]) if ev.attention.size else 0.0,
-                    suspicious=_suspicious(ev.scores, j),
-                    shared=to_turn[j],
+                    suspicious=calls[j].suspicious,
+                    shared=calls[j].to_turn,
                 )
             )
         return tuple(out)
 
-    def _findings(
-        self, coins: CupCoins, ev: PairEvidence, obs: Observation, p: float, cand: int, to_turn: list[bool]
-    ) -> FlagFindings:
+    def _findings(self, coins: CupCoins, obs: Observation, p: float, cand: int, calls: list[CoinCall]) -> FlagFindings:
         """What a FLAG's reasons are written from (:func:`models.reasons.flag_reasons`)."""
-        s = ev.scores
-        found = []
-        for j in range(coins.n):
-            beaten = _suspicious(s, j)
-            found.append(
-                CoinFinding(
-                    number=obs.coin_idx[j] + 1,
-                    margin=float(s.dmargin[j]),
-                    rival=self.view.types[int(s.rival_type[j])] if beaten else None,
-                    rival_score=float(s.rival_score[j]) if beaten else 0.0,
-                    to_turn=to_turn[j],
-                    # a coin that plainly looks like another type sends the cup to a supervisor as it lies
-                    plain=beaten and float(s.dmargin[j]) <= -TURN_MARGIN,
-                )
+        found = tuple(
+            CoinFinding(
+                number=obs.coin_idx[j] + 1,
+                margin=c.margin,
+                rival=self.view.types[c.rival] if c.suspicious else None,
+                rival_score=c.rival_score if c.suspicious else 0.0,
+                to_turn=c.to_turn,
+                plain=c.plain,
             )
+            for j, c in enumerate(calls)
+        )
         return FlagFindings(
             expected=self.view.types[cand],
-            coins=tuple(found),
+            coins=found,
             p_correct=p,
             threshold=self.threshold.threshold,
             fewest_coins=self.fewest_coins,
@@ -786,23 +778,55 @@ def station_view(
     return GalleryView.from_gallery(with_references(gallery, refs), diameters, lookalikes, statistics=base)
 
 
-def _suspicious(scores: CoinScores, j: int) -> bool:
-    """A coin is suspicious when a type not sharing its matched design beats the candidate."""
-    return bool(scores.dmargin[j] < 0 and scores.rival_type[j] >= 0)
+@dataclass(frozen=True)
+class CoinCall:
+    """What the verdict says of one coin against the candidate.
+
+    Attributes:
+        rival: the type named against the candidate (``-1``: none), and ``rival_score`` its similarity.
+        margin: the candidate's similarity minus the rival's.
+        suspicious: the rival beats the candidate.
+        to_turn: the coin lies on a design the candidate shares with other types and nothing says it is another
+            type: turning it over settles it.
+        plain: it loses to its rival by :data:`TURN_MARGIN` or more (a supervisor looks at the cup as it lies).
+    """
+
+    rival: int
+    rival_score: float
+    margin: float
+    suspicious: bool
+    to_turn: bool
+    plain: bool
 
 
-def _to_turn(view: GalleryView, scores: CoinScores, type_arg: np.ndarray, j: int) -> bool:
-    """A coin to turn over: it matches the candidate on a design the candidate shares with other types, so the side
-    it lies on proves nothing, and nothing says it is another type: no type beats the candidate, or the one that
-    does wins through a design several types share too (the coin lies on some family's common side, and turned
+def call_coin(view: GalleryView, scores: CoinScores, type_arg: np.ndarray, candidate: int, j: int) -> CoinCall:
+    """What the verdict says of coin ``j`` against ``candidate``.
+
+    The rival is the best type that does not share the design the candidate matched the coin through
+    (:attr:`~models.features.CoinScores.rival_type`): a type that matches the coin no better than the candidate
+    through that same design says nothing against it. But a type that shares that design and matches the coin
+    through a design of its own, better than the candidate by :data:`TURN_MARGIN` or more, is named instead: the
+    coin then shows that type's own side (a family member's reverse, which the candidate scored only through the
+    family's obverse), and turning it proves nothing.
+
+    A coin is to turn over when it matches the candidate on a design the candidate shares with other types, so the
+    side it lies on proves nothing, and nothing says it is another type: no type beats the candidate, or the one
+    that does wins through a design several types share too (the coin lies on some family's common side, and turned
     over it shows a design of its own) by less than :data:`TURN_MARGIN`. A coin beaten through a design only its
-    rival shows, or by far, is named as looking like that type instead."""
-    if not scores.shared[j]:
-        return False
-    if not _suspicious(scores, j):
-        return True
-    rival = int(scores.rival_type[j])
-    return bool(view.ref_shared[type_arg[j, rival]]) and float(scores.dmargin[j]) > -TURN_MARGIN
+    rival shows, or by far, is named as looking like that type instead.
+    """
+    sim = float(scores.sim[j])
+    rival, rival_score = int(scores.rival_type[j]), float(scores.rival_score[j])
+    top, top_score = int(scores.top_type[j]), float(scores.top_score[j])
+    if top not in (candidate, rival) and not view.ref_shared[type_arg[j, top]] and top_score - sim >= TURN_MARGIN:
+        rival, rival_score = top, top_score
+    margin = sim - rival_score
+    suspicious = rival >= 0 and margin < 0
+    plain = suspicious and margin <= -TURN_MARGIN
+    to_turn = bool(scores.shared[j]) and (
+        not suspicious or (bool(view.ref_shared[type_arg[j, rival]]) and margin > -TURN_MARGIN)
+    )
+    return CoinCall(rival, rival_score, margin, suspicious, to_turn, plain)
 
 
 def _disc_mask(h: int, w: int) -> np.ndarray:

@@ -13,8 +13,10 @@ import pytest
 from models.bundle import Bundle, BundleError, load_bundle
 from models.embedder import Embedder
 from models.enroll import TypeInfo
-from models.gallery import Gallery
-from models.pipeline import Pipeline, UnknownTypeError, _disc_mask
+from models.features import CoinScores, CupCoins, coin_scores
+from models.gallery import Gallery, GalleryEntry
+from models.gallery_view import GalleryView
+from models.pipeline import Pipeline, UnknownTypeError, _disc_mask, call_coin
 from models.reasons import ReasonKind, reason_kinds
 from models.types import CoinInstance, Decision, Frame, Side
 from tests.calibration.views import camera
@@ -425,3 +427,48 @@ def test_every_reason_the_pipeline_gives_has_a_kind_the_report_counts(pipeline: 
     for kind, verdict in verdicts.items():
         kinds = reason_kinds(verdict.reasons)
         assert kind in kinds and ReasonKind.OTHER not in kinds, (kind, verdict.reasons)
+
+
+def _one_coin_scores(view: GalleryView, embedding: np.ndarray, candidate: str) -> tuple[CoinScores, np.ndarray]:
+    v = (embedding / np.linalg.norm(embedding)).astype(np.float32).reshape(1, -1)
+    cup = CupCoins(
+        embeddings=v,
+        confidence=np.ones(1, np.float32),
+        partial=np.zeros(1, bool),
+        visible=np.ones(1, np.float32),
+        diameter_mm=np.full(1, np.nan, np.float32),
+        focus=np.full(1, 5.0, np.float32),
+    )
+    type_best, type_arg = view.type_scores(cup.embeddings)
+    return coin_scores(view, cup, view.type_index[candidate], type_best, type_arg), type_arg
+
+
+def test_a_family_members_own_side_is_named_not_sent_to_be_turned() -> None:
+    # a and b share one obverse design; c is of another family. Unit axes: shared obverse, a's reverse, b's
+    # reverse, c's two sides.
+    e = np.eye(5, dtype=np.float32)
+    entries = [
+        GalleryEntry("a", Side.OBVERSE, "fam-obv"),
+        GalleryEntry("a", Side.REVERSE, "a-rev"),
+        GalleryEntry("b", Side.OBVERSE, "fam-obv"),
+        GalleryEntry("b", Side.REVERSE, "b-rev"),
+        GalleryEntry("c", Side.OBVERSE, "c-obv"),
+        GalleryEntry("c", Side.REVERSE, "c-rev"),
+    ]
+    view = GalleryView(np.stack([e[0], e[1], e[0], e[2], e[3], e[4]]), entries)
+    a = view.type_index["a"]
+    # b's reverse, faintly like the family's obverse: a matches it only through the obverse it shares with b,
+    # which once left b out of the rivals and sent the operator to turn the coin
+    scores, type_arg = _one_coin_scores(view, e[2] + 0.1 * e[0], "a")
+    assert bool(scores.shared[0]) and int(scores.rival_type[0]) == view.type_index["c"]
+    call = call_coin(view, scores, type_arg, a, 0)
+    assert view.types[call.rival] == "b" and call.rival_score > 0.99
+    assert call.suspicious and call.plain and not call.to_turn
+    # the shared obverse itself: nothing to hold against a; turn it over
+    scores, type_arg = _one_coin_scores(view, e[0], "a")
+    call = call_coin(view, scores, type_arg, a, 0)
+    assert call.to_turn and not call.suspicious
+    # the obverse with b's reverse a little closer than it: within TURN_MARGIN the side it lies on settles it
+    scores, type_arg = _one_coin_scores(view, e[0] + 1.1 * e[2], "a")
+    call = call_coin(view, scores, type_arg, a, 0)
+    assert call.to_turn and not call.plain
