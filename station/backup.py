@@ -115,7 +115,7 @@ def back_up(
         progress: wraps the photographs' iteration (``tqdm``); ``None``: silent.
 
     Raises:
-        BackupError: ``out`` overlaps what it copies.
+        BackupError: ``out`` overlaps what it copies, or holds the backup of another home.
         FileNotFoundError, sqlite3.Error: the SQLite verdict log cannot be read (a PostgreSQL dump that fails is
             reported in :attr:`BackupReport.database` instead, after everything else was copied).
     """
@@ -129,6 +129,12 @@ def back_up(
     for source in (home, store_home, gallery, models):
         if _inside(out, source) or _inside(source, out):
             raise BackupError(f"the backup folder {out} overlaps {source}, which it copies: choose another folder")
+    earlier = _backed_up_home(out)
+    if earlier is not None and earlier.resolve() != home.resolve():
+        raise BackupError(
+            f"{out} holds the backup of another station home ({earlier}): a backup there would mix the two. "
+            "Give each station its own backup folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     copied = _Copier()
 
@@ -180,7 +186,7 @@ def back_up(
     )
     manifest = {
         "made_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "home": str(home),
+        "home": str(home.resolve()),
         "store": str(store_home),
         "gallery": str(gallery),
         "models": str(models),
@@ -193,6 +199,15 @@ def back_up(
     last = {"made_at": manifest["made_at"], "folder": str(out.resolve()), "images": len(refs)}
     (home / LAST_BACKUP).write_text(json.dumps(last, indent=1) + "\n", encoding="utf-8")  # for cupcheck doctor
     return report
+
+
+def _backed_up_home(folder: Path) -> Path | None:
+    """The home a backup folder's manifest says it copied (``None``: no manifest, or none that names one)."""
+    try:
+        home = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("home")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(home) if isinstance(home, str) and home else None
 
 
 def _manifest_database(folder: Path) -> str:
@@ -395,8 +410,9 @@ class RestoreReport:
     seconds: float
 
 
-def _holds_data(config: StationConfig, home: Path, gallery: Path, models: Path) -> list[str]:
-    """What the station's configured places already hold that a restore would overwrite, one phrase each."""
+def _holds_data(config: StationConfig, home: Path, gallery: Path, models: Path, folder: Path) -> list[str]:
+    """What the station's configured places already hold that a restore from ``folder`` would overwrite, one phrase
+    each (a home file the backup holds too, with other contents, counts: a station's own calibration or orders)."""
     from db.backup import sqlite_file
     from db.health import database_health
     from db.repository import VerdictRepository
@@ -425,6 +441,15 @@ def _holds_data(config: StationConfig, home: Path, gallery: Path, models: Path) 
         held.append(f"a gallery at {gallery}")
     if (models / REGISTRY_FILE).is_file():
         held.append(f"a model registry at {models}")
+    clash = [
+        name
+        for name in home_files()
+        if (home / name).is_file()
+        and (folder / name).is_file()
+        and (home / name).read_bytes() != (folder / name).read_bytes()
+    ]
+    if clash:
+        held.append(f"{', '.join(clash)} in {home}, other than the backup's")
     return held
 
 
@@ -467,7 +492,7 @@ def restore(
         raise BackupError(f"{folder} holds no PostgreSQL dump ({PG_DUMP_FILE}), and the station's database is one")
     if db_file is not None and not has_sqlite:
         raise BackupError(f"{folder} holds no SQLite verdict log ({DB_FILENAME}), and the station's database is one")
-    held = _holds_data(config, home, gallery, models)
+    held = _holds_data(config, home, gallery, models, folder)
     if held:
         raise BackupError(
             "the station's places already hold data a restore would overwrite: "

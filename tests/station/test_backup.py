@@ -81,7 +81,7 @@ def test_a_backup_is_a_home_and_a_second_one_copies_what_changed(home: Path, tmp
     assert (out / "gallery" / "index-1.faiss").read_bytes() == b"\0" * 64
     assert (out / "orders.csv").read_text() == "A-1,t0000\n" and (out / "calibration.json").is_file()
     assert not list(out.rglob("*.lock")) and not list(out.rglob("*.tmp"))
-    assert json.loads((out / "backup.json").read_text())["home"] == str(home)
+    assert json.loads((out / "backup.json").read_text())["home"] == str(home.resolve())
     problems = check_backup(out).problems  # the fixture's gallery and bundles are stand-ins: the check says so
     assert [p.split(":")[0] for p in problems] == ["the gallery does not load", "the model registry does not load"]
 
@@ -164,6 +164,18 @@ def test_a_backup_may_not_overlap_what_it_copies(home: Path, tmp_path: Path) -> 
     for out in (home, home / "backup", tmp_path):
         with pytest.raises(BackupError, match="overlaps"):
             back_up(StationConfig(), home, out)
+
+
+def test_a_backup_folder_of_another_home_is_refused(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "usb" / "backup"
+    back_up(StationConfig(), home, out)
+    other = tmp_path / "other"
+    other.mkdir()
+    _log(VerdictRepository.open(other), (7,))
+    with pytest.raises(BackupError, match=f"holds the backup of another station home \\({home.resolve()}\\)"):
+        back_up(StationConfig(), other, out)
+    assert _verdicts(out) == 2 and not check_backup(out).missing  # the first station's backup is as it was
+    back_up(StationConfig(), home, out)  # its own station backs up there again
 
 
 def test_the_command(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -256,6 +268,14 @@ def test_a_backup_restores_into_a_new_home_and_never_over_data(
     assert printed[0].endswith(" MB) (3 verdicts)")
     assert printed[-1] == f"restored from {out}; is the station ready? cupcheck doctor"
     assert main(["restore", str(out), "--home", str(tmp_path / "third")]) == 2
+
+    own = tmp_path / "own"  # a home that holds nothing but its own order book and calibration
+    own.mkdir()
+    (own / "orders.csv").write_text("MINE,t0001,9\n")
+    (own / "calibration.json").write_bytes((out / "calibration.json").read_bytes())  # the same: no clash
+    with pytest.raises(BackupError, match=f"orders.csv in {own}, other than the backup's"):
+        restore(StationConfig(), own, out)
+    assert (own / "orders.csv").read_text() == "MINE,t0001,9\n" and not (own / "cupcheck.db").exists()
 
     pg = config_from_dict({"database_url": "postgresql+psycopg://cupcheck@127.0.0.1:1/cupcheck"})
     with pytest.raises(BackupError, match="holds no PostgreSQL dump"):  # a station's backup for a site's server
