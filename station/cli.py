@@ -48,7 +48,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the interpreter would complain again when it flushes stdout at exit: point stdout at nothing
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports a command a closed pipe stopped
+    except (OSError, OverflowError) as err:  # a folder, disk or permission refused, a number past any calendar
+        print(f"cupcheck {args.command}: error: {_problem_text(err)}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if not type(err).__module__.startswith("sqlalchemy."):
+            raise  # a fault of cupcheck's own: its traceback is what a bug report needs
+        # a database URL that names no driver or does not parse, a server that refuses or cannot be reached
+        print(f"cupcheck {args.command}: error: the database cannot be used: {_problem_text(err)}", file=sys.stderr)
+        return 2
     return int(result or 0)
+
+
+def _problem_text(err: BaseException) -> str:
+    """One line saying what went wrong, naming the file where the error has one."""
+    if isinstance(err, OSError) and err.strerror:
+        names = [str(f) for f in (err.filename, err.filename2) if f is not None]
+        return f"{err.strerror}: {' -> '.join(names)}" if names else err.strerror
+    orig = getattr(err, "orig", None)  # a database driver's own error, under SQLAlchemy's wrapper
+    text = str(orig if orig is not None else err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ def resolve_home(explicit: str | Path | None = None) -> Path:
     """Return the station home: ``explicit``, else ``$CUPCHECK_HOME``, else the user's data directory.
 
     The directory is created if it does not exist.
+
+    Raises:
+        NotADirectoryError: the home names a file.
+        OSError: it cannot be made (a read-only disk, no permission).
     """
     if explicit is not None:
         home = Path(explicit)
@@ -24,5 +28,7 @@ def resolve_home(explicit: str | Path | None = None) -> Path:
     else:
         home = Path(platformdirs.user_data_dir("cupcheck", appauthor=False))
     home = home.expanduser()
+    if home.exists() and not home.is_dir():
+        raise NotADirectoryError(20, "the station home is a file, not a folder", str(home))
     home.mkdir(parents=True, exist_ok=True)
     return home
