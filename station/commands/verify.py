@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Each IMAGE is one photo of a cup (or, with --crops, a folder of single-coin crops forming "
         "one cup). A cup PASSes only when the voter's probability reaches the threshold that guarantees the "
         "bundle's precision; otherwise it is FLAGged with reasons. Exit status 0 whatever the verdicts; 2 for an "
-        "unknown expected type, an unreadable image or a missing model or gallery.",
+        "unknown expected type, an unreadable image (named; the other cups are still judged and printed) or a "
+        "missing model or gallery.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="cup photos (or crop folders with --crops)")
     p.add_argument("--expect", required=True, metavar="TYPE", help="the coin type every coin should be")
@@ -68,6 +69,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--detector", default=None, metavar="DIR", help="detector folder (default: the bundle's)")
     p.set_defaults(func=run)
+
+
+EXIT_UNREADABLE = 2
+"""Exit status when an image or crop folder could not be read (the others are judged and printed all the same)."""
 
 
 def _crop_folder(folder: Path) -> list[UInt8Array]:
@@ -133,17 +138,23 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--target-precision must be in (0, 1)")
     if args.count is not None and args.count < 1:
         raise CliError(f"--count must be at least 1, not {args.count}")
-    # Read every input first: a bad path is reported before any model is loaded.
+    # Read every input first: a bad path is reported before any model is loaded, and the other cups are judged.
     cups: list[tuple[str, list[UInt8Array] | UInt8Array]] = []
+    unreadable = 0
     for name in args.images:
-        if args.crops:
-            crops = _crop_folder(Path(name))
-            cups.append((name, crops))
-        else:
-            image = read_image(Path(name))
-            if image is None:
-                raise CliError(f"cannot read image {name}")
-            cups.append((name, image))
+        try:
+            if args.crops:
+                cups.append((name, _crop_folder(Path(name))))
+            else:
+                image = read_image(Path(name))
+                if image is None:
+                    raise CliError(f"cannot read image {name}")
+                cups.append((name, image))
+        except CliError as err:
+            print(f"cupcheck verify: error: {err}", file=sys.stderr)
+            unreadable += 1
+    if not cups:
+        return EXIT_UNREADABLE
     site = resolve_site(args)  # with --config, the station's home, models, gallery, bundle and precision
     from models.registry import RegistryError, resolve_bundle
 
@@ -195,4 +206,4 @@ def run(args: argparse.Namespace) -> int:
     if pictures is not None and pictures.written:
         print(f"pictures: {len(pictures.written)} in {args.overlay}", file=sys.stderr)
     sys.stdout.flush()
-    return 0
+    return EXIT_UNREADABLE if unreadable else 0

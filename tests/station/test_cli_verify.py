@@ -290,3 +290,18 @@ def test_the_station_file_gives_home_bundle_and_precision(
     assert by_config == by_flags
     assert main(_verify(station, *argv)) == 0  # the bundle's own precision: another threshold
     assert json.loads(capsys.readouterr().out)["cups"][0]["threshold"] != by_config[0]["threshold"]
+
+
+def test_an_unreadable_cup_is_named_and_the_others_are_judged(
+    station, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, cups = station
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "coin.png").write_text("not an image")
+    argv = _verify(station, str(cups / "pure"), str(junk), str(tmp_path / "gone"), "--crops", "--expect", "t0000")
+    assert main([*argv, "--json"]) == 2
+    captured = capsys.readouterr()
+    assert [c["path"] for c in json.loads(captured.out)["cups"]] == [str(cups / "pure")]
+    assert f"cannot read image {junk / 'coin.png'}" in captured.err
+    assert f"{tmp_path / 'gone'} is not a folder of crops" in captured.err
