@@ -263,6 +263,7 @@ def scan_catalog(folder: str | Path) -> tuple[list[CatalogImage], dict[str, Type
                 warnings.append(f"{toml}: cannot parse ({err}); name, diameter, lookalikes and designs left out")
         infos[tid] = info
         found = 0
+        guessed: dict[Path, int] = {}  # sub-folders that are not a side's: their photos' sides come from names
         for path in sorted(type_dir.rglob("*")):
             if not path.is_file() or path.name == "coin.toml" or path.name.startswith("."):
                 continue
@@ -275,8 +276,16 @@ def scan_catalog(folder: str | Path) -> tuple[list[CatalogImage], dict[str, Type
             else:
                 side = Side.REVERSE if _REVERSE_HINT.search(path.stem) else Side.OBVERSE
                 from_folder = False
+                if len(rel) > 1:
+                    guessed[type_dir / rel[0]] = guessed.get(type_dir / rel[0], 0) + 1
             images.append(CatalogImage(path, tid, side, from_folder))
             found += 1
+        for sub, n in guessed.items():
+            warnings.append(
+                f"{sub}: not an 'obverse' or 'reverse' folder; the side of its {n} photo{'s' if n != 1 else ''} "
+                "was taken from the file names (obverse unless named rev, reverse, back or tails): rename the "
+                "folder if it holds one side"
+            )
         if not found:
             warnings.append(f"{type_dir}: no images, type not enrolled")
     return images, infos, warnings

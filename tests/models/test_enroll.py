@@ -69,6 +69,16 @@ def test_scan_catalog_reads_sides_and_metadata(tmp_path: Path) -> None:
         scan_catalog(tmp_path / "nope")
 
 
+def test_a_misspelt_side_folder_is_named(tmp_path: Path) -> None:
+    cat = make_catalog(tmp_path)
+    (cat / "alpha" / "reverse").rename(cat / "alpha" / "revers")
+    images, _, warnings = scan_catalog(cat)
+    assert {i.side for i in images if i.path.parent.name == "revers"} == {Side.OBVERSE}  # as its names say
+    (said,) = [w for w in warnings if "revers:" in w]
+    assert said.startswith(f"{cat / 'alpha' / 'revers'}: not an 'obverse' or 'reverse' folder; the side of its 2 ")
+    assert not [w for w in scan_catalog(make_catalog(tmp_path / "again"))[2] if "not an 'obverse'" in w]
+
+
 def test_enroll_catalog_adds_good_images_and_warns_about_bad_ones(tmp_path: Path) -> None:
     emb = tiny_embedder()
     gallery = Gallery(emb.embed_dim, emb.version)
