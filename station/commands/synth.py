@@ -19,6 +19,10 @@ def _default_real_root() -> Path | None:
     return root if root.is_dir() else None
 
 
+DATASET_PARTS = ("manifest.json", "mint.json", "yolo", "crops", "empty")
+"""What a data set written by ``cupcheck synth`` holds at its top."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``synth`` and ``synth-sheet`` subcommands."""
     p = subparsers.add_parser("synth", help="render a synthetic coin-cup data set (YOLO-seg, crops, manifest)")
@@ -134,6 +138,12 @@ def run_synth(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CliError(str(err)) from None
     out: Path = args.out
+    earlier = [name for name in DATASET_PARTS if (out / name).exists()]
+    if earlier:
+        raise CliError(
+            f"{out} already holds a data set ({', '.join(earlier)}): its cups would be mixed with the new ones, "
+            "which detector training reads by folder. Choose another --out, or remove it first"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write_test"

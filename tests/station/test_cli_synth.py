@@ -32,6 +32,11 @@ def test_synth_then_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["synth-sheet", str(out), "--out", str(sheet), "--n", "4"]) == 0
     img = cv2.imread(str(sheet))
     assert img is not None and img.shape[0] > 100 and img.shape[1] > 100
+    before = sorted((out / "yolo" / "images" / "train").iterdir())
+    assert main(["synth", *TINY, "--out", str(out), "--seed", "3"]) == 2  # a second mint into the same folder
+    assert "already holds a data set (manifest.json, mint.json, yolo, crops)" in capsys.readouterr().err
+    assert sorted((out / "yolo" / "images" / "train").iterdir()) == before
+    assert main(["synth", *TINY, "--out", str(out / "enrol"), "--kinds", "pure"]) == 0  # its enrolment set beside
 
 
 @pytest.mark.parametrize(
