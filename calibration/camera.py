@@ -376,6 +376,11 @@ def detect_cup_roi(image: npt.NDArray[Any], min_radius_frac: float = 0.25) -> Cu
 # ------------------------------------------------------------------------------------------------ composition
 
 
+REFERENCE_MM_RANGE = (5.0, 120.0)
+"""Diameters a reference coin may have, in mm: smaller or larger is a slip of the keyboard (24.26 typed 2426) or
+of the unit (inches, centimetres)."""
+
+
 def calibrate_image(
     image: npt.NDArray[Any],
     *,
@@ -409,6 +414,18 @@ def calibrate_image(
     chosen = [reference_mm is not None, checkerboard is not None, aruco_mm is not None]
     if sum(chosen) != 1:
         raise ValueError("give exactly one reference: a coin diameter, a checkerboard, or an ArUco marker size")
+    h, w = image.shape[:2]
+    if roi is not None and not (0 <= roi.x < w and 0 <= roi.y < h):
+        raise ValueError(
+            f"the cup region's centre ({roi.x:.0f}, {roi.y:.0f}) lies outside the {w}×{h} image: every coin would "
+            "be ignored; give a centre inside it (x from 0 to the width, y from 0 to the height)"
+        )
+    if reference_mm is not None and not REFERENCE_MM_RANGE[0] <= reference_mm <= REFERENCE_MM_RANGE[1]:
+        low, high = REFERENCE_MM_RANGE
+        raise ValueError(
+            f"a reference coin of {reference_mm:g} mm? Coins measure {low:g} to {high:g} mm (a US quarter: 24.26): "
+            "give its diameter in millimetres"
+        )
     if roi is None and detect_roi:
         roi = detect_cup_roi(image)
     if reference_mm is not None:
@@ -420,7 +437,6 @@ def calibrate_image(
     else:
         assert aruco_mm is not None
         estimate = estimate_from_aruco(image, aruco_mm)
-    h, w = image.shape[:2]
     stamp = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
     calibration = CameraCalibration(
         px_per_mm=estimate.px_per_mm,

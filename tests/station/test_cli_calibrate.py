@@ -129,6 +129,22 @@ def test_user_errors_exit_2(
 
 
 @pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--reference-mm", "2426"], "a reference coin of 2426 mm? Coins measure 5 to 120 mm"),
+        (["--reference-mm", "1e300"], "a reference coin of 1e+300 mm?"),
+        (["--reference-mm", "23.25", "--roi", "99999,99999,5"], "lies outside the"),
+        (["--reference-mm", "23.25", "--roi=-5,-5,10"], "centre (-5, -5) lies outside the"),
+    ],
+)
+def test_a_slip_of_the_keyboard_is_refused_and_nothing_stored(
+    extra: list[str], coin_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], said: str
+) -> None:
+    assert main(["calibrate", str(coin_png), *extra, "--home", str(tmp_path)]) == 2
+    assert said in capsys.readouterr().err and not (tmp_path / "calibration.json").exists()
+
+
+@pytest.mark.parametrize(
     "extra",
     [
         ["--reference-mm", "-3"],
@@ -208,7 +224,7 @@ def test_the_station_file_names_the_home(coin_png: Path, tmp_path: Path, capsys:
     assert main(["calibrate", str(coin_png), "--reference-mm", str(EURO_1_MM), "--config", str(config)]) == 0
     capsys.readouterr()
     assert load_calibration(home) is not None
-    assert main(["calibrate", str(coin_png), "--reference-mm", "1", "--config", str(tmp_path / "none.toml")]) == 2
+    assert main(["calibrate", str(coin_png), "--reference-mm", "23.25", "--config", str(tmp_path / "none.toml")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
