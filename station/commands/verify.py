@@ -156,13 +156,19 @@ def run(args: argparse.Namespace) -> int:
     if not cups:
         return EXIT_UNREADABLE
     site = resolve_site(args)  # with --config, the station's home, models, gallery, bundle and precision
-    from models.registry import RegistryError, resolve_bundle
+    from models.registry import RegistryError, registry_file, resolve_bundle
 
     config_given = args.config is not None
     bundle = args.bundle if args.bundle is not None or not config_given else site.config.bundle
     precision = args.target_precision
     if precision is None and config_given:
         precision = site.config.target_precision
+    if bundle is None and site.models != site.home and not registry_file(site.models).is_file():
+        print(
+            f"warning: no model registry at {registry_file(site.models)} (is the share mounted?): "
+            "the shipped bundle judges these cups",
+            file=sys.stderr,
+        )
     try:
         pipeline = Pipeline.load(
             site.home,

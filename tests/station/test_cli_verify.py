@@ -305,3 +305,13 @@ def test_an_unreadable_cup_is_named_and_the_others_are_judged(
     assert [c["path"] for c in json.loads(captured.out)["cups"]] == [str(cups / "pure")]
     assert f"cannot read image {junk / 'coin.png'}" in captured.err
     assert f"{tmp_path / 'gone'} is not a folder of crops" in captured.err
+
+
+def test_a_registry_folder_that_is_not_there_is_said(
+    station, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, _, cups = station
+    gone = tmp_path / "share" / "models"
+    main(["verify", str(cups / "pure"), "--crops", "--expect", "t0000", "--home", str(home), "--models", str(gone)])
+    err = capsys.readouterr().err
+    assert f"warning: no model registry at {gone / 'models' / 'registry.json'} (is the share mounted?)" in err
