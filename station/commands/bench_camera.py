@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from station.commands.options import seed_number
 from station.errors import CliError
 
 
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "one comparison against a bare detector forward pass measured in the same run.",
     )
     p.add_argument("--cups", type=int, default=240, help="cups to render (default 240)")
-    p.add_argument("--seed", type=int, default=41, help="the synthetic world's seed (default 41)")
+    p.add_argument("--seed", type=seed_number, default=41, help="the synthetic world's seed (default 41)")
     p.add_argument("--size", type=int, default=640, help="photo side in pixels (default 640)")
     p.add_argument("--no-detector", action="store_true", help="do not time the detector for the ratio")
     p.set_defaults(func=run)

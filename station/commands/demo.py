@@ -17,6 +17,7 @@ import argparse
 import time
 from typing import Any
 
+from station.commands.options import seed_number
 from station.config import ConfigError, config_from_dict
 from station.errors import CliError
 from station.home import resolve_home
@@ -42,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--types", type=int, default=DEMO_TYPES, metavar="N", help=f"coin types in the simulator's mint ({DEMO_TYPES})"
     )
-    p.add_argument("--seed", type=int, default=0, help="the simulator's seed (the same seed shows the same cups)")
+    p.add_argument(
+        "--seed", type=seed_number, default=0, help="the simulator's seed (the same seed shows the same cups)"
+    )
     p.add_argument("--bundle", default=None, metavar="FILE", help="verdict model bundle JSON (default: shipped)")
     p.add_argument("--no-sound", action="store_true", help="no sound cue")
     p.add_argument("--quit-after", type=int, default=None, metavar="N", help="close the window after N verdicts")

@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from station.commands.options import seed_number
 from station.errors import CliError
 
 
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--out", required=True, metavar="PNG", help="where to write the page (.png)")
     p.add_argument("--paper", default="a4", help="paper size: a4, a3 or letter (default a4)")
     p.add_argument("--dpi", type=int, default=200, help="print resolution, 72-600 (default 200)")
-    p.add_argument("--seed", type=int, default=0, help="the pattern's seed (default 0)")
+    p.add_argument("--seed", type=seed_number, default=0, help="the pattern's seed (default 0)")
     p.set_defaults(func=run)
 
 

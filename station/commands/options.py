@@ -45,6 +45,17 @@ def add_cut_workers(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def seed_number(text: str) -> int:
+    """An argparse type for ``--seed``: a whole number from 0 to 2**32 - 1 (what NumPy's generators take)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, not {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"a seed is from 0 to {2**32 - 1}, not {value}")
+    return value
+
+
 def check_at_least(flag: str, value: int, low: int) -> int:
     """``value`` of the option ``flag`` when it is at least ``low``.
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from station.commands.options import add_references_option, add_site_options, check_at_least, resolve_site
+from station.commands.options import add_references_option, add_site_options, check_at_least, resolve_site, seed_number
 from station.errors import CliError
 
 DEFAULT_MAX_CUPS = 50_000
@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "0: all of them)",
     )
     add_references_option(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 

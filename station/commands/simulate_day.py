@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from station.commands.options import add_references_option, check_at_least
+from station.commands.options import add_references_option, check_at_least, seed_number
 from station.errors import CliError
 
 
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--cups", type=int, default=60, help="cups per cycle (60)")
     p.add_argument("--cycles", type=int, default=2, help="cycles (2)")
     p.add_argument("--types", type=int, default=12, help="coin types in the mint (12)")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=seed_number, default=7)
     p.add_argument(
         "--reverse-share",
         type=float,

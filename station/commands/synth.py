@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from models.types import CupKind
-from station.commands.options import check_at_least
+from station.commands.options import check_at_least, seed_number
 from station.errors import CliError
 
 _DEFAULT_REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("synth", help="render a synthetic coin-cup data set (YOLO-seg, crops, manifest)")
     p.add_argument("--types", type=int, required=True, help="coin types in the generated mint (>= 2)")
     p.add_argument("--cups", type=int, required=True, help="cup images to render")
-    p.add_argument("--seed", type=int, default=0, help="data set seed (default 0)")
+    p.add_argument("--seed", type=seed_number, default=0, help="data set seed (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--image-size", type=int, default=640, help="image side in pixels (default 640)")
     p.add_argument(

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from station.commands.options import seed_number
 from station.errors import CliError
 
 
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold stored in the sidecar")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed (default 0)")
     p.set_defaults(func=run)
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from station.commands.options import seed_number
 from station.errors import CliError
 
 
@@ -40,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--freeze-blocks", type=int, default=None, help="frozen early blocks (with --init)")
     p.add_argument("--real-weight", type=float, default=None, help="sampling weight of a real class")
     p.add_argument("--holdout-fraction", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=seed_number, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
     p.add_argument("--workers", type=int, default=None, help="data loader processes (default 1)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this time")

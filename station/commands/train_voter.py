@@ -9,7 +9,7 @@ from typing import Any
 
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET
 from models.bundle import ENROL_PER_SIDE, MIN_COINS, REAL_CUPS, REAL_WEIGHT
-from station.commands.options import add_cut_workers, check_at_least, check_cut_workers
+from station.commands.options import add_cut_workers, check_at_least, check_cut_workers, seed_number
 from station.errors import CliError
 
 
@@ -106,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="W",
         help=f"with --real: weight of a real cup's pair beside a synthetic one's (default {REAL_WEIGHT})",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_number, default=0)
     add_cut_workers(p)
     p.set_defaults(func=run)
 
