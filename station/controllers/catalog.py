@@ -9,6 +9,7 @@ coins when the order says; it reads ``HOME/orders.csv`` (``order,type[,count]`` 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,30 +211,33 @@ class OrderBook:
         orders: dict[str, str] = {}
         counts: dict[str, int] = {}
         columns = {"order": 0, "type": 1, "count": 2}
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            for number, row in enumerate(csv.reader(fh), start=1):
-                if not row or row[0].startswith("#"):
-                    continue
-                names = [cell.strip().lower() for cell in row]
-                if number == 1 and HEADER_NAMES & set(names):
-                    lacking = [name for name in ("order", "type") if name not in names]
-                    if lacking:
-                        raise ValueError(
-                            f"{path}:1: the header names no {' or '.join(map(repr, lacking))} column: {row!r}"
-                        )
-                    columns = {name: names.index(name) for name in ("order", "type", "count") if name in names}
-                    continue
-                order, type_id, text = (_cell(row, columns, name) for name in ("order", "type", "count"))
-                if not order or not type_id:
-                    raise ValueError(f"{path}:{number}: expected 'order,type[,count]', got {row!r}")
-                orders[order] = type_id
-                counts.pop(order, None)
-                if text:
-                    if not text.isdigit() or int(text) < 1:
-                        raise ValueError(
-                            f"{path}:{number}: the count of order {order} must be a whole number ≥ 1, got {text!r}"
-                        )
-                    counts[order] = int(text)
+        try:
+            content = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{path}: not UTF-8 text (byte {err.start}): save it from the order system or spreadsheet as CSV UTF-8"
+            ) from err
+        for number, row in enumerate(csv.reader(io.StringIO(content, newline="")), start=1):
+            if not row or row[0].startswith("#"):
+                continue
+            names = [cell.strip().lower() for cell in row]
+            if number == 1 and HEADER_NAMES & set(names):
+                lacking = [name for name in ("order", "type") if name not in names]
+                if lacking:
+                    raise ValueError(f"{path}:1: the header names no {' or '.join(map(repr, lacking))} column: {row!r}")
+                columns = {name: names.index(name) for name in ("order", "type", "count") if name in names}
+                continue
+            order, type_id, text = (_cell(row, columns, name) for name in ("order", "type", "count"))
+            if not order or not type_id:
+                raise ValueError(f"{path}:{number}: expected 'order,type[,count]', got {row!r}")
+            orders[order] = type_id
+            counts.pop(order, None)
+            if text:
+                if not text.isdecimal() or int(text) < 1:
+                    raise ValueError(
+                        f"{path}:{number}: the count of order {order} must be a whole number ≥ 1, got {text!r}"
+                    )
+                counts[order] = int(text)
         return cls(orders, counts)
 
 

@@ -69,6 +69,13 @@ def test_a_header_is_found_whatever_column_comes_first(tmp_path: Path, text: str
     assert (len(book), book.lookup("A-1"), book.count("A-1")) == (1, "t0001", 20)
 
 
+def test_an_order_book_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_bytes("A-1,t0001,3\nA-2,Münze,4\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"orders\.csv: not UTF-8 text \(byte 17\): save it .* as CSV UTF-8"):
+        OrderBook.from_csv(path)
+
+
 def test_a_header_without_an_order_column_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "orders.csv"
     path.write_text("type,count\nt0001,20\n", encoding="utf-8")
@@ -76,7 +83,7 @@ def test_a_header_without_an_order_column_is_refused(tmp_path: Path) -> None:
         OrderBook.from_csv(path)
 
 
-@pytest.mark.parametrize("count", ["0", "-3", "twenty", "2.5"])
+@pytest.mark.parametrize("count", ["0", "-3", "twenty", "2.5", "²"])
 def test_a_count_that_is_not_a_whole_number_of_coins_names_its_line(tmp_path: Path, count: str) -> None:
     path = tmp_path / "orders.csv"
     path.write_text(f"A-1,t0001,4\nA-2,t0001,{count}\n", encoding="utf-8")
