@@ -261,7 +261,7 @@ def load_registry(home: Path) -> Registry:
             current=doc.get("current"),
             history=tuple(HistoryEvent(**h) for h in doc.get("history", [])),
         )
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
         raise RegistryError(f"{path} is damaged: {err}") from err
     if reg.current is not None:
         reg.get(reg.current)

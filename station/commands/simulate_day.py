@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--reverse-share", args.reverse_share), ("--audit-share", args.audit_share)):
         if not 0.0 <= value <= 1.0:
             raise CliError(f"{flag} must be between 0 and 1, got {value}")
+    for name in ("target", "delta"):
+        value = getattr(args, name)
+        if value is not None and not 0 < value < 1:
+            raise CliError(f"--{name} must be in (0, 1), got {value}")
     from models.retrain import RetrainConfig
     from station.simulate import simulate
 

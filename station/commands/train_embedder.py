@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from station.commands.options import seed_number
+from station.commands.options import check_at_least, seed_number
 from station.errors import CliError
 
 
@@ -55,6 +55,16 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.data and not args.real:
         raise CliError("give at least one --data DIR or --real DIR")
+    for flag, value, low in (
+        ("--epochs", args.epochs, 1),
+        ("--batches-per-epoch", args.batches_per_epoch, 1),
+        ("--batch-size", args.batch_size, 2),
+    ):
+        if value is not None:
+            check_at_least(flag, value, low)
+    for flag, rate in (("--lr", args.lr), ("--backbone-lr", args.backbone_lr)):
+        if rate is not None and not rate >= 0:
+            raise CliError(f"{flag} must be >= 0, got {rate}")
     cfg = config_from_args(
         data=tuple(args.data),
         real=args.real,

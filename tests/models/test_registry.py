@@ -136,9 +136,10 @@ def test_duplicate_and_empty_registrations_are_refused(tmp_path: Path) -> None:
         register_version(home, empty, _entry("verdict-cccc"))
 
 
-def test_a_damaged_registry_is_reported(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text", ["{not json", "[]", '"a string"'])
+def test_a_damaged_registry_is_reported(tmp_path: Path, text: str) -> None:
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "registry.json").write_text("{not json")
+    (tmp_path / "models" / "registry.json").write_text(text)
     with pytest.raises(RegistryError, match="damaged"):
         load_registry(tmp_path)
 

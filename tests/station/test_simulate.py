@@ -70,6 +70,10 @@ def test_simulate_day_reports_auto_pass_beside_what_the_rules_allow(
     assert "--reverse-share must be between 0 and 1" in capsys.readouterr().err
     assert main(["simulate-day", "--audit-share", "-0.1", "--out", str(out)]) == 2
     assert "--audit-share must be between 0 and 1" in capsys.readouterr().err
+    assert main(["simulate-day", "--target", "5", "--out", str(out)]) == 2  # refused before any cup is drawn
+    assert "--target must be in (0, 1), got 5.0" in capsys.readouterr().err
+    assert main(["simulate-day", "--delta", "0", "--out", str(out)]) == 2
+    assert "--delta must be in (0, 1), got 0.0" in capsys.readouterr().err
     assert main(["simulate-day", "--references-per-design", "-1", "--out", str(out)]) == 2
     assert "--references-per-design must be >= 0, got -1" in capsys.readouterr().err
     assert main(["retrain", "--home", str(tmp_path / "h"), "--references-per-design", "-1"]) == 2
