@@ -40,6 +40,12 @@ def run(args: argparse.Namespace) -> int:
     site = resolve_site(args)
     if site.store is None and site.models == site.home:
         raise CliError("nothing shared to set up: give the station file's store and models, or --store / --models")
+    for shared in (site.store, None if site.models == site.home else site.models):
+        if shared is not None and not shared.exists() and not shared.parent.is_dir():
+            raise CliError(
+                f"{shared.parent} does not exist: is the share mounted? A shared folder is made only inside a folder "
+                "that is there (a mistyped or unmounted path would otherwise become a folder on this disk)"
+            )
     try:
         repo = VerdictRepository.open(site.home, site.url, store=site.store)
     except ValueError as err:

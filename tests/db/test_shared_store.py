@@ -84,6 +84,10 @@ def test_init_site_sets_up_what_the_stations_share(
     assert "(already there; shipped in force)" in capsys.readouterr().out
     assert main(["init-site", "--home", str(tmp_path / "alone")]) == 2
     assert "nothing shared to set up" in capsys.readouterr().err
+    unmounted = tmp_path / "mnt" / "share" / "cupcheck"  # a share whose mount point is not there
+    assert main(["init-site", "--home", str(tmp_path / "alone"), "--db", db_url, "--store", str(unmounted)]) == 2
+    assert f"{unmounted.parent} does not exist: is the share mounted?" in capsys.readouterr().err
+    assert not (tmp_path / "mnt").exists()
     nowhere = ["--db", "postgresql+psycopg://cupcheck@127.0.0.1:1/none", "--store", str(share)]
     assert main(["init-site", "--home", str(tmp_path / "alone"), *nowhere]) == 2
     assert "the database cannot be reached" in capsys.readouterr().err
