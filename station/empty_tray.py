@@ -20,6 +20,21 @@ class EmptyTrayError(ValueError):
     """The photo cannot serve as the empty tray (something lies in it, or the model cannot use one)."""
 
 
+def tray_contents(detector: Any, frame: Frame) -> str:
+    """What the detector finds on a photo meant to show the empty tray: ``"2 coins, 1 object"``, ``""`` for none.
+
+    Args:
+        detector: anything with ``detect(frame) -> list[CoinInstance]`` (:class:`models.detector.Detector`).
+        frame: the photo.
+    """
+    found = detector.detect(frame)
+    n_coins = sum(1 for i in found if i.is_coin)
+    n_objects = len(found) - n_coins
+    return ", ".join(
+        f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((n_coins, "coin"), (n_objects, "object")) if n
+    )
+
+
 def record_empty_tray(pipeline: Any, frame: Frame, home: Path) -> str:
     """Check that ``frame`` shows an empty tray, store it in ``home`` and hand it to ``pipeline``.
 
@@ -38,13 +53,8 @@ def record_empty_tray(pipeline: Any, frame: Frame, home: Path) -> str:
     detector = getattr(pipeline, "detector", None)
     if detector is None or not hasattr(pipeline, "empty_tray"):
         raise EmptyTrayError("this model does not compare cups with an empty tray")
-    found = detector.detect(frame)
-    if found:
-        n_coins = sum(1 for i in found if i.is_coin)
-        n_objects = len(found) - n_coins
-        seen = ", ".join(
-            f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((n_coins, "coin"), (n_objects, "object")) if n
-        )
+    seen = tray_contents(detector, frame)
+    if seen:
         raise EmptyTrayError(f"the tray is not empty ({seen} seen): clear it, then take the photo again")
     view = getattr(pipeline, "setup_view", None)
     move = None if view is None or getattr(detector, "calibration", None) is None else view.compare(frame.image)

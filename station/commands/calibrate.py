@@ -154,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
             f"the camera moved between the calibration image and the empty-tray photo {args.empty_tray} (the "
             f"photo's view: {move.describe()}): take both without moving the camera"
         )
+    if empty is not None:
+        _check_empty(args, empty, calibration)
     if args.overlay and not cv2.imwrite(args.overlay, draw_overlay(image, estimate, calibration.roi)):
         raise CliError(f"cannot write overlay {args.overlay}")
     home = resolve_site(args).home
@@ -211,6 +213,33 @@ def _stale_empty_tray(image: np.ndarray, roi: CupRoi | None, home: Path) -> str:
     )
 
 
+def _check_empty(args: argparse.Namespace, empty: Any, calibration: Any) -> None:
+    """Refuse an empty-tray photo in which the station's detector (the model in force's, with the calibration
+    given) finds a coin or an object: every cup is compared with that photo, as the window's button checks it.
+
+    Raises:
+        CliError: something lies on the tray, or no detector can be loaded.
+    """
+    from models.bundle import BundleError, load_bundle
+    from models.detector import Detector
+    from models.registry import RegistryError, resolve_bundle
+    from models.types import Frame
+    from station.empty_tray import tray_contents
+
+    site = resolve_site(args)
+    try:
+        bundle = load_bundle(resolve_bundle(site.models, site.config.bundle))
+        detector = Detector.load(bundle.path(bundle.detector_dir), calibration=calibration)
+    except (FileNotFoundError, BundleError, RegistryError, ValueError) as err:
+        raise CliError(f"the empty-tray photo cannot be checked: {err}") from err
+    seen = tray_contents(detector, Frame(image=empty, source=str(args.empty_tray)))
+    if seen:
+        raise CliError(
+            f"the tray in {args.empty_tray} is not empty ({seen} seen): every cup is compared with this photo, so "
+            "clear the tray and take it again"
+        )
+
+
 def _empty_tray_only(args: argparse.Namespace) -> int:
     """Store a new empty-tray photo and keep the calibration; its size must match the calibration image's."""
     from calibration.camera import load_calibration, load_empty_tray, load_setup_view, read_image, save_empty_tray
@@ -243,6 +272,7 @@ def _empty_tray_only(args: argparse.Namespace) -> int:
                 "back, or calibrate again with the reference and the new photo (cupcheck calibrate IMAGE "
                 f"--reference-mm MM --empty-tray {args.empty_tray})"
             )
+    _check_empty(args, empty, calibration)
     path = save_empty_tray(empty, home)
     if args.json:
         print(json.dumps({"empty_tray": str(path)}))
