@@ -56,6 +56,10 @@ MAX_CROP_OCCLUSION = 0.5
 """Coins hidden more than this are left out of the crops data set."""
 
 
+MAX_IMAGE_SIZE = 4096
+"""The largest cup photo side rendered: a 4K webcam's frame (larger asks for more memory than a station has)."""
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """Everything that determines a synthetic data set.
@@ -91,8 +95,8 @@ class SynthConfig:
             raise ValueError(f"the number of cups must be >= 0, got {self.n_cups}")
         if not 0 <= self.first_index < 1_000_000 - self.n_cups:
             raise ValueError(f"first index must be in [0, {1_000_000 - self.n_cups}), got {self.first_index}")
-        if self.scene.image_size < 64:
-            raise ValueError(f"image size must be >= 64, got {self.scene.image_size}")
+        if not 64 <= self.scene.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"image size must be from 64 to {MAX_IMAGE_SIZE}, got {self.scene.image_size}")
         if self.crop_size < 8:
             raise ValueError(f"crop size must be >= 8, got {self.crop_size}")
         if not 0.0 <= self.val_fraction <= 1.0:

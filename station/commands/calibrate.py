@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from calibration.movement import SetupView
     from calibration.scale import CalibrationError
 
+    if args.overlay and not cv2.haveImageWriter(args.overlay):
+        raise CliError(f"cannot write an overlay picture to {args.overlay}: name it .png or .jpg")
     has_ref = args.reference_mm is not None or args.checkerboard is not None or args.aruco_mm is not None
     if args.image is None:
         if args.empty_tray is None or has_ref or args.roi is not None or args.no_roi or args.overlay:

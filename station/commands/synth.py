@@ -169,6 +169,8 @@ def run_sheet(args: argparse.Namespace) -> int:
     from models.synth.sheet import render_sheet
 
     check_at_least("--n", args.n, 1)
+    if not cv2.haveImageWriter(str(args.out)):
+        raise CliError(f"cannot write a picture to {args.out}: name it .png or .jpg")
     if not (args.dataset / "manifest.json").is_file():
         raise CliError(f"{args.dataset} has no manifest.json (run `cupcheck synth` first)")
     try:

@@ -135,6 +135,7 @@ def test_user_errors_exit_2(
         (["--reference-mm", "1e300"], "a reference coin of 1e+300 mm?"),
         (["--reference-mm", "23.25", "--roi", "99999,99999,5"], "lies outside the"),
         (["--reference-mm", "23.25", "--roi=-5,-5,10"], "centre (-5, -5) lies outside the"),
+        (["--reference-mm", "23.25", "--overlay", "overlay.txt"], "cannot write an overlay picture to overlay.txt"),
     ],
 )
 def test_a_slip_of_the_keyboard_is_refused_and_nothing_stored(

@@ -49,6 +49,7 @@ def test_synth_then_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         (["--types", "12", "--cups", "2", "--val-fraction", "2"], "val fraction"),
         (["--types", "12", "--cups", "2", "--reverse-share", "1.5"], "reverse share"),
         (["--types", "12", "--cups", "2", "--workers", "0"], "--workers"),
+        (["--types", "12", "--cups", "2", "--image-size", "100000"], "image size must be from 64 to 4096"),
     ],
 )
 def test_bad_arguments_exit_2(
@@ -75,3 +76,5 @@ def test_non_numeric_count_is_an_argparse_error(tmp_path: Path) -> None:
 def test_sheet_of_missing_dataset_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["synth-sheet", str(tmp_path / "nothing"), "--out", str(tmp_path / "s.png")]) == 2
     assert "manifest.json" in capsys.readouterr().err
+    assert main(["synth-sheet", str(tmp_path / "nothing"), "--out", str(tmp_path / "sheet.txt")]) == 2
+    assert "cannot write a picture to" in capsys.readouterr().err
