@@ -51,6 +51,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CliError(f"{err} (home: {site.home})") from err
     try:
+        if args.station is not None:
+            from db.activity import station_names
+
+            known = station_names(repo.engine)
+            if args.station not in known:
+                raise CliError(f"no station named {args.station!r}; the database knows: {', '.join(known) or 'none'}")
         report = repo.prune_images(before, station=station, audit_share=config.audit_share, dry_run=args.dry_run)
         swept = [] if args.dry_run else repo.gc_orphan_images()
     finally:

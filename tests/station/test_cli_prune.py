@@ -36,3 +36,5 @@ def test_prune_drops_old_passes_and_says_how_much(tmp_path: Path, capsys: pytest
     assert not [f for f in store.rglob("*") if f.is_file()]
     assert main(["prune", "--older-than-days", "0", "--home", str(tmp_path)]) == 2
     assert "--older-than-days must be positive" in capsys.readouterr().err
+    assert main(["prune", "--older-than-days", "30", "--home", str(tmp_path), "--station", "station-9"]) == 2
+    assert "no station named 'station-9'; the database knows: station-1" in capsys.readouterr().err
