@@ -113,7 +113,15 @@ class OpenCVSource:
         return self._lost
 
     def _open_cv(self, target: int | str) -> Capture:
-        cap: Any = cv2.VideoCapture(target)
+        # OpenCV tries every capture backend it has and prints each one's failure (40 lines for a camera that is not
+        # plugged in); whether the camera opened is what the station says, once, in its own words
+        logging = cv2.utils.logging
+        level = logging.getLogLevel()
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+        try:
+            cap: Any = cv2.VideoCapture(target)
+        finally:
+            logging.setLogLevel(level)
         width, height = self._size
         if width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -89,6 +91,20 @@ def test_capture_failure_marks_lost_then_reconnects(tmp_path: Path, clock: Stepp
 def test_unopenable_camera_starts_lost(tmp_path: Path, clock: SteppingClock) -> None:
     source = OpenCVSource(str(tmp_path / "no-such-stream.avi"), clock=clock, reconnect_s=1.0)
     assert source.lost and source.read() is None
+
+
+def test_a_webcam_that_is_not_there_is_opened_without_opencvs_noise(tmp_path: Path) -> None:
+    # OpenCV prints each capture backend's failure on the process's stderr, out of Python's reach: run a process
+    code = (
+        "import cv2\n"
+        "from station.camera import OpenCVSource\n"
+        "level = cv2.utils.logging.getLogLevel()\n"
+        "source = OpenCVSource(7)\n"
+        "assert source.lost and cv2.utils.logging.getLogLevel() == level\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["camera webcam 7 lost; retrying every 2.0 s"]  # the station's words alone
 
 
 def test_pump_signals_camera_lost_and_restored(qtbot: QtBot, tmp_path: Path) -> None:
