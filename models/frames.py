@@ -25,6 +25,8 @@ def read_frame(path: str | Path) -> Frame:
         ValueError: empty, unreadable or not an image.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: a folder, not an image")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if path.stat().st_size == 0:

@@ -148,7 +148,14 @@ def run(args: argparse.Namespace) -> int:
             else:
                 image = read_image(Path(name))
                 if image is None:
-                    raise CliError(f"cannot read image {name}")
+                    why = (
+                        "a folder, not an image (a folder of one cup's crops takes --crops)"
+                        if Path(name).is_dir()
+                        else "no such file"
+                        if not Path(name).exists()
+                        else "not a readable image"
+                    )
+                    raise CliError(f"cannot read image {name}: {why}")
                 cups.append((name, image))
         except CliError as err:
             print(f"cupcheck verify: error: {err}", file=sys.stderr)

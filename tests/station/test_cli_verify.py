@@ -305,6 +305,8 @@ def test_an_unreadable_cup_is_named_and_the_others_are_judged(
     assert [c["path"] for c in json.loads(captured.out)["cups"]] == [str(cups / "pure")]
     assert f"cannot read image {junk / 'coin.png'}" in captured.err
     assert f"{tmp_path / 'gone'} is not a folder of crops" in captured.err
+    assert main(_verify(station, str(cups / "pure"), "--expect", "t0000")) == 2  # a folder without --crops
+    assert "a folder, not an image (a folder of one cup's crops takes --crops)" in capsys.readouterr().err
 
 
 def test_a_registry_folder_that_is_not_there_is_said(
