@@ -287,7 +287,10 @@ class Embedder:
         try:
             ckpt = torch.load(file, map_location="cpu", weights_only=True)
         except Exception as err:
-            raise ValueError(f"{file} is not a readable embedder checkpoint: {err}") from err
+            raise ValueError(
+                f"{file} is not a readable embedder checkpoint (a .pt file written by cupcheck train embedder; "
+                f"torch says {type(err).__name__}: {err})"
+            ) from err
         return cls.from_checkpoint(ckpt, source=str(file), backend=backend)
 
     @classmethod

@@ -103,6 +103,23 @@ def test_enroll_with_a_missing_bundle_is_a_clear_error_and_enrols_nothing(tmp_pa
     assert not (home / "gallery").exists()
 
 
+def test_enroll_with_a_damaged_registry_checks_against_the_shipped_bundle(tmp_path: Path, capsys) -> None:
+    from models.bundle import load_bundle
+
+    cat = tmp_path / "catalog"
+    (cat / "alpha").mkdir(parents=True)
+    cv2.imwrite(str(cat / "alpha" / "a.png"), coin_image(0, Side.REVERSE, 96))
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "registry.json").write_text("[]")
+    args = ["enroll", str(cat), "--home", str(home), "--embedder", str(write_tiny_checkpoint(tmp_path / "t.pt"))]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    per_side = load_bundle().enrol_per_side
+    assert f"checked against the shipped bundle's {per_side} photos a side" in err
+    assert f"the verdict model was calibrated with {per_side}" in out
+
+
 def test_enroll_refuses_a_gallery_built_by_another_embedder(
     enrolled: tuple[Path, Path], tmp_path: Path, capsys
 ) -> None:
