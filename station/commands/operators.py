@@ -103,6 +103,8 @@ def read_pin(args: argparse.Namespace) -> str:
         line = sys.stdin.readline().rstrip("\r\n")
         if not line:
             raise CliError("--pin-stdin: standard input holds no PIN")
+        if any("\udc80" <= c <= "\udcff" for c in line):  # bytes that were not text (Python's surrogate escapes)
+            raise CliError("--pin-stdin: the PIN is not UTF-8 text")
         return line
     if not sys.stdin.isatty():
         raise CliError("no terminal to type the PIN at: give it on standard input with --pin-stdin")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
                 lr=1e-3 if args.seg_init is not None else 3e-3,
             )
             seg_best = train_segmenter(scfg, resume=args.resume)
-    except (FileNotFoundError, ValueError) as err:
-        raise CliError(str(err)) from err
+    except (FileNotFoundError, ValueError) as err:  # ultralytics colours its messages for a terminal
+        raise CliError(re.sub(r"\x1b\[[0-9;]*m", "", str(err))) from err
     if args.part in ("all", "package"):
         if not yolo_best.is_file():
             yolo_best = args.out / "yolo" / "weights" / "last.pt"

@@ -71,6 +71,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=run)
 
 
+MAX_COUNT = 10_000
+"""The most coins ``--count`` may name (more is a slip: no cup holds them)."""
 EXIT_UNREADABLE = 2
 """Exit status when an image or crop folder could not be read (the others are judged and printed all the same)."""
 
@@ -136,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.target_precision is not None and not 0 < args.target_precision < 1:
         raise CliError("--target-precision must be in (0, 1)")
-    if args.count is not None and args.count < 1:
-        raise CliError(f"--count must be at least 1, not {args.count}")
+    if args.count is not None and not 1 <= args.count <= MAX_COUNT:
+        raise CliError(f"--count is the coins an order asks for, from 1 to {MAX_COUNT}, not {args.count}")
     # Read every input first: a bad path is reported before any model is loaded, and the other cups are judged.
     cups: list[tuple[str, list[UInt8Array] | UInt8Array]] = []
     unreadable = 0

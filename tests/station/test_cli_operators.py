@@ -96,6 +96,9 @@ def test_bad_input_is_refused_with_a_message(
     _pipe(monkeypatch, "")
     assert main([*home, "add", "ana", "--pin-stdin"]) == 2
     assert "standard input holds no PIN" in capsys.readouterr().err
+    _pipe(monkeypatch, b"\xff\xfe12\n".decode("utf-8", "surrogateescape"))  # as Python reads bytes not text
+    assert main([*home, "add", "ana", "--pin-stdin"]) == 2
+    assert "the PIN is not UTF-8 text" in capsys.readouterr().err
     _pipe(monkeypatch, "12\n")
     assert main([*home, "add", "ana", "--pin-stdin"]) == 2
     assert "a PIN needs at least 4 characters" in capsys.readouterr().err

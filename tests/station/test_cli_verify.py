@@ -141,7 +141,8 @@ def test_count_flags_a_cup_of_another_number_of_coins(station, capsys: pytest.Ca
         ("no_bundle", "bundle"),
         ("no_gallery", "gallery"),
         ("bad_precision", "--target-precision"),
-        ("bad_count", "--count must be at least 1"),
+        ("bad_count", "--count is the coins an order asks for, from 1 to 10000, not 0"),
+        ("huge_count", "from 1 to 10000, not 99999999999999999999"),
     ],
 )
 def test_bad_inputs_exit_2(
@@ -179,6 +180,9 @@ def test_bad_inputs_exit_2(
             station, str(cups / "pure"), "--crops", "--expect", "t0000", "--target-precision", "1.5"
         ),
         "bad_count": _verify(station, str(cups / "pure"), "--crops", "--expect", "t0000", "--count", "0"),
+        "huge_count": _verify(
+            station, str(cups / "pure"), "--crops", "--expect", "t0000", "--count", "99999999999999999999"
+        ),
     }[case]
     assert main(argv) == 2
     err = capsys.readouterr().err
