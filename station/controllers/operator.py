@@ -173,6 +173,7 @@ class OperatorController(QObject):
         self._recheck: Recheck | None = None
         self._model_problem = ""
         self._model_detail = ""
+        self._entry_done = False  # the order box holds a finished entry (Enter was pressed on it)
 
         view.station_label.setText(f"Station {station} · {operator}")
         view.session_label.setText("No cups checked yet")
@@ -213,12 +214,19 @@ class OperatorController(QObject):
     def enter_order(self) -> None:
         """Resolve the order box (Enter, or a scanner's trailing newline) and choose its type."""
         res = resolve_entry(self.view.order_edit.text(), self.orders, self.catalog)
-        self.view.order_status.setText(res.message)
+        self._entry_done = True  # the next scan replaces this entry (see type_ahead)
         if res.type_id is None:
+            # no cup may be checked, and logged, under the order that was chosen before this entry
+            self._clear_choice()
+            self.view.order_status.setText(res.message)
             self.view.order_status.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
+            self._refuse(f"{res.message} Scan the order again, or pick the type from the list.")
+            self.view.order_edit.selectAll()  # the focus stays here: the next scan replaces the bad entry
             return
         self.view.order_status.setStyleSheet("color: #aab0b8;")
         self.choose_type(res.type_id, order=res.order, count=res.count)
+        if res.order is None:
+            self.view.order_status.setText(res.message)  # "Type t0018": typed, not picked from the list
         if res.order is not None:
             self.order_chosen.emit(res.order)
         self.view.order_edit.selectAll()
@@ -235,6 +243,9 @@ class OperatorController(QObject):
         if not text or not text.isprintable() or text.isspace():
             return False
         edit = self.view.order_edit
+        if self._entry_done:  # its selection went when the focus left the box: clear it by hand
+            edit.clear()
+            self._entry_done = False
         edit.setFocus()
         edit.insert(text)
         return True
@@ -466,16 +477,8 @@ class OperatorController(QObject):
 
     # -- who is checking ---------------------------------------------------------------------------------------
 
-    @property
-    def signed_in(self) -> bool:
-        """Whether someone is signed in (checks are recorded under :attr:`operator`)."""
-        return self.operator is not None
-
-    def sign_out(self, message: str = "Signed out.") -> None:
-        """Nobody is checking now: the order and any pending re-check are dropped, and checks wait for a sign-in.
-
-        A check already running is recorded under the name it was started with."""
-        self.operator = None
+    def _clear_choice(self) -> None:
+        """No order or type is chosen: checks wait for one, and any pending re-check is dropped."""
         self.expected_type = None
         self.order = None
         self.order_count = None
@@ -487,6 +490,18 @@ class OperatorController(QObject):
         self.view.expected_label.setText("—")
         self.view.reference_obverse.set_image(None)
         self.view.reference_reverse.set_image(None)
+
+    @property
+    def signed_in(self) -> bool:
+        """Whether someone is signed in (checks are recorded under :attr:`operator`)."""
+        return self.operator is not None
+
+    def sign_out(self, message: str = "Signed out.") -> None:
+        """Nobody is checking now: the order and any pending re-check are dropped, and checks wait for a sign-in.
+
+        A check already running is recorded under the name it was started with."""
+        self.operator = None
+        self._clear_choice()
         self.view.order_status.setText("")
         self.view.station_label.setText(f"Station {self.station} · signed out")
         self.view.sign_out_button.setText(SIGN_IN_TEXT)

@@ -154,6 +154,28 @@ def test_next_scan_lands_in_the_order_box_wherever_the_focus_is(
     assert window.view.order_edit.text() == "Z-9"
 
 
+def test_each_scan_replaces_the_last_even_once_its_selection_is_gone(
+    qtbot: QtBot, window: MainWindow, catalog: TypeCatalog
+) -> None:
+    def scan_from_the_preview(text: str) -> None:
+        window.view.order_edit.deselect()  # what Qt does to the box's selection when the focus leaves it
+        qtbot.keyClicks(window.view.preview, text)
+        qtbot.keyClick(window.view.order_edit, Qt.Key.Key_Return)
+
+    scan_from_the_preview(ORDER)
+    assert window.controller.expected_type == catalog.types[0].type_id
+    scan_from_the_preview("Z-9")
+    assert window.view.order_edit.text() == "Z-9"
+    # a rejected entry drops the order chosen before it: no cup is checked, or logged, under that order
+    assert window.controller.expected_type is None and window.controller.order is None
+    assert window.view.expected_label.text() == "—" and "Unknown order or type: Z-9" in window.view.reason.text()
+    assert not window.controller.check() and "Choose the order first" in window.view.reason.text()
+    scan_from_the_preview(ORDER)
+    assert window.view.order_edit.text() == ORDER and window.controller.order == ORDER
+    scan_from_the_preview(catalog.types[1].type_id)  # a type typed, not picked from the list
+    assert window.view.order_status.text() == f"Type {catalog.types[1].type_id}"
+
+
 def test_unknown_order_is_refused_and_space_waits_for_a_type(qtbot: QtBot, window: MainWindow) -> None:
     scan_order(qtbot, window, "Z-9")
     assert "Unknown order" in window.view.order_status.text()
