@@ -360,7 +360,8 @@ def _record(
                 parent=current_name,
                 status=status,
                 metrics=metrics,
-                labels_until=None if newest is None else newest.isoformat(),
+                # a dry run leaves the labels to the next night's retrain, which may promote what it learns
+                labels_until=None if newest is None or not opts.promote else newest.isoformat(),
                 note="; ".join(decision.reasons),
             ),
         )

@@ -33,6 +33,7 @@ from station.retrain_job import (
     RETRAIN_LOCK,
     RetrainOptions,
     audit_line,
+    label_watermark,
     outcome_lines,
     run_retrain,
 )
@@ -224,8 +225,8 @@ def test_a_site_retrains_into_its_shared_registry_from_the_station_config(
     assert (site / "models" / "retrain.log").is_file() and (site / "models" / "reports" / candidate.version).is_dir()
     assert not (station_home / "models").exists()  # nothing of the registry lands in the home
     assert not (station_home / "gallery").exists()  # the cups were judged against the site's gallery
-    # the site's labels are the registry's: the next night has nothing new, whichever PC runs it
-    assert main(["retrain", *args]) == EXIT_NOTHING_TO_DO
+    # a dry run leaves the labels where they were: the next night learns from them, and may promote
+    assert candidate.labels_until is None and label_watermark(site) is None
     assert main(["models", "--config", str(config), "promote", candidate.version]) == 0
     out = capsys.readouterr().out
     assert f"in force: {candidate.version}" in out
