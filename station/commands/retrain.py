@@ -118,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
         promote=not args.dry_run,
         progress=not args.quiet,
     )
+    from models.gallery import Gallery
+
+    if not Gallery.exists(site.gallery / "gallery"):  # a mistyped home or an unmounted share, not a quiet night
+        raise CliError(
+            f"no gallery in {site.gallery / 'gallery'}: is this the station's home (or the site's share)? "
+            "Nothing to retrain against"
+        )
     handler = attach_log_file(site.models)
     try:
         outcome = run_retrain(site.home, opts)

@@ -250,3 +250,12 @@ def test_a_second_retrain_on_the_same_registry_stops_at_once(
     err = capsys.readouterr().err
     assert "another retrain is running on this registry: the nightly retrain is in use by" in err and "pid" in err
     assert not (site / "models" / RETRAIN_LOCK).exists()
+
+
+def test_a_home_without_a_gallery_is_an_error_not_a_quiet_night(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "mistyped-home"
+    assert main(["retrain", "--home", str(home), "--quiet"]) == 2
+    assert f"no gallery in {home / 'gallery'}: is this the station's home" in capsys.readouterr().err
+    assert not (home / "models").exists()  # no registry or log started where there is no station
