@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from station.commands.options import Site, add_site_options, check_at_least, resolve_site
@@ -82,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
         if args.action == "promote":
+            if args.version != SHIPPED:
+                _check_promotable(load_registry(home).get(args.version))
             reg = promote(home, args.version)
             print(f"in force: {reg.current or SHIPPED}")
             return 0
@@ -105,6 +108,22 @@ def run(args: argparse.Namespace) -> int:
     for line in _station_lines(site, reg.current):
         print(line)
     return 0
+
+
+def _check_promotable(entry: Any) -> None:
+    """Refuse a version that would PASS no cup (no certified threshold); say when the gate rejected it.
+
+    Raises:
+        CliError: the version certified no threshold.
+    """
+    threshold = entry.metrics.get("threshold")
+    if isinstance(threshold, dict) and "threshold" in threshold and threshold["threshold"] is None:
+        raise CliError(
+            f"{entry.version} certified no threshold at its target precision: in force, it would PASS no cup "
+            "and send every one to a person. Not put in force"
+        )
+    if entry.status == "rejected":
+        print(f"warning: the retrain's gate rejected {entry.version}: {entry.note}", file=sys.stderr)
 
 
 def _station_lines(site: Site, current: str | None) -> list[str]:

@@ -112,3 +112,22 @@ def test_a_listing_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
     finally:
         os.close(write)
     assert done.returncode == 141 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_version_that_would_pass_nothing_is_not_put_in_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    for name, status, threshold in (("verdict-none", "rejected", None), ("verdict-weak", "rejected", 0.97)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "verdict.json").write_text("{}")
+        metrics = {"threshold": {"threshold": threshold, "target": 0.999}}
+        register_version(
+            home, folder, ModelEntry(name, "2026-01-01T02:00:00+00:00", SHIPPED, status, metrics, note="fails: x")
+        )
+    assert main(["models", "--home", str(home), "promote", "verdict-none"]) == 2
+    assert "verdict-none certified no threshold at its target precision" in capsys.readouterr().err
+    assert load_registry(home).current is None
+    assert main(["models", "--home", str(home), "promote", "verdict-weak"]) == 0  # a person's call, said aloud
+    assert "warning: the retrain's gate rejected verdict-weak: fails: x" in capsys.readouterr().err
