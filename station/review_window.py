@@ -105,8 +105,13 @@ class ReviewWindow(QMainWindow):
         self.view.people_button.clicked.connect(self.show_people)
         self._close_when_enrolled = False
         self.controller.enrol_ended.connect(self._enrol_ended)
+        # Enter in the type box rules as T does (a letter typed there is part of the type's name)
+        type_edit = self.view.type_combo.lineEdit()
+        if type_edit is not None:  # the box is editable (views/review.py)
+            type_edit.returnPressed.connect(self.controller.correct)
         fit_to_screen(self, WINDOW_SIZE)
         self.controller.refresh()
+        self.view.queue.setFocus()  # C, T, N and D rule from the start; the find box takes the focus when clicked
 
     @Slot()
     def reload(self) -> None:

@@ -494,11 +494,15 @@ class ReviewController(QObject):
     @Slot()
     def correct(self) -> bool:
         """Key T: the cup holds the type in the type box."""
-        text = self.view.type_combo.currentText().strip()
-        index = self.view.type_combo.findText(text)
-        type_id = str(self.view.type_combo.itemData(index)) if index >= 0 else text.split(" ")[0]
+        combo = self.view.type_combo
+        text = combo.currentText().strip()
+        index = combo.findText(text)
+        type_id = str(combo.itemData(index)) if index >= 0 else text.split(" ")[0]
         if not type_id:
             self._refuse("Choose the cup's true type in the type box first.")
+            return False
+        if type_id not in {str(combo.itemData(i)) for i in range(combo.count())}:
+            self._refuse(f"{type_id} is not an enrolled type: choose the cup's true type from the type box.")
             return False
         return self._relabel("corrected", corrected_type=type_id)
 
@@ -513,6 +517,7 @@ class ReviewController(QObject):
         return self._relabel("damaged", coin_index=self.view.coin_spin.value() - 1)
 
     def _relabel(self, kind: str, *, coin_index: int | None = None, corrected_type: str | None = None) -> bool:
+        self.view.queue.setFocus()  # the next one-key ruling goes to the window, not into a text box
         if self.current is None:
             self._refuse("Choose a cup from the queue first.")
             return False

@@ -250,6 +250,25 @@ def test_ruling_without_a_type_is_refused(qtbot: QtBot, review: ReviewWindow, lo
     with qtbot.waitSignal(review.controller.refused) as refused:
         qtbot.keyClick(review.view.queue, Qt.Key.Key_T)
     assert "true type" in refused.args[0]
+    review.view.type_combo.setEditText("t0001t")  # a letter too many: no enrolled type
+    with qtbot.waitSignal(review.controller.refused) as refused:
+        qtbot.keyClick(review.view.queue, Qt.Key.Key_T)
+    assert refused.args[0] == "t0001t is not an enrolled type: choose the cup's true type from the type box."
+
+
+def test_the_queue_has_the_focus_so_one_key_rules_and_enter_in_the_type_box_corrects(
+    qtbot: QtBot, review: ReviewWindow, logged: dict[str, int], catalog: TypeCatalog
+) -> None:
+    review.show()
+    review.activateWindow()
+    qtbot.waitUntil(lambda: review.view.queue.hasFocus())  # not the find box: C would be typed into it
+    select_cup(qtbot, review, logged["00_pure"])
+    box = review.view.type_combo
+    box.setFocus()
+    box.setEditText(catalog.types[1].type_id)
+    with qtbot.waitSignal(review.controller.relabelled):
+        qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert review.view.queue.hasFocus()  # the next key rules again
 
 
 def test_ruling_the_database_refuses_is_reported(qtbot: QtBot, review: ReviewWindow, logged: dict[str, int]) -> None:
