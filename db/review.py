@@ -103,8 +103,11 @@ def queue_query(
     coin_stats = (
         select(
             Coin.cup_id.label("cup_id"),
-            func.count(Coin.id).label("n_coins"),
-            func.sum(case((Coin.top_type == Cup.expected_type, 0), else_=1)).label("n_mismatch"),
+            # an object is logged as a coin row with no match: it is counted as neither
+            func.count(Coin.top_type).label("n_coins"),
+            func.sum(case((Coin.top_type.is_(None), 0), (Coin.top_type == Cup.expected_type, 0), else_=1)).label(
+                "n_mismatch"
+            ),
         )
         .join(Cup, Cup.id == Coin.cup_id)
         .where(Coin.cup_id.in_(cup_ids))

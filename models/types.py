@@ -188,10 +188,10 @@ class Verdict:
 
     @property
     def n_coins(self) -> int:
-        """How many coins were found."""
-        return len(self.coins)
+        """How many coins were found (objects are not coins)."""
+        return sum(1 for c in self.coins if c.is_coin)
 
     @property
     def count_is_wrong(self) -> bool:
         """Whether the order asks for another number of coins than the cup shows (objects are not coins)."""
-        return self.expected_count is not None and sum(c.is_coin for c in self.coins) != self.expected_count
+        return self.expected_count is not None and self.n_coins != self.expected_count

@@ -81,7 +81,8 @@ class Recheck:
 
     Attributes:
         key: that check's idempotency key (its :attr:`CheckRequest.key`).
-        n_coins: the coins it found; a photograph with another count is another cup, not this one checked again.
+        n_coins: the coins and objects it found; a photograph with another count is another cup, not this one
+            checked again.
         why: what the operator did since.
         turned: the cup has had its one turn (this re-check's, or an earlier one's): a FLAG now goes to a person.
     """
@@ -142,7 +143,7 @@ class CheckResult:
         """The key of the earlier check this one answers: the one its request names, when the same number of coins
         was found (another count is another cup); ``None`` for a new cup."""
         earlier = self.request.recheck
-        return earlier.key if earlier is not None and earlier.n_coins == self.verdict.n_coins else None
+        return earlier.key if earlier is not None and earlier.n_coins == len(self.verdict.coins) else None
 
     @property
     def is_recheck(self) -> bool:
@@ -168,9 +169,9 @@ class CheckResult:
         if verdict.decision is not Decision.FLAG:
             return None
         if only_the_camera(verdict.reasons):
-            return Recheck(self.request.key, verdict.n_coins, RecheckWhy.CAMERA, turned=self.turned)
+            return Recheck(self.request.key, len(verdict.coins), RecheckWhy.CAMERA, turned=self.turned)
         if verdict.turn_first and not self.turned:
-            return Recheck(self.request.key, verdict.n_coins)
+            return Recheck(self.request.key, len(verdict.coins))
         return None
 
 
@@ -286,7 +287,7 @@ class InferenceWorker(QObject):
             _log.exception("check failed")
             self.check_failed.emit(f"{err.__class__.__name__}: {err}")
             return
-        if request.auto and verdict.n_coins == 0:
+        if request.auto and not verdict.coins:  # nothing at all in view, not even an object
             self.nothing_seen.emit(request)
             return
         result = CheckResult(request, verdict, (time.perf_counter() - t0) * 1000.0)

@@ -8,7 +8,10 @@ import itertools
 import numpy as np
 import pytest
 
+from db.repository import VerdictRepository
 from db.review import ReviewWeights, informativeness
+from models.types import Decision
+from tests.db.factories import make_record
 
 W = ReviewWeights()
 
@@ -48,3 +51,11 @@ def test_rarity_and_the_weighted_sum() -> None:
     info = informativeness(0.95, 0.9, 0.4, 1, ReviewWeights(uncertainty=2.0, disagreement=3.0, rarity=5.0))
     assert info.score == pytest.approx(2.0 * info.uncertainty + 3.0 * info.disagreement + 5.0 * info.rarity)
     assert (info.uncertainty, info.disagreement, info.rarity) == pytest.approx((0.5, 0.35, 0.5))
+
+
+def test_an_object_in_a_cup_is_counted_as_neither_a_coin_nor_a_mismatch(repo: VerdictRepository) -> None:
+    # two coins, one of another type, and an object (logged as a coin row with no match)
+    record = make_record(5, top_types=("eur_1", "eur_2", None), decision=Decision.FLAG, p_correct=0.2)
+    repo.log_verdict(record)
+    (item,) = repo.review_queue(limit=5)
+    assert (item.n_coins, item.mismatch_share) == (2, 0.5)

@@ -181,6 +181,7 @@ def test_run_on_a_frame_cuts_embeds_and_reports_objects(pipeline: Pipeline) -> N
     assert w.decision == Decision.FLAG
     assert "object 4 is not a coin" in w.reasons
     assert not w.coins[3].is_coin and w.coins[3].matches == ()
+    assert w.n_coins == 3 and len(w.coins) == 4  # the object is shown, and not counted as a coin
 
 
 def test_what_differs_from_the_empty_tray_where_nothing_was_found_flags_the_cup(pipeline: Pipeline) -> None:
