@@ -272,8 +272,12 @@ class OperatorController(QObject):
         self._arm_recheck(None)
         if self._auto is not None:
             self._auto.rearm()
-        self.view.banner.show_state("READY", IDLE_HEX)
-        self.view.reason.setText("Put the cup under the camera and press Space.")
+        if self._camera_lost:  # the order is taken; the cup waits for the camera
+            self.view.banner.show_state("NO CAM", FLAG_HEX)
+            self.view.reason.setText("The camera stopped delivering; the cup can be checked once it is back.")
+        else:
+            self.view.banner.show_state("READY", IDLE_HEX)
+            self.view.reason.setText("Put the cup under the camera and press Space.")
         self.view.detail.setText("")
 
     # -- camera -----------------------------------------------------------------------------------------------
@@ -620,7 +624,8 @@ class OperatorController(QObject):
 
     def _refuse(self, message: str) -> None:
         self.view.reason.setText(message)
-        self.view.banner.show_state("—", IDLE_HEX)
+        if not self._camera_lost:  # NO CAM stays up until the camera is back
+            self.view.banner.show_state("—", IDLE_HEX)
 
     @Slot(object)
     def show_verdict(self, result: CheckResult) -> None:
@@ -715,9 +720,9 @@ class OperatorController(QObject):
             top = coin.matches[0] if coin.matches else None
             marked = not coin_ok(coin, verdict.expected_type)
             caption = f"#{coin.index + 1} " + (f"{top.type_id} {top.score:.2f}" if top else "no match")
-            if coin.shared and not turned:  # a side other types show too: it needs turning, not a second look
+            if coin.shared and verdict.turn_first and not turned:  # a shared side: turning it settles the cup
                 caption = f"↻ #{coin.index + 1} turn over"
-            elif coin.shared:  # still on a shared side after the turn: the supervisor's
+            elif coin.shared:  # on a shared side, and the cup goes to a supervisor as it lies (or was turned)
                 caption = f"⚠ #{coin.index + 1} shared side"
             elif marked:
                 caption = "⚠ " + caption

@@ -243,6 +243,8 @@ def test_window_shows_camera_lost_and_recovers(
         assert "CAMERA LOST" in win.view.preview.text() and "LOST" in win.view.camera_label.text()
         assert not win.view.check_button.isEnabled()
         assert win.view.banner.text() == "NO CAM" and win.view.banner.colour == FLAG_HEX
+        win.controller.choose_type(catalog.types[0].type_id)  # an order scanned meanwhile: no READY without a camera
+        assert not win.controller.check() and win.view.banner.text() == "NO CAM"
         with qtbot.waitSignal(win.controller.camera_state_changed, timeout=TIMEOUT_MS) as back:
             pass
         assert back.args == [False]
@@ -394,11 +396,14 @@ def test_a_coin_on_a_shared_side_is_captioned_to_turn_over(
     expected = pipeline.gallery.entries[0].type_id
     verdict = pipeline.run(Frame(image), expected)
     coins = tuple(dataclasses.replace(c, shared=c.index == 1) for c in verdict.coins)
-    turned = dataclasses.replace(verdict, decision=Decision.FLAG, coins=coins)
+    turned = dataclasses.replace(verdict, decision=Decision.FLAG, coins=coins, turn_first=True)
     request = CheckRequest(Frame(image, source="cup"), expected, None, OPERATOR, "test-bench")
     window.controller.show_verdict(CheckResult(request, turned, 0.0))
     captions = [t.caption.text() for t in window.view.thumbs.thumbnails()]
     assert captions[1] == "↻ #2 turn over" and not any("turn" in c for c in captions[:1] + captions[2:])
+    # a FLAG that sends the cup to a supervisor as it lies asks for no turning on its thumbnails either
+    window.controller.show_verdict(CheckResult(request, dataclasses.replace(turned, turn_first=False), 0.0))
+    assert [t.caption.text() for t in window.view.thumbs.thumbnails()][1] == "⚠ #2 shared side"
     # its outline is marked too, whichever type its best match names: a shared side supports no PASS
     assert coins[1].matches[0].type_id == expected and not coins[1].suspicious
     assert [coin_ok(c, expected) for c in coins] == [True, False, True, True]
