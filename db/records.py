@@ -343,7 +343,8 @@ class OperatorChangeEntry:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One row of the append-only relabel history."""
+    """One row of the append-only relabel history (``coin_index``: the ruled coin's place in the detector's order,
+    ``None`` for a ruling on the whole cup)."""
 
     id: int
     operator: str
@@ -354,6 +355,14 @@ class AuditEntry:
     old_value: str | None
     new_value: str
     note: str
+    coin_index: int | None = None
+
+    @property
+    def what(self) -> str:
+        """What was ruled on, as the operator's picture numbers it: ``"cup"`` or ``"coin 2"``."""
+        if self.coin_id is None:
+            return "cup"
+        return self.target if self.coin_index is None else f"coin {self.coin_index + 1}"
 
 
 @dataclass(frozen=True)

@@ -475,8 +475,9 @@ class VerdictRepository:
     def audit_trail(self, cup_id: int | None = None) -> list[AuditEntry]:
         """Return the relabel history, oldest first, optionally for one cup (its coins included)."""
         stmt = (
-            select(RelabelAudit, Operator.name)
+            select(RelabelAudit, Operator.name, Coin.index)
             .join(Operator, Operator.id == RelabelAudit.operator_id)
+            .outerjoin(Coin, Coin.id == RelabelAudit.coin_id)
             .order_by(RelabelAudit.id)
         )
         if cup_id is not None:
@@ -494,8 +495,9 @@ class VerdictRepository:
                 old_value=a.old_value,
                 new_value=a.new_value,
                 note=a.note,
+                coin_index=index,
             )
-            for a, name in rows
+            for a, name, index in rows
         ]
 
     # -- retraining -------------------------------------------------------------------------------------------

@@ -482,7 +482,7 @@ class ReviewController(QObject):
         for a in trail:
             when = a.created_at.strftime("%Y-%m-%d %H:%M")
             note = f" — {a.note}" if a.note else ""
-            self.view.audit.addItem(f"{when} {a.operator}: {a.target} {a.old_value or '∅'} → {a.new_value}{note}")
+            self.view.audit.addItem(f"{when} {a.operator}: {a.what} {a.old_value or '∅'} → {a.new_value}{note}")
 
     # -- actions ----------------------------------------------------------------------------------------------
 

@@ -234,6 +234,8 @@ def test_one_key_rulings_write_audit_rows(
     assert trail[0].target.startswith("coin:") and trail[1].target == f"cup:{cup_id}"
     assert review.view.audit.count() == 2
     assert "not_a_coin — a washer" in review.view.audit.item(0).text()
+    assert f"{SUPERVISOR}: coin 2 ∅ → not_a_coin" in review.view.audit.item(0).text()  # as the picture numbers it
+    assert f"{SUPERVISOR}: cup ∅ → corrected:{wrong.type_id}" in review.view.audit.item(1).text()
 
     with qtbot.waitSignal(review.controller.relabelled):
         qtbot.keyClick(review.view.queue, Qt.Key.Key_C)  # change of mind: the cup is fine after all
