@@ -327,7 +327,7 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 3.5), dpi=100)
+    fig = Figure(figsize=(8.5, 3.5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     xs = [r.cycle for r in results]
@@ -339,8 +339,10 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
     ax.plot(xs, [100 * k.allowed_share for k in counts], "k:", label="the hard rules allow %")
     ax.plot(xs, [100 * k.precision if k.passed else np.nan for k in counts], "s-", label="PASS precision %")
     ax.set_xlabel("cycle")
+    ax.set_xticks(xs)  # whole cycles, not 1.2, 1.4 ...
+    ax.set_ylabel("% of the cycle's cups")
     ax.set_ylim(-2, 102)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")  # beside the lines, never on them
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(str(out / "cycles.png"))
@@ -367,7 +369,7 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
             f"{k.wrong} | {k.auto_pass:.1%} | {k.start_auto_pass:.1%} ({k.start_wrong} wrong) | {prec} | "
             f"{k.turned}: {k.turned_passed} ({k.turned_wrong}) | {k.at_station:.1%} | "
             f"{k.labelled} ({k.audited}) | {r.retrain_code}: "
-            f"{r.retrain_message[:160]} |"
+            f"{r.retrain_message.replace('|', '/')} |"
         )
     lines += ["", "![cycles](cycles.png)", ""]
     path = out / "report.md"

@@ -92,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the retrain and return its exit status."""
     _check(args)
     site = resolve_site(args)
+    import logging
+
     from models.gallery import GalleryMismatchError
     from models.registry import RegistryError
     from models.retrain import RetrainConfig
@@ -129,11 +131,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         outcome = run_retrain(site.home, opts)
     except (FileNotFoundError, RegistryError, GalleryMismatchError, ValueError, RetrainRunning) as err:
+        # in the log too: doctor reports the log's last word, and a night that stopped must not look like the last
+        logging.getLogger("cupcheck.retrain").error("retrain stopped (exit status 2): %s", err)
         raise CliError(f"{err} (home: {site.home})") from err
     finally:
         handler.close()
-        import logging
-
         logging.getLogger("cupcheck.retrain").removeHandler(handler)
     for line in outcome_lines(outcome):
         print(line)

@@ -245,11 +245,16 @@ def test_a_second_retrain_on_the_same_registry_stops_at_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     site = tmp_path / "site"
+    home = tmp_path / "home"
+    _home_with_tiny_model(home, tmp_path, models=site)
     with exclusive_lock(site / "models" / RETRAIN_LOCK, 1.0, 60.0, "the nightly retrain"):  # a run on another PC
-        assert main(["retrain", "--home", str(tmp_path / "home"), "--models", str(site), "--quiet"]) == 2
+        assert main(["retrain", "--home", str(home), "--models", str(site), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "another retrain is running on this registry: the nightly retrain is in use by" in err and "pid" in err
     assert not (site / "models" / RETRAIN_LOCK).exists()
+    # the log says so too: doctor reports its last word, which must not be the night before's
+    last = (site / "models" / "retrain.log").read_text().splitlines()[-1]
+    assert "retrain stopped (exit status 2): another retrain is running on this registry" in last
 
 
 def test_a_home_without_a_gallery_is_an_error_not_a_quiet_night(
