@@ -368,7 +368,7 @@ def _record(
     from station.retrain_report import write_retrain_report
 
     report_dir = opts.report_dir or registry_root(models) / "reports" / version
-    report = write_retrain_report(report_dir, current, cand)
+    report = write_retrain_report(report_dir, current, cand, promoting=opts.promote)
     if decision.promote and opts.promote:
         try:
             promote(models, version, replacing=current_name)

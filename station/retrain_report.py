@@ -66,8 +66,9 @@ def _row(name: str, m: HoldoutMetrics) -> str:
     )
 
 
-def write_retrain_report(folder: Path, current: Bundle, cand: Candidate) -> Path:
-    """Write ``report.md`` and ``old_vs_new.png`` into ``folder``; returns the Markdown file."""
+def write_retrain_report(folder: Path, current: Bundle, cand: Candidate, *, promoting: bool = True) -> Path:
+    """Write ``report.md`` and ``old_vs_new.png`` into ``folder``; returns the Markdown file (``promoting``:
+    ``False`` for a dry run, which never promotes what the gate passes)."""
     folder.mkdir(parents=True, exist_ok=True)
     plot = plot_old_vs_new(cand, folder / "old_vs_new.png")
     d = cand.comparison.decision
@@ -79,7 +80,8 @@ def write_retrain_report(folder: Path, current: Bundle, cand: Candidate) -> Path
         f"(train {c.get('train_cups', 0)}, calibration {c.get('cal_cups', 0)}, holdout {c.get('holdout_cups', 0)} "
         "cups; the split is a stable hash of the cup id, so the holdout is frozen).",
         "",
-        f"**Gate: {'PROMOTE' if d.promote else 'REJECT'}**",
+        f"**Gate: {'PROMOTE' if d.promote else 'REJECT'}**"
+        + (" (a dry run: the candidate was registered, not promoted)" if d.promote and not promoting else ""),
         "",
         *[f"- {r}" for r in d.reasons],
         "",

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"cycle {r.cycle}: auto-pass {k.auto_pass:.1%} (first model {k.start_auto_pass:.1%}, the hard rules allow "
             f"{k.allowed_share:.1%}), PASS {k.passed} ({k.wrong} wrong), "
-            + (f"passed at the station after turning coins {k.at_station:.1%}, " if k.turned else "")
+            + (f"passed at the station (at the first check or after turning) {k.at_station:.1%}, " if k.turned else "")
             + f"retrain exit {r.retrain_code}"
         )
     print(f"report: {Path(args.out) / 'report.md'}")

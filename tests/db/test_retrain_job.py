@@ -223,14 +223,20 @@ def test_a_site_retrains_into_its_shared_registry_from_the_station_config(
     assert candidate.parent == version and reg.current == version  # registered beside the model in force, not promoted
     assert (site / "models" / candidate.version / "verdict.json").is_file()
     assert (site / "models" / "retrain.log").is_file() and (site / "models" / "reports" / candidate.version).is_dir()
+    report = (site / "models" / "reports" / candidate.version / "report.md").read_text().splitlines()
+    gate = [line for line in report if line.startswith("**Gate:")]
+    assert gate in (["**Gate: REJECT**"], ["**Gate: PROMOTE** (a dry run: the candidate was registered, not promoted)"])
     assert not (station_home / "models").exists()  # nothing of the registry lands in the home
     assert not (station_home / "gallery").exists()  # the cups were judged against the site's gallery
     # a dry run leaves the labels where they were: the next night learns from them, and may promote
     assert candidate.labels_until is None and label_watermark(site) is None
-    assert main(["models", "--config", str(config), "promote", candidate.version]) == 0
-    out = capsys.readouterr().out
-    assert f"in force: {candidate.version}" in out
-    assert load_registry(site).current == candidate.version
+    # the tiny world certifies no threshold at 80 %: such a candidate would PASS nothing and is not put in force
+    assert candidate.metrics["threshold"]["threshold"] is None
+    assert main(["models", "--config", str(config), "promote", candidate.version]) == 2
+    assert f"{candidate.version} certified no threshold" in capsys.readouterr().err
+    assert main(["models", "--config", str(config), "promote", SHIPPED]) == 0  # the site's registry, by its config
+    assert f"in force: {SHIPPED}" in capsys.readouterr().out
+    assert load_registry(site).current is None
     assert main(["models", "--config", str(config), "list"]) == 0  # which model each station's newest cup had
     listing = capsys.readouterr().out
     assert "stations (the model of each one's newest cup):" in listing
