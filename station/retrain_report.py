@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -24,13 +25,16 @@ def plot_old_vs_new(cand: Candidate, path: Path) -> Path:
     fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax1, ax2 = fig.subplots(1, 2)
+    lowest = 0.5  # the precision axis starts here, lower when a curve goes below it
     for name, scores, y, thr, colour in (
         ("in force", cmp.old_scores, cmp.y if cmp.old_y is None else cmp.old_y, cmp.old_threshold, "tab:blue"),
         ("candidate", cmp.new_scores, cmp.y, cmp.new_threshold, "tab:orange"),
     ):
         if scores.size and y.any():
             curve = precision_coverage_curve(scores, y)
-            ax1.plot(curve.coverage, curve.precision, color=colour, label=name)
+            one = len(curve.coverage) < 2  # a curve of one point is no line: draw the point
+            ax1.plot(curve.coverage, curve.precision, color=colour, label=name, marker="s" if one else None)
+            lowest = min(lowest, float(np.nanmin(curve.precision)) - 0.05) if len(curve.precision) else lowest
             if math.isfinite(thr):
                 acc = scores >= thr
                 cov = float((acc & y).sum() / max(int(y.sum()), 1))
@@ -41,7 +45,7 @@ def plot_old_vs_new(cand: Candidate, path: Path) -> Path:
     ax1.set_xlabel("auto-pass (share of correct pairs that PASS)")
     ax1.set_ylabel("PASS precision")
     ax1.set_title("holdout: precision vs auto-pass (dot: certified threshold)")
-    ax1.set_ylim(0.5, 1.01)
+    ax1.set_ylim(max(lowest, -0.01), 1.01)
     if ax1.get_legend_handles_labels()[0]:
         ax1.legend(loc="lower left")
     else:  # a holdout with no correct pair yet has no curve to draw

@@ -28,3 +28,14 @@ def test_old_vs_new_plot_is_drawn_whatever_the_holdout_holds(tmp_path: Path, cor
     path = plot_old_vs_new(cand, tmp_path / "old_vs_new.png")
     image = cv2.imread(str(path))
     assert image is not None and image.shape == (400, 1000, 3)
+
+
+def test_a_holdout_precision_far_below_a_half_is_still_drawn(tmp_path: Path) -> None:
+    y = np.zeros(15, bool)
+    y[0] = True  # one correct pair of fifteen: precision 1/15 at every threshold, a curve of one point
+    scores = np.full(15, 0.01)
+    path = plot_old_vs_new(_candidate(y, scores, scores), tmp_path / "old_vs_new.png")
+    image = np.asarray(cv2.imread(str(path)), np.int32)
+    panel = image[:, 250:480][::-1]  # the precision panel right of its legend (lower left), rows from the bottom
+    orange = np.abs(panel - np.array([14, 127, 255])).sum(axis=2) < 60  # tab:orange in BGR
+    assert orange[60:120].any()  # the candidate's point, near the panel's foot
