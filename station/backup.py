@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from station.config import StationConfig
 from station.units import size_text
@@ -201,21 +202,24 @@ def back_up(
     return report
 
 
+def _manifest(folder: Path) -> dict[str, Any]:
+    """A backup folder's manifest (``{}``: none, or none that reads as one)."""
+    try:
+        doc = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def _backed_up_home(folder: Path) -> Path | None:
     """The home a backup folder's manifest says it copied (``None``: no manifest, or none that names one)."""
-    try:
-        home = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("home")
-    except (OSError, ValueError, AttributeError):
-        return None
+    home = _manifest(folder).get("home")
     return Path(home) if isinstance(home, str) and home else None
 
 
 def _manifest_database(folder: Path) -> str:
     """What a backup's manifest says became of its verdict log."""
-    try:
-        return str(json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("database", "nothing"))
-    except (OSError, ValueError, AttributeError):
-        return "nothing readable"
+    return str(_manifest(folder).get("database", "nothing readable"))
 
 
 def last_backup(home: Path) -> tuple[datetime, str] | None:
