@@ -14,7 +14,7 @@ from station.commands.options import add_config_option, add_gallery_option, add_
 from station.errors import CliError
 
 if TYPE_CHECKING:
-    from models.types import UInt8Array, Verdict
+    from models.types import Frame, UInt8Array, Verdict
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -93,6 +93,21 @@ def _crop_folder(folder: Path) -> list[UInt8Array]:
     return images
 
 
+def _photo(name: str) -> Frame:
+    """One cup's photograph.
+
+    Raises:
+        CliError: a folder (with a hint at ``--crops``), no such file, or not a readable image.
+    """
+    from models.frames import read_frame
+
+    try:
+        return read_frame(name)
+    except (FileNotFoundError, ValueError) as err:
+        hint = " (a folder of one cup's crops takes --crops)" if Path(name).is_dir() else ""
+        raise CliError(f"cannot read image {err}{hint}") from err
+
+
 def verdict_json(path: str, verdict: Verdict) -> dict[str, Any]:
     """The JSON record of one cup."""
     coins = []
@@ -129,10 +144,8 @@ def verdict_json(path: str, verdict: Verdict) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Verify every cup and print the verdicts."""
-    from models.enroll import read_image
     from models.gallery import GalleryMismatchError
     from models.pipeline import Pipeline, UnknownTypeError
-    from models.types import Frame
     from station.commands.pictures import OverlayFolder
     from station.controllers.overlay import crops_picture, verdict_picture
 
@@ -141,24 +154,11 @@ def run(args: argparse.Namespace) -> int:
     if args.count is not None and not 1 <= args.count <= MAX_COUNT:
         raise CliError(f"--count is the coins an order asks for, from 1 to {MAX_COUNT}, not {args.count}")
     # Read every input first: a bad path is reported before any model is loaded, and the other cups are judged.
-    cups: list[tuple[str, list[UInt8Array] | UInt8Array]] = []
+    cups: list[tuple[str, list[UInt8Array] | Frame]] = []
     unreadable = 0
     for name in args.images:
         try:
-            if args.crops:
-                cups.append((name, _crop_folder(Path(name))))
-            else:
-                image = read_image(Path(name))
-                if image is None:
-                    why = (
-                        "a folder, not an image (a folder of one cup's crops takes --crops)"
-                        if Path(name).is_dir()
-                        else "no such file"
-                        if not Path(name).exists()
-                        else "not a readable image"
-                    )
-                    raise CliError(f"cannot read image {name}: {why}")
-                cups.append((name, image))
+            cups.append((name, _crop_folder(Path(name)) if args.crops else _photo(name)))
         except CliError as err:
             print(f"cupcheck verify: error: {err}", file=sys.stderr)
             unreadable += 1
@@ -205,9 +205,9 @@ def run(args: argparse.Namespace) -> int:
             if pictures is not None:
                 pictures.write(name, crops_picture(content, verdict, Path(name).name))
         else:
-            verdict = pipeline.run(Frame(image=content, source=name), args.expect, expected_count=args.count)
+            verdict = pipeline.run(content, args.expect, expected_count=args.count)
             if pictures is not None:
-                pictures.write(name, verdict_picture(content, verdict, Path(name).name))
+                pictures.write(name, verdict_picture(content.image, verdict, Path(name).name))
         results.append(verdict_json(name, verdict))
     if args.json:
         print(json.dumps({"cups": results}, indent=1))
