@@ -14,7 +14,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from station.commands.options import add_config_option, resolve_site
+from station.commands.options import Site, add_config_option, resolve_site
 from station.errors import CliError
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from calibration.camera import CupRoi
+    from calibration.camera import CameraCalibration, CupRoi
 
 
 def _pattern(text: str) -> tuple[int, int]:
@@ -156,11 +156,12 @@ def run(args: argparse.Namespace) -> int:
             f"the camera moved between the calibration image and the empty-tray photo {args.empty_tray} (the "
             f"photo's view: {move.describe()}): take both without moving the camera"
         )
+    site = resolve_site(args)
     if empty is not None:
-        _check_empty(args, empty, calibration)
+        _check_empty(args, site, empty, calibration)
     if args.overlay and not cv2.imwrite(args.overlay, draw_overlay(image, estimate, calibration.roi)):
         raise CliError(f"cannot write overlay {args.overlay}")
-    home = resolve_site(args).home
+    home = site.home
     stale = "" if empty is not None else _stale_empty_tray(image, calibration.roi, home)
     path = save_calibration(calibration, home)
     save_setup_view(image, home)  # the view a camera moved later is told by, before any empty-tray photo
@@ -215,7 +216,9 @@ def _stale_empty_tray(image: np.ndarray, roi: CupRoi | None, home: Path) -> str:
     )
 
 
-def _check_empty(args: argparse.Namespace, empty: Any, calibration: Any) -> None:
+def _check_empty(
+    args: argparse.Namespace, site: Site, empty: np.ndarray, calibration: CameraCalibration | None
+) -> None:
     """Refuse an empty-tray photo in which the station's detector (the model in force's, with the calibration
     given) finds a coin or an object: every cup is compared with that photo, as the window's button checks it.
 
@@ -228,7 +231,6 @@ def _check_empty(args: argparse.Namespace, empty: Any, calibration: Any) -> None
     from models.types import Frame
     from station.empty_tray import tray_contents
 
-    site = resolve_site(args)
     try:
         bundle = load_bundle(resolve_bundle(site.models, site.config.bundle))
         detector = Detector.load(bundle.path(bundle.detector_dir), calibration=calibration)
@@ -248,7 +250,8 @@ def _empty_tray_only(args: argparse.Namespace) -> int:
     from calibration.movement import SetupView
     from calibration.scale import CalibrationError
 
-    home = resolve_site(args).home
+    site = resolve_site(args)
+    home = site.home
     try:
         empty = read_image(args.empty_tray)
         calibration = load_calibration(home)
@@ -274,7 +277,7 @@ def _empty_tray_only(args: argparse.Namespace) -> int:
                 "back, or calibrate again with the reference and the new photo (cupcheck calibrate IMAGE "
                 f"--reference-mm MM --empty-tray {args.empty_tray})"
             )
-    _check_empty(args, empty, calibration)
+    _check_empty(args, site, empty, calibration)
     path = save_empty_tray(empty, home)
     if args.json:
         print(json.dumps({"empty_tray": str(path)}))

@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from station.commands.options import Site, add_site_options, check_at_least, resolve_site
 from station.errors import CliError
 from station.units import size_text
+
+if TYPE_CHECKING:
+    from models.registry import ModelEntry
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_promotable(entry: Any) -> None:
+def _check_promotable(entry: ModelEntry) -> None:
     """Refuse a version that would PASS no cup (no certified threshold); say when the gate rejected it.
 
     Raises:
