@@ -227,7 +227,7 @@ class OperatorController(QObject):
         self.choose_type(res.type_id, order=res.order, count=res.count)
         if res.order is None:
             self.view.order_status.setText(res.message)  # "Type t0018": typed, not picked from the list
-        if res.order is not None:
+        else:
             self.order_chosen.emit(res.order)
         self.view.order_edit.selectAll()
         self.view.preview.setFocus()
@@ -273,12 +273,11 @@ class OperatorController(QObject):
         if self._auto is not None:
             self._auto.rearm()
         if self._camera_lost:  # the order is taken; the cup waits for the camera
-            self.view.banner.show_state("NO CAM", FLAG_HEX)
-            self.view.reason.setText("The camera stopped delivering; the cup can be checked once it is back.")
+            self._show_no_camera()
         else:
             self.view.banner.show_state("READY", IDLE_HEX)
             self.view.reason.setText("Put the cup under the camera and press Space.")
-        self.view.detail.setText("")
+            self.view.detail.setText("")
 
     # -- camera -----------------------------------------------------------------------------------------------
 
@@ -310,10 +309,13 @@ class OperatorController(QObject):
         self.view.camera_label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
         self.view.check_button.setEnabled(False)
         if not self.busy:  # the last verdict is for a cup that is no longer in view: do not leave it up
-            self.view.banner.show_state("NO CAM", FLAG_HEX)
-            self.view.reason.setText("The camera stopped delivering; cups can be checked again once it is back.")
-            self.view.detail.setText("")
+            self._show_no_camera()
         self.camera_state_changed.emit(True)
+
+    def _show_no_camera(self) -> None:
+        self.view.banner.show_state("NO CAM", FLAG_HEX)
+        self.view.reason.setText("The camera stopped delivering; cups can be checked again once it is back.")
+        self.view.detail.setText("")
 
     @Slot()
     def camera_restored(self) -> None:
