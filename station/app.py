@@ -188,7 +188,9 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
     if started.problem:
         print(f"warning: {started.problem} ({started.detail})", file=sys.stderr)
     loaded = started.loaded
-    assert loaded.pipeline is not None and loaded.catalog is not None and loaded.orders is not None
+    assert loaded.pipeline is not None and loaded.catalog is not None
+    if loaded.orders_error:
+        print(f"warning: {loaded.orders_error}; orders cannot be scanned until it is put right", file=sys.stderr)
     title = f"cupcheck {config.name}: operator sign-in"
     # who signed in here can sign in again while the database is away (the journal keeps the verdicts meanwhile)
     directory = SignInDirectory(repository.repository.operators, SignInCache(home / SIGN_IN_CACHE))
@@ -215,6 +217,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         operator=operator_name,
         catalog=loaded.catalog,
         orders=loaded.orders,
+        orders_error=loaded.orders_error,
         home=home,
         follow=(feed, started.state),
         sign_in=None if demo else sign_in,

@@ -261,7 +261,12 @@ def _orders(home: Path, note: Note) -> None:
     try:
         book = OrderBook.from_csv(path)
     except (ValueError, OSError, UnicodeDecodeError) as err:
-        note("orders", Status.FAIL, str(err), f"correct {path}: one 'order,type[,count]' row each")
+        note(
+            "orders",
+            Status.FAIL,
+            str(err),
+            f"correct {path}: one 'order,type[,count]' row each (until then, types are picked from the list)",
+        )
         return
     counted = sum(book.count(order) is not None for order, _ in book.items())
     note("orders", Status.OK, f"{len(book)} orders in {path}, {counted} of them with a count of coins")

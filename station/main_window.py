@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
         operator: the signed-in operator's registered name.
         catalog: the enrolled types to choose from.
         orders: order numbers → types (default: none, types are chosen directly).
+        orders_error: why ``orders.csv`` could not be read (the order box says so; ``""``: it was read).
         sound: the verdict's sound cue (default: spoken when ``config.sound``, else silent).
         clock: monotonic seconds for the preview's frame rate and the outlines' hold time.
         home: the station home: the operator can photograph the empty tray into it (``None``: no such button).
@@ -85,6 +86,7 @@ class MainWindow(QMainWindow):
         operator: str,
         catalog: TypeCatalog,
         orders: OrderLookup | None = None,
+        orders_error: str = "",
         sound: SoundCue | None = None,
         clock: Clock = time.monotonic,
         parent: QWidget | None = None,
@@ -121,6 +123,7 @@ class MainWindow(QMainWindow):
             camera_size=getattr(pipeline, "camera_size", None),
             sign_out_after_s=60 * config.sign_out_after_min if sign_in is not None else 0.0,
         )
+        self.controller.show_orders_problem(orders_error)
         self._worker: WorkerThread = start_worker(pipeline, repository)
         worker = self._worker.worker
         self.controller.check_requested.connect(worker.check)

@@ -241,6 +241,15 @@ class OrderBook:
         return cls(orders, counts)
 
 
+def read_orders(path: Path) -> tuple[OrderBook | None, str]:
+    """The orders of ``path`` and ``""``; or ``None`` and why the file cannot be read. A station runs on without
+    its orders (types are chosen from the list) rather than refuse to start or to load a new model for them."""
+    try:
+        return OrderBook.from_csv(path), ""
+    except (ValueError, OSError) as err:  # a UnicodeDecodeError is a ValueError
+        return None, str(err)
+
+
 def _cell(row: list[str], columns: dict[str, int], name: str) -> str:
     """The ``name`` column of a CSV row, stripped (``""`` when the file has no such column or the row stops short)."""
     k = columns.get(name)

@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from calibration.camera import CALIBRATION_FILE, EMPTY_TRAY_FILE, SETUP_VIEW_FILE
 from station.camera import Clock
-from station.controllers.catalog import ORDERS_FILE, OrderBook, OrderLookup, TypeCatalog
+from station.controllers.catalog import ORDERS_FILE, OrderLookup, TypeCatalog, read_orders
 from station.worker import BackgroundCall, BackgroundThread, VerdictSource
 
 if TYPE_CHECKING:
@@ -69,12 +69,14 @@ class Loaded:
         catalog: the enrolled types for the type list (``None``: keep the window's).
         orders: order numbers → types (``None``: keep the window's).
         camera_size: ``(width, height)`` the camera was set up at, ``None`` when not calibrated.
+        orders_error: why ``orders.csv`` could not be read (``orders`` is then ``None``); ``""`` when it was.
     """
 
     pipeline: VerdictSource | None
     catalog: TypeCatalog | None = None
     orders: OrderLookup | None = None
     camera_size: tuple[int, int] | None = None
+    orders_error: str = ""
 
 
 class StationFeed(Protocol):
@@ -187,18 +189,19 @@ class RegistryFeed:
 
     def load(self, state: InForce, since: InForce | None = None) -> Loaded:
         """The pipeline of version ``state.model`` with the home's gallery, and the window's catalogue and orders;
-        only the orders when nothing else changed ``since`` what runs.
+        only the orders when nothing else changed ``since`` what runs. An ``orders.csv`` that cannot be read stops
+        nothing: it is said in ``orders_error``.
 
         Raises:
             models.registry.RegistryError: the version has no bundle.
-            FileNotFoundError, ValueError: the bundle, the gallery or the orders file is missing or damaged.
+            FileNotFoundError, ValueError: the bundle or the gallery is missing or damaged.
         """
         from models.gallery import Gallery
         from models.registry import bundle_path
 
-        orders = OrderBook.from_csv(self.home / ORDERS_FILE)
+        orders, orders_error = read_orders(self.home / ORDERS_FILE)
         if since is not None and (since.model, since.setup) == (state.model, state.setup):
-            return Loaded(None, None, orders)
+            return Loaded(None, None, orders, orders_error=orders_error)
         if not Gallery.exists(self.gallery_dir):  # before any model is loaded: no model does without it
             if self.gallery is None:
                 raise FileNotFoundError(f"no gallery in {self.gallery_dir}; enrol coin types first (cupcheck enroll)")
@@ -209,7 +212,11 @@ class RegistryFeed:
         path = self.bundle if self.bundle is not None else bundle_path(self.models, state.model)
         pipeline = self.load_bundle(path)
         return Loaded(
-            pipeline, TypeCatalog.from_gallery(self.gallery_dir), orders, getattr(pipeline, "camera_size", None)
+            pipeline,
+            TypeCatalog.from_gallery(self.gallery_dir),
+            orders,
+            getattr(pipeline, "camera_size", None),
+            orders_error,
         )
 
     def fallbacks(self, state: InForce) -> list[InForce]:

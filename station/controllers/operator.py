@@ -22,7 +22,7 @@ from db.records import OrderCheck
 from db.spool import IMAGE_SHARE
 from models.types import Decision, Frame, Side, Verdict
 from station.camera import Clock
-from station.controllers.catalog import OrderLookup, TypeCatalog, resolve_entry
+from station.controllers.catalog import ORDERS_FILE, OrderLookup, TypeCatalog, resolve_entry
 from station.controllers.model_follow import Loaded
 from station.controllers.order_history import already_passed
 from station.controllers.overlay import (
@@ -173,6 +173,8 @@ class OperatorController(QObject):
         self._recheck: Recheck | None = None
         self._model_problem = ""
         self._model_detail = ""
+        self._orders_error = ""  # why orders.csv cannot be read ("": it was read, or there is none)
+        self._order_hint = view.order_edit.placeholderText()
         self._entry_done = False  # the order box holds a finished entry (Enter was pressed on it)
 
         view.station_label.setText(f"Station {station} · {operator}")
@@ -218,9 +220,10 @@ class OperatorController(QObject):
         if res.type_id is None:
             # no cup may be checked, and logged, under the order that was chosen before this entry
             self._clear_choice()
-            self.view.order_status.setText(res.message)
+            message = f"{res.message} ({ORDERS_FILE} cannot be read)" if self._orders_error else res.message
+            self.view.order_status.setText(message)
             self.view.order_status.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
-            self._refuse(f"{res.message} Scan the order again, or pick the type from the list.")
+            self._refuse(f"{message} Scan the order again, or pick the type from the list.")
             self.view.order_edit.selectAll()  # the focus stays here: the next scan replaces the bad entry
             return
         self.view.order_status.setStyleSheet("color: #aab0b8;")
@@ -686,11 +689,29 @@ class OperatorController(QObject):
             self.filter_types(self.view.type_filter.text())
         if loaded.orders is not None:
             self.orders = loaded.orders
+        self.show_orders_problem(loaded.orders_error)
         if loaded.pipeline is not None:  # a pipeline built again: the camera may have been calibrated again
             self.camera_size = loaded.camera_size
             self._camera_move = None  # until the view is compared with its set-up photo
             if not self._camera_lost:
                 self._show_camera_label()
+
+    def show_orders_problem(self, error: str) -> None:
+        """``orders.csv`` cannot be read (``error`` says why; ``""``: it can again): orders already read stay in use,
+        and the order box says to pick the type from the list until it is put right."""
+        if error == self._orders_error:
+            return
+        self._orders_error = error
+        edit = self.view.order_edit
+        if error:
+            _log.warning("%s cannot be read (%s); the orders read before stay in use", ORDERS_FILE, error)
+        unread = f"{ORDERS_FILE} cannot be read: pick the type from the list"
+        edit.setPlaceholderText(unread if error else self._order_hint)
+        edit.setToolTip(error)
+        if self.expected_type is None:
+            status = self.view.order_status
+            status.setText(f"{ORDERS_FILE} cannot be read: {error}" if error else "No type chosen yet.")
+            status.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;" if error else "color: #aab0b8;")
 
     @Slot(str, str)
     def show_model_problem(self, message: str, detail: str = "") -> None:

@@ -101,8 +101,11 @@ def test_expected_for_answers_for_recent_frames_only(clock: SteppingClock) -> No
 def test_demo_command_opens_the_window_and_logs_a_verdict(
     qapp: QApplication, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``cupcheck demo`` with the shipped model: first start enrols, the first cup is ordered and checked."""
+    """``cupcheck demo`` with the shipped model: first start enrols, the first cup is ordered and checked; an
+    ``orders.csv`` that cannot be read is said, and stops nothing."""
     home = tmp_path / "demo"
+    home.mkdir()
+    (home / "orders.csv").write_text("A-1\n")
     guard = QTimer()  # a hung window fails the test instead of hanging it
     guard.setSingleShot(True)
     guard.timeout.connect(qapp.quit)
@@ -114,6 +117,7 @@ def test_demo_command_opens_the_window_and_logs_a_verdict(
     assert code == 0
     err = capsys.readouterr().err
     assert "first frame shown after" in err and "first verdict shown after" in err
+    assert "expected 'order,type[,count]'" in err and "orders cannot be scanned until it is put right" in err
     with sqlite3.connect(home / "cupcheck.db") as db:
         rows = db.execute(
             "SELECT v.decision, c.expected_type, o.name FROM verdicts v JOIN cups c ON c.id = v.cup_id "

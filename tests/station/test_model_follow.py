@@ -73,6 +73,15 @@ def test_registry_feed_names_and_loads_what_is_in_force(tmp_path: Path) -> None:
     only_orders = feed.load(newer, since=state)
     assert only_orders.pipeline is None and only_orders.catalog is None
     assert only_orders.orders is not None and only_orders.orders.lookup("A-1") == "t0001"
+    (home / ORDERS_FILE).write_text("A-1\n")  # a broken orders file stops neither a start nor a model load
+    for since in (None, state):
+        unread = feed.load(feed.in_force(), since=since)
+        assert unread.orders is None and "expected 'order,type[,count]'" in unread.orders_error
+        assert (unread.pipeline is None) == (since is not None)
+    started = start_in_force(feed)
+    assert isinstance(started.loaded.pipeline, Pipeline) and started.problem == ""
+    assert started.loaded.orders is None and "A-1" in started.loaded.orders_error
+    (home / ORDERS_FILE).write_text("A-1,t0001\n")
     with pytest.raises(RegistryError, match="has no bundle"):
         feed.load(InForce("verdict-00000000"))
     fixed = RegistryFeed(site, home, feed.load_bundle, bundle=path)  # a station given a bundle keeps it
@@ -377,15 +386,23 @@ def test_a_warning_goes_once_what_runs_is_in_force_again(qtbot: QtBot, followed:
         _poll(qtbot, win)  # the registry names the shipped bundle, which runs: all is well
     assert cleared.args[0] == "" and label.text() == f"Model {version}"
 
-    (home / ORDERS_FILE).write_text("B-7\n")  # a broken orders file: the set-up cannot be loaded again
-    with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS) as problem:
-        _poll(qtbot, win)
-    assert problem.args[0] == "the station's new orders could not be loaded; the old ones stay"
-    assert "expected 'order,type[,count]'" in problem.args[1] and FLAG_HEX in label.styleSheet()
+    hint, status = win.view.order_edit.placeholderText(), win.view.order_status
+    (home / ORDERS_FILE).write_text(f"B-7,{_listed(win)[0]}\n")  # the day's orders
+    _poll(qtbot, win)
+    assert win.controller.expected_type is None
+    (home / ORDERS_FILE).write_text("B-7\n")  # then a broken orders file: the orders read before stay in use
+    _poll(qtbot, win)
+    assert "expected 'order,type[,count]'" in win.view.order_edit.toolTip()
+    assert win.view.order_edit.placeholderText() == "orders.csv cannot be read: pick the type from the list"
+    assert status.text().startswith("orders.csv cannot be read: ") and FLAG_HEX in status.styleSheet()
+    assert label.text() == f"Model {version}"  # not the model's problem
+    qtbot.keyClicks(win.view.order_edit, "C-9")
+    qtbot.keyClick(win.view.order_edit, Qt.Key.Key_Return)
+    assert status.text() == "Unknown order or type: C-9 (orders.csv cannot be read)"
+    assert win.controller.orders.lookup("B-7") == _listed(win)[0]
     (home / ORDERS_FILE).write_text(f"B-7,{_listed(win)[0]}\n")  # put right
-    with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS) as cleared:
-        _poll(qtbot, win)
-    assert cleared.args[0] == "" and label.text() == f"Model {version}" and label.styleSheet() == ""
+    _poll(qtbot, win)
+    assert win.view.order_edit.placeholderText() == hint and label.styleSheet() == ""
     assert followed.loader.calls == []  # only the orders changed: no model was loaded again for them
     win.controller.choose_type(_listed(win)[1])
     qtbot.keyClicks(win.view.order_edit, "B-7")
