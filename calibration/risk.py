@@ -159,6 +159,12 @@ def min_accepted_for_rejection(target: float, delta: float) -> int:
     return n
 
 
+def passes(scores: npt.ArrayLike, threshold: float) -> npt.NDArray[np.bool_]:
+    """``(n,)`` bool: PASS at ``threshold``; a pair the hard rules refuse (``p = 0``) never passes."""
+    s = np.asarray(scores, np.float64)
+    return np.asarray((s >= threshold) & (s > 0), bool)
+
+
 @dataclass(frozen=True)
 class ThresholdChoice:
     """The acceptance threshold chosen on calibration cups, with the evidence behind it.
@@ -176,6 +182,10 @@ class ThresholdChoice:
         coverage: share of truly-correct calibration cups that are accepted.
         p_value: the binomial p-value at the threshold (``1`` when nothing is accepted).
         procedure: ``"fixed_sequence"`` or ``"bonferroni"``.
+        candidates: how many models were certified on the same calibration cups for one of them to be kept (the
+            nightly retrain's refit and fine-tuned candidates): each was certified at ``delta / candidates``, so
+            that the one kept holds at ``delta`` whichever it is (Bonferroni); ``precision_lower_bound`` and
+            ``p_value`` are at that level.
     """
 
     threshold: float
@@ -189,6 +199,12 @@ class ThresholdChoice:
     coverage: float
     p_value: float
     procedure: str = "fixed_sequence"
+    candidates: int = 1
+
+    @property
+    def level(self) -> float:
+        """The failure probability each candidate's certificate was tested at: ``delta / candidates``."""
+        return self.delta / self.candidates
 
     @property
     def can_pass(self) -> bool:
@@ -213,6 +229,8 @@ class ThresholdChoice:
             "coverage": self.coverage,
             "p_value": self.p_value,
             "procedure": self.procedure,
+            # written only where several were compared, so a bundle from before keeps its document and version
+            **({"candidates": self.candidates} if self.candidates != 1 else {}),
         }
 
     @classmethod
@@ -233,6 +251,7 @@ class ThresholdChoice:
             coverage=float(data["coverage"]),
             p_value=float(data["p_value"]),
             procedure=str(data.get("procedure", "fixed_sequence")),
+            candidates=int(data.get("candidates", 1)),
         )
 
     def summary(self) -> str:
@@ -245,7 +264,12 @@ class ThresholdChoice:
         return (
             f"threshold {self.threshold:.4f}: {self.n_accepted}/{self.n_calibration} accepted, "
             f"{self.n_errors} wrong, precision {self.precision:.4f} (>= {self.precision_lower_bound:.4f} "
-            f"at {confidence_text(self.delta)}), coverage {self.coverage:.1%}"
+            f"at {confidence_text(self.level)}), coverage {self.coverage:.1%}"
+            + (
+                f"; one of {self.candidates} candidates: {confidence_text(self.delta)} for it"
+                if self.candidates > 1
+                else ""
+            )
         )
 
 
@@ -322,6 +346,7 @@ def choose_threshold(
     delta: float = DEFAULT_DELTA,
     grid: npt.ArrayLike | None = None,
     procedure: Procedure = "fixed_sequence",
+    candidates: int = 1,
 ) -> ThresholdChoice:
     """Choose the loosest threshold whose PASS precision is ``>= target`` with probability ``>= 1 - delta``.
 
@@ -333,17 +358,23 @@ def choose_threshold(
         grid: optional ``(m,)`` fixed candidate thresholds (data-independent); default the distinct scores.
         procedure: ``"fixed_sequence"`` (strict to loose, stop at the first non-rejection) or
             ``"bonferroni"`` (every candidate at ``delta / m``, take the loosest rejected).
+        candidates: models certified on these same cups, one of which will be kept (by what the caller compares
+            next): this one is certified at ``delta / candidates``, so that the one kept holds at ``delta``.
 
     Returns:
         The choice; its ``threshold`` is ``math.inf`` when no candidate can be certified.
 
     Raises:
-        ValueError: empty or mismatched inputs, non-finite scores, ``target`` or ``delta`` outside ``(0, 1)``.
+        ValueError: empty or mismatched inputs, non-finite scores, ``target`` or ``delta`` outside ``(0, 1)``,
+            ``candidates < 1``.
     """
     _check_open_unit("target", target)
     _check_open_unit("delta", delta)
     if procedure not in ("fixed_sequence", "bonferroni"):
         raise ValueError(f"unknown procedure {procedure!r}")
+    if candidates < 1:
+        raise ValueError(f"candidates must be >= 1, got {candidates}")
+    family, delta = delta, delta / candidates
     curve = precision_coverage_curve(scores, correct, grid)
     n_cal = int(np.asarray(scores).shape[0])
     alpha = 1.0 - target
@@ -369,7 +400,7 @@ def choose_threshold(
         return ThresholdChoice(
             threshold=math.inf,
             target=target,
-            delta=delta,
+            delta=family,
             n_calibration=n_cal,
             n_accepted=0,
             n_errors=0,
@@ -378,13 +409,14 @@ def choose_threshold(
             coverage=0.0,
             p_value=1.0,
             procedure=procedure,
+            candidates=candidates,
         )
     n_acc = int(curve.n_accepted[chosen])
     n_err = int(curve.n_errors[chosen])
     return ThresholdChoice(
         threshold=float(curve.thresholds[chosen]),
         target=target,
-        delta=delta,
+        delta=family,
         n_calibration=n_cal,
         n_accepted=n_acc,
         n_errors=n_err,
@@ -393,6 +425,7 @@ def choose_threshold(
         coverage=(n_acc - n_err) / n_correct if n_correct else 0.0,
         p_value=chosen_p,
         procedure=procedure,
+        candidates=candidates,
     )
 
 

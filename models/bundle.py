@@ -187,11 +187,14 @@ class Bundle:
         return p if p.is_absolute() else self.root / p
 
     def rechoose(self, target: float, delta: float | None = None) -> ThresholdChoice:
-        """Choose the threshold again from the stored calibration pairs for another target precision."""
+        """Choose the threshold again from the stored calibration pairs for another target precision (at the
+        bundle's ``delta``, shared as its own was among the candidates it was kept from, unless ``delta`` is given)."""
         d = self.threshold.delta if delta is None else delta
         if self.cal_scores.size == 0:
             raise BundleError("the bundle holds no calibration scores")
-        return choose_threshold(self.cal_scores, self.cal_correct, target=target, delta=d)
+        return choose_threshold(
+            self.cal_scores, self.cal_correct, target=target, delta=d, candidates=self.threshold.candidates
+        )
 
     def with_threshold(self, choice: ThresholdChoice) -> Bundle:
         """A copy using another threshold."""
@@ -221,7 +224,8 @@ class Bundle:
             "threshold": self.threshold.to_dict(),
             "calibration": {
                 "n": int(self.cal_scores.size),
-                "scores": [round(float(s), 5) for s in self.cal_scores],
+                # whole: the threshold was chosen on them, and its counts must be found again from what is stored
+                "scores": [float(s) for s in self.cal_scores],
                 "correct": "".join("1" if c else "0" for c in self.cal_correct),
             },
             "train": self.train,

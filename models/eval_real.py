@@ -13,12 +13,11 @@ import numpy as np
 from tqdm import tqdm
 
 from calibration.reports import plot_precision_coverage
-from calibration.risk import precision_coverage_curve
+from calibration.risk import passes, precision_coverage_curve
 from models.bundle import Bundle
 from models.embedder import Embedder
 from models.pooling import SetPooler
 from models.train.pairs import pair_group
-from models.voter import passes
 
 REAL_TARGETS: tuple[float, ...] = (0.95, 0.98, 0.99, 0.995)
 """Target precisions the real photos are judged at (each with the threshold the bundle certifies for it)."""

@@ -32,7 +32,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from calibration.reports import plot_precision_coverage, plot_reliability
-from calibration.risk import ThresholdChoice, choose_threshold, confidence_text, precision_coverage_curve
+from calibration.risk import ThresholdChoice, choose_threshold, confidence_text, passes, precision_coverage_curve
 from models.bundle import Bundle, load_bundle
 from models.embedder import Embedder
 from models.eval_real import evaluate_real, evaluate_real_cups, real_cups_lines, real_ranking, real_target_table
@@ -41,7 +41,7 @@ from models.features import BASE_FEATURES, EMBEDDING_FEATURES, FEATURES
 from models.pooling import SetPooler
 from models.train.pairs import PairTable, make_pairs, pair_group, pair_table
 from models.train.voter import TrainConfig, auc, load_split
-from models.voter import Voter, passable, passes, train_voter
+from models.voter import Voter, passable, train_voter
 
 TARGETS: tuple[float, ...] = (0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
 """Target precisions at which the full voter's operating point is also reported."""

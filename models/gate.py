@@ -4,9 +4,12 @@ Both models score the same holdout (cup, candidate type) pairs and decide with t
 :func:`holdout_metrics` measures each; :func:`promotion_gate` compares them:
 
 * the candidate must be able to PASS at all (a certified, finite threshold);
-* its PASS precision lower bound (one-sided Clopper-Pearson at the bundle's ``delta``) must be at least the old
-  model's, or at least the target precision;
+* it must not be worse on PASS precision: its lower bound (one-sided Clopper-Pearson, both models at one ``delta``)
+  at least the target precision, or at least the old model's with its precision on the holdout not under the old
+  model's or the target, whichever is lower (a model that passes nothing ships no wrong coin: a candidate whose few
+  holdout PASSes are wrong does not replace it on a tie of empty bounds);
 * its auto-pass rate (share of truly correct holdout pairs that PASS) must be at least the old model's;
+* the comparison must rest on something: a holdout with a correct pair, or the frozen calibration pairs;
 * where the bundle keeps its frozen calibration pairs (thousands of cups, labelled offline), its auto-pass there
   must be at least the old model's too. A station's holdout holds what supervisors labelled, mostly FLAGs, so both
   models pass little of it; a refit that pushes correct cups below the certified threshold shows on the frozen
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from calibration.risk import clopper_pearson_lower
+from calibration.risk import clopper_pearson_lower, passes
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ class HoldoutMetrics:
 def holdout_metrics(
     scores: npt.ArrayLike, correct: npt.ArrayLike, threshold: float, delta: float = 0.05
 ) -> HoldoutMetrics:
-    """Measure PASS precision and auto-pass of ``score >= threshold`` on holdout pairs.
+    """Measure PASS precision and auto-pass on holdout pairs: a pair passes at ``score >= threshold``, as the voter
+    decides (:func:`calibration.risk.passes`: a pair the hard rules refuse, ``p = 0``, never does).
 
     Args:
         scores: ``(n,)`` the model's ``p_correct`` per pair.
@@ -75,7 +79,7 @@ def holdout_metrics(
     if s.shape != y.shape:
         raise ValueError(f"scores {s.shape} and truth {y.shape} differ in shape")
     can_pass = math.isfinite(threshold)
-    accepted = s >= threshold if can_pass else np.zeros(s.shape, bool)
+    accepted = passes(s, threshold) if can_pass else np.zeros(s.shape, bool)
     n_acc = int(accepted.sum())
     n_err = int((accepted & ~y).sum())
     n_pos = int(y.sum())
@@ -151,10 +155,12 @@ def promotion_gate(
     passed: list[str] = []
     if not new.can_pass:
         failed.append("the candidate has no certified threshold: it would PASS nothing")
-    lb_ok = new.precision_lower_bound >= old.precision_lower_bound or new.precision_lower_bound >= target
+    lb_ok = new.precision_lower_bound >= target or (
+        new.precision_lower_bound >= old.precision_lower_bound and _precision(new) >= min(_precision(old), target)
+    )
     lb_text = (
-        f"PASS precision lower bound {new.precision_lower_bound:.4f} vs {old.precision_lower_bound:.4f} "
-        f"(target {target:.4f})"
+        f"PASS precision {_precision_text(new)} vs {_precision_text(old)}, lower bound "
+        f"{new.precision_lower_bound:.4f} vs {old.precision_lower_bound:.4f} (target {target:.4f})"
     )
     (passed if lb_ok else failed).append(lb_text)
     ap_ok = new.auto_pass >= old.auto_pass
@@ -162,6 +168,8 @@ def promotion_gate(
     (passed if ap_ok else failed).append(ap_text)
     if (frozen_old is None) != (frozen_new is None):
         raise ValueError("give the frozen calibration metrics of both models or of neither")
+    if frozen_new is None and new.n_positive == 0:
+        failed.append("the holdout holds no correct pair and there are no frozen calibration pairs: nothing to compare")
     if frozen_old is not None and frozen_new is not None:
         fz_ok = frozen_new.auto_pass >= frozen_old.auto_pass
         fz_text = (
@@ -173,3 +181,12 @@ def promotion_gate(
     return GateDecision(
         promote=not failed, reasons=reasons, old=old, new=new, frozen_old=frozen_old, frozen_new=frozen_new
     )
+
+
+def _precision(m: HoldoutMetrics) -> float:
+    """PASS precision on the holdout; ``1`` for a model that passes nothing (it ships no wrong coin)."""
+    return 1.0 if m.n_accepted == 0 else m.precision
+
+
+def _precision_text(m: HoldoutMetrics) -> str:
+    return f"{m.n_accepted - m.n_errors}/{m.n_accepted}"

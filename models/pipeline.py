@@ -398,9 +398,9 @@ class Pipeline:
 
     @property
     def fewest_coins(self) -> int:
-        """Fewest coins a cup may show and pass: under this, "too few coins visible" (the bundle's preprocessing
-        setting or its voter's hard rule, whichever is larger)."""
-        return max(self.preprocess.min_coins, self.voter.min_coins)
+        """Fewest coins a cup may show and pass: under this, "too few coins visible". The voter's hard rule, which
+        decides (:func:`models.voter.passable`): a cup it lets pass is never told it shows too few."""
+        return self.voter.min_coins
 
     def check_type(self, expected_type: str) -> int:
         """The expected type's index in the gallery.

@@ -7,8 +7,9 @@ type, its true type when the supervisor corrected it, and wrong candidates drawn
 design with it. The ``train`` cups' confirmed coins become station references (:func:`select_references`,
 :mod:`models.references`) that the candidate's gallery view holds beside the enrolment photos. The voter is refit
 by continued boosting from the one in force (:func:`models.voter.train_voter` with ``init_model``), the threshold is
-chosen again on the ``cal`` pairs (:func:`calibration.risk.choose_threshold`), and both models are measured on the
-holdout pairs (:func:`models.gate.holdout_metrics`), each through its own gallery view.
+chosen again on the ``cal`` pairs (:func:`calibration.risk.choose_threshold`; each candidate of a run at ``delta``
+over the number of candidates, since the best is kept), and both models are measured on the holdout pairs
+(:func:`models.gate.holdout_metrics`, at one ``delta``), each through its own gallery view.
 """
 
 from __future__ import annotations
@@ -267,13 +268,14 @@ def compare(
     old_hold = holdout if old_holdout is None else old_holdout
     old_s = old_voter.predict(old_hold.x) if len(old_hold) else np.zeros(0)
     new_s = new_voter.predict(holdout.x) if len(holdout) else np.zeros(0)
-    old_m = holdout_metrics(old_s, old_hold.y, old_threshold.threshold, old_threshold.delta)
-    new_m = holdout_metrics(new_s, holdout.y, new_threshold.threshold, new_threshold.delta)
+    delta = min(old_threshold.delta, new_threshold.delta)  # both lower bounds at one confidence
+    old_m = holdout_metrics(old_s, old_hold.y, old_threshold.threshold, delta)
+    new_m = holdout_metrics(new_s, holdout.y, new_threshold.threshold, delta)
     frozen_old = frozen_new = None
     if frozen is not None and len(frozen[1]):
         fx, fy = frozen
-        frozen_old = holdout_metrics(old_voter.predict(fx), fy, old_threshold.threshold, old_threshold.delta)
-        frozen_new = holdout_metrics(new_voter.predict(fx), fy, new_threshold.threshold, new_threshold.delta)
+        frozen_old = holdout_metrics(old_voter.predict(fx), fy, old_threshold.threshold, delta)
+        frozen_new = holdout_metrics(new_voter.predict(fx), fy, new_threshold.threshold, delta)
     decision = promotion_gate(old_m, new_m, target=new_threshold.target, frozen_old=frozen_old, frozen_new=frozen_new)
     return Comparison(decision, old_s, new_s, holdout.y, old_threshold.threshold, new_threshold.threshold, old_hold.y)
 
@@ -504,6 +506,11 @@ def retrain_bundle(
     # few to certify 99.5 % (at least 598 passes without an error at delta 0.05).
     root = current.path(".")
     frozen = load_calibration_features(root / CALIBRATION_FEATURES, current.features) if root else None
+    # Every candidate this run may certify on these cups (the refit voter, the voter kept with the new references,
+    # and the two fine-tuned embedder variants) shares delta: the one promoted is the best of them, and its
+    # certificate must hold whichever it is (Bonferroni).
+    tries_kept = bool(refs) and not cfg.shuffle_labels
+    candidates = 1 + int(tries_kept) + (2 if cfg.fine_tune_embedder and not cfg.shuffle_labels else 0)
 
     def judged(
         variant: str,
@@ -519,7 +526,7 @@ def retrain_bundle(
             (cal.x, cal.y) if fz is None else (np.concatenate([cal.x, fz[0]]), np.concatenate([cal.y, fz[1]]))
         )
         cal_scores = voter.predict(cal_x)
-        choice = choose_threshold(cal_scores, cal_y, target=target, delta=delta)
+        choice = choose_threshold(cal_scores, cal_y, target=target, delta=delta, candidates=candidates)
         cmp = compare(pipeline.voter, current.threshold, voter, choice, hold, fz, old_hold)
         return _Trial(variant, voter, choice, cal_scores, cal_y, cmp, refs, parts, adapter, with_frozen)
 
@@ -536,18 +543,19 @@ def retrain_bundle(
     if refitted is not None:
         tried.append(judged("refit", refitted, parts, refs, pipeline.adapter))
     refit_failed = not tried or not tried[0].comparison.decision.promote
-    if refit_failed and refs is not None and len(refs) and not cfg.shuffle_labels:
+    if refit_failed and tries_kept:
         tried.append(judged("kept", pipeline.voter, parts, refs, pipeline.adapter))
 
     def fine_tuned() -> tuple[_Trial | None, str]:
-        need = min_accepted_for_rejection(target, delta)
+        need = min_accepted_for_rejection(target, delta / candidates)
         cal = parts[1]
         have = int((cal.y & passable(cal.x, current.features, pipeline.voter.min_coins)).sum())
         if have < need:
             return None, (
                 f"skipped: the station's calibration cups give {have} correct pairs the hard rules let pass, and a "
                 f"fine-tuned embedder is certified on them alone (the bundle's calibration pairs were embedded "
-                f"without it), which takes at least {need} at {target:.1%}"
+                f"without it), which takes at least {need} at {target:.1%} (delta {delta:g} shared by the "
+                f"{candidates} candidates of the night)"
             )
         # The layer learns against the enrolment photos alone (the station references are training coins
         # themselves), from every ruled coin of the training split: unlike a station reference, one wrong ruling

@@ -93,12 +93,6 @@ def check_min_coins(min_coins: int) -> None:
         raise ValueError(f"min_coins must be >= 1, got {min_coins}")
 
 
-def passes(scores: np.ndarray, threshold: float) -> np.ndarray:
-    """``(n,)`` bool: PASS at ``threshold``; a pair the hard rules refuse (``p = 0``) never passes."""
-    s = np.asarray(scores, np.float64)
-    return np.asarray((s >= threshold) & (s > 0), bool)
-
-
 def passable(features: npt.ArrayLike, feature_names: Sequence[str], min_coins: int = 1) -> npt.NDArray[np.bool_]:
     """``(n,)`` bool: the pairs the hard rules allow to pass.
 

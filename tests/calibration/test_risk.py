@@ -247,3 +247,23 @@ def test_confidence_is_written_without_rounding_a_split_delta() -> None:
     cal = np.linspace(0.0, 1.0, 2000)
     choice = choose_threshold(cal, cal > 0.01, target=0.99, delta=0.025)
     assert "at 97.5%)" in choice.summary()
+
+
+def test_a_candidate_among_several_is_certified_at_its_share_of_delta() -> None:
+    """The nightly retrain keeps the best of several models certified on the same cups: each at delta / k, so the
+    one kept holds at delta whichever it is."""
+    rng = np.random.default_rng(3)
+    s, correct = _draw(rng, 4000, 0.3)
+    one = choose_threshold(s, correct, target=0.99, delta=0.05)
+    shared = choose_threshold(s, correct, target=0.99, delta=0.05, candidates=4)
+    alone = choose_threshold(s, correct, target=0.99, delta=0.0125)
+    assert shared.delta == 0.05 and shared.candidates == 4 and shared.level == 0.0125
+    assert (shared.threshold, shared.n_accepted, shared.p_value) == (alone.threshold, alone.n_accepted, alone.p_value)
+    assert shared.precision_lower_bound == alone.precision_lower_bound
+    assert shared.threshold >= one.threshold and shared.n_accepted <= one.n_accepted
+    assert "at 98.75%)" in shared.summary() and "one of 4 candidates: 95% for it" in shared.summary()
+    restored = ThresholdChoice.from_dict(json.loads(json.dumps(shared.to_dict())))
+    assert restored == shared
+    assert "candidates" not in one.to_dict()  # a bundle from before keeps its document
+    with pytest.raises(ValueError, match="candidates must be >= 1"):
+        choose_threshold(s, correct, candidates=0)

@@ -227,6 +227,13 @@ def test_the_retrain_fine_tunes_the_output_layer_and_certifies_it_on_the_station
     )
     assert again.fine_tune.startswith("output layer fine-tuned on "), again.fine_tune
     assert again.fine_tune.endswith("candidate promotable"), again.fine_tune
-    # the refit comes first on a tie, and the layer in force travels on with it
-    assert again.bundle.train["voter"] == "refit" and again.bundle.adapter_version == layer.version
-    assert EmbeddingAdapter.load(tmp_path / "again" / ADAPTER_FILE, embedder.version).version == layer.version
+    # a refit alone keeps the layer in force: it travels on with the new voter
+    kept = retrain_bundle(
+        load_bundle(tmp_path / "cand" / "verdict.json"),
+        loaded,
+        mapped_cups(cups, layer.matrix),
+        tmp_path / "kept",
+        replace(cfg, seed=1, fine_tune_embedder=False),
+    )
+    assert kept.bundle.train["voter"] == "refit" and kept.bundle.adapter_version == layer.version
+    assert EmbeddingAdapter.load(tmp_path / "kept" / ADAPTER_FILE, embedder.version).version == layer.version

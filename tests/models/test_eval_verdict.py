@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.risk import choose_threshold
+from calibration.risk import choose_threshold, passes
 from models.eval_real import real_pass_counts, real_target_table
 from models.eval_verdict import breakdown_threshold, recorded_sets
 from models.features import FEATURES
 from models.train.pairs import Pair, PairTable
-from models.voter import passes
 
 
 def _scores(n_clean: int, n_mixed: int, error_every: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

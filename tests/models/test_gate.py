@@ -102,3 +102,34 @@ def test_a_candidate_that_certifies_fewer_frozen_calibration_pairs_is_rejected()
     assert kept.promote and kept.frozen_old is frozen_old
     with pytest.raises(ValueError, match="both models or of neither"):
         promotion_gate(station_old, station_new, 0.995, frozen_old=frozen_old)
+
+
+@pytest.mark.parametrize(
+    "old, new, promote",
+    [
+        (_m(0, 0, 150), _m(3, 3, 150), False),  # its only PASSes are wrong: both bounds 0, it is still worse
+        (_m(0, 0, 150), _m(3, 0, 150), True),  # right where the old model passed nothing
+        (_m(0, 0, 500), _m(444, 1, 500), True),  # one wrong in 444: above the target, better than nothing
+        (_m(10, 0, 500), _m(445, 1, 500), True),  # a stronger bound, one wrong PASS in 445
+        (_m(3, 0, 150), _m(6, 1, 150), False),  # a stronger bound from one wrong PASS in six
+        (_m(100, 2, 500), _m(200, 3, 500), True),  # no worse than the old model's own 98 %
+    ],
+)
+def test_precision_is_compared_by_bound_and_by_what_passed(old, new, promote: bool) -> None:
+    assert promotion_gate(old, new, target=0.995).promote is promote
+
+
+def test_a_holdout_with_no_correct_pair_proves_nothing_without_frozen_pairs() -> None:
+    empty_old, empty_new = _m(0, 0, 0, n=0), _m(0, 0, 0, n=0)
+    decision = promotion_gate(empty_old, empty_new, target=0.995)
+    assert not decision.promote
+    assert decision.reasons[0] == (
+        "fails: the holdout holds no correct pair and there are no frozen calibration pairs: nothing to compare"
+    )
+    frozen_old, frozen_new = _frozen(1163, 1), _frozen(1170, 1)
+    assert promotion_gate(empty_old, empty_new, 0.995, frozen_old=frozen_old, frozen_new=frozen_new).promote
+
+
+def test_a_pair_the_hard_rules_refuse_never_passes_even_at_a_zero_threshold() -> None:
+    m = holdout_metrics([0.0, 0.0, 0.5], [False, False, True], threshold=0.0)
+    assert (m.n_accepted, m.n_errors) == (1, 0)
