@@ -626,30 +626,47 @@ def shared_design_notes(gallery: Gallery) -> list[str]:
 
 
 def lookalike_notes(gallery: Gallery, infos: Iterable[TypeInfo]) -> list[str]:
-    """What an operator should know about lookalikes after an enrolment, one line each.
-
-    Declared pairs (``lookalikes`` in ``coin.toml``) whose both types are enrolled are never passed on the
-    camera's word. Pairs the gallery itself confuses (:meth:`models.gallery_view.GalleryView.measured_lookalikes`) but
-    the catalogue does not declare are a hint: add photos of both, or declare them.
-    """
-    from models.gallery_view import GalleryView
-
+    """Declared lookalike pairs (``lookalikes`` in ``coin.toml``) whose both types are enrolled, one line each:
+    they are never passed on the camera's word."""
     catalogue = {i.type_id: i for i in infos}
     declared = catalog_lookalikes(catalogue)
-    view = GalleryView.from_gallery(gallery, None, declared)
-    notes: list[str] = []
-    shown: set[frozenset[str]] = set()
-    for t in view.types:
-        for u in declared.get(t, ()):
-            pair = frozenset((t, u))
-            if u in view.type_index and pair not in shown:
-                shown.add(pair)
-                notes.append(f"lookalikes {t} and {u}: their cups are always checked by a person")
-    for t, u, rate in view.measured_lookalikes():
-        if frozenset((t, u)) not in shown:
-            notes.append(
-                f"{t} and {u} look alike to the camera ({rate:.0%} of their references are closer to the other "
-                "type): add photos of both, declare them lookalikes in coin.toml, or, if one side shows the same "
-                "design on both, name it there (obverse_design / reverse_design)"
-            )
-    return notes
+    enrolled = gallery.types()
+    pairs = sorted({tuple(sorted((t, u))) for t in enrolled for u in declared.get(t, ()) if u in enrolled})
+    return [f"lookalikes {t} and {u}: their cups are always checked by a person" for t, u in pairs]
+
+
+def undeclared_lookalike_warnings(gallery: Gallery, infos: Iterable[TypeInfo]) -> list[str]:
+    """One line per group of designs of their own the gallery cannot tell apart
+    (:meth:`models.gallery_view.GalleryView.design_lookalikes`) that the catalogue neither declares one design nor
+    lookalikes: a family's shared obverse enrolled as each type's own, or two coins told apart by a detail. Until
+    the person says which, a cup of one type may PASS as another."""
+    from models.gallery_view import GalleryView
+
+    declared = catalog_lookalikes({i.type_id: i for i in infos})
+    parent: dict[tuple[str, Side], tuple[str, Side]] = {}
+
+    def root(k: tuple[str, Side]) -> tuple[str, Side]:
+        while parent.setdefault(k, k) != k:
+            k = parent[k]
+        return k
+
+    for t, side_t, u, side_u in GalleryView.from_gallery(gallery).design_lookalikes():
+        if u not in declared.get(t, ()):
+            parent[root((t, side_t))] = root((u, side_u))
+    groups: dict[tuple[str, Side], list[tuple[str, Side]]] = {}
+    for k in sorted(parent):
+        groups.setdefault(root(k), []).append(k)
+    lines = []
+    for members in sorted(groups.values()):
+        sides = {side for _, side in members}
+        named = [t if len(sides) == 1 else f"{t} {side.value}" for t, side in members]
+        listed = ", ".join(named[:-1]) + f" and {named[-1]}"
+        what = f"the {members[0][1].value}s of {listed}" if len(sides) == 1 else listed
+        key = f"{members[0][1].value}_design" if len(sides) == 1 else "obverse_design / reverse_design"
+        lines.append(
+            f"{what} look like one design to the camera, and nothing declares them: a cup of one may PASS as "
+            f'another. If they show the same design, name it in their coin.toml files ({key} = "..."); if they are '
+            "coins told apart only by a detail, declare them lookalikes; enrol them again after either. If they are "
+            "different designs, nothing is needed"
+        )
+    return lines

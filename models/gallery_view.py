@@ -25,6 +25,14 @@ reported at enrolment as a lookalike the camera may not separate (more photos, o
 ``coin.toml``). Only declared lookalikes are a hard rule: with five references a side the measured share is too
 noisy to refuse a type on (:func:`models.voter.passable`)."""
 
+SAME_DESIGN_GAP = 0.06
+"""Two designs of their own whose references match each other within this cosine of how well each design's
+references match among themselves may be one design enrolled twice (:meth:`GalleryView.design_lookalikes`). Measured
+with the shipped embedder: with every side of 40 rendered types enrolled as its own design (5 renders a side), all
+285 pairs of types truly sharing a design are within 0.02 and 10 of the other pairs within 0.06; in a gallery
+enrolled from cup photos (5 to 15 a side) a family's shared obverse came within 0.02 to 0.05, and the obverses of
+two other families within 0.06 to 0.08 of each other."""
+
 
 class GalleryView:
     """A dense view of the gallery's references, sorted by type, for scoring pairs.
@@ -196,6 +204,50 @@ class GalleryView:
                 seen.add(key)
                 out.append((self.types[int(t)], self.types[u], r))
         return out
+
+    def design_lookalikes(self, chunk: int = 512) -> list[tuple[str, Side, str, Side]]:
+        """``(type, side, other type, its side)`` for every two designs of their own (each shown by one type) the
+        gallery cannot be trusted to tell apart, sorted.
+
+        Two designs are alike when the gallery mistakes one's references for the other's at least
+        :data:`LOOKALIKE_RATE` of the time (a reference nearer one of the other design's than the nearest other
+        reference of its own), or when the median best cosine of one's references to the other's comes within
+        :data:`SAME_DESIGN_GAP` of its references' median best cosine among themselves. Unlike
+        :meth:`measured_lookalikes` (each type's worst rival, a voter feature) every pair is named, with its sides:
+        a family's obverse enrolled as each type's own design lets a cup of one pass as another.
+        """
+        own = np.flatnonzero(~self.ref_shared)
+        if own.size < 2:
+            return []
+        own = own[np.argsort(self.ref_design[own], kind="stable")]
+        designs = self.ref_design[own]
+        present, starts, counts = np.unique(designs, return_index=True, return_counts=True)
+        n_d = present.size
+        group = np.searchsorted(present, designs)
+        best = np.empty((own.size, n_d), np.float32)  # each reference's best cosine to each design, itself left out
+        for a in range(0, own.size, chunk):
+            rows = np.arange(a, min(a + chunk, own.size))
+            sims = self.refs[own[rows]] @ self.refs[own].T
+            sims[np.arange(rows.size), rows] = -np.inf
+            best[rows] = np.maximum.reduceat(sims, starts, axis=1)
+        own_best = best[np.arange(own.size), group]
+        mistaken = np.zeros((n_d, n_d), np.float64)
+        np.add.at(mistaken, group, (best > own_best[:, None]).astype(np.float64))
+        share = mistaken / counts[:, None]
+        median = np.stack([np.median(best[group == g], axis=0) for g in range(n_d)])  # [from, to]
+        near = median >= np.diag(median)[:, None] - SAME_DESIGN_GAP
+        alike = (share >= LOOKALIKE_RATE) | near
+        alike |= alike.T
+        alike &= (counts >= 2)[:, None] & (counts >= 2)[None, :]
+        first = own[starts]  # one reference of each design: its type and side
+        out: list[tuple[str, Side, str, Side]] = []
+        for i, j in zip(*np.nonzero(np.triu(alike, k=1)), strict=True):
+            ri, rj = int(first[i]), int(first[j])
+            if self.ref_type[ri] == self.ref_type[rj]:
+                continue  # a type's two sides: never a cup of another type
+            side_i, side_j = (Side.REVERSE if self.ref_side[r] else Side.OBVERSE for r in (ri, rj))
+            out.append((self.types[self.ref_type[ri]], side_i, self.types[self.ref_type[rj]], side_j))
+        return sorted(out)
 
     @classmethod
     def from_gallery(

@@ -334,6 +334,10 @@ def _enrolment(config: StationConfig, home: Path, pipeline: object, orders: obje
             f"{listed}{more}",
             "enrol more photos of them (cupcheck enroll), for the precision guarantee to hold",
         )
+    from models.enroll import undeclared_lookalike_warnings
+
+    for warning in undeclared_lookalike_warnings(pipeline.gallery, (pipeline.catalogue or {}).values()):
+        note("gallery", Status.WARN, warning, "declare the design or the lookalikes in coin.toml, enrol again")
     if isinstance(orders, OrderBook):
         missing = sorted({t for _, t in orders.items() if t not in types})
         if missing:

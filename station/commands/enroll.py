@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         save_enrolment,
         shared_design_notes,
         thin_enrolment_notes,
+        undeclared_lookalike_warnings,
     )
     from models.files import LockTimeout
     from models.gallery import Gallery, GalleryMismatchError
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     ]
     for note in notes:
         print(f"note: {note}")
+    for warning in undeclared_lookalike_warnings(gallery, merged):
+        print(f"warning: {warning}")
     return 0
 
 

@@ -165,3 +165,38 @@ def test_a_shared_obverse_neither_proves_the_candidate_nor_hides_a_family_member
     assert wrong["cmargin_min"] < 0 < right["cmargin_min"]
     assert wrong["n_tproof"] == 0 and wrong["n_tinformative"] == 0 and wrong["ctop_share"] == 0
     assert right["n_tproof"] == 1 and right["ctop_share"] == 1
+
+
+def _own_design_gallery(world, per_side: int = 8) -> Gallery:
+    """Every side of every type enrolled as a design of its own (nothing declared shared)."""
+    gallery = Gallery(DIM, "toy")
+    for t in range(6):
+        for side in (Side.OBVERSE, Side.REVERSE):
+            emb = np.stack([world.sample(t, side) for _ in range(per_side)])
+            gallery.add(emb, [GalleryEntry(world.type_id(t), side, f"{world.type_id(t)}/{side.value}")] * per_side)
+    return gallery
+
+
+def test_every_pair_of_designs_the_gallery_mistakes_is_named_with_its_sides() -> None:
+    """A family's obverse enrolled as four types' own designs is six pairs, not each type's worst rival alone, and
+    one warning."""
+    from models.enroll import TypeInfo, undeclared_lookalike_warnings
+
+    world = make_world(6, seed=3)
+    world.obverse[1] = world.obverse[0]  # types 0-3 show one obverse; 4 and 5 another
+    gallery = _own_design_gallery(world)
+    pairs = GalleryView.from_gallery(gallery).design_lookalikes()
+    ids = [world.type_id(t) for t in range(6)]
+    named = {frozenset((t, u)) for t, _, u, _ in pairs}
+    family = {frozenset((ids[a], ids[b])) for a in range(4) for b in range(a + 1, 4)}
+    assert named == family | {frozenset((ids[4], ids[5]))}
+    assert all(st == su == Side.OBVERSE for _, st, _, su in pairs)
+    assert len(GalleryView.from_gallery(gallery).measured_lookalikes()) < len(pairs)  # one rival a type names fewer
+    infos = [TypeInfo(t, t, None, lookalikes=(ids[5],) if t == ids[4] else ()) for t in ids]
+    warnings = undeclared_lookalike_warnings(gallery, infos)
+    assert len(warnings) == 1  # the declared lookalikes 4 and 5 are not warned about
+    assert warnings[0].startswith(f"the obverses of {ids[0]}, {ids[1]}, {ids[2]} and {ids[3]} look like one design")
+    assert 'name it in their coin.toml files (obverse_design = "...")' in warnings[0]
+    # declared one design, the obverse is shared and proves nothing: no pair is left to warn about
+    world.enrol(declared := Gallery(DIM, "toy"), range(6), per_side=8)
+    assert GalleryView.from_gallery(declared).design_lookalikes() == []

@@ -100,7 +100,10 @@ def test_a_set_up_station_is_ready_and_checks_a_frame(station_home: tuple[Path, 
     assert by["orders", Status.WARN].message == "1 ordered types are not enrolled: t9999"
     assert by["orders", Status.OK].message == f"2 orders in {home / 'orders.csv'}, 1 of them with a count of coins"
     # the model running says how many photos a side it was calibrated with (5; the gallery holds 2)
-    assert by["gallery", Status.WARN].message.startswith("4 types have fewer than the 5 photos a side")
+    gallery_warnings = [f.message for f in findings if f.part == "gallery" and f.status is Status.WARN]
+    assert gallery_warnings[0].startswith("4 types have fewer than the 5 photos a side")
+    # the toy embedder cannot tell these reverses apart, and no coin.toml says whether they are one design
+    assert any("look like one design to the camera, and nothing declares them" in w for w in gallery_warnings)
     assert by["calibration", Status.OK].message == "8.00 px/mm (manual), whole frame, at 640×480"
     assert by["empty tray", Status.WARN].fix.startswith("press 'Photograph the empty tray'")
     assert by["bench", Status.OK].message == "0 cups flagged here wait for a ruling"
