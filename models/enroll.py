@@ -229,8 +229,14 @@ def numbered_coins(
     return list(zip(numbers, coins, crops, strict=True))
 
 
-def scan_catalog(folder: str | Path) -> tuple[list[CatalogImage], dict[str, TypeInfo], list[str]]:
+def scan_catalog(
+    folder: str | Path, known: Mapping[str, TypeInfo] | None = None
+) -> tuple[list[CatalogImage], dict[str, TypeInfo], list[str]]:
     """List a catalogue folder's reference images and ``coin.toml`` metadata.
+
+    ``known``: the catalogue saved with the gallery. A type folder without ``coin.toml`` keeps its entry there
+    (name, diameter, lookalikes and designs: photos added to a type declared a lookalike or sharing a design stay
+    so), and a warning says so.
 
     Returns:
         Images (sorted), type id → metadata (every type folder has one), and warnings.
@@ -248,6 +254,12 @@ def scan_catalog(folder: str | Path) -> tuple[list[CatalogImage], dict[str, Type
         tid = type_dir.name
         info = TypeInfo(tid, tid, None)
         toml = type_dir / "coin.toml"
+        kept = (known or {}).get(tid)
+        if not toml.is_file() and kept is not None and kept != info:
+            info = kept
+            warnings.append(
+                f"{type_dir}: no coin.toml; {tid}'s name, diameter, lookalikes and designs enrolled before are kept"
+            )
         if toml.is_file():
             try:
                 doc = tomllib.loads(toml.read_text())
@@ -306,6 +318,7 @@ def enroll_catalog(
     progress: bool = True,
     every_coin: bool = False,
     crop_dir: Path | None = None,
+    known: Mapping[str, TypeInfo] | None = None,
 ) -> tuple[EnrolReport, dict[str, TypeInfo]]:
     """Embed every reference image of a catalogue and put it in ``gallery`` (replacing those types).
 
@@ -324,11 +337,13 @@ def enroll_catalog(
             coins cut by the image edge or the cup rim are left out.
         crop_dir: where the coins cut from such photos are kept as PNG files (named by their contents' hash), so
             each reference names a picture of its own coin; ``None``: they name the photo.
+        known: the catalogue saved with the gallery (:func:`scan_catalog`: a type folder without ``coin.toml``
+            keeps its entry).
 
     Returns:
         The report and the catalogue metadata of the types that were enrolled.
     """
-    images, infos, warnings = scan_catalog(folder)
+    images, infos, warnings = scan_catalog(folder, known)
     report = EnrolReport(warnings=list(warnings))
     det: Detector | None = None
     catalogue_types = {i.type_id for i in images}

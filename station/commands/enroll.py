@@ -61,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
     """Enrol the catalogue and save the gallery; prints one line per type."""
     from models.embedder import Embedder
     from models.enroll import (
+        CATALOG_FILE,
         REFERENCE_CROPS,
         enroll_catalog,
         gallery_state,
+        load_catalog,
         load_detector,
         lookalike_notes,
         save_enrolment,
@@ -91,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(str(err)) from err
     else:
         gallery = Gallery(embedder.embed_dim, embedder.version)
+    known = load_catalog(gallery_dir / CATALOG_FILE)
+    before = gallery.types() if len(gallery) else {t: {} for t in known}  # a rebuild starts empty: the catalogue
 
     def detector() -> Any:
         try:
@@ -108,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             recut=not args.no_recut,
             every_coin=args.every_coin,
             crop_dir=gallery_dir / REFERENCE_CROPS if args.every_coin else None,
+            known=known,
         )
     except FileNotFoundError as err:
         raise CliError(str(err)) from err
@@ -125,7 +130,17 @@ def run(args: argparse.Namespace) -> int:
         info = infos[tid]
         detail = ", ".join(f"{n} {side}" for side, n in sorted(sides.items()))
         extra = f" ({info.name}, {info.diameter_mm} mm)" if info.name != tid or info.diameter_mm else ""
-        print(f"enrolled {tid}{extra}: {detail}")
+        old = before.get(tid)
+        replaced = ""
+        if old:  # a type's folder replaces its references: photos to add go beside the ones enrolled before
+            replaced = " (replacing its " + ", ".join(f"{n} {side}" for side, n in sorted(old.items())) + ")"
+        elif old is not None:
+            replaced = " (enrolled again)"
+        print(f"enrolled {tid}{extra}: {detail}{replaced}")
+    dropped = sorted(set(before) - set(gallery.types()))
+    if dropped:
+        listed = ", ".join(dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10 else "")
+        print(f"warning: --rebuild left out {len(dropped)} types its catalogue folder does not hold: {listed}")
     print(
         f"gallery {gallery_dir}: {len(gallery.types())} types, {len(gallery)} references "
         f"(embedder {embedder.version}); skipped {len(report.duplicates)} duplicates, "

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from models.gallery import Gallery
 from models.types import Side
 from station.cli import main
 from tests.models.embed_helpers import coin_image, other_family_index, write_tiny_checkpoint
@@ -194,3 +195,31 @@ def test_a_site_enrols_once_into_its_shared_gallery(tmp_path: Path, capsys: pyte
     (image,) = json.loads(capsys.readouterr().out)["images"]
     assert image["coins"][0]["matches"][0]["type"] == "alpha"
     assert main(other) == 2  # its own home holds no gallery
+
+
+def test_enrolling_a_type_again_keeps_what_was_declared_and_says_what_it_replaces(
+    enrolled: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    """More photos of alpha in a folder without its coin.toml: its lookalike and shared design stay declared (else
+    its cups and beta's could pass on the camera's word), and the output says the old references were replaced."""
+    home, ckpt = enrolled
+    again = tmp_path / "again" / "alpha" / "obverse"
+    again.mkdir(parents=True)
+    for n, angle in enumerate((0.0, 60.0, 200.0)):
+        cv2.imwrite(str(again / f"{n}.png"), coin_image(0, Side.OBVERSE, 96, angle))
+    assert main(["enroll", str(tmp_path / "again"), "--home", str(home), "--embedder", str(ckpt)]) == 0
+    out, err = capsys.readouterr()
+    assert "enrolled alpha (Alpha, 21.5 mm): 3 obverse (replacing its 1 obverse, 1 reverse)" in out
+    assert "no coin.toml; alpha's name, diameter, lookalikes and designs enrolled before are kept" in err
+    catalog = json.loads((home / "gallery" / "catalog.json").read_text())
+    assert (
+        catalog["types"]["alpha"]["lookalikes"] == ["beta"] and catalog["types"]["alpha"]["obverse_design"] == "crest"
+    )
+    entries = Gallery.load(home / "gallery").entries.values()
+    assert {e.design for e in entries if e.type_id == "alpha"} == {"crest"}  # still the shared obverse
+    # a rebuild from a folder holding alpha alone leaves beta out, and says so
+    code = main(["enroll", str(tmp_path / "again"), "--home", str(home), "--embedder", str(ckpt), "--rebuild"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "enrolled alpha (Alpha, 21.5 mm): 3 obverse (enrolled again)" in out
+    assert "warning: --rebuild left out 1 types its catalogue folder does not hold: beta" in out
