@@ -229,6 +229,31 @@ def numbered_coins(
     return list(zip(numbers, coins, crops, strict=True))
 
 
+TYPE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+"""A type id names a folder of the catalogue and of the gallery's references, a row of ``orders.csv`` and a
+command's argument."""
+SIDE_NAMES = ("obverse", "reverse")
+
+
+def type_id_problem(type_id: str) -> str:
+    """Why ``type_id`` cannot name a type (``""`` when it can)."""
+    if not TYPE_ID.match(type_id):
+        return (
+            "the type id must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or a digit "
+            f"(got {type_id!r})"
+        )
+    if type_id.lower() in SIDE_NAMES:
+        return f"{type_id!r} names a side, not a type"
+    return ""
+
+
+def diameter_problem(diameter_mm: float) -> str:
+    """Why a catalogue diameter is not a coin's (``""`` when it is)."""
+    if not 5.0 <= diameter_mm <= 100.0:
+        return f"a coin's diameter is between 5 and 100 mm (got {diameter_mm:g})"
+    return ""
+
+
 def scan_catalog(
     folder: str | Path, known: Mapping[str, TypeInfo] | None = None
 ) -> tuple[list[CatalogImage], dict[str, TypeInfo], list[str]]:
@@ -246,12 +271,28 @@ def scan_catalog(
     """
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"catalogue folder {root} does not exist")
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise FileNotFoundError(f"catalogue folder {root} {what}")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if any(p.name.lower() in SIDE_NAMES for p in folders):
+        raise FileNotFoundError(
+            f"{root} holds side folders: it is one type's folder; give the catalogue folder that holds it "
+            f"({root.parent})"
+        )
     images: list[CatalogImage] = []
     infos: dict[str, TypeInfo] = {}
     warnings: list[str] = []
-    for type_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    loose = sorted(p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if loose:
+        warnings.append(
+            f"{root}: {len(loose)} image(s) beside the type folders ({', '.join(loose[:3])}"
+            f"{' ...' if len(loose) > 3 else ''}) skipped: a type's photos go in a folder named by its type id"
+        )
+    for type_dir in folders:
         tid = type_dir.name
+        if type_id_problem(tid):
+            warnings.append(f"{type_dir}: skipped: {type_id_problem(tid)}")
+            continue
         info = TypeInfo(tid, tid, None)
         toml = type_dir / "coin.toml"
         kept = (known or {}).get(tid)
@@ -263,10 +304,13 @@ def scan_catalog(
         if toml.is_file():
             try:
                 doc = tomllib.loads(toml.read_text())
+                diameter = float(doc["diameter_mm"]) if "diameter_mm" in doc else None
+                if diameter is not None and diameter_problem(diameter):
+                    raise ValueError(diameter_problem(diameter))
                 info = TypeInfo(
                     tid,
                     str(doc.get("name", tid)),
-                    float(doc["diameter_mm"]) if "diameter_mm" in doc else None,
+                    diameter,
                     _lookalike_list(doc.get("lookalikes", []), tid),
                     _design_name(doc, "obverse_design"),
                     _design_name(doc, "reverse_design"),

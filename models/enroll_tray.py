@@ -21,7 +21,6 @@ folder stays, so the enrolment can be repeated (``cupcheck enroll FOLDER``) afte
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from models.enroll import diameter_problem, type_id_problem
 from models.files import write_bytes_atomic
 from models.types import CoinInstance, Frame, Side, UInt8Array
 
@@ -55,8 +55,6 @@ turn: its family's shared obverse 0.951 to 0.989 (about 0.8 against a gallery of
 reverse 0.32 to 0.97, a near-twin's 0.76 to 0.98. So a type's own design is never ticked, however close: two types
 whose own sides look alike are told apart by the view's lookalike measure, while declaring them one design would
 keep either from passing on it. Only the person knows whether two coins show one design."""
-TYPE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-"""A type id names a folder of the catalogue and of the gallery's references."""
 JPEG_QUALITY = 95
 PARTIAL = "is cut by the rim or the edge"
 OVERLAPPED = "lies partly under another coin"
@@ -259,13 +257,10 @@ class TrayType:
 
     def problem(self) -> str:
         """Why these details cannot be enrolled, ``""`` when they can."""
-        if not TYPE_ID.match(self.type_id):
-            return (
-                "the type id must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or a digit "
-                f"(got {self.type_id!r})"
-            )
-        if self.diameter_mm is not None and not 5.0 <= self.diameter_mm <= 100.0:
-            return f"a coin's diameter is between 5 and 100 mm (got {self.diameter_mm:g})"
+        if type_id_problem(self.type_id):
+            return type_id_problem(self.type_id)
+        if self.diameter_mm is not None and diameter_problem(self.diameter_mm):
+            return diameter_problem(self.diameter_mm)
         return ""
 
     def toml(self) -> str:

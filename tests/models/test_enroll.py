@@ -79,6 +79,29 @@ def test_a_misspelt_side_folder_is_named(tmp_path: Path) -> None:
     assert not [w for w in scan_catalog(make_catalog(tmp_path / "again"))[2] if "not an 'obverse'" in w]
 
 
+def test_a_type_folder_given_as_the_catalogue_is_refused(tmp_path: Path) -> None:
+    """Given ``catalog/alpha`` instead of ``catalog``, its side folders would become types 'obverse' and 'reverse'."""
+    cat = make_catalog(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"holds side folders: it is one type's folder; give the catalogue"):
+        scan_catalog(cat / "alpha")
+    with pytest.raises(FileNotFoundError, match="is a file, not a folder"):
+        scan_catalog(cat / "alpha" / "coin.toml")
+
+
+def test_type_ids_and_diameters_a_catalogue_cannot_use_are_named_and_left_out(tmp_path: Path) -> None:
+    cat = make_catalog(tmp_path)
+    for bad in ("a,b", "-x"):
+        shutil.copytree(cat / "alpha", cat / bad)
+    (cat / "alpha" / "coin.toml").write_text("diameter_mm = -3\n")
+    cv2.imwrite(str(cat / "loose.png"), coin_image(0, Side.OBVERSE, 96))
+    images, infos, warnings = scan_catalog(cat)
+    assert {i.type_id for i in images} == {"alpha", "beta", "gamma"} and "a,b" not in infos
+    text = "\n".join(warnings)
+    assert f"{cat / 'a,b'}: skipped: the type id must be 1 to 64 letters" in text and f"{cat / '-x'}: skipped" in text
+    assert "a coin's diameter is between 5 and 100 mm (got -3)" in text and infos["alpha"].diameter_mm is None
+    assert f"{cat}: 1 image(s) beside the type folders (loose.png) skipped" in text
+
+
 def test_enroll_catalog_adds_good_images_and_warns_about_bad_ones(tmp_path: Path) -> None:
     emb = tiny_embedder()
     gallery = Gallery(emb.embed_dim, emb.version)
