@@ -343,18 +343,18 @@ def _load_png(path: Path, flags: int, fix: str) -> UInt8Array | None:
 
 
 def read_image(path: str | Path) -> UInt8Array:
-    """Read an image file as ``(H, W, 3)`` uint8 BGR.
+    """Read an image file as ``(H, W, 3)`` uint8 BGR, as every other command reads one
+    (:func:`models.frames.read_frame`: a truncated JPEG, which ``cv2.imread`` fills with grey, is refused).
 
     Raises:
-        CalibrationError: missing or unreadable file.
+        CalibrationError: missing or unreadable file (a folder, an empty file, not an image).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CalibrationError(f"no such image: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise CalibrationError(f"cannot read image: {path}")
-    return np.asarray(image, dtype=np.uint8)
+    from models.frames import read_frame
+
+    try:
+        return read_frame(path).image
+    except (OSError, ValueError) as err:
+        raise CalibrationError(str(err)) from err
 
 
 def detect_cup_roi(image: npt.NDArray[Any], min_radius_frac: float = 0.25) -> CupRoi | None:

@@ -73,6 +73,7 @@ class ScaleEstimate:
             measured spacings (board, marker), in pixels.
         ellipse: the fitted coin outline (coin only).
         points: ``(n, 2)`` float64 ``x, y`` of the edge points or corners used.
+        warning: ``""``, or what makes the measure doubtful (coins of other sizes beside the one measured).
     """
 
     px_per_mm: float
@@ -81,6 +82,7 @@ class ScaleEstimate:
     residual_px: float
     ellipse: Ellipse | None = None
     points: FloatArray = field(default_factory=lambda: np.zeros((0, 2)))
+    warning: str = ""
 
 
 # ------------------------------------------------------------------------------------------------------- circles
@@ -312,6 +314,17 @@ def estimate_from_coin(
             )
         raise CalibrationError("no coin found: no circular outline with a clear, continuous edge")
     best = max(inner, key=lambda f: f.support * f.strength)
+    # coins of another size lying apart: which is the reference? Measuring another puts every diameter off (a
+    # pile of the reference coin alone measures the same whichever; a tilted one comes out a few % off)
+    other = [f for f in inner if not _overlap(f, best) and abs(f.radius - best.radius) > SAME_SIZE * best.radius]
+    warning = ""
+    if other:
+        sizes = ", ".join(f"{2 * f.radius:.0f}" for f in sorted(other, key=lambda f: -f.radius)[:3])
+        warning = (
+            f"the coin measured is {2 * best.radius:.0f} px across, and coins of other sizes lie beside it ({sizes} "
+            "px): if it is not the reference coin, photograph the reference alone (see the overlay) and calibrate "
+            "again"
+        )
     return ScaleEstimate(
         px_per_mm=0.5 * (best.ellipse.major + best.ellipse.minor) / reference_mm,
         method="coin",
@@ -319,7 +332,18 @@ def estimate_from_coin(
         residual_px=best.rms,
         ellipse=best.ellipse,
         points=best.points,
+        warning=warning,
     )
+
+
+SAME_SIZE = 0.04
+"""Two coins whose diameters differ by more than this share may be of two denominations (euro coins next in size
+differ by 4.3 % to 15 %); a calibration photo showing both cannot say which is the reference."""
+
+
+def _overlap(a: CircleFit, b: CircleFit) -> bool:
+    """Whether two circles overlap (two fits of one coin, or a coin and its relief), rather than lie apart."""
+    return math.hypot(a.ellipse.cx - b.ellipse.cx, a.ellipse.cy - b.ellipse.cy) < a.radius + b.radius
 
 
 def _outlines(fit: CircleFit, cup: CupRoi, tolerance: float = CUP_OUTLINE_TOLERANCE) -> bool:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from models.frames import read_frame
 from models.types import Frame, UInt8Array
 from station.config import CameraConfig
 
@@ -231,12 +232,13 @@ class FolderSource:
         if self._shown is not None and self._shown[0] == i:
             return self._shown[1]
         path = self._paths[i]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
+        try:  # as every command reads a photo: a file cut short is not judged with grey where it stops
+            image = read_frame(path).image
+        except (OSError, ValueError):
             self._lost = True
             return None
         self._lost = False
-        frame = Frame(image=np.asarray(image, np.uint8), timestamp=time.time(), source=str(path))
+        frame = Frame(image=image, timestamp=time.time(), source=str(path))
         self._shown = (i, frame)
         return frame
 

@@ -168,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
     empty_path = None if empty is None else save_empty_tray(empty, home)
     if stale:
         print(stale, file=sys.stderr)
+    if estimate.warning:
+        print(f"warning: {estimate.warning}", file=sys.stderr)
     if args.json:
         doc = {**calibration.to_dict(), "path": str(path), "residual_px": estimate.residual_px}
         print(json.dumps({**doc, "empty_tray": None if empty_path is None else str(empty_path)}))

@@ -141,8 +141,17 @@ def test_read_image(tmp_path: Path) -> None:
         read_image(tmp_path / "missing.png")
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(CalibrationError, match="cannot read"):
+    with pytest.raises(CalibrationError, match="not a readable image"):
         read_image(bad)
+    with pytest.raises(CalibrationError, match="a folder, not an image"):
+        read_image(tmp_path)
     good = tmp_path / "good.png"
     cv2.imwrite(str(good), np.zeros((4, 5, 3), np.uint8))
     assert read_image(good).shape == (4, 5, 3)
+    # a JPEG cut short: cv2.imread fills the rest with grey, and the calibration would measure it
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(photo.read_bytes()[: photo.stat().st_size // 2])
+    with pytest.raises(CalibrationError, match="not a readable image"):
+        read_image(cut)

@@ -53,6 +53,19 @@ def test_coin_inside_a_tray_rim() -> None:
     assert roi.contains(280.4, 260.7) and not roi.contains(5, 5)
 
 
+def test_a_coin_of_another_size_beside_the_one_measured_is_warned_about() -> None:
+    rng = np.random.default_rng(11)
+    img = textured_background(rng)
+    draw_disc(img, 200.0, 240.0, EURO_1_MM * 4.0 / 2)  # the reference, at 4 px/mm
+    one = finish(rng, img.copy())
+    assert estimate_from_coin(one, EURO_1_MM).warning == ""
+    draw_disc(img, 460.0, 240.0, 25.75 * 4.0 / 2)  # a 2 euro coin beside it: which is the reference?
+    two = estimate_from_coin(finish(rng, img), EURO_1_MM)
+    assert "coins of other sizes lie beside it" in two.warning and "photograph the reference alone" in two.warning
+    measured = 0.5 * (two.ellipse.major + two.ellipse.minor) if two.ellipse else 0.0
+    assert f"{measured:.0f} px across" in two.warning
+
+
 def test_no_coin_raises() -> None:
     rng = np.random.default_rng(11)
     for _ in range(4):
