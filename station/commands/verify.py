@@ -108,6 +108,15 @@ def _photo(name: str) -> Frame:
         raise CliError(f"cannot read image {err}{hint}") from err
 
 
+def _readable(name: str) -> None:
+    """Check that one cup's photograph can be read (:func:`_photo`), keeping nothing of it.
+
+    Raises:
+        CliError: as :func:`_photo`.
+    """
+    _photo(name)
+
+
 def verdict_json(path: str, verdict: Verdict) -> dict[str, Any]:
     """The JSON record of one cup."""
     coins = []
@@ -153,16 +162,23 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--target-precision must be in (0, 1)")
     if args.count is not None and not 1 <= args.count <= MAX_COUNT:
         raise CliError(f"--count is the coins an order asks for, from 1 to {MAX_COUNT}, not {args.count}")
-    # Read every input first: a bad path is reported before any model is loaded, and the other cups are judged.
-    cups: list[tuple[str, list[UInt8Array] | Frame]] = []
+    # Read every input first: a bad path is reported before any model is loaded, and the other cups are judged. A
+    # photo is decoded again when its turn comes, so a batch of large photos is not held in memory all at once.
+    cups: list[tuple[str, list[UInt8Array] | None]] = []
     unreadable = 0
     for name in args.images:
         try:
-            cups.append((name, _crop_folder(Path(name)) if args.crops else _photo(name)))
+            if args.crops:
+                cups.append((name, _crop_folder(Path(name))))
+            else:
+                _readable(name)
+                cups.append((name, None))
         except CliError as err:
             print(f"cupcheck verify: error: {err}", file=sys.stderr)
             unreadable += 1
     if not cups:
+        if args.json:
+            print(json.dumps({"cups": []}, indent=1))
         return EXIT_UNREADABLE
     site = resolve_site(args)  # with --config, the station's home, models, gallery, bundle and precision
     from models.registry import RegistryError, registry_file, resolve_bundle
@@ -200,14 +216,20 @@ def run(args: argparse.Namespace) -> int:
     pictures = None if args.overlay is None else OverlayFolder(args.overlay)
     results = []
     for name, content in tqdm(cups, desc="verify", unit="cup", disable=len(cups) < 2, file=sys.stderr):
-        if isinstance(content, list):
+        if content is not None:
             verdict = pipeline.run_crops(content, args.expect, expected_count=args.count)
             if pictures is not None:
                 pictures.write(name, crops_picture(content, verdict, Path(name).name))
         else:
-            verdict = pipeline.run(content, args.expect, expected_count=args.count)
+            try:
+                frame = _photo(name)
+            except CliError as err:  # changed since it was read
+                print(f"cupcheck verify: error: {err}", file=sys.stderr)
+                unreadable += 1
+                continue
+            verdict = pipeline.run(frame, args.expect, expected_count=args.count)
             if pictures is not None:
-                pictures.write(name, verdict_picture(content.image, verdict, Path(name).name))
+                pictures.write(name, verdict_picture(frame.image, verdict, Path(name).name))
         results.append(verdict_json(name, verdict))
     if args.json:
         print(json.dumps({"cups": results}, indent=1))

@@ -311,6 +311,10 @@ def test_an_unreadable_cup_is_named_and_the_others_are_judged(
     assert f"{tmp_path / 'gone'} is not a folder of crops" in captured.err
     assert main(_verify(station, str(cups / "pure"), "--expect", "t0000")) == 2  # a folder without --crops
     assert "a folder, not an image (a folder of one cup's crops takes --crops)" in capsys.readouterr().err
+    # nothing readable: still a JSON document, with no cup in it
+    assert main(_verify(station, str(junk / "coin.png"), "--expect", "t0000", "--json")) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"cups": []} and "cannot read image" in captured.err
 
 
 def test_a_registry_folder_that_is_not_there_is_said(
