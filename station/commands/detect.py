@@ -12,6 +12,7 @@ from station.commands.options import add_config_option, resolve_site
 from station.errors import CliError
 
 if TYPE_CHECKING:
+    from calibration.camera import CameraCalibration
     from models.detector import Detector
 
 
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=run)
 
 
-def _load(args: argparse.Namespace) -> Detector:
+def _load(args: argparse.Namespace) -> tuple[Detector, CameraCalibration | None]:
     from calibration.camera import load_calibration
     from calibration.scale import CalibrationError
     from models.detector import Detector
@@ -51,7 +52,7 @@ def _load(args: argparse.Namespace) -> Detector:
         if not 0.0 <= args.conf <= 1.0:
             raise CliError(f"--conf must be in [0, 1], got {args.conf}")
         detector = detector.with_settings(conf=args.conf)
-    return detector
+    return detector, calibration
 
 
 def _table(path: str, found: list[tuple[dict[str, Any], bool]]) -> str:
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from models.frames import draw_overlay, instance_record, read_frame
     from station.commands.pictures import OverlayFolder
 
-    detector = _load(args)
+    detector, cal = _load(args)
     pictures = None if args.overlay is None else OverlayFolder(args.overlay)
     images: list[dict[str, Any]] = []
     failed = 0
@@ -87,10 +88,20 @@ def run(args: argparse.Namespace) -> int:
         try:
             frame = read_frame(path)
         except (FileNotFoundError, ValueError) as err:
-            print(f"cupcheck detect: error: cannot read image {path}: {err}", file=sys.stderr)
+            print(f"cupcheck detect: error: cannot read image {err}", file=sys.stderr)
             failed += 1
             continue
-        found = detector.detect(frame)
+        use = detector
+        h, w = frame.image.shape[:2]
+        if cal is not None and (w, h) != (cal.image_width, cal.image_height):
+            # its px/mm and cup region belong to the camera's view as calibrated, not to this photo
+            print(
+                f"warning: {path} is {w}×{h} pixels, not the {cal.image_width}×{cal.image_height} the station was "
+                "calibrated at: no millimetres and no cup region for it",
+                file=sys.stderr,
+            )
+            use = detector.with_calibration(None)
+        found = use.detect(frame)
         records = [(instance_record(i), i.is_coin) for i in found]
         coins = [r for r, is_coin in records if is_coin]
         images.append({"path": str(path), "coins": coins, "objects": [r for r, is_coin in records if not is_coin]})

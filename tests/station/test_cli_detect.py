@@ -73,6 +73,15 @@ def test_calibrated_home_gives_mm(
     for coin in coins:
         _check_coin(coin, calibrated=True)
         assert coin["diameter_mm"] == pytest.approx(coin["diameter_px"] / cup.px_per_mm, rel=1e-3)
+    # a photo of another size than the calibration image: its millimetres would be wrong, so there are none
+    half = tmp_path / "half.png"
+    image = cv2.imread(str(cup_file))
+    assert image is not None
+    cv2.imwrite(str(half), cv2.resize(image, (320, 320)))
+    assert main(["detect", str(half), "--json", "--home", str(home)]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: {half} is 320×320 pixels, not the 640×640 the station was calibrated at" in captured.err
+    assert all(c["diameter_mm"] is None for c in json.loads(captured.out)["images"][0]["coins"])
 
 
 def test_table_and_overlay(cup_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,6 +110,7 @@ def test_bad_files_are_named_and_others_still_reported(
     assert status == 2
     for bad in (empty, text, missing):
         assert str(bad) in captured.err
+    assert f"cannot read image {text}: not a readable image\n" in captured.err  # the path said once
     doc = json.loads(captured.out)
     assert [i["path"] for i in doc["images"]] == [str(cup_file)]
     assert doc["images"][0]["coins"]
