@@ -55,6 +55,20 @@ def _load(args: argparse.Namespace) -> tuple[Detector, CameraCalibration | None]
     return detector, calibration
 
 
+def for_photo(detector: Detector, cal: CameraCalibration | None, image: Any, path: str) -> Detector:
+    """``detector`` with the station's calibration for a photo the size of its calibration image, else without it
+    (no millimetres, no cup region: they belong to the camera's view as calibrated), saying so on stderr."""
+    h, w = image.shape[:2]
+    if cal is None or (w, h) == (cal.image_width, cal.image_height):
+        return detector
+    print(
+        f"warning: {path} is {w}×{h} pixels, not the {cal.image_width}×{cal.image_height} the station was "
+        "calibrated at: no millimetres and no cup region for it",
+        file=sys.stderr,
+    )
+    return detector.with_calibration(None)
+
+
 def _table(path: str, found: list[tuple[dict[str, Any], bool]]) -> str:
     """The instances of one photo (each record and whether it is a coin), numbered from 1 in the detector's order
     (objects too), as a verdict's reasons number them."""
@@ -91,17 +105,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"cupcheck detect: error: cannot read image {err}", file=sys.stderr)
             failed += 1
             continue
-        use = detector
-        h, w = frame.image.shape[:2]
-        if cal is not None and (w, h) != (cal.image_width, cal.image_height):
-            # its px/mm and cup region belong to the camera's view as calibrated, not to this photo
-            print(
-                f"warning: {path} is {w}×{h} pixels, not the {cal.image_width}×{cal.image_height} the station was "
-                "calibrated at: no millimetres and no cup region for it",
-                file=sys.stderr,
-            )
-            use = detector.with_calibration(None)
-        found = use.detect(frame)
+        found = for_photo(detector, cal, frame.image, path).detect(frame)
         records = [(instance_record(i), i.is_coin) for i in found]
         coins = [r for r, is_coin in records if is_coin]
         images.append({"path": str(path), "coins": coins, "objects": [r for r, is_coin in records if not is_coin]})

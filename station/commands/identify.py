@@ -66,16 +66,24 @@ def _match_json(m: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Identify the coins; exit 2 when an image could not be read (the others are still reported)."""
+    from calibration.camera import load_calibration
+    from calibration.scale import CalibrationError
     from models.embedder import Embedder
-    from models.enroll import load_detector, numbered_coins, read_image, whole_image_coin
-    from models.frames import draw_overlay
+    from models.enroll import load_detector, numbered_coins, whole_image_coin
+    from models.frames import draw_overlay, read_frame
     from models.gallery import Gallery, GalleryMismatchError
     from models.template import signatures
+    from station.commands.detect import for_photo
     from station.commands.pictures import OverlayFolder
 
     if args.k < 1:
         raise CliError("-k must be at least 1")
-    gallery_dir = resolve_site(args).gallery / "gallery"
+    site = resolve_site(args)
+    gallery_dir = site.gallery / "gallery"
+    try:  # the station's millimetres and cup region, as detect uses them
+        calibration = load_calibration(site.home)
+    except CalibrationError as err:
+        raise CliError(f"invalid station calibration in {site.home}: {err}") from err
     try:
         embedder = Embedder.load(args.embedder, threads=2)
     except (FileNotFoundError, ValueError) as err:
@@ -95,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
     results = []
     pictures = None if args.overlay is None else OverlayFolder(args.overlay)
     for name in tqdm(args.images, desc="identify", unit="image", disable=len(args.images) < 2, file=sys.stderr):
-        image = read_image(Path(name))
-        if image is None:
-            print(f"cupcheck identify: error: cannot read image {name}", file=sys.stderr)
+        try:
+            image = read_frame(name).image
+        except (FileNotFoundError, ValueError) as err:
+            print(f"cupcheck identify: error: cannot read image {err}", file=sys.stderr)
             failed = True
             continue
         if args.crop:
@@ -109,8 +118,10 @@ def run(args: argparse.Namespace) -> int:
                     detector = load_detector(args.detector)
                 except (FileNotFoundError, ValueError, RuntimeError) as err:
                     raise CliError(f"{err} (or pass --crop for crops)") from err
+                if calibration is not None:
+                    detector = detector.with_calibration(calibration)
             frame = Frame(image=image, source=name)
-            found = detector.detect(frame)
+            found = for_photo(detector, calibration, image, name).detect(frame)
             coins = numbered_coins(frame, found, embedder.prep.input_size)  # numbered as verify's reasons
         crops = [c.image for _, _, c in coins]
         emb = embedder.embed(crops)

@@ -176,6 +176,15 @@ def test_whole_photo_enrol_and_identify_use_the_detector(real_data: Path, tmp_pa
     picture, original = cv2.imread(str(pics / "IMG_4197.png")), cv2.imread(str(photo))
     assert picture is not None and original is not None and picture.shape == original.shape
     assert not np.array_equal(picture, original)
+    # a calibrated station: identify gives millimetres as detect does
+    from calibration.camera import CameraCalibration, save_calibration
+
+    h, w = original.shape[:2]
+    save_calibration(CameraCalibration(px_per_mm=5.0, image_width=w, image_height=h, method="manual"), home)
+    assert main(["identify", str(photo), "--json", "--home", str(home), "--embedder", str(ckpt)]) == 0
+    (measured,) = json.loads(capsys.readouterr().out)["images"]
+    for coin in measured["coins"]:
+        assert coin["diameter_mm"] == pytest.approx(coin["diameter_px"] / 5.0, rel=1e-3)
 
 
 def test_a_site_enrols_once_into_its_shared_gallery(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
