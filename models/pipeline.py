@@ -696,6 +696,7 @@ class Pipeline:
                 rival_score=c.rival_score if c.suspicious else 0.0,
                 to_turn=c.to_turn,
                 plain=c.plain,
+                partial=bool(coins.partial[j]),
             )
             for j, c in enumerate(calls)
         )

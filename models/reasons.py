@@ -28,6 +28,7 @@ class CoinFinding:
         rival_score: that type's similarity.
         to_turn: the coin lies on a design the candidate shares with other types: turning it over settles it.
         plain: it loses to ``rival`` by so much that turning cannot be what settles the cup.
+        partial: it is cut by the edge of the picture or the cup's rim: what it matches says little.
     """
 
     number: int
@@ -36,6 +37,7 @@ class CoinFinding:
     rival_score: float = 0.0
     to_turn: bool = False
     plain: bool = False
+    partial: bool = False
 
     @property
     def looks_like_rival(self) -> bool:
@@ -96,9 +98,19 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
         for x, y in f.unchecked
     )
     bad = sorted((c for c in f.coins if c.looks_like_rival), key=lambda c: c.margin)
-    looks = [f"coin {c.number} looks like {c.rival} ({c.rival_score:.2f})" for c in bad[:MAX_LOOKALIKE_REASONS]]
-    if len(bad) > MAX_LOOKALIKE_REASONS:
-        more = len(bad) - MAX_LOOKALIKE_REASONS
+    cut = [c.number for c in f.coins if c.partial]
+    edge = []
+    if cut:  # a sliver of a coin is said to be cut, not to look like whatever it matches
+        numbers = ", ".join(str(k) for k in cut[:8]) + (", ..." if len(cut) > 8 else "")
+        edge.append(
+            f"coin {numbers} is cut by the edge of the picture or the cup's rim — bring it into view"
+            if len(cut) == 1
+            else f"coins {numbers} are cut by the edge of the picture or the cup's rim — bring them into view"
+        )
+    named = [c for c in bad if not c.partial]
+    looks = [f"coin {c.number} looks like {c.rival} ({c.rival_score:.2f})" for c in named[:MAX_LOOKALIKE_REASONS]]
+    if len(named) > MAX_LOOKALIKE_REASONS:
+        more = len(named) - MAX_LOOKALIKE_REASONS
         looks.append("1 more coin looks like another type" if more == 1 else f"{more} more coins look like other types")
     shared = [c.number for c in f.coins if c.to_turn]
     turn: list[str] = []
@@ -121,7 +133,7 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
     if not math.isfinite(f.threshold):
         back.append("no certified threshold: every cup goes to a person")
     turn_first = bool(turn) and not front and not back and not any(c.plain for c in bad)
-    reasons = [*turn, *looks] if turn_first else [*front, *looks, *turn, *back]
+    reasons = [*turn, *looks, *edge] if turn_first else [*front, *edge, *looks, *turn, *back]
     if not reasons:
         reasons.append(f"not sure enough: p_correct {f.p_correct:.3f} is below the threshold {f.threshold:.3f}")
     return reasons, turn_first
@@ -151,6 +163,7 @@ class ReasonKind(StrEnum):
     TOO_FEW = "too_few"
     FOCUS = "focus"
     OVERLAP = "overlap"
+    CUT = "cut"
     CAMERA = "camera"
     NO_THRESHOLD = "no_threshold"
     NOT_SURE = "not_sure"
@@ -168,6 +181,7 @@ LABELS: dict[ReasonKind, str] = {
     ReasonKind.TOO_FEW: "too few coins visible",
     ReasonKind.FOCUS: "coins out of focus",
     ReasonKind.OVERLAP: "coins overlap too much",
+    ReasonKind.CUT: "a coin cut by the edge or the rim",
     ReasonKind.CAMERA: "the camera is not as it was set up",
     ReasonKind.NO_THRESHOLD: "no certified threshold",
     ReasonKind.NOT_SURE: "not sure enough",
@@ -187,6 +201,7 @@ _PHRASES: tuple[tuple[str, ReasonKind], ...] = (
     ("too few coins", ReasonKind.TOO_FEW),
     ("out of focus", ReasonKind.FOCUS),
     ("overlap too much", ReasonKind.OVERLAP),
+    ("cut by the edge of the picture", ReasonKind.CUT),
     ("camera was set up at", ReasonKind.CAMERA),
     ("camera has moved since it was set up", ReasonKind.CAMERA),
     ("no certified threshold", ReasonKind.NO_THRESHOLD),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -23,6 +24,7 @@ CLEAN = CoinFinding(number=1, margin=0.2)
 TWIN = CoinFinding(number=2, margin=-0.05, rival="t0085", rival_score=0.91)
 FAR = CoinFinding(number=3, margin=-0.4, rival="t0085", rival_score=0.93, plain=True)
 TURN = CoinFinding(number=4, margin=0.1, to_turn=True)
+SLIVER = CoinFinding(number=9, margin=-0.3, rival="t0007", rival_score=0.84, partial=True)
 
 
 def findings(*coins: CoinFinding, **kw: object) -> FlagFindings:
@@ -75,6 +77,20 @@ def findings(*coins: CoinFinding, **kw: object) -> FlagFindings:
         ),
         (findings(CLEAN, focus_median=0.1, focus_min=0.3), ["coins are out of focus"], False),
         (findings(CLEAN, visible_mean=0.5), ["coins overlap too much — spread them out"], False),
+        # a sliver of a coin at the edge is said to be cut, not to look like what it matches
+        (
+            findings(CLEAN, SLIVER),
+            ["coin 9 is cut by the edge of the picture or the cup's rim — bring it into view"],
+            False,
+        ),
+        (
+            findings(TURN, SLIVER, replace(SLIVER, number=10)),
+            [
+                "coin 4 shows the shared obverse — turn it over",
+                "coins 9, 10 are cut by the edge of the picture or the cup's rim — bring them into view",
+            ],
+            True,
+        ),
         (findings(CLEAN, threshold=math.inf), ["no certified threshold: every cup goes to a person"], False),
         (
             findings(CLEAN, setup_problem="the camera has moved since it was set up"),
@@ -125,6 +141,7 @@ def test_every_written_reason_is_read_back_as_its_kind() -> None:
             {ReasonKind.LOOKS_LIKE},
         ),
         (findings(TURN, CLEAN), {ReasonKind.TURN}),
+        (findings(SLIVER, CLEAN), {ReasonKind.CUT}),
         (
             findings(
                 CLEAN,
