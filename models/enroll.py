@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,6 +52,10 @@ if TYPE_CHECKING:
     from models.detector import Detector
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+OTHER_IMAGE_SUFFIXES = frozenset({".gif", ".heic", ".heif", ".avif", ".jp2", ".dng", ".cr2", ".nef", ".arw", ".psd"})
+"""Pictures of other formats, named as such when skipped (a phone's HEIC, a camera's raw file)."""
+MIN_REFERENCE_PX = 32
+"""A photo or crop with a side shorter than this cannot show a coin well enough to be a reference."""
 CROP_MAX_SIDE = 400
 """An image no larger than this (both sides) and square-ish is taken to be a crop of one coin."""
 CROP_MAX_ASPECT = 1.25
@@ -320,12 +325,20 @@ def scan_catalog(
         infos[tid] = info
         found = 0
         guessed: dict[Path, int] = {}  # sub-folders that are not a side's: their photos' sides come from names
-        for path in sorted(type_dir.rglob("*")):
-            if not path.is_file() or path.name == "coin.toml" or path.name.startswith("."):
+        for path in _files(type_dir):
+            if path.name == "coin.toml" or path.name.startswith("."):
+                continue
+            if not path.is_file():
+                warnings.append(f"{path}: a link to nothing, skipped")
                 continue
             rel = path.relative_to(type_dir).parts
             if path.suffix.lower() not in IMAGE_SUFFIXES:
-                warnings.append(f"{path}: not an image file, skipped")
+                if path.suffix.lower() in OTHER_IMAGE_SUFFIXES:
+                    warnings.append(
+                        f"{path}: {path.suffix.lower()} photos are not read, skipped: save it as JPEG or PNG"
+                    )
+                else:
+                    warnings.append(f"{path}: not an image file, skipped")
                 continue
             if len(rel) > 1 and rel[0].lower() in ("obverse", "reverse"):
                 side, from_folder = Side(rel[0].lower()), True
@@ -345,6 +358,22 @@ def scan_catalog(
         if not found:
             warnings.append(f"{type_dir}: no images, type not enrolled")
     return images, infos, warnings
+
+
+def _files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (and every broken link), sorted, following links to folders (a type's photos kept
+    elsewhere and linked in), each real folder once."""
+    out: list[Path] = []
+    seen: set[str] = set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:  # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add(real)
+        out.extend(Path(top) / name for name in files)
+        out.extend(Path(top) / name for name in dirs if not os.path.exists(Path(top) / name))
+    return sorted(out)
 
 
 def _sha1(path: Path) -> str:
@@ -406,6 +435,12 @@ def enroll_catalog(
         if image is None:
             report.unreadable.append(item.path)
             report.warnings.append(f"{item.path}: cannot read image, skipped")
+            continue
+        if min(image.shape[:2]) < MIN_REFERENCE_PX:
+            report.no_coin.append(item.path)
+            report.warnings.append(
+                f"{item.path}: {image.shape[1]}×{image.shape[0]} pixels, too small to show a coin, skipped"
+            )
             continue
         as_crop = crops if crops is not None else is_crop_image(image)
         if as_crop:

@@ -33,6 +33,11 @@ with the shipped embedder: with every side of 40 rendered types enrolled as its 
 enrolled from cup photos (5 to 15 a side) a family's shared obverse came within 0.02 to 0.05, and the obverses of
 two other families within 0.06 to 0.08 of each other."""
 
+SAME_DESIGN_FLOOR = 0.8
+"""... and only from this cosine: a type whose own references differ (two coins enrolled as one, or a bad photo)
+matches itself poorly, and would otherwise be named beside every other design. Pairs truly sharing a design: 0.965
+and up among renders, 0.88 and up among photos."""
+
 
 class GalleryView:
     """A dense view of the gallery's references, sorted by type, for scoring pairs.
@@ -211,9 +216,10 @@ class GalleryView:
 
         Two designs are alike when the gallery mistakes one's references for the other's at least
         :data:`LOOKALIKE_RATE` of the time (a reference nearer one of the other design's than the nearest other
-        reference of its own), or when the median best cosine of one's references to the other's comes within
-        :data:`SAME_DESIGN_GAP` of its references' median best cosine among themselves. Unlike
-        :meth:`measured_lookalikes` (each type's worst rival, a voter feature) every pair is named, with its sides:
+        reference of its own, at a cosine of :data:`SAME_DESIGN_FLOOR` or more), or when the median best cosine of
+        one's references to the other's comes within :data:`SAME_DESIGN_GAP` of its references' median best cosine
+        among themselves (and reaches :data:`SAME_DESIGN_FLOOR`). Unlike :meth:`measured_lookalikes` (each type's
+        worst rival, a voter feature) every pair is named, with its sides:
         a family's obverse enrolled as each type's own design lets a cup of one pass as another.
         """
         own = np.flatnonzero(~self.ref_shared)
@@ -232,10 +238,10 @@ class GalleryView:
             best[rows] = np.maximum.reduceat(sims, starts, axis=1)
         own_best = best[np.arange(own.size), group]
         mistaken = np.zeros((n_d, n_d), np.float64)
-        np.add.at(mistaken, group, (best > own_best[:, None]).astype(np.float64))
+        np.add.at(mistaken, group, ((best > own_best[:, None]) & (best >= SAME_DESIGN_FLOOR)).astype(np.float64))
         share = mistaken / counts[:, None]
         median = np.stack([np.median(best[group == g], axis=0) for g in range(n_d)])  # [from, to]
-        near = median >= np.diag(median)[:, None] - SAME_DESIGN_GAP
+        near = median >= np.maximum(np.diag(median)[:, None] - SAME_DESIGN_GAP, SAME_DESIGN_FLOOR)
         alike = (share >= LOOKALIKE_RATE) | near
         alike |= alike.T
         alike &= (counts >= 2)[:, None] & (counts >= 2)[None, :]

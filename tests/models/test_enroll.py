@@ -102,6 +102,29 @@ def test_type_ids_and_diameters_a_catalogue_cannot_use_are_named_and_left_out(tm
     assert f"{cat}: 1 image(s) beside the type folders (loose.png) skipped" in text
 
 
+def test_linked_folders_are_followed_and_what_cannot_be_a_reference_is_named(tmp_path: Path) -> None:
+    cat = make_catalog(tmp_path)
+    kept = tmp_path / "kept_elsewhere"
+    shutil.move(str(cat / "alpha" / "reverse"), kept)
+    (cat / "alpha" / "reverse").symlink_to(kept, target_is_directory=True)  # photos kept elsewhere, linked in
+    (kept / "loop").symlink_to(cat / "alpha", target_is_directory=True)  # a link back up the tree: once only
+    (cat / "alpha" / "obverse" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (cat / "alpha" / "obverse" / "coin.gif").write_bytes(b"GIF89a")
+    cv2.imwrite(str(cat / "alpha" / "obverse" / "dot.png"), np.zeros((16, 16, 3), np.uint8))
+    images, _, warnings = scan_catalog(cat)
+    alpha = [i for i in images if i.type_id == "alpha"]
+    assert sorted((i.side.value, i.path.name) for i in alpha if i.side == Side.REVERSE) == [
+        ("reverse", "0.png"),
+        ("reverse", "1.png"),
+    ]
+    text = "\n".join(warnings)
+    assert "gone.png: a link to nothing, skipped" in text
+    assert "coin.gif: .gif photos are not read, skipped: save it as JPEG or PNG" in text
+    emb = tiny_embedder()
+    report, _ = enroll_catalog(cat, Gallery(emb.embed_dim, emb.version), emb, crops=True, progress=False)
+    assert any(w.endswith("dot.png: 16×16 pixels, too small to show a coin, skipped") for w in report.warnings)
+
+
 def test_enroll_catalog_adds_good_images_and_warns_about_bad_ones(tmp_path: Path) -> None:
     emb = tiny_embedder()
     gallery = Gallery(emb.embed_dim, emb.version)

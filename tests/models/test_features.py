@@ -200,3 +200,20 @@ def test_every_pair_of_designs_the_gallery_mistakes_is_named_with_its_sides() ->
     # declared one design, the obverse is shared and proves nothing: no pair is left to warn about
     world.enrol(declared := Gallery(DIM, "toy"), range(6), per_side=8)
     assert GalleryView.from_gallery(declared).design_lookalikes() == []
+
+
+def test_a_type_whose_own_photos_differ_is_not_named_beside_every_design() -> None:
+    """Two unlike photos enrolled as one type match each other poorly; other designs matching them as poorly are
+    not one design with them."""
+    world = make_world(6, seed=4)
+    gallery = _own_design_gallery(world)
+    rng = np.random.default_rng(1)
+    odd = rng.normal(size=(2, DIM)).astype(np.float32)
+    gallery.add(
+        odd / np.linalg.norm(odd, axis=1, keepdims=True), [GalleryEntry("odd", Side.OBVERSE, "odd/obverse")] * 2
+    )
+    pairs = GalleryView.from_gallery(gallery).design_lookalikes()
+    assert pairs and not [p for p in pairs if "odd" in (p[0], p[2])]
+    assert {frozenset((t, u)) for t, _, u, _ in pairs} == {
+        frozenset((world.type_id(2 * f), world.type_id(2 * f + 1))) for f in range(3)
+    }  # the families' shared obverses, enrolled undeclared
