@@ -9,12 +9,14 @@ from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
+    QFrame,
     QGridLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QStatusBar,
@@ -62,8 +64,14 @@ class ReviewView(QWidget):
         self.summary.setWordWrap(True)
         self.summary.setStyleSheet("font-size: 17px;")
         self.summary.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        # five lines, whatever the text: a long one never pushes the photograph over the coins below it
-        self.summary.setFixedHeight(5 * QFontMetrics(pixel_font(self.summary, 17)).lineSpacing())
+        # five lines, whatever the text: a long one never pushes the photograph over the coins below it, and
+        # scrolls rather than losing its last lines (a re-check's, a suspect ruling's)
+        self.summary_box = QScrollArea()
+        self.summary_box.setWidget(self.summary)
+        self.summary_box.setWidgetResizable(True)
+        self.summary_box.setFrameShape(QFrame.Shape.NoFrame)
+        self.summary_box.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.summary_box.setFixedHeight(5 * QFontMetrics(pixel_font(self.summary, 17)).lineSpacing() + 4)
 
         self.thumbs = ThumbnailStrip(170)
 
@@ -127,7 +135,7 @@ class ReviewView(QWidget):
         middle = QWidget()
         mv = QVBoxLayout(middle)
         mv.setContentsMargins(8, 0, 8, 0)
-        mv.addWidget(self.summary)
+        mv.addWidget(self.summary_box)
         mv.addWidget(self.before_button)
         mv.addWidget(self.photo, 1)
         mv.addWidget(_section("Coins and their best matches"))

@@ -485,6 +485,8 @@ def test_a_recheck_stands_in_the_queue_for_the_check_it_answers(
         cup = select_cup(qtbot, win, again_id)
         assert cup != first_cup and win.controller.shown_cup == cup
         assert f"Checked again after the coins cup {first_cup} named were turned over." in win.view.summary.text()
+        # its last line is not cut off: the five-line box scrolls to it
+        qtbot.waitUntil(lambda: win.view.summary.height() >= win.view.summary.heightForWidth(win.view.summary.width()))
         # B shows the cup before its coins were turned, and back
         assert win.view.before_button.isVisible() and not win.view.before_button.isChecked()
         qtbot.keyClick(win.view.queue, Qt.Key.Key_B)

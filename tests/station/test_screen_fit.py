@@ -91,7 +91,12 @@ def test_the_review_window_fits_a_small_screen_with_nothing_drawn_over_anything(
     view.before_button.setVisible(True)
     view.summary.setText(f"Cup 7 · order ORD-4714 · olga at packing-2 — expected {LONG_NAME}. Why: {LONG_REASON}")
     _at_smallest(qtbot, view, room)
-    _apart(view.summary, view.before_button, view.photo, view.thumbs)
+    _apart(view.summary_box, view.before_button, view.photo, view.thumbs)
+    # a summary longer than its five lines scrolls: its last line is there to be read, not cut off
+    summary = view.summary
+    assert summary.heightForWidth(summary.width()) > view.summary_box.height()
+    assert summary.height() >= summary.heightForWidth(summary.width())
+    assert view.summary_box.verticalScrollBar().maximum() > 0
     _apart(view.confirm_button, view.type_combo, view.not_coin_button, view.audit, view.enrol_button)
 
 
