@@ -108,6 +108,13 @@ def _photo(name: str) -> Frame:
         raise CliError(f"cannot read image {err}{hint}") from err
 
 
+def _grey(image: UInt8Array) -> bool:
+    """Whether a BGR photo's three channels are one (a greyscale photo read as colour)."""
+    import numpy as np
+
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+
+
 def _readable(name: str) -> None:
     """Check that one cup's photograph can be read (:func:`_photo`), keeping nothing of it.
 
@@ -227,6 +234,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"cupcheck verify: error: {err}", file=sys.stderr)
                 unreadable += 1
                 continue
+            if _grey(frame.image):
+                print(
+                    f"warning: {name} has no colour: the models judge colour photographs, and a grey one can change "
+                    "what they see",
+                    file=sys.stderr,
+                )
             verdict = pipeline.run(frame, args.expect, expected_count=args.count)
             if pictures is not None:
                 pictures.write(name, verdict_picture(frame.image, verdict, Path(name).name))
