@@ -4,10 +4,11 @@ The journal is an append-only JSON-lines file (one :meth:`VerdictRecord.to_json`
 so it does not depend on the image store). Every append is flushed and fsync'd before ``log_verdict`` returns.
 Replay sends the records in their original order; because each carries its idempotency key, a replay interrupted
 after a commit but before the journal was trimmed simply finds the verdict already stored. A torn last line (the
-process died mid-append, before the call returned) is discarded; any other unreadable line stops replay with
-:class:`SpoolCorruptError` so nothing is silently dropped. A record the database refuses outright (not a
-connection problem) is moved to a second journal, ``*.rejected.jsonl``, so it cannot block the records after it.
-One process writes a journal at a time.
+process died mid-append, before the call returned) is discarded; any other unreadable line (a damaged disk block)
+is moved, as it was, to ``*.damaged.jsonl`` for a person to look at, so that it blocks neither the records around it
+nor the verdicts after it. A record the database refuses outright (not a connection problem), on replay or as it
+is logged, is kept in a second journal, ``*.rejected.jsonl``, so it cannot block the records after it and is not
+lost. One process writes a journal at a time.
 """
 
 from __future__ import annotations
@@ -71,6 +72,41 @@ class VerdictSpool:
             fh.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
+
+    @property
+    def damaged_path(self) -> Path:
+        """Where unreadable journal lines are moved, ``<name>.damaged.jsonl`` beside the spool."""
+        return self.path.with_name(self.path.stem + ".damaged.jsonl")
+
+    def set_aside(self) -> int:
+        """Move every complete line that cannot be read to :attr:`damaged_path` (appended as it was, fsync'd) and
+        keep the others in order; return how many were moved."""
+        if not self.path.exists():
+            return 0
+        lines = self.path.read_bytes().split(b"\n")
+        tail = lines.pop()
+        good: list[bytes] = []
+        bad: list[bytes] = []
+        for raw in lines:
+            try:
+                VerdictRecord.from_json(json.loads(raw))
+                good.append(raw)
+            except (ValueError, KeyError, TypeError):
+                bad.append(raw)
+        if not bad:
+            return 0
+        with open(self.damaged_path, "ab") as fh:
+            fh.write(b"".join(raw + b"\n" for raw in bad))
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(b"".join(raw + b"\n" for raw in good) + tail)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        _log.error("%d unreadable verdict journal lines moved to %s", len(bad), self.damaged_path)
+        return len(bad)
 
     def rejected(self) -> list[tuple[str, VerdictRecord]]:
         """Return ``(error, record)`` for every record set aside by replay."""
@@ -144,13 +180,18 @@ class SpoolingRepository:
         unreachable the new record joins the journal.
 
         Raises:
-            Whatever :meth:`VerdictRepository.log_verdict` raises other than an unreachable database.
+            Whatever :meth:`VerdictRepository.log_verdict` raises other than an unreachable database; the record is
+            then kept in the rejected journal (:attr:`VerdictSpool.rejected_path`).
         """
         if self._pending:
             try:
                 self.replay()
             except UNREACHABLE_ERRORS as err:
                 self._note(err)
+                self._journal(record)
+                return None
+            except Exception:  # whatever stopped the replay, this verdict waits behind the others, kept
+                _log.exception("the verdict journal could not be replayed; verdict %s joins it", record.idempotency_key)
                 self._journal(record)
                 return None
         try:
@@ -160,6 +201,10 @@ class SpoolingRepository:
             _log.warning("%s unreachable (%s); journalling verdict %s", self.waiting_on, err, record.idempotency_key)
             self._journal(record)
             return None
+        except Exception as err:  # refused (an order keyed with another type, a store that refuses writes): kept
+            _log.error("verdict %s refused by the database, set aside: %s", record.idempotency_key, err)
+            self.spool.reject(record, err)
+            raise
 
     def _note(self, err: Exception) -> None:
         self.waiting_on = IMAGE_SHARE if isinstance(err, StoreUnreachable) else DATABASE
@@ -176,6 +221,8 @@ class SpoolingRepository:
         removed meanwhile) would block every later verdict, so it is moved to the rejected journal
         (:attr:`VerdictSpool.rejected_path`) with the error, for a person to look at, and replay goes on.
         """
+        if self.spool.set_aside():
+            self._pending = len(self.spool)
         records = self.spool.records()
         ids: list[int] = []
         handled = 0

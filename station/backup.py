@@ -30,25 +30,30 @@ from station.units import size_text
 
 def home_files() -> tuple[str, ...]:
     """The station home's own files, by the names their writers give them: the camera calibration (and the photo
-    it was made from), the empty-tray photo, the order book, the verdict journal (and its rejected records), the
-    sign-in cache and the cups cleared from the bench."""
+    it was made from), the empty-tray photo, the order book, the verdict journal (and the records set aside from it),
+    the sign-in cache and the cups cleared from the bench."""
     from calibration.camera import CALIBRATION_FILE, EMPTY_TRAY_FILE, SETUP_VIEW_FILE
     from db.signin_cache import CACHE_FILENAME
-    from db.spool import SPOOL_FILENAME, VerdictSpool
     from station.controllers.bench import CLEARED_FILE
     from station.controllers.catalog import ORDERS_FILE
 
-    rejected = VerdictSpool(Path(SPOOL_FILENAME)).rejected_path.name
     return (
         CALIBRATION_FILE,
         SETUP_VIEW_FILE,
         EMPTY_TRAY_FILE,
         ORDERS_FILE,
-        SPOOL_FILENAME,
-        rejected,
+        *journal_files(),
         CACHE_FILENAME,
         CLEARED_FILE,
     )
+
+
+def journal_files() -> tuple[str, ...]:
+    """The verdict journal and the records set aside from it (refused, or unreadable), by name."""
+    from db.spool import SPOOL_FILENAME, VerdictSpool
+
+    spool = VerdictSpool(Path(SPOOL_FILENAME))
+    return (SPOOL_FILENAME, spool.rejected_path.name, spool.damaged_path.name)
 
 
 SKIP_SUFFIXES = (".lock", ".tmp")
@@ -138,6 +143,12 @@ def back_up(
         )
     out.mkdir(parents=True, exist_ok=True)
     copied = _Copier()
+    # the journal before the database: a verdict replayed from it meanwhile is in one copy or the other (in both,
+    # a replay of the copy finds it stored already)
+    journals = journal_files()
+    for name in journals:
+        if (home / name).is_file():
+            copied.file(home / name, out / name, only_if_changed=True)
 
     db_file = sqlite_file(config.database_url, home)
     database_ok = True
@@ -172,7 +183,7 @@ def back_up(
     if models.is_dir():
         copied.tree(models, out / models.name, index=REGISTRY_FILE)
     for name in home_files():
-        if (home / name).is_file():
+        if name not in journals and (home / name).is_file():
             copied.file(home / name, out / name, only_if_changed=True)
 
     report = BackupReport(

@@ -90,9 +90,13 @@ def test_replay_after_crash_between_commit_and_trim_is_idempotent(repo: VerdictR
 
 def test_errors_other_than_unreachable_are_raised_not_spooled(repo: VerdictRepository, tmp_path: Path) -> None:
     spooling = SpoolingRepository(repo, tmp_path / "journal.jsonl")
+    refused = make_record(11, operator="nobody")
     with pytest.raises(UnknownOperatorError):
-        spooling.log_verdict(make_record(11, operator="nobody"))
+        spooling.log_verdict(refused)
     assert spooling.pending_count() == 0
+    # refused, but not lost: kept beside the journal for a person, as a refused replay is
+    [(error, kept)] = spooling.spool.rejected()
+    assert kept == refused and error.startswith("UnknownOperatorError")
 
 
 def test_replay_sets_aside_a_record_the_database_refuses(repo: VerdictRepository, tmp_path: Path) -> None:
@@ -123,3 +127,20 @@ def test_journal_discards_torn_tail_and_refuses_corrupt_middle(tmp_path: Path) -
     spool.path.write_bytes(lines[0] + b"\n{not json}\n" + lines[1] + b"\n")
     with pytest.raises(SpoolCorruptError, match=":2:"):
         spool.records()
+
+
+def test_a_damaged_journal_line_is_set_aside_and_blocks_no_verdict(repo: VerdictRepository, tmp_path: Path) -> None:
+    """One unreadable line in the middle of the journal: the lines around it are replayed, the next verdict is
+    stored, and the line itself is kept as it was for a person to look at."""
+    spooling = SpoolingRepository(repo, tmp_path / "journal.jsonl")
+    a, b, c = make_record(30), make_record(31), make_record(32)
+    spooling.spool.append(a)
+    spooling.spool.append(b)
+    lines = spooling.spool.path.read_bytes().split(b"\n")
+    spooling.spool.path.write_bytes(lines[0] + b"\n{damaged}\n" + lines[1] + b"\n")
+    spooling = SpoolingRepository(repo, spooling.spool.path)
+    assert spooling.pending_count() == 3
+    assert spooling.log_verdict(c) is not None
+    assert verdict_keys(repo) == [a.idempotency_key, b.idempotency_key, c.idempotency_key]
+    assert spooling.pending_count() == 0 and not spooling.spool.path.exists()
+    assert spooling.spool.damaged_path.read_bytes() == b"{damaged}\n"

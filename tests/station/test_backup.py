@@ -55,6 +55,7 @@ def home(tmp_path: Path) -> Path:
     (home / "gallery" / "index-1.faiss").write_bytes(b"\0" * 64)
     (home / "calibration.json").write_text('{"px_per_mm": 8}')
     (home / "orders.csv").write_text("A-1,t0000\n")
+    (home / "verdict-spool.damaged.jsonl").write_bytes(b"{damaged}\n")  # a journal line set aside for a person
     return home
 
 
@@ -80,6 +81,7 @@ def test_a_backup_is_a_home_and_a_second_one_copies_what_changed(home: Path, tmp
     assert blobs and all(b.stat().st_nlink > 1 for b in blobs)  # versions still share their stored files
     assert (out / "gallery" / "index-1.faiss").read_bytes() == b"\0" * 64
     assert (out / "orders.csv").read_text() == "A-1,t0000\n" and (out / "calibration.json").is_file()
+    assert (out / "verdict-spool.damaged.jsonl").read_bytes() == b"{damaged}\n"
     assert not list(out.rglob("*.lock")) and not list(out.rglob("*.tmp"))
     assert json.loads((out / "backup.json").read_text())["home"] == str(home.resolve())
     problems = check_backup(out).problems  # the fixture's gallery and bundles are stand-ins: the check says so

@@ -253,7 +253,9 @@ def test_verify_and_detect_number_a_photos_coins_and_objects_alike(
         assert (rows[number] == "object") == (not coin["is_coin"]) == (number in objects)
     assert "has no colour" not in capsys.readouterr().err
     grey = tmp_path / "grey.png"  # the same cup photographed in grey: judged, with a word that it is grey
-    cv2.imwrite(str(grey), cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2GRAY))
+    colour = cv2.imread(str(photo))
+    assert colour is not None
+    cv2.imwrite(str(grey), cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY))
     assert main(_verify(station, str(grey), "--expect", "t0000")) == 0
     assert f"warning: {grey} has no colour" in capsys.readouterr().err
 
