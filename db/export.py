@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from db.records import TrainingCoin, TrainingCup, TrainingExport
 from db.schema import Capture, Coin, Cup, Label, LabelKind, Station, Verdict
+from models.reasons import only_the_camera
 from models.types import Decision, Side
 
 
@@ -31,6 +32,8 @@ def _flip(side: Side | None) -> Side | None:
 def _coin_truth(label: Label, coin: Coin, expected: str, inherited: bool) -> tuple[str | None, Side | None]:
     """The coin's true type and side under ``label`` (see :class:`~db.records.TrainingCoin`)."""
     kind = LabelKind(label.kind)
+    if inherited and coin.top_type is None:
+        return None, None  # an object the detector found (no match): a ruling on the cup does not make it a coin
     if kind is LabelKind.CORRECTED:
         return label.corrected_type, None
     if kind is LabelKind.CONFIRMED:
@@ -61,13 +64,21 @@ def export_cups(session: Session, cup_ids: Iterable[int], since: datetime | None
     coins_by_cup = _coins_by_cup(session, ids)
     cups: list[TrainingCup] = []
     coins: list[TrainingCoin] = []
-    answered: dict[int, int] = {}  # first check → the labelled re-check that answers it
+    # first check → the labelled re-check that answers it: the same coins, so always in the same split
+    answered = {
+        cup.recheck_of_id: cup.id for cup, *_ in rows if cup.recheck_of_id is not None and fresh(cup_label.get(cup.id))
+    }
+    # a first check's own ruling stands when it is the newer one; an older one gives way to the re-check's
+    own_first: dict[int, datetime] = {}
+    for lab in session.scalars(select(Label).where(Label.cup_id.in_(list(answered)), Label.is_current)):
+        own_first[lab.cup_id] = max(lab.created_at, own_first.get(lab.cup_id, lab.created_at))
+    superseded = {f for f, at in own_first.items() if at <= cup_label[answered[f]].created_at}
     for cup, station, ref, version, decision in rows:
+        if cup.id in superseded:
+            continue  # its re-check's newer ruling speaks for it (below)
         cl = cup_label.get(cup.id)
         if cl is not None and fresh(cl):
-            cups.append(_training_cup(cup, station, ref, version, decision, cl))
-            if cup.recheck_of_id is not None:
-                answered[cup.recheck_of_id] = cup.id
+            cups.append(_training_cup(cup, station, ref, version, decision, cl, split_cup_id=answered.get(cup.id)))
         for coin in coins_by_cup.get(cup.id, []):
             own = coin_label.get(coin.id)
             ruling = own if own is not None else cl
@@ -75,8 +86,17 @@ def export_cups(session: Session, cup_ids: Iterable[int], since: datetime | None
                 coins.append(_training_coin(cup, station, version, coin, ruling, inherited=own is None))
     # A first check answered by a labelled re-check is the same coins, photographed before some were turned over
     # in place: each of its coins takes the ruling of the re-check's coin lying where it lies.
-    ruled = set(session.scalars(select(Label.cup_id).where(Label.cup_id.in_(list(answered)), Label.is_current)))
-    firsts = [cup_id for cup_id in answered if cup_id not in ruled]  # a ruling of its own, even an older one, wins
+    firsts = [cup_id for cup_id in answered if cup_id not in own_first or cup_id in superseded]
+    # checked again because the camera had moved: its coins do not lie where the re-check's lie, so no ruling is
+    # carried over by place (and a first check flagged for the camera alone has nothing else to learn from)
+    moved = {
+        cup_id
+        for cup_id, reasons in session.execute(
+            select(Verdict.cup_id, Verdict.reasons).where(Verdict.cup_id.in_(firsts))
+        )
+        if only_the_camera(tuple(reasons or ()))
+    }
+    firsts = [cup_id for cup_id in firsts if cup_id not in moved]
     first_coins = _coins_by_cup(session, firsts)
     for cup, station, ref, version, decision in _cup_rows(session, firsts):
         again = answered[cup.id]
@@ -84,7 +104,7 @@ def export_cups(session: Session, cup_ids: Iterable[int], since: datetime | None
         cups.append(_training_cup(cup, station, ref, version, decision, cl, split_cup_id=again))
         for coin in first_coins.get(cup.id, []):
             twin = _coin_at(coin, coins_by_cup.get(again, []))
-            if twin is None:
+            if twin is None or (twin.id not in coin_label and (coin.top_type is None or twin.top_type is None)):
                 continue
             ruling = coin_label.get(twin.id, cl)
             if fresh(ruling) and LabelKind(ruling.kind) is not LabelKind.WRONG_SIDE:

@@ -146,6 +146,7 @@ class VerdictRecord:
         recheck_of: the idempotency key of an earlier check of this same cup, when this photograph was taken after
             the operator turned over the coins that check named; ``None`` for a cup's first check.
         expected_count: how many coins the order asked for (``None``: it did not say).
+        n_instances: coins and objects found: the numbers on the photograph run from 1 to this.
     """
 
     station: str
@@ -429,6 +430,7 @@ class ReviewItem:
         operator: who checked the cup.
         order: the order number it was checked for (``None``: the type was picked from the list).
         expected_count: how many coins the order asked for (``None``: it did not say).
+        n_instances: coins and objects found: the numbers on the photograph run from 1 to this.
     """
 
     cup_id: int
@@ -456,6 +458,7 @@ class ReviewItem:
     operator: str = ""
     order: str | None = None
     expected_count: int | None = None
+    n_instances: int = 0
 
 
 def audit_pick(cup_id: int, share: float) -> bool:
@@ -495,6 +498,7 @@ class CupActivity:
         wrong_coins: coins a person ruled another type, not a coin, or damaged.
         first_ruled_at: when a person first ruled on the cup or one of its coins (``None``: nobody has).
         expected_count: how many coins the order asked for (``None``: it did not say).
+        n_instances: coins and objects found: the numbers on the photograph run from 1 to this.
     """
 
     cup_id: int

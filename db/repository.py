@@ -344,6 +344,7 @@ class VerdictRepository:
                     p_correct=p,
                     threshold=thr,
                     n_coins=n,
+                    n_instances=int(row.n_instances),
                     mismatch_share=share,
                     uncertainty=info.uncertainty,
                     disagreement=info.disagreement,

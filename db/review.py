@@ -105,6 +105,7 @@ def queue_query(
             Coin.cup_id.label("cup_id"),
             # an object is logged as a coin row with no match: it is counted as neither
             func.count(Coin.top_type).label("n_coins"),
+            func.count(Coin.id).label("n_instances"),
             func.sum(case((Coin.top_type.is_(None), 0), (Coin.top_type == Cup.expected_type, 0), else_=1)).label(
                 "n_mismatch"
             ),
@@ -137,6 +138,7 @@ def queue_query(
             Verdict.created_at,
             Capture.ref.label("capture_ref"),
             func.coalesce(coin_stats.c.n_coins, 0).label("n_coins"),
+            func.coalesce(coin_stats.c.n_instances, 0).label("n_instances"),
             func.coalesce(coin_stats.c.n_mismatch, 0).label("n_mismatch"),
             Verdict.reasons,
             Cup.recheck_of_id,

@@ -292,7 +292,9 @@ def _run_retrain(home: Path, models: Path, opts: RetrainOptions) -> RetrainOutco
     try:
         export = repo.training_export()
         mark = label_watermark(models)
-        stamps = [c.labelled_at for c in export.cups] + [c.labelled_at for c in export.coins]
+        # a coin's ruling counts where its cup is labelled: the retrain learns from cups (a coin ruled alone waits)
+        labelled = {c.cup_id for c in export.cups}
+        stamps = [c.labelled_at for c in export.cups] + [c.labelled_at for c in export.coins if c.cup_id in labelled]
         new = sum(1 for t in stamps if mark is None or t > mark)
         audit = pass_audit(export)
         _log.info(audit_line(audit))  # the same 95 % bound the terminal prints

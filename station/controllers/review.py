@@ -413,7 +413,8 @@ class ReviewController(QObject):
             )
             + (_recheck_words(item) if item.recheck_of is not None else "")
         )
-        self.view.coin_spin.setMaximum(max(1, item.n_coins))
+        # the photograph numbers objects too: an object after the last coin must be reachable to be ruled on
+        self.view.coin_spin.setMaximum(max(1, item.n_instances, item.n_coins))
         self.view.thumbs.clear()
         self.view.audit.clear()
         self._read_cup(item, before=False, whole=True)

@@ -413,14 +413,42 @@ def test_a_first_check_takes_the_rulings_of_its_labelled_recheck_coin_by_coin(re
     ]  # coin 3 has no twin in the re-check: no ruling
     assert all(c.inherited for c in export.coins if c.cup_id == first_cup)
 
-    # a ruling of its own wins: the first check is exported once, as itself, and not again after it
+    # a newer ruling of its own wins: the first check is exported once, as itself, in its re-check's split (the same
+    # coins in train and holdout would judge the model on what it learnt)
     repo.relabel(SUPERVISOR, first_cup, LabelKind.CONFIRMED)
     mine = [c for c in repo.training_export().cups if c.cup_id == first_cup]
-    assert len(mine) == 1 and mine[0].split_cup_id is None
+    assert len(mine) == 1 and mine[0].split_cup_id == again_cup and mine[0].split_id == again_cup
+    assert {c.true_type for c in repo.training_export().coins if c.cup_id == first_cup} == {"eur_1"}
     since = max(c.labelled_at for c in repo.training_export().cups)
-    repo.relabel(SUPERVISOR, again_cup, LabelKind.CONFIRMED, note="looked again")  # a fresh cup ruling
+    repo.relabel(SUPERVISOR, again_cup, LabelKind.CONFIRMED, note="looked again")  # a newer cup ruling
     later = repo.training_export(since=since)
-    assert [c.cup_id for c in later.cups] == [again_cup] and {c.cup_id for c in later.coins} == {again_cup}
+    assert sorted(c.cup_id for c in later.cups) == [first_cup, again_cup]
+    # the re-check's ruling, now the newer, speaks for the first check again, coin by coin (what is new of it: the
+    # corrected coin's ruling is older than ``since``)
+    carried = sorted((c.index, c.true_type) for c in later.coins if c.cup_id == first_cup)
+    assert carried == [(0, "eur_1"), (1, "eur_1")]
+    whole = sorted((c.index, c.true_type) for c in repo.training_export().coins if c.cup_id == first_cup)
+    assert whole == [(0, "eur_1"), (1, "eur_1"), (2, "eur_2")]
+
+
+def test_an_object_takes_no_type_from_a_ruling_on_its_cup_and_a_moved_camera_carries_no_ruling(
+    repo: VerdictRepository,
+) -> None:
+    flag = {"decision": Decision.FLAG, "p_correct": 0.5}
+    cup = _cup_of(repo, repo.log_verdict(make_record(70, top_types=("eur_1", None, "eur_1"), **flag)))  # type: ignore[arg-type]
+    repo.relabel(SUPERVISOR, cup, LabelKind.CONFIRMED)
+    truth = {c.index: c.true_type for c in repo.training_export().coins if c.cup_id == cup}
+    assert truth == {0: "eur_1", 1: None, 2: "eur_1"}  # the washer stays an object, not a coin of the cup's type
+    # a cup checked again because the camera had moved: the coins lie elsewhere, nothing is carried by place
+    camera = make_record(71, **flag)  # type: ignore[arg-type]
+    camera = dataclasses.replace(camera, reasons=("the camera has moved since it was set up — put it back",))
+    again = make_record(72, recheck_of=camera.idempotency_key, **flag)  # type: ignore[arg-type]
+    first_cup, again_cup = (_cup_of(repo, repo.log_verdict(r)) for r in (camera, again))
+    repo.relabel(SUPERVISOR, again_cup, LabelKind.CORRECTED, coin_index=0, corrected_type="eur_2")
+    repo.relabel(SUPERVISOR, again_cup, LabelKind.CONFIRMED)
+    export = repo.training_export()
+    assert again_cup in {c.cup_id for c in export.cups}
+    assert first_cup not in {c.cup_id for c in export.cups} | {c.cup_id for c in export.coins}
 
 
 def test_training_export_resolves_labels(repo: VerdictRepository) -> None:

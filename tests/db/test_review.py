@@ -59,3 +59,4 @@ def test_an_object_in_a_cup_is_counted_as_neither_a_coin_nor_a_mismatch(repo: Ve
     repo.log_verdict(record)
     (item,) = repo.review_queue(limit=5)
     assert (item.n_coins, item.mismatch_share) == (2, 0.5)
+    assert item.n_instances == 3  # the photograph numbers the object 3: a ruling must be able to reach it
