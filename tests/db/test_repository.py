@@ -425,8 +425,8 @@ def test_a_first_check_takes_the_rulings_of_its_labelled_recheck_coin_by_coin(re
     assert sorted(c.cup_id for c in later.cups) == [first_cup, again_cup]
     # the re-check's ruling, now the newer, speaks for the first check again, coin by coin (what is new of it: the
     # corrected coin's ruling is older than ``since``)
-    carried = sorted((c.index, c.true_type) for c in later.coins if c.cup_id == first_cup)
-    assert carried == [(0, "eur_1"), (1, "eur_1")]
+    again_carried = sorted((c.index, c.true_type) for c in later.coins if c.cup_id == first_cup)
+    assert again_carried == [(0, "eur_1"), (1, "eur_1")]
     whole = sorted((c.index, c.true_type) for c in repo.training_export().coins if c.cup_id == first_cup)
     assert whole == [(0, "eur_1"), (1, "eur_1"), (2, "eur_2")]
 
