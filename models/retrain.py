@@ -508,9 +508,14 @@ def retrain_bundle(
     frozen = load_calibration_features(root / CALIBRATION_FEATURES, current.features) if root else None
     # Every candidate this run may certify on these cups (the refit voter, the voter kept with the new references,
     # and the two fine-tuned embedder variants) shares delta: the one promoted is the best of them, and its
-    # certificate must hold whichever it is (Bonferroni).
+    # certificate must hold whichever it is (Bonferroni). Which ones may be tried is settled here, from counts
+    # alone, before any is scored: the fine-tuned embedder is certified on the station's calibration cups alone,
+    # and is not tried when they are too few to certify anything at its share of delta.
     tries_kept = bool(refs) and not cfg.shuffle_labels
-    candidates = 1 + int(tries_kept) + (2 if cfg.fine_tune_embedder and not cfg.shuffle_labels else 0)
+    need = min_accepted_for_rejection(target, delta / (3 + int(tries_kept)))
+    have = int((parts[1].y & passable(parts[1].x, current.features, pipeline.voter.min_coins)).sum())
+    tries_tune = cfg.fine_tune_embedder and not cfg.shuffle_labels and have >= need
+    candidates = 1 + int(tries_kept) + (2 if tries_tune else 0)
 
     def judged(
         variant: str,
@@ -547,15 +552,12 @@ def retrain_bundle(
         tried.append(judged("kept", pipeline.voter, parts, refs, pipeline.adapter))
 
     def fine_tuned() -> tuple[_Trial | None, str]:
-        need = min_accepted_for_rejection(target, delta / candidates)
-        cal = parts[1]
-        have = int((cal.y & passable(cal.x, current.features, pipeline.voter.min_coins)).sum())
-        if have < need:
+        if not tries_tune:
             return None, (
                 f"skipped: the station's calibration cups give {have} correct pairs the hard rules let pass, and a "
                 f"fine-tuned embedder is certified on them alone (the bundle's calibration pairs were embedded "
                 f"without it), which takes at least {need} at {target:.1%} (delta {delta:g} shared by the "
-                f"{candidates} candidates of the night)"
+                f"{3 + int(tries_kept)} candidates of a night that tries it)"
             )
         # The layer learns against the enrolment photos alone (the station references are training coins
         # themselves), from every ruled coin of the training split: unlike a station reference, one wrong ruling

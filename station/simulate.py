@@ -254,10 +254,10 @@ def _oracle(repo: VerdictRepository, cup_id: int, scene: CupScene, instances: li
     """
     repo.relabel(SUPERVISOR, cup_id, LabelKind.CONFIRMED, note="oracle")
     for k, inst in enumerate(instances):
-        truth = _instance_type(scene, inst.center) if inst.is_coin else None
+        truth = _instance_type(scene, inst.center)  # what lies there, whatever the detector called it
         if truth is None:
             repo.relabel(SUPERVISOR, cup_id, LabelKind.NOT_A_COIN, coin_index=k, note="oracle")
-        elif truth != scene.expected_type:
+        elif truth != scene.expected_type or not inst.is_coin:  # a coin the detector took for an object, too
             repo.relabel(SUPERVISOR, cup_id, LabelKind.CORRECTED, coin_index=k, corrected_type=truth)
 
 

@@ -102,3 +102,44 @@ def test_the_operator_turns_the_coins_a_flag_names_and_checks_again(
         assert len(queue) == 5 and sum(it.recheck_of is not None for it in queue) == int(turned)
     finally:
         repo.engine.dispose()
+
+
+def test_the_oracle_rules_what_lies_there_whatever_the_detector_called_it(tmp_path: Path) -> None:
+    """A real coin the detector called an object is ruled a coin of its type, not 'not a coin'."""
+    import numpy as np
+
+    from db.schema import Role
+    from models.types import CoinInstance, Decision
+    from station.simulate import SUPERVISOR, SUPERVISOR_PIN, _oracle
+    from tests.db.factories import OPERATOR, OPERATOR_PIN, make_record
+
+    assets = SceneAssets(generate_mint(6, 7))
+    options = SceneOptions(image_size=480, max_coins=8, kind_weights={CupKind.PURE: 1.0})
+    scene = next(s for s in (render_cup(assets, 8, i, options) for i in range(50)) if len(s.instances) >= 2)
+    coins = [s for s in scene.instances if s.is_coin]
+    found = []
+    for k, s in enumerate(coins):  # every coin found, the first called an object
+        ys, xs = np.nonzero(scene.labels == s.label)
+        box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float32)
+        found.append(
+            CoinInstance(
+                bbox=box,
+                mask=np.ones((1, 1), bool),
+                mask_origin=(0, 0),
+                confidence=0.9,
+                center=(float(xs.mean()), float(ys.mean())),
+                axes=(10.0, 10.0),
+                is_coin=k != 0,
+            )
+        )
+    (tmp_path / "home").mkdir()
+    repo = VerdictRepository.open(tmp_path / "home")
+    repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+    repo.add_operator(SUPERVISOR, Role.SUPERVISOR, SUPERVISOR_PIN)
+    tops = tuple(scene.expected_type if i.is_coin else None for i in found)
+    record = make_record(1, expected=str(scene.expected_type), order=None, top_types=tops, decision=Decision.FLAG)
+    cup = repo.cup_of_verdict(repo.log_verdict(record))
+    _oracle(repo, cup, scene, found)
+    truth = {c.index: c.true_type for c in repo.training_export().coins}
+    assert truth == {k: s.type_id for k, s in enumerate(coins)}
+    repo.engine.dispose()
