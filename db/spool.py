@@ -20,15 +20,16 @@ import os
 from pathlib import Path
 
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from db.records import VerdictRecord
 from db.repository import VerdictRepository
 from db.store import StoreUnreachable
 
 SPOOL_FILENAME = "verdict-spool.jsonl"
-UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, StoreUnreachable)
-"""A database that cannot be reached, or a site's shared image folder that is not mounted: the verdict, with its
-images, waits in the journal."""
+UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout, StoreUnreachable)
+"""A database that cannot be reached (or gives no connection in time), or a site's shared image folder that is not
+mounted: the verdict, with its images, waits in the journal."""
 
 DATABASE = "database"
 IMAGE_SHARE = "image share"

@@ -144,3 +144,17 @@ def test_a_damaged_journal_line_is_set_aside_and_blocks_no_verdict(repo: Verdict
     assert verdict_keys(repo) == [a.idempotency_key, b.idempotency_key, c.idempotency_key]
     assert spooling.pending_count() == 0 and not spooling.spool.path.exists()
     assert spooling.spool.damaged_path.read_bytes() == b"{damaged}\n"
+
+
+def test_a_database_that_gives_no_connection_in_time_is_waited_for(repo: VerdictRepository, tmp_path: Path) -> None:
+    """Every pooled connection taken (a site's server at its limit): the verdict waits in the journal."""
+    from sqlalchemy import create_engine
+
+    busy = create_engine(repo.engine.url, pool_size=1, max_overflow=0, pool_timeout=0.1)
+    spooling = SpoolingRepository(VerdictRepository(busy, repo.home), tmp_path / "journal.jsonl")
+    record = make_record(40)
+    with busy.connect():
+        assert spooling.log_verdict(record) is None
+    assert spooling.pending_count() == 1
+    assert spooling.replay() and verdict_keys(repo)[-1] == record.idempotency_key
+    busy.dispose()
