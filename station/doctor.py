@@ -192,6 +192,19 @@ def _database(config: StationConfig, home: Path, note: Note) -> DatabaseHealth:
             f"{waiting} verdicts wait in {journal} for the database",
             "they are sent when the station runs and reaches the database",
         )
+    spool = VerdictSpool(journal)
+    for path, what in (
+        (spool.rejected_path, "verdicts the database refused"),
+        (spool.damaged_path, "unreadable lines"),
+    ):
+        kept = path.read_bytes().count(b"\n") if path.is_file() else 0
+        if kept:
+            note(
+                "journal",
+                Status.WARN,
+                f"{kept} {what} are kept in {path}",
+                "look at them (each line says why); once dealt with, move the file away",
+            )
     return db
 
 

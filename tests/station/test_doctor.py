@@ -49,6 +49,7 @@ def test_a_fresh_home_is_not_ready_and_says_what_to_do(tmp_path: Path, capsys: p
 
     VerdictRepository.open(home).engine.dispose()  # as a first start leaves it
     (home / "orders.csv").write_text("A-1\n")
+    (home / "verdict-spool.rejected.jsonl").write_text('{"error": "OrderMismatchError: ..."}\n')  # set aside
     shared = tmp_path / "share"  # named in the station file, not mounted
     (tmp_path / "station.toml").write_text(f'home = "{home}"\nstore = "{shared}"\n')
     assert main(["doctor", "--config", str(tmp_path / "station.toml"), "--no-camera"]) == 1
@@ -57,6 +58,8 @@ def test_a_fresh_home_is_not_ready_and_says_what_to_do(tmp_path: Path, capsys: p
     assert "→ cupcheck operators add NAME --role supervisor (with this --config)" in lines
     assert any(line.startswith("FAIL images the shared image folder has no captures/") for line in lines)
     assert any(line.startswith("FAIL orders") and "expected 'order,type[,count]'" in line for line in lines)
+    rejected = home / "verdict-spool.rejected.jsonl"
+    assert f"WARN journal 1 verdicts the database refused are kept in {rejected}" in lines
 
 
 @pytest.fixture
