@@ -56,6 +56,8 @@ class LabelledCup:
         labelled_at: ISO time of the ruling in force.
         split_cup_id: the id that decides the split instead of ``cup_id`` (a first check takes its re-check's:
             :attr:`db.records.TrainingCup.split_cup_id`), ``None`` for its own.
+        coin_sides: the side each coin shows by its ruling (a "wrong side" ruling names the other side than the
+            match's), ``None`` where it does not say; empty: not known for any.
     """
 
     cup_id: int
@@ -64,6 +66,7 @@ class LabelledCup:
     coin_types: tuple[str, ...]
     labelled_at: str = ""
     split_cup_id: int | None = None
+    coin_sides: tuple[Side | None, ...] = ()
 
     @property
     def split_id(self) -> int:
@@ -343,6 +346,9 @@ def select_references(
             if not view.design_types[view.ref_design[row], t]:
                 continue
             side = Side.REVERSE if view.ref_side[row] == 1 else Side.OBVERSE
+            ruled = cup.coin_sides[j] if j < len(cup.coin_sides) else None
+            if ruled is not None and ruled != side:
+                continue  # the supervisor said it shows the other side: its match is the mistake, not a reference
             entry = GalleryEntry(
                 type_id, side, design_id=view.designs[int(view.ref_design[row])], source=f"cup:{cup.cup_id}/coin:{j}"
             )

@@ -48,6 +48,7 @@ from models.registry import (
 )
 from models.retrain import Candidate, LabelledCup, RetrainConfig, retrain_bundle
 from models.template import signature
+from models.types import Side
 
 RETRAIN_LOCK = "retrain.lock"
 RETRAIN_STALE_S = 3 * 3600.0
@@ -225,6 +226,7 @@ def labelled_cups(
         focus: list[float] = []
         diam: list[float] = []
         types: list[str] = []
+        sides: list[Side | None] = []
         sigs: list[np.ndarray | None] = []
         objects = 0
         for coin in sorted(coins_by_cup.get(cup.cup_id, []), key=lambda c: c.index):
@@ -243,6 +245,7 @@ def labelled_cups(
             focus.append(foc)
             diam.append(np.nan if coin.diameter_mm is None else coin.diameter_mm)
             types.append(coin.true_type)
+            sides.append(coin.side)
         d = pipeline.embedder.embed_dim
         coins = CupCoins(
             embeddings=np.stack(embs).astype(np.float32) if embs else np.zeros((0, d), np.float32),
@@ -256,7 +259,13 @@ def labelled_cups(
         )
         out.append(
             LabelledCup(
-                cup.cup_id, cup.expected_type, coins, tuple(types), cup.labelled_at.isoformat(), cup.split_cup_id
+                cup.cup_id,
+                cup.expected_type,
+                coins,
+                tuple(types),
+                cup.labelled_at.isoformat(),
+                cup.split_cup_id,
+                tuple(sides),
             )
         )
     return out

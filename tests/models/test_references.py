@@ -150,6 +150,10 @@ def test_references_come_from_the_training_split_on_a_design_of_the_coins_type()
     assert followed.split_id == hold[0] and len(select_references([followed], view, V, per_design=2)) == 0
     pairs = labelled_pairs([followed, cups[2]], view, None, FEATURES)
     assert set(pairs.split_id.tolist()) == {hold[0], train[2]} and set(pairs.cup_id.tolist()) == {train[1], train[2]}
+    # a coin ruled to show the other side than it matched is no reference of the side it matched
+    wrong = replace(cups[1], coin_sides=(Side.OBVERSE,))
+    assert len(select_references([wrong], view, V, per_design=2)) == 0
+    assert len(select_references([replace(cups[1], coin_sides=(Side.REVERSE,))], view, V, per_design=2)) == 1
 
 
 def test_a_bundle_carries_its_references_and_the_pipeline_joins_them(tmp_path: Path) -> None:
