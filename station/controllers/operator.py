@@ -173,6 +173,7 @@ class OperatorController(QObject):
         self._recheck: Recheck | None = None
         self._model_problem = ""
         self._model_detail = ""
+        self._saving: str | None = None  # the key of the verdict shown whose write is awaited
         self._orders_error = ""  # why orders.csv cannot be read ("": it was read, or there is none)
         self._order_hint = view.order_edit.placeholderText()
         self._entry_done = False  # the order box holds a finished entry (Enter was pressed on it)
@@ -634,9 +635,9 @@ class OperatorController(QObject):
 
     @Slot(object)
     def show_verdict(self, result: CheckResult) -> None:
-        """Show a verdict: banner, reason, numbers, outlines, coin thumbnails, sound."""
-        self.busy = False
-        self.view.check_button.setEnabled(self._can_check)
+        """Show a verdict: banner, reason, numbers, outlines, coin thumbnails, sound. The next cup waits for this
+        one's write (:meth:`show_store`): a verdict that could not be saved is said of this cup, not of the next."""
+        self._saving = result.request.key
         self._last = result
         self._overlay_until = self._clock() + OVERLAY_HOLD_S
         verdict = result.verdict
@@ -646,21 +647,31 @@ class OperatorController(QObject):
         )
         # one turn per cup: a turn-first FLAG makes the next check this cup's re-check; a FLAG after the turn goes
         # to a supervisor. A FLAG for the camera alone is answered by the check made once the camera is back. A
-        # photograph with another coin count is a new cup (CheckResult.is_recheck).
-        self._arm_recheck(result.follow_up())
+        # photograph with another coin count is a new cup (CheckResult.is_recheck). An order chosen, or another
+        # person signed in, while the cup was checked: the next cup is theirs, a new one.
+        req = result.request
+        same_hands = (req.expected_type, req.order, req.operator) == (self.expected_type, self.order, self.operator)
+        self._arm_recheck(result.follow_up() if same_hands else None)
         self.view.banner.show_state(summary.headline, summary.colour)
         self.view.reason.setText(summary.reason)
         self.view.detail.setText(summary.detail)
         self._show_model_label(verdict.model_version)
         self._show_thumbnails(result.request.frame, verdict, turned=result.turned)
-        self.view.preview.set_image(draw_evidence(result.request.frame.image, verdict))
-        if result.answers is not None:  # the same cup checked again: its newest check stands for it
-            self._cups.pop(result.answers, None)
-        self._cups[result.request.key] = verdict.decision
-        n, flagged = len(self._cups), self.counts[Decision.FLAG]
-        self.view.session_label.setText(f"{n} cup{'s' if n != 1 else ''} checked · {flagged} flagged")
+        if self._camera_lost:  # the cup was photographed before: the preview keeps saying the camera is lost
+            self.view.detail.setText("The camera has stopped since; cups are checked again once it is back.")
+        else:
+            self.view.preview.set_image(draw_evidence(result.request.frame.image, verdict))
+        if req.operator == self._counted_for:  # a cup checked for the person signed in before is not this session's
+            if result.answers is not None:  # the same cup checked again: its newest check stands for it
+                self._cups.pop(result.answers, None)
+            self._cups[req.key] = verdict.decision
+            self._show_session()
         self._sound.play(verdict.decision)
         self.verdict_shown.emit(result)
+
+    def _show_session(self) -> None:
+        n, flagged = len(self._cups), self.counts[Decision.FLAG]
+        self.view.session_label.setText(f"{n} cup{'s' if n != 1 else ''} checked · {flagged} flagged")
 
     @Slot(str)
     def show_model(self, version: str) -> None:
@@ -779,7 +790,16 @@ class OperatorController(QObject):
 
     @Slot(object)
     def show_store(self, result: StoreResult) -> None:
-        """Show the database state after a write."""
+        """Show the database state after a write; the write of the verdict shown ends the check."""
+        saved = self._saving
+        if saved is not None:
+            self._saving = None
+            self.busy = False
+            self.view.check_button.setEnabled(self._can_check)
+            if result.state is DbState.ERROR:  # on no record: not checked, and nothing to check again
+                self._cups.pop(saved, None)
+                self._show_session()
+                self._arm_recheck(None)
         if result.state is DbState.CONNECTED:
             text, style = "Database: connected", ""
         elif result.state is DbState.SPOOLING:
