@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QWidget
 
@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
             sign_out_after_s=60 * config.sign_out_after_min if sign_in is not None else 0.0,
         )
         self.controller.show_orders_problem(orders_error)
+        self.view.type_list.installEventFilter(self)  # a scan while a clicked type has the focus: see eventFilter
         self._worker: WorkerThread = start_worker(pipeline, repository)
         worker = self._worker.worker
         self.controller.check_requested.connect(worker.check)
@@ -295,6 +296,14 @@ class MainWindow(QMainWindow):
         """Keys no widget took (the focus is on the preview or a list) start a new order entry."""
         if not self.controller.type_ahead(event.text()):
             super().keyPressEvent(event)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """A barcode scanner typing while the type list has the focus (a type was just clicked) types into the
+        order box, not into the list's own search, which would choose whichever type the keys spell."""
+        typed = watched is self.view.type_list and event.type() == QEvent.Type.KeyPress
+        if typed and isinstance(event, QKeyEvent) and self.controller.type_ahead(event.text()):
+            return True
+        return super().eventFilter(watched, event)
 
     @property
     def worker(self) -> WorkerThread:

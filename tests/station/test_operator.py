@@ -149,9 +149,14 @@ def test_next_scan_lands_in_the_order_box_wherever_the_focus_is(
     qtbot.keyClick(window.view.order_edit, Qt.Key.Key_Return)
     assert window.view.order_edit.text() == "Z-9"  # the previous order was replaced, not appended to
     assert "Unknown order" in window.view.order_status.text()
+    # a type clicked in the list keeps the focus there: a scan then is an order, not the list's own search (which
+    # chose whichever type the keys spelled, with no order)
+    window.controller.choose_type(catalog.types[1].type_id)
     window.view.type_list.setFocus()
-    qtbot.keyClicks(window.view.type_list, "A")  # a list takes letters for itself: not redirected
-    assert window.view.order_edit.text() == "Z-9"
+    qtbot.keyClicks(window.view.type_list, ORDER)
+    qtbot.keyClick(window.view.order_edit, Qt.Key.Key_Return)
+    assert window.view.order_edit.text() == ORDER
+    assert (window.controller.expected_type, window.controller.order) == (catalog.types[0].type_id, ORDER)
 
 
 def test_each_scan_replaces_the_last_even_once_its_selection_is_gone(
