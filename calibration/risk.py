@@ -295,6 +295,14 @@ class PrecisionCoverageCurve:
     precision: FloatArray
     coverage: FloatArray
 
+    def passing(self) -> PrecisionCoverageCurve:
+        """The points a PASS can reach: a pair the hard rules refuse scores 0 and never passes (:func:`passes`), so
+        the thresholds at 0, which would count those pairs as accepted, are left out."""
+        keep = self.thresholds > 0
+        return PrecisionCoverageCurve(
+            self.thresholds[keep], self.n_accepted[keep], self.n_errors[keep], self.precision[keep], self.coverage[keep]
+        )
+
 
 def precision_coverage_curve(
     scores: npt.ArrayLike, correct: npt.ArrayLike, grid: npt.ArrayLike | None = None

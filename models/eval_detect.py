@@ -674,8 +674,9 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
     if syn:
         lines += [
             f"Synthetic cups: {report.get('synthetic_cups')} from `{report.get('synthetic_data')}`; matching at box "
-            "IoU 0.5 (the `*_mask_match` rows: at mask IoU 0.5, the instance-segmentation convention); diameters of "
-            "whole (not partial) coins against the true diameter.",
+            "IoU 0.5 (the `*_mask_match` rows: at mask IoU 0.5, the instance-segmentation convention); mask IoU "
+            "over the instances found (a missed coin is counted in recall, not here); diameters of whole (not "
+            "partial) coins against the true diameter.",
             "",
             f"| metric | detector | {HOUGH_LABEL} |",
             "|---|---|---|",

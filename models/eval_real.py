@@ -195,7 +195,7 @@ def evaluate_real_cups(
             label = f"the bundle's threshold {own['threshold']:.3g}: {own['pass']} PASS, {own['wrong']} wrong"
             mark = ((own["pass"] - own["wrong"]) / max(int(y.sum()), 1), precision, label)
         plot_precision_coverage(
-            precision_coverage_curve(scores, y),
+            precision_coverage_curve(scores, y).passing(),
             None,
             plot,
             title=f"Voter on cups of real coins ({', '.join(test.currencies)} test crops)",

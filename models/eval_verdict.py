@@ -130,8 +130,8 @@ def breakdown_threshold(
 
 
 def precision_at_coverage(scores: np.ndarray, y: np.ndarray, coverage: float) -> float:
-    """Test precision of the strictest threshold whose coverage reaches ``coverage`` (``nan`` if none)."""
-    curve = precision_coverage_curve(scores, y)
+    """Test precision of the strictest threshold whose coverage reaches ``coverage`` (``nan`` if no PASS does)."""
+    curve = precision_coverage_curve(scores, y).passing()
     idx = np.nonzero(curve.coverage >= coverage)[0]
     return float(curve.precision[idx[0]]) if idx.size else math.nan
 
@@ -191,7 +191,7 @@ def breakdown(table: PairTable, accepted: np.ndarray, min_coins: int = 1) -> dic
 
 
 def _at_threshold(scores: np.ndarray, y: np.ndarray, choice: ThresholdChoice) -> tuple[float, float, int, int]:
-    acc = scores >= choice.threshold if choice.can_pass else np.zeros(len(scores), bool)
+    acc = passes(scores, choice.threshold) if choice.can_pass else np.zeros(len(scores), bool)
     n_acc = int(acc.sum())
     n_err = int((acc & ~y).sum())
     prec = (n_acc - n_err) / n_acc if n_acc else math.nan
@@ -205,7 +205,7 @@ def plot_curves(results: Sequence[MethodResult], y: np.ndarray, path: Path, targ
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     for r in results:
-        curve = precision_coverage_curve(r.scores, y)
+        curve = precision_coverage_curve(r.scores, y).passing()
         used = curve.n_accepted > 0
         (line,) = ax.plot(curve.coverage[used], curve.precision[used], lw=1.4, label=r.label)
         if r.choice.can_pass and not math.isnan(r.test_precision):
@@ -216,7 +216,7 @@ def plot_curves(results: Sequence[MethodResult], y: np.ndarray, path: Path, targ
     ax.set_xlim(0, 1)
     lows = [target - 0.01]
     for r in results:
-        curve = precision_coverage_curve(r.scores, y)
+        curve = precision_coverage_curve(r.scores, y).passing()
         band = (curve.coverage >= 0.02) & (curve.coverage <= 0.95) & (curve.n_accepted > 0)
         if band.any():
             lows.append(float(np.nanmin(curve.precision[band])))
@@ -345,7 +345,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     cfg.out.mkdir(parents=True, exist_ok=True)
     plot_curves(results, test_t.y, cfg.out / "precision_coverage_methods.png", target)
     plot_precision_coverage(
-        precision_coverage_curve(cal_scores["voter"], cal_t.y),
+        precision_coverage_curve(cal_scores["voter"], cal_t.y).passing(),
         full.choice,
         cfg.out / "precision_coverage_voter_cal.png",
         title="Full voter on calibration pairs: precision against coverage",

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from calibration.risk import precision_coverage_curve
+from calibration.risk import passes, precision_coverage_curve
 from models.bundle import Bundle
 from models.gate import HoldoutMetrics
 from models.retrain import Candidate
@@ -31,12 +31,12 @@ def plot_old_vs_new(cand: Candidate, path: Path) -> Path:
         ("candidate", cmp.new_scores, cmp.y, cmp.new_threshold, "tab:orange"),
     ):
         if scores.size and y.any():
-            curve = precision_coverage_curve(scores, y)
+            curve = precision_coverage_curve(scores, y).passing()
             one = len(curve.coverage) < 2  # a curve of one point is no line: draw the point
             ax1.plot(curve.coverage, curve.precision, color=colour, label=name, marker="s" if one else None)
             lowest = min(lowest, float(np.nanmin(curve.precision)) - 0.05) if len(curve.precision) else lowest
             if math.isfinite(thr):
-                acc = scores >= thr
+                acc = passes(scores, thr)
                 cov = float((acc & y).sum() / max(int(y.sum()), 1))
                 prec = float((acc & y).sum() / max(int(acc.sum()), 1)) if acc.any() else math.nan
                 ax1.plot([cov], [prec], "o", color=colour)

@@ -142,3 +142,19 @@ def test_real_drawn_cups_are_counted_by_kind_at_every_threshold(real_data: Path,
     assert r["at"]["0.995"]["pass"] <= r["at"]["0.99"]["pass"] <= r["at"]["0.95"]["pass"]
     text = "\n".join(real_cups_lines(r))
     assert "40 cups drawn from the euro test crops" in text and "Not tested: won" in text
+
+
+def test_precision_at_a_coverage_no_pass_reaches_is_not_a_number() -> None:
+    """Refused pairs score 0 and never pass: a coverage reached only by counting them as PASSes has no precision."""
+    import math
+
+    from calibration.risk import precision_coverage_curve
+    from models.eval_verdict import precision_at_coverage
+
+    scores = np.array([0.99, 0.98, 0, 0, 0, 0, 0, 0, 0])
+    y = np.array([True, True, True, True, True, False, False, False, False])
+    assert precision_coverage_curve(scores, y).thresholds[-1] == 0
+    passing = precision_coverage_curve(scores, y).passing()
+    assert passing.thresholds.tolist() == [0.99, 0.98] and passing.coverage.tolist() == [0.2, 0.4]
+    assert precision_at_coverage(scores, y, 0.3) == 1.0
+    assert math.isnan(precision_at_coverage(scores, y, 0.5))
