@@ -610,6 +610,8 @@ class ReviewController(QObject):
     def _ruling_saved(self, tag: Ruling, label_id: object) -> None:
         self.view.note_edit.clear()
         self._saved = f"Cup {tag.cup_id}, {tag.target}: {tag.value} (saved with an audit entry)"
+        if tag.target != "cup":  # a coin ruled alone teaches the retrain nothing until its cup is ruled
+            self._saved += ". The nightly retrain learns from ruled cups: rule on the whole cup too (C or T) if not yet"
         self._ruled = tag.cup_id if tag.target == "cup" else None  # a coin's ruling may be followed by another's
         self.view.status.showMessage(self._saved)
         self.refresh()

@@ -211,6 +211,7 @@ def test_one_key_rulings_write_audit_rows(
     settle(qtbot, review.controller)
     assert review.controller.current is not None and review.controller.current.cup_id == cup_id  # a coin: it stays
     assert review.view.status.currentMessage().startswith(f"Cup {cup_id}, coin 2: not_a_coin (saved with an audit")
+    assert "rule on the whole cup too (C or T)" in review.view.status.currentMessage()  # else the retrain skips it
 
     wrong = catalog.types[1]
     review.view.type_combo.setCurrentIndex(review.view.type_combo.findData(wrong.type_id))
