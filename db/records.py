@@ -688,7 +688,7 @@ class PassAudit:
     """PASSes a person has ruled on, and how many of them were wrong: the field's own measure of PASS precision.
 
     Attributes:
-        audited: PASSed cups with a cup-level ruling (confirmed or corrected).
+        audited: PASSed cups the audit drew with a cup-level ruling (confirmed or corrected).
         wrong: those that were not a clean cup of the expected type: the cup corrected to another type, or a coin
             of it corrected, ruled not a coin or damaged.
         wrong_cups: their cup ids.
@@ -704,13 +704,16 @@ class PassAudit:
         return (self.audited - self.wrong) / self.audited if self.audited else math.nan
 
 
-def pass_audit(export: TrainingExport) -> PassAudit:
-    """Count the PASSed cups of ``export`` that a person ruled on, and the wrong ones among them.
+def pass_audit(export: TrainingExport, share: float) -> PassAudit:
+    """Count the PASSed cups of ``export`` the audit drew (:func:`audit_pick` at ``share``) that a person ruled on,
+    and the wrong ones among them.
 
-    Only cups with a cup-level ruling count (a PASS whose coins alone were relabelled was not checked whole); a
-    PASS is right when the cup holds its expected type and every coin ruling agrees.
+    Only the random draw counts: a PASS a supervisor looked at for another reason (a customer's complaint, a close
+    call, a ruling cleanlab suspected) is no random sample of the PASSes, and its bound would mean nothing. Only
+    cups with a cup-level ruling count (a PASS whose coins alone were relabelled was not checked whole); a PASS is
+    right when the cup holds its expected type and every coin ruling agrees.
     """
-    passes = {c.cup_id: c for c in export.cups if c.decision == Decision.PASS}
+    passes = {c.cup_id: c for c in export.cups if c.decision == Decision.PASS and audit_pick(c.cup_id, share)}
     wrong = {cup_id for cup_id, c in passes.items() if c.true_type != c.expected_type}
     for coin in export.coins:
         cup = passes.get(coin.cup_id)

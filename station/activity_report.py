@@ -26,9 +26,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from calibration.risk import clopper_pearson_lower
-from db.records import CupActivity, ruling_text
+from db.records import CupActivity, audit_pick, ruling_text
 from models.reasons import LABELS, ReasonKind, only_the_camera, only_the_count, reason_kinds
 from models.types import Decision
+from station.config import DEFAULT_AUDIT_SHARE
 
 AUDIT_DELTA = 0.05
 """One-sided miscoverage of the PASS audit's lower bound (95 % confidence)."""
@@ -156,15 +157,18 @@ class Review:
         return clopper_pearson_lower(self.audited - self.audited_wrong, self.audited, AUDIT_DELTA)
 
 
-def review(cups: Iterable[CupOutcome]) -> Review:
-    """Tally people's rulings on ``cups`` (a cup's rulings are those on its last check)."""
+def review(cups: Iterable[CupOutcome], audit_share: float) -> Review:
+    """Tally people's rulings on ``cups`` (a cup's rulings are those on its last check); the PASS audit counts the
+    PASSes the review window drew at ``audit_share`` (:func:`db.records.audit_pick`), a random sample, and no PASS
+    a supervisor looked at for another reason (a complaint, a close call)."""
     flagged = wrong = clean = waiting = audited = audited_wrong = 0
     waits: list[float] = []
     for c in cups:
         ruled, bad = c.last.ruled, c.last.wrong
         if c.passed:
-            audited += ruled
-            audited_wrong += ruled and bad
+            drawn = ruled and audit_pick(c.last.cup_id, audit_share)
+            audited += drawn
+            audited_wrong += drawn and bad
             continue
         if c.recounted:  # the operator's to put right, not a person's to rule on
             continue
@@ -283,16 +287,21 @@ def _types(cups: Sequence[CupOutcome]) -> tuple[TypeRow, ...]:
 
 
 def summarise(
-    checks: Sequence[CupActivity], since: datetime, until: datetime, station: str | None = None
+    checks: Sequence[CupActivity],
+    since: datetime,
+    until: datetime,
+    station: str | None = None,
+    audit_share: float = DEFAULT_AUDIT_SHARE,
 ) -> ActivitySummary:
-    """Summarise the checks of a period (oldest first, as :func:`db.activity.read_activity` gives them)."""
+    """Summarise the checks of a period (oldest first, as :func:`db.activity.read_activity` gives them);
+    ``audit_share``: the share of PASSes drawn for a person to check (the station configuration's)."""
     cups = follow_rechecks(checks)
     by_day: dict[date, list[CupOutcome]] = defaultdict(list)
     for c in cups:
         by_day[_local(c.first.at).date()].append(c)
     reasons: Counter[ReasonKind] = Counter()
     for c in cups:
-        if not c.passed:
+        if not c.passed and not c.recounted:  # a count put right by the operator went to no person
             reasons.update(reason_kinds(c.last.reasons))
     models = Counter(c.model_version for c in checks)
     passes = Counter(c.last.order for c in cups if c.passed and c.last.order)
@@ -307,7 +316,7 @@ def summarise(
         operators=_groups(cups, lambda c: c.first.operator),
         types=_types(cups),
         reasons=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0].value))),
-        review=review(cups),
+        review=review(cups, audit_share),
         models=tuple(models.most_common()),
         passed_again=again,
     )

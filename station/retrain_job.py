@@ -49,6 +49,7 @@ from models.registry import (
 from models.retrain import Candidate, LabelledCup, RetrainConfig, retrain_bundle
 from models.template import signature
 from models.types import Side
+from station.config import DEFAULT_AUDIT_SHARE
 
 RETRAIN_LOCK = "retrain.lock"
 RETRAIN_STALE_S = 3 * 3600.0
@@ -82,6 +83,7 @@ class RetrainOptions:
             features costs about 0.7 ms, so an unbounded history would stretch the nightly run month after month.
         promote: promote a candidate that passes the gate (``False``: evaluate and register only).
         progress: tqdm bars.
+        audit_share: the share of PASSes the review window draws for a person to check: the PASS audit counts those.
     """
 
     url: str | None = None
@@ -93,6 +95,7 @@ class RetrainOptions:
     max_cups: int | None = None
     promote: bool = True
     progress: bool = True
+    audit_share: float = DEFAULT_AUDIT_SHARE
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,7 @@ def _run_retrain(home: Path, models: Path, opts: RetrainOptions) -> RetrainOutco
         labelled = {c.cup_id for c in export.cups}
         stamps = [c.labelled_at for c in export.cups] + [c.labelled_at for c in export.coins if c.cup_id in labelled]
         new = sum(1 for t in stamps if mark is None or t > mark)
-        audit = pass_audit(export)
+        audit = pass_audit(export, opts.audit_share)
         _log.info(audit_line(audit))  # the same 95 % bound the terminal prints
         if new == 0:
             msg = f"nothing to do: no label newer than {mark.isoformat() if mark else 'the registry'}"

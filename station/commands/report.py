@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"the database cannot be read: {err}") from err
     finally:
         engine.dispose()
-    summary = summarise(checks, since, until, args.station)
+    summary = summarise(checks, since, until, args.station, site.config.audit_share)
     path = write_activity_report(Path(args.out), summary, checks)
     for line in headline(summary):
         print(line)

@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         max_cups=args.max_cups or None,
         promote=not args.dry_run,
         progress=not args.quiet,
+        audit_share=site.config.audit_share,
     )
     from models.gallery import Gallery
 

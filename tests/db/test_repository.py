@@ -320,7 +320,10 @@ def test_review_queue_draws_confident_passes_for_audit_and_counts_their_rulings(
     repo.relabel(SUPERVISOR, wrong_coin, LabelKind.CORRECTED, coin_index=1, corrected_type="eur_2")
     repo.relabel(SUPERVISOR, wrong_cup, LabelKind.CORRECTED, corrected_type="eur_2")
     repo.relabel(SUPERVISOR, flagged, LabelKind.CONFIRMED)  # a FLAG is not a PASS audit
-    audit = pass_audit(repo.training_export())
+    # a PASS the draw did not pick (a customer's complaint, say) ruled wrong: no random sample, not in the audit
+    complaint = next(c for c in passes if c not in drawn)
+    repo.relabel(SUPERVISOR, complaint, LabelKind.CORRECTED, corrected_type="eur_2")
+    audit = pass_audit(repo.training_export(), 0.25)
     assert (audit.audited, audit.wrong, audit.wrong_cups) == (3, 2, tuple(sorted((wrong_coin, wrong_cup))))
     assert audit.precision == pytest.approx(1 / 3)
     unchecked = len(drawn) - 3

@@ -105,7 +105,7 @@ def test_summary_counts_cups_reasons_rulings_and_the_audit() -> None:
         check(9, 6, Decision.FLAG, reasons=(COUNT,)),  # the operator put the count right: check 1 is that cup
     ]
     since, until = T0 - timedelta(hours=1), T0 + timedelta(days=2)
-    s = summarise(checks, since, until)
+    s = summarise(checks, since, until, audit_share=1.0)  # every PASS drawn for the audit
     t = s.total
     assert (t.cups, t.checks, t.passed, t.passed_after_turning, t.flagged, t.recounted) == (7, 9, 3, 1, 3, 1)
     assert t.auto_pass == pytest.approx(4 / 7)
@@ -113,9 +113,12 @@ def test_summary_counts_cups_reasons_rulings_and_the_audit() -> None:
         ((T0).astimezone().date().isoformat(), 6),
         ((T0 + timedelta(days=1)).astimezone().date().isoformat(), 1),
     ]
-    assert dict(s.reasons) == {ReasonKind.LOOKS_LIKE: 2, ReasonKind.TURN: 1, ReasonKind.OBJECT: 1, ReasonKind.COUNT: 1}
+    # the count put right by the operator went to no person: not among what the FLAGs were for
+    assert dict(s.reasons) == {ReasonKind.LOOKS_LIKE: 2, ReasonKind.TURN: 1, ReasonKind.OBJECT: 1}
     r = s.review
     assert (r.flagged, r.wrong, r.clean, r.waiting, r.audited, r.audited_wrong) == (3, 1, 1, 1, 2, 1)
+    # PASSes the audit did not draw (a complaint, a close call) are no random sample: not in its bound
+    assert (summarise(checks, since, until, audit_share=0.0).review.audited, s.review.audited) == (0, 2)
     assert r.waits_h == pytest.approx((0.5, 3.0)) and r.wait_h(0.5) == pytest.approx(1.75)  # FLAG to first ruling
     assert headline(s)[1].endswith("; the first ruling came a median 105 min after the FLAG, 90 % within 2.8 h")
     assert headline(s)[2] == "1 check flagged only for the coin count, put right by the operator and checked again"
