@@ -583,22 +583,31 @@ class VerdictRepository:
                 session.execute(select(Cup.recheck_of_id, Cup.id).where(Cup.recheck_of_id.is_not(None))).all()
             )
         old = {cup: decision for cup, _, decision, _ in rows}
-        cups = []
+        checks: dict[int, set[int]] = {}  # each cup to prune, with the checks of the same cup whose rulings keep it
         for cup, first, _, pruned in rows:
             final = answer.get(cup, cup)  # a check a re-check answers goes with that re-check
             if pruned or {cup, first, final} & ruled or audit_pick(final, audit_share):
                 continue  # done already, or a person ruled on some check of this cup, or the audit drew it
             if old.get(final) == Decision.PASS:  # the re-check too is old
-                cups.append(cup)
-        cups.sort()
+                checks[cup] = {c for c in (cup, first, final) if c is not None}
+        cups = sorted(checks)
         cutoff = time.time() - min_age_s
         files = n_bytes = 0
+        done: set[int] = set()  # the cups of the batches so far: their images go (a dry run counts as if they had)
+        kept = 0
         for start in range(0, len(cups), _GC_BATCH):
             batch = cups[start : start + _GC_BATCH]
             with (self._sessions if dry_run else self._writes).begin() as session:
-                refs = _refs_of(session, batch)
-                refs -= _referenced(session, sorted(refs), outside=batch)  # identical bytes another cup names
-                if not dry_run:
+                # a ruling made since the cups were read keeps its cup (in the write transaction: none can slip in)
+                related = sorted(set().union(*(checks[c] for c in batch)))
+                now_ruled = set(session.scalars(select(Label.cup_id).where(Label.cup_id.in_(related))).all())
+                batch = [c for c in batch if not checks[c] & now_ruled]
+                kept += len(cups[start : start + _GC_BATCH]) - len(batch)
+                done.update(batch)
+                refs = _refs_of(session, batch) if batch else set()
+                # identical bytes a cup that keeps its images names stay
+                refs = {r for r, owners in _owners(session, sorted(refs)).items() if owners <= done}
+                if not dry_run and batch:
                     session.execute(update(Capture).where(Capture.cup_id.in_(batch)).values(ref=PRUNED_REF))
                     session.execute(update(Coin).where(Coin.cup_id.in_(batch)).values(crop_ref=None, mask_ref=None))
             for ref in sorted(refs):
@@ -613,7 +622,7 @@ class VerdictRepository:
                 n_bytes += stat.st_size
                 if not dry_run:
                     self.store.remove(ref)
-        return PruneReport(len(cups), files, n_bytes)
+        return PruneReport(len(cups) - kept, files, n_bytes)
 
     def set_aside(
         self, station: str, since: datetime, limit: int = 50, *, waiting_since: datetime | None = None
@@ -648,23 +657,41 @@ class VerdictRepository:
         """Delete store files that no row references and that are older than ``min_age_s``; return their refs.
 
         Temporary files left by interrupted writes older than the grace period go too. The grace period keeps
-        the files of a :meth:`log_verdict` still in flight (written, not yet committed).
+        the files of a :meth:`log_verdict` still in flight (written, not yet committed); a file written again
+        since it was listed (a journal replayed) is kept.
+
+        Raises:
+            OrphanSweepRefused: the store is a site's shared folder and this database is a station's own SQLite log
+                or holds no verdict: it does not name the other stations' images.
 
         Args:
             min_age_s: grace period in seconds.
             now: the current time as a POSIX timestamp (for tests); ``time.time()`` by default.
         """
+        if self.store.shared and (self.engine.dialect.name == "sqlite" or not self.count_verdicts()):
+            which = "a station's own SQLite log" if self.engine.dialect.name == "sqlite" else "one with no verdict"
+            raise OrphanSweepRefused(
+                f"the image folder {self.store.root} is shared by a site's stations, and this database ({which}) "
+                "does not name their images: nothing is swept (give the site's database: --db, or the station's "
+                "--config)"
+            )
         cutoff = (time.time() if now is None else now) - min_age_s
         old = [ref for ref, mtime in self.store.iter_refs() if mtime <= cutoff]
         removed: list[str] = []
-        with self._sessions() as session:
-            for start in range(0, len(old), _GC_BATCH):
-                batch = old[start : start + _GC_BATCH]
+        for start in range(0, len(old), _GC_BATCH):
+            batch = old[start : start + _GC_BATCH]
+            with self._sessions() as session:  # a fresh read per batch: a verdict committed meanwhile is seen
                 used = _referenced(session, batch)
-                for ref in batch:
-                    if ref not in used:
-                        self.store.remove(ref)
-                        removed.append(ref)
+            for ref in batch:
+                if ref in used:
+                    continue
+                try:  # written again since it was listed (a journal replayed): a verdict is about to name it
+                    if self.store.path(ref).stat().st_mtime > cutoff:
+                        continue
+                except FileNotFoundError:
+                    continue
+                self.store.remove(ref)
+                removed.append(ref)
         for path, mtime in list(self.store.iter_temp_files()):
             if mtime <= cutoff:
                 path.unlink(missing_ok=True)
@@ -753,6 +780,22 @@ def _referenced(session: Session, refs: Sequence[str], outside: Sequence[int] = 
                 query = query.where(owner.not_in(outside))
             used.update(r for r in session.scalars(query).all() if r)
     return used
+
+
+class OrphanSweepRefused(ValueError):
+    """The orphan sweep was asked of a shared image folder through a database that does not name the site's
+    images (a station's own SQLite log, or an empty one): it would delete other stations' photographs."""
+
+
+def _owners(session: Session, refs: Sequence[str]) -> dict[str, set[int]]:
+    """Each of ``refs`` with the cups whose capture or coins name it."""
+    out: dict[str, set[int]] = {r: set() for r in refs}
+    for column, owner in ((Capture.ref, Capture.cup_id), (Coin.crop_ref, Coin.cup_id), (Coin.mask_ref, Coin.cup_id)):
+        for start in range(0, len(refs), _GC_BATCH):
+            for ref, cup in session.execute(select(column, owner).where(column.in_(refs[start : start + _GC_BATCH]))):
+                if ref is not None:
+                    out[ref].add(int(cup))
+    return out
 
 
 def _refs_of(session: Session, cups: Sequence[int]) -> set[str]:

@@ -9,6 +9,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,12 +39,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prune and print what went."""
-    from db.repository import VerdictRepository
+    from db.repository import OrphanSweepRefused, VerdictRepository
 
     if not args.older_than_days > 0:
         raise CliError(f"--older-than-days must be positive, got {args.older_than_days}")
     site = resolve_site(args)
     config = site.config
+    if site.store is not None and site.url is None:  # the files of other stations, named in a database not given
+        raise CliError(
+            f"the image folder {site.store} is a site's shared folder, but no site database is given (--db, or the "
+            "station's --config): a station's own log does not name the other stations' images"
+        )
     station = args.station if args.station is not None else config.name
     before = datetime.now(UTC) - timedelta(days=args.older_than_days)
     try:
@@ -58,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
             if args.station not in known:
                 raise CliError(f"no station named {args.station!r}; the database knows: {', '.join(known) or 'none'}")
         report = repo.prune_images(before, station=station, audit_share=config.audit_share, dry_run=args.dry_run)
-        swept = [] if args.dry_run else repo.gc_orphan_images()
+        swept = []
+        if not args.dry_run:
+            try:
+                swept = repo.gc_orphan_images()
+            except OrphanSweepRefused as err:
+                print(f"warning: {err}", file=sys.stderr)
     finally:
         repo.engine.dispose()
     verb = "would drop" if args.dry_run else "dropped"

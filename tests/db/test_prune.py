@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from db.records import audit_pick
-from db.repository import PRUNED_REF, VerdictRepository
+from db.repository import PRUNED_REF, OrphanSweepRefused, VerdictRepository
 from db.schema import LabelKind
+from db.store import STORE_DIR
 from models.types import Decision
 from tests.db.factories import SUPERVISOR, make_record
 
@@ -90,3 +93,43 @@ def test_audited_young_and_other_stations_files_stay(repo: VerdictRepository) ->
     assert young.cups == len(cups) - len(drawn) and young.files == 0  # their files are left for the orphan sweep
     assert repo.prune_images(BEFORE, station="station-2").cups == 0
     assert all(files_of(repo, c)["capture"] for c in drawn)
+
+
+def test_a_dry_run_counts_what_a_run_removes_when_bytes_are_shared_across_batches(
+    repo: VerdictRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("db.repository._GC_BATCH", 2)  # batches of two cups: the bytes below span two batches
+    for seed in (1, 2, 3):
+        repo.log_verdict(make_record(seed))
+    repo.log_verdict(dataclasses.replace(make_record(4), coins=make_record(1).coins))  # cup 1's coins, same bytes
+    dry = repo.prune_images(BEFORE, dry_run=True, min_age_s=0)
+    assert repo.prune_images(BEFORE, min_age_s=0) == dry and dry.cups == 4
+
+
+def test_a_ruling_made_while_prune_runs_keeps_its_cup(repo: VerdictRepository, monkeypatch: pytest.MonkeyPatch) -> None:
+    cup = repo.cup_of_verdict(repo.log_verdict(make_record(1)))
+    photo = files_of(repo, cup)["capture"]
+    real_pick = audit_pick
+
+    def rule_meanwhile(cup_id: int, share: float) -> bool:  # called after prune read the cups, before it writes
+        if not repo.training_export().cups:
+            repo.relabel(SUPERVISOR, cup, LabelKind.CORRECTED, corrected_type="eur_2")
+        return real_pick(cup_id, share)
+
+    monkeypatch.setattr("db.repository.audit_pick", rule_meanwhile)
+    assert repo.prune_images(BEFORE, min_age_s=0).cups == 0
+    assert files_of(repo, cup)["capture"] == photo and photo is not None and repo.store.exists(photo)
+
+
+def test_the_orphan_sweep_of_a_shared_folder_needs_the_sites_database(repo: VerdictRepository, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    (share / STORE_DIR).mkdir(parents=True)  # the folder a site's stations share
+    shared = VerdictRepository(repo.engine, repo.home, share)
+    other = shared.store.put(b"another station's photograph", "jpg").ref  # named in another station's database
+    if repo.engine.dialect.name == "sqlite":  # a station's own log: it names none of the others' images
+        with pytest.raises(OrphanSweepRefused, match="does not name their images"):
+            shared.gc_orphan_images(min_age_s=0)
+    else:  # the site's database, with no verdict yet: the same
+        with pytest.raises(OrphanSweepRefused, match="one with no verdict"):
+            shared.gc_orphan_images(min_age_s=0)
+    assert shared.store.exists(other)

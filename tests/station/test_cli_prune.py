@@ -38,3 +38,17 @@ def test_prune_drops_old_passes_and_says_how_much(tmp_path: Path, capsys: pytest
     assert "--older-than-days must be positive" in capsys.readouterr().err
     assert main(["prune", "--older-than-days", "30", "--home", str(tmp_path), "--station", "station-9"]) == 2
     assert "no station named 'station-9'; the database knows: station-1" in capsys.readouterr().err
+
+
+def test_a_shared_image_folder_is_not_pruned_through_a_stations_own_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cron line that forgot the site's database would sweep every other station's photographs away."""
+    share = tmp_path / "share" / "captures"
+    share.mkdir(parents=True)
+    (share / "ab").mkdir()
+    (share / "ab" / "cd.jpg").write_bytes(b"another station's photograph")
+    args = ["prune", "--older-than-days", "30", "--home", str(tmp_path / "home"), "--store", str(tmp_path / "share")]
+    assert main(args) == 2
+    assert "is a site's shared folder, but no site database is given" in capsys.readouterr().err
+    assert (share / "ab" / "cd.jpg").is_file()
