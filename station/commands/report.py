@@ -60,7 +60,6 @@ def period(args: argparse.Namespace, now: datetime | None = None) -> tuple[datet
         CliError: a malformed date, ``--days`` below 1, or an end before the start.
     """
     now = (now or datetime.now()).astimezone()
-    tz = now.tzinfo
     until_day = _day("--until", args.until) if args.until else now.date()
     if args.since:
         since_day = _day("--since", args.since)
@@ -69,8 +68,9 @@ def period(args: argparse.Namespace, now: datetime | None = None) -> tuple[datet
         since_day = until_day - timedelta(days=days - 1)
     if since_day > until_day:
         raise CliError(f"--since {since_day} is after --until {until_day}")
-    since = datetime.combine(since_day, time(), tz).astimezone()
-    until = min(datetime.combine(until_day + timedelta(days=1), time(), tz).astimezone(), now)
+    # each midnight at its own offset: a period across a change to or from summer time is not shifted an hour
+    since = datetime.combine(since_day, time()).astimezone()
+    until = min(datetime.combine(until_day + timedelta(days=1), time()).astimezone(), now)
     return since, until
 
 

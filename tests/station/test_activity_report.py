@@ -169,6 +169,22 @@ def test_the_period_is_whole_local_days_up_to_now() -> None:
     assert (since.isoformat()[:10], until.isoformat()[:10], until.hour) == ("2026-02-01", "2026-03-01", 0)
 
 
+def test_a_period_across_the_change_to_summer_time_starts_at_local_midnight(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")  # summer time began on 29 March 2026
+    time.tzset()
+    try:
+        now = datetime(2026, 3, 30, 12, 0).astimezone()
+        since, until = period(_args(days=7), now)
+        assert since.isoformat() == "2026-03-24T00:00:00+01:00" and until == now
+        since, until = period(_args(since="2026-03-27", until="2026-03-27"), now)
+        assert (since.isoformat(), until.isoformat()) == ("2026-03-27T00:00:00+01:00", "2026-03-28T00:00:00+01:00")
+    finally:
+        monkeypatch.undo()  # the zone the tests ran in, before the next test
+        time.tzset()
+
+
 def test_days_and_a_first_day_together_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["report", "--home", str(tmp_path), "--days", "1", "--since", "2026-11-01", "--out", str(tmp_path / "r")])
