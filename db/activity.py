@@ -231,18 +231,26 @@ def read_order_checks(engine: Engine, number: str, limit: int = 5) -> list[Order
     with make_session_factory(engine)() as session:
         rows = session.execute(stmt).all()
         ids = [r[0] for r in rows]
-        rulings = {
-            cup_id: (kind, corrected)
-            for cup_id, kind, corrected in session.execute(
-                select(Label.cup_id, Label.kind, Label.corrected_type).where(
-                    Label.is_current.is_(True), Label.coin_id.is_(None), Label.cup_id.in_(ids)
-                )
-            )
-        }
+        labels = session.execute(
+            select(Label.cup_id, Coin.index, Label.kind, Label.corrected_type)
+            .outerjoin(Coin, Coin.id == Label.coin_id)
+            .where(Label.is_current.is_(True), Label.cup_id.in_(ids))
+            .order_by(Coin.index)
+        ).all()
+    rulings: dict[int, tuple[str | None, str | None]] = {}
+    coin_rulings: dict[int, list[str]] = defaultdict(list)  # a coin found wrong in a PASSed cup is the complaint
+    for ruled_cup, index, label_kind, named in labels:
+        if index is None:
+            rulings[ruled_cup] = (LabelKind(label_kind).value, named)
+        else:
+            what = LabelKind(label_kind)
+            said = f"corrected to {named}" if what is LabelKind.CORRECTED else what.value.replace("_", " ")
+            coin_rulings[ruled_cup].append(f"coin {int(index) + 1} {said}")
     out = []
     for cup_id, at, st, op, decision, n, ordered, reasons, photo, expected in rows:
         kind, corrected = rulings.get(cup_id, (None, None))
-        ruling = ruling_text(None if kind is None else LabelKind(kind).value, corrected)
+        whole = ruling_text(kind, corrected)
+        ruling = "; ".join(t for t in (whole, *coin_rulings[cup_id]) if t) or None
         out.append(
             OrderCheck(
                 cup_id, at, st, op, Decision(decision), int(n), ordered, tuple(reasons or ()), photo, ruling, expected

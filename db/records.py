@@ -787,7 +787,8 @@ class OrderCheck:
         expected_count: how many coins the order asked for then (``None``: it did not say).
         reasons: the FLAG's reasons, as the operator read them.
         photo: the photograph's store reference (``""``: pruned; ``None``: not read).
-        ruling: the current cup-level ruling (``confirmed``, or ``corrected to TYPE``), ``None`` before anyone ruled.
+        ruling: the current rulings, the cup's then its coins' (``confirmed; coin 2 corrected to TYPE``, ``coin 3
+            not a coin``), ``None`` before anyone ruled.
         expected_type: the type the cup was checked for.
     """
 

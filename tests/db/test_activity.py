@@ -126,5 +126,11 @@ def test_the_checks_of_an_order_at_every_station_with_the_count_it_asked_for(rep
     )  # fmt: skip
     assert [c.at for c in checks] == [at[1], at[0]] and checks[1].expected_count == 4
     assert repo.order_checks("Z-9") == [] and len(repo.order_checks("A-7", limit=1)) == 1
+    # a complaint: a supervisor found a wrong coin in the PASSed cup; the order's listing says so
+    repo.relabel(SUPERVISOR, again_cup, LabelKind.CORRECTED, coin_index=1, corrected_type="eur_2")
+    assert repo.order_checks("A-7")[0].ruling == "coin 2 corrected to eur_2"
+    repo.relabel(SUPERVISOR, again_cup, LabelKind.NOT_A_COIN, coin_index=2)
+    repo.relabel(SUPERVISOR, again_cup, LabelKind.CONFIRMED)
+    assert repo.order_checks("A-7")[0].ruling == "confirmed; coin 2 corrected to eur_2; coin 3 not a coin"
     period = read_activity(repo.engine, DAY, DAY + timedelta(days=1))
     assert [c.expected_count for c in period] == [4, 3, None]  # logged with each cup
