@@ -27,8 +27,14 @@ def _coins_of_cup() -> ScalarSelect[int]:
     return select(func.count(Coin.id)).where(Coin.cup_id == Cup.id).correlate(Cup).scalar_subquery()
 
 
+_CHUNK = 500
+"""Ids per ``IN`` list."""
+
+
 def read_activity(engine: Engine, since: datetime, until: datetime, station: str | None = None) -> list[CupActivity]:
-    """Every check whose verdict was made in ``[since, until)`` (timezone-aware), oldest first.
+    """Every check whose verdict was made in ``[since, until)`` (timezone-aware), oldest first; but a re-check that
+    answers a check of an earlier period is left to that period, and a re-check made after the period that answers
+    one of its checks is read with it (a cup belongs to the period of its first check, settled whenever it was).
 
     Args:
         engine: a migrated database.
@@ -60,21 +66,45 @@ def read_activity(engine: Engine, since: datetime, until: datetime, station: str
         .join(Station, Station.id == Cup.station_id)
         .join(Operator, Operator.id == Cup.operator_id)
         .outerjoin(Order, Order.id == Cup.order_id)
-        .where(Verdict.created_at >= since, Verdict.created_at < until)
         .order_by(Verdict.created_at, Cup.id)
     )
     if station is not None:
         stmt = stmt.where(Station.name == station)
     period = select(Verdict.cup_id).where(Verdict.created_at >= since, Verdict.created_at < until)
-    labels = select(Label.cup_id, Label.coin_id, Label.kind, Label.corrected_type).where(
-        Label.is_current.is_(True), Label.cup_id.in_(period)
-    )
-    first_ruling = (  # the first look, whatever was ruled since
-        select(Label.cup_id, func.min(Label.created_at)).where(Label.cup_id.in_(period)).group_by(Label.cup_id)
-    )
     sessions = make_session_factory(engine)
     with sessions() as session:
-        rows = session.execute(stmt).all()
+        rows = list(session.execute(stmt.where(Verdict.created_at >= since, Verdict.created_at < until)).all())
+        # A cup belongs to the period of its first check, whenever it was settled: a re-check answering a check of
+        # an earlier period is that period's (a cup turned over across midnight is one cup, on its first day) ...
+        while True:
+            ids = {r[0] for r in rows}
+            kept = [r for r in rows if r[12] is None or r[12] in ids]
+            if len(kept) == len(rows):
+                break
+            rows = kept
+        # ... and a re-check made after the period settles a cup first checked in it
+        later: list[int] = []
+        frontier = sorted(ids)
+        while frontier:
+            more = [
+                r
+                for start in range(0, len(frontier), _CHUNK)
+                for r in session.execute(
+                    stmt.where(Cup.recheck_of_id.in_(frontier[start : start + _CHUNK]), Verdict.created_at >= until)
+                ).all()
+                if r[0] not in ids
+            ]
+            rows += more
+            frontier = sorted({r[0] for r in more})
+            ids.update(frontier)
+            later += frontier
+        cups = or_(Label.cup_id.in_(period), Label.cup_id.in_(later))
+        labels = select(Label.cup_id, Label.coin_id, Label.kind, Label.corrected_type).where(
+            Label.is_current.is_(True), cups
+        )
+        first_ruling = (  # the first look, whatever was ruled since
+            select(Label.cup_id, func.min(Label.created_at)).where(cups).group_by(Label.cup_id)
+        )
         first_ruled: dict[int, datetime] = {cup_id: at for cup_id, at in session.execute(first_ruling)}
         cup_ruling: dict[int, tuple[str, str | None]] = {}
         coin_rulings: dict[int, int] = defaultdict(int)

@@ -134,3 +134,17 @@ def test_the_checks_of_an_order_at_every_station_with_the_count_it_asked_for(rep
     assert repo.order_checks("A-7")[0].ruling == "confirmed; coin 2 corrected to eur_2; coin 3 not a coin"
     period = read_activity(repo.engine, DAY, DAY + timedelta(days=1))
     assert [c.expected_count for c in period] == [4, 3, None]  # logged with each cup
+
+
+def test_a_cup_turned_over_across_midnight_is_one_cup_of_its_first_day(repo: VerdictRepository) -> None:
+    first = make_record(1, decision=Decision.FLAG, p_correct=0.3, created_at=DAY + timedelta(hours=23, minutes=58))
+    repo.log_verdict(first)
+    again = make_record(2, created_at=DAY + timedelta(days=1, minutes=2), recheck_of=first.idempotency_key)
+    again_cup = repo.cup_of_verdict(repo.log_verdict(again))
+    repo.relabel(SUPERVISOR, again_cup, LabelKind.CONFIRMED)
+    day1 = read_activity(repo.engine, DAY, DAY + timedelta(days=1))
+    assert [(c.decision, c.recheck_of is not None) for c in day1] == [(Decision.FLAG, False), (Decision.PASS, True)]
+    assert day1[1].cup_id == again_cup and day1[1].cup_ruling == "confirmed"  # settled, ruled: not waiting
+    assert read_activity(repo.engine, DAY + timedelta(days=1), DAY + timedelta(days=2)) == []  # not a cup of day 2
+    both = read_activity(repo.engine, DAY, DAY + timedelta(days=2))
+    assert [c.cup_id for c in both] == [c.cup_id for c in day1]
