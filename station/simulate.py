@@ -23,7 +23,6 @@ import numpy as np
 from db.records import VerdictRecord, audit_pick
 from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
-from models.crops import cut_crops
 from models.eval_turn import coins_to_turn
 from models.pipeline import Observation, Pipeline
 from models.registry import current_bundle_path
@@ -33,6 +32,7 @@ from models.synth.scene import CupKind, CupScene, SceneAssets, SceneOptions, ren
 from models.train.galleries import mint_lookalikes
 from models.types import CoinInstance, Decision, Frame, Verdict
 from station.retrain_job import RetrainOptions, run_retrain
+from station.worker import coin_cuts
 
 SUPERVISOR, SUPERVISOR_PIN = "oracle", "000000"
 
@@ -127,13 +127,6 @@ def _jpeg(img: np.ndarray) -> bytes:
     return bytes(buf.tobytes())
 
 
-def _png(mask: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", mask.astype(np.uint8) * 255)
-    if not ok:  # pragma: no cover
-        raise ValueError("PNG encoding failed")
-    return bytes(buf.tobytes())
-
-
 def _instance_type(scene: CupScene, center: tuple[float, float]) -> str | None:
     """The true type under a detection's centre (``None``: a foreign object or nothing)."""
     coin = scene.coin_at(center)
@@ -219,16 +212,15 @@ def _check(
         pipeline = replace(pipeline, empty_tray=drift(scene.empty))
     obs = pipeline.observe(frame)
     verdict = pipeline.decide(obs, scene.expected_type)
-    coin_instances = [obs.instances[k] for k in obs.coin_idx]
-    crops = cut_crops(frame, coin_instances, size=pipeline.preprocess.crop_size)
+    cuts = coin_cuts(frame, obs, pipeline.preprocess.crop_size)  # logged as the station's worker logs them
     record = VerdictRecord.from_verdict(
         verdict,
         _jpeg(frame.image),
         station="sim",
         operator=SUPERVISOR,
-        crops_jpeg={k: _jpeg(c.image) for k, c in zip(obs.coin_idx, crops, strict=True)},
-        masks_png={k: _png(c.mask) for k, c in zip(obs.coin_idx, crops, strict=True)},
-        embeddings={k: obs.coins.embeddings[j] for j, k in enumerate(obs.coin_idx)},
+        crops_jpeg=cuts.crops_jpeg,
+        masks_png=cuts.masks_png,
+        embeddings=cuts.embeddings,
         recheck_of=recheck_of,
     )
     cup_id = repo.cup_of_verdict(repo.log_verdict(record))

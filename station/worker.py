@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -38,6 +38,54 @@ class VerdictSource(Protocol):
     def run(self, frame: Frame, expected_type: str, *, expected_count: int | None = None) -> Verdict:
         """Judge one cup (``expected_count``: the coins the order asks for, when it says)."""
         ...
+
+
+@runtime_checkable
+class ObservingSource(Protocol):
+    """A pipeline that can show what it judged of each coin (``models.pipeline.Pipeline`` fits): the worker then
+    logs the crops it embedded, their masks and embeddings, which the nightly retrain learns from as the pipeline
+    saw them, rather than boxes cut from the photograph."""
+
+    preprocess: Any
+
+    def check_type(self, expected_type: str) -> int:
+        """Raise for a type that is not enrolled."""
+        ...
+
+    def observe(self, frame: Frame) -> Any:
+        """Detect, cut and embed the coins of a frame."""
+        ...
+
+    def decide(self, obs: Any, expected_type: str, *, expected_count: int | None = None) -> Verdict:
+        """The verdict on an observed cup."""
+        ...
+
+
+@dataclass(frozen=True)
+class CoinCuts:
+    """What the pipeline judged of each coin, by its instance index, for the verdict log.
+
+    Attributes:
+        crops_jpeg: the crop it embedded (cut square around the fitted circle, background removed).
+        masks_png: the crop's coin pixels.
+        embeddings: the embedding it judged by.
+    """
+
+    crops_jpeg: dict[int, bytes]
+    masks_png: dict[int, bytes]
+    embeddings: dict[int, np.ndarray]
+
+
+def coin_cuts(frame: Frame, obs: Any, crop_size: int) -> CoinCuts:
+    """The crops, masks and embeddings of an observation's coins (``models.pipeline.Observation``)."""
+    from models.crops import cut_crops
+
+    crops = cut_crops(frame, [obs.instances[k] for k in obs.coin_idx], size=crop_size)
+    return CoinCuts(
+        {k: encode_jpeg(c.image) for k, c in zip(obs.coin_idx, crops, strict=True)},
+        {k: encode_png(c.mask) for k, c in zip(obs.coin_idx, crops, strict=True)},
+        {k: np.asarray(obs.coins.embeddings[j]) for j, k in enumerate(obs.coin_idx)},
+    )
 
 
 class VerdictSink(Protocol):
@@ -137,6 +185,7 @@ class CheckResult:
     request: CheckRequest
     verdict: Verdict
     elapsed_ms: float
+    cuts: CoinCuts | None = None
 
     @property
     def answers(self) -> str | None:
@@ -206,6 +255,14 @@ def encode_jpeg(image: UInt8Array, quality: int = JPEG_QUALITY) -> bytes:
     return bytes(buf.tobytes())
 
 
+def encode_png(mask: np.ndarray) -> bytes:
+    """PNG bytes of a boolean mask (255 where true)."""
+    ok, buf = cv2.imencode(".png", np.asarray(mask, np.uint8) * 255)
+    if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
+        raise ValueError("PNG encoding failed")
+    return bytes(buf.tobytes())
+
+
 def decode(data: bytes) -> UInt8Array | None:
     """Decode JPEG/PNG bytes (a stored photograph or crop) to ``(H, W, 3)`` uint8 BGR, ``None`` when they are not
     an image."""
@@ -234,16 +291,19 @@ def cut_thumbnail(
 def make_record(result: CheckResult) -> VerdictRecord:
     """The verdict log's record for a check: the photograph and one crop per coin, JPEG-encoded, under the
     request's key, linked to the earlier check it answers (:attr:`CheckResult.answers`)."""
-    req, verdict = result.request, result.verdict
+    req, verdict, cuts = result.request, result.verdict, result.cuts
     image = req.frame.image
-    crops = {c.index: encode_jpeg(cut_thumbnail(image, c.bbox, 0.0)) for c in verdict.coins}
+    if cuts is None:  # a pipeline that shows nothing of what it judged: the boxes as the photograph shows them
+        cuts = CoinCuts({c.index: encode_jpeg(cut_thumbnail(image, c.bbox, 0.0)) for c in verdict.coins}, {}, {})
     return VerdictRecord.from_verdict(
         verdict,
         encode_jpeg(image),
         station=req.station,
         operator=req.operator,
         order=req.order,
-        crops_jpeg=crops,
+        crops_jpeg=cuts.crops_jpeg,
+        masks_png=cuts.masks_png,
+        embeddings=cuts.embeddings,
         idempotency_key=req.key,
         recheck_of=result.answers,
     )
@@ -281,8 +341,15 @@ class InferenceWorker(QObject):
     def check(self, request: CheckRequest) -> None:
         """Judge ``request`` and log the verdict (runs in the worker's thread)."""
         t0 = time.perf_counter()
+        pipeline, cuts = self._pipeline, None
         try:
-            verdict = self._pipeline.run(request.frame, request.expected_type, expected_count=request.expected_count)
+            if isinstance(pipeline, ObservingSource):  # as Pipeline.run, keeping what it judged of each coin
+                pipeline.check_type(request.expected_type)
+                obs = pipeline.observe(request.frame)
+                verdict = pipeline.decide(obs, request.expected_type, expected_count=request.expected_count)
+                cuts = coin_cuts(request.frame, obs, pipeline.preprocess.crop_size)
+            else:
+                verdict = pipeline.run(request.frame, request.expected_type, expected_count=request.expected_count)
         except Exception as err:  # the operator must see every failure, not a frozen window
             _log.exception("check failed")
             self.check_failed.emit(f"{err.__class__.__name__}: {err}")
@@ -290,7 +357,7 @@ class InferenceWorker(QObject):
         if request.auto and not verdict.coins:  # nothing at all in view, not even an object
             self.nothing_seen.emit(request)
             return
-        result = CheckResult(request, verdict, (time.perf_counter() - t0) * 1000.0)
+        result = CheckResult(request, verdict, (time.perf_counter() - t0) * 1000.0, cuts)
         self.verdict_ready.emit(result)
         self.stored.emit(self._store(result))
 

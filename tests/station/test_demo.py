@@ -123,6 +123,12 @@ def test_demo_command_opens_the_window_and_logs_a_verdict(
             "SELECT v.decision, c.expected_type, o.name FROM verdicts v JOIN cups c ON c.id = v.cup_id "
             "JOIN operators o ON o.id = c.operator_id"
         ).fetchall()
+        # each coin is logged as the pipeline judged it: the crop it embedded, its mask and its embedding, which the
+        # nightly retrain learns from (not a box cut from the photograph, embedded again another way)
+        coins = db.execute(
+            "SELECT crop_ref, mask_ref, embedding FROM coins WHERE top_type IS NOT NULL AND top_type != ''"
+        ).fetchall()
+    assert coins and all(crop and mask and emb is not None and len(emb) > 0 for crop, mask, emb in coins)
     mint_ids = {t.id for t in generate_mint(4, 0).types}
     assert len(rows) == 1
     decision, expected, operator = rows[0]
