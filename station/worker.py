@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -341,13 +341,12 @@ class InferenceWorker(QObject):
     def check(self, request: CheckRequest) -> None:
         """Judge ``request`` and log the verdict (runs in the worker's thread)."""
         t0 = time.perf_counter()
-        pipeline, cuts = self._pipeline, None
+        pipeline, obs = self._pipeline, None
         try:
             if isinstance(pipeline, ObservingSource):  # as Pipeline.run, keeping what it judged of each coin
                 pipeline.check_type(request.expected_type)
                 obs = pipeline.observe(request.frame)
                 verdict = pipeline.decide(obs, request.expected_type, expected_count=request.expected_count)
-                cuts = coin_cuts(request.frame, obs, pipeline.preprocess.crop_size)
             else:
                 verdict = pipeline.run(request.frame, request.expected_type, expected_count=request.expected_count)
         except Exception as err:  # the operator must see every failure, not a frozen window
@@ -357,8 +356,10 @@ class InferenceWorker(QObject):
         if request.auto and not verdict.coins:  # nothing at all in view, not even an object
             self.nothing_seen.emit(request)
             return
-        result = CheckResult(request, verdict, (time.perf_counter() - t0) * 1000.0, cuts)
+        result = CheckResult(request, verdict, (time.perf_counter() - t0) * 1000.0)
         self.verdict_ready.emit(result)
+        if obs is not None and isinstance(pipeline, ObservingSource):  # cut for the log once the verdict is shown
+            result = replace(result, cuts=coin_cuts(request.frame, obs, pipeline.preprocess.crop_size))
         self.stored.emit(self._store(result))
 
     @property
