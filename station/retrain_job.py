@@ -174,7 +174,12 @@ def versions_with_embedder(models: Path, embedder_version: str) -> set[str]:
 def _decode(repo: VerdictRepository, ref: str | None, flags: int) -> np.ndarray | None:
     if ref is None:
         return None
-    buf = np.frombuffer(repo.read_blob(ref), np.uint8)
+    try:
+        data = repo.read_blob(ref)
+    except FileNotFoundError:  # gone from the store: the coin cannot be read again
+        _log.warning("image %s is missing from the store", ref)
+        return None
+    buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, flags)
     return None if img is None else np.asarray(img)
 
@@ -216,7 +221,8 @@ def labelled_cups(
     progress: bool = True,
 ) -> list[LabelledCup]:
     """Turn the exported labels into :class:`~models.retrain.LabelledCup` (coins whose ruling gives no coin type,
-    ``not_a_coin`` or ``damaged``, count as foreign objects)."""
+    ``not_a_coin`` or ``damaged``, count as foreign objects; a cup a coin of which can no longer be read, its image
+    and embedding gone, is left out, since without it the cup could look clean)."""
     coins_by_cup: dict[int, list[TrainingCoin]] = defaultdict(list)
     for coin in export.coins:
         coins_by_cup[coin.cup_id].append(coin)
@@ -232,13 +238,15 @@ def labelled_cups(
         sides: list[Side | None] = []
         sigs: list[np.ndarray | None] = []
         objects = 0
+        lost = False
         for coin in sorted(coins_by_cup.get(cup.cup_id, []), key=lambda c: c.index):
             if coin.true_type is None:
                 objects += 1
                 continue
             got = _coin_features(repo, coin, pipeline, coin.model_version in reusable_versions)
-            if got is None:
-                continue
+            if got is None:  # its crop and embedding are gone: the cup without it could look clean when it was not
+                lost = True
+                break
             e, vis, foc, sig = got
             embs.append(e)
             sigs.append(sig)
@@ -249,6 +257,9 @@ def labelled_cups(
             diam.append(np.nan if coin.diameter_mm is None else coin.diameter_mm)
             types.append(coin.true_type)
             sides.append(coin.side)
+        if lost:
+            _log.warning("cup %d left out of the retrain: a coin of it can no longer be read", cup.cup_id)
+            continue
         d = pipeline.embedder.embed_dim
         coins = CupCoins(
             embeddings=np.stack(embs).astype(np.float32) if embs else np.zeros((0, d), np.float32),

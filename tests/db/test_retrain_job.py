@@ -19,7 +19,7 @@ from models.features import FEATURES
 from models.files import exclusive_lock
 from models.pipeline import Pipeline
 from models.references import REFERENCES_FILE
-from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
+from models.registry import SHIPPED, ModelEntry, current_bundle_path, load_registry, promote, register_version
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
 from models.train.galleries import reference_crops
@@ -34,6 +34,7 @@ from station.retrain_job import (
     RetrainOptions,
     audit_line,
     label_watermark,
+    labelled_cups,
     outcome_lines,
     run_retrain,
 )
@@ -275,3 +276,21 @@ def test_a_home_without_a_gallery_is_an_error_not_a_quiet_night(
     assert main(["retrain", "--home", str(home), "--quiet"]) == 2
     assert f"no gallery in {home / 'gallery'}: is this the station's home" in capsys.readouterr().err
     assert not (home / "models").exists()  # no registry or log started where there is no station
+
+
+def test_a_cup_a_coin_of_which_cannot_be_read_again_is_left_out(
+    repo: VerdictRepository, station_home: Path, tmp_path: Path
+) -> None:
+    """Without its foreign coin (crop and embedding gone), a mixed cup would teach the retrain a clean one."""
+    version = _home_with_tiny_model(station_home, tmp_path)
+    _log_cups(repo, version, 3)  # the third cup holds a coin of another family, ruled so
+    export = repo.training_export()
+    mixed = max(c.cup_id for c in export.cups)
+    foreign = next(c for c in export.coins if c.cup_id == mixed and c.index == 1)
+    assert foreign.crop_ref is not None and foreign.true_type == "x"
+    repo.store.remove(foreign.crop_ref)  # lost (a damaged disk, a store restored without it)
+    pipeline = Pipeline.load(station_home, current_bundle_path(station_home), with_detector=False)
+    cups = labelled_cups(repo, export, pipeline, set(), progress=False)
+    naming = {c.cup_id for c in export.coins if c.crop_ref == foreign.crop_ref}  # the same bytes, stored once
+    assert mixed in naming and len(naming) < len(export.cups)
+    assert sorted(c.cup_id for c in cups) == sorted(c.cup_id for c in export.cups if c.cup_id not in naming)
