@@ -77,8 +77,8 @@ def read_activity(engine: Engine, since: datetime, until: datetime, station: str
         # A cup belongs to the period of its first check, whenever it was settled: a re-check answering a check of
         # an earlier period is that period's (a cup turned over across midnight is one cup, on its first day) ...
         while True:
-            ids = {r[0] for r in rows}
-            kept = [r for r in rows if r[12] is None or r[12] in ids]
+            ids = {r.id for r in rows}
+            kept = [r for r in rows if r.recheck_of_id is None or r.recheck_of_id in ids]
             if len(kept) == len(rows):
                 break
             rows = kept
@@ -92,10 +92,10 @@ def read_activity(engine: Engine, since: datetime, until: datetime, station: str
                 for r in session.execute(
                     stmt.where(Cup.recheck_of_id.in_(frontier[start : start + _CHUNK]), Verdict.created_at >= until)
                 ).all()
-                if r[0] not in ids
+                if r.id not in ids
             ]
             rows += more
-            frontier = sorted({r[0] for r in more})
+            frontier = sorted({r.id for r in more})
             ids.update(frontier)
             later += frontier
         cups = or_(Label.cup_id.in_(period), Label.cup_id.in_(later))

@@ -146,7 +146,6 @@ class VerdictRecord:
         recheck_of: the idempotency key of an earlier check of this same cup, when this photograph was taken after
             the operator turned over the coins that check named; ``None`` for a cup's first check.
         expected_count: how many coins the order asked for (``None``: it did not say).
-        n_instances: coins and objects found: the numbers on the photograph run from 1 to this.
     """
 
     station: str
@@ -498,7 +497,6 @@ class CupActivity:
         wrong_coins: coins a person ruled another type, not a coin, or damaged.
         first_ruled_at: when a person first ruled on the cup or one of its coins (``None``: nobody has).
         expected_count: how many coins the order asked for (``None``: it did not say).
-        n_instances: coins and objects found: the numbers on the photograph run from 1 to this.
     """
 
     cup_id: int

@@ -594,7 +594,6 @@ class VerdictRepository:
         cutoff = time.time() - min_age_s
         files = n_bytes = 0
         done: set[int] = set()  # the cups of the batches so far: their images go (a dry run counts as if they had)
-        kept = 0
         for start in range(0, len(cups), _GC_BATCH):
             batch = cups[start : start + _GC_BATCH]
             with (self._sessions if dry_run else self._writes).begin() as session:
@@ -602,7 +601,6 @@ class VerdictRepository:
                 related = sorted(set().union(*(checks[c] for c in batch)))
                 now_ruled = set(session.scalars(select(Label.cup_id).where(Label.cup_id.in_(related))).all())
                 batch = [c for c in batch if not checks[c] & now_ruled]
-                kept += len(cups[start : start + _GC_BATCH]) - len(batch)
                 done.update(batch)
                 refs = _refs_of(session, batch) if batch else set()
                 # identical bytes a cup that keeps its images names stay
@@ -622,7 +620,7 @@ class VerdictRepository:
                 n_bytes += stat.st_size
                 if not dry_run:
                     self.store.remove(ref)
-        return PruneReport(len(cups) - kept, files, n_bytes)
+        return PruneReport(len(done), files, n_bytes)
 
     def set_aside(
         self, station: str, since: datetime, limit: int = 50, *, waiting_since: datetime | None = None
@@ -681,9 +679,9 @@ class VerdictRepository:
         for start in range(0, len(old), _GC_BATCH):
             batch = old[start : start + _GC_BATCH]
             with self._sessions() as session:  # a fresh read per batch: a verdict committed meanwhile is seen
-                used = _referenced(session, batch)
+                owned = _owners(session, batch)
             for ref in batch:
-                if ref in used:
+                if owned[ref]:
                     continue
                 try:  # written again since it was listed (a journal replayed): a verdict is about to name it
                     if self.store.path(ref).stat().st_mtime > cutoff:
@@ -768,18 +766,6 @@ def _get_or_create_order(session: Session, number: str, expected_type: str) -> i
 
 def _label_value(kind: LabelKind, corrected_type: str | None) -> str:
     return f"{kind.value}:{corrected_type}" if kind is LabelKind.CORRECTED else kind.value
-
-
-def _referenced(session: Session, refs: Sequence[str], outside: Sequence[int] = ()) -> set[str]:
-    """Which of ``refs`` a capture or coin names (only those of cups not in ``outside``, when given)."""
-    used: set[str] = set()
-    for column, owner in ((Capture.ref, Capture.cup_id), (Coin.crop_ref, Coin.cup_id), (Coin.mask_ref, Coin.cup_id)):
-        for start in range(0, len(refs), _GC_BATCH):
-            query = select(column).where(column.in_(refs[start : start + _GC_BATCH]))
-            if outside:
-                query = query.where(owner.not_in(outside))
-            used.update(r for r in session.scalars(query).all() if r)
-    return used
 
 
 class OrphanSweepRefused(ValueError):

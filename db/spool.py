@@ -54,7 +54,7 @@ class VerdictSpool:
     def append(self, record: VerdictRecord) -> None:
         """Append ``record`` as one line and fsync it (a torn tail from an earlier crash is cut off first)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record.to_json(), separators=(",", ":")).encode() + b"\n"
+        line = _line(record)
         with open(self.path, "ab+") as fh:
             _drop_torn_tail(fh)
             fh.write(line)
@@ -79,35 +79,27 @@ class VerdictSpool:
         """Where unreadable journal lines are moved, ``<name>.damaged.jsonl`` beside the spool."""
         return self.path.with_name(self.path.stem + ".damaged.jsonl")
 
-    def set_aside(self) -> int:
-        """Move every complete line that cannot be read to :attr:`damaged_path` (appended as it was, fsync'd) and
-        keep the others in order; return how many were moved."""
-        if not self.path.exists():
-            return 0
-        lines = self.path.read_bytes().split(b"\n")
-        tail = lines.pop()
+    def readable(self) -> list[VerdictRecord]:
+        """The journalled records in order, each line read once; a complete line that cannot be read (a damaged
+        block) is moved, as it was, to :attr:`damaged_path` (fsync'd), and the journal keeps the others."""
+        lines, tail = self._lines()
+        out: list[VerdictRecord] = []
         good: list[bytes] = []
         bad: list[bytes] = []
         for raw in lines:
             try:
-                VerdictRecord.from_json(json.loads(raw))
+                out.append(VerdictRecord.from_json(json.loads(raw)))
                 good.append(raw)
             except (ValueError, KeyError, TypeError):
                 bad.append(raw)
-        if not bad:
-            return 0
-        with open(self.damaged_path, "ab") as fh:
-            fh.write(b"".join(raw + b"\n" for raw in bad))
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(b"".join(raw + b"\n" for raw in good) + tail)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        _log.error("%d unreadable verdict journal lines moved to %s", len(bad), self.damaged_path)
-        return len(bad)
+        if bad:
+            with open(self.damaged_path, "ab") as fh:
+                fh.write(b"".join(raw + b"\n" for raw in bad))
+                fh.flush()
+                os.fsync(fh.fileno())
+            self._rewrite(b"".join(raw + b"\n" for raw in good) + tail)
+            _log.error("%d unreadable verdict journal lines moved to %s", len(bad), self.damaged_path)
+        return out
 
     def rejected(self) -> list[tuple[str, VerdictRecord]]:
         """Return ``(error, record)`` for every record set aside by replay."""
@@ -125,20 +117,32 @@ class VerdictSpool:
         Raises:
             SpoolCorruptError: a complete line cannot be parsed.
         """
-        if not self.path.exists():
-            return []
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")
-        tail = lines.pop()  # b"" when the file ends with a newline, else a torn write
-        if tail:
-            _log.warning("discarding a torn last line (%d bytes) in %s", len(tail), self.path)
         out = []
-        for number, raw in enumerate(lines, start=1):
+        for number, raw in enumerate(self._lines()[0], start=1):
             try:
                 out.append(VerdictRecord.from_json(json.loads(raw)))
             except (ValueError, KeyError, TypeError) as err:
                 raise SpoolCorruptError(f"{self.path}:{number}: {err}") from err
         return out
+
+    def _lines(self) -> tuple[list[bytes], bytes]:
+        """The journal's complete lines, and its torn last line (``b""`` when it ends with a newline)."""
+        if not self.path.exists():
+            return [], b""
+        lines = self.path.read_bytes().split(b"\n")
+        tail = lines.pop()
+        if tail:
+            _log.warning("discarding a torn last line (%d bytes) in %s", len(tail), self.path)
+        return lines, tail
+
+    def _rewrite(self, data: bytes) -> None:
+        """Atomically replace the journal's contents with ``data`` (fsync'd before it takes the journal's place)."""
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
 
     def __len__(self) -> int:
         if not self.path.exists():
@@ -150,13 +154,12 @@ class VerdictSpool:
         if not records:
             self.path.unlink(missing_ok=True)
             return
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "wb") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec.to_json(), separators=(",", ":")).encode() + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        self._rewrite(b"".join(_line(rec) for rec in records))
+
+
+def _line(record: VerdictRecord) -> bytes:
+    """One journal line: the record's JSON, compact, and a newline."""
+    return json.dumps(record.to_json(), separators=(",", ":")).encode() + b"\n"
 
 
 class SpoolingRepository:
@@ -222,9 +225,7 @@ class SpoolingRepository:
         removed meanwhile) would block every later verdict, so it is moved to the rejected journal
         (:attr:`VerdictSpool.rejected_path`) with the error, for a person to look at, and replay goes on.
         """
-        if self.spool.set_aside():
-            self._pending = len(self.spool)
-        records = self.spool.records()
+        records = self.spool.readable()
         ids: list[int] = []
         handled = 0
         try:

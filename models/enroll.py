@@ -295,8 +295,8 @@ def scan_catalog(
         )
     for type_dir in folders:
         tid = type_dir.name
-        if type_id_problem(tid):
-            warnings.append(f"{type_dir}: skipped: {type_id_problem(tid)}")
+        if bad_id := type_id_problem(tid):
+            warnings.append(f"{type_dir}: skipped: {bad_id}")
             continue
         info = TypeInfo(tid, tid, None)
         toml = type_dir / "coin.toml"
@@ -310,8 +310,8 @@ def scan_catalog(
             try:
                 doc = tomllib.loads(toml.read_text())
                 diameter = float(doc["diameter_mm"]) if "diameter_mm" in doc else None
-                if diameter is not None and diameter_problem(diameter):
-                    raise ValueError(diameter_problem(diameter))
+                if diameter is not None and (bad_diameter := diameter_problem(diameter)):
+                    raise ValueError(bad_diameter)
                 info = TypeInfo(
                     tid,
                     str(doc.get("name", tid)),
@@ -340,7 +340,7 @@ def scan_catalog(
                 else:
                     warnings.append(f"{path}: not an image file, skipped")
                 continue
-            if len(rel) > 1 and rel[0].lower() in ("obverse", "reverse"):
+            if len(rel) > 1 and rel[0].lower() in SIDE_NAMES:
                 side, from_folder = Side(rel[0].lower()), True
             else:
                 side = Side.REVERSE if _REVERSE_HINT.search(path.stem) else Side.OBVERSE

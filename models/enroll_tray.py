@@ -257,11 +257,8 @@ class TrayType:
 
     def problem(self) -> str:
         """Why these details cannot be enrolled, ``""`` when they can."""
-        if type_id_problem(self.type_id):
-            return type_id_problem(self.type_id)
-        if self.diameter_mm is not None and diameter_problem(self.diameter_mm):
-            return diameter_problem(self.diameter_mm)
-        return ""
+        bad_id = type_id_problem(self.type_id)
+        return bad_id or ("" if self.diameter_mm is None else diameter_problem(self.diameter_mm))
 
     def toml(self) -> str:
         """``coin.toml`` for the catalogue folder (:func:`models.enroll.scan_catalog` reads it)."""

@@ -101,11 +101,10 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
     cut = [c.number for c in f.coins if c.partial]
     edge = []
     if cut:  # a sliver of a coin is said to be cut, not to look like whatever it matches
-        numbers = ", ".join(str(k) for k in cut[:8]) + (", ..." if len(cut) > 8 else "")
         edge.append(
-            f"coin {numbers} is cut by the edge of the picture or the cup's rim — bring it into view"
+            f"coin {_numbers(cut)} is cut by the edge of the picture or the cup's rim — bring it into view"
             if len(cut) == 1
-            else f"coins {numbers} are cut by the edge of the picture or the cup's rim — bring them into view"
+            else f"coins {_numbers(cut)} are cut by the edge of the picture or the cup's rim — bring them into view"
         )
     named = [c for c in bad if not c.partial]
     looks = [f"coin {c.number} looks like {c.rival} ({c.rival_score:.2f})" for c in named[:MAX_LOOKALIKE_REASONS]]
@@ -117,11 +116,10 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
     if n and len(shared) == n:
         turn.append("only the shared obverse is visible — turn a coin")
     elif shared:
-        numbers = ", ".join(str(k) for k in shared[:8]) + (", ..." if len(shared) > 8 else "")
         turn.append(
-            f"coin {numbers} shows the shared obverse — turn it over"
+            f"coin {_numbers(shared)} shows the shared obverse — turn it over"
             if len(shared) == 1
-            else f"coins {numbers} show the shared obverse — turn them over"
+            else f"coins {_numbers(shared)} show the shared obverse — turn them over"
         )
     back: list[str] = []  # nor these
     if 0 < n < f.fewest_coins:
@@ -137,6 +135,11 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
     if not reasons:
         reasons.append(f"not sure enough: p_correct {f.p_correct:.3f} is below the threshold {f.threshold:.3f}")
     return reasons, turn_first
+
+
+def _numbers(numbers: list[int], most: int = 8) -> str:
+    """Coin numbers as a reason names them: the first ``most``, then ``...``."""
+    return ", ".join(str(k) for k in numbers[:most]) + (", ..." if len(numbers) > most else "")
 
 
 def count_reason(seen: int, ordered: int | None) -> str:

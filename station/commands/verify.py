@@ -115,15 +115,6 @@ def _grey(image: UInt8Array) -> bool:
     return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
 
 
-def _readable(name: str) -> None:
-    """Check that one cup's photograph can be read (:func:`_photo`), keeping nothing of it.
-
-    Raises:
-        CliError: as :func:`_photo`.
-    """
-    _photo(name)
-
-
 def verdict_json(path: str, verdict: Verdict) -> dict[str, Any]:
     """The JSON record of one cup."""
     coins = []
@@ -178,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             if args.crops:
                 cups.append((name, _crop_folder(Path(name))))
             else:
-                _readable(name)
+                _photo(name)  # readable; decoded again when judged
                 cups.append((name, None))
         except CliError as err:
             print(f"cupcheck verify: error: {err}", file=sys.stderr)
