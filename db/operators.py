@@ -39,6 +39,10 @@ class LastSupervisorError(OperatorError):
     """The change would leave no active supervisor."""
 
 
+class NotSupervisorError(PermissionError):
+    """The person acting may not make the change: not a supervisor, or deactivated since signing in."""
+
+
 def local_account() -> str:
     """``user@computer`` of this process: who made a change from a command line."""
     try:
@@ -75,7 +79,16 @@ class OperatorRoster:
         self._sessions: sessionmaker[Session] = make_session_factory(engine)
         self._writes: sessionmaker[Session] = make_session_factory(engine, writes=True)
 
-    def add(self, name: str, role: Role | str, pin: str, *, by: str | None = None, note: str = "") -> OperatorInfo:
+    def add(
+        self,
+        name: str,
+        role: Role | str,
+        pin: str,
+        *,
+        by: str | None = None,
+        note: str = "",
+        acting: str | None = None,
+    ) -> OperatorInfo:
         """Register a person with a PIN (stored as a salted scrypt hash).
 
         Args:
@@ -84,10 +97,13 @@ class OperatorRoster:
             pin: at least four characters.
             by: who makes the change (default :func:`local_account`).
             note: why, for the history.
+            acting: the signed-in supervisor making the change from a window, checked in the same transaction (a
+                command line's account is not a person of the database: ``None``).
 
         Raises:
             OperatorError: a bad name, an unknown role, or a too-short PIN.
             OperatorExistsError: the name is taken, or differs from a taken one only in case.
+            NotSupervisorError: ``acting`` is no longer an active supervisor.
         """
         name = check_name(name)
         role = _role(role)
@@ -97,6 +113,8 @@ class OperatorRoster:
             raise OperatorError(str(err)) from err
         try:
             with self._writes.begin() as session:
+                if acting is not None:
+                    require_supervisor(session, acting, "add people")
                 taken = session.scalar(select(Operator.name).where(func.lower(Operator.name) == name.lower()))
                 if taken is not None:
                     raise OperatorExistsError(
@@ -111,6 +129,11 @@ class OperatorRoster:
         except IntegrityError as err:  # another PC registered the name between the check and the insert
             raise OperatorExistsError(f"{name!r} is already registered") from err
 
+    def check_supervisor(self, name: str, doing: str) -> None:
+        """Refuse ``doing`` unless ``name`` is an active supervisor now (see :func:`require_supervisor`)."""
+        with self._sessions() as session:
+            require_supervisor(session, name, doing)
+
     def verify(self, name: str, pin: str) -> OperatorInfo | None:
         """The operator when ``pin`` is right and the operator is active, else ``None``."""
         with self._sessions() as session:
@@ -119,33 +142,47 @@ class OperatorRoster:
             return None
         return _info(op)
 
-    def set_pin(self, name: str, pin: str, *, by: str | None = None, note: str = "") -> OperatorInfo:
+    def set_pin(
+        self, name: str, pin: str, *, by: str | None = None, note: str = "", acting: str | None = None
+    ) -> OperatorInfo:
         """Give ``name`` a new PIN (a forgotten one, or one someone else learnt); the history never holds PINs.
+
+        ``by``, ``note`` and ``acting`` as for :meth:`add`.
 
         Raises:
             UnknownOperatorError: nobody of that name.
             OperatorError: the PIN is too short.
+            NotSupervisorError: ``acting`` is no longer an active supervisor.
         """
         try:
             pin_hash = hash_pin(pin)
         except ValueError as err:
             raise OperatorError(str(err)) from err
         with self._writes.begin() as session:
+            if acting is not None:
+                require_supervisor(session, acting, "set a PIN")
             op = operator_named(session, name.strip())
             op.pin_hash = pin_hash
             _record(session, op, OperatorChange.PIN, None, None, by, note)
             return _info(op)
 
-    def set_role(self, name: str, role: Role | str, *, by: str | None = None, note: str = "") -> OperatorInfo:
+    def set_role(
+        self, name: str, role: Role | str, *, by: str | None = None, note: str = "", acting: str | None = None
+    ) -> OperatorInfo:
         """Make ``name`` an operator or a supervisor (nothing is recorded when the role is already that).
+
+        ``by``, ``note`` and ``acting`` as for :meth:`add`.
 
         Raises:
             UnknownOperatorError: nobody of that name.
             OperatorError: an unknown role.
             LastSupervisorError: ``name`` is the last active supervisor and would become an operator.
+            NotSupervisorError: ``acting`` is no longer an active supervisor.
         """
         role = _role(role)
         with self._writes.begin() as session:
+            if acting is not None:
+                require_supervisor(session, acting, "change a role")
             op = operator_named(session, name.strip())
             if op.role is role:
                 return _info(op)
@@ -156,14 +193,21 @@ class OperatorRoster:
             _record(session, op, OperatorChange.ROLE, old, role.value, by, note)
             return _info(op)
 
-    def set_active(self, name: str, active: bool, *, by: str | None = None, note: str = "") -> OperatorInfo:
+    def set_active(
+        self, name: str, active: bool, *, by: str | None = None, note: str = "", acting: str | None = None
+    ) -> OperatorInfo:
         """Give back (``active``) or take away the right to sign in; nothing is recorded when nothing changes.
+
+        ``by``, ``note`` and ``acting`` as for :meth:`add`.
 
         Raises:
             UnknownOperatorError: nobody of that name.
             LastSupervisorError: ``name`` is the last active supervisor and would be deactivated.
+            NotSupervisorError: ``acting`` is no longer an active supervisor.
         """
         with self._writes.begin() as session:
+            if acting is not None:
+                require_supervisor(session, acting, "deactivate or reactivate people")
             op = operator_named(session, name.strip())
             if op.active == active:
                 return _info(op)
@@ -258,6 +302,20 @@ def _role(role: Role | str) -> Role:
         return Role(role)
     except ValueError as err:
         raise OperatorError(f"unknown role {role!r}: one of {', '.join(r.value for r in Role)}") from err
+
+
+def require_supervisor(session: Session, name: str, doing: str) -> Operator:
+    """``name``'s row; ``doing`` is refused unless they are an active supervisor in ``session``'s view of the
+    database.
+
+    Raises:
+        UnknownOperatorError: nobody is registered under ``name``.
+        NotSupervisorError: ``name`` is an operator, or was deactivated.
+    """
+    op = operator_named(session, name)
+    if op.role is not Role.SUPERVISOR or not op.active:
+        raise NotSupervisorError(f"{name!r} is not an active supervisor and may not {doing}")
+    return op
 
 
 def operator_named(session: Session, name: str) -> Operator:

@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.export import export_cups
-from db.operators import OperatorRoster, operator_named
+from db.operators import NotSupervisorError as NotSupervisorError  # raised by relabel
+from db.operators import OperatorRoster, operator_named, require_supervisor
 from db.operators import UnknownOperatorError as UnknownOperatorError  # raised by log_verdict and relabel
 from db.records import (
     AsideCup,
@@ -63,10 +64,6 @@ _GC_BATCH = 500
 PRUNED_REF = ""
 """A capture's reference once :meth:`VerdictRepository.prune_images` dropped its photograph."""
 _log = logging.getLogger(__name__)
-
-
-class NotSupervisorError(PermissionError):
-    """The acting operator may not relabel (not a supervisor, or deactivated)."""
 
 
 class OrderMismatchError(ValueError):
@@ -117,6 +114,15 @@ class VerdictRepository:
             db.operators.OperatorExistsError: the name is taken.
         """
         return self.operators.add(name, role, pin, by=by)
+
+    def check_supervisor(self, name: str, doing: str) -> None:
+        """Refuse ``doing`` unless ``name`` is an active supervisor now; see :meth:`OperatorRoster.check_supervisor`.
+
+        Raises:
+            db.operators.UnknownOperatorError: nobody is registered under ``name``.
+            NotSupervisorError: ``name`` is an operator, or was deactivated.
+        """
+        self.operators.check_supervisor(name, doing)
 
     def verify_operator(self, name: str, pin: str) -> OperatorInfo | None:
         """Return the operator when ``pin`` is right and the operator is active, else ``None``."""
@@ -404,9 +410,7 @@ class VerdictRepository:
         if coin_index is None and kind not in CUP_LABEL_KINDS:
             raise ValueError(f"a cup can only be {sorted(k.value for k in CUP_LABEL_KINDS)}, not {kind.value!r}")
         with self._writes.begin() as session:
-            op = operator_named(session, actor)
-            if op.role is not Role.SUPERVISOR or not op.active:
-                raise NotSupervisorError(f"{actor!r} is not an active supervisor and may not relabel")
+            op = require_supervisor(session, actor, "relabel")
             cup = session.get(Cup, cup_id)
             if cup is None:
                 raise LookupError(f"no cup {cup_id}")

@@ -14,9 +14,11 @@ from pathlib import Path
 
 from models.embedder import Embedder
 from models.enroll import (
+    CATALOG_FILE,
     REFERENCE_CROPS,
     enroll_catalog,
     gallery_state,
+    load_catalog,
     load_detector,
     save_enrolment,
     shared_design_notes,
@@ -93,6 +95,7 @@ def enrol_folder(folder: Path, enrolment: Enrolment, *, every_coin: bool = False
         progress=False,
         every_coin=every_coin,
         crop_dir=gallery_dir / REFERENCE_CROPS if every_coin else None,
+        known=load_catalog(gallery_dir / CATALOG_FILE),  # a folder without coin.toml keeps the type's entry
     )
     if not report.enrolled:
         raise FileNotFoundError(f"nothing enrolled from {folder}: " + "; ".join(report.warnings[:3]))

@@ -44,19 +44,27 @@ class PeopleDirectory(Protocol):
         """The changes, oldest first."""
         ...
 
-    def add(self, name: str, role: str, pin: str, *, by: str | None = None, note: str = "") -> OperatorInfo:
+    def add(
+        self, name: str, role: str, pin: str, *, by: str | None = None, note: str = "", acting: str | None = None
+    ) -> OperatorInfo:
         """Register a person."""
         ...
 
-    def set_pin(self, name: str, pin: str, *, by: str | None = None, note: str = "") -> OperatorInfo:
+    def set_pin(
+        self, name: str, pin: str, *, by: str | None = None, note: str = "", acting: str | None = None
+    ) -> OperatorInfo:
         """Give a person a new PIN."""
         ...
 
-    def set_role(self, name: str, role: str, *, by: str | None = None, note: str = "") -> OperatorInfo:
+    def set_role(
+        self, name: str, role: str, *, by: str | None = None, note: str = "", acting: str | None = None
+    ) -> OperatorInfo:
         """Make a person an operator or a supervisor."""
         ...
 
-    def set_active(self, name: str, active: bool, *, by: str | None = None, note: str = "") -> OperatorInfo:
+    def set_active(
+        self, name: str, active: bool, *, by: str | None = None, note: str = "", acting: str | None = None
+    ) -> OperatorInfo:
         """Give back or take away the right to sign in."""
         ...
 
@@ -97,7 +105,8 @@ class PeopleController(QObject):
     Args:
         view: the dialog.
         directory: the database's operators.
-        supervisor: who makes the changes (recorded as ``"<name> (review window on <computer>)"``).
+        supervisor: who makes the changes (recorded as ``"<name> (review window on <computer>)"``; each change is
+            refused once they are no longer an active supervisor).
 
     Signals:
         call_requested(BackgroundCall): a change to write off the GUI thread.
@@ -115,6 +124,7 @@ class PeopleController(QObject):
         super().__init__()
         self.view = view
         self.directory = directory
+        self.supervisor = supervisor
         self.by = f"{supervisor} (review window on {socket.gethostname()})"
         self.people: list[OperatorSummary] = []
         self.busy = False
@@ -179,7 +189,7 @@ class PeopleController(QObject):
             self._say("The two PINs differ: nobody was added.", error=True)
             return
         self._change(
-            lambda: self.directory.add(name, role, pin, by=self.by),
+            lambda: self.directory.add(name, role, pin, by=self.by, acting=self.supervisor),
             PeopleChange(f"{name.strip()} was added as {role}; they can sign in now.", name.strip()),
         )
 
@@ -197,7 +207,8 @@ class PeopleController(QObject):
             self._say("The two PINs differ: the PIN was not changed.", error=True)
             return
         self._change(
-            lambda: self.directory.set_pin(person.name, pin, by=self.by), PeopleChange(f"{person.name} has a new PIN.")
+            lambda: self.directory.set_pin(person.name, pin, by=self.by, acting=self.supervisor),
+            PeopleChange(f"{person.name} has a new PIN."),
         )
 
     @Slot()
@@ -208,7 +219,7 @@ class PeopleController(QObject):
             return
         role = "operator" if person.role == "supervisor" else "supervisor"
         self._change(
-            lambda: self.directory.set_role(person.name, role, by=self.by),
+            lambda: self.directory.set_role(person.name, role, by=self.by, acting=self.supervisor),
             PeopleChange(f"{person.name} is {'a supervisor' if role == 'supervisor' else 'an operator'} now."),
         )
 
@@ -219,7 +230,7 @@ class PeopleController(QObject):
         if person is None:
             return
         self._change(
-            lambda: self.directory.set_active(person.name, not person.active, by=self.by),
+            lambda: self.directory.set_active(person.name, not person.active, by=self.by, acting=self.supervisor),
             PeopleChange(f"{person.name} {'can no longer sign in' if person.active else 'may sign in again'}."),
         )
 

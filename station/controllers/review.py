@@ -174,6 +174,10 @@ class ReviewRepository(Protocol):
         """The relabel history."""
         ...
 
+    def check_supervisor(self, name: str, doing: str) -> None:
+        """Refuse ``doing`` (raise) unless ``name`` is an active supervisor now."""
+        ...
+
 
 class ReviewController(QObject):
     """Drives a :class:`~station.views.review.ReviewView` for one signed-in supervisor.
@@ -575,12 +579,13 @@ class ReviewController(QObject):
                 if every_coin is None:
                     return False
         trays = bool(every_coin)
-        enrolment = self._enrolment
+        enrolment, repository, supervisor = self._enrolment, self.repository, self.supervisor
         self.enrolling = folder
         self.view.enrol_button.setEnabled(False)
         self.view.status.showMessage(f"Enrolling the types of {folder}…")
 
         def job() -> Enrolled:
+            repository.check_supervisor(supervisor, "enrol types")  # deactivated since signing in: refused
             result = enrol_folder(folder, enrolment, every_coin=trays)
             try:
                 catalog: TypeCatalog | None = TypeCatalog.from_gallery(enrolment.gallery_dir)

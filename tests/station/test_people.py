@@ -110,6 +110,28 @@ def test_what_would_break_the_site_is_refused_with_the_reason(
     assert database.repository.operators.count_active("supervisor") == 1
 
 
+def test_a_supervisor_deactivated_while_signed_in_changes_nobody(
+    qtbot: QtBot,
+    dialog: tuple[PeopleView, PeopleController],
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another supervisor takes away this one's right to sign in: the open window may no longer add people, nor
+    reactivate its own supervisor."""
+    view, controller = dialog
+    roster = database.repository.operators
+    roster.add("rita", "supervisor", "9753")
+    roster.set_active(SUPERVISOR, False, by="rita")
+    monkeypatch.setattr(view, "ask_person", lambda: ("mallory", "supervisor", "2468", "2468"))
+    said = answer(qtbot, controller, controller.add)
+    assert f"{SUPERVISOR!r} is not an active supervisor and may not add people" in said
+    assert database.repository.verify_operator("mallory", "2468") is None
+    controller.select(SUPERVISOR)
+    assert "may not deactivate or reactivate people" in answer(qtbot, controller, controller.toggle_active)
+    assert database.repository.verify_operator(SUPERVISOR, SUPERVISOR_PIN) is None
+    assert [e.action for e in roster.history(SUPERVISOR)][-1] == "deactivated"
+
+
 AWAY = "postgresql+psycopg://cupcheck@127.0.0.1:9/cupcheck"
 """Nothing listens on port 9: every connection is refused, as when the database server is down."""
 
