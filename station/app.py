@@ -27,7 +27,7 @@ from db.spool import UNREACHABLE_ERRORS, SpoolingRepository
 from models.types import Side
 from station.camera import open_source
 from station.config import StationConfig
-from station.controllers.auth import SUPERVISOR, LoginController, OperatorDirectory
+from station.controllers.auth import SUPERVISOR, LoginController, OperatorDirectory, SignInThrottle
 from station.controllers.bench import ASIDE_HOURS, WAITING_DAYS
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment
@@ -101,10 +101,14 @@ def require_someone_to_sign_in(repository: VerdictRepository, role: str | None) 
     )
 
 
+_SIGN_IN_THROTTLE = SignInThrottle()
+"""Refused sign-ins of this process: every dialog shares the count, so cancelling one does not reset the lock."""
+
+
 def sign_in_dialog(directory: OperatorDirectory, title: str, role: str | None) -> OperatorInfo | None:
     """Show the sign-in dialog until a person is admitted (returned) or cancels (``None``)."""
     dialog = LoginDialog(title)
-    login = LoginController(dialog, directory, role=role)
+    login = LoginController(dialog, directory, throttle=_SIGN_IN_THROTTLE, role=role)
     if dialog.exec() != QDialog.DialogCode.Accepted:
         return None
     return login.operator

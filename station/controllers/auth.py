@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +21,37 @@ FREE_ATTEMPTS = 3
 """Refused attempts in a row before each further one locks the dialog for a while."""
 MAX_LOCK_S = 60
 """The longest wait: the lock doubles from 1 s with each refusal after :data:`FREE_ATTEMPTS`, up to this."""
+
+
+class SignInThrottle:
+    """Refused sign-ins in a row, kept for as long as the process runs: a cancelled dialog and a new one go on where
+    the last one stopped, so the lock cannot be side-stepped by asking again.
+
+    After :data:`FREE_ATTEMPTS` refusals in a row, each further one locks sign-in for 1, 2, 4 ... seconds (at most
+    :data:`MAX_LOCK_S`); a sign-in that is let through starts the count again.
+    """
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self._until = 0.0  # time.monotonic() before which no attempt is checked
+
+    def wait_s(self) -> float:
+        """Seconds until the next attempt is checked (0: now)."""
+        return max(0.0, self._until - time.monotonic())
+
+    def refused(self) -> int:
+        """Count a refusal; the whole seconds the next attempt must wait (0: none)."""
+        self.failures += 1
+        if self.failures <= FREE_ATTEMPTS:
+            return 0
+        wait_s = min(MAX_LOCK_S, 2 ** (self.failures - FREE_ATTEMPTS - 1))
+        self._until = time.monotonic() + wait_s
+        return wait_s
+
+    def admitted(self) -> None:
+        """A sign-in was let through: the count starts again."""
+        self.failures = 0
+        self._until = 0.0
 
 
 class OperatorDirectory(Protocol):
@@ -75,10 +108,11 @@ class LoginController(QObject):
         dialog: the sign-in dialog.
         directory: checks PINs.
         role: the role required (``"supervisor"`` for the review window), ``None`` for any.
+        throttle: the refusals so far, shared by every sign-in dialog of the process.
 
     After :data:`FREE_ATTEMPTS` refusals in a row, each further one locks OK for 1, 2, 4 ... seconds (at most
     :data:`MAX_LOCK_S`), so a PIN cannot be guessed by trying them all at the keyboard (a four-digit PIN would
-    take days instead of minutes).
+    take days instead of minutes); a dialog opened while the lock holds starts locked.
 
     The PIN is checked off the GUI thread (Qt's thread pool): a site database that is away takes its connect
     timeout to say so before the station's sign-in cache answers, and meanwhile the dialog says "Checking…" and
@@ -93,19 +127,31 @@ class LoginController(QObject):
     unlocked = Signal()
     _checked = Signal(object)  # a SignIn, or the exception the check raised (from the pool's thread)
 
-    def __init__(self, dialog: LoginDialog, directory: OperatorDirectory, *, role: str | None = None) -> None:
+    def __init__(
+        self, dialog: LoginDialog, directory: OperatorDirectory, *, throttle: SignInThrottle, role: str | None = None
+    ) -> None:
         super().__init__()
         self.dialog = dialog
         self._directory = directory
         self._role = role
+        self._throttle = throttle
         self.result: SignIn | None = None
-        self.failures = 0
         self._lock = QTimer(self)
         self._lock.setSingleShot(True)
         self._lock.timeout.connect(self._unlock)
         self.checking = False
         self._checked.connect(self._answered)
         dialog.buttons.accepted.connect(self.attempt)
+        wait_s = throttle.wait_s()
+        if wait_s > 0:  # an earlier dialog's refusals still hold
+            self._ok_button(False)
+            self._lock.start(max(1, round(wait_s * 1000)))
+            dialog.message.setText(f"Too many tries: wait {math.ceil(wait_s)} s.")
+
+    @property
+    def failures(self) -> int:
+        """Refused attempts in a row, this dialog's and those before it in the process."""
+        return self._throttle.failures
 
     @property
     def locked(self) -> bool:
@@ -146,13 +192,12 @@ class LoginController(QObject):
             return
         self.result = outcome
         if self.result.allowed:
-            self.failures = 0
+            self._throttle.admitted()
             self.dialog.accept()
             return
         message = self.result.message
-        self.failures += 1
-        if self.failures > FREE_ATTEMPTS:
-            wait_s = min(MAX_LOCK_S, 2 ** (self.failures - FREE_ATTEMPTS - 1))
+        wait_s = self._throttle.refused()
+        if wait_s:
             message = f"{message} Too many tries: wait {wait_s} s."
             self._ok_button(False)
             self._lock.start(wait_s * 1000)

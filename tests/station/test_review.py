@@ -23,12 +23,13 @@ from db.repository import VerdictRepository
 from db.session import make_engine
 from models.bundle import Bundle, Preprocess
 from models.embedder import Embedder
+from models.enroll import CATALOG_FILE, load_catalog
 from models.gallery import Gallery
 from models.registry import SuspectLabels
 from models.synth.mint import generate_mint
 from models.types import Decision, Frame, Side
 from station.camera import list_images
-from station.controllers.auth import FREE_ATTEMPTS, LoginController, sign_in
+from station.controllers.auth import FREE_ATTEMPTS, LoginController, SignInThrottle, sign_in
 from station.controllers.auth import SUPERVISOR as SUPERVISOR_ROLE
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment, enrol_folder
@@ -97,7 +98,7 @@ def test_supervisor_role_is_required(database: Database, name: str, pin: str, al
 def test_login_dialog_refuses_an_operator_pin_then_admits_the_supervisor(qtbot: QtBot, database: Database) -> None:
     dialog = LoginDialog("Supervisor sign-in")
     qtbot.addWidget(dialog)
-    login = LoginController(dialog, database.repository, role=SUPERVISOR_ROLE)
+    login = LoginController(dialog, database.repository, throttle=SignInThrottle(), role=SUPERVISOR_ROLE)
     dialog.show()
     qtbot.keyClicks(dialog.name_edit, OPERATOR)
     qtbot.keyClicks(dialog.pin_edit, OPERATOR_PIN)
@@ -136,7 +137,7 @@ def test_the_pin_is_checked_off_the_window_thread_and_the_dialog_says_so(qtbot: 
     dialog = LoginDialog("Supervisor sign-in")
     qtbot.addWidget(dialog)
     held = HeldDirectory(database.repository)
-    login = LoginController(dialog, held, role=SUPERVISOR_ROLE)
+    login = LoginController(dialog, held, throttle=SignInThrottle(), role=SUPERVISOR_ROLE)
     dialog.show()
     ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
     dialog.name_edit.setText(SUPERVISOR)
@@ -154,7 +155,7 @@ def test_the_pin_is_checked_off_the_window_thread_and_the_dialog_says_so(qtbot: 
     qtbot.addWidget(broken)
     failing = HeldDirectory(database.repository, error=ValueError("the cache file is damaged"))
     failing.release.set()
-    refusing = LoginController(broken, failing, role=SUPERVISOR_ROLE)
+    refusing = LoginController(broken, failing, throttle=SignInThrottle(), role=SUPERVISOR_ROLE)
     broken.name_edit.setText(SUPERVISOR)
     broken.pin_edit.setText(SUPERVISOR_PIN)
     with qtbot.waitSignal(refusing.refused, timeout=10_000) as refused:
@@ -321,6 +322,44 @@ def test_enrolment_from_the_window_adds_types(
             win.controller.enrol(tmp_path / "empty")
         assert "Enrolment from" in refused.args[0] and "nothing enrolled" in refused.args[0]
         assert win.view.enrol_button.isEnabled()
+    finally:
+        win.shutdown()
+
+
+def test_more_photos_enrolled_from_the_window_keep_what_the_catalogue_declared(tmp_path: Path) -> None:
+    """A folder of more photos without coin.toml: the type keeps its name, diameter and shared design, as with
+    ``cupcheck enroll`` (else its cups could pass on a design it shares)."""
+    mint = generate_mint(3, 9)
+    enrolment = Enrolment(tmp_path / "home" / "gallery", tiny_embedder)
+    enrol_folder(write_mint_catalog(mint, tmp_path / "catalogue", size=96), enrolment)
+    before = load_catalog(enrolment.gallery_dir / CATALOG_FILE)
+    coin = mint.types[0]
+    again = write_mint_catalog(mint, tmp_path / "again", size=96, only=[0])
+    (again / coin.id / "coin.toml").unlink()
+    enrol_folder(again, enrolment)
+    after = load_catalog(enrolment.gallery_dir / CATALOG_FILE)
+    assert after[coin.id] == before[coin.id] and after[coin.id].name == coin.name
+
+
+def test_a_supervisor_deactivated_while_signed_in_enrols_nothing(
+    qtbot: QtBot, database: Database, supervisor: OperatorInfo, tmp_path: Path
+) -> None:
+    folder = write_mint_catalog(generate_mint(3, 9), tmp_path / "catalogue", size=96)
+    gallery_dir = tmp_path / "home" / "gallery"
+    win = ReviewWindow(
+        database.repository,
+        supervisor=supervisor,
+        catalog=TypeCatalog([], lambda t, s: None),
+        enrolment=Enrolment(gallery_dir, tiny_embedder),
+    )
+    qtbot.addWidget(win)
+    try:
+        database.repository.operators.add("rita", "supervisor", "9753")
+        database.repository.operators.set_active(SUPERVISOR, False, by="rita")
+        with qtbot.waitSignal(win.controller.refused, timeout=60_000) as refused:
+            assert win.controller.enrol(folder)
+        assert "is not an active supervisor and may not enrol types" in refused.args[0]
+        assert not Gallery.exists(gallery_dir)
     finally:
         win.shutdown()
 
@@ -628,7 +667,7 @@ def test_a_registry_that_cannot_be_read_is_said_and_the_queue_comes_all_the_same
 def test_repeated_wrong_pins_lock_the_dialog_for_longer_each_time(qtbot: QtBot, database: Database) -> None:
     dialog = LoginDialog("Supervisor sign-in")
     qtbot.addWidget(dialog)
-    login = LoginController(dialog, database.repository, role=SUPERVISOR_ROLE)
+    login = LoginController(dialog, database.repository, throttle=SignInThrottle(), role=SUPERVISOR_ROLE)
     dialog.show()
     ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
     dialog.name_edit.setText(SUPERVISOR)
@@ -656,6 +695,42 @@ def test_repeated_wrong_pins_lock_the_dialog_for_longer_each_time(qtbot: QtBot, 
     with qtbot.waitSignal(dialog.accepted):
         dialog.buttons.accepted.emit()
     assert login.operator is not None and login.failures == 0
+
+
+def test_a_new_sign_in_dialog_goes_on_where_a_cancelled_one_stopped(qtbot: QtBot, database: Database) -> None:
+    throttle = SignInThrottle()
+
+    def dialog_and_login() -> tuple[LoginDialog, LoginController]:
+        dialog = LoginDialog("Supervisor sign-in")
+        qtbot.addWidget(dialog)
+        login = LoginController(dialog, database.repository, throttle=throttle, role=SUPERVISOR_ROLE)
+        dialog.name_edit.setText(SUPERVISOR)
+        return dialog, login
+
+    def wrong(dialog: LoginDialog, login: LoginController) -> str:
+        dialog.pin_edit.setText("0000")
+        with qtbot.waitSignal(login.refused) as refused:
+            dialog.buttons.accepted.emit()
+        return str(refused.args[0])
+
+    first, first_login = dialog_and_login()
+    for _ in range(FREE_ATTEMPTS):
+        wrong(first, first_login)
+    assert wrong(first, first_login).endswith("wait 1 s.")
+    first.reject()  # Cancel, and ask again at once
+    second, second_login = dialog_and_login()
+    ok = second.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert second_login.locked and not ok.isEnabled() and second.message.text() == "Too many tries: wait 1 s."
+    assert second_login.failures == FREE_ATTEMPTS + 1
+    with qtbot.waitSignal(second_login.unlocked, timeout=3000):
+        pass
+    assert wrong(second, second_login).endswith("wait 2 s.")  # the count went on; a fresh dialog would say nothing
+    with qtbot.waitSignal(second_login.unlocked, timeout=4000):
+        pass
+    second.pin_edit.setText(SUPERVISOR_PIN)
+    with qtbot.waitSignal(second.accepted):
+        second.buttons.accepted.emit()
+    assert throttle.failures == 0 and throttle.wait_s() == 0
 
 
 def test_a_cup_whose_images_were_pruned_says_so(
