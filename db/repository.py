@@ -411,7 +411,9 @@ class VerdictRepository:
             raise ValueError(f"a cup can only be {sorted(k.value for k in CUP_LABEL_KINDS)}, not {kind.value!r}")
         with self._writes.begin() as session:
             op = require_supervisor(session, actor, "relabel")
-            cup = session.get(Cup, cup_id)
+            # the cup's row is locked first (PostgreSQL): a second ruling on it waits for this one and then finds it
+            # as the current label, instead of finding none and colliding with it
+            cup = session.get(Cup, cup_id, with_for_update=True)
             if cup is None:
                 raise LookupError(f"no cup {cup_id}")
             coin_id = None

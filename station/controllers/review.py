@@ -553,6 +553,10 @@ class ReviewController(QObject):
     def background_failed(self, tag: object, error: object) -> None:
         """A background call raised: say what was not done and why."""
         if isinstance(tag, Ruling):
+            if isinstance(error, UNREACHABLE_ERRORS):
+                _log.warning("a ruling could not be written: %s", error)
+                first = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+                error = f"the database cannot be reached ({first}); rule again once it is back"
             self._refuse(f"Cup {tag.cup_id}, {tag.target}: not saved: {error}")
         elif isinstance(tag, EnrolJob):
             self.view.enrol_button.setEnabled(True)

@@ -173,6 +173,38 @@ def test_relabel_writes_label_and_audit_row(repo: VerdictRepository) -> None:
     assert [bool(r.is_current) for r in rows] == [True, False, True] and rows[2].id == last
 
 
+def test_two_supervisors_ruling_the_same_cups_at_once_both_land_in_order(repo: VerdictRepository) -> None:
+    """PostgreSQL runs both transactions at once: the second must wait for the first and record its ruling as the
+    old value, not find no current label and collide with it."""
+    repo.add_operator("rita", "supervisor", "9753")
+    cups = [_cup_of(repo, repo.log_verdict(make_record(300 + n))) for n in range(8)]
+    errors: list[BaseException] = []
+
+    def rule(actor: str, corrected_type: str | None, barrier: threading.Barrier) -> None:
+        kind = LabelKind.CONFIRMED if corrected_type is None else LabelKind.CORRECTED
+        for cup_id in cups:
+            barrier.wait()
+            try:
+                repo.relabel(actor, cup_id, kind, corrected_type=corrected_type)
+            except BaseException as err:
+                errors.append(err)
+
+    barrier = threading.Barrier(2)
+    threads = [
+        threading.Thread(target=rule, args=(SUPERVISOR, None, barrier)),
+        threading.Thread(target=rule, args=("rita", "eur_2", barrier)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for cup_id in cups:
+        trail = repo.audit_trail(cup_id)
+        assert len(trail) == 2 and trail[0].old_value is None and trail[1].old_value == trail[0].new_value
+    assert counts(repo)["labels"] == 16
+
+
 @pytest.mark.parametrize(
     ("kind", "coin_index", "corrected_type", "error"),
     [

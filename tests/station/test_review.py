@@ -772,6 +772,31 @@ def test_a_database_away_is_said_in_the_status_bar_and_f5_tries_again(
         engine.dispose()
 
 
+def test_a_ruling_the_database_cannot_take_says_so_in_words(
+    qtbot: QtBot,
+    database: Database,
+    logged: dict[str, int],
+    supervisor: OperatorInfo,
+    catalog: TypeCatalog,
+    tmp_path: Path,
+) -> None:
+    """The server goes down after a cup is shown: the status bar says the database cannot be reached, not SQL."""
+    win = ReviewWindow(database.repository, supervisor=supervisor, catalog=catalog)
+    qtbot.addWidget(win)
+    engine = make_engine("postgresql+psycopg://cupcheck@127.0.0.1:9/cupcheck")  # nothing listens on port 9
+    try:
+        cup = select_cup(qtbot, win, logged["01_mixed"])
+        win.controller.repository = VerdictRepository(engine, tmp_path)
+        with qtbot.waitSignal(win.controller.refused, timeout=30_000) as refused:
+            win.controller.confirm()
+        said = refused.args[0]
+        assert said.startswith(f"Cup {cup}, cup: not saved: the database cannot be reached (")
+        assert said.endswith("rule again once it is back") and "[SQL" not in said and "sqlalche.me" not in said
+    finally:
+        win.shutdown()
+        engine.dispose()
+
+
 def test_a_slow_read_leaves_the_window_live_and_its_late_answer_is_not_drawn(
     qtbot: QtBot,
     database: Database,
