@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,6 +129,51 @@ def test_recheck_link_migrates_up_and_down_keeping_the_cups(empty_engine: Engine
     assert "recheck_of_id" not in {c["name"] for c in inspect(empty_engine).get_columns("cups")}
     with empty_engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM cups")).scalar_one() == 2
+
+
+def test_a_log_with_coins_and_rulings_migrates_down_and_up_again_whole(empty_engine: Engine, tmp_path: Path) -> None:
+    """SQLite rebuilds ``cups`` to alter it: with foreign keys enforced, dropping the old table broke on the coins,
+    verdicts and labels naming its rows, so a station's log older than a revision could never be upgraded."""
+    upgrade(empty_engine)
+    repo = VerdictRepository(empty_engine, tmp_path)
+    repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+    repo.add_operator("sam", Role.SUPERVISOR, "2468")
+    for n in range(3):
+        repo.relabel("sam", repo.cup_of_verdict(repo.log_verdict(make_record(n))), "confirmed")
+
+    def counts() -> dict[str, int]:
+        with empty_engine.connect() as conn:
+            return {
+                t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                for t in ("cups", "coins", "verdicts", "labels", "relabel_audit")
+            }
+
+    before = counts()
+    assert before["coins"] == 9 and before["labels"] == 3
+    downgrade(empty_engine, "0001")
+    assert counts() == before
+    upgrade(empty_engine)
+    assert counts() == before and current_revision(empty_engine) == HEAD
+    if empty_engine.dialect.name == "sqlite":
+        with empty_engine.connect() as conn:  # enforced again afterwards
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+            assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+
+
+def test_stations_starting_together_on_a_new_sqlite_log_all_migrate_it(tmp_path: Path) -> None:
+    """The migration takes SQLite's write lock up front: the second process waits for the first and then finds the
+    schema at head, instead of failing on "database is locked" (two of three did, most starts)."""
+    script = "import sys; from db.session import init_db; init_db(sys.argv[1])"
+    for attempt in range(2):
+        url = f"sqlite:///{tmp_path / f'log{attempt}.db'}"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True) for _ in range(3)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], errors
+        engine = make_engine(url)
+        assert current_revision(engine) == HEAD
+        engine.dispose()
 
 
 def test_migrations_ship_inside_the_package_with_one_head() -> None:
