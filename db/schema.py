@@ -4,7 +4,7 @@ Tables: ``stations``, ``operators``, ``orders``, ``cups``, ``captures``, ``coins
 append-only ``relabel_audit`` and ``operator_audit``. Every timestamp is stored in UTC and read back timezone-aware.
 Enumerations are stored as short strings guarded by CHECK constraints (portable between SQLite and PostgreSQL).
 The audit tables refuse UPDATE and DELETE twice: here through mapper events, and in the database through triggers
-created by their migrations.
+created by their migrations (on SQLite also an insert over an existing row, ``INSERT OR REPLACE``).
 """
 
 from __future__ import annotations

@@ -39,15 +39,17 @@ TRIGGER_SQL = {
     "postgresql": "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname",
 }
 
-HEAD = "0005"
-REVISIONS = ["0005", "0004", "0003", "0002", "0001"]
-FUTURE = "0006"
+HEAD = "0006"
+REVISIONS = ["0006", "0005", "0004", "0003", "0002", "0001"]
+FUTURE = "0007"
 
 EXPECTED_TRIGGERS = {
     "sqlite": [
         "operator_audit_no_delete",
+        "operator_audit_no_replace",
         "operator_audit_no_update",
         "relabel_audit_no_delete",
+        "relabel_audit_no_replace",
         "relabel_audit_no_update",
     ],
     "postgresql": [
@@ -201,7 +203,7 @@ def test_every_revision_names_its_oldest_reader(empty_engine: Engine) -> None:
     upgrade(empty_engine)
     with empty_engine.connect() as conn:
         rows: dict[str, str] = dict(conn.execute(text("SELECT revision, oldest_reader FROM schema_compat")).all())
-    assert rows == {"0001": "0001", "0002": "0001", "0003": "0001", "0004": "0001", "0005": "0001"}
+    assert rows == {"0001": "0001", "0002": "0001", "0003": "0001", "0004": "0001", "0005": "0001", "0006": "0001"}
     assert oldest_reader(empty_engine, HEAD) == "0001"
     downgrade(empty_engine, "0002")
     assert oldest_reader(empty_engine, "0002") is None  # before 0003 a database did not say

@@ -235,6 +235,12 @@ def test_audit_log_refuses_update_and_delete_in_the_database(repo: VerdictReposi
     statements = ["UPDATE relabel_audit SET note = 'forged'", "DELETE FROM relabel_audit"]
     if backend == "postgresql":
         statements.append("TRUNCATE relabel_audit")
+    else:  # a REPLACE deletes the row in the way without firing its DELETE trigger
+        columns = "id, operator_id, created_at, cup_id, coin_id, target, old_value, new_value"
+        statements += [
+            f"INSERT OR REPLACE INTO relabel_audit ({columns}, note) SELECT {columns}, 'forged' FROM relabel_audit",
+            "REPLACE INTO operator_audit SELECT * FROM operator_audit",
+        ]
     for sql in statements:
         with pytest.raises(DBAPIError, match="append-only"), repo.engine.begin() as conn:
             conn.execute(text(sql))
