@@ -78,17 +78,32 @@ EXIT_UNREADABLE = 2
 
 
 def _crop_folder(folder: Path) -> list[UInt8Array]:
+    """One cup's crops: every file of ``folder`` (hidden ones aside) must be a readable crop.
+
+    A file left unread would be a coin left unjudged, and the cup could PASS without it, so a sub-folder, a GIF or
+    any other file that is not a readable JPEG, PNG, BMP, WebP or TIFF refuses the cup instead.
+
+    Raises:
+        CliError: not a folder, a sub-folder in it, or a file that is not a readable crop.
+    """
     from models.enroll import IMAGE_SUFFIXES, read_image
 
     if not folder.is_dir():
         raise CliError(f"{folder} is not a folder of crops")
     images = []
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        if path.name.startswith("."):  # a file manager's own (.DS_Store)
             continue
-        img = read_image(path)
+        if path.is_dir():
+            raise CliError(
+                f"{folder} holds a folder, {path.name}: one cup's crops lie side by side in one folder, and a crop "
+                "in a sub-folder would go unjudged"
+            )
+        img = read_image(path) if path.suffix.lower() in IMAGE_SUFFIXES else None
         if img is None:
-            raise CliError(f"cannot read image {path}")
+            raise CliError(
+                f"cannot read {path} as a coin crop (JPEG, PNG, BMP, WebP or TIFF): the cup is not judged without it"
+            )
         images.append(img)
     return images
 

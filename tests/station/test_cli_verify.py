@@ -76,6 +76,28 @@ def test_json_contract_for_crop_folders(station, capsys: pytest.CaptureFixture[s
     assert pure["p_correct"] > mixed["p_correct"]
 
 
+def test_a_crop_folder_with_a_file_that_is_not_a_readable_crop_is_not_judged(
+    station, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The mixed cup's intruder in a sub-folder, or saved as a GIF, was skipped without a word and the rest PASSed:
+    such a cup is now refused, naming the file, and the other cups are still judged."""
+    _, _, cups = station
+    intruder = cv2.imread(str(cups / "mixed" / "coin3.png"))
+    nested, gif = tmp_path / "nested", tmp_path / "gif"
+    for folder in (nested, gif):
+        shutil.copytree(cups / "mixed", folder)
+        (folder / "coin3.png").unlink()
+        (folder / ".DS_Store").write_bytes(b"\0")  # a file manager's: not a coin, skipped
+    (nested / "more").mkdir()
+    cv2.imwrite(str(nested / "more" / "coin3.png"), intruder)
+    (gif / "coin3.gif").write_bytes(b"GIF89a" + bytes(64))
+    argv = _verify(station, str(nested), str(gif), str(cups / "pure"), "--crops", "--expect", "t0000", "--json")
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert [c["path"] for c in json.loads(out)["cups"]] == [str(cups / "pure")]
+    assert f"{nested} holds a folder, more" in err and f"cannot read {gif / 'coin3.gif'} as a coin crop" in err
+
+
 def test_a_coin_on_a_shared_side_is_named_to_turn_over(
     station, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -314,7 +336,7 @@ def test_an_unreadable_cup_is_named_and_the_others_are_judged(
     assert main([*argv, "--json"]) == 2
     captured = capsys.readouterr()
     assert [c["path"] for c in json.loads(captured.out)["cups"]] == [str(cups / "pure")]
-    assert f"cannot read image {junk / 'coin.png'}" in captured.err
+    assert f"cannot read {junk / 'coin.png'} as a coin crop" in captured.err
     assert f"{tmp_path / 'gone'} is not a folder of crops" in captured.err
     assert main(_verify(station, str(cups / "pure"), "--expect", "t0000")) == 2  # a folder without --crops
     assert "a folder, not an image (a folder of one cup's crops takes --crops)" in capsys.readouterr().err
