@@ -602,7 +602,9 @@ class Pipeline:
         decision = Decision.PASS if accepted and not count else Decision.FLAG
         calls = [call_coin(self.view, ev.scores, obs.type_arg, cand, j) for j in range(coins.n)]
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, calls, templates)
-        reasons, turn_first = ([], False) if accepted else flag_reasons(self._findings(coins, obs, p, cand, calls))
+        reasons, turn_first = (
+            ([], False) if accepted else flag_reasons(self._findings(coins, obs, p, cand, calls, ev.scores.side))
+        )
         if count:  # the operator corrects the count and checks the cup again, as a new cup
             reasons, turn_first = [count, *reasons], False
         timings = {**obs.timings, "pool": (t1 - t0) * 1000, "vote": (t2 - t1) * 1000}
@@ -686,8 +688,11 @@ class Pipeline:
             )
         return tuple(out)
 
-    def _findings(self, coins: CupCoins, obs: Observation, p: float, cand: int, calls: list[CoinCall]) -> FlagFindings:
-        """What a FLAG's reasons are written from (:func:`models.reasons.flag_reasons`)."""
+    def _findings(
+        self, coins: CupCoins, obs: Observation, p: float, cand: int, calls: list[CoinCall], sides: np.ndarray
+    ) -> FlagFindings:
+        """What a FLAG's reasons are written from (:func:`models.reasons.flag_reasons`); ``sides``: the candidate's
+        side each coin matched (``1``: reverse)."""
         found = tuple(
             CoinFinding(
                 number=obs.coin_idx[j] + 1,
@@ -695,6 +700,7 @@ class Pipeline:
                 rival=self.view.types[c.rival] if c.suspicious else None,
                 rival_score=c.rival_score if c.suspicious else 0.0,
                 to_turn=c.to_turn,
+                side=Side.REVERSE.value if sides[j] else Side.OBVERSE.value,
                 plain=c.plain,
                 partial=bool(coins.partial[j]),
             )

@@ -27,6 +27,8 @@ class CoinFinding:
         rival: the type that beats the candidate through a design it does not share with it (``None``: none).
         rival_score: that type's similarity.
         to_turn: the coin lies on a design the candidate shares with other types: turning it over settles it.
+        side: the candidate's side the coin matched (``"obverse"`` or ``"reverse"``): the shared face a coin to turn
+            is said to show.
         plain: it loses to ``rival`` by so much that turning cannot be what settles the cup.
         partial: it is cut by the edge of the picture or the cup's rim: what it matches says little.
     """
@@ -36,6 +38,7 @@ class CoinFinding:
     rival: str | None = None
     rival_score: float = 0.0
     to_turn: bool = False
+    side: str = "obverse"
     plain: bool = False
     partial: bool = False
 
@@ -87,8 +90,6 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
     front: list[str] = []  # what no turning changes
     if f.setup_problem:
         front.append(f.setup_problem)
-    if f.lookalike is not None:
-        front.append(f"the type {f.expected} has a lookalike ({f.lookalike}) — check the date and mint mark by eye")
     n = len(f.coins)
     if n == 0:
         front.append("no coins found")
@@ -97,6 +98,8 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
         f"something at ({x:.0f}, {y:.0f}) differs from the empty tray and was not checked — look"
         for x, y in f.unchecked
     )
+    if f.lookalike is not None and n:  # a date to read needs a coin to read it on
+        front.append(f"the type {f.expected} has a lookalike ({f.lookalike}) — check the date and mint mark by eye")
     bad = sorted((c for c in f.coins if c.looks_like_rival), key=lambda c: c.margin)
     cut = [c.number for c in f.coins if c.partial]
     edge = []
@@ -111,15 +114,21 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
     if len(named) > MAX_LOOKALIKE_REASONS:
         more = len(named) - MAX_LOOKALIKE_REASONS
         looks.append("1 more coin looks like another type" if more == 1 else f"{more} more coins look like other types")
-    shared = [c.number for c in f.coins if c.to_turn]
+    to_turn = [c for c in f.coins if c.to_turn]
+    shared = [c.number for c in to_turn]
+    face = _shared_face({c.side for c in to_turn})
     turn: list[str] = []
-    if n and len(shared) == n:
-        turn.append("only the shared obverse is visible — turn a coin")
+    if n and len(shared) == n:  # every coin must show a side of its own to pass: turning one is not enough
+        turn.append(
+            f"only {face} is visible — turn coin {_numbers(shared)} over"
+            if n == 1
+            else f"only {face} is visible — turn coins {_numbers(shared)} over"
+        )
     elif shared:
         turn.append(
-            f"coin {_numbers(shared)} shows the shared obverse — turn it over"
+            f"coin {_numbers(shared)} shows {face} — turn it over"
             if len(shared) == 1
-            else f"coins {_numbers(shared)} show the shared obverse — turn them over"
+            else f"coins {_numbers(shared)} show {face} — turn them over"
         )
     back: list[str] = []  # nor these
     if 0 < n < f.fewest_coins:
@@ -135,6 +144,12 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
     if not reasons:
         reasons.append(f"not sure enough: p_correct {f.p_correct:.3f} is below the threshold {f.threshold:.3f}")
     return reasons, turn_first
+
+
+def _shared_face(sides: set[str]) -> str:
+    """What coins to turn are said to show: ``the shared obverse`` (or reverse), or, both sides among them,
+    ``a shared side``."""
+    return f"the shared {next(iter(sides))}" if len(sides) == 1 else "a shared side"
 
 
 def _numbers(numbers: list[int], most: int = 8) -> str:
@@ -195,6 +210,8 @@ LABELS: dict[ReasonKind, str] = {
 _PHRASES: tuple[tuple[str, ReasonKind], ...] = (
     (", the order is for ", ReasonKind.COUNT),
     ("shared obverse", ReasonKind.TURN),
+    ("shared reverse", ReasonKind.TURN),
+    ("a shared side", ReasonKind.TURN),
     ("has a lookalike (", ReasonKind.LOOKALIKE_TYPE),
     (" looks like ", ReasonKind.LOOKS_LIKE),
     ("look like other types", ReasonKind.LOOKS_LIKE),

@@ -270,7 +270,7 @@ def simulate(
     """Run the closed loop and write ``out/report.md`` with ``out/cycles.png``; returns every cycle.
 
     ``reverse_share`` is the chance that a coin lies reverse up (0.5: tossed into the cup; higher: an operator who
-    lays the coins out reverse up, as a FLAG saying "turn a coin" asks). ``audit_share`` is the share of PASSes the
+    lays the coins out reverse up, as a FLAG saying "turn them over" asks). ``audit_share`` is the share of PASSes the
     supervisor checks besides every FLAG. ``operator_turns``: the operator turns over the coins a FLAG names as
     lying on a shared side and checks the cup again. ``empty_tray``: the station compares each cup with a photo of
     its empty tray under the same light (:attr:`models.synth.scene.SceneOptions.empty_reference`), as a station

@@ -64,7 +64,7 @@ def test_pure_cup_scores_above_a_contaminated_one(pipeline: Pipeline) -> None:
 def test_only_the_shared_obverse_is_flagged_with_a_reason(pipeline: Pipeline) -> None:
     v = pipeline.run_crops([reference_image("t0001", Side.OBVERSE)] * 5, "t0001")
     assert v.decision == Decision.FLAG
-    assert "only the shared obverse is visible — turn a coin" in v.reasons
+    assert "only the shared obverse is visible — turn coins 1, 2, 3, 4, 5 over" in v.reasons
 
 
 def test_one_coin_on_the_shared_obverse_is_named_and_the_cup_flagged(pipeline: Pipeline) -> None:

@@ -39,7 +39,16 @@ def findings(*coins: CoinFinding, **kw: object) -> FlagFindings:
         (findings(), ["no coins found"], False),
         (findings(CLEAN, TWIN), ["coin 2 looks like t0085 (0.91)"], False),
         (findings(CLEAN, TURN), ["coin 4 shows the shared obverse — turn it over"], True),
-        (findings(TURN), ["only the shared obverse is visible — turn a coin"], True),
+        (findings(TURN), ["only the shared obverse is visible — turn coin 4 over"], True),
+        # every coin must show a side of its own to pass: all of them are named, and the side they show
+        (
+            findings(TURN, replace(TURN, number=5, side="reverse")),
+            ["only a shared side is visible — turn coins 4, 5 over"],
+            True,
+        ),
+        (findings(CLEAN, replace(TURN, side="reverse")), ["coin 4 shows the shared reverse — turn it over"], True),
+        # an empty cup is told it is empty, not to read dates on its coins
+        (findings(lookalike="t0008"), ["no coins found"], False),
         # a near lookalike beside a coin to turn: turn first, the turning reason before the lookalike
         (
             findings(TWIN, TURN),
@@ -58,7 +67,7 @@ def findings(*coins: CoinFinding, **kw: object) -> FlagFindings:
             [
                 "object 5 is not a coin",
                 "something at (120, 88) differs from the empty tray and was not checked — look",
-                "only the shared obverse is visible — turn a coin",
+                "only the shared obverse is visible — turn coin 4 over",
             ],
             False,
         ),
@@ -72,7 +81,7 @@ def findings(*coins: CoinFinding, **kw: object) -> FlagFindings:
         ),
         (
             findings(TURN, fewest_coins=2),
-            ["only the shared obverse is visible — turn a coin", "too few coins visible"],
+            ["only the shared obverse is visible — turn coin 4 over", "too few coins visible"],
             False,
         ),
         (findings(CLEAN, focus_median=0.1, focus_min=0.3), ["coins are out of focus"], False),
@@ -182,7 +191,9 @@ def test_every_written_reason_is_read_back_as_its_kind() -> None:
         ("12 coins seen, the order is for 10: 2 too many", ReasonKind.COUNT),
         ("coins 1, 3 show the shared obverse — turn them over", ReasonKind.TURN),
         ("coin 2 shows the shared obverse — turn it over", ReasonKind.TURN),
-        ("only the shared obverse is visible — turn a coin", ReasonKind.TURN),
+        ("only the shared obverse is visible — turn a coin", ReasonKind.TURN),  # as older software wrote it
+        ("only a shared side is visible — turn coins 1, 2 over", ReasonKind.TURN),
+        ("coin 2 shows the shared reverse — turn it over", ReasonKind.TURN),
         ("coin 4 looks like t0085 (0.91)", ReasonKind.LOOKS_LIKE),
         ("3 more coins look like other types", ReasonKind.LOOKS_LIKE),
         ("1 more coin looks like another type", ReasonKind.LOOKS_LIKE),
