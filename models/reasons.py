@@ -15,6 +15,10 @@ MAX_LOOKALIKE_REASONS = 3
 """At most this many "coin k looks like ..." reasons per verdict."""
 OVERLAP_VISIBLE = 0.6
 """Below this mean share of each coin's disc in view, the coins are said to overlap too much."""
+WEAK_MATCH = 0.5
+"""A coin whose best match, the candidate's or its rival's, is under this cosine resembles no enrolled type: it is
+not said to look like its rival (a won coin in a euro cup scores about 0.3 to everything), but to match nothing
+well. An enrolled coin in plain view scores about 0.8 or more to its own type."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
             else f"coins {_numbers(cut)} are cut by the edge of the picture or the cup's rim — bring them into view"
         )
     named = [c for c in bad if not c.partial]
-    looks = [f"coin {c.number} looks like {c.rival} ({c.rival_score:.2f})" for c in named[:MAX_LOOKALIKE_REASONS]]
+    looks = [_looks(c) for c in named[:MAX_LOOKALIKE_REASONS]]
     if len(named) > MAX_LOOKALIKE_REASONS:
         more = len(named) - MAX_LOOKALIKE_REASONS
         looks.append("1 more coin looks like another type" if more == 1 else f"{more} more coins look like other types")
@@ -144,6 +148,14 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
     if not reasons:
         reasons.append(f"not sure enough: p_correct {f.p_correct:.3f} is below the threshold {f.threshold:.3f}")
     return reasons, turn_first
+
+
+def _looks(c: CoinFinding) -> str:
+    """What a coin beaten by its rival is said to look like: the rival, or nothing enrolled when even the rival
+    matches it weakly."""
+    if c.rival_score < WEAK_MATCH:
+        return f"coin {c.number} matches no enrolled type well (at best {c.rival}, {c.rival_score:.2f}) — look"
+    return f"coin {c.number} looks like {c.rival} ({c.rival_score:.2f})"
 
 
 def _shared_face(sides: set[str]) -> str:
@@ -214,6 +226,7 @@ _PHRASES: tuple[tuple[str, ReasonKind], ...] = (
     ("a shared side", ReasonKind.TURN),
     ("has a lookalike (", ReasonKind.LOOKALIKE_TYPE),
     (" looks like ", ReasonKind.LOOKS_LIKE),
+    (" matches no enrolled type", ReasonKind.LOOKS_LIKE),
     ("look like other types", ReasonKind.LOOKS_LIKE),
     ("is not a coin", ReasonKind.OBJECT),
     ("differs from the empty tray", ReasonKind.UNCHECKED),

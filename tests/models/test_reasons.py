@@ -38,6 +38,12 @@ def findings(*coins: CoinFinding, **kw: object) -> FlagFindings:
         (findings(CLEAN), ["not sure enough: p_correct 0.500 is below the threshold 0.970"], False),
         (findings(), ["no coins found"], False),
         (findings(CLEAN, TWIN), ["coin 2 looks like t0085 (0.91)"], False),
+        # a coin nothing enrolled resembles (an unenrolled coin, one mostly hidden) is not said to look like one
+        (
+            findings(CLEAN, replace(TWIN, rival_score=0.32, margin=-0.05)),
+            ["coin 2 matches no enrolled type well (at best t0085, 0.32) — look"],
+            False,
+        ),
         (findings(CLEAN, TURN), ["coin 4 shows the shared obverse — turn it over"], True),
         (findings(TURN), ["only the shared obverse is visible — turn coin 4 over"], True),
         # every coin must show a side of its own to pass: all of them are named, and the side they show
@@ -194,6 +200,7 @@ def test_every_written_reason_is_read_back_as_its_kind() -> None:
         ("only the shared obverse is visible — turn a coin", ReasonKind.TURN),  # as older software wrote it
         ("only a shared side is visible — turn coins 1, 2 over", ReasonKind.TURN),
         ("coin 2 shows the shared reverse — turn it over", ReasonKind.TURN),
+        ("coin 2 matches no enrolled type well (at best t0085, 0.32) — look", ReasonKind.LOOKS_LIKE),
         ("coin 4 looks like t0085 (0.91)", ReasonKind.LOOKS_LIKE),
         ("3 more coins look like other types", ReasonKind.LOOKS_LIKE),
         ("1 more coin looks like another type", ReasonKind.LOOKS_LIKE),
