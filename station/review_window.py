@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt, Slot
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QWidget
 
 from db.records import OperatorInfo
@@ -27,6 +27,17 @@ if TYPE_CHECKING:
     from models.registry import SuspectLabels
 
 _log = logging.getLogger(__name__)
+
+
+class _LettersRule(QObject):
+    """Lets the one-letter rulings through the coin-number box, which would otherwise take a letter as text and
+    drop it: a supervisor types the coin's number, then N, D, R, W or Y, without touching the mouse."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) and event.text().isalpha():
+            event.ignore()  # not the box's: the window's shortcut takes it
+            return True
+        return False
 
 
 class ReviewWindow(QMainWindow):
@@ -90,6 +101,9 @@ class ReviewWindow(QMainWindow):
             (Qt.Key.Key_T, self.controller.correct),
             (Qt.Key.Key_N, self.controller.not_a_coin),
             (Qt.Key.Key_D, self.controller.damaged),
+            (Qt.Key.Key_R, self.controller.coin_right),
+            (Qt.Key.Key_W, self.controller.wrong_side),
+            (Qt.Key.Key_Y, self.controller.coin_type),
             (Qt.Key.Key_E, self.controller.enrol),
             (Qt.Key.Key_B, self.controller.toggle_before),
             (Qt.Key.Key_F5, self.reload),
@@ -98,6 +112,8 @@ class ReviewWindow(QMainWindow):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.activated.connect(slot)
             self._keys.append(shortcut)
+        self._letters = _LettersRule(self)
+        self.view.coin_spin.installEventFilter(self._letters)
         self._supervisor = supervisor.name
         self._people = people
         self._follow = follow

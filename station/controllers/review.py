@@ -254,6 +254,9 @@ class ReviewController(QObject):
         view.correct_button.clicked.connect(self.correct)
         view.not_coin_button.clicked.connect(self.not_a_coin)
         view.damaged_button.clicked.connect(self.damaged)
+        view.coin_right_button.clicked.connect(self.coin_right)
+        view.wrong_side_button.clicked.connect(self.wrong_side)
+        view.coin_type_button.clicked.connect(self.coin_type)
         view.before_button.toggled.connect(self.show_before)
         view.order_find.returnPressed.connect(self.find_order)
         view.order_find.textChanged.connect(self._order_text_changed)
@@ -499,17 +502,40 @@ class ReviewController(QObject):
     @Slot()
     def correct(self) -> bool:
         """Key T: the cup holds the type in the type box."""
+        type_id = self._boxed_type("the cup's")
+        return type_id is not None and self._relabel("corrected", corrected_type=type_id)
+
+    @Slot()
+    def coin_type(self) -> bool:
+        """Key Y: the chosen coin is the type in the type box."""
+        type_id = self._boxed_type("the coin's")
+        return type_id is not None and self._relabel(
+            "corrected", coin_index=self.view.coin_spin.value() - 1, corrected_type=type_id
+        )
+
+    def _boxed_type(self, whose: str) -> str | None:
+        """The enrolled type chosen in the type box (``None``, said, when none is)."""
         combo = self.view.type_combo
         text = combo.currentText().strip()
         index = combo.findText(text)
         type_id = str(combo.itemData(index)) if index >= 0 else text.split(" ")[0]
         if not type_id:
-            self._refuse("Choose the cup's true type in the type box first.")
-            return False
+            self._refuse(f"Choose {whose} true type in the type box first.")
+            return None
         if type_id not in {str(combo.itemData(i)) for i in range(combo.count())}:
-            self._refuse(f"{type_id} is not an enrolled type: choose the cup's true type from the type box.")
-            return False
-        return self._relabel("corrected", corrected_type=type_id)
+            self._refuse(f"{type_id} is not an enrolled type: choose {whose} true type from the type box.")
+            return None
+        return type_id
+
+    @Slot()
+    def coin_right(self) -> bool:
+        """Key R: the chosen coin is the expected type after all (undoes a ruling on it made by mistake)."""
+        return self._relabel("confirmed", coin_index=self.view.coin_spin.value() - 1)
+
+    @Slot()
+    def wrong_side(self) -> bool:
+        """Key W: the chosen coin is the type it was matched to, on its other side."""
+        return self._relabel("wrong_side", coin_index=self.view.coin_spin.value() - 1)
 
     @Slot()
     def not_a_coin(self) -> bool:

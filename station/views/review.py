@@ -95,7 +95,18 @@ class ReviewView(QWidget):
         self.correct_button = QPushButton("Correct type  [T]")
         self.not_coin_button = QPushButton("Not a coin  [N]")
         self.damaged_button = QPushButton("Damaged  [D]")
-        for b in (self.confirm_button, self.correct_button, self.not_coin_button, self.damaged_button):
+        self.coin_right_button = QPushButton("Right coin  [R]")
+        self.wrong_side_button = QPushButton("Wrong side  [W]")
+        self.coin_type_button = QPushButton("Type in box  [Y]")
+        for b in (
+            self.confirm_button,
+            self.correct_button,
+            self.not_coin_button,
+            self.damaged_button,
+            self.coin_right_button,
+            self.wrong_side_button,
+            self.coin_type_button,
+        ):
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.confirm_button.setStyleSheet("background: #2e9e3a;")
         self.enrol_button = QPushButton("Enrol types from a folder…  [E]")
@@ -111,6 +122,7 @@ class ReviewView(QWidget):
         self.model_label.setStyleSheet("color: #aab0b8; font-size: 13px;")
         self.audit = QListWidget()
         self.audit.setMaximumHeight(130)
+        self.audit.setMinimumHeight(60)  # three rulings on the smallest screen; more scroll
         self.status = QStatusBar()
 
         actions = QGridLayout()
@@ -120,10 +132,12 @@ class ReviewView(QWidget):
         actions.addWidget(self.correct_button, 2, 1)
         actions.addWidget(_section("One coin"), 3, 0, 1, 2)
         actions.addWidget(self.coin_spin, 4, 0)
+        actions.addWidget(self.coin_type_button, 4, 1)
         actions.addWidget(self.not_coin_button, 5, 0)
         actions.addWidget(self.damaged_button, 5, 1)
-        actions.addWidget(_section("Note"), 6, 0, 1, 2)
-        actions.addWidget(self.note_edit, 7, 0, 1, 2)
+        actions.addWidget(self.coin_right_button, 6, 0)
+        actions.addWidget(self.wrong_side_button, 6, 1)
+        actions.addWidget(self.note_edit, 7, 0, 1, 2)  # its placeholder says what it is for
 
         left = QWidget()
         lv = QVBoxLayout(left)

@@ -286,6 +286,39 @@ def test_ruling_the_database_refuses_is_reported(qtbot: QtBot, review: ReviewWin
     assert review.view.audit.count() == 0
 
 
+def test_every_coin_ruling_is_offered_and_keyed_from_the_coin_box(
+    qtbot: QtBot, review: ReviewWindow, database: Database, logged: dict[str, int], catalog: TypeCatalog
+) -> None:
+    """A coin's number typed in its box, then the ruling's letter: the box does not swallow the letter. A coin ruled
+    'not a coin' by mistake is put right with R; W and Y rule its side and its type."""
+    cup_id = select_cup(qtbot, review, logged["01_mixed"])
+    spin = review.view.coin_spin
+    other = catalog.types[1].type_id
+    review.view.type_combo.setCurrentIndex(review.view.type_combo.findData(other))
+
+    def rule(coin: str, key: Qt.Key) -> None:
+        spin.setFocus()
+        spin.selectAll()
+        qtbot.keyClicks(spin, coin)
+        with qtbot.waitSignal(review.controller.relabelled, timeout=10_000):
+            qtbot.keyClick(spin, key)
+        settle(qtbot, review.controller)
+
+    rule("2", Qt.Key.Key_N)
+    rule("2", Qt.Key.Key_R)
+    rule("3", Qt.Key.Key_W)
+    rule("4", Qt.Key.Key_Y)
+    trail = database.repository.audit_trail(cup_id)
+    assert [(a.old_value, a.new_value) for a in trail] == [
+        (None, "not_a_coin"),
+        ("not_a_coin", "confirmed"),
+        (None, "wrong_side"),
+        (None, f"corrected:{other}"),
+    ]
+    coins = {c.coin_id: c.index for c in database.repository.cup_coins(cup_id)}
+    assert [coins[a.coin_id] for a in trail if a.coin_id is not None] == [1, 1, 2, 3]
+
+
 def test_enrolment_from_the_window_adds_types(
     qtbot: QtBot, database: Database, supervisor: OperatorInfo, tmp_path: Path
 ) -> None:
