@@ -115,7 +115,9 @@ class OperatorRoster:
             with self._writes.begin() as session:
                 if acting is not None:
                     require_supervisor(session, acting, "add people")
-                taken = session.scalar(select(Operator.name).where(func.lower(Operator.name) == name.lower()))
+                # folded here, not by the database's lower(): SQLite folds ASCII letters only
+                key = name.casefold()
+                taken = next((n for n in session.scalars(select(Operator.name)) if n.casefold() == key), None)
                 if taken is not None:
                     raise OperatorExistsError(
                         f"{taken!r} is already registered"

@@ -58,6 +58,15 @@ def test_add_refuses_bad_input_and_writes_nothing(
     assert (repo.operators.summaries(), repo.operators.history()) == before
 
 
+def test_names_differing_only_in_the_case_of_accented_letters_are_one_name(repo: VerdictRepository) -> None:
+    """SQLite's lower() folds ASCII letters only: 'émile' went in beside 'Émile' there, not on PostgreSQL."""
+    repo.operators.add("Émile", "operator", "5555")
+    for other in ("émile", "ÉMILE"):
+        with pytest.raises(OperatorExistsError, match="only in case"):
+            repo.operators.add(other, "operator", "5555")
+    assert [s.name for s in repo.operators.summaries()].count("Émile") == 1
+
+
 def test_a_new_pin_replaces_the_old_one_and_the_history_holds_no_pin(repo: VerdictRepository) -> None:
     roster = repo.operators
     roster.add("cy", "operator", "1111")
