@@ -172,8 +172,8 @@ def labels_per_type() -> Select[*tuple[Any, ...]]:
 
 def queue_key(item: ReviewItem) -> tuple[Any, ...]:
     """Sort key of the queue: suspects first, then unlabelled cups, audits first among them, then higher score,
-    then newer."""
-    return (not item.suspect, item.labelled, not item.audit, -item.score, -item.created_at.timestamp(), item.cup_id)
+    then newer (the later cup first on a tie, as the window picks its candidates)."""
+    return (not item.suspect, item.labelled, not item.audit, -item.score, -item.created_at.timestamp(), -item.cup_id)
 
 
 def newest_key(item: ReviewItem) -> tuple[float, int]:

@@ -294,6 +294,17 @@ def test_review_queue_ranks_unlabelled_informative_cups_first(repo: VerdictRepos
     assert other in {it.cup_id for it in repo.review_queue(limit=10, margin=0.25)}
 
 
+def test_a_narrow_window_and_a_wide_one_rank_tied_cups_alike(repo: VerdictRepository) -> None:
+    """Cups of one score and one instant: the window keeps the later ones, so the ranking must prefer them too, or
+    the cup shown first depends on the window's size."""
+    when = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    for n in range(4):
+        repo.log_verdict(make_record(400 + n, decision=Decision.FLAG, p_correct=0.5, created_at=when))
+    wide = [i.cup_id for i in repo.review_queue(limit=4, window=5000)]
+    narrow = [i.cup_id for i in repo.review_queue(limit=2, window=2)]
+    assert narrow == wide[:2] and wide == sorted(wide, reverse=True)
+
+
 def test_an_order_lists_every_check_of_it_newest_first_passes_too(repo: VerdictRepository) -> None:
     def log(seed: int, **kw: object) -> int:
         return _cup_of(repo, repo.log_verdict(make_record(seed, threshold=0.9, **kw)))  # type: ignore[arg-type]
