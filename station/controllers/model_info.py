@@ -10,7 +10,8 @@ from models.bundle import Bundle, BundleError, load_bundle
 
 
 def describe_bundle(bundle: Bundle) -> list[str]:
-    """Plain lines about a verdict bundle: versions, the PASS threshold and its guarantee on calibration cups."""
+    """Plain lines about a verdict bundle: versions, the PASS threshold and its guarantee on calibration cups (each
+    checked against its own type and others: the counts are of those checks)."""
     t = bundle.threshold
     lines = [
         f"Model {bundle.version or '(unversioned)'}",
@@ -21,12 +22,13 @@ def describe_bundle(bundle: Bundle) -> list[str]:
     if math.isfinite(t.threshold) and t.n_accepted > 0:
         lines.append(
             f"PASS when p ≥ {t.threshold:.3f}: precision ≥ {t.target:.1%} with {confidence_text(t.delta)} confidence "
-            f"(lower bound {t.precision_lower_bound:.2%} on {t.n_calibration} calibration cups; "
+            f"(lower bound {t.precision_lower_bound:.2%} on {t.n_calibration} checks of calibration cups; "
             f"{t.coverage:.0%} of good cups pass)"
         )
     else:
         lines.append(
-            f"No threshold reaches {t.target:.1%} precision on {t.n_calibration} calibration cups: every cup is flagged"
+            f"No threshold reaches {t.target:.1%} precision on {t.n_calibration} checks of calibration cups: "
+            "every cup is flagged"
         )
     fewest = f"a cup of fewer than {bundle.pass_min_coins} coins never passes; " if bundle.pass_min_coins > 1 else ""
     lines.append(

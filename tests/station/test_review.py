@@ -453,7 +453,7 @@ def test_the_window_enrols_tray_photos_when_told(
     ("threshold", "accepted", "says"),
     [
         (0.93, 180, "PASS when p ≥ 0.930: precision ≥ 99.5% with 95% confidence"),
-        (math.inf, 0, "No threshold reaches 99.5% precision on 400 calibration cups"),
+        (math.inf, 0, "No threshold reaches 99.5% precision on 400 checks of calibration cups"),
     ],
 )
 def test_model_panel_states_the_guarantee(threshold: float, accepted: int, says: str) -> None:
