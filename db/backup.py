@@ -11,43 +11,70 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from db.session import DB_FILENAME, default_sqlite_url
+from db.session import default_sqlite_url
 
 
 def sqlite_file(url: str | None, home: Path) -> Path | None:
-    """The SQLite file the station's database URL names (``None``: a server database)."""
+    """The SQLite file the station's database URL names (``None``: a server database, or one in memory)."""
     parsed = make_url(url or default_sqlite_url(home))
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
 
 
-def backup_sqlite(source: Path, folder: Path, *, name: str = DB_FILENAME) -> Path:
-    """Copy the SQLite file ``source`` into ``folder/name`` (default ``cupcheck.db``), page by page through SQLite's
-    online backup (a station writing meanwhile waits for, or restarts, the copy; the copy is never half-written),
-    then swap it into place. Returns the copy.
+def snapshot_sqlite(source: Path, target: Path) -> Path:
+    """Copy the SQLite file ``source`` into the new file ``target``, page by page through SQLite's online backup (a
+    station writing meanwhile waits for, or restarts, the copy). A copy that fails is removed, never left half-written;
+    :func:`station.backup.back_up` renames the whole one into place once the images it names are copied too. Returns
+    ``target``.
 
     Raises:
         FileNotFoundError: there is no such file.
-        sqlite3.Error: it cannot be read.
+        sqlite3.Error, OSError: it cannot be read, or the copy cannot be written (a full disk).
     """
     if not source.is_file():
         raise FileNotFoundError(f"no verdict log at {source}")
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    tmp = target.with_name(f".{name}.tmp")
-    tmp.unlink(missing_ok=True)
-    src = sqlite3.connect(source, timeout=30)  # read only in effect: the backup reads pages
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
     try:
-        dst = sqlite3.connect(tmp)
+        src = sqlite3.connect(source, timeout=30)  # read only in effect: the backup reads pages
+        try:
+            dst = sqlite3.connect(target)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def restore_sqlite(source: Path, target: Path) -> None:
+    """Write the verdict log ``source`` (a backup's, opened read-only: the backup may lie on a read-only medium) into
+    the SQLite file ``target`` through SQLite's backup, never by replacing the file: a station that already has
+    ``target`` open (its empty log, made when it started) then reads the restored log and writes its next verdict
+    into it, where a file swapped under it would be overwritten by what that station still holds in its journal.
+    The copy is one transaction: ``target`` holds all of ``source`` or stays as it was.
+
+    Raises:
+        FileNotFoundError: ``source`` is not there.
+        sqlite3.Error: either cannot be opened, or ``target`` stays locked by a writer.
+    """
+    from db.health import open_read_only
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src = open_read_only(source)
+    try:
+        dst = sqlite3.connect(target, timeout=30)
         try:
             src.backup(dst)
         finally:
             dst.close()
     finally:
         src.close()
-    os.replace(tmp, target)
-    return target
 
 
 _TOC_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE(?P<data> DATA)? (?P<schema>\S+) (?P<name>\S+)")
@@ -127,25 +154,23 @@ def _run_pg(tool: str, args: list[str], *, failed: str, timeout_s: float, env: d
     return done.stdout
 
 
-def dump_postgres(url: str, folder: Path, *, timeout_s: float = 3600.0) -> Path:
-    """Dump the PostgreSQL database at ``url`` into ``folder/cupcheck.pgdump`` with ``pg_dump`` (one consistent
-    snapshot while stations write; custom format, without owners or grants, so it restores into any database with
-    ``pg_restore --no-owner``), written beside and swapped into place. Returns the dump.
+def dump_postgres(url: str, target: Path, *, timeout_s: float = 3600.0) -> Path:
+    """Dump the PostgreSQL database at ``url`` into the file ``target`` with ``pg_dump`` (one consistent snapshot while
+    stations write; custom format, without owners or grants, so it restores into any database with ``pg_restore
+    --no-owner``). A dump that fails is removed; :func:`station.backup.back_up` renames the whole one to
+    :data:`PG_DUMP_FILE` once the images it names are copied too. Returns ``target``.
 
     Raises:
         DumpError: no ``pg_dump``, or it failed (its message: the server unreachable, refused, newer than it).
     """
-    target = folder / PG_DUMP_FILE
-    tmp = target.with_name(f".{PG_DUMP_FILE}.tmp")
-    tmp.unlink(missing_ok=True)
+    target.unlink(missing_ok=True)
     uri, env = _libpq(url)
-    args = ["--format=custom", "--no-owner", "--no-privileges", f"--file={tmp}", uri]
+    args = ["--format=custom", "--no-owner", "--no-privileges", f"--file={target}", uri]
     try:
         _run_pg("pg_dump", args, failed="pg_dump failed", timeout_s=timeout_s, env=env)
-    except DumpError:
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        target.unlink(missing_ok=True)
         raise
-    os.replace(tmp, target)
     return target
 
 

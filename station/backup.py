@@ -6,10 +6,16 @@ photographs and coin crops (only the files the backup lacks: their names are the
 once copied never changes), the gallery and the model registry (without holding their locks: each one's index
 file is read first and written last, so an enrolment or a retrain meanwhile is never caught half-saved; hard links
 between registry versions stay links), and the home's own files: the camera calibration, the empty-tray photo,
-``orders.csv``, the verdict journal and the sign-in cache. A site's shared image folder, gallery and registry are
+``orders.csv``, the verdict journal, the sign-in cache and the tray enrolments (``enrolments/``: the photographs
+``cupcheck enroll`` enrols again from after a new embedder). A site's shared image folder, gallery and registry are
 copied from where the station file says they are. A site's PostgreSQL database is dumped with ``pg_dump``
 (``cupcheck.pgdump``, one consistent snapshot; restore with ``pg_restore``); since the images are copied after the
 dump, every image a dumped verdict names is in the backup.
+
+A backup into a folder that holds an earlier one never spoils it: the new verdict log (or dump) is written under a
+temporary name and takes the old one's place only once every image it names, and everything else, is copied; a copy
+that fails (a full disk) leaves no partial file behind, and the home records that the attempt failed, which
+``cupcheck doctor`` says until a backup finishes whole.
 """
 
 from __future__ import annotations
@@ -56,10 +62,15 @@ def journal_files() -> tuple[str, ...]:
     return (SPOOL_FILENAME, spool.rejected_path.name, spool.damaged_path.name)
 
 
+ENROLMENTS_DIR = "enrolments"
+"""The home's tray enrolments, one folder each, as :data:`station.controllers.enrol_tray.ENROLMENTS` names them
+(not imported from there: that module loads Qt and the embedder)."""
 SKIP_SUFFIXES = (".lock", ".tmp")
 MANIFEST = "backup.json"
 LAST_BACKUP = "last-backup.json"
-"""In the station home: when and where :func:`back_up` last copied it."""
+"""In the station home: when and where :func:`back_up` last copied it whole, and how its last attempt ended."""
+DID_NOT_FINISH = "it did not finish (it is still running, or it was stopped, or the computer went down)"
+"""How :data:`LAST_BACKUP` names an attempt that started and never recorded its end."""
 
 
 class BackupError(ValueError):
@@ -125,7 +136,8 @@ def back_up(
         FileNotFoundError, sqlite3.Error: the SQLite verdict log cannot be read (a PostgreSQL dump that fails is
             reported in :attr:`BackupReport.database` instead, after everything else was copied).
     """
-    from db.backup import PG_DUMP_FILE, DumpError, backup_sqlite, dump_postgres, sqlite_file
+    from db.backup import PG_DUMP_FILE, DumpError, dump_postgres, snapshot_sqlite, sqlite_file
+    from db.session import DB_FILENAME
     from db.store import ContentStore
     from models.gallery import MANIFEST as GALLERY_MANIFEST
     from models.registry import REGISTRY_FILE
@@ -141,50 +153,63 @@ def back_up(
             f"{out} holds the backup of another station home ({earlier}): a backup there would mix the two. "
             "Give each station its own backup folder"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    copied = _Copier()
-    # the journal before the database: a verdict replayed from it meanwhile is in one copy or the other (in both,
-    # a replay of the copy finds it stored already)
-    journals = journal_files()
-    for name in journals:
-        if (home / name).is_file():
-            copied.file(home / name, out / name, only_if_changed=True)
-
+    attempted_at = _now()
+    _record_attempt(home, out, attempted_at, DID_NOT_FINISH)
     db_file = sqlite_file(config.database_url, home)
-    database_ok = True
-    if db_file is None:
-        assert config.database_url is not None
-        try:  # before the images: each image is stored before its verdict, so the copy holds every dumped one's
-            size = dump_postgres(config.database_url, out).stat().st_size
+    log_name = PG_DUMP_FILE if db_file is None else DB_FILENAME
+    pending = out / f".{log_name}.tmp"  # the new log, until everything it names is copied
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        copied = _Copier()
+        # the journal before the database: a verdict replayed from it meanwhile is in one copy or the other (in
+        # both, a replay of the copy finds it stored already)
+        journals = journal_files()
+        for name in journals:
+            if (home / name).is_file():
+                copied.file(home / name, out / name, only_if_changed=True)
+
+        database_ok = True
+        if db_file is None:
+            assert config.database_url is not None
+            try:  # before the images: each image is stored before its verdict, so the copy holds every dumped one's
+                size = dump_postgres(config.database_url, pending).stat().st_size
+                copied.bytes += size
+                database = f"PostgreSQL dumped to {out / PG_DUMP_FILE} ({size_text(size)})"
+            except DumpError as err:
+                database, database_ok = f"NOT BACKED UP: {err}", False
+        else:
+            size = snapshot_sqlite(db_file, pending).stat().st_size
             copied.bytes += size
-            database = f"PostgreSQL dumped to {out / PG_DUMP_FILE} ({size_text(size)})"
-        except DumpError as err:
-            database, database_ok = f"NOT BACKED UP: {err}", False
-    else:
-        size = backup_sqlite(db_file, out).stat().st_size
-        copied.bytes += size
-        database = f"{db_file} copied ({size_text(size)})"
+            database = f"{db_file} copied ({size_text(size)})"
 
-    store, target = ContentStore(store_home), ContentStore(out)
-    refs = [ref for ref, _ in store.iter_refs()]
-    new = 0
-    for ref in progress(refs, len(refs)) if progress is not None else refs:
-        dst = target.path(ref)
-        if dst.exists():
-            continue
-        copied.file(store.path(ref), dst)
-        new += 1
+        store, target = ContentStore(store_home), ContentStore(out)
+        refs = [ref for ref, _ in store.iter_refs()]
+        new = 0
+        for ref in progress(refs, len(refs)) if progress is not None else refs:
+            dst = target.path(ref)
+            if dst.exists():
+                continue
+            copied.file(store.path(ref), dst)
+            new += 1
 
-    # no lock is held (an enrolment or a retrain goes on meanwhile): each folder's index file is read first and
-    # written last, so the copy names only files copied before it; data files are written under new names, never
-    # changed in place
-    if gallery.is_dir():
-        copied.tree(gallery, out / "gallery", index=GALLERY_MANIFEST)
-    if models.is_dir():
-        copied.tree(models, out / models.name, index=REGISTRY_FILE)
-    for name in home_files():
-        if name not in journals and (home / name).is_file():
-            copied.file(home / name, out / name, only_if_changed=True)
+        # no lock is held (an enrolment or a retrain goes on meanwhile): each folder's index file is read first and
+        # written last, so the copy names only files copied before it; data files are written under new names,
+        # never changed in place
+        if gallery.is_dir():
+            copied.tree(gallery, out / "gallery", index=GALLERY_MANIFEST)
+        if models.is_dir():
+            copied.tree(models, out / models.name, index=REGISTRY_FILE)
+        for name in home_files():
+            if name not in journals and (home / name).is_file():
+                copied.file(home / name, out / name, only_if_changed=True)
+        if (home / ENROLMENTS_DIR).is_dir():
+            copied.tree(home / ENROLMENTS_DIR, out / ENROLMENTS_DIR)
+        if database_ok:  # everything it names is there: the new log takes the old one's place
+            _replace_log(pending, out / log_name)
+    except BaseException as err:
+        pending.unlink(missing_ok=True)
+        _record_attempt(home, out, attempted_at, f"{type(err).__name__}: {err}")
+        raise
 
     report = BackupReport(
         out,
@@ -196,8 +221,9 @@ def back_up(
         time.perf_counter() - started,
         database_ok,
     )
+    made_at = _now()
     manifest = {
-        "made_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "made_at": made_at,
         "home": str(home.resolve()),
         "store": str(store_home),
         "gallery": str(gallery),
@@ -206,11 +232,48 @@ def back_up(
         "images": len(refs),
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    if not database_ok:
-        return report  # cupcheck doctor goes on saying when the data was last backed up whole
-    last = {"made_at": manifest["made_at"], "folder": str(out.resolve()), "images": len(refs)}
-    (home / LAST_BACKUP).write_text(json.dumps(last, indent=1) + "\n", encoding="utf-8")  # for cupcheck doctor
+    # cupcheck doctor says when the data was last backed up whole, and that this attempt was not
+    _record_attempt(home, out, attempted_at, "" if database_ok else database, whole=(made_at, len(refs)))
     return report
+
+
+def _now() -> str:
+    """The time now, as the backup records write it."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _replace_log(pending: Path, target: Path) -> None:
+    """Put the new verdict log ``pending`` in the place of ``target``; a SQLite journal left beside the old one (by
+    someone who opened the backup) goes too, since it would be read into the new file as if it were its own."""
+    for leftover in ("-wal", "-shm"):
+        Path(f"{target}{leftover}").unlink(missing_ok=True)
+    os.replace(pending, target)
+
+
+def _record_attempt(home: Path, out: Path, at: str, failed: str, *, whole: tuple[str, int] | None = None) -> None:
+    """Write in the home's :data:`LAST_BACKUP` that the backup into ``out`` started at ``at`` ended so (``failed``:
+    why not whole, ``""`` when whole); ``whole``, ``(made_at, images)``, is given when the verdict log is in the
+    backup, which then becomes the home's last whole one (otherwise the earlier one stays named). A home that cannot
+    be written keeps its earlier record: the command's own error says what went wrong."""
+    doc = _last_backup_doc(home)
+    doc.update(attempted_at=at, attempt_folder=str(out.resolve()), failed=failed)
+    if whole is not None and not failed:
+        doc.update(made_at=whole[0], folder=str(out.resolve()), images=whole[1])
+    tmp = home / f".{LAST_BACKUP}.tmp"
+    try:
+        tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, home / LAST_BACKUP)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def _last_backup_doc(home: Path) -> dict[str, Any]:
+    """The home's :data:`LAST_BACKUP` record (``{}``: none, or none that reads as one)."""
+    try:
+        doc = json.loads((home / LAST_BACKUP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _manifest(folder: Path) -> dict[str, Any]:
@@ -233,22 +296,59 @@ def _manifest_database(folder: Path) -> str:
     return str(_manifest(folder).get("database", "nothing readable"))
 
 
-def last_backup(home: Path) -> tuple[datetime, str] | None:
-    """When the station's data was last backed up, and where (``None``: never, or not from this home)."""
-    try:
-        doc = json.loads((home / LAST_BACKUP).read_text(encoding="utf-8"))
-        return datetime.fromisoformat(doc["made_at"]), str(doc["folder"])
-    except (OSError, ValueError, KeyError, TypeError):
+@dataclass(frozen=True)
+class BackupRecord:
+    """What a station home records of its backups (for ``cupcheck doctor``).
+
+    Attributes:
+        made_at: when its data was last backed up whole (``None``: never).
+        folder: where to (``""``: never).
+        attempted_at: when the last backup started (``None``: none recorded, a home backed up before attempts
+            were).
+        attempt_folder: where the last backup went.
+        failed: why the last backup is not whole (``""``: it is; :data:`DID_NOT_FINISH` when it never ended).
+    """
+
+    made_at: datetime | None
+    folder: str
+    attempted_at: datetime | None = None
+    attempt_folder: str = ""
+    failed: str = ""
+
+
+def backup_record(home: Path) -> BackupRecord | None:
+    """When the station's data was last backed up whole and where, and how the last attempt ended (``None``: no
+    backup was ever tried from this home)."""
+    doc = _last_backup_doc(home)
+
+    def when(key: str) -> datetime | None:
+        try:
+            return datetime.fromisoformat(str(doc[key]))
+        except (KeyError, ValueError):
+            return None
+
+    made_at, attempted_at = when("made_at"), when("attempted_at")
+    if made_at is None and attempted_at is None:
         return None
+    return BackupRecord(
+        made_at,
+        str(doc.get("folder", "")) if made_at is not None else "",
+        attempted_at,
+        str(doc.get("attempt_folder", "")),
+        str(doc.get("failed", "")) if attempted_at is not None else "",
+    )
 
 
 class _Copier:
-    """Copies files atomically (temporary name, then renamed), counting them; hard links stay links."""
+    """Copies files atomically (temporary name, then renamed; a copy that fails leaves no temporary file), counting
+    them; hard links stay links. It remembers the files and folders it made, so that a restore that fails can take
+    them away again (:meth:`undo`)."""
 
     def __init__(self) -> None:
         self.files = 0
         self.bytes = 0
         self._links: dict[tuple[int, int], Path] = {}
+        self._made: list[Path] = []
 
     def file(self, src: Path, dst: Path, *, only_if_changed: bool = False) -> None:
         st = src.stat()
@@ -259,41 +359,66 @@ class _Copier:
                 if st.st_nlink > 1:
                     self._links.setdefault(key, dst)
                 return
-        dst.parent.mkdir(parents=True, exist_ok=True)
         first = self._links.get(key) if st.st_nlink > 1 else None
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        tmp.unlink(missing_ok=True)
         if first is not None and first.exists():
-            os.link(first, tmp)
+            self._write(dst, lambda tmp: os.link(first, tmp))
         else:
-            shutil.copy2(src, tmp)
+            self._write(dst, lambda tmp: shutil.copy2(src, tmp))
             self.bytes += st.st_size
-        os.replace(tmp, dst)
         if st.st_nlink > 1:
             self._links.setdefault(key, dst)
-        self.files += 1
 
-    def tree(self, src: Path, dst: Path, *, index: str) -> None:
-        """Copy the folder ``src``, its ``index`` file (which names the others) as it was before the rest."""
+    def tree(self, src: Path, dst: Path, *, index: str | None = None) -> None:
+        """Copy the folder ``src`` (only the files changed since the last copy), its ``index`` file (which names the
+        others), when it has one, as it was before the rest."""
+        index_file = src / index if index is not None else None
         try:
-            snapshot: bytes | None = (src / index).read_bytes()
+            snapshot = index_file.read_bytes() if index_file is not None else None
         except FileNotFoundError:
             snapshot = None
         for path in sorted(src.rglob("*")):
-            if path == src / index or not path.is_file():
+            if path == index_file or not path.is_file():
                 continue
             if path.name.endswith(SKIP_SUFFIXES) or path.name.startswith(".tmp"):
                 continue
             self.file(path, dst / path.relative_to(src), only_if_changed=True)
-        if snapshot is not None:
+        if snapshot is not None and index is not None:
             target = dst / index
             if not target.is_file() or target.read_bytes() != snapshot:
-                dst.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{index}.tmp")
-                tmp.write_bytes(snapshot)
-                os.replace(tmp, target)
-                self.files += 1
+                self._write(target, lambda tmp: tmp.write_bytes(snapshot))
                 self.bytes += len(snapshot)
+
+    def _write(self, dst: Path, write: Callable[[Path], object]) -> None:
+        """Write ``dst`` through ``write`` into its temporary name, then rename it into place; the temporary file
+        goes when the writing fails (a full disk)."""
+        missing = [folder for folder in (dst.parent, *dst.parent.parents) if not folder.exists()]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        self._made.extend(reversed(missing))
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        existed = dst.exists()
+        try:
+            write(tmp)
+            os.replace(tmp, dst)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if not existed:
+            self._made.append(dst)
+        self.files += 1
+
+    def undo(self) -> None:
+        """Remove every file this copier made and the folders it made for them (those left empty), newest first;
+        files that were there before stay."""
+        for path in reversed(self._made):
+            try:
+                if path.is_dir():
+                    path.rmdir()  # only when empty: another's file in it stays
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                pass
+        self._made.clear()
 
 
 @dataclass(frozen=True)
@@ -328,7 +453,8 @@ def check_backup(folder: Path, *, progress: Callable[[Iterable[str], int], Itera
     it holds a verdict log (the SQLite file or a PostgreSQL dump), every image the log names is there with the
     contents its name hashes, the gallery loads (its files match their checksums) and every registered model's
     bundle loads. A PostgreSQL dump is read through (``pg_restore --list``: every table of the schema with its rows;
-    the image columns of its photographs and coins, as text), and every image in the backup is hashed again.
+    the image columns of its photographs and coins, as text), and every image in the backup is hashed again. The
+    SQLite log is opened read-only: nothing is written into the backup, which may lie on a read-only medium.
 
     Raises:
         BackupError: ``folder`` is not a backup (no ``backup.json``).
@@ -336,8 +462,9 @@ def check_backup(folder: Path, *, progress: Callable[[Iterable[str], int], Itera
     import hashlib
 
     from db.backup import PG_DUMP_FILE, DumpError, dump_problems, dumped_refs
+    from db.health import read_only_engine
     from db.repository import VerdictRepository
-    from db.session import DB_FILENAME, make_engine
+    from db.session import DB_FILENAME
     from db.store import ContentStore
     from models.bundle import load_bundle
     from models.gallery import Gallery
@@ -349,7 +476,7 @@ def check_backup(folder: Path, *, progress: Callable[[Iterable[str], int], Itera
     refs: list[str] = []
     problems: list[str] = []
     if (folder / DB_FILENAME).is_file():
-        engine = make_engine(None, home=folder)
+        engine = read_only_engine(folder / DB_FILENAME)
         try:
             repo = VerdictRepository(engine, folder)
             verdicts = repo.count_verdicts()
@@ -456,9 +583,10 @@ def _holds_data(config: StationConfig, home: Path, gallery: Path, models: Path, 
         held.append(f"a gallery at {gallery}")
     if (models / REGISTRY_FILE).is_file():
         held.append(f"a model registry at {models}")
+    enrolled = sorted(str(p.relative_to(folder)) for p in (folder / ENROLMENTS_DIR).rglob("*") if p.is_file())
     clash = [
         name
-        for name in home_files()
+        for name in (*home_files(), *enrolled)
         if (home / name).is_file()
         and (folder / name).is_file()
         and (home / name).read_bytes() != (folder / name).read_bytes()
@@ -477,21 +605,22 @@ def restore(
 ) -> RestoreReport:
     """Put a backup made by :func:`back_up` back where ``config`` says the station's data lives: the verdict log
     (a SQLite file, or a site's PostgreSQL dump into its empty database, in one transaction), the photographs and
-    crops into the image folder, the gallery, the model registry, and the home's own files. The backup is checked
-    first (:func:`check_backup`), and nothing already there is overwritten: a restore goes into an empty home and
-    database (a new disk, a new server). The verdict log comes last, so a station started meanwhile never finds a
-    verdict whose photograph is not there yet.
+    crops into the image folder, the gallery, the model registry, the home's own files and its tray enrolments. The
+    backup is checked first (:func:`check_backup`), and nothing already there is overwritten: a restore goes into an
+    empty home and database (a new disk, a new server). The verdict log comes last, so a station started meanwhile
+    never finds a verdict whose photograph is not there yet; a SQLite log is written into the station's file through
+    SQLite's backup, so a station that has that file open already goes on with the restored log. When the verdict
+    log cannot be restored, every file the restore copied is removed again: the places are as empty as before, and
+    the restore can be run again once the cause is put right.
 
     Raises:
         BackupError: the folder is not a sound backup, the station's places already hold data, or the backup's
             verdict log does not fit the station's database (a SQLite log for a PostgreSQL site, or the reverse).
-        DumpError: ``pg_restore`` failed (nothing of the database was restored).
+        DumpError: ``pg_restore`` failed (nothing of the database was restored, nor any file left).
+        sqlite3.Error, OSError: the SQLite log or a file could not be written (nothing is left either).
     """
-    from db.backup import PG_DUMP_FILE, backup_sqlite, restore_postgres, sqlite_file
+    from db.backup import PG_DUMP_FILE, restore_postgres, restore_sqlite, sqlite_file
     from db.session import DB_FILENAME
-    from db.store import ContentStore
-    from models.gallery import MANIFEST as GALLERY_MANIFEST
-    from models.registry import REGISTRY_DIR, REGISTRY_FILE
 
     started = time.perf_counter()
     found = check_backup(folder, progress=progress)
@@ -516,6 +645,38 @@ def restore(
         )
 
     copied = _Copier()
+    try:
+        new = _put_back_files(copied, folder, home, store_home, gallery, models, progress)
+        if db_file is None:
+            assert config.database_url is not None
+            restore_postgres(folder / PG_DUMP_FILE, config.database_url)
+            database = f"{PG_DUMP_FILE} restored into the site's database"
+        else:
+            restore_sqlite(folder / DB_FILENAME, db_file)
+            size = (folder / DB_FILENAME).stat().st_size  # the file's own may not say: pages wait in a station's WAL
+            copied.bytes += size
+            database = f"{db_file} written ({size_text(size)})"
+    except BaseException:
+        copied.undo()
+        raise
+    return RestoreReport(database, found.verdicts, new, copied.files - new, copied.bytes, time.perf_counter() - started)
+
+
+def _put_back_files(
+    copied: _Copier,
+    folder: Path,
+    home: Path,
+    store_home: Path,
+    gallery: Path,
+    models: Path,
+    progress: Callable[[Iterable[str], int], Iterable[str]] | None,
+) -> int:
+    """Copy a backup's files back (the images not in the image folder yet, the gallery, the registry, the home's own
+    files and its tray enrolments); returns how many images were copied."""
+    from db.store import ContentStore
+    from models.gallery import MANIFEST as GALLERY_MANIFEST
+    from models.registry import REGISTRY_DIR, REGISTRY_FILE
+
     source, target = ContentStore(folder), ContentStore(store_home)
     refs = [ref for ref, _ in source.iter_refs()]
     new = 0
@@ -532,12 +693,6 @@ def restore(
     for name in home_files():
         if (folder / name).is_file():
             copied.file(folder / name, home / name)
-    if db_file is None:
-        assert config.database_url is not None
-        restore_postgres(folder / PG_DUMP_FILE, config.database_url)
-        database = f"{PG_DUMP_FILE} restored into the site's database"
-    else:
-        size = backup_sqlite(folder / DB_FILENAME, db_file.parent, name=db_file.name).stat().st_size
-        copied.bytes += size
-        database = f"{db_file} written ({size_text(size)})"
-    return RestoreReport(database, found.verdicts, new, copied.files - new, copied.bytes, time.perf_counter() - started)
+    if (folder / ENROLMENTS_DIR).is_dir():
+        copied.tree(folder / ENROLMENTS_DIR, home / ENROLMENTS_DIR)
+    return new

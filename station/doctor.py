@@ -145,13 +145,14 @@ def _database(config: StationConfig, home: Path, note: Note) -> DatabaseHealth:
     if db.error:
         note("database", Status.FAIL, db.error, "start the database server, or correct database_url")
         return db
-    if db.revision is None:
+    if db.revision is None:  # the station sets it up when it starts, but refuses to start with nobody to sign in
         note(
             "database",
             Status.WARN,
             f"{db.where} is empty",
-            "the station sets it up when it starts (a site: cupcheck init-site --config FILE)",
+            "adding the first person sets it up (a site: cupcheck init-site --config FILE)",
         )
+        _nobody_signs_in(note)
         return db
     if db.newer and not db.usable:
         note(
@@ -168,12 +169,7 @@ def _database(config: StationConfig, home: Path, note: Note) -> DatabaseHealth:
     else:
         note("database", Status.OK, f"{db.where} at schema {db.head}")
     if not db.people:
-        note(
-            "operators",
-            Status.FAIL,
-            "nobody may sign in",
-            "cupcheck operators add NAME --role supervisor (with this --config)",
-        )
+        _nobody_signs_in(note)
     elif not db.supervisors:
         note(
             "operators",
@@ -206,6 +202,16 @@ def _database(config: StationConfig, home: Path, note: Note) -> DatabaseHealth:
                 "look at them (each line says why); once dealt with, move the file away",
             )
     return db
+
+
+def _nobody_signs_in(note: Note) -> None:
+    """No active person is registered: the station window refuses to start (nobody could sign in)."""
+    note(
+        "operators",
+        Status.FAIL,
+        "nobody may sign in",
+        "cupcheck operators add NAME --role supervisor (with this --config)",
+    )
 
 
 def _bench(config: StationConfig, home: Path, database: DatabaseHealth, note: Note) -> None:
@@ -389,7 +395,7 @@ def _backup(config: StationConfig, home: Path, database: DatabaseHealth, note: N
     from datetime import UTC, datetime
 
     from db.backup import DumpError, pg_tool, sqlite_file, tool_version
-    from station.backup import last_backup
+    from station.backup import backup_record
 
     if sqlite_file(config.database_url, home) is None:
         client = "install the PostgreSQL client tools of the server's version or newer (apt install postgresql-client)"
@@ -410,13 +416,31 @@ def _backup(config: StationConfig, home: Path, database: DatabaseHealth, note: N
             else:
                 note("backup", Status.OK, f"the site's database can be dumped with {dump} ({said})")
 
-    last = last_backup(home)
+    record = backup_record(home)
     fix = "cron: 30 3 * * * cupcheck backup --config FILE --out /mnt/backup/cupcheck (another disk)"
-    if last is None:
+    if record is None:
         note("backup", Status.WARN, "this station's data has never been backed up", fix)
         return
-    at, folder = last
-    age_h = (datetime.now(UTC) - at).total_seconds() / 3600
+    now = datetime.now(UTC)
+    if record.failed and record.attempted_at is not None:
+        tried = _ago((now - record.attempted_at).total_seconds() / 3600)
+        whole = (
+            f"; the last whole one: {_ago((now - record.made_at).total_seconds() / 3600)}, to {record.folder}"
+            if record.made_at is not None
+            else "; none has finished whole yet"
+        )
+        note(
+            "backup",
+            Status.WARN,
+            f"the last backup, {tried} to {record.attempt_folder}, failed: {record.failed}{whole}",
+            "put its cause right (room on the backup disk?), then run cupcheck backup --config FILE --out DIR again",
+        )
+        return
+    if record.made_at is None:
+        note("backup", Status.WARN, "this station's data has never been backed up whole", fix)
+        return
+    folder = record.folder
+    age_h = (now - record.made_at).total_seconds() / 3600
     when = _ago(age_h)
     if age_h > BACKUP_STALE_H:
         note("backup", Status.WARN, f"last backed up {when}, to {folder}", f"is its cron line still there? {fix}")

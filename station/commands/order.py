@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         checks = repo.order_checks(number, limit)
         for c in checks:
             photo = None if not c.photo or c.photo == PRUNED_REF else repo.store.path(c.photo)
-            if photo is not None and not photo.is_file():
+            problem = _photo_problem(c.photo, photo, PRUNED_REF)
+            if problem:
                 photo = None
             copied = None
             if out is not None and photo is not None:
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                     "reasons": list(c.reasons),
                     "ruling": c.ruling,
                     "photo": None if photo is None else str(photo),
+                    "photo_problem": problem or None,
                     "copied_to": None if copied is None else str(copied),
                 }
             )
@@ -102,8 +105,27 @@ def run(args: argparse.Namespace) -> int:
             )
             for reason in c.reasons:
                 print(f"  - {reason}")
-            print(f"  photo: {r['copied_to'] or r['photo'] or 'pruned (cupcheck prune)'}")
+            print(f"  photo: {r['copied_to'] or r['photo'] or r['photo_problem']}")
     return 0 if rows else EXIT_UNKNOWN
+
+
+def _photo_problem(ref: str | None, photo: Path | None, pruned: str) -> str:
+    """Why a check's photograph cannot be shown (``""``: it can): pruned on purpose (``cupcheck prune``; a FLAG's never
+    is), never recorded, or missing from the image folder it was stored in (another folder than the station's, or
+    lost: that one is worth finding)."""
+    if ref == pruned:
+        return "pruned (cupcheck prune)"
+    if ref is None or photo is None:
+        return "none recorded"
+    if not photo.is_file():
+        return f"{photo.name} is missing from {photo.parent} (is this the station's image folder?)"
+    return ""
+
+
+def _file_name(number: str) -> str:
+    """The order number made safe as part of a file name: ``SO/2026/0042`` becomes ``SO_2026_0042`` (a slash, or
+    another character a file system refuses, would name a folder or fail)."""
+    return re.sub(r"[^\w.-]+", "_", number).strip("._") or "order"
 
 
 def _export(out: Path, number: str, check: OrderCheck, photo: Path, coins: Sequence[StoredCoin]) -> Path:
@@ -115,7 +137,7 @@ def _export(out: Path, number: str, check: OrderCheck, photo: Path, coins: Seque
     from station.controllers.overlay import draw_coins
 
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{number}_{check.at.astimezone():%Y%m%d-%H%M%S}_{check.decision.value}"
+    stem = f"{_file_name(number)}_{check.at.astimezone():%Y%m%d-%H%M%S}_{check.decision.value}"
     copied = out / f"{stem}{photo.suffix}"
     shutil.copy2(photo, copied)
     image = cv2.imread(str(photo), cv2.IMREAD_COLOR)

@@ -43,3 +43,20 @@ def test_an_unreachable_database_says_so(tmp_path: Path) -> None:
     health = database_health("postgresql+psycopg://cupcheck@127.0.0.1:9/cupcheck", tmp_path)
     assert health.error.startswith("postgresql+psycopg://cupcheck@127.0.0.1:9/cupcheck cannot be reached:")
     assert database_health("nonsense://", tmp_path).error.startswith("the database URL cannot be used")
+
+
+def test_a_missing_sqlite_file_is_empty_and_not_made(tmp_path: Path) -> None:
+    health = database_health(None, tmp_path)
+    assert (health.error, health.revision, health.head, health.people) == ("", None, HEAD, 0)
+    assert not (tmp_path / "cupcheck.db").exists()
+
+
+def test_a_sqlite_file_is_only_read(db_url: str, tmp_path: Path) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("a SQLite file's own check")
+    folder = Path(db_url.removeprefix("sqlite:///")).parent
+    before = {p.name: p.stat().st_mtime_ns for p in (folder, *folder.iterdir())}
+    assert database_health(db_url, tmp_path).people == 2
+    assert {
+        p.name: p.stat().st_mtime_ns for p in (folder, *folder.iterdir())
+    } == before  # nothing made, nothing written

@@ -3,15 +3,23 @@ gallery, set-up), a second run copying only what changed, and the folders it ref
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import resource
 import shutil
 import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
+import numpy as np
 import psycopg
 import pytest
 
-from db.backup import PG_DUMP_FILE, dumped_refs
+from db.backup import PG_DUMP_FILE, DumpError, dumped_refs
 from db.embedded_pg import running_server
 from db.repository import VerdictRepository
 from db.schema import Role
@@ -19,7 +27,7 @@ from db.session import init_db
 from db.store import ContentStore
 from models.gallery import Gallery
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
-from station.backup import BackupError, back_up, check_backup, restore
+from station.backup import ENROLMENTS_DIR, BackupError, back_up, backup_record, check_backup, restore
 from station.cli import main
 from station.config import StationConfig, config_from_dict
 from tests.db.factories import OPERATOR, OPERATOR_PIN, make_record
@@ -152,7 +160,9 @@ def test_a_database_that_cannot_be_dumped_is_said_and_the_rest_still_copied(
     report = back_up(config_from_dict({"database_url": url}), home, tmp_path / "out")
     assert not report.database_ok and report.database.startswith("NOT BACKED UP: pg_dump failed:")
     assert "secret" not in report.database  # the password went through the environment, not the command line
-    assert report.images_new > 0 and not (home / "last-backup.json").exists()  # doctor keeps warning
+    assert report.images_new > 0
+    record = backup_record(home)  # doctor keeps warning: never backed up whole, and why this one was not
+    assert record is not None and record.made_at is None and record.failed.startswith("NOT BACKED UP: pg_dump failed")
     (tmp_path / "station.toml").write_text(f'home = "{home}"\ndatabase_url = "{url}"\n')
     assert main(["backup", "--config", str(tmp_path / "station.toml"), "--out", str(tmp_path / "out")]) == 1
     assert "the verdict log is NOT in this backup" in capsys.readouterr().err
@@ -224,13 +234,8 @@ def test_a_check_finds_what_would_not_restore(home: Path, tmp_path: Path, capsys
         check_backup(home)
 
 
-@pytest.fixture
-def whole_home(tmp_path: Path) -> Path:
-    """A station home whose backup restores whole: verdicts, a real enrolled gallery, a registered real bundle."""
-    home = tmp_path / "site" / "home"
-    home.mkdir(parents=True)
-    _log(VerdictRepository.open(home), (1, 2, 3))
-    bundle_dir = tmp_path / "bundle"
+def _station_files(home: Path, bundle_dir: Path) -> None:
+    """A real enrolled gallery, a registered real bundle, and the home's own files, in ``home``."""
     bundle, embedder = write_bundle(bundle_dir, embedder_file=write_tiny_checkpoint(bundle_dir / "embedder.pt"))
     enrolled_gallery(embedder).save(home / "gallery")
     register_version(home, bundle.parent, ModelEntry("verdict-1", "2026-01-01T02:00:00+00:00", SHIPPED))
@@ -238,6 +243,19 @@ def whole_home(tmp_path: Path) -> Path:
     (home / "orders.csv").write_text("A-1,t0000,12\n")
     (home / "calibration.json").write_text('{"px_per_mm": 8}')
     (home / "setup_view.png").write_bytes(b"the calibration photo")
+    tray = home / ENROLMENTS_DIR / "20260301-0900-t0042"  # a tray enrolment, as the station window keeps it
+    (tray / "obverse").mkdir(parents=True)
+    (tray / "obverse" / "tray.png").write_bytes(b"the obverse tray photo")
+    (tray / "coin.toml").write_text('name = "t0042"\n')
+
+
+@pytest.fixture
+def whole_home(tmp_path: Path) -> Path:
+    """A station home whose backup restores whole: verdicts, a real enrolled gallery, a registered real bundle."""
+    home = tmp_path / "site" / "home"
+    home.mkdir(parents=True)
+    _log(VerdictRepository.open(home), (1, 2, 3))
+    _station_files(home, tmp_path / "bundle")
     return home
 
 
@@ -286,3 +304,185 @@ def test_a_backup_restores_into_a_new_home_and_never_over_data(
     with pytest.raises(BackupError, match="would not restore whole"):
         restore(StationConfig(), tmp_path / "fourth", out)
     assert not (tmp_path / "fourth" / "cupcheck.db").exists()
+
+
+@contextmanager
+def _file_size_limit(limit: int) -> Iterator[None]:
+    """No file this process writes may grow past ``limit`` bytes meanwhile (a disk that fills up half-way through a
+    backup: a write past it fails with an OSError, as on a full disk; Python ignores the SIGXFSZ signal)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def _big_photo(seed: int) -> bytes:
+    """A JPEG of noise, about 700 kB: larger than the verdict log and every other file of the ``home`` fixture."""
+    noise = np.random.default_rng(seed).integers(0, 255, (900, 900, 3), dtype=np.uint8)
+    return cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+def test_a_backup_that_runs_out_of_room_leaves_the_one_before_sound(home: Path, tmp_path: Path) -> None:
+    shutil.rmtree(home / "gallery")  # the fixture's stand-ins would not load: the check is about the log and images
+    shutil.rmtree(home / "models")
+    out = tmp_path / "usb" / "backup"
+    back_up(StationConfig(), home, out)
+    assert check_backup(out).sound
+    before = backup_record(home)
+    assert before is not None and before.made_at is not None and not before.failed
+
+    repo = VerdictRepository.open(home)  # the day's cups, with large photographs
+    try:
+        for seed in (10, 11):
+            repo.log_verdict(dataclasses.replace(make_record(seed), image_jpeg=_big_photo(seed)))
+    finally:
+        repo.engine.dispose()
+    assert (home / "cupcheck.db").stat().st_size < 400_000 < len(_big_photo(10))
+    with _file_size_limit(400_000), pytest.raises(OSError):  # the log fits, the first large photograph does not
+        back_up(StationConfig(), home, out)
+
+    found = check_backup(out)  # the earlier backup, as it was
+    assert found.sound and found.verdicts == 2
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    after = backup_record(home)
+    assert after is not None and after.made_at == before.made_at and after.folder == before.folder
+    assert after.attempted_at is not None and after.failed.startswith("OSError: ")
+    back_up(StationConfig(), home, out)  # the next night, with room again
+    assert check_backup(out).verdicts == 4
+    record = backup_record(home)
+    assert record is not None and not record.failed and record.made_at is not None
+    assert record.made_at >= after.attempted_at
+
+
+def test_a_restore_into_a_home_a_station_already_opened_keeps_the_log(whole_home: Path, tmp_path: Path) -> None:
+    """A station started on the new home meanwhile holds its empty log open: the restored log is written into that
+    file, and the station's next verdict lands in it, beside the restored ones."""
+    out = tmp_path / "backup"
+    back_up(StationConfig(), whole_home, out)
+    new = tmp_path / "new-home"
+    new.mkdir()
+    station = VerdictRepository.open(new)
+    try:
+        assert station.count_verdicts() == 0
+        report = restore(StationConfig(), new, out)
+        assert report.verdicts == 3
+        station.log_verdict(make_record(9))
+        assert station.count_verdicts() == 4
+    finally:
+        station.engine.dispose()
+    assert _verdicts(new) == 4
+    with sqlite3.connect(new / "cupcheck.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_tray_enrolments_are_backed_up_and_restored(whole_home: Path, tmp_path: Path) -> None:
+    from station.controllers.enrol_tray import ENROLMENTS
+
+    assert ENROLMENTS_DIR == ENROLMENTS
+    out = tmp_path / "backup"
+    back_up(StationConfig(), whole_home, out)
+    photo = Path(ENROLMENTS_DIR) / "20260301-0900-t0042" / "obverse" / "tray.png"
+    assert (out / photo).read_bytes() == b"the obverse tray photo"
+    assert back_up(StationConfig(), whole_home, out).files == 0  # nothing changed: nothing copied again
+    (whole_home / photo.parent / "tray-2.png").write_bytes(b"another")
+    assert back_up(StationConfig(), whole_home, out).files == 1
+
+    new = tmp_path / "new-home"
+    restore(StationConfig(), new, out)
+    assert (new / photo).read_bytes() == b"the obverse tray photo" and (new / photo.parent / "tray-2.png").is_file()
+    other = tmp_path / "other-home"  # a home holding its own enrolment of that name is not overwritten
+    (other / photo.parent).mkdir(parents=True)
+    (other / photo).write_bytes(b"another tray")
+    with pytest.raises(BackupError, match=f"{photo} in {other}, other than the backup's"):
+        restore(StationConfig(), other, out)
+    assert (other / photo).read_bytes() == b"another tray"
+
+
+def test_a_failed_site_restore_leaves_nothing_behind_and_can_run_again(tmp_path: Path) -> None:
+    """pg_restore refused (the station's role may not create tables in the new database): the images, gallery,
+    registry and home files copied before are taken away again, so the restore runs once the cause is put right."""
+    with running_server(tmp_path / "pg") as server:
+        home = tmp_path / "home"
+        home.mkdir()
+        url = server.url(server.create_database())
+        _log(VerdictRepository(init_db(url), home), (1, 2))
+        _station_files(home, tmp_path / "bundle")
+        out = tmp_path / "backup"
+        assert back_up(config_from_dict({"database_url": url}), home, out).database_ok
+
+        empty = server.create_database()
+        server.admin("CREATE ROLE restorer LOGIN")  # not the database's owner: no CREATE on its schema
+        site = config_from_dict(
+            {
+                "database_url": f"postgresql+psycopg://restorer@127.0.0.1:{server.port}/{empty}",
+                "store": str(tmp_path / "share"),
+                "models": str(tmp_path / "share"),
+                "gallery": str(tmp_path / "share"),
+            }
+        )
+        (tmp_path / "share" / "captures").mkdir(parents=True)
+        new = tmp_path / "new-home"
+        with pytest.raises(DumpError, match="pg_restore failed"):
+            restore(site, new, out)
+        assert sorted(p.name for p in (tmp_path / "share").rglob("*")) == ["captures"]
+        assert not new.exists() or not list(new.iterdir())
+
+        server.admin(f"ALTER DATABASE {empty} OWNER TO restorer")  # the cause put right
+        report = restore(site, new, out)
+        assert report.images_new > 0 and (new / ENROLMENTS_DIR).is_dir()
+        assert load_registry(tmp_path / "share").current == "verdict-1"
+        with psycopg.connect(server.dsn(empty)) as conn:
+            row = conn.execute(b"SELECT COUNT(*) FROM verdicts").fetchone()
+            assert row is not None and row[0] == 2
+
+
+@pytest.fixture
+def read_only_medium(tmp_path: Path) -> Iterator[Path]:
+    """A folder for a read-only medium (:func:`_make_read_only` fills it), put back as it was afterwards."""
+    medium = tmp_path / "medium"
+    medium.mkdir()
+    yield medium
+    if os.path.ismount(medium):
+        subprocess.run(["umount", str(medium)], check=False)
+    else:
+        for path in (medium, *medium.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _make_read_only(backup: Path, medium: Path) -> Path:
+    """Copy ``backup`` onto ``medium`` and make it read-only; the copy."""
+    if os.geteuid() != 0:
+        copy = Path(shutil.copytree(backup, medium / "backup"))
+        for path in (*copy.rglob("*"), copy, medium):
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        return copy
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64M", "tmpfs", str(medium)], check=False).returncode:
+        pytest.skip("a read-only medium needs mount (as root) or a user without root's rights")
+    copy = Path(shutil.copytree(backup, medium / "backup"))
+    subprocess.run(["mount", "-o", "remount,ro", str(medium)], check=True)
+    return copy
+
+
+def test_a_backup_on_a_read_only_medium_is_checked_and_restored(
+    whole_home: Path, tmp_path: Path, read_only_medium: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "backup"
+    back_up(StationConfig(), whole_home, out)
+    disc = _make_read_only(out, read_only_medium)
+    with pytest.raises(OSError):
+        (disc / "probe").write_text("")
+    assert check_backup(disc).sound and check_backup(disc).verdicts == 3
+    assert main(["backup", "--check", str(disc)]) == 0
+    assert main(["restore", str(disc), "--home", str(tmp_path / "new-home")]) == 0
+    assert "(3 verdicts)" in capsys.readouterr().out
+    assert _verdicts(tmp_path / "new-home") == 3
+
+
+def test_checking_a_backup_writes_nothing_into_it(whole_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "backup"
+    back_up(StationConfig(), whole_home, out)
+    before = {p: p.stat().st_mtime_ns for p in (out, *out.rglob("*"))}
+    assert check_backup(out).sound
+    assert {p: p.stat().st_mtime_ns for p in (out, *out.rglob("*"))} == before

@@ -60,3 +60,39 @@ def test_the_checks_of_an_order_with_their_photographs(
     assert main(["order", "Z-9", "--home", str(home)]) == 1
     assert capsys.readouterr().out.strip() == "no cup of order Z-9 was ever checked"
     assert main(["order", "A-7", "--home", str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_photograph_missing_from_the_store_is_not_called_pruned(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["order", "A-7", "--home", str(home), "--json"]) == 0
+    flagged = json.loads(capsys.readouterr().out)["checks"][1]
+    lost = Path(flagged["photo"])
+    lost.unlink()  # a FLAG's photograph is never pruned: this one is lost (or the image folder is another)
+    assert main(["order", "A-7", "--home", str(home)]) == 0
+    out = capsys.readouterr().out
+    assert f"  photo: {lost.name} is missing from {lost.parent} (is this the station's image folder?)" in out
+    assert "pruned" not in out
+
+    repo = VerdictRepository.open(home)  # the PASS, pruned on purpose: said so
+    try:
+        assert repo.prune_images(datetime(2026, 4, 1, tzinfo=UTC), min_age_s=0.0).cups == 2  # and B-1's
+    finally:
+        repo.engine.dispose()
+    assert main(["order", "A-7", "--home", str(home)]) == 0
+    assert "  photo: pruned (cupcheck prune)" in capsys.readouterr().out.splitlines()
+
+
+def test_an_order_number_with_a_slash_is_copied_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    repo = VerdictRepository.open(home)
+    try:
+        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+        repo.log_verdict(make_record(1, order="SO/2026/0042"))
+    finally:
+        repo.engine.dispose()
+    assert main(["order", "SO/2026/0042", "--home", str(home), "--out", str(tmp_path / "complaint")]) == 0
+    copies = sorted(p.name for p in (tmp_path / "complaint").iterdir())
+    assert len(copies) == 2 and all(name.startswith("SO_2026_0042_") for name in copies)
+    assert f"photo: {tmp_path / 'complaint' / copies[0]}" in capsys.readouterr().out

@@ -21,7 +21,7 @@ from db.schema import Role
 from db.session import init_db
 from models.enroll import CATALOG_FILE, TypeInfo, save_catalog
 from models.types import Decision, Side
-from station.backup import back_up
+from station.backup import BackupError, back_up
 from station.cli import main
 from station.config import StationConfig, config_from_dict
 from station.doctor import Status, examine, worst
@@ -45,7 +45,11 @@ def test_a_fresh_home_is_not_ready_and_says_what_to_do(tmp_path: Path, capsys: p
     assert "ok orders no orders.csv: types are chosen from the list" in lines
     model = next(line for line in lines if line.startswith("FAIL model"))
     assert "no gallery in" in model and "enrol coin types first (cupcheck enroll)" in model
-    assert lines[-1] == "NOT READY: 3 ok, 3 warnings, 1 problems"  # the retrain and the backup never ran either
+    # nobody can sign in, so the station would refuse to start: a problem, and looking made no database
+    assert "FAIL operators nobody may sign in" in lines
+    assert "→ cupcheck operators add NAME --role supervisor (with this --config)" in lines
+    assert not (home / "cupcheck.db").exists()
+    assert lines[-1] == "NOT READY: 3 ok, 3 warnings, 2 problems"  # the retrain and the backup never ran either
 
     VerdictRepository.open(home).engine.dispose()  # as a first start leaves it
     (home / "orders.csv").write_text("A-1\n")
@@ -187,6 +191,26 @@ def test_the_last_backup_is_named(station_home: tuple[Path, Path], tmp_path: Pat
     config = config_from_dict({"bundle": str(bundle)})
     (found,) = [f for f in examine(config, home, camera=False) if f.part == "backup"]
     assert found.status is Status.OK and found.message == f"backed up 0 hours ago, to {(tmp_path / 'usb').resolve()}"
+
+
+def test_a_failed_backup_is_named_until_one_finishes_whole(station_home: tuple[Path, Path], tmp_path: Path) -> None:
+    home, bundle = station_home
+    back_up(StationConfig(), home, tmp_path / "usb")
+    config = config_from_dict({"bundle": str(bundle)})
+    with pytest.raises(BackupError):  # a backup folder that now holds another home's backup: this night's fails
+        (tmp_path / "usb" / "backup.json").write_text('{"home": "/elsewhere"}')
+        back_up(StationConfig(), home, tmp_path / "usb")
+    (found,) = [f for f in examine(config, home, camera=False) if f.part == "backup"]
+    assert found.status is Status.OK  # refused before it began: nothing was attempted
+    full = tmp_path / "full"
+    full.write_text("a file where the backup disk should be mounted")  # this night's copy fails
+    with pytest.raises(OSError):
+        back_up(StationConfig(), home, full / "backup")
+    (found,) = [f for f in examine(config, home, camera=False) if f.part == "backup"]
+    assert found.status is Status.WARN
+    assert found.message.startswith(f"the last backup, 0 hours ago to {(full / 'backup').resolve()}, failed: ")
+    assert found.message.endswith(f"; the last whole one: 0 hours ago, to {(tmp_path / 'usb').resolve()}")
+    assert found.fix.startswith("put its cause right")
 
 
 def test_a_site_database_is_checked_for_a_pg_dump_that_can_dump_it(
