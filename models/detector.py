@@ -158,12 +158,45 @@ class Boxes:
     cls: np.ndarray
 
 
+ULTRALYTICS_FONT = "Arial.ttf"
+"""The font ultralytics' data-set check looks for in its settings folder, and fetches from the web when absent."""
+
+
+def offline_ultralytics() -> Path:
+    """Keep ultralytics' settings in cupcheck's cache, with the font its data-set check wants already there.
+
+    On its first import ultralytics writes ``settings.json`` into ``~/.config/Ultralytics``, and every training
+    run's data-set check (``check_det_dataset`` → ``check_font``) asks ultralytics.com for ``Arial.ttf`` unless
+    that folder holds one: a request even with ``YOLO_OFFLINE`` set. The font only labels plots, which cupcheck
+    never draws (``plots=False``); matplotlib's DejaVu Sans, installed with it, stands in, so training makes no
+    download attempt. ``YOLO_CONFIG_DIR`` is read once, when ultralytics is first imported:
+    :func:`_import_ultralytics` calls this first; a folder the user set there is kept, and the font put into it.
+
+    Returns:
+        ultralytics' settings folder (``YOLO_CONFIG_DIR/Ultralytics``).
+    """
+    from models.files import default_cache_dir, write_bytes_atomic
+
+    root = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(default_cache_dir() / "ultralytics")))
+    folder = root.expanduser() / "Ultralytics"
+    font = folder / ULTRALYTICS_FONT
+    if not font.is_file():
+        import matplotlib
+
+        stand_in = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(font, stand_in.read_bytes())
+    return folder
+
+
 def _import_ultralytics() -> Any:
-    """Import ultralytics offline, its first-run banner ("Creating new Ultralytics Settings...") sent to stderr.
+    """Import ultralytics offline (:func:`offline_ultralytics`), its first-run banner ("Creating new Ultralytics
+    Settings...") sent to stderr.
 
     Commands print JSON on stdout, so nothing the library says while it sets itself up may land there.
     """
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    offline_ultralytics()
     with contextlib.redirect_stdout(sys.stderr):
         import ultralytics
         import ultralytics.utils.torch_utils
@@ -282,17 +315,57 @@ def yolo_train(model: str | Path, *, resume: bool = False, **train_args: Any) ->
 
     Args:
         model: a model ``.yaml`` (built from scratch) or, with ``resume``, the run's ``last.pt``.
-        resume: continue the run that wrote ``model``.
-        **train_args: ultralytics training arguments (``data``, ``epochs``, ``imgsz``, ``project``...).
+        resume: continue the run that wrote ``model`` (check :attr:`YoloCheckpoint.resumable` first: ultralytics
+            starts a new run with its own defaults on a finished checkpoint).
+        **train_args: ultralytics training arguments (``data``, ``epochs``, ``imgsz``, ``project``...); with
+            ``resume``, only those ultralytics lets a resumed run change (``data``, ``save_dir``...).
     """
     ultralytics = _import_ultralytics()
 
     if resume:
-        ultralytics.YOLO(str(model)).train(resume=True)
+        ultralytics.YOLO(str(model)).train(resume=True, **train_args)
         return
     args: dict[str, Any] = {"device": "cpu", "pretrained": False, "amp": False, "plots": False, "workers": 0}
     args.update(train_args)
     ultralytics.YOLO(str(model)).train(**args)
+
+
+@dataclass(frozen=True)
+class YoloCheckpoint:
+    """What a YOLO training checkpoint (``last.pt``, ``best.pt``) says about its run.
+
+    Attributes:
+        resumable: it still holds the optimizer and its epoch, ultralytics' own test for ``resume``: the run was
+            cut short. A finished run's checkpoints are stripped of both.
+        epoch: the last finished epoch, counted from 0 (``-1`` once stripped).
+        train_args: the run's training arguments (``imgsz``, ``epochs``, ``data``...; empty when the file does not
+            keep them).
+    """
+
+    resumable: bool
+    epoch: int
+    train_args: dict[str, Any]
+
+
+def yolo_checkpoint(path: Path) -> YoloCheckpoint:
+    """Read a YOLO training checkpoint's run state and training arguments.
+
+    Raises:
+        ValueError: ``path`` is not a readable torch checkpoint, or not one of ultralytics.
+    """
+    _import_ultralytics()  # the checkpoint pickles ultralytics' classes
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a bad file
+        raise ValueError(f"{path} is not a readable torch checkpoint: {type(err).__name__}: {err}") from err
+    if not isinstance(ckpt, dict) or (ckpt.get("model") is None and ckpt.get("ema") is None):
+        raise ValueError(f"{path} is not an ultralytics checkpoint (no model in it)")
+    epoch = -1 if ckpt.get("epoch") is None else int(ckpt["epoch"])
+    return YoloCheckpoint(
+        resumable=epoch >= 0 and ckpt.get("optimizer") is not None,
+        epoch=epoch,
+        train_args=dict(ckpt.get("train_args") or {}),
+    )
 
 
 def yolo_strip(path: Path) -> dict[int, str]:

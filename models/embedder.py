@@ -161,7 +161,8 @@ def build_network(arch: str, embed_dim: int, init: str | Path | None = None) -> 
 
     Raises:
         FileNotFoundError: ``init`` does not exist.
-        ValueError: ``init`` does not fit the architecture.
+        ValueError: ``init`` is not a readable torch checkpoint (truncated, text, another pickle), or does not fit
+            the architecture.
     """
     net = EmbedNet(arch, embed_dim)
     if init is None:
@@ -169,17 +170,22 @@ def build_network(arch: str, embed_dim: int, init: str | Path | None = None) -> 
     path = Path(init)
     if not path.is_file():
         raise FileNotFoundError(f"initialisation file {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file
+        raise ValueError(f"{path} is not a readable torch checkpoint: {type(err).__name__}: {err}") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a state dict nor an embedder checkpoint (it holds a {type(state).__name__})")
+    if state.get("format") == CHECKPOINT_FORMAT:
         if state.get("arch") != arch or int(state.get("embed_dim", -1)) != embed_dim:
             raise ValueError(
                 f"{path} is a {state.get('arch')} {state.get('embed_dim')}-d embedder, not {arch} {embed_dim}-d"
             )
         net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()}, strict=True)
         return net
-    if isinstance(state, dict) and "state_dict" in state:
+    if isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    state = {k: v for k, v in state.items() if not k.startswith(("classifier.", "fc.", "head."))}
+    state = {k: v for k, v in state.items() if not str(k).startswith(("classifier.", "fc.", "head."))}
     try:
         missing, unexpected = net.backbone.load_state_dict(state, strict=False)
     except RuntimeError as err:

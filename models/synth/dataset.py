@@ -4,7 +4,7 @@ Layout under ``out``::
 
     mint.json                       the catalogue (n_types + seed rebuild it; readable list of types)
     manifest.json                   every cup with its ground truth (compact JSON)
-    yolo/data.yaml                  ultralytics data set (names: 0 coin, 1 object)
+    yolo/data.yaml                  ultralytics data set (names: 0 coin, 1 object; its folder is the set's root)
     yolo/images/{train,val}/*.jpg   the cup images
     yolo/labels/{train,val}/*.txt   ``class x1 y1 x2 y2 ...`` normalized polygon per visible instance
     crops/images/*.png              one square crop per coin (background outside the visible mask black)
@@ -279,6 +279,14 @@ def _results(config: SynthConfig, out: Path, workers: int) -> Iterator[tuple[dic
         yield from pool.imap(_work, indices, chunksize=4)
 
 
+DATA_YAML = (
+    "# no 'path': ultralytics then reads the images beside this file, wherever the data set is copied or moved\n"
+    "train: images/train\nval: images/val\nnames:\n  0: coin\n  1: object\n"
+)
+"""``yolo/data.yaml``. A relative ``path`` (even ``.``) would be taken from the working folder, an absolute one
+would keep naming the folder the set was written in."""
+
+
 def write_mint_json(path: Path, config: SynthConfig) -> None:
     """Write the catalogue: ``n_types`` and ``seed`` (enough to rebuild it), every type, and the real types."""
     mint = generate_mint(config.n_types, config.seed)
@@ -319,9 +327,7 @@ def write_dataset(config: SynthConfig, out: Path, *, workers: int = 1, progress:
     if config.real_root is not None and workers > 1:
         load_patch_bank(config.real_root, config.cache_dir)  # build the cache once, before the workers
     write_mint_json(out / "mint.json", config)
-    (out / "yolo" / "data.yaml").write_text(
-        f"path: {(out / 'yolo').resolve()}\ntrain: images/train\nval: images/val\nnames:\n  0: coin\n  1: object\n"
-    )
+    (out / "yolo" / "data.yaml").write_text(DATA_YAML)
     cups: list[dict[str, Any]] = []
     crop_rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()

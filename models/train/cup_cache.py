@@ -24,7 +24,7 @@ from calibration.camera import CupRoi
 from models.embedder import Embedder
 from models.enroll import read_image
 from models.features import CupCoins, focus_measure, visible_share
-from models.files import write_bytes_atomic
+from models.files import sha256_file, write_bytes_atomic
 from models.foreground import unexplained_regions
 from models.synth.mint import Mint
 from models.template import SIG_SHAPE, signatures
@@ -56,6 +56,8 @@ class CupCache:
             found nothing (:mod:`models.foreground`; counted as foreign objects), or ``None`` (no such photos).
         signatures: ``(N, *models.template.SIG_SHAPE)`` float16 template signatures, or ``None`` (a cache
             written before they were kept; :func:`cache_cups` adds them).
+        data_sha256: the data set the cups were cut from (:func:`dataset_sha256`; ``""`` for cups drawn from no
+            synthetic data set, or a cache written before it was kept).
     """
 
     offsets: np.ndarray
@@ -76,6 +78,7 @@ class CupCache:
     source: str = "gt"
     signatures: np.ndarray | None = None
     n_unexplained: np.ndarray | None = None
+    data_sha256: str = ""
 
     @property
     def n_cups(self) -> int:
@@ -104,7 +107,16 @@ class CupCache:
         arrays["embeddings"] = self.embeddings.astype(np.float16)
         if self.signatures is not None:
             arrays["signatures"] = self.signatures.astype(np.float16)
-        meta = np.array(json.dumps({"format": CACHE_FORMAT, "embedder": self.embedder_version, "source": self.source}))
+        meta = np.array(
+            json.dumps(
+                {
+                    "format": CACHE_FORMAT,
+                    "embedder": self.embedder_version,
+                    "source": self.source,
+                    "data": self.data_sha256,
+                }
+            )
+        )
         buf = io.BytesIO()
         np.savez_compressed(buf, meta=meta, **arrays)  # type: ignore[arg-type]
         write_bytes_atomic(path, buf.getvalue())
@@ -133,6 +145,7 @@ class CupCache:
             **arrays,
             embedder_version=parts[0].embedder_version,
             source=parts[0].source,
+            data_sha256=parts[0].data_sha256,
         )
 
     @classmethod
@@ -144,7 +157,22 @@ class CupCache:
                 raise ValueError(f"{path} is not a voter cache")
             data = {k: z[k] for k in z.files if k != "meta"}
         data["embeddings"] = data["embeddings"].astype(np.float32)
-        return cls(**data, embedder_version=meta["embedder"], source=meta.get("source", "gt"))
+        return cls(
+            **data, embedder_version=meta["embedder"], source=meta.get("source", "gt"), data_sha256=meta.get("data", "")
+        )
+
+
+def dataset_sha256(data_dir: Path) -> str:
+    """The SHA-256 of a data set's ``manifest.json``: what tells two data sets apart, whatever their folders are
+    called (two seeds' sets are both often named ``train``), so a cache made from one is never served for the other.
+
+    Raises:
+        FileNotFoundError: the data set has no manifest.
+    """
+    manifest = data_dir / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{data_dir} is not a synthetic data set (no manifest.json); run 'cupcheck synth'")
+    return sha256_file(manifest)
 
 
 def _crop_rows(data_dir: Path) -> dict[str, list[dict[str, str]]]:
@@ -249,13 +277,15 @@ def cache_cups(
 ) -> CupCache:
     """Embed every cup of a synthetic data set once and cache the per-coin observations.
 
-    A cache written before template signatures were kept is completed in place: the cups are cut again (the
-    detector is deterministic) and only the signatures are computed.
+    A cache is reused only when it was made from this very data set (:func:`dataset_sha256`), with this embedder,
+    cutting and these cups; anything else is embedded again. A cache written before template signatures were kept
+    is completed in place: the cups are cut again (the detector is deterministic) and only the signatures are
+    computed.
 
     Args:
         data_dir: the data set (``manifest.json``, ``crops/``, ``yolo/images``).
         embedder: the embedder.
-        out: the ``.npz`` to write (reused when it exists and matches the embedder).
+        out: the ``.npz`` to write (reused when it exists and matches the data set, embedder and cups).
         instances: ``"gt"`` (the data set's crops, cut from the true masks) or ``"detector"``.
         detector: the detector for ``instances="detector"``.
         max_cups: only the first cups (for quick runs).
@@ -266,6 +296,7 @@ def cache_cups(
     Raises:
         ValueError: no detector for ``instances="detector"``, or a completed cache's coins do not match.
     """
+    data_sha = dataset_sha256(data_dir)
     manifest = json.loads((data_dir / "manifest.json").read_text())
     cups = manifest["cups"][:max_cups] if max_cups else manifest["cups"]
     first = 0
@@ -280,7 +311,8 @@ def cache_cups(
     if out.is_file():
         cached = CupCache.load(out)
         same_cups = cached.cup_id.tolist() == [c["id"] for c in cups]
-        if cached.embedder_version == embedder.version and cached.source == instances and same_cups:
+        same_data = cached.data_sha256 == data_sha
+        if same_data and cached.embedder_version == embedder.version and cached.source == instances and same_cups:
             if cached.signatures is None:
                 sigs: list[np.ndarray] = []
                 for i, cup in enumerate(tqdm(cups, desc=f"templates {data_dir.name}", disable=not progress)):
@@ -338,6 +370,7 @@ def cache_cups(
         source=instances,
         signatures=np.concatenate(sig_parts) if sig_parts else np.zeros((0, *SIG_SHAPE), np.float16),
         n_unexplained=np.asarray(cup_meta["n_unexplained"], np.int64) if any_empty else None,
+        data_sha256=data_sha,
     )
     cache.save(out)
     return cache
@@ -523,6 +556,7 @@ def virtual_cups(cache: CupCache, mint: Mint, n: int, *, seed: int = 0, max_coin
         n_objects=np.zeros(len(meta), np.int64),
         embedder_version=cache.embedder_version,
         source=cache.source,
+        data_sha256=cache.data_sha256,
     )
 
 

@@ -1,9 +1,11 @@
 """Train the coin detector: YOLO boxes (ultralytics, from scratch, offline) and the mask segmenter (pure torch).
 
 Input is a synthetic data set written by ``cupcheck synth`` (``DIR/yolo/data.yaml`` and ``DIR/manifest.json``).
-The two parts train independently (they can run in parallel) and are then packaged into a detector folder:
-``yolo.pt`` (optimizer stripped, fp16), ``segmenter.pt`` (fp16 state) and ``detector.json`` (preprocessing,
-thresholds, class names, version, hashes, provenance).
+Both parts train on that folder, wherever it lies now: YOLO is given a copy of its ``data.yaml`` in the run folder
+whose ``path`` names the data set's own ``yolo/`` folder. The two parts train independently (they can run in
+parallel) and are then packaged into a detector folder: ``yolo.pt`` (optimizer stripped, fp16), ``segmenter.pt``
+(fp16 state) and ``detector.json`` (preprocessing, thresholds, class names, version, hashes, provenance), which
+records the input size and epochs the weights were trained with, read from the checkpoints themselves.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import math
 import random
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,14 +27,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models.detector import SIDECAR, DetectorSettings, yolo_strip, yolo_train
-from models.files import sha256_file
+from models.detector import SIDECAR, DetectorSettings, offline_ultralytics, yolo_checkpoint, yolo_strip, yolo_train
+from models.files import sha256_file, write_bytes_atomic
 from models.segmenter import Segmenter, TinyUNet, segmenter_input
-from models.train.loop import LoopParts, fit
+from models.train.loop import LoopParts, fit, peek_state
 
 YOLO_FILE = "yolo.pt"
 SEGMENTER_FILE = "segmenter.pt"
+SEGMENTER_STATE = "state.pt"
+"""Beside a segmenter run's ``best.pt``: its resumable state (:func:`models.train.loop.save_state`)."""
 DEFAULT_MODEL = "yolo26n.yaml"
+RUN_DATA_YAML = "yolo_data.yaml"
+"""In the run folder: the data set's ``data.yaml`` as YOLO is given it, ``path`` naming the ``--data`` folder."""
 
 
 @dataclass(frozen=True)
@@ -79,18 +86,64 @@ def data_yaml(data: Path) -> Path:
     raise FileNotFoundError(f"no YOLO data set at {data} (expected {data / 'yolo' / 'data.yaml'})")
 
 
+def run_data_yaml(data: Path, out: Path) -> Path:
+    """Write the data set's ultralytics data file into the run folder, its ``path`` naming where the set lies now.
+
+    A ``data.yaml`` written by an older ``cupcheck synth`` names its folder by an absolute ``path``: a copied set
+    would train YOLO on the original's images while the segmenter reads the copy's, and a moved one would not
+    train at all. The copy in ``out`` (:data:`RUN_DATA_YAML`) keeps every other key.
+
+    Raises:
+        FileNotFoundError: the data set has no ``data.yaml``.
+        ValueError: the ``data.yaml`` is not a YAML mapping.
+    """
+    import yaml
+
+    source = data_yaml(data)
+    try:
+        doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ValueError(f"{source} is not readable YAML: {err}") from err
+    if not isinstance(doc, dict):
+        raise ValueError(f"{source} is not an ultralytics data file (a mapping with train, val and names)")
+    doc["path"] = str(source.parent.resolve())
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / RUN_DATA_YAML
+    write_bytes_atomic(target, yaml.safe_dump(doc, sort_keys=False).encode("utf-8"))
+    return target
+
+
+def _run_yolo(model: str | Path, *, resume: bool = False, **train_args: Any) -> None:
+    """:func:`yolo_train`, with ultralytics' own failures (a data set or checkpoint it cannot use: ``RuntimeError``,
+    ``AssertionError``) raised as ``ValueError``, the error a command reports in a line."""
+    try:
+        yolo_train(model, resume=resume, **train_args)
+    except (RuntimeError, AssertionError) as err:
+        raise ValueError(f"YOLO training stopped: {type(err).__name__}: {err}") from err
+
+
 def train_yolo(config: YoloTrainConfig, *, resume: bool = False) -> Path:
     """Train (or resume) the YOLO box detector; returns the best weights file.
 
+    With ``resume``, a run whose ``last.pt`` is finished (ultralytics strips the optimizer when the last epoch is
+    done) is left as it is: only the other part was cut short, and ultralytics would start a new run with its own
+    defaults (another data set, 100 epochs) instead of resuming it.
+
     Raises:
         FileNotFoundError: no data set, or ``resume`` without a ``last.pt``.
+        ValueError: a checkpoint or data set ultralytics cannot use.
     """
+    offline_ultralytics()
     run = config.out / "yolo"
     last = run / "weights" / "last.pt"
+    data = run_data_yaml(config.data, config.out).resolve()
     if resume:
         if not last.is_file():
             raise FileNotFoundError(f"cannot resume: {last} does not exist")
-        yolo_train(last, resume=True)
+        if yolo_checkpoint(last).resumable:
+            _run_yolo(last, resume=True, data=str(data), save_dir=str(run.resolve()))
+        else:
+            print(f"YOLO part already finished ({last} holds no optimizer state): kept as it is", file=sys.stderr)
     else:
         extra: dict[str, Any] = {"time": config.hours} if config.hours else {}
         if config.lr0 is not None:
@@ -98,10 +151,11 @@ def train_yolo(config: YoloTrainConfig, *, resume: bool = False) -> Path:
         if config.init is not None:
             if not config.init.is_file():
                 raise FileNotFoundError(f"no YOLO checkpoint at {config.init}")
+            yolo_checkpoint(config.init)  # a clear error for a file that is not one, before ultralytics' own
             extra["pretrained"] = str(config.init)  # a local file of this project; nothing is downloaded
-        yolo_train(
+        _run_yolo(
             config.init if config.init is not None else config.model,
-            data=str(data_yaml(config.data)),
+            data=str(data),
             epochs=config.epochs,
             imgsz=config.imgsz,
             batch=config.batch,
@@ -141,6 +195,7 @@ class SegmenterTrainConfig:
         jitter: standard deviation of each box edge's shift, as a fraction of the box side (detector noise).
         max_cups: use at most this many training cups (``None``: all).
         init: a segmenter checkpoint to start from (``None``: random initialisation).
+        max_minutes: stop, resumably, after the first epoch that ends past this budget (``None``: run every epoch).
     """
 
     data: Path
@@ -154,6 +209,7 @@ class SegmenterTrainConfig:
     jitter: float = 0.04
     max_cups: int | None = None
     init: Path | None = None
+    max_minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -289,10 +345,45 @@ def sample_iou(net: TinyUNet, samples: SegSamples, batch: int = 128) -> float:
     return float(np.mean(ious))
 
 
+def read_checkpoint(path: Path) -> Any:
+    """``torch.load`` of a checkpoint file, on the CPU.
+
+    Raises:
+        ValueError: the file is not a readable torch checkpoint (truncated, text, another pickle): torch raises
+            many types for a bad file, and a command reports this one in a line.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a bad file
+        raise ValueError(f"{path} is not a readable torch checkpoint: {type(err).__name__}: {err}") from err
+
+
+def _segmenter_state(path: Path) -> dict[str, Any]:
+    """The segmenter state (:meth:`Segmenter.state`) in a checkpoint: a ``best.pt`` of a run, or a packaged
+    ``segmenter.pt``.
+
+    Raises:
+        ValueError: the file is not a readable torch checkpoint, or holds no segmenter.
+    """
+    state = read_checkpoint(path)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a segmenter checkpoint (it holds a {type(state).__name__})")
+    inner = state.get("segmenter", state)
+    if not isinstance(inner, dict) or "state_dict" not in inner:
+        raise ValueError(f"{path} is not a segmenter checkpoint (no segmenter state in it)")
+    return dict(inner)
+
+
 def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
     """Train (or resume) the segmenter; returns the best checkpoint (by validation IoU).
 
-    A resumable state is saved after every epoch (``out/segmenter/state.pt``).
+    A resumable state is saved after every epoch (``out/segmenter/state.pt``): the networks, optimizer, schedule,
+    every random state (the augmentation's generator too, so a resumed run ends where an uninterrupted one does)
+    and the epochs the run was set to (:func:`segmenter_epochs`).
+
+    Raises:
+        FileNotFoundError: no manifest.
+        ValueError: no instances in a split, or ``init`` is not a segmenter checkpoint of these widths.
     """
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -312,8 +403,7 @@ def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False, progr
     val = build_samples(config.data, "val", config.size, seed=config.seed + 1, jitter=config.jitter, progress=progress)
     net = TinyUNet(config.widths)
     if config.init is not None:
-        state = torch.load(config.init, map_location="cpu", weights_only=False)
-        start = Segmenter.from_state(dict(state.get("segmenter", state)))
+        start = Segmenter.from_state(_segmenter_state(config.init))
         if start.net.widths != net.widths:
             raise ValueError(f"{config.init}: widths {start.net.widths} differ from the configured {net.widths}")
         # a U-Net is fully convolutional: a checkpoint trained at another input side is a valid start
@@ -323,12 +413,12 @@ def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False, progr
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1
     )
-    parts = LoopParts(modules={"net": net}, optimizer=opt, scheduler=sched)
     gen = torch.Generator().manual_seed(config.seed)
+    parts = LoopParts(modules={"net": net}, optimizer=opt, scheduler=sched, generators={"augment": gen})
     best_file = run / "best.pt"
     best_iou = -1.0
     if resume and best_file.is_file():
-        best_iou = float(torch.load(best_file, map_location="cpu", weights_only=False).get("val_iou", -1.0))
+        best_iou = float(read_checkpoint(best_file).get("val_iou", -1.0))
 
     def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = np.random.default_rng(config.seed * 1000 + epoch).permutation(len(train.x))
@@ -350,23 +440,87 @@ def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False, progr
         if metrics["val_iou"] > best_iou:
             best_iou = metrics["val_iou"]
             seg = Segmenter(net, config.size)
-            torch.save({"segmenter": seg.state(), "val_iou": best_iou, "epoch": epoch + 1}, best_file)
+            doc = {"segmenter": seg.state(), "val_iou": best_iou, "epoch": epoch + 1, "epochs": config.epochs}
+            torch.save(doc, best_file)
 
     fit(
         parts,
         batches,
         step,
         epochs=config.epochs,
-        state_file=run / "state.pt",
+        state_file=run / SEGMENTER_STATE,
         resume=resume,
         validate=validate,
         on_epoch_end=on_epoch_end,
+        max_seconds=None if config.max_minutes is None else 60.0 * config.max_minutes,
+        extra={"epochs": config.epochs, "size": config.size},
         progress=progress,
     )
     return best_file
 
 
+def segmenter_epochs(checkpoint: Path) -> int | None:
+    """The epochs a segmenter run was set to, from what it saved.
+
+    Its ``best.pt`` says (``epochs``; the file may be missing before a first epoch improved), else the
+    :data:`SEGMENTER_STATE` beside it (the ``epochs`` it was run with, or, for a run older than that key, the epochs
+    it finished); ``None`` when neither says (a packaged ``segmenter.pt`` copied in as ``best.pt``).
+
+    Raises:
+        ValueError: a file that is there is not a readable torch checkpoint.
+    """
+    doc = read_checkpoint(checkpoint) if checkpoint.is_file() else None
+    if isinstance(doc, dict) and doc.get("epochs") is not None:
+        return int(doc["epochs"])
+    state = checkpoint.parent / SEGMENTER_STATE
+    if not state.is_file():
+        return None
+    done, extra = peek_state(state)
+    return int(extra.get("epochs", done.epoch))
+
+
 # ---------------------------------------------------------------------------------------------------- package
+
+
+@dataclass(frozen=True)
+class TrainedWith:
+    """The settings finished weights were trained with, read from their own files (``None``: not recorded there).
+
+    Attributes:
+        imgsz: YOLO's input side (its checkpoint's ``train_args``), the size inference must run at.
+        epochs: YOLO's epochs (the same; with a ``--hours`` budget, the count ultralytics fitted to it).
+        seed: YOLO's seed.
+        seg_epochs: the segmenter run's epochs (:func:`segmenter_epochs`).
+    """
+
+    imgsz: int | None = None
+    epochs: int | None = None
+    seed: int | None = None
+    seg_epochs: int | None = None
+
+
+def _whole(value: Any) -> int | None:
+    """``value`` as an int when it is one (``train_args`` may hold ``None`` or a ``[h, w]`` list)."""
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def trained_with(yolo_weights: Path | None, segmenter_ckpt: Path | None) -> TrainedWith:
+    """What the YOLO weights and the segmenter checkpoint say they were trained with (a missing file says nothing).
+
+    Raises:
+        ValueError: a file that is there is not a readable checkpoint.
+    """
+    args: dict[str, Any] = {}
+    if yolo_weights is not None and yolo_weights.is_file():
+        offline_ultralytics()
+        args = yolo_checkpoint(yolo_weights).train_args
+    seg = None if segmenter_ckpt is None else segmenter_epochs(segmenter_ckpt)
+    return TrainedWith(
+        imgsz=_whole(args.get("imgsz")),
+        epochs=_whole(args.get("epochs")),
+        seed=_whole(args.get("seed")),
+        seg_epochs=seg,
+    )
 
 
 def package_detector(
@@ -385,6 +539,7 @@ def package_detector(
     Returns:
         The sidecar path.
     """
+    offline_ultralytics()
     out.mkdir(parents=True, exist_ok=True)
     yolo_dst = out / YOLO_FILE
     if yolo_weights.resolve() != yolo_dst.resolve():
@@ -392,8 +547,7 @@ def package_detector(
     names = yolo_strip(yolo_dst)
     seg_name: str | None = None
     if segmenter_ckpt is not None:
-        state = torch.load(segmenter_ckpt, map_location="cpu", weights_only=False)
-        seg_state = dict(state.get("segmenter", state))
+        seg_state = _segmenter_state(segmenter_ckpt)
         seg_state["state_dict"] = {
             k: v.half() if v.is_floating_point() else v for k, v in dict(seg_state["state_dict"]).items()
         }

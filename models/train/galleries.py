@@ -135,8 +135,10 @@ def dataset_gallery(
     """Load or build (and save) the reference gallery of a data set's mint, plus the catalogue diameters.
 
     The references are the data set's enrolment photos (:data:`ENROL_DIR`, see :func:`enrolment_gallery`) when
-    it has them, else rendered faces (:func:`reference_gallery`). The cached gallery is keyed by the embedder,
-    ``per_side`` and the enrolment set's crop index, so a re-drawn enrolment set is never served a stale gallery.
+    it has them, else rendered faces (:func:`reference_gallery`). The cached gallery is keyed by the mint
+    (``mint.json``'s hash, checked again on load: two data sets' folders often share a name), the embedder,
+    ``per_side`` and the enrolment set's crop index, so another mint or a re-drawn enrolment set is never served a
+    stale gallery.
     """
     if per_side < 1:
         raise ValueError(f"per_side must be >= 1, got {per_side}")
@@ -145,9 +147,10 @@ def dataset_gallery(
     index = enrol / "crops" / "index.csv"
     has_enrol = index.is_file()
     source = f"enrol{per_side}-{sha256_file(index)[:8]}" if has_enrol else f"render{per_side}"
-    folder = cache_root / f"gallery-{data_dir.name}-{source}-{embedder.version}"
+    mint_sha = sha256_file(data_dir / "mint.json")
+    folder = cache_root / f"gallery-{data_dir.name}-{source}-{mint_sha[:12]}-{embedder.version}"
     diameters: dict[str, float | None] = {t.id: float(t.diameter_mm) for t in mint.types}
-    if Gallery.exists(folder):
+    if Gallery.exists(folder) and _cached_mint(folder) == mint_sha:
         cached = Gallery.load(folder, embedder_version=embedder.version)
         if cached.has_signatures:
             return cached, diameters
@@ -156,7 +159,18 @@ def dataset_gallery(
     else:
         gallery = reference_gallery(mint, embedder, per_side, progress=progress)
     gallery.save(folder)
-    (folder / "catalog.json").write_text(
-        json.dumps({"types": {t.id: {"name": t.name, "diameter_mm": t.diameter_mm} for t in mint.types}}, indent=1)
-    )
+    catalog = {
+        "mint_sha256": mint_sha,
+        "types": {t.id: {"name": t.name, "diameter_mm": t.diameter_mm} for t in mint.types},
+    }
+    (folder / "catalog.json").write_text(json.dumps(catalog, indent=1))
     return gallery, diameters
+
+
+def _cached_mint(folder: Path) -> str:
+    """The ``mint.json`` hash a cached gallery was enrolled from (``""`` when its catalogue does not say)."""
+    try:
+        doc = json.loads((folder / "catalog.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return str(doc.get("mint_sha256", "")) if isinstance(doc, dict) else ""

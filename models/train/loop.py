@@ -1,8 +1,9 @@
 """A small resumable epoch loop shared by the training scripts.
 
-The caller supplies the parts (modules, optimizer, scheduler) and two functions: ``step(batch) -> loss`` and
-``validate(epoch) -> metrics``. After every epoch the loop writes one state file (all state dicts, the epoch,
-the metric history and the RNG states) atomically, so an interrupted run continues with ``resume=True``.
+The caller supplies the parts (modules, optimizer, scheduler, its own random generators) and two functions:
+``step(batch) -> loss`` and ``validate(epoch) -> metrics``. After every epoch the loop writes one state file (all
+state dicts, the epoch, the metric history, the global RNG states and the generators') atomically, so an
+interrupted run continues with ``resume=True`` and ends where an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ class LoopParts:
         scheduler: steps once per batch (``None`` for a constant rate).
         train_mode: called at the start of each epoch to put the modules in training mode (so a caller can keep
             frozen parts, e.g. BatchNorm, in eval mode).
+        generators: name → a ``torch.Generator`` the batches draw from (augmentation); each one's state is saved
+            and restored with the run's, as the global RNGs are.
     """
 
     modules: Mapping[str, torch.nn.Module]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     train_mode: Callable[[], None] | None = None
+    generators: Mapping[str, torch.Generator] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,6 +75,7 @@ def save_state(path: Path, parts: LoopParts, state: LoopState, extra: dict[str, 
         "optimizer": parts.optimizer.state_dict(),
         "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else None,
         "rng": _rng_state(),
+        "generators": {k: g.get_state() for k, g in parts.generators.items()},
         "extra": extra or {},
     }
     buf = io.BytesIO()
@@ -79,16 +84,50 @@ def save_state(path: Path, parts: LoopParts, state: LoopState, extra: dict[str, 
     write_bytes_atomic(path, buf.getvalue())
 
 
+def _read_state(path: Path) -> dict[str, Any]:
+    """The state file's dictionary.
+
+    Raises:
+        ValueError: the file is not a readable torch checkpoint, or not a state file.
+    """
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a bad file
+        raise ValueError(f"{path} is not a readable torch checkpoint: {type(err).__name__}: {err}") from err
+    if not isinstance(doc, dict) or not {"epoch", "history", "modules", "optimizer"} <= set(doc):
+        raise ValueError(f"{path} is not a training state file (written by a resumable run)")
+    return doc
+
+
+def peek_state(path: Path) -> tuple[LoopState, dict[str, Any]]:
+    """A state file's progress and ``extra`` dict, restoring nothing (what a finished run was set to).
+
+    Raises:
+        ValueError: the file is not a state file.
+    """
+    doc = _read_state(path)
+    return LoopState(epoch=int(doc["epoch"]), history=list(doc["history"])), dict(doc.get("extra") or {})
+
+
 def load_state(path: Path, parts: LoopParts) -> tuple[LoopState, dict[str, Any]]:
-    """Restore modules, optimizer, scheduler and RNGs from ``path``; returns the state and the ``extra`` dict."""
-    doc = torch.load(path, map_location="cpu", weights_only=False)
+    """Restore modules, optimizer, scheduler, RNGs and generators from ``path``; returns the state and the
+    ``extra`` dict. A generator the file does not hold (a state written before they were kept) keeps its seed.
+
+    Raises:
+        ValueError: the file is not a state file.
+    """
+    doc = _read_state(path)
     for k, m in parts.modules.items():
         m.load_state_dict(doc["modules"][k])
     parts.optimizer.load_state_dict(doc["optimizer"])
     if parts.scheduler is not None and doc["scheduler"] is not None:
         parts.scheduler.load_state_dict(doc["scheduler"])
     _set_rng_state(doc["rng"])
-    return LoopState(epoch=int(doc["epoch"]), history=list(doc["history"])), dict(doc["extra"])
+    saved = doc.get("generators") or {}
+    for k, g in parts.generators.items():
+        if k in saved:
+            g.set_state(saved[k])
+    return LoopState(epoch=int(doc["epoch"]), history=list(doc["history"])), dict(doc.get("extra") or {})
 
 
 def fit(

@@ -35,7 +35,14 @@ from models.files import sha256_file, write_bytes_atomic
 from models.gallery_view import GalleryView
 from models.pooling import SetPooler, train_pooler
 from models.synth.mint import Mint
-from models.train.cup_cache import CupCache, cache_cups, cache_cups_parallel, pure_train_cups, virtual_cups
+from models.train.cup_cache import (
+    CupCache,
+    cache_cups,
+    cache_cups_parallel,
+    dataset_sha256,
+    pure_train_cups,
+    virtual_cups,
+)
 from models.train.galleries import dataset_gallery, mint_lookalikes, mint_of
 from models.train.pairs import Pair, PairTable, make_pairs, pair_table
 from models.voter import train_voter
@@ -119,12 +126,16 @@ class TrainResult:
 def load_split(
     data_dir: Path, embedder: Embedder, cfg: TrainConfig, detector: Detector | None, progress: bool
 ) -> tuple[CupCache, GalleryView, Mint]:
-    """Cache a data set's cups and build its gallery view."""
+    """Cache a data set's cups and build its gallery view.
+
+    The cache file is named by the data set's manifest hash as well as its folder's name: sets of two seeds are
+    both often called ``train``, and one's embeddings must never stand for the other's cups.
+    """
     gallery, diameters = dataset_gallery(data_dir, embedder, cfg.cache, cfg.enrol_per_side, progress=progress)
     mint = mint_of(data_dir)
     view = GalleryView.from_gallery(gallery, diameters, mint_lookalikes(mint))
     cut = cfg.instances if detector is None else f"{cfg.instances}-{detector.version}"
-    tag = f"{data_dir.name}-{cut}-{embedder.version}"
+    tag = f"{data_dir.name}-{dataset_sha256(data_dir)[:12]}-{cut}-{embedder.version}"
     path = cfg.cache / f"cups-{tag}.npz"
     if cfg.cut_workers > 1:
         cache_cups_parallel(

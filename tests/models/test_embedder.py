@@ -76,6 +76,22 @@ def test_init_loads_a_local_backbone_file(tmp_path: Path) -> None:
         build_network("mobilenetv2_050", 16, tmp_path / "nope.pth")
 
 
+@pytest.mark.parametrize("kind", ["truncated", "text", "list"])
+def test_init_that_is_no_readable_checkpoint_is_named(tmp_path: Path, kind: str) -> None:
+    """A cut-off backbone file, a text file or a pickle of something else: a ValueError naming the file."""
+    path = tmp_path / "init.pth"
+    if kind == "truncated":
+        torch.save(timm.create_model("mobilenetv2_050", pretrained=False).state_dict(), path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "text":
+        path.write_text("hello\n")
+    else:
+        torch.save([1, 2, 3], path)
+    with pytest.raises(ValueError, match=f"{path}") as err:
+        build_network("mobilenetv2_050", 16, path)
+    assert ("it holds a list" if kind == "list" else "is not a readable torch checkpoint") in str(err.value)
+
+
 def test_init_from_an_embedder_checkpoint_takes_every_weight(tmp_path: Path) -> None:
     path = save_checkpoint(tiny_checkpoint(), tmp_path / "e.pt")
     net = build_network("mobilenetv2_050", 32, path)

@@ -175,3 +175,19 @@ def test_yolo_dataset_loads_in_ultralytics(dataset: Path) -> None:
     assert len(ds.labels) == n_train
     n_inst = sum(len(c["instances"]) for c in _manifest(dataset)["cups"] if c["split"] == "train")
     assert sum(len(lb["cls"]) for lb in ds.labels) == n_inst
+
+
+def test_a_copied_data_set_reads_its_own_images_in_ultralytics(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``data.yaml`` names no folder: a copy reads the images beside it, not the original's."""
+    import shutil
+
+    from ultralytics.data.utils import check_det_dataset
+
+    moved = tmp_path / "copy"
+    shutil.copytree(dataset, moved)
+    monkeypatch.chdir(tmp_path)  # not the folder the set is in: a relative path would be taken from here
+    data = check_det_dataset(str(moved / "yolo" / "data.yaml"))
+    assert Path(data["train"]) == (moved / "yolo" / "images" / "train").resolve()
+    assert Path(data["val"]) == (moved / "yolo" / "images" / "val").resolve()

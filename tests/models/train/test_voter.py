@@ -100,3 +100,37 @@ def test_recalibrate_certifies_the_voter_under_a_stricter_fewest_coins_rule(tmp_
     assert strict == choose_threshold(three.cal_scores, three.cal_correct, target=strict.target, delta=0.025)
     with pytest.raises(ValueError, match="delta must be in"):
         recalibrate(old_path, cal, tmp_path / "bad", cache, progress=False, delta=1.0)
+
+
+def test_a_data_set_named_like_another_is_embedded_again_not_served_the_others_cache(tmp_path: Path) -> None:
+    """Two seeds' sets both called ``train`` share a cache folder: the second gets its own cups and gallery."""
+    from dataclasses import replace
+
+    from models.files import sha256_file
+    from models.train.galleries import dataset_gallery
+    from models.train.voter import TrainConfig, load_split
+    from tests.models.embed_helpers import tiny_embedder
+
+    a = write_set(tmp_path / "vA" / "train", seed=5, n_cups=4)
+    b = write_set(tmp_path / "vB" / "train", seed=6, n_cups=4)
+    embedder = tiny_embedder()
+    cfg = TrainConfig(data=a, out=tmp_path / "out", cache=tmp_path / "cache")
+    first, _, _ = load_split(a, embedder, cfg, None, progress=False)
+    shared, _, mint = load_split(b, embedder, cfg, None, progress=False)
+    fresh, _, _ = load_split(b, embedder, replace(cfg, cache=tmp_path / "fresh"), None, progress=False)
+    assert mint == mint_of(b)
+    np.testing.assert_array_equal(shared.offsets, fresh.offsets)
+    np.testing.assert_array_equal(shared.embeddings, fresh.embeddings)
+    assert not np.array_equal(first.offsets, shared.offsets) or not np.array_equal(first.embeddings, shared.embeddings)
+    gallery, _ = dataset_gallery(b, embedder, cfg.cache, cfg.enrol_per_side, progress=False)
+    own, _ = dataset_gallery(b, embedder, tmp_path / "fresh", cfg.enrol_per_side, progress=False)
+    np.testing.assert_array_equal(gallery.vectors()[0], own.vectors()[0])
+    sha_a, sha_b = sha256_file(a / "manifest.json"), sha256_file(b / "manifest.json")
+    assert first.data_sha256 == sha_a and shared.data_sha256 == sha_b
+    # a cache file renamed onto another set's name is checked against the set it was made from, and re-embedded
+    cache_a = next(p for p in cfg.cache.glob("cups-train-*.npz") if CupCache.load(p).data_sha256 == sha_a)
+    cache_b = next(p for p in cfg.cache.glob("cups-train-*.npz") if p != cache_a)
+    cache_a.replace(cache_b)
+    again, _, _ = load_split(b, embedder, cfg, None, progress=False)
+    assert again.data_sha256 == sha_b
+    np.testing.assert_array_equal(again.embeddings, fresh.embeddings)
