@@ -83,6 +83,7 @@ def test_a_crop_folder_with_a_file_that_is_not_a_readable_crop_is_not_judged(
     such a cup is now refused, naming the file, and the other cups are still judged."""
     _, _, cups = station
     intruder = cv2.imread(str(cups / "mixed" / "coin3.png"))
+    assert intruder is not None
     nested, gif = tmp_path / "nested", tmp_path / "gif"
     for folder in (nested, gif):
         shutil.copytree(cups / "mixed", folder)
