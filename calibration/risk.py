@@ -259,7 +259,7 @@ class ThresholdChoice:
         if not self.can_pass:
             return (
                 f"no threshold reaches precision {self.target:.2%} with confidence {confidence_text(self.delta)} "
-                f"on {self.n_calibration} calibration cups: never PASS"
+                f"on {self.n_calibration} calibration pairs: never PASS"
             )
         return (
             f"threshold {self.threshold:.4f}: {self.n_accepted}/{self.n_calibration} accepted, "

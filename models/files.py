@@ -85,6 +85,31 @@ class LockTimeout(RuntimeError):
     """Another process held a lock past the wait (the message names it)."""
 
 
+def holder_is_gone(holder: str) -> bool:
+    """Whether a lock's holder line (``"<host> pid <pid> since <time>"``, as :func:`exclusive_lock` writes it) names
+    a process of this host that no longer runs, so its lock was left by a run that died (``kill -9``, a crash).
+
+    A holder on another host, a line that cannot be read, or a process that runs (under any account) is not gone:
+    only this host can tell whether one of its own processes is alive.
+    """
+    parts = holder.split()
+    if os.name != "posix" or len(parts) < 3 or parts[1] != "pid" or parts[0] != socket.gethostname():
+        return False
+    try:
+        pid = int(parts[2])
+    except ValueError:
+        return False
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: asks whether the process exists, sends nothing
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it runs under another account
+        return False
+    return False
+
+
 @contextmanager
 def exclusive_lock(path: Path, wait_s: float, stale_s: float, what: str) -> Iterator[None]:
     """Hold the lock file ``path`` (created exclusively, which network shares honour, naming its holder) while a
@@ -93,7 +118,8 @@ def exclusive_lock(path: Path, wait_s: float, stale_s: float, what: str) -> Iter
     Args:
         path: the lock file.
         wait_s: how long to wait for another holder.
-        stale_s: a lock older than this was left by a process that died; one waiter breaks it.
+        stale_s: a lock older than this was left by a process that died; one waiter breaks it. A lock whose
+            holder is a process of this host that no longer runs (killed, or the PC restarted) is broken at once.
         what: what is being changed, for the message.
 
     Raises:
@@ -110,7 +136,7 @@ def exclusive_lock(path: Path, wait_s: float, stale_s: float, what: str) -> Iter
                 holder = path.read_text().strip()
             except FileNotFoundError:
                 continue  # released meanwhile
-            if age > stale_s:
+            if age > stale_s or holder_is_gone(holder):
                 broken = path.with_name(f".{path.name}.{os.getpid()}.stale")
                 with suppress(FileNotFoundError):
                     os.replace(path, broken)  # one waiter breaks it; the others find it gone

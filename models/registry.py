@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -356,25 +356,91 @@ def register_version(home: Path, bundle_dir: Path, entry: ModelEntry) -> ModelEn
     Raises:
         RegistryError: the version is already registered or the folder has no bundle.
     """
-    if not (bundle_dir / BUNDLE_FILE).is_file():
-        raise RegistryError(f"{bundle_dir} holds no {BUNDLE_FILE}")
     reg = load_registry(home)
     if any(e.version == entry.version for e in reg.versions):
         raise RegistryError(f"model version {entry.version} is already registered")
+    _install_version(home, bundle_dir, entry.version)
+    save_registry(home, replace(reg, versions=(*reg.versions, entry)))
+    return entry
+
+
+@_locked
+def record_version(home: Path, bundle_dir: Path, entry: ModelEntry) -> ModelEntry:
+    """Register a retrain's candidate, or bring its entry up to date when the same bundle is registered already.
+
+    A retrain that learns from the same labels makes the same bundle: a ``--dry-run`` registers it without a label
+    mark, and the next night's run finds it there. That run's outcome is what counts, so the entry takes its
+    ``status``, ``metrics``, ``note`` and ``labels_until`` (a version once in force stays ``"promoted"``, and a
+    mark already set is kept when the new one is ``None``); without this, the label watermark would never move and
+    every night would retrain the same labels. A version whose folder was pruned gets it back.
+
+    Args:
+        home: the folder whose ``models/`` holds the registry.
+        bundle_dir: folder holding ``verdict.json`` and the files it names.
+        entry: the entry to record; its version names the folder.
+
+    Returns:
+        The entry as recorded.
+
+    Raises:
+        RegistryError: the folder has no bundle, or the registry is damaged.
+    """
+    reg = load_registry(home)
+    old = next((e for e in reg.versions if e.version == entry.version), None)
+    if old is None:
+        return register_version(home, bundle_dir, entry)
+    status = entry.status
+    if old.status == "promoted":
+        status = old.status
+    if not (version_dir(home, entry.version) / BUNDLE_FILE).is_file():  # pruned since: the bundle comes back
+        _install_version(home, bundle_dir, entry.version)
+    new = replace(
+        old,
+        status=status,
+        metrics=entry.metrics,
+        labels_until=entry.labels_until if entry.labels_until is not None else old.labels_until,
+        note=entry.note,
+    )
+    save_registry(home, replace(reg, versions=tuple(new if e is old else e for e in reg.versions)))
+    return new
+
+
+def _install_version(home: Path, bundle_dir: Path, version: str) -> None:
+    """Copy ``bundle_dir`` into the registry as ``version``'s folder: under a temporary name first, readable by
+    every account (a station may run under another account than the retrain, as ``registry.json`` is 0644), then
+    renamed into place, so a reader never sees half a bundle.
+
+    Raises:
+        RegistryError: the folder has no bundle.
+    """
+    if not (bundle_dir / BUNDLE_FILE).is_file():
+        raise RegistryError(f"{bundle_dir} holds no {BUNDLE_FILE}")
     root = registry_root(home)
     root.mkdir(parents=True, exist_ok=True)
-    target = version_dir(home, entry.version)
-    staging = Path(tempfile.mkdtemp(prefix=f".{entry.version}.", dir=root))
+    target = version_dir(home, version)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
     try:
         shutil.copytree(bundle_dir, staging, dirs_exist_ok=True, copy_function=_link_blob(root / BLOBS_DIR))
+        _readable_by_all(staging)
         if target.exists():  # a leftover of a run that died between the rename and the registry write
             shutil.rmtree(target)
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    save_registry(home, replace(reg, versions=(*reg.versions, entry)))
-    return entry
+
+
+def _readable_by_all(folder: Path) -> None:
+    """Make ``folder`` and everything in it readable by every account (folders 0755, files gain read bits): a
+    temporary folder is made private (0700), and a version folder must not stay so."""
+    for path in (folder, *folder.rglob("*")):
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o7777
+        want = mode | (0o755 if path.is_dir() else 0o444)
+        if want != mode:
+            with suppress(PermissionError):  # a stored file of another account's: not ours to change
+                os.chmod(path, want)
 
 
 BLOBS_DIR = ".blobs"
@@ -425,7 +491,14 @@ def start_registry(home: Path) -> Registry:
 
 
 @_locked
-def promote(home: Path, version: str, *, action: str = "promote", replacing: str | None = None) -> Registry:
+def promote(
+    home: Path,
+    version: str,
+    *,
+    action: str = "promote",
+    replacing: str | None = None,
+    check: Callable[[str], None] | None = None,
+) -> Registry:
     """Put ``version`` in force (``"shipped"`` puts the shipped bundle back); returns the new registry.
 
     Args:
@@ -435,6 +508,9 @@ def promote(home: Path, version: str, *, action: str = "promote", replacing: str
         replacing: the version the caller judged ``version`` against (``"shipped"`` for the shipped bundle): the
             promotion happens only if that is still in force, checked under the registry's lock (a nightly retrain
             must not undo a rollback a supervisor made while it ran).
+        check: called with a registered version before it is put in force, under the lock; it raises to refuse
+            it (``cupcheck models`` loads the bundle there, so a bundle this software cannot run is never put in
+            force).
 
     Raises:
         RegistryError: unknown version, its bundle folder is missing, or it is already in force (nothing changes,
@@ -451,6 +527,8 @@ def promote(home: Path, version: str, *, action: str = "promote", replacing: str
         if reg.get(target).status == PRUNED:
             raise RegistryError(f"model version {target} was pruned (cupcheck models prune): its bundle is gone")
         bundle_path(home, target)  # refused when its bundle is missing
+        if check is not None:
+            check(target)
     event = HistoryEvent(utc_now_iso(), action, version, reg.current or SHIPPED)
     versions = tuple(
         replace(e, status="promoted") if e.version == target and e.status != "promoted" else e for e in reg.versions
@@ -461,8 +539,13 @@ def promote(home: Path, version: str, *, action: str = "promote", replacing: str
 
 
 @_locked
-def rollback(home: Path) -> Registry:
+def rollback(home: Path, *, check: Callable[[str], None] | None = None) -> Registry:
     """Put back the version that was in force before the current one; returns the new registry.
+
+    Args:
+        home: the folder whose ``models/`` holds the registry.
+        check: as :func:`promote`'s, called with the version a rollback would put back (unless it is the shipped
+            bundle).
 
     Raises:
         RegistryError: nothing to roll back to (the shipped bundle is in force and never was replaced).
@@ -471,7 +554,7 @@ def rollback(home: Path) -> Registry:
     before = _in_force_before(reg, reg.current or SHIPPED)
     if before is None:
         raise RegistryError("nothing to roll back to: no earlier model was in force")
-    return promote(home, before, action="rollback")
+    return promote(home, before, action="rollback", check=check)
 
 
 def _in_force_before(registry: Registry, version: str) -> str | None:

@@ -49,18 +49,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports a command a closed pipe stopped
     except (OSError, OverflowError) as err:  # a folder, disk or permission refused, a number past any calendar
-        print(f"cupcheck {args.command}: error: {_problem_text(err)}", file=sys.stderr)
+        print(f"cupcheck {args.command}: error: {problem_text(err)}", file=sys.stderr)
         return 2
     except Exception as err:
         if not type(err).__module__.startswith("sqlalchemy."):
             raise  # a fault of cupcheck's own: its traceback is what a bug report needs
         # a database URL that names no driver or does not parse, a server that refuses or cannot be reached
-        print(f"cupcheck {args.command}: error: the database cannot be used: {_problem_text(err)}", file=sys.stderr)
+        print(f"cupcheck {args.command}: error: the database cannot be used: {problem_text(err)}", file=sys.stderr)
         return 2
     return int(result or 0)
 
 
-def _problem_text(err: BaseException) -> str:
+def exit_status(err: BaseException) -> int:
+    """The exit status :func:`main` ends with when ``err`` is raised out of a command: 130 interrupted, 141 a
+    closed pipe, 2 a refused file or folder or a database that cannot be used, 1 a fault of cupcheck's own."""
+    if isinstance(err, SystemExit):
+        return err.code if isinstance(err.code, int) else 1
+    if isinstance(err, CliError):
+        return err.exit_code
+    if isinstance(err, KeyboardInterrupt):
+        return 130
+    if isinstance(err, BrokenPipeError):
+        return 141
+    if isinstance(err, (OSError, OverflowError)) or type(err).__module__.startswith("sqlalchemy."):
+        return 2
+    return 1
+
+
+def problem_text(err: BaseException) -> str:
     """One line saying what went wrong, naming the file where the error has one."""
     if isinstance(err, OSError) and err.strerror:
         names = [str(f) for f in (err.filename, err.filename2) if f is not None]

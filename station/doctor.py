@@ -372,7 +372,7 @@ def _enrolment(config: StationConfig, home: Path, pipeline: object, orders: obje
 def _retrain(config: StationConfig, home: Path, note: Note) -> None:
     """When the nightly retrain last wrote its log beside the registry, and what it said last."""
     from models.registry import registry_root
-    from station.retrain_job import LOG_FILE
+    from station.retrain_job import LOG_FILE, STOPPED
 
     log = registry_root(config.models or home) / LOG_FILE
     fix = "cron: 0 2 * * * cupcheck retrain --config FILE (on one PC of a site)"
@@ -385,6 +385,8 @@ def _retrain(config: StationConfig, home: Path, note: Note) -> None:
     when = _ago(age_h)
     if age_h > RETRAIN_STALE_H:
         note("retrain", Status.WARN, f"the retrain last ran {when}: {last}", f"is its cron line still there? {fix}")
+    elif STOPPED in last:
+        note("retrain", Status.WARN, f"the retrain {when} did not finish: {last}", "put right what it names")
     else:
         note("retrain", Status.OK, f"last ran {when}: {last}")
 

@@ -38,10 +38,12 @@ from models.registry import (
     SHIPPED,
     InForceChanged,
     ModelEntry,
+    RegistryMissing,
     current_bundle_path,
     load_registry,
     promote,
-    register_version,
+    record_version,
+    registry_file,
     registry_root,
     utc_now_iso,
     version_dir,
@@ -55,10 +57,15 @@ RETRAIN_LOCK = "retrain.lock"
 RETRAIN_STALE_S = 3 * 3600.0
 """A retrain lock older than this was left by a run that died (a nightly run takes under an hour)."""
 
+CANDIDATE_PREFIX = ".candidate-"
+"""The retrain trains its candidate in ``models/.candidate-*`` beside the registry, removed when it ends."""
+
 EXIT_PROMOTED = 0
 EXIT_NOTHING_TO_DO = 3
 EXIT_REJECTED = 4
 LOG_FILE = "retrain.log"
+STOPPED = "retrain stopped"
+"""What the log's last line begins with when a night ended on an error (``cupcheck doctor`` then warns)."""
 
 _log = logging.getLogger("cupcheck.retrain")
 
@@ -119,6 +126,43 @@ class RetrainOutcome:
     decision: GateDecision | None = None
     report: Path | None = None
     audit: PassAudit | None = None
+
+
+def check_registry(home: Path, models: Path) -> None:
+    """Refuse a registry folder other than the home's that holds no ``registry.json``.
+
+    A site's shared folder gets its registry from ``cupcheck init-site``; one without it is a share that is not
+    mounted (its mount point an empty local folder), never an empty registry: taken for one, the retrain would
+    compare against the shipped bundle instead of the site's model, and promote into a folder that vanishes when the
+    share is mounted. Nothing is written there. The home's own registry may not exist yet (the shipped bundle is in
+    force).
+
+    Raises:
+        RegistryMissing: ``models`` is not the home and holds no registry.
+    """
+    if Path(models).resolve() == Path(home).resolve() or registry_file(models).is_file():
+        return
+    raise RegistryMissing(
+        f"no model registry at {registry_file(models)}: is the share mounted? (a new site starts one with "
+        "`cupcheck init-site`); nothing was retrained or written there"
+    )
+
+
+def check_database(home: Path, url: str | None) -> None:
+    """Refuse a SQLite verdict log that does not exist: opening it would make an empty one, and a retrain of an
+    empty log says "nothing to do" every night, which cron would take for quiet nights.
+
+    Raises:
+        FileNotFoundError: the SQLite file ``url`` names (default: the home's ``cupcheck.db``) is not there.
+    """
+    from db.backup import sqlite_file
+
+    path = sqlite_file(url, home)
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(
+            f"no verdict database at {path}: the retrain learns from an existing one (is this the station's home, "
+            "and is --db or the config's database_url right?)"
+        )
 
 
 def attach_log_file(models: Path) -> logging.Handler:
@@ -293,17 +337,35 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
     registry (``models/retrain.lock``): a second one, say from a cron line left on another PC of the site, stops at
     once instead of training the same labels again beside it.
 
+    Before anything is written, the registry must be there when it is not the home's (:func:`check_registry`);
+    a SQLite verdict log must exist (:func:`check_database`), never be made. A lock left by a run that died on this
+    host is broken at once (:func:`models.files.holder_is_gone`), and the candidate folders such a run left are
+    removed.
+
     Raises:
-        FileNotFoundError, ValueError: no gallery, a damaged bundle or registry.
+        FileNotFoundError, ValueError: no gallery or SQLite database, a damaged bundle or registry.
+        RegistryMissing: a shared registry is not there (a share that is not mounted).
         RetrainRunning: another retrain holds the registry's retrain lock.
     """
     opts = options or RetrainOptions()
     models = opts.models or home
+    check_registry(home, models)
     try:
         with exclusive_lock(registry_root(models) / RETRAIN_LOCK, 0.0, RETRAIN_STALE_S, "the nightly retrain"):
+            _remove_leftovers(models)
+            check_database(home, opts.url)
             return _run_retrain(home, models, opts)
     except LockTimeout as err:
         raise RetrainRunning(f"another retrain is running on this registry: {err}") from None
+
+
+def _remove_leftovers(models: Path) -> None:
+    """Remove the candidate folders a retrain that died left under the registry (only one retrain runs at a time
+    per registry, and the caller holds its lock, so any found now belongs to no running retrain)."""
+    for folder in sorted(registry_root(models).glob(f"{CANDIDATE_PREFIX}*")):
+        if folder.is_dir() and not folder.is_symlink():
+            _log.info("removing %s, left by a retrain that stopped", folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _run_retrain(home: Path, models: Path, opts: RetrainOptions) -> RetrainOutcome:
@@ -336,7 +398,7 @@ def _run_retrain(home: Path, models: Path, opts: RetrainOptions) -> RetrainOutco
         repo.engine.dispose()
     staging_root = registry_root(models)
     staging_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".candidate-", dir=staging_root))
+    staging = Path(tempfile.mkdtemp(prefix=CANDIDATE_PREFIX, dir=staging_root))
     try:
         try:
             cand = retrain_bundle(current, pipeline, cups, staging, opts.config)
@@ -366,7 +428,6 @@ def _record(
     version = cand.bundle.version
     for line in decision.reasons:
         _log.info("gate: %s", line)
-    reg = load_registry(models)
     status = "candidate" if decision.promote else "rejected"
     metrics = {
         "holdout": decision.to_dict(),
@@ -375,21 +436,22 @@ def _record(
         "suspect_labels": [i.cup_id for i in cand.label_issues if i.flagged][:20],
         "pass_audit": {"audited": audit.audited, "wrong": audit.wrong},
     }
-    if not any(e.version == version for e in reg.versions):
-        register_version(
-            models,
-            staging,
-            ModelEntry(
-                version=version,
-                created_at=utc_now_iso(),
-                parent=current_name,
-                status=status,
-                metrics=metrics,
-                # a dry run leaves the labels to the next night's retrain, which may promote what it learns
-                labels_until=None if newest is None or not opts.promote else newest.isoformat(),
-                note="; ".join(decision.reasons),
-            ),
-        )
+    # the same labels make the same bundle: one a dry run registered before is brought up to date, its label mark
+    # set, so the next night has nothing to do instead of retraining these labels again
+    record_version(
+        models,
+        staging,
+        ModelEntry(
+            version=version,
+            created_at=utc_now_iso(),
+            parent=current_name,
+            status=status,
+            metrics=metrics,
+            # a dry run leaves the labels to the next night's retrain, which may promote what it learns
+            labels_until=None if newest is None or not opts.promote else newest.isoformat(),
+            note="; ".join(decision.reasons),
+        ),
+    )
     from station.retrain_report import write_retrain_report
 
     report_dir = opts.report_dir or registry_root(models) / "reports" / version

@@ -33,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="The registry under MODELS/models/ (MODELS: --models, the config's models, else the home) keeps "
         "every retrained bundle with its holdout metrics; one is in force (none: the shipped bundle). A running "
         "station that follows this registry loads the model put in force between cups; `list` also names the "
-        "model each station of the database judged its newest cup with. Exit status 2 for an unknown version or "
-        "nothing to roll back.",
+        "model each station of the database judged its newest cup with. Exit status 2 for an unknown version, "
+        "nothing to roll back, or a version whose bundle this software cannot run (its files changed, its voter "
+        "trained on other pair features, or its embedder not the gallery's).",
     )
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
@@ -88,11 +89,11 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "promote":
             if args.version != SHIPPED:
                 _check_promotable(load_registry(home).get(args.version))
-            reg = promote(home, args.version)
+            reg = promote(home, args.version, check=lambda version: _check_runnable(site, version))
             print(f"in force: {reg.current or SHIPPED}")
             return 0
         if args.action == "rollback":
-            reg = rollback(home)
+            reg = rollback(home, check=lambda version: _check_runnable(site, version, "roll back to"))
             print(f"rolled back; in force: {reg.current or SHIPPED}")
             return 0
         reg = load_registry(home)
@@ -127,6 +128,37 @@ def _check_promotable(entry: ModelEntry) -> None:
         )
     if entry.status == "rejected":
         print(f"warning: the retrain's gate rejected {entry.version}: {entry.note}", file=sys.stderr)
+
+
+def _check_runnable(site: Site, version: str, doing: str = "put in force") -> None:
+    """Refuse a registered version this software would not run: load its bundle and run the checks a station runs
+    on it (its files match their hashes, its voter was trained on the pair features this version measures, and its
+    embedder is the one the site's gallery was enrolled with, when there is a gallery). In force, such a version
+    would keep every station from loading it and every retrain from starting.
+
+    Raises:
+        CliError: the bundle cannot be run here, with why.
+    """
+    from models.bundle import load_bundle
+    from models.gallery import Gallery, GalleryMismatchError
+    from models.registry import bundle_path
+
+    try:
+        bundle = load_bundle(bundle_path(site.models, version))
+        bundle.check_feature_set()
+        bundle.check_files()
+    except (FileNotFoundError, ValueError) as err:
+        raise CliError(f"cannot {doing} {version}: {err}") from err
+    gallery = site.gallery / "gallery"
+    if not Gallery.exists(gallery):
+        return
+    try:
+        Gallery.load(gallery, embedder_version=bundle.embedder_version)
+    except GalleryMismatchError as err:
+        raise CliError(f"cannot {doing} {version}: its embedder is not the gallery's ({err})") from err
+    # a damaged gallery is the gallery's problem (doctor names it), not the bundle's
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return
 
 
 def _station_lines(site: Site, current: str | None) -> list[str]:

@@ -97,7 +97,15 @@ def run(args: argparse.Namespace) -> int:
     from models.gallery import GalleryMismatchError
     from models.registry import RegistryError
     from models.retrain import RetrainConfig
-    from station.retrain_job import RetrainOptions, RetrainRunning, attach_log_file, outcome_lines, run_retrain
+    from station.retrain_job import (
+        STOPPED,
+        RetrainOptions,
+        RetrainRunning,
+        attach_log_file,
+        check_registry,
+        outcome_lines,
+        run_retrain,
+    )
 
     cfg = RetrainConfig(
         holdout_fraction=args.holdout,
@@ -128,16 +136,28 @@ def run(args: argparse.Namespace) -> int:
             f"no gallery in {site.gallery / 'gallery'}: is this the station's home (or the site's share)? "
             "Nothing to retrain against"
         )
+    try:
+        check_registry(site.home, site.models)  # before the log: nothing is written under an unmounted share
+    except RegistryError as err:
+        raise CliError(f"{err} (home: {site.home})") from err
     handler = attach_log_file(site.models)
+    log = logging.getLogger("cupcheck.retrain")
     try:
         outcome = run_retrain(site.home, opts)
     except (FileNotFoundError, RegistryError, GalleryMismatchError, ValueError, RetrainRunning) as err:
         # in the log too: doctor reports the log's last word, and a night that stopped must not look like the last
-        logging.getLogger("cupcheck.retrain").error("retrain stopped (exit status 2): %s", err)
+        log.error("%s (exit status 2): %s", STOPPED, err)
         raise CliError(f"{err} (home: {site.home})") from err
+    except BaseException as err:  # a database error, a full disk, an interrupt, a fault: logged, then as it was
+        from station.cli import exit_status, problem_text
+
+        log.error(
+            "retrain stopped (exit status %d): %s", exit_status(err), f"{type(err).__name__}: {problem_text(err)}"
+        )
+        raise
     finally:
         handler.close()
-        logging.getLogger("cupcheck.retrain").removeHandler(handler)
+        log.removeHandler(handler)
     for line in outcome_lines(outcome):
         print(line)
     sys.stdout.flush()

@@ -4,7 +4,11 @@ voter, the gate, the registry; a second run has nothing to do."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -19,7 +23,15 @@ from models.features import FEATURES
 from models.files import exclusive_lock
 from models.pipeline import Pipeline
 from models.references import REFERENCES_FILE
-from models.registry import SHIPPED, ModelEntry, current_bundle_path, load_registry, promote, register_version
+from models.registry import (
+    SHIPPED,
+    ModelEntry,
+    RegistryMissing,
+    current_bundle_path,
+    load_registry,
+    promote,
+    register_version,
+)
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
 from models.train.galleries import reference_crops
@@ -238,6 +250,10 @@ def test_a_site_retrains_into_its_shared_registry_from_the_station_config(
     assert candidate.labels_until is None and label_watermark(site) is None
     # the tiny world certifies no threshold at 80 %: such a candidate would PASS nothing and is not put in force
     assert candidate.metrics["threshold"]["threshold"] is None
+    # the station's calibration pairs and the bundle's frozen ones, counted as pairs (a cup makes one per type)
+    n_pairs = candidate.metrics["cal_pairs"] + FROZEN
+    assert candidate.metrics["threshold"]["n_calibration"] == n_pairs
+    assert any(line.endswith(f"on {n_pairs} calibration pairs: never PASS") for line in report), report
     assert main(["models", "--config", str(config), "promote", candidate.version]) == 2
     assert f"{candidate.version} certified no threshold" in capsys.readouterr().err
     assert main(["models", "--config", str(config), "promote", SHIPPED]) == 0  # the site's registry, by its config
@@ -294,3 +310,90 @@ def test_a_cup_a_coin_of_which_cannot_be_read_again_is_left_out(
     naming = {c.cup_id for c in export.coins if c.crop_ref == foreign.crop_ref}  # the same bytes, stored once
     assert mixed in naming and len(naming) < len(export.cups)
     assert sorted(c.cup_id for c in cups) == sorted(c.cup_id for c in export.cups if c.cup_id not in naming)
+
+
+def test_a_shared_registry_that_is_not_there_is_an_error_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A share that is not mounted leaves its mount point an empty local folder: never an empty registry, where a
+    promotion would vanish once the share is mounted."""
+    home = tmp_path / "home"
+    _home_with_tiny_model(home, tmp_path)  # the home has a registry of its own, with a model in force
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    config = tmp_path / "station.toml"
+    config.write_text(f'home = "{home}"\nmodels = "{mount}"\n')
+    assert main(["retrain", "--config", str(config), "--quiet", "--no-embedder"]) == 2
+    err = capsys.readouterr().err
+    assert f"no model registry at {mount / 'models' / 'registry.json'}: is the share mounted?" in err
+    assert list(mount.iterdir()) == []  # no registry, log, lock, blobs or report under the mount point
+    with pytest.raises(RegistryMissing, match="is the share mounted"):
+        run_retrain(home, RetrainOptions(models=mount, progress=False))
+    assert list(mount.iterdir()) == []
+
+
+def test_a_missing_sqlite_database_is_an_error_not_a_quiet_night(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    _home_with_tiny_model(home, tmp_path)
+    typo = tmp_path / "typo.db"
+    for flags, missing in (([], home / "cupcheck.db"), (["--db", f"sqlite:///{typo}"], typo)):
+        assert main(["retrain", "--home", str(home), "--quiet", "--no-embedder", *flags]) == 2
+        assert f"no verdict database at {missing}" in capsys.readouterr().err
+        assert not missing.exists()  # none made
+        last = (home / "models" / "retrain.log").read_text().splitlines()[-1]
+        assert f"retrain stopped (exit status 2): no verdict database at {missing}" in last
+
+
+def test_a_retrain_stopped_by_the_database_says_so_in_its_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """doctor reports the log's last word: a night the database stopped must not read as the night before's."""
+    home = tmp_path / "home"
+    _home_with_tiny_model(home, tmp_path)
+    (home / "cupcheck.db").write_bytes(b"not a database " * 100)  # damaged
+    assert main(["retrain", "--home", str(home), "--quiet", "--no-embedder"]) == 2
+    assert "the database cannot be used" in capsys.readouterr().err
+    last = (home / "models" / "retrain.log").read_text().splitlines()[-1]
+    assert "ERROR retrain stopped (exit status 2): DatabaseError: file is not a database" in last
+
+
+def test_a_night_after_a_dry_run_of_the_same_labels_sets_their_mark(
+    repo: VerdictRepository, station_home: Path, db_url: str, tmp_path: Path
+) -> None:
+    """The same labels make the same bundle: the dry run registered it without a mark, and the real run that finds
+    it registered must set the mark, or every later night retrains the same labels."""
+    version = _home_with_tiny_model(station_home, tmp_path)
+    _log_cups(repo, version, 40)
+    cfg = RetrainConfig(target=0.8, delta=0.2, rounds=20, fine_tune_embedder=False)
+    opts = RetrainOptions(url=db_url, config=cfg, promote=False, progress=False)
+    dry = run_retrain(station_home, opts)
+    assert dry.code == EXIT_REJECTED and dry.candidate is not None
+    assert load_registry(station_home).get(dry.candidate).labels_until is None
+    real = run_retrain(station_home, replace(opts, promote=True))
+    assert real.candidate == dry.candidate, "the same labels should make the same bundle"
+    entry = load_registry(station_home).get(real.candidate)
+    assert entry.labels_until is not None and label_watermark(station_home) is not None
+    assert entry.note == "; ".join(real.decision.reasons if real.decision else ())
+    assert entry.status == ("promoted" if real.code == EXIT_PROMOTED else "rejected")
+    night = run_retrain(station_home, replace(opts, promote=True))
+    assert night.code == EXIT_NOTHING_TO_DO, night.message
+
+
+def test_a_retrain_killed_on_this_host_leaves_nothing_in_the_next_ones_way(tmp_path: Path) -> None:
+    """kill -9 leaves the retrain lock and the candidate folder: the next run breaks the lock of a process of this
+    host that no longer runs, and removes the folder."""
+    home = tmp_path / "home"
+    _home_with_tiny_model(home, tmp_path)
+    VerdictRepository.open(home).engine.dispose()  # a verdict log with no label yet
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=60)
+    lock = home / "models" / RETRAIN_LOCK
+    lock.write_text(f"{socket.gethostname()} pid {gone.pid} since {datetime.now(UTC).isoformat()}\n")
+    left = home / "models" / ".candidate-k1ll3d"
+    (left / "voter").mkdir(parents=True)
+    (left / "voter" / "voter.txt").write_text("half a candidate")
+    out = run_retrain(home, RetrainOptions(progress=False))
+    assert out.code == EXIT_NOTHING_TO_DO, out.message
+    assert not lock.exists() and not left.exists()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -23,6 +25,7 @@ from models.registry import (
     load_registry,
     promote,
     prune_versions,
+    record_version,
     register_version,
     registry_file,
     registry_lock,
@@ -293,3 +296,63 @@ def test_a_promotion_judged_against_a_model_no_longer_in_force_is_refused(tmp_pa
     assert (err.value.expected, err.value.found) == ("verdict-aaaa", SHIPPED)
     assert load_registry(home).current is None
     assert promote(home, "verdict-bbbb", replacing=SHIPPED).current == "verdict-bbbb"  # judged against what runs
+
+
+def test_a_version_folder_is_readable_by_every_account(tmp_path: Path) -> None:
+    """A retrain trains in a private temporary folder (0700); a station running under another account must still
+    load the version promoted from it, as it reads ``registry.json`` (0644)."""
+    home = tmp_path / "home"
+    private = Path(tempfile.mkdtemp(dir=tmp_path))  # 0700, as the retrain's candidate folder is
+    (private / "verdict.json").write_text(json.dumps({"name": "p"}))
+    (private / "voter.txt").write_text("voter p")
+    (private / "voter.txt").chmod(0o600)
+    (private / "parts").mkdir(mode=0o700)
+    (private / "parts" / "adapter.pt").write_bytes(b"adapter")
+    register_version(home, private, _entry("verdict-pppp"))
+    folder = version_dir(home, "verdict-pppp")
+    assert stat.S_IMODE(folder.stat().st_mode) & 0o755 == 0o755
+    assert stat.S_IMODE((folder / "parts").stat().st_mode) & 0o755 == 0o755
+    for name in ("verdict.json", "voter.txt", "parts/adapter.pt"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) & 0o444 == 0o444, name
+    assert stat.S_IMODE(registry_file(home).stat().st_mode) == 0o644
+
+
+def test_recording_a_registered_version_again_brings_its_entry_up_to_date(tmp_path: Path) -> None:
+    """A dry run registers tonight's bundle without a label mark; the real run that makes the same bundle sets it."""
+    home = tmp_path / "home"
+    dry = replace(_entry("verdict-aaaa"), status="rejected", note="dry")
+    assert record_version(home, _bundle_dir(tmp_path, "a"), dry) == dry
+    real = replace(_entry("verdict-aaaa"), status="candidate", metrics={"b": 2}, labels_until="2026-02-01T00:00:00")
+    got = record_version(home, _bundle_dir(tmp_path, "a2"), replace(real, created_at="2026-02-02T00:00:00+00:00"))
+    assert (got.status, got.metrics, got.labels_until, got.note) == ("candidate", {"b": 2}, real.labels_until, "")
+    assert got.created_at == dry.created_at  # registered then
+    assert load_registry(home).versions == (got,)
+    assert (version_dir(home, "verdict-aaaa") / "voter.txt").read_text() == "voter a"  # the folder stays as it was
+    promote(home, "verdict-aaaa")
+    again = record_version(home, _bundle_dir(tmp_path, "a3"), replace(real, status="rejected", labels_until=None))
+    assert again.status == "promoted" and again.labels_until == real.labels_until  # in force once; mark kept
+    register_version(home, _bundle_dir(tmp_path, "b"), _entry("verdict-bbbb"))
+    prune_versions(home, keep=0)
+    assert load_registry(home).get("verdict-bbbb").status == PRUNED
+    back = record_version(home, _bundle_dir(tmp_path, "b2"), replace(_entry("verdict-bbbb"), status="candidate"))
+    assert back.status == "candidate" and (version_dir(home, "verdict-bbbb") / "verdict.json").is_file()
+
+
+def test_a_check_refuses_a_version_under_the_lock_and_changes_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    register_version(home, _bundle_dir(tmp_path, "a"), _entry("verdict-aaaa"))
+    register_version(home, _bundle_dir(tmp_path, "b"), _entry("verdict-bbbb"))
+    promote(home, "verdict-aaaa")
+    promote(home, "verdict-bbbb")
+    seen: list[str] = []
+
+    def refuse(version: str) -> None:
+        seen.append(version)
+        raise RegistryError(f"{version} cannot run here")
+
+    with pytest.raises(RegistryError, match="verdict-aaaa cannot run here"):
+        rollback(home, check=refuse)
+    with pytest.raises(RegistryError, match="verdict-aaaa cannot run here"):
+        promote(home, "verdict-aaaa", check=refuse)
+    assert seen == ["verdict-aaaa"] * 2 and load_registry(home).current == "verdict-bbbb"
+    assert promote(home, SHIPPED, check=refuse).current is None  # the shipped bundle is this software's own

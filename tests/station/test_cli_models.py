@@ -4,25 +4,41 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from db.repository import VerdictRepository
 from db.schema import Role
+from models.bundle import FEATURE_SET, load_bundle
+from models.gallery import Gallery
 from models.registry import PRUNED, SHIPPED, ModelEntry, load_registry, register_version, version_dir
 from station.cli import main
 from tests.db.factories import OPERATOR, make_record
+from tests.models.embed_helpers import write_tiny_checkpoint
+from tests.models.verdict_world import write_bundle
+
+
+def _bundle(tmp_path: Path, name: str, **changes: Any) -> Path:
+    """A folder holding a real verdict bundle (the tiny world's), its JSON changed by ``changes``."""
+    source = tmp_path / "tiny-bundle"
+    if not source.is_dir():
+        write_bundle(source, embedder_file=write_tiny_checkpoint(tmp_path / "embedder.pt"))
+    folder = tmp_path / name
+    shutil.copytree(source, folder)
+    doc = json.loads((folder / "verdict.json").read_text())
+    (folder / "verdict.json").write_text(json.dumps({**doc, **changes}))
+    return folder
 
 
 def _register(models: Path, tmp_path: Path, n: int) -> list[str]:
     names = []
     for i in range(n):
-        folder = tmp_path / f"bundle-{i}"
-        folder.mkdir()
-        (folder / "verdict.json").write_text(json.dumps({"night": i}))
+        folder = _bundle(tmp_path, f"bundle-{i}", night=i)  # a verdict.json of its own each night
         (folder / "calibration.npz").write_bytes(b"pairs" * 2000)  # the same every night: stored once
         name = f"verdict-{i:04d}"
         register_version(models, folder, ModelEntry(name, f"2026-01-{i + 1:02d}T02:00:00+00:00", SHIPPED))
@@ -119,9 +135,7 @@ def test_a_version_that_would_pass_nothing_is_not_put_in_force(
 ) -> None:
     home = tmp_path / "home"
     for name, status, threshold in (("verdict-none", "rejected", None), ("verdict-weak", "rejected", 0.97)):
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "verdict.json").write_text("{}")
+        folder = _bundle(tmp_path, name)
         metrics = {"threshold": {"threshold": threshold, "target": 0.999}}
         register_version(
             home, folder, ModelEntry(name, "2026-01-01T02:00:00+00:00", SHIPPED, status, metrics, note="fails: x")
@@ -131,3 +145,38 @@ def test_a_version_that_would_pass_nothing_is_not_put_in_force(
     assert load_registry(home).current is None
     assert main(["models", "--home", str(home), "promote", "verdict-weak"]) == 0  # a person's call, said aloud
     assert "warning: the retrain's gate rejected verdict-weak: fails: x" in capsys.readouterr().err
+
+
+def test_a_bundle_this_software_cannot_run_is_not_put_in_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In force, a bundle every station refuses would keep them on their fallback and stop every retrain."""
+    home = tmp_path / "home"
+    for name, changes in (
+        ("verdict-good", {}),
+        ("verdict-fine", {}),
+        ("verdict-old", {"feature_set": 1}),  # its voter measured an older set of pair features
+        ("verdict-alien", {"embedder": {"file": str(tmp_path / "embedder.pt"), "version": "another-embedder"}}),
+    ):
+        entry = ModelEntry(name, "2026-01-01T02:00:00+00:00", SHIPPED)
+        register_version(home, _bundle(tmp_path, name, **changes), entry)
+    assert FEATURE_SET > 1
+    flags = ["models", "--home", str(home)]
+    assert main([*flags, "promote", "verdict-old"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot put in force verdict-old: the voter of bundle" in err and "pair features of set 1" in err
+    assert load_registry(home).current is None
+    (version_dir(home, "verdict-good") / "voter.txt").unlink()  # a stored file lost since
+    assert main([*flags, "promote", "verdict-good"]) == 2
+    assert "cannot put in force verdict-good: bundle file " in capsys.readouterr().err
+    assert main([*flags, "promote", "verdict-alien"]) == 0  # no gallery here: its embedder is not compared
+    # the station's gallery, enrolled with the embedder of the tiny bundle
+    Gallery(8, load_bundle(tmp_path / "tiny-bundle" / "verdict.json").embedder_version).save(home / "gallery")
+    assert main([*flags, "promote", "verdict-fine"]) == 0
+    capsys.readouterr()
+    assert main([*flags, "promote", "verdict-alien"]) == 2
+    assert "cannot put in force verdict-alien: its embedder is not the gallery's" in capsys.readouterr().err
+    # a rollback to a version that cannot run is refused too, and leaves the one in force
+    assert main([*flags, "rollback"]) == 2
+    assert "cannot roll back to verdict-alien: its embedder is not the gallery's" in capsys.readouterr().err
+    assert load_registry(home).current == "verdict-fine"

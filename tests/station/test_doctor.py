@@ -183,6 +183,10 @@ def test_the_retrain_log_says_when_it_last_ran(station_home: tuple[Path, Path]) 
     os.utime(log, (old, old))
     (retrain,) = [f for f in examine(config, home, camera=False) if f.part == "retrain"]
     assert retrain.status is Status.WARN and retrain.message.startswith("the retrain last ran 3 days ago: ")
+    # a night that stopped on an error is no night that ran
+    log.write_text("2026-12-02 02:00:01,000 ERROR retrain stopped (exit status 2): OperationalError: no such file\n")
+    (retrain,) = [f for f in examine(config, home, camera=False) if f.part == "retrain"]
+    assert retrain.status is Status.WARN and retrain.message.startswith("the retrain 0 hours ago did not finish: ")
 
 
 def test_the_last_backup_is_named(station_home: tuple[Path, Path], tmp_path: Path) -> None:
