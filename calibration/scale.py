@@ -1,9 +1,10 @@
 """Pixels per millimetre from one image of a reference lying where the coins will lie.
 
 * a coin of known diameter (:func:`estimate_from_coin`): Hough circles propose candidates, each candidate's edge is
-  found to sub-pixel precision along radial rays and fitted with an ellipse; px/mm is the mean of the ellipse's
-  axes over the coin's diameter (under a top-down camera the outline is a circle: the mean halves the noise of
-  either axis and the major axis is biased upward by it; a tilt of 5 degrees would cost 0.2%);
+  found to sub-pixel precision along radial rays, followed out to the coin's outline when it lay on the coin's face
+  (a raised rim's inner edge or a bead ring, often stronger than the outline), and fitted with an ellipse; px/mm is
+  the ellipse's major axis over the coin's diameter, as the detector measures a coin (a tilted coin's major axis
+  is its diameter);
 * a printed checkerboard (:func:`estimate_from_checkerboard`): OpenCV corners refined with ``cornerSubPix``; px/mm
   is the mean spacing of neighbouring corners over the square size;
 * a printed ArUco marker (:func:`estimate_from_aruco`): px/mm is the mean marker side over its printed size.
@@ -195,6 +196,24 @@ def _kasa_circle(pts: FloatArray) -> tuple[float, float, float]:
     return float(cx), float(cy), r
 
 
+def _trimmed_circle(pts: FloatArray, min_points: float) -> tuple[float, float, float] | None:
+    """Circle ``(cx, cy, r)`` through ``(n, 2)`` edge points, refitted four times without the points far off it
+    (beyond four robust standard deviations, and at least 0.75 px), or ``None`` when fewer than ``min_points``
+    stay: the edge found on most rays wins over a neighbour's edge or a scratch found on a few."""
+    keep = np.ones(len(pts), dtype=bool)
+    cx, cy, r = 0.0, 0.0, 0.0
+    for _ in range(4):
+        if keep.sum() < max(min_points, 3):
+            return None
+        cx, cy, r = _kasa_circle(pts[keep])
+        res = np.hypot(pts[:, 0] - cx, pts[:, 1] - cy) - r
+        mad = float(np.median(np.abs(res[keep] - np.median(res[keep]))))
+        keep = np.abs(res) <= max(0.75, 4.0 * 1.4826 * mad)
+    if keep.sum() < max(min_points, 3):
+        return None
+    return cx, cy, r
+
+
 def _refine_circle(
     smooth: npt.NDArray[np.float32], cx: float, cy: float, r: float, n_rays: int = 240
 ) -> CircleFit | None:
@@ -210,15 +229,10 @@ def _refine_circle(
         ok = np.isfinite(edge_r) & (strength >= 0.35 * np.median(strength))
         if ok.sum() < 0.5 * n_rays:
             return None
-        pts = pts[ok]
-        keep = np.ones(len(pts), dtype=bool)
-        for _ in range(4):
-            cx, cy, r = _kasa_circle(pts[keep])
-            res = np.hypot(pts[:, 0] - cx, pts[:, 1] - cy) - r
-            mad = float(np.median(np.abs(res[keep] - np.median(res[keep]))))
-            keep = np.abs(res) <= max(0.75, 4.0 * 1.4826 * mad)
-            if keep.sum() < 0.5 * n_rays:
-                return None
+        circle = _trimmed_circle(pts[ok], 0.5 * n_rays)
+        if circle is None:
+            return None
+        cx, cy, r = circle
     half = max(0.2 * r, 4.0)
     pts, edge_r, strength = _radial_edges(smooth, cx, cy, r - half, r + half, n_rays)
     inlier = np.isfinite(edge_r) & (np.abs(edge_r - r) <= max(1.0, 0.02 * r))
@@ -265,6 +279,137 @@ def find_circles(gray: UInt8Array, min_radius: float, max_radius: float, max_can
     return unique
 
 
+# ------------------------------------------------------------------------------------------ a coin's outer edge
+
+OUTER_EDGE_REACH = 1.35
+"""How far out a coin's outline is looked for, as a factor of the radius of the circle found on it. The strongest
+circular edge of a minted coin is often on its face (the inner edge of its raised rim, a bead ring: 0.75 to 0.95 of
+the radius), where the detector measures the whole disc: a scale taken from it reads every coin up to 10 % large."""
+OUTER_EDGE_STRENGTH = 0.15
+"""An edge outside the circle counts when its colour gradient reaches this share of the circle's own edge..."""
+OUTER_EDGE_CONTRAST = 3.0
+"""...and this many times the median gradient of what lies around the coin..."""
+OUTER_EDGE_SHARPNESS = 0.7
+"""...and when the gradient 1.5 px to one side of it is at most this share of its own (a shadow's edge is soft)."""
+OUTER_EDGE_SUPPORT = 0.5
+"""...and when it lies on one circle around the same centre on this share of the rays: a neighbouring coin, a
+shadow or the table's grain is not concentric with the coin."""
+
+
+def colour_smooth(image: npt.NDArray[Any]) -> tuple[npt.NDArray[np.float32], float]:
+    """The image as :func:`find_circles` smooths it, but in colour, and its texture level.
+
+    A gold coin on a beige tray can differ in hue more than in grey level: its outline is looked for in colour.
+
+    Returns:
+        ``(H, W, C)`` float32 smoothed image (``C`` is 1 for a grey one) and the 90th percentile of its colour
+        gradient magnitude per pixel.
+    """
+    data = np.asarray(image, dtype=np.float32)
+    smooth = cv2.GaussianBlur(data, (0, 0), 1.0).reshape(data.shape[0], data.shape[1], -1)
+    step = max(1, round(max(smooth.shape[:2]) / HOUGH_MAX_SIDE))  # the level of texture needs no full resolution
+    sub = smooth[::step, ::step]
+    gx = cv2.Sobel(sub, cv2.CV_32F, 1, 0, ksize=3).reshape(sub.shape) / 8.0
+    gy = cv2.Sobel(sub, cv2.CV_32F, 0, 1, ksize=3).reshape(sub.shape) / 8.0
+    magnitude = np.sqrt((gx**2 + gy**2).sum(axis=2))
+    return np.ascontiguousarray(smooth, dtype=np.float32), float(np.percentile(magnitude, 90)) / step
+
+
+def _radial_gradient(
+    smooth: npt.NDArray[np.float32], cx: float, cy: float, radii: FloatArray, n_rays: int
+) -> tuple[FloatArray, FloatArray]:
+    """Colour gradient magnitude along ``n_rays`` rays from ``(cx, cy)`` sampled at ``radii``.
+
+    Returns:
+        ``(n_rays, len(radii))`` magnitudes (grey levels per pixel) and ``(n_rays, 2)`` unit directions ``cos, sin``.
+    """
+    theta = np.linspace(0.0, 2.0 * math.pi, n_rays, endpoint=False)
+    dirs = np.column_stack([np.cos(theta), np.sin(theta)])
+    map_x = (cx + radii[None, :] * dirs[:, :1]).astype(np.float32)
+    map_y = (cy + radii[None, :] * dirs[:, 1:]).astype(np.float32)
+    profiles = cv2.remap(smooth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    profiles = np.asarray(profiles, np.float64).reshape(n_rays, len(radii), -1)
+    deriv = np.asarray(np.gradient(profiles, radii[1] - radii[0], axis=1), np.float64)
+    return np.sqrt((deriv**2).sum(axis=2)), dirs
+
+
+def _outer_edge(smooth: npt.NDArray[np.float32], fit: CircleFit, texture: float, n_rays: int = 240) -> CircleFit:
+    """The coin's outline around a circle found on it: the outermost edge concentric with ``fit`` within
+    :data:`OUTER_EDGE_REACH`, fitted as :func:`_refine_circle` fits one; ``fit`` itself when there is none (it is
+    the outline already) or the edge outside does not make a clean circle.
+
+    Args:
+        smooth: ``(H, W, C)`` float32 from :func:`colour_smooth`.
+        fit: a circle found by :func:`find_circles`.
+        texture: the image's texture level from :func:`colour_smooth`; an outline stands out from it.
+        n_rays: rays around the centre.
+
+    Returns:
+        The outline's fit; its ``strength`` stays ``fit``'s (the edge the coin was found by), so that circles are
+        ranked alike whether or not their outline lay outside.
+    """
+    step = 0.25
+    cx, cy, r = fit.ellipse.cx, fit.ellipse.cy, fit.radius
+    radii = np.arange(0.97 * r, OUTER_EDGE_REACH * r + step, step)
+    magnitude, dirs = _radial_gradient(smooth, cx, cy, radii, n_rays)
+    tol = max(1.0, 0.015 * r)
+    own = float(np.median(magnitude[:, np.abs(radii - r) <= tol].max(axis=1)))
+    around = float(np.median(magnitude[:, radii >= 1.15 * r]))  # the tray beyond any coin's rim
+    floor = max(OUTER_EDGE_STRENGTH * own, OUTER_EDGE_CONTRAST * max(around, 1.0))
+    mid = magnitude[:, 1:-1]
+    peak = np.zeros_like(magnitude, dtype=bool)
+    peak[:, 1:-1] = (mid >= magnitude[:, :-2]) & (mid > magnitude[:, 2:]) & (mid >= floor)
+    # a coin's edge is sharp, a shadow's soft: the gradient falls away on at least one side within 1.5 px
+    w = round(1.5 / step)
+    padded = np.pad(magnitude, ((0, 0), (w, w)), mode="edge")
+    flank = np.minimum(padded[:, : -2 * w], padded[:, 2 * w :])
+    peak &= flank <= OUTER_EDGE_SHARPNESS * magnitude
+    # the share of rays with an edge within tol of each radius: a circle around the same centre shows as a ridge
+    reach = max(1, round(tol / step))
+    counts = np.pad(np.cumsum(peak, axis=1), ((0, 0), (1, 0)))
+    idx = np.arange(len(radii))
+    near = counts[:, np.minimum(idx + reach + 1, len(radii))] - counts[:, np.maximum(idx - reach, 0)] > 0
+    support = near.mean(axis=0)
+    ring = (support >= OUTER_EDGE_SUPPORT) & (radii > r + 2.0 * tol)
+    if not ring.any():
+        return fit
+    last = int(np.flatnonzero(ring)[-1])
+    first = last
+    while first > 0 and ring[first - 1]:
+        first -= 1
+    rho = float(radii[first + int(np.argmax(support[first : last + 1]))])
+    # on each ray, the edge nearest that circle, to a quarter of a step
+    off = np.where(peak, np.abs(radii[None, :] - rho), np.inf)
+    j = np.argmin(off, axis=1)
+    rows = np.flatnonzero(off[np.arange(n_rays), j] <= 2.0 * tol)
+    j = np.clip(j[rows], 1, len(radii) - 2)
+    left, centre, right = magnitude[rows, j - 1], magnitude[rows, j], magnitude[rows, j + 1]
+    denom = left - 2.0 * centre + right
+    shift = np.where(np.abs(denom) > 1e-12, 0.5 * (left - right) / np.where(denom == 0, 1.0, denom), 0.0)
+    edge_r = radii[j] + np.clip(shift, -1.0, 1.0) * step
+    pts = np.column_stack([cx + edge_r * dirs[rows, 0], cy + edge_r * dirs[rows, 1]])
+    circle = _trimmed_circle(pts, OUTER_EDGE_SUPPORT * n_rays)
+    if circle is None:
+        return fit
+    ox, oy, orad = circle
+    res = np.hypot(pts[:, 0] - ox, pts[:, 1] - oy) - orad
+    inlier = np.abs(res) <= max(1.0, 0.02 * orad)
+    if (
+        inlier.sum() < OUTER_EDGE_SUPPORT * n_rays
+        or math.hypot(ox - cx, oy - cy) > 0.1 * r
+        or not r < orad <= OUTER_EDGE_REACH * r
+    ):
+        return fit
+    rms = float(np.sqrt(np.mean(res[inlier] ** 2)))
+    if rms > max(0.35, 0.02 * orad):
+        return fit
+    (ex, ey), (a1, a2), angle = cv2.fitEllipse(pts[inlier].astype(np.float32))
+    ellipse = Ellipse(float(ex), float(ey), float(max(a1, a2)), float(min(a1, a2)), float(angle))
+    if ellipse.minor < 0.8 * ellipse.major:
+        return fit
+    return CircleFit(ellipse, pts[inlier], float(inlier.sum()) / n_rays, rms, fit.strength)
+
+
 def estimate_from_coin(
     image: npt.NDArray[Any],
     reference_mm: float,
@@ -302,6 +447,8 @@ def estimate_from_coin(
     if cup is not None and cup.shape == "round":
         fits = [f for f in fits if not _outlines(f, cup)]
     passed_over = found - len(fits)
+    smooth, texture = colour_smooth(image)
+    fits = [_outer_edge(smooth, f, texture) for f in fits]  # a ring on the coin's face: its outline lies outside
     # an enclosed circle of similar size is the coin's own relief ring; an enclosing much larger one is a rim
     outlines = [g for g in fits if not any(f.encloses(g) and g.radius >= RIM_RATIO * f.radius for f in fits)]
     inner = [f for f in outlines if not any(f.encloses(g) for g in outlines)]
@@ -326,7 +473,7 @@ def estimate_from_coin(
             "again"
         )
     return ScaleEstimate(
-        px_per_mm=0.5 * (best.ellipse.major + best.ellipse.minor) / reference_mm,
+        px_per_mm=best.ellipse.major / reference_mm,
         method="coin",
         reference_mm=reference_mm,
         residual_px=best.rms,
@@ -356,27 +503,76 @@ def _outlines(fit: CircleFit, cup: CupRoi, tolerance: float = CUP_OUTLINE_TOLERA
 # -------------------------------------------------------------------------------------------------- flat targets
 
 
+MIN_BOARD_CORNERS = 3
+"""A board needs at least this many inner corners each way: OpenCV's corner search fails on fewer, and a grid of
+two by two cannot show that its spacing is regular."""
+BOARD_SPREAD = 0.05
+"""A board's corner spacings may differ from their median by this share (a camera a little off top-down, print
+error); a grid found with a wrong pattern size mixes corners of several squares and spreads far wider."""
+BOARD_BEND = 0.1
+"""Each row and column of corners must lie on a straight line to within this share of the spacing."""
+
+
 def estimate_from_checkerboard(image: npt.NDArray[Any], pattern: tuple[int, int], square_mm: float) -> ScaleEstimate:
     """Pixels per millimetre from a printed checkerboard.
 
+    The corners found must make a regular grid (even spacing, straight rows and columns): given the wrong pattern
+    size, OpenCV's fallback search can return corners that are not one square apart, and their mean spacing is no
+    square's size.
+
     Args:
         image: ``(H, W, 3)`` uint8 BGR or ``(H, W)`` uint8 gray.
-        pattern: inner corners ``(columns, rows)`` (OpenCV's convention: a board of 8x6 squares has 7x5).
+        pattern: inner corners ``(columns, rows)`` (OpenCV's convention: a board of 8x6 squares has 7x5), at
+            least 3x3.
         square_mm: side of one square in mm.
 
     Returns:
         The estimate; ``points`` are the ``(cols * rows, 2)`` refined corners, row by row.
 
     Raises:
-        CalibrationError: the board was not found.
+        CalibrationError: the board was not found, or the corners found are not a regular grid.
         ValueError: bad pattern or square size.
     """
     cols, rows = pattern
-    if cols < 2 or rows < 2:
-        raise ValueError(f"pattern needs at least 2x2 inner corners, got {cols}x{rows}")
+    if cols < MIN_BOARD_CORNERS or rows < MIN_BOARD_CORNERS:
+        raise ValueError(
+            f"a checkerboard pattern needs at least {MIN_BOARD_CORNERS}x{MIN_BOARD_CORNERS} inner corners, got "
+            f"{cols}x{rows}: count the corners where four squares meet (a board of 8x6 squares has 7x5)"
+        )
     if not (math.isfinite(square_mm) and square_mm > 0):
         raise ValueError(f"square_mm must be > 0, got {square_mm}")
     gray = to_gray(image)
+    try:
+        grid = _board_corners(gray, cols, rows)
+    except cv2.error as err:  # OpenCV refuses some patterns and images with an assertion, not a result
+        raise CalibrationError(f"OpenCV could not search for a {cols}x{rows} checkerboard: {err.err}") from err
+    if grid is None:
+        raise CalibrationError(f"no {cols}x{rows} checkerboard (inner corners) found")
+    across = np.linalg.norm(np.diff(grid, axis=1), axis=2).ravel()
+    down = np.linalg.norm(np.diff(grid, axis=0), axis=2).ravel()
+    spacings = np.concatenate([across, down])
+    irregular = _irregularity(grid, spacings)
+    if irregular:
+        raise CalibrationError(
+            f"the {cols}x{rows} corners found are not a regular grid ({irregular}): check that --checkerboard gives "
+            "the board's inner corners, columns x rows (a board of 8x6 squares has 7x5), and that the whole board "
+            "is in view"
+        )
+    return ScaleEstimate(
+        px_per_mm=float(spacings.mean()) / square_mm,
+        method="checkerboard",
+        reference_mm=square_mm,
+        residual_px=float(spacings.std()),
+        points=grid.reshape(-1, 2),
+    )
+
+
+def _board_corners(gray: UInt8Array, cols: int, rows: int) -> FloatArray | None:
+    """``(rows, cols, 2)`` sub-pixel corners of a board, or ``None`` when neither OpenCV search finds it.
+
+    Raises:
+        cv2.error: OpenCV refused the image or the pattern.
+    """
     flags = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE
     found, corners = cv2.findChessboardCorners(gray, (cols, rows), flags=flags)
     if found:
@@ -388,18 +584,31 @@ def estimate_from_checkerboard(image: npt.NDArray[Any], pattern: tuple[int, int]
     else:
         found, corners = cv2.findChessboardCornersSB(gray, (cols, rows), flags=cv2.CALIB_CB_ACCURACY)
     if not found or corners is None:
-        raise CalibrationError(f"no {cols}x{rows} checkerboard (inner corners) found")
-    grid = np.asarray(corners, dtype=np.float64).reshape(rows, cols, 2)
-    spacings = np.concatenate(
-        [np.linalg.norm(np.diff(grid, axis=1), axis=2).ravel(), np.linalg.norm(np.diff(grid, axis=0), axis=2).ravel()]
-    )
-    return ScaleEstimate(
-        px_per_mm=float(spacings.mean()) / square_mm,
-        method="checkerboard",
-        reference_mm=square_mm,
-        residual_px=float(spacings.std()),
-        points=grid.reshape(-1, 2),
-    )
+        return None
+    return np.asarray(corners, dtype=np.float64).reshape(rows, cols, 2)
+
+
+def _irregularity(grid: FloatArray, spacings: FloatArray) -> str:
+    """What makes ``(rows, cols, 2)`` corners no regular grid of squares (``""``: nothing): uneven spacing, or
+    rows or columns that bend."""
+    median = float(np.median(spacings))
+    if median <= 0:
+        return "corners on top of each other"
+    spread = float(np.max(np.abs(spacings - median))) / median
+    if spread > BOARD_SPREAD:
+        return f"corner spacings from {spacings.min():.1f} to {spacings.max():.1f} px, {100 * spread:.0f} % uneven"
+    lines = [grid[i] for i in range(grid.shape[0])] + [grid[:, j] for j in range(grid.shape[1])]
+    bend = max(_off_line(line) for line in lines) / median
+    if bend > BOARD_BEND:
+        return f"a row or column bends by {100 * bend:.0f} % of the spacing"
+    return ""
+
+
+def _off_line(points: FloatArray) -> float:
+    """The largest distance, in pixels, of ``(n, 2)`` points from their least-squares straight line."""
+    centred = points - points.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return float(np.max(np.abs(centred @ vt[1]))) if len(points) > 2 else 0.0
 
 
 def estimate_from_aruco(image: npt.NDArray[Any], marker_mm: float, dictionary: str = "DICT_4X4_50") -> ScaleEstimate:

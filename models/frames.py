@@ -12,6 +12,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from models.masks import instance_full_mask
 from models.types import CoinInstance, Frame, UInt8Array
@@ -32,10 +33,31 @@ def read_frame(path: str | Path) -> Frame:
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: empty file")
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if image is not None and image.dtype == np.uint16:
+        image = to_8bit(np.asarray(image, np.uint16))
+    elif image is not None and image.dtype != np.uint8:  # floating point (TIFF): OpenCV's own conversion
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{path}: not a readable image")
     return Frame(image=np.ascontiguousarray(image, dtype=np.uint8), source=str(path))
+
+
+def to_8bit(image: npt.NDArray[np.uint16]) -> UInt8Array:
+    """A 16-bit image as 8 bits, scaled by the bit depth its largest value needs.
+
+    A 16-bit PNG or TIFF often holds a 10- or 12-bit sensor's values (up to 1023 or 4095): keeping the top 8 of 16
+    bits, as OpenCV does, would make it nearly black and every coin in it unseen. A photo using the full 16 bits
+    reads as OpenCV reads it (the top 8 bits).
+
+    Args:
+        image: ``(H, W, 3)`` or ``(H, W)`` uint16.
+
+    Returns:
+        The same shape, uint8.
+    """
+    shift = max(0, int(image.max()).bit_length() - 8)
+    return np.asarray(image >> shift, dtype=np.uint8)
 
 
 def instance_record(inst: CoinInstance) -> dict[str, Any]:

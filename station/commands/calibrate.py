@@ -26,12 +26,17 @@ if TYPE_CHECKING:
 
 
 def _pattern(text: str) -> tuple[int, int]:
+    from calibration.scale import MIN_BOARD_CORNERS  # here: OpenCV loads only when a board is given
+
     try:
         cols, rows = (int(v) for v in text.lower().split("x"))
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"expected COLSxROWS inner corners, e.g. 7x5, got {text!r}") from err
-    if cols < 2 or rows < 2:
-        raise argparse.ArgumentTypeError(f"need at least 2x2 inner corners, got {text!r}")
+    if cols < MIN_BOARD_CORNERS or rows < MIN_BOARD_CORNERS:
+        raise argparse.ArgumentTypeError(
+            f"need at least {MIN_BOARD_CORNERS}x{MIN_BOARD_CORNERS} inner corners, got {text!r}: count the corners "
+            "where four squares meet (a board of 8x6 squares has 7x5)"
+        )
     return cols, rows
 
 

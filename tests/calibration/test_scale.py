@@ -15,6 +15,8 @@ from calibration.camera import (
     read_image,
 )
 from calibration.scale import CalibrationError, estimate_from_aruco, estimate_from_checkerboard, estimate_from_coin
+from models.synth.mint import generate_mint
+from models.synth.scene import CupKind, SceneAssets, SceneOptions, render_cup
 from tests.calibration.reference_images import (
     EURO_1_MM,
     checkerboard_image,
@@ -142,3 +144,40 @@ def test_the_cups_own_outline_is_never_taken_for_the_reference_coin() -> None:
         calibrate_image(image, reference_mm=EURO_1_MM)
     wrong = estimate_from_coin(image, EURO_1_MM)  # what a coin search that does not know the cup makes of it
     assert wrong.px_per_mm > 15
+
+
+@pytest.fixture(scope="module")
+def mint_assets() -> SceneAssets:
+    return SceneAssets(generate_mint(12, 7))
+
+
+@pytest.mark.parametrize("index", [1, 12, 14, 20, 24])
+def test_a_minted_coin_is_measured_to_its_outer_edge(mint_assets: SceneAssets, index: int) -> None:
+    """A rendered coin with a raised rim or a bead ring: its strongest circle lies on its face, 4 to 9 % inside its
+    outline, where the detector measures the whole disc. The scale must come from the outline."""
+    options = SceneOptions(image_size=640, max_coins=1, kind_weights={CupKind.PURE: 1.0})
+    scene = render_cup(mint_assets, 5, index, options)
+    (coin,) = [c for c in scene.instances if c.is_coin]
+    est = estimate_from_coin(scene.image, coin.diameter_mm, cup=scene.tray)
+    assert est.ellipse is not None
+    assert math.hypot(est.ellipse.cx - coin.center[0], est.ellipse.cy - coin.center[1]) < 3.0
+    assert est.px_per_mm == pytest.approx(coin.diameter_px / coin.diameter_mm, rel=0.02)
+
+
+@pytest.mark.parametrize("pattern", [(3, 3), (4, 3), (5, 3), (6, 5)])
+def test_a_board_searched_with_the_wrong_pattern_size_is_refused(pattern: tuple[int, int]) -> None:
+    """OpenCV's fallback search finds corners of a 9x6 board for smaller patterns too, not one square apart."""
+    image = checkerboard_image(np.random.default_rng(5), 20.0, (10, 7))  # 9x6 inner corners, 20 px squares
+    assert estimate_from_checkerboard(image, (9, 6), 5.0).px_per_mm == pytest.approx(4.0, rel=0.005)
+    cols, rows = pattern
+    with pytest.raises(CalibrationError, match=f"the {cols}x{rows} corners found are not a regular grid"):
+        estimate_from_checkerboard(image, pattern, 5.0)
+
+
+def test_a_board_of_too_few_corners_or_that_opencv_refuses_is_a_calibration_error() -> None:
+    image = checkerboard_image(np.random.default_rng(6), 30.0, (8, 6))
+    for pattern in ((2, 5), (2, 2), (3, 2)):
+        with pytest.raises(ValueError, match="at least 3x3 inner corners"):
+            estimate_from_checkerboard(image, pattern, 10.0)
+    with pytest.raises(CalibrationError, match="OpenCV could not search for a 3x3 checkerboard"):
+        estimate_from_checkerboard(np.full((8, 8, 3), 128, np.uint8), (3, 3), 10.0)  # too small to threshold

@@ -55,3 +55,22 @@ def test_an_instance_record_is_the_detect_json_coin() -> None:
     record = instance_record(_instance(50.123456))
     assert set(record) == {"bbox", "confidence", "center", "diameter_px", "diameter_mm", "partial"}
     assert record["center"] == [50.12, 50.0] and record["diameter_mm"] is None and record["partial"] is False
+
+
+@pytest.mark.parametrize("bits", [10, 12, 16])
+def test_a_16_bit_photo_reads_as_its_8_bit_picture(tmp_path: Path, bits: int) -> None:
+    """A 16-bit PNG of a 10- or 12-bit camera (values up to 1023 or 4095) is not read nearly black; a photo using
+    all 16 bits reads as OpenCV has always read it."""
+    rng = np.random.default_rng(bits)
+    picture = rng.integers(0, 256, (24, 32, 3), dtype=np.uint16)
+    picture[0, 0] = 255  # the brightest the sensor gave
+    path = tmp_path / f"cup{bits}.png"
+    assert cv2.imwrite(str(path), picture << (bits - 8) | rng.integers(0, 1 << (bits - 8), picture.shape, np.uint16))
+    image = read_frame(path).image
+    assert image.dtype == np.uint8 and np.array_equal(image, picture.astype(np.uint8))
+    if bits == 16:
+        before = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        assert before is not None and np.array_equal(image, before)
+    grey = tmp_path / f"grey{bits}.png"
+    assert cv2.imwrite(str(grey), picture[..., 1] << (bits - 8))
+    assert np.array_equal(read_frame(grey).image, np.repeat(picture[..., 1:2].astype(np.uint8), 3, axis=2))

@@ -314,3 +314,26 @@ def _table_photos(tmp_path: Path, seed: int, shots: dict[str, tuple[str, float, 
         files[name] = tmp_path / f"{name}.png"
         cv2.imwrite(str(files[name]), finish(rng, camera(with_coin if what == "coin" else table, dx=dx, dy=dy)))
     return files
+
+
+@pytest.mark.parametrize(
+    ("pattern", "said"),
+    [
+        ("3x3", "the 3x3 corners found are not a regular grid"),  # OpenCV's fallback finds a wrong grid
+        ("6x5", "the 6x5 corners found are not a regular grid"),
+        ("2x5", "need at least 3x3 inner corners, got '2x5'"),  # OpenCV itself failed with a traceback
+        ("3x2", "need at least 3x3 inner corners, got '3x2'"),
+    ],
+)
+def test_a_board_given_the_wrong_pattern_size_is_refused_and_nothing_stored(
+    pattern: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], said: str
+) -> None:
+    path = tmp_path / "board.png"
+    cv2.imwrite(str(path), checkerboard_image(np.random.default_rng(5), 20.0, (10, 7)))  # 9x6 inner corners
+    argv = ["calibrate", str(path), "--checkerboard", pattern, "--square-mm", "5", "--no-roi", "--home", str(tmp_path)]
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse refuses the pattern itself
+        status = int(str(exit_.code))
+    assert status == 2
+    assert said in capsys.readouterr().err and not (tmp_path / "calibration.json").exists()
