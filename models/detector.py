@@ -45,6 +45,8 @@ COIN_CLASS = "coin"
 TARGET_COIN_PX = 50.0
 """Typical coin diameter in YOLO input pixels during training (640 px cups at 256 px input)."""
 MAX_IMGSZ = 1024
+FEW_COINS = 2
+"""A first pass over a large frame that boxes at most this many coins may have missed coins too small for it."""
 RIM_TOLERANCE = 0.09
 """A coin whose fitted outline reaches past the cup's boundary by more than this fraction of its radius is cut by
 the rim: about 1 % of its face hidden, the synthetic ground truth's definition."""
@@ -522,25 +524,40 @@ class Detector:
         )
 
     def scaled_boxes(self, image: UInt8Array) -> Boxes:
-        """YOLO boxes, run a second time at a larger input size when the coins came out small.
+        """YOLO boxes, run a second time at a larger input size when the coins came out small, or hardly at all.
 
         The detector is trained on coins of about :data:`TARGET_COIN_PX` input pixels; a photo whose median
         box is well below that (a wide shot, a large image) is predicted again at the size that brings the
-        coins to the trained scale (at most :data:`MAX_IMGSZ`). A station frame of a cup needs one pass.
+        coins to the trained scale (at most :data:`MAX_IMGSZ`). In a frame more than twice the input size, coins
+        shrunk under a few input pixels are not boxed at all, or a cluster of them as one: when the first pass
+        finds at most :data:`FEW_COINS` coins, none of them large, the frame is predicted again at up to its own
+        size and the pass that finds more coins is kept. A station frame of a cup needs one pass.
         """
         found = self.boxes(image)
-        if not self.settings.auto_scale or len(found.confidence) == 0:
+        if not self.settings.auto_scale:
             return found
         side = max(image.shape[:2])
         base = self.settings.imgsz
-        sizes = np.maximum(found.xyxy[:, 2] - found.xyxy[:, 0], found.xyxy[:, 3] - found.xyxy[:, 1])
-        coin_px = float(np.median(sizes)) * base / side
-        if coin_px >= 0.7 * TARGET_COIN_PX:
-            return found
-        imgsz = min(
-            MAX_IMGSZ, 32 * math.ceil(side / 32), 32 * math.ceil(base * TARGET_COIN_PX / max(coin_px, 1.0) / 32)
-        )
-        return self.boxes(image, imgsz) if imgsz > base else found
+        n_coins = self._coins_in(found)
+        coin_px = 0.0
+        if len(found.confidence):
+            sizes = np.maximum(found.xyxy[:, 2] - found.xyxy[:, 0], found.xyxy[:, 3] - found.xyxy[:, 1])
+            coin_px = float(np.median(sizes)) * base / side
+            if coin_px < 0.7 * TARGET_COIN_PX:
+                imgsz = min(
+                    MAX_IMGSZ,
+                    32 * math.ceil(side / 32),
+                    32 * math.ceil(base * TARGET_COIN_PX / max(coin_px, 1.0) / 32),
+                )
+                return self.boxes(image, imgsz) if imgsz > base else found
+        if side > 2 * base and n_coins <= FEW_COINS and (n_coins == 0 or coin_px < 2 * TARGET_COIN_PX):
+            again = self.boxes(image, min(MAX_IMGSZ, 32 * math.ceil(side / 32)))
+            return again if self._coins_in(again) > n_coins else found
+        return found
+
+    def _coins_in(self, boxes: Boxes) -> int:
+        """How many of ``boxes`` are of the coin class."""
+        return sum(self.settings.names.get(int(c), COIN_CLASS) == COIN_CLASS for c in boxes.cls)
 
     def detect(self, frame: Frame) -> list[CoinInstance]:
         """Find every instance in ``frame``, ordered by decreasing confidence.

@@ -234,3 +234,16 @@ def test_the_gaps_between_coins_on_a_towel_are_dropped(detector: Detector, real_
     gone = [i for i in every if tuple(i.bbox.tolist()) not in boxes]
     assert max(i.confidence for i in gone) < RIM_REFERENCE_CONF
     assert max(i.diameter_px for i in gone) < 0.8 * min(i.diameter_px for i in kept)
+
+
+def test_a_cup_small_in_a_large_frame_is_found_coin_by_coin(detector: Detector, cups: list[CupScene]) -> None:
+    """A 640 px cup shrunk to 400 px in a 2560x1440 frame: at the trained 320 px input its coins are a few pixels
+    and the first pass boxes next to none of them; the frame predicted again at its own size finds them all."""
+    for scene in cups:
+        wide = np.full((1440, 2560, 3), 128, np.uint8)
+        wide[520:920, 1080:1480] = cv2.resize(scene.image, (400, 400), interpolation=cv2.INTER_AREA)
+        first = detector.boxes(wide)
+        found = [i for i in detector.detect(Frame(image=wide, source="wide")) if i.is_coin]
+        at_640 = [i for i in detector.detect(_frame(scene)) if i.is_coin]
+        assert int(np.count_nonzero(first.cls == 0)) <= 2  # what one pass at the trained size sees
+        assert len(found) == len(at_640) and all(1080 <= i.center[0] <= 1480 for i in found)
