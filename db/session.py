@@ -21,6 +21,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from db.schema import APPEND_ONLY, AuditLogImmutableError, SchemaCompat
@@ -36,6 +37,9 @@ PG_CONNECT_TIMEOUT_S = 5
 def default_sqlite_url(home: Path) -> str:
     """Return the URL of the station's SQLite file ``home/cupcheck.db``."""
     return f"sqlite:///{Path(home).resolve() / DB_FILENAME}"
+
+
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
 
 def make_engine(url: str | None = None, *, home: Path | None = None, echo: bool = False) -> Engine:
@@ -54,12 +58,18 @@ def make_engine(url: str | None = None, *, home: Path | None = None, echo: bool 
 
     Raises:
         ValueError: when neither ``url`` nor ``home`` is given.
+        sqlalchemy.exc.ArgumentError: the URL does not parse, or names a database other than SQLite or PostgreSQL.
     """
     if url is None:
         if home is None:
             raise ValueError("make_engine needs a URL or a station home")
         url = default_sqlite_url(home)
     parsed = make_url(url)
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise ArgumentError(
+            f"{parsed.get_backend_name()!r} is not a database cupcheck runs on: SQLite (sqlite:///PATH, one station) "
+            "or PostgreSQL (postgresql+psycopg://USER@HOST/DB, a site)"
+        )
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, echo=echo)
         _configure_sqlite(engine)

@@ -20,7 +20,8 @@ def test_a_home_that_is_a_file_is_said(tmp_path: Path, capsys: pytest.CaptureFix
 @pytest.mark.parametrize(
     ("url", "said"),
     [
-        ("garbage://", "Can't load plugin: sqlalchemy.dialects:garbage"),
+        ("garbage://", "'garbage' is not a database cupcheck runs on: SQLite"),
+        ("mysql://u@h/db", "'mysql' is not a database cupcheck runs on"),  # no driver installed: was a traceback
         ("notaurl", "Could not parse SQLAlchemy URL"),
     ],
 )
