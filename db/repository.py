@@ -56,7 +56,7 @@ from db.schema import (
     utcnow,
 )
 from db.session import init_db, make_engine, make_session_factory
-from db.store import ContentStore, StoredBlob
+from db.store import STORE_DIR, ContentStore, StoredBlob
 from models.reasons import only_the_count
 from models.types import Decision
 
@@ -123,6 +123,15 @@ class VerdictRepository:
             NotSupervisorError: ``name`` is an operator, or was deactivated.
         """
         self.operators.check_supervisor(name, doing)
+
+    def named_photographs(self, per_end: int = 10) -> list[str]:
+        """A sample of the photographs the log names (its ``per_end`` oldest and newest not pruned), to tell whether
+        a folder is the image store those verdicts were written into without reading every reference."""
+        kept = select(Capture.ref).where(Capture.ref.startswith(f"{STORE_DIR}/"))  # a pruned photograph names none
+        with self._sessions() as session:
+            oldest = session.scalars(kept.order_by(Capture.id).limit(per_end)).all()
+            newest = session.scalars(kept.order_by(Capture.id.desc()).limit(per_end)).all()
+        return list(dict.fromkeys([*oldest, *newest]))
 
     def verify_operator(self, name: str, pin: str) -> OperatorInfo | None:
         """Return the operator when ``pin`` is right and the operator is active, else ``None``."""

@@ -8,16 +8,18 @@ process died mid-append, before the call returned) is discarded; any other unrea
 is moved, as it was, to ``*.damaged.jsonl`` for a person to look at, so that it blocks neither the records around it
 nor the verdicts after it. A record the database refuses outright (not a connection problem), on replay or as it
 is logged, is kept in a second journal, ``*.rejected.jsonl``, so it cannot block the records after it and is not
-lost. One process writes a journal at a time.
+lost; that journal too cuts off a torn last line before it appends, and moves a line it cannot read to
+``*.damaged.jsonl``. One process writes a journal at a time.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import logging
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -67,12 +69,25 @@ class VerdictSpool:
         return self.path.with_name(self.path.stem + ".rejected.jsonl")
 
     def reject(self, record: VerdictRecord, error: BaseException) -> None:
-        """Append ``record`` with the error it met to the rejected journal (fsync'd)."""
+        """Append ``record`` with the error it met to the rejected journal (fsync'd).
+
+        A torn last line (an earlier append that died half-way, say on a full disk) is cut off first, as
+        :meth:`append` does, so this record is not glued onto it; an append that fails half-way is cut back off,
+        where the disk still lets it, so it leaves no torn line behind.
+        """
         entry = {"error": f"{error.__class__.__name__}: {error}", "record": record.to_json()}
-        with open(self.rejected_path, "ab") as fh:
-            fh.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        self.rejected_path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+        with open(self.rejected_path, "ab+", buffering=0) as fh:  # unbuffered: nothing left to write on close
+            _drop_torn_tail(fh)
+            start = fh.tell()
+            try:
+                _write_all(fh.fileno(), line)
+                os.fsync(fh.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fh.fileno(), start)
+                raise
 
     @property
     def damaged_path(self) -> Path:
@@ -93,22 +108,44 @@ class VerdictSpool:
             except (ValueError, KeyError, TypeError):
                 bad.append(raw)
         if bad:
-            with open(self.damaged_path, "ab") as fh:
-                fh.write(b"".join(raw + b"\n" for raw in bad))
-                fh.flush()
-                os.fsync(fh.fileno())
-            self._rewrite(b"".join(raw + b"\n" for raw in good) + tail)
+            self._set_aside(bad)
+            _rewrite(self.path, b"".join(raw + b"\n" for raw in good) + tail)
             _log.error("%d unreadable verdict journal lines moved to %s", len(bad), self.damaged_path)
         return out
 
+    def _set_aside(self, lines: list[bytes]) -> None:
+        """Append unreadable ``lines``, as they were, to :attr:`damaged_path` (fsync'd)."""
+        with open(self.damaged_path, "ab+") as fh:
+            _drop_torn_tail(fh)
+            fh.write(b"".join(raw + b"\n" for raw in lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+
     def rejected(self) -> list[tuple[str, VerdictRecord]]:
-        """Return ``(error, record)`` for every record set aside by replay."""
+        """Return ``(error, record)`` for every record set aside, in order.
+
+        A complete line that cannot be read (a damaged block) is moved, as it was, to :attr:`damaged_path` with the
+        journal's own unreadable lines (fsync'd), and the rejected journal keeps the others; a torn last line is
+        left for the next :meth:`reject` to cut off.
+        """
         if not self.rejected_path.exists():
             return []
-        out = []
-        for raw in self.rejected_path.read_bytes().splitlines():
-            entry = json.loads(raw)
-            out.append((str(entry["error"]), VerdictRecord.from_json(entry["record"])))
+        lines = self.rejected_path.read_bytes().split(b"\n")
+        tail = lines.pop()
+        out: list[tuple[str, VerdictRecord]] = []
+        good: list[bytes] = []
+        bad: list[bytes] = []
+        for raw in lines:
+            try:
+                entry = json.loads(raw)
+                out.append((str(entry["error"]), VerdictRecord.from_json(entry["record"])))
+                good.append(raw)
+            except (ValueError, KeyError, TypeError):
+                bad.append(raw)
+        if bad:
+            self._set_aside(bad)
+            _rewrite(self.rejected_path, b"".join(raw + b"\n" for raw in good) + tail)
+            _log.error("%d unreadable lines of %s moved to %s", len(bad), self.rejected_path, self.damaged_path)
         return out
 
     def records(self) -> list[VerdictRecord]:
@@ -135,15 +172,6 @@ class VerdictSpool:
             _log.warning("discarding a torn last line (%d bytes) in %s", len(tail), self.path)
         return lines, tail
 
-    def _rewrite(self, data: bytes) -> None:
-        """Atomically replace the journal's contents with ``data`` (fsync'd before it takes the journal's place)."""
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-
     def __len__(self) -> int:
         if not self.path.exists():
             return 0
@@ -154,7 +182,7 @@ class VerdictSpool:
         if not records:
             self.path.unlink(missing_ok=True)
             return
-        self._rewrite(b"".join(_line(rec) for rec in records))
+        _rewrite(self.path, b"".join(_line(rec) for rec in records))
 
 
 def _line(record: VerdictRecord) -> bytes:
@@ -249,8 +277,25 @@ class SpoolingRepository:
         return self._pending
 
 
-def _drop_torn_tail(fh: io.BufferedRandom) -> None:
-    """Truncate an open ``ab+`` file back to its last newline when it does not end with one."""
+def _rewrite(path: Path, data: bytes) -> None:
+    """Atomically replace a journal file's contents with ``data`` (fsync'd before it takes the file's place)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to the file descriptor (a write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _drop_torn_tail(fh: BinaryIO) -> None:
+    """Truncate an open ``ab+`` file back to its last newline when it does not end with one (a torn last line)."""
     size = fh.seek(0, os.SEEK_END)
     if size == 0:
         return

@@ -2,7 +2,8 @@
 
 A file's name is the hash of its bytes, so a file is either absent or complete and correct: writes go to a temporary
 file in the target folder, are flushed to disk, then renamed into place with :func:`os.replace` (atomic on POSIX
-and Windows). Writing the same bytes twice is a no-op. Files whose database transaction failed are *orphans*:
+and Windows). Writing the same bytes twice is a no-op; a file whose bytes do not hash to its name (a damaged
+copy) is written again. Files whose database transaction failed are *orphans*:
 harmless (nothing references them and their content matches their name) until :meth:`ContentStore.remove` is
 called on them by the repository's garbage collection.
 """
@@ -10,7 +11,9 @@ called on them by the repository's garbage collection.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,6 +22,8 @@ from pathlib import Path
 
 STORE_DIR = "captures"
 _TMP_PREFIX = ".tmp-"
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,14 @@ def ref_for(sha256: str, ext: str) -> str:
 
 
 class StoreUnreachable(OSError):
-    """A shared image folder is not there (a share that is not mounted): a write waits, like a database outage."""
+    """A shared image folder is not there (a share that is not mounted), or refuses writes as a share that is away or
+    read-only does: a write waits, like a database outage."""
+
+
+SHARE_AWAY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.ESTALE, errno.EIO, errno.ENOTCONN})
+"""How a shared folder refuses a write while it is read-only, its permissions changed, its server gone or its handle
+stale: a verdict then waits in the journal and is replayed, where on the station's own disk such an error (or a full
+disk anywhere) stops the verdict being saved."""
 
 
 class ContentStore:
@@ -84,9 +96,10 @@ class ContentStore:
         """Write ``data`` atomically at its content address and return where it is.
 
         The bytes go to a temporary file beside the target, are fsync'd, and are renamed into place; the folder is
-        fsync'd after the rename. If the target already exists it is left alone (same name, same bytes) but its
-        modification time is renewed, so a clean-up that spares young files does not remove it under a write in
-        flight.
+        fsync'd after the rename. A target that already holds these bytes (its SHA-256 is its name) is left alone,
+        but its modification time is renewed, so a clean-up that spares young files does not remove it under a
+        write in flight; a target holding other bytes (a damaged copy, a file put there by hand) is replaced the same
+        atomic way, so a verdict never names a photograph other than its own.
 
         Args:
             data: the file's bytes.
@@ -96,7 +109,9 @@ class ContentStore:
             The blob's digest, relative reference and size.
 
         Raises:
-            StoreUnreachable: a shared store's ``captures/`` is not there.
+            StoreUnreachable: a shared store's ``captures/`` is not there, or the share refuses the write as a share
+                that is away or read-only does (:data:`SHARE_AWAY_ERRNOS`): the verdict waits in the journal.
+            OSError: anything else (a full disk): the verdict cannot be saved.
         """
         if self.shared and not self.root.is_dir():
             raise StoreUnreachable(
@@ -106,23 +121,25 @@ class ContentStore:
         digest = sha256_hex(data)
         ref = ref_for(digest, ext)
         target = self.home / ref
-        if target.is_file() and target.stat().st_size == len(data):
-            with contextlib.suppress(OSError):  # another station's file on a share may not be ours to touch
-                os.utime(target)  # in use again: the clean-ups leave files touched within their grace period alone
-            return StoredBlob(digest, ref, len(data))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            held = _digest_of(target)
+            if held == digest:
+                with contextlib.suppress(OSError):  # another station's file on a share may not be ours to touch
+                    os.utime(target)  # in use again: the clean-ups leave files touched within their grace period alone
+                return StoredBlob(digest, ref, len(data))
+            if held is not None:
+                _log.warning("%s holds other bytes than its name says (a damaged copy?): written again", target)
+            _write_atomic(target, data)
+        except StoreUnreachable:
             raise
-        _fsync_dir(target.parent)
+        except OSError as err:
+            if self.shared and err.errno in SHARE_AWAY_ERRNOS:
+                where = f": {err.filename}" if err.filename else ""
+                raise StoreUnreachable(
+                    f"the shared image folder {self.root} cannot be written ({err.strerror}{where}): is the share "
+                    "mounted, and writable from this PC? The verdict waits in the journal until it is"
+                ) from err
+            raise
         return StoredBlob(digest, ref, len(data))
 
     def read(self, ref: str) -> bytes:
@@ -156,6 +173,32 @@ class ContentStore:
         """Delete a blob if present."""
         with contextlib.suppress(FileNotFoundError):
             self.path(ref).unlink()
+
+
+def _digest_of(path: Path) -> str | None:
+    """The hex SHA-256 of the file at ``path``, or ``None`` when there is none."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``target``, fsync it, rename it into place, fsync the folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(target.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

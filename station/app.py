@@ -17,12 +17,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QApplication, QDialog
 
 from db.records import AsideCup, OperatorInfo
 from db.repository import VerdictRepository
 from db.signin_cache import CACHE_FILENAME as SIGN_IN_CACHE
-from db.signin_cache import SignInCache, SignInDirectory
+from db.signin_cache import SignInCache, SignInDirectory, database_identity
 from db.spool import UNREACHABLE_ERRORS, SpoolingRepository
 from models.types import Side
 from station.camera import open_source
@@ -106,12 +107,33 @@ _SIGN_IN_THROTTLE = SignInThrottle()
 
 
 def sign_in_dialog(directory: OperatorDirectory, title: str, role: str | None) -> OperatorInfo | None:
-    """Show the sign-in dialog until a person is admitted (returned) or cancels (``None``)."""
+    """Show the sign-in dialog until a person is admitted (returned) or cancels (``None``).
+
+    A station's sign-in cache is brought in line with the database as the dialog opens (:func:`refresh_sign_in_cache`),
+    so a PIN changed or a person deactivated on another PC while this window ran counts at the next outage too.
+    """
+    refresh_sign_in_cache(directory)
     dialog = LoginDialog(title)
     login = LoginController(dialog, directory, throttle=_SIGN_IN_THROTTLE, role=role)
     if dialog.exec() != QDialog.DialogCode.Accepted:
         return None
     return login.operator
+
+
+def refresh_sign_in_cache(directory: OperatorDirectory) -> None:
+    """Start :meth:`SignInDirectory.refresh` off the window's thread (Qt's thread pool, as the PIN check runs): a
+    database that is away takes its connect timeout to say so, and the dialog must not freeze meanwhile. A directory
+    without a cache (the review window's) has nothing to refresh."""
+    if not isinstance(directory, SignInDirectory):
+        return
+
+    def refresh() -> None:
+        try:
+            directory.refresh()
+        except Exception:  # on the pool's thread nobody else would hear of it; the sign-in goes on either way
+            _log.exception("the sign-in cache could not be brought in line with the database")
+
+    QThreadPool.globalInstance().start(refresh)
 
 
 def run_station(
@@ -197,8 +219,8 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         print(f"warning: {loaded.orders_error}; orders cannot be scanned until it is put right", file=sys.stderr)
     title = f"cupcheck {config.name}: operator sign-in"
     # who signed in here can sign in again while the database is away (the journal keeps the verdicts meanwhile)
-    directory = SignInDirectory(repository.repository.operators, SignInCache(home / SIGN_IN_CACHE))
-    directory.refresh()
+    cache = SignInCache(home / SIGN_IN_CACHE, database=database_identity(repository.repository.engine))
+    directory = SignInDirectory(repository.repository.operators, cache)  # refreshed as each sign-in dialog opens
 
     def sign_in() -> OperatorInfo | None:
         return sign_in_dialog(directory, title, None)

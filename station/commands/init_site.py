@@ -10,10 +10,14 @@ Examples::
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from station.commands.options import add_site_options, resolve_site
 from station.errors import CliError
+
+if TYPE_CHECKING:
+    from db.repository import VerdictRepository
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -24,10 +28,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Migrate the database to this software's schema, make the shared image folder's captures/ and "
         "start the shared model registry (the shipped bundle in force) where the station file (or the flags) name "
         "them. A station whose image folder or registry is shared refuses to write into, or to take a model from, "
-        "a folder where they are not: that is a share that is not mounted. Running it again changes nothing that is "
-        "there already.",
+        "a folder where they are not: that is a share that is not mounted. Running it again changes nothing: once "
+        "the database holds a cup, a captures/ or registry that is not there, or a folder without the photographs "
+        "the database names, is a share that is not mounted (its mount point an empty local folder), and is refused "
+        "rather than made on this disk.",
     )
     add_site_options(p, gallery=False)
+    p.add_argument(
+        "--new-share",
+        action="store_true",
+        help="the shared folder is new although the database holds cups already (a site that kept its images or "
+        "models at each station until now): set it up anyway",
+    )
     p.set_defaults(func=run)
 
 
@@ -53,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     except UNREACHABLE_ERRORS as err:
         raise CliError(f"the database cannot be reached: {err}") from err
     try:
+        shared_models = site.models != site.home
+        if not args.new_share:
+            check_share_is_mounted(repo, registry_file(site.models) if shared_models else None)
         where = repo.engine.url.render_as_string(hide_password=True)
         print(f"database: {where} at this software's schema")
         people, supervisors = repo.operators.count_active(), repo.operators.count_active("supervisor")
@@ -67,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"images: {repo.store.create()}")
     finally:
         repo.engine.dispose()
-    if site.models != site.home:
+    if shared_models:
         try:
             if registry_file(site.models).is_file():
                 current = load_registry(site.models).current or SHIPPED
@@ -78,3 +93,40 @@ def run(args: argparse.Namespace) -> int:
         except (RegistryError, OSError) as err:
             raise CliError(str(err)) from err
     return 0
+
+
+def check_share_is_mounted(repo: VerdictRepository, registry: Path | None) -> None:
+    """Refuse to set up a shared folder for a database that already holds cups.
+
+    A share that is not mounted leaves its mount point, an empty local folder, in its place: made there, a
+    ``captures/`` or a registry would take the station's photographs and models onto this disk, hidden under the
+    share once it is mounted again. So once the database holds a cup, its image folder must hold ``captures/`` and
+    the photographs it names (a sample of the oldest and newest), and a shared registry must be there already.
+
+    Args:
+        repo: the site's database, with its shared image folder (or the home's, not checked).
+        registry: the shared registry's file, ``None`` when the models are not shared.
+
+    Raises:
+        CliError: the database holds cups and a shared folder lacks what they imply.
+    """
+    checks = repo.count_verdicts()
+    if not checks:
+        return
+    cups = f"{checks} cup{'s' if checks != 1 else ''}"
+    mounted = "is the share mounted? init-site makes a shared folder only while the database holds no cup"
+    new = "(a new share for a site that kept them at each station until now: --new-share)"
+    store = repo.store
+    if store.shared and not store.root.is_dir():
+        raise CliError(f"{store.root} is not there, yet the database holds {cups}: {mounted} {new}")
+    if store.shared:
+        sample = repo.named_photographs()
+        missing = [ref for ref in sample if not store.exists(ref)]
+        if missing:
+            raise CliError(
+                f"{store.home} lacks {len(missing)} of {len(sample)} photographs the database names (such as "
+                f"{missing[0]}): {mounted}; if it is mounted, they were lost from it: put them back from a backup "
+                "(cupcheck restore)"
+            )
+    if registry is not None and not registry.is_file():
+        raise CliError(f"{registry} is not there, yet the database holds {cups}: {mounted} {new}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from db.spool import SpoolCorruptError, SpoolingRepository, VerdictSpool
 from models.types import Decision
 from tests.db.conftest import EmbeddedPostgres
 from tests.db.factories import make_record
+from tests.db.full_disk import files_limited_to
 
 
 @pytest.fixture
@@ -158,3 +160,35 @@ def test_a_database_that_gives_no_connection_in_time_is_waited_for(repo: Verdict
     assert spooling.pending_count() == 1
     assert spooling.replay() and verdict_keys(repo)[-1] == record.idempotency_key
     busy.dispose()
+
+
+def test_a_refusal_the_full_disk_cut_short_leaves_no_torn_line(tmp_path: Path) -> None:
+    """The disk fills while a refused verdict is set aside: that line is cut back off, a torn line left by a crash
+    is cut off before the next one, and each later refusal is a line of its own (``doctor`` counts them by line)."""
+    spool = VerdictSpool(tmp_path / "journal.jsonl")
+    first, torn, crashed, after = (make_record(i, operator="gone") for i in (50, 51, 52, 53))
+    refused = UnknownOperatorError("operator 'gone' is not registered")
+    spool.reject(first, refused)
+    with files_limited_to(spool.rejected_path.stat().st_size + 100), pytest.raises(OSError) as full:
+        spool.reject(torn, refused)
+    assert full.value.errno == errno.EFBIG and spool.rejected_path.read_bytes().endswith(b"\n")
+    spool.reject(crashed, refused)
+    size = spool.rejected_path.stat().st_size
+    with open(spool.rejected_path, "ab") as fh:
+        fh.write(b'{"error":"half a li')  # the process died mid-append
+    spool.reject(after, refused)
+    assert [rec for _, rec in spool.rejected()] == [first, crashed, after]
+    assert spool.rejected_path.read_bytes().count(b"\n") == 3
+    assert spool.rejected_path.stat().st_size > size
+
+
+def test_an_unreadable_refused_line_is_set_aside_not_raised(tmp_path: Path) -> None:
+    spool = VerdictSpool(tmp_path / "journal.jsonl")
+    a, b = make_record(60, operator="gone"), make_record(61, operator="gone")
+    for rec in (a, b):
+        spool.reject(rec, UnknownOperatorError("operator 'gone' is not registered"))
+    lines = spool.rejected_path.read_bytes().split(b"\n")
+    spool.rejected_path.write_bytes(lines[0] + b"\n{damaged}\n" + lines[1] + b"\n")
+    assert [rec for _, rec in spool.rejected()] == [a, b]
+    assert spool.damaged_path.read_bytes() == b"{damaged}\n"
+    assert spool.rejected_path.read_bytes() == lines[0] + b"\n" + lines[1] + b"\n"
