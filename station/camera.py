@@ -26,6 +26,14 @@ Clock = Callable[[], float]
 """Returns seconds (monotonic)."""
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+FROZEN_S = 2.0
+"""A webcam that hands out byte-identical frames this long is frozen (its driver repeats its last buffer): a live
+sensor's noise makes every frame it takes differ from the one before."""
+FROZEN_STREAM_S = 10.0
+"""The same for a network stream or a video file (``kind = "url"``): a compressed stream of a still scene may repeat
+a decoded picture exactly until its next key frame, usually a few seconds away."""
+FROZEN = "the camera sends the same picture: frozen"
+"""Why a frozen camera is lost (:attr:`OpenCVSource.lost_reason`)."""
 
 _log = logging.getLogger(__name__)
 
@@ -68,11 +76,19 @@ class Capture(Protocol):
         ...
 
 
+def same_picture(a: UInt8Array, b: UInt8Array) -> bool:
+    """Whether two frames are byte-identical (every 8th row is looked at first: a live camera's differ there)."""
+    return a.shape == b.shape and np.array_equal(a[::8], b[::8]) and np.array_equal(a, b)
+
+
 class OpenCVSource:
     """A webcam (by index) or a stream or video file (by URL) read through ``cv2.VideoCapture``.
 
     When a read fails the source becomes :attr:`lost`, releases the capture and tries to reopen it every
-    ``reconnect_s`` seconds of the injected clock; the first good frame after that clears :attr:`lost`.
+    ``reconnect_s`` seconds of the injected clock; the first good frame after that clears :attr:`lost`. A camera
+    that sends the same picture, byte for byte, for ``frozen_s`` is lost the same way (it no longer shows what lies
+    under it), and stays lost while it is reopened onto that picture. The folder and simulator sources, which show
+    a still picture on purpose, are never called frozen.
 
     Args:
         target: the device index or the URL / file path.
@@ -81,6 +97,7 @@ class OpenCVSource:
         width: requested capture width, ``None`` for the default.
         height: requested capture height.
         opener: builds a capture for ``target`` (``cv2.VideoCapture`` by default).
+        frozen_s: seconds of identical frames after which the camera is frozen (``None``: never).
     """
 
     def __init__(
@@ -92,8 +109,14 @@ class OpenCVSource:
         width: int | None = None,
         height: int | None = None,
         opener: Callable[[int | str], Capture] | None = None,
+        frozen_s: float | None = FROZEN_S,
     ) -> None:
         self._target = target
+        self._frozen_s = frozen_s
+        self._last: UInt8Array | None = None  # the last picture delivered, and since when it is repeated
+        self._same_since = 0.0
+        self._stuck: UInt8Array | None = None  # the picture the camera froze on, until it sends another
+        self._why = ""
         self._clock = clock
         self._reconnect_s = reconnect_s
         self._size = (width, height)
@@ -112,6 +135,11 @@ class OpenCVSource:
     def lost(self) -> bool:
         """Whether the camera is currently unavailable."""
         return self._lost
+
+    @property
+    def lost_reason(self) -> str:
+        """Why the camera is lost when a reason is known beyond "no frame" (:data:`FROZEN`), else ``""``."""
+        return self._why if self._lost else ""
 
     def _open_cv(self, target: int | str) -> Capture:
         # OpenCV tries every capture backend it has and prints each one's failure (40 lines for a camera that is not
@@ -139,10 +167,14 @@ class OpenCVSource:
         self._cap = cap
         return True
 
-    def _mark_lost(self) -> None:
-        if not self._lost:
+    def _mark_lost(self, why: str = "") -> None:
+        if not self._lost and why:
+            _log.warning("camera %s lost (%s); retrying every %.1f s", self.name, why, self._reconnect_s)
+        elif not self._lost:
             _log.warning("camera %s lost; retrying every %.1f s", self.name, self._reconnect_s)
         self._lost = True
+        self._why = why
+        self._last = None
         self._next_try = self._clock() + self._reconnect_s
         if self._cap is not None:
             self._cap.release()
@@ -157,10 +189,31 @@ class OpenCVSource:
         if not ok or image is None or image.ndim != 3:
             self._mark_lost()
             return None
+        if self._frozen(image):
+            self._mark_lost(FROZEN)
+            return None
         if self._lost:
             _log.info("camera %s is back", self.name)
         self._lost = False
         return Frame(image=np.ascontiguousarray(image), timestamp=time.time(), source=self.name)
+
+    def _frozen(self, image: UInt8Array) -> bool:
+        """Whether ``image`` shows the camera frozen: the same picture, byte for byte, as every frame of the last
+        ``frozen_s``, or the picture it froze on before it was reopened."""
+        if self._frozen_s is None:
+            return False
+        if self._stuck is not None:
+            if same_picture(image, self._stuck):
+                return True
+            self._stuck = None  # a new picture: it is live again
+        now = self._clock()
+        if self._last is None or not same_picture(image, self._last):
+            self._last, self._same_since = image, now
+            return False
+        if now - self._same_since < self._frozen_s:
+            return False
+        self._stuck = image
+        return True
 
     def close(self) -> None:
         """Release the capture."""
@@ -340,11 +393,17 @@ def open_source(cfg: CameraConfig, *, clock: Clock = time.monotonic) -> FrameSou
     Raises:
         FileNotFoundError: a replay folder that does not exist or is empty.
     """
-    if cfg.kind == "index":
-        return OpenCVSource(cfg.index, clock=clock, reconnect_s=cfg.reconnect_s, width=cfg.width, height=cfg.height)
-    if cfg.kind == "url":
-        assert cfg.url is not None
-        return OpenCVSource(cfg.url, clock=clock, reconnect_s=cfg.reconnect_s, width=cfg.width, height=cfg.height)
+    if cfg.kind in ("index", "url"):
+        target = cfg.index if cfg.kind == "index" else cfg.url
+        assert target is not None
+        return OpenCVSource(
+            target,
+            clock=clock,
+            reconnect_s=cfg.reconnect_s,
+            width=cfg.width,
+            height=cfg.height,
+            frozen_s=FROZEN_S if cfg.kind == "index" else FROZEN_STREAM_S,
+        )
     if cfg.kind == "folder":
         assert cfg.folder is not None
         return FolderSource(cfg.folder, clock=clock, hold_s=cfg.hold_s)

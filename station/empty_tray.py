@@ -3,8 +3,9 @@
 Every cup is compared with this photo (:mod:`models.foreground`), so it must show the tray with nothing in it:
 the detector looks first, and a photo in which it finds any coin or object is refused. It is also the view a moved
 camera is told by (:mod:`calibration.movement`): on a calibrated station, a photo from a camera that has moved since
-it was set up (the last empty-tray photo, else the calibration photo) is refused, since taking it would hide that
-the cup region and millimetres no longer fit.
+it was set up (the last empty-tray photo, else the calibration photo), or one of another size than the calibration
+photo's (which no comparison can tell a move by), is refused, since taking it would hide that the cup region and
+millimetres no longer fit.
 """
 
 from __future__ import annotations
@@ -35,6 +36,28 @@ def tray_contents(detector: Any, frame: Frame) -> str:
     )
 
 
+def check_photo_size(frame: Frame, camera_size: tuple[int, int] | None) -> None:
+    """Refuse a photo of another size than the station's camera was set up at (a webcam come back at another
+    resolution): the cup region and millimetres would not fit it, and the moved-camera check, which compares views
+    of one size only, would go blind (every cup flagged for its size, a knocked camera no longer told).
+
+    Args:
+        frame: the photo.
+        camera_size: ``(width, height)`` the camera was set up at (:attr:`models.pipeline.Pipeline.camera_size`);
+            ``None``: nothing says.
+
+    Raises:
+        EmptyTrayError: the sizes differ.
+    """
+    h, w = frame.image.shape[:2]
+    if camera_size is not None and (w, h) != tuple(camera_size):
+        cw, ch = camera_size
+        raise EmptyTrayError(
+            f"the photo is {w}×{h} pixels but the camera was calibrated at {cw}×{ch}: set the camera back to "
+            f"{cw}×{ch}, or calibrate again (cupcheck calibrate)"
+        )
+
+
 def record_empty_tray(pipeline: Any, frame: Frame, home: Path) -> str:
     """Check that ``frame`` shows an empty tray, store it in ``home`` and hand it to ``pipeline``.
 
@@ -48,16 +71,20 @@ def record_empty_tray(pipeline: Any, frame: Frame, home: Path) -> str:
 
     Raises:
         EmptyTrayError: the detector finds something in the frame, the pipeline takes no empty tray, or the camera
-            of a calibrated station has moved since it was set up (:attr:`models.pipeline.Pipeline.setup_view`).
+            of a calibrated station delivers another size than it was calibrated at, or has moved since it was set
+            up (:attr:`models.pipeline.Pipeline.setup_view`).
     """
     detector = getattr(pipeline, "detector", None)
     if detector is None or not hasattr(pipeline, "empty_tray"):
         raise EmptyTrayError("this model does not compare cups with an empty tray")
+    calibration = getattr(detector, "calibration", None)
+    if calibration is not None:  # uncalibrated, the empty tray is all that was set up: a new size replaces it
+        check_photo_size(frame, getattr(pipeline, "camera_size", None))
     seen = tray_contents(detector, frame)
     if seen:
         raise EmptyTrayError(f"the tray is not empty ({seen} seen): clear it, then take the photo again")
     view = getattr(pipeline, "setup_view", None)
-    move = None if view is None or getattr(detector, "calibration", None) is None else view.compare(frame.image)
+    move = None if view is None or calibration is None else view.compare(frame.image)
     if move is not None and move.moved:
         raise EmptyTrayError(
             f"the camera has moved since it was set up (the view: {move.describe()}); a new empty-tray photo would "

@@ -35,7 +35,7 @@ from station.controllers.overlay import (
     summarise,
 )
 from station.controllers.sound import Silent, SoundCue
-from station.controllers.stillness import StillnessGate
+from station.controllers.stillness import StillnessGate, ViewWatch
 from station.home import LOW_DISK_BYTES
 from station.views.operator import OperatorView
 from station.views.widgets import PREVIEW_STYLE, Thumbnail, to_pixmap
@@ -163,6 +163,7 @@ class OperatorController(QObject):
         self._last: CheckResult | None = None
         self._overlay_until = 0.0
         self._camera_lost = False
+        self._lost_why = ""  # why the camera is lost, when its source said
         self._cup_region = cup_region
         self.camera_size = camera_size  # (width, height) the camera was calibrated at, when it was
         self._camera_move: CameraMove | None = None  # the view against the set-up photo's, last told
@@ -170,6 +171,9 @@ class OperatorController(QObject):
         self._fps = 0.0
         self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its newest check
         self._auto = auto_check
+        self._watch = ViewWatch()  # whether the view has changed since the cup of the last verdict was photographed
+        self._verdict_up = False  # the banner shows the last verdict (nothing has replaced it since)
+        self._tray_asked = False  # an empty-tray photo is with the worker
         self._recheck: Recheck | None = None
         self._model_problem = ""
         self._model_detail = ""
@@ -279,7 +283,7 @@ class OperatorController(QObject):
         if self._camera_lost:  # the order is taken; the cup waits for the camera
             self._show_no_camera()
         else:
-            self.view.banner.show_state("READY", IDLE_HEX)
+            self._show_banner("READY", IDLE_HEX)
             self.view.reason.setText("Put the cup under the camera and press Space.")
             self.view.detail.setText("")
 
@@ -291,6 +295,8 @@ class OperatorController(QObject):
         if self._camera_lost:
             return
         self._frame = frame
+        if self._watch.update(frame.image) and self._verdict_up:
+            self._verdict_moved()
         verdict = self._last.verdict if self._last is not None and self._clock() < self._overlay_until else None
         shown = draw_evidence(frame.image, verdict)  # a copy, drawn on below
         move = self._camera_move
@@ -299,26 +305,65 @@ class OperatorController(QObject):
         else:
             shown = draw_cup_region(shown, self._cup_region if not self.camera_problem else None)
         self.view.preview.set_image(shown)
-        if self._auto is not None and self._auto.update(frame.image) and self.expected_type and not self.busy:
+        if self._auto is not None and self._auto.update(frame.image, ready=self._gate_may_check):
             self.check(auto=True)
+
+    @property
+    def _gate_may_check(self) -> bool:
+        """Whether the stillness gate may start a check now; while it may not (a check or its write under way, no
+        order, nobody signed in, the camera not as set up) the gate stays armed, so a cup put down meanwhile is
+        checked once it may be."""
+        return not self.busy and self.operator is not None and self.expected_type is not None and self._can_check
+
+    def _consume_gate(self) -> None:
+        """The view in front was used: the stillness gate waits for the next movement before it checks again."""
+        if self._auto is not None:
+            self._auto.consume()
+
+    def _show_banner(self, state: str, colour: str) -> None:
+        """Put ``state`` on the banner in place of whatever it said (a verdict shown before is no longer up)."""
+        self._verdict_up = False
+        self.view.banner.show_state(state, colour)
+
+    def _verdict_moved(self) -> None:
+        """The view has changed since the cup of the verdict on the banner was photographed (taken away, another put
+        down, a hand in view): its outlines go, and a PASS gives way, so it is never read as the verdict on what lies
+        there now. A FLAG stays, since it says what to do with that cup, and so do the outlines of one that asks for
+        coins to be turned over (they show which, while the operator turns them)."""
+        self._verdict_up = False
+        if self._recheck is None or self._recheck.why is not RecheckWhy.TURNED:
+            self._overlay_until = 0.0
+        if self._last is None or self._last.verdict.decision is not Decision.PASS:
+            return
+        self._show_banner("READY", IDLE_HEX)
+        self.view.reason.setText(
+            "The cup that passed was moved. Put the next cup under the camera"
+            + (": it is checked once it is still." if self._auto is not None else " and press Space.")
+        )
+        self.view.detail.setText("")
 
     @Slot(str)
     def camera_lost(self, name: str) -> None:
-        """The camera stopped delivering."""
+        """The camera stopped delivering (``name``: which camera, then after " — " why, when its source knows:
+        ``"webcam 0 — the camera sends the same picture: frozen"``)."""
+        name, _, self._lost_why = name.partition(" — ")
         self._camera_lost = True
         self._frame = None
         self.view.preview.show_text(f"CAMERA LOST\n\n{name}\nreconnecting…")
         self.view.preview.setStyleSheet(f"background: #15181d; color: {FLAG_HEX}; font-size: 40px; font-weight: bold;")
-        self.view.camera_label.setText("Camera: LOST, reconnecting")
+        why = f" ({self._lost_why})" if self._lost_why else ""
+        self.view.camera_label.setText(f"Camera: LOST{why}, reconnecting")
         self.view.camera_label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
         self.view.check_button.setEnabled(False)
+        self._enable_empty_tray()
         if not self.busy:  # the last verdict is for a cup that is no longer in view: do not leave it up
             self._show_no_camera()
         self.camera_state_changed.emit(True)
 
     def _show_no_camera(self) -> None:
-        self.view.banner.show_state("NO CAM", FLAG_HEX)
-        self.view.reason.setText("The camera stopped delivering; cups can be checked again once it is back.")
+        self._show_banner("NO CAM", FLAG_HEX)
+        why = f" ({self._lost_why})" if self._lost_why else ""
+        self.view.reason.setText(f"The camera stopped delivering{why}; cups can be checked again once it is back.")
         self.view.detail.setText("")
 
     @Slot()
@@ -329,8 +374,12 @@ class OperatorController(QObject):
         self.view.camera_label.setText("Camera: back")
         self.view.camera_label.setStyleSheet("")
         self.view.check_button.setEnabled(not self.busy and not self._camera_off)
-        if not self.busy and not self._camera_off:
-            self.view.banner.show_state("READY", IDLE_HEX)
+        self._enable_empty_tray()
+        # (while busy, the verdict on its way says what it found)
+        if not self.busy and self._camera_off:  # still not as it was set up (knocked, then unplugged): say so
+            self._show_camera_hold()
+        elif not self.busy:
+            self._show_banner("READY", IDLE_HEX)
             self.view.reason.setText("Camera back: put the cup under the camera and press Space.")
         self.camera_state_changed.emit(False)
 
@@ -361,6 +410,7 @@ class OperatorController(QObject):
         """Check no cup while the camera is not as it was set up (each would only be flagged for it, and logged
         for a supervisor to clear), and say so; take checks up again once it is."""
         was, self._camera_off = self._camera_off, problem
+        self._enable_empty_tray()
         if bool(was) == bool(problem) or self._camera_lost:
             return
         if problem:
@@ -373,7 +423,7 @@ class OperatorController(QObject):
         if problem:
             self._show_camera_hold()
         else:
-            self.view.banner.show_state("READY", IDLE_HEX)
+            self._show_banner("READY", IDLE_HEX)
             self.view.reason.setText(
                 "The camera is as it was set up again: "
                 + (
@@ -387,12 +437,15 @@ class OperatorController(QObject):
         """The banner and words while no cup is checked for the camera (:meth:`_hold_for_camera`); the last check's
         outlines go with its verdict."""
         self._overlay_until = 0.0
-        self.view.banner.show_state("CAMERA", FLAG_HEX)
+        self._show_banner("CAMERA", FLAG_HEX)
         move = self._camera_move
-        if self.camera_size_problem or move is None:
-            frame = self._frame.image.shape if self._frame is not None else (0, 0)
+        if self.camera_size_problem or move is None or not move.moved:
             size = f"{self.camera_size[0]}×{self.camera_size[1]}" if self.camera_size else "another size"
-            said = f"The camera delivers {frame[1]}×{frame[0]} pixels but was set up at {size}: set it back"
+            if self._frame is None:  # back from a loss, no frame yet: the size it delivered before
+                said = f"The camera delivers frames of another size than the {size} it was set up at: set it back"
+            else:
+                h, w = self._frame.image.shape[:2]
+                said = f"The camera delivers {w}×{h} pixels but was set up at {size}: set it back"
         else:
             said = f"The camera has moved since it was set up ({move.describe()}): put it back where it was"
         self.view.reason.setText(f"{said}, or have it calibrated again. Cups are checked once it is.")
@@ -465,11 +518,19 @@ class OperatorController(QObject):
         if self._camera_off:
             self._show_camera_hold()
             return False
+        if self._recheck is not None and self._recheck.why is RecheckWhy.TURNED and not self._watch.changed:
+            # a second press on the photograph just flagged would spend the cup's one turn on nothing turned
+            self.view.reason.setText(
+                "Nothing has moved since the cup was flagged: turn over the coins it names (↻ below), then press "
+                "Space to check it again."
+            )
+            return False
         self.busy = True
+        self._consume_gate()  # this view is checked now: the gate waits for the next cup
         self._active_at = self._clock()
         self.view.check_button.setEnabled(False)
         self.view.new_cup_button.setEnabled(False)
-        self.view.banner.show_state("CHECKING…", IDLE_HEX)
+        self._show_banner("CHECKING…", IDLE_HEX)
         self.view.reason.setText("Hold the cup still." + (RECHECKING_TEXT[self._recheck.why] if self._recheck else ""))
         self.check_requested.emit(
             CheckRequest(
@@ -516,7 +577,7 @@ class OperatorController(QObject):
         self.view.station_label.setText(f"Station {self.station} · signed out")
         self.view.sign_out_button.setText(SIGN_IN_TEXT)
         if not self.busy:
-            self.view.banner.show_state("SIGN IN", IDLE_HEX)
+            self._show_banner("SIGN IN", IDLE_HEX)
             self.view.reason.setText(f"{message} Press F2 or Space to sign in.")
             self.view.detail.setText("")
 
@@ -532,7 +593,7 @@ class OperatorController(QObject):
         self.view.station_label.setText(f"Station {self.station} · {name}")
         self.view.sign_out_button.setText(SIGN_OUT_TEXT)
         if not self.busy:
-            self.view.banner.show_state("READY", IDLE_HEX)
+            self._show_banner("READY", IDLE_HEX)
             self.view.reason.setText(f"Signed in as {name}: scan the order or pick the type.")
             self.view.detail.setText("")
 
@@ -568,7 +629,7 @@ class OperatorController(QObject):
         if self._recheck is None or self.busy:
             return
         self._arm_recheck(None)
-        self.view.banner.show_state("READY", IDLE_HEX)
+        self._show_banner("READY", IDLE_HEX)
         self.view.reason.setText(
             "Put the flagged cup aside for a supervisor. Put the next cup under the camera and press Space."
         )
@@ -588,10 +649,14 @@ class OperatorController(QObject):
         if self._frame is None or self._camera_lost:
             self._refuse("No camera image: wait for the camera, then photograph the empty tray again.")
             return False
-        self.busy = True
+        if self._camera_off:  # a photo now would be refused, or would hide that the camera is not as set up
+            self._show_camera_hold()
+            return False
+        self.busy = self._tray_asked = True
+        self._consume_gate()  # the empty tray is in view: nothing to check until something is put down
         self.view.check_button.setEnabled(False)
         self.view.empty_tray_button.setEnabled(False)
-        self.view.banner.show_state("EMPTY TRAY…", IDLE_HEX)
+        self._show_banner("EMPTY TRAY…", IDLE_HEX)
         self.view.reason.setText("Looking for anything left on the tray.")
         self.empty_tray_requested.emit(EmptyTrayRequest(self._frame, self._home))
         return True
@@ -599,14 +664,19 @@ class OperatorController(QObject):
     @Slot(bool, str)
     def show_empty_tray(self, ok: bool, message: str) -> None:
         """Show the answer to :meth:`take_empty_tray`."""
-        self.busy = False
+        self.busy = self._tray_asked = False
         if ok:  # the view is compared with the new photo from now on
             self.show_camera_move(None)
         self.view.check_button.setEnabled(self._can_check)
-        self.view.empty_tray_button.setEnabled(True)
-        self.view.banner.show_state("READY" if ok else "—", IDLE_HEX)
+        self._enable_empty_tray()
+        self._show_banner("READY" if ok else "—", IDLE_HEX)
         self.view.reason.setText(brief(message))
         self.empty_tray_shown.emit(ok, message)
+
+    def _enable_empty_tray(self) -> None:
+        """The empty tray can be photographed while the camera delivers as it was set up (else the photo would be
+        refused, or would hide what is wrong with the camera) and no photo is with the worker."""
+        self.view.empty_tray_button.setEnabled(self._can_check and not self._tray_asked)
 
     def hold(self, state: str, message: str) -> bool:
         """Check no cup while the station does something else (``state`` on the banner, ``message`` below it):
@@ -615,7 +685,7 @@ class OperatorController(QObject):
             return False
         self.busy = True
         self.view.check_button.setEnabled(False)
-        self.view.banner.show_state(state, IDLE_HEX)
+        self._show_banner(state, IDLE_HEX)
         self.view.reason.setText(message)
         return True
 
@@ -623,15 +693,16 @@ class OperatorController(QObject):
         """End a :meth:`hold`: cups are checked again (the time held counts as work, not as idle time)."""
         self.busy = False
         self._active_at = self._clock()
+        self._consume_gate()  # what the hold left on the tray (an enrolment's coins) is not a cup to check
         self.view.check_button.setEnabled(self._can_check)
         signed_in = self.operator is not None
-        self.view.banner.show_state("READY" if signed_in else "SIGN IN", IDLE_HEX)
+        self._show_banner("READY" if signed_in else "SIGN IN", IDLE_HEX)
         self.view.reason.setText(brief(message) if signed_in else f"{message} Press F2 or Space to sign in.")
 
     def _refuse(self, message: str) -> None:
         self.view.reason.setText(message)
         if not self._camera_lost:  # NO CAM stays up until the camera is back
-            self.view.banner.show_state("—", IDLE_HEX)
+            self._show_banner("—", IDLE_HEX)
 
     @Slot(object)
     def show_verdict(self, result: CheckResult) -> None:
@@ -652,7 +723,9 @@ class OperatorController(QObject):
         req = result.request
         same_hands = (req.expected_type, req.order, req.operator) == (self.expected_type, self.order, self.operator)
         self._arm_recheck(result.follow_up() if same_hands else None)
-        self.view.banner.show_state(summary.headline, summary.colour)
+        self._show_banner(summary.headline, summary.colour)
+        self._verdict_up = True
+        self._watch.mark(req.frame.image)  # the view this verdict is about
         self.view.reason.setText(summary.reason)
         self.view.detail.setText(summary.detail)
         self._show_model_label(verdict.model_version)
@@ -667,6 +740,8 @@ class OperatorController(QObject):
             self._cups[req.key] = verdict.decision
             self._show_session()
         self._sound.play(verdict.decision)
+        if self._frame is not None and self._watch.update(self._frame.image):  # the cup was swapped while checked
+            self._verdict_moved()
         self.verdict_shown.emit(result)
 
     def _show_session(self) -> None:
@@ -771,7 +846,7 @@ class OperatorController(QObject):
         self.view.check_button.setEnabled(self._can_check)
         taken_away = self._recheck is not None
         self._arm_recheck(None)
-        self.view.banner.show_state("READY", IDLE_HEX)
+        self._show_banner("READY", IDLE_HEX)
         self.view.reason.setText(
             ("The flagged cup was taken away: put it aside for a supervisor. " if taken_away else "")
             + "Put the cup under the camera and press Space."
@@ -783,7 +858,7 @@ class OperatorController(QObject):
         self.busy = False
         self.view.check_button.setEnabled(self._can_check)
         self.view.new_cup_button.setEnabled(True)
-        self.view.banner.show_state("ERROR", FLAG_HEX)
+        self._show_banner("ERROR", FLAG_HEX)
         self.view.reason.setText(
             f"The check failed: {brief(message)}. Press Space to try again; call a supervisor if it repeats."
         )
@@ -811,7 +886,7 @@ class OperatorController(QObject):
         else:
             text, style = f"Database: ERROR ({result.message})", f"color: {FLAG_HEX}; font-weight: bold;"
             # a cup whose verdict is on no record must not leave: its PASS or FLAG is replaced
-            self.view.banner.show_state(NOT_SAVED, FLAG_HEX)
+            self._show_banner(NOT_SAVED, FLAG_HEX)
             self.view.reason.setText(
                 f"This verdict could not be saved ({brief(result.message)}). Put the cup aside and call a supervisor."
             )

@@ -1,8 +1,9 @@
 """The camera pump: polls a frame source on a timer in its own thread and reports frames and camera state.
 
 Signals carry :class:`~models.types.Frame` objects to the window; ``camera_lost`` fires once when the source
-stops delivering and ``camera_restored`` once when it delivers again. The measured frame rate is reported about
-once a second of the injected clock.
+stops delivering (a camera that sends the same picture over and over is one: the source says so) and
+``camera_restored`` once when it delivers again. The measured frame rate is reported about once a second of the
+injected clock.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ class CameraPump(QObject):
 
     Signals:
         frame_ready(Frame): a frame to show.
-        camera_lost(str): the source stopped delivering; the text says which camera.
+        camera_lost(str): the source stopped delivering; the text says which camera, and why when the source knows
+            (``"webcam 0 — the camera sends the same picture: frozen"``).
         camera_restored(): the source delivers again.
         fps_measured(float): frames delivered per second over the last second or so.
     """
@@ -73,7 +75,7 @@ class CameraPump(QObject):
             frame = None
         lost = frame is None
         if lost and not self._lost:
-            self.camera_lost.emit(self._source.name)
+            self.camera_lost.emit(self._lost_text())
         elif not lost and self._lost:
             self.camera_restored.emit()
         self._lost = lost
@@ -85,6 +87,11 @@ class CameraPump(QObject):
             self.fps_measured.emit(self._count / (now - self._since))
             self._count = 0
             self._since = now
+
+    def _lost_text(self) -> str:
+        """The camera's name, and why it is lost when its source says (``lost_reason``, which not every source has)."""
+        why = str(getattr(self._source, "lost_reason", "") or "")
+        return f"{self._source.name} — {why}" if why else self._source.name
 
 
 class PumpThread:

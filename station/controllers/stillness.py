@@ -1,4 +1,5 @@
-"""Auto-check: decide from the live frames when a new cup has come to rest under the camera (no Qt here)."""
+"""Auto-check: decide from the live frames when a new cup has come to rest under the camera, and whether the view has
+changed since a cup was photographed (no Qt here)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ CHANGE_LEVEL = 20.0
 """A thumbnail pixel whose grey level (0-255) moved by more than this has changed."""
 MOTION_SHARE = 0.005
 """The view is moving when more than this share of the thumbnail's pixels changed since the last frame."""
+WATCH_PX = 256
+"""The side of the thumbnails :class:`ViewWatch` compares: fine enough to see a coin turned over where it lay."""
+WATCH_SHARE = 0.001
+"""The view has changed since a photograph when more than this share of a :data:`WATCH_PX` thumbnail's pixels
+changed (an 8 × 8 patch: one coin of 4 turned over in place changes 0.8 %; a sensor's noise and a 5 % change of
+exposure, none)."""
 
 
 def thumbnail(image: UInt8Array, size: int = THUMB_PX) -> np.ndarray:
@@ -24,11 +31,19 @@ def thumbnail(image: UInt8Array, size: int = THUMB_PX) -> np.ndarray:
     return np.asarray(cv2.GaussianBlur(small, (3, 3), 0), np.float32)
 
 
+def differs(before: np.ndarray, after: np.ndarray, share: float = MOTION_SHARE) -> bool:
+    """Whether two :func:`thumbnail` s show another view: more than ``share`` of their pixels changed by more than
+    :data:`CHANGE_LEVEL` (a live sensor's noise, averaged away in a thumbnail, never does)."""
+    return float((np.abs(after - before) > CHANGE_LEVEL).mean()) > share
+
+
 class StillnessGate:
     """Fires once each time the view has changed (a cup was put down or moved) and then stayed still.
 
     The gate starts armed, so a cup already in place when checking becomes possible is checked once it is still.
-    After firing it waits for the next movement.
+    After firing it waits for the next movement. While no check can start (the last verdict is still being saved,
+    the camera is not as it was set up) it does not fire but stays armed: the cup that came to rest meanwhile is
+    checked as soon as one can.
 
     Args:
         still_s: seconds the view must stay still.
@@ -53,12 +68,22 @@ class StillnessGate:
         """Fire again once the view is still, even without a movement (e.g. a new order was chosen)."""
         self._armed = True
 
-    def update(self, image: UInt8Array) -> bool:
-        """Feed one frame; ``True`` exactly when a check should start now."""
+    def consume(self) -> None:
+        """The view in front was used (a check started on it by Space, the empty tray photographed): fire again only
+        after the next movement, so the same view is not checked twice."""
+        self._armed = False
+        self._still_since = None
+
+    def update(self, image: UInt8Array, *, ready: bool = True) -> bool:
+        """Feed one frame; ``True`` exactly when a check should start now.
+
+        Args:
+            image: the live frame.
+            ready: whether a check can start now; while not, a view that settles keeps the gate armed, and it fires
+                on the first frame that finds it ready.
+        """
         thumb = thumbnail(image)
-        moving = (
-            self._previous is not None and float((np.abs(thumb - self._previous) > CHANGE_LEVEL).mean()) > self._share
-        )
+        moving = self._previous is not None and differs(self._previous, thumb, self._share)
         self._previous = thumb
         now = self._clock()
         if moving:
@@ -70,8 +95,47 @@ class StillnessGate:
         if self._still_since is None:
             self._still_since = now
             return False
-        if now - self._still_since >= self._still_s:
-            self._armed = False
-            self._still_since = None
+        if ready and now - self._still_since >= self._still_s:
+            self.consume()
             return True
         return False
+
+
+class ViewWatch:
+    """Tells whether the view has changed since a photograph of it (the cup last checked): the cup taken away or
+    another put down, its coins turned over, a hand in view.
+
+    Each live frame, as a :func:`thumbnail`, is compared with the frame before it and with the photograph, so a view
+    that moved and came to rest again counts as changed as much as one that differs for good. Once changed it stays
+    so until the next :meth:`mark`.
+
+    Args:
+        share: see :data:`WATCH_SHARE`.
+        size: see :data:`WATCH_PX`.
+    """
+
+    def __init__(self, share: float = WATCH_SHARE, size: int = WATCH_PX) -> None:
+        self._share = share
+        self._size = size
+        self._mark: np.ndarray | None = None
+        self._previous: np.ndarray | None = None
+        self._changed = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether the view has changed since the photograph marked (``False`` before any)."""
+        return self._changed
+
+    def mark(self, image: UInt8Array) -> None:
+        """Watch for changes from the photograph ``image`` on."""
+        self._mark = self._previous = thumbnail(image, self._size)
+        self._changed = False
+
+    def update(self, image: UInt8Array) -> bool:
+        """Feed one live frame; return :attr:`changed` (a thumbnail is made only while the answer can still change)."""
+        if self._mark is None or self._previous is None or self._changed:
+            return self._changed
+        thumb = thumbnail(image, self._size)
+        self._changed = differs(self._previous, thumb, self._share) or differs(self._mark, thumb, self._share)
+        self._previous = thumb
+        return self._changed

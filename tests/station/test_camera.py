@@ -12,7 +12,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from models.types import Frame
-from station.camera import FolderSource, OpenCVSource, SimulatorSource, open_source
+from station.camera import FROZEN, FolderSource, OpenCVSource, SimulatorSource, open_source
 from station.config import CameraConfig
 from station.controllers.preview import CameraPump, start_pump
 from tests.station.conftest import SteppingClock
@@ -27,6 +27,56 @@ def write_video(path: Path, n_frames: int, size: tuple[int, int] = (96, 64)) -> 
         writer.write(frame)
     writer.release()
     return path
+
+
+def write_pictures(path: Path, pictures: list[np.ndarray]) -> Path:
+    """A real MJPG video of ``pictures``, one frame each (``(64, 96, 3)`` uint8)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 15.0, (96, 64))
+    assert writer.isOpened()
+    for picture in pictures:
+        writer.write(picture)
+    writer.release()
+    return path
+
+
+def test_a_camera_that_sends_the_same_picture_is_lost_as_frozen(tmp_path: Path, clock: SteppingClock) -> None:
+    rng = np.random.default_rng(5)
+    picture = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    video = write_pictures(tmp_path / "still.avi", [picture] * 120)  # a driver handing out its last buffer again
+    source = OpenCVSource(str(video), clock=clock, reconnect_s=1.0)
+    pump = CameraPump(source, fps=15, clock=clock)
+    lost: list[str] = []
+    back: list[bool] = []
+    pump.camera_lost.connect(lost.append)
+    pump.camera_restored.connect(lambda: back.append(True))
+    frames: list[Frame] = []
+    pump.frame_ready.connect(frames.append)
+    for _ in range(45):  # 3 s
+        pump.tick()
+        clock.advance(1 / 15)
+    assert lost == [f"{video} — {FROZEN}"] and source.lost and source.lost_reason == FROZEN
+    assert 29 <= len(frames) <= 32  # about 2 s of the same picture, then nothing
+    for _ in range(60):  # reopened every second onto the same picture: still frozen, never back in between
+        pump.tick()
+        clock.advance(1 / 15)
+    assert back == [] and source.lost and 29 <= len(frames) <= 32
+    source.close()
+
+
+def test_a_live_camera_of_a_still_scene_and_the_replayed_sources_are_never_frozen(
+    tmp_path: Path, clock: SteppingClock, replay_dir: Path
+) -> None:
+    rng = np.random.default_rng(6)
+    scene = rng.integers(20, 236, (64, 96, 3)).astype(np.int16)
+    noisy = [np.clip(scene + rng.normal(0, 3, scene.shape), 0, 255).astype(np.uint8) for _ in range(75)]
+    live = OpenCVSource(str(write_pictures(tmp_path / "live.avi", noisy)), clock=clock)  # a sensor's noise
+    folder = FolderSource(replay_dir, clock=clock, hold_s=60.0)  # one picture on purpose, for a minute
+    simulator = SimulatorSource(n_types=4, seed=3, size=96, clock=clock, hold_s=60.0, max_coins=2)
+    for _ in range(70):  # more than 4 s
+        assert live.read() is not None and folder.read() is not None and simulator.read() is not None
+        clock.advance(1 / 15)
+    assert not live.lost and not folder.lost and not simulator.lost
+    live.close()
 
 
 def test_folder_replay_holds_each_image_then_loops(replay_dir: Path, clock: SteppingClock) -> None:

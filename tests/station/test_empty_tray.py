@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
@@ -79,6 +80,35 @@ def test_a_calibrated_station_whose_camera_moved_refuses_a_new_empty_tray(
     assert load_empty_tray(home / "calibrated") is not None
 
 
+def test_a_calibrated_station_refuses_an_empty_tray_of_another_size(real_pipeline: Pipeline, tmp_path: Path) -> None:
+    from calibration.camera import CameraCalibration
+
+    # the tray on the speckled table of the test above: its surroundings tell a knocked camera
+    opts = SceneOptions(image_size=320, max_coins=6, empty_reference=True)
+    empty = render_cup(SceneAssets(generate_mint(12, 3)), 3, 5, opts).empty
+    assert empty is not None
+    station = real_pipeline.with_threshold(real_pipeline.threshold)
+    station.detector = Detector.load().with_calibration(
+        CameraCalibration(px_per_mm=6.0, image_width=320, image_height=320, method="manual")
+    )
+    station.empty_tray = empty
+    home = tmp_path / "home"
+    smaller = np.asarray(cv2.resize(empty, (240, 180), interpolation=cv2.INTER_AREA), np.uint8)  # at another size
+    with pytest.raises(
+        EmptyTrayError,
+        match=r"^the photo is 240×180 pixels but the camera was calibrated at 320×320: set the camera back to 320×320",
+    ):
+        record_empty_tray(station, Frame(smaller), home)
+    assert station.empty_tray is empty and load_empty_tray(home) is None
+    assert station.setup_view is not None  # the moved-camera check still sees a knock
+    move = station.setup_view.compare(camera(empty, dx=20.0))
+    assert move is not None and move.moved
+    # a station never calibrated: the empty tray is all that was set up, so a photo at the new size replaces it
+    uncalibrated = real_pipeline.with_threshold(real_pipeline.threshold)
+    uncalibrated.empty_tray = empty
+    assert "every cup is now compared with it" in record_empty_tray(uncalibrated, Frame(smaller), home / "plain")
+
+
 def test_a_model_without_a_detector_takes_no_empty_tray(pipeline: NearestTypePipeline, tmp_path: Path) -> None:
     with pytest.raises(EmptyTrayError, match="does not compare cups with an empty tray"):
         record_empty_tray(pipeline, Frame(np.zeros((64, 64, 3), np.uint8)), tmp_path)
@@ -100,3 +130,18 @@ def test_the_button_asks_the_worker_and_shows_its_answer(qtbot: QtBot, window_wi
     assert not ok and "does not compare cups with an empty tray" in message
     assert win.view.reason.text() == message
     assert win.view.check_button.isEnabled() and win.view.empty_tray_button.isEnabled()
+
+
+def test_the_button_waits_while_the_camera_is_not_as_it_was_set_up(window_with_home: MainWindow) -> None:
+    win = window_with_home
+    frame = win.controller.frame
+    assert frame is not None
+    h, w = frame.image.shape[:2]
+    win.controller.camera_size = (2 * w, 2 * h)  # set up at twice the size the camera now delivers
+    win.controller.show_fps(12.0)
+    assert win.view.banner.text() == "CAMERA" and not win.view.empty_tray_button.isEnabled()
+    assert not win.controller.take_empty_tray()  # nor taken another way (a photo at this size is refused)
+    assert win.view.banner.text() == "CAMERA" and not win.controller.busy
+    win.controller.camera_size = (w, h)  # set back
+    win.controller.show_fps(12.0)
+    assert win.view.banner.text() == "READY" and win.view.empty_tray_button.isEnabled()

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -22,7 +22,7 @@ from db.spool import SpoolingRepository
 from models.reasons import only_the_camera
 from models.synth.mint import Mint
 from models.types import Decision, Frame, Side, Verdict
-from station.camera import FolderSource, OpenCVSource
+from station.camera import FROZEN, FolderSource, OpenCVSource
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import OrderBook, TypeCatalog
 from station.controllers.model_follow import Loaded
@@ -39,13 +39,15 @@ from station.controllers.overlay import (
     draw_evidence,
     summarise,
 )
+from station.controllers.preview import CameraPump
 from station.controllers.stillness import StillnessGate
 from station.main_window import MainWindow
-from station.worker import CheckRequest, CheckResult, DbState, RecheckWhy, StoreResult
+from station.views.operator import OperatorView
+from station.worker import CheckRequest, CheckResult, DbState, InferenceWorker, RecheckWhy, StoreResult
 from tests.calibration.views import camera
 from tests.station.conftest import OPERATOR, Database, OpenWindow, SteppingClock, shown_window
 from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup
-from tests.station.test_camera import write_video
+from tests.station.test_camera import write_pictures, write_video
 
 ORDER = "A-1001"
 TIMEOUT_MS = 30_000
@@ -347,6 +349,82 @@ def test_stillness_gate_fires_once_per_cup_at_rest(replay_dir: Path, clock: Step
     assert gate.update(mixed)
 
 
+def test_the_stillness_gate_waits_for_a_check_to_be_possible_and_a_check_by_space_uses_it_up(
+    replay_dir: Path, clock: SteppingClock
+) -> None:
+    pure, mixed = (np.asarray(cv2.imread(str(p)), np.uint8) for p in sorted(replay_dir.glob("*.png")))
+    gate = StillnessGate(0.5, clock=clock)
+    assert not gate.update(pure, ready=False)
+    clock.advance(1.0)
+    assert not gate.update(pure, ready=False) and gate.armed  # at rest, but no check could start (a write under way)
+    assert gate.update(pure) and not gate.armed  # one can now: the cup that came to rest meanwhile is checked
+    assert not gate.update(mixed, ready=False) and gate.armed  # another cup arrives
+    gate.consume()  # ... and Space checks it: the gate does not check the same view again
+    clock.advance(1.0)
+    assert not gate.update(mixed) and not gate.armed
+
+
+def operator_window(
+    qtbot: QtBot, catalog: TypeCatalog, clock: SteppingClock, **kwargs: Any
+) -> tuple[OperatorView, OperatorController]:
+    """The operator window's view and controller alone (frames, checks and writes are handed to it by the test)."""
+    view = OperatorView()
+    qtbot.addWidget(view)
+    controller = OperatorController(
+        view,
+        catalog,
+        OrderBook(),
+        station="test-bench",
+        operator=OPERATOR,
+        clock=clock,
+        **kwargs,
+    )
+    return view, controller
+
+
+def feed(controller: OperatorController, image: np.ndarray, seconds: float, clock: SteppingClock) -> None:
+    """Show ``image`` as the live frame for ``seconds``, ten frames a second."""
+    for _ in range(round(seconds * 10)):
+        controller.show_frame(Frame(image, source=f"{image.mean():.0f}"))
+        clock.advance(0.1)
+
+
+def test_a_cup_put_down_while_the_last_verdict_is_saved_is_checked_and_the_pass_gives_way(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    replay_dir: Path,
+    clock: SteppingClock,
+) -> None:
+    pure, mixed = (np.asarray(cv2.imread(str(p)), np.uint8) for p in sorted(replay_dir.glob("*.png")))
+    table = np.full_like(pure, 128)
+    view, controller = operator_window(qtbot, catalog, clock, auto_check=StillnessGate(0.5, clock=clock))
+    worker = InferenceWorker(pipeline, spooling)
+    asked: list[CheckRequest] = []
+    writes: list[StoreResult] = []
+    controller.check_requested.connect(asked.append)
+    worker.verdict_ready.connect(controller.show_verdict)
+    worker.stored.connect(writes.append)  # a database slow to answer: the write is shown later, by hand
+    controller.choose_type(catalog.types[0].type_id)
+    feed(controller, pure, 1.0, clock)
+    assert len(asked) == 1
+    worker.check(asked[0])
+    assert view.banner.text() == "PASS" and controller.busy  # cup A passed; its write is not answered yet
+    feed(controller, table, 0.3, clock)  # cup A is taken away ...
+    assert view.banner.text() == "READY"  # its PASS is not left up over whatever comes next
+    assert (
+        view.reason.text()
+        == "The cup that passed was moved. Put the next cup under the camera: it is checked once it is still."
+    )
+    feed(controller, mixed, 1.0, clock)  # ... and cup B put down, at rest before A's write is answered
+    assert len(asked) == 1 and controller.busy
+    controller.show_store(writes[0])
+    feed(controller, mixed, 0.1, clock)
+    assert len(asked) == 2 and np.array_equal(asked[1].frame.image, mixed)  # cup B is checked
+    assert view.banner.text() == "CHECKING…"
+
+
 def test_auto_check_without_space(
     qtbot: QtBot,
     pipeline: NearestTypePipeline,
@@ -501,6 +579,8 @@ def test_a_cup_taken_away_after_a_turn_first_flag_is_not_rechecked(
     window.controller.choose_type(expected)
     window.controller.show_verdict(CheckResult(request, turn, 0.0))
     assert window.controller.recheck is not None
+    turned = np.asarray(cv2.imread(str(replay_dir / "01_mixed.png")), np.uint8)
+    window.controller.show_frame(Frame(turned, source="turned"))  # the coins turned over: the view has changed
     with qtbot.waitSignal(window.controller.verdict_shown, timeout=TIMEOUT_MS):
         assert window.controller.check()
         assert window.view.reason.text() == "Hold the cup still. Checking it again after turning."
@@ -741,3 +821,117 @@ def test_a_shared_image_folder_that_is_away_keeps_verdicts_waiting_and_says_so(
             win.flush_timer.timeout.emit()  # the periodic flush, as queued to the worker
         assert flushed.args[0].state is DbState.CONNECTED and win.view.db_label.text() == "Database: connected"
         assert any(share.rglob("*.jpg"))
+
+
+def test_space_pressed_twice_on_a_cup_to_turn_over_does_not_spend_its_turn(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    database: Database,
+    catalog: TypeCatalog,
+    mint: Mint,
+    clock: SteppingClock,
+) -> None:
+    a = mint.types[0]
+    as_laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    turned = compose_cup([(a, Side.REVERSE)] * 4)  # the same coins where they lay, turned over
+    turning = NearestTypePipeline(pipeline.embedder, pipeline.gallery, turn_over=frozenset({(a.id, Side.OBVERSE)}))
+    view, controller = operator_window(qtbot, catalog, clock)
+    worker = InferenceWorker(turning, spooling)
+    stored: list[StoreResult] = []
+    controller.check_requested.connect(worker.check)
+    worker.verdict_ready.connect(controller.show_verdict)
+    worker.stored.connect(controller.show_store)
+    worker.stored.connect(stored.append)
+    controller.choose_type(a.id)
+    controller.show_frame(Frame(as_laid, source="as laid"))
+    assert controller.check()
+    assert view.banner.text() == "FLAG" and controller.recheck is not None
+    clock.advance(0.3)
+    controller.show_frame(Frame(as_laid, source="as laid"))  # nobody has touched the cup
+    assert not controller.check()  # the second press of a double tap checks nothing
+    assert view.reason.text() == (
+        "Nothing has moved since the cup was flagged: turn over the coins it names (↻ below), then press Space to"
+        " check it again."
+    )
+    assert view.banner.text() == "FLAG" and controller.recheck is not None and len(stored) == 1
+    assert view.check_button.text() == RECHECK_TEXT[RecheckWhy.TURNED]
+    controller.show_frame(Frame(turned, source="turned"))
+    assert controller.check()  # the turn, checked as that cup's one re-check
+    assert view.banner.text() == "PASS" and view.reason.text().endswith("Checked again after turning.")
+    repo = database.repository
+    first, second = (repo.cup_of_verdict(s.verdict_id) for s in stored if s.verdict_id is not None)
+    queue = {it.cup_id: it for it in repo.review_queue(limit=50, margin=1.0)}
+    assert first not in queue and queue[second].recheck_of == first
+
+
+def test_a_knocked_camera_unplugged_and_plugged_back_still_says_it_has_moved(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    replay_dir: Path,
+    clock: SteppingClock,
+    tmp_path: Path,
+) -> None:
+    image, moved = knocked(SetUpPipeline, pipeline, replay_dir)
+    view, controller = operator_window(qtbot, catalog, clock, home=tmp_path)
+    worker = InferenceWorker(moved, spooling)
+    controller.camera_look_requested.connect(worker.look_at_camera)  # the once-a-second look, in this thread
+    worker.camera_seen.connect(controller.show_camera_move)
+    controller.choose_type(catalog.types[0].type_id)
+    said = (
+        "The camera has moved since it was set up (10 px right): put it back where it was, or have it calibrated"
+        " again. Cups are checked once it is."
+    )
+    controller.show_frame(Frame(image, source="knocked"))
+    controller.show_fps(15.0)
+    assert view.banner.text() == "CAMERA" and view.reason.text() == said
+    assert not view.check_button.isEnabled() and not view.empty_tray_button.isEnabled()
+    controller.camera_lost("webcam 0")  # unplugged while knocked
+    assert view.banner.text() == "NO CAM"
+    controller.camera_restored()  # plugged back in, still knocked
+    assert view.banner.text() == "CAMERA" and view.reason.text() == said
+    for _ in range(3):
+        controller.show_frame(Frame(image, source="knocked"))
+        controller.show_fps(15.0)
+        clock.advance(1.0)
+    assert view.banner.text() == "CAMERA" and view.reason.text() == said
+    assert not view.check_button.isEnabled() and not view.empty_tray_button.isEnabled()
+    moved.setup_view = SetupView(image)  # put back where it was set up
+    controller.show_fps(15.0)
+    assert view.banner.text() == "READY" and view.check_button.isEnabled() and view.empty_tray_button.isEnabled()
+
+
+def test_a_frozen_camera_is_lost_and_no_cup_is_checked_on_its_picture(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    database: Database,
+    catalog: TypeCatalog,
+    replay_dir: Path,
+    clock: SteppingClock,
+    tmp_path: Path,
+) -> None:
+    cup = cv2.resize(np.asarray(cv2.imread(str(replay_dir / "00_pure.png")), np.uint8), (96, 64))
+    video = write_pictures(tmp_path / "frozen.avi", [cup] * 150)  # the driver hands out its last picture forever
+    source = OpenCVSource(str(video), clock=clock)
+    pump = CameraPump(source, fps=15, clock=clock)
+    view, controller = operator_window(qtbot, catalog, clock)
+    worker = InferenceWorker(pipeline, spooling)
+    pump.frame_ready.connect(controller.show_frame)
+    pump.camera_lost.connect(controller.camera_lost)
+    pump.camera_restored.connect(controller.camera_restored)
+    controller.check_requested.connect(worker.check)
+    worker.verdict_ready.connect(controller.show_verdict)
+    worker.stored.connect(controller.show_store)
+    controller.choose_type(catalog.types[0].type_id, order=ORDER)
+    for _ in range(60):  # 4 s of the same picture: the cup it shows was taken away long ago
+        pump.tick()
+        clock.advance(1 / 15)
+    assert controller.camera_is_lost and view.banner.text() == "NO CAM"
+    assert view.camera_label.text() == f"Camera: LOST ({FROZEN}), reconnecting"
+    assert view.reason.text() == f"The camera stopped delivering ({FROZEN}); cups can be checked again once it is back."
+    assert not controller.check() and not view.check_button.isEnabled()
+    assert database.repository.review_queue(limit=50, margin=1.0) == []
+    source.close()
