@@ -37,15 +37,7 @@ def snapshot_sqlite(source: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
     try:
-        src = sqlite3.connect(source, timeout=30)  # read only in effect: the backup reads pages
-        try:
-            dst = sqlite3.connect(target)
-            try:
-                src.backup(dst)
-            finally:
-                dst.close()
-        finally:
-            src.close()
+        _copy_pages(sqlite3.connect(source, timeout=30), target)  # read only in effect: the backup reads pages
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -66,7 +58,11 @@ def restore_sqlite(source: Path, target: Path) -> None:
     from db.health import open_read_only
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    src = open_read_only(source)
+    _copy_pages(open_read_only(source), target)
+
+
+def _copy_pages(src: sqlite3.Connection, target: Path) -> None:
+    """Copy every page of ``src`` into the SQLite file ``target`` through SQLite's online backup; both are closed."""
     try:
         dst = sqlite3.connect(target, timeout=30)
         try:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from models.box_checks import drop_bare_tray, drop_faint_rims
-from models.files import sha256_file
+from models.files import read_torch_checkpoint, sha256_file
 from models.fragments import Outline, merge_fragments
 from models.masks import resolve_overlaps
 from models.outline import EDGE_MARGIN_PX, CupRegion, fit_points, rim_points
@@ -356,10 +356,7 @@ def yolo_checkpoint(path: Path) -> YoloCheckpoint:
         ValueError: ``path`` is not a readable torch checkpoint, or not one of ultralytics.
     """
     _import_ultralytics()  # the checkpoint pickles ultralytics' classes
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types for a bad file
-        raise ValueError(f"{path} is not a readable torch checkpoint: {type(err).__name__}: {err}") from err
+    ckpt = read_torch_checkpoint(path)
     if not isinstance(ckpt, dict) or (ckpt.get("model") is None and ckpt.get("ema") is None):
         raise ValueError(f"{path} is not an ultralytics checkpoint (no model in it)")
     epoch = -1 if ckpt.get("epoch") is None else int(ckpt["epoch"])

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.files import write_bytes_atomic
+from models.files import read_torch_checkpoint, write_bytes_atomic
 from models.runtime import DEFAULT_BACKEND, OnnxRunner, check_backend
 from models.types import BoolArray, CoinCrop, FloatArray, UInt8Array
 
@@ -170,10 +170,7 @@ def build_network(arch: str, embed_dim: int, init: str | Path | None = None) -> 
     path = Path(init)
     if not path.is_file():
         raise FileNotFoundError(f"initialisation file {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad file
-        raise ValueError(f"{path} is not a readable torch checkpoint: {type(err).__name__}: {err}") from err
+    state = read_torch_checkpoint(path, weights_only=True)
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a state dict nor an embedder checkpoint (it holds a {type(state).__name__})")
     if state.get("format") == CHECKPOINT_FORMAT:

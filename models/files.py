@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import platformdirs
@@ -156,3 +157,18 @@ def exclusive_lock(path: Path, wait_s: float, stale_s: float, what: str) -> Iter
         yield
     finally:
         path.unlink(missing_ok=True)
+
+
+def read_torch_checkpoint(path: Path, *, weights_only: bool = False) -> Any:
+    """``torch.load`` of a checkpoint file, on the CPU (``weights_only``: tensors and plain containers only).
+
+    Raises:
+        ValueError: the file is not a readable torch checkpoint (truncated, text, another pickle): torch raises
+            many types for a bad file, and a command reports this one in a line.
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as err:  # torch raises many types for a bad file
+        raise ValueError(f"{path} is not a readable torch checkpoint: {type(err).__name__}: {err}") from err

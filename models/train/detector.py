@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.detector import SIDECAR, DetectorSettings, offline_ultralytics, yolo_checkpoint, yolo_strip, yolo_train
-from models.files import sha256_file, write_bytes_atomic
+from models.files import read_torch_checkpoint, sha256_file, write_bytes_atomic
 from models.segmenter import Segmenter, TinyUNet, segmenter_input
 from models.train.loop import LoopParts, fit, peek_state
 
@@ -345,19 +345,6 @@ def sample_iou(net: TinyUNet, samples: SegSamples, batch: int = 128) -> float:
     return float(np.mean(ious))
 
 
-def read_checkpoint(path: Path) -> Any:
-    """``torch.load`` of a checkpoint file, on the CPU.
-
-    Raises:
-        ValueError: the file is not a readable torch checkpoint (truncated, text, another pickle): torch raises
-            many types for a bad file, and a command reports this one in a line.
-    """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types for a bad file
-        raise ValueError(f"{path} is not a readable torch checkpoint: {type(err).__name__}: {err}") from err
-
-
 def _segmenter_state(path: Path) -> dict[str, Any]:
     """The segmenter state (:meth:`Segmenter.state`) in a checkpoint: a ``best.pt`` of a run, or a packaged
     ``segmenter.pt``.
@@ -365,7 +352,7 @@ def _segmenter_state(path: Path) -> dict[str, Any]:
     Raises:
         ValueError: the file is not a readable torch checkpoint, or holds no segmenter.
     """
-    state = read_checkpoint(path)
+    state = read_torch_checkpoint(path)
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a segmenter checkpoint (it holds a {type(state).__name__})")
     inner = state.get("segmenter", state)
@@ -418,7 +405,7 @@ def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False, progr
     best_file = run / "best.pt"
     best_iou = -1.0
     if resume and best_file.is_file():
-        best_iou = float(read_checkpoint(best_file).get("val_iou", -1.0))
+        best_iou = float(read_torch_checkpoint(best_file).get("val_iou", -1.0))
 
     def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = np.random.default_rng(config.seed * 1000 + epoch).permutation(len(train.x))
@@ -469,7 +456,7 @@ def segmenter_epochs(checkpoint: Path) -> int | None:
     Raises:
         ValueError: a file that is there is not a readable torch checkpoint.
     """
-    doc = read_checkpoint(checkpoint) if checkpoint.is_file() else None
+    doc = read_torch_checkpoint(checkpoint) if checkpoint.is_file() else None
     if isinstance(doc, dict) and doc.get("epochs") is not None:
         return int(doc["epochs"])
     state = checkpoint.parent / SEGMENTER_STATE

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.files import write_bytes_atomic
+from models.files import read_torch_checkpoint, write_bytes_atomic
 
 StepFn = Callable[[Any], torch.Tensor]
 ValidateFn = Callable[[int], dict[str, float]]
@@ -90,10 +90,7 @@ def _read_state(path: Path) -> dict[str, Any]:
     Raises:
         ValueError: the file is not a readable torch checkpoint, or not a state file.
     """
-    try:
-        doc = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types for a bad file
-        raise ValueError(f"{path} is not a readable torch checkpoint: {type(err).__name__}: {err}") from err
+    doc = read_torch_checkpoint(path)
     if not isinstance(doc, dict) or not {"epoch", "history", "modules", "optimizer"} <= set(doc):
         raise ValueError(f"{path} is not a training state file (written by a resumable run)")
     return doc
