@@ -6,12 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import resource
 import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -31,6 +29,7 @@ from station.backup import ENROLMENTS_DIR, BackupError, back_up, backup_record, 
 from station.cli import main
 from station.config import StationConfig, config_from_dict
 from tests.db.factories import OPERATOR, OPERATOR_PIN, make_record
+from tests.db.full_disk import files_limited_to
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, write_bundle
 
@@ -306,18 +305,6 @@ def test_a_backup_restores_into_a_new_home_and_never_over_data(
     assert not (tmp_path / "fourth" / "cupcheck.db").exists()
 
 
-@contextmanager
-def _file_size_limit(limit: int) -> Iterator[None]:
-    """No file this process writes may grow past ``limit`` bytes meanwhile (a disk that fills up half-way through a
-    backup: a write past it fails with an OSError, as on a full disk; Python ignores the SIGXFSZ signal)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-
-
 def _big_photo(seed: int) -> bytes:
     """A JPEG of noise, about 700 kB: larger than the verdict log and every other file of the ``home`` fixture."""
     noise = np.random.default_rng(seed).integers(0, 255, (900, 900, 3), dtype=np.uint8)
@@ -340,7 +327,7 @@ def test_a_backup_that_runs_out_of_room_leaves_the_one_before_sound(home: Path, 
     finally:
         repo.engine.dispose()
     assert (home / "cupcheck.db").stat().st_size < 400_000 < len(_big_photo(10))
-    with _file_size_limit(400_000), pytest.raises(OSError):  # the log fits, the first large photograph does not
+    with files_limited_to(400_000), pytest.raises(OSError):  # the log fits, the first large photograph does not
         back_up(StationConfig(), home, out)
 
     found = check_backup(out)  # the earlier backup, as it was

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from models.synth.dataset import SynthConfig, write_dataset
-from models.synth.scene import SceneOptions
 from station.cli import main
+from tests.models.train.synth_sets import write_detector_set
 
 SEG = ["--seg-epochs", "1", "--seg-size", "32"]
 
@@ -19,10 +18,7 @@ SEG = ["--seg-epochs", "1", "--seg-size", "32"]
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six small cups of four types (two in the val split)."""
-    root = tmp_path_factory.mktemp("det_cli") / "synth"
-    scene = SceneOptions(image_size=160, max_coins=4)
-    write_dataset(SynthConfig(n_types=4, n_cups=6, seed=3, scene=scene, val_fraction=0.34), root, progress=False)
-    return root
+    return write_detector_set(tmp_path_factory.mktemp("det_cli") / "synth")
 
 
 @pytest.fixture(scope="module")

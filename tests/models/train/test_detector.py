@@ -15,10 +15,9 @@ import pytest
 import torch
 
 from models.detector import DEFAULT_DIR
-from models.synth.dataset import SynthConfig, write_dataset
-from models.synth.scene import SceneOptions
 from models.train.detector import RUN_DATA_YAML, SegmenterTrainConfig, train_segmenter
 from models.train.loop import peek_state
+from tests.models.train.synth_sets import write_detector_set
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -26,10 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six small cups of four types (two in the val split)."""
-    root = tmp_path_factory.mktemp("det_data") / "synth"
-    scene = SceneOptions(image_size=160, max_coins=4)
-    write_dataset(SynthConfig(n_types=4, n_cups=6, seed=3, scene=scene, val_fraction=0.34), root, progress=False)
-    return root
+    return write_detector_set(tmp_path_factory.mktemp("det_data") / "synth")
 
 
 def _seg_config(data: Path, out: Path) -> SegmenterTrainConfig:
