@@ -512,16 +512,27 @@ def retrain_bundle(
     # few to certify 99.5 % (at least 598 passes without an error at delta 0.05).
     root = current.path(".")
     frozen = load_calibration_features(root / CALIBRATION_FEATURES, current.features) if root else None
+    def refit(train: PairSet) -> tuple[Voter | None, str]:
+        """The refit voter, or ``None`` and why when the training pairs the hard rules let through are all of one
+        truth (tossed coins: every clean cup shows a shared side); the references may still lift the station."""
+        try:
+            return refit_voter(pipeline.voter, train, cfg), ""
+        except ValueError as err:
+            return None, str(err)
+
     # Every candidate this run may certify on these cups (the refit voter, the voter kept with the new references,
     # and the two fine-tuned embedder variants) shares delta: the one promoted is the best of them, and its
-    # certificate must hold whichever it is (Bonferroni). Which ones may be tried is settled here, from counts
-    # alone, before any is scored: the fine-tuned embedder is certified on the station's calibration cups alone,
-    # and is not tried when they are too few to certify anything at its share of delta.
+    # certificate must hold whichever it is (Bonferroni). Which ones may be tried is settled here, before any is
+    # scored on a calibration pair: the refit is trained on the training split alone (one that cannot be trained
+    # is no candidate), and the fine-tuned embedder, certified on the station's calibration cups alone, is not
+    # tried when they are too few to certify anything at its share of delta.
+    refitted, no_refit = refit(parts[0])
     tries_kept = bool(refs) and not cfg.shuffle_labels
-    need = min_accepted_for_rejection(target, delta / (3 + int(tries_kept)))
+    others = int(refitted is not None) + int(tries_kept)
+    need = min_accepted_for_rejection(target, delta / (2 + others))
     have = int((parts[1].y & passable(parts[1].x, current.features, pipeline.voter.min_coins)).sum())
     tries_tune = cfg.fine_tune_embedder and not cfg.shuffle_labels and have >= need
-    candidates = 1 + int(tries_kept) + (2 if tries_tune else 0)
+    candidates = max(1, others + (2 if tries_tune else 0))
 
     def judged(
         variant: str,
@@ -541,16 +552,7 @@ def retrain_bundle(
         cmp = compare(pipeline.voter, current.threshold, voter, choice, hold, fz, old_hold)
         return _Trial(variant, voter, choice, cal_scores, cal_y, cmp, refs, parts, adapter, with_frozen)
 
-    def refit(train: PairSet) -> tuple[Voter | None, str]:
-        """The refit voter, or ``None`` and why when the training pairs the hard rules let through are all of one
-        truth (tossed coins: every clean cup shows a shared side); the references may still lift the station."""
-        try:
-            return refit_voter(pipeline.voter, train, cfg), ""
-        except ValueError as err:
-            return None, str(err)
-
     tried: list[_Trial] = []
-    refitted, no_refit = refit(parts[0])
     if refitted is not None:
         tried.append(judged("refit", refitted, parts, refs, pipeline.adapter))
     refit_failed = not tried or not tried[0].comparison.decision.promote
@@ -563,7 +565,7 @@ def retrain_bundle(
                 f"skipped: the station's calibration cups give {have} correct pairs the hard rules let pass, and a "
                 f"fine-tuned embedder is certified on them alone (the bundle's calibration pairs were embedded "
                 f"without it), which takes at least {need} at {target:.1%} (delta {delta:g} shared by the "
-                f"{3 + int(tries_kept)} candidates of a night that tries it)"
+                f"{2 + others} candidates of a night that tries it)"
             )
         # The layer learns against the enrolment photos alone (the station references are training coins
         # themselves), from every ruled coin of the training split: unlike a station reference, one wrong ruling
