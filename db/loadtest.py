@@ -140,6 +140,8 @@ def station_main(argv: Sequence[str] | None = None) -> int:
     down = args.start < args.outage_until and args.dead_url is not None
     repository = front(args.dead_url if down else args.url)
     begun = time.time()
+    out.write(f"begun {begun:.6f}\n".encode())  # before the first cup: a launch killed later still counts
+    out.flush()
     for cup in range(args.start, args.cups):
         if down and cup >= args.outage_until:
             repository, down = front(args.url), False  # the database is back: the next call replays the journal
@@ -276,10 +278,8 @@ def _drive(run: StationRun, url: str, dead: str, home: Path) -> None:
                     proc.send_signal(signal.SIGKILL)
                     killed, kill_at = True, None
                     break
-            elif word == "done":
-                begun, ended, pending = float(rest[0]), float(rest[1]), int(rest[2])
-                run.begun = begun if run.begun is None else min(run.begun, begun)
-                run.ended, run.pending = ended, pending
+            else:
+                take_line(run, word, rest)
         proc.stdout.close()
         proc.wait()
         drain.join()
@@ -291,6 +291,16 @@ def _drive(run: StationRun, url: str, dead: str, home: Path) -> None:
         if proc.returncode != 0:
             run.errors.append(f"{plan.name} exited {proc.returncode}: {b''.join(stderr).decode()[-2000:]}")
         return
+
+
+def take_line(run: StationRun, word: str, rest: Sequence[str]) -> None:
+    """Note a station process's ``begun`` or ``done`` line in ``run``: its logging window runs from its first
+    launch's first cup (a launch killed part-way included) to its last launch's end."""
+    if word == "begun":
+        begun = float(rest[0])
+        run.begun = begun if run.begun is None else min(run.begun, begun)
+    elif word == "done":
+        run.ended, run.pending = float(rest[1]), int(rest[2])
 
 
 def check_database(url: str, runs: Sequence[StationRun]) -> tuple[int, int, int, int]:

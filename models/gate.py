@@ -164,7 +164,7 @@ def promotion_gate(
     )
     (passed if lb_ok else failed).append(lb_text)
     ap_ok = new.auto_pass >= old.auto_pass
-    ap_text = f"auto-pass {new.auto_pass:.1%} vs {old.auto_pass:.1%}"
+    ap_text = f"auto-pass {_auto_pass_text(new)} vs {_auto_pass_text(old)}"
     (passed if ap_ok else failed).append(ap_text)
     if (frozen_old is None) != (frozen_new is None):
         raise ValueError("give the frozen calibration metrics of both models or of neither")
@@ -173,8 +173,8 @@ def promotion_gate(
     if frozen_old is not None and frozen_new is not None:
         fz_ok = frozen_new.auto_pass >= frozen_old.auto_pass
         fz_text = (
-            f"auto-pass on the {frozen_new.n_pairs} frozen calibration pairs {frozen_new.auto_pass:.1%} vs "
-            f"{frozen_old.auto_pass:.1%}"
+            f"auto-pass on the {frozen_new.n_pairs} frozen calibration pairs {_auto_pass_text(frozen_new)} vs "
+            f"{_auto_pass_text(frozen_old)}"
         )
         (passed if fz_ok else failed).append(fz_text)
     reasons = tuple(f"fails: {r}" for r in failed) + tuple(f"ok: {r}" for r in passed)
@@ -186,6 +186,11 @@ def promotion_gate(
 def _precision(m: HoldoutMetrics) -> float:
     """PASS precision on the holdout; ``1`` for a model that passes nothing (it ships no wrong coin)."""
     return 1.0 if m.n_accepted == 0 else m.precision
+
+
+def _auto_pass_text(m: HoldoutMetrics) -> str:
+    """Auto-pass with its counts (right PASSes of the correct pairs): two that round alike still read apart."""
+    return f"{m.auto_pass:.1%} ({m.n_accepted - m.n_errors} of {m.n_positive})"
 
 
 def _precision_text(m: HoldoutMetrics) -> str:

@@ -97,9 +97,16 @@ class CycleCounts:
         return self.allowed / self.clean if self.clean else 0.0
 
     @property
+    def all_passed(self) -> int:
+        """Every PASS the station gave: at the first check and after the operator turned the named coins."""
+        return self.passed + self.turned_passed
+
+    @property
     def precision(self) -> float:
-        """Correct PASSes over PASSes (``nan`` without a PASS)."""
-        return (self.passed - self.wrong) / self.passed if self.passed else float("nan")
+        """Correct PASSes over every PASS the station gave, after turning too (``nan`` without a PASS): each one
+        ships a cup."""
+        wrong = self.wrong + self.turned_wrong
+        return (self.all_passed - wrong) / self.all_passed if self.all_passed else float("nan")
 
 
 @dataclass(frozen=True)
@@ -275,9 +282,14 @@ def simulate(
     lying on a shared side and checks the cup again. ``empty_tray``: the station compares each cup with a photo of
     its empty tray under the same light (:attr:`models.synth.scene.SceneOptions.empty_reference`), as a station
     with an empty-tray photo does.
+
+    Raises:
+        FileExistsError: ``out`` holds an earlier simulation's home (its cups would be learnt again).
     """
     from station.demo import prepare_demo_home
 
+    if (out / "home").exists():  # its cups would be learnt twice, and fall on both sides of the holdout
+        raise FileExistsError(f"{out / 'home'} holds an earlier simulation: give another --out")
     home = prepare_demo_home(out / "home", n_types=n_types, seed=seed, progress=progress)
     repo = VerdictRepository.open(home)
     if repo.verify_operator(SUPERVISOR, SUPERVISOR_PIN) is None:
@@ -306,7 +318,8 @@ def simulate(
                 start if same else None,
                 operator_turns,
             )
-            outcome = run_retrain(home, RetrainOptions(config=config or RetrainConfig(), progress=progress))
+            night = RetrainOptions(config=config or RetrainConfig(), progress=progress, audit_share=audit_share)
+            outcome = run_retrain(home, night)
             results.append(CycleResult(c + 1, pipeline.model_version, k, outcome.code, outcome.message))
     finally:
         repo.engine.dispose()
@@ -329,7 +342,7 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
     if any(k.turned for k in counts):
         ax.plot(xs, [100 * k.at_station for k in counts], "d-", label="passed at the station % (turned)")
     ax.plot(xs, [100 * k.allowed_share for k in counts], "k:", label="the hard rules allow %")
-    ax.plot(xs, [100 * k.precision if k.passed else np.nan for k in counts], "s-", label="PASS precision %")
+    ax.plot(xs, [100 * k.precision if k.all_passed else np.nan for k in counts], "s-", label="PASS precision %")
     ax.set_xlabel("cycle")
     ax.set_xticks(xs)  # whole cycles, not 1.2, 1.4 ...
     ax.set_ylabel("% of the cycle's cups")
@@ -347,7 +360,8 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
         "started with, judging the same cups (the retrains' own effect is the difference). Turned: FLAGs that named "
         "coins on a shared side, checked again after the operator turned them (with --operator-turns); passed at "
         "the station: cups rightly passed at the first check or after turning, over the cups holding only the "
-        "expected type (pure and obverse-only). A PASS is wrong when the cup holds anything else.",
+        "expected type (pure and obverse-only). A PASS is wrong when the cup holds anything else; precision counts "
+        "every PASS the station gave, after turning too.",
         "",
         "| cycle | model | cups | clean | rules allow | PASS | wrong PASS | auto-pass | first model | precision "
         "| turned: PASS (wrong) | passed at the station | labelled | retrain |",
@@ -355,7 +369,7 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
     ]
     for r in results:
         k = r.counts
-        prec = f"{k.precision:.1%}" if k.passed else "—"
+        prec = f"{k.precision:.1%}" if k.all_passed else "—"
         lines.append(
             f"| {r.cycle} | {r.model} | {k.cups} | {k.clean} | {k.allowed} ({k.allowed_share:.1%}) | {k.passed} | "
             f"{k.wrong} | {k.auto_pass:.1%} | {k.start_auto_pass:.1%} ({k.start_wrong} wrong) | {prec} | "

@@ -69,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not 0 < value < 1:
             raise CliError(f"--{name} must be in (0, 1), got {value}")
+    if (Path(args.out) / "home").exists():
+        raise CliError(
+            f"{args.out} holds an earlier simulation (its home/): its cups would be learnt again and fall on both "
+            "sides of the holdout; give another --out"
+        )
     from models.retrain import RetrainConfig
     from station.simulate import simulate
 
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"cycle {r.cycle}: auto-pass {k.auto_pass:.1%} (first model {k.start_auto_pass:.1%}, the hard rules allow "
             f"{k.allowed_share:.1%}), PASS {k.passed} ({k.wrong} wrong), "
+            + (f"PASS precision {k.precision:.1%} (after turning too), " if k.all_passed else "")
             + (f"passed at the station (at the first check or after turning) {k.at_station:.1%}, " if k.turned else "")
             + f"retrain exit {r.retrain_code}"
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from db.loadtest import StationPlan, coins_of, crash_plans, cup_key, run_load_test
+from db.loadtest import StationPlan, StationRun, coins_of, crash_plans, cup_key, run_load_test, take_line
 
 
 def test_a_killed_station_replays_its_journal_and_loses_nothing(tmp_path: Path) -> None:
@@ -24,3 +24,13 @@ def test_cup_keys_are_stable_and_distinct() -> None:
     keys = {cup_key(f"station-{s}", c) for s in (1, 2) for c in range(100)}
     assert len(keys) == 200 and cup_key("station-1", 7) == cup_key("station-1", 7)
     assert {coins_of(c) for c in range(16)} == set(range(1, 9))
+
+
+def test_a_station_killed_and_restarted_is_timed_from_its_first_launch() -> None:
+    """Only the launch that finished used to be timed, so a run whose one station was killed looked faster than a
+    clean one (9.5 against 8.5 verdicts/s, with 10 cups more to replay)."""
+    run = StationRun(StationPlan("station-1", 30, outage_until=15, kill_at=10))
+    take_line(run, "begun", ["100.0"])  # the first launch, killed after 10 cups
+    take_line(run, "begun", ["104.5"])  # the restart
+    take_line(run, "done", ["104.5", "107.0", "0"])
+    assert (run.begun, run.ended, run.pending) == (100.0, 107.0, 0)

@@ -96,7 +96,14 @@ def test_a_candidate_that_certifies_fewer_frozen_calibration_pairs_is_rejected()
     assert frozen_new.precision_lower_bound > frozen_old.precision_lower_bound
     decision = promotion_gate(station_old, station_new, 0.995, frozen_old=frozen_old, frozen_new=frozen_new)
     assert not decision.promote
-    assert decision.reasons[0] == "fails: auto-pass on the 18284 frozen calibration pairs 19.3% vs 24.1%"
+    assert decision.reasons[0] == (
+        "fails: auto-pass on the 18284 frozen calibration pairs 19.3% (931 of 4829) vs 24.1% (1162 of 4829)"
+    )
+    # a refusal by a pair or two reads as one, not as a tie of rounded shares
+    near = promotion_gate(
+        station_old, station_new, 0.995, frozen_old=_frozen(1163, 1), frozen_new=_frozen(1161, 1)
+    ).reasons[0]
+    assert near == "fails: auto-pass on the 18284 frozen calibration pairs 24.0% (1160 of 4829) vs 24.1% (1162 of 4829)"
     assert decision.to_dict()["frozen_new"]["n_accepted"] == 931
     kept = promotion_gate(station_old, station_new, 0.995, frozen_old=frozen_old, frozen_new=_frozen(1170, 1))
     assert kept.promote and kept.frozen_old is frozen_old

@@ -3,6 +3,8 @@ the hard rules put on auto-pass, from the scenes' ground truth."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from db.repository import VerdictRepository
 from models.synth.mint import generate_mint
 from models.synth.scene import CupKind, SceneAssets, SceneOptions, render_cup, rules_allow
 from station.cli import main
-from station.simulate import lookalike_types
+from station.simulate import CycleCounts, lookalike_types
 
 
 def test_the_hard_rules_allow_only_cups_whose_coins_show_their_own_side() -> None:
@@ -45,6 +47,13 @@ def test_the_hard_rules_allow_only_cups_whose_coins_show_their_own_side() -> Non
 def _row(report: str) -> list[str]:
     row = next(line for line in report.splitlines() if line.startswith("| 1 |"))
     return [c.strip() for c in row.strip("|").split("|")]
+
+
+def test_precision_counts_every_pass_the_station_gave_after_turning_too() -> None:
+    """A wrong PASS after turning ships a wrong cup as surely as one at the first check."""
+    counts = CycleCounts(passed=10, wrong=0, turned=8, turned_passed=5, turned_wrong=1)
+    assert counts.all_passed == 15 and counts.precision == 14 / 15
+    assert math.isnan(CycleCounts(turned=3).precision)
 
 
 def test_simulate_day_reports_auto_pass_beside_what_the_rules_allow(
@@ -100,8 +109,14 @@ def test_the_operator_turns_the_coins_a_flag_names_and_checks_again(
     try:
         queue = repo.review_queue(limit=50, margin=1.0)
         assert len(queue) == 5 and sum(it.recheck_of is not None for it in queue) == int(turned)
+        # the nights count the oracle's audits at the share it drew them at, not the review window's default
+        audit = json.loads((out / "home" / "models" / "registry.json").read_text())
+        audited = [v["metrics"]["pass_audit"]["audited"] for v in audit["versions"] if "pass_audit" in v["metrics"]]
+        assert audited == [turned_passed]
     finally:
         repo.engine.dispose()
+    # the same --out again would learn the same cups twice
+    assert main(args) == 2 and "holds an earlier simulation" in capsys.readouterr().err
 
 
 def test_the_oracle_rules_what_lies_there_whatever_the_detector_called_it(tmp_path: Path) -> None:
