@@ -57,7 +57,8 @@ class CameraConfig(_Strict):
     """Where frames come from.
 
     Attributes:
-        kind: ``index`` (a local webcam), ``url`` (a network stream or a video file), ``folder`` (replay the
+        kind: ``index`` (a local webcam, the default: a station file without a camera section uses webcam 0),
+            ``url`` (a network stream or a video file), ``folder`` (replay the
             images of a folder in name order) or ``simulator`` (synthetic cups).
         index: the webcam's OpenCV index for ``kind = "index"``.
         url: the stream address or file for ``kind = "url"``.
@@ -72,7 +73,7 @@ class CameraConfig(_Strict):
         hold_s: seconds the simulator or folder replay shows one cup before the next.
     """
 
-    kind: Literal["index", "url", "folder", "simulator"] = "simulator"
+    kind: Literal["index", "url", "folder", "simulator"] = "index"
     index: int = Field(default=0, ge=0)
     url: str | None = None
     folder: Path | None = None

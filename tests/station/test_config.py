@@ -13,7 +13,7 @@ from station.config import ConfigError, StationConfig, config_from_dict, load_co
 @pytest.mark.parametrize(
     ("data", "check"),
     [
-        ({}, lambda c: c.name == "station-1" and c.camera.kind == "simulator"),
+        ({}, lambda c: c.name == "station-1" and c.camera.kind == "index" and c.camera.index == 0),  # a real webcam
         ({"name": "pack-2", "sound": False}, lambda c: c.name == "pack-2" and not c.sound),
         ({"camera": {"kind": "index", "index": 2, "fps": 30}}, lambda c: c.camera.index == 2 and c.camera.fps == 30),
         ({"camera": {"kind": "url", "url": "rtsp://cam/1"}}, lambda c: c.camera.url == "rtsp://cam/1"),
