@@ -25,6 +25,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,8 +208,9 @@ def back_up(
         if database_ok:  # everything it names is there: the new log takes the old one's place
             _replace_log(pending, out / log_name)
     except BaseException as err:
-        pending.unlink(missing_ok=True)
         _record_attempt(home, out, attempted_at, f"{type(err).__name__}: {err}")
+        with suppress(OSError):  # --out may be no folder at all: the error above says so, not this
+            pending.unlink(missing_ok=True)
         raise
 
     report = BackupReport(

@@ -213,6 +213,7 @@ def test_a_failed_backup_is_named_until_one_finishes_whole(station_home: tuple[P
     (found,) = [f for f in examine(config, home, camera=False) if f.part == "backup"]
     assert found.status is Status.WARN
     assert found.message.startswith(f"the last backup, 0 hours ago to {(full / 'backup').resolve()}, failed: ")
+    assert "did not finish" not in found.message and "Error" in found.message  # the cause, not a guess
     assert found.message.endswith(f"; the last whole one: 0 hours ago, to {(tmp_path / 'usb').resolve()}")
     assert found.fix.startswith("put its cause right")
 
