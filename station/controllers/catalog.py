@@ -196,7 +196,8 @@ class OrderBook:
 
     @classmethod
     def from_csv(cls, path: Path) -> OrderBook:
-        """Read ``order,type[,count]`` rows; empty when the file is absent. A first row with a cell ``order``,
+        """Read ``order,type[,count]`` rows; empty when the file is absent. A first row (blank and ``#`` rows aside)
+        with a cell ``order``,
         ``type`` or ``count`` (any case) is a header: its ``order``, ``type`` and (optional) ``count`` columns are
         read wherever they stand, and other columns are ignored (an order system's export as it is, a spreadsheet's
         byte-order mark included). An empty count: any number of coins. A later row of an order replaces the
@@ -217,16 +218,21 @@ class OrderBook:
             raise ValueError(
                 f"{path}: not UTF-8 text (byte {err.start}): save it from the order system or spreadsheet as CSV UTF-8"
             ) from err
+        first = True  # the first row that is not blank or a comment may be the header
         for number, row in enumerate(csv.reader(io.StringIO(content, newline="")), start=1):
-            if not row or row[0].startswith("#"):
+            if not any(cell.strip() for cell in row) or row[0].startswith("#"):
                 continue
             names = [cell.strip().lower() for cell in row]
-            if number == 1 and HEADER_NAMES & set(names):
+            if first and HEADER_NAMES & set(names):
                 lacking = [name for name in ("order", "type") if name not in names]
                 if lacking:
-                    raise ValueError(f"{path}:1: the header names no {' or '.join(map(repr, lacking))} column: {row!r}")
+                    raise ValueError(
+                        f"{path}:{number}: the header names no {' or '.join(map(repr, lacking))} column: {row!r}"
+                    )
                 columns = {name: names.index(name) for name in ("order", "type", "count") if name in names}
+                first = False
                 continue
+            first = False
             order, type_id, text = (_cell(row, columns, name) for name in ("order", "type", "count"))
             if not order or not type_id:
                 raise ValueError(f"{path}:{number}: expected 'order,type[,count]', got {row!r}")

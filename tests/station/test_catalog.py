@@ -60,6 +60,7 @@ def test_a_header_places_the_columns_and_other_columns_are_ignored(tmp_path: Pat
         "Customer,Order,Type,Count\nAnn Lee,A-1,t0001,20\n",
         "type,order,count\nt0001,A-1,20\n",
         "\ufefforder,type,count\nA-1,t0001,20\n",  # a spreadsheet's UTF-8 export starts with a byte-order mark
+        "\n,,\n# today's orders\norder,type,count\nA-1,t0001,20\n",  # blank, empty-cell and comment rows first
     ],
 )
 def test_a_header_is_found_whatever_column_comes_first(tmp_path: Path, text: str) -> None:
