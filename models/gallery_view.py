@@ -211,32 +211,33 @@ class GalleryView:
         return out
 
     def design_lookalikes(self, chunk: int = 512) -> list[tuple[str, Side, str, Side]]:
-        """``(type, side, other type, its side)`` for every two designs of their own (each shown by one type) the
-        gallery cannot be trusted to tell apart, sorted.
+        """``(type, side, other type, its side)`` for every two designs, one of them at least a design of its own
+        (shown by one type), the gallery cannot be trusted to tell apart, sorted. A type's own design alike a
+        design several types declare is named with one of those types: a family's obverse enrolled as one
+        member's own (its catalogue folder had no ``coin.toml``) lets the family's cups pass as that member.
 
         Two designs are alike when the gallery mistakes one's references for the other's at least
         :data:`LOOKALIKE_RATE` of the time (a reference nearer one of the other design's than the nearest other
         reference of its own, at a cosine of :data:`SAME_DESIGN_FLOOR` or more), or when the median best cosine of
         one's references to the other's comes within :data:`SAME_DESIGN_GAP` of its references' median best cosine
         among themselves (and reaches :data:`SAME_DESIGN_FLOOR`). Unlike :meth:`measured_lookalikes` (each type's
-        worst rival, a voter feature) every pair is named, with its sides:
-        a family's obverse enrolled as each type's own design lets a cup of one pass as another.
+        worst rival, a voter feature) every pair is named, with its sides.
         """
-        own = np.flatnonzero(~self.ref_shared)
-        if own.size < 2:
+        pool = np.arange(self.ref_shared.size)  # every reference; pairs of two shared designs are left out below
+        if np.count_nonzero(~self.ref_shared) < 1 or pool.size < 2:
             return []
-        own = own[np.argsort(self.ref_design[own], kind="stable")]
-        designs = self.ref_design[own]
+        pool = pool[np.argsort(self.ref_design[pool], kind="stable")]
+        designs = self.ref_design[pool]
         present, starts, counts = np.unique(designs, return_index=True, return_counts=True)
         n_d = present.size
         group = np.searchsorted(present, designs)
-        best = np.empty((own.size, n_d), np.float32)  # each reference's best cosine to each design, itself left out
-        for a in range(0, own.size, chunk):
-            rows = np.arange(a, min(a + chunk, own.size))
-            sims = self.refs[own[rows]] @ self.refs[own].T
+        best = np.empty((pool.size, n_d), np.float32)  # each reference's best cosine to each design, itself left out
+        for a in range(0, pool.size, chunk):
+            rows = np.arange(a, min(a + chunk, pool.size))
+            sims = self.refs[pool[rows]] @ self.refs[pool].T
             sims[np.arange(rows.size), rows] = -np.inf
             best[rows] = np.maximum.reduceat(sims, starts, axis=1)
-        own_best = best[np.arange(own.size), group]
+        own_best = best[np.arange(pool.size), group]
         mistaken = np.zeros((n_d, n_d), np.float64)
         np.add.at(mistaken, group, ((best > own_best[:, None]) & (best >= SAME_DESIGN_FLOOR)).astype(np.float64))
         share = mistaken / counts[:, None]
@@ -245,12 +246,14 @@ class GalleryView:
         alike = (share >= LOOKALIKE_RATE) | near
         alike |= alike.T
         alike &= (counts >= 2)[:, None] & (counts >= 2)[None, :]
-        first = own[starts]  # one reference of each design: its type and side
+        first = pool[starts]  # one reference of each design: its type and side
         out: list[tuple[str, Side, str, Side]] = []
         for i, j in zip(*np.nonzero(np.triu(alike, k=1)), strict=True):
             ri, rj = int(first[i]), int(first[j])
             if self.ref_type[ri] == self.ref_type[rj]:
                 continue  # a type's two sides: never a cup of another type
+            if self.ref_shared[ri] and self.ref_shared[rj]:
+                continue  # two designs declared shared: a coin on either proves no type, turned over or not
             side_i, side_j = (Side.REVERSE if self.ref_side[r] else Side.OBVERSE for r in (ri, rj))
             out.append((self.types[self.ref_type[ri]], side_i, self.types[self.ref_type[rj]], side_j))
         return sorted(out)

@@ -202,6 +202,22 @@ def test_every_pair_of_designs_the_gallery_mistakes_is_named_with_its_sides() ->
     assert GalleryView.from_gallery(declared).design_lookalikes() == []
 
 
+def test_a_type_enrolled_later_on_a_declared_family_design_as_its_own_is_named() -> None:
+    """The family's obverse declared shared, then one more member enrolled from tray photos without coin.toml: its
+    obverse is a design of its own to the gallery, so a cup of any member lying obverse up could pass as it."""
+    from models.enroll import TypeInfo, undeclared_lookalike_warnings
+
+    world = make_world(6, seed=3)
+    world.enrol(gallery := Gallery(DIM, "toy"), range(6), per_side=8)  # types 0 and 1 declare one obverse
+    late = np.stack([world.sample(0, Side.OBVERSE) for _ in range(8)])
+    gallery.add(late, [GalleryEntry("late", Side.OBVERSE, "late/obverse")] * 8)
+    pairs = GalleryView.from_gallery(gallery).design_lookalikes()
+    assert pairs and all("late" in (t, u) and st == su == Side.OBVERSE for t, st, u, su in pairs)
+    ids = [world.type_id(t) for t in range(6)]
+    warnings = undeclared_lookalike_warnings(gallery, [TypeInfo(t, t, None) for t in [*ids, "late"]])
+    assert len(warnings) == 1 and "late" in warnings[0]
+
+
 def test_a_type_whose_own_photos_differ_is_not_named_beside_every_design() -> None:
     """Two unlike photos enrolled as one type match each other poorly; other designs matching them as poorly are
     not one design with them."""
