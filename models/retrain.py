@@ -512,6 +512,7 @@ def retrain_bundle(
     # few to certify 99.5 % (at least 598 passes without an error at delta 0.05).
     root = current.path(".")
     frozen = load_calibration_features(root / CALIBRATION_FEATURES, current.features) if root else None
+
     def refit(train: PairSet) -> tuple[Voter | None, str]:
         """The refit voter, or ``None`` and why when the training pairs the hard rules let through are all of one
         truth (tossed coins: every clean cup shows a shared side); the references may still lift the station."""
