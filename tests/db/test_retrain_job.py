@@ -148,11 +148,11 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
     candidate = load_bundle(station_home / "models" / first.candidate / "verdict.json")
     assert candidate.train["retrained_from"] == version
     assert candidate.threshold.target == 0.8
-    # the tiny model puts every clean cup's coins on a shared side: no correct pair to refit on, so the voter kept
-    # with the new references is the night's one candidate (too few cups for a fine-tuned embedder, not tried),
-    # certified at the whole delta
-    assert candidate.train["voter"] == "kept (no refit: the voter needs both correct and wrong pairs to train)"
-    assert (candidate.threshold.delta, candidate.threshold.candidates) == (0.2, 1)
+    # the refit (when the training pairs hold both truths: the tiny model puts many clean cups' coins on a shared
+    # side) and the voter kept with the new references may each be certified on these cups (too few for a
+    # fine-tuned embedder, which is not tried): the one kept holds at delta whichever it is
+    refit = not candidate.train["voter"].startswith("kept (no refit")
+    assert (candidate.threshold.delta, candidate.threshold.candidates) == (0.2, 1 + int(refit))
     assert candidate.train["embedder_fine_tune"].startswith("skipped: the station's calibration cups give ")
     assert candidate.train["frozen_cal_pairs"] == FROZEN  # certified on the station's and the bundle's pairs
     assert candidate.cal_scores.size == entry.metrics["cal_pairs"] + FROZEN
