@@ -18,8 +18,9 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -37,6 +38,7 @@ DATABASE = "database"
 IMAGE_SHARE = "image share"
 
 _log = logging.getLogger(__name__)
+_Item = TypeVar("_Item")
 
 
 class SpoolCorruptError(RuntimeError):
@@ -98,19 +100,26 @@ class VerdictSpool:
         """The journalled records in order, each line read once; a complete line that cannot be read (a damaged
         block) is moved, as it was, to :attr:`damaged_path` (fsync'd), and the journal keeps the others."""
         lines, tail = self._lines()
-        out: list[VerdictRecord] = []
+        return self._keep_readable(self.path, lines, tail, lambda raw: VerdictRecord.from_json(json.loads(raw)))
+
+    def _keep_readable(
+        self, path: Path, lines: list[bytes], tail: bytes, parse: Callable[[bytes], _Item]
+    ) -> list[_Item]:
+        """Every complete line of the file ``path`` read by ``parse``; those it cannot read are moved, as they
+        were, to :attr:`damaged_path`, and ``path`` keeps the others (and ``tail``, a torn last line)."""
+        out: list[_Item] = []
         good: list[bytes] = []
         bad: list[bytes] = []
         for raw in lines:
             try:
-                out.append(VerdictRecord.from_json(json.loads(raw)))
+                out.append(parse(raw))
                 good.append(raw)
             except (ValueError, KeyError, TypeError):
                 bad.append(raw)
         if bad:
             self._set_aside(bad)
-            _rewrite(self.path, b"".join(raw + b"\n" for raw in good) + tail)
-            _log.error("%d unreadable verdict journal lines moved to %s", len(bad), self.damaged_path)
+            _rewrite(path, b"".join(raw + b"\n" for raw in good) + tail)
+            _log.error("%d unreadable lines of %s moved to %s", len(bad), path, self.damaged_path)
         return out
 
     def _set_aside(self, lines: list[bytes]) -> None:
@@ -132,21 +141,12 @@ class VerdictSpool:
             return []
         lines = self.rejected_path.read_bytes().split(b"\n")
         tail = lines.pop()
-        out: list[tuple[str, VerdictRecord]] = []
-        good: list[bytes] = []
-        bad: list[bytes] = []
-        for raw in lines:
-            try:
-                entry = json.loads(raw)
-                out.append((str(entry["error"]), VerdictRecord.from_json(entry["record"])))
-                good.append(raw)
-            except (ValueError, KeyError, TypeError):
-                bad.append(raw)
-        if bad:
-            self._set_aside(bad)
-            _rewrite(self.rejected_path, b"".join(raw + b"\n" for raw in good) + tail)
-            _log.error("%d unreadable lines of %s moved to %s", len(bad), self.rejected_path, self.damaged_path)
-        return out
+
+        def parse(raw: bytes) -> tuple[str, VerdictRecord]:
+            entry = json.loads(raw)
+            return str(entry["error"]), VerdictRecord.from_json(entry["record"])
+
+        return self._keep_readable(self.rejected_path, lines, tail, parse)
 
     def records(self) -> list[VerdictRecord]:
         """Return the journalled records in order.
