@@ -535,7 +535,6 @@ class Detector:
             return found
         side = max(image.shape[:2])
         base = self.settings.imgsz
-        n_coins = self._coins_in(found)
         coin_px = 0.0
         if len(found.confidence):
             sizes = np.maximum(found.xyxy[:, 2] - found.xyxy[:, 0], found.xyxy[:, 3] - found.xyxy[:, 1])
@@ -547,14 +546,21 @@ class Detector:
                     32 * math.ceil(base * TARGET_COIN_PX / max(coin_px, 1.0) / 32),
                 )
                 return self.boxes(image, imgsz) if imgsz > base else found
-        if side > 2 * base and n_coins <= FEW_COINS and (n_coins == 0 or coin_px < 2 * TARGET_COIN_PX):
+        if side <= 2 * base:  # a station frame: one pass
+            return found
+        n_coins = self._coins_in(found)
+        if n_coins <= FEW_COINS and (n_coins == 0 or coin_px < 2 * TARGET_COIN_PX):
             again = self.boxes(image, min(MAX_IMGSZ, 32 * math.ceil(side / 32)))
             return again if self._coins_in(again) > n_coins else found
         return found
 
+    def _is_coin(self, cls: int) -> bool:
+        """Whether YOLO class ``cls`` is the coin class (any other is an object)."""
+        return self.settings.names.get(cls, COIN_CLASS) == COIN_CLASS
+
     def _coins_in(self, boxes: Boxes) -> int:
         """How many of ``boxes`` are of the coin class."""
-        return sum(self.settings.names.get(int(c), COIN_CLASS) == COIN_CLASS for c in boxes.cls)
+        return sum(self._is_coin(int(c)) for c in boxes.cls)
 
     def detect(self, frame: Frame) -> list[CoinInstance]:
         """Find every instance in ``frame``, ordered by decreasing confidence.
@@ -617,7 +623,7 @@ class Detector:
         (cx, cy), (major, minor), angle = fit
         if roi is not None and float(roi.inset(cx, cy)) < 0.0:
             return None  # outside the cup: the table or the rim, not a coin in it
-        is_coin = self.settings.names.get(cls, COIN_CLASS) == COIN_CLASS
+        is_coin = self._is_coin(cls)
         x2, y2 = ox + mask.shape[1], oy + mask.shape[0]
         edge = ox <= EDGE_MARGIN_PX or oy <= EDGE_MARGIN_PX or x2 >= width - EDGE_MARGIN_PX
         edge = edge or y2 >= height - EDGE_MARGIN_PX
