@@ -289,7 +289,10 @@ def simulate(
     from station.demo import prepare_demo_home
 
     if (out / "home").exists():  # its cups would be learnt twice, and fall on both sides of the holdout
-        raise FileExistsError(f"{out / 'home'} holds an earlier simulation: give another --out")
+        raise FileExistsError(
+            f"{out / 'home'} holds an earlier simulation: its cups would be learnt again and fall on both sides of "
+            "the holdout; give another --out"
+        )
     home = prepare_demo_home(out / "home", n_types=n_types, seed=seed, progress=progress)
     repo = VerdictRepository.open(home)
     if repo.verify_operator(SUPERVISOR, SUPERVISOR_PIN) is None:

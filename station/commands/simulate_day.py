@@ -69,27 +69,25 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not 0 < value < 1:
             raise CliError(f"--{name} must be in (0, 1), got {value}")
-    if (Path(args.out) / "home").exists():
-        raise CliError(
-            f"{args.out} holds an earlier simulation (its home/): its cups would be learnt again and fall on both "
-            "sides of the holdout; give another --out"
-        )
     from models.retrain import RetrainConfig
     from station.simulate import simulate
 
     cfg = RetrainConfig(target=args.target, delta=args.delta, references_per_design=args.references_per_design)
-    results = simulate(
-        Path(args.out),
-        cups=args.cups,
-        cycles=args.cycles,
-        n_types=args.types,
-        seed=args.seed,
-        reverse_share=args.reverse_share,
-        audit_share=args.audit_share,
-        operator_turns=args.operator_turns,
-        config=cfg,
-        empty_tray=not args.no_empty_tray,
-    )
+    try:
+        results = simulate(
+            Path(args.out),
+            cups=args.cups,
+            cycles=args.cycles,
+            n_types=args.types,
+            seed=args.seed,
+            reverse_share=args.reverse_share,
+            audit_share=args.audit_share,
+            operator_turns=args.operator_turns,
+            config=cfg,
+            empty_tray=not args.no_empty_tray,
+        )
+    except FileExistsError as err:  # an earlier simulation's home: its cups would be learnt twice
+        raise CliError(str(err)) from err
     for r in results:
         k = r.counts
         print(
