@@ -14,6 +14,9 @@ A station may be given
   cup: rendering, journalling or writing rows) and starts it again from the first unacknowledged cup, with the
   same home and journal.
 
+Each station also writes ``replayed <n>`` when a call sent ``n`` journalled verdicts to the database (stored, or
+set aside as refused): what :attr:`LoadReport.replayed` adds up.
+
 Afterwards :func:`check_database` compares the database with the acknowledgements: every acknowledged verdict
 stored (0 lost), none twice (0 duplicated), every stored cup complete (a verdict, a capture and all its coins;
 0 half-written), and every journal empty.
@@ -46,7 +49,7 @@ from db.records import CoinRecord, VerdictRecord
 from db.repository import VerdictRepository
 from db.schema import Capture, Coin, Cup, Role, Station, Verdict
 from db.session import init_db, make_engine
-from db.spool import SPOOL_FILENAME, SpoolingRepository, VerdictSpool
+from db.spool import SpoolingRepository
 from models.types import Decision, Side
 
 OPERATOR, OPERATOR_PIN = "loadtest", "8642"
@@ -118,7 +121,8 @@ def make_cup(station: str, cup: int) -> VerdictRecord:
 
 
 def station_main(argv: Sequence[str] | None = None) -> int:
-    """One station process: log cups ``start`` to ``cups - 1``, printing ``ack <cup>`` after each."""
+    """One station process: log cups ``start`` to ``cups - 1``, printing ``ack <cup>`` after each, and
+    ``replayed <n>`` after a call that replayed ``n`` journalled verdicts."""
     p = argparse.ArgumentParser(prog="python -m db.loadtest station")
     p.add_argument("--url", required=True)
     p.add_argument("--dead-url", default=None, help="the address used for cups below --outage-until")
@@ -145,18 +149,37 @@ def station_main(argv: Sequence[str] | None = None) -> int:
     for cup in range(args.start, args.cups):
         if down and cup >= args.outage_until:
             repository, down = front(args.url), False  # the database is back: the next call replays the journal
-        repository.log_verdict(make_cup(args.station, cup))
+        before = repository.pending_count()
+        stored = repository.log_verdict(make_cup(args.station, cup))
+        _say_replayed(out, replayed_by(before, repository.pending_count(), journalled=stored is None))
         out.write(f"ack {cup}\n".encode())
         out.flush()
     if down:
         repository = front(args.url)
     if repository.pending_count():
+        before = repository.pending_count()
         repository.replay()
+        _say_replayed(out, replayed_by(before, repository.pending_count(), journalled=False))
     out.write(f"done {begun:.6f} {time.time():.6f} {repository.pending_count()}\n".encode())
     out.flush()
     for engine in engines:
         engine.dispose()
     return 0
+
+
+def replayed_by(before: int, after: int, *, journalled: bool) -> int:
+    """How many journalled verdicts one call sent to the database, from the journal's length before and after it.
+
+    A call replays the journal first (:meth:`SpoolingRepository.log_verdict`); what leaves the journal was sent
+    (stored, or set aside as refused), less the call's own verdict when that was journalled instead.
+    """
+    return max(0, before - after + (1 if journalled else 0))
+
+
+def _say_replayed(out: IO[bytes], n: int) -> None:
+    if n:
+        out.write(f"replayed {n}\n".encode())
+        out.flush()
 
 
 # -- the parent ---------------------------------------------------------------------------------------------------
@@ -181,7 +204,8 @@ class StationPlan:
 
 @dataclass
 class StationRun:
-    """What happened to one station: acknowledged cups, kills, its logging window and journal left."""
+    """What happened to one station: acknowledged cups, kills, journalled verdicts replayed, its logging window and
+    journal left."""
 
     plan: StationPlan
     acked: list[int] = field(default_factory=list)
@@ -189,7 +213,7 @@ class StationRun:
     begun: float | None = None
     ended: float | None = None
     pending: int | None = None
-    journalled_at_kill: int = 0
+    replayed: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -201,7 +225,8 @@ class LoadReport:
         stations: processes run at once.
         cups_per_station: cups each logs.
         killed: SIGKILLs sent (each followed by a restart).
-        replayed: verdicts in the killed stations' journals when they were killed (replayed after the restart).
+        replayed: journalled verdicts the stations sent to the database once it was back, as each station counted
+            them (a replay a kill cut short is counted again when the restart replays the same verdicts).
         acknowledged: verdicts the stations acknowledged.
         stored: verdict rows in the database.
         lost: acknowledged but not stored.
@@ -285,7 +310,6 @@ def _drive(run: StationRun, url: str, dead: str, home: Path) -> None:
         drain.join()
         if killed:
             run.killed += 1
-            run.journalled_at_kill += len(VerdictSpool(home / SPOOL_FILENAME).records())
             start = max(run.acked) + 1  # the cup in flight is checked again; its key makes a retry harmless
             continue
         if proc.returncode != 0:
@@ -294,9 +318,12 @@ def _drive(run: StationRun, url: str, dead: str, home: Path) -> None:
 
 
 def take_line(run: StationRun, word: str, rest: Sequence[str]) -> None:
-    """Note a station process's ``begun`` or ``done`` line in ``run``: its logging window runs from its first
-    launch's first cup (a launch killed part-way included) to its last launch's end."""
-    if word == "begun":
+    """Note a station process's ``begun``, ``replayed`` or ``done`` line in ``run``: its logging window runs from its
+    first launch's first cup (a launch killed part-way included) to its last launch's end; the verdicts it replayed
+    add up over its launches."""
+    if word == "replayed":
+        run.replayed += int(rest[0])
+    elif word == "begun":
         begun = float(rest[0])
         run.begun = begun if run.begun is None else min(run.begun, begun)
     elif word == "done":
@@ -373,7 +400,7 @@ def run_load_test(plans: Sequence[StationPlan], *, workdir: Path | None = None, 
         stations=len(plans),
         cups_per_station=max((p.cups for p in plans), default=0),
         killed=sum(r.killed for r in runs),
-        replayed=sum(r.journalled_at_kill for r in runs),
+        replayed=sum(r.replayed for r in runs),
         acknowledged=sum(len(set(r.acked)) for r in runs),
         stored=stored,
         lost=lost,

@@ -411,10 +411,11 @@ class ReviewItem:
         n_coins: coins found.
         mismatch_share: share of coins whose best match is not the expected type (no match counts as not).
         uncertainty: in ``[0, 1]``, 1 when ``p_correct`` sits on the threshold or at 0.5.
-        disagreement: in ``[0, 1]``, ``|mismatch_share - (1 - p_correct)|``, pooled vs per-coin evidence.
+        disagreement: in ``[0, 1]``, ``|coins_wrong - (1 - p_correct)|``, pooled vs per-coin evidence (``coins_wrong``
+            1 when any coin's best match is another type).
         rarity: in ``(0, 1]``, ``1 / (1 + labels of this type so far)``.
         score: weighted sum of the three; higher is more worth a person's time.
-        labelled: whether the cup or any of its coins already carries a current label.
+        labelled: whether the cup carries a current ruling on the whole cup (a coin ruled alone does not count).
         capture_ref: store reference of the photograph.
         created_at: verdict time.
         audit: a PASS drawn for a person to check (:func:`audit_pick`), whatever its score.

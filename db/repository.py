@@ -298,9 +298,14 @@ class VerdictRepository:
         - uncertainty: ``max(1 - |p - threshold| / span, 1 - 2·|p - 0.5|)`` clipped to ``[0, 1]``, where ``span``
           is the room on ``p``'s side of the threshold (``1 - threshold`` above it, ``threshold`` below), so that
           with a strict threshold a sure PASS is not taken for a close call;
-        - disagreement: ``|mismatch_share - (1 - p)|``, where ``mismatch_share`` is the share of coins whose best
-          match is not the expected type, so the pooled voter and the per-coin evidence disagreeing scores high;
+        - disagreement: ``|coins_wrong - (1 - p)|``, where ``coins_wrong`` is 1 when any coin's best match is
+          another type than the expected one (one such coin makes the cup wrong) and 0 when none is, so the
+          pooled voter and the per-coin evidence disagreeing scores high and agreeing scores low;
         - rarity: ``1 / (1 + n)``, with ``n`` the cups of this expected type labelled so far.
+
+        A cup is labelled (:attr:`ReviewItem.labelled`) when it has a current ruling on the whole cup; a cup whose
+        coins alone were ruled on stays among the unlabelled, since the retrain learns only from labelled cups
+        (its coin rulings stay in its audit trail).
 
         Cups whose ruling cleanlab suspects (``suspects``, from the newest retrain: :attr:`ReviewItem.suspect`)
         come first, whatever their verdict, until someone rules on them again after ``suspects_since``; then
@@ -337,7 +342,7 @@ class VerdictRepository:
             labelled = {t: int(n) for t, n in session.execute(labels_per_type()).all()}
         items = []
         for row in rows:
-            cup_id, p, thr, ruled = row.cup_id, row.p_correct, row.threshold, row.ruled_at
+            cup_id, p, thr, ruled = row.cup_id, row.p_correct, row.threshold, row.ruled_at  # the cup or a coin
             decision = Decision(row.decision)
             is_pass = decision == Decision.PASS
             audit = is_pass and audit_pick(cup_id, audit_share)
@@ -365,7 +370,7 @@ class VerdictRepository:
                     disagreement=info.disagreement,
                     rarity=info.rarity,
                     score=info.score,
-                    labelled=ruled is not None,
+                    labelled=row.cup_ruled_at is not None,  # a coin ruled alone leaves its cup unlabelled
                     capture_ref=row.capture_ref,
                     created_at=row.created_at,
                     audit=audit,
@@ -518,7 +523,7 @@ class VerdictRepository:
 
     # -- retraining -------------------------------------------------------------------------------------------
 
-    def training_export(self, since_version: str | None = None, since: datetime | None = None) -> TrainingExport:
+    def training_export(self, since: datetime | None = None) -> TrainingExport:
         """Return the labelled cups and coins whose ruling in force was made after a point in time.
 
         A coin's ruling in force is its own current label, else its cup's current label (``inherited``). A first
@@ -528,25 +533,20 @@ class VerdictRepository:
         no such twin, or whose twin was ruled ``wrong_side``), and the cup takes the re-check's cup ruling and its
         split (:attr:`~db.records.TrainingCup.split_cup_id`).
 
+        What a model version has not been trained on is what was ruled after its labels were taken: the registry
+        knows when (:func:`station.retrain_job.labels_taken`, its ``labels_until``), so the caller passes that
+        time. A model's first verdict comes later (it is built, then promoted, then used), and rulings made in
+        between would be missed.
+
         Args:
-            since_version: only rulings made after the first verdict of this model version was logged, i.e.
-                what that model has not been trained on.
-            since: only rulings made after this (timezone-aware) time. Give at most one of the two; neither
-                exports everything labelled.
+            since: only rulings made after this (timezone-aware) time; ``None`` exports everything labelled.
 
         Raises:
-            ValueError: both bounds given.
-            LookupError: no verdict carries ``since_version``.
+            ValueError: ``since`` is naive.
         """
-        if since_version is not None and since is not None:
-            raise ValueError("give since_version or since, not both")
+        if since is not None and since.tzinfo is None:
+            raise ValueError(f"since must be timezone-aware, not {since.isoformat()}")
         with self._sessions() as session:
-            if since_version is not None:
-                since = session.scalar(
-                    select(func.min(Verdict.created_at)).where(Verdict.model_version == since_version)
-                )
-                if since is None:
-                    raise LookupError(f"no verdict was made by model version {since_version!r}")
             fresh = select(Label.cup_id).where(Label.is_current)
             if since is not None:
                 fresh = fresh.where(Label.created_at > since)

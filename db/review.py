@@ -43,6 +43,11 @@ def informativeness(
 ) -> Informativeness:
     """Score one cup (the formula is in :meth:`db.repository.VerdictRepository.review_queue`).
 
+    The disagreement compares like with like: ``1 - p`` is the voter's chance that the cup is wrong, and one coin
+    of another type already makes a cup wrong, so the coins' verdict is 1 when any coin's best match is another
+    type and 0 when none is (the share of such coins would score a voter and coins that agree the cup is wrong,
+    p 0.02 and 1 coin in 10, as a disagreement of 0.88).
+
     Args:
         p: the verdict's ``p_correct``.
         threshold: the threshold it was judged against.
@@ -53,7 +58,8 @@ def informativeness(
     span = (1.0 - threshold) if p >= threshold else threshold
     unc = max(1.0 - abs(p - threshold) / span if span > 0 else 0.0, 1.0 - 2.0 * abs(p - 0.5))
     unc = min(1.0, max(0.0, unc))
-    dis = abs(mismatch_share - (1.0 - p))
+    coins_wrong = 1.0 if mismatch_share > 0.0 else 0.0
+    dis = abs(coins_wrong - (1.0 - p))
     rar = 1.0 / (1.0 + labelled_of_type)
     score = weights.uncertainty * unc + weights.disagreement * dis + weights.rarity * rar
     return Informativeness(unc, dis, rar, score)
@@ -68,7 +74,8 @@ def queue_query(
     suspects: Sequence[int],
     order: str | None,
 ) -> Select[*tuple[Any, ...]]:
-    """One row per candidate cup: its verdict, photo, coin counts, the check it answers and when it was last ruled.
+    """One row per candidate cup: its verdict, photo, coin counts, the check it answers and when it was last ruled
+    (``ruled_at``: the cup or one of its coins; ``cup_ruled_at``: the cup itself, which is what makes it labelled).
 
     The candidates are the newest ``window`` FLAGs and close calls, as many of the newest PASSes when
     ``audit_share`` is positive, and ``suspects``; or, for an ``order`` number, the newest ``window`` of that
@@ -117,8 +124,13 @@ def queue_query(
     )
     before = aliased(Capture)  # the photograph of the check a re-check answers
     before_verdict = aliased(Verdict)  # and its verdict, whose reasons say why the cup was checked again
-    last_ruling = (  # a cup without a current ruling has none: that is also what "labelled" means
-        select(Label.cup_id.label("cup_id"), func.max(Label.created_at).label("at"))
+    last_ruling = (  # a cup without a current ruling has none; one whose coins alone were ruled has no cup_at
+        select(
+            Label.cup_id.label("cup_id"),
+            func.max(Label.created_at).label("at"),
+            # "labelled" is a current ruling on the whole cup: the retrain learns from cups, a coin ruled alone waits
+            func.max(case((Label.coin_id.is_(None), Label.created_at))).label("cup_at"),
+        )
         .where(Label.is_current, Label.cup_id.in_(cup_ids))
         .group_by(Label.cup_id)
         .subquery()
@@ -145,6 +157,7 @@ def queue_query(
             before.ref.label("recheck_capture_ref"),
             before_verdict.reasons.label("recheck_reasons"),
             last_ruling.c.at.label("ruled_at"),
+            last_ruling.c.cup_at.label("cup_ruled_at"),
         )
         .join(picked, picked.c.id == Verdict.id)
         .join(Cup, Cup.id == Verdict.cup_id)
@@ -161,11 +174,12 @@ def queue_query(
 
 
 def labels_per_type() -> Select[*tuple[Any, ...]]:
-    """``(expected_type, cups with a current label)`` for every type ruled on."""
+    """``(expected_type, cups with a current ruling on the whole cup)`` for every type ruled on (a coin ruled alone
+    does not make its cup labelled)."""
     return (
         select(Cup.expected_type, func.count(func.distinct(Label.cup_id)))
         .join(Cup, Cup.id == Label.cup_id)
-        .where(Label.is_current)
+        .where(Label.is_current, Label.coin_id.is_(None))
         .group_by(Cup.expected_type)
     )
 

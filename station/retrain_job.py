@@ -200,6 +200,28 @@ def label_watermark(models: Path) -> datetime | None:
     return max(marks) if marks else None
 
 
+def labels_taken(models: Path, version: str) -> datetime | None:
+    """When the labels ``version`` was trained on were taken: its registry entry's ``labels_until``, the newest
+    ruling it learnt from. ``repo.training_export(since=labels_taken(models, version))`` is then what that version
+    has not been trained on (rulings made after it was built but before its first verdict included). ``None`` for
+    the shipped bundle, which learnt from no ruling of the station: everything labelled is new to it.
+
+    Raises:
+        models.registry.RegistryError: ``version`` is not registered under ``models``.
+        LookupError: the registry does not say when its labels were taken (a dry run's candidate, which leaves its
+            labels to the next night).
+    """
+    if version == SHIPPED:
+        return None
+    taken = _parse(load_registry(models).get(version).labels_until)
+    if taken is None:
+        raise LookupError(
+            f"model version {version!r} in {registry_file(models)} does not say when its labels were taken (a dry "
+            "run's candidate leaves them to the next night): export every ruling, or give a time"
+        )
+    return taken
+
+
 def versions_with_embedder(models: Path, embedder_version: str) -> set[str]:
     """Bundle versions (shipped and registered) whose embeddings are ``embedder_version``'s (the embedder's, or with
     a fine-tuned output layer the adapter's): their logged embeddings can be reused as they are."""
