@@ -11,7 +11,15 @@ Layout under ``out``::
     crops/index.csv                 path,type_id,design_id,side,family,cup_id,split,partial,occlusion,source
     empty/*.jpg                     with ``SceneOptions.empty_reference``: each cup's tray with nothing in it
 
-Each cup is rendered from ``(seed, index)`` alone, so the bytes do not depend on the number of workers.
+Each cup is rendered from ``(seed, index)`` alone, so the bytes do not depend on the number of workers. Real data
+comes in only when asked: real coin crops with ``SceneOptions.real_fraction`` (the ``crops/train`` folders), real
+table patches with ``SynthConfig.real_backgrounds`` (cut from the real photos the evaluations judge). Without either,
+the output does not depend on whether the real data folder exists. The manifest names every real file a cup drew
+from (``real_crops``, ``real_backgrounds``) and, under ``real_photos``, every real photo the set drew from, so a
+claim that a real photo was held out of a model's training can be checked against the sets it was trained on.
+
+The set is written into a hidden folder beside its parts and moved into place at the end: a run that fails leaves
+nothing that would block the next one.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import csv
 import dataclasses
 import json
 import multiprocessing as mp
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -33,8 +43,16 @@ from tqdm import tqdm
 
 from calibration.camera import CupRoi
 from models.synth.mint import generate_mint
-from models.synth.real_coins import list_real_types
-from models.synth.scene import CupScene, SceneAssets, SceneInstance, SceneOptions, render_cup
+from models.synth.real_coins import crop_source_photo, list_real_types
+from models.synth.scene import (
+    CupScene,
+    SceneAssets,
+    SceneInstance,
+    SceneOptions,
+    drawable_kinds,
+    render_cup,
+    shares_an_obverse,
+)
 from models.synth.textures import load_patch_bank
 from models.types import UInt8Array
 
@@ -56,6 +74,9 @@ MAX_CROP_OCCLUSION = 0.5
 """Coins hidden more than this are left out of the crops data set."""
 
 
+MAX_CUPS = 1_000_000
+"""Cup ids have six digits: a set's cups run from its first index to at most 999999."""
+
 MAX_IMAGE_SIZE = 4096
 """The largest cup photo side rendered: a 4K webcam's frame (larger asks for more memory than a station has)."""
 
@@ -72,6 +93,8 @@ class SynthConfig:
         crop_size: side of the embedder crops in pixels.
         val_fraction: fraction of cups in the validation split.
         real_root: the real data folder (``None``: no real crops or textures).
+        real_backgrounds: cut tables and cup floors from the real photos under ``real_root`` too (about half the
+            tables, a third of the floors). Off by default: those are the photos the real-photo evaluations judge.
         cache_dir: where the real surface patches are cached (``None``: the default cache directory).
         first_index: index of the first cup; cups ``first_index ..`` of one seed are other cups of the same mint
             (e.g. a station's enrolment photos beside a test set).
@@ -86,6 +109,7 @@ class SynthConfig:
     real_root: Path | None = None
     cache_dir: Path | None = None
     first_index: int = 0
+    real_backgrounds: bool = False
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a clear message for an impossible configuration."""
@@ -93,8 +117,18 @@ class SynthConfig:
             raise ValueError(f"need at least 2 coin types, got {self.n_types}")
         if self.n_cups < 0:
             raise ValueError(f"the number of cups must be >= 0, got {self.n_cups}")
-        if not 0 <= self.first_index < 1_000_000 - self.n_cups:
-            raise ValueError(f"first index must be in [0, {1_000_000 - self.n_cups}), got {self.first_index}")
+        if self.n_cups > MAX_CUPS:
+            raise ValueError(
+                f"the number of cups must be at most {MAX_CUPS} (cup ids have six digits), got {self.n_cups}"
+            )
+        if self.first_index < 0:
+            raise ValueError(f"first index must be >= 0, got {self.first_index}")
+        if self.first_index + self.n_cups > MAX_CUPS:
+            raise ValueError(
+                f"first index {self.first_index} is too large for {self.n_cups} cups: the last cup id would be "
+                f"{self.first_index + self.n_cups - 1}, past {MAX_CUPS - 1} (cup ids have six digits); the first index "
+                f"can be at most {MAX_CUPS - self.n_cups}"
+            )
         if not 64 <= self.scene.image_size <= MAX_IMAGE_SIZE:
             raise ValueError(f"image size must be from 64 to {MAX_IMAGE_SIZE}, got {self.scene.image_size}")
         if self.crop_size < 8:
@@ -107,9 +141,9 @@ class SynthConfig:
             raise ValueError(f"reverse share must be in [0, 1], got {self.scene.reverse_share}")
         if self.scene.max_coins < 1:
             raise ValueError(f"max coins must be >= 1, got {self.scene.max_coins}")
-        w = self.scene.kind_weights
-        if any(v < 0 for v in w.values()) or sum(w.values()) <= 0:
-            raise ValueError("kind weights must be >= 0 with a positive sum")
+        if self.real_backgrounds and (self.real_root is None or not self.real_root.is_dir()):
+            raise ValueError(f"real backgrounds need the real data folder, and {self.real_root} is not one")
+        drawable_kinds(self.scene.kind_weights, shares_an_obverse(generate_mint(self.n_types, self.seed)))
 
 
 @dataclass(frozen=True)
@@ -123,6 +157,8 @@ class SynthSummary:
         kinds: cups per kind.
         seconds: wall time of the rendering loop.
         real_types: how many real denominations were available.
+        real_coin_photos: the real photos whose coin crops were pasted into cups (:func:`real_photos`).
+        real_background_photos: the real photos tables and cup floors were cut from.
     """
 
     n_cups: int
@@ -131,6 +167,8 @@ class SynthSummary:
     kinds: dict[str, int]
     seconds: float
     real_types: int
+    real_coin_photos: tuple[str, ...] = ()
+    real_background_photos: tuple[str, ...] = ()
 
     @property
     def images_per_second(self) -> float:
@@ -212,7 +250,7 @@ def _init(config: SynthConfig, out: Path, single_thread: bool = False) -> None:
     mint = generate_mint(config.n_types, config.seed)
     real_root = config.real_root
     real = list_real_types(real_root) if config.scene.real_fraction > 0 else ()
-    patches = load_patch_bank(real_root, config.cache_dir)
+    patches = load_patch_bank(real_root, config.cache_dir) if config.real_backgrounds else None
     _STATE.update(config=config, out=out, assets=SceneAssets(mint, real, patches))
 
 
@@ -250,7 +288,7 @@ def _work(index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 "source": "real" if inst.source == "real" else "synthetic",
             }
         )
-    record = {
+    record: dict[str, Any] = {
         "id": cup_id,
         "image": img_rel,
         "split": split,
@@ -264,7 +302,29 @@ def _work(index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     }
     if empty_rel is not None:
         record["empty"] = empty_rel
+    if scene.real_crops:
+        record["real_crops"] = [_real_rel(f, config.real_root) for f in scene.real_crops]
+    if scene.real_backgrounds:
+        record["real_backgrounds"] = list(scene.real_backgrounds)
     return record, rows
+
+
+def _real_rel(path: str, real_root: Path | None) -> str:
+    """A real file's path below the real data folder (as it is when it lies elsewhere)."""
+    try:
+        return Path(path).relative_to(real_root).as_posix() if real_root is not None else path
+    except ValueError:
+        return path
+
+
+def real_photos(cups: list[dict[str, Any]], real_root: Path | None) -> dict[str, list[str]]:
+    """Every real photo the cups drew from, sorted: ``coins`` (the photos their pasted crops were cut from, as
+    :func:`~models.synth.real_coins.crop_source_photo` names them) and ``backgrounds`` (the photo files, below the
+    real data folder, their tables and floors were cut from)."""
+    root = real_root or Path("/")
+    coins = {crop_source_photo(root / f, real_root) for c in cups for f in c.get("real_crops", ())}
+    backgrounds = {b for c in cups for b in c.get("real_backgrounds", ()) if b}
+    return {"coins": sorted(coins), "backgrounds": sorted(backgrounds)}
 
 
 def _results(config: SynthConfig, out: Path, workers: int) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
@@ -303,6 +363,9 @@ def write_mint_json(path: Path, config: SynthConfig) -> None:
 def write_dataset(config: SynthConfig, out: Path, *, workers: int = 1, progress: bool = True) -> SynthSummary:
     """Render ``config.n_cups`` cups and write the data sets under ``out``.
 
+    Everything is written into a hidden folder in ``out`` first and moved into place once the last file is written;
+    when rendering fails (or is interrupted) that folder is removed, so ``out`` is left as it was.
+
     Args:
         config: what to render.
         out: the output folder (created).
@@ -314,17 +377,32 @@ def write_dataset(config: SynthConfig, out: Path, *, workers: int = 1, progress:
 
     Raises:
         ValueError: for an impossible configuration.
-        OSError: when ``out`` cannot be written.
+        OSError: when ``out`` cannot be written, or already holds a part of a data set.
     """
     config.validate()
     out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".synth-partial-", dir=out))
+    try:
+        summary = _write_into(config, work, workers, progress)
+        for part in sorted(p.name for p in work.iterdir()):
+            if (out / part).exists():
+                raise FileExistsError(f"{out / part} already exists: write the data set into another folder")
+        for part in sorted(p.name for p in work.iterdir()):
+            (work / part).replace(out / part)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def _write_into(config: SynthConfig, out: Path, workers: int, progress: bool) -> SynthSummary:
+    """:func:`write_dataset` into the empty folder ``out``."""
     for split in ("train", "val"):
         (out / "yolo" / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "yolo" / "labels" / split).mkdir(parents=True, exist_ok=True)
     (out / "crops" / "images").mkdir(parents=True, exist_ok=True)
     if config.scene.empty_reference:
         (out / "empty").mkdir(exist_ok=True)
-    if config.real_root is not None and workers > 1:
+    if config.real_backgrounds and workers > 1:
         load_patch_bank(config.real_root, config.cache_dir)  # build the cache once, before the workers
     write_mint_json(out / "mint.json", config)
     (out / "yolo" / "data.yaml").write_text(DATA_YAML)
@@ -338,10 +416,12 @@ def write_dataset(config: SynthConfig, out: Path, *, workers: int = 1, progress:
         bar.update(1)
     bar.close()
     seconds = time.perf_counter() - t0
+    photos = real_photos(cups, config.real_root)
     manifest = {
         "seed": config.seed,
         "image_size": config.scene.image_size,
         "n_types": config.n_types,
+        "real_photos": photos,
         "cups": cups,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, separators=(",", ":")))
@@ -357,4 +437,6 @@ def write_dataset(config: SynthConfig, out: Path, *, workers: int = 1, progress:
         kinds=dict(sorted(kinds.items())),
         seconds=seconds,
         real_types=len(list_real_types(config.real_root)) if config.scene.real_fraction > 0 else 0,
+        real_coin_photos=tuple(photos["coins"]),
+        real_background_photos=tuple(photos["backgrounds"]),
     )

@@ -4,6 +4,7 @@ cut to its coin's disc (the euro, won and rupee crops under ``../shared/data/rea
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,30 @@ REAL_DIAMETERS_MM: dict[str, dict[str, float]] = {
     "rupee": {"1_rupee": 20.0, "2_rupee": 23.0, "5_rupee": 25.0},
 }
 REAL_DIRS: dict[str, str] = {"euro": "euro_kaa/crops", "won": "won_cho0h5/crops", "rupee": "rupee_somanna/crops"}
+
+
+_CROP_NAME = re.compile(r"^(.*?)(\.(?:jpe?g|png))?[-_]\d+$", re.IGNORECASE)
+
+
+def crop_photo(path: str | Path) -> str:
+    """The photo a real crop was cut from, by its name: ``IMG_4187_3.jpg`` and ``IMG_4187.jpg-3.jpg`` were both cut
+    from ``IMG_4187``."""
+    stem = Path(path).stem
+    m = _CROP_NAME.match(stem)
+    return m.group(1) if m and m.group(1) else stem
+
+
+def crop_source_photo(path: str | Path, real_root: Path | None) -> str:
+    """The real photo a crop file was cut from, as ``<set>/<photo>`` (``euro_kaa/train_12``,
+    ``won_cho0h5/20201011_153140``); the rupee crops name no photo, so each is its own (``rupee_somanna/<crop>``).
+    ``path`` outside ``real_root``: its photo name alone."""
+    p = Path(path)
+    try:
+        top = p.relative_to(real_root).parts[0] if real_root is not None else ""
+    except ValueError:
+        top = ""
+    name = p.stem if top == "rupee_somanna" else crop_photo(p)
+    return f"{top}/{name}" if top else name
 
 
 @dataclass(frozen=True)

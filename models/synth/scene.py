@@ -135,6 +135,9 @@ class CupScene:
         empty: the same tray photographed with nothing in it (decoded JPEG), when
             :attr:`SceneOptions.empty_reference` asked for it.
         empty_jpeg: its encoded JPEG bytes.
+        real_crops: the real coin crops drawn into the cup (their files, as :class:`RealCoinType` lists them; a
+            crop drawn and then hidden under others too), in drawing order.
+        real_backgrounds: the real photos the table or cup floor were cut from (:attr:`PatchBank.sources`).
     """
 
     image: UInt8Array
@@ -149,6 +152,8 @@ class CupScene:
     tray: CupRoi | None = None
     empty: UInt8Array | None = None
     empty_jpeg: bytes | None = None
+    real_crops: tuple[str, ...] = ()
+    real_backgrounds: tuple[str, ...] = ()
 
     def mask(self, inst: SceneInstance) -> np.ndarray:
         """The instance's visible mask, ``(S, S)`` bool."""
@@ -197,6 +202,16 @@ def _pyramid(face: UInt8Array) -> list[UInt8Array]:
     return levels
 
 
+def shares_an_obverse(mint: Mint) -> bool:
+    """Whether two or more of the mint's types share an obverse design (a family of two or more)."""
+    seen: set[str] = set()
+    for t in mint.types:
+        if t.obverse.id in seen:
+            return True
+        seen.add(t.obverse.id)
+    return False
+
+
 class SceneAssets:
     """Everything a worker needs to draw cups: the mint, real types, surface patches, and render caches."""
 
@@ -221,6 +236,8 @@ class SceneAssets:
                 self.twins.setdefault(t.id, []).append(mint.by_id(t.twin_of))
                 self.twins.setdefault(t.twin_of, []).append(t)
         self._noise: dict[int, np.ndarray] = {}
+        self.shared_obverse = shares_an_obverse(mint)
+        """Whether two or more types share an obverse design (an obverse-only cup needs one)."""
 
     def noise(self, s: int) -> np.ndarray:
         """A fixed tile of unit Gaussian noise, ``(s + 128, s, 3)`` float32; row slices of ``s`` rows are contiguous."""
@@ -264,6 +281,7 @@ class _Item:
     diameter_mm: float
     levels: list[UInt8Array] | None = None
     obj: ForeignObject | None = None
+    file: str = ""
     x: float = 0.0
     y: float = 0.0
 
@@ -271,8 +289,31 @@ class _Item:
 # ---------------------------------------------------------------------------------------------- cup contents
 
 
+def drawable_kinds(weights: dict[CupKind, float], shared_obverse: bool) -> dict[CupKind, float]:
+    """The kinds a mint can show, with their weights: those of positive weight, less obverse-only when no two types
+    share an obverse design (every coin on a design that proves nothing needs such a design).
+
+    Raises:
+        ValueError: a weight that is not a finite number >= 0, or no kind left to draw.
+    """
+    bad = {k.value: v for k, v in weights.items() if not (np.isfinite(v) and v >= 0)}
+    if bad:
+        raise ValueError(f"kind weights must be finite numbers >= 0, got {bad}")
+    out = {k: float(weights[k]) for k in CupKind if weights.get(k, 0.0) > 0}
+    if not shared_obverse and CupKind.OBVERSE_ONLY in out:
+        del out[CupKind.OBVERSE_ONLY]
+        if not out:
+            raise ValueError(
+                "obverse_only cups need two types that share an obverse design, and no family of this mint has two "
+                "types: draw more types, or other kinds too"
+            )
+    if not out or not np.isfinite(sum(out.values())):
+        raise ValueError(f"kind weights must have a positive, finite sum, got {weights}")
+    return out
+
+
 def _pick_kind(rng: np.random.Generator, weights: dict[CupKind, float]) -> CupKind:
-    kinds = [k for k in CupKind if weights.get(k, 0.0) > 0]
+    kinds = list(weights)
     w = np.array([weights[k] for k in kinds], np.float64)
     return kinds[int(rng.choice(len(kinds), p=w / w.sum()))]
 
@@ -334,7 +375,9 @@ def _turned(assets: SceneAssets, it: _Item, blk: _Block) -> _Item:
 def _real_item(assets: SceneAssets, t: RealCoinType, rng: np.random.Generator, blk: _Block) -> _Item:
     files = blk.files(t)
     path = files[int(rng.integers(len(files)))]
-    return _Item(t.id, "unknown", t.id, t.currency, "real", True, t.diameter_mm, assets.real_levels(path))
+    return _Item(
+        t.id, "unknown", t.id, t.currency, "real", True, t.diameter_mm, assets.real_levels(path), file=str(path)
+    )
 
 
 def _side(rng: np.random.Generator, reverse_share: float = 0.5) -> Side:
@@ -372,14 +415,12 @@ def _contents(
     elif kind == CupKind.EMPTY:
         expected = pool_types[int(rng.integers(len(pool_types)))].id
     elif kind == CupKind.OBVERSE_ONLY:
+        # Only types whose obverse another type shares (render_cup never asks for this kind in a mint without one).
         fams = sorted({t.family for t in pool_types if len(assets.families[t.family]) >= 2})
         if not fams:
             fams = sorted(f for f, ts in assets.families.items() if len(ts) >= 2)
-        if fams:
-            fam = fams[int(rng.integers(len(fams)))]
-            t = assets.families[fam][int(rng.integers(len(assets.families[fam])))]
-        else:
-            t = pool_types[int(rng.integers(len(pool_types)))]
+        fam = fams[int(rng.integers(len(fams)))]
+        t = assets.families[fam][int(rng.integers(len(assets.families[fam])))]
         expected = t.id
         items = [_syn_item(assets, t, Side.OBVERSE, blk) for _ in range(_n_coins(rng, opts.max_coins))]
     else:
@@ -426,9 +467,13 @@ def _contents(
 # ---------------------------------------------------------------------------------------------- drawing
 
 
-def _surface(rng: np.random.Generator, assets: SceneAssets, s: int, real_p: float) -> UInt8Array:
+def _surface(rng: np.random.Generator, assets: SceneAssets, s: int, real_p: float, used: list[str]) -> UInt8Array:
+    """A table or cup floor: a real patch with chance ``real_p`` when the assets hold any (its photo appended to
+    ``used``), else a procedural surface."""
     if assets.patches is not None and rng.random() < real_p:
-        return assets.patches.sample(rng, s, s)
+        patch, source = assets.patches.sample_with_source(rng, s, s)
+        used.append(source)
+        return patch
     return procedural_surface(SURFACES[int(rng.integers(len(SURFACES)))], rng, s, s)
 
 
@@ -690,7 +735,7 @@ def render_cup(assets: SceneAssets, seed: int, index: int, opts: SceneOptions) -
     rng = np.random.default_rng([seed, index])
     s = opts.image_size
     q = max(8, s // 4)
-    kind = _pick_kind(rng, opts.kind_weights)
+    kind = _pick_kind(rng, drawable_kinds(opts.kind_weights, assets.shared_obverse))
     blk = _block(seed, index, len(assets.mint.types))
     items, expected, contaminant = _contents(assets, rng, kind, opts, blk)
     if opts.turn:  # after the draw, so that every random choice of the cup stays the same
@@ -710,7 +755,8 @@ def render_cup(assets: SceneAssets, seed: int, index: int, opts: SceneOptions) -
     _place(rng, items, ppm, cx, cy, half, shape)
 
     # Background: table, cup floor.
-    table = _surface(rng, assets, s, 0.5)
+    backgrounds: list[str] = []
+    table = _surface(rng, assets, s, 0.5, backgrounds)
     angle = rng.uniform(0, 2 * np.pi)
     light = (float(np.cos(angle)), float(np.sin(angle)))
     labels = np.full((s, s), -1, np.int16)
@@ -722,7 +768,7 @@ def render_cup(assets: SceneAssets, seed: int, index: int, opts: SceneOptions) -
         img = table.astype(np.float32)
         rim = np.zeros((s, s), np.float32)
     else:
-        floor = _surface(rng, assets, s, 0.35)
+        floor = _surface(rng, assets, s, 0.35, backgrounds)
         outer = _shape_mask(s, shape, cx, cy, half + rim_px)
         inner = _shape_mask(s, shape, cx, cy, half)
         rim = np.asarray(cv2.subtract(outer, inner), np.float32)
@@ -793,6 +839,8 @@ def render_cup(assets: SceneAssets, seed: int, index: int, opts: SceneOptions) -
         None if style == "flat" else CupRoi(float(cx), float(cy), float(half), shape, TRAY_CORNER),
         empty,
         empty_jpeg,
+        tuple(it.file for it in items if it.file),
+        tuple(backgrounds),
     )
 
 

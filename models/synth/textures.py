@@ -2,7 +2,9 @@
 
 Procedural surfaces (paper, wood, felt, plastic) are drawn at low resolution and upsampled, so one costs a few
 milliseconds at 640 px. Real patches are cut once from the borders of the real coin photos (regions with no
-detected coin) and cached as a compressed ``.npz`` file; everything works without the real data folder.
+detected coin) and cached as a compressed ``.npz`` file; everything works without the real data folder. Those photos
+are the ones the real-photo evaluations judge (``eval detect``, ``eval verdict --real``), so a data set takes real
+patches only when asked (``cupcheck synth --real-backgrounds``) and names every photo a patch came from.
 """
 
 from __future__ import annotations
@@ -141,9 +143,12 @@ class PatchBank:
 
     Attributes:
         patches: ``(n, PATCH_SIZE, PATCH_SIZE, 3)`` uint8 BGR.
+        sources: each patch's photo, relative to the real data folder (``euro_kaa/photos/mixed/test_3.jpg``); empty
+            when unknown.
     """
 
     patches: UInt8Array
+    sources: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.patches.shape[0])
@@ -154,7 +159,12 @@ class PatchBank:
         A patch spans about 6 cm of table and a scene 10-15 cm, so textures come out up to ~2x coarse; mirror
         tiling would fix the scale but its kaleidoscope seams look far less natural.
         """
-        p = self.patches[int(rng.integers(len(self)))]
+        return self.sample_with_source(rng, h, w)[0]
+
+    def sample_with_source(self, rng: np.random.Generator, h: int, w: int) -> tuple[UInt8Array, str]:
+        """:meth:`sample`, with the photo the patch was cut from (``""`` when unknown)."""
+        k = int(rng.integers(len(self)))
+        p = self.patches[k]
         p = np.rot90(p, int(rng.integers(4)))
         if rng.random() < 0.5:
             p = p[:, ::-1]
@@ -163,7 +173,8 @@ class PatchBank:
         y = int(rng.integers(n - s + 1))
         x = int(rng.integers(n - s + 1))
         p = np.ascontiguousarray(p[y : y + s, x : x + s])
-        return np.asarray(cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR), np.uint8)
+        source = self.sources[k] if k < len(self.sources) else ""
+        return np.asarray(cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR), np.uint8), source
 
 
 def _coin_mask(gray_small: np.ndarray) -> np.ndarray:
@@ -250,22 +261,25 @@ def load_patch_bank(real_root: Path | None, cache_dir: Path | None = None) -> Pa
     if not photos:
         return None
     key = hashlib.sha1("\n".join(f"{p.relative_to(real_root)}:{p.stat().st_size}" for p in photos).encode())
-    cache = (cache_dir or default_cache_dir()) / f"surface_patches_{key.hexdigest()[:12]}.npz"
+    cache = (cache_dir or default_cache_dir()) / f"surface_patches_v2_{key.hexdigest()[:12]}.npz"
     if cache.is_file():
         with np.load(cache) as data:
-            arr = data["patches"]
-        return PatchBank(arr) if len(arr) else None
+            arr, names = data["patches"], tuple(str(n) for n in data["sources"])
+        return PatchBank(arr, names) if len(arr) else None
     patches: list[UInt8Array] = []
+    sources: list[str] = []
     for p in photos:
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if img is not None:
-            patches += cut_patches(np.asarray(img, np.uint8))
+            cut = cut_patches(np.asarray(img, np.uint8))
+            patches += cut
+            sources += [p.relative_to(real_root).as_posix()] * len(cut)
     arr = np.stack(patches) if patches else np.zeros((0, PATCH_SIZE, PATCH_SIZE, 3), np.uint8)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez_compressed(tmp, patches=arr)
+        np.savez_compressed(tmp, patches=arr, sources=np.array(sources, dtype=str))
         tmp.replace(cache)
     except OSError:
         pass
-    return PatchBank(arr) if len(arr) else None
+    return PatchBank(arr, tuple(sources)) if len(arr) else None

@@ -13,15 +13,19 @@ their coins the way :func:`models.train.cup_cache.virtual_cups` draws them from 
   of their coins are swapped for a *lookalike* (one of the two types whose references the cup type's coins
   resemble most), an *other* type of the same currency, or a *stranger*: a coin of another currency, which
   matches nothing enrolled, as a washer or an unknown coin would;
-* training (:func:`real_training_tables`): each currency's ``crops/train`` photos are split in two folds by
-  source photo, and the cups drawn from one fold's coins are judged against a gallery of the other fold's, so no
-  coin is matched against its own crop or another crop of the same photo;
+* training (:func:`real_training_tables`): each currency's ``crops/train`` photos are put in *scenes*, the photos
+  of one pile of coins (:func:`scene_groups`: re-shots of a pile show the same coins), and the scenes are split in
+  two folds; the cups drawn from one fold's coins are judged against a gallery of the other fold's, so no coin is
+  matched against its own crop, another crop of the same photo or a re-shot of itself. Each fold keeps one of its
+  scenes apart for validation (:func:`val_scenes`): the val cups are drawn from its coins alone, and no training
+  cup holds them or judges against them (the galleries hold the other fold's training scenes only);
 * testing (:func:`real_test_table`): cups drawn from ``crops/test`` coins, judged against a gallery of every
   ``crops/train`` coin, as the real-photo evaluation enrols it.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +41,7 @@ from models.gallery import Gallery, GalleryEntry
 from models.gallery_view import GalleryView
 from models.pipeline import InstanceSource, observe_coins
 from models.pooling import SetPooler
+from models.synth.real_coins import crop_photo
 from models.train.crops_data import IMAGE_SUFFIXES, REAL_FOLDERS, SPLIT_CURRENCIES, stable_fraction
 from models.train.cup_cache import CupCache
 from models.train.pairs import Pair, PairTable, pair_table
@@ -49,18 +54,23 @@ RELATIONS: tuple[tuple[str, float], ...] = (("lookalike", 0.5), ("other", 0.3), 
 """How a contaminated cup's intruder relates to the cup's type, with the chance of each."""
 
 FOLD_SALT = "real-fold"
-"""Salt of the hash that puts each source photo in a fold (:meth:`RealCoins.fold`)."""
+"""Salt of the hash that orders the scenes of equal size before they are dealt into folds (:meth:`RealCoins.fold`)."""
 
+VAL_SALT = "real-val"
+"""Salt of the hash that breaks ties when a fold's validation scene is chosen (:func:`val_scenes`)."""
 
-_CROP_NAME = re.compile(r"^(.*?)(\.(?:jpe?g|png))?[-_]\d+$", re.IGNORECASE)
+RESHOT_SECONDS = 60
+"""Photos named by their time (``20201011_153140``) taken at most this far apart are one scene."""
 
+RESHOT_COUNT_CHANGE = 0.25
+"""Consecutively numbered photos (``train_12``, ``train_13``) whose coins per type differ by at most this share of
+the larger pile are one scene."""
 
-def crop_photo(path: str | Path) -> str:
-    """The photo a real crop was cut from, by its name: ``IMG_4187_3.jpg`` and ``IMG_4187.jpg-3.jpg`` were both cut
-    from ``IMG_4187``."""
-    stem = Path(path).stem
-    m = _CROP_NAME.match(stem)
-    return m.group(1) if m and m.group(1) else stem
+VAL_COINS_SHARE = 0.2
+"""About this share of a fold's coins is kept for validation (the one scene nearest it in size)."""
+
+_TIMED = re.compile(r"^(\d{8})_(\d{2})(\d{2})(\d{2})$")
+_NUMBERED = re.compile(r"^(train|test|IMG)_(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -91,9 +101,101 @@ class RealCoins:
         """The labelled types, sorted."""
         return sorted(set(self.type_id.tolist()))
 
+    def take(self, rows: np.ndarray) -> RealCoins:
+        """The coins ``rows`` alone."""
+        c = self.coins
+        return RealCoins(
+            coins=CupCoins(
+                embeddings=c.embeddings[rows],
+                confidence=c.confidence[rows],
+                partial=c.partial[rows],
+                visible=c.visible[rows],
+                diameter_mm=c.diameter_mm[rows],
+                focus=c.focus[rows],
+                signatures=None if c.signatures is None else c.signatures[rows],
+            ),
+            type_id=self.type_id[rows],
+            photo=self.photo[rows],
+            source=tuple(self.source[int(i)] for i in rows),
+        )
+
+    @property
+    def scene(self) -> np.ndarray:
+        """``(n,)`` each coin's scene: the pile of coins its photo shows (:func:`scene_groups`)."""
+        return scene_groups(self.photo, self.type_id)
+
     def fold(self, folds: int = 2) -> np.ndarray:
-        """``(n,)`` each coin's fold, by its source photo (every crop of a photo lands in the same fold)."""
-        return np.array([int(stable_fraction(str(p), FOLD_SALT) * folds) for p in self.photo], np.int64)
+        """``(n,)`` each coin's fold, by scene: every crop of a photo, and of every re-shot of the same pile, lands
+        in the same fold. Scenes are dealt largest first to the fold with the fewest coins (equal sizes in the order
+        of a hash of their name), so two scenes always make two folds."""
+        scene = self.scene
+        names, sizes = np.unique(scene, return_counts=True)
+        order = sorted(range(names.size), key=lambda i: (-int(sizes[i]), stable_fraction(str(names[i]), FOLD_SALT)))
+        load = [0] * folds
+        of: dict[str, int] = {}
+        for i in order:
+            f = min(range(folds), key=lambda k: (load[k], k))
+            of[str(names[i])] = f
+            load[f] += int(sizes[i])
+        return np.array([of[str(g)] for g in scene], np.int64)
+
+
+def _clock_seconds(m: re.Match[str]) -> int:
+    return int(m.group(2)) * 3600 + int(m.group(3)) * 60 + int(m.group(4))
+
+
+def scene_groups(photo: np.ndarray, type_id: np.ndarray) -> np.ndarray:
+    """``(n,)`` the scene of each coin: the photos that show one pile of coins, named by its first photo.
+
+    The real sets hold re-shots of the same pile, a few seconds or one photo number apart, whose crops are the same
+    coins; a fold or a validation split by photo would put a coin on both sides. Photos are grouped by their names:
+
+    * won photos are named by the time they were taken (``20201011_153140``): photos of one day taken at most
+      :data:`RESHOT_SECONDS` after the previous one are one scene (the 9 won photos are 3 piles shot 3 times);
+    * euro photos are numbered in the order they were taken (``train_12``, ``test_3``, ``IMG_4187``): a photo is in
+      the scene of the photo numbered just before it (one or two lower, the same prefix) when their coins per type,
+      counted from the crops, differ by at most :data:`RESHOT_COUNT_CHANGE` of the larger pile (the euro
+      ``train_1`` to ``train_14`` are one pile, a coin or two found or missed from shot to shot; the euro
+      ``crops/train`` are 6 piles, the won 3);
+    * any other name is a scene of its own.
+
+    Args:
+        photo: ``(n,)`` each coin's photo (:func:`crop_photo`).
+        type_id: ``(n,)`` each coin's type.
+    """
+    names = sorted(set(photo.tolist()))
+    types = sorted(set(type_id.tolist()))
+    counts = {p: np.array([np.sum((photo == p) & (type_id == t)) for t in types], np.float64) for p in names}
+    scene = {p: p for p in names}
+    timed = sorted(
+        ((m.group(1), _clock_seconds(m), p) for p in names if (m := _TIMED.match(p))), key=lambda x: (x[0], x[1])
+    )
+    for (day0, t0, p0), (day1, t1, p1) in itertools.pairwise(timed):
+        if day0 == day1 and t1 - t0 <= RESHOT_SECONDS:
+            scene[p1] = scene[p0]
+    numbered = sorted((m.group(1), int(m.group(2)), p) for p in names if (m := _NUMBERED.match(p)))
+    for (pre0, n0, p0), (pre1, n1, p1) in itertools.pairwise(numbered):
+        a, b = counts[p0], counts[p1]
+        near = pre0 == pre1 and n1 - n0 <= 2
+        if near and np.abs(a - b).sum() <= RESHOT_COUNT_CHANGE * max(a.sum(), b.sum()):
+            scene[p1] = scene[p0]
+    return np.array([scene[p] for p in photo.tolist()], dtype=object).astype(str) if photo.size else photo.copy()
+
+
+def val_scenes(coins: RealCoins, rows: np.ndarray, share: float) -> np.ndarray:
+    """Which of the coins ``rows`` (one fold's) are kept for validation: those of the one scene whose size is nearest
+    ``share`` of the fold's coins (ties by a hash of its name), or none when the fold holds a single scene.
+
+    Returns:
+        ``(rows.size,)`` bool.
+    """
+    scene = coins.scene[rows]
+    names, sizes = np.unique(scene, return_counts=True)
+    if names.size < 2:
+        return np.zeros(rows.size, bool)
+    target = share * rows.size
+    best = min(range(names.size), key=lambda i: (abs(int(sizes[i]) - target), stable_fraction(str(names[i]), VAL_SALT)))
+    return np.asarray(scene == names[best], bool)
 
 
 def real_crop_folders(root: Path, split: str) -> dict[str, Path]:
@@ -369,9 +471,39 @@ def _observe(folder: Path, parts: RealParts, progress: bool) -> RealCoins:
     return observe_real_crops(folder, parts.embedder, parts.detector, parts.crop_size, progress=progress)
 
 
-def _strangers(observed: dict[str, RealCoins], name: str) -> RealCoins | None:
-    others = [c for s, c in observed.items() if s != name and c.n]
+def _strangers(pools: dict[str, RealCoins], name: str) -> RealCoins | None:
+    """The coins of every currency but ``name`` (from ``pools``: one role's coins per currency), ``None`` if none."""
+    others = [c for s, c in pools.items() if s != name and c.n]
     return concat_coins(others) if others else None
+
+
+@dataclass(frozen=True)
+class FoldRows:
+    """One fold of a real set's ``crops/train`` coins (rows of its :class:`RealCoins`).
+
+    Attributes:
+        train: the fold's coins training cups are drawn from (its scenes but the validation one).
+        val: the coins of its validation scene (empty when the fold holds one scene).
+        refs: the gallery the fold's cups are judged against: the other fold's training coins.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    refs: np.ndarray
+
+
+def fold_rows(coins: RealCoins, val_share: float = VAL_COINS_SHARE) -> tuple[FoldRows, FoldRows]:
+    """The two folds of ``coins`` by scene, each with its validation scene kept apart (:func:`val_scenes`)."""
+    fold = coins.fold(2)
+    split: list[tuple[np.ndarray, np.ndarray]] = []
+    for f in (0, 1):
+        rows = np.flatnonzero(fold == f)
+        held = val_scenes(coins, rows, val_share)
+        split.append((rows[~held], rows[held]))
+    return (
+        FoldRows(split[0][0], split[0][1], split[1][0]),
+        FoldRows(split[1][0], split[1][1], split[0][0]),
+    )
 
 
 def _table(
@@ -389,7 +521,12 @@ def real_training_tables(
     val_share: float = 0.2,
     progress: bool = True,
 ) -> tuple[PairTable, PairTable, dict[str, int]]:
-    """Train and val pairs of cups drawn from the ``crops/train`` coins of every real set (two folds by photo).
+    """Train and val pairs of cups drawn from the ``crops/train`` coins of every real set (two folds by scene, each
+    with a validation scene; see the module's description and :func:`fold_rows`).
+
+    The val cups share no coin with the training cups: they are drawn from the validation scenes only, the
+    training cups' galleries hold no validation coin, and the stranger intruders of each come from the other
+    currency's coins of the same role.
 
     Args:
         root: the real data root.
@@ -400,28 +537,39 @@ def real_training_tables(
         progress: tqdm bars.
 
     Returns:
-        The train table, the val table, and counts (coins observed, crops missed, cups, pairs).
+        The train table, the val table, and counts (coins observed, crops missed, cups, pairs, and the coins and
+        photos of the validation scenes).
 
     Raises:
         FileNotFoundError: no real set under ``root``.
+        ValueError: no real set holds coins of two types in both folds, or no fold has a validation scene whose
+            coins are of two types.
     """
     observed = _observe_all(root, "train", parts, progress)
+    folds = {name: fold_rows(coins) for name, coins in observed.items()}
+    pools = {
+        role: {name: concat_coins([observed[name].take(getattr(fr, role)) for fr in folds[name]]) for name in observed}
+        for role in ("train", "val")
+    }
     tables: dict[str, list[PairTable]] = {"train": [], "val": []}
-    info = {"real_coins": 0, "real_missed": 0, "real_cups": 0}
+    info = {"real_coins": 0, "real_missed": 0, "real_cups": 0, "real_val_coins": 0, "real_val_photos": 0}
     for k, (name, coins) in enumerate(observed.items()):
         info["real_coins"] += coins.n
         info["real_missed"] += coins.missed
-        strangers = _strangers(observed, name)
-        fold = coins.fold(2)
-        for f in (0, 1):
-            rows, refs = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
-            view = GalleryView.from_gallery(real_gallery(coins, refs, parts.embedder.version))
-            if len(set(coins.type_id[rows].tolist()) & set(view.types)) < 2:
+        for f, fr in enumerate(folds[name]):
+            view = GalleryView.from_gallery(real_gallery(coins, fr.refs, parts.embedder.version))
+            if len(set(coins.type_id[fr.train].tolist()) & set(view.types)) < 2:
                 continue
-            look = lookalike_types(coins, rows, view)
-            rows = rows[np.isin(coins.type_id[rows], view.types)]
-            for split, n in (("train", cups // 2), ("val", round(cups * val_share) // 2)):
+            look = lookalike_types(coins, fr.train, view)
+            val_rows = fr.val[np.isin(coins.type_id[fr.val], view.types)]
+            draws = [("train", fr.train[np.isin(coins.type_id[fr.train], view.types)], cups // 2)]
+            if len(set(coins.type_id[val_rows].tolist())) >= 2:
+                draws.append(("val", val_rows, round(cups * val_share) // 2))
+                info["real_val_coins"] += int(val_rows.size)
+                info["real_val_photos"] += len(set(coins.photo[val_rows].tolist()))
+            for split, rows, n in draws:
                 s = seed + 1000 * k + 10 * f + (0 if split == "train" else 1)
+                strangers = _strangers(pools[split], name)
                 cache = draw_cups(
                     coins, rows, look, n, strangers=strangers, seed=s, split=split, prefix=f"{name}{f}{split}"
                 )
@@ -430,6 +578,11 @@ def real_training_tables(
                 info["real_cups"] += n
     if not tables["train"]:
         raise ValueError(f"no real set under {root} holds coins of two types in both folds")
+    if not tables["val"]:
+        raise ValueError(
+            f"no real set under {root} has a validation scene with coins of two types: the val cups must come from "
+            "photos of piles no training cup shows (each fold needs photos of at least two piles)"
+        )
     train, val = PairTable.concat(tables["train"]), PairTable.concat(tables["val"])
     info.update(real_train_pairs=len(train.pairs), real_val_pairs=len(val.pairs))
     return train, val, info

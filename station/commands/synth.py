@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -63,6 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="fraction of cups drawn with real coin crops (default 0.15 when the real data exists, else 0)",
     )
+    p.add_argument(
+        "--real-backgrounds",
+        action="store_true",
+        help="also cut tables and cup floors from the real photos (euro_kaa/photos, won_cho0h5/photos). Off by "
+        "default: they are the photos `eval detect` and `eval verdict --real` judge, so a model trained on such a set "
+        "is not held out on them. The manifest lists the photos used (real_photos)",
+    )
     p.add_argument("--real-root", type=Path, default=None, help="real data folder (default ../shared/data/real)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of cups in the val split (0.1)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (output does not depend on it)")
@@ -98,8 +106,11 @@ def _kind_weights(kinds: str | None, weights: str | None) -> dict[CupKind, float
         raise CliError(f"--kind-weights must be numbers, got {weights!r}") from None
     if len(values) != len(chosen):
         raise CliError(f"--kind-weights has {len(values)} values for {len(chosen)} kinds")
-    if any(v < 0 for v in values) or sum(values) <= 0:
-        raise CliError("--kind-weights must be >= 0 with a positive sum")
+    bad = [w.strip() for w, v in zip(weights.split(","), values, strict=True) if not (math.isfinite(v) and v >= 0)]
+    if bad:
+        raise CliError(f"--kind-weights must be finite numbers >= 0, got {', '.join(bad)} in {weights!r}")
+    if not 0 < sum(values) < math.inf:
+        raise CliError(f"--kind-weights must have a positive, finite sum, got {weights!r}")
     return dict(zip(chosen, values, strict=True))
 
 
@@ -114,6 +125,10 @@ def run_synth(args: argparse.Namespace) -> int:
     real_root = args.real_root if args.real_root is not None else _default_real_root()
     if args.real_root is not None and not args.real_root.is_dir():
         raise CliError(f"--real-root {args.real_root} is not a folder")
+    if args.real_backgrounds and real_root is None:
+        raise CliError(
+            "--real-backgrounds needs the real data folder: give --real-root (../shared/data/real is absent)"
+        )
     real_fraction = args.real_fraction if args.real_fraction is not None else (0.15 if real_root else 0.0)
     opts = SceneOptions(
         image_size=args.image_size,
@@ -132,6 +147,7 @@ def run_synth(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         first_index=args.first_index,
         real_root=real_root,
+        real_backgrounds=args.real_backgrounds,
     )
     try:
         config.validate()
@@ -151,15 +167,34 @@ def run_synth(args: argparse.Namespace) -> int:
         probe.unlink()
     except OSError as err:
         raise CliError(f"cannot write to {out}: {err.strerror or err}") from None
-    summary = write_dataset(config, out, workers=args.workers)
+    try:
+        summary = write_dataset(config, out, workers=args.workers)
+    except ValueError as err:
+        raise CliError(str(err)) from None
     kinds = ", ".join(f"{k} {v}" for k, v in summary.kinds.items())
     print(
         f"wrote {summary.n_cups} cups ({summary.n_instances} instances, {summary.n_crops} crops) to {out}\n"
         f"types: {args.types} synthetic + {summary.real_types} real (real fraction {real_fraction:g})\n"
+        f"{_real_photos_line(summary.real_coin_photos, summary.real_background_photos)}\n"
         f"kinds: {kinds or 'none'}\n"
         f"speed: {summary.images_per_second:.1f} images/s with {args.workers} worker(s)"
     )
     return 0
+
+
+def _real_photos_line(coins: tuple[str, ...], backgrounds: tuple[str, ...]) -> str:
+    """Which real photos the set drew from, in one line (the manifest's ``real_photos`` lists them all)."""
+    if not coins and not backgrounds:
+        return "real photos: none (no real coin crop or background)"
+
+    def some(names: tuple[str, ...]) -> str:
+        shown = ", ".join(names[:6])
+        return f"{len(names)} ({shown}{', ...' if len(names) > 6 else ''})" if names else "none"
+
+    return (
+        f"real photos: coins from {some(coins)}; backgrounds from {some(backgrounds)}; "
+        "every one in manifest.json real_photos"
+    )
 
 
 def run_sheet(args: argparse.Namespace) -> int:

@@ -78,3 +78,32 @@ def test_sheet_of_missing_dataset_exits_2(tmp_path: Path, capsys: pytest.Capture
     assert "manifest.json" in capsys.readouterr().err
     assert main(["synth-sheet", str(tmp_path / "nothing"), "--out", str(tmp_path / "sheet.txt")]) == 2
     assert "cannot write a picture to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("weights", ["inf,1", "nan,1", "1e308,1e308"])
+def test_weights_that_are_not_finite_are_refused_and_leave_nothing_behind(
+    weights: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ds"
+    assert main(["synth", *TINY, "--out", str(out), "--kinds", "pure,empty", "--kind-weights", weights]) == 2
+    assert "--kind-weights must" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+    assert main(["synth", *TINY, "--out", str(out), "--kinds", "pure,empty", "--kind-weights", "1,1"]) == 0
+
+
+def test_obverse_only_for_a_mint_without_a_shared_obverse_and_too_many_cups_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["synth", "--types", "2", "--cups", "3", "--seed", "0", "--image-size", "128"]
+    assert main([*args, "--kinds", "obverse_only", "--out", str(tmp_path / "t2")]) == 2
+    assert "share an obverse design" in capsys.readouterr().err
+    assert main([*args, "--kinds", "obverse_only,pure", "--out", str(tmp_path / "t3")]) == 0
+    kinds = {c["kind"] for c in json.loads((tmp_path / "t3" / "manifest.json").read_text())["cups"]}
+    assert kinds == {"pure"}
+    assert main(["synth", *TINY[:2], "--cups", "10", "--first-index", "999995", "--out", str(tmp_path / "big")]) == 2
+    assert "first index 999995 is too large for 10 cups" in capsys.readouterr().err
+
+
+def test_real_backgrounds_need_the_real_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth", *TINY, "--out", str(tmp_path / "ds"), "--real-backgrounds"]) == 2
+    assert "--real-backgrounds needs the real data folder" in capsys.readouterr().err

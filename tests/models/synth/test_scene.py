@@ -211,3 +211,18 @@ def test_turned_coins_show_their_other_side_where_they_lay(assets: SceneAssets) 
     assert np.array_equal(after.labels, before.labels) and not np.array_equal(after.image, before.image)
     outside = before.labels < 0  # the tray, the table and the rim are drawn the same
     assert np.abs(after.image[outside].astype(int) - before.image[outside].astype(int)).mean() < 2.0
+
+
+def test_a_mint_without_a_shared_obverse_never_labels_a_cup_obverse_only() -> None:
+    assets = SceneAssets(generate_mint(2, 0))
+    assert not assets.shared_obverse
+    opts = SceneOptions(image_size=128, max_coins=4, kind_weights={CupKind.OBVERSE_ONLY: 3.0, CupKind.EMPTY: 1.0})
+    kinds = {render_cup(assets, 0, i, opts).kind for i in range(8)}
+    assert kinds == {CupKind.EMPTY}
+    with pytest.raises(ValueError, match="share an obverse design"):
+        render_cup(assets, 0, 0, replace(opts, kind_weights={CupKind.OBVERSE_ONLY: 1.0}))
+    shared = SceneAssets(generate_mint(12, 3))
+    scene = render_cup(shared, 3, 0, replace(opts, kind_weights={CupKind.OBVERSE_ONLY: 1.0}))
+    designs = {inst.design_id for inst in scene.instances}
+    assert scene.kind == CupKind.OBVERSE_ONLY
+    assert sum(t.obverse.id in designs for t in shared.mint.types) >= 2  # a design two types show

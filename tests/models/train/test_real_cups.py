@@ -15,13 +15,16 @@ from models.train.real_cups import (
     RealCoins,
     RealParts,
     concat_coins,
+    crop_files,
     crop_photo,
     draw_cups,
+    fold_rows,
     lookalike_types,
     real_gallery,
     real_pairs,
     real_test_table,
     real_training_tables,
+    scene_groups,
 )
 from tests.models.train.real_helpers import write_tiny_real_root
 
@@ -64,6 +67,71 @@ def test_folds_keep_every_crop_of_a_photo_together() -> None:
     assert set(fold.tolist()) == {0, 1}
     for photo in set(coins.photo.tolist()):
         assert len(set(fold[coins.photo == photo].tolist())) == 1
+
+
+def _named(photos: list[tuple[str, str, int]]) -> RealCoins:
+    """Coins of the given ``(photo, type, count)`` crops (embeddings of :func:`_coins`, renamed)."""
+    rows = [(p, t) for p, t, k in photos for _ in range(k)]
+    base = _coins(["x"], per_type=len(rows), photos_per_type=1)
+    names = np.array([p for p, _ in rows])
+    return RealCoins(
+        base.coins, np.array([t for _, t in rows]), names, tuple(f"{p}_{i}.jpg" for i, p in enumerate(names))
+    )
+
+
+WON_PHOTOS = [f"20201011_{t}" for t in ("153140", "153147", "153156", "185644", "185649", "185655")] + [
+    f"20201011_{t}" for t in ("190613", "190618", "190626")
+]
+
+
+def test_won_reshots_of_one_pile_taken_seconds_apart_land_in_one_fold() -> None:
+    coins = _named([(p, t, 6) for p in WON_PHOTOS for t in ("10won", "100won")])
+    fold = coins.fold(2)
+    assert set(fold.tolist()) == {0, 1}
+    for minute in ("1531", "1856", "1906"):
+        in_pile = np.char.startswith(coins.photo.astype(str), f"20201011_{minute}")
+        assert len(set(fold[in_pile].tolist())) == 1, minute
+    assert len(set(coins.scene.tolist())) == 3
+
+
+def test_euro_reshots_numbered_in_a_row_with_the_same_coins_are_one_scene() -> None:
+    pile_a = [(f"train_{i}", t, k + (i == 3)) for i in range(1, 8) for t, k in (("1e", 6), ("5c", 9), ("10c", 4))]
+    pile_b = [(f"train_{i}", t, k) for i in range(8, 12) for t, k in (("10c", 24), ("20c", 23))]
+    coins = _named(pile_a + pile_b + [("IMG_4187", "10c", 50), ("lonely", "1e", 3)])
+    scene = scene_groups(coins.photo, coins.type_id)
+    assert set(scene.tolist()) == {"train_1", "train_8", "IMG_4187", "lonely"}
+    fold = coins.fold(2)
+    for s in set(scene.tolist()):
+        assert len(set(fold[scene == s].tolist())) == 1
+    # a photo numbered far from the last one is another scene, whatever its coins
+    far = _named([("train_1", "1e", 6), ("train_9", "1e", 6)])
+    assert len(set(far.scene.tolist())) == 2
+
+
+def test_val_coins_come_from_scenes_no_training_cup_or_gallery_holds() -> None:
+    piles = [(3 * k + i, 4 + 4 * k, 10 - 2 * k) for k in range(4) for i in (1, 2, 3)]
+    coins = _named([(f"train_{n}", t, c) for n, e, f in piles for t, c in (("1e", e), ("5c", f))])
+    assert sorted(set(coins.scene.tolist())) == ["train_1", "train_10", "train_4", "train_7"]  # four piles
+    folds = fold_rows(coins)
+    scene = coins.scene
+    assert sum(fr.val.size > 0 for fr in folds) == 2
+    for fr in folds:
+        train, val, refs = (set(scene[r].tolist()) for r in (fr.train, fr.val, fr.refs))
+        assert train and not val & train and not val & refs and not train & refs
+    every_val = set(scene[np.concatenate([fr.val for fr in folds])].tolist())
+    assert not every_val & set(scene[np.concatenate([fr.refs for fr in folds])].tolist())
+    assert sorted(np.concatenate([np.concatenate([fr.train, fr.val]) for fr in folds]).tolist()) == list(range(coins.n))
+
+
+def test_the_real_won_photos_are_three_piles_and_their_folds_keep_them_apart(real_data: Path) -> None:
+    files = crop_files(real_data / "won_cho0h5" / "crops" / "train")
+    photo = np.array([crop_photo(f) for f in files])
+    coins = _named([(p, f.parent.name, 1) for p, f in zip(photo.tolist(), files, strict=True)])
+    assert sorted(set(coins.scene.tolist())) == ["20201011_153140", "20201011_185644", "20201011_190613"]
+    folds = fold_rows(coins)
+    val = set(coins.photo[np.concatenate([fr.val for fr in folds])].tolist())
+    train = set(coins.photo[np.concatenate([fr.train for fr in folds])].tolist())
+    assert len(val) == 3 and not val & train  # one pile of three shots is the validation scene
 
 
 def test_drawn_cups_are_pure_or_hold_one_or_two_intruders() -> None:
@@ -162,6 +230,7 @@ def test_real_training_cups_never_match_a_coin_against_a_crop_of_its_own_photo(
     train, val, info = real_training_tables(tiny_real, parts, 40, progress=False)
     assert info["real_coins"] > 0.9 * sum(1 for _ in tiny_real.rglob("train/*/*.jpg"))
     assert len(train.pairs) > 40 and len(val.pairs) > 0
+    assert info["real_val_photos"] >= 2 and 0 < info["real_val_coins"] < info["real_coins"] / 2
     assert set(train.y.tolist()) == {False, True}
     # a coin judged against its own crop would score a similarity of 1
     sim_max = train.x[:, FEATURES.index("sim_max")]
