@@ -161,6 +161,7 @@ def plot_reliability(
     path: str | Path,
     n_bins: int = 10,
     title: str = "Reliability",
+    note: str = "",
 ) -> Path:
     """Draw a reliability diagram (observed frequency against predicted probability) with bin counts.
 
@@ -170,6 +171,7 @@ def plot_reliability(
         path: PNG to write; parent folders are created.
         n_bins: equal-width bins.
         title: figure title; the expected calibration error is appended.
+        note: a line under the counts saying what the diagram leaves out (empty: none).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -195,7 +197,9 @@ def plot_reliability(
     ax_count.set_yscale("log" if bins.counts.max() > 50 * max(1, bins.counts[used].min()) else "linear")
     ax_count.set_xlabel("predicted probability")
     ax_count.set_ylabel("count")
-    fig.tight_layout()
+    if note:
+        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7)
+    fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.bundle import load_bundle
 from models.embedder import Embedder
 from models.runtime import BACKENDS
+
+if TYPE_CHECKING:
+    from models.detector import Detector
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class BackendRun:
         pipeline_ms: the whole :meth:`Pipeline.run`, frame to verdict.
         stages_ms: the pipeline's own stage timings of the last run.
         p_correct: the verdict's probability that the cup is the expected type.
+        threads: the threads each network ran with, read back from it after the timing (``yolo``,
+            ``segmenter``, ``embedder``): an ONNX Runtime session's intra-op threads, or torch's thread count.
     """
 
     backend: str
@@ -29,6 +34,7 @@ class BackendRun:
     pipeline_ms: float
     stages_ms: dict[str, float]
     p_correct: float
+    threads: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -39,11 +45,13 @@ class BenchResult:
         n_coins: coins in the cup.
         detector_forward_ms: one bare YOLO predict call (boxes only), the reference of the ratio.
         runs: one per backend timed, the station's default (ONNX Runtime) first.
+        torch_threads: torch's thread count after the timing (what the torch networks ran with).
     """
 
     n_coins: int
     detector_forward_ms: float
     runs: tuple[BackendRun, ...]
+    torch_threads: int = 0
 
     @property
     def pipeline_ms(self) -> float:
@@ -89,7 +97,7 @@ def bench_verdict(
     torch.set_num_threads(threads)
     bundle = load_bundle(bundle_path)
     embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=threads, backend=backends[0])
-    detector = Detector.load(bundle.path(bundle.detector_dir), backend=backends[0])
+    detector = Detector.load(bundle.path(bundle.detector_dir), backend=backends[0], threads=threads)
     mint = generate_mint(30, seed)
     assets = SceneAssets(mint)
     opts = SceneOptions(kind_weights={CupKind.PURE: 1.0}, max_coins=n_coins, empty_reference=True)
@@ -102,6 +110,7 @@ def bench_verdict(
     if scene is None:
         raise RuntimeError(f"no synthetic cup with {n_coins} coins found")
     gallery = reference_gallery(mint, embedder, per_side=3, progress=False)
+    torch.set_num_threads(threads)  # a gallery sets faiss's OpenMP threads to 1, which torch's OpenMP count follows
     catalogue = {t.id: _type_info(t.id, t.diameter_mm) for t in mint.types}
     frame = Frame(image=scene.image, source="bench")
     expected = str(scene.expected_type)
@@ -133,11 +142,32 @@ def bench_verdict(
         med["forward"],
         tuple(
             BackendRun(
-                b, med[f"detect {b}"], med[f"pipeline {b}"], verdicts[b].timings_ms, float(verdicts[b].p_correct)
+                b,
+                med[f"detect {b}"],
+                med[f"pipeline {b}"],
+                verdicts[b].timings_ms,
+                float(verdicts[b].p_correct),
+                threads_in_use(*parts[b]),
             )
             for b in backends
         ),
+        torch_threads=torch.get_num_threads(),
     )
+
+
+def threads_in_use(embedder: Embedder, detector: Detector) -> dict[str, int]:
+    """The threads each network of one backend runs with, read back from the networks themselves: an ONNX
+    Runtime session's intra-op threads, or torch's thread count for a network torch runs."""
+    import torch
+
+    def runner_threads(runner: Any) -> int:
+        return torch.get_num_threads() if runner is None else int(runner.threads)
+
+    out = {"yolo": int(detector.yolo_threads)}
+    if detector.segmenter is not None:
+        out["segmenter"] = runner_threads(detector.segmenter.runner)
+    out["embedder"] = runner_threads(embedder.runner)
+    return out
 
 
 def _type_info(type_id: str, diameter: float) -> Any:

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -205,30 +206,58 @@ def _import_ultralytics() -> Any:
     return ultralytics
 
 
+@contextlib.contextmanager
+def _keep_torch_threads() -> Iterator[int]:
+    """Give back torch's thread count as it was before the block, which is yielded.
+
+    ultralytics' ``select_device`` sets it to ``min(8, cores - 1)`` whenever a predictor is set up or a model
+    exported (1 on a 2-core station PC), which would change the thread count every other network of the process
+    runs with, and what a benchmark asked for.
+    """
+    threads = torch.get_num_threads()
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _load_yolo(
-    path: Path, backend: Backend = "torch", imgsz: int = 320, sha256: str | None = None
+    path: Path, backend: Backend = "torch", imgsz: int = 320, sha256: str | None = None, threads: int | None = None
 ) -> tuple[Any, Backend]:
     """The YOLO model at ``path`` and what runs it: ultralytics' torch predictor, or with ``backend="onnx"`` its
     ONNX Runtime predictor on the graph exported once from ``path`` (:func:`yolo_onnx`), with the same pre- and
     post-processing. When the export or the ONNX session fails, the torch predictor runs instead (the same boxes,
     slower), with a warning.
 
+    The predictor is set up here, on a blank image, and torch's thread count put back as it was before
+    (:func:`_keep_torch_threads`); the ONNX session runs ``threads`` intra-op threads (``None``: that count).
+
     Raises:
         ValueError: the weights cannot be loaded at all.
     """
     ultralytics = _import_ultralytics()
-    if backend == "onnx":
+    with _keep_torch_threads() as before:
+        if backend == "onnx":
+            try:
+                file = yolo_onnx(path, imgsz, sha256)
+                model = ultralytics.YOLO(str(file), task="detect")
+                _pin_onnx_threads(model, file, before if threads is None else threads)
+                return model, "onnx"
+            except Exception as err:  # the export and ONNX Runtime raise many types
+                _log.warning("YOLO runs in torch: its ONNX graph could not be made or opened (%s)", err)
         try:
-            file = yolo_onnx(path, imgsz, sha256)
-            model = ultralytics.YOLO(str(file), task="detect")
-            _pin_onnx_threads(model, file)
-            return model, "onnx"
-        except Exception as err:  # the export and ONNX Runtime raise many types
-            _log.warning("YOLO runs in torch: its ONNX graph could not be made or opened (%s)", err)
-    try:
-        return ultralytics.YOLO(str(path), task="detect"), "torch"
-    except Exception as err:  # ultralytics raises many types for a bad file
-        raise ValueError(f"cannot load YOLO weights {path}: {err}") from err
+            model = ultralytics.YOLO(str(path), task="detect")
+        except Exception as err:  # ultralytics raises many types for a bad file
+            raise ValueError(f"cannot load YOLO weights {path}: {err}") from err
+        _set_up_predictor(model)
+        return model, "torch"
+
+
+def _set_up_predictor(model: Any) -> None:
+    """Set up ultralytics' predictor with one prediction on a small blank image (its first ``predict`` calls
+    ``select_device``: done while loading, its thread count can be put back)."""
+    with _quiet_ultralytics():
+        model.predict(np.zeros((64, 64, 3), np.uint8), imgsz=64, device="cpu", verbose=False)
 
 
 @contextlib.contextmanager
@@ -295,21 +324,25 @@ def yolo_onnx(path: Path, imgsz: int, sha256: str | None = None, cache: Path | N
         return Path(name)
 
 
-def _pin_onnx_threads(model: Any, file: Path) -> None:
-    """Run ultralytics' ONNX Runtime session with torch's thread count, as the other networks are run
+def _pin_onnx_threads(model: Any, file: Path, threads: int) -> None:
+    """Run ultralytics' ONNX Runtime session with ``threads`` intra-op threads, as the other networks are run
     (:class:`models.runtime.OnnxRunner`): ultralytics opens it with ONNX Runtime's default of every core."""
     import onnxruntime as ort
 
-    with _quiet_ultralytics():
-        model.predict(np.zeros((64, 64, 3), np.uint8), imgsz=64, device="cpu", verbose=False)  # builds the session
-    backend: Any = getattr(getattr(model.predictor, "model", None), "backend", None)
+    _set_up_predictor(model)  # builds the session
+    backend: Any = _onnx_backend(model)
     if getattr(backend, "session", None) is None:
         raise ValueError(f"this ultralytics version ({_import_ultralytics().__version__}) hides its ONNX session")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    options.intra_op_num_threads = max(1, int(threads))
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     backend.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+
+
+def _onnx_backend(model: Any) -> Any:
+    """ultralytics' ONNX Runtime backend of a set-up predictor (it holds the ``session``), or ``None``."""
+    return getattr(getattr(getattr(model, "predictor", None), "model", None), "backend", None)
 
 
 def yolo_train(model: str | Path, *, resume: bool = False, **train_args: Any) -> None:
@@ -411,6 +444,7 @@ class Detector:
         yolo_path: the YOLO weights ``yolo`` was loaded from (lets :meth:`with_backend` load them again).
         backend: what runs ``yolo``: ``"torch"`` or ``"onnx"`` (ultralytics' ONNX Runtime predictor); the
             segmenter says what runs it.
+        threads: the ONNX Runtime sessions' intra-op threads asked for at loading (``None``: torch's count).
     """
 
     def __init__(
@@ -422,6 +456,7 @@ class Detector:
         *,
         yolo_path: Path | None = None,
         backend: str = "torch",
+        threads: int | None = None,
     ) -> None:
         self.yolo = yolo
         self.segmenter = segmenter
@@ -429,6 +464,7 @@ class Detector:
         self.calibration = calibration
         self.yolo_path = yolo_path
         self.backend = check_backend(backend)
+        self.threads = threads
 
     @property
     def version(self) -> str:
@@ -437,14 +473,23 @@ class Detector:
 
     @classmethod
     def load(
-        cls, path: str | Path | None = None, *, calibration: CupGeometry | None = None, backend: str = DEFAULT_BACKEND
+        cls,
+        path: str | Path | None = None,
+        *,
+        calibration: CupGeometry | None = None,
+        backend: str = DEFAULT_BACKEND,
+        threads: int | None = None,
     ) -> Detector:
         """Load a detector folder (or its ``detector.json``); ``None`` loads the shipped default.
+
+        Loading leaves torch's thread count as it was (ultralytics would set its own).
 
         Args:
             path: folder holding ``detector.json``, the sidecar itself, or ``None``.
             calibration: camera geometry to attach.
             backend: what runs the mask segmenter: ``"onnx"`` (ONNX Runtime, the default) or ``"torch"``.
+            threads: intra-op threads of the ONNX Runtime sessions (YOLO's and the segmenter's); ``None``: torch's
+                thread count.
 
         Raises:
             FileNotFoundError: the folder, sidecar or a weights file it names is missing.
@@ -469,19 +514,29 @@ class Detector:
         if settings.segmenter_file is not None:
             seg_path = folder / settings.segmenter_file
             _check_file(seg_path, settings.segmenter_sha256)
-            segmenter = load_segmenter(seg_path).with_flip_tta(settings.flip_tta).with_backend(backend)
-        yolo, runs = _load_yolo(yolo_path, check_backend(backend), settings.imgsz, settings.yolo_sha256)
-        return cls(yolo, segmenter, settings, calibration, yolo_path=yolo_path, backend=runs)
+            segmenter = load_segmenter(seg_path).with_flip_tta(settings.flip_tta).with_backend(backend, threads)
+        yolo, runs = _load_yolo(yolo_path, check_backend(backend), settings.imgsz, settings.yolo_sha256, threads)
+        return cls(yolo, segmenter, settings, calibration, yolo_path=yolo_path, backend=runs, threads=threads)
 
     def with_backend(self, backend: str) -> Detector:
         """The same models run by ``backend`` (``"onnx"`` or ``"torch"``): the segmenter, and YOLO when the
-        detector knows the file it was loaded from."""
-        segmenter = None if self.segmenter is None else self.segmenter.with_backend(backend)
+        detector knows the file it was loaded from; with the thread count it was loaded with."""
+        segmenter = None if self.segmenter is None else self.segmenter.with_backend(backend, self.threads)
         yolo, runs = self.yolo, self.backend
         wanted = check_backend(backend)
         if wanted != self.backend and self.yolo_path is not None:
-            yolo, runs = _load_yolo(self.yolo_path, wanted, self.settings.imgsz, self.settings.yolo_sha256)
+            yolo, runs = _load_yolo(
+                self.yolo_path, wanted, self.settings.imgsz, self.settings.yolo_sha256, self.threads
+            )
         return self._with(yolo=yolo, segmenter=segmenter, backend=runs)
+
+    @property
+    def yolo_threads(self) -> int:
+        """The threads YOLO runs with: its ONNX Runtime session's intra-op threads, or torch's thread count."""
+        session = getattr(_onnx_backend(self.yolo), "session", None) if self.backend == "onnx" else None
+        if session is None:
+            return torch.get_num_threads()
+        return int(session.get_session_options().intra_op_num_threads)
 
     def with_calibration(self, calibration: CupGeometry | None) -> Detector:
         """The same models with another camera calibration."""
@@ -503,6 +558,7 @@ class Detector:
             "calibration": self.calibration,
             "yolo_path": self.yolo_path,
             "backend": self.backend,
+            "threads": self.threads,
         }
         parts.update(changes)
         return Detector(**parts)

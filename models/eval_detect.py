@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import time
 from collections import Counter
@@ -24,10 +25,11 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from calibration.camera import CameraCalibration, CupRoi, detect_cup_roi
-from models.detector import Detector, nms
+from models.detector import Detector, DetectorSettings, nms
 from models.frames import draw_overlay
 from models.masks import instance_full_mask
 from models.types import BoolArray, CoinInstance, FloatArray, Frame, UInt8Array
@@ -101,7 +103,10 @@ def load_truth(data: Path, split: str | None = None, max_cups: int | None = None
 
     Raises:
         FileNotFoundError: no manifest.
+        ValueError: ``max_cups`` below 1.
     """
+    if max_cups is not None and max_cups < 1:
+        raise ValueError(f"max_cups must be at least 1 (None for every cup), got {max_cups}")
     path = data / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(f"no synthetic data set at {data} ({path} is missing)")
@@ -625,8 +630,32 @@ def count_skimage(detector: Detector) -> dict[str, Any] | None:
     }
 
 
+def check_imgsz(size: int) -> int:
+    """``size`` as a YOLO input size: a positive multiple of 32, YOLO's stride.
+
+    ultralytics runs any other size at the next multiple of 32 with a warning, and a row labelled with the size
+    asked for would show another size's numbers.
+
+    Raises:
+        ValueError: ``size`` is not a positive multiple of 32 (the message names the nearest that are).
+    """
+    if size < 32 or size % 32:
+        below, above = max(32, 32 * (size // 32)), max(32, 32 * -(-size // 32))
+        near = f"{below}" if below == above else f"{below} or {above}"
+        raise ValueError(f"input size {size} is not a positive multiple of 32 (YOLO's stride): give {near}")
+    return int(size)
+
+
 def latency(detector: Detector, frames: Sequence[Frame], repeats: int = 1) -> dict[str, float]:
-    """Median milliseconds per frame of ``detect`` and of the bare YOLO call, measured interleaved."""
+    """Median milliseconds per frame of ``detect`` and of the bare YOLO call, measured interleaved, with the thread
+    counts they ran with (``yolo_threads``: YOLO's ONNX Runtime session, or torch's; ``torch_threads``).
+
+    Raises:
+        ValueError: ``repeats`` below 1, or the detector's input size is not a multiple of 32 (:func:`check_imgsz`).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    check_imgsz(detector.settings.imgsz)
     if not frames:
         return {}
     detector.detect(frames[0])
@@ -650,6 +679,8 @@ def latency(detector: Detector, frames: Sequence[Frame], repeats: int = 1) -> di
         "frames": float(len(full)),
         "frame_side_px": float(max(frames[0].image.shape[:2])),
         "imgsz": float(detector.settings.imgsz),
+        "yolo_threads": float(detector.yolo_threads),
+        "torch_threads": float(torch.get_num_threads()),
     }
 
 
@@ -665,6 +696,13 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return str(v)
 
 
+def _threads_text(lat: dict[str, Any]) -> str:
+    """The thread counts a latency measurement ran with, as its report heading names them."""
+    if "yolo_threads" not in lat:  # a report.json written before they were recorded
+        return "threads not recorded"
+    return f"YOLO {lat['yolo_threads']:.0f} thread(s), torch {lat['torch_threads']:.0f}"
+
+
 def write_report(out: Path, report: dict[str, Any]) -> Path:
     """Write ``report.json`` and a readable ``report.md`` into ``out``; returns the markdown path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -678,6 +716,7 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
             "over the instances found (a missed coin is counted in recall, not here); diameters of whole (not "
             "partial) coins against the true diameter.",
             "",
+            *([str(report["held_out"]["line"]), ""] if report.get("held_out") else []),
             f"| metric | detector | {HOUGH_LABEL} |",
             "|---|---|---|",
         ]
@@ -806,7 +845,7 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
     lat = report.get("latency")
     if lat:
         lines += [
-            "## Latency (CPU, 1 thread)",
+            f"## Latency (CPU; {_threads_text(lat)})",
             "",
             f"detect {lat['detect_ms_median']:.1f} ms median (p90 {lat['detect_ms_p90']:.1f}) per "
             f"{lat['frame_side_px']:.0f} px frame at imgsz {lat['imgsz']:.0f}; bare YOLO predict "
@@ -819,6 +858,80 @@ def write_report(out: Path, report: dict[str, Any]) -> Path:
     md = out / "report.md"
     md.write_text("\n".join(lines), encoding="utf-8")
     return md
+
+
+SYNTH_SEED = re.compile(r"cupcheck synth\b[^;]*?--seed (\d+)")
+"""A ``cupcheck synth`` command's mint seed, as the detector's training provenance writes its data sets."""
+
+
+def training_seeds(settings: DetectorSettings) -> tuple[int, ...]:
+    """The mint seeds of the ``cupcheck synth`` commands the detector's settings record in their training
+    provenance (``extra``, free text), in the order written, each once."""
+    found: list[int] = []
+    for value in settings.extra.values():
+        for match_ in SYNTH_SEED.finditer(str(value)):
+            if int(match_.group(1)) not in found:
+                found.append(int(match_.group(1)))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Whether a synthetic data set is known to be held out from the detector's training data.
+
+    Attributes:
+        held_out: its mint seed is none of those the detector's settings record for its training data.
+        line: what the report says: the held-out sentence, or a warning naming the overlap or what could not be
+            checked.
+    """
+
+    held_out: bool
+    line: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (``report.json``)."""
+        return {"held_out": self.held_out, "line": self.line}
+
+
+def mint_seed(data: Path) -> int | None:
+    """The mint seed ``DATA/mint.json`` records, or ``None`` when the file or the seed is missing or unreadable."""
+    try:
+        seed = json.loads((data / "mint.json").read_text(encoding="utf-8")).get("seed")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(seed) if isinstance(seed, int) else None
+
+
+def held_out(settings: DetectorSettings, data: Path) -> HeldOut:
+    """Compare the mint seed of ``data`` with the training seeds the detector's settings record
+    (:func:`training_seeds`): cups rendered with one of them are not held out, whatever their cup count."""
+    seed = mint_seed(data)
+    seeds = training_seeds(settings)
+    if seed is None:
+        return HeldOut(
+            False,
+            f"warning: {data / 'mint.json'} records no mint seed: whether its cups are held out "
+            "from the detector's training data could not be checked",
+        )
+    if not seeds:
+        return HeldOut(
+            False,
+            f"warning: detector {settings.version} records no training mint seed: whether "
+            f"{data} (mint seed {seed}) is held out could not be checked",
+        )
+    listed = ", ".join(str(s) for s in seeds)
+    if seed in seeds:
+        return HeldOut(
+            False,
+            f"warning: {data} was rendered with mint seed {seed}, one the detector "
+            f"{settings.version} was trained on (its settings record seeds {listed}): its cups are not "
+            "held out, and the numbers below overstate the detector",
+        )
+    return HeldOut(
+        True,
+        f"Held out: {data} was rendered with mint seed {seed}, none of the training mint seeds "
+        f"the detector's settings record ({listed}).",
+    )
 
 
 def run_eval(
@@ -837,13 +950,20 @@ def run_eval(
     Args:
         detector: the detector under test.
         out: report folder (``report.md``, ``report.json``, ``overlays/*.png``).
-        data: a synthetic data set (held out), or ``None``.
+        data: a synthetic data set (held out: :func:`held_out` says whether it is known to be), or ``None``.
         real_root: the real data folder, or ``None``.
-        max_cups: evaluate at most this many synthetic cups.
-        sizes: extra YOLO input sizes to compare on the synthetic cups.
+        max_cups: evaluate at most this many synthetic cups (at least 1; ``None``: every cup).
+        sizes: extra YOLO input sizes to compare on the synthetic cups (multiples of 32).
         n_overlays: overlay PNGs per source (on the real photos: besides every photo counted by eye).
         progress: tqdm bars on stderr.
+
+    Raises:
+        ValueError: ``max_cups`` below 1, or a size that is not a positive multiple of 32.
     """
+    for size in sizes:
+        check_imgsz(size)
+    if max_cups is not None and max_cups < 1:
+        raise ValueError(f"max_cups must be at least 1 (None for every cup), got {max_cups}")
     overlay_dir = out / "overlays"
     overlay_dir.mkdir(parents=True, exist_ok=True)
     overlays: list[str] = []
@@ -861,6 +981,7 @@ def run_eval(
                 save(f"synthetic_{k:02d}.png", draw_overlay(frame.image, found, f"{len(found)} found"))
 
         report["synthetic_data"] = str(data)
+        report["held_out"] = held_out(detector.settings, data).to_dict()
         report["synthetic_cups"] = len(truths)
         report["synthetic"] = evaluate_synthetic(detector, truths, progress=progress, on_cup=on_cup)
         frames = [Frame(image=np.asarray(cv2.imread(str(t.image)), np.uint8)) for t in truths[:20]]

@@ -293,7 +293,13 @@ def embed_latency(embedder: Embedder, batch_sizes: Sequence[int] = (1, 8, 32), r
 def search_latency(
     dim: int, sizes: Sequence[int] = (10_000, 100_000, 1_000_000), queries: int = 50, k: int = 5
 ) -> dict[int, float]:
-    """Milliseconds per single-query ``Gallery.search`` at each gallery size (random unit vectors, one thread)."""
+    """Milliseconds per single-query ``Gallery.search`` at each gallery size (random unit vectors, one thread).
+
+    Raises:
+        ValueError: a size below 1 (an empty gallery has nothing to search: its time would mean nothing).
+    """
+    if any(n < 1 for n in sizes):
+        raise ValueError(f"gallery sizes must be at least 1, got {', '.join(str(n) for n in sizes)}")
     rng = np.random.default_rng(0)
     out = {}
     for n in sizes:

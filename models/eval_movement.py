@@ -50,9 +50,10 @@ class MovementReport:
         lost_features: the features the empty-tray photo of each such cup offered around the cup
             (:attr:`calibration.movement.SetupView.features`; ``doctor`` names a photo with few).
         centre_error_px: ``(median, 95th percentile, largest)`` distance between the measured and the expected
-            shift of the cup's centre, over the knocked cups told.
-        scale_error: the largest difference between the measured and the applied scale.
-        compare_ms: median milliseconds of one comparison.
+            shift of the cup's centre, over the knocked cups told (``nan`` when none was).
+        scale_error: the largest difference between the measured and the applied scale (``nan`` when no knocked
+            cup was told).
+        compare_ms: median milliseconds of one comparison (``nan`` when no cup could be compared).
         forward_ms: median milliseconds of one bare detector forward pass on the same frames (``0``: not timed).
     """
 
@@ -81,16 +82,22 @@ class MovementReport:
             f"±{KNOCK_TURN_DEG:g}°): {self.caught} of {self.knocked} told ({self.lost} could not be told"
             + (f": set-ups with {min(self.lost_features)}-{max(self.lost_features)} features" if self.lost else "")
             + ")",
-            f"cup centre's shift: error median {med:.2f} px, 95% {p95:.2f} px, largest {top:.2f} px; "
-            f"scale error at most {self.scale_error:.4f}",
-            f"one comparison: {self.compare_ms:.1f} ms",
+            f"cup centre's shift: error median {_measured(med, '.2f', ' px')}, 95% {_measured(p95, '.2f', ' px')}, "
+            f"largest {_measured(top, '.2f', ' px')}; scale error at most {_measured(self.scale_error, '.4f')}",
+            f"one comparison: {_measured(self.compare_ms, '.1f', ' ms')}",
         ]
-        if self.forward_ms > 0:
+        if self.forward_ms > 0 and not math.isnan(self.compare_ms):
             out.append(
                 f"bare detector forward pass on the same frames: {self.forward_ms:.1f} ms "
                 f"(the comparison costs {self.compare_ms / self.forward_ms:.2f}x one)"
             )
         return out
+
+
+def _measured(value: float, spec: str, unit: str = "") -> str:
+    """``value`` formatted with its unit, or ``n/a`` when nothing was measured (``nan``): a cup set with nothing to
+    tell the camera by has no error and no timing, and ``0.00 px`` would read as a perfect one."""
+    return "n/a" if math.isnan(value) else f"{value:{spec}}{unit}"
 
 
 def _similarity(dx: float, dy: float, scale: float, turn_deg: float, centre: tuple[float, float]) -> np.ndarray:
@@ -188,15 +195,15 @@ def bench_movement(
         lost=len(lost),
         lost_features=tuple(lost),
         centre_error_px=_spread(errors),
-        scale_error=max(scale_errors, default=0.0),
-        compare_ms=statistics.median(times) if times else 0.0,
+        scale_error=max(scale_errors, default=math.nan),
+        compare_ms=statistics.median(times) if times else math.nan,
         forward_ms=forward,
     )
 
 
 def _spread(values: list[float]) -> tuple[float, float, float]:
     if not values:
-        return (0.0, 0.0, 0.0)
+        return (math.nan, math.nan, math.nan)
     arr = np.asarray(values)
     return (float(np.median(arr)), float(np.percentile(arr, 95)), float(arr.max()))
 

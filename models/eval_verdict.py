@@ -31,7 +31,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from calibration.reports import plot_precision_coverage, plot_reliability
+from calibration.reports import plot_precision_coverage, plot_reliability, reliability_bins
 from calibration.risk import ThresholdChoice, choose_threshold, confidence_text, passes, precision_coverage_curve
 from models.bundle import Bundle, load_bundle
 from models.embedder import Embedder
@@ -149,6 +149,8 @@ class EvalResult:
     targets: list[dict[str, Any]] = field(default_factory=list)
     operating_point: str = ""
     turning: dict[str, Any] = field(default_factory=dict)
+    held_out: HeldOut = field(default_factory=lambda: HeldOut(False))
+    reliability: dict[str, Any] = field(default_factory=dict)
 
 
 def _method_scores(table: PairTable, voter: Voter, baselines: dict[str, Voter]) -> dict[str, np.ndarray]:
@@ -240,8 +242,149 @@ def recorded_sets(recorded: object) -> list[Path]:
     return [Path(str(recorded))]
 
 
+@dataclass(frozen=True)
+class MintRecord:
+    """What a synthetic data set's ``mint.json`` says of its types.
+
+    Attributes:
+        seed: the mint's seed (``None`` when not recorded).
+        types: each type of the mint as canonical JSON (its id, designs, metal, size...).
+    """
+
+    seed: int | None
+    types: frozenset[str]
+
+    def same_mint(self, other: MintRecord) -> bool:
+        """The same mint: the same seed and number of types, or the very same types."""
+        same_seed = self.seed is not None and self.seed == other.seed and len(self.types) == len(other.types)
+        return same_seed or self.types == other.types
+
+    def describe(self) -> str:
+        """``seed 303, 8 types``."""
+        return f"seed {'unknown' if self.seed is None else self.seed}, {len(self.types)} types"
+
+
+def read_mint(data: Path) -> MintRecord | None:
+    """The mint of the synthetic data set ``data`` (its ``mint.json``), or ``None`` when it cannot be read (a data
+    set not on this machine, or not a synthetic one)."""
+    try:
+        doc = json.loads((data / "mint.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    types = doc.get("types") if isinstance(doc, dict) else None
+    if not isinstance(types, list):
+        return None
+    seed = doc.get("seed")
+    return MintRecord(
+        int(seed) if isinstance(seed, int) else None, frozenset(json.dumps(t, sort_keys=True) for t in types)
+    )
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Whether the test mint is known to be new to the voter, and what is known against it.
+
+    Attributes:
+        new_to_voter: every training data set (the bundle's, and ``--data-train``) could be read and shares no type
+            with the test mint; only then does the report say every test type is new to the voter.
+        warnings: one line per overlap found, or per data set that could not be checked.
+    """
+
+    new_to_voter: bool
+    warnings: tuple[str, ...] = ()
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def check_held_out(
+    test: Path,
+    *,
+    trained: Sequence[tuple[str, Path]],
+    calibrated: Sequence[Path],
+    recorded_cal: Sequence[Path] = (),
+) -> HeldOut:
+    """Compare the test data set's mint with those of the training and calibration data sets.
+
+    Args:
+        test: the test data set.
+        trained: ``(what, folder)`` of each data set the voter or the baselines learnt from (``what`` names it in
+            the warnings: "the bundle's training set", "--data-train").
+        calibrated: the data sets whose cups certify the thresholds of this evaluation.
+        recorded_cal: the calibration sets the bundle records, when others certify this evaluation.
+
+    Raises:
+        ValueError: the test set is one of ``calibrated`` (the same folder, or the same mint): a threshold scored
+            on the cups it was chosen on proves nothing.
+    """
+    mint = read_mint(test)
+    for cal in calibrated:
+        other = read_mint(cal)
+        if _same_folder(test, cal) or (mint is not None and other is not None and mint.same_mint(other)):
+            raise ValueError(
+                f"test data {test} is the calibration set {cal}"
+                + ("" if mint is None else f" (mint {mint.describe()})")
+                + ": the thresholds would be scored on the cups they were chosen on; render a test set with a seed "
+                "used for neither training nor calibration (cupcheck synth --seed N)"
+            )
+    if mint is None:
+        return HeldOut(
+            False, (f"{test / 'mint.json'} cannot be read: whether the test types are new to the voter is unchecked",)
+        )
+    warnings: list[str] = []
+    known = True
+    if not any(what == BUNDLE_TRAIN for what, _ in trained):
+        known = False
+        warnings.append(
+            "the bundle records no training data set: whether the test types are new to its voter is unchecked"
+        )
+    for what, folder in trained:
+        other = read_mint(folder)
+        if other is None:
+            known = False
+            warnings.append(
+                f"{what} {folder} has no readable mint.json (not on this machine?): whether the test types are new "
+                "to the voter is unchecked"
+            )
+        elif overlap := _overlap(mint, other):
+            known = False
+            warnings.append(f"test data {test} {overlap} with {what} {folder}: those types are not new to the voter")
+    for folder in [*calibrated, *recorded_cal]:
+        other = read_mint(folder)
+        if other is None:
+            warnings.append(
+                f"calibration set {folder} has no readable mint.json: its overlap with the test data is unchecked"
+            )
+        elif overlap := _overlap(mint, other):
+            warnings.append(f"test data {test} {overlap} with calibration set {folder}")
+    return HeldOut(known, tuple(warnings))
+
+
+BUNDLE_TRAIN = "the bundle's training set"
+"""How :func:`check_held_out`'s warnings name a data set the bundle's voter was trained on."""
+
+
+def _overlap(mint: MintRecord, other: MintRecord) -> str:
+    """What the test ``mint`` shares with ``other`` (``""``: nothing), as a warning says it."""
+    if mint.same_mint(other):
+        return f"has the same mint (test {mint.describe()}; other {other.describe()})"
+    shared = len(mint.types & other.types)
+    return f"shares {shared} of its {len(mint.types)} types (mint {mint.describe()})" if shared else ""
+
+
 def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
-    """Run the evaluation and write ``report.md`` and the plots into ``cfg.out``."""
+    """Run the evaluation and write ``report.md`` and the plots into ``cfg.out``.
+
+    Raises:
+        ValueError: the test set is the calibration set (:func:`check_held_out`), ``max_cups`` is below 1, or the
+            bundle records no training data set and none is given.
+    """
+    if cfg.max_cups is not None and cfg.max_cups < 1:
+        raise ValueError(f"max_cups must be at least 1 (None for every cup), got {cfg.max_cups}")
     bundle = load_bundle(cfg.bundle)
     bundle.check_feature_set()
     embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=1)
@@ -251,6 +394,16 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     if not train_srcs:
         raise ValueError(f"bundle {bundle.version} records no training data set: give one (--data-train)")
     cal_srcs = [cfg.data_cal] if cfg.data_cal is not None else recorded_sets(bundle.train.get("data_cal"))
+    recorded_train = recorded_sets(bundle.train.get("data"))
+    given_train = [
+        d for d in train_srcs if cfg.data_train is not None and not any(_same_folder(d, r) for r in recorded_train)
+    ]
+    held = check_held_out(
+        cfg.data,
+        trained=[(BUNDLE_TRAIN, d) for d in recorded_train] + [("--data-train", d) for d in given_train],
+        calibrated=cal_srcs,
+        recorded_cal=[] if cfg.data_cal is None else recorded_sets(bundle.train.get("data_cal")),
+    )
     # The cups are cut the way the bundle was trained and calibrated (true masks or the real detector): the
     # guarantee holds only for that pipeline.
     instances = str(bundle.train.get("instances", "gt"))
@@ -317,6 +470,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     acc_seen = passes(seen_scores, op_threshold)
     res = EvalResult(
         methods=results,
+        held_out=held,
         operating_point=f"{op_label} ({op_threshold:.4f})",
         breakdown=breakdown(test_t, acc_test, voter.min_coins),
         seen_breakdown=breakdown(seen_t, acc_seen, voter.min_coins),
@@ -350,7 +504,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
         cfg.out / "precision_coverage_voter_cal.png",
         title="Full voter on calibration pairs: precision against coverage",
     )
-    plot_reliability(test_scores["voter"], test_t.y, cfg.out / "reliability_voter.png", title="Voter p_correct")
+    res.reliability = reliability_on_passable(test_scores["voter"], test_t.y, cfg.out / "reliability_voter.png")
     if cfg.turn_cups > 0:
         res.turning = evaluate_turning(cfg.data, bundle, cfg.cache, cups=cfg.turn_cups, progress=progress)
     if cfg.real is not None:
@@ -360,6 +514,39 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
         )
     write_report(cfg, bundle, res)
     return res
+
+
+def reliability_on_passable(scores: np.ndarray, y: np.ndarray, path: Path) -> dict[str, Any]:
+    """Draw the voter's reliability diagram on the test pairs its hard rules let through (``p > 0``) and say how
+    many refused pairs (``p = 0``) were left out.
+
+    A refused pair never passes whatever its score, and half of them are correct cups showing a shared obverse:
+    counted in the lowest bin they would make a well-calibrated voter look poorly calibrated there.
+
+    Returns:
+        ``{"pairs", "refused", "refused_correct", "ece"}``: the pairs drawn, those left out (of them correct), and
+        the expected calibration error over the pairs drawn (``nan``, and no diagram, when no pair has ``p > 0``).
+    """
+    scores, y = np.asarray(scores, float), np.asarray(y, bool)
+    kept = scores > 0
+    refused, refused_correct = int((~kept).sum()), int(y[~kept].sum())
+    ece = math.nan
+    if kept.any():
+        note = f"{refused} pairs the hard rules refused (p = 0, {refused_correct} of them correct) left out"
+        plot_reliability(scores[kept], y[kept], path, title="Voter p_correct, pairs with p > 0", note=note)
+        ece = reliability_bins(scores[kept], y[kept]).expected_calibration_error
+    return {"pairs": int(kept.sum()), "refused": refused, "refused_correct": refused_correct, "ece": ece}
+
+
+def reliability_line(rel: dict[str, Any]) -> str:
+    """The report's line on ``reliability_voter.png`` (:func:`reliability_on_passable`)."""
+    left_out = f"the {rel['refused']} pairs the hard rules refused (p = 0, {rel['refused_correct']} of them correct)"
+    if not rel["pairs"]:
+        return f"- `reliability_voter.png`: not drawn: no test pair has p > 0 ({left_out})."
+    return (
+        f"- `reliability_voter.png`: reliability of the voter's p_correct on the {rel['pairs']} test pairs the hard "
+        f"rules let through (p > 0; ECE {rel['ece']:.3f}); {left_out} are left out."
+    )
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -372,18 +559,25 @@ def _pct(x: float) -> str:
 def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
     """Write ``report.md`` (and ``results.json``)."""
     b = bundle.threshold
+    held = res.held_out
     lines = [
         "# Cup verdict evaluation",
         "",
         f"Bundle `{bundle.version}`, embedder `{bundle.embedder_version}`; test data `{cfg.data}` "
-        f"(its mint was enrolled after the voter was trained: every test type is new to the voter). Every mint's "
-        f"gallery holds {bundle.enrol_per_side} enrolment photos a side; "
+        + (
+            "(its mint shares no type with the voter's training data sets: every test type is new to the voter). "
+            if held.new_to_voter
+            else "(not known to be new to the voter: see the warnings below). "
+        )
+        + f"Every mint's gallery holds {bundle.enrol_per_side} enrolment photos a side; "
         + (
             f"a cup of fewer than {bundle.pass_min_coins} coins never passes."
             if bundle.pass_min_coins > 1
             else "any cup with a coin may pass."
         ),
         "",
+        *[f"- warning: {w}" for w in held.warnings],
+        *([""] if held.warnings else []),
         f"Target precision {b.target} with probability {confidence_text(b.delta)} (delta {b.delta}). Pairs: "
         + ", ".join(f"{k} {v}" for k, v in res.counts.items())
         + ".",
@@ -422,7 +616,11 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
             f"{_pct(row['test_precision'])} | {_pct(row['test_coverage'])} | {row['accepted']} / {row['errors']} |"
         )
     for title, bd in (
-        ("Full voter by kind: test types (enrolled after training)", res.breakdown),
+        (
+            "Full voter by kind: test types"
+            + (" (enrolled after training)" if held.new_to_voter else " (not known to be new to the voter)"),
+            res.breakdown,
+        ),
         ("Full voter by kind: types seen in training (val cups)", res.seen_breakdown),
     ):
         lines += ["", f"## {title}", "", f"At the {res.operating_point}.", ""]
@@ -450,7 +648,7 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
         "- `precision_coverage_methods.png`: every method on the test pairs, dots at the certified thresholds.",
         "- `precision_coverage_voter_cal.png`: the full voter on the calibration pairs with the chosen point and"
         " its Clopper-Pearson lower bound.",
-        "- `reliability_voter.png`: reliability of the voter's p_correct on the test pairs.",
+        *([reliability_line(res.reliability)] if res.reliability else []),
         "",
     ]
     path = cfg.out / "report.md"
@@ -477,6 +675,8 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
         "real": {k: {kk: vv for kk, vv in v.items() if kk != "rows"} for k, v in res.real.items()},
         "real_cups": res.real_cups,
         "turning": res.turning,
+        "held_out": {"new_to_voter": res.held_out.new_to_voter, "warnings": list(res.held_out.warnings)},
+        "reliability": res.reliability,
     }
     (cfg.out / "results.json").write_text(json.dumps(doc, indent=1, default=float))
     if res.real:

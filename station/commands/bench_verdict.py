@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
         )
     except (FileNotFoundError, BundleError, ValueError, RuntimeError) as err:
         raise CliError(str(err)) from err
-    print(f"cup of {res.n_coins} coins, torch threads {args.threads}, median of {args.repeats}")
+    print(
+        f"cup of {res.n_coins} coins, median of {args.repeats}; threads asked for {args.threads}, torch ran with "
+        f"{res.torch_threads}"
+    )
     fwd = res.detector_forward_ms
     print(f"detector forward pass (boxes):          {fwd:8.1f} ms")
     for r in res.runs:
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{r.backend}] frame to verdict (Pipeline.run): {r.pipeline_ms:8.1f} ms ({r.pipeline_ms / fwd:.2f}x)")
         print(f"[{r.backend}] stages: " + ", ".join(f"{k} {v:.1f}" for k, v in r.stages_ms.items()))
         print(f"[{r.backend}] p_correct {r.p_correct:.6f}")
+        print(f"[{r.backend}] threads in use: " + ", ".join(f"{k} {v}" for k, v in r.threads.items()))
     if len(res.runs) > 1:
         base = res.runs[0]
         for r in res.runs[1:]:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from station.commands.options import check_at_least
 from station.errors import CliError
 
 
@@ -35,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from models.embedder import Embedder
     from models.eval_embed import write_report
 
+    check_at_least("--threads", args.threads, 1)
+    try:
+        sizes = tuple(int(s) for s in args.search_sizes.split(",") if s.strip())
+    except ValueError as err:
+        raise CliError(f"--search-sizes: {err}") from err
+    if any(n < 1 for n in sizes):
+        raise CliError(f"--search-sizes: give gallery sizes of at least 1, got {args.search_sizes}")
     try:
         embedder = Embedder.load(args.embedder, threads=args.threads)
     except (FileNotFoundError, ValueError) as err:
@@ -43,10 +51,6 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not Path(value).is_dir():
             raise CliError(f"--{name} {value} is not a folder")
-    try:
-        sizes = tuple(int(s) for s in args.search_sizes.split(",") if s.strip())
-    except ValueError as err:
-        raise CliError(f"--search-sizes: {err}") from err
     try:
         path, summary = write_report(
             embedder,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from models.bundle import BundleError
-from station.commands.options import add_cut_workers, check_cut_workers
+from station.commands.options import add_cut_workers, check_at_least, check_cut_workers
 from station.errors import CliError
 
 
@@ -30,7 +31,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--cache", default=None, metavar="DIR", help="embedding cache (default: the user cache dir, /voter)")
     p.add_argument("--real", default=None, metavar="DIR", help="real data root (…/data/real): euro and won photos")
     p.add_argument("--real-limit", type=int, default=None, help="at most N real photos of each kind per currency")
-    p.add_argument("--max-cups", type=int, default=None, help="use only the first cups of each data set")
+    p.add_argument(
+        "--max-cups",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use only the first N cups of each data set (at least 1; default every cup)",
+    )
     p.add_argument(
         "--turn-cups",
         type=int,
@@ -63,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     turn_cups = TURN_CUPS if args.turn_cups is None else args.turn_cups
     if turn_cups < 0:
         raise CliError(f"--turn-cups must be >= 0, got {turn_cups}")
+    if args.max_cups is not None:
+        check_at_least("--max-cups", args.max_cups, 1)
     cfg = EvalConfig(
         data=data,
         out=out,
@@ -80,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         res = evaluate(cfg)
     except (FileNotFoundError, BundleError, ValueError) as err:
         raise CliError(str(err)) from err
+    for warning in res.held_out.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for r in res.methods:
         thr = f"{r.choice.threshold:.4f}" if r.choice.can_pass else "never"
         print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -247,3 +248,42 @@ def test_a_cup_small_in_a_large_frame_is_found_coin_by_coin(detector: Detector, 
         at_640 = [i for i in detector.detect(_frame(scene)) if i.is_coin]
         assert int(np.count_nonzero(first.cls == 0)) <= 2  # what one pass at the trained size sees
         assert len(found) == len(at_640) and all(1080 <= i.center[0] <= 1480 for i in found)
+
+
+@pytest.fixture
+def torch_threads() -> Iterator[int]:
+    """A torch thread count other than the one ultralytics' ``select_device`` sets (``min(8, cores - 1)``), put back
+    after the test."""
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    theirs = min(8, max(1, (os.cpu_count() or 1) - 1))
+    ours = 2 if theirs != 2 else 3
+    torch.set_num_threads(ours)
+    yield ours
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_loading_and_running_yolo_keeps_torchs_thread_count(torch_threads: int, backend: str) -> None:
+    import torch
+
+    detector = Detector.load(backend=backend)
+    assert detector.backend == backend
+    assert torch.get_num_threads() == torch_threads  # ultralytics' select_device ran while loading, and was undone
+    detector.boxes(np.zeros((320, 320, 3), np.uint8))
+    assert torch.get_num_threads() == torch_threads
+    assert detector.yolo_threads == torch_threads  # the ONNX session runs torch's count, as the other networks do
+
+
+def test_the_yolo_onnx_session_runs_the_threads_asked_for(torch_threads: int) -> None:
+    import torch
+
+    detector = Detector.load(backend="onnx", threads=1)
+    assert detector.yolo_threads == 1
+    assert detector.segmenter is not None and detector.segmenter.runner is not None
+    assert detector.segmenter.runner.threads == 1
+    assert torch.get_num_threads() == torch_threads
+    assert detector.with_backend("torch").with_backend("onnx").yolo_threads == 1

@@ -11,25 +11,31 @@ import numpy as np
 import pytest
 
 from calibration.camera import CupRoi
-from models.detector import Detector
+from models.detector import DEFAULT_DIR, SIDECAR, Detector, DetectorSettings
 from models.eval_detect import (
     CupTruth,
     DetectionTally,
     Prediction,
     box_iou,
+    check_imgsz,
     evaluate_synthetic,
     eye_counts,
     false_box_reasons,
+    held_out,
     hough_circles,
+    latency,
     load_truth,
     match,
     miss_reasons,
     roi_outcome,
+    training_seeds,
     within_eye,
     write_report,
 )
 from models.synth.dataset import SynthConfig, write_dataset
-from models.synth.scene import SceneOptions
+from models.synth.mint import generate_mint
+from models.synth.scene import SceneAssets, SceneOptions, render_cup
+from models.types import Frame
 
 
 def test_match_is_greedy_one_to_one() -> None:
@@ -191,3 +197,54 @@ def test_every_photo_counted_by_eye_is_a_real_photo_with_at_least_its_crops(real
     for name, count in eye.items():
         assert (real_data / name).is_file(), name
         assert count >= bounds.get(name, 1), name
+
+
+def test_only_positive_multiples_of_32_are_input_sizes() -> None:
+    assert check_imgsz(320) == 320 and check_imgsz(32) == 32
+    with pytest.raises(ValueError, match=r"input size 300 is not a positive multiple of 32.*give 288 or 320"):
+        check_imgsz(300)
+    for size in (0, -32, 31):
+        with pytest.raises(ValueError, match=rf"input size {size} is not a positive multiple of 32.*give 32"):
+            check_imgsz(size)
+
+
+def test_latency_needs_a_pass_over_the_frames_and_names_the_threads_it_ran_with(tmp_path: Path) -> None:
+    import torch
+
+    detector = Detector.load()
+    scene = render_cup(SceneAssets(generate_mint(4, 31)), 31, 0, SceneOptions(max_coins=4))
+    frames = [Frame(image=np.ascontiguousarray(scene.image))]
+    with pytest.raises(ValueError, match="repeats must be at least 1, got 0"):
+        latency(detector, frames, repeats=0)
+    with pytest.raises(ValueError, match="input size 300"):
+        latency(detector.with_settings(imgsz=300), frames)
+    timing = latency(detector, frames)
+    assert timing["imgsz"] == detector.settings.imgsz and timing["frames"] == 1
+    assert timing["torch_threads"] == torch.get_num_threads() == timing["yolo_threads"]
+    md = write_report(tmp_path, {"version": "x", "latency": timing}).read_text(encoding="utf-8")
+    assert f"## Latency (CPU; YOLO {torch.get_num_threads()} thread(s), torch {torch.get_num_threads()})" in md
+
+
+def test_max_cups_below_one_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_cups must be at least 1"):
+        load_truth(tmp_path, max_cups=0)
+
+
+def _mint_folder(folder: Path, seed: int) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "mint.json").write_text(generate_mint(3, seed).to_json(), encoding="utf-8")
+    return folder
+
+
+def test_a_set_rendered_with_one_of_the_detectors_training_seeds_is_not_called_held_out(tmp_path: Path) -> None:
+    settings = DetectorSettings.from_dict(json.loads((DEFAULT_DIR / SIDECAR).read_text(encoding="utf-8")))
+    assert training_seeds(settings) == (21, 22, 23, 24)  # the shipped detector's stages 3-7 (models/weights/README)
+    seen = held_out(settings, _mint_folder(tmp_path / "s24", 24))
+    assert not seen.held_out
+    assert "mint seed 24, one the detector" in seen.line and "seeds 21, 22, 23, 24" in seen.line
+    fresh = held_out(settings, _mint_folder(tmp_path / "s103", 103))
+    assert fresh.held_out and fresh.line.startswith("Held out:") and "mint seed 103" in fresh.line
+    unknown = held_out(replace(settings, extra={}), tmp_path / "s103")
+    assert not unknown.held_out and "could not be checked" in unknown.line
+    no_mint = held_out(settings, tmp_path)
+    assert not no_mint.held_out and "records no mint seed" in no_mint.line

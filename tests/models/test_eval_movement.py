@@ -30,3 +30,11 @@ def test_the_command_prints_the_report_and_checks_its_arguments(capsys: pytest.C
     assert out.startswith("cups rendered: 6; the camera can be told on ") and "one comparison: " in out
     assert main(["bench", "camera", "--cups", "0"]) == 2
     assert "--cups must be at least 1" in capsys.readouterr().err
+
+
+def test_nothing_measured_reads_n_a_not_zero() -> None:
+    report = bench_movement(1, seed=1, with_detector=False, progress=False)
+    assert report.told == 0  # a table with nothing to recognise: no error, no timing
+    lines = report.lines()
+    assert lines[-2] == "cup centre's shift: error median n/a, 95% n/a, largest n/a; scale error at most n/a"
+    assert lines[-1] == "one comparison: n/a"

@@ -8,10 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from calibration.reports import reliability_bins
 from calibration.risk import choose_threshold, passes
 from models.eval_real import real_pass_counts, real_target_table
-from models.eval_verdict import breakdown_threshold, recorded_sets
+from models.eval_verdict import (
+    BUNDLE_TRAIN,
+    breakdown_threshold,
+    check_held_out,
+    recorded_sets,
+    reliability_on_passable,
+)
 from models.features import FEATURES
+from models.synth.dataset import SynthConfig, write_dataset
+from models.synth.scene import SceneOptions
 from models.train.pairs import Pair, PairTable
 
 
@@ -158,3 +167,64 @@ def test_precision_at_a_coverage_no_pass_reaches_is_not_a_number() -> None:
     assert passing.thresholds.tolist() == [0.99, 0.98] and passing.coverage.tolist() == [0.2, 0.4]
     assert precision_at_coverage(scores, y, 0.3) == 1.0
     assert math.isnan(precision_at_coverage(scores, y, 0.5))
+
+
+@pytest.fixture(scope="module")
+def mints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny synthetic data sets: two of mint seed 51 (different folders and cup counts), one of seed 52."""
+    root = tmp_path_factory.mktemp("mints")
+    out = {}
+    for name, seed, cups in (("a", 51, 2), ("a_again", 51, 1), ("b", 52, 1)):
+        out[name] = root / name
+        scene = SceneOptions(max_coins=3, real_fraction=0.0)
+        write_dataset(SynthConfig(n_types=3, n_cups=cups, seed=seed, scene=scene), out[name], progress=False)
+    return out
+
+
+def test_a_test_set_that_is_the_calibration_set_is_refused(mints: dict[str, Path]) -> None:
+    for cal in (mints["a"], mints["a_again"]):  # the same folder, or another rendering of the same mint
+        with pytest.raises(ValueError, match=r"is the calibration set .*mint seed 51, 3 types"):
+            check_held_out(mints["a"], trained=[(BUNDLE_TRAIN, mints["b"])], calibrated=[cal])
+
+
+def test_the_test_types_are_called_new_to_the_voter_only_when_every_training_set_was_checked(
+    mints: dict[str, Path], tmp_path: Path
+) -> None:
+    fresh = check_held_out(mints["b"], trained=[(BUNDLE_TRAIN, mints["a"])], calibrated=[mints["a_again"]])
+    assert fresh.new_to_voter and fresh.warnings == ()
+    seen = check_held_out(mints["a"], trained=[(BUNDLE_TRAIN, mints["a_again"])], calibrated=[mints["b"]])
+    assert not seen.new_to_voter
+    assert seen.warnings == (
+        f"test data {mints['a']} has the same mint (test seed 51, 3 types; other seed 51, 3 types) with "
+        f"{BUNDLE_TRAIN} {mints['a_again']}: those types are not new to the voter",
+    )
+    away = check_held_out(mints["b"], trained=[(BUNDLE_TRAIN, tmp_path / "gone")], calibrated=[mints["a"]])
+    assert not away.new_to_voter and "has no readable mint.json" in away.warnings[0]
+    unrecorded = check_held_out(mints["b"], trained=[("--data-train", mints["a"])], calibrated=[])
+    assert not unrecorded.new_to_voter and "the bundle records no training data set" in unrecorded.warnings[0]
+
+
+def test_the_reliability_diagram_leaves_out_the_pairs_the_hard_rules_refused(tmp_path: Path) -> None:
+    scores, correct = _scores(200, 300, 4)  # 400 refused pairs (p = 0), half of them correct
+    rel = reliability_on_passable(scores, correct, tmp_path / "rel.png")
+    assert rel["pairs"] == 500 and rel["refused"] == 400 and rel["refused_correct"] == 200
+    kept = scores > 0
+    assert rel["ece"] == pytest.approx(reliability_bins(scores[kept], correct[kept]).expected_calibration_error)
+    assert rel["ece"] < reliability_bins(scores, correct).expected_calibration_error
+    assert (tmp_path / "rel.png").stat().st_size > 0
+    none = reliability_on_passable(np.zeros(5), np.ones(5, bool), tmp_path / "none.png")
+    assert none["pairs"] == 0 and math.isnan(none["ece"]) and not (tmp_path / "none.png").exists()
+
+
+def test_eval_verdict_refuses_max_cups_below_one_and_the_calibration_set_as_test_set(
+    mints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from station.cli import main
+
+    base = ["eval", "verdict", "--data", str(mints["a"]), "--out", str(tmp_path / "r")]
+    assert main([*base, "--max-cups", "0"]) == 2
+    assert "--max-cups must be >= 1, got 0" in capsys.readouterr().err
+    args = [*base, "--data-train", str(mints["b"]), "--data-cal", str(mints["a_again"]), "--turn-cups", "0"]
+    assert main(args) == 2
+    assert f"test data {mints['a']} is the calibration set {mints['a_again']}" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "report.md").exists()

@@ -59,3 +59,34 @@ def test_bench_detect_prints_one_line_per_backend(tmp_path: Path, capsys: pytest
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [r["backend"] for r in rows] == ["onnx", "torch"]
     assert all(r["detect_ms_median"] > 0 and r["yolo_predict_ms_median"] > 0 and r["frames"] == 1 for r in rows)
+
+
+def test_bench_detect_refuses_no_pass_no_frame_and_sizes_yolo_would_round(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scene = render_cup(SceneAssets(generate_mint(4, 31)), 31, 0, SceneOptions(image_size=640, max_coins=4))
+    image = tmp_path / "cup.png"
+    cv2.imwrite(str(image), np.ascontiguousarray(scene.image))
+    assert main(["bench", "detect", str(image), "--repeats", "0"]) == 2
+    assert "--repeats must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["bench", "detect", "--data", str(tmp_path), "--n", "0"]) == 2
+    assert "--n must be >= 1, got 0" in capsys.readouterr().err
+    for size in ("300", "0"):
+        assert main(["bench", "detect", str(image), "--imgsz", size]) == 2
+        assert f"--imgsz: input size {size} is not a positive multiple of 32" in capsys.readouterr().err
+    assert main(["bench", "detect", str(image), "--imgsz", "288", "--backend", "onnx"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["imgsz"] == 288 and row["yolo_threads"] == row["torch_threads"] >= 1
+
+
+def test_bench_verdict_runs_and_names_the_threads_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["bench", "verdict", "--coins", "2", "--repeats", "1", "--threads", "2", "--backend", "onnx"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    out = capsys.readouterr().out
+    assert "threads asked for 2, torch ran with 2" in out  # ultralytics' select_device no longer resets it
+    assert "[onnx] threads in use: yolo 2, segmenter 2, embedder 2" in out
