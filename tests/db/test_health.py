@@ -3,6 +3,7 @@ and one that cannot be reached."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -51,12 +52,12 @@ def test_a_missing_sqlite_file_is_empty_and_not_made(tmp_path: Path) -> None:
     assert not (tmp_path / "cupcheck.db").exists()
 
 
-def test_a_sqlite_file_is_only_read(db_url: str, tmp_path: Path) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("a SQLite file's own check")
-    folder = Path(db_url.removeprefix("sqlite:///")).parent
+def test_a_sqlite_file_is_only_read(sqlite_template: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "db"  # a SQLite file's own check: its folder, apart from the home, is watched for writes
+    folder.mkdir()
+    shutil.copyfile(sqlite_template, folder / "cupcheck.db")
     before = {p.name: p.stat().st_mtime_ns for p in (folder, *folder.iterdir())}
-    assert database_health(db_url, tmp_path).people == 2
+    assert database_health(f"sqlite:///{folder / 'cupcheck.db'}", tmp_path).people == 2
     assert {
         p.name: p.stat().st_mtime_ns for p in (folder, *folder.iterdir())
     } == before  # nothing made, nothing written
