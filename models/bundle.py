@@ -9,9 +9,10 @@ A bundle is one JSON file (``verdict.json``) beside the weights it names::
     features, feature_set      the voter's input columns, and which version of their measurement
     preprocessing              crop size, GeM exponent, minimum coins, focus floor
     threshold                  the :class:`~calibration.risk.ThresholdChoice` (target, delta, counts, bound)
-    calibration                the calibration pairs' scores (5 decimals) and truth ("0"/"1" string), so the
+    calibration                the calibration pairs' scores (as computed) and truth ("0"/"1" string), so the
                                threshold can be re-chosen for another target precision without the data
-    train                      how the voter was trained (data, counts, metrics)
+    train                      how the voter was trained (data, counts, metrics; ``data_mints`` and
+                               ``data_cal_mints``: each training and calibration data set's mint)
     references                 optional: file + sha256 of station references added to the gallery
                                (:mod:`models.references`, written by the nightly retrain)
     adapter                    optional: file + sha256 + version of the station's fine-tuned output layer on the
@@ -57,6 +58,12 @@ REAL_CUPS = 4000
 --real``; :mod:`models.train.real_cups`), and a fifth as many for validation."""
 REAL_WEIGHT = 0.5
 """Weight of a real cup's pair beside a synthetic one's when the voter also learns from real crops."""
+DATA_MINTS = "data_mints"
+"""Key of a bundle's training summary: the mint of each synthetic training data set, ``{"path", "seed", "n_types",
+"sha256"}`` (its folder, ``mint.json``'s seed and number of types, and that file's sha256). Bundles from before the
+key lack it."""
+CAL_MINTS = "data_cal_mints"
+"""Key of a bundle's training summary: the mint of each calibration data set, recorded as :data:`DATA_MINTS`'s."""
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_BUNDLE = WEIGHTS_DIR / "verdict.json"
 """The shipped default bundle."""
@@ -167,6 +174,17 @@ class Bundle:
         """The detector version that cut the calibration cups, the one the PASS guarantee holds for (after
         ``cupcheck train recalibrate``, the detector of that run; else the one the voter was trained with)."""
         return str(self.train.get("calibration_detector") or self.detector_version)
+
+    @property
+    def training_mints(self) -> list[dict[str, Any]]:
+        """The mints of the synthetic data sets the voter learnt from (:data:`DATA_MINTS`; empty when not recorded)."""
+        return [dict(m) for m in self.train.get(DATA_MINTS, []) if isinstance(m, dict)]
+
+    @property
+    def calibration_mints(self) -> list[dict[str, Any]]:
+        """The mints of the synthetic data sets the threshold was certified on (:data:`CAL_MINTS`; empty when not
+        recorded)."""
+        return [dict(m) for m in self.train.get(CAL_MINTS, []) if isinstance(m, dict)]
 
     def load_voter(self) -> Voter:
         """The bundle's voter under the hard rules the bundle was calibrated with (its ``pass_min_coins``).

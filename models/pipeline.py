@@ -122,16 +122,31 @@ def detector_mismatch(bundle: Bundle, detector: InstanceSource | None) -> str:
     """Why ``bundle``'s guarantee may not hold with ``detector``: it is not the one that cut the calibration cups.
 
     The threshold is certified for the pipeline that cut the calibration cups; another detector (a new version, a
-    user's own) cuts coins otherwise. ``""`` when they agree or either version is unknown.
+    user's own) cuts coins otherwise, and so does none: calibration cups cut from their true masks
+    (``cupcheck train voter --instances gt``, never recalibrated on a detector's cuts) were cut perfectly, which no
+    detector does. ``""`` when they agree or the version in use is unknown.
     """
     version = str(getattr(detector, "version", "") or "")
     certified = bundle.calibration_detector
+    if version and not certified and _calibrated_on_true_masks(bundle):
+        return (
+            "the PASS threshold was certified on calibration cups cut from their true masks (ground truth), not "
+            f"on the cuts of a detector, and the detector in use is {version}: the guarantee is not certified for "
+            "its cuts; certify it on them (`cupcheck train recalibrate --instances detector`)"
+        )
     if not version or not certified or version == certified:
         return ""
     return (
         f"the PASS threshold was certified on cups cut by detector {certified}, but the detector in use is "
         f"{version}; certify it again on its cuts (`cupcheck train recalibrate`)"
     )
+
+
+def _calibrated_on_true_masks(bundle: Bundle) -> bool:
+    """Whether the bundle's calibration cups were cut from their true masks: as its last recalibration says, else
+    as its voter was trained (``train.instances``; a bundle that does not say is not taken for one)."""
+    cut = bundle.train.get("calibration_instances") or bundle.train.get("instances")
+    return cut == "gt"
 
 
 class InstanceSource(Protocol):
@@ -600,7 +615,7 @@ class Pipeline:
         accepted = accepted and not obs.setup_problem
         count = count_reason(coins.n, expected_count)
         decision = Decision.PASS if accepted and not count else Decision.FLAG
-        calls = [call_coin(self.view, ev.scores, obs.type_arg, cand, j) for j in range(coins.n)]
+        calls = [call_coin(self.view, ev.scores, obs.type_arg, cand, j, templates) for j in range(coins.n)]
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, calls, templates)
         reasons, turn_first = (
             ([], False) if accepted else flag_reasons(self._findings(coins, obs, p, cand, calls, ev.scores.side))
@@ -806,7 +821,14 @@ class CoinCall:
     plain: bool
 
 
-def call_coin(view: GalleryView, scores: CoinScores, type_arg: np.ndarray, candidate: int, j: int) -> CoinCall:
+def call_coin(
+    view: GalleryView,
+    scores: CoinScores,
+    type_arg: np.ndarray,
+    candidate: int,
+    j: int,
+    templates: TemplateScorer | None = None,
+) -> CoinCall:
     """What the verdict says of coin ``j`` against ``candidate``.
 
     The rival is the best type that does not share the design the candidate matched the coin through
@@ -821,6 +843,11 @@ def call_coin(view: GalleryView, scores: CoinScores, type_arg: np.ndarray, candi
     that does wins through a design several types share too (the coin lies on some family's common side, and turned
     over it shows a design of its own) by less than :data:`TURN_MARGIN`. A coin beaten through a design only its
     rival shows, or by far, is named as looking like that type instead.
+
+    With ``templates`` (the cup's template scores), a rival is named only where it also wins on the ranking the
+    coin's matches are listed by, cosine and template together (:func:`~models.gallery.reranked_score`, as
+    ``identify`` ranks them): a type that beats the candidate by cosine alone, while the coin's own matches put the
+    candidate first, is not said to be what the coin looks like.
     """
     sim = float(scores.sim[j])
     rival, rival_score = int(scores.rival_type[j]), float(scores.rival_score[j])
@@ -829,6 +856,9 @@ def call_coin(view: GalleryView, scores: CoinScores, type_arg: np.ndarray, candi
         rival, rival_score = top, top_score
     margin = sim - rival_score
     suspicious = rival >= 0 and margin < 0
+    if suspicious and templates is not None:
+        tmpl = templates.best([candidate, rival])[0][j]
+        suspicious = reranked_score(rival_score, float(tmpl[1])) > reranked_score(sim, float(tmpl[0]))
     plain = suspicious and margin <= -TURN_MARGIN
     to_turn = bool(scores.shared[j]) and (
         not suspicious or (bool(view.ref_shared[type_arg[j, rival]]) and margin > -TURN_MARGIN)

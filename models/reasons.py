@@ -19,6 +19,8 @@ WEAK_MATCH = 0.5
 """A coin whose best match, the candidate's or its rival's, is under this cosine resembles no enrolled type: it is
 not said to look like its rival (a won coin in a euro cup scores about 0.3 to everything), but to match nothing
 well. An enrolled coin in plain view scores about 0.8 or more to its own type."""
+SCORE_DECIMALS = 3
+"""Decimals a score and the threshold are written with, unless they need more to differ (:func:`score_decimals`)."""
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,22 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
     turn_first = bool(turn) and not front and not back and not any(c.plain for c in bad)
     reasons = [*turn, *looks, *edge] if turn_first else [*front, *edge, *looks, *turn, *back]
     if not reasons:
-        reasons.append(f"not sure enough: p_correct {f.p_correct:.3f} is below the threshold {f.threshold:.3f}")
+        d = score_decimals(f.p_correct, f.threshold)
+        reasons.append(f"not sure enough: p_correct {f.p_correct:.{d}f} is below the threshold {f.threshold:.{d}f}")
     return reasons, turn_first
+
+
+def score_decimals(p: float, threshold: float, most: int = 12) -> int:
+    """Decimals that write ``p`` and ``threshold`` apart: :data:`SCORE_DECIMALS`, or more while the two would read
+    the same (a FLAG at 0.96952 under the threshold 0.9695703 reads "0.9695 is below the threshold 0.9696", not
+    "0.970 is below the threshold 0.970"), at most ``most``. Rounding keeps their order, so a score under the
+    threshold never reads above it."""
+    d = SCORE_DECIMALS
+    if not (math.isfinite(p) and math.isfinite(threshold)) or p == threshold:
+        return d
+    while d < most and f"{p:.{d}f}" == f"{threshold:.{d}f}":
+        d += 1
+    return d
 
 
 def _looks(c: CoinFinding) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 
 from calibration.risk import ThresholdChoice, choose_threshold, min_accepted_for_rejection
 from models.adapter import ADAPTER_FILE, EmbeddingAdapter, apply_layer, fit_adapter
-from models.bundle import Bundle
+from models.bundle import CAL_MINTS, DATA_MINTS, Bundle
 from models.features import CupCoins, feature_vector, pair_evidence
 from models.files import sha256_file
 from models.gallery import GalleryEntry
@@ -657,6 +657,12 @@ def retrain_bundle(
     }
     if chosen.variant == "kept" and refitted is not None:
         summary["refit_rejected"] = list(tried[0].comparison.decision.reasons)
+    # the synthetic mints behind the candidate: the voter's (refit from it) always, the calibration's while its
+    # pairs are carried, so an evaluation can still tell a test set from them
+    if DATA_MINTS in current.train:
+        summary[DATA_MINTS] = current.train[DATA_MINTS]
+    if carried and CAL_MINTS in current.train:
+        summary[CAL_MINTS] = current.train[CAL_MINTS]
     bundle = replace(
         current,
         root=out,
@@ -667,7 +673,8 @@ def retrain_bundle(
         pooler_file=pooler_path.name,
         pooler_sha256=sha256_file(pooler_path),
         threshold=chosen.choice,
-        cal_scores=np.round(chosen.cal_scores, 5),
+        # whole, as the threshold was chosen on them: rounded, re-choosing at the same target finds another one
+        cal_scores=np.asarray(chosen.cal_scores, np.float64),
         cal_correct=chosen.cal_y,
         train=summary,
         version="",

@@ -13,11 +13,14 @@ Steps (``cupcheck train voter --data SYNTH --data-cal SYNTH2 --out DIR``):
    obverse-only, foreign-object and empty cups are wrong for their expected type.
 4. Train the gated-attention MIL pooler and then LightGBM on the training pairs (the data set's ``val`` split
    for early stopping); score the calibration pairs and choose the threshold with :mod:`calibration.risk`.
+   Without a calibration data set, the ``val`` split's cups are divided in two (:func:`split_val_cups`): one half
+   stops the boosting, the other certifies the threshold, so no cup both chose the voter and certifies it.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,7 +30,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET, ThresholdChoice, choose_threshold
-from models.bundle import ENROL_PER_SIDE, MIN_COINS, REAL_CUPS, REAL_WEIGHT, Bundle, Preprocess
+from models.bundle import (
+    CAL_MINTS,
+    DATA_MINTS,
+    ENROL_PER_SIDE,
+    MIN_COINS,
+    REAL_CUPS,
+    REAL_WEIGHT,
+    Bundle,
+    Preprocess,
+)
 from models.embedder import DEFAULT_WEIGHTS as EMBEDDER_DEFAULT
 from models.embedder import Embedder
 from models.features import BASE_FEATURES, COIN_FEATURES, EMBEDDING_FEATURES, FEATURES, TEMPLATE_FEATURES
@@ -62,8 +74,8 @@ class TrainConfig:
         data: training data set (its ``val`` split is used for early stopping).
         data_more: further training data sets (other mints), each with its own gallery: their train and val
             pairs join ``data``'s, and ``virtual`` is shared among the sets by their pure training cups.
-        data_cal: calibration data set (a different seed); ``None`` uses ``data``'s val split (no guarantee
-            beyond that split).
+        data_cal: calibration data set (another mint: a different seed); ``None`` certifies on half of the val
+            splits' cups, kept apart from the half that stops the boosting early (:func:`split_val_cups`).
         out: output folder (``voter.txt``, ``pooler.pt``, ``verdict.json``).
         cache: cache folder for embeddings and galleries.
         embedder: embedder checkpoint (``None``: shipped default).
@@ -166,8 +178,76 @@ _SetPairs = tuple[CupCache, GalleryView, list[Pair]]
 """One training data set's cups (with its virtual cups), its gallery view and the pairs drawn from it."""
 
 
+def mint_identity(data: Path) -> dict[str, Any]:
+    """What a synthetic data set's mint is, as a bundle records it: ``{"path", "seed", "n_types", "sha256"}``
+    (the data set's folder, ``mint.json``'s seed and number of types, and that file's sha256).
+
+    Two data sets rendered from one mint hold the same coin types: cups of one certify nothing about a voter that
+    learnt from the other.
+
+    Raises:
+        FileNotFoundError: the data set has no readable ``mint.json``.
+    """
+    file = data / "mint.json"
+    try:
+        doc = json.loads(file.read_text())
+        seed, n_types = int(doc["seed"]), int(doc["n_types"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise FileNotFoundError(
+            f"{file} is missing or unreadable ({err}); render the data set with cupcheck synth"
+        ) from err
+    return {"path": str(data), "seed": seed, "n_types": n_types, "sha256": sha256_file(file)}
+
+
+def same_mint(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two recorded mints (:func:`mint_identity`) are one: the same ``mint.json``, or the same seed and
+    number of types (which generate the same types)."""
+    if a.get("sha256") and a.get("sha256") == b.get("sha256"):
+        return True
+    return a.get("seed") is not None and (a.get("seed"), a.get("n_types")) == (b.get("seed"), b.get("n_types"))
+
+
+def check_calibration_apart(trained: Sequence[dict[str, Any]], calibration: Sequence[dict[str, Any]]) -> None:
+    """Refuse calibration data rendered from the mint of a training data set.
+
+    Raises:
+        ValueError: a calibration set shares its mint with a training set (named, with the mint).
+    """
+    for cal in calibration:
+        for train in trained:
+            if same_mint(cal, train):
+                raise ValueError(
+                    f"the calibration data {cal['path']} was rendered from the same mint as the training data "
+                    f"{train['path']} (seed {cal['seed']}, {cal['n_types']} types): its cups would certify the "
+                    "threshold on coin types the voter learnt; render calibration cups with another --seed "
+                    "(cupcheck synth)"
+                )
+
+
+def split_val_cups(pairs: Sequence[Pair], seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Divide a data set's val pairs by cup: ``(stop, calibration)``, every pair of a cup on one side.
+
+    A threshold certified on the cups that chose the number of boosting rounds is certified on cups the voter was
+    fitted to; the half kept apart for calibration was seen by nothing. The halves are drawn at random (``seed``),
+    the calibration half the smaller when the cups are odd.
+    """
+    cups = sorted({p.cup for p in pairs})
+    rng = np.random.default_rng([seed, 3])
+    held = {int(c) for c in rng.permutation(cups)[: len(cups) // 2]}
+    return [p for p in pairs if p.cup not in held], [p for p in pairs if p.cup in held]
+
+
 def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
-    """Train pooler and voter, choose the threshold, and write the bundle into ``cfg.out``."""
+    """Train pooler and voter, choose the threshold, and write the bundle into ``cfg.out``.
+
+    Raises:
+        FileNotFoundError: a data set lacks its ``mint.json``, or a model file is missing.
+        ValueError: the calibration data set was rendered from a training data set's mint, or there are no
+            calibration cups.
+    """
+    trained_mints = [mint_identity(d) for d in (cfg.data, *cfg.data_more)]
+    cal_mints = [] if cfg.data_cal is None else [mint_identity(cfg.data_cal)]
+    check_calibration_apart(trained_mints, cal_mints)
     embedder = Embedder.load(cfg.embedder, threads=1)
     detector = None
     if cfg.instances == "detector":
@@ -178,9 +258,14 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     pure_train = [pure_train_cups(c) for c, _, _ in sets]
     train_parts: list[_SetPairs] = []
     val_parts: list[_SetPairs] = []
+    held_parts: list[_SetPairs] = []  # without --data-cal: the val cups kept apart to certify the threshold
     n_train_pairs = n_virtual_pairs = 0
     for k, (cache, view, mint) in enumerate(sets):
-        val_parts.append((cache, view, make_pairs(cache, mint, seed=cfg.seed + 1, splits=("val",))))
+        val_pairs = make_pairs(cache, mint, seed=cfg.seed + 1, splits=("val",))
+        if cfg.data_cal is None:
+            val_pairs, held = split_val_cups(val_pairs, cfg.seed + k)
+            held_parts.append((cache, view, held))
+        val_parts.append((cache, view, val_pairs))
         n_real = cache.n_cups
         virtual = round(cfg.virtual * pure_train[k] / max(sum(pure_train), 1))
         if virtual > 0:
@@ -232,9 +317,12 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         cal_pairs = make_pairs(cal_cache, cal_mint, seed=cfg.seed + 2)
         cal = pair_table(cal_cache, cal_view, cal_pairs, pooler, progress=progress, desc="features (cal)")
     else:
-        if va is None:
-            raise ValueError("no calibration data: give --data-cal or a data set with a val split")
-        cal = va
+        if not any(pairs for _, _, pairs in held_parts):
+            raise ValueError(
+                "no calibration data: give --data-cal, or a data set whose val split holds at least two cups "
+                "(half stops the boosting, half certifies the threshold)"
+            )
+        cal = table_of(held_parts, pooler, "features (cal)")
     if names == FEATURES and not cal.has_templates:
         raise ValueError("the training cups carry template signatures but the calibration cups do not")
     cal_scores = voter.predict(cal.columns(names))
@@ -251,6 +339,9 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     summary = {
         "data": str(cfg.data) if not cfg.data_more else [str(d) for d in (cfg.data, *cfg.data_more)],
         "data_cal": str(cfg.data_cal) if cfg.data_cal else None,
+        "cal_source": calibration_source(cfg, val_parts, held_parts),
+        DATA_MINTS: trained_mints,
+        CAL_MINTS: cal_mints,
         "instances": cfg.instances,
         "train_pairs": n_train_pairs,
         "train_positive": int(tr.y.sum()),
@@ -293,6 +384,19 @@ def train_verdict(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     return TrainResult(path, choice, summary)
 
 
+def calibration_source(cfg: TrainConfig, stop_parts: Sequence[_SetPairs], held_parts: Sequence[_SetPairs]) -> str:
+    """Where the calibration cups came from, in words (printed by ``cupcheck train voter`` and kept in the
+    bundle's training summary as ``cal_source``)."""
+    if cfg.data_cal is not None:
+        return f"the calibration data set {cfg.data_cal} (its own mint)"
+    held = sum(len({p.cup for p in pairs}) for _, _, pairs in held_parts)
+    stop = sum(len({p.cup for p in pairs}) for _, _, pairs in stop_parts)
+    return (
+        f"no --data-cal: {held} cups of the training data's val split, kept apart from the {stop} val cups that "
+        "stopped the boosting early; they share the training mint, so the guarantee holds for its coin types only"
+    )
+
+
 def _real_tables(
     cfg: TrainConfig, embedder: Embedder, detector: Detector | None, pooler: SetPooler, progress: bool
 ) -> tuple[PairTable, PairTable, dict[str, Any]]:
@@ -320,6 +424,7 @@ def recalibrate(
     cut_workers: int = 1,
     min_coins: int | None = None,
     delta: float | None = None,
+    instances: str | None = None,
 ) -> TrainResult:
     """Certify a bundle's threshold again on calibration cups cut by the pipeline as it runs now.
 
@@ -343,11 +448,16 @@ def recalibrate(
         delta: the certificate's failure probability for the new bundle (``None``: the bundle's own); a smaller
             one is how a rule chosen by comparing rules on these same calibration cups stays certified (with two
             rules compared, half the delta each: Bonferroni).
+        instances: how the calibration cups are cut: ``"detector"`` (the bundle's detector, as a station cuts
+            them) or ``"gt"`` (their true masks); ``None``: as the bundle's calibration cups were. A bundle
+            calibrated on true masks is certified for a station's detector only by ``"detector"``.
 
     Raises:
         FileNotFoundError: the data set or a model file is missing.
-        ValueError: the data set lacks the template signatures the voter needs, ``min_coins < 1``, or ``delta``
-            outside ``(0, 1)``.
+        ValueError: the data set lacks the template signatures the voter needs, it was rendered from a training
+            mint of the bundle, ``min_coins < 1``, ``delta`` outside ``(0, 1)``, ``instances`` is neither cut, or
+            the bundle carries a station's fine-tuned embedder layer or station references (from the nightly
+            retrain, whose calibration cups were the station's own: recalibrate the bundle it was retrained from).
         BundleError: the bundle was trained on another feature set (train the voter again instead).
     """
     import shutil
@@ -359,11 +469,20 @@ def recalibrate(
         check_min_coins(min_coins)
     if delta is not None and not 0 < delta < 1:
         raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if instances is not None and instances not in ("gt", "detector"):
+        raise ValueError(f"instances must be 'gt' or 'detector', got {instances!r}")
     bundle = load_bundle(bundle_path)
     bundle.check_feature_set()
+    check_recalibratable(bundle)
+    sets = [Path(data_cal)] if isinstance(data_cal, (str, Path)) else [Path(d) for d in data_cal]
+    if not sets:
+        raise FileNotFoundError("no calibration data set given")
+    cal_mints = [mint_identity(d) for d in sets]
+    check_calibration_apart(recorded_training_mints(bundle.train), cal_mints)
     emb_file = bundle.path(bundle.embedder_file)
     embedder = Embedder.load(emb_file if emb_file is not None else EMBEDDER_DEFAULT, threads=1)
-    instances = str(bundle.train.get("instances", "gt"))
+    if instances is None:
+        instances = calibration_instances(bundle.train)
     detector = None
     if instances == "detector":
         from models.detector import Detector
@@ -376,9 +495,6 @@ def recalibrate(
     if min_coins is not None:
         voter = replace(voter, min_coins=min_coins)
     seed = int(bundle.train.get("seed", 0))
-    sets = [Path(data_cal)] if isinstance(data_cal, (str, Path)) else [Path(d) for d in data_cal]
-    if not sets:
-        raise FileNotFoundError("no calibration data set given")
     cfg = TrainConfig(
         data=sets[0],
         out=out,
@@ -422,7 +538,10 @@ def recalibrate(
         "data_cal": str(sets[0]) if len(sets) == 1 else [str(d) for d in sets],
         "cal_pairs": int(y.size),
         "cal_positive": int(y.sum()),
+        "cal_source": f"recalibrated on {', '.join(map(str, sets))} (cut: {instances})",
+        CAL_MINTS: cal_mints,
         "recalibrated_from": previous,
+        "calibration_instances": instances,
         "calibration_detector": detector.version if detector is not None else "",
     }
     new = replace(
@@ -443,6 +562,60 @@ def recalibrate(
     )
     path = new.save(out / "verdict.json")
     return TrainResult(path, choice, summary)
+
+
+def check_recalibratable(bundle: Bundle) -> None:
+    """Refuse a bundle whose station parts synthetic calibration cups cannot stand for.
+
+    The nightly retrain puts a fine-tuned output layer on the embedder (``adapter.npz``) and station references
+    (``references.npz``) into its bundle, and certifies it on the station's own labelled cups. Synthetic cups cut
+    and scored without those parts would certify another pipeline than the station runs, and their types are not
+    the station's, whom the references belong to.
+
+    Raises:
+        ValueError: the bundle has an adapter or station references (named, with what to do).
+    """
+    parts = [
+        f"{what} ({name})"
+        for what, name in (
+            ("a fine-tuned embedder layer", bundle.adapter_file),
+            ("station references", bundle.references_file),
+        )
+        if name
+    ]
+    if parts:
+        origin = bundle.train.get("retrained_from")
+        raise ValueError(
+            f"bundle {bundle.version or bundle.root} carries {' and '.join(parts)} from the nightly retrain, "
+            "certified on the station's own cups, which synthetic calibration cups cannot stand for; recalibrate "
+            f"the bundle this one was retrained from{f' ({origin})' if origin else ''}, then retrain "
+            "(cupcheck retrain)"
+        )
+
+
+def calibration_instances(train: dict[str, Any]) -> str:
+    """How a bundle's calibration cups were cut (``"gt"``: their true masks, ``"detector"``), from its training
+    summary: as the last recalibration cut them, else as the voter was trained."""
+    recorded = train.get("calibration_instances")
+    if recorded in ("gt", "detector"):
+        return str(recorded)
+    if train.get("calibration_detector"):
+        return "detector"
+    return str(train.get("instances", "gt"))
+
+
+def recorded_training_mints(train: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training mints a bundle's summary records (:data:`DATA_MINTS`), and those of its recorded training
+    data sets still readable here (a bundle from before the key)."""
+    recorded = [dict(m) for m in train.get(DATA_MINTS, []) if isinstance(m, dict)]
+    data = train.get("data")
+    folders = data if isinstance(data, list) else [data] if data else []
+    for folder in folders:
+        try:
+            recorded.append(mint_identity(Path(str(folder))))
+        except FileNotFoundError:
+            continue
+    return recorded
 
 
 CALIBRATION_FEATURES = "calibration.npz"

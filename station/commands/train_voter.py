@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Embed every cup of the synthetic data set(s) once (cached), enrol each data set's mint from "
         "rendered references, train the gated-attention set pooler and the class-agnostic LightGBM voter on "
         "--data (their val splits for early stopping), and choose the PASS threshold on --data-cal (a data set "
-        "drawn with another seed) so that PASS precision >= --target with probability >= 1 - --delta. Writes "
-        "voter.txt, pooler.pt and verdict.json into --out.",
+        "drawn with another seed) so that PASS precision >= --target with probability >= 1 - --delta. Without "
+        "--data-cal, half the val cups stop the boosting and the other half certify the threshold. A --data-cal "
+        "rendered from the mint of a --data is refused. Writes voter.txt, pooler.pt and verdict.json into --out.",
     )
     p.add_argument(
         "--data",
@@ -32,7 +34,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="synthetic training data set (cupcheck synth); repeat it to train on several mints, each with its own "
         "gallery (the first one's val split and the others' stop the boosting early)",
     )
-    p.add_argument("--data-cal", default=None, metavar="DIR", help="synthetic calibration data set (other seed)")
+    p.add_argument(
+        "--data-cal",
+        default=None,
+        metavar="DIR",
+        help="synthetic calibration data set, rendered from another mint (another --seed) than every --data "
+        "(default: half the val cups of --data, kept apart from those that stop the boosting)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for the bundle")
     p.add_argument(
         "--cache", default=None, metavar="DIR", help="embedding cache folder (default: the user cache dir, /voter)"
@@ -43,7 +51,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--instances",
         choices=("gt", "detector"),
         default="gt",
-        help="coins from the data set's true masks (gt, default) or from the detector",
+        help="coins from the data set's true masks (gt, default) or from the detector; a bundle calibrated on true "
+        "masks is certified for a detector's cuts only once `cupcheck train recalibrate --instances detector` "
+        "has cut its calibration cups so",
     )
     p.add_argument("--target", type=float, default=DEFAULT_TARGET, help=f"target precision (default {DEFAULT_TARGET})")
     p.add_argument("--delta", type=float, default=DEFAULT_DELTA, help=f"failure probability (default {DEFAULT_DELTA})")
@@ -116,7 +126,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Re-cut the calibration data set with the bundle's detector and embedder as they run now, "
         "re-score it with the bundle's own voter, choose the threshold for its target precision and delta, and "
         "write a new bundle (a new version) with the new calibration pairs. Needed whenever the cutting changed "
-        "after the voter was calibrated: the guarantee holds only for the pipeline that cut the calibration cups.",
+        "after the voter was calibrated: the guarantee holds only for the pipeline that cut the calibration cups. "
+        "A bundle from the nightly retrain (with a fine-tuned embedder layer or station references) is refused: "
+        "recalibrate the bundle it was retrained from, then retrain.",
     )
     r.add_argument(
         "--data-cal",
@@ -129,6 +141,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     r.add_argument("--bundle", default=None, metavar="FILE", help="bundle to recalibrate (default: the shipped one)")
     r.add_argument("--cache", default=None, metavar="DIR", help="embedding cache (default: the user cache dir)")
     r.add_argument("--max-cups", type=int, default=None, help="use only the first cups")
+    r.add_argument(
+        "--instances",
+        choices=("gt", "detector"),
+        default=None,
+        help="cut the calibration cups with the bundle's detector, as a station does (detector), or from their "
+        "true masks (gt); default: as the bundle's calibration cups were cut. A bundle trained with --instances gt "
+        "is certified for the detector's cuts only with --instances detector",
+    )
     r.add_argument(
         "--min-coins",
         type=int,
@@ -208,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from err
     print(result.choice.summary())
     print(json.dumps({"bundle": str(result.bundle_path), **result.summary}, indent=1))
+    # beside the JSON, not in it: where the cups that certify the threshold came from, said every time
+    print(f"calibration cups: {result.summary['cal_source']}", file=sys.stderr)
     return 0
 
 
@@ -236,6 +258,7 @@ def run_recalibrate(args: argparse.Namespace) -> int:
             cut_workers=args.cut_workers,
             min_coins=args.min_coins,
             delta=args.delta,
+            instances=args.instances,
         )
         version = load_bundle(result.bundle_path).version
     except (FileNotFoundError, ValueError, BundleError) as err:

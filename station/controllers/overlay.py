@@ -19,7 +19,7 @@ import numpy as np
 from calibration.movement import CameraMove
 from db.records import StoredCoin
 from models.enroll_tray import TrayLook
-from models.reasons import only_the_camera
+from models.reasons import only_the_camera, score_decimals
 from models.types import CoinEvidence, Decision, UInt8Array, Verdict
 
 PASS_BGR = (60, 170, 40)
@@ -103,11 +103,19 @@ def _outline(out: UInt8Array, coins: Sequence[Ring], lw: int) -> None:
         cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, lw // 2), cv2.LINE_AA)
 
 
-def needs(threshold: float) -> str:
-    """The acceptance threshold in words (``inf`` when no threshold reached the target precision)."""
+def needs(threshold: float, p: float | None = None) -> str:
+    """The acceptance threshold in words (``inf`` when no threshold reached the target precision), written with
+    as many decimals as ``p`` is (:func:`score_of`), so that a score just under it never reads the same."""
     if not math.isfinite(threshold) or threshold > 1.0:
         return "no threshold certified: every cup is flagged"
-    return f"needs ≥ {threshold:.3f}"
+    d = score_decimals(threshold if p is None else p, threshold)
+    return f"needs ≥ {threshold:.{d}f}"
+
+
+def score_of(p: float, threshold: float) -> str:
+    """A cup's ``p_correct`` as the detail line writes it beside :func:`needs`: the same decimals, enough to tell it
+    from the threshold (``0.9695`` under ``0.9696``, where three decimals would read ``0.970`` for both)."""
+    return f"{p:.{score_decimals(p, threshold)}f}"
 
 
 def _sentence(text: str) -> str:
@@ -208,10 +216,8 @@ def summarise(verdict: Verdict, *, turned: bool = False, camera_back: bool = Fal
             )
         else:
             reason += " Put it aside for a supervisor."
-    detail = (
-        f"{n} coins · {len(suspicious)} marked · p = {verdict.p_correct:.3f} ({needs(verdict.threshold)})"
-        f" · {sum(verdict.timings_ms.values()):.0f} ms"
-    )
+    score = f"p = {score_of(verdict.p_correct, verdict.threshold)} ({needs(verdict.threshold, verdict.p_correct)})"
+    detail = f"{n} coins · {len(suspicious)} marked · {score} · {sum(verdict.timings_ms.values()):.0f} ms"
     return Summary(headline, colour, reason, detail)
 
 
@@ -300,7 +306,8 @@ def _caption(width: int, verdict: Verdict, name: str) -> UInt8Array:
     chars = max(20, (width - 20) // max(cw, 1))
     colour = PASS_BGR if verdict.decision is Decision.PASS else FLAG_BGR
     word = verdict.decision.value.upper()
-    head = f"{word}  {verdict.expected_type}  p={verdict.p_correct:.3f} ({needs(verdict.threshold)})  {name}"
+    score = f"p={score_of(verdict.p_correct, verdict.threshold)} ({needs(verdict.threshold, verdict.p_correct)})"
+    head = f"{word}  {verdict.expected_type}  {score}  {name}"
     lines: list[tuple[str, tuple[int, int, int]]] = [(ascii_text(head.rstrip()), colour)]
     for reason in verdict.reasons:
         wrapped = textwrap.wrap(ascii_text(reason), chars, initial_indent="- ", subsequent_indent="  ")

@@ -30,7 +30,7 @@ from models.registry import SuspectLabels
 from models.types import Decision, UInt8Array
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment, EnrolResult, enrol_folder
-from station.controllers.overlay import draw_coins, needs
+from station.controllers.overlay import draw_coins, needs, score_of
 from station.views.review import ReviewView
 from station.views.widgets import Thumbnail
 from station.worker import BackgroundCall, LatestReads, cut_thumbnail, decode
@@ -409,7 +409,7 @@ class ReviewController(QObject):
         before.setVisible(item.recheck_of is not None)
         self.view.summary.setText(
             f"<b>Cup {cup_id}</b>{_who(item)} — expected <b>{item.expected_type}</b>, station said "
-            f"<b>{item.decision.value.upper()}</b> (p = {item.p_correct:.2f}, {needs(item.threshold)}); "
+            f"<b>{item.decision.value.upper()}</b> (p = {score_of(item.p_correct, item.threshold)}, {needs(item.threshold, item.p_correct)}); "
             f"{item.mismatch_share:.0%} of {item.n_coins} coins matched another type best."
             + (f"<br>Why: {html.escape('; '.join(item.reasons))}" if item.reasons else "")
             + (

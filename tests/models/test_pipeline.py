@@ -21,6 +21,7 @@ from models.reasons import ReasonKind, reason_kinds
 from models.types import CoinInstance, Decision, Frame, Side
 from tests.calibration.views import camera
 from tests.models.embed_helpers import tiny_checkpoint, write_tiny_checkpoint
+from tests.models.tray_world import TrayWorld, true_type
 from tests.models.verdict_world import enrolled_gallery, reference_image, write_bundle
 
 
@@ -327,6 +328,41 @@ def test_a_detector_other_than_the_calibration_one_is_named_as_voiding_the_guara
     assert Pipeline.from_parts(recut, gallery, embedder=embedder, detector=_Versioned("det-2")).uncertified == ""
     # nothing known about the detector: nothing said
     assert Pipeline.from_parts(bundle, gallery, embedder=embedder, detector=_Versioned("det-2")).uncertified == ""
+
+
+def test_a_bundle_calibrated_on_true_masks_is_named_uncertified_for_a_detectors_cuts(
+    parts: tuple[Bundle, Gallery, Embedder],
+) -> None:
+    """``cupcheck train voter --instances gt`` certifies the threshold on perfect masks, which no detector cuts."""
+    bundle, gallery, embedder = parts
+    gt = replace(bundle, train={**bundle.train, "instances": "gt"})
+    assert gt.calibration_detector == ""
+    warning = Pipeline.from_parts(gt, gallery, embedder=embedder, detector=_Versioned("det-2")).uncertified
+    assert "true masks" in warning and "det-2" in warning
+    assert "cupcheck train recalibrate --instances detector" in warning
+    assert Pipeline.from_parts(gt, gallery, embedder=embedder).uncertified == ""  # crops alone: no detector cuts
+    # certified again on det-2's cuts: the guarantee holds for det-2
+    recut = replace(gt, train={**gt.train, "calibration_instances": "detector", "calibration_detector": "det-2"})
+    assert Pipeline.from_parts(recut, gallery, embedder=embedder, detector=_Versioned("det-2")).uncertified == ""
+    # recalibrated on true masks again: still not certified for a detector
+    again = replace(gt, train={**gt.train, "calibration_instances": "gt", "calibration_detector": ""})
+    assert "true masks" in Pipeline.from_parts(again, gallery, embedder=embedder, detector=_Versioned("d")).uncertified
+
+
+def test_a_coin_whose_matches_put_the_expected_type_first_is_not_named_as_another(tray_world: TrayWorld) -> None:
+    """The rival a FLAG names is the one the coin's own matches rank first (cosine and template together, as
+    ``identify`` ranks them), not a type that wins on cosine alone."""
+    cup = tray_world.stray
+    verdict = tray_world.pipeline.run(Frame(cup.image), cup.expected_type)
+    assert verdict.decision is Decision.FLAG
+    named = {int(m[1]) for r in verdict.reasons if (m := re.match(r"coin (\d+) looks like ", r))}
+    for coin in verdict.coins:
+        centre = ((coin.bbox[0] + coin.bbox[2]) / 2, (coin.bbox[1] + coin.bbox[3]) / 2)
+        if coin.matches[0].type_id == cup.expected_type:  # its matches rank the expected type first
+            assert coin.index + 1 not in named and not coin.suspicious, (coin, verdict.reasons)
+        if true_type(cup, centre) != cup.expected_type:  # the stray itself is still named
+            assert coin.index + 1 in named and coin.suspicious
+    assert named
 
 
 def test_a_coin_plainly_like_another_type_sends_the_cup_to_a_supervisor_as_it_lies(

@@ -239,3 +239,18 @@ def test_a_declared_lookalike_is_not_taken_for_a_coin_that_looks_like_another_ty
 
 def test_every_kind_has_a_label() -> None:
     assert set(LABELS) == set(ReasonKind)
+
+
+@pytest.mark.parametrize(
+    ("p", "threshold", "said"),
+    [
+        # three decimals would read "0.970 is below the threshold 0.970"
+        (0.96952, 0.9695703244117454, "p_correct 0.9695 is below the threshold 0.9696"),
+        (0.969568, 0.9695703244117454, "p_correct 0.969568 is below the threshold 0.969570"),
+        (0.5, 0.97, "p_correct 0.500 is below the threshold 0.970"),  # apart at three decimals: three
+    ],
+)
+def test_a_score_just_under_the_threshold_is_written_apart_from_it(p: float, threshold: float, said: str) -> None:
+    reasons, _ = flag_reasons(findings(CLEAN, p_correct=p, threshold=threshold))
+    assert reasons == [f"not sure enough: {said}"]
+    assert reason_kind(reasons[0]) is ReasonKind.NOT_SURE

@@ -45,6 +45,11 @@ def test_train_voter_records_the_enrolment_size_it_trained_with(
     assert bundle.enrol_per_side == summary["enrol_per_side"] == 2
     assert bundle.pass_min_coins == MIN_COINS == 2  # the default rule: a single coin never passes
     assert bundle.cal_scores.size == summary["cal_pairs"] > 0
+    # each mint recorded, so an evaluation can tell a test set from them; where the calibration cups came from
+    assert [(m["seed"], m["n_types"]) for m in bundle.training_mints] == [(3, 6)]
+    assert [(m["path"], m["seed"]) for m in bundle.calibration_mints] == [(str(cal), 5)]
+    assert all(len(m["sha256"]) == 64 for m in bundle.training_mints + bundle.calibration_mints)
+    assert bundle.train["cal_source"] == f"the calibration data set {cal} (its own mint)"
     # both data sets' galleries were enrolled with two photos a side
     assert sorted(p.name.split("-")[1:3] for p in cache.glob("gallery-*")) == [["cal", "enrol2"], ["train", "enrol2"]]
 
@@ -148,3 +153,48 @@ def test_recalibrate_refuses_a_delta_outside_zero_one(tmp_path: Path, capsys: py
     status = main(["train", "recalibrate", "--data-cal", str(tmp_path), "--out", str(tmp_path / "o"), "--delta", "1"])
     assert status == 2
     assert "--delta must be in (0, 1), got 1.0" in capsys.readouterr().err
+
+
+def test_train_voter_refuses_calibration_cups_rendered_from_a_training_mint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--data v41 --data-cal v41cal``, both seed 41: the calibration cups show the types the voter learnt."""
+    train = _data_set(tmp_path / "v41", 41, 4)
+    other = _data_set(tmp_path / "v42", 42, 4)
+    write_dataset(SynthConfig(n_types=6, n_cups=4, seed=41, scene=SCENE, first_index=500), tmp_path / "v41cal")
+    args = ["train", "voter", "--data", str(other), "--data", str(train), "--data-cal", str(tmp_path / "v41cal")]
+    args += ["--out", str(tmp_path / "bundle"), "--cache", str(tmp_path / "cache")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"the calibration data {tmp_path / 'v41cal'} was rendered from the same mint as the training data" in err
+    assert f"{train} (seed 41, 6 types)" in err and "another --seed" in err
+    assert not (tmp_path / "bundle").exists() and not (tmp_path / "cache").exists()  # refused before any work
+
+
+def test_train_voter_without_a_calibration_set_certifies_on_val_cups_kept_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The val cups that stop the boosting early certify nothing: half of them are kept apart for that, by cup."""
+    from models.embedder import Embedder
+    from models.train.pairs import make_pairs
+    from models.train.voter import TrainConfig, load_split, split_val_cups
+
+    train = _data_set(tmp_path / "train", 3, 40)
+    cache, ckpt = tmp_path / "cache", write_tiny_checkpoint(tmp_path / "embedder.pt")
+    args = ["train", "voter", "--data", str(train), "--out", str(tmp_path / "bundle"), "--cache", str(cache)]
+    assert main([*args, "--embedder", str(ckpt), "--instances", "gt", "--enrol-per-side", "2"]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out.split("\n", 1)[1])
+    bundle = load_bundle(tmp_path / "bundle" / "verdict.json")
+    cfg = TrainConfig(data=train, out=tmp_path / "o", cache=cache, embedder=ckpt, enrol_per_side=2)
+    cups, _, mint = load_split(train, Embedder.load(ckpt, threads=1), cfg, None, False)
+    val = make_pairs(cups, mint, seed=1, splits=("val",))
+    stop, held = split_val_cups(val, 0)
+    assert stop and held and not {p.cup for p in stop} & {p.cup for p in held}
+    assert len(stop) + len(held) == len(val)
+    assert summary["val_pairs"] == len(stop) and summary["cal_pairs"] == len(held) == bundle.cal_scores.size
+    n_held, n_stop = len({p.cup for p in held}), len({p.cup for p in stop})
+    said = f"no --data-cal: {n_held} cups of the training data's val split, kept apart from the {n_stop} val cups"
+    assert bundle.train["cal_source"].startswith(said) and f"calibration cups: {said}" in err
+    assert bundle.train["data_cal"] is None and bundle.calibration_mints == []
+    assert [(m["path"], m["seed"], m["n_types"]) for m in bundle.training_mints] == [(str(train), 3, 6)]

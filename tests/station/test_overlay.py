@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,13 @@ def test_the_picture_is_the_photo_with_the_verdict_and_each_reason_under_it() ->
     for picture, word in ((short, PASS_BGR), (flagged, FLAG_BGR)):
         caption = picture[200:].reshape(-1, 3).astype(int)
         assert (np.abs(caption - word).sum(axis=1) < 40).any()
+
+
+def test_a_score_just_under_the_threshold_never_reads_as_the_threshold() -> None:
+    from station.controllers.overlay import needs, summarise
+
+    flagged = Verdict(Decision.FLAG, "t0001", 0.96952, 0.9695703244117454, ("not sure enough",), (), "v")
+    assert "p = 0.9695 (needs ≥ 0.9696)" in summarise(flagged).detail
+    assert needs(0.9695703244117454, 0.96952) == "needs ≥ 0.9696"
+    assert needs(0.9695703244117454) == "needs ≥ 0.970"  # no score beside it: three decimals
+    assert needs(0.97, 0.5) == "needs ≥ 0.970" and needs(math.inf, 0.5).startswith("no threshold certified")

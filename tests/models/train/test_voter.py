@@ -134,3 +134,91 @@ def test_a_data_set_named_like_another_is_embedded_again_not_served_the_others_c
     again, _, _ = load_split(b, embedder, cfg, None, progress=False)
     assert again.data_sha256 == sha_b
     np.testing.assert_array_equal(again.embeddings, fresh.embeddings)
+
+
+def test_recalibrate_refuses_a_retrained_bundle_with_a_station_layer_and_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    """A retrained bundle's fine-tuned embedder layer and station references were certified on the station's own
+    cups: synthetic cups cut without them would certify another pipeline, and the copy would not even load."""
+    from dataclasses import replace
+
+    from models.adapter import ADAPTER_FILE, EmbeddingAdapter
+    from models.bundle import load_bundle
+    from models.files import sha256_file
+    from models.train.voter import recalibrate
+    from tests.models.embed_helpers import write_tiny_checkpoint
+    from tests.models.verdict_world import write_bundle
+
+    cal = write_set(tmp_path / "cal", seed=6, n_cups=4)
+    base_path, embedder = write_bundle(tmp_path / "b", embedder_file=write_tiny_checkpoint(tmp_path / "embedder.pt"))
+    d = embedder.embed_dim
+    layer = EmbeddingAdapter.identity(d, embedder.version).then(np.eye(d, dtype=np.float32) * 0.5)
+    layer.save(tmp_path / "b" / ADAPTER_FILE)
+    retrained = replace(
+        load_bundle(base_path),
+        adapter_file=ADAPTER_FILE,
+        adapter_sha256=sha256_file(tmp_path / "b" / ADAPTER_FILE),
+        adapter_version=layer.version,
+        train={"retrained_from": "verdict-0123abcd"},
+        version="",
+    )
+    path = retrained.save(tmp_path / "b" / "retrained.json")
+    before = sorted(p.name for p in (tmp_path / "b").iterdir())
+    for out in (tmp_path / "elsewhere", tmp_path / "b"):
+        with pytest.raises(
+            ValueError, match=r"recalibrate the bundle this one was retrained from \(verdict-0123abcd\)"
+        ):
+            recalibrate(path, cal, out, tmp_path / "cache", progress=False)
+    assert not (tmp_path / "elsewhere").exists() and sorted(p.name for p in (tmp_path / "b").iterdir()) == before
+    assert load_bundle(path).adapter_file == ADAPTER_FILE
+
+
+def test_recalibrate_refuses_calibration_cups_of_a_mint_the_voter_learnt(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from models.bundle import DATA_MINTS, load_bundle
+    from models.train.voter import mint_identity, recalibrate
+    from tests.models.embed_helpers import write_tiny_checkpoint
+    from tests.models.verdict_world import write_bundle
+
+    train = write_set(tmp_path / "train", seed=6, n_cups=2)
+    cal = write_set(tmp_path / "cal", seed=6, n_cups=2, first_index=100)
+    old_path, _ = write_bundle(tmp_path / "old", embedder_file=write_tiny_checkpoint(tmp_path / "embedder.pt"))
+    old = load_bundle(old_path)
+    learnt = replace(old, train={**old.train, DATA_MINTS: [mint_identity(train)]}, version="")
+    path = learnt.save(tmp_path / "old" / "learnt.json")
+    with pytest.raises(ValueError, match=f"the calibration data {cal} was rendered from the same mint"):
+        recalibrate(path, cal, tmp_path / "new", tmp_path / "cache", progress=False)
+    assert not (tmp_path / "new").exists()
+
+
+def test_recalibrate_cuts_the_calibration_cups_with_the_detector_when_told(tmp_path: Path) -> None:
+    """A bundle trained on true masks (``--instances gt``) is certified for a station's detector only on that
+    detector's cuts: ``instances="detector"`` makes them, and the bundle then names the detector."""
+    from dataclasses import replace
+
+    from models.bundle import load_bundle
+    from models.detector import Detector
+    from models.pipeline import detector_mismatch
+    from models.train.voter import recalibrate
+    from tests.models.embed_helpers import write_tiny_checkpoint
+    from tests.models.verdict_world import write_bundle
+
+    cal = write_set(tmp_path / "cal", seed=6, n_cups=4)
+    old_path, _ = write_bundle(tmp_path / "old", embedder_file=write_tiny_checkpoint(tmp_path / "embedder.pt"))
+    old = load_bundle(old_path)
+    gt_path = replace(old, train={**old.train, "instances": "gt"}, version="").save(tmp_path / "old" / "gt.json")
+    detector = Detector.load(None)
+    assert "true masks" in detector_mismatch(load_bundle(gt_path), detector)
+    again = load_bundle(recalibrate(gt_path, cal, tmp_path / "gt", tmp_path / "cache", progress=False).bundle_path)
+    assert again.train["calibration_instances"] == "gt" and "true masks" in detector_mismatch(again, detector)
+    result = recalibrate(gt_path, cal, tmp_path / "det", tmp_path / "cache", progress=False, instances="detector")
+    cut = load_bundle(result.bundle_path)
+    assert cut.calibration_detector == detector.version and cut.train["calibration_instances"] == "detector"
+    assert detector_mismatch(cut, detector) == "" and list(
+        (tmp_path / "cache").glob(f"cups-cal-*-detector-{detector.version}-*")
+    )
+    # recalibrating that bundle again keeps cutting with the detector
+    later = recalibrate(result.bundle_path, cal, tmp_path / "later", tmp_path / "cache", progress=False)
+    assert load_bundle(later.bundle_path).calibration_detector == detector.version
