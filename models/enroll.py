@@ -22,11 +22,14 @@ references; nothing is retrained.
 A side's references carry its design (the declared name, else ``<type_id>/<side>``: a design of its own). A coin
 showing a design other types share proves nothing about its type, so a cup is passed only on the types' own
 designs; the verdict model was calibrated on galleries that mark shared designs this way, and a shared design left
-undeclared makes its coins look like every other type that shows it instead.
+undeclared makes its coins look like every other type that shows it instead. A ``coin.toml`` key other than those
+above is refused (a misspelt ``lookalike`` would declare nothing), and so is a side declared a design other types
+already show whose photos look like the type's other side instead (:func:`declared_design_problems`: sides swapped).
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -68,9 +71,15 @@ RECUT_CENTRE = 0.25
 CUT_DARK_SHARE = 0.9
 """A crop whose four corners are at least this share black was already cut with its background removed."""
 CATALOG_FILE = "catalog.json"
+COIN_TOML_KEYS = ("name", "diameter_mm", "lookalikes", "obverse_design", "reverse_design")
+"""The keys a type's ``coin.toml`` may hold; any other is refused (:func:`unknown_key_problems`)."""
 _REVERSE_HINT = re.compile(r"(^|[^a-z])(rev|reverse|back|tails?)([^a-z]|$)", re.IGNORECASE)
 
 DetectorFactory = Callable[[], "Detector"]
+
+
+class CatalogError(ValueError):
+    """A catalogue folder cannot be enrolled as it is (the message says which file and what to put right)."""
 
 
 @dataclass(frozen=True)
@@ -273,6 +282,7 @@ def scan_catalog(
 
     Raises:
         FileNotFoundError: ``folder`` is not a directory.
+        CatalogError: a ``coin.toml`` holds a key it does not know (:func:`unknown_key_problems`), one line each.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -287,6 +297,7 @@ def scan_catalog(
     images: list[CatalogImage] = []
     infos: dict[str, TypeInfo] = {}
     warnings: list[str] = []
+    unknown: list[str] = []
     loose = sorted(p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if loose:
         warnings.append(
@@ -309,17 +320,8 @@ def scan_catalog(
         if toml.is_file():
             try:
                 doc = tomllib.loads(toml.read_text())
-                diameter = float(doc["diameter_mm"]) if "diameter_mm" in doc else None
-                if diameter is not None and (bad_diameter := diameter_problem(diameter)):
-                    raise ValueError(bad_diameter)
-                info = TypeInfo(
-                    tid,
-                    str(doc.get("name", tid)),
-                    diameter,
-                    _lookalike_list(doc.get("lookalikes", []), tid),
-                    _design_name(doc, "obverse_design"),
-                    _design_name(doc, "reverse_design"),
-                )
+                unknown.extend(unknown_key_problems(toml, doc))
+                info = _type_info(tid, doc)
             except (tomllib.TOMLDecodeError, ValueError, TypeError, UnicodeDecodeError) as err:
                 warnings.append(f"{toml}: cannot parse ({err}); name, diameter, lookalikes and designs left out")
         infos[tid] = info
@@ -357,7 +359,47 @@ def scan_catalog(
             )
         if not found:
             warnings.append(f"{type_dir}: no images, type not enrolled")
+    if unknown:
+        raise CatalogError("\n".join(unknown))
     return images, infos, warnings
+
+
+def unknown_key_problems(path: Path, doc: Mapping[str, Any]) -> list[str]:
+    """One line per key of a ``coin.toml`` that :func:`scan_catalog` does not read (:data:`COIN_TOML_KEYS`),
+    naming the file, the key, the closest known key and every known key.
+
+    A misspelt key (``lookalike``, ``obverse-design``) would otherwise declare nothing, and a cup of a lookalike or a
+    shared design could PASS as if the catalogue had never said so."""
+    lines = []
+    for key in doc:
+        if key in COIN_TOML_KEYS:
+            continue
+        near = difflib.get_close_matches(key.lower().replace("-", "_").replace(" ", "_"), COIN_TOML_KEYS, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        lines.append(
+            f"{path}: unknown key {key!r}: {hint}a coin.toml knows only {', '.join(COIN_TOML_KEYS)}; put it right "
+            "and enrol again"
+        )
+    return lines
+
+
+def _type_info(type_id: str, doc: Mapping[str, Any]) -> TypeInfo:
+    """A type's catalogue entry from its parsed ``coin.toml``.
+
+    Raises:
+        ValueError, TypeError: a value of the wrong kind, or a diameter no coin has.
+    """
+    diameter = float(doc["diameter_mm"]) if "diameter_mm" in doc else None
+    if diameter is not None and (bad_diameter := diameter_problem(diameter)):
+        raise ValueError(bad_diameter)
+    return TypeInfo(
+        type_id,
+        str(doc.get("name", type_id)),
+        diameter,
+        _lookalike_list(doc.get("lookalikes", []), type_id),
+        _design_name(doc, "obverse_design"),
+        _design_name(doc, "reverse_design"),
+    )
 
 
 def _files(folder: Path) -> list[Path]:
@@ -415,6 +457,11 @@ def enroll_catalog(
 
     Returns:
         The report and the catalogue metadata of the types that were enrolled.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a directory.
+        CatalogError: a ``coin.toml`` holds an unknown key, or a side's photos declared a shared design look like
+            the type's other side's design instead (:func:`declared_design_problems`); the gallery is left as it was.
     """
     images, infos, warnings = scan_catalog(folder, known)
     report = EnrolReport(warnings=list(warnings))
@@ -484,15 +531,139 @@ def enroll_catalog(
         entries.append(
             GalleryEntry(item.type_id, item.side, infos[item.type_id].design(item.side), str(item.path), digest)
         )
+    embedded = {tid: embedder.embed(imgs) for tid, (imgs, _) in per_type.items()}
+    by_design = (
+        design_references(gallery) if any(infos[t].obverse_design or infos[t].reverse_design for t in per_type) else {}
+    )
+    refused: list[str] = []
+    for tid, (_, entries) in per_type.items():
+        on = np.array([e.side for e in entries])
+        sides = {s: embedded[tid][on == s] for s in (Side.OBVERSE, Side.REVERSE)}
+        problems, notes = declared_design_problems(Path(folder) / tid, infos[tid], sides, by_design)
+        refused.extend(problems)
+        report.warnings.extend(notes)
+    if refused:
+        raise CatalogError("\n".join(refused))
     for tid, (imgs, entries) in per_type.items():
-        emb = embedder.embed(imgs)
         gallery.remove_type(tid)
-        gallery.add(emb, entries, signatures(imgs))
+        gallery.add(embedded[tid], entries, signatures(imgs))
         counts: dict[str, int] = {}
         for e in entries:
             counts[e.side.value] = counts.get(e.side.value, 0) + 1
         report.enrolled[tid] = counts
     return report, {t: infos[t] for t in per_type}
+
+
+def design_alike(a: np.ndarray, b: np.ndarray) -> bool | None:
+    """Whether two sets of references look like one design to the camera, by the test the gallery's
+    :meth:`~models.gallery_view.GalleryView.design_lookalikes` names two designs alike by (the warning "… look like
+    one design to the camera"): one set's references are nearer the other's than their own nearest other reference
+    at least :data:`~models.gallery_view.LOOKALIKE_RATE` of the time (at a cosine of
+    :data:`~models.gallery_view.SAME_DESIGN_FLOOR` or more), or their median best cosine to the other set comes
+    within :data:`~models.gallery_view.SAME_DESIGN_GAP` of their median best cosine among themselves.
+
+    Args:
+        a: ``(n, d)`` unit rows.
+        b: ``(m, d)`` unit rows.
+
+    Returns:
+        ``None`` when neither set holds two references (nothing to measure a set's own spread by).
+    """
+    directions = [(x, y) for x, y in ((a, b), (b, a)) if len(x) >= 2 and len(y) >= 1]
+    if not directions:
+        return None
+    return any(_mistaken_for(x, y) for x, y in directions)
+
+
+def _mistaken_for(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether the references ``x`` (``(n, d)``, ``n >= 2``) look like the design of ``y`` (``(m, d)``): the one
+    direction of :func:`design_alike`."""
+    from models.gallery_view import LOOKALIKE_RATE, SAME_DESIGN_FLOOR, SAME_DESIGN_GAP
+
+    own = x.astype(np.float64) @ x.T.astype(np.float64)
+    np.fill_diagonal(own, -np.inf)
+    own_best = own.max(axis=1)
+    to_y = (x.astype(np.float64) @ y.T.astype(np.float64)).max(axis=1)
+    share = float(np.mean((to_y > own_best) & (to_y >= SAME_DESIGN_FLOOR)))
+    near = float(np.median(to_y)) >= max(float(np.median(own_best)) - SAME_DESIGN_GAP, SAME_DESIGN_FLOOR)
+    return share >= LOOKALIKE_RATE or near
+
+
+def design_references(gallery: Gallery) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The gallery's references by design: design → ``(m, d)`` vectors and the ``(m,)`` type of each."""
+    entries = gallery.entries
+    vectors, ids = gallery.vectors()
+    rows: dict[str, list[int]] = {}
+    for k, i in enumerate(ids):
+        rows.setdefault(entries[i].design, []).append(k)
+    return {design: (vectors[ks], np.array([entries[ids[k]].type_id for k in ks])) for design, ks in rows.items()}
+
+
+def declared_design_problems(
+    type_dir: Path,
+    info: TypeInfo,
+    sides: Mapping[Side, np.ndarray],
+    by_design: Mapping[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[list[str], list[str]]:
+    """Check each side a type declares a shared design against that design's references in the gallery.
+
+    A side declared a design other types already show (``obverse_design = "..."`` naming a family's obverse) is
+    never evidence of the type; if its photos were in fact the type's other side (the obverse and reverse folders
+    swapped, or the tray photographed the other side up), the type's own design would be declared shared and the
+    family's design enrolled as the type's own: a cup of any family member lying that side up would then PASS as this
+    type. Compared by :func:`design_alike` with the references other types enrolled under that design.
+
+    Args:
+        type_dir: the type's catalogue folder (named in the lines).
+        info: its catalogue entry.
+        sides: side → ``(n, d)`` embeddings of its new references on that side (as the gallery's embedder gives them).
+        by_design: the gallery's references before this enrolment's types replace theirs
+            (:func:`design_references`).
+
+    Returns:
+        Refusals (the declared side's photos do not look like the design, the other side's do: sides swapped?) and
+        warnings (they do not look like it, nor does the other side).
+    """
+    refused: list[str] = []
+    warned: list[str] = []
+    declared = {Side.OBVERSE: info.obverse_design, Side.REVERSE: info.reverse_design}
+    for side, design in declared.items():
+        photos = sides.get(side)
+        if design is None or photos is None or not len(photos):
+            continue
+        vectors, of_type = by_design.get(design, (np.zeros((0, 0), np.float32), np.array([], str)))
+        others = of_type != info.type_id
+        if not others.any():
+            continue  # no other type shows it yet: nothing to compare with
+        refs, types = vectors[others], sorted(set(of_type[others].tolist()))
+        if design_alike(photos, refs) is not False:
+            continue
+        other = Side.REVERSE if side == Side.OBVERSE else Side.OBVERSE
+        listed = ", ".join(types[:4]) + (f" and {len(types) - 4} more" if len(types) > 4 else "")
+        said = (
+            f"{type_dir}: {info.type_id}'s {side.value} photos do not look like the design {design!r} its coin.toml "
+            f"declares for them ({side.value}_design), which {listed} show (median best cosine "
+            f"{_median_best(photos, refs):.2f})"
+        )
+        turned = sides.get(other)
+        if declared[other] != design and turned is not None and len(turned) and design_alike(turned, refs):
+            refused.append(
+                f"{said}, but its {other.value} photos do ({_median_best(turned, refs):.2f}): sides swapped? Each "
+                f"side's photos go in its own folder ({side.value}/, {other.value}/; at the station, photograph the "
+                f"{side.value} with every coin {side.value} up); then enrol again"
+            )
+        else:
+            warned.append(
+                f"{said}: if {info.type_id}'s {side.value} is another design, take {side.value}_design out of its "
+                "coin.toml; if it is this one, look at the photos (another type's coins, or the other side up?); "
+                "then enrol again"
+            )
+    return refused, warned
+
+
+def _median_best(x: np.ndarray, y: np.ndarray) -> float:
+    """The median over ``x``'s rows of their best cosine to ``y``'s."""
+    return float(np.median((x.astype(np.float64) @ y.T.astype(np.float64)).max(axis=1)))
 
 
 def _tray_references(

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from models.enroll import diameter_problem, type_id_problem
+from models.enroll import TypeInfo, diameter_problem, type_id_problem
 from models.files import write_bytes_atomic
 from models.types import CoinInstance, Frame, Side, UInt8Array
 
@@ -248,12 +248,33 @@ class TrayType:
         diameter_mm: its diameter, ``None`` when not known.
         designs: side → the design it shares with other types (:attr:`DesignGuess.design`); a side not named
             is the type's own.
+        lookalikes: the types it is told apart from only by a detail (``lookalikes`` of ``coin.toml``); the dialog
+            does not ask for them, a type enrolled again keeps its own (:meth:`over`).
     """
 
     type_id: str
     name: str = ""
     diameter_mm: float | None = None
     designs: Mapping[Side, str] | None = None
+    lookalikes: tuple[str, ...] = ()
+
+    def over(self, saved: TypeInfo | None) -> TrayType:
+        """These details laid over the type's entry in the gallery's catalogue, for a type enrolled again from the
+        tray: its declared lookalikes are kept (dropping them would let a cup of either type PASS on the camera's
+        word), and so are its name and diameter where left blank. The shared designs are the dialog's: the person
+        ticked each side's against what the photographs look like.
+
+        Args:
+            saved: the type's saved catalogue entry (:func:`models.enroll.load_catalog`), ``None`` for a new type.
+        """
+        if saved is None or saved.type_id != self.type_id:
+            return self
+        return replace(
+            self,
+            name=self.name.strip() or saved.name,
+            diameter_mm=saved.diameter_mm if self.diameter_mm is None else self.diameter_mm,
+            lookalikes=tuple(sorted({*self.lookalikes, *saved.lookalikes} - {self.type_id})),
+        )
 
     def problem(self) -> str:
         """Why these details cannot be enrolled, ``""`` when they can."""
@@ -267,6 +288,8 @@ class TrayType:
             lines.append(f"diameter_mm = {self.diameter_mm:.2f}")
         for side, design in sorted((self.designs or {}).items(), key=lambda kv: kv[0].value):
             lines.append(f"{side.value}_design = {json.dumps(design)}")
+        if self.lookalikes:
+            lines.append(f"lookalikes = {json.dumps(sorted(self.lookalikes))}")
         return "\n".join(lines) + "\n"
 
 
@@ -276,7 +299,7 @@ def write_tray_catalog(folder: Path, coin: TrayType, looks: Mapping[Side, TrayLo
     Layout (``folder`` is new)::
 
         folder/tray-obverse.jpg, folder/tray-reverse.jpg      the photographs as taken
-        folder/catalog/<type_id>/coin.toml                    name, diameter, shared designs
+        folder/catalog/<type_id>/coin.toml                    name, diameter, shared designs, lookalikes
         folder/catalog/<type_id>/<side>/coinNN.png            the references, cut (NN: the coin's number)
 
     Returns:

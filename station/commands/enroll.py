@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from station.commands.options import add_config_option, add_gallery_option, add_models_option, resolve_site
+from station.commands.options import Site, add_config_option, add_gallery_option, add_models_option, resolve_site
 from station.errors import CliError
+
+if TYPE_CHECKING:
+    from models.embedder import Embedder
+    from models.enroll import TypeInfo
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -19,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Enrol coin types: CATALOG_DIR/<type_id>/ holds photos or crops of one type (optionally in obverse/ "
             "and reverse/ sub-folders, optionally a coin.toml with name, diameter_mm, lookalikes, and obverse_design "
-            "or reverse_design naming a design other types share). Crops already "
+            "or reverse_design naming a design other types share; any other key is refused, and a side declared a "
+            "shared design whose photos look like the type's other side is refused as sides swapped). Crops already "
             "cut (black outside the coin) are embedded as they are; crops that still show their background are cut "
             "again by the detector, as the station cuts coins (unless --no-recut); whole photos go through the "
             "detector (largest coin). Re-enrolling a type replaces it."
@@ -38,7 +44,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="each whole photo shows many coins of its type on one side (a tray from `cupcheck snapshot`): every "
         "whole coin is a reference, not only the largest (its cut is kept under the gallery's references/)",
     )
-    p.add_argument("--embedder", default=None, help="embedder checkpoint (default: the shipped weights)")
+    p.add_argument(
+        "--embedder",
+        default=None,
+        help="embedder checkpoint (default: the embedder of the model in force, as the station loads it; a gallery "
+        "enrolled with another cannot be checked with)",
+    )
     p.add_argument("--detector", default=None, help="detector weights for whole photos (default: shipped)")
     p.add_argument(
         "--no-recut",
@@ -50,8 +61,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--bundle",
         default=None,
         metavar="FILE",
-        help="verdict bundle whose enrolment size the new references are checked against (default: the registry's "
-        "current model, else the shipped one)",
+        help="verdict bundle whose embedder enrols and whose enrolment size the new references are checked against "
+        "(default: the config's bundle, else the registry's current model, else the shipped one)",
     )
     add_models_option(p)
     p.set_defaults(func=run)
@@ -59,10 +70,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Enrol the catalogue and save the gallery; prints one line per type."""
-    from models.embedder import Embedder
     from models.enroll import (
         CATALOG_FILE,
         REFERENCE_CROPS,
+        CatalogError,
         enroll_catalog,
         gallery_state,
         load_catalog,
@@ -77,18 +88,16 @@ def run(args: argparse.Namespace) -> int:
     from models.gallery import Gallery, GalleryMismatchError
 
     site = resolve_site(args)
-    per_side = _per_side(site.models, args.bundle)
+    model = model_in_force(site, args.bundle)
+    per_side = model.per_side
     gallery_dir = site.gallery / "gallery"
-    try:
-        embedder = Embedder.load(args.embedder, threads=2)
-    except (FileNotFoundError, ValueError) as err:
-        raise CliError(str(err)) from err
+    embedder = load_embedder(model, args.embedder)
     loaded = gallery_state(gallery_dir)
     if Gallery.exists(gallery_dir) and not args.rebuild:
         try:
             gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
         except GalleryMismatchError as err:
-            raise CliError(f"{err} (use --rebuild)") from err
+            raise CliError(mismatch_message(gallery_dir, embedder, model, args.embedder)) from err
         except ValueError as err:
             raise CliError(str(err)) from err
     else:
@@ -116,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except FileNotFoundError as err:
         raise CliError(str(err)) from err
+    except CatalogError as err:
+        raise CliError(f"{err}\nnothing was enrolled") from err
     for line in report.warnings:
         print(f"warning: {line}", file=sys.stderr)
     if not report.enrolled:
@@ -129,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     for tid, sides in sorted(report.enrolled.items()):
         info = infos[tid]
         detail = ", ".join(f"{n} {side}" for side, n in sorted(sides.items()))
-        extra = f" ({info.name}, {info.diameter_mm} mm)" if info.name != tid or info.diameter_mm else ""
+        extra = _details(info)
         old = before.get(tid)
         replaced = ""
         if old:  # a type's folder replaces its references: photos to add go beside the ones enrolled before
@@ -159,24 +170,125 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _per_side(models: Path, explicit: str | None) -> int:
-    """Photos per side the verdict bundle in force was calibrated with (a bad explicit ``--bundle`` is an error)."""
+def _details(info: TypeInfo) -> str:
+    """`` (name, 23.25 mm)`` after a type's id: its name where it has one of its own, its diameter where known."""
+    parts = [info.name] if info.name != info.type_id else []
+    if info.diameter_mm is not None:
+        parts.append(f"{info.diameter_mm:g} mm")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+@dataclass(frozen=True)
+class ModelInForce:
+    """The verdict model a gallery is enrolled for, as the station loads it.
+
+    Attributes:
+        bundle: its bundle file (``None``: the one shipped with the package).
+        per_side: the photos a side its calibration galleries held (:attr:`models.bundle.Bundle.enrol_per_side`).
+        embedder_file: its embedder's checkpoint (``None``: the shipped weights).
+    """
+
+    bundle: Path | None
+    per_side: int
+    embedder_file: Path | None
+
+    def describe(self) -> str:
+        """Which model, for a message."""
+        return (
+            "the model in force (the shipped bundle)" if self.bundle is None else f"the model in force ({self.bundle})"
+        )
+
+
+def model_in_force(site: Site, explicit: str | None) -> ModelInForce:
+    """The verdict model the station would check cups with: ``explicit`` (``--bundle``), else the config's bundle,
+    else the registry's model in force, else the shipped bundle. The station's windows and ``verify`` choose it so;
+    its embedder is the one the gallery has to be enrolled with (a fine-tuned output layer is the pipeline's: the
+    gallery holds the embedder's own vectors).
+
+    Raises:
+        CliError: a bundle named by ``--bundle`` or the config cannot be read.
+    """
     from models.bundle import BundleError, load_bundle
     from models.registry import RegistryError, resolve_bundle
 
+    given = explicit if explicit is not None else site.config.bundle
     try:
-        return load_bundle(resolve_bundle(models, explicit)).enrol_per_side
+        path = resolve_bundle(site.models, given)
+        bundle = load_bundle(path)
+        return ModelInForce(path, bundle.enrol_per_side, bundle.path(bundle.embedder_file))
     except (FileNotFoundError, BundleError, RegistryError) as err:
-        if explicit is not None:
+        if given is not None:
             raise CliError(str(err)) from err
         try:
-            shipped = load_bundle(None).enrol_per_side
+            shipped = load_bundle(None)
         except (FileNotFoundError, BundleError) as shipped_err:
-            print(f"warning: no verdict bundle to check the enrolment against: {shipped_err}", file=sys.stderr)
-            return 1
+            print(
+                f"warning: no verdict bundle to check the enrolment against: {shipped_err} (the shipped embedder is "
+                "used)",
+                file=sys.stderr,
+            )
+            return ModelInForce(None, 1, None)
         print(
-            f"warning: the model in force cannot be read ({err}): the enrolment is checked against the shipped "
-            f"bundle's {shipped} photos a side",
+            f"warning: the model in force cannot be read ({err}): the shipped bundle stands in for it (its embedder; "
+            f"an enrolment is checked against the shipped bundle's {shipped.enrol_per_side} photos a side)",
             file=sys.stderr,
         )
-        return shipped
+        return ModelInForce(None, shipped.enrol_per_side, shipped.path(shipped.embedder_file))
+
+
+def load_embedder(model: ModelInForce, explicit: str | None) -> Embedder:
+    """The embedder a command compares with the gallery: ``explicit`` (``--embedder``), else the model in force's.
+
+    Raises:
+        CliError: its checkpoint is missing or unreadable.
+    """
+    from models.embedder import Embedder
+
+    try:
+        return Embedder.load(explicit if explicit is not None else model.embedder_file, threads=2)
+    except (FileNotFoundError, ValueError) as err:
+        raise CliError(str(err)) from err
+
+
+def mismatch_message(
+    gallery_dir: Path, embedder: Embedder, model: ModelInForce, explicit: str | None, *, command: str = "enroll"
+) -> str:
+    """Why the gallery cannot be used with ``embedder``, naming the embedder of the model in force and what to do:
+    leave out ``--embedder`` when the gallery is the model's; else enrol every type again with the model's embedder
+    (the station cannot check cups with the gallery until then), or put a model on the gallery's embedder back in
+    force. ``command``: the command that refused (``enroll`` can rebuild the gallery itself)."""
+    recorded = gallery_embedder(gallery_dir)
+    if explicit is None:
+        in_force = embedder.version
+    else:
+        try:
+            in_force = load_embedder(model, None).version
+        except CliError:
+            in_force = "that cannot be loaded"
+    file = "the shipped weights" if model.embedder_file is None else str(model.embedder_file)
+    said = f"the gallery in {gallery_dir} was enrolled with embedder {recorded}"
+    if explicit is not None and recorded == in_force:
+        return (
+            f"{said}, the embedder of {model.describe()}, and --embedder {explicit} is {embedder.version}: leave out "
+            "--embedder"
+        )
+    given = "" if explicit is None else f" (--embedder {explicit} is {embedder.version})"
+    rebuild = "--rebuild" if command == "enroll" else "`cupcheck enroll CATALOG_DIR --rebuild`"
+    without = "" if explicit is None else " without --embedder"
+    return (
+        f"{said}, but {model.describe()} embeds with {in_force} ({file}){given}: the station cannot check cups with "
+        f"this gallery. Enrol every type again with {rebuild}{without}, from a catalogue folder that holds them all, "
+        f"or put a model on embedder {recorded} back in force (`cupcheck models`)"
+    )
+
+
+def gallery_embedder(gallery_dir: Path) -> str:
+    """The embedder version a saved gallery records (``"unknown"`` when its manifest cannot be read)."""
+    import json
+
+    from models.gallery import MANIFEST
+
+    try:
+        return str(json.loads((gallery_dir / MANIFEST).read_text())["embedder_version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown"

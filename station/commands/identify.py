@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from models.types import CoinInstance, Frame
-from station.commands.options import add_config_option, add_gallery_option, resolve_site
+from station.commands.options import add_config_option, add_gallery_option, add_models_option, resolve_site
 from station.errors import CliError
 
 
@@ -39,7 +39,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     add_config_option(p)
     add_gallery_option(p)
-    p.add_argument("--embedder", default=None, help="embedder checkpoint (default: the shipped weights)")
+    p.add_argument(
+        "--embedder",
+        default=None,
+        help="embedder checkpoint (default: the embedder of the model in force, which the gallery is enrolled with)",
+    )
+    p.add_argument(
+        "--bundle",
+        default=None,
+        metavar="FILE",
+        help="verdict bundle whose embedder is used (default: the config's bundle, else the registry's current model, "
+        "else the shipped one)",
+    )
+    add_models_option(p)
     p.add_argument("--detector", default=None, help="detector weights (default: the shipped weights)")
     p.set_defaults(func=run)
 
@@ -68,12 +80,12 @@ def run(args: argparse.Namespace) -> int:
     """Identify the coins; exit 2 when an image could not be read (the others are still reported)."""
     from calibration.camera import load_calibration
     from calibration.scale import CalibrationError
-    from models.embedder import Embedder
     from models.enroll import load_detector, numbered_coins, whole_image_coin
     from models.frames import draw_overlay, read_frame
     from models.gallery import Gallery, GalleryMismatchError
     from models.template import signatures
     from station.commands.detect import for_photo
+    from station.commands.enroll import load_embedder, mismatch_message, model_in_force
     from station.commands.pictures import OverlayFolder
 
     if args.k < 1:
@@ -84,15 +96,15 @@ def run(args: argparse.Namespace) -> int:
         calibration = load_calibration(site.home)
     except CalibrationError as err:
         raise CliError(f"invalid station calibration in {site.home}: {err}") from err
-    try:
-        embedder = Embedder.load(args.embedder, threads=2)
-    except (FileNotFoundError, ValueError) as err:
-        raise CliError(str(err)) from err
+    model = model_in_force(site, args.bundle)  # the station's: the gallery is enrolled with its embedder
+    embedder = load_embedder(model, args.embedder)
     try:
         gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
     except FileNotFoundError as err:
         raise CliError(f"the gallery is empty: {err} (run `cupcheck enroll CATALOG_DIR`)") from err
-    except (GalleryMismatchError, ValueError) as err:
+    except GalleryMismatchError as err:
+        raise CliError(mismatch_message(gallery_dir, embedder, model, args.embedder, command="identify")) from err
+    except ValueError as err:
         raise CliError(str(err)) from err
     if len(gallery) == 0:
         raise CliError(f"the gallery in {gallery_dir} is empty; run `cupcheck enroll CATALOG_DIR`")

@@ -20,6 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from models.embedder import Embedder
+from models.enroll import CATALOG_FILE, load_catalog
 from models.enroll_tray import TrayError, TrayLook, TrayType, write_tray_catalog
 from models.types import Frame, Side
 from station.controllers.enrol import Enrolment, EnrolResult, enrol_folder
@@ -68,10 +69,12 @@ class TrayEnrolment:
     def enrol(self, embedder: Callable[[], Embedder]) -> EnrolTray:
         """The enrolment step for the dialog: write the photographs and references into a new folder under
         ``HOME/enrolments`` and enrol them into the gallery with ``embedder`` (the model's, without a fine-tuned
-        output layer, as the gallery holds it)."""
+        output layer, as the gallery holds it). A type enrolled again keeps its declared lookalikes, and its name
+        and diameter where the dialog left them blank (:meth:`~models.enroll_tray.TrayType.over`)."""
 
         def enrol(coin: TrayType, looks: Mapping[Side, TrayLook]) -> EnrolResult:
-            catalog = write_tray_catalog(enrolment_folder(self.home, coin.type_id), coin, looks)
+            saved = load_catalog(self.gallery_dir / CATALOG_FILE).get(coin.type_id)  # a type enrolled again
+            catalog = write_tray_catalog(enrolment_folder(self.home, coin.type_id), coin.over(saved), looks)
             return enrol_folder(catalog, Enrolment(self.gallery_dir, embedder))
 
         return enrol
@@ -215,7 +218,10 @@ class TrayEnrolController(QObject):
             return False
         if coin.type_id in self._enrolled_types and self._replace_confirmed != coin.type_id:
             self._replace_confirmed = coin.type_id
-            self._say(f"{coin.type_id} is enrolled already. Press Enrol again to replace its photographs with these.")
+            self._say(
+                f"{coin.type_id} is enrolled already. Press Enrol again to replace its photographs with these (its "
+                "lookalikes are kept, and its name and diameter where left blank)."
+            )
             return False
         self._set_busy(True)
         self._say(f"Enrolling {coin.type_id}…")

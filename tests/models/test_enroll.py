@@ -12,6 +12,7 @@ import pytest
 from models.enroll import (
     GALLERY_LOCK,
     REFERENCE_CROPS,
+    CatalogError,
     TypeInfo,
     catalog_lookalikes,
     enroll_catalog,
@@ -221,6 +222,32 @@ def test_a_design_name_that_is_not_a_name_is_reported(tmp_path: Path, value: str
     _, infos, warnings = scan_catalog(tmp_path / "cat")
     assert infos["q"].obverse_design is None and infos["q"].name == "q"
     assert "obverse_design must be a design name" in "\n".join(warnings)
+
+
+@pytest.mark.parametrize(
+    ("toml", "said"),
+    [
+        ('lookalike = ["beta"]\n', "unknown key 'lookalike': did you mean 'lookalikes'?"),
+        ('obverse-design = "crest"\n', "unknown key 'obverse-design': did you mean 'obverse_design'?"),
+        ("Diameter = 21.5\n", "unknown key 'Diameter': did you mean 'diameter_mm'?"),
+        ('colour = "gold"\n', "unknown key 'colour': a coin.toml knows only name, diameter_mm, lookalikes, "),
+    ],
+)
+def test_a_misspelt_key_in_coin_toml_is_refused_and_nothing_is_enrolled(tmp_path: Path, toml: str, said: str) -> None:
+    """A key nobody reads would declare nothing: a lookalike pair or a shared design meant, and cups passed as if the
+    catalogue had never said so."""
+    _two_sided_type(tmp_path / "cat", "alpha", 0, 'name = "Alpha"\n' + toml)
+    _two_sided_type(tmp_path / "cat", "beta", other_family_index(), "")
+    toml_path = tmp_path / "cat" / "alpha" / "coin.toml"
+    with pytest.raises(CatalogError) as refused:
+        scan_catalog(tmp_path / "cat")
+    assert str(refused.value).startswith(f"{toml_path}: {said}")
+    assert "name, diameter_mm, lookalikes, obverse_design, reverse_design" in str(refused.value)
+    emb = tiny_embedder()
+    gallery = Gallery(emb.embed_dim, emb.version)
+    with pytest.raises(CatalogError, match="unknown key"):
+        enroll_catalog(tmp_path / "cat", gallery, emb, progress=False)
+    assert len(gallery) == 0
 
 
 def test_declared_lookalikes_are_symmetric_and_checked(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.bundle import load_bundle
-from models.enroll import enroll_catalog, scan_catalog
+from models.enroll import CatalogError, TypeInfo, enroll_catalog, scan_catalog
 from models.enroll_tray import (
     LOOKS_UNLIKE,
     PARTIAL,
@@ -127,3 +127,47 @@ def test_an_empty_tray_gives_no_reference_and_nothing_is_written(world: TrayWorl
     with pytest.raises(TrayError, match="no coin to enrol"):
         write_tray_catalog(tmp_path / "e", TrayType("t9"), {Side.OBVERSE: look})
     assert not (tmp_path / "e").exists()
+
+
+def test_a_type_enrolled_again_keeps_its_lookalikes_and_the_details_left_blank() -> None:
+    """The dialog asks for no lookalikes, and a blank name or diameter means "as before": enrolled again, a type keeps
+    what its catalogue entry declared (else a cup of it or of its lookalike could PASS on the camera's word)."""
+    saved = TypeInfo("t0012", "State twelve", 24.26, ("t0005",), "f000-obv")
+    again = TrayType("t0012", designs={Side.OBVERSE: "f000-obv"}).over(saved)
+    assert again == TrayType("t0012", "State twelve", 24.26, {Side.OBVERSE: "f000-obv"}, ("t0005",))
+    doc = tomllib.loads(again.toml())
+    assert doc == {"name": "State twelve", "diameter_mm": 24.26, "obverse_design": "f000-obv", "lookalikes": ["t0005"]}
+    given = TrayType("t0012", "Delaware", 24.3).over(saved)  # what the person typed wins; designs are the dialog's
+    assert (given.name, given.diameter_mm, given.lookalikes, given.designs) == ("Delaware", 24.3, ("t0005",), None)
+    assert TrayType("t0013").over(saved) == TrayType("t0013") and TrayType("t0013").over(None) == TrayType("t0013")
+
+
+def test_photos_of_the_other_side_declared_the_shared_design_are_refused_as_sides_swapped(
+    world: TrayWorld, looks: dict[Side, TrayLook], tmp_path: Path
+) -> None:
+    """The reverse photographed as the obverse and the obverse as the reverse, the obverse declared the family's: the
+    family's design would become the type's own, and a cup of any family member lying obverse up PASS as it."""
+    family = world.mint.types[0].design(Side.OBVERSE).id
+    coin = TrayType(HELD_OUT, "State twelve", 24.26, {Side.OBVERSE: family})
+    swapped = {Side.OBVERSE: looks[Side.REVERSE], Side.REVERSE: looks[Side.OBVERSE]}
+    catalog = write_tray_catalog(tmp_path / "swapped", coin, swapped)
+    embedder = world.pipeline.embedder.without_adapter()
+    gallery = Gallery.load(world.gallery_dir, embedder_version=embedder.version)
+    before = len(gallery)
+    with pytest.raises(CatalogError) as refused:
+        enroll_catalog(catalog, gallery, embedder, progress=False)
+    said = str(refused.value)
+    assert said.startswith(f"{catalog / HELD_OUT}: {HELD_OUT}'s obverse photos do not look like the design {family!r}")
+    assert "but its reverse photos do" in said and "sides swapped?" in said
+    assert len(gallery) == before and HELD_OUT not in gallery.types()  # nothing enrolled
+
+    # one side only, and not the design declared: nothing to say it is swapped, but it is named
+    alone = write_tray_catalog(tmp_path / "alone", coin, {Side.OBVERSE: looks[Side.REVERSE]})
+    report, _ = enroll_catalog(alone, gallery, embedder, progress=False)
+    (warned,) = [w for w in report.warnings if "do not look like the design" in w]
+    assert "take obverse_design out of its coin.toml" in warned and "swapped" not in warned
+
+    # the sides as photographed: no word about the design
+    straight = write_tray_catalog(tmp_path / "straight", coin, looks)
+    report, _ = enroll_catalog(straight, gallery, embedder, progress=False)
+    assert report.enrolled and not [w for w in report.warnings if "look like the design" in w]

@@ -232,3 +232,73 @@ def test_enrolling_a_type_again_keeps_what_was_declared_and_says_what_it_replace
     out = capsys.readouterr().out
     assert "enrolled alpha (Alpha, 21.5 mm): 3 obverse (enrolled again)" in out
     assert "warning: --rebuild left out 1 types its catalogue folder does not hold: beta" in out
+
+
+def _two_types(cat: Path, toml: str = "") -> Path:
+    for tid, index in (("alpha", 0), ("beta", other_family_index())):
+        for side in (Side.OBVERSE, Side.REVERSE):
+            (cat / tid / side.value).mkdir(parents=True)
+            cv2.imwrite(str(cat / tid / side.value / "a.png"), coin_image(index, side, 96))
+    if toml:
+        (cat / "alpha" / "coin.toml").write_text(toml)
+    return cat
+
+
+def test_a_misspelt_coin_toml_key_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    home = tmp_path / "home"
+    cat = _two_types(tmp_path / "typo", 'name = "Alpha"\nlookalike = ["beta"]\n')
+    assert main(["enroll", str(cat), "--home", str(home), "--embedder", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cat / 'alpha' / 'coin.toml'}: unknown key 'lookalike': did you mean 'lookalikes'?" in err
+    assert "nothing was enrolled" in err and not (home / "gallery").exists()
+
+
+def test_a_diameter_not_given_is_not_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    cat = _two_types(tmp_path / "catalog", 'name = "Alpha"\nlookalikes = ["beta"]\n')
+    assert main(["enroll", str(cat), "--home", str(tmp_path / "home"), "--embedder", str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "enrolled alpha (Alpha): 1 obverse, 1 reverse" in out and "None mm" not in out
+    assert "note: lookalikes alpha and beta" in out
+
+
+def test_enroll_and_identify_use_the_embedder_of_the_model_in_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model in force on another embedder than the shipped one: the gallery is enrolled and searched with its
+    embedder, as the station checks cups with it; a gallery of another embedder is refused naming the one in force."""
+    from models.embedder import DEFAULT_WEIGHTS
+    from models.registry import SHIPPED, ModelEntry, promote, register_version, resolve_bundle
+    from tests.models.verdict_world import write_bundle
+
+    tiny = write_tiny_checkpoint(tmp_path / "new-embedder.pt")
+    bundle, embedder = write_bundle(tmp_path / "bundle", embedder_file=tiny)
+    home = tmp_path / "home"
+    register_version(home, bundle.parent, ModelEntry("verdict-newemb", "2026-12-01T02:00:00+00:00", SHIPPED))
+    promote(home, "verdict-newemb")
+    cat = _two_types(tmp_path / "catalog")
+    assert main(["enroll", str(cat), "--home", str(home)]) == 0
+    assert Gallery.load(home / "gallery").embedder_version == embedder.version
+    query = tmp_path / "q.png"
+    cv2.imwrite(str(query), coin_image(0, Side.REVERSE, 96, 40.0))
+    capsys.readouterr()
+    assert main(["identify", str(query), "--crop", "--json", "--home", str(home)]) == 0
+    (image,) = json.loads(capsys.readouterr().out)["images"]
+    assert image["coins"][0]["matches"][0]["type"] == "alpha"
+
+    # --embedder naming another than the gallery's, which is the model's: leave it out
+    shipped = ["--embedder", str(DEFAULT_WEIGHTS)]
+    assert main(["enroll", str(cat), "--home", str(home), *shipped]) == 2
+    err = capsys.readouterr().err
+    in_force = resolve_bundle(home)
+    assert f"enrolled with embedder {embedder.version}, the embedder of the model in force ({in_force})" in err
+    assert err.rstrip().endswith("leave out --embedder")
+
+    # the shipped model back in force: this gallery is of another embedder, and the station cannot use it
+    promote(home, SHIPPED)
+    for command in (["enroll", str(cat)], ["identify", str(query), "--crop"]):
+        assert main([*command, "--home", str(home)]) == 2
+        err = capsys.readouterr().err
+        assert f"enrolled with embedder {embedder.version}, but the model in force (the shipped bundle) embeds" in err
+        assert "the station cannot check cups with this gallery" in err and "--rebuild" in err

@@ -15,12 +15,14 @@ from pytestqt.qtbot import QtBot
 
 from db.records import OperatorInfo
 from db.spool import SpoolingRepository
-from models.enroll import load_catalog
-from models.enroll_tray import look_at_tray
+from models.enroll import TypeInfo, load_catalog
+from models.enroll_tray import TrayType, look_at_tray, write_tray_catalog
 from models.gallery import Gallery
-from models.types import Frame, Side
+from models.pipeline import Pipeline
+from models.types import Decision, Frame, Side
 from station.config import StationConfig, config_from_dict
 from station.controllers.catalog import TypeCatalog
+from station.controllers.enrol import Enrolment, enrol_folder
 from station.controllers.enrol_tray import ENROLMENTS, TrayEnrolment
 from station.controllers.overlay import FLAG_BGR, PASS_BGR, draw_tray
 from station.main_window import MainWindow
@@ -209,3 +211,34 @@ def test_the_photograph_shows_references_green_and_coins_left_out_orange(tray_wo
     assert patches(PASS_BGR) > 0 and patches(FLAG_BGR) > 0
     everyone_kept = dataclasses.replace(look, references=tuple(range(len(look.coins))), left_out={})
     assert not np.all(draw_tray(everyone_kept) == np.array(FLAG_BGR, np.uint8), axis=2).any()  # no orange at all
+
+
+def test_a_type_enrolled_again_from_the_tray_keeps_its_lookalike_name_and_diameter(
+    tray_world: TrayWorld, gallery_dir: Path, tmp_path: Path
+) -> None:
+    """The dialog asks for no lookalikes: enrolled again from the tray, a type declared a lookalike of another stays
+    one (its fresh cup is still flagged for it, not passed), and keeps the name and diameter left blank."""
+    family = tray_world.mint.types[0].design(Side.OBVERSE).id
+    looks = {side: look_at_tray(tray_world.pipeline, frame, side) for side, frame in _tray_frames(tray_world)}
+    embedder = tray_world.pipeline.embedder.without_adapter
+    first = write_tray_catalog(
+        tmp_path / "first", TrayType(HELD_OUT, "State twelve", 24.26, {Side.OBVERSE: family}), looks
+    )
+    with (first / HELD_OUT / "coin.toml").open("a") as toml:
+        toml.write('lookalikes = ["t0005"]\n')  # declared in its catalogue folder, as `cupcheck enroll` reads it
+    enrol_folder(first, Enrolment(gallery_dir, embedder))
+    declared = TypeInfo(HELD_OUT, "State twelve", 24.26, ("t0005",), family)
+    assert load_catalog(gallery_dir / "catalog.json")[HELD_OUT] == declared
+
+    again = TrayType(HELD_OUT, designs={Side.OBVERSE: family})  # name and diameter left blank
+    TrayEnrolment(tmp_path / "home", gallery_dir).enrol(embedder)(again, looks)
+    assert load_catalog(gallery_dir / "catalog.json")[HELD_OUT] == declared
+    (kept,) = (tmp_path / "home" / ENROLMENTS).iterdir()  # the folder kept to enrol again after a new embedder
+    assert 'lookalikes = ["t0005"]' in (kept / "catalog" / HELD_OUT / "coin.toml").read_text()
+    station = Pipeline.load(tmp_path / "home", gallery_home=gallery_dir.parent)
+    verdict = station.run(Frame(tray_world.fresh.image), HELD_OUT)
+    assert verdict.decision is Decision.FLAG and any("lookalike (t0005)" in r for r in verdict.reasons)
+
+
+def _tray_frames(world: TrayWorld) -> tuple[tuple[Side, Frame], ...]:
+    return ((Side.OBVERSE, world.obverse), (Side.REVERSE, world.reverse))
