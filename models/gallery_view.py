@@ -4,7 +4,7 @@ types its own references are mistaken for (:data:`LOOKALIKE_RATE`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,9 @@ class GalleryView:
             ``self_similarity``, ``lookalike_rate``, ``lookalike_of``) this one takes instead of measuring its own:
             a view holding station references beside the enrolment photos judges each coin against all of them,
             but describes each type as its enrolment did, the way the calibration galleries were.
+        declared_shared: design names the catalogue declares (``obverse_design``/``reverse_design`` of
+            ``coin.toml``): shared even while only one enrolled type shows them, since a declared name is a
+            family's design and a coin showing it proves nothing of the type.
 
     Raises:
         ValueError: mismatched lengths, or ``statistics`` holds other types.
@@ -66,6 +69,7 @@ class GalleryView:
         lookalikes: Mapping[str, Sequence[str]] | None = None,
         signatures: FloatArray | None = None,
         statistics: GalleryView | None = None,
+        declared_shared: Collection[str] = (),
     ) -> None:
         if vectors.shape[0] != len(entries):
             raise ValueError(f"{vectors.shape[0]} vectors but {len(entries)} entries")
@@ -89,7 +93,10 @@ class GalleryView:
         # design -> which types show it
         self.design_types = np.zeros((len(designs), n_t), bool)
         self.design_types[self.ref_design, self.ref_type] = True
-        self.ref_shared: BoolArray = self.design_types.sum(axis=1)[self.ref_design] > 1
+        # a design shown by several enrolled types, or one the catalogue names as shared (a family's obverse of
+        # which one member is enrolled so far: its cups may still be any unenrolled member's)
+        named = np.array([d in declared_shared for d in designs], bool)
+        self.ref_shared: BoolArray = ((self.design_types.sum(axis=1) > 1) | named)[self.ref_design]
         self.starts: IntArray = np.searchsorted(self.ref_type, np.arange(n_t)).astype(np.int64)
         self.diameter: F64 = np.array(
             [np.nan if diameters.get(t) is None else float(diameters[t]) for t in self.types],  # type: ignore[arg-type]
@@ -195,6 +202,17 @@ class GalleryView:
         u = int(self.declared_lookalike[candidate])
         return self.types[u] if u >= 0 else None
 
+    def missing_own_side(self, t: int) -> str | None:
+        """Why no coin can prove type ``t``, when none can: ``None`` when ``t`` shows a design of its own; else the
+        side it has no references of (``"reverse"`` or ``"obverse"``), or ``""`` when both sides are enrolled and
+        each is a shared design. Turning a coin over then shows nothing of the type either."""
+        rows = self.type_rows(t)
+        if rows.size and not self.ref_shared[rows].all():
+            return None
+        enrolled = {int(k) for k in self.ref_side[rows]}
+        missing = [side for k, side in ((1, Side.REVERSE), (0, Side.OBVERSE)) if k not in enrolled]
+        return missing[0].value if missing else ""
+
     def measured_lookalikes(self) -> list[tuple[str, str, float]]:
         """``(type, lookalike, rate)`` for every type whose references the gallery mistakes for another type's
         at least :data:`LOOKALIKE_RATE` of the time, worst first (each pair once)."""
@@ -265,12 +283,13 @@ class GalleryView:
         diameters: Mapping[str, float | None] | None = None,
         lookalikes: Mapping[str, Sequence[str]] | None = None,
         statistics: GalleryView | None = None,
+        declared_shared: Collection[str] = (),
     ) -> GalleryView:
         """Build from a :class:`~models.gallery.Gallery` (reads every stored vector once)."""
         vectors, ids = gallery.vectors()
         entries = gallery.entries
         sigs = gallery.signatures(ids) if gallery.has_signatures else None
-        return cls(vectors, [entries[i] for i in ids], diameters, lookalikes, sigs, statistics)
+        return cls(vectors, [entries[i] for i in ids], diameters, lookalikes, sigs, statistics, declared_shared)
 
     @property
     def has_templates(self) -> bool:

@@ -616,9 +616,14 @@ class Pipeline:
         count = count_reason(coins.n, expected_count)
         decision = Decision.PASS if accepted and not count else Decision.FLAG
         calls = [call_coin(self.view, ev.scores, obs.type_arg, cand, j, templates) for j in range(coins.n)]
+        no_own_side = self.view.missing_own_side(cand)
+        if no_own_side is not None:  # turned over, a coin shows nothing of the type's own either
+            calls = [replace(c, to_turn=False) for c in calls]
         evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, calls, templates)
         reasons, turn_first = (
-            ([], False) if accepted else flag_reasons(self._findings(coins, obs, p, cand, calls, ev.scores.side))
+            ([], False)
+            if accepted
+            else flag_reasons(self._findings(coins, obs, p, cand, calls, ev.scores.side, no_own_side))
         )
         if count:  # the operator corrects the count and checks the cup again, as a new cup
             reasons, turn_first = [count, *reasons], False
@@ -704,10 +709,17 @@ class Pipeline:
         return tuple(out)
 
     def _findings(
-        self, coins: CupCoins, obs: Observation, p: float, cand: int, calls: list[CoinCall], sides: np.ndarray
+        self,
+        coins: CupCoins,
+        obs: Observation,
+        p: float,
+        cand: int,
+        calls: list[CoinCall],
+        sides: np.ndarray,
+        no_own_side: str | None = None,
     ) -> FlagFindings:
         """What a FLAG's reasons are written from (:func:`models.reasons.flag_reasons`); ``sides``: the candidate's
-        side each coin matched (``1``: reverse)."""
+        side each coin matched (``1``: reverse); ``no_own_side``: :meth:`GalleryView.missing_own_side`."""
         found = tuple(
             CoinFinding(
                 number=obs.coin_idx[j] + 1,
@@ -731,6 +743,7 @@ class Pipeline:
             unchecked=tuple(r.centre for r in obs.unexplained),
             setup_problem=obs.setup_problem,
             lookalike=self.view.declared(cand),
+            no_own_side=no_own_side,
             focus_median=float(np.median(coins.focus)) if coins.n else 1.0,
             focus_min=self.preprocess.focus_min,
             visible_mean=float(coins.visible.mean()) if coins.n else 1.0,
@@ -787,17 +800,21 @@ def station_view(
     adapter: EmbeddingAdapter | None = None,
 ) -> GalleryView:
     """The view the voter scores against: ``gallery`` (mapped by ``adapter``, when given) plus the station
-    references ``refs`` (of enrolled types), with the catalogue's diameters and declared lookalikes. Each type's
-    lookalike statistics come from ``gallery`` alone (``statistics`` of :class:`~models.gallery_view.GalleryView`),
-    measured once."""
+    references ``refs`` (of enrolled types), with the catalogue's diameters, declared lookalikes and declared shared
+    designs (shared even while one enrolled type shows them: a family's obverse of which one member is enrolled so
+    far proves nothing of the type). Each type's lookalike statistics come from ``gallery`` alone (``statistics``
+    of :class:`~models.gallery_view.GalleryView`), measured once."""
     diameters = {t: i.diameter_mm for t, i in (catalogue or {}).items()}
     lookalikes = catalog_lookalikes(catalogue or {})
+    declared = {d for i in (catalogue or {}).values() for d in (i.obverse_design, i.reverse_design) if d}
     if adapter is not None:
         gallery = adapted_gallery(gallery, adapter)
-    base = GalleryView.from_gallery(gallery, diameters, lookalikes)
+    base = GalleryView.from_gallery(gallery, diameters, lookalikes, declared_shared=declared)
     if refs is None or len(refs) == 0:
         return base
-    return GalleryView.from_gallery(with_references(gallery, refs), diameters, lookalikes, statistics=base)
+    return GalleryView.from_gallery(
+        with_references(gallery, refs), diameters, lookalikes, statistics=base, declared_shared=declared
+    )
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,9 @@ class FlagFindings:
         unchecked: centres of what differs from the empty tray where nothing was found.
         setup_problem: why the frame is not the station's camera as set up (``""``: none).
         lookalike: the expected type's declared lookalike (``None``: none).
+        no_own_side: the expected type shows no design of its own in the gallery, so no coin can prove it:
+            the side it has no photos of (``"reverse"``, ``"obverse"``), or ``""`` when both its enrolled sides
+            are shared designs (``None``: it has a design of its own).
         focus_median: the coins' median focus measure, and ``focus_min`` the floor under which they are blurred.
         visible_mean: the mean share of each coin's disc in view.
     """
@@ -81,6 +84,7 @@ class FlagFindings:
     unchecked: tuple[tuple[float, float], ...] = ()
     setup_problem: str = ""
     lookalike: str | None = None
+    no_own_side: str | None = None
     focus_median: float = 1.0
     focus_min: float = 0.0
     visible_mean: float = 1.0
@@ -106,6 +110,12 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
     )
     if f.lookalike is not None and n:  # a date to read needs a coin to read it on
         front.append(f"the type {f.expected} has a lookalike ({f.lookalike}) — check the date and mint mark by eye")
+    if f.no_own_side is not None and n:
+        front.append(
+            f"the type {f.expected} has no side of its own enrolled, "
+            + (f"no {f.no_own_side} photos" if f.no_own_side else "both its sides are shared designs")
+            + f" — no coin can prove it: enrol its {f.no_own_side or 'own side'}"
+        )
     bad = sorted((c for c in f.coins if c.looks_like_rival), key=lambda c: c.margin)
     cut = [c.number for c in f.coins if c.partial]
     edge = []
@@ -117,9 +127,19 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
         )
     named = [c for c in bad if not c.partial]
     looks = [_looks(c) for c in named[:MAX_LOOKALIKE_REASONS]]
-    if len(named) > MAX_LOOKALIKE_REASONS:
-        more = len(named) - MAX_LOOKALIKE_REASONS
-        looks.append("1 more coin looks like another type" if more == 1 else f"{more} more coins look like other types")
+    rest = named[MAX_LOOKALIKE_REASONS:]
+    alike = sum(1 for c in rest if c.rival_score >= WEAK_MATCH)
+    if alike:
+        looks.append(
+            "1 more coin looks like another type" if alike == 1 else f"{alike} more coins look like other types"
+        )
+    if len(rest) > alike:  # the others resemble nothing enrolled (:func:`_looks`)
+        weak = len(rest) - alike
+        looks.append(
+            "1 more coin matches no enrolled type well"
+            if weak == 1
+            else f"{weak} more coins match no enrolled type well"
+        )
     to_turn = [c for c in f.coins if c.to_turn]
     shared = [c.number for c in to_turn]
     face = _shared_face({c.side for c in to_turn})
@@ -203,6 +223,7 @@ class ReasonKind(StrEnum):
     TURN = "turn"
     LOOKS_LIKE = "looks_like"
     LOOKALIKE_TYPE = "lookalike_type"
+    ENROLMENT = "enrolment"
     OBJECT = "object"
     UNCHECKED = "unchecked"
     NO_COINS = "no_coins"
@@ -221,6 +242,7 @@ LABELS: dict[ReasonKind, str] = {
     ReasonKind.TURN: "a coin on a shared face: turn it over",
     ReasonKind.LOOKS_LIKE: "a coin looks like another type",
     ReasonKind.LOOKALIKE_TYPE: "the type has a declared lookalike",
+    ReasonKind.ENROLMENT: "the type has no side of its own enrolled",
     ReasonKind.OBJECT: "an object that is not a coin",
     ReasonKind.UNCHECKED: "something the empty tray does not show",
     ReasonKind.NO_COINS: "no coins found",
@@ -244,6 +266,9 @@ _PHRASES: tuple[tuple[str, ReasonKind], ...] = (
     (" looks like ", ReasonKind.LOOKS_LIKE),
     (" matches no enrolled type", ReasonKind.LOOKS_LIKE),
     ("look like other types", ReasonKind.LOOKS_LIKE),
+    ("looks like another type", ReasonKind.LOOKS_LIKE),
+    (" match no enrolled type", ReasonKind.LOOKS_LIKE),
+    ("has no side of its own enrolled", ReasonKind.ENROLMENT),
     ("is not a coin", ReasonKind.OBJECT),
     ("differs from the empty tray", ReasonKind.UNCHECKED),
     ("no coins found", ReasonKind.NO_COINS),

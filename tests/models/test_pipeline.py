@@ -510,3 +510,44 @@ def test_a_family_members_own_side_is_named_not_sent_to_be_turned() -> None:
     scores, type_arg = _one_coin_scores(view, e[0] + 1.1 * e[2], "a")
     call = call_coin(view, scores, type_arg, a, 0)
     assert call.to_turn and not call.plain
+
+
+def _gallery_without(gallery: Gallery, drop: set[tuple[str, Side]]) -> Gallery:
+    """``gallery`` less the references of the ``(type, side)`` pairs in ``drop``."""
+    vectors, ids = gallery.vectors()
+    entries = gallery.entries
+    keep = [k for k, i in enumerate(ids) if (entries[i].type_id, entries[i].side) not in drop]
+    out = Gallery(gallery.dim, gallery.embedder_version)
+    out.add(vectors[keep], [entries[ids[k]] for k in keep])
+    return out
+
+
+def test_a_declared_family_obverse_proves_nothing_while_one_member_is_enrolled(
+    parts: tuple[Bundle, Gallery, Embedder],
+) -> None:
+    """t0009 and t0010 share the obverse f001-obv. With t0010 not enrolled, t0009 alone shows it, and a cup of
+    t0010 lying obverse up was judged as if that face were t0009's own; its catalogue names the design shared."""
+    bundle, gallery, embedder = parts
+    lone = _gallery_without(gallery, {("t0010", Side.OBVERSE), ("t0010", Side.REVERSE)})
+    cup = [reference_image("t0010", Side.OBVERSE)] * 5
+    undeclared = Pipeline.from_parts(bundle, lone, embedder=embedder).run_crops(cup, "t0009")
+    catalogue = {"t0009": TypeInfo("t0009", "t0009", None, obverse_design="f001-obv")}
+    declared = Pipeline.from_parts(bundle, lone, embedder=embedder, catalogue=catalogue)
+    v = declared.run_crops(cup, "t0009")
+    assert undeclared.p_correct > 0.0  # the face counted as t0009's own: only the voter stood in the way
+    assert v.decision == Decision.FLAG and v.p_correct == 0.0
+    assert "only the shared obverse is visible — turn coins 1, 2, 3, 4, 5 over" in v.reasons
+    assert declared.view.missing_own_side(declared.view.type_index["t0009"]) is None  # its reverse is its own
+
+
+def test_a_type_enrolled_on_its_shared_side_alone_is_sent_to_be_enrolled_not_turned_again(
+    parts: tuple[Bundle, Gallery, Embedder],
+) -> None:
+    bundle, gallery, embedder = parts
+    pipe = Pipeline.from_parts(bundle, _gallery_without(gallery, {("t0001", Side.REVERSE)}), embedder=embedder)
+    said = "the type t0001 has no side of its own enrolled, no reverse photos — no coin can prove it: enrol its reverse"
+    for side in (Side.REVERSE, Side.OBVERSE):  # turned over or not, nothing can prove it
+        v = pipe.run_crops([reference_image("t0001", side)] * 4, "t0001")
+        assert v.decision == Decision.FLAG and v.p_correct == 0.0
+        assert v.reasons[0] == said and not v.turn_first, v.reasons
+        assert not any("turn" in r for r in v.reasons)

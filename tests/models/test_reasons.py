@@ -254,3 +254,37 @@ def test_a_score_just_under_the_threshold_is_written_apart_from_it(p: float, thr
     reasons, _ = flag_reasons(findings(CLEAN, p_correct=p, threshold=threshold))
     assert reasons == [f"not sure enough: {said}"]
     assert reason_kind(reasons[0]) is ReasonKind.NOT_SURE
+
+
+def test_coins_left_uncounted_that_resemble_nothing_enrolled_are_not_said_to_look_like_other_types() -> None:
+    strong = [CoinFinding(number=k, margin=-0.2 - k / 100, rival="t0009", rival_score=0.9) for k in range(1, 5)]
+    weak = [CoinFinding(number=k, margin=-0.01 * k, rival="t0003", rival_score=0.3) for k in range(5, 7)]
+    reasons, _ = flag_reasons(findings(*strong, *weak))
+    # three named worst first, then one more like another type and the two that match nothing well
+    assert reasons[MAX_LOOKALIKE_REASONS:] == [
+        "1 more coin looks like another type",
+        "2 more coins match no enrolled type well",
+    ]
+    assert reason_kinds(reasons) == {ReasonKind.LOOKS_LIKE}
+
+
+@pytest.mark.parametrize(
+    ("missing", "said"),
+    [
+        (
+            "reverse",
+            "the type t0002 has no side of its own enrolled, no reverse photos — no coin can prove it: "
+            "enrol its reverse",
+        ),
+        (
+            "",
+            "the type t0002 has no side of its own enrolled, both its sides are shared designs — no coin can "
+            "prove it: enrol its own side",
+        ),
+    ],
+)
+def test_a_type_without_a_side_of_its_own_is_sent_to_be_enrolled_not_turned(missing: str, said: str) -> None:
+    reasons, turn_first = flag_reasons(findings(CLEAN, CLEAN, expected="t0002", no_own_side=missing))
+    assert reasons == [said] and not turn_first
+    assert reason_kind(said) == ReasonKind.ENROLMENT
+    assert flag_reasons(findings(expected="t0002", no_own_side=missing))[0] == ["no coins found"]
