@@ -409,7 +409,8 @@ class ReviewController(QObject):
         before.setVisible(item.recheck_of is not None)
         self.view.summary.setText(
             f"<b>Cup {cup_id}</b>{_who(item)} — expected <b>{item.expected_type}</b>, station said "
-            f"<b>{item.decision.value.upper()}</b> (p = {score_of(item.p_correct, item.threshold)}, {needs(item.threshold, item.p_correct)}); "
+            f"<b>{item.decision.value.upper()}</b> (p = {score_of(item.p_correct, item.threshold)}, "
+            f"{needs(item.threshold, item.p_correct)}); "
             f"{item.mismatch_share:.0%} of {item.n_coins} coins matched another type best."
             + (f"<br>Why: {html.escape('; '.join(item.reasons))}" if item.reasons else "")
             + (
