@@ -172,7 +172,10 @@ class Bundle:
     @property
     def calibration_detector(self) -> str:
         """The detector version that cut the calibration cups, the one the PASS guarantee holds for (after
-        ``cupcheck train recalibrate``, the detector of that run; else the one the voter was trained with)."""
+        ``cupcheck train recalibrate``, the detector of that run; else the one the voter was trained with). ``""``
+        when the last recalibration cut its cups from their true masks (``--instances gt``): no detector's."""
+        if self.train.get("calibration_instances") == "gt":
+            return ""
         return str(self.train.get("calibration_detector") or self.detector_version)
 
     @property

@@ -128,7 +128,7 @@ def detector_mismatch(bundle: Bundle, detector: InstanceSource | None) -> str:
     """
     version = str(getattr(detector, "version", "") or "")
     certified = bundle.calibration_detector
-    if version and not certified and _calibrated_on_true_masks(bundle):
+    if version and _calibrated_on_true_masks(bundle):  # whatever detector the voter was trained with
         return (
             "the PASS threshold was certified on calibration cups cut from their true masks (ground truth), not "
             f"on the cuts of a detector, and the detector in use is {version}: the guarantee is not certified for "

@@ -18,7 +18,8 @@ their coins the way :func:`models.train.cup_cache.virtual_cups` draws them from 
   two folds; the cups drawn from one fold's coins are judged against a gallery of the other fold's, so no coin is
   matched against its own crop, another crop of the same photo or a re-shot of itself. Each fold keeps one of its
   scenes apart for validation (:func:`val_scenes`): the val cups are drawn from its coins alone, and no training
-  cup holds them or judges against them (the galleries hold the other fold's training scenes only);
+  cup holds them or judges against them (the galleries hold the other fold's training scenes only). A scene whose
+  coins another scene lays out anew (:func:`relaid_scenes`: the won photos) never validates;
 * testing (:func:`real_test_table`): cups drawn from ``crops/test`` coins, judged against a gallery of every
   ``crops/train`` coin, as the real-photo evaluation enrols it.
 """
@@ -182,19 +183,33 @@ def scene_groups(photo: np.ndarray, type_id: np.ndarray) -> np.ndarray:
     return np.array([scene[p] for p in photo.tolist()], dtype=object).astype(str) if photo.size else photo.copy()
 
 
+def relaid_scenes(coins: RealCoins) -> set[str]:
+    """The scenes whose coins another scene shows again, laid out anew: the scenes of photos named by the time they
+    were taken on one day, when that day has several (the 9 won photos are three layouts, hours apart, of one set of
+    about 48 coins: 36/24/41/10, 36/24/41/9 and 36/24/40/10 coins of its four types)."""
+    days: dict[str, set[str]] = {}
+    for g in set(coins.scene.tolist()):
+        if m := _TIMED.match(g):
+            days.setdefault(m.group(1), set()).add(g)
+    return {g for scenes in days.values() if len(scenes) > 1 for g in scenes}
+
+
 def val_scenes(coins: RealCoins, rows: np.ndarray, share: float) -> np.ndarray:
     """Which of the coins ``rows`` (one fold's) are kept for validation: those of the one scene whose size is nearest
-    ``share`` of the fold's coins (ties by a hash of its name), or none when the fold holds a single scene.
+    ``share`` of the fold's coins (ties by a hash of its name), or none when the fold holds a single scene. A scene
+    whose coins another scene shows again (:func:`relaid_scenes`) is never kept: its coins would be trained on.
 
     Returns:
         ``(rows.size,)`` bool.
     """
     scene = coins.scene[rows]
     names, sizes = np.unique(scene, return_counts=True)
-    if names.size < 2:
+    relaid = relaid_scenes(coins)
+    eligible = [i for i in range(names.size) if str(names[i]) not in relaid]
+    if names.size < 2 or not eligible:
         return np.zeros(rows.size, bool)
     target = share * rows.size
-    best = min(range(names.size), key=lambda i: (abs(int(sizes[i]) - target), stable_fraction(str(names[i]), VAL_SALT)))
+    best = min(eligible, key=lambda i: (abs(int(sizes[i]) - target), stable_fraction(str(names[i]), VAL_SALT)))
     return np.asarray(scene == names[best], bool)
 
 

@@ -238,10 +238,12 @@ def _mint_folder(folder: Path, seed: int) -> Path:
 
 def test_a_set_rendered_with_one_of_the_detectors_training_seeds_is_not_called_held_out(tmp_path: Path) -> None:
     settings = DetectorSettings.from_dict(json.loads((DEFAULT_DIR / SIDECAR).read_text(encoding="utf-8")))
-    assert training_seeds(settings) == (21, 22, 23, 24)  # the shipped detector's stages 3-7 (models/weights/README)
+    # the shipped detector's stages 1-2 (its parent's 12-type mints) and 3-7 (models/weights/README)
+    assert training_seeds(settings) == (1, 11, 21, 22, 23, 24)
     seen = held_out(settings, _mint_folder(tmp_path / "s24", 24))
     assert not seen.held_out
-    assert "mint seed 24, one the detector" in seen.line and "seeds 21, 22, 23, 24" in seen.line
+    assert "mint seed 24, one the detector" in seen.line and "seeds 1, 11, 21, 22, 23, 24" in seen.line
+    assert not held_out(settings, _mint_folder(tmp_path / "s1", 1)).held_out  # the parent's first mint
     fresh = held_out(settings, _mint_folder(tmp_path / "s103", 103))
     assert fresh.held_out and fresh.line.startswith("Held out:") and "mint seed 103" in fresh.line
     unknown = held_out(replace(settings, extra={}), tmp_path / "s103")

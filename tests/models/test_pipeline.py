@@ -347,6 +347,13 @@ def test_a_bundle_calibrated_on_true_masks_is_named_uncertified_for_a_detectors_
     # recalibrated on true masks again: still not certified for a detector
     again = replace(gt, train={**gt.train, "calibration_instances": "gt", "calibration_detector": ""})
     assert "true masks" in Pipeline.from_parts(again, gallery, embedder=embedder, detector=_Versioned("d")).uncertified
+    # a voter trained on det-2's cuts, then recalibrated on true masks: no longer certified for det-2 either
+    trained = replace(bundle, detector_version="det-2", train={**bundle.train, "instances": "detector"})
+    assert Pipeline.from_parts(trained, gallery, embedder=embedder, detector=_Versioned("det-2")).uncertified == ""
+    regt = replace(trained, train={**trained.train, "calibration_instances": "gt", "calibration_detector": ""})
+    assert regt.calibration_detector == ""
+    warning = Pipeline.from_parts(regt, gallery, embedder=embedder, detector=_Versioned("det-2")).uncertified
+    assert "true masks" in warning and "det-2" in warning
 
 
 def test_a_coin_whose_matches_put_the_expected_type_first_is_not_named_as_another(tray_world: TrayWorld) -> None:
