@@ -3,8 +3,9 @@
 A cup checked again after its coins were turned, or after a FLAG given for the camera alone once the camera was
 back in place, counts once, with its last check's verdict. The report says how
 many cups passed (as they lay, or after turning), what the FLAGs were for, what people found in the flagged cups
-they ruled on, how right the PASSes were that a person checked (the audit: the only field measure of PASS
-precision), per day, station, operator and model. Markdown with two PNG plots, and every check as CSV.
+they ruled on, how right the PASSes drawn for a person to check were (the audit: the only field measure of PASS
+precision; other PASSes ruled on are counted apart), per day, station, operator and model. Markdown with two PNG
+plots, and every check as CSV.
 
 Plots use matplotlib's object API on the Agg canvas (no pyplot, no GUI), like :mod:`calibration.reports`.
 """
@@ -134,9 +135,11 @@ class Review:
         wrong: flagged cups a person ruled to hold a wrong coin (or a damaged one): FLAGs that caught something.
         clean: flagged cups a person ruled all right: FLAGs that cost a look and found nothing.
         waiting: flagged cups nobody has ruled on yet.
-        audited: passed cups a person checked anyway (the PASS audit).
+        audited: passed cups drawn for the PASS audit that a person ruled on.
         audited_wrong: audited PASSes that held a wrong coin.
         waits_h: for each flagged cup ruled on, hours from its FLAG to a person's first ruling.
+        ruled_undrawn: passed cups a person ruled on that the audit did not draw (a complaint, a close call): no
+            random sample, so not in the audit's numbers, but ruled on all the same.
     """
 
     flagged: int
@@ -146,6 +149,7 @@ class Review:
     audited: int
     audited_wrong: int
     waits_h: tuple[float, ...] = ()
+    ruled_undrawn: int = 0
 
     def wait_h(self, q: float) -> float:
         """The ``q`` quantile (0.5: the median) of :attr:`waits_h` in hours (``nan`` for none)."""
@@ -161,7 +165,7 @@ def review(cups: Iterable[CupOutcome], audit_share: float) -> Review:
     """Tally people's rulings on ``cups`` (a cup's rulings are those on its last check); the PASS audit counts the
     PASSes the review window drew at ``audit_share`` (:func:`db.records.audit_pick`), a random sample, and no PASS
     a supervisor looked at for another reason (a complaint, a close call)."""
-    flagged = wrong = clean = waiting = audited = audited_wrong = 0
+    flagged = wrong = clean = waiting = audited = audited_wrong = undrawn = 0
     waits: list[float] = []
     for c in cups:
         ruled, bad = c.last.ruled, c.last.wrong
@@ -169,6 +173,7 @@ def review(cups: Iterable[CupOutcome], audit_share: float) -> Review:
             drawn = ruled and audit_pick(c.last.cup_id, audit_share)
             audited += drawn
             audited_wrong += drawn and bad
+            undrawn += ruled and not drawn
             continue
         if c.recounted:  # the operator's to put right, not a person's to rule on
             continue
@@ -181,7 +186,7 @@ def review(cups: Iterable[CupOutcome], audit_share: float) -> Review:
             wrong += 1
         else:
             clean += 1
-    return Review(flagged, wrong, clean, waiting, audited, audited_wrong, tuple(waits))
+    return Review(flagged, wrong, clean, waiting, audited, audited_wrong, tuple(waits), undrawn)
 
 
 @dataclass(frozen=True)
@@ -480,15 +485,29 @@ def headline(summary: ActivitySummary) -> list[str]:
             f"orders with more than one cup passed: {len(summary.passed_again)} ({named}{more}): a second cup shipped "
             "for a filled order, or an order of several cups (cupcheck order NUMBER shows each)"
         )
-    if r.audited:
-        lines.append(
-            f"PASS audit: {r.audited} PASSes checked by a person, {r.audited_wrong} wrong: precision "
-            f"{_pct((r.audited - r.audited_wrong) / r.audited)}, at least {_pct(r.pass_precision_lower)} with 95 % "
-            "confidence"
-        )
-    else:
-        lines.append("PASS audit: no PASS of this period was checked by a person")
+    lines.append(_audit_line(r))
     return lines
+
+
+def _audit_line(r: Review) -> str:
+    """The PASS audit's line: what the PASSes drawn for it showed, and the PASSes ruled on for another reason, said
+    apart since they are no random sample (a supervisor looks at a PASS after a complaint)."""
+    n = r.ruled_undrawn
+    ruled = f"{_passes(n)}, not drawn for it, {'was' if n == 1 else 'were'} ruled on"
+    if not r.audited:
+        return "PASS audit: no PASS drawn for the audit was ruled on" + (f" (but {ruled})" if n else "")
+    others = f" ({ruled})" if n else ""
+    precision = (r.audited - r.audited_wrong) / r.audited
+    return (
+        f"PASS audit: {_passes(r.audited, '')} drawn for it {'was' if r.audited == 1 else 'were'} ruled on, "
+        f"{r.audited_wrong} wrong: precision {_pct(precision)}, at least {_pct(r.pass_precision_lower)} with 95 % "
+        f"confidence{others}"
+    )
+
+
+def _passes(n: int, other: str = "other ") -> str:
+    """``"1 other PASS"``, ``"3 other PASSes"``."""
+    return f"{n} {other}PASS{'' if n == 1 else 'es'}"
 
 
 def write_activity_report(folder: Path, summary: ActivitySummary, checks: Sequence[CupActivity]) -> Path:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 EXIT_UNKNOWN = 1
 """Exit status when no cup of the order was ever checked."""
+COUNTED_AT_MOST = 10_000
+"""The most checks of one order read to say how many ``--limit`` left out (more are said as "at least")."""
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -39,7 +41,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("number", metavar="NUMBER", help="the order number, as scanned")
     add_site_options(p, models=False, gallery=False)
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N checks, the newest (20)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=20,
+        metavar="N",
+        help="at most N checks, the newest (20); how many older ones are left out is said",
+    )
     p.add_argument("--out", default=None, metavar="DIR", help="copy each check's photograph into DIR")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -61,7 +69,13 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     try:
         repo = VerdictRepository(engine, site.home, store=site.store)  # read only: no migration, no write
-        checks = repo.order_checks(number, limit)
+        checks = repo.order_checks(number, limit + 1)
+        older, more = 0, ""
+        if len(checks) > limit:  # rare: an order checked more often than shown; read how many were left out
+            cap = max(COUNTED_AT_MOST, limit + 1)
+            counted = len(repo.order_checks(number, cap))
+            older, more = counted - limit, "at least " if counted >= cap else ""
+            checks = checks[:limit]
         for c in checks:
             photo = None if not c.photo or c.photo == PRUNED_REF else repo.store.path(c.photo)
             problem = _photo_problem(c.photo, photo, PRUNED_REF)
@@ -92,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if args.json:
-        print(json.dumps({"order": number, "checks": rows}, indent=1))
+        doc = {"order": number, "checks": rows, "truncated": older > 0, "older_not_shown": older}
+        print(json.dumps(doc, indent=1))
     elif not rows:
         print(f"no cup of order {number} was ever checked")
     else:
@@ -106,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
             for reason in c.reasons:
                 print(f"  - {reason}")
             print(f"  photo: {r['copied_to'] or r['photo'] or r['photo_problem']}")
+        if older:
+            print(
+                f"{more}{older} older check{'s' if older != 1 else ''} not shown (--limit {limit + older} shows them)"
+            )
     return 0 if rows else EXIT_UNKNOWN
 
 
@@ -130,14 +149,17 @@ def _file_name(number: str) -> str:
 
 def _export(out: Path, number: str, check: OrderCheck, photo: Path, coins: Sequence[StoredCoin]) -> Path:
     """Copy the photograph into ``out`` as it was taken, and beside it the same photograph with the coins the
-    station found outlined and numbered (green: matched the expected type); returns the copy."""
+    station found outlined and numbered (green: matched the expected type); returns the copy. The files are named
+    by the order, the second, the station, the cup and the verdict: two cups of an order checked in one second (at
+    two stations, or a cup and its re-check) keep a photograph each."""
     import cv2
     import numpy as np
 
     from station.controllers.overlay import draw_coins
 
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{_file_name(number)}_{check.at.astimezone():%Y%m%d-%H%M%S}_{check.decision.value}"
+    when = f"{check.at.astimezone():%Y%m%d-%H%M%S}"
+    stem = f"{_file_name(number)}_{when}_{_file_name(check.station)}_cup{check.cup_id}_{check.decision.value}"
     copied = out / f"{stem}{photo.suffix}"
     shutil.copy2(photo, copied)
     image = cv2.imread(str(photo), cv2.IMREAD_COLOR)

@@ -57,21 +57,45 @@ def period(args: argparse.Namespace, now: datetime | None = None) -> tuple[datet
     """The period ``--days`` / ``--since`` / ``--until`` name: local midnights, the end excluded (at most now).
 
     Raises:
-        CliError: a malformed date, ``--days`` below 1, or an end before the start.
+        CliError: a malformed date, ``--days`` below 1, an end before the start, a day the calendar or the clock
+            cannot reach (``--since 0001-01-01`` in a zone ahead of UTC), or a period that starts no earlier than now.
     """
     now = (now or datetime.now()).astimezone()
     until_day = _day("--until", args.until) if args.until else now.date()
     if args.since:
-        since_day = _day("--since", args.since)
+        first, since_day = "--since", _day("--since", args.since)
     else:
         days = DEFAULT_DAYS if args.days is None else check_at_least("--days", args.days, 1)
-        since_day = until_day - timedelta(days=days - 1)
+        first, since_day = "--days", _shifted("--days", until_day, -(days - 1))
     if since_day > until_day:
         raise CliError(f"--since {since_day} is after --until {until_day}")
-    # each midnight at its own offset: a period across a change to or from summer time is not shifted an hour
-    since = datetime.combine(since_day, time()).astimezone()
-    until = min(datetime.combine(until_day + timedelta(days=1), time()).astimezone(), now)
+    since = _midnight(first, since_day)
+    # a last day from today on ends now (9999-12-31 too, whose next midnight no clock reaches)
+    until = now if until_day >= now.date() else min(_midnight("--until", until_day + timedelta(days=1)), now)
+    if since >= until:
+        which = "--since" if args.since else "--until"  # --days counts back from --until
+        raise CliError(
+            f"the period starts at {since:%Y-%m-%d %H:%M}, not before now ({now:%Y-%m-%d %H:%M}): nothing can have "
+            f"been checked in it; give a {which} in the past"
+        )
     return since, until
+
+
+def _shifted(flag: str, day: date, days: int) -> date:
+    """``day`` moved by ``days`` (back, when negative); a day past the calendar's ends names ``flag``."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError as err:
+        raise CliError(f"{flag} reaches back past the calendar's first day (0001-01-01) from {day}") from err
+
+
+def _midnight(flag: str, day: date) -> datetime:
+    """The local midnight that starts ``day``, at its own offset (a period across a change to or from summer time is
+    not shifted an hour); a day the clock cannot reach names ``flag``."""
+    try:
+        return datetime.combine(day, time()).astimezone()
+    except (ValueError, OverflowError) as err:
+        raise CliError(f"{flag} {day} is before the first day this clock can name ({err}): give a later day") from err
 
 
 def run(args: argparse.Namespace) -> int:

@@ -158,6 +158,8 @@ class OrderLookup(Protocol):
 
 HEADER_NAMES = frozenset({"order", "type", "count"})
 """Cells that make a first row of ``orders.csv`` a header."""
+DEFAULT_COLUMNS = {"order": 0, "type": 1, "count": 2}
+"""Where the columns of an ``orders.csv`` without a header stand."""
 
 
 class OrderBook:
@@ -167,14 +169,21 @@ class OrderBook:
     Args:
         orders: order number → type id.
         counts: order number → how many coins it asks for (orders not named: any number).
+        comment_lines: the file's line numbers read as comments (``#`` rows before the header), for a caller to say.
 
     Raises:
         ValueError: a count below 1.
     """
 
-    def __init__(self, orders: Mapping[str, str] | None = None, counts: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        orders: Mapping[str, str] | None = None,
+        counts: Mapping[str, int] | None = None,
+        comment_lines: Iterable[int] = (),
+    ) -> None:
         self._orders = {k.strip(): v.strip() for k, v in (orders or {}).items()}
         self._counts = {k.strip(): int(v) for k, v in (counts or {}).items()}
+        self._comments = tuple(comment_lines)
         low = {k: v for k, v in self._counts.items() if v < 1}
         if low:
             raise ValueError(f"an order is for at least one coin: {low}")
@@ -194,14 +203,20 @@ class OrderBook:
         """Every ``(order, type)``, in the file's order."""
         return list(self._orders.items())
 
+    @property
+    def comment_lines(self) -> tuple[int, ...]:
+        """The line numbers of ``orders.csv`` read as comments, not orders (``#`` rows above its header)."""
+        return self._comments
+
     @classmethod
     def from_csv(cls, path: Path) -> OrderBook:
-        """Read ``order,type[,count]`` rows; empty when the file is absent. A first row (blank and ``#`` rows aside)
-        with a cell ``order``,
-        ``type`` or ``count`` (any case) is a header: its ``order``, ``type`` and (optional) ``count`` columns are
-        read wherever they stand, and other columns are ignored (an order system's export as it is, a spreadsheet's
-        byte-order mark included). An empty count: any number of coins. A later row of an order replaces the
-        earlier one.
+        """Read ``order,type[,count]`` rows; empty when the file is absent. The first row that is not blank and does
+        not start with ``#`` is a header when it has a cell ``order``, ``type`` or ``count`` (any case): its
+        ``order``, ``type`` and (optional) ``count`` columns are read wherever they stand, and other columns are
+        ignored (an order system's export as it is, a spreadsheet's byte-order mark included). Rows starting with
+        ``#`` before that header are comments (:attr:`comment_lines` names them); every other row that is not blank
+        is an order, ``#`` and all (Shopify numbers its orders ``#1001``), so no order is ever passed over. An empty
+        count: any number of coins. A later row of an order replaces the earlier one.
 
         Raises:
             ValueError: a row without an order and a type, a header without an ``order`` or a ``type`` column, or
@@ -209,33 +224,25 @@ class OrderBook:
         """
         if not path.is_file():
             return cls()
-        orders: dict[str, str] = {}
-        counts: dict[str, int] = {}
-        columns = {"order": 0, "type": 1, "count": 2}
         try:
             content = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as err:
             raise ValueError(
                 f"{path}: not UTF-8 text (byte {err.start}): save it from the order system or spreadsheet as CSV UTF-8"
             ) from err
-        first = True  # the first row that is not blank or a comment may be the header
-        for number, row in enumerate(csv.reader(io.StringIO(content, newline="")), start=1):
-            if not any(cell.strip() for cell in row) or row[0].startswith("#"):
-                continue
-            names = [cell.strip().lower() for cell in row]
-            if first and HEADER_NAMES & set(names):
-                lacking = [name for name in ("order", "type") if name not in names]
-                if lacking:
-                    raise ValueError(
-                        f"{path}:{number}: the header names no {' or '.join(map(repr, lacking))} column: {row!r}"
-                    )
-                columns = {name: names.index(name) for name in ("order", "type", "count") if name in names}
-                first = False
-                continue
-            first = False
+        rows = [
+            (number, row)
+            for number, row in enumerate(csv.reader(io.StringIO(content, newline="")), start=1)
+            if any(cell.strip() for cell in row)
+        ]
+        columns, comments, data = _layout(path, rows)
+        orders: dict[str, str] = {}
+        counts: dict[str, int] = {}
+        for number, row in data:
             order, type_id, text = (_cell(row, columns, name) for name in ("order", "type", "count"))
             if not order or not type_id:
-                raise ValueError(f"{path}:{number}: expected 'order,type[,count]', got {row!r}")
+                hint = " (a row starting with # is a comment only above the header row)" if _hashed(row) else ""
+                raise ValueError(f"{path}:{number}: expected 'order,type[,count]', got {row!r}{hint}")
             orders[order] = type_id
             counts.pop(order, None)
             if text:
@@ -244,7 +251,40 @@ class OrderBook:
                         f"{path}:{number}: the count of order {order} must be a whole number ≥ 1, got {text!r}"
                     )
                 counts[order] = int(text)
-        return cls(orders, counts)
+        return cls(orders, counts, comments)
+
+
+Row = tuple[int, list[str]]
+"""A CSV row that is not blank, with its line number."""
+
+
+def _hashed(row: list[str]) -> bool:
+    """Whether a row's first cell starts with ``#`` (a comment above the header, an order below it)."""
+    return bool(row) and row[0].strip().startswith("#")
+
+
+def _layout(path: Path, rows: list[Row]) -> tuple[dict[str, int], list[int], list[Row]]:
+    """Where ``orders.csv`` keeps each column, the line numbers of its comments and its order rows.
+
+    The header is the first row that does not start with ``#``, when it names a column; only the ``#`` rows above it
+    are comments, since no order stands above a header. Without a header every row is an order, ``#`` or not (a
+    file of Shopify orders: ``#1001,t0001,20``).
+
+    Raises:
+        ValueError: a header without an ``order`` or a ``type`` column.
+    """
+    at = next((k for k, (_, row) in enumerate(rows) if not _hashed(row)), None)
+    if at is None:
+        return dict(DEFAULT_COLUMNS), [], rows
+    number, row = rows[at]
+    names = [cell.strip().lower() for cell in row]
+    if not HEADER_NAMES & set(names):
+        return dict(DEFAULT_COLUMNS), [], rows
+    lacking = [name for name in ("order", "type") if name not in names]
+    if lacking:
+        raise ValueError(f"{path}:{number}: the header names no {' or '.join(map(repr, lacking))} column: {row!r}")
+    columns: dict[str, int] = {name: names.index(name) for name in ("order", "type", "count") if name in names}
+    return columns, [n for n, _ in rows[:at]], rows[at + 1 :]
 
 
 def read_orders(path: Path) -> tuple[OrderBook | None, str]:

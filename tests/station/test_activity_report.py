@@ -13,7 +13,7 @@ import cv2
 import pytest
 
 from calibration.risk import clopper_pearson_lower
-from db.records import CupActivity
+from db.records import CupActivity, audit_pick
 from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from models.reasons import ReasonKind
@@ -21,6 +21,7 @@ from models.types import Decision
 from station.activity_report import follow_rechecks, headline, summarise, write_activity_report
 from station.cli import main
 from station.commands.report import period
+from station.errors import CliError
 from tests.db.factories import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, make_record
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -140,7 +141,7 @@ def test_the_report_writes_markdown_plots_and_every_check(tmp_path: Path) -> Non
     path = write_activity_report(tmp_path / "rep", s, checks)
     text = path.read_text()
     assert "- 2 cups (3 checks): 1 passed as they lay, 1 after turning, 0 to a person; auto-pass 100.0 %" in text
-    assert "PASS audit: no PASS of this period was checked by a person" in text
+    assert "PASS audit: no PASS drawn for the audit was ruled on\n" in text
     assert "| olga | 2 | 1 | 1 | 0 | 100.0 % | 150 ms | 2 |" in text
     assert "| t1 | 2 | 100.0 % | 0 | 0 | — |" in text
     for png in ("days.png", "reasons.png"):
@@ -183,6 +184,60 @@ def test_a_period_across_the_change_to_summer_time_starts_at_local_midnight(monk
     finally:
         monkeypatch.undo()  # the zone the tests ran in, before the next test
         time.tzset()
+
+
+def test_a_period_that_starts_after_now_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    now = datetime(2026, 12, 7, 13, 24).astimezone()
+    with pytest.raises(CliError, match=r"starts at 2027-01-01 00:00, not before now \(2026-12-07 13:24\).* --since"):
+        period(_args(since="2027-01-01", until="2027-01-02"), now)
+    with pytest.raises(CliError, match=r"starts at 2027-01-04 00:00, not before now .* give a --until in the past"):
+        period(_args(days=2, until="2027-01-05"), now)  # --days counts back from --until
+    since, until = period(_args(since="2026-12-01", until="9999-12-31"), now)  # a last day from today on ends now
+    assert (since.date().isoformat(), until) == ("2026-12-01", now)
+    out = ["--out", str(tmp_path / "rep")]
+    assert main(["report", "--home", str(tmp_path), "--since", "2999-01-01", "--until", "2999-01-02", *out]) == 2
+    assert "not before now" in capsys.readouterr().err and not (tmp_path / "rep").exists()
+
+
+def test_a_first_day_past_the_calendar_names_its_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")  # ahead of UTC: 0001-01-01 00:00 here is in the year 0 in UTC
+    time.tzset()
+    try:
+        now = datetime(2026, 3, 30, 12, 0).astimezone()
+        with pytest.raises(CliError, match=r"--since 0001-01-01 is before the first day this clock can name"):
+            period(_args(since="0001-01-01"), now)
+        assert period(_args(since="0001-01-02"), now)[0].date().isoformat() == "0001-01-02"
+        with pytest.raises(CliError, match=r"--days reaches back past the calendar's first day"):
+            period(_args(days=1_000_000), now)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_the_audit_line_says_the_passes_ruled_on_that_it_did_not_draw() -> None:
+    checks = [
+        check(1, 0),
+        check(2, 1, cup_ruling="confirmed"),  # a PASS ruled on: after a complaint, or drawn
+        check(3, 2, cup_ruling="corrected", corrected_type="t9"),
+    ]
+    since, until = T0, T0 + timedelta(days=1)
+    none = headline(summarise(checks, since, until, audit_share=0.0))[-1]
+    assert (
+        none
+        == "PASS audit: no PASS drawn for the audit was ruled on (but 2 other PASSes, not drawn for it, were ruled on)"
+    )
+    assert headline(summarise(checks[:1], since, until, audit_share=1.0))[-1] == (
+        "PASS audit: no PASS drawn for the audit was ruled on"
+    )
+    every = headline(summarise(checks, since, until, audit_share=1.0))[-1]
+    assert every.startswith("PASS audit: 2 PASSes drawn for it were ruled on, 1 wrong: precision 50.0 %, at least ")
+    assert every.endswith(" with 95 % confidence")
+    share = next(x / 100 for x in range(1, 100) if audit_pick(2, x / 100) != audit_pick(3, x / 100))
+    one = headline(summarise(checks, since, until, audit_share=share))[-1]  # one drawn, one ruled on apart
+    assert one.startswith("PASS audit: 1 PASS drawn for it was ruled on, ")
+    assert one.endswith(" with 95 % confidence (1 other PASS, not drawn for it, was ruled on)")
 
 
 def test_days_and_a_first_day_together_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,9 +16,9 @@ def _catalog(*types: str) -> TypeCatalog:
 def test_orders_csv_with_and_without_counts(tmp_path: Path) -> None:
     path = tmp_path / "orders.csv"
     path.write_text(
+        "# a comment\n"
         "order,type,count\n"
         "A-1,t0001,20\n"
-        "# a comment\n"
         "A-2, t0002 ,\n"  # an empty count: any number of coins
         "A-3,t0003\n"
         " A-4 ,t0001, 5 \n"
@@ -35,7 +35,42 @@ def test_orders_csv_with_and_without_counts(tmp_path: Path) -> None:
         ("Z-9", None, None),
     ]
     assert book.count(" A-4 ") == 5  # as a scanner may send it
+    assert book.comment_lines == (1,)
     assert OrderBook.from_csv(tmp_path / "absent.csv").lookup("A-1") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "comments"),
+    [
+        ("order,type,count\n#1001,t0001,5\n#1002,t0002,3\n", ()),  # Shopify numbers its orders #1001
+        ("# today's orders\norder,type,count\n#1001,t0001,5\n#1002,t0002,3\n", (1,)),
+        ("#1001,t0001,5\n#1002,t0002,3\n", ()),  # no header: every row is an order
+        ("name,order,type,count\n#note,#1001,t0001,5\n#x,#1002,t0002,3\n", ()),  # the first column is not the order
+    ],
+)
+def test_an_order_number_starting_with_a_hash_is_read(tmp_path: Path, text: str, comments: tuple[int, ...]) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(text, encoding="utf-8")
+    book = OrderBook.from_csv(path)
+    assert [(o, book.lookup(o), book.count(o)) for o, _ in book.items()] == [
+        ("#1001", "t0001", 5),
+        ("#1002", "t0002", 3),
+    ]
+    assert book.comment_lines == comments
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("order,type\nA-1,t0001\n# closed today\n", 3),  # below the header a # row is an order: it has no type
+        ("# today's orders\nA-1,t0001\n", 1),  # without a header too
+    ],
+)
+def test_a_hash_row_that_is_no_order_is_named_not_passed_over(tmp_path: Path, text: str, line: int) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"orders\.csv:{line}: expected .* a comment only above the header row"):
+        OrderBook.from_csv(path)
 
 
 def test_a_header_places_the_columns_and_other_columns_are_ignored(tmp_path: Path) -> None:

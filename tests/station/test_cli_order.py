@@ -96,3 +96,54 @@ def test_an_order_number_with_a_slash_is_copied_out(tmp_path: Path, capsys: pyte
     copies = sorted(p.name for p in (tmp_path / "complaint").iterdir())
     assert len(copies) == 2 and all(name.startswith("SO_2026_0042_") for name in copies)
     assert f"photo: {tmp_path / 'complaint' / copies[0]}" in capsys.readouterr().out
+
+
+def test_the_checks_left_out_by_the_limit_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    repo = VerdictRepository.open(home)
+    try:
+        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+        at = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+        for i in range(5):
+            flag = make_record(i + 1, decision=Decision.FLAG, p_correct=0.2, order="Z-1")
+            repo.log_verdict(replace(flag, created_at=at + timedelta(minutes=i)))
+    finally:
+        repo.engine.dispose()
+    assert main(["order", "Z-1", "--home", str(home), "--limit", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sum(": FLAG eur_1" in line for line in out) == 3
+    assert out[-1] == "2 older checks not shown (--limit 5 shows them)"
+
+    assert main(["order", "Z-1", "--home", str(home), "--limit", "4", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (len(doc["checks"]), doc["truncated"], doc["older_not_shown"]) == (4, True, 1)
+    assert main(["order", "Z-1", "--home", str(home), "--limit", "5", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (len(doc["checks"]), doc["truncated"], doc["older_not_shown"]) == (5, False, 0)
+    assert main(["order", "Z-1", "--home", str(home), "--limit", "5"]) == 0
+    assert "not shown" not in capsys.readouterr().out
+
+
+def test_two_checks_of_an_order_in_one_second_keep_a_photograph_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    repo = VerdictRepository.open(home)
+    try:
+        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+        at = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+        repo.log_verdict(make_record(1, order="Z-2", station="s1", created_at=at + timedelta(microseconds=100)))
+        repo.log_verdict(make_record(2, order="Z-2", station="s2", created_at=at + timedelta(microseconds=900_000)))
+    finally:
+        repo.engine.dispose()
+    out = tmp_path / "complaint"
+    assert main(["order", "Z-2", "--home", str(home), "--out", str(out), "--json"]) == 0
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    copies = sorted(p.name for p in out.iterdir())
+    assert len(copies) == 4  # each check's photograph, as taken and outlined
+    for check in checks:
+        copied = Path(check["copied_to"])
+        assert copied.read_bytes() == Path(check["photo"]).read_bytes()
+        assert f"_{check['station']}_cup{check['cup_id']}_pass" in copied.name
