@@ -180,7 +180,7 @@ def attach_log_file(models: Path) -> logging.Handler:
 def audit_line(audit: PassAudit, delta: float = 0.05) -> str:
     """One line on the field's PASS precision from the audited PASSes, with its one-sided ``1 - delta`` bound."""
     if audit.audited == 0:
-        return "PASS audit: no PASS has been checked by a person yet"
+        return "PASS audit: no PASS drawn for the audit has been ruled on yet"
     right = audit.audited - audit.wrong
     bound = clopper_pearson_lower(right, audit.audited, delta)
     wrong = f" (cups {', '.join(map(str, audit.wrong_cups[:10]))})" if audit.wrong else ""

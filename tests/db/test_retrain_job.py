@@ -132,7 +132,7 @@ def test_retrain_registers_a_gated_candidate_then_has_nothing_to_do(
     assert first.code in (EXIT_PROMOTED, EXIT_REJECTED), first.message
     assert first.candidate is not None and first.decision is not None
     assert first.audit is not None and first.audit.audited == 0  # every logged cup was a FLAG
-    assert "PASS audit: no PASS has been checked by a person yet" in outcome_lines(first)
+    assert "PASS audit: no PASS drawn for the audit has been ruled on yet" in outcome_lines(first)
     reg = load_registry(station_home)
     entry = reg.get(first.candidate)
     assert entry.parent == version
