@@ -12,6 +12,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from sqlalchemy import Engine, ScalarSelect, func, or_, select
+from sqlalchemy.orm import Session
 
 from db.records import AsideCup, CoinRuling, CupActivity, OrderCheck, ruling_text
 from db.schema import Capture, Coin, Cup, Label, LabelKind, Operator, Order, Station, Verdict
@@ -152,13 +153,59 @@ def station_names(engine: Engine) -> list[str]:
         return list(session.scalars(select(Station.name).order_by(Station.name)))
 
 
+def _asks_to_turn_first(reasons: tuple[str, ...]) -> bool:
+    """Whether a FLAG's reasons are those of a turn-first FLAG (:attr:`models.types.Verdict.turn_first`, which the
+    verdict log does not keep): the turning reason first, then at most coins named as looking like another type or
+    cut by the rim (:func:`models.reasons.flag_reasons`); anything else (a count, an object, blur, too few coins)
+    sends the cup to a person as it lies."""
+    from models.reasons import ReasonKind, reason_kind
+
+    kinds = [reason_kind(r) for r in reasons]
+    turn_first = {ReasonKind.TURN, ReasonKind.LOOKS_LIKE, ReasonKind.CUT}
+    return bool(kinds) and kinds[0] is ReasonKind.TURN and set(kinds) <= turn_first
+
+
+def _cup_to_turn(session: Session, station: str) -> int | None:
+    """The cup whose coins the operator at ``station`` is turning, if any: the station's newest check (no cup was
+    checked there since) when it is a turn-first FLAG that no earlier turn led to (one turn per cup; a check made
+    again for the camera alone keeps the cup's turn)."""
+    from models.reasons import only_the_camera
+
+    newest = session.execute(
+        select(Cup.id, Cup.recheck_of_id, Verdict.decision, Verdict.reasons)
+        .join(Verdict, Verdict.cup_id == Cup.id)
+        .join(Station, Station.id == Cup.station_id)
+        .where(Station.name == station)
+        .order_by(Cup.created_at.desc(), Cup.id.desc())  # ix_cups_station_created
+        .limit(1)
+    ).first()
+    if newest is None or Decision(newest.decision) is not Decision.FLAG:
+        return None
+    if not _asks_to_turn_first(tuple(newest.reasons or ())):
+        return None
+    earlier = newest.recheck_of_id
+    while earlier is not None:  # the checks it answers: one that was not for the camera alone was a turn
+        row = session.execute(
+            select(Cup.recheck_of_id, Verdict.reasons).join(Verdict, Verdict.cup_id == Cup.id).where(Cup.id == earlier)
+        ).first()
+        if row is None:
+            break
+        if not only_the_camera(tuple(row.reasons or ())):
+            return None
+        earlier = row.recheck_of_id
+    return int(newest.id)
+
+
 def read_aside(
     engine: Engine, station: str, since: datetime, limit: int = 50, *, waiting_since: datetime | None = None
 ) -> list[AsideCup]:
     """The cups ``station`` flagged since ``since`` (timezone-aware) that were put aside for a person, newest first,
     each with the rulings people gave since: not a check that a later photograph of the same cup answers (its coins
     were turned and it was checked again), nor a FLAG only for the coin count (its coins passed; the operator puts
-    the count right and checks it again as a new cup).
+    the count right and checks it again as a new cup), nor the cup in hand whose coins are still to be turned (a
+    turn-first FLAG, not itself the check after a turn, that is the station's newest check: the operator was told
+    to turn its coins and check it again, not to put it aside). That cup is listed once the station checks another
+    cup (it was put aside with Esc, or taken away) or, flagged again after the turn, as its re-check.
 
     Args:
         engine: a migrated database.
@@ -192,7 +239,9 @@ def read_aside(
     )
     sessions = make_session_factory(engine)
     with sessions() as session:
-        rows = [r for r in session.execute(stmt) if not only_the_count(tuple(r.reasons or ()))][:limit]
+        in_hand = _cup_to_turn(session, station)
+        listed = (r for r in session.execute(stmt) if r.id != in_hand)
+        rows = [r for r in listed if not only_the_count(tuple(r.reasons or ()))][:limit]
         ids = [r.id for r in rows]
         labels = session.execute(
             select(Label.cup_id, Coin.index, Label.kind, Label.corrected_type, Operator.name, Label.created_at)

@@ -28,6 +28,7 @@ from station.controllers.order_history import already_passed
 from station.controllers.overlay import (
     FLAG_HEX,
     IDLE_HEX,
+    Summary,
     coin_ok,
     draw_camera_move,
     draw_cup_region,
@@ -69,6 +70,12 @@ BREAK_EVERY = 24
 """An unbroken run of characters in such a message may wrap after this many."""
 
 _log = logging.getLogger(__name__)
+
+
+def whose(order: str | None, type_id: str) -> str:
+    """What a cup was checked for, as the operator reads it: ``"order A-1001 (t0021)"``, or ``"t0021"`` for a type
+    picked from the list."""
+    return f"order {order} ({type_id})" if order else type_id
 
 
 def brief(message: str, limit: int = BRIEF_CHARS, run: int = BREAK_EVERY) -> str:
@@ -189,8 +196,10 @@ class OperatorController(QObject):
         view.camera_label.setText("Camera: starting")
         view.order_edit.returnPressed.connect(self.enter_order)
         view.type_filter.textChanged.connect(self.filter_types)
-        view.type_list.currentItemChanged.connect(self._type_clicked)
-        view.type_list.itemActivated.connect(lambda _item: view.preview.setFocus())  # Enter / double-click: done
+        # a type is chosen by a click, or by Enter or a double click (then done: Space checks); moving through the
+        # list (the focus Tabbed into it, the arrow keys) only highlights, so the order in hand stays
+        view.type_list.itemClicked.connect(self._type_clicked)
+        view.type_list.itemActivated.connect(self._type_activated)
         view.check_button.clicked.connect(self.check)
         view.new_cup_button.clicked.connect(self.new_cup)
         self._home = home
@@ -258,9 +267,32 @@ class OperatorController(QObject):
         edit.insert(text)
         return True
 
-    def _type_clicked(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
-        if current is not None:
-            self.choose_type(str(current.data(TYPE_ROLE)), order=None)
+    @Slot(QListWidgetItem)
+    def _type_clicked(self, item: QListWidgetItem) -> None:
+        """A type clicked in the list is chosen, with no order (the focus stays on the list); the type already in
+        hand stays as it was chosen, its order with it."""
+        type_id = str(item.data(TYPE_ROLE))
+        if type_id != self.expected_type:
+            self.choose_type(type_id, order=None)
+
+    @Slot(QListWidgetItem)
+    def _type_activated(self, item: QListWidgetItem) -> None:
+        """Enter or a double click on a type chooses it as a click does, and hands the focus back to the preview,
+        where Space checks the cup."""
+        self._type_clicked(item)
+        self.view.preview.setFocus()
+
+    def _show_chosen_in_list(self) -> None:
+        """Make the expected type's row the list's current one (none when the list does not show it), without
+        choosing anything: the focus entering the list then finds the type in hand, not the first row."""
+        lst = self.view.type_list
+        row = next(
+            (i for i in range(lst.count()) if lst.item(i).data(TYPE_ROLE) == self.expected_type),
+            -1,
+        )
+        lst.blockSignals(True)
+        lst.setCurrentRow(row)
+        lst.blockSignals(False)
 
     def choose_type(self, type_id: str, *, order: str | None = None, count: int | None = None) -> None:
         """Make ``type_id`` the expected type (with the order number it came from, if any, and the number of coins
@@ -276,6 +308,7 @@ class OperatorController(QObject):
         self.view.reference_reverse.set_image(self.catalog.picture(type_id, Side.REVERSE))
         coins = "" if count is None else f": {count} coin{'s' if count != 1 else ''}"
         self.view.order_status.setText(f"Order {order}{coins}" if order else "Chosen from the list")
+        self._show_chosen_in_list()
         self._overlay_until = 0.0
         self._arm_recheck(None)
         if self._auto is not None:
@@ -723,11 +756,14 @@ class OperatorController(QObject):
         req = result.request
         same_hands = (req.expected_type, req.order, req.operator) == (self.expected_type, self.order, self.operator)
         self._arm_recheck(result.follow_up() if same_hands else None)
-        self._show_banner(summary.headline, summary.colour)
-        self._verdict_up = True
         self._watch.mark(req.frame.image)  # the view this verdict is about
-        self.view.reason.setText(summary.reason)
-        self.view.detail.setText(summary.detail)
+        if same_hands:
+            self._show_banner(summary.headline, summary.colour)
+            self._verdict_up = True
+            self.view.reason.setText(summary.reason)
+            self.view.detail.setText(summary.detail)
+        else:  # never the answer for the order now in hand: said of its own order and type
+            self._show_for_another_order(result, summary)
         self._show_model_label(verdict.model_version)
         self._show_thumbnails(result.request.frame, verdict, turned=result.turned)
         if self._camera_lost:  # the cup was photographed before: the preview keeps saying the camera is lost
@@ -740,9 +776,42 @@ class OperatorController(QObject):
             self._cups[req.key] = verdict.decision
             self._show_session()
         self._sound.play(verdict.decision)
-        if self._frame is not None and self._watch.update(self._frame.image):  # the cup was swapped while checked
+        swapped = self._frame is not None and self._watch.update(self._frame.image)  # the cup was swapped meanwhile
+        if swapped and self._verdict_up:
             self._verdict_moved()
         self.verdict_shown.emit(result)
+
+    def _show_for_another_order(self, result: CheckResult, summary: Summary) -> None:
+        """Show the verdict of a cup checked for another order or type than the one in hand now (scanned, picked
+        or signed out while the cup was checked): the banner is the order in hand's, waiting for its own cup, and
+        the reason says what the cup just checked, named by its order and type, came to and what to do with it.
+        Its thumbnails and outlines still show, as the coins of the last check."""
+        req, verdict = result.request, result.verdict
+        checked = whose(req.order, req.expected_type)
+        if verdict.decision is Decision.PASS:
+            said = f"The cup checked for {checked} passed."
+        else:
+            # the finding without its advice (" — turn them over"): that advice was for the cup checked again
+            first = verdict.reasons[0].partition(" — ")[0].rstrip(".") if verdict.reasons else "not sure enough"
+            todo = (
+                "Correct the count, then scan its order again and check it."
+                if verdict.count_is_wrong
+                else "Put it aside for a supervisor."
+            )
+            said = f"The cup checked for {checked} was flagged: {first}. {todo}"
+        colour = IDLE_HEX
+        if self.operator is None:
+            state, now = "SIGN IN", "Press F2 or Space to sign in."
+        elif self._camera_lost:
+            state, colour, now = "NO CAM", FLAG_HEX, "Cups can be checked again once the camera is back."
+        elif self.expected_type is None:
+            state, now = "—", "Scan the next order, or pick the type from the list."
+        else:
+            state = "READY"
+            now = f"Now {whose(self.order, self.expected_type)}: put its cup under the camera and press Space."
+        self._show_banner(state, colour)
+        self.view.reason.setText(f"{said} {now}")
+        self.view.detail.setText(f"{summary.headline} for {checked}: {summary.detail}")
 
     def _show_session(self) -> None:
         n, flagged = len(self._cups), self.counts[Decision.FLAG]

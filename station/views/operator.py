@@ -34,6 +34,9 @@ REFERENCE_HINT_PX = 110
 """...this big where the window has room..."""
 REFERENCE_MAX_PX = 130
 """...and at most this big."""
+CAMERA_LABEL_PX = 200
+"""The status bar's camera field takes at most this much room before its text is shortened: "Camera: LOST (the
+camera sends the same picture: frozen), reconnecting" in full widened the window to 1611 px, off a 1366×768 screen."""
 
 STYLE = """
 QWidget { background: #1d2127; color: #e4e7eb; font-size: 15px; }
@@ -225,10 +228,12 @@ class OperatorView(QWidget):
 
         self.status_bar = QStatusBar()
         self.station_label = QLabel()
-        # the two whose text may run long (an error's message): shortened, never widening the window off the screen
+        # the three whose text may run long (an error's message, why the camera is lost or where it moved to):
+        # shortened, the whole of it in the tooltip, never widening the window off the screen (the banner and
+        # the reason below it say the camera's problem in full)
         self.model_label = ElidedLabel(min_width=280)
         self.db_label = ElidedLabel(min_width=220)
-        self.camera_label = QLabel()
+        self.camera_label = ElidedLabel(min_width=CAMERA_LABEL_PX)
         self.session_label = QLabel()
         for w in (
             self.session_label,

@@ -148,3 +148,47 @@ def test_a_cup_turned_over_across_midnight_is_one_cup_of_its_first_day(repo: Ver
     assert read_activity(repo.engine, DAY + timedelta(days=1), DAY + timedelta(days=2)) == []  # not a cup of day 2
     both = read_activity(repo.engine, DAY, DAY + timedelta(days=2))
     assert [c.cup_id for c in both] == [c.cup_id for c in day1]
+
+
+TURN = "coins 1, 3 show the shared obverse — turn them over"
+CAMERA = (
+    "the camera has moved since it was set up (the view: 12 px right) — put it back, or calibrate again (cupcheck "
+    "calibrate); its cup region, millimetres and empty tray were not used"
+)
+
+
+def test_a_cup_whose_coins_are_to_be_turned_is_not_on_the_bench_until_it_is_put_aside(
+    repo: VerdictRepository,
+) -> None:
+    at = iter(DAY + timedelta(minutes=m) for m in range(20))
+    keys: dict[int, str] = {}
+
+    def log(seed: int, reasons: tuple[str, ...] = (), *, station: str = STATION, recheck_of: int | None = None) -> int:
+        """Log a check (a FLAG for ``reasons``, else a PASS) of the cup ``recheck_of`` answers; return its cup."""
+        decision = Decision.FLAG if reasons else Decision.PASS
+        answers = None if recheck_of is None else keys[recheck_of]
+        record = make_record(seed, decision=decision, created_at=next(at), station=station, recheck_of=answers)
+        cup = repo.cup_of_verdict(repo.log_verdict(replace(record, reasons=reasons) if reasons else record))
+        keys[cup] = record.idempotency_key
+        return cup
+
+    def bench() -> list[int]:
+        return [c.cup_id for c in repo.set_aside(STATION, DAY)]
+
+    # flagged to turn first: the operator turns its coins, as the banner says; it is not put aside yet
+    turn = log(1, (TURN, "coin 2 looks like eur_2 (0.91)"))
+    assert bench() == []
+    log(2, (TURN,), station="station-2")  # another station's cup to turn changes nothing here
+    assert bench() == []
+    # the next cup is checked (the first was put aside with Esc, or taken away): it waits for a supervisor
+    log(3)
+    assert bench() == [turn]
+    # turned, and flagged again in the same words: the re-check goes to a supervisor, the first check is answered
+    recheck = log(5, (TURN,), recheck_of=log(4, (TURN,)))
+    assert bench() == [recheck, turn]
+    # flagged for the camera alone, checked again once it is back, and then asked to turn: its turn is still to come
+    camera_back = log(7, (TURN,), recheck_of=log(6, (CAMERA,)))
+    assert bench() == [recheck, turn]
+    # the turning reason beside one that turning cannot settle (blurred coins): a supervisor's from the start
+    blurred = log(8, (TURN, "coins are out of focus"))
+    assert bench() == [blurred, camera_back, recheck, turn]

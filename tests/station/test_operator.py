@@ -65,6 +65,13 @@ def scan_order(qtbot: QtBot, win: MainWindow, text: str) -> None:
     qtbot.keyClick(win.view.order_edit, Qt.Key.Key_Return)
 
 
+def click_type(qtbot: QtBot, win: MainWindow, row: int) -> None:
+    """Click the ``row``-th type of the list, as the operator does with the mouse."""
+    lst = win.view.type_list
+    rect = lst.visualItemRect(lst.item(row))
+    qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
 def check_with_space(qtbot: QtBot, win: MainWindow) -> StoreResult:
     """Press Space on the window and wait until the verdict is shown and written; return the write's result."""
     win.activateWindow()
@@ -137,7 +144,7 @@ def test_an_order_with_a_count_flags_a_cup_of_another_number_for_the_operator_to
         scan_order(qtbot, win, "N-4")
         check_with_space(qtbot, win)
         assert win.view.banner.text() == "PASS"
-        win.view.type_list.setCurrentRow(1)  # a type picked from the list asks for no count
+        click_type(qtbot, win, 1)  # a type picked from the list asks for no count
         assert win.controller.order_count is None and win.view.expected_label.text() == catalog.types[1].label
 
 
@@ -195,7 +202,7 @@ def test_type_chosen_from_the_searchable_list(qtbot: QtBot, window: MainWindow, 
     target = catalog.types[2]
     qtbot.keyClicks(window.view.type_filter, target.type_id)
     assert window.view.type_list.count() == 1
-    window.view.type_list.setCurrentRow(0)
+    click_type(qtbot, window, 0)
     assert window.controller.expected_type == target.type_id and window.controller.order is None
     assert target.type_id in window.view.expected_label.text()
 
@@ -935,3 +942,113 @@ def test_a_frozen_camera_is_lost_and_no_cup_is_checked_on_its_picture(
     assert not controller.check() and not view.check_button.isEnabled()
     assert database.repository.review_queue(limit=50, margin=1.0) == []
     source.close()
+
+
+def test_a_verdict_for_the_order_before_is_never_shown_as_the_answer_for_the_order_scanned_meanwhile(
+    qtbot: QtBot, window_with: OpenWindow, catalog: TypeCatalog, database: Database, clock: SteppingClock
+) -> None:
+    first, second = catalog.types[0].type_id, catalog.types[1].type_id
+    with window_with(orders=OrderBook({ORDER: first, "B-2": second})) as win:
+        view, controller = win.view, win.controller
+
+        def check_and_scan(scanned: str) -> CheckResult:
+            """Press Space on the cup of order A-1001, scan ``scanned`` while it is checked; the verdict."""
+            scan_order(qtbot, win, ORDER)
+            with (
+                qtbot.waitSignal(controller.verdict_shown, timeout=TIMEOUT_MS) as shown,
+                qtbot.waitSignal(controller.store_shown, timeout=TIMEOUT_MS),
+            ):
+                qtbot.keyClick(view.preview, Qt.Key.Key_Space)
+                assert controller.busy
+                scan_order(qtbot, win, scanned)
+            result = shown.args[0]
+            assert isinstance(result, CheckResult) and controller.recheck is None
+            return result
+
+        ready = f"Now order B-2 ({second}): put its cup under the camera and press Space."
+        assert check_and_scan("B-2").verdict.decision is Decision.PASS
+        # the banner waits for the cup of the order in hand; the PASS is said of its own order and type
+        assert view.banner.text() == "READY" and view.expected_label.text() == catalog.types[1].label
+        assert view.reason.text() == f"The cup checked for order {ORDER} ({first}) passed. {ready}"
+        assert view.detail.text().startswith(f"PASS for order {ORDER} ({first}): 4 coins · 0 marked")
+        check_and_scan("Z-9")  # an unknown order: none in hand
+        assert view.banner.text() == "—"
+        assert view.reason.text() == (
+            f"The cup checked for order {ORDER} ({first}) passed. Scan the next order, or pick the type from the list."
+        )
+        clock.advance(60.0)  # the replay moves on to the mixed cup
+        qtbot.waitUntil(partial(showing, controller, "01_mixed"))
+        flagged = check_and_scan("B-2")
+        assert flagged.verdict.decision is Decision.FLAG and view.banner.text() == "READY"
+        coin = flagged.verdict.reasons[0]
+        assert coin.startswith("coin 2 looks like") and view.reason.text() == (
+            f"The cup checked for order {ORDER} ({first}) was flagged: {coin}. Put it aside for a supervisor. {ready}"
+        )
+    # each check is logged against the order it was made for
+    logged = database.repository.order_checks(ORDER)
+    assert [(c.decision, c.expected_type) for c in logged] == [
+        (Decision.FLAG, first), (Decision.PASS, first), (Decision.PASS, first),
+    ]  # fmt: skip
+    assert database.repository.order_checks("B-2") == []
+
+
+def test_tabbing_into_the_type_list_keeps_the_order_in_hand_and_only_a_click_or_enter_chooses(
+    qtbot: QtBot, window_with: OpenWindow, catalog: TypeCatalog
+) -> None:
+    scanned = catalog.types[2].type_id
+    with window_with(orders=OrderBook({ORDER: scanned})) as win:
+        view, controller = win.view, win.controller
+        lst = view.type_list
+        scan_order(qtbot, win, ORDER)
+        assert lst.currentItem().data(Qt.ItemDataRole.UserRole) == scanned  # the list shows the type in hand
+        view.type_filter.setFocus()
+        qtbot.keyClick(view.type_filter, Qt.Key.Key_Tab)  # on into the list
+        assert lst.hasFocus()
+        assert (controller.expected_type, controller.order) == (scanned, ORDER)
+        qtbot.keyClick(lst, Qt.Key.Key_Up)  # moving through the list only highlights
+        assert lst.currentRow() == 1 and (controller.expected_type, controller.order) == (scanned, ORDER)
+        qtbot.keyClick(lst, Qt.Key.Key_Return)  # Enter chooses the highlighted type, and Space is the preview's
+        assert (controller.expected_type, controller.order) == (catalog.types[1].type_id, None)
+        assert view.preview.hasFocus()
+        click_type(qtbot, win, 0)
+        assert (controller.expected_type, controller.order) == (catalog.types[0].type_id, None)
+        scan_order(qtbot, win, ORDER)  # the scanned type is the list's current row again, chosen by nothing
+        assert lst.currentRow() == 2 and view.order_status.text() == f"Order {ORDER}"
+        click_type(qtbot, win, 2)  # a click on the type in hand keeps its order
+        assert (controller.expected_type, controller.order) == (scanned, ORDER)
+
+
+def test_the_longest_camera_words_never_widen_the_window_off_a_small_screen(
+    qtbot: QtBot, window: MainWindow, replay_dir: Path
+) -> None:
+    window.resize(1360, 728)  # as on a 1366×768 screen (the test screen is smaller than the window's minimum)
+    qtbot.waitUntil(lambda: window.size().width() == 1360)
+    controller, label = window.controller, window.view.camera_label
+    window.pump.stop()  # the test says what the camera does
+    image = np.asarray(cv2.imread(str(replay_dir / "00_pure.png")), np.uint8)
+
+    def fits() -> None:
+        qtbot.wait(50)
+        assert window.width() <= 1366 and window.minimumSizeHint().width() <= 1366
+
+    controller.camera_lost(f"webcam 0 — {FROZEN}")
+    fits()
+    assert label.toolTip() == f"Camera: LOST ({FROZEN}), reconnecting" and label.shown_text().endswith("…")
+    controller.camera_restored()
+    assert label.text() == "Camera: back"
+    controller.show_fps(15.0)  # (no frame yet: the view is not compared with the set-up photo, as the test does)
+    far = CameraMove(-123.0, -87.0, 1.12, -13.0, 160.0, 40, moved=True)
+    controller.show_camera_move(far)
+    fits()
+    assert label.toolTip() == f"Camera 15 fps · moved since set-up ({far.describe()}): put it back or calibrate again"
+    # the banner and the reason say it in full
+    assert window.view.banner.text() == "CAMERA" and far.describe() in window.view.reason.text()
+    controller.camera_size = (1920, 1080)  # frames of another size than set up
+    controller.show_frame(Frame(image))
+    controller.show_camera_move(far)
+    fits()
+    assert label.toolTip().endswith(", set up at 1920×1080: calibrate again")
+    controller.camera_size = None
+    controller.show_camera_move(None)  # all well again: the short words, whole
+    fits()
+    assert label.text() == label.shown_text() == "Camera 15 fps"
