@@ -72,6 +72,7 @@ def bench_verdict(
     threads: int = 1,
     seed: int = 0,
     backends: tuple[str, ...] = BACKENDS,
+    detector_threads: int | None = None,
 ) -> BenchResult:
     """Time :meth:`Pipeline.run` on one synthetic pure cup of ``n_coins`` coins against the bare detector.
 
@@ -79,6 +80,8 @@ def bench_verdict(
     it with (as a station with an empty-tray photo does); the gallery holds rendered references of its mint.
     Each of ``backends`` runs the same cup with the same gallery, interleaved run by run so that a change in the
     machine's load reaches each alike. Every timing is the median of ``repeats`` runs after one warm-up run.
+    ``threads`` run the embedder (and torch), ``detector_threads`` (default: as many) YOLO and the mask segmenter,
+    as :meth:`Pipeline.load` sets them apart (:data:`~models.pipeline.EMBEDDER_THREADS`).
     """
     import statistics
     import time
@@ -97,7 +100,8 @@ def bench_verdict(
     torch.set_num_threads(threads)
     bundle = load_bundle(bundle_path)
     embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=threads, backend=backends[0])
-    detector = Detector.load(bundle.path(bundle.detector_dir), backend=backends[0], threads=threads)
+    det_threads = threads if detector_threads is None else detector_threads
+    detector = Detector.load(bundle.path(bundle.detector_dir), backend=backends[0], threads=det_threads)
     mint = generate_mint(30, seed)
     assets = SceneAssets(mint)
     opts = SceneOptions(kind_weights={CupKind.PURE: 1.0}, max_coins=n_coins, empty_reference=True)

@@ -75,6 +75,14 @@ turning had every such coin within -0.22, while 27 of the 34 contaminated cups t
 -0.38 or less."""
 
 
+EMBEDDER_THREADS = 2
+"""ONNX Runtime threads of the station's embedder: on the 2-core station PC, 10 crops embed in 76-88 ms on two
+threads against 116-134 ms on one (`cupcheck bench verdict --threads 2 --detector-threads 1`)."""
+DETECTOR_THREADS = 1
+"""... and of YOLO and the mask segmenter, whose small inputs gain nothing from a second thread there: detection
+with masks took 90-97 ms on one thread against 122-125 ms on two."""
+
+
 class UnknownTypeError(ValueError):
     """The expected coin type is not enrolled in the gallery."""
 
@@ -350,7 +358,7 @@ class Pipeline:
         if target_precision is not None:
             bundle = bundle.with_threshold(bundle.rechoose(target_precision))
         emb_file = embedder_path if embedder_path is not None else bundle.path(bundle.embedder_file)
-        embedder = Embedder.load(emb_file, threads=2, backend=backend)
+        embedder = Embedder.load(emb_file, threads=EMBEDDER_THREADS, backend=backend)
         gallery_dir = Path(home if gallery_home is None else gallery_home) / "gallery"
         gallery = Gallery.load(gallery_dir, embedder_version=embedder.version)
         if len(gallery) == 0:
@@ -368,7 +376,7 @@ class Pipeline:
             empty_tray = load_empty_tray(home)
             setup_photo = None if calibration is None else load_setup_view(home)
             det_path = detector_path if detector_path is not None else bundle.path(bundle.detector_dir)
-            detector = Detector.load(det_path, calibration=calibration, backend=backend)
+            detector = Detector.load(det_path, calibration=calibration, backend=backend, threads=DETECTOR_THREADS)
         return cls.from_parts(
             bundle,
             gallery,

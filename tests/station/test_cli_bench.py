@@ -90,3 +90,11 @@ def test_bench_verdict_runs_and_names_the_threads_asked_for(capsys: pytest.Captu
     out = capsys.readouterr().out
     assert "threads asked for 2, torch ran with 2" in out  # ultralytics' select_device no longer resets it
     assert "[onnx] threads in use: yolo 2, segmenter 2, embedder 2" in out
+    # as the station runs them: the embedder on two threads, YOLO and the segmenter on one
+    try:
+        argv = ["bench", "verdict", "--coins", "2", "--repeats", "1", "--threads", "2", "--detector-threads", "1"]
+        assert main([*argv, "--backend", "onnx"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert "[onnx] threads in use: yolo 1, segmenter 1, embedder 2" in capsys.readouterr().out
+    assert main(["bench", "verdict", "--detector-threads", "0"]) == 2
