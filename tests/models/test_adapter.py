@@ -19,7 +19,7 @@ from models.pipeline import Pipeline
 from models.retrain import LabelledCup, RetrainConfig, mapped_cups, retrain_bundle
 from models.types import Side
 from tests.models.embed_helpers import coin_image, tiny_embedder, write_tiny_checkpoint
-from tests.models.verdict_world import PIPE_TYPES, enrolled_gallery, write_bundle
+from tests.models.verdict_world import PIPE_TYPES, enrolled_gallery, prototype_gallery, write_bundle
 
 DIM = 16
 
@@ -173,13 +173,7 @@ def test_the_retrain_fine_tunes_the_output_layer_and_certifies_it_on_the_station
     d = embedder.embed_dim
     rng = np.random.default_rng(4)
     # four types in two families; each family shares its obverse, each type has its own reverse
-    protos = {f"{t}-rev": _unit(rng.normal(size=d)) for t in PIPE_TYPES}
-    protos |= {"f0-obv": _unit(rng.normal(size=d)), "f1-obv": _unit(rng.normal(size=d))}
-    gallery = Gallery(d, embedder.version)
-    for k, t in enumerate(PIPE_TYPES):
-        for side, design in ((Side.REVERSE, f"{t}-rev"), (Side.OBVERSE, f"f{k // 2}-obv")):
-            vec = _unit(protos[design] + 0.15 * rng.normal(size=(3, d)))
-            gallery.add(vec, [GalleryEntry(t, side, design)] * 3)
+    gallery, protos = prototype_gallery(d, embedder.version, rng)
     pipeline = Pipeline.from_parts(current, gallery, embedder=embedder)
     light = _rotation(d, 1.3)
 

@@ -8,12 +8,10 @@ import numpy as np
 
 from models.bundle import load_bundle
 from models.features import CupCoins
-from models.gallery import Gallery, GalleryEntry
 from models.pipeline import Pipeline
 from models.retrain import LabelledCup, RetrainConfig, retrain_bundle
-from models.types import Side
 from tests.models.embed_helpers import write_tiny_checkpoint
-from tests.models.verdict_world import write_bundle
+from tests.models.verdict_world import prototype_gallery, write_bundle
 
 TYPES = ("a0", "a1", "b0", "b1")
 
@@ -30,12 +28,7 @@ def test_rechoosing_at_the_retrains_target_finds_its_threshold_and_counts_again(
     d = embedder.embed_dim
     rng = np.random.default_rng(4)
     # four types in two families; each family shares its obverse, each type has its own reverse
-    protos = {f"{t}-rev": _unit(rng.normal(size=d)) for t in TYPES}
-    protos |= {"a-obv": _unit(rng.normal(size=d)), "b-obv": _unit(rng.normal(size=d))}
-    gallery = Gallery(d, embedder.version)
-    for t in TYPES:
-        for side, design in ((Side.REVERSE, f"{t}-rev"), (Side.OBVERSE, f"{t[0]}-obv")):
-            gallery.add(_unit(protos[design] + 0.15 * rng.normal(size=(3, d))), [GalleryEntry(t, side, design)] * 3)
+    gallery, protos = prototype_gallery(d, embedder.version, rng, TYPES)
     pipeline = Pipeline.from_parts(current, gallery, embedder=embedder)
 
     def cup(i: int) -> LabelledCup:

@@ -15,18 +15,17 @@ from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from models.bundle import load_bundle
 from models.features import CupCoins
-from models.gallery import Gallery, GalleryEntry
 from models.gate import holdout_metrics
 from models.pipeline import Pipeline
 from models.registry import SHIPPED, ModelEntry, current_bundle_path, load_registry, promote, register_version
 from models.retrain import LabelledCup, PairSet, RetrainConfig, compare, labelled_pairs
 from models.train.voter import CALIBRATION_FEATURES, load_calibration_features, save_calibration_features
-from models.types import Decision, Side
+from models.types import Decision
 from models.voter import train_voter
 from station.retrain_job import EXIT_REJECTED, RetrainOptions, run_retrain
 from tests.db.factories import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, make_jpeg
 from tests.models.embed_helpers import write_tiny_checkpoint
-from tests.models.verdict_world import PIPE_TYPES, write_bundle
+from tests.models.verdict_world import PIPE_TYPES, prototype_gallery, write_bundle
 
 NOISE = 0.15
 """Spread of a coin's embedding around its design's prototype (and of the gallery's references)."""
@@ -71,12 +70,7 @@ def _station(tmp_path: Path) -> Station:
     path, embedder = write_bundle(folder, embedder_file=write_tiny_checkpoint(tmp_path / "embedder.pt"))
     d = embedder.embed_dim
     rng = np.random.default_rng(4)
-    protos = {f"{t}-rev": _unit(rng.normal(size=d)) for t in PIPE_TYPES}
-    protos |= {"f0-obv": _unit(rng.normal(size=d)), "f1-obv": _unit(rng.normal(size=d))}
-    gallery = Gallery(d, embedder.version)
-    for k, t in enumerate(PIPE_TYPES):
-        for side, design in ((Side.REVERSE, f"{t}-rev"), (Side.OBVERSE, f"f{k // 2}-obv")):
-            gallery.add(_unit(protos[design] + NOISE * rng.normal(size=(3, d))), [GalleryEntry(t, side, design)] * 3)
+    gallery, protos = prototype_gallery(d, embedder.version, rng, noise=NOISE)
     gallery.save(home / "gallery")
     bundle = load_bundle(path)
     pipeline = Pipeline.from_parts(bundle, gallery, embedder=embedder)

@@ -207,3 +207,23 @@ def enrolled_gallery(embedder, *, templates: bool = False) -> Gallery:
             entries = [GalleryEntry(tid, side, coin.design(side).id) for _ in crops]
             gallery.add(embedder.embed(crops), entries, signatures(crops) if templates else None)
     return gallery
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """``x`` scaled to unit length along its last axis, float32."""
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def prototype_gallery(
+    dim: int, version: str, rng: np.random.Generator, types: tuple[str, ...] = PIPE_TYPES, noise: float = 0.15
+) -> tuple[Gallery, dict[str, np.ndarray]]:
+    """A gallery of four types in two families (``types[0:2]`` share the obverse ``f0-obv``, ``types[2:4]``
+    ``f1-obv``; each type has its own reverse ``<type>-rev``), three references a side around random unit
+    prototypes, and the prototypes by design name."""
+    protos = {f"{t}-rev": unit(rng.normal(size=dim)) for t in types}
+    protos |= {"f0-obv": unit(rng.normal(size=dim)), "f1-obv": unit(rng.normal(size=dim))}
+    gallery = Gallery(dim, version)
+    for k, t in enumerate(types):
+        for side, design in ((Side.REVERSE, f"{t}-rev"), (Side.OBVERSE, f"f{k // 2}-obv")):
+            gallery.add(unit(protos[design] + noise * rng.normal(size=(3, dim))), [GalleryEntry(t, side, design)] * 3)
+    return gallery, protos
