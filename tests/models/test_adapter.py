@@ -12,14 +12,13 @@ import pytest
 
 from models.adapter import ADAPTER_FILE, AdapterError, EmbeddingAdapter, adapted_gallery, fit_adapter
 from models.bundle import BundleError, load_bundle
-from models.features import CupCoins
 from models.files import sha256_file
 from models.gallery import Gallery, GalleryEntry
 from models.pipeline import Pipeline
 from models.retrain import LabelledCup, RetrainConfig, mapped_cups, retrain_bundle
 from models.types import Side
 from tests.models.embed_helpers import coin_image, tiny_embedder, write_tiny_checkpoint
-from tests.models.verdict_world import PIPE_TYPES, enrolled_gallery, prototype_gallery, write_bundle
+from tests.models.verdict_world import PIPE_TYPES, enrolled_gallery, plain_coins, prototype_gallery, write_bundle
 
 DIM = 16
 
@@ -183,15 +182,7 @@ def test_the_retrain_fine_tunes_the_output_layer_and_certifies_it_on_the_station
         if i % 3 == 2:
             types[1] = PIPE_TYPES[(i + 2) % 4]  # a coin of the other family
         emb = _unit(np.stack([protos[f"{u}-rev"] for u in types]) + 0.15 * rng.normal(size=(4, d))) @ light.T
-        coins = CupCoins(
-            emb.astype(np.float32),
-            np.full(4, 0.95, np.float32),
-            np.zeros(4, bool),
-            np.ones(4, np.float32),
-            np.full(4, np.nan, np.float32),
-            np.full(4, 5.0, np.float32),
-        )
-        return LabelledCup(i, t, coins, tuple(types), f"2026-01-01T00:00:{i % 60:02d}")
+        return LabelledCup(i, t, plain_coins(emb), tuple(types), f"2026-01-01T00:00:{i % 60:02d}")
 
     cups = [cup(i) for i in range(240)]
     cfg = RetrainConfig(target=0.8, delta=0.2, rounds=20, references_per_design=0)

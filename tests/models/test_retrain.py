@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from models.bundle import load_bundle
-from models.features import CupCoins
 from models.pipeline import Pipeline
 from models.retrain import LabelledCup, RetrainConfig, retrain_bundle
 from tests.models.embed_helpers import write_tiny_checkpoint
-from tests.models.verdict_world import prototype_gallery, write_bundle
+from tests.models.verdict_world import plain_coins, prototype_gallery, write_bundle
 
 TYPES = ("a0", "a1", "b0", "b1")
 
@@ -37,15 +36,7 @@ def test_rechoosing_at_the_retrains_target_finds_its_threshold_and_counts_again(
         if i % 3 == 2:
             types[1] = TYPES[(i + 2) % 4]  # a coin of the other family
         emb = _unit(np.stack([protos[f"{u}-rev"] for u in types]) + 0.3 * rng.normal(size=(4, d)))
-        coins = CupCoins(
-            emb,
-            np.full(4, 0.95, np.float32),
-            np.zeros(4, bool),
-            np.ones(4, np.float32),
-            np.full(4, np.nan, np.float32),
-            np.full(4, 5.0, np.float32),
-        )
-        return LabelledCup(i, t, coins, tuple(types), f"2026-01-01T00:00:{i % 60:02d}")
+        return LabelledCup(i, t, plain_coins(emb), tuple(types), f"2026-01-01T00:00:{i % 60:02d}")
 
     cfg = RetrainConfig(target=0.8, delta=0.2, rounds=20, references_per_design=0, fine_tune_embedder=False)
     cand = retrain_bundle(current, pipeline, [cup(i) for i in range(240)], tmp_path / "cand", cfg)

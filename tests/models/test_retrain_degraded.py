@@ -14,7 +14,6 @@ from db.records import CoinRecord, VerdictRecord
 from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from models.bundle import load_bundle
-from models.features import CupCoins
 from models.gate import holdout_metrics
 from models.pipeline import Pipeline
 from models.registry import SHIPPED, ModelEntry, current_bundle_path, load_registry, promote, register_version
@@ -25,7 +24,7 @@ from models.voter import train_voter
 from station.retrain_job import EXIT_REJECTED, RetrainOptions, run_retrain
 from tests.db.factories import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, make_jpeg
 from tests.models.embed_helpers import write_tiny_checkpoint
-from tests.models.verdict_world import PIPE_TYPES, prototype_gallery, write_bundle
+from tests.models.verdict_world import PIPE_TYPES, plain_coins, prototype_gallery, write_bundle
 
 NOISE = 0.15
 """Spread of a coin's embedding around its design's prototype (and of the gallery's references)."""
@@ -81,16 +80,7 @@ def _station(tmp_path: Path) -> Station:
 
     def calibration_cup(i: int) -> LabelledCup:
         t, types = _cup_types(i)
-        n = len(types)
-        coins = CupCoins(
-            embeddings(types),
-            np.full(n, 0.95, np.float32),
-            np.zeros(n, bool),
-            np.ones(n, np.float32),
-            np.full(n, np.nan, np.float32),
-            np.full(n, focus, np.float32),
-        )
-        return LabelledCup(100_000 + i, t, coins, tuple(types))
+        return LabelledCup(100_000 + i, t, plain_coins(embeddings(types), focus), tuple(types))
 
     frozen = labelled_pairs(
         [calibration_cup(i) for i in range(FROZEN_CUPS)],

@@ -227,3 +227,17 @@ def prototype_gallery(
         for side, design in ((Side.REVERSE, f"{t}-rev"), (Side.OBVERSE, f"f{k // 2}-obv")):
             gallery.add(unit(protos[design] + noise * rng.normal(size=(3, dim))), [GalleryEntry(t, side, design)] * 3)
     return gallery, protos
+
+
+def plain_coins(embeddings: np.ndarray, focus: float = 5.0) -> CupCoins:
+    """A cup's coins as the detector would hand them over in plain view: these embeddings, confidence 0.95, none
+    partial, each wholly visible, no diameter, in focus."""
+    n = int(embeddings.shape[0])
+    return CupCoins(
+        np.asarray(embeddings, np.float32),
+        np.full(n, 0.95, np.float32),
+        np.zeros(n, bool),
+        np.ones(n, np.float32),
+        np.full(n, np.nan, np.float32),
+        np.full(n, focus, np.float32),
+    )
