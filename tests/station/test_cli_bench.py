@@ -35,7 +35,7 @@ def test_one_backend(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "verdict", "--coins", "0"]) == 2
-    assert "--coins, --repeats and --threads must be at least 1" in capsys.readouterr().err
+    assert "--coins, --repeats, --threads and --detector-threads must be at least 1" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["bench", "verdict", "--backend", "cuda"])
     assert exc.value.code == 2
