@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, ScalarSelect, func, or_, select
+from sqlalchemy import Engine, ScalarSelect, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from db.records import AsideCup, CoinRuling, CupActivity, OrderCheck, ruling_text
@@ -281,32 +282,43 @@ def read_aside(
     return out
 
 
-def read_order_checks(engine: Engine, number: str, limit: int = 5) -> list[OrderCheck]:
-    """The newest checks of cups for order ``number`` at every station, newest first (``ix_cups_order_id``), with
-    their reasons, photograph and cup ruling."""
-    coins = _coins_of_cup()
-    stmt = (
-        select(
-            Cup.id,
-            Verdict.created_at,
-            Station.name,
-            Operator.name,
-            Verdict.decision,
-            coins,
-            Cup.expected_count,
-            Verdict.reasons,
-            Capture.ref,
-            Cup.expected_type,
-        )
-        .join(Order, Order.id == Cup.order_id)
+def _of_order(stmt: Select[*tuple[Any, ...]], number: str) -> Select[*tuple[Any, ...]]:
+    """``stmt`` over the checks of cups for order ``number`` at every station: each cup with its verdict, station,
+    operator and photograph (``ix_cups_order_id``)."""
+    return (
+        stmt.join(Order, Order.id == Cup.order_id)
         .join(Verdict, Verdict.cup_id == Cup.id)
         .join(Station, Station.id == Cup.station_id)
         .join(Operator, Operator.id == Cup.operator_id)
         .outerjoin(Capture, Capture.cup_id == Cup.id)
         .where(Order.number == number.strip())
-        .order_by(Verdict.created_at.desc(), Cup.id.desc())
-        .limit(limit)
     )
+
+
+def count_order_checks(engine: Engine, number: str) -> int:
+    """How many checks of cups for order ``number`` the log holds, at every station (those
+    :func:`read_order_checks` reads, however many)."""
+    with make_session_factory(engine)() as session:
+        return int(session.scalar(_of_order(select(func.count()).select_from(Cup), number)) or 0)
+
+
+def read_order_checks(engine: Engine, number: str, limit: int = 5) -> list[OrderCheck]:
+    """The newest checks of cups for order ``number`` at every station, newest first (``ix_cups_order_id``), with
+    their reasons, photograph and cup ruling."""
+    coins = _coins_of_cup()
+    columns = select(
+        Cup.id,
+        Verdict.created_at,
+        Station.name,
+        Operator.name,
+        Verdict.decision,
+        coins,
+        Cup.expected_count,
+        Verdict.reasons,
+        Capture.ref,
+        Cup.expected_type,
+    )
+    stmt = _of_order(columns, number).order_by(Verdict.created_at.desc(), Cup.id.desc()).limit(limit)
     with make_session_factory(engine)() as session:
         rows = session.execute(stmt).all()
         ids = [r[0] for r in rows]

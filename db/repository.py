@@ -653,6 +653,12 @@ class VerdictRepository:
 
         return read_order_checks(self.engine, number, limit)
 
+    def count_order_checks(self, number: str) -> int:
+        """How many checks of cups for order ``number`` the log holds (:func:`db.activity.count_order_checks`)."""
+        from db.activity import count_order_checks
+
+        return count_order_checks(self.engine, number)
+
     def count_verdicts(self) -> int:
         """How many verdicts the log holds."""
         with self._sessions() as session:

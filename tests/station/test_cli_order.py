@@ -9,11 +9,26 @@ from pathlib import Path
 
 import pytest
 
+from db.records import VerdictRecord
 from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from models.types import Decision
 from station.cli import main
 from tests.db.factories import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, make_record
+
+
+def _logged_home(tmp_path: Path, records: list[VerdictRecord]) -> Path:
+    """A home whose log holds ``records``, logged by the test operator in that order."""
+    home = tmp_path / "home"
+    home.mkdir()
+    repo = VerdictRepository.open(home)
+    try:
+        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
+        for record in records:
+            repo.log_verdict(record)
+    finally:
+        repo.engine.dispose()
+    return home
 
 
 @pytest.fixture
@@ -84,14 +99,7 @@ def test_a_photograph_missing_from_the_store_is_not_called_pruned(
 
 
 def test_an_order_number_with_a_slash_is_copied_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    repo = VerdictRepository.open(home)
-    try:
-        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
-        repo.log_verdict(make_record(1, order="SO/2026/0042"))
-    finally:
-        repo.engine.dispose()
+    home = _logged_home(tmp_path, [make_record(1, order="SO/2026/0042")])
     assert main(["order", "SO/2026/0042", "--home", str(home), "--out", str(tmp_path / "complaint")]) == 0
     copies = sorted(p.name for p in (tmp_path / "complaint").iterdir())
     assert len(copies) == 2 and all(name.startswith("SO_2026_0042_") for name in copies)
@@ -99,17 +107,9 @@ def test_an_order_number_with_a_slash_is_copied_out(tmp_path: Path, capsys: pyte
 
 
 def test_the_checks_left_out_by_the_limit_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    repo = VerdictRepository.open(home)
-    try:
-        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
-        at = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
-        for i in range(5):
-            flag = make_record(i + 1, decision=Decision.FLAG, p_correct=0.2, order="Z-1")
-            repo.log_verdict(replace(flag, created_at=at + timedelta(minutes=i)))
-    finally:
-        repo.engine.dispose()
+    at = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+    flags = [make_record(i + 1, decision=Decision.FLAG, p_correct=0.2, order="Z-1") for i in range(5)]
+    home = _logged_home(tmp_path, [replace(f, created_at=at + timedelta(minutes=i)) for i, f in enumerate(flags)])
     assert main(["order", "Z-1", "--home", str(home), "--limit", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert sum(": FLAG eur_1" in line for line in out) == 3
@@ -128,16 +128,14 @@ def test_the_checks_left_out_by_the_limit_are_counted(tmp_path: Path, capsys: py
 def test_two_checks_of_an_order_in_one_second_keep_a_photograph_each(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    repo = VerdictRepository.open(home)
-    try:
-        repo.add_operator(OPERATOR, Role.OPERATOR, OPERATOR_PIN)
-        at = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
-        repo.log_verdict(make_record(1, order="Z-2", station="s1", created_at=at + timedelta(microseconds=100)))
-        repo.log_verdict(make_record(2, order="Z-2", station="s2", created_at=at + timedelta(microseconds=900_000)))
-    finally:
-        repo.engine.dispose()
+    at = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+    home = _logged_home(
+        tmp_path,
+        [
+            make_record(1, order="Z-2", station="s1", created_at=at + timedelta(microseconds=100)),
+            make_record(2, order="Z-2", station="s2", created_at=at + timedelta(microseconds=900_000)),
+        ],
+    )
     out = tmp_path / "complaint"
     assert main(["order", "Z-2", "--home", str(home), "--out", str(out), "--json"]) == 0
     checks = json.loads(capsys.readouterr().out)["checks"]
