@@ -30,6 +30,7 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -120,9 +121,10 @@ class RealCoins:
             source=tuple(self.source[int(i)] for i in rows),
         )
 
-    @property
+    @cached_property
     def scene(self) -> np.ndarray:
-        """``(n,)`` each coin's scene: the pile of coins its photo shows (:func:`scene_groups`)."""
+        """``(n,)`` each coin's scene: the pile of coins its photo shows (:func:`scene_groups`; found once: the folds
+        and each fold's validation scene read it)."""
         return scene_groups(self.photo, self.type_id)
 
     def fold(self, folds: int = 2) -> np.ndarray:
