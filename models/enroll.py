@@ -555,12 +555,9 @@ def enroll_catalog(
 
 
 def design_alike(a: np.ndarray, b: np.ndarray) -> bool | None:
-    """Whether two sets of references look like one design to the camera, by the test the gallery's
+    """Whether two sets of references look like one design to the camera, by the rule the gallery's
     :meth:`~models.gallery_view.GalleryView.design_lookalikes` names two designs alike by (the warning "… look like
-    one design to the camera"): one set's references are nearer the other's than their own nearest other reference
-    at least :data:`~models.gallery_view.LOOKALIKE_RATE` of the time (at a cosine of
-    :data:`~models.gallery_view.SAME_DESIGN_FLOOR` or more), or their median best cosine to the other set comes
-    within :data:`~models.gallery_view.SAME_DESIGN_GAP` of their median best cosine among themselves.
+    one design to the camera"; :func:`~models.gallery_view.designs_alike`), in either direction.
 
     Args:
         a: ``(n, d)`` unit rows.
@@ -578,15 +575,14 @@ def design_alike(a: np.ndarray, b: np.ndarray) -> bool | None:
 def _mistaken_for(x: np.ndarray, y: np.ndarray) -> bool:
     """Whether the references ``x`` (``(n, d)``, ``n >= 2``) look like the design of ``y`` (``(m, d)``): the one
     direction of :func:`design_alike`."""
-    from models.gallery_view import LOOKALIKE_RATE, SAME_DESIGN_FLOOR, SAME_DESIGN_GAP
+    from models.gallery_view import SAME_DESIGN_FLOOR, designs_alike
 
     own = x.astype(np.float64) @ x.T.astype(np.float64)
     np.fill_diagonal(own, -np.inf)
     own_best = own.max(axis=1)
     to_y = (x.astype(np.float64) @ y.T.astype(np.float64)).max(axis=1)
     share = float(np.mean((to_y > own_best) & (to_y >= SAME_DESIGN_FLOOR)))
-    near = float(np.median(to_y)) >= max(float(np.median(own_best)) - SAME_DESIGN_GAP, SAME_DESIGN_FLOOR)
-    return share >= LOOKALIKE_RATE or near
+    return bool(designs_alike(share, float(np.median(to_y)), float(np.median(own_best))))
 
 
 def design_references(gallery: Gallery) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -5,6 +5,7 @@ types its own references are mistaken for (:data:`LOOKALIKE_RATE`)."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,16 @@ SAME_DESIGN_FLOOR = 0.8
 """... and only from this cosine: a type whose own references differ (two coins enrolled as one, or a bad photo)
 matches itself poorly, and would otherwise be named beside every other design. Pairs truly sharing a design: 0.965
 and up among renders, 0.88 and up among photos."""
+
+
+def designs_alike(share: Any, median_to: Any, median_own: Any) -> Any:
+    """The rule two designs are named alike by (elementwise on arrays): the share of one's references nearer the
+    other's than their own nearest other reference (at a cosine of :data:`SAME_DESIGN_FLOOR` or more) reaches
+    :data:`LOOKALIKE_RATE`, or the median of their best cosines to the other comes within :data:`SAME_DESIGN_GAP` of
+    the median of their best cosines among themselves, and reaches :data:`SAME_DESIGN_FLOOR`.
+    :meth:`GalleryView.design_lookalikes` applies it to every two designs of a gallery,
+    :func:`models.enroll.design_alike` to a type's new photos and a declared design's references."""
+    return (share >= LOOKALIKE_RATE) | (median_to >= np.maximum(median_own - SAME_DESIGN_GAP, SAME_DESIGN_FLOOR))
 
 
 class GalleryView:
@@ -260,8 +271,7 @@ class GalleryView:
         np.add.at(mistaken, group, ((best > own_best[:, None]) & (best >= SAME_DESIGN_FLOOR)).astype(np.float64))
         share = mistaken / counts[:, None]
         median = np.stack([np.median(best[group == g], axis=0) for g in range(n_d)])  # [from, to]
-        near = median >= np.maximum(np.diag(median)[:, None] - SAME_DESIGN_GAP, SAME_DESIGN_FLOOR)
-        alike = (share >= LOOKALIKE_RATE) | near
+        alike = np.asarray(designs_alike(share, median, np.diag(median)[:, None]), bool)
         alike |= alike.T
         alike &= (counts >= 2)[:, None] & (counts >= 2)[None, :]
         first = pool[starts]  # one reference of each design: its type and side
