@@ -143,6 +143,7 @@ def prepare_demo_home(
     bundle_path: Path | None = None,
     embedder_path: Path | None = None,
     progress: bool = True,
+    photos_per_side: int | None = None,
 ) -> Path:
     """Make ``home`` a demo station home: gallery of the simulator's mint, a database with the demo operator.
 
@@ -154,6 +155,8 @@ def prepare_demo_home(
             calibration galleries held (default: the shipped bundle).
         embedder_path: an embedder checkpoint to use instead of the bundle's.
         progress: a tqdm bar on stderr while enrolling (one step per type).
+        photos_per_side: enrol each side from this many photos instead of as many as the bundle's calibration
+            galleries held (fewer: a type enrolled from a few photos, outside what the bundle was certified on).
 
     Returns:
         ``home``.
@@ -170,7 +173,9 @@ def prepare_demo_home(
     embedder = Embedder.load(embedder_path, threads=2)
     marker = home / DEMO_MARKER
     # as many photos a side as the verdict model's calibration galleries held, so its guarantee holds here
-    per_side = bundle.enrol_per_side
+    per_side = bundle.enrol_per_side if photos_per_side is None else photos_per_side
+    if per_side < 1:
+        raise ValueError(f"photos_per_side must be at least 1, got {per_side}")
     wanted = {
         "n_types": n_types,
         "seed": seed,

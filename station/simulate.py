@@ -273,6 +273,7 @@ def simulate(
     config: RetrainConfig | None = None,
     progress: bool = True,
     empty_tray: bool = True,
+    photos_per_side: int | None = None,
 ) -> list[CycleResult]:
     """Run the closed loop and write ``out/report.md`` with ``out/cycles.png``; returns every cycle.
 
@@ -281,7 +282,9 @@ def simulate(
     supervisor checks besides every FLAG. ``operator_turns``: the operator turns over the coins a FLAG names as
     lying on a shared side and checks the cup again. ``empty_tray``: the station compares each cup with a photo of
     its empty tray under the same light (:attr:`models.synth.scene.SceneOptions.empty_reference`), as a station
-    with an empty-tray photo does.
+    with an empty-tray photo does. ``photos_per_side``: each type enrolled from this many simulator photos a side
+    (default: as many as the verdict model's calibration galleries held; fewer: the few-photo enrolment drift, which
+    the station references the nights take from ruled cups can make up for).
 
     Raises:
         FileExistsError: ``out`` holds an earlier simulation's home (its cups would be learnt again).
@@ -293,7 +296,9 @@ def simulate(
             f"{out / 'home'} holds an earlier simulation: its cups would be learnt again and fall on both sides of "
             "the holdout; give another --out"
         )
-    home = prepare_demo_home(out / "home", n_types=n_types, seed=seed, progress=progress)
+    home = prepare_demo_home(
+        out / "home", n_types=n_types, seed=seed, progress=progress, photos_per_side=photos_per_side
+    )
     repo = VerdictRepository.open(home)
     if repo.verify_operator(SUPERVISOR, SUPERVISOR_PIN) is None:
         repo.add_operator(SUPERVISOR, Role.SUPERVISOR, SUPERVISOR_PIN)
@@ -359,7 +364,8 @@ def write_report(out: Path, results: list[CycleResult]) -> Path:
         "",
         "Auto-pass: clean cups passed over clean cups. Rules allow: clean cups with enough coins, none showing a "
         "design other types share and no declared lookalike, over clean cups (the most auto-pass can be). "
-        "Labelled: every FLAG and the PASSes drawn for audit (in brackets). First model: the model the day "
+        "Labelled: every FLAG (of a cup checked again after turning, the re-check's FLAG alone: a re-check that "
+        "passes needs no one) and the PASSes drawn for audit (in brackets). First model: the model the day "
         "started with, judging the same cups (the retrains' own effect is the difference). Turned: FLAGs that named "
         "coins on a shared side, checked again after the operator turned them (with --operator-turns); passed at "
         "the station: cups rightly passed at the first check or after turning, over the cups holding only the "

@@ -53,6 +53,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="the station has no empty-tray photo (default: each cup is compared with its tray photographed empty "
         "under the same light)",
     )
+    p.add_argument(
+        "--enrol-photos",
+        type=int,
+        default=None,
+        metavar="N",
+        help="enrol each type from N simulator photos a side (default: as many as the verdict model was calibrated "
+        "with; fewer: types enrolled from a few photos, the drift the nights' station references make up for)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (home, report)")
     p.set_defaults(func=run)
 
@@ -62,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     if args.cups < 1 or args.cycles < 1 or args.types < 4:
         raise CliError("--cups and --cycles must be at least 1, --types at least 4")
     check_at_least("--references-per-design", args.references_per_design, 0)
+    if args.enrol_photos is not None:
+        check_at_least("--enrol-photos", args.enrol_photos, 1)
     for flag, value in (("--reverse-share", args.reverse_share), ("--audit-share", args.audit_share)):
         if not 0.0 <= value <= 1.0:
             raise CliError(f"{flag} must be between 0 and 1, got {value}")
@@ -85,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             operator_turns=args.operator_turns,
             config=cfg,
             empty_tray=not args.no_empty_tray,
+            photos_per_side=args.enrol_photos,
         )
     except FileExistsError as err:  # an earlier simulation's home: its cups would be learnt twice
         raise CliError(str(err)) from err

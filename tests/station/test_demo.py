@@ -62,6 +62,15 @@ def test_demo_home_enrols_the_simulator_mint_once(tmp_path: Path) -> None:
     prepare_demo_home(home, n_types=9, seed=5, embedder_path=weights, progress=False)  # nothing to redo
     assert manifest.stat().st_mtime_ns == before
 
+    # types enrolled from a few photos: the home is enrolled again, with at most that many a side
+    prepare_demo_home(home, n_types=9, seed=5, embedder_path=weights, progress=False, photos_per_side=2)
+    few = Gallery.load(home / "gallery", embedder_version=emb.version)
+    assert list(few.types()) == list(gallery.types())
+    assert all(1 <= n <= 2 for sides in few.types().values() for n in sides.values())
+    assert max(n for sides in gallery.types().values() for n in sides.values()) > 2
+    with pytest.raises(ValueError, match="photos_per_side must be at least 1"):
+        prepare_demo_home(home, n_types=9, seed=5, embedder_path=weights, progress=False, photos_per_side=0)
+
     repository = VerdictRepository.open(home)  # someone deactivated the demo operator in the People dialog
     repository.operators.set_pin(DEMO_OPERATOR, "9999")
     repository.operators.set_active(DEMO_OPERATOR, False)

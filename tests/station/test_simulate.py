@@ -85,6 +85,8 @@ def test_simulate_day_reports_auto_pass_beside_what_the_rules_allow(
     assert "--delta must be in (0, 1), got 0.0" in capsys.readouterr().err
     assert main(["simulate-day", "--references-per-design", "-1", "--out", str(out)]) == 2
     assert "--references-per-design must be >= 0, got -1" in capsys.readouterr().err
+    assert main(["simulate-day", "--enrol-photos", "0", "--out", str(out)]) == 2
+    assert "--enrol-photos must be >= 1, got 0" in capsys.readouterr().err
     assert main(["retrain", "--home", str(tmp_path / "h"), "--references-per-design", "-1"]) == 2
     assert "--references-per-design must be >= 0, got -1" in capsys.readouterr().err
 
