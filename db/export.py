@@ -45,9 +45,37 @@ def _coin_truth(label: Label, coin: Coin, expected: str, inherited: bool) -> tup
 
 
 def export_cups(session: Session, cup_ids: Iterable[int], since: datetime | None) -> TrainingExport:
-    """The labelled cups ``cup_ids`` and their coins, and the first checks their re-checks answer (see
-    :meth:`db.repository.VerdictRepository.training_export`)."""
-    ids = list(cup_ids)
+    """The picked cups ``cup_ids`` and their coins, each under its ruling in force, and the checks a re-check links
+    them with (see :meth:`db.repository.VerdictRepository.training_export`).
+
+    ``since`` only picked the cups (a cup is new when its own ruling or one of its coins' rulings was made after it);
+    what is exported of a picked cup does not depend on it. A coin corrected before ``since`` in a cup confirmed
+    after it is still the other type: leaving its ruling out would show a contaminated cup as clean, and the cup
+    confirmed before a coin's newer correction is still labelled. A re-check and the first check it answers are the
+    same coins, so when either is picked both come, exactly as an export of everything shows them.
+    """
+    del since  # picking is the caller's; a picked cup is exported whole
+    return _export_in_force(session, sorted(_with_their_rechecks(session, set(cup_ids))))
+
+
+def _with_their_rechecks(session: Session, cup_ids: set[int]) -> set[int]:
+    """``cup_ids`` with every check linked to one of them by ``recheck_of_id`` (the first check a re-check answers,
+    the re-checks that answer a first check, and so on along a chain)."""
+    group = set(cup_ids)
+    frontier = set(cup_ids)
+    while frontier:
+        ids = sorted(frontier)
+        answers = session.scalars(select(Cup.recheck_of_id).where(Cup.id.in_(ids)))
+        linked = {first for first in answers if first is not None}
+        linked |= set(session.scalars(select(Cup.id).where(Cup.recheck_of_id.in_(ids))))
+        frontier = linked - group
+        group |= frontier
+    return group
+
+
+def _export_in_force(session: Session, ids: Sequence[int]) -> TrainingExport:
+    """The cups ``ids`` and their coins under the rulings in force, whenever made; a first check whose labelled
+    re-check is among ``ids`` comes with it, its coins ruled like the re-check's coins lying where they lie."""
     labels = session.scalars(select(Label).where(Label.cup_id.in_(ids), Label.is_current)).all()
     cup_label: dict[int, Label] = {}
     coin_label: dict[int, Label] = {}
@@ -57,17 +85,12 @@ def export_cups(session: Session, cup_ids: Iterable[int], since: datetime | None
         else:
             coin_label[lab.coin_id] = lab
 
-    def fresh(label: Label | None) -> bool:
-        return label is not None and (since is None or label.created_at > since)
-
     rows = _cup_rows(session, ids)
     coins_by_cup = _coins_by_cup(session, ids)
     cups: list[TrainingCup] = []
     coins: list[TrainingCoin] = []
     # first check → the labelled re-check that answers it: the same coins, so always in the same split
-    answered = {
-        cup.recheck_of_id: cup.id for cup, *_ in rows if cup.recheck_of_id is not None and fresh(cup_label.get(cup.id))
-    }
+    answered = {cup.recheck_of_id: cup.id for cup, *_ in rows if cup.recheck_of_id is not None and cup.id in cup_label}
     # a first check's own ruling stands when it is the newer one; an older one gives way to the re-check's
     own_first: dict[int, datetime] = {}
     for lab in session.scalars(select(Label).where(Label.cup_id.in_(list(answered)), Label.is_current)):
@@ -77,12 +100,12 @@ def export_cups(session: Session, cup_ids: Iterable[int], since: datetime | None
         if cup.id in superseded:
             continue  # its re-check's newer ruling speaks for it (below)
         cl = cup_label.get(cup.id)
-        if cl is not None and fresh(cl):
+        if cl is not None:
             cups.append(_training_cup(cup, station, ref, version, decision, cl, split_cup_id=answered.get(cup.id)))
         for coin in coins_by_cup.get(cup.id, []):
             own = coin_label.get(coin.id)
             ruling = own if own is not None else cl
-            if ruling is not None and fresh(ruling):
+            if ruling is not None:
                 coins.append(_training_coin(cup, station, version, coin, ruling, inherited=own is None))
     # A first check answered by a labelled re-check is the same coins, photographed before some were turned over
     # in place: each of its coins takes the ruling of the re-check's coin lying where it lies.
@@ -96,18 +119,17 @@ def export_cups(session: Session, cup_ids: Iterable[int], since: datetime | None
         )
         if only_the_camera(tuple(reasons or ()))
     }
-    firsts = [cup_id for cup_id in firsts if cup_id not in moved]
-    first_coins = _coins_by_cup(session, firsts)
-    for cup, station, ref, version, decision in _cup_rows(session, firsts):
+    carried = set(firsts) - moved
+    for cup, station, ref, version, decision in (row for row in rows if row[0].id in carried):
         again = answered[cup.id]
         cl = cup_label[again]
         cups.append(_training_cup(cup, station, ref, version, decision, cl, split_cup_id=again))
-        for coin in first_coins.get(cup.id, []):
+        for coin in coins_by_cup.get(cup.id, []):
             twin = _coin_at(coin, coins_by_cup.get(again, []))
             if twin is None or (twin.id not in coin_label and (coin.top_type is None or twin.top_type is None)):
                 continue
             ruling = coin_label.get(twin.id, cl)
-            if fresh(ruling) and LabelKind(ruling.kind) is not LabelKind.WRONG_SIDE:
+            if LabelKind(ruling.kind) is not LabelKind.WRONG_SIDE:
                 coins.append(_training_coin(cup, station, version, coin, ruling, inherited=True))
     return TrainingExport(cups=tuple(cups), coins=tuple(coins))
 

@@ -13,7 +13,7 @@ import getpass
 import socket
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +21,8 @@ from db.pins import hash_pin, verify_pin
 from db.records import OperatorChangeEntry, OperatorInfo, OperatorSummary
 from db.schema import NAME_LEN, Cup, Operator, OperatorAudit, OperatorChange, Role
 from db.session import make_session_factory
+
+NAMES_LOCK_ID = 0x6F70657261746F72  # "operator": the PostgreSQL advisory lock that queues registrations of names
 
 
 class OperatorError(ValueError):
@@ -115,6 +117,7 @@ class OperatorRoster:
             with self._writes.begin() as session:
                 if acting is not None:
                     require_supervisor(session, acting, "add people")
+                _queue_name_changes(session)
                 # folded here, not by the database's lower(): SQLite folds ASCII letters only
                 key = name.casefold()
                 taken = next((n for n in session.scalars(select(Operator.name)) if n.casefold() == key), None)
@@ -304,6 +307,19 @@ def _role(role: Role | str) -> Role:
         return Role(role)
     except ValueError as err:
         raise OperatorError(f"unknown role {role!r}: one of {', '.join(r.value for r in Role)}") from err
+
+
+def _queue_name_changes(session: Session) -> None:
+    """Wait until no other transaction is registering a name, and keep the others waiting until this one ends.
+
+    Only the exact name is unique in the table; names differing only in case are refused by reading the names and
+    comparing them folded. Two PCs adding "Ána" and "ána" at the same moment on PostgreSQL would each read the names
+    before the other's insert and both go in; a transaction-scoped advisory lock (released at commit or rollback)
+    makes the second read wait for the first's commit, so it sees the first name. SQLite needs none: a writing
+    transaction there holds the database's write lock from its ``BEGIN IMMEDIATE``.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": NAMES_LOCK_ID})
 
 
 def require_supervisor(session: Session, name: str, doing: str) -> Operator:

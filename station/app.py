@@ -36,6 +36,7 @@ from station.controllers.enrol_tray import TrayEnrolment
 from station.controllers.model_follow import RegistryFeed, start_in_force
 from station.main_window import MainWindow
 from station.review_window import ReviewWindow
+from station.signin_throttle import HomeSignInThrottle
 from station.views.login import LoginDialog
 
 if TYPE_CHECKING:
@@ -106,15 +107,22 @@ _SIGN_IN_THROTTLE = SignInThrottle()
 """Refused sign-ins of this process: every dialog shares the count, so cancelling one does not reset the lock."""
 
 
-def sign_in_dialog(directory: OperatorDirectory, title: str, role: str | None) -> OperatorInfo | None:
+def sign_in_dialog(
+    directory: OperatorDirectory, title: str, role: str | None, *, home: Path | None = None
+) -> OperatorInfo | None:
     """Show the sign-in dialog until a person is admitted (returned) or cancels (``None``).
 
     A station's sign-in cache is brought in line with the database as the dialog opens (:func:`refresh_sign_in_cache`),
     so a PIN changed or a person deactivated on another PC while this window ran counts at the next outage too.
+
+    With ``home``, the refusals in a row and the lock they earned are read from and kept in the home
+    (:class:`~station.signin_throttle.HomeSignInThrottle`): a process that ends when the dialog is cancelled
+    (``cupcheck review``) would otherwise start each new one unlocked. Without, they are this process's.
     """
     refresh_sign_in_cache(directory)
     dialog = LoginDialog(title)
-    login = LoginController(dialog, directory, throttle=_SIGN_IN_THROTTLE, role=role)
+    throttle = _SIGN_IN_THROTTLE if home is None else HomeSignInThrottle(home)
+    login = LoginController(dialog, directory, throttle=throttle, role=role)
     if dialog.exec() != QDialog.DialogCode.Accepted:
         return None
     return login.operator
@@ -223,7 +231,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
     directory = SignInDirectory(repository.repository.operators, cache)  # refreshed as each sign-in dialog opens
 
     def sign_in() -> OperatorInfo | None:
-        return sign_in_dialog(directory, title, None)
+        return sign_in_dialog(directory, title, None, home=home)  # the lock outlives a restart
 
     if demo:
         from station.demo import DEMO_OPERATOR
@@ -253,7 +261,9 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
         tray_enrolment=TrayEnrolment(
             home,
             feed.gallery_dir,
-            None if demo else lambda: sign_in_dialog(directory, f"cupcheck {config.name}: enrol a type", SUPERVISOR),
+            None
+            if demo
+            else lambda: sign_in_dialog(directory, f"cupcheck {config.name}: enrol a type", SUPERVISOR, home=home),
         ),
     )
     if started.problem and window.follower is not None:
@@ -316,7 +326,7 @@ def run_review(
     app = qt_application()
     repository = VerdictRepository.open(home, url, store=store)
     require_someone_to_sign_in(repository, SUPERVISOR)
-    supervisor = sign_in_dialog(repository, "cupcheck review: supervisor sign-in", SUPERVISOR)
+    supervisor = sign_in_dialog(repository, "cupcheck review: supervisor sign-in", SUPERVISOR, home=home)
     if supervisor is None:
         return 1
     enrolment = Enrolment(gallery_dir, lambda: _bundle_embedder(bundle))
