@@ -401,7 +401,9 @@ def calibrate_image(
         square_mm: checkerboard square size in mm.
         aruco_mm: side of printed ArUco markers in mm.
         roi: the cup region given by hand; wins over detection.
-        detect_roi: look for the cup rim when ``roi`` is not given (``None`` when not found).
+        detect_roi: look for the cup rim when ``roi`` is not given (``None`` when not found). With ``False`` the
+            calibration keeps no region (the whole image), but the rim is still looked for, only so that the cup's
+            own outline is never measured as the reference coin.
         now: the calibration time (default: the current UTC time).
 
     Returns:
@@ -429,7 +431,7 @@ def calibrate_image(
     if roi is None and detect_roi:
         roi = detect_cup_roi(image)
     if reference_mm is not None:
-        estimate = estimate_from_coin(image, reference_mm, cup=roi)
+        estimate = estimate_from_coin(image, reference_mm, cup=_outline_to_skip(image, roi, detect_roi))
     elif checkerboard is not None:
         if square_mm is None:
             raise ValueError("a checkerboard needs its square size in mm")
@@ -448,6 +450,15 @@ def calibrate_image(
         reference_mm=estimate.reference_mm,
     )
     return calibration, estimate
+
+
+def _outline_to_skip(image: npt.NDArray[Any], roi: CupRoi | None, detect_roi: bool) -> CupRoi | None:
+    """The round cup whose outline a reference coin is never taken for: the region in use, else, when the region
+    is the whole image by choice (``detect_roi`` off), the rim found all the same. Without it, the cup's rim alone
+    in the photo would be measured as the coin, a scale several times too high."""
+    if roi is not None or detect_roi:
+        return roi
+    return detect_cup_roi(image)
 
 
 def draw_overlay(image: npt.NDArray[Any], estimate: ScaleEstimate, roi: CupRoi | None = None) -> UInt8Array:

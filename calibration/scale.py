@@ -37,6 +37,14 @@ RIM_RATIO = 0.6
 CUP_OUTLINE_TOLERANCE = 0.15
 """A circle centred within this share of the cup's radius of its centre, and as large within it, is the cup's own
 outline (its floor's edge or its rim), never a reference coin."""
+MAX_COIN_SPAN = 0.5
+"""A reference coin spans at most this share of the image's shorter side. A circle wider than that is a cup's or
+tray's rim (the rim finder looks for circles from half the shorter side up), or a coin photographed far closer than
+the station's camera sees coins: measured as the coin, it would put every diameter several times off."""
+CONCENTRIC = 0.03
+"""Two circles whose centres lie within this share of the larger one's radius (and at least 1.5 px) are one coin's
+outline and its relief (a raised rim, a bead ring, a bimetallic coin's core: minted round one centre, and fitted to
+a fraction of a pixel); further apart, the smaller is another thing lying inside the larger."""
 
 
 class CalibrationError(ValueError):
@@ -422,7 +430,9 @@ def estimate_from_coin(
     The coin is the best-supported circle that does not enclose another circle (a tray or cup rim around the
     coin is passed over). A circle that is the cup's own outline (``cup``: its round region, the floor or the rim
     around it) is never the coin, even when the coin itself is not found: a reference coin that hardly stands out
-    from the tray would otherwise leave the cup's floor to be measured as a coin, several times too large.
+    from the tray would otherwise leave the cup's floor to be measured as a coin, several times too large. Nor is a
+    circle wider than half the image's shorter side (:data:`MAX_COIN_SPAN`), or one holding another circle not
+    centred on it (a coin lying in it, however large), whether or not the cup is known.
 
     Args:
         image: ``(H, W, 3)`` uint8 BGR or ``(H, W)`` uint8 gray.
@@ -435,7 +445,8 @@ def estimate_from_coin(
         The estimate, with the fitted ellipse.
 
     Raises:
-        CalibrationError: no well-defined circular outline was found.
+        CalibrationError: no well-defined circular outline was found, or only circles no reference coin can be
+            (the cup's outline, one wider than half the image, one holding another circle), saying which.
         ValueError: ``reference_mm`` not positive.
     """
     if not (math.isfinite(reference_mm) and reference_mm > 0):
@@ -452,18 +463,15 @@ def estimate_from_coin(
     # an enclosed circle of similar size is the coin's own relief ring; an enclosing much larger one is a rim
     outlines = [g for g in fits if not any(f.encloses(g) and g.radius >= RIM_RATIO * f.radius for f in fits)]
     inner = [f for f in outlines if not any(f.encloses(g) for g in outlines)]
-    if not inner:
-        if passed_over:
-            raise CalibrationError(
-                "no coin found, only the cup's own round outline: lay the reference coin flat in the cup, apart "
-                "from its rim, where it stands out from the tray (or on a sheet of another colour), and photograph "
-                "it again"
-            )
-        raise CalibrationError("no coin found: no circular outline with a clear, continuous edge")
-    best = max(inner, key=lambda f: f.support * f.strength)
+    too_wide = [f for f in inner if f.ellipse.major > MAX_COIN_SPAN * side]
+    holding = [f for f in inner if f.ellipse.major <= MAX_COIN_SPAN * side and _holds_another(f, fits)]
+    coins = [f for f in inner if f.ellipse.major <= MAX_COIN_SPAN * side and not _holds_another(f, fits)]
+    if not coins:
+        raise CalibrationError(_no_coin_reason(passed_over > 0, too_wide, holding, side))
+    best = max(coins, key=lambda f: f.support * f.strength)
     # coins of another size lying apart: which is the reference? Measuring another puts every diameter off (a
     # pile of the reference coin alone measures the same whichever; a tilted one comes out a few % off)
-    other = [f for f in inner if not _overlap(f, best) and abs(f.radius - best.radius) > SAME_SIZE * best.radius]
+    other = [f for f in coins if not _overlap(f, best) and abs(f.radius - best.radius) > SAME_SIZE * best.radius]
     warning = ""
     if other:
         sizes = ", ".join(f"{2 * f.radius:.0f}" for f in sorted(other, key=lambda f: -f.radius)[:3])
@@ -486,6 +494,41 @@ def estimate_from_coin(
 SAME_SIZE = 0.04
 """Two coins whose diameters differ by more than this share may be of two denominations (euro coins next in size
 differ by 4.3 % to 15 %); a calibration photo showing both cannot say which is the reference."""
+
+
+def _holds_another(fit: CircleFit, fits: list[CircleFit]) -> bool:
+    """Whether ``fit`` encloses another of ``fits`` not centred on it: a coin lying in a cup's rim or a tray, not
+    the coin's own relief ring (a raised rim, a bimetallic coin's core), which shares its centre."""
+    return any(
+        fit.encloses(g)
+        and math.hypot(fit.ellipse.cx - g.ellipse.cx, fit.ellipse.cy - g.ellipse.cy) > max(1.5, CONCENTRIC * fit.radius)
+        for g in fits
+    )
+
+
+def _no_coin_reason(passed_over: bool, too_wide: list[CircleFit], holding: list[CircleFit], side: int) -> str:
+    """Why no circle found is the reference coin, with what to do: the cup's own outline was all there was
+    (``passed_over``), the circles left were wider than a coin can be (``too_wide``) or held another circle
+    (``holding``), or there was no circle at all."""
+    retake = (
+        "lay the reference coin flat in the cup, apart from its rim, where it stands out from the tray (or on a "
+        "sheet of another colour), and photograph it again with the station's camera"
+    )
+    if passed_over:
+        return f"no coin found, only the cup's own round outline: {retake}"
+    if too_wide:
+        width = max(f.ellipse.major for f in too_wide)
+        return (
+            f"no coin found: the circle found is {width:.0f} px across, more than half the photo's shorter side "
+            f"({side} px), so it is a cup's or tray's rim, not a coin (or the coin was photographed far closer "
+            f"than the station's camera sees coins): {retake}"
+        )
+    if holding:
+        return (
+            "no coin found: the circle found holds another circle inside it (a rim around a coin), so it is no "
+            f"coin: {retake}"
+        )
+    return "no coin found: no circular outline with a clear, continuous edge"
 
 
 def _overlap(a: CircleFit, b: CircleFit) -> bool:

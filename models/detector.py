@@ -48,6 +48,10 @@ TARGET_COIN_PX = 50.0
 MAX_IMGSZ = 1024
 FEW_COINS = 2
 """A first pass over a large frame that boxes at most this many coins may have missed coins too small for it."""
+CUP_BOX_SHARE = 0.4
+"""In a frame more than twice the input size, "coins" whose median box spans more than this share of the frame's
+shorter side are whole cups boxed as one coin each (several cups side by side, their coins too small for the first
+pass): three coins that large hardly fit one cup."""
 RIM_TOLERANCE = 0.09
 """A coin whose fitted outline reaches past the cup's boundary by more than this fraction of its radius is cut by
 the rim: about 1 % of its face hidden, the synthetic ground truth's definition."""
@@ -583,8 +587,9 @@ class Detector:
         box is well below that (a wide shot, a large image) is predicted again at the size that brings the
         coins to the trained scale (at most :data:`MAX_IMGSZ`). In a frame more than twice the input size, coins
         shrunk under a few input pixels are not boxed at all, or a cluster of them as one: when the first pass
-        finds at most :data:`FEW_COINS` coins, none of them large, the frame is predicted again at up to its own
-        size and the pass that finds more coins is kept. A station frame of a cup needs one pass.
+        finds at most :data:`FEW_COINS` coins, none of them large, or boxes far larger than coins among several
+        (whole cups, :data:`CUP_BOX_SHARE`), the frame is predicted again at up to its own size and the pass that
+        finds more coins is kept. A station frame of a cup needs one pass.
         """
         found = self.boxes(image)
         if not self.settings.auto_scale:
@@ -592,9 +597,11 @@ class Detector:
         side = max(image.shape[:2])
         base = self.settings.imgsz
         coin_px = 0.0
+        share = 0.0  # the median box's share of the frame's shorter side
         if len(found.confidence):
             sizes = np.maximum(found.xyxy[:, 2] - found.xyxy[:, 0], found.xyxy[:, 3] - found.xyxy[:, 1])
             coin_px = float(np.median(sizes)) * base / side
+            share = float(np.median(sizes)) / min(image.shape[:2])
             if coin_px < 0.7 * TARGET_COIN_PX:
                 imgsz = min(
                     MAX_IMGSZ,
@@ -605,7 +612,8 @@ class Detector:
         if side <= 2 * base:  # a station frame: one pass
             return found
         n_coins = self._coins_in(found)
-        if n_coins <= FEW_COINS and (n_coins == 0 or coin_px < 2 * TARGET_COIN_PX):
+        few = n_coins <= FEW_COINS and (n_coins == 0 or coin_px < 2 * TARGET_COIN_PX)
+        if few or (n_coins > FEW_COINS and share > CUP_BOX_SHARE):
             again = self.boxes(image, min(MAX_IMGSZ, 32 * math.ceil(side / 32)))
             return again if self._coins_in(again) > n_coins else found
         return found

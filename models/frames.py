@@ -33,14 +33,36 @@ def read_frame(path: str | Path) -> Frame:
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: empty file")
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    image = _decode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH, path)
     if image is not None and image.dtype == np.uint16:
         image = to_8bit(np.asarray(image, np.uint16))
     elif image is not None and image.dtype != np.uint8:  # floating point (TIFF): OpenCV's own conversion
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        image = _decode(data, cv2.IMREAD_COLOR, path)
     if image is None:
         raise ValueError(f"{path}: not a readable image")
     return Frame(image=np.ascontiguousarray(image, dtype=np.uint8), source=str(path))
+
+
+def _decode(data: UInt8Array, flags: int, path: Path) -> npt.NDArray[Any] | None:
+    """``cv2.imdecode`` of a file's bytes, ``None`` when OpenCV cannot read them.
+
+    OpenCV refuses some files with an exception rather than ``None``: a header claiming more pixels than it will
+    decode (over 2^30, a corrupt or oversized file), or a size its codec rejects. Those are files that cannot be
+    read, named as such, not a crash of the command reading them.
+
+    Raises:
+        ValueError: OpenCV refused the file (its reason given).
+    """
+    try:
+        return cv2.imdecode(data, flags)
+    except cv2.error as err:
+        reason = (err.err or str(err)).strip()
+        if "MAX_IMAGE_PIXELS" in reason:
+            reason = (
+                "its header claims more than 2^30 pixels: a corrupt file, or a picture far larger than a station "
+                "photo; take or export it again at the camera's size"
+            )
+        raise ValueError(f"{path}: not a readable image (OpenCV refused it: {reason})") from err
 
 
 def to_8bit(image: npt.NDArray[np.uint16]) -> UInt8Array:

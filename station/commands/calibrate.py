@@ -87,7 +87,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="cup region in pixels: x,y,r for a round cup, square:x,y,h for a tray of half side h "
         "(default: find a round rim)",
     )
-    roi.add_argument("--no-roi", action="store_true", help="do not look for the cup rim; use the whole image")
+    roi.add_argument(
+        "--no-roi",
+        action="store_true",
+        help="use the whole image as the cup region (the rim is still looked for, only so that it is never "
+        "measured as the reference coin)",
+    )
     parser.add_argument(
         "--empty-tray",
         metavar="IMAGE",

@@ -142,8 +142,48 @@ def test_the_cups_own_outline_is_never_taken_for_the_reference_coin() -> None:
     image = exposure(np.clip(pale, 0, 255).astype(np.uint8), 2)
     with pytest.raises(CalibrationError, match="no coin found, only the cup's own round outline"):
         calibrate_image(image, reference_mm=EURO_1_MM)
-    wrong = estimate_from_coin(image, EURO_1_MM)  # what a coin search that does not know the cup makes of it
-    assert wrong.px_per_mm > 15
+    # a coin search that does not know the cup refuses the floor all the same: it spans most of the photo
+    with pytest.raises(CalibrationError, match=r"415 px across, more than half the photo's shorter side \(480 px\)"):
+        estimate_from_coin(image, EURO_1_MM)
+
+
+def test_without_a_cup_region_the_cups_outline_is_still_never_the_reference_coin() -> None:
+    """``cupcheck calibrate --no-roi``: the calibration keeps the whole image, but the rim is found all the same,
+    to be passed over; it was once measured as the coin, a scale several times too high, said nowhere."""
+    r = EURO_1_MM * 4.0 / 2
+    dark = table().astype(np.float32)
+    draw_disc(dark, 250.0, 200.0, r, metallic=False, level=60.0)
+    cal, _ = calibrate_image(
+        exposure(np.clip(dark, 0, 255).astype(np.uint8), 1), reference_mm=EURO_1_MM, detect_roi=False
+    )
+    assert cal.px_per_mm == pytest.approx(4.0, rel=0.01) and cal.roi is None
+    pale = table().astype(np.float32)
+    draw_disc(pale, 250.0, 200.0, r)  # not found: only the floor's circle is left
+    image = exposure(np.clip(pale, 0, 255).astype(np.uint8), 2)
+    with pytest.raises(CalibrationError, match="no coin found, only the cup's own round outline"):
+        calibrate_image(image, reference_mm=EURO_1_MM, detect_roi=False)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_circle_holding_another_off_its_centre_is_not_the_reference_coin(seed: int) -> None:
+    """A small dark tray (220 px, under half the photo) holding a large coin a little off its centre: the coin is
+    too large to be told from the tray's relief, and the tray would be measured as the coin, 1.6 times too large."""
+    rng = np.random.default_rng(seed)
+    img = textured_background(rng)
+    draw_disc(img, 320.0, 240.0, 110.0, metallic=False, level=20.0)
+    draw_disc(img, 328.0, 240.0, 68.0)
+    with pytest.raises(CalibrationError, match="the circle found holds another circle inside it"):
+        estimate_from_coin(finish(rng, img), EURO_1_MM)
+
+
+def test_a_coin_with_a_core_of_another_metal_is_measured_to_its_outline() -> None:
+    """A bimetallic coin's core is a circle inside it, but round the same centre: the coin is still the coin."""
+    rng = np.random.default_rng(3)
+    img = textured_background(rng)
+    draw_disc(img, 300.0, 230.0, 60.0)
+    draw_disc(img, 300.0, 230.0, 42.0, metallic=False, level=120.0)  # both circles are found
+    est = estimate_from_coin(finish(rng, img), EURO_1_MM)
+    assert est.px_per_mm == pytest.approx(120.0 / EURO_1_MM, rel=0.01)
 
 
 @pytest.fixture(scope="module")

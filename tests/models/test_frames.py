@@ -10,6 +10,7 @@ import pytest
 
 from models.frames import draw_overlay, instance_record, read_frame
 from models.types import CoinInstance
+from tests.models.oversized import write_oversized_png
 
 
 def _instance(cx: float, is_coin: bool = True) -> CoinInstance:
@@ -74,3 +75,13 @@ def test_a_16_bit_photo_reads_as_its_8_bit_picture(tmp_path: Path, bits: int) ->
     grey = tmp_path / f"grey{bits}.png"
     assert cv2.imwrite(str(grey), picture[..., 1] << (bits - 8))
     assert np.array_equal(read_frame(grey).image, np.repeat(picture[..., 1:2].astype(np.uint8), 3, axis=2))
+
+
+def test_a_photo_claiming_more_pixels_than_opencv_reads_is_named_not_a_crash(tmp_path: Path) -> None:
+    huge = write_oversized_png(tmp_path / "huge.png")
+    assert huge.stat().st_size < 100
+    with pytest.raises(
+        ValueError,
+        match=r"huge\.png: not a readable image \(OpenCV refused it: its header claims more than 2\^30 pixels",
+    ):
+        read_frame(huge)

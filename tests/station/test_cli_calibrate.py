@@ -27,7 +27,8 @@ from tests.calibration.reference_images import (
     finish,
     textured_background,
 )
-from tests.calibration.views import camera
+from tests.calibration.views import camera, exposure, table
+from tests.models.oversized import write_oversized_png
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +127,38 @@ def test_user_errors_exit_2(
     argv = [a.format(**{k: str(v) for k, v in paths.items()}) for a in argv]
     assert main([*argv, "--home", str(tmp_path)]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_no_roi_never_measures_the_cups_outline_as_the_reference_coin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--no-roi`` keeps the whole image as the cup region, yet the rim is passed over as it is without it: a coin
+    as pale as the cup's floor is not found, and the floor is not stored as a coin 415 px across."""
+    pale = table().astype(np.float32)
+    draw_disc(pale, 250.0, 200.0, EURO_1_MM * 2.0)
+    path = tmp_path / "pale.png"
+    cv2.imwrite(str(path), exposure(np.clip(pale, 0, 255).astype(np.uint8), 2))
+    argv = ["calibrate", str(path), "--reference-mm", str(EURO_1_MM), "--home", str(tmp_path)]
+    assert main([*argv, "--no-roi"]) == 2
+    assert "no coin found, only the cup's own round outline" in capsys.readouterr().err
+    assert not (tmp_path / "calibration.json").exists()
+    dark = table().astype(np.float32)
+    draw_disc(dark, 250.0, 200.0, EURO_1_MM * 2.0, metallic=False, level=60.0)  # one that stands out: measured
+    cv2.imwrite(str(path), exposure(np.clip(dark, 0, 255).astype(np.uint8), 1))
+    assert main([*argv, "--no-roi"]) == 0
+    out = capsys.readouterr().out
+    assert float(out.split()[0]) == pytest.approx(4.0, rel=0.01) and "cup region: whole image" in out
+    cal = load_calibration(tmp_path)
+    assert cal is not None and cal.roi is None
+
+
+def test_a_photo_claiming_too_many_pixels_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    huge = write_oversized_png(tmp_path / "huge.png")  # OpenCV raises on it rather than returning nothing
+    assert main(["calibrate", str(huge), "--reference-mm", "23.25", "--home", str(tmp_path)]) == 2
+    assert f"{huge}: not a readable image (OpenCV refused it: its header claims" in capsys.readouterr().err
+    assert not (tmp_path / "calibration.json").exists()
 
 
 @pytest.mark.parametrize(

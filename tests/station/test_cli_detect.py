@@ -13,6 +13,7 @@ from calibration.camera import CameraCalibration, save_calibration
 from models.synth.mint import generate_mint
 from models.synth.scene import CupScene, SceneAssets, SceneOptions, render_cup
 from station.cli import main
+from tests.models.oversized import write_oversized_png
 
 COIN_KEYS = {"bbox": list, "confidence": float, "center": list, "diameter_px": float, "partial": bool}
 
@@ -114,6 +115,18 @@ def test_bad_files_are_named_and_others_still_reported(
     doc = json.loads(captured.out)
     assert [i["path"] for i in doc["images"]] == [str(cup_file)]
     assert doc["images"][0]["coins"]
+
+
+def test_a_photo_claiming_too_many_pixels_is_named_and_the_others_still_reported(
+    cup_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    huge = write_oversized_png(tmp_path / "huge.png")  # OpenCV raises on it rather than returning nothing
+    status = main(["detect", str(cup_file), str(huge), str(cup_file), "--json"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert f"cannot read image {huge}: not a readable image (OpenCV refused it: its header claims" in captured.err
+    assert "Traceback" not in captured.err
+    assert [i["path"] for i in json.loads(captured.out)["images"]] == [str(cup_file), str(cup_file)]
 
 
 def test_missing_weights_is_a_clear_error(cup_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
