@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,42 @@ _log = logging.getLogger(__name__)
 
 class OrderMismatchError(ValueError):
     """An order number was logged with a different expected type than the one on record."""
+
+
+class AnyRuling(Enum):
+    """The type of :data:`ANY_RULING`."""
+
+    ANY = "any"
+
+
+ANY_RULING = AnyRuling.ANY
+"""``expected_label`` left out: :meth:`VerdictRepository.relabel` replaces whatever ruling is in force."""
+
+WITHDRAWN = "none"
+"""An audit row's new value when a ruling was withdrawn (:meth:`VerdictRepository.withdraw_ruling`): no ruling of
+its own is in force on the target since."""
+
+
+class RulingChanged(RuntimeError):
+    """The ruling in force on a cup or coin is not the one the caller saw: someone ruled on it (or withdrew its
+    ruling) meanwhile, and nothing was written. Ruling again, having seen it, replaces it.
+
+    Attributes:
+        whose: what was ruled on, in words (``"cup 12"``, ``"coin 2 of cup 12"``).
+        operator: who changed it last.
+        value: what they ruled (``"corrected:t0001"``; :data:`WITHDRAWN` for a withdrawal).
+        at: when (UTC).
+    """
+
+    def __init__(self, whose: str, operator: str, value: str, at: datetime) -> None:
+        self.whose = whose
+        self.operator = operator
+        self.value = value
+        self.at = at
+        super().__init__(
+            f"{whose} was ruled meanwhile by {operator}: {value} ({at:%Y-%m-%d %H:%M} UTC); "
+            "rule again, having seen it, to replace it"
+        )
 
 
 class VerdictRepository:
@@ -308,7 +346,8 @@ class VerdictRepository:
         (its coin rulings stay in its audit trail).
 
         Cups whose ruling cleanlab suspects (``suspects``, from the newest retrain: :attr:`ReviewItem.suspect`)
-        come first, whatever their verdict, until someone rules on them again after ``suspects_since``; then
+        come first, whatever their verdict, until someone rules on the whole cup again after ``suspects_since`` (a
+        ruling on one of its coins leaves the doubted cup ruling as it was); then
         unlabelled cups, audits first among them, then higher score, then newer.
 
         A check that a later photograph of the same cup answers (the operator turned the coins it named and checked
@@ -342,7 +381,8 @@ class VerdictRepository:
             labelled = {t: int(n) for t, n in session.execute(labels_per_type()).all()}
         items = []
         for row in rows:
-            cup_id, p, thr, ruled = row.cup_id, row.p_correct, row.threshold, row.ruled_at  # the cup or a coin
+            # the ruling cleanlab doubts is the one on the whole cup: a coin ruled alone since leaves it unexamined
+            cup_id, p, thr, ruled = row.cup_id, row.p_correct, row.threshold, row.cup_ruled_at
             decision = Decision(row.decision)
             is_pass = decision == Decision.PASS
             audit = is_pass and audit_pick(cup_id, audit_share)
@@ -398,6 +438,7 @@ class VerdictRepository:
         coin_index: int | None = None,
         corrected_type: str | None = None,
         note: str = "",
+        expected_label: int | AnyRuling | None = ANY_RULING,
     ) -> int:
         """Record a supervisor's ruling on a cup or one of its coins; return the new label's id.
 
@@ -411,12 +452,16 @@ class VerdictRepository:
             coin_index: the coin's index within the cup; ``None`` labels the whole cup.
             corrected_type: the true type, required with ``corrected`` and refused otherwise.
             note: free text kept in the audit log.
+            expected_label: the id of the label the caller saw in force on the target (``None``: none), as
+                :meth:`rulings_in_force` read it; when another is in force now, nothing is written. Left out,
+                whatever is in force is replaced.
 
         Raises:
             NotSupervisorError: ``actor`` is not an active supervisor.
             UnknownOperatorError: ``actor`` is not registered.
             LookupError: no such cup or coin.
             ValueError: the kind does not fit the target or ``corrected_type``.
+            RulingChanged: the label in force is not ``expected_label`` (someone ruled meanwhile).
         """
         kind = LabelKind(kind)
         if (kind is LabelKind.CORRECTED) != (corrected_type is not None):
@@ -424,28 +469,16 @@ class VerdictRepository:
         if coin_index is None and kind not in CUP_LABEL_KINDS:
             raise ValueError(f"a cup can only be {sorted(k.value for k in CUP_LABEL_KINDS)}, not {kind.value!r}")
         with self._writes.begin() as session:
-            op = require_supervisor(session, actor, "relabel")
-            # the cup's row is locked first (PostgreSQL): a second ruling on it waits for this one and then finds it
-            # as the current label, instead of finding none and colliding with it
-            cup = session.get(Cup, cup_id, with_for_update=True)
-            if cup is None:
-                raise LookupError(f"no cup {cup_id}")
-            coin_id = None
-            if coin_index is not None:
-                coin_id = session.scalar(select(Coin.id).where(Coin.cup_id == cup_id, Coin.index == coin_index))
-                if coin_id is None:
-                    raise LookupError(f"cup {cup_id} has no coin {coin_index}")
-            target = f"cup:{cup_id}" if coin_id is None else f"coin:{coin_id}"
-            prev = session.scalar(select(Label).where(Label.target == target, Label.is_current).with_for_update())
-            old_value = None if prev is None else _label_value(prev.kind, prev.corrected_type)
-            if prev is not None:
-                prev.is_current = False
+            op, ruled = _lock_target(session, actor, cup_id, coin_index, expected_label)
+            old_value = None if ruled.label is None else _label_value(ruled.label.kind, ruled.label.corrected_type)
+            if ruled.label is not None:
+                ruled.label.is_current = False
                 session.flush()
             now = utcnow()
             label = Label(
                 cup_id=cup_id,
-                coin_id=coin_id,
-                target=target,
+                coin_id=ruled.coin_id,
+                target=ruled.target,
                 kind=kind,
                 corrected_type=corrected_type,
                 operator_id=op.id,
@@ -458,8 +491,8 @@ class VerdictRepository:
                     operator_id=op.id,
                     created_at=now,
                     cup_id=cup_id,
-                    coin_id=coin_id,
-                    target=target,
+                    coin_id=ruled.coin_id,
+                    target=ruled.target,
                     old_value=old_value,
                     new_value=_label_value(kind, corrected_type),
                     note=note,
@@ -467,6 +500,66 @@ class VerdictRepository:
             )
             session.flush()
             return label.id
+
+    def withdraw_ruling(
+        self,
+        actor: str,
+        cup_id: int,
+        *,
+        coin_index: int | None = None,
+        note: str = "",
+        expected_label: int | AnyRuling | None = ANY_RULING,
+    ) -> int:
+        """Withdraw the ruling in force on a coin (or the whole cup), made by mistake; return the withdrawn label's id.
+
+        The label stops being current and no other takes its place, so a coin falls back to its cup's ruling (what
+        :meth:`training_export` gives a coin with no ruling of its own). The audit log keeps both: the ruling, and
+        its withdrawal (old value → :data:`WITHDRAWN`, who and when).
+
+        Args:
+            actor: the supervisor's operator name.
+            cup_id: the cup.
+            coin_index: the coin's index within the cup; ``None``: the ruling on the whole cup.
+            note: free text kept in the audit log.
+            expected_label: as :meth:`relabel` takes it.
+
+        Raises:
+            NotSupervisorError: ``actor`` is not an active supervisor.
+            UnknownOperatorError: ``actor`` is not registered.
+            LookupError: no such cup or coin, or it has no ruling of its own to withdraw.
+            RulingChanged: the label in force is not ``expected_label`` (someone ruled meanwhile).
+        """
+        with self._writes.begin() as session:
+            op, ruled = _lock_target(session, actor, cup_id, coin_index, expected_label)
+            if ruled.label is None:
+                whose = f"cup {cup_id}" if coin_index is None else f"coin {coin_index + 1} of cup {cup_id}"
+                raise LookupError(f"{whose} has no ruling of its own to withdraw")
+            ruled.label.is_current = False
+            session.add(
+                RelabelAudit(
+                    operator_id=op.id,
+                    created_at=utcnow(),
+                    cup_id=cup_id,
+                    coin_id=ruled.coin_id,
+                    target=ruled.target,
+                    old_value=_label_value(ruled.label.kind, ruled.label.corrected_type),
+                    new_value=WITHDRAWN,
+                    note=note,
+                )
+            )
+            session.flush()
+            return ruled.label.id
+
+    def rulings_in_force(self, cup_id: int) -> dict[int | None, int]:
+        """The id of each label in force on ``cup_id``, by coin index (``None``: the ruling on the whole cup): what a
+        review window shows, and passes back to :meth:`relabel` as ``expected_label``."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Coin.index, Label.id)
+                .outerjoin(Coin, Coin.id == Label.coin_id)
+                .where(Label.cup_id == cup_id, Label.is_current)
+            ).all()
+        return {None if index is None else int(index): int(label_id) for index, label_id in rows}
 
     def cup_coins(self, cup_id: int) -> list[StoredCoin]:
         """Return the logged coins of ``cup_id`` in the detector's order (empty for an unknown cup)."""
@@ -524,7 +617,9 @@ class VerdictRepository:
     # -- retraining -------------------------------------------------------------------------------------------
 
     def training_export(self, since: datetime | None = None) -> TrainingExport:
-        """Return the labelled cups and coins whose ruling in force was made after a point in time.
+        """Return every labelled cup with a ruling of its own or of one of its coins made after a point in time, each
+        whole: every coin under its ruling in force, whenever that was made (a coin corrected before the point in a
+        cup confirmed after it is still the other type).
 
         A coin's ruling in force is its own current label, else its cup's current label (``inherited``). A first
         check that a labelled re-check answers (``cups.recheck_of_id``; it left the review queue, so nobody rules
@@ -539,7 +634,7 @@ class VerdictRepository:
         between would be missed.
 
         Args:
-            since: only rulings made after this (timezone-aware) time; ``None`` exports everything labelled.
+            since: pick only cups ruled on after this (timezone-aware) time; ``None`` exports everything labelled.
 
         Raises:
             ValueError: ``since`` is naive.
@@ -787,6 +882,63 @@ def _get_or_create_order(session: Session, number: str, expected_type: str) -> i
 
 def _label_value(kind: LabelKind, corrected_type: str | None) -> str:
     return f"{kind.value}:{corrected_type}" if kind is LabelKind.CORRECTED else kind.value
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A ruling's target, locked for the transaction: ``cup:<id>`` or ``coin:<id>``, and its label in force."""
+
+    target: str
+    coin_id: int | None
+    label: Label | None
+
+
+def _lock_target(
+    session: Session, actor: str, cup_id: int, coin_index: int | None, expected: int | AnyRuling | None
+) -> tuple[Operator, _Target]:
+    """Check ``actor`` may rule, lock the cup and the target's label in force, and compare it with ``expected``.
+
+    The cup's row is locked first (PostgreSQL; SQLite's write transaction holds the whole file): a second ruling
+    on it waits for this one and then finds it as the current label, instead of finding none and colliding with it.
+
+    Raises:
+        NotSupervisorError, UnknownOperatorError: ``actor`` may not rule.
+        LookupError: no such cup or coin.
+        RulingChanged: ``expected`` is given and another label (or none) is in force.
+    """
+    op = require_supervisor(session, actor, "relabel")
+    cup = session.get(Cup, cup_id, with_for_update=True)
+    if cup is None:
+        raise LookupError(f"no cup {cup_id}")
+    coin_id = None
+    if coin_index is not None:
+        coin_id = session.scalar(select(Coin.id).where(Coin.cup_id == cup_id, Coin.index == coin_index))
+        if coin_id is None:
+            raise LookupError(f"cup {cup_id} has no coin {coin_index}")
+    target = f"cup:{cup_id}" if coin_id is None else f"coin:{coin_id}"
+    label = session.scalar(select(Label).where(Label.target == target, Label.is_current).with_for_update())
+    if expected is not ANY_RULING and (None if label is None else label.id) != expected:
+        whose = f"cup {cup_id}" if coin_index is None else f"coin {coin_index + 1} of cup {cup_id}"
+        raise _ruling_changed(session, whose, target, label)
+    return op, _Target(target, coin_id, label)
+
+
+def _ruling_changed(session: Session, whose: str, target: str, label: Label | None) -> RulingChanged:
+    """Who changed ``target``'s ruling last, to what and when: its newest audit row (the label in force, when the
+    log holds no row for it)."""
+    row = session.execute(
+        select(Operator.name, RelabelAudit.new_value, RelabelAudit.created_at)
+        .join(Operator, Operator.id == RelabelAudit.operator_id)
+        .where(RelabelAudit.target == target)
+        .order_by(RelabelAudit.id.desc())
+        .limit(1)
+    ).first()
+    if row is not None:
+        return RulingChanged(whose, row.name, row.new_value, row.created_at)
+    if label is None:  # pragma: no cover - a label leaves an audit row, and so does its withdrawal
+        return RulingChanged(whose, "?", WITHDRAWN, utcnow())
+    name = session.scalar(select(Operator.name).where(Operator.id == label.operator_id)) or "?"
+    return RulingChanged(whose, name, _label_value(label.kind, label.corrected_type), label.created_at)
 
 
 class OrphanSweepRefused(ValueError):

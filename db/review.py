@@ -74,8 +74,9 @@ def queue_query(
     suspects: Sequence[int],
     order: str | None,
 ) -> Select[*tuple[Any, ...]]:
-    """One row per candidate cup: its verdict, photo, coin counts, the check it answers and when it was last ruled
-    (``ruled_at``: the cup or one of its coins; ``cup_ruled_at``: the cup itself, which is what makes it labelled).
+    """One row per candidate cup: its verdict, photo, coin counts, the check it answers and when its whole cup was
+    last ruled (``cup_ruled_at``: what makes it labelled, and what a second look at a suspected ruling is; a coin
+    ruled alone is neither).
 
     The candidates are the newest ``window`` FLAGs and close calls, as many of the newest PASSes when
     ``audit_share`` is positive, and ``suspects``; or, for an ``order`` number, the newest ``window`` of that
@@ -124,14 +125,13 @@ def queue_query(
     )
     before = aliased(Capture)  # the photograph of the check a re-check answers
     before_verdict = aliased(Verdict)  # and its verdict, whose reasons say why the cup was checked again
-    last_ruling = (  # a cup without a current ruling has none; one whose coins alone were ruled has no cup_at
+    last_ruling = (  # a cup without a current ruling on the whole cup has none (its coins alone ruled: none either)
         select(
             Label.cup_id.label("cup_id"),
-            func.max(Label.created_at).label("at"),
             # "labelled" is a current ruling on the whole cup: the retrain learns from cups, a coin ruled alone waits
-            func.max(case((Label.coin_id.is_(None), Label.created_at))).label("cup_at"),
+            func.max(Label.created_at).label("cup_at"),
         )
-        .where(Label.is_current, Label.cup_id.in_(cup_ids))
+        .where(Label.is_current, Label.coin_id.is_(None), Label.cup_id.in_(cup_ids))
         .group_by(Label.cup_id)
         .subquery()
     )
@@ -156,7 +156,6 @@ def queue_query(
             Cup.recheck_of_id,
             before.ref.label("recheck_capture_ref"),
             before_verdict.reasons.label("recheck_reasons"),
-            last_ruling.c.at.label("ruled_at"),
             last_ruling.c.cup_at.label("cup_ruled_at"),
         )
         .join(picked, picked.c.id == Verdict.id)

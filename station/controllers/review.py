@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QListWidgetItem
 
 from db.records import AuditEntry, ReviewItem, StoredCoin
-from db.repository import PRUNED_REF
+from db.repository import ANY_RULING, PRUNED_REF, WITHDRAWN, AnyRuling, RulingChanged
 from db.spool import UNREACHABLE_ERRORS
 from models.gallery import Gallery
 from models.reasons import only_the_camera
@@ -47,11 +47,24 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Ruling:
-    """What a ruling in flight was about, to report it when the database answers."""
+    """What a ruling in flight was about, to report it when the database answers: the cup, the coin (``None``: the
+    whole cup), in words (``target``, ``value``), and whether it withdraws the coin's own ruling (R)."""
 
     cup_id: int
     target: str
     value: str
+    coin_index: int | None = None
+    withdrawn: bool = False
+
+
+@dataclass(frozen=True)
+class Rulings:
+    """The rulings in force on one cup as the window last read them: each label's id by coin index (``None``: the
+    whole cup). A ruling passes the one it replaces back to the database, which refuses it when someone else has
+    ruled since (:class:`db.repository.RulingChanged`)."""
+
+    cup_id: int
+    labels: Mapping[int | None, int]
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,7 @@ class CupRead:
 
 @dataclass(frozen=True)
 class AuditRead:
-    """A read of one cup's audit trail in flight (after a ruling)."""
+    """A read of one cup's audit trail and rulings in force in flight (after a ruling, or one refused as stale)."""
 
     ticket: int
     cup_id: int
@@ -123,13 +136,22 @@ InForce = Callable[[], tuple[Sequence[str], SuspectLabels | None]]
 @dataclass(frozen=True)
 class CupEvidence:
     """What the window shows of one logged cup, read off the GUI thread: its coins, its photograph (``None``:
-    none stored, pruned or unreadable), and for a whole read each coin's thumbnail (``None``: none to show) and the
-    audit trail (else both empty)."""
+    none stored, pruned or unreadable), and for a whole read each coin's thumbnail (``None``: none to show), the
+    audit trail and the rulings in force (else all empty)."""
 
     coins: tuple[StoredCoin, ...]
     photo: UInt8Array | None
     thumbs: tuple[UInt8Array | None, ...]
     trail: tuple[AuditEntry, ...]
+    in_force: Mapping[int | None, int]
+
+
+@dataclass(frozen=True)
+class CupRulings:
+    """One cup's audit trail and rulings in force, read again after a ruling (or a ruling refused as stale)."""
+
+    trail: tuple[AuditEntry, ...]
+    in_force: Mapping[int | None, int]
 
 
 class ReviewRepository(Protocol):
@@ -166,8 +188,25 @@ class ReviewRepository(Protocol):
         coin_index: int | None = None,
         corrected_type: str | None = None,
         note: str = "",
+        expected_label: int | AnyRuling | None = ANY_RULING,
     ) -> int:
-        """Record a ruling; return the label id."""
+        """Record a ruling; return the label id (refused when ``expected_label`` is no longer in force)."""
+        ...
+
+    def withdraw_ruling(
+        self,
+        actor: str,
+        cup_id: int,
+        *,
+        coin_index: int | None = None,
+        note: str = "",
+        expected_label: int | AnyRuling | None = ANY_RULING,
+    ) -> int:
+        """Withdraw a coin's own ruling (its cup's ruling speaks for it again); return the withdrawn label's id."""
+        ...
+
+    def rulings_in_force(self, cup_id: int) -> dict[int | None, int]:
+        """The id of each label in force on the cup, by coin index (``None``: the whole cup)."""
         ...
 
     def audit_trail(self, cup_id: int | None = None) -> list[AuditEntry]:
@@ -195,6 +234,10 @@ class ReviewController(QObject):
     After a ruling on a whole cup (C, T) the next cup nobody has ruled on is shown, so a queue is worked through one
     key a cup; after a ruling on one coin (N, D) the cup stays, for its other coins.
 
+    Each ruling names the ruling it replaces, as the window read it with the cup (:class:`Rulings`): when another
+    supervisor has ruled on the same cup or coin meanwhile, the database refuses it, the status bar says who ruled
+    what, and the cup is read again, so that ruling once more replaces theirs knowingly.
+
     Rulings are written through :attr:`call_requested` (connect it to a :class:`~station.worker.BackgroundWorker` in its
     own thread, and its ``finished`` / ``failed`` to :meth:`background_done` / :meth:`background_failed`); without a
     connection nothing is written. Enrolments go the same way. Reads go through :attr:`read_requested` (connect it
@@ -204,7 +247,7 @@ class ReviewController(QObject):
     Signals:
         call_requested(BackgroundCall): a ruling to write off the GUI thread.
         read_requested(BackgroundCall): a read to make off the GUI thread.
-        relabelled(int): a ruling was written; the label's id.
+        relabelled(int): a ruling was written (the new label's id) or withdrawn (the withdrawn label's id).
         refused(str): a ruling was refused; the reason.
         enrolled(EnrolResult): an enrolment finished.
         enrol_ended(): an enrolment finished or failed (:attr:`enrolling` is ``None`` again).
@@ -265,6 +308,7 @@ class ReviewController(QObject):
         self._saved: str | None = None  # said first when the queue comes: a ruling just saved, a failed F5
         self.enrolling: Path | None = None  # the catalogue folder an enrolment in flight reads
         self.shown_cup: int | None = None
+        self._rulings: Rulings | None = None  # the rulings in force on the selected cup, once read
         self._reads = LatestReads(self.read_requested.emit, (QueueRead, CupRead, AuditRead, ReloadRead))
 
     @property
@@ -317,14 +361,20 @@ class ReviewController(QObject):
 
     @Slot()
     def find_order(self) -> None:
-        """List every cup of the order in the find box, PASSes too (a customer says the order held a wrong coin); an
-        empty box lists the review queue again."""
+        """Enter in the find box: list every cup of the order in it, PASSes too (a customer says the order held a
+        wrong coin), or the review queue again for an empty box; the focus goes back to the queue, where one key
+        rules on the cup shown."""
+        self._list_order()
+        self.view.queue.setFocus()
+
+    def _list_order(self) -> None:
         self.order = self.view.order_find.text().strip() or None
         self.refresh()
 
     def _order_text_changed(self, text: str) -> None:
-        if not text.strip() and self.order is not None:  # emptied (its clear button): the review queue again
-            self.find_order()
+        # emptied (its clear button, or erased): the review queue again; the focus stays, for an order typed next
+        if not text.strip() and self.order is not None:
+            self._list_order()
 
     @Slot()
     def refresh(self) -> None:
@@ -401,6 +451,7 @@ class ReviewController(QObject):
         trail once they are read. A ruling from now on is about this cup."""
         item = self.items[cup_id]
         self.current = item
+        self._rulings = None  # read with its evidence: no ruling on it until then
         before = self.view.before_button
         before.blockSignals(True)
         before.setChecked(False)
@@ -454,9 +505,10 @@ class ReviewController(QObject):
             coins = tuple(repository.cup_coins(cup_id))
             photo = _image(repository, ref)
             if not whole:
-                return CupEvidence(coins, photo, (), ())
+                return CupEvidence(coins, photo, (), (), {})
             thumbs = tuple(_thumb(repository, c, photo) for c in coins)
-            return CupEvidence(coins, photo, thumbs, tuple(repository.audit_trail(cup_id)))
+            trail = tuple(repository.audit_trail(cup_id))
+            return CupEvidence(coins, photo, thumbs, trail, repository.rulings_in_force(cup_id))
 
         self._reads.ask(CupRead(self._reads.ticket(CupRead), item.cup_id, cup_id, before, whole), read)
 
@@ -473,6 +525,7 @@ class ReviewController(QObject):
                     match = f"best: {c.top_type}{side} {c.top_score:.2f}"
                 self.view.thumbs.add(Thumbnail(crop, f"#{c.index + 1} {match}", c.top_type != item.expected_type))
             self._show_trail(evidence.trail)
+            self._rulings = Rulings(tag.shown, evidence.in_force)
         self.shown.emit(tag.shown)
 
     def _show_photo(self, item: ReviewItem, evidence: CupEvidence, *, before: bool) -> None:
@@ -491,7 +544,8 @@ class ReviewController(QObject):
         for a in trail:
             when = a.created_at.strftime("%Y-%m-%d %H:%M")
             note = f" — {a.note}" if a.note else ""
-            self.view.audit.addItem(f"{when} {a.operator}: {a.what} {a.old_value or '∅'} → {a.new_value}{note}")
+            new = "∅ (withdrawn)" if a.new_value == WITHDRAWN else a.new_value
+            self.view.audit.addItem(f"{when} {a.operator}: {a.what} {a.old_value or '∅'} → {new}{note}")
 
     # -- actions ----------------------------------------------------------------------------------------------
 
@@ -530,8 +584,15 @@ class ReviewController(QObject):
 
     @Slot()
     def coin_right(self) -> bool:
-        """Key R: the chosen coin is the expected type after all (undoes a ruling on it made by mistake)."""
-        return self._relabel("confirmed", coin_index=self.view.coin_spin.value() - 1)
+        """Key R: the chosen coin's own ruling was made by mistake: it is withdrawn (the audit log keeps both), and
+        the cup's ruling speaks for the coin again."""
+        coin_index = self.view.coin_spin.value() - 1
+        repository, actor = self.repository, self.supervisor
+
+        def write(cup_id: int, expected: int | None, note: str) -> int:
+            return repository.withdraw_ruling(actor, cup_id, coin_index=coin_index, note=note, expected_label=expected)
+
+        return self._rule(coin_index, "own ruling withdrawn", write, withdraw=True)
 
     @Slot()
     def wrong_side(self) -> bool:
@@ -549,23 +610,52 @@ class ReviewController(QObject):
         return self._relabel("damaged", coin_index=self.view.coin_spin.value() - 1)
 
     def _relabel(self, kind: str, *, coin_index: int | None = None, corrected_type: str | None = None) -> bool:
+        repository, actor = self.repository, self.supervisor
+
+        def write(cup_id: int, expected: int | None, note: str) -> int:
+            return repository.relabel(
+                actor,
+                cup_id,
+                kind,
+                coin_index=coin_index,
+                corrected_type=corrected_type,
+                note=note,
+                expected_label=expected,
+            )
+
+        return self._rule(coin_index, f"{kind} → {corrected_type}" if corrected_type else kind, write)
+
+    def _rule(
+        self,
+        coin_index: int | None,
+        value: str,
+        write: Callable[[int, int | None, str], int],
+        *,
+        withdraw: bool = False,
+    ) -> bool:
+        """Send ``write(cup_id, label_in_force, note)`` for the selected cup to the database thread, with the ruling
+        in force on its cup or coin as the window shows it (refused while the cup's rulings are being read)."""
         self.view.queue.setFocus()  # the next one-key ruling goes to the window, not into a text box
         if self.current is None:
             self._refuse("Choose a cup from the queue first.")
             return False
         cup_id = self.current.cup_id
-        note = self.view.note_edit.text().strip()
         target = f"coin {coin_index + 1}" if coin_index is not None else "cup"
-        value = f"{kind} → {corrected_type}" if corrected_type else kind
-        repository, actor = self.repository, self.supervisor
-
-        def write() -> int:
-            return repository.relabel(
-                actor, cup_id, kind, coin_index=coin_index, corrected_type=corrected_type, note=note
+        rulings = self._rulings
+        if rulings is None or rulings.cup_id != cup_id:
+            self._refuse(f"Cup {cup_id} is still being read: rule once its coins and audit trail are shown.")
+            return False
+        expected = rulings.labels.get(coin_index)
+        if withdraw and expected is None:
+            self._refuse(
+                f"Cup {cup_id}, {target}: no ruling of its own to withdraw (R undoes one made by mistake; the cup's "
+                "ruling already speaks for it)."
             )
-
+            return False
+        note = self.view.note_edit.text().strip()
         self.view.status.showMessage(f"Saving cup {cup_id}, {target}: {value}…")
-        self.call_requested.emit(BackgroundCall(Ruling(cup_id, target, value), write))
+        tag = Ruling(cup_id, target, value, coin_index, withdraw)
+        self.call_requested.emit(BackgroundCall(tag, lambda: write(cup_id, expected, note)))
         return True
 
     @Slot(object, object)
@@ -580,6 +670,9 @@ class ReviewController(QObject):
     def background_failed(self, tag: object, error: object) -> None:
         """A background call raised: say what was not done and why."""
         if isinstance(tag, Ruling):
+            if isinstance(error, RulingChanged):
+                self._ruled_meanwhile(tag, error)
+                return
             if isinstance(error, UNREACHABLE_ERRORS):
                 _log.warning("a ruling could not be written: %s", error)
                 first = str(error).splitlines()[0] if str(error) else error.__class__.__name__
@@ -649,11 +742,38 @@ class ReviewController(QObject):
         if tag.target != "cup":  # a coin ruled alone teaches the retrain nothing until its cup is ruled
             self._saved += ". The nightly retrain learns from ruled cups: rule on the whole cup too (C or T) if not yet"
         self._ruled = tag.cup_id if tag.target == "cup" else None  # a coin's ruling may be followed by another's
+        rulings = self._rulings
+        if rulings is not None and rulings.cup_id == tag.cup_id:  # in force now, before the trail is read again
+            labels = dict(rulings.labels)
+            if tag.withdrawn:
+                labels.pop(tag.coin_index, None)
+            else:
+                labels[tag.coin_index] = int(label_id)  # type: ignore[call-overload]
+            self._rulings = Rulings(tag.cup_id, labels)
         self.view.status.showMessage(self._saved)
         self.refresh()
-        repository, cup_id = self.repository, tag.cup_id
-        self._reads.ask(AuditRead(self._reads.ticket(AuditRead), cup_id), lambda: repository.audit_trail(cup_id))
+        self._read_rulings(tag.cup_id)
         self.relabelled.emit(int(label_id))  # type: ignore[call-overload]
+
+    def _ruled_meanwhile(self, tag: Ruling, error: RulingChanged) -> None:
+        """Someone else ruled on the cup or coin since the window read it: say who ruled what, and read the cup's
+        rulings and the queue again, so that ruling again replaces theirs knowingly."""
+        self._saved = (
+            f"Cup {tag.cup_id}, {tag.target}: not saved, ruled meanwhile by {error.operator}: "
+            f"{'∅ (withdrawn)' if error.value == WITHDRAWN else error.value} — rule again to replace it"
+        )
+        self._refuse(self._saved)
+        self.refresh()
+        self._read_rulings(tag.cup_id)
+
+    def _read_rulings(self, cup_id: int) -> None:
+        """Read ``cup_id``'s audit trail and rulings in force again (:class:`AuditRead`)."""
+        repository = self.repository
+
+        def read() -> CupRulings:
+            return CupRulings(tuple(repository.audit_trail(cup_id)), repository.rulings_in_force(cup_id))
+
+        self._reads.ask(AuditRead(self._reads.ticket(AuditRead), cup_id), read)
 
     def _refuse(self, message: str) -> None:
         self.view.status.showMessage(message)
@@ -671,8 +791,10 @@ class ReviewController(QObject):
         elif isinstance(tag, CupRead) and isinstance(result, CupEvidence):
             if self.current is not None and self.current.cup_id == tag.shown:
                 self._show_evidence(self.current, tag, result)
-        elif isinstance(tag, AuditRead) and self.current is not None and self.current.cup_id == tag.cup_id:
-            self._show_trail(result)  # type: ignore[arg-type]
+        elif isinstance(tag, AuditRead) and isinstance(result, CupRulings):
+            if self.current is not None and self.current.cup_id == tag.cup_id:
+                self._show_trail(result.trail)
+                self._rulings = Rulings(tag.cup_id, result.in_force)
         elif isinstance(tag, ReloadRead) and isinstance(result, Reloaded):
             self._reloaded(result)
 

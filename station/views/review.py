@@ -45,6 +45,8 @@ class ReviewView(QWidget):
         type_combo: the corrected type (editable, completes over the enrolled types).
         note_edit: a note kept in the audit log.
         confirm_button, correct_button, not_coin_button, damaged_button: the actions (keys C, T, N, D).
+        coin_right_button, wrong_side_button, coin_type_button: the chosen coin's ruling withdrawn (R), its other
+            side (W), the type in the box (Y).
         audit: the selected cup's relabel history.
         status: the last action's outcome.
     """
@@ -95,7 +97,10 @@ class ReviewView(QWidget):
         self.correct_button = QPushButton("Correct type  [T]")
         self.not_coin_button = QPushButton("Not a coin  [N]")
         self.damaged_button = QPushButton("Damaged  [D]")
-        self.coin_right_button = QPushButton("Right coin  [R]")
+        self.coin_right_button = QPushButton("Undo coin ruling  [R]")
+        self.coin_right_button.setToolTip(
+            "Withdraw the chosen coin's own ruling, made by mistake: the cup's ruling speaks for it again"
+        )
         self.wrong_side_button = QPushButton("Wrong side  [W]")
         self.coin_type_button = QPushButton("Type in box  [Y]")
         for b in (

@@ -19,7 +19,8 @@ from pytestqt.qtbot import QtBot
 
 from calibration.risk import ThresholdChoice
 from db.records import OperatorInfo, StoredCoin
-from db.repository import VerdictRepository
+from db.repository import WITHDRAWN, VerdictRepository
+from db.schema import Role
 from db.session import make_engine
 from models.bundle import Bundle, Preprocess
 from models.embedder import Embedder
@@ -289,8 +290,9 @@ def test_ruling_the_database_refuses_is_reported(qtbot: QtBot, review: ReviewWin
 def test_every_coin_ruling_is_offered_and_keyed_from_the_coin_box(
     qtbot: QtBot, review: ReviewWindow, database: Database, logged: dict[str, int], catalog: TypeCatalog
 ) -> None:
-    """A coin's number typed in its box, then the ruling's letter: the box does not swallow the letter. A coin ruled
-    'not a coin' by mistake is put right with R; W and Y rule its side and its type."""
+    """A coin's number typed in its box, then the ruling's letter, as a person types them: the box does not swallow
+    the letter. A coin ruled 'not a coin' by mistake is put right with R, which withdraws that ruling; W and Y rule
+    its side and its type."""
     cup_id = select_cup(qtbot, review, logged["01_mixed"])
     spin = review.view.coin_spin
     other = catalog.types[1].type_id
@@ -300,23 +302,124 @@ def test_every_coin_ruling_is_offered_and_keyed_from_the_coin_box(
         spin.setFocus()
         spin.selectAll()
         qtbot.keyClicks(spin, coin)
+        qtbot.waitUntil(lambda: not review.keys.holding)  # a digit typed alone is the box's, after a moment
+        assert spin.value() == int(coin)
         with qtbot.waitSignal(review.controller.relabelled, timeout=10_000):
             qtbot.keyClick(spin, key)
         settle(qtbot, review.controller)
 
     rule("2", Qt.Key.Key_N)
     rule("2", Qt.Key.Key_R)
+    assert review.view.audit.item(1).text().endswith(f"{SUPERVISOR}: coin 2 not_a_coin → ∅ (withdrawn)")
     rule("3", Qt.Key.Key_W)
     rule("4", Qt.Key.Key_Y)
     trail = database.repository.audit_trail(cup_id)
     assert [(a.old_value, a.new_value) for a in trail] == [
         (None, "not_a_coin"),
-        ("not_a_coin", "confirmed"),
+        ("not_a_coin", WITHDRAWN),
         (None, "wrong_side"),
         (None, f"corrected:{other}"),
     ]
     coins = {c.coin_id: c.index for c in database.repository.cup_coins(cup_id)}
     assert [coins[a.coin_id] for a in trail if a.coin_id is not None] == [1, 1, 2, 3]
+    assert set(database.repository.rulings_in_force(cup_id)) == {2, 3}  # coin 2 has no ruling of its own again
+
+
+def test_r_on_a_coin_with_no_ruling_of_its_own_is_refused(
+    qtbot: QtBot, review: ReviewWindow, database: Database, logged: dict[str, int]
+) -> None:
+    cup_id = select_cup(qtbot, review, logged["01_mixed"])
+    review.view.coin_spin.setValue(3)
+    with qtbot.waitSignal(review.controller.refused) as refused:
+        qtbot.keyClick(review.view.queue, Qt.Key.Key_R)
+    assert refused.args[0].startswith(f"Cup {cup_id}, coin 3: no ruling of its own to withdraw")
+    assert database.repository.audit_trail(cup_id) == []
+
+
+def test_a_ruling_made_meanwhile_in_another_window_is_not_replaced_unseen(
+    qtbot: QtBot, database: Database, logged: dict[str, int], supervisor: OperatorInfo, catalog: TypeCatalog
+) -> None:
+    """Sam and ana look at the same mixed cup; ana corrects it first. Sam's C, pressed on the cup as his window
+    still shows it (unruled), would ship it as confirmed: it is refused with who ruled what, and his window reads
+    the cup again, so that a second C replaces ana's ruling knowingly."""
+    repo = database.repository
+    repo.add_operator("ana", Role.SUPERVISOR, "1357")
+    ana = sign_in(repo, "ana", "1357", role=SUPERVISOR_ROLE).operator
+    assert ana is not None
+    windows = [ReviewWindow(repo, supervisor=who, catalog=catalog, audit_share=1.0) for who in (supervisor, ana)]
+    try:
+        for w in windows:
+            qtbot.addWidget(w)
+            w.show()
+        sams, anas = windows
+        cup = select_cup(qtbot, sams, logged["01_mixed"])
+        select_cup(qtbot, anas, logged["01_mixed"])
+        other = catalog.types[1].type_id
+        anas.view.type_combo.setCurrentIndex(anas.view.type_combo.findData(other))
+        with qtbot.waitSignal(anas.controller.relabelled):
+            anas.controller.correct()
+        assert sams.controller.current is not None and not sams.controller.current.labelled
+        assert sams.view.audit.count() == 0
+
+        with qtbot.waitSignal(sams.controller.refused, timeout=10_000) as refused:
+            qtbot.keyClick(sams.view.queue, Qt.Key.Key_C)
+        said = f"Cup {cup}, cup: not saved, ruled meanwhile by ana: corrected:{other} — rule again to replace it"
+        assert refused.args[0] == said
+        assert [(a.operator, a.new_value) for a in repo.audit_trail(cup)] == [("ana", f"corrected:{other}")]
+        settle(qtbot, sams.controller)
+        assert sams.controller.current is not None and sams.controller.current.cup_id == cup  # the cup stays
+        assert sams.controller.current.labelled and sams.view.audit.count() == 1
+        assert f"ana: cup ∅ → corrected:{other}" in sams.view.audit.item(0).text()
+        assert sams.view.status.currentMessage().startswith(said)
+
+        with qtbot.waitSignal(sams.controller.relabelled):
+            qtbot.keyClick(sams.view.queue, Qt.Key.Key_C)  # having seen ana's ruling
+        assert [(a.operator, a.old_value, a.new_value) for a in repo.audit_trail(cup)] == [
+            ("ana", None, f"corrected:{other}"),
+            (SUPERVISOR, f"corrected:{other}", "confirmed"),
+        ]
+    finally:
+        for w in windows:
+            w.shutdown()
+
+
+def test_an_order_number_scanned_into_the_window_is_found_not_ruled(
+    qtbot: QtBot, review: ReviewWindow, database: Database, logged: dict[str, int]
+) -> None:
+    """A barcode scanner types an order number and Enter, a few milliseconds a key, into whatever has the focus:
+    the queue, where C and D alone rule, or the coin box. The keys go to the find box, which lists the order's cups,
+    and the focus comes back to the queue, where a letter pressed alone rules on the cup shown."""
+    repo = database.repository
+    qtbot.waitUntil(lambda: review.view.queue.hasFocus())
+
+    def scan(code: str) -> None:
+        for char in code:  # each key to the widget that has the focus as it comes
+            focused = QApplication.focusWidget()
+            assert focused is not None
+            qtbot.keyClicks(focused, char)
+        focused = QApplication.focusWidget()
+        assert focused is not None
+        qtbot.keyClick(focused, Qt.Key.Key_Return)
+        settle(qtbot, review.controller)
+
+    scan("CD-1001")
+    assert repo.audit_trail() == []
+    assert review.controller.order == "CD-1001" and review.view.order_find.text() == "CD-1001"
+    assert review.view.status.currentMessage().startswith("No cup of order CD-1001 was checked")
+    assert review.view.queue.hasFocus()
+
+    review.view.coin_spin.setFocus()
+    scan("A-9")
+    mixed, pure = repo.cup_of_verdict(logged["01_mixed"]), repo.cup_of_verdict(logged["00_pure"])
+    assert review.controller.order == "A-9" and review.view.order_find.text() == "A-9"  # the last scan replaced
+    assert set(review.controller.items) == {mixed, pure} and repo.audit_trail() == []
+    assert review.view.queue.hasFocus() and review.view.coin_spin.value() == 1
+
+    shown = review.controller.current
+    assert shown is not None
+    with qtbot.waitSignal(review.controller.relabelled):
+        qtbot.keyClick(review.view.queue, Qt.Key.Key_C)
+    assert [(a.cup_id, a.new_value) for a in repo.audit_trail()] == [(shown.cup_id, "confirmed")]
 
 
 def test_enrolment_from_the_window_adds_types(
@@ -563,10 +666,12 @@ def test_a_recheck_stands_in_the_queue_for_the_check_it_answers(
         # B shows the cup before its coins were turned, and back
         assert win.view.before_button.isVisible() and not win.view.before_button.isChecked()
         qtbot.keyClick(win.view.queue, Qt.Key.Key_B)
+        qtbot.waitUntil(lambda: not win.keys.holding)  # B pressed alone (no scanner typing)
         settle(qtbot, win.controller)
         assert win.controller.shown_cup == first_cup and win.view.photo.has_image()
         assert win.view.before_button.text().startswith(f"Showing cup {first_cup}, before its coins were turned")
         qtbot.keyClick(win.view.queue, Qt.Key.Key_B)
+        qtbot.waitUntil(lambda: not win.keys.holding)  # B pressed alone (no scanner typing)
         settle(qtbot, win.controller)
         assert win.controller.shown_cup == cup and win.view.before_button.text() == BEFORE_TEXT
         assert len(win.view.thumbs.thumbnails()) == 4  # the re-check's coins, once: B changes the photograph alone
