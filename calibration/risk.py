@@ -46,6 +46,11 @@ IntArray = npt.NDArray[np.int64]
 
 DEFAULT_TARGET = 0.995
 DEFAULT_DELTA = 0.05
+PASS_FLOOR = 0.5
+"""No cup scoring under this passes, whatever threshold a target certifies (:meth:`ThresholdChoice.accepts`): the
+voter itself then scores the cup more likely wrong than right. A loose target (90 %) certifies thresholds near 0 on
+calibration pairs that are mostly right, and would pass a cup the voter scores 0.001 whose coins all match another
+type. The shipped threshold (0.97 at 99.5 %) lies far above it."""
 
 
 def confidence_text(delta: float) -> str:
@@ -170,7 +175,8 @@ class ThresholdChoice:
     """The acceptance threshold chosen on calibration cups, with the evidence behind it.
 
     Attributes:
-        threshold: PASS when ``score >= threshold``; ``math.inf`` means never PASS.
+        threshold: the certified threshold; a cup PASSes when ``score >= threshold`` and ``score >=``
+            :data:`PASS_FLOOR` (:attr:`applied`); ``math.inf`` means never PASS.
         target: required precision of PASS, e.g. ``0.995``.
         delta: allowed probability that the guarantee fails, e.g. ``0.05``.
         n_calibration: calibration cups used.
@@ -211,9 +217,30 @@ class ThresholdChoice:
         """Whether any score can PASS (the threshold is finite)."""
         return math.isfinite(self.threshold)
 
+    @property
+    def applied(self) -> float:
+        """The threshold a cup's score is held to: the certified one, or :data:`PASS_FLOOR` where that is higher
+        (``math.inf``: never PASS)."""
+        return max(self.threshold, PASS_FLOOR)
+
+    @property
+    def floored(self) -> bool:
+        """Whether the certified threshold lies under :data:`PASS_FLOOR`, so the floor is what applies."""
+        return self.can_pass and self.threshold < PASS_FLOOR
+
+    def floor_note(self) -> str:
+        """Why the threshold applied is not the one certified (``""``: it is), for a warning."""
+        if not self.floored:
+            return ""
+        return (
+            f"the threshold certified for precision {self.target:.2%} is {self.threshold:.4g}, under the floor "
+            f"{PASS_FLOOR}: a cup the voter scores under {PASS_FLOOR} is more likely wrong than right and never "
+            f"passes, so {PASS_FLOOR} applies"
+        )
+
     def accepts(self, score: float) -> bool:
-        """Whether a cup with ``score`` is PASSed."""
-        return self.can_pass and score >= self.threshold
+        """Whether a cup with ``score`` is PASSed: at or above the certified threshold and :data:`PASS_FLOOR`."""
+        return self.can_pass and score >= self.applied
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict; an infinite threshold is stored as ``None``."""
@@ -270,6 +297,7 @@ class ThresholdChoice:
                 if self.candidates > 1
                 else ""
             )
+            + (f"; under the floor {PASS_FLOOR}, which applies" if self.floored else "")
         )
 
 

@@ -57,8 +57,9 @@ class GalleryView:
         vectors: ``(m, d)`` float32 unit reference embeddings.
         entries: ``m`` metadata records (type, side, design), same order.
         diameters: catalogue diameter in mm per type (missing or ``None`` → unknown).
-        lookalikes: the catalogue's declared lookalikes per type (:func:`models.enroll.catalog_lookalikes`); only
-            enrolled ones count.
+        lookalikes: the catalogue's declared lookalikes per type (:func:`models.enroll.catalog_lookalikes`),
+            enrolled or not: a near-twin declared but not enrolled yet may still lie in a cup, and the gallery,
+            which holds no photo of it, cannot tell it from the type.
         signatures: optional ``(m, *models.template.SIG_SHAPE)`` template signatures, same order as ``entries``.
         statistics: a view of the same types whose per-type lookalike statistics (``confusion``,
             ``self_similarity``, ``lookalike_rate``, ``lookalike_of``) this one takes instead of measuring its own:
@@ -127,13 +128,18 @@ class GalleryView:
         else:
             self.confusion, self.self_similarity = statistics.confusion, statistics.self_similarity
             self.lookalike_rate, self.lookalike_of = statistics.lookalike_rate, statistics.lookalike_of
-        # the first enrolled declared lookalike of each type (-1: none)
+        # each type's declared lookalike (-1: none): an enrolled one first, as its index in ``types``; else one not
+        # enrolled, as its index in ``lookalike_names`` (which holds ``types``, then those)
+        self.lookalike_names: list[str] = list(self.types)
         self.declared_lookalike: IntArray = np.full(n_t, -1, np.int64)
         for name, others in (lookalikes or {}).items():
-            if name in self.type_index:
-                enrolled = sorted(self.type_index[u] for u in others if u in self.type_index and u != name)
-                if enrolled:
-                    self.declared_lookalike[self.type_index[name]] = enrolled[0]
+            if name not in self.type_index:
+                continue
+            twins = sorted({u for u in others if u != name}, key=lambda u: (u not in self.type_index, u))
+            if twins:
+                if twins[0] not in self.type_index and twins[0] not in self.lookalike_names:
+                    self.lookalike_names.append(twins[0])
+                self.declared_lookalike[self.type_index[name]] = self.lookalike_names.index(twins[0])
 
     def _lookalikes(self, chunk: int = 1024) -> tuple[F64, F64]:
         """Per type: how close another type's references come to its own designs, and how alike its own are.
@@ -209,9 +215,10 @@ class GalleryView:
         return rate, of
 
     def declared(self, candidate: int) -> str | None:
-        """The enrolled type the catalogue declares a lookalike of ``candidate``, else ``None``."""
+        """The type the catalogue declares a lookalike of ``candidate`` (an enrolled one where it declares several,
+        else one not enrolled yet), else ``None``."""
         u = int(self.declared_lookalike[candidate])
-        return self.types[u] if u >= 0 else None
+        return self.lookalike_names[u] if u >= 0 else None
 
     def missing_own_side(self, t: int) -> str | None:
         """Why no coin can prove type ``t``, when none can: ``None`` when ``t`` shows a design of its own; else the

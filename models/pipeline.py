@@ -7,17 +7,19 @@
     verdict = pipeline.run_crops(crops, expected_type="t0042")
 
 A cup PASSes only when the voter's ``p_correct`` reaches the bundle's threshold (chosen on calibration cups for
-a guaranteed precision), at least one coin was found and nothing in the cup is a foreign object. When the station
-has an empty-tray photo (``cupcheck calibrate --empty-tray``), whatever differs from it where no coin or object was
-found counts as a foreign object too (:mod:`models.foreground`): something nobody checked. Every FLAG carries
-reasons a person can act on.
+a guaranteed precision) and :data:`~calibration.risk.PASS_FLOOR` (0.5: a looser target's threshold never passes a
+cup the voter scores more likely wrong than right), at least one coin was found and nothing in the cup is a foreign
+object. When the station has an empty-tray photo (``cupcheck calibrate --empty-tray``), whatever differs from it
+where no coin or object was found counts as a foreign object too (:mod:`models.foreground`): something nobody
+checked. Every FLAG carries reasons a person can act on.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -63,6 +65,8 @@ from models.types import (
     Verdict,
 )
 from models.voter import RULE_FEATURES, Voter, passable
+
+_log = logging.getLogger(__name__)
 
 TURN_MARGIN = 0.25
 """A coin on a shared design of the candidate that another type beats through a design several types share is
@@ -198,7 +202,9 @@ class Pipeline:
         view: dense per-type view of ``gallery`` (mapped by ``adapter``) with catalogue diameters.
         pooler: trained set pooler.
         voter: trained voter.
-        threshold: acceptance threshold with its guarantee.
+        threshold: acceptance threshold with its guarantee; a cup is held to its
+            :attr:`~calibration.risk.ThresholdChoice.applied` threshold, never under
+            :data:`~calibration.risk.PASS_FLOOR`.
         preprocess: crop size, minimum coins, focus floor.
         model_version: the bundle version recorded in every verdict.
         detector: instance source for :meth:`run` (``None``: only :meth:`run_crops` works).
@@ -335,6 +341,7 @@ class Pipeline:
         target_precision: float | None = None,
         backend: str = DEFAULT_BACKEND,
         gallery_home: str | Path | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> Pipeline:
         """Load the bundle, its weights, and the station's gallery and catalogue from ``home``.
 
@@ -346,9 +353,12 @@ class Pipeline:
             detector_path: detector folder overriding the bundle's.
             embedder_path: embedder checkpoint overriding the bundle's.
             target_precision: re-choose the threshold for this precision from the bundle's calibration scores.
+                Where the threshold it certifies lies under :data:`~calibration.risk.PASS_FLOOR`, the floor applies,
+                and ``warn`` hears so.
             backend: what runs the embedder, the mask segmenter and YOLO (``"onnx"`` or ``"torch"``).
             gallery_home: the folder whose ``gallery/`` holds the enrolled types, when not the home (a site's
                 shared folder); the camera's calibration and empty tray stay the home's.
+            warn: hears why the threshold applied is not the one certified (``None``: a warning in the log).
 
         Raises:
             FileNotFoundError: a model file or the gallery is missing.
@@ -357,6 +367,9 @@ class Pipeline:
         bundle = load_bundle(bundle_path)
         if target_precision is not None:
             bundle = bundle.with_threshold(bundle.rechoose(target_precision))
+            note = bundle.threshold.floor_note()
+            if note:
+                (warn or _log.warning)(note)
         emb_file = embedder_path if embedder_path is not None else bundle.path(bundle.embedder_file)
         embedder = Embedder.load(emb_file, threads=EMBEDDER_THREADS, backend=backend)
         gallery_dir = Path(home if gallery_home is None else gallery_home) / "gallery"
@@ -618,12 +631,15 @@ class Pipeline:
         x = feature_vector(ev.features, RULE_FEATURES)
         p = float(self.voter.predict(feature_vector(ev.features, self.voter.feature_names))[0]) if coins.n else 0.0
         t2 = time.perf_counter()
-        # the hard rules (too few coins, a foreign object, a coin on a shared face, an inseparable lookalike)
+        # the hard rules (too few coins, a foreign object, a coin on a shared face, an inseparable lookalike), then
+        # the threshold, never under the floor of 0.5 (ThresholdChoice.accepts)
         accepted = bool(passable(x, RULE_FEATURES, self.voter.min_coins)[0]) and self.threshold.accepts(p)
         accepted = accepted and not obs.setup_problem
         count = count_reason(coins.n, expected_count)
         decision = Decision.PASS if accepted and not count else Decision.FLAG
         calls = [call_coin(self.view, ev.scores, obs.type_arg, cand, j, templates) for j in range(coins.n)]
+        # a coin cut by the edge or the rim is brought into view, not turned: what a sliver matches says little
+        calls = [replace(c, to_turn=False) if coins.partial[j] else c for j, c in enumerate(calls)]
         no_own_side = self.view.missing_own_side(cand)
         if no_own_side is not None:  # turned over, a coin shows nothing of the type's own either
             calls = [replace(c, to_turn=False) for c in calls]
@@ -641,7 +657,7 @@ class Pipeline:
             decision=decision,
             expected_type=expected_type,
             p_correct=p,
-            threshold=self.threshold.threshold,
+            threshold=self.threshold.applied,
             reasons=tuple(reasons),
             coins=evidence,
             model_version=self.model_version,
@@ -745,7 +761,7 @@ class Pipeline:
             expected=self.view.types[cand],
             coins=found,
             p_correct=p,
-            threshold=self.threshold.threshold,
+            threshold=self.threshold.applied,
             fewest_coins=self.fewest_coins,
             object_numbers=tuple(k + 1 for k in obs.object_idx),
             unchecked=tuple(r.centre for r in obs.unexplained),
@@ -834,7 +850,8 @@ class CoinCall:
         margin: the candidate's similarity minus the rival's.
         suspicious: the rival beats the candidate.
         to_turn: the coin lies on a design the candidate shares with other types and nothing says it is another
-            type: turning it over settles it.
+            type: turning it over settles it (:meth:`Pipeline.decide` clears it for a coin cut by the edge or the
+            rim, which is brought into view instead).
         plain: it loses to its rival by :data:`TURN_MARGIN` or more (a supervisor looks at the cup as it lies).
     """
 

@@ -36,7 +36,8 @@ class CoinFinding:
         side: the candidate's side the coin matched (``"obverse"`` or ``"reverse"``): the shared face a coin to turn
             is said to show.
         plain: it loses to ``rival`` by so much that turning cannot be what settles the cup.
-        partial: it is cut by the edge of the picture or the cup's rim: what it matches says little.
+        partial: it is cut by the edge of the picture or the cup's rim: what it matches says little, so it is said
+            to be cut and nothing else (the pipeline never names it to turn).
     """
 
     number: int
@@ -62,7 +63,8 @@ class FlagFindings:
         expected: the expected type.
         coins: the coins, in the pipeline's order.
         p_correct: the voter's score.
-        threshold: the certified threshold (infinite: the model can pass nothing).
+        threshold: the threshold applied: the certified one, or the floor of 0.5 where that is higher
+            (:data:`calibration.risk.PASS_FLOOR`; infinite: the model can pass nothing).
         fewest_coins: fewest coins a passing cup shows.
         object_numbers: the foreign objects' numbers on the picture.
         unchecked: centres of what differs from the empty tray where nothing was found.
@@ -95,7 +97,13 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
 
     The operator turns first when coins are named to turn and nothing that turning cannot change stops the cup
     (a setup problem, a declared lookalike, no coin, an object, something unchecked, too few coins, blur, overlap,
-    no threshold), nor a coin that plainly looks like another type; the turning reason then comes first.
+    no threshold), nor a coin that plainly looks like another type, nor one said to match no enrolled type well (a
+    coin of a type not enrolled stays one however the others lie). The turning reason then comes first. A coin cut
+    by the edge or the rim is said to be cut and nothing else.
+
+    Coins out of focus are said to be first, and no coin is then said to look like another type or to match
+    nothing well: a blurred coin matches every type poorly, and naming a rival would send a person after the
+    wrong coin (cut coins are treated the same way, for the same reason).
     """
     front: list[str] = []  # what no turning changes
     if f.setup_problem:
@@ -125,7 +133,8 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
             if len(cut) == 1
             else f"coins {_numbers(cut)} are cut by the edge of the picture or the cup's rim — bring them into view"
         )
-    named = [c for c in bad if not c.partial]
+    blurred = bool(n) and f.focus_median < f.focus_min
+    named = [] if blurred else [c for c in bad if not c.partial]
     looks = [_looks(c) for c in named[:MAX_LOOKALIKE_REASONS]]
     rest = named[MAX_LOOKALIKE_REASONS:]
     alike = sum(1 for c in rest if c.rival_score >= WEAK_MATCH)
@@ -140,7 +149,7 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
             if weak == 1
             else f"{weak} more coins match no enrolled type well"
         )
-    to_turn = [c for c in f.coins if c.to_turn]
+    to_turn = [c for c in f.coins if c.to_turn and not c.partial]
     shared = [c.number for c in to_turn]
     face = _shared_face({c.side for c in to_turn})
     turn: list[str] = []
@@ -157,15 +166,17 @@ def flag_reasons(f: FlagFindings) -> tuple[list[str], bool]:
             else f"coins {_numbers(shared)} show {face} — turn them over"
         )
     back: list[str] = []  # nor these
+    if blurred:  # first after the camera's own problem: what the coins are said to match rests on blurred pictures
+        front.insert(1 if f.setup_problem else 0, "coins are out of focus")
     if 0 < n < f.fewest_coins:
         back.append("too few coins visible")
-    if n and f.focus_median < f.focus_min:
-        back.append("coins are out of focus")
     if n and f.visible_mean < OVERLAP_VISIBLE:
         back.append("coins overlap too much — spread them out")
     if not math.isfinite(f.threshold):
         back.append("no certified threshold: every cup goes to a person")
-    turn_first = bool(turn) and not front and not back and not any(c.plain for c in bad)
+    # a coin said to match nothing enrolled well (:func:`_looks`) is no coin that turning the others makes pass
+    unknown = any(c.rival_score < WEAK_MATCH for c in named)
+    turn_first = bool(turn) and not front and not back and not any(c.plain for c in bad) and not unknown
     reasons = [*turn, *looks, *edge] if turn_first else [*front, *edge, *looks, *turn, *back]
     if not reasons:
         d = score_decimals(f.p_correct, f.threshold)

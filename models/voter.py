@@ -9,8 +9,9 @@ Before the booster, four hard rules (:func:`passable`) give ``p_correct = 0`` to
 cup with no coin (or fewer than the voter's ``min_coins``, which its bundle records), a cup with a foreign
 object, a cup with a coin whose match to the candidate is a design
 other enrolled types show too (a shared obverse: that coin may be any member of the family, so the cup is flagged
-with "turn it over" whatever the other coins say), and a candidate the catalogue declares an enrolled lookalike
-of (a near-twin differing only in a date digit or a mint mark: a person checks it). The threshold is then
+with "turn it over" whatever the other coins say), and a candidate the catalogue declares a lookalike of (a
+near-twin differing only in a date digit or a mint mark: a person checks it), enrolled or not: a twin not enrolled
+yet has no photos in the gallery to lose to, so its coins would match the candidate best. The threshold is then
 certified on what the rules let through.
 """
 
@@ -34,7 +35,8 @@ REQUIRED_RULE_FEATURES: tuple[str, ...] = ("n_coins", "n_objects", "n_informativ
 candidate shows."""
 
 LOOKALIKE_RULE_FEATURE = "cand_declared_lookalike"
-"""Whether the catalogue declares an enrolled lookalike of the candidate (applied where the features carry it)."""
+"""Whether the catalogue declares a lookalike of the candidate, enrolled or not (applied where the features carry
+it)."""
 
 RULE_FEATURES: tuple[str, ...] = (*REQUIRED_RULE_FEATURES, LOOKALIKE_RULE_FEATURE)
 """Every feature :func:`passable` reads."""
@@ -98,8 +100,8 @@ def passable(features: npt.ArrayLike, feature_names: Sequence[str], min_coins: i
 
     A pair may pass only when the cup holds at least ``min_coins`` coins (and at least one), no foreign object,
     every coin matches the candidate on a design no other enrolled type shows (``n_informative == n_coins``), and
-    the catalogue declares no enrolled lookalike of the candidate (``cand_declared_lookalike``; a pair without
-    that column is not refused by it).
+    the catalogue declares no lookalike of the candidate, enrolled or not (``cand_declared_lookalike``; a pair
+    without that column is not refused by it).
 
     Args:
         features: ``(n, F)`` pair features.

@@ -125,7 +125,8 @@ class StationConfig(_Strict):
         bundle: the verdict model's bundle JSON; ``None`` means the registry's model in force, else the one shipped
             with the package. A station given a bundle keeps it while it runs.
         target_precision: the precision a PASS must reach (default 99.5 %); the calibrated threshold is chosen
-            for it.
+            for it. A loose target may certify a threshold under 0.5; a cup the voter scores under 0.5 still never
+            passes (:data:`calibration.risk.PASS_FLOOR`), and the station's log says the floor applies.
         cup_region: the cup's inner circle, ``None`` for the whole frame.
         sound: play a sound cue with each verdict.
         auto_check: check a cup by itself once a new cup has been still for ``still_s`` (Space still works).

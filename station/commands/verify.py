@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +24,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "verify",
         help="check that every coin in each cup photo is the expected type (PASS or FLAG)",
         description="Each IMAGE is one photo of a cup (or, with --crops, a folder of single-coin crops forming "
-        "one cup). A cup PASSes only when the voter's probability reaches the threshold that guarantees the "
-        "bundle's precision; otherwise it is FLAGged with reasons. Exit status 0 whatever the verdicts; 2 for an "
-        "unknown expected type, an unreadable image (named; the other cups are still judged and printed) or a "
+        "one cup, its crops numbered in natural order: coin2 before coin10). A cup PASSes only when the voter's "
+        "probability reaches the threshold that guarantees the bundle's precision, and 0.5 whatever a looser "
+        "--target-precision certifies; otherwise it is FLAGged with reasons. Exit status 0 whatever the verdicts; "
+        "2 for an unknown expected type, an unreadable image (named; the other cups are still judged and printed) or a "
         "missing model or gallery.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="cup photos (or crop folders with --crops)")
@@ -43,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         type=float,
         default=None,
         metavar="P",
-        help="re-choose the threshold for this PASS precision from the bundle's calibration scores",
+        help="re-choose the threshold for this PASS precision from the bundle's calibration scores (never under "
+        "0.5: a cup the voter scores under it is more likely wrong than right)",
     )
     add_models_option(p)
     add_gallery_option(p)
@@ -77,8 +80,17 @@ EXIT_UNREADABLE = 2
 """Exit status when an image or crop folder could not be read (the others are judged and printed all the same)."""
 
 
-def _crop_folder(folder: Path) -> list[UInt8Array]:
-    """One cup's crops: every file of ``folder`` (hidden ones aside) must be a readable crop.
+def natural_key(name: str) -> tuple[str | int, ...]:
+    """A file name's sort key in natural order: its runs of digits compared as numbers, so ``coin2`` comes before
+    ``coin10`` as a person numbering crops means it (plain text order puts ``coin10`` to ``coin12`` between them)."""
+    parts = re.split(r"(\d+)", name.casefold())  # text, digits, text, ...: the digit runs at odd places
+    return tuple(int(part) if k % 2 else part for k, part in enumerate(parts))
+
+
+def _crop_folder(folder: Path) -> list[tuple[str, UInt8Array]]:
+    """One cup's crops, each with its file name, in natural order (:func:`natural_key`: the reasons number the
+    coins so, and the JSON names each coin's file): every file of ``folder`` (hidden ones aside) must be a readable
+    crop.
 
     A file left unread would be a coin left unjudged, and the cup could PASS without it, so a sub-folder, a GIF or
     any other file that is not a readable JPEG, PNG, BMP, WebP or TIFF refuses the cup instead.
@@ -91,7 +103,7 @@ def _crop_folder(folder: Path) -> list[UInt8Array]:
     if not folder.is_dir():
         raise CliError(f"{folder} is not a folder of crops")
     images = []
-    for path in sorted(folder.iterdir()):
+    for path in sorted(folder.iterdir(), key=lambda p: (natural_key(p.name), p.name)):
         if path.name.startswith("."):  # a file manager's own (.DS_Store)
             continue
         if path.is_dir():
@@ -104,7 +116,7 @@ def _crop_folder(folder: Path) -> list[UInt8Array]:
             raise CliError(
                 f"cannot read {path} as a coin crop (JPEG, PNG, BMP, WebP or TIFF): the cup is not judged without it"
             )
-        images.append(img)
+        images.append((path.name, img))
     return images
 
 
@@ -130,10 +142,17 @@ def _grey(image: UInt8Array) -> bool:
     return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
 
 
-def verdict_json(path: str, verdict: Verdict) -> dict[str, Any]:
-    """The JSON record of one cup."""
+def verdict_json(path: str, verdict: Verdict, files: list[str] | None = None) -> dict[str, Any]:
+    """The JSON record of one cup; ``threshold`` is the one its score was held to (never under 0.5).
+
+    Args:
+        path: the photo or crop folder as given.
+        verdict: its verdict.
+        files: with ``--crops``, each crop's file name in the order its coins are numbered: each coin's record then
+            names its ``file``.
+    """
     coins = []
-    for c in verdict.coins:
+    for k, c in enumerate(verdict.coins):
         best = c.matches[0] if c.matches else None
         coins.append(
             {
@@ -145,6 +164,7 @@ def verdict_json(path: str, verdict: Verdict) -> dict[str, Any]:
                 "attention": round(c.attention, 4),
                 "suspicious": c.suspicious,
                 "shared": c.shared,
+                **({"file": files[k]} if files is not None and k < len(files) else {}),
             }
         )
     return {
@@ -177,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--count is the coins an order asks for, from 1 to {MAX_COUNT}, not {args.count}")
     # Read every input first: a bad path is reported before any model is loaded, and the other cups are judged. A
     # photo is decoded again when its turn comes, so a batch of large photos is not held in memory all at once.
-    cups: list[tuple[str, list[UInt8Array] | None]] = []
+    cups: list[tuple[str, list[tuple[str, UInt8Array]] | None]] = []
     unreadable = 0
     for name in args.images:
         try:
@@ -215,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
             detector_path=args.detector,
             target_precision=precision,
             gallery_home=site.gallery,
+            warn=lambda note: print(f"warning: {note}", file=sys.stderr),
         )
     except (FileNotFoundError, BundleError, GalleryMismatchError, RegistryError, ValueError) as err:
         raise CliError(f"{err}") from err
@@ -229,10 +250,13 @@ def run(args: argparse.Namespace) -> int:
     pictures = None if args.overlay is None else OverlayFolder(args.overlay)
     results = []
     for name, content in tqdm(cups, desc="verify", unit="cup", disable=len(cups) < 2, file=sys.stderr):
+        files: list[str] | None = None
         if content is not None:
-            verdict = pipeline.run_crops(content, args.expect, expected_count=args.count)
+            files = [file for file, _ in content]
+            crops = [image for _, image in content]
+            verdict = pipeline.run_crops(crops, args.expect, expected_count=args.count)
             if pictures is not None:
-                pictures.write(name, crops_picture(content, verdict, Path(name).name))
+                pictures.write(name, crops_picture(crops, verdict, Path(name).name))
         else:
             try:
                 frame = _photo(name)
@@ -249,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
             verdict = pipeline.run(frame, args.expect, expected_count=args.count)
             if pictures is not None:
                 pictures.write(name, verdict_picture(frame.image, verdict, Path(name).name))
-        results.append(verdict_json(name, verdict))
+        results.append(verdict_json(name, verdict, files))
     if args.json:
         print(json.dumps({"cups": results}, indent=1))
     else:

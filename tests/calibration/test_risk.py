@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from calibration.risk import (
+    PASS_FLOOR,
     ThresholdChoice,
     binom_cdf,
     choose_threshold,
@@ -267,3 +268,24 @@ def test_a_candidate_among_several_is_certified_at_its_share_of_delta() -> None:
     assert "candidates" not in one.to_dict()  # a bundle from before keeps its document
     with pytest.raises(ValueError, match="candidates must be >= 1"):
         choose_threshold(s, correct, candidates=0)
+
+
+def test_a_loose_target_s_threshold_under_the_floor_gives_way_to_it() -> None:
+    rng = np.random.default_rng(0)
+    correct = rng.random(1500) < 0.7
+    scores = np.where(correct, rng.uniform(0.6, 1.0, 1500), rng.uniform(0.0, 0.55, 1500))
+    loose = choose_threshold(scores, correct, target=0.6)
+    # most calibration pairs are right: a 60 % target certifies nearly every score, down to almost 0
+    assert loose.can_pass and loose.threshold < 0.01 and loose.floored
+    assert loose.applied == PASS_FLOOR == 0.5
+    # a cup the voter scores 0.06 (more likely wrong than right) passes that threshold, never the floor
+    assert not loose.accepts(0.06) and not loose.accepts(0.4999) and loose.accepts(0.5) and loose.accepts(0.9)
+    assert "under the floor 0.5" in loose.floor_note() and "60.00%" in loose.floor_note()
+    assert loose.summary().endswith("; under the floor 0.5, which applies")
+    # a strict target's threshold lies above it: the floor changes nothing
+    strict = choose_threshold(scores, correct, target=0.995)
+    assert strict.threshold > PASS_FLOOR and not strict.floored and strict.applied == strict.threshold
+    assert strict.floor_note() == "" and "floor" not in strict.summary()
+    assert strict.accepts(strict.threshold) and not strict.accepts(np.nextafter(strict.threshold, 0))
+    never = choose_threshold(scores[:10], correct[:10])
+    assert not never.can_pass and never.applied == math.inf and not never.floored and not never.accepts(1.0)

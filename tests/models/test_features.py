@@ -57,9 +57,13 @@ def test_declared_lookalike_is_a_hard_rule() -> None:
         ev = pair_evidence(view, cup, view.type_index[ids[2]], None)
         rows.append(feature_vector(ev.features, RULE_FEATURES))
     assert passable(np.stack(rows), RULE_FEATURES).tolist() == [True, False]
-    # a declared lookalike that is not enrolled does not count
-    alone = GalleryView.from_gallery(gallery, None, {ids[2]: ("not-enrolled",)})
-    assert alone.declared(alone.type_index[ids[2]]) is None
+    # a declared lookalike not enrolled yet counts too: the gallery holds no photo of it to tell its coins by
+    alone = GalleryView.from_gallery(gallery, None, {ids[2]: ("not-enrolled",), ids[3]: ("also-not", "not-enrolled")})
+    assert alone.declared(alone.type_index[ids[2]]) == "not-enrolled"
+    assert alone.declared(alone.type_index[ids[3]]) == "also-not" and alone.declared(alone.type_index[ids[4]]) is None
+    assert alone.types == sorted(ids)  # the twins named are not enrolled by being named
+    ev = pair_evidence(alone, cup, alone.type_index[ids[2]], None)
+    assert not passable(feature_vector(ev.features, RULE_FEATURES), RULE_FEATURES)[0]
 
 
 def test_template_features_tell_types_apart_where_the_embedding_cannot() -> None:

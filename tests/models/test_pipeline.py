@@ -287,6 +287,92 @@ def test_a_declared_lookalike_keeps_a_pure_cup_from_passing(
     assert twins.run_crops(_cup("t0010"), "t0010").reasons[0].startswith("the type t0010 has a lookalike (t0000)")
 
 
+def test_a_declared_lookalike_not_enrolled_yet_keeps_a_pure_cup_from_passing(
+    pipeline: Pipeline, parts: tuple[Bundle, Gallery, Embedder]
+) -> None:
+    # a near-twin the catalogue names but no photo of which is enrolled: its coins match the type best, for the
+    # gallery has nothing else to match them to, so only the declaration stops its cups
+    bundle, gallery, embedder = parts
+    assert "t0005" not in pipeline.view.types
+    catalogue = {"t0000": TypeInfo("t0000", "t0000", None, ("t0005",))}
+    twins = Pipeline.from_parts(bundle, gallery, embedder=embedder, catalogue=catalogue)
+    assert pipeline.run_crops(_cup("t0000"), "t0000").decision == Decision.PASS
+    v = twins.run_crops(_cup("t0000"), "t0000")
+    assert v.decision == Decision.FLAG and v.p_correct == 0.0
+    assert v.reasons == ("the type t0000 has a lookalike (t0005) — check the date and mint mark by eye",)
+    assert not v.turn_first
+    # an enrolled twin is named before one not enrolled
+    both = {"t0000": TypeInfo("t0000", "t0000", None, ("t0005", "t0010"))}
+    named = Pipeline.from_parts(bundle, gallery, embedder=embedder, catalogue=both).run_crops(_cup("t0000"), "t0000")
+    assert named.reasons[0].startswith("the type t0000 has a lookalike (t0010)")
+    # the other enrolled types keep their verdicts
+    assert twins.run_crops(_cup("t0010"), "t0010").decision == Decision.PASS
+
+
+def _mixed() -> list[np.ndarray]:
+    """A cup of t0000 with another family's coin in fourth place, every coin reverse up: the voter scores it low
+    (0.06) but the hard rules let it through."""
+    crops = _cup("t0000", 5)
+    crops[3] = reference_image("t0009", Side.REVERSE)
+    return crops
+
+
+def test_a_loose_target_never_passes_a_cup_the_voter_scores_under_one_half(
+    pipeline: Pipeline, parts: tuple[Bundle, Gallery, Embedder]
+) -> None:
+    bundle = parts[0]
+    loose = pipeline.with_threshold(bundle.rechoose(0.6))
+    assert loose.threshold.threshold < 0.001  # what the 60 % target certifies on the toy calibration pairs
+    v = loose.run_crops(_mixed(), "t0000")
+    assert loose.threshold.threshold < v.p_correct < 0.5
+    assert v.decision == Decision.FLAG and v.threshold == 0.5  # the threshold applied, not the one certified
+    assert any(r.startswith("coin 4 looks like t0009") for r in v.reasons)
+    pure = loose.run_crops(_cup("t0000"), "t0000")
+    assert pure.decision == Decision.PASS and pure.p_correct >= 0.5
+    # the bundle's own threshold is above the floor: it is the one applied
+    own = pipeline.run_crops(_cup("t0000"), "t0000")
+    assert own.threshold == bundle.threshold.threshold > 0.5
+
+
+def test_loading_with_a_target_whose_threshold_is_under_the_floor_says_so(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from models.enroll import CATALOG_FILE, save_catalog
+    from tests.models.verdict_world import PIPE_TYPES
+
+    emb_file = write_tiny_checkpoint(tmp_path / "bundle" / "embedder.pt")
+    bundle_path, embedder = write_bundle(tmp_path / "bundle", embedder_file=emb_file)
+    home = tmp_path / "home"
+    enrolled_gallery(embedder).save(home / "gallery")
+    save_catalog(home / "gallery" / CATALOG_FILE, [TypeInfo(t, t, 25.0) for t in PIPE_TYPES])
+    heard: list[str] = []
+    loose = Pipeline.load(home, bundle_path, with_detector=False, target_precision=0.6, warn=heard.append)
+    assert loose.threshold.floored and heard == [loose.threshold.floor_note()]
+    assert "precision 60.00%" in heard[0] and "under the floor 0.5" in heard[0]
+    # the station gives no listener: its log says it
+    with caplog.at_level("WARNING", logger="models.pipeline"):
+        Pipeline.load(home, bundle_path, with_detector=False, target_precision=0.6)
+    assert [r.getMessage() for r in caplog.records if r.name == "models.pipeline"] == heard
+    # a target whose threshold is above the floor: nothing to say
+    Pipeline.load(home, bundle_path, with_detector=False, target_precision=0.995, warn=heard.append)
+    assert len(heard) == 1
+
+
+def test_a_coin_cut_by_the_edge_is_said_to_be_cut_and_not_sent_to_be_turned(pipeline: Pipeline) -> None:
+    from models.types import CoinCrop
+
+    crops: list[CoinCrop | np.ndarray] = list(_cup("t0000", 5))
+    sliver = reference_image("t0000", Side.OBVERSE)  # lying on the family's shared obverse, and cut
+    crops[2] = CoinCrop(sliver, _disc_mask(*sliver.shape[:2]), 2, partial=True)
+    v = pipeline.run_crops(crops, "t0000")
+    assert v.decision == Decision.FLAG and not v.coins[2].shared and not v.turn_first
+    assert v.reasons == ("coin 3 is cut by the edge of the picture or the cup's rim — bring it into view",)
+    # the same coin whole: turned over, it settles the cup
+    whole = pipeline.run_crops([*crops[:2], sliver, *crops[3:]], "t0000")
+    assert whole.coins[2].shared and whole.turn_first
+    assert whole.reasons == ("coin 3 shows the shared obverse — turn it over",)
+
+
 def test_coin_evidence_is_reranked_by_template_when_the_gallery_keeps_signatures(
     parts: tuple[Bundle, Gallery, Embedder],
 ) -> None:

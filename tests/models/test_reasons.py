@@ -288,3 +288,62 @@ def test_a_type_without_a_side_of_its_own_is_sent_to_be_enrolled_not_turned(miss
     assert reasons == [said] and not turn_first
     assert reason_kind(said) == ReasonKind.ENROLMENT
     assert flag_reasons(findings(expected="t0002", no_own_side=missing))[0] == ["no coins found"]
+
+
+WON = CoinFinding(number=6, margin=-0.08, rival="t0000", rival_score=0.38)
+"""A coin of a type not enrolled (a 10-won coin in a cup of a euro type): it matches every type poorly."""
+
+
+@pytest.mark.parametrize(
+    ("found", "reasons", "turn_first"),
+    [
+        # turning the coin on the shared obverse cannot clear a coin that matches nothing enrolled
+        (
+            findings(TURN, WON),
+            [
+                "coin 6 matches no enrolled type well (at best t0000, 0.38) — look",
+                "coin 4 shows the shared obverse — turn it over",
+            ],
+            False,
+        ),
+        # ... nor one of them past the three named
+        (
+            findings(TURN, TWIN, replace(TWIN, number=5), replace(TWIN, number=7), replace(WON, margin=-0.01)),
+            [
+                "coin 2 looks like t0085 (0.91)",
+                "coin 5 looks like t0085 (0.91)",
+                "coin 7 looks like t0085 (0.91)",
+                "1 more coin matches no enrolled type well",
+                "coin 4 shows the shared obverse — turn it over",
+            ],
+            False,
+        ),
+        # a coin cut by the edge is said to be cut, and only that: not to turn, so nothing to turn first
+        (
+            findings(CLEAN, replace(TURN, number=3, partial=True)),
+            ["coin 3 is cut by the edge of the picture or the cup's rim — bring it into view"],
+            False,
+        ),
+        # blurred coins: the focus first, and no rival named (whatever they seem to match rests on the blur)
+        (
+            findings(TWIN, replace(WON, number=5), focus_median=0.1, focus_min=0.3),
+            ["coins are out of focus"],
+            False,
+        ),
+        (
+            findings(TURN, FAR, SLIVER, focus_median=0.1, focus_min=0.3, object_numbers=(12,)),
+            [
+                "coins are out of focus",
+                "object 12 is not a coin",
+                "coin 9 is cut by the edge of the picture or the cup's rim — bring it into view",
+                "coin 4 shows the shared obverse — turn it over",
+            ],
+            False,
+        ),
+    ],
+)
+def test_turning_first_is_only_advised_where_turning_can_clear_the_cup(
+    found: FlagFindings, reasons: list[str], turn_first: bool
+) -> None:
+    assert flag_reasons(found) == (reasons, turn_first)
+    assert all(reason_kind(r) is not ReasonKind.OTHER for r in reasons)

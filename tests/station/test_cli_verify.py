@@ -64,7 +64,8 @@ def test_json_contract_for_crop_folders(station, capsys: pytest.CaptureFixture[s
         assert cup["n_coins"] == 5 == len(cup["coins"])
         assert isinstance(cup["reasons"], list)
         assert cup["unchecked"] == []  # crops: no frame to compare with an empty tray
-        for coin in cup["coins"]:
+        for k, coin in enumerate(cup["coins"]):
+            assert coin["file"] == f"coin{k}.png"
             assert len(coin["bbox"]) == 4
             assert coin["match"] in PIPE_TYPES and coin["side"] in ("obverse", "reverse")
             assert -1.0 <= coin["score"] <= 1.0001
@@ -142,6 +143,51 @@ def test_target_precision_rechooses_the_threshold(station, capsys: pytest.Captur
     assert main([*base, "--target-precision", "0.9"]) == 0
     loose = json.loads(capsys.readouterr().out)["cups"][0]["threshold"]
     assert loose <= strict
+
+
+def test_a_loose_target_never_passes_a_cup_the_voter_scores_under_one_half(
+    station, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, cups = station
+    base = _verify(station, str(cups / "mixed"), "--crops", "--expect", "t0000", "--json")
+    assert main([*base, "--target-precision", "0.6"]) == 0  # a threshold near 0 is certified for 60 %
+    out = capsys.readouterr()
+    (cup,) = json.loads(out.out)["cups"]
+    assert 0.0 < cup["p_correct"] < 0.5 and cup["verdict"] == "flag"
+    assert cup["threshold"] == 0.5  # the threshold the cup was held to, not the one certified
+    assert any(r.startswith("coin 4 looks like t0009") for r in cup["reasons"])
+    (warning,) = [line for line in out.err.splitlines() if line.startswith("warning:")]
+    assert "precision 60.00%" in warning and "under the floor 0.5" in warning and "0.5 applies" in warning
+    # the bundle's own threshold lies above the floor: nothing said, and it is the one shown
+    assert main(base) == 0
+    out = capsys.readouterr()
+    assert "floor" not in out.err and json.loads(out.out)["cups"][0]["threshold"] > 0.5
+
+
+def test_crops_are_numbered_in_natural_order_and_each_coin_names_its_file(
+    station, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from station.commands.verify import natural_key
+
+    cup = tmp_path / "ten"  # coin1 ... coin12, the intruder in coin2 (text order puts it fifth)
+    cup.mkdir()
+    for k in range(1, 13):
+        cv2.imwrite(str(cup / f"coin{k}.png"), reference_image("t0009" if k == 2 else "t0000", Side.REVERSE))
+    assert main(_verify(station, str(cup), "--crops", "--expect", "t0000", "--json")) == 0
+    (doc,) = json.loads(capsys.readouterr().out)["cups"]
+    assert [c["file"] for c in doc["coins"]] == [f"coin{k}.png" for k in range(1, 13)]
+    assert doc["coins"][1]["match"] == "t0009" and doc["coins"][1]["suspicious"]
+    assert any(r.startswith("coin 2 looks like t0009") for r in doc["reasons"])
+    names = ["b10.png", "B2.png", "a.png", "b1.png", "x2y10.png", "x2y9.png", "x10.png"]
+    assert sorted(names, key=natural_key) == [
+        "a.png",
+        "b1.png",
+        "B2.png",
+        "b10.png",
+        "x2y9.png",
+        "x2y10.png",
+        "x10.png",
+    ]
 
 
 def test_count_flags_a_cup_of_another_number_of_coins(station, capsys: pytest.CaptureFixture[str]) -> None:
@@ -270,6 +316,7 @@ def test_verify_and_detect_number_a_photos_coins_and_objects_alike(
         if objects:
             break
     assert objects, "no rendered cup had its object boxed"
+    assert not any("file" in coin for coin in cup["coins"])  # a photo's coins have no file of their own
     assert main(["detect", str(photo)]) == 0
     rows = {int(line.split()[0]): line.split()[-1] for line in capsys.readouterr().out.splitlines()[2:]}
     for number, coin in enumerate(cup["coins"], 1):  # verify's coins: every instance, in the detector's order
