@@ -275,6 +275,26 @@ def save_registry(home: Path, registry: Registry) -> Path:
     return write_bytes_atomic(path, (json.dumps(registry.to_dict(), indent=1) + "\n").encode())
 
 
+def check_registry(home: Path, models: Path) -> None:
+    """Refuse a registry folder other than the home's that holds no ``registry.json``.
+
+    A site's shared folder gets its registry from ``cupcheck init-site``; one without it is a share that is not
+    mounted (its mount point an empty local folder), never an empty registry: taken for one, a retrain would
+    compare against the shipped bundle instead of the site's model, ``cupcheck models`` would list the shipped
+    bundle in force, and a promotion would go into a folder that vanishes when the share is mounted. Call it before
+    anything is written there. The home's own registry may not exist yet (the shipped bundle is in force).
+
+    Raises:
+        RegistryMissing: ``models`` is not the home and holds no registry.
+    """
+    if Path(models).resolve() == Path(home).resolve() or registry_file(models).is_file():
+        return
+    raise RegistryMissing(
+        f"no model registry at {registry_file(models)}: is the share mounted? (a new site starts one with "
+        "`cupcheck init-site`); nothing was written there"
+    )
+
+
 def current_bundle_path(home: Path) -> Path | None:
     """The bundle JSON in force for a station home, ``None`` when the shipped bundle is (no registry current).
 
@@ -385,13 +405,54 @@ def record_version(home: Path, bundle_dir: Path, entry: ModelEntry) -> ModelEntr
     Raises:
         RegistryError: the folder has no bundle, or the registry is damaged.
     """
+    reg, recorded = _with_entry(home, load_registry(home), bundle_dir, entry)
+    save_registry(home, reg)
+    return recorded
+
+
+@_locked
+def record_promoted(home: Path, bundle_dir: Path, entry: ModelEntry, *, replacing: str) -> Registry:
+    """Record a retrain's candidate as :func:`record_version` does and put it in force, in one write of
+    ``registry.json``; returns the new registry.
+
+    The entry's ``labels_until`` is the retrain's label mark: once it is recorded, the next night has nothing to
+    do. Recorded apart from the promotion, a run that stopped between the two (killed, a full disk, a share gone)
+    would leave a candidate that passed the gate never in force, and its labels taken. In one write, a run stopped
+    at any point leaves either nothing recorded (the next night learns from the same labels again) or the candidate
+    in force. Its folder is copied into place first; without its entry, the next run replaces it.
+
+    Args:
+        home: the folder whose ``models/`` holds the registry.
+        bundle_dir: folder holding ``verdict.json`` and the files it names.
+        entry: the entry to record; its version names the folder and is put in force.
+        replacing: the version the retrain compared the candidate with (``"shipped"`` for the shipped bundle).
+
+    Raises:
+        InForceChanged: ``replacing`` is no longer in force (a rollback or promotion elsewhere while the retrain
+            ran); nothing was recorded.
+        RegistryError: the folder has no bundle, the version is in force already, or the registry is damaged.
+    """
     reg = load_registry(home)
+    if (reg.current or SHIPPED) != replacing:
+        raise InForceChanged(replacing, reg.current or SHIPPED)
+    recorded, _ = _with_entry(home, reg, bundle_dir, entry)
+    new = _put_in_force(home, recorded, entry.version, "promote")
+    save_registry(home, new)
+    return new
+
+
+def _with_entry(home: Path, reg: Registry, bundle_dir: Path, entry: ModelEntry) -> tuple[Registry, ModelEntry]:
+    """``reg`` with ``entry`` recorded as :func:`record_version` says, and the entry as recorded; the version's
+    folder is installed when it has none, the registry is not written.
+
+    Raises:
+        RegistryError: the folder has no bundle.
+    """
     old = next((e for e in reg.versions if e.version == entry.version), None)
     if old is None:
-        return register_version(home, bundle_dir, entry)
-    status = entry.status
-    if old.status == "promoted":
-        status = old.status
+        _install_version(home, bundle_dir, entry.version)
+        return replace(reg, versions=(*reg.versions, entry)), entry
+    status = old.status if old.status == "promoted" else entry.status
     if not (version_dir(home, entry.version) / BUNDLE_FILE).is_file():  # pruned since: the bundle comes back
         _install_version(home, bundle_dir, entry.version)
     new = replace(
@@ -401,8 +462,7 @@ def record_version(home: Path, bundle_dir: Path, entry: ModelEntry) -> ModelEntr
         labels_until=entry.labels_until if entry.labels_until is not None else old.labels_until,
         note=entry.note,
     )
-    save_registry(home, replace(reg, versions=tuple(new if e is old else e for e in reg.versions)))
-    return new
+    return replace(reg, versions=tuple(new if e is old else e for e in reg.versions)), new
 
 
 def _install_version(home: Path, bundle_dir: Path, version: str) -> None:
@@ -520,6 +580,19 @@ def promote(
     reg = load_registry(home)
     if replacing is not None and (reg.current or SHIPPED) != replacing:
         raise InForceChanged(replacing, reg.current or SHIPPED)
+    new = _put_in_force(home, reg, version, action, check)
+    save_registry(home, new)
+    return new
+
+
+def _put_in_force(
+    home: Path, reg: Registry, version: str, action: str, check: Callable[[str], None] | None = None
+) -> Registry:
+    """``reg`` with ``version`` in force and the change in its history, as :func:`promote` says; not written.
+
+    Raises:
+        RegistryError: as :func:`promote`'s.
+    """
     if version == (reg.current or SHIPPED):
         raise RegistryError(f"{version} is already in force")
     target: str | None = None if version == SHIPPED else version
@@ -533,9 +606,7 @@ def promote(
     versions = tuple(
         replace(e, status="promoted") if e.version == target and e.status != "promoted" else e for e in reg.versions
     )
-    new = Registry(versions=versions, current=target, history=(*reg.history, event))
-    save_registry(home, new)
-    return new
+    return Registry(versions=versions, current=target, history=(*reg.history, event))
 
 
 @_locked

@@ -4,8 +4,8 @@ holdout, promote.
 :func:`run_retrain` is what ``cupcheck retrain`` and ``cupcheck simulate-day`` call. It reads the verdict log
 (:mod:`db.repository`), turns each labelled cup into a :class:`models.retrain.LabelledCup` (logged embeddings are
 reused when the embedder that made them is the one in force, otherwise the logged crops are embedded again),
-hands them to :func:`models.retrain.retrain_bundle`, records the candidate in the registry
-(:mod:`models.registry`) and promotes it when :func:`models.gate.promotion_gate` says so.
+hands them to :func:`models.retrain.retrain_bundle`, writes the report, and records the candidate in the registry
+(:mod:`models.registry`), put in force in the same write when :func:`models.gate.promotion_gate` says so.
 
 Exit codes (:class:`RetrainOutcome.code`): 0 promoted, 3 nothing to do, 4 rejected by the gate.
 """
@@ -28,6 +28,7 @@ from tqdm import tqdm
 from calibration.risk import clopper_pearson_lower, confidence_text
 from db.records import PassAudit, TrainingCoin, TrainingExport, pass_audit
 from db.repository import VerdictRepository
+from db.store import STORE_DIR
 from models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
 from models.embedder import circle_mask
 from models.features import CupCoins, focus_measure, visible_share
@@ -38,10 +39,10 @@ from models.registry import (
     SHIPPED,
     InForceChanged,
     ModelEntry,
-    RegistryMissing,
+    check_registry,
     current_bundle_path,
     load_registry,
-    promote,
+    record_promoted,
     record_version,
     registry_file,
     registry_root,
@@ -72,6 +73,16 @@ _log = logging.getLogger("cupcheck.retrain")
 
 class RetrainRunning(RuntimeError):
     """Another retrain is running on the same registry (the message names its host and process)."""
+
+
+class ImagesUnreadable(OSError):
+    """The image store is not there, or most images of the labelled coins cannot be read from it (a share that is not
+    mounted, or another folder than the one the stations write to): the night stops instead of learning from what is
+    left, or saying there is nothing to do."""
+
+
+class ReportUnwritable(OSError):
+    """The retrain's report cannot be written where it was told; nothing was recorded or promoted."""
 
 
 @dataclass(frozen=True)
@@ -128,26 +139,6 @@ class RetrainOutcome:
     audit: PassAudit | None = None
 
 
-def check_registry(home: Path, models: Path) -> None:
-    """Refuse a registry folder other than the home's that holds no ``registry.json``.
-
-    A site's shared folder gets its registry from ``cupcheck init-site``; one without it is a share that is not
-    mounted (its mount point an empty local folder), never an empty registry: taken for one, the retrain would
-    compare against the shipped bundle instead of the site's model, and promote into a folder that vanishes when the
-    share is mounted. Nothing is written there. The home's own registry may not exist yet (the shipped bundle is in
-    force).
-
-    Raises:
-        RegistryMissing: ``models`` is not the home and holds no registry.
-    """
-    if Path(models).resolve() == Path(home).resolve() or registry_file(models).is_file():
-        return
-    raise RegistryMissing(
-        f"no model registry at {registry_file(models)}: is the share mounted? (a new site starts one with "
-        "`cupcheck init-site`); nothing was retrained or written there"
-    )
-
-
 def check_database(home: Path, url: str | None) -> None:
     """Refuse a SQLite verdict log that does not exist: opening it would make an empty one, and a retrain of an
     empty log says "nothing to do" every night, which cron would take for quiet nights.
@@ -162,6 +153,28 @@ def check_database(home: Path, url: str | None) -> None:
         raise FileNotFoundError(
             f"no verdict database at {path}: the retrain learns from an existing one (is this the station's home, "
             "and is --db or the config's database_url right?)"
+        )
+
+
+def check_store(repo: VerdictRepository) -> None:
+    """Refuse an image store that is not there, or that lacks its ``captures/`` folder while the verdict log names
+    photographs in it: a share that is not mounted, never an empty store. Read as one, every labelled cup would be
+    left out for its images, and the night would end "nothing to do", which cron takes for a quiet night.
+
+    Raises:
+        ImagesUnreadable: the store folder is missing, or its ``captures/`` is while the log names photographs.
+    """
+    store = repo.store
+    if not store.home.is_dir():
+        raise ImagesUnreadable(
+            f"the image folder {store.home} is not there: is the share mounted? (--store, or the config's store, "
+            "names the folder the stations keep their images in); nothing was retrained"
+        )
+    if not store.root.is_dir() and repo.named_photographs(per_end=1):
+        raise ImagesUnreadable(
+            f"the image folder {store.home} has no {STORE_DIR}/, yet the verdict log names photographs in it: is the "
+            "share mounted? (--store, or the config's store, names the folder the stations keep their images in); "
+            "nothing was retrained"
         )
 
 
@@ -237,12 +250,32 @@ def versions_with_embedder(models: Path, embedder_version: str) -> set[str]:
     return out
 
 
-def _decode(repo: VerdictRepository, ref: str | None, flags: int) -> np.ndarray | None:
+UNREADABLE_SHARE = 0.5
+"""More than this share of the labelled coins' images missing from the store stops the retrain: a store that is
+not mounted, or not the stations' (a few lost files leave their cups out, and the night goes on)."""
+
+
+@dataclass
+class ImageReads:
+    """How many images of the labelled coins the retrain asked the store for, and how many were not there.
+
+    Attributes:
+        asked: references read (a crop or a mask each).
+        missing: those the store did not hold.
+    """
+
+    asked: int = 0
+    missing: int = 0
+
+
+def _decode(repo: VerdictRepository, ref: str | None, flags: int, reads: ImageReads) -> np.ndarray | None:
     if ref is None:
         return None
+    reads.asked += 1
     try:
         data = repo.read_blob(ref)
     except FileNotFoundError:  # gone from the store: the coin cannot be read again
+        reads.missing += 1
         _log.warning("image %s is missing from the store", ref)
         return None
     buf = np.frombuffer(data, np.uint8)
@@ -258,13 +291,14 @@ def _disc(h: int, w: int) -> np.ndarray:
 
 
 def _coin_features(
-    repo: VerdictRepository, coin: TrainingCoin, pipeline: Pipeline, reuse: bool
+    repo: VerdictRepository, coin: TrainingCoin, pipeline: Pipeline, reuse: bool, reads: ImageReads
 ) -> tuple[np.ndarray, float, float, np.ndarray | None] | None:
     """``(embedding, visible share, focus, template signature)`` of a logged coin, or ``None`` when it cannot be
-    rebuilt (the signature is ``None`` when only the embedding was kept)."""
+    rebuilt (the signature is ``None`` when only the embedding was kept); its image reads are counted in
+    ``reads``."""
     s = pipeline.preprocess.crop_size
-    crop = _decode(repo, coin.crop_ref, cv2.IMREAD_COLOR)
-    mask_img = _decode(repo, coin.mask_ref, cv2.IMREAD_GRAYSCALE)
+    crop = _decode(repo, coin.crop_ref, cv2.IMREAD_COLOR, reads)
+    mask_img = _decode(repo, coin.mask_ref, cv2.IMREAD_GRAYSCALE, reads)
     emb = coin.embedding if reuse and coin.embedding is not None else None
     if emb is not None and emb.shape != (pipeline.embedder.embed_dim,):
         emb = None
@@ -288,7 +322,13 @@ def labelled_cups(
 ) -> list[LabelledCup]:
     """Turn the exported labels into :class:`~models.retrain.LabelledCup` (coins whose ruling gives no coin type,
     ``not_a_coin`` or ``damaged``, count as foreign objects; a cup a coin of which can no longer be read, its image
-    and embedding gone, is left out, since without it the cup could look clean)."""
+    and embedding gone, is left out, since without it the cup could look clean).
+
+    Raises:
+        ImagesUnreadable: more than :data:`UNREADABLE_SHARE` of the images the labelled coins name are missing from
+            the store: a share that is not mounted, or another folder than the stations', not a few lost files.
+    """
+    reads = ImageReads()
     coins_by_cup: dict[int, list[TrainingCoin]] = defaultdict(list)
     for coin in export.coins:
         coins_by_cup[coin.cup_id].append(coin)
@@ -309,7 +349,7 @@ def labelled_cups(
             if coin.true_type is None:
                 objects += 1
                 continue
-            got = _coin_features(repo, coin, pipeline, coin.model_version in reusable_versions)
+            got = _coin_features(repo, coin, pipeline, coin.model_version in reusable_versions, reads)
             if got is None:  # its crop and embedding are gone: the cup without it could look clean when it was not
                 lost = True
                 break
@@ -348,6 +388,12 @@ def labelled_cups(
                 tuple(sides),
             )
         )
+    if reads.missing > UNREADABLE_SHARE * reads.asked:
+        raise ImagesUnreadable(
+            f"{reads.missing} of the {reads.asked} images of the labelled coins are missing from the image folder "
+            f"{repo.store.home}: is the share mounted? And is it the folder the stations keep their images in "
+            "(--store, or the config's store)? Nothing was retrained"
+        )
     return out
 
 
@@ -359,14 +405,21 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
     registry (``models/retrain.lock``): a second one, say from a cron line left on another PC of the site, stops at
     once instead of training the same labels again beside it.
 
-    Before anything is written, the registry must be there when it is not the home's (:func:`check_registry`);
-    a SQLite verdict log must exist (:func:`check_database`), never be made. A lock left by a run that died on this
-    host is broken at once (:func:`models.files.holder_is_gone`), and the candidate folders such a run left are
-    removed.
+    Before anything is written, the registry must be there when it is not the home's
+    (:func:`models.registry.check_registry`); a SQLite verdict log must exist (:func:`check_database`), never be
+    made; the image store must be there (:func:`check_store`), and most of the labelled coins' images in it
+    (:func:`labelled_cups`). A lock left by a run that died on this host is broken at once
+    (:func:`models.files.holder_is_gone`), and the candidate folders such a run left are removed.
+
+    The report is written before the candidate is recorded, and a candidate the gate passes is recorded and put in
+    force in one registry write (:func:`models.registry.record_promoted`): a run stopped at any point leaves either
+    nothing recorded, and the next night learns from the same labels, or the candidate in force.
 
     Raises:
         FileNotFoundError, ValueError: no gallery or SQLite database, a damaged bundle or registry.
         RegistryMissing: a shared registry is not there (a share that is not mounted).
+        ImagesUnreadable: the image store is not there, or most labelled coins' images are missing from it.
+        ReportUnwritable: the report folder cannot be written (nothing was recorded).
         RetrainRunning: another retrain holds the registry's retrain lock.
     """
     opts = options or RetrainOptions()
@@ -397,6 +450,7 @@ def _run_retrain(home: Path, models: Path, opts: RetrainOptions) -> RetrainOutco
     _log.info("retrain: model in force %s (%s)", current.version, current_name)
     repo = VerdictRepository.open(home, opts.url, store=opts.store)
     try:
+        check_store(repo)
         export = repo.training_export()
         mark = label_watermark(models)
         # a coin's ruling counts where its cup is labelled: the retrain learns from cups (a coin ruled alone waits)
@@ -458,30 +512,25 @@ def _record(
         "suspect_labels": [i.cup_id for i in cand.label_issues if i.flagged][:20],
         "pass_audit": {"audited": audit.audited, "wrong": audit.wrong},
     }
+    report_dir = opts.report_dir or registry_root(models) / "reports" / version
+    report = _write_report(report_dir, current, cand, opts.promote)  # first: a folder refused leaves nothing recorded
     # the same labels make the same bundle: one a dry run registered before is brought up to date, its label mark
     # set, so the next night has nothing to do instead of retraining these labels again
-    record_version(
-        models,
-        staging,
-        ModelEntry(
-            version=version,
-            created_at=utc_now_iso(),
-            parent=current_name,
-            status=status,
-            metrics=metrics,
-            # a dry run leaves the labels to the next night's retrain, which may promote what it learns
-            labels_until=None if newest is None or not opts.promote else newest.isoformat(),
-            note="; ".join(decision.reasons),
-        ),
+    entry = ModelEntry(
+        version=version,
+        created_at=utc_now_iso(),
+        parent=current_name,
+        status=status,
+        metrics=metrics,
+        # a dry run leaves the labels to the next night's retrain, which may promote what it learns
+        labels_until=None if newest is None or not opts.promote else newest.isoformat(),
+        note="; ".join(decision.reasons),
     )
-    from station.retrain_report import write_retrain_report
-
-    report_dir = opts.report_dir or registry_root(models) / "reports" / version
-    report = write_retrain_report(report_dir, current, cand, promoting=opts.promote)
     if decision.promote and opts.promote:
-        try:
-            promote(models, version, replacing=current_name)
+        try:  # the label mark and the promotion in one registry write: never the one without the other
+            record_promoted(models, staging, entry, replacing=current_name)
         except InForceChanged as err:  # a rollback or promotion elsewhere while this retrain ran: it stands
+            record_version(models, staging, entry)
             msg = (
                 f"not promoted: {err.found} was put in force while this retrain compared {version} with "
                 f"{err.expected}; {version} stays a candidate (cupcheck models promote {version} after a look)"
@@ -491,10 +540,29 @@ def _record(
         msg = f"promoted {version} (was {current.version}): " + "; ".join(decision.reasons)
         _log.info(msg)
         return RetrainOutcome(EXIT_PROMOTED, msg, new_labels, version, decision, report, audit)
+    record_version(models, staging, entry)
     why = "gate passed but --dry-run" if decision.promote else "rejected by the gate"
     msg = f"{why}: {version} stays unpromoted, {current.version} in force: " + "; ".join(decision.reasons)
     _log.info(msg)
     return RetrainOutcome(EXIT_REJECTED, msg, new_labels, version, decision, report, audit)
+
+
+def _write_report(folder: Path, current: Bundle, cand: Candidate, promoting: bool) -> Path:
+    """Write the retrain's report into ``folder`` (:func:`station.retrain_report.write_retrain_report`).
+
+    Raises:
+        ReportUnwritable: the folder cannot be made or written (a file of that name, no permission, a full disk).
+    """
+    from station.cli import problem_text
+    from station.retrain_report import write_retrain_report
+
+    try:
+        return write_retrain_report(folder, current, cand, promoting=promoting)
+    except OSError as err:
+        raise ReportUnwritable(
+            f"cannot write the retrain report in {folder} ({problem_text(err)}): nothing was recorded or promoted; "
+            "give --report a folder that can be written, and run the retrain again"
+        ) from err
 
 
 def outcome_lines(outcome: RetrainOutcome) -> Sequence[str]:

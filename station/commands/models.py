@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "every retrained bundle with its holdout metrics; one is in force (none: the shipped bundle). A running "
         "station that follows this registry loads the model put in force between cups; `list` also names the "
         "model each station of the database judged its newest cup with. Exit status 2 for an unknown version, "
-        "nothing to roll back, or a version whose bundle this software cannot run (its files changed, its voter "
-        "trained on other pair features, or its embedder not the gallery's).",
+        "nothing to roll back, a version whose bundle this software cannot run (its files changed, its voter "
+        "trained on other pair features, or its embedder not the gallery's), or a MODELS folder other than the "
+        "home that holds no registry (a share that is not mounted; nothing is written there).",
     )
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
@@ -69,12 +70,26 @@ def _metric(entry_metrics: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Carry out the action."""
-    from models.registry import SHIPPED, RegistryError, load_registry, promote, prune_versions, rollback
+    """Carry out the action.
+
+    A shared registry that is not there is refused before any action (:func:`models.registry.check_registry`): a
+    share that is not mounted, never an empty registry with the shipped bundle in force, and nothing is written under
+    its mount point.
+    """
+    from models.registry import (
+        SHIPPED,
+        RegistryError,
+        check_registry,
+        load_registry,
+        promote,
+        prune_versions,
+        rollback,
+    )
 
     site = resolve_site(args)
     home = site.models
     try:
+        check_registry(site.home, home)
         if args.action == "prune":
             check_at_least("--keep", args.keep, 0)
             done = prune_versions(home, args.keep, dry_run=args.dry_run)

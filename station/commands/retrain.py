@@ -25,8 +25,9 @@ EPILOG = """exit status:
   0  a candidate passed the gate and was promoted
   3  nothing to do: no label newer than the registered models (or too few to train)
   4  the candidate was rejected by the gate (or --dry-run); the model in force stays
-  2  bad input or error (missing gallery, damaged bundle or registry, unreachable database, or another retrain
-     running on the same registry)
+  2  bad input or error (missing gallery, damaged bundle or registry, unreachable database, an image folder or
+     shared registry that is not there (a share not mounted), a report folder that cannot be written, or another
+     retrain running on the same registry)
 """
 
 
@@ -95,14 +96,15 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from models.gallery import GalleryMismatchError
-    from models.registry import RegistryError
+    from models.registry import RegistryError, check_registry
     from models.retrain import RetrainConfig
     from station.retrain_job import (
         STOPPED,
+        ImagesUnreadable,
+        ReportUnwritable,
         RetrainOptions,
         RetrainRunning,
         attach_log_file,
-        check_registry,
         outcome_lines,
         run_retrain,
     )
@@ -144,7 +146,15 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("cupcheck.retrain")
     try:
         outcome = run_retrain(site.home, opts)
-    except (FileNotFoundError, RegistryError, GalleryMismatchError, ValueError, RetrainRunning) as err:
+    except (
+        FileNotFoundError,
+        RegistryError,
+        GalleryMismatchError,
+        ValueError,
+        RetrainRunning,
+        ImagesUnreadable,
+        ReportUnwritable,
+    ) as err:
         # in the log too: doctor reports the log's last word, and a night that stopped must not look like the last
         log.error("%s (exit status 2): %s", STOPPED, err)
         raise CliError(f"{err} (home: {site.home})") from err

@@ -276,8 +276,10 @@ def test_a_site_retrains_into_its_shared_registry_from_the_station_config(
     assert any(
         line.split()[:2] == ["bench", version] and "not the model in force" in line for line in listing.splitlines()
     )
-    assert main(["models", "--models", str(tmp_path / "elsewhere"), "list"]) == 0  # a flag overrides the config
-    assert f"* {SHIPPED}" in capsys.readouterr().out
+    # a flag overrides the config: a folder holding no registry there is a share not mounted, and is refused
+    assert main(["models", "--models", str(tmp_path / "elsewhere"), "list"]) == 2
+    err = capsys.readouterr().err
+    assert "no model registry at" in err and "elsewhere" in err
 
 
 def test_a_second_retrain_on_the_same_registry_stops_at_once(
