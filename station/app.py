@@ -279,7 +279,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
 
     def choose(type_id: str, cup: str) -> None:
         controller.choose_type(type_id)
-        view.order_status.setText(f"Demo: {cup} ordered as {type_id}; it is checked once still (Space: again)")
+        view.order_status.setText(f"Demo: {cup} ordered as {type_id}; it is checked once still")
 
     driver = DemoDriver(source, choose)
     window.pump.pump.frame_ready.connect(driver.frame_shown)  # after the controller's: the frame is shown first

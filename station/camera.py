@@ -34,6 +34,13 @@ FROZEN_STREAM_S = 10.0
 a decoded picture exactly until its next key frame, usually a few seconds away."""
 FROZEN = "the camera sends the same picture: frozen"
 """Why a frozen camera is lost (:attr:`OpenCVSource.lost_reason`)."""
+DARK_LEVEL = 16.0
+"""A picture whose mean grey level (0-255) is below this is dark enough to be black (:func:`dark_picture`)."""
+DARK_SPREAD = 6.0
+"""... when its grey levels also spread less than this (a standard deviation, on a small averaged copy): nothing in
+it stands out, not even a coin under the lamp."""
+DARK_PX = 64
+"""The side of the averaged copy :func:`dark_picture` measures."""
 
 _log = logging.getLogger(__name__)
 
@@ -79,6 +86,18 @@ class Capture(Protocol):
 def same_picture(a: UInt8Array, b: UInt8Array) -> bool:
     """Whether two frames are byte-identical (every 8th row is looked at first: a live camera's differ there)."""
     return a.shape == b.shape and np.array_equal(a[::8], b[::8]) and np.array_equal(a, b)
+
+
+def dark_picture(image: UInt8Array, level: float = DARK_LEVEL, spread: float = DARK_SPREAD) -> bool:
+    """Whether a ``(H, W, 3)`` uint8 BGR frame is black: its brightness and its contrast both near zero, as a lens
+    cap, a cover over the camera or a dead sensor gives (dark noise, which differs from frame to frame, so the
+    source does not find it frozen). Nothing can be judged on it: a cup checked on it would show no coins.
+
+    The frame is averaged down to :data:`DARK_PX` pixels a side first, so a sensor's noise does not count as
+    contrast."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    small = cv2.resize(grey, (DARK_PX, DARK_PX), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return float(small.mean()) < level and float(small.std()) < spread
 
 
 class OpenCVSource:

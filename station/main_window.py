@@ -201,8 +201,8 @@ class MainWindow(QMainWindow):
                 self._idle.start()
         fit_to_screen(self, WINDOW_SIZE)
 
-    @Slot(bool, str)
-    def _empty_tray_taken(self, ok: bool, _message: str) -> None:
+    @Slot(bool, str, object)
+    def _empty_tray_taken(self, ok: bool, _message: str, _camera_size: object = None) -> None:
         """The worker's pipeline already compares cups with the new photo: the follower need not load it again."""
         if ok and self.follower is not None:
             self.follower.taken_here()

@@ -247,6 +247,12 @@ def model_version(pipeline: object) -> str:
     return str(getattr(pipeline, "version", "") or getattr(pipeline, "model_version", "") or "")
 
 
+def _camera_size(pipeline: object) -> tuple[int, int] | None:
+    """``(width, height)`` a pipeline says the camera was set up at (``camera_size``), ``None`` when it does not."""
+    size = getattr(pipeline, "camera_size", None)
+    return None if size is None else (int(size[0]), int(size[1]))
+
+
 def encode_jpeg(image: UInt8Array, quality: int = JPEG_QUALITY) -> bytes:
     """JPEG bytes of a ``(H, W, 3)`` uint8 BGR image."""
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -317,7 +323,9 @@ class InferenceWorker(QObject):
         check_failed(str): the pipeline raised; the message is for the operator.
         stored(StoreResult): the verdict was written, journalled, or refused.
         nothing_seen(CheckRequest): an automatic check found no coin; nothing was logged.
-        empty_tray_done(bool, str): an empty-tray photo was stored (``True``) or refused, with a sentence.
+        empty_tray_done(bool, str, object): an empty-tray photo was stored (``True``) or refused, with a sentence,
+            and the ``(width, height)`` the pipeline now says the camera was set up at (``None``: nothing says; a
+            station never calibrated takes it from its empty-tray photo, so the window learns it here).
         model_changed(str): a pipeline of another version was swapped in (:meth:`use_pipeline`); the string is its
             version.
         camera_seen(object): the answer to :meth:`look_at_camera`: a :class:`calibration.movement.CameraMove`, or
@@ -328,7 +336,7 @@ class InferenceWorker(QObject):
     check_failed = Signal(str)
     stored = Signal(object)
     nothing_seen = Signal(object)
-    empty_tray_done = Signal(bool, str)
+    empty_tray_done = Signal(bool, str, object)
     model_changed = Signal(str)
     camera_seen = Signal(object)
 
@@ -398,16 +406,18 @@ class InferenceWorker(QObject):
         """Check, store and use a new empty-tray photo (runs in the worker's thread, between checks)."""
         from station.empty_tray import EmptyTrayError, record_empty_tray
 
+        pipeline = self._pipeline
         try:
-            message = record_empty_tray(self._pipeline, request.frame, request.home)
+            message = record_empty_tray(pipeline, request.frame, request.home)
         except EmptyTrayError as err:
-            self.empty_tray_done.emit(False, str(err)[0].upper() + str(err)[1:] + ".")
+            self.empty_tray_done.emit(False, str(err)[0].upper() + str(err)[1:] + ".", _camera_size(pipeline))
             return
         except Exception as err:  # a full disk, a detector failure: the operator must see it
             _log.exception("empty-tray photo failed")
-            self.empty_tray_done.emit(False, f"The empty-tray photo failed: {err.__class__.__name__}: {err}")
+            said = f"The empty-tray photo failed: {err.__class__.__name__}: {err}"
+            self.empty_tray_done.emit(False, said, _camera_size(pipeline))
             return
-        self.empty_tray_done.emit(True, message)
+        self.empty_tray_done.emit(True, message, _camera_size(pipeline))
 
     def _store(self, result: CheckResult) -> StoreResult:
         try:

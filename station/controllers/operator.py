@@ -21,7 +21,7 @@ from calibration.movement import CameraMove
 from db.records import OrderCheck
 from db.spool import IMAGE_SHARE
 from models.types import Decision, Frame, Side, Verdict
-from station.camera import Clock
+from station.camera import Clock, dark_picture
 from station.controllers.catalog import ORDERS_FILE, OrderLookup, TypeCatalog, resolve_entry
 from station.controllers.model_follow import Loaded
 from station.controllers.order_history import already_passed
@@ -61,6 +61,10 @@ RECHECK_TEXT = {
 }
 """The check button's words while the next check is the same cup's (:class:`~station.worker.Recheck`)."""
 RECHECKING_TEXT = {RecheckWhy.TURNED: " Checking it again after turning.", RecheckWhy.CAMERA: " Checking it again."}
+ALREADY_TEXT = "Already checked, and nothing in view has changed since: "
+"""Put before a verdict shown again for the cup in view (a second Space on it, or a hand that passed over it)."""
+DARK_PROBLEM = "black picture: uncover the lens or check the camera"
+"""The status bar's words while the camera's picture is black (:func:`~station.camera.dark_picture`)."""
 SIGN_OUT_TEXT = "Sign out  [F2]"
 SIGN_IN_TEXT = "Sign in  [F2]"
 TYPE_ROLE = Qt.ItemDataRole.UserRole
@@ -168,6 +172,9 @@ class OperatorController(QObject):
         self.busy = False
         self._frame: Frame | None = None
         self._last: CheckResult | None = None
+        # the check whose verdict stands for the view the ViewWatch marked, with its summary, while it is on record:
+        # Space on that view, unchanged and for the same order, shows it again rather than log the cup twice
+        self._standing: tuple[CheckResult, Summary] | None = None
         self._overlay_until = 0.0
         self._camera_lost = False
         self._lost_why = ""  # why the camera is lost, when its source said
@@ -175,6 +182,7 @@ class OperatorController(QObject):
         self.camera_size = camera_size  # (width, height) the camera was calibrated at, when it was
         self._camera_move: CameraMove | None = None  # the view against the set-up photo's, last told
         self._camera_off = ""  # why checks are held: the camera is not as it was set up ("": they are not)
+        self._dark = False  # the live picture is black: a covered lens or a dead camera
         self._fps = 0.0
         self._cups: dict[str, Decision] = {}  # each cup's standing decision, by the key of its newest check
         self._auto = auto_check
@@ -311,14 +319,34 @@ class OperatorController(QObject):
         self._show_chosen_in_list()
         self._overlay_until = 0.0
         self._arm_recheck(None)
-        if self._auto is not None:
+        # the cup in view is checked for this order only if it is not the one just checked (for the order before,
+        # which its slip was scanned after): an unchanged view waits for this order's cup, or for Space
+        checked = self._checked_in_view()
+        if self._auto is not None and checked is None:
             self._auto.rearm()
         if self._camera_lost:  # the order is taken; the cup waits for the camera
             self._show_no_camera()
+            return
+        if self._camera_off:  # the same: no cup is checked until the camera is as it was set up
+            self._show_camera_hold()
+            return
+        self._show_banner("READY", IDLE_HEX)
+        if self._auto is not None and checked is not None:
+            req = checked.request
+            self.view.reason.setText(
+                f"The cup in view was checked for {whose(req.order, req.expected_type)}: put the cup of "
+                f"{whose(order, type_id)} under the camera; it is checked once it is still."
+            )
         else:
-            self._show_banner("READY", IDLE_HEX)
             self.view.reason.setText("Put the cup under the camera and press Space.")
-            self.view.detail.setText("")
+        self.view.detail.setText("")
+
+    def _checked_in_view(self) -> CheckResult | None:
+        """The check whose photograph shows what is in view now (nothing has changed since, though a hand may have
+        passed over it), ``None`` when the view differs or no verdict has been shown."""
+        if self._last is None or self._frame is None or self._watch.differs_now(self._frame.image):
+            return None
+        return self._last
 
     # -- camera -----------------------------------------------------------------------------------------------
 
@@ -328,6 +356,10 @@ class OperatorController(QObject):
         if self._camera_lost:
             return
         self._frame = frame
+        dark = dark_picture(frame.image)
+        if dark != self._dark:  # covered or uncovered: hold checks, or take them up again
+            self._dark = dark
+            self._show_camera_label()
         if self._watch.update(frame.image) and self._verdict_up:
             self._verdict_moved()
         verdict = self._last.verdict if self._last is not None and self._clock() < self._overlay_until else None
@@ -340,6 +372,8 @@ class OperatorController(QObject):
         self.view.preview.set_image(shown)
         if self._auto is not None and self._auto.update(frame.image, ready=self._gate_may_check):
             self.check(auto=True)
+        elif self._auto is not None and self._auto.declined and not self._verdict_up and not self.busy:
+            self._show_standing_again()  # a hand passed over the cup just checked: its verdict stands again
 
     @property
     def _gate_may_check(self) -> bool:
@@ -423,7 +457,7 @@ class OperatorController(QObject):
             return
         self._fps = fps
         self._show_camera_label()
-        if self._frame is not None and not self.busy and not self.camera_size_problem:
+        if self._frame is not None and not self.busy and not self.camera_size_problem and not self._dark:
             self.camera_look_requested.emit(self._frame)
 
     @Slot(object)
@@ -444,12 +478,13 @@ class OperatorController(QObject):
         for a supervisor to clear), and say so; take checks up again once it is."""
         was, self._camera_off = self._camera_off, problem
         self._enable_empty_tray()
-        if bool(was) == bool(problem) or self._camera_lost:
-            return
-        if problem:
-            _log.warning("camera not as set up (%s): no cup is checked until it is", problem)
-        else:
-            _log.info("camera as set up again: checks resume")
+        if was == problem or self._camera_lost:
+            return  # (another problem, or the same measured anew while the camera is nudged back, is said below)
+        if bool(was) != bool(problem):
+            if problem:
+                _log.warning("camera not as set up (%s): no cup is checked until it is", problem)
+            else:
+                _log.info("camera as set up again: checks resume")
         self.view.check_button.setEnabled(self._can_check and not self.busy)
         if self.busy:  # the verdict on its way says what it found
             return
@@ -472,6 +507,13 @@ class OperatorController(QObject):
         self._overlay_until = 0.0
         self._show_banner("CAMERA", FLAG_HEX)
         move = self._camera_move
+        if self._dark:
+            self.view.reason.setText(
+                "The camera's picture is black (its lens covered, or the camera dead): uncover it, or check its "
+                "cable and light. Cups are checked once it shows the tray."
+            )
+            self.view.detail.setText("")
+            return
         if self.camera_size_problem or move is None or not move.moved:
             size = f"{self.camera_size[0]}×{self.camera_size[1]}" if self.camera_size else "another size"
             if self._frame is None:  # back from a loss, no frame yet: the size it delivered before
@@ -490,8 +532,11 @@ class OperatorController(QObject):
 
     @property
     def camera_problem(self) -> str:
-        """Why the live frames are not measured as the station was set up (every cup is then flagged): another
-        size (:attr:`camera_size_problem`), or a camera moved since it was set up; ``""`` when neither."""
+        """Why the live frames cannot be judged as the station was set up (every cup would be flagged, or sent to a
+        supervisor for coins nobody could see): a black picture (a covered lens, a dead camera), another size
+        (:attr:`camera_size_problem`), or a camera moved since it was set up; ``""`` when none."""
+        if self._dark:
+            return DARK_PROBLEM
         size = self.camera_size_problem
         if size or self._camera_move is None or not self._camera_move.moved:
             return size
@@ -558,6 +603,11 @@ class OperatorController(QObject):
                 "Space to check it again."
             )
             return False
+        if self._recheck is None and self._standing_in_view():
+            # the same cup for the same order, as it lay when checked: logging it again would count it twice
+            if not auto:
+                self._show_standing_again()
+            return False
         self.busy = True
         self._consume_gate()  # this view is checked now: the gate waits for the next cup
         self._active_at = self._clock()
@@ -578,6 +628,28 @@ class OperatorController(QObject):
             )
         )
         return True
+
+    def _standing_in_view(self) -> bool:
+        """Whether the cup in view was checked already for the order in hand, and that verdict is on record (or on
+        its way there): nothing has changed in view since its photograph, though a hand may have passed over it."""
+        if self._standing is None or self._frame is None:
+            return False
+        req = self._standing[0].request
+        ours = (req.expected_type, req.order, req.expected_count) == (self.expected_type, self.order, self.order_count)
+        return ours and not self._watch.differs_now(self._frame.image)
+
+    def _show_standing_again(self) -> None:
+        """Show again the verdict of the cup in view, checked already for the order in hand, and its outlines (a
+        second Space, or a hand that passed over it, changed nothing to check)."""
+        if not self._standing_in_view() or self._standing is None:
+            return
+        result, summary = self._standing
+        self._show_banner(summary.headline, summary.colour)
+        self._verdict_up = True
+        self._watch.mark(result.request.frame.image)  # a hand that passed made the view "changed": it is not
+        self._overlay_until = self._clock() + OVERLAY_HOLD_S
+        self.view.reason.setText(ALREADY_TEXT + summary.reason)
+        self.view.detail.setText(summary.detail)
 
     # -- who is checking ---------------------------------------------------------------------------------------
 
@@ -694,11 +766,14 @@ class OperatorController(QObject):
         self.empty_tray_requested.emit(EmptyTrayRequest(self._frame, self._home))
         return True
 
-    @Slot(bool, str)
-    def show_empty_tray(self, ok: bool, message: str) -> None:
-        """Show the answer to :meth:`take_empty_tray`."""
+    @Slot(bool, str, object)
+    def show_empty_tray(self, ok: bool, message: str, camera_size: tuple[int, int] | None = None) -> None:
+        """Show the answer to :meth:`take_empty_tray`; ``camera_size`` is the size the pipeline now says the camera
+        was set up at (a station never calibrated takes it from the new photo: frames of another size are then told
+        as they are at a calibrated one)."""
         self.busy = self._tray_asked = False
-        if ok:  # the view is compared with the new photo from now on
+        if ok:  # the view is compared with the new photo from now on, and its size is the station's
+            self.camera_size = camera_size
             self.show_camera_move(None)
         self.view.check_button.setEnabled(self._can_check)
         self._enable_empty_tray()
@@ -757,6 +832,7 @@ class OperatorController(QObject):
         same_hands = (req.expected_type, req.order, req.operator) == (self.expected_type, self.order, self.operator)
         self._arm_recheck(result.follow_up() if same_hands else None)
         self._watch.mark(req.frame.image)  # the view this verdict is about
+        self._standing = (result, summary) if same_hands else None
         if same_hands:
             self._show_banner(summary.headline, summary.colour)
             self._verdict_up = True
@@ -838,18 +914,36 @@ class OperatorController(QObject):
     @Slot(object)
     def use_setup(self, loaded: Loaded) -> None:
         """Use the catalogue, orders and camera size loaded again (a type enrolled, a new ``orders.csv``, the camera
-        calibrated again) from the next choice on; the type chosen stays chosen."""
+        calibrated again) from the next choice on; the type chosen stays chosen while it is still enrolled."""
         if loaded.catalog is not None:
             self.catalog = loaded.catalog
+            if self.expected_type is not None and self.expected_type not in loaded.catalog:
+                self._drop_unenrolled()
             self.filter_types(self.view.type_filter.text())
         if loaded.orders is not None:
             self.orders = loaded.orders
         self.show_orders_problem(loaded.orders_error)
         if loaded.pipeline is not None:  # a pipeline built again: the camera may have been calibrated again
             self.camera_size = loaded.camera_size
-            self._camera_move = None  # until the view is compared with its set-up photo
+            # the last comparison with the set-up photo stands (a knocked camera stays held) until the new
+            # pipeline's set-up view answers the next look, about a second from now (show_camera_move)
             if not self._camera_lost:
                 self._show_camera_label()
+
+    def _drop_unenrolled(self) -> None:
+        """The type in hand is no longer enrolled (the gallery was built again without it): no cup can be judged
+        against it, so the choice goes and the operator is asked for another order."""
+        type_id, order = self.expected_type, self.order
+        _log.warning("%s is no longer enrolled: the order in hand (%s) is dropped", type_id, order or "none")
+        self._clear_choice()
+        said = (
+            f"{type_id} is no longer enrolled" if order is None else f"Order {order}'s {type_id} is no longer enrolled"
+        )
+        self.view.order_status.setText(said)
+        self.view.order_status.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
+        if not self.busy:  # (a check under way: its verdict is said of its own order)
+            self._refuse(f"{said} (the gallery was changed): scan another order, or pick a type from the list.")
+            self.view.detail.setText("")
 
     def show_orders_problem(self, error: str) -> None:
         """``orders.csv`` cannot be read (``error`` says why; ``""``: it can again): orders already read stay in use,
@@ -941,6 +1035,8 @@ class OperatorController(QObject):
             self.busy = False
             self.view.check_button.setEnabled(self._can_check)
             if result.state is DbState.ERROR:  # on no record: not checked, and nothing to check again
+                if self._standing is not None and self._standing[0].request.key == saved:
+                    self._standing = None  # Space checks it again: it is on no record
                 self._cups.pop(saved, None)
                 self._show_session()
                 self._arm_recheck(None)

@@ -38,12 +38,14 @@ def differs(before: np.ndarray, after: np.ndarray, share: float = MOTION_SHARE) 
 
 
 class StillnessGate:
-    """Fires once each time the view has changed (a cup was put down or moved) and then stayed still.
+    """Fires once each time a new view has come to rest under the camera (a cup put down, swapped or turned over).
 
     The gate starts armed, so a cup already in place when checking becomes possible is checked once it is still.
-    After firing it waits for the next movement. While no check can start (the last verdict is still being saved,
-    the camera is not as it was set up) it does not fire but stays armed: the cup that came to rest meanwhile is
-    checked as soon as one can.
+    After firing it waits for the next movement, and a movement that leaves the view as it was used (a hand passing
+    over the cup just checked) fires nothing: the view at rest must differ from the one last used, compared as finely
+    as :class:`ViewWatch` compares (a coin turned over in place counts), or one cup would be logged twice. While no
+    check can start (the last verdict is still being saved, the camera is not as it was set up) it does not fire but
+    stays armed: the cup that came to rest meanwhile is checked as soon as one can.
 
     Args:
         still_s: seconds the view must stay still.
@@ -56,23 +58,37 @@ class StillnessGate:
         self._clock = clock
         self._share = motion_share
         self._previous: np.ndarray | None = None
+        self._image: UInt8Array | None = None  # the last frame fed, for the fine look at the view used
+        self._used: np.ndarray | None = None  # the view last used, as a WATCH_PX thumbnail (None: none yet)
         self._armed = True
         self._still_since: float | None = None
+        self._declined = False
 
     @property
     def armed(self) -> bool:
         """Whether the gate waits for the view to settle (``False``: it waits for a movement first)."""
         return self._armed
 
+    @property
+    def declined(self) -> bool:
+        """Whether the last frame fed found the view at rest again as it was last used, after a movement (a hand
+        that passed over the cup just checked), so the gate stopped waiting without firing."""
+        return self._declined
+
     def rearm(self) -> None:
-        """Fire again once the view is still, even without a movement (e.g. a new order was chosen)."""
+        """Fire again once the view is still, even without a movement and even on the view last used (the caller
+        knows that view is yet to be checked, e.g. its check failed)."""
         self._armed = True
+        self._used = None
 
     def consume(self) -> None:
         """The view in front was used (a check started on it by Space, the empty tray photographed): fire again only
-        after the next movement, so the same view is not checked twice."""
+        after the next movement, and only on a view at rest that differs from this one, so the same view is not
+        checked twice."""
         self._armed = False
         self._still_since = None
+        if self._image is not None:
+            self._used = thumbnail(self._image, WATCH_PX)
 
     def update(self, image: UInt8Array, *, ready: bool = True) -> bool:
         """Feed one frame; ``True`` exactly when a check should start now.
@@ -82,9 +98,11 @@ class StillnessGate:
             ready: whether a check can start now; while not, a view that settles keeps the gate armed, and it fires
                 on the first frame that finds it ready.
         """
+        self._declined = False
         thumb = thumbnail(image)
         moving = self._previous is not None and differs(self._previous, thumb, self._share)
         self._previous = thumb
+        self._image = image
         now = self._clock()
         if moving:
             self._armed = True
@@ -95,10 +113,15 @@ class StillnessGate:
         if self._still_since is None:
             self._still_since = now
             return False
-        if ready and now - self._still_since >= self._still_s:
-            self.consume()
-            return True
-        return False
+        if not ready or now - self._still_since < self._still_s:
+            return False
+        if self._used is not None and not differs(self._used, thumbnail(image, WATCH_PX), WATCH_SHARE):
+            self._armed = False  # back at rest as it was used (a hand passed over it): nothing new to check
+            self._still_since = None
+            self._declined = True
+            return False
+        self.consume()
+        return True
 
 
 class ViewWatch:
@@ -130,6 +153,12 @@ class ViewWatch:
         """Watch for changes from the photograph ``image`` on."""
         self._mark = self._previous = thumbnail(image, self._size)
         self._changed = False
+
+    def differs_now(self, image: UInt8Array) -> bool:
+        """Whether ``image`` shows another view than the photograph marked (``True`` before any), whatever passed
+        in between: a hand that crossed the view and left it as it was makes no difference here, where it makes
+        :attr:`changed` true."""
+        return self._mark is None or differs(self._mark, thumbnail(image, self._size), self._share)
 
     def update(self, image: UInt8Array) -> bool:
         """Feed one live frame; return :attr:`changed` (a thumbnail is made only while the answer can still change)."""

@@ -205,6 +205,14 @@ def _choose_and_check(qtbot: QtBot, win: MainWindow, type_id: str) -> tuple[str,
     return win.view.banner.text(), str(shown.args[0].verdict.model_version)
 
 
+def _next_cup(qtbot: QtBot, win: MainWindow, clock: SteppingClock) -> None:
+    """Put the next replayed cup under the camera (Space on the cup just checked, unchanged, checks nothing)."""
+    frame = win.controller.frame
+    before = None if frame is None else frame.source
+    clock.advance(60.0)  # the replay's hold: the next picture
+    qtbot.waitUntil(lambda: win.controller.frame is not None and win.controller.frame.source != before)
+
+
 def _listed(win: MainWindow) -> list[str]:
     lst = win.view.type_list
     return [lst.item(i).data(Qt.ItemDataRole.UserRole) for i in range(lst.count())]
@@ -229,6 +237,7 @@ def test_a_running_station_follows_promotions_and_keeps_its_model_through_a_dama
     new_version = str(changed.args[0])
     assert new_version != first_version and calls == [site / "models" / "v1" / "verdict.json"]
     qtbot.waitUntil(lambda: label.text() == f"Model {new_version} · now in force")  # queued to the GUI thread
+    _next_cup(qtbot, win, clock)
     assert _choose_and_check(qtbot, win, other)[1] == new_version  # the next cup is judged, and logged, by it
     with Session(database.repository.engine) as session:
         logged = session.scalars(select(VerdictRow.model_version).order_by(VerdictRow.id)).all()
@@ -241,6 +250,7 @@ def test_a_running_station_follows_promotions_and_keeps_its_model_through_a_dama
     assert problem.args[1].startswith("JSONDecodeError: ")  # the error itself: in the label's tooltip
     assert label.text() == "model v2 could not be loaded; v1 stays in force"
     assert FLAG_HEX in label.styleSheet() and label.toolTip().endswith(problem.args[1])
+    _next_cup(qtbot, win, clock)
     assert _choose_and_check(qtbot, win, other)[1] == new_version
     assert "could not be loaded" in label.text()  # said until the registry is put right
     _poll(qtbot, win)
@@ -414,7 +424,7 @@ def test_an_empty_tray_photo_taken_in_the_window_loads_nothing_again(qtbot: QtBo
     """The window hands the photo to the pipeline it runs; the follower takes the file's new stamp as what runs."""
     win, home = followed.win, followed.home
     cv2.imwrite(str(home / "empty_tray.png"), np.full((48, 64, 3), 90, np.uint8))  # as the worker stores it
-    win.worker.worker.empty_tray_done.emit(True, "Kept as the empty tray.")  # what the worker says then
+    win.worker.worker.empty_tray_done.emit(True, "Kept as the empty tray.", (64, 48))  # what the worker says then
     _poll(qtbot, win)
     assert followed.loader.calls == []  # nothing loaded again for it
     cv2.imwrite(str(home / "empty_tray.png"), np.full((48, 64, 3), 120, np.uint8))  # another PC's calibrate

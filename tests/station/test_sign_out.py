@@ -24,7 +24,7 @@ from tests.station.conftest import (
     OpenWindow,
     SteppingClock,
 )
-from tests.station.test_operator import ORDER, check_with_space, scan_order
+from tests.station.test_operator import ORDER, check_with_space, next_cup, scan_order
 
 
 class Door:
@@ -60,7 +60,7 @@ def _operators(database: Database) -> list[str]:
 
 
 def test_f2_hands_the_station_to_the_next_person(
-    qtbot: QtBot, window: MainWindow, door: Door, database: Database
+    qtbot: QtBot, window: MainWindow, door: Door, database: Database, clock: SteppingClock
 ) -> None:
     view, controller = window.view, window.controller
     assert view.sign_out_button.isVisible() and view.sign_out_button.text() == SIGN_OUT_TEXT
@@ -85,6 +85,7 @@ def test_f2_hands_the_station_to_the_next_person(
     assert view.session_label.text() == "No cups checked yet"
     assert view.reason.text() == f"Signed in as {SUPERVISOR}: scan the order or pick the type."
     scan_order(qtbot, window, ORDER)
+    next_cup(qtbot, window, clock)  # their own cup (the one checked before, unchanged, is not logged again)
     check_with_space(qtbot, window)
     assert view.session_label.text().startswith("1 cup checked")
     assert _operators(database) == [OPERATOR, SUPERVISOR]
