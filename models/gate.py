@@ -13,7 +13,13 @@ Both models score the same holdout (cup, candidate type) pairs and decide with t
 * where the bundle keeps its frozen calibration pairs (thousands of cups, labelled offline), its auto-pass there
   must be at least the old model's too. A station's holdout holds what supervisors labelled, mostly FLAGs, so both
   models pass little of it; a refit that pushes correct cups below the certified threshold shows on the frozen
-  pairs first.
+  pairs first;
+* where the candidate brings other station references or another embedder output layer than the model in force,
+  the share of the holdout's ruled coins whose nearest reference shows a design of their type (:class:`NearestDesign`,
+  each model through its own gallery view) must be at least the old model's, on at least one coin. The frozen
+  pairs hold features computed once, offline: references cannot change them, so a voter kept with new references
+  ties there whatever the references are, and a holdout of FLAGs passes too little to tell. The references act on
+  which design each coin lies nearest; that is where they are measured.
 """
 
 from __future__ import annotations
@@ -97,6 +103,45 @@ def holdout_metrics(
 
 
 @dataclass(frozen=True)
+class NearestDesign:
+    """The holdout's ruled coins (of enrolled types) whose nearest reference shows a design of their type, no
+    reference of another design lying as near (:func:`models.retrain.design_hits`), for the model in force and for a
+    candidate, each through its own gallery view (its station references, its embedder output layer).
+
+    Attributes:
+        n_coins: ruled holdout coins measured (the same coins for both models).
+        old_right: those the model in force puts nearest a design of their type.
+        new_right: those the candidate does.
+    """
+
+    n_coins: int
+    old_right: int
+    new_right: int
+
+    def __post_init__(self) -> None:
+        if self.n_coins < 0 or not (0 <= self.old_right <= self.n_coins and 0 <= self.new_right <= self.n_coins):
+            raise ValueError(
+                f"nearest design right on {self.old_right} and {self.new_right} of {self.n_coins} coins: each count "
+                "must lie between 0 and the coins measured"
+            )
+
+    @property
+    def old_share(self) -> float:
+        """The model in force's share (``nan`` without coins)."""
+        return self.old_right / self.n_coins if self.n_coins else math.nan
+
+    @property
+    def new_share(self) -> float:
+        """The candidate's share (``nan`` without coins)."""
+        return self.new_right / self.n_coins if self.n_coins else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict, with both shares (``None`` without coins)."""
+        shares = {"old_share": self.old_share, "new_share": self.new_share}
+        return {**asdict(self), **{k: (v if math.isfinite(v) else None) for k, v in shares.items()}}
+
+
+@dataclass(frozen=True)
 class GateDecision:
     """The gate's answer.
 
@@ -107,6 +152,8 @@ class GateDecision:
         new: the candidate on the holdout.
         frozen_old: the model in force on the frozen calibration pairs (``None`` where there are none).
         frozen_new: the candidate on them.
+        nearest_design: both models' nearest designs on the holdout coins, where the candidate's station references
+            or embedder output layer differ from the model in force's (``None``: they do not).
     """
 
     promote: bool
@@ -115,6 +162,7 @@ class GateDecision:
     new: HoldoutMetrics
     frozen_old: HoldoutMetrics | None = None
     frozen_new: HoldoutMetrics | None = None
+    nearest_design: NearestDesign | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
@@ -125,6 +173,7 @@ class GateDecision:
             "new": self.new.to_dict(),
             "frozen_old": None if self.frozen_old is None else self.frozen_old.to_dict(),
             "frozen_new": None if self.frozen_new is None else self.frozen_new.to_dict(),
+            "nearest_design": None if self.nearest_design is None else self.nearest_design.to_dict(),
         }
 
 
@@ -135,6 +184,7 @@ def promotion_gate(
     *,
     frozen_old: HoldoutMetrics | None = None,
     frozen_new: HoldoutMetrics | None = None,
+    nearest_design: NearestDesign | None = None,
 ) -> GateDecision:
     """Decide whether the candidate ``new`` may replace ``old``.
 
@@ -144,6 +194,8 @@ def promotion_gate(
         target: the precision target; a lower bound at or above it is good enough even if below the old one's.
         frozen_old: the model in force on the bundle's frozen calibration pairs, at its threshold.
         frozen_new: the candidate on the same pairs at its threshold (both or neither).
+        nearest_design: both models' nearest designs on the holdout coins; give it whenever the candidate's station
+            references or embedder output layer differ from the model in force's (``None``: they do not).
 
     Raises:
         ValueError: only one of ``frozen_old`` and ``frozen_new`` is given.
@@ -177,9 +229,25 @@ def promotion_gate(
             f"{_auto_pass_text(frozen_old)}"
         )
         (passed if fz_ok else failed).append(fz_text)
+    if nearest_design is not None:
+        nd = nearest_design
+        if nd.n_coins == 0:
+            failed.append("no holdout coin to measure the new station references on")
+        else:
+            nd_text = (
+                f"nearest design on {nd.n_coins} holdout coins: {nd.new_share:.1%} ({nd.new_right}) vs "
+                f"{nd.old_share:.1%} ({nd.old_right})"
+            )
+            (passed if nd.new_right >= nd.old_right else failed).append(nd_text)
     reasons = tuple(f"fails: {r}" for r in failed) + tuple(f"ok: {r}" for r in passed)
     return GateDecision(
-        promote=not failed, reasons=reasons, old=old, new=new, frozen_old=frozen_old, frozen_new=frozen_new
+        promote=not failed,
+        reasons=reasons,
+        old=old,
+        new=new,
+        frozen_old=frozen_old,
+        frozen_new=frozen_new,
+        nearest_design=nearest_design,
     )
 
 

@@ -114,6 +114,20 @@ class StationReferences:
         return cls(emb, entries, sigs, version)
 
 
+def same_references(a: StationReferences | None, b: StationReferences | None) -> bool:
+    """Whether ``a`` and ``b`` add the same references to a gallery (``None`` and an empty set alike): the same
+    records, embeddings and signatures, made by the same embedder."""
+    if not a or not b:
+        return not a and not b
+    if a.embedder_version != b.embedder_version or a.entries != b.entries:
+        return False
+    if not np.array_equal(a.embeddings, b.embeddings):
+        return False
+    if a.signatures is None or b.signatures is None:
+        return a.signatures is None and b.signatures is None
+    return np.array_equal(a.signatures, b.signatures)
+
+
 def with_references(gallery: Gallery, refs: StationReferences | None) -> Gallery:
     """A new in-memory gallery: ``gallery``'s references plus ``refs`` of the types ``gallery`` enrols.
 

@@ -6,10 +6,12 @@ holdout of later runs still holds every earlier holdout cup). Each cup gives (cu
 type, its true type when the supervisor corrected it, and wrong candidates drawn first among the types sharing a
 design with it. The ``train`` cups' confirmed coins become station references (:func:`select_references`,
 :mod:`models.references`) that the candidate's gallery view holds beside the enrolment photos. The voter is refit
-by continued boosting from the one in force (:func:`models.voter.train_voter` with ``init_model``), the threshold is
-chosen again on the ``cal`` pairs (:func:`calibration.risk.choose_threshold`; each candidate of a run at ``delta``
-over the number of candidates, since the best is kept), and both models are measured on the holdout pairs
-(:func:`models.gate.holdout_metrics`, at one ``delta``), each through its own gallery view.
+by continued boosting from the one in force (:func:`models.voter.train_voter` with ``init_model``; one that adds no
+tree is the voter in force under another name, and no candidate), the threshold is chosen again on the ``cal`` pairs
+(:func:`calibration.risk.choose_threshold`; each candidate of a run at ``delta`` over the number of candidates, since
+the best is kept), and both models are measured on the holdout pairs (:func:`models.gate.holdout_metrics`, at one
+``delta``), each through its own gallery view. A candidate with other station references or another embedder layer
+is also measured on the holdout's ruled coins: how many lie nearest a design of their type (:func:`design_hits`).
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from models.features import CupCoins, feature_vector, pair_evidence
 from models.files import sha256_file
 from models.gallery import GalleryEntry
 from models.gallery_view import GalleryView
-from models.gate import GateDecision, holdout_metrics, promotion_gate
+from models.gate import GateDecision, NearestDesign, holdout_metrics, promotion_gate
 from models.label_quality import LabelIssue, rank_label_issues
 from models.pooling import SetPooler
-from models.references import REFERENCES_FILE, StationReferences
+from models.references import REFERENCES_FILE, StationReferences, same_references
 from models.train.voter import CALIBRATION_FEATURES, load_calibration_features, save_calibration_features
 from models.types import Side
 from models.voter import Voter, passable, train_voter
@@ -221,14 +223,16 @@ def refit_voter(current: Voter, train: PairSet, cfg: RetrainConfig) -> Voter:
     Normally continued boosting from ``current``; with ``cfg.shuffle_labels`` a fresh voter on shuffled labels.
 
     Raises:
-        ValueError: the pairs are all correct or all wrong.
+        ValueError: the pairs are all correct or all wrong, or the refit is ``current`` under another name: on a few
+            training rows continued boosting can stop before its first tree, and a candidate that is the voter in
+            force would only take a share of the night's ``delta`` from the voter kept with new references.
     """
     y = train.y
     init: Voter | None = current
     if cfg.shuffle_labels:
         y = np.random.default_rng(cfg.seed).permutation(y)
         init = None
-    return train_voter(
+    voter = train_voter(
         train.x,
         y,
         current.feature_names,
@@ -237,6 +241,14 @@ def refit_voter(current: Voter, train: PairSet, cfg: RetrainConfig) -> Voter:
         init_model=init,
         min_coins=current.min_coins,
     )
+    if init is not None and voter.booster.num_trees() <= current.booster.num_trees():
+        raise ValueError(
+            f"the refit added no tree to the voter in force's {current.booster.num_trees()}: the training pairs the "
+            "hard rules let through give it nothing to split on"
+        )
+    if np.array_equal(voter.predict(train.x), current.predict(train.x)):
+        raise ValueError(f"the refit scores all {len(train)} training pairs exactly as the voter in force does")
+    return voter
 
 
 @dataclass(frozen=True)
@@ -261,12 +273,15 @@ def compare(
     holdout: PairSet,
     frozen: tuple[np.ndarray, np.ndarray] | None = None,
     old_holdout: PairSet | None = None,
+    nearest_design: NearestDesign | None = None,
 ) -> Comparison:
     """Score the holdout (and the bundle's frozen calibration pairs ``(x, y)``, when given) with both models and
     apply :func:`models.gate.promotion_gate`.
 
     ``old_holdout``: the same cups' pairs as the model in force sees them, when its gallery differs from the
-    candidate's (other station references); default ``holdout``.
+    candidate's (other station references); default ``holdout``. ``nearest_design``: both models' nearest designs
+    on the holdout coins (:func:`nearest_design`), required by the gate whenever the candidate's station references
+    or embedder layer differ from the model in force's.
     """
     old_hold = holdout if old_holdout is None else old_holdout
     old_s = old_voter.predict(old_hold.x) if len(old_hold) else np.zeros(0)
@@ -279,7 +294,14 @@ def compare(
         fx, fy = frozen
         frozen_old = holdout_metrics(old_voter.predict(fx), fy, old_threshold.threshold, delta)
         frozen_new = holdout_metrics(new_voter.predict(fx), fy, new_threshold.threshold, delta)
-    decision = promotion_gate(old_m, new_m, target=new_threshold.target, frozen_old=frozen_old, frozen_new=frozen_new)
+    decision = promotion_gate(
+        old_m,
+        new_m,
+        target=new_threshold.target,
+        frozen_old=frozen_old,
+        frozen_new=frozen_new,
+        nearest_design=nearest_design,
+    )
     return Comparison(decision, old_s, new_s, holdout.y, old_threshold.threshold, new_threshold.threshold, old_hold.y)
 
 
@@ -409,16 +431,59 @@ def _ruled_coins(
     return emb, types, best, arg
 
 
+TIE = 1e-6
+"""Cosines closer than this are as near (float32 rounding of one photo's copies)."""
+
+
+def design_hits(
+    cups: Sequence[LabelledCup], view: GalleryView, split: str, holdout_fraction: float, cal_fraction: float
+) -> tuple[int, int]:
+    """How many of the split's ruled coins (of enrolled types) have a nearest reference that shows a design of
+    their type, and of how many coins.
+
+    A coin that a reference of another design lies as near (within :data:`TIE`) does not count: the side it shows
+    is in doubt, and a photo filed under a second type would otherwise pass for right wherever the first type's
+    references happen to be listed first.
+    """
+    _, types, best, arg = _ruled_coins(cups, view, split, holdout_fraction, cal_fraction)
+    if types.size == 0:
+        return 0, 0
+    # (n, T): each type's nearest reference to the coin shows a design of the coin's type
+    own = view.design_types[view.ref_design[arg], types[:, None]]
+    nearest = own[np.arange(types.size), best.argmax(axis=1)]
+    rival = np.where(own, -np.inf, best).max(axis=1)
+    return int((nearest & (rival < best.max(axis=1) - TIE)).sum()), int(types.size)
+
+
 def design_accuracy(
     cups: Sequence[LabelledCup], view: GalleryView, split: str, holdout_fraction: float, cal_fraction: float
 ) -> tuple[float, int]:
-    """Share of the split's ruled coins (of enrolled types) whose nearest reference shows a design of their type,
-    and how many coins that is (``nan`` for none)."""
-    _, types, best, arg = _ruled_coins(cups, view, split, holdout_fraction, cal_fraction)
-    if types.size == 0:
-        return math.nan, 0
-    row = arg[np.arange(types.size), best.argmax(axis=1)]
-    return float(view.design_types[view.ref_design[row], types].mean()), int(types.size)
+    """Share of the split's ruled coins (of enrolled types) whose nearest reference shows a design of their type
+    (:func:`design_hits`), and how many coins that is (``nan`` for none)."""
+    right, n = design_hits(cups, view, split, holdout_fraction, cal_fraction)
+    return (right / n if n else math.nan), n
+
+
+def nearest_design(
+    old: tuple[Sequence[LabelledCup], GalleryView],
+    new: tuple[Sequence[LabelledCup], GalleryView],
+    holdout_fraction: float = 0.25,
+    cal_fraction: float = 0.35,
+) -> NearestDesign:
+    """The holdout's ruled coins lying nearest a design of their type for the model in force and for a candidate,
+    each given as the cups as its embedder sees them and its gallery view (station references, output layer).
+
+    Raises:
+        ValueError: the two count different holdout coins (cups or enrolled types that do not match).
+    """
+    old_right, n_old = design_hits(*old, "holdout", holdout_fraction, cal_fraction)
+    new_right, n_new = design_hits(*new, "holdout", holdout_fraction, cal_fraction)
+    if n_old != n_new:
+        raise ValueError(
+            f"the model in force sees {n_old} ruled holdout coins of enrolled types, the candidate {n_new}: "
+            "measure both on the same cups and gallery types"
+        )
+    return NearestDesign(n_new, old_right, new_right)
 
 
 def retrain_bundle(
@@ -433,7 +498,8 @@ def retrain_bundle(
     Candidates, each with the station references of :func:`select_references` (none with
     ``cfg.references_per_design == 0``):
 
-    * the voter refit by continued boosting, when the training pairs the hard rules let through hold both truths;
+    * the voter refit by continued boosting, when the training pairs the hard rules let through hold both truths
+      and it adds a tree to the voter in force (:func:`refit_voter`);
     * only when the gate rejects that one, or there is none, and there are references, the voter in force;
     * with ``cfg.fine_tune_embedder``, the embedder's output layer fine-tuned on the training split's coins
       (:func:`models.adapter.fit_adapter`, starting from the layer in force) with the voter refit on what it
@@ -441,8 +507,10 @@ def retrain_bundle(
       calibration pairs were embedded without the new layer; it is tried only when that split holds at least the
       correct pairs a certificate at the target needs (598 at 99.5 % and delta 0.05).
 
-    Of the candidates the gate promotes, the one with the highest holdout auto-pass is returned (the first on a
-    tie), else the refit.
+    A candidate whose station references or output layer are not the model in force's is also judged by the
+    holdout's ruled coins lying nearest a design of their type (:func:`nearest_design`), each model through its own
+    view. Of the candidates the gate promotes, the one with the highest holdout auto-pass is returned (the first on
+    a tie), else the refit.
 
     Args:
         current: the bundle in force.
@@ -504,7 +572,8 @@ def retrain_bundle(
     refs = references(cups, pipeline.view, pipeline.embedder.version)
     # without references before or after, the candidate sees the cups as the model in force does
     same = not refs and not pipeline.references
-    parts = splits(old_pairs if same else pairs_in(cups, pipeline.with_references(refs).view))
+    view = pipeline.view if same else pipeline.with_references(refs).view
+    parts = splits(old_pairs if same else pairs_in(cups, view))
     if len(parts[1]) == 0:
         raise ValueError("no labelled cups fall in the calibration split yet")
     # The threshold is certified on the station's calibration cups together with the bundle's own calibration
@@ -515,7 +584,8 @@ def retrain_bundle(
 
     def refit(train: PairSet) -> tuple[Voter | None, str]:
         """The refit voter, or ``None`` and why when the training pairs the hard rules let through are all of one
-        truth (tossed coins: every clean cup shows a shared side); the references may still lift the station."""
+        truth (tossed coins: every clean cup shows a shared side) or too few to add a tree; the references may still
+        lift the station."""
         try:
             return refit_voter(pipeline.voter, train, cfg), ""
         except ValueError as err:
@@ -541,8 +611,12 @@ def retrain_bundle(
         parts: tuple[PairSet, PairSet, PairSet],
         refs: StationReferences | None,
         adapter: EmbeddingAdapter | None,
+        seen: tuple[Sequence[LabelledCup], GalleryView],
         with_frozen: bool = True,
     ) -> _Trial:
+        """The candidate certified and compared; ``seen``: the cups as its embedder gives them and its gallery
+        view, to measure its nearest designs by where its references or output layer are not the model in force's
+        (neither the frozen pairs nor a holdout of FLAGs would show what they change)."""
         cal, hold = parts[1], parts[2]
         fz = frozen if with_frozen else None
         cal_x, cal_y = (
@@ -550,15 +624,17 @@ def retrain_bundle(
         )
         cal_scores = voter.predict(cal_x)
         choice = choose_threshold(cal_scores, cal_y, target=target, delta=delta, candidates=candidates)
-        cmp = compare(pipeline.voter, current.threshold, voter, choice, hold, fz, old_hold)
+        changed = not same_references(refs, pipeline.references) or _layer(adapter) != _layer(pipeline.adapter)
+        nearest = nearest_design((cups, pipeline.view), seen, *fractions) if changed else None
+        cmp = compare(pipeline.voter, current.threshold, voter, choice, hold, fz, old_hold, nearest)
         return _Trial(variant, voter, choice, cal_scores, cal_y, cmp, refs, parts, adapter, with_frozen)
 
     tried: list[_Trial] = []
     if refitted is not None:
-        tried.append(judged("refit", refitted, parts, refs, pipeline.adapter))
+        tried.append(judged("refit", refitted, parts, refs, pipeline.adapter, (cups, view)))
     refit_failed = not tried or not tried[0].comparison.decision.promote
     if refit_failed and tries_kept:
-        tried.append(judged("kept", pipeline.voter, parts, refs, pipeline.adapter))
+        tried.append(judged("kept", pipeline.voter, parts, refs, pipeline.adapter, (cups, view)))
 
     def fine_tuned() -> tuple[_Trial | None, str]:
         if not tries_tune:
@@ -593,13 +669,22 @@ def retrain_bundle(
         acc_old, n_hold = design_accuracy(cups, enrolled, "holdout", *fractions)
         acc_new, _ = design_accuracy(moved, tuned.view, "holdout", *fractions)
         new_refs = references(moved, tuned.view, adapter.version)
-        new_parts = splits(pairs_in(moved, tuned.with_references(new_refs).view))
+        tuned_view = tuned.with_references(new_refs).view
+        new_parts = splits(pairs_in(moved, tuned_view))
         tuned_voter, _ = refit(new_parts[0])
         trial = None
         if tuned_voter is not None:
-            trial = judged("fine-tuned embedder", tuned_voter, new_parts, new_refs, adapter, False)
+            trial = judged("fine-tuned embedder", tuned_voter, new_parts, new_refs, adapter, (moved, tuned_view), False)
         if trial is None or not trial.comparison.decision.promote:
-            kept = judged("fine-tuned embedder, voter kept", pipeline.voter, new_parts, new_refs, adapter, False)
+            kept = judged(
+                "fine-tuned embedder, voter kept",
+                pipeline.voter,
+                new_parts,
+                new_refs,
+                adapter,
+                (moved, tuned_view),
+                False,
+            )
             trial = kept if trial is None or kept.comparison.decision.promote else trial
         decision = trial.comparison.decision
         verdict = "promotable" if decision.promote else f"rejected by the gate ({decision.reasons[0]})"
@@ -687,6 +772,11 @@ def retrain_bundle(
     bundle = replace(bundle, version=bundle.compute_version())
     bundle.save(out / "verdict.json")
     return Candidate(bundle, chosen.comparison, counts, issues, fine_tune)
+
+
+def _layer(adapter: EmbeddingAdapter | None) -> str:
+    """The version of an embedder output layer, ``""`` for none."""
+    return "" if adapter is None else adapter.version
 
 
 def _absolute(bundle: Bundle, rel: str | None) -> str | None:

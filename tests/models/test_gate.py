@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from calibration.risk import choose_threshold
-from models.gate import holdout_metrics, promotion_gate
+from models.gate import NearestDesign, holdout_metrics, promotion_gate
 from models.voter import train_voter
 
 
@@ -140,3 +140,38 @@ def test_a_holdout_with_no_correct_pair_proves_nothing_without_frozen_pairs() ->
 def test_a_pair_the_hard_rules_refuse_never_passes_even_at_a_zero_threshold() -> None:
     m = holdout_metrics([0.0, 0.0, 0.5], [False, False, True], threshold=0.0)
     assert (m.n_accepted, m.n_errors) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    "nearest, promote, line",
+    [
+        (NearestDesign(48, 40, 40), True, "ok: nearest design on 48 holdout coins: 83.3% (40) vs 83.3% (40)"),
+        (NearestDesign(48, 40, 46), True, "ok: nearest design on 48 holdout coins: 95.8% (46) vs 83.3% (40)"),
+        (NearestDesign(48, 40, 39), False, "fails: nearest design on 48 holdout coins: 81.2% (39) vs 83.3% (40)"),
+        (NearestDesign(0, 0, 0), False, "fails: no holdout coin to measure the new station references on"),
+    ],
+)
+def test_new_station_references_must_put_as_many_holdout_coins_nearest_their_design(
+    nearest: NearestDesign, promote: bool, line: str
+) -> None:
+    """The voter in force kept with new references: its frozen figures are the old model's to the pair, and a
+    station holdout of FLAGs passes nothing for either. Only the references' own effect can tell them apart."""
+    station, frozen = _m(0, 0, 1), _frozen(3450, 0)
+    tie = promotion_gate(station, station, 0.995, frozen_old=frozen, frozen_new=frozen)
+    assert tie.promote and tie.nearest_design is None and tie.to_dict()["nearest_design"] is None
+    decision = promotion_gate(station, station, 0.995, frozen_old=frozen, frozen_new=frozen, nearest_design=nearest)
+    assert decision.promote is promote
+    assert line in decision.reasons and (decision.reasons[0] == line) is not promote
+    assert decision.nearest_design is nearest
+    shares = decision.to_dict()["nearest_design"]
+    assert (shares["n_coins"], shares["old_right"], shares["new_right"]) == (
+        nearest.n_coins,
+        nearest.old_right,
+        nearest.new_right,
+    )
+    assert shares["new_share"] == (nearest.new_right / nearest.n_coins if nearest.n_coins else None)
+
+
+def test_nearest_design_counts_must_fit_the_coins_measured() -> None:
+    with pytest.raises(ValueError, match="right on 5 and 3 of 4 coins"):
+        NearestDesign(4, 5, 3)
