@@ -638,8 +638,6 @@ class Pipeline:
         count = count_reason(coins.n, expected_count)
         decision = Decision.PASS if accepted and not count else Decision.FLAG
         calls = [call_coin(self.view, ev.scores, obs.type_arg, cand, j, templates) for j in range(coins.n)]
-        # a coin cut by the edge or the rim is brought into view, not turned: what a sliver matches says little
-        calls = [replace(c, to_turn=False) if coins.partial[j] else c for j, c in enumerate(calls)]
         no_own_side = self.view.missing_own_side(cand)
         if no_own_side is not None:  # turned over, a coin shows nothing of the type's own either
             calls = [replace(c, to_turn=False) for c in calls]
@@ -850,8 +848,7 @@ class CoinCall:
         margin: the candidate's similarity minus the rival's.
         suspicious: the rival beats the candidate.
         to_turn: the coin lies on a design the candidate shares with other types and nothing says it is another
-            type: turning it over settles it (:meth:`Pipeline.decide` clears it for a coin cut by the edge or the
-            rim, which is brought into view instead).
+            type: turning it over settles it, a coin cut by the edge or the rim too (it is also said to be cut).
         plain: it loses to its rival by :data:`TURN_MARGIN` or more (a supervisor looks at the cup as it lies).
     """
 

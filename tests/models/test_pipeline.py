@@ -358,15 +358,18 @@ def test_loading_with_a_target_whose_threshold_is_under_the_floor_says_so(
     assert len(heard) == 1
 
 
-def test_a_coin_cut_by_the_edge_is_said_to_be_cut_and_not_sent_to_be_turned(pipeline: Pipeline) -> None:
+def test_a_coin_cut_by_the_edge_on_the_shared_obverse_is_named_to_turn_and_said_to_be_cut(pipeline: Pipeline) -> None:
     from models.types import CoinCrop
 
     crops: list[CoinCrop | np.ndarray] = list(_cup("t0000", 5))
     sliver = reference_image("t0000", Side.OBVERSE)  # lying on the family's shared obverse, and cut
     crops[2] = CoinCrop(sliver, _disc_mask(*sliver.shape[:2]), 2, partial=True)
     v = pipeline.run_crops(crops, "t0000")
-    assert v.decision == Decision.FLAG and not v.coins[2].shared and not v.turn_first
-    assert v.reasons == ("coin 3 is cut by the edge of the picture or the cup's rim — bring it into view",)
+    assert v.decision == Decision.FLAG and v.coins[2].shared and v.turn_first
+    assert v.reasons == (
+        "coin 3 shows the shared obverse — turn it over",
+        "coin 3 is cut by the edge of the picture or the cup's rim — bring it into view",
+    )
     # the same coin whole: turned over, it settles the cup
     whole = pipeline.run_crops([*crops[:2], sliver, *crops[3:]], "t0000")
     assert whole.coins[2].shared and whole.turn_first

@@ -318,11 +318,14 @@ WON = CoinFinding(number=6, margin=-0.08, rival="t0000", rival_score=0.38)
             ],
             False,
         ),
-        # a coin cut by the edge is said to be cut, and only that: not to turn, so nothing to turn first
+        # a coin cut by the edge on a shared side: turned and brought into view, it settles the cup
         (
             findings(CLEAN, replace(TURN, number=3, partial=True)),
-            ["coin 3 is cut by the edge of the picture or the cup's rim — bring it into view"],
-            False,
+            [
+                "coin 3 shows the shared obverse — turn it over",
+                "coin 3 is cut by the edge of the picture or the cup's rim — bring it into view",
+            ],
+            True,
         ),
         # blurred coins: the focus first, and no rival named (whatever they seem to match rests on the blur)
         (
