@@ -83,7 +83,8 @@ class _KeyRouter(QObject):
         self._find = find_box
         self._rulings = dict(rulings)
         self._gap = gap_s
-        self._clock = clock
+        self.clock = clock
+        """What key times are read from (seconds): how close keys follow one another tells a scan from a hand."""
         self._held: _HeldKey | None = None  # a key pressed alone so far
         self._scanning = False  # the keys since the last pause are a scan: they go to the find box
         self._last = -float("inf")  # when the last key was held or sent on as part of a scan
@@ -109,7 +110,7 @@ class _KeyRouter(QObject):
         if event.modifiers() & ~_HELD_MODIFIERS:
             return False
         key, text = _HeldKey(watched, event.key(), event.modifiers(), event.text()), event.text()
-        now = self._clock()
+        now = self.clock()
         if now - self._last < self._gap and (self._held is not None or self._scanning):  # hard on another's heels
             self._last = now
             self._scan(key)

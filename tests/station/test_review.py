@@ -42,6 +42,7 @@ from station.views.login import LoginDialog
 from station.worker import CheckRequest, CheckResult, Recheck, make_record
 from tests.station.conftest import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, Database, settle
 from tests.station.nearest_type_pipeline import NearestTypePipeline, tiny_embedder
+from tests.station.sign_in_steps import refused_pin, supervisor_sign_in
 
 InForceLines = tuple[list[str], SuspectLabels | None]
 
@@ -391,6 +392,8 @@ def test_an_order_number_scanned_into_the_window_is_found_not_ruled(
     and the focus comes back to the queue, where a letter pressed alone rules on the cup shown."""
     repo = database.repository
     qtbot.waitUntil(lambda: review.view.queue.hasFocus())
+    ticks = iter(range(10**6))
+    review.keys.clock = lambda: next(ticks) * 0.002  # a scanner's 2 ms a key, however busy the machine running this
 
     def scan(code: str) -> None:
         for char in code:  # each key to the widget that has the focus as it comes
@@ -839,17 +842,10 @@ def test_a_new_sign_in_dialog_goes_on_where_a_cancelled_one_stopped(qtbot: QtBot
     throttle = SignInThrottle()
 
     def dialog_and_login() -> tuple[LoginDialog, LoginController]:
-        dialog = LoginDialog("Supervisor sign-in")
-        qtbot.addWidget(dialog)
-        login = LoginController(dialog, database.repository, throttle=throttle, role=SUPERVISOR_ROLE)
-        dialog.name_edit.setText(SUPERVISOR)
-        return dialog, login
+        return supervisor_sign_in(qtbot, database.repository, throttle)
 
     def wrong(dialog: LoginDialog, login: LoginController) -> str:
-        dialog.pin_edit.setText("0000")
-        with qtbot.waitSignal(login.refused) as refused:
-            dialog.buttons.accepted.emit()
-        return str(refused.args[0])
+        return refused_pin(qtbot, dialog, login)
 
     first, first_login = dialog_and_login()
     for _ in range(FREE_ATTEMPTS):

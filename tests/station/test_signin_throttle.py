@@ -18,7 +18,8 @@ from station.controllers.auth import FREE_ATTEMPTS, MAX_LOCK_S, LoginController
 from station.controllers.auth import SUPERVISOR as SUPERVISOR_ROLE
 from station.signin_throttle import THROTTLE_FILENAME, HomeSignInThrottle
 from station.views.login import LoginDialog
-from tests.station.conftest import SUPERVISOR, Database
+from tests.station.conftest import Database
+from tests.station.sign_in_steps import refused_pin, supervisor_sign_in
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -58,18 +59,10 @@ def test_a_new_dialog_over_the_same_home_starts_locked(qtbot: QtBot, database: D
     clock = Clock()
 
     def dialog_and_login() -> tuple[LoginDialog, LoginController]:
-        dialog = LoginDialog("Supervisor sign-in")
-        qtbot.addWidget(dialog)
-        throttle = HomeSignInThrottle(database.home, clock=clock)
-        login = LoginController(dialog, database.repository, throttle=throttle, role=SUPERVISOR_ROLE)
-        dialog.name_edit.setText(SUPERVISOR)
-        return dialog, login
+        return supervisor_sign_in(qtbot, database.repository, HomeSignInThrottle(database.home, clock=clock))
 
     def wrong(dialog: LoginDialog, login: LoginController) -> str:
-        dialog.pin_edit.setText("0000")
-        with qtbot.waitSignal(login.refused) as refused:
-            dialog.buttons.accepted.emit()
-        return str(refused.args[0])
+        return refused_pin(qtbot, dialog, login)
 
     first, first_login = dialog_and_login()
     for _ in range(FREE_ATTEMPTS):
