@@ -392,10 +392,16 @@ def test_an_order_number_scanned_into_the_window_is_found_not_ruled(
     and the focus comes back to the queue, where a letter pressed alone rules on the cup shown."""
     repo = database.repository
     qtbot.waitUntil(lambda: review.view.queue.hasFocus())
-    ticks = iter(range(10**6))
-    review.keys.clock = lambda: next(ticks) * 0.002  # a scanner's 2 ms a key, however busy the machine running this
+    now = [0.0]
+
+    def clock() -> float:  # a scanner's 2 ms a key, however busy the machine running this
+        now[0] += 0.002
+        return now[0]
+
+    review.keys.clock = clock
 
     def scan(code: str) -> None:
+        now[0] += 1.0  # a second's pause before each scan, as a person reaches for the next label
         for char in code:  # each key to the widget that has the focus as it comes
             focused = QApplication.focusWidget()
             assert focused is not None
@@ -420,6 +426,7 @@ def test_an_order_number_scanned_into_the_window_is_found_not_ruled(
 
     shown = review.controller.current
     assert shown is not None
+    now[0] += 1.0  # a person's key, well after the scan
     with qtbot.waitSignal(review.controller.relabelled):
         qtbot.keyClick(review.view.queue, Qt.Key.Key_C)
     assert [(a.cup_id, a.new_value) for a in repo.audit_trail()] == [(shown.cup_id, "confirmed")]
