@@ -81,3 +81,20 @@ def make_record(
         created_at=created_at or datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=seed),
         recheck_of=recheck_of,
     )
+
+
+def flagged_cup(expected: str, photo: bytes, coins: tuple[CoinRecord, ...], model_version: str) -> VerdictRecord:
+    """A cup a station flagged as not sure enough, as the retrain tests log them before a supervisor rules on them."""
+    return VerdictRecord(
+        station="bench",
+        operator=OPERATOR,
+        order=None,
+        expected_type=expected,
+        image_jpeg=photo,
+        coins=coins,
+        decision=Decision.FLAG,
+        p_correct=0.5,
+        threshold=0.9,
+        reasons=("not sure enough",),
+        model_version=model_version,
+    )

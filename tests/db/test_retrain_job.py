@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from calibration.risk import min_accepted_for_rejection
-from db.records import CoinRecord, PassAudit, VerdictRecord
+from db.records import CoinRecord, PassAudit
 from db.repository import VerdictRepository
 from db.schema import LabelKind
 from models.bundle import load_bundle
@@ -37,7 +37,7 @@ from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
 from models.train.galleries import reference_crops
 from models.train.voter import CALIBRATION_FEATURES, load_calibration_features, save_calibration_features
-from models.types import Decision, Side
+from models.types import Side
 from station.cli import main
 from station.retrain_job import (
     EXIT_NOTHING_TO_DO,
@@ -51,7 +51,7 @@ from station.retrain_job import (
     outcome_lines,
     run_retrain,
 )
-from tests.db.factories import OPERATOR, SUPERVISOR
+from tests.db.factories import SUPERVISOR, flagged_cup
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import PIPE_MINT_SEED, PIPE_TYPES, enrolled_gallery, write_bundle
 
@@ -97,19 +97,7 @@ def _log_cups(repo: VerdictRepository, version: str, n_cups: int, every_mixed: i
             CoinRecord(index=k, bbox=(0.0, 0.0, 64.0, 64.0), confidence=0.95, top_type=t, crop_jpeg=_jpeg(c))
             for k, c in enumerate(crops)
         )
-        record = VerdictRecord(
-            station="bench",
-            operator=OPERATOR,
-            order=None,
-            expected_type=t,
-            image_jpeg=photo,
-            coins=coins,
-            decision=Decision.FLAG,
-            p_correct=0.5,
-            threshold=0.9,
-            reasons=("not sure enough",),
-            model_version=version,
-        )
+        record = flagged_cup(t, photo, coins, version)
         repo.log_verdict(record)
     items = sorted(repo.review_queue(limit=n_cups), key=lambda it: it.cup_id)  # cup ids follow the log order
     for i, item in enumerate(items):

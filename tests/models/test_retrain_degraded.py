@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.risk import choose_threshold
-from db.records import CoinRecord, VerdictRecord
+from db.records import CoinRecord
 from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from models.bundle import load_bundle
@@ -19,10 +19,9 @@ from models.pipeline import Pipeline
 from models.registry import SHIPPED, ModelEntry, current_bundle_path, load_registry, promote, register_version
 from models.retrain import LabelledCup, PairSet, RetrainConfig, compare, labelled_pairs
 from models.train.voter import CALIBRATION_FEATURES, load_calibration_features, save_calibration_features
-from models.types import Decision
 from models.voter import train_voter
 from station.retrain_job import EXIT_REJECTED, RetrainOptions, run_retrain
-from tests.db.factories import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, make_jpeg
+from tests.db.factories import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, flagged_cup, make_jpeg
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import PIPE_TYPES, plain_coins, prototype_gallery, write_bundle
 
@@ -112,19 +111,7 @@ def _station(tmp_path: Path) -> Station:
                 )
                 for k in range(len(types))
             )
-            record = VerdictRecord(
-                station="bench",
-                operator=OPERATOR,
-                order=None,
-                expected_type=t,
-                image_jpeg=make_jpeg(i),
-                coins=coins,
-                decision=Decision.FLAG,
-                p_correct=0.5,
-                threshold=0.9,
-                reasons=("not sure enough",),
-                model_version=version,
-            )
+            record = flagged_cup(t, make_jpeg(i), coins, version)
             cup_id = repo.cup_of_verdict(repo.log_verdict(record))
             repo.relabel(SUPERVISOR, cup_id, LabelKind.CONFIRMED)
             if types[1] != t:  # the coin of the other family, ruled so
