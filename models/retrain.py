@@ -16,6 +16,7 @@ is also measured on the holdout's ruled coins: how many lie nearest a design of 
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from collections.abc import Sequence
@@ -465,18 +466,24 @@ def design_accuracy(
 
 
 def nearest_design(
-    old: tuple[Sequence[LabelledCup], GalleryView],
+    old: tuple[int, int],
     new: tuple[Sequence[LabelledCup], GalleryView],
     holdout_fraction: float = 0.25,
     cal_fraction: float = 0.35,
 ) -> NearestDesign:
-    """The holdout's ruled coins lying nearest a design of their type for the model in force and for a candidate,
-    each given as the cups as its embedder sees them and its gallery view (station references, output layer).
+    """The holdout's ruled coins lying nearest a design of their type for the model in force and for a candidate.
+
+    Args:
+        old: the model in force's :func:`design_hits` on the holdout (right, coins), measured once for every
+            candidate of a night.
+        new: the cups as the candidate's embedder sees them and its gallery view (station references, output layer).
+        holdout_fraction: share of cups in the holdout, as the split was made.
+        cal_fraction: share of cups in the calibration split.
 
     Raises:
         ValueError: the two count different holdout coins (cups or enrolled types that do not match).
     """
-    old_right, n_old = design_hits(*old, "holdout", holdout_fraction, cal_fraction)
+    old_right, n_old = old
     new_right, n_new = design_hits(*new, "holdout", holdout_fraction, cal_fraction)
     if n_old != n_new:
         raise ValueError(
@@ -605,6 +612,11 @@ def retrain_bundle(
     tries_tune = cfg.fine_tune_embedder and not cfg.shuffle_labels and have >= need
     candidates = max(1, others + (2 if tries_tune else 0))
 
+    @functools.cache
+    def in_force_hits() -> tuple[int, int]:
+        """The model in force's nearest designs on the holdout coins: the same for every candidate of the night."""
+        return design_hits(cups, pipeline.view, "holdout", *fractions)
+
     def judged(
         variant: str,
         voter: Voter,
@@ -625,7 +637,7 @@ def retrain_bundle(
         cal_scores = voter.predict(cal_x)
         choice = choose_threshold(cal_scores, cal_y, target=target, delta=delta, candidates=candidates)
         changed = not same_references(refs, pipeline.references) or _layer(adapter) != _layer(pipeline.adapter)
-        nearest = nearest_design((cups, pipeline.view), seen, *fractions) if changed else None
+        nearest = nearest_design(in_force_hits(), seen, *fractions) if changed else None
         cmp = compare(pipeline.voter, current.threshold, voter, choice, hold, fz, old_hold, nearest)
         return _Trial(variant, voter, choice, cal_scores, cal_y, cmp, refs, parts, adapter, with_frozen)
 

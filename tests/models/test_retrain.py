@@ -20,6 +20,7 @@ from models.retrain import (
     PairSet,
     RetrainConfig,
     compare,
+    design_hits,
     labelled_pairs,
     nearest_design,
     refit_voter,
@@ -178,7 +179,7 @@ def test_station_references_filed_under_other_types_are_rejected_though_the_kept
         cal = pairs(view, "cal")
         x, y = np.concatenate([cal.x, frozen[0]]), np.concatenate([cal.y, frozen[1]])
         choice = choose_threshold(pipe.voter.predict(x), y, target=0.8, delta=0.2)
-        nearest = nearest_design((cups, pipe.view), (cups, view))
+        nearest = nearest_design(design_hits(cups, pipe.view, "holdout", 0.25, 0.35), (cups, view))
         old_hold = pairs(pipe.view, "holdout")
         return compare(
             pipe.voter, choice, pipe.voter, choice, pairs(view, "holdout"), frozen, old_hold, nearest
@@ -241,7 +242,8 @@ def test_an_enrolment_photo_copied_under_another_type_leaves_its_coins_in_doubt(
         pipe.embedder.version,
     )
 
-    nearest = nearest_design((cups, pipe.view), (cups, pipe.with_references(copies).view))
+    in_force = design_hits(cups, pipe.view, "holdout", 0.25, 0.35)
+    nearest = nearest_design(in_force, (cups, pipe.with_references(copies).view))
 
     assert nearest.old_right > 0.9 * nearest.n_coins
     assert nearest.new_right == 0
