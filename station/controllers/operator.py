@@ -344,9 +344,12 @@ class OperatorController(QObject):
     def _checked_in_view(self) -> CheckResult | None:
         """The check whose photograph shows what is in view now (nothing has changed since, though a hand may have
         passed over it), ``None`` when the view differs or no verdict has been shown."""
-        if self._last is None or self._frame is None or self._watch.differs_now(self._frame.image):
-            return None
-        return self._last
+        return self._last if self._last is not None and self._view_unchanged() else None
+
+    def _view_unchanged(self) -> bool:
+        """Whether what is in view is still what the last verdict's photograph shows (a hand that came and went
+        changes nothing)."""
+        return self._frame is not None and not self._watch.differs_now(self._frame.image)
 
     # -- camera -----------------------------------------------------------------------------------------------
 
@@ -632,11 +635,11 @@ class OperatorController(QObject):
     def _standing_in_view(self) -> bool:
         """Whether the cup in view was checked already for the order in hand, and that verdict is on record (or on
         its way there): nothing has changed in view since its photograph, though a hand may have passed over it."""
-        if self._standing is None or self._frame is None:
+        if self._standing is None:
             return False
         req = self._standing[0].request
         ours = (req.expected_type, req.order, req.expected_count) == (self.expected_type, self.order, self.order_count)
-        return ours and not self._watch.differs_now(self._frame.image)
+        return ours and self._view_unchanged()
 
     def _show_standing_again(self) -> None:
         """Show again the verdict of the cup in view, checked already for the order in hand, and its outlines (a
