@@ -28,7 +28,7 @@ from db.spool import UNREACHABLE_ERRORS, SpoolingRepository
 from models.types import Side
 from station.camera import open_source
 from station.config import StationConfig
-from station.controllers.auth import SUPERVISOR, LoginController, OperatorDirectory, SignInThrottle
+from station.controllers.auth import SUPERVISOR, LoginController, OperatorDirectory
 from station.controllers.bench import ASIDE_HOURS, WAITING_DAYS
 from station.controllers.catalog import TypeCatalog
 from station.controllers.enrol import Enrolment
@@ -103,26 +103,20 @@ def require_someone_to_sign_in(repository: VerdictRepository, role: str | None) 
     )
 
 
-_SIGN_IN_THROTTLE = SignInThrottle()
-"""Refused sign-ins of this process: every dialog shares the count, so cancelling one does not reset the lock."""
-
-
-def sign_in_dialog(
-    directory: OperatorDirectory, title: str, role: str | None, *, home: Path | None = None
-) -> OperatorInfo | None:
+def sign_in_dialog(directory: OperatorDirectory, title: str, role: str | None, *, home: Path) -> OperatorInfo | None:
     """Show the sign-in dialog until a person is admitted (returned) or cancels (``None``).
 
     A station's sign-in cache is brought in line with the database as the dialog opens (:func:`refresh_sign_in_cache`),
     so a PIN changed or a person deactivated on another PC while this window ran counts at the next outage too.
 
-    With ``home``, the refusals in a row and the lock they earned are read from and kept in the home
-    (:class:`~station.signin_throttle.HomeSignInThrottle`): a process that ends when the dialog is cancelled
-    (``cupcheck review``) would otherwise start each new one unlocked. Without, they are this process's.
+    The refusals in a row and the lock they earned are read from and kept in ``home``
+    (:class:`~station.signin_throttle.HomeSignInThrottle`), so every dialog of the station shares them: a process
+    that ends when the dialog is cancelled (``cupcheck review``, the station's first sign-in) would otherwise start
+    each new one unlocked.
     """
     refresh_sign_in_cache(directory)
     dialog = LoginDialog(title)
-    throttle = _SIGN_IN_THROTTLE if home is None else HomeSignInThrottle(home)
-    login = LoginController(dialog, directory, throttle=throttle, role=role)
+    login = LoginController(dialog, directory, throttle=HomeSignInThrottle(home), role=role)
     if dialog.exec() != QDialog.DialogCode.Accepted:
         return None
     return login.operator
@@ -231,7 +225,7 @@ def open_station(config: StationConfig, home: Path, *, demo: bool = False) -> Ma
     directory = SignInDirectory(repository.repository.operators, cache)  # refreshed as each sign-in dialog opens
 
     def sign_in() -> OperatorInfo | None:
-        return sign_in_dialog(directory, title, None, home=home)  # the lock outlives a restart
+        return sign_in_dialog(directory, title, None, home=home)
 
     if demo:
         from station.demo import DEMO_OPERATOR

@@ -43,7 +43,7 @@ def test_a_sign_in_dialog_brings_the_cache_in_line_with_the_database(qtbot: QtBo
         repo.operators.set_active("bo", False)
         repo.operators.set_role("cy", "operator")
         QTimer.singleShot(0, _cancel_when_shown)
-        assert sign_in_dialog(directory, "packing-1: operator sign-in", None) is None
+        assert sign_in_dialog(directory, "packing-1: operator sign-in", None, home=tmp_path) is None
         assert QThreadPool.globalInstance().waitForDone(10_000)
         kept = cache.people()
         assert sorted(kept) == ["ana", "cy"] and kept["cy"].role == "operator"
