@@ -44,17 +44,16 @@ def _coin_truth(label: Label, coin: Coin, expected: str, inherited: bool) -> tup
     return None, None  # not_a_coin, damaged: type unknown or meaningless
 
 
-def export_cups(session: Session, cup_ids: Iterable[int], since: datetime | None) -> TrainingExport:
+def export_cups(session: Session, cup_ids: Iterable[int]) -> TrainingExport:
     """The picked cups ``cup_ids`` and their coins, each under its ruling in force, and the checks a re-check links
     them with (see :meth:`db.repository.VerdictRepository.training_export`).
 
-    ``since`` only picked the cups (a cup is new when its own ruling or one of its coins' rulings was made after it);
-    what is exported of a picked cup does not depend on it. A coin corrected before ``since`` in a cup confirmed
-    after it is still the other type: leaving its ruling out would show a contaminated cup as clean, and the cup
-    confirmed before a coin's newer correction is still labelled. A re-check and the first check it answers are the
-    same coins, so when either is picked both come, exactly as an export of everything shows them.
+    A time the caller picks by (a cup is new when its own ruling or one of its coins' rulings was made after it) does
+    not change what is exported of a picked cup. A coin corrected before that time in a cup confirmed after it is
+    still the other type: leaving its ruling out would show a contaminated cup as clean, and the cup confirmed
+    before a coin's newer correction is still labelled. A re-check and the first check it answers are the same
+    coins, so when either is picked both come, exactly as an export of everything shows them.
     """
-    del since  # picking is the caller's; a picked cup is exported whole
     return _export_in_force(session, sorted(_with_their_rechecks(session, set(cup_ids))))
 
 

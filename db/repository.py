@@ -648,7 +648,7 @@ class VerdictRepository:
             cup_ids = sorted(set(session.scalars(fresh.distinct()).all()))
             if not cup_ids:
                 return TrainingExport(cups=(), coins=())
-            return export_cups(session, cup_ids, since)
+            return export_cups(session, cup_ids)
 
     # -- housekeeping -----------------------------------------------------------------------------------------
 
