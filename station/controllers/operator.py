@@ -700,9 +700,7 @@ class OperatorController(QObject):
         self._active_at = self._clock()
         self.view.station_label.setText(f"Station {self.station} · {name}")
         self.view.sign_out_button.setText(SIGN_OUT_TEXT)
-        if not self.busy:
-            self._show_banner("READY", IDLE_HEX)
-            self.view.reason.setText(f"Signed in as {name}: scan the order or pick the type.")
+        if not self.busy and self._show_ready(f"Signed in as {name}: scan the order or pick the type."):
             self.view.detail.setText("")
 
     @Slot()
@@ -737,11 +735,10 @@ class OperatorController(QObject):
         if self._recheck is None or self.busy:
             return
         self._arm_recheck(None)
-        self._show_banner("READY", IDLE_HEX)
-        self.view.reason.setText(
+        if self._show_ready(
             "Put the flagged cup aside for a supervisor. Put the next cup under the camera and press Space."
-        )
-        self.view.detail.setText("")
+        ):
+            self.view.detail.setText("")
 
     def _arm_recheck(self, recheck: Recheck | None) -> None:
         self._recheck = recheck
@@ -806,9 +803,24 @@ class OperatorController(QObject):
         self._active_at = self._clock()
         self._consume_gate()  # what the hold left on the tray (an enrolment's coins) is not a cup to check
         self.view.check_button.setEnabled(self._can_check)
-        signed_in = self.operator is not None
-        self._show_banner("READY" if signed_in else "SIGN IN", IDLE_HEX)
-        self.view.reason.setText(brief(message) if signed_in else f"{message} Press F2 or Space to sign in.")
+        if self.operator is None:
+            self._show_banner("SIGN IN", IDLE_HEX)
+            self.view.reason.setText(f"{message} Press F2 or Space to sign in.")
+        elif not self._show_ready(brief(message)) and message:  # the camera's hold says what to do first
+            self.view.detail.setText(brief(message))
+
+    def _show_ready(self, reason: str) -> bool:
+        """Show READY with ``reason`` under it, or, while the camera is lost or not as it was set up, what holds the
+        checks instead (READY would invite a Space that does nothing); return whether READY was shown."""
+        if self._camera_lost:
+            self._show_no_camera()
+            return False
+        if self._camera_off:
+            self._show_camera_hold()
+            return False
+        self._show_banner("READY", IDLE_HEX)
+        self.view.reason.setText(reason)
+        return True
 
     def _refuse(self, message: str) -> None:
         self.view.reason.setText(message)

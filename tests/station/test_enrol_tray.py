@@ -165,7 +165,8 @@ def test_enrolling_a_type_again_asks_first(qtbot: QtBot, tray_window: MainWindow
     assert not controller.enrol() and "type id must be" in view.status.text()
     view.reject()
     qtbot.waitUntil(lambda: win.tray_dialog is None, timeout=5_000)
-    assert win.view.reason.text() == "Enrolment closed."
+    # the camera is still away: the window says so first, not READY
+    assert win.view.banner.text() == "NO CAM" and win.view.detail.text() == "Enrolment closed."
 
 
 def test_nothing_opens_when_the_supervisor_cancels(

@@ -925,6 +925,18 @@ def test_a_knocked_camera_unplugged_and_plugged_back_still_says_it_has_moved(
         clock.advance(1.0)
     assert view.banner.text() == "CAMERA" and view.reason.text() == said
     assert not view.check_button.isEnabled() and not view.empty_tray_button.isEnabled()
+    # a sign-in, or the end of another task's hold, does not invite a Space the knocked camera would refuse
+    controller.sign_in_as("Bo")
+    assert view.banner.text() == "CAMERA" and view.reason.text() == said
+    assert controller.hold("ENROL", "Enrolling coins from the tray.")
+    controller.release("Enrolled t0001 from 6 coins.")
+    assert view.banner.text() == "CAMERA" and view.reason.text() == said
+    assert view.detail.text() == "Enrolled t0001 from 6 coins." and not view.check_button.isEnabled()
+    controller.camera_lost("webcam 0")
+    controller.sign_in_as("Cy")
+    assert view.banner.text() == "NO CAM"
+    controller.camera_restored()
+    controller.show_frame(Frame(image, source="knocked"))
     moved.setup_view = SetupView(image)  # put back where it was set up
     controller.show_fps(15.0)
     assert view.banner.text() == "READY" and view.check_button.isEnabled() and view.empty_tray_button.isEnabled()
