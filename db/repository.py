@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -550,6 +550,21 @@ class VerdictRepository:
             session.flush()
             return ruled.label.id
 
+    def withdrawn_since(self, since: datetime | None) -> tuple[datetime, ...]:
+        """When each ruling withdrawn after ``since`` (``None``: ever) was withdrawn, oldest first: a model trained
+        before then learnt what the supervisor took back, so the nightly retrain has work to do.
+
+        Raises:
+            ValueError: ``since`` is naive.
+        """
+        if since is not None and since.tzinfo is None:
+            raise ValueError(f"since must be timezone-aware, not {since.isoformat()}")
+        query = select(RelabelAudit.created_at).where(RelabelAudit.new_value == WITHDRAWN)
+        if since is not None:
+            query = query.where(RelabelAudit.created_at > since)
+        with self._sessions() as session:
+            return tuple(sorted(session.scalars(query).all()))
+
     def rulings_in_force(self, cup_id: int) -> dict[int | None, int]:
         """The id of each label in force on ``cup_id``, by coin index (``None``: the ruling on the whole cup): what a
         review window shows, and passes back to :meth:`relabel` as ``expected_label``."""
@@ -617,9 +632,9 @@ class VerdictRepository:
     # -- retraining -------------------------------------------------------------------------------------------
 
     def training_export(self, since: datetime | None = None) -> TrainingExport:
-        """Return every labelled cup with a ruling of its own or of one of its coins made after a point in time, each
-        whole: every coin under its ruling in force, whenever that was made (a coin corrected before the point in a
-        cup confirmed after it is still the other type).
+        """Return every labelled cup with a ruling of its own or of one of its coins made or withdrawn after a point
+        in time, each whole: every coin under its ruling in force, whenever that was made (a coin corrected before
+        the point in a cup confirmed after it is still the other type).
 
         A coin's ruling in force is its own current label, else its cup's current label (``inherited``). A first
         check that a labelled re-check answers (``cups.recheck_of_id``; it left the review queue, so nobody rules
@@ -643,8 +658,9 @@ class VerdictRepository:
             raise ValueError(f"since must be timezone-aware, not {since.isoformat()}")
         with self._sessions() as session:
             fresh = select(Label.cup_id).where(Label.is_current)
-            if since is not None:
-                fresh = fresh.where(Label.created_at > since)
+            if since is not None:  # a ruling made, or one withdrawn (its coin falls back to its cup's), since then
+                changed = select(RelabelAudit.cup_id).where(RelabelAudit.created_at > since)
+                fresh = fresh.where(or_(Label.created_at > since, Label.cup_id.in_(changed)))
             cup_ids = sorted(set(session.scalars(fresh.distinct()).all()))
             if not cup_ids:
                 return TrainingExport(cups=(), coins=())

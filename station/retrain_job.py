@@ -456,14 +456,22 @@ def _run_retrain(home: Path, models: Path, opts: RetrainOptions) -> RetrainOutco
         # a coin's ruling counts where its cup is labelled: the retrain learns from cups (a coin ruled alone waits)
         labelled = {c.cup_id for c in export.cups}
         stamps = [c.labelled_at for c in export.cups] + [c.labelled_at for c in export.coins if c.cup_id in labelled]
+        withdrawn = repo.withdrawn_since(mark)  # a model trained before learnt what was taken back
+        stamps += withdrawn
         new = sum(1 for t in stamps if mark is None or t > mark)
         audit = pass_audit(export, opts.audit_share)
         _log.info(audit_line(audit))  # the same 95 % bound the terminal prints
         if new == 0:
-            msg = f"nothing to do: no label newer than {mark.isoformat() if mark else 'the registry'}"
+            msg = f"nothing to do: no label made or withdrawn after {mark.isoformat() if mark else 'the registry'}"
             _log.info(msg)
             return RetrainOutcome(EXIT_NOTHING_TO_DO, msg, audit=audit)
-        _log.info("exported %d labelled cups, %d coins (%d new labels)", len(export.cups), len(export.coins), new)
+        _log.info(
+            "exported %d labelled cups, %d coins (%d new labels, %d of them withdrawn rulings)",
+            len(export.cups),
+            len(export.coins),
+            new,
+            len(withdrawn),
+        )
         window = export if opts.max_cups is None else export.newest(opts.max_cups)
         if window is not export:
             _log.info("learning from the newest %d labelled cups (%d coins)", len(window.cups), len(window.coins))

@@ -23,7 +23,7 @@ DEFAULT_MAX_CUPS = 50_000
 
 EPILOG = """exit status:
   0  a candidate passed the gate and was promoted
-  3  nothing to do: no label newer than the registered models (or too few to train)
+  3  nothing to do: no ruling made or withdrawn since the registered models took theirs (or too few to train)
   4  the candidate was rejected by the gate (or --dry-run); the model in force stays
   2  bad input or error (missing gallery, damaged bundle or registry, unreachable database, an image folder or
      shared registry that is not there (a share not mounted), a report folder that cannot be written, or another

@@ -83,6 +83,25 @@ def test_a_cup_ruled_before_since_comes_with_a_coin_corrected_after_it(repo: Ver
     _as_in_full(repo, mark, {cup})
 
 
+def test_a_coin_ruling_withdrawn_after_since_brings_its_cup_back_under_the_cup_ruling(repo: VerdictRepository) -> None:
+    """Coin 3 was ruled another type by mistake before the mark, and the ruling withdrawn after it: the last model
+    learnt the mistake, so the cup is new, its coin under the cup's ruling again."""
+    cup, _ = _flagged(repo, 7)
+    repo.relabel(SUPERVISOR, cup, LabelKind.CONFIRMED)
+    mistake = repo.relabel(SUPERVISOR, cup, LabelKind.CORRECTED, coin_index=2, corrected_type="eur_9")
+    mark = _newest(repo)
+    repo.withdraw_ruling(SUPERVISOR, cup, coin_index=2, expected_label=mistake)
+
+    new = repo.training_export(since=mark)
+    assert [(c.index, c.true_type, c.inherited) for c in new.coins] == [
+        (0, "eur_1", True),
+        (1, "eur_1", True),
+        (2, "eur_1", True),
+        (3, "eur_1", True),
+    ]
+    _as_in_full(repo, mark, {cup})
+
+
 def test_a_first_check_and_its_recheck_come_together_under_the_rulings_in_force(repo: VerdictRepository) -> None:
     """The re-check was confirmed (the first check takes its rulings); after the mark one of its coins is corrected.
     Both checks come, the first check's coin lying there corrected too, in the re-check's split."""

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from db.repository import VerdictRepository
 from models.registry import SHIPPED, load_registry, registry_file
 from station.cli import main
 from station.retrain_job import EXIT_NOTHING_TO_DO, EXIT_PROMOTED
+from tests.db.factories import SUPERVISOR
 from tests.models.test_retrain_degraded import Station, _station
 
 GOOD = ["--quiet", "--no-embedder", "--target", "0.95", "--delta", "0.2", "--rounds", "20"]
@@ -87,3 +89,20 @@ def test_a_retrain_killed_once_its_candidate_is_recorded_has_put_it_in_force(hom
 
     assert main(["retrain", "--home", str(home), *GOOD]) == EXIT_NOTHING_TO_DO
     assert load_registry(home).current == candidate.version != SHIPPED
+
+
+def test_a_ruling_withdrawn_after_the_last_retrain_is_work_for_the_next(home: Path) -> None:
+    """The model in force learnt a cup's ruling that the supervisor then took back (R in the review window): the next
+    night retrains without it instead of saying "nothing to do", and the night after has nothing left."""
+    assert main(["retrain", "--home", str(home), *GOOD]) == EXIT_PROMOTED
+    assert main(["retrain", "--home", str(home), *GOOD]) == EXIT_NOTHING_TO_DO
+    repo = VerdictRepository.open(home)
+    try:
+        cup = repo.training_export().cups[0].cup_id
+        repo.withdraw_ruling(SUPERVISOR, cup, note="ruled the wrong cup")
+    finally:
+        repo.engine.dispose()
+    assert main(["retrain", "--home", str(home), *GOOD]) != EXIT_NOTHING_TO_DO
+    log = (home / "models" / "retrain.log").read_text()
+    assert "1 of them withdrawn rulings" in log
+    assert main(["retrain", "--home", str(home), *GOOD]) == EXIT_NOTHING_TO_DO
