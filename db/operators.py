@@ -118,9 +118,7 @@ class OperatorRoster:
                 if acting is not None:
                     require_supervisor(session, acting, "add people")
                 _queue_name_changes(session)
-                # folded here, not by the database's lower(): SQLite folds ASCII letters only
-                key = name.casefold()
-                taken = next((n for n in session.scalars(select(Operator.name)) if n.casefold() == key), None)
+                taken = _name_folded(session, name)
                 if taken is not None:
                     raise OperatorExistsError(
                         f"{taken!r} is already registered"
@@ -336,15 +334,30 @@ def require_supervisor(session: Session, name: str, doing: str) -> Operator:
     return op
 
 
+def _name_folded(session: Session, name: str) -> str | None:
+    """The registered name equal to ``name`` once upper and lower case are folded, if any (at most one:
+    :meth:`OperatorRoster.add` refuses a second).
+
+    Folded here, not by the database's ``lower()``: SQLite folds ASCII letters only.
+    """
+    key = name.casefold()
+    return next((n for n in session.scalars(select(Operator.name)) if n.casefold() == key), None)
+
+
 def operator_named(session: Session, name: str) -> Operator:
     """The operator row registered as ``name`` (exactly).
 
+    A name registered under another case is not taken instead: the histories name people exactly, and a change
+    meant for one spelling must not be written under another. The error names it, so the person can type it so.
+
     Raises:
-        UnknownOperatorError: nobody is registered under it.
+        UnknownOperatorError: nobody is registered under it ("did you mean 'Ana'?" when only the case differs).
     """
     op = session.scalar(select(Operator).where(Operator.name == name))
     if op is None:
-        raise UnknownOperatorError(f"operator {name!r} is not registered")
+        folded = _name_folded(session, name)
+        hint = "" if folded is None else f"; did you mean {folded!r}?"
+        raise UnknownOperatorError(f"operator {name!r} is not registered{hint}")
     return op
 
 

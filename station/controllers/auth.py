@@ -18,14 +18,15 @@ from station.views.login import LoginDialog
 SUPERVISOR = "supervisor"
 OPERATOR = "operator"
 FREE_ATTEMPTS = 3
-"""Refused attempts in a row before each further one locks the dialog for a while."""
+"""Wrong PINs in a row before each further one locks the dialog for a while."""
 MAX_LOCK_S = 60
 """The longest wait: the lock doubles from 1 s with each refusal after :data:`FREE_ATTEMPTS`, up to this."""
 
 
 class SignInThrottle:
-    """Refused sign-ins in a row, kept for as long as the process runs: a cancelled dialog and a new one go on where
-    the last one stopped, so the lock cannot be side-stepped by asking again.
+    """Refused sign-ins in a row (wrong PINs only, see :attr:`SignIn.wrong_pin`), kept for as long as the process
+    runs: a cancelled dialog and a new one go on where the last one stopped, so the lock cannot be side-stepped by
+    asking again.
 
     After :data:`FREE_ATTEMPTS` refusals in a row, each further one locks sign-in for 1, 2, 4 ... seconds (at most
     :data:`MAX_LOCK_S`); a sign-in that is let through starts the count again.
@@ -64,10 +65,16 @@ class OperatorDirectory(Protocol):
 
 @dataclass(frozen=True)
 class SignIn:
-    """The outcome of a sign-in: the operator when allowed, else ``None`` and the reason in plain words."""
+    """The outcome of a sign-in: the operator when allowed, else ``None`` and the reason in plain words.
+
+    ``wrong_pin`` is set only when a name and PIN were checked and did not match: the one refusal that counts toward
+    the sign-in lock. A database that cannot be reached, or a field left empty, says nothing about the PIN, and
+    counting it would lock out the right PIN tried again and again during an outage.
+    """
 
     operator: OperatorInfo | None
     message: str
+    wrong_pin: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -79,7 +86,8 @@ def sign_in(directory: OperatorDirectory, name: str, pin: str, *, role: str | No
     """Check ``name`` and ``pin``; with ``role = "supervisor"`` an operator's correct PIN is still refused.
 
     The message never says whether the name or the PIN was wrong. A database that cannot be reached refuses with a
-    message saying so (a station's :class:`db.signin_cache.SignInDirectory` answers from its cache instead).
+    message saying so (a station's :class:`db.signin_cache.SignInDirectory` answers from its cache instead); only a
+    name and PIN checked and not matching is marked :attr:`SignIn.wrong_pin`.
     """
     name = name.strip()
     if not name or not pin:
@@ -94,8 +102,9 @@ def sign_in(directory: OperatorDirectory, name: str, pin: str, *, role: str | No
                 None,
                 "Name or PIN not recognised. The database is away: until it is back, only people who signed in "
                 "at this station before can sign in.",
+                wrong_pin=True,
             )
-        return SignIn(None, "Name or PIN not recognised.")
+        return SignIn(None, "Name or PIN not recognised.", wrong_pin=True)
     if role == SUPERVISOR and info.role != SUPERVISOR:
         return SignIn(None, f"{info.name} is signed up as {info.role}; only a supervisor may review and relabel.")
     return SignIn(info, f"Signed in as {info.name} ({info.role}).")
@@ -110,9 +119,12 @@ class LoginController(QObject):
         role: the role required (``"supervisor"`` for the review window), ``None`` for any.
         throttle: the refusals so far, shared by every sign-in dialog of the process.
 
-    After :data:`FREE_ATTEMPTS` refusals in a row, each further one locks OK for 1, 2, 4 ... seconds (at most
+    After :data:`FREE_ATTEMPTS` wrong PINs in a row, each further one locks OK for 1, 2, 4 ... seconds (at most
     :data:`MAX_LOCK_S`), so a PIN cannot be guessed by trying them all at the keyboard (a four-digit PIN would
-    take days instead of minutes); a dialog opened while the lock holds starts locked.
+    take days instead of minutes); a dialog opened while the lock holds starts locked. Only a name and PIN checked
+    and not matching counts (:attr:`SignIn.wrong_pin`): a refusal because the database cannot be reached, a field
+    was left empty, the role is not the one required, or the check failed leaves the count as it was, so a
+    supervisor retrying the right PIN through an outage is not locked out once the database is back.
 
     The PIN is checked off the GUI thread (Qt's thread pool): a site database that is away takes its connect
     timeout to say so before the station's sign-in cache answers, and meanwhile the dialog says "Checking…" and
@@ -150,7 +162,7 @@ class LoginController(QObject):
 
     @property
     def failures(self) -> int:
-        """Refused attempts in a row, this dialog's and those before it in the process."""
+        """Wrong PINs in a row, this dialog's and those before it in the process."""
         return self._throttle.failures
 
     @property
@@ -196,7 +208,7 @@ class LoginController(QObject):
             self.dialog.accept()
             return
         message = self.result.message
-        wait_s = self._throttle.refused()
+        wait_s = self._throttle.refused() if self.result.wrong_pin else 0
         if wait_s:
             message = f"{message} Too many tries: wait {wait_s} s."
             self._ok_button(False)
