@@ -8,7 +8,8 @@ or a new ``orders.csv`` arrives. A station window left running would keep what i
 changed, loads it off the GUI thread (a check in progress goes on) and hands the pipeline to the inference worker,
 which swaps it in between two checks (``pipeline_loaded``), and the catalogue, orders and camera size to the window
 (``setup_loaded``). Something that cannot be loaded leaves what runs in force and is said once (``problem``); it is
-tried again after :data:`RETRY_S`, or at once when something else changes.
+tried again after :data:`RETRY_S`, or at once when something else changes. A new ``orders.csv`` is read meanwhile all
+the same (a damaged gallery, or a site's registry away, must not keep the day's orders from the order box).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -39,6 +41,8 @@ SETUP_FILES = (CALIBRATION_FILE, EMPTY_TRAY_FILE, SETUP_VIEW_FILE)
 GALLERY_FILES = ("gallery/manifest.json", "gallery/catalog.json")
 """The gallery's files (under the home, or a site's shared folder): the manifest is written last, after the files
 it names."""
+_STAMP_ORDER = {name: i for i, name in enumerate((*SETUP_FILES, *GALLERY_FILES))}
+"""Where each file's part stands in a stamp (:func:`setup_stamp` lists them in this order)."""
 
 _log = logging.getLogger(__name__)
 
@@ -94,6 +98,10 @@ class StationFeed(Protocol):
         """The stamp of the station's set-up files as they are now (:attr:`InForce.setup`)."""
         ...
 
+    def orders_stamp(self) -> str:
+        """The stamp of ``orders.csv`` as it is now (:attr:`InForce.orders`); read without the registry."""
+        ...
+
 
 def setup_stamp(folder: Path, names: tuple[str, ...] = SETUP_FILES) -> str:
     """Size and modification time of each of ``names`` (the station home's set-up files) that exists under
@@ -106,6 +114,30 @@ def setup_stamp(folder: Path, names: tuple[str, ...] = SETUP_FILES) -> str:
             continue
         parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
     return ";".join(parts)
+
+
+def restamp(stamp: str, now: str, name: str) -> str:
+    """``stamp`` with file ``name``'s part as ``now`` has it, and every other file's part as it was.
+
+    The window writes one set-up file itself and hands it to the pipeline it runs (the empty-tray photo): that file
+    is in force, but a gallery or calibration changed since the last poll is not yet, so the stamp of what runs takes
+    only that file's new part, and the next poll still sees the others.
+
+    Args:
+        stamp: a stamp of what runs (:attr:`InForce.setup`: sections joined by ``|``, each of :func:`setup_stamp`).
+        now: the stamp of the files as they are now (:meth:`StationFeed.stamp`).
+        name: the file whose part is taken from ``now`` (``empty_tray.png``); absent from ``now``, it goes.
+    """
+    sections = []
+    for old, new in zip_longest(stamp.split("|"), now.split("|"), fillvalue=""):
+        parts = {part.partition(":")[0]: part for part in old.split(";") if part}
+        fresh = {part.partition(":")[0]: part for part in new.split(";") if part}
+        parts.pop(name, None)
+        if name in fresh:
+            parts[name] = fresh[name]
+        ordered = sorted(parts.items(), key=lambda item: _STAMP_ORDER.get(item[0], len(_STAMP_ORDER)))
+        sections.append(";".join(part for _, part in ordered))
+    return "|".join(sections)
 
 
 @dataclass(frozen=True)
@@ -164,9 +196,13 @@ class RegistryFeed:
         """The stamp of the home's set-up files and the gallery's (:func:`setup_stamp`)."""
         return setup_stamp(self.home) + "|" + setup_stamp(self.gallery or self.home, GALLERY_FILES)
 
+    def orders_stamp(self) -> str:
+        """The stamp of the home's ``orders.csv`` (:func:`setup_stamp`)."""
+        return setup_stamp(self.home, (ORDERS_FILE,))
+
     def state_for(self, model: str) -> InForce:
         """``model`` with the present stamps of the station's files."""
-        return InForce(model, self.stamp(), setup_stamp(self.home, (ORDERS_FILE,)))
+        return InForce(model, self.stamp(), self.orders_stamp())
 
     def in_force(self) -> InForce:
         """The registered version in force (or ``shipped``, or the given bundle) and the stamp of the home's set-up
@@ -298,6 +334,31 @@ class _Load:
     state: InForce
 
 
+@dataclass(frozen=True)
+class _Orders:
+    """Tag of the background call that reads ``orders.csv`` alone (:func:`_orders_since`), while what else is in
+    force cannot be loaded or the registry read."""
+
+
+def _orders_since(feed: StationFeed, since: InForce) -> tuple[str, Loaded] | None:
+    """The stamp of ``orders.csv`` and the orders read from it, or ``None`` when its stamp is still ``since``'s.
+
+    Args:
+        feed: the station's feed.
+        since: what runs (its model and set-up stay: only the orders are read, so nothing else is loaded).
+    """
+    stamp = feed.orders_stamp()
+    if stamp == since.orders:
+        return None
+    return stamp, feed.load(replace(since, orders=stamp), since)
+
+
+def _without_orders(state: InForce) -> InForce:
+    """``state`` less its orders' stamp: what a failed load is remembered by, since a new ``orders.csv`` does not
+    make a model or gallery that failed load any better."""
+    return replace(state, orders="")
+
+
 class ModelFollower(QObject):
     """Polls a :class:`StationFeed` and loads what was put in force, off the GUI thread.
 
@@ -360,10 +421,12 @@ class ModelFollower(QObject):
         self._timer.stop()
         self._thread.stop()
 
-    def taken_here(self) -> None:
-        """The window itself changed a set-up file and its pipeline already uses it (an empty-tray photo taken in
-        the window): what is on disk now is what runs, so the next poll loads nothing for it."""
-        self.state = replace(self.state, setup=self.feed.stamp())
+    def taken_here(self, name: str = EMPTY_TRAY_FILE) -> None:
+        """The window itself changed set-up file ``name`` and its pipeline already uses it (an empty-tray photo taken
+        in the window): that file as it is on disk now is what runs, so the next poll loads nothing for it. Only its
+        part of the stamp is taken: a type enrolled, or a calibration, since the last poll is still loaded then (and
+        a gallery that failed to load is still said to)."""
+        self.state = replace(self.state, setup=restamp(self.state.setup, self.feed.stamp(), name))
 
     def say(self, text: str, why: str = "") -> None:
         """Report a problem (``""``: none any more) on ``problem``, once: the same sentence again is not repeated. The
@@ -377,11 +440,14 @@ class ModelFollower(QObject):
     def _finished(self, tag: object, result: object) -> None:
         if isinstance(tag, _Ask):
             assert isinstance(result, InForce)
-            tried = self._failed.get(result)
+            tried = self._failed.get(_without_orders(result))
             if result == self.state and self._said:  # put back as it was: nothing is wrong any more
                 self.say("")
-            if result == self.state or (tried is not None and self._clock() - tried < RETRY_S):
+            if result == self.state:
                 self._busy = False
+                return
+            if tried is not None and self._clock() - tried < RETRY_S:  # not yet again; the orders all the same
+                self._read_orders(result.orders != self.state.orders)
                 return
             self.loading = _what(result, self.state)
             _log.info("%s put in force; loading it (%s runs meanwhile)", self.loading, self.state.model)
@@ -400,22 +466,46 @@ class ModelFollower(QObject):
                 self.pipeline_loaded.emit(tag.state.model, result.pipeline)
             self.setup_loaded.emit(result)
             self.load_ended.emit()
+            return
+        if isinstance(tag, _Orders):
+            self._busy = False
+            if result is None:
+                return
+            assert isinstance(result, tuple)
+            stamp, loaded = result
+            _log.info("the station's new orders read (what else is in force cannot be loaded or read)")
+            self.state = replace(self.state, orders=stamp)  # the warning, and what failed, stay
+            self.setup_loaded.emit(loaded)
+
+    def _read_orders(self, changed: bool = True) -> None:
+        """Read ``orders.csv`` alone off the GUI thread when it may have ``changed`` (a poll or load that failed, or
+        one not tried again yet): the orders are the window's whatever the model, gallery or registry."""
+        if not changed:
+            self._busy = False
+            return
+        self._busy = True
+        since = self.state
+        self._submit.emit(BackgroundCall(_Orders(), lambda: _orders_since(self.feed, since)))
 
     @Slot(object, object)
     def _failed_call(self, tag: object, error: object) -> None:
         self._busy = False
         why = f"{error.__class__.__name__}: {error}"
         if isinstance(tag, _Load):
-            self._failed[tag.state] = self._clock()
+            self._failed[_without_orders(tag.state)] = self._clock()
             what = _what(tag.state, self.state)
             _log.error("%s could not be loaded (%s); what ran stays in force", what, why)
             stays = f"{self.state.model} stays in force" if tag.state.model != self.state.model else "the old ones stay"
             self.say(f"{what} could not be loaded; {stays}", why)
             self.loading = None
+            self._read_orders(tag.state.orders != self.state.orders)
             self.load_ended.emit()
         elif isinstance(tag, _Ask):
             _log.warning("the model registry cannot be read (%s); %s stays in force", why, self.state.model)
             self.say(f"the model registry cannot be read; {self.state.model} stays in force", why)
+            self._read_orders()  # its stamp is not known: the call looks
+        elif isinstance(tag, _Orders):
+            _log.error("orders.csv could not be read again (%s); the orders read before stay in use", why)
 
 
 def _what(new: InForce, old: InForce) -> str:

@@ -38,7 +38,14 @@ from models.synth.mint import Mint
 from models.types import Side
 from station.config import StationConfig
 from station.controllers.catalog import ORDERS_FILE
-from station.controllers.model_follow import RETRY_S, InForce, RegistryFeed, setup_stamp, start_in_force
+from station.controllers.model_follow import (
+    RETRY_S,
+    InForce,
+    RegistryFeed,
+    restamp,
+    setup_stamp,
+    start_in_force,
+)
 from station.controllers.overlay import FLAG_HEX, PASS_HEX
 from station.main_window import MainWindow
 from station.worker import VerdictSource, model_version
@@ -431,6 +438,115 @@ def test_an_empty_tray_photo_taken_in_the_window_loads_nothing_again(qtbot: QtBo
     with qtbot.waitSignal(win.follower.setup_loaded, timeout=TIMEOUT_MS):  # type: ignore[union-attr]
         _poll(qtbot, win)
     assert followed.loader.calls == [None]
+
+
+@pytest.mark.parametrize(
+    ("runs", "now", "taken"),
+    [
+        # the empty tray is new, and so is the gallery: only the empty tray's part is taken
+        (
+            "calibration.json:2:1;empty_tray.png:9:1|gallery/manifest.json:5:1",
+            "calibration.json:2:1;empty_tray.png:9:2|gallery/manifest.json:6:3",
+            "calibration.json:2:1;empty_tray.png:9:2|gallery/manifest.json:5:1",
+        ),
+        # a first empty-tray photo goes where the stamp lists it, whatever else was recalibrated
+        (
+            "calibration.json:2:1;setup_view.png:4:1|",
+            "calibration.json:3:2;empty_tray.png:9:2;setup_view.png:4:2|",
+            "calibration.json:2:1;empty_tray.png:9:2;setup_view.png:4:1|",
+        ),
+        # the photo gone from the disk: its part goes
+        ("empty_tray.png:9:1|gallery/manifest.json:5:1", "|gallery/manifest.json:5:1", "|gallery/manifest.json:5:1"),
+    ],
+)
+def test_restamp_takes_only_the_named_files_part(runs: str, now: str, taken: str) -> None:
+    assert restamp(runs, now, "empty_tray.png") == taken
+
+
+def _scan(qtbot: QtBot, win: MainWindow, order: str) -> None:
+    """Scan ``order`` into the order box, as a barcode scanner types it."""
+    win.view.order_edit.clear()
+    qtbot.keyClicks(win.view.order_edit, order)
+    qtbot.keyClick(win.view.order_edit, Qt.Key.Key_Return)
+
+
+def _take_empty_tray(win: MainWindow, home: Path, grey: int) -> None:
+    """What the worker does when the operator photographs the empty tray: the file, then its signal."""
+    cv2.imwrite(str(home / "empty_tray.png"), np.full((48, 64, 3), grey, np.uint8))
+    win.worker.worker.empty_tray_done.emit(True, "Kept as the empty tray.", (64, 48))
+
+
+def test_a_type_enrolled_just_before_an_empty_tray_photo_is_still_loaded(
+    qtbot: QtBot, followed: Followed, mint: Mint
+) -> None:
+    """The photo stamps only its own file as running: the gallery enrolled before it, unseen by any poll yet, is
+    loaded at the next one."""
+    win, home = followed.win, followed.home
+    new_type = mint.types[0].id
+    _gallery(mint, tiny_embedder(0), {c.id for c in mint.types}).save(home / "gallery")  # enrolled, not yet polled
+    _take_empty_tray(win, home, 90)
+    with qtbot.waitSignal(win.follower.setup_loaded, timeout=TIMEOUT_MS):  # type: ignore[union-attr]
+        _poll(qtbot, win)
+    assert followed.loader.calls == [None] and new_type in _listed(win)
+    _take_empty_tray(win, home, 120)  # another photo, nothing else new: nothing loaded for it
+    _poll(qtbot, win)
+    assert followed.loader.calls == [None]
+
+
+def test_an_empty_tray_photo_does_not_clear_the_warning_of_a_gallery_that_cannot_be_loaded(
+    qtbot: QtBot, followed: Followed
+) -> None:
+    win, home = followed.win, followed.home
+    label = win.view.model_label
+    manifest = home / "gallery" / "manifest.json"
+    manifest.write_text(manifest.read_text()[:40])  # a write cut short
+    _poll(qtbot, win)
+    said = "the station's new gallery or camera set-up could not be loaded; the old ones stay"
+    assert label.text() == said and FLAG_HEX in label.styleSheet()
+    _take_empty_tray(win, home, 90)
+    _poll(qtbot, win)
+    assert label.text() == said and FLAG_HEX in label.styleSheet()  # the gallery on disk is still damaged
+
+
+def test_a_new_orders_file_is_read_while_the_gallery_cannot_be_loaded(
+    qtbot: QtBot, followed: Followed, clock: SteppingClock
+) -> None:
+    win, home = followed.win, followed.home
+    label, known = win.view.model_label, _listed(win)[0]
+    manifest = home / "gallery" / "manifest.json"
+    manifest.write_text(manifest.read_text()[:40])
+    _poll(qtbot, win)
+    said = label.text()
+    assert "could not be loaded" in said
+    tries = len(followed.loader.calls)
+    (home / ORDERS_FILE).write_text(f"order,type,count\nA-2000,{known},5\n")  # the day's orders arrive
+    _poll(qtbot, win)
+    _scan(qtbot, win, "A-2000")
+    assert win.controller.expected_type == known and win.controller.order == "A-2000"
+    assert label.text() == said and FLAG_HEX in label.styleSheet()  # the gallery's warning stays
+    assert len(followed.loader.calls) == tries  # a new orders file is no reason to try the gallery again
+    (home / ORDERS_FILE).write_text(f"order,type\nA-2001,{known}\n")
+    clock.advance(RETRY_S + 1)  # tried again after a while: it fails again, and the orders are read all the same
+    _poll(qtbot, win)
+    assert len(followed.loader.calls) == tries + 1 and label.text() == said
+    _scan(qtbot, win, "A-2001")
+    assert win.controller.order == "A-2001"
+
+
+def test_a_new_orders_file_is_read_while_the_shared_registry_is_away(qtbot: QtBot, followed: Followed) -> None:
+    win, site, home = followed.win, followed.site, followed.home
+    follower, label, known = win.follower, win.view.model_label, _listed(win)[0]
+    assert follower is not None
+    follower.feed = RegistryFeed(site, home, followed.loader, shared=True)  # the share holds no registry: away
+    with qtbot.waitSignal(follower.problem, timeout=TIMEOUT_MS):
+        _poll(qtbot, win)
+    said = label.text()
+    assert said.startswith("the model registry cannot be read")
+    (home / ORDERS_FILE).write_text(f"order,type\nA-3000,{known}\n")  # the orders live in the home, not the share
+    _poll(qtbot, win)
+    _scan(qtbot, win, "A-3000")
+    assert win.controller.expected_type == known and win.controller.order == "A-3000"
+    assert label.text() == said and followed.loader.calls == []  # the warning stays; nothing else was loaded
 
 
 def test_closing_while_a_new_model_loads_waits_for_the_load_then_closes(qtbot: QtBot, followed: Followed) -> None:
