@@ -22,8 +22,9 @@ references; nothing is retrained.
 A side's references carry its design (the declared name, else ``<type_id>/<side>``: a design of its own). A coin
 showing a design other types share proves nothing about its type, so a cup is passed only on the types' own
 designs; the verdict model was calibrated on galleries that mark shared designs this way, and a shared design left
-undeclared makes its coins look like every other type that shows it instead. A ``coin.toml`` key other than those
-above is refused (a misspelt ``lookalike`` would declare nothing), and so is a side declared a design other types
+undeclared makes its coins look like every other type that shows it instead. A ``coin.toml`` that is not UTF-8 TOML,
+or holds a value of the wrong kind, is refused rather than enrolling its type without what it declares; so is a
+key other than those above (a misspelt ``lookalike`` would declare nothing), and a side declared a design other types
 already show whose photos look like the type's other side instead (:func:`declared_design_problems`: sides swapped).
 """
 
@@ -282,7 +283,8 @@ def scan_catalog(
 
     Raises:
         FileNotFoundError: ``folder`` is not a directory.
-        CatalogError: a ``coin.toml`` holds a key it does not know (:func:`unknown_key_problems`), one line each.
+        CatalogError: a ``coin.toml`` is not UTF-8 TOML, or holds a value of the wrong kind
+            (:func:`coin_toml_problem`), or a key it does not know (:func:`unknown_key_problems`); one line each.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -297,7 +299,7 @@ def scan_catalog(
     images: list[CatalogImage] = []
     infos: dict[str, TypeInfo] = {}
     warnings: list[str] = []
-    unknown: list[str] = []
+    refused: list[str] = []
     loose = sorted(p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if loose:
         warnings.append(
@@ -319,11 +321,11 @@ def scan_catalog(
             )
         if toml.is_file():
             try:
-                doc = tomllib.loads(toml.read_text())
-                unknown.extend(unknown_key_problems(toml, doc))
+                doc = tomllib.loads(toml.read_bytes().decode("utf-8"))  # TOML is UTF-8 whatever the locale
+                refused.extend(unknown_key_problems(toml, doc))
                 info = _type_info(tid, doc)
-            except (tomllib.TOMLDecodeError, ValueError, TypeError, UnicodeDecodeError) as err:
-                warnings.append(f"{toml}: cannot parse ({err}); name, diameter, lookalikes and designs left out")
+            except (tomllib.TOMLDecodeError, ValueError, TypeError) as err:
+                refused.append(coin_toml_problem(toml, tid, err))
         infos[tid] = info
         found = 0
         guessed: dict[Path, int] = {}  # sub-folders that are not a side's: their photos' sides come from names
@@ -359,9 +361,26 @@ def scan_catalog(
             )
         if not found:
             warnings.append(f"{type_dir}: no images, type not enrolled")
-    if unknown:
-        raise CatalogError("\n".join(unknown))
+    if refused:
+        raise CatalogError("\n".join(refused))
     return images, infos, warnings
+
+
+def coin_toml_problem(path: Path, type_id: str, err: Exception) -> str:
+    """The line refusing a ``coin.toml`` that cannot be read, naming the file and what is wrong.
+
+    Enrolling the type without it would leave out its name, diameter, lookalikes and designs: a lookalike pair or a
+    shared design the catalogue declares would declare nothing, and a cup could PASS as if it had never said so."""
+    if isinstance(err, UnicodeDecodeError):
+        what = f"is not UTF-8 text ({err.reason} at byte {err.start}): save it as UTF-8"
+    elif isinstance(err, tomllib.TOMLDecodeError):
+        what = f"is not valid TOML ({err}): put it right"
+    else:
+        what = f"holds a value it cannot use ({err}): put it right"
+    return (
+        f"{path}: {what} and enrol again; {type_id} is not enrolled without it (its name, diameter, lookalikes "
+        "and designs would be left out)"
+    )
 
 
 def unknown_key_problems(path: Path, doc: Mapping[str, Any]) -> list[str]:
@@ -460,8 +479,9 @@ def enroll_catalog(
 
     Raises:
         FileNotFoundError: ``folder`` is not a directory.
-        CatalogError: a ``coin.toml`` holds an unknown key, or a side's photos declared a shared design look like
-            the type's other side's design instead (:func:`declared_design_problems`); the gallery is left as it was.
+        CatalogError: a ``coin.toml`` cannot be read or holds an unknown key (:func:`scan_catalog`), or a side's
+            photos declared a shared design look like the type's other side's design instead
+            (:func:`declared_design_problems`); the gallery is left as it was.
     """
     images, infos, warnings = scan_catalog(folder, known)
     report = EnrolReport(warnings=list(warnings))

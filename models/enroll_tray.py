@@ -20,7 +20,7 @@ folder stays, so the enrolment can be repeated (``cupcheck enroll FOLDER``) afte
 
 from __future__ import annotations
 
-import json
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -279,18 +279,52 @@ class TrayType:
     def problem(self) -> str:
         """Why these details cannot be enrolled, ``""`` when they can."""
         bad_id = type_id_problem(self.type_id)
-        return bad_id or ("" if self.diameter_mm is None else diameter_problem(self.diameter_mm))
+        if bad_id:
+            return bad_id
+        if any(unicodedata.category(ch) == "Cs" for ch in self.name):
+            return f"the name {self.name!r} holds a character that is not text: type it again"
+        return "" if self.diameter_mm is None else diameter_problem(self.diameter_mm)
 
     def toml(self) -> str:
-        """``coin.toml`` for the catalogue folder (:func:`models.enroll.scan_catalog` reads it)."""
-        lines = [f"name = {json.dumps(self.name.strip() or self.type_id)}"]
+        """``coin.toml`` for the catalogue folder (:func:`models.enroll.scan_catalog` reads it).
+
+        Raises:
+            TrayError: a value holds a lone surrogate, which no text file can hold (:func:`toml_string`).
+        """
+        lines = [f"name = {toml_string(self.name.strip() or self.type_id)}"]
         if self.diameter_mm is not None:
             lines.append(f"diameter_mm = {self.diameter_mm:.2f}")
         for side, design in sorted((self.designs or {}).items(), key=lambda kv: kv[0].value):
-            lines.append(f"{side.value}_design = {json.dumps(design)}")
+            lines.append(f"{side.value}_design = {toml_string(design)}")
         if self.lookalikes:
-            lines.append(f"lookalikes = {json.dumps(sorted(self.lookalikes))}")
+            lines.append(f"lookalikes = [{', '.join(toml_string(t) for t in sorted(self.lookalikes))}]")
         return "\n".join(lines) + "\n"
+
+
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string, quotes included.
+
+    Quotes, backslashes and control characters are escaped; every other character is written as itself (the file is
+    UTF-8), a coin emoji included. ``json.dumps`` is not TOML: it writes a character above U+FFFF as two
+    ``\\uXXXX`` surrogate halves, which TOML refuses, and the type's whole ``coin.toml`` with it.
+
+    Raises:
+        TrayError: ``value`` holds a lone surrogate (U+D800 to U+DFFF), which no UTF-8 file can hold.
+    """
+    out = []
+    for ch in value:
+        if ch in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[ch])
+        elif unicodedata.category(ch) == "Cc":  # U+0000-U+001F, U+007F-U+009F
+            out.append(f"\\u{ord(ch):04X}")
+        elif unicodedata.category(ch) == "Cs":
+            raise TrayError(f"{value!r} holds a character that is not text (U+{ord(ch):04X}): type it again")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def write_tray_catalog(folder: Path, coin: TrayType, looks: Mapping[Side, TrayLook]) -> Path:
@@ -315,6 +349,7 @@ def write_tray_catalog(folder: Path, coin: TrayType, looks: Mapping[Side, TrayLo
         raise TrayError("no coin to enrol: photograph the tray with its coins apart and whole")
     if folder.exists():
         raise TrayError(f"{folder} exists already")
+    toml = coin.toml()  # before anything is written: a value it cannot hold leaves no half-written folder
     type_dir = folder / "catalog" / coin.type_id
     type_dir.mkdir(parents=True)
     for side, look in looks.items():
@@ -328,5 +363,5 @@ def write_tray_catalog(folder: Path, coin: TrayType, looks: Mapping[Side, TrayLo
                 raise TrayError(f"coin {k + 1} of the {side.value} could not be encoded")
             side_dir.mkdir(exist_ok=True)
             write_bytes_atomic(side_dir / f"coin{k + 1:02d}.png", buf.tobytes())
-    write_bytes_atomic(type_dir / "coin.toml", coin.toml().encode())
+    write_bytes_atomic(type_dir / "coin.toml", toml.encode("utf-8"))
     return folder / "catalog"

@@ -36,7 +36,8 @@ from tests.models.embed_helpers import coin_image, other_family_index, tiny_embe
 
 
 def make_catalog(root: Path) -> Path:
-    """Two types with sides in sub-folders, one flat type, plus an unreadable file, a duplicate and a text file."""
+    """Two types with sides in sub-folders (beta without coin.toml), one flat type, plus an unreadable file, a
+    duplicate and a text file."""
     cat = root / "catalog"
     for tid, index in (("alpha", 0), ("beta", other_family_index())):
         for side in (Side.OBVERSE, Side.REVERSE):
@@ -45,7 +46,6 @@ def make_catalog(root: Path) -> Path:
             for n, angle in enumerate((0.0, 120.0)):
                 cv2.imwrite(str(d / f"{n}.png"), coin_image(index, side, 96, angle))
     (cat / "alpha" / "coin.toml").write_text('name = "Alpha 2 units"\ndiameter_mm = 23.25\nlookalikes = ["gamma"]\n')
-    (cat / "beta" / "coin.toml").write_text("name = [broken\n")
     gamma = cat / "gamma"
     gamma.mkdir()
     cv2.imwrite(str(gamma / "gamma_rev.jpg"), coin_image(1, Side.REVERSE, 96))
@@ -65,7 +65,7 @@ def test_scan_catalog_reads_sides_and_metadata(tmp_path: Path) -> None:
     assert infos["alpha"].name == "Alpha 2 units" and infos["alpha"].diameter_mm == pytest.approx(23.25)
     assert infos["beta"].diameter_mm is None and infos["beta"].name == "beta"
     text = "\n".join(warnings)
-    assert "coin.toml: cannot parse" in text and "notes.txt: not an image" in text and "empty_type" in text
+    assert "notes.txt: not an image" in text and "empty_type" in text
     with pytest.raises(FileNotFoundError):
         scan_catalog(tmp_path / "nope")
 
@@ -93,14 +93,15 @@ def test_type_ids_and_diameters_a_catalogue_cannot_use_are_named_and_left_out(tm
     cat = make_catalog(tmp_path)
     for bad in ("a,b", "-x"):
         shutil.copytree(cat / "alpha", cat / bad)
-    (cat / "alpha" / "coin.toml").write_text("diameter_mm = -3\n")
     cv2.imwrite(str(cat / "loose.png"), coin_image(0, Side.OBVERSE, 96))
     images, infos, warnings = scan_catalog(cat)
     assert {i.type_id for i in images} == {"alpha", "beta", "gamma"} and "a,b" not in infos
     text = "\n".join(warnings)
     assert f"{cat / 'a,b'}: skipped: the type id must be 1 to 64 letters" in text and f"{cat / '-x'}: skipped" in text
-    assert "a coin's diameter is between 5 and 100 mm (got -3)" in text and infos["alpha"].diameter_mm is None
     assert f"{cat}: 1 image(s) beside the type folders (loose.png) skipped" in text
+    (cat / "alpha" / "coin.toml").write_text("diameter_mm = -3\n")
+    with pytest.raises(CatalogError, match=r"a coin's diameter is between 5 and 100 mm \(got -3\)"):
+        scan_catalog(cat)
 
 
 def test_linked_folders_are_followed_and_what_cannot_be_a_reference_is_named(tmp_path: Path) -> None:
@@ -217,11 +218,11 @@ def test_declared_shared_designs_mark_the_side_shared_across_enrolments(tmp_path
 
 
 @pytest.mark.parametrize("value", ["1999", '""', '["washington"]'])
-def test_a_design_name_that_is_not_a_name_is_reported(tmp_path: Path, value: str) -> None:
+def test_a_design_name_that_is_not_a_name_is_refused(tmp_path: Path, value: str) -> None:
+    """Left out, the design would make the side the type's own: a cup showing the shared design could PASS on it."""
     _two_sided_type(tmp_path / "cat", "q", 0, f'name = "Quarter"\nobverse_design = {value}\n')
-    _, infos, warnings = scan_catalog(tmp_path / "cat")
-    assert infos["q"].obverse_design is None and infos["q"].name == "q"
-    assert "obverse_design must be a design name" in "\n".join(warnings)
+    with pytest.raises(CatalogError, match="obverse_design must be a design name"):
+        scan_catalog(tmp_path / "cat")
 
 
 @pytest.mark.parametrize(
@@ -250,6 +251,42 @@ def test_a_misspelt_key_in_coin_toml_is_refused_and_nothing_is_enrolled(tmp_path
     assert len(gallery) == 0
 
 
+@pytest.mark.parametrize(
+    ("toml", "said"),
+    [
+        (b'name = "Alpha \\ud83e\\ude99"\nlookalikes = ["beta"]\n', "is not valid TOML (Escaped character is not a"),
+        (b'name = [broken\nlookalikes = ["beta"]\n', "is not valid TOML ("),
+        ('name = "Pièce"\nlookalikes = ["beta"]\n'.encode("latin-1"), "is not UTF-8 text (invalid"),
+        (b'lookalikes = "beta"\n', "holds a value it cannot use (lookalikes must be a list of type ids)"),
+        (b"diameter_mm = 250\n", "holds a value it cannot use (a coin's diameter is between 5 and 100 mm"),
+        (b'obverse_design = ""\n', "holds a value it cannot use (obverse_design must be a design name"),
+    ],
+)
+def test_a_coin_toml_that_cannot_be_read_is_refused_and_the_type_keeps_its_references(
+    tmp_path: Path, toml: bytes, said: str
+) -> None:
+    """Enrolled without its coin.toml, the type would lose the lookalikes and shared designs it declares, and a cup
+    of it could PASS on the camera's word: the enrolment is refused, naming the file and the error."""
+    emb = tiny_embedder()
+    gallery = Gallery(emb.embed_dim, emb.version)
+    _two_sided_type(tmp_path / "first", "alpha", 0, 'name = "Alpha"\nlookalikes = ["beta"]\n')
+    enroll_catalog(tmp_path / "first", gallery, emb, progress=False)
+    before = dict(gallery.entries)
+    _two_sided_type(tmp_path / "cat", "alpha", 1, "")
+    _two_sided_type(tmp_path / "cat", "beta", other_family_index(), 'name = "Beta"\n')
+    toml_path = tmp_path / "cat" / "alpha" / "coin.toml"
+    toml_path.write_bytes(toml)
+    with pytest.raises(CatalogError) as refused:
+        scan_catalog(tmp_path / "cat")
+    assert str(refused.value).startswith(f"{toml_path}: {said}")
+    assert str(refused.value).endswith(
+        "enrol again; alpha is not enrolled without it (its name, diameter, lookalikes and designs would be left out)"
+    )
+    with pytest.raises(CatalogError, match="alpha is not enrolled without it"):
+        enroll_catalog(tmp_path / "cat", gallery, emb, progress=False)
+    assert gallery.entries == before  # alpha's references as they were, and beta not enrolled either
+
+
 def test_declared_lookalikes_are_symmetric_and_checked(tmp_path: Path) -> None:
     infos = {"a": TypeInfo("a", "a", None, ("b",)), "b": TypeInfo("b", "b", None), "c": TypeInfo("c", "c", None)}
     assert catalog_lookalikes(infos) == {"a": ("b",), "b": ("a",)}
@@ -257,8 +294,8 @@ def test_declared_lookalikes_are_symmetric_and_checked(tmp_path: Path) -> None:
     d.mkdir(parents=True)
     cv2.imwrite(str(d / "x.png"), coin_image(0, Side.REVERSE, 96))
     (d / "coin.toml").write_text('lookalikes = "alpha"\n')  # a string, not a list
-    _, found, warnings = scan_catalog(tmp_path / "cat")
-    assert found["delta"].lookalikes == () and "lookalikes must be a list" in "\n".join(warnings)
+    with pytest.raises(CatalogError, match="lookalikes must be a list"):
+        scan_catalog(tmp_path / "cat")
 
 
 def _on_table(crop: np.ndarray, side: int = 150) -> np.ndarray:

@@ -17,6 +17,7 @@ from models.enroll_tray import (
     TrayLook,
     TrayType,
     look_at_tray,
+    toml_string,
     write_tray_catalog,
 )
 from models.gallery import Gallery
@@ -140,6 +141,58 @@ def test_a_type_enrolled_again_keeps_its_lookalikes_and_the_details_left_blank()
     given = TrayType("t0012", "Delaware", 24.3).over(saved)  # what the person typed wins; designs are the dialog's
     assert (given.name, given.diameter_mm, given.lookalikes, given.designs) == ("Delaware", 24.3, ("t0005",), None)
     assert TrayType("t0013").over(saved) == TrayType("t0013") and TrayType("t0013").over(None) == TrayType("t0013")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "State twelve \U0001fa99",  # above U+FFFF: json.dumps wrote it as two surrogate halves, which TOML refuses
+        'The "Keystone" quarter',
+        "back\\slash \\u0041 \\U0001F600 \\n",
+        "two\nlines\r\nand a\ttab",
+        "bell \x07, nul \x00, delete \x7f, next line \x85, form \x0c",
+        "Ελλάδα 2 €, ünïcödé, 日本",
+        "''' quotes: ' '' \"\"\"",
+    ],
+)
+def test_coin_toml_reads_back_every_name_as_typed(name: str) -> None:
+    """Whatever the person types as the name, ``coin.toml`` reads back as written: a file TOML cannot read would
+    enrol the type without its shared designs and lookalikes."""
+    coin = TrayType("t0012", name, 24.26, {Side.OBVERSE: 'f"0\\0-obv', Side.REVERSE: "t0012/rév 🪙"}, ("t0005", "t-ü"))
+    doc = tomllib.loads(coin.toml())
+    assert doc == {
+        "name": name.strip(),
+        "diameter_mm": 24.26,
+        "obverse_design": 'f"0\\0-obv',
+        "reverse_design": "t0012/rév 🪙",
+        "lookalikes": ["t-ü", "t0005"],
+    }
+    assert toml_string(name).isprintable()  # control characters escaped, on one line
+
+
+def test_a_name_with_an_emoji_is_enrolled_with_its_designs_and_lookalikes(
+    world: TrayWorld, looks: dict[Side, TrayLook], tmp_path: Path
+) -> None:
+    """The catalogue folder written from the tray reads back with the name as typed, the side's shared design and the
+    lookalikes kept: they are what keeps a cup of the type from passing on the family's obverse or as its lookalike."""
+    family = world.mint.types[0].design(Side.OBVERSE).id
+    coin = TrayType(HELD_OUT, "State twelve \U0001fa99", None, {Side.OBVERSE: family}, ("t0005",))
+    catalog = write_tray_catalog(tmp_path / "enrolment", coin, looks)
+    _, infos, warnings = scan_catalog(catalog)
+    assert not warnings
+    assert infos[HELD_OUT] == TypeInfo(HELD_OUT, "State twelve \U0001fa99", None, ("t0005",), family)
+
+
+def test_a_name_that_is_not_text_is_refused_before_anything_is_written(
+    looks: dict[Side, TrayLook], tmp_path: Path
+) -> None:
+    coin = TrayType("t0012", "half a coin \ud83e")  # a lone surrogate: no UTF-8 file can hold it
+    assert "holds a character that is not text" in coin.problem()
+    with pytest.raises(TrayError, match="not text"):
+        write_tray_catalog(tmp_path / "e", coin, looks)
+    with pytest.raises(TrayError, match="U\\+DE99"):
+        toml_string("\ude99")
+    assert not (tmp_path / "e").exists()
 
 
 def test_photos_of_the_other_side_declared_the_shared_design_are_refused_as_sides_swapped(
