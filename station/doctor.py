@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 BENCH_STALE_H = 24.0
 """A flagged cup nobody has ruled on for longer than this is named (it waits on the station's bench)."""
-BENCH_DAYS = 14.0
-"""How far back the bench is read (as the operator window lists it)."""
 CAMERA_WAIT_S = 8.0
 """How long the camera has to deliver a first frame."""
 RETRAIN_STALE_H = 36.0
@@ -215,10 +213,12 @@ def _nobody_signs_in(note: Note) -> None:
 
 
 def _bench(config: StationConfig, home: Path, database: DatabaseHealth, note: Note) -> None:
-    """Cups this station flagged that nobody has ruled on for more than :data:`BENCH_STALE_H` hours."""
+    """Cups this station flagged that nobody has ruled on for more than :data:`BENCH_STALE_H` hours, however long
+    ago (:func:`db.bench_waiting.read_bench_waiting`): the operator window lists two weeks, and a cup left waiting
+    longer is the worst case, not one to drop."""
     from datetime import UTC, datetime, timedelta
 
-    from db.repository import VerdictRepository
+    from db.bench_waiting import read_bench_waiting
     from db.session import make_engine
     from db.spool import UNREACHABLE_ERRORS
 
@@ -227,25 +227,22 @@ def _bench(config: StationConfig, home: Path, database: DatabaseHealth, note: No
     now = datetime.now(UTC)
     engine = make_engine(config.database_url, home=home)
     try:
-        since = now - timedelta(days=BENCH_DAYS)
-        cups = VerdictRepository(engine, home).set_aside(config.name, since, limit=1000)
+        bench = read_bench_waiting(engine, config.name, now - timedelta(hours=BENCH_STALE_H))
     except UNREACHABLE_ERRORS:
         return  # said under "database"
     finally:
         engine.dispose()
-    waiting = [c for c in cups if not c.ruled]
-    stale = [c for c in waiting if now - c.at > timedelta(hours=BENCH_STALE_H)]
-    if stale:
-        oldest = min(c.at for c in stale).astimezone()
+    if bench.oldest is not None:
+        age_h = (now - bench.oldest).total_seconds() / 3600
         note(
             "bench",
             Status.WARN,
-            f"{len(stale)} cups flagged here have waited more than {BENCH_STALE_H:.0f} hours for a ruling (the "
-            f"oldest since {oldest:%Y-%m-%d %H:%M})",
+            f"{bench.stale} cups flagged here have waited more than {BENCH_STALE_H:.0f} hours for a ruling (the "
+            f"oldest has waited {_span(age_h)}, since {bench.oldest.astimezone():%Y-%m-%d %H:%M})",
             "a supervisor rules on them in the review window (cupcheck review --config FILE)",
         )
     else:
-        note("bench", Status.OK, f"{len(waiting)} cups flagged here wait for a ruling")
+        note("bench", Status.OK, f"{bench.waiting} cups flagged here wait for a ruling")
 
 
 def _store(config: StationConfig, note: Note) -> None:
@@ -452,7 +449,12 @@ def _backup(config: StationConfig, home: Path, database: DatabaseHealth, note: N
 
 def _ago(hours: float) -> str:
     """``"5 hours ago"``, or ``"3 days ago"`` from two days on."""
-    return f"{hours:.0f} hours ago" if hours < 48 else f"{hours / 24:.0f} days ago"
+    return f"{_span(hours)} ago"
+
+
+def _span(hours: float) -> str:
+    """``"30 hours"``, or ``"120 days"`` from two days on (as :func:`_ago` counts)."""
+    return f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:.0f} days"
 
 
 def _short_sides(sides: dict[str, int], per_side: int) -> str:

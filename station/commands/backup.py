@@ -12,12 +12,14 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import shlex
 import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from station.commands.options import add_site_options, resolve_site
+from station.commands.restore import site_flags
 from station.errors import CliError
 from station.units import size_text
 
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         for line in found.problems:
             print(line)
         if found.sound:
-            print(f"sound: it restores whole (cupcheck restore {args.check}, with the station's --config)")
+            flags = site_flags(args) or ", with the station's --config"  # a check is of a folder, not of a station
+            print(f"sound: it restores whole (cupcheck restore {shlex.quote(args.check)}{flags})")
             return 0
         print(f"NOT SOUND: {len(found.missing)} missing, {len(found.damaged)} damaged, {len(found.problems)} other")
         return EXIT_DAMAGED
@@ -95,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"database: {report.database}")
     print(f"images: {report.images_new} new, {report.images_kept} already in the backup")
     print(f"other files: {report.files} copied; {size_text(report.bytes)} in {report.seconds:.1f} s")
-    print(f"backup: {report.folder} (restore: cupcheck restore {report.folder}, with the station's --config)")
+    restore = f"cupcheck restore {shlex.quote(str(report.folder))}{site_flags(args)}"  # back where it came from
+    print(f"backup: {report.folder} (restore: {restore})")
     if not report.database_ok:
         print("the verdict log is NOT in this backup: see 'database' above", file=sys.stderr)
         return EXIT_DAMAGED

@@ -4,12 +4,14 @@ data lives (a new disk, a new database server), after checking that it restores 
 Examples::
 
     cupcheck restore /mnt/usb/cupcheck-backup --config station.toml
-    cupcheck doctor --config station.toml       # then: is the station ready again?
+    cupcheck doctor --config station.toml       # then: is the station ready again? (the command prints it, with
+                                                # the same --config, --home, --db, --store, --models and --gallery)
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sqlite3
 import sys
 from pathlib import Path
@@ -58,6 +60,36 @@ def run(args: argparse.Namespace) -> int:
     print(f"database: {report.database}{counted}")
     print(f"images: {report.images_new} copied")
     print(f"other files: {report.files} put back; {size_text(report.bytes)} in {report.seconds:.1f} s")
-    config = f" --config {args.config}" if args.config else ""
-    print(f"restored from {folder}; is the station ready? cupcheck doctor{config}")
+    print(f"restored from {folder}; is the station ready? cupcheck doctor{site_flags(args)}")
     return 0
+
+
+SITE_FLAGS = ("config", "home", "db", "store", "models", "gallery")
+"""The options of :func:`~station.commands.options.add_site_options` that say where a station's data lives."""
+
+
+def site_flags(args: argparse.Namespace) -> str:
+    """The location options given to this command, as a command line repeats them (``" --config station.toml --home
+    '/srv/new disk'"``; ``""`` for none), so the next command it suggests works on the same home and database.
+
+    Each value is shell-quoted; a database URL's password is shown as ``***``, as everywhere cupcheck names a
+    database (put it back, or keep the URL in the station file).
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    given = []
+    for name in SITE_FLAGS:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        text = str(value)
+        if name == "db":
+            try:
+                url = make_url(text)
+            except ArgumentError:  # not a URL: repeated as given (the command refused it already)
+                url = None
+            if url is not None and url.password is not None:
+                text = url.render_as_string(hide_password=True)
+        given.append(f" --{name} {shlex.quote(text)}")
+    return "".join(given)

@@ -3,9 +3,11 @@ gallery, set-up), a second run copying only what changed, and the folders it ref
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -27,6 +29,7 @@ from models.gallery import Gallery
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
 from station.backup import ENROLMENTS_DIR, BackupError, back_up, backup_record, check_backup, restore
 from station.cli import main
+from station.commands.restore import site_flags
 from station.config import StationConfig, config_from_dict
 from tests.db.factories import OPERATOR, OPERATOR_PIN, make_record
 from tests.db.full_disk import files_limited_to
@@ -197,10 +200,7 @@ def test_the_command(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
         and out[1].startswith("images: ")
         and out[1].endswith(", 0 already in the backup")
     )
-    assert (
-        out[-1]
-        == f"backup: {tmp_path / 'out'} (restore: cupcheck restore {tmp_path / 'out'}, with the station's --config)"
-    )
+    assert out[-1] == f"backup: {tmp_path / 'out'} (restore: cupcheck restore {tmp_path / 'out'} --home {home})"
     assert main(["backup", "--home", str(home), "--out", str(home / "inside")]) == 2
     assert "overlaps" in capsys.readouterr().err
 
@@ -285,7 +285,7 @@ def test_a_backup_restores_into_a_new_home_and_never_over_data(
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith(f"database: {tmp_path / 'third' / 'cupcheck.db'} written (")
     assert printed[0].endswith(" MB) (3 verdicts)")
-    assert printed[-1] == f"restored from {out}; is the station ready? cupcheck doctor"
+    assert printed[-1] == f"restored from {out}; is the station ready? cupcheck doctor --home {tmp_path / 'third'}"
     assert main(["restore", str(out), "--home", str(tmp_path / "third")]) == 2
 
     own = tmp_path / "own"  # a home that holds nothing but its own order book and calibration
@@ -473,3 +473,59 @@ def test_checking_a_backup_writes_nothing_into_it(whole_home: Path, tmp_path: Pa
     before = {p: p.stat().st_mtime_ns for p in (out, *out.rglob("*"))}
     assert check_backup(out).sound
     assert {p: p.stat().st_mtime_ns for p in (out, *out.rglob("*"))} == before
+
+
+def _suggested(line: str, after: str) -> list[str]:
+    """The command a printed line suggests after ``after``, split as a shell splits it (``cupcheck`` dropped)."""
+    command = shlex.split(line.split(after, 1)[1].removesuffix(")"))
+    assert command[0] == "cupcheck"
+    return command[1:]
+
+
+def test_the_doctor_a_restore_suggests_checks_the_restored_home(
+    whole_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "usb" / "back up"
+    back_up(StationConfig(), whole_home, out)
+    new = tmp_path / "new disk" / "home"
+    url = f"sqlite:///{tmp_path / 'its log' / 'cupcheck.db'}"
+    assert main(["restore", str(out), "--home", str(new), "--db", url]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == (
+        f"restored from {out}; is the station ready? cupcheck doctor --home {shlex.quote(str(new))} "
+        f"--db {shlex.quote(url)}"
+    )
+
+    main([*_suggested(last, "is the station ready? "), "--no-camera"])  # as printed (this PC has no camera)
+    printed = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert printed[0].startswith(f"ok home {new}: ")
+    assert f"ok database {url} at schema" in " ".join(printed)  # the restored log, not $CUPCHECK_HOME's
+    assert any(line.startswith("WARN operators 1 may sign in, no supervisor") for line in printed)
+
+
+def test_the_restore_a_backup_suggests_puts_it_back_where_it_came_from(
+    whole_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "station file.toml"
+    config.write_text(f'name = "packing-1"\nhome = "{whole_home}"\n')
+    out = tmp_path / "usb" / "back up"
+    assert main(["backup", "--config", str(config), "--out", str(out)]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    restore_command = f"cupcheck restore {shlex.quote(str(out))} --config {shlex.quote(str(config))}"
+    assert last == f"backup: {out} (restore: {restore_command})"
+    assert main(["backup", "--check", str(out), "--config", str(config)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"sound: it restores whole ({restore_command})"
+
+    shutil.rmtree(whole_home)  # the station's disk is lost
+    assert main(_suggested(last, "(restore: ")) == 0
+    assert _verdicts(whole_home) == 3 and load_registry(whole_home).current == "verdict-1"
+
+
+def test_a_database_password_is_not_repeated_in_a_suggested_command() -> None:
+    args = argparse.Namespace(
+        config="st.toml", home=None, db="postgresql+psycopg://cupcheck:s3cret@dbhost/cupcheck", store="/mnt/images"
+    )
+    assert (
+        site_flags(args)
+        == " --config st.toml --db 'postgresql+psycopg://cupcheck:***@dbhost/cupcheck' --store /mnt/images"
+    )

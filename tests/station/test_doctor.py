@@ -6,18 +6,21 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
 from calibration.camera import CameraCalibration, save_calibration, save_empty_tray, save_setup_view
+from db.bench_waiting import BenchWaiting, read_bench_waiting
 from db.embedded_pg import running_server
 from db.repository import VerdictRepository
-from db.schema import Role
+from db.schema import LabelKind, Role
 from db.session import init_db
 from models.enroll import CATALOG_FILE, TypeInfo, save_catalog
 from models.types import Decision, Side
@@ -249,5 +252,67 @@ def test_cups_left_waiting_for_a_ruling_are_named(station_home: tuple[Path, Path
     oldest = (now - timedelta(hours=50)).astimezone()
     assert bench.status is Status.WARN
     assert bench.message == (
-        f"2 cups flagged here have waited more than 24 hours for a ruling (the oldest since {oldest:%Y-%m-%d %H:%M})"
+        "2 cups flagged here have waited more than 24 hours for a ruling (the oldest has waited 2 days, since "
+        f"{oldest:%Y-%m-%d %H:%M})"
     )
+
+
+TURN = "coins 1, 3 show the shared obverse — turn them over"
+COUNT = "19 coins seen, the order is for 20: 1 short, or hidden under others — spread them out"
+
+
+def _bench_of_a_year(repo: VerdictRepository, now: datetime) -> datetime:
+    """Log a station's year of flagged cups, two of them left waiting for more than a day (30 and 120 days), beside
+    ones that do not wait (ruled, for the count alone, answered by a re-check, another station's, the cup in hand);
+    return when the oldest waiting one was flagged."""
+
+    def log(
+        seed: int, ago: timedelta, reasons: tuple[str, ...] = ("coin 2 looks like t0005 (0.61)",), **kw: Any
+    ) -> int:
+        decision = Decision.FLAG if reasons else Decision.PASS
+        record = make_record(seed, decision=decision, p_correct=0.2, operator="olga", **{"station": "packing-1", **kw})
+        record = replace(record, created_at=now - ago, reasons=reasons)
+        return repo.cup_of_verdict(repo.log_verdict(record))
+
+    for seed, hours in ((1, 1), (2, 3)):
+        log(seed, timedelta(hours=hours))  # waiting, not yet for a day
+    log(3, timedelta(days=30))
+    log(4, timedelta(days=120))
+    repo.relabel("sam", log(5, timedelta(days=200)), LabelKind.CONFIRMED)
+    log(6, timedelta(days=250), (COUNT,))  # put right at once, as a new cup
+    turned = make_record(7, decision=Decision.FLAG, station="packing-1", operator="olga")
+    repo.log_verdict(replace(turned, created_at=now - timedelta(days=300), reasons=(TURN,)))
+    log(8, timedelta(days=300, minutes=-2), (), recheck_of=turned.idempotency_key)  # turned over: it passed
+    log(9, timedelta(days=400), station="packing-2")
+    log(10, timedelta(minutes=20), (TURN,))  # in hand: its coins are being turned
+    return now - timedelta(days=120)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_cup_left_months_without_a_ruling_is_named_with_how_long(
+    station_home: tuple[Path, Path], tmp_path: Path, backend: str
+) -> None:
+    home, bundle = station_home
+    now = datetime.now(UTC)
+    with ExitStack() as stack:
+        url = None
+        if backend == "postgresql":
+            server = stack.enter_context(running_server(tmp_path / "pg"))
+            url = server.url(server.create_database())
+        repo = VerdictRepository.open(home, url)
+        try:
+            if url is not None:  # the site's database: its people (the home's SQLite log has them)
+                repo.add_operator("olga", Role.OPERATOR, "1357")
+                repo.add_operator("sam", Role.SUPERVISOR, "2468")
+            oldest = _bench_of_a_year(repo, now)
+            assert read_bench_waiting(repo.engine, "packing-1", now - timedelta(hours=24)) == BenchWaiting(4, 2, oldest)
+        finally:
+            repo.engine.dispose()
+        config = config_from_dict({"name": "packing-1", "bundle": str(bundle), "database_url": url})
+        (bench,) = [f for f in examine(config, home, camera=False) if f.part == "bench"]
+    assert bench.status is Status.WARN
+    assert bench.message == (
+        "2 cups flagged here have waited more than 24 hours for a ruling (the oldest has waited 120 days, since "
+        f"{oldest.astimezone():%Y-%m-%d %H:%M})"
+    )
+    assert bench.fix == "a supervisor rules on them in the review window (cupcheck review --config FILE)"
