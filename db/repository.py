@@ -41,7 +41,7 @@ from db.records import (
     audit_pick,
     jpeg_size,
 )
-from db.review import ReviewWeights, informativeness, labels_per_type, newest_key, queue_key, queue_query
+from db.review import ReviewWeights, informativeness, labels_per_type, newest_key, queue_query, rank_queue
 from db.schema import (
     CUP_LABEL_KINDS,
     Capture,
@@ -348,7 +348,8 @@ class VerdictRepository:
         Cups whose ruling cleanlab suspects (``suspects``, from the newest retrain: :attr:`ReviewItem.suspect`)
         come first, whatever their verdict, until someone rules on the whole cup again after ``suspects_since`` (a
         ruling on one of its coins leaves the doubted cup ruling as it was); then
-        unlabelled cups, audits first among them, then higher score, then newer.
+        unlabelled cups by higher score, then newer, with one PASS drawn for audit after every three others
+        (:func:`db.review.rank_queue`: a week's audits never push the FLAGs out), then the labelled ones the same way.
 
         A check that a later photograph of the same cup answers (the operator turned the coins it named and checked
         again: ``cups.recheck_of_id``) is left out: the later check is the cup's verdict, in the queue if it needs
@@ -424,8 +425,7 @@ class VerdictRepository:
                     expected_count=row.expected_count,
                 )
             )
-        items.sort(key=queue_key if order is None else newest_key)
-        return items[:limit]
+        return sorted(items, key=newest_key)[:limit] if order is not None else rank_queue(items, limit)
 
     # -- relabel ----------------------------------------------------------------------------------------------
 

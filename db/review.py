@@ -2,12 +2,14 @@
 
 :meth:`db.repository.VerdictRepository.review_queue` runs :func:`queue_query` and :func:`labels_per_type`, skips the
 confident PASSes nobody drew for audit, scores the rest with :func:`informativeness` and sorts them with
-:func:`queue_key`.
+:func:`queue_key`; :func:`rank_queue` picks the rows a window shows, at most one in :data:`AUDIT_EVERY` an audit
+while FLAGs wait.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,9 @@ from sqlalchemy.orm import aliased
 from db.records import ReviewItem
 from db.schema import Capture, Coin, Cup, Label, Operator, Order, Station, Verdict
 from models.types import Decision
+
+AUDIT_EVERY = 4
+"""At most one row in this many of the review queue is a PASS drawn for audit while FLAGs wait (:func:`rank_queue`)."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,31 @@ class Informativeness:
     score: float
 
 
+def uncertainty(p: float, threshold: float | None) -> float:
+    """How unsure the verdict was, in ``[0, 1]``: 1 on the threshold or at ``p`` 0.5, 0 far from both.
+
+    ``max(1 - |p - threshold| / span, 1 - 2·|p - 0.5|)``, where ``span`` is the room on ``p``'s side of the
+    threshold. A threshold that is missing or not finite (``inf``: the model could certify nothing, so nothing
+    could pass) has no side to measure from, so the threshold's term is dropped and ``1 - 2·|p - 0.5|`` alone
+    is left; taken as it came, ``|p - inf| / inf`` is NaN and would make every such cup look sure (0). A ``p``
+    that is NaN scores 0 rather than poisoning the sort.
+
+    Args:
+        p: the verdict's ``p_correct``.
+        threshold: the threshold it was judged against (``None``: none was recorded).
+    """
+    near_half = 1.0 - 2.0 * abs(p - 0.5)
+    if threshold is None or not math.isfinite(threshold):
+        unc = near_half
+    else:
+        span = (1.0 - threshold) if p >= threshold else threshold
+        near_threshold = 1.0 - abs(p - threshold) / span if span > 0 else 0.0
+        unc = max(near_threshold, near_half)
+    return 0.0 if math.isnan(unc) else min(1.0, max(0.0, unc))
+
+
 def informativeness(
-    p: float, threshold: float, mismatch_share: float, labelled_of_type: int, weights: ReviewWeights
+    p: float, threshold: float | None, mismatch_share: float, labelled_of_type: int, weights: ReviewWeights
 ) -> Informativeness:
     """Score one cup (the formula is in :meth:`db.repository.VerdictRepository.review_queue`).
 
@@ -50,16 +78,15 @@ def informativeness(
 
     Args:
         p: the verdict's ``p_correct``.
-        threshold: the threshold it was judged against.
+        threshold: the threshold it was judged against (``None`` or not finite: see :func:`uncertainty`).
         mismatch_share: the share of its coins whose best match is not the expected type.
         labelled_of_type: cups of its expected type labelled so far.
         weights: how the parts are mixed.
     """
-    span = (1.0 - threshold) if p >= threshold else threshold
-    unc = max(1.0 - abs(p - threshold) / span if span > 0 else 0.0, 1.0 - 2.0 * abs(p - 0.5))
-    unc = min(1.0, max(0.0, unc))
+    unc = uncertainty(p, threshold)
     coins_wrong = 1.0 if mismatch_share > 0.0 else 0.0
     dis = abs(coins_wrong - (1.0 - p))
+    dis = 0.0 if math.isnan(dis) else dis  # a p of NaN says nothing either way
     rar = 1.0 / (1.0 + labelled_of_type)
     score = weights.uncertainty * unc + weights.disagreement * dis + weights.rarity * rar
     return Informativeness(unc, dis, rar, score)
@@ -185,8 +212,45 @@ def labels_per_type() -> Select[*tuple[Any, ...]]:
 
 def queue_key(item: ReviewItem) -> tuple[Any, ...]:
     """Sort key of the queue: suspects first, then unlabelled cups, audits first among them, then higher score,
-    then newer (the later cup first on a tie, as the window picks its candidates)."""
+    then newer (the later cup first on a tie, as the window picks its candidates). :func:`rank_queue` then spreads
+    the audits out, so that they cannot fill the rows the FLAGs need."""
     return (not item.suspect, item.labelled, not item.audit, -item.score, -item.created_at.timestamp(), -item.cup_id)
+
+
+def rank_queue(items: Iterable[ReviewItem], limit: int) -> list[ReviewItem]:
+    """The queue's first ``limit`` rows: suspects first, then the unlabelled cups, then the labelled ones; within
+    each of the last two, the FLAGs and close calls by :func:`queue_key` (higher score first), with one PASS drawn
+    for audit after every ``AUDIT_EVERY - 1`` of them.
+
+    So audits take at most one row in ``AUDIT_EVERY`` while FLAGs wait, and the rows the FLAGs leave empty are
+    theirs. Audits ahead of everything let a week's PASSes fill the whole queue (at an audit share of 0.02 over
+    the 5,000-PASS window, 96 of the window's 100 rows) and hid the flagged cups set aside at the bench; FLAGs
+    ahead of everything would leave the audit, the only measure of PASS precision in the field, undone while
+    any FLAG waits.
+
+    Args:
+        items: the scored candidates, in any order (the same rule whatever database they came from).
+        limit: how many rows to return.
+    """
+    ranked = sorted(items, key=queue_key)
+    rows = [it for it in ranked if it.suspect]
+    for labelled in (False, True):
+        tier = [it for it in ranked if not it.suspect and it.labelled == labelled]
+        rows += _with_audits([it for it in tier if not it.audit], [it for it in tier if it.audit], AUDIT_EVERY - 1)
+    return rows[:limit]
+
+
+def _with_audits(others: Sequence[ReviewItem], audits: Sequence[ReviewItem], run: int) -> list[ReviewItem]:
+    """``others`` in their order with the next of ``audits`` after every ``run`` of them; what is left of either
+    at the end follows."""
+    rows: list[ReviewItem] = []
+    drawn = 0
+    for k, item in enumerate(others, start=1):
+        rows.append(item)
+        if k % run == 0 and drawn < len(audits):
+            rows.append(audits[drawn])
+            drawn += 1
+    return rows + list(audits[drawn:])
 
 
 def newest_key(item: ReviewItem) -> tuple[float, int]:

@@ -40,6 +40,8 @@ def default_sqlite_url(home: Path) -> str:
 
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+DEFAULT_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+"""The URL scheme of the driver cupcheck installs for each database it runs on."""
 
 
 def make_engine(url: str | None = None, *, home: Path | None = None, echo: bool = False) -> Engine:
@@ -58,7 +60,8 @@ def make_engine(url: str | None = None, *, home: Path | None = None, echo: bool 
 
     Raises:
         ValueError: when neither ``url`` nor ``home`` is given.
-        sqlalchemy.exc.ArgumentError: the URL does not parse, or names a database other than SQLite or PostgreSQL.
+        sqlalchemy.exc.ArgumentError: the URL does not parse, names a database other than SQLite or PostgreSQL, or
+            a driver that is not installed (``postgresql+psycopg2://``: the message names the URL to use).
     """
     if url is None:
         if home is None:
@@ -70,14 +73,21 @@ def make_engine(url: str | None = None, *, home: Path | None = None, echo: bool 
             f"{parsed.get_backend_name()!r} is not a database cupcheck runs on: SQLite (sqlite:///PATH, one station) "
             "or PostgreSQL (postgresql+psycopg://USER@HOST/DB, a site)"
         )
-    if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, echo=echo)
-        _configure_sqlite(engine)
-        return engine
-    connect_args: dict[str, Any] = {}
-    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
-    return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed, echo=echo)
+            _configure_sqlite(engine)
+            return engine
+        connect_args: dict[str, Any] = {}
+        if "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+        return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+    except ImportError as err:  # SQLAlchemy imports the URL's driver as it makes the engine
+        driver = parsed.get_driver_name()
+        instead = parsed.set(drivername=DEFAULT_DRIVERS[parsed.get_backend_name()])
+        raise ArgumentError(
+            f"the driver {driver} is not installed: use {instead.render_as_string(hide_password=True)}"
+        ) from err
 
 
 def _configure_sqlite(engine: Engine) -> None:

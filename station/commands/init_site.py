@@ -17,6 +17,8 @@ from station.commands.options import add_site_options, resolve_site
 from station.errors import CliError
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from db.repository import VerdictRepository
 
 
@@ -68,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
         shared_models = site.models != site.home
         if not args.new_share:
             check_share_is_mounted(repo, registry_file(site.models) if shared_models else None)
-        where = repo.engine.url.render_as_string(hide_password=True)
-        print(f"database: {where} at this software's schema")
+        print(f"database: {schema_state(repo.engine)}")
         people, supervisors = repo.operators.count_active(), repo.operators.count_active("supervisor")
         if supervisors:
             print(f"operators: {people} may sign in, {supervisors} of them supervisors")
@@ -93,6 +94,22 @@ def run(args: argparse.Namespace) -> int:
         except (RegistryError, OSError) as err:
             raise CliError(str(err)) from err
     return 0
+
+
+def schema_state(engine: Engine) -> str:
+    """Where the database stands against this software's schema, for ``init-site``'s report.
+
+    A database that newer software migrated past this software's newest revision is used as it is when its
+    schema allows (:func:`db.session.init_db` says so in a warning, and does not migrate it): the report must not
+    call it this software's schema.
+    """
+    from db.session import current_revision, schema_revisions
+
+    where = engine.url.render_as_string(hide_password=True)
+    current, head = current_revision(engine), schema_revisions(engine)[0]
+    if current == head:
+        return f"{where} at this software's schema"
+    return f"{where} at revision {current}, newer than this software's {head} (used as it is)"
 
 
 def check_share_is_mounted(repo: VerdictRepository, registry: Path | None) -> None:

@@ -357,7 +357,7 @@ def test_review_queue_draws_confident_passes_for_audit_and_counts_their_rulings(
     drawn = [c for c in passes if audit_pick(c, 0.25)]
     assert 3 < len(drawn) < len(passes)  # about a quarter, by a stable hash of the cup id (ids vary with test order)
     queue = repo.review_queue(limit=50, margin=0.25, audit_share=0.25)
-    assert [it.cup_id for it in queue][-1] == flagged and not queue[-1].audit  # audits come first
+    assert queue[0].cup_id == flagged and not queue[0].audit  # the FLAG first, then an audit after every three
     assert sorted(it.cup_id for it in queue if it.audit) == sorted(drawn)
     assert [it.cup_id for it in repo.review_queue(limit=50, margin=0.25, audit_share=0.25)] == [
         it.cup_id for it in queue

@@ -613,7 +613,7 @@ def test_model_panel_without_a_bundle(tmp_path: Path) -> None:
     assert describe_model(tmp_path / "none.json")[0].startswith("No verdict model:")
 
 
-def test_the_queue_puts_passes_drawn_for_audit_first_and_marks_them(
+def test_the_queue_lists_passes_drawn_for_audit_after_the_flags_and_marks_them(
     qtbot: QtBot, database: Database, supervisor: OperatorInfo, catalog: TypeCatalog
 ) -> None:
     from db.records import audit_pick
@@ -636,8 +636,9 @@ def test_the_queue_puts_passes_drawn_for_audit_first_and_marks_them(
     drawn = [it for it in items.values() if it.audit]
     assert drawn and all(audit_pick(it.cup_id, 0.5) for it in drawn)
     assert {it.verdict_id for it in drawn} < set(verdicts) and flag not in {it.verdict_id for it in drawn}
-    assert all(text.startswith("AUDIT · cup") and "PASS" in text for text in shown[0.5][: len(drawn)])
-    assert "FLAG" in shown[0.5][-1] and len(shown[0.5]) == len(drawn) + 1
+    # the FLAG first; the audits take at most one row in four while FLAGs wait, and the rows left after them
+    assert "FLAG" in shown[0.5][0] and len(shown[0.5]) == len(drawn) + 1
+    assert all(text.startswith("AUDIT · cup") and "PASS" in text for text in shown[0.5][1:])
 
 
 def test_a_recheck_stands_in_the_queue_for_the_check_it_answers(
@@ -951,8 +952,8 @@ def test_a_slow_read_leaves_the_window_live_and_its_late_answer_is_not_drawn(
     release = threading.Event()
     read_coins = repo.cup_coins
 
-    def held(cup_id: int) -> list[StoredCoin]:  # a slow site database: the mixed cup's coins wait for the test
-        if cup_id == mixed:
+    def held(cup_id: int) -> list[StoredCoin]:  # a slow site database: the pure cup's coins wait for the test
+        if cup_id == pure:
             assert release.wait(timeout=20), "the test never released the read"
         return read_coins(cup_id)
 
@@ -961,23 +962,25 @@ def test_a_slow_read_leaves_the_window_live_and_its_late_answer_is_not_drawn(
     qtbot.addWidget(win)
     win.show()
     try:
-        settle(qtbot, win.controller)
+        settle(qtbot, win.controller)  # the mixed cup, the FLAG, heads the queue and is shown
         rows = {win.view.queue.item(r).data(Qt.ItemDataRole.UserRole): r for r in range(win.view.queue.count())}
-        win.view.queue.setCurrentRow(rows[mixed])
+        mixed_marks = [t.marked for t in win.view.thumbs.thumbnails()]
+        assert win.controller.shown_cup == mixed and mixed_marks != [False] * 4
+        win.view.queue.setCurrentRow(rows[pure])
         # the read waits on its own thread: the window answers, names the cup chosen, and says the photo is coming
         assert win.controller.reading and win.controller.current is not None
-        assert win.controller.current.cup_id == mixed and f"<b>Cup {mixed}</b>" in win.view.summary.text()
-        assert win.view.photo.text() == f"Reading the photo of cup {mixed}…"
+        assert win.controller.current.cup_id == pure and f"<b>Cup {pure}</b>" in win.view.summary.text()
+        assert win.view.photo.text() == f"Reading the photo of cup {pure}…"
         qtbot.wait(100)
         assert win.controller.reading  # still held, and the event loop ran meanwhile
-        win.view.queue.setCurrentRow(rows[pure])  # the supervisor moves on before it answers
-        assert f"<b>Cup {pure}</b>" in win.view.summary.text()
+        win.view.queue.setCurrentRow(rows[mixed])  # the supervisor moves on before it answers
+        assert f"<b>Cup {mixed}</b>" in win.view.summary.text()
         release.set()
         settle(qtbot, win.controller)
-        # the late answer about the mixed cup was dropped: what is drawn is the pure cup's
-        assert win.controller.shown_cup == pure and win.view.photo.has_image()
-        assert [t.marked for t in win.view.thumbs.thumbnails()] == [False] * 4
-        assert f"<b>Cup {pure}</b>" in win.view.summary.text()
+        # the late answer about the pure cup was dropped: what is drawn is the mixed cup's
+        assert win.controller.shown_cup == mixed and win.view.photo.has_image()
+        assert [t.marked for t in win.view.thumbs.thumbnails()] == mixed_marks
+        assert f"<b>Cup {mixed}</b>" in win.view.summary.text()
     finally:
         release.set()
         win.shutdown()
