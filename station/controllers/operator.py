@@ -405,12 +405,11 @@ class OperatorController(QObject):
             self._overlay_until = 0.0
         if self._last is None or self._last.verdict.decision is not Decision.PASS:
             return
-        self._show_banner("READY", IDLE_HEX)
-        self.view.reason.setText(
+        if self._show_ready(  # (a camera knocked while the cup was checked: its hold, not READY)
             "The cup that passed was moved. Put the next cup under the camera"
             + (": it is checked once it is still." if self._auto is not None else " and press Space.")
-        )
-        self.view.detail.setText("")
+        ):
+            self.view.detail.setText("")
 
     @Slot(str)
     def camera_lost(self, name: str) -> None:
@@ -812,15 +811,22 @@ class OperatorController(QObject):
     def _show_ready(self, reason: str) -> bool:
         """Show READY with ``reason`` under it, or, while the camera is lost or not as it was set up, what holds the
         checks instead (READY would invite a Space that does nothing); return whether READY was shown."""
-        if self._camera_lost:
-            self._show_no_camera()
-            return False
-        if self._camera_off:
-            self._show_camera_hold()
+        if self._show_hold():
             return False
         self._show_banner("READY", IDLE_HEX)
         self.view.reason.setText(reason)
         return True
+
+    def _show_hold(self) -> bool:
+        """Show what holds the checks while the camera is lost (NO CAM) or not as it was set up (CAMERA); return
+        whether it did (``False``: nothing holds them)."""
+        if self._camera_lost:
+            self._show_no_camera()
+            return True
+        if self._camera_off:
+            self._show_camera_hold()
+            return True
+        return False
 
     def _refuse(self, message: str) -> None:
         self.view.reason.setText(message)
@@ -895,6 +901,9 @@ class OperatorController(QObject):
             state, now = "SIGN IN", "Press F2 or Space to sign in."
         elif self._camera_lost:
             state, colour, now = "NO CAM", FLAG_HEX, "Cups can be checked again once the camera is back."
+        elif self._camera_off:
+            state, colour = "CAMERA", FLAG_HEX
+            now = "Cups are checked again once the camera is put right (the status bar says how)."
         elif self.expected_type is None:
             state, now = "—", "Scan the next order, or pick the type from the list."
         else:
@@ -1019,27 +1028,30 @@ class OperatorController(QObject):
     def nothing_seen(self, _request: CheckRequest) -> None:
         """An automatic check found an empty table: back to waiting. A cup waiting to be checked again (after
         turning, or with the camera back) was taken away, so the next cup is a new one (its FLAG stays for a
-        supervisor)."""
+        supervisor). A camera lost or knocked while the table was checked holds the next check: the window says
+        so, as its hold waited for this answer to."""
         self.busy = False
         self.view.check_button.setEnabled(self._can_check)
-        taken_away = self._recheck is not None
+        taken_away = "The flagged cup was taken away: put it aside for a supervisor." if self._recheck else ""
         self._arm_recheck(None)
-        self._show_banner("READY", IDLE_HEX)
-        self.view.reason.setText(
-            ("The flagged cup was taken away: put it aside for a supervisor. " if taken_away else "")
-            + "Put the cup under the camera and press Space."
-        )
+        if self._show_ready(" ".join(t for t in (taken_away, "Put the cup under the camera and press Space.") if t)):
+            return
+        self.view.detail.setText(taken_away)  # under the camera's hold, which comes first
 
     @Slot(str)
     def show_failure(self, message: str) -> None:
-        """The pipeline failed: say so and let the operator try again."""
+        """The pipeline failed: say so and let the operator try again. A camera lost or knocked while the cup was
+        checked holds the next check: its hold takes the banner, the failure the line under it (the hold waited
+        for this answer to be said)."""
         self.busy = False
         self.view.check_button.setEnabled(self._can_check)
         self.view.new_cup_button.setEnabled(True)
+        failed = f"The check failed: {brief(message)}."
+        if self._show_hold():
+            self.view.detail.setText(f"{failed} Check the cup again once the camera is back.")
+            return
         self._show_banner("ERROR", FLAG_HEX)
-        self.view.reason.setText(
-            f"The check failed: {brief(message)}. Press Space to try again; call a supervisor if it repeats."
-        )
+        self.view.reason.setText(f"{failed} Press Space to try again; call a supervisor if it repeats.")
 
     @Slot(object)
     def show_store(self, result: StoreResult) -> None:

@@ -1,0 +1,184 @@
+"""The operator window when the camera is lost or knocked while a cup is checked: whatever answer the check brings
+(an empty tray, a failure, a verdict), the window then says what holds the next check, never READY and 'press
+Space'."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pytestqt.qtbot import QtBot
+
+from db.spool import SpoolingRepository
+from models.synth.mint import Mint
+from models.types import Frame, Side
+from station.controllers.catalog import TypeCatalog
+from station.controllers.operator import OperatorController
+from station.controllers.stillness import StillnessGate
+from station.views.operator import OperatorView
+from station.worker import CheckRequest, InferenceWorker
+from tests.calibration.views import camera
+from tests.station.conftest import SteppingClock
+from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup
+from tests.station.test_operator import feed, operator_window
+from tests.station.test_operator_runtime import MOVED, EnrolledOnly
+
+LOST = "webcam 0 — the camera sends the same picture: frozen"
+NO_CAM = (
+    "The camera stopped delivering (the camera sends the same picture: frozen); cups can be checked again once it is "
+    "back."
+)
+KNOCKED = (
+    "The camera has moved since it was set up (14 px right): put it back where it was, or have it calibrated again. "
+    "Cups are checked once it is."
+)
+
+
+def held(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    clock: SteppingClock,
+) -> tuple[OperatorView, OperatorController, list[CheckRequest], InferenceWorker]:
+    """The operator view and controller with the stillness gate and a real worker whose answers come back to it; the
+    checks asked for wait in the list until the test hands them to the worker (the camera goes meanwhile)."""
+    view, controller = operator_window(qtbot, catalog, clock, auto_check=StillnessGate(0.5, clock=clock))
+    worker = InferenceWorker(pipeline, spooling)
+    asked: list[CheckRequest] = []
+    controller.check_requested.connect(asked.append)
+    worker.verdict_ready.connect(controller.show_verdict)
+    worker.check_failed.connect(controller.show_failure)
+    worker.nothing_seen.connect(controller.nothing_seen)
+    worker.stored.connect(controller.show_store)
+    worker.setParent(controller)
+    return view, controller, asked, worker
+
+
+def lose_camera(controller: OperatorController, how: str) -> str:
+    """The camera is lost (``"lost"``) or knocked 14 px (``"knocked"``) while a check runs; return the banner that
+    then holds the checks."""
+    if how == "lost":
+        controller.camera_lost(LOST)
+        return "NO CAM"
+    controller.show_camera_move(MOVED)  # the once-a-second look, answered while the cup is checked
+    return "CAMERA"
+
+
+@pytest.mark.parametrize("how", ["lost", "knocked"])
+def test_an_empty_tray_checked_while_the_camera_went_leaves_its_hold_up(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    clock: SteppingClock,
+    how: str,
+) -> None:
+    table = np.full((480, 480, 3), 128, np.uint8)
+    view, controller, asked, worker = held(qtbot, pipeline, spooling, catalog, clock)
+    controller.choose_type(catalog.types[0].type_id)
+    feed(controller, table, 1.0, clock)
+    assert len(asked) == 1 and asked[0].auto and view.banner.text() == "CHECKING…"
+    banner = lose_camera(controller, how)
+    assert view.banner.text() == "CHECKING…"  # the answer on its way says it
+    with qtbot.waitSignal(worker.nothing_seen):
+        worker.check(asked[0])
+    assert view.banner.text() == banner and "press Space" not in view.reason.text()
+    assert view.reason.text() == (NO_CAM if how == "lost" else KNOCKED)
+    assert not controller.busy and not view.check_button.isEnabled()
+
+
+def test_a_flagged_cup_taken_away_while_the_camera_went_is_still_named(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    mint: Mint,
+    clock: SteppingClock,
+) -> None:
+    a = mint.types[0]
+    laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    turning = NearestTypePipeline(pipeline.embedder, pipeline.gallery, turn_over=frozenset({(a.id, Side.OBVERSE)}))
+    view, controller, asked, worker = held(qtbot, turning, spooling, catalog, clock)
+    controller.choose_type(a.id)
+    feed(controller, laid, 1.0, clock)
+    worker.check(asked[0])
+    assert view.banner.text() == "FLAG" and controller.recheck is not None  # its coins to turn over
+    feed(controller, np.full_like(laid, 128), 1.0, clock)  # the cup is taken away instead
+    assert len(asked) == 2
+    controller.camera_lost(LOST)
+    worker.check(asked[1])
+    assert view.banner.text() == "NO CAM" and view.reason.text() == NO_CAM and controller.recheck is None
+    assert view.detail.text() == "The flagged cup was taken away: put it aside for a supervisor."
+
+
+@pytest.mark.parametrize("how", ["lost", "knocked"])
+def test_a_check_failing_while_the_camera_went_leaves_its_hold_up(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    mint: Mint,
+    clock: SteppingClock,
+    how: str,
+) -> None:
+    a = mint.types[0]
+    laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    strict = EnrolledOnly(pipeline.embedder, pipeline.gallery)
+    view, controller, asked, worker = held(qtbot, strict, spooling, catalog, clock)
+    controller.choose_type("no-such-type")  # the worker's check fails on it
+    controller.show_frame(Frame(laid, source="laid"))
+    assert controller.check() and len(asked) == 1
+    banner = lose_camera(controller, how)
+    with qtbot.waitSignal(worker.check_failed):
+        worker.check(asked[0])
+    assert view.banner.text() == banner and view.reason.text() == (NO_CAM if how == "lost" else KNOCKED)
+    assert view.detail.text() == (
+        "The check failed: UnknownTypeError: no-such-type is not enrolled. Check the cup again once the camera is back."
+    )
+    assert not controller.busy and not view.check_button.isEnabled()
+
+
+def test_a_pass_arriving_after_the_camera_was_knocked_gives_way_to_its_hold_not_to_ready(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    mint: Mint,
+    clock: SteppingClock,
+) -> None:
+    a = mint.types[0]
+    laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    view, controller, asked, worker = held(qtbot, pipeline, spooling, catalog, clock)
+    controller.choose_type(a.id)
+    controller.show_frame(Frame(laid, source="laid"))
+    assert controller.check()
+    lose_camera(controller, "knocked")
+    worker.check(asked[0])
+    assert view.banner.text() == "PASS"  # the cup photographed before the knock
+    controller.show_frame(Frame(camera(laid, dx=14.0), source="knocked"))  # the view the knocked camera gives
+    assert view.banner.text() == "CAMERA" and view.reason.text() == KNOCKED
+    assert len(asked) == 1 and not view.check_button.isEnabled()
+
+
+@pytest.mark.parametrize("how", ["lost", "knocked"])
+def test_a_verdict_for_the_order_before_never_says_ready_while_the_camera_went(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    mint: Mint,
+    clock: SteppingClock,
+    how: str,
+) -> None:
+    a = mint.types[0]
+    laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    view, controller, asked, worker = held(qtbot, pipeline, spooling, catalog, clock)
+    controller.choose_type(a.id, order="A-1")
+    controller.show_frame(Frame(laid, source="laid"))
+    assert controller.check()
+    controller.choose_type(a.id, order="A-2")  # the next order scanned while A-1's cup is checked
+    banner = lose_camera(controller, how)
+    worker.check(asked[0])
+    assert view.banner.text() == banner
+    assert view.reason.text().startswith(f"The cup checked for order A-1 ({a.id}) passed. ")
+    assert "press Space" not in view.reason.text()
