@@ -466,9 +466,10 @@ def _with_entry(home: Path, reg: Registry, bundle_dir: Path, entry: ModelEntry) 
 
 
 def _install_version(home: Path, bundle_dir: Path, version: str) -> None:
-    """Copy ``bundle_dir`` into the registry as ``version``'s folder: under a temporary name first, readable by
-    every account (a station may run under another account than the retrain, as ``registry.json`` is 0644), then
-    renamed into place, so a reader never sees half a bundle.
+    """Copy ``bundle_dir`` into the registry as ``version``'s folder: under a temporary name first
+    (:data:`STAGING_PREFIX`), readable by every account (a station may run under another account than the retrain,
+    as ``registry.json`` is 0644), then renamed into place, so a reader never sees half a bundle. What a run killed
+    in here left is removed first (:func:`_remove_stale`); the caller holds the registry's lock.
 
     Raises:
         RegistryError: the folder has no bundle.
@@ -477,8 +478,9 @@ def _install_version(home: Path, bundle_dir: Path, version: str) -> None:
         raise RegistryError(f"{bundle_dir} holds no {BUNDLE_FILE}")
     root = registry_root(home)
     root.mkdir(parents=True, exist_ok=True)
+    _remove_stale(home, load_registry(home))
     target = version_dir(home, version)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{version}.", dir=root))
     try:
         shutil.copytree(bundle_dir, staging, dirs_exist_ok=True, copy_function=_link_blob(root / BLOBS_DIR))
         _readable_by_all(staging)
@@ -488,6 +490,51 @@ def _install_version(home: Path, bundle_dir: Path, version: str) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+STAGING_PREFIX = ".staging-"
+"""A version's folder is copied into ``models/.staging-<version>.<random>`` and renamed into place; one found while
+the registry's lock is held was left by a run that was killed while it copied."""
+_OLD_STAGING = ".verdict-*.*"
+"""The temporary folders of cupcheck before :data:`STAGING_PREFIX` (``.<version>.<random>``)."""
+
+
+def stale_folders(home: Path, registry: Registry) -> list[Path]:
+    """The folders under the registry that a run killed while it installed a version left behind, and that nothing
+    else would ever remove: temporary copies (:data:`STAGING_PREFIX`, and the older ``.verdict-*.<random>``), and a
+    version's folder renamed into place whose registry entry was never written (a folder holding ``verdict.json``
+    that the registry does not name). Their files are hard links to the stored files (:data:`BLOBS_DIR`), so until
+    they go, a pruned file's space is never freed. Only meaningful under :func:`registry_lock`: outside it, another
+    process may be installing a version right now.
+    """
+    root = registry_root(home)
+    if not root.is_dir():
+        return []
+    named = {e.version for e in registry.versions}
+    found = {*root.glob(f"{STAGING_PREFIX}*"), *root.glob(_OLD_STAGING)}
+    found |= {
+        d for d in root.iterdir() if not d.name.startswith(".") and d.name not in named and (d / BUNDLE_FILE).is_file()
+    }
+    return sorted(d for d in found if d.is_dir() and not d.is_symlink())
+
+
+def _remove_stale(home: Path, registry: Registry) -> list[Path]:
+    """Remove :func:`stale_folders` (the caller holds the registry's lock); returns what went."""
+    gone = stale_folders(home, registry)
+    for folder in gone:
+        shutil.rmtree(folder, ignore_errors=True)
+    return gone
+
+
+@_locked
+def remove_stale_folders(home: Path) -> list[Path]:
+    """Remove, under the registry's lock, the folders a run killed while it installed a version left
+    (:func:`stale_folders`); returns them. The nightly retrain calls it as it starts.
+
+    Raises:
+        RegistryError: the registry is damaged, or another change held its lock too long.
+    """
+    return _remove_stale(home, load_registry(home))
 
 
 def _readable_by_all(folder: Path) -> None:
@@ -654,12 +701,14 @@ class RegistryPrune:
         kept: the registered versions whose folders stay.
         files: stored files (blobs) no kept version holds any more.
         bytes: their size.
+        leftovers: folders a run killed while it installed a version left (:func:`stale_folders`), by name.
     """
 
     versions: tuple[str, ...]
     kept: tuple[str, ...]
     files: int
     bytes: int
+    leftovers: tuple[str, ...] = ()
 
 
 def rollback_chain(registry: Registry, steps: int) -> list[str]:
@@ -685,7 +734,9 @@ def prune_versions(home: Path, keep: int = 5, *, dry_run: bool = False) -> Regis
     registered versions (tonight's candidates a supervisor may promote by hand). The others lose their folder and
     take the status :data:`PRUNED`; their entries, metrics and label marks stay in the registry (the retrain's label
     watermark and the history read them), and promoting one is refused as having no bundle. A stored file goes
-    once no kept version holds it. The change is made under :func:`registry_lock`.
+    once no kept version holds it, and so do the folders a run killed while it installed a version left
+    (:func:`stale_folders`), which hold links to stored files. The change is made under :func:`registry_lock`; a
+    folder with no ``models/`` has nothing to prune, and nothing is made there.
 
     Args:
         home: the folder whose ``models/`` holds the registry.
@@ -698,10 +749,11 @@ def prune_versions(home: Path, keep: int = 5, *, dry_run: bool = False) -> Regis
     """
     if keep < 0:
         raise ValueError(f"keep must be at least 0, got {keep}")
-    if dry_run:
+    if dry_run or not registry_root(home).is_dir():
         return _prune_plan(home, keep)[0]
     with registry_lock(home):
         report, reg, orphans = _prune_plan(home, keep)
+        _remove_stale(home, reg)  # first: their links would keep the space of the stored files removed below
         if not report.versions and not orphans:
             return report
         gone = set(report.versions)
@@ -731,4 +783,6 @@ def _prune_plan(home: Path, keep: int) -> tuple[RegistryPrune, Registry, list[Pa
         if f.is_file()
     }
     orphans = [b for b in blobs.iterdir() if b.is_file() and b.stat().st_ino not in wanted] if blobs.is_dir() else []
-    return RegistryPrune(tuple(drop), kept, len(orphans), sum(b.stat().st_size for b in orphans)), reg, orphans
+    leftovers = tuple(d.name for d in stale_folders(home, reg))
+    size = sum(b.stat().st_size for b in orphans)
+    return RegistryPrune(tuple(drop), kept, len(orphans), size, leftovers), reg, orphans

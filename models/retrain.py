@@ -61,6 +61,8 @@ class LabelledCup:
             :attr:`db.records.TrainingCup.split_cup_id`), ``None`` for its own.
         coin_sides: the side each coin shows by its ruling (a "wrong side" ruling names the other side than the
             match's), ``None`` where it does not say; empty: not known for any.
+        holds_unseen: the supervisor ruled the cup another type than any coin found in it shows (a coin of it lies
+            hidden under others, where no box shows it): it is no clean cup of any type, whatever its coins show.
     """
 
     cup_id: int
@@ -70,6 +72,7 @@ class LabelledCup:
     labelled_at: str = ""
     split_cup_id: int | None = None
     coin_sides: tuple[Side | None, ...] = ()
+    holds_unseen: bool = False
 
     @property
     def split_id(self) -> int:
@@ -78,9 +81,9 @@ class LabelledCup:
 
     @property
     def true_type(self) -> str | None:
-        """The one type every coin is, ``None`` for a mixed or empty cup."""
+        """The one type every coin is, ``None`` for a mixed or empty cup (or one holding a coin no box shows)."""
         kinds = set(self.coin_types)
-        return next(iter(kinds)) if len(kinds) == 1 and self.coins.n > 0 else None
+        return next(iter(kinds)) if len(kinds) == 1 and self.coins.n > 0 and not self.holds_unseen else None
 
     def correct_for(self, candidate: str) -> bool:
         """Whether the cup is a clean cup of ``candidate``: coins, all of it, and no foreign object."""

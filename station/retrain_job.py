@@ -26,8 +26,9 @@ import numpy as np
 from tqdm import tqdm
 
 from calibration.risk import clopper_pearson_lower, confidence_text
-from db.records import PassAudit, TrainingCoin, TrainingExport, pass_audit
+from db.records import PassAudit, TrainingCoin, TrainingCup, TrainingExport, pass_audit
 from db.repository import VerdictRepository
+from db.schema import LabelKind
 from db.store import STORE_DIR
 from models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
 from models.embedder import circle_mask
@@ -46,6 +47,7 @@ from models.registry import (
     record_version,
     registry_file,
     registry_root,
+    remove_stale_folders,
     utc_now_iso,
     version_dir,
 )
@@ -312,6 +314,14 @@ def _coin_features(
     return emb.astype(np.float32), visible_share(sq_mask), focus_measure(sq, sq_mask), signature(sq)
 
 
+def holds_unseen(cup: TrainingCup, coin_types: Sequence[str]) -> bool:
+    """Whether a supervisor ruled ``cup`` another type than any of its coins found shows (``coin_types``, each by its
+    ruling in force): a coin of that type lies where no box shows it (under others), so the cup is no clean cup of
+    its order whatever its coins look like (:attr:`models.retrain.LabelledCup.holds_unseen`). A cup ruled all one
+    other type gives its coins that type, and is not such a cup."""
+    return cup.label is LabelKind.CORRECTED and cup.true_type not in coin_types
+
+
 def labelled_cups(
     repo: VerdictRepository,
     export: TrainingExport,
@@ -386,6 +396,7 @@ def labelled_cups(
                 cup.labelled_at.isoformat(),
                 cup.split_cup_id,
                 tuple(sides),
+                holds_unseen=holds_unseen(cup, types),
             )
         )
     if reads.missing > UNREADABLE_SHARE * reads.asked:
@@ -436,11 +447,16 @@ def run_retrain(home: Path, options: RetrainOptions | None = None) -> RetrainOut
 
 def _remove_leftovers(models: Path) -> None:
     """Remove the candidate folders a retrain that died left under the registry (only one retrain runs at a time
-    per registry, and the caller holds its lock, so any found now belongs to no running retrain)."""
+    per registry, and the caller holds its lock, so any found now belongs to no running retrain), and, under the
+    registry's lock, the copies of a version a run killed while it installed one left there
+    (:func:`models.registry.remove_stale_folders`): their links to stored files would keep the space of every file
+    ``cupcheck models prune`` removes."""
     for folder in sorted(registry_root(models).glob(f"{CANDIDATE_PREFIX}*")):
         if folder.is_dir() and not folder.is_symlink():
             _log.info("removing %s, left by a retrain that stopped", folder)
             shutil.rmtree(folder, ignore_errors=True)
+    for folder in remove_stale_folders(models):
+        _log.info("removed %s, left by a run stopped while it copied a model into the registry", folder)
 
 
 def _run_retrain(home: Path, models: Path, opts: RetrainOptions) -> RetrainOutcome:
@@ -538,11 +554,13 @@ def _record(
         try:  # the label mark and the promotion in one registry write: never the one without the other
             record_promoted(models, staging, entry, replacing=current_name)
         except InForceChanged as err:  # a rollback or promotion elsewhere while this retrain ran: it stands
-            record_version(models, staging, entry)
-            msg = (
-                f"not promoted: {err.found} was put in force while this retrain compared {version} with "
-                f"{err.expected}; {version} stays a candidate (cupcheck models promote {version} after a look)"
+            why = (
+                f"{err.found} was put in force while this retrain compared {version} with {err.expected}; "
+                f"{version} stays a candidate (cupcheck models promote {version} after a look)"
             )
+            _note_report(report, why)  # before the record, as the report itself: it never says PROMOTE alone
+            record_version(models, staging, entry)
+            msg = f"not promoted: {why}"
             _log.warning(msg)
             return RetrainOutcome(EXIT_REJECTED, msg, new_labels, version, decision, report, audit)
         msg = f"promoted {version} (was {current.version}): " + "; ".join(decision.reasons)
@@ -570,6 +588,25 @@ def _write_report(folder: Path, current: Bundle, cand: Candidate, promoting: boo
         raise ReportUnwritable(
             f"cannot write the retrain report in {folder} ({problem_text(err)}): nothing was recorded or promoted; "
             "give --report a folder that can be written, and run the retrain again"
+        ) from err
+
+
+def _note_report(report: Path, outcome: str) -> None:
+    """Say under the report's gate line that the candidate was not promoted, and why
+    (:func:`station.retrain_report.note_outcome`).
+
+    Raises:
+        ReportUnwritable: the report cannot be written again (nothing was recorded).
+    """
+    from station.cli import problem_text
+    from station.retrain_report import note_outcome
+
+    try:
+        note_outcome(report, outcome)
+    except OSError as err:
+        raise ReportUnwritable(
+            f"cannot write the retrain report {report} again ({problem_text(err)}): nothing was recorded or "
+            "promoted; run the retrain again"
         ) from err
 
 

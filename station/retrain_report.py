@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from calibration.risk import passes, precision_coverage_curve
 from models.bundle import Bundle
+from models.files import write_bytes_atomic
 from models.gate import HoldoutMetrics
 from models.retrain import Candidate
 
@@ -122,3 +123,25 @@ def write_retrain_report(folder: Path, current: Bundle, cand: Candidate, *, prom
     out.write_text("\n".join(lines))
     (folder / "label_issues.json").write_text(json.dumps([i.__dict__ for i in cand.label_issues], indent=1))
     return out
+
+
+GATE_LINE = "**Gate: "
+"""How the gate's line of ``report.md`` begins."""
+
+
+def note_outcome(report: Path, outcome: str) -> Path:
+    """Add what became of the candidate to a written ``report.md``, under the gate's line (at the end when the file
+    has none); returns the file.
+
+    The report is written before anything is recorded, so its gate line says what the gate decided, not what the
+    registry did: a candidate the gate passes is still not put in force when another version was put in force while
+    the retrain ran, and the report must not leave "PROMOTE" standing alone for it. The file is replaced whole.
+
+    Raises:
+        OSError: the report cannot be read or written again.
+    """
+    lines = report.read_text().split("\n")
+    note = ["", f"**Not promoted:** {outcome}"]
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith(GATE_LINE)), len(lines))
+    write_bytes_atomic(report, "\n".join([*lines[:at], *note, *lines[at:]]).encode())
+    return report

@@ -14,6 +14,7 @@ lying reverse up.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,7 +29,15 @@ from models.pipeline import Observation, Pipeline
 from models.registry import current_bundle_path
 from models.retrain import RetrainConfig
 from models.synth.mint import generate_mint
-from models.synth.scene import CupKind, CupScene, SceneAssets, SceneOptions, render_cup, rules_allow
+from models.synth.scene import (
+    CupKind,
+    CupScene,
+    SceneAssets,
+    SceneInstance,
+    SceneOptions,
+    render_cup,
+    rules_allow,
+)
 from models.train.galleries import mint_lookalikes
 from models.types import CoinInstance, Decision, Frame, Verdict
 from station.retrain_job import RetrainOptions, run_retrain
@@ -134,10 +143,80 @@ def _jpeg(img: np.ndarray) -> bytes:
     return bytes(buf.tobytes())
 
 
-def _instance_type(scene: CupScene, center: tuple[float, float]) -> str | None:
-    """The true type under a detection's centre (``None``: a foreign object or nothing)."""
-    coin = scene.coin_at(center)
-    return None if coin is None else coin.type_id
+def covering_item(scene: CupScene, inst: CoinInstance) -> SceneInstance | None:
+    """The scene's coin or object that covers most of a detection's mask (of its box, when the mask is empty),
+    counted on the scene's per-pixel instance labels; ``None`` when most of it is background.
+
+    Not the pixel under the box's centre: where coins overlap, that pixel can belong to another coin lying on top,
+    and the supervisor would then rule the box that coin's type.
+    """
+    h, w = scene.labels.shape
+    x0, y0 = inst.mask_origin
+    ys, xs = np.nonzero(inst.mask)
+    ys, xs = ys + y0, xs + x0
+    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    if inside.any():
+        under = scene.labels[ys[inside], xs[inside]]
+    else:  # no mask pixel in the image: the box
+        x1, y1, x2, y2 = (round(float(v)) for v in inst.bbox[:4])
+        under = scene.labels[max(y1, 0) : max(min(y2, h), 0), max(x1, 0) : max(min(x2, w), 0)].ravel()
+    if under.size == 0:
+        return None
+    values, counts = np.unique(under, return_counts=True)
+    label = int(values[int(np.argmax(counts))])
+    return next((item for item in scene.instances if item.label == label), None)
+
+
+@dataclass(frozen=True)
+class OracleRuling:
+    """One ruling the oracle supervisor gives a cup (``coin_index`` ``None``) or one of its boxes.
+
+    Attributes:
+        kind: the ruling.
+        coin_index: the box's index in the verdict, ``None`` for the whole cup.
+        corrected_type: the true type, with ``corrected`` only.
+    """
+
+    kind: LabelKind
+    coin_index: int | None = None
+    corrected_type: str | None = None
+
+
+def _intruder_type(scene: CupScene) -> str | None:
+    """The type of what the cup holds besides coins of the ordered type, by the most visible pixels (a coin of
+    another type before an object); ``None`` when it holds nothing else."""
+    others = [i for i in scene.instances if not (i.is_coin and i.type_id == scene.expected_type)]
+    if not others:
+        return None
+    best = max(others, key=lambda i: (i.is_coin, int(np.count_nonzero(scene.labels == i.label))))
+    return best.type_id
+
+
+def oracle_rulings(scene: CupScene, instances: Sequence[CoinInstance]) -> tuple[OracleRuling, ...]:
+    """The supervisor's rulings on a checked cup from the scene's ground truth: the cup first, then its boxes.
+
+    A cup holding nothing but coins of the ordered type is confirmed, and each box that is not one of them
+    corrected: another coin to its type, a box on a foreign object or on nothing ``not_a_coin``, a coin the
+    detector took for an object to its type. A cup holding anything else is never confirmed, whatever its boxes
+    show (the intruder may lie under others, or be boxed as part of a coin): it is corrected to the intruder's type
+    (:func:`_intruder_type`), and every box gets a ruling of its own, a coin of the ordered type ``confirmed``, since
+    a box without one takes the cup's. Each box's truth is what covers most of it (:func:`covering_item`).
+    """
+    intruder = _intruder_type(scene)
+    rulings = [
+        OracleRuling(LabelKind.CONFIRMED)
+        if intruder is None
+        else OracleRuling(LabelKind.CORRECTED, corrected_type=intruder)
+    ]
+    for k, inst in enumerate(instances):
+        item = covering_item(scene, inst)  # what lies there, whatever the detector called it
+        if item is None or not item.is_coin:
+            rulings.append(OracleRuling(LabelKind.NOT_A_COIN, k))
+        elif item.type_id != scene.expected_type or not inst.is_coin:  # a coin the detector took for an object, too
+            rulings.append(OracleRuling(LabelKind.CORRECTED, k, item.type_id))
+        elif intruder is not None:
+            rulings.append(OracleRuling(LabelKind.CONFIRMED, k))
+    return tuple(rulings)
 
 
 def lookalike_types(assets: SceneAssets) -> frozenset[str]:
@@ -246,18 +325,15 @@ def _review(repo: VerdictRepository, checked: _Checked, scene: CupScene, audit_s
 
 
 def _oracle(repo: VerdictRepository, cup_id: int, scene: CupScene, instances: list[CoinInstance]) -> None:
-    """Rule on the cup just logged from the ground truth: the cup confirmed, then each wrong coin corrected.
+    """Rule on the cup just logged from the ground truth (:func:`oracle_rulings`).
 
     The cup is named by its verdict, not found in the review queue: low-margin PASSes wait there unlabelled too,
     and can outrank the newest cup.
     """
-    repo.relabel(SUPERVISOR, cup_id, LabelKind.CONFIRMED, note="oracle")
-    for k, inst in enumerate(instances):
-        truth = _instance_type(scene, inst.center)  # what lies there, whatever the detector called it
-        if truth is None:
-            repo.relabel(SUPERVISOR, cup_id, LabelKind.NOT_A_COIN, coin_index=k, note="oracle")
-        elif truth != scene.expected_type or not inst.is_coin:  # a coin the detector took for an object, too
-            repo.relabel(SUPERVISOR, cup_id, LabelKind.CORRECTED, coin_index=k, corrected_type=truth)
+    for r in oracle_rulings(scene, instances):
+        repo.relabel(
+            SUPERVISOR, cup_id, r.kind, coin_index=r.coin_index, corrected_type=r.corrected_type, note="oracle"
+        )
 
 
 def simulate(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from station.commands.options import Site, add_site_options, check_at_least, resolve_site
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     A shared registry that is not there is refused before any action (:func:`models.registry.check_registry`): a
     share that is not mounted, never an empty registry with the shipped bundle in force, and nothing is written under
-    its mount point.
+    its mount point. A promotion or rollback in a home with no registry is refused before the registry's lock is
+    taken (:func:`_check_registry_there`), so a mistyped ``--home`` gets no folders made in it.
     """
     from models.registry import (
         SHIPPED,
@@ -100,7 +102,15 @@ def run(args: argparse.Namespace) -> int:
                 f"{f} stored file{'s' if f != 1 else ''}, {size_text(done.bytes)}; kept {len(done.kept)}: "
                 + (", ".join(done.kept) or "none")
             )
+            if done.leftovers:
+                left = len(done.leftovers)
+                print(
+                    f"{verb} {left} folder{'s' if left != 1 else ''} left by a run stopped while it copied a model "
+                    f"into the registry: {', '.join(done.leftovers)}"
+                )
             return 0
+        if args.action in ("promote", "rollback"):
+            _check_registry_there(home, args.action, getattr(args, "version", None))
         if args.action == "promote":
             if args.version != SHIPPED:
                 _check_promotable(load_registry(home).get(args.version))
@@ -127,6 +137,30 @@ def run(args: argparse.Namespace) -> int:
     for line in _station_lines(site, reg.current):
         print(line)
     return 0
+
+
+def _check_registry_there(models: Path, action: str, version: str | None) -> None:
+    """Refuse ``promote`` and ``rollback`` where ``models/registry.json`` is not, before the registry's lock is taken
+    (taking it makes the ``models/`` folder): such a home has no version registered and the shipped bundle in force,
+    so neither could change anything, and a mistyped ``--home`` must not get folders made in it.
+
+    Raises:
+        CliError: there is no registry, with what that means for the action.
+    """
+    from models.registry import SHIPPED, registry_file
+
+    path = registry_file(models)
+    if path.is_file():
+        return
+    if action == "rollback":
+        what = "nothing to roll back to: no model was ever put in force here"
+    elif version == SHIPPED:
+        what = f"{SHIPPED} is already in force"
+    else:
+        what = f"model version {version!r} is not registered"
+    raise CliError(
+        f"{what} (no model registry at {path}: is --home, --models or the config's home right?); nothing was written"
+    )
 
 
 def _check_promotable(entry: ModelEntry) -> None:

@@ -138,11 +138,12 @@ def test_the_oracle_rules_what_lies_there_whatever_the_detector_called_it(tmp_pa
     for k, s in enumerate(coins):  # every coin found, the first called an object
         ys, xs = np.nonzero(scene.labels == s.label)
         box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float32)
+        x1, y1 = int(xs.min()), int(ys.min())
         found.append(
             CoinInstance(
                 bbox=box,
-                mask=np.ones((1, 1), bool),
-                mask_origin=(0, 0),
+                mask=(scene.labels == s.label)[y1 : int(ys.max()) + 1, x1 : int(xs.max()) + 1],  # as segmented
+                mask_origin=(x1, y1),
                 confidence=0.9,
                 center=(float(xs.mean()), float(ys.mean())),
                 axes=(10.0, 10.0),
