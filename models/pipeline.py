@@ -49,7 +49,7 @@ from models.foreground import ForegroundRegion, unexplained_regions
 from models.gallery import RERANK_DEPTH, Gallery, reranked_score
 from models.gallery_view import GalleryView
 from models.pooling import SetPooler
-from models.reasons import CoinFinding, FlagFindings, count_reason, flag_reasons
+from models.reasons import CoinFinding, FlagFindings, count_reason, flag_reasons, on_shared_face
 from models.references import ReferencesError, StationReferences, with_references
 from models.runtime import DEFAULT_BACKEND
 from models.template import signatures
@@ -354,7 +354,7 @@ class Pipeline:
             embedder_path: embedder checkpoint overriding the bundle's.
             target_precision: re-choose the threshold for this precision from the bundle's calibration scores.
                 Where the threshold it certifies lies under :data:`~calibration.risk.PASS_FLOOR`, the floor applies,
-                and ``warn`` hears so.
+                and ``warn`` hears so; where none is certified, ``warn`` hears the highest precision that is.
             backend: what runs the embedder, the mask segmenter and YOLO (``"onnx"`` or ``"torch"``).
             gallery_home: the folder whose ``gallery/`` holds the enrolled types, when not the home (a site's
                 shared folder); the camera's calibration and empty tray stay the home's.
@@ -367,7 +367,7 @@ class Pipeline:
         bundle = load_bundle(bundle_path)
         if target_precision is not None:
             bundle = bundle.with_threshold(bundle.rechoose(target_precision))
-            note = bundle.threshold.floor_note()
+            note = bundle.threshold.floor_note() or uncertifiable_note(bundle)
             if note:
                 (warn or _log.warning)(note)
         emb_file = embedder_path if embedder_path is not None else bundle.path(bundle.embedder_file)
@@ -633,22 +633,31 @@ class Pipeline:
         t2 = time.perf_counter()
         # the hard rules (too few coins, a foreign object, a coin on a shared face, an inseparable lookalike), then
         # the threshold, never under the floor of 0.5 (ThresholdChoice.accepts)
-        accepted = bool(passable(x, RULE_FEATURES, self.voter.min_coins)[0]) and self.threshold.accepts(p)
-        accepted = accepted and not obs.setup_problem
+        rules = bool(passable(x, RULE_FEATURES, self.voter.min_coins)[0])
+        accepted = rules and self.threshold.accepts(p) and not obs.setup_problem
         count = count_reason(coins.n, expected_count)
         decision = Decision.PASS if accepted and not count else Decision.FLAG
         calls = [call_coin(self.view, ev.scores, obs.type_arg, cand, j, templates) for j in range(coins.n)]
         no_own_side = self.view.missing_own_side(cand)
         if no_own_side is not None:  # turned over, a coin shows nothing of the type's own either
             calls = [replace(c, to_turn=False) for c in calls]
-        evidence = self._evidence(obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, calls, templates)
-        reasons, turn_first = (
-            ([], False)
-            if accepted
-            else flag_reasons(self._findings(coins, obs, p, cand, calls, ev.scores.side, no_own_side))
+        listed = listed_types(obs.type_best, templates)  # the one ranking the coins' matches and the reasons name
+        names = [
+            name_rival(self.view, obs.type_best, obs.type_arg, cand, j, listed.order[j], c) for j, c in enumerate(calls)
+        ]
+        found = (
+            None if accepted else self._findings(coins, obs, p, cand, calls, names, ev.scores.side, no_own_side, rules)
         )
+        reasons, turn_first = ([], False) if found is None else flag_reasons(found)
         if count:  # the operator corrects the count and checks the cup again, as a new cup
             reasons, turn_first = [count, *reasons], False
+        # a coin the FLAG says shows a design several other types share is marked as on a shared side, save where the
+        # operator turns first: the coins marked then are the coins to turn (the station turns the marked ones)
+        faces = frozenset() if found is None or turn_first else on_shared_face(found)
+        on_shared = [c.to_turn or obs.coin_idx[j] + 1 in faces for j, c in enumerate(calls)]
+        evidence = self._evidence(
+            obs.instances, obs.coin_idx, ev, obs.type_best, obs.type_arg, calls, listed, on_shared
+        )
         timings = {**obs.timings, "pool": (t1 - t0) * 1000, "vote": (t2 - t1) * 1000}
         timings["total"] = sum(timings.values())
         return Verdict(
@@ -673,16 +682,13 @@ class Pipeline:
         type_best: np.ndarray,
         type_arg: np.ndarray,
         calls: list[CoinCall],
-        templates: TemplateScorer | None = None,
+        listed: ListedTypes,
+        on_shared: list[bool],
     ) -> tuple[CoinEvidence, ...]:
+        """Each instance's evidence; a coin's matches are ``listed``'s, and ``on_shared`` says which coins lie on a
+        shared side (:attr:`~models.types.CoinEvidence.shared`)."""
         pos = {k: j for j, k in enumerate(coin_idx)}
-        tmpl: np.ndarray | None = None
-        short = np.argsort(-type_best, axis=1, kind="stable")[:, :RERANK_DEPTH]
-        if templates is not None and type_best.shape[0]:
-            cols = sorted(set(short.ravel().tolist()))
-            best, _ = templates.best(cols)
-            tmpl = np.full(type_best.shape, np.nan, np.float32)
-            tmpl[:, cols] = best
+        tmpl = listed.template
         out = []
         for k, inst in enumerate(instances):
             bbox = tuple(float(v) for v in inst.bbox[:4])
@@ -701,11 +707,7 @@ class Pipeline:
                     )
                 )
                 continue
-            order: list[int] = [int(t) for t in short[j]]
-            if tmpl is not None:  # the embedding's best types re-ranked by cosine + template, as Gallery.search does
-                row = tmpl[j]
-                order.sort(key=lambda t: -reranked_score(float(type_best[j, t]), float(row[t])))
-            order = order[:3]
+            order = listed.order[j]
             matches = tuple(
                 Match(
                     self.view.types[int(t)],
@@ -725,7 +727,7 @@ class Pipeline:
                     partial=inst.partial,
                     attention=float(ev.attention[j]) if ev.attention.size else 0.0,
                     suspicious=calls[j].suspicious,
-                    shared=calls[j].to_turn,
+                    shared=on_shared[j],
                 )
             )
         return tuple(out)
@@ -737,23 +739,30 @@ class Pipeline:
         p: float,
         cand: int,
         calls: list[CoinCall],
+        names: list[RivalName | None],
         sides: np.ndarray,
         no_own_side: str | None = None,
+        rules_pass: bool = False,
     ) -> FlagFindings:
-        """What a FLAG's reasons are written from (:func:`models.reasons.flag_reasons`); ``sides``: the candidate's
-        side each coin matched (``1``: reverse); ``no_own_side``: :meth:`GalleryView.missing_own_side`."""
+        """What a FLAG's reasons are written from (:func:`models.reasons.flag_reasons`); ``names``: the rival each
+        coin is named with (:func:`name_rival`); ``sides``: the candidate's side each coin matched (``1``: reverse);
+        ``no_own_side``: :meth:`GalleryView.missing_own_side`; ``rules_pass``: the hard rules let the cup pass."""
         found = tuple(
             CoinFinding(
                 number=obs.coin_idx[j] + 1,
                 margin=c.margin,
-                rival=self.view.types[c.rival] if c.suspicious else None,
-                rival_score=c.rival_score if c.suspicious else 0.0,
+                rival=None if r is None else self.view.types[r.type],
+                rival_score=0.0 if r is None else r.score,
                 to_turn=c.to_turn,
                 side=Side.REVERSE.value if sides[j] else Side.OBVERSE.value,
                 plain=c.plain,
                 partial=bool(coins.partial[j]),
+                rival_shared_by=() if r is None else r.shared_by,
+                rival_side=Side.OBVERSE.value if r is None else r.side.value,
+                call_score=c.rival_score if r is not None else None,
+                visible=float(coins.visible[j]),
             )
-            for j, c in enumerate(calls)
+            for j, (c, r) in enumerate(zip(calls, names, strict=True))
         )
         return FlagFindings(
             expected=self.view.types[cand],
@@ -769,6 +778,8 @@ class Pipeline:
             focus_median=float(np.median(coins.focus)) if coins.n else 1.0,
             focus_min=self.preprocess.focus_min,
             visible_mean=float(coins.visible.mean()) if coins.n else 1.0,
+            target=self.threshold.target,
+            rules_pass=rules_pass,
         )
 
 
@@ -903,6 +914,134 @@ def call_coin(
         not suspicious or (bool(view.ref_shared[type_arg[j, rival]]) and margin > -TURN_MARGIN)
     )
     return CoinCall(rival, rival_score, margin, suspicious, to_turn, plain)
+
+
+LISTED_MATCHES = 3
+"""Matches listed for each coin (the JSON's and the coin strip's first is the one shown)."""
+
+
+@dataclass(frozen=True)
+class ListedTypes:
+    """The types each coin's matches list, best first: the embedding's :data:`~models.gallery.RERANK_DEPTH` best
+    types re-ranked by cosine and template together where the gallery keeps template signatures, as
+    ``Gallery.search`` ranks them.
+
+    Attributes:
+        order: per coin, the indices of its :data:`LISTED_MATCHES` best types.
+        template: ``(n, T)`` template scores of the types compared (NaN elsewhere); ``None``: no templates.
+    """
+
+    order: list[list[int]]
+    template: np.ndarray | None
+
+
+def listed_types(type_best: np.ndarray, templates: TemplateScorer | None) -> ListedTypes:
+    """The one ranking a coin's listed matches and the type its reason names are taken from (:class:`ListedTypes`);
+    ``type_best``: ``(n, T)`` best cosine of each coin to each type."""
+    tmpl: np.ndarray | None = None
+    short = np.argsort(-type_best, axis=1, kind="stable")[:, :RERANK_DEPTH]
+    if templates is not None and type_best.shape[0]:
+        cols = sorted(set(short.ravel().tolist()))
+        best, _ = templates.best(cols)
+        tmpl = np.full(type_best.shape, np.nan, np.float32)
+        tmpl[:, cols] = best
+    order: list[list[int]] = []
+    for j in range(type_best.shape[0]):
+        row = [int(t) for t in short[j]]
+        if tmpl is not None:
+            t_row = tmpl[j]
+            row.sort(key=lambda t: -reranked_score(float(type_best[j, t]), float(t_row[t])))
+        order.append(row[:LISTED_MATCHES])
+    return ListedTypes(order, tmpl)
+
+
+@dataclass(frozen=True)
+class RivalName:
+    """The type a FLAG's reason names for a coin another type beats.
+
+    Attributes:
+        type: its index in the view.
+        score: its cosine to the coin (as the coin's matches list it).
+        side: its side the coin matched.
+        shared_by: the types showing the design it matched the coin through, where that design is shared (several
+            enrolled types show it, or the catalogue declares it) and the candidate does not show it: the coin shows
+            another family's common face, not one member's; ``()``: the type's own design.
+    """
+
+    type: int
+    score: float
+    side: Side
+    shared_by: tuple[str, ...] = ()
+
+
+def name_rival(
+    view: GalleryView,
+    type_best: np.ndarray,
+    type_arg: np.ndarray,
+    candidate: int,
+    j: int,
+    listed: list[int],
+    call: CoinCall,
+) -> RivalName | None:
+    """The type a FLAG names for coin ``j`` (``None``: its call is not suspicious): the first of the coin's listed
+    matches (``listed``, :func:`listed_types`) that does not match it through a design the candidate shows, so the
+    reason names the type, and the score, the coin's evidence lists; the call's own rival where none of them
+    qualifies (a type matching the coin through the candidate's own design says nothing against it)."""
+    if not call.suspicious:
+        return None
+    shows = view.design_types[:, candidate]  # designs the candidate shows
+    named = next(
+        (t for t in listed if t != candidate and not shows[view.ref_design[type_arg[j, t]]]),
+        call.rival,
+    )
+    ref = int(type_arg[j, named])
+    design = int(view.ref_design[ref])
+    shared_by: tuple[str, ...] = ()
+    if view.ref_shared[ref] and not shows[design]:
+        shared_by = tuple(view.types[int(t)] for t in np.flatnonzero(view.design_types[design]))
+    side = Side.REVERSE if view.ref_side[ref] == 1 else Side.OBVERSE
+    return RivalName(named, float(type_best[j, named]), side, shared_by)
+
+
+CERTIFY_FLOOR = 0.5
+"""The lowest precision :func:`certifiable_precision` looks down to: a PASS as often wrong as right certifies nothing
+worth having."""
+
+
+def certifiable_precision(bundle: Bundle, below: float, tolerance: float = 1e-4) -> float | None:
+    """The highest PASS precision under ``below`` that the bundle's calibration pairs certify (at its ``delta``),
+    found to within ``tolerance`` by bisection (a higher target never certifies where a lower one does not);
+    ``None`` when not even :data:`CERTIFY_FLOOR` is."""
+    lo, hi = CERTIFY_FLOOR, below
+    if hi <= lo or not bundle.rechoose(lo).can_pass:
+        return None
+    while hi - lo > tolerance:
+        mid = (lo + hi) / 2
+        if bundle.rechoose(mid).can_pass:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def uncertifiable_note(bundle: Bundle) -> str:
+    """Why a bundle whose threshold was chosen for its target passes nothing, with the highest precision its
+    calibration pairs do certify, for a warning (``""``: its threshold is certified)."""
+    choice = bundle.threshold
+    if choice.can_pass:
+        return ""
+    wanted = f"a PASS precision of {choice.target * 100:.4g} % cannot be certified by this model"
+    best = certifiable_precision(bundle, choice.target)
+    if best is None:
+        return (
+            f"{wanted}: its {choice.n_calibration} calibration pairs certify none of {CERTIFY_FLOOR * 100:.4g} % "
+            "or more, so every cup goes to a person"
+        )
+    best = math.floor(best * 10_000) / 10_000  # written as the option takes it, never above what certifies
+    return (
+        f"{wanted}: its {choice.n_calibration} calibration pairs certify at most {best * 100:.4g} %, so every cup "
+        f"goes to a person; ask for {best:.4g} or less"
+    )
 
 
 def _disc_mask(h: int, w: int) -> np.ndarray:

@@ -17,8 +17,10 @@ from models.features import CoinScores, CupCoins, coin_scores
 from models.gallery import Gallery, GalleryEntry
 from models.gallery_view import GalleryView
 from models.pipeline import Pipeline, UnknownTypeError, _disc_mask, call_coin
-from models.reasons import ReasonKind, reason_kinds
-from models.types import CoinInstance, Decision, Frame, Side
+from models.reasons import ReasonKind, reason_kinds, score_decimals
+from models.synth.scene import SceneAssets, render_cup
+from models.types import CoinCrop, CoinInstance, CupKind, Decision, Frame, Side
+from station.tray_demo import CUP_SEED, tray_options
 from tests.calibration.views import camera
 from tests.models.embed_helpers import tiny_checkpoint, write_tiny_checkpoint
 from tests.models.tray_world import TrayWorld, true_type
@@ -647,3 +649,119 @@ def test_a_type_enrolled_on_its_shared_side_alone_is_sent_to_be_enrolled_not_tur
         assert v.decision == Decision.FLAG and v.p_correct == 0.0
         assert v.reasons[0] == said and not v.turn_first, v.reasons
         assert not any("turn" in r for r in v.reasons)
+
+
+def _hidden(crop: np.ndarray, share: float) -> CoinCrop:
+    """``crop`` with only the left ``share`` of its disc in view (the rest under another coin)."""
+    mask = _disc_mask(*crop.shape[:2])
+    mask[:, int(crop.shape[1] * share) :] = False
+    return CoinCrop(crop, mask, 0)
+
+
+def test_a_coin_mostly_hidden_under_others_is_said_to_be_hidden_not_to_look_like_another_type(
+    pipeline: Pipeline,
+) -> None:
+    """What shows of a coin under others matches whatever it resembles: on rendered cups, coins of the expected type
+    38-85 % hidden were said to look like other types."""
+    crops: list[CoinCrop | np.ndarray] = list(_cup("t0000", 5))
+    crops[3] = _hidden(reference_image("t0009", Side.REVERSE), 0.45)
+    v = pipeline.run_crops(crops, "t0000")
+    assert v.decision == Decision.FLAG and v.coins[3].suspicious
+    assert v.reasons[0] == "coin 4 is mostly hidden under others — spread the coins out"
+    assert not any("looks like" in r for r in v.reasons)
+    assert ReasonKind.CUT in reason_kinds(v.reasons) and ReasonKind.OTHER not in reason_kinds(v.reasons)
+    # the same coin in plain view is named, with the type its matches list first
+    whole = pipeline.run_crops([*crops[:3], reference_image("t0009", Side.REVERSE), crops[4]], "t0000")
+    assert whole.reasons[0] == f"coin 4 looks like t0009 ({whole.coins[3].matches[0].score:.2f})"
+    assert whole.p_correct == v.p_correct and whole.turn_first == v.turn_first
+
+
+def test_a_score_under_the_threshold_is_said_beside_a_cut_coin_when_the_rules_allow_the_cup(
+    pipeline: Pipeline,
+) -> None:
+    """A cut coin is no reason the rules refuse a cup: a FLAG naming it alone would hide what decided it."""
+    crops: list[CoinCrop | np.ndarray] = list(_mixed())
+    intruder = crops[3]
+    assert isinstance(intruder, np.ndarray)
+    crops[3] = CoinCrop(intruder, _disc_mask(*intruder.shape[:2]), 3, partial=True)
+    v = pipeline.run_crops(crops, "t0000")
+    assert v.decision == Decision.FLAG and v.p_correct < v.threshold
+    d = score_decimals(v.p_correct, v.threshold)
+    assert v.reasons == (
+        "coin 4 is cut by the edge of the picture or the cup's rim — bring it into view",
+        f"not sure enough: p_correct {v.p_correct:.{d}f} is below the threshold {v.threshold:.{d}f}",
+    )
+    # where the rules refuse the cup (a coin on the shared obverse), its score decided nothing: not said
+    crops[1] = reference_image("t0000", Side.OBVERSE)
+    refused = pipeline.run_crops(crops, "t0000")
+    assert refused.p_correct == 0.0 and not any(r.startswith("not sure enough") for r in refused.reasons)
+
+
+def test_a_coin_on_another_familys_shared_obverse_is_said_to_show_it_and_marked_shared(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t0009 and t0010 share the obverse f001-obv, which t0000 does not show: a coin on it is one of the family,
+    whichever member its cosine happens to favour."""
+    crops = _cup("t0000", 5)
+    crops[4] = reference_image("t0009", Side.OBVERSE)
+    monkeypatch.setattr("models.pipeline.TURN_MARGIN", 0.0)  # beaten at all: named, not sent to be turned
+    v = pipeline.run_crops(crops, "t0000")
+    assert v.decision == Decision.FLAG and not v.turn_first
+    assert v.reasons[0] == "coin 5 shows the shared obverse of t0009 and t0010 — not t0000"
+    assert reason_kinds(v.reasons) == {ReasonKind.LOOKS_LIKE}
+    assert [c.shared for c in v.coins] == [False, False, False, False, True]
+    # beside a coin to turn first, only the coins to turn are marked (the station turns the marked coins)
+    monkeypatch.setattr("models.pipeline.TURN_MARGIN", 2.0)
+    crops[2] = reference_image("t0000", Side.OBVERSE)
+    turned = pipeline.run_crops(crops, "t0000")
+    assert turned.turn_first and [c.shared for c in turned.coins] == [False, False, True, False, True]
+
+
+def test_the_type_a_reason_names_is_the_one_the_coins_matches_list_first(tray_world: TrayWorld) -> None:
+    """The reason and the coin's listed matches (the JSON's ``match``, the coin strip's caption) come from one
+    ranking, cosine and template together: a cup of t0001 with two t0004 coins, the first of which the cosine alone
+    put nearer t0008 (0.94)."""
+    cup = render_cup(SceneAssets(tray_world.mint), CUP_SEED, 7, tray_options(CupKind.CONTAMINATED, 1.0))
+    verdict = tray_world.pipeline.run(Frame(cup.image), cup.expected_type)
+    assert cup.expected_type == "t0001" and verdict.decision is Decision.FLAG
+    named = [m for r in verdict.reasons if (m := re.match(r"coin (\d+) looks like (\S+) \(([\d.]+)\)$", r))]
+    assert len(named) == 2
+    for m in named:
+        first = verdict.coins[int(m[1]) - 1].matches[0]
+        assert (m[2], m[3]) == (first.type_id, f"{first.score:.2f}"), verdict.reasons
+    assert named[0][2] == "t0004"
+
+
+def test_a_target_the_model_cannot_certify_is_warned_of_with_the_highest_it_can(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from models.enroll import CATALOG_FILE, save_catalog
+    from tests.models.verdict_world import PIPE_TYPES
+
+    emb_file = write_tiny_checkpoint(tmp_path / "bundle" / "embedder.pt")
+    bundle_path, embedder = write_bundle(tmp_path / "bundle", embedder_file=emb_file)
+    home = tmp_path / "home"
+    enrolled_gallery(embedder).save(home / "gallery")
+    save_catalog(home / "gallery" / CATALOG_FILE, [TypeInfo(t, t, 25.0) for t in PIPE_TYPES])
+    heard: list[str] = []
+    strict = Pipeline.load(home, bundle_path, with_detector=False, target_precision=0.999, warn=heard.append)
+    assert not strict.threshold.can_pass  # 1500 calibration pairs cannot show 99.9 %
+    (note,) = heard
+    m = re.fullmatch(
+        r"a PASS precision of 99\.9 % cannot be certified by this model: its 1500 calibration pairs certify at most "
+        r"([\d.]+) %, so every cup goes to a person; ask for ([\d.]+) or less",
+        note,
+    )
+    assert m, note
+    best = float(m[2])
+    assert float(m[1]) == pytest.approx(best * 100)
+    bundle = load_bundle(bundle_path)
+    assert bundle.rechoose(best).can_pass and not bundle.rechoose(best + 0.0002).can_pass
+    v = strict.run_crops(_cup("t0000"), "t0000")
+    assert v.decision == Decision.FLAG
+    assert v.reasons == ("99.9 % cannot be certified by this model: every cup goes to a person",)
+    assert reason_kinds(v.reasons) == {ReasonKind.NO_THRESHOLD}
+    # the station gives no listener: its log says it
+    with caplog.at_level("WARNING", logger="models.pipeline"):
+        Pipeline.load(home, bundle_path, with_detector=False, target_precision=0.999)
+    assert [r.getMessage() for r in caplog.records if r.name == "models.pipeline"] == heard

@@ -16,6 +16,7 @@ from models.reasons import (
     ReasonKind,
     count_reason,
     flag_reasons,
+    on_shared_face,
     reason_kind,
     reason_kinds,
 )
@@ -350,3 +351,139 @@ def test_turning_first_is_only_advised_where_turning_can_clear_the_cup(
 ) -> None:
     assert flag_reasons(found) == (reasons, turn_first)
     assert all(reason_kind(r) is not ReasonKind.OTHER for r in reasons)
+
+
+HIDDEN = CoinFinding(number=7, margin=-0.06, rival="t0002", rival_score=0.78, visible=0.39)
+"""A coin of the expected type mostly under others: what shows of it matches another type."""
+
+
+@pytest.mark.parametrize(
+    ("found", "reasons", "turn_first"),
+    [
+        (findings(CLEAN, HIDDEN), ["coin 7 is mostly hidden under others — spread the coins out"], False),
+        # one reason for every hidden coin; a coin in plain view is still named
+        (
+            findings(HIDDEN, replace(HIDDEN, number=3, visible=0.5), TWIN),
+            ["coins 3, 7 are mostly hidden under others — spread the coins out", "coin 2 looks like t0085 (0.91)"],
+            False,
+        ),
+        # turning first is decided as before, on every coin a rival beats: a hidden near lookalike leaves it ...
+        (
+            findings(TURN, HIDDEN),
+            [
+                "coin 4 shows the shared obverse — turn it over",
+                "coin 7 is mostly hidden under others — spread the coins out",
+            ],
+            True,
+        ),
+        # ... and a hidden coin whose rival matches it weakly still keeps the operator from turning
+        (
+            findings(TURN, replace(WON, visible=0.4)),
+            [
+                "coin 6 is mostly hidden under others — spread the coins out",
+                "coin 4 shows the shared obverse — turn it over",
+            ],
+            False,
+        ),
+        # a hidden coin on a shared side is named to turn, as before
+        (findings(CLEAN, replace(TURN, visible=0.3)), ["coin 4 shows the shared obverse — turn it over"], True),
+    ],
+)
+def test_a_coin_mostly_hidden_under_others_is_said_to_be_hidden_and_named_to_no_rival(
+    found: FlagFindings, reasons: list[str], turn_first: bool
+) -> None:
+    assert flag_reasons(found) == (reasons, turn_first)
+    assert all(reason_kind(r) is not ReasonKind.OTHER for r in reasons)
+    # read back as a cut coin's reason: a turn-first FLAG's reasons stay of the kinds the verdict log tells it by
+    assert reason_kind("coin 7 is mostly hidden under others — spread the coins out") is ReasonKind.CUT
+    if turn_first:
+        assert reason_kinds(reasons) <= {ReasonKind.TURN, ReasonKind.LOOKS_LIKE, ReasonKind.CUT}
+
+
+def test_a_hidden_coin_is_told_apart_by_its_own_share_not_the_cups_mean() -> None:
+    """The cup's mean share stays high where one coin of many lies under the others (0.68-0.91 on rendered cups)."""
+    reasons, _ = flag_reasons(findings(CLEAN, HIDDEN, visible_mean=0.85))
+    assert reasons == ["coin 7 is mostly hidden under others — spread the coins out"]
+
+
+@pytest.mark.parametrize(
+    ("found", "reasons"),
+    [
+        (
+            findings(CLEAN, SLIVER, rules_pass=True, p_correct=0.8444),
+            [
+                "coin 9 is cut by the edge of the picture or the cup's rim — bring it into view",
+                "not sure enough: p_correct 0.844 is below the threshold 0.970",
+            ],
+        ),
+        (
+            findings(TWIN, HIDDEN, rules_pass=True, p_correct=0.898),
+            [
+                "coin 7 is mostly hidden under others — spread the coins out",
+                "coin 2 looks like t0085 (0.91)",
+                "not sure enough: p_correct 0.898 is below the threshold 0.970",
+            ],
+        ),
+        # said once, where it is the only reason
+        (findings(CLEAN, rules_pass=True), ["not sure enough: p_correct 0.500 is below the threshold 0.970"]),
+        # the rules refuse the cup: its score decided nothing
+        (
+            findings(CLEAN, SLIVER, p_correct=0.8444),
+            ["coin 9 is cut by the edge of the picture or the cup's rim — bring it into view"],
+        ),
+        # a camera not as set up: the cup is judged again once it is back, for the camera alone
+        (
+            findings(CLEAN, rules_pass=True, setup_problem="the camera has moved since it was set up"),
+            ["the camera has moved since it was set up"],
+        ),
+        # nothing is certified: every cup goes to a person, which is said instead
+        (
+            findings(CLEAN, rules_pass=True, threshold=math.inf, target=0.999),
+            ["99.9 % cannot be certified by this model: every cup goes to a person"],
+        ),
+    ],
+)
+def test_a_score_under_the_threshold_is_said_whenever_the_rules_allow_the_cup(
+    found: FlagFindings, reasons: list[str]
+) -> None:
+    assert flag_reasons(found) == (reasons, False)
+    assert all(reason_kind(r) is not ReasonKind.OTHER for r in reasons)
+
+
+def test_a_turn_first_flag_keeps_its_turning_reason_first_beside_the_score() -> None:
+    reasons, turn_first = flag_reasons(findings(TURN, TWIN, rules_pass=True, p_correct=0.9))
+    assert turn_first and reasons[0] == "coin 4 shows the shared obverse — turn it over"
+    assert reasons[-1] == "not sure enough: p_correct 0.900 is below the threshold 0.970"
+
+
+FAMILY = ("t0014", "t0016", "t0017", "t0018", "t0019", "t0020", "t0022")
+
+
+@pytest.mark.parametrize(
+    ("shared_by", "said"),
+    [
+        (FAMILY, "coin 1 shows the shared obverse of t0014, t0016 and 5 more — not t0006"),
+        (FAMILY[:3], "coin 1 shows the shared obverse of t0014, t0016 and t0017 — not t0006"),
+        (FAMILY[:2], "coin 1 shows the shared obverse of t0014 and t0016 — not t0006"),
+    ],
+)
+def test_a_coin_on_another_familys_shared_face_is_said_to_show_it_not_to_look_like_one_member(
+    shared_by: tuple[str, ...], said: str
+) -> None:
+    coin = CoinFinding(number=1, margin=-0.3, rival="t0022", rival_score=0.93, plain=True, rival_shared_by=shared_by)
+    found = findings(coin, CLEAN, expected="t0006")
+    assert flag_reasons(found) == ([said], False)
+    assert reason_kind(said) is ReasonKind.LOOKS_LIKE
+    assert on_shared_face(found) == {1}
+    # on the reverse, hidden, cut or weakly matched: said otherwise, and not marked
+    assert flag_reasons(findings(replace(coin, rival_side="reverse"), expected="t0006"))[0] == [
+        said.replace("obverse", "reverse")
+    ]
+    for other in (replace(coin, visible=0.4), replace(coin, partial=True), replace(coin, rival_score=0.4)):
+        assert on_shared_face(findings(other, expected="t0006")) == frozenset()
+
+
+def test_the_target_a_model_cannot_certify_is_named() -> None:
+    reasons, _ = flag_reasons(findings(CLEAN, threshold=math.inf, target=0.995))
+    assert reasons == ["99.5 % cannot be certified by this model: every cup goes to a person"]
+    assert reason_kind(reasons[0]) is ReasonKind.NO_THRESHOLD
