@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -336,9 +337,8 @@ def test_a_loose_target_never_passes_a_cup_the_voter_scores_under_one_half(
     assert own.threshold == bundle.threshold.threshold > 0.5
 
 
-def test_loading_with_a_target_whose_threshold_is_under_the_floor_says_so(
-    tmp_path, caplog: pytest.LogCaptureFixture
-) -> None:
+def _tiny_home(tmp_path: Path) -> tuple[Path, Path]:
+    """A home enrolled with the tiny world's types, and a bundle over its tiny embedder."""
     from models.enroll import CATALOG_FILE, save_catalog
     from tests.models.verdict_world import PIPE_TYPES
 
@@ -347,6 +347,13 @@ def test_loading_with_a_target_whose_threshold_is_under_the_floor_says_so(
     home = tmp_path / "home"
     enrolled_gallery(embedder).save(home / "gallery")
     save_catalog(home / "gallery" / CATALOG_FILE, [TypeInfo(t, t, 25.0) for t in PIPE_TYPES])
+    return home, bundle_path
+
+
+def test_loading_with_a_target_whose_threshold_is_under_the_floor_says_so(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    home, bundle_path = _tiny_home(tmp_path)
     heard: list[str] = []
     loose = Pipeline.load(home, bundle_path, with_detector=False, target_precision=0.6, warn=heard.append)
     assert loose.threshold.floored and heard == [loose.threshold.floor_note()]
@@ -735,14 +742,7 @@ def test_the_type_a_reason_names_is_the_one_the_coins_matches_list_first(tray_wo
 def test_a_target_the_model_cannot_certify_is_warned_of_with_the_highest_it_can(
     tmp_path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from models.enroll import CATALOG_FILE, save_catalog
-    from tests.models.verdict_world import PIPE_TYPES
-
-    emb_file = write_tiny_checkpoint(tmp_path / "bundle" / "embedder.pt")
-    bundle_path, embedder = write_bundle(tmp_path / "bundle", embedder_file=emb_file)
-    home = tmp_path / "home"
-    enrolled_gallery(embedder).save(home / "gallery")
-    save_catalog(home / "gallery" / CATALOG_FILE, [TypeInfo(t, t, 25.0) for t in PIPE_TYPES])
+    home, bundle_path = _tiny_home(tmp_path)
     heard: list[str] = []
     strict = Pipeline.load(home, bundle_path, with_detector=False, target_precision=0.999, warn=heard.append)
     assert not strict.threshold.can_pass  # 1500 calibration pairs cannot show 99.9 %

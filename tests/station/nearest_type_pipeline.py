@@ -69,6 +69,11 @@ def compose_cup(coins: Sequence[tuple[CoinType, Side]], size: int = 480) -> UInt
     return image
 
 
+def four_coins(coin: CoinType) -> UInt8Array:
+    """A cup of four coins of ``coin`` as laid: obverse and reverse up in turn (:func:`compose_cup`)."""
+    return compose_cup([(coin, Side.OBVERSE), (coin, Side.REVERSE)] * 2)
+
+
 def find_discs(image: UInt8Array, min_area: int = 200) -> list[tuple[float, float, float, float]]:
     """Bounding boxes ``x1, y1, x2, y2`` of the regions that differ from the table, in reading order."""
     diff = np.abs(image.astype(np.int16) - np.array(TABLE_BGR, np.int16)).max(axis=2)

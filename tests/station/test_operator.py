@@ -46,7 +46,7 @@ from station.views.operator import OperatorView
 from station.worker import CheckRequest, CheckResult, DbState, InferenceWorker, RecheckWhy, StoreResult
 from tests.calibration.views import camera
 from tests.station.conftest import OPERATOR, Database, OpenWindow, SteppingClock, shown_window
-from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup
+from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup, four_coins
 from tests.station.test_camera import write_pictures, write_video
 
 ORDER = "A-1001"
@@ -860,7 +860,7 @@ def test_space_pressed_twice_on_a_cup_to_turn_over_does_not_spend_its_turn(
     clock: SteppingClock,
 ) -> None:
     a = mint.types[0]
-    as_laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    as_laid = four_coins(a)
     turned = compose_cup([(a, Side.REVERSE)] * 4)  # the same coins where they lay, turned over
     turning = NearestTypePipeline(pipeline.embedder, pipeline.gallery, turn_over=frozenset({(a.id, Side.OBVERSE)}))
     view, controller = operator_window(qtbot, catalog, clock)

@@ -18,7 +18,7 @@ from station.views.operator import OperatorView
 from station.worker import CheckRequest, InferenceWorker
 from tests.calibration.views import camera
 from tests.station.conftest import SteppingClock
-from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup
+from tests.station.nearest_type_pipeline import NearestTypePipeline, four_coins
 from tests.station.test_operator import feed, operator_window
 from tests.station.test_operator_runtime import MOVED, EnrolledOnly
 
@@ -96,7 +96,7 @@ def test_a_flagged_cup_taken_away_while_the_camera_went_is_still_named(
     clock: SteppingClock,
 ) -> None:
     a = mint.types[0]
-    laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    laid = four_coins(a)
     turning = NearestTypePipeline(pipeline.embedder, pipeline.gallery, turn_over=frozenset({(a.id, Side.OBVERSE)}))
     view, controller, asked, worker = held(qtbot, turning, spooling, catalog, clock)
     controller.choose_type(a.id)
@@ -122,7 +122,7 @@ def test_a_check_failing_while_the_camera_went_leaves_its_hold_up(
     how: str,
 ) -> None:
     a = mint.types[0]
-    laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    laid = four_coins(a)
     strict = EnrolledOnly(pipeline.embedder, pipeline.gallery)
     view, controller, asked, worker = held(qtbot, strict, spooling, catalog, clock)
     controller.choose_type("no-such-type")  # the worker's check fails on it
@@ -147,7 +147,7 @@ def test_a_pass_arriving_after_the_camera_was_knocked_gives_way_to_its_hold_not_
     clock: SteppingClock,
 ) -> None:
     a = mint.types[0]
-    laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    laid = four_coins(a)
     view, controller, asked, worker = held(qtbot, pipeline, spooling, catalog, clock)
     controller.choose_type(a.id)
     controller.show_frame(Frame(laid, source="laid"))
@@ -171,7 +171,7 @@ def test_a_verdict_for_the_order_before_never_says_ready_while_the_camera_went(
     how: str,
 ) -> None:
     a = mint.types[0]
-    laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    laid = four_coins(a)
     view, controller, asked, worker = held(qtbot, pipeline, spooling, catalog, clock)
     controller.choose_type(a.id, order="A-1")
     controller.show_frame(Frame(laid, source="laid"))

@@ -34,7 +34,7 @@ from station.worker import CheckRequest, InferenceWorker, StoreResult
 from tests.models.embed_helpers import write_tiny_checkpoint
 from tests.models.verdict_world import enrolled_gallery, write_bundle
 from tests.station.conftest import Database, OpenWindow, SteppingClock, shown_window
-from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup
+from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup, four_coins
 from tests.station.test_operator import (
     ORDER,
     SetUpPipeline,
@@ -62,7 +62,7 @@ def cups(mint: Mint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A cup of four coins of the first type as laid, the same coins where they lay with one turned over, and a
     hand over the tray (flat, but not dark)."""
     a = mint.types[0]
-    as_laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    as_laid = four_coins(a)
     one_turned = compose_cup([(a, Side.REVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
     return as_laid, one_turned, np.full_like(as_laid, 60)
 

@@ -19,7 +19,7 @@ from station.controllers.catalog import TypeCatalog
 from station.controllers.operator import ALREADY_TEXT
 from station.controllers.stillness import WATCH_PX, StillnessGate, ViewWatch, thumbnail, view_differs
 from tests.station.conftest import Database, SteppingClock
-from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup
+from tests.station.nearest_type_pipeline import NearestTypePipeline, compose_cup, four_coins
 from tests.station.test_operator import feed
 from tests.station.test_operator_runtime import wired
 
@@ -160,7 +160,7 @@ def test_a_jolt_that_leaves_the_camera_a_pixel_off_logs_the_cup_once(
     clock: SteppingClock,
 ) -> None:
     a = mint.types[0]
-    laid = compose_cup([(a, Side.OBVERSE), (a, Side.REVERSE), (a, Side.OBVERSE), (a, Side.REVERSE)])
+    laid = four_coins(a)
     view, controller, asked, stored = wired(qtbot, pipeline, spooling, catalog, clock)
     controller.choose_type(a.id, order="A-1")
     feed(controller, laid, 1.0, clock)
