@@ -178,6 +178,31 @@ def oldest_reader(engine: Engine, revision: str) -> str | None:
         return conn.scalar(select(SchemaCompat.oldest_reader).where(SchemaCompat.revision == revision))
 
 
+def schema_state(engine: Engine) -> str:
+    """Where the database stands against this software's schema, with its URL (password masked), for ``init-site``'s
+    report.
+
+    A database that newer software migrated past this software's newest revision is used as it is when its
+    schema allows (:func:`init_db` says so in a warning, and does not migrate it): the report must not call it this
+    software's schema.
+    """
+    where = engine.url.render_as_string(hide_password=True)
+    current, head = current_revision(engine), schema_revisions(engine)[0]
+    if current == head:
+        return f"{where} at this software's schema"
+    return f"{where} at revision {current}, newer than this software's {head} (used as it is)"
+
+
+def masked_url(text: str) -> str:
+    """A database URL as a command line may repeat it, its password shown as ``***`` (``text`` as it is when it is
+    no URL, or holds no password)."""
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        return text
+    return text if url.password is None else url.render_as_string(hide_password=True)
+
+
 def init_db(url: str | Engine | None = None, *, home: Path | None = None) -> Engine:
     """Bring the database to the newest schema with Alembic and return its engine.
 

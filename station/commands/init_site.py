@@ -17,8 +17,6 @@ from station.commands.options import add_site_options, resolve_site
 from station.errors import CliError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
     from db.repository import VerdictRepository
 
 
@@ -48,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Set up what the site shares and say what is there."""
     from db.repository import VerdictRepository
+    from db.session import schema_state
     from db.spool import UNREACHABLE_ERRORS
     from models.registry import SHIPPED, RegistryError, load_registry, registry_file, start_registry
 
@@ -94,22 +93,6 @@ def run(args: argparse.Namespace) -> int:
         except (RegistryError, OSError) as err:
             raise CliError(str(err)) from err
     return 0
-
-
-def schema_state(engine: Engine) -> str:
-    """Where the database stands against this software's schema, for ``init-site``'s report.
-
-    A database that newer software migrated past this software's newest revision is used as it is when its
-    schema allows (:func:`db.session.init_db` says so in a warning, and does not migrate it): the report must not
-    call it this software's schema.
-    """
-    from db.session import current_revision, schema_revisions
-
-    where = engine.url.render_as_string(hide_password=True)
-    current, head = current_revision(engine), schema_revisions(engine)[0]
-    if current == head:
-        return f"{where} at this software's schema"
-    return f"{where} at revision {current}, newer than this software's {head} (used as it is)"
 
 
 def check_share_is_mounted(repo: VerdictRepository, registry: Path | None) -> None:

@@ -75,21 +75,13 @@ def site_flags(args: argparse.Namespace) -> str:
     Each value is shell-quoted; a database URL's password is shown as ``***``, as everywhere cupcheck names a
     database (put it back, or keep the URL in the station file).
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from db.session import masked_url
 
     given = []
     for name in SITE_FLAGS:
         value = getattr(args, name, None)
         if value is None:
             continue
-        text = str(value)
-        if name == "db":
-            try:
-                url = make_url(text)
-            except ArgumentError:  # not a URL: repeated as given (the command refused it already)
-                url = None
-            if url is not None and url.password is not None:
-                text = url.render_as_string(hide_password=True)
+        text = masked_url(str(value)) if name == "db" else str(value)
         given.append(f" --{name} {shlex.quote(text)}")
     return "".join(given)
