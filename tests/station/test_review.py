@@ -42,7 +42,7 @@ from station.views.login import LoginDialog
 from station.worker import CheckRequest, CheckResult, Recheck, make_record
 from tests.station.conftest import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, Database, settle
 from tests.station.nearest_type_pipeline import NearestTypePipeline, tiny_embedder
-from tests.station.sign_in_steps import refused_pin, supervisor_sign_in
+from tests.station.sign_in_steps import refused_pin, reopened_locked, supervisor_sign_in
 
 InForceLines = tuple[list[str], SuspectLabels | None]
 
@@ -848,25 +848,11 @@ def test_repeated_wrong_pins_lock_the_dialog_for_longer_each_time(qtbot: QtBot, 
 
 def test_a_new_sign_in_dialog_goes_on_where_a_cancelled_one_stopped(qtbot: QtBot, database: Database) -> None:
     throttle = SignInThrottle()
-
-    def dialog_and_login() -> tuple[LoginDialog, LoginController]:
-        return supervisor_sign_in(qtbot, database.repository, throttle)
-
-    def wrong(dialog: LoginDialog, login: LoginController) -> str:
-        return refused_pin(qtbot, dialog, login)
-
-    first, first_login = dialog_and_login()
-    for _ in range(FREE_ATTEMPTS):
-        wrong(first, first_login)
-    assert wrong(first, first_login).endswith("wait 1 s.")
-    first.reject()  # Cancel, and ask again at once
-    second, second_login = dialog_and_login()
-    ok = second.buttons.button(QDialogButtonBox.StandardButton.Ok)
-    assert second_login.locked and not ok.isEnabled() and second.message.text() == "Too many tries: wait 1 s."
-    assert second_login.failures == FREE_ATTEMPTS + 1
+    second, second_login = reopened_locked(qtbot, lambda: supervisor_sign_in(qtbot, database.repository, throttle))
     with qtbot.waitSignal(second_login.unlocked, timeout=3000):
         pass
-    assert wrong(second, second_login).endswith("wait 2 s.")  # the count went on; a fresh dialog would say nothing
+    # the count went on; a fresh dialog would say nothing
+    assert refused_pin(qtbot, second, second_login).endswith("wait 2 s.")
     with qtbot.waitSignal(second_login.unlocked, timeout=4000):
         pass
     second.pin_edit.setText(SUPERVISOR_PIN)

@@ -19,7 +19,7 @@ from station.controllers.auth import SUPERVISOR as SUPERVISOR_ROLE
 from station.signin_throttle import THROTTLE_FILENAME, HomeSignInThrottle
 from station.views.login import LoginDialog
 from tests.station.conftest import Database
-from tests.station.sign_in_steps import refused_pin, supervisor_sign_in
+from tests.station.sign_in_steps import refused_pin, reopened_locked, supervisor_sign_in
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -61,23 +61,11 @@ def test_a_new_dialog_over_the_same_home_starts_locked(qtbot: QtBot, database: D
     def dialog_and_login() -> tuple[LoginDialog, LoginController]:
         return supervisor_sign_in(qtbot, database.repository, HomeSignInThrottle(database.home, clock=clock))
 
-    def wrong(dialog: LoginDialog, login: LoginController) -> str:
-        return refused_pin(qtbot, dialog, login)
-
-    first, first_login = dialog_and_login()
-    for _ in range(FREE_ATTEMPTS):
-        wrong(first, first_login)
-    assert wrong(first, first_login).endswith("wait 1 s.")
-    first.reject()
-
-    second, second_login = dialog_and_login()
-    ok = second.buttons.button(QDialogButtonBox.StandardButton.Ok)
-    assert second_login.locked and not ok.isEnabled() and second.message.text() == "Too many tries: wait 1 s."
-    assert second_login.failures == FREE_ATTEMPTS + 1
+    second, second_login = reopened_locked(qtbot, dialog_and_login)
     with qtbot.waitSignal(second_login.unlocked, timeout=3000):
         pass
     clock.now += timedelta(seconds=1)
-    assert wrong(second, second_login).endswith("wait 2 s.")
+    assert refused_pin(qtbot, second, second_login).endswith("wait 2 s.")
 
 
 def test_the_review_sign_in_reads_the_lock_from_the_home(qtbot: QtBot, database: Database) -> None:
