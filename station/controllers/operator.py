@@ -324,22 +324,16 @@ class OperatorController(QObject):
         checked = self._checked_in_view()
         if self._auto is not None and checked is None:
             self._auto.rearm()
-        if self._camera_lost:  # the order is taken; the cup waits for the camera
-            self._show_no_camera()
-            return
-        if self._camera_off:  # the same: no cup is checked until the camera is as it was set up
-            self._show_camera_hold()
-            return
-        self._show_banner("READY", IDLE_HEX)
         if self._auto is not None and checked is not None:
             req = checked.request
-            self.view.reason.setText(
+            waits = (
                 f"The cup in view was checked for {whose(req.order, req.expected_type)}: put the cup of "
                 f"{whose(order, type_id)} under the camera; it is checked once it is still."
             )
         else:
-            self.view.reason.setText("Put the cup under the camera and press Space.")
-        self.view.detail.setText("")
+            waits = "Put the cup under the camera and press Space."
+        if self._show_ready(waits):  # (else the order is taken, and the cup waits for the camera)
+            self.view.detail.setText("")
 
     def _checked_in_view(self) -> CheckResult | None:
         """The check whose photograph shows what is in view now (nothing has changed since, though a hand may have
@@ -445,11 +439,8 @@ class OperatorController(QObject):
         self.view.check_button.setEnabled(not self.busy and not self._camera_off)
         self._enable_empty_tray()
         # (while busy, the verdict on its way says what it found)
-        if not self.busy and self._camera_off:  # still not as it was set up (knocked, then unplugged): say so
-            self._show_camera_hold()
-        elif not self.busy:
-            self._show_banner("READY", IDLE_HEX)
-            self.view.reason.setText("Camera back: put the cup under the camera and press Space.")
+        if not self.busy:  # (still not as it was set up, knocked then unplugged: its hold says so)
+            self._show_ready("Camera back: put the cup under the camera and press Space.")
         self.camera_state_changed.emit(False)
 
     @Slot(float)
