@@ -737,6 +737,21 @@ class CoinRuling:
 
 
 @dataclass(frozen=True)
+class BenchWaiting:
+    """The cups a station put aside that nobody has ruled on yet (:func:`db.activity.read_bench_waiting`).
+
+    Attributes:
+        waiting: how many, whenever flagged.
+        stale: how many of them were flagged before the time asked about.
+        oldest: when the oldest of those ``stale`` was flagged, timezone-aware (``None`` when there is none).
+    """
+
+    waiting: int
+    stale: int
+    oldest: datetime | None
+
+
+@dataclass(frozen=True)
 class AsideCup:
     """A flagged cup put aside at a station, with what people have ruled on it since (:func:`db.activity.read_aside`).
 

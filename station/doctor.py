@@ -214,11 +214,11 @@ def _nobody_signs_in(note: Note) -> None:
 
 def _bench(config: StationConfig, home: Path, database: DatabaseHealth, note: Note) -> None:
     """Cups this station flagged that nobody has ruled on for more than :data:`BENCH_STALE_H` hours, however long
-    ago (:func:`db.bench_waiting.read_bench_waiting`): the operator window lists two weeks, and a cup left waiting
+    ago (:func:`db.activity.read_bench_waiting`): the operator window lists two weeks, and a cup left waiting
     longer is the worst case, not one to drop."""
     from datetime import UTC, datetime, timedelta
 
-    from db.bench_waiting import read_bench_waiting
+    from db.activity import read_bench_waiting
     from db.session import make_engine
     from db.spool import UNREACHABLE_ERRORS
 

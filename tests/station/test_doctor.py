@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from calibration.camera import CameraCalibration, save_calibration, save_empty_tray, save_setup_view
-from db.bench_waiting import BenchWaiting, read_bench_waiting
+from db.activity import read_bench_waiting
 from db.embedded_pg import running_server
+from db.records import BenchWaiting
 from db.repository import VerdictRepository
 from db.schema import LabelKind, Role
 from db.session import init_db
