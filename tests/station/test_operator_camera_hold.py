@@ -13,14 +13,11 @@ from models.synth.mint import Mint
 from models.types import Frame, Side
 from station.controllers.catalog import TypeCatalog
 from station.controllers.operator import OperatorController
-from station.controllers.stillness import StillnessGate
-from station.views.operator import OperatorView
-from station.worker import CheckRequest, InferenceWorker
 from tests.calibration.views import camera
 from tests.station.conftest import SteppingClock
 from tests.station.nearest_type_pipeline import NearestTypePipeline, four_coins
-from tests.station.test_operator import feed, operator_window
-from tests.station.test_operator_runtime import MOVED, EnrolledOnly
+from tests.station.test_operator import feed
+from tests.station.test_operator_runtime import MOVED, EnrolledOnly, held
 
 LOST = "webcam 0 — the camera sends the same picture: frozen"
 NO_CAM = (
@@ -31,27 +28,6 @@ KNOCKED = (
     "The camera has moved since it was set up (14 px right): put it back where it was, or have it calibrated again. "
     "Cups are checked once it is."
 )
-
-
-def held(
-    qtbot: QtBot,
-    pipeline: NearestTypePipeline,
-    spooling: SpoolingRepository,
-    catalog: TypeCatalog,
-    clock: SteppingClock,
-) -> tuple[OperatorView, OperatorController, list[CheckRequest], InferenceWorker]:
-    """The operator view and controller with the stillness gate and a real worker whose answers come back to it; the
-    checks asked for wait in the list until the test hands them to the worker (the camera goes meanwhile)."""
-    view, controller = operator_window(qtbot, catalog, clock, auto_check=StillnessGate(0.5, clock=clock))
-    worker = InferenceWorker(pipeline, spooling)
-    asked: list[CheckRequest] = []
-    controller.check_requested.connect(asked.append)
-    worker.verdict_ready.connect(controller.show_verdict)
-    worker.check_failed.connect(controller.show_failure)
-    worker.nothing_seen.connect(controller.nothing_seen)
-    worker.stored.connect(controller.show_store)
-    worker.setParent(controller)
-    return view, controller, asked, worker
 
 
 def lose_camera(controller: OperatorController, how: str) -> str:

@@ -67,6 +67,27 @@ def cups(mint: Mint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return as_laid, one_turned, np.full_like(as_laid, 60)
 
 
+def held(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    clock: SteppingClock,
+) -> tuple[OperatorView, OperatorController, list[CheckRequest], InferenceWorker]:
+    """The operator view and controller with the stillness gate and a real worker whose answers come back to it; the
+    checks asked for wait in the list until the test hands them to the worker (the camera goes meanwhile)."""
+    view, controller = operator_window(qtbot, catalog, clock, auto_check=StillnessGate(0.5, clock=clock))
+    worker = InferenceWorker(pipeline, spooling)
+    asked: list[CheckRequest] = []
+    controller.check_requested.connect(asked.append)
+    worker.verdict_ready.connect(controller.show_verdict)
+    worker.check_failed.connect(controller.show_failure)
+    worker.nothing_seen.connect(controller.nothing_seen)
+    worker.stored.connect(controller.show_store)
+    worker.setParent(controller)
+    return view, controller, asked, worker
+
+
 def wired(
     qtbot: QtBot,
     pipeline: NearestTypePipeline,
@@ -74,19 +95,12 @@ def wired(
     catalog: TypeCatalog,
     clock: SteppingClock,
 ) -> tuple[OperatorView, OperatorController, list[CheckRequest], list[StoreResult]]:
-    """The operator view and controller with the stillness gate, checking through a real worker in this thread (kept
-    alive by the controller, as the window keeps its worker)."""
-    view, controller = operator_window(qtbot, catalog, clock, auto_check=StillnessGate(0.5, clock=clock))
-    worker = InferenceWorker(pipeline, spooling)
-    asked: list[CheckRequest] = []
+    """:func:`held`, checking each cup as it is asked for, through its worker in this thread (kept alive by the
+    controller, as the window keeps its worker); the store results come in the list."""
+    view, controller, asked, worker = held(qtbot, pipeline, spooling, catalog, clock)
     stored: list[StoreResult] = []
-    controller.check_requested.connect(asked.append)
     controller.check_requested.connect(worker.check)
-    worker.verdict_ready.connect(controller.show_verdict)
-    worker.check_failed.connect(controller.show_failure)
-    worker.stored.connect(controller.show_store)
     worker.stored.connect(stored.append)
-    worker.setParent(controller)
     return view, controller, asked, stored
 
 
