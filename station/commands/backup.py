@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from station.commands.options import add_site_options, resolve_site
-from station.commands.restore import site_flags
+from station.commands.options import add_site_options, resolve_site, site_flags
 from station.errors import CliError
 from station.units import size_text
 

@@ -6,6 +6,7 @@ value."""
 from __future__ import annotations
 
 import argparse
+import shlex
 from argparse import SUPPRESS
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -158,6 +159,29 @@ def _add_site_flags(
         add_models_option(parser, config=True, default=default)
     if gallery:
         add_gallery_option(parser, config=True, default=default)
+
+
+SITE_FLAGS = ("config", "home", "db", "store", "models", "gallery")
+"""The options of :func:`add_site_options` that say where a station's data lives."""
+
+
+def site_flags(args: argparse.Namespace) -> str:
+    """The location options given to this command, as a command line repeats them (``" --config station.toml --home
+    '/srv/new disk'"``; ``""`` for none), so the next command it suggests works on the same home and database.
+
+    Each value is shell-quoted; a database URL's password is shown as ``***``, as everywhere cupcheck names a
+    database (put it back, or keep the URL in the station file).
+    """
+    from db.session import masked_url
+
+    given = []
+    for name in SITE_FLAGS:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        text = masked_url(str(value)) if name == "db" else str(value)
+        given.append(f" --{name} {shlex.quote(text)}")
+    return "".join(given)
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

@@ -11,13 +11,12 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import shlex
 import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
-from station.commands.options import add_site_options, resolve_site
+from station.commands.options import add_site_options, resolve_site, site_flags
 from station.errors import CliError
 from station.units import size_text
 
@@ -62,26 +61,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"other files: {report.files} put back; {size_text(report.bytes)} in {report.seconds:.1f} s")
     print(f"restored from {folder}; is the station ready? cupcheck doctor{site_flags(args)}")
     return 0
-
-
-SITE_FLAGS = ("config", "home", "db", "store", "models", "gallery")
-"""The options of :func:`~station.commands.options.add_site_options` that say where a station's data lives."""
-
-
-def site_flags(args: argparse.Namespace) -> str:
-    """The location options given to this command, as a command line repeats them (``" --config station.toml --home
-    '/srv/new disk'"``; ``""`` for none), so the next command it suggests works on the same home and database.
-
-    Each value is shell-quoted; a database URL's password is shown as ``***``, as everywhere cupcheck names a
-    database (put it back, or keep the URL in the station file).
-    """
-    from db.session import masked_url
-
-    given = []
-    for name in SITE_FLAGS:
-        value = getattr(args, name, None)
-        if value is None:
-            continue
-        text = masked_url(str(value)) if name == "db" else str(value)
-        given.append(f" --{name} {shlex.quote(text)}")
-    return "".join(given)

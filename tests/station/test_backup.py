@@ -29,7 +29,7 @@ from models.gallery import Gallery
 from models.registry import SHIPPED, ModelEntry, load_registry, promote, register_version
 from station.backup import ENROLMENTS_DIR, BackupError, back_up, backup_record, check_backup, restore
 from station.cli import main
-from station.commands.restore import site_flags
+from station.commands.options import site_flags
 from station.config import StationConfig, config_from_dict
 from tests.db.factories import OPERATOR, OPERATOR_PIN, make_record
 from tests.db.full_disk import files_limited_to
