@@ -45,6 +45,7 @@ from calibration.camera import CupRoi
 from models.synth.mint import generate_mint
 from models.synth.real_coins import crop_source_photo, list_real_types
 from models.synth.scene import (
+    MIN_CONTAMINATED_COINS,
     CupScene,
     SceneAssets,
     SceneInstance,
@@ -54,7 +55,7 @@ from models.synth.scene import (
     shares_an_obverse,
 )
 from models.synth.textures import load_patch_bank
-from models.types import UInt8Array
+from models.types import CupKind, UInt8Array
 
 CROP_COLUMNS: tuple[str, ...] = (
     "path",
@@ -90,7 +91,7 @@ class SynthConfig:
         n_cups: cup images to render.
         seed: the data set seed (mint and cups).
         scene: scene options (image size, kind mix, real fraction).
-        crop_size: side of the embedder crops in pixels.
+        crop_size: side of the embedder crops in pixels (8 to :data:`MAX_IMAGE_SIZE`).
         val_fraction: fraction of cups in the validation split.
         real_root: the real data folder (``None``: no real crops or textures).
         real_backgrounds: cut tables and cup floors from the real photos under ``real_root`` too (about half the
@@ -131,8 +132,11 @@ class SynthConfig:
             )
         if not 64 <= self.scene.image_size <= MAX_IMAGE_SIZE:
             raise ValueError(f"image size must be from 64 to {MAX_IMAGE_SIZE}, got {self.scene.image_size}")
-        if self.crop_size < 8:
-            raise ValueError(f"crop size must be >= 8, got {self.crop_size}")
+        if not 8 <= self.crop_size <= MAX_IMAGE_SIZE:
+            raise ValueError(
+                f"crop size must be from 8 to {MAX_IMAGE_SIZE} (a crop larger than the largest cup photo only "
+                f"enlarges its coin, and asks for more memory than a station has), got {self.crop_size}"
+            )
         if not 0.0 <= self.val_fraction <= 1.0:
             raise ValueError(f"val fraction must be in [0, 1], got {self.val_fraction}")
         if not 0.0 <= self.scene.real_fraction <= 1.0:
@@ -141,6 +145,13 @@ class SynthConfig:
             raise ValueError(f"reverse share must be in [0, 1], got {self.scene.reverse_share}")
         if self.scene.max_coins < 1:
             raise ValueError(f"max coins must be >= 1, got {self.scene.max_coins}")
+        contaminated = self.scene.kind_weights.get(CupKind.CONTAMINATED, 0.0) > 0
+        if contaminated and self.scene.max_coins < MIN_CONTAMINATED_COINS:
+            raise ValueError(
+                f"max coins {self.scene.max_coins} is too few for contaminated cups, which hold at least "
+                f"{MIN_CONTAMINATED_COINS} coins (two of the expected type beside the intruder): allow at least "
+                f"{MIN_CONTAMINATED_COINS}, or leave contaminated cups out of the kinds"
+            )
         if self.real_backgrounds and (self.real_root is None or not self.real_root.is_dir()):
             raise ValueError(f"real backgrounds need the real data folder, and {self.real_root} is not one")
         drawable_kinds(self.scene.kind_weights, shares_an_obverse(generate_mint(self.n_types, self.seed)))
@@ -155,7 +166,7 @@ class SynthSummary:
         n_instances: visible instances over all cups.
         n_crops: rows of the crops index.
         kinds: cups per kind.
-        seconds: wall time of the rendering loop.
+        seconds: wall time of the rendering loop (with one worker, building the assets before it is not counted).
         real_types: how many real denominations were available.
         real_coin_photos: the real photos whose coin crops were pasted into cups (:func:`real_photos`).
         real_background_photos: the real photos tables and cup floors were cut from.
@@ -172,7 +183,7 @@ class SynthSummary:
 
     @property
     def images_per_second(self) -> float:
-        """Rendering throughput over the whole run."""
+        """Rendering throughput: cups per second of :attr:`seconds`."""
         return self.n_cups / self.seconds if self.seconds > 0 else float("inf")
 
 
@@ -328,13 +339,24 @@ def real_photos(cups: list[dict[str, Any]], real_root: Path | None) -> dict[str,
 
 
 def _results(config: SynthConfig, out: Path, workers: int) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Each cup's manifest record and crop rows, in index order.
+
+    With one worker the assets (the mint, the real types, the surface patch bank, minutes to build from the real
+    photos) are built here, before the first cup is asked for, so that the rendering clock started after this call
+    times the cups alone.
+    """
+    indices = range(config.first_index, config.first_index + config.n_cups)
     if workers <= 1:
         _init(config, out)
-        for i in range(config.first_index, config.first_index + config.n_cups):
-            yield _work(i)
-        return
+        return (_work(i) for i in indices)
+    return _pooled(config, out, workers, indices)
+
+
+def _pooled(
+    config: SynthConfig, out: Path, workers: int, indices: range
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """The cups rendered by a pool of ``workers`` processes, each building its own assets."""
     ctx = mp.get_context("spawn")
-    indices = range(config.first_index, config.first_index + config.n_cups)
     with ctx.Pool(workers, initializer=_init, initargs=(config, out, True)) as pool:
         yield from pool.imap(_work, indices, chunksize=4)
 
@@ -408,9 +430,10 @@ def _write_into(config: SynthConfig, out: Path, workers: int, progress: bool) ->
     (out / "yolo" / "data.yaml").write_text(DATA_YAML)
     cups: list[dict[str, Any]] = []
     crop_rows: list[dict[str, Any]] = []
+    results = _results(config, out, workers)  # the assets first: the clock times the rendering alone
     t0 = time.perf_counter()
     bar = tqdm(total=config.n_cups, desc="synth", unit="cup", disable=not progress)
-    for record, rows in _results(config, out, workers):
+    for record, rows in results:
         cups.append(record)
         crop_rows += rows
         bar.update(1)

@@ -46,6 +46,9 @@ DEFAULT_KIND_WEIGHTS: dict[CupKind, float] = {
 }
 """The default mix of cup kinds."""
 
+MIN_CONTAMINATED_COINS = 3
+"""The fewest coins a contaminated cup holds: at least two of the expected type beside its intruder."""
+
 
 @dataclass(frozen=True)
 class SceneOptions:
@@ -54,7 +57,8 @@ class SceneOptions:
     Attributes:
         image_size: output side in pixels (square images).
         kind_weights: relative frequency of each cup kind (kinds with weight 0 never occur).
-        max_coins: the most coins in one cup (at least 1).
+        max_coins: the most coins in one cup (at least 1). A contaminated cup holds at least
+            :data:`MIN_CONTAMINATED_COINS` whatever this says (``cupcheck synth`` refuses fewer for one).
         real_fraction: probability that a pure / contaminated / foreign-object cup uses real coin crops.
         reverse_share: probability that a coin of a pure or contaminated cup lies reverse up (``0.5``: tossed;
             higher: an operator who spreads the coins reverse up, as a shared obverse proves nothing).
@@ -128,7 +132,9 @@ class CupScene:
         instances: the visible instances, bottom to top.
         kind: the cup kind.
         expected_type: the type the cup should hold.
-        contaminant: ``"twin"``, ``"family"``, ``"other"`` for contaminated cups, else ``None``.
+        contaminant: for contaminated cups what the intruders are to the expected type: ``"twin"`` (its near-twin
+            alone), ``"family"`` (another member of its family, or its currency's other denominations), ``"other"``;
+            else ``None``.
         px_per_mm: the camera scale at the cup floor.
         cup_diameter_mm: the interior diameter (side for trays) in mm.
         tray: the cup's interior region in pixels (a circle or a rounded-square tray), ``None`` on a flat table.
@@ -384,6 +390,17 @@ def _side(rng: np.random.Generator, reverse_share: float = 0.5) -> Side:
     return Side.OBVERSE if rng.random() < 1.0 - reverse_share else Side.REVERSE
 
 
+def _relation(drawn_from: str, intruders: list[CoinType], twins: list[CoinType]) -> str:
+    """The contaminant relation of the intruders drawn: ``drawn_from`` (the pool they came from), except
+    ``"twin"`` when the family pool gave only the expected type's near-twin. The family pool holds the twin too (so
+    that what a seed draws stays as it was), while a ``"family"`` intruder means another member of the family, as
+    the virtual cups and the pair labels count it."""
+    twin_ids = {t.id for t in twins}
+    if drawn_from == "family" and intruders and all(t.id in twin_ids for t in intruders):
+        return "twin"
+    return drawn_from
+
+
 def _contents(
     assets: SceneAssets, rng: np.random.Generator, kind: CupKind, opts: SceneOptions, blk: _Block
 ) -> tuple[list[_Item], str, str | None]:
@@ -400,7 +417,7 @@ def _contents(
     if use_real:
         rt = assets.real_types[int(rng.integers(len(assets.real_types)))]
         expected = rt.id
-        lo = 3 if kind == CupKind.CONTAMINATED else 1
+        lo = MIN_CONTAMINATED_COINS if kind == CupKind.CONTAMINATED else 1
         n = _n_coins(rng, max(opts.max_coins, lo), lo)
         n_bad = (2 if n >= 4 and rng.random() < 0.35 else 1) if kind == CupKind.CONTAMINATED else 0
         items = [_real_item(assets, rt, rng, blk) for _ in range(n - n_bad)]
@@ -426,7 +443,7 @@ def _contents(
     else:
         t = pool_types[int(rng.integers(len(pool_types)))]
         expected = t.id
-        lo = 3 if kind == CupKind.CONTAMINATED else 1
+        lo = MIN_CONTAMINATED_COINS if kind == CupKind.CONTAMINATED else 1
         n = _n_coins(rng, max(opts.max_coins, lo), lo)
         if kind == CupKind.CONTAMINATED:
             n_bad = 2 if n >= 4 and rng.random() < 0.35 else 1
@@ -449,11 +466,14 @@ def _contents(
                     o for o in mint.types if o.family != t.family
                 ]
                 pool = pool or [o for o in mint.types if o.id != t.id]
+            drawn: list[CoinType] = []
             for _ in range(n_bad):
                 bad_t = pool[int(rng.integers(len(pool)))]
+                drawn.append(bad_t)
                 # Contaminants sit in the upper half of the pile so they stay mostly visible.
                 pos = int(rng.integers(len(items) // 2, len(items) + 1))
                 items.insert(pos, _syn_item(assets, bad_t, _side(rng, opts.reverse_share), blk))
+            contaminant = _relation(contaminant, drawn, twins)
     if kind == CupKind.FOREIGN_OBJECT:
         for _ in range(1 if rng.random() < 0.75 else 2):
             obj = sample_object(rng)

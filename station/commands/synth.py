@@ -38,7 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated cup kinds to draw (pure,contaminated,obverse_only,foreign_object,empty); default all",
     )
     p.add_argument("--kind-weights", default=None, help="comma-separated weights, one per --kinds entry")
-    p.add_argument("--max-coins", type=int, default=30, help="most coins in one cup (default 30)")
+    p.add_argument(
+        "--max-coins",
+        type=int,
+        default=30,
+        help="most coins in one cup (default 30; at least 3 when contaminated cups are drawn: two of the type and "
+        "the intruder)",
+    )
     p.add_argument(
         "--reverse-share",
         type=float,
@@ -52,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="index of the first cup (default 0); another range of the same seed gives other cups of the same "
         "mint, e.g. enrolment photos: --first-index 100000 --kinds pure --out DATA/enrol",
     )
-    p.add_argument("--crop-size", type=int, default=128, help="side of the embedder crops (default 128)")
+    p.add_argument("--crop-size", type=int, default=128, help="side of the embedder crops (default 128; 8 to 4096)")
     p.add_argument(
         "--empty-reference",
         action="store_true",

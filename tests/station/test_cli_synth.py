@@ -50,6 +50,12 @@ def test_synth_then_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         (["--types", "12", "--cups", "2", "--reverse-share", "1.5"], "reverse share"),
         (["--types", "12", "--cups", "2", "--workers", "0"], "--workers"),
         (["--types", "12", "--cups", "2", "--image-size", "100000"], "image size must be from 64 to 4096"),
+        (["--types", "3", "--cups", "1", "--crop-size", "100000"], "crop size must be from 8 to 4096"),
+        (
+            ["--types", "6", "--cups", "6", "--max-coins", "1", "--kinds", "contaminated", "--real-fraction", "0"],
+            "max coins 1 is too few for contaminated cups, which hold at least 3 coins",
+        ),
+        (["--types", "6", "--cups", "6", "--max-coins", "2"], "leave contaminated cups out of the kinds"),
     ],
 )
 def test_bad_arguments_exit_2(
@@ -58,6 +64,15 @@ def test_bad_arguments_exit_2(
     assert main(["synth", *args, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert message in err
+
+
+def test_a_small_most_coins_is_fine_without_contaminated_cups(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pure"
+    assert main(["synth", *TINY, "--cups", "2", "--max-coins", "1", "--kinds", "pure", "--out", str(out)]) == 0
+    cups = json.loads((out / "manifest.json").read_text())["cups"]
+    assert [len(c["instances"]) for c in cups] == [1, 1]
 
 
 def test_unwritable_output_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

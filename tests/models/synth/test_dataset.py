@@ -272,9 +272,53 @@ def test_a_failed_run_leaves_nothing_behind(tmp_path: Path) -> None:
     out = tmp_path / "set"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    huge = SynthConfig(n_types=12, n_cups=4, seed=4, scene=CONFIG.scene, crop_size=100_000)  # crops OpenCV refuses
-    with pytest.raises(cv2.error):
-        write_dataset(huge, out, progress=False)
+    real = tmp_path / "real"
+    for denomination in ("1e", "2e"):  # real crops that are no pictures: the first cup pasting one fails
+        folder = real / "euro_kaa" / "crops" / "train" / denomination
+        folder.mkdir(parents=True)
+        (folder / "train_1_0.jpg").write_text("not a picture")
+    scene = dataclasses.replace(CONFIG.scene, real_fraction=1.0, kind_weights={CupKind.PURE: 1.0})
+    broken = SynthConfig(n_types=12, n_cups=4, seed=4, scene=scene, crop_size=64, real_root=real)
+    with pytest.raises(OSError, match="cannot read"):
+        write_dataset(broken, out, progress=False)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
-    write_dataset(dataclasses.replace(huge, crop_size=64), out, progress=False)  # the re-run is not blocked
+    write_dataset(dataclasses.replace(broken, real_root=None), out, progress=False)  # the re-run is not blocked
     assert sorted(p.name for p in out.iterdir()) == ["crops", "manifest.json", "mint.json", "notes.txt", "yolo"]
+
+
+def test_a_crop_larger_than_the_largest_cup_photo_is_refused_before_anything_is_drawn() -> None:
+    """A crop of 100,000 px a side asked OpenCV for 30 GB and died with its traceback."""
+    with pytest.raises(ValueError, match="crop size must be from 8 to 4096"):
+        dataclasses.replace(CONFIG, crop_size=100_000).validate()
+    dataclasses.replace(CONFIG, crop_size=4096).validate()
+
+
+def test_contaminated_cups_need_room_for_three_coins() -> None:
+    """A contaminated cup holds two coins of its type beside the intruder, whatever the most coins says: fewer is
+    refused rather than drawn as three without a word."""
+    for kinds in ({CupKind.CONTAMINATED: 1.0}, {CupKind.PURE: 1.0, CupKind.CONTAMINATED: 0.5}):
+        scene = dataclasses.replace(CONFIG.scene, max_coins=2, kind_weights=kinds)
+        with pytest.raises(ValueError, match="max coins 2 is too few for contaminated cups, which hold at least 3"):
+            dataclasses.replace(CONFIG, scene=scene).validate()
+    for kinds in ({CupKind.PURE: 1.0}, {CupKind.PURE: 1.0, CupKind.CONTAMINATED: 0.0}):
+        dataclasses.replace(CONFIG, scene=dataclasses.replace(CONFIG.scene, max_coins=1, kind_weights=kinds)).validate()
+    dataclasses.replace(CONFIG, scene=dataclasses.replace(CONFIG.scene, max_coins=3)).validate()
+
+
+def test_the_rendering_clock_leaves_out_building_the_real_surface_patches(real_data: Path, tmp_path: Path) -> None:
+    """With one worker the patch bank (minutes from every real photo) was built inside the clock, and the speed
+    line read 0.0 images/s: with no cup to draw, the rendering takes no time at all."""
+    photos = ["euro_kaa/photos/mixed/test_3.jpg", "won_cho0h5/photos/20201011_153140.jpg"]
+    root = _copy_real(real_data, tmp_path / "real", photos)
+    config = SynthConfig(
+        n_types=12,
+        n_cups=0,
+        seed=4,
+        scene=dataclasses.replace(CONFIG.scene, real_fraction=0.0),
+        real_root=root,
+        real_backgrounds=True,
+        cache_dir=tmp_path / "cache",
+    )
+    summary = write_dataset(config, tmp_path / "set", progress=False)
+    assert list((tmp_path / "cache").glob("surface_patches_*.npz"))  # the bank was built in this run
+    assert summary.n_cups == 0 and summary.seconds < 0.05

@@ -116,6 +116,24 @@ def test_contaminated_cups_hold_one_or_two_other_coins(assets: SceneAssets) -> N
     assert len(relations) >= 2
 
 
+def test_an_intruder_drawn_from_the_family_that_is_the_near_twin_is_labelled_twin() -> None:
+    """The family pool holds the expected type's near-twin too (what a seed draws stays as it was); a cup whose
+    intruders are that twin alone is labelled twin, as the virtual cups and the pair labels count it. Cup 46 of seed 5
+    (12 types) draws the twin from the family pool."""
+    mint = generate_mint(12, 5)
+    assets = SceneAssets(mint)
+    opts = SceneOptions(image_size=128, kind_weights={CupKind.CONTAMINATED: 1.0}, max_coins=6)
+    for index in (46, *range(10)):
+        scene = render_cup(assets, 5, index, opts)
+        expected = mint.by_id(scene.expected_type)
+        intruders = {i.type_id for i in scene.instances if i.is_coin and i.type_id != expected.id}
+        if index == 46:
+            assert intruders == {expected.twin_of} and scene.contaminant == "twin"
+        if scene.contaminant == "family" and intruders:
+            assert intruders != {expected.twin_of}
+            assert all(mint.by_id(t).family == expected.family for t in intruders)
+
+
 def test_obverse_only_cups_show_the_shared_obverse(assets: SceneAssets) -> None:
     for i in range(4):
         scene = render_cup(assets, 3, i, _only(CupKind.OBVERSE_ONLY))
