@@ -565,6 +565,24 @@ def within_eye(found: int, eye: int) -> bool:
     return abs(found - eye) <= EYE_TOLERANCE * eye
 
 
+REAL_PHOTOS_META = Path("euro_kaa") / "photos.json"
+"""Below the real data folder: the euro photos with their upstream crop counts, what :func:`count_real` reads."""
+
+
+def check_real_root(real_root: Path) -> Path:
+    """``real_root`` when it holds what :func:`count_real` reads (:data:`REAL_PHOTOS_META`).
+
+    Raises:
+        FileNotFoundError: it does not: a folder one level off, or a copy without the euro photos.
+    """
+    if not (real_root / REAL_PHOTOS_META).is_file():
+        raise FileNotFoundError(
+            f"{real_root} holds no {REAL_PHOTOS_META.as_posix()}: give the real data folder (…/data/real), the one "
+            "holding euro_kaa/ and won_cho0h5/"
+        )
+    return real_root
+
+
 def count_real(
     detector: Detector,
     real_root: Path,
@@ -579,7 +597,7 @@ def count_real(
         Per photo: ``file`` (below ``real_root``), ``lower_bound`` (``None`` without an upstream count), ``eye``
         (the count by eye, or ``None``), ``detector`` (coins found), ``hough`` (baseline count).
     """
-    meta = json.loads((real_root / "euro_kaa" / "photos.json").read_text(encoding="utf-8"))
+    meta = json.loads((real_root / REAL_PHOTOS_META).read_text(encoding="utf-8"))
     eye = eye_counts()
     bounds: dict[str, int | None] = {
         f"euro_kaa/{p['file']}": int(sum(p["crop_counts"].values()))
@@ -875,12 +893,31 @@ def training_seeds(settings: DetectorSettings) -> tuple[int, ...]:
     return tuple(found)
 
 
+def training_data_folder(settings: DetectorSettings) -> Path | None:
+    """The training data set the detector's settings record as a folder (``extra["data"]``, as
+    ``cupcheck train detector`` writes it), or ``None`` when they record none, or free text naming ``cupcheck synth``
+    commands (the shipped detector's, read by :func:`training_seeds`)."""
+    value = settings.extra.get("data")
+    if not isinstance(value, str) or not value.strip() or SYNTH_SEED.search(value):
+        return None
+    return Path(value)
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    """Whether two paths name one existing folder (a recorded path that is not here names none)."""
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class HeldOut:
     """Whether a synthetic data set is known to be held out from the detector's training data.
 
     Attributes:
-        held_out: its mint seed is none of those the detector's settings record for its training data.
+        held_out: it is not the training data folder the detector's settings record, and its mint seed is none of
+            the training seeds they record (in ``cupcheck synth`` commands, or the recorded folder's ``mint.json``).
         line: what the report says: the held-out sentence, or a warning naming the overlap or what could not be
             checked.
     """
@@ -903,10 +940,21 @@ def mint_seed(data: Path) -> int | None:
 
 
 def held_out(settings: DetectorSettings, data: Path) -> HeldOut:
-    """Compare the mint seed of ``data`` with the training seeds the detector's settings record
-    (:func:`training_seeds`): cups rendered with one of them are not held out, whatever their cup count."""
+    """Compare ``data`` with the training data the detector's settings record: the folder itself
+    (:func:`training_data_folder`), and its mint seed with the training seeds (:func:`training_seeds`, and the
+    recorded folder's own mint seed): cups rendered with one of them are not held out, whatever their cup count."""
+    folder = training_data_folder(settings)
+    if folder is not None and _same_folder(folder, data):
+        return HeldOut(
+            False,
+            f"warning: {data} is the data set the detector {settings.version} was trained on (its settings record "
+            f"training data {folder}): its cups are not held out, and the numbers below overstate the detector",
+        )
     seed = mint_seed(data)
     seeds = training_seeds(settings)
+    folder_seed = mint_seed(folder) if folder is not None else None
+    if folder_seed is not None and folder_seed not in seeds:
+        seeds = (*seeds, folder_seed)
     if seed is None:
         return HeldOut(
             False,
@@ -914,17 +962,23 @@ def held_out(settings: DetectorSettings, data: Path) -> HeldOut:
             "from the detector's training data could not be checked",
         )
     if not seeds:
+        missing = "" if folder is None else f" (its training data {folder} is not here to read one from)"
         return HeldOut(
             False,
-            f"warning: detector {settings.version} records no training mint seed: whether "
+            f"warning: detector {settings.version} records no training mint seed{missing}: whether "
             f"{data} (mint seed {seed}) is held out could not be checked",
         )
     listed = ", ".join(str(s) for s in seeds)
     if seed in seeds:
+        source = (
+            f"its training data {folder} was rendered with it too"
+            if seed == folder_seed
+            else f"its settings record seeds {listed}"
+        )
         return HeldOut(
             False,
             f"warning: {data} was rendered with mint seed {seed}, one the detector "
-            f"{settings.version} was trained on (its settings record seeds {listed}): its cups are not "
+            f"{settings.version} was trained on ({source}): its cups are not "
             "held out, and the numbers below overstate the detector",
         )
     return HeldOut(
@@ -951,7 +1005,7 @@ def run_eval(
         detector: the detector under test.
         out: report folder (``report.md``, ``report.json``, ``overlays/*.png``).
         data: a synthetic data set (held out: :func:`held_out` says whether it is known to be), or ``None``.
-        real_root: the real data folder, or ``None``.
+        real_root: the real data folder (holding :data:`REAL_PHOTOS_META`), or ``None``.
         max_cups: evaluate at most this many synthetic cups (at least 1; ``None``: every cup).
         sizes: extra YOLO input sizes to compare on the synthetic cups (multiples of 32).
         n_overlays: overlay PNGs per source (on the real photos: besides every photo counted by eye).
@@ -959,9 +1013,12 @@ def run_eval(
 
     Raises:
         ValueError: ``max_cups`` below 1, or a size that is not a positive multiple of 32.
+        FileNotFoundError: ``real_root`` holds no :data:`REAL_PHOTOS_META` (checked before any work).
     """
     for size in sizes:
         check_imgsz(size)
+    if real_root is not None:
+        check_real_root(real_root)
     if max_cups is not None and max_cups < 1:
         raise ValueError(f"max_cups must be at least 1 (None for every cup), got {max_cups}")
     overlay_dir = out / "overlays"
@@ -994,7 +1051,7 @@ def run_eval(
             res["imgsz"] = int(size)
             sweep.append(res)
         report["imgsz_sweep"] = sweep
-    if real_root is not None and (real_root / "euro_kaa" / "photos.json").is_file():
+    if real_root is not None:
         count = 0
         eye = eye_counts()
 

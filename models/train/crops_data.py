@@ -22,7 +22,9 @@ REAL_FOLDERS: dict[str, str] = {"euro": "euro_kaa/crops", "won": "won_cho0h5/cro
 """Currency → crop folder under the real data root."""
 
 SPLIT_CURRENCIES: tuple[str, ...] = ("euro", "won")
-"""Currencies whose crop folders come split by source photo (``train/<denomination>``, ``test/<denomination>``)."""
+"""Currencies whose crop folders come split in two (``train/<denomination>``, ``test/<denomination>``): the euro
+crops by source photo, the won crops by crop (each of the 9 won photos gave crops to both, so a won test crop is not
+held out from the train crops)."""
 
 RUPEE_CLASSES: tuple[str, ...] = ("1_rupee", "2_rupee", "5_rupee", "reverse")
 """Rupee crop classes used as coin classes (``invalid`` holds fakes and is left out)."""
@@ -128,7 +130,8 @@ def read_real_crops(
 ) -> list[CropRecord]:
     """Read the real crop folders.
 
-    Euro and won come with a train/test split by source photo; rupee crops are split 80/20 by a file-name hash.
+    Euro and won come with a train/test split (the euro crops by source photo; the won crops by crop, every won photo
+    giving crops to both); rupee crops are split 80/20 by a file-name hash.
 
     Args:
         root: the real data root (``.../data/real``).

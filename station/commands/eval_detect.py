@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "real photos and skimage's coins, latency, with a Hough-circle baseline side by side.",
     )
     p.add_argument("--data", type=Path, default=None, help="held-out synthetic data set (from 'cupcheck synth')")
-    p.add_argument("--real", type=Path, default=None, help="real data folder (holds euro_kaa/)")
+    p.add_argument(
+        "--real", type=Path, default=None, help="real data folder (…/data/real, holding euro_kaa/photos.json)"
+    )
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument("--weights", type=Path, default=None, help="detector folder (default: shipped)")
     p.add_argument(
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write ``OUT/report.md``."""
     from models.detector import Detector
-    from models.eval_detect import check_imgsz, run_eval
+    from models.eval_detect import check_imgsz, check_real_root, run_eval
 
     if args.max_cups is not None:
         check_at_least("--max-cups", args.max_cups, 1)
@@ -43,14 +45,19 @@ def run(args: argparse.Namespace) -> int:
         sizes = [check_imgsz(size) for size in args.sizes]
     except ValueError as err:
         raise CliError(f"--sizes: {err}") from err
-    try:
-        detector = Detector.load(args.weights)
-    except (FileNotFoundError, ValueError) as err:
-        raise CliError(str(err)) from err
     if args.data is not None and not (args.data / "manifest.json").is_file():
         raise CliError(f"{args.data} is not a synthetic data set (no manifest.json)")
     if args.real is not None and not args.real.is_dir():
         raise CliError(f"real data folder {args.real} does not exist")
+    if args.real is not None:
+        try:
+            check_real_root(args.real)
+        except FileNotFoundError as err:
+            raise CliError(str(err)) from err
+    try:
+        detector = Detector.load(args.weights)
+    except (FileNotFoundError, ValueError) as err:
+        raise CliError(str(err)) from err
     report = run_eval(detector, args.out, data=args.data, real_root=args.real, max_cups=args.max_cups, sizes=sizes)
     held = report.get("held_out")
     if held and not held["held_out"]:
