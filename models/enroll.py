@@ -74,7 +74,14 @@ CUT_DARK_SHARE = 0.9
 CATALOG_FILE = "catalog.json"
 COIN_TOML_KEYS = ("name", "diameter_mm", "lookalikes", "obverse_design", "reverse_design")
 """The keys a type's ``coin.toml`` may hold; any other is refused (:func:`unknown_key_problems`)."""
-_REVERSE_HINT = re.compile(r"(^|[^a-z])(rev|reverse|back|tails?)([^a-z]|$)", re.IGNORECASE)
+REVERSE_WORDS = frozenset({"rev", "reverse", "back", "tail", "tails"})
+"""A photo's file name holding one of these as a word (``t1_reverse``, ``coinRev``, ``2euroBack``) shows the reverse
+(:func:`side_from_name`)."""
+_CASE_CHANGE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_WORD = re.compile(r"[^\W\d_]+")
+SKIPPED_FOLDERS = frozenset({"__MACOSX", "@eaDir"})
+"""Folders a computer keeps beside photos (a zip's Mac metadata, a Synology NAS's thumbnails), never walked into, as
+no folder whose name starts with ``.`` is (``.thumbnails``): their pictures are copies of the photos or not coins."""
 
 DetectorFactory = Callable[[], "Detector"]
 
@@ -120,6 +127,22 @@ class TypeInfo:
         return declared or f"{self.type_id}/{side.value}"
 
 
+def side_from_name(stem: str) -> Side:
+    """The side a photo's file name says, for a photo in no ``obverse``/``reverse`` folder: the reverse when a word
+    of its name is one of :data:`REVERSE_WORDS`, else the obverse.
+
+    The name is cut into words at every character that is not a letter and where a small letter or a digit is
+    followed by a capital (``coinReverse`` → ``coin``, ``Reverse``), so a camelCase name is read as a person reads it
+    and a word holding one of them (``backup``, ``revolution``) is not."""
+    words = _WORD.findall(_CASE_CHANGE.sub(" ", stem))
+    return Side.REVERSE if any(w.lower() in REVERSE_WORDS for w in words) else Side.OBVERSE
+
+
+def skipped_folder(name: str) -> bool:
+    """Whether a folder is one no photo is enrolled from: hidden (``.thumbnails``), or :data:`SKIPPED_FOLDERS`."""
+    return name.startswith(".") or name in SKIPPED_FOLDERS
+
+
 @dataclass
 class EnrolReport:
     """What an enrolment did.
@@ -130,8 +153,12 @@ class EnrolReport:
         duplicates: files skipped because an identical image was already enrolled.
         unreadable: files that could not be decoded.
         no_coin: photos in which the detector found no coin.
+        several_coins: photos showing more than one whole coin, enrolled without ``every_coin``: which is the
+            type's cannot be told, so none is used.
         recut: crops cut again by the detector (:func:`recut_crop`).
         uncut: crops showing their background in which the detector found no coin (enrolled as they are).
+        catalogue: every type folder of the catalogue, enrolled or not (a type whose photos all failed is one of
+            them, not a type the folder does not hold).
     """
 
     enrolled: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -139,8 +166,15 @@ class EnrolReport:
     duplicates: list[Path] = field(default_factory=list)
     unreadable: list[Path] = field(default_factory=list)
     no_coin: list[Path] = field(default_factory=list)
+    several_coins: list[Path] = field(default_factory=list)
     recut: int = 0
     uncut: list[Path] = field(default_factory=list)
+    catalogue: tuple[str, ...] = ()
+
+    @property
+    def skipped(self) -> int:
+        """Files left out: duplicates, unreadable, without a coin, or with several (:attr:`several_coins`)."""
+        return len(self.duplicates) + len(self.unreadable) + len(self.no_coin) + len(self.several_coins)
 
 
 def load_detector(path: str | Path | None = None) -> Detector:
@@ -290,7 +324,7 @@ def scan_catalog(
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
         raise FileNotFoundError(f"catalogue folder {root} {what}")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not skipped_folder(p.name))
     if any(p.name.lower() in SIDE_NAMES for p in folders):
         raise FileNotFoundError(
             f"{root} holds side folders: it is one type's folder; give the catalogue folder that holds it "
@@ -328,7 +362,7 @@ def scan_catalog(
                 refused.append(coin_toml_problem(toml, tid, err))
         infos[tid] = info
         found = 0
-        guessed: dict[Path, int] = {}  # sub-folders that are not a side's: their photos' sides come from names
+        guessed: dict[Path, list[Side]] = {}  # folders that are not a side's: their photos' sides come from names
         for path in _files(type_dir):
             if path.name == "coin.toml" or path.name.startswith("."):
                 continue
@@ -347,23 +381,29 @@ def scan_catalog(
             if len(rel) > 1 and rel[0].lower() in SIDE_NAMES:
                 side, from_folder = Side(rel[0].lower()), True
             else:
-                side = Side.REVERSE if _REVERSE_HINT.search(path.stem) else Side.OBVERSE
-                from_folder = False
-                if len(rel) > 1:
-                    guessed[type_dir / rel[0]] = guessed.get(type_dir / rel[0], 0) + 1
+                side, from_folder = side_from_name(path.stem), False
+                guessed.setdefault(type_dir / rel[0] if len(rel) > 1 else type_dir, []).append(side)
             images.append(CatalogImage(path, tid, side, from_folder))
             found += 1
-        for sub, n in guessed.items():
-            warnings.append(
-                f"{sub}: not an 'obverse' or 'reverse' folder; the side of its {n} photo{'s' if n != 1 else ''} "
-                "was taken from the file names (obverse unless named rev, reverse, back or tails): rename the "
-                "folder if it holds one side"
-            )
+        warnings.extend(_guessed_side_note(where, sides, where == type_dir) for where, sides in guessed.items())
         if not found:
             warnings.append(f"{type_dir}: no images, type not enrolled")
     if refused:
         raise CatalogError("\n".join(refused))
     return images, infos, warnings
+
+
+def _guessed_side_note(folder: Path, sides: Sequence[Side], flat: bool) -> str:
+    """The line saying that the sides of a folder's photos were taken from their file names, with how many of each
+    (``flat``: the photos lie in the type's folder itself, else in a sub-folder not named for a side)."""
+    n, n_rev = len(sides), sum(1 for s in sides if s == Side.REVERSE)
+    where = "in no 'obverse' or 'reverse' folder" if flat else "not an 'obverse' or 'reverse' folder"
+    what = "put its photos in obverse/ and reverse/ folders" if flat else "rename the folder if it holds one side"
+    return (
+        f"{folder}: {where}; the side of its {n} photo{'s' if n != 1 else ''} was taken from the file names "
+        f"({n_rev} reverse, named rev, reverse, back or tails; {n - n_rev} obverse): {what} if a name does not say "
+        "its side"
+    )
 
 
 def coin_toml_problem(path: Path, type_id: str, err: Exception) -> str:
@@ -423,7 +463,8 @@ def _type_info(type_id: str, doc: Mapping[str, Any]) -> TypeInfo:
 
 def _files(folder: Path) -> list[Path]:
     """Every file under ``folder`` (and every broken link), sorted, following links to folders (a type's photos kept
-    elsewhere and linked in), each real folder once."""
+    elsewhere and linked in), each real folder once, and none under a hidden or system folder
+    (:func:`skipped_folder`: a viewer's ``.thumbnails`` would enrol every photo twice, at another size)."""
     out: list[Path] = []
     seen: set[str] = set()
     for top, dirs, files in os.walk(folder, followlinks=True):
@@ -432,6 +473,7 @@ def _files(folder: Path) -> list[Path]:
             dirs[:] = []
             continue
         seen.add(real)
+        dirs[:] = [name for name in dirs if not skipped_folder(name)]  # os.walk walks only what is left
         out.extend(Path(top) / name for name in files)
         out.extend(Path(top) / name for name in dirs if not os.path.exists(Path(top) / name))
     return sorted(out)
@@ -484,7 +526,7 @@ def enroll_catalog(
             (:func:`declared_design_problems`); the gallery is left as it was.
     """
     images, infos, warnings = scan_catalog(folder, known)
-    report = EnrolReport(warnings=list(warnings))
+    report = EnrolReport(warnings=list(warnings), catalogue=tuple(sorted(infos)))
     det: Detector | None = None
     catalogue_types = {i.type_id for i in images}
     seen: dict[str, Path] = {
@@ -545,7 +587,10 @@ def enroll_catalog(
                     imgs.append(crop)
                     entries.append(GalleryEntry(item.type_id, item.side, design, source, digest))
                 continue
-            crop = max(coins, key=lambda c: c[0].diameter_px)[1].image
+            chosen = _photo_coin(coins, item.path, report)
+            if chosen is None:
+                continue
+            crop = chosen.image
         imgs, entries = per_type.setdefault(item.type_id, ([], []))
         imgs.append(crop)
         entries.append(
@@ -572,6 +617,31 @@ def enroll_catalog(
             counts[e.side.value] = counts.get(e.side.value, 0) + 1
         report.enrolled[tid] = counts
     return report, {t: infos[t] for t in per_type}
+
+
+def _photo_coin(coins: Sequence[tuple[CoinInstance, CoinCrop]], path: Path, report: EnrolReport) -> CoinCrop | None:
+    """The coin of a catalogue photo of one coin: the one coin not cut by the photo's edge, else, when the detector
+    found a single coin, that one (a close-up fills the photo to its edge).
+
+    A photo showing several whole coins is left out and named (:attr:`EnrolReport.several_coins`): which of them is
+    the type's cannot be told (the largest of a handful of coins is whichever coin is largest, and another type's
+    coin enrolled as the type's would let a cup of that coin PASS as it); a tray of one type goes through
+    ``every_coin``, a photo of several types is cropped to the type's coin. So is one whose coins are all cut by its
+    edge."""
+    whole = [crop for inst, crop in coins if not inst.partial]
+    if len(whole) == 1 or len(coins) == 1:
+        return whole[0] if whole else coins[0][1]
+    report.several_coins.append(path)
+    if whole:
+        report.warnings.append(
+            f"{path}: photo shows {len(whole)} coins: which is the type's cannot be told, skipped. Use --every-coin "
+            '("Tray photos" in the review window) for a tray of one type\'s coins, or crop the photo to the coin'
+        )
+    else:
+        report.warnings.append(
+            f"{path}: all {len(coins)} coins found are cut by the photo's edge, skipped: photograph a coin whole"
+        )
+    return None
 
 
 def design_alike(a: np.ndarray, b: np.ndarray) -> bool | None:

@@ -83,10 +83,19 @@ class DesignGuess:
     similarity: float
 
     @property
+    def declared(self) -> bool:
+        """Whether the design is a declared one (a name from ``coin.toml`` or an earlier tray enrolment), not a
+        type's own ``type/side``: declared, it is shared however few of its types are enrolled yet."""
+        return not any(self.design == f"{t}/{side.value}" for t in self.types for side in Side)
+
+    @property
     def likely_same(self) -> bool:
         """Whether the side is offered as this design already ticked: one several types share (a family's
-        obverse), matched closely by most of the coins."""
-        return len(self.types) > 1 and self.share >= GUESS_SHARE and self.similarity >= SAME_DESIGN_COSINE
+        obverse), or a declared design, with one member of its family enrolled (a type enrolled again from the
+        tray is offered its own declared obverse so), matched closely by most of the coins. Another type's own
+        design is never ticked."""
+        shared = len(self.types) > 1 or self.declared
+        return shared and self.share >= GUESS_SHARE and self.similarity >= SAME_DESIGN_COSINE
 
     def describe(self) -> str:
         """The design, who shows it and how closely, for the person enrolling."""
@@ -247,7 +256,7 @@ class TrayType:
         name: its name (the id when blank).
         diameter_mm: its diameter, ``None`` when not known.
         designs: side → the design it shares with other types (:attr:`DesignGuess.design`); a side not named
-            is the type's own.
+            is the type's own (a type enrolled again keeps the design its entry declared for it: :meth:`over`).
         lookalikes: the types it is told apart from only by a detail (``lookalikes`` of ``coin.toml``); the dialog
             does not ask for them, a type enrolled again keeps its own (:meth:`over`).
     """
@@ -261,18 +270,24 @@ class TrayType:
     def over(self, saved: TypeInfo | None) -> TrayType:
         """These details laid over the type's entry in the gallery's catalogue, for a type enrolled again from the
         tray: its declared lookalikes are kept (dropping them would let a cup of either type PASS on the camera's
-        word), and so are its name and diameter where left blank. The shared designs are the dialog's: the person
-        ticked each side's against what the photographs look like.
+        word), and so are its name and diameter where left blank, and the shared design it declared for a side the
+        dialog named none for. A family's design declared with one member enrolled is offered as that member's own
+        (nobody else shows it yet), so left unticked; dropping it would make the family's obverse the type's own,
+        and a cup of a sibling not yet enrolled, obverse up, could PASS as this type. A side the person ticked takes
+        the design ticked; a declared design is taken out through the type's ``coin.toml``, not the tray.
 
         Args:
             saved: the type's saved catalogue entry (:func:`models.enroll.load_catalog`), ``None`` for a new type.
         """
         if saved is None or saved.type_id != self.type_id:
             return self
+        declared = {Side.OBVERSE: saved.obverse_design, Side.REVERSE: saved.reverse_design}
+        designs = {side: d for side, d in declared.items() if d is not None} | dict(self.designs or {})
         return replace(
             self,
             name=self.name.strip() or saved.name,
             diameter_mm=saved.diameter_mm if self.diameter_mm is None else self.diameter_mm,
+            designs=designs or self.designs,
             lookalikes=tuple(sorted({*self.lookalikes, *saved.lookalikes} - {self.type_id})),
         )
 

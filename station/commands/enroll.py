@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,8 @@ from station.errors import CliError
 
 if TYPE_CHECKING:
     from models.embedder import Embedder
-    from models.enroll import TypeInfo
+    from models.enroll import EnrolReport, TypeInfo
+    from models.gallery import Gallery
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -28,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "shared design whose photos look like the type's other side is refused as sides swapped). Crops already "
             "cut (black outside the coin) are embedded as they are; crops that still show their background are cut "
             "again by the detector, as the station cuts coins (unless --no-recut); whole photos go through the "
-            "detector (largest coin). Re-enrolling a type replaces it."
+            "detector (its one whole coin; a photo of several is skipped: --every-coin for trays). Re-enrolling a "
+            "type replaces it."
         ),
     )
     p.add_argument("catalog", metavar="CATALOG_DIR", help="folder with one sub-folder per coin type")
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         gallery = Gallery(embedder.embed_dim, embedder.version)
     known = load_catalog(gallery_dir / CATALOG_FILE)
-    before = gallery.types() if len(gallery) else {t: {} for t in known}  # a rebuild starts empty: the catalogue
+    before = enrolled_before(gallery_dir, gallery, known)  # a rebuild starts empty: what the saved gallery holds
 
     def detector() -> Any:
         try:
@@ -131,6 +134,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {line}", file=sys.stderr)
     if not report.enrolled:
         raise CliError(f"nothing enrolled from {args.catalog}")
+    failed = {t: _why_not_enrolled(report, Path(args.catalog), t) for t in report.catalogue if t not in report.enrolled}
+    lost = sorted(t for t in failed if t in before)
+    if args.rebuild and lost:  # the folder holds them: the person meant them enrolled, not dropped from the station
+        raise CliError(
+            "--rebuild would leave out "
+            + "; ".join(f"{t}, which {args.catalog} holds: {failed[t]}" for t in lost)
+            + ". Put the photos right (or take the folder out, to leave the type out) and enrol again; nothing was "
+            "saved"
+        )
     try:
         gallery, merged = save_enrolment(
             gallery_dir, gallery, infos, report.enrolled, loaded, replace_all=bool(args.rebuild)
@@ -144,10 +156,13 @@ def run(args: argparse.Namespace) -> int:
         old = before.get(tid)
         replaced = ""
         if old:  # a type's folder replaces its references: photos to add go beside the ones enrolled before
-            replaced = " (replacing its " + ", ".join(f"{n} {side}" for side, n in sorted(old.items())) + ")"
+            replaced = f" (replacing its {_counts(old)})"
         elif old is not None:
             replaced = " (enrolled again)"
         print(f"enrolled {tid}{extra}: {detail}{replaced}")
+    for tid, why in sorted(failed.items()):
+        kept = f"; its {_counts(before[tid])} enrolled before are kept" if before.get(tid) else ""
+        print(f"warning: {tid} was not enrolled: {why}{kept}")
     dropped = sorted(set(before) - set(gallery.types()))
     if dropped:
         listed = ", ".join(dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10 else "")
@@ -155,8 +170,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"gallery {gallery_dir}: {len(gallery.types())} types, {len(gallery)} references "
         f"(embedder {embedder.version}); skipped {len(report.duplicates)} duplicates, "
-        f"{len(report.unreadable)} unreadable, {len(report.no_coin)} without a coin; {report.recut} crops re-cut "
-        f"by the detector, {len(report.uncut)} kept as they are (no coin found)"
+        f"{len(report.unreadable)} unreadable, {len(report.no_coin)} without a coin, {len(report.several_coins)} "
+        f"with several coins; {report.recut} crops re-cut by the detector, {len(report.uncut)} kept as they are "
+        "(no coin found)"
     )
     notes = [
         *shared_design_notes(gallery),
@@ -168,6 +184,49 @@ def run(args: argparse.Namespace) -> int:
     for warning in undeclared_lookalike_warnings(gallery, merged):
         print(f"warning: {warning}")
     return 0
+
+
+def enrolled_before(gallery_dir: Path, gallery: Gallery, known: Mapping[str, TypeInfo]) -> dict[str, dict[str, int]]:
+    """The types enrolled before this enrolment, with their references a side (:meth:`Gallery.types`): the loaded
+    gallery's, else (``--rebuild`` starts an empty one) the saved gallery's, whatever embedder it was enrolled
+    with, else the saved catalogue's types, their references unknown."""
+    from models.gallery import Gallery
+
+    if len(gallery):
+        return gallery.types()
+    try:
+        return Gallery.load(gallery_dir).types()  # no embedder check: only its types and counts are read
+    except (FileNotFoundError, ValueError):
+        return {t: {} for t in known}
+
+
+def _why_not_enrolled(report: EnrolReport, catalog: Path, type_id: str) -> str:
+    """Why a type whose folder the catalogue holds was not enrolled: its photos that were skipped, by why."""
+    reasons = (
+        ("unreadable", report.unreadable),
+        ("duplicates of photos enrolled", report.duplicates),
+        ("without a coin", report.no_coin),
+        ("with several coins", report.several_coins),
+    )
+    counts = [
+        f"{n} {what}" for what, paths in reasons if (n := sum(1 for p in paths if _type_of(p, catalog) == type_id))
+    ]
+    if not counts:
+        return "none of its photos was enrolled (see the warnings above)"
+    return "none of its photos could be used (" + ", ".join(counts) + ")"
+
+
+def _type_of(path: Path, catalog: Path) -> str:
+    """The type folder ``path`` lies in under ``catalog`` (``""`` when outside it)."""
+    try:
+        return path.relative_to(catalog).parts[0]
+    except (ValueError, IndexError):
+        return ""
+
+
+def _counts(sides: Mapping[str, int]) -> str:
+    """``3 obverse, 3 reverse``: references a side."""
+    return ", ".join(f"{n} {side}" for side, n in sorted(sides.items()))
 
 
 def _details(info: TypeInfo) -> str:

@@ -220,7 +220,8 @@ class TrayEnrolController(QObject):
             self._replace_confirmed = coin.type_id
             self._say(
                 f"{coin.type_id} is enrolled already. Press Enrol again to replace its photographs with these (its "
-                "lookalikes are kept, and its name and diameter where left blank)."
+                "lookalikes are kept, so is the shared design it declared for a side left unticked, and its name and "
+                "diameter where left blank)."
             )
             return False
         self._set_busy(True)

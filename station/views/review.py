@@ -48,7 +48,7 @@ class ReviewView(QWidget):
         coin_right_button, wrong_side_button, coin_type_button: the chosen coin's ruling withdrawn (R), its other
             side (W), the type in the box (Y).
         audit: the selected cup's relabel history.
-        status: the last action's outcome.
+        status: the last action's outcome (whole in its tooltip when longer than the bar).
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -129,6 +129,8 @@ class ReviewView(QWidget):
         self.audit.setMaximumHeight(130)
         self.audit.setMinimumHeight(60)  # three rulings on the smallest screen; more scroll
         self.status = QStatusBar()
+        # a message longer than the bar (an enrolment's warnings) is read whole in its tooltip
+        self.status.messageChanged.connect(self.status.setToolTip)
 
         actions = QGridLayout()
         actions.addWidget(_section("Whole cup"), 0, 0, 1, 2)
@@ -202,8 +204,8 @@ class ReviewView(QWidget):
             self,
             "Tray photos?",
             "Does each photo show many coins of its folder's type, all lying on the side its folder names (a tray "
-            "photographed with cupcheck snapshot)?\n\nYes: every whole coin is a reference.\nNo: the largest coin "
-            "of each photo is.",
+            "photographed with cupcheck snapshot)?\n\nYes: every whole coin is a reference.\nNo: each photo shows "
+            "one coin, its reference (a photo of several is skipped).",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.No,
         )

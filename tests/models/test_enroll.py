@@ -26,6 +26,7 @@ from models.enroll import (
     save_enrolment,
     scan_catalog,
     shared_design_notes,
+    side_from_name,
     thin_enrolment_notes,
 )
 from models.gallery import Gallery, GalleryEntry
@@ -158,7 +159,7 @@ def test_whole_photo_without_detector_is_skipped_with_a_warning(tmp_path: Path) 
     assert not is_crop_image(photo) and is_crop_image(coin_image(0, size=96))
     emb = tiny_embedder()
     report, _ = enroll_catalog(tmp_path / "cat", Gallery(emb.embed_dim, emb.version), emb, progress=False)
-    assert report.enrolled == {} and "no detector" in report.warnings[0]
+    assert report.enrolled == {} and any("no detector" in w for w in report.warnings)
     report, _ = enroll_catalog(tmp_path / "cat", Gallery(emb.embed_dim, emb.version), emb, crops=True, progress=False)
     assert report.enrolled == {"delta": {"obverse": 1}}
 
@@ -424,7 +425,8 @@ def test_two_enrolments_into_a_shared_gallery_keep_each_others_types(tmp_path: P
 
 def test_a_tray_photo_gives_every_whole_coin_as_a_reference(tmp_path: Path) -> None:
     """Two photos of a tray, one a side, each with six coins of the type: twelve references (the shipped
-    detector cuts them), each naming its own cut coin; without ``every_coin`` only the largest coin of a photo."""
+    detector cuts them), each naming its own cut coin; without ``every_coin`` neither photo is enrolled (which of
+    six coins is the type's cannot be told: the largest was whichever was largest), and each is named."""
     from models.detector import Detector
     from models.synth.mint import generate_mint
     from tests.station.nearest_type_pipeline import compose_cup
@@ -447,9 +449,12 @@ def test_a_tray_photo_gives_every_whole_coin_as_a_reference(tmp_path: Path) -> N
     pictures = [cv2.imread(s) for s in sources]
     assert sources and all(Path(s).parent == crops for s in sources)
     assert all(p is not None and p.shape[:2] == (size, size) for p in pictures)
-    largest = Gallery(emb.embed_dim, emb.version)
-    report, _ = enroll_catalog(cat, largest, emb, crops=False, detector=lambda: det, progress=False)
-    assert report.enrolled == {"t0": {"obverse": 1, "reverse": 1}}
+    one_coin = Gallery(emb.embed_dim, emb.version)  # taken for photos of one coin: which coin is t0's is unknown
+    report, _ = enroll_catalog(cat, one_coin, emb, crops=False, detector=lambda: det, progress=False)
+    assert report.enrolled == {} and len(one_coin) == 0 and report.skipped == 2
+    assert report.several_coins == [cat / "t0" / side.value / "tray.png" for side in (Side.OBVERSE, Side.REVERSE)]
+    said = [w for w in report.warnings if "photo shows 6 coins" in w]
+    assert len(said) == 2 and all("skipped. Use --every-coin" in w for w in said)
 
 
 def test_a_stray_coin_on_a_tray_photo_is_left_out_and_named(tmp_path: Path) -> None:
@@ -494,3 +499,83 @@ def test_coins_are_numbered_by_their_place_among_all_instances() -> None:
     coins = numbered_coins(frame, found, 32)
     assert [(n, inst is found[n - 1]) for n, inst, _ in coins] == [(1, True), (3, True)]  # the object counts
     assert all(crop.image.shape[:2] == (32, 32) for _, _, crop in coins)
+
+
+def test_a_photo_of_one_coin_gives_its_whole_coin_not_a_larger_one_cut_by_the_edge(tmp_path: Path) -> None:
+    """A catalogue photo of one coin with a larger one cut by the photo's edge: the whole coin is the reference (the
+    largest was the cut one, showing part of its face); a photo of one coin alone is still enrolled."""
+    from models.detector import Detector
+    from models.enroll import detect_coins
+    from models.synth.mint import generate_mint
+    from tests.station.nearest_type_pipeline import TABLE_BGR, face_bgr
+
+    mint = generate_mint(12, 0)
+    photo = np.full((480, 640, 3), TABLE_BGR, np.uint8)
+    photo[180:320, 300:440] = face_bgr(mint.types[0], Side.OBVERSE, 140)
+    photo[120:320, 0:120] = face_bgr(mint.types[other_family_index()], Side.OBVERSE, 200)[:, 80:]  # cut by the edge
+    alone = np.full((480, 640, 3), TABLE_BGR, np.uint8)
+    alone[170:310, 250:390] = face_bgr(mint.types[0], Side.REVERSE, 140)
+    cat = tmp_path / "cat" / "t0"
+    (cat / "obverse").mkdir(parents=True)
+    (cat / "reverse").mkdir()
+    cv2.imwrite(str(cat / "obverse" / "photo.png"), photo)
+    cv2.imwrite(str(cat / "reverse" / "photo.png"), alone)
+    emb, det = tiny_embedder(), Detector.load()
+    coins = detect_coins(photo, det, emb.prep.input_size)
+    whole = [crop for inst, crop in coins if not inst.partial]
+    largest = max(coins, key=lambda c: c[0].diameter_px)[0]
+    assert len(whole) == 1 and largest.partial  # the largest coin found is the one cut by the edge
+    gallery = Gallery(emb.embed_dim, emb.version)
+    report, _ = enroll_catalog(cat.parent, gallery, emb, crops=False, detector=lambda: det, progress=False)
+    assert report.enrolled == {"t0": {"obverse": 1, "reverse": 1}} and report.skipped == 0
+    vectors, ids = gallery.vectors()
+    (row,) = [k for k, i in enumerate(ids) if gallery.entries[i].side == Side.OBVERSE]
+    assert float(vectors[row] @ emb.embed([whole[0].image])[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("stem", "side"),
+    [
+        ("coinReverse", Side.REVERSE),
+        ("2euroRev", Side.REVERSE),
+        ("t1Back", Side.REVERSE),
+        ("t1_reverse", Side.REVERSE),
+        ("Tails", Side.REVERSE),
+        ("coin-REV-2", Side.REVERSE),
+        ("front", Side.OBVERSE),
+        ("backup_3", Side.OBVERSE),
+        ("revolution", Side.OBVERSE),
+        ("coinObverse", Side.OBVERSE),
+    ],
+)
+def test_a_file_name_says_the_reverse_by_a_whole_word_camel_case_included(stem: str, side: Side) -> None:
+    assert side_from_name(stem) == side
+
+
+def test_sides_guessed_from_names_are_counted_and_hidden_folders_are_not_walked(tmp_path: Path) -> None:
+    """Photos beside no side folder: a camelCase reverse is read as one, and a warning counts the sides guessed.
+    A viewer's ``.thumbnails``, a NAS's ``@eaDir`` and a zip's ``__MACOSX`` are not walked into, in a type's folder
+    or beside the types."""
+    cat = tmp_path / "cat"
+    flat = cat / "t1"
+    flat.mkdir(parents=True)
+    for name in ("coinReverse.jpg", "2euroRev.jpg", "coinFront.jpg"):
+        cv2.imwrite(str(flat / name), coin_image(0, Side.OBVERSE, 96))
+    obverse = cat / "t2" / "obverse"
+    for hidden in (obverse / ".thumbnails", cat / "t2" / "@eaDir", cat / "t2" / "__MACOSX", cat / "__MACOSX"):
+        hidden.mkdir(parents=True)
+        cv2.imwrite(str(hidden / "a.jpg"), coin_image(1, Side.OBVERSE, 96))
+    cv2.imwrite(str(obverse / "a.jpg"), coin_image(1, Side.OBVERSE, 96))
+    images, infos, warnings = scan_catalog(cat)
+    assert {(i.type_id, i.path.name): i.side for i in images} == {
+        ("t1", "coinReverse.jpg"): Side.REVERSE,
+        ("t1", "2euroRev.jpg"): Side.REVERSE,
+        ("t1", "coinFront.jpg"): Side.OBVERSE,
+        ("t2", "a.jpg"): Side.OBVERSE,
+    }
+    assert [i.path for i in images if i.type_id == "t2"] == [obverse / "a.jpg"] and set(infos) == {"t1", "t2"}
+    assert warnings == [
+        f"{flat}: in no 'obverse' or 'reverse' folder; the side of its 3 photos was taken from the file names "
+        "(2 reverse, named rev, reverse, back or tails; 1 obverse): put its photos in obverse/ and reverse/ folders "
+        "if a name does not say its side"
+    ]

@@ -13,6 +13,7 @@ from models.enroll import CatalogError, TypeInfo, enroll_catalog, scan_catalog
 from models.enroll_tray import (
     LOOKS_UNLIKE,
     PARTIAL,
+    DesignGuess,
     TrayError,
     TrayLook,
     TrayType,
@@ -138,9 +139,28 @@ def test_a_type_enrolled_again_keeps_its_lookalikes_and_the_details_left_blank()
     assert again == TrayType("t0012", "State twelve", 24.26, {Side.OBVERSE: "f000-obv"}, ("t0005",))
     doc = tomllib.loads(again.toml())
     assert doc == {"name": "State twelve", "diameter_mm": 24.26, "obverse_design": "f000-obv", "lookalikes": ["t0005"]}
-    given = TrayType("t0012", "Delaware", 24.3).over(saved)  # what the person typed wins; designs are the dialog's
-    assert (given.name, given.diameter_mm, given.lookalikes, given.designs) == ("Delaware", 24.3, ("t0005",), None)
+    given = TrayType("t0012", "Delaware", 24.3).over(saved)  # what the person typed wins; the design declared stays
+    assert (given.name, given.diameter_mm, given.lookalikes) == ("Delaware", 24.3, ("t0005",))
+    assert given.designs == {Side.OBVERSE: "f000-obv"}
     assert TrayType("t0013").over(saved) == TrayType("t0013") and TrayType("t0013").over(None) == TrayType("t0013")
+
+
+def test_a_side_left_unticked_keeps_the_shared_design_its_type_declared() -> None:
+    """A family's design declared with one member enrolled is offered as that member's alone: enrolled again from the
+    tray with the box unticked, the type kept it only if the dialog ticked it, and its obverse became its own design
+    (a sibling not yet enrolled, obverse up, could then PASS as it). The declared design stays on a side not ticked,
+    and is offered ticked; a side ticked takes the design ticked."""
+    saved = TypeInfo("alpha", "Alpha", None, (), "crest", None)
+    assert TrayType("alpha").over(saved).designs == {Side.OBVERSE: "crest"}
+    ticked = TrayType("alpha", designs={Side.REVERSE: "eagle"}).over(saved)
+    assert ticked.designs == {Side.OBVERSE: "crest", Side.REVERSE: "eagle"}
+    assert TrayType("alpha", designs={Side.OBVERSE: "arms"}).over(saved).designs == {Side.OBVERSE: "arms"}
+    assert tomllib.loads(TrayType("alpha").over(saved).toml())["obverse_design"] == "crest"
+    assert TrayType("alpha").over(TypeInfo("alpha", "Alpha", None)).designs is None  # nothing declared: none kept
+    assert DesignGuess("crest", ("alpha",), 1.0, 0.99).likely_same  # declared: shared with one member enrolled
+    assert not DesignGuess("crest", ("alpha",), 1.0, 0.8).likely_same  # not close enough
+    assert not DesignGuess("beta/obverse", ("beta",), 1.0, 0.99).likely_same  # another type's own: never ticked
+    assert DesignGuess("f000-obv", ("t0000", "t0001"), 1.0, 0.95).likely_same
 
 
 @pytest.mark.parametrize(

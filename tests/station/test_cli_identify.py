@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from models.enroll import gallery_state
 from models.gallery import Gallery
 from models.types import Side
 from station.cli import main
@@ -156,9 +159,14 @@ def test_whole_photo_enrol_and_identify_use_the_detector(real_data: Path, tmp_pa
     for src in sorted((real_data / "euro_kaa" / "crops" / "train" / "2e").glob("*.jpg"))[:2]:
         (crops / src.name).write_bytes(src.read_bytes())
     home = tmp_path / "home"
-    assert main(["enroll", str(tmp_path / "catalog"), "--home", str(home), "--embedder", str(ckpt)]) == 0
+    enroll = ["enroll", str(tmp_path / "catalog"), "--home", str(home), "--embedder", str(ckpt)]
+    assert main(enroll) == 0  # a pile of coins taken for a photo of one: none of its coins is enrolled, and why
+    out, err = capsys.readouterr()
+    assert "enrolled euro-1e" not in out and "enrolled euro-2e: 2 obverse" in out
+    assert f"{cat / 'pile.jpg'}: photo shows " in err and "Use --every-coin" in err
+    assert main([*enroll, "--every-coin"]) == 0  # one type's pile: every whole coin a reference
     out = capsys.readouterr().out
-    assert "enrolled euro-1e: 1 obverse" in out and "enrolled euro-2e: 2 obverse" in out
+    assert re.search(r"enrolled euro-1e: \d+ obverse", out) and "enrolled euro-2e: 2 obverse" in out
     assert main(["identify", str(photo), "--json", "--home", str(home), "--embedder", str(ckpt), "-k", "2"]) == 0
     (image,) = json.loads(capsys.readouterr().out)["images"]
     assert len(image["coins"]) >= 10
@@ -230,8 +238,41 @@ def test_enrolling_a_type_again_keeps_what_was_declared_and_says_what_it_replace
     code = main(["enroll", str(tmp_path / "again"), "--home", str(home), "--embedder", str(ckpt), "--rebuild"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "enrolled alpha (Alpha, 21.5 mm): 3 obverse (enrolled again)" in out
+    assert "enrolled alpha (Alpha, 21.5 mm): 3 obverse (replacing its 3 obverse)" in out
     assert "warning: --rebuild left out 1 types its catalogue folder does not hold: beta" in out
+
+
+def test_a_rebuild_that_would_drop_a_type_whose_photos_all_failed_is_refused(
+    enrolled: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    """--rebuild from a folder holding alpha and beta, beta's one photo unreadable: beta is not a type the folder
+    lacks, and dropping it would take it off the station. Refused with why, nothing saved; enrolled without
+    --rebuild, beta keeps its references and says so; beta's photos put right, the rebuild says what each type had."""
+    home, ckpt = enrolled
+    cat = tmp_path / "rebuild"
+    shutil.copytree(tmp_path / "catalog" / "alpha", cat / "alpha")
+    (cat / "beta" / "obverse").mkdir(parents=True)
+    (cat / "beta" / "obverse" / "x.png").write_bytes(b"junk")
+    saved = gallery_state(home / "gallery")
+    enroll = ["enroll", str(cat), "--home", str(home), "--embedder", str(ckpt)]
+    assert main([*enroll, "--rebuild"]) == 2
+    err = capsys.readouterr().err
+    assert f"--rebuild would leave out beta, which {cat} holds: none of its photos could be used (1 unreadable)" in err
+    assert err.rstrip().endswith("nothing was saved") and gallery_state(home / "gallery") == saved
+    assert main(enroll) == 0
+    out = capsys.readouterr().out
+    assert (
+        "warning: beta was not enrolled: none of its photos could be used (1 unreadable); its 1 obverse, 1 reverse "
+        "enrolled before are kept" in out
+    )
+    assert Gallery.load(home / "gallery").types()["beta"] == {"obverse": 1, "reverse": 1}
+    shutil.rmtree(cat / "beta")
+    shutil.copytree(tmp_path / "catalog" / "beta", cat / "beta")
+    assert main([*enroll, "--rebuild"]) == 0
+    out = capsys.readouterr().out
+    assert "enrolled alpha (Alpha, 21.5 mm): 1 obverse, 1 reverse (replacing its 1 obverse, 1 reverse)" in out
+    assert "enrolled beta: 1 obverse, 1 reverse (replacing its 1 obverse, 1 reverse)" in out
+    assert "left out" not in out and "not enrolled" not in out
 
 
 def _two_types(cat: Path, toml: str = "") -> Path:
