@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QWidget
 
 from db.records import AsideCup, OperatorInfo, OrderCheck
+from db.spool import SpoolingRepository
 from models.enroll_tray import look_at_tray
 from station.camera import Clock, FrameSource
 from station.config import StationConfig
@@ -28,6 +30,7 @@ from station.controllers.order_history import OrderHistory
 from station.controllers.preview import PumpThread, start_pump
 from station.controllers.sound import Silent, SoundCue, SpokenCue
 from station.controllers.stillness import StillnessGate
+from station.review_window import SCAN_GAP_S
 from station.views.enrol_tray import TrayEnrolView
 from station.views.operator import OperatorView
 from station.views.widgets import WINDOW_SIZE, fit_to_screen, free_area, wants_compact
@@ -42,6 +45,17 @@ SPOOL_RETRY_S = 30.0
 """How often the window asks the worker to send journalled verdicts to the database."""
 IDLE_CHECK_MS = 15_000
 """How often the window looks whether its operator has been idle long enough to be signed out."""
+
+
+@dataclass(frozen=True)
+class _SearchKey:
+    """A key typed into the type search box, and the box as it was before it, to take the key back out should a
+    scan turn out to have begun with it."""
+
+    at: float
+    text: str
+    before: str
+    cursor: int
 
 
 class MainWindow(QMainWindow):
@@ -71,7 +85,8 @@ class MainWindow(QMainWindow):
         aside_photo: reads a bench cup's photograph by its store reference (``VerdictRepository.read_blob``), shown
             small beside it; ``None``: the bench lists no pictures.
         order_history: reads an order's checks at every station (``VerdictRepository.order_checks``): an order
-            scanned again that passed before is named (:mod:`station.controllers.order_history`); ``None``: not asked.
+            scanned again that passed before is named (:mod:`station.controllers.order_history`), a PASS still waiting
+            in ``repository``'s journal too, and one that cannot be looked up is said to be; ``None``: not asked.
         tray_enrolment: a supervisor may enrol a new type from the tray (:mod:`station.controllers.enrol_tray`),
             with a model that detects coins; ``None``: no such button.
     """
@@ -125,6 +140,10 @@ class MainWindow(QMainWindow):
         )
         self.controller.show_orders_problem(orders_error)
         self.view.type_list.installEventFilter(self)  # a scan while a clicked type has the focus: see eventFilter
+        self.view.type_filter.installEventFilter(self)  # a scan while the operator searches the types: the same
+        self._key_clock = clock  # how close keys follow one another tells a scan from a person typing
+        self._search_key: _SearchKey | None = None  # the last key a person typed into the type search, so far
+        self._scan_at: float | None = None  # when the last key of a scan arriving at the type search came
         self._worker: WorkerThread = start_worker(pipeline, repository)
         worker = self._worker.worker
         self.controller.check_requested.connect(worker.check)
@@ -163,7 +182,9 @@ class MainWindow(QMainWindow):
 
         self.order_history: OrderHistory | None = None
         if order_history is not None:  # an order scanned again: did it pass before?
-            self.order_history = OrderHistory(order_history)
+            # a PASS made here while the database was away waits in the journal, not yet in the log: it counts too
+            journal = repository.spool.records if isinstance(repository, SpoolingRepository) else None
+            self.order_history = OrderHistory(order_history, journal)
             self.controller.order_chosen.connect(self.order_history.ask)
             self.order_history.answered.connect(self.controller.show_order_history)
 
@@ -299,11 +320,47 @@ class MainWindow(QMainWindow):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """A barcode scanner typing while the type list has the focus (a type was just clicked) types into the
-        order box, not into the list's own search, which would choose whichever type the keys spell."""
-        typed = watched is self.view.type_list and event.type() == QEvent.Type.KeyPress
-        if typed and isinstance(event, QKeyEvent) and self.controller.type_ahead(event.text()):
+        order box, not into the list's own search, which would choose whichever type the keys spell; typing while
+        the type search box has it, its keys and Enter go there too (:meth:`_search_key_pressed`)."""
+        if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
+            return super().eventFilter(watched, event)
+        if watched is self.view.type_list and self.controller.type_ahead(event.text()):
+            return True
+        if watched is self.view.type_filter and self._search_key_pressed(event):
             return True
         return super().eventFilter(watched, event)
+
+    def _search_key_pressed(self, event: QKeyEvent) -> bool:
+        """Tell a scanner from the operator in the type search box, as the review window's find box does
+        (:data:`~station.review_window.SCAN_GAP_S`): a key that follows the one before it faster than a person types
+        is a scan, so both go to the order box (the first is taken back out of the search), and so does every key
+        of the burst after them, and the Enter that ends it, which resolves the order. Return whether the key was
+        taken from the search box."""
+        now = self._key_clock()
+        text = event.text()
+        scanning = self._scan_at is not None and now - self._scan_at < SCAN_GAP_S
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._search_key, self._scan_at = None, None
+            if scanning:
+                self.controller.enter_order()
+            return scanning
+        if not text or not text.isprintable() or text.isspace():
+            self._search_key = None  # (arrows, Backspace: the operator's)
+            return False
+        if scanning and self.controller.type_ahead(text):
+            self._scan_at = now
+            return True
+        last, box = self._search_key, self.view.type_filter
+        if last is not None and now - last.at < SCAN_GAP_S:  # a scan began with the key before: take it back
+            box.setText(last.before)
+            box.setCursorPosition(last.cursor)
+            self._search_key, self._scan_at = None, now
+            self.controller.type_ahead(last.text)
+            self.controller.type_ahead(text)
+            return True
+        self._search_key = _SearchKey(now, text, box.text(), box.cursorPosition())
+        self._scan_at = None
+        return False
 
     @property
     def worker(self) -> WorkerThread:

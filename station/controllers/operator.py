@@ -18,13 +18,12 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QListWidgetItem
 
 from calibration.movement import CameraMove
-from db.records import OrderCheck
 from db.spool import IMAGE_SHARE
 from models.types import Decision, Frame, Side, Verdict
 from station.camera import Clock, dark_picture
 from station.controllers.catalog import ORDERS_FILE, OrderLookup, TypeCatalog, resolve_entry
 from station.controllers.model_follow import Loaded
-from station.controllers.order_history import already_passed
+from station.controllers.order_history import DATABASE_AWAY, OrderAnswer
 from station.controllers.overlay import (
     FLAG_HEX,
     IDLE_HEX,
@@ -65,6 +64,8 @@ ALREADY_TEXT = "Already checked, and nothing in view has changed since: "
 """Put before a verdict shown again for the cup in view (a second Space on it, or a hand that passed over it)."""
 DARK_PROBLEM = "black picture: uncover the lens or check the camera"
 """The status bar's words while the camera's picture is black (:func:`~station.camera.dark_picture`)."""
+NOT_USED_YET = "Database: not used yet"
+"""The status bar's database field before the first verdict is written or the database is found away."""
 SIGN_OUT_TEXT = "Sign out  [F2]"
 SIGN_IN_TEXT = "Sign in  [F2]"
 TYPE_ROLE = Qt.ItemDataRole.UserRole
@@ -200,7 +201,7 @@ class OperatorController(QObject):
         view.station_label.setText(f"Station {station} · {operator}")
         view.session_label.setText("No cups checked yet")
         self._show_model_label(model_version or "—")
-        view.db_label.setText("Database: not used yet")
+        view.db_label.setText(NOT_USED_YET)
         view.camera_label.setText("Camera: starting")
         view.order_edit.returnPressed.connect(self.enter_order)
         view.type_filter.textChanged.connect(self.filter_types)
@@ -314,8 +315,7 @@ class OperatorController(QObject):
         self.view.expected_label.setText(label if count is None else f"{count} × {label}")
         self.view.reference_obverse.set_image(self.catalog.picture(type_id, Side.OBVERSE))
         self.view.reference_reverse.set_image(self.catalog.picture(type_id, Side.REVERSE))
-        coins = "" if count is None else f": {count} coin{'s' if count != 1 else ''}"
-        self.view.order_status.setText(f"Order {order}{coins}" if order else "Chosen from the list")
+        self.view.order_status.setText(self._order_words() if order else "Chosen from the list")
         self._show_chosen_in_list()
         self._overlay_until = 0.0
         self._arm_recheck(None)
@@ -334,6 +334,12 @@ class OperatorController(QObject):
             waits = "Put the cup under the camera and press Space."
         if self._show_ready(waits):  # (else the order is taken, and the cup waits for the camera)
             self.view.detail.setText("")
+
+    def _order_words(self) -> str:
+        """The order in hand as the order box's status says it: ``"Order A-1001: 20 coins"``."""
+        count = self.order_count
+        coins = "" if count is None else f": {count} coin{'s' if count != 1 else ''}"
+        return f"Order {self.order}{coins}"
 
     def _checked_in_view(self) -> CheckResult | None:
         """The check whose photograph shows what is in view now (nothing has changed since, though a hand may have
@@ -767,8 +773,15 @@ class OperatorController(QObject):
             self.show_camera_move(None)
         self.view.check_button.setEnabled(self._can_check)
         self._enable_empty_tray()
-        self._show_banner("READY" if ok else "—", IDLE_HEX)
-        self.view.reason.setText(brief(message))
+        said = brief(message)
+        # READY, or a refusal's "—", only while nothing holds the checks: a camera lost or knocked meanwhile keeps
+        # its hold on the banner, and the answer goes under it
+        shown = self._show_ready(said) if ok else not self._show_hold()
+        if not ok and shown:
+            self._show_banner("—", IDLE_HEX)
+            self.view.reason.setText(said)
+        if not shown:
+            self.view.detail.setText(said)
         self.empty_tray_shown.emit(ok, message)
 
     def _enable_empty_tray(self) -> None:
@@ -820,8 +833,10 @@ class OperatorController(QObject):
         return False
 
     def _refuse(self, message: str) -> None:
+        """Say why nothing was done (``message``, under the banner); the banner says "—", except while the camera
+        is lost (NO CAM) or not as it was set up (CAMERA): that hold stays up until it ends."""
         self.view.reason.setText(message)
-        if not self._camera_lost:  # NO CAM stays up until the camera is back
+        if not self._camera_lost and not self._camera_off:
             self._show_banner("—", IDLE_HEX)
 
     @Slot(object)
@@ -914,17 +929,32 @@ class OperatorController(QObject):
         self._model_problem = self._model_detail = ""
         self._show_model_label(version, "now in force")
 
-    @Slot(str, list)
-    def show_order_history(self, order: str, checks: list[OrderCheck]) -> None:
-        """Say that the order in hand passed before (a second cup for a filled order?); an answer about an order no
-        longer in hand, or one that never passed, changes nothing."""
-        said = already_passed(checks)
-        if order != self.order or not said:
+    @Slot(object)
+    def show_order_history(self, answer: OrderAnswer) -> None:
+        """Say that the order in hand passed before (a second cup for a filled order?), or that nobody could tell
+        (the verdict log could not be read, and the station's own journal holds no PASS of it); an answer about an
+        order no longer in hand, or one that never passed, changes nothing. Said again, it replaces what was said."""
+        order = answer.order
+        if order != self.order:
             return
-        self.view.order_status.setText(f"{self.view.order_status.text()}, {said}")
+        said = answer.words()
+        if said:
+            told = f"Order {order} {said}. Another cup for it? If not, scan the right order."
+        elif answer.unread:
+            said = f"could not check whether it passed before: {answer.unread}"
+            told = (
+                f"Could not check whether order {order} passed before ({answer.unread}): make sure it has not been "
+                "filled already."
+            )
+            if answer.unread == DATABASE_AWAY and self.view.db_label.text() == NOT_USED_YET:  # the first word of it
+                self.view.db_label.setText("Database: away")
+                self.view.db_label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
+        else:
+            return
+        self.view.order_status.setText(f"{self._order_words()}, {said}")
         self.view.order_status.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
         if not self.busy:
-            self.view.reason.setText(f"Order {order} {said}. Another cup for it? If not, scan the right order.")
+            self.view.reason.setText(told)
 
     @Slot(object)
     def use_setup(self, loaded: Loaded) -> None:
@@ -1011,6 +1041,8 @@ class OperatorController(QObject):
                 caption = f"↻ #{coin.index + 1} turn over"
             elif coin.shared:  # on a shared side, and the cup goes to a supervisor as it lies (or was turned)
                 caption = f"⚠ #{coin.index + 1} shared side"
+            elif coin.partial:  # what a sliver matches says little: the reasons call it cut
+                caption = f"⚠ #{coin.index + 1} cut off"
             elif marked:
                 caption = "⚠ " + caption
             self.view.thumbs.add(Thumbnail(crop, caption, marked, size=self.view.thumb_px))

@@ -1,13 +1,15 @@
 """Drawing a verdict's evidence on the cup photograph, and the plain-words summary of a verdict (no Qt here).
 
 Colours are BGR (OpenCV order). A coin is outlined green when its best match is the expected type and nothing is
-suspicious about it, amber when it is suspicious or its best match is another type, grey while no verdict has
-been made for the frame. What differs from the empty tray where nothing was found is boxed red with a "?".
+suspicious about it, amber when it is suspicious, cut by the edge or the rim, or its best match is another type,
+grey while no verdict has been made for the frame. What differs from the empty tray where nothing was found is
+boxed red with a "?".
 """
 
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 import unicodedata
 from collections.abc import Sequence
@@ -19,7 +21,7 @@ import numpy as np
 from calibration.movement import CameraMove
 from db.records import StoredCoin
 from models.enroll_tray import TrayLook
-from models.reasons import only_the_camera, score_decimals
+from models.reasons import ReasonKind, only_the_camera, reason_kind, score_decimals
 from models.types import CoinEvidence, Decision, UInt8Array, Verdict
 
 PASS_BGR = (60, 170, 40)
@@ -32,9 +34,16 @@ IDLE_HEX = "#5a6270"
 
 
 def coin_ok(coin: CoinEvidence, expected_type: str) -> bool:
-    """Whether one coin supports a PASS: not suspicious, not on a side other types show too (it must be turned
-    over, whichever of them its best match names), and its best match is the expected type."""
-    return not coin.suspicious and not coin.shared and bool(coin.matches) and coin.matches[0].type_id == expected_type
+    """Whether one coin supports a PASS: wholly in view (a coin cut by the edge or the rim is named in the reasons,
+    and what it matches says little), not suspicious, not on a side other types show too (it must be turned over,
+    whichever of them its best match names), and its best match is the expected type."""
+    return (
+        not coin.partial
+        and not coin.suspicious
+        and not coin.shared
+        and bool(coin.matches)
+        and coin.matches[0].type_id == expected_type
+    )
 
 
 def coin_colour(coin: CoinEvidence, expected_type: str) -> tuple[int, int, int]:
@@ -118,6 +127,33 @@ def score_of(p: float, threshold: float) -> str:
     return f"{p:.{score_decimals(p, threshold)}f}"
 
 
+SHOWN_REASONS = 3
+"""A FLAG's reason line shows at most this many of its reasons (the label draws a longer text smaller to fit)."""
+_NAMES_A_COIN = re.compile(r"\b(?:coins?|object) \d")
+
+
+def shown_reasons(reasons: Sequence[str]) -> list[str]:
+    """The reasons shown for a cup that goes to a supervisor as it lies, as sentences: the camera's first (it is
+    what every other finding rests on), then those that name a coin (or an object) before the notes about the type
+    or the cup as a whole, so the coin to look at is never the one left out, at most :data:`SHOWN_REASONS` of them.
+    A cut or hidden coin is said without its advice ("bring it into view"): the operator puts the cup aside, and
+    does not put it right."""
+    ranked = sorted(reasons, key=_rank)  # (stable: the pipeline's order within each rank)
+    shown = []
+    for reason in ranked[:SHOWN_REASONS]:
+        if reason_kind(reason) is ReasonKind.CUT:
+            reason = reason.partition(" — ")[0]
+        shown.append(_sentence(reason))
+    return shown
+
+
+def _rank(reason: str) -> int:
+    """Where :func:`shown_reasons` puts ``reason``: 0 the camera, 1 a coin or object named, 2 anything else."""
+    if reason_kind(reason) is ReasonKind.CAMERA:
+        return 0
+    return 1 if _NAMES_A_COIN.search(reason) else 2
+
+
 def _sentence(text: str) -> str:
     text = text.strip()
     if not text:
@@ -198,12 +234,14 @@ def summarise(verdict: Verdict, *, turned: bool = False, camera_back: bool = Fal
         reason = " ".join(_sentence(r) for r in verdict.reasons[:2]) + " Then check the cup again."
     elif turned:
         headline, colour = "FLAG", FLAG_HEX
-        reason = " ".join(_sentence(r) for r in verdict.reasons[:2]) if verdict.reasons else ""
+        reason = " ".join(shown_reasons(verdict.reasons))
         reason = (reason + " " if reason else "") + "Flagged again after turning: put it aside for a supervisor."
     else:
         headline, colour = "FLAG", FLAG_HEX
-        if verdict.reasons:
+        if verdict.turn_first and verdict.reasons:  # the turning reason first, as the pipeline put it
             reason = " ".join(_sentence(r) for r in verdict.reasons[:2])
+        elif verdict.reasons:
+            reason = " ".join(shown_reasons(verdict.reasons))
         elif suspicious:
             reason = f"{len(suspicious)} of {n} coins may not be {verdict.expected_type}."
         else:

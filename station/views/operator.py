@@ -38,6 +38,10 @@ CAMERA_LABEL_PX = 200
 """The status bar's camera field takes at most this much room before its text is shortened: "Camera: LOST (the
 camera sends the same picture: frozen), reconnecting" in full widened the window to 1611 px, off a 1366×768 screen."""
 
+ORDER_STATUS_PX = 200
+"""The order box's status line takes at most this much room before its text is shortened: an 88-character parcel
+URL scanned in full widened the window to 1473 px, off a 1366×768 screen."""
+
 STYLE = """
 QWidget { background: #1d2127; color: #e4e7eb; font-size: 15px; }
 QLineEdit { background: #2a2f37; border: 1px solid #3c434e; border-radius: 5px; padding: 6px; font-size: 20px; }
@@ -47,6 +51,7 @@ QPushButton { background: #2f6db5; color: white; border: none; border-radius: 6p
               font-size: 20px; }
 QPushButton:disabled { background: #3c434e; color: #8a919b; }
 QPushButton#secondary { background: #3c434e; color: #c8ccd2; font-size: 14px; padding: 6px 12px; }
+QPushButton#secondary:disabled { background: #262a31; color: #5c636d; }
 QStatusBar { background: #14171b; color: #c8ccd2; font-size: 14px; }
 QStatusBar QLabel { padding: 0 10px; border-left: 1px solid #3c434e; }
 QPushButton#statusbar { background: #3c434e; color: #c8ccd2; font-size: 13px; padding: 1px 10px; margin: 0; }
@@ -117,7 +122,9 @@ class OperatorView(QWidget):
 
         self.order_edit = QLineEdit()
         self.order_edit.setPlaceholderText("Scan or type the order number, then Enter")
-        self.order_status = QLabel("No type chosen yet.")
+        # one line, shortened to fit (all of it in the tooltip): a long scanned code, or what is known of the order,
+        # never widens the window off a small screen (the reason line below says it in full)
+        self.order_status = ElidedLabel("No type chosen yet.", min_width=ORDER_STATUS_PX)
         self.order_status.setStyleSheet("color: #aab0b8;")
         self.type_filter = QLineEdit()
         self.type_filter.setPlaceholderText("Search enrolled types…")

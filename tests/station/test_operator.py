@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from calibration.movement import CameraMove, SetupView
@@ -206,13 +207,61 @@ def test_unknown_order_is_refused_and_space_waits_for_a_type(qtbot: QtBot, windo
     assert "Choose the order first" in window.view.reason.text()
 
 
-def test_type_chosen_from_the_searchable_list(qtbot: QtBot, window: MainWindow, catalog: TypeCatalog) -> None:
+def type_by_hand(qtbot: QtBot, widget: QWidget, text: str, clock: SteppingClock) -> None:
+    """Type ``text`` into ``widget`` as a person does, a fifth of a second between keys (a scanner's come a few
+    milliseconds apart)."""
+    for ch in text:
+        clock.advance(0.2)
+        qtbot.keyClicks(widget, ch)
+
+
+def test_type_chosen_from_the_searchable_list(
+    qtbot: QtBot, window: MainWindow, catalog: TypeCatalog, clock: SteppingClock
+) -> None:
     target = catalog.types[2]
-    qtbot.keyClicks(window.view.type_filter, target.type_id)
+    type_by_hand(qtbot, window.view.type_filter, target.type_id, clock)
     assert window.view.type_list.count() == 1
     click_type(qtbot, window, 0)
     assert window.controller.expected_type == target.type_id and window.controller.order is None
     assert target.type_id in window.view.expected_label.text()
+
+
+def test_a_scan_while_the_type_search_has_the_focus_goes_to_the_order_box(
+    qtbot: QtBot, window: MainWindow, catalog: TypeCatalog, clock: SteppingClock
+) -> None:
+    search = window.view.type_filter
+    search.setFocus()
+    type_by_hand(qtbot, search, "mo", clock)  # the operator searches the list...
+    clock.advance(1.0)
+    qtbot.keyClicks(search, ORDER)  # ...then scans the next order's label: its keys arrive all at once
+    qtbot.keyClick(search, Qt.Key.Key_Return)
+    assert search.text() == "mo"  # the search keeps what the operator typed
+    assert window.view.order_edit.text() == ORDER
+    assert (window.controller.expected_type, window.controller.order) == (catalog.types[0].type_id, ORDER)
+    clock.advance(1.0)
+    type_by_hand(qtbot, search, "x", clock)  # the focus back in the search: a key by hand stays there
+    assert search.text() == "mox" and window.view.order_edit.text() == ORDER
+
+
+def test_disabled_secondary_buttons_look_disabled(qtbot: QtBot) -> None:
+    view = OperatorView()
+    qtbot.addWidget(view)
+    view.show()
+    button = view.empty_tray_button
+    enabled = button.grab().toImage()
+    button.setEnabled(False)
+    disabled = button.grab().toImage()
+    assert enabled.size() == disabled.size() and enabled != disabled
+
+
+def test_a_long_scanned_code_never_widens_the_window(qtbot: QtBot, window: MainWindow) -> None:
+    width = window.minimumSizeHint().width()
+    assert width <= 1366
+    url = "https://parcels.example.com/t/" + "0123456789" * 5 + "?ref=abc"  # 88 characters, one word
+    assert len(url) == 88
+    scan_order(qtbot, window, url)
+    assert url in window.view.order_status.text() and url in window.view.order_status.toolTip()
+    assert window.minimumSizeHint().width() == width
 
 
 def test_database_outage_spools_and_catches_up(

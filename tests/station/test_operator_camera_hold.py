@@ -4,19 +4,29 @@ Space'."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pytestqt.qtbot import QtBot
 
 from db.spool import SpoolingRepository
-from models.synth.mint import Mint
+from models.bundle import load_bundle
+from models.detector import Detector
+from models.pipeline import Pipeline
+from models.synth.mint import Mint, generate_mint
+from models.synth.scene import SceneAssets, SceneOptions, render_cup
 from models.types import Frame, Side
 from station.controllers.catalog import TypeCatalog
-from station.controllers.operator import OperatorController
+from station.controllers.operator import DARK_PROBLEM, OperatorController
+from station.views.operator import OperatorView
+from station.worker import EmptyTrayRequest, InferenceWorker, VerdictSource
 from tests.calibration.views import camera
+from tests.models.embed_helpers import write_tiny_checkpoint
+from tests.models.verdict_world import enrolled_gallery, write_bundle
 from tests.station.conftest import SteppingClock
 from tests.station.nearest_type_pipeline import NearestTypePipeline, four_coins
-from tests.station.test_operator import feed
+from tests.station.test_operator import feed, operator_window
 from tests.station.test_operator_runtime import MOVED, EnrolledOnly, held
 
 LOST = "webcam 0 — the camera sends the same picture: frozen"
@@ -158,3 +168,89 @@ def test_a_verdict_for_the_order_before_never_says_ready_while_the_camera_went(
     assert view.banner.text() == banner
     assert view.reason.text().startswith(f"The cup checked for order A-1 ({a.id}) passed. ")
     assert "press Space" not in view.reason.text()
+
+
+@pytest.fixture(scope="module")
+def detecting_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    """A small real model with a detector, which keeps a photo of an empty tray (as ``test_empty_tray``'s)."""
+    folder = tmp_path_factory.mktemp("bundle")
+    path, embedder = write_bundle(folder, embedder_file=write_tiny_checkpoint(folder / "embedder.pt"))
+    return Pipeline.from_parts(
+        load_bundle(path), enrolled_gallery(embedder), embedder=embedder, detector=Detector.load()
+    )
+
+
+def _tray_station(
+    qtbot: QtBot,
+    pipeline: VerdictSource,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    clock: SteppingClock,
+    home: Path,
+) -> tuple[OperatorView, OperatorController, list[EmptyTrayRequest], InferenceWorker]:
+    """The operator view and controller with a home for the empty-tray photo and a real worker answering it; the
+    photos asked for wait in the list until the test hands them to the worker."""
+    view, controller = operator_window(qtbot, catalog, clock, home=home)
+    worker = InferenceWorker(pipeline, spooling)
+    asked: list[EmptyTrayRequest] = []
+    controller.empty_tray_requested.connect(asked.append)
+    worker.empty_tray_done.connect(controller.show_empty_tray)
+    worker.setParent(controller)
+    return view, controller, asked, worker
+
+
+@pytest.mark.parametrize("how", ["lost", "knocked"])
+def test_an_empty_tray_refused_while_the_camera_went_leaves_its_hold_up(
+    qtbot: QtBot,
+    pipeline: NearestTypePipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    clock: SteppingClock,
+    tmp_path: Path,
+    how: str,
+) -> None:
+    view, controller, asked, worker = _tray_station(qtbot, pipeline, spooling, catalog, clock, tmp_path)
+    feed(controller, np.full((480, 480, 3), 128, np.uint8), 0.5, clock)
+    assert controller.take_empty_tray() and view.banner.text() == "EMPTY TRAY…"
+    banner = lose_camera(controller, how)
+    with qtbot.waitSignal(controller.empty_tray_shown) as shown:
+        worker.take_empty_tray(asked[0])  # the stand-in model has no detector: the photo is refused
+    ok, message = shown.args
+    assert not ok and view.banner.text() == banner and view.detail.text() == message
+    assert view.reason.text() == (NO_CAM if how == "lost" else KNOCKED)
+
+
+def test_an_empty_tray_kept_while_the_camera_went_says_no_cam_not_ready(
+    qtbot: QtBot,
+    detecting_pipeline: Pipeline,
+    spooling: SpoolingRepository,
+    catalog: TypeCatalog,
+    clock: SteppingClock,
+    tmp_path: Path,
+) -> None:
+    opts = SceneOptions(image_size=320, max_coins=6, empty_reference=True)
+    empty = render_cup(SceneAssets(generate_mint(12, 3)), 3, 5, opts).empty
+    assert empty is not None
+    station = detecting_pipeline.with_threshold(detecting_pipeline.threshold)
+    view, controller, asked, worker = _tray_station(qtbot, station, spooling, catalog, clock, tmp_path)
+    feed(controller, empty, 0.5, clock)
+    assert controller.take_empty_tray()
+    controller.camera_lost(LOST)  # unplugged while the photo is judged
+    with qtbot.waitSignal(controller.empty_tray_shown) as shown:
+        worker.take_empty_tray(asked[0])
+    ok, message = shown.args
+    assert ok and view.banner.text() == "NO CAM" and view.reason.text() == NO_CAM
+    assert view.detail.text() == message and "press Space" not in view.reason.text()
+
+
+def test_an_unknown_order_scanned_under_a_black_picture_leaves_the_camera_hold_up(
+    qtbot: QtBot, catalog: TypeCatalog, clock: SteppingClock
+) -> None:
+    view, controller = operator_window(qtbot, catalog, clock)
+    feed(controller, np.zeros((480, 480, 3), np.uint8), 0.5, clock)  # a lens cap
+    controller.show_fps(10.0)
+    assert view.banner.text() == "CAMERA" and controller.camera_problem == DARK_PROBLEM
+    view.order_edit.setText("Z-9")
+    controller.enter_order()
+    assert view.banner.text() == "CAMERA"  # not "—": the camera still holds the checks
+    assert "Unknown order or type: Z-9" in view.reason.text()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from models.types import CoinEvidence, Decision, Match, Side, Verdict
-from station.controllers.overlay import FLAG_BGR, PASS_BGR, ascii_text, draw_evidence, verdict_picture
+from station.controllers.overlay import (
+    FLAG_BGR,
+    PASS_BGR,
+    ascii_text,
+    coin_ok,
+    draw_evidence,
+    summarise,
+    verdict_picture,
+)
 
 
 def _coin(index: int, bbox: tuple[float, float, float, float], type_id: str) -> CoinEvidence:
@@ -57,10 +66,30 @@ def test_the_picture_is_the_photo_with_the_verdict_and_each_reason_under_it() ->
 
 
 def test_a_score_just_under_the_threshold_never_reads_as_the_threshold() -> None:
-    from station.controllers.overlay import needs, summarise
+    from station.controllers.overlay import needs
 
     flagged = Verdict(Decision.FLAG, "t0001", 0.96952, 0.9695703244117454, ("not sure enough",), (), "v")
     assert "p = 0.9695 (needs ≥ 0.9696)" in summarise(flagged).detail
     assert needs(0.9695703244117454, 0.96952) == "needs ≥ 0.9696"
     assert needs(0.9695703244117454) == "needs ≥ 0.970"  # no score beside it: three decimals
     assert needs(0.97, 0.5) == "needs ≥ 0.970" and needs(math.inf, 0.5).startswith("no threshold certified")
+
+
+def test_a_cut_coin_is_marked_and_the_coin_that_looks_like_another_type_is_named() -> None:
+    image = np.full((400, 400, 3), 90, np.uint8)
+    wrong = _coin(0, (40.0, 40.0, 140.0, 140.0), "t0016")
+    cut = dataclasses.replace(_coin(6, (200.0, 200.0, 300.0, 300.0), "t0001"), partial=True)
+    reasons = (
+        "the type t0001 has a lookalike (t0002) — check the date and mint mark by eye",
+        "coin 7 is cut by the edge of the picture or the cup's rim — bring it into view",
+        "coin 1 looks like t0016 (0.91)",
+    )
+    verdict = _verdict(Decision.FLAG, (wrong, cut), reasons)
+    assert not coin_ok(cut, "t0001")
+    ring = draw_evidence(image, verdict)[245:256, 296:305].reshape(-1, 3).astype(int)  # coin 7's right edge
+    assert (np.abs(ring - FLAG_BGR).sum(axis=1) < 40).any() and not (np.abs(ring - PASS_BGR).sum(axis=1) < 40).any()
+    reason = summarise(verdict).reason
+    assert "Coin 1 looks like t0016 (0.91)." in reason  # the wrong coin, named
+    assert "Coin 7 is cut by the edge of the picture or the cup's rim." in reason
+    assert "into view" not in reason and reason.endswith("Put it aside for a supervisor.")
+    assert reason.index("Coin 7") < reason.index("Coin 1")  # the pipeline's order among the coins named
