@@ -27,6 +27,12 @@ first, almost empty, accepted set. The family-wise guarantee of the walk holds w
 the threshold loosens (a score in which higher means more likely correct); ``procedure="bonferroni"`` tests every
 candidate at ``delta / m`` and needs no such assumption, at the cost of a larger calibration set.
 
+The skipped prefix depends on the target: a stricter target needs more accepted cups before it can reject at all,
+so its walk starts at a looser threshold. Where scores tie or leave a gap, a looser target can therefore stop on a
+set a stricter one skips (350 tied cups holding one error stop 99 %, while 99.5 % starts past them and certifies):
+the targets that certify are not always every one under some bound. :func:`highest_certified_target` finds the
+highest exactly rather than assuming they are.
+
 All binomial probabilities are computed exactly (a log-space sum of the binomial terms, no normal
 approximation); the Clopper-Pearson bound is found by bisection on the same exact tail.
 """
@@ -170,6 +176,22 @@ def passes(scores: npt.ArrayLike, threshold: float) -> npt.NDArray[np.bool_]:
     return np.asarray((s >= threshold) & (s > 0), bool)
 
 
+def applied_threshold(threshold: float) -> float:
+    """The threshold a cup's score is held to for a certified ``threshold``: the higher of it and
+    :data:`PASS_FLOOR` (``math.inf`` stays: never PASS)."""
+    return max(threshold, PASS_FLOOR)
+
+
+def station_passes(scores: npt.ArrayLike, threshold: float) -> npt.NDArray[np.bool_]:
+    """``(n,)`` bool: the PASSes the station makes with the certified ``threshold``: at or above it and
+    :data:`PASS_FLOOR` (:func:`applied_threshold`), never a pair the hard rules refuse.
+
+    Count PASSes with this wherever the count stands for what the station does (a gate, a report, the model panel):
+    :func:`passes` at a certified threshold under the floor counts cups the station never passes.
+    """
+    return passes(scores, applied_threshold(threshold))
+
+
 @dataclass(frozen=True)
 class ThresholdChoice:
     """The acceptance threshold chosen on calibration cups, with the evidence behind it.
@@ -221,7 +243,7 @@ class ThresholdChoice:
     def applied(self) -> float:
         """The threshold a cup's score is held to: the certified one, or :data:`PASS_FLOOR` where that is higher
         (``math.inf``: never PASS)."""
-        return max(self.threshold, PASS_FLOOR)
+        return applied_threshold(self.threshold)
 
     @property
     def floored(self) -> bool:
@@ -241,6 +263,11 @@ class ThresholdChoice:
     def accepts(self, score: float) -> bool:
         """Whether a cup with ``score`` is PASSed: at or above the certified threshold and :data:`PASS_FLOOR`."""
         return self.can_pass and score >= self.applied
+
+    def accepted(self, scores: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """``(n,)`` bool: which of ``scores`` PASS, as :meth:`accepts` decides each (:func:`station_passes` at the
+        certified threshold): the counts to show for what the station does, not those at :attr:`threshold`."""
+        return station_passes(scores, self.threshold)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict; an infinite threshold is stored as ``None``."""
@@ -463,6 +490,57 @@ def choose_threshold(
         procedure=procedure,
         candidates=candidates,
     )
+
+
+def highest_certified_target(
+    scores: npt.ArrayLike,
+    correct: npt.ArrayLike,
+    delta: float = DEFAULT_DELTA,
+    *,
+    candidates: int = 1,
+    below: float = 1.0,
+    lowest: float = 0.5,
+) -> float | None:
+    """The highest target precision, at most ``below``, for which :func:`choose_threshold` (fixed sequence, the
+    default grid) certifies a threshold on these cups; ``None`` when none over ``lowest`` does.
+
+    Found exactly, not by bisection, which would assume every target under a certified one certifies too (see the
+    module's note: with tied scores it need not). The walk for a target ``t`` certifies something exactly when the
+    first candidate it tests is rejected. That first candidate is the strictest accepting at least
+    :func:`min_accepted_for_rejection` cups, and ``n`` cups suffice for every ``t <= level ** (1 / n)``, so candidate
+    ``i`` is the first tested for the targets in ``(u[i-1], u[i]]``. It is rejected there up to its Clopper-Pearson
+    lower bound (rejection at the level is the bound reaching the target). The answer is the highest of those
+    intervals under ``below``, to floating-point rounding at its ends.
+
+    Args:
+        scores: ``(n,)`` finite calibration cup scores.
+        correct: ``(n,)`` bool truth.
+        delta: the failure probability, shared among ``candidates`` as :func:`choose_threshold` shares it.
+        candidates: models certified on these cups (:attr:`ThresholdChoice.candidates`).
+        below: the highest target to look at.
+        lowest: the lowest target worth naming.
+
+    Raises:
+        ValueError: as :func:`choose_threshold`.
+    """
+    _check_open_unit("delta", delta)
+    if candidates < 1:
+        raise ValueError(f"candidates must be >= 1, got {candidates}")
+    level = delta / candidates
+    curve = precision_coverage_curve(scores, correct)
+    n = curve.n_accepted.astype(np.float64)
+    k = curve.n_errors
+    u = level ** (1.0 / n)  # the highest target n accepted cups can be tested at
+    u_before = np.concatenate(([0.0], u[:-1]))
+    start = np.maximum(u_before, lowest)
+    # the bound never exceeds the precision seen: candidates seen at or under their interval's start are out at once
+    hopeful = (start < below) & (curve.precision > start)
+    for i in np.flatnonzero(hopeful)[::-1]:
+        n_i, k_i = int(curve.n_accepted[i]), int(k[i])
+        top = min(clopper_pearson_lower(n_i - k_i, n_i, level), float(u[i]))
+        if top > start[i]:
+            return min(top, below)
+    return None
 
 
 def _check_open_unit(name: str, value: float) -> None:

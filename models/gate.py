@@ -1,7 +1,8 @@
 """The promotion gate: a retrained bundle replaces the one in force only when a frozen holdout says it is not worse.
 
-Both models score the same holdout (cup, candidate type) pairs and decide with their own certified thresholds.
-:func:`holdout_metrics` measures each; :func:`promotion_gate` compares them:
+Both models score the same holdout (cup, candidate type) pairs and decide with their own certified thresholds, as
+the station applies them (never under :data:`~calibration.risk.PASS_FLOOR`). :func:`holdout_metrics` measures each;
+:func:`promotion_gate` compares them:
 
 * the candidate must be able to PASS at all (a certified, finite threshold);
 * it must not be worse on PASS precision: its lower bound (one-sided Clopper-Pearson, both models at one ``delta``)
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from calibration.risk import clopper_pearson_lower, passes
+from calibration.risk import applied_threshold, clopper_pearson_lower, station_passes
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ class HoldoutMetrics:
         precision: ``1 - n_errors / n_accepted`` (``nan`` when nothing passes).
         precision_lower_bound: one-sided ``1 - delta`` Clopper-Pearson bound (``0`` when nothing passes).
         auto_pass: PASSed correct pairs over correct pairs (``0`` without correct pairs).
-        threshold: the threshold used (``inf``: never PASS).
+        threshold: the model's certified threshold (``inf``: never PASS).
         can_pass: the threshold is finite.
+        applied: the threshold the pairs were held to, as the station holds a cup: the certified one, or
+            :data:`~calibration.risk.PASS_FLOOR` where that is higher.
     """
 
     n_pairs: int
@@ -59,6 +62,7 @@ class HoldoutMetrics:
     auto_pass: float
     threshold: float
     can_pass: bool
+    applied: float
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (``nan`` and ``inf`` as ``None``)."""
@@ -68,8 +72,10 @@ class HoldoutMetrics:
 def holdout_metrics(
     scores: npt.ArrayLike, correct: npt.ArrayLike, threshold: float, delta: float = 0.05
 ) -> HoldoutMetrics:
-    """Measure PASS precision and auto-pass on holdout pairs: a pair passes at ``score >= threshold``, as the voter
-    decides (:func:`calibration.risk.passes`: a pair the hard rules refuse, ``p = 0``, never does).
+    """Measure PASS precision and auto-pass on holdout pairs, counting the PASSes the station would make: a pair
+    passes at ``score >=`` the certified ``threshold`` and :data:`~calibration.risk.PASS_FLOOR`
+    (:func:`calibration.risk.station_passes`; a pair the hard rules refuse, ``p = 0``, never does). Counted at a
+    certified threshold under the floor, a loose target's model would be compared on PASSes that never happen.
 
     Args:
         scores: ``(n,)`` the model's ``p_correct`` per pair.
@@ -85,7 +91,7 @@ def holdout_metrics(
     if s.shape != y.shape:
         raise ValueError(f"scores {s.shape} and truth {y.shape} differ in shape")
     can_pass = math.isfinite(threshold)
-    accepted = passes(s, threshold) if can_pass else np.zeros(s.shape, bool)
+    accepted = station_passes(s, threshold) if can_pass else np.zeros(s.shape, bool)
     n_acc = int(accepted.sum())
     n_err = int((accepted & ~y).sum())
     n_pos = int(y.sum())
@@ -99,6 +105,7 @@ def holdout_metrics(
         auto_pass=(n_acc - n_err) / n_pos if n_pos else 0.0,
         threshold=float(threshold),
         can_pass=can_pass,
+        applied=applied_threshold(float(threshold)),
     )
 
 

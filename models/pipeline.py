@@ -29,7 +29,7 @@ import numpy as np
 
 from calibration.camera import CupRoi
 from calibration.movement import CameraMove, SetupView
-from calibration.risk import ThresholdChoice
+from calibration.risk import ThresholdChoice, highest_certified_target
 from models.adapter import AdapterError, EmbeddingAdapter, adapted_gallery
 from models.bundle import Bundle, BundleError, Preprocess, load_bundle
 from models.embedder import Embedder, circle_mask
@@ -1008,39 +1008,63 @@ CERTIFY_FLOOR = 0.5
 worth having."""
 
 
-def certifiable_precision(bundle: Bundle, below: float, tolerance: float = 1e-4) -> float | None:
-    """The highest PASS precision under ``below`` that the bundle's calibration pairs certify (at its ``delta``),
-    found to within ``tolerance`` by bisection (a higher target never certifies where a lower one does not);
-    ``None`` when not even :data:`CERTIFY_FLOOR` is."""
-    lo, hi = CERTIFY_FLOOR, below
-    if hi <= lo or not bundle.rechoose(lo).can_pass:
-        return None
-    while hi - lo > tolerance:
-        mid = (lo + hi) / 2
-        if bundle.rechoose(mid).can_pass:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+def certifiable_precision(bundle: Bundle, below: float = 1.0) -> float | None:
+    """The highest PASS precision, at most ``below``, that the bundle's calibration pairs certify (at its ``delta``,
+    shared among its candidates as :meth:`~models.bundle.Bundle.rechoose` shares it); ``None`` when none of
+    :data:`CERTIFY_FLOOR` or more is.
+
+    Found exactly (:func:`~calibration.risk.highest_certified_target`), not by bisection: with tied scores a looser
+    target can certify nothing where a stricter one certifies, so "the highest under ``below``" is not where a
+    bisection between a certified and an uncertified target ends."""
+    return highest_certified_target(
+        bundle.cal_scores,
+        bundle.cal_correct,
+        bundle.threshold.delta,
+        candidates=bundle.threshold.candidates,
+        below=below,
+        lowest=CERTIFY_FLOOR,
+    )
+
+
+def _askable(bundle: Bundle, precision: float) -> float | None:
+    """``precision`` cut to the fewest decimals (4, else 6 or 8) at which it still certifies, as the option takes
+    it (never above what certifies); ``None`` when none does (a certified range narrower than that)."""
+    for digits in (4, 6, 8):
+        scale = 10**digits
+        cut = math.floor(precision * scale) / scale
+        if cut >= CERTIFY_FLOOR and bundle.rechoose(cut).can_pass:
+            return cut
+    return None
 
 
 def uncertifiable_note(bundle: Bundle) -> str:
     """Why a bundle whose threshold was chosen for its target passes nothing, with the highest precision its
-    calibration pairs do certify, for a warning (``""``: its threshold is certified)."""
+    calibration pairs do certify under the target and, where one does, a stricter one that certifies, for a warning
+    (``""``: its threshold is certified)."""
     choice = bundle.threshold
     if choice.can_pass:
         return ""
     wanted = f"a PASS precision of {choice.target * 100:.4g} % cannot be certified by this model"
-    best = certifiable_precision(bundle, choice.target)
-    if best is None:
+    found = certifiable_precision(bundle, choice.target)
+    lower = None if found is None else _askable(bundle, found)
+    found_above = certifiable_precision(bundle)
+    upper = None if found_above is None or found_above <= choice.target else _askable(bundle, found_above)
+    if upper is not None:
+        under = "" if lower is None else f"{lower * 100:.8g} % below it and "
+        ask = f"{upper:.8g}" if lower is None else f"{lower:.8g} or {upper:.8g}"
+        return (
+            f"{wanted}: its {choice.n_calibration} calibration pairs certify {under}{upper * 100:.8g} % above it (a "
+            "stricter target's test starts at a looser threshold, past the pairs that stop this one), so every cup "
+            f"goes to a person; ask for {ask}"
+        )
+    if lower is None:
         return (
             f"{wanted}: its {choice.n_calibration} calibration pairs certify none of {CERTIFY_FLOOR * 100:.4g} % "
             "or more, so every cup goes to a person"
         )
-    best = math.floor(best * 10_000) / 10_000  # written as the option takes it, never above what certifies
     return (
-        f"{wanted}: its {choice.n_calibration} calibration pairs certify at most {best * 100:.4g} %, so every cup "
-        f"goes to a person; ask for {best:.4g} or less"
+        f"{wanted}: its {choice.n_calibration} calibration pairs certify at most {lower * 100:.8g} %, so every cup "
+        f"goes to a person; ask for {lower:.8g} or less"
     )
 
 

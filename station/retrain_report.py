@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from calibration.risk import passes, precision_coverage_curve
+from calibration.risk import precision_coverage_curve, station_passes
 from models.bundle import Bundle
 from models.files import write_bytes_atomic
 from models.gate import HoldoutMetrics
@@ -37,7 +37,7 @@ def plot_old_vs_new(cand: Candidate, path: Path) -> Path:
             ax1.plot(curve.coverage, curve.precision, color=colour, label=name, marker="s" if one else None)
             lowest = min(lowest, float(np.nanmin(curve.precision)) - 0.05) if len(curve.precision) else lowest
             if math.isfinite(thr):
-                acc = passes(scores, thr)
+                acc = station_passes(scores, thr)
                 cov = float((acc & y).sum() / max(int(y.sum()), 1))
                 prec = float((acc & y).sum() / max(int(acc.sum()), 1)) if acc.any() else math.nan
                 ax1.plot([cov], [prec], "o", color=colour)
@@ -45,7 +45,7 @@ def plot_old_vs_new(cand: Candidate, path: Path) -> Path:
         ax2.hist(scores[~y], bins=20, range=(0, 1), alpha=0.5, color=colour, histtype="step", label=f"{name}: wrong")
     ax1.set_xlabel("auto-pass (share of correct pairs that PASS)")
     ax1.set_ylabel("PASS precision")
-    ax1.set_title("holdout: precision vs auto-pass (dot: certified threshold)")
+    ax1.set_title("holdout: precision vs auto-pass (dot: threshold applied)")
     ax1.set_ylim(max(lowest, -0.01), 1.01)
     if ax1.get_legend_handles_labels()[0]:
         ax1.legend(loc="lower left")
@@ -62,9 +62,18 @@ def plot_old_vs_new(cand: Candidate, path: Path) -> Path:
     return path
 
 
+def _threshold_text(m: HoldoutMetrics) -> str:
+    """The threshold the model's pairs were held to, with the certified one beside it where the floor replaced it."""
+    if not m.can_pass:
+        return "never PASS"
+    if m.applied != m.threshold:
+        return f"{m.applied:.4f} (certified {m.threshold:.4f}, under the floor)"
+    return f"{m.threshold:.4f}"
+
+
 def _row(name: str, m: HoldoutMetrics) -> str:
     prec = "—" if m.n_accepted == 0 else f"{m.precision:.2%}"
-    thr = f"{m.threshold:.4f}" if m.can_pass else "never PASS"
+    thr = _threshold_text(m)
     return (
         f"| {name} | {thr} | {m.n_pairs} | {m.n_positive} | {m.n_accepted} | {m.n_errors} | {prec} | "
         f"{m.precision_lower_bound:.4f} | {m.auto_pass:.1%} |"

@@ -5,13 +5,18 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from calibration.risk import confidence_text
+from calibration.risk import PASS_FLOOR, confidence_text
 from models.bundle import Bundle, BundleError, load_bundle
 
 
 def describe_bundle(bundle: Bundle) -> list[str]:
     """Plain lines about a verdict bundle: versions, the PASS threshold and its guarantee on calibration cups (each
-    checked against its own type and others: the counts are of those checks)."""
+    checked against its own type and others: the counts are of those checks).
+
+    The threshold shown is the one a cup is held to (:attr:`~calibration.risk.ThresholdChoice.applied`), with the
+    certified one beside it where :data:`~calibration.risk.PASS_FLOOR` replaces it, and the share of good cups that
+    pass is counted at it: at a certified threshold under the floor it would count cups the station never passes.
+    """
     t = bundle.threshold
     lines = [
         f"Model {bundle.version or '(unversioned)'}",
@@ -20,10 +25,13 @@ def describe_bundle(bundle: Bundle) -> list[str]:
         + (f" · detector {bundle.calibration_detector}" if bundle.calibration_detector else ""),
     ]
     if math.isfinite(t.threshold) and t.n_accepted > 0:
+        certified = f" (certified {t.threshold:.3f}; no cup under the floor {PASS_FLOOR} passes)" if t.floored else ""
+        coverage = _coverage(bundle)
         lines.append(
-            f"PASS when p ≥ {t.threshold:.3f}: precision ≥ {t.target:.1%} with {confidence_text(t.delta)} confidence "
-            f"(lower bound {t.precision_lower_bound:.2%} on {t.n_calibration} checks of calibration cups; "
-            f"{t.coverage:.0%} of good cups pass)"
+            f"PASS when p ≥ {t.applied:.3f}{certified}: precision ≥ {t.target:.1%} with {confidence_text(t.delta)} "
+            f"confidence (lower bound {t.precision_lower_bound:.2%} on {t.n_calibration} checks of calibration cups"
+            + ("" if coverage is None else f"; {coverage:.0%} of good cups pass")
+            + ")"
         )
     else:
         lines.append(
@@ -36,6 +44,18 @@ def describe_bundle(bundle: Bundle) -> list[str]:
         "as the calibration galleries were"
     )
     return lines
+
+
+def _coverage(bundle: Bundle) -> float | None:
+    """The share of the calibration checks of good cups that pass at the threshold applied (``None``: unknown, a
+    floored threshold on a bundle that keeps no calibration scores to count again)."""
+    t = bundle.threshold
+    if not t.floored:
+        return t.coverage
+    good = bundle.cal_correct.astype(bool)
+    if bundle.cal_scores.size == 0 or not good.any():
+        return None
+    return float((t.accepted(bundle.cal_scores) & good).sum() / good.sum())
 
 
 def describe_model(bundle_path: Path | None = None, target_precision: float | None = None) -> list[str]:

@@ -16,9 +16,12 @@ from calibration.risk import (
     choose_threshold,
     clopper_pearson_lower,
     confidence_text,
+    highest_certified_target,
     ltt_p_value,
     min_accepted_for_rejection,
+    passes,
     precision_coverage_curve,
+    station_passes,
 )
 
 
@@ -289,3 +292,62 @@ def test_a_loose_target_s_threshold_under_the_floor_gives_way_to_it() -> None:
     assert strict.accepts(strict.threshold) and not strict.accepts(np.nextafter(strict.threshold, 0))
     never = choose_threshold(scores[:10], correct[:10])
     assert not never.can_pass and never.applied == math.inf and not never.floored and not never.accepts(1.0)
+
+
+def test_the_passes_counted_for_a_choice_are_those_it_accepts_one_by_one() -> None:
+    rng = np.random.default_rng(0)
+    correct = rng.random(1500) < 0.7
+    scores = np.where(correct, rng.uniform(0.6, 1.0, 1500), rng.uniform(0.0, 0.55, 1500))
+    for target in (0.6, 0.995):
+        choice = choose_threshold(scores, correct, target=target)
+        one_by_one = np.array([choice.accepts(float(v)) for v in scores])
+        assert np.array_equal(choice.accepted(scores), one_by_one)
+        assert np.array_equal(station_passes(scores, choice.threshold), one_by_one)
+    loose = choose_threshold(scores, correct, target=0.6)
+    # at the certified threshold, under the floor, hundreds more would be counted than the station passes
+    assert passes(scores, loose.threshold).sum() > loose.accepted(scores).sum() + 300
+    assert not loose.accepted(scores)[scores < PASS_FLOOR].any()
+    never = choose_threshold(scores[:10], correct[:10])
+    assert not never.accepted(scores).any() and not station_passes(scores, math.inf).any()
+
+
+def _tied() -> tuple[np.ndarray, np.ndarray]:
+    """350 pairs tied at 0.99 holding one error, 2000 right at 0.98, 500 wrong at 0.01."""
+    scores = np.r_[np.full(350, 0.99), np.full(2000, 0.98), np.full(500, 0.01)]
+    correct = np.r_[np.arange(350) > 0, np.ones(2000, bool), np.zeros(500, bool)]
+    return scores, correct
+
+
+def test_a_stricter_target_can_certify_past_a_tie_that_stops_a_looser_one() -> None:
+    scores, correct = _tied()
+    # 99 % can be tested on the 350 tied pairs, and their one error stops it; 99.5 % needs 598 and starts past them
+    assert not choose_threshold(scores, correct, target=0.99).can_pass
+    assert choose_threshold(scores, correct, target=0.995).threshold == 0.98
+    top = highest_certified_target(scores, correct)
+    assert top is not None and 0.9975 < top < 0.998
+    assert choose_threshold(scores, correct, target=top).can_pass
+    assert not choose_threshold(scores, correct, target=top + 1e-6).can_pass
+    under = highest_certified_target(scores, correct, below=0.99)
+    assert under is not None and 0.986 < under < 0.987  # the tie's own Clopper-Pearson bound
+    assert choose_threshold(scores, correct, target=under).can_pass
+    assert not choose_threshold(scores, correct, target=under + 1e-6).can_pass
+    assert highest_certified_target(scores, correct, below=0.6, lowest=0.7) is None
+
+
+def test_highest_certified_target_matches_a_scan_of_targets() -> None:
+    rng = np.random.default_rng(5)
+    grid = np.arange(0.8, 0.9995, 0.002)
+    for _ in range(6):
+        n = int(rng.integers(100, 600))
+        scores = np.round(rng.random(n), int(rng.integers(1, 3)))  # ties on purpose
+        correct = rng.random(n) < (0.2 + 0.8 * scores) ** 0.05
+        delta = float(rng.choice([0.05, 0.2]))
+        certified = [float(t) for t in grid if choose_threshold(scores, correct, target=float(t), delta=delta).can_pass]
+        for below in (0.95, 1.0):
+            found = highest_certified_target(scores, correct, delta, below=below)
+            scanned = max((t for t in certified if t <= below), default=None)
+            if scanned is None:
+                assert found is None or found < 0.802
+                continue
+            assert found is not None and scanned - 1e-12 <= found < scanned + 0.002
+            assert choose_threshold(scores, correct, target=found * (1 - 1e-12), delta=delta).can_pass

@@ -175,3 +175,32 @@ def test_new_station_references_must_put_as_many_holdout_coins_nearest_their_des
 def test_nearest_design_counts_must_fit_the_coins_measured() -> None:
     with pytest.raises(ValueError, match="right on 5 and 3 of 4 coins"):
         NearestDesign(4, 5, 3)
+
+
+def test_holdout_metrics_count_only_the_passes_the_station_makes() -> None:
+    rng = np.random.default_rng(0)
+    correct = rng.random(3000) < 0.7
+    scores = np.where(correct, rng.uniform(0.3, 1.0, 3000), rng.uniform(0.0, 0.55, 3000))
+    cal, hold = slice(0, 1500), slice(1500, 3000)
+    loose = choose_threshold(scores[cal], correct[cal], target=0.8)
+    assert loose.floored  # certified far under 0.5: the station holds cups to the floor
+    m = holdout_metrics(scores[hold], correct[hold], loose.threshold)
+    station = np.array([loose.accepts(float(v)) for v in scores[hold]])
+    assert m.n_accepted == int(station.sum()) and m.n_errors == int((station & ~correct[hold]).sum())
+    assert m.auto_pass == pytest.approx((station & correct[hold]).sum() / correct[hold].sum())
+    assert (m.threshold, m.applied) == (loose.threshold, 0.5)
+    strict = choose_threshold(scores[cal], correct[cal], target=0.99)
+    assert holdout_metrics(scores[hold], correct[hold], strict.threshold).applied == strict.threshold > 0.5
+
+
+def test_a_candidate_is_not_promoted_on_passes_under_the_floor() -> None:
+    # the candidate puts 900 of 1000 good pairs at 0.1-0.5: over its certified 0.08, under the floor the station
+    # holds cups to; the model in force passes 600 of them at 0.6 or more
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(1000, bool), np.zeros(50, bool)]
+    old = np.r_[rng.uniform(0.6, 1.0, 600), rng.uniform(0.1, 0.5, 400), rng.uniform(0.0, 0.05, 50)]
+    new = np.r_[rng.uniform(0.6, 1.0, 100), rng.uniform(0.1, 0.5, 900), rng.uniform(0.0, 0.05, 50)]
+    decision = promotion_gate(holdout_metrics(old, y, 0.6), holdout_metrics(new, y, 0.08), target=0.9)
+    assert (decision.old.n_accepted, decision.new.n_accepted) == (600, 100)
+    assert not decision.promote
+    assert "fails: auto-pass 10.0% (100 of 1000) vs 60.0% (600 of 1000)" in decision.reasons

@@ -11,13 +11,21 @@ import cv2
 import numpy as np
 import pytest
 
+from calibration.risk import choose_threshold
 from models.bundle import Bundle, BundleError, load_bundle
 from models.embedder import Embedder
 from models.enroll import TypeInfo
 from models.features import CoinScores, CupCoins, coin_scores
 from models.gallery import Gallery, GalleryEntry
 from models.gallery_view import GalleryView
-from models.pipeline import Pipeline, UnknownTypeError, _disc_mask, call_coin
+from models.pipeline import (
+    Pipeline,
+    UnknownTypeError,
+    _disc_mask,
+    call_coin,
+    certifiable_precision,
+    uncertifiable_note,
+)
 from models.reasons import ReasonKind, reason_kinds, score_decimals
 from models.synth.scene import SceneAssets, render_cup
 from models.types import CoinCrop, CoinInstance, CupKind, Decision, Frame, Side
@@ -765,3 +773,27 @@ def test_a_target_the_model_cannot_certify_is_warned_of_with_the_highest_it_can(
     with caplog.at_level("WARNING", logger="models.pipeline"):
         Pipeline.load(home, bundle_path, with_detector=False, target_precision=0.999)
     assert [r.getMessage() for r in caplog.records if r.name == "models.pipeline"] == heard
+
+
+def test_a_target_stopped_by_a_tie_is_told_of_the_stricter_one_that_certifies() -> None:
+    # 350 pairs tied at 0.99 holding one error stop 99 %; 99.5 % needs 598 before it can be tested and starts past them
+    scores = np.r_[np.full(350, 0.99), np.full(2000, 0.98), np.full(500, 0.01)]
+    correct = np.r_[np.arange(350) > 0, np.ones(2000, bool), np.zeros(500, bool)]
+    certified = choose_threshold(scores, correct, target=0.995, delta=0.05)
+    bundle = replace(load_bundle(), cal_scores=scores, cal_correct=correct, threshold=certified)
+    bundle = bundle.with_threshold(bundle.rechoose(0.99))
+    assert not bundle.threshold.can_pass and bundle.rechoose(0.995).can_pass
+    top = certifiable_precision(bundle)
+    assert top is not None and top > 0.995 and bundle.rechoose(top).can_pass
+    m = re.fullmatch(
+        r"a PASS precision of 99 % cannot be certified by this model: its 2850 calibration pairs certify ([\d.]+) % "
+        r"below it and ([\d.]+) % above it \(a stricter target's test starts at a looser threshold, past the pairs "
+        r"that stop this one\), so every cup goes to a person; ask for ([\d.]+) or ([\d.]+)",
+        uncertifiable_note(bundle),
+    )
+    assert m, uncertifiable_note(bundle)
+    below, above = float(m[3]), float(m[4])
+    assert float(m[1]) == pytest.approx(below * 100) and float(m[2]) == pytest.approx(above * 100)
+    assert below < 0.99 < 0.995 < above
+    assert bundle.rechoose(below).can_pass and bundle.rechoose(above).can_pass
+    assert not bundle.rechoose(below + 0.0001).can_pass and not bundle.rechoose(above + 0.0001).can_pass
