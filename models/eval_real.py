@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from calibration.reports import plot_precision_coverage
-from calibration.risk import passes, precision_coverage_curve
+from calibration.risk import ThresholdChoice, passes, precision_coverage_curve
 from models.bundle import Bundle
 from models.embedder import Embedder
 from models.pooling import SetPooler
@@ -21,6 +21,16 @@ from models.train.pairs import pair_group
 
 REAL_TARGETS: tuple[float, ...] = (0.95, 0.98, 0.99, 0.995)
 """Target precisions the real photos are judged at (each with the threshold the bundle certifies for it)."""
+
+
+def check_real_limit(limit: int | None) -> None:
+    """Refuse a ``real_limit`` under 1: 0 photos of each kind judges nothing (``None``: every photo).
+
+    Raises:
+        ValueError: ``limit`` is below 1.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"real_limit must be at least 1 (None for every photo), got {limit}")
 
 
 def evaluate_real(
@@ -33,12 +43,16 @@ def evaluate_real(
 ) -> dict[str, Any]:
     """Real photos: euro single piles must PASS only their own denomination; mixed photos must never PASS.
 
-    ``limit`` keeps at most that many photos of each kind (single, mixed). The gallery is enrolled from the
-    real crops' train split (``crops/train/<denomination>``, each crop re-cut by the bundle's detector as the
-    station cuts coins), the detector is the bundle's. Each photo is observed once and judged against every
-    denomination, at the bundle's own threshold and at the threshold the bundle certifies for each of
+    ``limit`` keeps at most that many photos of each kind (single, mixed; ``None``: every photo). The gallery is
+    enrolled from the real crops' train split (``crops/train/<denomination>``, each crop re-cut by the bundle's
+    detector as the station cuts coins), the detector is the bundle's. Each photo is observed once and judged
+    against every denomination, at the bundle's own threshold and at the threshold the bundle certifies for each of
     ``targets`` (``at``).
+
+    Raises:
+        ValueError: ``limit`` is below 1 (:func:`check_real_limit`).
     """
+    check_real_limit(limit)
     from models.detector import Detector
     from models.enroll import enroll_catalog, read_image
     from models.gallery import Gallery
@@ -66,7 +80,7 @@ def evaluate_real(
             items = _euro_items(meta["photos"] if isinstance(meta, dict) else meta, folder)
         else:
             items = [(p, "mixed", None) for p in sorted((folder / "photos").glob("*.jpg"))]
-        if limit:
+        if limit is not None:
             per_kind: dict[str, int] = {}
             kept = []
             for it in items:
@@ -101,7 +115,7 @@ def evaluate_real(
             "single": len(singles),
             **real_pass_counts(singles, mixed, lambda r: r["pass"]),
             "at": {
-                k: {"threshold": c.threshold, **real_pass_counts(singles, mixed, _passed_at(k))}
+                k: {"threshold": c.threshold, "applied": c.applied, **real_pass_counts(singles, mixed, _passed_at(k))}
                 for k, c in choices.items()
             },
             "mixed": len(mixed),
@@ -163,7 +177,6 @@ def evaluate_real_cups(
     scores = bundle.load_voter().predict(table.columns(bundle.features))
     y = table.y
     groups = np.array([pair_group(p) for p in table.pairs])
-    pure = groups == "pure"
     choices = {"bundle": bundle.threshold, **{f"{t:g}": bundle.rechoose(t) for t in targets}}
     n_cups = sum(1 for p in table.pairs if p.relation == "true")
     out: dict[str, Any] = {
@@ -171,22 +184,8 @@ def evaluate_real_cups(
         "skipped": test.skipped,
         "pairs": len(table.pairs),
         "cups": n_cups,
-        "at": {},
-        "groups": {},
+        **real_cup_counts(scores, y, groups, choices),
     }
-    accepted = {k: passes(scores, c.threshold) for k, c in choices.items()}
-    for k, c in choices.items():
-        a = accepted[k]
-        out["at"][k] = {
-            "threshold": c.threshold,
-            "pass": int(a.sum()),
-            "wrong": int((a & ~y).sum()),
-            "pure_pass": int((a & pure).sum()),
-            "pure": int(pure.sum()),
-        }
-    for g in sorted(set(groups.tolist())):
-        m = groups == g
-        out["groups"][g] = {"n": int(m.sum()), "pass": {k: int((a & m).sum()) for k, a in accepted.items()}}
     if plot is not None:
         own = out["at"]["bundle"]
         mark = None
@@ -205,6 +204,52 @@ def evaluate_real_cups(
     return out
 
 
+def real_cup_counts(
+    scores: np.ndarray, y: np.ndarray, groups: np.ndarray, choices: dict[str, ThresholdChoice]
+) -> dict[str, Any]:
+    """PASS counts of scored pairs at each threshold, as the station decides: at the threshold it applies, the
+    certified one raised to :data:`~calibration.risk.PASS_FLOOR` (:attr:`ThresholdChoice.applied`).
+
+    Args:
+        scores: ``(n,)`` the voter's p_correct per pair (0: refused by the hard rules).
+        y: ``(n,)`` whether each pair is correct.
+        groups: ``(n,)`` each pair's kind (:func:`models.train.pairs.pair_group`; ``"pure"``: a pure cup at its
+            own type).
+        choices: name → threshold.
+
+    Returns:
+        ``{"at": {name: {"threshold", "applied", "pass", "wrong", "pure_pass", "pure"}}, "groups": {group: {"n",
+        "pass": {name: count}}}}``.
+    """
+    pure = groups == "pure"
+    accepted = {k: passes(scores, c.applied) for k, c in choices.items()}
+    at = {
+        k: {
+            "threshold": c.threshold,
+            "applied": c.applied,
+            "pass": int(accepted[k].sum()),
+            "wrong": int((accepted[k] & ~y).sum()),
+            "pure_pass": int((accepted[k] & pure).sum()),
+            "pure": int(pure.sum()),
+        }
+        for k, c in choices.items()
+    }
+    by_group = {
+        g: {"n": int((groups == g).sum()), "pass": {k: int((a & (groups == g)).sum()) for k, a in accepted.items()}}
+        for g in sorted(set(groups.tolist()))
+    }
+    return {"at": at, "groups": by_group}
+
+
+def applied_text(v: dict[str, Any]) -> str:
+    """A threshold of a real-cups or real-photos row: ``0.9696``, ``0.0779 (0.5 applied)`` under the PASS floor
+    (what the station holds a cup to), or ``never``."""
+    if not math.isfinite(v["threshold"]):
+        return "never"
+    applied = v.get("applied", v["threshold"])
+    return f"{v['threshold']:.4f}" + (f" ({applied:g} applied)" if applied != v["threshold"] else "")
+
+
 def real_cups_lines(r: dict[str, Any]) -> list[str]:
     """Markdown: PASS counts on the real drawn cups at each target, and by kind."""
     keys = list(r["at"])
@@ -213,15 +258,15 @@ def real_cups_lines(r: dict[str, Any]) -> list[str]:
         f"{r['cups']} cups drawn from the {', '.join(r.get('currencies', []))} test crops (photos no training cup "
         "saw; 2-64 coins, half of them with one or two intruders: a lookalike, another type of the currency, or a "
         f"coin of another currency), {r['pairs']} pairs. Thresholds: the bundle's own and the one it certifies for "
-        f"each target on its calibration pairs.{skipped}",
+        "each target on its calibration pairs, raised to the PASS floor where they lie under it, as the station "
+        f"does.{skipped}",
         "",
         "| threshold | value | PASS | wrong PASS | pure cups passed |",
         "|---|---|---|---|---|",
     ]
     for k in keys:
         v = r["at"][k]
-        thr = "never" if not math.isfinite(v["threshold"]) else f"{v['threshold']:.4f}"
-        lines.append(f"| {k} | {thr} | {v['pass']} | {v['wrong']} | {v['pure_pass']}/{v['pure']} |")
+        lines.append(f"| {k} | {applied_text(v)} | {v['pass']} | {v['wrong']} | {v['pure_pass']}/{v['pure']} |")
     lines += [
         "",
         "| group | pairs | " + " | ".join(f"PASS at {k}" for k in keys) + " |",
@@ -301,9 +346,8 @@ def real_target_table(r: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for k, v in r.get("at", {}).items():
-        thr = "never" if not math.isfinite(v["threshold"]) else f"{v['threshold']:.4f}"
         lines.append(
-            f"| {k} | {thr} | {v['single_pass_true']}/{r['single']} | {v['single_pass_wrong']} | "
+            f"| {k} | {applied_text(v)} | {v['single_pass_true']}/{r['single']} | {v['single_pass_wrong']} | "
             f"{v['mixed_pass']} ({r['mixed']} photos) |"
         )
     return [*lines, ""]

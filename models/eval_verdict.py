@@ -32,10 +32,25 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from calibration.reports import plot_precision_coverage, plot_reliability, reliability_bins
-from calibration.risk import ThresholdChoice, choose_threshold, confidence_text, passes, precision_coverage_curve
+from calibration.risk import (
+    PASS_FLOOR,
+    ThresholdChoice,
+    choose_threshold,
+    confidence_text,
+    passes,
+    precision_coverage_curve,
+)
+from models.adapter import EmbeddingAdapter
 from models.bundle import Bundle, load_bundle
 from models.embedder import Embedder
-from models.eval_real import evaluate_real, evaluate_real_cups, real_cups_lines, real_ranking, real_target_table
+from models.eval_real import (
+    check_real_limit,
+    evaluate_real,
+    evaluate_real_cups,
+    real_cups_lines,
+    real_ranking,
+    real_target_table,
+)
 from models.eval_turn import TURN_CUPS, evaluate_turning, turning_lines
 from models.features import BASE_FEATURES, EMBEDDING_FEATURES, FEATURES
 from models.pooling import SetPooler
@@ -116,17 +131,36 @@ def breakdown_threshold(
 
     The certified threshold when there is one; else the one certified at the highest of :data:`TARGETS` below
     ``choice.target`` that certifies; else the (uncertified) score that passes half of the correct calibration
-    pairs the hard rules let through (``p > 0``), so the table still shows where the errors come from.
+    pairs the hard rules let through (``p > 0``), so the table still shows where the errors come from. Each is
+    raised to :data:`~calibration.risk.PASS_FLOOR` as the station raises it (:attr:`ThresholdChoice.applied`): no
+    station passes a cup under it, so neither does the table.
     """
     if choice.can_pass:
-        return float(choice.threshold), "certified threshold"
+        return choice.applied, "certified threshold" + _floor_words(choice.threshold)
     for t in sorted((t for t in TARGETS if t < choice.target), reverse=True):
         lower = choose_threshold(scores, correct, target=t, delta=delta)
         if lower.can_pass:
-            return float(lower.threshold), f"threshold certified at the highest target that certifies, {t:.3g}"
+            label = f"threshold certified at the highest target that certifies, {t:.3g}"
+            return lower.applied, label + _floor_words(lower.threshold)
     pos = np.sort(scores[np.asarray(correct, bool) & (scores > 0)])[::-1]
     label = "uncertified threshold passing half of the correct calibration pairs the rules let through"
-    return (float(pos[len(pos) // 2]) if pos.size else math.inf), label
+    if not pos.size:
+        return math.inf, label
+    half = float(pos[len(pos) // 2])
+    return max(half, PASS_FLOOR), label + _floor_words(half)
+
+
+def _floor_words(threshold: float) -> str:
+    """``", 0.0779 raised to the PASS floor 0.5"`` when ``threshold`` lies under the floor (``""``: it does not)."""
+    return f", {threshold:.4g} raised to the PASS floor {PASS_FLOOR}" if threshold < PASS_FLOOR else ""
+
+
+def threshold_text(choice: ThresholdChoice) -> str:
+    """A threshold as the report shows it: ``0.9696``; ``0.0779 (0.5 applied)`` under the PASS floor, which is
+    what the station holds a cup to; ``never PASS``."""
+    if not choice.can_pass:
+        return "never PASS"
+    return f"{choice.threshold:.4f}" + (f" ({choice.applied:g} applied)" if choice.floored else "")
 
 
 def precision_at_coverage(scores: np.ndarray, y: np.ndarray, coverage: float) -> float:
@@ -193,7 +227,8 @@ def breakdown(table: PairTable, accepted: np.ndarray, min_coins: int = 1) -> dic
 
 
 def _at_threshold(scores: np.ndarray, y: np.ndarray, choice: ThresholdChoice) -> tuple[float, float, int, int]:
-    acc = passes(scores, choice.threshold) if choice.can_pass else np.zeros(len(scores), bool)
+    """Test precision, coverage, PASSes and wrong PASSes at the threshold the station applies for ``choice``."""
+    acc = passes(scores, choice.applied) if choice.can_pass else np.zeros(len(scores), bool)
     n_acc = int(acc.sum())
     n_err = int((acc & ~y).sum())
     prec = (n_acc - n_err) / n_acc if n_acc else math.nan
@@ -255,8 +290,9 @@ class MintRecord:
     types: frozenset[str]
 
     def same_mint(self, other: MintRecord) -> bool:
-        """The same mint: the same seed and number of types, or the very same types."""
-        same_seed = self.seed is not None and self.seed == other.seed and len(self.types) == len(other.types)
+        """The same mint: the same seed whatever the number of types (a mint draws its types one after another
+        from its seed, so ``--types 7`` of a seed holds the 6 types of ``--types 6``), or the very same types."""
+        same_seed = self.seed is not None and self.seed == other.seed
         return same_seed or self.types == other.types
 
     def describe(self) -> str:
@@ -376,18 +412,60 @@ def _overlap(mint: MintRecord, other: MintRecord) -> str:
     return f"shares {shared} of its {len(mint.types)} types (mint {mint.describe()})" if shared else ""
 
 
+def check_evaluable(bundle: Bundle) -> None:
+    """Refuse a bundle whose station references a synthetic test mint cannot be judged with.
+
+    The nightly retrain files coins a supervisor ruled on under the station's own types (``references.npz``); the
+    pipeline adds them to the gallery of every type of that name it enrols. A test mint's types are not the
+    station's, or are others under the same ids (``t0021``), so its cups would be judged against another gallery
+    than the station's, or against the station's coins filed under the wrong type. (A fine-tuned output layer
+    alone is applied, :func:`bundle_adapter`.)
+
+    Raises:
+        ValueError: the bundle has station references (named, with what to do).
+    """
+    if not bundle.references_file:
+        return
+    origin = bundle.train.get("retrained_from")
+    raise ValueError(
+        f"bundle {bundle.version or bundle.root} carries station references ({bundle.references_file}) from the "
+        "nightly retrain: coins of the station's own types, which a synthetic test mint does not hold (or holds "
+        "other coins under the same ids), so no report on its cups would describe the model the station runs; "
+        f"evaluate the bundle this one was retrained from{f' ({origin})' if origin else ''}, and this one by the "
+        "nightly gate on the station's own cups (cupcheck retrain --dry-run)"
+    )
+
+
+def bundle_adapter(bundle: Bundle, embedder: Embedder) -> EmbeddingAdapter | None:
+    """The bundle's fine-tuned output layer on ``embedder`` (``None``: it has none), as
+    :meth:`models.pipeline.Pipeline.from_parts` puts it on the station's embedder and gallery.
+
+    Raises:
+        ValueError: the layer's file is damaged or fine-tunes another embedder.
+    """
+    path = bundle.path(bundle.adapter_file)
+    return None if path is None else EmbeddingAdapter.load(path, embedder.version)
+
+
 def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     """Run the evaluation and write ``report.md`` and the plots into ``cfg.out``.
 
+    The cups are embedded as the bundle's pipeline embeds them: through its fine-tuned output layer when it has
+    one (:func:`bundle_adapter`), the gallery mapped by the same layer.
+
     Raises:
-        ValueError: the test set is the calibration set (:func:`check_held_out`), ``max_cups`` is below 1, or the
-            bundle records no training data set and none is given.
+        ValueError: the test set is the calibration set (:func:`check_held_out`), ``max_cups`` or ``real_limit`` is
+            below 1, the bundle records no training data set and none is given, or it carries station references
+            (:func:`check_evaluable`).
     """
     if cfg.max_cups is not None and cfg.max_cups < 1:
         raise ValueError(f"max_cups must be at least 1 (None for every cup), got {cfg.max_cups}")
+    check_real_limit(cfg.real_limit)
     bundle = load_bundle(cfg.bundle)
     bundle.check_feature_set()
+    check_evaluable(bundle)
     embedder = Embedder.load(bundle.path(bundle.embedder_file), threads=1)
+    adapter = bundle_adapter(bundle, embedder)
     pooler = SetPooler.load(bundle.path(bundle.pooler_file))  # type: ignore[arg-type]
     voter = bundle.load_voter()
     train_srcs = [cfg.data_train] if cfg.data_train is not None else recorded_sets(bundle.train.get("data"))
@@ -423,7 +501,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
         detector = Detector.load(bundle.path(bundle.detector_dir))
 
     def table(data: Path, splits: Sequence[str] | None, seed: int, desc: str, extra: int = 0) -> PairTable:
-        cache, view, mint = load_split(data, embedder, tcfg, detector, progress)
+        cache, view, mint = load_split(data, embedder, tcfg, detector, progress, adapter)
         pairs = make_pairs(cache, mint, seed=seed, splits=splits, extra_negatives=extra)
         return pair_table(cache, view, pairs, pooler, gem_p=bundle.preprocess.gem_p, progress=progress, desc=desc)
 
@@ -563,7 +641,14 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
     lines = [
         "# Cup verdict evaluation",
         "",
-        f"Bundle `{bundle.version}`, embedder `{bundle.embedder_version}`; test data `{cfg.data}` "
+        f"Bundle `{bundle.version}`, embedder `{bundle.embedder_version}`"
+        + (
+            f" with the bundle's fine-tuned output layer (`{bundle.adapter_file}`, embeddings "
+            f"`{bundle.embedding_version}`), on every cup and gallery as the station applies it"
+            if bundle.adapter_file
+            else ""
+        )
+        + f"; test data `{cfg.data}` "
         + (
             "(its mint shares no type with the voter's training data sets: every test type is new to the voter). "
             if held.new_to_voter
@@ -592,9 +677,8 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
     ]
     for r in res.methods:
         c = r.choice
-        thr = f"{c.threshold:.4f}" if c.can_pass else "never PASS"
         lines.append(
-            f"| {r.label} | {thr} | {c.n_accepted} / {c.n_errors} | {_pct(c.precision or math.nan)} "
+            f"| {r.label} | {threshold_text(c)} | {c.n_accepted} / {c.n_errors} | {_pct(c.precision or math.nan)} "
             f"({_pct(c.precision_lower_bound)}) | {_pct(r.test_precision)} | {_pct(r.test_coverage)} | "
             f"{r.test_accepted} / {r.test_errors} | {r.auc:.4f} | "
             + " / ".join(_pct(r.precision_at.get(c, math.nan)) for c in COVERAGES)
@@ -604,15 +688,18 @@ def write_report(cfg: EvalConfig, bundle: Bundle, res: EvalResult) -> Path:
         "",
         f"## Full voter at other target precisions (delta {b.delta}; thresholds from the calibration pairs)",
         "",
+        f"A threshold certified under the PASS floor {PASS_FLOOR} is shown with the floor beside it: the station "
+        "never passes a cup under the floor, so the test columns count PASSes at the threshold applied.",
+        "",
         "| target | threshold | cal accepted / errors | cal lower bound | test precision | test coverage"
         " | test accepted / errors |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in res.targets:
         c = row["choice"]
-        thr = f"{c.threshold:.4f}" if c.can_pass else "never PASS"
         lines.append(
-            f"| {row['target']} | {thr} | {c.n_accepted} / {c.n_errors} | {_pct(c.precision_lower_bound)} | "
+            f"| {row['target']} | {threshold_text(c)} | {c.n_accepted} / {c.n_errors} | "
+            f"{_pct(c.precision_lower_bound)} | "
             f"{_pct(row['test_precision'])} | {_pct(row['test_coverage'])} | {row['accepted']} / {row['errors']} |"
         )
     for title, bd in (

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from calibration.risk import DEFAULT_DELTA, DEFAULT_TARGET, ThresholdChoice, choose_threshold
+from models.adapter import EmbeddingAdapter, adapted_gallery
 from models.bundle import (
     CAL_MINTS,
     DATA_MINTS,
@@ -136,14 +137,24 @@ class TrainResult:
 
 
 def load_split(
-    data_dir: Path, embedder: Embedder, cfg: TrainConfig, detector: Detector | None, progress: bool
+    data_dir: Path,
+    embedder: Embedder,
+    cfg: TrainConfig,
+    detector: Detector | None,
+    progress: bool,
+    adapter: EmbeddingAdapter | None = None,
 ) -> tuple[CupCache, GalleryView, Mint]:
     """Cache a data set's cups and build its gallery view.
 
     The cache file is named by the data set's manifest hash as well as its folder's name: sets of two seeds are
     both often called ``train``, and one's embeddings must never stand for the other's cups.
+
+    ``adapter`` (a bundle's fine-tuned output layer, :mod:`models.adapter`) maps the cups' embeddings and the
+    gallery as the station's pipeline maps them; the cache keeps the bare embedder's, which the layer maps exactly.
     """
     gallery, diameters = dataset_gallery(data_dir, embedder, cfg.cache, cfg.enrol_per_side, progress=progress)
+    if adapter is not None:
+        gallery = adapted_gallery(gallery, adapter)
     mint = mint_of(data_dir)
     view = GalleryView.from_gallery(gallery, diameters, mint_lookalikes(mint))
     cut = cfg.instances if detector is None else f"{cfg.instances}-{detector.version}"
@@ -171,6 +182,8 @@ def load_split(
         seed=cfg.seed,
         progress=progress,
     )
+    if adapter is not None:
+        cache = replace(cache, embeddings=adapter.apply(cache.embeddings), embedder_version=adapter.version)
     return cache, view, mint
 
 
@@ -200,11 +213,22 @@ def mint_identity(data: Path) -> dict[str, Any]:
 
 
 def same_mint(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two recorded mints (:func:`mint_identity`) are one: the same ``mint.json``, or the same seed and
-    number of types (which generate the same types)."""
+    """Whether two recorded mints (:func:`mint_identity`) are one: the same ``mint.json``, or the same seed whatever
+    the number of types.
+
+    A mint draws its types one after another from its seed, so ``--types 8`` and ``--types 9`` of one seed share
+    eight types (seed 103: 139 of the 140 designs of 120 and 121 types): cups of one show the coins of the other.
+    """
     if a.get("sha256") and a.get("sha256") == b.get("sha256"):
         return True
-    return a.get("seed") is not None and (a.get("seed"), a.get("n_types")) == (b.get("seed"), b.get("n_types"))
+    return a.get("seed") is not None and a.get("seed") == b.get("seed")
+
+
+def _mint_words(cal: dict[str, Any], train: dict[str, Any]) -> str:
+    """``seed 41, 6 types``; ``seed 3, 9 and 8 types`` when the two renderings drew another number of types."""
+    if cal.get("n_types") == train.get("n_types"):
+        return f"seed {cal.get('seed')}, {cal.get('n_types')} types"
+    return f"seed {cal.get('seed')}, {cal.get('n_types')} and {train.get('n_types')} types"
 
 
 def check_calibration_apart(trained: Sequence[dict[str, Any]], calibration: Sequence[dict[str, Any]]) -> None:
@@ -218,9 +242,9 @@ def check_calibration_apart(trained: Sequence[dict[str, Any]], calibration: Sequ
             if same_mint(cal, train):
                 raise ValueError(
                     f"the calibration data {cal['path']} was rendered from the same mint as the training data "
-                    f"{train['path']} (seed {cal['seed']}, {cal['n_types']} types): its cups would certify the "
-                    "threshold on coin types the voter learnt; render calibration cups with another --seed "
-                    "(cupcheck synth)"
+                    f"{train.get('path', 'recorded in the bundle')} ({_mint_words(cal, train)}): its cups would "
+                    "certify the threshold on coin types the voter learnt (one seed draws the same types whatever "
+                    "--types says); render calibration cups with another --seed (cupcheck synth)"
                 )
 
 
@@ -435,6 +459,10 @@ def recalibrate(
     (new version) with the new calibration pairs. The same holds for a change of the hard rules: ``min_coins``
     certifies the voter again under another fewest number of coins a passing cup shows, with no refit.
 
+    Calibration cups of a mint the voter learnt are refused; where the bundle's training mints cannot be checked
+    (recorded folders not on this machine and no mint recorded, as for the shipped bundle), the new bundle's summary
+    says so under :data:`UNCHECKED_MINTS`, which the command prints as a warning.
+
     Args:
         bundle_path: the bundle to recalibrate (``None``: the shipped one).
         data_cal: calibration data set (``cupcheck synth``; the cups the bundle was calibrated on, or others), or
@@ -478,7 +506,8 @@ def recalibrate(
     if not sets:
         raise FileNotFoundError("no calibration data set given")
     cal_mints = [mint_identity(d) for d in sets]
-    check_calibration_apart(recorded_training_mints(bundle.train), cal_mints)
+    trained = recorded_training_mints(bundle.train)
+    check_calibration_apart(trained.mints, cal_mints)
     emb_file = bundle.path(bundle.embedder_file)
     embedder = Embedder.load(emb_file if emb_file is not None else EMBEDDER_DEFAULT, threads=1)
     if instances is None:
@@ -544,6 +573,10 @@ def recalibrate(
         "calibration_instances": instances,
         "calibration_detector": detector.version if detector is not None else "",
     }
+    # the caveat travels with the certificate it weakens (and a stale one from the bundle recalibrated goes)
+    summary.pop(UNCHECKED_MINTS, None)
+    if warning := trained.warning(bundle.version or str(bundle.root)):
+        summary[UNCHECKED_MINTS] = warning
     new = replace(
         bundle,
         root=out,
@@ -604,18 +637,66 @@ def calibration_instances(train: dict[str, Any]) -> str:
     return str(train.get("instances", "gt"))
 
 
-def recorded_training_mints(train: dict[str, Any]) -> list[dict[str, Any]]:
-    """The training mints a bundle's summary records (:data:`DATA_MINTS`), and those of its recorded training
-    data sets still readable here (a bundle from before the key)."""
-    recorded = [dict(m) for m in train.get(DATA_MINTS, []) if isinstance(m, dict)]
+@dataclass(frozen=True)
+class TrainingMints:
+    """What a bundle tells of the mints its voter learnt from (:func:`recorded_training_mints`).
+
+    Attributes:
+        mints: each training mint known (:func:`mint_identity` records): recorded in the bundle, or read from a
+            recorded training folder found on this machine.
+        unchecked: the recorded training folders whose mint is neither recorded nor readable here.
+    """
+
+    mints: tuple[dict[str, Any], ...]
+    unchecked: tuple[str, ...] = ()
+
+    def warning(self, bundle: str) -> str:
+        """Why calibration cups cannot be told apart from the training mints of ``bundle`` (``""``: they can)."""
+        if self.unchecked:
+            return (
+                f"bundle {bundle} was trained on {', '.join(self.unchecked)}, which cannot be read here and whose "
+                "mint it does not record: calibration cups of that mint (the same --seed, whatever --types) would "
+                "certify the threshold on coin types the voter learnt, and nothing here can tell; recalibrate where "
+                "those folders are, or with cups of a seed you know it was not trained on"
+            )
+        if not self.mints:
+            return (
+                f"bundle {bundle} records no training data set nor mint: whether the calibration cups show coin "
+                "types its voter learnt is unchecked; use cups of a seed you know it was not trained on"
+            )
+        return ""
+
+
+def recorded_training_mints(train: dict[str, Any]) -> TrainingMints:
+    """The training mints a bundle's summary records (:data:`DATA_MINTS`, also where a recalibration or retrain
+    kept its source's summary under another key), and those of its recorded training data sets still readable
+    here (a bundle from before the key); a recorded folder with neither is named as unchecked."""
+    recorded = [dict(m) for m in _recorded_mint_lists(train) if isinstance(m, dict)]
     data = train.get("data")
     folders = data if isinstance(data, list) else [data] if data else []
-    for folder in folders:
+    unchecked = []
+    for folder in map(str, folders):
         try:
-            recorded.append(mint_identity(Path(str(folder))))
+            recorded.append(mint_identity(Path(folder)))
         except FileNotFoundError:
-            continue
-    return recorded
+            if not any(m.get("path") == folder and m.get("seed") is not None for m in recorded):
+                unchecked.append(folder)
+    return TrainingMints(tuple(recorded), tuple(unchecked))
+
+
+def _recorded_mint_lists(doc: Any) -> list[Any]:
+    """Every entry of a :data:`DATA_MINTS` list anywhere in a bundle's training summary (nested summaries too)."""
+    if isinstance(doc, dict):
+        found = list(doc.get(DATA_MINTS) or []) if isinstance(doc.get(DATA_MINTS), list) else []
+        return found + [m for k, v in doc.items() if k != DATA_MINTS for m in _recorded_mint_lists(v)]
+    if isinstance(doc, list):
+        return [m for v in doc for m in _recorded_mint_lists(v)]
+    return []
+
+
+UNCHECKED_MINTS = "training_mints_unchecked"
+"""Key of a recalibrated bundle's training summary: why its calibration cups could not be checked against the
+voter's training mints (absent when they were); ``cupcheck train recalibrate`` prints it as a warning."""
 
 
 CALIBRATION_FEATURES = "calibration.npz"

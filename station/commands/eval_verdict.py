@@ -30,7 +30,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--data-cal", default=None, metavar="DIR", help="calibration data set (default: the bundle's)")
     p.add_argument("--cache", default=None, metavar="DIR", help="embedding cache (default: the user cache dir, /voter)")
     p.add_argument("--real", default=None, metavar="DIR", help="real data root (…/data/real): euro and won photos")
-    p.add_argument("--real-limit", type=int, default=None, help="at most N real photos of each kind per currency")
+    p.add_argument(
+        "--real-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N real photos of each kind per currency (at least 1; default every photo)",
+    )
     p.add_argument(
         "--max-cups",
         type=int,
@@ -57,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from models.files import default_cache_dir
 
     cut_workers = check_cut_workers(args)
+    if args.real_limit is not None:
+        check_at_least("--real-limit", args.real_limit, 1)
     if args.real is not None and not Path(args.real).is_dir():
         raise CliError(f"real data folder {args.real} does not exist")
     out = Path(args.out)
@@ -93,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     for r in res.methods:
         thr = f"{r.choice.threshold:.4f}" if r.choice.can_pass else "never"
+        floor = f" ({r.choice.applied:g} applied)" if r.choice.floored else ""
         print(
-            f"{r.label:<20} threshold {thr:>8}  test precision {r.test_precision:.4f}  coverage "
+            f"{r.label:<20} threshold {thr:>8}{floor}  test precision {r.test_precision:.4f}  coverage "
             f"{r.test_coverage:.3f}  ({r.test_accepted} accepted, {r.test_errors} wrong)  AUC {r.auc:.4f}"
         )
     if res.turning:

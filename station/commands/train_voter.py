@@ -237,7 +237,7 @@ def run_recalibrate(args: argparse.Namespace) -> int:
     """Recalibrate and print the new threshold and the bundle's path and version."""
     from models.bundle import BundleError, load_bundle
     from models.files import default_cache_dir
-    from models.train.voter import recalibrate
+    from models.train.voter import UNCHECKED_MINTS, recalibrate
 
     sets = [Path(d) for d in args.data_cal]
     for data in sets:
@@ -264,6 +264,8 @@ def run_recalibrate(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, BundleError) as err:
         raise CliError(str(err)) from err
     before = result.summary["recalibrated_from"]
+    if unchecked := result.summary.get(UNCHECKED_MINTS):
+        print(f"warning: {unchecked}", file=sys.stderr)
     print(result.choice.summary())
     print(f"{before['version']} -> {version}: {result.bundle_path}")
     return 0
