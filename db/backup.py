@@ -9,14 +9,16 @@ import re
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
-from db.session import default_sqlite_url
+from db.session import default_sqlite_url, parse_url
 
 
 def sqlite_file(url: str | None, home: Path) -> Path | None:
-    """The SQLite file the station's database URL names (``None``: a server database, or one in memory)."""
-    parsed = make_url(url or default_sqlite_url(home))
+    """The SQLite file the station's database URL names (``None``: a server database, or one in memory).
+
+    Raises:
+        sqlalchemy.exc.ArgumentError: the URL does not parse, or its port is not a number.
+    """
+    parsed = parse_url(url or default_sqlite_url(home))
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
@@ -124,8 +126,12 @@ def pg_tool(name: str) -> str:
 
 def _libpq(url: str) -> tuple[str, dict[str, str]]:
     """The libpq connection URI of a SQLAlchemy PostgreSQL URL, and the environment carrying its password (kept off
-    the command line, where every user of the computer could read it)."""
-    parsed = make_url(url)
+    the command line, where every user of the computer could read it).
+
+    Raises:
+        sqlalchemy.exc.ArgumentError: the URL does not parse, or its port is not a number.
+    """
+    parsed = parse_url(url)
     env = dict(os.environ)
     if parsed.password is not None:
         env["PGPASSWORD"] = str(parsed.password)

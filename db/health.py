@@ -10,13 +10,20 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.backup import sqlite_file
 from db.operators import OperatorRoster
 from db.schema import Role
-from db.session import alembic_config, current_revision, default_sqlite_url, make_engine, oldest_reader
+from db.session import (
+    alembic_config,
+    current_revision,
+    default_sqlite_url,
+    make_engine,
+    masked_url,
+    oldest_reader,
+    parse_url,
+)
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:
@@ -72,11 +79,11 @@ def database_health(url: str | None, home: Path) -> DatabaseHealth:
     """Look at the database ``url`` (``None``: the home's SQLite file) without changing it: a SQLite file is opened
     read-only, and one that is not there is said to be empty (not made)."""
     try:
-        where = make_url(url or default_sqlite_url(home)).render_as_string(hide_password=True)
+        where = parse_url(url or default_sqlite_url(home)).render_as_string(hide_password=True)
         file = sqlite_file(url, home)
         engine = make_engine(url, home=home) if file is None else read_only_engine(file)
     except (ValueError, SQLAlchemyError) as err:
-        return DatabaseHealth(where=str(url), error=f"the database URL cannot be used: {err}")
+        return DatabaseHealth(where=masked_url(str(url)), error=f"the database URL cannot be used: {err}")
     if file is not None and not file.is_file():
         head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head() or ""
         engine.dispose()

@@ -12,6 +12,7 @@ scripts ship inside this package. A new revision is written with
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, inspect, select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
@@ -37,6 +38,38 @@ PG_CONNECT_TIMEOUT_S = 5
 def default_sqlite_url(home: Path) -> str:
     """Return the URL of the station's SQLite file ``home/cupcheck.db``."""
     return f"sqlite:///{Path(home).resolve() / DB_FILENAME}"
+
+
+URL_ERRORS: tuple[type[Exception], ...] = (ArgumentError,)
+"""A database URL that cannot be used (it does not parse, its port is not a number, it names another database or a
+driver not installed): what :func:`parse_url` and :func:`make_engine` raise, for code outside ``db`` to catch."""
+
+
+def parse_url(text: str) -> URL:
+    """The SQLAlchemy URL ``text`` names, every way it can be malformed said as an ``ArgumentError``.
+
+    SQLAlchemy raises ``ArgumentError`` for a URL it cannot parse, but a plain ``ValueError`` (from ``int()``) for a
+    port that is not a number, which the commands would report as a fault of cupcheck's own, with a traceback. The
+    message names the port as written and never the password.
+
+    Raises:
+        sqlalchemy.exc.ArgumentError: the URL does not parse, or its port is not a number.
+    """
+    try:
+        return make_url(text)
+    except ValueError as err:  # SQLAlchemy's int() of the port; its own ArgumentError is no ValueError
+        raise ArgumentError(
+            f"the database URL's port {_port_text(text)!r} is not a number: write it as digits "
+            "(postgresql+psycopg://USER@HOST:5432/DB), or leave it out for the default 5432"
+        ) from err
+
+
+def _port_text(text: str) -> str:
+    """What stands where a URL's port goes: after the last ``:`` of the host part (after any ``user:password@``,
+    before the ``/`` of the database or the ``?`` of the query)."""
+    rest = text.split("://", 1)[-1].rpartition("@")[2]
+    host = re.split(r"[/?]", rest, maxsplit=1)[0]
+    return host.rpartition(":")[2]
 
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
@@ -60,14 +93,15 @@ def make_engine(url: str | None = None, *, home: Path | None = None, echo: bool 
 
     Raises:
         ValueError: when neither ``url`` nor ``home`` is given.
-        sqlalchemy.exc.ArgumentError: the URL does not parse, names a database other than SQLite or PostgreSQL, or
-            a driver that is not installed (``postgresql+psycopg2://``: the message names the URL to use).
+        sqlalchemy.exc.ArgumentError: the URL does not parse (a port that is not a number too), names a database
+            other than SQLite or PostgreSQL, or a driver that is not installed (``postgresql+psycopg2://``: the
+            message names the URL to use).
     """
     if url is None:
         if home is None:
             raise ValueError("make_engine needs a URL or a station home")
         url = default_sqlite_url(home)
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
         raise ArgumentError(
             f"{parsed.get_backend_name()!r} is not a database cupcheck runs on: SQLite (sqlite:///PATH, one station) "
@@ -187,20 +221,64 @@ def schema_state(engine: Engine) -> str:
     software's schema.
     """
     where = engine.url.render_as_string(hide_password=True)
-    current, head = current_revision(engine), schema_revisions(engine)[0]
-    if current == head:
+    current, known = current_revision(engine), schema_revisions(engine)
+    if current == known[0]:
         return f"{where} at this software's schema"
-    return f"{where} at revision {current}, newer than this software's {head} (used as it is)"
+    if current is None or current in known:
+        return f"{where} at revision {current or 'none'}, older than this software's {known[0]} (not yet upgraded)"
+    return f"{where} at revision {current}, newer than this software's {known[0]} (used as it is)"
+
+
+def schema_behind(engine: Engine) -> str:
+    """Why this software cannot read the database yet, for the commands that only read it (``report``, ``order``):
+    its schema is older than this software's, or it has none (``""``: at this software's schema, or newer, which the
+    stations use as it is). Those commands never migrate: a report must not change the schema under stations still
+    running the older software, so they say what would.
+    """
+    where = engine.url.render_as_string(hide_password=True)
+    current, known = current_revision(engine), schema_revisions(engine)
+    upgrade_it = "start an upgraded station on it, or run `cupcheck init-site --config FILE` to upgrade it"
+    if current is None:
+        return f"the database {where} holds no cupcheck schema (never set up): {upgrade_it}"
+    if current not in known or current == known[0]:
+        return ""
+    return f"the database {where} is at schema {current}, older than this software's {known[0]}; {upgrade_it}"
+
+
+def anchored_url(url: str, folder: Path) -> str:
+    """``url`` with a relative SQLite file (``sqlite:///cupcheck.db``) taken from ``folder``: a station file's URL
+    means the file beside it, wherever the command runs. Other URLs, and one that does not parse (said where it is
+    used), as they are."""
+    try:
+        parsed = parse_url(url)
+    except ArgumentError:
+        return url
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:" or "uri" in parsed.query:
+        return url
+    if Path(name).is_absolute():
+        return url
+    return parsed.set(database=str(folder / name)).render_as_string(hide_password=False)
 
 
 def masked_url(text: str) -> str:
-    """A database URL as a command line may repeat it, its password shown as ``***`` (``text`` as it is when it is
-    no URL, or holds no password)."""
+    """A database URL as a command line may repeat it, its password shown as ``***`` (``text`` as it is when it
+    holds no password; one that does not parse, a port that is not a number say, still has its password masked)."""
     try:
-        url = make_url(text)
+        url = parse_url(text)
     except ArgumentError:
-        return text
+        return _masked_text(text)
     return text if url.password is None else url.render_as_string(hide_password=True)
+
+
+def _masked_text(text: str) -> str:
+    """``text`` with whatever stands between the first ``:`` after ``scheme://`` and the last ``@`` shown as ``***``:
+    the password of a URL SQLAlchemy cannot parse (a password may hold a ``/`` or an ``@`` that is not escaped)."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, at, place = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return text
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{place}"
 
 
 def init_db(url: str | Engine | None = None, *, home: Path | None = None) -> Engine:
@@ -244,3 +322,20 @@ def init_db(url: str | Engine | None = None, *, home: Path | None = None) -> Eng
         oldest,
     )
     return engine
+
+
+def init_db_when_reached(engine: Engine) -> None:
+    """Run :func:`init_db` on ``engine``'s database the first time one of its connections opens, before that
+    connection is used: for a station that started while its database was away, so the first verdict it sends
+    (a journal replay, a new cup, any read) meets the newest schema and not the one the software before left.
+
+    The migration runs on an engine of its own (this one's pool is opening the connection that waits for it). A
+    migration that fails (the server gone again, a schema too new) fails that connection, and the next one tries
+    again.
+    """
+
+    def migrate(_dbapi_connection: object, _record: object) -> None:
+        migrating = init_db(engine.url.render_as_string(hide_password=False))
+        migrating.dispose()
+
+    event.listen(engine, "first_connect", migrate)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QApplication, QDialog
 
 from db.records import AsideCup, OperatorInfo
 from db.repository import VerdictRepository
+from db.session import init_db_when_reached
 from db.signin_cache import CACHE_FILENAME as SIGN_IN_CACHE
 from db.signin_cache import SignInCache, SignInDirectory, database_identity
 from db.spool import UNREACHABLE_ERRORS, SpoolingRepository
@@ -64,16 +65,23 @@ def qt_application() -> QApplication:
 
 
 def open_repository(home: Path, url: str | None, store: Path | None = None) -> SpoolingRepository:
-    """The station's verdict log behind a spool; when the database cannot be reached at start, verdicts spool.
+    """The station's verdict log behind a spool, its database migrated to the newest schema; when the database cannot
+    be reached at start, verdicts spool, and the migration runs once it is reached
+    (:func:`db.session.init_db_when_reached`), before the journal is replayed or anything is read or written: the
+    software before this one may have left it at an older schema.
 
     Raises:
-        ValueError: a malformed database URL.
+        ValueError: the database's schema is newer than this software can use.
+        sqlalchemy.exc.ArgumentError: a malformed database URL.
     """
     try:
         repository = VerdictRepository.open(home, url, store=store)
     except UNREACHABLE_ERRORS:
-        _log.warning("database unreachable at start-up; verdicts will be journalled until it is back")
+        _log.warning(
+            "database unreachable at start-up; verdicts are journalled until it is back, and it is upgraded then"
+        )
         repository = VerdictRepository.open(home, url, migrate=False, store=store)
+        init_db_when_reached(repository.engine)
     return SpoolingRepository(repository)
 
 
@@ -323,7 +331,7 @@ def run_review(
     supervisor = sign_in_dialog(repository, "cupcheck review: supervisor sign-in", SUPERVISOR, home=home)
     if supervisor is None:
         return 1
-    enrolment = Enrolment(gallery_dir, lambda: _bundle_embedder(bundle))
+    enrolment = Enrolment(gallery_dir, lambda: _bundle_embedder(bundle), per_side=_enrol_per_side(bundle))
     window = ReviewWindow(
         repository,
         supervisor=supervisor,
@@ -348,6 +356,17 @@ def _bundle_embedder(bundle: Path | None) -> Embedder:
 
     loaded = load_bundle(bundle)
     return Embedder.load(loaded.path(loaded.embedder_file), threads=2)
+
+
+def _enrol_per_side(bundle: Path | None) -> int | None:
+    """The references a side the model's calibration galleries held, below which an enrolled type is noted
+    (``None`` when the bundle cannot be read: the enrolment falls back to the shipped bundle's)."""
+    from models.bundle import BundleError, load_bundle
+
+    try:
+        return load_bundle(bundle).enrol_per_side
+    except (FileNotFoundError, BundleError):
+        return None
 
 
 def _no_picture(type_id: str, side: Side) -> None:

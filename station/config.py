@@ -28,6 +28,7 @@ Unknown keys are refused (``extra="forbid"``) so a typo never passes silently; :
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -186,7 +187,8 @@ def config_from_dict(data: Mapping[str, Any], *, origin: str = "configuration") 
 
 
 def load_config(path: str | Path | None) -> StationConfig:
-    """Read and validate a station TOML file; ``None`` gives the defaults.
+    """Read and validate a station TOML file; ``None`` gives the defaults. A relative path in the file is taken
+    from the file's folder, not from wherever the command runs (:func:`anchored`).
 
     Raises:
         ConfigError: the file is missing, is not valid TOML (with line and column), or holds bad values.
@@ -204,4 +206,30 @@ def load_config(path: str | Path | None) -> StationConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{file} is not valid TOML: {err}") from err
-    return config_from_dict(data, origin=str(file))
+    return anchored(config_from_dict(data, origin=str(file)), Path(os.path.abspath(file)).parent)
+
+
+PATH_KEYS = ("home", "store", "models", "gallery", "bundle")
+"""The settings that name a file or folder (with ``camera.folder`` and a SQLite ``database_url``)."""
+
+
+def anchored(config: StationConfig, folder: Path) -> StationConfig:
+    """``config`` with every relative path it names (:data:`PATH_KEYS`, ``camera.folder``, the file of a SQLite
+    ``database_url``) taken from ``folder``, the station file's own: the same file must name the same home whether
+    the station, an operator's shell or a cron job in another folder reads it. ``~`` is the user's home."""
+    update: dict[str, object] = {
+        key: _anchor(value, folder) for key in PATH_KEYS if (value := getattr(config, key)) is not None
+    }
+    if config.camera.folder is not None:
+        update["camera"] = config.camera.model_copy(update={"folder": _anchor(config.camera.folder, folder)})
+    if config.database_url is not None and config.database_url.startswith("sqlite"):
+        from db.session import anchored_url
+
+        update["database_url"] = anchored_url(config.database_url, folder)
+    return config.model_copy(update=update)
+
+
+def _anchor(path: Path, folder: Path) -> Path:
+    """``path`` with ``~`` expanded, taken from ``folder`` when it is relative."""
+    path = path.expanduser()
+    return path if path.is_absolute() else folder / path

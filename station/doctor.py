@@ -26,6 +26,7 @@ from station.home import LOW_DISK_BYTES
 if TYPE_CHECKING:
     import numpy as np
 
+    from calibration.risk import ThresholdChoice
     from db.health import DatabaseHealth
 
 BENCH_STALE_H = 24.0
@@ -136,13 +137,20 @@ def _home(home: Path, note: Note) -> None:
 
 
 def _database(config: StationConfig, home: Path, note: Note) -> DatabaseHealth:
+    """The database (reachable, its schema, people who may sign in), then the journal beside it, whatever the
+    database said: verdicts wait there most of all while the database is away."""
     from db.health import database_health
-    from db.spool import SPOOL_FILENAME, VerdictSpool
 
     db = database_health(config.database_url, home)
+    _database_state(db, note)
+    _journal(home, note)
+    return db
+
+
+def _database_state(db: DatabaseHealth, note: Note) -> None:
     if db.error:
         note("database", Status.FAIL, db.error, "start the database server, or correct database_url")
-        return db
+        return
     if db.revision is None:  # the station sets it up when it starts, but refuses to start with nobody to sign in
         note(
             "database",
@@ -151,7 +159,7 @@ def _database(config: StationConfig, home: Path, note: Note) -> DatabaseHealth:
             "adding the first person sets it up (a site: cupcheck init-site --config FILE)",
         )
         _nobody_signs_in(note)
-        return db
+        return
     if db.newer and not db.usable:
         note(
             "database",
@@ -159,7 +167,7 @@ def _database(config: StationConfig, home: Path, note: Note) -> DatabaseHealth:
             f"{db.where} is at schema revision {db.revision}, newer than this software's {db.head}: it cannot use it",
             "upgrade cupcheck on this station",
         )
-        return db
+        return
     if db.newer:
         note("database", Status.WARN, f"{db.where} is at schema {db.revision}, newer than this software's {db.head}")
     elif db.revision != db.head:
@@ -177,16 +185,21 @@ def _database(config: StationConfig, home: Path, note: Note) -> DatabaseHealth:
         )
     else:
         note("operators", Status.OK, f"{db.people} may sign in, {db.supervisors} of them supervisors")
-    journal = home / SPOOL_FILENAME
-    waiting = len(VerdictSpool(journal)) if journal.is_file() else 0
+
+
+def _journal(home: Path, note: Note) -> None:
+    """Verdicts waiting in the home's journal for the database, and those it set aside (refused, unreadable)."""
+    from db.spool import SPOOL_FILENAME, VerdictSpool
+
+    spool = VerdictSpool(home / SPOOL_FILENAME)
+    waiting = len(spool)
     if waiting:
         note(
             "journal",
             Status.WARN,
-            f"{waiting} verdicts wait in {journal} for the database",
+            f"{waiting} verdicts wait in {spool.path} for the database",
             "they are sent when the station runs and reaches the database",
         )
-    spool = VerdictSpool(journal)
     for path, what in (
         (spool.rejected_path, "verdicts the database refused"),
         (spool.damaged_path, "unreadable lines"),
@@ -199,7 +212,6 @@ def _database(config: StationConfig, home: Path, note: Note) -> DatabaseHealth:
                 f"{kept} {what} are kept in {path}",
                 "look at them (each line says why); once dealt with, move the file away",
             )
-    return db
 
 
 def _nobody_signs_in(note: Note) -> None:
@@ -320,14 +332,21 @@ def _model(config: StationConfig, home: Path, note: Note) -> object | None:
     if not pipeline.threshold.can_pass:
         note("threshold", Status.WARN, "no certified threshold: every cup goes to a person", "retrain or recalibrate")
     else:
-        note(
-            "threshold",
-            Status.OK,
-            f"PASS at p ≥ {pipeline.threshold.threshold:.3f}: precision ≥ {pipeline.threshold.target:.1%} with "
-            f"{1 - pipeline.threshold.delta:.1%} confidence",
-        )
+        note("threshold", Status.OK, _threshold_text(pipeline.threshold))
     _enrolment(config, home, pipeline, loaded.orders, note)
     return pipeline
+
+
+def _threshold_text(choice: ThresholdChoice) -> str:
+    """The threshold a cup's score is held to (:attr:`~calibration.risk.ThresholdChoice.applied`, what the station
+    passes at), and beside it the certified one where the floor under it is what applies."""
+    guarantee = f"precision ≥ {choice.target:.1%} with {1 - choice.delta:.1%} confidence"
+    if choice.floored:
+        return (
+            f"PASS at p ≥ {choice.applied:.3f}, the floor no cup under which passes (the threshold certified for "
+            f"{guarantee} is {choice.threshold:.3f})"
+        )
+    return f"PASS at p ≥ {choice.applied:.3f}: {guarantee}"
 
 
 def _enrolment(config: StationConfig, home: Path, pipeline: object, orders: object, note: Note) -> None:
@@ -393,27 +412,16 @@ def _backup(config: StationConfig, home: Path, database: DatabaseHealth, note: N
     ``pg_dump`` that can dump its server is installed."""
     from datetime import UTC, datetime
 
-    from db.backup import DumpError, pg_tool, sqlite_file, tool_version
+    from db.backup import sqlite_file
+    from db.session import URL_ERRORS
     from station.backup import backup_record
 
-    if sqlite_file(config.database_url, home) is None:
-        client = "install the PostgreSQL client tools of the server's version or newer (apt install postgresql-client)"
-        try:
-            dump = pg_tool("pg_dump")
-        except DumpError as err:
-            note("backup", Status.WARN, f"cupcheck backup cannot dump the site's database: {err}", client)
-        else:
-            mine, server = tool_version(dump), database.server_version
-            said = ".".join(map(str, mine))
-            if server and mine[:1] < server[:1]:
-                note(
-                    "backup",
-                    Status.WARN,
-                    f"{dump} ({said}) is older than the database server ({server[0]}): pg_dump refuses it",
-                    client,
-                )
-            else:
-                note("backup", Status.OK, f"the site's database can be dumped with {dump} ({said})")
+    try:
+        server_database = sqlite_file(config.database_url, home) is None
+    except URL_ERRORS:  # a malformed URL: named under "database"
+        server_database = False
+    if server_database:
+        _pg_dump(database, note)
 
     record = backup_record(home)
     fix = "cron: 30 3 * * * cupcheck backup --config FILE --out /mnt/backup/cupcheck (another disk)"
@@ -445,6 +453,37 @@ def _backup(config: StationConfig, home: Path, database: DatabaseHealth, note: N
         note("backup", Status.WARN, f"last backed up {when}, to {folder}", f"is its cron line still there? {fix}")
     else:
         note("backup", Status.OK, f"backed up {when}, to {folder}")
+
+
+def _pg_dump(database: DatabaseHealth, note: Note) -> None:
+    """Whether a ``pg_dump`` installed here can dump the site's PostgreSQL server: it refuses a server newer than
+    itself, so with the server not reached (its version unknown) this cannot be told."""
+    from db.backup import DumpError, pg_tool, tool_version
+
+    client = "install the PostgreSQL client tools of the server's version or newer (apt install postgresql-client)"
+    try:
+        dump = pg_tool("pg_dump")
+    except DumpError as err:
+        note("backup", Status.WARN, f"cupcheck backup cannot dump the site's database: {err}", client)
+        return
+    mine, server = tool_version(dump), database.server_version
+    said = ".".join(map(str, mine))
+    if not server:
+        note(
+            "backup",
+            Status.WARN,
+            f"cannot check whether {dump} ({said}) can dump the site's database: its server was not reached",
+            "start the database server, then run cupcheck doctor again",
+        )
+    elif mine[:1] < server[:1]:
+        note(
+            "backup",
+            Status.WARN,
+            f"{dump} ({said}) is older than the database server ({server[0]}): pg_dump refuses it",
+            client,
+        )
+    else:
+        note("backup", Status.OK, f"the site's database can be dumped with {dump} ({said})")
 
 
 def _ago(hours: float) -> str:

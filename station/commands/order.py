@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read the order's checks, print them, copy the photographs."""
     from db.repository import PRUNED_REF, VerdictRepository
-    from db.session import DB_FILENAME, make_engine
+    from db.session import DB_FILENAME, make_engine, schema_behind
     from db.spool import UNREACHABLE_ERRORS
 
     limit = check_at_least("--limit", args.limit, 1)
@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     engine = make_engine(site.url, home=site.home)
     rows = []
     try:
+        behind = schema_behind(engine)  # read only: never migrated here, said instead of a missing column
+        if behind:
+            raise CliError(behind)
         repo = VerdictRepository(engine, site.home, store=site.store)  # read only: no migration, no write
         checks = repo.order_checks(number, limit)
         older = repo.count_order_checks(number) - limit if len(checks) == limit else 0

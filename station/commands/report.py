@@ -101,7 +101,7 @@ def _midnight(flag: str, day: date) -> datetime:
 def run(args: argparse.Namespace) -> int:
     """Read the period's checks, write the report, print its headline."""
     from db.activity import read_activity, station_names
-    from db.session import DB_FILENAME, make_engine
+    from db.session import DB_FILENAME, make_engine, schema_behind
     from db.spool import UNREACHABLE_ERRORS
     from station.activity_report import headline, summarise, write_activity_report
 
@@ -111,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"no verdict log in {site.home}: give the station's --config, --home or --db")
     engine = make_engine(site.url, home=site.home)
     try:
+        behind = schema_behind(engine)  # read only: never migrated here, said instead of a missing column
+        if behind:
+            raise CliError(behind)
         checks = read_activity(engine, since, until, args.station)
         if args.station is not None and not checks:
             known = station_names(engine)

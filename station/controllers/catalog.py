@@ -18,6 +18,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from db.schema import NAME_LEN
 from models.types import Side, UInt8Array
 
 PICTURE_PX = 96
@@ -219,7 +220,8 @@ class OrderBook:
         count: any number of coins. A later row of an order replaces the earlier one.
 
         Raises:
-            ValueError: a row without an order and a type, a header without an ``order`` or a ``type`` column, or
+            ValueError: a row without an order and a type, a header without an ``order`` or a ``type`` column, an
+                order number or a type longer than the verdict log keeps (:data:`db.schema.NAME_LEN` characters), or
                 a count that is not a whole number of at least 1 (the line is named).
         """
         if not path.is_file():
@@ -243,6 +245,8 @@ class OrderBook:
             if not order or not type_id:
                 hint = " (a row starting with # is a comment only above the header row)" if _hashed(row) else ""
                 raise ValueError(f"{path}:{number}: expected 'order,type[,count]', got {row!r}{hint}")
+            _check_length(path, number, "order number", order)
+            _check_length(path, number, "type", type_id)
             orders[order] = type_id
             counts.pop(order, None)
             if text:
@@ -252,6 +256,20 @@ class OrderBook:
                     )
                 counts[order] = int(text)
         return cls(orders, counts, comments)
+
+
+def _check_length(path: Path, number: int, what: str, text: str) -> None:
+    """Refuse an order number or type longer than the verdict log's column for it: SQLite would keep it, but
+    PostgreSQL refuses every verdict of such an order, and each cup would be set aside unsaved.
+
+    Raises:
+        ValueError: ``text`` is longer than :data:`db.schema.NAME_LEN` characters (the line is named).
+    """
+    if len(text) > NAME_LEN:
+        raise ValueError(
+            f"{path}:{number}: the {what} {text[:24]}… is {len(text)} characters long, and the verdict log keeps at "
+            f"most {NAME_LEN}: shorten it in the order system"
+        )
 
 
 Row = tuple[int, list[str]]

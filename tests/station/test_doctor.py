@@ -317,3 +317,65 @@ def test_a_cup_left_months_without_a_ruling_is_named_with_how_long(
         f"{oldest.astimezone():%Y-%m-%d %H:%M})"
     )
     assert bench.fix == "a supervisor rules on them in the review window (cupcheck review --config FILE)"
+
+
+def _nothing_listening() -> int:
+    """A local TCP port nothing listens on (a database server that is down)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_verdicts_journalled_while_the_database_is_down_are_counted(station_home: tuple[Path, Path]) -> None:
+    from db.spool import SPOOL_FILENAME, VerdictSpool
+
+    home, bundle = station_home
+    spool = VerdictSpool(home / SPOOL_FILENAME)
+    for seed in range(3):
+        spool.append(make_record(seed, station="packing-1", operator="olga"))
+    spool.reject(make_record(9, station="packing-1", operator="olga"), ValueError("refused"))
+    spool.damaged_path.write_bytes(b"{torn\n")
+    url = f"postgresql+psycopg://cupcheck:S3cretPw@127.0.0.1:{_nothing_listening()}/site"
+    config = config_from_dict({"name": "packing-1", "bundle": str(bundle), "database_url": url})
+    findings = examine(config, home, camera=False)
+    by = {(f.part, f.status): f for f in findings}
+    assert "cannot be reached" in by["database", Status.FAIL].message
+    journal = [f.message for f in findings if f.part == "journal"]
+    assert journal == [
+        f"3 verdicts wait in {spool.path} for the database",
+        f"1 verdicts the database refused are kept in {spool.rejected_path}",
+        f"1 unreadable lines are kept in {spool.damaged_path}",
+    ]
+    (dump,) = [f for f in findings if f.part == "backup" and "pg_dump" in f.message]
+    assert dump.status is Status.WARN  # no server answered: whether pg_dump is new enough for it is not known
+    assert dump.message.startswith("cannot check whether ") and dump.message.endswith("its server was not reached")
+    assert not any("can be dumped" in f.message for f in findings)
+    assert not any("S3cretPw" in f.message or "S3cretPw" in f.fix for f in findings)
+
+
+def test_a_database_url_whose_port_is_not_a_number_is_a_problem_not_a_crash(
+    station_home: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, bundle = station_home
+    url = "postgresql+psycopg://cupcheck:S3cretPw@dbhost:543l/site"
+    findings = examine(config_from_dict({"bundle": str(bundle), "database_url": url}), home, camera=False)
+    (database,) = [f for f in findings if f.part == "database"]
+    assert database.status is Status.FAIL and "port '543l' is not a number" in database.message
+    assert "S3cretPw" not in database.message + database.fix
+    station = home.parent / "station.toml"
+    station.write_text(f'home = "{home}"\nbundle = "{bundle}"\ndatabase_url = "{url}"\n')
+    assert main(["doctor", "--config", str(station), "--no-camera"]) == 1
+    out = capsys.readouterr()
+    lines = [" ".join(line.split()) for line in out.out.splitlines()]
+    assert any(line.startswith("FAIL database") and "543l" in line for line in lines)
+    assert "Traceback" not in out.err and "S3cretPw" not in out.out + out.err
+
+
+def test_the_threshold_shown_is_the_one_the_station_applies(station_home: tuple[Path, Path]) -> None:
+    home, bundle = station_home
+    config = config_from_dict({"bundle": str(bundle), "target_precision": 0.6})  # certifies a threshold under 0.5
+    (threshold,) = [f for f in examine(config, home, camera=False) if f.part == "threshold"]
+    assert threshold.message.startswith("PASS at p ≥ 0.500, the floor no cup under which passes (the threshold ")
+    assert "certified for precision ≥ 60.0% with" in threshold.message
