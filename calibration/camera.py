@@ -1,8 +1,9 @@
 """The fixed camera's geometry: pixels per millimetre and the cup's region in the image.
 
 A station calibrates once from one image of a reference object lying where the coins will lie: a coin of known
-diameter, a printed checkerboard or an ArUco marker (:mod:`calibration.scale` measures each). The cup (or tray)
-rim can be found as the largest well-supported circle (:func:`detect_cup_roi`) or given by hand. The result,
+diameter (measured as the station's detector measures it, when the detector is given), a printed checkerboard or an
+ArUco marker (:mod:`calibration.scale` measures each). The cup (or tray) can be found as the largest well-supported
+circle, or the floor's edge inside it (:func:`detect_cup_roi`), or given by hand. The result,
 :class:`CameraCalibration`, is stored as ``calibration.json`` in the station home, beside the empty-tray photo and
 the calibration photo in grey.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,15 +23,18 @@ import numpy as np
 import numpy.typing as npt
 
 from calibration.scale import (
+    CONCENTRIC,
     CalibrationError,
     ScaleEstimate,
     estimate_from_aruco,
     estimate_from_checkerboard,
     estimate_from_coin,
     find_circles,
+    inner_edge,
     to_gray,
 )
 from models.files import write_bytes_atomic
+from models.types import CoinInstance
 
 UInt8Array = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]
@@ -357,8 +362,17 @@ def read_image(path: str | Path) -> UInt8Array:
         raise CalibrationError(str(err)) from err
 
 
+RIM_WALL = 0.8
+"""A circle round the same centre as the largest one found, and at least this share of its radius, is the floor's
+edge inside the rim's outer edge (a cup's rim is a band a tenth of its radius wide or less). The floor is where the
+coins lie: a coin slid under the rim is cut by the floor's edge, and measured whole against the rim's outer edge it
+would be neither called partial nor measured by its own outline alone."""
+
+
 def detect_cup_roi(image: npt.NDArray[Any], min_radius_frac: float = 0.25) -> CupRoi | None:
-    """The cup or tray rim as the largest well-supported circle, or ``None`` when there is none.
+    """The cup's floor or the tray's rim: the largest well-supported circle, or the smallest one round the same
+    centre inside it that is nearly as large (:data:`RIM_WALL`: the floor's edge inside the rim), found among the
+    circles or looked for along rays inside the largest; ``None`` when there is none.
 
     Args:
         image: ``(H, W, 3)`` uint8 BGR or ``(H, W)`` uint8 gray.
@@ -370,11 +384,23 @@ def detect_cup_roi(image: npt.NDArray[Any], min_radius_frac: float = 0.25) -> Cu
     if not fits:
         return None
     rim = max(fits, key=lambda f: f.radius)
-    return CupRoi(rim.ellipse.cx, rim.ellipse.cy, rim.radius)
+    floor = [
+        f
+        for f in fits
+        if RIM_WALL * rim.radius <= f.radius < rim.radius
+        and math.hypot(f.ellipse.cx - rim.ellipse.cx, f.ellipse.cy - rim.ellipse.cy)
+        <= max(1.5, CONCENTRIC * rim.radius)
+    ]
+    edge = min(floor, key=lambda f: f.radius, default=None) or inner_edge(gray, rim, RIM_WALL) or rim
+    return CupRoi(edge.ellipse.cx, edge.ellipse.cy, edge.radius)
 
 
 # ------------------------------------------------------------------------------------------------ composition
 
+
+CoinFinder = Callable[[CupRoi | None], Sequence[CoinInstance]]
+"""The station's detector run on the calibration photo with the given cup region (``None``: the whole image), so
+that a coin cut by the rim comes out ``partial``: every coin and object it finds."""
 
 REFERENCE_MM_RANGE = (5.0, 120.0)
 """Diameters a reference coin may have, in mm: smaller or larger is a slip of the keyboard (24.26 typed 2426) or
@@ -390,6 +416,7 @@ def calibrate_image(
     aruco_mm: float | None = None,
     roi: CupRoi | None = None,
     detect_roi: bool = True,
+    find_coins: CoinFinder | None = None,
     now: datetime | None = None,
 ) -> tuple[CameraCalibration, ScaleEstimate]:
     """Measure the scale with exactly one reference and build the station's calibration.
@@ -404,6 +431,8 @@ def calibrate_image(
         detect_roi: look for the cup rim when ``roi`` is not given (``None`` when not found). With ``False`` the
             calibration keeps no region (the whole image), but the rim is still looked for, only so that the cup's
             own outline is never measured as the reference coin.
+        find_coins: the station's detector, for a reference coin: the coin is then measured as the detector
+            measures coins (:func:`calibration.scale.estimate_from_coin`); ``None``: by its edge alone.
         now: the calibration time (default: the current UTC time).
 
     Returns:
@@ -431,7 +460,9 @@ def calibrate_image(
     if roi is None and detect_roi:
         roi = detect_cup_roi(image)
     if reference_mm is not None:
-        estimate = estimate_from_coin(image, reference_mm, cup=_outline_to_skip(image, roi, detect_roi))
+        cup = _outline_to_skip(image, roi, detect_roi)
+        detected = None if find_coins is None else find_coins(cup)
+        estimate = estimate_from_coin(image, reference_mm, cup=cup, detected=detected)
     elif checkerboard is not None:
         if square_mm is None:
             raise ValueError("a checkerboard needs its square size in mm")

@@ -4,7 +4,9 @@
   found to sub-pixel precision along radial rays, followed out to the coin's outline when it lay on the coin's face
   (a raised rim's inner edge or a bead ring, often stronger than the outline), and fitted with an ellipse; px/mm is
   the ellipse's major axis over the coin's diameter, as the detector measures a coin (a tilted coin's major axis
-  is its diameter);
+  is its diameter). Given what the station's detector found in the photo, the scale is the detector's own fitted
+  circle of the reference coin instead (the measure ``detect`` applies to every coin later), and the edge fit is its
+  cross-check: a circle the detector finds no coin at (a coin's centre dot, a relief ring) is never measured;
 * a printed checkerboard (:func:`estimate_from_checkerboard`): OpenCV corners refined with ``cornerSubPix``; px/mm
   is the mean spacing of neighbouring corners over the square size;
 * a printed ArUco marker (:func:`estimate_from_aruco`): px/mm is the mean marker side over its printed size.
@@ -15,6 +17,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +25,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from models.outline import PIXEL_CENTRE_BIAS, rim_points
+
 if TYPE_CHECKING:
     from calibration.camera import CupRoi
+    from models.types import CoinInstance
 
 UInt8Array = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]
@@ -78,11 +84,13 @@ class ScaleEstimate:
         px_per_mm: the scale.
         method: ``"coin"``, ``"checkerboard"`` or ``"aruco"``.
         reference_mm: coin diameter, square size or marker side, in mm.
-        residual_px: RMS distance of edge points from the fitted ellipse (coin) or standard deviation of the
-            measured spacings (board, marker), in pixels.
+        residual_px: RMS distance of edge points from the fitted ellipse (coin: of the detector's rim points of
+            the coin from its circle, when measured by the detector) or standard deviation of the measured spacings
+            (board, marker), in pixels.
         ellipse: the fitted coin outline (coin only).
         points: ``(n, 2)`` float64 ``x, y`` of the edge points or corners used.
-        warning: ``""``, or what makes the measure doubtful (coins of other sizes beside the one measured).
+        warning: ``""``, or what makes the measure doubtful (coins of other sizes beside the one measured, an edge
+            larger than the detector's outline, a reference the detector takes for an object).
     """
 
     px_per_mm: float
@@ -287,6 +295,59 @@ def find_circles(gray: UInt8Array, min_radius: float, max_radius: float, max_can
     return unique
 
 
+def inner_edge(gray: UInt8Array, fit: CircleFit, low: float, n_rays: int = 240) -> CircleFit | None:
+    """The clean circle just inside ``fit`` and round its centre, from ``low`` times its radius up to a few pixels
+    short of it (a cup's floor edge inside its rim's outer edge), or ``None`` when there is none.
+
+    On each ray the strongest edge in that band is taken; the circle through them must hold most rays, be centred on
+    ``fit`` (:data:`CONCENTRIC`) and have a small residual, as :func:`_refine_circle` asks of any circle (checked
+    in a narrow window: its wide one would reach the stronger rim outside), and the band between the two circles
+    must be another surface than what lies inside (its median grey level apart from that of the floor by more
+    than the floor's own spread): a shadow or a shading ring on the floor is no rim.
+    """
+    smooth = np.asarray(cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0), dtype=np.float32)
+    cx, cy, r = fit.ellipse.cx, fit.ellipse.cy, fit.radius
+    pts, edge_r, strength = _radial_edges(smooth, cx, cy, low * r, r - max(3.0, 0.02 * r), n_rays)
+    median = float(np.median(strength))
+    ok = np.isfinite(edge_r) & (strength >= 0.35 * median)
+    circle = _trimmed_circle(pts[ok], 0.5 * n_rays)
+    if circle is None:
+        return None
+    ix, iy, ir = circle
+    if math.hypot(ix - cx, iy - cy) > max(1.5, CONCENTRIC * r):
+        return None
+    half = max(2.0, 0.02 * ir)
+    pts, edge_r, strength = _radial_edges(smooth, ix, iy, ir - half, min(ir + half, r - 2.0), n_rays)
+    inlier = np.isfinite(edge_r) & (np.abs(edge_r - ir) <= max(1.0, 0.02 * ir)) & (strength >= 0.35 * median)
+    if inlier.sum() < 0.6 * n_rays or not low * r <= ir < r:
+        return None
+    res = np.hypot(pts[inlier, 0] - ix, pts[inlier, 1] - iy) - ir
+    rms = float(np.sqrt(np.mean(res**2)))
+    if rms > max(0.35, 0.02 * ir):
+        return None
+    band = _ring_levels(smooth, ix, iy, ir + 2.0, r - 2.0, n_rays)
+    floor = _ring_levels(smooth, ix, iy, max(ir - 2.0 - (r - ir), 0.0), ir - 2.0, n_rays)
+    if abs(float(np.median(band)) - float(np.median(floor))) <= float(np.std(floor)):
+        return None
+    (ex, ey), (a1, a2), angle = cv2.fitEllipse(pts[inlier].astype(np.float32))
+    ellipse = Ellipse(float(ex), float(ey), float(max(a1, a2)), float(min(a1, a2)), float(angle))
+    return CircleFit(ellipse, pts[inlier], float(inlier.sum()) / n_rays, rms, float(np.median(strength[inlier])))
+
+
+def _ring_levels(
+    smooth: npt.NDArray[np.float32], cx: float, cy: float, r_lo: float, r_hi: float, n_rays: int
+) -> FloatArray:
+    """The grey levels of the ring between radii ``r_lo`` and ``r_hi`` round ``(cx, cy)``, sampled along ``n_rays``
+    rays a pixel apart: ``(n_rays * k,)``."""
+    radii = np.arange(r_lo, max(r_hi, r_lo + 1.0), 1.0, dtype=np.float64)
+    theta = np.linspace(0.0, 2.0 * math.pi, n_rays, endpoint=False)
+    map_x = (cx + radii[None, :] * np.cos(theta)[:, None]).astype(np.float32)
+    map_y = (cy + radii[None, :] * np.sin(theta)[:, None]).astype(np.float32)
+    return np.asarray(
+        cv2.remap(smooth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.float64
+    ).ravel()
+
+
 # ------------------------------------------------------------------------------------------ a coin's outer edge
 
 OUTER_EDGE_REACH = 1.35
@@ -424,15 +485,22 @@ def estimate_from_coin(
     min_radius_frac: float = 0.01,
     max_radius_frac: float = 0.45,
     cup: CupRoi | None = None,
+    detected: Sequence[CoinInstance] | None = None,
 ) -> ScaleEstimate:
     """Pixels per millimetre from one coin of known diameter.
 
-    The coin is the best-supported circle that does not enclose another circle (a tray or cup rim around the
-    coin is passed over). A circle that is the cup's own outline (``cup``: its round region, the floor or the rim
-    around it) is never the coin, even when the coin itself is not found: a reference coin that hardly stands out
-    from the tray would otherwise leave the cup's floor to be measured as a coin, several times too large. Nor is a
-    circle wider than half the image's shorter side (:data:`MAX_COIN_SPAN`), or one holding another circle not
-    centred on it (a coin lying in it, however large), whether or not the cup is known.
+    Given what the station's detector found in the photo (``detected``), the reference is a coin it found whole and
+    is sure of, and px/mm is its fitted circle over the coin's diameter: the measure ``detect`` applies to every coin
+    later, so the reference coin reads its own diameter in its own photo. The circles found on the photo's edges are
+    the cross-check: one that agrees with the detector's circle confirms it (and ranks the coin first), and one the
+    detector finds no coin at (a coin's centre dot, a relief ring, a scratch) is never measured.
+
+    Without ``detected``, the coin is the best-supported circle that does not enclose another circle (a tray or cup
+    rim around the coin is passed over). Either way, a circle that is the cup's own outline (``cup``: its round
+    region, the floor or the rim around it) is never the coin, even when the coin itself is not found: a reference
+    coin that hardly stands out from the tray would otherwise leave the cup's floor to be measured as a coin, several
+    times too large. Nor is a circle wider than half the image's shorter side (:data:`MAX_COIN_SPAN`), or one holding
+    another circle not centred on it (a coin lying in it, however large), whether or not the cup is known.
 
     Args:
         image: ``(H, W, 3)`` uint8 BGR or ``(H, W)`` uint8 gray.
@@ -440,13 +508,16 @@ def estimate_from_coin(
         min_radius_frac: smallest coin radius as a fraction of the image's shorter side.
         max_radius_frac: largest coin radius as a fraction of the image's shorter side.
         cup: the cup's region, whose outline is passed over (``None``: not known).
+        detected: every coin and object the station's detector found in ``image``, run with ``cup`` as its region
+            (a coin cut by the rim is ``partial``); ``None``: the coin is measured by its edge alone.
 
     Returns:
         The estimate, with the fitted ellipse.
 
     Raises:
-        CalibrationError: no well-defined circular outline was found, or only circles no reference coin can be
-            (the cup's outline, one wider than half the image, one holding another circle), saying which.
+        CalibrationError: no coin was found, or only circles no reference coin can be (the cup's outline, one wider
+            than half the image, one holding another circle, one the detector finds no whole coin at), saying which
+            and what to do.
         ValueError: ``reference_mm`` not positive.
     """
     if not (math.isfinite(reference_mm) and reference_mm > 0):
@@ -460,6 +531,8 @@ def estimate_from_coin(
     passed_over = found - len(fits)
     smooth, texture = colour_smooth(image)
     fits = [_outer_edge(smooth, f, texture) for f in fits]  # a ring on the coin's face: its outline lies outside
+    if detected is not None:
+        return _measure_detected(detected, fits, reference_mm, gray.shape)
     # an enclosed circle of similar size is the coin's own relief ring; an enclosing much larger one is a rim
     outlines = [g for g in fits if not any(f.encloses(g) and g.radius >= RIM_RATIO * f.radius for f in fits)]
     inner = [f for f in outlines if not any(f.encloses(g) for g in outlines)]
@@ -474,12 +547,7 @@ def estimate_from_coin(
     other = [f for f in coins if not _overlap(f, best) and abs(f.radius - best.radius) > SAME_SIZE * best.radius]
     warning = ""
     if other:
-        sizes = ", ".join(f"{2 * f.radius:.0f}" for f in sorted(other, key=lambda f: -f.radius)[:3])
-        warning = (
-            f"the coin measured is {2 * best.radius:.0f} px across, and coins of other sizes lie beside it ({sizes} "
-            "px): if it is not the reference coin, photograph the reference alone (see the overlay) and calibrate "
-            "again"
-        )
+        warning = _other_sizes(2 * best.radius, [2 * f.radius for f in other])
     return ScaleEstimate(
         px_per_mm=best.ellipse.major / reference_mm,
         method="coin",
@@ -494,6 +562,198 @@ def estimate_from_coin(
 SAME_SIZE = 0.04
 """Two coins whose diameters differ by more than this share may be of two denominations (euro coins next in size
 differ by 4.3 % to 15 %); a calibration photo showing both cannot say which is the reference."""
+REFERENCE_CONFIDENCE = 0.5
+"""The detector's score a reference coin needs: a coin it is less sure of may be a pattern of the tray."""
+CROSS_CHECK = 0.03
+"""The outline fitted to the photo's edge confirms the detector's circle of a coin when their diameters agree
+within this share. A smaller outline is mostly the coin's relief (a raised rim's inner edge), which the detector
+does not measure; a larger one means the detector's outline missed part of the coin, and is said."""
+ROUND_OUTLINE = 0.02
+"""A reference coin's mask outline follows its fitted ellipse to this share of its radius (RMS; whole rendered coins:
+0.3 to 1.4 %). A coin slid under a rim the cup region does not know of (a tray's) shows a straight stretch (2.4 to
+7 %), and its measure is several per cent off."""
+APART = 0.95
+"""Two instances whose centres lie further apart than this share of their radii's sum lie apart (touching at
+most): the reference coin shows its whole outline."""
+RETAKE = (
+    "lay the reference coin flat in the cup, apart from its rim and from other coins, on a plain sheet it stands out "
+    "from, and photograph it again with the station's camera (or calibrate with a printed board: --checkerboard)"
+)
+"""What to do when no reference coin is found."""
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """An instance the detector found that may be the reference coin.
+
+    Attributes:
+        seen: the detector's instance.
+        outline: the circle fitted to the photo's edge around the same centre nearest its size, if any.
+        apart: whether it lies apart from every other instance found (:data:`APART`).
+        points: ``(n, 2)`` rim points of its mask.
+        residual: their RMS distance from its fitted ellipse, in pixels.
+    """
+
+    seen: CoinInstance
+    outline: CircleFit | None
+    apart: bool
+    points: FloatArray
+    residual: float
+
+    @property
+    def round(self) -> bool:
+        """Whether its mask's outline follows its fitted ellipse (:data:`ROUND_OUTLINE`): no rim cuts it."""
+        return self.residual <= ROUND_OUTLINE * 0.5 * self.seen.diameter_px
+
+    @property
+    def disagreement(self) -> float:
+        """How much larger the outline is than the detector's circle, as a share of its diameter (0 without one)."""
+        return 0.0 if self.outline is None else self.outline.ellipse.major / self.seen.diameter_px - 1.0
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether the photo's edge confirms the detector's circle (:data:`CROSS_CHECK`)."""
+        return self.outline is not None and abs(self.disagreement) <= CROSS_CHECK
+
+
+def _measure_detected(
+    detected: Sequence[CoinInstance], fits: list[CircleFit], reference_mm: float, shape: tuple[int, ...]
+) -> ScaleEstimate:
+    """px/mm from the detector's circle of the reference coin among ``detected``, cross-checked with the circles
+    ``fits`` found on the photo's edges; ``shape`` is the image's ``(H, W)``.
+
+    Raises:
+        CalibrationError: the detector found no coin whole, sure and of a coin's size, saying what it found.
+    """
+    side = min(shape[:2])
+    found = [_reference(d, detected, fits, shape) for d in detected]
+    candidates = [
+        c
+        for c in found
+        if not c.seen.partial
+        and c.seen.confidence >= REFERENCE_CONFIDENCE
+        and c.seen.diameter_px <= MAX_COIN_SPAN * side
+        and c.round
+        and (c.seen.is_coin or c.confirmed)
+    ]
+    if not candidates:
+        raise CalibrationError(_no_reference_reason(found, fits, side))
+    best = max(candidates, key=lambda c: (c.seen.is_coin, c.confirmed, c.apart, c.seen.confidence))
+    seen = best.seen
+    major, minor = max(seen.axes), min(seen.axes)
+    warnings = []
+    if best.disagreement > CROSS_CHECK:
+        assert best.outline is not None
+        warnings.append(
+            f"the coin's edge in the photo is {best.outline.ellipse.major:.0f} px across, "
+            f"{100 * best.disagreement:.0f} % more than the detector's outline of it ({major:.0f} px, measured): look "
+            "at the overlay; if the green outline misses part of the coin, lay it on a plain sheet and calibrate again"
+        )
+    if not seen.is_coin:
+        warnings.append(
+            "the station's detector takes the reference for an object, not a coin: coins like it would be flagged as "
+            "objects; calibrate with a coin of the kind the station checks, or with a printed board (--checkerboard)"
+        )
+    other = [
+        c.seen.diameter_px
+        for c in candidates
+        if c.seen.is_coin and not _touch(c.seen, seen) and abs(c.seen.diameter_px - major) > SAME_SIZE * major
+    ]
+    if other:
+        warnings.append(_other_sizes(major, other))
+    return ScaleEstimate(
+        px_per_mm=major / reference_mm,
+        method="coin",
+        reference_mm=reference_mm,
+        residual_px=best.residual,
+        ellipse=Ellipse(float(seen.center[0]), float(seen.center[1]), float(major), float(minor), float(seen.angle)),
+        points=best.points,
+        warning="; ".join(warnings),
+    )
+
+
+def _reference(
+    seen: CoinInstance, detected: Sequence[CoinInstance], fits: list[CircleFit], shape: tuple[int, ...]
+) -> _Reference:
+    """``seen`` with the edge circle around its centre nearest its size (centres within :data:`CONCENTRIC` of its
+    radius, at least 1.5 px), whether it lies apart from the rest of ``detected``, and how round its mask is in an
+    image of ``shape``."""
+    radius = 0.5 * seen.diameter_px
+    around = [
+        f
+        for f in fits
+        if math.hypot(f.ellipse.cx - seen.center[0], f.ellipse.cy - seen.center[1]) <= max(1.5, CONCENTRIC * radius)
+    ]
+    outline = min(around, key=lambda f: abs(f.ellipse.major - seen.diameter_px), default=None)
+    apart = not any(other is not seen and _touch(other, seen) for other in detected)
+    points, residual = _rim_residual(seen, shape)
+    return _Reference(seen, outline, apart, points, residual)
+
+
+def _touch(a: CoinInstance, b: CoinInstance) -> bool:
+    """Whether two instances overlap (more than touching, :data:`APART`)."""
+    gap = math.hypot(a.center[0] - b.center[0], a.center[1] - b.center[1])
+    return gap < APART * 0.5 * (a.diameter_px + b.diameter_px)
+
+
+def _rim_residual(seen: CoinInstance, shape: tuple[int, ...]) -> tuple[FloatArray, float]:
+    """The rim points of the detector's mask of ``seen`` (``(n, 2)`` ``x, y``) and their RMS distance in pixels
+    from its fitted ellipse: how closely the outline measured follows the mask (a coin cut by a rim the region does
+    not know of shows a straight or hollow stretch, far off it)."""
+    rim, _ = rim_points(seen.mask, seen.mask_origin, int(shape[1]), int(shape[0]))
+    pts = np.asarray(rim, np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        return pts, 0.0
+    # rim points are pixel centres, half a pixel inside the edge the fitted axes were widened to
+    a = 0.5 * max(max(seen.axes) - PIXEL_CENTRE_BIAS, 1.0)
+    b = 0.5 * max(min(seen.axes) - PIXEL_CENTRE_BIAS, 1.0)
+    t = math.radians(seen.angle)  # the major axis's direction
+    x, y = pts[:, 0] - seen.center[0], pts[:, 1] - seen.center[1]
+    u, v = x * math.cos(t) + y * math.sin(t), -x * math.sin(t) + y * math.cos(t)
+    rho = np.maximum(np.sqrt((u / a) ** 2 + (v / b) ** 2), 1e-9)
+    off = np.hypot(x, y) * (1.0 - 1.0 / rho)  # along the ray from the centre, to the ellipse
+    return pts, float(np.sqrt(np.mean(off**2)))
+
+
+def _other_sizes(measured: float, others: list[float]) -> str:
+    """The warning for coins of other diameters (``others``, px) lying beside the one ``measured`` (px)."""
+    sizes = ", ".join(f"{d:.0f}" for d in sorted(others, reverse=True)[:3])
+    return (
+        f"the coin measured is {measured:.0f} px across, and coins of other sizes lie beside it ({sizes} px): if it "
+        "is not the reference coin, photograph the reference alone (see the overlay) and calibrate again"
+    )
+
+
+def _no_reference_reason(found: list[_Reference], fits: list[CircleFit], side: int) -> str:
+    """Why none of what the detector found (``found``) is a reference coin, with what to do; ``fits`` are the
+    circles found on the photo's edges, named when the detector finds no coin where they lie."""
+    coins = [c for c in found if c.seen.is_coin]
+    if not coins:
+        circles = ""
+        if fits:
+            largest = max(f.ellipse.major for f in fits)
+            circles = f" (a circle {largest:.0f} px across is no coin to it)"
+        what = "only objects" if found else "nothing"
+        return f"no coin found: the station's detector sees {what} in the photo{circles}: {RETAKE}"
+    whole = [c for c in coins if not c.seen.partial and c.round]
+    if not whole:
+        return (
+            f"no whole coin found: the {len(coins)} coin(s) the station's detector sees are cut by the cup's rim or "
+            f"the photo's edge, or lie under another: {RETAKE}"
+        )
+    sure = [c for c in whole if c.seen.confidence >= REFERENCE_CONFIDENCE]
+    if not sure:
+        best = max(c.seen.confidence for c in whole)
+        return (
+            f"no coin found: the station's detector is not sure of any coin (score {best:.2f} at best, "
+            f"{REFERENCE_CONFIDENCE:.2f} needed): {RETAKE}"
+        )
+    width = max(c.seen.diameter_px for c in sure)
+    return (
+        f"no coin found: what the station's detector takes for a coin is {width:.0f} px across, more than half the "
+        f"photo's shorter side ({side} px), so it is a cup or tray, not a coin (or the coin was photographed far "
+        f"closer than the station's camera sees coins): {RETAKE}"
+    )
 
 
 def _holds_another(fit: CircleFit, fits: list[CircleFit]) -> bool:
@@ -510,25 +770,21 @@ def _no_coin_reason(passed_over: bool, too_wide: list[CircleFit], holding: list[
     """Why no circle found is the reference coin, with what to do: the cup's own outline was all there was
     (``passed_over``), the circles left were wider than a coin can be (``too_wide``) or held another circle
     (``holding``), or there was no circle at all."""
-    retake = (
-        "lay the reference coin flat in the cup, apart from its rim, where it stands out from the tray (or on a "
-        "sheet of another colour), and photograph it again with the station's camera"
-    )
     if passed_over:
-        return f"no coin found, only the cup's own round outline: {retake}"
+        return f"no coin found, only the cup's own round outline: {RETAKE}"
     if too_wide:
         width = max(f.ellipse.major for f in too_wide)
         return (
             f"no coin found: the circle found is {width:.0f} px across, more than half the photo's shorter side "
             f"({side} px), so it is a cup's or tray's rim, not a coin (or the coin was photographed far closer "
-            f"than the station's camera sees coins): {retake}"
+            f"than the station's camera sees coins): {RETAKE}"
         )
     if holding:
         return (
             "no coin found: the circle found holds another circle inside it (a rim around a coin), so it is no "
-            f"coin: {retake}"
+            f"coin: {RETAKE}"
         )
-    return "no coin found: no circular outline with a clear, continuous edge"
+    return f"no coin found: no circular outline with a clear, continuous edge: {RETAKE}"
 
 
 def _overlap(a: CircleFit, b: CircleFit) -> bool:

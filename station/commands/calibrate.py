@@ -1,5 +1,8 @@
 """``cupcheck calibrate IMAGE``: measure the camera's pixels per millimetre and store the station's calibration.
 
+A reference coin is measured as the station's detector (the model in force's) measures every coin later, so that
+it reads its own diameter in its own photo; the coin's edge in the photo is the cross-check.
+
 Examples::
 
     cupcheck calibrate coin.png --reference-mm 23.25
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from station.commands.options import Site, add_config_option, resolve_site
@@ -22,7 +26,9 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from calibration.camera import CameraCalibration, CupRoi
+    from calibration.camera import CameraCalibration, CoinFinder, CupRoi
+    from models.detector import Detector
+    from models.types import CoinInstance
 
 
 def _pattern(text: str) -> tuple[int, int]:
@@ -141,8 +147,13 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--checkerboard needs --square-mm")
     if args.checkerboard is None and args.square_mm is not None:
         raise CliError("--square-mm only applies to --checkerboard")
+    site = resolve_site(args)
     try:
         image = read_image(args.image)
+    except CalibrationError as err:
+        raise CliError(str(err)) from err
+    find_coins = None if args.reference_mm is None else _coin_finder(site, image, str(args.image))
+    try:
         calibration, estimate = calibrate_image(
             image,
             reference_mm=args.reference_mm,
@@ -151,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             aruco_mm=args.aruco_mm,
             roi=args.roi,
             detect_roi=not args.no_roi,
+            find_coins=find_coins,
         )
         empty = None if args.empty_tray is None else read_image(args.empty_tray)
     except (CalibrationError, ValueError) as err:
@@ -166,7 +178,6 @@ def run(args: argparse.Namespace) -> int:
             f"the camera moved between the calibration image and the empty-tray photo {args.empty_tray} (the "
             f"photo's view: {move.describe()}): take both without moving the camera"
         )
-    site = resolve_site(args)
     if empty is not None:
         _check_empty(args, site, empty, calibration)
     if args.overlay and not cv2.imwrite(args.overlay, draw_overlay(image, estimate, calibration.roi)):
@@ -228,6 +239,53 @@ def _stale_empty_tray(image: np.ndarray, roi: CupRoi | None, home: Path) -> str:
     )
 
 
+def _station_detector(site: Site, calibration: CameraCalibration | None, purpose: str) -> Detector:
+    """The station's detector (the model in force's), with ``calibration``.
+
+    Raises:
+        CliError: no detector can be loaded; ``purpose`` names what it was for.
+    """
+    from models.bundle import BundleError, load_bundle
+    from models.detector import Detector
+    from models.registry import RegistryError, resolve_bundle
+
+    try:
+        bundle = load_bundle(resolve_bundle(site.models, site.config.bundle))
+        return Detector.load(bundle.path(bundle.detector_dir), calibration=calibration)
+    except (FileNotFoundError, BundleError, RegistryError, ValueError) as err:
+        raise CliError(f"{purpose}: {err}") from err
+
+
+@dataclass(frozen=True)
+class _CupOnly:
+    """The cup region before the scale is known: the detector marks the coins its rim cuts, and measures in pixels.
+
+    Attributes:
+        roi: the cup region, or ``None`` for the whole image.
+        px_per_mm: 1, so that the detector's millimetres are pixels (nothing reads them).
+    """
+
+    roi: CupRoi | None
+    px_per_mm: float = 1.0
+
+
+def _coin_finder(site: Site, image: np.ndarray, source: str) -> CoinFinder:
+    """The station's detector run on the calibration photo ``image`` with a cup region: the reference coin is
+    measured as it will measure every coin, and a circle it finds no coin at is never taken for one.
+
+    Raises:
+        CliError: no detector can be loaded.
+    """
+    from models.types import Frame
+
+    detector = _station_detector(site, None, "the reference coin cannot be measured as the station measures coins")
+
+    def find(roi: CupRoi | None) -> list[CoinInstance]:
+        return detector.with_calibration(_CupOnly(roi)).detect(Frame(image=image, source=source))
+
+    return find
+
+
 def _check_empty(
     args: argparse.Namespace, site: Site, empty: np.ndarray, calibration: CameraCalibration | None
 ) -> None:
@@ -237,17 +295,10 @@ def _check_empty(
     Raises:
         CliError: something lies on the tray, or no detector can be loaded.
     """
-    from models.bundle import BundleError, load_bundle
-    from models.detector import Detector
-    from models.registry import RegistryError, resolve_bundle
     from models.types import Frame
     from station.empty_tray import tray_contents
 
-    try:
-        bundle = load_bundle(resolve_bundle(site.models, site.config.bundle))
-        detector = Detector.load(bundle.path(bundle.detector_dir), calibration=calibration)
-    except (FileNotFoundError, BundleError, RegistryError, ValueError) as err:
-        raise CliError(f"the empty-tray photo cannot be checked: {err}") from err
+    detector = _station_detector(site, calibration, "the empty-tray photo cannot be checked")
     seen = tray_contents(detector, Frame(image=empty, source=str(args.empty_tray)))
     if seen:
         raise CliError(

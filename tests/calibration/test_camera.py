@@ -15,6 +15,7 @@ from calibration.camera import (
     CupRoi,
     calibrate_image,
     calibration_path,
+    detect_cup_roi,
     draw_overlay,
     load_calibration,
     read_image,
@@ -155,3 +156,18 @@ def test_read_image(tmp_path: Path) -> None:
     cut.write_bytes(photo.read_bytes()[: photo.stat().st_size // 2])
     with pytest.raises(CalibrationError, match="not a readable image"):
         read_image(cut)
+
+
+@pytest.mark.parametrize(("seed", "index", "max_coins"), [(99, 28, 12), (99, 12, 6), (7, 10, 6)])
+def test_the_cup_region_is_the_floor_inside_the_rim(seed: int, index: int, max_coins: int) -> None:
+    """A cup's rim is a band: the region once ended at its outer edge (4 to 11 % too large), so a coin slid under
+    the rim was called whole and measured small. The floor's edge inside it is the region; a shading ring on the
+    floor (7, 10) is no rim."""
+    from models.synth.mint import generate_mint
+    from models.synth.scene import CupKind, SceneAssets, SceneOptions, render_cup
+
+    options = SceneOptions(image_size=640, max_coins=max_coins, kind_weights={CupKind.PURE: 1.0})
+    scene = render_cup(SceneAssets(generate_mint(6, seed)), seed, index, options)
+    roi = detect_cup_roi(scene.image)
+    assert roi is not None
+    assert roi.radius == pytest.approx(scene.cup_diameter_mm * scene.px_per_mm / 2, rel=0.01)
