@@ -1,8 +1,10 @@
-"""Labelled cups and coins as training data: each coin's ruling in force, its true type and side.
+"""Labelled cups and coins as training data: each coin's ruling in force, its true type and side, and each cup as
+the station saw it.
 
 :meth:`db.repository.VerdictRepository.training_export` picks the cups whose rulings are new and calls
 :func:`export_cups`; a first check that a labelled re-check answers comes with it, its coins ruled like the re-check's
-coins lying where they lie.
+coins lying where they lie. The rulings are the truth only: :func:`station_view` gives every box of those cups as the
+station classified it (a coin or a foreign object), which is what the retrain rebuilds their features from.
 """
 
 from __future__ import annotations
@@ -10,15 +12,18 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+import numpy.typing as npt
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from db.records import TrainingCoin, TrainingCup, TrainingExport
 from db.schema import Capture, Coin, Cup, Label, LabelKind, Station, Verdict
+from db.session import make_session_factory
 from models.reasons import only_the_camera
 from models.types import Decision, Side
 
@@ -198,6 +203,76 @@ def _training_coin(cup: Cup, station: str, version: str, coin: Coin, ruling: Lab
         embedding=None if coin.embedding is None else np.frombuffer(coin.embedding, dtype="<f4").copy(),
         model_version=version,
         labelled_at=ruling.created_at,
+        confidence=coin.confidence,
+        partial=coin.partial,
+        diameter_mm=coin.diameter_mm,
+    )
+
+
+@dataclass(frozen=True)
+class SeenBox:
+    """One box of a logged cup as the station classified it, whatever a supervisor ruled on it later.
+
+    A supervisor's ruling says what the box truly is; the station judged the cup by what it saw. A washer the station
+    took for a coin was one of the coins it passed or flagged the cup on, and a coin it took for an object stopped
+    the cup by rule: the retrain must score the cup as it was scored, or a wrong PASS never counts as one.
+
+    Attributes:
+        cup_id: its cup.
+        coin_id: the coin row (:attr:`db.records.TrainingCoin.coin_id` names the same row).
+        index: detector order within the cup.
+        is_coin: the station took it for a coin (it gave it a best gallery match); else for a foreign object.
+        crop_ref: store reference of the crop JPEG, ``None`` if none was logged (an object's, as the station logs).
+        mask_ref: store reference of the mask PNG.
+        embedding: ``(D,)`` float32 as logged, or ``None``.
+        model_version: the model that judged the cup.
+        confidence: detector score as logged.
+        partial: cut by the image edge or the cup rim.
+        diameter_mm: measured diameter, ``None`` when the camera was uncalibrated.
+    """
+
+    cup_id: int
+    coin_id: int
+    index: int
+    is_coin: bool
+    crop_ref: str | None
+    mask_ref: str | None
+    embedding: npt.NDArray[np.float32] | None
+    model_version: str
+    confidence: float = 1.0
+    partial: bool = False
+    diameter_mm: float | None = None
+
+
+def station_view(engine: Engine, cup_ids: Iterable[int]) -> dict[int, tuple[SeenBox, ...]]:
+    """Every box of the cups ``cup_ids`` as the station classified it, in detector order, by cup id (a cup the
+    station found nothing in is absent).
+
+    What the station saw and logged does not change with a ruling: the retrain rebuilds each labelled cup from these
+    boxes, and takes only the truth from the rulings (:func:`export_cups`).
+    """
+    ids = sorted(set(cup_ids))
+    if not ids:
+        return {}
+    with make_session_factory(engine)() as session:
+        found = session.execute(select(Verdict.cup_id, Verdict.model_version).where(Verdict.cup_id.in_(ids)))
+        versions = {cup_id: version for cup_id, version in found}
+        return {
+            cup_id: tuple(_seen_box(coin, versions[cup_id]) for coin in coins)
+            for cup_id, coins in _coins_by_cup(session, ids).items()
+        }
+
+
+def _seen_box(coin: Coin, version: str) -> SeenBox:
+    return SeenBox(
+        cup_id=coin.cup_id,
+        coin_id=coin.id,
+        index=coin.index,
+        is_coin=coin.top_type is not None,  # the station logs no match for what it took for an object
+        crop_ref=coin.crop_ref,
+        mask_ref=coin.mask_ref,
+        embedding=None if coin.embedding is None else np.frombuffer(coin.embedding, dtype="<f4").copy(),
+        model_version=version,
         confidence=coin.confidence,
         partial=coin.partial,
         diameter_mm=coin.diameter_mm,

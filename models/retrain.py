@@ -51,11 +51,17 @@ SPLITS = ("train", "cal", "holdout")
 class LabelledCup:
     """One cup with a supervisor's ruling, ready to be turned into pairs.
 
+    Its features are the cup as the station saw it, and only its truth comes from the rulings: a washer the station
+    took for a coin is one of ``coins`` (ruled no coin in ``coin_types``), and a coin it took for an object is one of
+    ``coins.n_objects`` (its type in ``object_types``). Rebuilt from the rulings instead, the washer would become an
+    object the hard rules refuse, and a wrong PASS could never count as one in the calibration or the holdout.
+
     Attributes:
         cup_id: the verdict log's cup id.
         expected_type: the type the order asked for.
-        coins: the cup's coins (objects and unusable coins excluded, counted in ``n_objects``).
-        coin_types: ``(n,)`` the true type of each coin in ``coins``.
+        coins: the cup's coins as the station classified them (what it took for objects counted in ``n_objects``).
+        coin_types: ``(n,)`` the true type of each coin in ``coins``, ``None`` where it was ruled no coin
+            (``not_a_coin``, ``damaged``).
         labelled_at: ISO time of the ruling in force.
         split_cup_id: the id that decides the split instead of ``cup_id`` (a first check takes its re-check's:
             :attr:`db.records.TrainingCup.split_cup_id`), ``None`` for its own.
@@ -63,16 +69,19 @@ class LabelledCup:
             match's), ``None`` where it does not say; empty: not known for any.
         holds_unseen: the supervisor ruled the cup another type than any coin found in it shows (a coin of it lies
             hidden under others, where no box shows it): it is no clean cup of any type, whatever its coins show.
+        object_types: the true type of each thing the station took for an object, ``None`` where it is no coin; one
+            not listed (all of them by default) is no coin.
     """
 
     cup_id: int
     expected_type: str
     coins: CupCoins
-    coin_types: tuple[str, ...]
+    coin_types: tuple[str | None, ...]
     labelled_at: str = ""
     split_cup_id: int | None = None
     coin_sides: tuple[Side | None, ...] = ()
     holds_unseen: bool = False
+    object_types: tuple[str | None, ...] = ()
 
     @property
     def split_id(self) -> int:
@@ -81,13 +90,19 @@ class LabelledCup:
 
     @property
     def true_type(self) -> str | None:
-        """The one type every coin is, ``None`` for a mixed or empty cup (or one holding a coin no box shows)."""
-        kinds = set(self.coin_types)
-        return next(iter(kinds)) if len(kinds) == 1 and self.coins.n > 0 and not self.holds_unseen else None
+        """The one type every box is by the rulings, the station's coins and objects alike; ``None`` for a mixed or
+        empty cup, one holding something ruled no coin, or one holding a coin no box shows."""
+        kinds = set(self.coin_types) | set(self.object_types)
+        unruled = len(self.object_types) < self.coins.n_objects  # an object nobody made a coin of
+        if self.holds_unseen or unruled or None in kinds or len(kinds) != 1:
+            return None
+        return next(iter(kinds))
 
     def correct_for(self, candidate: str) -> bool:
-        """Whether the cup is a clean cup of ``candidate``: coins, all of it, and no foreign object."""
-        return self.coins.n > 0 and self.coins.n_objects == 0 and self.true_type == candidate
+        """Whether the cup truly is a clean cup of ``candidate``: coins, all of it, and nothing else, by the rulings
+        alone (the hard rules judge what the station saw: a clean cup it took a coin of for an object is correct, and
+        scored 0 by rule)."""
+        return self.true_type == candidate
 
 
 def split_of(cup_id: int, holdout_fraction: float = 0.25, cal_fraction: float = 0.35) -> str:
@@ -363,8 +378,8 @@ def select_references(
             continue
         best, arg = view.type_scores(cup.coins.embeddings)
         for j, type_id in enumerate(cup.coin_types):
-            t = view.type_index.get(type_id)
-            if t is None:
+            t = None if type_id is None else view.type_index.get(type_id)
+            if type_id is None or t is None:
                 continue
             # the coin's nearest reference must show a design of its type: that gives the side it lies on (a coin
             # put on its type's distinctive design while it shows the shared side would teach every lookalike)
@@ -424,7 +439,7 @@ def _ruled_coins(
         for cup in cups
         if split_of(cup.split_id, holdout_fraction, cal_fraction) == split
         for j, t in enumerate(cup.coin_types)
-        if t in view.type_index
+        if t is not None and t in view.type_index
     ]
     if not rows:
         d = view.refs.shape[1]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from calibration.risk import clopper_pearson_lower, confidence_text
+from db.export import SeenBox, station_view
 from db.records import PassAudit, TrainingCoin, TrainingCup, TrainingExport, pass_audit
 from db.repository import VerdictRepository
 from db.schema import LabelKind
@@ -293,7 +293,7 @@ def _disc(h: int, w: int) -> np.ndarray:
 
 
 def _coin_features(
-    repo: VerdictRepository, coin: TrainingCoin, pipeline: Pipeline, reuse: bool, reads: ImageReads
+    repo: VerdictRepository, coin: SeenBox, pipeline: Pipeline, reuse: bool, reads: ImageReads
 ) -> tuple[np.ndarray, float, float, np.ndarray | None] | None:
     """``(embedding, visible share, focus, template signature)`` of a logged coin, or ``None`` when it cannot be
     rebuilt (the signature is ``None`` when only the embedding was kept); its image reads are counted in
@@ -322,6 +322,16 @@ def holds_unseen(cup: TrainingCup, coin_types: Sequence[str]) -> bool:
     return cup.label is LabelKind.CORRECTED and cup.true_type not in coin_types
 
 
+def coin_truth(box: SeenBox, ruled: TrainingCoin | None, cup: TrainingCup) -> tuple[str | None, Side | None]:
+    """The true type and side of a box of ``cup`` the station saw: its ruling in force (``ruled``), or for a coin
+    no ruling reached (a first check's coin with no twin in its re-check, or one whose twin was ruled turned over)
+    the type its cup was ruled, side unknown. A box with no ruling that the station took for an object is no coin
+    (``None``): a ruling on its cup does not make it one."""
+    if ruled is not None:
+        return ruled.true_type, ruled.side
+    return (cup.true_type if box.is_coin else None), None
+
+
 def labelled_cups(
     repo: VerdictRepository,
     export: TrainingExport,
@@ -330,18 +340,20 @@ def labelled_cups(
     *,
     progress: bool = True,
 ) -> list[LabelledCup]:
-    """Turn the exported labels into :class:`~models.retrain.LabelledCup` (coins whose ruling gives no coin type,
-    ``not_a_coin`` or ``damaged``, count as foreign objects; a cup a coin of which can no longer be read, its image
-    and embedding gone, is left out, since without it the cup could look clean).
+    """Turn the exported labels into :class:`~models.retrain.LabelledCup`, each cup rebuilt from the boxes as the
+    station classified them (:func:`db.export.station_view`): its coins, ruled or not, and its foreign objects. The
+    rulings give the truth alone (:func:`coin_truth`): a coin ruled ``not_a_coin`` or ``damaged`` is still one of
+    the coins the station judged the cup on, now making it no clean cup, and an object ruled a coin is still an
+    object the hard rules stop the cup for. A cup a coin of which can no longer be read, its image and embedding
+    gone, is left out, since without it the cup could look clean.
 
     Raises:
         ImagesUnreadable: more than :data:`UNREADABLE_SHARE` of the images the labelled coins name are missing from
             the store: a share that is not mounted, or another folder than the stations', not a few lost files.
     """
     reads = ImageReads()
-    coins_by_cup: dict[int, list[TrainingCoin]] = defaultdict(list)
-    for coin in export.coins:
-        coins_by_cup[coin.cup_id].append(coin)
+    rulings = {coin.coin_id: coin for coin in export.coins}
+    seen = station_view(repo.engine, [cup.cup_id for cup in export.cups])
     out: list[LabelledCup] = []
     for cup in tqdm(export.cups, desc="labelled cups", unit="cup", disable=not progress):
         embs: list[np.ndarray] = []
@@ -350,29 +362,30 @@ def labelled_cups(
         visible: list[float] = []
         focus: list[float] = []
         diam: list[float] = []
-        types: list[str] = []
+        types: list[str | None] = []
         sides: list[Side | None] = []
         sigs: list[np.ndarray | None] = []
-        objects = 0
+        object_types: list[str | None] = []
         lost = False
-        for coin in sorted(coins_by_cup.get(cup.cup_id, []), key=lambda c: c.index):
-            if coin.true_type is None:
-                objects += 1
+        for box in seen.get(cup.cup_id, ()):
+            true_type, side = coin_truth(box, rulings.get(box.coin_id), cup)
+            if not box.is_coin:
+                object_types.append(true_type)
                 continue
-            got = _coin_features(repo, coin, pipeline, coin.model_version in reusable_versions, reads)
+            got = _coin_features(repo, box, pipeline, box.model_version in reusable_versions, reads)
             if got is None:  # its crop and embedding are gone: the cup without it could look clean when it was not
                 lost = True
                 break
             e, vis, foc, sig = got
             embs.append(e)
             sigs.append(sig)
-            conf.append(coin.confidence)
-            partial.append(coin.partial)
+            conf.append(box.confidence)
+            partial.append(box.partial)
             visible.append(vis)
             focus.append(foc)
-            diam.append(np.nan if coin.diameter_mm is None else coin.diameter_mm)
-            types.append(coin.true_type)
-            sides.append(coin.side)
+            diam.append(np.nan if box.diameter_mm is None else box.diameter_mm)
+            types.append(true_type)
+            sides.append(side)
         if lost:
             _log.warning("cup %d left out of the retrain: a coin of it can no longer be read", cup.cup_id)
             continue
@@ -384,9 +397,10 @@ def labelled_cups(
             visible=np.asarray(visible, np.float32),
             diameter_mm=np.asarray(diam, np.float32),
             focus=np.asarray(focus, np.float32),
-            n_objects=objects,
+            n_objects=len(object_types),
             signatures=np.stack(sigs) if sigs and all(g is not None for g in sigs) else None,  # type: ignore[arg-type]
         )
+        ruled_types = [t for t in [*types, *object_types] if t is not None]
         out.append(
             LabelledCup(
                 cup.cup_id,
@@ -396,7 +410,8 @@ def labelled_cups(
                 cup.labelled_at.isoformat(),
                 cup.split_cup_id,
                 tuple(sides),
-                holds_unseen=holds_unseen(cup, types),
+                holds_unseen=holds_unseen(cup, ruled_types),
+                object_types=tuple(object_types),
             )
         )
     if reads.missing > UNREADABLE_SHARE * reads.asked:

@@ -114,7 +114,7 @@ def test_a_cup_whose_intruder_no_box_shows_is_ruled_to_hold_it(cup1142: CupScene
     assert types == [scene.expected_type] * len(boxes)  # each box its own ruling: none inherits t0000
     # the retrain learns it as no clean cup of t0011, though every coin it can see is one
     assert holds_unseen(cup, [t for t in types if t is not None])
-    seen = LabelledCup(cup.cup_id, cup.expected_type, _coins(len(boxes)), tuple(types))  # type: ignore[arg-type]
+    seen = LabelledCup(cup.cup_id, cup.expected_type, _coins(len(boxes)), tuple(types))
     assert seen.correct_for(scene.expected_type)
     assert not dataclasses.replace(seen, holds_unseen=True).correct_for(scene.expected_type)
 
