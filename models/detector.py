@@ -55,6 +55,25 @@ pass): three coins that large hardly fit one cup."""
 RIM_TOLERANCE = 0.09
 """A coin whose fitted outline reaches past the cup's boundary by more than this fraction of its radius is cut by
 the rim: about 1 % of its face hidden, the synthetic ground truth's definition."""
+EDGE_TOLERANCE = RIM_TOLERANCE
+"""A coin whose fitted outline reaches past the image's edge by more than this fraction of its radius is cut by the
+edge, whether or not its mask touches it (a coin cut by the edge whose mask stops short of it)."""
+CLOSE_UP_FACTOR = 3.0
+"""A first pass whose largest coin box spans more than this many times :data:`TARGET_COIN_PX` input pixels shows a
+coin far larger than the trained scale (a close-up): no cup frame's coins come near it."""
+CLOSE_UP_SIDE_PX = 100
+"""In the shrunk copy of a close-up the image's shorter side spans this many input pixels, so that a coin filling
+half of it to all of it comes out at 50 to 100 px, about the trained scale."""
+CLOSE_UP_PAD = 128
+"""The grey the shrunk copy is padded with (as :func:`models.enroll.recut_coin` pads a crop)."""
+CLOSE_UP_CONF = 0.6
+"""The least confidence of a coin the shrunk copy shows for it to stand for a close-up's coin."""
+CLOSE_UP_SHARE = 0.45
+"""A coin of the shrunk copy spans at least this share of the image's shorter side to be a close-up's coin; a smaller
+one the normal passes see at their own scale."""
+CLOSE_UP_MARGIN = 0.02
+"""A close-up's coin lies clear of the image's edges by this share of its shorter side (a box at 100 px input is
+good to about 1 %): a round thing reaching the edge is as likely the cup or tray a cut coin lies in."""
 
 
 class CupGeometry(Protocol):
@@ -581,7 +600,8 @@ class Detector:
         )
 
     def scaled_boxes(self, image: UInt8Array) -> Boxes:
-        """YOLO boxes, run a second time at a larger input size when the coins came out small, or hardly at all.
+        """YOLO boxes, run again at a larger input size when the coins came out small, or hardly at all, and on a
+        shrunk copy when the photo is a close-up of a coin far larger than the trained scale.
 
         The detector is trained on coins of about :data:`TARGET_COIN_PX` input pixels; a photo whose median
         box is well below that (a wide shot, a large image) is predicted again at the size that brings the
@@ -589,11 +609,21 @@ class Detector:
         shrunk under a few input pixels are not boxed at all, or a cluster of them as one: when the first pass
         finds at most :data:`FEW_COINS` coins, none of them large, or boxes far larger than coins among several
         (whole cups, :data:`CUP_BOX_SHARE`), the frame is predicted again at up to its own size and the pass that
-        finds more coins is kept. A station frame of a cup needs one pass.
+        finds more coins is kept. A coin filling most of the photo is seen in pieces or not at all; without a
+        camera calibration, a close-up (:meth:`_looks_close_up`) is predicted once more on a shrunk copy
+        (:meth:`_close_up_boxes`). A station frame of a cup needs one pass.
         """
         found = self.boxes(image)
         if not self.settings.auto_scale:
             return found
+        result = self._rescaled(image, found)
+        if self.calibration is not None or not self._looks_close_up(image, found, result):
+            return result
+        return self._close_up_boxes(image, result)
+
+    def _rescaled(self, image: UInt8Array, found: Boxes) -> Boxes:
+        """The first pass ``found``, or a second pass at a larger size when its coins came out small or few
+        (:meth:`scaled_boxes`)."""
         side = max(image.shape[:2])
         base = self.settings.imgsz
         coin_px = 0.0
@@ -617,6 +647,76 @@ class Detector:
             again = self.boxes(image, min(MAX_IMGSZ, 32 * math.ceil(side / 32)))
             return again if self._coins_in(again) > n_coins else found
         return found
+
+    def _looks_close_up(self, image: UInt8Array, found: Boxes, result: Boxes) -> bool:
+        """Whether the photo may be a close-up of a coin far larger than the trained scale: the first pass
+        (``found``) boxes a coin over :data:`CLOSE_UP_FACTOR` times the trained size, or only coins cut by the
+        image's edges (the neighbours of a coin too large to box), or nothing while the larger pass (``result``)
+        boxes something (pieces of one coin's design).
+
+        A frame in which nothing is found at all is not one: an empty cup filling the frame, shrunk, is boxed as a
+        coin as confidently as a close-up's coin.
+        """
+        h, w = image.shape[:2]
+        coins = found.xyxy[[self._is_coin(int(c)) for c in found.cls]]
+        if len(coins) == 0:
+            return self._coins_in(result) > 0
+        sizes = np.maximum(coins[:, 2] - coins[:, 0], coins[:, 3] - coins[:, 1])
+        if float(sizes.max()) * self.settings.imgsz / max(h, w) > CLOSE_UP_FACTOR * TARGET_COIN_PX:
+            return True
+        return not bool(np.any(_clear_of_edges(coins, w, h, CLOSE_UP_MARGIN * min(h, w))))
+
+    def _close_up_boxes(self, image: UInt8Array, result: Boxes) -> Boxes:
+        """The boxes of a close-up: ``result`` with the coins a shrunk copy of the photo shows far larger.
+
+        The photo is shrunk so that its shorter side spans :data:`CLOSE_UP_SIDE_PX` input pixels, padded with grey
+        to the input size and predicted at it; its boxes are mapped back to the photo. A coin of it that is
+        confident (:data:`CLOSE_UP_CONF`), spans :data:`CLOSE_UP_SHARE` of the photo, lies clear of its edges
+        (:data:`CLOSE_UP_MARGIN`) and holds no box of ``result`` as confident as itself (a coin lying in it: it is
+        the cup) replaces the boxes of ``result`` whose centre lies in it (pieces of its design, or itself boxed
+        again); the others, its neighbours, are kept. ``result`` as it is when no such coin is found.
+        """
+        h, w = image.shape[:2]
+        shrunk = self._shrunk_boxes(image)
+        big = np.asarray([self._is_coin(int(c)) for c in shrunk.cls], dtype=bool) & (shrunk.confidence >= CLOSE_UP_CONF)
+        sizes = np.maximum(shrunk.xyxy[:, 2] - shrunk.xyxy[:, 0], shrunk.xyxy[:, 3] - shrunk.xyxy[:, 1])
+        big &= sizes >= CLOSE_UP_SHARE * min(h, w)
+        big &= _clear_of_edges(shrunk.xyxy, w, h, CLOSE_UP_MARGIN * min(h, w))
+        centres = (result.xyxy[:, :2] + result.xyxy[:, 2:]) / 2.0
+        inside = np.zeros(len(result.confidence), dtype=bool)
+        keep: list[int] = []
+        for i in np.flatnonzero(big):
+            x1, y1, x2, y2 = shrunk.xyxy[i]
+            holds = (centres[:, 0] > x1) & (centres[:, 0] < x2) & (centres[:, 1] > y1) & (centres[:, 1] < y2)
+            if np.any(result.confidence[holds] >= shrunk.confidence[i]):
+                continue  # a confident coin lies in it: a cup or tray, not a coin
+            keep.append(int(i))
+            inside |= holds
+        if not keep:
+            return result
+        rest = np.flatnonzero(~inside)
+        return Boxes(
+            xyxy=np.concatenate([shrunk.xyxy[keep], result.xyxy[rest]]).astype(np.float32),
+            confidence=np.concatenate([shrunk.confidence[keep], result.confidence[rest]]).astype(np.float32),
+            cls=np.concatenate([shrunk.cls[keep], result.cls[rest]]).astype(np.int64),
+        )
+
+    def _shrunk_boxes(self, image: UInt8Array) -> Boxes:
+        """YOLO boxes of ``image`` shrunk so that its shorter side spans :data:`CLOSE_UP_SIDE_PX` input pixels,
+        centred on a grey square of the input size (larger for a very long image), in ``image``'s pixels (clipped
+        to it)."""
+        h, w = image.shape[:2]
+        scale = CLOSE_UP_SIDE_PX / min(h, w)
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+        side = max(self.settings.imgsz, 32 * math.ceil(max(sw, sh) / 32))
+        x0, y0 = (side - sw) // 2, (side - sh) // 2
+        canvas = np.full((side, side, 3), CLOSE_UP_PAD, dtype=np.uint8)
+        canvas[y0 : y0 + sh, x0 : x0 + sw] = small
+        found = self.boxes(canvas, side)
+        xyxy = (found.xyxy - np.array([x0, y0, x0, y0], np.float32)) / np.array([sw / w, sh / h] * 2, np.float32)
+        xyxy = np.clip(xyxy, 0.0, np.array([w, h, w, h], np.float32))
+        return replace(found, xyxy=xyxy.astype(np.float32))
 
     def _is_coin(self, cls: int) -> bool:
         """Whether YOLO class ``cls`` is the coin class (any other is an object)."""
@@ -690,7 +790,7 @@ class Detector:
         is_coin = self._is_coin(cls)
         x2, y2 = ox + mask.shape[1], oy + mask.shape[0]
         edge = ox <= EDGE_MARGIN_PX or oy <= EDGE_MARGIN_PX or x2 >= width - EDGE_MARGIN_PX
-        edge = edge or y2 >= height - EDGE_MARGIN_PX
+        edge = edge or y2 >= height - EDGE_MARGIN_PX or _past_edge(fit, width, height, EDGE_TOLERANCE)
         rim = roi is not None and roi.cuts(cx, cy, major / 2.0, RIM_TOLERANCE)
         diameter_mm = None if self.calibration is None else major / float(self.calibration.px_per_mm)
         inst = CoinInstance(
@@ -723,6 +823,26 @@ def nms(xyxy: FloatArray, confidence: FloatArray, iou: float) -> np.ndarray:
                 continue
         keep.append(int(i))
     return np.asarray(keep, dtype=np.int64)
+
+
+def _clear_of_edges(xyxy: FloatArray, width: int, height: int, margin: float) -> BoolArray:
+    """``(n,)`` whether each of the ``(n, 4)`` boxes lies more than ``margin`` pixels inside the image."""
+    return (
+        (xyxy[:, 0] > margin) & (xyxy[:, 1] > margin) & (xyxy[:, 2] < width - margin) & (xyxy[:, 3] < height - margin)
+    )
+
+
+def _past_edge(
+    fit: tuple[tuple[float, float], tuple[float, float], float], width: int, height: int, tolerance: float
+) -> bool:
+    """Whether a fitted ellipse (centre, full axes, angle of the major axis in degrees) reaches past the image's
+    edge by more than ``tolerance`` of its radius (half the major axis)."""
+    (cx, cy), (major, minor), angle = fit
+    a, b, t = major / 2.0, minor / 2.0, math.radians(angle)
+    half_w = math.hypot(a * math.cos(t), b * math.sin(t))  # the ellipse's half extent along x
+    half_h = math.hypot(a * math.sin(t), b * math.cos(t))
+    slack = tolerance * a
+    return cx - half_w < -slack or cy - half_h < -slack or cx + half_w > width + slack or cy + half_h > height + slack
 
 
 def _box4(row: FloatArray) -> tuple[float, float, float, float]:
