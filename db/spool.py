@@ -204,6 +204,9 @@ class SpoolingRepository:
         self._pending = len(self.spool)
         self.waiting_on = DATABASE
         """What the journalled verdicts wait for: :data:`DATABASE` or :data:`IMAGE_SHARE` (the last outage seen)."""
+        self.away_at_start = False
+        """Whether the database could not be reached when the station opened it (the station sets it, so that its
+        window says so before the first verdict is journalled)."""
 
     def log_verdict(self, record: VerdictRecord) -> int | None:
         """Store ``record``; return its verdict id, or ``None`` when it was journalled instead.

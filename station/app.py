@@ -82,6 +82,9 @@ def open_repository(home: Path, url: str | None, store: Path | None = None) -> S
         )
         repository = VerdictRepository.open(home, url, migrate=False, store=store)
         init_db_when_reached(repository.engine)
+        spooling = SpoolingRepository(repository)
+        spooling.away_at_start = True
+        return spooling
     return SpoolingRepository(repository)
 
 

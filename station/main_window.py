@@ -27,6 +27,7 @@ from station.controllers.enrol_tray import TrayEnrolController, TrayEnrolment
 from station.controllers.model_follow import InForce, ModelFollower, StationFeed
 from station.controllers.operator import OperatorController
 from station.controllers.order_history import OrderHistory
+from station.controllers.overlay import FLAG_HEX
 from station.controllers.preview import PumpThread, start_pump
 from station.controllers.sound import Silent, SoundCue, SpokenCue
 from station.controllers.stillness import StillnessGate
@@ -43,6 +44,9 @@ _log = logging.getLogger(__name__)
 
 SPOOL_RETRY_S = 30.0
 """How often the window asks the worker to send journalled verdicts to the database."""
+AWAY_AT_START = "Database: away since start-up, verdicts are journalled"
+"""The status bar of a window whose database could not be reached when the station opened it, before any verdict."""
+
 IDLE_CHECK_MS = 15_000
 """How often the window looks whether its operator has been idle long enough to be signed out."""
 
@@ -168,6 +172,9 @@ class MainWindow(QMainWindow):
         pending = _pending(repository)
         if pending:
             self.view.db_label.setText(f"Database: spooling, {pending} verdicts waiting")
+        elif isinstance(repository, SpoolingRepository) and repository.away_at_start:
+            self.view.db_label.setText(AWAY_AT_START)
+            self.view.db_label.setStyleSheet(f"color: {FLAG_HEX}; font-weight: bold;")
         self._flush = QTimer(self)  # journalled verdicts go to the database once it is back, checks or not
         self._flush.setInterval(round(SPOOL_RETRY_S * 1000))
         self._flush.timeout.connect(worker.flush)

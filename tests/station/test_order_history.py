@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pytestqt.qtbot import QtBot
 
 from db.records import OrderCheck
+from db.spool import SpoolingRepository
 from models.types import Decision
 from station.controllers.catalog import OrderBook, TypeCatalog
 from station.controllers.order_history import already_passed
 from station.controllers.overlay import FLAG_HEX
+from station.main_window import AWAY_AT_START
 from station.worker import DbState
 from tests.station.conftest import OPERATOR, Database, OpenWindow
 from tests.station.test_operator import check_with_space, scan_order
@@ -117,3 +119,12 @@ def test_with_the_database_away_the_order_box_says_it_could_not_check_and_the_jo
             assert win.view.reason.text().endswith("Another cup for it? If not, scan the right order.")
     finally:
         os.rename(aside, database.folder)
+
+
+def test_a_database_away_when_the_station_opened_it_is_said_before_the_first_cup(
+    window_with: OpenWindow, spooling: SpoolingRepository
+) -> None:
+    spooling.away_at_start = True  # as open_repository marks it (tests/station/test_site_start.py)
+    with window_with() as win:
+        assert win.view.db_label.text() == AWAY_AT_START
+        assert FLAG_HEX in win.view.db_label.styleSheet()

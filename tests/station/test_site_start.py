@@ -22,6 +22,7 @@ def test_a_station_started_while_the_database_was_away_upgrades_it_once_reached(
         head = schema_revisions(engine)[0]
         with server.stopped():
             spooling = open_repository(tmp_path / "home", url)
+            assert spooling.away_at_start  # the window says so before the first cup
             first = make_record(1, station="packing-6", operator="olga", order=None, decision=Decision.FLAG)
             assert spooling.log_verdict(first) is None  # journalled
         try:
