@@ -148,8 +148,9 @@ def shown_reasons(reasons: Sequence[str]) -> list[str]:
 
 
 def _rank(reason: str) -> int:
-    """Where :func:`shown_reasons` puts ``reason``: 0 the camera, 1 a coin or object named, 2 anything else."""
-    if reason_kind(reason) is ReasonKind.CAMERA:
+    """Where :func:`shown_reasons` puts ``reason``: 0 the camera or the focus (what every match rests on), 1 a coin
+    or object named, 2 anything else."""
+    if reason_kind(reason) in (ReasonKind.CAMERA, ReasonKind.FOCUS):
         return 0
     return 1 if _NAMES_A_COIN.search(reason) else 2
 

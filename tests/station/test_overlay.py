@@ -15,6 +15,7 @@ from station.controllers.overlay import (
     ascii_text,
     coin_ok,
     draw_evidence,
+    shown_reasons,
     summarise,
     verdict_picture,
 )
@@ -93,3 +94,13 @@ def test_a_cut_coin_is_marked_and_the_coin_that_looks_like_another_type_is_named
     assert "Coin 7 is cut by the edge of the picture or the cup's rim." in reason
     assert "into view" not in reason and reason.endswith("Put it aside for a supervisor.")
     assert reason.index("Coin 7") < reason.index("Coin 1")  # the pipeline's order among the coins named
+
+
+def test_blurred_coins_are_said_before_the_coins_named() -> None:
+    reasons = [
+        "coins are out of focus",
+        "object 5 is not a coin",
+        "object 6 is not a coin",
+        "coin 2 is cut by the edge",
+    ]
+    assert shown_reasons(reasons)[0] == "Coins are out of focus."
