@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from db.records import TrainingCoin, TrainingCup, TrainingExport
+from db.records import SeenBox, TrainingCoin, TrainingCup, TrainingExport
 from db.schema import Capture, Coin, Cup, Label, LabelKind, Station, Verdict
 from db.session import make_session_factory
 from models.reasons import only_the_camera
@@ -200,48 +199,13 @@ def _training_coin(cup: Cup, station: str, version: str, coin: Coin, ruling: Lab
         true_type=true_type,
         side=side,
         inherited=inherited,
-        embedding=None if coin.embedding is None else np.frombuffer(coin.embedding, dtype="<f4").copy(),
+        embedding=_embedding(coin),
         model_version=version,
         labelled_at=ruling.created_at,
         confidence=coin.confidence,
         partial=coin.partial,
         diameter_mm=coin.diameter_mm,
     )
-
-
-@dataclass(frozen=True)
-class SeenBox:
-    """One box of a logged cup as the station classified it, whatever a supervisor ruled on it later.
-
-    A supervisor's ruling says what the box truly is; the station judged the cup by what it saw. A washer the station
-    took for a coin was one of the coins it passed or flagged the cup on, and a coin it took for an object stopped
-    the cup by rule: the retrain must score the cup as it was scored, or a wrong PASS never counts as one.
-
-    Attributes:
-        cup_id: its cup.
-        coin_id: the coin row (:attr:`db.records.TrainingCoin.coin_id` names the same row).
-        index: detector order within the cup.
-        is_coin: the station took it for a coin (it gave it a best gallery match); else for a foreign object.
-        crop_ref: store reference of the crop JPEG, ``None`` if none was logged (an object's, as the station logs).
-        mask_ref: store reference of the mask PNG.
-        embedding: ``(D,)`` float32 as logged, or ``None``.
-        model_version: the model that judged the cup.
-        confidence: detector score as logged.
-        partial: cut by the image edge or the cup rim.
-        diameter_mm: measured diameter, ``None`` when the camera was uncalibrated.
-    """
-
-    cup_id: int
-    coin_id: int
-    index: int
-    is_coin: bool
-    crop_ref: str | None
-    mask_ref: str | None
-    embedding: npt.NDArray[np.float32] | None
-    model_version: str
-    confidence: float = 1.0
-    partial: bool = False
-    diameter_mm: float | None = None
 
 
 def station_view(engine: Engine, cup_ids: Iterable[int]) -> dict[int, tuple[SeenBox, ...]]:
@@ -263,6 +227,11 @@ def station_view(engine: Engine, cup_ids: Iterable[int]) -> dict[int, tuple[Seen
         }
 
 
+def _embedding(coin: Coin) -> npt.NDArray[np.float32] | None:
+    """A logged coin's embedding, as stored (little-endian float32), ``None`` when none was kept."""
+    return None if coin.embedding is None else np.frombuffer(coin.embedding, dtype="<f4").copy()
+
+
 def _seen_box(coin: Coin, version: str) -> SeenBox:
     return SeenBox(
         cup_id=coin.cup_id,
@@ -271,7 +240,7 @@ def _seen_box(coin: Coin, version: str) -> SeenBox:
         is_coin=coin.top_type is not None,  # the station logs no match for what it took for an object
         crop_ref=coin.crop_ref,
         mask_ref=coin.mask_ref,
-        embedding=None if coin.embedding is None else np.frombuffer(coin.embedding, dtype="<f4").copy(),
+        embedding=_embedding(coin),
         model_version=version,
         confidence=coin.confidence,
         partial=coin.partial,

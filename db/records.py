@@ -600,6 +600,41 @@ class TrainingCup:
 
 
 @dataclass(frozen=True)
+class SeenBox:
+    """One box of a logged cup as the station classified it, whatever a supervisor ruled on it later.
+
+    A supervisor's ruling says what the box truly is; the station judged the cup by what it saw. A washer the station
+    took for a coin was one of the coins it passed or flagged the cup on, and a coin it took for an object stopped
+    the cup by rule: the retrain must score the cup as it was scored, or a wrong PASS never counts as one.
+
+    Attributes:
+        cup_id: its cup.
+        coin_id: the coin row (:attr:`db.records.TrainingCoin.coin_id` names the same row).
+        index: detector order within the cup.
+        is_coin: the station took it for a coin (it gave it a best gallery match); else for a foreign object.
+        crop_ref: store reference of the crop JPEG, ``None`` if none was logged (an object's, as the station logs).
+        mask_ref: store reference of the mask PNG.
+        embedding: ``(D,)`` float32 as logged, or ``None``.
+        model_version: the model that judged the cup.
+        confidence: detector score as logged.
+        partial: cut by the image edge or the cup rim.
+        diameter_mm: measured diameter, ``None`` when the camera was uncalibrated.
+    """
+
+    cup_id: int
+    coin_id: int
+    index: int
+    is_coin: bool
+    crop_ref: str | None
+    mask_ref: str | None
+    embedding: npt.NDArray[np.float32] | None
+    model_version: str
+    confidence: float = 1.0
+    partial: bool = False
+    diameter_mm: float | None = None
+
+
+@dataclass(frozen=True)
 class TrainingCoin:
     """A labelled coin crop for retraining.
 

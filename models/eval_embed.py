@@ -26,7 +26,7 @@ from tqdm import tqdm
 from models.embedder import Embedder
 from models.enroll import read_image
 from models.gallery import Gallery, GalleryEntry
-from models.synth.real_coins import crop_photo
+from models.synth.real_coins import crop_photo, shared_photos
 from models.template import signatures
 from models.train.crops_data import (
     REAL_FOLDERS,
@@ -236,12 +236,6 @@ class RealReport:
         )
 
 
-def shared_photos(refs: Sequence[CropRecord], queries: Sequence[CropRecord]) -> tuple[str, ...]:
-    """The source photos that gave both a reference and a query crop, sorted (by the crops' file names,
-    :func:`~models.synth.real_coins.crop_photo`): the check :func:`models.train.real_cups.real_test_table` makes."""
-    return tuple(sorted({crop_photo(r.path) for r in refs} & {crop_photo(q.path) for q in queries}))
-
-
 def real_currencies(real_root: str | Path) -> tuple[str, ...]:
     """The currencies (of :data:`~models.train.crops_data.SPLIT_CURRENCIES`) whose ``crops/train`` and
     ``crops/test`` both hold crops under ``real_root``: what :func:`real_eval` can judge."""
@@ -290,7 +284,7 @@ def real_eval(embedder: Embedder, real_root: str | Path, currency: str) -> RealR
         confusion,
         res,
         res_t.recall(1),
-        shared_photos(refs, queries),
+        shared_photos((r.path for r in refs), (q.path for q in queries)),
         len({crop_photo(q.path) for q in queries}),
     )
 

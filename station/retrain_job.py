@@ -25,8 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from calibration.risk import clopper_pearson_lower, confidence_text
-from db.export import SeenBox, station_view
-from db.records import PassAudit, TrainingCoin, TrainingCup, TrainingExport, pass_audit
+from db.export import station_view
+from db.records import PassAudit, SeenBox, TrainingCoin, TrainingCup, TrainingExport, pass_audit
 from db.repository import VerdictRepository
 from db.schema import LabelKind
 from db.store import STORE_DIR

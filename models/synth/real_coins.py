@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,13 @@ def crop_photo(path: str | Path) -> str:
     stem = Path(path).stem
     m = _CROP_NAME.match(stem)
     return m.group(1) if m and m.group(1) else stem
+
+
+def shared_photos(first: Iterable[str | Path], second: Iterable[str | Path]) -> tuple[str, ...]:
+    """The photos (:func:`crop_photo`) that gave crops to both ``first`` and ``second``, sorted: empty when two sets
+    of crop files are split by source photo (the euro crops), the photos they share when they are not (the won
+    crops, split by crop)."""
+    return tuple(sorted({crop_photo(p) for p in first} & {crop_photo(p) for p in second}))
 
 
 def crop_source_photo(path: str | Path, real_root: Path | None) -> str:

@@ -43,7 +43,7 @@ from models.gallery import Gallery, GalleryEntry
 from models.gallery_view import GalleryView
 from models.pipeline import InstanceSource, observe_coins
 from models.pooling import SetPooler
-from models.synth.real_coins import crop_photo
+from models.synth.real_coins import crop_photo, shared_photos
 from models.train.crops_data import IMAGE_SUFFIXES, REAL_FOLDERS, SPLIT_CURRENCIES, stable_fraction
 from models.train.cup_cache import CupCache
 from models.train.pairs import Pair, PairTable, pair_table
@@ -639,8 +639,7 @@ def real_test_table(root: Path, parts: RealParts, cups: int, *, seed: int = 0, p
     test = {c: _observe(f, parts, progress) for c, f in test_dirs.items()}
     out, done, skipped = [], [], {}
     for k, (name, coins) in enumerate(test.items()):
-        photos = [{crop_photo(p) for p in crop_files(d[name])} for d in (test_dirs, train_dirs)]
-        shared = photos[0] & photos[1]
+        shared = shared_photos(crop_files(test_dirs[name]), crop_files(train_dirs[name]))
         if shared:
             skipped[name] = f"{len(shared)} of its test photos also gave train crops"
             continue
